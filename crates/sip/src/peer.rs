@@ -68,12 +68,18 @@ pub struct Peer {
 impl Peer {
     /// A peer reached over UDP.
     pub fn udp(addr: SocketAddr) -> Self {
-        Self { transport: Transport::Udp, addr }
+        Self {
+            transport: Transport::Udp,
+            addr,
+        }
     }
 
     /// A peer reached over TCP.
     pub fn tcp(addr: SocketAddr) -> Self {
-        Self { transport: Transport::Tcp, addr }
+        Self {
+            transport: Transport::Tcp,
+            addr,
+        }
     }
 }
 

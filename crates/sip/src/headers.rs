@@ -1,0 +1,392 @@
+//! Reading header values out of rsip's untyped headers without re-parsing whole messages.
+//!
+//! rsip stores every header as its raw value string. The call path needs only a handful of
+//! things from them (top Via, tags, CSeq, URIs), and reads them many times per call, so these
+//! are small, allocation-free scanners over the raw value that never panic on odd input.
+
+use crate::peer::Transport;
+use rsip::headers::untyped::UntypedHeader;
+use rsip::{Header, Headers};
+
+/// A header's canonical name and raw value.
+pub fn name_and_value(header: &Header) -> (&str, &str) {
+    macro_rules! untyped {
+        ($($variant:ident => $name:literal),* $(,)?) => {
+            match header {
+                $(Header::$variant(h) => ($name, h.value()),)*
+                Header::Other(name, value) => (name.as_str(), value.as_str()),
+            }
+        };
+    }
+    untyped! {
+        Accept => "Accept", AcceptEncoding => "Accept-Encoding", AcceptLanguage => "Accept-Language",
+        AlertInfo => "Alert-Info", Allow => "Allow", AuthenticationInfo => "Authentication-Info",
+        Authorization => "Authorization", CSeq => "CSeq", CallId => "Call-ID", CallInfo => "Call-Info",
+        Contact => "Contact", ContentDisposition => "Content-Disposition",
+        ContentEncoding => "Content-Encoding", ContentLanguage => "Content-Language",
+        ContentLength => "Content-Length", ContentType => "Content-Type", Date => "Date",
+        ErrorInfo => "Error-Info", Event => "Event", Expires => "Expires", From => "From",
+        InReplyTo => "In-Reply-To", MaxForwards => "Max-Forwards", MimeVersion => "MIME-Version",
+        MinExpires => "Min-Expires", Organization => "Organization", Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate", ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require", RecordRoute => "Record-Route", ReplyTo => "Reply-To",
+        Require => "Require", RetryAfter => "Retry-After", Route => "Route", Server => "Server",
+        Subject => "Subject", SubscriptionState => "Subscription-State", Supported => "Supported",
+        Timestamp => "Timestamp", To => "To", Unsupported => "Unsupported",
+        UserAgent => "User-Agent", Via => "Via", Warning => "Warning",
+        WwwAuthenticate => "WWW-Authenticate",
+    }
+}
+
+/// The first value of header `name` (case-insensitive).
+pub fn header_value<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find_map(|h| {
+        let (n, v) = name_and_value(h);
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// Every value of header `name`, in message order (one per header line, not split on commas).
+pub fn header_values<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers.iter().filter_map(move |h| {
+        let (n, v) = name_and_value(h);
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// Every comma-separated element of every header `name` (Via, Route, Record-Route, Contact,
+/// Require …), honouring quotes and angle brackets.
+pub fn list_values<'a>(headers: &'a Headers, name: &'a str) -> Vec<&'a str> {
+    header_values(headers, name).flat_map(split_list).collect()
+}
+
+/// Splits a header value on top-level commas (not inside `"..."` or `<...>`).
+pub fn split_list(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '<' if !in_quotes => in_angle = true,
+            '>' if !in_quotes => in_angle = false,
+            ',' if !in_quotes && !in_angle => {
+                parts.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// The parts of one via-parm the transaction and transport layers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViaInfo<'a> {
+    /// `UDP`, `TCP` … from the sent-protocol; `None` when unknown.
+    pub transport: Option<Transport>,
+    /// sent-by host (brackets removed for IPv6).
+    pub host: &'a str,
+    /// sent-by port, when given.
+    pub port: Option<u16>,
+    /// `branch` parameter.
+    pub branch: Option<&'a str>,
+    /// `received` parameter.
+    pub received: Option<&'a str>,
+    /// `rport`: absent = None, bare `rport` = Some(None), `rport=N` = Some(Some(N)).
+    pub rport: Option<Option<u16>>,
+}
+
+/// Parses one via-parm such as `SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport`.
+pub fn parse_via(value: &str) -> Option<ViaInfo<'_>> {
+    let value = value.trim();
+    let (protocol, rest) = value.split_once(|c: char| c.is_ascii_whitespace())?;
+    let mut protocol_parts = protocol.split('/');
+    let name = protocol_parts.next()?;
+    let version = protocol_parts.next()?;
+    let transport_token = protocol_parts.next()?;
+    if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        return None;
+    }
+    let transport = Transport::from_via_token(transport_token);
+    let rest = rest.trim_start();
+    let (sent_by, params) = match rest.find(';') {
+        Some(i) => (rest[..i].trim(), &rest[i + 1..]),
+        None => (rest.trim(), ""),
+    };
+    let (host, port) = split_host_port(sent_by)?;
+    let mut info = ViaInfo {
+        transport,
+        host,
+        port,
+        branch: None,
+        received: None,
+        rport: None,
+    };
+    for param in params.split(';') {
+        let (key, val) = match param.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (param.trim(), None),
+        };
+        if key.eq_ignore_ascii_case("branch") {
+            info.branch = val;
+        } else if key.eq_ignore_ascii_case("received") {
+            info.received = val;
+        } else if key.eq_ignore_ascii_case("rport") {
+            info.rport = Some(val.and_then(|v| v.parse().ok()));
+        }
+    }
+    Some(info)
+}
+
+/// Splits `host[:port]` or `[v6]:port`; `None` if the port is not a number or the host is empty.
+pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let close = rest.find(']')?;
+        let host = &rest[..close];
+        let after = &rest[close + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return (!host.is_empty()).then_some((host, port));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p.parse().ok()?)),
+        _ => (s, None),
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// The top Via: the first via-parm of the first Via header.
+pub fn top_via(headers: &Headers) -> Option<ViaInfo<'_>> {
+    let first = header_value(headers, "Via")?;
+    parse_via(split_list(first).first()?)
+}
+
+/// CSeq number and method.
+pub fn cseq_of(headers: &Headers) -> Option<(u32, &str)> {
+    let value = header_value(headers, "CSeq")?.trim();
+    let (number, method) = value.split_once(|c: char| c.is_ascii_whitespace())?;
+    let method = method.trim();
+    if method.is_empty() {
+        return None;
+    }
+    Some((number.parse().ok()?, method))
+}
+
+/// The Call-ID.
+pub fn call_id_of(headers: &Headers) -> Option<&str> {
+    header_value(headers, "Call-ID").map(str::trim)
+}
+
+/// Splits a name-addr / addr-spec header value into its URI and the header parameters that
+/// follow it. In the addr-spec form (no angle brackets) every `;param` is a header parameter
+/// (RFC 3261 §20.10).
+pub fn split_name_addr(value: &str) -> (&str, &str) {
+    let value = value.trim();
+    if let Some(open) = find_unquoted(value, '<') {
+        let after = &value[open + 1..];
+        if let Some(close) = after.find('>') {
+            return (after[..close].trim(), &after[close + 1..]);
+        }
+        return (after.trim(), "");
+    }
+    match value.find(';') {
+        Some(i) => (value[..i].trim(), &value[i..]),
+        None => (value, ""),
+    }
+}
+
+fn find_unquoted(value: &str, wanted: char) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c == wanted && !in_quotes => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A `;name=value` parameter from a parameter list such as the tail returned by
+/// [`split_name_addr`]. A bare `;name` yields `Some("")`.
+pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
+    params.split(';').find_map(|p| {
+        let p = p.trim();
+        match p.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case(name) => Some(v.trim().trim_matches('"')),
+            None if p.eq_ignore_ascii_case(name) => Some(""),
+            _ => None,
+        }
+    })
+}
+
+/// The `tag` parameter of a From or To value.
+pub fn tag_of(value: &str) -> Option<&str> {
+    let (_, params) = split_name_addr(value);
+    param(params, "tag").filter(|t| !t.is_empty())
+}
+
+/// The From tag of a message.
+pub fn from_tag(headers: &Headers) -> Option<&str> {
+    header_value(headers, "From").and_then(tag_of)
+}
+
+/// The To tag of a message.
+pub fn to_tag(headers: &Headers) -> Option<&str> {
+    header_value(headers, "To").and_then(tag_of)
+}
+
+/// The user part of a SIP URI (`sip:1001@host` → `1001`), without URI parameters.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .trim()
+        .strip_prefix("sips:")
+        .or_else(|| uri.trim().strip_prefix("sip:"))
+        .or_else(|| uri.trim().strip_prefix("tel:"))?;
+    let user = match rest.split_once('@') {
+        Some((user, _)) => user,
+        None if uri.trim().starts_with("tel:") => rest,
+        None => return None,
+    };
+    let user = user.split([';', ':']).next().unwrap_or(user);
+    (!user.is_empty()).then_some(user)
+}
+
+/// The host[:port] part of a SIP URI.
+pub fn uri_host_port(uri: &str) -> Option<&str> {
+    let rest = uri
+        .trim()
+        .strip_prefix("sips:")
+        .or_else(|| uri.trim().strip_prefix("sip:"))?;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = rest.find([';', '?']).unwrap_or(rest.len());
+    let host = &rest[..end];
+    (!host.is_empty()).then_some(host)
+}
+
+/// A URI parameter (`;transport=tcp`, `;lr`).
+pub fn uri_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    let rest = uri.rsplit_once('@').map_or(uri, |(_, h)| h);
+    let start = rest.find(';')?;
+    let end = rest.find('?').unwrap_or(rest.len());
+    if end < start {
+        return None;
+    }
+    param(&rest[start..end], name)
+}
+
+/// Finds header lines by name in raw message text that did not parse, for a best-effort error
+/// response. Compact names (`v`, `f`, `t`, `i`) count; the canonical name is returned.
+pub fn find_raw_header_lines<'a>(
+    text: &'a str,
+    wanted: &[&'static str],
+) -> Vec<(&'static str, &'a str)> {
+    const COMPACT: &[(&str, &str)] = &[("v", "Via"), ("f", "From"), ("t", "To"), ("i", "Call-ID")];
+    let mut found = Vec::new();
+    for line in text.split("\r\n").skip(1) {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        let canonical = COMPACT
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(name))
+            .map_or(name, |(_, long)| long);
+        if let Some(w) = wanted.iter().find(|w| w.eq_ignore_ascii_case(canonical)) {
+            found.push((*w, value.trim()));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn via_parts() {
+        let via = parse_via("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKx;rport;received=1.2.3.4")
+            .expect("valid");
+        assert_eq!(via.transport, Some(Transport::Udp));
+        assert_eq!(via.host, "10.0.0.1");
+        assert_eq!(via.port, Some(5070));
+        assert_eq!(via.branch, Some("z9hG4bKx"));
+        assert_eq!(via.received, Some("1.2.3.4"));
+        assert_eq!(via.rport, Some(None));
+        let v6 = parse_via("SIP/2.0/TCP [::1]:5060;rport=1234").expect("valid");
+        assert_eq!(
+            (v6.host, v6.port, v6.rport),
+            ("::1", Some(5060), Some(Some(1234)))
+        );
+        assert!(parse_via("SIP/2.0/UDP").is_none());
+        assert!(parse_via("HTTP/1.1/TCP host").is_none());
+        assert!(parse_via("SIP/2.0/UDP host:notaport").is_none());
+    }
+
+    #[test]
+    fn lists_split_on_top_level_commas_only() {
+        assert_eq!(
+            split_list(r#""Doe, John" <sip:a@b;x=1,2>, <sip:c@d> ,"#),
+            vec![r#""Doe, John" <sip:a@b;x=1,2>"#, "<sip:c@d>"]
+        );
+    }
+
+    #[test]
+    fn tags_and_uris() {
+        assert_eq!(
+            tag_of(r#""A;tag=no" <sip:a@b;tag=no>;tag=yes"#),
+            Some("yes")
+        );
+        assert_eq!(tag_of("sip:a@b;tag=t1"), Some("t1"));
+        assert_eq!(tag_of("<sip:a@b>"), None);
+        assert_eq!(
+            uri_user("sip:1001@127.0.0.1:5060;transport=tcp"),
+            Some("1001")
+        );
+        assert_eq!(uri_user("sip:127.0.0.1"), None);
+        assert_eq!(uri_user("tel:+15551234"), Some("+15551234"));
+        assert_eq!(
+            uri_host_port("sip:1001@127.0.0.1:5060;transport=tcp"),
+            Some("127.0.0.1:5060")
+        );
+        assert_eq!(
+            uri_param("sip:1001@h;transport=TCP;lr", "transport"),
+            Some("TCP")
+        );
+        assert_eq!(uri_param("sip:1001@h;lr", "lr"), Some(""));
+    }
+
+    proptest! {
+        #[test]
+        fn scanners_never_panic(s in ".{0,80}") {
+            let _ = parse_via(&s);
+            let _ = split_list(&s);
+            let _ = tag_of(&s);
+            let _ = uri_user(&s);
+            let _ = uri_host_port(&s);
+            let _ = uri_param(&s, "transport");
+            let _ = split_host_port(&s);
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Building and serializing messages: responses to requests, header edits, and the wire form.
+
+use crate::headers::{find_raw_header_lines, header_value, name_and_value, tag_of};
+use bytes::Bytes;
+use rsip::headers::untyped::UntypedHeader;
+use rsip::{Header, Headers, Request, Response, SipMessage, StatusCode};
+use std::fmt::Write as _;
+
+/// Serializes a message to its wire form. Content-Length is always written from the body's
+/// real length (whatever the header said), and the body is copied as bytes, so binary bodies
+/// survive.
+pub fn encode(message: &SipMessage) -> Bytes {
+    let (headers, body) = match message {
+        SipMessage::Request(r) => (&r.headers, &r.body),
+        SipMessage::Response(r) => (&r.headers, &r.body),
+    };
+    let mut out = String::with_capacity(512 + body.len());
+    match message {
+        SipMessage::Request(r) => {
+            let _ = write!(out, "{} {} SIP/2.0\r\n", r.method, r.uri);
+        }
+        SipMessage::Response(r) => {
+            let _ = write!(out, "SIP/2.0 {}\r\n", status_line(&r.status_code));
+        }
+    }
+    for header in headers.iter() {
+        let (name, value) = name_and_value(header);
+        if name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    Bytes::from(bytes)
+}
+
+fn status_line(code: &StatusCode) -> String {
+    let number = code.code();
+    match code {
+        // A reason phrase that came from the peer (an unknown code) is relayed as it was.
+        StatusCode::Other(_, reason) if reason != "Other" => format!("{number} {reason}"),
+        _ => format!("{number} {}", reason_phrase(number)),
+    }
+}
+
+/// The RFC 3261 §21 (and later RFCs') reason phrase for a status code. rsip renders its enum
+/// names ("NotFound"), which are not what peers expect on the wire.
+pub fn reason_phrase(code: u16) -> &'static str {
+    known_reason(code).unwrap_or(match code {
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    })
+}
+
+fn known_reason(code: u16) -> Option<&'static str> {
+    Some(match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => return None,
+    })
+}
+
+/// A response to `request` per RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied, a
+/// To-tag added when given and the request's To had none. `100 Trying` never gets a tag.
+pub fn response_to(request: &Request, code: u16, to_tag: Option<&str>) -> Response {
+    let mut headers = Headers::default();
+    for header in request.headers.iter() {
+        match header {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(header.clone())
+            }
+            Header::To(to) => {
+                let value = to.value();
+                let needs_tag = code > 100 && tag_of(value).is_none();
+                match to_tag.filter(|_| needs_tag) {
+                    Some(tag) => headers.push(Header::To(rsip::headers::To::new(format!(
+                        "{value};tag={tag}"
+                    )))),
+                    None => headers.push(header.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    Response {
+        status_code: StatusCode::from(code),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Adds `Warning: 399 <agent> "<text>"` (RFC 3261 §20.43) to explain an error response.
+pub fn add_warning(response: &mut Response, agent: &str, text: &str) {
+    let clean: String = text
+        .chars()
+        .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+        .take(120)
+        .collect();
+    response
+        .headers
+        .push(Header::Warning(rsip::headers::Warning::new(format!(
+            "399 {agent} \"{clean}\""
+        ))));
+}
+
+/// Appends a header given by name and value.
+pub fn push_header(headers: &mut Headers, name: &str, value: impl Into<String>) {
+    headers.push(Header::Other(name.to_string(), value.into()));
+}
+
+/// Removes every header called `name` (case-insensitive).
+pub fn remove_header(headers: &mut Headers, name: &str) {
+    headers.retain(|h| !name_and_value(h).0.eq_ignore_ascii_case(name));
+}
+
+/// Best effort answer to bytes that did not parse: when the start line looks like a request
+/// and the Via, From, To, Call-ID and CSeq lines can be found as text, a response carrying
+/// them is built so the sender learns why. Otherwise `None`: nothing can be addressed.
+pub fn raw_error_response(bytes: &[u8], code: u16, reason: &str, agent: &str) -> Option<Bytes> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.trim_start_matches(['\r', '\n']);
+    let start_line = text.lines().next()?;
+    // Responses and ACKs are never answered.
+    if start_line.starts_with("SIP/") || start_line.starts_with("ACK ") {
+        return None;
+    }
+    if !start_line.trim_end().ends_with("SIP/2.0") {
+        return None;
+    }
+    let lines = find_raw_header_lines(text, &["Via", "From", "To", "Call-ID", "CSeq"]);
+    let has = |name: &str| lines.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !has("Via") {
+        return None;
+    }
+    let mut out = format!("SIP/2.0 {}\r\n", status_line(&StatusCode::from(code)));
+    for (name, value) in &lines {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let clean: String = reason
+        .chars()
+        .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+        .take(120)
+        .collect();
+    let _ = write!(
+        out,
+        "Warning: 399 {agent} \"{clean}\"\r\nContent-Length: 0\r\n\r\n"
+    );
+    Some(Bytes::from(out))
+}
+
+/// The `Max-Forwards` value, 70 when absent (RFC 3261 §8.1.1.6).
+pub fn max_forwards(request: &Request) -> u32 {
+    header_value(&request.headers, "Max-Forwards")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(70)
+}
+
+/// Wraps a request or response for encoding.
+pub fn encode_request(request: &Request) -> Bytes {
+    encode(&SipMessage::Request(request.clone()))
+}
+
+/// Wraps a response for encoding.
+pub fn encode_response(response: &Response) -> Bytes {
+    encode(&SipMessage::Response(response.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse;
+
+    const OPTIONS: &str = "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK0\r\n\
+Via: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKz\r\n\
+To: <sip:100@127.0.0.1>\r\n\
+From: <sip:2000@10.0.0.1>;tag=abc\r\n\
+Call-ID: cid\r\n\
+CSeq: 7 OPTIONS\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn request() -> Request {
+        match parse(OPTIONS.as_bytes()).expect("valid") {
+            SipMessage::Request(r) => r,
+            SipMessage::Response(_) => panic!("request expected"),
+        }
+    }
+
+    #[test]
+    fn response_copies_dialog_headers_and_adds_tag() {
+        let response = response_to(&request(), 404, Some("t1"));
+        let text = String::from_utf8(encode_response(&response).to_vec()).expect("utf8");
+        assert!(text.starts_with("SIP/2.0 404 Not Found\r\n"), "{text}");
+        assert!(text.contains("Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK0\r\nVia: SIP/2.0/UDP 10.0.0.3"));
+        assert!(text.contains("To: <sip:100@127.0.0.1>;tag=t1\r\n"));
+        assert!(text.contains("CSeq: 7 OPTIONS\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+        let trying = response_to(&request(), 100, Some("t1"));
+        let text = String::from_utf8(encode_response(&trying).to_vec()).expect("utf8");
+        assert!(text.contains("To: <sip:100@127.0.0.1>\r\n"), "{text}");
+    }
+
+    #[test]
+    fn encoded_messages_parse_back() {
+        let mut response = response_to(&request(), 200, Some("x"));
+        response.body = b"v=0\r\n".to_vec();
+        let parsed = parse(&encode_response(&response)).expect("round trip");
+        let SipMessage::Response(back) = parsed else {
+            panic!()
+        };
+        assert_eq!(back.body, b"v=0\r\n");
+        assert_eq!(back.status_code, StatusCode::OK);
+    }
+
+    #[test]
+    fn warning_is_quoted_safely() {
+        let mut response = response_to(&request(), 400, None);
+        add_warning(&mut response, "switchboard", "bad \"thing\"\r\n");
+        let text = String::from_utf8(encode_response(&response).to_vec()).expect("utf8");
+        assert!(
+            text.contains("Warning: 399 switchboard \"bad 'thing'''\"\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn raw_error_response_addresses_what_it_can() {
+        let broken = OPTIONS.replace("CSeq: 7 OPTIONS", "CSeq: seven");
+        let bytes =
+            raw_error_response(broken.as_bytes(), 400, "malformed CSeq", "sb").expect("some");
+        let text = String::from_utf8(bytes.to_vec()).expect("utf8");
+        assert!(text.starts_with("SIP/2.0 400 Bad Request\r\n"));
+        assert!(text.contains("Call-ID: cid\r\n"));
+        assert!(text.contains("Warning: 399 sb \"malformed CSeq\""));
+        assert!(raw_error_response(b"garbage", 400, "x", "sb").is_none());
+        assert!(raw_error_response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x", "sb").is_none());
+        let no_via = OPTIONS.replace("Via:", "Xia:");
+        assert!(raw_error_response(no_via.as_bytes(), 400, "x", "sb").is_none());
+    }
+}

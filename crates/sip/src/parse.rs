@@ -1,0 +1,354 @@
+//! Turning bytes from the wire into a checked [`rsip::SipMessage`].
+//!
+//! rsip parses the grammar but leaves a few things real equipment relies on: compact header
+//! names (`v:`, `i:` …), folded header lines, and the Content-Length/body agreement that
+//! decides where a UDP datagram's message really ends. Those are handled here before and
+//! after rsip runs, and the headers every transaction needs are checked so that the layers
+//! above can rely on them being present and well formed.
+
+use crate::headers::{cseq_of, header_value, top_via};
+use rsip::message::HasHeaders;
+use rsip::SipMessage;
+use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Why a message was refused. `reason` is short, human readable and safe to put in a
+/// `Warning` header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    /// What is wrong, e.g. `missing Call-ID header`.
+    pub reason: String,
+}
+
+impl ParseError {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// RFC 3261 §7.3.3 compact forms, plus the ones RFC 3265/3515/3841 added.
+const COMPACT_NAMES: &[(u8, &str)] = &[
+    (b'a', "Accept-Contact"),
+    (b'b', "Referred-By"),
+    (b'c', "Content-Type"),
+    (b'e', "Content-Encoding"),
+    (b'f', "From"),
+    (b'i', "Call-ID"),
+    (b'k', "Supported"),
+    (b'l', "Content-Length"),
+    (b'm', "Contact"),
+    (b'o', "Event"),
+    (b'r', "Refer-To"),
+    (b's', "Subject"),
+    (b't', "To"),
+    (b'u', "Allow-Events"),
+    (b'v', "Via"),
+];
+
+/// Is this datagram/stream chunk only a keep-alive (RFC 5626 CRLF or a lone CRLFCRLF)?
+pub fn is_keepalive(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+}
+
+/// Parses one complete message. For datagrams, a body longer than Content-Length is cut to
+/// it (RFC 3261 §18.3); a shorter one is an error. A missing Content-Length means "the rest".
+pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
+    let bytes = skip_leading_crlf(bytes);
+    let header_end = find(bytes, b"\r\n\r\n")
+        .ok_or_else(|| ParseError::new("no empty line after the headers"))?;
+    let head = &bytes[..header_end];
+    let mut body = &bytes[header_end + 4..];
+    let head = normalize_head(head)?;
+
+    let mut message = parse_with_rsip(&head)?;
+    if let Some(length) = content_length(&message)? {
+        if length > body.len() {
+            return Err(ParseError::new(format!(
+                "Content-Length {length} exceeds the {} body bytes received",
+                body.len()
+            )));
+        }
+        body = &body[..length];
+    }
+    match &mut message {
+        SipMessage::Request(request) => request.body = body.to_vec(),
+        SipMessage::Response(response) => response.body = body.to_vec(),
+    }
+    validate(&message)?;
+    Ok(message)
+}
+
+/// Where the header section ends (the index of its `\r\n\r\n`), for stream framing.
+pub fn find_header_end(bytes: &[u8]) -> Option<usize> {
+    find(bytes, b"\r\n\r\n")
+}
+
+/// The Content-Length (or compact `l`) of a raw header section, for stream framing.
+pub fn raw_content_length(head: &[u8]) -> Result<Option<usize>, ParseError> {
+    for line in head.split(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&line[..colon]);
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+            let value = String::from_utf8_lossy(&line[colon + 1..]);
+            return value.trim().parse::<usize>().map(Some).map_err(|_| {
+                ParseError::new(format!("bad Content-Length: {}", clip(value.trim())))
+            });
+        }
+    }
+    Ok(None)
+}
+
+fn skip_leading_crlf(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// Finds `needle` in `haystack`.
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Unfolds continuation lines and expands compact header names, returning the head with a
+/// trailing `\r\n\r\n` so rsip sees a complete message without body.
+fn normalize_head(head: &[u8]) -> Result<Vec<u8>, ParseError> {
+    let text = std::str::from_utf8(head)
+        .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let start_line = lines.next().unwrap_or_default();
+    if start_line.trim().is_empty() {
+        return Err(ParseError::new("empty start line"));
+    }
+    let mut out = String::with_capacity(head.len() + 64);
+    out.push_str(start_line);
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            // RFC 3261 §7.3.1: a line starting with white space continues the previous one.
+            if out.len() == start_line.len() {
+                return Err(ParseError::new(
+                    "header continuation line before any header",
+                ));
+            }
+            out.push(' ');
+            out.push_str(line.trim_start());
+            continue;
+        }
+        let colon = line
+            .find(':')
+            .ok_or_else(|| ParseError::new(format!("header line without colon: {}", clip(line))))?;
+        let name = line[..colon].trim_end();
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(ParseError::new(format!("bad header name: {}", clip(name))));
+        }
+        let value = line[colon + 1..].trim_start();
+        out.push_str("\r\n");
+        out.push_str(&expand_compact(name));
+        out.push_str(": ");
+        out.push_str(value);
+    }
+    out.push_str("\r\n\r\n");
+    Ok(out.into_bytes())
+}
+
+fn expand_compact(name: &str) -> Cow<'_, str> {
+    if let [single] = name.as_bytes() {
+        let lower = single.to_ascii_lowercase();
+        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(c, _)| *c == lower) {
+            return Cow::Borrowed(long);
+        }
+    }
+    Cow::Borrowed(name)
+}
+
+/// RFC 3261 token characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn parse_with_rsip(head: &[u8]) -> Result<SipMessage, ParseError> {
+    // rsip is a nom parser over untrusted bytes; a panic inside it must not take the process
+    // down, so it is contained here and turned into a 400.
+    match catch_unwind(AssertUnwindSafe(|| SipMessage::try_from(head))) {
+        Ok(Ok(message)) => Ok(message),
+        Ok(Err(error)) => Err(ParseError::new(describe_rsip_error(&error))),
+        Err(_) => Err(ParseError::new("unparseable message")),
+    }
+}
+
+fn describe_rsip_error(error: &rsip::Error) -> String {
+    let text = error.to_string();
+    // rsip echoes the remaining input in its errors; keep the Warning header short.
+    let text: String = text.chars().filter(|c| !c.is_control()).take(80).collect();
+    format!("malformed message: {text}")
+}
+
+fn content_length(message: &SipMessage) -> Result<Option<usize>, ParseError> {
+    match header_value(message.headers(), "Content-Length") {
+        None => Ok(None),
+        Some(value) => value
+            .trim()
+            .parse::<usize>()
+            .map(Some)
+            .map_err(|_| ParseError::new(format!("bad Content-Length: {}", clip(value)))),
+    }
+}
+
+/// The checks every message must pass before a transaction or dialog looks at it.
+fn validate(message: &SipMessage) -> Result<(), ParseError> {
+    let headers = message.headers();
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if header_value(headers, name).is_none() {
+            return Err(ParseError::new(format!("missing {name} header")));
+        }
+    }
+    let via = top_via(headers).ok_or_else(|| ParseError::new("malformed Via header"))?;
+    if via.transport.is_none() {
+        return Err(ParseError::new("unknown transport in Via header"));
+    }
+    let (_, cseq_method) =
+        cseq_of(headers).ok_or_else(|| ParseError::new("malformed CSeq header"))?;
+    if let SipMessage::Request(request) = message {
+        if !cseq_method.eq_ignore_ascii_case(&request.method.to_string()) {
+            return Err(ParseError::new(
+                "CSeq method does not match the request method",
+            ));
+        }
+        if let Some(value) = header_value(headers, "Max-Forwards") {
+            value
+                .trim()
+                .parse::<u8>()
+                .map_err(|_| ParseError::new("malformed Max-Forwards header"))?;
+        }
+        if request.uri.host_with_port.to_string().is_empty() {
+            return Err(ParseError::new("Request-URI without host"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const INVITE: &str = "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:100@127.0.0.1>\r\n\
+From: \"Caller\" <sip:2000@10.0.0.1>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:2000@10.0.0.1>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\n";
+
+    #[test]
+    fn parses_a_plain_invite() {
+        let message = parse(INVITE.as_bytes()).expect("valid");
+        let SipMessage::Request(request) = message else {
+            panic!("request expected")
+        };
+        assert_eq!(request.method, rsip::Method::Invite);
+        assert_eq!(request.body, b"v=0\n");
+    }
+
+    #[test]
+    fn trailing_garbage_after_content_length_is_cut() {
+        let text = format!("{INVITE}extra");
+        let SipMessage::Request(request) = parse(text.as_bytes()).expect("valid") else {
+            panic!()
+        };
+        assert_eq!(request.body, b"v=0\n");
+    }
+
+    #[test]
+    fn short_body_is_refused() {
+        let text = INVITE.replace("Content-Length: 4", "Content-Length: 40");
+        let error = parse(text.as_bytes()).unwrap_err();
+        assert!(error.reason.contains("Content-Length 40"), "{error}");
+    }
+
+    #[test]
+    fn compact_names_and_folding_are_understood() {
+        let text = "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n\
+v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc\r\n\
+t: <sip:100@127.0.0.1>\r\n\
+f: <sip:2000@10.0.0.1>\r\n  ;tag=xyz\r\n\
+i: cid-1\r\n\
+CSeq: 1 OPTIONS\r\n\
+l: 0\r\n\r\n";
+        let message = parse(text.as_bytes()).expect("valid");
+        assert_eq!(
+            header_value(message.headers(), "From"),
+            Some("<sip:2000@10.0.0.1> ;tag=xyz")
+        );
+        assert_eq!(header_value(message.headers(), "Call-ID"), Some("cid-1"));
+    }
+
+    #[test]
+    fn missing_mandatory_headers_are_named() {
+        let text = INVITE.replace("Call-ID: a84b4c76e66710@10.0.0.1\r\n", "");
+        assert_eq!(
+            parse(text.as_bytes()).unwrap_err().reason,
+            "missing Call-ID header"
+        );
+        let text = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
+        assert!(parse(text.as_bytes())
+            .unwrap_err()
+            .reason
+            .contains("CSeq method"));
+        let text = INVITE.replace("CSeq: 314159 INVITE", "CSeq: abc INVITE");
+        assert!(parse(text.as_bytes()).unwrap_err().reason.contains("CSeq"));
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        for text in [
+            "",
+            "hello",
+            "INVITE\r\n\r\n",
+            "INVITE sip:a SIP/2.0\r\nVia\r\n\r\n",
+            "SIP/2.0 200\r\n\r\n",
+        ] {
+            assert!(parse(text.as_bytes()).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn keepalives_are_recognised() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"\r\n"));
+        assert!(!is_keepalive(b""));
+        assert!(!is_keepalive(b"INVITE"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn mutated_invites_never_panic(cut in 0usize..400, byte in any::<u8>(), at in 0usize..400) {
+            let mut bytes = INVITE.as_bytes().to_vec();
+            if at < bytes.len() { bytes[at] = byte; }
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let _ = parse(&bytes);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Transaction identity: how a message is matched to the transaction it belongs to
+//! (RFC 3261 §17.1.3 for clients, §17.2.3 for servers).
+
+use super::fields;
+use super::via::{parse_top_via, top_via_value};
+use rsip::{Request, Response};
+use std::fmt;
+use std::sync::Arc;
+
+/// The RFC 3261 branch prefix; a branch without it comes from an RFC 2543 element whose
+/// branches are not unique, so matching falls back to the dialog fields.
+const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Identifies one transaction. Opaque; cheap to clone (shared), so events and timers can carry it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TransactionKey(Arc<KeyInner>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum KeyInner {
+    /// §17.1.3: our own branch plus the CSeq method (a CANCEL shares the INVITE's branch).
+    Client { branch: String, method: String },
+    /// §17.2.3: branch, sent-by and method; ACK is looked up with method INVITE.
+    Server {
+        branch: String,
+        sent_by: String,
+        method: String,
+    },
+    /// §17.2.3 for RFC 2543 requests. The To tag is left out on purpose: the INVITE has none
+    /// and its ACK carries ours, yet they must match.
+    LegacyServer {
+        method: String,
+        call_id: String,
+        cseq: u32,
+        from_tag: Option<String>,
+        top_via: String,
+        request_uri: String,
+    },
+}
+
+impl TransactionKey {
+    fn new(inner: KeyInner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// A client key from a branch and method.
+    pub(crate) fn client(branch: &str, method: &str) -> Self {
+        Self::new(KeyInner::Client {
+            branch: branch.to_owned(),
+            method: method.to_ascii_uppercase(),
+        })
+    }
+
+    /// The key of a request we send: its top-Via branch and its method.
+    pub(crate) fn for_outgoing_request(request: &Request) -> Option<Self> {
+        let via = parse_top_via(top_via_value(&request.headers)?)?;
+        Some(Self::client(via.branch()?, &request.method.to_string()))
+    }
+
+    /// The client transaction a response belongs to: top-Via branch plus CSeq method.
+    pub(crate) fn for_response(response: &Response) -> Option<Self> {
+        let via = parse_top_via(top_via_value(&response.headers)?)?;
+        let (_, method) = fields::cseq(&response.headers)?;
+        Some(Self::client(via.branch()?, method))
+    }
+
+    /// The server transaction key of a received request, looked up as `method` (the request's
+    /// own method, or INVITE for an ACK or for the INVITE a CANCEL targets). `None` when the
+    /// request lacks what matching needs.
+    pub(crate) fn for_incoming_request(request: &Request, method: &str) -> Option<Self> {
+        let via_value = top_via_value(&request.headers)?;
+        let via = parse_top_via(via_value);
+        if let Some(via) = &via {
+            if let Some(branch) = via.branch().filter(|b| b.starts_with(MAGIC_COOKIE)) {
+                return Some(Self::new(KeyInner::Server {
+                    branch: branch.to_owned(),
+                    sent_by: via.sent_by(),
+                    method: method.to_ascii_uppercase(),
+                }));
+            }
+        }
+        let top_via = match &via {
+            Some(via) => {
+                let branch = via.branch().unwrap_or_default();
+                format!(
+                    "{} {};{branch}",
+                    via.transport.to_ascii_uppercase(),
+                    via.sent_by()
+                )
+            }
+            None => via_value.trim().to_owned(),
+        };
+        let (cseq, _) = fields::cseq(&request.headers)?;
+        Some(Self::new(KeyInner::LegacyServer {
+            method: method.to_ascii_uppercase(),
+            call_id: fields::call_id(&request.headers)?.to_owned(),
+            cseq,
+            from_tag: fields::from_tag(&request.headers).map(str::to_owned),
+            top_via,
+            request_uri: request.uri.to_string(),
+        }))
+    }
+
+    /// The same transaction identity with another method: a CANCEL's key to its INVITE's.
+    pub(crate) fn with_method(&self, method: &str) -> Self {
+        let method = method.to_ascii_uppercase();
+        Self::new(match &*self.0 {
+            KeyInner::Client { branch, .. } => KeyInner::Client {
+                branch: branch.clone(),
+                method,
+            },
+            KeyInner::Server {
+                branch, sent_by, ..
+            } => KeyInner::Server {
+                branch: branch.clone(),
+                sent_by: sent_by.clone(),
+                method,
+            },
+            KeyInner::LegacyServer {
+                call_id,
+                cseq,
+                from_tag,
+                top_via,
+                request_uri,
+                ..
+            } => KeyInner::LegacyServer {
+                method,
+                call_id: call_id.clone(),
+                cseq: *cseq,
+                from_tag: from_tag.clone(),
+                top_via: top_via.clone(),
+                request_uri: request_uri.clone(),
+            },
+        })
+    }
+}
+
+impl fmt::Debug for TransactionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransactionKey({self})")
+    }
+}
+
+impl fmt::Display for TransactionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            KeyInner::Client { branch, method } => write!(f, "client/{method}/{branch}"),
+            KeyInner::Server {
+                branch,
+                sent_by,
+                method,
+            } => write!(f, "server/{method}/{branch}/{sent_by}"),
+            KeyInner::LegacyServer {
+                method,
+                call_id,
+                cseq,
+                top_via,
+                ..
+            } => write!(f, "server-rfc2543/{method}/{call_id}/{cseq}/{top_via}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Request {
+        Request::try_from(text).expect("test request parses")
+    }
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKnashds8\r\n\
+        To: Bob <sip:bob@biloxi.com>\r\n\
+        From: Alice <sip:alice@atlanta.com>;tag=1928301774\r\n\
+        Call-ID: a84b4c76e66710\r\n\
+        CSeq: 314159 INVITE\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn ack_and_cancel_map_to_the_invite_server_key() {
+        let invite = request(INVITE);
+        let ack = request(
+            &INVITE
+                .replace("INVITE sip", "ACK sip")
+                .replace("314159 INVITE", "314159 ACK")
+                .replace(
+                    "To: Bob <sip:bob@biloxi.com>",
+                    "To: Bob <sip:bob@biloxi.com>;tag=a6c85cf",
+                ),
+        );
+        let cancel = request(
+            &INVITE
+                .replace("INVITE sip", "CANCEL sip")
+                .replace("314159 INVITE", "314159 CANCEL"),
+        );
+        let invite_key = TransactionKey::for_incoming_request(&invite, "INVITE").expect("keyable");
+        assert_eq!(
+            TransactionKey::for_incoming_request(&ack, "INVITE"),
+            Some(invite_key.clone())
+        );
+        let cancel_key = TransactionKey::for_incoming_request(&cancel, "CANCEL").expect("keyable");
+        assert_ne!(cancel_key, invite_key);
+        assert_eq!(cancel_key.with_method("INVITE"), invite_key);
+    }
+
+    #[test]
+    fn sent_by_is_part_of_the_server_key() {
+        let a = request(INVITE);
+        let b = request(&INVITE.replace("pc33.atlanta.com;", "PC33.Atlanta.com:5060;"));
+        let c = request(&INVITE.replace("pc33.atlanta.com;", "PC33.Atlanta.com;"));
+        let key = |r: &Request| TransactionKey::for_incoming_request(r, "INVITE");
+        assert_ne!(key(&a), key(&b));
+        assert_eq!(key(&a), key(&c));
+    }
+
+    #[test]
+    fn rfc2543_requests_key_on_dialog_fields() {
+        let old = INVITE.replace(";branch=z9hG4bKnashds8", "");
+        let invite = request(&old);
+        let key = TransactionKey::for_incoming_request(&invite, "INVITE").expect("keyable");
+        assert!(key
+            .to_string()
+            .starts_with("server-rfc2543/INVITE/a84b4c76e66710/314159"));
+        let ack = request(
+            &old.replace("INVITE sip", "ACK sip")
+                .replace("314159 INVITE", "314159 ACK")
+                .replace(
+                    "To: Bob <sip:bob@biloxi.com>",
+                    "To: Bob <sip:bob@biloxi.com>;tag=x",
+                ),
+        );
+        assert_eq!(
+            TransactionKey::for_incoming_request(&ack, "INVITE"),
+            Some(key.clone())
+        );
+        let next = request(&old.replace("314159 INVITE", "314160 INVITE"));
+        assert_ne!(
+            TransactionKey::for_incoming_request(&next, "INVITE"),
+            Some(key)
+        );
+    }
+
+    #[test]
+    fn client_keys_match_responses_by_branch_and_cseq_method() {
+        let invite = request(INVITE);
+        let key = TransactionKey::for_outgoing_request(&invite).expect("keyable");
+        let ringing = Response::try_from(
+            "SIP/2.0 180 Ringing\r\n\
+             Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKnashds8;received=192.0.2.1\r\n\
+             To: Bob <sip:bob@biloxi.com>;tag=a6c85cf\r\n\
+             From: Alice <sip:alice@atlanta.com>;tag=1928301774\r\n\
+             Call-ID: a84b4c76e66710\r\n\
+             CSeq: 314159 INVITE\r\n\
+             Content-Length: 0\r\n\r\n",
+        )
+        .expect("test response parses");
+        assert_eq!(TransactionKey::for_response(&ringing), Some(key.clone()));
+        assert_eq!(key.to_string(), "client/INVITE/z9hG4bKnashds8");
+        assert_ne!(key.with_method("CANCEL"), key);
+    }
+
+    #[test]
+    fn unkeyable_requests_give_none() {
+        let no_via =
+            request("OPTIONS sip:bob@biloxi.com SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n");
+        assert_eq!(
+            TransactionKey::for_incoming_request(&no_via, "OPTIONS"),
+            None
+        );
+        let old_no_cseq = request(
+            "OPTIONS sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCall-ID: x\r\n\r\n",
+        );
+        assert_eq!(
+            TransactionKey::for_incoming_request(&old_no_cseq, "OPTIONS"),
+            None
+        );
+        assert_eq!(TransactionKey::for_outgoing_request(&old_no_cseq), None);
+    }
+}

@@ -1,0 +1,497 @@
+//! The transaction layer: owns every live transaction and the shared timer queue, routes each
+//! incoming message to its transaction, and hands out what must be sent and reported.
+
+use super::client_invite::ClientInvite;
+use super::client_non_invite::ClientNonInvite;
+use super::config::TimerConfig;
+use super::context::{Context, Lifecycle};
+use super::error::TransactionError;
+use super::event::TransactionEvent;
+use super::fields;
+use super::generated::{encode_request, encode_response, new_branch, new_tag, response_for};
+use super::key::TransactionKey;
+use super::server_invite::{AckDisposition, ServerInvite, ServerInviteState};
+use super::server_non_invite::ServerNonInvite;
+use super::timers::{Timer, TimerQueue, TimerSlots};
+use super::via;
+use crate::{Peer, Transmit};
+use rsip::{Method, Request, Response, SipMessage};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// One live transaction of any kind.
+#[derive(Debug)]
+enum Transaction {
+    InviteClient(ClientInvite),
+    NonInviteClient(ClientNonInvite),
+    InviteServer(ServerInvite),
+    NonInviteServer(ServerNonInvite),
+}
+
+impl Transaction {
+    fn timers_mut(&mut self) -> &mut TimerSlots {
+        match self {
+            Transaction::InviteClient(t) => &mut t.timers,
+            Transaction::NonInviteClient(t) => &mut t.timers,
+            Transaction::InviteServer(t) => &mut t.timers,
+            Transaction::NonInviteServer(t) => &mut t.timers,
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, cx: &mut Context<'_>) -> Lifecycle {
+        match self {
+            Transaction::InviteClient(t) => t.on_timer(timer, cx),
+            Transaction::NonInviteClient(t) => t.on_timer(timer, cx),
+            Transaction::InviteServer(t) => t.on_timer(timer, cx),
+            Transaction::NonInviteServer(t) => t.on_timer(timer, cx),
+        }
+    }
+}
+
+/// RFC 3261 §17 transactions with RFC 6026's Accepted state, as one sans-IO object.
+///
+/// Feed it messages (`handle_message`), TU commands (`send_request`, `send_response`,
+/// `send_stateless`) and expired deadlines (`handle_timeout`), each with the current time;
+/// then drain `poll_transmit` and `poll_event`, and wake it again at `poll_timeout`.
+#[derive(Debug)]
+pub struct TransactionLayer {
+    config: TimerConfig,
+    transactions: HashMap<TransactionKey, Transaction>,
+    /// Server INVITEs in Accepted by Call-ID, then CSeq number: the ACK of a 2xx has a branch
+    /// of its own, so it can only be found through the dialog (§17.1.1.3 vs §13.2.2.4).
+    accepted_invites: HashMap<String, Vec<(u32, TransactionKey)>>,
+    timers: TimerQueue,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TransactionEvent>,
+}
+
+/// Splits the layer into the transaction map and a `Context` over the rest, so a state
+/// machine borrowed from the map can write outputs.
+macro_rules! split {
+    ($layer:expr, $now:expr) => {{
+        let TransactionLayer {
+            config,
+            transactions,
+            timers,
+            transmits,
+            events,
+            ..
+        } = $layer;
+        (
+            transactions,
+            Context {
+                now: $now,
+                config,
+                timers,
+                transmits,
+                events,
+            },
+        )
+    }};
+}
+
+impl TransactionLayer {
+    /// An empty layer with the given timer values (T1 is raised to at least 1 ms and T2 to at
+    /// least T1, so retransmission intervals always advance).
+    pub fn new(config: TimerConfig) -> Self {
+        Self {
+            config: config.sanitized(),
+            transactions: HashMap::new(),
+            accepted_invites: HashMap::new(),
+            timers: TimerQueue::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// A parsed message arrived from `source`. Requests first get their top Via stamped
+    /// (RFC 3261 §18.2.1, RFC 3581), then are matched to a transaction or start one.
+    /// Retransmitted requests re-send their transaction's last response and are not delivered.
+    pub fn handle_message(&mut self, now: Instant, message: SipMessage, source: Peer) {
+        match message {
+            SipMessage::Request(request) => self.handle_request(now, request, source),
+            SipMessage::Response(response) => self.handle_response(now, response, source),
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, mut request: Request, source: Peer) {
+        via::stamp_received(&mut request, source);
+        if request.method == Method::Ack {
+            self.handle_ack(now, request, source);
+            return;
+        }
+        let method = request.method.to_string();
+        let Some(key) = TransactionKey::for_incoming_request(&request, &method) else {
+            self.events.push_back(TransactionEvent::Request {
+                key: None,
+                request,
+                source,
+            });
+            return;
+        };
+
+        let (transactions, mut cx) = split!(self, now);
+        if let Some(existing) = transactions.get_mut(&key) {
+            match existing {
+                Transaction::InviteServer(t) => t.on_retransmission(&mut cx),
+                Transaction::NonInviteServer(t) => t.on_retransmission(&mut cx),
+                // Server keys never equal client keys.
+                Transaction::InviteClient(_) | Transaction::NonInviteClient(_) => {}
+            }
+            return;
+        }
+
+        let destination = Self::response_destination(&request, source);
+        match request.method {
+            Method::Cancel => self.handle_cancel(now, request, source, key, destination),
+            Method::Invite => {
+                let txn = ServerInvite::start(key.clone(), &request, source, destination, &mut cx);
+                transactions.insert(key.clone(), Transaction::InviteServer(txn));
+                self.deliver_request(key, request, source);
+            }
+            _ => {
+                let txn = ServerNonInvite::start(key.clone(), source, destination, &mut cx);
+                transactions.insert(key.clone(), Transaction::NonInviteServer(txn));
+                self.deliver_request(key, request, source);
+            }
+        }
+    }
+
+    fn deliver_request(&mut self, key: TransactionKey, request: Request, source: Peer) {
+        self.events.push_back(TransactionEvent::Request {
+            key: Some(key),
+            request,
+            source,
+        });
+    }
+
+    /// §9.2: answer the CANCEL on its own server transaction, 200 if it names a live INVITE
+    /// transaction (reusing that INVITE's To tag) and 481 otherwise; tell the TU only if the
+    /// INVITE has no final response yet.
+    fn handle_cancel(
+        &mut self,
+        now: Instant,
+        cancel: Request,
+        source: Peer,
+        key: TransactionKey,
+        destination: Peer,
+    ) {
+        let invite_key = key.with_method("INVITE");
+        let (transactions, mut cx) = split!(self, now);
+        let (code, reason, to_tag, cancels_invite) = match transactions.get(&invite_key) {
+            Some(Transaction::InviteServer(invite)) => (
+                200,
+                "OK",
+                invite.to_tag().map_or_else(new_tag, str::to_owned),
+                invite.is_proceeding(),
+            ),
+            _ => (481, "Call/Transaction Does Not Exist", new_tag(), false),
+        };
+        let response = response_for(&cancel.headers, code, reason, Some(&to_tag));
+        let mut txn = ServerNonInvite::start(key.clone(), source, destination, &mut cx);
+        let lifecycle = txn.send(code, encode_response(&response), destination, &mut cx);
+        match lifecycle {
+            Ok(Lifecycle::Alive) => {
+                transactions.insert(key, Transaction::NonInviteServer(txn));
+            }
+            // Reliable transport: done already. (A fresh transaction cannot refuse a final.)
+            Ok(Lifecycle::Terminated) | Err(_) => txn.timers.cancel_all(cx.timers),
+        }
+        if cancels_invite {
+            self.events.push_back(TransactionEvent::Cancelled {
+                invite: invite_key,
+                cancel,
+            });
+        }
+    }
+
+    /// ACKs never start a transaction and never get a response. A non-2xx's ACK is absorbed by
+    /// its INVITE transaction; any other ACK goes to the TU, and if it acknowledges a 2xx the
+    /// layer is retransmitting, that retransmission stops.
+    fn handle_ack(&mut self, now: Instant, ack: Request, source: Peer) {
+        let (transactions, mut cx) = split!(self, now);
+        let by_key = TransactionKey::for_incoming_request(&ack, "INVITE");
+        if let Some(key) = by_key {
+            if let Some(Transaction::InviteServer(invite)) = transactions.get_mut(&key) {
+                let (disposition, lifecycle) = invite.on_ack(&mut cx);
+                if lifecycle == Lifecycle::Terminated {
+                    self.remove(&key);
+                }
+                if disposition == AckDisposition::Deliver {
+                    self.deliver_ack(ack, source);
+                }
+                return;
+            }
+        }
+
+        if let (Some(call_id), Some((cseq, _))) =
+            (fields::call_id(&ack.headers), fields::cseq(&ack.headers))
+        {
+            let to_tag = fields::to_tag(&ack.headers);
+            let candidates = self.accepted_invites.get(call_id).into_iter().flatten();
+            for (_, key) in candidates.filter(|(n, _)| *n == cseq) {
+                if let Some(Transaction::InviteServer(invite)) = transactions.get_mut(key) {
+                    if invite.awaits_ack_with(to_tag) {
+                        invite.on_ack(&mut cx);
+                        break;
+                    }
+                }
+            }
+        }
+        self.deliver_ack(ack, source);
+    }
+
+    fn deliver_ack(&mut self, ack: Request, source: Peer) {
+        self.events.push_back(TransactionEvent::Request {
+            key: None,
+            request: ack,
+            source,
+        });
+    }
+
+    fn handle_response(&mut self, now: Instant, response: Response, source: Peer) {
+        let key = TransactionKey::for_response(&response);
+        let (transactions, mut cx) = split!(self, now);
+        let lifecycle = match key.as_ref().and_then(|k| transactions.get_mut(k)) {
+            Some(Transaction::InviteClient(t)) => t.on_response(response, source, &mut cx),
+            Some(Transaction::NonInviteClient(t)) => t.on_response(response, source, &mut cx),
+            _ => {
+                self.events.push_back(TransactionEvent::Response {
+                    key: None,
+                    response,
+                    source,
+                });
+                return;
+            }
+        };
+        if let (Lifecycle::Terminated, Some(key)) = (lifecycle, key) {
+            self.remove(&key);
+        }
+    }
+
+    /// Starts a client transaction for `request` (not an ACK), which already carries its top
+    /// Via with a fresh branch (see [`new_branch`]), and sends it to `destination`.
+    ///
+    /// A request without a usable top-Via branch still gets a transaction, keyed on a branch
+    /// nobody will answer to: it ends in `Timeout` rather than panicking. An ACK is sent
+    /// statelessly and its (never live) key returned. A CANCEL for an INVITE in Proceeding
+    /// bounds that INVITE's life to 64·T1 more (§9.1).
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        destination: Peer,
+    ) -> TransactionKey {
+        let method = request.method.to_string();
+        let key = TransactionKey::for_outgoing_request(&request)
+            .unwrap_or_else(|| TransactionKey::client(&new_branch(), &method));
+        if request.method == Method::Ack {
+            self.send_stateless(request.into(), destination);
+            return key;
+        }
+        // A reused key means a TU bug; the newer request wins and the old timers go with it.
+        self.remove(&key);
+        let (transactions, mut cx) = split!(self, now);
+        let txn = if request.method == Method::Invite {
+            Transaction::InviteClient(ClientInvite::start(
+                key.clone(),
+                &request,
+                destination,
+                &mut cx,
+            ))
+        } else {
+            Transaction::NonInviteClient(ClientNonInvite::start(
+                key.clone(),
+                &request,
+                destination,
+                &mut cx,
+            ))
+        };
+        transactions.insert(key.clone(), txn);
+        if request.method == Method::Cancel {
+            if let Some(Transaction::InviteClient(invite)) =
+                transactions.get_mut(&key.with_method("INVITE"))
+            {
+                invite.on_cancel_sent(&mut cx);
+            }
+        }
+        key
+    }
+
+    /// Sends a provisional or final response on a server transaction. Fails if the key is
+    /// unknown or not a server transaction, the code is not 100–699, or a final was already
+    /// sent (except further 2xx on an accepted INVITE, RFC 6026). The destination follows the
+    /// response's top Via (RFC 3261 §18.2.2, RFC 3581), falling back to the request's.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        response: Response,
+    ) -> Result<(), TransactionError> {
+        let code = response.status_code.code();
+        if !(100..=699).contains(&code) {
+            return Err(TransactionError::InvalidStatus(code));
+        }
+        let response_via = via::top_via(&response.headers);
+        let (transactions, mut cx) = split!(self, now);
+        let destination_for = |source: Peer, fallback: Peer| match &response_via {
+            Some(v) => via::response_destination(Some(v), source),
+            None => fallback,
+        };
+        let (lifecycle, newly_accepted) = match transactions.get_mut(key) {
+            None => return Err(TransactionError::UnknownTransaction(key.clone())),
+            Some(Transaction::InviteClient(_) | Transaction::NonInviteClient(_)) => {
+                return Err(TransactionError::NotServerTransaction(key.clone()))
+            }
+            Some(Transaction::InviteServer(t)) => {
+                let destination = destination_for(t.source(), t.response_destination());
+                let was_accepted = t.state() == ServerInviteState::Accepted;
+                let lifecycle =
+                    t.send(&response, encode_response(&response), destination, &mut cx)?;
+                let newly_accepted = (!was_accepted && t.state() == ServerInviteState::Accepted)
+                    .then(|| t.dialog_ack_id().map(|(c, n)| (c.to_owned(), n)))
+                    .flatten();
+                (lifecycle, newly_accepted)
+            }
+            Some(Transaction::NonInviteServer(t)) => {
+                let destination = destination_for(t.source(), t.response_destination());
+                let lifecycle = t.send(code, encode_response(&response), destination, &mut cx)?;
+                (lifecycle, None)
+            }
+        };
+        if let Some((call_id, cseq)) = newly_accepted {
+            self.accepted_invites
+                .entry(call_id)
+                .or_default()
+                .push((cseq, key.clone()));
+        }
+        if lifecycle == Lifecycle::Terminated {
+            self.remove(key);
+        }
+        Ok(())
+    }
+
+    /// Sends a message outside any transaction: the ACK for a 2xx, or a response to a request
+    /// that has no transaction.
+    pub fn send_stateless(&mut self, message: SipMessage, destination: Peer) {
+        let data = match &message {
+            SipMessage::Request(request) => encode_request(request),
+            SipMessage::Response(response) => encode_response(response),
+        };
+        self.transmits.push_back(Transmit {
+            peer: destination,
+            data,
+        });
+    }
+
+    /// Where a response to `request` (as delivered, i.e. Via-stamped) received from `source`
+    /// goes: the same rule `send_response` applies, public so the TU can answer statelessly.
+    pub fn response_destination(request: &Request, source: Peer) -> Peer {
+        via::response_destination(via::top_via(&request.headers).as_ref(), source)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((id, key, timer)) = self.timers.pop_due(now) {
+            let (transactions, mut cx) = split!(self, now);
+            let Some(txn) = transactions.get_mut(&key) else {
+                continue;
+            };
+            txn.timers_mut().forget(id);
+            if txn.on_timer(timer, &mut cx) == Lifecycle::Terminated {
+                self.remove(&key);
+            }
+        }
+    }
+
+    /// Removes a transaction with its timers and its dialog-ACK index entry.
+    fn remove(&mut self, key: &TransactionKey) {
+        let Some(mut txn) = self.transactions.remove(key) else {
+            return;
+        };
+        txn.timers_mut().cancel_all(&mut self.timers);
+        if let Transaction::InviteServer(invite) = &txn {
+            if let Some((call_id, _)) = invite.dialog_ack_id() {
+                if let Some(entries) = self.accepted_invites.get_mut(call_id) {
+                    entries.retain(|(_, k)| k != key);
+                    if entries.is_empty() {
+                        self.accepted_invites.remove(call_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next message to send, oldest first.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU, oldest first.
+    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest pending timer deadline: call `handle_timeout` then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Number of live transactions (a metric).
+    pub fn len(&self) -> usize {
+        self.transactions.len()
+    }
+
+    /// True when no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty()
+    }
+}
+
+#[cfg(test)]
+impl TransactionLayer {
+    pub(crate) fn client_invite_state(
+        &self,
+        key: &TransactionKey,
+    ) -> Option<super::client_invite::ClientInviteState> {
+        match self.transactions.get(key)? {
+            Transaction::InviteClient(t) => Some(t.state()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn client_non_invite_state(
+        &self,
+        key: &TransactionKey,
+    ) -> Option<super::client_non_invite::ClientNonInviteState> {
+        match self.transactions.get(key)? {
+            Transaction::NonInviteClient(t) => Some(t.state()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn server_invite_state(&self, key: &TransactionKey) -> Option<ServerInviteState> {
+        match self.transactions.get(key)? {
+            Transaction::InviteServer(t) => Some(t.state()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn server_non_invite_state(
+        &self,
+        key: &TransactionKey,
+    ) -> Option<super::server_non_invite::ServerNonInviteState> {
+        match self.transactions.get(key)? {
+            Transaction::NonInviteServer(t) => Some(t.state()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub(crate) fn accepted_index_len(&self) -> usize {
+        self.accepted_invites.values().map(Vec::len).sum()
+    }
+}
