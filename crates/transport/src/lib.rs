@@ -1,1 +1,193 @@
-//! placeholder
+//! tokio transports for Switchboard: UDP and TCP listeners that frame and parse SIP and hand
+//! each message to the sans-IO core over a channel, and a non-blocking `send` for what the
+//! core wants transmitted.
+//!
+//! Parsing happens here, on the receiving task, so the single core task spends its time on
+//! call state rather than on bytes. TLS and WebSocket plug in as further stream listeners:
+//! a stream transport only has to deliver framed messages as [`Inbound`] and register a
+//! writer in the connection table (see [`stream`]).
+
+mod stream;
+mod udp;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use sip::parse::ParseError;
+use sip::rsip::SipMessage;
+use sip::{Peer, Transmit, Transport};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// What the transports deliver to the core.
+#[derive(Debug)]
+pub struct Inbound {
+    /// Who sent it.
+    pub source: Peer,
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+    /// The message, or why it could not be read.
+    pub payload: Payload,
+}
+
+/// A received message or the reason it was refused.
+#[derive(Debug)]
+pub enum Payload {
+    /// A message that parsed and passed the basic checks.
+    Message(SipMessage),
+    /// Bytes that did not parse; the core answers 400 where it can address a response.
+    Malformed {
+        /// The raw bytes (for a best-effort error response).
+        bytes: Bytes,
+        /// What was wrong.
+        error: ParseError,
+    },
+    /// A message over the size limit; the core answers 513 where it can.
+    TooLarge {
+        /// The raw bytes received (a stream transport passes only the header part).
+        bytes: Bytes,
+        /// Its size in bytes.
+        size: usize,
+    },
+}
+
+/// Listener and limit settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// UDP addresses to bind.
+    pub udp: Vec<SocketAddr>,
+    /// TCP addresses to listen on.
+    pub tcp: Vec<SocketAddr>,
+    /// Largest message accepted; larger ones are answered 513.
+    pub max_message_bytes: usize,
+    /// A TCP connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Counters the metrics exporter reads.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Datagrams or stream messages received.
+    pub received: AtomicU64,
+    /// Messages handed to the socket for sending.
+    pub sent: AtomicU64,
+    /// Sends that failed (unreachable, connection refused …).
+    pub send_errors: AtomicU64,
+    /// Inbound messages dropped because the core's queue was full (overload).
+    pub dropped_overload: AtomicU64,
+    /// Currently open stream connections.
+    pub connections: AtomicU64,
+}
+
+/// Shared state behind a [`Transports`] handle.
+struct Inner {
+    udp: Vec<Arc<UdpSocket>>,
+    tcp_local: Vec<SocketAddr>,
+    connections: DashMap<SocketAddr, stream::Connection>,
+    inbound: mpsc::Sender<Inbound>,
+    config: TransportConfig,
+    stats: TransportStats,
+    next_connection_id: AtomicU64,
+}
+
+/// A cheap-to-clone handle on the running transports.
+#[derive(Clone)]
+pub struct Transports {
+    inner: Arc<Inner>,
+}
+
+impl Transports {
+    /// Binds every configured listener and starts receiving. Messages go to `inbound`.
+    pub async fn start(
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Self> {
+        let mut udp = Vec::new();
+        for addr in &config.udp {
+            udp.push(Arc::new(udp::bind(*addr)?));
+        }
+        let mut listeners = Vec::new();
+        for addr in &config.tcp {
+            listeners.push(tokio::net::TcpListener::bind(addr).await?);
+        }
+        let tcp_local = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let inner = Arc::new(Inner {
+            udp,
+            tcp_local,
+            connections: DashMap::new(),
+            inbound,
+            config,
+            stats: TransportStats::default(),
+            next_connection_id: AtomicU64::new(1),
+        });
+        for socket in &inner.udp {
+            tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
+        }
+        for listener in listeners {
+            tokio::spawn(stream::accept_loop(inner.clone(), listener));
+        }
+        Ok(Self { inner })
+    }
+
+    /// Sends without waiting. UDP goes straight to the socket (or to a task when the socket
+    /// buffer is full); TCP goes to the connection's writer, opening one if needed.
+    pub fn send(&self, transmit: Transmit) {
+        match transmit.peer.transport {
+            Transport::Udp => udp::send(&self.inner, transmit.peer.addr, transmit.data),
+            Transport::Tcp => stream::send(&self.inner, transmit.peer.addr, transmit.data),
+            other => {
+                tracing::warn!(transport = %other, "no listener for transport; message dropped");
+                self.inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The bound UDP addresses (ports resolved when 0 was asked for).
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.inner
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The TCP listening addresses.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.tcp_local.clone()
+    }
+
+    /// Transport counters.
+    pub fn stats(&self) -> &TransportStats {
+        &self.inner.stats
+    }
+}
+
+impl Inner {
+    /// Hands a received message to the core. Over UDP a full queue drops the datagram (the
+    /// sender retransmits); over a stream the reader waits, which pushes back on the peer.
+    async fn deliver(&self, inbound: Inbound, wait: bool) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if wait {
+            let _ = self.inbound.send(inbound).await;
+        } else if self.inbound.try_send(inbound).is_err() {
+            self.stats.dropped_overload.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn classify(&self, bytes: Bytes) -> Payload {
+        if bytes.len() > self.config.max_message_bytes {
+            let size = bytes.len();
+            return Payload::TooLarge { bytes, size };
+        }
+        match sip::parse::parse(&bytes) {
+            Ok(message) => Payload::Message(message),
+            Err(error) => Payload::Malformed { bytes, error },
+        }
+    }
+}
