@@ -1,0 +1,631 @@
+//! Scenario tests of the public API on one thread with a fake clock.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::{ExpansionStep, QueueConfig, SkillRequirement, Strategy};
+use crate::ids::Skill;
+
+const SEC: Duration = Duration::from_secs(1);
+
+struct Fixture {
+    acd: Acd,
+    t0: Instant,
+}
+
+fn queue(id: &str, skills: &[(&str, u8)]) -> QueueConfig {
+    let mut queue = QueueConfig::new(id);
+    queue.required = skills
+        .iter()
+        .map(|(s, l)| SkillRequirement::new(*s, *l))
+        .collect();
+    queue.priority_aging = None;
+    queue
+}
+
+fn fixture(queues: Vec<QueueConfig>) -> Fixture {
+    let config = AcdConfig {
+        queues,
+        not_ready_reasons: vec!["break".into(), "lunch".into(), "missed".into()],
+        missed_call_reason: Some("missed".into()),
+    };
+    Fixture {
+        acd: Acd::new(config).expect("valid test config"),
+        t0: Instant::now(),
+    }
+}
+
+impl Fixture {
+    fn at(&self, secs: u64) -> Instant {
+        self.t0 + Duration::from_secs(secs)
+    }
+
+    fn agent(&self, secs: u64, id: &str, skills: &[(&str, u8)]) {
+        let skills = skills.iter().map(|(s, l)| (Skill::new(s), *l)).collect();
+        self.acd
+            .upsert_agent(self.at(secs), AgentConfig::new(id, id, skills))
+            .expect("valid agent");
+    }
+
+    fn ready_agent(&self, secs: u64, id: &str, skills: &[(&str, u8)]) -> Vec<Action> {
+        self.agent(secs, id, skills);
+        self.acd
+            .login(self.at(secs), &id.into(), true)
+            .expect("login")
+    }
+
+    fn call(&self, secs: u64, id: u64, queue: &str, priority: i32) -> Vec<Action> {
+        self.acd
+            .enqueue(
+                self.at(secs),
+                CallRequest {
+                    id: CallId(id),
+                    queue: queue.into(),
+                    priority,
+                    preferred_agent: None,
+                },
+            )
+            .expect("enqueue")
+    }
+
+    fn state(&self, agent: &str) -> AgentState {
+        self.acd.agent(&agent.into()).expect("agent exists").state
+    }
+}
+
+fn offers(actions: &[Action]) -> Vec<(u64, String)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Offer { call, agent, .. } => Some((call.0, agent.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn timers(actions: &[Action]) -> Vec<(Timer, Instant)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::SetTimer { timer, at } => Some((timer.clone(), *at)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn offer(call: u64, agent: &str) -> Vec<(u64, String)> {
+    vec![(call, agent.to_string())]
+}
+
+#[test]
+fn acd_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Acd>();
+}
+
+#[test]
+fn full_call_cycle_with_wrap_up() {
+    let mut q = queue("sales", &[("sales", 1)]);
+    q.wrap_up = 10 * SEC;
+    let f = fixture(vec![q]);
+    assert!(offers(&f.ready_agent(0, "ann", &[("sales", 5)])).is_empty());
+    let actions = f.call(1, 1, "sales", 0);
+    assert_eq!(offers(&actions), offer(1, "ann"));
+    assert_eq!(f.state("ann"), AgentState::Reserved { call: CallId(1) });
+    let answered = f.acd.answered(f.at(3), CallId(1)).expect("answer");
+    assert!(answered.iter().any(|a| matches!(a,
+        Action::Event(AcdEvent::Answered { wait, within_service_level: true, .. }) if *wait == 2 * SEC)));
+    assert_eq!(f.state("ann"), AgentState::OnCall { call: CallId(1) });
+    let hung = f.acd.hangup(f.at(63), CallId(1)).expect("hangup");
+    let wrap = timers(&hung);
+    assert_eq!(wrap.len(), 1);
+    assert_eq!(wrap[0].1, f.at(73));
+    assert_eq!(f.state("ann"), AgentState::WrapUp { until: f.at(73) });
+    assert!(
+        f.acd.call(CallId(1)).is_none(),
+        "a finished call is forgotten"
+    );
+    f.acd.handle_timer(f.at(73), wrap[0].0.clone());
+    assert_eq!(f.state("ann"), AgentState::Ready);
+    // The same timer again is stale and harmless.
+    assert!(f.acd.handle_timer(f.at(74), wrap[0].0.clone()).is_empty());
+}
+
+#[test]
+fn ready_agent_takes_most_urgent_call_across_queues() {
+    let f = fixture(vec![queue("a", &[("x", 1)]), queue("b", &[("y", 1)])]);
+    f.call(0, 1, "a", 0);
+    f.call(1, 2, "b", 5);
+    f.call(2, 3, "b", 5);
+    f.call(3, 4, "a", 9);
+    f.agent(4, "ann", &[("x", 3), ("y", 3)]);
+    let got = f.acd.login(f.at(4), &"ann".into(), true).expect("login");
+    assert_eq!(offers(&got), offer(4, "ann"), "highest priority first");
+    f.acd.answered(f.at(5), CallId(4)).expect("answer");
+    let next = f.acd.hangup(f.at(6), CallId(4)).expect("hangup");
+    assert_eq!(
+        offers(&next),
+        offer(2, "ann"),
+        "then longest waiting of the next band"
+    );
+}
+
+#[test]
+fn aging_lets_an_old_low_priority_call_overtake() {
+    let mut q = queue("a", &[]);
+    q.priority_aging = Some(10 * SEC);
+    let f = fixture(vec![q]);
+    f.call(0, 1, "a", 0);
+    f.call(25, 2, "a", 2); // worth 20 s of waiting: ranks as if it arrived at 5 s
+    let got = f.ready_agent(30, "ann", &[]);
+    assert_eq!(offers(&got), offer(1, "ann"));
+}
+
+#[test]
+fn strategies_pick_the_right_agent() {
+    // Longest idle.
+    let f = fixture(vec![queue("q", &[("x", 1)])]);
+    f.ready_agent(5, "late", &[("x", 9)]);
+    f.ready_agent(1, "early", &[("x", 1)]);
+    assert_eq!(offers(&f.call(10, 1, "q", 0)), offer(1, "early"));
+
+    // Most skilled.
+    let mut q = queue("q", &[("x", 1)]);
+    q.strategy = Strategy::MostSkilled;
+    let f = fixture(vec![q]);
+    f.ready_agent(1, "novice", &[("x", 2)]);
+    f.ready_agent(5, "expert", &[("x", 9)]);
+    assert_eq!(offers(&f.call(10, 1, "q", 0)), offer(1, "expert"));
+
+    // Fewest calls.
+    let mut q = queue("q", &[]);
+    q.strategy = Strategy::FewestCalls;
+    let f = fixture(vec![q]);
+    f.ready_agent(0, "busy", &[]);
+    assert_eq!(offers(&f.call(1, 1, "q", 0)), offer(1, "busy"));
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    f.acd.hangup(f.at(3), CallId(1)).expect("hangup"); // busy is Ready again, idle since 3
+    f.ready_agent(10, "fresh", &[]);
+    assert_eq!(offers(&f.call(11, 2, "q", 0)), offer(2, "fresh"));
+}
+
+#[test]
+fn round_robin_rotates() {
+    let mut q = queue("q", &[]);
+    q.strategy = Strategy::RoundRobin;
+    let f = fixture(vec![q]);
+    for name in ["a", "b", "c"] {
+        f.ready_agent(0, name, &[]);
+    }
+    let mut order = Vec::new();
+    for id in 1..=6 {
+        let got = offers(&f.call(id, id, "q", 0));
+        let (call, agent) = got.into_iter().next().expect("someone is ready");
+        order.push(agent);
+        f.acd.answered(f.at(id), CallId(call)).expect("answer");
+        f.acd.hangup(f.at(id), CallId(call)).expect("hangup");
+    }
+    assert_eq!(order[0..3], order[3..6], "same rotation twice");
+    let mut first = order[0..3].to_vec();
+    first.sort();
+    assert_eq!(first, ["a", "b", "c"], "everyone once per round");
+}
+
+#[test]
+fn expansion_widens_the_pool_over_time() {
+    let mut q = queue("q", &[("x", 8)]);
+    q.expansion = vec![
+        ExpansionStep {
+            after: 30 * SEC,
+            min_level: Some(5),
+            add_skills: vec![],
+        },
+        ExpansionStep {
+            after: 60 * SEC,
+            min_level: None,
+            add_skills: vec![SkillRequirement::new("billing", 1)],
+        },
+    ];
+    let f = fixture(vec![q]);
+    f.ready_agent(0, "junior", &[("x", 5)]);
+    f.ready_agent(0, "biller", &[("billing", 3)]);
+    let enq = f.call(1, 1, "q", 0);
+    let expansion: Vec<_> = timers(&enq)
+        .into_iter()
+        .filter(|(t, _)| matches!(t, Timer::Expansion { .. }))
+        .collect();
+    assert_eq!(expansion.len(), 2);
+    assert!(offers(&enq).is_empty(), "nobody qualifies at level 8");
+    let widened = f.acd.handle_timer(expansion[0].1, expansion[0].0.clone());
+    assert_eq!(offers(&widened), offer(1, "junior"));
+
+    // A second call only the biller can take, after the second step.
+    let enq = f.call(40, 2, "q", 0);
+    let steps: Vec<_> = timers(&enq)
+        .into_iter()
+        .filter(|(t, _)| matches!(t, Timer::Expansion { .. }))
+        .collect();
+    assert!(offers(&f.acd.handle_timer(steps[0].1, steps[0].0.clone())).is_empty());
+    assert_eq!(f.acd.call(CallId(2)).map(|c| c.stage), Some(1));
+    let widened = f.acd.handle_timer(steps[1].1, steps[1].0.clone());
+    assert_eq!(offers(&widened), offer(2, "biller"));
+}
+
+#[test]
+fn preferred_agent_is_waited_for_up_to_the_cap() {
+    let mut q = queue("q", &[]);
+    q.preferred_agent_wait = 20 * SEC;
+    let f = fixture(vec![q]);
+    f.agent(0, "pat", &[]);
+    f.ready_agent(0, "other", &[]);
+    let enq = f
+        .acd
+        .enqueue(
+            f.at(1),
+            CallRequest {
+                id: CallId(1),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: Some("pat".into()),
+            },
+        )
+        .expect("enqueue");
+    assert!(
+        offers(&enq).is_empty(),
+        "other is Ready but the call waits for pat"
+    );
+    assert_eq!(
+        f.acd.call(CallId(1)).and_then(|c| c.waiting_for),
+        Some("pat".into())
+    );
+    let (cap, at) = timers(&enq)
+        .into_iter()
+        .find(|(t, _)| matches!(t, Timer::PreferredAgentCap { .. }))
+        .expect("cap timer");
+    assert_eq!(at, f.at(21));
+    let after_cap = f.acd.handle_timer(at, cap);
+    assert_eq!(offers(&after_cap), offer(1, "other"));
+
+    // When the preferred agent becomes Ready in time, it gets the call.
+    let enq = f
+        .acd
+        .enqueue(
+            f.at(30),
+            CallRequest {
+                id: CallId(2),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: Some("pat".into()),
+            },
+        )
+        .expect("enqueue");
+    assert!(offers(&enq).is_empty());
+    let got = f.acd.login(f.at(35), &"pat".into(), true).expect("login");
+    assert_eq!(offers(&got), offer(2, "pat"));
+}
+
+#[test]
+fn ring_no_answer_sets_missed_and_requeues_at_head() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    assert_eq!(offers(&f.call(1, 1, "q", 3)), offer(1, "ann"));
+    f.call(2, 2, "q", 3);
+    f.call(3, 3, "q", 3);
+    let failed = f
+        .acd
+        .offer_failed(f.at(20), CallId(1), OfferFailure::NoAnswer)
+        .expect("failed");
+    assert!(offers(&failed).is_empty(), "nobody else is ready");
+    assert_eq!(
+        f.state("ann"),
+        AgentState::NotReady {
+            reason: "missed".into()
+        }
+    );
+    assert_eq!(
+        f.acd.position(CallId(1)).map(|p| p.0),
+        Some(1),
+        "back at the head"
+    );
+    let got = f.ready_agent(21, "bob", &[]);
+    assert_eq!(offers(&got), offer(1, "bob"));
+    let offered_again = got
+        .iter()
+        .any(|a| matches!(a, Action::Event(AcdEvent::Offered { attempt: 2, .. })));
+    assert!(offered_again);
+}
+
+#[test]
+fn busy_offer_failure_leaves_agent_ready() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    f.ready_agent(1, "bob", &[]);
+    assert_eq!(offers(&f.call(2, 1, "q", 0)), offer(1, "ann"));
+    let failed = f
+        .acd
+        .offer_failed(f.at(3), CallId(1), OfferFailure::Busy)
+        .expect("failed");
+    assert_eq!(
+        offers(&failed),
+        offer(1, "bob"),
+        "the call goes to another Ready agent first"
+    );
+    assert_eq!(f.state("ann"), AgentState::Ready);
+}
+
+#[test]
+fn max_wait_overflows_then_times_out() {
+    let mut a = queue("a", &[("x", 1)]);
+    a.max_wait = Some(30 * SEC);
+    a.overflow = Some("b".into());
+    let mut b = queue("b", &[]);
+    b.max_wait = Some(60 * SEC);
+    let f = fixture(vec![a, b]);
+    let enq = f.call(0, 1, "a", 0);
+    let (max_wait, at) = timers(&enq).into_iter().next().expect("max wait timer");
+    assert_eq!(at, f.at(30));
+    let moved = f.acd.handle_timer(at, max_wait);
+    assert!(moved
+        .iter()
+        .any(|a| matches!(a, Action::Overflow { to, .. } if to.as_str() == "b")));
+    assert_eq!(f.acd.call(CallId(1)).map(|c| c.queue), Some("b".into()));
+    let (next, at2) = timers(&moved).into_iter().next().expect("max wait in b");
+    assert_eq!(at2, f.at(90));
+    let out = f.acd.handle_timer(at2, next);
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Timeout {
+            call: CallId(1),
+            ..
+        }
+    )));
+    assert!(f.acd.call(CallId(1)).is_none());
+    assert_eq!(f.acd.queue(&"b".into()).map(|q| q.waiting), Some(0));
+}
+
+#[test]
+fn full_queue_overflows_or_rejects() {
+    let mut a = queue("a", &[]);
+    a.max_length = Some(1);
+    a.overflow = Some("b".into());
+    let mut b = queue("b", &[]);
+    b.max_length = Some(1);
+    let f = fixture(vec![a, b]);
+    f.call(0, 1, "a", 0);
+    let second = f.call(0, 2, "a", 0);
+    assert!(second.iter().any(|a| matches!(a, Action::Overflow { .. })));
+    let third = f.call(0, 3, "a", 0);
+    assert!(third.iter().any(|a| matches!(
+        a,
+        Action::Rejected {
+            call: CallId(3),
+            ..
+        }
+    )));
+    assert!(f.acd.call(CallId(3)).is_none());
+}
+
+#[test]
+fn not_ready_and_logout_wait_for_the_call_to_end() {
+    let mut q = queue("q", &[]);
+    q.wrap_up = 5 * SEC;
+    let f = fixture(vec![q]);
+    f.ready_agent(0, "ann", &[]);
+    f.call(1, 1, "q", 0);
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    assert!(f
+        .acd
+        .set_not_ready(f.at(3), &"ann".into(), "lunch")
+        .expect("deferred")
+        .is_empty());
+    assert_eq!(f.state("ann"), AgentState::OnCall { call: CallId(1) });
+    let hung = f.acd.hangup(f.at(4), CallId(1)).expect("hangup");
+    let (wrap, at) = timers(&hung).into_iter().next().expect("wrap-up timer");
+    f.call(5, 2, "q", 0);
+    let end = f.acd.handle_timer(at, wrap);
+    assert!(offers(&end).is_empty(), "lunch wins over the waiting call");
+    assert_eq!(
+        f.state("ann"),
+        AgentState::NotReady {
+            reason: "lunch".into()
+        }
+    );
+    // Logout deferred while ringing, applied when the caller gives up.
+    let got = f.acd.set_ready(f.at(20), &"ann".into()).expect("ready");
+    assert_eq!(offers(&got), offer(2, "ann"));
+    f.acd.logout(f.at(21), &"ann".into()).expect("deferred");
+    f.acd.abandon(f.at(22), CallId(2)).expect("abandon");
+    assert_eq!(f.state("ann"), AgentState::LoggedOut);
+}
+
+#[test]
+fn illegal_requests_are_refused_without_change() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.agent(0, "ann", &[]);
+    let ann: AgentId = "ann".into();
+    assert!(matches!(
+        f.acd.set_ready(f.at(1), &ann),
+        Err(AcdError::IllegalTransition {
+            from: AgentStateKind::LoggedOut,
+            to: AgentStateKind::Ready,
+            ..
+        })
+    ));
+    assert!(matches!(
+        f.acd.set_not_ready(f.at(1), &ann, "nap"),
+        Err(AcdError::UnknownReason(_))
+    ));
+    f.acd.login(f.at(1), &ann, false).expect("login");
+    assert_eq!(
+        f.state("ann"),
+        AgentState::NotReady {
+            reason: "login".into()
+        }
+    );
+    assert!(matches!(
+        f.acd.login(f.at(2), &ann, true),
+        Err(AcdError::IllegalTransition { .. })
+    ));
+    assert!(matches!(
+        f.acd.set_ready(f.at(2), &"nobody".into()),
+        Err(AcdError::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        f.acd.answered(f.at(2), CallId(5)),
+        Err(AcdError::UnknownCall(_))
+    ));
+    f.call(3, 5, "q", 0);
+    assert!(matches!(
+        f.acd.answered(f.at(3), CallId(5)),
+        Err(AcdError::IllegalCallState { .. })
+    ));
+    assert!(matches!(
+        f.acd.hangup(f.at(3), CallId(5)),
+        Err(AcdError::IllegalCallState { .. })
+    ));
+    assert!(matches!(
+        f.acd.enqueue(
+            f.at(3),
+            CallRequest {
+                id: CallId(5),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: None
+            }
+        ),
+        Err(AcdError::DuplicateCall(_))
+    ));
+    assert!(matches!(
+        f.acd.enqueue(
+            f.at(3),
+            CallRequest {
+                id: CallId(6),
+                queue: "nope".into(),
+                priority: 0,
+                preferred_agent: None
+            }
+        ),
+        Err(AcdError::UnknownQueue(_))
+    ));
+    assert_eq!(f.acd.queue(&"q".into()).map(|q| q.waiting), Some(1));
+}
+
+#[test]
+fn abandon_while_offered_frees_the_agent_for_the_next_call() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    f.call(1, 1, "q", 0);
+    f.call(2, 2, "q", 0);
+    let left = f.acd.abandon(f.at(3), CallId(1)).expect("abandon");
+    assert!(left.iter().any(|a| matches!(
+        a,
+        Action::Event(AcdEvent::Abandoned {
+            while_offered: true,
+            ..
+        })
+    )));
+    assert_eq!(offers(&left), offer(2, "ann"));
+    // Waiting abandon.
+    f.call(4, 3, "q", 0);
+    let gone = f.acd.abandon(f.at(5), CallId(3)).expect("abandon");
+    assert!(gone.iter().any(|a| matches!(
+        a,
+        Action::Event(AcdEvent::Abandoned {
+            while_offered: false,
+            ..
+        })
+    )));
+    assert!(matches!(
+        f.acd.abandon(f.at(5), CallId(3)),
+        Err(AcdError::UnknownCall(_))
+    ));
+}
+
+#[test]
+fn position_and_estimated_wait() {
+    let mut q = queue("q", &[]);
+    q.initial_handle_time = 60 * SEC;
+    let f = fixture(vec![q]);
+    f.agent(0, "ann", &[]);
+    f.agent(0, "bob", &[]);
+    f.acd.login(f.at(0), &"ann".into(), false).expect("login");
+    f.acd.login(f.at(0), &"bob".into(), false).expect("login");
+    f.call(1, 1, "q", 0);
+    f.call(2, 2, "q", 0);
+    f.call(3, 3, "q", 1);
+    assert_eq!(f.acd.position(CallId(3)), Some((1, 30 * SEC)));
+    assert_eq!(f.acd.position(CallId(1)), Some((2, 60 * SEC)));
+    assert_eq!(f.acd.position(CallId(2)), Some((3, 90 * SEC)));
+    let snapshot = f.acd.queue(&"q".into()).expect("queue");
+    assert_eq!(snapshot.waiting, 3);
+    assert_eq!(snapshot.oldest_waiting_since, Some(f.at(1)));
+    assert_eq!(snapshot.agents.not_ready, 2);
+}
+
+#[test]
+fn new_skill_on_a_ready_agent_reaches_waiting_calls() {
+    let f = fixture(vec![queue("fr", &[("french", 5)])]);
+    f.ready_agent(0, "ann", &[("english", 9)]);
+    f.call(1, 1, "fr", 0);
+    let skills = vec![(Skill::new("english"), 9), (Skill::new("french"), 6)];
+    let got = f
+        .acd
+        .upsert_agent(f.at(2), AgentConfig::new("ann", "Ann", skills))
+        .expect("upsert");
+    assert_eq!(offers(&got), offer(1, "ann"));
+}
+
+#[test]
+fn busy_agent_cannot_be_removed_idle_one_can() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    f.call(1, 1, "q", 0);
+    assert!(matches!(
+        f.acd.remove_agent(f.at(2), &"ann".into()),
+        Err(AcdError::AgentBusy(_))
+    ));
+    f.ready_agent(0, "bob", &[]);
+    let removed = f.acd.remove_agent(f.at(3), &"bob".into()).expect("remove");
+    assert!(removed.iter().any(|a| matches!(
+        a,
+        Action::Event(AcdEvent::AgentStateChanged {
+            to: AgentState::LoggedOut,
+            ..
+        })
+    )));
+    assert!(f.acd.agent(&"bob".into()).is_none());
+    assert!(
+        offers(&f.call(4, 2, "q", 0)).is_empty(),
+        "a removed agent is never offered a call"
+    );
+}
+
+#[test]
+fn max_wait_while_ringing_ends_the_stay_if_the_offer_fails() {
+    let mut q = queue("q", &[]);
+    q.max_wait = Some(10 * SEC);
+    let f = fixture(vec![q]);
+    f.ready_agent(0, "ann", &[]);
+    let enq = f.call(1, 1, "q", 0);
+    let (max_wait, at) = timers(&enq).into_iter().next().expect("timer");
+    assert!(
+        f.acd.handle_timer(at, max_wait).is_empty(),
+        "ringing calls are not cut off"
+    );
+    let failed = f
+        .acd
+        .offer_failed(f.at(12), CallId(1), OfferFailure::Rejected)
+        .expect("failed");
+    assert!(failed.iter().any(|a| matches!(
+        a,
+        Action::Timeout {
+            call: CallId(1),
+            ..
+        }
+    )));
+    assert!(
+        offers(&failed).is_empty(),
+        "a timed-out call is not offered again"
+    );
+    assert_eq!(f.state("ann"), AgentState::Ready);
+}

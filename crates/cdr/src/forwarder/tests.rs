@@ -1,0 +1,297 @@
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::journal::{Journal, JournalConfig};
+use crate::model::fixtures::answered_call;
+use crate::sink::{FileSink, FileSinkConfig};
+
+/// A sink that records what it stored and can be told to fail.
+#[derive(Clone, Default)]
+struct MemorySink {
+    stored: Arc<Mutex<Vec<u64>>>,
+    failing: Arc<Mutex<bool>>,
+    calls: Arc<Mutex<usize>>,
+}
+
+impl Sink for MemorySink {
+    fn write_batch(&mut self, records: &[(u64, Record)]) -> Result<(), SinkError> {
+        *self.calls.lock().unwrap() += 1;
+        if *self.failing.lock().unwrap() {
+            return Err(SinkError::Backend("database is down".into()));
+        }
+        let mut stored = self.stored.lock().unwrap();
+        for (seq, record) in records {
+            assert_eq!(*seq, record.seq());
+            stored.push(*seq);
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "memory"
+    }
+}
+
+impl MemorySink {
+    fn stored(&self) -> Vec<u64> {
+        self.stored.lock().unwrap().clone()
+    }
+    fn fail(&self, failing: bool) {
+        *self.failing.lock().unwrap() = failing;
+    }
+}
+
+fn call(id: &str) -> Record {
+    let mut call = answered_call();
+    call.id = id.to_string();
+    Record::Call(call)
+}
+
+fn small_checkpoints() -> ForwarderConfig {
+    ForwarderConfig {
+        max_batch_records: 2,
+        checkpoint_every_records: 1,
+        ..ForwarderConfig::default()
+    }
+}
+
+#[test]
+fn forwards_only_durable_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    for id in ["a", "b", "c"] {
+        journal.append(&call(id)).unwrap();
+    }
+    journal.sync().unwrap();
+    journal.append(&call("d")).unwrap();
+    // Up to the durable sequence only, even though more could become readable.
+    let progress = forwarder.forward(2).unwrap();
+    assert_eq!(progress.forwarded_records, 2);
+    assert_eq!(sink.stored(), vec![1, 2]);
+    let progress = forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(progress.forwarded_seq, 3);
+    assert_eq!(sink.stored(), vec![1, 2, 3]);
+    journal.sync().unwrap();
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), vec![1, 2, 3, 4]);
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), 4);
+}
+
+#[test]
+fn failed_sink_is_retried_without_duplicating_healthy_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = MemorySink::default();
+    let flaky = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(healthy.clone()), Box::new(flaky.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    for id in ["a", "b"] {
+        journal.append(&call(id)).unwrap();
+    }
+    journal.sync().unwrap();
+
+    flaky.fail(true);
+    let error = forwarder.forward(journal.durable_seq()).unwrap_err();
+    assert!(matches!(error, ForwardError::Sink { ref sink, .. } if sink == "memory"));
+    assert_eq!(healthy.stored(), vec![1, 2]);
+    assert_eq!(forwarder.pending_records(), 2);
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), 0);
+
+    // The journal keeps taking records while the sink is down.
+    journal.append(&call("c")).unwrap();
+    journal.sync().unwrap();
+
+    flaky.fail(false);
+    let progress = forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(progress.forwarded_seq, 3);
+    assert_eq!(healthy.stored(), vec![1, 2, 3]);
+    assert_eq!(flaky.stored(), vec![1, 2, 3]);
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), 3);
+}
+
+#[test]
+fn restart_replays_from_the_checkpoint_into_files_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("journal");
+    let cdr_dir = dir.path().join("cdr");
+    let config = ForwarderConfig {
+        max_batch_records: 2,
+        // Never saved during the run: a crash leaves the checkpoint behind the files.
+        checkpoint_every_records: u64::MAX,
+        ..ForwarderConfig::default()
+    };
+    let mut journal = Journal::open(&journal_dir, JournalConfig::default()).unwrap();
+    let file_sink = FileSink::open(&cdr_dir, FileSinkConfig { csv: true }).unwrap();
+    let mut forwarder =
+        Forwarder::open(&journal_dir, vec![Box::new(file_sink)], config.clone()).unwrap();
+    for id in ["a", "b", "c"] {
+        journal.append(&call(id)).unwrap();
+    }
+    journal.sync().unwrap();
+    forwarder.forward(journal.durable_seq()).unwrap();
+    journal.append(&call("d")).unwrap();
+    journal.sync().unwrap();
+    // Crash: "d" is journaled but not forwarded, the checkpoint is still 0.
+    drop((journal, forwarder));
+    assert_eq!(read_checkpoint(&journal_dir).unwrap(), 0);
+
+    let file_sink = FileSink::open(&cdr_dir, FileSinkConfig { csv: true }).unwrap();
+    let mut forwarder = Forwarder::open(&journal_dir, vec![Box::new(file_sink)], config).unwrap();
+    let progress = forwarder.forward(u64::MAX).unwrap();
+    assert_eq!(progress.forwarded_seq, 4);
+    forwarder.save_checkpoint().unwrap();
+    assert_eq!(read_checkpoint(&journal_dir).unwrap(), 4);
+
+    let text = std::fs::read_to_string(cdr_dir.join("cdr-2025-03-03.jsonl")).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Record>(l).unwrap().seq())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    let csv = std::fs::read_to_string(cdr_dir.join("cdr-2025-03-03.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+}
+
+#[test]
+fn fully_forwarded_segments_are_deleted_but_never_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let journal_config = JournalConfig {
+        max_segment_bytes: 3000,
+        ..JournalConfig::default()
+    };
+    let mut journal = Journal::open(dir.path(), journal_config).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        ForwarderConfig {
+            max_batch_records: 100,
+            checkpoint_every_records: u64::MAX,
+            ..ForwarderConfig::default()
+        },
+    )
+    .unwrap();
+    for i in 0..8 {
+        journal.append(&call(&format!("c{i}"))).unwrap();
+        journal.sync().unwrap();
+    }
+    let before = list_segments(dir.path()).unwrap();
+    assert!(before.len() >= 3);
+
+    // Forward only part: segments holding unforwarded records must stay.
+    let cut = before[1].first_seq; // first record of the second segment
+    let progress = forwarder.forward(cut).unwrap();
+    assert_eq!(progress.deleted_segments, 1);
+    let after = list_segments(dir.path()).unwrap();
+    assert_eq!(after.first().map(|s| s.first_seq), Some(cut));
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), cut);
+
+    forwarder.forward(journal.durable_seq()).unwrap();
+    let remaining = list_segments(dir.path()).unwrap();
+    assert_eq!(remaining.len(), 1, "only the live segment remains");
+    assert_eq!(remaining[0], *before.last().unwrap());
+    assert_eq!(sink.stored(), (1..=8).collect::<Vec<u64>>());
+
+    // Replay after a restart has nothing left to send.
+    let (left, _) = {
+        let mut replay = crate::journal::replay(dir.path()).unwrap();
+        let records: Vec<Record> = replay.by_ref().collect::<Result<_, _>>().unwrap();
+        (records, replay.skipped())
+    };
+    assert!(left.is_empty());
+}
+
+#[test]
+fn live_partial_line_is_left_until_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    journal.append(&call("a")).unwrap();
+    journal.sync().unwrap();
+    let segment = list_segments(dir.path()).unwrap().remove(0).path;
+    let line = {
+        let mut record = call("b");
+        record.set_seq(2);
+        let mut line = serde_json::to_vec(&record).unwrap();
+        line.push(b'\n');
+        line
+    };
+    // Simulate reading while the writer is half-way through a line.
+    let (head, tail) = line.split_at(line.len() / 2);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, head))
+        .unwrap();
+    forwarder.forward(u64::MAX).unwrap();
+    assert_eq!(sink.stored(), vec![1]);
+    assert_eq!(forwarder.skipped(), SkippedLines::default());
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, tail))
+        .unwrap();
+    forwarder.forward(u64::MAX).unwrap();
+    assert_eq!(sink.stored(), vec![1, 2]);
+}
+
+#[test]
+fn needs_a_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Forwarder::open(dir.path(), Vec::new(), ForwarderConfig::default()),
+        Err(ForwardError::NoSinks)
+    ));
+}
+
+#[test]
+fn forwarding_is_due_by_lag_count_or_age() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let config = ForwarderConfig {
+        max_lag_records: 3,
+        max_lag: Duration::from_secs(1),
+        ..ForwarderConfig::default()
+    };
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(dir.path(), vec![Box::new(sink.clone())], config).unwrap();
+    let t0 = Instant::now();
+    assert!(!forwarder.forward_due(journal.durable_seq(), t0));
+    journal.append(&call("a")).unwrap();
+    journal.sync().unwrap();
+    assert!(!forwarder.forward_due(journal.durable_seq(), t0));
+    assert!(!forwarder.forward_due(1, t0 + Duration::from_millis(999)));
+    assert!(forwarder.forward_due(1, t0 + Duration::from_secs(1)));
+    for id in ["b", "c"] {
+        journal.append(&call(id)).unwrap();
+    }
+    journal.sync().unwrap();
+    assert!(forwarder.forward_due(journal.durable_seq(), t0));
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert!(!forwarder.forward_due(journal.durable_seq(), t0 + Duration::from_secs(5)));
+
+    // After a sink error the pending batch is due at once.
+    sink.fail(true);
+    journal.append(&call("d")).unwrap();
+    journal.sync().unwrap();
+    assert!(forwarder.forward(journal.durable_seq()).is_err());
+    assert!(forwarder.forward_due(journal.durable_seq(), t0));
+}

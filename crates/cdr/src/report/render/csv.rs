@@ -1,0 +1,47 @@
+//! CSV output, for spreadsheets and further processing.
+//!
+//! One row per interval and group; `section` is `total`, `queue` or `agent`. Rates are
+//! fractions (0–1), durations seconds, undefined values empty. `agents_needed` is filled
+//! on queue rows only.
+
+use std::io::{self, Write};
+
+use super::{staffing_lookup, COLUMNS};
+use crate::report::{Report, ReportRow};
+
+/// Writes the report as CSV with a header row.
+pub(crate) fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    let mut header = vec!["section", "interval_start", "interval_end", "group"];
+    header.extend(COLUMNS.iter().map(|c| c.csv_name));
+    header.push("agents_needed");
+    writer.write_record(&header).map_err(io::Error::other)?;
+    let staffing = staffing_lookup(report);
+    let sections: [(&str, &[ReportRow]); 3] = [
+        ("total", &report.totals),
+        ("queue", &report.queues),
+        ("agent", &report.agents),
+    ];
+    for (section, rows) in sections {
+        for row in rows {
+            let mut record = vec![
+                section.to_string(),
+                super::iso(row.interval_start),
+                super::iso(row.interval_end),
+                row.group.clone(),
+            ];
+            record.extend(COLUMNS.iter().map(|c| (c.value)(&row.figures).raw()));
+            let needed = if section == "queue" {
+                staffing
+                    .get(&(row.interval_start, row.group.as_str()))
+                    .copied()
+                    .flatten()
+            } else {
+                None
+            };
+            record.push(needed.map(|n| n.to_string()).unwrap_or_default());
+            writer.write_record(&record).map_err(io::Error::other)?;
+        }
+    }
+    writer.flush()
+}

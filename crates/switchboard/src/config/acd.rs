@@ -1,0 +1,76 @@
+//! The `[acd]` section: not-ready reasons and what happens after a missed offer.
+
+use super::diagnostics::Diagnostics;
+use super::model::AcdSettings;
+use super::names::Declared;
+use super::reader::TableReader;
+
+const KEYS: &[&str] = &["not_ready_reasons", "missed_call_reason"];
+const DEFAULT_REASONS: [&str; 5] = ["break", "lunch", "training", "meeting", "missed"];
+
+/// Reads `[acd]`; absent keys take their defaults. `None` means an error was recorded.
+pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<AcdSettings> {
+    let acd = TableReader::section(d, root, "acd", KEYS);
+    let mut declared = Declared::new("not-ready reason");
+    let default_reasons = DEFAULT_REASONS.map(str::to_owned).to_vec();
+    let reasons = acd.or(d, "not_ready_reasons", default_reasons, |d, field| {
+        let reasons = field.list(d, |d, element| {
+            let reason = element.identifier(d)?;
+            declared.declare(d, reason.clone(), &reason, element.path());
+            Some(reason)
+        })?;
+        if reasons.is_empty() {
+            d.error(field.path(), "list at least one not-ready reason");
+            return None;
+        }
+        Some(reasons)
+    });
+    let missed_call_reason = acd.optional(d, "missed_call_reason", |d, field| {
+        let reason = field.identifier(d)?;
+        let listed = match &reasons {
+            Some(reasons) => reasons.contains(&reason),
+            // The list itself is invalid and already reported; don't pile on.
+            None => true,
+        };
+        if !listed {
+            d.error(
+                field.path(),
+                format!("missed_call_reason {reason:?} is not one of not_ready_reasons"),
+            );
+            return None;
+        }
+        Some(reason)
+    });
+    Some(AcdSettings {
+        not_ready_reasons: reasons?,
+        missed_call_reason: missed_call_reason?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn missed_call_reason_must_be_a_listed_reason() {
+        assert_eq!(
+            error_lines("[acd]\nnot_ready_reasons = [\"break\"]\nmissed_call_reason = \"missed\"\n"),
+            vec!["t.toml:3:22: acd.missed_call_reason: missed_call_reason \"missed\" is not one of not_ready_reasons"]
+        );
+        // The default list contains "missed".
+        let config = valid("[acd]\nmissed_call_reason = \"missed\"\n");
+        assert_eq!(config.acd.missed_call_reason.as_deref(), Some("missed"));
+    }
+
+    #[test]
+    fn reasons_are_unique_and_not_empty() {
+        assert_eq!(
+            error_lines("[acd]\nnot_ready_reasons = [\"break\", \"break\"]\n"),
+            vec!["t.toml:2:31: acd.not_ready_reasons[1]: duplicate not-ready reason `break` (first defined at acd.not_ready_reasons[0], line 2)"]
+        );
+        assert_eq!(
+            error_lines("[acd]\nnot_ready_reasons = []\n"),
+            vec!["t.toml:2:21: acd.not_ready_reasons: list at least one not-ready reason"]
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! The `[[agent]]` entries: who can log in, how they authenticate, and what they are skilled at.
+
+use super::credentials;
+use super::diagnostics::Diagnostics;
+use super::model::AgentConfig;
+use super::names::Declared;
+use super::reader::{Field, TableReader};
+use super::skills;
+
+const KEYS: &[&str] = &[
+    "id",
+    "name",
+    "sip_user",
+    "password",
+    "ha1",
+    "skills",
+    "max_calls",
+];
+
+/// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
+/// `None` means an error was recorded.
+pub(super) fn read(
+    d: &mut Diagnostics<'_>,
+    root: &TableReader<'_>,
+) -> (Option<Vec<AgentConfig>>, Declared<String>) {
+    let mut ids = Declared::new("agent");
+    let mut sip_users = Declared::new("SIP user");
+    let agents = root.or(d, "agent", Vec::new(), |d, field| {
+        field.list(d, |d, element| agent(d, element, &mut ids, &mut sip_users))
+    });
+    (agents, ids)
+}
+
+fn agent(
+    d: &mut Diagnostics<'_>,
+    field: &Field<'_>,
+    ids: &mut Declared<String>,
+    sip_users: &mut Declared<String>,
+) -> Option<AgentConfig> {
+    let table = field.table(d, KEYS)?;
+    let mut id_is_new = false;
+    let id = table.required(d, "id", |d, field| {
+        let id = field.identifier(d)?;
+        id_is_new = ids.declare(d, id.clone(), &id, field.path());
+        Some(id)
+    });
+    let name = table.required(d, "name", |d, field| {
+        let name = field.string(d)?;
+        if name.trim().is_empty() {
+            d.error(field.path(), "must not be empty");
+            return None;
+        }
+        Some(name)
+    });
+    let sip_user = match table.get("sip_user") {
+        Some(field) => {
+            let user = field.identifier(d);
+            if let Some(user) = &user {
+                sip_users.declare(d, user.clone(), user, field.path());
+            }
+            user
+        }
+        None => {
+            // The SIP user defaults to the id. A clash is reported at the id, and not at all if
+            // the id is itself a duplicate: that error already says it all.
+            if let (Some(id), true) = (&id, id_is_new) {
+                sip_users.declare(d, id.clone(), id, &table.path().key("id"));
+            }
+            id.clone()
+        }
+    };
+    let secret = match credentials::secret(d, &table) {
+        Some(None) => {
+            d.error(
+                &table.path().key("password"),
+                "missing `password` or `ha1` (exactly one is required)",
+            );
+            None
+        }
+        secret => secret.flatten(),
+    };
+    let skills = table.or(d, "skills", Default::default(), skills::read);
+    let max_calls = table.or(d, "max_calls", 1, |d, field| field.integer(d, 1..=100));
+    Some(AgentConfig {
+        id: id?,
+        name: name?,
+        sip_user: sip_user?,
+        secret: secret?,
+        skills: skills?,
+        max_calls: max_calls?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::model::DigestSecret;
+    use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn exactly_one_of_password_and_ha1() {
+        let text = "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nha1 = \"xyz\"\n\n[[agent]]\nid = \"2\"\nname = \"B\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:5:7: agent[0].ha1: ha1 must be 32 hex digits (md5 of user:realm:password), got 3 characters",
+                "t.toml:5:7: agent[0].ha1: set either `password` or `ha1`, not both",
+                "t.toml:7:1: agent[1].password: missing `password` or `ha1` (exactly one is required)",
+            ]
+        );
+    }
+
+    #[test]
+    fn ha1_must_be_32_hex_digits() {
+        let text =
+            "[[agent]]\nid = \"1\"\nname = \"A\"\nha1 = \"0123456789abcdef0123456789abcdeg\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec!["t.toml:4:7: agent[0].ha1: ha1 must be 32 hex digits (md5 of user:realm:password), got a non-hex character"]
+        );
+        let config = valid(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\nha1 = \"0123456789ABCDEF0123456789abcdef\"\n",
+        );
+        assert_eq!(
+            config.agents[0].secret,
+            DigestSecret::Ha1("0123456789abcdef0123456789abcdef".to_owned())
+        );
+    }
+
+    #[test]
+    fn ids_and_sip_users_are_unique() {
+        let text = "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\n[[agent]]\nid = \"1\"\nname = \"B\"\npassword = \"p\"\n[[agent]]\nid = \"3\"\nname = \"C\"\nsip_user = \"1\"\npassword = \"p\"\n[[agent]]\nid = \"alice\"\nname = \"D\"\npassword = \"p\"\n[[agent]]\nid = \"5\"\nname = \"E\"\nsip_user = \"alice\"\npassword = \"p\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                // The second "1" clashes as an id; its defaulted SIP user is not reported again.
+                "t.toml:6:6: agent[1].id: duplicate agent `1` (first defined at agent[0].id, line 2)",
+                "t.toml:12:12: agent[2].sip_user: duplicate SIP user `1` (first defined at agent[0].id, line 2)",
+                "t.toml:21:12: agent[4].sip_user: duplicate SIP user `alice` (first defined at agent[3].id, line 15)",
+            ]
+        );
+    }
+
+    #[test]
+    fn name_is_required_and_limits_are_checked() {
+        let text =
+            "[[agent]]\nid = \"1\"\npassword = \"p\"\nmax_calls = 0\nskills = { support = 11 }\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:1:1: agent[0].name: missing required key `name`",
+                "t.toml:4:13: agent[0].max_calls: 0 out of range 1..=100",
+                "t.toml:5:22: agent[0].skills.support: level 11 out of range 1..=10",
+            ]
+        );
+        let config = valid("[[agent]]\nid = \"1\"\nname = \"Ann Lee\"\npassword = \"p\"\n");
+        assert_eq!(config.agents[0].name, "Ann Lee");
+        assert_eq!(config.agents[0].max_calls, 1);
+        assert!(config.agents[0].skills.is_empty());
+    }
+}

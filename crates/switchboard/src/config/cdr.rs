@@ -1,0 +1,24 @@
+//! The `[cdr]` section: where call detail records are written.
+
+use std::path::PathBuf;
+
+use super::diagnostics::Diagnostics;
+use super::model::CdrConfig;
+use super::reader::TableReader;
+
+const KEYS: &[&str] = &["dir"];
+const DEFAULT_DIR: &str = "/var/lib/switchboard/cdr";
+
+/// Reads `[cdr]`; absent keys take their defaults. `None` means an error was recorded.
+pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<CdrConfig> {
+    let cdr = TableReader::section(d, root, "cdr", KEYS);
+    let dir = cdr.or(d, "dir", PathBuf::from(DEFAULT_DIR), |d, field| {
+        let dir = field.string(d)?;
+        if dir.is_empty() {
+            d.error(field.path(), "must not be empty");
+            return None;
+        }
+        Some(PathBuf::from(dir))
+    });
+    Some(CdrConfig { dir: dir? })
+}

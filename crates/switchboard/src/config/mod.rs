@@ -1,0 +1,648 @@
+//! Switchboard configuration: one TOML file, read into plain typed values.
+//!
+//! [`load_file`] and [`load_str`] check the whole file and report every problem at once, each
+//! naming the file, line, column and dotted field path (`demo.toml:27:9: queue[0].skills.support:
+//! level 11 out of range 1..=10`). Unknown keys are errors, so a typo never silently falls back
+//! to a default. [`demo`] is the embedded configuration `switchboard run` uses without a file.
+//!
+//! The file is parsed with `toml_edit`, which keeps the position of every key and value, and read
+//! by hand-written section readers rather than serde derive: serde stops at the first error in a
+//! struct, while `check-config` must list them all.
+
+mod acd;
+mod agent;
+mod cdr;
+mod credentials;
+mod diagnostics;
+mod error;
+mod http;
+mod model;
+mod names;
+mod number;
+mod path;
+mod queue;
+mod reader;
+mod sip;
+mod skills;
+mod trunk;
+
+use std::path::Path;
+
+use toml_edit::ImDocument;
+
+use diagnostics::Diagnostics;
+use reader::TableReader;
+
+pub use error::{ConfigError, ConfigErrors, Position};
+pub use model::{
+    AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
+    DigestCredentials, DigestSecret, HttpConfig, NumberConfig, QueueConfig, RoutingStrategy,
+    SipConfig, SkillExpansion, TrunkConfig,
+};
+
+/// The embedded demo configuration (see [`demo`]).
+pub const DEMO_TOML: &str = include_str!("demo.toml");
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "sip", "http", "cdr", "trunk", "number", "queue", "acd", "agent",
+];
+
+/// Reads and checks the configuration file at `path`.
+///
+/// Errors name the file as `path` was given; an unreadable file is a single error without a position.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ConfigErrors::whole_file(&file, format!("cannot read file: {error}")))?;
+    load_str(&file, &text)
+}
+
+/// Reads and checks configuration `text`; `source_name` is the file name used in errors.
+pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let document =
+        ImDocument::parse(text).map_err(|error| syntax_error(source_name, text, &error))?;
+    let mut diagnostics = Diagnostics::new(source_name, text, document.as_table());
+    let config = read_config(&mut diagnostics, document.as_table());
+    match (config, ConfigErrors::new(diagnostics.into_errors())) {
+        (_, Some(errors)) => Err(errors),
+        (Some(config), None) => Ok(config),
+        // Every reader records an error before returning `None`; if one ever does not, refuse
+        // the file rather than run with a half-read configuration.
+        (None, None) => Err(ConfigErrors::whole_file(
+            source_name,
+            "configuration rejected without a recorded reason (this is a bug in Switchboard)"
+                .to_owned(),
+        )),
+    }
+}
+
+/// The embedded demo configuration: SIP on 127.0.0.1:5060 (UDP and TCP), HTTP on
+/// 127.0.0.1:8080 with token `demo-token`, a trunk for 127.0.0.0/8, DID `100` to queue
+/// `support`, and agents 1001-1003 with passwords `secret1001`-`secret1003`.
+pub fn demo() -> Config {
+    load_str("demo.toml", DEMO_TOML)
+        .expect("the embedded demo.toml is valid: the demo_configuration_is_valid test proves it")
+}
+
+fn syntax_error(source_name: &str, text: &str, error: &toml_edit::TomlError) -> ConfigErrors {
+    // toml_edit's messages span several lines ("invalid array\nexpected `]`"); keep one line an error.
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = if message.is_empty() {
+        "invalid TOML".to_owned()
+    } else {
+        format!("invalid TOML: {message}")
+    };
+    let offset = error.span().map_or(0, |span| span.start);
+    let error = ConfigError {
+        file: source_name.to_owned(),
+        position: Some(Position::from_offset(text, offset)),
+        field: String::new(),
+        message,
+    };
+    ConfigErrors::new(vec![error]).expect("a list with one error is not empty")
+}
+
+/// Reads every section. Sections are read in dependency order so references (a number's queue,
+/// a token's agent) are checked against names already declared. `None` means an error was recorded.
+fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Config> {
+    let root = TableReader::root(d, root, TOP_LEVEL_KEYS);
+    let sip = sip::read(d, &root);
+    let cdr = cdr::read(d, &root);
+    let acd = acd::read(d, &root);
+    let (trunks, trunk_names) = trunk::read(d, &root);
+    let (queues, queue_names) = queue::read(d, &root);
+    let (agents, agent_ids) = agent::read(d, &root);
+    let targets = number::Targets {
+        trunks: &trunk_names,
+        queues: &queue_names,
+    };
+    let numbers = number::read(d, &root, &targets);
+    let http = http::read(d, &root, &agent_ids);
+    Some(Config {
+        sip: sip?,
+        http: http?,
+        cdr: cdr?,
+        trunks: trunks?,
+        numbers: numbers?,
+        queues: queues?,
+        acd: acd?,
+        agents: agents?,
+    })
+}
+
+/// Helpers shared by the tests of every section.
+#[cfg(test)]
+pub(super) mod testing {
+    /// The errors `text` produces, one rendered line each (empty if it is valid).
+    pub(crate) fn error_lines(text: &str) -> Vec<String> {
+        match super::load_str("t.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|error| error.to_string()).collect(),
+        }
+    }
+
+    /// Parses `text`, failing the test with the errors if it is invalid.
+    pub(crate) fn valid(text: &str) -> super::Config {
+        match super::load_str("t.toml", text) {
+            Ok(config) => config,
+            Err(errors) => panic!("expected a valid configuration, got:\n{errors}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, SocketAddr};
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::testing::{error_lines, valid};
+    use super::*;
+
+    /// Every key the schema knows, with a comment on each: the reference example for the docs.
+    const FULL_EXAMPLE: &str = r#"
+[sip]
+listen_udp = ["0.0.0.0:5060", "[::]:5060"]  # UDP listeners; may be [] if listen_tcp is not
+listen_tcp = ["0.0.0.0:5060"]               # TCP listeners
+realm = "example.com"                       # digest realm; HA1 values are computed with it
+public_address = "sip.example.com"          # host for Via/Contact/SDP; "" = the listen IP
+t1_ms = 500                                 # RFC 3261 T1 (1..=60000), must be <= t2_ms
+t2_ms = 4000                                # RFC 3261 T2 (1..=600000)
+t4_ms = 5000                                # RFC 3261 T4 (1..=600000)
+max_message_bytes = 65535                   # larger requests get 513 (1024..=16777216)
+ring_timeout_s = 20                         # per agent attempt (1..=3600)
+drain_timeout_s = 30                        # graceful shutdown (0..=86400)
+min_expires_s = 60                          # registrar: shorter gets 423 (1..=86400)
+max_expires_s = 3600                        # registrar: longer is capped (>= min_expires_s)
+max_calls = 10000                           # concurrent calls before 503 (1..=1000000)
+
+[http]
+listen = "127.0.0.1:8080"                   # API, web UI and /metrics
+
+[[http.token]]
+token = "change-me-admin"                   # Authorization: Bearer <token>; unique
+role = "admin"                              # agent | supervisor | admin | analyst
+
+[[http.token]]
+token = "change-me-alice"
+role = "agent"
+agent = "1001"                              # required for role = "agent", only allowed there
+
+[cdr]
+dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
+
+[[trunk]]
+name = "carrier"                            # unique
+allow = ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"]  # source IPs/CIDRs let in without auth
+
+[[trunk]]
+name = "pbx"
+username = "pbx"                            # digest credentials: username plus exactly one of
+ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example.com:password")
+
+[[number]]
+did = "+15550100"                           # Request-URI user part; unique per trunk restriction
+queue = "support"                           # must name a [[queue]]
+trunk = "carrier"                           # optional: only calls from this trunk
+priority = 0                                # base priority, higher first (-1000000..=1000000)
+priority_header = "X-Priority"              # optional: header whose integer value sets priority
+
+[[number.caller_priority]]                  # optional, first matching list wins
+callers = ["+15551234567", "2000"]          # From user parts; a caller may appear only once
+priority = 10
+label = "vip"                               # optional tag for agents and CDRs
+
+[[queue]]
+name = "support"                            # unique
+skills = { support = 1 }                    # required skills -> minimum level (1..=10), not empty
+strategy = "longest-idle"                   # longest-idle | most-skilled | round-robin | fewest-calls
+max_wait_s = 300                            # optional (1..=86400)
+max_length = 100                            # optional (1..=1000000)
+overflow = "billing"                        # optional: another queue
+service_level_s = 20                        # service-level threshold
+wrap_up_s = 10                              # after-call work
+preferred_agent_wait_s = 15                 # wait for the caller's previous agent
+
+[[queue.expansion]]                         # optional, in increasing after_s order
+after_s = 30
+min_level = 5                               # optional: lower the required levels to this
+
+[[queue.expansion]]
+after_s = 60
+add_skills = { billing = 1 }                # optional: also accept these skills
+
+[[queue]]
+name = "billing"
+skills = { billing = 3 }
+strategy = "most-skilled"
+
+[acd]
+not_ready_reasons = ["break", "lunch", "training", "meeting", "missed"]
+missed_call_reason = "missed"               # optional; absent = back to Ready after a missed offer
+
+[[agent]]
+id = "1001"                                 # unique
+name = "Alice"
+sip_user = "alice"                          # default = id; unique
+password = "secret1001"                     # exactly one of password / ha1
+skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
+max_calls = 1                               # default 1 (1..=100)
+
+[[agent]]
+id = "1002"
+name = "Bob"
+ha1 = "fedcba9876543210fedcba9876543210"
+"#;
+
+    #[test]
+    fn demo_configuration_is_valid() {
+        let config = valid(DEMO_TOML);
+        assert_eq!(config, demo());
+        let local: SocketAddr = "127.0.0.1:5060".parse().expect("literal address");
+        assert_eq!(config.sip.listen_udp, vec![local]);
+        assert_eq!(config.sip.listen_tcp, vec![local]);
+        assert_eq!(
+            config.http.listen,
+            "127.0.0.1:8080"
+                .parse::<SocketAddr>()
+                .expect("literal address")
+        );
+        assert_eq!(config.http.tokens.len(), 1);
+        assert_eq!(config.http.tokens[0].token, "demo-token");
+        assert_eq!(config.http.tokens[0].role, ApiRole::Admin);
+
+        let [trunk] = config.trunks.as_slice() else {
+            panic!("the demo has one trunk");
+        };
+        let inside: IpAddr = "127.9.8.7".parse().expect("literal address");
+        let outside: IpAddr = "10.0.0.1".parse().expect("literal address");
+        assert!(trunk.allow.iter().any(|net| net.contains(&inside)));
+        assert!(!trunk.allow.iter().any(|net| net.contains(&outside)));
+
+        let [number] = config.numbers.as_slice() else {
+            panic!("the demo has one number");
+        };
+        assert_eq!(
+            (number.did.as_str(), number.queue.as_str()),
+            ("100", "support")
+        );
+        let [queue] = config.queues.as_slice() else {
+            panic!("the demo has one queue");
+        };
+        assert_eq!(queue.name, "support");
+        assert_eq!(queue.skills.get("support"), Some(&1));
+
+        let agents: Vec<(&str, &str, &DigestSecret)> = config
+            .agents
+            .iter()
+            .map(|agent| (agent.id.as_str(), agent.sip_user.as_str(), &agent.secret))
+            .collect();
+        let password = |p: &str| DigestSecret::Password(p.to_owned());
+        assert_eq!(
+            agents,
+            vec![
+                ("1001", "1001", &password("secret1001")),
+                ("1002", "1002", &password("secret1002")),
+                ("1003", "1003", &password("secret1003")),
+            ]
+        );
+        assert!(config
+            .agents
+            .iter()
+            .all(|agent| agent.skills.get("support").is_some_and(|level| *level >= 1)));
+    }
+
+    #[test]
+    fn empty_file_takes_every_default() {
+        let config = valid("");
+        let local: SocketAddr = "127.0.0.1:5060".parse().expect("literal address");
+        assert_eq!(config.sip.listen_udp, vec![local]);
+        assert_eq!(config.sip.realm, "switchboard");
+        assert_eq!(config.sip.public_address, None);
+        assert_eq!(config.sip.t1, Duration::from_millis(500));
+        assert_eq!(config.sip.t2, Duration::from_millis(4000));
+        assert_eq!(config.sip.t4, Duration::from_millis(5000));
+        assert_eq!(config.sip.max_message_bytes, 65_535);
+        assert_eq!(config.sip.ring_timeout, Duration::from_secs(20));
+        assert_eq!(config.sip.drain_timeout, Duration::from_secs(30));
+        assert_eq!(config.sip.min_expires, Duration::from_secs(60));
+        assert_eq!(config.sip.max_expires, Duration::from_secs(3600));
+        assert_eq!(config.sip.max_calls, 10_000);
+        assert_eq!(config.http.listen.port(), 8080);
+        assert!(config.http.tokens.is_empty());
+        assert_eq!(
+            config.cdr.dir,
+            std::path::PathBuf::from("/var/lib/switchboard/cdr")
+        );
+        assert_eq!(config.acd.not_ready_reasons.len(), 5);
+        assert_eq!(config.acd.missed_call_reason, None);
+        assert!(config.trunks.is_empty() && config.numbers.is_empty());
+        assert!(config.queues.is_empty() && config.agents.is_empty());
+    }
+
+    #[test]
+    fn full_example_reads_every_field() {
+        let config = valid(FULL_EXAMPLE);
+        assert_eq!(config.sip.listen_udp.len(), 2);
+        assert_eq!(
+            config.sip.public_address.as_deref(),
+            Some("sip.example.com")
+        );
+        assert_eq!(
+            config.http.tokens[1].role,
+            ApiRole::Agent("1001".to_owned())
+        );
+        assert_eq!(config.trunks[0].allow.len(), 3);
+        assert_eq!(
+            config.trunks[0].allow[1].to_string(),
+            "198.51.100.7/32",
+            "a single address is a /32"
+        );
+        let pbx = config.trunks[1]
+            .credentials
+            .as_ref()
+            .expect("pbx has credentials");
+        assert_eq!(pbx.username, "pbx");
+        assert_eq!(
+            pbx.secret,
+            DigestSecret::Ha1("0123456789abcdef0123456789abcdef".to_owned()),
+            "HA1 is stored lowercase"
+        );
+        let number = &config.numbers[0];
+        assert_eq!(number.trunk.as_deref(), Some("carrier"));
+        assert_eq!(number.priority_header.as_deref(), Some("X-Priority"));
+        assert_eq!(number.caller_priorities[0].callers.len(), 2);
+        assert_eq!(number.caller_priorities[0].priority, 10);
+        assert_eq!(number.caller_priorities[0].label.as_deref(), Some("vip"));
+        let support = &config.queues[0];
+        assert_eq!(support.max_wait, Some(Duration::from_secs(300)));
+        assert_eq!(support.max_length, Some(100));
+        assert_eq!(support.overflow.as_deref(), Some("billing"));
+        assert_eq!(support.expansions.len(), 2);
+        assert_eq!(support.expansions[0].min_level, Some(5));
+        assert_eq!(support.expansions[1].add_skills.get("billing"), Some(&1));
+        assert_eq!(config.queues[1].strategy, RoutingStrategy::MostSkilled);
+        assert_eq!(config.agents[0].sip_user, "alice");
+        assert_eq!(config.agents[0].skills.len(), 2);
+        assert_eq!(config.agents[1].sip_user, "1002");
+        assert!(matches!(config.agents[1].secret, DigestSecret::Ha1(_)));
+    }
+
+    #[test]
+    fn syntax_errors_give_one_line_with_a_position() {
+        assert_eq!(
+            error_lines("[sip]\nrealm = \"x\"\nt1_ms = [1,\n"),
+            vec!["t.toml:4:1: invalid TOML: invalid array; expected `]`"]
+        );
+        // toml_edit's exact quoting of the key differs between releases; the position and
+        // the problem are what matter.
+        let lines = error_lines("[sip]\n[sip]\n");
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("t.toml:2:1: invalid TOML: invalid table header; duplicate key")
+                && lines[0].contains("sip"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line_at_every_level() {
+        let text = r#"
+colour = 1
+[sip]
+relam = "x"
+[http]
+[[http.token]]
+token = "t"
+role = "admin"
+rol = "x"
+[[trunk]]
+name = "t"
+allow = ["10.0.0.1"]
+passwrd = "p"
+[[number]]
+did = "1"
+queue = "q"
+[[number.caller_priority]]
+callers = ["2"]
+priority = 1
+lable = "vip"
+[[queue]]
+name = "q"
+skills = { s = 1 }
+[[queue.expansion]]
+after_s = 5
+min_level = 1
+add_skill = { s = 1 }
+[acd]
+reasons = []
+[[agent]]
+id = "a"
+name = "A"
+password = "p"
+skils = { s = 1 }
+[cdr]
+directory = "x"
+"#;
+        let lines = error_lines(text);
+        let expected = [
+            ("2:1", "colour"),
+            ("4:1", "sip.relam"),
+            ("9:1", "http.token[0].rol"),
+            ("13:1", "trunk[0].passwrd"),
+            ("20:1", "number[0].caller_priority[0].lable"),
+            ("27:1", "queue[0].expansion[0].add_skill"),
+            ("29:1", "acd.reasons"),
+            ("34:1", "agent[0].skils"),
+            ("36:1", "cdr.directory"),
+        ];
+        assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+        for (line, (position, field)) in lines.iter().zip(expected) {
+            let key = field
+                .rsplit('.')
+                .next()
+                .expect("split yields at least one part");
+            let key = key
+                .rsplit(']')
+                .next()
+                .expect("split yields at least one part");
+            assert!(
+                line.starts_with(&format!(
+                    "t.toml:{position}: {field}: unknown key `{key}`; expected one of: "
+                )),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
+        assert_eq!(
+            error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1"]
+        );
+    }
+
+    #[test]
+    fn every_error_is_collected_not_just_the_first() {
+        let text = r#"
+[sip]
+listen_udp = ["nope"]
+t1_ms = "fast"
+t4_ms = 0
+colour = 1
+
+[[trunk]]
+name = "t"
+allow = ["300.0.0.1", "10.0.0.0/8", "x/y"]
+
+[[agent]]
+id = "a"
+name = "A"
+password = "p"
+skills = { s = 0, t = 11, u = "high" }
+max_calls = 0
+"#;
+        let lines = error_lines(text);
+        assert_eq!(
+            lines,
+            vec![
+                "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
+                "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
+                "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls",
+                "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
+                "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
+                "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",
+                "t.toml:16:23: agent[0].skills.t: level 11 out of range 1..=10",
+                "t.toml:16:31: agent[0].skills.u: expected an integer skill level 1..=10, found a string",
+                "t.toml:17:13: agent[0].max_calls: 0 out of range 1..=100",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_section_types_are_reported() {
+        assert_eq!(
+            error_lines("sip = 5\nagent = \"x\"\ntrunk = [1]\n"),
+            vec![
+                "t.toml:1:7: sip: expected a table, found an integer",
+                "t.toml:2:9: agent: expected an array, found a string",
+                "t.toml:3:10: trunk[0]: expected a table, found an integer",
+            ]
+        );
+        assert_eq!(
+            error_lines("[queue]\nname = \"q\"\n"),
+            vec!["t.toml:1:1: queue: expected an array (write [[queue]] for each entry), found a table"]
+        );
+    }
+
+    #[test]
+    fn load_file_names_the_file() {
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir is writable");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[sip]\nt1_ms = -1\n").expect("temp file is writable");
+        let errors = load_file(&path).expect_err("t1_ms is negative");
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "{}:2:9: sip.t1_ms: -1 out of range 1..=60000",
+                path.display()
+            )
+        );
+        std::fs::write(&path, DEMO_TOML).expect("temp file is writable");
+        assert_eq!(load_file(&path), Ok(demo()));
+        std::fs::remove_dir_all(&dir).expect("temp dir can be removed");
+
+        let missing = dir.join("missing.toml");
+        let errors = load_file(&missing).expect_err("the file does not exist");
+        assert_eq!(errors.len(), 1);
+        let line = errors.to_string();
+        assert!(
+            line.starts_with(&format!("{}: cannot read file: ", missing.display())),
+            "{line}"
+        );
+    }
+
+    /// Lines that are plausible in a config file, to mutate the demo with.
+    fn config_line() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "listen_udp",
+            "t1_ms",
+            "t2_ms",
+            "name",
+            "id",
+            "did",
+            "queue",
+            "skills",
+            "allow",
+            "password",
+            "ha1",
+            "role",
+            "agent",
+            "overflow",
+            "after_s",
+            "min_level",
+            "bogus",
+        ]);
+        let value = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z0-9.:/\\[\\]]{0,12}".prop_map(|s| format!("{s:?}")),
+            Just("{ support = 11 }".to_owned()),
+            Just("[\"10.0.0.0/8\", 3]".to_owned()),
+            Just("\"1001\"".to_owned()),
+        ];
+        let table = prop::sample::select(vec![
+            "[sip]",
+            "[[agent]]",
+            "[[queue]]",
+            "[[trunk]]",
+            "[[number]]",
+            "[[http.token]]",
+            "[[queue.expansion]]",
+            "[acd]",
+            "[cdr]",
+        ]);
+        prop_oneof![
+            (key, value).prop_map(|(key, value)| format!("{key} = {value}")),
+            table.prop_map(str::to_owned),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = load_str("p.toml", &text);
+        }
+
+        #[test]
+        fn mutated_demo_never_panics_and_errors_are_located(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), config_line()), 1..6)
+        ) {
+            let mut lines: Vec<String> = DEMO_TOML.lines().map(str::to_owned).collect();
+            for (at, line) in edits {
+                let at = at.index(lines.len() + 1);
+                lines.insert(at, line);
+            }
+            let text = lines.join("\n");
+            if let Err(errors) = load_str("p.toml", &text) {
+                let line_count = text.lines().count().max(1);
+                for error in errors {
+                    let position = error.position.expect("errors in text always have a position");
+                    prop_assert!(position.line >= 1 && position.line <= line_count + 1, "{error}");
+                    prop_assert!(position.column >= 1, "{error}");
+                    prop_assert!(!error.message.contains('\n'), "{error}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The validated configuration as plain typed values.
+//!
+//! Everything here has passed validation: addresses parsed, references resolved, ranges checked.
+//! Code that consumes a `Config` does not need to re-check any of it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// The whole Switchboard configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// SIP listeners, timers and limits (`[sip]`).
+    pub sip: SipConfig,
+    /// HTTP API listener and bearer tokens (`[http]`).
+    pub http: HttpConfig,
+    /// Where call detail records go (`[cdr]`).
+    pub cdr: CdrConfig,
+    /// Carriers and PBXes allowed to send calls in (`[[trunk]]`).
+    pub trunks: Vec<TrunkConfig>,
+    /// Inbound numbers and the queue each one routes to (`[[number]]`).
+    pub numbers: Vec<NumberConfig>,
+    /// ACD queues (`[[queue]]`).
+    pub queues: Vec<QueueConfig>,
+    /// ACD-wide settings (`[acd]`).
+    pub acd: AcdSettings,
+    /// Agents who can log in and take calls (`[[agent]]`).
+    pub agents: Vec<AgentConfig>,
+}
+
+/// SIP listeners, RFC 3261 timers, registrar limits and overload limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipConfig {
+    /// UDP listen addresses; at least one of `listen_udp`/`listen_tcp` is non-empty.
+    pub listen_udp: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    pub listen_tcp: Vec<SocketAddr>,
+    /// Digest authentication realm; agent and trunk HA1 values are computed with it.
+    pub realm: String,
+    /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.
+    pub public_address: Option<String>,
+    /// RFC 3261 T1, the round-trip time estimate.
+    pub t1: Duration,
+    /// RFC 3261 T2, the maximum retransmit interval for non-INVITE requests and responses; `t1 <= t2`.
+    pub t2: Duration,
+    /// RFC 3261 T4, how long a message may stay in the network.
+    pub t4: Duration,
+    /// Largest SIP message accepted; bigger requests get 513.
+    pub max_message_bytes: usize,
+    /// How long one agent's phone rings before the call is offered to someone else.
+    pub ring_timeout: Duration,
+    /// On shutdown, how long to wait for calls in progress before exiting.
+    pub drain_timeout: Duration,
+    /// Smallest registration Expires accepted (423 Interval Too Brief below it).
+    pub min_expires: Duration,
+    /// Registration Expires is capped to this; `min_expires <= max_expires`.
+    pub max_expires: Duration,
+    /// Concurrent calls before new ones get 503 with Retry-After.
+    pub max_calls: usize,
+}
+
+/// The HTTP API listener and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Address of the HTTP API, web UI and `/metrics`.
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted by the API; each token is unique.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One bearer token for the HTTP API and the role it grants.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// The secret sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What the holder may do.
+    pub role: ApiRole,
+}
+
+impl fmt::Debug for ApiToken {
+    // The token is a credential: keep it out of logs and panic messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// What an API token holder may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRole {
+    /// An agent acting on their own state and calls; holds the agent id (it names a configured agent).
+    Agent(String),
+    /// Watches queues and agents, listens in, changes skills.
+    Supervisor,
+    /// Everything, including configuration.
+    Admin,
+    /// Reads reports and recordings.
+    Analyst,
+}
+
+/// Where call detail records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrConfig {
+    /// Directory for the JSON-lines CDR files.
+    pub dir: PathBuf,
+}
+
+/// A carrier or PBX allowed to send calls in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Unique name, referenced by `number.trunk` and written in CDRs.
+    pub name: String,
+    /// Source networks accepted without authentication (single IPs are /32 or /128).
+    pub allow: Vec<IpNet>,
+    /// Digest credentials the trunk may authenticate with instead.
+    /// At least one of `allow` and `credentials` is set.
+    pub credentials: Option<DigestCredentials>,
+}
+
+/// A digest username with its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestCredentials {
+    /// The digest username.
+    pub username: String,
+    /// The password or its HA1.
+    pub secret: DigestSecret,
+}
+
+/// The secret side of digest credentials: a plain password, or HA1 so the password need not be stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DigestSecret {
+    /// The plain password.
+    Password(String),
+    /// `md5(username:realm:password)` as 32 lowercase hex digits.
+    Ha1(String),
+}
+
+impl fmt::Debug for DigestSecret {
+    // Both variants are credentials: keep them out of logs and panic messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DigestSecret::Password(_) => f.write_str("Password(<redacted>)"),
+            DigestSecret::Ha1(_) => f.write_str("Ha1(<redacted>)"),
+        }
+    }
+}
+
+/// An inbound number (DID) and the queue its calls go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberConfig {
+    /// The dialled number as it appears in the Request-URI user part.
+    pub did: String,
+    /// Name of the queue the call is put in (it names a configured queue).
+    pub queue: String,
+    /// If set, the number only matches calls from this trunk (it names a configured trunk).
+    pub trunk: Option<String>,
+    /// Base priority of calls to this number; higher is served first.
+    pub priority: i32,
+    /// SIP header whose integer value, when present, replaces the base priority.
+    pub priority_header: Option<String>,
+    /// Caller lists that give their calls a different priority (first match wins).
+    pub caller_priorities: Vec<CallerPriority>,
+}
+
+/// A list of callers whose calls get a given priority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerPriority {
+    /// Caller numbers (From user part), matched exactly.
+    pub callers: Vec<String>,
+    /// Priority for their calls; higher is served first.
+    pub priority: i32,
+    /// Tag shown to agents and written in CDRs, e.g. `vip` or `complaint`.
+    pub label: Option<String>,
+}
+
+/// An ACD queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Unique name, referenced by `number.queue` and `queue.overflow`.
+    pub name: String,
+    /// Skills an agent needs, with the minimum level (1..=10) for each; never empty.
+    pub skills: BTreeMap<String, u8>,
+    /// How to choose among the agents that qualify.
+    pub strategy: RoutingStrategy,
+    /// Longest a caller waits before overflow (or being told to call back).
+    pub max_wait: Option<Duration>,
+    /// Most calls waiting at once; more overflow or get busy.
+    pub max_length: Option<usize>,
+    /// Queue that takes calls after `max_wait` or past `max_length` (another configured queue).
+    pub overflow: Option<String>,
+    /// Answer-time threshold for the service-level metric.
+    pub service_level: Duration,
+    /// After-call work time before the agent is offered the next call.
+    pub wrap_up: Duration,
+    /// How long a returning caller waits for the agent they spoke to last before anyone is offered.
+    pub preferred_agent_wait: Duration,
+    /// Steps that widen the set of eligible agents as a call waits, in increasing `after` order.
+    pub expansions: Vec<SkillExpansion>,
+}
+
+/// How a queue picks among the ready agents that have the required skills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingStrategy {
+    /// The agent idle the longest (`longest-idle`).
+    LongestIdle,
+    /// The agent with the highest level in the queue's skills (`most-skilled`).
+    MostSkilled,
+    /// Agents in turn (`round-robin`).
+    RoundRobin,
+    /// The agent who has taken the fewest calls (`fewest-calls`).
+    FewestCalls,
+}
+
+impl RoutingStrategy {
+    /// Every strategy with its configuration name.
+    pub const ALL: [(&'static str, RoutingStrategy); 4] = [
+        ("longest-idle", RoutingStrategy::LongestIdle),
+        ("most-skilled", RoutingStrategy::MostSkilled),
+        ("round-robin", RoutingStrategy::RoundRobin),
+        ("fewest-calls", RoutingStrategy::FewestCalls),
+    ];
+
+    /// The name used in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoutingStrategy::LongestIdle => "longest-idle",
+            RoutingStrategy::MostSkilled => "most-skilled",
+            RoutingStrategy::RoundRobin => "round-robin",
+            RoutingStrategy::FewestCalls => "fewest-calls",
+        }
+    }
+}
+
+/// One step of skill expansion: after a call has waited `after`, more agents qualify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillExpansion {
+    /// Wait time at which this step applies.
+    pub after: Duration,
+    /// Lower the minimum level of the queue's required skills to this (1..=10).
+    pub min_level: Option<u8>,
+    /// Also accept agents with these skills at these minimum levels.
+    pub add_skills: BTreeMap<String, u8>,
+}
+
+/// ACD-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcdSettings {
+    /// Reasons an agent may give for being not ready; unique, non-empty.
+    pub not_ready_reasons: Vec<String>,
+    /// Reason set when an agent lets an offered call ring out; `None` = back to Ready.
+    /// When set it is one of `not_ready_reasons`.
+    pub missed_call_reason: Option<String>,
+}
+
+/// An agent who can log in and take calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Unique agent id, used by the API and CDRs.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// SIP user the agent registers as (unique); defaults to the id.
+    pub sip_user: String,
+    /// SIP digest password or HA1.
+    pub secret: DigestSecret,
+    /// Skills and level (1..=10).
+    pub skills: BTreeMap<String, u8>,
+    /// Calls the agent may hold at once (1 for voice).
+    pub max_calls: u32,
+}

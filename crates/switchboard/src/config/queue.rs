@@ -1,0 +1,241 @@
+//! The `[[queue]]` entries: required skills, routing strategy, limits, overflow and expansion.
+
+use std::time::Duration;
+
+use super::diagnostics::Diagnostics;
+use super::model::{QueueConfig, RoutingStrategy, SkillExpansion};
+use super::names::Declared;
+use super::path::FieldPath;
+use super::reader::{Field, TableReader, ONE_DAY_S};
+use super::skills;
+
+const KEYS: &[&str] = &[
+    "name",
+    "skills",
+    "strategy",
+    "max_wait_s",
+    "max_length",
+    "overflow",
+    "service_level_s",
+    "wrap_up_s",
+    "preferred_agent_wait_s",
+    "expansion",
+];
+const EXPANSION_KEYS: &[&str] = &["after_s", "min_level", "add_skills"];
+
+/// An `overflow = "..."` seen while reading, checked once every queue name is known.
+struct OverflowReference {
+    queue: Option<String>,
+    target: String,
+    path: FieldPath,
+}
+
+/// Reads every `[[queue]]`. Also returns the declared queue names, for `number.queue`.
+/// `None` means an error was recorded.
+pub(super) fn read(
+    d: &mut Diagnostics<'_>,
+    root: &TableReader<'_>,
+) -> (Option<Vec<QueueConfig>>, Declared<String>) {
+    let mut names = Declared::new("queue");
+    let mut overflows = Vec::new();
+    let queues = root.or(d, "queue", Vec::new(), |d, field| {
+        field.list(d, |d, element| {
+            queue(d, element, &mut names, &mut overflows)
+        })
+    });
+    for overflow in &overflows {
+        if overflow.queue.as_deref() == Some(overflow.target.as_str()) {
+            d.error(&overflow.path, "a queue cannot overflow to itself");
+        } else {
+            names.check_reference(d, &overflow.target, &overflow.path);
+        }
+    }
+    (queues, names)
+}
+
+fn queue(
+    d: &mut Diagnostics<'_>,
+    field: &Field<'_>,
+    names: &mut Declared<String>,
+    overflows: &mut Vec<OverflowReference>,
+) -> Option<QueueConfig> {
+    let table = field.table(d, KEYS)?;
+    let name = table.required(d, "name", |d, field| {
+        let name = field.identifier(d)?;
+        names.declare(d, name.clone(), &name, field.path());
+        Some(name)
+    });
+    let skills = table.required(d, "skills", |d, field| {
+        let skills = skills::read(d, field)?;
+        if skills.is_empty() {
+            d.error(field.path(), "a queue needs at least one required skill");
+            return None;
+        }
+        Some(skills)
+    });
+    let strategy = table.or(d, "strategy", RoutingStrategy::LongestIdle, |d, field| {
+        field.parsed(d, parse_strategy)
+    });
+    let max_wait = table.optional(d, "max_wait_s", |d, field| field.seconds(d, 1..=ONE_DAY_S));
+    let max_length = table.optional(d, "max_length", |d, field| field.integer(d, 1..=1_000_000));
+    let overflow = table.optional(d, "overflow", |d, field| {
+        let target = field.identifier(d)?;
+        overflows.push(OverflowReference {
+            queue: name.clone(),
+            target: target.clone(),
+            path: field.path().clone(),
+        });
+        Some(target)
+    });
+    let service_level = table.or(d, "service_level_s", Duration::from_secs(20), |d, field| {
+        field.seconds(d, 1..=ONE_DAY_S)
+    });
+    let wrap_up = table.or(d, "wrap_up_s", Duration::from_secs(10), |d, field| {
+        field.seconds(d, 0..=ONE_DAY_S)
+    });
+    let preferred_agent_wait = table.or(
+        d,
+        "preferred_agent_wait_s",
+        Duration::from_secs(15),
+        |d, field| field.seconds(d, 0..=ONE_DAY_S),
+    );
+    let expansions = table.or(d, "expansion", Vec::new(), expansions);
+
+    Some(QueueConfig {
+        name: name?,
+        skills: skills?,
+        strategy: strategy?,
+        max_wait: max_wait?,
+        max_length: max_length?,
+        overflow: overflow?,
+        service_level: service_level?,
+        wrap_up: wrap_up?,
+        preferred_agent_wait: preferred_agent_wait?,
+        expansions: expansions?,
+    })
+}
+
+fn parse_strategy(text: &str) -> Result<RoutingStrategy, String> {
+    RoutingStrategy::ALL
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|&(_, strategy)| strategy)
+        .ok_or_else(|| {
+            let names: Vec<&str> = RoutingStrategy::ALL.iter().map(|(name, _)| *name).collect();
+            format!(
+                "unknown strategy {text:?}; expected one of: {}",
+                names.join(", ")
+            )
+        })
+}
+
+fn expansions(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<Vec<SkillExpansion>> {
+    let mut previous: Option<Duration> = None;
+    field.list(d, |d, element| {
+        let step = expansion(d, element)?;
+        // Steps apply cumulatively as the wait grows, so they must be listed in time order.
+        if previous.is_some_and(|previous| step.after <= previous) {
+            d.error(
+                &element.path().key("after_s"),
+                "expansion steps must be in increasing after_s order",
+            );
+        }
+        previous = Some(step.after);
+        Some(step)
+    })
+}
+
+fn expansion(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<SkillExpansion> {
+    let table = field.table(d, EXPANSION_KEYS)?;
+    let after = table.required(d, "after_s", |d, field| field.seconds(d, 1..=ONE_DAY_S));
+    let min_level = table.optional(d, "min_level", |d, field| field.skill_level(d));
+    let add_skills = table.or(d, "add_skills", Default::default(), skills::read);
+    let (min_level, add_skills) = (min_level?, add_skills?);
+    if min_level.is_none() && add_skills.is_empty() {
+        d.error(
+            table.path(),
+            "an expansion step must set `min_level` and/or `add_skills`",
+        );
+        return None;
+    }
+    Some(SkillExpansion {
+        after: after?,
+        min_level,
+        add_skills,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::model::RoutingStrategy;
+    use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn skill_levels_must_be_1_to_10() {
+        let text = "[[queue]]\nname = \"q\"\nskills = { support = 11, billing = 0 }\n[[queue.expansion]]\nafter_s = 30\nmin_level = 12\nadd_skills = { sales = -1 }\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:3:22: queue[0].skills.support: level 11 out of range 1..=10",
+                "t.toml:3:36: queue[0].skills.billing: level 0 out of range 1..=10",
+                "t.toml:6:13: queue[0].expansion[0].min_level: level 12 out of range 1..=10",
+                "t.toml:7:24: queue[0].expansion[0].add_skills.sales: level -1 out of range 1..=10",
+            ]
+        );
+    }
+
+    #[test]
+    fn overflow_must_name_another_queue() {
+        let text = "[[queue]]\nname = \"a\"\nskills = { s = 1 }\noverflow = \"a\"\n[[queue]]\nname = \"b\"\nskills = { s = 1 }\noverflow = \"z\"\n[[queue]]\nname = \"c\"\nskills = { s = 1 }\noverflow = \"a\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:4:12: queue[0].overflow: a queue cannot overflow to itself",
+                "t.toml:8:12: queue[1].overflow: unknown queue `z` (configured: a, b, c)",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_and_missing_skills_are_refused() {
+        let text = "[[queue]]\nname = \"a\"\nskills = { s = 1 }\n[[queue]]\nname = \"a\"\nskills = {}\n[[queue]]\nname = \"b\"\nstrategy = \"random\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:5:8: queue[1].name: duplicate queue `a` (first defined at queue[0].name, line 2)",
+                "t.toml:6:10: queue[1].skills: a queue needs at least one required skill",
+                "t.toml:7:1: queue[2].skills: missing required key `skills`",
+                "t.toml:9:12: queue[2].strategy: unknown strategy \"random\"; expected one of: longest-idle, most-skilled, round-robin, fewest-calls",
+            ]
+        );
+    }
+
+    #[test]
+    fn expansion_steps_are_ordered_and_do_something() {
+        let text = "[[queue]]\nname = \"a\"\nskills = { s = 5 }\n[[queue.expansion]]\nafter_s = 60\nmin_level = 3\n[[queue.expansion]]\nafter_s = 30\nmin_level = 1\n[[queue.expansion]]\nafter_s = 90\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:8:11: queue[0].expansion[1].after_s: expansion steps must be in increasing after_s order",
+                "t.toml:10:1: queue[0].expansion[2]: an expansion step must set `min_level` and/or `add_skills`",
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_limits_and_defaults() {
+        let config = valid("[[queue]]\nname = \"a\"\nskills = { s = 5 }\nstrategy = \"fewest-calls\"\nmax_wait_s = 120\nwrap_up_s = 0\n");
+        let queue = &config.queues[0];
+        assert_eq!(queue.strategy, RoutingStrategy::FewestCalls);
+        assert_eq!(queue.max_wait, Some(Duration::from_secs(120)));
+        assert_eq!(queue.max_length, None);
+        assert_eq!(queue.wrap_up, Duration::ZERO);
+        assert_eq!(queue.service_level, Duration::from_secs(20));
+        assert_eq!(queue.preferred_agent_wait, Duration::from_secs(15));
+        for (name, strategy) in RoutingStrategy::ALL {
+            assert_eq!(strategy.name(), name);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The `[sip]` section: listeners, realm, RFC 3261 timers and limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::diagnostics::Diagnostics;
+use super::model::SipConfig;
+use super::reader::{Field, TableReader, ONE_DAY_S};
+
+const KEYS: &[&str] = &[
+    "listen_udp",
+    "listen_tcp",
+    "realm",
+    "public_address",
+    "t1_ms",
+    "t2_ms",
+    "t4_ms",
+    "max_message_bytes",
+    "ring_timeout_s",
+    "drain_timeout_s",
+    "min_expires_s",
+    "max_expires_s",
+    "max_calls",
+];
+
+/// Reads `[sip]` from the document root; absent keys take their defaults.
+/// `None` means an error was recorded.
+pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<SipConfig> {
+    let sip = TableReader::section(d, root, "sip", KEYS);
+    let default_listen = SocketAddr::from(([127, 0, 0, 1], 5060));
+
+    let listen_udp = sip.or(d, "listen_udp", vec![default_listen], socket_addrs);
+    let listen_tcp = sip.or(d, "listen_tcp", vec![default_listen], socket_addrs);
+    let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
+    let public_address = sip.or(d, "public_address", None, public_address);
+    let t1 = sip.or(d, "t1_ms", Duration::from_millis(500), |d, f| {
+        f.millis(d, 1..=60_000)
+    });
+    let t2 = sip.or(d, "t2_ms", Duration::from_millis(4000), |d, f| {
+        f.millis(d, 1..=600_000)
+    });
+    let t4 = sip.or(d, "t4_ms", Duration::from_millis(5000), |d, f| {
+        f.millis(d, 1..=600_000)
+    });
+    // Below ~1 KiB ordinary INVITEs with SDP would be refused; above 16 MiB is a memory risk.
+    let max_message_bytes = sip.or(d, "max_message_bytes", 65_535, |d, f| {
+        f.integer(d, 1024..=16 * 1024 * 1024)
+    });
+    let ring_timeout = sip.or(d, "ring_timeout_s", Duration::from_secs(20), |d, f| {
+        f.seconds(d, 1..=3600)
+    });
+    let drain_timeout = sip.or(d, "drain_timeout_s", Duration::from_secs(30), |d, f| {
+        f.seconds(d, 0..=ONE_DAY_S)
+    });
+    let min_expires = sip.or(d, "min_expires_s", Duration::from_secs(60), |d, f| {
+        f.seconds(d, 1..=ONE_DAY_S)
+    });
+    let max_expires = sip.or(d, "max_expires_s", Duration::from_secs(3600), |d, f| {
+        f.seconds(d, 1..=ONE_DAY_S)
+    });
+    let max_calls = sip.or(d, "max_calls", 10_000, |d, f| f.integer(d, 1..=1_000_000));
+
+    if let (Some(udp), Some(tcp)) = (&listen_udp, &listen_tcp) {
+        if udp.is_empty() && tcp.is_empty() {
+            d.error(
+                &sip.path().key("listen_udp"),
+                "no SIP listener: listen_udp and listen_tcp are both empty",
+            );
+        }
+    }
+    if let (Some(t1), Some(t2)) = (t1, t2) {
+        if t1 > t2 {
+            d.error(
+                &sip.path().key("t1_ms"),
+                format!(
+                    "t1_ms ({}) must not be greater than t2_ms ({})",
+                    t1.as_millis(),
+                    t2.as_millis()
+                ),
+            );
+        }
+    }
+    if let (Some(min), Some(max)) = (min_expires, max_expires) {
+        if min > max {
+            d.error(
+                &sip.path().key("min_expires_s"),
+                format!(
+                    "min_expires_s ({}) must not be greater than max_expires_s ({})",
+                    min.as_secs(),
+                    max.as_secs()
+                ),
+            );
+        }
+    }
+    Some(SipConfig {
+        listen_udp: listen_udp?,
+        listen_tcp: listen_tcp?,
+        realm: realm?,
+        public_address: public_address?,
+        t1: t1?,
+        t2: t2?,
+        t4: t4?,
+        max_message_bytes: max_message_bytes?,
+        ring_timeout: ring_timeout?,
+        drain_timeout: drain_timeout?,
+        min_expires: min_expires?,
+        max_expires: max_expires?,
+        max_calls: max_calls?,
+    })
+}
+
+fn socket_addrs(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<Vec<SocketAddr>> {
+    field.list(d, |d, element| element.parsed(d, parse_socket_addr))
+}
+
+/// Parses `ip:port` (IPv6 as `[addr]:port`); a host name is refused because a listener
+/// binds an address.
+pub(super) fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("invalid socket address {text:?}: expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"")
+    })
+}
+
+fn realm(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<String> {
+    let realm = field.string(d)?;
+    // The realm is sent inside a quoted string in WWW-Authenticate; keep it printable.
+    if realm.is_empty()
+        || realm
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        d.error(
+            field.path(),
+            format!("invalid realm {realm:?}: must be non-empty, without quotes, backslashes or control characters"),
+        );
+        return None;
+    }
+    Some(realm)
+}
+
+fn public_address(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<Option<String>> {
+    let address = field.string(d)?;
+    if address.is_empty() {
+        return Some(None);
+    }
+    if address
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        d.error(
+            field.path(),
+            format!("invalid public_address {address:?}: expected a host name or IP address"),
+        );
+        return None;
+    }
+    Some(Some(address))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn t1_above_t2_is_refused() {
+        assert_eq!(
+            error_lines("[sip]\nt2_ms = 4000\nt1_ms = 5000\n"),
+            vec!["t.toml:3:9: sip.t1_ms: t1_ms (5000) must not be greater than t2_ms (4000)"]
+        );
+        // Against the default T2 as well.
+        assert_eq!(
+            error_lines("[sip]\nt1_ms = 4001\n"),
+            vec!["t.toml:2:9: sip.t1_ms: t1_ms (4001) must not be greater than t2_ms (4000)"]
+        );
+    }
+
+    #[test]
+    fn socket_addresses_must_be_ip_and_port() {
+        assert_eq!(
+            error_lines("[sip]\nlisten_tcp = [\"localhost:5060\", \"[::1]:5060\", \"10.0.0.1\"]\n"),
+            vec![
+                "t.toml:2:15: sip.listen_tcp[0]: invalid socket address \"localhost:5060\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
+                "t.toml:2:47: sip.listen_tcp[2]: invalid socket address \"10.0.0.1\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
+            ]
+        );
+        let config = valid("[sip]\nlisten_udp = []\nlisten_tcp = [\"[::1]:5070\"]\n");
+        assert!(config.sip.listen_udp.is_empty());
+        assert_eq!(config.sip.listen_tcp[0].port(), 5070);
+    }
+
+    #[test]
+    fn at_least_one_listener_is_required() {
+        assert_eq!(
+            error_lines("[sip]\nlisten_udp = []\nlisten_tcp = []\n"),
+            vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp and listen_tcp are both empty"]
+        );
+    }
+
+    #[test]
+    fn expires_bounds_must_be_ordered() {
+        assert_eq!(
+            error_lines("[sip]\nmin_expires_s = 7200\n"),
+            vec!["t.toml:2:17: sip.min_expires_s: min_expires_s (7200) must not be greater than max_expires_s (3600)"]
+        );
+    }
+
+    #[test]
+    fn realm_and_public_address_are_checked() {
+        assert_eq!(
+            error_lines("[sip]\nrealm = 'a\"b'\npublic_address = \"a b\"\n"),
+            vec![
+                "t.toml:2:9: sip.realm: invalid realm \"a\\\"b\": must be non-empty, without quotes, backslashes or control characters",
+                "t.toml:3:18: sip.public_address: invalid public_address \"a b\": expected a host name or IP address",
+            ]
+        );
+        let config = valid("[sip]\npublic_address = \"\"\nt1_ms = 250\nring_timeout_s = 5\n");
+        assert_eq!(config.sip.public_address, None);
+        assert_eq!(config.sip.t1, Duration::from_millis(250));
+        assert_eq!(config.sip.ring_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn values_outside_their_range_are_refused() {
+        assert_eq!(
+            error_lines("[sip]\nmax_message_bytes = 100\nring_timeout_s = 9223372036854775807\nmax_calls = 1.5\n"),
+            vec![
+                "t.toml:2:21: sip.max_message_bytes: 100 out of range 1024..=16777216",
+                "t.toml:3:18: sip.ring_timeout_s: 9223372036854775807 out of range 1..=3600",
+                "t.toml:4:13: sip.max_calls: expected an integer, found a float",
+            ]
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The `[[trunk]]` entries: who may send calls in, by source address and/or digest credentials.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::credentials;
+use super::diagnostics::Diagnostics;
+use super::model::{DigestCredentials, TrunkConfig};
+use super::names::Declared;
+use super::reader::{Field, TableReader};
+
+const KEYS: &[&str] = &["name", "allow", "username", "password", "ha1"];
+
+/// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
+/// `None` means an error was recorded.
+pub(super) fn read(
+    d: &mut Diagnostics<'_>,
+    root: &TableReader<'_>,
+) -> (Option<Vec<TrunkConfig>>, Declared<String>) {
+    let mut names = Declared::new("trunk");
+    let trunks = root.or(d, "trunk", Vec::new(), |d, field| {
+        field.list(d, |d, element| trunk(d, element, &mut names))
+    });
+    (trunks, names)
+}
+
+fn trunk(
+    d: &mut Diagnostics<'_>,
+    field: &Field<'_>,
+    names: &mut Declared<String>,
+) -> Option<TrunkConfig> {
+    let table = field.table(d, KEYS)?;
+    let name = table.required(d, "name", |d, field| {
+        let name = field.identifier(d)?;
+        names.declare(d, name.clone(), &name, field.path());
+        Some(name)
+    });
+    let allow = table.or(d, "allow", Vec::new(), |d, field| {
+        field.list(d, |d, element| element.parsed(d, parse_ip_net))
+    });
+    let username = table.optional(d, "username", |d, field| field.identifier(d));
+    let secret = credentials::secret(d, &table);
+
+    let credentials = match (username?, secret?) {
+        (Some(username), Some(secret)) => Some(DigestCredentials { username, secret }),
+        (Some(_), None) => {
+            d.error(
+                &table.path().key("password"),
+                "`username` is set but neither `password` nor `ha1` is",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            d.error(
+                &table.path().key("username"),
+                "`password`/`ha1` is set but `username` is not",
+            );
+            return None;
+        }
+        (None, None) => None,
+    };
+    let allow = allow?;
+    if allow.is_empty() && credentials.is_none() {
+        d.error(
+            &table.path().key("allow"),
+            "the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+        );
+        return None;
+    }
+    Some(TrunkConfig {
+        name: name?,
+        allow,
+        credentials,
+    })
+}
+
+/// Parses a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or a single address (a /32 or /128).
+/// Host bits in a CIDR are cleared: `10.1.2.3/8` means `10.0.0.0/8`.
+fn parse_ip_net(text: &str) -> Result<IpNet, String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+        format!("invalid IP address or CIDR {text:?}: expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::model::DigestSecret;
+    use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn a_trunk_needs_allow_or_credentials() {
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"t\"\n\n[[trunk]]\nname = \"u\"\nallow = []\n"),
+            vec![
+                "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+                "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let text = "[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\n[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.2\"]\n";
+        assert_eq!(
+            error_lines(text),
+            vec!["t.toml:5:8: trunk[1].name: duplicate trunk `t` (first defined at trunk[0].name, line 2)"]
+        );
+    }
+
+    #[test]
+    fn cidrs_and_addresses_are_parsed() {
+        let config = valid(
+            "[[trunk]]\nname = \"t\"\nallow = [\"10.1.2.3/8\", \"::1\", \"2001:db8::/32\"]\n",
+        );
+        let allow: Vec<String> = config.trunks[0]
+            .allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(allow, vec!["10.0.0.0/8", "::1/128", "2001:db8::/32"]);
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.0/33\", 7]\n"),
+            vec![
+                "t.toml:3:10: trunk[0].allow[0]: invalid IP address or CIDR \"10.0.0.0/33\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
+                "t.toml:3:25: trunk[0].allow[1]: expected a string, found an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn credentials_need_a_username_and_exactly_one_secret() {
+        let text = "[[trunk]]\nname = \"a\"\nusername = \"u\"\n\n[[trunk]]\nname = \"b\"\npassword = \"p\"\n\n[[trunk]]\nname = \"c\"\nusername = \"u\"\npassword = \"p\"\nha1 = \"0123456789abcdef0123456789abcdef\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:1:1: trunk[0].password: `username` is set but neither `password` nor `ha1` is",
+                "t.toml:5:1: trunk[1].username: `password`/`ha1` is set but `username` is not",
+                "t.toml:13:7: trunk[2].ha1: set either `password` or `ha1`, not both",
+            ]
+        );
+        let config = valid("[[trunk]]\nname = \"a\"\nusername = \"u\"\npassword = \"p\"\n");
+        let credentials = config.trunks[0]
+            .credentials
+            .as_ref()
+            .expect("credentials were set");
+        assert_eq!(credentials.secret, DigestSecret::Password("p".to_owned()));
+        assert!(config.trunks[0].allow.is_empty());
+    }
+
+    #[test]
+    fn trunk_ha1_must_be_32_hex_digits() {
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\nusername = \"u\"\nha1 = \"abc\"\n"),
+            vec!["t.toml:4:7: trunk[0].ha1: ha1 must be 32 hex digits (md5 of user:realm:password), got 3 characters"]
+        );
+    }
+}

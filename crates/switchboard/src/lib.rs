@@ -1,0 +1,8 @@
+//! Switchboard: a SIP softswitch with a built-in ACD. The binary (`main.rs`) is a thin CLI
+//! over this library so black-box tests and benches can reach the same pieces.
+
+pub mod acd_config;
+pub mod config;
+pub mod http;
+pub mod runtime;
+pub mod switch;

@@ -1,0 +1,127 @@
+//! The I/O edge: binds the transports, runs the call-control state machine on one task, and
+//! turns its outputs into socket writes and a single timer.
+
+use crate::config::Config;
+use crate::switch::{LocalAddresses, Switch, SwitchStats};
+use acd::Acd;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use transport::{TransportConfig, Transports};
+
+/// How many received messages the core takes per wake-up before it sends what it has.
+const BATCH: usize = 64;
+
+/// Messages that may wait for the core; past this, UDP datagrams are dropped (and counted).
+const INBOUND_QUEUE: usize = 65_536;
+
+/// Everything a running node shares with its HTTP side.
+pub struct Node {
+    /// The ACD (lock-free; read by the API directly).
+    pub acd: Arc<Acd>,
+    /// Call-control counters.
+    pub stats: Arc<SwitchStats>,
+    /// The transports (for their counters and bound addresses).
+    pub transports: Transports,
+}
+
+/// Builds the ACD from configuration.
+pub fn build_acd(config: &Config) -> anyhow::Result<Acd> {
+    let acd = Acd::new(crate::acd_config::acd_config(config)).context("ACD configuration")?;
+    let now = Instant::now();
+    for agent in crate::acd_config::agent_configs(config) {
+        acd.upsert_agent(now, agent).context("ACD agent")?;
+    }
+    Ok(acd)
+}
+
+/// Runs Switchboard until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let transports = Transports::start(
+        TransportConfig {
+            udp: config.sip.listen_udp.clone(),
+            tcp: config.sip.listen_tcp.clone(),
+            max_message_bytes: config.sip.max_message_bytes,
+            idle_timeout: std::time::Duration::from_secs(3600),
+        },
+        inbound_tx,
+    )
+    .await
+    .context("binding SIP listeners")?;
+    let acd = Arc::new(build_acd(&config)?);
+    let stats = Arc::new(SwitchStats::default());
+    let local = LocalAddresses {
+        udp: transports.udp_addrs().first().copied(),
+        tcp: transports.tcp_addrs().first().copied(),
+        public_host: config.sip.public_address.clone(),
+    };
+    let unix_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut switch = Switch::new(
+        config.clone(),
+        local,
+        acd.clone(),
+        stats.clone(),
+        Instant::now(),
+        unix_now,
+    );
+    let node = Arc::new(Node {
+        acd,
+        stats,
+        transports: transports.clone(),
+    });
+    let http = crate::http::serve(config.clone(), node.clone()).await?;
+    tracing::info!(
+        udp = ?transports.udp_addrs(),
+        tcp = ?transports.tcp_addrs(),
+        http = %http,
+        "switchboard ready"
+    );
+
+    tokio::pin!(shutdown);
+    let mut shutting_down = false;
+    let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
+    tokio::pin!(sleep);
+    loop {
+        if let Some(at) = switch.poll_timeout() {
+            sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+        } else {
+            sleep
+                .as_mut()
+                .reset(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        }
+        tokio::select! {
+            received = inbound_rx.recv() => {
+                let Some(inbound) = received else { break };
+                let now = Instant::now();
+                switch.handle_inbound(now, inbound);
+                for _ in 0..BATCH {
+                    match inbound_rx.try_recv() {
+                        Ok(more) => switch.handle_inbound(now, more),
+                        Err(_) => break,
+                    }
+                }
+            }
+            () = &mut sleep => switch.handle_timeout(Instant::now()),
+            () = &mut shutdown, if !shutting_down => {
+                shutting_down = true;
+                switch.begin_drain(Instant::now(), config.sip.drain_timeout);
+            }
+        }
+        while let Some(transmit) = switch.poll_transmit() {
+            transports.send(transmit);
+        }
+        if shutting_down && switch.is_drained() {
+            break;
+        }
+    }
+    tracing::info!("drained; exiting");
+    Ok(())
+}

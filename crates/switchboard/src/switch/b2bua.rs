@@ -1,0 +1,1080 @@
+//! The back-to-back user agent: a trunk INVITE answered as UAS, queued, offered to agents
+//! one attempt at a time as UAC, then bridged; requests inside either dialog are relayed to
+//! the other, and a hang-up on one side ends both.
+
+use super::admission::{self, TrunkDecision};
+use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
+use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
+use acd::{AgentId, OfferFailure};
+use sip::dialog::{copy_body, Dialog};
+use sip::headers::{call_id_of, cseq_of, header_value, split_name_addr, to_tag};
+use sip::message::{push_header, response_to};
+use sip::rsip::headers::untyped::UntypedHeader;
+use sip::rsip::{self, Header, Headers, Method, Request, Response, SipMessage};
+use sip::transaction::TransactionKey;
+use sip::Peer;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Why a call ends; decides the trunk's final response and the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// The caller sent BYE.
+    CallerHangup,
+    /// The caller sent CANCEL before an agent answered.
+    CallerCancel,
+    /// The agent sent BYE.
+    AgentHangup,
+    /// The queue's max wait passed.
+    QueueTimeout,
+    /// The queue refused the call (full).
+    QueueFull(String),
+    /// No agent that serves the queue is logged in.
+    NoAgents,
+    /// Shutdown drain time ran out.
+    Shutdown,
+    /// The caller never ACKed our 2xx.
+    AckTimeout,
+}
+
+impl EndCause {
+    /// The final response the trunk gets when its INVITE was never answered.
+    fn trunk_status(&self) -> (u16, &'static str) {
+        match self {
+            EndCause::CallerCancel | EndCause::CallerHangup => (487, "call cancelled by caller"),
+            EndCause::QueueTimeout => (480, "no agent answered within the queue's maximum wait"),
+            EndCause::QueueFull(_) => (480, "queue is full"),
+            EndCause::NoAgents => (480, "no agent is logged in for this queue"),
+            EndCause::Shutdown => (503, "server shutting down"),
+            EndCause::AckTimeout | EndCause::AgentHangup => (480, "agent unavailable"),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            EndCause::CallerHangup => "caller-hangup",
+            EndCause::CallerCancel => "caller-cancel",
+            EndCause::AgentHangup => "agent-hangup",
+            EndCause::QueueTimeout => "queue-timeout",
+            EndCause::QueueFull(_) => "queue-full",
+            EndCause::NoAgents => "no-agents",
+            EndCause::Shutdown => "shutdown",
+            EndCause::AckTimeout => "ack-timeout",
+        }
+    }
+}
+
+/// Which leg of a call a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Trunk,
+    Agent,
+}
+
+impl Switch {
+    pub(super) fn on_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+    ) {
+        if self.draining {
+            self.reply_error(now, &key, &request, 503, "server is draining for shutdown");
+            return;
+        }
+        if self.calls.len() >= self.config.sip.max_calls {
+            self.reply_error(now, &key, &request, 503, "call capacity reached");
+            return;
+        }
+        let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
+            return;
+        };
+        let Some(did) = admission::dialled_number(&request) else {
+            self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
+            return;
+        };
+        let Some(number) = self
+            .config
+            .numbers
+            .iter()
+            .find(|n| n.did == did && n.trunk.as_ref().is_none_or(|t| *t == trunk))
+            .cloned()
+        else {
+            self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+            self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
+            return;
+        };
+        let local_tag = new_tag();
+        let dialog = match Dialog::new_uas(&request, &local_tag, source) {
+            Ok(d) => d,
+            Err(error) => {
+                self.reply_error(now, &key, &request, 400, &error.to_string());
+                return;
+            }
+        };
+        self.send_response(now, &key, response_to(&request, 100, None));
+
+        let caller = admission::caller_number(&request);
+        let priority = call_priority(&number, &caller, &request);
+        let id = self.next_call;
+        self.next_call += 1;
+        let trunk_call_id = dialog.call_id.clone();
+        let call = Call {
+            id,
+            trunk,
+            did: did.clone(),
+            caller: caller.clone(),
+            queue: number.queue.clone(),
+            priority,
+            trunk_leg: TrunkLeg {
+                invite: request,
+                server_key: key.clone(),
+                local_tag,
+                dialog,
+                finalized: false,
+                ringing_sent: false,
+            },
+            agent_leg: None,
+            attempts: 0,
+            phase: Phase::Queued,
+            arrived: now,
+            answered: None,
+        };
+        tracing::info!(call = id, %did, %caller, queue = %number.queue, priority, "call arrived");
+        self.calls.insert(id, call);
+        self.by_server_txn.insert(key, id);
+        self.by_trunk_call_id.insert(trunk_call_id, id);
+        self.stats.calls_offered.fetch_add(1, Ordering::Relaxed);
+
+        if !self.queue_has_logged_in_agent(&number.queue) {
+            self.end_call(now, id, EndCause::NoAgents);
+            return;
+        }
+        let request = acd::CallRequest {
+            id: acd::CallId(id),
+            queue: acd::QueueId::from(number.queue.as_str()),
+            priority,
+            preferred_agent: None,
+        };
+        match self.acd.enqueue(now, request) {
+            Ok(actions) => self.apply_acd(now, actions),
+            Err(error) => {
+                tracing::warn!(call = id, %error, "enqueue failed");
+                self.end_call(now, id, EndCause::QueueFull(error.to_string()));
+                return;
+            }
+        }
+        // Still waiting: tell the caller it is ringing rather than leave them in silence.
+        if let Some(call) = self.calls.get(&id) {
+            if call.phase == Phase::Queued && !call.trunk_leg.ringing_sent {
+                self.ring_trunk(now, id, None);
+            }
+        }
+    }
+
+    /// Decides which trunk an INVITE comes from, answering 407/403 itself when it cannot.
+    fn admit_trunk(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &Request,
+        source: Peer,
+    ) -> Option<String> {
+        match admission::trunk_for(&self.config, source) {
+            TrunkDecision::ByAddress(name) => Some(name),
+            TrunkDecision::Forbidden => {
+                self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                self.reply_error(
+                    now,
+                    key,
+                    request,
+                    403,
+                    "source address is not allowed by any trunk",
+                );
+                None
+            }
+            TrunkDecision::NeedsCredentials => {
+                let header =
+                    header_value(&request.headers, "Proxy-Authorization").map(str::to_string);
+                let Some(credentials) = header else {
+                    self.challenge(now, key, request, true, false);
+                    return None;
+                };
+                let config = self.config.clone();
+                let realm = config.sip.realm.clone();
+                let unix = self.unix_now(now);
+                let verdict = self
+                    .nonces
+                    .verify(unix, "INVITE", &credentials, &realm, |user| {
+                        admission::trunk_by_username(&config, user)
+                            .and_then(|t| t.credentials.as_ref())
+                            .map(|c| super::registration::digest_secret(&c.secret))
+                    });
+                match verdict {
+                    sip::digest::Verdict::Authorized { username, .. } => {
+                        admission::trunk_by_username(&config, &username).map(|t| t.name.clone())
+                    }
+                    sip::digest::Verdict::Stale => {
+                        self.challenge(now, key, request, true, true);
+                        None
+                    }
+                    sip::digest::Verdict::Rejected(reason) => {
+                        self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                        self.reply_error(
+                            now,
+                            key,
+                            request,
+                            403,
+                            &format!("trunk authentication failed: {reason}"),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether any agent able to serve `queue` is logged in (registered).
+    fn queue_has_logged_in_agent(&self, queue: &str) -> bool {
+        self.acd.queue(&acd::QueueId::from(queue)).is_some_and(|q| {
+            let a = &q.agents;
+            a.ready + a.reserved + a.on_call + a.wrap_up + a.not_ready > 0
+        })
+    }
+
+    /// Sends 180 (or a relayed 180/183 with its body) to the trunk.
+    fn ring_trunk(&mut self, now: Instant, id: CallNumber, relayed: Option<&Response>) {
+        let Some(transport) = self
+            .calls
+            .get(&id)
+            .map(|c| c.trunk_leg.dialog.peer.transport)
+        else {
+            return;
+        };
+        let contact = self.contact(transport);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.trunk_leg.finalized {
+            return;
+        }
+        let code = relayed.map_or(180, |r| r.status_code.code());
+        let mut response = response_to(
+            &call.trunk_leg.invite,
+            code,
+            Some(&call.trunk_leg.local_tag),
+        );
+        if let Some(r) = relayed {
+            if !r.body.is_empty() {
+                copy_body(
+                    &r.headers,
+                    &r.body,
+                    &mut response.headers,
+                    &mut response.body,
+                );
+            }
+        }
+        push_header(&mut response.headers, "Contact", contact);
+        call.trunk_leg.ringing_sent = true;
+        let key = call.trunk_leg.server_key.clone();
+        self.send_response(now, &key, response);
+    }
+
+    fn contact_for(&self, peer: Peer) -> String {
+        self.contact(peer.transport)
+    }
+
+    /// The ACD offers `call` to `agent`: ring the agent's registered phone.
+    pub(super) fn offer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        agent: AgentId,
+    ) -> Vec<acd::Action> {
+        let Some(entry) = self.agents_by_id.get(&agent).cloned() else {
+            return self.offer_failed(now, id, OfferFailure::Unreachable);
+        };
+        let Some(binding) = self
+            .registrar
+            .bindings(now, &entry.sip_user)
+            .into_iter()
+            .next()
+        else {
+            tracing::info!(call = id, agent = %agent, "offered agent has no registered phone");
+            return self.offer_failed(now, id, OfferFailure::Unreachable);
+        };
+        let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
+            return self.offer_failed(now, id, OfferFailure::Unreachable);
+        };
+        let peer = binding.source;
+        let via = self.via(peer);
+        let contact = self.contact(peer.transport);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return self.acd.abandon(now, acd::CallId(id)).unwrap_or_default();
+        };
+        let a = &call.trunk_leg.invite;
+        let from_value =
+            header_value(&a.headers, "From").unwrap_or("<sip:anonymous@anonymous.invalid>");
+        let (from_uri, _) = split_name_addr(from_value);
+        let display = from_value
+            .find('<')
+            .map(|i| from_value[..i].trim())
+            .unwrap_or("");
+        let agent_host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
+        let call_id = format!("{}-{}@switchboard", new_tag(), call.attempts + 1);
+
+        let mut headers = Headers::default();
+        headers.push(Header::Via(rsip::headers::Via::new(via)));
+        headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(
+            sip::message::max_forwards(a).saturating_sub(1).to_string(),
+        )));
+        let from = if display.is_empty() {
+            format!("<{from_uri}>;tag={}", new_tag())
+        } else {
+            format!("{display} <{from_uri}>;tag={}", new_tag())
+        };
+        headers.push(Header::From(rsip::headers::From::new(from)));
+        headers.push(Header::To(rsip::headers::To::new(format!(
+            "<sip:{}@{agent_host}>",
+            entry.sip_user
+        ))));
+        headers.push(Header::CallId(rsip::headers::CallId::new(call_id.clone())));
+        headers.push(Header::CSeq(rsip::headers::CSeq::new("1 INVITE")));
+        headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
+        push_header(&mut headers, "Allow", super::ALLOW);
+        // Screen-pop data for the agent's phone or CTI client.
+        push_header(&mut headers, "X-Switchboard-Call", id.to_string());
+        push_header(&mut headers, "X-Switchboard-Queue", call.queue.clone());
+        push_header(&mut headers, "X-Switchboard-DID", call.did.clone());
+        let mut invite = Request {
+            method: Method::Invite,
+            uri,
+            version: rsip::Version::V2,
+            headers,
+            body: Vec::new(),
+        };
+        copy_body(&a.headers, &a.body, &mut invite.headers, &mut invite.body);
+
+        call.attempts += 1;
+        let attempt = call.attempts;
+        call.phase = Phase::Offering;
+        tracing::info!(call = id, agent = %agent, attempt, peer = %peer, "offering call to agent");
+        let client_key = self.send_request(
+            now,
+            invite.clone(),
+            peer,
+            ClientPurpose::AgentInvite { call: id, attempt },
+        );
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.agent_leg = Some(AgentLeg {
+                agent,
+                attempt,
+                invite,
+                client_key,
+                peer,
+                provisional_seen: false,
+                dialog: None,
+                ack: None,
+            });
+        }
+        self.by_agent_call_id.insert(call_id, id);
+        self.timers.schedule(
+            now + self.config.sip.ring_timeout,
+            SwitchTimer::RingTimeout { call: id, attempt },
+        );
+        Vec::new()
+    }
+
+    /// Tells the ACD an offer did not connect, after dropping the attempt's leg.
+    fn offer_failed(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        why: OfferFailure,
+    ) -> Vec<acd::Action> {
+        if let Some(call) = self.calls.get_mut(&id) {
+            if let Some(leg) = call.agent_leg.take() {
+                self.by_agent_call_id
+                    .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+            }
+            call.phase = Phase::Queued;
+        }
+        match self.acd.offer_failed(now, acd::CallId(id), why) {
+            Ok(actions) => actions,
+            Err(error) => {
+                tracing::debug!(call = id, %error, "offer_failed refused by ACD");
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn ring_timeout(&mut self, now: Instant, id: CallNumber, attempt: u32) {
+        let current = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.agent_leg.as_ref())
+            .is_some_and(|leg| leg.attempt == attempt && leg.dialog.is_none());
+        if !current {
+            return;
+        }
+        tracing::info!(call = id, attempt, "agent did not answer in time");
+        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) {
+            self.abandon_agent_leg(now, leg);
+        }
+        let actions = self.offer_failed(now, id, OfferFailure::NoAnswer);
+        self.apply_acd(now, actions);
+    }
+
+    /// Gives up on an unanswered agent INVITE: CANCEL it now if it is ringing, or as soon as
+    /// it rings (RFC 3261 §9.1 forbids a CANCEL before a provisional response).
+    fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
+        self.by_agent_call_id
+            .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+        if leg.provisional_seen {
+            self.send_cancel(now, &leg.invite, leg.peer);
+        }
+        self.client_txns.insert(
+            leg.client_key,
+            ClientPurpose::AbandonedInvite {
+                invite: Box::new(leg.invite),
+                peer: leg.peer,
+                cancel_sent: leg.provisional_seen,
+            },
+        );
+    }
+
+    fn send_cancel(&mut self, now: Instant, invite: &Request, peer: Peer) {
+        let cancel = cancel_for(invite);
+        self.send_request(now, cancel, peer, ClientPurpose::Fire);
+    }
+
+    pub(super) fn on_response(
+        &mut self,
+        now: Instant,
+        key: Option<TransactionKey>,
+        response: Response,
+        source: Peer,
+    ) {
+        let Some(key) = key else {
+            self.on_stray_response(response);
+            return;
+        };
+        if response.status_code.code() < 200 {
+            self.on_provisional(now, &key, response);
+            return;
+        }
+        match self.client_txns.remove(&key) {
+            Some(ClientPurpose::AgentInvite { call, attempt }) => {
+                self.on_agent_invite_response(now, call, attempt, response, source)
+            }
+            Some(ClientPurpose::AbandonedInvite { .. }) => {
+                if response.status_code.code() < 300 {
+                    self.hang_up_orphan(now, &response, source);
+                }
+            }
+            Some(ClientPurpose::Relay {
+                call,
+                original,
+                server_key,
+                toward_agent,
+            }) => self.on_relay_response(now, call, &original, &server_key, toward_agent, response),
+            Some(ClientPurpose::Fire) => {}
+            // A 2xx retransmission after the first 2xx settled the transaction's purpose.
+            None => self.on_stray_response(response),
+        }
+    }
+
+    /// Provisional responses leave the purpose in place.
+    fn on_provisional(&mut self, now: Instant, key: &TransactionKey, response: Response) {
+        let code = response.status_code.code();
+        match self.client_txns.get_mut(key) {
+            Some(ClientPurpose::AgentInvite { call, attempt }) => {
+                let (call, attempt) = (*call, *attempt);
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                let Some(leg) = c.agent_leg.as_mut().filter(|l| l.attempt == attempt) else {
+                    return;
+                };
+                leg.provisional_seen = true;
+                if code > 100 {
+                    self.ring_trunk(now, call, Some(&response));
+                }
+            }
+            Some(ClientPurpose::AbandonedInvite {
+                invite,
+                peer,
+                cancel_sent,
+            }) if !*cancel_sent => {
+                *cancel_sent = true;
+                let (invite, peer) = (invite.clone(), *peer);
+                self.send_cancel(now, &invite, peer);
+            }
+            Some(ClientPurpose::Relay {
+                call,
+                original,
+                server_key,
+                ..
+            }) if code > 100 => {
+                let (call, original, server_key) = (*call, original.clone(), server_key.clone());
+                self.relay_response_back(now, call, &original, &server_key, &response);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_agent_invite_response(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        attempt: u32,
+        response: Response,
+        source: Peer,
+    ) {
+        let code = response.status_code.code();
+        let current = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.agent_leg.as_ref())
+            .is_some_and(|l| l.attempt == attempt);
+        if !current {
+            // The attempt was given up while this response was in flight.
+            if (200..300).contains(&code) {
+                self.hang_up_orphan(now, &response, source);
+            }
+            return;
+        }
+        if (200..300).contains(&code) {
+            self.agent_answered(now, id, response, source);
+            return;
+        }
+        let why = match code {
+            486 | 600 => OfferFailure::Busy,
+            408 => OfferFailure::NoAnswer,
+            _ => OfferFailure::Rejected,
+        };
+        tracing::info!(call = id, attempt, code, "agent leg failed");
+        let actions = self.offer_failed(now, id, why);
+        self.apply_acd(now, actions);
+    }
+
+    fn agent_answered(&mut self, now: Instant, id: CallNumber, response: Response, source: Peer) {
+        let via = self.via(source);
+        let trunk_contact;
+        let (server_key, answer) = {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(leg) = call.agent_leg.as_mut() else {
+                return;
+            };
+            let mut dialog = match Dialog::new_uac(&leg.invite, &response, source) {
+                Ok(d) => d,
+                Err(error) => {
+                    tracing::warn!(call = id, %error, "agent 2xx unusable");
+                    return;
+                }
+            };
+            let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
+            let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
+            let ack_bytes = sip::message::encode_request(&ack);
+            leg.dialog = Some(dialog);
+            leg.ack = Some(ack_bytes);
+            call.phase = Phase::Connected;
+            call.answered = Some(now);
+            call.trunk_leg.finalized = true;
+            trunk_contact = call.trunk_leg.dialog.peer;
+            let mut answer =
+                response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
+            copy_body(
+                &response.headers,
+                &response.body,
+                &mut answer.headers,
+                &mut answer.body,
+            );
+            (call.trunk_leg.server_key.clone(), answer)
+        };
+        self.resend_ack(id);
+        let mut answer = answer;
+        push_header(
+            &mut answer.headers,
+            "Contact",
+            self.contact_for(trunk_contact),
+        );
+        push_header(&mut answer.headers, "Allow", super::ALLOW);
+        self.send_response(now, &server_key, answer);
+        self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
+        let agent = self.calls.get(&id).and_then(|c| c.agent().cloned());
+        tracing::info!(call = id, agent = ?agent.as_ref().map(|a| a.to_string()), "call answered");
+        match self.acd.answered(now, acd::CallId(id)) {
+            Ok(actions) => self.apply_acd(now, actions),
+            Err(error) => tracing::debug!(call = id, %error, "answered refused by ACD"),
+        }
+    }
+
+    /// (Re)sends our ACK for the agent's 2xx.
+    fn resend_ack(&mut self, id: CallNumber) {
+        let Some(leg) = self.calls.get(&id).and_then(|c| c.agent_leg.as_ref()) else {
+            return;
+        };
+        if let (Some(ack), Some(dialog)) = (&leg.ack, &leg.dialog) {
+            let transmit = sip::Transmit {
+                peer: dialog.peer,
+                data: ack.clone(),
+            };
+            self.pending_raw.push_back(transmit);
+        }
+    }
+
+    /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
+    fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
+        let Some(invite_cseq) = cseq_of(&response.headers).map(|(n, _)| n) else {
+            return;
+        };
+        // Rebuild enough of a dialog from the response alone: it echoes our From, To, Call-ID.
+        let Some(mut dialog) = orphan_dialog(response, source) else {
+            return;
+        };
+        let via = self.via(source);
+        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
+        self.txn.send_stateless(SipMessage::Request(ack), source);
+        let via = self.via(source);
+        let bye = dialog.request(Method::Bye, &via, None, None);
+        self.send_request(now, bye, source, ClientPurpose::Fire);
+    }
+
+    fn on_stray_response(&mut self, response: Response) {
+        // A retransmitted 2xx for an agent INVITE whose transaction is gone: re-ACK it.
+        let is_invite =
+            cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
+        if !is_invite || !(200..300).contains(&response.status_code.code()) {
+            return;
+        }
+        let Some(&id) = call_id_of(&response.headers).and_then(|c| self.by_agent_call_id.get(c))
+        else {
+            return;
+        };
+        self.resend_ack(id);
+    }
+
+    pub(super) fn on_client_timeout(&mut self, now: Instant, key: TransactionKey) {
+        match self.client_txns.remove(&key) {
+            Some(ClientPurpose::AgentInvite { call, attempt }) => {
+                let current = self
+                    .calls
+                    .get(&call)
+                    .and_then(|c| c.agent_leg.as_ref())
+                    .is_some_and(|l| l.attempt == attempt);
+                if current {
+                    tracing::info!(call, attempt, "agent INVITE timed out");
+                    let actions = self.offer_failed(now, call, OfferFailure::Unreachable);
+                    self.apply_acd(now, actions);
+                }
+            }
+            Some(ClientPurpose::Relay {
+                original,
+                server_key,
+                ..
+            }) => {
+                self.reply_error(
+                    now,
+                    &server_key,
+                    &original,
+                    408,
+                    "the other party did not answer",
+                );
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
+        if let Some(&id) = self.by_server_txn.get(key) {
+            if self
+                .calls
+                .get(&id)
+                .is_some_and(|c| c.phase == Phase::Connected)
+            {
+                tracing::info!(call = id, "caller never acknowledged the answer");
+                self.end_call(now, id, EndCause::AckTimeout);
+            }
+        }
+    }
+
+    pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
+        if let Some(&id) = self.by_server_txn.get(invite_key) {
+            tracing::info!(call = id, "caller cancelled");
+            self.end_call(now, id, EndCause::CallerCancel);
+        }
+    }
+
+    /// Which call and leg a request inside a dialog belongs to, checking our tag.
+    fn locate(&self, request: &Request) -> Option<(CallNumber, Side)> {
+        let call_id = call_id_of(&request.headers)?;
+        let our_tag = to_tag(&request.headers)?;
+        if let Some(&id) = self.by_agent_call_id.get(call_id) {
+            let leg = self.calls.get(&id)?.agent_leg.as_ref()?;
+            let dialog = leg.dialog.as_ref()?;
+            return (dialog.local_tag == our_tag).then_some((id, Side::Agent));
+        }
+        let &id = self.by_trunk_call_id.get(call_id)?;
+        let call = self.calls.get(&id)?;
+        (call.trunk_leg.local_tag == our_tag).then_some((id, Side::Trunk))
+    }
+
+    pub(super) fn on_in_dialog_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+    ) {
+        let Some((id, side)) = self.locate(&request) else {
+            self.reply_error(now, &key, &request, 481, "no such dialog");
+            return;
+        };
+        let in_order = self.calls.get_mut(&id).is_some_and(|call| {
+            let dialog = match side {
+                Side::Trunk => Some(&mut call.trunk_leg.dialog),
+                Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
+            };
+            dialog.is_some_and(|d| d.accept_remote_cseq(&request))
+        });
+        if !in_order {
+            self.reply_error(now, &key, &request, 500, "CSeq out of order");
+            return;
+        }
+        let _ = source;
+        if request.method == Method::Bye {
+            let ok = response_to(&request, 200, None);
+            self.send_response(now, &key, ok);
+            let cause = match side {
+                Side::Trunk => EndCause::CallerHangup,
+                Side::Agent => EndCause::AgentHangup,
+            };
+            self.end_call(now, id, cause);
+            return;
+        }
+        self.relay(now, id, side, key, request);
+    }
+
+    /// Relays a mid-dialog request (re-INVITE, UPDATE, INFO, OPTIONS …) to the other leg.
+    fn relay(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        from: Side,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let other_peer = self.calls.get(&id).and_then(|call| match from {
+            Side::Trunk => call
+                .agent_leg
+                .as_ref()
+                .and_then(|l| l.dialog.as_ref())
+                .map(|d| d.peer),
+            Side::Agent => Some(call.trunk_leg.dialog.peer),
+        });
+        let (via, contact) = match other_peer {
+            Some(peer) => (self.via(peer), self.contact(peer.transport)),
+            None => (String::new(), String::new()),
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if matches!(request.method, Method::Invite | Method::Update) {
+            match from {
+                Side::Trunk => call.trunk_leg.dialog.refresh_target(&request.headers),
+                Side::Agent => {
+                    if let Some(d) = call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()) {
+                        d.refresh_target(&request.headers);
+                    }
+                }
+            }
+        }
+        let other = match from {
+            Side::Trunk => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
+            Side::Agent => Some(&mut call.trunk_leg.dialog),
+        };
+        let Some(other) = other else {
+            // The other side is not connected yet (caller still queued).
+            match request.method {
+                Method::Invite | Method::Update => {
+                    self.reply_error(now, &key, &request, 491, "call not connected yet");
+                }
+                _ => {
+                    let ok = response_to(&request, 200, None);
+                    self.send_response(now, &key, ok);
+                }
+            }
+            return;
+        };
+        let peer = other.peer;
+        let with_contact = matches!(request.method, Method::Invite | Method::Update);
+        let mut relayed = other.request(
+            request.method,
+            &via,
+            with_contact.then_some(contact.as_str()),
+            None,
+        );
+        copy_body(
+            &request.headers,
+            &request.body,
+            &mut relayed.headers,
+            &mut relayed.body,
+        );
+        for name in [
+            "Event",
+            "Subscription-State",
+            "Refer-To",
+            "Referred-By",
+            "Replaces",
+        ] {
+            if let Some(v) = header_value(&request.headers, name) {
+                push_header(&mut relayed.headers, name, v);
+            }
+        }
+        self.send_request(
+            now,
+            relayed,
+            peer,
+            ClientPurpose::Relay {
+                call: id,
+                original: Box::new(request),
+                server_key: key,
+                toward_agent: from == Side::Trunk,
+            },
+        );
+    }
+
+    fn on_relay_response(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        original: &Request,
+        server_key: &TransactionKey,
+        toward_agent: bool,
+        response: Response,
+    ) {
+        let code = response.status_code.code();
+        if original.method == Method::Invite && (200..300).contains(&code) {
+            // Our re-INVITE on the far leg was answered: ACK it there.
+            let via;
+            if let Some(call) = self.calls.get_mut(&id) {
+                let dialog = if toward_agent {
+                    call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut())
+                } else {
+                    Some(&mut call.trunk_leg.dialog)
+                };
+                if let Some(dialog) = dialog {
+                    dialog.refresh_target(&response.headers);
+                    let peer = dialog.peer;
+                    via = format!(
+                        "SIP/2.0/{} {};branch={};rport",
+                        peer.transport.via_token(),
+                        self.local.host_port(peer.transport),
+                        sip::transaction::new_branch()
+                    );
+                    let cseq = cseq_of(&response.headers).map_or(dialog.local_cseq, |(n, _)| n);
+                    let ack = dialog.request(Method::Ack, &via, None, Some(cseq));
+                    self.txn.send_stateless(SipMessage::Request(ack), peer);
+                }
+            }
+        }
+        self.relay_response_back(now, id, original, server_key, &response);
+    }
+
+    fn relay_response_back(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        original: &Request,
+        server_key: &TransactionKey,
+        response: &Response,
+    ) {
+        let code = response.status_code.code();
+        let mut back = response_to(original, code, None);
+        copy_body(
+            &response.headers,
+            &response.body,
+            &mut back.headers,
+            &mut back.body,
+        );
+        if matches!(original.method, Method::Invite | Method::Update) && code < 300 {
+            let transport = self
+                .calls
+                .get(&id)
+                .map_or(sip::Transport::Udp, |c| c.trunk_leg.dialog.peer.transport);
+            push_header(&mut back.headers, "Contact", self.contact(transport));
+        }
+        self.send_response(now, server_key, back);
+    }
+
+    /// Ends a call on both legs and settles it with the ACD.
+    pub(super) fn end_call(&mut self, now: Instant, id: CallNumber, cause: EndCause) {
+        let Some(mut call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.by_server_txn.remove(&call.trunk_leg.server_key);
+        self.by_trunk_call_id.remove(&call.trunk_leg.dialog.call_id);
+
+        // Trunk leg.
+        if !call.trunk_leg.finalized {
+            let (code, reason) = cause.trunk_status();
+            let key = call.trunk_leg.server_key.clone();
+            let mut response = response_to(
+                &call.trunk_leg.invite,
+                code,
+                Some(&call.trunk_leg.local_tag),
+            );
+            if code != 487 {
+                sip::message::add_warning(&mut response, super::AGENT_NAME, reason);
+            }
+            if code == 503 {
+                push_header(
+                    &mut response.headers,
+                    "Retry-After",
+                    super::RETRY_AFTER_SECS.to_string(),
+                );
+            }
+            self.send_response(now, &key, response);
+            if call.phase != Phase::Connected {
+                self.stats.calls_rejected.fetch_add(
+                    u64::from(!matches!(
+                        cause,
+                        EndCause::CallerCancel | EndCause::CallerHangup
+                    )),
+                    Ordering::Relaxed,
+                );
+            }
+        } else if cause != EndCause::CallerHangup {
+            let peer = call.trunk_leg.dialog.peer;
+            let via = self.via(peer);
+            let bye = call.trunk_leg.dialog.request(Method::Bye, &via, None, None);
+            self.send_request(now, bye, peer, ClientPurpose::Fire);
+        }
+
+        // Agent leg.
+        if let Some(mut leg) = call.agent_leg.take() {
+            self.by_agent_call_id
+                .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+            match leg.dialog.as_mut() {
+                Some(dialog) if cause != EndCause::AgentHangup => {
+                    let peer = dialog.peer;
+                    let via = self.via(peer);
+                    let bye = dialog.request(Method::Bye, &via, None, None);
+                    self.send_request(now, bye, peer, ClientPurpose::Fire);
+                }
+                Some(_) => {}
+                None => self.abandon_agent_leg(now, leg),
+            }
+        }
+
+        // ACD.
+        let result = if call.phase == Phase::Connected {
+            self.acd.hangup(now, acd::CallId(id))
+        } else {
+            if matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
+                self.stats.calls_abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+            self.acd.abandon(now, acd::CallId(id))
+        };
+        let talk = call
+            .answered
+            .map(|a| now.saturating_duration_since(a).as_secs_f64());
+        tracing::info!(
+            call = id,
+            cause = cause.label(),
+            queue = %call.queue,
+            waited_s = call.answered.unwrap_or(now).saturating_duration_since(call.arrived).as_secs_f64(),
+            talk_s = talk,
+            "call ended"
+        );
+        match result {
+            Ok(actions) => self.apply_acd(now, actions),
+            // The ACD already settled queue timeouts and rejections itself.
+            Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
+        }
+    }
+}
+
+/// The call's priority: the number's base, raised by a caller list match or a trunk header.
+fn call_priority(number: &crate::config::NumberConfig, caller: &str, request: &Request) -> i32 {
+    let mut priority = number.priority;
+    if let Some(p) = number
+        .caller_priorities
+        .iter()
+        .filter(|cp| cp.callers.iter().any(|c| c == caller))
+        .map(|cp| cp.priority)
+        .max()
+    {
+        priority = priority.max(p);
+    }
+    if let Some(header) = &number.priority_header {
+        if let Some(p) =
+            header_value(&request.headers, header).and_then(|v| v.trim().parse::<i32>().ok())
+        {
+            priority = priority.max(p);
+        }
+    }
+    priority
+}
+
+/// A CANCEL for `invite` (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number,
+/// top Via and Route.
+fn cancel_for(invite: &Request) -> Request {
+    let mut headers = Headers::default();
+    let mut via_done = false;
+    for header in invite.headers.iter() {
+        match header {
+            Header::Via(v) if !via_done => {
+                let top = sip::headers::split_list(v.value())
+                    .first()
+                    .map(|s| s.to_string());
+                headers.push(Header::Via(rsip::headers::Via::new(
+                    top.unwrap_or_default(),
+                )));
+                via_done = true;
+            }
+            Header::Route(_)
+            | Header::From(_)
+            | Header::To(_)
+            | Header::CallId(_)
+            | Header::MaxForwards(_) => headers.push(header.clone()),
+            _ => {}
+        }
+    }
+    let cseq = cseq_of(&invite.headers).map_or(1, |(n, _)| n);
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+        "{cseq} CANCEL"
+    ))));
+    Request {
+        method: Method::Cancel,
+        uri: invite.uri.clone(),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// A dialog rebuilt from a 2xx alone, enough to ACK and BYE it.
+fn orphan_dialog(response: &Response, source: Peer) -> Option<Dialog> {
+    let from = header_value(&response.headers, "From")?;
+    let to = header_value(&response.headers, "To")?;
+    let contact = sip::headers::list_values(&response.headers, "Contact")
+        .first()
+        .map(|c| split_name_addr(c).0.to_string())?;
+    Some(Dialog {
+        call_id: call_id_of(&response.headers)?.to_string(),
+        local_tag: sip::headers::tag_of(from)?.to_string(),
+        remote_tag: sip::headers::tag_of(to).map(str::to_string),
+        local_party: format!("<{}>", split_name_addr(from).0),
+        remote_party: format!("<{}>", split_name_addr(to).0),
+        local_cseq: cseq_of(&response.headers)?.0,
+        remote_cseq: None,
+        remote_target: contact,
+        route_set: Vec::new(),
+        peer: source,
+    })
+}

@@ -1,0 +1,97 @@
+//! A call as the B2BUA holds it: the trunk leg it answered as a UAS, and the agent leg it
+//! places as a UAC, one attempt at a time.
+
+use acd::AgentId;
+use sip::dialog::Dialog;
+use sip::rsip::Request;
+use sip::transaction::TransactionKey;
+use sip::Peer;
+use std::time::Instant;
+
+/// Switchboard's own id for a call (also the ACD's call id).
+pub type CallNumber = u64;
+
+/// Where a call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting in a queue for an agent.
+    Queued,
+    /// An agent's phone is being rung.
+    Offering,
+    /// Both legs are answered and media flows between them.
+    Connected,
+}
+
+/// The inbound (trunk) leg, where Switchboard is the UAS.
+#[derive(Debug)]
+pub struct TrunkLeg {
+    /// The INVITE as received (responses are built from it).
+    pub invite: Request,
+    /// Its server transaction.
+    pub server_key: TransactionKey,
+    /// Our To-tag on this leg.
+    pub local_tag: String,
+    /// The dialog, formed when the INVITE arrives (we send our tag in every response).
+    pub dialog: Dialog,
+    /// A final response has been sent.
+    pub finalized: bool,
+    /// A 180 has been sent (so queueing does not repeat it).
+    pub ringing_sent: bool,
+}
+
+/// The outbound (agent) leg of one attempt, where Switchboard is the UAC.
+#[derive(Debug)]
+pub struct AgentLeg {
+    /// The agent rung.
+    pub agent: AgentId,
+    /// Attempt number within the call (stale timers and responses compare it).
+    pub attempt: u32,
+    /// The INVITE we sent.
+    pub invite: Request,
+    /// Its client transaction.
+    pub client_key: TransactionKey,
+    /// Where it was sent.
+    pub peer: Peer,
+    /// A provisional response arrived (CANCEL may only be sent after one, RFC 3261 §9.1).
+    pub provisional_seen: bool,
+    /// The dialog, once the agent answered.
+    pub dialog: Option<Dialog>,
+    /// The ACK we sent for the agent's 2xx, re-sent when the 2xx is retransmitted.
+    pub ack: Option<bytes::Bytes>,
+}
+
+/// One call through the switch.
+#[derive(Debug)]
+pub struct Call {
+    /// Our id for it.
+    pub id: CallNumber,
+    /// The trunk it came from.
+    pub trunk: String,
+    /// The dialled number.
+    pub did: String,
+    /// The caller's number (From user).
+    pub caller: String,
+    /// The queue it was routed to.
+    pub queue: String,
+    /// Its priority in the queue.
+    pub priority: i32,
+    /// The trunk leg.
+    pub trunk_leg: TrunkLeg,
+    /// The current agent attempt, if any.
+    pub agent_leg: Option<AgentLeg>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Lifecycle phase.
+    pub phase: Phase,
+    /// When the INVITE arrived.
+    pub arrived: Instant,
+    /// When the agent answered.
+    pub answered: Option<Instant>,
+}
+
+impl Call {
+    /// The agent currently connected or being rung.
+    pub fn agent(&self) -> Option<&AgentId> {
+        self.agent_leg.as_ref().map(|leg| &leg.agent)
+    }
+}

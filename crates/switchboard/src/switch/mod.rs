@@ -1,0 +1,524 @@
+//! Call control: the B2BUA, the registrar front and the ACD glue, as one sans-IO state
+//! machine. The I/O loop (`runtime`) feeds it received messages, timer expiries and API
+//! commands with the current time, then drains what it must send and when to wake it next.
+//!
+//! Everything that touches one call happens here on one task, so call state needs no locks;
+//! the ACD it drives is itself lock-free and shared with the HTTP API for reads.
+
+mod admission;
+mod b2bua;
+pub mod call;
+mod registration;
+mod timer;
+
+use crate::config::Config;
+use acd::{Acd, AgentId};
+use call::{Call, CallNumber};
+use sip::digest::NonceManager;
+use sip::registrar::Registrar;
+use sip::rsip::Request;
+use sip::transaction::{TimerConfig, TransactionEvent, TransactionKey, TransactionLayer};
+use sip::{Peer, Transmit, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use timer::TimerQueue;
+use transport::{Inbound, Payload};
+
+/// The name this server gives in Warning, Server and User-Agent headers.
+pub const AGENT_NAME: &str = "switchboard";
+
+/// How long a 503 tells the sender to wait before trying again.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The addresses Switchboard puts in its Via and Contact headers.
+#[derive(Debug, Clone)]
+pub struct LocalAddresses {
+    /// Bound UDP address.
+    pub udp: Option<SocketAddr>,
+    /// Bound TCP address.
+    pub tcp: Option<SocketAddr>,
+    /// Host to advertise instead of the bound IP (NAT / wildcard binds).
+    pub public_host: Option<String>,
+}
+
+impl LocalAddresses {
+    fn addr(&self, transport: Transport) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.udp.or(self.tcp),
+            _ => self.tcp.or(self.udp),
+        }
+    }
+
+    /// `host:port` to advertise for `transport`.
+    pub fn host_port(&self, transport: Transport) -> String {
+        let addr = self.addr(transport);
+        let port = addr.map_or(5060, |a| a.port());
+        match (&self.public_host, addr) {
+            (Some(host), _) => format!("{host}:{port}"),
+            (None, Some(a)) if a.ip().is_unspecified() => format!("127.0.0.1:{port}"),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// Counters kept by call control and read by the metrics exporter.
+#[derive(Debug, Default)]
+pub struct SwitchStats {
+    /// Calls accepted from trunks.
+    pub calls_offered: AtomicU64,
+    /// Calls connected to an agent.
+    pub calls_answered: AtomicU64,
+    /// Calls the caller left before an agent answered.
+    pub calls_abandoned: AtomicU64,
+    /// Calls refused (404, 403, 480, 503 …).
+    pub calls_rejected: AtomicU64,
+    /// Messages answered 400 or dropped as malformed.
+    pub malformed: AtomicU64,
+    /// Calls in progress.
+    pub active_calls: AtomicU64,
+    /// Live SIP transactions.
+    pub transactions: AtomicU64,
+    /// Live registrar bindings.
+    pub registrations: AtomicU64,
+}
+
+/// Timers call control sets for itself.
+#[derive(Debug, Clone)]
+enum SwitchTimer {
+    /// The agent of `attempt` did not answer in time.
+    RingTimeout { call: CallNumber, attempt: u32 },
+    /// A deadline the ACD asked to be woken for.
+    Acd(acd::Timer),
+    /// The registrar's next binding expiry.
+    Registrations,
+    /// Drain time is up: end whatever calls remain.
+    DrainDeadline,
+}
+
+/// What a client transaction we started was for, so its responses go to the right place.
+#[derive(Debug)]
+enum ClientPurpose {
+    /// The INVITE of an agent attempt.
+    AgentInvite { call: CallNumber, attempt: u32 },
+    /// An agent INVITE we gave up on (cancelled); a late 2xx must be ACKed and hung up.
+    AbandonedInvite {
+        invite: Box<Request>,
+        peer: Peer,
+        cancel_sent: bool,
+    },
+    /// A request relayed from one leg to the other; its response goes back on `server_key`.
+    Relay {
+        call: CallNumber,
+        original: Box<Request>,
+        server_key: TransactionKey,
+        toward_agent: bool,
+    },
+    /// A request whose answer needs no action (BYE, CANCEL).
+    Fire,
+}
+
+/// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them.
+#[derive(Debug, Clone)]
+struct AgentEntry {
+    id: AgentId,
+    sip_user: String,
+}
+
+/// The call-control state machine.
+pub struct Switch {
+    config: Arc<Config>,
+    local: LocalAddresses,
+    txn: TransactionLayer,
+    registrar: Registrar,
+    nonces: NonceManager,
+    acd: Arc<Acd>,
+    stats: Arc<SwitchStats>,
+    timers: TimerQueue<SwitchTimer>,
+    calls: HashMap<CallNumber, Call>,
+    next_call: CallNumber,
+    /// Trunk INVITE server transaction → call.
+    by_server_txn: HashMap<TransactionKey, CallNumber>,
+    /// Trunk-leg Call-ID → call.
+    by_trunk_call_id: HashMap<String, CallNumber>,
+    /// Agent-leg Call-ID (ours, unique per attempt) → call.
+    by_agent_call_id: HashMap<String, CallNumber>,
+    client_txns: HashMap<TransactionKey, ClientPurpose>,
+    agents_by_user: HashMap<String, AgentEntry>,
+    agents_by_id: HashMap<AgentId, AgentEntry>,
+    draining: bool,
+    /// Replies built from raw bytes that never became a message (400/513 to garbage).
+    pending_raw: VecDeque<Transmit>,
+    /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
+    instant_base: Instant,
+    unix_base: u64,
+}
+
+impl Switch {
+    /// Builds call control over `config`. `now`/`unix_now` anchor the clock used for nonces.
+    pub fn new(
+        config: Arc<Config>,
+        local: LocalAddresses,
+        acd: Arc<Acd>,
+        stats: Arc<SwitchStats>,
+        now: Instant,
+        unix_now: u64,
+    ) -> Self {
+        let sip = &config.sip;
+        let txn = TransactionLayer::new(TimerConfig {
+            t1: sip.t1,
+            t2: sip.t2,
+            t4: sip.t4,
+        });
+        let min_expires = duration_secs(sip.min_expires);
+        let max_expires = duration_secs(sip.max_expires).max(min_expires);
+        let registrar_config = sip::registrar::RegistrarConfig {
+            min_expires,
+            max_expires,
+            default_expires: 3600u32.clamp(min_expires, max_expires),
+            max_bindings_per_aor: 10,
+        };
+        // The config loader already enforces min <= max; the clamp above makes the rest hold.
+        let registrar = Registrar::new(registrar_config)
+            .expect("registrar bounds are clamped into a valid range above");
+        let nonces = NonceManager::new(rand::random::<[u8; 32]>(), Duration::from_secs(300));
+        let mut agents_by_user = HashMap::new();
+        let mut agents_by_id = HashMap::new();
+        for agent in &config.agents {
+            let entry = AgentEntry {
+                id: AgentId::from(agent.id.as_str()),
+                sip_user: agent.sip_user.clone(),
+            };
+            agents_by_user.insert(agent.sip_user.clone(), entry.clone());
+            agents_by_id.insert(entry.id.clone(), entry);
+        }
+        Self {
+            config,
+            local,
+            txn,
+            registrar,
+            nonces,
+            acd,
+            stats,
+            timers: TimerQueue::default(),
+            calls: HashMap::new(),
+            next_call: 1,
+            by_server_txn: HashMap::new(),
+            by_trunk_call_id: HashMap::new(),
+            by_agent_call_id: HashMap::new(),
+            client_txns: HashMap::new(),
+            agents_by_user,
+            agents_by_id,
+            draining: false,
+            pending_raw: VecDeque::new(),
+            instant_base: now,
+            unix_base: unix_now,
+        }
+    }
+
+    /// A message (or a refusal of one) from the transports.
+    pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound.payload {
+            Payload::Message(message) => self.txn.handle_message(now, message, inbound.source),
+            Payload::Malformed { bytes, error } => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(peer = %inbound.source, reason = %error.reason, "malformed SIP message");
+                self.raw_reply(&bytes, 400, &error.reason, inbound.source);
+            }
+            Payload::TooLarge { bytes, size } => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                let reason = format!(
+                    "message of {size} bytes exceeds the limit of {}",
+                    self.config.sip.max_message_bytes
+                );
+                tracing::info!(peer = %inbound.source, %reason, "oversized SIP message");
+                self.raw_reply(&bytes, 513, &reason, inbound.source);
+            }
+        }
+        self.process_transaction_events(now);
+    }
+
+    /// Answers bytes that did not parse, when they carry enough to address a response.
+    fn raw_reply(&mut self, bytes: &[u8], code: u16, reason: &str, source: Peer) {
+        let Some(data) = sip::message::raw_error_response(bytes, code, reason, AGENT_NAME) else {
+            return;
+        };
+        // The Via could not be trusted to parse, so reply to the source (symmetric response).
+        self.pending_raw.push_back(Transmit { peer: source, data });
+    }
+
+    /// Timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txn.handle_timeout(now);
+        self.process_transaction_events(now);
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                SwitchTimer::RingTimeout { call, attempt } => self.ring_timeout(now, call, attempt),
+                SwitchTimer::Acd(timer) => {
+                    let actions = self.acd.handle_timer(now, timer);
+                    self.apply_acd(now, actions);
+                }
+                SwitchTimer::Registrations => self.expire_registrations(now),
+                SwitchTimer::DrainDeadline => {
+                    let calls: Vec<CallNumber> = self.calls.keys().copied().collect();
+                    for call in calls {
+                        self.end_call(now, call, b2bua::EndCause::Shutdown);
+                    }
+                }
+            }
+            self.process_transaction_events(now);
+        }
+        self.update_gauges();
+    }
+
+    /// Stop taking new calls (they get 503 + Retry-After) and end the rest at `deadline`.
+    pub fn begin_drain(&mut self, now: Instant, deadline: Duration) {
+        if !self.draining {
+            self.draining = true;
+            self.timers
+                .schedule(now + deadline, SwitchTimer::DrainDeadline);
+            tracing::info!(calls = self.calls.len(), "draining: new calls refused");
+        }
+    }
+
+    /// Draining and nothing left in flight: the process may exit.
+    pub fn is_drained(&self) -> bool {
+        self.draining && self.calls.is_empty() && self.client_txns.is_empty()
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.pending_raw
+            .pop_front()
+            .or_else(|| self.txn.poll_transmit())
+    }
+
+    /// When to call [`Switch::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.txn.poll_timeout(), self.timers.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.unix_base + now.saturating_duration_since(self.instant_base).as_secs()
+    }
+
+    fn update_gauges(&self) {
+        self.stats
+            .active_calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats
+            .transactions
+            .store(self.txn.len() as u64, Ordering::Relaxed);
+        self.stats
+            .registrations
+            .store(self.registrar.len() as u64, Ordering::Relaxed);
+    }
+
+    fn process_transaction_events(&mut self, now: Instant) {
+        while let Some(event) = self.txn.poll_event() {
+            match event {
+                TransactionEvent::Request {
+                    key,
+                    request,
+                    source,
+                } => self.on_request(now, key, request, source),
+                TransactionEvent::Cancelled { invite, .. } => self.on_cancelled(now, &invite),
+                TransactionEvent::Response {
+                    key,
+                    response,
+                    source,
+                } => self.on_response(now, key, response, source),
+                TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
+                TransactionEvent::AckTimeout { key } => self.on_ack_timeout(now, &key),
+            }
+        }
+        self.update_gauges();
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        key: Option<TransactionKey>,
+        request: Request,
+        source: Peer,
+    ) {
+        let Some(key) = key else {
+            // ACKs: for a 2xx they only confirm the dialog; the transaction layer already
+            // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP.
+            return;
+        };
+        if let Some((code, reason)) = admission::check_request(&request) {
+            self.reply_error(now, &key, &request, code, &reason);
+            return;
+        }
+        let in_dialog = sip::headers::to_tag(&request.headers).is_some();
+        if in_dialog {
+            self.on_in_dialog_request(now, key, request, source);
+            return;
+        }
+        use sip::rsip::Method;
+        match request.method {
+            Method::Register => self.on_register(now, key, request, source),
+            Method::Invite => self.on_invite(now, key, request, source),
+            Method::Options => {
+                let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
+                self.add_capabilities(&mut response.headers);
+                self.send_response(now, &key, response);
+            }
+            Method::Bye | Method::Cancel | Method::Update | Method::Info | Method::PRack => {
+                self.reply_error(now, &key, &request, 481, "no such dialog");
+            }
+            _ => {
+                let mut response = sip::message::response_to(&request, 405, Some(&new_tag()));
+                self.add_capabilities(&mut response.headers);
+                self.send_response(now, &key, response);
+            }
+        }
+    }
+
+    fn add_capabilities(&self, headers: &mut sip::rsip::Headers) {
+        sip::message::push_header(headers, "Allow", ALLOW);
+        sip::message::push_header(headers, "Accept", "application/sdp");
+        sip::message::push_header(headers, "Supported", "");
+    }
+
+    /// Sends an error response with a Warning naming the reason, and logs it.
+    fn reply_error(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        request: &Request,
+        code: u16,
+        reason: &str,
+    ) {
+        let mut response = sip::message::response_to(request, code, Some(&new_tag()));
+        sip::message::add_warning(&mut response, AGENT_NAME, reason);
+        match code {
+            420 => sip::message::push_header(
+                &mut response.headers,
+                "Unsupported",
+                admission::unsupported_extensions(request).join(", "),
+            ),
+            405 => sip::message::push_header(&mut response.headers, "Allow", ALLOW),
+            503 => sip::message::push_header(
+                &mut response.headers,
+                "Retry-After",
+                RETRY_AFTER_SECS.to_string(),
+            ),
+            _ => {}
+        }
+        tracing::info!(method = %request.method, code, reason, "request refused");
+        self.send_response(now, key, response);
+    }
+
+    fn send_response(&mut self, now: Instant, key: &TransactionKey, response: sip::rsip::Response) {
+        if let Err(error) = self.txn.send_response(now, key, response) {
+            tracing::debug!(%error, "response not sent: transaction gone");
+        }
+    }
+
+    /// Sends a request on a new client transaction and remembers what it was for.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        peer: Peer,
+        purpose: ClientPurpose,
+    ) -> TransactionKey {
+        let key = self.txn.send_request(now, request, peer);
+        self.client_txns.insert(key.clone(), purpose);
+        key
+    }
+
+    /// Our Via header value for a request to `peer`, with a fresh branch.
+    fn via(&self, peer: Peer) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            peer.transport.via_token(),
+            self.local.host_port(peer.transport),
+            sip::transaction::new_branch()
+        )
+    }
+
+    /// Our Contact for a dialog with `peer`.
+    fn contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("<sip:{AGENT_NAME}@{}>", self.local.host_port(transport)),
+            other => format!(
+                "<sip:{AGENT_NAME}@{};transport={}>",
+                self.local.host_port(other),
+                other.via_token().to_ascii_lowercase()
+            ),
+        }
+    }
+
+    /// Runs the ACD's actions, and any actions those produce, to completion.
+    fn apply_acd(&mut self, now: Instant, actions: Vec<acd::Action>) {
+        let mut work: VecDeque<acd::Action> = actions.into();
+        while let Some(action) = work.pop_front() {
+            let more = self.apply_one(now, action);
+            work.extend(more);
+        }
+    }
+
+    fn apply_one(&mut self, now: Instant, action: acd::Action) -> Vec<acd::Action> {
+        match action {
+            acd::Action::Offer { call, agent, .. } => return self.offer(now, call.0, agent),
+            acd::Action::SetTimer { timer, at } => {
+                self.timers.schedule(at, SwitchTimer::Acd(timer))
+            }
+            acd::Action::Timeout { call, .. } => {
+                self.end_call(now, call.0, b2bua::EndCause::QueueTimeout)
+            }
+            acd::Action::Overflow { call, to, .. } => {
+                if let Some(c) = self.calls.get_mut(&call.0) {
+                    tracing::info!(call = call.0, queue = %to, "call overflowed");
+                    c.queue = to.to_string();
+                }
+            }
+            acd::Action::Rejected { call, reason, .. } => self.end_call(
+                now,
+                call.0,
+                b2bua::EndCause::QueueFull(format!("{reason:?}")),
+            ),
+            acd::Action::Event(event) => tracing::debug!(?event, "acd event"),
+        }
+        Vec::new()
+    }
+
+    fn expire_registrations(&mut self, now: Instant) {
+        for aor in self.registrar.expire(now) {
+            self.agent_offline(now, &aor);
+        }
+        self.schedule_registrar_timer();
+    }
+
+    fn schedule_registrar_timer(&mut self) {
+        if let Some(at) = self.registrar.poll_timeout() {
+            self.timers.schedule(at, SwitchTimer::Registrations);
+        }
+    }
+}
+
+/// Methods Switchboard accepts.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
+
+/// A random tag or Call-ID token: 64 bits of randomness in hex.
+pub fn new_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn duration_secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

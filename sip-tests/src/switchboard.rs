@@ -1,0 +1,227 @@
+//! A running `switchboard run` process owned by one test: own ports, own temp dir, own log.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::config::{Endpoints, SwitchboardConfig};
+use crate::error::{HarnessError, HarnessResult};
+use crate::paths::switchboard_binary;
+use crate::ports::free_port;
+use crate::sipp::Sipp;
+use crate::process::{file_tail, send_sigterm, stop, wait_with_timeout};
+use crate::uac::options;
+use crate::udp_peer::UdpPeer;
+
+/// How long Switchboard may take to answer its first OPTIONS (a debug build on a loaded machine).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one readiness probe waits before the next one is sent.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How many times a start is retried when another process grabbed one of the chosen ports.
+const START_ATTEMPTS: usize = 3;
+/// How much of the log is printed when the guard is dropped.
+const LOG_TAIL_BYTES: usize = 96 * 1024;
+
+/// A Switchboard process; stopped (SIGTERM, then SIGKILL) when dropped, and its log printed then,
+/// which the test runner shows only for failing tests.
+pub struct Switchboard {
+    child: Child,
+    dir: TempDir,
+    sip: SocketAddr,
+    config: SwitchboardConfig,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    exit: Option<ExitStatus>,
+}
+
+impl Switchboard {
+    /// Writes `config` (with fresh ports) into a temp dir, starts the binary with
+    /// `--log-level debug`, and returns once it answers OPTIONS over UDP with 200.
+    pub fn start(config: SwitchboardConfig) -> HarnessResult<Self> {
+        let mut last_error = None;
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once(config.clone()) {
+                Ok(switchboard) => return Ok(switchboard),
+                Err(HarnessError::NotReady { reason, log })
+                    if log.to_ascii_lowercase().contains("address already in use")
+                        || log.to_ascii_lowercase().contains("addrinuse") =>
+                {
+                    last_error = Some(HarnessError::NotReady { reason, log });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last_error.unwrap_or(HarnessError::NoFreePorts { count: 1 }))
+    }
+
+    fn start_once(config: SwitchboardConfig) -> HarnessResult<Self> {
+        let binary = switchboard_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("sip-tests-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("creating a temp dir", e))?;
+        let mut dir = dir;
+        dir.disable_cleanup(keep_temp_dirs());
+        let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let cdr_dir = dir.path().join("cdr");
+        let config_path = dir.path().join("switchboard.toml");
+        let text = config.to_toml(&Endpoints {
+            sip,
+            http,
+            cdr_dir: &cdr_dir,
+        });
+        std::fs::write(&config_path, text)
+            .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
+        let log_path = dir.path().join("switchboard.log");
+        let log = File::create(&log_path)
+            .map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
+        let child = Command::new(&binary)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))?;
+        let mut switchboard = Switchboard {
+            child,
+            dir,
+            sip,
+            config,
+            config_path,
+            log_path,
+            exit: None,
+        };
+        switchboard.wait_ready()?;
+        Ok(switchboard)
+    }
+
+    /// Sends OPTIONS until a 200 comes back; fails early if the process exits.
+    fn wait_ready(&mut self) -> HarnessResult<()> {
+        let peer = UdpPeer::bind(0, self.sip)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last_seen = String::from("no answer to OPTIONS");
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .map_err(|e| HarnessError::io("checking the switchboard process", e))?
+            {
+                self.exit = Some(status);
+                return Err(HarnessError::NotReady {
+                    reason: format!("the process exited while starting: {status}"),
+                    log: self.log(),
+                });
+            }
+            match options(&peer, PROBE_TIMEOUT) {
+                Ok(exchange) if exchange.final_response.status() == Some(200) => return Ok(()),
+                Ok(exchange) => last_seen = exchange.final_response.start_line,
+                Err(HarnessError::SipTimeout { .. }) => {}
+                Err(HarnessError::Io { .. }) => {
+                    // ICMP port unreachable surfaces as ECONNREFUSED on the next recv: the
+                    // listener is not up yet. Give the process a moment rather than spinning.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(other) => last_seen = other.to_string(),
+            }
+        }
+        Err(HarnessError::NotReady {
+            reason: format!(
+                "no 200 to OPTIONS within {} s (last: {last_seen})",
+                READY_TIMEOUT.as_secs()
+            ),
+            log: self.log(),
+        })
+    }
+
+    /// The SIP address (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip
+    }
+
+    /// A SIPp client run of `scenario_file` towards this instance, tracing into its temp dir.
+    pub fn sipp_client(&self, scenario_file: &str) -> HarnessResult<Sipp> {
+        Sipp::client(scenario_file, self.sip, self.dir())
+    }
+
+    /// The temp dir of this instance, where SIPp traces go too.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SwitchboardConfig {
+        &self.config
+    }
+
+    /// The path of the rendered configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Everything the process wrote to stdout and stderr so far (tail).
+    pub fn log(&self) -> String {
+        file_tail(&self.log_path, LOG_TAIL_BYTES)
+    }
+
+    /// Sends SIGTERM (graceful drain).
+    pub fn terminate(&self) -> HarnessResult<()> {
+        send_sigterm(&self.child)
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> HarnessResult<ExitStatus> {
+        if let Some(status) = self.exit {
+            return Ok(status);
+        }
+        let status = wait_with_timeout(&mut self.child, timeout, "switchboard")?;
+        self.exit = Some(status);
+        Ok(status)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        if self.exit.is_some() {
+            return false;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.exit = Some(status);
+                false
+            }
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Switchboard {
+    fn drop(&mut self) {
+        let drain = Duration::from_secs(u64::from(self.config.drain_timeout_s) + 15);
+        stop(&mut self.child, drain);
+        // Captured by the test runner: shown only when the test failed.
+        eprintln!(
+            "--- switchboard log ({}) ---\n{}\n--- end of switchboard log ---",
+            self.log_path.display(),
+            self.log()
+        );
+        if keep_temp_dirs() {
+            eprintln!("kept {}", self.dir.path().display());
+        }
+    }
+}
+
+/// Whether `SIP_TESTS_KEEP` asks to keep every temp dir (configs, logs, SIPp traces) for a look.
+pub fn keep_temp_dirs() -> bool {
+    std::env::var_os("SIP_TESTS_KEEP").is_some()
+}
