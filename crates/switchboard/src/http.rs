@@ -1,28 +1,368 @@
-//! The HTTP side: health endpoints now; the agent/supervisor API and metrics hang off the
-//! same router.
+//! The HTTP side: health endpoints and the agent/queue API.
+//!
+//! Reads (`GET /api/agents`, `GET /api/queues`) come straight from the lock-free ACD; state
+//! changes go to the call-control task over a channel, because an agent becoming Ready may be
+//! offered a waiting call at once and only that task places calls. Every error is JSON with a
+//! stable `code`.
 
-use crate::config::Config;
+use crate::config::{ApiRole, Config};
 use crate::runtime::Node;
+use crate::switch::command::RequestedState;
+use acd::{AcdError, AgentSnapshot, AgentState, QueueSnapshot};
 use anyhow::Context;
-use axum::routing::get;
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// A state change for the core, with where to send the outcome.
+pub struct AgentCommand {
+    /// Agent id.
+    pub agent: String,
+    /// What to change to.
+    pub state: RequestedState,
+    /// The outcome.
+    pub reply: oneshot::Sender<Result<(), AcdError>>,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    config: Arc<Config>,
+    node: Arc<Node>,
+    commands: mpsc::Sender<AgentCommand>,
+}
+
+/// An API error: HTTP status, stable machine code, human message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AcdError> for ApiError {
+    fn from(error: AcdError) -> Self {
+        let (status, code) = match &error {
+            AcdError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "unknown_agent"),
+            AcdError::UnknownReason(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_reason"),
+            AcdError::IllegalTransition { .. } | AcdError::AgentBusy(_) => {
+                (StatusCode::CONFLICT, "illegal_transition")
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, error.to_string())
+    }
+}
 
 /// Binds the HTTP listener and serves in the background; returns the bound address.
-pub async fn serve(config: Arc<Config>, node: Arc<Node>) -> anyhow::Result<SocketAddr> {
+pub async fn serve(
+    config: Arc<Config>,
+    node: Arc<Node>,
+    commands: mpsc::Sender<AgentCommand>,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
     let addr = listener.local_addr()?;
+    let state = ApiState {
+        config,
+        node,
+        commands,
+    };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { "ready\n" }))
-        .with_state(node);
+        .route("/readyz", get(readyz))
+        .route("/api/agents", get(list_agents))
+        .route("/api/agents/{id}", get(get_agent))
+        .route("/api/agents/{id}/state", post(set_state))
+        .route("/api/queues", get(list_queues))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(state);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "HTTP server stopped");
         }
     });
     Ok(addr)
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.node.stats.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+/// Checks the bearer token and returns its role.
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<ApiRole, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing bearer token",
+            )
+        })?;
+    state
+        .config
+        .http
+        .tokens
+        .iter()
+        .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()))
+        .map(|t| t.role.clone())
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid token"))
+}
+
+/// Token comparison that does not leak how many leading bytes matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn agent_json(agent: &AgentSnapshot, now: Instant) -> Value {
+    let (state, reason) = match &agent.state {
+        AgentState::LoggedOut => ("logged-out", None),
+        AgentState::Ready => ("ready", None),
+        AgentState::Reserved { .. } => ("reserved", None),
+        AgentState::OnCall { .. } => ("on-call", None),
+        AgentState::WrapUp { .. } => ("wrap-up", None),
+        AgentState::NotReady { reason } => ("not-ready", Some(reason.to_string())),
+    };
+    json!({
+        "id": agent.id.as_str(),
+        "name": agent.name,
+        "state": state,
+        "reason": reason,
+        "state_seconds": now.saturating_duration_since(agent.since).as_secs(),
+        "skills": agent.skills.iter().map(|(s, l)| json!({"skill": s.as_str(), "level": l})).collect::<Vec<_>>(),
+        "queues": agent.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(),
+        "calls_answered": agent.calls_answered,
+    })
+}
+
+fn queue_json(queue: &QueueSnapshot, now: Instant) -> Value {
+    let a = &queue.agents;
+    json!({
+        "name": queue.id.as_str(),
+        "waiting": queue.waiting,
+        "longest_wait_seconds": queue.oldest_waiting_since.map(|t| now.saturating_duration_since(t).as_secs()),
+        "agents": {
+            "ready": a.ready, "reserved": a.reserved, "on_call": a.on_call,
+            "wrap_up": a.wrap_up, "not_ready": a.not_ready, "logged_out": a.logged_out,
+        },
+        "average_handle_seconds": queue.handle_time.as_secs(),
+    })
+}
+
+/// Agents may only see and change themselves.
+fn may_see(role: &ApiRole, agent: &str) -> bool {
+    match role {
+        ApiRole::Agent(own) => own == agent,
+        _ => true,
+    }
+}
+
+async fn list_agents(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let role = authorize(&state, &headers)?;
+    let now = Instant::now();
+    let mut agents = state.node.acd.agents();
+    agents.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let list: Vec<Value> = agents
+        .iter()
+        .filter(|a| may_see(&role, a.id.as_str()))
+        .map(|a| agent_json(a, now))
+        .collect();
+    Ok(Json(json!({ "agents": list })))
+}
+
+async fn get_agent(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let role = authorize(&state, &headers)?;
+    if !may_see(&role, &id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "agents may only read their own state",
+        ));
+    }
+    let agent = state
+        .node
+        .acd
+        .agent(&acd::AgentId::from(id.as_str()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_agent",
+                format!("unknown agent {id}"),
+            )
+        })?;
+    Ok(Json(agent_json(&agent, Instant::now())))
+}
+
+async fn list_queues(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let now = Instant::now();
+    let mut queues = state.node.acd.queues();
+    queues.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let list: Vec<Value> = queues.iter().map(|q| queue_json(q, now)).collect();
+    Ok(Json(json!({ "queues": list })))
+}
+
+/// `POST /api/agents/{id}/state` with `{"state": "ready" | "not-ready" | "logged-out", "reason": "break"}`.
+async fn set_state(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let role = authorize(&state, &headers)?;
+    match &role {
+        ApiRole::Analyst => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "analysts cannot change agent state",
+            ))
+        }
+        ApiRole::Agent(own) if *own != id => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "agents may only change their own state",
+            ))
+        }
+        _ => {}
+    }
+    let requested = parse_state_request(&body)?;
+    let (reply, outcome) = oneshot::channel();
+    state
+        .commands
+        .send(AgentCommand {
+            agent: id.clone(),
+            state: requested,
+            reply,
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "server is stopping",
+            )
+        })?;
+    outcome.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "server is stopping",
+        )
+    })??;
+    let agent = state
+        .node
+        .acd
+        .agent(&acd::AgentId::from(id.as_str()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_agent",
+                format!("unknown agent {id}"),
+            )
+        })?;
+    Ok(Json(agent_json(&agent, Instant::now())))
+}
+
+fn parse_state_request(body: &[u8]) -> Result<RequestedState, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let state = value
+        .get("state")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing string field \"state\"".into()))?;
+    let reason = value.get("reason").and_then(Value::as_str);
+    match (state, reason) {
+        ("ready", None) => Ok(RequestedState::Ready),
+        ("not-ready", Some(reason)) => Ok(RequestedState::NotReady(reason.to_string())),
+        ("not-ready", None) => Err(bad("\"not-ready\" needs a \"reason\"".into())),
+        ("logged-out", None) => Ok(RequestedState::LoggedOut),
+        ("ready" | "logged-out", Some(_)) => Err(bad(format!("\"{state}\" takes no \"reason\""))),
+        (other, _) => Err(bad(format!(
+            "unknown state \"{other}\": expected ready, not-ready or logged-out"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_requests_parse_or_explain() {
+        assert_eq!(
+            parse_state_request(br#"{"state":"ready"}"#).ok(),
+            Some(RequestedState::Ready)
+        );
+        assert_eq!(
+            parse_state_request(br#"{"state":"not-ready","reason":"lunch"}"#).ok(),
+            Some(RequestedState::NotReady("lunch".into()))
+        );
+        for (body, needle) in [
+            (&b"nope"[..], "not JSON"),
+            (br#"{"state":1}"#, "missing string field"),
+            (br#"{"state":"not-ready"}"#, "needs a"),
+            (br#"{"state":"ready","reason":"x"}"#, "takes no"),
+            (br#"{"state":"asleep"}"#, "unknown state"),
+        ] {
+            let error = parse_state_request(body).expect_err("must fail");
+            assert_eq!(error.code, "bad_request");
+            assert!(error.message.contains(needle), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"demo-token", b"demo-token"));
+        assert!(!constant_time_eq(b"demo-token", b"demo-tokem"));
+        assert!(!constant_time_eq(b"demo", b"demo-token"));
+    }
 }

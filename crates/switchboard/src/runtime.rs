@@ -2,6 +2,7 @@
 //! turns its outputs into socket writes and a single timer.
 
 use crate::config::Config;
+use crate::http::AgentCommand;
 use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use acd::Acd;
 use anyhow::Context;
@@ -77,7 +78,8 @@ pub async fn run(
         stats,
         transports: transports.clone(),
     });
-    let http = crate::http::serve(config.clone(), node.clone()).await?;
+    let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
+    let http = crate::http::serve(config.clone(), node.clone(), command_tx).await?;
     tracing::info!(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
@@ -110,6 +112,10 @@ pub async fn run(
                 }
             }
             () = &mut sleep => switch.handle_timeout(Instant::now()),
+            Some(command) = command_rx.recv() => {
+                let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
+                let _ = command.reply.send(outcome);
+            }
             () = &mut shutdown, if !shutting_down => {
                 shutting_down = true;
                 switch.begin_drain(Instant::now(), config.sip.drain_timeout);

@@ -293,7 +293,7 @@ impl Switch {
         agent: AgentId,
     ) -> Vec<acd::Action> {
         let Some(entry) = self.agents_by_id.get(&agent).cloned() else {
-            return self.offer_failed(now, id, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
         };
         let Some(binding) = self
             .registrar
@@ -302,10 +302,10 @@ impl Switch {
             .next()
         else {
             tracing::info!(call = id, agent = %agent, "offered agent has no registered phone");
-            return self.offer_failed(now, id, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
         };
         let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
-            return self.offer_failed(now, id, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
         };
         let peer = binding.source;
         let via = self.via(peer);
@@ -387,10 +387,17 @@ impl Switch {
     }
 
     /// Tells the ACD an offer did not connect, after dropping the attempt's leg.
+    ///
+    /// The ACD puts an agent whose phone was busy, refused or unreachable straight back to
+    /// Ready, and would offer them the same call again at once. A phone that cannot be reached
+    /// logs its agent out; one that refused sets the agent not-ready with the missed-call
+    /// reason (when configured). Both are requested before the failure is reported, so the ACD
+    /// applies them as the agent is released and the call goes to someone else.
     fn offer_failed(
         &mut self,
         now: Instant,
         id: CallNumber,
+        agent: &AgentId,
         why: OfferFailure,
     ) -> Vec<acd::Action> {
         if let Some(call) = self.calls.get_mut(&id) {
@@ -400,13 +407,27 @@ impl Switch {
             }
             call.phase = Phase::Queued;
         }
-        match self.acd.offer_failed(now, acd::CallId(id), why) {
-            Ok(actions) => actions,
-            Err(error) => {
-                tracing::debug!(call = id, %error, "offer_failed refused by ACD");
-                Vec::new()
+        let mut actions = Vec::new();
+        let change = match why {
+            OfferFailure::Unreachable => self.acd.logout(now, agent),
+            OfferFailure::Busy | OfferFailure::Rejected => {
+                match &self.config.acd.missed_call_reason {
+                    Some(reason) => self.acd.set_not_ready(now, agent, reason),
+                    None => Ok(Vec::new()),
+                }
             }
+            // The ACD itself applies the missed-call reason after a ring timeout.
+            OfferFailure::NoAnswer => Ok(Vec::new()),
+        };
+        match change {
+            Ok(more) => actions.extend(more),
+            Err(error) => tracing::debug!(call = id, %error, "agent change after failed offer"),
         }
+        match self.acd.offer_failed(now, acd::CallId(id), why) {
+            Ok(more) => actions.extend(more),
+            Err(error) => tracing::debug!(call = id, %error, "offer_failed refused by ACD"),
+        }
+        actions
     }
 
     pub(super) fn ring_timeout(&mut self, now: Instant, id: CallNumber, attempt: u32) {
@@ -419,10 +440,12 @@ impl Switch {
             return;
         }
         tracing::info!(call = id, attempt, "agent did not answer in time");
-        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) {
-            self.abandon_agent_leg(now, leg);
-        }
-        let actions = self.offer_failed(now, id, OfferFailure::NoAnswer);
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
+            return;
+        };
+        let agent = leg.agent.clone();
+        self.abandon_agent_leg(now, leg);
+        let actions = self.offer_failed(now, id, &agent, OfferFailure::NoAnswer);
         self.apply_acd(now, actions);
     }
 
@@ -555,7 +578,10 @@ impl Switch {
             _ => OfferFailure::Rejected,
         };
         tracing::info!(call = id, attempt, code, "agent leg failed");
-        let actions = self.offer_failed(now, id, why);
+        let Some(agent) = self.calls.get(&id).and_then(|c| c.agent().cloned()) else {
+            return;
+        };
+        let actions = self.offer_failed(now, id, &agent, why);
         self.apply_acd(now, actions);
     }
 
@@ -666,9 +692,10 @@ impl Switch {
                     .get(&call)
                     .and_then(|c| c.agent_leg.as_ref())
                     .is_some_and(|l| l.attempt == attempt);
-                if current {
+                let agent = self.calls.get(&call).and_then(|c| c.agent().cloned());
+                if let (true, Some(agent)) = (current, agent) {
                     tracing::info!(call, attempt, "agent INVITE timed out");
-                    let actions = self.offer_failed(now, call, OfferFailure::Unreachable);
+                    let actions = self.offer_failed(now, call, &agent, OfferFailure::Unreachable);
                     self.apply_acd(now, actions);
                 }
             }

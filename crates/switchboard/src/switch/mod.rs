@@ -8,6 +8,7 @@
 mod admission;
 mod b2bua;
 pub mod call;
+pub mod command;
 mod registration;
 mod timer;
 
@@ -84,6 +85,8 @@ pub struct SwitchStats {
     pub transactions: AtomicU64,
     /// Live registrar bindings.
     pub registrations: AtomicU64,
+    /// Shutdown has begun (readiness goes false).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Timers call control sets for itself.
@@ -278,6 +281,7 @@ impl Switch {
     pub fn begin_drain(&mut self, now: Instant, deadline: Duration) {
         if !self.draining {
             self.draining = true;
+            self.stats.draining.store(true, Ordering::Relaxed);
             self.timers
                 .schedule(now + deadline, SwitchTimer::DrainDeadline);
             tracing::info!(calls = self.calls.len(), "draining: new calls refused");

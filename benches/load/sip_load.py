@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""SIP load benchmark: SIPp trunk UAC -> Switchboard (release) -> SIPp agent UAS.
+
+Registers N agents (all from one SIPp port), then drives calls at a fixed rate and prints
+achieved CPS, failed calls, INVITE->180 and INVITE->200 percentiles (180 needs the agent leg's
+INVITE to go out and its 180 to come back), and the switchboard process's CPU and RSS.
+Speed is measured here, never asserted: this is a benchmark, not a test.
+
+  benches/load/sip_load.py --rate 2000 --seconds 20            # CPS run
+  benches/load/sip_load.py --rate 100 --seconds 30 --hold-ms 10000   # ~1000 concurrent calls: RSS
+"""
+import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    rss_kib = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss_kib = int(line.split()[1])
+    return ticks / os.sysconf("SC_CLK_TCK"), rss_kib
+
+
+def wait_options(port, deadline=30):
+    end = time.time() + deadline
+    msg = (f"OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKping;rport\r\n"
+           "From: <sip:ping@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ping\r\nCSeq: 1 OPTIONS\r\n"
+           "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.time() < end:
+            s.sendto(msg.encode(), ("127.0.0.1", port))
+            try:
+                data, _ = s.recvfrom(4096)
+                if data.startswith(b"SIP/2.0 200"):
+                    return
+            except socket.timeout:
+                pass
+    sys.exit("switchboard did not answer OPTIONS")
+
+
+def register_agents(local_port, sip_port, users):
+    """REGISTERs every (user, password) from local_port with MD5 digest, the way a phone does.
+    SIPp 3.6 cannot take per-call credentials from an injection file, so this small client does it;
+    the load UAS then binds the same port and answers for all of them."""
+    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", local_port))
+        s.settimeout(5)
+        for n, (user, password) in enumerate(users):
+            def register(cseq, auth=""):
+                msg = (f"REGISTER sip:127.0.0.1:{sip_port} SIP/2.0\r\n"
+                       f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bKreg{n}x{cseq};rport\r\n"
+                       f"From: <sip:{user}@127.0.0.1>;tag=r{n}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
+                       f"Call-ID: reg-{n}\r\nCSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\n"
+                       f"Contact: <sip:{user}@127.0.0.1:{local_port}>\r\nExpires: 3600\r\n{auth}Content-Length: 0\r\n\r\n")
+                s.sendto(msg.encode(), ("127.0.0.1", sip_port))
+                return s.recvfrom(8192)[0].decode()
+            reply = register(1)
+            challenge = next(l for l in reply.split("\r\n") if l.startswith("WWW-Authenticate") and "MD5" in l)
+            realm = re.search(r'realm="([^"]*)"', challenge).group(1)
+            nonce = re.search(r'nonce="([^"]*)"', challenge).group(1)
+            uri = f"sip:127.0.0.1:{sip_port}"
+            ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"REGISTER:{uri}")
+            response = md5(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}")
+            auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+                    f'response="{response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee"\r\n')
+            reply = register(2, auth)
+            if not reply.startswith("SIP/2.0 200"):
+                sys.exit(f"registration of {user} failed: {reply.splitlines()[0]}")
+
+
+def probe_calls(sip_port, stop, samples):
+    """While the load runs, places one call at a time from its own socket and records the time
+    from sending INVITE to receiving 180 in microseconds (SIPp's own response times have only
+    millisecond resolution)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        port = s.getsockname()[1]
+        n = 0
+        while not stop.is_set():
+            n += 1
+            cid = f"probe-{n}"
+            head = (f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKprobe{n}{{b}};rport\r\n"
+                    f"From: <sip:probe@127.0.0.1>;tag=p{n}\r\n{{to}}\r\nCall-ID: {cid}\r\nMax-Forwards: 70\r\n")
+            sdp = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=p\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+            invite = (f"INVITE sip:100@127.0.0.1:{sip_port} SIP/2.0\r\n" + head.format(b="i", to="To: <sip:100@127.0.0.1>") +
+                      f"CSeq: 1 INVITE\r\nContact: <sip:probe@127.0.0.1:{port}>\r\nContent-Type: application/sdp\r\n"
+                      f"Content-Length: {len(sdp)}\r\n\r\n{sdp}")
+            t0 = time.perf_counter()
+            s.sendto(invite.encode(), ("127.0.0.1", sip_port))
+            to_line = None
+            try:
+                while True:
+                    data = s.recvfrom(8192)[0].decode(errors="replace")
+                    if data.startswith("SIP/2.0 180") and len(samples) < 100000 and to_line is None:
+                        samples.append((time.perf_counter() - t0) * 1e6)
+                    if data.startswith("SIP/2.0 200"):
+                        to_line = next(l for l in data.split("\r\n") if l.startswith("To:"))
+                        break
+                    if data[8:9] in "3456":
+                        break
+            except socket.timeout:
+                continue
+            if to_line:
+                s.sendto((f"ACK sip:switchboard@127.0.0.1:{sip_port} SIP/2.0\r\n" + head.format(b="a", to=to_line) +
+                          "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", sip_port))
+                s.sendto((f"BYE sip:switchboard@127.0.0.1:{sip_port} SIP/2.0\r\n" + head.format(b="b", to=to_line) +
+                          "CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n").encode(), ("127.0.0.1", sip_port))
+                try:
+                    s.recvfrom(8192)
+                except socket.timeout:
+                    pass
+            stop.wait(0.02)
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=1000, help="calls per second offered")
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--hold-ms", type=int, default=0, help="talk time before the trunk hangs up")
+    ap.add_argument("--agents", type=int, default=500)
+    ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="sb-load-")
+    sip_port, http_port, agent_port, trunk_port = free_port(), free_port(), free_port(), free_port()
+    agents = "\n".join(
+        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ support = 5 }}\n'
+        for i in range(args.agents))
+    config = f"""
+[sip]
+listen_udp = ["127.0.0.1:{sip_port}"]
+listen_tcp = []
+max_calls = 1000000
+[http]
+listen = "127.0.0.1:{http_port}"
+[cdr]
+dir = "{work}/cdr"
+[[trunk]]
+name = "load"
+allow = ["127.0.0.0/8"]
+[[number]]
+did = "100"
+queue = "support"
+[[queue]]
+name = "support"
+skills = {{ support = 1 }}
+wrap_up_s = 0
+[acd]
+not_ready_reasons = ["missed"]
+{agents}
+"""
+    with open(f"{work}/load.toml", "w") as f:
+        f.write(config)
+
+    sb = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
+                          stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
+    procs = []
+    try:
+        wait_options(sip_port)
+        common = ["-nostdin", "-i", "127.0.0.1", "-buff_size", "4194304"]
+        register_agents(agent_port, sip_port, [(str(8000 + i), f"pw{8000 + i}") for i in range(args.agents)])
+        uas = subprocess.Popen(["sipp", "-sf", f"{HERE}/agent_uas.xml", "-p", str(agent_port), "-mp", str(free_port()),
+                                "-cp", str(free_port()), "-timeout", str(args.seconds + 60)] + common,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+        procs.append(uas)
+        time.sleep(1)  # the UAS binds at once; this only lets it settle before the clock starts
+        calls = args.rate * args.seconds
+        cpu0, rss0 = proc_stat(sb.pid)
+        t0 = time.time()
+        uac = subprocess.Popen(["sipp", f"127.0.0.1:{sip_port}", "-sf", f"{HERE}/trunk_uac.xml", "-s", "100",
+                                "-r", str(args.rate), "-m", str(calls), "-d", str(args.hold_ms),
+                                "-l", str(max(1000, args.rate * (args.hold_ms // 1000 + 5))),
+                                "-p", str(trunk_port), "-mp", str(free_port()), "-cp", str(free_port()),
+                                "-trace_stat", "-fd", "1",
+                                "-timeout", str(args.seconds * 3 + args.hold_ms // 1000 + 60)] + common,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+        procs.append(uac)
+        stop, ring = threading.Event(), []
+        probe = threading.Thread(target=probe_calls, args=(sip_port, stop, ring), daemon=True)
+        probe.start()
+        peak_rss = rss0
+        mid_rss = None
+        while uac.poll() is None:
+            time.sleep(0.5)
+            _, rss = proc_stat(sb.pid)
+            peak_rss = max(peak_rss, rss)
+            if mid_rss is None and time.time() - t0 > args.seconds * 0.9:
+                mid_rss = rss
+        elapsed = time.time() - t0
+        cpu1, rss1 = proc_stat(sb.pid)
+        stop.set()
+        probe.join(timeout=10)
+
+        stat_files = [f for f in os.listdir(work) if f.endswith(".csv") and "trunk_uac" in f and "rtt" not in f]
+        success = failed = 0
+        if stat_files:
+            with open(os.path.join(work, stat_files[0])) as f:
+                rows = list(csv.reader(f, delimiter=";"))
+            header, last = rows[0], rows[-1]
+            success = int(last[header.index("SuccessfulCall(C)")])
+            failed = int(last[header.index("FailedCall(C)")])
+        print(f"offered rate        {args.rate} calls/s for {args.seconds} s ({calls} calls), hold {args.hold_ms} ms")
+        print(f"calls               {success} successful, {failed} failed, exit {uac.returncode}")
+        print(f"achieved CPS        {success / (elapsed - args.hold_ms / 1000):.0f} (wall {elapsed:.1f} s)")
+        print(f"INVITE->180 us      p50 {percentile(ring, 50):.0f}  p99 {percentile(ring, 99):.0f}  "
+              f"({len(ring)} probe calls during the load; covers the agent leg's INVITE and 180)")
+        print(f"switchboard CPU     {100 * (cpu1 - cpu0) / elapsed:.0f} % of one core (avg over the run)")
+        print(f"switchboard RSS     start {rss0 / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB, end {rss1 / 1024:.1f} MiB")
+        if args.hold_ms:
+            concurrent = args.rate * args.hold_ms / 1000
+            if mid_rss:
+                print(f"RSS per 1000 calls  {(mid_rss - rss0) / 1024 / concurrent * 1000:.1f} MiB "
+                      f"(at ~{concurrent:.0f} concurrent calls)")
+        print(f"work dir            {work}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGUSR1) if False else p.kill()
+        sb.send_signal(signal.SIGTERM)
+        try:
+            sb.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            sb.kill()
+
+
+if __name__ == "__main__":
+    main()
