@@ -154,22 +154,22 @@ fn agent_id(index: usize) -> AgentId {
     AgentId::new(format!("a{index}"))
 }
 
-fn add_agents(acd: &Acd, rng: &mut XorShift, clock: &mut Clock) -> Vec<Vec<(usize, u8)>> {
-    (0..AGENTS)
-        .map(|index| {
-            let skills = agent_skills(rng);
-            let named = skills
-                .iter()
-                .map(|&(s, l)| (Skill::new(format!("s{s}")), l))
-                .collect();
-            acd.upsert_agent(
-                clock.tick(),
-                AgentConfig::new(agent_id(index), format!("Agent {index}"), named),
-            )
-            .expect("valid agent");
-            skills
-        })
-        .collect()
+fn all_agent_skills(rng: &mut XorShift) -> Vec<Vec<(usize, u8)>> {
+    (0..AGENTS).map(|_| agent_skills(rng)).collect()
+}
+
+fn add_agents(acd: &Acd, all_skills: &[Vec<(usize, u8)>], clock: &mut Clock) {
+    for (index, skills) in all_skills.iter().enumerate() {
+        let named = skills
+            .iter()
+            .map(|&(s, l)| (Skill::new(format!("s{s}")), l))
+            .collect();
+        acd.upsert_agent(
+            clock.tick(),
+            AgentConfig::new(agent_id(index), format!("Agent {index}"), named),
+        )
+        .expect("valid agent");
+    }
 }
 
 /// Fills the centre: every agent Ready, then calls until 5,000 wait; offered calls answered.
@@ -398,15 +398,15 @@ fn figures() {
         "== ACD matching figures ({AGENTS} agents, {SKILLS} skills, {WAITING} waiting calls) =="
     );
 
-    // Memory per agent. Frees of blocks allocated while counting was off are not counted
-    // either, so the figures cover exactly what is allocated from here on.
-    COUNTING.store(true, Ordering::SeqCst);
-    let mut rng = XorShift(0x1234_5678);
+    // Memory per agent: live bytes the ACD holds, counted from here on. The bench's own
+    // data (the skill lists, the driver) is allocated before counting starts.
+    let skills = all_agent_skills(&mut XorShift(0x1234_5678));
     let mut driver = new_driver(0xabcd, 0);
+    COUNTING.store(true, Ordering::SeqCst);
     let before_acd = live();
     let acd = build_acd();
     let with_queues = live();
-    let skills = add_agents(&acd, &mut rng, &mut driver.clock);
+    add_agents(&acd, &skills, &mut driver.clock);
     let registered = live();
     for index in 0..AGENTS {
         acd.login(driver.clock.tick(), &agent_id(index), true)
@@ -424,9 +424,8 @@ fn figures() {
 
     // One thread (counting stays on to report the steady-state heap, then goes off).
     let acd = build_acd();
-    let mut rng = XorShift(0x1234_5678);
     let mut driver = new_driver(0xabcd, 0);
-    add_agents(&acd, &mut rng, &mut driver.clock);
+    add_agents(&acd, &skills, &mut driver.clock);
     fill(&acd, &mut driver);
     let waiting_now: usize = acd.queues().iter().map(|q| q.waiting).sum();
     println!(
@@ -522,9 +521,9 @@ fn main() {
         .measurement_time(Duration::from_secs(4))
         .sample_size(20);
     let acd = build_acd();
-    let mut rng = XorShift(0x1234_5678);
+    let skills = all_agent_skills(&mut XorShift(0x1234_5678));
     let mut driver = new_driver(0xabcd, 0);
-    add_agents(&acd, &mut rng, &mut driver.clock);
+    add_agents(&acd, &skills, &mut driver.clock);
     fill(&acd, &mut driver);
     criterion.bench_function(
         "cycle: hangup + wrap-up end (match) + new call (match) + answer",

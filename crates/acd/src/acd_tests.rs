@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
 use crate::config::{ExpansionStep, QueueConfig, SkillRequirement, Strategy};
 use crate::ids::Skill;
+use crate::*;
 
 const SEC: Duration = Duration::from_secs(1);
 

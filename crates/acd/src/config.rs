@@ -10,6 +10,8 @@ use crate::ids::{AgentId, QueueId, Skill};
 pub const MIN_SKILL_LEVEL: u8 = 1;
 /// Highest proficiency an agent can have in a skill.
 pub const MAX_SKILL_LEVEL: u8 = 10;
+/// Longest duration accepted anywhere in a queue's configuration.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Reason given to an agent who logs in without being ready; always allowed.
 pub const LOGIN_REASON: &str = "login";
 
@@ -54,7 +56,7 @@ pub enum Strategy {
     MostSkilled,
     /// The agent this queue offered a call to least recently, which rotates through agents.
     RoundRobin,
-    /// The agent who answered the fewest calls since logging in, then longest idle.
+    /// The agent who has answered the fewest calls (since it was added), then longest idle.
     FewestCalls,
 }
 
@@ -281,6 +283,25 @@ fn validate_queue(queue: &QueueConfig, ids: &HashMap<QueueId, usize>) -> Result<
             check_level(&queue.id, "expansion skill", added.min_level)?;
         }
     }
+    // Deadlines are `now + duration`; an absurd duration must be refused here rather than
+    // overflow an `Instant` later.
+    let durations = [
+        ("max_wait", queue.max_wait),
+        ("service_level", Some(queue.service_level)),
+        ("wrap_up", Some(queue.wrap_up)),
+        ("preferred_agent_wait", Some(queue.preferred_agent_wait)),
+        ("priority_aging", queue.priority_aging),
+        ("initial_handle_time", Some(queue.initial_handle_time)),
+    ];
+    let steps = queue
+        .expansion
+        .iter()
+        .map(|step| ("expansion after", Some(step.after)));
+    for (name, duration) in durations.into_iter().chain(steps) {
+        if duration.is_some_and(|d| d > MAX_DURATION) {
+            return Err(invalid(format!("{name} is longer than a year")));
+        }
+    }
     if queue.priority_aging == Some(Duration::ZERO) {
         return Err(invalid(
             "priority_aging must be positive (use None for strict priority)".into(),
@@ -360,6 +381,16 @@ mod tests {
         unsorted.expansion = vec![step(60), step(30)];
         assert!(matches!(
             config(vec![unsorted]).validate(),
+            Err(AcdError::InvalidQueue { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_durations_that_would_overflow_deadlines() {
+        let mut forever = QueueConfig::new("a");
+        forever.max_wait = Some(Duration::MAX);
+        assert!(matches!(
+            config(vec![forever]).validate(),
             Err(AcdError::InvalidQueue { .. })
         ));
     }

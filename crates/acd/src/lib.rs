@@ -76,10 +76,14 @@
 //! [`Acd::position`] gives a waiting call's rank and `rank × average handle time / logged-in
 //! agents able to serve the queue`, where the average handle time is an exponentially
 //! weighted mean (weight 1/8) of talk + wrap-up, seeded by `initial_handle_time`.
+#![warn(missing_docs)]
+
 mod acd;
 mod action;
 mod agent;
+mod agent_events;
 mod call;
+mod call_events;
 mod config;
 mod error;
 mod ids;
@@ -89,13 +93,14 @@ mod skills;
 mod snapshot;
 mod state;
 mod timebase;
+mod timer_events;
 
 pub use crate::acd::{Acd, CallRequest};
 pub use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
 pub use crate::agent::PendingChange;
 pub use crate::config::{
     AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy, LOGIN_REASON,
-    MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
+    MAX_DURATION, MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
 };
 pub use crate::error::AcdError;
 pub use crate::ids::{AgentId, CallId, QueueId, Skill};

@@ -137,10 +137,8 @@ impl Shared {
                 }
                 Action::Event(AcdEvent::AgentStateChanged {
                     agent, from, to, ..
-                }) => {
-                    if !from.kind().can_become(to.kind()) {
-                        self.violation(format!("{agent}: illegal {from:?} -> {to:?}"));
-                    }
+                }) if !from.kind().can_become(to.kind()) => {
+                    self.violation(format!("{agent}: illegal {from:?} -> {to:?}"));
                 }
                 Action::Event(
                     AcdEvent::Abandoned { call, .. }
@@ -407,7 +405,7 @@ fn run(seed: u64) {
     }
     let mut pending = mine;
     for _ in 0..10_000 {
-        for (agent, call) in pending.drain(..).collect::<Vec<_>>() {
+        for (agent, call) in std::mem::take(&mut pending) {
             shared.engaged[agent_index(&agent)].store(0, Ordering::SeqCst);
             let actions = shared.acd.answered(now, call).expect("answer");
             shared.absorb(actions, &mut pending);

@@ -4,5 +4,6 @@
 pub mod acd_config;
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod runtime;
 pub mod switch;

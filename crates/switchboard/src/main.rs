@@ -33,6 +33,20 @@ enum Command {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+    /// Print every agent's live state from a running instance.
+    Agents(ApiArgs),
+    /// Print every queue's live state from a running instance.
+    Queues(ApiArgs),
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Base URL of the running instance's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Bearer token (the demo's is demo-token).
+    #[arg(long, env = "SWITCHBOARD_TOKEN", default_value = "demo-token")]
+    token: String,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +68,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
+        Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Run { config: path } => {
             let config = match &path {
                 Some(path) => match config::load_file(path) {
@@ -72,6 +88,16 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchboard: {error:#}");
+            ExitCode::FAILURE
         }
     }
 }

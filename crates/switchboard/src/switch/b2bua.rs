@@ -87,6 +87,10 @@ impl Switch {
             self.reply_error(now, &key, &request, 503, "call capacity reached");
             return;
         }
+        if let Some(dialled) = admission::dialled_number(&request).filter(|d| d.starts_with('*')) {
+            self.on_feature_code(now, key, request, source, &dialled);
+            return;
+        }
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };

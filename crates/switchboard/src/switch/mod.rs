@@ -9,6 +9,7 @@ mod admission;
 mod b2bua;
 pub mod call;
 pub mod command;
+mod feature_code;
 mod registration;
 mod timer;
 
@@ -153,6 +154,8 @@ pub struct Switch {
     agents_by_user: HashMap<String, AgentEntry>,
     agents_by_id: HashMap<AgentId, AgentEntry>,
     draining: bool,
+    /// Feature-code calls answered and waiting for their ACK, by Call-ID.
+    feature_dialogs: HashMap<String, (TransactionKey, sip::dialog::Dialog)>,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
@@ -217,6 +220,7 @@ impl Switch {
             agents_by_id,
             draining: false,
             pending_raw: VecDeque::new(),
+            feature_dialogs: HashMap::new(),
             instant_base: now,
             unix_base: unix_now,
         }
@@ -290,7 +294,10 @@ impl Switch {
 
     /// Draining and nothing left in flight: the process may exit.
     pub fn is_drained(&self) -> bool {
-        self.draining && self.calls.is_empty() && self.client_txns.is_empty()
+        self.draining
+            && self.calls.is_empty()
+            && self.client_txns.is_empty()
+            && self.feature_dialogs.is_empty()
     }
 
     /// The next message to send.
@@ -344,7 +351,10 @@ impl Switch {
                     source,
                 } => self.on_response(now, key, response, source),
                 TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
-                TransactionEvent::AckTimeout { key } => self.on_ack_timeout(now, &key),
+                TransactionEvent::AckTimeout { key } => {
+                    self.forget_feature_dialog(&key);
+                    self.on_ack_timeout(now, &key)
+                }
             }
         }
         self.update_gauges();
@@ -359,7 +369,14 @@ impl Switch {
     ) {
         let Some(key) = key else {
             // ACKs: for a 2xx they only confirm the dialog; the transaction layer already
-            // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP.
+            // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP,
+            // except hanging up a feature-code call.
+            if request.method == sip::rsip::Method::Ack {
+                if let Some(call_id) = sip::headers::call_id_of(&request.headers) {
+                    let call_id = call_id.to_string();
+                    self.on_feature_ack(now, &call_id);
+                }
+            }
             return;
         };
         if let Some((code, reason)) = admission::check_request(&request) {
