@@ -97,6 +97,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/agents", get(list_agents))
         .route("/api/agents/{id}", get(get_agent))
         .route("/api/agents/{id}/state", post(set_state))
@@ -119,6 +120,17 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     } else {
         "ready\n".into_response()
     }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.node.metrics.render(&state.node),
+    )
+        .into_response()
 }
 
 /// Checks the bearer token and returns its role.

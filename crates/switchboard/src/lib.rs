@@ -5,5 +5,6 @@ pub mod acd_config;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod metrics;
 pub mod runtime;
 pub mod switch;

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::http::AgentCommand;
+use crate::metrics::Metrics;
 use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use acd::Acd;
 use anyhow::Context;
@@ -23,6 +24,8 @@ pub struct Node {
     pub acd: Arc<Acd>,
     /// Call-control counters.
     pub stats: Arc<SwitchStats>,
+    /// The Prometheus exporter.
+    pub metrics: Arc<Metrics>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
 }
@@ -57,6 +60,7 @@ pub async fn run(
     .context("binding SIP listeners")?;
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
+    let metrics = Arc::new(Metrics::new(&config));
     let local = LocalAddresses {
         udp: transports.udp_addrs().first().copied(),
         tcp: transports.tcp_addrs().first().copied(),
@@ -70,12 +74,14 @@ pub async fn run(
         local,
         acd.clone(),
         stats.clone(),
+        metrics.clone(),
         Instant::now(),
         unix_now,
     );
     let node = Arc::new(Node {
         acd,
         stats,
+        metrics,
         transports: transports.clone(),
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);

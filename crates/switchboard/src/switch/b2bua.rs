@@ -13,7 +13,6 @@ use sip::rsip::headers::untyped::UntypedHeader;
 use sip::rsip::{self, Header, Headers, Method, Request, Response, SipMessage};
 use sip::transaction::TransactionKey;
 use sip::Peer;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Why a call ends; decides the trunk's final response and the log line.
@@ -105,7 +104,7 @@ impl Switch {
             .find(|n| n.did == did && n.trunk.as_ref().is_none_or(|t| *t == trunk))
             .cloned()
         else {
-            self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+            self.reject_metric("unknown-number");
             self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
             return;
         };
@@ -124,6 +123,7 @@ impl Switch {
         let id = self.next_call;
         self.next_call += 1;
         let trunk_call_id = dialog.call_id.clone();
+        let call_trunk = trunk.clone();
         let call = Call {
             id,
             trunk,
@@ -149,7 +149,10 @@ impl Switch {
         self.calls.insert(id, call);
         self.by_server_txn.insert(key, id);
         self.by_trunk_call_id.insert(trunk_call_id, id);
-        self.stats.calls_offered.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .calls_offered
+            .with_label_values(&[number.queue.as_str(), call_trunk.as_str()])
+            .inc();
 
         if !self.queue_has_logged_in_agent(&number.queue) {
             self.end_call(now, id, EndCause::NoAgents);
@@ -188,7 +191,7 @@ impl Switch {
         match admission::trunk_for(&self.config, source) {
             TrunkDecision::ByAddress(name) => Some(name),
             TrunkDecision::Forbidden => {
-                self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                self.reject_metric("forbidden-source");
                 self.reply_error(
                     now,
                     key,
@@ -224,7 +227,7 @@ impl Switch {
                         None
                     }
                     sip::digest::Verdict::Rejected(reason) => {
-                        self.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                        self.reject_metric("trunk-auth-failed");
                         self.reply_error(
                             now,
                             key,
@@ -237,6 +240,13 @@ impl Switch {
                 }
             }
         }
+    }
+
+    fn reject_metric(&self, reason: &str) {
+        self.metrics
+            .calls_rejected
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Whether any agent able to serve `queue` is logged in (registered).
@@ -634,7 +644,16 @@ impl Switch {
         );
         push_header(&mut answer.headers, "Allow", super::ALLOW);
         self.send_response(now, &server_key, answer);
-        self.stats.calls_answered.fetch_add(1, Ordering::Relaxed);
+        if let Some(call) = self.calls.get(&id) {
+            self.metrics
+                .calls_answered
+                .with_label_values(&[call.queue.as_str()])
+                .inc();
+            self.metrics
+                .wait_seconds
+                .with_label_values(&[call.queue.as_str()])
+                .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
+        }
         let agent = self.calls.get(&id).and_then(|c| c.agent().cloned());
         tracing::info!(call = id, agent = ?agent.as_ref().map(|a| a.to_string()), "call answered");
         match self.acd.answered(now, acd::CallId(id)) {
@@ -970,14 +989,8 @@ impl Switch {
                 );
             }
             self.send_response(now, &key, response);
-            if call.phase != Phase::Connected {
-                self.stats.calls_rejected.fetch_add(
-                    u64::from(!matches!(
-                        cause,
-                        EndCause::CallerCancel | EndCause::CallerHangup
-                    )),
-                    Ordering::Relaxed,
-                );
+            if !matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
+                self.reject_metric(cause.label());
             }
         } else if cause != EndCause::CallerHangup {
             let peer = call.trunk_leg.dialog.peer;
@@ -1007,13 +1020,26 @@ impl Switch {
             self.acd.hangup(now, acd::CallId(id))
         } else {
             if matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
-                self.stats.calls_abandoned.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .calls_abandoned
+                    .with_label_values(&[call.queue.as_str()])
+                    .inc();
+                self.metrics
+                    .wait_seconds
+                    .with_label_values(&[call.queue.as_str()])
+                    .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
             }
             self.acd.abandon(now, acd::CallId(id))
         };
         let talk = call
             .answered
             .map(|a| now.saturating_duration_since(a).as_secs_f64());
+        if let Some(talk) = talk {
+            self.metrics
+                .talk_seconds
+                .with_label_values(&[call.queue.as_str()])
+                .observe(talk);
+        }
         tracing::info!(
             call = id,
             cause = cause.label(),

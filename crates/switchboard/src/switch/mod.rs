@@ -14,6 +14,7 @@ mod registration;
 mod timer;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use acd::{Acd, AgentId};
 use call::{Call, CallNumber};
 use sip::digest::NonceManager;
@@ -24,6 +25,7 @@ use sip::{Peer, Transmit, Transport};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timer::TimerQueue;
@@ -67,19 +69,9 @@ impl LocalAddresses {
     }
 }
 
-/// Counters kept by call control and read by the metrics exporter.
+/// Gauges of call-control state, read by the metrics exporter and the readiness probe.
 #[derive(Debug, Default)]
 pub struct SwitchStats {
-    /// Calls accepted from trunks.
-    pub calls_offered: AtomicU64,
-    /// Calls connected to an agent.
-    pub calls_answered: AtomicU64,
-    /// Calls the caller left before an agent answered.
-    pub calls_abandoned: AtomicU64,
-    /// Calls refused (404, 403, 480, 503 …).
-    pub calls_rejected: AtomicU64,
-    /// Messages answered 400 or dropped as malformed.
-    pub malformed: AtomicU64,
     /// Calls in progress.
     pub active_calls: AtomicU64,
     /// Live SIP transactions.
@@ -141,6 +133,7 @@ pub struct Switch {
     nonces: NonceManager,
     acd: Arc<Acd>,
     stats: Arc<SwitchStats>,
+    metrics: Arc<Metrics>,
     timers: TimerQueue<SwitchTimer>,
     calls: HashMap<CallNumber, Call>,
     next_call: CallNumber,
@@ -170,6 +163,7 @@ impl Switch {
         local: LocalAddresses,
         acd: Arc<Acd>,
         stats: Arc<SwitchStats>,
+        metrics: Arc<Metrics>,
         now: Instant,
         unix_now: u64,
     ) -> Self {
@@ -209,6 +203,7 @@ impl Switch {
             nonces,
             acd,
             stats,
+            metrics,
             timers: TimerQueue::default(),
             calls: HashMap::new(),
             next_call: 1,
@@ -231,12 +226,12 @@ impl Switch {
         match inbound.payload {
             Payload::Message(message) => self.txn.handle_message(now, message, inbound.source),
             Payload::Malformed { bytes, error } => {
-                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.sip_malformed.inc();
                 tracing::info!(peer = %inbound.source, reason = %error.reason, "malformed SIP message");
                 self.raw_reply(&bytes, 400, &error.reason, inbound.source);
             }
             Payload::TooLarge { bytes, size } => {
-                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.sip_malformed.inc();
                 let reason = format!(
                     "message of {size} bytes exceeds the limit of {}",
                     self.config.sip.max_message_bytes
@@ -349,7 +344,16 @@ impl Switch {
                     key,
                     response,
                     source,
-                } => self.on_response(now, key, response, source),
+                } => {
+                    self.metrics
+                        .sip_responses
+                        .with_label_values(&[
+                            "in",
+                            response.status_code.code().to_string().as_str(),
+                        ])
+                        .inc();
+                    self.on_response(now, key, response, source)
+                }
                 TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
                 TransactionEvent::AckTimeout { key } => {
                     self.forget_feature_dialog(&key);
@@ -367,6 +371,10 @@ impl Switch {
         request: Request,
         source: Peer,
     ) {
+        self.metrics
+            .sip_requests
+            .with_label_values(&["in", request.method.to_string().as_str()])
+            .inc();
         let Some(key) = key else {
             // ACKs: for a 2xx they only confirm the dialog; the transaction layer already
             // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP,
@@ -444,6 +452,10 @@ impl Switch {
     }
 
     fn send_response(&mut self, now: Instant, key: &TransactionKey, response: sip::rsip::Response) {
+        self.metrics
+            .sip_responses
+            .with_label_values(&["out", response.status_code.code().to_string().as_str()])
+            .inc();
         if let Err(error) = self.txn.send_response(now, key, response) {
             tracing::debug!(%error, "response not sent: transaction gone");
         }

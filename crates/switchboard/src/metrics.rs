@@ -1,0 +1,324 @@
+//! The Prometheus exporter. Counters and histograms are updated where things happen (the core
+//! task); gauges that describe current state (queues, agents, transactions) are read from the
+//! lock-free ACD and the core's counters when `/metrics` is scraped, so nothing polls.
+//! Every name is listed with its meaning in docs/metrics.md.
+
+use crate::config::Config;
+use crate::runtime::Node;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Every metric Switchboard exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Calls accepted from a trunk and routed to a queue.
+    pub calls_offered: IntCounterVec,
+    /// Calls connected to an agent.
+    pub calls_answered: IntCounterVec,
+    /// Calls the caller left before an agent answered.
+    pub calls_abandoned: IntCounterVec,
+    /// Calls refused or ended by Switchboard before an answer, by reason.
+    pub calls_rejected: IntCounterVec,
+    /// Time from arrival to answer (answered calls) or to leaving (abandoned calls).
+    pub wait_seconds: HistogramVec,
+    /// Talk time of answered calls.
+    pub talk_seconds: HistogramVec,
+    /// SIP requests by direction and method.
+    pub sip_requests: IntCounterVec,
+    /// SIP responses by direction and status code.
+    pub sip_responses: IntCounterVec,
+    /// Messages refused as malformed or oversized.
+    pub sip_malformed: IntCounter,
+    queue_waiting: IntGaugeVec,
+    queue_longest_wait: GaugeVec,
+    agents: IntGaugeVec,
+    active_calls: IntGauge,
+    transactions: IntGauge,
+    registrations: IntGauge,
+    dropped: IntCounter,
+    connections: IntGauge,
+    draining: IntGauge,
+    process_resident: IntGauge,
+    process_cpu: Gauge,
+    process_start: Gauge,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)
+        .expect("metric names and labels are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("static metric name");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+impl Metrics {
+    /// Builds the registry. Wait-time buckets include every queue's service-level threshold,
+    /// so service level is `bucket{le=threshold} / count` in PromQL.
+    pub fn new(config: &Config) -> Self {
+        let registry = Registry::new();
+        let mut wait_buckets = vec![
+            1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+        ];
+        for queue in &config.queues {
+            wait_buckets.push(queue.service_level.as_secs_f64());
+        }
+        wait_buckets.sort_by(f64::total_cmp);
+        wait_buckets.dedup();
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let metric =
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["queue"])
+                    .expect("static histogram definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let wait_seconds = histogram(
+            "switchboard_queue_wait_seconds",
+            "Seconds from arrival to answer or abandon, per queue.",
+            wait_buckets,
+        );
+        let talk_seconds = histogram(
+            "switchboard_talk_seconds",
+            "Talk seconds of answered calls, per queue.",
+            vec![
+                10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+            ],
+        );
+        let int_gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let queue_waiting = int_gauge_vec(
+            "switchboard_queue_waiting_calls",
+            "Calls waiting in the queue now.",
+            &["queue"],
+        );
+        let agents = int_gauge_vec(
+            "switchboard_agents",
+            "Agents able to serve the queue, by state.",
+            &["queue", "state"],
+        );
+        let queue_longest_wait = GaugeVec::new(
+            Opts::new(
+                "switchboard_queue_longest_wait_seconds",
+                "How long the oldest waiting call has waited.",
+            ),
+            &["queue"],
+        )
+        .expect("static metric");
+        registry
+            .register(Box::new(queue_longest_wait.clone()))
+            .expect("each metric is registered once");
+        let float_gauge = |name: &str, help: &str| {
+            let metric = Gauge::new(name, help).expect("static metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let process_cpu = float_gauge(
+            "process_cpu_seconds_total",
+            "User and system CPU time spent, in seconds.",
+        );
+        let process_start = float_gauge(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds.",
+        );
+        let metrics = Self {
+            calls_offered: counter(
+                &registry,
+                "switchboard_calls_offered_total",
+                "Calls routed to a queue.",
+                &["queue", "trunk"],
+            ),
+            calls_answered: counter(
+                &registry,
+                "switchboard_calls_answered_total",
+                "Calls answered by an agent.",
+                &["queue"],
+            ),
+            calls_abandoned: counter(
+                &registry,
+                "switchboard_calls_abandoned_total",
+                "Calls the caller left before an answer.",
+                &["queue"],
+            ),
+            calls_rejected: counter(
+                &registry,
+                "switchboard_calls_rejected_total",
+                "Calls refused or ended before an answer by Switchboard.",
+                &["reason"],
+            ),
+            wait_seconds,
+            talk_seconds,
+            sip_requests: counter(
+                &registry,
+                "switchboard_sip_requests_total",
+                "SIP requests by direction and method.",
+                &["direction", "method"],
+            ),
+            sip_responses: counter(
+                &registry,
+                "switchboard_sip_responses_total",
+                "SIP responses by direction and status code.",
+                &["direction", "code"],
+            ),
+            sip_malformed: malformed_counter(&registry),
+            queue_waiting,
+            queue_longest_wait,
+            agents,
+            active_calls: gauge(
+                &registry,
+                "switchboard_active_calls",
+                "Calls in progress (queued, ringing or connected).",
+            ),
+            transactions: gauge(
+                &registry,
+                "switchboard_sip_transactions",
+                "Live SIP transactions.",
+            ),
+            registrations: gauge(
+                &registry,
+                "switchboard_registrations",
+                "Live registrar bindings.",
+            ),
+            dropped: {
+                let metric = IntCounter::new(
+                    "switchboard_sip_dropped_overload_total",
+                    "Datagrams dropped because the core's queue was full.",
+                )
+                .expect("static metric");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("each metric is registered once");
+                metric
+            },
+            connections: gauge(
+                &registry,
+                "switchboard_sip_connections",
+                "Open TCP connections.",
+            ),
+            draining: gauge(
+                &registry,
+                "switchboard_draining",
+                "1 while shutting down (new calls refused).",
+            ),
+            process_resident: gauge(
+                &registry,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+            ),
+            process_cpu,
+            process_start,
+            registry,
+        };
+        metrics.process_start.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        metrics
+    }
+
+    /// Renders the text exposition format, refreshing the state gauges first.
+    pub fn render(&self, node: &Node) -> String {
+        let now = Instant::now();
+        for queue in node.acd.queues() {
+            let name = queue.id.as_str();
+            self.queue_waiting
+                .with_label_values(&[name])
+                .set(queue.waiting as i64);
+            self.queue_longest_wait.with_label_values(&[name]).set(
+                queue
+                    .oldest_waiting_since
+                    .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64()),
+            );
+            let a = queue.agents;
+            for (state, count) in [
+                ("ready", a.ready),
+                ("reserved", a.reserved),
+                ("on-call", a.on_call),
+                ("wrap-up", a.wrap_up),
+                ("not-ready", a.not_ready),
+                ("logged-out", a.logged_out),
+            ] {
+                self.agents
+                    .with_label_values(&[name, state])
+                    .set(count as i64);
+            }
+        }
+        let stats = &node.stats;
+        self.active_calls
+            .set(stats.active_calls.load(Ordering::Relaxed) as i64);
+        self.transactions
+            .set(stats.transactions.load(Ordering::Relaxed) as i64);
+        self.registrations
+            .set(stats.registrations.load(Ordering::Relaxed) as i64);
+        self.draining
+            .set(i64::from(stats.draining.load(Ordering::Relaxed)));
+        let transport = node.transports.stats();
+        // The transport counts on its own atomic; carry the increase over to the counter.
+        let dropped = transport.dropped_overload.load(Ordering::Relaxed);
+        self.dropped
+            .inc_by(dropped.saturating_sub(self.dropped.get()));
+        self.connections
+            .set(transport.connections.load(Ordering::Relaxed) as i64);
+        if let Some((cpu, rss)) = process_usage() {
+            self.process_cpu.set(cpu);
+            self.process_resident.set(rss);
+        }
+        let mut out = Vec::new();
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(%error, "metrics encoding failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn malformed_counter(registry: &Registry) -> IntCounter {
+    let metric = IntCounter::new(
+        "switchboard_sip_malformed_total",
+        "SIP messages refused as malformed (400) or oversized (513).",
+    )
+    .expect("static metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+/// CPU seconds and resident bytes of this process, from /proc (Linux).
+fn process_usage() -> Option<(f64, i64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let pages: i64 = fields.get(21)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant; it has no preconditions.
+    let (tick_hz, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if tick_hz <= 0 || page_size <= 0 {
+        return None;
+    }
+    Some((ticks / tick_hz as f64, pages * page_size))
+}
