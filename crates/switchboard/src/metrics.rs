@@ -23,8 +23,10 @@ pub struct Metrics {
     pub calls_abandoned: IntCounterVec,
     /// Calls refused or ended by Switchboard before an answer, by reason.
     pub calls_rejected: IntCounterVec,
-    /// Time from arrival to answer (answered calls) or to leaving (abandoned calls).
+    /// Time from arrival to answer, of answered calls.
     pub wait_seconds: HistogramVec,
+    /// Time from arrival to leaving, of abandoned calls.
+    pub abandon_wait_seconds: HistogramVec,
     /// Talk time of answered calls.
     pub talk_seconds: HistogramVec,
     /// SIP requests by direction and method.
@@ -88,7 +90,12 @@ impl Metrics {
         };
         let wait_seconds = histogram(
             "switchboard_queue_wait_seconds",
-            "Seconds from arrival to answer or abandon, per queue.",
+            "Seconds from arrival to answer of answered calls, per queue.",
+            wait_buckets.clone(),
+        );
+        let abandon_wait_seconds = histogram(
+            "switchboard_queue_abandon_wait_seconds",
+            "Seconds from arrival until the caller left, of abandoned calls, per queue.",
             wait_buckets,
         );
         let talk_seconds = histogram(
@@ -167,6 +174,7 @@ impl Metrics {
                 &["reason"],
             ),
             wait_seconds,
+            abandon_wait_seconds,
             talk_seconds,
             sip_requests: counter(
                 &registry,

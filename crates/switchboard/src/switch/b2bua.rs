@@ -1025,7 +1025,7 @@ impl Switch {
                     .with_label_values(&[call.queue.as_str()])
                     .inc();
                 self.metrics
-                    .wait_seconds
+                    .abandon_wait_seconds
                     .with_label_values(&[call.queue.as_str()])
                     .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
             }
