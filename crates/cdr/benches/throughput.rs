@@ -8,7 +8,8 @@
 //!    daily JSON-lines files.
 //!
 //! `cargo bench -p switchboard-cdr --bench throughput`; sizes can be changed with
-//! `CDR_BENCH_RECORDS` (default 200 000) and `CDR_BENCH_REPORT_CDRS` (default 1 000 000).
+//! `CDR_BENCH_RECORDS` (default 200 000) and `CDR_BENCH_REPORT_CDRS` (default 1 000 000);
+//! `CDR_BENCH_OUTPUT_DIR=dir` keeps the month reports (HTML, text, CSV) there for inspection.
 //! Files go to a temporary directory that is removed afterwards.
 
 use std::path::Path;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use cdr::report::{build_report_from_dir, Interval, ReportFormat, ReportQuery};
 use cdr::{
     CallRecord, Disposition, FileSink, FileSinkConfig, Forwarder, ForwarderConfig, HangupSide,
-    Journal, JournalConfig, Leg, LegRole, Record, Sink, Transfer, TransferKind,
+    Journal, JournalConfig, Leg, LegRole, Record, Sink, SkippedLines, Transfer, TransferKind,
 };
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -37,6 +38,11 @@ impl Rng {
     }
     fn seconds(&mut self, max_ms: u64) -> f64 {
         self.below(max_ms) as f64 / 1000.0
+    }
+    /// Exponentially distributed seconds with the given mean, in whole milliseconds.
+    fn exponential(&mut self, mean_s: f64) -> f64 {
+        let uniform = (self.below(1_000_000) as f64 + 0.5) / 1_000_000.0;
+        (-mean_s * uniform.ln() * 1000.0).round() / 1000.0
     }
 }
 
@@ -58,7 +64,8 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
     let ivr = time::Duration::seconds_f64(rng.seconds(30_000));
     let wait = match disposition {
         Disposition::AbandonedShort => rng.seconds(4_999),
-        _ if queued => rng.seconds(180_000),
+        Disposition::Answered => rng.exponential(12.0),
+        _ if queued => 5.0 + rng.exponential(60.0),
         _ => 0.0,
     };
     let answered = disposition == Disposition::Answered;
@@ -152,6 +159,25 @@ fn env_count(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux), so a
+/// run slowed by other load on a shared machine can be told apart from a slow pipeline.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let Some(rest) = stat.rsplit(')').next() else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        // The kernel reports in USER_HZ, 100 on Linux.
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
@@ -188,6 +214,7 @@ fn bench_durable_throughput(records: u64) -> Result<(), Box<dyn std::error::Erro
     // Journal alone.
     let temp = tempfile::tempdir()?;
     let mut journal = Journal::open(temp.path().join("journal"), JournalConfig::default())?;
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let mut syncs = 0u64;
     for record in &calls {
@@ -199,27 +226,55 @@ fn bench_durable_throughput(records: u64) -> Result<(), Box<dyn std::error::Erro
     }
     journal.close()?;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     println!(
-        "  journal only (append + fdatasync per 256):       {:>9.0} CDR/s  ({records} in {:.2} s, {syncs} syncs)",
+        "  journal only (append + fdatasync per 256):       {:>9.0} CDR/s  ({records} in {:.2} s wall, {cpu:.2} s CPU, {syncs} syncs)",
         rate(records, elapsed),
         elapsed.as_secs_f64()
     );
     drop(temp);
 
-    // Journal + forwarder + file sink, as the binary's journal thread runs them.
-    for csv in [false, true] {
+    // Journal + forwarder + file sink: on one thread, or the forwarder on a thread of its own
+    // so sink encoding and fsyncs overlap the journal's.
+    for (csv, threaded) in [(false, false), (true, false), (false, true), (true, true)] {
         let temp = tempfile::tempdir()?;
-        let journal_dir = temp.path().join("journal");
         let cdr_dir = temp.path().join("cdr");
-        let mut journal = Journal::open(&journal_dir, JournalConfig::default())?;
-        let sink = FileSink::open(&cdr_dir, FileSinkConfig { csv })?;
-        let mut forwarder = Forwarder::open(
-            &journal_dir,
-            vec![Box::new(sink) as Box<dyn Sink>],
-            ForwarderConfig::default(),
-        )?;
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
-        for record in &calls {
+        let forwarded_seq = run_pipeline(&calls, temp.path(), csv, threaded)?;
+        let elapsed = started.elapsed();
+        let cpu = cpu_seconds() - cpu_before;
+        assert_eq!(forwarded_seq, records, "every record forwarded");
+        println!(
+            "  journal + file sink, {} thread{}, JSON lines{}: {:>9.0} CDR/s  ({:.2} s wall, {cpu:.2} s CPU, {} MB of CDR files)",
+            if threaded { "2" } else { "1" },
+            if threaded { "s" } else { " " },
+            if csv { " + CSV" } else { "      " },
+            rate(records, elapsed),
+            elapsed.as_secs_f64(),
+            dir_bytes(&cdr_dir) / 1_000_000
+        );
+    }
+    Ok(())
+}
+
+/// Journals every call and forwards it to a file sink; returns the last forwarded sequence.
+fn run_pipeline(
+    calls: &[Record],
+    dir: &Path,
+    csv: bool,
+    threaded: bool,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let journal_dir = dir.join("journal");
+    let mut journal = Journal::open(&journal_dir, JournalConfig::default())?;
+    let sink = FileSink::open(dir.join("cdr"), FileSinkConfig { csv })?;
+    let mut forwarder = Forwarder::open(
+        &journal_dir,
+        vec![Box::new(sink) as Box<dyn Sink>],
+        ForwarderConfig::default(),
+    )?;
+    if !threaded {
+        for record in calls {
             journal.append(record)?;
             let now = Instant::now();
             if journal.flush_due(now) {
@@ -232,17 +287,44 @@ fn bench_durable_throughput(records: u64) -> Result<(), Box<dyn std::error::Erro
         journal.sync()?;
         let progress = forwarder.forward(journal.durable_seq())?;
         forwarder.save_checkpoint()?;
-        let elapsed = started.elapsed();
-        assert_eq!(progress.forwarded_seq, records, "every record forwarded");
-        println!(
-            "  journal + file sink (JSON lines{}): {:>9.0} CDR/s  ({:.2} s, {} MB of CDR files)",
-            if csv { " + CSV" } else { "      " },
-            rate(records, elapsed),
-            elapsed.as_secs_f64(),
-            dir_bytes(&cdr_dir) / 1_000_000
-        );
+        assert_eq!(forwarder.skipped(), SkippedLines::default());
+        return Ok(progress.forwarded_seq);
     }
-    Ok(())
+    // The journal thread tells the forwarder thread how far the journal is durable.
+    let (durable_tx, durable_rx) = std::sync::mpsc::channel::<u64>();
+    let lag = ForwarderConfig::default().max_lag;
+    let forwarding = std::thread::spawn(move || -> Result<u64, cdr::ForwardError> {
+        let mut durable = 0;
+        loop {
+            match durable_rx.recv_timeout(lag) {
+                Ok(seq) => durable = durable.max(seq),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if forwarder.forward_due(durable, Instant::now()) {
+                forwarder.forward(durable)?;
+            }
+        }
+        let progress = forwarder.forward(durable)?;
+        forwarder.save_checkpoint()?;
+        // Reading the journal while it is written must never mistake a line for torn.
+        assert_eq!(forwarder.skipped(), SkippedLines::default());
+        Ok(progress.forwarded_seq)
+    });
+    for record in calls {
+        journal.append(record)?;
+        if journal.flush_due(Instant::now()) {
+            journal.sync()?;
+            durable_tx.send(journal.durable_seq())?;
+        }
+    }
+    journal.sync()?;
+    durable_tx.send(journal.durable_seq())?;
+    drop(durable_tx);
+    let forwarded = forwarding
+        .join()
+        .map_err(|_| "forwarder thread panicked")??;
+    Ok(forwarded)
 }
 
 fn bench_month_report(cdrs: u64) -> Result<(), Box<dyn std::error::Error>> {
@@ -275,14 +357,26 @@ fn bench_month_report(cdrs: u64) -> Result<(), Box<dyn std::error::Error>> {
     for interval in [Interval::Day, Interval::QuarterHour] {
         let query = ReportQuery::new(month_start, datetime!(2025-04-01 00:00 UTC), interval);
         let mut progress_calls = 0u32;
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let report = build_report_from_dir(dir, &query, &mut |_| progress_calls += 1)?;
         let built = started.elapsed();
+        let cpu = cpu_seconds() - cpu_before;
         let mut html = Vec::new();
         report.write(ReportFormat::Html, &mut html)?;
         let rendered = started.elapsed();
+        if let Ok(out_dir) = std::env::var("CDR_BENCH_OUTPUT_DIR") {
+            let out_dir = Path::new(&out_dir);
+            std::fs::write(out_dir.join(format!("month-by-{interval}.html")), &html)?;
+            for (format, extension) in [(ReportFormat::Table, "txt"), (ReportFormat::Csv, "csv")] {
+                let mut file = std::fs::File::create(
+                    out_dir.join(format!("month-by-{interval}.{extension}")),
+                )?;
+                report.write(format, &mut file)?;
+            }
+        }
         println!(
-            "  by {:<5}: built in {:.2} s ({:.0} CDR/s, {} calls counted, {} rows), +HTML {:.2} s ({} KB); {} progress callbacks",
+            "  by {:<5}: built in {:.2} s wall, {cpu:.2} s CPU ({:.0} CDR/s, {} calls counted, {} rows), +HTML {:.2} s ({} KB); {} progress callbacks",
             interval.to_string(),
             built.as_secs_f64(),
             rate(report.source.calls_counted, built),
@@ -298,8 +392,9 @@ fn bench_month_report(cdrs: u64) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // `cargo test --benches` runs this too: keep that quick.
-    let quick = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; `cargo test --benches`/`--all-targets` runs this
+    // without it, in a debug build: then only a smoke run with small sizes.
+    let quick = !std::env::args().any(|a| a == "--bench");
     let records = env_count("CDR_BENCH_RECORDS", if quick { 2_000 } else { 200_000 });
     let report_cdrs = env_count(
         "CDR_BENCH_REPORT_CDRS",

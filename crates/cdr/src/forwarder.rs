@@ -247,8 +247,12 @@ impl Forwarder {
         let segments = list_segments(&self.dir)?;
         Ok(segments
             .windows(2)
-            .filter(|pair| pair[1].first_seq <= up_to.saturating_add(1))
-            .map(|pair| pair[0].path.clone())
+            .filter_map(|pair| match pair {
+                [older, newer] if newer.first_seq <= up_to.saturating_add(1) => {
+                    Some(older.path.clone())
+                }
+                _ => None,
+            })
             .collect())
     }
 

@@ -11,6 +11,8 @@
 //! No async and no clock reads: the binary drives the journal from a blocking thread and
 //! passes the time in.
 
+#![warn(missing_docs)]
+
 pub mod forwarder;
 pub mod journal;
 pub mod model;

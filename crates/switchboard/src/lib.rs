@@ -2,6 +2,7 @@
 //! over this library so black-box tests and benches can reach the same pieces.
 
 pub mod acd_config;
+pub mod cdr_writer;
 pub mod config;
 pub mod http;
 pub mod live;

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub sip_responses: IntCounterVec,
     /// Messages refused as malformed or oversized.
     pub sip_malformed: IntCounter,
+    /// CDR journal or sink errors.
+    pub cdr_errors: IntCounter,
+    cdr_backlog: IntGauge,
+    cdr_written: IntCounter,
     queue_waiting: IntGaugeVec,
     queue_longest_wait: GaugeVec,
     agents: IntGaugeVec,
@@ -189,6 +193,21 @@ impl Metrics {
                 &["direction", "code"],
             ),
             sip_malformed: malformed_counter(&registry),
+            cdr_errors: plain_counter(
+                &registry,
+                "switchboard_cdr_write_errors_total",
+                "CDR journal or sink write errors.",
+            ),
+            cdr_backlog: gauge(
+                &registry,
+                "switchboard_cdr_backlog_records",
+                "CDRs waiting to be made durable.",
+            ),
+            cdr_written: plain_counter(
+                &registry,
+                "switchboard_cdr_written_total",
+                "CDRs made durable in the journal.",
+            ),
             queue_waiting,
             queue_longest_wait,
             agents,
@@ -282,6 +301,11 @@ impl Metrics {
         self.draining
             .set(i64::from(stats.draining.load(Ordering::Relaxed)));
         let transport = node.transports.stats();
+        self.cdr_backlog
+            .set(node.cdr.backlog.load(Ordering::Relaxed) as i64);
+        let written = node.cdr.written.load(Ordering::Relaxed);
+        self.cdr_written
+            .inc_by(written.saturating_sub(self.cdr_written.get()));
         // The transport counts on its own atomic; carry the increase over to the counter.
         let dropped = transport.dropped_overload.load(Ordering::Relaxed);
         self.dropped
@@ -298,6 +322,14 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("static metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
 }
 
 fn malformed_counter(registry: &Registry) -> IntCounter {

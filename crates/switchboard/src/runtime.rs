@@ -1,6 +1,7 @@
 //! The I/O edge: binds the transports, runs the call-control state machine on one task, and
 //! turns its outputs into socket writes and a single timer.
 
+use crate::cdr_writer::{CdrStats, CdrWriter};
 use crate::config::Config;
 use crate::http::AgentCommand;
 use crate::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct Node {
     pub stats: Arc<SwitchStats>,
     /// The Prometheus exporter.
     pub metrics: Arc<Metrics>,
+    /// The CDR writer's counters.
+    pub cdr: Arc<CdrStats>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
 }
@@ -61,6 +64,9 @@ pub async fn run(
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
     let metrics = Arc::new(Metrics::new(&config));
+    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
+    let cdr = CdrWriter::start(&config.cdr.dir, durable_tx, metrics.cdr_errors.clone())
+        .with_context(|| format!("opening the CDR directory {}", config.cdr.dir.display()))?;
     let local = LocalAddresses {
         udp: transports.udp_addrs().first().copied(),
         tcp: transports.tcp_addrs().first().copied(),
@@ -82,6 +88,7 @@ pub async fn run(
         acd,
         stats,
         metrics,
+        cdr: cdr.stats.clone(),
         transports: transports.clone(),
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
@@ -118,6 +125,7 @@ pub async fn run(
                 }
             }
             () = &mut sleep => switch.handle_timeout(Instant::now()),
+            Some(tokens) = durable_rx.recv() => switch.cdr_durable(Instant::now(), &tokens),
             Some(command) = command_rx.recv() => {
                 let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
                 let _ = command.reply.send(outcome);
@@ -127,6 +135,9 @@ pub async fn run(
                 switch.begin_drain(Instant::now(), config.sip.drain_timeout);
             }
         }
+        while let Some((record, token)) = switch.poll_cdr() {
+            cdr.write(record, token);
+        }
         while let Some(transmit) = switch.poll_transmit() {
             transports.send(transmit);
         }
@@ -134,6 +145,7 @@ pub async fn run(
             break;
         }
     }
+    cdr.stop();
     tracing::info!("drained; exiting");
     Ok(())
 }

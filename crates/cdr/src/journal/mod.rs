@@ -139,7 +139,12 @@ impl Journal {
             Some(last) => highest_seq_in(&dir, last.first_seq)?,
             None => 0,
         };
-        let mut first_seq = last_on_disk.max(checkpoint) + 1;
+        let Some(mut first_seq) = last_on_disk.max(checkpoint).checked_add(1) else {
+            return Err(JournalError::CorruptCheckpoint {
+                path: checkpoint_path(&dir),
+                reason: "sequence numbers exhausted (u64::MAX reached)".into(),
+            });
+        };
         // A segment already named `first_seq` holds no valid record (else numbering would be
         // past it): leave its debris for replay to count and skip one number.
         while segment_path(&dir, first_seq).exists() {

@@ -105,23 +105,31 @@ impl JournalCursor {
             if self.current.is_none() && !self.open_next_segment()? {
                 return Ok(None);
             }
-            match self.read_line()? {
-                LineRead::Complete => {}
-                LineRead::End => {
-                    if !self.advance_if_newer_segment()? {
-                        return Ok(None);
-                    }
-                    continue;
-                }
-                LineRead::Partial => {
-                    let newer_exists = self.newer_segment()?.is_some();
-                    if newer_exists || tail == PartialTail::Skip {
+            let first_read = self.read_line()?;
+            if !matches!(first_read, LineRead::Complete) {
+                let Some(newer) = self.newer_segment()? else {
+                    if matches!(first_read, LineRead::Partial) && tail == PartialTail::Skip {
                         self.skipped.torn_lines += 1;
                         self.consume_line()?;
                         continue;
                     }
-                    // The writer may be mid-line; come back to the same spot next time.
+                    // Live tail: the writer may still be adding to this segment.
                     return Ok(None);
+                };
+                // The journal starts a segment only after its last write to the previous
+                // one returned, so this segment is now final; but it may have grown since the
+                // read above, so read again before moving on or calling the line torn.
+                match self.read_line()? {
+                    LineRead::Complete => {}
+                    LineRead::Partial => {
+                        self.skipped.torn_lines += 1;
+                        self.consume_line()?;
+                        continue;
+                    }
+                    LineRead::End => {
+                        self.open(&newer)?;
+                        continue;
+                    }
                 }
             }
             self.consume_line()?;
@@ -191,16 +199,6 @@ impl JournalCursor {
         Ok(list_segments_or_none(&self.dir)?
             .into_iter()
             .find(|segment| segment.first_seq > first))
-    }
-
-    fn advance_if_newer_segment(&mut self) -> Result<bool, JournalError> {
-        match self.newer_segment()? {
-            Some(segment) => {
-                self.open(&segment)?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
     }
 
     /// Reads one line into `self.line` without consuming it (see `consume_line`).

@@ -143,6 +143,8 @@ impl Switch {
             attempts: 0,
             phase: Phase::Queued,
             arrived: now,
+            first_offered: None,
+            last_offered: None,
             answered: None,
         };
         tracing::info!(call = id, %did, %caller, queue = %number.queue, priority, "call arrived");
@@ -373,6 +375,8 @@ impl Switch {
         call.attempts += 1;
         let attempt = call.attempts;
         call.phase = Phase::Offering;
+        call.first_offered.get_or_insert(now);
+        call.last_offered = Some(now);
         tracing::info!(call = id, agent = %agent, attempt, peer = %peer, "offering call to agent");
         let client_key = self.send_request(
             now,
@@ -797,13 +801,14 @@ impl Switch {
         }
         let _ = source;
         if request.method == Method::Bye {
+            // The 200 waits for the call's CDR to be durable: a hang-up the far end saw
+            // complete always has its record on disk.
             let ok = response_to(&request, 200, None);
-            self.send_response(now, &key, ok);
             let cause = match side {
                 Side::Trunk => EndCause::CallerHangup,
                 Side::Agent => EndCause::AgentHangup,
             };
-            self.end_call(now, id, cause);
+            self.finish_call(now, id, cause, vec![(key, ok)]);
             return;
         }
         self.relay(now, id, side, key, request);
@@ -963,9 +968,25 @@ impl Switch {
 
     /// Ends a call on both legs and settles it with the ACD.
     pub(super) fn end_call(&mut self, now: Instant, id: CallNumber, cause: EndCause) {
+        self.finish_call(now, id, cause, Vec::new());
+    }
+
+    /// Ends a call; `held` responses (and the trunk's final response, when one is owed) are
+    /// sent once the call's CDR is durable.
+    fn finish_call(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        cause: EndCause,
+        mut held: Vec<(TransactionKey, Response)>,
+    ) {
         let Some(mut call) = self.calls.remove(&id) else {
+            for (key, response) in held {
+                self.send_response(now, &key, response);
+            }
             return;
         };
+        let mut sip_cause = None;
         self.by_server_txn.remove(&call.trunk_leg.server_key);
         self.by_trunk_call_id.remove(&call.trunk_leg.dialog.call_id);
 
@@ -988,7 +1009,8 @@ impl Switch {
                     super::RETRY_AFTER_SECS.to_string(),
                 );
             }
-            self.send_response(now, &key, response);
+            sip_cause = Some(code);
+            held.push((key, response));
             if !matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
                 self.reject_metric(cause.label());
             }
@@ -998,6 +1020,8 @@ impl Switch {
             let bye = call.trunk_leg.dialog.request(Method::Bye, &via, None, None);
             self.send_request(now, bye, peer, ClientPurpose::Fire);
         }
+
+        self.record_call(now, &call, &cause, sip_cause, held);
 
         // Agent leg.
         if let Some(mut leg) = call.agent_leg.take() {

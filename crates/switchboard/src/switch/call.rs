@@ -85,6 +85,10 @@ pub struct Call {
     pub phase: Phase,
     /// When the INVITE arrived.
     pub arrived: Instant,
+    /// When the call was first offered to an agent.
+    pub first_offered: Option<Instant>,
+    /// When the current (or answering) agent attempt started ringing.
+    pub last_offered: Option<Instant>,
     /// When the agent answered.
     pub answered: Option<Instant>,
 }

@@ -6,8 +6,9 @@
 //! the ACD it drives is itself lock-free and shared with the HTTP API for reads.
 
 mod admission;
-mod b2bua;
+pub mod b2bua;
 pub mod call;
+mod cdr;
 pub mod command;
 mod feature_code;
 mod registration;
@@ -149,6 +150,10 @@ pub struct Switch {
     draining: bool,
     /// Feature-code calls answered and waiting for their ACK, by Call-ID.
     feature_dialogs: HashMap<String, (TransactionKey, sip::dialog::Dialog)>,
+    /// Records for the CDR writer, with the token it reports back once they are durable.
+    cdr_out: VecDeque<(::cdr::Record, CallNumber)>,
+    /// Final responses of ended calls, sent once the call's record is durable.
+    held_responses: HashMap<CallNumber, Vec<(TransactionKey, sip::rsip::Response)>>,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
@@ -216,6 +221,8 @@ impl Switch {
             draining: false,
             pending_raw: VecDeque::new(),
             feature_dialogs: HashMap::new(),
+            cdr_out: VecDeque::new(),
+            held_responses: HashMap::new(),
             instant_base: now,
             unix_base: unix_now,
         }
@@ -293,6 +300,7 @@ impl Switch {
             && self.calls.is_empty()
             && self.client_txns.is_empty()
             && self.feature_dialogs.is_empty()
+            && self.held_responses.is_empty()
     }
 
     /// The next message to send.
@@ -525,6 +533,13 @@ impl Switch {
                 call.0,
                 b2bua::EndCause::QueueFull(format!("{reason:?}")),
             ),
+            acd::Action::Event(acd::AcdEvent::AgentStateChanged {
+                agent,
+                from,
+                to,
+                duration_in_previous,
+                ..
+            }) => self.record_agent_state(now, &agent, &from, &to, duration_in_previous),
             acd::Action::Event(event) => tracing::debug!(?event, "acd event"),
         }
         Vec::new()

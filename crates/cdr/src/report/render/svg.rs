@@ -159,6 +159,12 @@ pub(super) fn rate_lines(
         );
     }
     let mut any_point = false;
+    // Thousands of 15-minute points in 900 pixels: a thick line would be a solid band.
+    let stroke_width = if lines.iter().map(Vec::len).max().unwrap_or(0) > 300 {
+        0.8
+    } else {
+        1.8
+    };
     for (points, s) in lines.iter().zip(series) {
         let mut path = String::new();
         let mut pen_down = false;
@@ -185,7 +191,7 @@ pub(super) fn rate_lines(
         if !path.is_empty() {
             let _ = write!(
                 svg,
-                r#"<path d="{}" fill="none" stroke="{}" stroke-width="1.8"/>"#,
+                r#"<path d="{}" fill="none" stroke="{}" stroke-width="{stroke_width}"/>"#,
                 path.trim_end(),
                 s.color
             );

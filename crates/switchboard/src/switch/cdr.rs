@@ -1,0 +1,180 @@
+//! Building call detail records from a finished call, and holding the call's last response
+//! until the record is durable (see `cdr_writer`).
+
+use super::b2bua::EndCause;
+use super::call::{Call, CallNumber, Phase};
+use super::Switch;
+use cdr::{AgentStateRecord, CallRecord, Disposition, HangupSide, Leg, LegRole, Record};
+use sip::rsip::Response;
+use sip::transaction::TransactionKey;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+impl Switch {
+    /// Wall-clock time of a monotonic instant (CDRs carry UTC timestamps).
+    fn wall(&self, at: Instant) -> OffsetDateTime {
+        let unix = if at >= self.instant_base {
+            Duration::from_secs(self.unix_base) + (at - self.instant_base)
+        } else {
+            Duration::from_secs(self.unix_base).saturating_sub(self.instant_base - at)
+        };
+        OffsetDateTime::UNIX_EPOCH + unix
+    }
+
+    /// Queues the call's record for the journal. The responses in `held` go out only once it
+    /// is durable.
+    pub(super) fn record_call(
+        &mut self,
+        now: Instant,
+        call: &Call,
+        cause: &EndCause,
+        sip_cause: Option<u16>,
+        held: Vec<(TransactionKey, Response)>,
+    ) {
+        let queue = self.config.queues.iter().find(|q| q.name == call.queue);
+        let answered = call.answered;
+        let wait_until = answered.unwrap_or(now);
+        let wait_s = wait_until
+            .saturating_duration_since(call.arrived)
+            .as_secs_f64();
+        let disposition = match (call.phase, cause) {
+            (Phase::Connected, _) => Disposition::Answered,
+            (_, EndCause::CallerCancel | EndCause::CallerHangup) => {
+                Disposition::Abandoned.classify(wait_s)
+            }
+            (_, EndCause::QueueTimeout) => Disposition::TimedOut,
+            _ => Disposition::Rejected,
+        };
+        let hangup_side = match cause {
+            EndCause::CallerCancel | EndCause::CallerHangup => HangupSide::Caller,
+            EndCause::AgentHangup => HangupSide::Agent,
+            _ => HangupSide::System,
+        };
+        let agent_leg = call.agent_leg.as_ref();
+        let mut legs = vec![Leg {
+            role: LegRole::Trunk,
+            call_id: call.trunk_leg.dialog.call_id.clone(),
+            peer: call.trunk_leg.dialog.peer.to_string(),
+            started: self.wall(call.arrived),
+            answered: answered.map(|a| self.wall(a)),
+            ended: self.wall(now),
+            sip_cause,
+        }];
+        if let (Some(leg), Some(offered)) = (agent_leg, call.last_offered) {
+            legs.push(Leg {
+                role: LegRole::Agent,
+                call_id: sip::headers::call_id_of(&leg.invite.headers)
+                    .unwrap_or_default()
+                    .to_string(),
+                peer: leg.peer.to_string(),
+                started: self.wall(offered),
+                answered: answered.map(|a| self.wall(a)),
+                ended: self.wall(now),
+                sip_cause: None,
+            });
+        }
+        let record = CallRecord {
+            seq: 0,
+            id: format!("sb-{}-{}", self.unix_base, call.id),
+            trunk_call_id: call.trunk_leg.dialog.call_id.clone(),
+            arrived: self.wall(call.arrived),
+            ivr_ended: None,
+            enqueued: Some(self.wall(call.arrived)),
+            offered: call.first_offered.map(|t| self.wall(t)),
+            answered: answered.map(|a| self.wall(a)),
+            ended: self.wall(now),
+            caller: call.caller.clone(),
+            did: call.did.clone(),
+            ivr_path: Vec::new(),
+            language: None,
+            queue: Some(call.queue.clone()),
+            agent: agent_leg
+                .filter(|_| answered.is_some())
+                .map(|l| l.agent.to_string()),
+            priority: u32::try_from(call.priority.max(0)).unwrap_or(0),
+            wait_s,
+            ring_s: match (call.last_offered, answered) {
+                (Some(offered), Some(answered)) => {
+                    answered.saturating_duration_since(offered).as_secs_f64()
+                }
+                _ => 0.0,
+            },
+            talk_s: answered.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64()),
+            hold_s: 0.0,
+            // Wrap-up follows the call; the queue's configured time is what the agent gets,
+            // and the agent-state records carry the time actually spent.
+            wrap_up_s: match answered {
+                Some(_) => queue.map_or(0.0, |q| q.wrap_up.as_secs_f64()),
+                None => 0.0,
+            },
+            disposition,
+            hangup_side,
+            sip_cause,
+            transfers: Vec::new(),
+            survey_score: None,
+            recording: None,
+            legs,
+            service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
+        };
+        if !held.is_empty() {
+            self.held_responses.insert(call.id, held);
+        }
+        self.cdr_out.push_back((Record::Call(record), call.id));
+    }
+
+    /// An agent's state changed: the state left becomes a record of its own.
+    pub(super) fn record_agent_state(
+        &mut self,
+        now: Instant,
+        agent: &acd::AgentId,
+        from: &acd::AgentState,
+        to: &acd::AgentState,
+        duration: Duration,
+    ) {
+        use acd::AgentState as A;
+        let started = self.wall(now.checked_sub(duration).unwrap_or(now));
+        let ended = self.wall(now);
+        let mut push = |state, reason: Option<String>, duration_s: f64| {
+            let record = AgentStateRecord {
+                seq: 0,
+                agent: agent.to_string(),
+                state,
+                reason,
+                started,
+                ended,
+                duration_s,
+                call_id: None,
+            };
+            self.cdr_out.push_back((Record::AgentState(record), 0));
+        };
+        let seconds = duration.as_secs_f64();
+        match from {
+            A::LoggedOut => push(cdr::AgentState::Login, None, 0.0),
+            A::Ready => push(cdr::AgentState::Ready, None, seconds),
+            A::NotReady { reason } => {
+                push(cdr::AgentState::NotReady, Some(reason.to_string()), seconds)
+            }
+            A::WrapUp { .. } => push(cdr::AgentState::WrapUp, None, seconds),
+            // Ringing and talking are in the call records.
+            A::Reserved { .. } | A::OnCall { .. } => {}
+        }
+        if matches!(to, A::LoggedOut) {
+            push(cdr::AgentState::Logout, None, 0.0);
+        }
+    }
+
+    /// The next record for the CDR writer, with the token to report back (a call number, or
+    /// 0 when nothing waits on it).
+    pub fn poll_cdr(&mut self) -> Option<(Record, CallNumber)> {
+        self.cdr_out.pop_front()
+    }
+
+    /// These records are on disk: send the responses that waited for them.
+    pub fn cdr_durable(&mut self, now: Instant, tokens: &[CallNumber]) {
+        for token in tokens {
+            for (key, response) in self.held_responses.remove(token).unwrap_or_default() {
+                self.send_response(now, &key, response);
+            }
+        }
+    }
+}
