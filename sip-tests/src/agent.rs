@@ -16,9 +16,15 @@ const EXPIRES_S: u32 = 3600;
 
 /// Registers agent `agent_id` (password from the Switchboard's configuration) from
 /// 127.0.0.1:`local_port`, answering the SHA-256 challenge, and requires a 200.
-pub fn register_agent(switchboard: &Switchboard, agent_id: &str, local_port: u16) -> HarnessResult<Registration> {
+pub fn register_agent(
+    switchboard: &Switchboard,
+    agent_id: &str,
+    local_port: u16,
+) -> HarnessResult<Registration> {
     let account = switchboard.config().agent(agent_id).ok_or_else(|| {
-        HarnessError::Unexpected(format!("agent {agent_id} is not in the test's configuration"))
+        HarnessError::Unexpected(format!(
+            "agent {agent_id} is not in the test's configuration"
+        ))
     })?;
     let peer = UdpPeer::bind(local_port, switchboard.sip_addr())?;
     let registration = register(

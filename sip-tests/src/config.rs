@@ -51,6 +51,8 @@ pub struct SwitchboardConfig {
     pub drain_timeout_s: u32,
     /// `sip.max_message_bytes`, default when `None`.
     pub max_message_bytes: Option<u32>,
+    /// `sip.digest_algorithms` (challenge order), default when `None`.
+    pub digest_algorithms: Option<Vec<String>>,
     /// Trunks.
     pub trunks: Vec<TrunkConfig>,
     /// The DIDs routed to the `support` queue.
@@ -73,6 +75,7 @@ impl Default for SwitchboardConfig {
             ring_timeout_s: 20,
             drain_timeout_s: 5,
             max_message_bytes: None,
+            digest_algorithms: None,
             trunks: vec![TrunkConfig {
                 name: "t1".into(),
                 allow: vec!["127.0.0.0/8".into()],
@@ -110,68 +113,81 @@ impl SwitchboardConfig {
     /// Renders the configuration as TOML for `endpoints`.
     pub fn to_toml(&self, endpoints: &Endpoints<'_>) -> String {
         let mut toml = String::new();
-        // Writing into a String cannot fail; the results are ignored on purpose.
-        let _ = writeln!(
+        self.write_toml(&mut toml, endpoints)
+            .expect("formatting into a String cannot fail");
+        toml
+    }
+
+    fn write_toml(&self, toml: &mut String, endpoints: &Endpoints<'_>) -> std::fmt::Result {
+        writeln!(
             toml,
             "[sip]\nlisten_udp = [\"{sip}\"]\nlisten_tcp = [\"{sip}\"]\nrealm = \"switchboard\"\nring_timeout_s = {ring}\ndrain_timeout_s = {drain}\nt1_ms = 500",
             sip = endpoints.sip,
             ring = self.ring_timeout_s,
             drain = self.drain_timeout_s,
-        );
+        )?;
         if let Some(max) = self.max_message_bytes {
-            let _ = writeln!(toml, "max_message_bytes = {max}");
+            writeln!(toml, "max_message_bytes = {max}")?;
         }
-        let _ = writeln!(
+        if let Some(algorithms) = &self.digest_algorithms {
+            let list: Vec<String> = algorithms.iter().map(|a| toml_string(a)).collect();
+            writeln!(toml, "digest_algorithms = [{}]", list.join(", "))?;
+        }
+        writeln!(
             toml,
             "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = \"demo-token\"\nrole = \"admin\"\n\n[cdr]\ndir = {}\n",
             endpoints.http,
             toml_string(&endpoints.cdr_dir.display().to_string()),
-        );
+        )?;
         for trunk in &self.trunks {
-            let _ = writeln!(toml, "[[trunk]]\nname = {}", toml_string(&trunk.name));
+            writeln!(toml, "[[trunk]]\nname = {}", toml_string(&trunk.name))?;
             if !trunk.allow.is_empty() {
                 let allow: Vec<String> = trunk.allow.iter().map(|a| toml_string(a)).collect();
-                let _ = writeln!(toml, "allow = [{}]", allow.join(", "));
+                writeln!(toml, "allow = [{}]", allow.join(", "))?;
             }
             if let Some((user, password)) = &trunk.credentials {
-                let _ = writeln!(
+                writeln!(
                     toml,
                     "username = {}\npassword = {}",
                     toml_string(user),
                     toml_string(password)
-                );
+                )?;
             }
             toml.push('\n');
         }
         for did in &self.dids {
-            let _ = writeln!(toml, "[[number]]\ndid = {}\nqueue = \"support\"\n", toml_string(did));
+            writeln!(
+                toml,
+                "[[number]]\ndid = {}\nqueue = \"support\"\n",
+                toml_string(did)
+            )?;
         }
-        let _ = writeln!(
+        writeln!(
             toml,
             "[[queue]]\nname = \"support\"\nskills = {{ support = 1 }}\nwrap_up_s = {}",
             self.wrap_up_s
-        );
+        )?;
         if let Some(strategy) = &self.strategy {
-            let _ = writeln!(toml, "strategy = {}", toml_string(strategy));
+            writeln!(toml, "strategy = {}", toml_string(strategy))?;
         }
         if let Some(max_wait) = self.max_wait_s {
-            let _ = writeln!(toml, "max_wait_s = {max_wait}");
+            writeln!(toml, "max_wait_s = {max_wait}")?;
         }
-        let _ = writeln!(
+        writeln!(
             toml,
             "\n[acd]\nnot_ready_reasons = [\"break\", \"lunch\", \"missed\"]\nmissed_call_reason = \"missed\"\n"
-        );
+        )?;
         for agent in &self.agents {
-            let _ = writeln!(
+            writeln!(
                 toml,
                 "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {{ support = {} }}\n",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
                 agent.support_level
-            );
+            )?;
         }
-        toml
+        Ok(())
     }
 }
 
@@ -183,9 +199,7 @@ fn toml_string(text: &str) -> String {
         match c {
             '"' => quoted.push_str("\\\""),
             '\\' => quoted.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(quoted, "\\u{:04X}", u32::from(c));
-            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
             c => quoted.push(c),
         }
     }

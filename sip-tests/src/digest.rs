@@ -270,9 +270,16 @@ mod tests {
             "Digest realm=\"s\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"",
             "Digest realm=\"s\", nonce=\"n2\", algorithm=MD5, qop=\"auth\"",
         ];
-        assert_eq!(pick(&values, DigestAlgorithm::Md5).expect("MD5 offered").nonce, "n2");
         assert_eq!(
-            pick(&values, DigestAlgorithm::Sha256).expect("SHA-256 offered").nonce,
+            pick(&values, DigestAlgorithm::Md5)
+                .expect("MD5 offered")
+                .nonce,
+            "n2"
+        );
+        assert_eq!(
+            pick(&values, DigestAlgorithm::Sha256)
+                .expect("SHA-256 offered")
+                .nonce,
             "n1"
         );
         assert!(pick(&values[..1], DigestAlgorithm::Md5).is_err());

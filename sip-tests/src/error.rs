@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// Why a harness step failed. Test functions return it with `?`, so its `Display` must carry
 /// enough context (logs, traces) to diagnose a failure without re-running.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum HarnessError {
     /// An I/O operation of the harness itself failed (`what` names it).
     #[error("{what}: {source}")]
@@ -47,7 +47,7 @@ pub enum HarnessError {
         seconds: u64,
     },
     /// A SIPp run did not end with exit code 0.
-    #[error("SIPp scenario {scenario} failed (exit {code:?})\n--- SIPp errors ---\n{errors}\n--- SIPp messages (tail) ---\n{messages}\n--- SIPp output (tail) ---\n{output}")]
+    #[error("SIPp scenario {scenario} failed (exit {code:?})\n--- SIPp errors ---\n{errors}\n--- SIPp messages (tail) ---\n{messages}\n--- SIPp screen and output (tail) ---\n{output}")]
     SippFailed {
         /// The scenario file name.
         scenario: String,
@@ -82,6 +82,14 @@ pub enum HarnessError {
     /// A Digest challenge could not be understood or answered.
     #[error("digest: {0}")]
     Digest(String),
+}
+
+/// A test returning `Err` prints the error with `Debug`: show the readable `Display` text (with
+/// real line breaks in quoted SIP messages) instead of an escaped struct dump.
+impl std::fmt::Debug for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl HarnessError {

@@ -15,6 +15,7 @@ pub mod process;
 pub mod sip_message;
 pub mod sipp;
 pub mod switchboard;
+pub mod tcp_peer;
 pub mod trace;
 pub mod uac;
 pub mod udp_peer;

@@ -37,7 +37,11 @@ pub fn switchboard_binary() -> HarnessResult<PathBuf> {
     }
 }
 
-fn binary_path(explicit: Option<PathBuf>, target_dir: Option<PathBuf>, workspace: &Path) -> PathBuf {
+fn binary_path(
+    explicit: Option<PathBuf>,
+    target_dir: Option<PathBuf>,
+    workspace: &Path,
+) -> PathBuf {
     if let Some(path) = explicit.filter(|p| !p.as_os_str().is_empty()) {
         return path;
     }

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn a_bound_socket_shows_in_proc() {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind works");
-        let port = socket.local_addr().expect("bound socket has an address").port();
+        let port = socket
+            .local_addr()
+            .expect("bound socket has an address")
+            .port();
         // A miss is possible while other tests open sockets (see udp_port_is_bound).
         assert!((0..100).any(|_| udp_port_is_bound(port)));
         drop(socket);

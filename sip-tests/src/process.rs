@@ -29,7 +29,11 @@ pub fn send_sigterm(child: &Child) -> HarnessResult<()> {
 }
 
 /// Waits until `child` exits or `timeout` passes; `what` names it in the error.
-pub fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> HarnessResult<ExitStatus> {
+pub fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+) -> HarnessResult<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child
@@ -83,15 +87,22 @@ mod tests {
 
     #[test]
     fn sigterm_ends_a_sleeping_child() {
-        let mut child = Command::new("sleep").arg("60").spawn().expect("sleep exists");
+        let mut child = Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep exists");
         send_sigterm(&child).expect("kill works");
-        let status = wait_with_timeout(&mut child, Duration::from_secs(30), "sleep").expect("exits");
+        let status =
+            wait_with_timeout(&mut child, Duration::from_secs(30), "sleep").expect("exits");
         assert!(!status.success());
     }
 
     #[test]
     fn bounded_wait_times_out() {
-        let mut child = Command::new("sleep").arg("60").spawn().expect("sleep exists");
+        let mut child = Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep exists");
         let error = wait_with_timeout(&mut child, Duration::from_millis(50), "sleep")
             .expect_err("sleep 60 outlives 50 ms");
         assert!(matches!(error, HarnessError::ExitTimeout { .. }));

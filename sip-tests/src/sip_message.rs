@@ -155,7 +155,10 @@ mod tests {
         let message = SipMessage::parse(RESPONSE.as_bytes()).expect("valid response");
         assert_eq!(message.status(), Some(401));
         assert_eq!(message.method(), None);
-        assert_eq!(message.header("via"), Some("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1"));
+        assert_eq!(
+            message.header("via"),
+            Some("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1")
+        );
         assert_eq!(message.cseq(), Some((1, "REGISTER")));
         assert_eq!(message.to_tag(), Some("b7"));
         assert_eq!(message.contact_uri(), Some("sip:1001@127.0.0.1:5070"));

@@ -21,8 +21,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_MARGIN: Duration = Duration::from_secs(30);
 /// How long a background SIPp may take to bind its SIP port.
 const BIND_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the harness looks for the bound port (read from /proc, so it never races SIPp).
-const BIND_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the harness re-reads /proc (bound port) or the message trace while waiting on SIPp:
+/// neither offers a notification, and this only runs in tests.
+const CHECK_INTERVAL: Duration = Duration::from_millis(20);
 /// SIPp's media port may be followed by up to three more (RTCP, video RTP/RTCP).
 const MEDIA_PORTS: u16 = 4;
 /// How much of each trace goes into a failure message.
@@ -70,7 +71,11 @@ pub struct SippProcess {
 
 impl Sipp {
     /// A client (UAC) run of `scenario_file` towards `remote`, traces into `trace_dir`.
-    pub fn client(scenario_file: &str, remote: SocketAddr, trace_dir: &Path) -> HarnessResult<Self> {
+    pub fn client(
+        scenario_file: &str,
+        remote: SocketAddr,
+        trace_dir: &Path,
+    ) -> HarnessResult<Self> {
         let mut sipp = Self::server(scenario_file, free_port()?, trace_dir)?;
         sipp.remote = Some(remote);
         Ok(sipp)
@@ -223,7 +228,7 @@ impl Sipp {
                     BIND_TIMEOUT.as_secs()
                 )));
             }
-            std::thread::sleep(BIND_CHECK_INTERVAL);
+            std::thread::sleep(CHECK_INTERVAL);
         }
         Ok(process)
     }
@@ -257,7 +262,12 @@ impl SippProcess {
     /// Waits until SIPp has received `count` requests with `method` (e.g. the ACK of its 200), so
     /// a test can act once the call reached that point. Fails if SIPp exits first or `timeout`
     /// passes.
-    pub fn wait_for_request(&mut self, method: &str, count: usize, timeout: Duration) -> HarnessResult<()> {
+    pub fn wait_for_request(
+        &mut self,
+        method: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> HarnessResult<()> {
         self.wait_for(&format!("{count} received {method}"), timeout, |trace| {
             received_requests(trace, method).len() >= count
         })
@@ -293,7 +303,7 @@ impl SippProcess {
                     file_tail(&self.run.trace_path("messages"), TRACE_TAIL_BYTES)
                 )));
             }
-            std::thread::sleep(BIND_CHECK_INTERVAL);
+            std::thread::sleep(CHECK_INTERVAL);
         }
     }
 
@@ -333,11 +343,8 @@ impl SippRun {
             code: self.status.code(),
             errors: file_tail(&self.error_log, TRACE_TAIL_BYTES),
             messages: file_tail(&self.message_log, TRACE_TAIL_BYTES),
-            output: format!(
-                "{}\n{}",
-                file_tail(&self.screen_log, 4096),
-                file_tail(&self.output_log, 4096)
-            ),
+            // SIPp prints its screens (message counters, last error) to its output as well.
+            output: file_tail(&self.output_log, 3072),
         }
     }
 

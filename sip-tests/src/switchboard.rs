@@ -12,15 +12,17 @@ use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
 use crate::ports::free_port;
-use crate::sipp::Sipp;
 use crate::process::{file_tail, send_sigterm, stop, wait_with_timeout};
-use crate::uac::options;
+use crate::sip_message::SipMessage;
+use crate::sipp::Sipp;
+use crate::uac::options_request;
 use crate::udp_peer::UdpPeer;
 
 /// How long Switchboard may take to answer its first OPTIONS (a debug build on a loaded machine).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one readiness probe waits before the next one is sent.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long one readiness probe waits before the next one is sent; a late answer to an earlier
+/// probe still counts.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 /// How many times a start is retried when another process grabbed one of the chosen ports.
 const START_ATTEMPTS: usize = 3;
 /// How much of the log is printed when the guard is dropped.
@@ -123,14 +125,15 @@ impl Switchboard {
                     log: self.log(),
                 });
             }
-            match options(&peer, PROBE_TIMEOUT) {
-                Ok(exchange) if exchange.final_response.status() == Some(200) => return Ok(()),
-                Ok(exchange) => last_seen = exchange.final_response.start_line,
-                Err(HarnessError::SipTimeout { .. }) => {}
+            peer.send(&options_request(&peer)?)?;
+            match peer.recv(PROBE_TIMEOUT) {
+                Ok(Some(answer)) if is_options_ok(&answer) => return Ok(()),
+                Ok(Some(other)) => last_seen = other.start_line,
+                Ok(None) => {}
                 Err(HarnessError::Io { .. }) => {
-                    // ICMP port unreachable surfaces as ECONNREFUSED on the next recv: the
-                    // listener is not up yet. Give the process a moment rather than spinning.
-                    std::thread::sleep(Duration::from_millis(50));
+                    // E.g. ECONNREFUSED from an ICMP port-unreachable: the listener is not up
+                    // yet. Give the process a moment rather than spinning.
+                    std::thread::sleep(PROBE_TIMEOUT);
                 }
                 Err(other) => last_seen = other.to_string(),
             }
@@ -224,4 +227,12 @@ impl Drop for Switchboard {
 /// Whether `SIP_TESTS_KEEP` asks to keep every temp dir (configs, logs, SIPp traces) for a look.
 pub fn keep_temp_dirs() -> bool {
     std::env::var_os("SIP_TESTS_KEEP").is_some()
+}
+
+/// A 200 answering one of the readiness probes (any of them: a late answer still counts).
+fn is_options_ok(message: &SipMessage) -> bool {
+    message.status() == Some(200)
+        && message
+            .cseq()
+            .is_some_and(|(_, method)| method == "OPTIONS")
 }

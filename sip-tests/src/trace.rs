@@ -93,7 +93,10 @@ mod tests {
                 (Direction::Received, None)
             ]
         );
-        assert_eq!(traced.first().map(|t| t.message.body.as_str()), Some("v=0\r\n"));
+        assert_eq!(
+            traced.first().map(|t| t.message.body.as_str()),
+            Some("v=0\r\n")
+        );
     }
 
     #[test]
@@ -106,6 +109,9 @@ mod tests {
     #[test]
     fn ignores_noise() {
         assert!(parse_trace("").is_empty());
-        assert!(parse_trace("garbage\n----------------------------------------------- x\nsomething else\n\n").is_empty());
+        assert!(parse_trace(
+            "garbage\n----------------------------------------------- x\nsomething else\n\n"
+        )
+        .is_empty());
     }
 }

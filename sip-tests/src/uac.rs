@@ -50,6 +50,8 @@ pub struct RequestSpec {
     pub extra_headers: Vec<String>,
     /// Body (SDP), empty for none.
     pub body: String,
+    /// Transport named in Via: `UDP` or `TCP`.
+    pub transport: &'static str,
 }
 
 impl RequestSpec {
@@ -66,15 +68,17 @@ impl RequestSpec {
             branch: unique_token(),
             extra_headers: Vec::new(),
             body: String::new(),
+            transport: "UDP",
         }
     }
 
     /// The request as text, sent from `local`.
     pub fn render(&self, local: SocketAddr) -> String {
         let mut text = format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{local}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{local}>\r\n",
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{transport} {local};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{local}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{local}>\r\n",
             method = self.method,
             uri = self.uri,
+            transport = self.transport,
             branch = self.branch,
             user = self.from_user,
             tag = self.from_tag,
@@ -105,11 +109,14 @@ pub fn sdp_offer(addr: SocketAddr, rtp_port: u16) -> String {
 
 /// Sends one OPTIONS to the peer's remote and waits for the final response.
 pub fn options(peer: &UdpPeer, timeout: Duration) -> HarnessResult<Exchange> {
-    let local = peer.local_addr()?;
-    let spec = RequestSpec::new("OPTIONS", &format!("sip:{}", peer.remote()), "probe");
-    let mut spec = spec;
+    peer.request(&options_request(peer)?, timeout)
+}
+
+/// A fresh out-of-dialog OPTIONS from the peer to its remote.
+pub fn options_request(peer: &UdpPeer) -> HarnessResult<String> {
+    let mut spec = RequestSpec::new("OPTIONS", &format!("sip:{}", peer.remote()), "probe");
     spec.extra_headers.push("Accept: application/sdp".into());
-    peer.request(&spec.render(local), timeout)
+    Ok(spec.render(peer.local_addr()?))
 }
 
 /// The two exchanges of a REGISTER with Digest authentication.
@@ -193,8 +200,13 @@ pub fn authenticated_call(
     send_ack_for_failure(peer, &invite, &challenge.final_response)?;
 
     let offered = challenge.final_response.headers_named("Proxy-Authenticate");
-    let answer =
-        digest::pick(&offered, algorithm)?.answer(credentials, "INVITE", &uri, &unique_token(), 1)?;
+    let answer = digest::pick(&offered, algorithm)?.answer(
+        credentials,
+        "INVITE",
+        &uri,
+        &unique_token(),
+        1,
+    )?;
     invite.cseq += 1;
     invite.branch = unique_token();
     invite
@@ -246,7 +258,11 @@ pub fn authenticated_call(
 }
 
 /// ACK for a non-2xx final response: same branch and CSeq number as the INVITE (RFC 3261 §17.1.1.3).
-fn send_ack_for_failure(peer: &UdpPeer, invite: &RequestSpec, response: &SipMessage) -> HarnessResult<()> {
+pub fn send_ack_for_failure(
+    peer: &UdpPeer,
+    invite: &RequestSpec,
+    response: &SipMessage,
+) -> HarnessResult<()> {
     let mut ack = invite.clone();
     ack.method = "ACK".into();
     ack.to = response.header("To").unwrap_or_default().to_owned();

@@ -110,7 +110,10 @@ impl UdpPeer {
                         cseq.1,
                         provisional.len(),
                         unrelated.len(),
-                        unrelated.iter().map(|m: &SipMessage| m.start_line.clone()).collect::<Vec<_>>()
+                        unrelated
+                            .iter()
+                            .map(|m: &SipMessage| m.start_line.clone())
+                            .collect::<Vec<_>>()
                     ),
                     seconds: timeout.as_secs(),
                 });
@@ -120,8 +123,13 @@ impl UdpPeer {
                 next_send = now + interval;
                 interval = (interval * 2).min(T2);
             }
-            let wait_until = if retransmitting { next_send.min(deadline) } else { deadline };
-            let Some(message) = self.recv(wait_until.saturating_duration_since(Instant::now()))? else {
+            let wait_until = if retransmitting {
+                next_send.min(deadline)
+            } else {
+                deadline
+            };
+            let Some(message) = self.recv(wait_until.saturating_duration_since(Instant::now()))?
+            else {
                 continue;
             };
             let belongs = message.header("Call-ID") == Some(call_id.as_str())
@@ -149,7 +157,8 @@ impl UdpPeer {
 mod tests {
     use super::*;
 
-    const OPTIONS: &str = "OPTIONS sip:x SIP/2.0\r\nCall-ID: c1\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    const OPTIONS: &str =
+        "OPTIONS sip:x SIP/2.0\r\nCall-ID: c1\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 
     fn server() -> UdpSocket {
         UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind works")
@@ -172,7 +181,9 @@ mod tests {
                 "SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 7 OPTIONS\r\n\r\n",
             ];
             for reply in replies {
-                server.send_to(reply.as_bytes(), client_addr).expect("send works");
+                server
+                    .send_to(reply.as_bytes(), client_addr)
+                    .expect("send works");
             }
         });
         let exchange = peer

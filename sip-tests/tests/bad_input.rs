@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sip_tests::uac::options;
+use sip_tests::uac::{options, sdp_offer, send_ack_for_failure, RequestSpec};
 use sip_tests::{HarnessResult, Switchboard, SwitchboardConfig, TrunkConfig, UdpPeer};
 
 /// Runs `scenario` as a trunk dialling `did` against a fresh default Switchboard.
@@ -40,9 +40,102 @@ fn options_out_of_dialog_gets_200() -> HarnessResult<()> {
     expect("expect_200_options.xml", "100")
 }
 
+/// Sent from Rust: SIPp matches responses by CSeq method and needs a To header, so it cannot
+/// take the 400s these requests get.
 #[test]
-fn request_without_to_gets_400_with_warning() -> HarnessResult<()> {
-    expect("expect_400_missing_to.xml", "100")
+fn malformed_but_addressable_requests_get_400_with_warning() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let spec = RequestSpec::new(
+        "OPTIONS",
+        &format!("sip:{}", switchboard.sip_addr()),
+        "probe",
+    );
+    let text = spec.render(peer.local_addr()?);
+    let without = |header: &str| -> String {
+        text.split_inclusive("\r\n")
+            .filter(|line| !line.starts_with(header))
+            .collect()
+    };
+    let cases = [
+        ("no To header", without("To:")),
+        ("no From header", without("From:")),
+        (
+            "CSeq method differs from the request method",
+            text.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, request) in cases {
+        let answer = peer.request(&request, Duration::from_secs(30))?;
+        let response = &answer.final_response;
+        let warning = response.header("Warning").unwrap_or_default();
+        let explained = warning
+            .strip_prefix("399 switchboard \"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .is_some_and(|reason| !reason.is_empty());
+        if response.status() != Some(400) || !explained {
+            wrong.push(format!("{what}:\n{}", response.to_text()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "expected 400 with `Warning: 399 switchboard \"<reason>\"`, got:\n{}",
+        wrong.join("\n")
+    );
+    Ok(())
+}
+
+/// RFC 3261 §8.2.6.2: a UAS adds a To tag to every response but 100 when the request had none.
+#[test]
+fn final_responses_to_out_of_dialog_requests_carry_a_to_tag() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let local = peer.local_addr()?;
+    let server = switchboard.sip_addr();
+    let invite = |did: &str| {
+        let mut spec = RequestSpec::new("INVITE", &format!("sip:{did}@{server}"), "trunk");
+        spec.body = sdp_offer(local, 40_000);
+        spec
+    };
+    let options = RequestSpec::new("OPTIONS", &format!("sip:{server}"), "probe");
+    let mut bye = RequestSpec::new("BYE", &format!("sip:nobody@{server}"), "trunk");
+    bye.to = format!("<sip:nobody@{server}>;tag=no-such-dialog");
+    let cases = [
+        ("200 to OPTIONS", options.clone(), None),
+        (
+            "400 to a CSeq/method mismatch",
+            options,
+            Some(("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")),
+        ),
+        ("404 to an unknown DID", invite("999"), None),
+        (
+            "483 to Max-Forwards: 0",
+            invite("100"),
+            Some(("Max-Forwards: 70", "Max-Forwards: 0")),
+        ),
+        ("481 to a BYE outside any dialog", bye, None),
+    ];
+    let mut untagged = Vec::new();
+    for (what, spec, edit) in cases {
+        let mut text = spec.render(local);
+        if let Some((from, to)) = edit {
+            text = text.replace(from, to);
+        }
+        let answer = peer.request(&text, Duration::from_secs(30))?;
+        let response = &answer.final_response;
+        if spec.method == "INVITE" {
+            send_ack_for_failure(&peer, &spec, response)?;
+        }
+        if response.to_tag().is_none() {
+            untagged.push(format!("{what}: {}", response.start_line));
+        }
+    }
+    assert!(
+        untagged.is_empty(),
+        "responses without a To tag: {untagged:#?}"
+    );
+    Ok(())
 }
 
 #[test]
@@ -101,6 +194,18 @@ fn garbage_gets_no_reply_and_switchboard_keeps_serving() -> HarnessResult<()> {
     for datagram in garbage {
         peer.send_bytes(datagram)?;
     }
+    // Well formed but without Via: there is nowhere to send a response.
+    let spec = RequestSpec::new(
+        "OPTIONS",
+        &format!("sip:{}", switchboard.sip_addr()),
+        "probe",
+    );
+    let without_via: String = spec
+        .render(peer.local_addr()?)
+        .split_inclusive("\r\n")
+        .filter(|line| !line.starts_with("Via:"))
+        .collect();
+    peer.send(&without_via)?;
     // Anything sent back for the garbage would arrive before the answer to this OPTIONS, which
     // is sent after it from the same socket.
     let answer = options(&peer, Duration::from_secs(30))?;

@@ -23,6 +23,22 @@ fn trunk_call_answered_by_agent_then_trunk_hangs_up() -> HarnessResult<()> {
     let agent = agent.wait()?;
     agent.ensure_success()?;
 
+    // 100 Trying at once, then the agent's 180 relayed, then its 200.
+    let trunk_heard: Vec<u16> = parse_trace(&trunk.messages())
+        .iter()
+        .filter(|t| t.direction == Direction::Received)
+        .filter_map(|t| t.message.status())
+        .collect();
+    assert_eq!(
+        trunk_heard.first(),
+        Some(&100),
+        "first response to the trunk: {trunk_heard:?}"
+    );
+    assert!(
+        trunk_heard.contains(&180),
+        "180 not relayed: {trunk_heard:?}"
+    );
+
     // A B2BUA: the agent leg is a new dialog with its own Call-ID.
     let trunk_ids = call_ids(&trunk.messages());
     let agent_ids = call_ids(&agent.messages());
@@ -85,7 +101,28 @@ fn busy_agent_then_second_agent_answers() -> HarnessResult<()> {
     let busy = busy.wait()?;
     busy.ensure_success()?;
     answering.wait()?.ensure_success()?;
-    assert_eq!(busy.received("INVITE").len(), 1, "the busy agent is offered the call once");
+    assert_eq!(
+        busy.received("INVITE").len(),
+        1,
+        "the busy agent is offered the call once"
+    );
+    Ok(())
+}
+
+#[test]
+fn agent_answering_480_or_603_then_second_agent_answers() -> HarnessResult<()> {
+    for scenario in ["agent_unavailable.xml", "agent_decline.xml"] {
+        let switchboard = Switchboard::start(hunting_config(20))?;
+        let declining = start_agent(&switchboard, "1001", scenario, AGENT_TIMEOUT)?;
+        let answering = start_agent(&switchboard, "1002", "agent_answer.xml", AGENT_TIMEOUT)?;
+        switchboard
+            .sipp_client("trunk_call.xml")?
+            .service("100")
+            .run()?
+            .ensure_success()?;
+        declining.wait()?.ensure_success()?;
+        answering.wait()?.ensure_success()?;
+    }
     Ok(())
 }
 
@@ -121,7 +158,8 @@ fn no_agent_registered_gets_480() -> HarnessResult<()> {
 }
 
 #[test]
-fn agent_on_a_call_is_not_offered_a_second_one_and_the_caller_waits_until_max_wait() -> HarnessResult<()> {
+fn agent_on_a_call_is_not_offered_a_second_one_and_the_caller_waits_until_max_wait(
+) -> HarnessResult<()> {
     let config = SwitchboardConfig {
         agents: vec![sip_tests::AgentAccount::new("1001", "Alice")],
         max_wait_s: Some(2),
@@ -137,7 +175,10 @@ fn agent_on_a_call_is_not_offered_a_second_one_and_the_caller_waits_until_max_wa
         .arg("12000")
         .spawn()?;
     agent.wait_for_request("ACK", 1, Duration::from_secs(60))?;
-    let second = switchboard.sipp_client("expect_480.xml")?.service("100").run()?;
+    let second = switchboard
+        .sipp_client("expect_480.xml")?
+        .service("100")
+        .run()?;
     second.ensure_success()?;
     let ringing = parse_trace(&second.messages())
         .iter()
@@ -146,6 +187,10 @@ fn agent_on_a_call_is_not_offered_a_second_one_and_the_caller_waits_until_max_wa
     first.wait()?.ensure_success()?;
     let agent = agent.wait()?;
     agent.ensure_success()?;
-    assert_eq!(agent.received("INVITE").len(), 1, "the busy agent got a second INVITE");
+    assert_eq!(
+        agent.received("INVITE").len(),
+        1,
+        "the busy agent got a second INVITE"
+    );
     Ok(())
 }

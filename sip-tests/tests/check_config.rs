@@ -49,7 +49,10 @@ fn bad_file_exits_2_naming_file_line_and_field() -> HarnessResult<()> {
     let body = good
         .strip_prefix("[sip]\n")
         .ok_or_else(|| HarnessError::Unexpected("rendered config starts with [sip]".into()))?;
-    let text = format!("[sip]\nring_timeout_s = \"soon\"\nlisten_udpp = 1\n{}", body.replace("ring_timeout_s = 20\n", ""));
+    let text = format!(
+        "[sip]\nring_timeout_s = \"soon\"\nlisten_udpp = 1\n{}",
+        body.replace("ring_timeout_s = 20\n", "")
+    );
     std::fs::write(&file, text).map_err(|e| HarnessError::io("write", e))?;
     let output = check_config(&file)?;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -59,7 +62,10 @@ fn bad_file_exits_2_naming_file_line_and_field() -> HarnessResult<()> {
         let located = stderr
             .lines()
             .any(|l| l.starts_with(&format!("{name}:{line}:")) && l.contains(field));
-        assert!(located, "no `{name}:{line}:<col>: {field}: ...` line in:\n{stderr}");
+        assert!(
+            located,
+            "no `{name}:{line}:<col>: {field}: ...` line in:\n{stderr}"
+        );
     }
     Ok(())
 }

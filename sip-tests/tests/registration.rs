@@ -9,7 +9,10 @@ const ALICE: Credentials<'static> = Credentials {
     password: "secret1001",
 };
 
-fn register_with(algorithm: DigestAlgorithm, credentials: &Credentials<'_>) -> HarnessResult<(Switchboard, sip_tests::uac::Registration)> {
+fn register_with(
+    algorithm: DigestAlgorithm,
+    credentials: &Credentials<'_>,
+) -> HarnessResult<(Switchboard, sip_tests::uac::Registration)> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
     let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
     let registration = register(&peer, credentials, algorithm, 3600)?;
@@ -17,7 +20,7 @@ fn register_with(algorithm: DigestAlgorithm, credentials: &Credentials<'_>) -> H
 }
 
 #[test]
-fn challenge_offers_sha256_then_md5_with_qop_auth() -> HarnessResult<()> {
+fn challenge_offers_md5_then_sha256_by_default_with_qop_auth() -> HarnessResult<()> {
     let (_switchboard, registration) = register_with(DigestAlgorithm::Sha256, &ALICE)?;
     let challenge = &registration.challenge.final_response;
     let offers = challenge
@@ -28,8 +31,8 @@ fn challenge_offers_sha256_then_md5_with_qop_auth() -> HarnessResult<()> {
     let algorithms: Vec<DigestAlgorithm> = offers.iter().map(|c| c.algorithm).collect();
     assert_eq!(
         algorithms,
-        vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
-        "401 must carry two WWW-Authenticate headers, SHA-256 first:\n{}",
+        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+        "401 must carry two WWW-Authenticate headers, MD5 first (the default sip.digest_algorithms order):\n{}",
         challenge.to_text()
     );
     for offer in &offers {
@@ -40,6 +43,30 @@ fn challenge_offers_sha256_then_md5_with_qop_auth() -> HarnessResult<()> {
             challenge.to_text()
         );
     }
+    Ok(())
+}
+
+#[test]
+fn challenge_order_follows_configuration() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        digest_algorithms: Some(vec!["SHA-256".into(), "MD5".into()]),
+        ..SwitchboardConfig::default()
+    })?;
+    let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let registration = register(&peer, &ALICE, DigestAlgorithm::Sha256, 3600)?;
+    let challenge = &registration.challenge.final_response;
+    let algorithms = challenge
+        .headers_named("WWW-Authenticate")
+        .into_iter()
+        .map(|h| Challenge::parse(h).map(|c| c.algorithm))
+        .collect::<HarnessResult<Vec<_>>>()?;
+    assert_eq!(
+        algorithms,
+        vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+        "{}",
+        challenge.to_text()
+    );
+    assert_eq!(registration.result.final_response.status(), Some(200));
     Ok(())
 }
 

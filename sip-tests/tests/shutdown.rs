@@ -11,7 +11,12 @@ fn sigterm_refuses_new_calls_lets_the_running_call_finish_and_exits_0() -> Harne
         ..SwitchboardConfig::default()
     };
     let mut switchboard = Switchboard::start(config)?;
-    let mut agent = start_agent(&switchboard, "1001", "agent_answer.xml", Duration::from_secs(90))?;
+    let mut agent = start_agent(
+        &switchboard,
+        "1001",
+        "agent_answer.xml",
+        Duration::from_secs(90),
+    )?;
     // The running call hangs up a few seconds after it is answered, well inside the drain.
     let running = switchboard
         .sipp_client("trunk_call.xml")?

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sip_tests::digest::{Challenge, Credentials, DigestAlgorithm};
-use sip_tests::uac::authenticated_call;
+use sip_tests::uac::{authenticated_call, sdp_offer, send_ack_for_failure, RequestSpec};
 use sip_tests::{start_agent, HarnessResult, Switchboard, SwitchboardConfig, TrunkConfig, UdpPeer};
 
 const TRUNK_USER: &str = "trunkuser";
@@ -23,7 +23,12 @@ fn credentialed_trunk() -> SwitchboardConfig {
 
 fn call_with(algorithm: DigestAlgorithm) -> HarnessResult<()> {
     let switchboard = Switchboard::start(credentialed_trunk())?;
-    let agent = start_agent(&switchboard, "1001", "agent_answer.xml", Duration::from_secs(90))?;
+    let agent = start_agent(
+        &switchboard,
+        "1001",
+        "agent_answer.xml",
+        Duration::from_secs(90),
+    )?;
     let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
     let call = authenticated_call(
         &peer,
@@ -36,19 +41,6 @@ fn call_with(algorithm: DigestAlgorithm) -> HarnessResult<()> {
         Duration::from_millis(500),
         Duration::from_secs(60),
     )?;
-    let challenge = &call.challenge.final_response;
-    let offered = challenge
-        .headers_named("Proxy-Authenticate")
-        .into_iter()
-        .map(Challenge::parse)
-        .collect::<HarnessResult<Vec<_>>>()?;
-    let algorithms: Vec<DigestAlgorithm> = offered.iter().map(|c| c.algorithm).collect();
-    assert_eq!(
-        algorithms,
-        vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
-        "407 must offer SHA-256 then MD5:\n{}",
-        challenge.to_text()
-    );
     let answer = &call.answer.final_response;
     assert_eq!(answer.status(), Some(200), "{}", answer.to_text());
     let bye = call
@@ -56,7 +48,44 @@ fn call_with(algorithm: DigestAlgorithm) -> HarnessResult<()> {
         .as_ref()
         .map(|exchange| exchange.final_response.status());
     assert_eq!(bye, Some(Some(200)), "BYE from the trunk is answered 200");
-    agent.wait()?.ensure_success()
+    agent.wait()?.ensure_success()?;
+
+    Ok(())
+}
+
+#[test]
+fn proxy_challenge_offers_md5_then_sha256_by_default_with_qop_auth() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(credentialed_trunk())?;
+    let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let local = peer.local_addr()?;
+    let mut invite = RequestSpec::new(
+        "INVITE",
+        &format!("sip:100@{}", switchboard.sip_addr()),
+        TRUNK_USER,
+    );
+    invite.body = sdp_offer(local, 40_000);
+    let challenge = peer.request(&invite.render(local), Duration::from_secs(30))?;
+    let response = &challenge.final_response;
+    send_ack_for_failure(&peer, &invite, response)?;
+    assert_eq!(response.status(), Some(407), "{}", response.to_text());
+    let offered = response
+        .headers_named("Proxy-Authenticate")
+        .into_iter()
+        .map(Challenge::parse)
+        .collect::<HarnessResult<Vec<_>>>()?;
+    let algorithms: Vec<DigestAlgorithm> = offered.iter().map(|c| c.algorithm).collect();
+    assert_eq!(
+        algorithms,
+        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+        "407 must carry two Proxy-Authenticate headers, MD5 first (the default sip.digest_algorithms order) (RFC 8760 preference order):\n{}",
+        response.to_text()
+    );
+    assert!(
+        offered.iter().all(|c| c.qop.iter().any(|q| q == "auth")),
+        "qop=auth missing:\n{}",
+        response.to_text()
+    );
+    Ok(())
 }
 
 #[test]

@@ -10,19 +10,15 @@ use std::fmt::Write as _;
 /// real length (whatever the header said), and the body is copied as bytes, so binary bodies
 /// survive.
 pub fn encode(message: &SipMessage) -> Bytes {
-    let (headers, body) = match message {
-        SipMessage::Request(r) => (&r.headers, &r.body),
-        SipMessage::Response(r) => (&r.headers, &r.body),
-    };
-    let mut out = String::with_capacity(512 + body.len());
     match message {
-        SipMessage::Request(r) => {
-            let _ = write!(out, "{} {} SIP/2.0\r\n", r.method, r.uri);
-        }
-        SipMessage::Response(r) => {
-            let _ = write!(out, "SIP/2.0 {}\r\n", status_line(&r.status_code));
-        }
+        SipMessage::Request(r) => encode_request(r),
+        SipMessage::Response(r) => encode_response(r),
     }
+}
+
+fn encode_parts(start_line: String, headers: &Headers, body: &[u8]) -> Bytes {
+    let mut out = start_line;
+    out.reserve(512 + body.len());
     for header in headers.iter() {
         let (name, value) = name_and_value(header);
         if name.eq_ignore_ascii_case("Content-Length") {
@@ -176,7 +172,8 @@ pub fn raw_error_response(bytes: &[u8], code: u16, reason: &str, agent: &str) ->
     if start_line.starts_with("SIP/") || start_line.starts_with("ACK ") {
         return None;
     }
-    if !start_line.trim_end().ends_with("SIP/2.0") {
+    let version = start_line.trim_end().rsplit(' ').next().unwrap_or_default();
+    if !version.starts_with("SIP/") {
         return None;
     }
     let lines = find_raw_header_lines(text, &["Via", "From", "To", "Call-ID", "CSeq"]);
@@ -186,7 +183,16 @@ pub fn raw_error_response(bytes: &[u8], code: u16, reason: &str, agent: &str) ->
     }
     let mut out = format!("SIP/2.0 {}\r\n", status_line(&StatusCode::from(code)));
     for (name, value) in &lines {
-        let _ = write!(out, "{name}: {value}\r\n");
+        // A final response carries a To tag (RFC 3261 §8.2.6.2), even to a broken request.
+        if *name == "To" && crate::headers::tag_of(value).is_none() {
+            let _ = write!(
+                out,
+                "{name}: {value};tag={:016x}\r\n",
+                rand::random::<u64>()
+            );
+        } else {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
     }
     let clean: String = reason
         .chars()
@@ -207,14 +213,22 @@ pub fn max_forwards(request: &Request) -> u32 {
         .unwrap_or(70)
 }
 
-/// Wraps a request or response for encoding.
+/// Serializes a request (see [`encode`]).
 pub fn encode_request(request: &Request) -> Bytes {
-    encode(&SipMessage::Request(request.clone()))
+    encode_parts(
+        format!("{} {} SIP/2.0\r\n", request.method, request.uri),
+        &request.headers,
+        &request.body,
+    )
 }
 
-/// Wraps a response for encoding.
+/// Serializes a response (see [`encode`]).
 pub fn encode_response(response: &Response) -> Bytes {
-    encode(&SipMessage::Response(response.clone()))
+    encode_parts(
+        format!("SIP/2.0 {}\r\n", status_line(&response.status_code)),
+        &response.headers,
+        &response.body,
+    )
 }
 
 #[cfg(test)]
@@ -284,6 +298,7 @@ Content-Length: 0\r\n\r\n";
         let text = String::from_utf8(bytes.to_vec()).expect("utf8");
         assert!(text.starts_with("SIP/2.0 400 Bad Request\r\n"));
         assert!(text.contains("Call-ID: cid\r\n"));
+        assert!(text.contains("To: <sip:100@127.0.0.1>;tag="), "{text}");
         assert!(text.contains("Warning: 399 sb \"malformed CSeq\""));
         assert!(raw_error_response(b"garbage", 400, "x", "sb").is_none());
         assert!(raw_error_response(b"SIP/2.0 200 OK\r\n\r\n", 400, "x", "sb").is_none());

@@ -19,12 +19,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub struct ParseError {
     /// What is wrong, e.g. `missing Call-ID header`.
     pub reason: String,
+    /// The status to answer with: 400, or 505 for a SIP version other than 2.0.
+    pub status: u16,
 }
 
 impl ParseError {
     fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
+            status: 400,
         }
     }
 }
@@ -129,6 +132,19 @@ fn normalize_head(head: &[u8]) -> Result<Vec<u8>, ParseError> {
     let start_line = lines.next().unwrap_or_default();
     if start_line.trim().is_empty() {
         return Err(ParseError::new("empty start line"));
+    }
+    // RFC 3261 §8.2.1 … a request of another SIP version gets 505.
+    if let Some(version) = start_line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.strip_prefix("SIP/"))
+    {
+        if version != "2.0" && !start_line.starts_with("SIP/") {
+            return Err(ParseError {
+                reason: format!("SIP version {version} is not supported"),
+                status: 505,
+            });
+        }
     }
     let mut out = String::with_capacity(head.len() + 64);
     out.push_str(start_line);
@@ -327,6 +343,16 @@ l: 0\r\n\r\n";
         ] {
             assert!(parse(text.as_bytes()).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn other_sip_versions_get_505() {
+        let text = INVITE.replace(
+            "INVITE sip:100@127.0.0.1 SIP/2.0",
+            "INVITE sip:100@127.0.0.1 SIP/3.0",
+        );
+        let error = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(error.status, 505, "{error}");
     }
 
     #[test]

@@ -33,6 +33,36 @@ enum Command {
         /// Configuration file (TOML).
         file: PathBuf,
     },
+    /// Report from the CDR files: offered, answered, abandoned, service level, ASA, AHT …
+    Report {
+        /// Start, inclusive: YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// End, exclusive: YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// 15m, hour, day, week or month.
+        #[arg(long, default_value = "day")]
+        interval: String,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this agent.
+        #[arg(long)]
+        agent: Option<String>,
+        /// table, csv or html.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// CDR directory (default: the one in --config, or the demo's).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Configuration whose [cdr] dir to read.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Print every agent's live state from a running instance.
     Agents(ApiArgs),
     /// Print every queue's live state from a running instance.
@@ -68,6 +98,41 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Report {
+            from,
+            to,
+            interval,
+            queue,
+            agent,
+            format,
+            dir,
+            config: config_path,
+            output,
+        } => {
+            let dir = match (dir, config_path) {
+                (Some(dir), _) => dir,
+                (None, Some(path)) => match config::load_file(&path) {
+                    Ok(c) => c.cdr.dir,
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => config::demo().cdr.dir,
+            };
+            report(switchboard::report_cli::run(
+                switchboard::report_cli::ReportRequest {
+                    dir,
+                    from,
+                    to,
+                    interval,
+                    queue,
+                    agent,
+                    format,
+                    output,
+                },
+            ))
+        }
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Run { config: path } => {

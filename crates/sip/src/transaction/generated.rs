@@ -36,12 +36,12 @@ pub(crate) fn new_tag() -> String {
 
 /// Wire form of a request.
 pub(crate) fn encode_request(request: &Request) -> Bytes {
-    Bytes::from(request.to_string())
+    crate::message::encode_request(request)
 }
 
 /// Wire form of a response.
 pub(crate) fn encode_response(response: &Response) -> Bytes {
-    Bytes::from(response.to_string())
+    crate::message::encode_response(response)
 }
 
 /// A bodiless response to a request with the given headers (§8.2.6.2): all Vias, From, To

@@ -36,8 +36,8 @@ use reader::TableReader;
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
-    DigestCredentials, DigestSecret, HttpConfig, NumberConfig, QueueConfig, RoutingStrategy,
-    SipConfig, SkillExpansion, TrunkConfig,
+    DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, NumberConfig, QueueConfig,
+    RoutingStrategy, SipConfig, SkillExpansion, TrunkConfig,
 };
 
 /// The embedded demo configuration (see [`demo`]).
@@ -182,6 +182,7 @@ drain_timeout_s = 30                        # graceful shutdown (0..=86400)
 min_expires_s = 60                          # registrar: shorter gets 423 (1..=86400)
 max_expires_s = 3600                        # registrar: longer is capped (>= min_expires_s)
 max_calls = 10000                           # concurrent calls before 503 (1..=1000000)
+digest_algorithms = ["MD5", "SHA-256"]       # challenge order; many phones answer only the first
 
 [http]
 listen = "127.0.0.1:8080"                   # API, web UI and /metrics
@@ -396,6 +397,21 @@ ha1 = "fedcba9876543210fedcba9876543210"
     }
 
     #[test]
+    fn digest_algorithms_are_checked() {
+        assert_eq!(
+            error_lines("[sip]\ndigest_algorithms = [\"SHA-1\"]\n"),
+            vec!["t.toml:2:22: sip.digest_algorithms[0]: unknown digest algorithm \"SHA-1\": expected \"MD5\" or \"SHA-256\""]
+        );
+        assert_eq!(
+            error_lines("[sip]\ndigest_algorithms = [\"MD5\", \"MD5\"]\n").len(),
+            1
+        );
+        let config =
+            load_str("t.toml", "[sip]\ndigest_algorithms = [\"SHA-256\"]\n").expect("valid");
+        assert_eq!(config.sip.digest_algorithms, vec![DigestAlgorithm::Sha256]);
+    }
+
+    #[test]
     fn syntax_errors_give_one_line_with_a_position() {
         assert_eq!(
             error_lines("[sip]\nrealm = \"x\"\nt1_ms = [1,\n"),
@@ -517,7 +533,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",

@@ -61,6 +61,17 @@ pub struct SipConfig {
     pub max_expires: Duration,
     /// Concurrent calls before new ones get 503 with Retry-After.
     pub max_calls: usize,
+    /// Digest algorithms offered in 401/407 challenges, in the order they are sent.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest algorithm Switchboard can challenge with (RFC 8760).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlgorithm {
+    /// `MD5`
+    Md5,
+    /// `SHA-256`
+    Sha256,
 }
 
 /// The HTTP API listener and who may use it.

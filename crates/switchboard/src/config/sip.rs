@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
-use super::model::SipConfig;
+use super::model::{DigestAlgorithm, SipConfig};
 use super::reader::{Field, TableReader, ONE_DAY_S};
 
 const KEYS: &[&str] = &[
@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "min_expires_s",
     "max_expires_s",
     "max_calls",
+    "digest_algorithms",
 ];
 
 /// Reads `[sip]` from the document root; absent keys take their defaults.
@@ -59,6 +60,14 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         f.seconds(d, 1..=ONE_DAY_S)
     });
     let max_calls = sip.or(d, "max_calls", 10_000, |d, f| f.integer(d, 1..=1_000_000));
+    // MD5 first by default: many deployed phones and test tools answer only the first
+    // challenge and know only MD5. Operators whose phones all speak SHA-256 list it first.
+    let digest_algorithms = sip.or(
+        d,
+        "digest_algorithms",
+        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+        digest_algorithms,
+    );
 
     if let (Some(udp), Some(tcp)) = (&listen_udp, &listen_tcp) {
         if udp.is_empty() && tcp.is_empty() {
@@ -106,7 +115,30 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         min_expires: min_expires?,
         max_expires: max_expires?,
         max_calls: max_calls?,
+        digest_algorithms: digest_algorithms?,
     })
+}
+
+fn digest_algorithms(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<Vec<DigestAlgorithm>> {
+    let list = field.list(d, |d, element| {
+        element.parsed(d, |text| match text {
+            "MD5" => Ok(DigestAlgorithm::Md5),
+            "SHA-256" => Ok(DigestAlgorithm::Sha256),
+            other => Err(format!(
+                "unknown digest algorithm {other:?}: expected \"MD5\" or \"SHA-256\""
+            )),
+        })
+    })?;
+    let mut seen = list.clone();
+    seen.dedup();
+    if list.is_empty() || seen.len() != list.len() || (list.len() == 2 && list[0] == list[1]) {
+        d.error(
+            field.path(),
+            "digest_algorithms must list \"MD5\" and/or \"SHA-256\", each at most once",
+        );
+        return None;
+    }
+    Some(list)
 }
 
 fn socket_addrs(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<Vec<SocketAddr>> {

@@ -235,7 +235,7 @@ impl Switch {
             Payload::Malformed { bytes, error } => {
                 self.metrics.sip_malformed.inc();
                 tracing::info!(peer = %inbound.source, reason = %error.reason, "malformed SIP message");
-                self.raw_reply(&bytes, 400, &error.reason, inbound.source);
+                self.raw_reply(&bytes, error.status, &error.reason, inbound.source);
             }
             Payload::TooLarge { bytes, size } => {
                 self.metrics.sip_malformed.inc();

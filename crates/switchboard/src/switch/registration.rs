@@ -2,7 +2,7 @@
 //! registrar's bindings, and the ACD log-in/log-out that follows a phone appearing or going.
 
 use super::{new_tag, Switch};
-use crate::config::DigestSecret;
+use crate::config::{DigestAlgorithm, DigestSecret};
 use sip::digest::{Secret, Verdict};
 use sip::headers::{header_value, split_name_addr, uri_user};
 use sip::registrar::{AorTransition, RegisterError};
@@ -163,11 +163,23 @@ impl Switch {
         let realm = self.config.sip.realm.clone();
         let unix = self.unix_now(now);
         let mut response = sip::message::response_to(request, code, Some(&new_tag()));
-        // MD5 first: many deployed phones (and SIPp) answer only the first challenge and know
-        // only MD5; a UA that supports SHA-256 still finds that challenge and may prefer it.
-        let mut challenges = self.nonces.challenge(unix, &realm, stale);
-        challenges.sort_by_key(|c| !c.contains("algorithm=MD5"));
-        for value in challenges {
+        // One challenge per configured algorithm, in the configured order (many deployed phones
+        // answer only the first challenge, so the order is the operator's choice).
+        let challenges = self.nonces.challenge(unix, &realm, stale);
+        let offered = self
+            .config
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|algorithm| {
+                let token = match algorithm {
+                    DigestAlgorithm::Md5 => "algorithm=MD5,",
+                    DigestAlgorithm::Sha256 => "algorithm=SHA-256,",
+                };
+                challenges.iter().find(|c| c.contains(token)).cloned()
+            });
+        let offered: Vec<String> = offered.collect();
+        for value in offered {
             sip::message::push_header(&mut response.headers, header, value);
         }
         self.send_response(now, key, response);
