@@ -234,10 +234,15 @@ async fn get_agent(
             "agents may only read their own state",
         ));
     }
+    agent_response(&state, &id)
+}
+
+/// The agent's current state as the response body, or 404.
+fn agent_response(state: &ApiState, id: &str) -> Result<Json<Value>, ApiError> {
     let agent = state
         .node
         .acd
-        .agent(&acd::AgentId::from(id.as_str()))
+        .agent(&acd::AgentId::from(id))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -309,18 +314,7 @@ async fn set_state(
             "server is stopping",
         )
     })??;
-    let agent = state
-        .node
-        .acd
-        .agent(&acd::AgentId::from(id.as_str()))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_agent",
-                format!("unknown agent {id}"),
-            )
-        })?;
-    Ok(Json(agent_json(&agent, Instant::now())))
+    agent_response(&state, &id)
 }
 
 fn parse_state_request(body: &[u8]) -> Result<RequestedState, ApiError> {

@@ -88,15 +88,12 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     match cli.command {
-        Command::CheckConfig { file } => match config::load_file(&file) {
+        Command::CheckConfig { file } => match load_config(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::from(2)
-            }
+            Err(code) => code,
         },
         Command::Report {
             from,
@@ -111,12 +108,9 @@ fn main() -> ExitCode {
         } => {
             let dir = match (dir, config_path) {
                 (Some(dir), _) => dir,
-                (None, Some(path)) => match config::load_file(&path) {
+                (None, Some(path)) => match load_config(&path) {
                     Ok(c) => c.cdr.dir,
-                    Err(errors) => {
-                        eprintln!("{errors}");
-                        return ExitCode::from(2);
-                    }
+                    Err(code) => return code,
                 },
                 (None, None) => config::demo().cdr.dir,
             };
@@ -137,12 +131,9 @@ fn main() -> ExitCode {
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Run { config: path } => {
             let config = match &path {
-                Some(path) => match config::load_file(path) {
+                Some(path) => match load_config(path) {
                     Ok(c) => c,
-                    Err(errors) => {
-                        eprintln!("{errors}");
-                        return ExitCode::from(2);
-                    }
+                    Err(code) => return code,
                 },
                 None => config::demo(),
             };
@@ -155,6 +146,15 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Loads a configuration file, printing every error (file:line:column: field: message) and
+/// returning exit code 2 when it is invalid.
+fn load_config(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load_file(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })
 }
 
 fn report(outcome: anyhow::Result<()>) -> ExitCode {

@@ -53,21 +53,29 @@ pub struct Metrics {
     process_start: Gauge,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels)
-        .expect("metric names and labels are static and valid");
+/// Registers a metric built from static names; both steps can only fail on a programming
+/// error (an invalid or duplicate name), which the unit test below would catch.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: Result<M, prometheus::Error>,
+) -> M {
+    let metric = metric.expect("metric names and labels are static and valid");
     registry
         .register(Box::new(metric.clone()))
         .expect("each metric is registered once");
     metric
 }
 
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("static metric name");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
+    register(registry, IntGauge::new(name, help))
+}
+
+fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help))
 }
 
 impl Metrics {
@@ -84,13 +92,10 @@ impl Metrics {
         wait_buckets.sort_by(f64::total_cmp);
         wait_buckets.dedup();
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let metric =
-                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["queue"])
-                    .expect("static histogram definition");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("each metric is registered once");
-            metric
+            register(
+                &registry,
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["queue"]),
+            )
         };
         let wait_seconds = histogram(
             "switchboard_queue_wait_seconds",
@@ -110,11 +115,7 @@ impl Metrics {
             ],
         );
         let int_gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("each metric is registered once");
-            metric
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels))
         };
         let queue_waiting = int_gauge_vec(
             "switchboard_queue_waiting_calls",
@@ -126,24 +127,17 @@ impl Metrics {
             "Agents able to serve the queue, by state.",
             &["queue", "state"],
         );
-        let queue_longest_wait = GaugeVec::new(
-            Opts::new(
-                "switchboard_queue_longest_wait_seconds",
-                "How long the oldest waiting call has waited.",
+        let queue_longest_wait = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "switchboard_queue_longest_wait_seconds",
+                    "How long the oldest waiting call has waited.",
+                ),
+                &["queue"],
             ),
-            &["queue"],
-        )
-        .expect("static metric");
-        registry
-            .register(Box::new(queue_longest_wait.clone()))
-            .expect("each metric is registered once");
-        let float_gauge = |name: &str, help: &str| {
-            let metric = Gauge::new(name, help).expect("static metric");
-            registry
-                .register(Box::new(metric.clone()))
-                .expect("each metric is registered once");
-            metric
-        };
+        );
+        let float_gauge = |name: &str, help: &str| register(&registry, Gauge::new(name, help));
         let process_cpu = float_gauge(
             "process_cpu_seconds_total",
             "User and system CPU time spent, in seconds.",
@@ -192,7 +186,11 @@ impl Metrics {
                 "SIP responses by direction and status code.",
                 &["direction", "code"],
             ),
-            sip_malformed: malformed_counter(&registry),
+            sip_malformed: plain_counter(
+                &registry,
+                "switchboard_sip_malformed_total",
+                "SIP messages refused as malformed (400) or oversized (513).",
+            ),
             cdr_errors: plain_counter(
                 &registry,
                 "switchboard_cdr_write_errors_total",
@@ -226,17 +224,11 @@ impl Metrics {
                 "switchboard_registrations",
                 "Live registrar bindings.",
             ),
-            dropped: {
-                let metric = IntCounter::new(
-                    "switchboard_sip_dropped_overload_total",
-                    "Datagrams dropped because the core's queue was full.",
-                )
-                .expect("static metric");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("each metric is registered once");
-                metric
-            },
+            dropped: plain_counter(
+                &registry,
+                "switchboard_sip_dropped_overload_total",
+                "Datagrams dropped because the core's queue was full.",
+            ),
             connections: gauge(
                 &registry,
                 "switchboard_sip_connections",
@@ -324,26 +316,6 @@ impl Metrics {
     }
 }
 
-fn plain_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("static metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
-}
-
-fn malformed_counter(registry: &Registry) -> IntCounter {
-    let metric = IntCounter::new(
-        "switchboard_sip_malformed_total",
-        "SIP messages refused as malformed (400) or oversized (513).",
-    )
-    .expect("static metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
-}
-
 /// CPU seconds and resident bytes of this process, from /proc (Linux).
 fn process_usage() -> Option<(f64, i64)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -361,4 +333,38 @@ fn process_usage() -> Option<(f64, i64)> {
         return None;
     }
     Some((ticks / tick_hz as f64, pages * page_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_registers_and_renders() {
+        let metrics = Metrics::new(&crate::config::demo());
+        metrics.calls_answered.with_label_values(&["support"]).inc();
+        let families = metrics.registry.gather();
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        assert!(
+            names.contains(&"switchboard_calls_answered_total"),
+            "{names:?}"
+        );
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .expect("encodes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("switchboard_calls_answered_total{queue=\"support\"} 1"));
+        // The service-level threshold of the demo queue (20 s) is a bucket boundary.
+        metrics
+            .wait_seconds
+            .with_label_values(&["support"])
+            .observe(3.0);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&metrics.registry.gather(), &mut out)
+            .expect("encodes");
+        assert!(String::from_utf8_lossy(&out)
+            .contains("switchboard_queue_wait_seconds_bucket{queue=\"support\",le=\"20\"} 1"));
+    }
 }

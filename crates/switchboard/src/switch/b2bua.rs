@@ -70,6 +70,15 @@ enum Side {
     Agent,
 }
 
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Trunk => Side::Agent,
+            Side::Agent => Side::Trunk,
+        }
+    }
+}
+
 impl Switch {
     pub(super) fn on_invite(
         &mut self,
@@ -788,13 +797,11 @@ impl Switch {
             self.reply_error(now, &key, &request, 481, "no such dialog");
             return;
         };
-        let in_order = self.calls.get_mut(&id).is_some_and(|call| {
-            let dialog = match side {
-                Side::Trunk => Some(&mut call.trunk_leg.dialog),
-                Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
-            };
-            dialog.is_some_and(|d| d.accept_remote_cseq(&request))
-        });
+        let in_order = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| leg_dialog(call, side))
+            .is_some_and(|d| d.accept_remote_cseq(&request));
         if !in_order {
             self.reply_error(now, &key, &request, 500, "CSeq out of order");
             return;
@@ -823,14 +830,12 @@ impl Switch {
         key: TransactionKey,
         request: Request,
     ) {
-        let other_peer = self.calls.get(&id).and_then(|call| match from {
-            Side::Trunk => call
-                .agent_leg
-                .as_ref()
-                .and_then(|l| l.dialog.as_ref())
-                .map(|d| d.peer),
-            Side::Agent => Some(call.trunk_leg.dialog.peer),
-        });
+        let other_side = from.other();
+        let other_peer = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| leg_dialog(call, other_side))
+            .map(|d| d.peer);
         let (via, contact) = match other_peer {
             Some(peer) => (self.via(peer), self.contact(peer.transport)),
             None => (String::new(), String::new()),
@@ -839,19 +844,11 @@ impl Switch {
             return;
         };
         if matches!(request.method, Method::Invite | Method::Update) {
-            match from {
-                Side::Trunk => call.trunk_leg.dialog.refresh_target(&request.headers),
-                Side::Agent => {
-                    if let Some(d) = call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()) {
-                        d.refresh_target(&request.headers);
-                    }
-                }
+            if let Some(d) = leg_dialog(call, from) {
+                d.refresh_target(&request.headers);
             }
         }
-        let other = match from {
-            Side::Trunk => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
-            Side::Agent => Some(&mut call.trunk_leg.dialog),
-        };
+        let other = leg_dialog(call, other_side);
         let Some(other) = other else {
             // The other side is not connected yet (caller still queued).
             match request.method {
@@ -915,22 +912,20 @@ impl Switch {
         let code = response.status_code.code();
         if original.method == Method::Invite && (200..300).contains(&code) {
             // Our re-INVITE on the far leg was answered: ACK it there.
-            let via;
-            if let Some(call) = self.calls.get_mut(&id) {
-                let dialog = if toward_agent {
-                    call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut())
-                } else {
-                    Some(&mut call.trunk_leg.dialog)
-                };
-                if let Some(dialog) = dialog {
+            let side = if toward_agent {
+                Side::Agent
+            } else {
+                Side::Trunk
+            };
+            let peer = self
+                .calls
+                .get_mut(&id)
+                .and_then(|c| leg_dialog(c, side))
+                .map(|d| d.peer);
+            if let Some(peer) = peer {
+                let via = self.via(peer);
+                if let Some(dialog) = self.calls.get_mut(&id).and_then(|c| leg_dialog(c, side)) {
                     dialog.refresh_target(&response.headers);
-                    let peer = dialog.peer;
-                    via = format!(
-                        "SIP/2.0/{} {};branch={};rport",
-                        peer.transport.via_token(),
-                        self.local.host_port(peer.transport),
-                        sip::transaction::new_branch()
-                    );
                     let cseq = cseq_of(&response.headers).map_or(dialog.local_cseq, |(n, _)| n);
                     let ack = dialog.request(Method::Ack, &via, None, Some(cseq));
                     self.txn.send_stateless(SipMessage::Request(ack), peer);
@@ -1077,6 +1072,14 @@ impl Switch {
             // The ACD already settled queue timeouts and rejections itself.
             Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
         }
+    }
+}
+
+/// The dialog of one side of a call (the agent side has one only once answered).
+fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
+    match side {
+        Side::Trunk => Some(&mut call.trunk_leg.dialog),
+        Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
     }
 }
 
