@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::digest::{Credentials, DigestAlgorithm};
 use crate::error::{HarnessError, HarnessResult};
 use crate::ports::free_port;
-use crate::sipp::{Sipp, SippProcess};
+use crate::sipp::{Sipp, SippProcess, SippRun};
 use crate::switchboard::Switchboard;
 use crate::uac::{register, Registration};
 use crate::udp_peer::UdpPeer;
@@ -53,10 +53,51 @@ pub fn start_agent(
     scenario_file: &str,
     timeout: Duration,
 ) -> HarnessResult<SippProcess> {
+    start_agent_for_calls(switchboard, agent_id, scenario_file, 1, timeout)
+}
+
+/// Like [`start_agent`], but the phone handles `calls` calls before SIPp ends.
+pub fn start_agent_for_calls(
+    switchboard: &Switchboard,
+    agent_id: &str,
+    scenario_file: &str,
+    calls: u32,
+    timeout: Duration,
+) -> HarnessResult<SippProcess> {
     let port = free_port()?;
     register_agent(switchboard, agent_id, port)?;
     Sipp::server(scenario_file, port, switchboard.dir())?
         .service(agent_id)
+        .calls(calls)
         .timeout(timeout)
         .spawn()
+}
+
+/// Dials feature code `code` (e.g. `*21`) from agent `agent_id`'s phone with `password` (the
+/// configured one when `None`), answering the 407 with SIPp's own Digest (MD5, offered first).
+/// `scenario_file` is `feature_code.xml` (accepted: 200, ACK, then Switchboard's BYE) or
+/// `feature_code_refused.xml` (403 or 404 after the Digest exchange). Returns the finished run;
+/// the caller checks its success.
+pub fn dial_feature_code(
+    switchboard: &Switchboard,
+    agent_id: &str,
+    code: &str,
+    password: Option<&str>,
+    scenario_file: &str,
+) -> HarnessResult<SippRun> {
+    let account = switchboard.config().agent(agent_id).ok_or_else(|| {
+        HarnessError::Unexpected(format!(
+            "agent {agent_id} is not in the test's configuration"
+        ))
+    })?;
+    let password = password.unwrap_or(&account.password);
+    switchboard
+        .sipp_client(scenario_file)?
+        .service(code)
+        .set("user", agent_id)
+        .arg("-au")
+        .arg(agent_id)
+        .arg("-ap")
+        .arg(password)
+        .run()
 }

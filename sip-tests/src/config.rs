@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::api::ADMIN_TOKEN;
+
 /// An agent account: REGISTERs as `id` with `password`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentAccount {
@@ -14,8 +16,11 @@ pub struct AgentAccount {
     pub name: String,
     /// Digest password.
     pub password: String,
-    /// Proficiency in the `support` skill (1-10).
-    pub support_level: u8,
+    /// Proficiency in the `support` skill (1-10); `None` leaves the skill out, so the agent
+    /// does not serve the `support` queue at all.
+    pub support_level: Option<u8>,
+    /// Further skills and levels, e.g. the skill of an overflow queue.
+    pub other_skills: Vec<(String, u8)>,
 }
 
 impl AgentAccount {
@@ -25,7 +30,99 @@ impl AgentAccount {
             id: id.to_owned(),
             name: name.to_owned(),
             password: format!("secret{id}"),
-            support_level: 5,
+            support_level: Some(5),
+            other_skills: Vec::new(),
+        }
+    }
+
+    /// This account with `skill` at `level` as well.
+    pub fn with_skill(mut self, skill: &str, level: u8) -> Self {
+        self.other_skills.push((skill.to_owned(), level));
+        self
+    }
+
+    /// This account without the `support` skill.
+    pub fn without_support(mut self) -> Self {
+        self.support_level = None;
+        self
+    }
+
+    /// The inline TOML table of the agent's skills.
+    fn skills_toml(&self) -> String {
+        let skills: Vec<String> = self
+            .support_level
+            .map(|level| ("support".to_owned(), level))
+            .into_iter()
+            .chain(self.other_skills.iter().cloned())
+            .map(|(skill, level)| format!("{} = {level}", toml_string(&skill)))
+            .collect();
+        format!("{{ {} }}", skills.join(", "))
+    }
+}
+
+/// A queue besides `support` (e.g. an overflow target), requiring one skill at level 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Queue name.
+    pub name: String,
+    /// The skill it requires.
+    pub skill: String,
+    /// `max_wait_s`, none when `None`.
+    pub max_wait_s: Option<u32>,
+    /// `overflow`, none when `None`.
+    pub overflow: Option<String>,
+    /// `wrap_up_s`.
+    pub wrap_up_s: u32,
+}
+
+impl QueueSpec {
+    /// Queue `name` requiring `skill`, no max wait, no overflow, no wrap-up.
+    pub fn new(name: &str, skill: &str) -> Self {
+        QueueSpec {
+            name: name.to_owned(),
+            skill: skill.to_owned(),
+            max_wait_s: None,
+            overflow: None,
+            wrap_up_s: 0,
+        }
+    }
+}
+
+/// A `[[number.caller_priority]]` list: these callers (From user part) get `priority`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerPriority {
+    /// Caller numbers.
+    pub callers: Vec<String>,
+    /// Priority they get (higher is served first).
+    pub priority: i32,
+    /// Label, e.g. `vip`.
+    pub label: Option<String>,
+}
+
+/// A `[[number]]` with priority rules, for DIDs that need more than [`SwitchboardConfig::dids`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberSpec {
+    /// The DID.
+    pub did: String,
+    /// The queue it routes to.
+    pub queue: String,
+    /// Base priority.
+    pub priority: i32,
+    /// `priority_header`: a header whose integer value raises the call's priority.
+    pub priority_header: Option<String>,
+    /// Caller lists with their priority.
+    pub caller_priorities: Vec<CallerPriority>,
+}
+
+impl NumberSpec {
+    /// DID `did` to `queue` with priority 0 and no rules.
+    pub fn new(did: &str, queue: &str) -> Self {
+        NumberSpec {
+            did: did.to_owned(),
+            queue: queue.to_owned(),
+            priority: 0,
+            priority_header: None,
+            caller_priorities: Vec::new(),
         }
     }
 }
@@ -63,6 +160,12 @@ pub struct SwitchboardConfig {
     pub max_wait_s: Option<u32>,
     /// `queue.wrap_up_s`.
     pub wrap_up_s: u32,
+    /// `queue.overflow` of `support`, none when `None`.
+    pub overflow: Option<String>,
+    /// Queues besides `support`.
+    pub other_queues: Vec<QueueSpec>,
+    /// Numbers with priority rules, besides the plain [`SwitchboardConfig::dids`].
+    pub numbers: Vec<NumberSpec>,
     /// Agents.
     pub agents: Vec<AgentAccount>,
 }
@@ -85,6 +188,9 @@ impl Default for SwitchboardConfig {
             strategy: None,
             max_wait_s: None,
             wrap_up_s: 0,
+            overflow: None,
+            other_queues: Vec::new(),
+            numbers: Vec::new(),
             agents: vec![
                 AgentAccount::new("1001", "Alice"),
                 AgentAccount::new("1002", "Bob"),
@@ -135,8 +241,9 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = \"demo-token\"\nrole = \"admin\"\n\n[cdr]\ndir = {}\n",
+            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\n",
             endpoints.http,
+            toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
         )?;
         for trunk in &self.trunks {
@@ -162,6 +269,9 @@ impl SwitchboardConfig {
                 toml_string(did)
             )?;
         }
+        for number in &self.numbers {
+            write_number(toml, number)?;
+        }
         writeln!(
             toml,
             "[[queue]]\nname = \"support\"\nskills = {{ support = 1 }}\nwrap_up_s = {}",
@@ -173,6 +283,24 @@ impl SwitchboardConfig {
         if let Some(max_wait) = self.max_wait_s {
             writeln!(toml, "max_wait_s = {max_wait}")?;
         }
+        if let Some(overflow) = &self.overflow {
+            writeln!(toml, "overflow = {}", toml_string(overflow))?;
+        }
+        for queue in &self.other_queues {
+            writeln!(
+                toml,
+                "\n[[queue]]\nname = {}\nskills = {{ {} = 1 }}\nwrap_up_s = {}",
+                toml_string(&queue.name),
+                toml_string(&queue.skill),
+                queue.wrap_up_s
+            )?;
+            if let Some(max_wait) = queue.max_wait_s {
+                writeln!(toml, "max_wait_s = {max_wait}")?;
+            }
+            if let Some(overflow) = &queue.overflow {
+                writeln!(toml, "overflow = {}", toml_string(overflow))?;
+            }
+        }
         writeln!(
             toml,
             "\n[acd]\nnot_ready_reasons = [\"break\", \"lunch\", \"missed\"]\nmissed_call_reason = \"missed\"\n"
@@ -180,15 +308,43 @@ impl SwitchboardConfig {
         for agent in &self.agents {
             writeln!(
                 toml,
-                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {{ support = {} }}\n",
+                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\n",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
-                agent.support_level
+                agent.skills_toml()
             )?;
         }
         Ok(())
     }
+}
+
+/// One `[[number]]` with its caller lists.
+fn write_number(toml: &mut String, number: &NumberSpec) -> std::fmt::Result {
+    writeln!(
+        toml,
+        "[[number]]\ndid = {}\nqueue = {}\npriority = {}",
+        toml_string(&number.did),
+        toml_string(&number.queue),
+        number.priority
+    )?;
+    if let Some(header) = &number.priority_header {
+        writeln!(toml, "priority_header = {}", toml_string(header))?;
+    }
+    for list in &number.caller_priorities {
+        let callers: Vec<String> = list.callers.iter().map(|c| toml_string(c)).collect();
+        writeln!(
+            toml,
+            "[[number.caller_priority]]\ncallers = [{}]\npriority = {}",
+            callers.join(", "),
+            list.priority
+        )?;
+        if let Some(label) = &list.label {
+            writeln!(toml, "label = {}", toml_string(label))?;
+        }
+    }
+    toml.push('\n');
+    Ok(())
 }
 
 /// A TOML basic string literal for `text`.
@@ -233,6 +389,47 @@ mod tests {
         }
         assert!(!toml.contains("max_wait_s"));
         assert!(!toml.contains("username"));
+    }
+
+    #[test]
+    fn queues_numbers_and_skills_render() {
+        let config = SwitchboardConfig {
+            overflow: Some("backup".into()),
+            other_queues: vec![QueueSpec {
+                max_wait_s: Some(7),
+                ..QueueSpec::new("backup", "backup")
+            }],
+            numbers: vec![NumberSpec {
+                priority_header: Some("X-Priority".into()),
+                caller_priorities: vec![CallerPriority {
+                    callers: vec!["2000".into()],
+                    priority: 10,
+                    label: Some("vip".into()),
+                }],
+                ..NumberSpec::new("200", "support")
+            }],
+            agents: vec![
+                AgentAccount::new("1001", "Alice"),
+                AgentAccount::new("1002", "Bob")
+                    .without_support()
+                    .with_skill("backup", 3),
+            ],
+            ..SwitchboardConfig::default()
+        };
+        let toml = config.to_toml(&Endpoints {
+            sip: "127.0.0.1:5555".parse().expect("literal"),
+            http: "127.0.0.1:5556".parse().expect("literal"),
+            cdr_dir: Path::new("/tmp/cdr"),
+        });
+        for needle in [
+            "overflow = \"backup\"\n",
+            "[[queue]]\nname = \"backup\"\nskills = { \"backup\" = 1 }\nwrap_up_s = 0\nmax_wait_s = 7\n",
+            "[[number]]\ndid = \"200\"\nqueue = \"support\"\npriority = 0\npriority_header = \"X-Priority\"\n[[number.caller_priority]]\ncallers = [\"2000\"]\npriority = 10\nlabel = \"vip\"\n",
+            "skills = { \"support\" = 5 }",
+            "skills = { \"backup\" = 3 }",
+        ] {
+            assert!(toml.contains(needle), "missing {needle:?} in\n{toml}");
+        }
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub enum HarnessError {
     /// A SIP exchange went differently from what the harness expected.
     #[error("unexpected SIP exchange: {0}")]
     Unexpected(String),
+    /// An HTTP request to the API could not be made (connection refused, timeout, ...).
+    #[error("HTTP: {0}")]
+    Http(String),
     /// A Digest challenge could not be understood or answered.
     #[error("digest: {0}")]
     Digest(String),

@@ -3,12 +3,16 @@
 //! Each test starts its own [`Switchboard`] (own ports, own temp dir, log printed on failure),
 //! registers agents with [`register_agent`] / [`start_agent`] (Digest answered in Rust, then a SIPp
 //! UAS on the registered port), and drives trunk calls with [`Sipp`] scenarios from
-//! `sip-tests/scenarios/` or with the small Rust client in [`uac`].
+//! `sip-tests/scenarios/` or with the small Rust client in [`uac`]. [`Api`] talks to the HTTP
+//! API, [`metrics`] reads `/metrics`, [`cdr`] reads the CDR files.
 
 pub mod agent;
+pub mod api;
+pub mod cdr;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod metrics;
 pub mod paths;
 pub mod ports;
 pub mod process;
@@ -20,9 +24,13 @@ pub mod trace;
 pub mod uac;
 pub mod udp_peer;
 
-pub use agent::{register_agent, start_agent};
-pub use config::{AgentAccount, SwitchboardConfig, TrunkConfig};
+pub use agent::{dial_feature_code, register_agent, start_agent, start_agent_for_calls};
+pub use api::Api;
+pub use config::{
+    AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig, TrunkConfig,
+};
 pub use error::{HarnessError, HarnessResult};
+pub use metrics::Metrics;
 pub use sip_message::SipMessage;
 pub use sipp::{Sipp, SippProcess, SippRun};
 pub use switchboard::Switchboard;

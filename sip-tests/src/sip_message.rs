@@ -95,6 +95,19 @@ impl SipMessage {
         tag_param(self.header("To")?)
     }
 
+    /// The user part of the From URI (`2000` in `"A" <sip:2000@host>;tag=x`).
+    pub fn from_user(&self) -> Option<&str> {
+        let from = self.header("From")?;
+        let uri = match (from.find('<'), from.find('>')) {
+            (Some(open), Some(close)) if open < close => &from[open + 1..close],
+            _ => from.split(';').next()?.trim(),
+        };
+        let rest = uri
+            .strip_prefix("sip:")
+            .or_else(|| uri.strip_prefix("sips:"))?;
+        rest.split_once('@').map(|(user, _)| user)
+    }
+
     /// The URI inside the first Contact header (`<...>` stripped).
     pub fn contact_uri(&self) -> Option<&str> {
         let contact = self.header("Contact")?;
@@ -185,6 +198,19 @@ mod tests {
         assert!(SipMessage::parse(b"").is_err());
         assert!(SipMessage::parse(b"SIP/2.0 200 OK\r\nno colon here\r\n\r\n").is_err());
         assert!(SipMessage::parse(b"SIP/2.0 200 OK\r\n folded first\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn from_user_is_the_uri_user_part() {
+        let text = "INVITE sip:1001@h SIP/2.0\r\nFrom: \"Caller 2000\" <sip:2000@127.0.0.1:5070>;tag=a\r\n\r\n";
+        let message = SipMessage::parse(text.as_bytes()).expect("valid request");
+        assert_eq!(message.from_user(), Some("2000"));
+        let bare = SipMessage::parse(b"BYE sip:x SIP/2.0\r\nf: sip:trunk@h;tag=1\r\n\r\n")
+            .expect("valid request");
+        assert_eq!(bare.from_user(), Some("trunk"));
+        let hostonly = SipMessage::parse(b"BYE sip:x SIP/2.0\r\nFrom: <sip:h>\r\n\r\n")
+            .expect("valid request");
+        assert_eq!(hostonly.from_user(), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::paths::scenario;
 use crate::ports::{free_port, free_port_block, udp_port_is_bound};
 use crate::process::{file_tail, stop, wait_with_timeout};
 use crate::sip_message::SipMessage;
-use crate::trace::received_requests;
+use crate::trace::{received_requests, received_responses};
 
 /// Default global timeout of one SIPp run: generous, the machine is shared.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -125,6 +125,12 @@ impl Sipp {
     /// Any other SIPp argument.
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra_args.push(arg.to_owned());
+        self
+    }
+
+    /// Binds this local SIP port instead of a fresh one (e.g. an agent phone's registered port).
+    pub fn bind_port(mut self, port: u16) -> Self {
+        self.local_port = port;
         self
     }
 
@@ -273,8 +279,21 @@ impl SippProcess {
         })
     }
 
+    /// Waits until SIPp has received `count` responses with status `code` (e.g. the 180 a queued
+    /// call hears). Fails if SIPp exits first or `timeout` passes.
+    pub fn wait_for_response(
+        &mut self,
+        code: u16,
+        count: usize,
+        timeout: Duration,
+    ) -> HarnessResult<()> {
+        self.wait_for(&format!("{count} received {code}"), timeout, |trace| {
+            received_responses(trace, code).len() >= count
+        })
+    }
+
     /// Waits until the message trace satisfies `done`; `what` names the condition in errors.
-    fn wait_for(
+    pub fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
@@ -356,5 +375,10 @@ impl SippRun {
     /// The requests with `method` this SIPp received.
     pub fn received(&self, method: &str) -> Vec<SipMessage> {
         received_requests(&self.messages(), method)
+    }
+
+    /// The responses with status `code` this SIPp received.
+    pub fn received_responses(&self, code: u16) -> Vec<SipMessage> {
+        received_responses(&self.messages(), code)
     }
 }

@@ -1,6 +1,5 @@
 //! A running `switchboard run` process owned by one test: own ports, own temp dir, own log.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -8,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::api::{Api, ADMIN_TOKEN};
 use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
@@ -34,6 +34,8 @@ pub struct Switchboard {
     child: Child,
     dir: TempDir,
     sip: SocketAddr,
+    http: SocketAddr,
+    cdr_dir: PathBuf,
     config: SwitchboardConfig,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -61,7 +63,6 @@ impl Switchboard {
     }
 
     fn start_once(config: SwitchboardConfig) -> HarnessResult<Self> {
-        let binary = switchboard_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("sip-tests-")
             .tempdir()
@@ -80,25 +81,13 @@ impl Switchboard {
         std::fs::write(&config_path, text)
             .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
         let log_path = dir.path().join("switchboard.log");
-        let log = File::create(&log_path)
-            .map_err(|e| HarnessError::io(format!("creating {}", log_path.display()), e))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
-        let child = Command::new(&binary)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .args(["--log-level", "debug"])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))?;
+        let child = spawn_process(&config_path, &log_path)?;
         let mut switchboard = Switchboard {
             child,
             dir,
             sip,
+            http,
+            cdr_dir,
             config,
             config_path,
             log_path,
@@ -150,6 +139,55 @@ impl Switchboard {
     /// The SIP address (UDP and TCP).
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// The HTTP API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// A client of the HTTP API with the configured admin token.
+    pub fn api(&self) -> Api {
+        Api::new(self.http, Some(ADMIN_TOKEN))
+    }
+
+    /// The CDR directory (`[cdr] dir`).
+    pub fn cdr_dir(&self) -> &Path {
+        &self.cdr_dir
+    }
+
+    /// The process id of the running (or last) process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing is flushed) and reaps it.
+    pub fn kill(&mut self) -> HarnessResult<ExitStatus> {
+        if let Some(status) = self.exit {
+            return Ok(status);
+        }
+        self.child
+            .kill()
+            .map_err(|e| HarnessError::io("sending SIGKILL to switchboard", e))?;
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| HarnessError::io("reaping the killed switchboard", e))?;
+        self.exit = Some(status);
+        Ok(status)
+    }
+
+    /// Starts the process again after it exited (see [`Switchboard::kill`]): same configuration,
+    /// ports, CDR directory and log file (appended), and waits until it answers OPTIONS.
+    pub fn restart(&mut self) -> HarnessResult<()> {
+        if self.is_running() {
+            return Err(HarnessError::Unexpected(
+                "restart asked while switchboard is still running".into(),
+            ));
+        }
+        self.child = spawn_process(&self.config_path, &self.log_path)?;
+        self.exit = None;
+        self.wait_ready()
     }
 
     /// A SIPp client run of `scenario_file` towards this instance, tracing into its temp dir.
@@ -222,6 +260,30 @@ impl Drop for Switchboard {
             eprintln!("kept {}", self.dir.path().display());
         }
     }
+}
+
+/// Starts `switchboard run --config <config_path> --log-level debug`, appending its stdout and
+/// stderr to `log_path` (a restart keeps the earlier run's log above the new one).
+fn spawn_process(config_path: &Path, log_path: &Path) -> HarnessResult<Child> {
+    let binary = switchboard_binary()?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| HarnessError::io(format!("opening {}", log_path.display()), e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| HarnessError::io("duplicating the log file handle", e))?;
+    Command::new(&binary)
+        .arg("run")
+        .arg("--config")
+        .arg(config_path)
+        .args(["--log-level", "debug"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| HarnessError::io(format!("starting {}", binary.display()), e))
 }
 
 /// Whether `SIP_TESTS_KEEP` asks to keep every temp dir (configs, logs, SIPp traces) for a look.

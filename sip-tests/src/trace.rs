@@ -59,6 +59,30 @@ pub fn received_requests(text: &str, method: &str) -> Vec<SipMessage> {
         .collect()
 }
 
+/// The responses with status `code` that SIPp received, in order.
+pub fn received_responses(text: &str, code: u16) -> Vec<SipMessage> {
+    parse_trace(text)
+        .into_iter()
+        .filter(|traced| traced.direction == Direction::Received)
+        .map(|traced| traced.message)
+        .filter(|message| message.status() == Some(code))
+        .collect()
+}
+
+/// The Call-IDs of the calls a trunk SIPp completed: it received a 200 to its BYE.
+pub fn completed_calls(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for message in received_responses(text, 200) {
+        let is_bye = message.cseq().is_some_and(|(_, method)| method == "BYE");
+        if let (true, Some(id)) = (is_bye, message.header("Call-ID")) {
+            if !ids.iter().any(|known| known == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
+}
+
 /// Every distinct Call-ID in the trace, in order of first appearance.
 pub fn call_ids(text: &str) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
@@ -104,6 +128,19 @@ mod tests {
         assert_eq!(received_requests(TRACE, "INVITE").len(), 2);
         assert_eq!(received_requests(TRACE, "BYE").len(), 0);
         assert_eq!(call_ids(TRACE), vec!["1-14348@127.0.0.1", "other"]);
+    }
+
+    #[test]
+    fn completed_calls_are_those_whose_bye_got_200() {
+        let trace = "----------------------------------------------- t\nUDP message received [1] bytes :\n\nSIP/2.0 200 OK\r\nCall-ID: a\r\nCSeq: 1 INVITE\r\n\r\n\n----------------------------------------------- t\nUDP message received [1] bytes :\n\nSIP/2.0 200 OK\r\nCall-ID: a\r\nCSeq: 2 BYE\r\n\r\n\n----------------------------------------------- t\nUDP message received [1] bytes :\n\nSIP/2.0 200 OK\r\nCall-ID: b\r\nCSeq: 1 INVITE\r\n\r\n\n";
+        assert_eq!(completed_calls(trace), vec!["a"]);
+        assert_eq!(received_responses(trace, 200).len(), 3);
+        assert!(received_responses(TRACE, 200).is_empty());
+        assert_eq!(
+            received_responses(TRACE, 180).len(),
+            0,
+            "sent, not received"
+        );
     }
 
     #[test]

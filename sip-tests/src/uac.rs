@@ -221,40 +221,97 @@ pub fn authenticated_call(
             bye: None,
         });
     }
-    let to = answered
-        .final_response
-        .header("To")
-        .unwrap_or_default()
-        .to_owned();
-    let target = answered
-        .final_response
-        .contact_uri()
-        .ok_or_else(|| {
-            HarnessError::Unexpected(format!(
-                "200 to INVITE without Contact:\n{}",
-                answered.final_response.to_text()
-            ))
-        })?
-        .to_owned();
-    let mut in_dialog = invite.clone();
-    in_dialog.uri = target;
-    in_dialog.to = to;
-    in_dialog.extra_headers.clear();
-    in_dialog.body.clear();
-    in_dialog.method = "ACK".into();
-    in_dialog.branch = unique_token();
-    peer.send(&in_dialog.render(local))?;
+    let call = ConnectedCall::acknowledge(peer, &invite, answered)?;
     // The talk time only keeps the call up; nothing is asserted about it.
     std::thread::sleep(talk);
-    in_dialog.method = "BYE".into();
-    in_dialog.cseq += 1;
-    in_dialog.branch = unique_token();
-    let bye = peer.request(&in_dialog.render(local), timeout)?;
+    let answer = call.answer.clone();
+    let bye = call.hang_up(timeout)?;
     Ok(AuthenticatedCall {
         challenge,
-        answer: answered,
+        answer,
         bye: Some(bye),
     })
+}
+
+/// An answered trunk call placed from Rust, up until the test hangs it up: unlike a SIPp
+/// scenario with a fixed pause, the test decides when the call ends.
+#[derive(Debug)]
+pub struct ConnectedCall<'p> {
+    peer: &'p UdpPeer,
+    /// The in-dialog request template (Request-URI = remote target, To with tag).
+    dialog: RequestSpec,
+    /// The INVITE's exchange ending in the 200.
+    pub answer: Exchange,
+}
+
+impl<'p> ConnectedCall<'p> {
+    /// ACKs the 200 in `answered` (the answer to `invite`) and keeps the dialog.
+    fn acknowledge(
+        peer: &'p UdpPeer,
+        invite: &RequestSpec,
+        answered: Exchange,
+    ) -> HarnessResult<Self> {
+        let ok = &answered.final_response;
+        let target = ok
+            .contact_uri()
+            .ok_or_else(|| {
+                HarnessError::Unexpected(format!(
+                    "200 to INVITE without Contact:\n{}",
+                    ok.to_text()
+                ))
+            })?
+            .to_owned();
+        let mut dialog = invite.clone();
+        dialog.uri = target;
+        dialog.to = ok.header("To").unwrap_or_default().to_owned();
+        dialog.extra_headers.clear();
+        dialog.body.clear();
+        dialog.method = "ACK".into();
+        dialog.branch = unique_token();
+        peer.send(&dialog.render(peer.local_addr()?))?;
+        Ok(ConnectedCall {
+            peer,
+            dialog,
+            answer: answered,
+        })
+    }
+
+    /// The call's Call-ID (the trunk leg's).
+    pub fn call_id(&self) -> &str {
+        &self.dialog.call_id
+    }
+
+    /// Sends BYE and waits for its final response.
+    pub fn hang_up(mut self, timeout: Duration) -> HarnessResult<Exchange> {
+        self.dialog.method = "BYE".into();
+        self.dialog.cseq += 1;
+        self.dialog.branch = unique_token();
+        self.peer
+            .request(&self.dialog.render(self.peer.local_addr()?), timeout)
+    }
+}
+
+/// Places a trunk call to `did` from caller `from_user` (no credentials: the trunk is admitted by
+/// address) and waits for the answer. Anything but 200 is ACKed and returned as an error.
+pub fn place_call<'p>(
+    peer: &'p UdpPeer,
+    did: &str,
+    from_user: &str,
+    timeout: Duration,
+) -> HarnessResult<ConnectedCall<'p>> {
+    let local = peer.local_addr()?;
+    let uri = format!("sip:{did}@{}", peer.remote());
+    let mut invite = RequestSpec::new("INVITE", &uri, from_user);
+    invite.body = sdp_offer(local, 40_000);
+    let answered = peer.request(&invite.render(local), timeout)?;
+    if answered.final_response.status() != Some(200) {
+        send_ack_for_failure(peer, &invite, &answered.final_response)?;
+        return Err(HarnessError::Unexpected(format!(
+            "trunk call to {did} was not answered:\n{}",
+            answered.final_response.to_text()
+        )));
+    }
+    ConnectedCall::acknowledge(peer, &invite, answered)
 }
 
 /// ACK for a non-2xx final response: same branch and CSeq number as the INVITE (RFC 3261 §17.1.1.3).

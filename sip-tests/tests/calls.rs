@@ -83,7 +83,7 @@ fn hunting_config(ring_timeout_s: u32) -> SwitchboardConfig {
         ..SwitchboardConfig::default()
     };
     for agent in &mut config.agents {
-        agent.support_level = if agent.id == "1001" { 9 } else { 5 };
+        agent.support_level = Some(if agent.id == "1001" { 9 } else { 5 });
     }
     config
 }

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use sip_tests::config::Endpoints;
+use sip_tests::config::{CallerPriority, Endpoints, NumberSpec, QueueSpec};
 use sip_tests::paths::switchboard_binary;
+use sip_tests::AgentAccount;
 use sip_tests::{HarnessError, HarnessResult, SwitchboardConfig};
 
 fn check_config(file: &Path) -> HarnessResult<Output> {
@@ -35,6 +36,52 @@ fn good_file_passes() -> HarnessResult<()> {
         output.status.code(),
         Some(0),
         "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// Every optional part the harness can render (overflow queue, caller priority lists, agents
+/// without the support skill) is a configuration Switchboard accepts.
+#[test]
+fn every_harness_feature_renders_a_valid_file() -> HarnessResult<()> {
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let file = dir.path().join("rich.toml");
+    let config = SwitchboardConfig {
+        max_wait_s: Some(5),
+        overflow: Some("backup".into()),
+        other_queues: vec![QueueSpec {
+            max_wait_s: Some(30),
+            ..QueueSpec::new("backup", "backup")
+        }],
+        numbers: vec![NumberSpec {
+            priority_header: Some("X-Priority".into()),
+            caller_priorities: vec![CallerPriority {
+                callers: vec!["2000".into(), "2001".into()],
+                priority: 10,
+                label: Some("vip".into()),
+            }],
+            ..NumberSpec::new("200", "support")
+        }],
+        agents: vec![
+            AgentAccount::new("1001", "Alice"),
+            AgentAccount::new("1002", "Bob")
+                .without_support()
+                .with_skill("backup", 4),
+        ],
+        ..SwitchboardConfig::default()
+    };
+    let text = config.to_toml(&Endpoints {
+        sip: "127.0.0.1:5060".parse().expect("literal address"),
+        http: "127.0.0.1:8080".parse().expect("literal address"),
+        cdr_dir: &dir.path().join("cdr"),
+    });
+    std::fs::write(&file, &text).map_err(|e| HarnessError::io("write", e))?;
+    let output = check_config(&file)?;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}\nconfig:\n{text}",
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(())

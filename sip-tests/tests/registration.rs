@@ -1,4 +1,5 @@
-//! Agents log in by REGISTER with Digest authentication (SHA-256 first, then MD5, qop=auth).
+//! Agents log in by REGISTER with Digest authentication (MD5 and SHA-256 challenges, qop=auth;
+//! the challenge order is configurable), and the registrar enforces its expiry bounds.
 
 use sip_tests::digest::{Challenge, Credentials, DigestAlgorithm};
 use sip_tests::uac::register;
@@ -113,4 +114,20 @@ fn sipp_register_with_wrong_password_gets_401_then_403() -> HarnessResult<()> {
         .set("user", "1001")
         .run()?
         .ensure_success()
+}
+
+#[test]
+fn too_short_expiry_gets_423_with_min_expires() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let registration = register(&peer, &ALICE, DigestAlgorithm::Md5, 10)?;
+    let result = &registration.result.final_response;
+    assert_eq!(result.status(), Some(423), "{}", result.to_text());
+    assert_eq!(
+        result.headers_named("Min-Expires"),
+        vec!["60"],
+        "{}",
+        result.to_text()
+    );
+    Ok(())
 }

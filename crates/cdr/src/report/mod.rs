@@ -16,6 +16,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`build_report_from_postgres`] builds the same report from the PostgreSQL sink's
+//! `cdr_calls` table.
+//!
 //! The figures and their formulas are defined in [`figures`]; the staffing model in
 //! [`erlang`].
 
@@ -23,6 +26,7 @@ mod aggregate;
 pub mod erlang;
 pub mod figures;
 mod interval;
+mod postgres;
 mod reader;
 mod render;
 
@@ -40,6 +44,7 @@ pub use aggregate::ReportBuilder;
 pub use erlang::{agents_needed, StaffingError};
 pub use figures::{CallFacts, Figures};
 pub use interval::{Interval, UnknownInterval};
+pub use postgres::build_report_from_postgres;
 pub use reader::{ReportProgress, SourceStats};
 
 /// What to report on.
@@ -217,6 +222,9 @@ pub enum ReportError {
     /// The staffing target is not a fraction between 0 and 1.
     #[error("report: service-level target {0} is not a fraction between 0 and 1 (exclusive)")]
     InvalidTarget(f64),
+    /// Reading the calls from PostgreSQL failed.
+    #[error("report: {0}")]
+    Database(#[from] crate::postgres::PostgresError),
 }
 
 impl ReportError {

@@ -1,14 +1,15 @@
-//! Where forwarded CDRs end up: the [`Sink`] seam and the file sink.
+//! Where forwarded CDRs end up: the [`Sink`] seam, the file sink and the PostgreSQL sink.
 //!
 //! The forwarder hands each sink batches of journaled records in sequence order. After a
 //! crash it may hand a sink records it already has (the checkpoint is written after the
 //! sinks), so every sink must skip records whose sequence it already stored. The file sink
-//! does so by reading the last sequence back from each file it opens; a database sink can use
-//! a unique key on `seq`.
+//! does so by reading the last sequence back from each file it opens; the PostgreSQL sink by
+//! the primary key on `seq` (`ON CONFLICT (seq) DO NOTHING`).
 
 mod csv_row;
 mod day_file;
 mod file;
+mod postgres;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::model::Record;
 
 pub use file::{FileSink, FileSinkConfig};
+pub use postgres::{PostgresSink, PostgresSinkStats};
 
 /// A destination for CDRs (files, a database, …).
 pub trait Sink: Send {

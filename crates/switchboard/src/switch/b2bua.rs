@@ -10,7 +10,7 @@ use sip::dialog::{copy_body, Dialog};
 use sip::headers::{call_id_of, cseq_of, header_value, split_name_addr, to_tag};
 use sip::message::{push_header, response_to};
 use sip::rsip::headers::untyped::UntypedHeader;
-use sip::rsip::{self, Header, Headers, Method, Request, Response, SipMessage};
+use sip::rsip::{self, Header, Headers, Method, Request, Response};
 use sip::transaction::TransactionKey;
 use sip::Peer;
 use std::time::Instant;
@@ -155,6 +155,9 @@ impl Switch {
             first_offered: None,
             last_offered: None,
             answered: None,
+            last_agent: None,
+            failed_legs: Vec::new(),
+            failed_ring_time: std::time::Duration::ZERO,
         };
         tracing::info!(call = id, %did, %caller, queue = %number.queue, priority, "call arrived");
         self.calls.insert(id, call);
@@ -318,7 +321,7 @@ impl Switch {
         agent: AgentId,
     ) -> Vec<acd::Action> {
         let Some(entry) = self.agents_by_id.get(&agent).cloned() else {
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let Some(binding) = self
             .registrar
@@ -327,10 +330,10 @@ impl Switch {
             .next()
         else {
             tracing::info!(call = id, agent = %agent, "offered agent has no registered phone");
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable);
+            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let peer = binding.source;
         let via = self.via(peer);
@@ -386,6 +389,7 @@ impl Switch {
         call.phase = Phase::Offering;
         call.first_offered.get_or_insert(now);
         call.last_offered = Some(now);
+        call.last_agent = Some(agent.clone());
         tracing::info!(call = id, agent = %agent, attempt, peer = %peer, "offering call to agent");
         let client_key = self.send_request(
             now,
@@ -426,12 +430,14 @@ impl Switch {
         id: CallNumber,
         agent: &AgentId,
         why: OfferFailure,
+        sip_cause: Option<u16>,
     ) -> Vec<acd::Action> {
+        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) {
+            self.by_agent_call_id
+                .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+            self.close_attempt(now, id, &leg, sip_cause);
+        }
         if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(leg) = call.agent_leg.take() {
-                self.by_agent_call_id
-                    .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
-            }
             call.phase = Phase::Queued;
         }
         let mut actions = Vec::new();
@@ -471,8 +477,9 @@ impl Switch {
             return;
         };
         let agent = leg.agent.clone();
+        self.close_attempt(now, id, &leg, None);
         self.abandon_agent_leg(now, leg);
-        let actions = self.offer_failed(now, id, &agent, OfferFailure::NoAnswer);
+        let actions = self.offer_failed(now, id, &agent, OfferFailure::NoAnswer, None);
         self.apply_acd(now, actions);
     }
 
@@ -608,7 +615,7 @@ impl Switch {
         let Some(agent) = self.calls.get(&id).and_then(|c| c.agent().cloned()) else {
             return;
         };
-        let actions = self.offer_failed(now, id, &agent, why);
+        let actions = self.offer_failed(now, id, &agent, why, Some(code));
         self.apply_acd(now, actions);
     }
 
@@ -648,6 +655,7 @@ impl Switch {
             );
             (call.trunk_leg.server_key.clone(), answer)
         };
+        self.count_request("out", &Method::Ack);
         self.resend_ack(id);
         let mut answer = answer;
         push_header(
@@ -700,7 +708,7 @@ impl Switch {
         };
         let via = self.via(source);
         let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
-        self.txn.send_stateless(SipMessage::Request(ack), source);
+        self.send_stateless_request(ack, source);
         let via = self.via(source);
         let bye = dialog.request(Method::Bye, &via, None, None);
         self.send_request(now, bye, source, ClientPurpose::Fire);
@@ -731,7 +739,8 @@ impl Switch {
                 let agent = self.calls.get(&call).and_then(|c| c.agent().cloned());
                 if let (true, Some(agent)) = (current, agent) {
                     tracing::info!(call, attempt, "agent INVITE timed out");
-                    let actions = self.offer_failed(now, call, &agent, OfferFailure::Unreachable);
+                    let actions =
+                        self.offer_failed(now, call, &agent, OfferFailure::Unreachable, Some(408));
                     self.apply_acd(now, actions);
                 }
             }
@@ -924,11 +933,17 @@ impl Switch {
                 .map(|d| d.peer);
             if let Some(peer) = peer {
                 let via = self.via(peer);
-                if let Some(dialog) = self.calls.get_mut(&id).and_then(|c| leg_dialog(c, side)) {
-                    dialog.refresh_target(&response.headers);
-                    let cseq = cseq_of(&response.headers).map_or(dialog.local_cseq, |(n, _)| n);
-                    let ack = dialog.request(Method::Ack, &via, None, Some(cseq));
-                    self.txn.send_stateless(SipMessage::Request(ack), peer);
+                let ack = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| leg_dialog(c, side))
+                    .map(|dialog| {
+                        dialog.refresh_target(&response.headers);
+                        let cseq = cseq_of(&response.headers).map_or(dialog.local_cseq, |(n, _)| n);
+                        dialog.request(Method::Ack, &via, None, Some(cseq))
+                    });
+                if let Some(ack) = ack {
+                    self.send_stateless_request(ack, peer);
                 }
             }
         }

@@ -91,6 +91,12 @@ pub struct Call {
     pub last_offered: Option<Instant>,
     /// When the agent answered.
     pub answered: Option<Instant>,
+    /// The last agent the call was offered to.
+    pub last_agent: Option<AgentId>,
+    /// Agent attempts that did not connect, for the CDR (in order).
+    pub failed_legs: Vec<cdr::Leg>,
+    /// Ringing time of the attempts that did not connect.
+    pub failed_ring_time: std::time::Duration,
 }
 
 impl Call {

@@ -2,7 +2,7 @@
 //! until the record is durable (see `cdr_writer`).
 
 use super::b2bua::EndCause;
-use super::call::{Call, CallNumber, Phase};
+use super::call::{AgentLeg, Call, CallNumber, Phase};
 use super::Switch;
 use cdr::{AgentStateRecord, CallRecord, Disposition, HangupSide, Leg, LegRole, Record};
 use sip::rsip::Response;
@@ -60,19 +60,15 @@ impl Switch {
             ended: self.wall(now),
             sip_cause,
         }];
-        if let (Some(leg), Some(offered)) = (agent_leg, call.last_offered) {
-            legs.push(Leg {
-                role: LegRole::Agent,
-                call_id: sip::headers::call_id_of(&leg.invite.headers)
-                    .unwrap_or_default()
-                    .to_string(),
-                peer: leg.peer.to_string(),
-                started: self.wall(offered),
-                answered: answered.map(|a| self.wall(a)),
-                ended: self.wall(now),
-                sip_cause: None,
-            });
-        }
+        legs.extend(call.failed_legs.iter().cloned());
+        // The attempt still on when the call ended: the answered one, or one still ringing.
+        let current_ring = match (agent_leg, call.last_offered) {
+            (Some(leg), Some(offered)) => {
+                legs.push(self.agent_leg_record(leg, offered, answered, now, None));
+                answered.unwrap_or(now).saturating_duration_since(offered)
+            }
+            _ => Duration::ZERO,
+        };
         let record = CallRecord {
             seq: 0,
             id: format!("sb-{}-{}", self.unix_base, call.id),
@@ -88,17 +84,11 @@ impl Switch {
             ivr_path: Vec::new(),
             language: None,
             queue: Some(call.queue.clone()),
-            agent: agent_leg
-                .filter(|_| answered.is_some())
-                .map(|l| l.agent.to_string()),
+            // The agent who answered, or the last one the call was offered to.
+            agent: call.last_agent.as_ref().map(|a| a.to_string()),
             priority: u32::try_from(call.priority.max(0)).unwrap_or(0),
             wait_s,
-            ring_s: match (call.last_offered, answered) {
-                (Some(offered), Some(answered)) => {
-                    answered.saturating_duration_since(offered).as_secs_f64()
-                }
-                _ => 0.0,
-            },
+            ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
             talk_s: answered.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64()),
             hold_s: 0.0,
             // Wrap-up follows the call; the queue's configured time is what the agent gets,
@@ -120,6 +110,45 @@ impl Switch {
             self.held_responses.insert(call.id, held);
         }
         self.cdr_out.push_back((Record::Call(record), call.id));
+    }
+
+    /// An agent attempt ended without connecting: keep it for the call's record.
+    pub(super) fn close_attempt(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        leg: &AgentLeg,
+        sip_cause: Option<u16>,
+    ) {
+        let Some(offered) = self.calls.get(&id).and_then(|c| c.last_offered) else {
+            return;
+        };
+        let record = self.agent_leg_record(leg, offered, None, now, sip_cause);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.failed_ring_time += now.saturating_duration_since(offered);
+            call.failed_legs.push(record);
+        }
+    }
+
+    fn agent_leg_record(
+        &self,
+        leg: &AgentLeg,
+        offered: Instant,
+        answered: Option<Instant>,
+        ended: Instant,
+        sip_cause: Option<u16>,
+    ) -> Leg {
+        Leg {
+            role: LegRole::Agent,
+            call_id: sip::headers::call_id_of(&leg.invite.headers)
+                .unwrap_or_default()
+                .to_string(),
+            peer: leg.peer.to_string(),
+            started: self.wall(offered),
+            answered: answered.map(|a| self.wall(a)),
+            ended: self.wall(ended),
+            sip_cause,
+        }
     }
 
     /// An agent's state changed: the state left becomes a record of its own.

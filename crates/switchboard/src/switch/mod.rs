@@ -347,7 +347,10 @@ impl Switch {
                     request,
                     source,
                 } => self.on_request(now, key, request, source),
-                TransactionEvent::Cancelled { invite, .. } => self.on_cancelled(now, &invite),
+                TransactionEvent::Cancelled { invite, cancel } => {
+                    self.count_request("in", &cancel.method);
+                    self.on_cancelled(now, &invite)
+                }
                 TransactionEvent::Response {
                     key,
                     response,
@@ -379,10 +382,7 @@ impl Switch {
         request: Request,
         source: Peer,
     ) {
-        self.metrics
-            .sip_requests
-            .with_label_values(&["in", request.method.to_string().as_str()])
-            .inc();
+        self.count_request("in", &request.method);
         let Some(key) = key else {
             // ACKs: for a 2xx they only confirm the dialog; the transaction layer already
             // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP,
@@ -477,9 +477,24 @@ impl Switch {
         peer: Peer,
         purpose: ClientPurpose,
     ) -> TransactionKey {
+        self.count_request("out", &request.method);
         let key = self.txn.send_request(now, request, peer);
         self.client_txns.insert(key.clone(), purpose);
         key
+    }
+
+    /// Sends a request outside any transaction (an ACK for a 2xx).
+    fn send_stateless_request(&mut self, request: Request, peer: Peer) {
+        self.count_request("out", &request.method);
+        self.txn
+            .send_stateless(sip::rsip::SipMessage::Request(request), peer);
+    }
+
+    fn count_request(&self, direction: &str, method: &sip::rsip::Method) {
+        self.metrics
+            .sip_requests
+            .with_label_values(&[direction, method.to_string().as_str()])
+            .inc();
     }
 
     /// Our Via header value for a request to `peer`, with a fresh branch.

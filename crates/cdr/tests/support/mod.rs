@@ -1,0 +1,3 @@
+//! Shared by the PostgreSQL tests and bench.
+pub mod pg_server;
+pub mod records;
