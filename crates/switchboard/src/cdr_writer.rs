@@ -1,14 +1,20 @@
-//! The CDR writer: a dedicated thread that owns the write-ahead journal and the file sink.
+//! The CDR writer: two threads, the journal and the forwarder.
 //!
-//! The core hands it each finished call's record and holds the call's last response (the 200
-//! to the BYE, the 487 to a cancelled INVITE) until the writer reports the record durable, so
-//! a call the far end saw complete always has its CDR on disk. The journal batches records
-//! (one fdatasync per batch, at most `SYNC_DELAY` late), so this costs milliseconds, not a
-//! disk write per call. A failing disk never blocks calls: the writer still reports the
-//! records as settled, counts the error, and keeps them in its bounded backlog to retry.
+//! The core hands the journal thread each finished call's record and holds the call's last
+//! response (the 200 to the BYE, the 487 to a cancelled INVITE) until that thread reports the
+//! record durable, so a call the far end saw complete always has its CDR on disk. The journal
+//! batches records (one fdatasync per batch, at most `SYNC_DELAY` late), so this costs
+//! milliseconds, not a disk write per call.
+//!
+//! The forwarder thread copies durable records from the journal files into the sinks (daily
+//! files, PostgreSQL) and advances the checkpoint. It is separate so that a slow or dead sink
+//! — a database restarting — never delays the journal and therefore never delays a call. A
+//! failing disk does not block calls either: the journal thread still reports the records as
+//! settled, counts the error and keeps them in its bounded backlog to retry.
 
 use cdr::journal::{Journal, JournalConfig};
-use cdr::sink::{FileSink, FileSinkConfig, Sink};
+use cdr::postgres::PostgresConfig;
+use cdr::sink::{FileSink, FileSinkConfig, PostgresSink, Sink};
 use cdr::{Forwarder, ForwarderConfig, Record};
 use prometheus::IntCounter;
 use std::path::Path;
@@ -21,17 +27,20 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Longest a record waits in memory before the batch is synced.
 const SYNC_DELAY: Duration = Duration::from_millis(10);
 
-/// How long durable records may wait before they are copied into the daily CDR files.
+/// How long durable records may wait before they are copied into the sinks.
 const FORWARD_LAG: Duration = Duration::from_millis(200);
 
 /// Records per fdatasync at most.
 const SYNC_BATCH: usize = 256;
 
-/// What the writer is asked to do.
+/// Longest pause between retries of a failing sink.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// What the journal thread is asked to do.
 enum Job {
     /// Journal a record; report `token` once it is durable.
     Write { record: Box<Record>, token: u64 },
-    /// Sync, forward everything, checkpoint and stop.
+    /// Sync and stop.
     Stop,
 }
 
@@ -42,28 +51,41 @@ pub struct CdrStats {
     pub written: AtomicU64,
     /// Records waiting in memory for a sync.
     pub backlog: AtomicU64,
+    /// Records durable in the journal but not yet in every sink.
+    pub unforwarded: AtomicU64,
     /// Journal or sink errors.
     pub errors: AtomicU64,
 }
 
-/// Handle to the writer thread.
+/// Where the CDRs go, from configuration.
+pub struct CdrSinks<'a> {
+    /// Directory of the journal and the daily files.
+    pub dir: &'a Path,
+    /// Also write daily CSV files.
+    pub csv: bool,
+    /// Also insert into this PostgreSQL database.
+    pub postgres_url: Option<&'a str>,
+}
+
+/// Handle to the writer threads.
 pub struct CdrWriter {
     jobs: Sender<Job>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    journal_thread: Option<std::thread::JoinHandle<()>>,
+    forwarder_thread: Option<std::thread::JoinHandle<()>>,
     /// Counters.
     pub stats: Arc<CdrStats>,
 }
 
 impl CdrWriter {
-    /// Opens the journal under `dir/journal` and the daily files in `dir`, replays what a
-    /// crash left in the journal into the files, and starts the thread. `durable` receives
-    /// the tokens of records once they are on disk (or could not be, see the module doc).
+    /// Opens the journal under `dir/journal` and the sinks, replays into the sinks what a crash
+    /// left in the journal, and starts both threads. `durable` receives the tokens of records
+    /// once they are on disk (or could not be, see the module doc).
     pub fn start(
-        dir: &Path,
+        sinks: CdrSinks<'_>,
         durable: UnboundedSender<Vec<u64>>,
         errors: IntCounter,
     ) -> anyhow::Result<Self> {
-        let journal_dir = dir.join("journal");
+        let journal_dir = sinks.dir.join("journal");
         let journal = Journal::open(
             &journal_dir,
             JournalConfig {
@@ -72,32 +94,45 @@ impl CdrWriter {
                 ..JournalConfig::default()
             },
         )?;
-        let sink = FileSink::open(dir, FileSinkConfig { csv: false })?;
-        let mut forwarder = Forwarder::open(
+        let mut outputs: Vec<Box<dyn Sink>> = vec![Box::new(FileSink::open(
+            sinks.dir,
+            FileSinkConfig { csv: sinks.csv },
+        )?)];
+        if let Some(url) = sinks.postgres_url {
+            // Connects lazily: a database that is down at start-up is retried like one that
+            // goes down later, and never stops calls.
+            outputs.push(Box::new(PostgresSink::new(&PostgresConfig::new(url))?));
+        }
+        let forwarder = Forwarder::open(
             &journal_dir,
-            vec![Box::new(sink) as Box<dyn Sink>],
+            outputs,
             ForwarderConfig {
                 max_lag: FORWARD_LAG,
                 ..ForwarderConfig::default()
             },
         )?;
-        let replayed = forwarder.forward(u64::MAX)?;
-        if replayed.forwarded_records > 0 {
-            tracing::info!(
-                records = replayed.forwarded_records,
-                "CDRs recovered from the journal"
-            );
-        }
-        forwarder.save_checkpoint()?;
         let stats = Arc::new(CdrStats::default());
-        let (jobs, rx) = std::sync::mpsc::channel();
-        let thread_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("cdr-writer".into())
-            .spawn(move || run(journal, forwarder, rx, durable, thread_stats, errors))?;
+        let durable_seq = Arc::new(AtomicU64::new(journal.durable_seq()));
+        let (jobs, job_rx) = std::sync::mpsc::channel();
+        let (wake, wake_rx) = std::sync::mpsc::channel();
+        let journal_thread = {
+            let (stats, durable_seq, errors) = (stats.clone(), durable_seq.clone(), errors.clone());
+            std::thread::Builder::new()
+                .name("cdr-journal".into())
+                .spawn(move || {
+                    run_journal(journal, job_rx, durable, wake, durable_seq, stats, errors)
+                })?
+        };
+        let forwarder_thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("cdr-forwarder".into())
+                .spawn(move || run_forwarder(forwarder, wake_rx, durable_seq, stats, errors))?
+        };
         Ok(Self {
             jobs,
-            thread: Some(thread),
+            journal_thread: Some(journal_thread),
+            forwarder_thread: Some(forwarder_thread),
             stats,
         })
     }
@@ -105,32 +140,39 @@ impl CdrWriter {
     /// Queues a record; its `token` comes back on the durable channel.
     pub fn write(&self, record: Record, token: u64) {
         self.stats.backlog.fetch_add(1, Ordering::Relaxed);
-        if self
-            .jobs
-            .send(Job::Write {
-                record: Box::new(record),
-                token,
-            })
-            .is_err()
-        {
-            tracing::error!("CDR writer thread is gone; record lost");
+        let job = Job::Write {
+            record: Box::new(record),
+            token,
+        };
+        if self.jobs.send(job).is_err() {
+            tracing::error!("CDR journal thread is gone; record lost");
         }
     }
 
-    /// Flushes everything to disk and stops the thread.
+    /// Flushes everything to disk and the sinks, then stops both threads.
     pub fn stop(mut self) {
         let _ = self.jobs.send(Job::Stop);
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.journal_thread.take() {
+            let _ = thread.join();
+        }
+        // The journal thread dropped its wake-up sender: the forwarder drains and exits.
+        if let Some(thread) = self.forwarder_thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn run(
+fn count_error(stats: &CdrStats, errors: &IntCounter) {
+    errors.inc();
+    stats.errors.fetch_add(1, Ordering::Relaxed);
+}
+
+fn run_journal(
     mut journal: Journal,
-    mut forwarder: Forwarder,
     jobs: Receiver<Job>,
     durable: UnboundedSender<Vec<u64>>,
+    wake_forwarder: Sender<()>,
+    durable_seq: Arc<AtomicU64>,
     stats: Arc<CdrStats>,
     errors: IntCounter,
 ) {
@@ -138,15 +180,7 @@ fn run(
     let mut waiting: Vec<(u64, u64)> = Vec::new();
     let mut stopping = false;
     loop {
-        // Sleep until the journal's batch is due, or until records synced but not yet in the
-        // daily files are due for the sink; otherwise until the next job.
-        let unforwarded = journal.durable_seq() > forwarder.forwarded_seq();
-        let deadline = match (journal.flush_deadline(), unforwarded) {
-            (Some(at), _) => Some(at),
-            (None, true) => Some(Instant::now() + FORWARD_LAG),
-            (None, false) => None,
-        };
-        let job = match deadline {
+        let job = match journal.flush_deadline() {
             Some(at) => jobs.recv_timeout(at.saturating_duration_since(Instant::now())),
             None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
@@ -157,8 +191,7 @@ fn run(
                     // The record cannot even be buffered (backlog full or invalid): settle the
                     // call anyway so signalling is never held hostage by the disk.
                     tracing::error!(%error, "CDR not journaled");
-                    errors.inc();
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    count_error(&stats, &errors);
                     stats.backlog.fetch_sub(1, Ordering::Relaxed);
                     let _ = durable.send(vec![token]);
                 }
@@ -166,17 +199,15 @@ fn run(
             Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => stopping = true,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let now = Instant::now();
-        let forward_due = forwarder.forward_due(journal.durable_seq(), now);
-        if stopping || forward_due || journal.flush_due(now) || waiting.len() >= SYNC_BATCH {
+        if stopping || journal.flush_due(Instant::now()) || waiting.len() >= SYNC_BATCH {
             if let Err(error) = journal.sync() {
                 tracing::error!(%error, "CDR journal sync failed; will retry");
-                errors.inc();
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                count_error(&stats, &errors);
             }
-            let durable_seq = journal.durable_seq();
+            let synced = journal.durable_seq();
+            durable_seq.store(synced, Ordering::Release);
             let (done, still): (Vec<_>, Vec<_>) =
-                waiting.iter().partition(|(seq, _)| *seq <= durable_seq);
+                waiting.iter().partition(|(seq, _)| *seq <= synced);
             waiting = still;
             if !done.is_empty() {
                 stats
@@ -186,24 +217,100 @@ fn run(
                     .backlog
                     .fetch_sub(done.len() as u64, Ordering::Relaxed);
                 let _ = durable.send(done.into_iter().map(|(_, token)| token).collect());
-            }
-            if stopping || forward_due || forwarder.forward_due(durable_seq, now) {
-                if let Err(error) = forwarder.forward(durable_seq) {
-                    tracing::error!(%error, "CDR sink write failed; will retry");
-                    errors.inc();
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                }
+                let _ = wake_forwarder.send(());
             }
         }
         if stopping {
-            if let Err(error) = forwarder.save_checkpoint() {
-                tracing::error!(%error, "CDR checkpoint failed");
-            }
             if !waiting.is_empty() {
                 tracing::error!(records = waiting.len(), "CDRs not durable at shutdown");
                 let _ = durable.send(waiting.drain(..).map(|(_, token)| token).collect());
             }
+            if let Err(error) = journal.close() {
+                tracing::error!(%error, "CDR journal close failed");
+            }
             return;
+        }
+    }
+}
+
+fn run_forwarder(
+    mut forwarder: Forwarder,
+    wake: Receiver<()>,
+    durable_seq: Arc<AtomicU64>,
+    stats: Arc<CdrStats>,
+    errors: IntCounter,
+) {
+    // Start-up: replay what a crash left in the journal.
+    let mut retry_delay = Duration::from_millis(100);
+    let mut failing = forward(&mut forwarder, u64::MAX, &stats, &errors).is_err();
+    let mut stopping = false;
+    loop {
+        let durable = durable_seq.load(Ordering::Acquire);
+        let behind = durable > forwarder.forwarded_seq();
+        stats.unforwarded.store(
+            durable.saturating_sub(forwarder.forwarded_seq()),
+            Ordering::Relaxed,
+        );
+        if stopping && (!behind || failing) {
+            break;
+        }
+        // Sleep until woken by new durable records, or until the lag or retry delay is up.
+        let timeout = match (failing, behind) {
+            (true, _) => Some(retry_delay),
+            (false, true) => Some(FORWARD_LAG),
+            (false, false) => None,
+        };
+        let woke = match timeout {
+            _ if stopping => Ok(()),
+            Some(t) => wake.recv_timeout(t),
+            None => wake.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        if woke == Err(RecvTimeoutError::Disconnected) {
+            stopping = true;
+        }
+        let durable = durable_seq.load(Ordering::Acquire);
+        if stopping || failing || forwarder.forward_due(durable, Instant::now()) {
+            match forward(&mut forwarder, durable, &stats, &errors) {
+                Ok(()) => {
+                    failing = false;
+                    retry_delay = Duration::from_millis(100);
+                }
+                Err(()) => {
+                    failing = true;
+                    retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+                    if stopping {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Err(error) = forwarder.save_checkpoint() {
+        tracing::error!(%error, "CDR checkpoint failed");
+    }
+}
+
+/// Forwards up to `up_to`; errors are logged and counted (the forwarder keeps the batch).
+fn forward(
+    forwarder: &mut Forwarder,
+    up_to: u64,
+    stats: &CdrStats,
+    errors: &IntCounter,
+) -> Result<(), ()> {
+    match forwarder.forward(up_to) {
+        Ok(progress) => {
+            if up_to == u64::MAX && progress.forwarded_records > 0 {
+                tracing::info!(
+                    records = progress.forwarded_records,
+                    "CDRs recovered from the journal"
+                );
+            }
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "CDR sink write failed; will retry");
+            count_error(stats, errors);
+            Err(())
         }
     }
 }

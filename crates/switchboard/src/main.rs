@@ -62,6 +62,9 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Read CDRs from PostgreSQL (postgres://…) instead of the files.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Print every agent's live state from a running instance.
     Agents(ApiArgs),
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             dir,
             config: config_path,
             output,
+            postgres,
         } => {
             let dir = match (dir, config_path) {
                 (Some(dir), _) => dir,
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
                     agent,
                     format,
                     output,
+                    postgres_url: postgres,
                 },
             ))
         }

@@ -38,6 +38,7 @@ pub struct Metrics {
     /// CDR journal or sink errors.
     pub cdr_errors: IntCounter,
     cdr_backlog: IntGauge,
+    cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
     queue_waiting: IntGaugeVec,
     queue_longest_wait: GaugeVec,
@@ -201,6 +202,11 @@ impl Metrics {
                 "switchboard_cdr_backlog_records",
                 "CDRs waiting to be made durable.",
             ),
+            cdr_unforwarded: gauge(
+                &registry,
+                "switchboard_cdr_unforwarded_records",
+                "CDRs durable in the journal but not yet in every sink (files, PostgreSQL).",
+            ),
             cdr_written: plain_counter(
                 &registry,
                 "switchboard_cdr_written_total",
@@ -295,6 +301,8 @@ impl Metrics {
         let transport = node.transports.stats();
         self.cdr_backlog
             .set(node.cdr.backlog.load(Ordering::Relaxed) as i64);
+        self.cdr_unforwarded
+            .set(node.cdr.unforwarded.load(Ordering::Relaxed) as i64);
         let written = node.cdr.written.load(Ordering::Relaxed);
         self.cdr_written
             .inc_by(written.saturating_sub(self.cdr_written.get()));

@@ -2,7 +2,11 @@
 //! as a table, CSV or an HTML page with charts and Erlang-C staffing advice.
 
 use anyhow::{bail, Context};
-use cdr::report::{build_report_from_dir, Interval, ReportFormat, ReportProgress, ReportQuery};
+use cdr::report::{
+    build_report_from_dir, build_report_from_postgres, Interval, ReportFormat, ReportProgress,
+    ReportQuery,
+};
+use cdr::PostgresConfig;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +31,8 @@ pub struct ReportRequest {
     pub format: String,
     /// Write here instead of standard output.
     pub output: Option<PathBuf>,
+    /// Read the CDRs from this PostgreSQL database instead of the files.
+    pub postgres_url: Option<String>,
 }
 
 /// Parses `YYYY-MM-DD` as UTC midnight, or a full RFC 3339 timestamp.
@@ -61,7 +67,7 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
     let mut query = ReportQuery::new(from, to, interval);
     query.queue = request.queue;
     query.agent = request.agent;
-    if !Path::new(&request.dir).is_dir() {
+    if request.postgres_url.is_none() && !Path::new(&request.dir).is_dir() {
         bail!("CDR directory {} does not exist", request.dir.display());
     }
     let started = Instant::now();
@@ -73,7 +79,12 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
             eprintln!("report: {} records read ({percent}%)", p.records_read);
         }
     };
-    let report = build_report_from_dir(&request.dir, &query, &mut show)?;
+    let report = match &request.postgres_url {
+        Some(url) => {
+            build_report_from_postgres(&PostgresConfig::new(url.as_str()), &query, &mut show)?
+        }
+        None => build_report_from_dir(&request.dir, &query, &mut show)?,
+    };
     if started.elapsed() >= Duration::from_secs(1) {
         eprintln!("report: done in {:.1} s", started.elapsed().as_secs_f64());
     }

@@ -1,7 +1,7 @@
 //! The I/O edge: binds the transports, runs the call-control state machine on one task, and
 //! turns its outputs into socket writes and a single timer.
 
-use crate::cdr_writer::{CdrStats, CdrWriter};
+use crate::cdr_writer::{CdrSinks, CdrStats, CdrWriter};
 use crate::config::Config;
 use crate::http::AgentCommand;
 use crate::metrics::Metrics;
@@ -65,7 +65,12 @@ pub async fn run(
     let stats = Arc::new(SwitchStats::default());
     let metrics = Arc::new(Metrics::new(&config));
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
-    let cdr = CdrWriter::start(&config.cdr.dir, durable_tx, metrics.cdr_errors.clone())
+    let sinks = CdrSinks {
+        dir: &config.cdr.dir,
+        csv: config.cdr.csv,
+        postgres_url: config.cdr.postgres_url.as_deref(),
+    };
+    let cdr = CdrWriter::start(sinks, durable_tx, metrics.cdr_errors.clone())
         .with_context(|| format!("opening the CDR directory {}", config.cdr.dir.display()))?;
     let local = LocalAddresses {
         udp: transports.udp_addrs().first().copied(),

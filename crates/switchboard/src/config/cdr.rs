@@ -6,7 +6,7 @@ use super::diagnostics::Diagnostics;
 use super::model::CdrConfig;
 use super::reader::TableReader;
 
-const KEYS: &[&str] = &["dir"];
+const KEYS: &[&str] = &["dir", "postgres_url", "csv"];
 const DEFAULT_DIR: &str = "/var/lib/switchboard/cdr";
 
 /// Reads `[cdr]`; absent keys take their defaults. `None` means an error was recorded.
@@ -20,5 +20,21 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Cd
         }
         Some(PathBuf::from(dir))
     });
-    Some(CdrConfig { dir: dir? })
+    let postgres_url = cdr.or(d, "postgres_url", None, |d, field| {
+        let url = field.string(d)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            d.error(
+                field.path(),
+                "must be a PostgreSQL URL: postgres://user:password@host:port/database",
+            );
+            return None;
+        }
+        Some(Some(url))
+    });
+    let csv = cdr.or(d, "csv", false, |d, field| field.boolean(d));
+    Some(CdrConfig {
+        dir: dir?,
+        postgres_url: postgres_url?,
+        csv: csv?,
+    })
 }

@@ -118,8 +118,12 @@ pub enum ApiRole {
 /// Where call detail records are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrConfig {
-    /// Directory for the JSON-lines CDR files.
+    /// Directory for the JSON-lines CDR files and the journal.
     pub dir: PathBuf,
+    /// Also send CDRs to this PostgreSQL database.
+    pub postgres_url: Option<String>,
+    /// Also write daily CSV files next to the JSON-lines files.
+    pub csv: bool,
 }
 
 /// A carrier or PBX allowed to send calls in.

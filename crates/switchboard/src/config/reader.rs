@@ -146,6 +146,17 @@ impl<'a> Field<'a> {
         }
     }
 
+    /// A boolean value.
+    pub(super) fn boolean(&self, diagnostics: &mut Diagnostics<'_>) -> Option<bool> {
+        match self.node.value().and_then(Value::as_bool) {
+            Some(value) => Some(value),
+            None => {
+                self.mismatch(diagnostics, "true or false");
+                None
+            }
+        }
+    }
+
     /// A string that must not be empty or contain whitespace: ids, names used as references, numbers.
     pub(super) fn identifier(&self, diagnostics: &mut Diagnostics<'_>) -> Option<String> {
         let text = self.string(diagnostics)?;
