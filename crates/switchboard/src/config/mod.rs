@@ -198,6 +198,8 @@ agent = "1001"                              # required for role = "agent", only 
 
 [cdr]
 dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
+postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs there
+csv = false                                 # also write daily CSV files next to the JSON lines
 
 [[trunk]]
 name = "carrier"                            # unique
@@ -394,6 +396,18 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert_eq!(config.agents[0].skills.len(), 2);
         assert_eq!(config.agents[1].sip_user, "1002");
         assert!(matches!(config.agents[1].secret, DigestSecret::Ha1(_)));
+    }
+
+    #[test]
+    fn cdr_postgres_url_must_be_postgres() {
+        assert_eq!(
+            error_lines("[cdr]\npostgres_url = \"mysql://x\"\n"),
+            vec!["t.toml:2:16: cdr.postgres_url: must be a PostgreSQL URL: postgres://user:password@host:port/database"]
+        );
+        assert_eq!(
+            error_lines("[cdr]\ncsv = \"yes\"\n"),
+            vec!["t.toml:2:7: cdr.csv: expected true or false, found a string"]
+        );
     }
 
     #[test]
