@@ -33,7 +33,7 @@ pub fn register_agent(
             username: &account.id,
             password: &account.password,
         },
-        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Md5,
         EXPIRES_S,
     )?;
     match registration.result.final_response.status() {

@@ -1,7 +1,7 @@
 //! Client side of SIP Digest authentication (RFC 3261 §22, RFC 7616/8760), written here rather
 //! than borrowed from Switchboard so that a shared misunderstanding cannot make a test pass.
-//! SIPp 3.6.1 answers only the first challenge of a 401 and only with MD5, while Switchboard
-//! offers SHA-256 first: this is how the tests authenticate with either algorithm.
+//! SIPp 3.6.1 answers only the first challenge of a 401 and only with MD5, and Switchboard can
+//! be configured to offer SHA-256 (first): this is how the tests authenticate with either.
 
 use md5::Md5;
 use sha2::{Digest, Sha256};

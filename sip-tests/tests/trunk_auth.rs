@@ -17,6 +17,7 @@ fn credentialed_trunk() -> SwitchboardConfig {
             allow: Vec::new(),
             credentials: Some((TRUNK_USER.into(), TRUNK_PASSWORD.into())),
         }],
+        digest_algorithms: Some(vec!["SHA-256".into(), "MD5".into()]),
         ..SwitchboardConfig::default()
     }
 }
@@ -54,7 +55,7 @@ fn call_with(algorithm: DigestAlgorithm) -> HarnessResult<()> {
 }
 
 #[test]
-fn proxy_challenge_offers_md5_then_sha256_by_default_with_qop_auth() -> HarnessResult<()> {
+fn proxy_challenge_offers_the_configured_algorithms_in_order_with_qop_auth() -> HarnessResult<()> {
     let switchboard = Switchboard::start(credentialed_trunk())?;
     let peer = UdpPeer::bind(0, switchboard.sip_addr())?;
     let local = peer.local_addr()?;
@@ -76,8 +77,8 @@ fn proxy_challenge_offers_md5_then_sha256_by_default_with_qop_auth() -> HarnessR
     let algorithms: Vec<DigestAlgorithm> = offered.iter().map(|c| c.algorithm).collect();
     assert_eq!(
         algorithms,
-        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
-        "407 must carry two Proxy-Authenticate headers, MD5 first (the default sip.digest_algorithms order) (RFC 8760 preference order):\n{}",
+        vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+        "407 must carry the configured Proxy-Authenticate challenges, SHA-256 then MD5:\n{}",
         response.to_text()
     );
     assert!(

@@ -182,7 +182,7 @@ drain_timeout_s = 30                        # graceful shutdown (0..=86400)
 min_expires_s = 60                          # registrar: shorter gets 423 (1..=86400)
 max_expires_s = 3600                        # registrar: longer is capped (>= min_expires_s)
 max_calls = 10000                           # concurrent calls before 503 (1..=1000000)
-digest_algorithms = ["MD5", "SHA-256"]       # challenge order; many phones answer only the first
+digest_algorithms = ["SHA-256", "MD5"]       # challenges sent, in order; default ["MD5"] (see below)
 
 [http]
 listen = "127.0.0.1:8080"                   # API, web UI and /metrics

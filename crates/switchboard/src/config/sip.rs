@@ -60,12 +60,14 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         f.seconds(d, 1..=ONE_DAY_S)
     });
     let max_calls = sip.or(d, "max_calls", 10_000, |d, f| f.integer(d, 1..=1_000_000));
-    // MD5 first by default: many deployed phones and test tools answer only the first
-    // challenge and know only MD5. Operators whose phones all speak SHA-256 list it first.
+    // MD5 only by default: deployed phones and test tools (baresip/libre, SIPp) answer only
+    // the first challenge or give up on the whole 401 when any challenge names an algorithm
+    // they do not know, even with an MD5 one beside it. Operators whose phones speak SHA-256
+    // list ["SHA-256", "MD5"].
     let digest_algorithms = sip.or(
         d,
         "digest_algorithms",
-        vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+        vec![DigestAlgorithm::Md5],
         digest_algorithms,
     );
 
