@@ -109,6 +109,8 @@ fn known_reason(code: u16) -> Option<&'static str> {
 
 /// A response to `request` per RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied, a
 /// To-tag added when given and the request's To had none. `100 Trying` never gets a tag.
+/// Provisional and 2xx responses also copy Record-Route (§12.1.1): a dialog-forming response
+/// must carry it, or a record-routing proxy in front is bypassed by the ACK and BYE.
 pub fn response_to(request: &Request, code: u16, to_tag: Option<&str>) -> Response {
     let mut headers = Headers::default();
     for header in request.headers.iter() {
@@ -116,6 +118,7 @@ pub fn response_to(request: &Request, code: u16, to_tag: Option<&str>) -> Respon
             Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
                 headers.push(header.clone())
             }
+            Header::RecordRoute(_) if (101..300).contains(&code) => headers.push(header.clone()),
             Header::To(to) => {
                 let value = to.value();
                 let needs_tag = code > 100 && tag_of(value).is_none();
@@ -265,6 +268,27 @@ Content-Length: 0\r\n\r\n";
         let trying = response_to(&request(), 100, Some("t1"));
         let text = String::from_utf8(encode_response(&trying).to_vec()).expect("utf8");
         assert!(text.contains("To: <sip:100@127.0.0.1>\r\n"), "{text}");
+    }
+
+    #[test]
+    fn dialog_forming_responses_copy_record_route() {
+        let mut request = request();
+        request
+            .headers
+            .push(Header::RecordRoute(rsip::headers::RecordRoute::new(
+                "<sip:proxy.example.com;lr>",
+            )));
+        let ok =
+            String::from_utf8(encode_response(&response_to(&request, 200, Some("t"))).to_vec())
+                .expect("utf8");
+        assert!(
+            ok.contains("Record-Route: <sip:proxy.example.com;lr>\r\n"),
+            "{ok}"
+        );
+        let busy =
+            String::from_utf8(encode_response(&response_to(&request, 486, Some("t"))).to_vec())
+                .expect("utf8");
+        assert!(!busy.contains("Record-Route"), "{busy}");
     }
 
     #[test]

@@ -30,6 +30,9 @@ const SYNC_DELAY: Duration = Duration::from_millis(10);
 /// How long durable records may wait before they are copied into the sinks.
 const FORWARD_LAG: Duration = Duration::from_millis(200);
 
+/// A token already reported (its call was settled when a sync failed).
+const NO_TOKEN: u64 = 0;
+
 /// Records per fdatasync at most.
 const SYNC_BATCH: usize = 256;
 
@@ -201,8 +204,14 @@ fn run_journal(
         }
         if stopping || journal.flush_due(Instant::now()) || waiting.len() >= SYNC_BATCH {
             if let Err(error) = journal.sync() {
-                tracing::error!(%error, "CDR journal sync failed; will retry");
+                // The records stay buffered and the next sync retries them, but the calls
+                // waiting on them are settled now: signalling is never held by the disk.
+                tracing::error!(%error, records = waiting.len(), "CDR journal sync failed; will retry");
                 count_error(&stats, &errors);
+                let _ = durable.send(waiting.iter().map(|(_, token)| *token).collect());
+                for (_, token) in &mut waiting {
+                    *token = NO_TOKEN;
+                }
             }
             let synced = journal.durable_seq();
             durable_seq.store(synced, Ordering::Release);
@@ -216,7 +225,12 @@ fn run_journal(
                 stats
                     .backlog
                     .fetch_sub(done.len() as u64, Ordering::Relaxed);
-                let _ = durable.send(done.into_iter().map(|(_, token)| token).collect());
+                let tokens: Vec<u64> = done
+                    .into_iter()
+                    .map(|(_, token)| token)
+                    .filter(|t| *t != NO_TOKEN)
+                    .collect();
+                let _ = durable.send(tokens);
                 let _ = wake_forwarder.send(());
             }
         }
