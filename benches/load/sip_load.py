@@ -202,7 +202,14 @@ not_ready_reasons = ["missed"]
         probe.start()
         peak_rss = rss0
         mid_rss = None
+        deadline = t0 + args.seconds * 3 + args.hold_ms / 1000 + 60
         while uac.poll() is None:
+            if time.time() > deadline:
+                # Past saturation SIPp may never finish; the bench must still end and report.
+                print("trunk UAC did not finish in time: stopped (overload)")
+                uac.kill()
+                uac.wait()
+                break
             time.sleep(0.5)
             _, rss = proc_stat(sb.pid)
             peak_rss = max(peak_rss, rss)
