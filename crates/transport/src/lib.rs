@@ -31,6 +31,9 @@ pub struct Inbound {
     pub local: SocketAddr,
     /// The message, or why it could not be read.
     pub payload: Payload,
+    /// When it was read off the socket: the core measures its queueing delay from this to
+    /// shed new calls when it falls behind.
+    pub received: std::time::Instant,
 }
 
 /// A received message or the reason it was refused.

@@ -104,6 +104,7 @@ async fn read_loop(
                         source: Peer::tcp(peer),
                         local,
                         payload: inner.classify(bytes),
+                        received: std::time::Instant::now(),
                     };
                     inner.deliver(inbound, true).await;
                 }
@@ -113,6 +114,7 @@ async fn read_loop(
                         source: Peer::tcp(peer),
                         local,
                         payload: Payload::TooLarge { bytes: head, size },
+                        received: std::time::Instant::now(),
                     };
                     inner.deliver(inbound, true).await;
                     return;
@@ -122,6 +124,7 @@ async fn read_loop(
                         source: Peer::tcp(peer),
                         local,
                         payload: Payload::Malformed { bytes, error },
+                        received: std::time::Instant::now(),
                     };
                     inner.deliver(inbound, true).await;
                     return;

@@ -56,6 +56,7 @@ pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>) {
             source: Peer::udp(from),
             local,
             payload,
+            received: std::time::Instant::now(),
         };
         inner.deliver(inbound, false).await;
     }

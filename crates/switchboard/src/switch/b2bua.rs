@@ -91,7 +91,13 @@ impl Switch {
             self.reply_error(now, &key, &request, 503, "server is draining for shutdown");
             return;
         }
+        if self.queue_delay >= super::OVERLOAD_QUEUE_DELAY {
+            self.reject_metric("overload");
+            self.reply_error(now, &key, &request, 503, "overloaded: try again later");
+            return;
+        }
         if self.calls.len() >= self.config.sip.max_calls {
+            self.reject_metric("capacity");
             self.reply_error(now, &key, &request, 503, "call capacity reached");
             return;
         }
