@@ -60,30 +60,40 @@ pub fn list_values<'a>(headers: &'a Headers, name: &'a str) -> Vec<&'a str> {
     header_values(headers, name).flat_map(split_list).collect()
 }
 
-/// Splits a header value on top-level commas (not inside `"..."` or `<...>`).
+/// Splits a header value on top-level commas (not inside `"..."` or `<...>`), trimmed, empty
+/// elements dropped.
 pub fn split_list(value: &str) -> Vec<&str> {
+    split_unquoted(value, ',')
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Splits on `separator` where it is not inside a quoted-string or `<...>`; parts are
+/// returned as they are (untrimmed, empty ones kept).
+pub fn split_unquoted(text: &str, separator: char) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
     let mut start = 0;
-    for (i, c) in value.char_indices() {
+    let (mut in_quotes, mut escaped, mut in_brackets) = (false, false, false);
+    for (index, c) in text.char_indices() {
         if escaped {
             escaped = false;
             continue;
         }
         match c {
             '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_angle = true,
-            '>' if !in_quotes => in_angle = false,
-            ',' if !in_quotes && !in_angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
+            '"' if !in_brackets => in_quotes = !in_quotes,
+            '<' if !in_quotes => in_brackets = true,
+            '>' if !in_quotes => in_brackets = false,
+            c if c == separator && !in_quotes && !in_brackets => {
+                parts.push(text.get(start..index).unwrap_or(""));
+                start = index + c.len_utf8();
             }
             _ => {}
         }
     }
-    parts.push(value[start..].trim());
-    parts.retain(|p| !p.is_empty());
+    parts.push(text.get(start..).unwrap_or(""));
     parts
 }
 
@@ -206,7 +216,8 @@ pub fn split_name_addr(value: &str) -> (&str, &str) {
     }
 }
 
-fn find_unquoted(value: &str, wanted: char) -> Option<usize> {
+/// The byte index of the first `wanted` outside a quoted-string.
+pub fn find_unquoted(value: &str, wanted: char) -> Option<usize> {
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in value.char_indices() {

@@ -112,7 +112,7 @@ impl ContactAddress {
 
 /// Parses one Contact header value, which may hold several comma-separated contacts.
 pub(crate) fn parse_contact_header(value: &str) -> Result<Vec<ContactValue>, RegisterError> {
-    let contacts: Vec<ContactValue> = split_outside_quotes_and_brackets(value, ',')
+    let contacts: Vec<ContactValue> = crate::headers::split_unquoted(value, ',')
         .into_iter()
         .map(str::trim)
         .filter(|element| !element.is_empty())
@@ -137,7 +137,7 @@ fn parse_contact_value(text: &str) -> Result<ContactValue, RegisterError> {
         instance: None,
         reg_id: None,
     };
-    for param in split_outside_quotes_and_brackets(params, ';') {
+    for param in crate::headers::split_unquoted(params, ';') {
         let param = param.trim();
         if param.is_empty() {
             continue;
@@ -184,7 +184,7 @@ fn parse_contact_value(text: &str) -> Result<ContactValue, RegisterError> {
 
 /// Splits `[display-name] <uri> *(;param)` or `addr-spec *(;param)` into URI and params.
 fn split_uri_and_params(text: &str) -> Result<(&str, &str), RegisterError> {
-    let open = find_outside_quotes(text, '<');
+    let open = crate::headers::find_unquoted(text, '<');
     match open {
         Some(open) => {
             let display_name = text.get(..open).unwrap_or("").trim();
@@ -300,53 +300,6 @@ fn unquote(text: &str, value: &str) -> Result<String, RegisterError> {
         }
     }
     Err(bad_contact(text, "unterminated quoted string"))
-}
-
-/// Splits on `separator` where it is not inside a quoted-string or `<...>`.
-fn split_outside_quotes_and_brackets(text: &str, separator: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut escaped = false;
-    let mut in_brackets = false;
-    for (index, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' if !in_brackets => in_quotes = !in_quotes,
-            '<' if !in_quotes => in_brackets = true,
-            '>' if !in_quotes => in_brackets = false,
-            c if c == separator && !in_quotes && !in_brackets => {
-                parts.push(text.get(start..index).unwrap_or(""));
-                start = index + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(text.get(start..).unwrap_or(""));
-    parts
-}
-
-/// The byte index of the first `target` outside a quoted-string.
-fn find_outside_quotes(text: &str, target: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (index, c) in text.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            c if c == target && !in_quotes => return Some(index),
-            _ => {}
-        }
-    }
-    None
 }
 
 fn bad_contact(contact: &str, reason: &str) -> RegisterError {
