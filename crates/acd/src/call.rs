@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::acd::Acd;
 use crate::action::{AcdEvent, Action, OverflowReason, Timer};
 use crate::agent::AgentCell;
+use crate::error::AcdError;
 use crate::ids::CallId;
 use crate::queue::{QueueIdx, WaitEntry, WaitKey};
 use crate::state::{call_tag, CallStateKind, StateWord, Word};
@@ -103,6 +104,25 @@ pub(crate) fn call_kind(word: Word) -> CallStateKind {
         call_tag::OFFERED => CallStateKind::Offered,
         call_tag::CONNECTED => CallStateKind::Connected,
         _ => CallStateKind::Gone,
+    }
+}
+
+/// Refuses an event for a call whose state word is not `tag` (`expected` names the states
+/// the event needs, for the error).
+pub(crate) fn require_tag(
+    call: CallId,
+    word: Word,
+    tag: u8,
+    expected: &'static str,
+) -> Result<(), AcdError> {
+    if word.tag == tag {
+        Ok(())
+    } else {
+        Err(AcdError::IllegalCallState {
+            call,
+            state: call_kind(word),
+            expected,
+        })
     }
 }
 

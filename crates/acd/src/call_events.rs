@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::acd::{Acd, CallRequest};
 use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
-use crate::call::{call_kind, CallCell, CallDetail, NewStay, ServeCall};
+use crate::call::{require_tag, CallCell, CallDetail, NewStay, ServeCall};
 use crate::error::AcdError;
 use crate::ids::CallId;
 use crate::matcher::FollowUps;
@@ -78,13 +78,7 @@ impl Acd {
             call,
             "offered",
             |agent, agent_detail, cell, call_detail, word, actions| {
-                if word.tag != call_tag::OFFERED {
-                    return Err(AcdError::IllegalCallState {
-                        call,
-                        state: call_kind(word),
-                        expected: "offered",
-                    });
-                }
+                require_tag(call, word, call_tag::OFFERED, "offered")?;
                 cell.word.store(word.next(call_tag::CONNECTED));
                 call_detail.answered_at = Some(now);
                 self.store_agent_word(agent, AgentStateKind::OnCall);
@@ -125,13 +119,7 @@ impl Acd {
             call,
             "offered",
             |agent, agent_detail, cell, call_detail, word, actions| {
-                if word.tag != call_tag::OFFERED {
-                    return Err(AcdError::IllegalCallState {
-                        call,
-                        state: call_kind(word),
-                        expected: "offered",
-                    });
-                }
+                require_tag(call, word, call_tag::OFFERED, "offered")?;
                 let queue = &self.queues[cell.queue];
                 actions.push(Action::Event(AcdEvent::Requeued {
                     call,
@@ -239,13 +227,7 @@ impl Acd {
             call,
             "waiting or offered",
             |agent, agent_detail, cell, call_detail, word, actions| {
-                if word.tag != call_tag::OFFERED {
-                    return Err(AcdError::IllegalCallState {
-                        call,
-                        state: call_kind(word),
-                        expected: "waiting or offered",
-                    });
-                }
+                require_tag(call, word, call_tag::OFFERED, "waiting or offered")?;
                 cell.word.store(word.next(call_tag::GONE));
                 call_detail.agent = None;
                 self.forget_call(cell);
@@ -270,13 +252,7 @@ impl Acd {
             call,
             "connected",
             |agent, agent_detail, cell, call_detail, word, actions| {
-                if word.tag != call_tag::CONNECTED {
-                    return Err(AcdError::IllegalCallState {
-                        call,
-                        state: call_kind(word),
-                        expected: "connected",
-                    });
-                }
+                require_tag(call, word, call_tag::CONNECTED, "connected")?;
                 cell.word.store(word.next(call_tag::GONE));
                 call_detail.agent = None;
                 self.forget_call(cell);
