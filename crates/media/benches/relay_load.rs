@@ -5,6 +5,7 @@
 //! `cargo bench -p switchboard-media --bench relay_load` (release build).
 //! Env: `RELAY_BENCH_CALLS=100,500,1000,2000`, `RELAY_BENCH_SECS=3`, `RELAY_BENCH_THREADS=2`.
 //!
+//! Each call is a bridged [`MediaSession`] (no playback, no recording): the pure relay path.
 //! The relay runs on its own runtime whose threads are named `relay-*`, the generator on
 //! `loadgen-*`; CPU is read per thread from /proc, so the figure is the relay's alone even
 //! though both share the machine's cores.
@@ -13,11 +14,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use media::port_pool::PortPool;
-use media::relay::{RelayConfig, RelayHandle};
 use media::relay_core::LegConfig;
+use media::session::{MediaEvent, MediaSession, SessionConfig, SessionId};
 use rtp_rs::{RtpPacketBuilder, Seq};
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 const PTIME: Duration = Duration::from_millis(20);
 
@@ -87,6 +88,7 @@ fn run_step(
     let phones: Vec<(std::net::UdpSocket, std::net::UdpSocket)> =
         (0..n).map(|_| (bind_loopback(), bind_loopback())).collect();
     let rss_before = rss_bytes();
+    let (sink, mut events) = mpsc::unbounded_channel::<(SessionId, MediaEvent)>();
     let mut relays = Vec::with_capacity(n);
     let mut pairs = Vec::with_capacity(2 * n);
     for (caller, agent) in &phones {
@@ -96,7 +98,8 @@ fn run_step(
             let (Ok(a), Ok(b)) = (pool.allocate(), pool.allocate()) else {
                 panic!("port pool exhausted at {} calls", relays.len());
             };
-            let config = RelayConfig {
+            let config = SessionConfig {
+                id: relays.len() as SessionId,
                 bind_ip: "127.0.0.1".parse().expect("ip"),
                 trunk_ports: a,
                 agent_ports: b,
@@ -104,16 +107,16 @@ fn run_step(
                     remote_rtp: Some(caller_addr),
                     ..LegConfig::default()
                 },
-                agent: LegConfig {
+                agent: Some(LegConfig {
                     remote_rtp: Some(agent_addr),
                     ..LegConfig::default()
-                },
+                }),
                 media_timeout: Some(Duration::from_secs(30)),
                 relatch_after: Duration::from_secs(2),
                 rtcp: true,
             };
             let _guard = relay_rt.enter();
-            match RelayHandle::start(config) {
+            match MediaSession::start(config, sink.clone()) {
                 Ok(handle) => {
                     pairs.push(a);
                     pairs.push(b);
@@ -162,9 +165,21 @@ fn run_step(
         received += result.received;
         delays.extend(result.delays_us);
     }
-    for relay in relays {
-        relay_rt.block_on(relay.stop());
+    for relay in &relays {
+        relay.stop();
     }
+    // Ports are free once every session has reported `Ended` (its sockets are closed by then).
+    relay_rt.block_on(async {
+        let mut ended = 0;
+        while ended < relays.len() {
+            match events.recv().await {
+                Some((_, MediaEvent::Ended(_))) => ended += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+    });
+    drop(relays);
     for pair in pairs {
         let _ = pool.release(pair);
     }

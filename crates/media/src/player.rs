@@ -1,6 +1,9 @@
 //! The prompt and music-on-hold player: turns [`AudioClip`]s into 20 ms RTP packets with
 //! continuous sequence numbers and timestamps and a marker bit at the start of each
 //! talkspurt (RFC 3551 §4.1). Sans-IO: the caller asks for a packet every 20 ms.
+//!
+//! A list of clips plays as one continuous stream (one talkspurt, no padding between clips),
+//! so a prompt built from pieces ("your position is" + "3") sounds like one sentence.
 
 use rtp_rs::{RtpPacketBuilder, Seq};
 
@@ -26,7 +29,10 @@ pub struct Player {
     ssrc: u32,
     next_sequence: u16,
     next_timestamp: u32,
-    clip: Option<AudioClip>,
+    /// The list playing; empty when idle.
+    clips: Vec<AudioClip>,
+    /// Clip in `clips` and sample in it where the next frame starts.
+    clip_index: usize,
     position: usize,
     looping: bool,
     talkspurt_start: bool,
@@ -49,7 +55,8 @@ impl Player {
             ssrc,
             next_sequence: initial_sequence,
             next_timestamp: initial_timestamp,
-            clip: None,
+            clips: Vec::new(),
+            clip_index: 0,
             position: 0,
             looping: false,
             talkspurt_start: true,
@@ -59,21 +66,37 @@ impl Player {
 
     /// Starts `clip` (replacing whatever plays); `looping` for music on hold.
     pub fn play(&mut self, clip: AudioClip, looping: bool) {
-        self.clip = Some(clip);
+        self.play_list(vec![clip], looping);
+    }
+
+    /// Starts `clips` one after another as one stream (replacing whatever plays); `looping`
+    /// repeats the whole list (music on hold).
+    pub fn play_list(&mut self, clips: Vec<AudioClip>, looping: bool) {
+        // A looping list with no audio would never produce a frame nor end: treat it as ended.
+        let has_audio = clips.iter().any(|clip| !clip.samples().is_empty());
+        self.clips = clips;
+        self.clip_index = 0;
         self.position = 0;
-        self.looping = looping;
+        self.looping = looping && has_audio;
         self.talkspurt_start = true;
     }
 
     /// Stops playing; the next clip starts a new talkspurt.
     pub fn stop(&mut self) {
-        self.clip = None;
+        self.clips.clear();
         self.talkspurt_start = true;
     }
 
     /// True while a clip is playing.
     pub fn is_playing(&self) -> bool {
-        self.clip.is_some()
+        !self.clips.is_empty()
+    }
+
+    /// Switches the encoding of the following packets (the leg's codec changed in a re-INVITE);
+    /// sequence numbers and timestamps continue.
+    pub fn set_codec(&mut self, codec: Codec, payload_type: u8) {
+        self.codec = codec;
+        self.payload_type = payload_type;
     }
 
     /// Advances the RTP clock over time in which nothing was sent (between prompts), so the
@@ -85,33 +108,38 @@ impl Player {
     /// Writes the next 20 ms RTP packet into `out` (cleared first). `None` when the clip has
     /// ended (or nothing plays); a short last frame is padded with silence.
     pub fn next_packet(&mut self, out: &mut Vec<u8>) -> Option<FrameInfo> {
-        let clip = self.clip.as_ref()?;
-        let samples = clip.samples();
-        if self.position >= samples.len() {
-            if !self.looping || samples.is_empty() {
-                self.stop();
-                return None;
-            }
-            self.position = 0;
+        if self.clips.is_empty() {
+            return None;
         }
         self.payload.clear();
         let law = self.codec.law();
         let mut needed = SAMPLES_PER_20MS;
         while needed > 0 {
+            let Some(clip) = self.clips.get(self.clip_index) else {
+                if !self.looping {
+                    break;
+                }
+                // Seamless loop, even inside one frame; terminates because the list has audio.
+                self.clip_index = 0;
+                self.position = 0;
+                continue;
+            };
+            let samples = clip.samples();
             let end = (self.position + needed).min(samples.len());
             let chunk = samples.get(self.position..end).unwrap_or(&[]);
             law.encode_into(chunk, &mut self.payload);
             needed -= chunk.len();
             self.position = end;
-            if needed > 0 {
-                if self.looping && !samples.is_empty() {
-                    self.position = 0; // seamless loop inside one frame
-                } else {
-                    self.payload.resize(SAMPLES_PER_20MS, law.silence());
-                    needed = 0;
-                }
+            if self.position >= samples.len() {
+                self.clip_index += 1;
+                self.position = 0;
             }
         }
+        if self.payload.is_empty() {
+            self.stop();
+            return None;
+        }
+        self.payload.resize(SAMPLES_PER_20MS, law.silence());
         let info = FrameInfo {
             sequence: self.next_sequence,
             timestamp: self.next_timestamp,
@@ -219,6 +247,40 @@ mod tests {
         );
         assert_eq!(second.timestamp, first.timestamp + 160 + 800);
         assert!(second.marker);
+    }
+
+    #[test]
+    fn a_list_plays_as_one_stream_without_gaps() {
+        let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
+        let a = AudioClip::from_samples(vec![1000; 100]);
+        let b = AudioClip::from_samples(Vec::new());
+        let c = AudioClip::from_samples(vec![-1000; 300]);
+        player.play_list(vec![a, b, c], false);
+        let mut packet = Vec::new();
+        let mut decoded = Vec::new();
+        let mut markers = 0;
+        while let Some(info) = player.next_packet(&mut packet) {
+            markers += usize::from(info.marker);
+            let rtp = RtpReader::new(&packet).expect("valid");
+            decoded.extend(rtp.payload().iter().map(|&b| ulaw_decode(b)));
+        }
+        assert_eq!(markers, 1);
+        assert_eq!(
+            decoded.len(),
+            480,
+            "400 samples fill 2.5 frames, padded to 3"
+        );
+        assert!(decoded[..100].iter().all(|&s| (s - 1000).abs() < 64));
+        assert!(decoded[100..400].iter().all(|&s| (s + 1000).abs() < 64));
+        assert!(decoded[400..].iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn a_looping_list_of_empty_clips_ends() {
+        let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
+        player.play_list(vec![AudioClip::from_samples(Vec::new()); 3], true);
+        assert_eq!(player.next_packet(&mut Vec::new()), None);
+        assert!(!player.is_playing());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The sans-IO heart of one anchored call's relay: for each datagram it decides whether and
 //! where to forward it (validation, symmetric-RTP latching), keeps the per-leg statistics,
 //! picks RFC 4733 key presses out of the stream and tracks the media timeout. The tokio
-//! loop in [`crate::relay`] only moves bytes between sockets and this struct.
+//! loop in [`crate::session`] only moves bytes between sockets and this struct.
+//!
+//! The agent leg may be absent (the call is in the IVR or queued): then the trunk's packets
+//! are still validated, latched and inspected, but consumed by Switchboard instead of relayed,
+//! and nothing arriving on the agent side is accepted until [`RelayCore::update_leg`] sets it.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -9,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rtp_rs::RtpReader;
 
-use crate::codec::CLOCK_RATE;
+use crate::codec::{Codec, CLOCK_RATE};
 use crate::dtmf::{DtmfPress, TelephoneEventReceiver};
 use crate::latch::{LatchDecision, RemoteLatch};
 use crate::media_timeout::{Leg, MediaTimeout};
@@ -27,6 +31,36 @@ pub struct LegConfig {
     pub remote_rtcp: Option<SocketAddr>,
     /// The telephone-event payload type this leg sends, to pick key presses out of its RTP.
     pub telephone_event: Option<u8>,
+    /// The negotiated audio codec and its payload type on this leg: needed to decode the
+    /// leg's audio (recording, in-band DTMF) and to encode prompts played to it.
+    pub codec: Option<(Codec, u8)>,
+}
+
+/// What became of one datagram handed to [`RelayCore::handle_rtp`] / [`RelayCore::handle_rtcp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Valid and from the leg's peer: send it on to this address on the other leg.
+    Forward(SocketAddr),
+    /// Valid and from the leg's peer, but not relayed: the other leg is absent (Switchboard
+    /// itself terminates the media) or its address is not known yet.
+    Accepted,
+    /// Invalid, foreign or from an absent leg: ignore it entirely.
+    Dropped,
+}
+
+impl Disposition {
+    /// Where to send the datagram, if anywhere.
+    pub fn destination(self) -> Option<SocketAddr> {
+        match self {
+            Disposition::Forward(destination) => Some(destination),
+            Disposition::Accepted | Disposition::Dropped => None,
+        }
+    }
+
+    /// True when the datagram is genuine media of the leg (may be recorded or inspected).
+    pub fn accepted(self) -> bool {
+        !matches!(self, Disposition::Dropped)
+    }
 }
 
 /// What the relay reports to call control.
@@ -68,6 +102,10 @@ pub struct LegReport {
     pub dropped_foreign: u64,
     /// Datagrams with nowhere to go because the other leg's address is unknown yet.
     pub dropped_no_destination: u64,
+    /// Valid RTP/RTCP consumed by Switchboard itself because the other leg was absent (IVR, queue).
+    pub terminated: u64,
+    /// RTP not relayed because Switchboard was playing to the other leg (playback wins); counted by the I/O layer.
+    pub suppressed: u64,
     /// Datagrams the socket could not take (send buffer full); counted by the I/O layer.
     pub dropped_send: u64,
     /// The latched RTP source, if any.
@@ -81,12 +119,18 @@ struct LegState {
     stats: RtpStats,
     dtmf: TelephoneEventReceiver,
     telephone_event: Option<u8>,
+    /// False for the agent leg until it is set (bridged): nothing is accepted from it or sent to it.
+    present: bool,
+    /// The leg's SDP stopped it sending (hold): its silence is legitimate.
+    on_hold: bool,
     report: LegReport,
 }
 
 impl LegState {
-    fn new(config: LegConfig, relatch_after: Duration) -> LegState {
+    fn new(config: LegConfig, relatch_after: Duration, present: bool) -> LegState {
         LegState {
+            present,
+            on_hold: false,
             rtp_latch: RemoteLatch::new(config.remote_rtp, relatch_after),
             rtcp_latch: RemoteLatch::new(config.remote_rtcp, relatch_after),
             stats: RtpStats::new(CLOCK_RATE),
@@ -104,60 +148,87 @@ pub struct RelayCore {
     timeout: Option<MediaTimeout>,
     timed_out: Option<Leg>,
     events: VecDeque<RelayEvent>,
+    events_dropped: u64,
 }
 
 impl RelayCore {
-    /// A relay for a call whose legs were negotiated as `trunk` and `agent`. `media_timeout`
-    /// `None` disables the rule; `relatch_after` is how long a latched peer must be silent
-    /// before another source may take its place.
+    /// A relay for a call whose legs were negotiated as `trunk` and `agent` (`None` until an
+    /// agent answers). `media_timeout` `None` disables the rule; `relatch_after` is how long a
+    /// latched peer must be silent before another source may take its place.
     pub fn new(
         now: Instant,
         trunk: LegConfig,
-        agent: LegConfig,
+        agent: Option<LegConfig>,
         media_timeout: Option<Duration>,
         relatch_after: Duration,
     ) -> RelayCore {
+        let mut timeout = media_timeout.map(|limit| MediaTimeout::new(now, limit));
+        if let (Some(timeout), None) = (timeout.as_mut(), agent) {
+            // An absent agent sends nothing, legitimately.
+            timeout.set_watched(now, Leg::Agent, false);
+        }
         RelayCore {
             legs: [
-                LegState::new(trunk, relatch_after),
-                LegState::new(agent, relatch_after),
+                LegState::new(trunk, relatch_after, true),
+                LegState::new(agent.unwrap_or_default(), relatch_after, agent.is_some()),
             ],
-            timeout: media_timeout.map(|limit| MediaTimeout::new(now, limit)),
+            timeout,
             timed_out: None,
             events: VecDeque::new(),
+            events_dropped: 0,
         }
     }
 
-    /// An RTP datagram arrived from `leg` at `source`: returns where to send it on the other leg.
+    /// True once the leg is set (always for the trunk; for the agent once bridged).
+    pub fn is_present(&self, leg: Leg) -> bool {
+        self.legs[leg.index()].present
+    }
+
+    /// Where RTP for `leg` goes now (latched source, else its SDP address); `None` while absent.
+    pub fn destination(&self, leg: Leg) -> Option<SocketAddr> {
+        let state = &self.legs[leg.index()];
+        state
+            .present
+            .then(|| state.rtp_latch.destination())
+            .flatten()
+    }
+
+    /// An RTP datagram arrived from `leg` at `source`: decides whether and where it goes on.
     pub fn handle_rtp(
         &mut self,
         now: Instant,
         leg: Leg,
         source: SocketAddr,
         datagram: &[u8],
-    ) -> Option<SocketAddr> {
+    ) -> Disposition {
+        let state = &mut self.legs[leg.index()];
+        if !state.present {
+            // Nobody was told this port yet: whatever arrives is a stray or an injection attempt.
+            state.report.dropped_foreign += 1;
+            return Disposition::Dropped;
+        }
         let Ok(packet) = RtpReader::new(datagram) else {
-            self.legs[leg.index()].report.dropped_invalid += 1;
-            return None;
+            state.report.dropped_invalid += 1;
+            return Disposition::Dropped;
         };
         // RTCP multiplexed on the RTP port (RFC 5761) is not negotiated here: refuse it rather
         // than let it pollute sequence statistics.
         if (72..=76).contains(&packet.payload_type()) {
-            self.legs[leg.index()].report.dropped_invalid += 1;
-            return None;
+            state.report.dropped_invalid += 1;
+            return Disposition::Dropped;
         }
-        let state = &mut self.legs[leg.index()];
         match state.rtp_latch.on_packet(now, source) {
             LatchDecision::Accept => {}
             LatchDecision::Latched(source) => {
                 state.report.latched = Some(source);
-                push_event(&mut self.events, RelayEvent::Latched { leg, source });
+                self.push_event(RelayEvent::Latched { leg, source });
             }
             LatchDecision::Reject => {
                 state.report.dropped_foreign += 1;
-                return None;
+                return Disposition::Dropped;
             }
         }
+        let state = &mut self.legs[leg.index()];
         state.stats.record(
             now,
             packet.ssrc(),
@@ -167,48 +238,46 @@ impl RelayCore {
         );
         if state.telephone_event == Some(packet.payload_type()) {
             if let Ok(Some(press)) = state.dtmf.on_packet(packet.timestamp(), packet.payload()) {
-                push_event(&mut self.events, RelayEvent::Dtmf { leg, press });
+                self.push_event(RelayEvent::Dtmf { leg, press });
             }
         }
         if let Some(timeout) = self.timeout.as_mut() {
             timeout.on_rtp(now, leg);
         }
-        let destination = self.legs[leg.other().index()].rtp_latch.destination();
+        let other = &self.legs[leg.other().index()];
+        let (present, destination) = (other.present, other.rtp_latch.destination());
         let report = &mut self.legs[leg.index()].report;
-        match destination {
-            Some(_) => report.forwarded += 1,
-            None => report.dropped_no_destination += 1,
-        }
-        destination
+        forward_decision(report, present, destination, false)
     }
 
-    /// An RTCP datagram arrived from `leg` at `source`: returns where to send it on the other leg.
+    /// An RTCP datagram arrived from `leg` at `source`: decides whether and where it goes on.
     pub fn handle_rtcp(
         &mut self,
         now: Instant,
         leg: Leg,
         source: SocketAddr,
         datagram: &[u8],
-    ) -> Option<SocketAddr> {
-        // RTCP: version 2, a known packet type (SR..APP, RFC 3550 §12.1; 205/206 feedback), 8+ bytes.
-        let valid =
-            datagram.len() >= 8 && datagram[0] >> 6 == 2 && (200..=206).contains(&datagram[1]);
+    ) -> Disposition {
         let state = &mut self.legs[leg.index()];
+        if !state.present {
+            state.report.dropped_foreign += 1;
+            return Disposition::Dropped;
+        }
+        // RTCP: version 2, a known packet type (SR..APP, RFC 3550 §12.1; 205/206 feedback), 8+ bytes.
+        let valid = matches!(datagram, [first, kind, _, _, _, _, _, _, ..]
+            if first >> 6 == 2 && (200..=206).contains(kind));
         if !valid {
             state.report.dropped_invalid += 1;
-            return None;
+            return Disposition::Dropped;
         }
         if state.rtcp_latch.on_packet(now, source) == LatchDecision::Reject {
             state.report.dropped_foreign += 1;
-            return None;
+            return Disposition::Dropped;
         }
-        let destination = self.legs[leg.other().index()].rtcp_latch.destination();
+        let other = &self.legs[leg.other().index()];
+        let (present, destination) = (other.present, other.rtcp_latch.destination());
         let report = &mut self.legs[leg.index()].report;
-        match destination {
-            Some(_) => report.rtcp_forwarded += 1,
-            None => report.dropped_no_destination += 1,
-        }
-        destination
+        forward_decision(report, present, destination, true)
     }
 
     /// The I/O layer could not send a datagram that came from `leg`.
@@ -218,14 +287,36 @@ impl RelayCore {
         report.forwarded = report.forwarded.saturating_sub(1);
     }
 
-    /// Updates a leg after a re-INVITE.
-    pub fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig, expect_rtp: bool) {
+    /// A packet relayed from `leg` was deliberately not sent (Switchboard plays to the other leg).
+    pub fn note_suppressed(&mut self, leg: Leg) {
+        let report = &mut self.legs[leg.index()].report;
+        report.suppressed += 1;
+        report.forwarded = report.forwarded.saturating_sub(1);
+    }
+
+    /// Sets a leg's remote parameters: after a re-INVITE, or for an absent agent leg, the
+    /// answer that bridges the call (from then on its media is accepted and relayed).
+    pub fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
         let state = &mut self.legs[leg.index()];
         state.rtp_latch.set_signalled(config.remote_rtp);
         state.rtcp_latch.set_signalled(config.remote_rtcp);
         state.telephone_event = config.telephone_event;
+        state.present = true;
+        self.refresh_watch(now, leg);
+    }
+
+    /// The leg went on hold (its SDP is no longer `sendrecv`) or came back: while on hold its
+    /// silence does not count towards the media timeout.
+    pub fn set_hold(&mut self, now: Instant, leg: Leg, on_hold: bool) {
+        self.legs[leg.index()].on_hold = on_hold;
+        self.refresh_watch(now, leg);
+    }
+
+    fn refresh_watch(&mut self, now: Instant, leg: Leg) {
+        let state = &self.legs[leg.index()];
+        let watched = state.present && !state.on_hold;
         if let Some(timeout) = self.timeout.as_mut() {
-            timeout.set_watched(now, leg, expect_rtp);
+            timeout.set_watched(now, leg, watched);
         }
     }
 
@@ -244,7 +335,7 @@ impl RelayCore {
         }
         if let Some(silent_leg) = self.timeout.as_ref().and_then(|t| t.check(now)) {
             self.timed_out = Some(silent_leg);
-            push_event(&mut self.events, RelayEvent::MediaTimeout { silent_leg });
+            self.push_event(RelayEvent::MediaTimeout { silent_leg });
         }
     }
 
@@ -258,6 +349,11 @@ impl RelayCore {
         self.events.pop_front()
     }
 
+    /// Events lost because the I/O layer did not collect them before the queue filled.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
     /// Counters for a leg.
     pub fn report(&self, leg: Leg) -> LegReport {
         let state = &self.legs[leg.index()];
@@ -266,13 +362,41 @@ impl RelayCore {
             ..state.report
         }
     }
+
+    fn push_event(&mut self, event: RelayEvent) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+            self.events_dropped += 1;
+        }
+        self.events.push_back(event);
+    }
 }
 
-fn push_event(events: &mut VecDeque<RelayEvent>, event: RelayEvent) {
-    if events.len() >= MAX_QUEUED_EVENTS {
-        events.pop_front();
+/// Counts and returns the fate of a valid packet given the other leg's state.
+fn forward_decision(
+    report: &mut LegReport,
+    other_present: bool,
+    destination: Option<SocketAddr>,
+    rtcp: bool,
+) -> Disposition {
+    match (other_present, destination) {
+        (false, _) => {
+            report.terminated += 1;
+            Disposition::Accepted
+        }
+        (true, None) => {
+            report.dropped_no_destination += 1;
+            Disposition::Accepted
+        }
+        (true, Some(destination)) => {
+            if rtcp {
+                report.rtcp_forwarded += 1;
+            } else {
+                report.forwarded += 1;
+            }
+            Disposition::Forward(destination)
+        }
     }
-    events.push_back(event);
 }
 
 #[cfg(test)]
@@ -303,12 +427,14 @@ mod tests {
                 remote_rtp: Some(addr("198.51.100.7:40000")),
                 remote_rtcp: Some(addr("198.51.100.7:40001")),
                 telephone_event: Some(101),
+                codec: None,
             },
-            LegConfig {
+            Some(LegConfig {
                 remote_rtp: Some(addr("192.168.1.20:16384")),
                 remote_rtcp: None,
                 telephone_event: Some(101),
-            },
+                codec: None,
+            }),
             Some(Duration::from_secs(30)),
             Duration::from_secs(2),
         )
@@ -321,7 +447,9 @@ mod tests {
         // Agent is behind NAT: its packets come from the public mapping, not the SDP address.
         let nat = addr("203.0.113.50:61000");
         assert_eq!(
-            relay.handle_rtp(t0, Leg::Agent, nat, &rtp(0, 1, 0, &[0xFF; 160])),
+            relay
+                .handle_rtp(t0, Leg::Agent, nat, &rtp(0, 1, 0, &[0xFF; 160]))
+                .destination(),
             Some(addr("198.51.100.7:40000"))
         );
         assert_eq!(
@@ -332,12 +460,14 @@ mod tests {
             })
         );
         assert_eq!(
-            relay.handle_rtp(
-                t0,
-                Leg::Trunk,
-                addr("198.51.100.7:40000"),
-                &rtp(0, 9, 0, &[0xFF; 160])
-            ),
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    addr("198.51.100.7:40000"),
+                    &rtp(0, 9, 0, &[0xFF; 160])
+                )
+                .destination(),
             Some(nat),
             "trunk audio goes to where the agent really is"
         );
@@ -350,20 +480,31 @@ mod tests {
         let t0 = Instant::now();
         let mut relay = core(t0);
         let phone = addr("198.51.100.7:40000");
-        assert_eq!(relay.handle_rtp(t0, Leg::Trunk, phone, b"hello"), None);
         assert_eq!(
-            relay.handle_rtp(t0, Leg::Trunk, phone, &[0u8; 12]),
+            relay
+                .handle_rtp(t0, Leg::Trunk, phone, b"hello")
+                .destination(),
+            None
+        );
+        assert_eq!(
+            relay
+                .handle_rtp(t0, Leg::Trunk, phone, &[0u8; 12])
+                .destination(),
             None,
             "version 0"
         );
-        relay.handle_rtp(t0, Leg::Trunk, phone, &rtp(0, 1, 0, &[0xFF; 160]));
+        relay
+            .handle_rtp(t0, Leg::Trunk, phone, &rtp(0, 1, 0, &[0xFF; 160]))
+            .destination();
         assert_eq!(
-            relay.handle_rtp(
-                t0,
-                Leg::Trunk,
-                addr("6.6.6.6:666"),
-                &rtp(0, 2, 160, &[0xFF; 160])
-            ),
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    addr("6.6.6.6:666"),
+                    &rtp(0, 2, 160, &[0xFF; 160])
+                )
+                .destination(),
             None
         );
         let report = relay.report(Leg::Trunk);
@@ -387,34 +528,40 @@ mod tests {
         let mut relay = RelayCore::new(
             t0,
             LegConfig::default(),
-            LegConfig::default(),
+            Some(LegConfig::default()),
             None,
             Duration::from_secs(2),
         );
         assert_eq!(
-            relay.handle_rtp(
-                t0,
-                Leg::Trunk,
-                addr("10.0.0.1:5000"),
-                &rtp(8, 1, 0, &[0xD5; 160])
-            ),
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    addr("10.0.0.1:5000"),
+                    &rtp(8, 1, 0, &[0xD5; 160])
+                )
+                .destination(),
             None
         );
         assert_eq!(relay.report(Leg::Trunk).dropped_no_destination, 1);
         // Once the agent has sent something, we know where it is.
-        relay.handle_rtp(
-            t0,
-            Leg::Agent,
-            addr("10.0.0.2:6000"),
-            &rtp(8, 1, 0, &[0xD5; 160]),
-        );
-        assert_eq!(
-            relay.handle_rtp(
+        relay
+            .handle_rtp(
                 t0,
-                Leg::Trunk,
-                addr("10.0.0.1:5000"),
-                &rtp(8, 2, 160, &[0xD5; 160])
-            ),
+                Leg::Agent,
+                addr("10.0.0.2:6000"),
+                &rtp(8, 1, 0, &[0xD5; 160]),
+            )
+            .destination();
+        assert_eq!(
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    addr("10.0.0.1:5000"),
+                    &rtp(8, 2, 160, &[0xD5; 160])
+                )
+                .destination(),
             Some(addr("10.0.0.2:6000"))
         );
     }
@@ -428,16 +575,20 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0,
         ];
         assert_eq!(
-            relay.handle_rtcp(t0, Leg::Agent, addr("203.0.113.50:61001"), &receiver_report),
+            relay
+                .handle_rtcp(t0, Leg::Agent, addr("203.0.113.50:61001"), &receiver_report)
+                .destination(),
             Some(addr("198.51.100.7:40001"))
         );
         assert_eq!(
-            relay.handle_rtcp(
-                t0,
-                Leg::Agent,
-                addr("203.0.113.50:61001"),
-                &[0x80, 0, 0, 0, 0, 0, 0, 0]
-            ),
+            relay
+                .handle_rtcp(
+                    t0,
+                    Leg::Agent,
+                    addr("203.0.113.50:61001"),
+                    &[0x80, 0, 0, 0, 0, 0, 0, 0]
+                )
+                .destination(),
             None
         );
         assert_eq!(relay.report(Leg::Agent).rtcp_forwarded, 1);
@@ -453,12 +604,14 @@ mod tests {
             .iter()
             .enumerate()
         {
-            relay.handle_rtp(
-                t0,
-                Leg::Trunk,
-                phone,
-                &rtp(101, 100 + i as u16, 8000, &packet.event.encode()),
-            );
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    phone,
+                    &rtp(101, 100 + i as u16, 8000, &packet.event.encode()),
+                )
+                .destination();
         }
         let events: Vec<RelayEvent> = std::iter::from_fn(|| relay.poll_event()).collect();
         let presses: Vec<char> = events
@@ -481,12 +634,14 @@ mod tests {
         let phone = addr("198.51.100.7:40000");
         for i in 0..100u16 {
             let at = t0 + Duration::from_millis(20 * u64::from(i));
-            relay.handle_rtp(
-                at,
-                Leg::Trunk,
-                phone,
-                &rtp(0, i, u32::from(i) * 160, &[0xFF; 160]),
-            );
+            relay
+                .handle_rtp(
+                    at,
+                    Leg::Trunk,
+                    phone,
+                    &rtp(0, i, u32::from(i) * 160, &[0xFF; 160]),
+                )
+                .destination();
         }
         while relay.poll_event().is_some() {}
         assert_eq!(
@@ -513,9 +668,70 @@ mod tests {
     fn hold_suspends_the_timeout_for_that_leg() {
         let t0 = Instant::now();
         let mut relay = core(t0);
-        relay.update_leg(t0, Leg::Agent, LegConfig::default(), false);
-        relay.update_leg(t0, Leg::Trunk, LegConfig::default(), false);
+        relay.set_hold(t0, Leg::Agent, true);
+        relay.set_hold(t0, Leg::Trunk, true);
         assert_eq!(relay.poll_timeout(), None);
+    }
+
+    #[test]
+    fn without_an_agent_the_trunk_is_terminated_until_the_bridge() {
+        let t0 = Instant::now();
+        let phone = addr("198.51.100.7:40000");
+        let stray = addr("203.0.113.9:7000");
+        let mut relay = RelayCore::new(
+            t0,
+            LegConfig {
+                remote_rtp: Some(phone),
+                ..LegConfig::default()
+            },
+            None,
+            Some(Duration::from_secs(30)),
+            Duration::from_secs(2),
+        );
+        assert_eq!(relay.destination(Leg::Agent), None);
+        assert_eq!(relay.destination(Leg::Trunk), Some(phone));
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, phone, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Accepted
+        );
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Agent, stray, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Dropped,
+            "nobody may latch the agent side before it is set"
+        );
+        assert_eq!(
+            relay.poll_timeout(),
+            Some(t0 + Duration::from_secs(30)),
+            "only the trunk is watched"
+        );
+        let t1 = t0 + Duration::from_secs(10);
+        relay.update_leg(
+            t1,
+            Leg::Agent,
+            LegConfig {
+                remote_rtp: Some(addr("192.168.1.20:16384")),
+                ..LegConfig::default()
+            },
+        );
+        assert!(relay.is_present(Leg::Agent));
+        assert_eq!(
+            relay.handle_rtp(t1, Leg::Trunk, phone, &rtp(0, 2, 160, &[0xFF; 160])),
+            Disposition::Forward(addr("192.168.1.20:16384"))
+        );
+        relay.note_suppressed(Leg::Trunk);
+        let trunk = relay.report(Leg::Trunk);
+        assert_eq!(
+            (trunk.terminated, trunk.forwarded, trunk.suppressed),
+            (1, 0, 1)
+        );
+        assert_eq!(relay.report(Leg::Agent).dropped_foreign, 1);
+        assert_eq!(
+            relay.poll_timeout(),
+            Some(t1 + Duration::from_secs(30)),
+            "the agent's clock starts at the bridge"
+        );
+        relay.handle_timeout(t1 + Duration::from_secs(29));
+        assert_eq!(relay.timed_out(), None);
     }
 
     #[test]
@@ -524,12 +740,14 @@ mod tests {
         let mut relay = core(t0);
         let phone = addr("198.51.100.7:40000");
         for seq in [1u16, 2, 3, 5, 6, 9, 10] {
-            relay.handle_rtp(
-                t0,
-                Leg::Trunk,
-                phone,
-                &rtp(0, seq, u32::from(seq) * 160, &[0xFF; 160]),
-            );
+            relay
+                .handle_rtp(
+                    t0,
+                    Leg::Trunk,
+                    phone,
+                    &rtp(0, seq, u32::from(seq) * 160, &[0xFF; 160]),
+                )
+                .destination();
         }
         let report = relay.report(Leg::Trunk);
         assert_eq!((report.rtp.expected, report.rtp.lost), (10, 3));

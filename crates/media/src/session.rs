@@ -1,0 +1,1348 @@
+//! The media session of one call: a tokio task owning the call's two (or four, with RTCP)
+//! sockets, driven by [`MediaCommand`]s from call control and reporting [`MediaEvent`]s to
+//! one sink shared by every session.
+//!
+//! The session starts when the trunk leg's SDP is known. Until an agent leg is set it
+//! terminates the trunk's media itself: prompts and music on hold are played to the trunk
+//! and key presses are picked out of its RTP (RFC 4733, or in-band tones when the trunk has
+//! no telephone-event). Setting the agent leg bridges the call: from then on RTP/RTCP is
+//! relayed both ways byte for byte and playback to the trunk stops. Recording decodes both
+//! directions into a [`Recording`] handed over by call control.
+//!
+//! Cost model, because this runs for thousands of calls at once:
+//! - Relaying (bridged, no recording, no playback): a socket is drained in bursts into one
+//!   reused buffer, each datagram sent straight on; no allocation and no timer per packet.
+//!   Per wake-up one clock read; the media-timeout sleep is re-armed only when it fires or a
+//!   command changes what is watched.
+//! - Decoding happens only when a recording runs or in-band DTMF is needed on the trunk.
+//! - A 20 ms playback interval exists only while something plays; an idle session has no
+//!   timer apart from the media-timeout sleep.
+//!
+//! Playback while bridged: a `Play` to a leg that is also receiving relayed audio wins —
+//! packets relayed towards that leg are dropped (counted as `suppressed`) until it ends.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rtp_rs::RtpReader;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::audio_clip::AudioClip;
+use crate::codec::SAMPLES_PER_20MS;
+use crate::dtmf::DtmfDigit;
+use crate::inband_dtmf::InbandDtmfDetector;
+use crate::media_timeout::Leg;
+use crate::player::Player;
+use crate::port_pool::PortPair;
+use crate::recorder::{Channel, Recording, RecordingOutcome};
+use crate::relay_core::{LegConfig, LegReport, RelayCore, RelayEvent};
+
+/// Largest datagram relayed; RTP for G.711 at 20 ms is 172 bytes, this leaves room for anything sane.
+const MAX_DATAGRAM: usize = 2048;
+/// Datagrams handled per socket per wake-up before yielding to the other sockets, for fairness.
+const MAX_BURST: usize = 64;
+/// Packet interval of played audio.
+const PTIME: Duration = Duration::from_millis(20);
+
+/// Call control's number for the call; every event carries it.
+pub type SessionId = u64;
+
+/// Everything needed to start the media of one call.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The call this session belongs to.
+    pub id: SessionId,
+    /// Switchboard's media address to bind.
+    pub bind_ip: IpAddr,
+    /// Ports facing the trunk (caller) leg.
+    pub trunk_ports: PortPair,
+    /// Ports facing the agent leg (bound at start so the agent's offer can name them).
+    pub agent_ports: PortPair,
+    /// Trunk leg parameters from its SDP.
+    pub trunk: LegConfig,
+    /// Agent leg parameters; `None` until an agent answers (then [`MediaCommand::UpdateLeg`]).
+    pub agent: Option<LegConfig>,
+    /// End the session after this much RTP silence on a present leg; `None` disables it.
+    pub media_timeout: Option<Duration>,
+    /// A latched peer silent this long may be replaced by a new source.
+    pub relatch_after: Duration,
+    /// Whether to bind and relay RTCP on port + 1.
+    pub rtcp: bool,
+}
+
+/// What call control asks a session to do.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Play clips one after another to `leg`; `looping` repeats the whole list (music on hold).
+    /// Replaces whatever was playing on that leg (the replaced list gets no event). When the
+    /// list ends (not looping) the session emits [`MediaEvent::PlaybackFinished`] with `token`;
+    /// if the leg is absent or has no codec, nothing plays and that event comes at once.
+    Play {
+        /// Who hears it.
+        leg: Leg,
+        /// The clips, in order, played as one continuous stream.
+        clips: Vec<Arc<AudioClip>>,
+        /// Repeat the list until stopped.
+        looping: bool,
+        /// Echoed in `PlaybackFinished`.
+        token: u64,
+    },
+    /// Stops playback on `leg` (no `PlaybackFinished` for it).
+    StopPlayback {
+        /// Which leg.
+        leg: Leg,
+    },
+    /// Sets / replaces a leg's remote parameters. Setting the agent leg when it was `None`
+    /// bridges the call: from then on RTP is relayed both ways and playback on the trunk stops.
+    UpdateLeg {
+        /// Which leg.
+        leg: Leg,
+        /// Its parameters from the (re-)negotiated SDP.
+        config: LegConfig,
+    },
+    /// Starts recording both directions into this recording (replacing one already running,
+    /// which is finalised in the background; the report carries the last one's outcome).
+    Record(Recording),
+    /// The leg went on hold (its SDP is not `sendrecv`) or came back: while on hold its
+    /// silence does not trigger the media timeout.
+    Hold {
+        /// Which leg.
+        leg: Leg,
+        /// On hold (true) or back (false).
+        on_hold: bool,
+    },
+}
+
+/// How a key press reached Switchboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event packets.
+    Rfc4733,
+    /// Tones in the audio (Goertzel detection on decoded G.711).
+    InBand,
+}
+
+/// What a session reports to call control (with its [`SessionId`]).
+// `Ended` is much larger than the rest, but events are a few per call: boxing the report
+// would save nothing that matters and make call control's matches clumsier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A leg's real RTP source was learned (or changed after silence).
+    Latched {
+        /// Which leg.
+        leg: Leg,
+        /// Its source address.
+        source: SocketAddr,
+    },
+    /// A key press. In-band presses are reported at tone onset, so their `duration_ms` is 0.
+    Dtmf {
+        /// The leg it came from.
+        leg: Leg,
+        /// The key.
+        digit: DtmfDigit,
+        /// How long it was held (RFC 4733), 0 when unknown.
+        duration_ms: u32,
+        /// How it was signalled.
+        source: DtmfSource,
+    },
+    /// A non-looping `Play` list has been played out.
+    PlaybackFinished {
+        /// The leg it played to.
+        leg: Leg,
+        /// The `Play`'s token.
+        token: u64,
+    },
+    /// A leg sent no RTP for the configured time; `Ended` follows at once.
+    MediaTimeout {
+        /// The silent leg.
+        silent_leg: Leg,
+    },
+    /// The session ended (after `stop()`, the handle being dropped, or a media timeout): the
+    /// last event of every session. Its sockets are already closed, so the ports may be reused.
+    Ended(SessionReport),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// [`MediaSession::stop`] was called or the handle dropped (normal hang-up).
+    Stopped,
+    /// A leg was silent for the configured time: hang up with reason `media-timeout`.
+    MediaTimeout(Leg),
+}
+
+/// The final figures of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    /// Why it ended.
+    pub reason: StopReason,
+    /// Trunk leg counters.
+    pub trunk: LegReport,
+    /// Agent leg counters (all zero if never bridged).
+    pub agent: LegReport,
+    /// Events lost because the relay core's bounded queue overflowed (RFC 4733 floods).
+    pub events_dropped: u64,
+    /// Socket errors other than "would block" seen while relaying or playing.
+    pub socket_errors: u64,
+    /// RTP packets of prompts / music on hold sent.
+    pub played_packets: u64,
+    /// The recording's outcome, if one was started.
+    pub recording: Option<RecordingOutcome>,
+}
+
+enum Control {
+    /// Boxed: the channel allocates its slots up front, 32 at a time, and a `MediaCommand` is
+    /// ~160 bytes; a box per command (a few per call) keeps an idle session's memory small.
+    Command(Box<MediaCommand>),
+    Stop,
+}
+
+/// The handle call control keeps for one call's media. Dropping it stops the session too.
+#[derive(Debug)]
+pub struct MediaSession {
+    id: SessionId,
+    // Unbounded: commands come from call control at signalling pace (a few per call), never
+    // from the network, so the queue cannot grow without bound and sending never blocks.
+    control: mpsc::UnboundedSender<Control>,
+    trunk_addr: SocketAddr,
+    agent_addr: SocketAddr,
+}
+
+impl MediaSession {
+    /// Binds the 2 or 4 sockets and spawns the session task on the current tokio runtime.
+    /// Fails if a port is taken (the caller releases the pairs and tries others).
+    ///
+    /// All events of all sessions go to ONE shared sink, so call control selects on a single
+    /// receiver. Unbounded is safe: a session emits a handful of events per call (latching,
+    /// key presses at human speed, playback ends, one `Ended`); network floods cannot reach it
+    /// because RFC 4733 presses first pass the relay core's bounded queue, and in-band presses
+    /// need tens of milliseconds of tone each.
+    pub fn start(
+        config: SessionConfig,
+        events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+    ) -> io::Result<MediaSession> {
+        let bind = |port: u16| -> io::Result<UdpSocket> {
+            let socket = StdUdpSocket::bind(SocketAddr::new(config.bind_ip, port))?;
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        let trunk_rtp = bind(config.trunk_ports.rtp())?;
+        let agent_rtp = bind(config.agent_ports.rtp())?;
+        let rtcp = if config.rtcp {
+            Some((
+                bind(config.trunk_ports.rtcp())?,
+                bind(config.agent_ports.rtcp())?,
+            ))
+        } else {
+            None
+        };
+        let trunk_addr = trunk_rtp.local_addr()?;
+        let agent_addr = agent_rtp.local_addr()?;
+        let core = RelayCore::new(
+            Instant::now(),
+            config.trunk,
+            config.agent,
+            config.media_timeout,
+            config.relatch_after,
+        );
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let state = SessionState::new(
+            config.id,
+            core,
+            [config.trunk, config.agent.unwrap_or_default()],
+            events,
+        );
+        let sockets = Sockets {
+            rtp: [trunk_rtp, agent_rtp],
+            rtcp,
+        };
+        tokio::spawn(run(state, sockets, control_rx));
+        Ok(MediaSession {
+            id: config.id,
+            control,
+            trunk_addr,
+            agent_addr,
+        })
+    }
+
+    /// The call this session belongs to.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The local RTP address facing the trunk leg (goes into the trunk's SDP).
+    pub fn trunk_addr(&self) -> SocketAddr {
+        self.trunk_addr
+    }
+
+    /// The local RTP address facing the agent leg (goes into the agent's SDP).
+    pub fn agent_addr(&self) -> SocketAddr {
+        self.agent_addr
+    }
+
+    /// Sends a command. Non-blocking; a command to an ended session is ignored (a `Record`
+    /// sent then is still finalised, as an empty file).
+    pub fn command(&self, command: MediaCommand) {
+        let _ = self.control.send(Control::Command(Box::new(command)));
+    }
+
+    /// Asks the session to stop; its final report arrives as [`MediaEvent::Ended`] on the
+    /// sink. Never blocks; calling it again or after the session ended does nothing.
+    pub fn stop(&self) {
+        let _ = self.control.send(Control::Stop);
+    }
+}
+
+struct Sockets {
+    rtp: [UdpSocket; 2],
+    rtcp: Option<(UdpSocket, UdpSocket)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Rtp,
+    Rtcp,
+}
+
+/// Playback towards one leg. The player survives between lists so sequence numbers and
+/// timestamps continue (a new SSRC would make the receiver reset its jitter buffer).
+#[derive(Default)]
+struct LegPlayback {
+    player: Option<Player>,
+    /// The token of the list playing, until it finishes or is stopped.
+    token: Option<u64>,
+    last_sent: Option<Instant>,
+}
+
+impl LegPlayback {
+    fn is_playing(&self) -> bool {
+        self.player.as_ref().is_some_and(Player::is_playing)
+    }
+
+    fn stop(&mut self) {
+        if let Some(player) = self.player.as_mut() {
+            player.stop();
+        }
+        self.token = None;
+    }
+}
+
+/// Everything the task mutates, apart from the sockets and timers (borrowed by `select!`).
+struct SessionState {
+    id: SessionId,
+    core: RelayCore,
+    legs: [LegConfig; 2],
+    playback: [LegPlayback; 2],
+    recording: Option<Recording>,
+    /// Present while the trunk has a codec but no telephone-event payload type.
+    inband: Option<InbandDtmfDetector>,
+    events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+    receive_buffer: Vec<u8>,
+    play_buffer: Vec<u8>,
+    decoded: Vec<i16>,
+    last_tick: Option<tokio::time::Instant>,
+    socket_errors: u64,
+    played_packets: u64,
+}
+
+impl SessionState {
+    fn new(
+        id: SessionId,
+        core: RelayCore,
+        legs: [LegConfig; 2],
+        events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+    ) -> SessionState {
+        let [trunk, _] = legs;
+        SessionState {
+            id,
+            core,
+            legs,
+            playback: Default::default(),
+            recording: None,
+            inband: wants_inband(&trunk).then(InbandDtmfDetector::new),
+            events,
+            receive_buffer: vec![0u8; MAX_DATAGRAM],
+            // Grown on first use: most sessions relay only and never need them.
+            play_buffer: Vec::new(),
+            decoded: Vec::new(),
+            last_tick: None,
+            socket_errors: 0,
+            played_packets: 0,
+        }
+    }
+
+    fn emit(&self, event: MediaEvent) {
+        // Call control gone (shutdown): nobody to tell.
+        let _ = self.events.send((self.id, event));
+    }
+
+    fn forward_core_events(&mut self) {
+        while let Some(event) = self.core.poll_event() {
+            let event = match event {
+                RelayEvent::Latched { leg, source } => MediaEvent::Latched { leg, source },
+                RelayEvent::Dtmf { leg, press } => MediaEvent::Dtmf {
+                    leg,
+                    digit: press.digit,
+                    duration_ms: press.duration_ms,
+                    source: DtmfSource::Rfc4733,
+                },
+                RelayEvent::MediaTimeout { silent_leg } => MediaEvent::MediaTimeout { silent_leg },
+            };
+            self.emit(event);
+        }
+    }
+
+    fn any_playing(&self) -> bool {
+        self.playback.iter().any(LegPlayback::is_playing)
+    }
+
+    fn apply(&mut self, command: MediaCommand, timer: &mut Option<Interval>) {
+        let now = Instant::now();
+        match command {
+            MediaCommand::Play {
+                leg,
+                clips,
+                looping,
+                token,
+            } => self.play(now, leg, clips, looping, token, timer),
+            MediaCommand::StopPlayback { leg } => self.playback[leg.index()].stop(),
+            MediaCommand::UpdateLeg { leg, config } => self.update_leg(now, leg, config),
+            MediaCommand::Record(recording) => {
+                // A replaced recording is finalised by its Drop (best effort, in the background).
+                self.recording = Some(recording);
+            }
+            MediaCommand::Hold { leg, on_hold } => self.core.set_hold(now, leg, on_hold),
+        }
+        if !self.any_playing() {
+            *timer = None;
+        }
+    }
+
+    fn play(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        clips: Vec<Arc<AudioClip>>,
+        looping: bool,
+        token: u64,
+        timer: &mut Option<Interval>,
+    ) {
+        let codec = self.legs[leg.index()].codec;
+        let (true, Some((codec, payload_type))) = (self.core.is_present(leg), codec) else {
+            // Nothing can be played; don't leave call control waiting.
+            self.emit(MediaEvent::PlaybackFinished { leg, token });
+            return;
+        };
+        let slot = &mut self.playback[leg.index()];
+        let player = slot.player.get_or_insert_with(|| {
+            let mut rng = rand::thread_rng();
+            Player::new(codec, payload_type, rng.gen(), rng.gen(), rng.gen())
+        });
+        if !player.is_playing() {
+            if let Some(last) = slot.last_sent {
+                // Let the RTP clock show the real pause since the previous prompt.
+                let idle = now.saturating_duration_since(last).saturating_sub(PTIME);
+                let samples = idle.as_micros() * 8 / 1000;
+                player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
+            }
+        }
+        player.play_list(clips.iter().map(|clip| (**clip).clone()).collect(), looping);
+        if !player.is_playing() {
+            // An empty list: finished before it started.
+            slot.token = None;
+            self.emit(MediaEvent::PlaybackFinished { leg, token });
+            return;
+        }
+        slot.token = Some(token);
+        if timer.is_none() {
+            let mut interval = tokio::time::interval(PTIME);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            *timer = Some(interval);
+            self.last_tick = None;
+        }
+    }
+
+    fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
+        let bridging = leg == Leg::Agent && !self.core.is_present(Leg::Agent);
+        self.core.update_leg(now, leg, config);
+        let previous = std::mem::replace(&mut self.legs[leg.index()], config);
+        if previous.codec != config.codec {
+            let slot = &mut self.playback[leg.index()];
+            match (config.codec, slot.player.as_mut()) {
+                (Some((codec, payload_type)), Some(player)) => {
+                    player.set_codec(codec, payload_type)
+                }
+                (None, Some(_)) => {
+                    let token = slot.token;
+                    slot.stop();
+                    if let Some(token) = token {
+                        self.emit(MediaEvent::PlaybackFinished { leg, token });
+                    }
+                }
+                (_, None) => {}
+            }
+        }
+        if leg == Leg::Trunk {
+            self.inband = match (wants_inband(&config), self.inband.take()) {
+                (true, Some(detector)) => Some(detector),
+                (true, None) => Some(InbandDtmfDetector::new()),
+                (false, _) => None,
+            };
+        }
+        if bridging {
+            self.playback[Leg::Trunk.index()].stop();
+        }
+    }
+
+    /// One 20 ms playback tick: a packet to every leg that is playing.
+    fn play_tick(&mut self, at: tokio::time::Instant, sockets: &Sockets) {
+        // Ticks skipped because the task ran late: advance the RTP clock over them so the
+        // receiver keeps real time (the gap sounds like a short pause, not slowed audio).
+        let skipped = self
+            .last_tick
+            .map(|last| {
+                (at.saturating_duration_since(last).as_millis() / PTIME.as_millis())
+                    .saturating_sub(1)
+            })
+            .unwrap_or(0);
+        self.last_tick = Some(at);
+        let now = Instant::now();
+        for leg in [Leg::Trunk, Leg::Agent] {
+            let slot = &mut self.playback[leg.index()];
+            let Some(player) = slot.player.as_mut().filter(|p| p.is_playing()) else {
+                continue;
+            };
+            if skipped > 0 {
+                let samples = skipped.saturating_mul(SAMPLES_PER_20MS as u128);
+                player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
+            }
+            if player.next_packet(&mut self.play_buffer).is_none() {
+                if let Some(token) = slot.token.take() {
+                    let _ = self
+                        .events
+                        .send((self.id, MediaEvent::PlaybackFinished { leg, token }));
+                }
+                continue;
+            }
+            slot.last_sent = Some(now);
+            let Some(destination) = self.core.destination(leg) else {
+                continue; // address not known yet: the audio is lost, the clock runs on
+            };
+            match sockets.rtp[leg.index()].try_send_to(&self.play_buffer, destination) {
+                Ok(_) => self.played_packets += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => self.socket_errors += 1,
+            }
+        }
+    }
+
+    /// Reads everything queued on `from` (up to a burst) and forwards it through `to`.
+    fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: &UdpSocket) {
+        let now = Instant::now();
+        let inspect_rtp = stream == Stream::Rtp
+            && (self.recording.is_some() || (leg == Leg::Trunk && self.inband.is_some()));
+        let suppress = stream == Stream::Rtp && self.playback[leg.other().index()].is_playing();
+        for _ in 0..MAX_BURST {
+            let (len, source) = match from.try_recv_from(&mut self.receive_buffer) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // ICMP port unreachable for an earlier send and the like: count, keep going.
+                    tracing::debug!(error = %e, ?leg, "media receive error");
+                    self.socket_errors += 1;
+                    continue;
+                }
+            };
+            let Some(datagram) = self.receive_buffer.get(..len) else {
+                continue;
+            };
+            let disposition = match stream {
+                Stream::Rtp => self.core.handle_rtp(now, leg, source, datagram),
+                Stream::Rtcp => self.core.handle_rtcp(now, leg, source, datagram),
+            };
+            if inspect_rtp && disposition.accepted() {
+                self.inspect_audio(leg, len);
+            }
+            let Some(destination) = disposition.destination() else {
+                continue;
+            };
+            if suppress {
+                self.core.note_suppressed(leg);
+                continue;
+            }
+            let datagram = self.receive_buffer.get(..len).unwrap_or_default();
+            if let Err(e) = to.try_send_to(datagram, destination) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    self.socket_errors += 1;
+                }
+                self.core.note_send_failure(leg);
+            }
+        }
+    }
+
+    /// Decodes an accepted RTP packet's audio for the recording and in-band DTMF.
+    fn inspect_audio(&mut self, leg: Leg, len: usize) {
+        let Some((codec, payload_type)) = self.legs[leg.index()].codec else {
+            return;
+        };
+        let Some(packet) = self
+            .receive_buffer
+            .get(..len)
+            .and_then(|datagram| RtpReader::new(datagram).ok())
+        else {
+            return;
+        };
+        if packet.payload_type() != payload_type {
+            return; // telephone-event, comfort noise: not audio we can decode
+        }
+        self.decoded.clear();
+        codec.law().decode_into(packet.payload(), &mut self.decoded);
+        if let Some(recording) = self.recording.as_mut() {
+            let channel = match leg {
+                Leg::Trunk => Channel::Caller,
+                Leg::Agent => Channel::Agent,
+            };
+            recording.push(channel, &self.decoded);
+        }
+        if leg == Leg::Trunk {
+            if let Some(detector) = self.inband.as_mut() {
+                for digit in detector.process(&self.decoded) {
+                    let _ = self.events.send((
+                        self.id,
+                        MediaEvent::Dtmf {
+                            leg,
+                            digit,
+                            duration_ms: 0,
+                            source: DtmfSource::InBand,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// In-band detection is the fallback for a trunk that signals no telephone-event.
+fn wants_inband(trunk: &LegConfig) -> bool {
+    trunk.telephone_event.is_none() && trunk.codec.is_some()
+}
+
+/// Waits for the next playback tick; never completes when nothing plays.
+async fn next_tick(timer: &mut Option<Interval>) -> tokio::time::Instant {
+    match timer {
+        Some(interval) => interval.tick().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(
+    mut state: SessionState,
+    sockets: Sockets,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let mut playback: Option<Interval> = None;
+    let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let deadline = |core: &RelayCore| {
+        core.poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(far_future)
+    };
+    let sleep = tokio::time::sleep_until(deadline(&state.core));
+    tokio::pin!(sleep);
+
+    let reason = {
+        let [trunk_rtp, agent_rtp] = &sockets.rtp;
+        let rtcp = sockets.rtcp.as_ref();
+        loop {
+            tokio::select! {
+                biased;
+                control = control.recv() => match control {
+                    Some(Control::Command(command)) => {
+                        state.apply(*command, &mut playback);
+                        // A bridge or hold change moves the media-timeout deadline.
+                        sleep.as_mut().reset(deadline(&state.core));
+                    }
+                    // Stopped, or the handle was dropped: either way the call is over.
+                    Some(Control::Stop) | None => break StopReason::Stopped,
+                },
+                ready = trunk_rtp.readable() => {
+                    if ready.is_ok() {
+                        state.drain(Leg::Trunk, Stream::Rtp, trunk_rtp, agent_rtp);
+                    }
+                }
+                ready = agent_rtp.readable() => {
+                    if ready.is_ok() {
+                        state.drain(Leg::Agent, Stream::Rtp, agent_rtp, trunk_rtp);
+                    }
+                }
+                ready = async { rtcp?.0.readable().await.ok() }, if rtcp.is_some() => {
+                    if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
+                        state.drain(Leg::Trunk, Stream::Rtcp, trunk, agent);
+                    }
+                }
+                ready = async { rtcp?.1.readable().await.ok() }, if rtcp.is_some() => {
+                    if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
+                        state.drain(Leg::Agent, Stream::Rtcp, agent, trunk);
+                    }
+                }
+                at = next_tick(&mut playback), if playback.is_some() => {
+                    state.play_tick(at, &sockets);
+                    if !state.any_playing() {
+                        playback = None;
+                    }
+                }
+                _ = &mut sleep => {
+                    state.core.handle_timeout(Instant::now());
+                    sleep.as_mut().reset(deadline(&state.core));
+                }
+            }
+            state.forward_core_events();
+            if let Some(leg) = state.core.timed_out() {
+                break StopReason::MediaTimeout(leg);
+            }
+        }
+    };
+    // Close the sockets before reporting: call control frees the ports on `Ended`.
+    drop(sockets);
+    let recording = match state.recording.take() {
+        Some(recording) => Some(recording.finish().await),
+        None => None,
+    };
+    let report = SessionReport {
+        reason,
+        trunk: state.core.report(Leg::Trunk),
+        agent: state.core.report(Leg::Agent),
+        events_dropped: state.core.events_dropped(),
+        socket_errors: state.socket_errors,
+        played_packets: state.played_packets,
+        recording,
+    };
+    state.emit(MediaEvent::Ended(report));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::dtmf::telephone_event_packets;
+    use crate::g711::{ulaw_decode, G711Law};
+    use crate::port_pool::PortPool;
+    use crate::recorder::{RecorderMetrics, RecorderPool};
+    use rtp_rs::{RtpPacketBuilder, Seq};
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Mutex, OnceLock};
+
+    type Events = mpsc::UnboundedReceiver<(SessionId, MediaEvent)>;
+
+    const PCMU: Option<(Codec, u8)> = Some((Codec::Pcmu, 0));
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// One pool for every test in this module, so parallel tests never pick the same ports;
+    /// ports taken by other processes are skipped by retrying.
+    fn ports() -> (PortPair, PortPair) {
+        static POOL: OnceLock<Mutex<PortPool>> = OnceLock::new();
+        let pool = POOL.get_or_init(|| Mutex::new(PortPool::new(47000, 48999).expect("range")));
+        let mut pool = pool.lock().expect("port pool lock");
+        match (pool.allocate(), pool.allocate()) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => panic!("test port range exhausted"),
+        }
+    }
+
+    fn start(
+        trunk: LegConfig,
+        agent: Option<LegConfig>,
+        timeout: Option<Duration>,
+    ) -> (MediaSession, Events) {
+        let (sink, events) = mpsc::unbounded_channel();
+        for _ in 0..100 {
+            let (trunk_ports, agent_ports) = ports();
+            let config = SessionConfig {
+                id: 42,
+                bind_ip: "127.0.0.1".parse().expect("loopback"),
+                trunk_ports,
+                agent_ports,
+                trunk,
+                agent,
+                media_timeout: timeout,
+                relatch_after: Duration::from_secs(2),
+                rtcp: true,
+            };
+            if let Ok(session) = MediaSession::start(config, sink.clone()) {
+                return (session, events);
+            }
+        }
+        panic!("no free port pairs for the test session");
+    }
+
+    async fn phone() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind test phone")
+    }
+
+    fn leg(
+        socket: &UdpSocket,
+        codec: Option<(Codec, u8)>,
+        telephone_event: Option<u8>,
+    ) -> LegConfig {
+        LegConfig {
+            remote_rtp: Some(socket.local_addr().expect("addr")),
+            codec,
+            telephone_event,
+            ..LegConfig::default()
+        }
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+        RtpPacketBuilder::new()
+            .payload_type(pt)
+            .ssrc(0xCAFE)
+            .sequence(Seq::from(seq))
+            .timestamp(ts)
+            .payload(payload)
+            .build()
+            .expect("valid packet")
+    }
+
+    async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = vec![0u8; 2048];
+        let (len, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+            .await
+            .expect("packet in time")
+            .expect("recv works");
+        buf.truncate(len);
+        (buf, from)
+    }
+
+    /// Packets already queued on a socket, without waiting.
+    fn queued(socket: &UdpSocket) -> usize {
+        let mut buf = [0u8; 2048];
+        std::iter::from_fn(|| socket.try_recv_from(&mut buf).ok()).count()
+    }
+
+    async fn next_event(events: &mut Events) -> MediaEvent {
+        let (id, event) = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event in time")
+            .expect("sink open");
+        assert_eq!(id, 42);
+        event
+    }
+
+    /// Skips events until one matches.
+    async fn wait_for(events: &mut Events, wanted: impl Fn(&MediaEvent) -> bool) -> MediaEvent {
+        loop {
+            let event = next_event(events).await;
+            if wanted(&event) {
+                return event;
+            }
+        }
+    }
+
+    async fn ended(events: &mut Events) -> SessionReport {
+        match wait_for(events, |e| matches!(e, MediaEvent::Ended(_))).await {
+            MediaEvent::Ended(report) => report,
+            _ => unreachable!("filtered above"),
+        }
+    }
+
+    /// A command round trip: `Play` to the absent agent leg answers at once, so once its
+    /// `PlaybackFinished` arrives every earlier command has been applied.
+    async fn sync(session: &MediaSession, events: &mut Events) {
+        session.command(MediaCommand::Play {
+            leg: Leg::Agent,
+            clips: Vec::new(),
+            looping: false,
+            token: u64::MAX,
+        });
+        wait_for(events, |e| {
+            matches!(
+                e,
+                MediaEvent::PlaybackFinished {
+                    token: u64::MAX,
+                    ..
+                }
+            )
+        })
+        .await;
+    }
+
+    fn clip(samples: Vec<i16>) -> Arc<AudioClip> {
+        Arc::new(AudioClip::from_samples(samples))
+    }
+
+    #[tokio::test]
+    async fn plays_a_list_of_clips_to_the_trunk_before_any_agent() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        let clips: Vec<Arc<AudioClip>> = (0..3i16)
+            .map(|c| clip((0..320).map(|i| i * 37 + c * 1000).collect()))
+            .collect();
+        let mut expected_payload = Vec::new();
+        for c in &clips {
+            G711Law::Ulaw.encode_into(c.samples(), &mut expected_payload);
+        }
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips,
+            looping: false,
+            token: 7,
+        });
+        let mut payload = Vec::new();
+        let mut first: Option<(u16, u32, u32)> = None;
+        for n in 0..6u16 {
+            let (bytes, from) = recv(&caller).await;
+            assert_eq!(from, session.trunk_addr(), "sent from the trunk-side port");
+            let packet = RtpReader::new(&bytes).expect("valid RTP");
+            let (seq0, ts0, ssrc) = *first.get_or_insert((
+                u16::from(packet.sequence_number()),
+                packet.timestamp(),
+                packet.ssrc(),
+            ));
+            assert_eq!(u16::from(packet.sequence_number()), seq0.wrapping_add(n));
+            assert_eq!(packet.timestamp(), ts0.wrapping_add(160 * u32::from(n)));
+            assert_eq!(packet.mark(), n == 0, "marker on the first packet only");
+            assert_eq!(packet.payload_type(), 0);
+            assert_eq!(packet.ssrc(), ssrc);
+            payload.extend_from_slice(packet.payload());
+        }
+        assert_eq!(
+            payload, expected_payload,
+            "the clips' encoded audio, in order"
+        );
+        assert_eq!(
+            next_event(&mut events).await,
+            MediaEvent::PlaybackFinished {
+                leg: Leg::Trunk,
+                token: 7
+            }
+        );
+        assert_eq!(queued(&caller), 0, "nothing after the list");
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.reason, StopReason::Stopped);
+        assert_eq!(report.played_packets, 6);
+    }
+
+    #[tokio::test]
+    async fn music_on_hold_loops_until_stopped() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips: vec![clip(vec![500; 320])],
+            looping: true,
+            token: 1,
+        });
+        let mut received = 0u64;
+        let mut sequences = Vec::new();
+        while received < 8 {
+            let (bytes, _) = recv(&caller).await;
+            let packet = RtpReader::new(&bytes).expect("valid RTP");
+            sequences.push(u16::from(packet.sequence_number()));
+            received += 1;
+        }
+        assert!(
+            sequences.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "one continuous stream past the clip's 2 packets: {sequences:?}"
+        );
+        session.command(MediaCommand::StopPlayback { leg: Leg::Trunk });
+        sync(&session, &mut events).await;
+        received += queued(&caller) as u64;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), recv(&caller))
+                .await
+                .is_err(),
+            "no packet after StopPlayback"
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.played_packets, received);
+        assert!(
+            !matches!(
+                next_event_now(&mut events),
+                Some(MediaEvent::PlaybackFinished { token: 1, .. })
+            ),
+            "a stopped loop reports no PlaybackFinished"
+        );
+    }
+
+    fn next_event_now(events: &mut Events) -> Option<MediaEvent> {
+        events.try_recv().ok().map(|(_, e)| e)
+    }
+
+    #[tokio::test]
+    async fn an_empty_list_finishes_at_once() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips: Vec::new(),
+            looping: true,
+            token: 11,
+        });
+        assert_eq!(
+            next_event(&mut events).await,
+            MediaEvent::PlaybackFinished {
+                leg: Leg::Trunk,
+                token: 11
+            }
+        );
+        session.stop();
+        assert_eq!(ended(&mut events).await.played_packets, 0);
+    }
+
+    #[tokio::test]
+    async fn play_without_codec_finishes_at_once() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, None, None), None, None);
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips: vec![clip(vec![1; 800])],
+            looping: true,
+            token: 9,
+        });
+        assert_eq!(
+            next_event(&mut events).await,
+            MediaEvent::PlaybackFinished {
+                leg: Leg::Trunk,
+                token: 9
+            }
+        );
+        session.stop();
+        assert_eq!(ended(&mut events).await.played_packets, 0);
+    }
+
+    #[tokio::test]
+    async fn update_leg_bridges_byte_for_byte_and_stops_music_on_hold() {
+        let caller = phone().await;
+        let agent = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        // Before the bridge the caller's audio is Switchboard's alone.
+        caller
+            .send_to(&rtp(0, 1, 0, &[0x55; 160]), session.trunk_addr())
+            .await
+            .expect("send");
+        // A stray packet to the agent port is not accepted from anyone before the bridge.
+        agent
+            .send_to(&rtp(0, 1, 0, &[0x66; 160]), session.agent_addr())
+            .await
+            .expect("send");
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips: vec![clip(vec![300; 160])],
+            looping: true,
+            token: 3,
+        });
+        recv(&caller).await;
+        recv(&caller).await;
+        let mut moh_packets = 2;
+
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: leg(&agent, PCMU, Some(101)),
+        });
+        let from_agent = rtp(0, 2, 160, &[0x11; 160]);
+        agent
+            .send_to(&from_agent, session.agent_addr())
+            .await
+            .expect("send");
+        loop {
+            let (bytes, from) = recv(&caller).await;
+            assert_eq!(from, session.trunk_addr());
+            if bytes == from_agent {
+                break;
+            }
+            moh_packets += 1; // played before the bridge was applied
+        }
+        for seq in 2..=11u16 {
+            let payload: Vec<u8> = (0..160).map(|i| (i as u8) ^ (seq as u8)).collect();
+            let packet = rtp(0, seq, u32::from(seq) * 160, &payload);
+            caller
+                .send_to(&packet, session.trunk_addr())
+                .await
+                .expect("send");
+            let (bytes, from) = recv(&agent).await;
+            assert_eq!(bytes, packet, "byte for byte");
+            assert_eq!(from, session.agent_addr());
+        }
+        assert_eq!(queued(&caller), 0, "music on hold stopped at the bridge");
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.played_packets, moh_packets);
+        assert_eq!(report.trunk.terminated, 1, "the pre-bridge packet");
+        assert_eq!(report.trunk.forwarded, 10);
+        assert_eq!(report.agent.forwarded, 1);
+        assert_eq!(report.agent.dropped_foreign, 1, "the pre-bridge stray");
+        assert_eq!(
+            report.agent.latched,
+            Some(agent.local_addr().expect("addr"))
+        );
+    }
+
+    #[tokio::test]
+    async fn rfc4733_presses_are_one_event_each_and_still_relayed() {
+        let caller = phone().await;
+        let agent = phone().await;
+        let (session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            Some(leg(&agent, PCMU, Some(101))),
+            None,
+        );
+        let mut seq = 100u16;
+        for (key, ts) in [('5', 8000u32), ('#', 16000)] {
+            let digit = DtmfDigit::from_char(key).expect("key");
+            for packet in telephone_event_packets(digit, 120, 10) {
+                let bytes = RtpPacketBuilder::new()
+                    .payload_type(101)
+                    .ssrc(0xCAFE)
+                    .sequence(Seq::from(seq))
+                    .timestamp(ts)
+                    .marked(packet.marker)
+                    .payload(&packet.event.encode())
+                    .build()
+                    .expect("valid");
+                seq += 1;
+                caller
+                    .send_to(&bytes, session.trunk_addr())
+                    .await
+                    .expect("send");
+                assert_eq!(
+                    recv(&agent).await.0,
+                    bytes,
+                    "telephone-event relayed unchanged"
+                );
+            }
+        }
+        let mut presses = Vec::new();
+        while presses.len() < 2 {
+            if let MediaEvent::Dtmf {
+                leg,
+                digit,
+                duration_ms,
+                source,
+            } = next_event(&mut events).await
+            {
+                assert_eq!(
+                    (leg, source, duration_ms),
+                    (Leg::Trunk, DtmfSource::Rfc4733, 120)
+                );
+                presses.push(digit.as_char());
+            }
+        }
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(presses, ['5', '#'], "one event per press, in order");
+        assert_eq!(report.trunk.forwarded, u64::from(seq - 100));
+    }
+
+    /// μ-law packets of a DTMF key tone (`ms` long) then `gap_ms` of silence.
+    fn inband_key(key: char, ms: usize, gap_ms: usize) -> Vec<Vec<u8>> {
+        const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+        const COLUMNS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+        let keys = ["123A", "456B", "789C", "*0#D"];
+        let (row, column) = keys
+            .iter()
+            .enumerate()
+            .find_map(|(r, row)| row.find(key).map(|c| (r, c)))
+            .expect("DTMF key");
+        let mut samples: Vec<i16> = (0..ms * 8)
+            .map(|n| {
+                let t = n as f32 / 8000.0;
+                let v = 6000.0
+                    * ((2.0 * std::f32::consts::PI * ROWS[row] * t).sin()
+                        + (2.0 * std::f32::consts::PI * COLUMNS[column] * t).sin());
+                v as i16
+            })
+            .collect();
+        samples.extend(std::iter::repeat_n(0, gap_ms * 8));
+        samples
+            .chunks(160)
+            .map(|frame| {
+                let mut payload = Vec::new();
+                G711Law::Ulaw.encode_into(frame, &mut payload);
+                payload
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn inband_tones_are_detected_when_the_trunk_has_no_telephone_event() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, None), None, None);
+        let mut seq = 0u16;
+        for key in ['3', '3', '8'] {
+            for payload in inband_key(key, 100, 60) {
+                let packet = rtp(0, seq, u32::from(seq) * 160, &payload);
+                seq += 1;
+                caller
+                    .send_to(&packet, session.trunk_addr())
+                    .await
+                    .expect("send");
+            }
+        }
+        let mut presses = String::new();
+        while presses.len() < 3 {
+            if let MediaEvent::Dtmf {
+                digit, source, leg, ..
+            } = next_event(&mut events).await
+            {
+                assert_eq!((leg, source), (Leg::Trunk, DtmfSource::InBand));
+                presses.push(digit.as_char());
+            }
+        }
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(presses, "338", "one event per press, repeats kept");
+        assert_eq!(report.trunk.terminated, u64::from(seq));
+    }
+
+    #[tokio::test]
+    async fn media_timeout_emits_the_event_then_ended() {
+        let caller = phone().await;
+        let (_session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            None,
+            Some(Duration::from_millis(200)),
+        );
+        assert_eq!(
+            wait_for(&mut events, |e| matches!(
+                e,
+                MediaEvent::MediaTimeout { .. }
+            ))
+            .await,
+            MediaEvent::MediaTimeout {
+                silent_leg: Leg::Trunk
+            },
+            "the absent agent leg is not the silent one"
+        );
+        let report = ended(&mut events).await;
+        assert_eq!(report.reason, StopReason::MediaTimeout(Leg::Trunk));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_handle_ends_the_session() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        drop(session);
+        assert_eq!(ended(&mut events).await.reason, StopReason::Stopped);
+    }
+
+    /// Sends `frames` packets from each side alternately, each waited for on the far side.
+    async fn talk(
+        session: &MediaSession,
+        caller: &UdpSocket,
+        agent: &UdpSocket,
+        frames: u16,
+    ) -> Vec<u8> {
+        let mut caller_audio = Vec::new();
+        for seq in 0..frames {
+            let caller_payload: Vec<u8> = (0..160u16)
+                .map(|i| (i as u8).wrapping_mul(seq as u8 | 1))
+                .collect();
+            caller_audio.extend_from_slice(&caller_payload);
+            let packet = rtp(0, seq, u32::from(seq) * 160, &caller_payload);
+            caller
+                .send_to(&packet, session.trunk_addr())
+                .await
+                .expect("send");
+            assert_eq!(recv(agent).await.0, packet);
+            let packet = rtp(0, seq, u32::from(seq) * 160, &[0x0F; 160]);
+            agent
+                .send_to(&packet, session.agent_addr())
+                .await
+                .expect("send");
+            assert_eq!(recv(caller).await.0, packet);
+        }
+        caller_audio
+    }
+
+    #[tokio::test]
+    async fn records_both_directions_into_a_stereo_wav() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("call.wav");
+        let metrics = Arc::new(RecorderMetrics::default());
+        let pool = RecorderPool::new(1, Arc::clone(&metrics)).expect("recorder pool");
+        let caller = phone().await;
+        let agent = phone().await;
+        let (session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            Some(leg(&agent, PCMU, Some(101))),
+            None,
+        );
+        session.command(MediaCommand::Record(pool.start(&path).expect("start")));
+        let caller_audio = talk(&session, &caller, &agent, 50).await;
+        session.stop();
+        let report = ended(&mut events).await;
+        match report.recording {
+            Some(RecordingOutcome::Complete {
+                path: Some(written),
+                frames,
+                dropped_frames: 0,
+                duration,
+            }) => {
+                assert_eq!(written, path);
+                assert!(frames.abs_diff(50) <= 1, "{frames} frames");
+                assert_eq!(duration, Duration::from_millis(frames * 20));
+            }
+            other => panic!("expected a complete recording, got {other:?}"),
+        }
+        assert!(!dir.path().join("call.wav.part").exists(), ".part renamed");
+        let reader = hound::WavReader::open(&path).expect("valid WAV");
+        let spec = reader.spec();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
+        assert!(u64::from(reader.duration()).abs_diff(50 * 160) <= 160);
+        let samples: Vec<i16> = reader
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("readable");
+        let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+        let expected_left: Vec<i16> = caller_audio.iter().map(|&b| ulaw_decode(b)).collect();
+        assert_eq!(left, expected_left, "left = the caller, decoded, in order");
+        assert!(
+            right.iter().all(|&s| s == ulaw_decode(0x0F)),
+            "right = the agent"
+        );
+        assert_eq!(metrics.errors.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failing_recording_does_not_stop_the_relay() {
+        let metrics = Arc::new(RecorderMetrics::default());
+        let pool = RecorderPool::new(1, Arc::clone(&metrics)).expect("recorder pool");
+        let caller = phone().await;
+        let agent = phone().await;
+        let (session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            Some(leg(&agent, PCMU, Some(101))),
+            None,
+        );
+        let recording = pool
+            .start(Path::new("/nonexistent/dir/call.wav"))
+            .expect("creation happens on the writer thread");
+        session.command(MediaCommand::Record(recording));
+        talk(&session, &caller, &agent, 20).await;
+        session.stop();
+        let report = ended(&mut events).await;
+        assert!(
+            matches!(&report.recording, Some(RecordingOutcome::Failed { reason, .. }) if reason.contains("nonexistent")),
+            "{:?}",
+            report.recording
+        );
+        assert_eq!(report.trunk.forwarded, 20);
+        assert_eq!(report.agent.forwarded, 20);
+        assert_eq!(metrics.errors.load(Ordering::Relaxed), 1);
+    }
+}
