@@ -168,6 +168,12 @@ pub struct SwitchboardConfig {
     pub numbers: Vec<NumberSpec>,
     /// Agents.
     pub agents: Vec<AgentAccount>,
+    /// `media.timeout_s`; 0 (off) by default because most SIPp scenarios send no RTP.
+    pub media_timeout_s: u32,
+    /// Extra `key = value` lines for the `support` queue (e.g. `answer = "on-queue"`).
+    pub support_queue_lines: Vec<String>,
+    /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
+    pub extra_toml: String,
 }
 
 impl Default for SwitchboardConfig {
@@ -195,6 +201,9 @@ impl Default for SwitchboardConfig {
                 AgentAccount::new("1001", "Alice"),
                 AgentAccount::new("1002", "Bob"),
             ],
+            media_timeout_s: 0,
+            support_queue_lines: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -208,6 +217,11 @@ pub struct Endpoints<'a> {
     pub http: SocketAddr,
     /// CDR directory.
     pub cdr_dir: &'a Path,
+    /// First and last port of the instance's own RTP range (`media.rtp_port_min/max`), so
+    /// parallel instances never compete for media ports.
+    pub rtp_ports: (u16, u16),
+    /// Where recordings go.
+    pub recordings_dir: &'a Path,
 }
 
 impl SwitchboardConfig {
@@ -245,6 +259,14 @@ impl SwitchboardConfig {
             endpoints.http,
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
+        )?;
+        writeln!(
+            toml,
+            "[media]\naddress = \"127.0.0.1\"\nrtp_port_min = {}\nrtp_port_max = {}\ntimeout_s = {}\nrecordings_dir = {}\n",
+            endpoints.rtp_ports.0,
+            endpoints.rtp_ports.1,
+            self.media_timeout_s,
+            toml_string(&endpoints.recordings_dir.display().to_string()),
         )?;
         for trunk in &self.trunks {
             writeln!(toml, "[[trunk]]\nname = {}", toml_string(&trunk.name))?;
@@ -286,6 +308,9 @@ impl SwitchboardConfig {
         if let Some(overflow) = &self.overflow {
             writeln!(toml, "overflow = {}", toml_string(overflow))?;
         }
+        for line in &self.support_queue_lines {
+            writeln!(toml, "{line}")?;
+        }
         for queue in &self.other_queues {
             writeln!(
                 toml,
@@ -315,6 +340,7 @@ impl SwitchboardConfig {
                 agent.skills_toml()
             )?;
         }
+        toml.push_str(&self.extra_toml);
         Ok(())
     }
 }
@@ -374,6 +400,8 @@ mod tests {
             sip: "127.0.0.1:5555".parse().expect("literal"),
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: cdr,
+            rtp_ports: (30000, 30063),
+            recordings_dir: cdr,
         });
         for needle in [
             "listen_udp = [\"127.0.0.1:5555\"]",
@@ -420,6 +448,8 @@ mod tests {
             sip: "127.0.0.1:5555".parse().expect("literal"),
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: Path::new("/tmp/cdr"),
+            rtp_ports: (30000, 30063),
+            recordings_dir: Path::new("/tmp/recordings"),
         });
         for needle in [
             "overflow = \"backup\"\n",

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod paths;
 pub mod ports;
 pub mod process;
+pub mod rtp;
 pub mod sip_message;
 pub mod sipp;
 pub mod switchboard;

@@ -11,7 +11,10 @@ use crate::api::{Api, ADMIN_TOKEN};
 use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
-use crate::ports::free_port;
+use crate::ports::{free_port, free_port_block};
+
+/// RTP ports each instance gets: four per call, so sixteen calls at once.
+const RTP_PORTS: u16 = 64;
 use crate::process::{file_tail, send_sigterm, stop, wait_with_timeout};
 use crate::sip_message::SipMessage;
 use crate::sipp::Sipp;
@@ -36,6 +39,7 @@ pub struct Switchboard {
     sip: SocketAddr,
     http: SocketAddr,
     cdr_dir: PathBuf,
+    rtp_ports: (u16, u16),
     config: SwitchboardConfig,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -72,11 +76,15 @@ impl Switchboard {
         let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let cdr_dir = dir.path().join("cdr");
+        let recordings_dir = dir.path().join("recordings");
+        let rtp = free_port_block(RTP_PORTS)?;
         let config_path = dir.path().join("switchboard.toml");
         let text = config.to_toml(&Endpoints {
             sip,
             http,
             cdr_dir: &cdr_dir,
+            rtp_ports: (rtp, rtp + RTP_PORTS - 1),
+            recordings_dir: &recordings_dir,
         });
         std::fs::write(&config_path, text)
             .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
@@ -88,6 +96,7 @@ impl Switchboard {
             sip,
             http,
             cdr_dir,
+            rtp_ports: (rtp, rtp + RTP_PORTS - 1),
             config,
             config_path,
             log_path,
@@ -193,6 +202,16 @@ impl Switchboard {
     /// A SIPp client run of `scenario_file` towards this instance, tracing into its temp dir.
     pub fn sipp_client(&self, scenario_file: &str) -> HarnessResult<Sipp> {
         Sipp::client(scenario_file, self.sip, self.dir())
+    }
+
+    /// The instance's RTP port range (first, last).
+    pub fn rtp_ports(&self) -> (u16, u16) {
+        self.rtp_ports
+    }
+
+    /// Where the instance writes call recordings.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.dir.path().join("recordings")
     }
 
     /// The temp dir of this instance, where SIPp traces go too.

@@ -300,9 +300,21 @@ pub fn place_call<'p>(
     timeout: Duration,
 ) -> HarnessResult<ConnectedCall<'p>> {
     let local = peer.local_addr()?;
+    place_call_with_sdp(peer, did, from_user, &sdp_offer(local, 40_000), timeout)
+}
+
+/// [`place_call`] with the given SDP offer (e.g. pointing at a test's own RTP socket).
+pub fn place_call_with_sdp<'p>(
+    peer: &'p UdpPeer,
+    did: &str,
+    from_user: &str,
+    sdp: &str,
+    timeout: Duration,
+) -> HarnessResult<ConnectedCall<'p>> {
+    let local = peer.local_addr()?;
     let uri = format!("sip:{did}@{}", peer.remote());
     let mut invite = RequestSpec::new("INVITE", &uri, from_user);
-    invite.body = sdp_offer(local, 40_000);
+    invite.body = sdp.to_owned();
     let answered = peer.request(&invite.render(local), timeout)?;
     if answered.final_response.status() != Some(200) {
         send_ack_for_failure(peer, &invite, &answered.final_response)?;

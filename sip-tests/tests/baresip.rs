@@ -1,5 +1,6 @@
 //! Interoperability with an independent SIP stack: baresip (libre) registers as an agent with
-//! digest authentication and auto-answers a trunk call placed with SIPp through Switchboard.
+//! digest authentication and auto-answers a trunk call placed with SIPp through Switchboard, and
+//! its audio flows both ways through Switchboard's media relay.
 
 use std::fs;
 use std::path::Path;
@@ -7,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sip_tests::ports::{free_port, free_port_block};
-use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig};
+use sip_tests::rtp::{sdp_audio_address, RtpPeer};
+use sip_tests::uac::place_call_with_sdp;
+use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -120,6 +123,67 @@ fn baresip_registers_as_an_agent_and_answers_a_trunk_call() -> HarnessResult<()>
         .run()?;
     trunk.ensure_success()?;
     baresip.wait_for_log("Call established", WAIT)?;
+    baresip.wait_for_log("terminated", WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn baresip_audio_flows_both_ways_through_the_relay() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let baresip = Baresip::start(
+        &switchboard.dir().join("baresip"),
+        "1001",
+        "secret1001",
+        &switchboard,
+    )?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)
+        .map_err(|e| HarnessError::Unexpected(format!("{e}\nbaresip:\n{}", baresip.log())))?;
+
+    let rtp = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let offer = format!(
+        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        rtp.port()?
+    );
+    let call = place_call_with_sdp(&sip, "100", "2000", &offer, WAIT)?;
+    let answer = call.answer.final_response.body.clone();
+    let relay = sdp_audio_address(&answer).ok_or_else(|| {
+        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
+    })?;
+    // baresip's 440 Hz tone reaches the trunk from Switchboard's port, not from baresip's.
+    let from_agent = rtp.receive(50, WAIT)?;
+    assert_eq!(from_agent.len(), 50, "baresip's audio reaches the trunk");
+    assert!(from_agent
+        .iter()
+        .all(|p| p.from == relay && p.payload_type() == Some(0)));
+    assert!(
+        from_agent
+            .iter()
+            .any(|p| p.bytes[12..].iter().any(|b| *b != 0xff && *b != 0x7f)),
+        "the tone is not silence"
+    );
+    // And the trunk's audio reaches baresip, from Switchboard's agent-side port. (baresip
+    // 1.0's aufile module has no player, so its own log is the witness.)
+    rtp.send_stream(relay, 50, 0, 0x5eed_0003)?;
+    let needle = "stream: incoming rtp for 'audio' established, receiving from 127.0.0.1:";
+    baresip.wait_for_log(needle, WAIT)?;
+    let log = baresip.log();
+    let source_port: u16 = log
+        .split(needle)
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .ok_or_else(|| HarnessError::Unexpected(format!("no RTP source in:\n{log}")))?;
+    let (first, last) = switchboard.rtp_ports();
+    assert!(
+        (first..=last).contains(&source_port),
+        "baresip hears the trunk from Switchboard's range {first}-{last}, not from {source_port}"
+    );
+    call.hang_up(WAIT)?;
     baresip.wait_for_log("terminated", WAIT)?;
     Ok(())
 }

@@ -23,6 +23,8 @@ fn good_config(dir: &Path) -> String {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.join("cdr"),
+        rtp_ports: (30000, 30063),
+        recordings_dir: &dir.join("recordings"),
     })
 }
 
@@ -75,6 +77,8 @@ fn every_harness_feature_renders_a_valid_file() -> HarnessResult<()> {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.path().join("cdr"),
+        rtp_ports: (30000, 30063),
+        recordings_dir: &dir.path().join("recordings"),
     });
     std::fs::write(&file, &text).map_err(|e| HarnessError::io("write", e))?;
     let output = check_config(&file)?;

@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-"$here/default"}
 mkdir -p "$out"
 
-# name|text, kept in step with media::prompts::DEFAULT_PROMPTS.
+# name|text, kept in step with media::prompts::DEFAULT_PROMPTS (except moh, made with sox synth below).
 prompts='welcome|Welcome to Switchboard.
 menu|For sales, press 1. For support, press 2. To leave a message, press 3.
 please-hold|Please hold, an agent will be with you shortly.
@@ -23,6 +23,13 @@ minutes|minutes
 goodbye|Thank you for calling. Goodbye.
 closed|We are closed now. Please call again during business hours.
 emergency|We are experiencing a service disruption. Please try again later.
+invalid-choice|Sorry, that is not a valid choice.
+estimated-wait|The estimated waiting time is
+callback-offer|To be called back instead, press star.
+callback-registered|Thank you. We will call you back.
+leave-message|Please leave a message after the tone. Press pound when you are done.
+sales-menu|For new orders, press 1. For order status, press 2. To go back, press star.
+support-menu|For technical help, press 1. To leave a message, press 2. To go back, press star.
 digit-0|zero
 digit-1|one
 digit-2|two
@@ -49,6 +56,14 @@ if have_tools; then
         # espeak writes 22.05 kHz; telephony wants 8 kHz mono 16-bit, a little quieter to avoid clipping in G.711.
         sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" gain -n -3
     done
+    # Music on hold is not speech: an 8-second plucked C-F-G-C progression, soft enough to sit
+    # under announcements and ending on its first chord so the loop is seamless.
+    chord() { sox -n -r 8000 -c 1 -b 16 "$tmp/moh-$1.wav" synth 2 pluck "$2" pluck "$3" pluck "$4" remix - fade 0 2 0.3; }
+    chord 1 C4 E4 G4
+    chord 2 F4 A4 C5
+    chord 3 G4 B4 D5
+    chord 4 C4 E4 G4
+    sox "$tmp/moh-1.wav" "$tmp/moh-2.wav" "$tmp/moh-3.wav" "$tmp/moh-4.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/moh.wav" gain -n -9
     echo "espeak-ng $(espeak-ng --version 2>/dev/null | head -n1 | cut -c1-60) + sox" > "$out/SOURCE"
 else
     echo "espeak-ng/sox not available: writing tone prompts" >&2

@@ -32,6 +32,23 @@ pub const DEFAULT_PROMPTS: &[(&str, &str)] = &[
         "emergency",
         "We are experiencing a service disruption. Please try again later.",
     ),
+    ("invalid-choice", "Sorry, that is not a valid choice."),
+    ("estimated-wait", "The estimated waiting time is"),
+    ("callback-offer", "To be called back instead, press star."),
+    ("callback-registered", "Thank you. We will call you back."),
+    (
+        "leave-message",
+        "Please leave a message after the tone. Press pound when you are done.",
+    ),
+    (
+        "sales-menu",
+        "For new orders, press 1. For order status, press 2. To go back, press star.",
+    ),
+    (
+        "support-menu",
+        "For technical help, press 1. To leave a message, press 2. To go back, press star.",
+    ),
+    ("moh", "Music on hold."),
     ("digit-0", "zero"),
     ("digit-1", "one"),
     ("digit-2", "two"),
@@ -77,10 +94,51 @@ fn tone_pattern(name: &str) -> Vec<(f32, u32)> {
             (1400.0, 300),
             (1800.0, 300),
         ],
+        "invalid-choice" => &[(392.0, 200), (0.0, 80), (392.0, 200), (311.1, 400)],
+        "estimated-wait" => &[(523.3, 200), (587.3, 200), (523.3, 300)],
+        "callback-offer" => &[(659.3, 200), (784.0, 200), (1046.5, 300)],
+        "callback-registered" => &[(1046.5, 200), (784.0, 200), (1046.5, 400)],
+        "leave-message" => &[(523.3, 250), (440.0, 250), (0.0, 300), (1000.0, 400)],
+        "sales-menu" => &[
+            (587.3, 150),
+            (587.3, 150),
+            (880.0, 300),
+            (0.0, 200),
+            (659.3, 300),
+        ],
+        "support-menu" => &[
+            (698.5, 150),
+            (698.5, 150),
+            (932.3, 300),
+            (0.0, 200),
+            (587.3, 300),
+        ],
+        "moh" => MUSIC_ON_HOLD,
         _ => &[(440.0, 300)],
     };
     notes.to_vec()
 }
+
+/// The fallback music on hold: an unhurried 8-second arpeggio (C, F, G, C major) that loops
+/// without a jarring seam, since it ends where it began.
+const MUSIC_ON_HOLD: &[(f32, u32)] = &[
+    (523.3, 500),
+    (659.3, 500),
+    (784.0, 500),
+    (659.3, 500),
+    (698.5, 500),
+    (880.0, 500),
+    (1046.5, 500),
+    (880.0, 500),
+    (784.0, 500),
+    (987.8, 500),
+    (1174.7, 500),
+    (987.8, 500),
+    (1046.5, 500),
+    (784.0, 500),
+    (659.3, 500),
+    (523.3, 300),
+];
 
 /// Synthesises the fallback audio for a prompt (8 kHz linear PCM, soft attack and release
 /// so notes do not click).
@@ -151,6 +209,13 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn music_on_hold_is_a_long_loop() {
+        let moh = synthesize_tone_prompt("moh");
+        let seconds = moh.len() as u32 / PROMPT_SAMPLE_RATE;
+        assert!((7..=9).contains(&seconds), "{seconds} s");
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! changes go to the call-control task over a channel, because an agent becoming Ready may be
 //! offered a waiting call at once and only that task places calls. Every error is JSON with a
 //! stable `code`.
+//!
+//! Emergency announcements (`/api/emergency`, admin or supervisor) are written straight to the
+//! lock-free [`crate::emergency::EmergencyBoard`] that call control reads for every new call.
 
 use crate::config::{ApiRole, Config};
+use crate::emergency::DEFAULT_EMERGENCY_PROMPT;
 use crate::runtime::Node;
 use crate::switch::command::RequestedState;
 use acd::{AcdError, AgentSnapshot, AgentState, QueueSnapshot};
@@ -14,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -102,6 +106,11 @@ pub async fn serve(
         .route("/api/agents/{id}", get(get_agent))
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(list_queues))
+        .route("/api/emergency", get(list_emergencies))
+        .route(
+            "/api/emergency/{did}",
+            put(set_emergency).delete(clear_emergency),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -338,9 +347,171 @@ fn parse_state_request(body: &[u8]) -> Result<RequestedState, ApiError> {
     }
 }
 
+/// Emergency announcements are for admins and supervisors.
+fn authorize_emergency(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let role = authorize(state, headers)?;
+    if may_manage_emergencies(&role) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins and supervisors manage emergency announcements",
+        ))
+    }
+}
+
+fn may_manage_emergencies(role: &ApiRole) -> bool {
+    matches!(role, ApiRole::Admin | ApiRole::Supervisor)
+}
+
+fn emergency_json(did: &str, prompt: &str) -> Value {
+    json!({ "did": did, "prompt": prompt })
+}
+
+/// `GET /api/emergency`: every announcement switched on.
+async fn list_emergencies(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_emergency(&state, &headers)?;
+    let list: Vec<Value> = state
+        .node
+        .emergency
+        .list()
+        .iter()
+        .map(|(did, prompt)| emergency_json(did, prompt))
+        .collect();
+    Ok(Json(json!({ "emergency": list })))
+}
+
+/// `PUT /api/emergency/{did}` with `{"prompt": "emergency"}` (the body, or its `prompt`, may be
+/// left out): new calls to the number hear the prompt first.
+async fn set_emergency(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(did): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize_emergency(&state, &headers)?;
+    check_configured_number(&state.config, &did)?;
+    let prompt = parse_emergency_request(&body)?;
+    state.node.emergency.set(&did, &prompt);
+    tracing::warn!(%did, %prompt, "emergency announcement switched on");
+    Ok(Json(emergency_json(&did, &prompt)))
+}
+
+/// `DELETE /api/emergency/{did}`: switches the announcement off (idempotent).
+async fn clear_emergency(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(did): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_emergency(&state, &headers)?;
+    check_configured_number(&state.config, &did)?;
+    let was_on = state.node.emergency.clear(&did);
+    if was_on {
+        tracing::warn!(%did, "emergency announcement switched off");
+    }
+    Ok(Json(json!({ "did": did, "cleared": was_on })))
+}
+
+/// Announcements are keyed by DID, so one for a number nobody can call is a typo.
+fn check_configured_number(config: &Config, did: &str) -> Result<(), ApiError> {
+    if config.numbers.iter().any(|number| number.did == did) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_number",
+            format!("no [[number]] with did {did:?} is configured"),
+        ))
+    }
+}
+
+/// The prompt of a PUT body: `{}`, `{"prompt": "name"}` or an empty body.
+fn parse_emergency_request(body: &[u8]) -> Result<String, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_EMERGENCY_PROMPT.to_owned());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(bad("body must be a JSON object".into()));
+    };
+    if let Some(unknown) = object.keys().find(|key| key.as_str() != "prompt") {
+        return Err(bad(format!(
+            "unknown field \"{unknown}\": expected only \"prompt\""
+        )));
+    }
+    let prompt = match object.get("prompt") {
+        None | Some(Value::Null) => return Ok(DEFAULT_EMERGENCY_PROMPT.to_owned()),
+        Some(Value::String(prompt)) => prompt,
+        Some(_) => return Err(bad("\"prompt\" must be a string".into())),
+    };
+    // Prompt names become file names (`<prompts_dir>/<language>/<prompt>.wav`).
+    let valid = !prompt.is_empty()
+        && prompt
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(bad(format!(
+            "invalid prompt name {prompt:?}: use letters, digits, '-' and '_' only"
+        )));
+    }
+    Ok(prompt.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emergency_requests_parse_or_explain() {
+        assert_eq!(
+            parse_emergency_request(br#"{"prompt":"storm-outage"}"#).ok(),
+            Some("storm-outage".to_owned())
+        );
+        for body in [&b""[..], b"  \n", b"{}", br#"{"prompt":null}"#] {
+            assert_eq!(
+                parse_emergency_request(body).ok().as_deref(),
+                Some("emergency"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for (body, needle) in [
+            (&b"nope"[..], "not JSON"),
+            (b"[1]", "must be a JSON object"),
+            (br#"{"prompt":5}"#, "must be a string"),
+            (br#"{"prompt":""}"#, "invalid prompt name"),
+            (br#"{"prompt":"../../etc/passwd"}"#, "invalid prompt name"),
+            (br#"{"promt":"x"}"#, "unknown field \"promt\""),
+        ] {
+            let error = parse_emergency_request(body).expect_err("must fail");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert_eq!(error.code, "bad_request");
+            assert!(error.message.contains(needle), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn only_admins_and_supervisors_manage_emergencies() {
+        assert!(may_manage_emergencies(&ApiRole::Admin));
+        assert!(may_manage_emergencies(&ApiRole::Supervisor));
+        assert!(!may_manage_emergencies(&ApiRole::Analyst));
+        assert!(!may_manage_emergencies(&ApiRole::Agent("1001".into())));
+    }
+
+    #[test]
+    fn emergency_announcements_need_a_configured_number() {
+        let config = crate::config::demo();
+        assert!(check_configured_number(&config, "100").is_ok());
+        let error = check_configured_number(&config, "999").expect_err("not configured");
+        assert_eq!(error.status, StatusCode::NOT_FOUND);
+        assert_eq!(error.code, "unknown_number");
+    }
 
     #[test]
     fn state_requests_parse_or_explain() {

@@ -4,9 +4,12 @@
 pub mod acd_config;
 pub mod cdr_writer;
 pub mod config;
+pub mod emergency;
 pub mod http;
+pub mod ivr;
 pub mod live;
 pub mod metrics;
+pub mod prompt_library;
 pub mod report_cli;
 pub mod runtime;
 pub mod switch;

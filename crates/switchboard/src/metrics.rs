@@ -37,6 +37,12 @@ pub struct Metrics {
     pub sip_malformed: IntCounter,
     /// CDR journal or sink errors.
     pub cdr_errors: IntCounter,
+    /// Calls hung up because a leg sent no RTP for the media timeout.
+    pub media_timeouts: IntCounter,
+    /// Media sessions running now.
+    pub media_sessions: IntGauge,
+    /// Recordings that failed (disk full, unwritable directory).
+    pub recording_errors: IntCounter,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -196,6 +202,21 @@ impl Metrics {
                 &registry,
                 "switchboard_cdr_write_errors_total",
                 "CDR journal or sink write errors.",
+            ),
+            media_timeouts: plain_counter(
+                &registry,
+                "switchboard_media_timeouts_total",
+                "Calls hung up because a leg sent no RTP for the media timeout.",
+            ),
+            media_sessions: gauge(
+                &registry,
+                "switchboard_media_sessions",
+                "Anchored media sessions running now.",
+            ),
+            recording_errors: plain_counter(
+                &registry,
+                "switchboard_recording_errors_total",
+                "Call recordings that failed (the call went on without them).",
             ),
             cdr_backlog: gauge(
                 &registry,

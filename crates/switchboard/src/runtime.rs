@@ -3,11 +3,17 @@
 
 use crate::cdr_writer::{CdrSinks, CdrStats, CdrWriter};
 use crate::config::Config;
+use crate::emergency::EmergencyBoard;
 use crate::http::AgentCommand;
 use crate::metrics::Metrics;
+use crate::prompt_library::PromptLibrary;
+use crate::switch::media_plane::MediaOp;
+use crate::switch::SharedState;
 use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use acd::Acd;
 use anyhow::Context;
+use media::{MediaCommand, MediaEvent, MediaSession, RecorderMetrics, RecorderPool};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -29,6 +35,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// The CDR writer's counters.
     pub cdr: Arc<CdrStats>,
+    /// Emergency announcements per DID, switched on over the API.
+    pub emergency: Arc<EmergencyBoard>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
 }
@@ -80,21 +88,36 @@ pub async fn run(
     let unix_now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let prompts = Arc::new(
+        PromptLibrary::load(
+            config.media.prompts_dir.as_deref(),
+            &prompt_languages(&config),
+        )
+        .context("loading prompts")?,
+    );
+    let emergency = Arc::new(EmergencyBoard::new());
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let mut media = MediaSessions::new(media_tx, metrics.clone())?;
     let mut switch = Switch::new(
         config.clone(),
         local,
-        acd.clone(),
-        stats.clone(),
-        metrics.clone(),
+        SharedState {
+            acd: acd.clone(),
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+            prompts,
+            emergency: emergency.clone(),
+        },
         Instant::now(),
         unix_now,
     );
     let node = Arc::new(Node {
         acd,
         stats,
-        metrics,
+        metrics: metrics.clone(),
         cdr: cdr.stats.clone(),
         transports: transports.clone(),
+        emergency,
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let http = crate::http::serve(config.clone(), node.clone(), command_tx).await?;
@@ -131,6 +154,10 @@ pub async fn run(
             }
             () = &mut sleep => switch.handle_timeout(Instant::now()),
             Some(tokens) = durable_rx.recv() => switch.cdr_durable(Instant::now(), &tokens),
+            Some((call, event)) = media_rx.recv() => {
+                media.observe(call, &event);
+                switch.handle_media_event(Instant::now(), call, event);
+            }
             Some(command) = command_rx.recv() => {
                 let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
                 let _ = command.reply.send(outcome);
@@ -143,6 +170,17 @@ pub async fn run(
         while let Some((record, token)) = switch.poll_cdr() {
             cdr.write(record, token);
         }
+        while let Some(op) = switch.poll_media() {
+            match media.apply(op) {
+                Ok(()) => {}
+                Err(MediaFailure::Start { call, error }) => {
+                    switch.media_start_failed(Instant::now(), call, &error)
+                }
+                Err(MediaFailure::Recording { call, error }) => {
+                    switch.recording_failed(call, &error)
+                }
+            }
+        }
         while let Some(transmit) = switch.poll_transmit() {
             transports.send(transmit);
         }
@@ -150,7 +188,125 @@ pub async fn run(
             break;
         }
     }
+    media.stop_all();
     cdr.stop();
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// Every prompt language the configuration can ask for, the default `en` first.
+fn prompt_languages(config: &Config) -> Vec<String> {
+    let mut languages = vec!["en".to_owned()];
+    let named = config
+        .ivrs
+        .iter()
+        .map(|ivr| ivr.language.clone())
+        .chain(config.numbers.iter().filter_map(|n| n.language.clone()))
+        .chain(config.ivrs.iter().flat_map(|ivr| {
+            ivr.menus
+                .iter()
+                .flat_map(|m| m.keys.values().flatten().chain(&m.on_failure))
+                .chain(&ivr.closed)
+                .filter_map(|step| match step {
+                    crate::config::IvrStep::Language(language) => Some(language.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }));
+    for language in named {
+        if !languages.contains(&language) {
+            languages.push(language);
+        }
+    }
+    languages
+}
+
+/// An operation on a media session that could not be carried out.
+enum MediaFailure {
+    /// The session could not bind its ports.
+    Start { call: u64, error: String },
+    /// The recording file could not be created.
+    Recording { call: u64, error: String },
+}
+
+/// The running media sessions, by call: the I/O side of [`crate::switch::media_plane`].
+struct MediaSessions {
+    sessions: HashMap<u64, MediaSession>,
+    events: mpsc::UnboundedSender<(u64, MediaEvent)>,
+    metrics: Arc<Metrics>,
+    recorder: RecorderPool,
+}
+
+impl MediaSessions {
+    fn new(
+        events: mpsc::UnboundedSender<(u64, MediaEvent)>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        Ok(MediaSessions {
+            sessions: HashMap::new(),
+            events,
+            metrics,
+            recorder: RecorderPool::new(1, Arc::new(RecorderMetrics::default()))
+                .context("starting the recording writer")?,
+        })
+    }
+
+    /// Carries out one operation.
+    fn apply(&mut self, op: MediaOp) -> Result<(), MediaFailure> {
+        match op {
+            MediaOp::Start(config) => {
+                let call = config.id;
+                let session =
+                    MediaSession::start(config, self.events.clone()).map_err(|error| {
+                        MediaFailure::Start {
+                            call,
+                            error: error.to_string(),
+                        }
+                    })?;
+                self.sessions.insert(call, session);
+                self.metrics.media_sessions.set(self.sessions.len() as i64);
+            }
+            MediaOp::Command { call, command } => {
+                if let Some(session) = self.sessions.get(&call) {
+                    session.command(command);
+                }
+            }
+            MediaOp::Record { call, path } => {
+                let Some(session) = self.sessions.get(&call) else {
+                    return Ok(());
+                };
+                // Creating the day's folder is one mkdir per day in practice; the file itself is
+                // created by the recorder's writer thread, off this task.
+                let started = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .map_err(|e| format!("creating {}: {e}", path.display()))
+                    .and_then(|()| self.recorder.start(&path).map_err(|e| e.to_string()));
+                match started {
+                    Ok(recording) => session.command(MediaCommand::Record(recording)),
+                    Err(error) => return Err(MediaFailure::Recording { call, error }),
+                }
+            }
+            MediaOp::Stop { call } => {
+                if let Some(session) = self.sessions.get(&call) {
+                    session.stop();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a session once it reports its end (its sockets are closed by then).
+    fn observe(&mut self, call: u64, event: &MediaEvent) {
+        if matches!(event, MediaEvent::Ended(_)) {
+            self.sessions.remove(&call);
+            self.metrics.media_sessions.set(self.sessions.len() as i64);
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for session in self.sessions.values() {
+            session.stop();
+        }
+    }
 }

@@ -16,12 +16,15 @@ mod credentials;
 mod diagnostics;
 mod error;
 mod http;
+mod ivr;
+mod media;
 mod model;
 mod names;
 mod number;
 mod path;
 mod queue;
 mod reader;
+mod schedule;
 mod sip;
 mod skills;
 mod trunk;
@@ -36,15 +39,16 @@ use reader::TableReader;
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
-    DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, NumberConfig, QueueConfig,
-    RoutingStrategy, SipConfig, SkillExpansion, TrunkConfig,
+    DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
+    MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
 };
 
 /// The embedded demo configuration (see [`demo`]).
 pub const DEMO_TOML: &str = include_str!("demo.toml");
 
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "sip", "http", "cdr", "trunk", "number", "queue", "acd", "agent",
+    "sip", "http", "cdr", "media", "trunk", "number", "queue", "acd", "agent", "schedule", "ivr",
 ];
 
 /// Reads and checks the configuration file at `path`.
@@ -77,8 +81,9 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// The embedded demo configuration: SIP on 127.0.0.1:5060 (UDP and TCP), HTTP on
-/// 127.0.0.1:8080 with token `demo-token`, a trunk for 127.0.0.0/8, DID `100` to queue
-/// `support`, and agents 1001-1003 with passwords `secret1001`-`secret1003`.
+/// 127.0.0.1:8080 with token `demo-token`, a trunk for 127.0.0.0/8, DID `100` to the voice
+/// menu `main`, DID `101` straight to queue `support`, queues `support` and `sales`, and agents
+/// 1001-1003 with passwords `secret1001`-`secret1003`.
 pub fn demo() -> Config {
     load_str("demo.toml", DEMO_TOML)
         .expect("the embedded demo.toml is valid: the demo_configuration_is_valid test proves it")
@@ -114,13 +119,21 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     let root = TableReader::root(d, root, TOP_LEVEL_KEYS);
     let sip = sip::read(d, &root);
     let cdr = cdr::read(d, &root);
+    let media = media::read(d, &root);
     let acd = acd::read(d, &root);
     let (trunks, trunk_names) = trunk::read(d, &root);
     let (queues, queue_names) = queue::read(d, &root);
     let (agents, agent_ids) = agent::read(d, &root);
+    let (schedules, schedule_names) = schedule::read(d, &root);
+    let ivr_targets = ivr::Targets {
+        queues: &queue_names,
+        schedules: &schedule_names,
+    };
+    let (ivrs, ivr_names) = ivr::read(d, &root, &ivr_targets);
     let targets = number::Targets {
         trunks: &trunk_names,
         queues: &queue_names,
+        ivrs: &ivr_names,
     };
     let numbers = number::read(d, &root, &targets);
     let http = http::read(d, &root, &agent_ids);
@@ -128,11 +141,14 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         sip: sip?,
         http: http?,
         cdr: cdr?,
+        media: media?,
         trunks: trunks?,
         numbers: numbers?,
         queues: queues?,
         acd: acd?,
         agents: agents?,
+        schedules: schedules?,
+        ivrs: ivrs?,
     })
 }
 
@@ -212,8 +228,9 @@ ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example
 
 [[number]]
 did = "+15550100"                           # Request-URI user part; unique per trunk restriction
-queue = "support"                           # must name a [[queue]]
+queue = "support"                           # a [[queue]]; exactly one of queue / ivr
 trunk = "carrier"                           # optional: only calls from this trunk
+language = "en"                             # optional: prompt language (default: the IVR's, or "en")
 priority = 0                                # base priority, higher first (-1000000..=1000000)
 priority_header = "X-Priority"              # optional: header whose integer value sets priority
 
@@ -232,6 +249,11 @@ overflow = "billing"                        # optional: another queue
 service_level_s = 20                        # service-level threshold
 wrap_up_s = 10                              # after-call work
 preferred_agent_wait_s = 15                 # wait for the caller's previous agent
+music_on_hold = "moh"                       # prompt looped to waiting callers (default "moh")
+announce_every_s = 30                       # position + estimated wait announcement (0 = never; 0..=3600)
+callback_key = "*"                          # optional: key a waiting caller presses to be called back
+record = "25%"                              # none | all | NN% (default "none")
+answer = "on-agent"                         # on-agent (ring until an agent answers) | on-queue (answer + MOH)
 
 [[queue.expansion]]                         # optional, in increasing after_s order
 after_s = 30
@@ -245,6 +267,39 @@ add_skills = { billing = 1 }                # optional: also accept these skills
 name = "billing"
 skills = { billing = 3 }
 strategy = "most-skilled"
+
+[[number]]
+did = "+15550199"
+ivr = "main"                                # an [[ivr]] instead of a queue
+language = "zh"
+
+[[schedule]]
+name = "office"                             # unique
+time_zone = "Asia/Shanghai"                 # IANA time zone name
+open = ["mon-fri 09:00-18:00", "sat 10:00-14:00"]  # DAYS HH:MM-HH:MM; days mon..sun, lists and ranges
+holidays = ["2026-10-01", "2026-12-25"]     # optional: local dates closed all day
+
+[[ivr]]
+name = "main"                               # unique
+language = "en"                             # default prompt language (default "en")
+schedule = "office"                         # optional: outside its hours `closed` runs instead of the menus
+closed = ["play:closed", "voicemail:support"]  # default ["play:closed", "hangup"]; only with schedule
+greeting = ["welcome"]                      # played once on entry (default [])
+entry = "top"                               # first menu (default: the first [[ivr.menu]])
+
+[[ivr.menu]]
+name = "top"                                # unique within the ivr
+prompt = ["menu"]                           # prompt names, played in order
+digit_timeout_s = 5                         # wait for a key after the prompt (1..=60)
+retries = 2                                 # invalid key / timeout replays before on_failure (0..=10)
+invalid = ["invalid-choice"]                # played before each replay (default ["invalid-choice"])
+keys = { "1" = "queue:billing", "2" = "menu:more", "9" = ["language:zh", "menu:top"], "0" = ["play:goodbye", "hangup"] }
+on_failure = ["play:goodbye", "hangup"]     # default ["play:goodbye", "hangup"]
+
+[[ivr.menu]]
+name = "more"
+prompt = ["support-menu"]
+keys = { "1" = "queue:support", "2" = "voicemail:support", "*" = "menu:top" }
 
 [acd]
 not_ready_reasons = ["break", "lunch", "training", "meeting", "missed"]
@@ -289,18 +344,68 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert!(trunk.allow.iter().any(|net| net.contains(&inside)));
         assert!(!trunk.allow.iter().any(|net| net.contains(&outside)));
 
-        let [number] = config.numbers.as_slice() else {
-            panic!("the demo has one number");
+        let [menu, direct] = config.numbers.as_slice() else {
+            panic!("the demo has two numbers");
+        };
+        assert_eq!((menu.did.as_str(), menu.ivr()), ("100", Some("main")));
+        assert_eq!(
+            (direct.did.as_str(), direct.queue()),
+            ("101", Some("support"))
+        );
+        let [support, sales] = config.queues.as_slice() else {
+            panic!("the demo has two queues");
+        };
+        assert_eq!(support.name, "support");
+        assert_eq!(support.skills.get("support"), Some(&1));
+        assert_eq!(support.answer, QueueAnswer::OnQueue);
+        assert_eq!(sales.name, "sales");
+        assert_eq!(sales.answer, QueueAnswer::OnAgent);
+        let [office] = config.schedules.as_slice() else {
+            panic!("the demo has one schedule");
+        };
+        assert!(
+            (0..7 * 24).all(|hour| office.schedule.is_open(1_800_000_000 + hour * 3600)),
+            "the demo schedule is always open"
+        );
+        let [main] = config.ivrs.as_slice() else {
+            panic!("the demo has one IVR");
+        };
+        assert_eq!(main.entry, "top");
+        let keys = |menu: &str| -> Vec<(char, Vec<IvrStep>)> {
+            main.menus
+                .iter()
+                .find(|m| m.name == menu)
+                .expect("menu exists")
+                .keys
+                .clone()
+                .into_iter()
+                .collect()
+        };
+        let step = |text: &str| match text.split_once(':') {
+            Some(("menu", name)) => IvrStep::Menu(name.into()),
+            Some(("queue", name)) => IvrStep::Queue(name.into()),
+            Some(("voicemail", name)) => IvrStep::Voicemail(name.into()),
+            Some(("language", name)) => IvrStep::Language(name.into()),
+            _ => panic!("test step {text}"),
         };
         assert_eq!(
-            (number.did.as_str(), number.queue.as_str()),
-            ("100", "support")
+            keys("top"),
+            vec![
+                ('1', vec![step("menu:sales")]),
+                ('2', vec![step("menu:support")]),
+                ('3', vec![step("voicemail:support")]),
+                ('9', vec![step("language:zh"), step("menu:top")]),
+            ]
         );
-        let [queue] = config.queues.as_slice() else {
-            panic!("the demo has one queue");
-        };
-        assert_eq!(queue.name, "support");
-        assert_eq!(queue.skills.get("support"), Some(&1));
+        assert_eq!(
+            keys("sales"),
+            vec![
+                ('*', vec![step("menu:top")]),
+                ('1', vec![step("queue:sales")]),
+                ('2', vec![step("queue:support")]),
+            ]
+        );
+        assert_eq!(keys("support").len(), 3);
 
         let agents: Vec<(&str, &str, &DigestSecret)> = config
             .agents
@@ -316,10 +421,11 @@ ha1 = "fedcba9876543210fedcba9876543210"
                 ("1003", "1003", &password("secret1003")),
             ]
         );
-        assert!(config
-            .agents
-            .iter()
-            .all(|agent| agent.skills.get("support").is_some_and(|level| *level >= 1)));
+        let has = |agent: &AgentConfig, skill: &str| agent.skills.contains_key(skill);
+        // Every queue has someone, and Alice takes both kinds of call.
+        assert!(has(&config.agents[0], "support") && has(&config.agents[0], "sales"));
+        assert!(config.agents.iter().filter(|a| has(a, "support")).count() >= 2);
+        assert!(config.agents.iter().filter(|a| has(a, "sales")).count() >= 2);
     }
 
     #[test]
@@ -348,6 +454,7 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert_eq!(config.acd.missed_call_reason, None);
         assert!(config.trunks.is_empty() && config.numbers.is_empty());
         assert!(config.queues.is_empty() && config.agents.is_empty());
+        assert!(config.schedules.is_empty() && config.ivrs.is_empty());
     }
 
     #[test]
@@ -384,7 +491,23 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert_eq!(number.caller_priorities[0].callers.len(), 2);
         assert_eq!(number.caller_priorities[0].priority, 10);
         assert_eq!(number.caller_priorities[0].label.as_deref(), Some("vip"));
+        assert_eq!(number.language.as_deref(), Some("en"));
+        assert_eq!(
+            config.numbers[1].target,
+            NumberTarget::Ivr("main".to_owned())
+        );
         let support = &config.queues[0];
+        assert_eq!(support.music_on_hold, "moh");
+        assert_eq!(support.announce_every, Some(Duration::from_secs(30)));
+        assert_eq!(support.callback_key, Some('*'));
+        assert_eq!(support.record, RecordPolicy::Percent(25));
+        assert_eq!(support.answer, QueueAnswer::OnAgent);
+        assert_eq!(config.schedules[0].schedule.holidays.len(), 2);
+        let main = &config.ivrs[0];
+        assert_eq!(main.schedule.as_deref(), Some("office"));
+        assert_eq!(main.menus.len(), 2);
+        assert_eq!(main.menus[0].keys.len(), 4);
+        assert_eq!(main.menus[0].digit_timeout, Duration::from_secs(5));
         assert_eq!(support.max_wait, Some(Duration::from_secs(300)));
         assert_eq!(support.max_length, Some(100));
         assert_eq!(support.overflow.as_deref(), Some("billing"));

@@ -20,12 +20,18 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where call detail records go (`[cdr]`).
     pub cdr: CdrConfig,
+    /// RTP anchoring, prompts and recordings (`[media]`).
+    pub media: MediaConfig,
     /// Carriers and PBXes allowed to send calls in (`[[trunk]]`).
     pub trunks: Vec<TrunkConfig>,
-    /// Inbound numbers and the queue each one routes to (`[[number]]`).
+    /// Inbound numbers and the queue or IVR each one routes to (`[[number]]`).
     pub numbers: Vec<NumberConfig>,
     /// ACD queues (`[[queue]]`).
     pub queues: Vec<QueueConfig>,
+    /// Business-hours schedules (`[[schedule]]`).
+    pub schedules: Vec<ScheduleConfig>,
+    /// Voice menus (`[[ivr]]`).
+    pub ivrs: Vec<IvrConfig>,
     /// ACD-wide settings (`[acd]`).
     pub acd: AcdSettings,
     /// Agents who can log in and take calls (`[[agent]]`).
@@ -115,6 +121,25 @@ pub enum ApiRole {
     Analyst,
 }
 
+/// RTP anchoring: addresses, the port range, the silence limit, prompts and recordings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Address the RTP sockets bind to.
+    pub address: std::net::IpAddr,
+    /// Address written into SDP instead of `address` (NAT, wildcard binds).
+    pub public_address: Option<std::net::IpAddr>,
+    /// First port of the RTP range (RTP on even ports, RTCP on the odd one above).
+    pub rtp_port_min: u16,
+    /// Last port of the RTP range.
+    pub rtp_port_max: u16,
+    /// Hang a call up after this long without RTP on a leg; `None` disables it.
+    pub timeout: Option<Duration>,
+    /// Folder of prompt sets (`<dir>/<language>/<name>.wav`); `None` = the built-in set.
+    pub prompts_dir: Option<PathBuf>,
+    /// Where call recordings are written.
+    pub recordings_dir: PathBuf,
+}
+
 /// Where call detail records are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdrConfig {
@@ -166,13 +191,16 @@ impl fmt::Debug for DigestSecret {
     }
 }
 
-/// An inbound number (DID) and the queue its calls go to.
+/// An inbound number (DID) and where its calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberConfig {
     /// The dialled number as it appears in the Request-URI user part.
     pub did: String,
-    /// Name of the queue the call is put in (it names a configured queue).
-    pub queue: String,
+    /// The queue or IVR that takes the call (it names a configured one).
+    pub target: NumberTarget,
+    /// Prompt language for calls to this number; `None` = the IVR's default (or `en` for a
+    /// number that goes straight to a queue).
+    pub language: Option<String>,
     /// If set, the number only matches calls from this trunk (it names a configured trunk).
     pub trunk: Option<String>,
     /// Base priority of calls to this number; higher is served first.
@@ -181,6 +209,33 @@ pub struct NumberConfig {
     pub priority_header: Option<String>,
     /// Caller lists that give their calls a different priority (first match wins).
     pub caller_priorities: Vec<CallerPriority>,
+}
+
+impl NumberConfig {
+    /// The queue calls go straight to, or `None` when the number routes to an IVR.
+    pub fn queue(&self) -> Option<&str> {
+        match &self.target {
+            NumberTarget::Queue(queue) => Some(queue),
+            NumberTarget::Ivr(_) => None,
+        }
+    }
+
+    /// The IVR that answers calls, or `None` when the number routes straight to a queue.
+    pub fn ivr(&self) -> Option<&str> {
+        match &self.target {
+            NumberTarget::Ivr(ivr) => Some(ivr),
+            NumberTarget::Queue(_) => None,
+        }
+    }
+}
+
+/// Where calls to a number go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberTarget {
+    /// Straight into this queue (`queue = "..."`).
+    Queue(String),
+    /// To this IVR (`ivr = "..."`).
+    Ivr(String),
 }
 
 /// A list of callers whose calls get a given priority.
@@ -217,6 +272,37 @@ pub struct QueueConfig {
     pub preferred_agent_wait: Duration,
     /// Steps that widen the set of eligible agents as a call waits, in increasing `after` order.
     pub expansions: Vec<SkillExpansion>,
+    /// Prompt played in a loop to waiting callers (a prompt name; default `moh`).
+    pub music_on_hold: String,
+    /// Period of the position and estimated-wait announcement; `None` = never.
+    pub announce_every: Option<Duration>,
+    /// DTMF key that lets a waiting caller leave the queue with a callback request.
+    pub callback_key: Option<char>,
+    /// Which calls of this queue are recorded.
+    pub record: RecordPolicy,
+    /// When a call sent straight to this queue by a number is answered.
+    pub answer: QueueAnswer,
+}
+
+/// Which calls of a queue are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPolicy {
+    /// None (`"none"`).
+    None,
+    /// Every call (`"all"`).
+    All,
+    /// This percentage of calls, 1..=99 (`"25%"`).
+    Percent(u8),
+}
+
+/// When a call that a number sends straight to a queue is answered (calls that come through
+/// an IVR are already answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAnswer {
+    /// Answer (200 OK, music on hold) as soon as the call is queued (`"on-queue"`).
+    OnQueue,
+    /// Keep the caller hearing ringback (180) until an agent answers (`"on-agent"`).
+    OnAgent,
 }
 
 /// How a queue picks among the ready agents that have the required skills.
@@ -288,4 +374,76 @@ pub struct AgentConfig {
     pub skills: BTreeMap<String, u8>,
     /// Calls the agent may hold at once (1 for voice).
     pub max_calls: u32,
+}
+
+/// A business-hours schedule (`[[schedule]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Unique name, referenced by `ivr.schedule`.
+    pub name: String,
+    /// The time zone, opening hours and holidays; `schedule.is_open(unix_seconds)` evaluates it.
+    pub schedule: crate::ivr::schedule::Schedule,
+}
+
+/// A voice menu tree (`[[ivr]]`): greeting, menus and what happens outside business hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvrConfig {
+    /// Unique name, referenced by `number.ivr`.
+    pub name: String,
+    /// Default prompt language (a prompt-set folder name such as `en`).
+    pub language: String,
+    /// Business-hours schedule (it names a configured schedule); `None` = always open.
+    pub schedule: Option<String>,
+    /// What runs instead of the menus when the schedule is closed (ends in a final step).
+    pub closed: Vec<IvrStep>,
+    /// Prompts played once on entry, before the first menu.
+    pub greeting: Vec<String>,
+    /// Name of the first menu (one of `menus`).
+    pub entry: String,
+    /// The menus, never empty; names are unique within the IVR.
+    pub menus: Vec<MenuConfig>,
+}
+
+/// One menu of an IVR (`[[ivr.menu]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuConfig {
+    /// Name, unique within its IVR, referenced by `menu:NAME` steps.
+    pub name: String,
+    /// Prompts read out, in order; never empty.
+    pub prompt: Vec<String>,
+    /// How long to wait for a key once the prompt has finished (1..=60 s).
+    pub digit_timeout: Duration,
+    /// Invalid keys or timeouts that replay the menu before `on_failure` runs (0..=10).
+    pub retries: u32,
+    /// Prompts played after an invalid key or a timeout, before the menu is replayed.
+    pub invalid: Vec<String>,
+    /// What each key does: steps ending in exactly one final step.
+    pub keys: BTreeMap<char, Vec<IvrStep>>,
+    /// What runs when the retries are used up (ends in a final step).
+    pub on_failure: Vec<IvrStep>,
+}
+
+/// One step of an IVR action. `Play` and `Language` may come first; an action always ends with
+/// exactly one of the final steps `Queue`, `Menu`, `Hangup` or `Voicemail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrStep {
+    /// `play:PROMPT`: play a prompt in the current language.
+    Play(String),
+    /// `language:LANG`: later prompts use this language.
+    Language(String),
+    /// `queue:QUEUE`: leave the IVR and wait in this queue.
+    Queue(String),
+    /// `menu:MENU`: go to this menu of the same IVR.
+    Menu(String),
+    /// `hangup`: end the call.
+    Hangup,
+    /// `voicemail:QUEUE`: leave the IVR and record a message for this queue.
+    Voicemail(String),
+}
+
+impl IvrStep {
+    /// Whether this step ends an action (queue, menu, hangup, voicemail).
+    pub fn is_final(&self) -> bool {
+        !matches!(self, IvrStep::Play(_) | IvrStep::Language(_))
+    }
 }

@@ -1,13 +1,16 @@
-//! The `[[number]]` entries: inbound DIDs, the queue each routes to, and call priority rules.
+//! The `[[number]]` entries: inbound DIDs, the queue or IVR each routes to, and call priority rules.
 
 use super::diagnostics::Diagnostics;
-use super::model::{CallerPriority, NumberConfig};
+use super::ivr::plain_name;
+use super::model::{CallerPriority, NumberConfig, NumberTarget};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 
 const KEYS: &[&str] = &[
     "did",
     "queue",
+    "ivr",
+    "language",
     "trunk",
     "priority",
     "priority_header",
@@ -23,6 +26,8 @@ pub(super) struct Targets<'n> {
     pub(super) trunks: &'n Declared<String>,
     /// Declared queue names, for `queue`.
     pub(super) queues: &'n Declared<String>,
+    /// Declared IVR names, for `ivr`.
+    pub(super) ivrs: &'n Declared<String>,
 }
 
 /// Reads every `[[number]]`. `None` means an error was recorded.
@@ -55,12 +60,41 @@ fn number(
 ) -> Option<NumberConfig> {
     let table = field.table(d, KEYS)?;
     let did = table.required(d, "did", |d, field| field.identifier(d));
-    let queue = table.required(d, "queue", |d, field| {
+    let queue = table.optional(d, "queue", |d, field| {
         let queue = field.identifier(d)?;
         targets
             .queues
             .check_reference(d, &queue, field.path())
-            .then_some(queue)
+            .then_some(NumberTarget::Queue(queue))
+    });
+    let ivr = table.optional(d, "ivr", |d, field| {
+        let ivr = field.identifier(d)?;
+        targets
+            .ivrs
+            .check_reference(d, &ivr, field.path())
+            .then_some(NumberTarget::Ivr(ivr))
+    });
+    let target = match (queue, ivr) {
+        (Some(Some(target)), Some(None)) | (Some(None), Some(Some(target))) => Some(target),
+        (Some(Some(_)), Some(Some(_))) => {
+            d.error(
+                &table.path().key("ivr"),
+                "set either `queue` or `ivr`, not both",
+            );
+            None
+        }
+        (Some(None), Some(None)) => {
+            d.error(
+                &table.path().key("queue"),
+                "missing required key: set `queue` or `ivr`",
+            );
+            None
+        }
+        // An error was recorded for the one that is set.
+        _ => None,
+    };
+    let language = table.optional(d, "language", |d, field| {
+        field.parsed(d, |text| plain_name("language", text))
     });
     let trunk = table.optional(d, "trunk", |d, field| {
         let trunk = field.identifier(d)?;
@@ -79,7 +113,8 @@ fn number(
     });
     Some(NumberConfig {
         did: did?,
-        queue: queue?,
+        target: target?,
+        language: language?,
         trunk: trunk?,
         priority: priority?,
         priority_header: priority_header?,
@@ -134,6 +169,7 @@ fn parse_header_name(text: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::model::NumberTarget;
     use crate::config::testing::{error_lines, valid};
 
     const BASE: &str = "[[trunk]]\nname = \"a\"\nallow = [\"10.0.0.1\"]\n[[trunk]]\nname = \"b\"\nallow = [\"10.0.0.2\"]\n[[queue]]\nname = \"q\"\nskills = { s = 1 }\n";
@@ -146,7 +182,7 @@ mod tests {
             vec![
                 "t.toml:12:9: number[0].queue: unknown queue `sales` (configured: q)",
                 "t.toml:13:9: number[0].trunk: unknown trunk `c` (configured: a, b)",
-                "t.toml:14:1: number[1].queue: missing required key `queue`",
+                "t.toml:14:1: number[1].queue: missing required key: set `queue` or `ivr`",
             ]
         );
     }
@@ -189,6 +225,28 @@ mod tests {
         assert_eq!(
             number.caller_priorities[0].label.as_deref(),
             Some("complaint")
+        );
+    }
+
+    #[test]
+    fn a_number_routes_to_exactly_one_queue_or_ivr() {
+        let ivr = "[[ivr]]\nname = \"main\"\n[[ivr.menu]]\nname = \"top\"\nprompt = \"menu\"\nkeys = { 1 = \"queue:q\" }\n";
+        let ok = format!("{BASE}{ivr}[[number]]\ndid = \"1\"\nivr = \"main\"\nlanguage = \"zh\"\n[[number]]\ndid = \"2\"\nqueue = \"q\"\n");
+        let config = valid(&ok);
+        assert_eq!(config.numbers[0].target, NumberTarget::Ivr("main".into()));
+        assert_eq!(config.numbers[0].ivr(), Some("main"));
+        assert_eq!(config.numbers[0].queue(), None);
+        assert_eq!(config.numbers[0].language.as_deref(), Some("zh"));
+        assert_eq!(config.numbers[1].queue(), Some("q"));
+        assert_eq!(config.numbers[1].language, None);
+        let bad = format!("{BASE}{ivr}[[number]]\ndid = \"1\"\nivr = \"main\"\nqueue = \"q\"\n[[number]]\ndid = \"2\"\nivr = \"side\"\nlanguage = \"z h\"\n");
+        assert_eq!(
+            error_lines(&bad),
+            vec![
+                "t.toml:18:7: number[0].ivr: set either `queue` or `ivr`, not both",
+                "t.toml:22:7: number[1].ivr: unknown ivr `side` (configured: main)",
+                "t.toml:23:12: number[1].language: invalid language name \"z h\": use letters, digits, '-' and '_' only",
+            ]
         );
     }
 }

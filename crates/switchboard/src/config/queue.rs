@@ -1,9 +1,11 @@
-//! The `[[queue]]` entries: required skills, routing strategy, limits, overflow and expansion.
+//! The `[[queue]]` entries: required skills, routing strategy, limits, overflow, expansion,
+//! and what waiting callers hear and may do (music on hold, announcements, callback, recording).
 
 use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
-use super::model::{QueueConfig, RoutingStrategy, SkillExpansion};
+use super::ivr::plain_name;
+use super::model::{QueueAnswer, QueueConfig, RecordPolicy, RoutingStrategy, SkillExpansion};
 use super::names::Declared;
 use super::path::FieldPath;
 use super::reader::{Field, TableReader, ONE_DAY_S};
@@ -20,6 +22,11 @@ const KEYS: &[&str] = &[
     "wrap_up_s",
     "preferred_agent_wait_s",
     "expansion",
+    "music_on_hold",
+    "announce_every_s",
+    "callback_key",
+    "record",
+    "answer",
 ];
 const EXPANSION_KEYS: &[&str] = &["after_s", "min_level", "add_skills"];
 
@@ -100,6 +107,33 @@ fn queue(
         |d, field| field.seconds(d, 0..=ONE_DAY_S),
     );
     let expansions = table.or(d, "expansion", Vec::new(), expansions);
+    let music_on_hold = table.or(d, "music_on_hold", "moh".to_owned(), |d, field| {
+        field.parsed(d, |text| plain_name("prompt", text))
+    });
+    let announce_every = table.or(
+        d,
+        "announce_every_s",
+        Some(Duration::from_secs(30)),
+        |d, field| {
+            let every = field.seconds(d, 0..=3600)?;
+            Some((!every.is_zero()).then_some(every))
+        },
+    );
+    let callback_key = table.optional(d, "callback_key", |d, field| {
+        field.parsed(d, parse_dtmf_key)
+    });
+    let record = table.or(d, "record", RecordPolicy::None, |d, field| {
+        field.parsed(d, parse_record)
+    });
+    let answer = table.or(d, "answer", QueueAnswer::OnAgent, |d, field| {
+        field.parsed(d, |text| match text {
+            "on-queue" => Ok(QueueAnswer::OnQueue),
+            "on-agent" => Ok(QueueAnswer::OnAgent),
+            _ => Err(format!(
+                "unknown answer mode {text:?}; expected \"on-queue\" or \"on-agent\""
+            )),
+        })
+    });
 
     Some(QueueConfig {
         name: name?,
@@ -112,7 +146,46 @@ fn queue(
         wrap_up: wrap_up?,
         preferred_agent_wait: preferred_agent_wait?,
         expansions: expansions?,
+        music_on_hold: music_on_hold?,
+        announce_every: announce_every?,
+        callback_key: callback_key?,
+        record: record?,
+        answer: answer?,
     })
+}
+
+fn parse_dtmf_key(text: &str) -> Result<char, String> {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(key), None) if "0123456789*#ABCD".contains(key) => Ok(key),
+        _ => Err(format!(
+            "{text:?} is not a key: expected one of 0-9, *, #, A-D"
+        )),
+    }
+}
+
+/// `none`, `all` or a percentage `NN%`; `0%` and `100%` are read as `none` and `all`.
+fn parse_record(text: &str) -> Result<RecordPolicy, String> {
+    let expected = || {
+        format!("invalid record policy {text:?}: expected \"none\", \"all\" or a percentage such as \"25%\"")
+    };
+    match text {
+        "none" => Ok(RecordPolicy::None),
+        "all" => Ok(RecordPolicy::All),
+        _ => {
+            let percent: u8 = text
+                .strip_suffix('%')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse().ok())
+                .ok_or_else(expected)?;
+            match percent {
+                0 => Ok(RecordPolicy::None),
+                100 => Ok(RecordPolicy::All),
+                1..=99 => Ok(RecordPolicy::Percent(percent)),
+                _ => Err(format!("{text:?} is over 100%")),
+            }
+        }
+    }
 }
 
 fn parse_strategy(text: &str) -> Result<RoutingStrategy, String> {
@@ -169,7 +242,7 @@ fn expansion(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<SkillExpansio
 mod tests {
     use std::time::Duration;
 
-    use crate::config::model::RoutingStrategy;
+    use crate::config::model::{QueueAnswer, RecordPolicy, RoutingStrategy};
     use crate::config::testing::{error_lines, valid};
 
     #[test]
@@ -237,5 +310,40 @@ mod tests {
         for (name, strategy) in RoutingStrategy::ALL {
             assert_eq!(strategy.name(), name);
         }
+    }
+
+    #[test]
+    fn media_settings_default_and_parse() {
+        let config = valid("[[queue]]\nname = \"a\"\nskills = { s = 1 }\n[[queue]]\nname = \"b\"\nskills = { s = 1 }\nmusic_on_hold = \"jazz\"\nannounce_every_s = 0\ncallback_key = \"*\"\nrecord = \"25%\"\nanswer = \"on-queue\"\n[[queue]]\nname = \"c\"\nskills = { s = 1 }\nrecord = \"100%\"\n");
+        let [a, b, c] = config.queues.as_slice() else {
+            panic!("three queues");
+        };
+        assert_eq!(a.music_on_hold, "moh");
+        assert_eq!(a.announce_every, Some(Duration::from_secs(30)));
+        assert_eq!(a.callback_key, None);
+        assert_eq!(a.record, RecordPolicy::None);
+        assert_eq!(a.answer, QueueAnswer::OnAgent);
+        assert_eq!(b.music_on_hold, "jazz");
+        assert_eq!(b.announce_every, None);
+        assert_eq!(b.callback_key, Some('*'));
+        assert_eq!(b.record, RecordPolicy::Percent(25));
+        assert_eq!(b.answer, QueueAnswer::OnQueue);
+        assert_eq!(c.record, RecordPolicy::All);
+    }
+
+    #[test]
+    fn bad_media_settings_name_their_field() {
+        let text = "[[queue]]\nname = \"a\"\nskills = { s = 1 }\nmusic_on_hold = \"\"\nannounce_every_s = 7200\ncallback_key = \"**\"\nrecord = \"150%\"\nanswer = \"now\"\n[[queue]]\nname = \"b\"\nskills = { s = 1 }\nrecord = \"some\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:4:17: queue[0].music_on_hold: the prompt name must not be empty",
+                "t.toml:5:20: queue[0].announce_every_s: 7200 out of range 0..=3600",
+                "t.toml:6:16: queue[0].callback_key: \"**\" is not a key: expected one of 0-9, *, #, A-D",
+                "t.toml:7:10: queue[0].record: \"150%\" is over 100%",
+                "t.toml:8:10: queue[0].answer: unknown answer mode \"now\"; expected \"on-queue\" or \"on-agent\"",
+                "t.toml:12:10: queue[1].record: invalid record policy \"some\": expected \"none\", \"all\" or a percentage such as \"25%\"",
+            ]
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use super::admission::{self, TrunkDecision};
 use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
+use super::caller_media::CallerAudio;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
@@ -34,6 +35,14 @@ pub enum EndCause {
     Shutdown,
     /// The caller never ACKed our 2xx.
     AckTimeout,
+    /// No RTP arrived on a leg for the configured time.
+    MediaTimeout,
+    /// The IVR ended the call (a hang-up step, or closed hours).
+    IvrHangup,
+    /// The caller asked to be called back and heard the confirmation.
+    CallbackRequested,
+    /// The caller finished a voicemail message (or reached its maximum length).
+    Voicemail,
 }
 
 impl EndCause {
@@ -46,10 +55,25 @@ impl EndCause {
             EndCause::NoAgents => (480, "no agent is logged in for this queue"),
             EndCause::Shutdown => (503, "server shutting down"),
             EndCause::AckTimeout | EndCause::AgentHangup => (480, "agent unavailable"),
+            EndCause::MediaTimeout => (408, "no media received"),
+            EndCause::IvrHangup | EndCause::CallbackRequested | EndCause::Voicemail => {
+                (480, "call ended by the IVR")
+            }
         }
     }
 
-    fn label(&self) -> &'static str {
+    /// Tells the far end why Switchboard hangs up (RFC 3326), when the reason is ours.
+    fn add_reason(&self, bye: &mut Request) {
+        let reason = match self {
+            EndCause::MediaTimeout => "SIP;cause=408;text=\"media-timeout\"",
+            EndCause::Shutdown => "SIP;cause=503;text=\"shutdown\"",
+            _ => return,
+        };
+        push_header(&mut bye.headers, "Reason", reason);
+    }
+
+    /// The name of the cause in logs, metrics and CDRs.
+    pub fn label(&self) -> &'static str {
         match self {
             EndCause::CallerHangup => "caller-hangup",
             EndCause::CallerCancel => "caller-cancel",
@@ -59,6 +83,10 @@ impl EndCause {
             EndCause::NoAgents => "no-agents",
             EndCause::Shutdown => "shutdown",
             EndCause::AckTimeout => "ack-timeout",
+            EndCause::MediaTimeout => "media-timeout",
+            EndCause::IvrHangup => "ivr-hangup",
+            EndCause::CallbackRequested => "callback-requested",
+            EndCause::Voicemail => "voicemail",
         }
     }
 }
@@ -131,6 +159,36 @@ impl Switch {
                 return;
             }
         };
+        // A number's calls are answered here when an IVR takes them or their queue answers on
+        // queueing (music on hold); otherwise the trunk hears ringback until an agent answers.
+        let answer_here = match &number.target {
+            crate::config::NumberTarget::Ivr(_) => true,
+            crate::config::NumberTarget::Queue(queue) => self
+                .config
+                .queues
+                .iter()
+                .find(|q| &q.name == queue)
+                .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue),
+        };
+        let (media, local_answer) = match self.anchor_trunk_offer(&request, answer_here) {
+            Ok(anchored) => anchored,
+            Err((code, reason)) => {
+                self.reject_metric(if code == 503 { "no-rtp-ports" } else { "media" });
+                self.reply_error(now, &key, &request, code, &reason);
+                return;
+            }
+        };
+        if number.ivr().is_some() && local_answer.is_none() {
+            self.reject_metric("media");
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                488,
+                "an IVR number needs an SDP offer in the INVITE",
+            );
+            return;
+        }
         self.send_response(now, &key, response_to(&request, 100, None));
 
         let caller = admission::caller_number(&request);
@@ -138,13 +196,12 @@ impl Switch {
         let id = self.next_call;
         self.next_call += 1;
         let trunk_call_id = dialog.call_id.clone();
-        let call_trunk = trunk.clone();
         let call = Call {
             id,
             trunk,
             did: did.clone(),
             caller: caller.clone(),
-            queue: number.queue.clone(),
+            queue: number.queue().unwrap_or_default().to_owned(),
             priority,
             trunk_leg: TrunkLeg {
                 invite: request,
@@ -164,23 +221,72 @@ impl Switch {
             last_agent: None,
             failed_legs: Vec::new(),
             failed_ring_time: std::time::Duration::ZERO,
+            media,
+            ivr: None,
+            ivr_path: String::new(),
+            ivr_ended: None,
+            language: number.language.clone(),
+            audio: CallerAudio::Silence,
+            next_announcement: None,
+            callback_requested: false,
+            recording: None,
+            recording_failed: false,
         };
-        tracing::info!(call = id, %did, %caller, queue = %number.queue, priority, "call arrived");
+        tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(id, call);
         self.by_server_txn.insert(key, id);
         self.by_trunk_call_id.insert(trunk_call_id, id);
+        if let Some(sdp) = local_answer {
+            self.answer_trunk_here(now, id, sdp);
+        }
+        match &number.target {
+            crate::config::NumberTarget::Ivr(ivr) => self.start_ivr(now, id, ivr),
+            crate::config::NumberTarget::Queue(_) => self.enqueue_call(now, id),
+        }
+    }
+
+    /// Answers the trunk leg with Switchboard's own SDP and starts the call's media session
+    /// with only that leg, so the caller can hear prompts or music straight away.
+    fn answer_trunk_here(&mut self, now: Instant, id: CallNumber, sdp: Vec<u8>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(media) = call.media.as_mut() else {
+            return;
+        };
+        self.media.start_answered(id, media);
+        call.trunk_leg.finalized = true;
+        let peer = call.trunk_leg.dialog.peer;
+        let key = call.trunk_leg.server_key.clone();
+        let mut answer = response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
+        push_header(&mut answer.headers, "Content-Type", "application/sdp");
+        answer.body = sdp;
+        push_header(&mut answer.headers, "Contact", self.contact_for(peer));
+        push_header(&mut answer.headers, "Allow", super::ALLOW);
+        self.send_response(now, &key, answer);
+    }
+
+    /// Puts a call in its queue (`call.queue`): the ACD offers it to an agent at once when one
+    /// is ready; otherwise the caller hears ringback, or music if the call is answered.
+    pub(super) fn enqueue_call(&mut self, now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (queue, priority) = (call.queue.clone(), call.priority);
         self.metrics
             .calls_offered
-            .with_label_values(&[number.queue.as_str(), call_trunk.as_str()])
+            .with_label_values(&[queue.as_str(), call.trunk.as_str()])
             .inc();
-
-        if !self.queue_has_logged_in_agent(&number.queue) {
+        if !self.queue_has_logged_in_agent(&queue) {
             self.end_call(now, id, EndCause::NoAgents);
             return;
         }
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Queued;
+        }
         let request = acd::CallRequest {
             id: acd::CallId(id),
-            queue: acd::QueueId::from(number.queue.as_str()),
+            queue: acd::QueueId::from(queue.as_str()),
             priority,
             preferred_agent: None,
         };
@@ -192,12 +298,51 @@ impl Switch {
                 return;
             }
         }
-        // Still waiting: tell the caller it is ringing rather than leave them in silence.
-        if let Some(call) = self.calls.get(&id) {
-            if call.phase == Phase::Queued && !call.trunk_leg.ringing_sent {
-                self.ring_trunk(now, id, None);
-            }
+        // Still waiting: never leave the caller in silence.
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.phase == Phase::Connected {
+            return;
         }
+        if call.trunk_leg.finalized {
+            self.start_waiting_audio(now, id);
+        } else if !call.trunk_leg.ringing_sent {
+            self.ring_trunk(now, id, None);
+        }
+    }
+
+    /// Anchors the media of a new trunk call. `answer_here`: Switchboard answers the trunk
+    /// itself, and the SDP answer for its 200 comes back too. `Ok((None, None))` when the
+    /// INVITE has no SDP offer (the phones then negotiate end to end); `Err((status, reason))`
+    /// when the INVITE must be refused.
+    #[allow(clippy::type_complexity)]
+    fn anchor_trunk_offer(
+        &mut self,
+        request: &Request,
+        answer_here: bool,
+    ) -> Result<(Option<super::media_plane::CallMedia>, Option<Vec<u8>>), (u16, String)> {
+        if request.body.is_empty() {
+            return Ok((None, None));
+        }
+        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/sdp") {
+            return Err((
+                415,
+                format!("body of type {mime:?} is not supported: only application/sdp"),
+            ));
+        }
+        let anchored = if answer_here {
+            self.media
+                .anchor_answered(&request.body)
+                .map(|(media, answer)| (Some(media), Some(answer)))
+        } else {
+            self.media
+                .anchor_passthrough(&request.body)
+                .map(|media| (Some(media), None))
+        };
+        anchored.map_err(|error| (error.sip_status(), error.to_string()))
     }
 
     /// Decides which trunk an INVITE comes from, answering 407/403 itself when it cannot.
@@ -388,7 +533,14 @@ impl Switch {
             headers,
             body: Vec::new(),
         };
-        copy_body(&a.headers, &a.body, &mut invite.headers, &mut invite.body);
+        match &call.media {
+            // The agent is offered Switchboard's address, never the trunk's.
+            Some(media) => {
+                push_header(&mut invite.headers, "Content-Type", "application/sdp");
+                invite.body = media.agent_offer.clone();
+            }
+            None => copy_body(&a.headers, &a.body, &mut invite.headers, &mut invite.body),
+        }
 
         call.attempts += 1;
         let attempt = call.attempts;
@@ -491,7 +643,7 @@ impl Switch {
 
     /// Gives up on an unanswered agent INVITE: CANCEL it now if it is ringing, or as soon as
     /// it rings (RFC 3261 §9.1 forbids a CANCEL before a provisional response).
-    fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
+    pub(super) fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
         self.by_agent_call_id
             .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
         if leg.provisional_seen {
@@ -561,8 +713,11 @@ impl Switch {
                     return;
                 };
                 leg.provisional_seen = true;
-                if code > 100 {
-                    self.ring_trunk(now, call, Some(&response));
+                let anchored = c.media.is_some();
+                if code > 100 && !c.trunk_leg.finalized {
+                    // An anchored call's early media would carry the agent's address: the
+                    // trunk hears its own ringback from a plain 180 instead.
+                    self.ring_trunk(now, call, (!anchored).then_some(&response));
                 }
             }
             Some(ClientPurpose::AbandonedInvite {
@@ -627,50 +782,76 @@ impl Switch {
 
     fn agent_answered(&mut self, now: Instant, id: CallNumber, response: Response, source: Peer) {
         let via = self.via(source);
-        let trunk_contact;
-        let (server_key, answer) = {
-            let Some(call) = self.calls.get_mut(&id) else {
-                return;
-            };
-            let Some(leg) = call.agent_leg.as_mut() else {
-                return;
-            };
-            let mut dialog = match Dialog::new_uac(&leg.invite, &response, source) {
-                Ok(d) => d,
-                Err(error) => {
-                    tracing::warn!(call = id, %error, "agent 2xx unusable");
-                    return;
-                }
-            };
-            let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
-            let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
-            let ack_bytes = sip::message::encode_request(&ack);
-            leg.dialog = Some(dialog);
-            leg.ack = Some(ack_bytes);
-            call.phase = Phase::Connected;
-            call.answered = Some(now);
-            call.trunk_leg.finalized = true;
-            trunk_contact = call.trunk_leg.dialog.peer;
-            let mut answer =
-                response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
-            copy_body(
-                &response.headers,
-                &response.body,
-                &mut answer.headers,
-                &mut answer.body,
-            );
-            (call.trunk_leg.server_key.clone(), answer)
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
         };
+        let Some(leg) = call.agent_leg.as_mut() else {
+            return;
+        };
+        let mut dialog = match Dialog::new_uac(&leg.invite, &response, source) {
+            Ok(d) => d,
+            Err(error) => {
+                tracing::warn!(call = id, %error, "agent 2xx unusable");
+                return;
+            }
+        };
+        let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
+        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
+        leg.ack = Some(sip::message::encode_request(&ack));
+        leg.dialog = Some(dialog);
         self.count_request("out", &Method::Ack);
         self.resend_ack(id);
-        let mut answer = answer;
-        push_header(
-            &mut answer.headers,
-            "Contact",
-            self.contact_for(trunk_contact),
-        );
-        push_header(&mut answer.headers, "Allow", super::ALLOW);
-        self.send_response(now, &server_key, answer);
+
+        // Anchored media: the agent's answer must fit what we offered.
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let trunk_answered = call.trunk_leg.finalized;
+        let for_trunk = match call.media.as_mut() {
+            Some(media) if trunk_answered => self
+                .media
+                .agent_answered_bridge(id, media, &response.body)
+                .map(|()| None),
+            Some(media) => self
+                .media
+                .agent_answered_passthrough(id, media, &response.body)
+                .map(Some),
+            None => Ok(None),
+        };
+        let for_trunk = match for_trunk {
+            Ok(sdp) => sdp,
+            Err(error) => {
+                tracing::info!(call = id, %error, "agent's SDP answer refused");
+                self.agent_media_failed(now, id);
+                return;
+            }
+        };
+        call.phase = Phase::Connected;
+        call.answered = Some(now);
+        call.audio = CallerAudio::Silence;
+        call.next_announcement = None;
+        if !trunk_answered {
+            call.trunk_leg.finalized = true;
+            let trunk_peer = call.trunk_leg.dialog.peer;
+            let mut answer =
+                response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
+            match for_trunk {
+                Some(sdp) => {
+                    push_header(&mut answer.headers, "Content-Type", "application/sdp");
+                    answer.body = sdp;
+                }
+                None => copy_body(
+                    &response.headers,
+                    &response.body,
+                    &mut answer.headers,
+                    &mut answer.body,
+                ),
+            }
+            let server_key = call.trunk_leg.server_key.clone();
+            push_header(&mut answer.headers, "Contact", self.contact_for(trunk_peer));
+            push_header(&mut answer.headers, "Allow", super::ALLOW);
+            self.send_response(now, &server_key, answer);
+        }
         if let Some(call) = self.calls.get(&id) {
             self.metrics
                 .calls_answered
@@ -679,14 +860,41 @@ impl Switch {
             self.metrics
                 .wait_seconds
                 .with_label_values(&[call.queue.as_str()])
-                .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
+                .observe(
+                    now.saturating_duration_since(call.enqueued_at())
+                        .as_secs_f64(),
+                );
         }
         let agent = self.calls.get(&id).and_then(|c| c.agent().cloned());
         tracing::info!(call = id, agent = ?agent.as_ref().map(|a| a.to_string()), "call answered");
+        self.maybe_record(now, id);
         match self.acd.answered(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(call = id, %error, "answered refused by ACD"),
         }
+    }
+
+    /// The agent answered with SDP that does not fit our offer: hang that leg up and try
+    /// another agent, as if the phone had refused with 488.
+    fn agent_media_failed(&mut self, now: Instant, id: CallNumber) {
+        let Some(mut leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
+            return;
+        };
+        self.by_agent_call_id
+            .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+        if let Some(dialog) = leg.dialog.as_mut() {
+            let peer = dialog.peer;
+            let via = self.via(peer);
+            let bye = dialog.request(Method::Bye, &via, None, None);
+            self.send_request(now, bye, peer, ClientPurpose::Fire);
+        }
+        let agent = leg.agent.clone();
+        self.close_attempt(now, id, &leg, Some(488));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Queued;
+        }
+        let actions = self.offer_failed(now, id, &agent, OfferFailure::Rejected, Some(488));
+        self.apply_acd(now, actions);
     }
 
     /// (Re)sends our ACK for the agent's 2xx.
@@ -833,7 +1041,128 @@ impl Switch {
             self.finish_call(now, id, cause, vec![(key, ok)]);
             return;
         }
+        let connected = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Connected);
+        if request.method == Method::Info && side == Side::Trunk && !connected {
+            self.on_caller_info(now, id, key, request);
+            return;
+        }
+        let anchored = self.calls.get(&id).is_some_and(|c| c.media.is_some());
+        if anchored && matches!(request.method, Method::Invite | Method::Update) {
+            self.answer_reoffer(now, id, side, key, request);
+            return;
+        }
         self.relay(now, id, side, key, request);
+    }
+
+    /// An INFO from a caller who is not talking to an agent yet: a key press for the IVR or
+    /// the queue (application/dtmf-relay or application/dtmf), anything else acknowledged.
+    fn on_caller_info(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+        let pressed = if request.body.is_empty() {
+            None
+        } else {
+            match media::dtmf::parse_info(content_type, &request.body) {
+                Ok(info) => Some(info.digit.as_char()),
+                Err(error) => {
+                    self.reply_error(now, &key, &request, 400, &format!("bad DTMF INFO: {error}"));
+                    return;
+                }
+            }
+        };
+        let ok = response_to(&request, 200, None);
+        self.send_response(now, &key, ok);
+        if let Some(digit) = pressed {
+            tracing::info!(call = id, %digit, "key press (SIP INFO)");
+            self.caller_pressed(now, id, digit);
+        }
+    }
+
+    /// A re-INVITE or UPDATE on an anchored call: each leg negotiates with Switchboard, so
+    /// the offer is answered here and only the media session learns the leg's new address.
+    /// An agent putting the caller on hold gets music played to the caller.
+    fn answer_reoffer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        side: Side,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let transport = {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            if let Some(dialog) = leg_dialog(call, side) {
+                dialog.refresh_target(&request.headers);
+            }
+            call.trunk_leg.dialog.peer.transport
+        };
+        if request.body.is_empty() {
+            // An offerless re-INVITE (a session refresh) would need our offer in the 200 and
+            // the answer in the ACK; nothing about the media changes, so decline politely.
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                488,
+                "re-INVITE without an SDP offer is not supported on anchored calls",
+            );
+            return;
+        }
+        let leg = match side {
+            Side::Trunk => media::Leg::Trunk,
+            Side::Agent => media::Leg::Agent,
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(call_media) = call.media.as_mut() else {
+            return;
+        };
+        let outcome = self.media.answer_reoffer(call_media, leg, &request.body);
+        let (config, direction, answer) = match outcome {
+            Ok(answered) => answered,
+            Err(error) => {
+                let status = error.sip_status();
+                self.reply_error(now, &key, &request, status, &error.to_string());
+                return;
+            }
+        };
+        let started = call_media.started;
+        let holding = side == Side::Agent
+            && matches!(
+                direction,
+                media::sdp::Direction::SendOnly | media::sdp::Direction::Inactive
+            );
+        let hold_changed = side == Side::Agent && call_media.agent_holding != holding;
+        if side == Side::Agent {
+            call_media.agent_holding = holding;
+        }
+        if started {
+            self.media
+                .command(id, media::MediaCommand::UpdateLeg { leg, config });
+            // A held leg is silent on purpose: its silence must not end the call.
+            let on_hold = direction != media::sdp::Direction::SendRecv;
+            self.media
+                .command(id, media::MediaCommand::Hold { leg, on_hold });
+        }
+        if started && hold_changed {
+            self.agent_hold_changed(id, holding);
+        }
+        let mut ok = response_to(&request, 200, None);
+        push_header(&mut ok.headers, "Contact", self.contact(transport));
+        push_header(&mut ok.headers, "Content-Type", "application/sdp");
+        ok.body = answer;
+        self.send_response(now, &key, ok);
     }
 
     /// Relays a mid-dialog request (re-INVITE, UPDATE, INFO, OPTIONS …) to the other leg.
@@ -1003,6 +1332,9 @@ impl Switch {
             return;
         };
         let mut sip_cause = None;
+        if let Some(media) = call.media.take() {
+            self.media.finish(id, media);
+        }
         self.by_server_txn.remove(&call.trunk_leg.server_key);
         self.by_trunk_call_id.remove(&call.trunk_leg.dialog.call_id);
 
@@ -1033,7 +1365,8 @@ impl Switch {
         } else if cause != EndCause::CallerHangup {
             let peer = call.trunk_leg.dialog.peer;
             let via = self.via(peer);
-            let bye = call.trunk_leg.dialog.request(Method::Bye, &via, None, None);
+            let mut bye = call.trunk_leg.dialog.request(Method::Bye, &via, None, None);
+            cause.add_reason(&mut bye);
             self.send_request(now, bye, peer, ClientPurpose::Fire);
         }
 
@@ -1047,7 +1380,8 @@ impl Switch {
                 Some(dialog) if cause != EndCause::AgentHangup => {
                     let peer = dialog.peer;
                     let via = self.via(peer);
-                    let bye = dialog.request(Method::Bye, &via, None, None);
+                    let mut bye = dialog.request(Method::Bye, &via, None, None);
+                    cause.add_reason(&mut bye);
                     self.send_request(now, bye, peer, ClientPurpose::Fire);
                 }
                 Some(_) => {}
@@ -1059,7 +1393,8 @@ impl Switch {
         let result = if call.phase == Phase::Connected {
             self.acd.hangup(now, acd::CallId(id))
         } else {
-            if matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
+            let was_queued = matches!(call.phase, Phase::Queued | Phase::Offering);
+            if was_queued && matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
                 self.metrics
                     .calls_abandoned
                     .with_label_values(&[call.queue.as_str()])
@@ -1067,7 +1402,10 @@ impl Switch {
                 self.metrics
                     .abandon_wait_seconds
                     .with_label_values(&[call.queue.as_str()])
-                    .observe(now.saturating_duration_since(call.arrived).as_secs_f64());
+                    .observe(
+                        now.saturating_duration_since(call.enqueued_at())
+                            .as_secs_f64(),
+                    );
             }
             self.acd.abandon(now, acd::CallId(id))
         };
@@ -1084,7 +1422,7 @@ impl Switch {
             call = id,
             cause = cause.label(),
             queue = %call.queue,
-            waited_s = call.answered.unwrap_or(now).saturating_duration_since(call.arrived).as_secs_f64(),
+            waited_s = call.answered.unwrap_or(now).saturating_duration_since(call.enqueued_at()).as_secs_f64(),
             talk_s = talk,
             "call ended"
         );

@@ -14,6 +14,8 @@ pub type CallNumber = u64;
 /// Where a call is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Answered by Switchboard and in the IVR (or hearing a last prompt, or leaving voicemail).
+    Ivr,
     /// Waiting in a queue for an agent.
     Queued,
     /// An agent's phone is being rung.
@@ -97,11 +99,37 @@ pub struct Call {
     pub failed_legs: Vec<cdr::Leg>,
     /// Ringing time of the attempts that did not connect.
     pub failed_ring_time: std::time::Duration,
+    /// The call's anchored media; `None` when the trunk sent no SDP offer (media then flows
+    /// end to end, as the phones negotiate it).
+    pub media: Option<super::media_plane::CallMedia>,
+    /// The IVR session while the caller is in the menus.
+    pub ivr: Option<crate::ivr::IvrSession>,
+    /// Keys and menus of the IVR visit, for the CDR.
+    pub ivr_path: String,
+    /// When the caller left the IVR.
+    pub ivr_ended: Option<Instant>,
+    /// Prompt language (from the number, or chosen in the IVR).
+    pub language: Option<String>,
+    /// What the caller hears now.
+    pub audio: super::caller_media::CallerAudio,
+    /// When the next position announcement is due.
+    pub next_announcement: Option<Instant>,
+    /// The caller left the queue asking to be called back.
+    pub callback_requested: bool,
+    /// Where the call (or the voicemail message) is recorded.
+    pub recording: Option<std::path::PathBuf>,
+    /// The recording could not be written.
+    pub recording_failed: bool,
 }
 
 impl Call {
     /// The agent currently connected or being rung.
     pub fn agent(&self) -> Option<&AgentId> {
         self.agent_leg.as_ref().map(|leg| &leg.agent)
+    }
+
+    /// When the call started waiting for an agent: on arrival, or when it left the IVR.
+    pub fn enqueued_at(&self) -> Instant {
+        self.ivr_ended.unwrap_or(self.arrived)
     }
 }

@@ -3,7 +3,10 @@
 
 use super::b2bua::EndCause;
 use super::call::{AgentLeg, Call, CallNumber, Phase};
-use super::Switch;
+use super::{Switch, SwitchTimer};
+
+/// Longest a call's record waits for its media session's final report.
+const PARKED_CDR_LIMIT: Duration = Duration::from_secs(5);
 use cdr::{AgentStateRecord, CallRecord, Disposition, HangupSide, Leg, LegRole, Record};
 use sip::rsip::Response;
 use sip::transaction::TransactionKey;
@@ -12,7 +15,7 @@ use time::OffsetDateTime;
 
 impl Switch {
     /// Wall-clock time of a monotonic instant (CDRs carry UTC timestamps).
-    fn wall(&self, at: Instant) -> OffsetDateTime {
+    pub(super) fn wall(&self, at: Instant) -> OffsetDateTime {
         let unix = if at >= self.instant_base {
             Duration::from_secs(self.unix_base) + (at - self.instant_base)
         } else {
@@ -34,11 +37,18 @@ impl Switch {
         let queue = self.config.queues.iter().find(|q| q.name == call.queue);
         let answered = call.answered;
         let wait_until = answered.unwrap_or(now);
+        let reached_queue = !call.queue.is_empty();
         let wait_s = wait_until
-            .saturating_duration_since(call.arrived)
+            .saturating_duration_since(call.enqueued_at())
             .as_secs_f64();
         let disposition = match (call.phase, cause) {
             (Phase::Connected, _) => Disposition::Answered,
+            (_, EndCause::CallbackRequested) => Disposition::CallbackRequested,
+            (_, EndCause::Voicemail) => Disposition::Voicemail,
+            (_, EndCause::IvrHangup) => Disposition::IvrCompleted,
+            (Phase::Ivr, EndCause::CallerCancel | EndCause::CallerHangup) if !reached_queue => {
+                Disposition::IvrCompleted
+            }
             (_, EndCause::CallerCancel | EndCause::CallerHangup) => {
                 Disposition::Abandoned.classify(wait_s)
             }
@@ -74,16 +84,21 @@ impl Switch {
             id: format!("sb-{}-{}", self.unix_base, call.id),
             trunk_call_id: call.trunk_leg.dialog.call_id.clone(),
             arrived: self.wall(call.arrived),
-            ivr_ended: None,
-            enqueued: Some(self.wall(call.arrived)),
+            ivr_ended: call.ivr_ended.map(|t| self.wall(t)),
+            enqueued: reached_queue.then(|| self.wall(call.enqueued_at())),
             offered: call.first_offered.map(|t| self.wall(t)),
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             caller: call.caller.clone(),
             did: call.did.clone(),
-            ivr_path: Vec::new(),
-            language: None,
-            queue: Some(call.queue.clone()),
+            ivr_path: call
+                .ivr_path
+                .split('>')
+                .filter(|step| !step.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            language: call.language.clone(),
+            queue: reached_queue.then(|| call.queue.clone()),
             // The agent who answered, or the last one the call was offered to.
             agent: call.last_agent.as_ref().map(|a| a.to_string()),
             priority: u32::try_from(call.priority.max(0)).unwrap_or(0),
@@ -102,14 +117,58 @@ impl Switch {
             sip_cause,
             transfers: Vec::new(),
             survey_score: None,
-            recording: None,
+            recording: call
+                .recording
+                .as_ref()
+                .filter(|_| !call.recording_failed)
+                .map(|p| p.display().to_string()),
             legs,
             service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
         };
         if !held.is_empty() {
             self.held_responses.insert(call.id, held);
         }
-        self.cdr_out.push_back((Record::Call(record), call.id));
+        if self.media.is_running(call.id) {
+            // The recording's fate is only known when the media session has ended: the record
+            // waits for that (moments after the hang-up), or for the deadline as a backstop.
+            self.parked_cdrs.insert(call.id, record);
+            self.timers.schedule(
+                now + PARKED_CDR_LIMIT,
+                SwitchTimer::FlushCdr { call: call.id },
+            );
+        } else {
+            self.cdr_out.push_back((Record::Call(record), call.id));
+        }
+    }
+
+    /// The media session of an ended call reported its end: complete and release its record.
+    pub(super) fn media_ended(
+        &mut self,
+        id: CallNumber,
+        recording: Option<&media::RecordingOutcome>,
+    ) {
+        if let Some(media::RecordingOutcome::Failed { reason, .. }) = recording {
+            tracing::warn!(call = id, reason, "recording failed");
+            self.metrics.recording_errors.inc();
+        }
+        let Some(mut record) = self.parked_cdrs.remove(&id) else {
+            return;
+        };
+        if matches!(recording, Some(media::RecordingOutcome::Failed { .. })) {
+            record.recording = None;
+        }
+        self.cdr_out.push_back((Record::Call(record), id));
+    }
+
+    /// Backstop: a record still waiting for its media session is written without it.
+    pub(super) fn flush_parked_cdr(&mut self, id: CallNumber) {
+        if let Some(record) = self.parked_cdrs.remove(&id) {
+            tracing::warn!(
+                call = id,
+                "media session did not report its end in time; CDR written without it"
+            );
+            self.cdr_out.push_back((Record::Call(record), id));
+        }
     }
 
     /// An agent attempt ended without connecting: keep it for the call's record.

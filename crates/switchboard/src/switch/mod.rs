@@ -8,9 +8,12 @@
 mod admission;
 pub mod b2bua;
 pub mod call;
+mod caller_media;
 mod cdr;
 pub mod command;
 mod feature_code;
+mod media_events;
+pub mod media_plane;
 mod registration;
 mod timer;
 
@@ -90,6 +93,20 @@ pub struct SwitchStats {
     pub draining: std::sync::atomic::AtomicBool,
 }
 
+/// What call control shares with the rest of the node (API, exporter, media loader).
+pub struct SharedState {
+    /// The ACD.
+    pub acd: Arc<Acd>,
+    /// Call-control gauges.
+    pub stats: Arc<SwitchStats>,
+    /// The exporter.
+    pub metrics: Arc<Metrics>,
+    /// Prompts and music on hold.
+    pub prompts: Arc<crate::prompt_library::PromptLibrary>,
+    /// Emergency announcements per DID.
+    pub emergency: Arc<crate::emergency::EmergencyBoard>,
+}
+
 /// Timers call control sets for itself.
 #[derive(Debug, Clone)]
 enum SwitchTimer {
@@ -101,6 +118,14 @@ enum SwitchTimer {
     Registrations,
     /// Drain time is up: end whatever calls remain.
     DrainDeadline,
+    /// A call's IVR may have reached its digit timeout.
+    Ivr { call: CallNumber },
+    /// A waiting caller's position announcement may be due.
+    Announce { call: CallNumber },
+    /// A voicemail message reached its maximum length.
+    VoicemailLimit { call: CallNumber },
+    /// A parked CDR has waited long enough for its media session's report.
+    FlushCdr { call: CallNumber },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -168,6 +193,16 @@ pub struct Switch {
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
     instant_base: Instant,
     unix_base: u64,
+    /// Ports and media-session operations.
+    media: media_plane::MediaPlane,
+    /// Prompts and music, per language.
+    prompts: Arc<crate::prompt_library::PromptLibrary>,
+    /// Emergency announcements switched on per DID over the API.
+    emergency: Arc<crate::emergency::EmergencyBoard>,
+    /// Tokens identifying what is played to callers.
+    play_tokens: u64,
+    /// Records of ended calls waiting for their media session's final report.
+    parked_cdrs: HashMap<CallNumber, ::cdr::CallRecord>,
 }
 
 impl Switch {
@@ -175,12 +210,17 @@ impl Switch {
     pub fn new(
         config: Arc<Config>,
         local: LocalAddresses,
-        acd: Arc<Acd>,
-        stats: Arc<SwitchStats>,
-        metrics: Arc<Metrics>,
+        shared: SharedState,
         now: Instant,
         unix_now: u64,
     ) -> Self {
+        let SharedState {
+            acd,
+            stats,
+            metrics,
+            prompts,
+            emergency,
+        } = shared;
         let sip = &config.sip;
         let txn = TransactionLayer::new(TimerConfig {
             t1: sip.t1,
@@ -210,6 +250,12 @@ impl Switch {
             agents_by_id.insert(entry.id.clone(), entry);
         }
         Self {
+            media: media_plane::MediaPlane::new(&config.media)
+                .expect("the config loader guarantees the RTP port range holds port pairs"),
+            prompts,
+            emergency,
+            play_tokens: 0,
+            parked_cdrs: HashMap::new(),
             config,
             local,
             txn,
@@ -282,6 +328,10 @@ impl Switch {
                     self.apply_acd(now, actions);
                 }
                 SwitchTimer::Registrations => self.expire_registrations(now),
+                SwitchTimer::Ivr { call } => self.ivr_timer(now, call),
+                SwitchTimer::Announce { call } => self.announcement_due(now, call),
+                SwitchTimer::VoicemailLimit { call } => self.voicemail_limit(now, call),
+                SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
                 SwitchTimer::DrainDeadline => {
                     let calls: Vec<CallNumber> = self.calls.keys().copied().collect();
                     for call in calls {
@@ -312,6 +362,7 @@ impl Switch {
             && self.client_txns.is_empty()
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()
+            && self.parked_cdrs.is_empty()
     }
 
     /// The next message to send.
@@ -459,6 +510,7 @@ impl Switch {
                 admission::unsupported_extensions(request).join(", "),
             ),
             405 => sip::message::push_header(&mut response.headers, "Allow", ALLOW),
+            415 => sip::message::push_header(&mut response.headers, "Accept", "application/sdp"),
             503 => sip::message::push_header(
                 &mut response.headers,
                 "Retry-After",
@@ -612,18 +664,25 @@ mod tests {
                 tcp: None,
                 public_host: None,
             },
-            acd,
-            Arc::new(SwitchStats::default()),
-            Arc::new(Metrics::new(&config)),
+            SharedState {
+                acd,
+                stats: Arc::new(SwitchStats::default()),
+                metrics: Arc::new(Metrics::new(&config)),
+                prompts: Arc::new(
+                    crate::prompt_library::PromptLibrary::load(None, &["en".to_owned()])
+                        .expect("the built-in prompts always load"),
+                ),
+                emergency: Arc::new(crate::emergency::EmergencyBoard::default()),
+            },
             now,
             1_800_000_000,
         )
     }
 
     fn invite(received: Instant) -> Inbound {
-        let text = "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
+        let text = "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKoverload;rport\r\n\
-Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
+Max-Forwards: 70\r\nTo: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
 Call-ID: overload-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
 Content-Length: 0\r\n\r\n";
         Inbound {

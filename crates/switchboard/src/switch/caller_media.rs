@@ -1,0 +1,430 @@
+//! What a caller hears and presses before an agent takes the call: the IVR menus, music on
+//! hold, the periodic position and estimated-wait announcement, the callback key, voicemail,
+//! and music while an agent holds the call.
+//!
+//! The media session plays and listens; this module decides what, driven by the session's
+//! events (key presses, end of a prompt) and two timers per call (the IVR's digit timeout and
+//! the next announcement). Nothing here re-checks anything on a period.
+
+use super::b2bua::EndCause;
+use super::call::{CallNumber, Phase};
+use super::{Switch, SwitchTimer};
+use crate::ivr::{IvrAction, IvrSession};
+use media::{Leg, MediaCommand};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest voicemail message; the call is hung up when it is reached.
+const VOICEMAIL_LIMIT: Duration = Duration::from_secs(120);
+
+/// What the caller is hearing now, so the end of a prompt leads to the right next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerAudio {
+    /// Nothing is being played.
+    Silence,
+    /// IVR prompts (the IVR session owns the token).
+    Ivr,
+    /// Music on hold, looping.
+    HoldMusic,
+    /// The position/estimated-wait announcement with this token; music resumes after it.
+    Announcement(u64),
+    /// A last prompt before hanging up (e.g. the callback confirmation).
+    Farewell(u64),
+    /// The voicemail greeting; recording starts after it.
+    VoicemailGreeting(u64),
+    /// A voicemail message is being recorded.
+    VoicemailRecording,
+}
+
+impl Switch {
+    fn next_play_token(&mut self) -> u64 {
+        self.play_tokens += 1;
+        self.play_tokens
+    }
+
+    /// Plays `clips` to the caller (replacing whatever plays).
+    fn play_to_caller(
+        &mut self,
+        id: CallNumber,
+        clips: Vec<Arc<media::AudioClip>>,
+        looping: bool,
+        token: u64,
+    ) {
+        self.media.command(
+            id,
+            MediaCommand::Play {
+                leg: Leg::Trunk,
+                clips,
+                looping,
+                token,
+            },
+        );
+    }
+
+    /// Starts the IVR `name` on a call whose trunk leg was just answered.
+    pub(super) fn start_ivr(&mut self, now: Instant, id: CallNumber, name: &str) {
+        let Some(ivr) = self.config.ivrs.iter().find(|i| i.name == name).cloned() else {
+            tracing::error!(call = id, ivr = name, "IVR not configured");
+            self.end_call(now, id, EndCause::IvrHangup);
+            return;
+        };
+        let open = match &ivr.schedule {
+            Some(schedule) => self
+                .config
+                .schedules
+                .iter()
+                .find(|s| &s.name == schedule)
+                .is_none_or(|s| s.schedule.is_open(self.unix_now(now) as i64)),
+            None => true,
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let emergency = self.emergency.get(&call.did);
+        let language = call.language.clone();
+        let (session, actions) =
+            IvrSession::start(&ivr, language.as_deref(), open, emergency.as_deref(), now);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Ivr;
+            call.ivr = Some(session);
+        }
+        self.apply_ivr(now, id, actions);
+    }
+
+    /// Carries out what the IVR asked for.
+    fn apply_ivr(&mut self, now: Instant, id: CallNumber, actions: Vec<IvrAction>) {
+        for action in actions {
+            match action {
+                IvrAction::Play { prompts, token } => {
+                    let clips = self.prompts.resolve(&prompts);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.audio = CallerAudio::Ivr;
+                    }
+                    self.play_to_caller(id, clips, false, token);
+                }
+                IvrAction::StopPlayback => {
+                    self.media
+                        .command(id, MediaCommand::StopPlayback { leg: Leg::Trunk });
+                }
+                IvrAction::Queue { queue } => {
+                    self.leave_ivr(now, id);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.queue = queue;
+                        call.phase = Phase::Queued;
+                    }
+                    self.enqueue_call(now, id);
+                    return;
+                }
+                IvrAction::Voicemail { queue } => {
+                    self.leave_ivr(now, id);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.queue = queue;
+                    }
+                    self.start_voicemail(now, id);
+                    return;
+                }
+                IvrAction::Hangup => {
+                    self.leave_ivr(now, id);
+                    self.end_call(now, id, EndCause::IvrHangup);
+                    return;
+                }
+            }
+        }
+        self.schedule_ivr_timer(id);
+    }
+
+    fn leave_ivr(&mut self, now: Instant, id: CallNumber) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            if let Some(ivr) = call.ivr.take() {
+                call.ivr_path = ivr.path();
+                call.language = Some(ivr.language().to_owned());
+            }
+            call.ivr_ended = Some(now);
+            call.audio = CallerAudio::Silence;
+        }
+    }
+
+    fn schedule_ivr_timer(&mut self, id: CallNumber) {
+        let deadline = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.ivr.as_ref())
+            .and_then(IvrSession::deadline);
+        if let Some(at) = deadline {
+            self.timers.schedule(at, SwitchTimer::Ivr { call: id });
+        }
+    }
+
+    /// The IVR's digit timer fired (it may be stale: the session keeps the real deadline).
+    pub(super) fn ivr_timer(&mut self, now: Instant, id: CallNumber) {
+        let actions = match self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) {
+            Some(ivr) if ivr.deadline().is_some_and(|at| at <= now) => ivr.on_timeout(now),
+            _ => return,
+        };
+        self.apply_ivr(now, id, actions);
+    }
+
+    /// A key the caller pressed (RFC 4733, in-band or SIP INFO).
+    pub(super) fn caller_pressed(&mut self, now: Instant, id: CallNumber, digit: char) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(ivr) = call.ivr.as_mut() {
+            let actions = ivr.on_digit(now, digit);
+            self.apply_ivr(now, id, actions);
+            return;
+        }
+        match (call.phase, call.audio) {
+            (_, CallerAudio::VoicemailRecording) if digit == '#' => {
+                self.end_call(now, id, EndCause::Voicemail);
+            }
+            (Phase::Queued | Phase::Offering, _) => {
+                let callback_key = self
+                    .config
+                    .queues
+                    .iter()
+                    .find(|q| q.name == call.queue)
+                    .and_then(|q| q.callback_key);
+                if callback_key == Some(digit) && call.trunk_leg.finalized {
+                    self.request_callback(now, id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A prompt sequence to the caller has finished.
+    pub(super) fn caller_playback_finished(&mut self, now: Instant, id: CallNumber, token: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(ivr) = call.ivr.as_mut() {
+            let actions = ivr.on_playback_finished(now, token);
+            self.apply_ivr(now, id, actions);
+            return;
+        }
+        match call.audio {
+            CallerAudio::Announcement(t) if t == token => self.play_hold_music(id),
+            CallerAudio::Farewell(t) if t == token => {
+                self.end_call(now, id, EndCause::CallbackRequested);
+            }
+            CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
+            _ => {}
+        }
+    }
+
+    /// Music on hold for a waiting caller, and the first announcement timer.
+    pub(super) fn start_waiting_audio(&mut self, now: Instant, id: CallNumber) {
+        self.play_hold_music(id);
+        self.schedule_announcement(now, id);
+    }
+
+    fn play_hold_music(&mut self, id: CallNumber) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let name = self
+            .config
+            .queues
+            .iter()
+            .find(|q| q.name == call.queue)
+            .map_or("moh", |q| q.music_on_hold.as_str())
+            .to_owned();
+        call.audio = CallerAudio::HoldMusic;
+        let clips: Vec<_> = self.prompts.get(&language, &name).into_iter().collect();
+        let token = self.next_play_token();
+        self.play_to_caller(id, clips, true, token);
+    }
+
+    fn schedule_announcement(&mut self, now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let every = self
+            .config
+            .queues
+            .iter()
+            .find(|q| q.name == call.queue)
+            .and_then(|q| q.announce_every);
+        if let Some(every) = every {
+            let at = now + every;
+            call.next_announcement = Some(at);
+            self.timers.schedule(at, SwitchTimer::Announce { call: id });
+        }
+    }
+
+    /// Time to tell a waiting caller their position and estimated wait.
+    pub(super) fn announcement_due(&mut self, now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let due = call.next_announcement.is_some_and(|at| at <= now);
+        let waiting = matches!(call.phase, Phase::Queued) && call.audio == CallerAudio::HoldMusic;
+        if !due {
+            return;
+        }
+        if waiting {
+            if let Some((position, wait)) = self.acd.position(acd::CallId(id)) {
+                let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+                let minutes = wait.as_secs().div_ceil(60);
+                let mut clips = self.prompts.position_announcement(
+                    &language,
+                    u32::try_from(position).unwrap_or(u32::MAX),
+                    Some(u32::try_from(minutes).unwrap_or(u32::MAX)),
+                );
+                let offers_callback = self
+                    .config
+                    .queues
+                    .iter()
+                    .find(|q| q.name == call.queue)
+                    .is_some_and(|q| q.callback_key.is_some());
+                if offers_callback {
+                    clips.extend(self.prompts.get(&language, "callback-offer"));
+                }
+                let token = self.next_play_token();
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.audio = CallerAudio::Announcement(token);
+                }
+                self.play_to_caller(id, clips, false, token);
+            }
+        }
+        self.schedule_announcement(now, id);
+    }
+
+    /// The caller pressed the callback key: their request is recorded (in the CDR) and they
+    /// hear a confirmation before the call ends.
+    fn request_callback(&mut self, now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::info!(call = id, caller = %call.caller, queue = %call.queue, "callback requested");
+        call.callback_requested = true;
+        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        // Leave the queue at once so no agent is offered a caller who is about to hang up.
+        if let Some(leg) = call.agent_leg.take() {
+            self.close_attempt(now, id, &leg, None);
+            self.abandon_agent_leg(now, leg);
+        }
+        if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
+            self.apply_acd(now, actions);
+        }
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Ivr;
+        }
+        let clips: Vec<_> = self
+            .prompts
+            .get(&language, "callback-registered")
+            .into_iter()
+            .collect();
+        let token = self.next_play_token();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.audio = CallerAudio::Farewell(token);
+        }
+        self.play_to_caller(id, clips, false, token);
+    }
+
+    fn start_voicemail(&mut self, _now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Ivr;
+        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let clips: Vec<_> = self
+            .prompts
+            .get(&language, "leave-message")
+            .into_iter()
+            .collect();
+        let token = self.next_play_token();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.audio = CallerAudio::VoicemailGreeting(token);
+        }
+        self.play_to_caller(id, clips, false, token);
+    }
+
+    fn record_voicemail(&mut self, now: Instant, id: CallNumber) {
+        let path = self.recording_path(now, id, "voicemail");
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.audio = CallerAudio::VoicemailRecording;
+            call.recording = Some(path.clone());
+        }
+        self.media.record(id, path);
+        self.timers.schedule(
+            now + VOICEMAIL_LIMIT,
+            SwitchTimer::VoicemailLimit { call: id },
+        );
+    }
+
+    /// The longest voicemail message was reached.
+    pub(super) fn voicemail_limit(&mut self, now: Instant, id: CallNumber) {
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.audio == CallerAudio::VoicemailRecording)
+        {
+            self.end_call(now, id, EndCause::Voicemail);
+        }
+    }
+
+    /// The agent put the caller on hold (`true`) or took them off it: music meanwhile.
+    pub(super) fn agent_hold_changed(&mut self, id: CallNumber, holding: bool) {
+        tracing::info!(call = id, holding, "agent hold changed");
+        if holding {
+            self.play_hold_music(id);
+        } else {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.audio = CallerAudio::Silence;
+            }
+            self.media
+                .command(id, MediaCommand::StopPlayback { leg: Leg::Trunk });
+        }
+    }
+
+    /// Starts recording an answered call when its queue's policy says so.
+    pub(super) fn maybe_record(&mut self, now: Instant, id: CallNumber) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.media.is_none() {
+            return;
+        }
+        let policy = self
+            .config
+            .queues
+            .iter()
+            .find(|q| q.name == call.queue)
+            .map_or(crate::config::RecordPolicy::None, |q| q.record);
+        let record = match policy {
+            crate::config::RecordPolicy::None => false,
+            crate::config::RecordPolicy::All => true,
+            crate::config::RecordPolicy::Percent(p) => rand::random::<u8>() % 100 < p,
+        };
+        if !record {
+            return;
+        }
+        let path = self.recording_path(now, id, "call");
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.recording = Some(path.clone());
+        }
+        self.media.record(id, path);
+    }
+
+    /// `<recordings_dir>/<YYYY-MM-DD>/<kind>-<cdr id>.wav`, the date in UTC.
+    fn recording_path(&self, now: Instant, id: CallNumber, kind: &str) -> std::path::PathBuf {
+        let date = self.wall(now).date();
+        self.config
+            .media
+            .recordings_dir
+            .join(date.to_string())
+            .join(format!("{kind}-sb-{}-{id}.wav", self.unix_base))
+    }
+
+    /// The recording of `call` could not be written: the call goes on, the CDR says so.
+    pub fn recording_failed(&mut self, id: CallNumber, error: &str) {
+        tracing::warn!(call = id, error, "recording failed");
+        self.metrics.recording_errors.inc();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.recording_failed = true;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! What call control does when a call's media session reports something: a key press, the
+//! end of a prompt, silence past the media timeout, or the session's end.
+
+use super::b2bua::EndCause;
+use super::call::CallNumber;
+use super::media_plane::MediaOp;
+use super::Switch;
+use media::{Leg, MediaEvent};
+use std::time::Instant;
+
+impl Switch {
+    /// The next media-session operation for the I/O edge.
+    pub fn poll_media(&mut self) -> Option<MediaOp> {
+        self.media.poll()
+    }
+
+    /// An event from the media session of `call`.
+    pub fn handle_media_event(&mut self, now: Instant, call: CallNumber, event: MediaEvent) {
+        match event {
+            MediaEvent::Latched { leg, source } => {
+                tracing::debug!(call, ?leg, %source, "media source latched");
+            }
+            MediaEvent::Dtmf {
+                leg, digit, source, ..
+            } => {
+                tracing::info!(call, ?leg, digit = %digit.as_char(), ?source, "key press");
+                if leg == Leg::Trunk {
+                    self.caller_pressed(now, call, digit.as_char());
+                }
+            }
+            MediaEvent::PlaybackFinished { leg, token } => {
+                if leg == Leg::Trunk {
+                    self.caller_playback_finished(now, call, token);
+                }
+            }
+            MediaEvent::MediaTimeout { silent_leg } => {
+                if self.calls.contains_key(&call) {
+                    tracing::info!(
+                        call,
+                        ?silent_leg,
+                        "no RTP within the media timeout: hanging up"
+                    );
+                    self.metrics.media_timeouts.inc();
+                    self.end_call(now, call, EndCause::MediaTimeout);
+                }
+            }
+            MediaEvent::Ended(report) => {
+                tracing::debug!(call, ?report, "media session ended");
+                self.media.session_ended(call);
+                self.media_ended(call, report.recording.as_ref());
+            }
+        }
+        self.process_transaction_events(now);
+    }
+
+    /// The runtime could not start a session (a port of the pool was taken by another
+    /// process): the call cannot carry audio, so it ends.
+    pub fn media_start_failed(&mut self, now: Instant, call: CallNumber, error: &str) {
+        tracing::error!(call, error, "media session could not start");
+        self.media.session_ended(call);
+        self.flush_parked_cdr(call);
+        if self.calls.contains_key(&call) {
+            self.end_call(now, call, EndCause::MediaTimeout);
+        }
+        self.process_transaction_events(now);
+    }
+}
