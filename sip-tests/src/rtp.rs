@@ -131,6 +131,28 @@ impl RtpPeer {
             .map_err(|e| HarnessError::io(format!("sending RTP to {to}"), e))
     }
 
+    /// Collects packets until none has arrived for `quiet` (a prompt has ended), or until
+    /// `timeout` passes.
+    pub fn receive_until_quiet(
+        &self,
+        quiet: Duration,
+        timeout: Duration,
+    ) -> HarnessResult<Vec<Received>> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(received);
+            }
+            let more = self.receive(1, quiet.min(left))?;
+            if more.is_empty() {
+                return Ok(received);
+            }
+            received.extend(more);
+        }
+    }
+
     /// Collects packets until `count` have arrived or `timeout` passes (whichever first).
     pub fn receive(&self, count: usize, timeout: Duration) -> HarnessResult<Vec<Received>> {
         let deadline = Instant::now() + timeout;
@@ -158,6 +180,128 @@ impl RtpPeer {
             }
         }
         Ok(received)
+    }
+}
+
+/// An outgoing RTP stream with its own sequence numbers and timestamps, for sending audio and
+/// key presses the way a phone does (RFC 3550, RFC 4733).
+#[derive(Debug)]
+pub struct RtpStream {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
+impl RtpStream {
+    /// A stream with SSRC `ssrc`.
+    pub fn new(ssrc: u32) -> Self {
+        RtpStream {
+            ssrc,
+            sequence: 100,
+            timestamp: 8000,
+        }
+    }
+
+    fn header(&mut self, payload_type: u8, marker: bool, timestamp: u32) -> Vec<u8> {
+        let mut packet = Vec::with_capacity(HEADER_LEN + PAYLOAD_LEN);
+        packet.push(0x80);
+        packet.push(payload_type & 0x7f | if marker { 0x80 } else { 0 });
+        packet.extend_from_slice(&self.sequence.to_be_bytes());
+        packet.extend_from_slice(&timestamp.to_be_bytes());
+        packet.extend_from_slice(&self.ssrc.to_be_bytes());
+        self.sequence = self.sequence.wrapping_add(1);
+        packet
+    }
+
+    /// One 20 ms audio packet with `payload`.
+    pub fn audio(&mut self, payload_type: u8, payload: &[u8]) -> Vec<u8> {
+        let timestamp = self.timestamp;
+        let mut packet = self.header(payload_type, false, timestamp);
+        packet.extend_from_slice(payload);
+        self.timestamp = self.timestamp.wrapping_add(PAYLOAD_LEN as u32);
+        packet
+    }
+
+    /// The RFC 4733 packets of one key press (`key` as 0-9, * = 10, # = 11) held 100 ms: five
+    /// updates, the first with the marker bit, then the end packet three times.
+    pub fn key_press(&mut self, payload_type: u8, key: u8) -> Vec<Vec<u8>> {
+        let start = self.timestamp;
+        let mut packets = Vec::new();
+        for step in 1..=8u16 {
+            let end = step >= 6;
+            let duration = 160 * step.min(5);
+            let mut packet = self.header(payload_type, step == 1, start);
+            packet.push(key);
+            packet.push(if end { 0x80 | 10 } else { 10 });
+            packet.extend_from_slice(&duration.to_be_bytes());
+            packets.push(packet);
+        }
+        self.timestamp = self.timestamp.wrapping_add(160 * 6);
+        packets
+    }
+}
+
+/// Key code of RFC 4733 for a DTMF character.
+pub fn event_code(key: char) -> Option<u8> {
+    match key {
+        '0'..='9' => Some(key as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        _ => None,
+    }
+}
+
+/// 20 ms μ-law payloads of a DTMF tone (the two ITU-T Q.23 frequencies of `key`) lasting
+/// `packets` × 20 ms, for trunks that send key presses only in the audio.
+pub fn dtmf_tone(key: char, packets: usize) -> Option<Vec<Vec<u8>>> {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLUMNS: [f64; 3] = [1209.0, 1336.0, 1477.0];
+    let position = "123456789*0#".find(key)?;
+    let (low, high) = (ROWS[position / 3], COLUMNS[position % 3]);
+    let mut n = 0usize;
+    Some(
+        (0..packets)
+            .map(|_| {
+                (0..PAYLOAD_LEN)
+                    .map(|_| {
+                        let t = n as f64 / 8000.0;
+                        n += 1;
+                        let sample = 6000.0 * (2.0 * std::f64::consts::PI * low * t).sin()
+                            + 6000.0 * (2.0 * std::f64::consts::PI * high * t).sin();
+                        linear_to_ulaw(sample as i16)
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// G.711 μ-law encoding of one sample (ITU-T G.711, bias 0x84), written independently of
+/// Switchboard's codec so the tests check it rather than mirror it.
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let magnitude = i32::from(sample).abs().min(CLIP) + BIAS;
+    let sign = if sample < 0 { 0x80 } else { 0 };
+    // The segment is the position of the highest set bit of the biased magnitude above bit 7.
+    let mut exponent = 7;
+    while exponent > 0 && magnitude & (0x80 << exponent) == 0 {
+        exponent -= 1;
+    }
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// G.711 μ-law decoding of one byte.
+pub fn ulaw_to_linear(byte: u8) -> i16 {
+    let u = !byte;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = i16::from(u & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    if u & 0x80 != 0 {
+        -magnitude
+    } else {
+        magnitude
     }
 }
 
@@ -189,6 +333,32 @@ mod tests {
         assert_eq!(a.len(), HEADER_LEN + PAYLOAD_LEN);
         assert_ne!(a[HEADER_LEN..], b[HEADER_LEN..]);
         assert_eq!(u16::from_be_bytes([a[2], a[3]]), 1003);
+    }
+
+    #[test]
+    fn ulaw_round_trips_within_one_quantisation_step() {
+        for sample in [-32_000i16, -1000, -100, -1, 0, 1, 100, 1000, 8000, 32_000] {
+            let back = ulaw_to_linear(linear_to_ulaw(sample));
+            let step = (i32::from(sample).abs() / 16).max(8);
+            assert!(
+                (i32::from(back) - i32::from(sample)).abs() <= step,
+                "{sample} came back as {back}"
+            );
+        }
+        assert_eq!(linear_to_ulaw(0), 0xff);
+    }
+
+    #[test]
+    fn a_key_press_ends_with_three_end_packets() {
+        let mut stream = RtpStream::new(1);
+        let packets = stream.key_press(101, 5);
+        assert_eq!(packets.len(), 8);
+        assert_eq!(packets[0][1], 0x80 | 101, "marker on the first");
+        assert!(packets[5..].iter().all(|p| p[13] & 0x80 != 0), "end bit");
+        assert!(
+            packets.iter().all(|p| p[4..8] == packets[0][4..8]),
+            "one timestamp"
+        );
     }
 
     #[test]

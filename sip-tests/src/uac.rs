@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::digest::{self, Credentials, DigestAlgorithm};
 use crate::error::{HarnessError, HarnessResult};
@@ -48,8 +48,10 @@ pub struct RequestSpec {
     pub branch: String,
     /// Extra header lines, without CRLF.
     pub extra_headers: Vec<String>,
-    /// Body (SDP), empty for none.
+    /// Body, empty for none.
     pub body: String,
+    /// The body's Content-Type.
+    pub content_type: &'static str,
     /// Transport named in Via: `UDP` or `TCP`.
     pub transport: &'static str,
 }
@@ -68,6 +70,7 @@ impl RequestSpec {
             branch: unique_token(),
             extra_headers: Vec::new(),
             body: String::new(),
+            content_type: "application/sdp",
             transport: "UDP",
         }
     }
@@ -91,7 +94,7 @@ impl RequestSpec {
             text.push_str("\r\n");
         }
         if !self.body.is_empty() {
-            text.push_str("Content-Type: application/sdp\r\n");
+            text.push_str(&format!("Content-Type: {}\r\n", self.content_type));
         }
         text.push_str(&format!("Content-Length: {}\r\n\r\n", self.body.len()));
         text.push_str(&self.body);
@@ -279,6 +282,52 @@ impl<'p> ConnectedCall<'p> {
     /// The call's Call-ID (the trunk leg's).
     pub fn call_id(&self) -> &str {
         &self.dialog.call_id
+    }
+
+    /// Sends a request inside the dialog (INFO, re-INVITE …) with `body` of `content_type`, and
+    /// waits for its final response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        content_type: &'static str,
+        body: &str,
+        timeout: Duration,
+    ) -> HarnessResult<Exchange> {
+        let mut request = self.dialog.clone();
+        self.dialog.cseq += 1;
+        request.cseq = self.dialog.cseq;
+        request.method = method.to_owned();
+        request.branch = unique_token();
+        request.content_type = content_type;
+        request.body = body.to_owned();
+        self.peer
+            .request(&request.render(self.peer.local_addr()?), timeout)
+    }
+
+    /// Waits until Switchboard hangs the call up: answers its BYE with 200 and returns the BYE.
+    pub fn wait_for_bye(&self, timeout: Duration) -> HarnessResult<SipMessage> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Some(message) = self.peer.recv(left)? else {
+                continue;
+            };
+            if message.method() != Some("BYE") {
+                continue;
+            }
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                for value in message.headers_named(name) {
+                    ok.push_str(&format!("{name}: {value}\r\n"));
+                }
+            }
+            ok.push_str("Content-Length: 0\r\n\r\n");
+            self.peer.send(&ok)?;
+            return Ok(message);
+        }
+        Err(HarnessError::Unexpected(format!(
+            "no BYE from switchboard within {} s",
+            timeout.as_secs()
+        )))
     }
 
     /// Sends BYE and waits for its final response.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sip_tests::rtp::{sdp_audio_address, RtpPeer};
+use sip_tests::rtp::{sdp_audio_address, ulaw_to_linear, RtpPeer};
 use sip_tests::trace::{parse_trace, Direction};
 use sip_tests::uac::place_call_with_sdp;
 use sip_tests::{
@@ -119,20 +119,6 @@ fn a_silent_call_is_hung_up_on_both_legs_with_reason_media_timeout() -> HarnessR
         .counter("switchboard_media_timeouts_total", &[]);
     assert_eq!(timeouts, 1.0);
     Ok(())
-}
-
-/// G.711 μ-law to linear PCM (ITU-T G.711), to check what the recording holds.
-fn ulaw_to_linear(byte: u8) -> i16 {
-    let u = !byte;
-    let sign = u & 0x80;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = i16::from(u & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    if sign != 0 {
-        -magnitude
-    } else {
-        magnitude
-    }
 }
 
 #[test]

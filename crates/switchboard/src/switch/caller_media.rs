@@ -428,3 +428,150 @@ impl Switch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{LocalAddresses, SharedState, Switch, SwitchStats};
+    use crate::metrics::Metrics;
+    use media::{Leg, MediaCommand, MediaEvent};
+    use sip::Peer;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use transport::{Inbound, Payload};
+
+    /// Queue `support` answers on queueing, plays music and announces every 30 s; agent 1001
+    /// is logged in but not ready, so a call waits.
+    const CONFIG: &str = r#"
+[sip]
+listen_udp = ["127.0.0.1:5060"]
+[media]
+rtp_port_min = 40000
+rtp_port_max = 40099
+[[trunk]]
+name = "t"
+allow = ["127.0.0.0/8"]
+[[number]]
+did = "101"
+queue = "support"
+[[queue]]
+name = "support"
+skills = { support = 1 }
+answer = "on-queue"
+announce_every_s = 30
+[[agent]]
+id = "1001"
+name = "A"
+password = "secret1001"
+skills = { support = 5 }
+"#;
+
+    fn switch(now: Instant) -> Switch {
+        let config =
+            Arc::new(crate::config::load_str("t.toml", CONFIG).expect("valid test config"));
+        let acd = Arc::new(crate::runtime::build_acd(&config).expect("ACD"));
+        acd.login(now, &acd::AgentId::from("1001"), false)
+            .expect("agent logs in");
+        Switch::new(
+            config.clone(),
+            LocalAddresses {
+                udp: Some("127.0.0.1:5060".parse().expect("addr")),
+                tcp: None,
+                public_host: None,
+            },
+            SharedState {
+                acd,
+                stats: Arc::new(SwitchStats::default()),
+                metrics: Arc::new(Metrics::new(&config)),
+                prompts: Arc::new(
+                    crate::prompt_library::PromptLibrary::load(None, &["en".to_owned()])
+                        .expect("the built-in prompts always load"),
+                ),
+                emergency: Arc::new(crate::emergency::EmergencyBoard::default()),
+            },
+            now,
+            1_800_000_000,
+        )
+    }
+
+    fn invite(now: Instant) -> Inbound {
+        let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
+        let text = format!(
+            "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKwait;rport\r\n\
+Max-Forwards: 70\r\nTo: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
+Call-ID: wait-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        Inbound {
+            source: Peer::udp("127.0.0.1:5999".parse().expect("addr")),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            payload: Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid")),
+            received: now,
+        }
+    }
+
+    /// The Play commands queued for the session, as (clips, looping, token).
+    fn plays(switch: &mut Switch) -> Vec<(usize, bool, u64)> {
+        std::iter::from_fn(|| switch.poll_media())
+            .filter_map(|op| match op {
+                super::super::media_plane::MediaOp::Command {
+                    command:
+                        MediaCommand::Play {
+                            leg: Leg::Trunk,
+                            clips,
+                            looping,
+                            token,
+                        },
+                    ..
+                } => Some((clips.len(), looping, token)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_waiting_caller_hears_music_then_the_announcement_then_music_again() {
+        let now = Instant::now();
+        let mut switch = switch(now);
+        switch.handle_inbound(now, invite(now));
+        let answered = std::iter::from_fn(|| switch.poll_transmit())
+            .map(|t| String::from_utf8_lossy(&t.data).into_owned())
+            .find(|m| m.starts_with("SIP/2.0 200"));
+        assert!(
+            answered.is_some_and(|m| m.contains("m=audio 4000")),
+            "answered with Switchboard's own port"
+        );
+        let first = plays(&mut switch);
+        assert!(
+            matches!(first.as_slice(), [(1, true, _)]),
+            "music on hold loops: {first:?}"
+        );
+
+        let due = switch
+            .poll_timeout()
+            .expect("the announcement timer is set");
+        assert!(due <= now + Duration::from_secs(30));
+        switch.handle_timeout(now + Duration::from_secs(30));
+        let announcement = plays(&mut switch);
+        let [(clips, false, token)] = announcement.as_slice() else {
+            panic!("one announcement expected: {announcement:?}");
+        };
+        // "your position is" + "1" + "estimated wait" + digits + "minutes".
+        assert!(*clips >= 5, "position and wait are read out: {clips} clips");
+
+        switch.handle_media_event(
+            now + Duration::from_secs(33),
+            1,
+            MediaEvent::PlaybackFinished {
+                leg: Leg::Trunk,
+                token: *token,
+            },
+        );
+        let again = plays(&mut switch);
+        assert!(
+            matches!(again.as_slice(), [(1, true, _)]),
+            "music resumes: {again:?}"
+        );
+    }
+}
