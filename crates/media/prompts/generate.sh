@@ -1,7 +1,11 @@
 #!/bin/sh
-# Makes Switchboard's default prompts as 8 kHz mono 16-bit PCM WAV files.
+# Makes Switchboard's default prompts as 8 kHz mono G.711 μ-law WAV files (telephony's own
+# format: half the size of 16-bit PCM and exactly what goes on the wire).
 #
-#   crates/media/prompts/generate.sh [OUT_DIR]      (default: crates/media/prompts/default)
+#   crates/media/prompts/generate.sh [OUT_DIR]      (default: crates/media/prompts/en)
+#
+# The English set in crates/media/prompts/en is made with this script and built into the
+# binary (media::prompts::built_in_prompt); rerun it after changing a text below.
 #
 # 1. Spoken prompts with espeak-ng + sox (Debian packages espeak-ng and sox; installed with
 #    apt-get when missing and we are root). The voice is espeak's default English.
@@ -11,7 +15,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-"$here/default"}
+out=${1:-"$here/en"}
 mkdir -p "$out"
 
 # name|text, kept in step with media::prompts::DEFAULT_PROMPTS (except moh, made with sox synth below).
@@ -53,8 +57,8 @@ if have_tools; then
     trap 'rm -rf "$tmp"' EXIT
     echo "$prompts" | while IFS='|' read -r name text; do
         espeak-ng -s 150 -w "$tmp/$name.wav" "$text"
-        # espeak writes 22.05 kHz; telephony wants 8 kHz mono 16-bit, a little quieter to avoid clipping in G.711.
-        sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$name.wav" gain -n -3
+        # espeak writes 22.05 kHz; telephony wants 8 kHz mono μ-law, a little quieter to avoid clipping.
+        sox "$tmp/$name.wav" -r 8000 -c 1 -e u-law "$out/$name.wav" gain -n -3
     done
     # Music on hold is not speech: an 8-second plucked C-F-G-C progression, soft enough to sit
     # under announcements and ending on its first chord so the loop is seamless.
@@ -63,7 +67,7 @@ if have_tools; then
     chord 2 F4 A4 C5
     chord 3 G4 B4 D5
     chord 4 C4 E4 G4
-    sox "$tmp/moh-1.wav" "$tmp/moh-2.wav" "$tmp/moh-3.wav" "$tmp/moh-4.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/moh.wav" gain -n -9
+    sox "$tmp/moh-1.wav" "$tmp/moh-2.wav" "$tmp/moh-3.wav" "$tmp/moh-4.wav" -r 8000 -c 1 -e u-law "$out/moh.wav" gain -n -9
     echo "espeak-ng $(espeak-ng --version 2>/dev/null | head -n1 | cut -c1-60) + sox" > "$out/SOURCE"
 else
     echo "espeak-ng/sox not available: writing tone prompts" >&2

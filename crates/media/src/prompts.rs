@@ -61,6 +61,53 @@ pub const DEFAULT_PROMPTS: &[(&str, &str)] = &[
     ("digit-9", "nine"),
 ];
 
+/// `(name, WAV bytes)` of the built-in English prompts.
+macro_rules! built_in_english {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/en/", $name, ".wav")))),*]
+    };
+}
+
+/// The spoken English default prompts (8 kHz μ-law WAV), made by `prompts/generate.sh` with
+/// espeak-ng and sox and built into the binary, so a fresh install talks without any files.
+/// A prompt listed in [`DEFAULT_PROMPTS`] but missing here fails the build.
+pub const BUILT_IN_ENGLISH: &[(&str, &[u8])] = built_in_english!(
+    "welcome",
+    "menu",
+    "please-hold",
+    "your-position-is",
+    "minutes",
+    "goodbye",
+    "closed",
+    "emergency",
+    "invalid-choice",
+    "estimated-wait",
+    "callback-offer",
+    "callback-registered",
+    "leave-message",
+    "sales-menu",
+    "support-menu",
+    "moh",
+    "digit-0",
+    "digit-1",
+    "digit-2",
+    "digit-3",
+    "digit-4",
+    "digit-5",
+    "digit-6",
+    "digit-7",
+    "digit-8",
+    "digit-9",
+);
+
+/// The built-in English recording of default prompt `name`.
+pub fn built_in_prompt(name: &str) -> Option<&'static [u8]> {
+    BUILT_IN_ENGLISH
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
+
 /// The tone pattern standing in for a prompt: (frequency Hz, 0 for a pause; length ms).
 fn tone_pattern(name: &str) -> Vec<(f32, u32)> {
     if let Some(digit) = name
@@ -188,6 +235,22 @@ pub fn write_tone_prompts(dir: &Path) -> Result<Vec<PathBuf>, hound::Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_default_prompt_is_built_in_as_speech() {
+        for (name, _) in DEFAULT_PROMPTS {
+            let bytes =
+                super::built_in_prompt(name).unwrap_or_else(|| panic!("{name} is not built in"));
+            let clip = AudioClip::from_wav_bytes(bytes)
+                .unwrap_or_else(|e| panic!("built-in {name} does not load: {e}"));
+            assert!(
+                clip.duration() > std::time::Duration::from_millis(200),
+                "{name} is too short"
+            );
+        }
+        assert_eq!(BUILT_IN_ENGLISH.len(), DEFAULT_PROMPTS.len());
+    }
+
     use super::*;
     use crate::audio_clip::AudioClip;
 

@@ -3,15 +3,15 @@
 //! Files are 8 kHz mono WAV (PCM 16-bit, μ-law or A-law). A broken file stops the start with
 //! its path, rather than leaving a caller in silence later. Lookups fall back from the
 //! requested language to English and then, for the default prompts (`media::prompts`), to the
-//! built-in tone patterns, so a fresh install or a half-translated set still plays something
-//! recognisable.
+//! spoken English recordings built into the binary, so a fresh install or a half-translated
+//! set still talks.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use media::prompts::{synthesize_tone_prompt, DEFAULT_PROMPTS};
+use media::prompts::{built_in_prompt, DEFAULT_PROMPTS};
 use media::AudioClip;
 
 use crate::ivr::PromptRef;
@@ -24,27 +24,28 @@ pub const DEFAULT_LANGUAGE: &str = "en";
 pub struct PromptLibrary {
     /// language -> prompt name -> clip, from the prompt folder.
     sets: HashMap<String, HashMap<String, Arc<AudioClip>>>,
-    /// Tone versions of the default prompts, shared by every language.
-    tones: HashMap<String, Arc<AudioClip>>,
+    /// The built-in spoken English default prompts, the last fallback of every language.
+    built_in: HashMap<String, Arc<AudioClip>>,
 }
 
 impl PromptLibrary {
     /// Loads `<dir>/<language>/*.wav` for every language in `languages` (and always `en`).
     ///
-    /// With `dir = None` only the built-in tones exist. A missing language folder, or default
-    /// prompts missing from one, are logged (one warning per language) and played from the
-    /// fallbacks. An unreadable `dir` or a WAV file that is not a usable prompt is an error.
+    /// With `dir = None` only the built-in English prompts exist. A missing language folder, or
+    /// default prompts missing from one, are logged (one warning per language) and played from
+    /// the fallbacks. An unreadable `dir` or a WAV file that is not a usable prompt is an error.
     pub fn load(dir: Option<&Path>, languages: &[String]) -> anyhow::Result<PromptLibrary> {
-        let tones = DEFAULT_PROMPTS
-            .iter()
-            .map(|(name, _)| {
-                let clip = AudioClip::from_samples(synthesize_tone_prompt(name));
-                ((*name).to_owned(), Arc::new(clip))
-            })
-            .collect();
+        let mut built_in = HashMap::new();
+        for (name, _) in DEFAULT_PROMPTS {
+            let bytes = built_in_prompt(name)
+                .with_context(|| format!("built-in prompt {name} is missing"))?;
+            let clip = AudioClip::from_wav_bytes(bytes)
+                .with_context(|| format!("built-in prompt {name}"))?;
+            built_in.insert((*name).to_owned(), Arc::new(clip));
+        }
         let mut library = PromptLibrary {
             sets: HashMap::new(),
-            tones,
+            built_in,
         };
         let languages: BTreeSet<&str> = languages
             .iter()
@@ -52,10 +53,10 @@ impl PromptLibrary {
             .chain([DEFAULT_LANGUAGE])
             .collect();
         let Some(dir) = dir else {
-            for language in languages {
+            for language in languages.iter().filter(|l| **l != DEFAULT_LANGUAGE) {
                 tracing::warn!(
                     language,
-                    "no media.prompts_dir: playing built-in tone prompts"
+                    "no media.prompts_dir: playing the built-in English prompts"
                 );
             }
             return Ok(library);
@@ -82,14 +83,14 @@ impl PromptLibrary {
                 tracing::warn!(
                     language,
                     folder = %folder.display(),
-                    "no prompts for this language: playing English or built-in tone prompts"
+                    "no prompts for this language: playing English or built-in prompts"
                 );
             } else if !missing.is_empty() {
                 tracing::warn!(
                     language,
                     folder = %folder.display(),
                     missing = %missing.join(", "),
-                    "default prompts missing: playing English or built-in tone versions"
+                    "default prompts missing: playing English or built-in versions"
                 );
             }
             library.sets.insert(language.to_owned(), set);
@@ -97,13 +98,13 @@ impl PromptLibrary {
         Ok(library)
     }
 
-    /// The clip for `name` in `language`, else in English, else the built-in tone version of
-    /// a default prompt; `None` for a custom prompt that exists nowhere.
+    /// The clip for `name` in `language`, else in English, else the built-in English recording
+    /// of a default prompt; `None` for a custom prompt that exists nowhere.
     pub fn get(&self, language: &str, name: &str) -> Option<Arc<AudioClip>> {
         [language, DEFAULT_LANGUAGE]
             .iter()
             .find_map(|language| self.sets.get(*language)?.get(name))
-            .or_else(|| self.tones.get(name))
+            .or_else(|| self.built_in.get(name))
             .cloned()
     }
 
@@ -228,7 +229,7 @@ mod tests {
         };
         assert_eq!(samples("en", "welcome"), Some(vec![1, 2, 3]));
         assert_eq!(samples("zh", "welcome"), Some(vec![7]));
-        // No French folder: English first, then tones.
+        // No French folder: English first, then the built-in recordings.
         assert_eq!(samples("fr", "welcome"), Some(vec![1, 2, 3]));
         assert_eq!(
             samples("zh", "promo"),
@@ -237,8 +238,8 @@ mod tests {
         );
         assert_eq!(
             samples("zh", "menu"),
-            Some(synthesize_tone_prompt("menu")),
-            "default prompt missing everywhere: tone"
+            Some(built_in_samples("menu")),
+            "default prompt missing everywhere: the built-in recording"
         );
         assert_eq!(samples("zh", "no-such-prompt"), None);
         assert!(!library.contains("en", "no-such-prompt"));
@@ -260,12 +261,20 @@ mod tests {
         assert_eq!(resolved[0].samples(), &[7]);
     }
 
+    fn built_in_samples(name: &str) -> Vec<i16> {
+        let bytes = media::prompts::built_in_prompt(name).expect("built in");
+        AudioClip::from_wav_bytes(bytes)
+            .expect("built-in prompts load")
+            .samples()
+            .to_vec()
+    }
+
     #[test]
-    fn without_a_folder_every_default_prompt_is_a_tone() {
-        let library = PromptLibrary::load(None, &[]).expect("tones always load");
+    fn without_a_folder_every_default_prompt_is_the_built_in_recording() {
+        let library = PromptLibrary::load(None, &[]).expect("built-in prompts always load");
         for (name, _) in DEFAULT_PROMPTS {
             let clip = library.get("de", name).expect("default prompt exists");
-            assert_eq!(clip.samples(), synthesize_tone_prompt(name).as_slice());
+            assert_eq!(clip.samples(), built_in_samples(name).as_slice());
         }
         assert!(library.get("en", "custom").is_none());
     }

@@ -217,6 +217,15 @@ dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
 postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs there
 csv = false                                 # also write daily CSV files next to the JSON lines
 
+[media]
+address = "0.0.0.0"                         # RTP sockets bind here (default 127.0.0.1)
+public_address = "203.0.113.10"             # optional: IP written into SDP (NAT); default address
+rtp_port_min = 20000                        # RTP on even ports, RTCP on the odd one above; four
+rtp_port_max = 29999                        #   ports a call (1024..=65535, max >= min + 3)
+timeout_s = 30                              # hang up after this long without RTP; 0 = never (0..=3600)
+prompts_dir = "/var/lib/switchboard/prompts"  # optional: <dir>/<language>/<name>.wav; default built-in English
+recordings_dir = "/var/lib/switchboard/recordings"  # default ./switchboard-data/recordings
+
 [[trunk]]
 name = "carrier"                            # unique
 allow = ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"]  # source IPs/CIDRs let in without auth
