@@ -120,6 +120,20 @@ impl Api {
         self.send(request, Some(body))
     }
 
+    /// `PUT path` with a JSON `body` (sent as given).
+    pub fn put(&self, path: &str, body: &str) -> HarnessResult<ApiResponse> {
+        let request = self
+            .agent
+            .put(&self.url(path))
+            .set("Content-Type", "application/json");
+        self.send(request, Some(body))
+    }
+
+    /// `DELETE path`, any status.
+    pub fn delete(&self, path: &str) -> HarnessResult<ApiResponse> {
+        self.send(self.agent.delete(&self.url(path)), None)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -337,3 +337,55 @@ fn cli_prints_agent_and_queue_tables() -> HarnessResult<()> {
     );
     Ok(())
 }
+
+#[test]
+fn emergency_announcements_are_switched_per_number_and_bad_requests_explained() -> HarnessResult<()>
+{
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let api = switchboard.api();
+    assert_error(
+        &api.put("/api/emergency/999", "{}")?,
+        404,
+        "unknown_number",
+        "a number that is not configured",
+    )?;
+    assert_error(
+        &api.put("/api/emergency/100", "{\"prompt\":")?,
+        400,
+        "bad_request",
+        "a body that is not JSON",
+    )?;
+    assert_error(
+        &api.put("/api/emergency/100", "{\"prompt\":\"no-such-prompt\"}")?,
+        400,
+        "unknown_prompt",
+        "a prompt that is not loaded",
+    )?;
+    assert_error(
+        &api.with_token(None).put("/api/emergency/100", "{}")?,
+        401,
+        "unauthorized",
+        "no token",
+    )?;
+    let on = api
+        .put("/api/emergency/100", "{\"prompt\":\"emergency\"}")?
+        .expect_status(200, "switching the announcement on")?
+        .json()?;
+    assert_eq!(on, json!({ "did": "100", "prompt": "emergency" }));
+    let listed = api
+        .get("/api/emergency")?
+        .expect_status(200, "listing")?
+        .json()?;
+    assert_eq!(
+        listed,
+        json!({ "emergency": [{ "did": "100", "prompt": "emergency" }] })
+    );
+    let off = api
+        .delete("/api/emergency/100")?
+        .expect_status(200, "switching it off")?
+        .json()?;
+    assert_eq!(off, json!({ "did": "100", "cleared": true }));
+    let listed = api.get("/api/emergency")?.json()?;
+    assert_eq!(listed, json!({ "emergency": [] }));
+    Ok(())
+}

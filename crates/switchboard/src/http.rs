@@ -396,6 +396,17 @@ async fn set_emergency(
     authorize_emergency(&state, &headers)?;
     check_configured_number(&state.config, &did)?;
     let prompt = parse_emergency_request(&body)?;
+    if !state
+        .node
+        .prompts
+        .contains(crate::prompt_library::DEFAULT_LANGUAGE, &prompt)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_prompt",
+            format!("no prompt named {prompt:?} is loaded"),
+        ));
+    }
     state.node.emergency.set(&did, &prompt);
     tracing::warn!(%did, %prompt, "emergency announcement switched on");
     Ok(Json(emergency_json(&did, &prompt)))

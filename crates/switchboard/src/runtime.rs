@@ -37,6 +37,8 @@ pub struct Node {
     pub cdr: Arc<CdrStats>,
     /// Emergency announcements per DID, switched on over the API.
     pub emergency: Arc<EmergencyBoard>,
+    /// The prompts, so the API can refuse an announcement that names none.
+    pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
 }
@@ -105,7 +107,7 @@ pub async fn run(
             acd: acd.clone(),
             stats: stats.clone(),
             metrics: metrics.clone(),
-            prompts,
+            prompts: prompts.clone(),
             emergency: emergency.clone(),
         },
         Instant::now(),
@@ -118,6 +120,7 @@ pub async fn run(
         cdr: cdr.stats.clone(),
         transports: transports.clone(),
         emergency,
+        prompts,
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let http = crate::http::serve(config.clone(), node.clone(), command_tx).await?;

@@ -466,8 +466,19 @@ skills = { support = 5 }
 "#;
 
     fn switch(now: Instant) -> Switch {
-        let config =
-            Arc::new(crate::config::load_str("t.toml", CONFIG).expect("valid test config"));
+        switch_with(
+            now,
+            CONFIG,
+            Arc::new(crate::emergency::EmergencyBoard::default()),
+        )
+    }
+
+    fn switch_with(
+        now: Instant,
+        text: &str,
+        emergency: Arc<crate::emergency::EmergencyBoard>,
+    ) -> Switch {
+        let config = Arc::new(crate::config::load_str("t.toml", text).expect("valid test config"));
         let acd = Arc::new(crate::runtime::build_acd(&config).expect("ACD"));
         acd.login(now, &acd::AgentId::from("1001"), false)
             .expect("agent logs in");
@@ -486,7 +497,7 @@ skills = { support = 5 }
                     crate::prompt_library::PromptLibrary::load(None, &["en".to_owned()])
                         .expect("the built-in prompts always load"),
                 ),
-                emergency: Arc::new(crate::emergency::EmergencyBoard::default()),
+                emergency,
             },
             now,
             1_800_000_000,
@@ -494,11 +505,15 @@ skills = { support = 5 }
     }
 
     fn invite(now: Instant) -> Inbound {
+        invite_to(now, "101")
+    }
+
+    fn invite_to(now: Instant, did: &str) -> Inbound {
         let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
         let text = format!(
-            "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
+            "INVITE sip:{did}@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKwait;rport\r\n\
-Max-Forwards: 70\r\nTo: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
+Max-Forwards: 70\r\nTo: <sip:{did}@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
 Call-ID: wait-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len()
@@ -513,6 +528,14 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
 
     /// The Play commands queued for the session, as (clips, looping, token).
     fn plays(switch: &mut Switch) -> Vec<(usize, bool, u64)> {
+        detailed_plays(switch)
+            .into_iter()
+            .map(|(clips, looping, token)| (clips.len(), looping, token))
+            .collect()
+    }
+
+    /// The Play commands queued for the session, with each clip's length in samples.
+    fn detailed_plays(switch: &mut Switch) -> Vec<(Vec<usize>, bool, u64)> {
         std::iter::from_fn(|| switch.poll_media())
             .filter_map(|op| match op {
                 super::super::media_plane::MediaOp::Command {
@@ -524,7 +547,11 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
                             token,
                         },
                     ..
-                } => Some((clips.len(), looping, token)),
+                } => Some((
+                    clips.iter().map(|c| c.samples().len()).collect(),
+                    looping,
+                    token,
+                )),
                 _ => None,
             })
             .collect()
@@ -572,6 +599,36 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         assert!(
             matches!(again.as_slice(), [(1, true, _)]),
             "music resumes: {again:?}"
+        );
+    }
+
+    #[test]
+    fn an_emergency_announcement_switched_on_for_the_number_is_played_first() {
+        let ivr = format!(
+            "{CONFIG}\n[[number]]\ndid = \"300\"\nivr = \"main\"\n[[ivr]]\nname = \"main\"\n\
+             greeting = [\"welcome\"]\n[[ivr.menu]]\nname = \"top\"\nprompt = [\"menu\"]\n\
+             keys = {{ \"1\" = \"queue:support\" }}\n"
+        );
+        let now = Instant::now();
+        let board = Arc::new(crate::emergency::EmergencyBoard::default());
+        let mut switch = switch_with(now, &ivr, board.clone());
+        switch.handle_inbound(now, invite_to(now, "300"));
+        let normal = detailed_plays(&mut switch);
+        board.set("300", "emergency");
+        let mut switch = switch_with(now, &ivr, board);
+        switch.handle_inbound(now, invite_to(now, "300"));
+        let with_emergency = detailed_plays(&mut switch);
+        let library = crate::prompt_library::PromptLibrary::load(None, &[]).expect("built in");
+        let length = |name: &str| library.get("en", name).expect("built in").samples().len();
+        assert_eq!(
+            normal,
+            vec![(vec![length("welcome")], false, normal[0].2)],
+            "without an emergency the greeting plays first"
+        );
+        assert_eq!(
+            with_emergency.first().map(|p| p.0.clone()),
+            Some(vec![length("emergency")]),
+            "the emergency prompt plays first, on its own"
         );
     }
 }
