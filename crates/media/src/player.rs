@@ -7,6 +7,8 @@
 
 use rtp_rs::{RtpPacketBuilder, Seq};
 
+use std::sync::Arc;
+
 use crate::audio_clip::AudioClip;
 use crate::codec::{Codec, SAMPLES_PER_20MS};
 
@@ -30,7 +32,8 @@ pub struct Player {
     next_sequence: u16,
     next_timestamp: u32,
     /// The list playing; empty when idle.
-    clips: Vec<AudioClip>,
+    /// Shared with every other call playing the same prompts: never copied.
+    clips: Vec<Arc<AudioClip>>,
     /// Clip in `clips` and sample in it where the next frame starts.
     clip_index: usize,
     position: usize,
@@ -65,13 +68,13 @@ impl Player {
     }
 
     /// Starts `clip` (replacing whatever plays); `looping` for music on hold.
-    pub fn play(&mut self, clip: AudioClip, looping: bool) {
+    pub fn play(&mut self, clip: Arc<AudioClip>, looping: bool) {
         self.play_list(vec![clip], looping);
     }
 
     /// Starts `clips` one after another as one stream (replacing whatever plays); `looping`
     /// repeats the whole list (music on hold).
-    pub fn play_list(&mut self, clips: Vec<AudioClip>, looping: bool) {
+    pub fn play_list(&mut self, clips: Vec<Arc<AudioClip>>, looping: bool) {
         // A looping list with no audio would never produce a frame nor end: treat it as ended.
         let has_audio = clips.iter().any(|clip| !clip.samples().is_empty());
         self.clips = clips;
@@ -169,8 +172,10 @@ mod tests {
     use crate::g711::ulaw_decode;
     use rtp_rs::RtpReader;
 
-    fn ramp(len: usize) -> AudioClip {
-        AudioClip::from_samples((0..len).map(|i| (i as i16) * 50).collect())
+    fn ramp(len: usize) -> Arc<AudioClip> {
+        Arc::new(AudioClip::from_samples(
+            (0..len).map(|i| (i as i16) * 50).collect(),
+        ))
     }
 
     #[test]
@@ -206,7 +211,7 @@ mod tests {
     #[test]
     fn payload_is_the_encoded_audio_padded_with_silence() {
         let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
-        player.play(AudioClip::from_samples(vec![1000; 100]), false);
+        player.play(Arc::new(AudioClip::from_samples(vec![1000; 100])), false);
         let mut packet = Vec::new();
         player.next_packet(&mut packet).expect("one frame");
         let rtp = RtpReader::new(&packet).expect("valid");
@@ -252,9 +257,9 @@ mod tests {
     #[test]
     fn a_list_plays_as_one_stream_without_gaps() {
         let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
-        let a = AudioClip::from_samples(vec![1000; 100]);
-        let b = AudioClip::from_samples(Vec::new());
-        let c = AudioClip::from_samples(vec![-1000; 300]);
+        let a = Arc::new(AudioClip::from_samples(vec![1000; 100]));
+        let b = Arc::new(AudioClip::from_samples(Vec::new()));
+        let c = Arc::new(AudioClip::from_samples(vec![-1000; 300]));
         player.play_list(vec![a, b, c], false);
         let mut packet = Vec::new();
         let mut decoded = Vec::new();
@@ -278,7 +283,8 @@ mod tests {
     #[test]
     fn a_looping_list_of_empty_clips_ends() {
         let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
-        player.play_list(vec![AudioClip::from_samples(Vec::new()); 3], true);
+        let empty = Arc::new(AudioClip::from_samples(Vec::new()));
+        player.play_list(vec![empty.clone(), empty.clone(), empty], true);
         assert_eq!(player.next_packet(&mut Vec::new()), None);
         assert!(!player.is_playing());
     }
@@ -286,7 +292,7 @@ mod tests {
     #[test]
     fn empty_clip_produces_nothing() {
         let mut player = Player::new(Codec::Pcmu, 0, 1, 0, 0);
-        player.play(AudioClip::from_samples(Vec::new()), true);
+        player.play(Arc::new(AudioClip::from_samples(Vec::new())), true);
         assert_eq!(player.next_packet(&mut Vec::new()), None);
     }
 }

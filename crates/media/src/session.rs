@@ -452,7 +452,7 @@ impl SessionState {
                 player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
             }
         }
-        player.play_list(clips.iter().map(|clip| (**clip).clone()).collect(), looping);
+        player.play_list(clips, looping);
         if !player.is_playing() {
             // An empty list: finished before it started.
             slot.token = None;
