@@ -73,6 +73,22 @@ pub fn start_agent_for_calls(
         .spawn()
 }
 
+/// Registers agent `agent_id` and starts a SIPp phone for it that answers one call
+/// (`agent_answer.xml`) and echoes every RTP packet back to where it came from (`-rtp_echo`).
+pub fn start_echo_agent(
+    switchboard: &Switchboard,
+    agent_id: &str,
+    timeout: Duration,
+) -> HarnessResult<SippProcess> {
+    let port = free_port()?;
+    register_agent(switchboard, agent_id, port)?;
+    Sipp::server("agent_answer.xml", port, switchboard.dir())?
+        .service(agent_id)
+        .timeout(timeout)
+        .arg("-rtp_echo")
+        .spawn()
+}
+
 /// Dials feature code `code` (e.g. `*21`) from agent `agent_id`'s phone with `password` (the
 /// configured one when `None`), answering the 407 with SIPp's own Digest (MD5, offered first).
 /// `scenario_file` is `feature_code.xml` (accepted: 200, ACK, then Switchboard's BYE) or

@@ -25,7 +25,9 @@ pub mod trace;
 pub mod uac;
 pub mod udp_peer;
 
-pub use agent::{dial_feature_code, register_agent, start_agent, start_agent_for_calls};
+pub use agent::{
+    dial_feature_code, register_agent, start_agent, start_agent_for_calls, start_echo_agent,
+};
 pub use api::Api;
 pub use config::{
     AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig, TrunkConfig,

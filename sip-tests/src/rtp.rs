@@ -305,6 +305,29 @@ pub fn ulaw_to_linear(byte: u8) -> i16 {
     }
 }
 
+/// An SDP offer from 127.0.0.1:`port` for `codecs` (`(payload type, encoding)`, in order of
+/// preference), plus telephone-event 101 when `telephone_event`.
+pub fn audio_offer(port: u16, codecs: &[(u8, &str)], telephone_event: bool) -> String {
+    let mut formats: Vec<String> = codecs.iter().map(|(pt, _)| pt.to_string()).collect();
+    let mut maps: String = codecs
+        .iter()
+        .map(|(pt, name)| format!("a=rtpmap:{pt} {name}/8000\r\n"))
+        .collect();
+    if telephone_event {
+        formats.push("101".to_owned());
+        maps.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
+    }
+    format!(
+        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n{maps}",
+        formats.join(" ")
+    )
+}
+
+/// [`audio_offer`] for PCMU only.
+pub fn pcmu_offer(port: u16, telephone_event: bool) -> String {
+    audio_offer(port, &[(0, "PCMU")], telephone_event)
+}
+
 /// The audio address in an SDP body (`c=` and `m=audio` port).
 pub fn sdp_audio_address(sdp: &str) -> Option<SocketAddr> {
     let ip = sdp

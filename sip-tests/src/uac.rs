@@ -375,6 +375,22 @@ pub fn place_call_with_sdp<'p>(
     ConnectedCall::acknowledge(peer, &invite, answered)
 }
 
+/// [`place_call_with_sdp`], returning also Switchboard's RTP address for the call (from the
+/// answer's SDP).
+pub fn place_media_call<'p>(
+    peer: &'p UdpPeer,
+    did: &str,
+    sdp: &str,
+    timeout: Duration,
+) -> HarnessResult<(ConnectedCall<'p>, SocketAddr)> {
+    let call = place_call_with_sdp(peer, did, "2000", sdp, timeout)?;
+    let answer = &call.answer.final_response.body;
+    let relay = crate::rtp::sdp_audio_address(answer).ok_or_else(|| {
+        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
+    })?;
+    Ok((call, relay))
+}
+
 /// ACK for a non-2xx final response: same branch and CSeq number as the INVITE (RFC 3261 §17.1.1.3).
 pub fn send_ack_for_failure(
     peer: &UdpPeer,

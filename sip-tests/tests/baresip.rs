@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sip_tests::ports::{free_port, free_port_block};
-use sip_tests::rtp::{sdp_audio_address, RtpPeer};
-use sip_tests::uac::place_call_with_sdp;
+use sip_tests::rtp::{pcmu_offer, RtpPeer};
+use sip_tests::uac::place_media_call;
 use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -80,6 +80,21 @@ impl Baresip {
         Ok(Self { child, log })
     }
 
+    /// Baresip as agent 1001, registered through digest auth: logged in and Ready.
+    fn start_agent_1001(switchboard: &Switchboard) -> HarnessResult<Self> {
+        let baresip = Self::start(
+            &switchboard.dir().join("baresip"),
+            "1001",
+            "secret1001",
+            switchboard,
+        )?;
+        switchboard
+            .api()
+            .wait_for_agent_state("1001", "ready", WAIT)
+            .map_err(|e| HarnessError::Unexpected(format!("{e}\nbaresip:\n{}", baresip.log())))?;
+        Ok(baresip)
+    }
+
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -103,17 +118,7 @@ impl Baresip {
 #[test]
 fn baresip_registers_as_an_agent_and_answers_a_trunk_call() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
-    let baresip = Baresip::start(
-        &switchboard.dir().join("baresip"),
-        "1001",
-        "secret1001",
-        &switchboard,
-    )?;
-    // Registered through digest auth: the agent is logged in and Ready.
-    switchboard
-        .api()
-        .wait_for_agent_state("1001", "ready", WAIT)
-        .map_err(|e| HarnessError::Unexpected(format!("{e}\nbaresip:\n{}", baresip.log())))?;
+    let baresip = Baresip::start_agent_1001(&switchboard)?;
 
     let trunk = switchboard
         .sipp_client("trunk_call.xml")?
@@ -130,28 +135,11 @@ fn baresip_registers_as_an_agent_and_answers_a_trunk_call() -> HarnessResult<()>
 #[test]
 fn baresip_audio_flows_both_ways_through_the_relay() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
-    let baresip = Baresip::start(
-        &switchboard.dir().join("baresip"),
-        "1001",
-        "secret1001",
-        &switchboard,
-    )?;
-    switchboard
-        .api()
-        .wait_for_agent_state("1001", "ready", WAIT)
-        .map_err(|e| HarnessError::Unexpected(format!("{e}\nbaresip:\n{}", baresip.log())))?;
+    let baresip = Baresip::start_agent_1001(&switchboard)?;
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let offer = format!(
-        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        rtp.port()?
-    );
-    let call = place_call_with_sdp(&sip, "100", "2000", &offer, WAIT)?;
-    let answer = call.answer.final_response.body.clone();
-    let relay = sdp_audio_address(&answer).ok_or_else(|| {
-        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
-    })?;
+    let (call, relay) = place_media_call(&sip, "100", &pcmu_offer(rtp.port()?, false), WAIT)?;
     // baresip's 440 Hz tone reaches the trunk from Switchboard's port, not from baresip's.
     let from_agent = rtp.receive(50, WAIT)?;
     assert_eq!(from_agent.len(), 50, "baresip's audio reaches the trunk");

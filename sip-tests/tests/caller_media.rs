@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sip_tests::cdr::{str_field, wait_for_call};
-use sip_tests::rtp::{dtmf_tone, event_code, sdp_audio_address, RtpPeer, RtpStream};
-use sip_tests::uac::{place_call_with_sdp, ConnectedCall, RequestSpec};
+use sip_tests::rtp::{dtmf_tone, event_code, pcmu_offer, RtpPeer, RtpStream};
+use sip_tests::uac::{place_media_call, ConnectedCall, RequestSpec};
 use sip_tests::{
-    start_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
+    start_agent, start_echo_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
+    UdpPeer,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -40,36 +41,15 @@ digit_timeout_s = 10
 keys = { "2" = "queue:support" }
 "#;
 
-/// A PCMU offer for `rtp`'s port, with telephone-event when `rfc4733`.
-fn offer(rtp: &RtpPeer, rfc4733: bool) -> HarnessResult<String> {
-    let (formats, event) = if rfc4733 {
-        (
-            "0 101",
-            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
-        )
-    } else {
-        ("0", "")
-    };
-    Ok(format!(
-        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\n{event}",
-        rtp.port()?
-    ))
-}
-
-/// Places a call to `did` whose media goes to `rtp`; returns the call and Switchboard's RTP
-/// address for it.
+/// Places a call to `did` whose media goes to `rtp` (PCMU, with telephone-event when
+/// `rfc4733`); returns the call and Switchboard's RTP address for it.
 fn call<'p>(
     sip: &'p UdpPeer,
     rtp: &RtpPeer,
     did: &str,
     rfc4733: bool,
 ) -> HarnessResult<(ConnectedCall<'p>, SocketAddr)> {
-    let call = place_call_with_sdp(sip, did, "2000", &offer(rtp, rfc4733)?, WAIT)?;
-    let answer = call.answer.final_response.body.clone();
-    let relay = sdp_audio_address(&answer).ok_or_else(|| {
-        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
-    })?;
-    Ok((call, relay))
+    place_media_call(sip, did, &pcmu_offer(rtp.port()?, rfc4733), WAIT)
 }
 
 /// Sends `packets` paced at 20 ms.
@@ -270,13 +250,7 @@ fn a_recording_that_cannot_be_written_is_counted_and_the_call_goes_on() -> Harne
     // read-only disk, which root in a test cannot simulate with permissions).
     std::fs::write(switchboard.recordings_dir(), b"not a folder")
         .map_err(|e| HarnessError::io("blocking the recordings folder", e))?;
-    let port = sip_tests::ports::free_port()?;
-    sip_tests::register_agent(&switchboard, "1001", port)?;
-    let agent = sip_tests::Sipp::server("agent_answer.xml", port, switchboard.dir())?
-        .service("1001")
-        .timeout(Duration::from_secs(60))
-        .arg("-rtp_echo")
-        .spawn()?;
+    let agent = start_echo_agent(&switchboard, "1001", Duration::from_secs(60))?;
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
     let (call, relay) = call(&sip, &rtp, "100", false)?;

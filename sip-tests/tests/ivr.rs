@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sip_tests::cdr::{of_type, str_field, wait_for_records};
-use sip_tests::rtp::{sdp_audio_address, RtpPeer};
-use sip_tests::uac::place_call_with_sdp;
-use sip_tests::{
-    start_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
-};
+use sip_tests::rtp::{audio_offer, RtpPeer};
+use sip_tests::uac::place_media_call;
+use sip_tests::{start_agent, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
 
 /// DID 300 answers with a two-level menu: 1 = sales menu, then 2 = queue `support`.
 const IVR: &str = r#"
@@ -123,15 +121,9 @@ fn a_caller_waiting_on_an_answering_queue_hears_music_in_20_ms_packets() -> Harn
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let offer = format!(
-        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 8 0\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n",
-        rtp.port()?
-    );
-    let call = place_call_with_sdp(&sip, "100", "2000", &offer, Duration::from_secs(30))?;
+    let offer = audio_offer(rtp.port()?, &[(8, "PCMA"), (0, "PCMU")], false);
+    let (call, relay) = place_media_call(&sip, "100", &offer, Duration::from_secs(30))?;
     let answer = call.answer.final_response.body.clone();
-    let relay = sdp_audio_address(&answer).ok_or_else(|| {
-        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
-    })?;
     assert!(
         answer.contains("RTP/AVP 8"),
         "PCMA, the caller's first choice, is used:\n{answer}"

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use sip_tests::rtp::{sdp_audio_address, ulaw_to_linear, RtpPeer};
+use sip_tests::rtp::{pcmu_offer, ulaw_to_linear, RtpPeer};
 use sip_tests::trace::{parse_trace, Direction};
-use sip_tests::uac::place_call_with_sdp;
+use sip_tests::uac::place_media_call;
 use sip_tests::{
-    register_agent, start_agent, HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig,
+    start_agent, start_echo_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
     UdpPeer,
 };
 
@@ -19,29 +19,20 @@ const PACKETS: u16 = 50;
 fn audio_from_the_trunk_reaches_the_agent_and_back_byte_for_byte() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
     // The agent's phone is SIPp echoing every RTP packet back to where it came from.
-    let port = sip_tests::ports::free_port()?;
-    register_agent(&switchboard, "1001", port)?;
-    let agent = Sipp::server("agent_answer.xml", port, switchboard.dir())?
-        .service("1001")
-        .timeout(Duration::from_secs(60))
-        .arg("-rtp_echo")
-        .spawn()?;
+    let agent = start_echo_agent(&switchboard, "1001", Duration::from_secs(60))?;
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let offer = format!(
-        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
-        rtp.port()?
-    );
-    let call = place_call_with_sdp(&sip, "100", "2000", &offer, Duration::from_secs(30))?;
-    let answer = &call.answer.final_response.body;
-    let relay = sdp_audio_address(answer).ok_or_else(|| {
-        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
-    })?;
+    let (call, relay) = place_media_call(
+        &sip,
+        "100",
+        &pcmu_offer(rtp.port()?, true),
+        Duration::from_secs(30),
+    )?;
     let (first, last) = switchboard.rtp_ports();
     assert!(
         (first..=last).contains(&relay.port()),
-        "the trunk must send RTP to Switchboard's range {first}-{last}, got {relay}:\n{answer}"
+        "the trunk must send RTP to Switchboard's range {first}-{last}, got {relay}"
     );
 
     let sent = rtp.send_stream(relay, PACKETS, 0, 0x5eed_0001)?;
@@ -127,25 +118,16 @@ fn a_recorded_call_is_a_stereo_wav_with_both_sides_named_in_the_cdr() -> Harness
         support_queue_lines: vec!["record = \"all\"".to_owned()],
         ..SwitchboardConfig::default()
     })?;
-    let port = sip_tests::ports::free_port()?;
-    register_agent(&switchboard, "1001", port)?;
-    let agent = Sipp::server("agent_answer.xml", port, switchboard.dir())?
-        .service("1001")
-        .timeout(Duration::from_secs(60))
-        .arg("-rtp_echo")
-        .spawn()?;
+    let agent = start_echo_agent(&switchboard, "1001", Duration::from_secs(60))?;
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let offer = format!(
-        "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-        rtp.port()?
-    );
-    let call = place_call_with_sdp(&sip, "100", "2000", &offer, Duration::from_secs(30))?;
+    let (call, relay) = place_media_call(
+        &sip,
+        "100",
+        &pcmu_offer(rtp.port()?, false),
+        Duration::from_secs(30),
+    )?;
     let trunk_call_id = call.call_id().to_owned();
-    let answer = call.answer.final_response.body.clone();
-    let relay = sdp_audio_address(&answer).ok_or_else(|| {
-        HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
-    })?;
     let sent = rtp.send_stream(relay, PACKETS, 0, 0x5eed_0002)?;
     let echoed = rtp.receive(usize::from(PACKETS), Duration::from_secs(20))?;
     assert_eq!(echoed.len(), usize::from(PACKETS));

@@ -431,8 +431,7 @@ impl Switch {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{LocalAddresses, SharedState, Switch, SwitchStats};
-    use crate::metrics::Metrics;
+    use super::super::Switch;
     use media::{Leg, MediaCommand, MediaEvent};
     use sip::Peer;
     use std::sync::Arc;
@@ -479,29 +478,12 @@ skills = { support = 5 }
         emergency: Arc<crate::emergency::EmergencyBoard>,
     ) -> Switch {
         let config = Arc::new(crate::config::load_str("t.toml", text).expect("valid test config"));
-        let acd = Arc::new(crate::runtime::build_acd(&config).expect("ACD"));
-        acd.login(now, &acd::AgentId::from("1001"), false)
+        let switch = super::super::testing::switch(now, config, emergency);
+        switch
+            .acd
+            .login(now, &acd::AgentId::from("1001"), false)
             .expect("agent logs in");
-        Switch::new(
-            config.clone(),
-            LocalAddresses {
-                udp: Some("127.0.0.1:5060".parse().expect("addr")),
-                tcp: None,
-                public_host: None,
-            },
-            SharedState {
-                acd,
-                stats: Arc::new(SwitchStats::default()),
-                metrics: Arc::new(Metrics::new(&config)),
-                prompts: Arc::new(
-                    crate::prompt_library::PromptLibrary::load(None, &["en".to_owned()])
-                        .expect("the built-in prompts always load"),
-                ),
-                emergency,
-            },
-            now,
-            1_800_000_000,
-        )
+        switch
     }
 
     fn invite(now: Instant) -> Inbound {

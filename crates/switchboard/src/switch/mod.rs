@@ -649,14 +649,18 @@ fn duration_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
+/// Building a `Switch` for unit tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
-    use transport::{Inbound, Payload};
 
-    fn switch(now: Instant) -> Switch {
-        let config = Arc::new(crate::config::demo());
-        let acd = Arc::new(crate::runtime::build_acd(&config).expect("demo ACD"));
+    /// A switch over `config` listening on 127.0.0.1:5060, with the built-in prompts.
+    pub(crate) fn switch(
+        now: Instant,
+        config: Arc<Config>,
+        emergency: Arc<crate::emergency::EmergencyBoard>,
+    ) -> Switch {
+        let acd = Arc::new(crate::runtime::build_acd(&config).expect("test ACD"));
         Switch::new(
             config.clone(),
             LocalAddresses {
@@ -672,11 +676,21 @@ mod tests {
                     crate::prompt_library::PromptLibrary::load(None, &["en".to_owned()])
                         .expect("the built-in prompts always load"),
                 ),
-                emergency: Arc::new(crate::emergency::EmergencyBoard::default()),
+                emergency,
             },
             now,
             1_800_000_000,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transport::{Inbound, Payload};
+
+    fn switch(now: Instant) -> Switch {
+        testing::switch(now, Arc::new(crate::config::demo()), Default::default())
     }
 
     fn invite(received: Instant) -> Inbound {
