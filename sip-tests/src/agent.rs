@@ -73,6 +73,18 @@ pub fn start_agent_for_calls(
         .spawn()
 }
 
+/// Starts agent `agent_id`'s phone (`agent_answer.xml`) and puts the agent on a break: logged
+/// in but not ready, so calls to its queues wait.
+pub fn start_agent_on_break(
+    switchboard: &Switchboard,
+    agent_id: &str,
+    timeout: Duration,
+) -> HarnessResult<SippProcess> {
+    let phone = start_agent(switchboard, agent_id, "agent_answer.xml", timeout)?;
+    switchboard.api().set_not_ready(agent_id, "break")?;
+    Ok(phone)
+}
+
 /// Registers agent `agent_id` and starts a SIPp phone for it that answers one call
 /// (`agent_answer.xml`) and echoes every RTP packet back to where it came from (`-rtp_echo`).
 pub fn start_echo_agent(

@@ -99,6 +99,42 @@ pub struct CallerPriority {
     pub label: Option<String>,
 }
 
+/// DID 300 answered by IVR `main`: a greeting, then menu `top` (1 = menu `sales`, 9 = hang up)
+/// and menu `sales` (2 = queue `support`, * = back), with 10 s digit timeouts. For
+/// [`SwitchboardConfig::extra_toml`].
+pub const TWO_LEVEL_IVR: &str = r#"
+[[number]]
+did = "300"
+ivr = "main"
+
+[[ivr]]
+name = "main"
+language = "en"
+greeting = ["welcome"]
+entry = "top"
+
+[[ivr.menu]]
+name = "top"
+prompt = ["menu"]
+digit_timeout_s = 10
+keys = { "1" = "menu:sales", "9" = "hangup" }
+
+[[ivr.menu]]
+name = "sales"
+prompt = ["sales-menu"]
+digit_timeout_s = 10
+keys = { "2" = "queue:support", "*" = "menu:top" }
+"#;
+
+/// DID 300 answered by IVR `main` with one menu whose only key `key` runs `action`.
+pub fn one_key_ivr(key: char, action: &str) -> String {
+    format!(
+        "\n[[number]]\ndid = \"300\"\nivr = \"main\"\n\n[[ivr]]\nname = \"main\"\nentry = \"top\"\n\n\
+         [[ivr.menu]]\nname = \"top\"\nprompt = [\"menu\"]\ndigit_timeout_s = 10\n\
+         keys = {{ \"{key}\" = \"{action}\" }}\n"
+    )
+}
+
 /// A `[[number]]` with priority rules, for DIDs that need more than [`SwitchboardConfig::dids`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberSpec {

@@ -26,11 +26,13 @@ pub mod uac;
 pub mod udp_peer;
 
 pub use agent::{
-    dial_feature_code, register_agent, start_agent, start_agent_for_calls, start_echo_agent,
+    dial_feature_code, register_agent, start_agent, start_agent_for_calls, start_agent_on_break,
+    start_echo_agent,
 };
 pub use api::Api;
 pub use config::{
-    AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig, TrunkConfig,
+    one_key_ivr, AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig,
+    TrunkConfig, TWO_LEVEL_IVR,
 };
 pub use error::{HarnessError, HarnessResult};
 pub use metrics::Metrics;

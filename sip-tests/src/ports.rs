@@ -49,6 +49,43 @@ pub fn free_port_block(count: u16) -> HarnessResult<u16> {
     Err(HarnessError::NoFreePorts { count })
 }
 
+/// Ports below the kernel's ephemeral range (32768 up by default), where media blocks are
+/// looked for: outgoing sockets of other processes never land there, so a block found free
+/// stays free until its Switchboard binds it.
+const MEDIA_BLOCKS: std::ops::Range<u32> = 10_000..32_000;
+
+/// Returns the first of `count` consecutive even-aligned ports free for UDP and TCP, from
+/// below the ephemeral range (for RTP ranges, which are large and bound late).
+pub fn free_media_block(count: u16) -> HarnessResult<u16> {
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    // Spread the starting points by process and time, so parallel test processes (nextest)
+    // look in different places first.
+    let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    let span = MEDIA_BLOCKS.end - MEDIA_BLOCKS.start - u32::from(count);
+    for attempt in 0..ATTEMPTS as u32 {
+        let offset = seed.wrapping_add(attempt.wrapping_mul(7_919)) % span;
+        let Ok(base) = u16::try_from((MEDIA_BLOCKS.start + offset) & !1) else {
+            continue;
+        };
+        let block = base..base + count;
+        if block.clone().any(|port| handed_out.contains(&port)) {
+            continue;
+        }
+        if block.clone().all(is_free) {
+            handed_out.extend(block);
+            return Ok(base);
+        }
+    }
+    Err(HarnessError::NoFreePorts { count })
+}
+
 /// A port the kernel considers free for UDP right now.
 fn kernel_chosen_port() -> Option<u16> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
@@ -119,6 +156,16 @@ mod tests {
             "{first} and {second} overlap"
         );
         for port in first..first + 4 {
+            assert!(is_free(port), "port {port} was handed out but is busy");
+        }
+    }
+
+    #[test]
+    fn media_blocks_are_even_free_and_below_the_ephemeral_range() {
+        let base = free_media_block(64).expect("loopback has free ports");
+        assert_eq!(base % 2, 0);
+        assert!(u32::from(base) + 64 <= MEDIA_BLOCKS.end);
+        for port in base..base + 64 {
             assert!(is_free(port), "port {port} was handed out but is busy");
         }
     }

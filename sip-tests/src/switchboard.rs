@@ -11,7 +11,7 @@ use crate::api::{Api, ADMIN_TOKEN};
 use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
-use crate::ports::{free_port, free_port_block};
+use crate::ports::{free_media_block, free_port};
 
 /// RTP ports each instance gets: four per call, so sixteen calls at once.
 const RTP_PORTS: u16 = 64;
@@ -77,7 +77,7 @@ impl Switchboard {
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let cdr_dir = dir.path().join("cdr");
         let recordings_dir = dir.path().join("recordings");
-        let rtp = free_port_block(RTP_PORTS)?;
+        let rtp = free_media_block(RTP_PORTS)?;
         let config_path = dir.path().join("switchboard.toml");
         let text = config.to_toml(&Endpoints {
             sip,

@@ -12,34 +12,11 @@ use sip_tests::cdr::{str_field, wait_for_call};
 use sip_tests::rtp::{dtmf_tone, event_code, pcmu_offer, RtpPeer, RtpStream};
 use sip_tests::uac::{place_media_call, ConnectedCall, RequestSpec};
 use sip_tests::{
-    start_agent, start_echo_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
-    UdpPeer,
+    one_key_ivr, start_agent, start_agent_on_break, start_echo_agent, HarnessError, HarnessResult,
+    Switchboard, SwitchboardConfig, UdpPeer, TWO_LEVEL_IVR,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// DID 300: a two-level menu (1 = sales menu, then 2 = queue support), as in tests/ivr.rs.
-const IVR: &str = r#"
-[[number]]
-did = "300"
-ivr = "main"
-
-[[ivr]]
-name = "main"
-entry = "top"
-
-[[ivr.menu]]
-name = "top"
-prompt = ["menu"]
-digit_timeout_s = 10
-keys = { "1" = "menu:sales" }
-
-[[ivr.menu]]
-name = "sales"
-prompt = ["sales-menu"]
-digit_timeout_s = 10
-keys = { "2" = "queue:support" }
-"#;
 
 /// Places a call to `did` whose media goes to `rtp` (PCMU, with telephone-event when
 /// `rfc4733`); returns the call and Switchboard's RTP address for it.
@@ -70,7 +47,7 @@ fn silence(stream: &mut RtpStream, packets: usize) -> Vec<Vec<u8>> {
 #[test]
 fn in_band_tones_walk_the_menu_when_the_trunk_has_no_telephone_event() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig {
-        extra_toml: IVR.to_owned(),
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
         ..SwitchboardConfig::default()
     })?;
     let agent = start_agent(
@@ -113,13 +90,7 @@ fn the_callback_key_leaves_the_queue_with_a_callback_request() -> HarnessResult<
         ..SwitchboardConfig::default()
     })?;
     // Logged in but on a break: the caller waits.
-    let _agent = start_agent(
-        &switchboard,
-        "1001",
-        "agent_answer.xml",
-        Duration::from_secs(60),
-    )?;
-    switchboard.api().set_not_ready("1001", "break")?;
+    let _agent = start_agent_on_break(&switchboard, "1001", Duration::from_secs(60))?;
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
     let (call, relay) = call(&sip, &rtp, "100", true)?;
@@ -215,7 +186,7 @@ fn a_body_that_is_not_sdp_gets_415_with_accept() -> HarnessResult<()> {
 #[test]
 fn a_garbled_dtmf_info_gets_400_and_the_call_goes_on() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig {
-        extra_toml: IVR.to_owned(),
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
         ..SwitchboardConfig::default()
     })?;
     let rtp = RtpPeer::bind()?;
@@ -280,23 +251,8 @@ fn a_recording_that_cannot_be_written_is_counted_and_the_call_goes_on() -> Harne
 
 #[test]
 fn a_voicemail_is_recorded_until_pound_and_named_in_the_cdr() -> HarnessResult<()> {
-    let voicemail = r#"
-[[number]]
-did = "300"
-ivr = "main"
-
-[[ivr]]
-name = "main"
-entry = "top"
-
-[[ivr.menu]]
-name = "top"
-prompt = ["menu"]
-digit_timeout_s = 10
-keys = { "3" = "voicemail:support" }
-"#;
     let switchboard = Switchboard::start(SwitchboardConfig {
-        extra_toml: voicemail.to_owned(),
+        extra_toml: one_key_ivr('3', "voicemail:support"),
         ..SwitchboardConfig::default()
     })?;
     let rtp = RtpPeer::bind()?;

@@ -8,36 +8,15 @@ use serde_json::Value;
 use sip_tests::cdr::{of_type, str_field, wait_for_records};
 use sip_tests::rtp::{audio_offer, RtpPeer};
 use sip_tests::uac::place_media_call;
-use sip_tests::{start_agent, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
+use sip_tests::{
+    start_agent, start_agent_on_break, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
+    TWO_LEVEL_IVR,
+};
 
 /// DID 300 answers with a two-level menu: 1 = sales menu, then 2 = queue `support`.
-const IVR: &str = r#"
-[[number]]
-did = "300"
-ivr = "main"
-
-[[ivr]]
-name = "main"
-language = "en"
-greeting = ["welcome"]
-entry = "top"
-
-[[ivr.menu]]
-name = "top"
-prompt = ["menu"]
-digit_timeout_s = 10
-keys = { "1" = "menu:sales", "9" = "hangup" }
-
-[[ivr.menu]]
-name = "sales"
-prompt = ["sales-menu"]
-digit_timeout_s = 10
-keys = { "2" = "queue:support", "*" = "menu:top" }
-"#;
-
 fn ivr_config() -> SwitchboardConfig {
     SwitchboardConfig {
-        extra_toml: IVR.to_owned(),
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
         ..SwitchboardConfig::default()
     }
 }
@@ -111,13 +90,7 @@ fn a_caller_waiting_on_an_answering_queue_hears_music_in_20_ms_packets() -> Harn
         ..SwitchboardConfig::default()
     })?;
     // An agent is logged in but not ready, so the call waits.
-    let agent = start_agent(
-        &switchboard,
-        "1001",
-        "agent_answer.xml",
-        Duration::from_secs(60),
-    )?;
-    switchboard.api().set_not_ready("1001", "break")?;
+    let agent = start_agent_on_break(&switchboard, "1001", Duration::from_secs(60))?;
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
