@@ -294,3 +294,35 @@ fn a_voicemail_is_recorded_until_pound_and_named_in_the_cdr() -> HarnessResult<(
     );
     Ok(())
 }
+
+#[test]
+fn an_answered_caller_with_nobody_logged_in_hears_closed_before_the_hang_up() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        support_queue_lines: vec!["answer = \"on-queue\"".to_owned()],
+        ..SwitchboardConfig::default()
+    })?;
+    let rtp = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let (call, relay) = call(&sip, &rtp, "100", false)?;
+    rtp.send_to(&RtpStream::new(6).audio(0, &[0xff; 160]), relay)?;
+    let heard = rtp.receive(25, WAIT)?;
+    assert_eq!(
+        heard.len(),
+        25,
+        "the caller is told before being hung up on"
+    );
+    call.wait_for_bye(WAIT)?;
+    let record = wait_for_call(switchboard.cdr_dir(), call.call_id(), WAIT)?;
+    assert_eq!(
+        str_field(&record, "disposition"),
+        Some("rejected"),
+        "{record}"
+    );
+    assert_eq!(str_field(&record, "queue"), Some("support"), "{record}");
+    let rejected = switchboard.api().metrics()?.counter(
+        "switchboard_calls_rejected_total",
+        &[("reason", "no-agents")],
+    );
+    assert_eq!(rejected, 1.0);
+    Ok(())
+}

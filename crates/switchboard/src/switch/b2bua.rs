@@ -62,6 +62,29 @@ impl EndCause {
         }
     }
 
+    /// Switchboard, not a person, ended the call (counted in `calls_rejected` when no agent
+    /// had answered).
+    fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            EndCause::QueueTimeout
+                | EndCause::QueueFull(_)
+                | EndCause::NoAgents
+                | EndCause::Shutdown
+                | EndCause::AckTimeout
+                | EndCause::MediaTimeout
+        )
+    }
+
+    /// The prompt an answered caller hears before Switchboard ends the call for this cause.
+    fn farewell_prompt(&self) -> Option<&'static str> {
+        match self {
+            EndCause::NoAgents => Some("closed"),
+            EndCause::QueueTimeout | EndCause::QueueFull(_) => Some("goodbye"),
+            _ => None,
+        }
+    }
+
     /// Tells the far end why Switchboard hangs up (RFC 3326), when the reason is ours.
     fn add_reason(&self, bye: &mut Request) {
         let reason = match self {
@@ -228,7 +251,7 @@ impl Switch {
             language: number.language.clone(),
             audio: CallerAudio::Silence,
             next_announcement: None,
-            callback_requested: false,
+            farewell: None,
             recording: None,
             recording_failed: false,
         };
@@ -977,11 +1000,8 @@ impl Switch {
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
         if let Some(&id) = self.by_server_txn.get(key) {
-            if self
-                .calls
-                .get(&id)
-                .is_some_and(|c| c.phase == Phase::Connected)
-            {
+            // Our 200 went unacknowledged: whether an agent answered or Switchboard did.
+            if self.calls.get(&id).is_some_and(|c| c.trunk_leg.finalized) {
                 tracing::info!(call = id, "caller never acknowledged the answer");
                 self.end_call(now, id, EndCause::AckTimeout);
             }
@@ -1311,14 +1331,22 @@ impl Switch {
         self.send_response(now, server_key, back);
     }
 
-    /// Ends a call on both legs and settles it with the ACD.
+    /// Ends a call on both legs and settles it with the ACD. A caller Switchboard answered
+    /// itself who is turned away (nobody logged in, the wait too long, the queue full) first
+    /// hears why, instead of being cut off.
     pub(super) fn end_call(&mut self, now: Instant, id: CallNumber, cause: EndCause) {
+        if let Some(prompt) = cause.farewell_prompt() {
+            if self.can_play_to_caller(id) {
+                self.say_goodbye(id, prompt, cause);
+                return;
+            }
+        }
         self.finish_call(now, id, cause, Vec::new());
     }
 
     /// Ends a call; `held` responses (and the trunk's final response, when one is owed) are
     /// sent once the call's CDR is durable.
-    fn finish_call(
+    pub(super) fn finish_call(
         &mut self,
         now: Instant,
         id: CallNumber,
@@ -1359,9 +1387,6 @@ impl Switch {
             }
             sip_cause = Some(code);
             held.push((key, response));
-            if !matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
-                self.reject_metric(cause.label());
-            }
         } else if cause != EndCause::CallerHangup {
             let peer = call.trunk_leg.dialog.peer;
             let via = self.via(peer);
@@ -1370,6 +1395,11 @@ impl Switch {
             self.send_request(now, bye, peer, ClientPurpose::Fire);
         }
 
+        // Switchboard turned the caller away before an agent answered (whether it had
+        // answered the trunk itself or not).
+        if call.phase != Phase::Connected && cause.is_refusal() {
+            self.reject_metric(cause.label());
+        }
         self.record_call(now, &call, &cause, sip_cause, held);
 
         // Agent leg.

@@ -114,8 +114,9 @@ pub struct Call {
     pub audio: super::caller_media::CallerAudio,
     /// When the next position announcement is due.
     pub next_announcement: Option<Instant>,
-    /// The caller left the queue asking to be called back.
-    pub callback_requested: bool,
+    /// The call is ending with a last prompt ("goodbye", "closed", the callback
+    /// confirmation); this is why, once the prompt has played.
+    pub farewell: Option<super::b2bua::EndCause>,
     /// Where the call (or the voicemail message) is recorded.
     pub recording: Option<std::path::PathBuf>,
     /// The recording could not be written.

@@ -206,7 +206,8 @@ impl Switch {
         match call.audio {
             CallerAudio::Announcement(t) if t == token => self.play_hold_music(id),
             CallerAudio::Farewell(t) if t == token => {
-                self.end_call(now, id, EndCause::CallbackRequested);
+                let cause = call.farewell.take().unwrap_or(EndCause::IvrHangup);
+                self.finish_call(now, id, cause, Vec::new());
             }
             CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
             _ => {}
@@ -299,8 +300,6 @@ impl Switch {
             return;
         };
         tracing::info!(call = id, caller = %call.caller, queue = %call.queue, "callback requested");
-        call.callback_requested = true;
-        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
         // Leave the queue at once so no agent is offered a caller who is about to hang up.
         if let Some(leg) = call.agent_leg.take() {
             self.close_attempt(now, id, &leg, None);
@@ -309,18 +308,32 @@ impl Switch {
         if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
             self.apply_acd(now, actions);
         }
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Ivr;
-        }
-        let clips: Vec<_> = self
-            .prompts
-            .get(&language, "callback-registered")
-            .into_iter()
-            .collect();
+        self.say_goodbye(id, "callback-registered", EndCause::CallbackRequested);
+    }
+
+    /// Whether Switchboard can still speak to the caller: it answered the call itself, no
+    /// agent is talking, and no last prompt is already playing.
+    pub(super) fn can_play_to_caller(&self, id: CallNumber) -> bool {
+        self.calls.get(&id).is_some_and(|call| {
+            call.trunk_leg.finalized
+                && call.phase != Phase::Connected
+                && call.media.as_ref().is_some_and(|m| m.started)
+                && !matches!(call.audio, CallerAudio::Farewell(_))
+        })
+    }
+
+    /// Plays `prompt` to the caller, then ends the call with `cause`.
+    pub(super) fn say_goodbye(&mut self, id: CallNumber, prompt: &str, cause: EndCause) {
         let token = self.next_play_token();
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.audio = CallerAudio::Farewell(token);
-        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Ivr;
+        call.next_announcement = None;
+        call.farewell = Some(cause);
+        call.audio = CallerAudio::Farewell(token);
+        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let clips: Vec<_> = self.prompts.get(&language, prompt).into_iter().collect();
         self.play_to_caller(id, clips, false, token);
     }
 

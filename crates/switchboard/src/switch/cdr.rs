@@ -35,6 +35,11 @@ impl Switch {
         held: Vec<(TransactionKey, Response)>,
     ) {
         let queue = self.config.queues.iter().find(|q| q.name == call.queue);
+        // A caller who hangs up during the last prompt still ended the way that prompt said.
+        let cause = match (&call.farewell, cause) {
+            (Some(farewell), EndCause::CallerHangup | EndCause::CallerCancel) => farewell,
+            _ => cause,
+        };
         let answered = call.answered;
         let wait_until = answered.unwrap_or(now);
         let reached_queue = !call.queue.is_empty();
