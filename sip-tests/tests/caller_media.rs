@@ -326,3 +326,38 @@ fn an_answered_caller_with_nobody_logged_in_hears_closed_before_the_hang_up() ->
     assert_eq!(rejected, 1.0);
     Ok(())
 }
+
+#[test]
+fn rtp_ports_taken_by_another_process_end_the_call_cleanly() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
+        ..SwitchboardConfig::default()
+    })?;
+    // Another program holds every port of Switchboard's RTP range.
+    let (first, last) = switchboard.rtp_ports();
+    let squatters: Vec<std::net::UdpSocket> = (first..=last)
+        .filter_map(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(!squatters.is_empty());
+    let rtp = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let (call, _relay) = call(&sip, &rtp, "300", true)?;
+    let bye = call.wait_for_bye(WAIT)?;
+    assert!(bye.method() == Some("BYE"));
+    let record = wait_for_call(switchboard.cdr_dir(), call.call_id(), WAIT)?;
+    assert_eq!(
+        str_field(&record, "disposition"),
+        Some("rejected"),
+        "{record}"
+    );
+    let failed = switchboard.api().metrics()?.counter(
+        "switchboard_calls_rejected_total",
+        &[("reason", "media-failed")],
+    );
+    assert_eq!(failed, 1.0);
+    // The process is fine: it still answers OPTIONS.
+    let options = sip_tests::uac::options(&sip, WAIT)?;
+    assert_eq!(options.final_response.status(), Some(200));
+    drop(squatters);
+    Ok(())
+}

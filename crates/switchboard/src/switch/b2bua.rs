@@ -37,6 +37,8 @@ pub enum EndCause {
     AckTimeout,
     /// No RTP arrived on a leg for the configured time.
     MediaTimeout,
+    /// The call's media ports could not be opened.
+    MediaFailed,
     /// The IVR ended the call (a hang-up step, or closed hours).
     IvrHangup,
     /// The caller asked to be called back and heard the confirmation.
@@ -56,6 +58,7 @@ impl EndCause {
             EndCause::Shutdown => (503, "server shutting down"),
             EndCause::AckTimeout | EndCause::AgentHangup => (480, "agent unavailable"),
             EndCause::MediaTimeout => (408, "no media received"),
+            EndCause::MediaFailed => (503, "media ports could not be opened"),
             EndCause::IvrHangup | EndCause::CallbackRequested | EndCause::Voicemail => {
                 (480, "call ended by the IVR")
             }
@@ -73,6 +76,7 @@ impl EndCause {
                 | EndCause::Shutdown
                 | EndCause::AckTimeout
                 | EndCause::MediaTimeout
+                | EndCause::MediaFailed
         )
     }
 
@@ -107,6 +111,7 @@ impl EndCause {
             EndCause::Shutdown => "shutdown",
             EndCause::AckTimeout => "ack-timeout",
             EndCause::MediaTimeout => "media-timeout",
+            EndCause::MediaFailed => "media-failed",
             EndCause::IvrHangup => "ivr-hangup",
             EndCause::CallbackRequested => "callback-requested",
             EndCause::Voicemail => "voicemail",

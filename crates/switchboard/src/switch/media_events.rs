@@ -60,7 +60,7 @@ impl Switch {
         self.media.session_ended(call);
         self.flush_parked_cdr(call);
         if self.calls.contains_key(&call) {
-            self.end_call(now, call, EndCause::MediaTimeout);
+            self.end_call(now, call, EndCause::MediaFailed);
         }
         self.process_transaction_events(now);
     }
