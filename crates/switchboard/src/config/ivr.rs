@@ -55,10 +55,12 @@ pub(super) fn read(
     d: &mut Diagnostics<'_>,
     root: &TableReader<'_>,
     targets: &Targets<'_>,
-) -> (Option<Vec<IvrConfig>>, Declared<String>) {
+) -> (Option<Vec<std::sync::Arc<IvrConfig>>>, Declared<String>) {
     let mut names = Declared::new("ivr");
     let ivrs = root.or(d, "ivr", Vec::new(), |d, field| {
-        field.list(d, |d, element| ivr(d, element, targets, &mut names))
+        field.list(d, |d, element| {
+            ivr(d, element, targets, &mut names).map(std::sync::Arc::new)
+        })
     });
     (ivrs, names)
 }

@@ -31,7 +31,8 @@ pub struct Config {
     /// Business-hours schedules (`[[schedule]]`).
     pub schedules: Vec<ScheduleConfig>,
     /// Voice menus (`[[ivr]]`).
-    pub ivrs: Vec<IvrConfig>,
+    /// Shared with every call in the IVR, never copied per call.
+    pub ivrs: Vec<std::sync::Arc<IvrConfig>>,
     /// ACD-wide settings (`[acd]`).
     pub acd: AcdSettings,
     /// Agents who can log in and take calls (`[[agent]]`).

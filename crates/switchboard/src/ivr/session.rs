@@ -105,7 +105,7 @@ enum Phase {
 /// One call's progress through an IVR.
 #[derive(Debug, Clone)]
 pub struct IvrSession {
-    config: IvrConfig,
+    config: std::sync::Arc<IvrConfig>,
     language: String,
     phase: Phase,
     /// Index of the current menu in `config.menus`.
@@ -128,7 +128,7 @@ impl IvrSession {
     /// IVR's `closed` steps run instead of the menus. `emergency` = an emergency prompt to play
     /// first, if an admin switched one on for the DID.
     pub fn start(
-        config: &IvrConfig,
+        config: &std::sync::Arc<IvrConfig>,
         language: Option<&str>,
         open: bool,
         emergency: Option<&str>,
@@ -445,7 +445,7 @@ digit_timeout_s = 3
 keys = { "1" = "queue:support", "*" = "menu:top" }
 "#;
 
-    fn config() -> IvrConfig {
+    fn config() -> std::sync::Arc<IvrConfig> {
         valid(IVR).ivrs.remove(0)
     }
 
@@ -588,7 +588,8 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
     fn closed_runs_the_closed_steps_after_the_greeting() {
         let now = Instant::now();
         let mut config = config();
-        config.closed = vec![IvrStep::Play("closed".into()), IvrStep::Hangup];
+        let edit = std::sync::Arc::make_mut(&mut config);
+        edit.closed = vec![IvrStep::Play("closed".into()), IvrStep::Hangup];
         let (mut session, actions) = IvrSession::start(&config, None, false, None, now);
         // The greeting and the closed steps' prompts play as one playback.
         let (names, closed) = played(&actions);
@@ -604,8 +605,9 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
     fn closed_may_lead_to_voicemail_and_an_empty_closed_hangs_up() {
         let now = Instant::now();
         let mut config = config();
-        config.greeting.clear();
-        config.closed = vec![IvrStep::Voicemail("support".into())];
+        let edit = std::sync::Arc::make_mut(&mut config);
+        edit.greeting.clear();
+        edit.closed = vec![IvrStep::Voicemail("support".into())];
         let (_, actions) = IvrSession::start(&config, None, false, None, now);
         assert_eq!(
             actions,
@@ -613,7 +615,7 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
                 queue: "support".into()
             }]
         );
-        config.closed.clear();
+        std::sync::Arc::make_mut(&mut config).closed.clear();
         let (session, actions) = IvrSession::start(&config, None, false, None, now);
         assert_eq!(actions, vec![IvrAction::Hangup]);
         assert!(session.is_finished());
@@ -750,8 +752,9 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
     fn an_on_failure_loop_ends_in_a_hangup() {
         let now = Instant::now();
         let mut config = config();
-        config.greeting.clear();
-        for menu in &mut config.menus {
+        let edit = std::sync::Arc::make_mut(&mut config);
+        edit.greeting.clear();
+        for menu in &mut edit.menus {
             menu.retries = 0;
             menu.on_failure = vec![IvrStep::Menu("top".into())];
         }
@@ -787,13 +790,15 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
     fn hand_built_configs_with_dangling_references_hang_up() {
         let now = Instant::now();
         let mut config = config();
-        config.greeting.clear();
-        config.entry = "missing".into();
+        let edit = std::sync::Arc::make_mut(&mut config);
+        edit.greeting.clear();
+        edit.entry = "missing".into();
         let (_, actions) = IvrSession::start(&config, None, true, None, now);
         assert_eq!(actions, vec![IvrAction::Hangup]);
-        config.entry = "top".into();
-        config.menus[0].prompt.clear();
-        config.menus[0]
+        let edit = std::sync::Arc::make_mut(&mut config);
+        edit.entry = "top".into();
+        edit.menus[0].prompt.clear();
+        edit.menus[0]
             .keys
             .insert('5', vec![IvrStep::Play("x".into())]);
         let (mut session, actions) = IvrSession::start(&config, None, true, None, now);
@@ -876,9 +881,10 @@ keys = { "1" = "queue:support", "*" = "menu:top" }
             looping in any::<bool>(),
         ) {
             let mut config = config();
-            config.closed = vec![IvrStep::Play("closed".into()), IvrStep::Menu("support".into())];
+        let edit = std::sync::Arc::make_mut(&mut config);
+            edit.closed = vec![IvrStep::Play("closed".into()), IvrStep::Menu("support".into())];
             if looping {
-                for menu in &mut config.menus {
+                for menu in &mut edit.menus {
                     menu.on_failure = vec![IvrStep::Play("goodbye".into()), IvrStep::Menu("top".into())];
                 }
             }

@@ -254,7 +254,8 @@ impl Switch {
                 .expect("the config loader guarantees the RTP port range holds port pairs"),
             prompts,
             emergency,
-            play_tokens: 0,
+            // Above any token an IVR session hands out, so the two can never be confused.
+            play_tokens: 1 << 32,
             parked_cdrs: HashMap::new(),
             config,
             local,
