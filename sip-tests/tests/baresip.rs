@@ -39,7 +39,8 @@ impl Baresip {
             move |e| HarnessError::io(what, e)
         };
         fs::create_dir_all(dir).map_err(io("creating the baresip dir"))?;
-        let sip_port = free_port()?;
+        // baresip also opens SIP over TLS on the next port up: both must be free.
+        let sip_port = free_port_block(2)?;
         let ctrl_port = free_port()?;
         let rtp = free_port_block(20)?;
         fs::write(

@@ -181,3 +181,62 @@ fn a_recorded_call_is_a_stereo_wav_with_both_sides_named_in_the_cdr() -> Harness
     );
     Ok(())
 }
+
+#[test]
+fn an_agent_key_press_sent_as_info_reaches_the_trunk_as_rfc4733() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    // The agent's phone signals keys with SIP INFO only; the trunk negotiated telephone-event.
+    let agent = start_agent(
+        &switchboard,
+        "1001",
+        "agent_answer_sends_info.xml",
+        Duration::from_secs(60),
+    )?;
+    let rtp = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let (call, relay) = place_media_call(
+        &sip,
+        "100",
+        &pcmu_offer(rtp.port()?, true),
+        Duration::from_secs(30),
+    )?;
+    // Latch, then wait for the key press: the telephone-event packets (PT 101) of key 5.
+    rtp.send_to(&RtpPeer::packet(0, 0, 7), relay)?;
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while events
+        .iter()
+        .filter(|p: &&sip_tests::rtp::Received| p.bytes[13] & 0x80 != 0)
+        .count()
+        < 3
+        && std::time::Instant::now() < deadline
+    {
+        events.extend(
+            rtp.receive(1, Duration::from_secs(1))?
+                .into_iter()
+                .filter(|p| p.payload_type() == Some(101)),
+        );
+    }
+    assert!(
+        events.len() >= 4,
+        "telephone-events arrive: {}",
+        events.len()
+    );
+    assert!(events.iter().all(|p| p.bytes[12] == 5), "event code 5");
+    assert!(events[0].marker(), "the first packet starts the event");
+    assert!(
+        events
+            .iter()
+            .all(|p| p.timestamp() == events[0].timestamp()),
+        "one event, one timestamp"
+    );
+    let ends = events.iter().filter(|p| p.bytes[13] & 0x80 != 0).count();
+    assert_eq!(ends, 3, "the end packet is sent three times");
+    assert!(
+        events.iter().all(|p| p.from == relay),
+        "from Switchboard's port"
+    );
+    call.hang_up(Duration::from_secs(30))?;
+    agent.wait()?.ensure_success()?;
+    Ok(())
+}

@@ -212,6 +212,83 @@ pub fn telephone_event_packets(
     packets
 }
 
+/// Shortest key press sent (ms): RFC 4733 receivers and the tone generators behind them
+/// may miss anything shorter.
+pub const MIN_SENT_PRESS_MS: u32 = 40;
+/// Longest key press sent (ms): a longer hold only keeps the stream busy (and no IVR
+/// needs it), so an INFO asking for more is cut here.
+pub const MAX_SENT_PRESS_MS: u32 = 1000;
+/// Power level of the events Switchboard sends, in -dBm0: a usual key press level.
+pub const SENT_VOLUME: u8 = 10;
+/// Packet times without an event between two events sent back to back (40 ms), so the
+/// receiver hears two presses, not one long one.
+const TICKS_BETWEEN_EVENTS: u8 = 2;
+
+/// Key presses to send as RFC 4733 events on one RTP stream, one after the other, paced
+/// by the caller's 20 ms clock: each [`Self::tick`] gives the packet due then, if any.
+/// Sans-IO: the caller adds the RTP header (every packet of one event carries the
+/// timestamp the stream had at the event's first, marked, packet).
+#[derive(Debug, Clone, Default)]
+pub struct TelephoneEventSender {
+    /// Presses not started yet: digit and clamped duration (ms).
+    queued: std::collections::VecDeque<(DtmfDigit, u16)>,
+    /// The rest of the event in progress.
+    in_progress: std::collections::VecDeque<TelephoneEventPacket>,
+    /// Ticks still to stay quiet after the last event ended.
+    quiet_ticks: u8,
+}
+
+impl TelephoneEventSender {
+    /// A sender with nothing to send.
+    pub fn new() -> TelephoneEventSender {
+        TelephoneEventSender::default()
+    }
+
+    /// Queues a press held `duration_ms`, clamped to
+    /// [`MIN_SENT_PRESS_MS`]`..=`[`MAX_SENT_PRESS_MS`]; it starts after those queued before.
+    pub fn push(&mut self, digit: DtmfDigit, duration_ms: u32) {
+        let clamped = duration_ms.clamp(MIN_SENT_PRESS_MS, MAX_SENT_PRESS_MS);
+        // The clamp keeps it far below u16::MAX ms.
+        let duration = u16::try_from(clamped).unwrap_or(u16::MAX);
+        self.queued.push_back((digit, duration));
+    }
+
+    /// True while ticks are needed: an event in progress, presses queued, or the quiet
+    /// time after an event still running (a press queued then must still wait for it).
+    pub fn is_active(&self) -> bool {
+        !self.in_progress.is_empty() || !self.queued.is_empty() || self.quiet_ticks > 0
+    }
+
+    /// True between an event's first packet and its last end packet: audio towards the
+    /// leg should stay silent meanwhile.
+    pub fn in_event(&self) -> bool {
+        !self.in_progress.is_empty()
+    }
+
+    /// One 20 ms tick: the packet to send now, or `None` (quiet time, or nothing to send).
+    /// The first packet of every event is the only one with `marker` set.
+    pub fn tick(&mut self) -> Option<TelephoneEventPacket> {
+        if self.in_progress.is_empty() {
+            if self.quiet_ticks > 0 {
+                self.quiet_ticks -= 1;
+                return None;
+            }
+            let (digit, duration_ms) = self.queued.pop_front()?;
+            self.in_progress = telephone_event_packets(digit, duration_ms, SENT_VOLUME).into();
+        }
+        let packet = self.in_progress.pop_front();
+        if self.in_progress.is_empty() {
+            self.quiet_ticks = TICKS_BETWEEN_EVENTS;
+        }
+        packet
+    }
+
+    /// Forgets everything queued and in progress (the leg can no longer carry events).
+    pub fn clear(&mut self) {
+        *self = TelephoneEventSender::default();
+    }
+}
+
 /// A DTMF key press signalled in a SIP INFO body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InfoDtmf {
@@ -402,6 +479,96 @@ mod tests {
         assert!(ends
             .iter()
             .all(|p| p.event.duration == 800 && p.event.event == 11));
+    }
+
+    /// Ticks `sender` until it is idle: `Some(event code, end, duration, marker)` or `None` per tick.
+    fn run(sender: &mut TelephoneEventSender) -> Vec<Option<(u8, bool, u16, bool)>> {
+        let mut ticks = Vec::new();
+        while sender.is_active() {
+            let packet = sender.tick();
+            ticks.push(packet.map(|p| (p.event.event, p.event.end, p.event.duration, p.marker)));
+            assert!(ticks.len() < 1000, "a sender always runs dry");
+        }
+        ticks
+    }
+
+    #[test]
+    fn sender_sends_one_press_then_keeps_quiet_two_ticks() {
+        let mut sender = TelephoneEventSender::new();
+        assert!(!sender.is_active());
+        assert_eq!(sender.tick(), None);
+        sender.push(DtmfDigit::from_char('5').expect("key"), 100);
+        assert!(sender.is_active());
+        assert!(!sender.in_event(), "nothing sent yet");
+        let ticks = run(&mut sender);
+        assert_eq!(
+            ticks,
+            [
+                Some((5, false, 160, true)),
+                Some((5, false, 320, false)),
+                Some((5, false, 480, false)),
+                Some((5, false, 640, false)),
+                Some((5, true, 800, false)),
+                Some((5, true, 800, false)),
+                Some((5, true, 800, false)),
+                None,
+                None,
+            ]
+        );
+        assert_eq!(sender.tick(), None);
+    }
+
+    #[test]
+    fn sender_queues_presses_in_order_with_quiet_time_between() {
+        let mut sender = TelephoneEventSender::new();
+        sender.push(DtmfDigit::from_char('1').expect("key"), 40);
+        sender.push(DtmfDigit::from_char('#').expect("key"), 40);
+        let ticks = run(&mut sender);
+        let first = Some((1, false, 160, true));
+        let first_end = Some((1, true, 320, false));
+        let second = Some((11, false, 160, true));
+        let second_end = Some((11, true, 320, false));
+        assert_eq!(
+            ticks,
+            [
+                first, first_end, first_end, first_end, None, None, second, second_end, second_end,
+                second_end, None, None
+            ]
+        );
+    }
+
+    #[test]
+    fn sender_clamps_durations() {
+        let mut sender = TelephoneEventSender::new();
+        sender.push(DtmfDigit::from_char('0').expect("key"), 0);
+        let short = run(&mut sender);
+        assert_eq!(
+            short.iter().flatten().map(|p| p.2).max(),
+            Some(320),
+            "40 ms"
+        );
+        sender.push(DtmfDigit::from_char('0').expect("key"), u32::MAX);
+        let long = run(&mut sender);
+        assert_eq!(long.iter().flatten().map(|p| p.2).max(), Some(8000), "1 s");
+        assert_eq!(long.iter().flatten().filter(|p| !p.1).count(), 49);
+    }
+
+    #[test]
+    fn a_press_queued_during_the_quiet_time_waits_for_it() {
+        let mut sender = TelephoneEventSender::new();
+        sender.push(DtmfDigit::from_char('2').expect("key"), 40);
+        while sender.tick().is_some() {}
+        // One quiet tick has passed (the `None` above); one is left.
+        sender.push(DtmfDigit::from_char('3').expect("key"), 40);
+        assert_eq!(sender.tick(), None);
+        assert_eq!(
+            sender.tick().map(|p| (p.event.event, p.marker)),
+            Some((3, true))
+        );
+        assert!(sender.in_event(), "its end packets are still to come");
+        sender.clear();
+        assert!(!sender.is_active());
+        assert!(!sender.in_event());
     }
 
     #[test]

@@ -108,6 +108,28 @@ impl Player {
         self.next_timestamp = self.next_timestamp.wrapping_add(samples);
     }
 
+    /// The stream's SSRC, for other packets sent in it (RFC 4733 events).
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Takes the next sequence number for a packet of another payload type sent in this
+    /// stream (an RFC 4733 event), so the receiver sees one gap-free sequence; returns it
+    /// with the RTP timestamp the next frame would carry. The clock does not move.
+    pub fn reserve_sequence(&mut self) -> (u16, u32) {
+        let reserved = (self.next_sequence, self.next_timestamp);
+        self.next_sequence = self.next_sequence.wrapping_add(1);
+        reserved
+    }
+
+    /// Lets one 20 ms frame time pass without sending audio (an RFC 4733 event has the
+    /// stream): the clock advances, the audio resumes where it stopped, and its next frame
+    /// starts a new talkspurt (marker bit) because the receiver heard no audio meanwhile.
+    pub fn pause_frame(&mut self) {
+        self.skip_idle(SAMPLES_PER_20MS as u32);
+        self.talkspurt_start = true;
+    }
+
     /// Writes the next 20 ms RTP packet into `out` (cleared first). `None` when the clip has
     /// ended (or nothing plays); a short last frame is padded with silence.
     pub fn next_packet(&mut self, out: &mut Vec<u8>) -> Option<FrameInfo> {
@@ -252,6 +274,33 @@ mod tests {
         );
         assert_eq!(second.timestamp, first.timestamp + 160 + 800);
         assert!(second.marker);
+    }
+
+    #[test]
+    fn other_packets_share_the_sequence_and_a_pause_resumes_the_audio() {
+        let mut player = Player::new(Codec::Pcmu, 0, 0x1234, 65535, 1000);
+        let mut packet = Vec::new();
+        player.play(Arc::new(AudioClip::from_samples(vec![1000; 480])), false);
+        let first = player.next_packet(&mut packet).expect("frame");
+        assert_eq!(player.ssrc(), 0x1234);
+        assert_eq!(player.reserve_sequence(), (0, 1160), "wraps; clock unmoved");
+        player.pause_frame();
+        assert_eq!(player.reserve_sequence(), (1, 1320));
+        player.pause_frame();
+        let resumed = player.next_packet(&mut packet).expect("audio resumes");
+        assert_eq!(
+            (resumed.sequence, resumed.timestamp, resumed.marker),
+            (2, 1480, true),
+            "continues the sequence, after the paused time, as a new talkspurt"
+        );
+        assert!(first.marker);
+        let second = player.next_packet(&mut packet).expect("third frame");
+        assert!(!second.marker);
+        assert_eq!(
+            player.next_packet(&mut packet),
+            None,
+            "480 samples = 3 frames: nothing was lost to the pause"
+        );
     }
 
     #[test]

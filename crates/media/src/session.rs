@@ -20,6 +20,12 @@
 //!
 //! Playback while bridged: a `Play` to a leg that is also receiving relayed audio wins —
 //! packets relayed towards that leg are dropped (counted as `suppressed`) until it ends.
+//!
+//! Key presses sent by Switchboard ([`MediaCommand::SendDtmf`], e.g. an agent's SIP INFO
+//! turned into RFC 4733 for the caller's network) go out in the leg's playback stream on the
+//! same 20 ms clock; while an event is being sent, audio towards that leg (played or
+//! relayed) is held back: RFC 4733 lets a sender block audio while it reports an event, so
+//! the far end's tone is not mixed with speech or music.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -27,14 +33,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use rtp_rs::RtpReader;
+use rtp_rs::{RtpPacketBuilder, RtpReader, Seq};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::audio_clip::AudioClip;
-use crate::codec::SAMPLES_PER_20MS;
-use crate::dtmf::DtmfDigit;
+use crate::codec::{Codec, SAMPLES_PER_20MS};
+use crate::dtmf::{DtmfDigit, TelephoneEventPacket, TelephoneEventSender};
 use crate::inband_dtmf::InbandDtmfDetector;
 use crate::media_timeout::Leg;
 use crate::player::Player;
@@ -116,6 +122,18 @@ pub enum MediaCommand {
         /// On hold (true) or back (false).
         on_hold: bool,
     },
+    /// Sends a key press to `leg` as RFC 4733 telephone-events (one packet per 20 ms, then
+    /// the end packet three times), in the stream Switchboard plays to that leg. Presses
+    /// sent in a row are queued and go out one after the other, 40 ms apart. Ignored if the
+    /// leg is absent or negotiated no telephone-event or no codec.
+    SendDtmf {
+        /// Who receives it (the trunk, for an agent's SIP INFO).
+        leg: Leg,
+        /// The key.
+        digit: DtmfDigit,
+        /// How long it is held, clamped to 40..=1000 ms.
+        duration_ms: u32,
+    },
 }
 
 /// How a key press reached Switchboard.
@@ -192,6 +210,8 @@ pub struct SessionReport {
     pub socket_errors: u64,
     /// RTP packets of prompts / music on hold sent.
     pub played_packets: u64,
+    /// RFC 4733 event packets sent for [`MediaCommand::SendDtmf`].
+    pub dtmf_packets: u64,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
 }
@@ -312,17 +332,54 @@ enum Stream {
 
 /// Playback towards one leg. The player survives between lists so sequence numbers and
 /// timestamps continue (a new SSRC would make the receiver reset its jitter buffer).
+///
+/// Key presses sent to the leg use the player's SSRC and sequence space, so they continue
+/// the stream Switchboard itself sends. While the call is bridged the relayed audio of the
+/// other leg has its own SSRC: the receiver then sees two sources on one port, which
+/// receivers handle (as after any SSRC change); relayed packets are never rewritten.
 #[derive(Default)]
 struct LegPlayback {
     player: Option<Player>,
     /// The token of the list playing, until it finishes or is stopped.
     token: Option<u64>,
+    /// When the player's clock last moved with the 20 ms tick (a packet or a quiet tick).
     last_sent: Option<Instant>,
+    /// Key presses to send to this leg.
+    dtmf: TelephoneEventSender,
+    /// RTP timestamp of the event being sent: the stream's clock at its first packet.
+    event_timestamp: u32,
 }
 
 impl LegPlayback {
     fn is_playing(&self) -> bool {
         self.player.as_ref().is_some_and(Player::is_playing)
+    }
+
+    /// True while this leg needs the 20 ms tick: audio playing or key presses to send.
+    fn needs_ticks(&self) -> bool {
+        self.is_playing() || self.dtmf.is_active()
+    }
+
+    /// True while packets relayed towards this leg are dropped: Switchboard's own audio or
+    /// a key press has the stream.
+    fn suppresses_relay(&self) -> bool {
+        self.is_playing() || self.dtmf.in_event()
+    }
+
+    /// The leg's player, created on first use. If its clock stood still (nothing played or
+    /// sent since `last_sent`), it is first moved over the pause so the receiver sees real time.
+    fn player(&mut self, now: Instant, codec: Codec, payload_type: u8) -> &mut Player {
+        let clock_stopped = !self.needs_ticks();
+        let player = self.player.get_or_insert_with(|| {
+            let mut rng = rand::thread_rng();
+            Player::new(codec, payload_type, rng.gen(), rng.gen(), rng.gen())
+        });
+        if let (true, Some(last)) = (clock_stopped, self.last_sent) {
+            let idle = now.saturating_duration_since(last).saturating_sub(PTIME);
+            let samples = idle.as_micros() * 8 / 1000;
+            player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
+        }
+        player
     }
 
     fn stop(&mut self) {
@@ -349,6 +406,7 @@ struct SessionState {
     last_tick: Option<tokio::time::Instant>,
     socket_errors: u64,
     played_packets: u64,
+    dtmf_packets: u64,
 }
 
 impl SessionState {
@@ -374,6 +432,7 @@ impl SessionState {
             last_tick: None,
             socket_errors: 0,
             played_packets: 0,
+            dtmf_packets: 0,
         }
     }
 
@@ -398,8 +457,19 @@ impl SessionState {
         }
     }
 
-    fn any_playing(&self) -> bool {
-        self.playback.iter().any(LegPlayback::is_playing)
+    /// True while the 20 ms playback interval must run.
+    fn needs_ticks(&self) -> bool {
+        self.playback.iter().any(LegPlayback::needs_ticks)
+    }
+
+    /// Starts the 20 ms interval if it is not running.
+    fn start_ticks(&mut self, timer: &mut Option<Interval>) {
+        if timer.is_none() {
+            let mut interval = tokio::time::interval(PTIME);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            *timer = Some(interval);
+            self.last_tick = None;
+        }
     }
 
     fn apply(&mut self, command: MediaCommand, timer: &mut Option<Interval>) {
@@ -418,8 +488,13 @@ impl SessionState {
                 self.recording = Some(recording);
             }
             MediaCommand::Hold { leg, on_hold } => self.core.set_hold(now, leg, on_hold),
+            MediaCommand::SendDtmf {
+                leg,
+                digit,
+                duration_ms,
+            } => self.send_dtmf(now, leg, digit, duration_ms, timer),
         }
-        if !self.any_playing() {
+        if !self.needs_ticks() {
             *timer = None;
         }
     }
@@ -440,18 +515,7 @@ impl SessionState {
             return;
         };
         let slot = &mut self.playback[leg.index()];
-        let player = slot.player.get_or_insert_with(|| {
-            let mut rng = rand::thread_rng();
-            Player::new(codec, payload_type, rng.gen(), rng.gen(), rng.gen())
-        });
-        if !player.is_playing() {
-            if let Some(last) = slot.last_sent {
-                // Let the RTP clock show the real pause since the previous prompt.
-                let idle = now.saturating_duration_since(last).saturating_sub(PTIME);
-                let samples = idle.as_micros() * 8 / 1000;
-                player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
-            }
-        }
+        let player = slot.player(now, codec, payload_type);
         player.play_list(clips, looping);
         if !player.is_playing() {
             // An empty list: finished before it started.
@@ -460,12 +524,37 @@ impl SessionState {
             return;
         }
         slot.token = Some(token);
-        if timer.is_none() {
-            let mut interval = tokio::time::interval(PTIME);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            *timer = Some(interval);
-            self.last_tick = None;
-        }
+        self.start_ticks(timer);
+    }
+
+    fn send_dtmf(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        digit: DtmfDigit,
+        duration_ms: u32,
+        timer: &mut Option<Interval>,
+    ) {
+        let config = self.legs[leg.index()];
+        let (true, Some(_), Some((codec, payload_type))) = (
+            self.core.is_present(leg),
+            config.telephone_event,
+            config.codec,
+        ) else {
+            // Call control sends it only to a leg that negotiated telephone-event.
+            tracing::debug!(
+                session = self.id,
+                ?leg,
+                %digit,
+                "key press not sent: the leg has no telephone-event or no codec"
+            );
+            return;
+        };
+        let slot = &mut self.playback[leg.index()];
+        // Created (or moved over its pause) before queueing, which starts its clock.
+        slot.player(now, codec, payload_type);
+        slot.dtmf.push(digit, duration_ms);
+        self.start_ticks(timer);
     }
 
     fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
@@ -488,6 +577,10 @@ impl SessionState {
                 (_, None) => {}
             }
         }
+        if config.telephone_event.is_none() || config.codec.is_none() {
+            // Re-negotiated without telephone-event: what is queued can no longer be sent.
+            self.playback[leg.index()].dtmf.clear();
+        }
         if leg == Leg::Trunk {
             self.inband = match (wants_inband(&config), self.inband.take()) {
                 (true, Some(detector)) => Some(detector),
@@ -500,7 +593,8 @@ impl SessionState {
         }
     }
 
-    /// One 20 ms playback tick: a packet to every leg that is playing.
+    /// One 20 ms playback tick: a packet to every leg that is playing or has a key press
+    /// to send (the key press wins; the audio waits).
     fn play_tick(&mut self, at: tokio::time::Instant, sockets: &Sockets) {
         // Ticks skipped because the task ran late: advance the RTP clock over them so the
         // receiver keeps real time (the gap sounds like a short pause, not slowed audio).
@@ -515,12 +609,51 @@ impl SessionState {
         let now = Instant::now();
         for leg in [Leg::Trunk, Leg::Agent] {
             let slot = &mut self.playback[leg.index()];
-            let Some(player) = slot.player.as_mut().filter(|p| p.is_playing()) else {
+            if !slot.needs_ticks() {
                 continue;
+            }
+            let Some(player) = slot.player.as_mut() else {
+                continue; // cannot happen: a player is created before anything is queued
             };
             if skipped > 0 {
                 let samples = skipped.saturating_mul(SAMPLES_PER_20MS as u128);
                 player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
+            }
+            if let Some(event) = slot.dtmf.tick() {
+                let (sequence, timestamp) = player.reserve_sequence();
+                if event.marker {
+                    slot.event_timestamp = timestamp;
+                }
+                // No audio during the event: this tick's frame waits, the clock runs on.
+                player.pause_frame();
+                slot.last_sent = Some(now);
+                let (Some(payload_type), Some(destination)) = (
+                    self.legs[leg.index()].telephone_event,
+                    self.core.destination(leg),
+                ) else {
+                    continue; // address not known yet: the packet is lost, the clock runs on
+                };
+                let header = EventHeader {
+                    payload_type,
+                    ssrc: player.ssrc(),
+                    sequence,
+                    timestamp: slot.event_timestamp,
+                };
+                if !write_event_packet(&mut self.play_buffer, header, event) {
+                    continue;
+                }
+                match sockets.rtp[leg.index()].try_send_to(&self.play_buffer, destination) {
+                    Ok(_) => self.dtmf_packets += 1,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => self.socket_errors += 1,
+                }
+                continue;
+            }
+            if !player.is_playing() {
+                // Quiet time between two key presses: nothing to send, the clock runs on.
+                player.skip_idle(SAMPLES_PER_20MS as u32);
+                slot.last_sent = Some(now);
+                continue;
             }
             if player.next_packet(&mut self.play_buffer).is_none() {
                 if let Some(token) = slot.token.take() {
@@ -547,7 +680,8 @@ impl SessionState {
         let now = Instant::now();
         let inspect_rtp = stream == Stream::Rtp
             && (self.recording.is_some() || (leg == Leg::Trunk && self.inband.is_some()));
-        let suppress = stream == Stream::Rtp && self.playback[leg.other().index()].is_playing();
+        let suppress =
+            stream == Stream::Rtp && self.playback[leg.other().index()].suppresses_relay();
         for _ in 0..MAX_BURST {
             let (len, source) = match from.try_recv_from(&mut self.receive_buffer) {
                 Ok(received) => received,
@@ -628,6 +762,39 @@ impl SessionState {
     }
 }
 
+/// The RTP header fields of one telephone-event packet.
+struct EventHeader {
+    payload_type: u8,
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
+/// Writes one telephone-event RTP packet into `out`; false (and nothing to send) if the
+/// negotiated payload type cannot be put in an RTP header.
+fn write_event_packet(out: &mut Vec<u8>, header: EventHeader, event: TelephoneEventPacket) -> bool {
+    let payload = event.event.encode();
+    let builder = RtpPacketBuilder::new()
+        .payload_type(header.payload_type)
+        .ssrc(header.ssrc)
+        .sequence(Seq::from(header.sequence))
+        .timestamp(header.timestamp)
+        .marked(event.marker)
+        .payload(&payload);
+    out.clear();
+    out.resize(builder.target_length(), 0);
+    match builder.build_into(out) {
+        Ok(written) => {
+            out.truncate(written);
+            true
+        }
+        Err(e) => {
+            tracing::debug!(error = ?e, payload_type = header.payload_type, "telephone-event packet not built");
+            false
+        }
+    }
+}
+
 /// In-band detection is the fallback for a trunk that signals no telephone-event.
 fn wants_inband(trunk: &LegConfig) -> bool {
     trunk.telephone_event.is_none() && trunk.codec.is_some()
@@ -693,7 +860,7 @@ async fn run(
                 }
                 at = next_tick(&mut playback), if playback.is_some() => {
                     state.play_tick(at, &sockets);
-                    if !state.any_playing() {
+                    if !state.needs_ticks() {
                         playback = None;
                     }
                 }
@@ -721,6 +888,7 @@ async fn run(
         events_dropped: state.core.events_dropped(),
         socket_errors: state.socket_errors,
         played_packets: state.played_packets,
+        dtmf_packets: state.dtmf_packets,
         recording,
     };
     state.emit(MediaEvent::Ended(report));
@@ -729,8 +897,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Codec;
-    use crate::dtmf::telephone_event_packets;
+    use crate::dtmf::{telephone_event_packets, TelephoneEvent, TelephoneEventReceiver};
     use crate::g711::{ulaw_decode, G711Law};
     use crate::port_pool::PortPool;
     use crate::recorder::{RecorderMetrics, RecorderPool};
@@ -1344,5 +1511,298 @@ mod tests {
         assert_eq!(report.trunk.forwarded, 20);
         assert_eq!(report.agent.forwarded, 20);
         assert_eq!(metrics.errors.load(Ordering::Relaxed), 1);
+    }
+
+    /// One RTP packet as a test phone received it.
+    #[derive(Debug, Clone)]
+    struct Received {
+        payload_type: u8,
+        marker: bool,
+        sequence: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload: Vec<u8>,
+    }
+
+    impl Received {
+        fn parse(bytes: &[u8]) -> Received {
+            let rtp = RtpReader::new(bytes).expect("valid RTP");
+            Received {
+                payload_type: rtp.payload_type(),
+                marker: rtp.mark(),
+                sequence: u16::from(rtp.sequence_number()),
+                timestamp: rtp.timestamp(),
+                ssrc: rtp.ssrc(),
+                payload: rtp.payload().to_vec(),
+            }
+        }
+
+        fn event(&self) -> TelephoneEvent {
+            TelephoneEvent::decode(&self.payload).expect("a telephone-event payload")
+        }
+    }
+
+    /// Receives on `phone` (everything must come from `from`) until `events` telephone-events
+    /// (payload type `event_pt`) have sent their 3 end packets each; returns every packet.
+    async fn receive_until_events_end(
+        phone: &UdpSocket,
+        from: SocketAddr,
+        event_pt: u8,
+        events: usize,
+    ) -> Vec<Received> {
+        let mut packets = Vec::new();
+        let mut ends = 0;
+        while ends < events * 3 {
+            let (bytes, source) = recv(phone).await;
+            assert_eq!(source, from, "sent from the leg's own port");
+            let packet = Received::parse(&bytes);
+            if packet.payload_type == event_pt && packet.event().end {
+                ends += 1;
+            }
+            packets.push(packet);
+        }
+        packets
+    }
+
+    /// The key presses a receiver decodes from `packets` (the telephone-event ones).
+    fn decode_presses(packets: &[Received], event_pt: u8) -> Vec<(char, u32)> {
+        let mut receiver = TelephoneEventReceiver::new();
+        let mut presses = Vec::new();
+        for packet in packets.iter().filter(|p| p.payload_type == event_pt) {
+            if let Some(press) = receiver
+                .on_packet(packet.timestamp, &packet.payload)
+                .expect("valid payload")
+            {
+                presses.push((press.digit.as_char(), press.duration_ms));
+            }
+        }
+        presses.extend(receiver.flush().map(|p| (p.digit.as_char(), p.duration_ms)));
+        presses
+    }
+
+    fn assert_consecutive(packets: &[Received]) {
+        assert!(
+            packets
+                .windows(2)
+                .all(|w| w[1].sequence == w[0].sequence.wrapping_add(1)),
+            "one gap-free sequence: {:?}",
+            packets.iter().map(|p| p.sequence).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn send_dtmf_reaches_the_bridged_trunk_as_one_rfc4733_event() {
+        let caller = phone().await;
+        let agent = phone().await;
+        // Different telephone-event payload types: the trunk's own must be used.
+        let (session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            Some(leg(&agent, PCMU, Some(96))),
+            None,
+        );
+        session.command(MediaCommand::SendDtmf {
+            leg: Leg::Trunk,
+            digit: DtmfDigit::from_char('5').expect("key"),
+            duration_ms: 100,
+        });
+        let packets = receive_until_events_end(&caller, session.trunk_addr(), 101, 1).await;
+        assert!(packets.iter().all(|p| p.payload_type == 101));
+        let payloads: Vec<TelephoneEvent> = packets.iter().map(Received::event).collect();
+        assert_eq!(
+            payloads.iter().map(|e| e.duration).collect::<Vec<_>>(),
+            [160, 320, 480, 640, 800, 800, 800],
+            "20 ms steps while held, then the 100 ms total"
+        );
+        assert_eq!(
+            payloads.iter().map(|e| e.end).collect::<Vec<_>>(),
+            [false, false, false, false, true, true, true]
+        );
+        assert!(payloads.iter().all(|e| e.event == 5 && e.volume == 10));
+        let last_three = &packets[packets.len() - 3..];
+        assert!(
+            last_three
+                .iter()
+                .all(|p| p.payload == last_three[0].payload),
+            "the end packet, three times"
+        );
+        assert_eq!(
+            packets.iter().map(|p| p.marker).collect::<Vec<_>>(),
+            [true, false, false, false, false, false, false],
+            "marker on the first packet only"
+        );
+        assert!(
+            packets.iter().all(|p| p.timestamp == packets[0].timestamp),
+            "one RTP timestamp for the whole event"
+        );
+        assert!(packets.iter().all(|p| p.ssrc == packets[0].ssrc));
+        assert_consecutive(&packets);
+        assert_eq!(
+            decode_presses(&packets, 101),
+            [('5', 100)],
+            "exactly one press"
+        );
+        assert_eq!(queued(&agent), 0, "nothing towards the agent");
+
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(
+            report.dtmf_packets,
+            packets.len() as u64,
+            "nothing sent after the end packets"
+        );
+        assert_eq!(report.played_packets, 0);
+    }
+
+    #[tokio::test]
+    async fn key_presses_in_a_row_are_sent_one_after_the_other() {
+        let caller = phone().await;
+        let agent = phone().await;
+        let (session, mut events) = start(
+            leg(&caller, PCMU, Some(101)),
+            Some(leg(&agent, PCMU, Some(101))),
+            None,
+        );
+        for key in ['1', '2'] {
+            session.command(MediaCommand::SendDtmf {
+                leg: Leg::Trunk,
+                digit: DtmfDigit::from_char(key).expect("key"),
+                // Below the 40 ms minimum: sent as 40 ms.
+                duration_ms: 10,
+            });
+        }
+        let packets = receive_until_events_end(&caller, session.trunk_addr(), 101, 2).await;
+        let (first, second) = packets.split_at(4);
+        assert_eq!(packets.len(), 8, "per 40 ms press: one update, three ends");
+        for (event, code) in [(first, 1), (second, 2)] {
+            assert!(event.iter().all(|p| p.event().event == code));
+            assert!(event.iter().all(|p| p.timestamp == event[0].timestamp));
+            assert_eq!(
+                event.iter().map(|p| p.marker).collect::<Vec<_>>(),
+                [true, false, false, false]
+            );
+            assert_eq!(event[3].event().duration, 320, "clamped to 40 ms");
+        }
+        // 4 packet times of the first event and 2 quiet ones before the second starts.
+        let apart = second[0].timestamp.wrapping_sub(first[0].timestamp);
+        assert!(
+            (6 * 160..u32::MAX / 2).contains(&apart),
+            "the second event starts later, after 40 ms quiet: {apart}"
+        );
+        assert_consecutive(&packets);
+        assert_eq!(decode_presses(&packets, 101), [('1', 40), ('2', 40)]);
+        session.stop();
+        assert_eq!(ended(&mut events).await.dtmf_packets, 8);
+    }
+
+    #[tokio::test]
+    async fn a_key_press_interrupts_playback_in_the_same_stream() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        session.command(MediaCommand::Play {
+            leg: Leg::Trunk,
+            clips: vec![clip(vec![700; 160])],
+            looping: true,
+            token: 5,
+        });
+        let mut packets = Vec::new();
+        for _ in 0..2 {
+            packets.push(Received::parse(&recv(&caller).await.0));
+        }
+        session.command(MediaCommand::SendDtmf {
+            leg: Leg::Trunk,
+            digit: DtmfDigit::from_char('#').expect("key"),
+            duration_ms: 60,
+        });
+        packets.extend(receive_until_events_end(&caller, session.trunk_addr(), 101, 1).await);
+        packets.push(Received::parse(&recv(&caller).await.0));
+        assert_consecutive(&packets);
+        assert!(
+            packets.iter().all(|p| p.ssrc == packets[0].ssrc),
+            "one stream"
+        );
+        let first_event = packets
+            .iter()
+            .position(|p| p.payload_type == 101)
+            .expect("event sent");
+        let event = &packets[first_event..packets.len() - 1];
+        assert_eq!(
+            event.iter().map(|p| p.payload_type).collect::<Vec<_>>(),
+            [101; 5],
+            "2 updates and 3 ends, no audio between them"
+        );
+        let before = &packets[first_event - 1];
+        let after = &packets[packets.len() - 1];
+        assert_eq!(before.payload_type, 0);
+        assert_eq!(
+            after.payload_type, 0,
+            "the music comes back after the event"
+        );
+        assert!(
+            (160..u32::MAX / 2).contains(&event[0].timestamp.wrapping_sub(before.timestamp)),
+            "the event starts after the last audio frame"
+        );
+        assert!(
+            (5 * 160..u32::MAX / 2).contains(&after.timestamp.wrapping_sub(event[0].timestamp)),
+            "the audio resumes after the event's 5 packet times"
+        );
+        assert!(after.marker, "the resumed audio is a new talkspurt");
+        assert_eq!(decode_presses(&packets, 101), [('#', 60)]);
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.dtmf_packets, 5);
+    }
+
+    #[tokio::test]
+    async fn send_dtmf_to_a_leg_without_telephone_event_sends_nothing() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, None), None, None);
+        session.command(MediaCommand::SendDtmf {
+            leg: Leg::Trunk,
+            digit: DtmfDigit::from_char('9').expect("key"),
+            duration_ms: 100,
+        });
+        // The agent leg is absent: ignored too.
+        session.command(MediaCommand::SendDtmf {
+            leg: Leg::Agent,
+            digit: DtmfDigit::from_char('9').expect("key"),
+            duration_ms: 100,
+        });
+        sync(&session, &mut events).await;
+        // A negative check has nothing to wait for: once the commands are applied (sync), a
+        // packet would be sent within one 20 ms tick, so 300 ms without one is conclusive
+        // enough, and the report's counter below is the exact check.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), recv(&caller))
+                .await
+                .is_err(),
+            "no packet for a leg without telephone-event"
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!((report.dtmf_packets, report.played_packets), (0, 0));
+    }
+
+    #[test]
+    fn an_event_packet_needs_a_valid_payload_type() {
+        let packet = telephone_event_packets(DtmfDigit::from_char('1').expect("key"), 40, 10)[0];
+        let header = |payload_type| EventHeader {
+            payload_type,
+            ssrc: 7,
+            sequence: 9,
+            timestamp: 11,
+        };
+        let mut out = Vec::new();
+        assert!(write_event_packet(&mut out, header(101), packet));
+        let rtp = RtpReader::new(&out).expect("valid RTP");
+        assert_eq!(
+            (rtp.payload_type(), rtp.ssrc(), rtp.timestamp(), rtp.mark()),
+            (101, 7, 11, true)
+        );
+        assert_eq!(u16::from(rtp.sequence_number()), 9);
+        assert_eq!(rtp.payload(), packet.event.encode());
+        assert!(
+            !write_event_packet(&mut out, header(200), packet),
+            "PT > 127"
+        );
     }
 }

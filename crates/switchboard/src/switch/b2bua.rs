@@ -16,6 +16,9 @@ use sip::transaction::TransactionKey;
 use sip::Peer;
 use std::time::Instant;
 
+/// How long a key press lasts when an INFO does not say.
+const DEFAULT_KEY_PRESS_MS: u32 = 100;
+
 /// Why a call ends; decides the trunk's final response and the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndCause {
@@ -1074,6 +1077,13 @@ impl Switch {
             self.on_caller_info(now, id, key, request);
             return;
         }
+        if request.method == Method::Info && side == Side::Agent && connected {
+            match self.agent_key_to_trunk(id, &request) {
+                Some(()) => self.send_response(now, &key, response_to(&request, 200, None)),
+                None => self.relay(now, id, side, key, request),
+            }
+            return;
+        }
         let anchored = self.calls.get(&id).is_some_and(|c| c.media.is_some());
         if anchored && matches!(request.method, Method::Invite | Method::Update) {
             self.answer_reoffer(now, id, side, key, request);
@@ -1109,6 +1119,33 @@ impl Switch {
             tracing::info!(call = id, %digit, "key press (SIP INFO)");
             self.caller_pressed(now, id, digit);
         }
+    }
+
+    /// An agent's key press sent as SIP INFO, toward a trunk that negotiated RFC 4733: the
+    /// caller's network (a bank's IVR, an extension prompt) understands telephone-events, not
+    /// INFO, so the key is sent as RTP events on the trunk leg. `None`: not a DTMF INFO, or a
+    /// trunk without telephone-event; the INFO is then relayed as it is.
+    fn agent_key_to_trunk(&mut self, id: CallNumber, request: &Request) -> Option<()> {
+        let trunk_has_events = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.media.as_ref())
+            .is_some_and(|m| m.started && m.trunk_leg.telephone_event.is_some());
+        if !trunk_has_events || request.body.is_empty() {
+            return None;
+        }
+        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+        let info = media::dtmf::parse_info(content_type, &request.body).ok()?;
+        tracing::info!(call = id, digit = %info.digit.as_char(), "agent key press (SIP INFO) sent to the trunk as RFC 4733");
+        self.media.command(
+            id,
+            media::MediaCommand::SendDtmf {
+                leg: media::Leg::Trunk,
+                digit: info.digit,
+                duration_ms: info.duration_ms.unwrap_or(DEFAULT_KEY_PRESS_MS),
+            },
+        );
+        Some(())
     }
 
     /// A re-INVITE or UPDATE on an anchored call: each leg negotiates with Switchboard, so

@@ -239,15 +239,20 @@ impl MediaPlane {
         let (plan, for_trunk) =
             media::anchor_answer(&media.trunk_plan, answer, self.local(media.trunk_ports))?;
         media.codec = plan.codec;
-        media.trunk_leg = LegConfig {
-            telephone_event: plan
-                .answered_telephone_event
-                .and(plan.offered_telephone_event),
-            ..trunk_leg_config(&plan, plan.codec)
+        // The trunk negotiates with Switchboard, not with the phone: it keeps telephone-event
+        // even when the agent's phone only does SIP INFO, so an agent's INFO key press can
+        // still reach the caller's network as RFC 4733 (Switchboard generates those).
+        let for_trunk = match SessionDescription::parse(&for_trunk) {
+            Ok(mut parsed) => {
+                if let Some(pt) = plan.offered_telephone_event {
+                    keep_telephone_event(&mut parsed, plan.media_index, pt);
+                }
+                media.trunk_origin = Some(parsed.origin.clone());
+                parsed.to_bytes()
+            }
+            Err(_) => for_trunk,
         };
-        if let Ok(parsed) = SessionDescription::parse(&for_trunk) {
-            media.trunk_origin = Some(parsed.origin);
-        }
+        media.trunk_leg = trunk_leg_config(&plan, plan.codec);
         let agent = agent_leg_config(&plan);
         self.start(call, media, Some(agent));
         Ok(for_trunk)
@@ -383,6 +388,27 @@ impl MediaPlane {
     }
 }
 
+/// Adds telephone-event payload type `pt` to media section `index` of an answer that lacks it.
+fn keep_telephone_event(answer: &mut SessionDescription, index: usize, pt: u8) {
+    let Some(section) = answer.media.get_mut(index) else {
+        return;
+    };
+    let has_events = section
+        .rtpmaps()
+        .any(|map| map.encoding.eq_ignore_ascii_case("telephone-event"));
+    if has_events || section.port == 0 {
+        return;
+    }
+    section.formats.push(pt.to_string());
+    section.attributes.push(sdp::Attribute::valued(
+        "rtpmap",
+        format!("{pt} telephone-event/8000"),
+    ));
+    section
+        .attributes
+        .push(sdp::Attribute::valued("fmtp", format!("{pt} 0-16")));
+}
+
 fn trunk_leg_config(plan: &MediaPlan, codec: Option<(Codec, u8)>) -> LegConfig {
     LegConfig {
         remote_rtp: plan.offerer_rtp,
@@ -408,5 +434,152 @@ fn new_origin(ip: IpAddr) -> Origin {
         session_version: 1,
         address: ip.to_string(),
         address_type: if ip.is_ipv4() { "IP4" } else { "IP6" }.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MediaConfig;
+
+    const OFFER: &[u8] =
+        b"v=0\r\no=gw 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    fn plane(pairs: u16) -> MediaPlane {
+        MediaPlane::new(&MediaConfig {
+            address: "127.0.0.1".parse().expect("ip"),
+            public_address: Some("203.0.113.5".parse().expect("ip")),
+            rtp_port_min: 20000,
+            rtp_port_max: 20000 + pairs * 2 - 1,
+            timeout: Some(Duration::from_secs(30)),
+            prompts_dir: None,
+            recordings_dir: "/tmp".into(),
+        })
+        .expect("valid range")
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn a_ringing_call_offers_the_agent_the_trunk_codecs_at_our_public_address() {
+        let mut plane = plane(4);
+        let media = plane.anchor_passthrough(OFFER).expect("PCMA/PCMU offered");
+        let offer = text(&media.agent_offer);
+        assert!(offer.contains("c=IN IP4 203.0.113.5"), "{offer}");
+        assert!(
+            offer.contains(&format!(
+                "m=audio {} RTP/AVP 8 0 101",
+                media.agent_ports.rtp()
+            )),
+            "{offer}"
+        );
+        assert!(
+            !offer.contains("G729") && !offer.contains("198.51.100.7"),
+            "{offer}"
+        );
+        assert_eq!(plane.free_pairs(), 2, "two pairs taken");
+        assert_eq!(
+            media.trunk_leg.remote_rtp,
+            Some("198.51.100.7:40000".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn an_answered_call_uses_the_callers_first_codec_on_both_legs() {
+        let mut plane = plane(4);
+        let (media, answer) = plane.anchor_answered(OFFER).expect("acceptable");
+        let answer = text(&answer);
+        assert!(
+            answer.contains(&format!(
+                "m=audio {} RTP/AVP 8 101",
+                media.trunk_ports.rtp()
+            )),
+            "{answer}"
+        );
+        let offer = text(&media.agent_offer);
+        assert!(
+            offer.contains(&format!(
+                "m=audio {} RTP/AVP 8 101",
+                media.agent_ports.rtp()
+            )),
+            "{offer}"
+        );
+        assert!(offer.contains("a=sendrecv"), "{offer}");
+        assert_eq!(media.codec, Some((Codec::Pcma, 8)));
+    }
+
+    #[test]
+    fn refusals_give_their_sip_status_and_keep_no_ports() {
+        let mut plane = plane(2);
+        let g729 = b"v=0\r\no=gw 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\n";
+        let error = plane.anchor_passthrough(g729).expect_err("no G.711");
+        assert_eq!(error.sip_status(), 488);
+        assert_eq!(
+            plane
+                .anchor_answered(b"garbage")
+                .map(|_| ())
+                .map_err(|e| e.sip_status()),
+            Err(400)
+        );
+        assert_eq!(plane.free_pairs(), 2, "nothing leaked");
+        let first = plane.anchor_passthrough(OFFER).expect("one call fits");
+        assert_eq!(
+            plane
+                .anchor_passthrough(OFFER)
+                .map(|_| ())
+                .map_err(|e| e.sip_status()),
+            Err(503)
+        );
+        plane.finish(1, first);
+        assert_eq!(
+            plane.free_pairs(),
+            2,
+            "an unstarted call's ports come back at once"
+        );
+    }
+
+    #[test]
+    fn ports_of_a_started_session_come_back_only_when_it_has_ended() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER).expect("acceptable");
+        plane.start_answered(7, &mut media);
+        assert!(matches!(plane.poll(), Some(MediaOp::Start(config)) if config.id == 7));
+        plane.finish(7, media);
+        assert!(matches!(plane.poll(), Some(MediaOp::Stop { call: 7 })));
+        assert_eq!(plane.free_pairs(), 0, "the sockets may still be open");
+        assert!(plane.is_running(7));
+        plane.session_ended(7);
+        assert_eq!(plane.free_pairs(), 2);
+    }
+
+    #[test]
+    fn a_reoffer_keeps_the_codec_bumps_our_version_and_reports_hold() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER).expect("acceptable");
+        let hold =
+            b"v=0\r\no=gw 1 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";
+        let (config, direction, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, hold)
+            .expect("same codec");
+        assert_eq!(direction, Direction::SendOnly);
+        assert_eq!(
+            config.remote_rtp,
+            Some("198.51.100.7:40002".parse().expect("addr"))
+        );
+        let answer = text(&answer);
+        assert!(answer.contains("a=recvonly"), "{answer}");
+        assert!(
+            answer.contains(" 2 IN IP4 203.0.113.5"),
+            "our o= version went up: {answer}"
+        );
+        let pcmu_only = b"v=0\r\no=gw 1 3 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\n";
+        let error = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, pcmu_only)
+            .expect_err("codec change");
+        assert_eq!(error.sip_status(), 488);
     }
 }
