@@ -1146,21 +1146,21 @@ mod tests {
         events.try_recv().ok().map(|(_, e)| e)
     }
 
-    #[tokio::test]
-    async fn an_empty_list_finishes_at_once() {
-        let caller = phone().await;
-        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+    /// Plays `clips` on a trunk leg configured as `config` and expects the playback to be
+    /// reported finished at once, with nothing sent.
+    async fn finishes_at_once(config: LegConfig, clips: Vec<Arc<AudioClip>>, token: u64) {
+        let (session, mut events) = start(config, None, None);
         session.command(MediaCommand::Play {
             leg: Leg::Trunk,
-            clips: Vec::new(),
+            clips,
             looping: true,
-            token: 11,
+            token,
         });
         assert_eq!(
             next_event(&mut events).await,
             MediaEvent::PlaybackFinished {
                 leg: Leg::Trunk,
-                token: 11
+                token
             }
         );
         session.stop();
@@ -1168,24 +1168,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_empty_list_finishes_at_once() {
+        let caller = phone().await;
+        finishes_at_once(leg(&caller, PCMU, Some(101)), Vec::new(), 11).await;
+    }
+
+    #[tokio::test]
     async fn play_without_codec_finishes_at_once() {
         let caller = phone().await;
-        let (session, mut events) = start(leg(&caller, None, None), None, None);
-        session.command(MediaCommand::Play {
-            leg: Leg::Trunk,
-            clips: vec![clip(vec![1; 800])],
-            looping: true,
-            token: 9,
-        });
-        assert_eq!(
-            next_event(&mut events).await,
-            MediaEvent::PlaybackFinished {
-                leg: Leg::Trunk,
-                token: 9
-            }
-        );
-        session.stop();
-        assert_eq!(ended(&mut events).await.played_packets, 0);
+        finishes_at_once(leg(&caller, None, None), vec![clip(vec![1; 800])], 9).await;
     }
 
     #[tokio::test]
