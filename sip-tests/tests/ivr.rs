@@ -108,6 +108,14 @@ fn a_caller_waiting_on_an_answering_queue_hears_music_in_20_ms_packets() -> Harn
     let packets = rtp.receive(100, Duration::from_secs(30))?;
     let elapsed = started.elapsed();
     assert_eq!(packets.len(), 100, "two seconds of music arrive");
+    assert!(
+        packets[0].marker(),
+        "the music starts a talkspurt (marker bit)"
+    );
+    assert!(
+        packets[1..].iter().all(|p| !p.marker()),
+        "one talkspurt: no marker after the first packet"
+    );
     for pair in packets.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         assert_eq!(

@@ -240,3 +240,39 @@ fn an_agent_key_press_sent_as_info_reaches_the_trunk_as_rfc4733() -> HarnessResu
     agent.wait()?.ensure_success()?;
     Ok(())
 }
+
+#[test]
+fn a_caller_behind_nat_is_answered_where_its_rtp_comes_from() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let agent = start_echo_agent(&switchboard, "1001", Duration::from_secs(60))?;
+    // The SDP names a private address the caller's NAT does not forward: its RTP really comes
+    // from another port (the NAT's mapping).
+    let advertised = RtpPeer::bind()?;
+    let mapped = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let (call, relay) = place_media_call(
+        &sip,
+        "100",
+        &pcmu_offer(advertised.port()?, false),
+        Duration::from_secs(30),
+    )?;
+    let sent = mapped.send_stream(relay, PACKETS, 0, 0x5eed_0005)?;
+    let echoed = mapped.receive(usize::from(PACKETS), Duration::from_secs(20))?;
+    assert_eq!(
+        echoed.len(),
+        usize::from(PACKETS),
+        "Switchboard latched onto the real source and sends there"
+    );
+    assert_eq!(
+        echoed[PACKETS as usize - 1].bytes,
+        sent[PACKETS as usize - 1]
+    );
+    let stray = advertised.receive(1, Duration::from_millis(200))?;
+    assert!(
+        stray.is_empty(),
+        "nothing goes to the address in the SDP once latched"
+    );
+    call.hang_up(Duration::from_secs(30))?;
+    agent.wait()?.ensure_success()?;
+    Ok(())
+}
