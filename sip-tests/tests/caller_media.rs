@@ -164,6 +164,17 @@ keys = { "1" = "queue:support" }
         "{record}"
     );
     assert!(record.get("queue").is_some_and(Value::is_null), "{record}");
+    assert_eq!(
+        record.get("ivr_path"),
+        Some(&serde_json::json!(["closed"])),
+        "the CDR says the caller met the closed branch: {record}"
+    );
+    assert_eq!(
+        record.get("wait_s").and_then(Value::as_f64),
+        Some(0.0),
+        "time in the IVR is not queue wait: {record}"
+    );
+    assert_eq!(str_field(&record, "language"), Some("en"), "{record}");
     Ok(())
 }
 
@@ -206,8 +217,21 @@ fn a_garbled_dtmf_info_gets_400_and_the_call_goes_on() -> HarnessResult<()> {
         WAIT,
     )?;
     assert_eq!(good.final_response.status(), Some(200));
+    let call_id = call.call_id().to_owned();
     let hung_up = call.hang_up(WAIT)?;
     assert_eq!(hung_up.final_response.status(), Some(200));
+    // Hanging up inside the menus is the IVR's outcome, not an abandoned queue call.
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        str_field(&record, "disposition"),
+        Some("ivr-completed"),
+        "{record}"
+    );
+    assert_eq!(str_field(&record, "language"), Some("en"), "{record}");
+    assert!(
+        record.get("ivr_ended").is_some_and(|v| !v.is_null()),
+        "{record}"
+    );
     Ok(())
 }
 

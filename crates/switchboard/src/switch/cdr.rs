@@ -43,9 +43,19 @@ impl Switch {
         let answered = call.answered;
         let wait_until = answered.unwrap_or(now);
         let reached_queue = !call.queue.is_empty();
-        let wait_s = wait_until
-            .saturating_duration_since(call.enqueued_at())
-            .as_secs_f64();
+        // Queue wait only: time spent in the IVR is not waiting for an agent.
+        let wait_s = if reached_queue {
+            wait_until
+                .saturating_duration_since(call.enqueued_at())
+                .as_secs_f64()
+        } else {
+            0.0
+        };
+        // A caller who hangs up inside the IVR leaves it there: its path ends with the call.
+        let (ivr_path, language, ivr_ended) = match &call.ivr {
+            Some(ivr) => (ivr.path(), Some(ivr.language().to_owned()), Some(now)),
+            None => (call.ivr_path.clone(), call.language.clone(), call.ivr_ended),
+        };
         let disposition = match (call.phase, cause) {
             (Phase::Connected, _) => Disposition::Answered,
             (_, EndCause::CallbackRequested) => Disposition::CallbackRequested,
@@ -89,20 +99,19 @@ impl Switch {
             id: format!("sb-{}-{}", self.unix_base, call.id),
             trunk_call_id: call.trunk_leg.dialog.call_id.clone(),
             arrived: self.wall(call.arrived),
-            ivr_ended: call.ivr_ended.map(|t| self.wall(t)),
+            ivr_ended: ivr_ended.map(|t| self.wall(t)),
             enqueued: reached_queue.then(|| self.wall(call.enqueued_at())),
             offered: call.first_offered.map(|t| self.wall(t)),
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             caller: call.caller.clone(),
             did: call.did.clone(),
-            ivr_path: call
-                .ivr_path
+            ivr_path: ivr_path
                 .split('>')
                 .filter(|step| !step.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            language: call.language.clone(),
+            language,
             queue: reached_queue.then(|| call.queue.clone()),
             // The agent who answered, or the last one the call was offered to.
             agent: call.last_agent.as_ref().map(|a| a.to_string()),
