@@ -254,6 +254,17 @@ impl<'p> ConnectedCall<'p> {
         invite: &RequestSpec,
         answered: Exchange,
     ) -> HarnessResult<Self> {
+        Self::acknowledge_with(peer, invite, answered, "")
+    }
+
+    /// ACKs the 200 in `answered` carrying `sdp` (the answer to an offer in the 200, for an
+    /// INVITE sent without one), and keeps the dialog.
+    fn acknowledge_with(
+        peer: &'p UdpPeer,
+        invite: &RequestSpec,
+        answered: Exchange,
+        sdp: &str,
+    ) -> HarnessResult<Self> {
         let ok = &answered.final_response;
         let target = ok
             .contact_uri()
@@ -271,7 +282,9 @@ impl<'p> ConnectedCall<'p> {
         dialog.body.clear();
         dialog.method = "ACK".into();
         dialog.branch = unique_token();
-        peer.send(&dialog.render(peer.local_addr()?))?;
+        let mut ack = dialog.clone();
+        ack.body = sdp.to_owned();
+        peer.send(&ack.render(peer.local_addr()?))?;
         Ok(ConnectedCall {
             peer,
             dialog,
@@ -389,6 +402,30 @@ pub fn place_media_call<'p>(
         HarnessError::Unexpected(format!("no audio address in the answer:\n{answer}"))
     })?;
     Ok((call, relay))
+}
+
+/// Places a trunk call to `did` with an INVITE that has no SDP (a delayed offer): the 200
+/// must carry Switchboard's offer, and the ACK carries `answer(offer)`. Anything but 200 is
+/// ACKed and returned as an error.
+pub fn place_offerless_call<'p>(
+    peer: &'p UdpPeer,
+    did: &str,
+    answer: impl FnOnce(&str) -> String,
+    timeout: Duration,
+) -> HarnessResult<ConnectedCall<'p>> {
+    let local = peer.local_addr()?;
+    let uri = format!("sip:{did}@{}", peer.remote());
+    let invite = RequestSpec::new("INVITE", &uri, "2000");
+    let answered = peer.request(&invite.render(local), timeout)?;
+    if answered.final_response.status() != Some(200) {
+        send_ack_for_failure(peer, &invite, &answered.final_response)?;
+        return Err(HarnessError::Unexpected(format!(
+            "offerless call to {did} was not answered:\n{}",
+            answered.final_response.to_text()
+        )));
+    }
+    let sdp = answer(&answered.final_response.body);
+    ConnectedCall::acknowledge_with(peer, &invite, answered, &sdp)
 }
 
 /// ACK for a non-2xx final response: same branch and CSeq number as the INVITE (RFC 3261 §17.1.1.3).

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sip_tests::cdr::{str_field, wait_for_call};
 use sip_tests::rtp::{dtmf_tone, event_code, pcmu_offer, RtpPeer, RtpStream};
-use sip_tests::uac::{place_media_call, ConnectedCall, RequestSpec};
+use sip_tests::uac::{place_media_call, place_offerless_call, ConnectedCall, RequestSpec};
 use sip_tests::{
     one_key_ivr, start_agent, start_agent_on_break, start_echo_agent, HarnessError, HarnessResult,
     Switchboard, SwitchboardConfig, UdpPeer, TWO_LEVEL_IVR,
@@ -383,5 +383,59 @@ fn rtp_ports_taken_by_another_process_end_the_call_cleanly() -> HarnessResult<()
     let options = sip_tests::uac::options(&sip, WAIT)?;
     assert_eq!(options.final_response.status(), Some(200));
     drop(squatters);
+    Ok(())
+}
+
+#[test]
+fn an_invite_without_sdp_is_answered_with_our_offer_and_the_ack_completes_it() -> HarnessResult<()>
+{
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
+        ..SwitchboardConfig::default()
+    })?;
+    let rtp = RtpPeer::bind()?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let port = rtp.port()?;
+    let mut offered = String::new();
+    let call = place_offerless_call(
+        &sip,
+        "300",
+        |offer| {
+            offered = offer.to_owned();
+            // Answer with A-law only, so the choice is visibly ours.
+            sip_tests::rtp::audio_offer(port, &[(8, "PCMA")], true)
+        },
+        WAIT,
+    )?;
+    assert!(
+        offered.contains("RTP/AVP 0 8 101") && offered.contains("telephone-event/8000"),
+        "Switchboard offers PCMU, PCMA and telephone-event:\n{offered}"
+    );
+    // The IVR starts once the answer is in: its greeting arrives in the answered codec.
+    let greeting = rtp.receive(10, WAIT)?;
+    assert_eq!(greeting.len(), 10, "the greeting plays");
+    assert!(
+        greeting.iter().all(|p| p.payload_type() == Some(8)),
+        "in PCMA"
+    );
+    call.hang_up(WAIT)?;
+    Ok(())
+}
+
+#[test]
+fn an_ack_without_the_expected_answer_ends_the_call() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
+        ..SwitchboardConfig::default()
+    })?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let call = place_offerless_call(&sip, "300", |_| String::new(), WAIT)?;
+    let bye = call.wait_for_bye(WAIT)?;
+    assert_eq!(bye.method(), Some("BYE"));
+    let rejected = switchboard.api().metrics()?.counter(
+        "switchboard_calls_rejected_total",
+        &[("reason", "bad-sdp-answer")],
+    );
+    assert_eq!(rejected, 1.0);
     Ok(())
 }

@@ -42,6 +42,8 @@ pub enum EndCause {
     MediaTimeout,
     /// The call's media ports could not be opened.
     MediaFailed,
+    /// The trunk's ACK brought no usable answer to Switchboard's SDP offer.
+    BadAnswer,
     /// The IVR ended the call (a hang-up step, or closed hours).
     IvrHangup,
     /// The caller asked to be called back and heard the confirmation.
@@ -62,6 +64,7 @@ impl EndCause {
             EndCause::AckTimeout | EndCause::AgentHangup => (480, "agent unavailable"),
             EndCause::MediaTimeout => (408, "no media received"),
             EndCause::MediaFailed => (503, "media ports could not be opened"),
+            EndCause::BadAnswer => (488, "no usable SDP answer"),
             EndCause::IvrHangup | EndCause::CallbackRequested | EndCause::Voicemail => {
                 (480, "call ended by the IVR")
             }
@@ -80,6 +83,7 @@ impl EndCause {
                 | EndCause::AckTimeout
                 | EndCause::MediaTimeout
                 | EndCause::MediaFailed
+                | EndCause::BadAnswer
         )
     }
 
@@ -115,6 +119,7 @@ impl EndCause {
             EndCause::AckTimeout => "ack-timeout",
             EndCause::MediaTimeout => "media-timeout",
             EndCause::MediaFailed => "media-failed",
+            EndCause::BadAnswer => "bad-sdp-answer",
             EndCause::IvrHangup => "ivr-hangup",
             EndCause::CallbackRequested => "callback-requested",
             EndCause::Voicemail => "voicemail",
@@ -209,17 +214,6 @@ impl Switch {
                 return;
             }
         };
-        if number.ivr().is_some() && local_answer.is_none() {
-            self.reject_metric("media");
-            self.reply_error(
-                now,
-                &key,
-                &request,
-                488,
-                "an IVR number needs an SDP offer in the INVITE",
-            );
-            return;
-        }
         self.send_response(now, &key, response_to(&request, 100, None));
 
         let caller = admission::caller_number(&request);
@@ -260,6 +254,7 @@ impl Switch {
             audio: CallerAudio::Silence,
             next_announcement: None,
             farewell: None,
+            pending_target: None,
             recording: None,
             recording_failed: false,
         };
@@ -270,9 +265,64 @@ impl Switch {
         if let Some(sdp) = local_answer {
             self.answer_trunk_here(now, id, sdp);
         }
-        match &number.target {
+        let awaiting_answer = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.media.as_ref())
+            .is_some_and(|m| m.awaiting_answer);
+        if awaiting_answer {
+            // Nothing can be played before the trunk's answer (in its ACK) fixes the codec.
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.pending_target = Some(number.target.clone());
+            }
+            return;
+        }
+        self.route(now, id, &number.target);
+    }
+
+    /// Sends a new call where its number says: into its IVR or its queue.
+    fn route(&mut self, now: Instant, id: CallNumber, target: &crate::config::NumberTarget) {
+        match target {
             crate::config::NumberTarget::Ivr(ivr) => self.start_ivr(now, id, ivr),
             crate::config::NumberTarget::Queue(_) => self.enqueue_call(now, id),
+        }
+    }
+
+    /// The trunk's ACK for a call Switchboard answered with its own offer (the INVITE had no
+    /// SDP): the ACK carries the answer. With it the session starts and the call goes on to
+    /// its IVR or queue; without a usable one the call cannot have audio and is hung up.
+    pub(super) fn on_trunk_ack(&mut self, now: Instant, request: &Request) {
+        let Some(&id) = call_id_of(&request.headers).and_then(|c| self.by_trunk_call_id.get(c))
+        else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(media) = call.media.as_mut().filter(|m| m.awaiting_answer) else {
+            return;
+        };
+        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+        let is_sdp = content_type
+            .split(';')
+            .next()
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/sdp"));
+        let answered = if is_sdp && !request.body.is_empty() {
+            self.media
+                .offer_answered(media, &request.body)
+                .map_err(|error| error.to_string())
+        } else {
+            Err("the ACK carries no SDP answer to Switchboard's offer".to_owned())
+        };
+        if let Err(reason) = answered {
+            tracing::info!(call = id, %reason, "trunk's answer unusable: hanging up");
+            self.end_call(now, id, EndCause::BadAnswer);
+            return;
+        }
+        self.media.start_answered(id, media);
+        let target = call.pending_target.take();
+        if let Some(target) = target {
+            self.route(now, id, &target);
         }
     }
 
@@ -285,7 +335,9 @@ impl Switch {
         let Some(media) = call.media.as_mut() else {
             return;
         };
-        self.media.start_answered(id, media);
+        if !media.awaiting_answer {
+            self.media.start_answered(id, media);
+        }
         call.trunk_leg.finalized = true;
         let peer = call.trunk_leg.dialog.peer;
         let key = call.trunk_leg.server_key.clone();
@@ -354,7 +406,16 @@ impl Switch {
         answer_here: bool,
     ) -> Result<(Option<super::media_plane::CallMedia>, Option<Vec<u8>>), (u16, String)> {
         if request.body.is_empty() {
-            return Ok((None, None));
+            // A delayed offer: Switchboard offers in its 200 when it answers itself; a call
+            // that rings agents lets the phones negotiate end to end.
+            if !answer_here {
+                return Ok((None, None));
+            }
+            return self
+                .media
+                .anchor_offerless()
+                .map(|(media, offer)| (Some(media), Some(offer)))
+                .map_err(|error| (error.sip_status(), error.to_string()));
         }
         let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();

@@ -114,6 +114,8 @@ pub struct Call {
     pub audio: super::caller_media::CallerAudio,
     /// When the next position announcement is due.
     pub next_announcement: Option<Instant>,
+    /// Where the call goes once the trunk's ACK has answered Switchboard's offer.
+    pub pending_target: Option<crate::config::NumberTarget>,
     /// The call is ending with a last prompt ("goodbye", "closed", the callback
     /// confirmation); this is why, once the prompt has played.
     pub farewell: Option<super::b2bua::EndCause>,

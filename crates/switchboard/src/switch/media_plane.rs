@@ -85,6 +85,8 @@ pub struct CallMedia {
     pub started: bool,
     /// The agent put the call on hold (music plays to the caller meanwhile).
     pub agent_holding: bool,
+    /// Switchboard sent the offer (the trunk's INVITE had none): the answer comes in the ACK.
+    pub awaiting_answer: bool,
 }
 
 /// The media side of the switch: the port pool and the queue of session operations.
@@ -99,6 +101,9 @@ pub struct MediaPlane {
     /// is never handed out while the old socket may still be open.
     running: HashMap<CallNumber, (PortPair, PortPair)>,
 }
+
+/// The telephone-event payload type Switchboard offers when it makes the offer.
+const OFFERED_TELEPHONE_EVENT: u8 = 101;
 
 /// How long a latched peer must be silent before another source may take its place.
 const RELATCH_AFTER: Duration = Duration::from_secs(2);
@@ -165,6 +170,7 @@ impl MediaPlane {
                 agent_origin: new_origin(self.sdp_ip),
                 started: false,
                 agent_holding: false,
+                awaiting_answer: false,
             }),
             Err(error) => {
                 self.release_pair(trunk_ports);
@@ -178,12 +184,116 @@ impl MediaPlane {
     /// returns the media and the SDP answer for the trunk's 200. One codec is chosen for
     /// both legs, so audio is relayed without transcoding.
     pub fn anchor_answered(&mut self, offer: &[u8]) -> Result<(CallMedia, Vec<u8>), AnchorError> {
+        // Refuse before taking ports: most refusals are a codec mismatch.
+        let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
+        sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
+        let (trunk_ports, agent_ports) = self.allocate()?;
+        let trunk_origin = new_origin(self.sdp_ip);
+        match self.plan_answered(offer, trunk_ports, agent_ports, trunk_origin) {
+            Ok(planned) => Ok(planned),
+            Err(error) => {
+                self.release_pair(trunk_ports);
+                self.release_pair(agent_ports);
+                Err(error)
+            }
+        }
+    }
+
+    /// For an INVITE without SDP (a delayed offer) on a call Switchboard answers itself: the
+    /// media and Switchboard's own offer (PCMU, PCMA, telephone-event) for the 200; the
+    /// trunk's answer comes in the ACK ([`MediaPlane::offer_answered`]).
+    pub fn anchor_offerless(&mut self) -> Result<(CallMedia, Vec<u8>), AnchorError> {
+        let (trunk_ports, agent_ports) = self.allocate()?;
+        let origin = new_origin(self.sdp_ip);
+        let local = self.local(trunk_ports);
+        let offer = format!(
+            "v=0\r\no={} {} {} IN {} {ip}\r\ns=Switchboard\r\nc=IN {} {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            origin.username,
+            origin.session_id,
+            origin.session_version,
+            origin.address_type,
+            origin.address_type,
+            ip = local.ip(),
+            port = local.port(),
+            te = OFFERED_TELEPHONE_EVENT,
+        )
+        .into_bytes();
+        let planned = media::anchor_offer(&offer, local, &Codec::ALL);
+        let plan = match planned {
+            Ok((plan, _)) => plan,
+            Err(error) => {
+                self.release_pair(trunk_ports);
+                self.release_pair(agent_ports);
+                return Err(error.into());
+            }
+        };
+        let media = CallMedia {
+            trunk_ports,
+            agent_ports,
+            trunk_leg: LegConfig::default(),
+            agent_plan: plan.clone(),
+            trunk_plan: plan,
+            agent_offer: Vec::new(),
+            codec: None,
+            trunk_origin: Some(origin),
+            agent_origin: new_origin(self.sdp_ip),
+            started: false,
+            agent_holding: false,
+            awaiting_answer: true,
+        };
+        Ok((media, offer))
+    }
+
+    /// The trunk's answer (in its ACK) to the offer of [`MediaPlane::anchor_offerless`]:
+    /// fixes the call's codec and the agents' offer. The session is not started here.
+    pub fn offer_answered(
+        &mut self,
+        media: &mut CallMedia,
+        answer: &[u8],
+    ) -> Result<(), MediaError> {
+        let (checked, _) =
+            media::anchor_answer(&media.trunk_plan, answer, self.local(media.trunk_ports))?;
+        // From here on the call looks like one whose trunk offered what it answered: plan
+        // the agent side from the answer, keeping the origin the trunk already knows.
+        let origin = media
+            .trunk_origin
+            .clone()
+            .unwrap_or_else(|| new_origin(self.sdp_ip));
+        let (planned, _) = self
+            .plan_answered(answer, media.trunk_ports, media.agent_ports, origin)
+            .map_err(|error| match error {
+                AnchorError::Sdp(error) => error,
+                AnchorError::NoPorts => {
+                    MediaError::NotAcceptable(sdp::NoCommonCodec { reason: "no ports" })
+                }
+            })?;
+        *media = CallMedia {
+            trunk_leg: LegConfig {
+                // The trunk's address is the one in its answer (latching may correct it).
+                remote_rtp: checked.answerer_rtp,
+                remote_rtcp: checked.answerer_rtcp,
+                ..planned.trunk_leg
+            },
+            ..planned
+        };
+        Ok(())
+    }
+
+    /// Plans a call Switchboard answers: the trunk side from `offer`, one codec for both
+    /// legs, and the offer every agent gets, on ports already taken.
+    fn plan_answered(
+        &self,
+        offer: &[u8],
+        trunk_ports: PortPair,
+        agent_ports: PortPair,
+        trunk_origin: Origin,
+    ) -> Result<(CallMedia, Vec<u8>), AnchorError> {
         let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
         let mut accepted = sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
-        let (trunk_ports, agent_ports) = self.allocate()?;
         let codec = accepted.preferred();
         accepted.codecs.truncate(1);
-        let trunk_origin = new_origin(self.sdp_ip);
         let answer = sdp::build_answer(&parsed, &accepted, &trunk_origin, self.local(trunk_ports));
         // The agent is offered the same single codec (and the trunk's telephone-event type,
         // so key presses relay unchanged), always two-way.
@@ -197,21 +307,9 @@ impl MediaPlane {
             self.local(agent_ports),
         )
         .to_bytes();
-        let plans = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL).and_then(
-            |(trunk_plan, _)| {
-                let (agent_plan, _) =
-                    media::anchor_offer(&agent_offer, self.local(agent_ports), &Codec::ALL)?;
-                Ok((trunk_plan, agent_plan))
-            },
-        );
-        let (trunk_plan, agent_plan) = match plans {
-            Ok(plans) => plans,
-            Err(error) => {
-                self.release_pair(trunk_ports);
-                self.release_pair(agent_ports);
-                return Err(error.into());
-            }
-        };
+        let (trunk_plan, _) = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL)?;
+        let (agent_plan, _) =
+            media::anchor_offer(&agent_offer, self.local(agent_ports), &Codec::ALL)?;
         let media = CallMedia {
             trunk_ports,
             agent_ports,
@@ -224,6 +322,7 @@ impl MediaPlane {
             agent_origin,
             started: false,
             agent_holding: false,
+            awaiting_answer: false,
         };
         Ok((media, answer.to_bytes()))
     }

@@ -447,14 +447,15 @@ impl Switch {
     ) {
         self.count_request("in", &request.method);
         let Some(key) = key else {
-            // ACKs: for a 2xx they only confirm the dialog; the transaction layer already
-            // stopped retransmitting. Nothing else to do for a B2BUA that relays no ACK SDP,
-            // except hanging up a feature-code call.
+            // ACKs for a 2xx confirm the dialog (the transaction layer already stopped
+            // retransmitting). They matter in two cases: a feature-code call is hung up once
+            // confirmed, and an ACK may carry the trunk's answer to Switchboard's offer.
             if request.method == sip::rsip::Method::Ack {
                 if let Some(call_id) = sip::headers::call_id_of(&request.headers) {
                     let call_id = call_id.to_string();
                     self.on_feature_ack(now, &call_id);
                 }
+                self.on_trunk_ack(now, &request);
             }
             return;
         };
@@ -690,8 +691,15 @@ mod tests {
     use super::*;
     use transport::{Inbound, Payload};
 
+    /// DID 101 rings the agents of queue `support` (the trunk is answered only by an agent).
+    const RINGING: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\n\
+        [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
+        [[number]]\ndid = \"101\"\nqueue = \"support\"\n\
+        [[queue]]\nname = \"support\"\nskills = { support = 1 }\n";
+
     fn switch(now: Instant) -> Switch {
-        testing::switch(now, Arc::new(crate::config::demo()), Default::default())
+        let config = crate::config::load_str("t.toml", RINGING).expect("valid test config");
+        testing::switch(now, Arc::new(config), Default::default())
     }
 
     fn invite(received: Instant) -> Inbound {
