@@ -1,10 +1,9 @@
 //! Reading header values out of rsip's untyped headers without re-parsing whole messages.
 //!
 //! rsip stores every header as its raw value string. The call path needs only a handful of
-//! things from them (top Via, tags, CSeq, URIs), and reads them many times per call, so these
+//! things from them (tags, CSeq, URIs, lists), and reads them many times per call, so these
 //! are small, allocation-free scanners over the raw value that never panic on odd input.
 
-use crate::peer::Transport;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::{Header, Headers};
 
@@ -97,91 +96,6 @@ pub fn split_unquoted(text: &str, separator: char) -> Vec<&str> {
     parts
 }
 
-/// The parts of one via-parm the transaction and transport layers use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViaInfo<'a> {
-    /// `UDP`, `TCP` … from the sent-protocol; `None` when unknown.
-    pub transport: Option<Transport>,
-    /// sent-by host (brackets removed for IPv6).
-    pub host: &'a str,
-    /// sent-by port, when given.
-    pub port: Option<u16>,
-    /// `branch` parameter.
-    pub branch: Option<&'a str>,
-    /// `received` parameter.
-    pub received: Option<&'a str>,
-    /// `rport`: absent = None, bare `rport` = Some(None), `rport=N` = Some(Some(N)).
-    pub rport: Option<Option<u16>>,
-}
-
-/// Parses one via-parm such as `SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport`.
-pub fn parse_via(value: &str) -> Option<ViaInfo<'_>> {
-    let value = value.trim();
-    let (protocol, rest) = value.split_once(|c: char| c.is_ascii_whitespace())?;
-    let mut protocol_parts = protocol.split('/');
-    let name = protocol_parts.next()?;
-    let version = protocol_parts.next()?;
-    let transport_token = protocol_parts.next()?;
-    if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
-        return None;
-    }
-    let transport = Transport::from_via_token(transport_token);
-    let rest = rest.trim_start();
-    let (sent_by, params) = match rest.find(';') {
-        Some(i) => (rest[..i].trim(), &rest[i + 1..]),
-        None => (rest.trim(), ""),
-    };
-    let (host, port) = split_host_port(sent_by)?;
-    let mut info = ViaInfo {
-        transport,
-        host,
-        port,
-        branch: None,
-        received: None,
-        rport: None,
-    };
-    for param in params.split(';') {
-        let (key, val) = match param.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (param.trim(), None),
-        };
-        if key.eq_ignore_ascii_case("branch") {
-            info.branch = val;
-        } else if key.eq_ignore_ascii_case("received") {
-            info.received = val;
-        } else if key.eq_ignore_ascii_case("rport") {
-            info.rport = Some(val.and_then(|v| v.parse().ok()));
-        }
-    }
-    Some(info)
-}
-
-/// Splits `host[:port]` or `[v6]:port`; `None` if the port is not a number or the host is empty.
-pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let close = rest.find(']')?;
-        let host = &rest[..close];
-        let after = &rest[close + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().ok()?),
-            None if after.is_empty() => None,
-            None => return None,
-        };
-        return (!host.is_empty()).then_some((host, port));
-    }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, Some(p.parse().ok()?)),
-        _ => (s, None),
-    };
-    (!host.is_empty()).then_some((host, port))
-}
-
-/// The top Via: the first via-parm of the first Via header.
-pub fn top_via(headers: &Headers) -> Option<ViaInfo<'_>> {
-    let first = header_value(headers, "Via")?;
-    parse_via(split_list(first).first()?)
-}
-
 /// CSeq number and method.
 pub fn cseq_of(headers: &Headers) -> Option<(u32, &str)> {
     let value = header_value(headers, "CSeq")?.trim();
@@ -248,10 +162,46 @@ pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The `tag` parameter of a From or To value.
+/// The `tag` parameter of a From or To value (a header parameter, never one of the URI's);
+/// `None` for a malformed value (unterminated quote or bracket) rather than a guess.
 pub fn tag_of(value: &str) -> Option<&str> {
-    let (_, params) = split_name_addr(value);
-    param(params, "tag").filter(|t| !t.is_empty())
+    param(header_params(value), "tag").filter(|t| !t.is_empty())
+}
+
+/// The header parameters of a name-addr / addr-spec value: what follows `>` when the URI is
+/// bracketed, else what follows the first `;` (RFC 3261 §20.10: without brackets, parameters
+/// belong to the header, not the URI). A quoted display name may contain `<`, `>` or `;`; an
+/// unterminated quote or bracket leaves no parameters.
+fn header_params(value: &str) -> &str {
+    let mut rest = value.trim_start();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        let close = quoted.char_indices().find_map(|(i, c)| {
+            if escaped {
+                escaped = false;
+                None
+            } else if c == '\\' {
+                escaped = true;
+                None
+            } else {
+                (c == '"').then_some(i)
+            }
+        });
+        match close {
+            Some(i) => rest = &quoted[i + 1..],
+            None => return "",
+        }
+    }
+    if let Some(open) = rest.find('<') {
+        return match rest[open..].find('>') {
+            Some(close) => &rest[open + close + 1..],
+            None => "",
+        };
+    }
+    match rest.find(';') {
+        Some(i) => &rest[i..],
+        None => "",
+    }
 }
 
 /// The From tag of a message.
@@ -336,26 +286,6 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn via_parts() {
-        let via = parse_via("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKx;rport;received=1.2.3.4")
-            .expect("valid");
-        assert_eq!(via.transport, Some(Transport::Udp));
-        assert_eq!(via.host, "10.0.0.1");
-        assert_eq!(via.port, Some(5070));
-        assert_eq!(via.branch, Some("z9hG4bKx"));
-        assert_eq!(via.received, Some("1.2.3.4"));
-        assert_eq!(via.rport, Some(None));
-        let v6 = parse_via("SIP/2.0/TCP [::1]:5060;rport=1234").expect("valid");
-        assert_eq!(
-            (v6.host, v6.port, v6.rport),
-            ("::1", Some(5060), Some(Some(1234)))
-        );
-        assert!(parse_via("SIP/2.0/UDP").is_none());
-        assert!(parse_via("HTTP/1.1/TCP host").is_none());
-        assert!(parse_via("SIP/2.0/UDP host:notaport").is_none());
-    }
-
-    #[test]
     fn lists_split_on_top_level_commas_only() {
         assert_eq!(
             split_list(r#""Doe, John" <sip:a@b;x=1,2>, <sip:c@d> ,"#),
@@ -391,13 +321,11 @@ mod tests {
     proptest! {
         #[test]
         fn scanners_never_panic(s in ".{0,80}") {
-            let _ = parse_via(&s);
             let _ = split_list(&s);
             let _ = tag_of(&s);
             let _ = uri_user(&s);
             let _ = uri_host_port(&s);
             let _ = uri_param(&s, "transport");
-            let _ = split_host_port(&s);
         }
     }
 }

@@ -6,7 +6,9 @@
 //! after rsip runs, and the headers every transaction needs are checked so that the layers
 //! above can rely on them being present and well formed.
 
-use crate::headers::{cseq_of, header_value, top_via};
+use crate::headers::{cseq_of, header_value};
+use crate::peer::Transport;
+use crate::transaction::via::top_via;
 use rsip::message::HasHeaders;
 use rsip::SipMessage;
 use std::borrow::Cow;
@@ -233,7 +235,7 @@ fn validate(message: &SipMessage) -> Result<(), ParseError> {
         }
     }
     let via = top_via(headers).ok_or_else(|| ParseError::new("malformed Via header"))?;
-    if via.transport.is_none() {
+    if Transport::from_via_token(via.transport).is_none() {
         return Err(ParseError::new("unknown transport in Via header"));
     }
     let (_, cseq_method) =

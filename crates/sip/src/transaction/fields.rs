@@ -66,55 +66,12 @@ pub(crate) fn call_id(headers: &Headers) -> Option<&str> {
 
 /// CSeq sequence number and method token.
 pub(crate) fn cseq(headers: &Headers) -> Option<(u32, &str)> {
-    let mut parts = first_field(headers, Field::CSeq)?.split_whitespace();
-    let number = parts.next()?.parse().ok()?;
-    let method = parts.next()?;
-    Some((number, method))
+    crate::headers::cseq_of(headers)
 }
 
 /// The `tag` parameter of a From or To value.
 pub(crate) fn tag_param(value: &str) -> Option<&str> {
-    header_params(value)
-        .split(';')
-        .filter_map(|p| p.split_once('='))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("tag"))
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
-}
-
-/// The header parameters of a name-addr / addr-spec value: what follows `>` when the URI is
-/// bracketed, else what follows the first `;` (RFC 3261 §20.10: without brackets, parameters
-/// belong to the header, not the URI). A quoted display name may contain `<`, `>` or `;`.
-fn header_params(value: &str) -> &str {
-    let mut rest = value.trim_start();
-    if let Some(quoted) = rest.strip_prefix('"') {
-        let mut escaped = false;
-        let close = quoted.char_indices().find_map(|(i, c)| {
-            if escaped {
-                escaped = false;
-                None
-            } else if c == '\\' {
-                escaped = true;
-                None
-            } else {
-                (c == '"').then_some(i)
-            }
-        });
-        match close {
-            Some(i) => rest = &quoted[i + 1..],
-            None => return "",
-        }
-    }
-    if let Some(open) = rest.find('<') {
-        return match rest[open..].find('>') {
-            Some(close) => &rest[open + close + 1..],
-            None => "",
-        };
-    }
-    match rest.find(';') {
-        Some(i) => &rest[i..],
-        None => "",
-    }
+    crate::headers::tag_of(value)
 }
 
 /// From tag of a message.

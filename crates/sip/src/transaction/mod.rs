@@ -25,7 +25,7 @@ mod provisional;
 mod server_invite;
 mod server_non_invite;
 mod timers;
-mod via;
+pub(crate) mod via;
 
 #[cfg(test)]
 mod fixtures;
