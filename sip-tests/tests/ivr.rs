@@ -86,7 +86,11 @@ fn sip_info_key_presses_walk_the_menu_into_the_queue() -> HarnessResult<()> {
 #[test]
 fn a_caller_waiting_on_an_answering_queue_hears_music_in_20_ms_packets() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig {
-        support_queue_lines: vec!["answer = \"on-queue\"".to_owned()],
+        // No announcements: only the music is listened to here.
+        support_queue_lines: vec![
+            "answer = \"on-queue\"".to_owned(),
+            "announce_every_s = 0".to_owned(),
+        ],
         ..SwitchboardConfig::default()
     })?;
     // An agent is logged in but not ready, so the call waits.

@@ -215,8 +215,18 @@ impl Switch {
     }
 
     /// Music on hold for a waiting caller, and the first announcement timer.
+    /// What a caller hears on entering the queue: on a queue that announces, "please hold"
+    /// with their position and estimated wait at once (not only after the first period),
+    /// then music on hold; elsewhere the music straight away.
     pub(super) fn start_waiting_audio(&mut self, now: Instant, id: CallNumber) {
-        self.play_hold_music(id);
+        let announces = self
+            .calls
+            .get(&id)
+            .and_then(|call| self.config.queues.iter().find(|q| q.name == call.queue))
+            .is_some_and(|q| q.announce_every.is_some());
+        if !(announces && self.announce_position(id, true)) {
+            self.play_hold_music(id);
+        }
         self.schedule_announcement(now, id);
     }
 
@@ -266,31 +276,51 @@ impl Switch {
             return;
         }
         if waiting {
-            if let Some((position, wait)) = self.acd.position(acd::CallId(id)) {
-                let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
-                let minutes = wait.as_secs().div_ceil(60);
-                let mut clips = self.prompts.position_announcement(
-                    &language,
-                    u32::try_from(position).unwrap_or(u32::MAX),
-                    Some(u32::try_from(minutes).unwrap_or(u32::MAX)),
-                );
-                let offers_callback = self
-                    .config
-                    .queues
-                    .iter()
-                    .find(|q| q.name == call.queue)
-                    .is_some_and(|q| q.callback_key.is_some());
-                if offers_callback {
-                    clips.extend(self.prompts.get(&language, "callback-offer"));
-                }
-                let token = self.next_play_token();
-                if let Some(call) = self.calls.get_mut(&id) {
-                    call.audio = CallerAudio::Announcement(token);
-                }
-                self.play_to_caller(id, clips, false, token);
-            }
+            self.announce_position(id, false);
         }
         self.schedule_announcement(now, id);
+    }
+
+    /// Plays the caller's position and estimated wait (after "please hold" when `entering`),
+    /// and the callback offer where the queue has one; music resumes when it ends. `false`
+    /// when the call is not waiting in the ACD (being offered, say): nothing is played.
+    fn announce_position(&mut self, id: CallNumber, entering: bool) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let Some((position, wait)) = self.acd.position(acd::CallId(id)) else {
+            return false;
+        };
+        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let minutes = wait.as_secs().div_ceil(60);
+        let mut clips: Vec<_> = if entering {
+            self.prompts
+                .get(&language, "please-hold")
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        clips.extend(self.prompts.position_announcement(
+            &language,
+            u32::try_from(position).unwrap_or(u32::MAX),
+            Some(u32::try_from(minutes).unwrap_or(u32::MAX)),
+        ));
+        let offers_callback = self
+            .config
+            .queues
+            .iter()
+            .find(|q| q.name == call.queue)
+            .is_some_and(|q| q.callback_key.is_some());
+        if offers_callback {
+            clips.extend(self.prompts.get(&language, "callback-offer"));
+        }
+        let token = self.next_play_token();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.audio = CallerAudio::Announcement(token);
+        }
+        self.play_to_caller(id, clips, false, token);
+        true
     }
 
     /// The caller pressed the callback key: their request is recorded (in the CDR) and they
@@ -553,7 +583,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
     }
 
     #[test]
-    fn a_waiting_caller_hears_music_then_the_announcement_then_music_again() {
+    fn a_waiting_caller_hears_position_then_music_then_the_periodic_announcement() {
         let now = Instant::now();
         let mut switch = switch(now);
         switch.handle_inbound(now, invite(now));
@@ -564,10 +594,22 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             answered.is_some_and(|m| m.contains("m=audio 4000")),
             "answered with Switchboard's own port"
         );
-        let first = plays(&mut switch);
+        // On entry: "please hold" + "your position is" + "1" + "estimated wait" + digits +
+        // "minutes", once.
+        let entry = plays(&mut switch);
+        let [(clips, false, token)] = entry.as_slice() else {
+            panic!("one entry announcement expected: {entry:?}");
+        };
+        assert!(*clips >= 6, "please-hold, position and wait: {clips} clips");
+        let finished = |token: u64| MediaEvent::PlaybackFinished {
+            leg: Leg::Trunk,
+            token,
+        };
+        switch.handle_media_event(now + Duration::from_secs(5), 1, finished(*token));
+        let music = plays(&mut switch);
         assert!(
-            matches!(first.as_slice(), [(1, true, _)]),
-            "music on hold loops: {first:?}"
+            matches!(music.as_slice(), [(1, true, _)]),
+            "then music on hold loops: {music:?}"
         );
 
         let due = switch
@@ -581,15 +623,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         };
         // "your position is" + "1" + "estimated wait" + digits + "minutes".
         assert!(*clips >= 5, "position and wait are read out: {clips} clips");
-
-        switch.handle_media_event(
-            now + Duration::from_secs(33),
-            1,
-            MediaEvent::PlaybackFinished {
-                leg: Leg::Trunk,
-                token: *token,
-            },
-        );
+        switch.handle_media_event(now + Duration::from_secs(33), 1, finished(*token));
         let again = plays(&mut switch);
         assert!(
             matches!(again.as_slice(), [(1, true, _)]),
