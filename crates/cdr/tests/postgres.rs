@@ -172,6 +172,45 @@ fn a_resent_batch_inserts_nothing() {
     );
 }
 
+#[test]
+fn nodes_sharing_a_database_keep_each_others_rows() {
+    let Some(server) = start_or_skip("nodes_sharing_a_database_keep_each_others_rows") else {
+        return;
+    };
+    server.create_database(DB);
+    // Two nodes' journals both start at 1: the same seq numbers, different calls.
+    let records = mixed(1, 200);
+    let mut a = PostgresSink::new(&PostgresConfig::new(server.url(DB)).with_node("site-a"))
+        .expect("a valid URL");
+    let mut b = PostgresSink::new(&PostgresConfig::new(server.url(DB)).with_node("site-b"))
+        .expect("a valid URL");
+    a.write_batch(&records).expect("node a");
+    b.write_batch(&records).expect("node b");
+    b.write_batch(&records).expect("node b re-sends");
+    assert_eq!(a.stats().inserted, 200);
+    assert_eq!(
+        b.stats().inserted,
+        200,
+        "node b's rows are not taken for a's"
+    );
+    assert_eq!(
+        b.stats().already_stored,
+        200,
+        "a re-send is still recognised"
+    );
+    assert_eq!(
+        rows(&server, "cdr_calls") + rows(&server, "cdr_agent_states"),
+        400
+    );
+    assert_eq!(
+        server.psql(
+            DB,
+            "SELECT string_agg(DISTINCT node, ',' ORDER BY node) FROM cdr_calls"
+        ),
+        "site-a,site-b"
+    );
+}
+
 /// Appends `records` to the journal and makes them durable.
 fn journal_records(journal: &mut Journal, records: &[(u64, Record)]) {
     for (_, record) in records {

@@ -68,6 +68,8 @@ pub struct CdrSinks<'a> {
     pub csv: bool,
     /// Also insert into this PostgreSQL database.
     pub postgres_url: Option<&'a str>,
+    /// This node's name in the database rows (`None` = the host name).
+    pub node: Option<&'a str>,
 }
 
 /// Handle to the writer threads.
@@ -104,7 +106,10 @@ impl CdrWriter {
         if let Some(url) = sinks.postgres_url {
             // Connects lazily: a database that is down at start-up is retried like one that
             // goes down later, and never stops calls.
-            outputs.push(Box::new(PostgresSink::new(&PostgresConfig::new(url))?));
+            let node = sinks.node.map_or_else(host_name, str::to_owned);
+            outputs.push(Box::new(PostgresSink::new(
+                &PostgresConfig::new(url).with_node(node),
+            )?));
         }
         let forwarder = Forwarder::open(
             &journal_dir,
@@ -326,5 +331,25 @@ fn forward(
             count_error(stats, errors);
             Err(())
         }
+    }
+}
+
+/// The machine's host name (the default node name in CDR rows); `switchboard` if the system
+/// does not say.
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the pointer and length describe `buffer`, which outlives the call; gethostname
+    // writes at most `len` bytes into it.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    let name = if result == 0 {
+        let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "switchboard".to_owned()
+    } else {
+        name
     }
 }

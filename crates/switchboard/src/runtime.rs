@@ -79,6 +79,7 @@ pub async fn run(
         dir: &config.cdr.dir,
         csv: config.cdr.csv,
         postgres_url: config.cdr.postgres_url.as_deref(),
+        node: config.cdr.node.as_deref(),
     };
     let cdr = CdrWriter::start(sinks, durable_tx, metrics.cdr_errors.clone())
         .with_context(|| format!("opening the CDR directory {}", config.cdr.dir.display()))?;

@@ -24,6 +24,9 @@ pub struct PostgresConfig {
     /// Give up on one batch insert or report page after this long (default 30 s); the
     /// connection is then dropped and re-opened on the next call.
     pub operation_timeout: Duration,
+    /// The writing node's name, stored with every row: rows are keyed by (node, seq), so
+    /// several nodes can share one database. Empty by default.
+    pub node: String,
 }
 
 impl PostgresConfig {
@@ -33,6 +36,15 @@ impl PostgresConfig {
             url: url.into(),
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(30),
+            node: String::new(),
+        }
+    }
+
+    /// This configuration, writing as `node`.
+    pub fn with_node(self, node: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            node: node.into(),
+            ..self
         }
     }
 }
@@ -44,6 +56,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("url", &redact_password(&self.url))
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
+            .field("node", &self.node)
             .finish()
     }
 }

@@ -15,11 +15,18 @@ use sqlx::PgConnection;
 use super::PostgresError;
 
 /// `(version, description, SQL)` of every migration, oldest first. Append only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "cdr tables",
-    include_str!("../../migrations/0001_cdr_tables.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "cdr tables",
+        include_str!("../../migrations/0001_cdr_tables.sql"),
+    ),
+    (
+        2,
+        "node in key",
+        include_str!("../../migrations/0002_node_in_key.sql"),
+    ),
+];
 
 /// The embedded migrations, in order (for tools that apply the schema themselves).
 pub fn migrations() -> Vec<Migration> {

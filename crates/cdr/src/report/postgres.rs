@@ -1,5 +1,5 @@
-//! Reports from the `cdr_calls` table: the calls of the range are streamed in `seq` order
-//! (the order they were journaled, which is the order of the lines in the CDR files) and fed
+//! Reports from the `cdr_calls` table: the calls of the range are streamed node by node in
+//! `seq` order (the order each node journaled them, the order of the lines in its CDR files) and fed
 //! to the same [`ReportBuilder`] the file reader uses, so both sources give the same figures
 //! for the same records, down to the last bit of the floating-point sums.
 
@@ -30,7 +30,7 @@ FROM cdr_calls
 WHERE counted_at >= $1 AND counted_at < $2
     AND ($3::text IS NULL OR queue = $3)
     AND ($4::text IS NULL OR agent = $4)
-ORDER BY seq";
+ORDER BY node, seq";
 
 /// Builds a report from the calls stored by the PostgreSQL sink.
 ///

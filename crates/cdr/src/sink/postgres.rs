@@ -1,5 +1,6 @@
 //! The PostgreSQL sink: each batch is one transaction of multi-row inserts into `cdr_calls`
-//! and `cdr_agent_states`, with `ON CONFLICT (seq) DO NOTHING` so re-sent records are skipped.
+//! and `cdr_agent_states`, with `ON CONFLICT (node, seq) DO NOTHING` so re-sent records are
+//! skipped while other nodes' rows with the same journal numbers are kept.
 //!
 //! A batch is sent column-wise as arrays and expanded with `UNNEST`: one prepared statement
 //! per table whatever the batch size (no bind-parameter limit, no per-row round trip).
@@ -11,11 +12,11 @@ use crate::model::{AgentStateRecord, CallRecord, Record};
 use crate::postgres::{PostgresConfig, PostgresError, Session};
 
 const INSERT_CALLS: &str = "\
-INSERT INTO cdr_calls (seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
+INSERT INTO cdr_calls (node, seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
     service_level_threshold_s, record)
-SELECT seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
+SELECT $29::text, seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
     service_level_threshold_s, record::jsonb
@@ -28,16 +29,16 @@ FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamp
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
     service_level_threshold_s, record)
-ON CONFLICT (seq) DO NOTHING";
+ON CONFLICT (node, seq) DO NOTHING";
 
 const INSERT_AGENT_STATES: &str = "\
-INSERT INTO cdr_agent_states (seq, agent, state, reason, started, ended, duration_s, call_id,
-    record)
-SELECT seq, agent, state, reason, started, ended, duration_s, call_id, record::jsonb
+INSERT INTO cdr_agent_states (node, seq, agent, state, reason, started, ended, duration_s,
+    call_id, record)
+SELECT $10::text, seq, agent, state, reason, started, ended, duration_s, call_id, record::jsonb
 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
     $6::timestamptz[], $7::float8[], $8::text[], $9::text[])
     AS batch(seq, agent, state, reason, started, ended, duration_s, call_id, record)
-ON CONFLICT (seq) DO NOTHING";
+ON CONFLICT (node, seq) DO NOTHING";
 
 /// What a [`PostgresSink`] has written since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub struct PostgresSinkStats {
 pub struct PostgresSink {
     session: Session,
     stats: PostgresSinkStats,
+    /// Stored in every row's `node` column.
+    node: String,
 }
 
 impl PostgresSink {
@@ -67,6 +70,7 @@ impl PostgresSink {
         Ok(PostgresSink {
             session: Session::new(config, true)?,
             stats: PostgresSinkStats::default(),
+            node: config.node.clone(),
         })
     }
 
@@ -86,6 +90,7 @@ impl PostgresSink {
     }
 
     fn insert(&mut self, batch: &Columns) -> Result<u64, PostgresError> {
+        let node = self.node.as_str();
         self.session.run("insert CDR batch", async |connection| {
             use sqlx::Connection;
             let mut transaction = connection.begin().await?;
@@ -94,6 +99,7 @@ impl PostgresSink {
                 inserted += batch
                     .calls
                     .bind(sqlx::query(INSERT_CALLS))
+                    .bind(node)
                     .execute(&mut *transaction)
                     .await?
                     .rows_affected();
@@ -102,6 +108,7 @@ impl PostgresSink {
                 inserted += batch
                     .states
                     .bind(sqlx::query(INSERT_AGENT_STATES))
+                    .bind(node)
                     .execute(&mut *transaction)
                     .await?
                     .rows_affected();

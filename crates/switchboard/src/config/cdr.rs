@@ -6,7 +6,7 @@ use super::diagnostics::Diagnostics;
 use super::model::CdrConfig;
 use super::reader::TableReader;
 
-const KEYS: &[&str] = &["dir", "postgres_url", "csv"];
+const KEYS: &[&str] = &["dir", "postgres_url", "csv", "node"];
 const DEFAULT_DIR: &str = "/var/lib/switchboard/cdr";
 
 /// Reads `[cdr]`; absent keys take their defaults. `None` means an error was recorded.
@@ -32,9 +32,11 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Cd
         Some(Some(url))
     });
     let csv = cdr.or(d, "csv", false, |d, field| field.boolean(d));
+    let node = cdr.or(d, "node", None, |d, field| field.identifier(d).map(Some));
     Some(CdrConfig {
         dir: dir?,
         postgres_url: postgres_url?,
         csv: csv?,
+        node: node?,
     })
 }

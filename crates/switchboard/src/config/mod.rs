@@ -216,6 +216,7 @@ agent = "1001"                              # required for role = "agent", only 
 dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
 postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs there
 csv = false                                 # also write daily CSV files next to the JSON lines
+node = "paris-1"                            # name in PostgreSQL rows (keyed by node + seq); default the host name
 
 [media]
 address = "0.0.0.0"                         # RTP sockets bind here (default 127.0.0.1)
@@ -470,6 +471,12 @@ ha1 = "fedcba9876543210fedcba9876543210"
     fn full_example_reads_every_field() {
         let config = valid(FULL_EXAMPLE);
         assert_eq!(config.sip.listen_udp.len(), 2);
+        assert_eq!(config.cdr.node.as_deref(), Some("paris-1"));
+        assert_eq!(config.media.rtp_port_max, 29_999);
+        assert_eq!(
+            config.media.public_address.map(|a| a.to_string()),
+            Some("203.0.113.10".to_owned())
+        );
         assert_eq!(
             config.sip.public_address.as_deref(),
             Some("sip.example.com")

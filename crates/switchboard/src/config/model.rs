@@ -150,6 +150,9 @@ pub struct CdrConfig {
     pub postgres_url: Option<String>,
     /// Also write daily CSV files next to the JSON-lines files.
     pub csv: bool,
+    /// This node's name in the PostgreSQL rows (they are keyed by node and journal sequence,
+    /// so several nodes can share a database); `None` = the host name.
+    pub node: Option<String>,
 }
 
 /// A carrier or PBX allowed to send calls in.
