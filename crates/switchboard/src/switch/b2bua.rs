@@ -16,6 +16,9 @@ use sip::transaction::TransactionKey;
 use sip::Peer;
 use std::time::Instant;
 
+/// A new call's media, and the SDP for the trunk's 200 when Switchboard answers it itself.
+type AnchoredOffer = (Option<super::media_plane::CallMedia>, Option<Vec<u8>>);
+
 /// How long a key press lasts when an INFO does not say.
 const DEFAULT_KEY_PRESS_MS: u32 = 100;
 
@@ -399,12 +402,11 @@ impl Switch {
     /// itself, and the SDP answer for its 200 comes back too. `Ok((None, None))` when the
     /// INVITE has no SDP offer (the phones then negotiate end to end); `Err((status, reason))`
     /// when the INVITE must be refused.
-    #[allow(clippy::type_complexity)]
     fn anchor_trunk_offer(
         &mut self,
         request: &Request,
         answer_here: bool,
-    ) -> Result<(Option<super::media_plane::CallMedia>, Option<Vec<u8>>), (u16, String)> {
+    ) -> Result<AnchoredOffer, (u16, String)> {
         if request.body.is_empty() {
             // A delayed offer: Switchboard offers in its 200 when it answers itself; a call
             // that rings agents lets the phones negotiate end to end.
