@@ -194,6 +194,14 @@ impl Forwarder {
             progress.forwarded_seq = last_seq;
             progress.deleted_segments += self.maybe_save_checkpoint()?;
         }
+        // Every durable record up to `up_to` has now been read and stored, so a number below
+        // it that was never found is a gap, not a record still to come: the journal skips a
+        // number when a crash left an empty segment under it. Counting the gap as forwarded
+        // keeps "behind" from staying true forever (which kept a stopping node from exiting).
+        if up_to != u64::MAX && up_to > self.forwarded_seq {
+            self.forwarded_seq = up_to;
+            progress.forwarded_seq = up_to;
+        }
         self.lag_started = None;
         Ok(progress)
     }

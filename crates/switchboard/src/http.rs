@@ -408,6 +408,7 @@ async fn set_emergency(
         ));
     }
     state.node.emergency.set(&did, &prompt);
+    save_emergencies(&state)?;
     tracing::warn!(%did, %prompt, "emergency announcement switched on");
     Ok(Json(emergency_json(&did, &prompt)))
 }
@@ -421,10 +422,24 @@ async fn clear_emergency(
     authorize_emergency(&state, &headers)?;
     check_configured_number(&state.config, &did)?;
     let was_on = state.node.emergency.clear(&did);
+    save_emergencies(&state)?;
     if was_on {
         tracing::warn!(%did, "emergency announcement switched off");
     }
     Ok(Json(json!({ "did": did, "cleared": was_on })))
+}
+
+/// Keeps the board across restarts; a failure is reported (the change holds until the next
+/// restart only), not hidden.
+fn save_emergencies(state: &ApiState) -> Result<(), ApiError> {
+    state.node.emergency.save().map_err(|error| {
+        tracing::error!(%error, "emergency announcements not saved");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "not_saved",
+            format!("applied, but not saved for restarts: {error}"),
+        )
+    })
 }
 
 /// Announcements are keyed by DID, so one for a number nobody can call is a typo.

@@ -98,7 +98,10 @@ pub async fn run(
         )
         .context("loading prompts")?,
     );
-    let emergency = Arc::new(EmergencyBoard::new());
+    // Kept with the node's other lasting data (the CDR directory exists by now).
+    let emergency = Arc::new(EmergencyBoard::open(
+        &config.cdr.dir.join("emergency.json"),
+    )?);
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let mut media = MediaSessions::new(media_tx, metrics.clone())?;
     let mut switch = Switch::new(

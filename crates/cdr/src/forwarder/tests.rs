@@ -295,3 +295,31 @@ fn forwarding_is_due_by_lag_count_or_age() {
     assert!(forwarder.forward(journal.durable_seq()).is_err());
     assert!(forwarder.forward_due(journal.durable_seq(), t0));
 }
+
+#[test]
+fn a_number_the_journal_skipped_after_a_crash_is_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    // A node killed right after start leaves an empty segment named 1; the next journal skips
+    // number 1 and starts at 2.
+    drop(Journal::open(dir.path(), JournalConfig::default()).unwrap());
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    assert_eq!(journal.next_seq(), 2);
+    let sink = MemorySink::default();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        ForwarderConfig::default(),
+    )
+    .unwrap();
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(
+        forwarder.forwarded_seq(),
+        journal.durable_seq(),
+        "the gap does not leave the forwarder behind for ever"
+    );
+    journal.append(&call("after")).unwrap();
+    journal.sync().unwrap();
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), vec![2]);
+    assert_eq!(forwarder.forwarded_seq(), 2);
+}
