@@ -39,6 +39,13 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
 }
 
+impl Config {
+    /// The queue named `name` (calls only carry names the loader has checked).
+    pub fn queue(&self, name: &str) -> Option<&QueueConfig> {
+        self.queues.iter().find(|queue| queue.name == name)
+    }
+}
+
 /// SIP listeners, RFC 3261 timers, registrar limits and overload limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipConfig {

@@ -204,9 +204,7 @@ impl Switch {
             crate::config::NumberTarget::Ivr(_) => true,
             crate::config::NumberTarget::Queue(queue) => self
                 .config
-                .queues
-                .iter()
-                .find(|q| &q.name == queue)
+                .queue(queue)
                 .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue),
         };
         let (media, local_answer) = match self.anchor_trunk_offer(&request, answer_here) {
@@ -305,12 +303,9 @@ impl Switch {
         let Some(media) = call.media.as_mut().filter(|m| m.awaiting_answer) else {
             return;
         };
-        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
-        let is_sdp = content_type
-            .split(';')
-            .next()
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/sdp"));
-        let answered = if is_sdp && !request.body.is_empty() {
+        let answered = if body_mime(request).eq_ignore_ascii_case("application/sdp")
+            && !request.body.is_empty()
+        {
             self.media
                 .offer_answered(media, &request.body)
                 .map_err(|error| error.to_string())
@@ -419,8 +414,7 @@ impl Switch {
                 .map(|(media, offer)| (Some(media), Some(offer)))
                 .map_err(|error| (error.sip_status(), error.to_string()));
         }
-        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
-        let mime = content_type.split(';').next().unwrap_or("").trim();
+        let mime = body_mime(request);
         if !mime.eq_ignore_ascii_case("application/sdp") {
             return Err((
                 415,
@@ -1567,6 +1561,14 @@ impl Switch {
             Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
         }
     }
+}
+
+/// The media type of a request's body: `Content-Type` without its parameters ("" when absent).
+fn body_mime(request: &Request) -> &str {
+    header_value(&request.headers, "Content-Type")
+        .and_then(|value| value.split(';').next())
+        .unwrap_or("")
+        .trim()
 }
 
 /// The dialog of one side of a call (the agent side has one only once answered).

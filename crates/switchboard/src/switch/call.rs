@@ -131,6 +131,13 @@ impl Call {
         self.agent_leg.as_ref().map(|leg| &leg.agent)
     }
 
+    /// The language the caller's prompts are played in.
+    pub fn prompt_language(&self) -> String {
+        self.language
+            .clone()
+            .unwrap_or_else(|| crate::prompt_library::DEFAULT_LANGUAGE.to_owned())
+    }
+
     /// When the call started waiting for an agent: on arrival, or when it left the IVR.
     pub fn enqueued_at(&self) -> Instant {
         self.ivr_ended.unwrap_or(self.arrived)

@@ -179,12 +179,7 @@ impl Switch {
                 self.end_call(now, id, EndCause::Voicemail);
             }
             (Phase::Queued | Phase::Offering, _) => {
-                let callback_key = self
-                    .config
-                    .queues
-                    .iter()
-                    .find(|q| q.name == call.queue)
-                    .and_then(|q| q.callback_key);
+                let callback_key = self.config.queue(&call.queue).and_then(|q| q.callback_key);
                 if callback_key == Some(digit) && call.trunk_leg.finalized {
                     self.request_callback(now, id);
                 }
@@ -222,7 +217,7 @@ impl Switch {
         let announces = self
             .calls
             .get(&id)
-            .and_then(|call| self.config.queues.iter().find(|q| q.name == call.queue))
+            .and_then(|call| self.config.queue(&call.queue))
             .is_some_and(|q| q.announce_every.is_some());
         if !(announces && self.announce_position(id, true)) {
             self.play_hold_music(id);
@@ -234,12 +229,10 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let language = call.prompt_language();
         let name = self
             .config
-            .queues
-            .iter()
-            .find(|q| q.name == call.queue)
+            .queue(&call.queue)
             .map_or("moh", |q| q.music_on_hold.as_str())
             .to_owned();
         call.audio = CallerAudio::HoldMusic;
@@ -254,9 +247,7 @@ impl Switch {
         };
         let every = self
             .config
-            .queues
-            .iter()
-            .find(|q| q.name == call.queue)
+            .queue(&call.queue)
             .and_then(|q| q.announce_every);
         if let Some(every) = every {
             let at = now + every;
@@ -291,7 +282,7 @@ impl Switch {
         let Some((position, wait)) = self.acd.position(acd::CallId(id)) else {
             return false;
         };
-        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let language = call.prompt_language();
         let minutes = wait.as_secs().div_ceil(60);
         let mut clips: Vec<_> = if entering {
             self.prompts
@@ -308,9 +299,7 @@ impl Switch {
         ));
         let offers_callback = self
             .config
-            .queues
-            .iter()
-            .find(|q| q.name == call.queue)
+            .queue(&call.queue)
             .is_some_and(|q| q.callback_key.is_some());
         if offers_callback {
             clips.extend(self.prompts.get(&language, "callback-offer"));
@@ -362,7 +351,7 @@ impl Switch {
         call.next_announcement = None;
         call.farewell = Some(cause);
         call.audio = CallerAudio::Farewell(token);
-        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let language = call.prompt_language();
         let clips: Vec<_> = self.prompts.get(&language, prompt).into_iter().collect();
         self.play_to_caller(id, clips, false, token);
     }
@@ -372,7 +361,7 @@ impl Switch {
             return;
         };
         call.phase = Phase::Ivr;
-        let language = call.language.clone().unwrap_or_else(|| "en".to_owned());
+        let language = call.prompt_language();
         let clips: Vec<_> = self
             .prompts
             .get(&language, "leave-message")
@@ -433,9 +422,7 @@ impl Switch {
         }
         let policy = self
             .config
-            .queues
-            .iter()
-            .find(|q| q.name == call.queue)
+            .queue(&call.queue)
             .map_or(crate::config::RecordPolicy::None, |q| q.record);
         let record = match policy {
             crate::config::RecordPolicy::None => false,

@@ -34,7 +34,7 @@ impl Switch {
         sip_cause: Option<u16>,
         held: Vec<(TransactionKey, Response)>,
     ) {
-        let queue = self.config.queues.iter().find(|q| q.name == call.queue);
+        let queue = self.config.queue(&call.queue);
         // A caller who hangs up during the last prompt still ended the way that prompt said.
         let cause = match (&call.farewell, cause) {
             (Some(farewell), EndCause::CallerHangup | EndCause::CallerCancel) => farewell,
