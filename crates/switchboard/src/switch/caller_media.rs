@@ -427,7 +427,11 @@ impl Switch {
         let record = match policy {
             crate::config::RecordPolicy::None => false,
             crate::config::RecordPolicy::All => true,
-            crate::config::RecordPolicy::Percent(p) => rand::random::<u8>() % 100 < p,
+            // Uniform over 0..100: a byte modulo 100 would favour 0..=55 and record
+            // 25 % of calls ~29 % of the time.
+            crate::config::RecordPolicy::Percent(p) => {
+                rand::Rng::gen_range(&mut rand::thread_rng(), 0..100u8) < p
+            }
         };
         if !record {
             return;
