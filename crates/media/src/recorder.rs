@@ -415,7 +415,11 @@ impl OpenRecording {
                 let mut part = OsString::from(path.as_os_str());
                 part.push(PART_SUFFIX);
                 let part = PathBuf::from(part);
-                let sink = File::create(&part)
+                // The folder (recordings are filed by day) is made here too, on the writer
+                // thread, so whoever starts a recording touches no disk.
+                let folder = part.parent().map_or(Ok(()), std::fs::create_dir_all);
+                let sink = folder
+                    .and_then(|()| File::create(&part))
                     .map(|file| Box::new(BufWriter::new(file)) as Box<dyn WavSink>)
                     .map_err(|e| format!("cannot create {}: {e}", part.display()));
                 (Some((path, part)), sink)
@@ -749,8 +753,10 @@ mod tests {
     #[tokio::test]
     async fn unwritable_path_is_a_failed_outcome_not_a_panic() {
         let metrics = Arc::new(RecorderMetrics::default());
+        // Under a regular file: no folder can be made there, not even by root.
+        let blocker = tempfile::NamedTempFile::new().expect("temp file");
         let mut recording = pool(&metrics)
-            .start(Path::new("/nonexistent/dir/x.wav"))
+            .start(&blocker.path().join("day").join("x.wav"))
             .expect("creation is the writer's job");
         recording.push(Channel::Caller, &[1; 160]);
         assert!(matches!(

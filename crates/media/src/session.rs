@@ -902,7 +902,6 @@ mod tests {
     use crate::port_pool::PortPool;
     use crate::recorder::{RecorderMetrics, RecorderPool};
     use rtp_rs::{RtpPacketBuilder, Seq};
-    use std::path::Path;
     use std::sync::atomic::Ordering;
     use std::sync::{Mutex, OnceLock};
 
@@ -1487,8 +1486,13 @@ mod tests {
             Some(leg(&agent, PCMU, Some(101))),
             None,
         );
+        // A folder that cannot be made, not even by root: under a regular file.
+        let blocker = tempfile::Builder::new()
+            .prefix("nonexistent")
+            .tempfile()
+            .expect("temp file");
         let recording = pool
-            .start(Path::new("/nonexistent/dir/call.wav"))
+            .start(&blocker.path().join("dir").join("call.wav"))
             .expect("creation happens on the writer thread");
         session.command(MediaCommand::Record(recording));
         talk(&session, &caller, &agent, 20).await;

@@ -282,14 +282,9 @@ impl MediaSessions {
                 let Some(session) = self.sessions.get(&call) else {
                     return Ok(());
                 };
-                // Creating the day's folder is one mkdir per day in practice; the file itself is
-                // created by the recorder's writer thread, off this task.
-                let started = path
-                    .parent()
-                    .map_or(Ok(()), std::fs::create_dir_all)
-                    .map_err(|e| format!("creating {}: {e}", path.display()))
-                    .and_then(|()| self.recorder.start(&path).map_err(|e| e.to_string()));
-                match started {
+                // The folder and the file are created by the recorder's writer thread, off
+                // this task; a failure there comes back in the session's final report.
+                match self.recorder.start(&path).map_err(|e| e.to_string()) {
                     Ok(recording) => session.command(MediaCommand::Record(recording)),
                     Err(error) => return Err(MediaFailure::Recording { call, error }),
                 }
