@@ -547,6 +547,11 @@ ha1 = "fedcba9876543210fedcba9876543210"
             error_lines("[cdr]\ncsv = \"yes\"\n"),
             vec!["t.toml:2:7: cdr.csv: expected true or false, found a string"]
         );
+        let node = error_lines("[cdr]\nnode = \"paris 1\"\n");
+        assert!(
+            node.len() == 1 && node[0].starts_with("t.toml:2:8: cdr.node: "),
+            "{node:?}"
+        );
     }
 
     #[test]
