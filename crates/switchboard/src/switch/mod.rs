@@ -12,6 +12,7 @@ mod caller_media;
 mod cdr;
 pub mod command;
 mod feature_code;
+mod in_dialog;
 mod media_events;
 pub mod media_plane;
 mod registration;
