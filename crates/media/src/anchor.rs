@@ -52,6 +52,8 @@ pub struct MediaPlan {
     pub answerer_rtp: Option<SocketAddr>,
     /// Where the answerer wants RTCP, once the answer is in.
     pub answerer_rtcp: Option<SocketAddr>,
+    /// Direction the answerer chose, once the answer is in.
+    pub answer_direction: Option<Direction>,
 }
 
 /// Checks an offer from one leg and rewrites it for the other leg: only PCMU/PCMA (from
@@ -80,6 +82,7 @@ pub fn anchor_offer(
         answered_telephone_event: None,
         answerer_rtp: None,
         answerer_rtcp: None,
+        answer_direction: None,
     };
     Ok((plan, rewritten.to_bytes()))
 }
@@ -129,6 +132,7 @@ pub fn anchor_answer(
             .filter(|_| plan.offered_telephone_event.is_some()),
         answerer_rtp: parsed.rtp_address(plan.media_index),
         answerer_rtcp: parsed.rtcp_address(plan.media_index),
+        answer_direction: Some(media.direction()),
         ..plan.clone()
     };
     Ok((plan, rewritten.to_bytes()))

@@ -18,6 +18,7 @@ use crate::dtmf::{DtmfPress, TelephoneEventReceiver};
 use crate::latch::{LatchDecision, RemoteLatch};
 use crate::media_timeout::{Leg, MediaTimeout};
 use crate::rtp_stats::{RtpStats, StatsSnapshot};
+use crate::sdp::Direction;
 
 /// Most events kept for the I/O layer before the oldest are dropped, so a flood cannot grow memory.
 const MAX_QUEUED_EVENTS: usize = 64;
@@ -106,6 +107,8 @@ pub struct LegReport {
     pub terminated: u64,
     /// RTP not relayed because Switchboard was playing to the other leg (playback wins); counted by the I/O layer.
     pub suppressed: u64,
+    /// RTP not relayed because the other leg's SDP says it receives nothing (it holds the call).
+    pub withheld: u64,
     /// Datagrams the socket could not take (send buffer full); counted by the I/O layer.
     pub dropped_send: u64,
     /// The latched RTP source, if any.
@@ -121,16 +124,29 @@ struct LegState {
     telephone_event: Option<u8>,
     /// False for the agent leg until it is set (bridged): nothing is accepted from it or sent to it.
     present: bool,
-    /// The leg's SDP stopped it sending (hold): its silence is legitimate.
-    on_hold: bool,
+    /// The direction the leg's SDP declared (its own point of view): when it does not
+    /// receive, Switchboard sends it no RTP (RTCP goes on, RFC 3264 §5.1); when it is not
+    /// `sendrecv` (hold), its silence is legitimate.
+    direction: Direction,
     report: LegReport,
+}
+
+/// Whether a leg that declared `direction` wants RTP.
+fn receives(direction: Direction) -> bool {
+    matches!(direction, Direction::SendRecv | Direction::RecvOnly)
+}
+
+/// Whether a leg that declared `direction` must keep sending RTP: a leg holding the call
+/// (`sendonly`, often silent despite its word) or not sending at all may be quiet.
+fn must_send(direction: Direction) -> bool {
+    direction == Direction::SendRecv
 }
 
 impl LegState {
     fn new(config: LegConfig, relatch_after: Duration, present: bool) -> LegState {
         LegState {
             present,
-            on_hold: false,
+            direction: Direction::SendRecv,
             rtp_latch: RemoteLatch::new(config.remote_rtp, relatch_after),
             rtcp_latch: RemoteLatch::new(config.remote_rtcp, relatch_after),
             stats: RtpStats::new(CLOCK_RATE),
@@ -184,11 +200,11 @@ impl RelayCore {
         self.legs[leg.index()].present
     }
 
-    /// Where RTP for `leg` goes now (latched source, else its SDP address); `None` while absent.
+    /// Where RTP for `leg` goes now (latched source, else its SDP address); `None` while absent
+    /// or while its SDP says it receives nothing.
     pub fn destination(&self, leg: Leg) -> Option<SocketAddr> {
         let state = &self.legs[leg.index()];
-        state
-            .present
+        (state.present && receives(state.direction))
             .then(|| state.rtp_latch.destination())
             .flatten()
     }
@@ -246,7 +262,12 @@ impl RelayCore {
         }
         let other = &self.legs[leg.other().index()];
         let (present, destination) = (other.present, other.rtp_latch.destination());
+        let other_receives = receives(other.direction);
         let report = &mut self.legs[leg.index()].report;
+        if present && !other_receives {
+            report.withheld += 1;
+            return Disposition::Accepted;
+        }
         forward_decision(report, present, destination, false)
     }
 
@@ -305,16 +326,17 @@ impl RelayCore {
         self.refresh_watch(now, leg);
     }
 
-    /// The leg went on hold (its SDP is no longer `sendrecv`) or came back: while on hold its
-    /// silence does not count towards the media timeout.
-    pub fn set_hold(&mut self, now: Instant, leg: Leg, on_hold: bool) {
-        self.legs[leg.index()].on_hold = on_hold;
+    /// The leg's SDP declared `direction` (from its own point of view): a leg that does not
+    /// receive gets no RTP from Switchboard, and the silence of a leg that is not `sendrecv`
+    /// (hold) does not count towards the media timeout.
+    pub fn set_direction(&mut self, now: Instant, leg: Leg, direction: Direction) {
+        self.legs[leg.index()].direction = direction;
         self.refresh_watch(now, leg);
     }
 
     fn refresh_watch(&mut self, now: Instant, leg: Leg) {
         let state = &self.legs[leg.index()];
-        let watched = state.present && !state.on_hold;
+        let watched = state.present && must_send(state.direction);
         if let Some(timeout) = self.timeout.as_mut() {
             timeout.set_watched(now, leg, watched);
         }
@@ -668,9 +690,53 @@ mod tests {
     fn hold_suspends_the_timeout_for_that_leg() {
         let t0 = Instant::now();
         let mut relay = core(t0);
-        relay.set_hold(t0, Leg::Agent, true);
-        relay.set_hold(t0, Leg::Trunk, true);
+        relay.set_direction(t0, Leg::Agent, Direction::SendOnly);
+        relay.set_direction(t0, Leg::Trunk, Direction::Inactive);
         assert_eq!(relay.poll_timeout(), None);
+        // A leg that only receives may be silent too; one back to sendrecv may not.
+        relay.set_direction(t0, Leg::Trunk, Direction::RecvOnly);
+        assert_eq!(relay.poll_timeout(), None);
+        relay.set_direction(t0, Leg::Trunk, Direction::SendRecv);
+        assert!(relay.poll_timeout().is_some());
+    }
+
+    #[test]
+    fn a_leg_that_does_not_receive_gets_no_rtp_but_keeps_rtcp() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        let trunk = addr("198.51.100.7:40000");
+        let agent = addr("192.168.1.20:16384");
+        let packet = rtp(0, 1, 0, &[0xFF; 160]);
+        // The trunk holds (a=sendonly): the agent's audio is not sent to it, nothing is played.
+        relay.set_direction(t0, Leg::Trunk, Direction::SendOnly);
+        assert_eq!(relay.destination(Leg::Trunk), None);
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Agent, agent, &packet),
+            Disposition::Accepted
+        );
+        assert_eq!(relay.report(Leg::Agent).withheld, 1);
+        assert_eq!(relay.report(Leg::Agent).forwarded, 0);
+        // Its own (music) stream still reaches the agent.
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, trunk, &packet),
+            Disposition::Forward(agent)
+        );
+        // RTCP keeps flowing to a held leg.
+        let report = [0x80, 200, 0, 1, 0, 0, 0, 0];
+        assert_eq!(
+            relay.handle_rtcp(t0, Leg::Agent, addr("192.168.1.20:16385"), &report),
+            Disposition::Forward(addr("198.51.100.7:40001"))
+        );
+        // a=recvonly still receives; a=inactive does not.
+        relay.set_direction(t0, Leg::Trunk, Direction::RecvOnly);
+        assert_eq!(relay.destination(Leg::Trunk), Some(trunk));
+        relay.set_direction(t0, Leg::Trunk, Direction::Inactive);
+        assert_eq!(relay.destination(Leg::Trunk), None);
+        relay.set_direction(t0, Leg::Trunk, Direction::SendRecv);
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Agent, agent, &packet),
+            Disposition::Forward(trunk)
+        );
     }
 
     #[test]

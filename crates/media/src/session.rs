@@ -114,13 +114,15 @@ pub enum MediaCommand {
     /// Starts recording both directions into this recording (replacing one already running,
     /// which is finalised in the background; the report carries the last one's outcome).
     Record(Recording),
-    /// The leg went on hold (its SDP is not `sendrecv`) or came back: while on hold its
-    /// silence does not trigger the media timeout.
-    Hold {
+    /// The direction a leg's SDP declared, from its own point of view (`sendonly` = it holds
+    /// the call): a leg that does not receive gets no RTP from Switchboard (relayed, played or
+    /// key presses; RTCP goes on), and the silence of a leg that does not send does not
+    /// trigger the media timeout.
+    Direction {
         /// Which leg.
         leg: Leg,
-        /// On hold (true) or back (false).
-        on_hold: bool,
+        /// What its SDP said.
+        direction: crate::sdp::Direction,
     },
     /// Sends a key press to `leg` as RFC 4733 telephone-events (one packet per 20 ms, then
     /// the end packet three times), in the stream Switchboard plays to that leg. Presses
@@ -487,7 +489,9 @@ impl SessionState {
                 // A replaced recording is finalised by its Drop (best effort, in the background).
                 self.recording = Some(recording);
             }
-            MediaCommand::Hold { leg, on_hold } => self.core.set_hold(now, leg, on_hold),
+            MediaCommand::Direction { leg, direction } => {
+                self.core.set_direction(now, leg, direction)
+            }
             MediaCommand::SendDtmf {
                 leg,
                 digit,

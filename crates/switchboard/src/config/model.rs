@@ -77,6 +77,8 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// Digest algorithms offered in 401/407 challenges, in the order they are sent.
     pub digest_algorithms: Vec<DigestAlgorithm>,
+    /// RFC 4028 Min-SE: a shorter Session-Expires gets 422.
+    pub min_session_expires: Duration,
 }
 
 /// A digest algorithm Switchboard can challenge with (RFC 8760).

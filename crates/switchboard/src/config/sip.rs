@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "max_expires_s",
     "max_calls",
     "digest_algorithms",
+    "min_session_expires_s",
 ];
 
 /// Reads `[sip]` from the document root; absent keys take their defaults.
@@ -60,6 +61,13 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         f.seconds(d, 1..=ONE_DAY_S)
     });
     let max_calls = sip.or(d, "max_calls", 10_000, |d, f| f.integer(d, 1..=1_000_000));
+    // RFC 4028 §4: a Min-SE below 90 s is not allowed.
+    let min_session_expires = sip.or(
+        d,
+        "min_session_expires_s",
+        Duration::from_secs(90),
+        |d, f| f.seconds(d, 90..=ONE_DAY_S),
+    );
     // MD5 only by default: deployed phones and test tools (baresip/libre, SIPp) answer only
     // the first challenge or give up on the whole 401 when any challenge names an algorithm
     // they do not know, even with an MD5 one beside it. Operators whose phones speak SHA-256
@@ -118,6 +126,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         max_expires: max_expires?,
         max_calls: max_calls?,
         digest_algorithms: digest_algorithms?,
+        min_session_expires: min_session_expires?,
     })
 }
 
@@ -228,6 +237,21 @@ mod tests {
         assert_eq!(
             error_lines("[sip]\nlisten_udp = []\nlisten_tcp = []\n"),
             vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp and listen_tcp are both empty"]
+        );
+    }
+
+    #[test]
+    fn min_session_expires_follows_rfc_4028() {
+        assert_eq!(valid("").sip.min_session_expires, Duration::from_secs(90));
+        assert_eq!(
+            valid("[sip]\nmin_session_expires_s = 300\n")
+                .sip
+                .min_session_expires,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            error_lines("[sip]\nmin_session_expires_s = 89\n"),
+            vec!["t.toml:2:25: sip.min_session_expires_s: 89 out of range 90..=86400"]
         );
     }
 

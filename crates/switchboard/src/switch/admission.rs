@@ -6,8 +6,8 @@ use sip::headers::{header_value, list_values};
 use sip::rsip::{Method, Request};
 use sip::Peer;
 
-/// Option tags Switchboard implements (none yet beyond the base spec).
-const SUPPORTED_EXTENSIONS: &[&str] = &[];
+/// Option tags Switchboard implements: RFC 4028 session timers.
+const SUPPORTED_EXTENSIONS: &[&str] = &["timer"];
 
 /// The first general check a request fails, as (status code, reason), or None.
 pub fn check_request(request: &Request) -> Option<(u16, String)> {

@@ -50,6 +50,8 @@ pub enum EndCause {
     CallbackRequested,
     /// The caller finished a voicemail message (or reached its maximum length).
     Voicemail,
+    /// The trunk's session timer ran out without a refresh, or a refresh found the dialog gone.
+    SessionExpired,
 }
 
 impl EndCause {
@@ -62,7 +64,7 @@ impl EndCause {
             EndCause::NoAgents => (480, "no agent is logged in for this queue"),
             EndCause::Shutdown => (503, "server shutting down"),
             EndCause::AckTimeout | EndCause::AgentHangup => (480, "agent unavailable"),
-            EndCause::MediaTimeout => (408, "no media received"),
+            EndCause::MediaTimeout | EndCause::SessionExpired => (408, "no media received"),
             EndCause::MediaFailed => (503, "media ports could not be opened"),
             EndCause::BadAnswer => (488, "no usable SDP answer"),
             EndCause::IvrHangup | EndCause::CallbackRequested | EndCause::Voicemail => {
@@ -100,6 +102,7 @@ impl EndCause {
     fn add_reason(&self, bye: &mut Request) {
         let reason = match self {
             EndCause::MediaTimeout => "SIP;cause=408;text=\"media-timeout\"",
+            EndCause::SessionExpired => "SIP;cause=408;text=\"session-expired\"",
             EndCause::Shutdown => "SIP;cause=503;text=\"shutdown\"",
             _ => return,
         };
@@ -123,6 +126,7 @@ impl EndCause {
             EndCause::IvrHangup => "ivr-hangup",
             EndCause::CallbackRequested => "callback-requested",
             EndCause::Voicemail => "voicemail",
+            EndCause::SessionExpired => "session-expired",
         }
     }
 }
@@ -156,6 +160,10 @@ impl Switch {
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };
+        if let Some((code, reason)) = self.session_timer_refusal(&request) {
+            self.reply_error(now, &key, &request, code, &reason);
+            return;
+        }
         let Some(did) = admission::dialled_number(&request) else {
             self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
             return;
@@ -217,6 +225,7 @@ impl Switch {
                 dialog,
                 finalized: false,
                 ringing_sent: false,
+                session_timer: None,
             },
             agent_leg: None,
             attempts: 0,
@@ -323,8 +332,10 @@ impl Switch {
         let mut answer = response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
         push_header(&mut answer.headers, "Content-Type", "application/sdp");
         answer.body = sdp;
+        let invite = call.trunk_leg.invite.clone();
         push_header(&mut answer.headers, "Contact", self.contact_for(peer));
         push_header(&mut answer.headers, "Allow", super::ALLOW);
+        self.session_timer_answer(now, id, &invite, &mut answer);
         self.send_response(now, &key, answer);
     }
 
@@ -634,6 +645,7 @@ impl Switch {
                 provisional_seen: false,
                 dialog: None,
                 ack: None,
+                accepts_info: false,
             });
         }
         self.by_agent_call_id.insert(call_id, id);
@@ -763,6 +775,9 @@ impl Switch {
                 server_key,
                 toward_agent,
             }) => self.on_relay_response(now, call, &original, &server_key, toward_agent, response),
+            Some(ClientPurpose::SessionRefresh { call, generation }) => {
+                self.on_refresh_response(now, call, generation, response)
+            }
             Some(ClientPurpose::Fire) => {}
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
@@ -802,10 +817,18 @@ impl Switch {
                 call,
                 original,
                 server_key,
-                ..
+                toward_agent,
             }) if code > 100 => {
-                let (call, original, server_key) = (*call, original.clone(), server_key.clone());
-                self.relay_response_back(now, call, &original, &server_key, &response);
+                let (call, original, server_key, toward_agent) =
+                    (*call, original.clone(), server_key.clone(), *toward_agent);
+                self.relay_response_back(
+                    now,
+                    call,
+                    &original,
+                    &server_key,
+                    toward_agent,
+                    &response,
+                );
             }
             _ => {}
         }
@@ -868,6 +891,7 @@ impl Switch {
         let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
         leg.ack = Some(sip::message::encode_request(&ack));
         leg.dialog = Some(dialog);
+        leg.accepts_info = super::in_dialog::allows(&response.headers, Method::Info);
         self.count_request("out", &Method::Ack);
         self.resend_ack(id);
 
@@ -917,8 +941,10 @@ impl Switch {
                 ),
             }
             let server_key = call.trunk_leg.server_key.clone();
+            let invite = call.trunk_leg.invite.clone();
             push_header(&mut answer.headers, "Contact", self.contact_for(trunk_peer));
             push_header(&mut answer.headers, "Allow", super::ALLOW);
+            self.session_timer_answer(now, id, &invite, &mut answer);
             self.send_response(now, &server_key, answer);
         }
         if let Some(call) = self.calls.get(&id) {
@@ -1039,6 +1065,10 @@ impl Switch {
                     408,
                     "the other party did not answer",
                 );
+            }
+            Some(ClientPurpose::SessionRefresh { call, .. }) => {
+                tracing::info!(call, "the trunk did not answer the session refresh");
+                self.end_call(now, call, EndCause::SessionExpired);
             }
             _ => {}
         }

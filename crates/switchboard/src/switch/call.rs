@@ -39,6 +39,8 @@ pub struct TrunkLeg {
     pub finalized: bool,
     /// A 180 has been sent (so queueing does not repeat it).
     pub ringing_sent: bool,
+    /// The RFC 4028 session timer the trunk asked for, once answered.
+    pub session_timer: Option<super::session_timer::SessionTimer>,
 }
 
 /// The outbound (agent) leg of one attempt, where Switchboard is the UAC.
@@ -60,6 +62,8 @@ pub struct AgentLeg {
     pub dialog: Option<Dialog>,
     /// The ACK we sent for the agent's 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<bytes::Bytes>,
+    /// The phone takes INFO (its 2xx listed it in Allow, or had no Allow).
+    pub accepts_info: bool,
 }
 
 /// One call through the switch.

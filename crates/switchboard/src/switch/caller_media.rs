@@ -226,19 +226,29 @@ impl Switch {
     }
 
     fn play_hold_music(&mut self, id: CallNumber) {
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(clips) = self.hold_music(id) else {
             return;
         };
-        let language = call.prompt_language();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.audio = CallerAudio::HoldMusic;
+        }
+        let token = self.next_play_token();
+        self.play_to_caller(id, clips, true, token);
+    }
+
+    /// The call's queue's music on hold, in the call's language.
+    fn hold_music(&self, id: CallNumber) -> Option<Vec<Arc<media::AudioClip>>> {
+        let call = self.calls.get(&id)?;
         let name = self
             .config
             .queue(&call.queue)
-            .map_or("moh", |q| q.music_on_hold.as_str())
-            .to_owned();
-        call.audio = CallerAudio::HoldMusic;
-        let clips: Vec<_> = self.prompts.get(&language, &name).into_iter().collect();
-        let token = self.next_play_token();
-        self.play_to_caller(id, clips, true, token);
+            .map_or("moh", |q| q.music_on_hold.as_str());
+        Some(
+            self.prompts
+                .get(&call.prompt_language(), name)
+                .into_iter()
+                .collect(),
+        )
     }
 
     fn schedule_announcement(&mut self, now: Instant, id: CallNumber) {
@@ -410,6 +420,39 @@ impl Switch {
             self.media
                 .command(id, MediaCommand::StopPlayback { leg: Leg::Trunk });
         }
+    }
+
+    /// The caller put the agent on hold (`true`) or took them off it. The agent hears the
+    /// queue's music meanwhile, as a PBX would play it: a held caller's network often sends
+    /// nothing at all (a=inactive), and a phone that hears nothing drops the call on its own
+    /// no-audio timer.
+    pub(super) fn caller_hold_changed(&mut self, id: CallNumber, holding: bool) {
+        let connected = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.phase == Phase::Connected);
+        if !connected {
+            return;
+        }
+        tracing::info!(call = id, holding, "caller hold changed");
+        if !holding {
+            self.media
+                .command(id, MediaCommand::StopPlayback { leg: Leg::Agent });
+            return;
+        }
+        let Some(clips) = self.hold_music(id) else {
+            return;
+        };
+        let token = self.next_play_token();
+        self.media.command(
+            id,
+            MediaCommand::Play {
+                leg: Leg::Agent,
+                clips,
+                looping: true,
+                token,
+            },
+        );
     }
 
     /// Starts recording an answered call when its queue's policy says so.

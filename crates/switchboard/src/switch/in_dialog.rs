@@ -23,6 +23,14 @@ enum Side {
 }
 
 impl Side {
+    /// The media session's name for this leg.
+    pub(super) fn media_leg(self) -> media::Leg {
+        match self {
+            Side::Trunk => media::Leg::Trunk,
+            Side::Agent => media::Leg::Agent,
+        }
+    }
+
     fn other(self) -> Side {
         match self {
             Side::Trunk => Side::Agent,
@@ -78,27 +86,59 @@ impl Switch {
             self.finish_call(now, id, cause, vec![(key, ok)]);
             return;
         }
-        let connected = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.phase == Phase::Connected);
-        if request.method == Method::Info && side == Side::Trunk && !connected {
-            self.on_caller_info(now, id, key, request);
+        let Some(call) = self.calls.get(&id) else {
             return;
-        }
-        if request.method == Method::Info && side == Side::Agent && connected {
-            match self.agent_key_to_trunk(id, &request) {
-                Some(()) => self.send_response(now, &key, response_to(&request, 200, None)),
-                None => self.relay(now, id, side, key, request),
+        };
+        let connected = call.phase == Phase::Connected;
+        let anchored = call.media.is_some();
+        match request.method {
+            Method::Info if side == Side::Trunk && !connected => {
+                self.on_caller_info(now, id, key, request)
             }
-            return;
+            Method::Info => {
+                if side == Side::Agent && self.agent_key_to_trunk(id, &request).is_some() {
+                    self.send_response(now, &key, response_to(&request, 200, None));
+                } else if self.accepts_info(id, side.other()) {
+                    self.relay(now, id, side, key, request);
+                } else {
+                    self.reply_error(
+                        now,
+                        &key,
+                        &request,
+                        415,
+                        "the other party of this call does not accept INFO",
+                    );
+                }
+            }
+            Method::Invite | Method::Update if anchored => {
+                self.answer_reoffer(now, id, side, key, request)
+            }
+            Method::Invite | Method::Update => self.relay(now, id, side, key, request),
+            // A keep-alive: Switchboard is the peer of each leg, so it answers itself.
+            Method::Options => {
+                let mut ok = response_to(&request, 200, None);
+                self.add_capabilities(&mut ok.headers);
+                self.send_response(now, &key, ok);
+            }
+            // REFER, MESSAGE, SUBSCRIBE, NOTIFY, PRACK …: the other leg never negotiated them,
+            // and a REFER relayed to a carrier would have it place a call of its own.
+            _ => {
+                let reason = format!("{} is not supported inside a call", request.method);
+                self.reply_error(now, &key, &request, 405, &reason);
+            }
         }
-        let anchored = self.calls.get(&id).is_some_and(|c| c.media.is_some());
-        if anchored && matches!(request.method, Method::Invite | Method::Update) {
-            self.answer_reoffer(now, id, side, key, request);
-            return;
+    }
+
+    /// Whether `side` of a call takes INFO requests: it listed INFO in its Allow, or sent no
+    /// Allow at all (older equipment that relays key presses as INFO).
+    fn accepts_info(&self, id: CallNumber, side: Side) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        match side {
+            Side::Trunk => allows(&call.trunk_leg.invite.headers, Method::Info),
+            Side::Agent => call.agent_leg.as_ref().is_some_and(|leg| leg.accepts_info),
         }
-        self.relay(now, id, side, key, request);
     }
 
     /// An INFO from a caller who is not talking to an agent yet: a key press for the IVR or
@@ -159,7 +199,9 @@ impl Switch {
 
     /// A re-INVITE or UPDATE on an anchored call: each leg negotiates with Switchboard, so
     /// the offer is answered here and only the media session learns the leg's new address.
-    /// An agent putting the caller on hold gets music played to the caller.
+    /// One without an offer is a session refresh: an UPDATE gets a bare 200, a re-INVITE the
+    /// SDP already agreed on that leg as the offer (its answer comes in the ACK, RFC 3261
+    /// §14.2). A leg putting the call on hold gets music played to the other one.
     fn answer_reoffer(
         &mut self,
         now: Instant,
@@ -168,72 +210,126 @@ impl Switch {
         key: TransactionKey,
         request: Request,
     ) {
-        let transport = {
-            let Some(call) = self.calls.get_mut(&id) else {
+        if side == Side::Trunk {
+            if let Some((code, reason)) = self.session_timer_refusal(&request) {
+                self.reply_error(now, &key, &request, code, &reason);
                 return;
-            };
-            if let Some(dialog) = leg_dialog(call, side) {
-                dialog.refresh_target(&request.headers);
             }
-            call.trunk_leg.dialog.peer.transport
-        };
-        if request.body.is_empty() {
-            // An offerless re-INVITE (a session refresh) would need our offer in the 200 and
-            // the answer in the ACK; nothing about the media changes, so decline politely.
-            self.reply_error(
-                now,
-                &key,
-                &request,
-                488,
-                "re-INVITE without an SDP offer is not supported on anchored calls",
-            );
-            return;
         }
-        let leg = match side {
-            Side::Trunk => media::Leg::Trunk,
-            Side::Agent => media::Leg::Agent,
-        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let Some(dialog) = leg_dialog(call, side) else {
+            return;
+        };
+        dialog.refresh_target(&request.headers);
+        let transport = dialog.peer.transport;
+        let leg = side.media_leg();
         let Some(call_media) = call.media.as_mut() else {
             return;
         };
-        let outcome = self.media.answer_reoffer(call_media, leg, &request.body);
-        let (config, direction, answer) = match outcome {
-            Ok(answered) => answered,
-            Err(error) => {
-                let status = error.sip_status();
-                self.reply_error(now, &key, &request, status, &error.to_string());
-                return;
+        let body = if request.body.is_empty() {
+            if request.method == Method::Invite {
+                // The answer to this offer arrives in the ACK.
+                call_media.ack_answer_due = Some(leg);
+                call_media.sdp_mut(leg).last().map(<[u8]>::to_vec)
+            } else {
+                None
             }
+        } else {
+            let was_holding = call_media.holding(leg);
+            let outcome = self.media.answer_reoffer(call_media, leg, &request.body);
+            let (config, answer) = match outcome {
+                Ok((config, _, answer)) => (config, answer),
+                Err(error) => {
+                    let status = error.sip_status();
+                    self.reply_error(now, &key, &request, status, &error.to_string());
+                    return;
+                }
+            };
+            self.leg_media_changed(id, leg, config, was_holding);
+            Some(answer)
         };
-        let started = call_media.started;
-        let holding = side == Side::Agent
-            && matches!(
-                direction,
-                media::sdp::Direction::SendOnly | media::sdp::Direction::Inactive
-            );
-        let hold_changed = side == Side::Agent && call_media.agent_holding != holding;
-        if side == Side::Agent {
-            call_media.agent_holding = holding;
-        }
-        if started {
-            self.media
-                .command(id, media::MediaCommand::UpdateLeg { leg, config });
-            // A held leg is silent on purpose: its silence must not end the call.
-            let on_hold = direction != media::sdp::Direction::SendRecv;
-            self.media
-                .command(id, media::MediaCommand::Hold { leg, on_hold });
-        }
-        if started && hold_changed {
-            self.agent_hold_changed(id, holding);
-        }
         let mut ok = response_to(&request, 200, None);
         push_header(&mut ok.headers, "Contact", self.contact(transport));
-        push_header(&mut ok.headers, "Content-Type", "application/sdp");
-        ok.body = answer;
+        if let Some(body) = body {
+            push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = body;
+        }
+        if side == Side::Trunk {
+            self.session_timer_answer(now, id, &request, &mut ok);
+        }
         self.send_response(now, &key, ok);
+    }
+
+    /// An ACK inside a call's dialog that carries the answer to the SDP Switchboard offered
+    /// again in its 200 to a re-INVITE without an offer.
+    pub(super) fn on_reoffer_ack(&mut self, request: &Request) {
+        let Some((id, side)) = self.locate(request) else {
+            return;
+        };
+        let leg = side.media_leg();
+        let Some(media) = self.calls.get_mut(&id).and_then(|c| c.media.as_mut()) else {
+            return;
+        };
+        if media.ack_answer_due != Some(leg) {
+            return;
+        }
+        media.ack_answer_due = None;
+        if request.body.is_empty() {
+            // RFC 3261 §14.2 requires the answer here; keep the media as it was.
+            tracing::info!(
+                call = id,
+                ?leg,
+                "ACK without the answer to a re-offer: media unchanged"
+            );
+            return;
+        }
+        self.leg_answered_again(id, leg, &request.body);
+    }
+
+    /// A leg answered an SDP Switchboard offered again on it (a refresh): applies the answer.
+    pub(super) fn leg_answered_again(&mut self, id: CallNumber, leg: media::Leg, answer: &[u8]) {
+        let Some(media) = self.calls.get_mut(&id).and_then(|c| c.media.as_mut()) else {
+            return;
+        };
+        let was_holding = media.holding(leg);
+        match self.media.reoffer_answered(media, leg, answer) {
+            Ok((config, _)) => self.leg_media_changed(id, leg, config, was_holding),
+            Err(error) => {
+                tracing::info!(call = id, ?leg, %error, "answer to a re-offer unusable: media unchanged")
+            }
+        }
+    }
+
+    /// A leg's SDP changed (address, codec parameters, direction): the session follows, and
+    /// when the leg put the call on hold or took it off, the other party hears music or the
+    /// leg again.
+    fn leg_media_changed(
+        &mut self,
+        id: CallNumber,
+        leg: media::Leg,
+        config: media::LegConfig,
+        was_holding: bool,
+    ) {
+        let Some(media) = self.calls.get(&id).and_then(|c| c.media.as_ref()) else {
+            return;
+        };
+        if !media.started {
+            return;
+        }
+        let direction = media.direction(leg);
+        let holding = media.holding(leg);
+        self.media
+            .command(id, media::MediaCommand::UpdateLeg { leg, config });
+        self.media
+            .command(id, media::MediaCommand::Direction { leg, direction });
+        if holding != was_holding {
+            match leg {
+                media::Leg::Agent => self.agent_hold_changed(id, holding),
+                media::Leg::Trunk => self.caller_hold_changed(id, holding),
+            }
+        }
     }
 
     /// Relays a mid-dialog request (re-INVITE, UPDATE, INFO, OPTIONS …) to the other leg.
@@ -291,17 +387,6 @@ impl Switch {
             &mut relayed.headers,
             &mut relayed.body,
         );
-        for name in [
-            "Event",
-            "Subscription-State",
-            "Refer-To",
-            "Referred-By",
-            "Replaces",
-        ] {
-            if let Some(v) = header_value(&request.headers, name) {
-                push_header(&mut relayed.headers, name, v);
-            }
-        }
         self.send_request(
             now,
             relayed,
@@ -353,7 +438,7 @@ impl Switch {
                 }
             }
         }
-        self.relay_response_back(now, id, original, server_key, &response);
+        self.relay_response_back(now, id, original, server_key, toward_agent, &response);
     }
 
     pub(super) fn relay_response_back(
@@ -362,6 +447,7 @@ impl Switch {
         id: CallNumber,
         original: &Request,
         server_key: &TransactionKey,
+        toward_agent: bool,
         response: &Response,
     ) {
         let code = response.status_code.code();
@@ -373,13 +459,30 @@ impl Switch {
             &mut back.body,
         );
         if matches!(original.method, Method::Invite | Method::Update) && code < 300 {
+            // The answer goes back to the leg the request came from, on its transport.
+            let from = if toward_agent {
+                Side::Trunk
+            } else {
+                Side::Agent
+            };
             let transport = self
                 .calls
-                .get(&id)
-                .map_or(sip::Transport::Udp, |c| c.trunk_leg.dialog.peer.transport);
+                .get_mut(&id)
+                .and_then(|c| leg_dialog(c, from))
+                .map_or(sip::Transport::Udp, |d| d.peer.transport);
             push_header(&mut back.headers, "Contact", self.contact(transport));
         }
         self.send_response(now, server_key, back);
+    }
+}
+
+/// Whether a message's Allow header admits `method`; no Allow header admits everything
+/// (RFC 3261 §20.5: its absence says nothing).
+pub(super) fn allows(headers: &sip::rsip::Headers, method: Method) -> bool {
+    let listed = sip::headers::list_values(headers, "Allow");
+    listed.is_empty() || {
+        let name = method.to_string();
+        listed.iter().any(|m| m.trim().eq_ignore_ascii_case(&name))
     }
 }
 

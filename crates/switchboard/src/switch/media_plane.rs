@@ -77,16 +77,65 @@ pub struct CallMedia {
     pub codec: Option<(Codec, u8)>,
     /// The trunk leg's remote side, as the session knows it.
     pub trunk_leg: LegConfig,
-    /// Our `o=` line toward the trunk, once we have sent the trunk an SDP of our own.
-    pub trunk_origin: Option<Origin>,
-    /// Our `o=` line toward the agent.
-    pub agent_origin: Origin,
+    /// What Switchboard has said to the trunk in SDP.
+    pub trunk_sdp: LocalSdp,
+    /// What Switchboard has said to the agents in SDP.
+    pub agent_sdp: LocalSdp,
     /// The session has been started.
     pub started: bool,
-    /// The agent put the call on hold (music plays to the caller meanwhile).
-    pub agent_holding: bool,
+    /// The direction the trunk leg last declared in its SDP (from its own point of view):
+    /// not receiving means Switchboard sends it nothing, not sending means it is on hold.
+    pub trunk_direction: Direction,
+    /// The same for the agent leg.
+    pub agent_direction: Direction,
     /// Switchboard sent the offer (the trunk's INVITE had none): the answer comes in the ACK.
     pub awaiting_answer: bool,
+    /// Switchboard offered its SDP again in a 200 to this leg's re-INVITE without an offer:
+    /// the leg's answer comes in the ACK.
+    pub ack_answer_due: Option<media::Leg>,
+}
+
+/// Switchboard's side of one leg's offer/answer exchanges: its `o=` line and the last SDP it
+/// sent. RFC 3264 §8: every SDP on a leg keeps the username and session id of the first, and
+/// the version goes up by exactly one each time the description changes (and only then).
+#[derive(Debug, Clone)]
+pub struct LocalSdp {
+    origin: Origin,
+    last: Option<Vec<u8>>,
+}
+
+impl LocalSdp {
+    fn new(ip: IpAddr) -> LocalSdp {
+        LocalSdp {
+            origin: Origin {
+                username: "switchboard".to_string(),
+                session_id: (rand::random::<u32>() as u64).to_string(),
+                session_version: 1,
+                address: ip.to_string(),
+                address_type: if ip.is_ipv4() { "IP4" } else { "IP6" }.to_string(),
+            },
+            last: None,
+        }
+    }
+
+    /// Puts this leg's origin on `sdp` and returns it encoded: same version as the last one
+    /// sent when nothing else differs, the next version when something does.
+    pub fn stamp(&mut self, mut sdp: SessionDescription) -> Vec<u8> {
+        sdp.origin = self.origin.clone();
+        let mut bytes = sdp.to_bytes();
+        if self.last.as_ref().is_some_and(|last| *last != bytes) {
+            self.origin.session_version += 1;
+            sdp.origin.session_version = self.origin.session_version;
+            bytes = sdp.to_bytes();
+        }
+        self.last = Some(bytes.clone());
+        bytes
+    }
+
+    /// The last SDP sent on this leg (offered again in answer to a re-INVITE without one).
+    pub fn last(&self) -> Option<&[u8]> {
+        self.last.as_deref()
+    }
 }
 
 /// The media side of the switch: the port pool and the queue of session operations.
@@ -157,21 +206,31 @@ impl MediaPlane {
     /// agent-side port, and the trunk will get the agent's choice at our trunk-side port.
     pub fn anchor_passthrough(&mut self, offer: &[u8]) -> Result<CallMedia, AnchorError> {
         let (trunk_ports, agent_ports) = self.allocate()?;
-        match media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL) {
-            Ok((plan, agent_offer)) => Ok(CallMedia {
-                trunk_ports,
-                agent_ports,
-                agent_plan: plan.clone(),
-                trunk_leg: trunk_leg_config(&plan, None),
-                trunk_plan: plan,
-                agent_offer,
-                codec: None,
-                trunk_origin: None,
-                agent_origin: new_origin(self.sdp_ip),
-                started: false,
-                agent_holding: false,
-                awaiting_answer: false,
-            }),
+        let planned = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL)
+            .and_then(|(plan, rewritten)| Ok((plan, SessionDescription::parse(&rewritten)?)));
+        match planned {
+            Ok((plan, rewritten)) => {
+                let trunk_direction = plan.offer_direction;
+                // The agent is told of Switchboard's session, never of the trunk's origin.
+                let mut agent_sdp = LocalSdp::new(self.sdp_ip);
+                let agent_offer = agent_sdp.stamp(rewritten);
+                Ok(CallMedia {
+                    trunk_ports,
+                    agent_ports,
+                    agent_plan: plan.clone(),
+                    trunk_leg: trunk_leg_config(&plan, None),
+                    trunk_plan: plan,
+                    agent_offer,
+                    codec: None,
+                    trunk_sdp: LocalSdp::new(self.sdp_ip),
+                    agent_sdp,
+                    started: false,
+                    trunk_direction,
+                    agent_direction: Direction::SendRecv,
+                    awaiting_answer: false,
+                    ack_answer_due: None,
+                })
+            }
             Err(error) => {
                 self.release_pair(trunk_ports);
                 self.release_pair(agent_ports);
@@ -188,9 +247,11 @@ impl MediaPlane {
         let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
         sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
         let (trunk_ports, agent_ports) = self.allocate()?;
-        let trunk_origin = new_origin(self.sdp_ip);
-        match self.plan_answered(offer, trunk_ports, agent_ports, trunk_origin) {
-            Ok(planned) => Ok(planned),
+        match self.plan_answered(offer, trunk_ports, agent_ports) {
+            Ok((mut media, answer)) => {
+                let answer = media.trunk_sdp.stamp(answer);
+                Ok((media, answer))
+            }
             Err(error) => {
                 self.release_pair(trunk_ports);
                 self.release_pair(agent_ports);
@@ -204,25 +265,26 @@ impl MediaPlane {
     /// trunk's answer comes in the ACK ([`MediaPlane::offer_answered`]).
     pub fn anchor_offerless(&mut self) -> Result<(CallMedia, Vec<u8>), AnchorError> {
         let (trunk_ports, agent_ports) = self.allocate()?;
-        let origin = new_origin(self.sdp_ip);
         let local = self.local(trunk_ports);
-        let offer = format!(
-            "v=0\r\no={} {} {} IN {} {ip}\r\ns=Switchboard\r\nc=IN {} {ip}\r\nt=0 0\r\n\
+        let address_type = if local.is_ipv4() { "IP4" } else { "IP6" };
+        let template = format!(
+            "v=0\r\no=- 0 0 IN {address_type} {ip}\r\ns=Switchboard\r\nc=IN {address_type} {ip}\r\nt=0 0\r\n\
              m=audio {port} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
              a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            origin.username,
-            origin.session_id,
-            origin.session_version,
-            origin.address_type,
-            origin.address_type,
             ip = local.ip(),
             port = local.port(),
             te = OFFERED_TELEPHONE_EVENT,
-        )
-        .into_bytes();
-        let planned = media::anchor_offer(&offer, local, &Codec::ALL);
-        let plan = match planned {
-            Ok((plan, _)) => plan,
+        );
+        let mut trunk_sdp = LocalSdp::new(self.sdp_ip);
+        let planned = SessionDescription::parse(template.as_bytes())
+            .map(|parsed| trunk_sdp.stamp(parsed))
+            .map_err(MediaError::from)
+            .and_then(|offer| {
+                let (plan, _) = media::anchor_offer(&offer, local, &Codec::ALL)?;
+                Ok((plan, offer))
+            });
+        let (plan, offer) = match planned {
+            Ok(planned) => planned,
             Err(error) => {
                 self.release_pair(trunk_ports);
                 self.release_pair(agent_ports);
@@ -237,11 +299,13 @@ impl MediaPlane {
             trunk_plan: plan,
             agent_offer: Vec::new(),
             codec: None,
-            trunk_origin: Some(origin),
-            agent_origin: new_origin(self.sdp_ip),
+            trunk_sdp,
+            agent_sdp: LocalSdp::new(self.sdp_ip),
             started: false,
-            agent_holding: false,
+            trunk_direction: Direction::SendRecv,
+            agent_direction: Direction::SendRecv,
             awaiting_answer: true,
+            ack_answer_due: None,
         };
         Ok((media, offer))
     }
@@ -256,13 +320,9 @@ impl MediaPlane {
         let (checked, _) =
             media::anchor_answer(&media.trunk_plan, answer, self.local(media.trunk_ports))?;
         // From here on the call looks like one whose trunk offered what it answered: plan
-        // the agent side from the answer, keeping the origin the trunk already knows.
-        let origin = media
-            .trunk_origin
-            .clone()
-            .unwrap_or_else(|| new_origin(self.sdp_ip));
+        // the agent side from the answer (the SDP the trunk already has stays Switchboard's).
         let (planned, _) = self
-            .plan_answered(answer, media.trunk_ports, media.agent_ports, origin)
+            .plan_answered(answer, media.trunk_ports, media.agent_ports)
             .map_err(|error| match error {
                 AnchorError::Sdp(error) => error,
                 AnchorError::NoPorts => {
@@ -276,37 +336,43 @@ impl MediaPlane {
                 remote_rtcp: checked.answerer_rtcp,
                 ..planned.trunk_leg
             },
+            trunk_sdp: media.trunk_sdp.clone(),
             ..planned
         };
         Ok(())
     }
 
     /// Plans a call Switchboard answers: the trunk side from `offer`, one codec for both
-    /// legs, and the offer every agent gets, on ports already taken.
+    /// legs, and the offer every agent gets, on ports already taken. The answer for the trunk
+    /// is returned unstamped: only the caller knows whether it is sent.
     fn plan_answered(
         &self,
         offer: &[u8],
         trunk_ports: PortPair,
         agent_ports: PortPair,
-        trunk_origin: Origin,
-    ) -> Result<(CallMedia, Vec<u8>), AnchorError> {
+    ) -> Result<(CallMedia, SessionDescription), AnchorError> {
         let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
         let mut accepted = sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
         let codec = accepted.preferred();
         accepted.codecs.truncate(1);
-        let answer = sdp::build_answer(&parsed, &accepted, &trunk_origin, self.local(trunk_ports));
+        let trunk_sdp = LocalSdp::new(self.sdp_ip);
+        let answer = sdp::build_answer(
+            &parsed,
+            &accepted,
+            &trunk_sdp.origin,
+            self.local(trunk_ports),
+        );
         // The agent is offered the same single codec (and the trunk's telephone-event type,
         // so key presses relay unchanged), always two-way.
-        let agent_origin = new_origin(self.sdp_ip);
+        let mut agent_sdp = LocalSdp::new(self.sdp_ip);
         let mut toward_agent = accepted.clone();
         toward_agent.direction = Direction::SendRecv;
-        let agent_offer = sdp::build_answer(
+        let agent_offer = agent_sdp.stamp(sdp::build_answer(
             &parsed,
             &toward_agent,
-            &agent_origin,
+            &agent_sdp.origin,
             self.local(agent_ports),
-        )
-        .to_bytes();
+        ));
         let (trunk_plan, _) = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL)?;
         let (agent_plan, _) =
             media::anchor_offer(&agent_offer, self.local(agent_ports), &Codec::ALL)?;
@@ -318,13 +384,18 @@ impl MediaPlane {
             agent_offer,
             agent_plan,
             codec: Some(codec),
-            trunk_origin: Some(trunk_origin),
-            agent_origin,
+            trunk_sdp,
+            agent_sdp,
             started: false,
-            agent_holding: false,
+            trunk_direction: parsed
+                .media
+                .get(accepted.media_index)
+                .map_or(Direction::SendRecv, |m| m.direction()),
+            agent_direction: Direction::SendRecv,
             awaiting_answer: false,
+            ack_answer_due: None,
         };
-        Ok((media, answer.to_bytes()))
+        Ok((media, answer))
     }
 
     /// The agent answered a passthrough call: checks the answer, returns the SDP for the
@@ -346,12 +417,12 @@ impl MediaPlane {
                 if let Some(pt) = plan.offered_telephone_event {
                     keep_telephone_event(&mut parsed, plan.media_index, pt);
                 }
-                media.trunk_origin = Some(parsed.origin.clone());
-                parsed.to_bytes()
+                media.trunk_sdp.stamp(parsed)
             }
             Err(_) => for_trunk,
         };
         media.trunk_leg = trunk_leg_config(&plan, plan.codec);
+        media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
         let agent = agent_leg_config(&plan);
         self.start(call, media, Some(agent));
         Ok(for_trunk)
@@ -366,6 +437,7 @@ impl MediaPlane {
     ) -> Result<(), MediaError> {
         let (plan, _) =
             media::anchor_answer(&media.agent_plan, answer, self.local(media.agent_ports))?;
+        media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
         let agent = agent_leg_config(&plan);
         if media.started {
             self.command(
@@ -459,17 +531,14 @@ impl MediaPlane {
             }
         }
         accepted.codecs.truncate(1);
-        let (pair, origin) = match leg {
-            media::Leg::Trunk => (
-                media.trunk_ports,
-                media
-                    .trunk_origin
-                    .get_or_insert_with(|| new_origin(self.sdp_ip)),
-            ),
-            media::Leg::Agent => (media.agent_ports, &mut media.agent_origin),
-        };
-        origin.session_version += 1;
-        let answer = sdp::build_answer(&parsed, &accepted, origin, self.local(pair));
+        let local = self.local(media.ports(leg));
+        let local_sdp = media.sdp_mut(leg);
+        let answer = local_sdp.stamp(sdp::build_answer(
+            &parsed,
+            &accepted,
+            &local_sdp.origin,
+            local,
+        ));
         let offered_direction = parsed
             .media
             .get(accepted.media_index)
@@ -483,7 +552,88 @@ impl MediaPlane {
         if leg == media::Leg::Trunk {
             media.trunk_leg = config;
         }
-        Ok((config, offered_direction, answer.to_bytes()))
+        *media.direction_mut(leg) = offered_direction;
+        Ok((config, offered_direction, answer))
+    }
+
+    /// The answer (in an ACK) to the SDP Switchboard offered again in its 200 to a re-INVITE
+    /// without an offer: the leg's new remote parameters and direction. The answer must keep
+    /// the call's codec.
+    pub fn reoffer_answered(
+        &mut self,
+        media: &mut CallMedia,
+        leg: media::Leg,
+        answer: &[u8],
+    ) -> Result<(LegConfig, Direction), MediaError> {
+        let Some(offered) = media.sdp_mut(leg).last().map(<[u8]>::to_vec) else {
+            return Err(MediaError::NotAcceptable(sdp::NoCommonCodec {
+                reason: "no SDP was offered on this leg",
+            }));
+        };
+        let local = self.local(media.ports(leg));
+        let (offer_plan, _) = media::anchor_offer(&offered, local, &Codec::ALL)?;
+        let (plan, _) = media::anchor_answer(&offer_plan, answer, local)?;
+        if media
+            .codec
+            .is_some_and(|(codec, _)| plan.codec.map(|(c, _)| c) != Some(codec))
+        {
+            return Err(MediaError::NotAcceptable(sdp::NoCommonCodec {
+                reason: "the call's codec cannot change mid-call (no transcoding)",
+            }));
+        }
+        let config = LegConfig {
+            remote_rtp: plan.answerer_rtp,
+            remote_rtcp: plan.answerer_rtcp,
+            telephone_event: plan.answered_telephone_event,
+            codec: media.codec.or(plan.codec),
+        };
+        if leg == media::Leg::Trunk {
+            media.trunk_leg = config;
+        }
+        let direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
+        *media.direction_mut(leg) = direction;
+        Ok((config, direction))
+    }
+}
+
+impl CallMedia {
+    /// The ports facing `leg`.
+    pub fn ports(&self, leg: media::Leg) -> PortPair {
+        match leg {
+            media::Leg::Trunk => self.trunk_ports,
+            media::Leg::Agent => self.agent_ports,
+        }
+    }
+
+    /// What Switchboard has said to `leg` in SDP.
+    pub fn sdp_mut(&mut self, leg: media::Leg) -> &mut LocalSdp {
+        match leg {
+            media::Leg::Trunk => &mut self.trunk_sdp,
+            media::Leg::Agent => &mut self.agent_sdp,
+        }
+    }
+
+    /// The direction `leg` last declared.
+    pub fn direction(&self, leg: media::Leg) -> Direction {
+        match leg {
+            media::Leg::Trunk => self.trunk_direction,
+            media::Leg::Agent => self.agent_direction,
+        }
+    }
+
+    fn direction_mut(&mut self, leg: media::Leg) -> &mut Direction {
+        match leg {
+            media::Leg::Trunk => &mut self.trunk_direction,
+            media::Leg::Agent => &mut self.agent_direction,
+        }
+    }
+
+    /// The leg has put the call on hold: its SDP says it sends nothing.
+    pub fn holding(&self, leg: media::Leg) -> bool {
+        matches!(
+            self.direction(leg),
+            Direction::SendOnly | Direction::Inactive
+        )
     }
 }
 
@@ -523,16 +673,6 @@ fn agent_leg_config(plan: &MediaPlan) -> LegConfig {
         remote_rtcp: plan.answerer_rtcp,
         telephone_event: plan.answered_telephone_event,
         codec: plan.codec,
-    }
-}
-
-fn new_origin(ip: IpAddr) -> Origin {
-    Origin {
-        username: "switchboard".to_string(),
-        session_id: (rand::random::<u32>() as u64).to_string(),
-        session_version: 1,
-        address: ip.to_string(),
-        address_type: if ip.is_ipv4() { "IP4" } else { "IP6" }.to_string(),
     }
 }
 

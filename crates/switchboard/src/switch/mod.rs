@@ -16,6 +16,7 @@ mod in_dialog;
 mod media_events;
 pub mod media_plane;
 mod registration;
+mod session_timer;
 mod timer;
 
 use crate::config::Config;
@@ -127,6 +128,10 @@ enum SwitchTimer {
     VoicemailLimit { call: CallNumber },
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
+    /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
+    SessionRefresh { call: CallNumber, generation: u64 },
+    /// The trunk should have refreshed its session by now (RFC 4028).
+    SessionExpiry { call: CallNumber, generation: u64 },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -147,6 +152,8 @@ enum ClientPurpose {
         server_key: TransactionKey,
         toward_agent: bool,
     },
+    /// Switchboard's refresh of a trunk leg's session (RFC 4028).
+    SessionRefresh { call: CallNumber, generation: u64 },
     /// A request whose answer needs no action (BYE, CANCEL).
     Fire,
 }
@@ -334,6 +341,12 @@ impl Switch {
                 SwitchTimer::Announce { call } => self.announcement_due(now, call),
                 SwitchTimer::VoicemailLimit { call } => self.voicemail_limit(now, call),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
+                SwitchTimer::SessionRefresh { call, generation } => {
+                    self.refresh_session(now, call, generation)
+                }
+                SwitchTimer::SessionExpiry { call, generation } => {
+                    self.session_expired(now, call, generation)
+                }
                 SwitchTimer::DrainDeadline => {
                     let calls: Vec<CallNumber> = self.calls.keys().copied().collect();
                     for call in calls {
@@ -457,6 +470,7 @@ impl Switch {
                     self.on_feature_ack(now, &call_id);
                 }
                 self.on_trunk_ack(now, &request);
+                self.on_reoffer_ack(&request);
             }
             return;
         };
@@ -492,7 +506,7 @@ impl Switch {
     fn add_capabilities(&self, headers: &mut sip::rsip::Headers) {
         sip::message::push_header(headers, "Allow", ALLOW);
         sip::message::push_header(headers, "Accept", "application/sdp");
-        sip::message::push_header(headers, "Supported", "");
+        sip::message::push_header(headers, "Supported", "timer");
     }
 
     /// Sends an error response with a Warning naming the reason, and logs it.
@@ -514,6 +528,11 @@ impl Switch {
             ),
             405 => sip::message::push_header(&mut response.headers, "Allow", ALLOW),
             415 => sip::message::push_header(&mut response.headers, "Accept", "application/sdp"),
+            422 => sip::message::push_header(
+                &mut response.headers,
+                "Min-SE",
+                self.config.sip.min_session_expires.as_secs().to_string(),
+            ),
             503 => sip::message::push_header(
                 &mut response.headers,
                 "Retry-After",
