@@ -174,6 +174,9 @@ pub struct TrunkConfig {
     /// Digest credentials the trunk may authenticate with instead.
     /// At least one of `allow` and `credentials` is set.
     pub credentials: Option<DigestCredentials>,
+    /// The trunk asserts callers' identities (RFC 3325 trust domain): its
+    /// P-Asserted-Identity and Diversion reach the agents; from other trunks they are dropped.
+    pub trust_identity: bool,
 }
 
 /// A digest username with its secret.

@@ -10,7 +10,14 @@ use super::model::{DigestCredentials, TrunkConfig};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 
-const KEYS: &[&str] = &["name", "allow", "username", "password", "ha1"];
+const KEYS: &[&str] = &[
+    "name",
+    "allow",
+    "username",
+    "password",
+    "ha1",
+    "trust_identity",
+];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
 /// `None` means an error was recorded.
@@ -40,6 +47,7 @@ fn trunk(
         field.list(d, |d, element| element.parsed(d, parse_ip_net))
     });
     let username = table.optional(d, "username", |d, field| field.identifier(d));
+    let trust_identity = table.or(d, "trust_identity", false, |d, field| field.boolean(d));
     let secret = credentials::secret(d, &table);
 
     let credentials = match (username?, secret?) {
@@ -72,6 +80,7 @@ fn trunk(
         name: name?,
         allow,
         credentials,
+        trust_identity: trust_identity?,
     })
 }
 
@@ -99,6 +108,21 @@ mod tests {
                 "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
                 "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
             ]
+        );
+    }
+
+    #[test]
+    fn identity_is_trusted_only_when_configured() {
+        let config = valid(
+            "[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\n[[trunk]]\nname = \"u\"\nallow = [\"10.0.0.2\"]\ntrust_identity = true\n",
+        );
+        assert!(!config.trunks[0].trust_identity);
+        assert!(config.trunks[1].trust_identity);
+        assert_eq!(
+            error_lines(
+                "[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\ntrust_identity = \"yes\"\n"
+            ),
+            vec!["t.toml:4:18: trunk[0].trust_identity: expected true or false, found a string"]
         );
     }
 

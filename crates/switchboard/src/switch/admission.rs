@@ -92,12 +92,3 @@ pub fn dialled_number(request: &Request) -> Option<String> {
     let (uri, _) = sip::headers::split_name_addr(to);
     sip::headers::uri_user(uri).map(str::to_string)
 }
-
-/// The caller's number: the From user.
-pub fn caller_number(request: &Request) -> String {
-    header_value(&request.headers, "From")
-        .map(sip::headers::split_name_addr)
-        .and_then(|(uri, _)| sip::headers::uri_user(uri))
-        .unwrap_or("anonymous")
-        .to_string()
-}

@@ -5,6 +5,7 @@
 use super::admission::{self, TrunkDecision};
 use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
 use super::caller_media::CallerAudio;
+use super::identity::CallerIdentity;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
@@ -206,7 +207,13 @@ impl Switch {
         };
         self.send_response(now, &key, response_to(&request, 100, None));
 
-        let caller = admission::caller_number(&request);
+        let trusted = self
+            .config
+            .trunks
+            .iter()
+            .any(|t| t.name == trunk && t.trust_identity);
+        let identity = CallerIdentity::of(&request.headers, trusted);
+        let caller = identity.number.clone();
         let priority = call_priority(&number, &caller, &request);
         let id = self.next_call;
         self.next_call += 1;
@@ -216,6 +223,7 @@ impl Switch {
             trunk,
             did: did.clone(),
             caller: caller.clone(),
+            identity,
             queue: number.queue().unwrap_or_default().to_owned(),
             priority,
             trunk_leg: TrunkLeg {
@@ -573,13 +581,6 @@ impl Switch {
             return self.acd.abandon(now, acd::CallId(id)).unwrap_or_default();
         };
         let a = &call.trunk_leg.invite;
-        let from_value =
-            header_value(&a.headers, "From").unwrap_or("<sip:anonymous@anonymous.invalid>");
-        let (from_uri, _) = split_name_addr(from_value);
-        let display = from_value
-            .find('<')
-            .map(|i| from_value[..i].trim())
-            .unwrap_or("");
         let agent_host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
         let call_id = format!("{}-{}@switchboard", new_tag(), call.attempts + 1);
 
@@ -588,11 +589,7 @@ impl Switch {
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(
             sip::message::max_forwards(a).saturating_sub(1).to_string(),
         )));
-        let from = if display.is_empty() {
-            format!("<{from_uri}>;tag={}", new_tag())
-        } else {
-            format!("{display} <{from_uri}>;tag={}", new_tag())
-        };
+        let from = format!("{};tag={}", call.identity.from_for_agent, new_tag());
         headers.push(Header::From(rsip::headers::From::new(from)));
         headers.push(Header::To(rsip::headers::To::new(format!(
             "<sip:{}@{agent_host}>",
@@ -606,6 +603,12 @@ impl Switch {
         push_header(&mut headers, "X-Switchboard-Call", id.to_string());
         push_header(&mut headers, "X-Switchboard-Queue", call.queue.clone());
         push_header(&mut headers, "X-Switchboard-DID", call.did.clone());
+        for asserted in &call.identity.asserted {
+            push_header(&mut headers, "P-Asserted-Identity", asserted.clone());
+        }
+        for diversion in &call.identity.diversion {
+            push_header(&mut headers, "Diversion", diversion.clone());
+        }
         let mut invite = Request {
             method: Method::Invite,
             uri,

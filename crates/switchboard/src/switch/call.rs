@@ -75,8 +75,10 @@ pub struct Call {
     pub trunk: String,
     /// The dialled number.
     pub did: String,
-    /// The caller's number (From user).
+    /// The caller's number: the asserted identity from a trusted trunk, else the From user.
     pub caller: String,
+    /// Who is calling, as the agent's phone is told.
+    pub identity: super::identity::CallerIdentity,
     /// The queue it was routed to.
     pub queue: String,
     /// Its priority in the queue.

@@ -12,7 +12,10 @@ mod caller_media;
 mod cdr;
 pub mod command;
 mod feature_code;
+mod identity;
 mod in_dialog;
+#[cfg(test)]
+mod interop_tests;
 mod media_events;
 pub mod media_plane;
 mod registration;

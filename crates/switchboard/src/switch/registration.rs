@@ -1,5 +1,7 @@
 //! Agents' phones registering: digest authentication against the agent's credentials, the
 //! registrar's bindings, and the ACD log-in/log-out that follows a phone appearing or going.
+//! A PBX trunk may register too, with its trunk's digest credentials (many PBXs register to
+//! their provider): its binding is kept like a phone's, and logs nobody in.
 
 use super::{new_tag, Switch};
 use crate::config::{DigestAlgorithm, DigestSecret};
@@ -69,6 +71,9 @@ impl Switch {
                     sip::message::push_header(&mut response.headers, "Contact", contact);
                 }
                 self.send_response(now, &key, response);
+                if !self.agents_by_user.contains_key(&aor) {
+                    tracing::info!(trunk_user = %aor, contacts = outcome.contact_header_values().len(), %source, "trunk registration");
+                }
                 match outcome.transition {
                     AorTransition::Registered => self.agent_online(now, &aor),
                     AorTransition::Unregistered => self.agent_offline(now, &aor),
@@ -119,11 +124,21 @@ impl Switch {
             &credentials,
             &realm,
             |user| {
-                config
+                let agent = config
                     .agents
                     .iter()
                     .find(|a| a.sip_user == user)
-                    .map(|a| digest_secret(&a.secret))
+                    .map(|a| &a.secret);
+                // Only REGISTER takes a trunk's credentials; calls from trunks are admitted
+                // in b2bua, feature codes are for agents.
+                let trunk = || {
+                    (!proxy)
+                        .then(|| super::admission::trunk_by_username(&config, user))
+                        .flatten()
+                        .and_then(|t| t.credentials.as_ref())
+                        .map(|c| &c.secret)
+                };
+                agent.or_else(trunk).map(digest_secret)
             },
         );
         match verdict {
