@@ -176,6 +176,15 @@ pub enum G711Law {
 }
 
 impl G711Law {
+    /// Encodes one sample.
+    #[inline]
+    pub fn encode(self, sample: i16) -> u8 {
+        match self {
+            G711Law::Ulaw => ulaw_encode(sample),
+            G711Law::Alaw => alaw_encode(sample),
+        }
+    }
+
     /// Encodes `samples` into `out` (one byte a sample), appending.
     pub fn encode_into(self, samples: &[i16], out: &mut Vec<u8>) {
         match self {
