@@ -102,6 +102,37 @@ impl Dialog {
         })
     }
 
+    /// A dialog rebuilt from a 2xx alone — enough to ACK and BYE an answer to an INVITE the
+    /// UAC had already given up on (RFC 3261 §15: a late 2xx after a CANCEL still makes a
+    /// dialog, which must be ended). The 2xx echoes our From, To and Call-ID.
+    pub fn from_orphan_2xx(response: &Response, peer: Peer) -> Result<Self, DialogError> {
+        let headers = &response.headers;
+        let from = header_value(headers, "From").ok_or(DialogError::Malformed("From"))?;
+        let to = header_value(headers, "To").ok_or(DialogError::Malformed("To"))?;
+        let (cseq, _) = cseq_of(headers).ok_or(DialogError::Malformed("CSeq"))?;
+        Ok(Self {
+            call_id: call_id_of(headers)
+                .ok_or(DialogError::Malformed("Call-ID"))?
+                .to_string(),
+            local_tag: tag_of(from)
+                .ok_or(DialogError::Malformed("From tag"))?
+                .to_string(),
+            remote_tag: tag_of(to).map(str::to_string),
+            local_party: strip_tag(from),
+            remote_party: strip_tag(to),
+            local_cseq: cseq,
+            remote_cseq: None,
+            remote_target: contact_uri(headers).ok_or(DialogError::Malformed("Contact"))?,
+            // Reversed Record-Route: the route set of a UAC (§12.1.2).
+            route_set: list_values(headers, "Record-Route")
+                .into_iter()
+                .rev()
+                .map(str::to_string)
+                .collect(),
+            peer,
+        })
+    }
+
     /// The dialog a UAC (us) forms when `response` (1xx with tag, or 2xx) answers our
     /// `request`; `peer` is where the response came from.
     pub fn new_uac(

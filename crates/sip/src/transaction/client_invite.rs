@@ -43,7 +43,18 @@ pub(crate) struct ClientInvite {
     /// The ACK sent for the non-2xx final, re-sent for each retransmission of that final.
     ack: Option<Bytes>,
     provisionals: ProvisionalLog,
+    /// The TU asked for this INVITE to be cancelled.
+    cancel: CancelState,
     pub timers: TimerSlots,
+}
+
+/// Where the TU's request to cancel the INVITE stands (RFC 3261 §9.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CancelState {
+    NotRequested,
+    /// Requested before any provisional response: the CANCEL waits for one.
+    Pending,
+    Sent,
 }
 
 impl ClientInvite {
@@ -63,6 +74,7 @@ impl ClientInvite {
             ack_template: Box::new(AckTemplate::from_invite(request)),
             ack: None,
             provisionals: ProvisionalLog::default(),
+            cancel: CancelState::NotRequested,
             timers: TimerSlots::default(),
         };
         cx.transmit(destination, &txn.request);
@@ -78,6 +90,19 @@ impl ClientInvite {
     #[cfg(test)]
     pub fn state(&self) -> ClientInviteState {
         self.state
+    }
+
+    /// Where the INVITE went.
+    pub fn destination(&self) -> Peer {
+        self.destination
+    }
+
+    /// No final response has arrived yet.
+    pub fn is_cancellable(&self) -> bool {
+        matches!(
+            self.state,
+            ClientInviteState::Calling | ClientInviteState::Proceeding
+        )
     }
 
     /// A response matched this transaction.
@@ -156,6 +181,32 @@ impl ClientInvite {
         let linger = cx.config.timer_d();
         cx.arm(&mut self.timers.deadline, linger, &self.key, Timer::D);
         Lifecycle::Alive
+    }
+
+    /// The TU wants the INVITE cancelled. The CANCEL to send now (the INVITE is Proceeding),
+    /// or `None`: it is sent as soon as a provisional response arrives (§9.1 forbids it
+    /// before), or never when a final response already came.
+    pub fn request_cancel(&mut self) -> Option<Request> {
+        match (self.cancel, self.state) {
+            (CancelState::NotRequested, ClientInviteState::Calling) => {
+                self.cancel = CancelState::Pending;
+                None
+            }
+            (CancelState::NotRequested | CancelState::Pending, ClientInviteState::Proceeding) => {
+                self.cancel = CancelState::Sent;
+                Some(self.ack_template.cancel())
+            }
+            _ => None,
+        }
+    }
+
+    /// A CANCEL requested earlier that is due now (a provisional response has arrived).
+    pub fn due_cancel(&mut self) -> Option<Request> {
+        if self.cancel == CancelState::Pending && self.state == ClientInviteState::Proceeding {
+            self.cancel = CancelState::Sent;
+            return Some(self.ack_template.cancel());
+        }
+        None
     }
 
     /// The TU sent a CANCEL for this INVITE. §9.1: if no final arrives within 64·T1 the

@@ -44,6 +44,13 @@ pub enum TransactionEvent {
         /// The client transaction that gave up.
         key: TransactionKey,
     },
+    /// The layer sent the CANCEL the TU asked for with `TransactionLayer::cancel` (at once, or
+    /// when the first provisional response allowed it). Its answer arrives as a `Response`
+    /// with `key`.
+    CancelSent {
+        /// The CANCEL's own client transaction.
+        key: TransactionKey,
+    },
     /// A server INVITE's final response was never ACKed: Timer H for a non-2xx, 64·T1 for a
     /// 2xx. The TU should end the dialog.
     AckTimeout {

@@ -82,9 +82,10 @@ pub(crate) fn trying_for(request_headers: &Headers) -> Response {
     trying
 }
 
-/// What a client INVITE keeps to build the ACK for a non-2xx final (§17.1.1.3): the original
-/// Request-URI, only the top Via, Route, From, Call-ID and CSeq number. The To comes from the
-/// response being acknowledged, since it carries the UAS's tag.
+/// What a client INVITE keeps to build the ACK for a non-2xx final (§17.1.1.3) and its
+/// CANCEL (§9.1): the original Request-URI, only the top Via, Route, From, To, Call-ID and
+/// CSeq number. The ACK's To comes from the response being acknowledged, since it carries the
+/// UAS's tag; the CANCEL's is the INVITE's own.
 #[derive(Debug, Clone)]
 pub(crate) struct AckTemplate {
     uri: Uri,
@@ -93,8 +94,9 @@ pub(crate) struct AckTemplate {
     max_forwards: Header,
     routes: Vec<Header>,
     from: Option<Header>,
+    to: Option<Header>,
     call_id: Option<Header>,
-    cseq: Option<Header>,
+    cseq: Option<u32>,
 }
 
 impl AckTemplate {
@@ -112,24 +114,38 @@ impl AckTemplate {
             max_forwards: Header::MaxForwards(MaxForwards::new(max_forwards)),
             routes: fields::all_headers(headers, Field::Route),
             from: fields::first_header(headers, Field::From),
+            to: fields::first_header(headers, Field::To),
             call_id: fields::first_header(headers, Field::CallId),
-            cseq: fields::cseq(headers).map(|(n, _)| Header::CSeq(CSeq::new(format!("{n} ACK")))),
+            cseq: fields::cseq(headers).map(|(n, _)| n),
         }
     }
 
     /// The ACK for `response`.
     pub fn ack_for(&self, response: &Response) -> Request {
+        let to = fields::first_header(&response.headers, Field::To);
+        self.request(Method::Ack, to)
+    }
+
+    /// The CANCEL for the INVITE.
+    pub fn cancel(&self) -> Request {
+        self.request(Method::Cancel, self.to.clone())
+    }
+
+    fn request(&self, method: Method, to: Option<Header>) -> Request {
         let mut headers: Vec<Header> = Vec::with_capacity(8 + self.routes.len());
         headers.extend(self.via.clone());
         headers.push(self.max_forwards.clone());
         headers.extend(self.routes.iter().cloned());
         headers.extend(self.from.clone());
-        headers.extend(fields::first_header(&response.headers, Field::To));
+        headers.extend(to);
         headers.extend(self.call_id.clone());
-        headers.extend(self.cseq.clone());
+        headers.extend(
+            self.cseq
+                .map(|n| Header::CSeq(CSeq::new(format!("{n} {method}")))),
+        );
         headers.push(Header::ContentLength(ContentLength::new("0")));
         Request {
-            method: Method::Ack,
+            method,
             uri: self.uri.clone(),
             version: self.version.clone(),
             headers: headers.into(),

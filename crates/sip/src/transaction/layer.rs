@@ -252,8 +252,13 @@ impl TransactionLayer {
     fn handle_response(&mut self, now: Instant, response: Response, source: Peer) {
         let key = TransactionKey::for_response(&response);
         let (transactions, mut cx) = split!(self, now);
+        let mut due_cancel = None;
         let lifecycle = match key.as_ref().and_then(|k| transactions.get_mut(k)) {
-            Some(Transaction::InviteClient(t)) => t.on_response(response, source, &mut cx),
+            Some(Transaction::InviteClient(t)) => {
+                let lifecycle = t.on_response(response, source, &mut cx);
+                due_cancel = t.due_cancel().map(|cancel| (cancel, t.destination()));
+                lifecycle
+            }
             Some(Transaction::NonInviteClient(t)) => t.on_response(response, source, &mut cx),
             _ => {
                 self.events.push_back(TransactionEvent::Response {
@@ -267,6 +272,33 @@ impl TransactionLayer {
         if let (Lifecycle::Terminated, Some(key)) = (lifecycle, key) {
             self.remove(&key);
         }
+        if let Some((cancel, destination)) = due_cancel {
+            self.send_cancel(now, cancel, destination);
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, cancel: Request, destination: Peer) {
+        let key = self.send_request(now, cancel, destination);
+        self.events.push_back(TransactionEvent::CancelSent { key });
+    }
+
+    /// Cancels the client INVITE `key` (RFC 3261 §9.1): the CANCEL goes out now if the INVITE
+    /// has had a provisional response, else as soon as one arrives — a CANCEL before that may
+    /// overtake its INVITE and is not allowed. Its answer comes to the TU as a response with
+    /// the CANCEL's own key. Returns false when there is nothing to cancel (no such client
+    /// INVITE, or it already has a final response: a late 2xx is then the TU's to ACK and BYE).
+    pub fn cancel(&mut self, now: Instant, key: &TransactionKey) -> bool {
+        let Some(Transaction::InviteClient(invite)) = self.transactions.get_mut(key) else {
+            return false;
+        };
+        let destination = invite.destination();
+        if !invite.is_cancellable() {
+            return false;
+        }
+        if let Some(cancel) = invite.request_cancel() {
+            self.send_cancel(now, cancel, destination);
+        }
+        true
     }
 
     /// Starts a client transaction for `request` (not an ACK), which already carries its top

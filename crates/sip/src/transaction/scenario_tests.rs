@@ -366,6 +366,100 @@ fn a_whole_call_in_both_directions_drains_to_zero() {
     assert_eq!(layer.accepted_index_len(), 0);
 }
 
+/// The CANCELs the layer sent, with the keys it reported in `CancelSent`.
+fn cancels(layer: &mut TransactionLayer) -> (Vec<Request>, Vec<TransactionKey>) {
+    let requests = sent(layer)
+        .iter()
+        .filter(|t| t.data.starts_with(b"CANCEL"))
+        .map(parsed_request)
+        .collect();
+    let keys = events(layer)
+        .into_iter()
+        .filter_map(|e| match e {
+            TransactionEvent::CancelSent { key } => Some(key),
+            _ => None,
+        })
+        .collect();
+    (requests, keys)
+}
+
+#[test]
+fn a_cancel_waits_for_the_first_provisional_then_matches_the_invite() {
+    let (mut layer, t0) = layer();
+    let key = layer.send_request(t0, request(INVITE), bob_udp());
+    sent(&mut layer);
+    assert!(layer.cancel(t0 + ms(10), &key));
+    assert_eq!(
+        cancels(&mut layer).0.len(),
+        0,
+        "RFC 3261 §9.1: not before a provisional"
+    );
+    // Asking again changes nothing; the 180 lets it out, once.
+    assert!(layer.cancel(t0 + ms(20), &key));
+    layer.handle_message(
+        t0 + ms(50),
+        incoming_response(&reply(INVITE, "180 Ringing", Some("b"))),
+        bob_udp(),
+    );
+    let (requests, keys) = cancels(&mut layer);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(keys.len(), 1);
+    let cancel = &requests[0];
+    assert_eq!(cancel.uri, request(INVITE).uri);
+    assert_eq!(header(cancel, "CSeq"), vec!["314159 CANCEL"]);
+    assert_eq!(
+        header(cancel, "Call-ID"),
+        header(&request(INVITE), "Call-ID")
+    );
+    assert_eq!(
+        header(cancel, "To"),
+        header(&request(INVITE), "To"),
+        "the INVITE's To, no tag"
+    );
+    assert_eq!(header(cancel, "Via"), header(&request(INVITE), "Via"));
+    layer.handle_message(
+        t0 + ms(60),
+        incoming_response(&reply(INVITE, "183 Session Progress", Some("b"))),
+        bob_udp(),
+    );
+    assert_eq!(cancels(&mut layer).0.len(), 0, "one CANCEL only");
+}
+
+#[test]
+fn a_cancel_in_proceeding_goes_at_once_and_none_after_a_final() {
+    let (mut layer, t0) = layer();
+    let key = layer.send_request(t0, request(INVITE), bob_udp());
+    layer.handle_message(
+        t0 + ms(50),
+        incoming_response(&reply(INVITE, "180 Ringing", Some("b"))),
+        bob_udp(),
+    );
+    sent(&mut layer);
+    events(&mut layer);
+    assert!(layer.cancel(t0 + ms(60), &key));
+    assert_eq!(cancels(&mut layer).0.len(), 1);
+    assert!(
+        layer.cancel(t0 + ms(70), &key),
+        "still cancellable: no final yet"
+    );
+    assert_eq!(cancels(&mut layer).0.len(), 0, "but not sent twice");
+
+    let other = INVITE.replace("z9hG4bKnashds8", "z9hG4bKother");
+    let answered = layer.send_request(t0, request(&other), bob_udp());
+    layer.handle_message(
+        t0 + ms(80),
+        incoming_response(&reply(&other, "200 OK", Some("c"))),
+        bob_udp(),
+    );
+    sent(&mut layer);
+    assert!(
+        !layer.cancel(t0 + ms(90), &answered),
+        "a 2xx is the TU's to ACK and BYE"
+    );
+    assert_eq!(cancels(&mut layer).0.len(), 0);
+    assert!(!layer.cancel(t0, &TransactionKey::client("z9hG4bKnone", "INVITE")));
+}
+
 #[test]
 fn zero_timer_config_does_not_spin() {
     let zero = TimerConfig {

@@ -660,7 +660,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity"]
         );
     }
 

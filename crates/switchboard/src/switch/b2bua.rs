@@ -9,7 +9,7 @@ use super::identity::CallerIdentity;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
-use sip::headers::{call_id_of, cseq_of, header_value, split_name_addr};
+use sip::headers::{call_id_of, cseq_of, header_value};
 use sip::message::{push_header, response_to};
 use sip::rsip::headers::untyped::UntypedHeader;
 use sip::rsip::{self, Header, Headers, Method, Request, Response};
@@ -645,7 +645,6 @@ impl Switch {
                 invite,
                 client_key,
                 peer,
-                provisional_seen: false,
                 dialog: None,
                 ack: None,
                 accepts_info: false,
@@ -725,27 +724,15 @@ impl Switch {
         self.apply_acd(now, actions);
     }
 
-    /// Gives up on an unanswered agent INVITE: CANCEL it now if it is ringing, or as soon as
-    /// it rings (RFC 3261 §9.1 forbids a CANCEL before a provisional response).
+    /// Gives up on an unanswered agent INVITE. The transaction layer sends the CANCEL when
+    /// the protocol allows it (after a provisional response, RFC 3261 §9.1); a 2xx that still
+    /// arrives is ACKed and hung up.
     pub(super) fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
         self.by_agent_call_id
             .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
-        if leg.provisional_seen {
-            self.send_cancel(now, &leg.invite, leg.peer);
-        }
-        self.client_txns.insert(
-            leg.client_key,
-            ClientPurpose::AbandonedInvite {
-                invite: Box::new(leg.invite),
-                peer: leg.peer,
-                cancel_sent: leg.provisional_seen,
-            },
-        );
-    }
-
-    fn send_cancel(&mut self, now: Instant, invite: &Request, peer: Peer) {
-        let cancel = cancel_for(invite);
-        self.send_request(now, cancel, peer, ClientPurpose::Fire);
+        self.txn.cancel(now, &leg.client_key);
+        self.client_txns
+            .insert(leg.client_key, ClientPurpose::AbandonedInvite);
     }
 
     pub(super) fn on_response(
@@ -767,7 +754,7 @@ impl Switch {
             Some(ClientPurpose::AgentInvite { call, attempt }) => {
                 self.on_agent_invite_response(now, call, attempt, response, source)
             }
-            Some(ClientPurpose::AbandonedInvite { .. }) => {
+            Some(ClientPurpose::AbandonedInvite) => {
                 if response.status_code.code() < 300 {
                     self.hang_up_orphan(now, &response, source);
                 }
@@ -796,25 +783,15 @@ impl Switch {
                 let Some(c) = self.calls.get_mut(&call) else {
                     return;
                 };
-                let Some(leg) = c.agent_leg.as_mut().filter(|l| l.attempt == attempt) else {
+                if c.agent_leg.as_ref().is_none_or(|l| l.attempt != attempt) {
                     return;
-                };
-                leg.provisional_seen = true;
+                }
                 let anchored = c.media.is_some();
                 if code > 100 && !c.trunk_leg.finalized {
                     // An anchored call's early media would carry the agent's address: the
                     // trunk hears its own ringback from a plain 180 instead.
                     self.ring_trunk(now, call, (!anchored).then_some(&response));
                 }
-            }
-            Some(ClientPurpose::AbandonedInvite {
-                invite,
-                peer,
-                cancel_sent,
-            }) if !*cancel_sent => {
-                *cancel_sent = true;
-                let (invite, peer) = (invite.clone(), *peer);
-                self.send_cancel(now, &invite, peer);
             }
             Some(ClientPurpose::Relay {
                 call,
@@ -1014,8 +991,7 @@ impl Switch {
         let Some(invite_cseq) = cseq_of(&response.headers).map(|(n, _)| n) else {
             return;
         };
-        // Rebuild enough of a dialog from the response alone: it echoes our From, To, Call-ID.
-        let Some(mut dialog) = orphan_dialog(response, source) else {
+        let Ok(mut dialog) = Dialog::from_orphan_2xx(response, source) else {
             return;
         };
         let via = self.via(source);
@@ -1255,62 +1231,4 @@ fn call_priority(number: &crate::config::NumberConfig, caller: &str, request: &R
         }
     }
     priority
-}
-
-/// A CANCEL for `invite` (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number,
-/// top Via and Route.
-fn cancel_for(invite: &Request) -> Request {
-    let mut headers = Headers::default();
-    let mut via_done = false;
-    for header in invite.headers.iter() {
-        match header {
-            Header::Via(v) if !via_done => {
-                let top = sip::headers::split_list(v.value())
-                    .first()
-                    .map(|s| s.to_string());
-                headers.push(Header::Via(rsip::headers::Via::new(
-                    top.unwrap_or_default(),
-                )));
-                via_done = true;
-            }
-            Header::Route(_)
-            | Header::From(_)
-            | Header::To(_)
-            | Header::CallId(_)
-            | Header::MaxForwards(_) => headers.push(header.clone()),
-            _ => {}
-        }
-    }
-    let cseq = cseq_of(&invite.headers).map_or(1, |(n, _)| n);
-    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
-        "{cseq} CANCEL"
-    ))));
-    Request {
-        method: Method::Cancel,
-        uri: invite.uri.clone(),
-        version: rsip::Version::V2,
-        headers,
-        body: Vec::new(),
-    }
-}
-
-/// A dialog rebuilt from a 2xx alone, enough to ACK and BYE it.
-fn orphan_dialog(response: &Response, source: Peer) -> Option<Dialog> {
-    let from = header_value(&response.headers, "From")?;
-    let to = header_value(&response.headers, "To")?;
-    let contact = sip::headers::list_values(&response.headers, "Contact")
-        .first()
-        .map(|c| split_name_addr(c).0.to_string())?;
-    Some(Dialog {
-        call_id: call_id_of(&response.headers)?.to_string(),
-        local_tag: sip::headers::tag_of(from)?.to_string(),
-        remote_tag: sip::headers::tag_of(to).map(str::to_string),
-        local_party: format!("<{}>", split_name_addr(from).0),
-        remote_party: format!("<{}>", split_name_addr(to).0),
-        local_cseq: cseq_of(&response.headers)?.0,
-        remote_cseq: None,
-        remote_target: contact,
-        route_set: Vec::new(),
-        peer: source,
-    })
 }

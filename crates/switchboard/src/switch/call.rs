@@ -56,8 +56,6 @@ pub struct AgentLeg {
     pub client_key: TransactionKey,
     /// Where it was sent.
     pub peer: Peer,
-    /// A provisional response arrived (CANCEL may only be sent after one, RFC 3261 §9.1).
-    pub provisional_seen: bool,
     /// The dialog, once the agent answered.
     pub dialog: Option<Dialog>,
     /// The ACK we sent for the agent's 2xx, re-sent when the 2xx is retransmitted.

@@ -143,11 +143,7 @@ enum ClientPurpose {
     /// The INVITE of an agent attempt.
     AgentInvite { call: CallNumber, attempt: u32 },
     /// An agent INVITE we gave up on (cancelled); a late 2xx must be ACKed and hung up.
-    AbandonedInvite {
-        invite: Box<Request>,
-        peer: Peer,
-        cancel_sent: bool,
-    },
+    AbandonedInvite,
     /// A request relayed from one leg to the other; its response goes back on `server_key`.
     Relay {
         call: CallNumber,
@@ -446,6 +442,9 @@ impl Switch {
                     self.on_response(now, key, response, source)
                 }
                 TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
+                TransactionEvent::CancelSent { .. } => {
+                    self.count_request("out", &sip::rsip::Method::Cancel)
+                }
                 TransactionEvent::AckTimeout { key } => {
                     self.forget_feature_dialog(&key);
                     self.on_ack_timeout(now, &key)
