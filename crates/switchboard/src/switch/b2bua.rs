@@ -179,12 +179,7 @@ impl Switch {
             self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
             return;
         };
-        let Some(number) = self
-            .config
-            .numbers
-            .iter()
-            .find(|n| n.did == did && n.trunk.as_ref().is_none_or(|t| *t == trunk))
-            .cloned()
+        let Some(number) = super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
         else {
             self.reject_metric("unknown-number");
             self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
@@ -218,7 +213,12 @@ impl Switch {
         self.send_response(now, &key, response_to(&request, 100, None));
 
         let caller = admission::caller_number(&request);
-        let priority = call_priority(&number, &caller, &request);
+        let header = number
+            .priority_header
+            .as_deref()
+            .and_then(|name| header_value(&request.headers, name));
+        let class = super::routing::classify(&number, &caller, header);
+        let priority = class.priority;
         let id = self.next_call;
         self.next_call += 1;
         let trunk_call_id = dialog.call_id.clone();
@@ -229,6 +229,7 @@ impl Switch {
             caller: caller.clone(),
             queue: number.queue().unwrap_or_default().to_owned(),
             priority,
+            label: class.label,
             trunk_leg: TrunkLeg {
                 invite: request,
                 server_key: key.clone(),
@@ -614,6 +615,9 @@ impl Switch {
         push_header(&mut headers, "X-Switchboard-Call", id.to_string());
         push_header(&mut headers, "X-Switchboard-Queue", call.queue.clone());
         push_header(&mut headers, "X-Switchboard-DID", call.did.clone());
+        if let Some(label) = &call.label {
+            push_header(&mut headers, "X-Switchboard-Label", label.clone());
+        }
         let mut invite = Request {
             method: Method::Invite,
             uri,
@@ -1577,28 +1581,6 @@ fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
         Side::Trunk => Some(&mut call.trunk_leg.dialog),
         Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
     }
-}
-
-/// The call's priority: the number's base, raised by a caller list match or a trunk header.
-fn call_priority(number: &crate::config::NumberConfig, caller: &str, request: &Request) -> i32 {
-    let mut priority = number.priority;
-    if let Some(p) = number
-        .caller_priorities
-        .iter()
-        .filter(|cp| cp.callers.iter().any(|c| c == caller))
-        .map(|cp| cp.priority)
-        .max()
-    {
-        priority = priority.max(p);
-    }
-    if let Some(header) = &number.priority_header {
-        if let Some(p) =
-            header_value(&request.headers, header).and_then(|v| v.trim().parse::<i32>().ok())
-        {
-            priority = priority.max(p);
-        }
-    }
-    priority
 }
 
 /// A CANCEL for `invite` (RFC 3261 §9.1): same Request-URI, Call-ID, From, To, CSeq number,

@@ -15,6 +15,7 @@ mod feature_code;
 mod media_events;
 pub mod media_plane;
 mod registration;
+mod routing;
 mod timer;
 
 use crate::config::Config;
