@@ -39,6 +39,8 @@ pub fn acd_config(config: &Config) -> AcdConfig {
             queue.service_level = q.service_level;
             queue.wrap_up = q.wrap_up;
             queue.preferred_agent_wait = q.preferred_agent_wait;
+            queue.priority_aging = q.priority_aging;
+            queue.initial_handle_time = q.initial_handle_time;
             queue
         })
         .collect();
@@ -65,4 +67,69 @@ pub fn agent_configs(config: &Config) -> Vec<AgentConfig> {
             agent
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd::{Acd, CallId, CallRequest};
+    use std::time::{Duration, Instant};
+
+    fn acd(queue_keys: &str) -> Acd {
+        let text = format!("[[queue]]\nname = \"q\"\nskills = {{ s = 1 }}\n{queue_keys}");
+        let config = crate::config::load_str("t.toml", &text).expect("valid configuration");
+        Acd::new(acd_config(&config)).expect("a valid ACD configuration")
+    }
+
+    fn enqueue(acd: &Acd, now: Instant, id: u64, priority: i32) {
+        acd.enqueue(
+            now,
+            CallRequest {
+                id: CallId(id),
+                queue: "q".into(),
+                priority,
+                preferred_agent: None,
+            },
+        )
+        .expect("enqueued");
+    }
+
+    /// Call 1 (priority 0) has waited 60 s when call 2 (priority 5) arrives.
+    fn position_of_the_older_low_priority_call(queue_keys: &str) -> usize {
+        let acd = acd(queue_keys);
+        let start = Instant::now();
+        enqueue(&acd, start, 1, 0);
+        enqueue(&acd, start + Duration::from_secs(60), 2, 5);
+        acd.position(CallId(1)).expect("waiting").0
+    }
+
+    #[test]
+    fn priority_aging_s_lets_waiting_calls_move_up_and_zero_means_strict_priority() {
+        // 60 s at one point per 10 s: 0 + 6 > 5, the older call is first.
+        assert_eq!(
+            position_of_the_older_low_priority_call("priority_aging_s = 10\n"),
+            1
+        );
+        // One point per 30 s (the default): 0 + 2 < 5, the newer urgent call is first.
+        assert_eq!(position_of_the_older_low_priority_call(""), 2);
+        // Strict priority: waiting earns nothing.
+        assert_eq!(
+            position_of_the_older_low_priority_call("priority_aging_s = 0\n"),
+            2
+        );
+    }
+
+    #[test]
+    fn initial_handle_time_s_sets_the_first_wait_estimates() {
+        let estimate = |queue_keys: &str| {
+            let acd = acd(queue_keys);
+            enqueue(&acd, Instant::now(), 1, 0);
+            acd.position(CallId(1)).expect("waiting").1
+        };
+        assert_eq!(estimate(""), Duration::from_secs(180), "the default");
+        assert_eq!(
+            estimate("initial_handle_time_s = 45\n"),
+            Duration::from_secs(45)
+        );
+    }
 }
