@@ -45,6 +45,21 @@ pub use model::{
     RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
 };
 
+/// An error about the value at the dotted `keys` (e.g. `["media", "prompts_dir"]`) of the
+/// configuration `text`, located like the loader's own errors. For checks made after loading,
+/// against the host (the prompt files).
+pub fn error_at(source_name: &str, text: &str, keys: &[&str], message: String) -> ConfigErrors {
+    let path = keys
+        .iter()
+        .fold(path::FieldPath::root(), |path, key| path.key(key));
+    let located = ImDocument::parse(text).ok().and_then(|document| {
+        let mut diagnostics = Diagnostics::new(source_name, text, document.as_table());
+        diagnostics.error(&path, message.clone());
+        ConfigErrors::new(diagnostics.into_errors())
+    });
+    located.unwrap_or_else(|| ConfigErrors::whole_file(source_name, message))
+}
+
 /// The embedded demo configuration (see [`demo`]).
 pub const DEMO_TOML: &str = include_str!("demo.toml");
 
