@@ -197,10 +197,12 @@ impl Switch {
         // queueing (music on hold); otherwise the trunk hears ringback until an agent answers.
         let answer_here = match &number.target {
             crate::config::NumberTarget::Ivr(_) => true,
-            crate::config::NumberTarget::Queue(queue) => self
-                .config
-                .queue(queue)
-                .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue),
+            crate::config::NumberTarget::Queue(queue) => {
+                self.config
+                    .queue(queue)
+                    .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue)
+                    || self.emergency_answers(&did)
+            }
         };
         let (media, local_answer) = match self.anchor_trunk_offer(&request, answer_here) {
             Ok(anchored) => anchored,
@@ -286,7 +288,11 @@ impl Switch {
     fn route(&mut self, now: Instant, id: CallNumber, target: &crate::config::NumberTarget) {
         match target {
             crate::config::NumberTarget::Ivr(ivr) => self.start_ivr(now, id, ivr),
-            crate::config::NumberTarget::Queue(_) => self.enqueue_call(now, id),
+            crate::config::NumberTarget::Queue(_) => {
+                if !self.play_emergency_before_queue(id) {
+                    self.enqueue_call(now, id);
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@ pub mod b2bua;
 pub mod call;
 mod caller_media;
 mod cdr;
+mod emergency_first;
 pub mod command;
 mod feature_code;
 mod media_events;
