@@ -144,7 +144,7 @@ pub struct NumberSpec {
     pub queue: String,
     /// Base priority.
     pub priority: i32,
-    /// `priority_header`: a header whose integer value raises the call's priority.
+    /// `priority_header`: a header whose integer value sets the call's priority.
     pub priority_header: Option<String>,
     /// Caller lists with their priority.
     pub caller_priorities: Vec<CallerPriority>,
