@@ -210,6 +210,8 @@ pub struct SwitchboardConfig {
     pub support_queue_lines: Vec<String>,
     /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
     pub extra_toml: String,
+    /// `sip.public_address`: the host advertised in Via and Contact.
+    pub sip_public_address: Option<String>,
 }
 
 impl Default for SwitchboardConfig {
@@ -240,6 +242,7 @@ impl Default for SwitchboardConfig {
             media_timeout_s: 0,
             support_queue_lines: Vec::new(),
             extra_toml: String::new(),
+            sip_public_address: None,
         }
     }
 }
@@ -282,6 +285,9 @@ impl SwitchboardConfig {
             ring = self.ring_timeout_s,
             drain = self.drain_timeout_s,
         )?;
+        if let Some(host) = &self.sip_public_address {
+            writeln!(toml, "public_address = {}", toml_string(host))?;
+        }
         if let Some(max) = self.max_message_bytes {
             writeln!(toml, "max_message_bytes = {max}")?;
         }
