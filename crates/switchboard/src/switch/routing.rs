@@ -159,6 +159,33 @@ mod tests {
         );
     }
 
+    /// The worked example of docs/configuration.md ("Priority and label"), row by row.
+    #[test]
+    fn the_documented_example_gives_the_documented_priorities() {
+        let docs = include_str!("../../../../docs/configuration.md");
+        let section = &docs[docs.find("## Priority and label").expect("the section")..];
+        let start = section.find("```toml\n").expect("its example") + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").expect("closed")];
+        let text = format!("{example}[[queue]]\nname = \"support\"\nskills = {{ s = 1 }}\n");
+        let config = crate::config::load_str("example.toml", &text).expect("the example is valid");
+        let number = &config.numbers[0];
+        let rows = [
+            ("+15550000000", None, 5, None),
+            ("+15551234567", None, 10, Some("vip")),
+            ("+15559999999", None, 1, None),
+            ("+15551234567", Some("2"), 2, Some("vip")),
+            ("+15550000000", Some("high"), 5, None),
+        ];
+        for (caller, header, priority, label) in rows {
+            let class = classify(number, caller, header);
+            assert_eq!(
+                (class.priority, class.label.as_deref()),
+                (priority, label),
+                "{caller} {header:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_label_comes_from_the_callers_list_even_when_a_header_sets_the_priority() {
         let n = number("100", None, "q");
