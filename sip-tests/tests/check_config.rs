@@ -212,14 +212,24 @@ fn check_config_and_run_refuse_the_same_files_with_the_same_located_error() -> H
         let name = file.display().to_string();
         let output = check_config(&file)?;
         let checked = String::from_utf8_lossy(&output.stderr).to_string();
-        assert_eq!(output.status.code(), Some(2), "{what}: check-config said:\n{checked}");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{what}: check-config said:\n{checked}"
+        );
         let line = checked
             .lines()
             .find(|l| l.contains(&format!(": {field}: ")))
             .unwrap_or_else(|| panic!("{what}: no error naming {field} in:\n{checked}"));
         let located = line
             .strip_prefix(&format!("{name}:"))
-            .and_then(|rest| rest.split(':').take(2).map(str::parse::<u32>).collect::<Result<Vec<_>, _>>().ok())
+            .and_then(|rest| {
+                rest.split(':')
+                    .take(2)
+                    .map(str::parse::<u32>)
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()
+            })
             .is_some_and(|numbers| numbers.len() == 2);
         assert!(located, "{what}: not file:line:column: {line}");
         assert!(line.contains(words), "{what}: {line}");

@@ -57,7 +57,11 @@ fn sip_public_address_is_in_via_and_contact_but_not_in_sdp() -> HarnessResult<()
         .ok_or_else(|| HarnessError::Unexpected("the trunk got no 200 with SDP".into()))?;
     let contact = answer.header("Contact").unwrap_or_default();
     assert!(contact.contains("@localhost:"), "Contact: {contact}");
-    assert!(answer.body.contains("c=IN IP4 127.0.0.1"), "{}", answer.body);
+    assert!(
+        answer.body.contains("c=IN IP4 127.0.0.1"),
+        "{}",
+        answer.body
+    );
     Ok(())
 }
 
@@ -65,8 +69,8 @@ fn sip_public_address_is_in_via_and_contact_but_not_in_sdp() -> HarnessResult<()
 /// emergency announcement switched on for it, a new call is answered at once (no agent is
 /// ready), hears the announcement and then waits in the queue; the CDR has it in `support`.
 #[test]
-fn an_emergency_announcement_on_a_queue_number_answers_then_queues_the_caller(
-) -> HarnessResult<()> {
+fn an_emergency_announcement_on_a_queue_number_answers_then_queues_the_caller() -> HarnessResult<()>
+{
     let config = SwitchboardConfig {
         agents: vec![AgentAccount::new("1001", "Alice")],
         support_queue_lines: vec!["announce_every_s = 0".into()],
@@ -99,6 +103,10 @@ fn an_emergency_announcement_on_a_queue_number_answers_then_queues_the_caller(
         .ok_or_else(|| HarnessError::Unexpected("no Call-ID in the trunk trace".into()))?;
     let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
     assert_eq!(str_field(&record, "queue"), Some("support"), "{record}");
-    assert_eq!(str_field(&record, "disposition"), Some("abandoned"), "{record}");
+    assert_eq!(
+        str_field(&record, "disposition"),
+        Some("abandoned"),
+        "{record}"
+    );
     Ok(())
 }

@@ -119,6 +119,63 @@ mod tests {
         );
     }
 
+    /// Every `[[queue]]` key the ACD acts on arrives in its configuration unchanged.
+    #[test]
+    fn every_queue_key_reaches_the_acd() {
+        let text = "[[queue]]\nname = \"q\"\nskills = { s = 3 }\nstrategy = \"most-skilled\"\nmax_wait_s = 40\nmax_length = 7\noverflow = \"r\"\nservice_level_s = 25\nwrap_up_s = 12\npreferred_agent_wait_s = 9\npriority_aging_s = 11\ninitial_handle_time_s = 70\n[[queue.expansion]]\nafter_s = 30\nmin_level = 2\nadd_skills = { t = 4 }\n[[queue]]\nname = \"r\"\nskills = { s = 1 }\n";
+        let config = crate::config::load_str("t.toml", text).expect("valid configuration");
+        let acd = acd_config(&config);
+        let q = &acd.queues[0];
+        assert_eq!(q.id, acd::QueueId::from("q"));
+        assert_eq!(q.required, vec![SkillRequirement::new("s", 3)]);
+        assert_eq!(q.strategy, Strategy::MostSkilled);
+        assert_eq!(q.max_wait, Some(Duration::from_secs(40)));
+        assert_eq!(q.max_length, Some(7));
+        assert_eq!(q.overflow, Some(acd::QueueId::from("r")));
+        assert_eq!(q.service_level, Duration::from_secs(25));
+        assert_eq!(q.wrap_up, Duration::from_secs(12));
+        assert_eq!(q.preferred_agent_wait, Duration::from_secs(9));
+        assert_eq!(q.priority_aging, Some(Duration::from_secs(11)));
+        assert_eq!(q.initial_handle_time, Duration::from_secs(70));
+        assert_eq!(
+            q.expansion,
+            vec![ExpansionStep {
+                after: Duration::from_secs(30),
+                min_level: Some(2),
+                add_skills: vec![SkillRequirement::new("t", 4)],
+            }]
+        );
+    }
+
+    #[test]
+    fn max_length_refuses_the_call_past_it() {
+        let acd = acd("max_length = 1\n");
+        let now = Instant::now();
+        enqueue(&acd, now, 1, 0);
+        let second = acd
+            .enqueue(
+                now,
+                CallRequest {
+                    id: CallId(2),
+                    queue: "q".into(),
+                    priority: 0,
+                    preferred_agent: None,
+                },
+            )
+            .expect("answered with actions");
+        assert!(
+            second.iter().any(|action| matches!(
+                action,
+                acd::Action::Rejected {
+                    reason: acd::RejectReason::QueueFull,
+                    ..
+                }
+            )),
+            "{second:?}"
+        );
+        assert_eq!(acd.queue(&"q".into()).map(|q| q.waiting), Some(1));
+    }
+
     #[test]
     fn initial_handle_time_s_sets_the_first_wait_estimates() {
         let estimate = |queue_keys: &str| {

@@ -69,8 +69,13 @@ mod tests {
 
     #[test]
     fn a_file_the_loader_refuses_is_refused_unchanged() {
-        let errors = load_str("t.toml", "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nmax_calls = 2\n")
-            .expect_err("max_calls 2");
-        assert!(errors.to_string().starts_with("t.toml:5:13: agent[0].max_calls: "));
+        let errors = load_str(
+            "t.toml",
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nmax_calls = 2\n",
+        )
+        .expect_err("max_calls 2");
+        assert!(errors
+            .to_string()
+            .starts_with("t.toml:5:13: agent[0].max_calls: "));
     }
 }

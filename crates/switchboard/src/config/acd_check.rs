@@ -48,9 +48,7 @@ fn path_of(config: &Config, error: &AcdError) -> FieldPath {
         | AcdError::UnknownOverflowQueue { queue: id, .. }
         | AcdError::InvalidQueue { queue: id, .. } => queue(id),
         AcdError::OverflowCycle(id) => queue(id).map(|path| path.key("overflow")),
-        AcdError::InvalidReasons(_) => {
-            Some(FieldPath::root().key("acd").key("not_ready_reasons"))
-        }
+        AcdError::InvalidReasons(_) => Some(FieldPath::root().key("acd").key("not_ready_reasons")),
         AcdError::InvalidAgent { agent, .. } => config
             .agents
             .iter()
@@ -102,7 +100,9 @@ mod tests {
         reasons.acd.missed_call_reason = Some("nap".into());
         let [error] = errors(&reasons).try_into().expect("one error");
         assert!(
-            error.starts_with("t.toml:1:1: acd.not_ready_reasons: not-ready reasons: missed-call reason \"nap\""),
+            error.starts_with(
+                "t.toml:1:1: acd.not_ready_reasons: not-ready reasons: missed-call reason \"nap\""
+            ),
             "{error}"
         );
     }

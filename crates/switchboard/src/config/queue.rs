@@ -67,11 +67,7 @@ pub(super) fn read(
 /// a call would bounce between the queues for ever. Each loop is reported once, at the
 /// `overflow` of its first queue in file order.
 fn check_overflow_loops(d: &mut Diagnostics<'_>, overflows: &[OverflowReference]) {
-    let next = |queue: &str| {
-        overflows
-            .iter()
-            .find(|o| o.queue.as_deref() == Some(queue))
-    };
+    let next = |queue: &str| overflows.iter().find(|o| o.queue.as_deref() == Some(queue));
     let mut reported: Vec<&str> = Vec::new();
     for start in overflows {
         let Some(first) = start.queue.as_deref() else {
@@ -115,7 +111,10 @@ pub(super) fn check_callback_keys(
         if queue.callback_key.is_none() || queue.answer != QueueAnswer::OnAgent {
             continue;
         }
-        let Some(number) = numbers.iter().find(|n| n.queue() == Some(queue.name.as_str())) else {
+        let Some(number) = numbers
+            .iter()
+            .find(|n| n.queue() == Some(queue.name.as_str()))
+        else {
             continue;
         };
         d.error(
@@ -404,7 +403,9 @@ mod tests {
     #[test]
     fn overflow_loops_of_any_length_are_refused_once_each() {
         let queue = |name: &str, overflow: &str| {
-            format!("[[queue]]\nname = \"{name}\"\nskills = {{ s = 1 }}\noverflow = \"{overflow}\"\n")
+            format!(
+                "[[queue]]\nname = \"{name}\"\nskills = {{ s = 1 }}\noverflow = \"{overflow}\"\n"
+            )
         };
         let two = [queue("a", "b"), queue("b", "a")].concat();
         assert_eq!(
@@ -412,7 +413,13 @@ mod tests {
             vec!["t.toml:4:12: queue[0].overflow: overflow chain loops back: a -> b -> a; a call would bounce between these queues for ever"]
         );
         // A chain into a loop is reported at the loop, not at the queue leading into it.
-        let three = [queue("x", "a"), queue("a", "b"), queue("b", "c"), queue("c", "a")].concat();
+        let three = [
+            queue("x", "a"),
+            queue("a", "b"),
+            queue("b", "c"),
+            queue("c", "a"),
+        ]
+        .concat();
         assert_eq!(
             error_lines(&three),
             vec!["t.toml:8:12: queue[1].overflow: overflow chain loops back: a -> b -> c -> a; a call would bounce between these queues for ever"]

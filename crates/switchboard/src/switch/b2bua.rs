@@ -179,7 +179,8 @@ impl Switch {
             self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
             return;
         };
-        let Some(number) = super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
+        let Some(number) =
+            super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
         else {
             self.reject_metric("unknown-number");
             self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));

@@ -161,8 +161,14 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         let mut switch = switch(now, None);
         switch.handle_inbound(now, invite(now));
         let sent = statuses(&mut switch);
-        assert!(sent.iter().any(|s| s.starts_with("SIP/2.0 180")), "{sent:?}");
-        assert!(!sent.iter().any(|s| s.starts_with("SIP/2.0 200")), "{sent:?}");
+        assert!(
+            sent.iter().any(|s| s.starts_with("SIP/2.0 180")),
+            "{sent:?}"
+        );
+        assert!(
+            !sent.iter().any(|s| s.starts_with("SIP/2.0 200")),
+            "{sent:?}"
+        );
         assert_eq!(plays(&mut switch), Vec::new());
     }
 

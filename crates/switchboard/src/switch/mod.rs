@@ -10,13 +10,15 @@ pub mod b2bua;
 pub mod call;
 mod caller_media;
 mod cdr;
-mod emergency_first;
 pub mod command;
+mod emergency_first;
 mod feature_code;
 mod media_events;
 pub mod media_plane;
 mod registration;
 mod routing;
+#[cfg(test)]
+mod settings_tests;
 mod timer;
 
 use crate::config::Config;

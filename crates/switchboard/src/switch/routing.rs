@@ -190,7 +190,10 @@ mod tests {
     fn the_label_comes_from_the_callers_list_even_when_a_header_sets_the_priority() {
         let n = number("100", None, "q");
         assert_eq!(classify(&n, "2000", None).label.as_deref(), Some("vip"));
-        assert_eq!(classify(&n, "2000", Some("0")).label.as_deref(), Some("vip"));
+        assert_eq!(
+            classify(&n, "2000", Some("0")).label.as_deref(),
+            Some("vip")
+        );
         assert_eq!(classify(&n, "3000", None).label, None, "list without label");
         assert_eq!(classify(&n, "9999", None).label, None);
     }
