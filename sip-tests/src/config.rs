@@ -212,6 +212,8 @@ pub struct SwitchboardConfig {
     pub extra_toml: String,
     /// `sip.public_address`: the host advertised in Via and Contact.
     pub sip_public_address: Option<String>,
+    /// `cdr.csv`: also write daily CSV files.
+    pub cdr_csv: bool,
 }
 
 impl Default for SwitchboardConfig {
@@ -243,6 +245,7 @@ impl Default for SwitchboardConfig {
             support_queue_lines: Vec::new(),
             extra_toml: String::new(),
             sip_public_address: None,
+            cdr_csv: false,
         }
     }
 }
@@ -297,10 +300,11 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\n",
+            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
             endpoints.http,
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
+            self.cdr_csv,
         )?;
         writeln!(
             toml,

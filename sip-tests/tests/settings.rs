@@ -1,6 +1,6 @@
-//! Settings whose effect is only visible on the wire: `sip.public_address` in Via and Contact
-//! (and not in SDP, which carries `media.public_address` / `media.address`), and an emergency
-//! announcement on a number that sends calls straight to a queue.
+//! Settings whose effect is only visible from outside: `sip.public_address` in Via and Contact
+//! (and not in SDP, which carries `media.public_address` / `media.address`), an emergency
+//! announcement on a number that sends calls straight to a queue, and `cdr.csv`.
 
 use std::time::Duration;
 
@@ -108,5 +108,62 @@ fn an_emergency_announcement_on_a_queue_number_answers_then_queues_the_caller() 
         Some("abandoned"),
         "{record}"
     );
+    Ok(())
+}
+
+/// `[cdr] csv = true`: next to the JSON lines, a daily CSV file gets one row per call, with a
+/// header naming the columns; `label` is the last one.
+#[test]
+fn cdr_csv_writes_a_daily_csv_row_per_call() -> HarnessResult<()> {
+    let config = SwitchboardConfig {
+        cdr_csv: true,
+        agents: vec![AgentAccount::new("1001", "Alice")],
+        ..SwitchboardConfig::default()
+    };
+    let switchboard = Switchboard::start(config)?;
+    let agent = start_agent(&switchboard, "1001", "agent_answer.xml", WAIT)?;
+    let trunk = switchboard
+        .sipp_client("trunk_call.xml")?
+        .service("100")
+        .timeout(WAIT)
+        .run()?;
+    trunk.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let call_id = call_ids(&trunk.messages())
+        .into_iter()
+        .next()
+        .ok_or_else(|| HarnessError::Unexpected("no Call-ID in the trunk trace".into()))?;
+    // The JSON record first (the harness waits for it), then the CSV row of the same batch.
+    wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let csv = std::fs::read_dir(switchboard.cdr_dir())
+            .map_err(|e| HarnessError::io("list the CDR directory", e))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("cdr-") && n.ends_with(".csv"))
+            });
+        let text = csv
+            .map(std::fs::read_to_string)
+            .transpose()
+            .map_err(|e| HarnessError::io("read the CSV file", e))?
+            .unwrap_or_default();
+        if text.contains(&call_id) {
+            break text;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(HarnessError::Unexpected(format!(
+                "no CSV row for {call_id} within {} s:\n{text}",
+                WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.starts_with("seq,id,trunk_call_id,"), "{header}");
+    assert!(header.ends_with(",label"), "{header}");
     Ok(())
 }
