@@ -144,7 +144,7 @@ pub struct NumberSpec {
     pub queue: String,
     /// Base priority.
     pub priority: i32,
-    /// `priority_header`: a header whose integer value raises the call's priority.
+    /// `priority_header`: a header whose integer value sets the call's priority.
     pub priority_header: Option<String>,
     /// Caller lists with their priority.
     pub caller_priorities: Vec<CallerPriority>,
@@ -210,6 +210,10 @@ pub struct SwitchboardConfig {
     pub support_queue_lines: Vec<String>,
     /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
     pub extra_toml: String,
+    /// `sip.public_address`: the host advertised in Via and Contact.
+    pub sip_public_address: Option<String>,
+    /// `cdr.csv`: also write daily CSV files.
+    pub cdr_csv: bool,
 }
 
 impl Default for SwitchboardConfig {
@@ -240,6 +244,8 @@ impl Default for SwitchboardConfig {
             media_timeout_s: 0,
             support_queue_lines: Vec::new(),
             extra_toml: String::new(),
+            sip_public_address: None,
+            cdr_csv: false,
         }
     }
 }
@@ -282,6 +288,9 @@ impl SwitchboardConfig {
             ring = self.ring_timeout_s,
             drain = self.drain_timeout_s,
         )?;
+        if let Some(host) = &self.sip_public_address {
+            writeln!(toml, "public_address = {}", toml_string(host))?;
+        }
         if let Some(max) = self.max_message_bytes {
             writeln!(toml, "max_message_bytes = {max}")?;
         }
@@ -291,10 +300,11 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\n",
+            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
             endpoints.http,
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
+            self.cdr_csv,
         )?;
         writeln!(
             toml,

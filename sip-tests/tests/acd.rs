@@ -210,19 +210,21 @@ fn max_wait_without_overflow_gets_480() -> HarnessResult<()> {
     Ok(())
 }
 
-/// A trunk call to DID 100 from `caller` with `X-Priority: priority`, held `hold_ms` after the
-/// answer, in the background; returns once the call waits in the queue (180 heard).
+/// A trunk call to DID 100 from `caller` with `X-Priority: priority` (`X-Priority: none`, which
+/// is not a priority and so is ignored, for `None`), held `hold_ms` after the answer, in the
+/// background; returns once the call waits in the queue (180 heard).
 fn spawn_waiting_caller(
     switchboard: &Switchboard,
     caller: &str,
-    priority: i32,
+    priority: Option<i32>,
     hold_ms: u32,
 ) -> HarnessResult<SippProcess> {
+    let header = priority.map_or_else(|| "none".to_owned(), |p| p.to_string());
     let mut trunk = switchboard
         .sipp_client("trunk_call_as.xml")?
         .service("100")
         .set("caller", caller)
-        .set("priority", &priority.to_string())
+        .set("priority", &header)
         .arg("-d")
         .arg(&hold_ms.to_string())
         .timeout(WAIT)
@@ -235,10 +237,11 @@ fn spawn_waiting_caller(
 /// first INVITE must come from `expected_first`.
 fn served_in_order(
     config: SwitchboardConfig,
-    earlier: (&str, i32),
-    later: (&str, i32),
+    earlier: (&str, Option<i32>),
+    later: (&str, Option<i32>),
     expected_first: &str,
 ) -> HarnessResult<()> {
+    let base = config.numbers.first().map_or(0, |n| n.priority);
     let switchboard = Switchboard::start(config)?;
     let api = switchboard.api();
     let mut agent = start_agent_for_calls(&switchboard, "1001", "agent_answer.xml", 2, WAIT)?;
@@ -265,7 +268,14 @@ fn served_in_order(
         assert_eq!(str_field(&record, "caller"), Some(caller.0), "{record}");
         assert_eq!(
             record.get("priority"),
-            Some(&json!(expected_priority(caller))),
+            Some(&json!(expected_priority(caller, base))),
+            "{record}"
+        );
+        // Caller 2000's list is labelled `vip`: the label reaches the CDR.
+        let label = (caller.0 == "2000").then_some("vip");
+        assert_eq!(
+            record.get("label").and_then(|l| l.as_str()),
+            label,
             "{record}"
         );
     }
@@ -286,14 +296,24 @@ fn served_in_order(
         vec![expected_first.to_owned(), expected_second.to_owned()],
         "order the agent was offered the calls in"
     );
+    // ... and to the agent's phone, as X-Switchboard-Label.
+    for invite in agent.received("INVITE") {
+        let label = (invite.from_user() == Some("2000")).then_some("vip");
+        assert_eq!(
+            invite.header("X-Switchboard-Label"),
+            label,
+            "label offered with the call from {:?}",
+            invite.from_user()
+        );
+    }
     Ok(())
 }
 
-/// The priority `priority_config` gives `(caller, X-Priority)`: the higher of the VIP list's
-/// and the header's.
-fn expected_priority((caller, header): (&str, i32)) -> i32 {
-    let listed = if caller == "2000" { 10 } else { 0 };
-    listed.max(header)
+/// The priority `priority_config` gives `(caller, X-Priority)` on a number with priority
+/// `base`: the header's when it has one, else the VIP list's for caller 2000, else the base.
+fn expected_priority((caller, header): (&str, Option<i32>), base: i32) -> i32 {
+    let listed = (caller == "2000").then_some(10);
+    header.or(listed).unwrap_or(base)
 }
 
 /// DID 100 with caller 2000 on the VIP list (priority 10) and the X-Priority header honoured.
@@ -315,17 +335,29 @@ fn priority_config() -> SwitchboardConfig {
 
 #[test]
 fn vip_caller_jumps_ahead_of_an_earlier_normal_caller() -> HarnessResult<()> {
-    served_in_order(priority_config(), ("3000", 0), ("2000", 0), "2000")
+    served_in_order(priority_config(), ("3000", None), ("2000", None), "2000")
 }
 
 #[test]
 fn priority_header_jumps_ahead_of_an_earlier_normal_caller() -> HarnessResult<()> {
-    served_in_order(priority_config(), ("3000", 0), ("3001", 5), "3001")
+    served_in_order(priority_config(), ("3000", None), ("3001", Some(5)), "3001")
 }
 
 #[test]
 fn equal_priority_is_served_longest_waiting_first() -> HarnessResult<()> {
-    served_in_order(priority_config(), ("3000", 0), ("3001", 0), "3000")
+    served_in_order(priority_config(), ("3000", None), ("3001", None), "3000")
+}
+
+/// The header sets the priority, lower than the number's base too: the earlier caller, marked
+/// down to 1 on a number whose calls get 5, waits behind a later caller with the base.
+#[test]
+fn a_priority_header_below_the_base_makes_the_call_wait_behind_an_equal_base_call(
+) -> HarnessResult<()> {
+    let mut config = priority_config();
+    if let Some(number) = config.numbers.first_mut() {
+        number.priority = 5;
+    }
+    served_in_order(config, ("3000", Some(1)), ("3001", None), "3001")
 }
 
 /// Alice (1001) is the most skilled, so every call is offered to her first.

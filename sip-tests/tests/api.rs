@@ -104,6 +104,8 @@ fn every_error_has_its_status_and_stable_code() -> HarnessResult<()> {
         "unknown path",
     )?;
     assert_error(&api.get("/nowhere")?, 404, "not_found", "unknown root path")?;
+    // No web UI is built yet: the HTTP listener's root is the API's JSON 404 too.
+    assert_error(&api.get("/")?, 404, "not_found", "the root (no web UI yet)")?;
 
     // None of the refused requests changed anything.
     let alice = api.agent("1001")?;

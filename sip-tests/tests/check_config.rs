@@ -120,3 +120,126 @@ fn bad_file_exits_2_naming_file_line_and_field() -> HarnessResult<()> {
     }
     Ok(())
 }
+
+/// How `run --config FILE` ended for a file it must refuse before serving.
+fn run_refusal(file: &Path) -> HarnessResult<(Option<i32>, String)> {
+    let binary = switchboard_binary()?;
+    let stderr_path = file.with_extension("run.stderr");
+    let stderr = std::fs::File::create(&stderr_path)
+        .map_err(|e| HarnessError::io("create stderr file", e))?;
+    let mut child = Command::new(&binary)
+        .arg("run")
+        .arg("--config")
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| HarnessError::io(format!("running {} run", binary.display()), e))?;
+    // A refused file exits at once; one that was accepted would serve until stopped.
+    let status = sip_tests::process::wait_with_timeout(
+        &mut child,
+        std::time::Duration::from_secs(60),
+        "switchboard run with a bad file",
+    );
+    if status.is_err() {
+        sip_tests::process::stop(&mut child, std::time::Duration::from_secs(10));
+    }
+    let status = status?;
+    let text = std::fs::read_to_string(&stderr_path)
+        .map_err(|e| HarnessError::io("read stderr file", e))?;
+    Ok((status.code(), text))
+}
+
+/// Every refusal `run` can make at start because of its file: `check-config` reports each one
+/// as `file:line:column: field: message` with exit status 2, and `run` exits 2 with the same
+/// line (so systemd, with RestartPreventExitStatus=2, does not restart it in a loop).
+#[test]
+fn check_config_and_run_refuse_the_same_files_with_the_same_located_error() -> HarnessResult<()> {
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let good = good_config(dir.path());
+    let support = "[[queue]]\nname = \"support\"\n";
+    let queue = |name: &str, overflow: &str| {
+        format!("\n[[queue]]\nname = \"{name}\"\nskills = {{ support = 1 }}\noverflow = \"{overflow}\"\n")
+    };
+    // (what, the file, the field the error must name, words its message must contain)
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "agent taking two calls",
+            format!("{good}\n[[agent]]\nid = \"1009\"\nname = \"Zed\"\npassword = \"p\"\nmax_calls = 2\n"),
+            "agent[2].max_calls",
+            "an agent takes 1 voice call at a time",
+        ),
+        (
+            "two-queue overflow loop",
+            format!("{good}{}{}", queue("a", "b"), queue("b", "a")),
+            "queue[1].overflow",
+            "overflow chain loops back: a -> b -> a",
+        ),
+        (
+            "three-queue overflow loop",
+            format!("{good}{}{}{}", queue("a", "b"), queue("b", "c"), queue("c", "a")),
+            "queue[1].overflow",
+            "a -> b -> c -> a",
+        ),
+        (
+            "callback key nobody can press",
+            good.replace(support, &format!("{support}callback_key = \"*\"\n")),
+            "queue[0].callback_key",
+            "set answer = \"on-queue\"",
+        ),
+        (
+            "missed-call reason not listed",
+            good.replace("missed_call_reason = \"missed\"", "missed_call_reason = \"nap\""),
+            "acd.missed_call_reason",
+            "not one of not_ready_reasons",
+        ),
+        (
+            "prompt folder missing",
+            good.replace("[media]\n", "[media]\nprompts_dir = \"/nonexistent/prompts\"\n"),
+            "media.prompts_dir",
+            "does not exist",
+        ),
+        (
+            "skill level out of range",
+            good.replace("skills = { support = 1 }", "skills = { support = 11 }"),
+            "queue[0].skills.support",
+            "out of range 1..=10",
+        ),
+    ];
+    for (index, (what, text, field, words)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad-{index}.toml"));
+        std::fs::write(&file, text).map_err(|e| HarnessError::io("write", e))?;
+        let name = file.display().to_string();
+        let output = check_config(&file)?;
+        let checked = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{what}: check-config said:\n{checked}"
+        );
+        let line = checked
+            .lines()
+            .find(|l| l.contains(&format!(": {field}: ")))
+            .unwrap_or_else(|| panic!("{what}: no error naming {field} in:\n{checked}"));
+        let located = line
+            .strip_prefix(&format!("{name}:"))
+            .and_then(|rest| {
+                rest.split(':')
+                    .take(2)
+                    .map(str::parse::<u32>)
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()
+            })
+            .is_some_and(|numbers| numbers.len() == 2);
+        assert!(located, "{what}: not file:line:column: {line}");
+        assert!(line.contains(words), "{what}: {line}");
+
+        let (code, run_stderr) = run_refusal(&file)?;
+        assert_eq!(code, Some(2), "{what}: run said:\n{run_stderr}");
+        assert!(
+            run_stderr.lines().any(|l| l == line),
+            "{what}: run did not print `{line}`:\n{run_stderr}"
+        );
+    }
+    Ok(())
+}

@@ -160,9 +160,13 @@ pub struct CallRecord {
     /// The agent who answered or, for an unanswered call, the last agent it was offered to.
     #[serde(default)]
     pub agent: Option<String>,
-    /// ACD priority the call was queued with (higher is served first).
+    /// ACD priority the call was queued with (higher is served first); negative priorities
+    /// are kept as they are (-1000000..=1000000).
     #[serde(default)]
-    pub priority: u32,
+    pub priority: i32,
+    /// Tag of the caller's priority list (`[[number.caller_priority]] label`), if any.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Seconds from `enqueued` until answered or until the call left the queue otherwise
     /// (abandon, overflow, timeout, callback, voicemail); includes ringing. 0 if never queued.
     #[serde(default)]
@@ -418,6 +422,7 @@ pub(crate) mod fixtures {
             queue: Some("billing".into()),
             agent: Some("alice".into()),
             priority: 1,
+            label: None,
             wait_s: 15.5,
             ring_s: 5.5,
             talk_s: 270.0,
@@ -564,6 +569,18 @@ mod tests {
         }
         assert!(Record::from_json(br#"{"type":"fax","seq":1}"#).is_err());
         assert!(Record::from_json(br#"{"type":"call","seq":1}"#).is_err());
+    }
+
+    #[test]
+    fn negative_priority_and_label_round_trip_through_json() {
+        let mut call = answered_call();
+        call.priority = -5;
+        call.label = Some("vip".into());
+        let json = serde_json::to_value(&call).unwrap();
+        assert_eq!(json["priority"], -5);
+        assert_eq!(json["label"], "vip");
+        let back: CallRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, call);
     }
 
     #[test]

@@ -112,6 +112,43 @@ fn batch_insert_stores_columns_and_the_whole_record() {
 }
 
 #[test]
+fn negative_priority_and_label_are_stored_in_their_columns() {
+    let Some(server) = start_or_skip("negative_priority_and_label_are_stored_in_their_columns")
+    else {
+        return;
+    };
+    server.create_database(DB);
+    let mut sink = sink_for(&server);
+    let mut batch: Vec<(u64, Record)> = mixed(1, 20)
+        .into_iter()
+        .filter(|(_, r)| matches!(r, Record::Call(_)))
+        .take(2)
+        .collect();
+    let Some((_, Record::Call(labelled))) = batch.first_mut() else {
+        panic!("the generator makes calls");
+    };
+    labelled.priority = -1_000_000;
+    labelled.label = Some("vip".into());
+    let first = batch[0].0;
+    sink.write_batch(&batch).expect("insert");
+    let stored = server.psql(
+        DB,
+        &format!(
+            "SELECT seq = {first}, priority, coalesce(label, '<null>'), record->>'label' \
+             FROM cdr_calls ORDER BY seq"
+        ),
+    );
+    let other_priority = match &batch[1].1 {
+        Record::Call(call) => call.priority,
+        Record::AgentState(_) => unreachable!("filtered to calls"),
+    };
+    assert_eq!(
+        stored,
+        format!("t|-1000000|vip|vip\nf|{other_priority}|<null>|")
+    );
+}
+
+#[test]
 fn a_resent_batch_inserts_nothing() {
     let Some(server) = start_or_skip("a_resent_batch_inserts_nothing") else {
         return;

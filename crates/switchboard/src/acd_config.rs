@@ -39,6 +39,8 @@ pub fn acd_config(config: &Config) -> AcdConfig {
             queue.service_level = q.service_level;
             queue.wrap_up = q.wrap_up;
             queue.preferred_agent_wait = q.preferred_agent_wait;
+            queue.priority_aging = q.priority_aging;
+            queue.initial_handle_time = q.initial_handle_time;
             queue
         })
         .collect();
@@ -65,4 +67,126 @@ pub fn agent_configs(config: &Config) -> Vec<AgentConfig> {
             agent
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd::{Acd, CallId, CallRequest};
+    use std::time::{Duration, Instant};
+
+    fn acd(queue_keys: &str) -> Acd {
+        let text = format!("[[queue]]\nname = \"q\"\nskills = {{ s = 1 }}\n{queue_keys}");
+        let config = crate::config::load_str("t.toml", &text).expect("valid configuration");
+        Acd::new(acd_config(&config)).expect("a valid ACD configuration")
+    }
+
+    fn enqueue(acd: &Acd, now: Instant, id: u64, priority: i32) {
+        acd.enqueue(
+            now,
+            CallRequest {
+                id: CallId(id),
+                queue: "q".into(),
+                priority,
+                preferred_agent: None,
+            },
+        )
+        .expect("enqueued");
+    }
+
+    /// Call 1 (priority 0) has waited 60 s when call 2 (priority 5) arrives.
+    fn position_of_the_older_low_priority_call(queue_keys: &str) -> usize {
+        let acd = acd(queue_keys);
+        let start = Instant::now();
+        enqueue(&acd, start, 1, 0);
+        enqueue(&acd, start + Duration::from_secs(60), 2, 5);
+        acd.position(CallId(1)).expect("waiting").0
+    }
+
+    #[test]
+    fn priority_aging_s_lets_waiting_calls_move_up_and_zero_means_strict_priority() {
+        // 60 s at one point per 10 s: 0 + 6 > 5, the older call is first.
+        assert_eq!(
+            position_of_the_older_low_priority_call("priority_aging_s = 10\n"),
+            1
+        );
+        // One point per 30 s (the default): 0 + 2 < 5, the newer urgent call is first.
+        assert_eq!(position_of_the_older_low_priority_call(""), 2);
+        // Strict priority: waiting earns nothing.
+        assert_eq!(
+            position_of_the_older_low_priority_call("priority_aging_s = 0\n"),
+            2
+        );
+    }
+
+    /// Every `[[queue]]` key the ACD acts on arrives in its configuration unchanged.
+    #[test]
+    fn every_queue_key_reaches_the_acd() {
+        let text = "[[queue]]\nname = \"q\"\nskills = { s = 3 }\nstrategy = \"most-skilled\"\nmax_wait_s = 40\nmax_length = 7\noverflow = \"r\"\nservice_level_s = 25\nwrap_up_s = 12\npreferred_agent_wait_s = 9\npriority_aging_s = 11\ninitial_handle_time_s = 70\n[[queue.expansion]]\nafter_s = 30\nmin_level = 2\nadd_skills = { t = 4 }\n[[queue]]\nname = \"r\"\nskills = { s = 1 }\n";
+        let config = crate::config::load_str("t.toml", text).expect("valid configuration");
+        let acd = acd_config(&config);
+        let q = &acd.queues[0];
+        assert_eq!(q.id, acd::QueueId::from("q"));
+        assert_eq!(q.required, vec![SkillRequirement::new("s", 3)]);
+        assert_eq!(q.strategy, Strategy::MostSkilled);
+        assert_eq!(q.max_wait, Some(Duration::from_secs(40)));
+        assert_eq!(q.max_length, Some(7));
+        assert_eq!(q.overflow, Some(acd::QueueId::from("r")));
+        assert_eq!(q.service_level, Duration::from_secs(25));
+        assert_eq!(q.wrap_up, Duration::from_secs(12));
+        assert_eq!(q.preferred_agent_wait, Duration::from_secs(9));
+        assert_eq!(q.priority_aging, Some(Duration::from_secs(11)));
+        assert_eq!(q.initial_handle_time, Duration::from_secs(70));
+        assert_eq!(
+            q.expansion,
+            vec![ExpansionStep {
+                after: Duration::from_secs(30),
+                min_level: Some(2),
+                add_skills: vec![SkillRequirement::new("t", 4)],
+            }]
+        );
+    }
+
+    #[test]
+    fn max_length_refuses_the_call_past_it() {
+        let acd = acd("max_length = 1\n");
+        let now = Instant::now();
+        enqueue(&acd, now, 1, 0);
+        let second = acd
+            .enqueue(
+                now,
+                CallRequest {
+                    id: CallId(2),
+                    queue: "q".into(),
+                    priority: 0,
+                    preferred_agent: None,
+                },
+            )
+            .expect("answered with actions");
+        assert!(
+            second.iter().any(|action| matches!(
+                action,
+                acd::Action::Rejected {
+                    reason: acd::RejectReason::QueueFull,
+                    ..
+                }
+            )),
+            "{second:?}"
+        );
+        assert_eq!(acd.queue(&"q".into()).map(|q| q.waiting), Some(1));
+    }
+
+    #[test]
+    fn initial_handle_time_s_sets_the_first_wait_estimates() {
+        let estimate = |queue_keys: &str| {
+            let acd = acd(queue_keys);
+            enqueue(&acd, Instant::now(), 1, 0);
+            acd.position(CallId(1)).expect("waiting").1
+        };
+        assert_eq!(estimate(""), Duration::from_secs(180), "the default");
+        assert_eq!(
+            estimate("initial_handle_time_s = 45\n"),
+            Duration::from_secs(45)
+        );
+    }
 }

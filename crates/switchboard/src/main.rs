@@ -86,8 +86,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colour only on a terminal, and not there either when NO_COLOR is set (no-color.org):
+    // journald and log files get plain text.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let ansi = !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -95,7 +97,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::CheckConfig { file } => match load_config(&file) {
+        Command::CheckConfig { file } => match load_for_run(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
@@ -140,7 +142,7 @@ fn main() -> ExitCode {
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Run { config: path } => {
             let config = match &path {
-                Some(path) => match load_config(path) {
+                Some(path) => match load_for_run(path) {
                     Ok(c) => c,
                     Err(code) => return code,
                 },
@@ -161,6 +163,16 @@ fn main() -> ExitCode {
 /// returning exit code 2 when it is invalid.
 fn load_config(path: &std::path::Path) -> Result<config::Config, ExitCode> {
     config::load_file(path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })
+}
+
+/// Loads a configuration file and checks everything `run` would refuse at start because of
+/// it (the same checks for `check-config` and `run`); exit code 2 when anything is wrong, so
+/// systemd does not restart a node whose file cannot work (RestartPreventExitStatus=2).
+fn load_for_run(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    switchboard::start_check::load_file(path).map_err(|errors| {
         eprintln!("{errors}");
         ExitCode::from(2)
     })

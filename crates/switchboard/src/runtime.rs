@@ -202,7 +202,7 @@ pub async fn run(
 }
 
 /// Every prompt language the configuration can ask for, the default `en` first.
-fn prompt_languages(config: &Config) -> Vec<String> {
+pub(crate) fn prompt_languages(config: &Config) -> Vec<String> {
     let mut languages = vec!["en".to_owned()];
     let named = config
         .ivrs

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "node in key",
         include_str!("../../migrations/0002_node_in_key.sql"),
     ),
+    (
+        3,
+        "call label",
+        include_str!("../../migrations/0003_call_label.sql"),
+    ),
 ];
 
 /// The embedded migrations, in order (for tools that apply the schema themselves).

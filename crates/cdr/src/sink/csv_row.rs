@@ -45,6 +45,8 @@ pub(crate) const CALL_HEADER: &[&str] = &[
     "recording",
     "legs",
     "service_level_threshold_s",
+    // Added after the first release: last, so older columns keep their positions.
+    "label",
 ];
 
 /// Header row of the agent-state CSV file.
@@ -101,7 +103,7 @@ fn optional_number<T: ToString>(value: Option<T>) -> String {
 /// Appends one call row (with its newline) to `out`.
 pub(crate) fn write_call_row(out: &mut Vec<u8>, call: &CallRecord) -> Result<(), SinkError> {
     let seq = call.seq;
-    let cells: [String; 29] = [
+    let cells: [String; 30] = [
         seq.to_string(),
         one_line(&call.id),
         one_line(&call.trunk_call_id),
@@ -131,6 +133,7 @@ pub(crate) fn write_call_row(out: &mut Vec<u8>, call: &CallRecord) -> Result<(),
         optional_text(&call.recording),
         json_cell(seq, &call.legs)?,
         call.service_level_threshold_s.to_string(),
+        optional_text(&call.label),
     ];
     write_row(out, seq, &cells)
 }
@@ -205,6 +208,27 @@ mod tests {
         assert_eq!(cell("wait_s"), "15.5");
         let legs: Vec<crate::model::Leg> = serde_json::from_str(&cell("legs")).unwrap();
         assert_eq!(legs, call.legs);
+    }
+
+    #[test]
+    fn negative_priority_and_label_are_written_as_they_are() {
+        let mut call = answered_call();
+        call.priority = -7;
+        call.label = Some("vip".into());
+        let mut out = Vec::new();
+        write_call_row(&mut out, &call).unwrap();
+        let rows = parse(&out, CALL_HEADER);
+        let cell = |name: &str| {
+            let i = CALL_HEADER.iter().position(|c| *c == name).unwrap();
+            rows[0][i].to_string()
+        };
+        assert_eq!(cell("priority"), "-7");
+        assert_eq!(cell("label"), "vip");
+        assert_eq!(
+            CALL_HEADER.last(),
+            Some(&"label"),
+            "new columns go last so older ones keep their positions"
+        );
     }
 
     #[test]

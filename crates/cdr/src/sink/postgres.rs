@@ -15,20 +15,20 @@ const INSERT_CALLS: &str = "\
 INSERT INTO cdr_calls (node, seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
-    service_level_threshold_s, record)
+    service_level_threshold_s, record, label)
 SELECT $29::text, seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
-    service_level_threshold_s, record::jsonb
+    service_level_threshold_s, record::jsonb, label
 FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
     $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[],
     $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[], $16::float8[],
     $17::float8[], $18::float8[], $19::float8[], $20::float8[], $21::text[], $22::text[],
-    $23::int4[], $24::int4[], $25::int2[], $26::text[], $27::float8[], $28::text[])
+    $23::int4[], $24::int4[], $25::int2[], $26::text[], $27::float8[], $28::text[], $30::text[])
     AS batch(seq, id, trunk_call_id, arrived, ivr_ended, enqueued, offered, answered,
     ended, caller, did, language, queue, agent, priority, wait_s, ring_s, talk_s, hold_s,
     wrap_up_s, disposition, hangup_side, sip_cause, transfer_count, survey_score, recording,
-    service_level_threshold_s, record)
+    service_level_threshold_s, record, label)
 ON CONFLICT (node, seq) DO NOTHING";
 
 const INSERT_AGENT_STATES: &str = "\
@@ -100,6 +100,8 @@ impl PostgresSink {
                     .calls
                     .bind(sqlx::query(INSERT_CALLS))
                     .bind(node)
+                    // $30, after the node: added with migration 3.
+                    .bind(&batch.calls.label)
                     .execute(&mut *transaction)
                     .await?
                     .rows_affected();
@@ -204,6 +206,7 @@ struct CallColumns {
     recording: Vec<Option<String>>,
     service_level_threshold_s: Vec<f64>,
     record: Vec<String>,
+    label: Vec<Option<String>>,
 }
 
 impl CallColumns {
@@ -239,6 +242,7 @@ impl CallColumns {
         self.service_level_threshold_s
             .push(call.service_level_threshold_s);
         self.record.push(json);
+        self.label.push(call.label.clone());
     }
 
     fn bind<'q>(&'q self, query: Query<'q>) -> Query<'q> {
@@ -377,8 +381,20 @@ mod tests {
             c.recording.len(),
             c.service_level_threshold_s.len(),
             c.record.len(),
+            c.label.len(),
         ];
-        assert_eq!(lengths, [5; 28]);
+        assert_eq!(lengths, [5; 29]);
+    }
+
+    #[test]
+    fn negative_priority_and_label_reach_their_columns() {
+        let mut call = answered_call();
+        call.priority = -1_000_000;
+        call.label = Some("vip".into());
+        let records = vec![(1, Record::Call(call)), (2, Record::Call(answered_call()))];
+        let c = Columns::from_records(&records).unwrap().calls;
+        assert_eq!(c.priority, vec![-1_000_000, 1]);
+        assert_eq!(c.label, vec![Some("vip".to_owned()), None]);
     }
 
     #[test]

@@ -80,7 +80,19 @@ fn agent(
         secret => secret.flatten(),
     };
     let skills = table.or(d, "skills", Default::default(), skills::read);
-    let max_calls = table.or(d, "max_calls", 1, |d, field| field.integer(d, 1..=100));
+    // The ACD offers a voice agent one call at a time; a larger value would be accepted here
+    // and refused at start, so it is refused here with the reason.
+    let max_calls = table.or(d, "max_calls", 1, |d, field| {
+        let calls: u32 = field.integer(d, 1..=100)?;
+        if calls != 1 {
+            d.error(
+                field.path(),
+                format!("{calls} is not supported: an agent takes 1 voice call at a time (the only value accepted is 1)"),
+            );
+            return None;
+        }
+        Some(calls)
+    });
     Some(AgentConfig {
         id: id?,
         name: name?,
@@ -152,6 +164,13 @@ mod tests {
                 "t.toml:5:22: agent[0].skills.support: level 11 out of range 1..=10",
             ]
         );
+        assert_eq!(
+            error_lines("[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nmax_calls = 2\n"),
+            vec!["t.toml:5:13: agent[0].max_calls: 2 is not supported: an agent takes 1 voice call at a time (the only value accepted is 1)"]
+        );
+        let explicit =
+            valid("[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nmax_calls = 1\n");
+        assert_eq!(explicit.agents[0].max_calls, 1);
         let config = valid("[[agent]]\nid = \"1\"\nname = \"Ann Lee\"\npassword = \"p\"\n");
         assert_eq!(config.agents[0].name, "Ann Lee");
         assert_eq!(config.agents[0].max_calls, 1);

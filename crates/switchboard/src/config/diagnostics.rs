@@ -54,6 +54,11 @@ impl<'a> Diagnostics<'a> {
         self.position(path, Anchor::Value).line
     }
 
+    /// Whether any error has been recorded so far.
+    pub(super) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
     /// The errors recorded, in the order they were found.
     pub(super) fn into_errors(self) -> Vec<ConfigError> {
         self.errors

@@ -10,6 +10,7 @@
 //! struct, while `check-config` must list them all.
 
 mod acd;
+mod acd_check;
 mod agent;
 mod cdr;
 mod credentials;
@@ -43,6 +44,21 @@ pub use model::{
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
     RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
 };
+
+/// An error about the value at the dotted `keys` (e.g. `["media", "prompts_dir"]`) of the
+/// configuration `text`, located like the loader's own errors. For checks made after loading,
+/// against the host (the prompt files).
+pub fn error_at(source_name: &str, text: &str, keys: &[&str], message: String) -> ConfigErrors {
+    let path = keys
+        .iter()
+        .fold(path::FieldPath::root(), |path, key| path.key(key));
+    let located = ImDocument::parse(text).ok().and_then(|document| {
+        let mut diagnostics = Diagnostics::new(source_name, text, document.as_table());
+        diagnostics.error(&path, message.clone());
+        ConfigErrors::new(diagnostics.into_errors())
+    });
+    located.unwrap_or_else(|| ConfigErrors::whole_file(source_name, message))
+}
 
 /// The embedded demo configuration (see [`demo`]).
 pub const DEMO_TOML: &str = include_str!("demo.toml");
@@ -137,7 +153,10 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     };
     let numbers = number::read(d, &root, &targets);
     let http = http::read(d, &root, &agent_ids);
-    Some(Config {
+    if let (Some(queues), Some(numbers)) = (&queues, &numbers) {
+        queue::check_callback_keys(d, queues, numbers);
+    }
+    let config = Config {
         sip: sip?,
         http: http?,
         cdr: cdr?,
@@ -149,7 +168,12 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         agents: agents?,
         schedules: schedules?,
         ivrs: ivrs?,
-    })
+    };
+    // Only on an otherwise valid file: the readers' own, better placed errors come first.
+    if !d.has_errors() {
+        acd_check::check(d, &config);
+    }
+    Some(config)
 }
 
 /// Helpers shared by the tests of every section.
@@ -188,7 +212,7 @@ mod tests {
 listen_udp = ["0.0.0.0:5060", "[::]:5060"]  # UDP listeners; may be [] if listen_tcp is not
 listen_tcp = ["0.0.0.0:5060"]               # TCP listeners
 realm = "example.com"                       # digest realm; HA1 values are computed with it
-public_address = "sip.example.com"          # host for Via/Contact/SDP; "" = the listen IP
+public_address = "sip.example.com"          # host for Via and Contact; "" = the listen IP (SDP: media.public_address)
 t1_ms = 500                                 # RFC 3261 T1 (1..=60000), must be <= t2_ms
 t2_ms = 4000                                # RFC 3261 T2 (1..=600000)
 t4_ms = 5000                                # RFC 3261 T4 (1..=600000)
@@ -199,9 +223,10 @@ min_expires_s = 60                          # registrar: shorter gets 423 (1..=8
 max_expires_s = 3600                        # registrar: longer is capped (>= min_expires_s)
 max_calls = 10000                           # concurrent calls before 503 (1..=1000000)
 digest_algorithms = ["SHA-256", "MD5"]       # challenges sent, in order; default ["MD5"] (see below)
+min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a shorter Session-Expires gets 422 (90..=86400)
 
 [http]
-listen = "127.0.0.1:8080"                   # API, web UI and /metrics
+listen = "127.0.0.1:8080"                   # API and /metrics (the web UI is not built yet)
 
 [[http.token]]
 token = "change-me-admin"                   # Authorization: Bearer <token>; unique
@@ -230,6 +255,7 @@ recordings_dir = "/var/lib/switchboard/recordings"  # default ./switchboard-data
 [[trunk]]
 name = "carrier"                            # unique
 allow = ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"]  # source IPs/CIDRs let in without auth
+trust_identity = true                       # default false: pass P-Asserted-Identity/Diversion to agents (see below)
 
 [[trunk]]
 name = "pbx"
@@ -239,15 +265,15 @@ ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example
 [[number]]
 did = "+15550100"                           # Request-URI user part; unique per trunk restriction
 queue = "support"                           # a [[queue]]; exactly one of queue / ivr
-trunk = "carrier"                           # optional: only calls from this trunk
+trunk = "carrier"                           # optional: only calls from this trunk (beats an entry without trunk)
 language = "en"                             # optional: prompt language (default: the IVR's, or "en")
-priority = 0                                # base priority, higher first (-1000000..=1000000)
-priority_header = "X-Priority"              # optional: header whose integer value sets priority
+priority = 0                                # base priority, higher first (-1000000..=1000000); see "Priority"
+priority_header = "X-Priority"              # optional: header whose integer value sets the priority
 
-[[number.caller_priority]]                  # optional, first matching list wins
+[[number.caller_priority]]                  # optional: these callers get this priority (unless the header sets one)
 callers = ["+15551234567", "2000"]          # From user parts; a caller may appear only once
 priority = 10
-label = "vip"                               # optional tag for agents and CDRs
+label = "vip"                               # optional tag: X-Switchboard-Label to agents, `label` in the CDR
 
 [[queue]]
 name = "support"                            # unique
@@ -261,9 +287,11 @@ wrap_up_s = 10                              # after-call work
 preferred_agent_wait_s = 15                 # wait for the caller's previous agent
 music_on_hold = "moh"                       # prompt looped to waiting callers (default "moh")
 announce_every_s = 30                       # position + estimated wait announcement (0 = never; 0..=3600)
-callback_key = "*"                          # optional: key a waiting caller presses to be called back
+callback_key = "*"                          # optional: key a waiting caller presses to be called back (answered callers only)
 record = "25%"                              # none | all | NN% (default "none")
-answer = "on-agent"                         # on-agent (ring until an agent answers) | on-queue (answer + MOH)
+answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
+priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)
+initial_handle_time_s = 180                 # handle time for wait estimates until calls are measured (1..=86400)
 
 [[queue.expansion]]                         # optional, in increasing after_s order
 after_s = 30
@@ -321,7 +349,7 @@ name = "Alice"
 sip_user = "alice"                          # default = id; unique
 password = "secret1001"                     # exactly one of password / ha1
 skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
-max_calls = 1                               # default 1 (1..=100)
+max_calls = 1                               # default 1, the only value: a voice agent takes one call at a time
 
 [[agent]]
 id = "1002"
@@ -517,7 +545,9 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert_eq!(support.announce_every, Some(Duration::from_secs(30)));
         assert_eq!(support.callback_key, Some('*'));
         assert_eq!(support.record, RecordPolicy::Percent(25));
-        assert_eq!(support.answer, QueueAnswer::OnAgent);
+        assert_eq!(support.answer, QueueAnswer::OnQueue);
+        assert_eq!(support.priority_aging, Some(Duration::from_secs(30)));
+        assert_eq!(support.initial_handle_time, Duration::from_secs(180));
         assert_eq!(config.schedules[0].schedule.holidays.len(), 2);
         let main = &config.ivrs[0];
         assert_eq!(main.schedule.as_deref(), Some("office"));
@@ -535,6 +565,18 @@ ha1 = "fedcba9876543210fedcba9876543210"
         assert_eq!(config.agents[0].skills.len(), 2);
         assert_eq!(config.agents[1].sip_user, "1002");
         assert!(matches!(config.agents[1].secret, DigestSecret::Ha1(_)));
+    }
+
+    /// docs/configuration.md shows this exact example, so the reference cannot drift.
+    #[test]
+    fn the_documented_complete_example_is_this_one() {
+        let docs = include_str!("../../../../docs/configuration.md");
+        let start = docs
+            .find("```toml\n[sip]")
+            .expect("the complete example opens with [sip]")
+            + "```toml".len();
+        let end = start + docs[start..].find("```").expect("the example is closed");
+        assert_eq!(&docs[start..end], FULL_EXAMPLE);
     }
 
     #[test]

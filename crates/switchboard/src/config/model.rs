@@ -298,6 +298,10 @@ pub struct QueueConfig {
     pub record: RecordPolicy,
     /// When a call sent straight to this queue by a number is answered.
     pub answer: QueueAnswer,
+    /// Waiting time worth one priority point; `None` (0 in the file) = strict priority.
+    pub priority_aging: Option<Duration>,
+    /// Handle time assumed for estimated waits until the queue has measured real calls.
+    pub initial_handle_time: Duration,
 }
 
 /// Which calls of a queue are recorded.

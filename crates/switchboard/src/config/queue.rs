@@ -27,6 +27,8 @@ const KEYS: &[&str] = &[
     "callback_key",
     "record",
     "answer",
+    "priority_aging_s",
+    "initial_handle_time_s",
 ];
 const EXPANSION_KEYS: &[&str] = &["after_s", "min_level", "add_skills"];
 
@@ -57,7 +59,75 @@ pub(super) fn read(
             names.check_reference(d, &overflow.target, &overflow.path);
         }
     }
+    check_overflow_loops(d, &overflows);
     (queues, names)
+}
+
+/// Refuses overflow chains that come back to where they started (`a -> b -> a`, or longer):
+/// a call would bounce between the queues for ever. Each loop is reported once, at the
+/// `overflow` of its first queue in file order.
+fn check_overflow_loops(d: &mut Diagnostics<'_>, overflows: &[OverflowReference]) {
+    let next = |queue: &str| overflows.iter().find(|o| o.queue.as_deref() == Some(queue));
+    let mut reported: Vec<&str> = Vec::new();
+    for start in overflows {
+        let Some(first) = start.queue.as_deref() else {
+            continue;
+        };
+        if reported.contains(&first) || start.target == first {
+            continue;
+        }
+        let mut chain = vec![first];
+        let mut current = start;
+        while let Some(following) = next(&current.target) {
+            if current.target == first {
+                chain.push(first);
+                let names = chain.join(" -> ");
+                d.error(
+                    &start.path,
+                    format!("overflow chain loops back: {names}; a call would bounce between these queues for ever"),
+                );
+                reported.extend(chain.iter().copied());
+                break;
+            }
+            if chain.contains(&current.target.as_str()) {
+                // A loop further down that does not include `first`: reported from its own start.
+                break;
+            }
+            chain.push(&current.target);
+            current = following;
+        }
+    }
+}
+
+/// Refuses `callback_key` on a queue that a `[[number]]` sends calls to directly with
+/// `answer = "on-agent"`: those callers hear ringback and are never answered before an agent
+/// takes the call, so no key they press reaches Switchboard.
+pub(super) fn check_callback_keys(
+    d: &mut Diagnostics<'_>,
+    queues: &[QueueConfig],
+    numbers: &[super::model::NumberConfig],
+) {
+    for (index, queue) in queues.iter().enumerate() {
+        if queue.callback_key.is_none() || queue.answer != QueueAnswer::OnAgent {
+            continue;
+        }
+        let Some(number) = numbers
+            .iter()
+            .find(|n| n.queue() == Some(queue.name.as_str()))
+        else {
+            continue;
+        };
+        d.error(
+            &FieldPath::root()
+                .key("queue")
+                .index(index)
+                .key("callback_key"),
+            format!(
+                "number {} sends calls straight to this queue with answer = \"on-agent\": such callers are not answered, so no key reaches Switchboard; set answer = \"on-queue\" (or reach the queue through an IVR)",
+                number.did
+            ),
+        );
+    }
 }
 
 fn queue(
@@ -125,6 +195,22 @@ fn queue(
     let record = table.or(d, "record", RecordPolicy::None, |d, field| {
         field.parsed(d, parse_record)
     });
+    // Aging: one priority point per this much waiting, so low priorities do not starve.
+    let priority_aging = table.or(
+        d,
+        "priority_aging_s",
+        Some(Duration::from_secs(30)),
+        |d, field| {
+            let every = field.seconds(d, 0..=ONE_DAY_S)?;
+            Some((!every.is_zero()).then_some(every))
+        },
+    );
+    let initial_handle_time = table.or(
+        d,
+        "initial_handle_time_s",
+        Duration::from_secs(180),
+        |d, field| field.seconds(d, 1..=ONE_DAY_S),
+    );
     let answer = table.or(d, "answer", QueueAnswer::OnAgent, |d, field| {
         field.parsed(d, |text| match text {
             "on-queue" => Ok(QueueAnswer::OnQueue),
@@ -151,6 +237,8 @@ fn queue(
         callback_key: callback_key?,
         record: record?,
         answer: answer?,
+        priority_aging: priority_aging?,
+        initial_handle_time: initial_handle_time?,
     })
 }
 
@@ -310,6 +398,72 @@ mod tests {
         for (name, strategy) in RoutingStrategy::ALL {
             assert_eq!(strategy.name(), name);
         }
+    }
+
+    #[test]
+    fn overflow_loops_of_any_length_are_refused_once_each() {
+        let queue = |name: &str, overflow: &str| {
+            format!(
+                "[[queue]]\nname = \"{name}\"\nskills = {{ s = 1 }}\noverflow = \"{overflow}\"\n"
+            )
+        };
+        let two = [queue("a", "b"), queue("b", "a")].concat();
+        assert_eq!(
+            error_lines(&two),
+            vec!["t.toml:4:12: queue[0].overflow: overflow chain loops back: a -> b -> a; a call would bounce between these queues for ever"]
+        );
+        // A chain into a loop is reported at the loop, not at the queue leading into it.
+        let three = [
+            queue("x", "a"),
+            queue("a", "b"),
+            queue("b", "c"),
+            queue("c", "a"),
+        ]
+        .concat();
+        assert_eq!(
+            error_lines(&three),
+            vec!["t.toml:8:12: queue[1].overflow: overflow chain loops back: a -> b -> c -> a; a call would bounce between these queues for ever"]
+        );
+        let chain = [queue("a", "b"), queue("b", "c")].concat()
+            + "[[queue]]\nname = \"c\"\nskills = { s = 1 }\n";
+        assert_eq!(valid(&chain).queues[0].overflow.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn callback_key_is_refused_where_callers_are_not_answered() {
+        let text = |answer: &str, target: &str| {
+            format!("[[queue]]\nname = \"q\"\nskills = {{ s = 1 }}\ncallback_key = \"*\"\nanswer = \"{answer}\"\n[[ivr]]\nname = \"main\"\n[[ivr.menu]]\nname = \"top\"\nprompt = \"menu\"\nkeys = {{ \"1\" = \"queue:q\" }}\n[[number]]\ndid = \"100\"\n{target}\n")
+        };
+        assert_eq!(
+            error_lines(&text("on-agent", "queue = \"q\"")),
+            vec!["t.toml:4:16: queue[0].callback_key: number 100 sends calls straight to this queue with answer = \"on-agent\": such callers are not answered, so no key reaches Switchboard; set answer = \"on-queue\" (or reach the queue through an IVR)"]
+        );
+        // Answered on queueing: the key reaches Switchboard.
+        let on_queue = valid(&text("on-queue", "queue = \"q\""));
+        assert_eq!(on_queue.queues[0].callback_key, Some('*'));
+        // Reached only through an IVR: its callers are answered by the IVR.
+        let through_ivr = valid(&text("on-agent", "ivr = \"main\""));
+        assert_eq!(through_ivr.queues[0].callback_key, Some('*'));
+    }
+
+    #[test]
+    fn aging_and_initial_handle_time_default_parse_and_are_checked() {
+        let config = valid("[[queue]]\nname = \"a\"\nskills = { s = 1 }\n[[queue]]\nname = \"b\"\nskills = { s = 1 }\npriority_aging_s = 0\ninitial_handle_time_s = 60\n[[queue]]\nname = \"c\"\nskills = { s = 1 }\npriority_aging_s = 5\n");
+        let [a, b, c] = config.queues.as_slice() else {
+            panic!("three queues");
+        };
+        assert_eq!(a.priority_aging, Some(Duration::from_secs(30)));
+        assert_eq!(a.initial_handle_time, Duration::from_secs(180));
+        assert_eq!(b.priority_aging, None, "0 = strict priority");
+        assert_eq!(b.initial_handle_time, Duration::from_secs(60));
+        assert_eq!(c.priority_aging, Some(Duration::from_secs(5)));
+        assert_eq!(
+            error_lines("[[queue]]\nname = \"a\"\nskills = { s = 1 }\npriority_aging_s = -1\ninitial_handle_time_s = 0\n"),
+            vec![
+                "t.toml:4:20: queue[0].priority_aging_s: -1 out of range 0..=86400",
+                "t.toml:5:25: queue[0].initial_handle_time_s: 0 out of range 1..=86400",
+            ]
+        );
     }
 
     #[test]

@@ -169,12 +169,8 @@ impl Switch {
             self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
             return;
         };
-        let Some(number) = self
-            .config
-            .numbers
-            .iter()
-            .find(|n| n.did == did && n.trunk.as_ref().is_none_or(|t| *t == trunk))
-            .cloned()
+        let Some(number) =
+            super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
         else {
             self.reject_metric("unknown-number");
             self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
@@ -192,10 +188,12 @@ impl Switch {
         // queueing (music on hold); otherwise the trunk hears ringback until an agent answers.
         let answer_here = match &number.target {
             crate::config::NumberTarget::Ivr(_) => true,
-            crate::config::NumberTarget::Queue(queue) => self
-                .config
-                .queue(queue)
-                .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue),
+            crate::config::NumberTarget::Queue(queue) => {
+                self.config
+                    .queue(queue)
+                    .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue)
+                    || self.emergency_answers(&did)
+            }
         };
         let (media, local_answer) = match self.anchor_trunk_offer(&request, answer_here) {
             Ok(anchored) => anchored,
@@ -214,7 +212,12 @@ impl Switch {
             .any(|t| t.name == trunk && t.trust_identity);
         let identity = CallerIdentity::of(&request.headers, trusted);
         let caller = identity.number.clone();
-        let priority = call_priority(&number, &caller, &request);
+        let header = number
+            .priority_header
+            .as_deref()
+            .and_then(|name| header_value(&request.headers, name));
+        let class = super::routing::classify(&number, &caller, header);
+        let priority = class.priority;
         let id = self.next_call;
         self.next_call += 1;
         let trunk_call_id = dialog.call_id.clone();
@@ -226,6 +229,7 @@ impl Switch {
             identity,
             queue: number.queue().unwrap_or_default().to_owned(),
             priority,
+            label: class.label,
             trunk_leg: TrunkLeg {
                 invite: request,
                 server_key: key.clone(),
@@ -283,7 +287,11 @@ impl Switch {
     fn route(&mut self, now: Instant, id: CallNumber, target: &crate::config::NumberTarget) {
         match target {
             crate::config::NumberTarget::Ivr(ivr) => self.start_ivr(now, id, ivr),
-            crate::config::NumberTarget::Queue(_) => self.enqueue_call(now, id),
+            crate::config::NumberTarget::Queue(_) => {
+                if !self.play_emergency_before_queue(id) {
+                    self.enqueue_call(now, id);
+                }
+            }
         }
     }
 
@@ -603,6 +611,9 @@ impl Switch {
         push_header(&mut headers, "X-Switchboard-Call", id.to_string());
         push_header(&mut headers, "X-Switchboard-Queue", call.queue.clone());
         push_header(&mut headers, "X-Switchboard-DID", call.did.clone());
+        if let Some(label) = &call.label {
+            push_header(&mut headers, "X-Switchboard-Label", label.clone());
+        }
         for asserted in &call.identity.asserted {
             push_header(&mut headers, "P-Asserted-Identity", asserted.clone());
         }
@@ -1209,26 +1220,4 @@ fn body_mime(request: &Request) -> &str {
         .and_then(|value| value.split(';').next())
         .unwrap_or("")
         .trim()
-}
-
-/// The call's priority: the number's base, raised by a caller list match or a trunk header.
-fn call_priority(number: &crate::config::NumberConfig, caller: &str, request: &Request) -> i32 {
-    let mut priority = number.priority;
-    if let Some(p) = number
-        .caller_priorities
-        .iter()
-        .filter(|cp| cp.callers.iter().any(|c| c == caller))
-        .map(|cp| cp.priority)
-        .max()
-    {
-        priority = priority.max(p);
-    }
-    if let Some(header) = &number.priority_header {
-        if let Some(p) =
-            header_value(&request.headers, header).and_then(|v| v.trim().parse::<i32>().ok())
-        {
-            priority = priority.max(p);
-        }
-    }
-    priority
 }

@@ -81,6 +81,8 @@ pub struct Call {
     pub queue: String,
     /// Its priority in the queue.
     pub priority: i32,
+    /// Tag from the caller's priority list (agent INVITE header and CDR).
+    pub label: Option<String>,
     /// The trunk leg.
     pub trunk_leg: TrunkLeg,
     /// The current agent attempt, if any.

@@ -30,6 +30,8 @@ pub enum CallerAudio {
     Announcement(u64),
     /// A last prompt before hanging up (e.g. the callback confirmation).
     Farewell(u64),
+    /// The number's emergency announcement; the caller joins the queue after it.
+    Emergency(u64),
     /// The voicemail greeting; recording starts after it.
     VoicemailGreeting(u64),
     /// A voicemail message is being recorded.
@@ -37,13 +39,13 @@ pub enum CallerAudio {
 }
 
 impl Switch {
-    fn next_play_token(&mut self) -> u64 {
+    pub(super) fn next_play_token(&mut self) -> u64 {
         self.play_tokens += 1;
         self.play_tokens
     }
 
     /// Plays `clips` to the caller (replacing whatever plays).
-    fn play_to_caller(
+    pub(super) fn play_to_caller(
         &mut self,
         id: CallNumber,
         clips: Vec<Arc<media::AudioClip>>,
@@ -205,6 +207,7 @@ impl Switch {
                 self.finish_call(now, id, cause, Vec::new());
             }
             CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
+            CallerAudio::Emergency(t) if t == token => self.emergency_played(now, id),
             _ => {}
         }
     }

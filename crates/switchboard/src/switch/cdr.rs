@@ -115,7 +115,8 @@ impl Switch {
             queue: reached_queue.then(|| call.queue.clone()),
             // The agent who answered, or the last one the call was offered to.
             agent: call.last_agent.as_ref().map(|a| a.to_string()),
-            priority: u32::try_from(call.priority.max(0)).unwrap_or(0),
+            priority: call.priority,
+            label: call.label.clone(),
             wait_s,
             ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
             talk_s: answered.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64()),

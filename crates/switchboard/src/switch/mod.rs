@@ -11,6 +11,7 @@ pub mod call;
 mod caller_media;
 mod cdr;
 pub mod command;
+mod emergency_first;
 mod feature_code;
 mod identity;
 mod in_dialog;
@@ -19,7 +20,10 @@ mod interop_tests;
 mod media_events;
 pub mod media_plane;
 mod registration;
+mod routing;
 mod session_timer;
+#[cfg(test)]
+mod settings_tests;
 mod timer;
 
 use crate::config::Config;
