@@ -146,6 +146,7 @@ fn build_acd() -> Acd {
         queues,
         not_ready_reasons: vec!["break".into()],
         missed_call_reason: None,
+        ..AcdConfig::default()
     })
     .expect("valid bench config")
 }

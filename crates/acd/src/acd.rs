@@ -50,6 +50,7 @@ pub struct Acd {
     pub(crate) reasons: HashSet<Arc<str>>,
     pub(crate) login_reason: Arc<str>,
     pub(crate) missed_reason: Option<Arc<str>>,
+    pub(crate) offer_retry_after: Duration,
     pub(crate) agents: DashMap<AgentId, Arc<AgentCell>>,
     pub(crate) calls: DashMap<CallId, Arc<CallCell>>,
     /// Calls waiting for one particular agent, keyed by that agent's sequence number first.
@@ -116,6 +117,7 @@ impl Acd {
             reasons,
             login_reason,
             missed_reason,
+            offer_retry_after: config.offer_retry_after,
             agents: DashMap::new(),
             calls: DashMap::new(),
             preferred: SkipMap::new(),
@@ -358,6 +360,12 @@ impl Acd {
             enqueued_at: cell.enqueued_at,
             stage: detail.stage,
             waiting_for: detail.preferred.as_ref().map(|agent| agent.id.clone()),
+            excluded: cell
+                .exclusions
+                .agents()
+                .iter()
+                .map(|agent| agent.id.clone())
+                .collect(),
         })
     }
 

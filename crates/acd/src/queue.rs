@@ -238,24 +238,30 @@ impl QueueRuntime {
         Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
-    /// The most urgent live waiting call among stages `from..`.
-    pub(crate) fn best_waiting_from(&self, from: usize) -> Option<Candidate<WaitKey, CallCell>> {
+    /// The most urgent live waiting call among stages `from..` that does not exclude the
+    /// agent with sequence number `agent_seq`.
+    pub(crate) fn best_waiting_from(
+        &self,
+        from: usize,
+        agent_seq: u64,
+    ) -> Option<Candidate<WaitKey, CallCell>> {
         self.waiting
             .get(from..)?
             .iter()
-            .filter_map(first_live_call)
+            .filter_map(|map| first_live_call(map, agent_seq))
             .min_by_key(|candidate| candidate.key)
     }
 
     /// The best live Ready agent among those qualifying at stage `upto` or earlier, other
-    /// than `exclude`.
+    /// than the agents whose sequence numbers are in `excluded` (sorted).
     pub(crate) fn best_ready_upto(
         &self,
         upto: usize,
-        exclude: Option<&Arc<AgentCell>>,
+        excluded: &[u64],
     ) -> Option<Candidate<ReadyKey, AgentCell>> {
         let wanted = |entry: &ReadyEntry| {
-            entry.is_live() && !exclude.is_some_and(|x| Arc::ptr_eq(x, &entry.agent))
+            entry.is_live()
+                && (excluded.is_empty() || excluded.binary_search(&entry.agent.seq).is_err())
         };
         self.ready
             .iter()
@@ -307,12 +313,13 @@ impl QueueRuntime {
     }
 }
 
-/// The first live entry of one waiting map.
-pub(crate) fn first_live_call(
+/// The first live entry of one waiting map whose call does not exclude `agent_seq`.
+fn first_live_call(
     map: &SkipMap<WaitKey, WaitEntry>,
+    agent_seq: u64,
 ) -> Option<Candidate<WaitKey, CallCell>> {
     map.iter()
-        .find(|entry| entry.value().is_live())
+        .find(|entry| entry.value().is_live() && !entry.value().call.exclusions.excludes(agent_seq))
         .map(|entry| Candidate {
             key: *entry.key(),
             item: Arc::clone(&entry.value().call),

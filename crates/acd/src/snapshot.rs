@@ -93,4 +93,7 @@ pub struct CallSnapshot {
     pub stage: usize,
     /// The agent it is still reserved for, during the preferred-agent wait.
     pub waiting_for: Option<AgentId>,
+    /// Agents whose offer of it failed and who are not offered it again for now (until
+    /// `offer_retry_after` passes, or for the whole stay after an incompatible device).
+    pub excluded: Vec<AgentId>,
 }

@@ -4,8 +4,9 @@
 //! - every AgentStateChanged is a legal transition;
 //! - no call lost or duplicated (each call ends at most once, and one that did not end is
 //!   still in the ACD);
-//! - right after the threads stop, no Ready agent sits next to a call it could take, which
-//!   is what the lost-wakeup race between enqueue and set-ready would break;
+//! - right after the threads stop, no Ready agent sits next to a call it could take (other
+//!   than one whose offer to it failed and is still excluded), which is what the
+//!   lost-wakeup race between enqueue and set-ready would break;
 //! - after every deadline passes, no call is left waiting.
 
 mod common;
@@ -207,7 +208,9 @@ fn worker(shared: &Shared, seed: u64) -> Vec<(AgentId, CallId)> {
                             OfferFailure::NoAnswer,
                             OfferFailure::Busy,
                             OfferFailure::Rejected,
-                        ][rng.below(3) as usize];
+                            OfferFailure::Unreachable,
+                            OfferFailure::Incompatible,
+                        ][rng.below(5) as usize];
                         match acd.offer_failed(now, call, why) {
                             Ok(actions) => shared.absorb(actions, &mut mine),
                             // An abandon got in first and released the agent itself.
@@ -294,7 +297,11 @@ fn check_no_ready_agent_next_to_servable_call(shared: &Shared) -> Vec<String> {
         if agent.state.kind() != AgentStateKind::Ready {
             continue;
         }
-        for call in &calls {
+        // A pair excluded after a failed offer may wait side by side until the retry timer.
+        for call in calls
+            .iter()
+            .filter(|call| !call.excluded.contains(&agent.id))
+        {
             if common::eligible(
                 &shared.config,
                 &shared.skills[&agent.id],

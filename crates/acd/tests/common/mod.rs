@@ -50,6 +50,7 @@ pub fn config(aging: Option<Duration>) -> AcdConfig {
         queues: vec![sales, tech, general],
         not_ready_reasons: REASONS.iter().map(|r| r.to_string()).collect(),
         missed_call_reason: Some("missed".into()),
+        ..AcdConfig::default()
     }
 }
 
