@@ -825,3 +825,50 @@ fn overflow_starts_a_fresh_stay_without_exclusions() {
         "queue b has its own stay: ann may try again there"
     );
 }
+
+#[test]
+fn queue_agent_counts_cover_the_base_stage_and_follow_every_transition() {
+    let mut tech = queue("tech", &[("tech", 5)]);
+    tech.expansion = vec![ExpansionStep {
+        after: 30 * SEC,
+        min_level: None,
+        add_skills: vec![SkillRequirement::new("french", 1)],
+    }];
+    let f = fixture(vec![tech]);
+    f.ready_agent(0, "ann", &[("tech", 6)]);
+    // Bob qualifies only after the expansion step: not someone who can take a new call.
+    f.ready_agent(0, "bob", &[("french", 3)]);
+    f.agent(0, "carl", &[("tech", 9)]);
+    let counts = |f: &Fixture| {
+        f.acd
+            .queue_agent_counts(&"tech".into())
+            .expect("known queue")
+    };
+    let base = counts(&f);
+    assert_eq!(
+        (base.logged_in, base.ready, base.logged_out),
+        (1, 1, 1),
+        "{base:?}"
+    );
+    let every_stage = f.acd.queue(&"tech".into()).expect("queue").agents;
+    assert_eq!((every_stage.logged_in, every_stage.ready), (2, 2));
+    assert_eq!(f.acd.queue_agent_counts(&"nope".into()), None);
+    assert_eq!(offers(&f.call(1, 1, "tech", 0)), offer(1, "ann"));
+    assert_eq!((counts(&f).ready, counts(&f).reserved), (0, 1));
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    assert_eq!(counts(&f).on_call, 1);
+    f.acd
+        .set_not_ready(f.at(3), &"ann".into(), "break")
+        .expect("pending");
+    f.acd.hangup(f.at(4), CallId(1)).expect("hangup");
+    let after = counts(&f);
+    assert_eq!((after.on_call, after.not_ready, after.logged_in), (0, 1, 1));
+    f.acd.logout(f.at(5), &"ann".into()).expect("logout");
+    assert_eq!(counts(&f).logged_in, 0);
+    // Learning the skill moves Bob into the base stage, state and all.
+    f.agent(6, "bob", &[("tech", 5)]);
+    let moved = counts(&f);
+    assert_eq!((moved.logged_in, moved.ready, moved.logged_out), (1, 1, 2));
+    f.acd.remove_agent(f.at(7), &"carl".into()).expect("remove");
+    assert_eq!(counts(&f).logged_out, 1);
+}

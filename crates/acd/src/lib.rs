@@ -86,6 +86,7 @@ mod acd;
 mod action;
 mod agent;
 mod agent_events;
+mod agent_tally;
 mod call;
 mod call_events;
 mod config;

@@ -4,7 +4,9 @@
 //! priority respected within a queue, no Ready agent left idle next to a call it could take
 //! (unless a failed offer excludes that pair for now), no call still waiting past its queue's
 //! max wait, and a failed offer never offered again to the same agent before
-//! `offer_retry_after` (after `Incompatible`: never during that stay in the queue).
+//! `offer_retry_after` (after `Incompatible`: never during that stay in the queue). And the
+//! per-queue agent counters always equal a recount of the agents by state, for the base
+//! stage (`queue_agent_counts`) and for every stage (`queue().agents`).
 
 mod common;
 
@@ -12,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use acd::{
-    Acd, AcdConfig, AcdEvent, Action, AgentConfig, AgentId, AgentStateKind, CallId, CallRequest,
-    CallStateKind, OfferFailure, Skill, Timer,
+    Acd, AcdConfig, AcdEvent, Action, AgentConfig, AgentCounts, AgentId, AgentStateKind, CallId,
+    CallRequest, CallStateKind, OfferFailure, Skill, Timer,
 };
 use proptest::prelude::*;
 
@@ -462,6 +464,49 @@ impl Harness {
         Ok(())
     }
 
+    /// The queues' agent counters against a recount from the harness's own view of every
+    /// agent's state and skills (so skill changes moving agents between queues and stages
+    /// are covered).
+    fn check_agent_counts(&self) -> Result<(), TestCaseError> {
+        for queue in &self.config.queues {
+            let recount = |stage: usize| {
+                let mut counts = AgentCounts::default();
+                for (agent, kind) in &self.agent_kind {
+                    if !common::qualifies(queue, &self.agent_skills[agent], stage) {
+                        continue;
+                    }
+                    let slot = match kind {
+                        AgentStateKind::LoggedOut => &mut counts.logged_out,
+                        AgentStateKind::Ready => &mut counts.ready,
+                        AgentStateKind::Reserved => &mut counts.reserved,
+                        AgentStateKind::OnCall => &mut counts.on_call,
+                        AgentStateKind::WrapUp => &mut counts.wrap_up,
+                        AgentStateKind::NotReady => &mut counts.not_ready,
+                    };
+                    *slot += 1;
+                    if *kind != AgentStateKind::LoggedOut {
+                        counts.logged_in += 1;
+                    }
+                }
+                counts
+            };
+            prop_assert_eq!(
+                self.acd.queue_agent_counts(&queue.id),
+                Some(recount(0)),
+                "base-stage counts of {}",
+                queue.id
+            );
+            let every_stage = self.acd.queue(&queue.id).map(|q| q.agents);
+            prop_assert_eq!(
+                every_stage,
+                Some(recount(usize::MAX)),
+                "all-stage counts of {}",
+                queue.id
+            );
+        }
+        Ok(())
+    }
+
     /// Invariants that must hold whenever no call into the ACD is running.
     fn check(&self, actions: &[Action]) -> Result<(), TestCaseError> {
         // Every call is exactly where the harness believes it is.
@@ -516,6 +561,7 @@ impl Harness {
                 );
             }
         }
+        self.check_agent_counts()?;
         // Max wait bounds every wait.
         for call in &waiting {
             let queue = self
