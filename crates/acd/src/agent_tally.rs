@@ -40,16 +40,18 @@ fn slot(kind: AgentStateKind) -> usize {
     kind as usize
 }
 
+// Relaxed: each counter stands alone (no reader infers anything else from it), and every
+// change already happens under the agent's lock, which orders the changes of one agent.
 fn increment(counter: &AtomicUsize) {
-    counter.fetch_add(1, Ordering::SeqCst);
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 fn decrement(counter: &AtomicUsize) {
-    // Saturating: every decrement pairs with an earlier increment under the same agent lock,
-    // so this never goes below zero; saturating keeps a bug from showing a huge count.
-    let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-        Some(n.saturating_sub(1))
-    });
+    // Every decrement pairs with an earlier increment under the same agent lock, so this
+    // never goes below zero. One `fetch_sub`, not a compare-and-swap loop: this runs on
+    // every agent transition, for every queue the agent serves.
+    let before = counter.fetch_sub(1, Ordering::Relaxed);
+    debug_assert!(before > 0, "agent tally went below zero");
 }
 
 impl AgentTally {
@@ -101,14 +103,14 @@ impl AgentTally {
     pub(crate) fn counts_upto(&self, upto: usize) -> AgentCounts {
         let mut counts = AgentCounts::default();
         for tally in self.stages.iter().take(upto.saturating_add(1)) {
-            let load = |kind| tally.by_kind[slot(kind)].load(Ordering::SeqCst);
+            let load = |kind| tally.by_kind[slot(kind)].load(Ordering::Relaxed);
             counts.logged_out += load(AgentStateKind::LoggedOut);
             counts.ready += load(AgentStateKind::Ready);
             counts.reserved += load(AgentStateKind::Reserved);
             counts.on_call += load(AgentStateKind::OnCall);
             counts.wrap_up += load(AgentStateKind::WrapUp);
             counts.not_ready += load(AgentStateKind::NotReady);
-            counts.logged_in += tally.logged_in.load(Ordering::SeqCst);
+            counts.logged_in += tally.logged_in.load(Ordering::Relaxed);
         }
         counts
     }
@@ -118,7 +120,7 @@ impl AgentTally {
         self.stages
             .iter()
             .take(upto.saturating_add(1))
-            .map(|tally| tally.logged_in.load(Ordering::SeqCst))
+            .map(|tally| tally.logged_in.load(Ordering::Relaxed))
             .sum()
     }
 }
