@@ -28,6 +28,10 @@
 //!   call with the smallest urgency among the heads of the stages it qualifies for, in every
 //!   queue it serves. A separate `SkipMap` keyed by (agent, urgency) holds calls waiting for a
 //!   preferred agent until their cap.
+//! - **Agent tallies.** Per queue and per stage an agent qualifies from, atomic counters of
+//!   agents by state plus logged-in agents, changed under the agent's lock on every
+//!   transition: [`Acd::queue_agent_counts`] and the queue snapshots read them without
+//!   scanning agents (see `agent_tally.rs`).
 //! - **Stale entries.** Each index entry records the version of its owner's word when it was
 //!   published. A reader treats an entry as live only if the word still shows that exact
 //!   version and the right tag; the thread that moves the word on removes the entry.
