@@ -146,6 +146,7 @@ fn build_acd() -> Acd {
         queues,
         not_ready_reasons: vec!["break".into()],
         missed_call_reason: None,
+        ..AcdConfig::default()
     })
     .expect("valid bench config")
 }
@@ -246,6 +247,27 @@ fn cycle(
     }
     bookkeeping += book.elapsed();
     (first_took + second_took, bookkeeping)
+}
+
+/// This thread's time on a CPU and time spent runnable but waiting for one, from Linux's
+/// `/proc/thread-self/schedstat` (nanoseconds). On a shared machine the second tells how
+/// much of the wall-clock time the thread could not run at all, which wall-clock rates hide.
+fn sched_times() -> Option<(Duration, Duration)> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let on_cpu = fields.next()??;
+    let waiting = fields.next()??;
+    Some((Duration::from_nanos(on_cpu), Duration::from_nanos(waiting)))
+}
+
+/// Time on a CPU and time waiting for one since `start` (zero when schedstat is unavailable).
+fn sched_since(start: Option<(Duration, Duration)>) -> (Duration, Duration) {
+    match (start, sched_times()) {
+        (Some((cpu0, wait0)), Some((cpu1, wait1))) => {
+            (cpu1.saturating_sub(cpu0), wait1.saturating_sub(wait0))
+        }
+        _ => (Duration::ZERO, Duration::ZERO),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -437,6 +459,7 @@ fn figures() {
     COUNTING.store(false, Ordering::SeqCst);
     let mut latencies = Vec::with_capacity(200_000);
     let (mut decide, mut book) = (Duration::ZERO, Duration::ZERO);
+    let sched = sched_times();
     let wall = Instant::now();
     while latencies.len() < 200_000 {
         let (d, b) = cycle(&acd, &mut driver, Some(&mut latencies));
@@ -444,6 +467,7 @@ fn figures() {
         book += b;
     }
     let wall = wall.elapsed();
+    let (one_cpu, one_queued) = sched_since(sched);
     let one_thread = latencies.len() as f64 / decide.as_secs_f64();
     latencies.sort_unstable();
     println!(
@@ -460,6 +484,12 @@ fn figures() {
         percentile(&latencies, 0.999).as_secs_f64() * 1e6,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e6
     );
+    println!(
+        "1 thread scheduling: {:.2} s on a CPU, {:.2} s runnable but waiting for one; {:.0} decisions per CPU-second",
+        one_cpu.as_secs_f64(),
+        one_queued.as_secs_f64(),
+        latencies.len() as f64 / one_cpu.as_secs_f64().max(1e-9)
+    );
     let waiting_after: usize = acd.queues().iter().map(|q| q.waiting).sum();
     println!("after the run: {waiting_after} waiting (stays near {WAITING})");
 
@@ -470,7 +500,7 @@ fn figures() {
     }
     let per_thread = 100_000;
     let started = Instant::now();
-    let results: Vec<(usize, Duration)> = std::thread::scope(|scope| {
+    let results: Vec<(usize, Duration, (Duration, Duration))> = std::thread::scope(|scope| {
         let handles: Vec<_> = halves
             .iter_mut()
             .map(|half| {
@@ -478,10 +508,11 @@ fn figures() {
                 scope.spawn(move || {
                     let mut sink = Vec::with_capacity(per_thread + 2);
                     let mut deciding = Duration::ZERO;
+                    let sched = sched_times();
                     while sink.len() < per_thread {
                         deciding += cycle(acd, half, Some(&mut sink)).0;
                     }
-                    (sink.len(), deciding)
+                    (sink.len(), deciding, sched_since(sched))
                 })
             })
             .collect();
@@ -494,14 +525,25 @@ fn figures() {
     let total: usize = results.iter().map(|r| r.0).sum();
     let per_thread_rates: Vec<String> = results
         .iter()
-        .map(|(n, t)| format!("{:.0}", *n as f64 / t.as_secs_f64()))
+        .map(|(n, t, _)| format!("{:.0}", *n as f64 / t.as_secs_f64()))
         .collect();
+    let two_cpu: Duration = results.iter().map(|r| r.2 .0).sum();
+    let two_queued: Duration = results.iter().map(|r| r.2 .1).sum();
     println!(
         "2 threads: {:.0} decisions/s wall-clock including bookkeeping ({} decisions in {:.2} s); decision time only, per thread: {} /s",
         total as f64 / two_wall.as_secs_f64(),
         total,
         two_wall.as_secs_f64(),
         per_thread_rates.join(" + ")
+    );
+    println!(
+        "2 threads scheduling: {:.2} s on a CPU (of {:.2} s possible on 2 cores), {:.2} s runnable but waiting for one; {:.0} decisions per CPU-second (1 thread: {:.0}); wall-clock scaling vs 1 thread including bookkeeping: {:.2}x",
+        two_cpu.as_secs_f64(),
+        2.0 * two_wall.as_secs_f64(),
+        two_queued.as_secs_f64(),
+        total as f64 / two_cpu.as_secs_f64().max(1e-9),
+        latencies.len() as f64 / one_cpu.as_secs_f64().max(1e-9),
+        (total as f64 / two_wall.as_secs_f64()) / (latencies.len() as f64 / wall.as_secs_f64())
     );
 
     // Naive baseline.

@@ -50,6 +50,7 @@ pub struct Acd {
     pub(crate) reasons: HashSet<Arc<str>>,
     pub(crate) login_reason: Arc<str>,
     pub(crate) missed_reason: Option<Arc<str>>,
+    pub(crate) offer_retry_after: Duration,
     pub(crate) agents: DashMap<AgentId, Arc<AgentCell>>,
     pub(crate) calls: DashMap<CallId, Arc<CallCell>>,
     /// Calls waiting for one particular agent, keyed by that agent's sequence number first.
@@ -116,6 +117,7 @@ impl Acd {
             reasons,
             login_reason,
             missed_reason,
+            offer_retry_after: config.offer_retry_after,
             agents: DashMap::new(),
             calls: DashMap::new(),
             preferred: SkipMap::new(),
@@ -293,26 +295,26 @@ impl Acd {
         self.queue_snapshots(Some(index)).pop()
     }
 
+    /// How many agents who may take a call of this queue the moment it arrives (those who
+    /// qualify at the base stage, before any expansion step) are in each state. O(1): read
+    /// from counters kept on every agent transition, without scanning or locking agents.
+    /// `logged_in` is exact; see [`AgentCounts`] for the per-state fields. `None` for an
+    /// unknown queue.
+    ///
+    /// Call control asks this for every arriving call to decide whether anyone could answer
+    /// it. [`Acd::queue`] counts agents of every stage instead (those who qualify only after
+    /// an expansion step too).
+    pub fn queue_agent_counts(&self, id: &QueueId) -> Option<AgentCounts> {
+        let index = self.queue_idx(id).ok()?;
+        Some(self.queues[index].agents.counts_upto(0))
+    }
+
     /// Every queue's current view, in configuration order.
     pub fn queues(&self) -> Vec<QueueSnapshot> {
         self.queue_snapshots(None)
     }
 
     fn queue_snapshots(&self, only: Option<QueueIdx>) -> Vec<QueueSnapshot> {
-        let mut counts = vec![AgentCounts::default(); self.queues.len()];
-        let agents: Vec<Arc<AgentCell>> = self
-            .agents
-            .iter()
-            .map(|entry| Arc::clone(entry.value()))
-            .collect();
-        for agent in agents {
-            let detail = agent.lock();
-            for served in detail.served.iter() {
-                if only.is_none_or(|q| q == served.queue) {
-                    counts[served.queue].add(detail.kind());
-                }
-            }
-        }
         self.queues
             .iter()
             .enumerate()
@@ -334,7 +336,7 @@ impl Acd {
                     id: queue.id.clone(),
                     waiting: queue.waiting_count(),
                     oldest_waiting_since: oldest,
-                    agents: counts[index],
+                    agents: queue.agents.counts_upto(usize::MAX),
                     handle_time: queue.handle_time(),
                 }
             })
@@ -358,6 +360,12 @@ impl Acd {
             enqueued_at: cell.enqueued_at,
             stage: detail.stage,
             waiting_for: detail.preferred.as_ref().map(|agent| agent.id.clone()),
+            excluded: cell
+                .exclusions
+                .agents()
+                .iter()
+                .map(|agent| agent.id.clone())
+                .collect(),
         })
     }
 

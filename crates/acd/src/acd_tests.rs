@@ -28,6 +28,7 @@ fn fixture(queues: Vec<QueueConfig>) -> Fixture {
         queues,
         not_ready_reasons: vec!["break".into(), "lunch".into(), "missed".into()],
         missed_call_reason: Some("missed".into()),
+        ..AcdConfig::default()
     };
     Fixture {
         acd: Acd::new(config).expect("valid test config"),
@@ -628,4 +629,246 @@ fn max_wait_while_ringing_ends_the_stay_if_the_offer_fails() {
         "a timed-out call is not offered again"
     );
     assert_eq!(f.state("ann"), AgentState::Ready);
+}
+
+/// The ACD's answer to an OfferRetry timer set in `actions`, if any.
+fn retry_timers(actions: &[Action]) -> Vec<(Timer, Instant)> {
+    timers(actions)
+        .into_iter()
+        .filter(|(timer, _)| matches!(timer, Timer::OfferRetry { .. }))
+        .collect()
+}
+
+fn fixture_without_missed_reason(queues: Vec<QueueConfig>) -> Fixture {
+    let config = AcdConfig {
+        queues,
+        not_ready_reasons: vec!["break".into()],
+        missed_call_reason: None,
+        offer_retry_after: 5 * SEC,
+    };
+    Fixture {
+        acd: Acd::new(config).expect("valid test config"),
+        t0: Instant::now(),
+    }
+}
+
+#[test]
+fn failed_offer_is_not_repeated_to_the_same_agent_before_the_retry_time() {
+    for why in [
+        OfferFailure::NoAnswer,
+        OfferFailure::Busy,
+        OfferFailure::Rejected,
+        OfferFailure::Unreachable,
+    ] {
+        // No missed-call reason: the agent is back to Ready at once, which is what made the
+        // same call bounce to the same phone in a loop (issue 10).
+        let f = fixture_without_missed_reason(vec![queue("q", &[])]);
+        f.ready_agent(0, "ann", &[]);
+        assert_eq!(offers(&f.call(1, 1, "q", 0)), offer(1, "ann"));
+        let failed = f.acd.offer_failed(f.at(2), CallId(1), why).expect("failed");
+        assert!(offers(&failed).is_empty(), "{why:?}: re-offered at once");
+        assert_eq!(f.state("ann"), AgentState::Ready, "{why:?}");
+        let snapshot = f.acd.call(CallId(1)).expect("still queued");
+        assert_eq!(snapshot.state, CallStateKind::Waiting);
+        assert_eq!(snapshot.excluded, vec![AgentId::new("ann")]);
+        let retry = retry_timers(&failed);
+        assert_eq!(retry.len(), 1, "{why:?}: one retry timer");
+        let (timer, at) = retry[0].clone();
+        assert_eq!(at, f.at(7), "{why:?}: offer_retry_after from the failure");
+        assert!(
+            matches!(&timer, Timer::OfferRetry { call: CallId(1), agent, .. } if agent.as_str() == "ann"),
+            "{why:?}: {timer:?}"
+        );
+        // Going Ready again on her own does not bring the call back early.
+        f.acd
+            .set_not_ready(f.at(3), &"ann".into(), "break")
+            .expect("break");
+        let again = f.acd.set_ready(f.at(4), &"ann".into()).expect("ready");
+        assert!(offers(&again).is_empty(), "{why:?}: re-offered early");
+        // The timer lifts the exclusion and offers the still-waiting call at once.
+        let lifted = f.acd.handle_timer(at, timer);
+        assert_eq!(offers(&lifted), offer(1, "ann"), "{why:?}");
+        assert!(f.acd.call(CallId(1)).expect("offered").excluded.is_empty());
+    }
+}
+
+#[test]
+fn incompatible_device_never_gets_the_call_again_during_its_stay() {
+    let f = fixture(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    assert_eq!(offers(&f.call(1, 1, "q", 0)), offer(1, "ann"));
+    let failed = f
+        .acd
+        .offer_failed(f.at(2), CallId(1), OfferFailure::Incompatible)
+        .expect("failed");
+    assert!(offers(&failed).is_empty());
+    assert!(
+        retry_timers(&failed).is_empty(),
+        "no retry: the device will never fit this call"
+    );
+    // The phone is not away: no missed-call reason even though one is configured.
+    assert_eq!(f.state("ann"), AgentState::Ready);
+    assert!(failed.iter().any(|a| matches!(
+        a,
+        Action::Event(AcdEvent::Requeued {
+            why: OfferFailure::Incompatible,
+            ..
+        })
+    )));
+    let again = f.acd.set_ready(f.at(100), &"ann".into()).expect("ready");
+    assert!(offers(&again).is_empty());
+    f.acd
+        .set_not_ready(f.at(200), &"ann".into(), "break")
+        .expect("break");
+    assert!(offers(&f.acd.set_ready(f.at(300), &"ann".into()).expect("ready")).is_empty());
+    // Other calls still reach her, skipping the one she cannot take even though it is older.
+    assert_eq!(offers(&f.call(301, 2, "q", 0)), offer(2, "ann"));
+    // Someone else takes the excluded call as soon as they are Ready.
+    assert_eq!(offers(&f.ready_agent(302, "bob", &[])), offer(1, "bob"));
+}
+
+#[test]
+fn another_ready_agent_gets_a_failed_call_at_once_even_when_the_failed_one_ranks_first() {
+    for why in [OfferFailure::Busy, OfferFailure::Incompatible] {
+        let mut q = queue("q", &[("x", 1)]);
+        q.strategy = Strategy::MostSkilled;
+        let f = fixture(vec![q]);
+        f.ready_agent(0, "ann", &[("x", 9)]);
+        f.ready_agent(0, "bob", &[("x", 2)]);
+        assert_eq!(offers(&f.call(1, 1, "q", 0)), offer(1, "ann"));
+        // Ann is Ready again and still the most skilled: the search must skip her, not stop.
+        let failed = f.acd.offer_failed(f.at(2), CallId(1), why).expect("failed");
+        assert_eq!(offers(&failed), offer(1, "bob"), "{why:?}");
+        assert_eq!(f.state("ann"), AgentState::Ready);
+    }
+}
+
+#[test]
+fn a_stale_retry_timer_is_harmless() {
+    let f = fixture_without_missed_reason(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    f.call(1, 1, "q", 0);
+    let failed = f
+        .acd
+        .offer_failed(f.at(2), CallId(1), OfferFailure::Busy)
+        .expect("failed");
+    let (first, at) = retry_timers(&failed).remove(0);
+    assert_eq!(
+        offers(&f.acd.handle_timer(at, first.clone())),
+        offer(1, "ann")
+    );
+    // She refuses again: a new exclusion, which the first timer delivered twice must not lift.
+    let failed = f
+        .acd
+        .offer_failed(f.at(8), CallId(1), OfferFailure::Rejected)
+        .expect("failed");
+    let (second, second_at) = retry_timers(&failed).remove(0);
+    assert_ne!(first, second);
+    assert!(f.acd.handle_timer(f.at(9), first.clone()).is_empty());
+    assert_eq!(
+        f.acd.call(CallId(1)).expect("waiting").excluded,
+        vec![AgentId::new("ann")]
+    );
+    assert_eq!(
+        offers(&f.acd.handle_timer(second_at, second.clone())),
+        offer(1, "ann")
+    );
+    // The call is answered and ends: both timers are now stale.
+    f.acd.answered(f.at(14), CallId(1)).expect("answer");
+    assert!(f.acd.handle_timer(f.at(15), second.clone()).is_empty());
+    f.acd.hangup(f.at(16), CallId(1)).expect("hangup");
+    assert!(f.acd.handle_timer(f.at(17), second).is_empty());
+    assert!(f.acd.handle_timer(f.at(17), first).is_empty());
+    assert_eq!(f.state("ann"), AgentState::Ready);
+}
+
+#[test]
+fn retry_timer_of_an_abandoned_call_does_nothing() {
+    let f = fixture_without_missed_reason(vec![queue("q", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    f.call(1, 1, "q", 0);
+    let failed = f
+        .acd
+        .offer_failed(f.at(2), CallId(1), OfferFailure::NoAnswer)
+        .expect("failed");
+    let (timer, at) = retry_timers(&failed).remove(0);
+    f.acd.abandon(f.at(3), CallId(1)).expect("abandon");
+    // A new call reusing the id is another stay: the old exclusion's timer does not touch it.
+    f.acd
+        .set_not_ready(f.at(4), &"ann".into(), "break")
+        .expect("break");
+    f.call(5, 1, "q", 0);
+    assert!(f.acd.handle_timer(at, timer).is_empty());
+    assert_eq!(
+        offers(&f.acd.set_ready(f.at(8), &"ann".into()).expect("ready")),
+        offer(1, "ann")
+    );
+}
+
+#[test]
+fn overflow_starts_a_fresh_stay_without_exclusions() {
+    let mut a = queue("a", &[]);
+    a.max_wait = Some(30 * SEC);
+    a.overflow = Some("b".into());
+    let f = fixture(vec![a, queue("b", &[])]);
+    f.ready_agent(0, "ann", &[]);
+    let enq = f.call(1, 1, "a", 0);
+    let (max_wait, at) = timers(&enq).remove(0);
+    f.acd
+        .offer_failed(f.at(2), CallId(1), OfferFailure::Incompatible)
+        .expect("failed");
+    let moved = f.acd.handle_timer(at, max_wait);
+    assert!(moved.iter().any(|a| matches!(a, Action::Overflow { .. })));
+    assert_eq!(
+        offers(&moved),
+        offer(1, "ann"),
+        "queue b has its own stay: ann may try again there"
+    );
+}
+
+#[test]
+fn queue_agent_counts_cover_the_base_stage_and_follow_every_transition() {
+    let mut tech = queue("tech", &[("tech", 5)]);
+    tech.expansion = vec![ExpansionStep {
+        after: 30 * SEC,
+        min_level: None,
+        add_skills: vec![SkillRequirement::new("french", 1)],
+    }];
+    let f = fixture(vec![tech]);
+    f.ready_agent(0, "ann", &[("tech", 6)]);
+    // Bob qualifies only after the expansion step: not someone who can take a new call.
+    f.ready_agent(0, "bob", &[("french", 3)]);
+    f.agent(0, "carl", &[("tech", 9)]);
+    let counts = |f: &Fixture| {
+        f.acd
+            .queue_agent_counts(&"tech".into())
+            .expect("known queue")
+    };
+    let base = counts(&f);
+    assert_eq!(
+        (base.logged_in, base.ready, base.logged_out),
+        (1, 1, 1),
+        "{base:?}"
+    );
+    let every_stage = f.acd.queue(&"tech".into()).expect("queue").agents;
+    assert_eq!((every_stage.logged_in, every_stage.ready), (2, 2));
+    assert_eq!(f.acd.queue_agent_counts(&"nope".into()), None);
+    assert_eq!(offers(&f.call(1, 1, "tech", 0)), offer(1, "ann"));
+    assert_eq!((counts(&f).ready, counts(&f).reserved), (0, 1));
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    assert_eq!(counts(&f).on_call, 1);
+    f.acd
+        .set_not_ready(f.at(3), &"ann".into(), "break")
+        .expect("pending");
+    f.acd.hangup(f.at(4), CallId(1)).expect("hangup");
+    let after = counts(&f);
+    assert_eq!((after.on_call, after.not_ready, after.logged_in), (0, 1, 1));
+    f.acd.logout(f.at(5), &"ann".into()).expect("logout");
+    assert_eq!(counts(&f).logged_in, 0);
+    // Learning the skill moves Bob into the base stage, state and all.
+    f.agent(6, "bob", &[("tech", 5)]);
+    let moved = counts(&f);
+    assert_eq!((moved.logged_in, moved.ready, moved.logged_out), (1, 1, 2));
+    f.acd.remove_agent(f.at(7), &"carl".into()).expect("remove");
+    assert_eq!(counts(&f).logged_out, 1);
 }

@@ -75,9 +75,15 @@ pub enum OverflowReason {
 }
 
 /// Why an offered call did not connect, as reported by the call-control layer.
+///
+/// Whatever the reason, the call is not offered to the same agent again at once: after
+/// `Incompatible` never during its stay in this queue, after the others not before
+/// [`AcdConfig::offer_retry_after`](crate::AcdConfig::offer_retry_after) (an
+/// [`Timer::OfferRetry`] lifts that exclusion).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OfferFailure {
-    /// Ring timeout: the agent goes NotReady with the configured missed-call reason.
+    /// Ring timeout: the agent goes NotReady with the configured missed-call reason (Ready
+    /// when none is configured).
     NoAnswer,
     /// The agent's device was busy.
     Busy,
@@ -85,6 +91,11 @@ pub enum OfferFailure {
     Rejected,
     /// The agent's device could not be reached.
     Unreachable,
+    /// The device cannot take this call's media (it answered 488, or its SDP answer did not
+    /// fit the offer). The agent is not away: it goes back to Ready for other calls, never
+    /// gets the missed-call reason, and is not offered this call again during its stay in
+    /// this queue.
+    Incompatible,
 }
 
 /// A deadline the caller keeps on its own timer and hands back to
@@ -119,6 +130,18 @@ pub enum Timer {
         /// The waiting call.
         call: CallId,
         /// Which stay in which queue this is.
+        epoch: u64,
+    },
+    /// `offer_retry_after` has passed since `agent` failed to take `call`: the call may be
+    /// offered to that agent again, and is offered at once if it still waits and the agent
+    /// is the best Ready one.
+    OfferRetry {
+        /// The call whose offer failed.
+        call: CallId,
+        /// The agent who did not take it.
+        agent: AgentId,
+        /// Which exclusion this is (unique: a timer of an earlier failure, or of an earlier
+        /// stay of the call, lifts nothing).
         epoch: u64,
     },
 }

@@ -151,8 +151,9 @@ impl Acd {
             .collect()
     }
 
-    /// Records a state change in the detail and reports it. The caller has already put the
-    /// matching tag in the word (or, for Ready, does so right after via `index_ready`).
+    /// Records a state change in the detail, counts it in the queues' tallies and reports it.
+    /// The caller has already put the matching tag in the word (or, for Ready, does so right
+    /// after via `index_ready`).
     pub(crate) fn record_agent_state(
         &self,
         agent: &AgentCell,
@@ -166,6 +167,11 @@ impl Acd {
             _ => None,
         };
         let from = std::mem::replace(&mut detail.state, to.clone());
+        for served in detail.served.iter() {
+            self.queues[served.queue]
+                .agents
+                .transition(served.stage, from.kind(), to.kind());
+        }
         actions.push(Action::Event(AcdEvent::AgentStateChanged {
             agent: agent.id.clone(),
             from,
@@ -262,10 +268,17 @@ impl Acd {
         self.index_ready(agent, detail, word.version)
     }
 
-    /// Counts the agent in (or out of) every queue it serves.
-    pub(crate) fn count_logged_in(&self, detail: &AgentDetail, delta: isize) {
-        for served in detail.served.iter() {
-            self.queues[served.queue].add_logged_in(delta);
+    /// Counts an agent in state `kind` in every queue of `served`.
+    pub(crate) fn tally_join(&self, served: &[ServedQueue], kind: AgentStateKind) {
+        for entry in served {
+            self.queues[entry.queue].agents.join(entry.stage, kind);
+        }
+    }
+
+    /// Counts an agent in state `kind` out of every queue of `served`.
+    pub(crate) fn tally_leave(&self, served: &[ServedQueue], kind: AgentStateKind) {
+        for entry in served {
+            self.queues[entry.queue].agents.leave(entry.stage, kind);
         }
     }
 
@@ -301,7 +314,6 @@ impl Acd {
             Some(PendingChange::LogOut) => {
                 self.store_agent_word(agent, AgentStateKind::LoggedOut);
                 self.record_agent_state(agent, detail, now, AgentState::LoggedOut, actions);
-                self.count_logged_in(detail, -1);
                 None
             }
             None => Some(self.become_ready(agent, detail, now, actions)),

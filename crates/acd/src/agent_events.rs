@@ -27,6 +27,8 @@ impl Acd {
                 now,
             ));
             if let dashmap::Entry::Vacant(slot) = self.agents.entry(config.id.clone()) {
+                // Counted before it is visible, so no transition can race with the count.
+                self.tally_join(&served, AgentStateKind::LoggedOut);
                 slot.insert(cell);
                 return Ok(Vec::new());
             }
@@ -35,14 +37,11 @@ impl Acd {
         self.with_agent(now, &config.id, |agent, detail, word, _actions| {
             detail.name = config.name.clone();
             detail.skills = config.skills.clone();
-            let logged_in = detail.state != AgentState::LoggedOut;
-            if logged_in {
-                self.count_logged_in(detail, -1);
-            }
+            // Joining first, leaving second: a reader never sees the agent missing from a
+            // queue it serves both before and after.
+            self.tally_join(&served, detail.kind());
+            self.tally_leave(&detail.served, detail.kind());
             detail.served = Arc::clone(&served);
-            if logged_in {
-                self.count_logged_in(detail, 1);
-            }
             let ready = Word::new(word.version, agent_tag(AgentStateKind::Ready));
             // A fresh version makes entries filed under the old skills stale at once. If a
             // claim is in flight the swap fails; the claimer re-indexes if it gives the agent back.
@@ -73,9 +72,9 @@ impl Acd {
             self.unindex_agent(detail);
             detail.pending = None;
             if detail.state != AgentState::LoggedOut {
-                self.count_logged_in(detail, -1);
                 self.record_agent_state(agent, detail, now, AgentState::LoggedOut, actions);
             }
+            self.tally_leave(&detail.served, AgentStateKind::LoggedOut);
             Ok(None)
         })?;
         let mut actions = actions;
@@ -99,7 +98,6 @@ impl Acd {
                     },
                 });
             }
-            self.count_logged_in(detail, 1);
             if ready {
                 return Ok(Some(self.become_ready(agent, detail, now, actions)));
             }
@@ -194,9 +192,6 @@ impl Acd {
             }
             self.unindex_agent(detail);
             detail.pending = None;
-            if kind == AgentStateKind::LoggedOut {
-                self.count_logged_in(detail, -1);
-            }
             self.record_agent_state(agent, detail, now, state.clone(), actions);
             Ok(None)
         })

@@ -11,6 +11,7 @@ use crate::acd::Acd;
 use crate::action::{AcdEvent, Action, OverflowReason, Timer};
 use crate::agent::AgentCell;
 use crate::error::AcdError;
+use crate::exclusion::Exclusions;
 use crate::ids::CallId;
 use crate::queue::{QueueIdx, WaitEntry, WaitKey};
 use crate::state::{call_tag, CallStateKind, StateWord, Word};
@@ -40,6 +41,8 @@ pub(crate) struct CallCell {
     pub(crate) priority: i32,
     pub(crate) enqueued_at: Instant,
     pub(crate) word: StateWord,
+    /// Agents whose offer of this stay failed and who may not get it again for now.
+    pub(crate) exclusions: Exclusions,
     detail: Mutex<CallDetail>,
 }
 
@@ -87,6 +90,7 @@ impl CallCell {
             priority,
             enqueued_at,
             word: StateWord::new(Word::new(0, call_tag::WAITING)),
+            exclusions: Exclusions::default(),
             detail: Mutex::new(detail),
         }
     }
@@ -143,9 +147,11 @@ pub(crate) struct ServeCall {
     pub(crate) call: Arc<CallCell>,
     pub(crate) version: u64,
     pub(crate) place: Place,
-    /// An agent not to offer it to in this search: the one whose offer just failed. That
-    /// agent searches for itself right after, and picks by urgency like any Ready agent.
-    pub(crate) exclude: Option<Arc<AgentCell>>,
+    /// An agent not to offer it to in this search only: the one just released by a failed
+    /// offer. That agent searches for itself right after and takes the most urgent call it
+    /// may (which matters when the call just overflowed to a new stay that does not exclude
+    /// it: a less urgent call must not grab it first).
+    pub(crate) skip_once: Option<Arc<AgentCell>>,
 }
 
 impl Acd {
@@ -181,7 +187,7 @@ impl Acd {
             call: Arc::clone(call),
             version,
             place,
-            exclude: None,
+            skip_once: None,
         }
     }
 

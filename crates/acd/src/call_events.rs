@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::acd::{Acd, CallRequest};
 use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
+use crate::agent::AgentCell;
 use crate::call::{require_tag, CallCell, CallDetail, NewStay, ServeCall};
 use crate::error::AcdError;
+use crate::exclusion::Lift;
 use crate::ids::CallId;
 use crate::matcher::FollowUps;
 use crate::state::{call_tag, AgentState, AgentStateKind, CallStateKind, Word};
@@ -107,7 +109,9 @@ impl Acd {
     /// The offer did not connect. The agent goes NotReady with the missed-call reason on
     /// `NoAnswer` (when configured), else Ready; a pending not-ready or logout wins over
     /// both. The call goes back to the head of its priority band (or leaves the queue if its
-    /// max wait passed while it rang) and may be offered to another agent at once.
+    /// max wait passed while it rang) and may be offered to another agent at once, but not to
+    /// this one: after `Incompatible` not during this stay, otherwise not until the returned
+    /// [`Timer::OfferRetry`] (due `offer_retry_after` from `now`) is handled.
     pub fn offer_failed(
         &self,
         now: Instant,
@@ -130,7 +134,10 @@ impl Acd {
                 call_detail.agent = None;
                 let fallback = match why {
                     OfferFailure::NoAnswer => self.missed_reason.clone(),
-                    OfferFailure::Busy | OfferFailure::Rejected | OfferFailure::Unreachable => None,
+                    OfferFailure::Busy
+                    | OfferFailure::Rejected
+                    | OfferFailure::Unreachable
+                    | OfferFailure::Incompatible => None,
                 };
                 let mut follow_ups = FollowUps::default();
                 follow_ups.agent(self.release_agent(agent, agent_detail, now, fallback, actions));
@@ -138,17 +145,52 @@ impl Acd {
                     cell.word.store(word.next(call_tag::GONE));
                     self.expire_stay(cell, call_detail, now, actions)
                 } else {
+                    // Excluded before the call is republished, so no search can see the
+                    // requeued call without the exclusion.
+                    self.exclude_agent(now, cell, agent, why, actions);
                     Some(self.requeue_at_head(now, cell, call_detail, word))
                 };
-                // The call looks for another agent first; the released agent then searches for
-                // itself and takes the most urgent call it can serve (possibly this one again).
+                // The call looks for another agent first; the released agent then searches
+                // for itself and takes the most urgent call it can serve (never this stay).
                 follow_ups.call(serve.map(|serve| ServeCall {
-                    exclude: Some(Arc::clone(agent)),
+                    skip_once: Some(Arc::clone(agent)),
                     ..serve
                 }));
                 Ok(follow_ups)
             },
         )
+    }
+
+    /// Keeps `agent` from being offered this stay of the call again: for the whole stay
+    /// when the device cannot take the call, else until an `OfferRetry` timer.
+    fn exclude_agent(
+        &self,
+        now: Instant,
+        cell: &Arc<CallCell>,
+        agent: &Arc<AgentCell>,
+        why: OfferFailure,
+        actions: &mut Vec<Action>,
+    ) {
+        let lift = match why {
+            OfferFailure::Incompatible => Lift::EndOfStay,
+            OfferFailure::NoAnswer
+            | OfferFailure::Busy
+            | OfferFailure::Rejected
+            | OfferFailure::Unreachable => {
+                // Unique across calls and stays, so a timer of an old exclusion lifts nothing.
+                let epoch = self.next_seq();
+                actions.push(Action::SetTimer {
+                    timer: Timer::OfferRetry {
+                        call: cell.id,
+                        agent: agent.id.clone(),
+                        epoch,
+                    },
+                    at: now + self.offer_retry_after,
+                });
+                Lift::Timer(epoch)
+            }
+        };
+        cell.exclusions.add(agent, lift);
     }
 
     /// Puts an offered call back, ahead of every waiting call of the same priority.

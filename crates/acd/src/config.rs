@@ -15,8 +15,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Reason given to an agent who logs in without being ready; always allowed.
 pub const LOGIN_REASON: &str = "login";
 
+/// How long, by default, a call is not re-offered to an agent whose offer of it failed
+/// (Asterisk's queue `retry` default).
+pub const DEFAULT_OFFER_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Everything the ACD needs to know at start; queues cannot change afterwards, agents can.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AcdConfig {
     /// The queues calls can be enqueued to.
     pub queues: Vec<QueueConfig>,
@@ -25,6 +29,22 @@ pub struct AcdConfig {
     /// Reason an agent gets after a ring-no-answer; `None` puts the agent back to Ready.
     /// When set it must be one of `not_ready_reasons`.
     pub missed_call_reason: Option<String>,
+    /// After an offer fails (no answer, busy, rejected, unreachable), the call is not offered
+    /// to that agent again for this long; other agents may take it at once. Positive, at most
+    /// [`MAX_DURATION`]. An `Incompatible` failure excludes the agent for the whole stay.
+    pub offer_retry_after: Duration,
+}
+
+impl Default for AcdConfig {
+    /// No queues, no reasons, no missed-call reason, [`DEFAULT_OFFER_RETRY_AFTER`].
+    fn default() -> Self {
+        Self {
+            queues: Vec::new(),
+            not_ready_reasons: Vec::new(),
+            missed_call_reason: None,
+            offer_retry_after: DEFAULT_OFFER_RETRY_AFTER,
+        }
+    }
 }
 
 /// A skill with the lowest proficiency that qualifies.
@@ -238,6 +258,10 @@ impl AcdConfig {
                 )));
             }
         }
+        // Zero would let a failed offer go straight back to the same phone: the INVITE storm.
+        if self.offer_retry_after.is_zero() || self.offer_retry_after > MAX_DURATION {
+            return Err(AcdError::InvalidOfferRetry(self.offer_retry_after));
+        }
         Ok(())
     }
 }
@@ -319,6 +343,7 @@ mod tests {
             queues,
             not_ready_reasons: vec!["break".into(), "missed".into()],
             missed_call_reason: Some("missed".into()),
+            offer_retry_after: DEFAULT_OFFER_RETRY_AFTER,
         }
     }
 
@@ -393,6 +418,26 @@ mod tests {
             config(vec![forever]).validate(),
             Err(AcdError::InvalidQueue { .. })
         ));
+    }
+
+    #[test]
+    fn offer_retry_must_be_positive_and_at_most_a_year() {
+        let mut cfg = config(vec![]);
+        assert!(cfg.validate().is_ok());
+        cfg.offer_retry_after = Duration::ZERO;
+        assert_eq!(
+            cfg.validate(),
+            Err(AcdError::InvalidOfferRetry(Duration::ZERO))
+        );
+        cfg.offer_retry_after = MAX_DURATION + Duration::from_secs(1);
+        assert!(matches!(
+            cfg.validate(),
+            Err(AcdError::InvalidOfferRetry(_))
+        ));
+        assert_eq!(
+            AcdConfig::default().offer_retry_after,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub enum AcdError {
     /// The not-ready reasons are malformed.
     #[error("not-ready reasons: {0}")]
     InvalidReasons(String),
+    /// `offer_retry_after` is zero or longer than a year.
+    #[error("offer_retry_after is {0:?}, expected more than zero and at most a year")]
+    InvalidOfferRetry(std::time::Duration),
     /// An agent description is malformed.
     #[error("agent {agent}: {reason}")]
     InvalidAgent {

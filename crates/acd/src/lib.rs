@@ -3,7 +3,7 @@
 //! Pure and sans-IO: no sockets, no tasks, no threads, no clock reads. Every method takes
 //! the current time as an `Instant` and returns the [`Action`]s the caller must carry out
 //! (ring an agent, keep a timer, record an event). Deadlines (wrap-up end, expansion steps,
-//! max wait, preferred-agent cap) come back through [`Acd::handle_timer`]; ring timeouts come
+//! max wait, preferred-agent cap, offer retry) come back through [`Acd::handle_timer`]; ring timeouts come
 //! back as [`Acd::offer_failed`] with [`OfferFailure::NoAnswer`]. [`Acd`] is `Send + Sync` and
 //! every method takes `&self`, so any number of threads may report events at once.
 //!
@@ -28,6 +28,10 @@
 //!   call with the smallest urgency among the heads of the stages it qualifies for, in every
 //!   queue it serves. A separate `SkipMap` keyed by (agent, urgency) holds calls waiting for a
 //!   preferred agent until their cap.
+//! - **Agent tallies.** Per queue and per stage an agent qualifies from, atomic counters of
+//!   agents by state plus logged-in agents, changed under the agent's lock on every
+//!   transition: [`Acd::queue_agent_counts`] and the queue snapshots read them without
+//!   scanning agents (see `agent_tally.rs`).
 //! - **Stale entries.** Each index entry records the version of its owner's word when it was
 //!   published. A reader treats an entry as live only if the word still shows that exact
 //!   version and the right tag; the thread that moves the word on removes the entry.
@@ -68,6 +72,10 @@
 //!   call of the same priority), is first offered to other Ready agents, and the agent that
 //!   failed it then looks for work like any Ready agent (unless the failure was `NoAnswer` and
 //!   a missed-call reason is configured, which makes it NotReady).
+//! - That call and that agent are then not matched again by either search: for
+//!   `offer_retry_after` (an [`Timer::OfferRetry`] lifts the exclusion and offers the call at
+//!   once if it still waits), or for the rest of the stay after `Incompatible`. A search whose
+//!   best candidate is excluded takes the next best. See `exclusion.rs`.
 //! - Max wait overflows the call (new stay, new timers) or times it out; a call ringing at
 //!   its max wait is left to ring and leaves the queue only if that offer fails.
 //!
@@ -82,10 +90,12 @@ mod acd;
 mod action;
 mod agent;
 mod agent_events;
+mod agent_tally;
 mod call;
 mod call_events;
 mod config;
 mod error;
+mod exclusion;
 mod ids;
 mod matcher;
 mod queue;
@@ -99,8 +109,8 @@ pub use crate::acd::{Acd, CallRequest};
 pub use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
 pub use crate::agent::PendingChange;
 pub use crate::config::{
-    AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy, LOGIN_REASON,
-    MAX_DURATION, MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
+    AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy,
+    DEFAULT_OFFER_RETRY_AFTER, LOGIN_REASON, MAX_DURATION, MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
 };
 pub use crate::error::AcdError;
 pub use crate::ids::{AgentId, CallId, QueueId, Skill};

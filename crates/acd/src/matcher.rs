@@ -221,44 +221,58 @@ impl Acd {
         }
     }
 
-    /// The best Ready agent for a waiting call, by its queue's strategy.
+    /// The best Ready agent for a waiting call, by its queue's strategy, skipping agents the
+    /// call excludes after a failed offer.
     fn best_agent_for(&self, serve: &ServeCall) -> Option<(Arc<AgentCell>, u64)> {
         match &serve.place {
             Place::Preferred(agent) => {
                 let word = agent.word.load();
-                let excluded = serve
-                    .exclude
+                let skipped = serve
+                    .skip_once
                     .as_ref()
                     .is_some_and(|x| Arc::ptr_eq(x, agent));
-                (word.tag == agent_tag(AgentStateKind::Ready) && !excluded)
-                    .then(|| (Arc::clone(agent), word.version))
+                (word.tag == agent_tag(AgentStateKind::Ready)
+                    && !skipped
+                    && !serve.call.exclusions.excludes(agent.seq))
+                .then(|| (Arc::clone(agent), word.version))
             }
-            Place::Stage(stage) => self.queues[serve.call.queue]
-                .best_ready_upto(*stage, serve.exclude.as_ref())
-                .map(|candidate| (candidate.item, candidate.version)),
+            Place::Stage(stage) => {
+                // One copy per search (usually empty, without allocating), not a look-up per
+                // candidate agent.
+                let mut excluded = serve.call.exclusions.agent_seqs();
+                if let Some(skipped) = &serve.skip_once {
+                    if let Err(at) = excluded.binary_search(&skipped.seq) {
+                        excluded.insert(at, skipped.seq);
+                    }
+                }
+                self.queues[serve.call.queue]
+                    .best_ready_upto(*stage, &excluded)
+                    .map(|candidate| (candidate.item, candidate.version))
+            }
         }
     }
 
-    /// The most urgent waiting call a Ready agent may take.
+    /// The most urgent waiting call a Ready agent may take, skipping calls that exclude it.
     fn best_call_for(&self, ready: &ReadyAgent) -> Option<Candidate<WaitKey, CallCell>> {
+        let seq = ready.agent.seq;
         let personal = self
             .preferred
             .range(
                 PreferredKey {
-                    agent_seq: ready.agent.seq,
+                    agent_seq: seq,
                     wait: WaitKey {
                         urgency: i128::MIN,
                         epoch: 0,
                     },
                 }..=PreferredKey {
-                    agent_seq: ready.agent.seq,
+                    agent_seq: seq,
                     wait: WaitKey {
                         urgency: i128::MAX,
                         epoch: u64::MAX,
                     },
                 },
             )
-            .find(|entry| entry.value().is_live())
+            .find(|entry| entry.value().is_live() && !entry.value().call.exclusions.excludes(seq))
             .map(|entry| Candidate {
                 key: entry.key().wait,
                 item: Arc::clone(&entry.value().call),
@@ -267,7 +281,7 @@ impl Acd {
         ready
             .served
             .iter()
-            .filter_map(|served| self.queues[served.queue].best_waiting_from(served.stage))
+            .filter_map(|served| self.queues[served.queue].best_waiting_from(served.stage, seq))
             .chain(personal)
             .min_by_key(|candidate| candidate.key)
     }

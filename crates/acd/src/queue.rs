@@ -12,6 +12,7 @@ use std::time::Duration;
 use crossbeam_skiplist::SkipMap;
 
 use crate::agent::AgentCell;
+use crate::agent_tally::AgentTally;
 use crate::call::CallCell;
 use crate::config::{QueueConfig, Strategy};
 use crate::ids::QueueId;
@@ -98,8 +99,8 @@ pub(crate) struct QueueRuntime {
     pub(crate) ready: Vec<SkipMap<ReadyKey, ReadyEntry>>,
     /// Calls admitted and not yet offered (bounded by `max_length`).
     waiting_count: AtomicUsize,
-    /// Logged-in agents able to serve this queue at some stage.
-    logged_in: AtomicUsize,
+    /// Agents able to serve this queue, by the stage they qualify from and by state.
+    pub(crate) agents: AgentTally,
     /// Exponentially weighted mean of talk + wrap-up, microseconds.
     handle_time_micros: AtomicU64,
     /// Hands out round-robin stamps.
@@ -133,7 +134,7 @@ impl QueueRuntime {
             waiting: (0..stages).map(|_| SkipMap::new()).collect(),
             ready: (0..stages).map(|_| SkipMap::new()).collect(),
             waiting_count: AtomicUsize::new(0),
-            logged_in: AtomicUsize::new(0),
+            agents: AgentTally::new(stages),
             handle_time_micros: AtomicU64::new(
                 u64::try_from(duration_micros(config.initial_handle_time)).unwrap_or(u64::MAX),
             ),
@@ -190,25 +191,6 @@ impl QueueRuntime {
         self.waiting_count.load(Ordering::SeqCst)
     }
 
-    /// Adjusts the logged-in agent count by +1 or -1.
-    pub(crate) fn add_logged_in(&self, delta: isize) {
-        if delta >= 0 {
-            self.logged_in
-                .fetch_add(delta.unsigned_abs(), Ordering::SeqCst);
-        } else {
-            let _ = self
-                .logged_in
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    Some(n.saturating_sub(delta.unsigned_abs()))
-                });
-        }
-    }
-
-    /// Logged-in agents able to serve this queue.
-    pub(crate) fn logged_in(&self) -> usize {
-        self.logged_in.load(Ordering::SeqCst)
-    }
-
     /// The next round-robin stamp: larger means offered more recently.
     pub(crate) fn next_rr_stamp(&self) -> u64 {
         self.rr_clock.fetch_add(1, Ordering::Relaxed) + 1
@@ -233,29 +215,35 @@ impl QueueRuntime {
     /// calls to end when the logged-in agents each free up once per average handle time,
     /// i.e. `position x AHT / max(1, logged-in agents)`.
     pub(crate) fn estimated_wait(&self, position: usize) -> Duration {
-        let agents = self.logged_in().max(1) as u128;
+        let agents = self.agents.logged_in_upto(usize::MAX).max(1) as u128;
         let micros = self.handle_time().as_micros() * position as u128 / agents;
         Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
-    /// The most urgent live waiting call among stages `from..`.
-    pub(crate) fn best_waiting_from(&self, from: usize) -> Option<Candidate<WaitKey, CallCell>> {
+    /// The most urgent live waiting call among stages `from..` that does not exclude the
+    /// agent with sequence number `agent_seq`.
+    pub(crate) fn best_waiting_from(
+        &self,
+        from: usize,
+        agent_seq: u64,
+    ) -> Option<Candidate<WaitKey, CallCell>> {
         self.waiting
             .get(from..)?
             .iter()
-            .filter_map(first_live_call)
+            .filter_map(|map| first_live_call(map, agent_seq))
             .min_by_key(|candidate| candidate.key)
     }
 
     /// The best live Ready agent among those qualifying at stage `upto` or earlier, other
-    /// than `exclude`.
+    /// than the agents whose sequence numbers are in `excluded` (sorted).
     pub(crate) fn best_ready_upto(
         &self,
         upto: usize,
-        exclude: Option<&Arc<AgentCell>>,
+        excluded: &[u64],
     ) -> Option<Candidate<ReadyKey, AgentCell>> {
         let wanted = |entry: &ReadyEntry| {
-            entry.is_live() && !exclude.is_some_and(|x| Arc::ptr_eq(x, &entry.agent))
+            entry.is_live()
+                && (excluded.is_empty() || excluded.binary_search(&entry.agent.seq).is_err())
         };
         self.ready
             .iter()
@@ -307,12 +295,13 @@ impl QueueRuntime {
     }
 }
 
-/// The first live entry of one waiting map.
-pub(crate) fn first_live_call(
+/// The first live entry of one waiting map whose call does not exclude `agent_seq`.
+fn first_live_call(
     map: &SkipMap<WaitKey, WaitEntry>,
+    agent_seq: u64,
 ) -> Option<Candidate<WaitKey, CallCell>> {
     map.iter()
-        .find(|entry| entry.value().is_live())
+        .find(|entry| entry.value().is_live() && !entry.value().call.exclusions.excludes(agent_seq))
         .map(|entry| Candidate {
             key: *entry.key(),
             item: Arc::clone(&entry.value().call),
@@ -386,7 +375,9 @@ mod tests {
         config.initial_handle_time = Duration::from_secs(120);
         let queue = runtime(&config);
         assert_eq!(queue.estimated_wait(1), Duration::from_secs(120));
-        queue.add_logged_in(4);
+        for _ in 0..4 {
+            queue.agents.join(0, AgentStateKind::NotReady);
+        }
         assert_eq!(queue.estimated_wait(2), Duration::from_secs(60));
         queue.record_handle_time(Duration::from_secs(120 + 80));
         assert_eq!(queue.handle_time(), Duration::from_secs(130));

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::PendingChange;
 use crate::ids::{AgentId, CallId, QueueId, Skill};
-use crate::state::{AgentState, AgentStateKind, CallStateKind};
+use crate::state::{AgentState, CallStateKind};
 
 /// An agent as it is now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +28,14 @@ pub struct AgentSnapshot {
 }
 
 /// How many agents able to serve a queue are in each state.
+///
+/// Read from counters kept up to date on every agent transition (no scan). Each field is
+/// exact when read; while agents change state, the per-state fields read one after another
+/// may not add up to `logged_in`, which is its own counter and therefore exact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AgentCounts {
+    /// Logged in, in any state (one counter, not the sum of the fields below).
+    pub logged_in: usize,
     /// Logged out.
     pub logged_out: usize,
     /// Ready.
@@ -44,21 +50,6 @@ pub struct AgentCounts {
     pub not_ready: usize,
 }
 
-impl AgentCounts {
-    /// Counts one more agent in `kind`.
-    pub(crate) fn add(&mut self, kind: AgentStateKind) {
-        let slot = match kind {
-            AgentStateKind::LoggedOut => &mut self.logged_out,
-            AgentStateKind::Ready => &mut self.ready,
-            AgentStateKind::Reserved => &mut self.reserved,
-            AgentStateKind::OnCall => &mut self.on_call,
-            AgentStateKind::WrapUp => &mut self.wrap_up,
-            AgentStateKind::NotReady => &mut self.not_ready,
-        };
-        *slot += 1;
-    }
-}
-
 /// A queue as it is now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueSnapshot {
@@ -68,7 +59,7 @@ pub struct QueueSnapshot {
     pub waiting: usize,
     /// Arrival of the longest-waiting call; `now - this` is the longest wait.
     pub oldest_waiting_since: Option<Instant>,
-    /// Agents able to serve the queue, by state.
+    /// Agents able to serve the queue at some expansion stage, by state.
     pub agents: AgentCounts,
     /// Average handle time (talk + wrap-up) used for estimated waits.
     pub handle_time: Duration,
@@ -93,4 +84,7 @@ pub struct CallSnapshot {
     pub stage: usize,
     /// The agent it is still reserved for, during the preferred-agent wait.
     pub waiting_for: Option<AgentId>,
+    /// Agents whose offer of it failed and who are not offered it again for now (until
+    /// `offer_retry_after` passes, or for the whole stay after an incompatible device).
+    pub excluded: Vec<AgentId>,
 }

@@ -67,7 +67,37 @@ impl Acd {
                     self.end_preferred_wait(now, cell, detail, word)
                 })
             }
+            Timer::OfferRetry { call, epoch, .. } => self.lift_exclusion(now, call, epoch),
         }
+    }
+
+    /// The retry time after a failed offer passed: the agent may have the call again, and a
+    /// still-waiting call looks for the best Ready agent at once (the agent, if it is Ready
+    /// and the best, has no reason to search by itself).
+    fn lift_exclusion(&self, now: Instant, call: CallId, epoch: u64) -> Vec<Action> {
+        // A stay that ended (answered, abandoned, overflowed, timed out) is either gone from
+        // the registry or replaced by a new cell that has no exclusion with this epoch.
+        let Ok(cell) = self.call_cell(call) else {
+            return Vec::new();
+        };
+        if !cell.exclusions.lift(epoch) {
+            return Vec::new();
+        }
+        let serve = {
+            let detail = cell.lock();
+            let word = cell.word.load();
+            (word.tag == call_tag::WAITING).then(|| ServeCall {
+                call: Arc::clone(&cell),
+                version: word.version,
+                place: detail.place(),
+                skip_once: None,
+            })
+        };
+        let mut actions = Vec::new();
+        if let Some(serve) = serve {
+            self.serve_waiting_call(now, serve, &mut actions);
+        }
+        actions
     }
 
     /// Lets anyone (qualified) take a call that was waiting for one agent only.

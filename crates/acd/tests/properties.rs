@@ -1,8 +1,12 @@
 //! Property tests: random event sequences on one thread with a fake clock. After every single
 //! call into the ACD the harness checks its actions and state against the invariants:
 //! no agent offered two calls, no call lost or duplicated, only legal agent transitions,
-//! priority respected within a queue, no Ready agent left idle next to a call it could take,
-//! and no call still waiting past its queue's max wait.
+//! priority respected within a queue, no Ready agent left idle next to a call it could take
+//! (unless a failed offer excludes that pair for now), no call still waiting past its queue's
+//! max wait, and a failed offer never offered again to the same agent before
+//! `offer_retry_after` (after `Incompatible`: never during that stay in the queue). And the
+//! per-queue agent counters always equal a recount of the agents by state, for the base
+//! stage (`queue_agent_counts`) and for every stage (`queue().agents`).
 
 mod common;
 
@@ -10,8 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use acd::{
-    Acd, AcdConfig, AcdEvent, Action, AgentConfig, AgentId, AgentStateKind, CallId, CallRequest,
-    CallStateKind, OfferFailure, Skill, Timer,
+    Acd, AcdConfig, AcdEvent, Action, AgentConfig, AgentCounts, AgentId, AgentStateKind, CallId,
+    CallRequest, CallStateKind, OfferFailure, Skill, Timer,
 };
 use proptest::prelude::*;
 
@@ -77,11 +81,24 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..3usize, 0..3i32, prop::option::weighted(0.2, 0..AGENTS))
             .prop_map(|(queue, priority, preferred)| Op::Enqueue { queue, priority, preferred }),
         3 => any::<usize>().prop_map(|pick| Op::Answer { pick }),
-        2 => (any::<usize>(), 0..4usize).prop_map(|(pick, why)| Op::OfferFailed { pick, why }),
+        3 => (any::<usize>(), 0..5usize).prop_map(|(pick, why)| Op::OfferFailed { pick, why }),
         2 => any::<usize>().prop_map(|pick| Op::Abandon { pick }),
         3 => any::<usize>().prop_map(|pick| Op::Hangup { pick }),
         3 => (1u64..40).prop_map(|secs| Op::Advance { secs }),
     ]
+}
+
+/// The harness's own record of a failed offer of one call to one agent.
+#[derive(Clone, Debug)]
+struct FailedOffer {
+    /// The call's stay (counted by the harness from Overflow actions) it happened in.
+    stay: u64,
+    at: Instant,
+    why: OfferFailure,
+    /// Epoch of the OfferRetry timer the ACD asked for; `None` after `Incompatible`.
+    retry: Option<u64>,
+    /// That timer has been handed back.
+    lifted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +123,9 @@ struct Harness {
     calls: BTreeMap<CallId, CallStatus>,
     next_call: u64,
     strict_priority: bool,
+    /// Stays per call: 0 on arrival, one more per overflow.
+    stays: HashMap<CallId, u64>,
+    failed: HashMap<(CallId, AgentId), FailedOffer>,
 }
 
 fn agent_id(index: usize) -> AgentId {
@@ -135,7 +155,17 @@ impl Harness {
             calls: BTreeMap::new(),
             next_call: 1,
             strict_priority,
+            stays: HashMap::new(),
+            failed: HashMap::new(),
         }
+    }
+
+    /// Whether the harness's model says `agent` may not be offered `call` right now.
+    fn excluded(&self, call: CallId, agent: &AgentId) -> bool {
+        let stay = self.stays.get(&call).copied().unwrap_or(0);
+        self.failed
+            .get(&(call, agent.clone()))
+            .is_some_and(|f| f.stay == stay && (f.why == OfferFailure::Incompatible || !f.lifted))
     }
 
     fn pick(&self, pick: usize, wanted: impl Fn(&CallStatus) -> bool) -> Option<CallId> {
@@ -193,6 +223,8 @@ impl Harness {
                     self.absorb(&actions)?;
                     self.agent_kind.remove(&id);
                     self.agent_skills.remove(&id);
+                    // Re-adding the id makes a new agent, which no call excludes.
+                    self.failed.retain(|(_, agent), _| *agent != id);
                     return self.check(&actions);
                 }
                 result
@@ -233,9 +265,14 @@ impl Harness {
                             OfferFailure::Busy,
                             OfferFailure::Rejected,
                             OfferFailure::Unreachable,
+                            OfferFailure::Incompatible,
                         ][why];
                         let result = self.acd.offer_failed(now, call, why);
-                        if result.is_ok() {
+                        if let Ok(actions) = &result {
+                            if let Some(CallStatus::Offered(agent)) = self.calls.get(&call).cloned()
+                            {
+                                self.record_failure(now, call, agent, why, actions)?;
+                            }
                             self.release(call, CallStatus::Waiting);
                         }
                         result
@@ -278,6 +315,51 @@ impl Harness {
         }
     }
 
+    /// Writes down a failed offer and checks the retry timer the ACD asked for.
+    fn record_failure(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: AgentId,
+        why: OfferFailure,
+        actions: &[Action],
+    ) -> Result<(), TestCaseError> {
+        let retries: Vec<(u64, Instant)> = actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::SetTimer {
+                    timer:
+                        Timer::OfferRetry {
+                            call: c,
+                            agent: a,
+                            epoch,
+                        },
+                    at,
+                } if *c == call && *a == agent => Some((*epoch, *at)),
+                _ => None,
+            })
+            .collect();
+        let stay_ended = actions.iter().any(|action| {
+            matches!(action, Action::Overflow { call: c, .. } | Action::Timeout { call: c, .. } if *c == call)
+        });
+        let expected = usize::from(why != OfferFailure::Incompatible && !stay_ended);
+        prop_assert_eq!(retries.len(), expected, "retry timers after {:?}", why);
+        if let Some((_, at)) = retries.first() {
+            prop_assert_eq!(*at, now + self.config.offer_retry_after);
+        }
+        self.failed.insert(
+            (call, agent),
+            FailedOffer {
+                stay: self.stays.get(&call).copied().unwrap_or(0),
+                at: now,
+                why,
+                retry: retries.first().map(|(epoch, _)| *epoch),
+                lifted: false,
+            },
+        );
+        Ok(())
+    }
+
     fn release(&mut self, call: CallId, to: CallStatus) {
         if let Some(CallStatus::Offered(agent) | CallStatus::Connected(agent)) =
             self.calls.get(&call).cloned()
@@ -295,6 +377,13 @@ impl Harness {
             }
             let timer = self.timers.remove(&(at, seq)).expect("just seen");
             self.now = self.now.max(at);
+            if let Timer::OfferRetry { epoch, .. } = &timer {
+                for failed in self.failed.values_mut() {
+                    if failed.retry == Some(*epoch) {
+                        failed.lifted = true;
+                    }
+                }
+            }
             let actions = self.acd.handle_timer(self.now, timer);
             self.absorb(&actions)?;
             self.check(&actions)?;
@@ -313,6 +402,26 @@ impl Harness {
                         "{agent} offered {call} while holding {:?}",
                         self.engaged.get(agent)
                     );
+                    // A failed offer is not repeated to the same agent too soon.
+                    let stay = self.stays.get(call).copied().unwrap_or(0);
+                    if let Some(failed) = self.failed.remove(&(*call, agent.clone())) {
+                        if failed.stay == stay {
+                            prop_assert!(
+                                failed.why != OfferFailure::Incompatible,
+                                "{} offered {} again in the stay its device could not take",
+                                agent,
+                                call
+                            );
+                            prop_assert!(
+                                self.now >= failed.at + self.config.offer_retry_after,
+                                "{} offered {} again {:?} after {:?}",
+                                agent,
+                                call,
+                                self.now.duration_since(failed.at),
+                                failed.why
+                            );
+                        }
+                    }
                     let status = self.calls.get(call).cloned();
                     prop_assert_eq!(
                         status,
@@ -329,6 +438,7 @@ impl Harness {
                 }
                 Action::Overflow { call, .. } => {
                     prop_assert_eq!(self.calls.get(call), Some(&CallStatus::Waiting));
+                    *self.stays.entry(*call).or_insert(0) += 1;
                 }
                 Action::SetTimer { timer, at } => {
                     prop_assert!(*at >= self.now, "timer set in the past");
@@ -350,6 +460,49 @@ impl Harness {
                 }
                 Action::Event(_) => {}
             }
+        }
+        Ok(())
+    }
+
+    /// The queues' agent counters against a recount from the harness's own view of every
+    /// agent's state and skills (so skill changes moving agents between queues and stages
+    /// are covered).
+    fn check_agent_counts(&self) -> Result<(), TestCaseError> {
+        for queue in &self.config.queues {
+            let recount = |stage: usize| {
+                let mut counts = AgentCounts::default();
+                for (agent, kind) in &self.agent_kind {
+                    if !common::qualifies(queue, &self.agent_skills[agent], stage) {
+                        continue;
+                    }
+                    let slot = match kind {
+                        AgentStateKind::LoggedOut => &mut counts.logged_out,
+                        AgentStateKind::Ready => &mut counts.ready,
+                        AgentStateKind::Reserved => &mut counts.reserved,
+                        AgentStateKind::OnCall => &mut counts.on_call,
+                        AgentStateKind::WrapUp => &mut counts.wrap_up,
+                        AgentStateKind::NotReady => &mut counts.not_ready,
+                    };
+                    *slot += 1;
+                    if *kind != AgentStateKind::LoggedOut {
+                        counts.logged_in += 1;
+                    }
+                }
+                counts
+            };
+            prop_assert_eq!(
+                self.acd.queue_agent_counts(&queue.id),
+                Some(recount(0)),
+                "base-stage counts of {}",
+                queue.id
+            );
+            let every_stage = self.acd.queue(&queue.id).map(|q| q.agents);
+            prop_assert_eq!(
+                every_stage,
+                Some(recount(usize::MAX)),
+                "all-stage counts of {}",
+                queue.id
+            );
         }
         Ok(())
     }
@@ -392,13 +545,14 @@ impl Harness {
             .filter(|(_, s)| **s == CallStatus::Waiting)
             .filter_map(|(id, _)| self.acd.call(*id))
             .collect();
-        // Nobody Ready sits next to a call they could take (no lost wake-up).
+        // Nobody Ready sits next to a call they could take (no lost wake-up), except a call
+        // whose offer to them failed and which is still excluded for them.
         for (agent, kind) in &self.agent_kind {
             if *kind != AgentStateKind::Ready {
                 continue;
             }
             let skills = &self.agent_skills[agent];
-            for call in &waiting {
+            for call in waiting.iter().filter(|c| !self.excluded(c.id, agent)) {
                 prop_assert!(
                     !common::eligible(&self.config, skills, call, agent.as_str()),
                     "{} is Ready but {:?} waits",
@@ -407,6 +561,7 @@ impl Harness {
                 );
             }
         }
+        self.check_agent_counts()?;
         // Max wait bounds every wait.
         for call in &waiting {
             let queue = self
@@ -429,7 +584,10 @@ impl Harness {
                 if let Action::Offer { call, agent, queue } = action {
                     let priority = self.acd.call(*call).map(|c| c.priority).unwrap_or(i32::MIN);
                     let skills = &self.agent_skills[agent];
-                    for other in waiting.iter().filter(|c| &c.queue == queue) {
+                    for other in waiting
+                        .iter()
+                        .filter(|c| &c.queue == queue && !self.excluded(c.id, agent))
+                    {
                         prop_assert!(
                             !(other.priority > priority
                                 && common::eligible(&self.config, skills, other, agent.as_str())),

@@ -10,7 +10,7 @@ fn requirements(skills: &std::collections::BTreeMap<String, u8>) -> Vec<SkillReq
         .collect()
 }
 
-/// The ACD's configuration: queues and not-ready reasons.
+/// The ACD's configuration: queues, not-ready reasons and what follows a failed offer.
 pub fn acd_config(config: &Config) -> AcdConfig {
     let queues = config
         .queues
@@ -48,6 +48,7 @@ pub fn acd_config(config: &Config) -> AcdConfig {
         queues,
         not_ready_reasons: config.acd.not_ready_reasons.clone(),
         missed_call_reason: config.acd.missed_call_reason.clone(),
+        offer_retry_after: config.acd.offer_retry_after,
     }
 }
 
@@ -72,7 +73,8 @@ pub fn agent_configs(config: &Config) -> Vec<AgentConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use acd::{Acd, CallId, CallRequest};
+    use crate::config::testing::valid;
+    use acd::{Acd, Action, CallId, CallRequest, OfferFailure, Timer};
     use std::time::{Duration, Instant};
 
     fn acd(queue_keys: &str) -> Acd {
@@ -188,5 +190,44 @@ mod tests {
             estimate("initial_handle_time_s = 45\n"),
             Duration::from_secs(45)
         );
+    }
+
+    /// `[acd] offer_retry_s` reaches the ACD: a refused offer asks to retry that agent only
+    /// after that many seconds, and until then the call is not offered to it again.
+    #[test]
+    fn offer_retry_s_sets_when_a_refusing_agent_may_get_the_call_again() {
+        let config = valid(
+            "[acd]\noffer_retry_s = 9\n\n[[queue]]\nname = \"q\"\nskills = { s = 1 }\n\n\
+             [[agent]]\nid = \"1001\"\nname = \"Ann\"\npassword = \"p\"\nskills = { s = 1 }\n",
+        );
+        let acd = Acd::new(acd_config(&config)).expect("valid ACD config");
+        let t0 = Instant::now();
+        for agent in agent_configs(&config) {
+            acd.upsert_agent(t0, agent).expect("agent");
+        }
+        acd.login(t0, &"1001".into(), true).expect("login");
+        let request = CallRequest {
+            id: CallId(1),
+            queue: "q".into(),
+            priority: 0,
+            preferred_agent: None,
+        };
+        let offered = acd.enqueue(t0, request).expect("enqueue");
+        assert!(offered.iter().any(|a| matches!(a, Action::Offer { .. })));
+        let failed = acd
+            .offer_failed(t0, CallId(1), OfferFailure::Rejected)
+            .expect("failed");
+        assert!(!failed.iter().any(|a| matches!(a, Action::Offer { .. })));
+        let retry: Vec<Instant> = failed
+            .iter()
+            .filter_map(|a| match a {
+                Action::SetTimer {
+                    timer: Timer::OfferRetry { .. },
+                    at,
+                } => Some(*at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retry, vec![t0 + Duration::from_secs(9)]);
     }
 }

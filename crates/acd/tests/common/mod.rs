@@ -50,6 +50,7 @@ pub fn config(aging: Option<Duration>) -> AcdConfig {
         queues: vec![sales, tech, general],
         not_ready_reasons: REASONS.iter().map(|r| r.to_string()).collect(),
         missed_call_reason: Some("missed".into()),
+        ..AcdConfig::default()
     }
 }
 
@@ -66,7 +67,13 @@ pub fn eligible(
     let Some(queue) = config.queues.iter().find(|q| q.id == call.queue) else {
         return false;
     };
-    let steps = &queue.expansion[..call.stage.min(queue.expansion.len())];
+    qualifies(queue, skills, call.stage)
+}
+
+/// Independent eligibility of an agent with `skills` for `queue` at expansion stage `stage`
+/// (0 = base requirement; any stage past the last step means every step applies).
+pub fn qualifies(queue: &QueueConfig, skills: &HashMap<String, u8>, stage: usize) -> bool {
+    let steps = &queue.expansion[..stage.min(queue.expansion.len())];
     let cap = steps.iter().filter_map(|s| s.min_level).min();
     let level = |skill: &acd::Skill| skills.get(skill.as_str()).copied();
     let base = queue.required.iter().all(|req| {

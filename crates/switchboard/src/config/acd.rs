@@ -1,11 +1,16 @@
-//! The `[acd]` section: not-ready reasons and what happens after a missed offer.
+//! The `[acd]` section: not-ready reasons and what happens after a missed or failed offer.
+
+use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
 use super::model::AcdSettings;
 use super::names::Declared;
 use super::reader::TableReader;
 
-const KEYS: &[&str] = &["not_ready_reasons", "missed_call_reason"];
+const KEYS: &[&str] = &["not_ready_reasons", "missed_call_reason", "offer_retry_s"];
+/// Longest `offer_retry_s`: an hour (a call that may not go back to a phone for longer has
+/// waited far past any sensible max wait).
+const MAX_OFFER_RETRY_S: i64 = 3600;
 const DEFAULT_REASONS: [&str; 5] = ["break", "lunch", "training", "meeting", "missed"];
 
 /// Reads `[acd]`; absent keys take their defaults. `None` means an error was recorded.
@@ -41,15 +46,48 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Ac
         }
         Some(reason)
     });
+    let offer_retry_after: Option<Duration> = acd.or(
+        d,
+        "offer_retry_s",
+        acd::DEFAULT_OFFER_RETRY_AFTER,
+        |d, field| field.seconds(d, 1..=MAX_OFFER_RETRY_S),
+    );
     Some(AcdSettings {
         not_ready_reasons: reasons?,
         missed_call_reason: missed_call_reason?,
+        offer_retry_after: offer_retry_after?,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn offer_retry_is_whole_seconds_from_1_to_3600_default_5() {
+        assert_eq!(
+            valid("[acd]\n").acd.offer_retry_after,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            valid("[acd]\noffer_retry_s = 3600\n").acd.offer_retry_after,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            error_lines("[acd]\noffer_retry_s = 0\n"),
+            vec!["t.toml:2:17: acd.offer_retry_s: 0 out of range 1..=3600"]
+        );
+        assert_eq!(
+            error_lines("[acd]\nnot_ready_reasons = [\"break\"]\noffer_retry_s = 3601\n"),
+            vec!["t.toml:3:17: acd.offer_retry_s: 3601 out of range 1..=3600"]
+        );
+        assert_eq!(
+            error_lines("[acd]\noffer_retry_s = \"5s\"\n"),
+            vec!["t.toml:2:17: acd.offer_retry_s: expected an integer, found a string"]
+        );
+    }
 
     #[test]
     fn missed_call_reason_must_be_a_listed_reason() {

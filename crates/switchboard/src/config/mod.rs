@@ -341,7 +341,16 @@ keys = { "1" = "queue:support", "2" = "voicemail:support", "*" = "menu:top" }
 
 [acd]
 not_ready_reasons = ["break", "lunch", "training", "meeting", "missed"]
-missed_call_reason = "missed"               # optional; absent = back to Ready after a missed offer
+missed_call_reason = "missed"               # optional: not-ready reason set when an agent misses an
+                                            # offer (no answer, busy, declined); absent = the agent
+                                            # stays Ready for other calls, and gets the missed call
+                                            # again only after offer_retry_s
+offer_retry_s = 7                           # after an offer fails (no answer, busy, declined, unreachable)
+                                            # that call goes to that agent again only after this long;
+                                            # other agents may take it at once (1..=3600, default 5).
+                                            # A phone that cannot take the call's codecs (488, or an
+                                            # unusable SDP answer) never gets it again while it waits
+                                            # in that queue
 
 [[agent]]
 id = "1001"                                 # unique
@@ -490,6 +499,7 @@ ha1 = "fedcba9876543210fedcba9876543210"
         );
         assert_eq!(config.acd.not_ready_reasons.len(), 5);
         assert_eq!(config.acd.missed_call_reason, None);
+        assert_eq!(config.acd.offer_retry_after, Duration::from_secs(5));
         assert!(config.trunks.is_empty() && config.numbers.is_empty());
         assert!(config.queues.is_empty() && config.agents.is_empty());
         assert!(config.schedules.is_empty() && config.ivrs.is_empty());
@@ -529,6 +539,7 @@ ha1 = "fedcba9876543210fedcba9876543210"
             DigestSecret::Ha1("0123456789abcdef0123456789abcdef".to_owned()),
             "HA1 is stored lowercase"
         );
+        assert_eq!(config.acd.offer_retry_after, Duration::from_secs(7));
         let number = &config.numbers[0];
         assert_eq!(number.trunk.as_deref(), Some("carrier"));
         assert_eq!(number.priority_header.as_deref(), Some("X-Priority"));

@@ -377,6 +377,9 @@ pub struct AcdSettings {
     /// Reason set when an agent lets an offered call ring out; `None` = back to Ready.
     /// When set it is one of `not_ready_reasons`.
     pub missed_call_reason: Option<String>,
+    /// After an offer fails, the call is not offered to that agent again for this long
+    /// (`offer_retry_s`, 1..=3600 s, default 5 s).
+    pub offer_retry_after: Duration,
 }
 
 /// An agent who can log in and take calls.

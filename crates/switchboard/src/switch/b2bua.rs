@@ -512,10 +512,9 @@ impl Switch {
 
     /// Whether any agent able to serve `queue` is logged in (registered).
     fn queue_has_logged_in_agent(&self, queue: &str) -> bool {
-        self.acd.queue(&acd::QueueId::from(queue)).is_some_and(|q| {
-            let a = &q.agents;
-            a.ready + a.reserved + a.on_call + a.wrap_up + a.not_ready > 0
-        })
+        self.acd
+            .queue_agent_counts(&acd::QueueId::from(queue))
+            .is_some_and(|counts| counts.logged_in > 0)
     }
 
     /// Sends 180 (or a relayed 180/183 with its body) to the trunk.
@@ -671,11 +670,12 @@ impl Switch {
 
     /// Tells the ACD an offer did not connect, after dropping the attempt's leg.
     ///
-    /// The ACD puts an agent whose phone was busy, refused or unreachable straight back to
-    /// Ready, and would offer them the same call again at once. A phone that cannot be reached
-    /// logs its agent out; one that refused sets the agent not-ready with the missed-call
-    /// reason (when configured). Both are requested before the failure is reported, so the ACD
-    /// applies them as the agent is released and the call goes to someone else.
+    /// The ACD puts an agent whose phone was busy, refused or unreachable back to Ready, and
+    /// does not offer them this call again before `[acd] offer_retry_s` (a phone that cannot
+    /// take the call's codecs: not during this stay). A phone that cannot be reached logs its
+    /// agent out; one that refused sets the agent not-ready with the missed-call reason (when
+    /// configured). Both are requested before the failure is reported, so the ACD applies them
+    /// as the agent is released and the call goes to someone else.
     fn offer_failed(
         &mut self,
         now: Instant,
@@ -701,8 +701,9 @@ impl Switch {
                     None => Ok(Vec::new()),
                 }
             }
-            // The ACD itself applies the missed-call reason after a ring timeout.
-            OfferFailure::NoAnswer => Ok(Vec::new()),
+            // The ACD itself applies the missed-call reason after a ring timeout; a phone
+            // that cannot take the call's codecs is not a missed call.
+            OfferFailure::NoAnswer | OfferFailure::Incompatible => Ok(Vec::new()),
         };
         match change {
             Ok(more) => actions.extend(more),
@@ -853,6 +854,8 @@ impl Switch {
         let why = match code {
             486 | 600 => OfferFailure::Busy,
             408 => OfferFailure::NoAnswer,
+            // The phone cannot take this call's media: another call may suit it.
+            488 | 606 => OfferFailure::Incompatible,
             _ => OfferFailure::Rejected,
         };
         tracing::info!(call = id, attempt, code, "agent leg failed");
@@ -979,7 +982,7 @@ impl Switch {
         if let Some(call) = self.calls.get_mut(&id) {
             call.phase = Phase::Queued;
         }
-        let actions = self.offer_failed(now, id, &agent, OfferFailure::Rejected, Some(488));
+        let actions = self.offer_failed(now, id, &agent, OfferFailure::Incompatible, Some(488));
         self.apply_acd(now, actions);
     }
 
