@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use sip_tests::cdr::{f64_field, of_type, wait_for_records};
 use sip_tests::trace::{parse_trace, Direction};
 use sip_tests::{start_agent, HarnessResult, Switchboard, SwitchboardConfig};
 
@@ -35,5 +36,17 @@ fn reinvite_is_answered_by_switchboard_and_info_is_relayed() -> HarnessResult<()
         vec!["INVITE", "ACK", "INFO", "BYE"],
         "requests the agent received"
     );
+    // The caller held the call from its re-INVITE to its BYE: that time is hold, not talk.
+    let records = wait_for_records(
+        switchboard.cdr_dir(),
+        "the call's record",
+        Duration::from_secs(30),
+        |records| !of_type(records, "call").is_empty(),
+    )?;
+    let call = of_type(&records, "call")[0];
+    let hold = f64_field(call, "hold_s").unwrap_or(-1.0);
+    let talk = f64_field(call, "talk_s").unwrap_or(-1.0);
+    assert!(hold > 0.0, "hold_s {hold} in {call}");
+    assert!(talk >= 0.0, "talk_s {talk} in {call}");
     Ok(())
 }

@@ -260,6 +260,7 @@ impl Switch {
             pending_target: None,
             recording: None,
             recording_failed: false,
+            hold: Default::default(),
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(id, call);

@@ -64,6 +64,35 @@ pub struct AgentLeg {
     pub accepts_info: bool,
 }
 
+/// Time a connected call spends on hold (either party holding), for the CDR.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HoldClock {
+    since: Option<Instant>,
+    total: std::time::Duration,
+}
+
+impl HoldClock {
+    /// Someone put the call on hold (`true`) or nobody holds it any more.
+    pub fn set(&mut self, now: Instant, holding: bool) {
+        match (self.since, holding) {
+            (None, true) => self.since = Some(now),
+            (Some(since), false) => {
+                self.total += now.saturating_duration_since(since);
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Time on hold so far, the current hold included.
+    pub fn total(&self, now: Instant) -> std::time::Duration {
+        self.total
+            + self.since.map_or(std::time::Duration::ZERO, |since| {
+                now.saturating_duration_since(since)
+            })
+    }
+}
+
 /// One call through the switch.
 #[derive(Debug)]
 pub struct Call {
@@ -125,6 +154,8 @@ pub struct Call {
     /// The call is ending with a last prompt ("goodbye", "closed", the callback
     /// confirmation); this is why, once the prompt has played.
     pub farewell: Option<super::b2bua::EndCause>,
+    /// Time on hold since the agent answered.
+    pub hold: HoldClock,
     /// Where the call (or the voicemail message) is recorded.
     pub recording: Option<std::path::PathBuf>,
     /// The recording could not be written.
@@ -147,5 +178,27 @@ impl Call {
     /// When the call started waiting for an agent: on arrival, or when it left the IVR.
     pub fn enqueued_at(&self) -> Instant {
         self.ivr_ended.unwrap_or(self.arrived)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HoldClock;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn hold_time_adds_up_over_several_holds_and_counts_the_current_one() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut hold = HoldClock::default();
+        assert_eq!(hold.total(t0 + s(5)), Duration::ZERO);
+        hold.set(t0 + s(10), true);
+        hold.set(t0 + s(12), true); // the other party holds too: still one hold
+        hold.set(t0 + s(30), false);
+        hold.set(t0 + s(40), true);
+        assert_eq!(hold.total(t0 + s(45)), s(25));
+        hold.set(t0 + s(50), false);
+        hold.set(t0 + s(60), false);
+        assert_eq!(hold.total(t0 + s(90)), s(30));
     }
 }

@@ -119,8 +119,13 @@ impl Switch {
             label: call.label.clone(),
             wait_s,
             ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
-            talk_s: answered.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64()),
-            hold_s: 0.0,
+            // Talk time excludes hold (the CDR model's definition).
+            talk_s: answered.map_or(0.0, |a| {
+                now.saturating_duration_since(a)
+                    .saturating_sub(call.hold.total(now))
+                    .as_secs_f64()
+            }),
+            hold_s: call.hold.total(now).as_secs_f64(),
             // Wrap-up follows the call; the queue's configured time is what the agent gets,
             // and the agent-state records carry the time actually spent.
             wrap_up_s: match answered {

@@ -247,7 +247,7 @@ impl Switch {
                     return;
                 }
             };
-            self.leg_media_changed(id, leg, config, was_holding);
+            self.leg_media_changed(now, id, leg, config, was_holding);
             Some(answer)
         };
         let mut ok = response_to(&request, 200, None);
@@ -264,7 +264,7 @@ impl Switch {
 
     /// An ACK inside a call's dialog that carries the answer to the SDP Switchboard offered
     /// again in its 200 to a re-INVITE without an offer.
-    pub(super) fn on_reoffer_ack(&mut self, request: &Request) {
+    pub(super) fn on_reoffer_ack(&mut self, now: Instant, request: &Request) {
         let Some((id, side)) = self.locate(request) else {
             return;
         };
@@ -285,17 +285,23 @@ impl Switch {
             );
             return;
         }
-        self.leg_answered_again(id, leg, &request.body);
+        self.leg_answered_again(now, id, leg, &request.body);
     }
 
     /// A leg answered an SDP Switchboard offered again on it (a refresh): applies the answer.
-    pub(super) fn leg_answered_again(&mut self, id: CallNumber, leg: media::Leg, answer: &[u8]) {
+    pub(super) fn leg_answered_again(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        leg: media::Leg,
+        answer: &[u8],
+    ) {
         let Some(media) = self.calls.get_mut(&id).and_then(|c| c.media.as_mut()) else {
             return;
         };
         let was_holding = media.holding(leg);
         match self.media.reoffer_answered(media, leg, answer) {
-            Ok((config, _)) => self.leg_media_changed(id, leg, config, was_holding),
+            Ok((config, _)) => self.leg_media_changed(now, id, leg, config, was_holding),
             Err(error) => {
                 tracing::info!(call = id, ?leg, %error, "answer to a re-offer unusable: media unchanged")
             }
@@ -307,6 +313,7 @@ impl Switch {
     /// leg again.
     fn leg_media_changed(
         &mut self,
+        now: Instant,
         id: CallNumber,
         leg: media::Leg,
         config: media::LegConfig,
@@ -320,6 +327,12 @@ impl Switch {
         }
         let direction = media.direction(leg);
         let holding = media.holding(leg);
+        let anyone_holding = media.holding(media::Leg::Trunk) || media.holding(media::Leg::Agent);
+        if let Some(call) = self.calls.get_mut(&id) {
+            if call.phase == Phase::Connected {
+                call.hold.set(now, anyone_holding);
+            }
+        }
         self.media
             .command(id, media::MediaCommand::UpdateLeg { leg, config });
         self.media

@@ -476,7 +476,7 @@ impl Switch {
                     self.on_feature_ack(now, &call_id);
                 }
                 self.on_trunk_ack(now, &request);
-                self.on_reoffer_ack(&request);
+                self.on_reoffer_ack(now, &request);
             }
             return;
         };

@@ -317,7 +317,7 @@ impl Switch {
             cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
         if is_invite {
             self.ack_trunk_refresh(id, &response);
-            self.apply_refresh_answer(id, &response);
+            self.apply_refresh_answer(now, id, &response);
         }
         let Some(current) = self.current_session_timer(id, generation) else {
             return;
@@ -361,12 +361,12 @@ impl Switch {
 
     /// The trunk's answer to the SDP a refreshing re-INVITE offered again: its address may
     /// have moved.
-    fn apply_refresh_answer(&mut self, id: CallNumber, response: &Response) {
+    fn apply_refresh_answer(&mut self, now: Instant, id: CallNumber, response: &Response) {
         if response.body.is_empty() {
             return;
         }
         let body = response.body.clone();
-        self.leg_answered_again(id, media::Leg::Trunk, &body);
+        self.leg_answered_again(now, id, media::Leg::Trunk, &body);
     }
 }
 
