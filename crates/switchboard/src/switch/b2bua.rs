@@ -238,6 +238,7 @@ impl Switch {
                 finalized: false,
                 ringing_sent: false,
                 session_timer: None,
+                reinvite_pending: false,
             },
             agent_leg: None,
             attempts: 0,
@@ -1061,6 +1062,9 @@ impl Switch {
                 );
             }
             Some(ClientPurpose::SessionRefresh { call, .. }) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.trunk_leg.reinvite_pending = false;
+                }
                 tracing::info!(call, "the trunk did not answer the session refresh");
                 self.end_call(now, call, EndCause::SessionExpired);
             }

@@ -41,6 +41,9 @@ pub struct TrunkLeg {
     pub ringing_sent: bool,
     /// The RFC 4028 session timer the trunk asked for, once answered.
     pub session_timer: Option<super::session_timer::SessionTimer>,
+    /// Switchboard's own re-INVITE (a session refresh) awaits its answer: a re-INVITE from
+    /// the trunk meanwhile gets 491 (RFC 3261 §14.2).
+    pub reinvite_pending: bool,
 }
 
 /// The outbound (agent) leg of one attempt, where Switchboard is the UAC.

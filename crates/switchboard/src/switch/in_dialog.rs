@@ -215,6 +215,15 @@ impl Switch {
                 self.reply_error(now, &key, &request, code, &reason);
                 return;
             }
+            let crossing = request.method == Method::Invite
+                && self
+                    .calls
+                    .get(&id)
+                    .is_some_and(|c| c.trunk_leg.reinvite_pending);
+            if crossing {
+                self.reply_error(now, &key, &request, 491, "a re-INVITE of ours is pending");
+                return;
+            }
         }
         let Some(call) = self.calls.get_mut(&id) else {
             return;

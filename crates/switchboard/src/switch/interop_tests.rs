@@ -270,3 +270,30 @@ fn without_update_the_refresh_is_a_reinvite_with_the_same_sdp() {
     let reinvite = only(&out, "INVITE");
     assert_eq!(origin(reinvite), origin(&call.answer));
 }
+
+#[test]
+fn a_refresh_that_crosses_the_trunks_reinvite_gets_491_and_is_retried() {
+    let mut call = Call::answered("Session-Expires: 90\r\nAllow: INVITE, ACK, BYE, CANCEL\r\n");
+    let out = call.advance(Duration::from_secs(45));
+    let ours = only(&out, "INVITE").to_string();
+    // The trunk's own re-INVITE crosses ours: we refuse it (RFC 3261 §14.2).
+    let out = call.request("INVITE", "", &sdp("sendrecv"));
+    assert!(header(only(&out, "SIP/2.0 491"), "Warning").is_some());
+    // The trunk refuses ours the same way: we try again within 2 s.
+    let mut refusal = vec!["SIP/2.0 491 Request Pending".to_string()];
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        refusal.push(format!("{name}: {}", header(&ours, name).expect("header")));
+    }
+    deliver(
+        &mut call.switch,
+        call.now,
+        &(refusal.join("\r\n") + "\r\nContent-Length: 0\r\n\r\n"),
+    );
+    take(&mut call.switch);
+    let out = call.advance(Duration::from_millis(2001));
+    assert_eq!(
+        out.iter().filter(|m| m.starts_with("INVITE")).count(),
+        1,
+        "{out:#?}"
+    );
+}

@@ -19,6 +19,8 @@ mod in_dialog;
 mod interop_tests;
 mod media_events;
 pub mod media_plane;
+#[cfg(test)]
+mod race_tests;
 mod registration;
 mod routing;
 mod session_timer;

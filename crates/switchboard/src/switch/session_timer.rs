@@ -280,6 +280,7 @@ impl Switch {
                 push_header(&mut refresh.headers, "Content-Type", "application/sdp");
                 refresh.body = offer;
             }
+            call.trunk_leg.reinvite_pending = true;
         }
         tracing::debug!(call = id, %method, "refreshing the session");
         self.send_request(
@@ -304,6 +305,26 @@ impl Switch {
         response: Response,
     ) {
         let code = response.status_code.code();
+        let is_invite =
+            cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
+        if is_invite {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.trunk_leg.reinvite_pending = false;
+            }
+        }
+        if code == 491 {
+            // Our refresh crossed the trunk's own re-INVITE. The trunk owns the Call-ID, so
+            // we retry after 0–2 s (RFC 3261 §14.1).
+            let retry = Duration::from_millis(rand::random::<u64>() % 2001);
+            self.timers.schedule(
+                now + retry,
+                SwitchTimer::SessionRefresh {
+                    call: id,
+                    generation,
+                },
+            );
+            return;
+        }
         if matches!(code, 408 | 481) {
             // The dialog is gone on the far side (RFC 4028 §10).
             self.end_call(now, id, EndCause::SessionExpired);
@@ -313,8 +334,6 @@ impl Switch {
             tracing::info!(call = id, code, "session refresh refused");
             return;
         }
-        let is_invite =
-            cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
         if is_invite {
             self.ack_trunk_refresh(id, &response);
             self.apply_refresh_answer(now, id, &response);

@@ -1,0 +1,448 @@
+//! Deterministic tests of call-control races, without sockets: a registered agent, a trunk
+//! call offered to it, and messages crossing in every order the network allows — a 2xx that
+//! races the caller's CANCEL, a ring timeout before and after a provisional, a 200 the caller
+//! never ACKs, a BYE from either side in each state, re-INVITEs that cross.
+
+use super::testing;
+use super::Switch;
+use sip::Peer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use transport::{Inbound, Payload};
+
+/// DID 101 rings the agents of `support` (the trunk hears ringback until one answers).
+const CONFIG: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\nring_timeout_s = 20\n\
+    [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
+    [[number]]\ndid = \"101\"\nqueue = \"support\"\n\
+    [[queue]]\nname = \"support\"\nskills = { support = 1 }\n\
+    [acd]\nmissed_call_reason = \"missed\"\n\
+    [[agent]]\nid = \"1001\"\nname = \"Ann\"\npassword = \"pw1001\"\nskills = { support = 1 }\n\
+    [[agent]]\nid = \"1002\"\nname = \"Bob\"\npassword = \"pw1002\"\nskills = { support = 1 }\n";
+
+const TRUNK: &str = "127.0.0.1:5999";
+
+fn phone(agent: &str) -> SocketAddr {
+    match agent {
+        "1001" => "127.0.0.1:6001",
+        _ => "127.0.0.1:6002",
+    }
+    .parse()
+    .expect("addr")
+}
+
+/// A message Switchboard sent, with where it went.
+#[derive(Debug, Clone)]
+struct Sent {
+    to: SocketAddr,
+    text: String,
+}
+
+impl Sent {
+    fn is(&self, start: &str) -> bool {
+        self.text.starts_with(start)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.text
+            .lines()
+            .find(|l| {
+                l.split_once(':')
+                    .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            })
+            .map(|l| l.split_once(':').map_or("", |(_, v)| v).trim())
+    }
+}
+
+struct Rig {
+    switch: Switch,
+    now: Instant,
+    /// Everything sent so far and not yet looked at.
+    outbox: Vec<Sent>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let now = Instant::now();
+        let config = crate::config::load_str("t.toml", CONFIG).expect("valid test config");
+        Rig {
+            switch: testing::switch(now, Arc::new(config), Default::default()),
+            now,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The agent's phone registers (401, then digest): the agent is logged in and Ready.
+    fn register(&mut self, agent: &str, password: &str) {
+        let from = phone(agent);
+        let register = |auth: &str, cseq: u32| {
+            format!(
+                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bKreg{agent}{cseq};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:{agent}@127.0.0.1>\r\nFrom: <sip:{agent}@127.0.0.1>;tag=r{agent}\r\n\
+Call-ID: reg-{agent}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{agent}@{from}>\r\n\
+Expires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
+            )
+        };
+        self.deliver(from, &register("", 1));
+        let challenge = self.take_one(|m| m.is("SIP/2.0 401"));
+        let www = challenge
+            .header("WWW-Authenticate")
+            .expect("a challenge")
+            .to_string();
+        let answer = sip::digest::respond(
+            &www,
+            "REGISTER",
+            "sip:127.0.0.1:5060",
+            agent,
+            password,
+            "c0ffee",
+            1,
+        )
+        .expect("a digest answer");
+        self.deliver(from, &register(&format!("Authorization: {answer}\r\n"), 2));
+        self.take_one(|m| m.is("SIP/2.0 200"));
+    }
+
+    fn deliver(&mut self, from: SocketAddr, text: &str) {
+        let inbound = Inbound {
+            source: Peer::udp(from),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            payload: Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid SIP")),
+            received: self.now,
+        };
+        self.switch.handle_inbound(self.now, inbound);
+        self.collect();
+    }
+
+    /// Lets time pass, firing what is due.
+    fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.switch.handle_timeout(self.now);
+            self.collect();
+        }
+        self.now = end;
+        self.switch.handle_timeout(self.now);
+        self.collect();
+    }
+
+    /// Drains what Switchboard sends; CDRs are made durable at once, so responses held for
+    /// them go out too.
+    fn collect(&mut self) {
+        loop {
+            let mut tokens = Vec::new();
+            while let Some((_, token)) = self.switch.poll_cdr() {
+                tokens.push(token);
+            }
+            if !tokens.is_empty() {
+                self.switch.cdr_durable(self.now, &tokens);
+            }
+            let mut any = false;
+            while let Some(t) = self.switch.poll_transmit() {
+                any = true;
+                self.outbox.push(Sent {
+                    to: t.peer.addr,
+                    text: String::from_utf8_lossy(&t.data).into_owned(),
+                });
+            }
+            while self.switch.poll_media().is_some() {}
+            if !any && tokens.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Removes and returns the one message matching `matches` (panics on none or several).
+    fn take_one(&mut self, matches: impl Fn(&Sent) -> bool) -> Sent {
+        let found: Vec<usize> = (0..self.outbox.len())
+            .filter(|i| matches(&self.outbox[*i]))
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one match in {:#?}", self.outbox);
+        self.outbox.remove(found[0])
+    }
+
+    /// Removes and returns every message matching `matches`.
+    fn take_all(&mut self, matches: impl Fn(&Sent) -> bool) -> Vec<Sent> {
+        let (taken, kept) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|m| matches(m));
+        self.outbox = kept;
+        taken
+    }
+
+    /// A trunk call to DID 101 (no SDP: the phones negotiate end to end); returns the INVITE
+    /// Switchboard sent to the agent's phone.
+    fn trunk_call(&mut self, call_id: &str) -> Sent {
+        self.deliver(
+            TRUNK.parse().expect("addr"),
+            &format!(
+                "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\nContent-Length: 0\r\n\r\n"
+            ),
+        );
+        self.take_all(|m| m.is("SIP/2.0 100"));
+        self.take_one(|m| m.is("INVITE "))
+    }
+
+    /// The agent's phone answers Switchboard's `invite` with `code` (its To-tag `tag`).
+    fn phone_replies(&mut self, invite: &Sent, code: &str, tag: &str) {
+        let mut lines = vec![format!("SIP/2.0 {code}")];
+        for name in ["Via", "From", "Call-ID", "CSeq"] {
+            if let Some(value) = invite.header(name) {
+                lines.push(format!("{name}: {value}"));
+            }
+        }
+        lines.push(format!(
+            "To: {};tag={tag}",
+            invite.header("To").expect("To")
+        ));
+        lines.push(format!("Contact: <sip:agent@{}>", invite.to));
+        lines.push("Content-Length: 0".into());
+        let text = lines.join("\r\n") + "\r\n\r\n";
+        self.deliver(invite.to, &text);
+    }
+
+    fn trunk_sends(&mut self, text: &str) {
+        self.deliver(TRUNK.parse().expect("addr"), text);
+    }
+
+    fn agent_state(&self, agent: &str) -> String {
+        self.switch
+            .acd
+            .agent(&acd::AgentId::from(agent))
+            .map(|a| format!("{:?}", a.state))
+            .unwrap_or_default()
+    }
+}
+
+fn cancel(call_id: &str) -> String {
+    format!(
+        "CANCEL sip:101@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn to_tag(message: &Sent) -> String {
+    message
+        .header("To")
+        .and_then(|to| to.split("tag=").nth(1))
+        .expect("a To-tag")
+        .to_string()
+}
+
+/// A request from the trunk inside its dialog with Switchboard (`tag`: Switchboard's To-tag).
+fn trunk_in_dialog(method: &str, call_id: &str, tag: &str, cseq: u32) -> String {
+    format!(
+        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{method}{cseq}{call_id};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:101@127.0.0.1>;tag={tag}\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:2000@{TRUNK}>\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A request from the agent's phone inside its dialog with Switchboard.
+fn agent_in_dialog(method: &str, invite: &Sent, phone_tag: &str, cseq: u32) -> String {
+    let from_switchboard = invite.header("From").expect("From");
+    format!(
+        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {to};branch=z9hG4bKa{method}{cseq};rport\r\nMax-Forwards: 70\r\n\
+From: {to_value};tag={phone_tag}\r\nTo: {from_switchboard}\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:agent@{to}>\r\nContent-Length: 0\r\n\r\n",
+        to = invite.to,
+        to_value = invite.header("To").expect("To"),
+        call_id = invite.header("Call-ID").expect("Call-ID"),
+    )
+}
+
+/// Answers the trunk's 200 with an ACK, as a caller does.
+fn ack_for(ok: &Sent, call_id: &str) -> String {
+    format!(
+        "ACK sip:switchboard@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bKack{call_id};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:101@127.0.0.1>;tag={tag}\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\n\
+Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        tag = to_tag(ok)
+    )
+}
+
+#[test]
+fn a_2xx_that_races_the_callers_cancel_is_acked_and_hung_up() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("race-1");
+    rig.phone_replies(&invite, "180 Ringing", "ph1");
+    assert!(!rig.take_all(|m| m.is("SIP/2.0 180")).is_empty());
+    rig.trunk_sends(&cancel("race-1"));
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("CANCEL"));
+    rig.take_one(|m| m.is("SIP/2.0 487"));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1001"));
+    // The phone had already answered: its 200 crosses the CANCEL.
+    rig.phone_replies(&invite, "200 OK", "ph1");
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+    let bye = rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    assert_eq!(bye.header("Call-ID"), invite.header("Call-ID"));
+    assert!(
+        rig.outbox
+            .iter()
+            .all(|m| m.to != TRUNK.parse().expect("addr")),
+        "{:#?}",
+        rig.outbox
+    );
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert!(
+        !rig.agent_state("1001").contains("Reserved"),
+        "{}",
+        rig.agent_state("1001")
+    );
+}
+
+#[test]
+fn a_cancel_before_any_provisional_waits_for_one() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("race-2");
+    rig.take_all(|m| m.is("SIP/2.0 180"));
+    rig.trunk_sends(&cancel("race-2"));
+    rig.take_one(|m| m.is("SIP/2.0 487"));
+    assert!(
+        rig.take_all(|m| m.is("CANCEL ")).is_empty(),
+        "RFC 3261 §9.1"
+    );
+    rig.phone_replies(&invite, "180 Ringing", "ph2");
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1001"));
+    assert!(
+        rig.take_all(|m| m.is("SIP/2.0 180")).is_empty(),
+        "the caller is gone"
+    );
+}
+
+#[test]
+fn a_ring_timeout_cancels_the_phone_and_offers_the_next_agent() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    rig.register("1002", "pw1002");
+    let first = rig.trunk_call("race-3");
+    rig.phone_replies(&first, "180 Ringing", "ph3");
+    rig.take_all(|m| m.is("SIP/2.0 180"));
+    rig.advance(Duration::from_secs(20));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == first.to);
+    let second = rig.take_one(|m| m.is("INVITE "));
+    assert_ne!(second.to, first.to, "the next agent is rung");
+    assert!(rig
+        .agent_state(if first.to == phone("1001") {
+            "1001"
+        } else {
+            "1002"
+        })
+        .contains("missed"));
+    // The first phone's 487 for the CANCELled INVITE changes nothing.
+    rig.phone_replies(&first, "487 Request Terminated", "ph3");
+    rig.take_all(|m| m.is("ACK "));
+    assert_eq!(rig.switch.active_calls(), 1);
+}
+
+#[test]
+fn a_200_the_caller_never_acks_ends_both_legs() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("race-4");
+    rig.phone_replies(&invite, "200 OK", "ph4");
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    // 64·T1 without the caller's ACK (the 200 is retransmitted meanwhile): both dialogs are
+    // ended with a BYE (RFC 3261 §13.3.1.4 for the caller's).
+    rig.advance(Duration::from_secs(33));
+    let byes = rig.take_all(|m| m.is("BYE "));
+    for to in [phone("1001"), TRUNK.parse().expect("addr")] {
+        let each: Vec<_> = byes.iter().filter(|b| b.to == to).collect();
+        assert!(!each.is_empty(), "a BYE to {to}: {byes:#?}");
+        assert!(
+            each.iter().all(|b| b.text == each[0].text),
+            "one BYE, retransmitted"
+        );
+    }
+    assert_eq!(rig.switch.active_calls(), 0);
+}
+
+#[test]
+fn bye_from_either_side_of_a_connected_call_ends_the_other() {
+    for caller_hangs_up in [true, false] {
+        let mut rig = Rig::new();
+        rig.register("1001", "pw1001");
+        let invite = rig.trunk_call("race-5");
+        rig.phone_replies(&invite, "200 OK", "ph5");
+        rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+        let ok = rig.take_one(|m| m.is("SIP/2.0 200"));
+        rig.trunk_sends(&ack_for(&ok, "race-5"));
+        if caller_hangs_up {
+            rig.trunk_sends(&trunk_in_dialog("BYE", "race-5", &to_tag(&ok), 2));
+            rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("BYE"));
+            rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+        } else {
+            rig.deliver(phone("1001"), &agent_in_dialog("BYE", &invite, "ph5", 1));
+            rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("BYE"));
+            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
+        }
+        assert_eq!(rig.switch.active_calls(), 0);
+        assert!(
+            rig.agent_state("1001").contains("WrapUp"),
+            "{}",
+            rig.agent_state("1001")
+        );
+        // A late retransmitted BYE finds no dialog.
+        rig.trunk_sends(&trunk_in_dialog("BYE", "race-5", &to_tag(&ok), 3));
+        rig.take_one(|m| m.is("SIP/2.0 481"));
+    }
+}
+
+#[test]
+fn a_bye_from_the_phone_while_the_caller_is_still_ringing_is_a_failed_attempt() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("race-6");
+    rig.phone_replies(&invite, "180 Ringing", "ph6");
+    rig.take_all(|m| m.is("SIP/2.0 180"));
+    // The phone's dialog is early: a BYE for it is refused (481), nothing else happens.
+    rig.deliver(phone("1001"), &agent_in_dialog("BYE", &invite, "ph6", 1));
+    rig.take_one(|m| m.is("SIP/2.0 481"));
+    assert_eq!(rig.switch.active_calls(), 1);
+    // The caller gives up: the phone is cancelled.
+    rig.trunk_sends(&cancel("race-6"));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1001"));
+}
+
+#[test]
+fn crossing_reinvites_on_a_relayed_call_each_get_an_answer() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("race-7");
+    rig.phone_replies(&invite, "200 OK", "ph7");
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+    let ok = rig.take_one(|m| m.is("SIP/2.0 200"));
+    rig.trunk_sends(&ack_for(&ok, "race-7"));
+    // Both ends re-INVITE at once (no SDP on this call: each is relayed to the other).
+    rig.trunk_sends(&trunk_in_dialog("INVITE", "race-7", &to_tag(&ok), 2));
+    rig.deliver(phone("1001"), &agent_in_dialog("INVITE", &invite, "ph7", 1));
+    let to_phone = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1001"));
+    let to_trunk = rig.take_one(|m| m.is("INVITE ") && m.to == TRUNK.parse().expect("addr"));
+    // Each far end refuses the crossing one with 491 (RFC 3261 §14.2): the refusal goes back.
+    rig.phone_replies(&to_phone, "491 Request Pending", "ph7");
+    let mut reply = vec!["SIP/2.0 491 Request Pending".to_string()];
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        reply.push(format!(
+            "{name}: {}",
+            to_trunk.header(name).expect("header")
+        ));
+    }
+    rig.trunk_sends(&(reply.join("\r\n") + "\r\nContent-Length: 0\r\n\r\n"));
+    let refusals = rig.take_all(|m| m.is("SIP/2.0 491"));
+    assert_eq!(refusals.len(), 2, "{refusals:#?}");
+    assert_eq!(rig.switch.active_calls(), 1, "the call survives the glare");
+}
