@@ -202,6 +202,7 @@ fn enqueue(acd: &Acd, driver: &mut Driver) -> Vec<Action> {
         queue: format!("q{}", driver.rng.below(SKILLS as u64)).into(),
         priority: driver.rng.below(3) as i32,
         preferred_agent: None,
+        waiting_since: None,
     };
     acd.enqueue(driver.clock.tick(), request).expect("enqueue")
 }

@@ -64,6 +64,7 @@ impl Fixture {
                     queue: queue.into(),
                     priority,
                     preferred_agent: None,
+                    waiting_since: None,
                 },
             )
             .expect("enqueue")
@@ -268,6 +269,7 @@ fn preferred_agent_is_waited_for_up_to_the_cap() {
                 queue: "q".into(),
                 priority: 0,
                 preferred_agent: Some("pat".into()),
+                waiting_since: None,
             },
         )
         .expect("enqueue");
@@ -297,6 +299,7 @@ fn preferred_agent_is_waited_for_up_to_the_cap() {
                 queue: "q".into(),
                 priority: 0,
                 preferred_agent: Some("pat".into()),
+                waiting_since: None,
             },
         )
         .expect("enqueue");
@@ -491,7 +494,8 @@ fn illegal_requests_are_refused_without_change() {
                 id: CallId(5),
                 queue: "q".into(),
                 priority: 0,
-                preferred_agent: None
+                preferred_agent: None,
+                waiting_since: None
             }
         ),
         Err(AcdError::DuplicateCall(_))
@@ -503,7 +507,8 @@ fn illegal_requests_are_refused_without_change() {
                 id: CallId(6),
                 queue: "nope".into(),
                 priority: 0,
-                preferred_agent: None
+                preferred_agent: None,
+                waiting_since: None
             }
         ),
         Err(AcdError::UnknownQueue(_))
@@ -871,4 +876,40 @@ fn queue_agent_counts_cover_the_base_stage_and_follow_every_transition() {
     assert_eq!((moved.logged_in, moved.ready, moved.logged_out), (1, 1, 2));
     f.acd.remove_agent(f.at(7), &"carl".into()).expect("remove");
     assert_eq!(counts(&f).logged_out, 1);
+}
+
+#[test]
+fn a_call_that_keeps_its_waiting_time_goes_ahead_of_later_callers() {
+    let f = fixture(vec![queue("q", &[("s", 1)])]);
+    f.call(10, 1, "q", 0);
+    f.call(20, 2, "q", 0);
+    // A transferred call arriving at t=30 that has been waiting since t=5.
+    f.acd
+        .enqueue(
+            f.at(30),
+            CallRequest {
+                id: CallId(3),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: None,
+                waiting_since: Some(f.at(5)),
+            },
+        )
+        .expect("enqueue");
+    assert_eq!(f.acd.position(CallId(3)).map(|p| p.0), Some(1));
+    assert_eq!(f.acd.position(CallId(1)).map(|p| p.0), Some(2));
+    // A waiting_since in the future counts as now.
+    f.acd
+        .enqueue(
+            f.at(40),
+            CallRequest {
+                id: CallId(4),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: None,
+                waiting_since: Some(f.at(100)),
+            },
+        )
+        .expect("enqueue");
+    assert_eq!(f.acd.position(CallId(4)).map(|p| p.0), Some(4));
 }

@@ -140,6 +140,8 @@ pub(crate) struct NewStay {
     pub(crate) attempts: u32,
     /// A call new to the ACD, whose id must not be in use, rather than one moving queues.
     pub(crate) fresh: bool,
+    /// When the call started waiting, for its place in the queue (usually now).
+    pub(crate) waiting_since: Instant,
 }
 
 /// What to do after the locks are dropped: search for a partner.
@@ -226,13 +228,14 @@ impl Acd {
             preferred,
             attempts,
             fresh,
+            waiting_since,
         } = stay;
         let runtime = &self.queues[queue];
         let epoch = self.next_seq();
         let stage = runtime.stage_after(Duration::ZERO);
         let preferred = preferred.filter(|_| !runtime.preferred_agent_wait.is_zero());
         let key = WaitKey {
-            urgency: runtime.urgency(self.time.micros(now), priority),
+            urgency: runtime.urgency(self.time.micros(waiting_since.min(now)), priority),
             epoch,
         };
         let cell = Arc::new(CallCell::new(
@@ -357,6 +360,7 @@ impl Acd {
                     preferred: None,
                     attempts: detail.attempts,
                     fresh: false,
+                    waiting_since: now,
                 };
                 return self.start_stay(stay, now, actions);
             }

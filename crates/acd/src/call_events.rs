@@ -64,6 +64,7 @@ impl Acd {
             preferred,
             attempts: 0,
             fresh: true,
+            waiting_since: request.waiting_since.unwrap_or(now),
         };
         let Some(serve) = self.start_stay(stay, now, &mut actions) else {
             self.queues[queue].release_slot();

@@ -242,6 +242,7 @@ impl Harness {
                     queue: QUEUES[queue].into(),
                     priority,
                     preferred_agent: preferred.map(agent_id),
+                    waiting_since: None,
                 };
                 self.acd.enqueue(now, request)
             }

@@ -189,6 +189,7 @@ fn worker(shared: &Shared, seed: u64) -> Vec<(AgentId, CallId)> {
                     priority: rng.below(3) as i32,
                     preferred_agent: (rng.below(8) == 0)
                         .then(|| AgentId::new(format!("agent{}", rng.below(AGENTS as u64)))),
+                    waiting_since: None,
                 };
                 match acd.enqueue(now, request) {
                     Ok(actions) => shared.absorb(actions, &mut mine),

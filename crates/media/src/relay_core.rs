@@ -165,6 +165,7 @@ pub struct RelayCore {
     timed_out: Option<Leg>,
     events: VecDeque<RelayEvent>,
     events_dropped: u64,
+    relatch_after: Duration,
 }
 
 impl RelayCore {
@@ -192,6 +193,7 @@ impl RelayCore {
             timed_out: None,
             events: VecDeque::new(),
             events_dropped: 0,
+            relatch_after,
         }
     }
 
@@ -324,6 +326,15 @@ impl RelayCore {
         state.telephone_event = config.telephone_event;
         state.present = true;
         self.refresh_watch(now, leg);
+    }
+
+    /// The agent leg went away (the call was transferred): nothing is accepted from it or
+    /// relayed to it until [`RelayCore::update_leg`] sets it again, and its statistics start
+    /// over for the next agent.
+    pub fn remove_agent_leg(&mut self, now: Instant) {
+        self.legs[Leg::Agent.index()] =
+            LegState::new(LegConfig::default(), self.relatch_after, false);
+        self.refresh_watch(now, Leg::Agent);
     }
 
     /// The leg's SDP declared `direction` (from its own point of view): a leg that does not
@@ -684,6 +695,38 @@ mod tests {
         assert_eq!(relay.poll_event(), None);
         assert_eq!(relay.poll_timeout(), None);
         assert_eq!(relay.timed_out(), Some(Leg::Agent));
+    }
+
+    #[test]
+    fn a_removed_agent_leg_is_cut_off_until_the_next_one_is_set() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        let trunk = addr("198.51.100.7:40000");
+        let old_phone = addr("192.168.1.20:16384");
+        let packet = rtp(0, 1, 0, &[0xFF; 160]);
+        relay.remove_agent_leg(t0);
+        assert_eq!(relay.destination(Leg::Agent), None);
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, trunk, &packet),
+            Disposition::Accepted
+        );
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Agent, old_phone, &packet),
+            Disposition::Dropped
+        );
+        let new_phone = addr("192.168.1.30:20000");
+        relay.update_leg(
+            t0,
+            Leg::Agent,
+            LegConfig {
+                remote_rtp: Some(new_phone),
+                ..LegConfig::default()
+            },
+        );
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, trunk, &packet),
+            Disposition::Forward(new_phone)
+        );
     }
 
     #[test]

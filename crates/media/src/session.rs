@@ -124,6 +124,9 @@ pub enum MediaCommand {
         /// What its SDP said.
         direction: crate::sdp::Direction,
     },
+    /// The agent's phone left the call (a transfer): what it sends is dropped, nothing is
+    /// sent to it, whatever played to it stops; the caller's leg is untouched.
+    DropAgent,
     /// Sends a key press to `leg` as RFC 4733 telephone-events (one packet per 20 ms, then
     /// the end packet three times), in the stream Switchboard plays to that leg. Presses
     /// sent in a row are queued and go out one after the other, 40 ms apart. Ignored if the
@@ -491,6 +494,11 @@ impl SessionState {
             }
             MediaCommand::Direction { leg, direction } => {
                 self.core.set_direction(now, leg, direction)
+            }
+            MediaCommand::DropAgent => {
+                self.core.remove_agent_leg(now);
+                self.legs[Leg::Agent.index()] = LegConfig::default();
+                self.playback[Leg::Agent.index()].stop();
             }
             MediaCommand::SendDtmf {
                 leg,

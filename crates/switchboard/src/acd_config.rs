@@ -91,6 +91,7 @@ mod tests {
                 queue: "q".into(),
                 priority,
                 preferred_agent: None,
+                waiting_since: None,
             },
         )
         .expect("enqueued");
@@ -162,6 +163,7 @@ mod tests {
                     queue: "q".into(),
                     priority: 0,
                     preferred_agent: None,
+                    waiting_since: None,
                 },
             )
             .expect("answered with actions");
@@ -211,6 +213,7 @@ mod tests {
             queue: "q".into(),
             priority: 0,
             preferred_agent: None,
+            waiting_since: None,
         };
         let offered = acd.enqueue(t0, request).expect("enqueue");
         assert!(offered.iter().any(|a| matches!(a, Action::Offer { .. })));

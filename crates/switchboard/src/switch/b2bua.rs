@@ -380,6 +380,7 @@ impl Switch {
             queue: acd::QueueId::from(queue.as_str()),
             priority,
             preferred_agent: None,
+            waiting_since: None,
         };
         match self.acd.enqueue(now, request) {
             Ok(actions) => self.apply_acd(now, actions),
