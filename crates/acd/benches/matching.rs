@@ -203,6 +203,7 @@ fn enqueue(acd: &Acd, driver: &mut Driver) -> Vec<Action> {
         priority: driver.rng.below(3) as i32,
         preferred_agent: None,
         waiting_since: None,
+        preferred_wait: None,
     };
     acd.enqueue(driver.clock.tick(), request).expect("enqueue")
 }

@@ -34,6 +34,9 @@ pub struct CallRequest {
     /// An agent to wait for first (a returning caller's last agent), up to the queue's
     /// `preferred_agent_wait`. Ignored when no such agent exists.
     pub preferred_agent: Option<AgentId>,
+    /// How long to wait for `preferred_agent` instead of the queue's `preferred_agent_wait`
+    /// (a transfer to an agent waits for that agent, whatever the queue says).
+    pub preferred_wait: Option<Duration>,
     /// The call has been waiting since then (a transferred call keeps its place): it is
     /// ordered among the waiting calls as if it had arrived then. Its max wait, skill
     /// expansion and service level count from its arrival in this queue. `None`: now.

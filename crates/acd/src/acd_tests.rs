@@ -65,6 +65,7 @@ impl Fixture {
                     priority,
                     preferred_agent: None,
                     waiting_since: None,
+                    preferred_wait: None,
                 },
             )
             .expect("enqueue")
@@ -270,6 +271,7 @@ fn preferred_agent_is_waited_for_up_to_the_cap() {
                 priority: 0,
                 preferred_agent: Some("pat".into()),
                 waiting_since: None,
+                preferred_wait: None,
             },
         )
         .expect("enqueue");
@@ -300,6 +302,7 @@ fn preferred_agent_is_waited_for_up_to_the_cap() {
                 priority: 0,
                 preferred_agent: Some("pat".into()),
                 waiting_since: None,
+                preferred_wait: None,
             },
         )
         .expect("enqueue");
@@ -495,7 +498,8 @@ fn illegal_requests_are_refused_without_change() {
                 queue: "q".into(),
                 priority: 0,
                 preferred_agent: None,
-                waiting_since: None
+                waiting_since: None,
+                preferred_wait: None,
             }
         ),
         Err(AcdError::DuplicateCall(_))
@@ -508,7 +512,8 @@ fn illegal_requests_are_refused_without_change() {
                 queue: "nope".into(),
                 priority: 0,
                 preferred_agent: None,
-                waiting_since: None
+                waiting_since: None,
+                preferred_wait: None,
             }
         ),
         Err(AcdError::UnknownQueue(_))
@@ -893,6 +898,7 @@ fn a_call_that_keeps_its_waiting_time_goes_ahead_of_later_callers() {
                 priority: 0,
                 preferred_agent: None,
                 waiting_since: Some(f.at(5)),
+                preferred_wait: None,
             },
         )
         .expect("enqueue");
@@ -908,8 +914,39 @@ fn a_call_that_keeps_its_waiting_time_goes_ahead_of_later_callers() {
                 priority: 0,
                 preferred_agent: None,
                 waiting_since: Some(f.at(100)),
+                preferred_wait: None,
             },
         )
         .expect("enqueue");
     assert_eq!(f.acd.position(CallId(4)).map(|p| p.0), Some(4));
+}
+
+#[test]
+fn a_transfer_waits_for_its_agent_whatever_the_queue_says() {
+    let mut q = queue("q", &[]);
+    q.preferred_agent_wait = Duration::ZERO;
+    let f = fixture(vec![q]);
+    f.agent(0, "pat", &[]);
+    f.ready_agent(0, "other", &[]);
+    let enq = f
+        .acd
+        .enqueue(
+            f.at(1),
+            CallRequest {
+                id: CallId(1),
+                queue: "q".into(),
+                priority: 0,
+                preferred_agent: Some("pat".into()),
+                waiting_since: None,
+                preferred_wait: Some(10 * SEC),
+            },
+        )
+        .expect("enqueue");
+    assert!(offers(&enq).is_empty(), "the call waits for pat");
+    let (cap, at) = timers(&enq)
+        .into_iter()
+        .find(|(t, _)| matches!(t, Timer::PreferredAgentCap { .. }))
+        .expect("cap timer");
+    assert_eq!(at, f.at(11));
+    assert_eq!(offers(&f.acd.handle_timer(at, cap)), offer(1, "other"));
 }

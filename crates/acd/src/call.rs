@@ -142,6 +142,8 @@ pub(crate) struct NewStay {
     pub(crate) fresh: bool,
     /// When the call started waiting, for its place in the queue (usually now).
     pub(crate) waiting_since: Instant,
+    /// How long it waits for `preferred` (else the queue's preferred-agent wait).
+    pub(crate) preferred_wait: Option<Duration>,
 }
 
 /// What to do after the locks are dropped: search for a partner.
@@ -229,11 +231,13 @@ impl Acd {
             attempts,
             fresh,
             waiting_since,
+            preferred_wait,
         } = stay;
         let runtime = &self.queues[queue];
         let epoch = self.next_seq();
         let stage = runtime.stage_after(Duration::ZERO);
-        let preferred = preferred.filter(|_| !runtime.preferred_agent_wait.is_zero());
+        let preferred_wait = preferred_wait.unwrap_or(runtime.preferred_agent_wait);
+        let preferred = preferred.filter(|_| !preferred_wait.is_zero());
         let key = WaitKey {
             urgency: runtime.urgency(self.time.micros(waiting_since.min(now)), priority),
             epoch,
@@ -291,7 +295,7 @@ impl Acd {
         if detail.preferred.is_some() {
             actions.push(Action::SetTimer {
                 timer: Timer::PreferredAgentCap { call: id, epoch },
-                at: now + runtime.preferred_agent_wait,
+                at: now + preferred_wait,
             });
         }
         let serve = self.index_call(&cell, &detail, 0);
@@ -361,6 +365,7 @@ impl Acd {
                     attempts: detail.attempts,
                     fresh: false,
                     waiting_since: now,
+                    preferred_wait: None,
                 };
                 return self.start_stay(stay, now, actions);
             }

@@ -65,6 +65,7 @@ impl Acd {
             attempts: 0,
             fresh: true,
             waiting_since: request.waiting_since.unwrap_or(now),
+            preferred_wait: request.preferred_wait,
         };
         let Some(serve) = self.start_stay(stay, now, &mut actions) else {
             self.queues[queue].release_slot();

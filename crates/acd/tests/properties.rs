@@ -243,6 +243,7 @@ impl Harness {
                     priority,
                     preferred_agent: preferred.map(agent_id),
                     waiting_since: None,
+                    preferred_wait: None,
                 };
                 self.acd.enqueue(now, request)
             }

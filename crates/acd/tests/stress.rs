@@ -190,6 +190,7 @@ fn worker(shared: &Shared, seed: u64) -> Vec<(AgentId, CallId)> {
                     preferred_agent: (rng.below(8) == 0)
                         .then(|| AgentId::new(format!("agent{}", rng.below(AGENTS as u64)))),
                     waiting_since: None,
+                    preferred_wait: None,
                 };
                 match acd.enqueue(now, request) {
                     Ok(actions) => shared.absorb(actions, &mut mine),

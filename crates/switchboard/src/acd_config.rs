@@ -92,6 +92,7 @@ mod tests {
                 priority,
                 preferred_agent: None,
                 waiting_since: None,
+                preferred_wait: None,
             },
         )
         .expect("enqueued");
@@ -164,6 +165,7 @@ mod tests {
                     priority: 0,
                     preferred_agent: None,
                     waiting_since: None,
+                    preferred_wait: None,
                 },
             )
             .expect("answered with actions");
@@ -214,6 +216,7 @@ mod tests {
             priority: 0,
             preferred_agent: None,
             waiting_since: None,
+            preferred_wait: None,
         };
         let offered = acd.enqueue(t0, request).expect("enqueue");
         assert!(offered.iter().any(|a| matches!(a, Action::Offer { .. })));

@@ -381,6 +381,7 @@ impl Switch {
             priority,
             preferred_agent: None,
             waiting_since: None,
+            preferred_wait: None,
         };
         match self.acd.enqueue(now, request) {
             Ok(actions) => self.apply_acd(now, actions),
