@@ -23,6 +23,8 @@ pub struct Metrics {
     pub calls_abandoned: IntCounterVec,
     /// Calls refused or ended by Switchboard before an answer, by reason.
     pub calls_rejected: IntCounterVec,
+    /// Transfers asked for by agents, by kind and result.
+    pub transfers: IntCounterVec,
     /// Time from arrival to answer, of answered calls.
     pub wait_seconds: HistogramVec,
     /// Time from arrival to leaving, of abandoned calls.
@@ -177,6 +179,12 @@ impl Metrics {
                 "switchboard_calls_rejected_total",
                 "Calls refused or ended before an answer by Switchboard.",
                 &["reason"],
+            ),
+            transfers: counter(
+                &registry,
+                "switchboard_transfers_total",
+                "Transfers agents asked for (kind blind; result accepted or refused).",
+                &["kind", "result"],
             ),
             wait_seconds,
             abandon_wait_seconds,

@@ -248,7 +248,8 @@ impl Switch {
             last_offered: None,
             answered: None,
             last_agent: None,
-            failed_legs: Vec::new(),
+            ended_legs: Vec::new(),
+            transfers: Vec::new(),
             failed_ring_time: std::time::Duration::ZERO,
             media,
             ivr: None,
@@ -515,7 +516,7 @@ impl Switch {
     }
 
     /// Whether any agent able to serve `queue` is logged in (registered).
-    fn queue_has_logged_in_agent(&self, queue: &str) -> bool {
+    pub(super) fn queue_has_logged_in_agent(&self, queue: &str) -> bool {
         self.acd
             .queue_agent_counts(&acd::QueueId::from(queue))
             .is_some_and(|counts| counts.logged_in > 0)
@@ -661,6 +662,7 @@ impl Switch {
                 peer,
                 dialog: None,
                 ack: None,
+                answered: None,
                 accepts_info: false,
             });
         }
@@ -918,7 +920,10 @@ impl Switch {
             }
         };
         call.phase = Phase::Connected;
-        call.answered = Some(now);
+        call.answered.get_or_insert(now);
+        if let Some(leg) = call.agent_leg.as_mut() {
+            leg.answered = Some(now);
+        }
         call.audio = CallerAudio::Silence;
         call.next_announcement = None;
         if !trunk_answered {

@@ -63,6 +63,8 @@ pub struct AgentLeg {
     pub dialog: Option<Dialog>,
     /// The ACK we sent for the agent's 2xx, re-sent when the 2xx is retransmitted.
     pub ack: Option<bytes::Bytes>,
+    /// When this agent answered.
+    pub answered: Option<Instant>,
     /// The phone takes INFO (its 2xx listed it in Allow, or had no Allow).
     pub accepts_info: bool,
 }
@@ -129,12 +131,15 @@ pub struct Call {
     pub first_offered: Option<Instant>,
     /// When the current (or answering) agent attempt started ringing.
     pub last_offered: Option<Instant>,
-    /// When the agent answered.
+    /// When the first agent answered.
     pub answered: Option<Instant>,
     /// The last agent the call was offered to.
     pub last_agent: Option<AgentId>,
-    /// Agent attempts that did not connect, for the CDR (in order).
-    pub failed_legs: Vec<cdr::Leg>,
+    /// Agent legs that ended before the call did, for the CDR (in order): attempts that did
+    /// not connect, agents who transferred the call away.
+    pub ended_legs: Vec<cdr::Leg>,
+    /// Transfers of the call, in order.
+    pub transfers: Vec<cdr::Transfer>,
     /// Ringing time of the attempts that did not connect.
     pub failed_ring_time: std::time::Duration,
     /// The call's anchored media; `None` when the trunk sent no SDP offer (media then flows

@@ -58,6 +58,8 @@ impl Switch {
         };
         let disposition = match (call.phase, cause) {
             (Phase::Connected, _) => Disposition::Answered,
+            // Answered, then transferred, and the caller left before the next agent answered.
+            _ if answered.is_some() => Disposition::Answered,
             (_, EndCause::CallbackRequested) => Disposition::CallbackRequested,
             (_, EndCause::Voicemail) => Disposition::Voicemail,
             (_, EndCause::IvrHangup) => Disposition::IvrCompleted,
@@ -85,12 +87,14 @@ impl Switch {
             ended: self.wall(now),
             sip_cause,
         }];
-        legs.extend(call.failed_legs.iter().cloned());
+        legs.extend(call.ended_legs.iter().cloned());
         // The attempt still on when the call ended: the answered one, or one still ringing.
         let current_ring = match (agent_leg, call.last_offered) {
             (Some(leg), Some(offered)) => {
-                legs.push(self.agent_leg_record(leg, offered, answered, now, None));
-                answered.unwrap_or(now).saturating_duration_since(offered)
+                legs.push(self.agent_leg_record(leg, offered, leg.answered, now, None));
+                leg.answered
+                    .unwrap_or(now)
+                    .saturating_duration_since(offered)
             }
             _ => Duration::ZERO,
         };
@@ -135,7 +139,7 @@ impl Switch {
             disposition,
             hangup_side,
             sip_cause,
-            transfers: Vec::new(),
+            transfers: call.transfers.clone(),
             survey_score: None,
             recording: call
                 .recording
@@ -202,10 +206,13 @@ impl Switch {
         let Some(offered) = self.calls.get(&id).and_then(|c| c.last_offered) else {
             return;
         };
-        let record = self.agent_leg_record(leg, offered, None, now, sip_cause);
+        let record = self.agent_leg_record(leg, offered, leg.answered, now, sip_cause);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.failed_ring_time += now.saturating_duration_since(offered);
-            call.failed_legs.push(record);
+            call.failed_ring_time += leg
+                .answered
+                .unwrap_or(now)
+                .saturating_duration_since(offered);
+            call.ended_legs.push(record);
         }
     }
 

@@ -17,7 +17,7 @@ const DEFAULT_KEY_PRESS_MS: u32 = 100;
 
 /// Which leg of a call a message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(super) enum Side {
     Trunk,
     Agent,
 }
@@ -114,14 +114,15 @@ impl Switch {
                 self.answer_reoffer(now, id, side, key, request)
             }
             Method::Invite | Method::Update => self.relay(now, id, side, key, request),
+            Method::Refer => self.on_refer(now, id, side, key, request),
             // A keep-alive: Switchboard is the peer of each leg, so it answers itself.
             Method::Options => {
                 let mut ok = response_to(&request, 200, None);
                 self.add_capabilities(&mut ok.headers);
                 self.send_response(now, &key, ok);
             }
-            // REFER, MESSAGE, SUBSCRIBE, NOTIFY, PRACK …: the other leg never negotiated them,
-            // and a REFER relayed to a carrier would have it place a call of its own.
+            // MESSAGE, SUBSCRIBE, NOTIFY, PRACK …: the other leg never negotiated them (and a
+            // REFER is never relayed: a carrier would place a call of its own).
             _ => {
                 let reason = format!("{} is not supported inside a call", request.method);
                 self.reply_error(now, &key, &request, 405, &reason);
@@ -509,7 +510,7 @@ pub(super) fn allows(headers: &sip::rsip::Headers, method: Method) -> bool {
 }
 
 /// The dialog of one side of a call (the agent side has one only once answered).
-fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
+pub(super) fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
     match side {
         Side::Trunk => Some(&mut call.trunk_leg.dialog),
         Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),

@@ -147,13 +147,13 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 #[test]
 fn refer_and_other_unnegotiated_methods_are_refused_not_relayed() {
     let mut call = Call::answered("");
-    for method in ["REFER", "MESSAGE", "SUBSCRIBE", "NOTIFY"] {
-        let refer_to = if method == "REFER" {
-            "Refer-To: <sip:1002@127.0.0.1>\r\n"
-        } else {
-            ""
-        };
-        let out = call.request(method, refer_to, "");
+    // A REFER from the caller's side is refused, never relayed (a carrier would place a
+    // call of its own).
+    let out = call.request("REFER", "Refer-To: <sip:1002@127.0.0.1>\r\n", "");
+    only(&out, "SIP/2.0 403");
+    assert!(out.iter().all(|m| !m.starts_with("REFER")), "{out:#?}");
+    for method in ["MESSAGE", "SUBSCRIBE", "NOTIFY"] {
+        let out = call.request(method, "", "");
         let refusal = only(&out, "SIP/2.0 405");
         let allow = header(refusal, "Allow").expect("405 carries Allow");
         assert!(!allow.contains(method), "{allow}");

@@ -453,6 +453,33 @@ impl MediaPlane {
         Ok(())
     }
 
+    /// The agent left the call (a transfer): the session drops the agent's phone, and the next
+    /// agent is offered only the codec the caller already uses (there is no transcoding), in
+    /// a new SDP session of its own.
+    pub fn prepare_next_agent(&mut self, call: CallNumber, media: &mut CallMedia) {
+        if media.started {
+            self.command(call, MediaCommand::DropAgent);
+        }
+        let Ok(mut offer) = SessionDescription::parse(&media.agent_offer) else {
+            return;
+        };
+        if let Some((_, payload_type)) = media.codec {
+            let mut keep = vec![payload_type];
+            keep.extend(media.agent_plan.offered_telephone_event);
+            sdp::restrict_formats(&mut offer, media.agent_plan.media_index, &keep);
+        }
+        let mut agent_sdp = LocalSdp::new(self.sdp_ip);
+        let agent_offer = agent_sdp.stamp(offer);
+        if let Ok((plan, _)) =
+            media::anchor_offer(&agent_offer, self.local(media.agent_ports), &Codec::ALL)
+        {
+            media.agent_plan = plan;
+        }
+        media.agent_offer = agent_offer;
+        media.agent_sdp = agent_sdp;
+        media.agent_direction = Direction::SendRecv;
+    }
+
     /// Starts the session of a call Switchboard answered, with only the trunk leg.
     pub fn start_answered(&mut self, call: CallNumber, media: &mut CallMedia) {
         self.start(call, media, None);

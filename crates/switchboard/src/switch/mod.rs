@@ -27,6 +27,7 @@ mod session_timer;
 #[cfg(test)]
 mod settings_tests;
 mod timer;
+mod transfer;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -668,7 +669,7 @@ impl Switch {
 }
 
 /// Methods Switchboard accepts.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER";
 
 /// A random tag or Call-ID token: 64 bits of randomness in hex.
 pub fn new_tag() -> String {

@@ -175,13 +175,24 @@ Expires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
     /// A trunk call to DID 101 (no SDP: the phones negotiate end to end); returns the INVITE
     /// Switchboard sent to the agent's phone.
     fn trunk_call(&mut self, call_id: &str) -> Sent {
+        self.trunk_call_with(call_id, "")
+    }
+
+    /// A trunk call to DID 101 offering `sdp` (empty: none).
+    fn trunk_call_with(&mut self, call_id: &str, sdp: &str) -> Sent {
+        let content_type = if sdp.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
         self.deliver(
             TRUNK.parse().expect("addr"),
             &format!(
                 "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
 To: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: {call_id}\r\n\
-CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\nContent-Length: 0\r\n\r\n"
+CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\n{content_type}Content-Length: {}\r\n\r\n{sdp}",
+                sdp.len()
             ),
         );
         self.take_all(|m| m.is("SIP/2.0 100"));
@@ -190,6 +201,11 @@ CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\nContent-Length: 0\r\n\r\n"
 
     /// The agent's phone answers Switchboard's `invite` with `code` (its To-tag `tag`).
     fn phone_replies(&mut self, invite: &Sent, code: &str, tag: &str) {
+        self.phone_replies_with(invite, code, tag, "");
+    }
+
+    /// The same with an SDP body (empty: none).
+    fn phone_replies_with(&mut self, invite: &Sent, code: &str, tag: &str, sdp: &str) {
         let mut lines = vec![format!("SIP/2.0 {code}")];
         for name in ["Via", "From", "Call-ID", "CSeq"] {
             if let Some(value) = invite.header(name) {
@@ -201,8 +217,11 @@ CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\nContent-Length: 0\r\n\r\n"
             invite.header("To").expect("To")
         ));
         lines.push(format!("Contact: <sip:agent@{}>", invite.to));
-        lines.push("Content-Length: 0".into());
-        let text = lines.join("\r\n") + "\r\n\r\n";
+        if !sdp.is_empty() {
+            lines.push("Content-Type: application/sdp".into());
+        }
+        lines.push(format!("Content-Length: {}", sdp.len()));
+        let text = lines.join("\r\n") + "\r\n\r\n" + sdp;
         self.deliver(invite.to, &text);
     }
 
@@ -445,4 +464,154 @@ fn crossing_reinvites_on_a_relayed_call_each_get_an_answer() {
     let refusals = rig.take_all(|m| m.is("SIP/2.0 491"));
     assert_eq!(refusals.len(), 2, "{refusals:#?}");
     assert_eq!(rig.switch.active_calls(), 1, "the call survives the glare");
+}
+
+/// A G.711 offer or answer at `port`.
+fn sdp(port: u16) -> String {
+    format!(
+        "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    )
+}
+
+/// A request from the agent's phone inside its dialog, with extra header lines.
+fn agent_request(method: &str, invite: &Sent, phone_tag: &str, cseq: u32, extra: &str) -> String {
+    agent_in_dialog(method, invite, phone_tag, cseq).replacen(
+        "Content-Length: 0",
+        &format!("{extra}Content-Length: 0"),
+        1,
+    )
+}
+
+/// An anchored call answered by agent 1001 (and 1002 registered too); returns the INVITE
+/// that rang 1001.
+fn connected_anchored(rig: &mut Rig, call_id: &str) -> Sent {
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call_with(call_id, &sdp(40000));
+    assert_eq!(invite.to, phone("1001"));
+    rig.register("1002", "pw1002");
+    rig.phone_replies_with(&invite, "200 OK", "ph", &sdp(41000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+    let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    rig.trunk_sends(&ack_for(&ok, call_id));
+    rig.take_all(|_| true);
+    invite
+}
+
+fn sipfrag(notify: &Sent) -> &str {
+    notify
+        .text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+}
+
+#[test]
+fn a_blind_transfer_to_an_agent_rings_that_agent_and_releases_the_first() {
+    let mut rig = Rig::new();
+    let invite = connected_anchored(&mut rig, "xfer-1");
+    rig.deliver(
+        phone("1001"),
+        &agent_request(
+            "REFER",
+            &invite,
+            "ph",
+            1,
+            "Refer-To: <sip:1002@127.0.0.1:5060>\r\n",
+        ),
+    );
+    rig.take_one(|m| m.is("SIP/2.0 202"));
+    let notify = rig.take_one(|m| m.is("NOTIFY ") && m.to == phone("1001"));
+    assert_eq!(notify.header("Event"), Some("refer"));
+    assert_eq!(sipfrag(&notify), "SIP/2.0 200 OK");
+    assert!(notify
+        .header("Subscription-State")
+        .is_some_and(|s| s.starts_with("terminated")));
+    rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    let second = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    assert!(rig
+        .outbox
+        .iter()
+        .all(|m| !m.is("BYE ") || m.to != TRUNK.parse().expect("addr")));
+    assert!(
+        rig.agent_state("1001").contains("WrapUp"),
+        "{}",
+        rig.agent_state("1001")
+    );
+    // The new agent is offered Switchboard's session, with the codec the caller already uses
+    // and a fresh origin.
+    let m_line = second
+        .text
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .expect("an offer");
+    assert!(m_line.ends_with("RTP/AVP 0"), "only PCMU, the caller's codec: {m_line}");
+    let origin = |m: &Sent| m.text.lines().find(|l| l.starts_with("o=")).map(str::to_owned);
+    assert_ne!(origin(&second), origin(&invite), "a new SDP session for the new phone");
+    rig.phone_replies_with(&second, "200 OK", "ph2", &sdp(42000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
+    assert_eq!(rig.switch.active_calls(), 1);
+    assert!(
+        rig.agent_state("1002").contains("OnCall"),
+        "{}",
+        rig.agent_state("1002")
+    );
+}
+
+#[test]
+fn a_transfer_switchboard_cannot_make_leaves_the_caller_with_the_agent() {
+    let mut rig = Rig::new();
+    let invite = connected_anchored(&mut rig, "xfer-2");
+    for (cseq, target, code) in [
+        (1, "<sip:9999@127.0.0.1>", "404"),
+        (2, "<sip:1002@carrier.example.com>", "404"),
+        (3, "<sip:1001@127.0.0.1>", "403"),
+    ] {
+        rig.deliver(
+            phone("1001"),
+            &agent_request(
+                "REFER",
+                &invite,
+                "ph",
+                cseq,
+                &format!("Refer-To: {target}\r\n"),
+            ),
+        );
+        rig.take_one(|m| m.is("SIP/2.0 202"));
+        let notify = rig.take_one(|m| m.is("NOTIFY "));
+        assert!(
+            sipfrag(&notify).starts_with(&format!("SIP/2.0 {code}")),
+            "{target}: {}",
+            notify.text
+        );
+        assert!(rig.take_all(|m| m.is("BYE ")).is_empty(), "{target}");
+    }
+    // 1002 on a break: not Ready, refused with 480.
+    rig.switch
+        .set_agent_state(
+            rig.now,
+            "1002",
+            super::command::RequestedState::NotReady("missed".into()),
+        )
+        .expect("1002 goes on a break");
+    rig.collect();
+    rig.take_all(|_| true);
+    rig.deliver(
+        phone("1001"),
+        &agent_request(
+            "REFER",
+            &invite,
+            "ph",
+            4,
+            "Refer-To: <sip:1002@127.0.0.1>\r\n",
+        ),
+    );
+    rig.take_one(|m| m.is("SIP/2.0 202"));
+    assert!(sipfrag(&rig.take_one(|m| m.is("NOTIFY "))).starts_with("SIP/2.0 480"));
+    assert_eq!(rig.switch.active_calls(), 1);
+    assert!(rig.agent_state("1001").contains("OnCall"));
+    // Without Refer-To: 400.
+    rig.deliver(phone("1001"), &agent_request("REFER", &invite, "ph", 5, ""));
+    rig.take_one(|m| m.is("SIP/2.0 400"));
 }
