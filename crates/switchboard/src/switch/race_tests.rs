@@ -546,9 +546,21 @@ fn a_blind_transfer_to_an_agent_rings_that_agent_and_releases_the_first() {
         .lines()
         .find(|l| l.starts_with("m=audio"))
         .expect("an offer");
-    assert!(m_line.ends_with("RTP/AVP 0"), "only PCMU, the caller's codec: {m_line}");
-    let origin = |m: &Sent| m.text.lines().find(|l| l.starts_with("o=")).map(str::to_owned);
-    assert_ne!(origin(&second), origin(&invite), "a new SDP session for the new phone");
+    assert!(
+        m_line.ends_with("RTP/AVP 0"),
+        "only PCMU, the caller's codec: {m_line}"
+    );
+    let origin = |m: &Sent| {
+        m.text
+            .lines()
+            .find(|l| l.starts_with("o="))
+            .map(str::to_owned)
+    };
+    assert_ne!(
+        origin(&second),
+        origin(&invite),
+        "a new SDP session for the new phone"
+    );
     rig.phone_replies_with(&second, "200 OK", "ph2", &sdp(42000));
     rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
     assert_eq!(rig.switch.active_calls(), 1);
