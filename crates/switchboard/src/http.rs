@@ -12,6 +12,7 @@ use crate::config::{ApiRole, Config};
 use crate::emergency::DEFAULT_EMERGENCY_PROMPT;
 use crate::runtime::Node;
 use crate::switch::command::RequestedState;
+use crate::switch::live_calls::{mask_number, CallAction, CallActionError, CallView};
 use acd::{AcdError, AgentSnapshot, AgentState, QueueSnapshot};
 use anyhow::Context;
 use axum::body::Bytes;
@@ -37,11 +38,30 @@ pub struct AgentCommand {
     pub reply: oneshot::Sender<Result<(), AcdError>>,
 }
 
+/// A request about calls for the core: the live list, or an action on one call.
+pub enum CallCommand {
+    /// Every call in progress.
+    List {
+        /// The answer.
+        reply: oneshot::Sender<Vec<CallView>>,
+    },
+    /// Hold, resume or transfer one call.
+    Act {
+        /// The call's id.
+        call: u64,
+        /// What to do.
+        action: CallAction,
+        /// The outcome.
+        reply: oneshot::Sender<Result<(), CallActionError>>,
+    },
+}
+
 #[derive(Clone)]
 struct ApiState {
     config: Arc<Config>,
     node: Arc<Node>,
     commands: mpsc::Sender<AgentCommand>,
+    calls: mpsc::Sender<CallCommand>,
 }
 
 /// An API error: HTTP status, stable machine code, human message.
@@ -88,6 +108,7 @@ pub async fn serve(
     config: Arc<Config>,
     node: Arc<Node>,
     commands: mpsc::Sender<AgentCommand>,
+    calls: mpsc::Sender<CallCommand>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -97,6 +118,7 @@ pub async fn serve(
         config,
         node,
         commands,
+        calls,
     };
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -106,6 +128,10 @@ pub async fn serve(
         .route("/api/agents/{id}", get(get_agent))
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(list_queues))
+        .route("/api/calls", get(list_calls))
+        .route("/api/calls/{id}/hold", post(hold_call))
+        .route("/api/calls/{id}/resume", post(resume_call))
+        .route("/api/calls/{id}/transfer", post(transfer_call))
         .route("/api/emergency", get(list_emergencies))
         .route(
             "/api/emergency/{did}",
@@ -324,6 +350,173 @@ async fn set_state(
         )
     })??;
     agent_response(&state, &id)
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "server is stopping",
+    )
+}
+
+/// `GET /api/calls`: the calls in progress. Admins and supervisors see callers' numbers;
+/// analysts see them masked; an agent sees only their own calls.
+async fn list_calls(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let role = authorize(&state, &headers)?;
+    let (reply, answer) = oneshot::channel();
+    state
+        .calls
+        .send(CallCommand::List { reply })
+        .await
+        .map_err(|_| stopping())?;
+    let calls = answer.await.map_err(|_| stopping())?;
+    let visible: Vec<CallView> = calls
+        .into_iter()
+        .filter(|call| match &role {
+            ApiRole::Agent(own) => call.agent.as_deref() == Some(own.as_str()),
+            _ => true,
+        })
+        .map(|mut call| {
+            if role == ApiRole::Analyst {
+                call.caller = mask_number(&call.caller);
+            }
+            call
+        })
+        .collect();
+    Ok(Json(json!({ "calls": visible })))
+}
+
+async fn hold_call(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    act_on_call(state, headers, id, CallAction::Hold).await
+}
+
+async fn resume_call(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    act_on_call(state, headers, id, CallAction::Resume).await
+}
+
+/// `POST /api/calls/{id}/transfer` with `{"to": "1002" | "billing" | "100", "mode": "blind"}`.
+async fn transfer_call(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let to = value
+        .get("to")
+        .and_then(Value::as_str)
+        .filter(|to| !to.is_empty() && !to.contains(['@', '<', '>', ' ', ';']))
+        .ok_or_else(|| bad("\"to\" must be an agent id, a queue or a number".into()))?
+        .to_owned();
+    match value.get("mode").and_then(Value::as_str).unwrap_or("blind") {
+        "blind" => {}
+        "attended" => {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "attended transfer is not built yet",
+            ))
+        }
+        other => return Err(bad(format!("unknown mode {other:?}: blind or attended"))),
+    }
+    act_on_call(state, headers, id, CallAction::Transfer { to }).await
+}
+
+/// Checks who may act on which call, sends the action to the core and maps its outcome.
+async fn act_on_call(
+    state: ApiState,
+    headers: HeaderMap,
+    id: String,
+    action: CallAction,
+) -> Result<Json<Value>, ApiError> {
+    let role = authorize(&state, &headers)?;
+    if role == ApiRole::Analyst {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "analysts cannot act on calls",
+        ));
+    }
+    let call: u64 = id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("call id {id:?} is not a number"),
+        )
+    })?;
+    if let ApiRole::Agent(own) = &role {
+        let (reply, answer) = oneshot::channel();
+        state
+            .calls
+            .send(CallCommand::List { reply })
+            .await
+            .map_err(|_| stopping())?;
+        let calls = answer.await.map_err(|_| stopping())?;
+        let theirs = calls
+            .iter()
+            .any(|c| c.id == call && c.agent.as_deref() == Some(own.as_str()));
+        if !theirs {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "agents may only act on their own calls",
+            ));
+        }
+    }
+    let (reply, answer) = oneshot::channel();
+    state
+        .calls
+        .send(CallCommand::Act {
+            call,
+            action,
+            reply,
+        })
+        .await
+        .map_err(|_| stopping())?;
+    answer
+        .await
+        .map_err(|_| stopping())?
+        .map_err(|error| match error {
+            CallActionError::UnknownCall => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_call",
+                format!("no call {call}"),
+            ),
+            CallActionError::Ended => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_ended",
+                format!("call {call} has ended"),
+            ),
+            CallActionError::NotConnected => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_not_connected",
+                format!("call {call} is not connected to an agent"),
+            ),
+            CallActionError::Transfer(refusal) => {
+                let (status, code) = match refusal.code {
+                    404 => (StatusCode::NOT_FOUND, "unknown_target"),
+                    480 => (StatusCode::CONFLICT, "target_unavailable"),
+                    501 => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+                    _ => (StatusCode::CONFLICT, "invalid_target"),
+                };
+                ApiError::new(status, code, refusal.reason)
+            }
+        })?;
+    Ok(Json(json!({ "call": call, "done": true })))
 }
 
 fn parse_state_request(body: &[u8]) -> Result<RequestedState, ApiError> {

@@ -1,5 +1,5 @@
-//! `switchboard agents` and `switchboard queues`: live state read from a running instance's
-//! HTTP API and printed as a table.
+//! `switchboard agents`, `switchboard queues` and `switchboard calls`: live state read from a
+//! running instance's HTTP API and printed as a table.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -121,6 +121,43 @@ pub fn print_queues(api: &str, token: &str) -> anyhow::Result<()> {
                 "NOT_READY",
                 "LOGGED_OUT"
             ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// Prints every call in progress.
+pub fn print_calls(api: &str, token: &str) -> anyhow::Result<()> {
+    let body = fetch(api, token, "/api/calls")?;
+    let rows: Vec<Vec<String>> = body["calls"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let seconds = |v: &Value| v.as_f64().map_or("-".into(), |s| format!("{s:.0}"));
+            vec![
+                text(&c["id"]),
+                text(&c["did"]),
+                text(&c["caller"]),
+                text(&c["queue"]),
+                text(&c["state"]),
+                text(&c["agent"]),
+                seconds(&c["wait_s"]),
+                seconds(&c["talk_s"]),
+                if c["on_hold"].as_bool() == Some(true) {
+                    "held".into()
+                } else {
+                    "-".into()
+                },
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["ID", "DID", "CALLER", "QUEUE", "STATE", "AGENT", "WAIT_S", "TALK_S", "HOLD"],
             &rows
         )
     );

@@ -70,6 +70,8 @@ enum Command {
     Agents(ApiArgs),
     /// Print every queue's live state from a running instance.
     Queues(ApiArgs),
+    /// Print every call in progress in a running instance.
+    Calls(ApiArgs),
 }
 
 #[derive(clap::Args)]
@@ -140,6 +142,7 @@ fn main() -> ExitCode {
         }
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
+        Command::Calls(args) => report(switchboard::live::print_calls(&args.api, &args.token)),
         Command::Run { config: path } => {
             let config = match &path {
                 Some(path) => match load_for_run(path) {

@@ -4,7 +4,7 @@
 use crate::cdr_writer::{CdrSinks, CdrStats, CdrWriter};
 use crate::config::Config;
 use crate::emergency::EmergencyBoard;
-use crate::http::AgentCommand;
+use crate::http::{AgentCommand, CallCommand};
 use crate::metrics::Metrics;
 use crate::prompt_library::PromptLibrary;
 use crate::switch::media_plane::MediaOp;
@@ -127,7 +127,8 @@ pub async fn run(
         prompts,
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
-    let http = crate::http::serve(config.clone(), node.clone(), command_tx).await?;
+    let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);
+    let http = crate::http::serve(config.clone(), node.clone(), command_tx, calls_tx).await?;
     tracing::info!(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
@@ -169,6 +170,14 @@ pub async fn run(
                 let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
                 let _ = command.reply.send(outcome);
             }
+            Some(command) = calls_rx.recv() => match command {
+                CallCommand::List { reply } => {
+                    let _ = reply.send(switch.live_calls(Instant::now()));
+                }
+                CallCommand::Act { call, action, reply } => {
+                    let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
+                }
+            },
             () = &mut shutdown, if !shutting_down => {
                 shutting_down = true;
                 switch.begin_drain(Instant::now(), config.sip.drain_timeout);

@@ -263,6 +263,7 @@ impl Switch {
             recording: None,
             recording_failed: false,
             hold: Default::default(),
+            api_hold: false,
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(id, call);

@@ -89,6 +89,11 @@ impl HoldClock {
         }
     }
 
+    /// Someone holds the call now.
+    pub fn is_holding(&self) -> bool {
+        self.since.is_some()
+    }
+
     /// Time on hold so far, the current hold included.
     pub fn total(&self, now: Instant) -> std::time::Duration {
         self.total
@@ -164,6 +169,8 @@ pub struct Call {
     pub farewell: Option<super::b2bua::EndCause>,
     /// Time on hold since the agent answered.
     pub hold: HoldClock,
+    /// Held from the API (music to the caller, nothing to the agent).
+    pub api_hold: bool,
     /// Where the call (or the voicemail message) is recorded.
     pub recording: Option<std::path::PathBuf>,
     /// The recording could not be written.

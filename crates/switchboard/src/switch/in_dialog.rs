@@ -340,7 +340,7 @@ impl Switch {
         let anyone_holding = media.holding(media::Leg::Trunk) || media.holding(media::Leg::Agent);
         if let Some(call) = self.calls.get_mut(&id) {
             if call.phase == Phase::Connected {
-                call.hold.set(now, anyone_holding);
+                call.hold.set(now, anyone_holding || call.api_hold);
             }
         }
         self.media

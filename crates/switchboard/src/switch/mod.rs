@@ -17,6 +17,7 @@ mod identity;
 mod in_dialog;
 #[cfg(test)]
 mod interop_tests;
+pub mod live_calls;
 mod media_events;
 pub mod media_plane;
 #[cfg(test)]

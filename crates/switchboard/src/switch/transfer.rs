@@ -165,7 +165,7 @@ impl Switch {
     }
 
     /// Whether the target can take the call now.
-    fn check_target(
+    pub(super) fn check_target(
         &self,
         target: &TransferTarget,
         from_agent: Option<&acd::AgentId>,
@@ -234,7 +234,13 @@ impl Switch {
 
     /// Takes the call from its agent and sends it to `target`: the agent's phone is hung up
     /// and the agent goes to wrap-up; the caller hears music until the next agent answers.
-    fn transfer(&mut self, now: Instant, id: CallNumber, target: TransferTarget, dialled: String) {
+    pub(super) fn transfer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        target: TransferTarget,
+        dialled: String,
+    ) {
         let at = self.wall(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -251,6 +257,7 @@ impl Switch {
         });
         call.phase = Phase::Queued;
         call.hold.set(now, false);
+        call.api_hold = false;
         if let Some(media) = call.media.as_mut() {
             self.media.prepare_next_agent(id, media);
         }

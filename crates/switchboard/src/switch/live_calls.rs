@@ -1,0 +1,234 @@
+//! Calls as the API sees them: the live list (`GET /api/calls`) and the actions a person takes
+//! on a call from a desktop (hold, resume, blind transfer). Both reach call control as
+//! commands, answered from the call table the core task owns: a list is built only when asked.
+
+use super::call::{Call, CallNumber, Phase};
+use super::transfer::{resolve, Refusal};
+use super::Switch;
+use media::{Leg, MediaCommand};
+use serde::Serialize;
+use std::time::Instant;
+
+/// One live call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallView {
+    /// Switchboard's id for the call (as in `X-Switchboard-Call`).
+    pub id: CallNumber,
+    /// The number dialled.
+    pub did: String,
+    /// The caller's number (masked for roles that must not see it).
+    pub caller: String,
+    /// The queue it is in or came through (empty while in the IVR before any queue).
+    pub queue: String,
+    /// `ivr`, `queued`, `ringing` or `connected`.
+    pub state: &'static str,
+    /// The agent rung or connected.
+    pub agent: Option<String>,
+    /// Someone holds the call.
+    pub on_hold: bool,
+    /// Seconds since the call arrived.
+    pub age_s: f64,
+    /// Seconds waited for an agent (until the first answer, or until now).
+    pub wait_s: f64,
+    /// Seconds since the first agent answered.
+    pub talk_s: f64,
+    /// The caller's priority in its queue.
+    pub priority: i32,
+    /// Tag from the caller's priority list.
+    pub label: Option<String>,
+    /// The call's legs now: the trunk, and the agent's if one is rung or connected.
+    pub legs: Vec<LegView>,
+    /// Transfers so far.
+    pub transfers: usize,
+}
+
+/// One leg of a live call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LegView {
+    /// `trunk` or `agent`.
+    pub role: &'static str,
+    /// The trunk's name or the agent's id.
+    pub party: String,
+    /// `ringing` or `answered`.
+    pub state: &'static str,
+}
+
+/// What a person may do to a call through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallAction {
+    /// Music on hold to the caller; the agent hears nothing.
+    Hold,
+    /// Back to talking.
+    Resume,
+    /// Blind transfer to an agent id, a queue or a number.
+    Transfer {
+        /// As the API was given it.
+        to: String,
+    },
+}
+
+/// Why an action was not carried out (mapped to a JSON error with a stable code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallActionError {
+    /// No call ever had this id.
+    UnknownCall,
+    /// The call has ended.
+    Ended,
+    /// The action needs a call connected to an agent with anchored media.
+    NotConnected,
+    /// The transfer target was refused.
+    Transfer(Refusal),
+}
+
+impl Switch {
+    /// The calls in progress, oldest first.
+    pub fn live_calls(&self, now: Instant) -> Vec<CallView> {
+        let mut calls: Vec<CallView> = self.calls.values().map(|c| view(c, now)).collect();
+        calls.sort_by_key(|c| c.id);
+        calls
+    }
+
+    /// Carries out `action` on call `id`; returns the call as it is afterwards.
+    pub fn act_on_call(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        action: CallAction,
+    ) -> Result<(), CallActionError> {
+        let call = self.calls.get(&id).ok_or(if id < self.next_call {
+            CallActionError::Ended
+        } else {
+            CallActionError::UnknownCall
+        })?;
+        let ready =
+            call.phase == Phase::Connected && call.media.as_ref().is_some_and(|m| m.started);
+        if !ready {
+            return Err(CallActionError::NotConnected);
+        }
+        match action {
+            CallAction::Hold => self.api_hold(now, id, true),
+            CallAction::Resume => self.api_hold(now, id, false),
+            CallAction::Transfer { to } => {
+                let from_agent = call.agent().cloned();
+                let trunk = call.trunk.clone();
+                let refer_to = format!("<sip:{to}@localhost>");
+                let (target, dialled) =
+                    resolve(&self.config, &trunk, &["localhost".into()], &refer_to)
+                        .map_err(CallActionError::Transfer)?;
+                self.check_target(&target, from_agent.as_ref())
+                    .map_err(CallActionError::Transfer)?;
+                self.metrics
+                    .transfers
+                    .with_label_values(&["blind", "accepted"])
+                    .inc();
+                self.transfer(now, id, target, dialled);
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds (or resumes) a connected call from the API: the caller hears the queue's music
+    /// and the agent's phone gets nothing meanwhile; neither phone is re-INVITEd.
+    fn api_hold(&mut self, now: Instant, id: CallNumber, hold: bool) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.api_hold == hold {
+            return;
+        }
+        call.api_hold = hold;
+        call.hold.set(now, hold);
+        let agent_direction = call
+            .media
+            .as_ref()
+            .map_or(media::sdp::Direction::SendRecv, |m| m.direction(Leg::Agent));
+        tracing::info!(call = id, hold, "hold from the API");
+        let direction = if hold {
+            media::sdp::Direction::Inactive
+        } else {
+            agent_direction
+        };
+        self.media.command(
+            id,
+            MediaCommand::Direction {
+                leg: Leg::Agent,
+                direction,
+            },
+        );
+        self.agent_hold_changed(id, hold);
+    }
+}
+
+fn view(call: &Call, now: Instant) -> CallView {
+    let state = match call.phase {
+        Phase::Ivr => "ivr",
+        Phase::Queued => "queued",
+        Phase::Offering => "ringing",
+        Phase::Connected => "connected",
+    };
+    let mut legs = vec![LegView {
+        role: "trunk",
+        party: call.trunk.clone(),
+        state: "answered",
+    }];
+    if !call.trunk_leg.finalized {
+        legs[0].state = "ringing";
+    }
+    if let Some(leg) = &call.agent_leg {
+        legs.push(LegView {
+            role: "agent",
+            party: leg.agent.to_string(),
+            state: if leg.dialog.is_some() {
+                "answered"
+            } else {
+                "ringing"
+            },
+        });
+    }
+    let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
+    CallView {
+        id: call.id,
+        did: call.did.clone(),
+        caller: call.caller.clone(),
+        queue: call.queue.clone(),
+        state,
+        agent: call.agent().map(|a| a.to_string()),
+        on_hold: call.hold.is_holding(),
+        age_s: since(call.arrived),
+        wait_s: call
+            .answered
+            .unwrap_or(now)
+            .saturating_duration_since(call.enqueued_at())
+            .as_secs_f64(),
+        talk_s: call.answered.map_or(0.0, since),
+        priority: call.priority,
+        label: call.label.clone(),
+        legs,
+        transfers: call.transfers.len(),
+    }
+}
+
+/// A caller number as a role that may not see it in full gets it: the first three and the
+/// last four characters, the rest starred (`+86138****1234` keeps more when it is long).
+pub fn mask_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let keep_head = (chars.len() - 8).max(3);
+    let head: String = chars[..keep_head].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - keep_head - 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_number;
+
+    #[test]
+    fn numbers_are_masked_in_the_middle() {
+        assert_eq!(mask_number("+8613812341234"), "+86138****1234");
+        assert_eq!(mask_number("15551234567"), "155****4567");
+        assert_eq!(mask_number("2000"), "****");
+    }
+}
