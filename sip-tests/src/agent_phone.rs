@@ -2,14 +2,17 @@
 //! then the test decides what it does with each INVITE (reject with any code, answer with any
 //! SDP, hold with a re-INVITE, send REFER …) and sees every message Switchboard sends it.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::agent::register_agent;
 use crate::dialog::{answer_until_ack, response_text, Dialog};
+use crate::digest::{self, Credentials, DigestAlgorithm};
 use crate::error::{HarnessError, HarnessResult};
 use crate::ports::free_port;
 use crate::sip_message::SipMessage;
 use crate::switchboard::Switchboard;
+use crate::uac::{unique_token, RequestSpec, TRANSACTION_TIMEOUT};
 use crate::udp_peer::UdpPeer;
 
 /// A registered agent phone.
@@ -38,6 +41,60 @@ impl AgentPhone {
         register_agent(switchboard, agent_id, port)?;
         Ok(AgentPhone {
             peer: UdpPeer::bind(port, switchboard.sip_addr())?,
+            agent_id: agent_id.to_owned(),
+        })
+    }
+
+    /// Registers agent `agent_id` from a fresh port through `proxy` (e.g. a front in front of
+    /// Switchboard) for the SIP domain `domain`, as a phone with an outbound proxy does
+    /// (Request-URI `sip:<domain>`, To `sip:<agent>@<domain>`), answering the Digest challenge
+    /// with MD5; requires a 200. The phone then talks to `proxy`.
+    pub fn register_through(
+        switchboard: &Switchboard,
+        agent_id: &str,
+        proxy: SocketAddr,
+        domain: &str,
+    ) -> HarnessResult<Self> {
+        let account = switchboard.config().agent(agent_id).ok_or_else(|| {
+            HarnessError::Unexpected(format!("agent {agent_id} is not configured"))
+        })?;
+        let peer = UdpPeer::bind(free_port()?, proxy)?;
+        let local = peer.local_addr()?;
+        let registrar = format!("sip:{domain}");
+        let mut spec = RequestSpec::new("REGISTER", &registrar, agent_id);
+        spec.to = format!("<sip:{agent_id}@{domain}>");
+        spec.extra_headers.push("Expires: 3600".into());
+        let challenge = peer.request(&spec.render(local), TRANSACTION_TIMEOUT)?;
+        let offered = challenge.final_response.headers_named("WWW-Authenticate");
+        if challenge.final_response.status() != Some(401) {
+            return Err(HarnessError::Unexpected(format!(
+                "REGISTER of {agent_id} through {proxy} got\n{}",
+                challenge.final_response.to_text()
+            )));
+        }
+        let credentials = Credentials {
+            username: &account.id,
+            password: &account.password,
+        };
+        let answer = digest::pick(&offered, DigestAlgorithm::Md5)?.answer(
+            &credentials,
+            "REGISTER",
+            &registrar,
+            &unique_token(),
+            1,
+        )?;
+        spec.cseq += 1;
+        spec.branch = unique_token();
+        spec.extra_headers.push(format!("Authorization: {answer}"));
+        let result = peer.request(&spec.render(local), TRANSACTION_TIMEOUT)?;
+        if result.final_response.status() != Some(200) {
+            return Err(HarnessError::Unexpected(format!(
+                "authenticated REGISTER of {agent_id} through {proxy} got\n{}",
+                result.final_response.to_text()
+            )));
+        }
+        Ok(AgentPhone {
+            peer,
             agent_id: agent_id.to_owned(),
         })
     }

@@ -254,3 +254,25 @@ fn with_tag(header: &str, tag: &str) -> String {
 fn unexpected(what: &str, message: &SipMessage) -> HarnessError {
     HarnessError::Unexpected(format!("{what}:\n{}", message.to_text()))
 }
+
+/// Sends the INVITE `invite` over `peer` and waits for its final response. A 2xx is ACKed
+/// (with `ack_body`, for an INVITE without offer) and gives the dialog, with the route set of
+/// any proxy in between; anything else is ACKed hop by hop and gives no dialog.
+pub fn invite(
+    peer: &UdpPeer,
+    invite: &RequestSpec,
+    ack_body: &str,
+    timeout: Duration,
+) -> HarnessResult<(Exchange, Option<Dialog>)> {
+    let local = peer.local_addr()?;
+    let exchange = peer.request(&invite.render(local), timeout)?;
+    let ok = &exchange.final_response;
+    if ok.status().is_some_and(|s| s < 300) {
+        let dialog = Dialog::from_uac(invite, ok)?;
+        peer.send(&dialog.ack_text(invite.cseq, local, ack_body))?;
+        Ok((exchange, Some(dialog)))
+    } else {
+        crate::uac::send_ack_for_failure(peer, invite, ok)?;
+        Ok((exchange, None))
+    }
+}
