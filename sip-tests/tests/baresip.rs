@@ -7,7 +7,9 @@ use std::time::Duration;
 use sip_tests::baresip::Baresip;
 use sip_tests::rtp::{pcmu_offer, RtpPeer};
 use sip_tests::uac::place_media_call;
-use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
+use sip_tests::{
+    start_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, TrunkConfig, UdpPeer,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -84,5 +86,35 @@ fn baresip_audio_flows_both_ways_through_the_relay() -> HarnessResult<()> {
     );
     call.hang_up(WAIT)?;
     baresip.wait_for_log("terminated", WAIT)?;
+    Ok(())
+}
+
+/// baresip as the caller, through a trunk that authenticates with Digest: the trunk has no
+/// address list, so only an INVITE answering the 407 with the trunk's credentials gets
+/// through; the call to DID 101 reaches the agent, and the agent's BYE ends it at baresip.
+#[test]
+fn baresip_calls_through_a_digest_trunk() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        trunks: vec![TrunkConfig {
+            name: "pbx".into(),
+            allow: Vec::new(),
+            credentials: Some(("trunkuser".into(), "trunkpass".into())),
+        }],
+        dids: vec!["101".into()],
+        ..SwitchboardConfig::default()
+    })?;
+    let agent = start_agent(&switchboard, "1001", "agent_hangup.xml", WAIT)?;
+    let baresip = Baresip::caller(
+        &switchboard.dir().join("baresip"),
+        "trunkuser",
+        "trunkpass",
+        switchboard.sip_addr(),
+        &format!("sip:101@{}", switchboard.sip_addr()),
+    )?;
+    agent.wait()?.ensure_success()?;
+    baresip.wait_for_log("Call established", WAIT)?;
+    // libre closes a session ended by the far end's BYE with ECONNRESET.
+    // libre closes a session the far end ended with BYE as "Connection reset by peer".
+    baresip.wait_for_log("session closed", WAIT)?;
     Ok(())
 }
