@@ -116,28 +116,15 @@ impl Linphone {
         };
         linphone.process.wait_for(PROMPT, timeout)?;
         linphone.command("soundcard use files")?;
-        linphone.wait_for("Using wav files instead of soundcard", timeout)?;
+        linphone
+            .process
+            .wait_for("Using wav files instead of soundcard", timeout)?;
         Ok(linphone)
     }
 
     /// Writes one command line to linphonec.
     pub fn command(&mut self, line: &str) -> HarnessResult<()> {
         self.process.send_line(line)
-    }
-
-    /// Waits until the console shows `needle`.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
-        self.process.wait_for(needle, timeout)
-    }
-
-    /// Waits until the console shows `needle` `times` times.
-    pub fn wait_for_count(
-        &self,
-        needle: &str,
-        times: usize,
-        timeout: Duration,
-    ) -> HarnessResult<()> {
-        self.process.wait_for_count(needle, times, timeout)
     }
 
     /// Waits until liblinphone's debug log shows `needle` `times` times.
@@ -157,9 +144,9 @@ impl Linphone {
             .unwrap_or_default()
     }
 
-    /// The console so far.
-    pub fn console(&self) -> String {
-        self.process.log()
+    /// Its console output (what linphonec prints at its prompt).
+    pub fn console(&self) -> &LoggedProcess {
+        &self.process
     }
 
     /// Waits until the account is registered.

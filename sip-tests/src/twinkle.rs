@@ -10,7 +10,6 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::error::{HarnessError, HarnessResult};
 use crate::logged_process::LoggedProcess;
@@ -71,23 +70,8 @@ impl Twinkle {
         self.process.send_line(line)
     }
 
-    /// Waits until the console shows `needle` `times` times.
-    pub fn wait_for_count(
-        &self,
-        needle: &str,
-        times: usize,
-        timeout: Duration,
-    ) -> HarnessResult<()> {
-        self.process.wait_for_count(needle, times, timeout)
-    }
-
-    /// Waits until the console shows `needle`.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
-        self.process.wait_for(needle, timeout)
-    }
-
-    /// The console so far.
-    pub fn log(&self) -> String {
-        self.process.log()
+    /// Its console output: wait there for events.
+    pub fn console(&self) -> &LoggedProcess {
+        &self.process
     }
 }

@@ -534,6 +534,23 @@ fn defect_4_session_timer_without_supported_timer_makes_switchboard_refresh() ->
 
 // ------------------------------------------------------------------ defects 5 and 6: hold
 
+/// `talker` (its socket and Switchboard's address on its leg) sends 2 s of audio while the
+/// held side (`held`) counts what Switchboard sends it; then, with the talker silent, the
+/// talker counts for 2 s what Switchboard sends it. Returns (to the held side, to the talker).
+fn while_one_side_talks(
+    talker: (&RtpPeer, SocketAddr),
+    held: (&RtpPeer, SocketAddr),
+) -> HarnessResult<(usize, usize)> {
+    let (to_held, to_talker) = std::thread::scope(|scope| {
+        let talking = scope.spawn(|| talker.0.send_stream(talker.1, 100, 0, 0x5eed_0100));
+        let to_held = packets_from(held.0, held.1, Duration::from_secs(2));
+        let _ = talking.join();
+        let to_talker = packets_from(talker.0, talker.1, Duration::from_secs(2));
+        (to_held, to_talker)
+    });
+    Ok((to_held?, to_talker?))
+}
+
 /// The trunk holds with `direction` (`sendonly` or `inactive`): Switchboard answers with the
 /// matching direction, sends the trunk (almost) nothing while the agent talks, and the agent
 /// hears music on hold; after the resume the agent hears the trunk again.
@@ -554,18 +571,11 @@ fn trunk_holds(direction_sent: &str, expected_answer: &str) -> HarnessResult<()>
     );
 
     // Defect 6: the agent talks for 2 s; the held trunk gets at most a few packets in flight.
-    let (to_trunk, to_agent) = std::thread::scope(|scope| {
-        let talker = scope.spawn(|| {
-            call.agent_rtp
-                .send_stream(call.agent_relay, 100, 0, 0x5eed_0100)
-        });
-        let to_trunk = packets_from(&call.trunk_rtp, call.trunk_relay, Duration::from_secs(2));
-        let _ = talker.join();
-        // Defect 5: the trunk sends nothing; the agent must still get audio (music on hold).
-        let to_agent = packets_from(&call.agent_rtp, call.agent_relay, Duration::from_secs(2));
-        (to_trunk, to_agent)
-    });
-    let (to_trunk, to_agent) = (to_trunk?, to_agent?);
+    // Defect 5: the trunk sends nothing; the agent must still get audio (music on hold).
+    let (to_trunk, to_agent) = while_one_side_talks(
+        (&call.agent_rtp, call.agent_relay),
+        (&call.trunk_rtp, call.trunk_relay),
+    )?;
     // Both defects are reported at once: they are fixed separately.
     let mut failures = Vec::new();
     if to_trunk > 3 {
@@ -644,17 +654,10 @@ fn defect_6_agent_hold_sendonly_is_answered_recvonly_and_the_caller_hears_music(
         "answer to the agent's hold:\n{}",
         held.body
     );
-    let (to_agent, to_trunk) = std::thread::scope(|scope| {
-        let talker = scope.spawn(|| {
-            call.trunk_rtp
-                .send_stream(call.trunk_relay, 100, 0, 0x5eed_0102)
-        });
-        let to_agent = packets_from(&call.agent_rtp, call.agent_relay, Duration::from_secs(2));
-        let _ = talker.join();
-        let to_trunk = packets_from(&call.trunk_rtp, call.trunk_relay, Duration::from_secs(2));
-        (to_agent, to_trunk)
-    });
-    let (to_agent, to_trunk) = (to_agent?, to_trunk?);
+    let (to_agent, to_trunk) = while_one_side_talks(
+        (&call.trunk_rtp, call.trunk_relay),
+        (&call.agent_rtp, call.agent_relay),
+    )?;
     assert!(
         to_agent <= 3,
         "Switchboard sent {to_agent} packets in 2 s to an agent on hold"

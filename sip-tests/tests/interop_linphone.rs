@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sip_tests::linphone::{DtmfMethod, Linphone, Transport};
 use sip_tests::rtp::{pcmu_offer, Received, RtpPeer};
-use sip_tests::uac::place_media_call;
+use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -33,6 +33,23 @@ fn start_linphone(
     Ok(linphone)
 }
 
+/// A trunk call to DID 100 (PCMU and telephone-events to `rtp`) that linphone answers;
+/// returns the call and Switchboard's RTP address on the trunk leg.
+fn trunk_call_answered_by<'p>(
+    linphone: &mut Linphone,
+    sip: &'p UdpPeer,
+    rtp: &RtpPeer,
+) -> HarnessResult<(ConnectedCall<'p>, std::net::SocketAddr)> {
+    std::thread::scope(|scope| {
+        let handle =
+            scope.spawn(|| place_media_call(sip, "100", &pcmu_offer(rtp.port()?, true), WAIT));
+        linphone.answer_incoming(WAIT)?;
+        handle
+            .join()
+            .map_err(|_| HarnessError::Unexpected("the trunk thread panicked".into()))?
+    })
+}
+
 /// Audio packets (not telephone-events) from `relay` among `packets`.
 fn audio_from(packets: &[Received], relay: std::net::SocketAddr) -> usize {
     packets
@@ -49,15 +66,7 @@ fn call_with_hold(transport: Transport, linphone_hangs_up: bool) -> HarnessResul
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let answerer = std::thread::scope(|scope| {
-        let handle =
-            scope.spawn(|| place_media_call(&sip, "100", &pcmu_offer(rtp.port()?, true), WAIT));
-        linphone.answer_incoming(WAIT)?;
-        handle
-            .join()
-            .map_err(|_| HarnessError::Unexpected("the trunk thread panicked".into()))?
-    });
-    let (call, relay) = answerer?;
+    let (call, relay) = trunk_call_answered_by(&mut linphone, &sip, &rtp)?;
 
     // linphone's tone reaches the trunk through the relay.
     let first = rtp.receive(50, WAIT)?;
@@ -145,15 +154,7 @@ fn linphone_rfc4733_digits_reach_the_trunk() -> HarnessResult<()> {
     let mut linphone = start_linphone(&switchboard, Transport::Udp, DtmfMethod::Rfc4733)?;
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let answered = std::thread::scope(|scope| {
-        let handle =
-            scope.spawn(|| place_media_call(&sip, "100", &pcmu_offer(rtp.port()?, true), WAIT));
-        linphone.answer_incoming(WAIT)?;
-        handle
-            .join()
-            .map_err(|_| HarnessError::Unexpected("the trunk thread panicked".into()))?
-    });
-    let (call, relay) = answered?;
+    let (call, relay) = trunk_call_answered_by(&mut linphone, &sip, &rtp)?;
     rtp.receive(10, WAIT)?;
     linphone.command("5")?;
     let deadline = std::time::Instant::now() + WAIT;

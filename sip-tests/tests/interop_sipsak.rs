@@ -4,7 +4,7 @@
 //! sipsak 0.9.8.1 quirk: without `-u` it puts `user@` (with the @) as the Digest username, so
 //! every run names the user with `-u`.
 
-use sip_tests::sipsak::sipsak;
+use sip_tests::sipsak::{sipsak, SipsakRun};
 use sip_tests::{HarnessResult, Switchboard, SwitchboardConfig};
 
 fn target(switchboard: &Switchboard, user: &str) -> String {
@@ -33,24 +33,23 @@ fn options_gets_200_with_allow() -> HarnessResult<()> {
     Ok(())
 }
 
+/// `sipsak -U` (register) as 1001 with `password` for `expires` seconds.
+fn register_run(
+    switchboard: &Switchboard,
+    password: &str,
+    expires: &str,
+) -> HarnessResult<SipsakRun> {
+    let target = target(switchboard, "1001");
+    let args = [
+        "-vv", "-U", "-u", "1001", "-a", password, "-x", expires, "-s", &target,
+    ];
+    sipsak(&args, switchboard.dir())
+}
+
 #[test]
 fn register_with_the_right_password_gets_200() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
-    let run = sipsak(
-        &[
-            "-vv",
-            "-U",
-            "-u",
-            "1001",
-            "-a",
-            "secret1001",
-            "-x",
-            "120",
-            "-s",
-            &target(&switchboard, "1001"),
-        ],
-        switchboard.dir(),
-    )?;
+    let run = register_run(&switchboard, "secret1001", "120")?;
     assert_eq!(run.code, Some(0), "{}", run.output);
     assert!(run.shows("SIP/2.0 401 Unauthorized"), "{}", run.output);
     assert!(run.shows("SIP/2.0 200 OK"), "{}", run.output);
@@ -64,21 +63,7 @@ fn register_with_the_right_password_gets_200() -> HarnessResult<()> {
 #[test]
 fn register_with_a_wrong_password_gets_403() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
-    let run = sipsak(
-        &[
-            "-vv",
-            "-U",
-            "-u",
-            "1001",
-            "-a",
-            "wrong",
-            "-x",
-            "120",
-            "-s",
-            &target(&switchboard, "1001"),
-        ],
-        switchboard.dir(),
-    )?;
+    let run = register_run(&switchboard, "wrong", "120")?;
     assert_ne!(run.code, Some(0), "{}", run.output);
     assert!(run.shows("SIP/2.0 403 Forbidden"), "{}", run.output);
     assert!(
@@ -92,21 +77,7 @@ fn register_with_a_wrong_password_gets_403() -> HarnessResult<()> {
 #[test]
 fn register_below_min_expires_gets_423_with_min_expires() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig::default())?;
-    let run = sipsak(
-        &[
-            "-vv",
-            "-U",
-            "-u",
-            "1001",
-            "-a",
-            "secret1001",
-            "-x",
-            "5",
-            "-s",
-            &target(&switchboard, "1001"),
-        ],
-        switchboard.dir(),
-    )?;
+    let run = register_run(&switchboard, "secret1001", "5")?;
     assert!(
         run.shows("SIP/2.0 423 Interval Too Brief"),
         "{}",

@@ -23,7 +23,7 @@ fn twinkle_registers_answers_holds_retrieves_and_hangs_up() -> HarnessResult<()>
         "secret1001",
         switchboard.sip_addr(),
     )?;
-    twinkle.wait_for("registration succeeded", WAIT)?;
+    twinkle.console().wait_for("registration succeeded", WAIT)?;
     switchboard
         .api()
         .wait_for_agent_state("1001", "ready", WAIT)?;
@@ -32,7 +32,7 @@ fn twinkle_registers_answers_holds_retrieves_and_hangs_up() -> HarnessResult<()>
     let call = std::thread::scope(|scope| {
         let call = scope
             .spawn(|| place_call_with_sdp(&sip, "100", "2000", &pcmu_offer(40_000, false), WAIT));
-        twinkle.wait_for("incoming call", WAIT)?;
+        twinkle.console().wait_for("incoming call", WAIT)?;
         twinkle.command("answer")?;
         call.join()
             .map_err(|_| HarnessError::Unexpected("trunk thread panicked".into()))?
@@ -41,16 +41,20 @@ fn twinkle_registers_answers_holds_retrieves_and_hangs_up() -> HarnessResult<()>
         .api()
         .wait_for_agent_state("1001", "on-call", WAIT)?;
 
-    twinkle.wait_for("call established", WAIT)?;
+    twinkle.console().wait_for("call established", WAIT)?;
     // twinkle reports the outcome of its hold and retrieve re-INVITEs.
     twinkle.command("hold")?;
-    twinkle.wait_for_count("re-INVITE successful", 1, WAIT)?;
+    twinkle
+        .console()
+        .wait_for_count("re-INVITE successful", 1, WAIT)?;
     twinkle.command("retrieve")?;
-    twinkle.wait_for_count("re-INVITE successful", 2, WAIT)?;
+    twinkle
+        .console()
+        .wait_for_count("re-INVITE successful", 2, WAIT)?;
     assert!(
-        !twinkle.log().contains("re-INVITE failed"),
+        !twinkle.console().log().contains("re-INVITE failed"),
         "{}",
-        twinkle.log()
+        twinkle.console().log()
     );
     twinkle.command("bye")?;
     let bye = call.wait_for_bye(WAIT)?;
