@@ -208,6 +208,9 @@ pub struct SwitchboardConfig {
     pub media_timeout_s: u32,
     /// Extra `key = value` lines for the `support` queue (e.g. `answer = "on-queue"`).
     pub support_queue_lines: Vec<String>,
+    /// `acd.missed_call_reason`: `Some("missed")` by default; `None` leaves the key out (the
+    /// documented default: an agent whose phone rejects an offer stays Ready).
+    pub missed_call_reason: Option<String>,
     /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
     pub extra_toml: String,
     /// `sip.public_address`: the host advertised in Via and Contact.
@@ -243,6 +246,7 @@ impl Default for SwitchboardConfig {
             ],
             media_timeout_s: 0,
             support_queue_lines: Vec::new(),
+            missed_call_reason: Some("missed".into()),
             extra_toml: String::new(),
             sip_public_address: None,
             cdr_csv: false,
@@ -374,8 +378,12 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[acd]\nnot_ready_reasons = [\"break\", \"lunch\", \"missed\"]\nmissed_call_reason = \"missed\"\n"
+            "\n[acd]\nnot_ready_reasons = [\"break\", \"lunch\", \"missed\"]"
         )?;
+        if let Some(reason) = &self.missed_call_reason {
+            writeln!(toml, "missed_call_reason = {}", toml_string(reason))?;
+        }
+        toml.push('\n');
         for agent in &self.agents {
             writeln!(
                 toml,

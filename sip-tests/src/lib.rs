@@ -7,11 +7,17 @@
 //! API, [`metrics`] reads `/metrics`, [`cdr`] reads the CDR files.
 
 pub mod agent;
+pub mod agent_phone;
 pub mod api;
+pub mod baresip;
 pub mod cdr;
 pub mod config;
+pub mod dialog;
 pub mod digest;
 pub mod error;
+pub mod kamailio;
+pub mod linphone;
+pub mod logged_process;
 pub mod metrics;
 pub mod paths;
 pub mod ports;
@@ -19,9 +25,11 @@ pub mod process;
 pub mod rtp;
 pub mod sip_message;
 pub mod sipp;
+pub mod sipsak;
 pub mod switchboard;
 pub mod tcp_peer;
 pub mod trace;
+pub mod twinkle;
 pub mod uac;
 pub mod udp_peer;
 

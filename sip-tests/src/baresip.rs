@@ -1,0 +1,96 @@
+//! baresip 1.0 (libre) driven headless: a config directory in the test's temp dir, a 440 Hz
+//! test tone as its microphone, events read from its log.
+//!
+//! Two roles: an agent phone that registers with Digest and auto-answers
+//! ([`Baresip::agent`]), and a caller that dials at start-up with an account that answers
+//! the trunk's 407 challenge ([`Baresip::caller`]).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::{HarnessError, HarnessResult};
+use crate::logged_process::LoggedProcess;
+use crate::ports::{free_port, free_port_block};
+
+/// RTP ports each baresip gets.
+const RTP_PORTS: u16 = 20;
+
+/// A running baresip; killed on drop (on a clean quit it un-registers and waits for the
+/// registrar).
+pub struct Baresip {
+    process: LoggedProcess,
+}
+
+impl Baresip {
+    /// baresip as `user` with `password`, registering every 300 s at `registrar` and
+    /// answering every call at once.
+    pub fn agent(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        registrar: SocketAddr,
+    ) -> HarnessResult<Self> {
+        let account =
+            format!("<sip:{user}@{registrar}>;auth_pass={password};regint=300;answermode=auto\n");
+        Self::start(dir, &account, None)
+    }
+
+    /// baresip as `user` with `password` (no registration: a trunk that authenticates each
+    /// call), dialling `target` once it is up.
+    pub fn caller(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        server: SocketAddr,
+        target: &str,
+    ) -> HarnessResult<Self> {
+        let account = format!("<sip:{user}@{server}>;auth_pass={password};regint=0\n");
+        Self::start(dir, &account, Some(target))
+    }
+
+    fn start(dir: &Path, account: &str, dial: Option<&str>) -> HarnessResult<Self> {
+        let io = |what: &'static str| move |e| HarnessError::io(what, e);
+        fs::create_dir_all(dir).map_err(io("creating the baresip dir"))?;
+        // baresip also opens SIP over TLS on the next port up: both must be free.
+        let sip_port = free_port_block(2)?;
+        let ctrl_port = free_port()?;
+        let rtp = free_port_block(RTP_PORTS)?;
+        fs::write(
+            dir.join("config"),
+            format!(
+                "sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+                 audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n\
+                 audio_player aufile,{}\nmodule_path /usr/lib/baresip/modules\n\
+                 module g711.so\nmodule ausine.so\nmodule aufile.so\nmodule ctrl_tcp.so\n\
+                 module_tmp uuid.so\nmodule_tmp account.so\nmodule_app contact.so\n\
+                 module_app menu.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+                 rtp_ports {rtp}-{}\n",
+                dir.join("rx.wav").display(),
+                rtp + RTP_PORTS - 1
+            ),
+        )
+        .map_err(io("writing the baresip config"))?;
+        fs::write(dir.join("accounts"), account).map_err(io("writing the baresip account"))?;
+        fs::write(dir.join("contacts"), "").map_err(io("writing baresip contacts"))?;
+        let mut command = Command::new("baresip");
+        command.arg("-f").arg(dir);
+        if let Some(target) = dial {
+            command.arg("-e").arg(format!("/dial {target}"));
+        }
+        let process = LoggedProcess::spawn("baresip", command, &dir.join("baresip.log"), false)?;
+        Ok(Baresip { process })
+    }
+
+    /// Everything baresip logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Waits until the log shows `needle` (an event), within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
+        self.process.wait_for(needle, timeout)
+    }
+}

@@ -1,0 +1,175 @@
+//! The shipped Kamailio front (deploy/kamailio/kamailio.cfg) run for one test, changed only in
+//! addresses and ports: it listens on its own loopback address, its control socket and lists
+//! live in the test's temp dir, and the lists name the test's node, trunk and numbers.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::error::{HarnessError, HarnessResult};
+use crate::logged_process::LoggedProcess;
+use crate::paths::workspace_dir;
+use crate::ports::free_port;
+use crate::uac::options;
+use crate::udp_peer::UdpPeer;
+
+/// The front's own address: a phone or trunk on 127.0.0.1 is never mistaken for it.
+pub const FRONT_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 20);
+/// How long one readiness probe waits.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What the front routes where.
+#[derive(Debug, Clone)]
+pub struct FrontPlan<'a> {
+    /// The one Switchboard node (dispatcher set 1).
+    pub node: SocketAddr,
+    /// The trunk's source (address.list group 1, address and port).
+    pub trunk: SocketAddr,
+    /// Dialled numbers routed to the node.
+    pub dids: &'a [&'a str],
+    /// Agent SIP users routed to the node.
+    pub agents: &'a [&'a str],
+}
+
+/// A running Kamailio front; killed on drop.
+pub struct KamailioFront {
+    process: LoggedProcess,
+    addr: SocketAddr,
+}
+
+impl KamailioFront {
+    /// Writes the adapted configuration and lists into `dir`, starts Kamailio in the
+    /// foreground, and returns once it answers OPTIONS (addressed to itself) with 200.
+    pub fn start(dir: &Path, plan: &FrontPlan<'_>, timeout: Duration) -> HarnessResult<Self> {
+        let io = |what: &'static str| move |e| HarnessError::io(what, e);
+        fs::create_dir_all(dir.join("db")).map_err(io("creating the kamailio dir"))?;
+        fs::create_dir_all(dir.join("run")).map_err(io("creating the kamailio run dir"))?;
+        let addr = SocketAddr::from((FRONT_ADDRESS, free_port()?));
+        let shipped_path = workspace_dir().join("deploy/kamailio/kamailio.cfg");
+        let shipped = fs::read_to_string(&shipped_path)
+            .map_err(|e| HarnessError::io(format!("reading {}", shipped_path.display()), e))?;
+        let config = adapt(&shipped, addr, &dir.join("run/kamailio_ctl"))?;
+        let config_path = dir.join("kamailio.cfg");
+        fs::write(&config_path, config).map_err(io("writing kamailio.cfg"))?;
+        fs::write(
+            dir.join("dispatcher.list"),
+            format!("1 sip:{} 0 10 duid=node\n", plan.node),
+        )
+        .map_err(io("writing dispatcher.list"))?;
+        fs::write(
+            dir.join("address.list"),
+            format!("1 {} 32 {} trunk\n", plan.trunk.ip(), plan.trunk.port()),
+        )
+        .map_err(io("writing address.list"))?;
+        let header = "key_name(str) key_type(int) value_type(int) key_value(str) expires(int)\n";
+        let table = |keys: &[&str]| {
+            let mut text = header.to_owned();
+            for key in keys {
+                text.push_str(&format!("{key}:0:1:1:0\n"));
+            }
+            text
+        };
+        fs::write(dir.join("db/did_routes"), table(plan.dids)).map_err(io("writing did_routes"))?;
+        fs::write(dir.join("db/agent_routes"), table(plan.agents))
+            .map_err(io("writing agent_routes"))?;
+        let mut command = Command::new("kamailio");
+        command
+            .arg("-f")
+            .arg(&config_path)
+            .args(["-DD", "-E"])
+            .arg("-A")
+            .arg(format!("CFGDIR=\"{}\"", dir.display()))
+            .arg("-A")
+            .arg(format!("DBURL=\"text://{}/db\"", dir.display()))
+            .arg("-Y")
+            .arg(dir.join("run"))
+            .arg("-P")
+            .arg(dir.join("run/kamailio.pid"));
+        let process = LoggedProcess::spawn("kamailio", command, &dir.join("kamailio.log"), false)?;
+        let front = KamailioFront { process, addr };
+        front.wait_ready(timeout)?;
+        Ok(front)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> HarnessResult<()> {
+        let peer = UdpPeer::bind(0, self.addr)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match options(&peer, PROBE_TIMEOUT) {
+                Ok(exchange) if exchange.final_response.status() == Some(200) => return Ok(()),
+                Ok(_) | Err(HarnessError::SipTimeout { .. }) => {}
+                // ICMP port unreachable until Kamailio listens.
+                Err(HarnessError::Io { .. }) => std::thread::sleep(PROBE_TIMEOUT),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(self.process.failure("never answered OPTIONS with 200"))
+    }
+
+    /// Where the front listens (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kamailio's log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+}
+
+/// The shipped configuration with only its listen sockets and control socket changed; fails
+/// if the shipped file no longer has the lines this relies on.
+pub fn adapt(shipped: &str, addr: SocketAddr, ctl: &Path) -> HarnessResult<String> {
+    let replacements = [
+        (
+            "listen=udp:0.0.0.0:5060".to_owned(),
+            format!("listen=udp:{addr}"),
+        ),
+        (
+            "listen=tcp:0.0.0.0:5060".to_owned(),
+            format!("listen=tcp:{addr}"),
+        ),
+        (
+            "unix:/run/kamailio/kamailio_ctl".to_owned(),
+            format!("unix:{}", ctl.display()),
+        ),
+    ];
+    let mut config = shipped.to_owned();
+    for (from, to) in replacements {
+        if !config.contains(&from) {
+            return Err(HarnessError::Unexpected(format!(
+                "deploy/kamailio/kamailio.cfg no longer contains {from:?}: adapt sip-tests/src/kamailio.rs"
+            )));
+        }
+        config = config.replace(&from, &to);
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapting_changes_only_the_sockets() {
+        let shipped = "listen=udp:0.0.0.0:5060\nlisten=tcp:0.0.0.0:5060\nmodparam(\"ctl\", \"binrpc\", \"unix:/run/kamailio/kamailio_ctl\")\nroute{}\n";
+        let adapted = adapt(
+            shipped,
+            "127.0.0.20:5999".parse().expect("literal"),
+            Path::new("/tmp/k/ctl"),
+        )
+        .expect("all lines present");
+        assert_eq!(
+            adapted,
+            "listen=udp:127.0.0.20:5999\nlisten=tcp:127.0.0.20:5999\nmodparam(\"ctl\", \"binrpc\", \"unix:/tmp/k/ctl\")\nroute{}\n"
+        );
+        assert!(adapt(
+            "route{}",
+            "127.0.0.20:1".parse().expect("literal"),
+            Path::new("/x")
+        )
+        .is_err());
+    }
+}
