@@ -278,12 +278,27 @@ fn defect_2_refer_from_the_agent_is_answered_locally_and_never_reaches_the_trunk
         "the agent's REFER was relayed to the trunk: {:?}",
         methods(&at_trunk)
     );
+    // Switchboard takes the REFER itself (a blind transfer); 1002 is not logged in, so the
+    // NOTIFY reports 480 and the caller stays with the agent.
     let answer = answer?;
-    let status = answer.final_response.status().unwrap_or(0);
-    assert!(
-        status != 408 && !(200..300).contains(&status),
+    assert_eq!(
+        answer.final_response.status(),
+        Some(202),
         "REFER from the agent got\n{}",
         answer.final_response.to_text()
+    );
+    let notify = call.phone.next_request("NOTIFY", WAIT)?;
+    call.phone.reply(&notify, 200, "OK", &[], "")?;
+    assert!(
+        notify.body.starts_with("SIP/2.0 480"),
+        "{}",
+        notify.to_text()
+    );
+    let at_trunk = drain(&call.trunk, Duration::from_secs(1), "")?;
+    assert!(
+        at_trunk.iter().all(|m| m.method() != Some("BYE")),
+        "the call stays up: {:?}",
+        methods(&at_trunk)
     );
     Ok(())
 }
@@ -504,6 +519,9 @@ fn defect_4_session_timer_with_supported_timer_makes_the_caller_refresh() -> Har
 #[test]
 fn defect_4_session_timer_without_supported_timer_makes_switchboard_refresh() -> HarnessResult<()> {
     let switchboard = Switchboard::start(on_queue_config())?;
+    // An agent logged in but on a break keeps the caller waiting (with music) for the whole
+    // test, instead of hearing "closed" and being hung up.
+    let _phone = sip_tests::start_agent_on_break(&switchboard, "1001", Duration::from_secs(150))?;
     let trunk = UdpPeer::bind(0, switchboard.sip_addr())?;
     let rtp = RtpPeer::bind()?;
     let (answer, _) = on_queue_call(&switchboard, &trunk, rtp.port()?, &["Session-Expires: 90"])?;

@@ -46,14 +46,17 @@ impl CallerIdentity {
             .or(from_number)
             .unwrap_or("anonymous")
             .to_string();
-        let private = list_values(headers, "Privacy").iter().any(|value| {
-            value.split(';').any(|token| {
-                matches!(
-                    token.trim().to_ascii_lowercase().as_str(),
-                    "id" | "user" | "header"
-                )
-            })
-        });
+        // A privacy request is for the trust domain's privacy service (RFC 3323, RFC 3325):
+        // from a trunk outside it the header means nothing and is dropped like the rest.
+        let private = trusted
+            && list_values(headers, "Privacy").iter().any(|value| {
+                value.split(';').any(|token| {
+                    matches!(
+                        token.trim().to_ascii_lowercase().as_str(),
+                        "id" | "user" | "header"
+                    )
+                })
+            });
         let diversion = if trusted {
             list_values(headers, "Diversion")
                 .into_iter()
@@ -163,6 +166,16 @@ mod tests {
         }
         let none = CallerIdentity::of(&headers(&[("From", FROM), ("Privacy", "none")]), true);
         assert!(!none.private);
+    }
+
+    #[test]
+    fn privacy_from_an_untrusted_source_changes_nothing() {
+        let id = CallerIdentity::of(&headers(&[("From", FROM), ("Privacy", "id")]), false);
+        assert!(!id.private);
+        assert_eq!(
+            id.from_for_agent,
+            "\"Front desk\" <sip:2000@pbx.example.com>"
+        );
     }
 
     #[test]
