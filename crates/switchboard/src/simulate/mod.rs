@@ -8,6 +8,12 @@
 
 pub mod arrivals;
 pub mod distribution;
+pub mod engine;
 pub mod erlang_a;
 pub mod input_error;
+pub mod replication;
 pub mod statistics;
+pub mod summary;
+
+#[cfg(test)]
+mod theory_tests;
