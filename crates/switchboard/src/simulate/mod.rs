@@ -15,5 +15,10 @@ pub mod replication;
 pub mod statistics;
 pub mod summary;
 
+pub mod command;
+pub mod history;
+pub mod output;
+pub mod scenario;
+pub mod staffing;
 #[cfg(test)]
 mod theory_tests;

@@ -16,7 +16,9 @@ use super::statistics::Estimate;
 /// The simulated period.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Period {
-    /// Start, Unix seconds (offset 0 of the simulation).
+    /// Unix seconds of simulated offset 0 (arrival and shift times count from here).
+    pub origin_unix: i64,
+    /// Start of the rows, Unix seconds.
     pub from_unix: i64,
     /// End, Unix seconds (exclusive).
     pub to_unix: i64,
@@ -99,11 +101,18 @@ pub fn summarise(scenario: &Scenario, period: Period, results: &[RunResult]) -> 
         }
         rows
     };
+    let mut overall = build(&whole);
+    // The formulas assume a steady state; over a whole day of changing volume and staffing
+    // their average would mislead, so they are shown per interval only.
+    for row in &mut overall {
+        row.figures.erlang_c = None;
+        row.figures.erlang_a = None;
+    }
     Summary {
         name: scenario.name.clone(),
         runs: results.len(),
         rows: build(&intervals),
-        overall: build(&whole),
+        overall,
     }
 }
 
@@ -126,7 +135,7 @@ fn row(
             if group.is_some_and(|q| q != call.queue) {
                 continue;
             }
-            let at = period.from_unix + (call.arrived_us / 1_000_000) as i64;
+            let at = period.origin_unix + (call.arrived_us / 1_000_000) as i64;
             if at < from || at >= to {
                 continue;
             }
@@ -186,8 +195,8 @@ fn row(
         let agents = staffed_agents(model, queue, from_us, to_us);
         let calls = scenario.arrivals.expected_calls(
             queue,
-            (from - period.from_unix) as f64,
-            (to - period.from_unix) as f64,
+            (from - period.origin_unix) as f64,
+            (to - period.origin_unix) as f64,
         );
         let config = &model.acd.queues[queue];
         let load = QueueLoad {
@@ -217,7 +226,7 @@ fn row(
 }
 
 fn offset_us(period: Period, unix: i64) -> u64 {
-    u64::try_from(unix - period.from_unix).unwrap_or(0) * 1_000_000
+    u64::try_from(unix - period.origin_unix).unwrap_or(0) * 1_000_000
 }
 
 /// Average number of agents logged in, not paused and holding every skill `queue` requires

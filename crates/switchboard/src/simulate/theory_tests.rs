@@ -77,12 +77,14 @@ fn single_queue_without_abandonment_matches_erlang_c() {
     let scenario = mmn(10, 480.0, 60.0, Distribution::Never);
     let results = replicate(&scenario, 8, 42, &mut |_, _| {}).expect("runs");
     let period = Period {
+        origin_unix: 0,
         from_unix: 0,
         to_unix: 4 * 3600,
         interval: cdr::report::Interval::Day,
     };
     let summary = summarise(&scenario, period, &results);
-    let row = &summary.overall[0];
+    // One interval covers the whole run (a day, cut at 4 h): the formulas are on its row.
+    let row = &summary.rows[0];
     assert_eq!(row.group, "support");
     let theory = row.figures.erlang_c.expect("stable queue");
     assert!((theory.service_level - 0.790).abs() < 0.005, "{theory:?}");
@@ -115,12 +117,13 @@ fn single_queue_with_exponential_patience_matches_erlang_a() {
     let scenario = mmn(9, 600.0, 60.0, Distribution::Exponential(60.0));
     let results = replicate(&scenario, 6, 7, &mut |_, _| {}).expect("runs");
     let period = Period {
+        origin_unix: 0,
         from_unix: 0,
         to_unix: 4 * 3600,
         interval: cdr::report::Interval::Day,
     };
     let summary = summarise(&scenario, period, &results);
-    let figures = &summary.overall[0].figures;
+    let figures = &summary.rows[0].figures;
     assert_eq!(figures.erlang_c, None, "overloaded: Erlang C is undefined");
     let theory = figures.erlang_a.expect("Erlang A is defined in overload");
     // The simulation's rates leave short abandons (< 5 s) out of the base, the formula does
@@ -147,6 +150,7 @@ fn single_queue_with_exponential_patience_matches_erlang_a() {
 fn a_seed_gives_the_same_figures_and_another_seed_different_ones() {
     let scenario = mmn(3, 100.0, 60.0, Distribution::Exponential(90.0));
     let period = Period {
+        origin_unix: 0,
         from_unix: 0,
         to_unix: 3600,
         interval: cdr::report::Interval::Hour,
@@ -169,6 +173,7 @@ fn wrap_up_and_ring_time_keep_agents_busy() {
     let mut scenario = mmn(10, 480.0, 60.0, Distribution::Never);
     let results = replicate(&scenario, 2, 1, &mut |_, _| {}).expect("runs");
     let period = Period {
+        origin_unix: 0,
         from_unix: 0,
         to_unix: 4 * 3600,
         interval: cdr::report::Interval::Day,
