@@ -51,11 +51,11 @@ fn cell(row: &[(String, String)], name: &str) -> HarnessResult<f64> {
         .ok_or_else(|| HarnessError::Unexpected(format!("no number in column {name}: {row:?}")))
 }
 
-/// Real traffic, compressed: two agents, 3 s talk, service level threshold 5 s; 36 patient
-/// callers (one every 1.5 s) and 24 callers who give up after 6 s (one every 2.5 s), about
-/// 1.3 times what the agents can take, for a minute. Then `switchboard simulate` replays the
-/// same calls from the CDRs (talk times empirical, patience Kaplan–Meier, agents from the
-/// agent-state records) through the same configuration.
+/// Real traffic, compressed: two agents, 3 s talk, service level threshold 5 s; 36 callers who
+/// wait (one every 1.5 s) and 24 who hang up (CANCEL) as soon as they hear ringing (one every
+/// 2.5 s), for about a minute, more than the two agents can take. Then `switchboard simulate`
+/// replays the same calls from the CDRs (talk times empirical, patience Kaplan–Meier, agents
+/// from the agent-state records) through the same configuration.
 ///
 /// Stated error: the simulated offered count equals the real one exactly (the calls are
 /// replayed); the simulated service level and abandon rate are within 0.20 (absolute) of the
@@ -78,20 +78,23 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
         .arg("2")
         .arg("-rp")
         .arg("3000")
+        // No cap on calls in progress: SIPp would otherwise slow its rate while calls wait.
+        .arg("-l")
+        .arg("100")
         .arg("-d")
         .arg("3000")
         .timeout(WAIT)
         .spawn()?;
     let impatient = switchboard
-        .sipp_client("trunk_call_patience.xml")?
+        .sipp_client("trunk_cancel.xml")?
         .service("100")
         .calls(24)
         .arg("-r")
         .arg("2")
         .arg("-rp")
         .arg("5000")
-        .arg("-d")
-        .arg("3000")
+        .arg("-l")
+        .arg("100")
         .timeout(WAIT)
         .spawn()?;
     // SIPp's own verdict per call does not matter here; the CDRs are the measurement.
@@ -111,7 +114,7 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
         .collect();
     let mut first: Option<OffsetDateTime> = None;
     let mut last: Option<OffsetDateTime> = None;
-    let (mut answered_in_time, mut abandoned, mut short) = (0u32, 0u32, 0u32);
+    let (mut answered_in_time, mut abandoned, mut short, mut answered) = (0u32, 0u32, 0u32, 0u32);
     for call in &calls {
         let enqueued = time_field(call, "enqueued")?.ok_or_else(|| {
             HarnessError::Unexpected(format!("queued call without enqueued: {call}"))
@@ -119,6 +122,9 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
         first = Some(first.map_or(enqueued, |f| f.min(enqueued)));
         last = Some(last.map_or(enqueued, |l| l.max(enqueued)));
         let wait = f64_field(call, "wait_s").unwrap_or(0.0);
+        if str_field(call, "disposition") == Some("answered") {
+            answered += 1;
+        }
         match str_field(call, "disposition") {
             Some("answered") if wait <= 5.0 => answered_in_time += 1,
             Some("abandoned") => abandoned += 1,
@@ -141,7 +147,7 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
     let mut command = Command::new(switchboard_binary()?);
     command
         .args([
-            "simulate", "--from", &from, "--to", &to, "--runs", "20", "--seed", "7",
+            "simulate", "--from", &from, "--to", &to, "--runs", "50", "--seed", "7",
         ])
         .args(["--interval", "day", "--format", "csv", "--config"])
         .arg(switchboard.config_path())
@@ -162,9 +168,11 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
     let sim_offered = cell(&row, "offered")?;
     let sim_sl = cell(&row, "service_level")?;
     let sim_abandon = cell(&row, "abandon_rate")?;
+    let sim_answered = cell(&row, "answered")?;
     eprintln!(
-        "real vs simulated: offered {offered} / {sim_offered}, service level {real_sl:.3} / \
-         {sim_sl:.3}, abandon rate {real_abandon:.3} / {sim_abandon:.3}"
+        "real vs simulated: offered {offered} / {sim_offered}, answered {answered} / \
+         {sim_answered:.1}, service level {real_sl:.3} / {sim_sl:.3}, abandon rate \
+         {real_abandon:.3} / {sim_abandon:.3}"
     );
     assert_eq!(
         sim_offered, offered,

@@ -498,3 +498,133 @@ impl Loop<'_> {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd::{QueueConfig, SkillRequirement};
+    use rand::SeedableRng;
+
+    const S: u64 = 1_000_000;
+
+    fn queue(name: &str) -> QueueConfig {
+        let mut queue = QueueConfig::new(name);
+        queue.required = vec![SkillRequirement::new(name, 1)];
+        queue
+    }
+
+    /// One agent serving `skill` from 0 to 1000 s; calls talk 10 s, never abandon.
+    fn model(queues: Vec<QueueConfig>, skill: &str) -> Model {
+        Model {
+            acd: AcdConfig {
+                queues,
+                not_ready_reasons: vec![PAUSE_REASON.to_owned(), "missed".to_owned()],
+                missed_call_reason: Some("missed".to_owned()),
+            },
+            workforce: Workforce {
+                agents: vec![AgentConfig::new("a1", "A", Vec::new())],
+                shifts: vec![Shift {
+                    agent: 0,
+                    start_us: 0,
+                    end_us: 1000 * S,
+                    skills: vec![(Skill::from(skill), 5)],
+                }],
+                pauses: Vec::new(),
+            },
+            profiles: vec![CallProfile {
+                handle: Distribution::Fixed(10.0),
+                patience: Distribution::Never,
+            }],
+            ring: Distribution::Fixed(2.0),
+            ring_timeout_s: 20.0,
+            queue_handle_s: vec![10.0; 2],
+            queue_patience_rate: vec![0.0; 2],
+        }
+    }
+
+    fn arrival(at_s: u64, queue: usize) -> Arrival {
+        Arrival {
+            at_us: at_s * S,
+            queue,
+            priority: 0,
+            profile: 0,
+        }
+    }
+
+    fn simulate(model: &Model, arrivals: Vec<Arrival>) -> RunResult {
+        run(model, arrivals, &mut StdRng::seed_from_u64(1)).expect("consistent")
+    }
+
+    #[test]
+    fn calls_queue_behind_a_busy_agent_and_wait_includes_ringing() {
+        let result = simulate(
+            &model(vec![queue("support")], "support"),
+            vec![arrival(100, 0), arrival(101, 0)],
+        );
+        let [first, second] = &result.calls[..] else {
+            panic!("two calls: {:?}", result.calls);
+        };
+        assert_eq!(first.disposition, Disposition::Answered);
+        assert_eq!(first.wait_s, 2.0, "rang 2 s");
+        assert_eq!(first.talk_s, 10.0);
+        // The second waits for the first to end (at 112 s) and rings 2 s: 13 s.
+        assert_eq!(second.wait_s, 13.0);
+        // Busy from 100 to 124 s (two rings and two talks), idle otherwise.
+        let busy: u64 = result
+            .segments
+            .iter()
+            .filter(|s| s.busy)
+            .map(|s| s.end_us - s.start_us)
+            .sum();
+        assert_eq!(busy, 24 * S);
+    }
+
+    #[test]
+    fn a_ring_past_the_ring_timeout_is_a_missed_call() {
+        let mut model = model(vec![queue("support")], "support");
+        model.ring = Distribution::Fixed(30.0);
+        let result = simulate(&model, vec![arrival(100, 0)]);
+        // The only agent let it ring out and went not ready (missed): nobody ever answers.
+        assert_eq!(result.calls[0].disposition, Disposition::TimedOut);
+        assert_eq!(result.calls[0].talk_s, 0.0);
+    }
+
+    #[test]
+    fn max_wait_overflows_through_the_real_acd() {
+        let mut sales = queue("sales");
+        sales.max_wait = Some(Duration::from_secs(45));
+        sales.overflow = Some(QueueId::from("support"));
+        // The only agent serves support, so sales calls wait out their 45 s, then move.
+        let result = simulate(
+            &model(vec![queue("support"), sales], "support"),
+            vec![arrival(100, 1)],
+        );
+        let call = &result.calls[0];
+        assert_eq!(call.first_queue, 1);
+        assert_eq!(call.queue, 0, "answered from the overflow queue");
+        assert_eq!(call.disposition, Disposition::Answered);
+        assert_eq!(call.wait_s, 47.0);
+    }
+
+    #[test]
+    fn patience_pauses_and_shifts_are_honoured() {
+        let mut model = model(vec![queue("support")], "support");
+        model.workforce.pauses.push(Pause {
+            agent: 0,
+            start_us: 50 * S,
+            end_us: 200 * S,
+        });
+        model.profiles[0].patience = Distribution::Fixed(60.0);
+        // Arrives during the pause: the caller gives up after 60 s.
+        let paused = simulate(&model, vec![arrival(100, 0)]);
+        assert_eq!(paused.calls[0].disposition, Disposition::Abandoned);
+        assert_eq!(paused.calls[0].wait_s, 60.0);
+        // Arrives 30 s before the pause ends: answered when it does, plus the ring.
+        let waited = simulate(&model, vec![arrival(170, 0)]);
+        assert_eq!(waited.calls[0].disposition, Disposition::Answered);
+        assert_eq!(waited.calls[0].wait_s, 32.0);
+        // After the shift, nobody answers.
+        let late = simulate(&model, vec![arrival(2000, 0)]);
+        assert_eq!(late.calls[0].disposition, Disposition::Abandoned);
+    }
+}

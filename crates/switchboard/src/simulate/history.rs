@@ -207,3 +207,158 @@ pub fn ring_time(history: &History) -> Distribution {
     )
     .unwrap_or(Distribution::Fixed(0.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdr::{HangupSide, Leg};
+    use time::macros::datetime;
+
+    /// The demo with `sales` overflowing to `support` after 45 s; DID 101 goes straight to
+    /// support, DID 100 to the voice menu (which can reach either queue).
+    fn config() -> Config {
+        let text = include_str!("../config/demo.toml").replace(
+            "name = \"sales\"\nskills = { sales = 1 }",
+            "name = \"sales\"\nskills = { sales = 1 }\nmax_wait_s = 45\noverflow = \"support\"",
+        );
+        crate::config::load_str("demo.toml", &text).expect("valid demo")
+    }
+
+    fn call(
+        did: &str,
+        queue: &str,
+        disposition: Disposition,
+        wait_s: f64,
+        talk_s: f64,
+    ) -> CallRecord {
+        let at = datetime!(2026-03-02 09:00 UTC);
+        let agent_leg = Leg {
+            role: LegRole::Agent,
+            call_id: "a".into(),
+            peer: "sip:1001@127.0.0.1".into(),
+            started: at,
+            answered: None,
+            ended: at,
+            sip_cause: None,
+        };
+        CallRecord {
+            seq: 0,
+            id: "sb-1".into(),
+            trunk_call_id: "t".into(),
+            arrived: at,
+            ivr_ended: None,
+            enqueued: Some(at),
+            offered: None,
+            answered: None,
+            ended: at,
+            caller: "1".into(),
+            did: did.into(),
+            ivr_path: Vec::new(),
+            language: None,
+            queue: Some(queue.into()),
+            agent: None,
+            priority: 2,
+            wait_s,
+            ring_s: 1.5,
+            talk_s,
+            hold_s: 0.0,
+            wrap_up_s: 0.0,
+            disposition,
+            hangup_side: HangupSide::Caller,
+            sip_cause: None,
+            transfers: Vec::new(),
+            survey_score: None,
+            recording: None,
+            legs: vec![agent_leg],
+            service_level_threshold_s: 20.0,
+        }
+    }
+
+    #[test]
+    fn the_first_queue_is_found_from_the_number_or_the_overflow_links() {
+        let config = config();
+        let support = 0;
+        let sales = 1;
+        // DID 101 routes straight to support.
+        let direct = call("101", "support", Disposition::Answered, 60.0, 10.0);
+        assert_eq!(first_queue(&config, &direct), Some(support));
+        // Through the menu, in support after 50 s: it waited out sales' 45 s first.
+        let overflowed = call("100", "support", Disposition::Answered, 50.0, 10.0);
+        assert_eq!(first_queue(&config, &overflowed), Some(sales));
+        // In support after 20 s: too short to have overflowed, it chose support in the menu.
+        let chose = call("100", "support", Disposition::Answered, 20.0, 10.0);
+        assert_eq!(first_queue(&config, &chose), Some(support));
+        let unknown = call("100", "billing", Disposition::Answered, 20.0, 10.0);
+        assert_eq!(first_queue(&config, &unknown), None);
+    }
+
+    #[test]
+    fn profiles_and_ring_time_come_from_the_calls() {
+        let config = config();
+        let history = History {
+            calls: vec![
+                call("101", "support", Disposition::Answered, 10.0, 100.0),
+                call("101", "support", Disposition::Answered, 30.0, 200.0),
+                call("101", "support", Disposition::Abandoned, 20.0, 0.0),
+                call("100", "sales", Disposition::Answered, 5.0, 50.0),
+            ],
+            agent_states: Vec::new(),
+            malformed_lines: 0,
+        };
+        let profiles = profiles(&config, &history).expect("answered calls");
+        assert_eq!(
+            profiles[0].handle,
+            Distribution::Empirical(vec![100.0, 200.0])
+        );
+        assert_eq!(profiles[1].handle, Distribution::Empirical(vec![50.0]));
+        // Support: one abandon at 20 s among 3 waits (10 and 30 censored); sales: none.
+        let Distribution::KaplanMeier(curve) = &profiles[0].patience else {
+            panic!("support callers abandoned: {:?}", profiles[0].patience);
+        };
+        assert!((curve.survival(20.0) - 0.5).abs() < 1e-12);
+        assert_eq!(profiles[1].patience, Distribution::Never);
+        assert_eq!(
+            ring_time(&history),
+            Distribution::Empirical(vec![1.5, 1.5, 1.5])
+        );
+        let arrivals = arrivals(&config, &history, datetime!(2026-03-02 08:00 UTC));
+        assert_eq!(arrivals.len(), 4);
+        assert_eq!(arrivals[0].at_us, 3_600_000_000);
+        assert_eq!(arrivals[0].priority, 2);
+        let only_abandons = History {
+            calls: vec![call("101", "support", Disposition::Abandoned, 20.0, 0.0)],
+            ..history
+        };
+        assert!(profiles_error(&config, &only_abandons).contains("no answered call"));
+    }
+
+    fn profiles_error(config: &Config, history: &History) -> String {
+        profiles(config, history).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_period_without_calls_is_refused_naming_the_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = read(
+            dir.path(),
+            datetime!(2026-03-02 00:00 UTC),
+            datetime!(2026-03-03 00:00 UTC),
+        )
+        .expect_err("empty");
+        assert!(
+            error.to_string().contains("no queued calls between"),
+            "{error}"
+        );
+        let missing = dir.path().join("nope");
+        let error = read(
+            &missing,
+            datetime!(2026-03-02 00:00 UTC),
+            datetime!(2026-03-03 00:00 UTC),
+        )
+        .expect_err("missing");
+        assert!(
+            error.to_string().contains("is not a CDR directory"),
+            "{error}"
+        );
+    }
+}
