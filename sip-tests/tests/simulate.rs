@@ -52,9 +52,10 @@ fn cell(row: &[(String, String)], name: &str) -> HarnessResult<f64> {
 }
 
 /// Real traffic, compressed: two agents, 3 s talk, service level threshold 5 s; 36 callers who
-/// wait (one every 1.5 s) and 24 who hang up (CANCEL) as soon as they hear ringing (one every
-/// 2.5 s), for about a minute, more than the two agents can take. Then `switchboard simulate`
-/// replays the same calls from the CDRs (talk times empirical, patience Kaplan–Meier, agents
+/// wait (one every 1.25 s: 2.4 Erlangs on two agents, so a queue builds) and 24 who hang up
+/// (CANCEL) as soon as they hear ringing (one every 1.875 s), both streams over the same 45 s
+/// (the simulation draws each caller's patience independently of when it calls). Then
+/// `switchboard simulate` replays the same calls from the CDRs (talk times empirical, patience Kaplan–Meier, agents
 /// from the agent-state records) through the same configuration.
 ///
 /// Stated error: the simulated offered count equals the real one exactly (the calls are
@@ -75,9 +76,9 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
         .service("100")
         .calls(36)
         .arg("-r")
-        .arg("2")
+        .arg("4")
         .arg("-rp")
-        .arg("3000")
+        .arg("5000")
         // No cap on calls in progress: SIPp would otherwise slow its rate while calls wait.
         .arg("-l")
         .arg("100")
@@ -90,9 +91,9 @@ fn simulated_figures_match_real_traffic_through_the_binary() -> HarnessResult<()
         .service("100")
         .calls(24)
         .arg("-r")
-        .arg("2")
+        .arg("8")
         .arg("-rp")
-        .arg("5000")
+        .arg("15000")
         .arg("-l")
         .arg("100")
         .timeout(WAIT)

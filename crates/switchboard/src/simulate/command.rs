@@ -195,7 +195,6 @@ pub fn run(request: &SimulateRequest) -> Result<(), SimulateError> {
         (None, Some(records)) => StaffingSource::AgentStates(records),
         (None, None) => StaffingSource::Everyone,
     };
-    let period_us = u64::try_from((to - origin).whole_microseconds()).unwrap_or(0);
     let mut scenarios = Vec::new();
     let (base, warnings) = scenario::build(
         "base",
@@ -203,7 +202,6 @@ pub fn run(request: &SimulateRequest) -> Result<(), SimulateError> {
         &request.config,
         &demand,
         &staffing,
-        period_us,
         (from, to),
     )?;
     for warning in warnings {
@@ -221,7 +219,6 @@ pub fn run(request: &SimulateRequest) -> Result<(), SimulateError> {
             other,
             &demand,
             &staffing,
-            period_us,
             (origin, to),
         )?;
         scenarios.push(scenario);

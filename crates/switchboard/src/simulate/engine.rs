@@ -259,7 +259,10 @@ pub fn run(
     }
     for (index, shift) in model.workforce.shifts.iter().enumerate() {
         sim.schedule(shift.start_us, Event::ShiftStart(index));
-        sim.schedule(shift.end_us, Event::ShiftEnd(index));
+        // `u64::MAX` is a shift that lasts until the work is done: no logout to schedule.
+        if shift.end_us != u64::MAX {
+            sim.schedule(shift.end_us, Event::ShiftEnd(index));
+        }
     }
     for (index, pause) in model.workforce.pauses.iter().enumerate() {
         sim.schedule(pause.start_us, Event::PauseStart(index));

@@ -119,7 +119,6 @@ pub fn build(
     config_path: &Path,
     demand: &Demand,
     staffing_source: &StaffingSource,
-    period_us: u64,
     period: (OffsetDateTime, OffsetDateTime),
 ) -> Result<(Scenario, Vec<String>), InputError> {
     // Map the demand's queues onto this configuration's, by name.
@@ -184,12 +183,12 @@ pub fn build(
                      simulating every configured agent for the whole period"
                         .to_owned(),
                 );
-                staffing::everyone(config, period_us)
+                staffing::everyone(config)
             } else {
                 workforce
             }
         }
-        StaffingSource::Everyone => staffing::everyone(config, period_us),
+        StaffingSource::Everyone => staffing::everyone(config),
     };
     let queue_count = config.queues.len();
     let (queue_handle_s, queue_patience_rate) =

@@ -1,6 +1,6 @@
 //! Staffing: who is logged in when, with which skills, read from a staffing CSV file or from
-//! the agent-state records of a CDR period; without either, every configured agent works the
-//! whole period.
+//! the agent-state records of a CDR period; without either, every configured agent works from
+//! the start until the period's calls are served.
 //!
 //! Staffing file lines: `agent,start,end[,skills]` with times `HH:MM[:SS]` from the start of
 //! the simulated period (hours may pass 24 for a second day). `skills` is a space-separated
@@ -32,8 +32,12 @@ fn configured_agents(config: &Config) -> (Vec<AgentConfig>, HashMap<String, usiz
     (agents, index)
 }
 
-/// Every configured agent logged in, with its configured skills, for `[0, end_us)`.
-pub fn everyone(config: &Config, end_us: u64) -> Workforce {
+/// The end of a shift that lasts until every call of the period has been served.
+pub const OPEN_END_US: u64 = u64::MAX;
+
+/// Every configured agent logged in, with its configured skills, from the start until every
+/// call of the period has been served.
+pub fn everyone(config: &Config) -> Workforce {
     let (agents, _) = configured_agents(config);
     let shifts = agents
         .iter()
@@ -41,7 +45,7 @@ pub fn everyone(config: &Config, end_us: u64) -> Workforce {
         .map(|(agent, a)| Shift {
             agent,
             start_us: 0,
-            end_us,
+            end_us: OPEN_END_US,
             skills: a.skills.clone(),
         })
         .collect();
@@ -176,8 +180,9 @@ fn parse_skills(config: &Config, text: &str) -> Result<Vec<(Skill, u8)>, String>
 }
 
 /// Shifts and pauses from the agent-state records of `[from, to)`: each logout record spans
-/// a session (from its login); a login with no logout in the files lasts to the end; every
-/// not-ready period except ring-no-answer (which the simulation produces itself) is a pause.
+/// a session (from its login); a login with no logout in the files lasts until the work is
+/// done; every not-ready period except ring-no-answer (which the simulation produces itself)
+/// is a pause.
 /// Agents no longer configured are left out and named in the returned warnings.
 pub fn from_agent_states(
     config: &Config,
@@ -227,24 +232,29 @@ pub fn from_agent_states(
             _ => {}
         }
     }
-    let mut sessions: Vec<(usize, OffsetDateTime, OffsetDateTime)> = logouts;
+    // A session still open at the end of the files goes on until the calls of the period are
+    // served (`None`): logging those agents out at `to` would strand the last calls.
+    let mut sessions: Vec<(usize, OffsetDateTime, Option<OffsetDateTime>)> = logouts
+        .into_iter()
+        .map(|(agent, start, end)| (agent, start, Some(end)))
+        .collect();
     for (agent, login) in logins {
         if !sessions
             .iter()
             .any(|(a, start, _)| *a == agent && *start == login)
         {
-            sessions.push((agent, login, to));
+            sessions.push((agent, login, None));
         }
     }
     sessions.sort_by_key(|(agent, start, _)| (*agent, *start));
     for (agent, start, end) in sessions {
-        if end <= from || start >= to {
+        if end.is_some_and(|end| end <= from) || start >= to {
             continue;
         }
         workforce.shifts.push(Shift {
             agent,
             start_us: span_us(start),
-            end_us: span_us(end),
+            end_us: end.map_or(OPEN_END_US, span_us),
             skills: workforce.agents[agent].skills.clone(),
         });
     }
@@ -397,13 +407,13 @@ mod tests {
             (shift_1001.start_us, shift_1001.end_us),
             (hour / 2, 3 * hour)
         );
-        // Logged in before the period and never out: the whole period.
+        // Logged in before the period and never out: on until the work is done.
         let shift_1002 = w
             .shifts
             .iter()
             .find(|s| w.agents[s.agent].id.as_str() == "1002")
             .expect("1002");
-        assert_eq!((shift_1002.start_us, shift_1002.end_us), (0, 4 * hour));
+        assert_eq!((shift_1002.start_us, shift_1002.end_us), (0, OPEN_END_US));
         assert_eq!(w.pauses.len(), 1);
         assert_eq!(w.pauses[0].start_us, hour);
     }
