@@ -502,3 +502,105 @@ fn bad_input_is_refused_with_file_and_line_and_nothing_written() -> HarnessResul
     }
     Ok(())
 }
+
+/// A CDR line for a call queued in `support` (DID 101 routes there) at 09:MM:SS.
+fn cdr_call(n: u32, disposition: &str, wait_s: f64, talk_s: f64) -> String {
+    let (minute, second) = (n * 2 / 60, n * 2 % 60);
+    let at = format!("2026-03-02T09:{minute:02}:{second:02}Z");
+    serde_json::json!({
+        "type": "call", "seq": n, "id": format!("sb-{n}"), "trunk_call_id": format!("t{n}"),
+        "arrived": at, "enqueued": at, "ended": at, "caller": "1", "did": "101",
+        "queue": "support", "wait_s": wait_s, "talk_s": talk_s, "ring_s": 1.0,
+        "disposition": disposition, "hangup_side": "caller",
+        "service_level_threshold_s": 20.0,
+    })
+    .to_string()
+}
+
+/// CDR mode without SIPp: replayed calls are exactly the recorded ones every run; `--poisson`
+/// draws each interval's count afresh (the offered count then varies between runs);
+/// `--interval 15m` gives quarter-hour rows; `--ring-time` (arrivals mode) delays answers.
+#[test]
+fn poisson_interval_and_ring_time_options_change_what_is_simulated() -> HarnessResult<()> {
+    let files = Files::new()?;
+    let cdr = files.path("cdr");
+    std::fs::create_dir_all(&cdr).map_err(|e| HarnessError::io("cdr dir", e))?;
+    let lines: Vec<String> = (0..30)
+        .map(|n| match n % 3 {
+            0 => cdr_call(n, "abandoned", 12.0, 0.0),
+            _ => cdr_call(n, "answered", 4.0, 90.0),
+        })
+        .collect();
+    files.write("cdr/cdr-2026-03-02.jsonl", &(lines.join("\n") + "\n"))?;
+    let period = [
+        "--cdr-dir",
+        "cdr",
+        "--from",
+        "2026-03-02T09:00:00Z",
+        "--to",
+        "2026-03-02T10:00:00Z",
+    ];
+    let mut replay = period.to_vec();
+    replay.extend(["--runs", "5", "--format", "csv", "--interval", "15m"]);
+    let run = simulate_demo(&files, &replay)?;
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = text(&run.stdout);
+    let row = period_row(&csv, "base", "support")?;
+    assert_eq!(cell(&row, "offered")?, 30.0, "{csv}");
+    assert_eq!(
+        cell(&row, "offered_ci")?,
+        0.0,
+        "replayed: the same calls every run"
+    );
+    for quarter in ["09:00", "09:15", "09:30", "09:45"] {
+        assert!(
+            csv.contains(&format!(",interval,2026-03-02 {quarter},")),
+            "no {quarter} row:\n{csv}"
+        );
+    }
+    let mut poisson = replay.clone();
+    poisson.push("--poisson");
+    let run = simulate_demo(&files, &poisson)?;
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = text(&run.stdout);
+    let row = period_row(&csv, "base", "support")?;
+    assert!(
+        cell(&row, "offered_ci")? > 0.0,
+        "Poisson counts vary:\n{csv}"
+    );
+
+    files.write("arrivals.csv", ARRIVALS)?;
+    let asa = |ring: &str| -> HarnessResult<f64> {
+        let run = simulate_demo(
+            &files,
+            &[
+                "--arrivals",
+                "arrivals.csv",
+                "--runs",
+                "4",
+                "--format",
+                "csv",
+                "--ring-time",
+                ring,
+            ],
+        )?;
+        if !run.status.success() {
+            return Err(HarnessError::Unexpected(text(&run.stderr)));
+        }
+        cell(&period_row(&text(&run.stdout), "base", "sales")?, "asa_s")
+    };
+    // Every answered call waits at least the ring time.
+    assert!(asa("fixed:15")? >= 15.0);
+    assert!(asa("fixed:0")? < asa("fixed:15")?);
+    let bad = simulate_demo(
+        &files,
+        &["--arrivals", "arrivals.csv", "--ring-time", "soon"],
+    )?;
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("--ring-time"),
+        "{}",
+        text(&bad.stderr)
+    );
+    Ok(())
+}
