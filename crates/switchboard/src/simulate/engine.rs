@@ -278,6 +278,17 @@ pub fn run(
             source,
         })?;
     }
+    // Agents still Ready when nothing else happens stay so (their shift lasts until the work
+    // is done): their idle time runs on, so occupancy is not overstated at the end.
+    for clock in &sim.clocks {
+        if clock.kind == AgentStateKind::Ready {
+            sim.segments.push(Segment {
+                start_us: clock.since_us,
+                end_us: u64::MAX,
+                busy: false,
+            });
+        }
+    }
     // Calls nobody could ever answer (no agent left, callers who never give up) end with the
     // simulation, counted against the service level like a timeout.
     let end_us = sim.now_us;
@@ -580,6 +591,27 @@ mod tests {
             .map(|s| s.end_us - s.start_us)
             .sum();
         assert_eq!(busy, 24 * S);
+        // Ready the rest of the shift (logged out at 1000 s).
+        let idle: u64 = result
+            .segments
+            .iter()
+            .filter(|s| !s.busy)
+            .map(|s| s.end_us - s.start_us)
+            .sum();
+        assert_eq!(idle, (1000 - 24) * S);
+    }
+
+    #[test]
+    fn an_open_ended_shift_stays_idle_after_the_last_call() {
+        let mut model = model(vec![queue("support")], "support");
+        model.workforce.shifts[0].end_us = u64::MAX;
+        let result = simulate(&model, vec![arrival(100, 0)]);
+        assert_eq!(result.calls[0].disposition, Disposition::Answered);
+        let last = result.segments.last().expect("segments");
+        assert_eq!(
+            (last.start_us, last.end_us, last.busy),
+            (112 * S, u64::MAX, false)
+        );
     }
 
     #[test]
