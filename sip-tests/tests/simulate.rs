@@ -310,6 +310,36 @@ fn arrivals_file_gives_a_table_csv_and_html_and_a_seed_repeats_itself() -> Harne
         "{page}"
     );
     assert!(page.contains("Service level by interval"));
+    // The page renders in a real browser without a console message (no script, no fetches).
+    let chromium = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            files.path("chromium").display()
+        ))
+        .arg(format!("file://{}", files.path("sim.html").display()))
+        .output()
+        .map_err(|e| HarnessError::Unexpected(format!("chromium could not run: {e}")))?;
+    let log = text(&chromium.stderr);
+    assert!(chromium.status.success(), "chromium failed:\n{log}");
+    assert!(
+        text(&chromium.stdout).contains("<svg"),
+        "charts not rendered:\n{log}"
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
     Ok(())
 }
 
