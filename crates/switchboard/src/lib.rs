@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod prompt_library;
 pub mod report_cli;
 pub mod runtime;
+pub mod simulate;
 pub mod start_check;
 pub mod switch;

@@ -66,12 +66,68 @@ enum Command {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Predict service level, ASA, abandons and occupancy for a staffing or routing change by
+    /// driving the real ACD with simulated time (see docs/simulate.md).
+    Simulate(SimulateArgs),
     /// Print every agent's live state from a running instance.
     Agents(ApiArgs),
     /// Print every queue's live state from a running instance.
     Queues(ApiArgs),
     /// Print every call in progress in a running instance.
     Calls(ApiArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("demand").required(true).args(["cdr_dir", "arrivals"])))]
+struct SimulateArgs {
+    /// Configuration whose queues, strategies and agents are simulated.
+    #[arg(long)]
+    config: PathBuf,
+    /// Take the calls, talk times and patience from the CDR files in this directory.
+    #[arg(long, requires_all = ["from", "to"])]
+    cdr_dir: Option<PathBuf>,
+    /// Take the calls from an arrivals file (queue,start,end,calls,handle,patience[,priority]).
+    #[arg(long, conflicts_with = "cdr_dir")]
+    arrivals: Option<PathBuf>,
+    /// Start, inclusive: YYYY-MM-DD (UTC) or RFC 3339 (with --arrivals: the day the file's
+    /// times count from).
+    #[arg(long)]
+    from: Option<String>,
+    /// End, exclusive (with --cdr-dir).
+    #[arg(long)]
+    to: Option<String>,
+    /// With --cdr-dir: draw Poisson arrivals at each interval's rate instead of replaying the
+    /// recorded calls.
+    #[arg(long, requires = "cdr_dir")]
+    poisson: bool,
+    /// Staffing file (agent,start,end[,skills|pause]); default: the CDRs' agent states, or
+    /// every configured agent the whole time.
+    #[arg(long)]
+    staffing: Option<PathBuf>,
+    /// Ring time before agents answer, with --arrivals (fixed:S, exp:MEAN).
+    #[arg(long, requires = "arrivals")]
+    ring_time: Option<String>,
+    /// Replications (confidence intervals need at least 2).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Seed of the random streams: the same seed gives the same figures.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// 15m, hour or day.
+    #[arg(long, default_value = "hour")]
+    interval: String,
+    /// table, csv or html.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// What-if sweep over headcount: agents=QUEUE:FROM..TO, e.g. agents=support:-3..+3.
+    #[arg(long)]
+    vary: Option<String>,
+    /// Another configuration to simulate with the same calls and staffing, side by side.
+    #[arg(long)]
+    compare: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -140,6 +196,7 @@ fn main() -> ExitCode {
                 },
             ))
         }
+        Command::Simulate(args) => simulate(args),
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Calls(args) => report(switchboard::live::print_calls(&args.api, &args.token)),
@@ -179,6 +236,50 @@ fn load_for_run(path: &std::path::Path) -> Result<config::Config, ExitCode> {
         eprintln!("{errors}");
         ExitCode::from(2)
     })
+}
+
+fn simulate(args: SimulateArgs) -> ExitCode {
+    use switchboard::simulate::command::{self, DemandSource, SimulateRequest};
+    let demand = match (args.cdr_dir, args.arrivals) {
+        (Some(dir), _) => DemandSource::Cdr {
+            dir,
+            from: args.from.unwrap_or_default(),
+            to: args.to.unwrap_or_default(),
+            poisson: args.poisson,
+        },
+        (None, Some(file)) => DemandSource::Arrivals {
+            file,
+            from: args.from,
+        },
+        (None, None) => {
+            eprintln!("switchboard simulate: give --cdr-dir or --arrivals");
+            return ExitCode::from(2);
+        }
+    };
+    let request = SimulateRequest {
+        config: args.config,
+        demand,
+        staffing: args.staffing,
+        runs: args.runs,
+        seed: args.seed,
+        interval: args.interval,
+        format: args.format,
+        output: args.output,
+        ring_time: args.ring_time,
+        vary: args.vary,
+        compare: args.compare,
+    };
+    match command::run(&request) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("switchboard simulate: {error}");
+            if error.is_bad_input() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 fn report(outcome: anyhow::Result<()>) -> ExitCode {

@@ -65,6 +65,20 @@ pub fn service_level(erlangs: f64, agents: u32, aht: Duration, threshold: Durati
     sl_from_c(c, erlangs, agents, aht, threshold)
 }
 
+/// Average speed of answer (mean wait of all calls, seconds) with `agents` agents, `erlangs`
+/// of traffic and mean handle time `aht`: `C(N, A) · AHT / (N − A)`. `None` when
+/// `agents <= erlangs` (the wait grows without bound).
+pub fn average_speed_of_answer(erlangs: f64, agents: u32, aht: Duration) -> Option<f64> {
+    if erlangs <= 0.0 {
+        return Some(0.0);
+    }
+    let spare = f64::from(agents) - erlangs;
+    if spare <= 0.0 {
+        return None;
+    }
+    Some(erlang_c(erlangs, agents) * aht.as_secs_f64() / spare)
+}
+
 /// The fewest agents whose Erlang-C service level reaches `target_sl_fraction`.
 ///
 /// `calls_per_interval` calls arrive during `interval`, each taking `aht` on average; the
@@ -164,6 +178,15 @@ mod tests {
         assert!((sl13 - 0.7956).abs() < 5e-5, "{sl13}");
         assert!((sl14 - 0.8884).abs() < 5e-5, "{sl14}");
         assert_eq!(agents_needed(100.0, S(1800), S(180), 0.8, S(20)), Ok(14));
+    }
+
+    /// Same example: ASA = C · AHT / (N − A) = 0.6821 · 180 / 1 = 122.8 s with 11 agents.
+    #[test]
+    fn average_speed_of_answer_of_the_textbook_example() {
+        let asa = average_speed_of_answer(10.0, 11, S(180)).expect("stable");
+        assert!((asa - 0.6821 * 180.0).abs() < 0.01, "{asa}");
+        assert_eq!(average_speed_of_answer(10.0, 10, S(180)), None);
+        assert_eq!(average_speed_of_answer(0.0, 1, S(180)), Some(0.0));
     }
 
     #[test]

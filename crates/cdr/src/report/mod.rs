@@ -41,11 +41,18 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 
 pub use aggregate::ReportBuilder;
+
+/// The HTML report's SVG charts and page style, for other pages with the same look
+/// (`switchboard simulate` uses them).
+pub mod charts {
+    pub use super::render::html::STYLE;
+    pub use super::render::svg::{escape, rate_lines, stacked_bars, Bar, Point, Series, TimeRange};
+}
 pub use erlang::{agents_needed, StaffingError};
 pub use figures::{CallFacts, Figures};
 pub use interval::{Interval, UnknownInterval};
 pub use postgres::build_report_from_postgres;
-pub use reader::{ReportProgress, SourceStats};
+pub use reader::{files_for_range, ReportProgress, SourceStats};
 
 /// What to report on.
 #[derive(Debug, Clone, PartialEq)]

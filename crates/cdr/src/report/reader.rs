@@ -193,7 +193,7 @@ fn file_date(name: &str) -> Option<Date> {
 /// Files are named by the day a call *ended*, and a call counts when it was queued, so one
 /// extra day after `to` is read for calls that were queued before midnight and ended after
 /// it. Calls lasting more than a day past the range end are not found (none are expected).
-fn files_for_range(
+pub fn files_for_range(
     dir: &Path,
     from: OffsetDateTime,
     to: OffsetDateTime,

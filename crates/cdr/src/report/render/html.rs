@@ -9,7 +9,8 @@ use super::svg::{escape, rate_lines, stacked_bars, Bar, Point, Series, TimeRange
 use super::{describe_query, describe_source, staffing_lookup, Cell, COLUMNS};
 use crate::report::{Report, ReportRow};
 
-const STYLE: &str = "
+/// The page style, shared with other pages built on these charts.
+pub const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 p.meta{color:#555;margin:2px 0}

@@ -2,7 +2,7 @@
 
 pub(super) mod csv;
 pub(super) mod html;
-mod svg;
+pub(super) mod svg;
 pub(super) mod table;
 
 use std::collections::HashMap;

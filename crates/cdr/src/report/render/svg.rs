@@ -17,8 +17,10 @@ const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
 
 /// The time span on the x axis (Unix seconds, `[from, to)`).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct TimeRange {
+pub struct TimeRange {
+    /// First second shown.
     pub from_s: i64,
+    /// End of the axis (exclusive).
     pub to_s: i64,
 }
 
@@ -31,22 +33,29 @@ impl TimeRange {
 }
 
 /// A named, coloured data series.
-pub(super) struct Series<'a> {
+pub struct Series<'a> {
+    /// Legend text.
     pub name: &'a str,
+    /// CSS colour.
     pub color: &'a str,
 }
 
 /// One interval's stacked values, in series order.
-pub(super) struct Bar {
+pub struct Bar {
+    /// Interval start (Unix seconds).
     pub start_s: i64,
+    /// Interval end.
     pub end_s: i64,
+    /// One value per series, stacked.
     pub values: Vec<f64>,
 }
 
 /// One point of a rate line: the middle of an interval and a fraction (or a gap).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Point {
+pub struct Point {
+    /// Where on the time axis (Unix seconds).
     pub at_s: i64,
+    /// The fraction, or `None` for a gap.
     pub value: Option<f64>,
 }
 
@@ -58,7 +67,7 @@ enum Scale {
 }
 
 /// Escapes text for SVG/HTML content and attribute values.
-pub(super) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -87,12 +96,7 @@ fn nice_ceiling(value: f64) -> f64 {
 }
 
 /// A stacked bar chart of counts per interval.
-pub(super) fn stacked_bars(
-    title: &str,
-    range: TimeRange,
-    series: &[Series<'_>],
-    bars: &[Bar],
-) -> String {
+pub fn stacked_bars(title: &str, range: TimeRange, series: &[Series<'_>], bars: &[Bar]) -> String {
     let highest = bars
         .iter()
         .map(|bar| bar.values.iter().sum::<f64>())
@@ -130,7 +134,7 @@ pub(super) fn stacked_bars(
 }
 
 /// A line chart of rates (fractions shown as percentages), with an optional target line.
-pub(super) fn rate_lines(
+pub fn rate_lines(
     title: &str,
     range: TimeRange,
     series: &[Series<'_>],
