@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod prompt_library;
 pub mod report_cli;
 pub mod runtime;
+pub mod security;
 pub mod switch;

@@ -43,6 +43,10 @@ pub struct Metrics {
     pub media_sessions: IntGauge,
     /// Recordings that failed (disk full, unwritable directory).
     pub recording_errors: IntCounter,
+    /// Security events (auth failures, bans, drops, refused connections), by event.
+    pub security_events: IntCounterVec,
+    /// Registrations of an agent from an address it had not used before, by agent.
+    pub agent_new_source: IntCounterVec,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -217,6 +221,18 @@ impl Metrics {
                 &registry,
                 "switchboard_recording_errors_total",
                 "Call recordings that failed (the call went on without them).",
+            ),
+            security_events: counter(
+                &registry,
+                "switchboard_security_events_total",
+                "Security events: auth failures, bans, dropped and refused requests or connections.",
+                &["event"],
+            ),
+            agent_new_source: counter(
+                &registry,
+                "switchboard_agent_new_source_total",
+                "Registrations of an agent from an address it had not registered from before.",
+                &["agent"],
             ),
             cdr_backlog: gauge(
                 &registry,

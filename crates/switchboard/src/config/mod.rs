@@ -25,6 +25,7 @@ mod path;
 mod queue;
 mod reader;
 mod schedule;
+mod security;
 mod sip;
 mod skills;
 mod trunk;
@@ -43,12 +44,14 @@ pub use model::{
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
     RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
 };
+pub use security::SecurityConfig;
 
 /// The embedded demo configuration (see [`demo`]).
 pub const DEMO_TOML: &str = include_str!("demo.toml");
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "sip", "http", "cdr", "media", "trunk", "number", "queue", "acd", "agent", "schedule", "ivr",
+    "security",
 ];
 
 /// Reads and checks the configuration file at `path`.
@@ -137,6 +140,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     };
     let numbers = number::read(d, &root, &targets);
     let http = http::read(d, &root, &agent_ids);
+    let security = security::read(d, &root);
     Some(Config {
         sip: sip?,
         http: http?,
@@ -149,6 +153,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         agents: agents?,
         schedules: schedules?,
         ivrs: ivrs?,
+        security: security?,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub acd: AcdSettings,
     /// Agents who can log in and take calls (`[[agent]]`).
     pub agents: Vec<AgentConfig>,
+    /// Bans, rate limits, connection limits and the security log (`[security]`).
+    pub security: super::SecurityConfig,
 }
 
 impl Config {

@@ -15,6 +15,7 @@ mod feature_code;
 mod media_events;
 pub mod media_plane;
 mod registration;
+pub mod screening;
 mod timer;
 
 use crate::config::Config;
@@ -203,6 +204,10 @@ pub struct Switch {
     play_tokens: u64,
     /// Records of ended calls waiting for their media session's final report.
     parked_cdrs: HashMap<CallNumber, ::cdr::CallRecord>,
+    /// Bans, rate limits and the security log, applied before the transaction layer.
+    screening: screening::Screening,
+    /// The source of the request being handled (auth failures are counted against it).
+    request_source: Option<Peer>,
 }
 
 impl Switch {
@@ -257,6 +262,8 @@ impl Switch {
             // Above any token an IVR session hands out, so the two can never be confused.
             play_tokens: 1 << 32,
             parked_cdrs: HashMap::new(),
+            screening: screening::Screening::new(&config.security),
+            request_source: None,
             config,
             local,
             txn,
@@ -289,7 +296,17 @@ impl Switch {
     pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
         self.queue_delay = now.saturating_duration_since(inbound.received);
         match inbound.payload {
-            Payload::Message(message) => self.txn.handle_message(now, message, inbound.source),
+            Payload::Message(message) => {
+                let screened = match &message {
+                    sip::rsip::SipMessage::Request(request) => {
+                        self.screen(now, request, inbound.source)
+                    }
+                    sip::rsip::SipMessage::Response(_) => false,
+                };
+                if !screened {
+                    self.txn.handle_message(now, message, inbound.source);
+                }
+            }
             Payload::Malformed { bytes, error } => {
                 self.metrics.sip_malformed.inc();
                 tracing::info!(peer = %inbound.source, reason = %error.reason, "malformed SIP message");
@@ -319,6 +336,7 @@ impl Switch {
 
     /// Timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.screening_timeout(now);
         self.txn.handle_timeout(now);
         self.process_transaction_events(now);
         while let Some(timer) = self.timers.pop_due(now) {
@@ -375,10 +393,14 @@ impl Switch {
 
     /// When to call [`Switch::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.txn.poll_timeout(), self.timers.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txn.poll_timeout(),
+            self.timers.next_deadline(),
+            self.screening.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Calls in progress.
@@ -446,6 +468,7 @@ impl Switch {
         source: Peer,
     ) {
         self.count_request("in", &request.method);
+        self.request_source = Some(source);
         let Some(key) = key else {
             // ACKs for a 2xx confirm the dialog (the transaction layer already stopped
             // retransmitting). They matter in two cases: a feature-code call is hung up once

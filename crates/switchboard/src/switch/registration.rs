@@ -2,7 +2,7 @@
 //! registrar's bindings, and the ACD log-in/log-out that follows a phone appearing or going.
 
 use super::{new_tag, Switch};
-use crate::config::{DigestAlgorithm, DigestSecret};
+use crate::config::DigestSecret;
 use sip::digest::{Secret, Verdict};
 use sip::headers::{header_value, split_name_addr, uri_user};
 use sip::registrar::{AorTransition, RegisterError};
@@ -127,20 +127,16 @@ impl Switch {
             },
         );
         match verdict {
-            Verdict::Authorized { username, .. } => AuthOutcome::User(username),
+            Verdict::Authorized { username, .. } => {
+                self.credentials_accepted();
+                AuthOutcome::User(username)
+            }
             Verdict::Stale => {
                 self.challenge(now, key, request, proxy, true);
                 AuthOutcome::Challenged
             }
             Verdict::Rejected(reason) => {
-                tracing::info!(%reason, "authentication refused");
-                self.reply_error(
-                    now,
-                    key,
-                    request,
-                    403,
-                    &format!("authentication failed: {reason}"),
-                );
+                self.refuse_credentials(now, key, request, &reason);
                 AuthOutcome::Refused
             }
         }
@@ -166,19 +162,7 @@ impl Switch {
         // One challenge per configured algorithm, in the configured order (many deployed phones
         // answer only the first challenge, so the order is the operator's choice).
         let challenges = self.nonces.challenge(unix, &realm, stale);
-        let offered = self
-            .config
-            .sip
-            .digest_algorithms
-            .iter()
-            .filter_map(|algorithm| {
-                let token = match algorithm {
-                    DigestAlgorithm::Md5 => "algorithm=MD5,",
-                    DigestAlgorithm::Sha256 => "algorithm=SHA-256,",
-                };
-                challenges.iter().find(|c| c.contains(token)).cloned()
-            });
-        let offered: Vec<String> = offered.collect();
+        let offered = self.offered_challenges(challenges);
         for value in offered {
             sip::message::push_header(&mut response.headers, header, value);
         }
