@@ -37,6 +37,8 @@ pub struct Node {
     pub cdr: Arc<CdrStats>,
     /// Emergency announcements per DID, switched on over the API.
     pub emergency: Arc<EmergencyBoard>,
+    /// Sources banned for failed authentications (`/api/bans`).
+    pub bans: crate::switch::screening::SharedBans,
     /// The prompts, so the API can refuse an announcement that names none.
     pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
@@ -125,6 +127,7 @@ pub async fn run(
         transports: transports.clone(),
         emergency,
         prompts,
+        bans: switch.bans(),
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let http = crate::http::serve(config.clone(), node.clone(), command_tx).await?;

@@ -161,7 +161,7 @@ impl Switch {
     fn answer_statelessly(&mut self, now: Instant, request: &Request, source: Peer) {
         let (code, challenge) = match request.method {
             Method::Register => (401, Some(("WWW-Authenticate", &self.config.sip.realm))),
-            Method::Invite if self.takes_credentials() => {
+            Method::Invite if self.takes_credentials(request) => {
                 (407, Some(("Proxy-Authenticate", &self.config.sip.realm)))
             }
             Method::Invite => {
@@ -208,10 +208,13 @@ impl Switch {
         }
     }
 
-    /// Whether an INVITE from outside the trunk ACLs could authenticate (a trunk with
-    /// credentials, or an agent dialling a feature code).
-    fn takes_credentials(&self) -> bool {
-        !self.config.agents.is_empty() || self.config.trunks.iter().any(|t| t.credentials.is_some())
+    /// Whether this INVITE from outside the trunk ACLs could authenticate: some trunk takes
+    /// credentials, or it dials a feature code (which agents authenticate for).
+    fn takes_credentials(&self, request: &Request) -> bool {
+        let feature_code =
+            super::admission::dialled_number(request).is_some_and(|number| number.starts_with('*'));
+        (feature_code && !self.config.agents.is_empty())
+            || self.config.trunks.iter().any(|t| t.credentials.is_some())
     }
 
     /// Refuses credentials: the same bare 403 whatever was wrong (unknown user, wrong
@@ -452,7 +455,11 @@ Content-Length: 0\r\n\r\n"
         switch.handle_inbound(now, inbound(now, "127.0.0.2:5999", &invite(1)));
         let out = sent(&mut switch);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert!(out[0].starts_with("SIP/2.0 407"), "{out:?}");
+        assert!(
+            out[0].starts_with("SIP/2.0 403"),
+            "no trunk takes credentials: {out:?}"
+        );
+        assert!(!out[0].contains("Warning"), "{out:?}");
         assert_eq!(switch.txn.len(), 0, "no transaction state");
         // Nothing is retransmitted later.
         switch.handle_timeout(now + Duration::from_secs(40));
@@ -544,6 +551,19 @@ Content-Length: 0\r\n\r\n"
             })
             .count();
         assert_eq!(answered, 20, "the burst, then nothing");
+    }
+
+    #[test]
+    fn an_untrusted_feature_code_call_is_challenged_statelessly() {
+        let now = Instant::now();
+        let mut switch = switch(now);
+        let text = invite(1).replace("sip:100@", "sip:*55@");
+        switch.handle_inbound(now, inbound(now, "127.0.0.2:5999", &text));
+        let out = sent(&mut switch);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].starts_with("SIP/2.0 407"), "{out:?}");
+        assert!(out[0].contains("Proxy-Authenticate: Digest"), "{out:?}");
+        assert_eq!(switch.txn.len(), 0, "no transaction state");
     }
 
     #[test]
