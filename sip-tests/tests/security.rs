@@ -113,7 +113,7 @@ fn normalized(message: &SipMessage, user: &str) -> String {
         while let Some(start) = text.find(key) {
             let value_start = start + key.len();
             let end = text[value_start..]
-                .find(|c: char| matches!(c, ';' | '"' | '\r' | '\n' | ',' | '>'))
+                .find([';', '"', '\r', '\n', ',', '>'])
                 .map_or(text.len(), |i| value_start + i);
             text.replace_range(start..end, &key.to_uppercase().replace(['=', '"'], ""));
         }
