@@ -67,7 +67,8 @@ pub async fn run(
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
             max_message_bytes: config.sip.max_message_bytes,
-            idle_timeout: std::time::Duration::from_secs(3600),
+            idle_timeout: config.security.idle_timeout,
+            limits: crate::security::connection_limits::sip_stream_limits(&config.security),
         },
         inbound_tx,
     )
@@ -193,6 +194,9 @@ pub async fn run(
         }
         while let Some(transmit) = switch.poll_transmit() {
             transports.send(transmit);
+        }
+        while let Some((peer, until)) = switch.poll_connection_pin() {
+            transports.keep_connection(peer, until);
         }
         if shutting_down && switch.is_drained() {
             break;

@@ -66,8 +66,36 @@ pub struct TransportConfig {
     pub tcp: Vec<SocketAddr>,
     /// Largest message accepted; larger ones are answered 513.
     pub max_message_bytes: usize,
-    /// A TCP connection with no traffic for this long is closed.
+    /// A TCP connection with no traffic for this long is closed (unless pinned by a
+    /// registration binding: see [`Transports::keep_connection`]).
     pub idle_timeout: Duration,
+    /// Limits on accepted stream connections.
+    pub limits: StreamLimits,
+}
+
+/// Caps and read deadlines for accepted stream connections, so idle or slow connections
+/// cannot exhaust file descriptors (the rest of the process needs them for RTP and CDRs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Accepted connections open at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Accepted connections open at once from one IP address.
+    pub max_per_source: usize,
+    /// A message's header must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A message's body must be complete this long after its header.
+    pub body_timeout: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_per_source: 64,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Counters the metrics exporter reads.
@@ -83,6 +111,10 @@ pub struct TransportStats {
     pub dropped_overload: AtomicU64,
     /// Currently open stream connections.
     pub connections: AtomicU64,
+    /// Accepted connections closed at once because a cap was reached.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because a header or body did not arrive in time.
+    pub read_timeouts: AtomicU64,
 }
 
 /// Shared state behind a [`Transports`] handle.
@@ -94,6 +126,11 @@ struct Inner {
     config: TransportConfig,
     stats: TransportStats,
     next_connection_id: AtomicU64,
+    /// Accepted connections per source IP (and their total), for the caps.
+    accepted: stream::AcceptedConnections,
+    /// Connections kept open past the idle timeout until the given instant, because a
+    /// registration binding lives on them.
+    pinned: DashMap<SocketAddr, std::time::Instant>,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -128,6 +165,8 @@ impl Transports {
             config,
             stats: TransportStats::default(),
             next_connection_id: AtomicU64::new(1),
+            accepted: stream::AcceptedConnections::default(),
+            pinned: DashMap::new(),
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -147,6 +186,20 @@ impl Transports {
             other => {
                 tracing::warn!(transport = %other, "no listener for transport; message dropped");
                 self.inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Keeps the stream connection to `peer` open past the idle timeout until `until` (a
+    /// registration binding lives on it: requests to the phone must reach it over the same
+    /// connection, RFC 5626 / Kamailio's tcp_connection_lifetime). `None` unpins.
+    pub fn keep_connection(&self, peer: SocketAddr, until: Option<std::time::Instant>) {
+        match until {
+            Some(until) => {
+                self.inner.pinned.insert(peer, until);
+            }
+            None => {
+                self.inner.pinned.remove(&peer);
             }
         }
     }

@@ -387,6 +387,8 @@ pub struct AgentConfig {
     pub skills: BTreeMap<String, u8>,
     /// Calls the agent may hold at once (1 for voice).
     pub max_calls: u32,
+    /// Networks the agent's phones may register from; empty = anywhere.
+    pub allow: Vec<IpNet>,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

@@ -7,6 +7,7 @@
 //! oldest entries instead of growing memory.
 
 pub mod auth_failures;
+pub mod connection_limits;
 pub mod event_log;
 pub mod rate_limit;
 

@@ -62,8 +62,12 @@ impl Switch {
             );
             return;
         }
+        if !self.admit_agent_source(now, &key, &request, source, &aor) {
+            return;
+        }
         match self.registrar.register(now, &aor, &request, source) {
             Ok(outcome) => {
+                self.after_registration(now, &request, source, &aor, &outcome);
                 let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
                 for contact in outcome.contact_header_values() {
                     sip::message::push_header(&mut response.headers, "Contact", contact);

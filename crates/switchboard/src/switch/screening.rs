@@ -14,8 +14,8 @@ use crate::security::{
 use sip::headers::{header_value, split_name_addr, to_tag, uri_user};
 use sip::rsip::{Method, Request};
 use sip::{Peer, Transmit};
-use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -47,7 +47,14 @@ pub(super) struct Screening {
     log: SecurityLog,
     /// Stateless answers held back for a tarpitted user, in the order they are due.
     tarpitted: VecDeque<(Instant, Transmit)>,
+    /// Addresses each agent's phones registered from since start (newest last, capped).
+    agent_sources: HashMap<String, VecDeque<IpAddr>>,
+    /// Stream connections to keep open until a binding expires (`None`: release).
+    connection_pins: VecDeque<(SocketAddr, Option<Instant>)>,
 }
+
+/// Addresses remembered per agent for new-source detection.
+const MAX_SOURCES_PER_AGENT: usize = 16;
 
 /// What to do with a request before the transaction layer.
 enum Verdict {
@@ -76,6 +83,8 @@ impl Screening {
             }),
             log: SecurityLog::new(config.log_interval, config.log_max_lines),
             tarpitted: VecDeque::new(),
+            agent_sources: HashMap::new(),
+            connection_pins: VecDeque::new(),
         }
     }
 
@@ -319,6 +328,94 @@ impl Switch {
                 challenges.iter().find(|c| c.contains(token)).cloned()
             })
             .collect()
+    }
+
+    /// Whether the agent registering as `sip_user` may do so from `source` (its `allow`
+    /// list); otherwise it is refused with the same bare 403 as a wrong password.
+    pub(super) fn admit_agent_source(
+        &mut self,
+        now: Instant,
+        key: &sip::transaction::TransactionKey,
+        request: &Request,
+        source: Peer,
+        sip_user: &str,
+    ) -> bool {
+        let ip = source.addr.ip();
+        let allowed = self
+            .config
+            .agents
+            .iter()
+            .find(|agent| agent.sip_user == sip_user)
+            .is_none_or(|agent| {
+                agent.allow.is_empty() || agent.allow.iter().any(|n| n.contains(&ip))
+            });
+        if !allowed {
+            let response = sip::message::response_to(request, 403, Some(&new_tag()));
+            self.send_response(now, key, response);
+            self.security_event(
+                now,
+                SecurityEventKind::SourceNotAllowed,
+                request,
+                source,
+                "outside-agent-allow",
+            );
+        }
+        allowed
+    }
+
+    /// After a successful REGISTER: an agent seen from a new address is logged and counted,
+    /// and a stream connection carrying a binding is kept open until the binding expires.
+    pub(super) fn after_registration(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: Peer,
+        sip_user: &str,
+        outcome: &sip::registrar::RegisterOutcome,
+    ) {
+        let ip = source.addr.ip();
+        let sources = self
+            .screening
+            .agent_sources
+            .entry(sip_user.to_owned())
+            .or_default();
+        if !sources.contains(&ip) {
+            let first = sources.is_empty();
+            if sources.len() >= MAX_SOURCES_PER_AGENT {
+                sources.pop_front();
+            }
+            sources.push_back(ip);
+            // The first address since start is not news; another one is.
+            if !first {
+                self.metrics
+                    .agent_new_source
+                    .with_label_values(&[sip_user])
+                    .inc();
+                self.security_event(
+                    now,
+                    SecurityEventKind::NewSource,
+                    request,
+                    source,
+                    "agent-registered-from-new-address",
+                );
+            }
+        }
+        if source.transport != sip::Transport::Udp {
+            let until = outcome
+                .bindings
+                .iter()
+                .filter(|current| current.binding.source == source)
+                .map(|current| current.binding.expires_at)
+                .max();
+            self.screening
+                .connection_pins
+                .push_back((source.addr, until));
+        }
+    }
+
+    /// The next stream connection to pin open (until a binding's expiry) or release.
+    pub fn poll_connection_pin(&mut self) -> Option<(SocketAddr, Option<Instant>)> {
+        self.screening.connection_pins.pop_front()
     }
 
     /// The ban table, for the HTTP API.
@@ -594,5 +691,75 @@ Content-Length: 0\r\n\r\n"
         assert!(sent(&mut switch)
             .iter()
             .any(|m| m.starts_with("SIP/2.0 401")));
+    }
+
+    fn register_from(switch: &mut Switch, now: Instant, branch: u32, from: &str) -> Vec<String> {
+        let auth = {
+            let text = register(branch, "1001", None).replace("127.0.0.2:5999", from);
+            switch.handle_inbound(now, inbound(now, from, &text));
+            let out = sent(switch);
+            let challenge = out
+                .iter()
+                .find_map(|m| m.lines().find_map(|l| l.strip_prefix("WWW-Authenticate: ")))
+                .unwrap_or_else(|| panic!("no challenge in {out:?}"))
+                .to_owned();
+            sip::digest::respond(
+                &challenge,
+                "REGISTER",
+                "sip:127.0.0.1",
+                "1001",
+                "right",
+                "c",
+                1,
+            )
+            .expect("answerable")
+        };
+        let text = register(branch + 100, "1001", Some(&auth)).replace("127.0.0.2:5999", from);
+        switch.handle_inbound(now, inbound(now, from, &text));
+        sent(switch)
+    }
+
+    #[test]
+    fn an_agent_registers_only_from_its_allow_list_with_the_same_bare_403() {
+        let now = Instant::now();
+        let config = CONFIG.replace(
+            "password = \"right\"\n",
+            "password = \"right\"\nallow = [\"127.0.0.3/32\"]\n",
+        );
+        let config = crate::config::load_str("t.toml", &config).expect("valid test config");
+        let mut switch = super::super::testing::switch(now, Arc::new(config), Default::default());
+        let out = register_from(&mut switch, now, 1, "127.0.0.2:5999");
+        let refusal = out
+            .iter()
+            .find(|m| m.starts_with("SIP/2.0 403"))
+            .unwrap_or_else(|| panic!("{out:?}"));
+        assert!(!refusal.contains("Warning"), "{refusal}");
+        let out = register_from(&mut switch, now, 2, "127.0.0.3:5999");
+        assert!(out.iter().any(|m| m.starts_with("SIP/2.0 200")), "{out:?}");
+    }
+
+    #[test]
+    fn a_registration_from_a_second_address_is_counted_as_a_new_source() {
+        let now = Instant::now();
+        let mut switch = switch(now);
+        let counted = |switch: &Switch| {
+            switch
+                .metrics
+                .agent_new_source
+                .with_label_values(&["1001"])
+                .get()
+        };
+        for (branch, from) in [(1, "127.0.0.3:5999"), (2, "127.0.0.3:6000")] {
+            let out = register_from(&mut switch, now, branch, from);
+            assert!(out.iter().any(|m| m.starts_with("SIP/2.0 200")), "{out:?}");
+        }
+        assert_eq!(
+            counted(&switch),
+            0,
+            "the first address, then the same address again"
+        );
+        let out = register_from(&mut switch, now, 3, "127.0.0.4:5999");
+        assert!(out.iter().any(|m| m.starts_with("SIP/2.0 200")), "{out:?}");
+        assert_eq!(counted(&switch), 1);
     }
 }
