@@ -1,0 +1,106 @@
+//! Stream connections cannot exhaust Switchboard's file descriptors: past the per-source cap a
+//! new connection is closed at once while the trunk's calls go on, and a slowloris sender is
+//! cut off when its message's header does not arrive in time.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use sip_tests::tcp_peer::TcpPeer;
+use sip_tests::uac::RequestSpec;
+use sip_tests::{
+    start_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, TrunkConfig,
+};
+
+const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+const WAIT: Duration = Duration::from_secs(60);
+
+fn limited(security: &str) -> SwitchboardConfig {
+    SwitchboardConfig {
+        trunks: vec![TrunkConfig {
+            name: "carrier".into(),
+            allow: vec!["127.0.0.1/32".into()],
+            credentials: None,
+        }],
+        extra_toml: format!("\n[security]\n{security}\n"),
+        ..SwitchboardConfig::default()
+    }
+}
+
+fn options_over(peer: &mut TcpPeer, switchboard: &Switchboard) -> HarnessResult<Option<u16>> {
+    let mut spec = RequestSpec::new(
+        "OPTIONS",
+        &format!("sip:{}", switchboard.sip_addr()),
+        "probe",
+    );
+    spec.transport = "TCP";
+    peer.send(&spec.render(peer.local_addr()?))?;
+    Ok(peer.recv(WAIT)?.status())
+}
+
+#[test]
+fn connections_past_the_per_source_cap_are_closed_while_the_trunk_calls() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited("max_connections_per_source = 5"))?;
+    // The attacker's five connections are served.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut peer = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+        assert_eq!(options_over(&mut peer, &switchboard)?, Some(200));
+        held.push(peer);
+    }
+    // The sixth is accepted by the kernel and closed by Switchboard at once.
+    let mut extra = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    assert!(
+        extra.closed_within(WAIT)?,
+        "the sixth connection stayed open"
+    );
+    let log = switchboard.log();
+    assert!(
+        log.contains("security event=connection-refused src=127.0.0.2 ")
+            && log.contains("reason=\"per-source-cap\""),
+        "{log}"
+    );
+    // The trunk (another address) still connects and its call goes through over TCP.
+    let agent = start_agent(&switchboard, "1001", "agent_answer.xml", WAIT)?;
+    switchboard
+        .sipp_client("trunk_call.xml")?
+        .service("100")
+        .arg("-t")
+        .arg("t1")
+        .run()?
+        .ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    // The attacker's existing connections were never touched.
+    for peer in &mut held {
+        assert_eq!(options_over(peer, &switchboard)?, Some(200));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_slowloris_sender_is_cut_off_after_the_header_timeout() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited("header_timeout_s = 2\nidle_timeout_s = 3600"))?;
+    let mut slow = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    let request = "OPTIONS sip:probe@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:9;branch=z9hG4bKslow\r\n";
+    let started = Instant::now();
+    let mut cut_off = false;
+    // One byte every 200 ms: always active, so only a per-message deadline can end it.
+    for byte in request.bytes().cycle() {
+        if slow.send_bytes(&[byte]).is_err() || slow.closed_within(Duration::from_millis(200))? {
+            cut_off = true;
+            break;
+        }
+        if started.elapsed() > WAIT {
+            break;
+        }
+    }
+    if !cut_off {
+        return Err(HarnessError::Unexpected(format!(
+            "a slowloris connection stayed open for {} s",
+            started.elapsed().as_secs()
+        )));
+    }
+    // A well-behaved connection opened afterwards is served.
+    let mut peer = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    assert_eq!(options_over(&mut peer, &switchboard)?, Some(200));
+    Ok(())
+}
