@@ -38,7 +38,7 @@ pub struct Node {
     /// Emergency announcements per DID, switched on over the API.
     pub emergency: Arc<EmergencyBoard>,
     /// Sources banned for failed authentications (`/api/bans`).
-    pub bans: crate::switch::screening::SharedBans,
+    pub bans: crate::security::gate::SharedBans,
     /// The prompts, so the API can refuse an announcement that names none.
     pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
@@ -62,7 +62,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-    let transports = Transports::start(
+    let metrics = Arc::new(Metrics::new(&config));
+    let gate = Arc::new(crate::security::gate::Gate::new(
+        &config,
+        metrics.security_events.clone(),
+    ));
+    let transports = Transports::start_gated(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
@@ -71,12 +76,12 @@ pub async fn run(
             limits: crate::security::connection_limits::sip_stream_limits(&config.security),
         },
         inbound_tx,
+        Some(gate.clone()),
     )
     .await
     .context("binding SIP listeners")?;
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
-    let metrics = Arc::new(Metrics::new(&config));
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let sinks = CdrSinks {
         dir: &config.cdr.dir,
@@ -116,6 +121,7 @@ pub async fn run(
             metrics: metrics.clone(),
             prompts: prompts.clone(),
             emergency: emergency.clone(),
+            gate,
         },
         Instant::now(),
         unix_now,

@@ -57,6 +57,14 @@ pub enum Payload {
     },
 }
 
+/// Decides, before anything is parsed or queued for the core, whether a source may be heard
+/// at all (bans and per-source rate limits), so a flood costs a table lookup per message
+/// rather than a parse and a place in the core's queue.
+pub trait SourceGate: Send + Sync {
+    /// `false` drops the datagram, stream message or new connection from `source` unread.
+    fn admit(&self, source: SocketAddr, transport: Transport) -> bool;
+}
+
 /// Listener and limit settings.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -131,6 +139,7 @@ struct Inner {
     /// Connections kept open past the idle timeout until the given instant, because a
     /// registration binding lives on them.
     pinned: DashMap<SocketAddr, std::time::Instant>,
+    gate: Option<Arc<dyn SourceGate>>,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -144,6 +153,16 @@ impl Transports {
     pub async fn start(
         config: TransportConfig,
         inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Self> {
+        Self::start_gated(config, inbound, None).await
+    }
+
+    /// Like [`Transports::start`], with `gate` consulted for every message and connection
+    /// before it is parsed.
+    pub async fn start_gated(
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+        gate: Option<Arc<dyn SourceGate>>,
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for addr in &config.udp {
@@ -167,6 +186,7 @@ impl Transports {
             next_connection_id: AtomicU64::new(1),
             accepted: stream::AcceptedConnections::default(),
             pinned: DashMap::new(),
+            gate,
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -225,6 +245,13 @@ impl Transports {
 }
 
 impl Inner {
+    /// Whether the gate (if any) lets `source` in.
+    fn admits(&self, source: SocketAddr, transport: Transport) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|gate| gate.admit(source, transport))
+    }
+
     /// Hands a received message to the core. Over UDP a full queue drops the datagram (the
     /// sender retransmits); over a stream the reader waits, which pushes back on the peer.
     async fn deliver(&self, inbound: Inbound, wait: bool) {

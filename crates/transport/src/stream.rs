@@ -108,6 +108,10 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if !inner.admits(peer, sip::Transport::Tcp) {
+                    drop(stream);
+                    continue;
+                }
                 if let Err(refusal) = inner.accepted.try_acquire(peer.ip(), &inner.config.limits) {
                     // Closed at once (dropping the stream): existing connections and calls
                     // are never touched.
@@ -206,6 +210,10 @@ async fn read_loop(
                     if let Some(c) = inner.connections.get(&peer) {
                         let _ = c.writer.try_send(Bytes::from_static(b"\r\n"));
                     }
+                }
+                Frame::Message(_) if !inner.admits(peer, sip::Transport::Tcp) => {
+                    // Banned or over its rate meanwhile: the connection goes.
+                    return;
                 }
                 Frame::Message(bytes) => {
                     let inbound = Inbound {

@@ -9,6 +9,7 @@
 pub mod auth_failures;
 pub mod connection_limits;
 pub mod event_log;
+pub mod gate;
 pub mod rate_limit;
 
 pub use auth_failures::{AuthFailureConfig, AuthFailures, BanInfo, FailureOutcome};

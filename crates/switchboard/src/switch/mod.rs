@@ -106,6 +106,8 @@ pub struct SharedState {
     pub prompts: Arc<crate::prompt_library::PromptLibrary>,
     /// Emergency announcements per DID.
     pub emergency: Arc<crate::emergency::EmergencyBoard>,
+    /// Bans, per-source rates and the security log, shared with the transports.
+    pub gate: Arc<crate::security::gate::Gate>,
 }
 
 /// Timers call control sets for itself.
@@ -225,6 +227,7 @@ impl Switch {
             metrics,
             prompts,
             emergency,
+            gate,
         } = shared;
         let sip = &config.sip;
         let txn = TransactionLayer::new(TimerConfig {
@@ -262,7 +265,7 @@ impl Switch {
             // Above any token an IVR session hands out, so the two can never be confused.
             play_tokens: 1 << 32,
             parked_cdrs: HashMap::new(),
-            screening: screening::Screening::new(&config.security),
+            screening: screening::Screening::new(gate),
             request_source: None,
             config,
             local,
@@ -702,6 +705,14 @@ pub(crate) mod testing {
                         .expect("the built-in prompts always load"),
                 ),
                 emergency,
+                gate: Arc::new(crate::security::gate::Gate::new(
+                    &config,
+                    prometheus::IntCounterVec::new(
+                        prometheus::Opts::new("test_security_events", "test"),
+                        &["event"],
+                    )
+                    .expect("valid metric"),
+                )),
             },
             now,
             1_800_000_000,
