@@ -272,6 +272,17 @@ fn svwar_finds_nothing_and_users_cannot_be_told_apart() -> HarnessResult<()> {
     }
     assert_eq!(challenges[0], challenges[1]);
     assert_eq!(refusals[0], refusals[1]);
+
+    // Amplification: an unauthenticated source never gets back much more than it sent.
+    let request = register_request(&attacker, "1001", None)?;
+    let (challenge, _) = challenge_and_answer(&attacker, "1001", "x")?;
+    let ratio = challenge.to_text().len() as f64 / request.len() as f64;
+    eprintln!(
+        "401 of {} bytes to a REGISTER of {} bytes: {ratio:.2}",
+        challenge.to_text().len(),
+        request.len()
+    );
+    assert!(ratio <= 2.0, "the 401 is {ratio:.2} times the request");
     let log = wait_for_log(&switchboard, "reason=\"unknown-user\"")?;
     assert!(
         log.contains("security event=auth-failure src=127.0.0.2 ")

@@ -9,7 +9,8 @@
 //!
 //! `src` is always a bare IP address and comes right after `event`, so a filter can anchor on
 //! it; values that came from the network (`user`, `method`) are quoted with anything but
-//! printable ASCII, `"` and `\` replaced by `?`, so a crafted user name cannot forge a field.
+//! printable ASCII (spaces included), `"` and `\` replaced by `?`, so a crafted user name
+//! cannot forge a field.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -96,7 +97,7 @@ fn sanitized(value: &str) -> String {
         .chars()
         .take(64)
         .map(|c| {
-            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
                 c
             } else {
                 '?'
@@ -203,7 +204,7 @@ mod tests {
         .render();
         assert_eq!(line.matches("src=").count(), 2, "{line}");
         assert!(
-            line.contains("user=\"x? src=10.0.0.1?event=ban\""),
+            line.contains("user=\"x??src=10.0.0.1?event=ban\""),
             "{line}"
         );
         assert!(!line.contains('\n'));
