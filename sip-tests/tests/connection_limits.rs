@@ -26,6 +26,27 @@ fn limited(security: &str) -> SwitchboardConfig {
     }
 }
 
+/// Polls the log until a line contains every one of `parts` (the log is written just after
+/// the connection is closed).
+fn wait_for_log_line(switchboard: &Switchboard, parts: &[&str]) -> HarnessResult<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = switchboard.log();
+        if log
+            .lines()
+            .any(|line| parts.iter().all(|p| line.contains(p)))
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::Unexpected(format!(
+                "no log line with {parts:?}:\n{log}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn options_over(peer: &mut TcpPeer, switchboard: &Switchboard) -> HarnessResult<Option<u16>> {
     let mut spec = RequestSpec::new(
         "OPTIONS",
@@ -53,12 +74,13 @@ fn connections_past_the_per_source_cap_are_closed_while_the_trunk_calls() -> Har
         extra.closed_within(WAIT)?,
         "the sixth connection stayed open"
     );
-    let log = switchboard.log();
-    assert!(
-        log.contains("security event=connection-refused src=127.0.0.2 ")
-            && log.contains("reason=\"per-source-cap\""),
-        "{log}"
-    );
+    wait_for_log_line(
+        &switchboard,
+        &[
+            "security event=connection-refused src=127.0.0.2 ",
+            "transport=TCP reason=\"per-source-cap\"",
+        ],
+    )?;
     // The trunk (another address) still connects and its call goes through over TCP.
     let agent = start_agent(&switchboard, "1001", "agent_answer.xml", WAIT)?;
     switchboard
@@ -102,5 +124,50 @@ fn a_slowloris_sender_is_cut_off_after_the_header_timeout() -> HarnessResult<()>
     // A well-behaved connection opened afterwards is served.
     let mut peer = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
     assert_eq!(options_over(&mut peer, &switchboard)?, Some(200));
+    Ok(())
+}
+
+#[test]
+fn the_http_listener_has_the_same_caps_and_deadlines() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited(
+        "max_connections_per_source = 3\nheader_timeout_s = 2\nidle_timeout_s = 3600",
+    ))?;
+    let http = switchboard.http_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpPeer::connect_from(ATTACKER, http, WAIT)?);
+    }
+    let mut extra = TcpPeer::connect_from(ATTACKER, http, WAIT)?;
+    assert!(
+        extra.closed_within(WAIT)?,
+        "the fourth HTTP connection stayed open"
+    );
+    wait_for_log_line(
+        &switchboard,
+        &[
+            "security event=connection-refused src=127.0.0.2 ",
+            "transport=HTTP reason=\"per-source-cap\"",
+        ],
+    )?;
+    // The API still answers other addresses.
+    let health = switchboard
+        .api()
+        .get("/healthz")?
+        .expect_status(200, "GET /healthz")?;
+    drop(health);
+    // A held connection trickling a request is cut off after the header timeout.
+    let mut slow = held.remove(0);
+    let started = Instant::now();
+    let mut cut_off = false;
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+        if slow.send_bytes(&[*byte]).is_err() || slow.closed_within(Duration::from_millis(200))? {
+            cut_off = true;
+            break;
+        }
+        if started.elapsed() > WAIT {
+            break;
+        }
+    }
+    assert!(cut_off, "a slowloris HTTP request stayed open");
     Ok(())
 }

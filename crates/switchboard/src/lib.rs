@@ -6,6 +6,7 @@ pub mod cdr_writer;
 pub mod config;
 pub mod emergency;
 pub mod http;
+pub mod http_limits;
 pub mod ivr;
 pub mod live;
 pub mod metrics;

@@ -10,6 +10,8 @@
 mod stream;
 mod udp;
 
+pub use stream::{AcceptedConnections, Refusal};
+
 use bytes::Bytes;
 use dashmap::DashMap;
 use sip::parse::ParseError;

@@ -23,9 +23,10 @@ pub(crate) struct Connection {
     writer: mpsc::Sender<Bytes>,
 }
 
-/// Accepted connections by source address, for the global and per-source caps.
+/// Accepted connections by source address, for the global and per-source caps (the HTTP
+/// listener uses one too).
 #[derive(Debug, Default)]
-pub(crate) struct AcceptedConnections {
+pub struct AcceptedConnections {
     total: AtomicUsize,
     per_source: DashMap<IpAddr, usize>,
     /// The second (since the process's first refusal) of the last refusal logged, and the
@@ -36,8 +37,10 @@ pub(crate) struct AcceptedConnections {
 
 /// Why an accepted connection was closed at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
+    /// `max_connections` reached.
     GlobalCap,
+    /// `max_per_source` reached for the connection's address.
     PerSourceCap,
 }
 
@@ -52,11 +55,7 @@ impl Refusal {
 
 impl AcceptedConnections {
     /// Counts a new connection from `ip`, or says which cap it hits.
-    pub(crate) fn try_acquire(
-        &self,
-        ip: IpAddr,
-        limits: &crate::StreamLimits,
-    ) -> Result<(), Refusal> {
+    pub fn try_acquire(&self, ip: IpAddr, limits: &crate::StreamLimits) -> Result<(), Refusal> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::GlobalCap);
@@ -72,7 +71,7 @@ impl AcceptedConnections {
     }
 
     /// A connection from `ip` closed.
-    pub(crate) fn release(&self, ip: IpAddr) {
+    pub fn release(&self, ip: IpAddr) {
         self.total.fetch_sub(1, Ordering::AcqRel);
         self.per_source.remove_if_mut(&ip, |_, count| {
             *count = count.saturating_sub(1);
@@ -86,8 +85,9 @@ impl AcceptedConnections {
         self.per_source.get(&ip).map_or(0, |c| *c)
     }
 
-    /// Logs a refusal in the security log format, at most once a second.
-    fn log_refusal(&self, peer: SocketAddr, refusal: Refusal, epoch: Instant) {
+    /// Logs a refusal in the security log format, at most once a second (`epoch` is when
+    /// the listener started).
+    pub fn log_refusal(&self, peer: SocketAddr, refusal: Refusal, epoch: Instant, transport: &str) {
         let second = epoch.elapsed().as_secs() + 1;
         if self.last_logged.swap(second, Ordering::AcqRel) == second {
             self.unlogged.fetch_add(1, Ordering::AcqRel);
@@ -95,7 +95,7 @@ impl AcceptedConnections {
         }
         let suppressed = self.unlogged.swap(0, Ordering::AcqRel);
         tracing::warn!(
-            "security event=connection-refused src={} port={} transport=TCP reason=\"{}\" suppressed={suppressed}",
+            "security event=connection-refused src={} port={} transport={transport} reason=\"{}\" suppressed={suppressed}",
             peer.ip(),
             peer.port(),
             refusal.token()
@@ -120,7 +120,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                         .stats
                         .connections_refused
                         .fetch_add(1, Ordering::Relaxed);
-                    inner.accepted.log_refusal(peer, refusal, epoch);
+                    inner.accepted.log_refusal(peer, refusal, epoch, "TCP");
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
