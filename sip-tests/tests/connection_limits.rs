@@ -81,6 +81,12 @@ fn connections_past_the_per_source_cap_are_closed_while_the_trunk_calls() -> Har
             "transport=TCP reason=\"per-source-cap\"",
         ],
     )?;
+    let metrics = switchboard.api().metrics()?;
+    assert_eq!(
+        metrics.get("switchboard_sip_connections_refused_total", &[]),
+        Some(1.0),
+        "refusals are counted"
+    );
     // The trunk (another address) still connects and its call goes through over TCP.
     let agent = start_agent(&switchboard, "1001", "agent_answer.xml", WAIT)?;
     switchboard
@@ -121,6 +127,12 @@ fn a_slowloris_sender_is_cut_off_after_the_header_timeout() -> HarnessResult<()>
             started.elapsed().as_secs()
         )));
     }
+    let metrics = switchboard.api().metrics()?;
+    assert_eq!(
+        metrics.get("switchboard_sip_read_timeouts_total", &[]),
+        Some(1.0),
+        "the cut-off is counted"
+    );
     // A well-behaved connection opened afterwards is served.
     let mut peer = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
     assert_eq!(options_over(&mut peer, &switchboard)?, Some(200));

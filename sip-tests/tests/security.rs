@@ -291,3 +291,38 @@ fn svwar_finds_nothing_and_users_cannot_be_told_apart() -> HarnessResult<()> {
     );
     Ok(())
 }
+
+#[test]
+fn bans_are_for_admins_and_a_bad_address_is_refused_with_a_json_error() -> HarnessResult<()> {
+    let mut config = exposed("max_auth_failures = 5");
+    config
+        .extra_toml
+        .push_str("\n[[http.token]]\ntoken = \"supervisor-token\"\nrole = \"supervisor\"\n");
+    let switchboard = Switchboard::start(config)?;
+    let supervisor = switchboard.api().with_token(Some("supervisor-token"));
+    let listing = supervisor
+        .get("/api/bans")?
+        .expect_status(403, "GET /api/bans as supervisor")?;
+    assert_eq!(listing.error_code()?, "forbidden");
+    let lifting = supervisor
+        .delete("/api/bans/127.0.0.2")?
+        .expect_status(403, "DELETE /api/bans as supervisor")?;
+    assert_eq!(lifting.error_code()?, "forbidden");
+    let anonymous = switchboard.api().with_token(None);
+    anonymous
+        .get("/api/bans")?
+        .expect_status(401, "GET /api/bans without a token")?;
+    let bad = switchboard
+        .api()
+        .delete("/api/bans/not-an-address")?
+        .expect_status(400, "DELETE /api/bans/not-an-address")?;
+    assert_eq!(bad.error_code()?, "invalid_address");
+    // Lifting an address that is not banned is not an error: it says so.
+    let idle = switchboard
+        .api()
+        .delete("/api/bans/192.0.2.1")?
+        .expect_status(200, "DELETE of an address without a ban")?
+        .json()?;
+    assert_eq!(idle["lifted"], false, "{idle}");
+    Ok(())
+}

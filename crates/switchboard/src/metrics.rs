@@ -57,6 +57,8 @@ pub struct Metrics {
     transactions: IntGauge,
     registrations: IntGauge,
     dropped: IntCounter,
+    connections_refused: IntCounter,
+    read_timeouts: IntCounter,
     connections: IntGauge,
     draining: IntGauge,
     process_resident: IntGauge,
@@ -272,6 +274,16 @@ impl Metrics {
                 "switchboard_sip_dropped_overload_total",
                 "Datagrams dropped because the core's queue was full.",
             ),
+            connections_refused: plain_counter(
+                &registry,
+                "switchboard_sip_connections_refused_total",
+                "SIP stream connections closed at once because a connection cap was reached.",
+            ),
+            read_timeouts: plain_counter(
+                &registry,
+                "switchboard_sip_read_timeouts_total",
+                "SIP stream connections closed because a message did not arrive in time.",
+            ),
             connections: gauge(
                 &registry,
                 "switchboard_sip_connections",
@@ -347,6 +359,12 @@ impl Metrics {
         let dropped = transport.dropped_overload.load(Ordering::Relaxed);
         self.dropped
             .inc_by(dropped.saturating_sub(self.dropped.get()));
+        let refused = transport.connections_refused.load(Ordering::Relaxed);
+        self.connections_refused
+            .inc_by(refused.saturating_sub(self.connections_refused.get()));
+        let timeouts = transport.read_timeouts.load(Ordering::Relaxed);
+        self.read_timeouts
+            .inc_by(timeouts.saturating_sub(self.read_timeouts.get()));
         self.connections
             .set(transport.connections.load(Ordering::Relaxed) as i64);
         if let Some((cpu, rss)) = process_usage() {
