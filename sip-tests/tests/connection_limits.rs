@@ -183,3 +183,92 @@ fn the_http_listener_has_the_same_caps_and_deadlines() -> HarnessResult<()> {
     assert!(cut_off, "a slowloris HTTP request stayed open");
     Ok(())
 }
+
+#[test]
+fn max_connections_caps_all_sources_together() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited("max_connections = 2"))?;
+    let mut first = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    let mut second = TcpPeer::connect_from(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        switchboard.sip_addr(),
+        WAIT,
+    )?;
+    assert_eq!(options_over(&mut first, &switchboard)?, Some(200));
+    assert_eq!(options_over(&mut second, &switchboard)?, Some(200));
+    let mut third = TcpPeer::connect_from(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4)),
+        switchboard.sip_addr(),
+        WAIT,
+    )?;
+    assert!(third.closed_within(WAIT)?, "a third connection stayed open");
+    wait_for_log_line(&switchboard, &["src=127.0.0.4 ", "reason=\"global-cap\""])?;
+    Ok(())
+}
+
+/// REGISTERs agent 1001 over `peer` with digest, expecting 200.
+fn register_over_tcp(peer: &mut TcpPeer, switchboard: &Switchboard) -> HarnessResult<()> {
+    let registrar = format!("sip:{}", switchboard.sip_addr());
+    let mut spec = RequestSpec::new("REGISTER", &registrar, "1001");
+    spec.transport = "TCP";
+    spec.to = format!("<sip:1001@{}>", switchboard.sip_addr());
+    spec.extra_headers.push("Expires: 3600".into());
+    let local = peer.local_addr()?;
+    peer.send(&spec.render(local))?;
+    let challenge = peer.recv(WAIT)?;
+    let offered = challenge.headers_named("WWW-Authenticate");
+    let answer = sip_tests::digest::pick(&offered, sip_tests::digest::DigestAlgorithm::Md5)?
+        .answer(
+            &sip_tests::digest::Credentials {
+                username: "1001",
+                password: "secret1001",
+            },
+            "REGISTER",
+            &registrar,
+            "c0ffee",
+            1,
+        )?;
+    spec.cseq += 1;
+    spec.branch = sip_tests::uac::unique_token();
+    spec.extra_headers.push(format!("Authorization: {answer}"));
+    peer.send(&spec.render(local))?;
+    let result = peer.recv(WAIT)?;
+    if result.status() != Some(200) {
+        return Err(HarnessError::Unexpected(format!(
+            "TCP REGISTER got\n{}",
+            result.to_text()
+        )));
+    }
+    Ok(())
+}
+
+#[test]
+fn an_idle_connection_closes_unless_a_registration_lives_on_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited("idle_timeout_s = 1"))?;
+    let phone_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    let mut phone = TcpPeer::connect_from(phone_ip, switchboard.sip_addr(), WAIT)?;
+    register_over_tcp(&mut phone, &switchboard)?;
+    let mut idle = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    assert_eq!(options_over(&mut idle, &switchboard)?, Some(200));
+    // The idle connection goes after idle_timeout_s …
+    assert!(idle.closed_within(WAIT)?, "an idle connection stayed open");
+    // … while the phone's connection, which carries its binding, is still open and in use.
+    assert!(!phone.closed_within(Duration::from_millis(1500))?);
+    assert_eq!(options_over(&mut phone, &switchboard)?, Some(200));
+    Ok(())
+}
+
+#[test]
+fn a_body_that_never_comes_is_cut_off_after_the_body_timeout() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(limited("header_timeout_s = 3600\nbody_timeout_s = 1"))?;
+    let mut peer = TcpPeer::connect_from(ATTACKER, switchboard.sip_addr(), WAIT)?;
+    let head = "OPTIONS sip:probe@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2:9;branch=z9hG4bKbody\r\n\
+        From: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:probe@127.0.0.1>\r\nCall-ID: body-1\r\nCSeq: 1 OPTIONS\r\n\
+        Max-Forwards: 70\r\nContent-Length: 100\r\n\r\npartial";
+    peer.send_bytes(head.as_bytes())
+        .map_err(|e| HarnessError::io("sending a partial message", e))?;
+    assert!(
+        peer.closed_within(WAIT)?,
+        "a partial body kept the connection open"
+    );
+    Ok(())
+}

@@ -196,4 +196,76 @@ mod tests {
             "TCP"
         ));
     }
+
+    fn gate_with(security: &str) -> Gate {
+        let config =
+            crate::config::load_str("t.toml", &format!("[security]\n{security}")).expect("valid");
+        let events =
+            IntCounterVec::new(prometheus::Opts::new("e", "e"), &["event"]).expect("metric");
+        Gate::new(&config, events)
+    }
+
+    #[test]
+    fn failure_window_and_max_ban_time_come_from_the_config() {
+        let gate = gate_with(
+            "max_auth_failures = 2\nfailure_window_s = 10\nban_time_s = 5\nmax_ban_time_s = 8\n",
+        );
+        let ip = addr("192.0.2.1:1").ip();
+        let t0 = Instant::now();
+        let mut bans = gate.bans.lock();
+        bans.record_failure(t0, ip, None);
+        bans.record_failure(t0 + Duration::from_secs(11), ip, None);
+        assert!(
+            !bans.is_banned(ip, t0 + Duration::from_secs(11)),
+            "outside the window"
+        );
+        let outcome = bans.record_failure(t0 + Duration::from_secs(12), ip, None);
+        assert_eq!(
+            outcome,
+            crate::security::FailureOutcome::Banned {
+                duration: Duration::from_secs(5)
+            }
+        );
+        let later = t0 + Duration::from_secs(20);
+        bans.record_failure(later, ip, None);
+        let outcome = bans.record_failure(later, ip, None);
+        assert_eq!(
+            outcome,
+            crate::security::FailureOutcome::Banned {
+                duration: Duration::from_secs(8)
+            },
+            "doubled to 10 s, capped at max_ban_time_s"
+        );
+    }
+
+    #[test]
+    fn max_tracked_sources_caps_the_tables() {
+        let gate = gate_with("max_tracked_sources = 16\nmax_auth_failures = 1000\n");
+        let now = Instant::now();
+        for i in 0..200u8 {
+            let source = SocketAddr::from(([10, 0, 0, i], 5060));
+            gate.admit_at(now, source, "UDP");
+            gate.bans
+                .lock()
+                .record_failure(now, source.ip(), Some(&format!("u{i}")));
+        }
+        let (sources, users, bans) = gate.bans.lock().tracked();
+        assert!(
+            sources <= 16 && users <= 16 && bans <= 16,
+            "{sources} {users} {bans}"
+        );
+        assert!(lock(&gate.limiter).tracked() <= 16);
+    }
+
+    #[test]
+    fn log_max_lines_and_interval_throttle_the_security_log() {
+        let gate = gate_with("log_max_lines = 2\nlog_interval_s = 7\nrate = 1\nburst = 1\n");
+        let now = Instant::now();
+        for _ in 0..5 {
+            gate.admit_at(now, addr("192.0.2.9:5060"), "UDP");
+        }
+        // 4 drops: 2 written, 2 counted for the summary due one interval later.
+        assert_eq!(gate.events.with_label_values(&["over-rate"]).get(), 4);
+        assert_eq!(gate.next_log_summary(), Some(now + Duration::from_secs(7)));
+    }
 }
