@@ -150,7 +150,8 @@ impl Switch {
             }
         }
         if matches!(code, 200 | 405) {
-            sip::message::push_header(&mut response.headers, "Allow", super::ALLOW);
+            // The same capabilities as the stateful answers (Allow, Accept, Supported).
+            self.add_capabilities(&mut response.headers);
         }
         self.metrics
             .sip_responses
@@ -584,6 +585,34 @@ Content-Length: 0\r\n\r\n"
             );
         }
         assert!(switch.bans().lock().bans(now).is_empty());
+    }
+
+    #[test]
+    fn untrusted_options_and_stray_requests_get_one_stateless_answer_each() {
+        let now = Instant::now();
+        let mut switch = switch(now);
+        let options = invite(1).replace("INVITE", "OPTIONS");
+        switch.handle_inbound(now, inbound(now, "127.0.0.2:5999", &options));
+        let out = sent(&mut switch);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].starts_with("SIP/2.0 200"), "{out:?}");
+        assert!(out[0].contains("Allow: INVITE"), "{out:?}");
+        assert!(out[0].contains("Accept: application/sdp"), "{out:?}");
+        let bye = invite(2).replace("INVITE", "BYE");
+        switch.handle_inbound(now, inbound(now, "127.0.0.2:5999", &bye));
+        let out = sent(&mut switch);
+        assert!(
+            out.len() == 1 && out[0].starts_with("SIP/2.0 481"),
+            "{out:?}"
+        );
+        let message = invite(3).replace("INVITE", "MESSAGE");
+        switch.handle_inbound(now, inbound(now, "127.0.0.2:5999", &message));
+        let out = sent(&mut switch);
+        assert!(
+            out.len() == 1 && out[0].starts_with("SIP/2.0 405"),
+            "{out:?}"
+        );
+        assert_eq!(switch.txn.len(), 0, "no transaction state");
     }
 
     #[test]
