@@ -164,6 +164,29 @@ fn svcrack_from_another_address_is_banned_while_the_trunk_and_agent_go_on() -> H
         "later guesses are dropped:\n{log}"
     );
 
+    // The real log, as fail2ban's filter reads it: every failure line gives 127.0.0.2.
+    let log_copy = switchboard.dir().join("security.log");
+    std::fs::write(&log_copy, &log).map_err(|e| HarnessError::io("copying the log", e))?;
+    let filter = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/fail2ban/filter.d/switchboard.conf");
+    let regex = Command::new("fail2ban-regex")
+        .arg("-v")
+        .arg(&log_copy)
+        .arg(&filter)
+        .output()
+        .map_err(|e| HarnessError::io("running fail2ban-regex (package fail2ban)", e))?;
+    let report = String::from_utf8_lossy(&regex.stdout);
+    let matched: Vec<&str> = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("|      "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|addr| addr.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    assert!(
+        matched.len() >= 5 && matched.iter().all(|addr| *addr == "127.0.0.2"),
+        "fail2ban-regex matched {matched:?}:\n{report}"
+    );
+
     // The ban is listed for admins.
     let bans = switchboard
         .api()
