@@ -93,7 +93,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
     let addr = listener.local_addr()?;
-    let config_limits = config.security.clone();
+    let limits = crate::http_limits::HttpLimits::from_config(&config);
     let state = ApiState {
         config,
         node,
@@ -118,10 +118,7 @@ pub async fn serve(
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .with_state(state);
-    let listener = crate::http_limits::LimitedListener::new(
-        listener,
-        crate::http_limits::HttpLimits::from_config(&config_limits),
-    );
+    let listener = crate::http_limits::LimitedListener::new(listener, limits);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "HTTP server stopped");

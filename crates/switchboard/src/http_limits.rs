@@ -4,7 +4,7 @@
 //! closed at once; a request whose bytes trickle in (slowloris) or a connection idle for
 //! `idle_timeout_s` is closed.
 
-use crate::config::SecurityConfig;
+use crate::config::Config;
 use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
@@ -27,10 +27,10 @@ pub struct HttpLimits {
 
 impl HttpLimits {
     /// The `[security]` limits applied to HTTP.
-    pub fn from_config(config: &SecurityConfig) -> Self {
+    pub fn from_config(config: &Config) -> Self {
         Self {
-            stream: crate::security::connection_limits::sip_stream_limits(config),
-            idle_timeout: config.idle_timeout,
+            stream: crate::security::connection_limits::stream_limits(config),
+            idle_timeout: config.security.idle_timeout,
         }
     }
 }

@@ -61,6 +61,20 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let fd_limit = crate::security::connection_limits::raise_fd_limit();
+    tracing::info!(
+        fd_limit,
+        rtp_sockets = crate::security::connection_limits::rtp_sockets(&config),
+        max_connections =
+            crate::security::connection_limits::stream_limits(&config).max_connections,
+        "file descriptors: the RTP range is reserved; SIP streams and HTTP are capped at this each"
+    );
+    if fd_limit < crate::security::connection_limits::rtp_sockets(&config) + 512 {
+        tracing::warn!(
+            fd_limit,
+            "RLIMIT_NOFILE is smaller than the RTP port range needs: raise LimitNOFILE (systemd) or ulimit -n, or narrow media.rtp_port_min..rtp_port_max"
+        );
+    }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let metrics = Arc::new(Metrics::new(&config));
     let gate = Arc::new(crate::security::gate::Gate::new(
@@ -73,7 +87,7 @@ pub async fn run(
             tcp: config.sip.listen_tcp.clone(),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
-            limits: crate::security::connection_limits::sip_stream_limits(&config.security),
+            limits: crate::security::connection_limits::stream_limits(&config),
         },
         inbound_tx,
         Some(gate.clone()),
