@@ -481,7 +481,7 @@ async fn lift_ban(
     })?;
     let lifted = state.node.bans.lock().unban(ip, Instant::now());
     if lifted {
-        tracing::warn!("security event=unban src={ip} reason=\"api\"");
+        tracing::warn!("security event=unban src={ip} port=0 transport=HTTP reason=\"api\"");
     }
     Ok(Json(json!({ "addr": ip.to_string(), "lifted": lifted })))
 }
