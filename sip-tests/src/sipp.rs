@@ -367,6 +367,20 @@ impl SippRun {
         }
     }
 
+    /// (successful, failed) calls from SIPp's final screen (the cumulative column).
+    pub fn call_counts(&self) -> (u64, u64) {
+        let screen = std::fs::read_to_string(&self.screen_log).unwrap_or_default();
+        let cumulative = |label: &str| {
+            screen
+                .lines()
+                .rev()
+                .filter(|line| line.trim_start().starts_with(label))
+                .find_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (cumulative("Successful call"), cumulative("Failed call"))
+    }
+
     /// The message trace: every message sent and received.
     pub fn messages(&self) -> String {
         std::fs::read_to_string(&self.message_log).unwrap_or_default()

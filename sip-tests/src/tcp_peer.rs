@@ -27,6 +27,61 @@ impl TcpPeer {
         })
     }
 
+    /// Connects to `remote` from `local_ip` (another loopback address plays another host).
+    pub fn connect_from(
+        local_ip: std::net::IpAddr,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> HarnessResult<Self> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(remote),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(|e| HarnessError::io("creating a TCP socket", e))?;
+        socket
+            .bind(&SocketAddr::new(local_ip, 0).into())
+            .map_err(|e| HarnessError::io(format!("binding TCP {local_ip}"), e))?;
+        socket
+            .connect_timeout(&remote.into(), timeout)
+            .map_err(|e| HarnessError::io(format!("connecting TCP to {remote}"), e))?;
+        Ok(TcpPeer {
+            stream: socket.into(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Waits up to `timeout` for the server to close the connection: `true` when it did
+    /// (end of stream or reset), `false` when it was still open. Bytes that arrive are kept.
+    pub fn closed_within(&mut self, timeout: Duration) -> HarnessResult<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| HarnessError::io("setting the TCP read timeout", e))?;
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Ok(true),
+                Ok(n) => self
+                    .pending
+                    .extend_from_slice(buffer.get(..n).unwrap_or_default()),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(false)
+                }
+                Err(_) => return Ok(true),
+            }
+        }
+    }
+
+    /// Writes raw bytes; an error means the server closed the connection.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     /// The local address of the connection (what goes into Via).
     pub fn local_addr(&self) -> HarnessResult<SocketAddr> {
         self.stream

@@ -41,6 +41,14 @@ impl UdpPeer {
         Ok(UdpPeer { socket, remote })
     }
 
+    /// Binds `ip`:`local_port` (another loopback address plays another host, e.g. an attacker
+    /// on 127.0.0.2) for talking to `remote`.
+    pub fn bind_on(ip: Ipv4Addr, local_port: u16, remote: SocketAddr) -> HarnessResult<Self> {
+        let socket = UdpSocket::bind((ip, local_port))
+            .map_err(|e| HarnessError::io(format!("binding UDP {ip}:{local_port}"), e))?;
+        Ok(UdpPeer { socket, remote })
+    }
+
     /// The address this peer sends from (what goes into Via and Contact).
     pub fn local_addr(&self) -> HarnessResult<SocketAddr> {
         self.socket

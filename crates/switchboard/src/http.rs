@@ -114,6 +114,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
     let addr = listener.local_addr()?;
+    let limits = crate::http_limits::HttpLimits::from_config(&config);
     let state = ApiState {
         config,
         node,
@@ -137,10 +138,13 @@ pub async fn serve(
             "/api/emergency/{did}",
             put(set_emergency).delete(clear_emergency),
         )
+        .route("/api/bans", get(list_bans))
+        .route("/api/bans/{addr}", axum::routing::delete(lift_ban))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .with_state(state);
+    let listener = crate::http_limits::LimitedListener::new(listener, limits);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "HTTP server stopped");
@@ -620,6 +624,59 @@ async fn clear_emergency(
         tracing::warn!(%did, "emergency announcement switched off");
     }
     Ok(Json(json!({ "did": did, "cleared": was_on })))
+}
+
+fn authorize_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match authorize(state, headers)? {
+        ApiRole::Admin => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins see and lift bans",
+        )),
+    }
+}
+
+/// `GET /api/bans`: the addresses banned for failed authentications, longest first.
+async fn list_bans(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_admin(&state, &headers)?;
+    let bans = state.node.bans.lock().bans(Instant::now());
+    let list: Vec<Value> = bans
+        .iter()
+        .map(|ban| {
+            json!({
+                "addr": ban.addr.to_string(),
+                "remaining_s": ban.remaining.as_secs(),
+                "duration_s": ban.duration.as_secs(),
+                "level": ban.level,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "bans": list })))
+}
+
+/// `DELETE /api/bans/{addr}`: lifts a ban at once (and forgets its repeat level).
+async fn lift_ban(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(addr): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_admin(&state, &headers)?;
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_address",
+            format!("{addr:?} is not an IP address"),
+        )
+    })?;
+    let lifted = state.node.bans.lock().unban(ip, Instant::now());
+    if lifted {
+        tracing::warn!("security event=unban src={ip} port=0 transport=HTTP reason=\"api\"");
+    }
+    Ok(Json(json!({ "addr": ip.to_string(), "lifted": lifted })))
 }
 
 /// Keeps the board across restarts; a failure is reported (the change holds until the next

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub media_sessions: IntGauge,
     /// Recordings that failed (disk full, unwritable directory).
     pub recording_errors: IntCounter,
+    /// Security events (auth failures, bans, drops, refused connections), by event.
+    pub security_events: IntCounterVec,
+    /// Registrations of an agent from an address it had not used before, by agent.
+    pub agent_new_source: IntCounterVec,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -55,6 +59,8 @@ pub struct Metrics {
     transactions: IntGauge,
     registrations: IntGauge,
     dropped: IntCounter,
+    connections_refused: IntCounter,
+    read_timeouts: IntCounter,
     connections: IntGauge,
     draining: IntGauge,
     process_resident: IntGauge,
@@ -226,6 +232,18 @@ impl Metrics {
                 "switchboard_recording_errors_total",
                 "Call recordings that failed (the call went on without them).",
             ),
+            security_events: counter(
+                &registry,
+                "switchboard_security_events_total",
+                "Security events: auth failures, bans, dropped and refused requests or connections.",
+                &["event"],
+            ),
+            agent_new_source: counter(
+                &registry,
+                "switchboard_agent_new_source_total",
+                "Registrations of an agent from an address it had not registered from before.",
+                &["agent"],
+            ),
             cdr_backlog: gauge(
                 &registry,
                 "switchboard_cdr_backlog_records",
@@ -263,6 +281,16 @@ impl Metrics {
                 &registry,
                 "switchboard_sip_dropped_overload_total",
                 "Datagrams dropped because the core's queue was full.",
+            ),
+            connections_refused: plain_counter(
+                &registry,
+                "switchboard_sip_connections_refused_total",
+                "SIP stream connections closed at once because a connection cap was reached.",
+            ),
+            read_timeouts: plain_counter(
+                &registry,
+                "switchboard_sip_read_timeouts_total",
+                "SIP stream connections closed because a message did not arrive in time.",
             ),
             connections: gauge(
                 &registry,
@@ -339,6 +367,12 @@ impl Metrics {
         let dropped = transport.dropped_overload.load(Ordering::Relaxed);
         self.dropped
             .inc_by(dropped.saturating_sub(self.dropped.get()));
+        let refused = transport.connections_refused.load(Ordering::Relaxed);
+        self.connections_refused
+            .inc_by(refused.saturating_sub(self.connections_refused.get()));
+        let timeouts = transport.read_timeouts.load(Ordering::Relaxed);
+        self.read_timeouts
+            .inc_by(timeouts.saturating_sub(self.read_timeouts.get()));
         self.connections
             .set(transport.connections.load(Ordering::Relaxed) as i64);
         if let Some((cpu, rss)) = process_usage() {

@@ -37,6 +37,8 @@ pub struct Node {
     pub cdr: Arc<CdrStats>,
     /// Emergency announcements per DID, switched on over the API.
     pub emergency: Arc<EmergencyBoard>,
+    /// Sources banned for failed authentications (`/api/bans`).
+    pub bans: crate::security::gate::SharedBans,
     /// The prompts, so the API can refuse an announcement that names none.
     pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
@@ -59,21 +61,41 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let fd_limit = crate::security::connection_limits::raise_fd_limit();
+    tracing::info!(
+        fd_limit,
+        rtp_sockets = crate::security::connection_limits::rtp_sockets(&config),
+        max_connections =
+            crate::security::connection_limits::stream_limits(&config).max_connections,
+        "file descriptors: the RTP range is reserved; SIP streams and HTTP are capped at this each"
+    );
+    if fd_limit < crate::security::connection_limits::rtp_sockets(&config) + 512 {
+        tracing::warn!(
+            fd_limit,
+            "RLIMIT_NOFILE is smaller than the RTP port range needs: raise LimitNOFILE (systemd) or ulimit -n, or narrow media.rtp_port_min..rtp_port_max"
+        );
+    }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
-    let transports = Transports::start(
+    let metrics = Arc::new(Metrics::new(&config));
+    let gate = Arc::new(crate::security::gate::Gate::new(
+        &config,
+        metrics.security_events.clone(),
+    ));
+    let transports = Transports::start_gated(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
             max_message_bytes: config.sip.max_message_bytes,
-            idle_timeout: std::time::Duration::from_secs(3600),
+            idle_timeout: config.security.idle_timeout,
+            limits: crate::security::connection_limits::stream_limits(&config),
         },
         inbound_tx,
+        Some(gate.clone()),
     )
     .await
     .context("binding SIP listeners")?;
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
-    let metrics = Arc::new(Metrics::new(&config));
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let sinks = CdrSinks {
         dir: &config.cdr.dir,
@@ -113,6 +135,7 @@ pub async fn run(
             metrics: metrics.clone(),
             prompts: prompts.clone(),
             emergency: emergency.clone(),
+            gate,
         },
         Instant::now(),
         unix_now,
@@ -125,6 +148,7 @@ pub async fn run(
         transports: transports.clone(),
         emergency,
         prompts,
+        bans: switch.bans(),
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);
@@ -199,6 +223,9 @@ pub async fn run(
         }
         while let Some(transmit) = switch.poll_transmit() {
             transports.send(transmit);
+        }
+        while let Some((peer, until)) = switch.poll_connection_pin() {
+            transports.keep_connection(peer, until);
         }
         if shutting_down && switch.is_drained() {
             break;

@@ -10,6 +10,8 @@
 mod stream;
 mod udp;
 
+pub use stream::{AcceptedConnections, Refusal};
+
 use bytes::Bytes;
 use dashmap::DashMap;
 use sip::parse::ParseError;
@@ -57,6 +59,14 @@ pub enum Payload {
     },
 }
 
+/// Decides, before anything is parsed or queued for the core, whether a source may be heard
+/// at all (bans and per-source rate limits), so a flood costs a table lookup per message
+/// rather than a parse and a place in the core's queue.
+pub trait SourceGate: Send + Sync {
+    /// `false` drops the datagram, stream message or new connection from `source` unread.
+    fn admit(&self, source: SocketAddr, transport: Transport) -> bool;
+}
+
 /// Listener and limit settings.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
@@ -66,8 +76,36 @@ pub struct TransportConfig {
     pub tcp: Vec<SocketAddr>,
     /// Largest message accepted; larger ones are answered 513.
     pub max_message_bytes: usize,
-    /// A TCP connection with no traffic for this long is closed.
+    /// A TCP connection with no traffic for this long is closed (unless pinned by a
+    /// registration binding: see [`Transports::keep_connection`]).
     pub idle_timeout: Duration,
+    /// Limits on accepted stream connections.
+    pub limits: StreamLimits,
+}
+
+/// Caps and read deadlines for accepted stream connections, so idle or slow connections
+/// cannot exhaust file descriptors (the rest of the process needs them for RTP and CDRs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Accepted connections open at once; past it a new one is closed at once.
+    pub max_connections: usize,
+    /// Accepted connections open at once from one IP address.
+    pub max_per_source: usize,
+    /// A message's header must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A message's body must be complete this long after its header.
+    pub body_timeout: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_per_source: 64,
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Counters the metrics exporter reads.
@@ -83,6 +121,10 @@ pub struct TransportStats {
     pub dropped_overload: AtomicU64,
     /// Currently open stream connections.
     pub connections: AtomicU64,
+    /// Accepted connections closed at once because a cap was reached.
+    pub connections_refused: AtomicU64,
+    /// Connections closed because a header or body did not arrive in time.
+    pub read_timeouts: AtomicU64,
 }
 
 /// Shared state behind a [`Transports`] handle.
@@ -94,6 +136,12 @@ struct Inner {
     config: TransportConfig,
     stats: TransportStats,
     next_connection_id: AtomicU64,
+    /// Accepted connections per source IP (and their total), for the caps.
+    accepted: stream::AcceptedConnections,
+    /// Connections kept open past the idle timeout until the given instant, because a
+    /// registration binding lives on them.
+    pinned: DashMap<SocketAddr, std::time::Instant>,
+    gate: Option<Arc<dyn SourceGate>>,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -107,6 +155,16 @@ impl Transports {
     pub async fn start(
         config: TransportConfig,
         inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Self> {
+        Self::start_gated(config, inbound, None).await
+    }
+
+    /// Like [`Transports::start`], with `gate` consulted for every message and connection
+    /// before it is parsed.
+    pub async fn start_gated(
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+        gate: Option<Arc<dyn SourceGate>>,
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for addr in &config.udp {
@@ -128,6 +186,9 @@ impl Transports {
             config,
             stats: TransportStats::default(),
             next_connection_id: AtomicU64::new(1),
+            accepted: stream::AcceptedConnections::default(),
+            pinned: DashMap::new(),
+            gate,
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -147,6 +208,20 @@ impl Transports {
             other => {
                 tracing::warn!(transport = %other, "no listener for transport; message dropped");
                 self.inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Keeps the stream connection to `peer` open past the idle timeout until `until` (a
+    /// registration binding lives on it: requests to the phone must reach it over the same
+    /// connection, RFC 5626 / Kamailio's tcp_connection_lifetime). `None` unpins.
+    pub fn keep_connection(&self, peer: SocketAddr, until: Option<std::time::Instant>) {
+        match until {
+            Some(until) => {
+                self.inner.pinned.insert(peer, until);
+            }
+            None => {
+                self.inner.pinned.remove(&peer);
             }
         }
     }
@@ -172,6 +247,13 @@ impl Transports {
 }
 
 impl Inner {
+    /// Whether the gate (if any) lets `source` in.
+    fn admits(&self, source: SocketAddr, transport: Transport) -> bool {
+        self.gate
+            .as_ref()
+            .is_none_or(|gate| gate.admit(source, transport))
+    }
+
     /// Hands a received message to the core. Over UDP a full queue drops the datagram (the
     /// sender retransmits); over a stream the reader waits, which pushes back on the peer.
     async fn deliver(&self, inbound: Inbound, wait: bool) {

@@ -4,10 +4,12 @@
 
 use crate::{Inbound, Inner, Payload};
 use bytes::{Buf, Bytes, BytesMut};
+use dashmap::DashMap;
 use sip::Peer;
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -21,14 +23,114 @@ pub(crate) struct Connection {
     writer: mpsc::Sender<Bytes>,
 }
 
+/// Accepted connections by source address, for the global and per-source caps (the HTTP
+/// listener uses one too).
+#[derive(Debug, Default)]
+pub struct AcceptedConnections {
+    total: AtomicUsize,
+    per_source: DashMap<IpAddr, usize>,
+    /// The second (since the process's first refusal) of the last refusal logged, and the
+    /// refusals not logged since: a connection flood writes one line a second, not one each.
+    last_logged: AtomicU64,
+    unlogged: AtomicU64,
+}
+
+/// Why an accepted connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` reached.
+    GlobalCap,
+    /// `max_per_source` reached for the connection's address.
+    PerSourceCap,
+}
+
+impl Refusal {
+    fn token(self) -> &'static str {
+        match self {
+            Refusal::GlobalCap => "global-cap",
+            Refusal::PerSourceCap => "per-source-cap",
+        }
+    }
+}
+
+impl AcceptedConnections {
+    /// Counts a new connection from `ip`, or says which cap it hits.
+    pub fn try_acquire(&self, ip: IpAddr, limits: &crate::StreamLimits) -> Result<(), Refusal> {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::GlobalCap);
+        }
+        let mut count = self.per_source.entry(ip).or_insert(0);
+        if *count >= limits.max_per_source {
+            drop(count);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refusal::PerSourceCap);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// A connection from `ip` closed.
+    pub fn release(&self, ip: IpAddr) {
+        self.total.fetch_sub(1, Ordering::AcqRel);
+        self.per_source.remove_if_mut(&ip, |_, count| {
+            *count = count.saturating_sub(1);
+            *count == 0
+        });
+    }
+
+    /// Open accepted connections from `ip`.
+    #[cfg(test)]
+    pub(crate) fn open_from(&self, ip: IpAddr) -> usize {
+        self.per_source.get(&ip).map_or(0, |c| *c)
+    }
+
+    /// Logs a refusal in the security log format, at most once a second (`epoch` is when
+    /// the listener started).
+    pub fn log_refusal(&self, peer: SocketAddr, refusal: Refusal, epoch: Instant, transport: &str) {
+        let second = epoch.elapsed().as_secs() + 1;
+        if self.last_logged.swap(second, Ordering::AcqRel) == second {
+            self.unlogged.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        let suppressed = self.unlogged.swap(0, Ordering::AcqRel);
+        tracing::warn!(
+            "security event=connection-refused src={} port={} transport={transport} reason=\"{}\" suppressed={suppressed}",
+            peer.ip(),
+            peer.port(),
+            refusal.token()
+        );
+    }
+}
+
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+    let epoch = Instant::now();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if !inner.admits(peer, sip::Transport::Tcp) {
+                    drop(stream);
+                    continue;
+                }
+                if let Err(refusal) = inner.accepted.try_acquire(peer.ip(), &inner.config.limits) {
+                    // Closed at once (dropping the stream): existing connections and calls
+                    // are never touched.
+                    drop(stream);
+                    inner
+                        .stats
+                        .connections_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    inner.accepted.log_refusal(peer, refusal, epoch, "TCP");
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
                 let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                 let id = register(&inner, peer, tx);
-                tokio::spawn(run(inner.clone(), stream, peer, id, rx));
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    run(inner.clone(), stream, peer, id, rx).await;
+                    inner.accepted.release(peer.ip());
+                });
             }
             Err(error) => {
                 // EMFILE and friends: keep accepting once descriptors free up.
@@ -71,6 +173,7 @@ async fn run(
     read_loop(&inner, reader, peer, local).await;
     unregister(&inner, peer, id);
     writer_task.abort();
+    inner.pinned.remove(&peer);
 }
 
 async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
@@ -88,16 +191,29 @@ async fn read_loop(
     local: SocketAddr,
 ) {
     let mut buffer = BytesMut::with_capacity(8192);
-    let idle = inner.config.idle_timeout;
+    let limits = &inner.config.limits;
+    let mut last_activity = Instant::now();
+    // When the message at the front of the buffer began, and when its header was complete.
+    let mut message_started: Option<Instant> = None;
+    let mut header_done: Option<Instant> = None;
     loop {
         loop {
-            match next_frame(&mut buffer, inner.config.max_message_bytes) {
+            let frame = next_frame(&mut buffer, inner.config.max_message_bytes);
+            if !matches!(frame, Frame::Incomplete) {
+                message_started = None;
+                header_done = None;
+            }
+            match frame {
                 Frame::Incomplete => break,
                 Frame::Keepalive => {
                     // RFC 5626 §4.4.1: a CRLF pong answers a double-CRLF ping.
                     if let Some(c) = inner.connections.get(&peer) {
                         let _ = c.writer.try_send(Bytes::from_static(b"\r\n"));
                     }
+                }
+                Frame::Message(_) if !inner.admits(peer, sip::Transport::Tcp) => {
+                    // Banned or over its rate meanwhile: the connection goes.
+                    return;
                 }
                 Frame::Message(bytes) => {
                     let inbound = Inbound {
@@ -131,9 +247,38 @@ async fn read_loop(
                 }
             }
         }
-        match tokio::time::timeout(idle, reader.read_buf(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-            Ok(Ok(_)) => {}
+        let now = Instant::now();
+        if !buffer.is_empty() {
+            message_started.get_or_insert(now);
+            if header_done.is_none() && sip::parse::find_header_end(&buffer).is_some() {
+                header_done = Some(now);
+            }
+        }
+        let deadline = match (message_started, header_done) {
+            // A slow sender (slowloris) gets a deadline per message, not per byte.
+            (Some(_), Some(header)) => header + limits.body_timeout,
+            (Some(start), None) => start + limits.header_timeout,
+            (None, _) => {
+                let idle_end = last_activity + inner.config.idle_timeout;
+                let pinned = inner.pinned.get(&peer).map(|until| *until);
+                pinned.map_or(idle_end, |until| until.max(idle_end))
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => last_activity = Instant::now(),
+            Err(_) => {
+                if message_started.is_some() {
+                    inner.stats.read_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, "stream connection closed: message not complete in time");
+                    return;
+                }
+                // Idle: closed unless a registration pinned it meanwhile.
+                let pinned = inner.pinned.get(&peer).map(|until| *until);
+                if pinned.is_none_or(|until| until <= Instant::now()) {
+                    return;
+                }
+            }
         }
     }
 }
@@ -254,6 +399,33 @@ mod tests {
             Frame::Message(Bytes::from(second))
         );
         assert_eq!(next_frame(&mut buffer, 65535), Frame::Incomplete);
+    }
+
+    #[test]
+    fn connection_caps_per_source_and_in_all() {
+        let limits = crate::StreamLimits {
+            max_connections: 3,
+            max_per_source: 2,
+            ..crate::StreamLimits::default()
+        };
+        let accepted = AcceptedConnections::default();
+        let attacker = IpAddr::from([127, 0, 0, 2]);
+        let trunk = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(accepted.try_acquire(attacker, &limits), Ok(()));
+        assert_eq!(accepted.try_acquire(attacker, &limits), Ok(()));
+        assert_eq!(
+            accepted.try_acquire(attacker, &limits),
+            Err(Refusal::PerSourceCap)
+        );
+        assert_eq!(accepted.try_acquire(trunk, &limits), Ok(()));
+        assert_eq!(
+            accepted.try_acquire(IpAddr::from([127, 0, 0, 3]), &limits),
+            Err(Refusal::GlobalCap)
+        );
+        accepted.release(attacker);
+        accepted.release(attacker);
+        assert_eq!(accepted.open_from(attacker), 0);
+        assert_eq!(accepted.try_acquire(attacker, &limits), Ok(()));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>) {
             }
         };
         let datagram = &buffer[..len];
-        if sip::parse::is_keepalive(datagram) {
+        if sip::parse::is_keepalive(datagram) || !inner.admits(from, sip::Transport::Udp) {
             continue;
         }
         let payload = inner.classify(Bytes::copy_from_slice(datagram));

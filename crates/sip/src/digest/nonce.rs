@@ -25,6 +25,11 @@ use std::time::Duration;
 /// Default cap on the number of used nonces whose nonce counts are remembered.
 pub const DEFAULT_MAX_TRACKED_NONCES: usize = 100_000;
 
+/// Wrong responses one nonce takes before it is dead: a guesser must fetch a new challenge
+/// every few guesses (each one a request the ban counter sees), while a user who mistyped
+/// once still gets in on the same nonce.
+pub const MAX_WRONG_RESPONSES_PER_NONCE: u8 = 3;
+
 const EPOCH_LEN: usize = 4;
 const ISSUED_AT_LEN: usize = 8;
 const RANDOM_LEN: usize = 8;
@@ -128,6 +133,9 @@ pub enum RejectReason {
     /// used twice.
     #[error("replayed nonce count")]
     Replay,
+    /// The nonce already took [`MAX_WRONG_RESPONSES_PER_NONCE`] wrong responses.
+    #[error("nonce is dead after too many wrong responses")]
+    DeadNonce,
 }
 
 impl From<DigestError> for RejectReason {
@@ -138,6 +146,15 @@ impl From<DigestError> for RejectReason {
             other => RejectReason::Malformed(other),
         }
     }
+}
+
+/// What is remembered about a nonce that was answered at least once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct NonceState {
+    /// Accepted uses, if any.
+    used: Option<NonceUse>,
+    /// Wrong responses so far.
+    wrong: u8,
 }
 
 /// A nonce we issued, decoded and authenticated.
@@ -164,7 +181,7 @@ pub struct NonceManager {
     max_tracked: usize,
     epoch: u32,
     rng: StdRng,
-    uses: HashMap<u64, NonceUse>,
+    uses: HashMap<u64, NonceState>,
     /// The same entries ordered by issue time, so expiry and cap eviction take the oldest
     /// without a scan.
     by_issue: BTreeSet<(u64, u64)>,
@@ -281,30 +298,57 @@ impl NonceManager {
                 return Err(RejectReason::OpaqueMismatch);
             }
         }
-        let secret = secret_for(credentials.username)
-            .ok_or_else(|| RejectReason::UnknownUser(credentials.username.to_owned()))?;
-        let base_ha1 = base_ha1_for(&secret, &credentials)?;
-        let expected = ResponseInput {
-            algorithm: credentials.algorithm,
-            base_ha1: &base_ha1,
-            nonce: credentials.nonce,
-            method,
-            uri: credentials.uri,
-            qop: credentials.qop.map(|(qop, _)| qop),
+        self.forget_expired(now_unix);
+        let state = self.uses.get(&nonce.random).copied();
+        if state.is_some_and(|s| s.wrong >= MAX_WRONG_RESPONSES_PER_NONCE) {
+            return Err(RejectReason::DeadNonce);
         }
-        .response()?;
-        let received = credentials.response.to_ascii_lowercase();
-        if !constant_time_eq(expected.as_bytes(), received.as_bytes()) {
-            return Err(RejectReason::WrongResponse);
+        // An unknown user is checked against a throw-away secret, so answering them costs
+        // the same hashing as a wrong password and timing does not tell them apart.
+        let known = secret_for(credentials.username);
+        let is_known = known.is_some();
+        let secret = known.unwrap_or_else(|| Secret::Password(String::new()));
+        let verified = Ok(secret).and_then(|secret| {
+            let base_ha1 = base_ha1_for(&secret, &credentials)?;
+            let expected = ResponseInput {
+                algorithm: credentials.algorithm,
+                base_ha1: &base_ha1,
+                nonce: credentials.nonce,
+                method,
+                uri: credentials.uri,
+                qop: credentials.qop.map(|(qop, _)| qop),
+            }
+            .response()?;
+            let received = credentials.response.to_ascii_lowercase();
+            if !is_known {
+                Err(RejectReason::UnknownUser(credentials.username.to_owned()))
+            } else if constant_time_eq(expected.as_bytes(), received.as_bytes()) {
+                Ok(())
+            } else {
+                Err(RejectReason::WrongResponse)
+            }
+        });
+        if let Err(reason) = verified {
+            // Unknown users burn the nonce like wrong passwords, so the two cannot be told
+            // apart by how many guesses a nonce takes.
+            if matches!(
+                reason,
+                RejectReason::WrongResponse | RejectReason::UnknownUser(_)
+            ) && self.is_live(nonce, now_unix)
+            {
+                let mut state = state.unwrap_or_default();
+                state.wrong = state.wrong.saturating_add(1);
+                self.track(nonce, state);
+            }
+            return Err(reason);
         }
         // Freshness is judged only once the password is known to be right, so a stale
         // answer never tells an attacker anything.
-        self.forget_expired(now_unix);
-        if nonce.epoch != self.epoch || self.is_expired(nonce.issued_at, now_unix) {
+        if !self.is_live(nonce, now_unix) {
             return Ok(Verdict::Stale);
         }
-        let tracked = self.uses.get(&nonce.random).copied();
-        if tracked.is_none()
+        let tracked = state.and_then(|s| s.used);
+        if state.is_none()
             && self
                 .eviction_floor
                 .is_some_and(|floor| nonce.issued_at <= floor)
@@ -319,16 +363,28 @@ impl NonceManager {
             (None, None) => NonceUse::Consumed,
             _ => return Err(RejectReason::Replay),
         };
-        if tracked.is_none() {
-            self.make_room();
-            self.by_issue.insert((nonce.issued_at, nonce.random));
-        }
-        self.uses.insert(nonce.random, next_use);
+        let mut state = state.unwrap_or_default();
+        state.used = Some(next_use);
+        self.track(nonce, state);
         Ok(Verdict::Authorized {
             username: credentials.username.to_owned(),
             uri: credentials.uri.to_owned(),
             algorithm: credentials.algorithm,
         })
+    }
+
+    /// Issued by this manager and not expired.
+    fn is_live(&self, nonce: IssuedNonce, now_unix: u64) -> bool {
+        nonce.epoch == self.epoch && !self.is_expired(nonce.issued_at, now_unix)
+    }
+
+    /// Stores a nonce's state, making room under the cap when it is new.
+    fn track(&mut self, nonce: IssuedNonce, state: NonceState) {
+        if !self.uses.contains_key(&nonce.random) {
+            self.make_room();
+            self.by_issue.insert((nonce.issued_at, nonce.random));
+        }
+        self.uses.insert(nonce.random, state);
     }
 
     fn is_expired(&self, issued_at: u64, now_unix: u64) -> bool {
@@ -705,6 +761,48 @@ mod tests {
         let genuine = answer(&challenge, "1001", "s3cret", 1);
         assert_eq!(
             verify(&mut manager, T0, &genuine),
+            authorized("1001", Algorithm::Md5)
+        );
+    }
+
+    #[test]
+    fn a_nonce_dies_after_three_wrong_responses_even_for_the_right_password() {
+        let mut manager = manager();
+        let challenge = challenge_for(&mut manager, T0, Algorithm::Md5);
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&challenge, "1001", "guess", 1)),
+            Verdict::Rejected(RejectReason::WrongResponse)
+        );
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&challenge, "nobody", "guess", 2)),
+            Verdict::Rejected(RejectReason::UnknownUser("nobody".into())),
+            "an unknown user burns the nonce too"
+        );
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&challenge, "1001", "guess", 3)),
+            Verdict::Rejected(RejectReason::WrongResponse)
+        );
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&challenge, "1001", "s3cret", 4)),
+            Verdict::Rejected(RejectReason::DeadNonce)
+        );
+        let fresh = challenge_for(&mut manager, T0, Algorithm::Md5);
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&fresh, "1001", "s3cret", 1)),
+            authorized("1001", Algorithm::Md5),
+            "a new nonce works"
+        );
+    }
+
+    #[test]
+    fn two_wrong_responses_leave_the_nonce_usable() {
+        let mut manager = manager();
+        let challenge = challenge_for(&mut manager, T0, Algorithm::Md5);
+        for nc in 1..=2 {
+            verify(&mut manager, T0, &answer(&challenge, "1001", "typo", nc));
+        }
+        assert_eq!(
+            verify(&mut manager, T0, &answer(&challenge, "1001", "s3cret", 3)),
             authorized("1001", Algorithm::Md5)
         );
     }

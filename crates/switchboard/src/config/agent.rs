@@ -15,6 +15,7 @@ const KEYS: &[&str] = &[
     "ha1",
     "skills",
     "max_calls",
+    "allow",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -93,6 +94,12 @@ fn agent(
         }
         Some(calls)
     });
+    // Like FreeSWITCH's apply-register-acl: the agent's phones may only register from here.
+    let allow = table.or(d, "allow", Vec::new(), |d, field| {
+        field.list(d, |d, element| {
+            element.parsed(d, super::trunk::parse_ip_net)
+        })
+    });
     Some(AgentConfig {
         id: id?,
         name: name?,
@@ -100,6 +107,7 @@ fn agent(
         secret: secret?,
         skills: skills?,
         max_calls: max_calls?,
+        allow: allow?,
     })
 }
 
@@ -107,6 +115,33 @@ fn agent(
 mod tests {
     use crate::config::model::DigestSecret;
     use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn allow_lists_networks_and_defaults_to_anywhere() {
+        let config = crate::config::load_str(
+            "t.toml",
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\n\
+             allow = [\"192.0.2.0/24\", \"2001:db8::1\"]\n\
+             [[agent]]\nid = \"2\"\nname = \"B\"\npassword = \"p\"\n",
+        )
+        .expect("valid");
+        let allow: Vec<String> = config.agents[0]
+            .allow
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(allow, vec!["192.0.2.0/24", "2001:db8::1/128"]);
+        assert!(config.agents[1].allow.is_empty());
+        let lines = error_lines(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nallow = [\"nope\"]\n",
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.toml:5:10: agent[0].allow[0]")),
+            "{lines:?}"
+        );
+    }
 
     #[test]
     fn exactly_one_of_password_and_ha1() {

@@ -26,6 +26,7 @@ mod path;
 mod queue;
 mod reader;
 mod schedule;
+mod security;
 mod sip;
 mod skills;
 mod trunk;
@@ -44,6 +45,7 @@ pub use model::{
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
     RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
 };
+pub use security::SecurityConfig;
 
 /// An error about the value at the dotted `keys` (e.g. `["media", "prompts_dir"]`) of the
 /// configuration `text`, located like the loader's own errors. For checks made after loading,
@@ -65,6 +67,7 @@ pub const DEMO_TOML: &str = include_str!("demo.toml");
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "sip", "http", "cdr", "media", "trunk", "number", "queue", "acd", "agent", "schedule", "ivr",
+    "security",
 ];
 
 /// Reads and checks the configuration file at `path`.
@@ -156,6 +159,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     if let (Some(queues), Some(numbers)) = (&queues, &numbers) {
         queue::check_callback_keys(d, queues, numbers);
     }
+    let security = security::read(d, &root);
     let config = Config {
         sip: sip?,
         http: http?,
@@ -168,6 +172,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         agents: agents?,
         schedules: schedules?,
         ivrs: ivrs?,
+        security: security?,
     };
     // Only on an otherwise valid file: the readers' own, better placed errors come first.
     if !d.has_errors() {
@@ -359,6 +364,7 @@ sip_user = "alice"                          # default = id; unique
 password = "secret1001"                     # exactly one of password / ha1
 skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
 max_calls = 1                               # default 1, the only value: a voice agent takes one call at a time
+allow = ["192.0.2.0/24"]                    # default [] = anywhere; registrations from elsewhere get 403
 
 [[agent]]
 id = "1002"

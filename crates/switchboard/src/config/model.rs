@@ -37,6 +37,8 @@ pub struct Config {
     pub acd: AcdSettings,
     /// Agents who can log in and take calls (`[[agent]]`).
     pub agents: Vec<AgentConfig>,
+    /// Bans, rate limits, connection limits and the security log (`[security]`).
+    pub security: super::SecurityConfig,
 }
 
 impl Config {
@@ -397,6 +399,8 @@ pub struct AgentConfig {
     pub skills: BTreeMap<String, u8>,
     /// Calls the agent may hold at once (1 for voice).
     pub max_calls: u32,
+    /// Networks the agent's phones may register from; empty = anywhere.
+    pub allow: Vec<IpNet>,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

@@ -86,7 +86,7 @@ fn trunk(
 
 /// Parses a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or a single address (a /32 or /128).
 /// Host bits in a CIDR are cleared: `10.1.2.3/8` means `10.0.0.0/8`.
-fn parse_ip_net(text: &str) -> Result<IpNet, String> {
+pub(super) fn parse_ip_net(text: &str) -> Result<IpNet, String> {
     if let Ok(net) = text.parse::<IpNet>() {
         return Ok(net.trunc());
     }

@@ -487,6 +487,7 @@ impl Switch {
                     });
                 match verdict {
                     sip::digest::Verdict::Authorized { username, .. } => {
+                        self.credentials_accepted();
                         admission::trunk_by_username(&config, &username).map(|t| t.name.clone())
                     }
                     sip::digest::Verdict::Stale => {
@@ -495,13 +496,7 @@ impl Switch {
                     }
                     sip::digest::Verdict::Rejected(reason) => {
                         self.reject_metric("trunk-auth-failed");
-                        self.reply_error(
-                            now,
-                            key,
-                            request,
-                            403,
-                            &format!("trunk authentication failed: {reason}"),
-                        );
+                        self.refuse_credentials(now, key, request, &reason);
                         None
                     }
                 }

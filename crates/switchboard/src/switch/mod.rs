@@ -24,6 +24,7 @@ pub mod media_plane;
 mod race_tests;
 mod registration;
 mod routing;
+pub mod screening;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
@@ -118,6 +119,8 @@ pub struct SharedState {
     pub prompts: Arc<crate::prompt_library::PromptLibrary>,
     /// Emergency announcements per DID.
     pub emergency: Arc<crate::emergency::EmergencyBoard>,
+    /// Bans, per-source rates and the security log, shared with the transports.
+    pub gate: Arc<crate::security::gate::Gate>,
 }
 
 /// Timers call control sets for itself.
@@ -218,6 +221,10 @@ pub struct Switch {
     play_tokens: u64,
     /// Records of ended calls waiting for their media session's final report.
     parked_cdrs: HashMap<CallNumber, ::cdr::CallRecord>,
+    /// Bans, rate limits and the security log, applied before the transaction layer.
+    screening: screening::Screening,
+    /// The source of the request being handled (auth failures are counted against it).
+    request_source: Option<Peer>,
 }
 
 impl Switch {
@@ -235,6 +242,7 @@ impl Switch {
             metrics,
             prompts,
             emergency,
+            gate,
         } = shared;
         let sip = &config.sip;
         let txn = TransactionLayer::new(TimerConfig {
@@ -272,6 +280,8 @@ impl Switch {
             // Above any token an IVR session hands out, so the two can never be confused.
             play_tokens: 1 << 32,
             parked_cdrs: HashMap::new(),
+            screening: screening::Screening::new(gate),
+            request_source: None,
             config,
             local,
             txn,
@@ -304,7 +314,17 @@ impl Switch {
     pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
         self.queue_delay = now.saturating_duration_since(inbound.received);
         match inbound.payload {
-            Payload::Message(message) => self.txn.handle_message(now, message, inbound.source),
+            Payload::Message(message) => {
+                let screened = match &message {
+                    sip::rsip::SipMessage::Request(request) => {
+                        self.screen(now, request, inbound.source)
+                    }
+                    sip::rsip::SipMessage::Response(_) => false,
+                };
+                if !screened {
+                    self.txn.handle_message(now, message, inbound.source);
+                }
+            }
             Payload::Malformed { bytes, error } => {
                 self.metrics.sip_malformed.inc();
                 tracing::info!(peer = %inbound.source, reason = %error.reason, "malformed SIP message");
@@ -334,6 +354,7 @@ impl Switch {
 
     /// Timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.screening_timeout(now);
         self.txn.handle_timeout(now);
         self.process_transaction_events(now);
         while let Some(timer) = self.timers.pop_due(now) {
@@ -396,10 +417,14 @@ impl Switch {
 
     /// When to call [`Switch::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.txn.poll_timeout(), self.timers.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txn.poll_timeout(),
+            self.timers.next_deadline(),
+            self.screening.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Calls in progress.
@@ -470,6 +495,7 @@ impl Switch {
         source: Peer,
     ) {
         self.count_request("in", &request.method);
+        self.request_source = Some(source);
         let Some(key) = key else {
             // ACKs for a 2xx confirm the dialog (the transaction layer already stopped
             // retransmitting). They matter in two cases: a feature-code call is hung up once
@@ -709,6 +735,14 @@ pub(crate) mod testing {
                         .expect("the built-in prompts always load"),
                 ),
                 emergency,
+                gate: Arc::new(crate::security::gate::Gate::new(
+                    &config,
+                    prometheus::IntCounterVec::new(
+                        prometheus::Opts::new("test_security_events", "test"),
+                        &["event"],
+                    )
+                    .expect("valid metric"),
+                )),
             },
             now,
             1_800_000_000,

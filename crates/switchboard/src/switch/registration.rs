@@ -4,7 +4,7 @@
 //! their provider): its binding is kept like a phone's, and logs nobody in.
 
 use super::{new_tag, Switch};
-use crate::config::{DigestAlgorithm, DigestSecret};
+use crate::config::DigestSecret;
 use sip::digest::{Secret, Verdict};
 use sip::headers::{header_value, split_name_addr, uri_user};
 use sip::registrar::{AorTransition, RegisterError};
@@ -64,8 +64,12 @@ impl Switch {
             );
             return;
         }
+        if !self.admit_agent_source(now, &key, &request, source, &aor) {
+            return;
+        }
         match self.registrar.register(now, &aor, &request, source) {
             Ok(outcome) => {
+                self.after_registration(now, &request, source, &aor, &outcome);
                 let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
                 for contact in outcome.contact_header_values() {
                     sip::message::push_header(&mut response.headers, "Contact", contact);
@@ -142,20 +146,16 @@ impl Switch {
             },
         );
         match verdict {
-            Verdict::Authorized { username, .. } => AuthOutcome::User(username),
+            Verdict::Authorized { username, .. } => {
+                self.credentials_accepted();
+                AuthOutcome::User(username)
+            }
             Verdict::Stale => {
                 self.challenge(now, key, request, proxy, true);
                 AuthOutcome::Challenged
             }
             Verdict::Rejected(reason) => {
-                tracing::info!(%reason, "authentication refused");
-                self.reply_error(
-                    now,
-                    key,
-                    request,
-                    403,
-                    &format!("authentication failed: {reason}"),
-                );
+                self.refuse_credentials(now, key, request, &reason);
                 AuthOutcome::Refused
             }
         }
@@ -181,19 +181,7 @@ impl Switch {
         // One challenge per configured algorithm, in the configured order (many deployed phones
         // answer only the first challenge, so the order is the operator's choice).
         let challenges = self.nonces.challenge(unix, &realm, stale);
-        let offered = self
-            .config
-            .sip
-            .digest_algorithms
-            .iter()
-            .filter_map(|algorithm| {
-                let token = match algorithm {
-                    DigestAlgorithm::Md5 => "algorithm=MD5,",
-                    DigestAlgorithm::Sha256 => "algorithm=SHA-256,",
-                };
-                challenges.iter().find(|c| c.contains(token)).cloned()
-            });
-        let offered: Vec<String> = offered.collect();
+        let offered = self.offered_challenges(challenges);
         for value in offered {
             sip::message::push_header(&mut response.headers, header, value);
         }
