@@ -220,7 +220,6 @@ impl Switch {
         let priority = class.priority;
         let id = self.next_call;
         self.next_call += 1;
-        let trunk_call_id = dialog.call_id.clone();
         let call = Call {
             id,
             trunk,
@@ -266,9 +265,7 @@ impl Switch {
             api_hold: false,
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
-        self.calls.insert(id, call);
-        self.by_server_txn.insert(key, id);
-        self.by_trunk_call_id.insert(trunk_call_id, id);
+        self.calls.insert(call);
         if let Some(sdp) = local_answer {
             self.answer_trunk_here(now, id, sdp);
         }
@@ -303,7 +300,7 @@ impl Switch {
     /// SDP): the ACK carries the answer. With it the session starts and the call goes on to
     /// its IVR or queue; without a usable one the call cannot have audio and is hung up.
     pub(super) fn on_trunk_ack(&mut self, now: Instant, request: &Request) {
-        let Some(&id) = call_id_of(&request.headers).and_then(|c| self.by_trunk_call_id.get(c))
+        let Some(id) = call_id_of(&request.headers).and_then(|c| self.calls.by_trunk_call_id(c))
         else {
             return;
         };
@@ -662,7 +659,7 @@ impl Switch {
                 accepts_info: false,
             });
         }
-        self.by_agent_call_id.insert(call_id, id);
+        self.calls.route_agent_leg(call_id, id);
         self.timers.schedule(
             now + self.config.sip.ring_timeout,
             SwitchTimer::RingTimeout { call: id, attempt },
@@ -687,8 +684,7 @@ impl Switch {
         sip_cause: Option<u16>,
     ) -> Vec<acd::Action> {
         if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) {
-            self.by_agent_call_id
-                .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+            self.calls.forget_agent_leg(leg.call_id());
             self.close_attempt(now, id, &leg, sip_cause);
         }
         if let Some(call) = self.calls.get_mut(&id) {
@@ -742,8 +738,7 @@ impl Switch {
     /// the protocol allows it (after a provisional response, RFC 3261 §9.1); a 2xx that still
     /// arrives is ACKed and hung up.
     pub(super) fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
-        self.by_agent_call_id
-            .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+        self.calls.forget_agent_leg(leg.call_id());
         self.txn.cancel(now, &leg.client_key);
         self.client_txns
             .insert(leg.client_key, ClientPurpose::AbandonedInvite);
@@ -974,8 +969,7 @@ impl Switch {
         let Some(mut leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
             return;
         };
-        self.by_agent_call_id
-            .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
+        self.calls.forget_agent_leg(leg.call_id());
         if let Some(dialog) = leg.dialog.as_mut() {
             let peer = dialog.peer;
             let via = self.via(peer);
@@ -1028,7 +1022,7 @@ impl Switch {
         if !is_invite || !(200..300).contains(&response.status_code.code()) {
             return;
         }
-        let Some(&id) = call_id_of(&response.headers).and_then(|c| self.by_agent_call_id.get(c))
+        let Some(id) = call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))
         else {
             return;
         };
@@ -1076,7 +1070,7 @@ impl Switch {
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
-        if let Some(&id) = self.by_server_txn.get(key) {
+        if let Some(id) = self.calls.by_server_txn(key) {
             // Our 200 went unacknowledged: whether an agent answered or Switchboard did.
             if self.calls.get(&id).is_some_and(|c| c.trunk_leg.finalized) {
                 tracing::info!(call = id, "caller never acknowledged the answer");
@@ -1086,7 +1080,7 @@ impl Switch {
     }
 
     pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
-        if let Some(&id) = self.by_server_txn.get(invite_key) {
+        if let Some(id) = self.calls.by_server_txn(invite_key) {
             tracing::info!(call = id, "caller cancelled");
             self.end_call(now, id, EndCause::CallerCancel);
         }
@@ -1124,8 +1118,6 @@ impl Switch {
         if let Some(media) = call.media.take() {
             self.media.finish(id, media);
         }
-        self.by_server_txn.remove(&call.trunk_leg.server_key);
-        self.by_trunk_call_id.remove(&call.trunk_leg.dialog.call_id);
 
         // Trunk leg.
         if !call.trunk_leg.finalized {
@@ -1165,8 +1157,6 @@ impl Switch {
 
         // Agent leg.
         if let Some(mut leg) = call.agent_leg.take() {
-            self.by_agent_call_id
-                .remove(call_id_of(&leg.invite.headers).unwrap_or_default());
             match leg.dialog.as_mut() {
                 Some(dialog) if cause != EndCause::AgentHangup => {
                     let peer = dialog.peer;

@@ -177,6 +177,13 @@ pub struct Call {
     pub recording_failed: bool,
 }
 
+impl AgentLeg {
+    /// The Call-ID Switchboard gave this attempt's INVITE.
+    pub fn call_id(&self) -> &str {
+        sip::headers::call_id_of(&self.invite.headers).unwrap_or_default()
+    }
+}
+
 impl Call {
     /// The agent currently connected or being rung.
     pub fn agent(&self) -> Option<&AgentId> {

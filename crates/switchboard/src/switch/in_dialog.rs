@@ -44,12 +44,12 @@ impl Switch {
     fn locate(&self, request: &Request) -> Option<(CallNumber, Side)> {
         let call_id = call_id_of(&request.headers)?;
         let our_tag = to_tag(&request.headers)?;
-        if let Some(&id) = self.by_agent_call_id.get(call_id) {
+        if let Some(id) = self.calls.by_agent_call_id(call_id) {
             let leg = self.calls.get(&id)?.agent_leg.as_ref()?;
             let dialog = leg.dialog.as_ref()?;
             return (dialog.local_tag == our_tag).then_some((id, Side::Agent));
         }
-        let &id = self.by_trunk_call_id.get(call_id)?;
+        let id = self.calls.by_trunk_call_id(call_id)?;
         let call = self.calls.get(&id)?;
         (call.trunk_leg.local_tag == our_tag).then_some((id, Side::Trunk))
     }

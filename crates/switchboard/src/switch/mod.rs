@@ -8,6 +8,7 @@
 mod admission;
 pub mod b2bua;
 pub mod call;
+mod call_index;
 mod caller_media;
 mod cdr;
 pub mod command;
@@ -34,7 +35,7 @@ mod transfer;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use acd::{Acd, AgentId};
-use call::{Call, CallNumber};
+use call::CallNumber;
 use sip::digest::NonceManager;
 use sip::registrar::Registrar;
 use sip::rsip::Request;
@@ -186,14 +187,8 @@ pub struct Switch {
     stats: Arc<SwitchStats>,
     metrics: Arc<Metrics>,
     timers: TimerQueue<SwitchTimer>,
-    calls: HashMap<CallNumber, Call>,
+    calls: call_index::CallIndex,
     next_call: CallNumber,
-    /// Trunk INVITE server transaction → call.
-    by_server_txn: HashMap<TransactionKey, CallNumber>,
-    /// Trunk-leg Call-ID → call.
-    by_trunk_call_id: HashMap<String, CallNumber>,
-    /// Agent-leg Call-ID (ours, unique per attempt) → call.
-    by_agent_call_id: HashMap<String, CallNumber>,
     client_txns: HashMap<TransactionKey, ClientPurpose>,
     agents_by_user: HashMap<String, AgentEntry>,
     agents_by_id: HashMap<AgentId, AgentEntry>,
@@ -291,11 +286,8 @@ impl Switch {
             stats,
             metrics,
             timers: TimerQueue::default(),
-            calls: HashMap::new(),
+            calls: call_index::CallIndex::default(),
             next_call: 1,
-            by_server_txn: HashMap::new(),
-            by_trunk_call_id: HashMap::new(),
-            by_agent_call_id: HashMap::new(),
             client_txns: HashMap::new(),
             agents_by_user,
             agents_by_id,

@@ -315,6 +315,7 @@ fn a_2xx_that_races_the_callers_cancel_is_acked_and_hung_up() {
         rig.outbox
     );
     assert_eq!(rig.switch.active_calls(), 0);
+    assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
     assert!(
         !rig.agent_state("1001").contains("Reserved"),
         "{}",
@@ -388,6 +389,7 @@ fn a_200_the_caller_never_acks_ends_both_legs() {
         );
     }
     assert_eq!(rig.switch.active_calls(), 0);
+    assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
 }
 
 #[test]
@@ -410,6 +412,7 @@ fn bye_from_either_side_of_a_connected_call_ends_the_other() {
             rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
         }
         assert_eq!(rig.switch.active_calls(), 0);
+        assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
         assert!(
             rig.agent_state("1001").contains("WrapUp"),
             "{}",

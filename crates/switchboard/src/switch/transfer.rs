@@ -261,8 +261,7 @@ impl Switch {
         if let Some(media) = call.media.as_mut() {
             self.media.prepare_next_agent(id, media);
         }
-        self.by_agent_call_id
-            .remove(sip::headers::call_id_of(&leg.invite.headers).unwrap_or_default());
+        self.calls.forget_agent_leg(leg.call_id());
         self.close_attempt(now, id, &leg, None);
         if let Some(dialog) = leg.dialog.as_mut() {
             let peer = dialog.peer;
