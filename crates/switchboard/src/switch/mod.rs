@@ -63,6 +63,9 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// has already been retransmitted by its sender.
 const OVERLOAD_QUEUE_DELAY: Duration = Duration::from_millis(500);
 
+/// After the drain deadline has ended the remaining calls, how long their BYEs may take.
+const DRAIN_BYE_GRACE: Duration = Duration::from_secs(2);
+
 /// The addresses Switchboard puts in its Via and Contact headers.
 #[derive(Debug, Clone)]
 pub struct LocalAddresses {
@@ -135,6 +138,8 @@ enum SwitchTimer {
     Registrations,
     /// Drain time is up: end whatever calls remain.
     DrainDeadline,
+    /// The BYEs sent at the drain deadline had their chance to be answered.
+    DrainGraceOver,
     /// A call's IVR may have reached its digit timeout.
     Ivr { call: CallNumber },
     /// A waiting caller's position announcement may be due.
@@ -193,6 +198,8 @@ pub struct Switch {
     agents_by_user: HashMap<String, AgentEntry>,
     agents_by_id: HashMap<AgentId, AgentEntry>,
     draining: bool,
+    /// The drain deadline's BYEs have had their grace: unanswered ones no longer hold the exit.
+    drain_grace_over: bool,
     /// Feature-code calls answered and waiting for their ACK, by Call-ID.
     feature_dialogs: HashMap<String, (TransactionKey, sip::dialog::Dialog)>,
     /// Records for the CDR writer, with the token it reports back once they are durable.
@@ -292,6 +299,7 @@ impl Switch {
             agents_by_user,
             agents_by_id,
             draining: false,
+            drain_grace_over: false,
             pending_raw: VecDeque::new(),
             queue_delay: Duration::ZERO,
             feature_dialogs: HashMap::new(),
@@ -367,7 +375,12 @@ impl Switch {
                 SwitchTimer::SessionExpiry { call, generation } => {
                     self.session_expired(now, call, generation)
                 }
+                SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
+                    // Peers that do not answer the BYEs below must not hold the exit for the
+                    // 32 s of a transaction timeout: a short grace is enough for live ones.
+                    self.timers
+                        .schedule(now + DRAIN_BYE_GRACE, SwitchTimer::DrainGraceOver);
                     let calls: Vec<CallNumber> = self.calls.keys().copied().collect();
                     for call in calls {
                         self.end_call(now, call, b2bua::EndCause::Shutdown);
@@ -390,11 +403,13 @@ impl Switch {
         }
     }
 
-    /// Draining and nothing left in flight: the process may exit.
+    /// Draining and nothing left in flight: the process may exit. Every call's CDR is
+    /// durable and every held final response sent; requests still awaiting an answer (the
+    /// BYEs of the drain deadline) are waited for only for a short grace.
     pub fn is_drained(&self) -> bool {
         self.draining
             && self.calls.is_empty()
-            && self.client_txns.is_empty()
+            && (self.client_txns.is_empty() || self.drain_grace_over)
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()
             && self.parked_cdrs.is_empty()

@@ -630,3 +630,32 @@ fn a_transfer_switchboard_cannot_make_leaves_the_caller_with_the_agent() {
     rig.deliver(phone("1001"), &agent_request("REFER", &invite, "ph", 5, ""));
     rig.take_one(|m| m.is("SIP/2.0 400"));
 }
+
+#[test]
+fn a_drain_ends_calls_at_its_deadline_and_unanswered_byes_hold_the_exit_only_briefly() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("drain-1");
+    rig.phone_replies(&invite, "200 OK", "phd");
+    let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    rig.trunk_sends(&ack_for(&ok, "drain-1"));
+    rig.take_all(|_| true);
+    rig.switch.begin_drain(rig.now, Duration::from_secs(5));
+    assert!(!rig.switch.is_drained(), "a call is still up");
+    rig.advance(Duration::from_secs(5));
+    assert_eq!(
+        rig.take_all(|m| m.is("BYE ")).len(),
+        2,
+        "both legs are hung up"
+    );
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert!(
+        !rig.switch.is_drained(),
+        "the BYEs get a chance to be answered"
+    );
+    rig.advance(Duration::from_secs(2));
+    assert!(
+        rig.switch.is_drained(),
+        "nobody answered: the node may exit anyway"
+    );
+}
