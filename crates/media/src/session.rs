@@ -650,8 +650,11 @@ impl SessionState {
         extra: &mut Vec<Option<ExtraSockets>>,
     ) {
         let now = Instant::now();
-        if let Some(leg) = command.leg().filter(|leg| leg.index() >= self.legs.len()) {
-            // An extra leg never added: nothing to do, but a Play gets its answer.
+        let unknown = |leg: &Leg| {
+            leg.index() >= self.legs.len() || (!leg.is_main() && !self.core.is_present(*leg))
+        };
+        if let Some(leg) = command.leg().filter(unknown) {
+            // An extra leg never added (or removed): nothing to do, but a Play gets its answer.
             if let MediaCommand::Play { token, .. } = command {
                 self.emit(MediaEvent::PlaybackFinished { leg, token });
             }
