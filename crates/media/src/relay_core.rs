@@ -956,4 +956,75 @@ mod tests {
         let report = relay.report(Leg::Trunk);
         assert_eq!((report.rtp.expected, report.rtp.lost), (10, 3));
     }
+
+    #[test]
+    fn an_extra_leg_is_accepted_but_never_relayed_and_its_silence_ends_only_itself() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        let supervisor = addr("192.0.2.9:7000");
+        let extra = Leg::Extra(0);
+        assert_eq!(
+            relay.handle_rtp(t0, extra, supervisor, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Dropped,
+            "nothing is accepted before the leg is added"
+        );
+        relay.add_leg(
+            t0,
+            extra,
+            LegConfig {
+                remote_rtp: Some(supervisor),
+                ..LegConfig::default()
+            },
+        );
+        assert_eq!(
+            relay.handle_rtp(t0, extra, supervisor, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Accepted
+        );
+        assert_eq!(relay.destination(extra), Some(supervisor));
+        assert_eq!(relay.report(extra).terminated, 1);
+        // Trunk and agent keep talking; the extra leg goes quiet past the 30 s limit.
+        let later = t0 + Duration::from_secs(31);
+        for leg in [Leg::Trunk, Leg::Agent] {
+            let source = relay.destination(leg).expect("known");
+            relay.handle_rtp(later, leg, source, &rtp(0, 2, 160, &[0xFF; 160]));
+        }
+        while relay.poll_event().is_some() {}
+        relay.handle_timeout(later);
+        assert_eq!(
+            relay.poll_event(),
+            Some(RelayEvent::LegSilent { leg: extra })
+        );
+        assert_eq!(relay.timed_out(), None, "the call goes on");
+        let report = relay.remove_leg(later, extra);
+        assert_eq!(report.terminated, 1);
+        assert!(!relay.is_present(extra));
+    }
+
+    #[test]
+    fn mixing_takes_every_leg_for_the_mixer_and_relays_nothing() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        relay.set_mixing(true);
+        let trunk = addr("198.51.100.7:40000");
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, trunk, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Accepted
+        );
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1];
+        assert_eq!(
+            relay.handle_rtcp(t0, Leg::Trunk, addr("198.51.100.7:40001"), &rtcp),
+            Disposition::Accepted,
+            "RTCP is not relayed while mixing"
+        );
+        let report = relay.report(Leg::Trunk);
+        assert_eq!((report.mixed, report.forwarded), (1, 0));
+        relay.set_mixing(false);
+        assert_eq!(
+            relay
+                .handle_rtp(t0, Leg::Trunk, trunk, &rtp(0, 2, 160, &[0xFF; 160]))
+                .destination(),
+            Some(addr("192.168.1.20:16384")),
+            "back to relaying"
+        );
+    }
 }

@@ -766,3 +766,131 @@ async fn recording_while_mixing_puts_the_caller_left_and_everyone_else_right() {
         "no caller on the right"
     );
 }
+
+#[tokio::test]
+async fn play_update_and_latching_work_for_an_extra_leg() {
+    let (caller, agent, supervisor) = (phone().await, phone().await, phone().await);
+    let (session, mut events) = start(&caller, &agent);
+    let (supervisor_addr, _) = add_leg(&session, &mut events, SUPERVISOR, &supervisor).await;
+    // Play reaches the extra leg from its own port, and finishes with its token.
+    let clip = Arc::new(media::AudioClip::from_samples(vec![1000; 480]));
+    session.command(MediaCommand::Play {
+        leg: SUPERVISOR,
+        clips: vec![clip],
+        looping: false,
+        token: 5,
+    });
+    let mut buf = [0u8; 2048];
+    for _ in 0..3 {
+        let (_, from) = tokio::time::timeout(WAIT, supervisor.recv_from(&mut buf))
+            .await
+            .expect("prompt in time")
+            .expect("recv");
+        assert_eq!(from, supervisor_addr, "sent from the extra leg's port");
+    }
+    loop {
+        match next_event(&mut events).await {
+            MediaEvent::PlaybackFinished { leg, token } => {
+                assert_eq!((leg, token), (SUPERVISOR, 5));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // UpdateLeg moves the extra leg to another phone: the mix follows it there.
+    let moved = phone().await;
+    session.command(MediaCommand::UpdateLeg {
+        leg: SUPERVISOR,
+        config: config(&moved),
+    });
+    session.command(MediaCommand::SetRouting(routing::listen(
+        Leg::Trunk,
+        Leg::Agent,
+        SUPERVISOR,
+    )));
+    let _talkers = [
+        talk(&caller, session.trunk_addr(), CALLER_HZ, 1),
+        talk(&agent, session.agent_addr(), AGENT_HZ, 2),
+    ];
+    hear_until(
+        &moved,
+        3,
+        |h| h.has(CALLER_HZ) && h.has(AGENT_HZ),
+        |_| true,
+        "the moved supervisor hears the call",
+    )
+    .await;
+    // Latching per leg: the supervisor's phone sends from a third address (NAT); the extra
+    // leg latches to it and its mix goes there.
+    let behind_nat = phone().await;
+    let _supervisor_talks = talk(&behind_nat, supervisor_addr, SUPERVISOR_HZ, 3);
+    loop {
+        if let MediaEvent::Latched { leg, source } = next_event(&mut events).await {
+            if leg == SUPERVISOR {
+                assert_eq!(source, behind_nat.local_addr().expect("addr"));
+                break;
+            }
+        }
+    }
+    hear_until(
+        &behind_nat,
+        3,
+        |h| h.has(CALLER_HZ) && h.has(AGENT_HZ),
+        |h| h.lacks(SUPERVISOR_HZ),
+        "the latched supervisor hears the call, not itself",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn playback_to_a_mixed_leg_wins_then_the_mix_continues_the_same_stream() {
+    let call = three_party(routing::conference(&[Leg::Trunk, Leg::Agent, SUPERVISOR])).await;
+    hear_until(&call.caller, 3, |h| h.has(AGENT_HZ), |_| true, "mixing").await;
+    let prompt_hz = 3000.0;
+    let samples: Vec<i16> = (0..800)
+        .map(|i| (6000.0 * (2.0 * PI * prompt_hz * i as f32 / 8000.0).sin()) as i16)
+        .collect();
+    call.session.command(MediaCommand::Play {
+        leg: Leg::Trunk,
+        clips: vec![Arc::new(media::AudioClip::from_samples(samples))],
+        looping: false,
+        token: 1,
+    });
+    // Follow the caller's stream: mix, then the prompt (no mix meanwhile), then mix again,
+    // all in one SSRC with consecutive sequence numbers.
+    let mut buf = [0u8; 2048];
+    let mut previous: Option<(u32, u16)> = None;
+    let (mut prompt_frames, mut mixed_after_prompt) = (0, 0);
+    for _ in 0..PATIENCE {
+        let (len, _) = tokio::time::timeout(WAIT, call.caller.recv_from(&mut buf))
+            .await
+            .expect("in time")
+            .expect("recv");
+        let packet = RtpReader::new(&buf[..len]).expect("RTP");
+        let heard = Heard {
+            ssrc: packet.ssrc(),
+            samples: packet.payload().iter().map(|&b| ulaw_decode(b)).collect(),
+        };
+        let now = (packet.ssrc(), u16::from(packet.sequence_number()));
+        if let Some((ssrc, seq)) = previous {
+            assert_eq!(now.0, ssrc, "one stream for prompt and mix");
+            assert_eq!(now.1, seq.wrapping_add(1), "no sequence gap or overlap");
+        }
+        previous = Some(now);
+        if heard.has(prompt_hz) {
+            assert!(
+                heard.lacks(AGENT_HZ),
+                "the prompt is not mixed with the call"
+            );
+            assert_eq!(mixed_after_prompt, 0, "the prompt plays in one piece");
+            prompt_frames += 1;
+        } else if prompt_frames > 0 && heard.has(AGENT_HZ) {
+            mixed_after_prompt += 1;
+            if mixed_after_prompt == 5 {
+                break;
+            }
+        }
+    }
+    assert_eq!(prompt_frames, 5, "the 100 ms prompt, whole");
+    assert_eq!(mixed_after_prompt, 5, "the mix came back");
+}
