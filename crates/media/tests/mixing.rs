@@ -788,15 +788,13 @@ async fn play_update_and_latching_work_for_an_extra_leg() {
             .expect("recv");
         assert_eq!(from, supervisor_addr, "sent from the extra leg's port");
     }
-    loop {
-        match next_event(&mut events).await {
-            MediaEvent::PlaybackFinished { leg, token } => {
-                assert_eq!((leg, token), (SUPERVISOR, 5));
-                break;
-            }
-            other => panic!("unexpected {other:?}"),
+    assert_eq!(
+        next_event(&mut events).await,
+        MediaEvent::PlaybackFinished {
+            leg: SUPERVISOR,
+            token: 5
         }
-    }
+    );
     // UpdateLeg moves the extra leg to another phone: the mix follows it there.
     let moved = phone().await;
     session.command(MediaCommand::UpdateLeg {
