@@ -1,6 +1,6 @@
 //! The media session of one call: a tokio task owning the call's two (or four, with RTCP)
-//! sockets, plus those of any extra legs, driven by [`MediaCommand`]s from call control and reporting [`MediaEvent`]s to
-//! one sink shared by every session.
+//! sockets, plus those of any extra legs, driven by [`MediaCommand`]s from call control and
+//! reporting [`MediaEvent`]s to one sink shared by every session.
 //!
 //! The session starts when the trunk leg's SDP is known. Until an agent leg is set it
 //! terminates the trunk's media itself: prompts and music on hold are played to the trunk
