@@ -20,6 +20,7 @@ pub mod port_pool;
 pub mod prompts;
 pub mod recorder;
 pub mod relay_core;
+pub mod routing;
 pub mod rtp_stats;
 pub mod sdp;
 pub mod session;
@@ -28,12 +29,13 @@ pub use anchor::{anchor_answer, anchor_offer, MediaError, MediaPlan};
 pub use audio_clip::{AudioClip, ClipError};
 pub use codec::Codec;
 pub use dtmf::DtmfDigit;
-pub use media_timeout::Leg;
+pub use media_timeout::{Leg, MAX_EXTRA_LEGS};
 pub use mixer::{Mixer, MixerFull, PartyId};
 pub use player::Player;
 pub use port_pool::{PortPair, PortPool, PortPoolError};
 pub use recorder::{RecorderError, RecorderMetrics, RecorderPool, Recording, RecordingOutcome};
 pub use relay_core::{Disposition, LegConfig, LegReport, RelayCore, RelayEvent};
+pub use routing::Routing;
 pub use session::{
     DtmfSource, MediaCommand, MediaEvent, MediaSession, SessionConfig, SessionId, SessionReport,
     StopReason,

@@ -227,6 +227,16 @@ impl Mixer {
         }
     }
 
+    /// The decoded frame `talker` contributed to the last tick; `None` when it was silent
+    /// (sent nothing) or is not in the mixer. Lets a recorder reuse the mixer's decoding.
+    pub fn last_frame(&self, talker: PartyId) -> Option<&[i16; FRAME_SAMPLES]> {
+        self.parties
+            .get(talker.index())
+            .and_then(Option::as_ref)
+            .filter(|party| party.talking)
+            .map(|party| &party.current)
+    }
+
     fn is_party(&self, id: PartyId) -> bool {
         self.parties.get(id.index()).is_some_and(Option::is_some)
     }

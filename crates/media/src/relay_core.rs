@@ -86,6 +86,12 @@ pub enum RelayEvent {
         /// The silent leg.
         silent_leg: Leg,
     },
+    /// An extra leg has sent no RTP for the configured time. Only that leg is affected (call
+    /// control removes it); it is no longer watched until it is updated again.
+    LegSilent {
+        /// The silent extra leg.
+        leg: Leg,
+    },
 }
 
 /// Counters for one leg (packets *from* that leg unless named otherwise).
@@ -103,8 +109,11 @@ pub struct LegReport {
     pub dropped_foreign: u64,
     /// Datagrams with nowhere to go because the other leg's address is unknown yet.
     pub dropped_no_destination: u64,
-    /// Valid RTP/RTCP consumed by Switchboard itself because the other leg was absent (IVR, queue).
+    /// Valid RTP/RTCP consumed by Switchboard itself: the other leg was absent (IVR, queue),
+    /// or this is an extra leg outside a mix, or RTCP while mixing.
     pub terminated: u64,
+    /// RTP from this leg taken by the mixer (Mix routing) instead of being relayed.
+    pub mixed: u64,
     /// RTP not relayed because Switchboard was playing to the other leg (playback wins); counted by the I/O layer.
     pub suppressed: u64,
     /// RTP not relayed because the other leg's SDP says it receives nothing (it holds the call).
@@ -157,10 +166,13 @@ impl LegState {
     }
 }
 
-/// Relay state for one call (two legs).
+/// Relay state for one call (trunk, agent and any extra legs).
 #[derive(Debug)]
 pub struct RelayCore {
-    legs: [LegState; 2],
+    /// Per [`Leg::index`]; extra legs are added by [`RelayCore::add_leg`].
+    legs: Vec<LegState>,
+    /// Mix routing: nothing is relayed byte for byte, every leg's RTP goes to the mixer.
+    mixing: bool,
     timeout: Option<MediaTimeout>,
     timed_out: Option<Leg>,
     events: VecDeque<RelayEvent>,
@@ -185,10 +197,11 @@ impl RelayCore {
             timeout.set_watched(now, Leg::Agent, false);
         }
         RelayCore {
-            legs: [
+            legs: vec![
                 LegState::new(trunk, relatch_after, true),
                 LegState::new(agent.unwrap_or_default(), relatch_after, agent.is_some()),
             ],
+            mixing: false,
             timeout,
             timed_out: None,
             events: VecDeque::new(),
@@ -199,13 +212,55 @@ impl RelayCore {
 
     /// True once the leg is set (always for the trunk; for the agent once bridged).
     pub fn is_present(&self, leg: Leg) -> bool {
-        self.legs[leg.index()].present
+        self.legs
+            .get(leg.index())
+            .is_some_and(|state| state.present)
+    }
+
+    /// Switches between relaying trunk⇄agent byte for byte (`false`, the default) and mixing
+    /// (`true`): then every valid RTP packet is accepted for the mixer and nothing is relayed.
+    pub fn set_mixing(&mut self, mixing: bool) {
+        self.mixing = mixing;
+    }
+
+    /// True while Mix routing is on.
+    pub fn is_mixing(&self) -> bool {
+        self.mixing
+    }
+
+    /// Adds (or re-adds) an extra leg: from now on its media is accepted, latched, counted
+    /// and watched by the media timeout like the trunk's. Ignored for trunk and agent.
+    pub fn add_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
+        if leg.is_main() {
+            return;
+        }
+        let index = leg.index();
+        while self.legs.len() <= index {
+            self.legs.push(LegState::new(
+                LegConfig::default(),
+                self.relatch_after,
+                false,
+            ));
+        }
+        self.legs[index] = LegState::new(config, self.relatch_after, true);
+        self.refresh_watch(now, leg);
+    }
+
+    /// Removes an extra leg: nothing is accepted from it any more and its silence is not
+    /// watched. Its final counters are returned.
+    pub fn remove_leg(&mut self, now: Instant, leg: Leg) -> LegReport {
+        let report = self.report(leg);
+        if let (false, Some(state)) = (leg.is_main(), self.legs.get_mut(leg.index())) {
+            *state = LegState::new(LegConfig::default(), self.relatch_after, false);
+            self.refresh_watch(now, leg);
+        }
+        report
     }
 
     /// Where RTP for `leg` goes now (latched source, else its SDP address); `None` while absent
     /// or while its SDP says it receives nothing.
     pub fn destination(&self, leg: Leg) -> Option<SocketAddr> {
-        let state = &self.legs[leg.index()];
+        let state = self.legs.get(leg.index())?;
         (state.present && receives(state.direction))
             .then(|| state.rtp_latch.destination())
             .flatten()
@@ -219,7 +274,9 @@ impl RelayCore {
         source: SocketAddr,
         datagram: &[u8],
     ) -> Disposition {
-        let state = &mut self.legs[leg.index()];
+        let Some(state) = self.legs.get_mut(leg.index()) else {
+            return Disposition::Dropped;
+        };
         if !state.present {
             // Nobody was told this port yet: whatever arrives is a stray or an injection attempt.
             state.report.dropped_foreign += 1;
@@ -262,6 +319,15 @@ impl RelayCore {
         if let Some(timeout) = self.timeout.as_mut() {
             timeout.on_rtp(now, leg);
         }
+        if self.mixing || !leg.is_main() {
+            let report = &mut self.legs[leg.index()].report;
+            if self.mixing {
+                report.mixed += 1;
+            } else {
+                report.terminated += 1;
+            }
+            return Disposition::Accepted;
+        }
         let other = &self.legs[leg.other().index()];
         let (present, destination) = (other.present, other.rtp_latch.destination());
         let other_receives = receives(other.direction);
@@ -281,7 +347,9 @@ impl RelayCore {
         source: SocketAddr,
         datagram: &[u8],
     ) -> Disposition {
-        let state = &mut self.legs[leg.index()];
+        let Some(state) = self.legs.get_mut(leg.index()) else {
+            return Disposition::Dropped;
+        };
         if !state.present {
             state.report.dropped_foreign += 1;
             return Disposition::Dropped;
@@ -297,6 +365,11 @@ impl RelayCore {
             state.report.dropped_foreign += 1;
             return Disposition::Dropped;
         }
+        if self.mixing || !leg.is_main() {
+            // The mix is Switchboard's own stream: reports about it would confuse the far end.
+            state.report.terminated += 1;
+            return Disposition::Accepted;
+        }
         let other = &self.legs[leg.other().index()];
         let (present, destination) = (other.present, other.rtcp_latch.destination());
         let report = &mut self.legs[leg.index()].report;
@@ -305,14 +378,20 @@ impl RelayCore {
 
     /// The I/O layer could not send a datagram that came from `leg`.
     pub fn note_send_failure(&mut self, leg: Leg) {
-        let report = &mut self.legs[leg.index()].report;
+        let Some(state) = self.legs.get_mut(leg.index()) else {
+            return;
+        };
+        let report = &mut state.report;
         report.dropped_send += 1;
         report.forwarded = report.forwarded.saturating_sub(1);
     }
 
     /// A packet relayed from `leg` was deliberately not sent (Switchboard plays to the other leg).
     pub fn note_suppressed(&mut self, leg: Leg) {
-        let report = &mut self.legs[leg.index()].report;
+        let Some(state) = self.legs.get_mut(leg.index()) else {
+            return;
+        };
+        let report = &mut state.report;
         report.suppressed += 1;
         report.forwarded = report.forwarded.saturating_sub(1);
     }
@@ -320,7 +399,9 @@ impl RelayCore {
     /// Sets a leg's remote parameters: after a re-INVITE, or for an absent agent leg, the
     /// answer that bridges the call (from then on its media is accepted and relayed).
     pub fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
-        let state = &mut self.legs[leg.index()];
+        let Some(state) = self.legs.get_mut(leg.index()) else {
+            return; // an extra leg must be added first (it needs its sockets)
+        };
         state.rtp_latch.set_signalled(config.remote_rtp);
         state.rtcp_latch.set_signalled(config.remote_rtcp);
         state.telephone_event = config.telephone_event;
@@ -341,12 +422,16 @@ impl RelayCore {
     /// receive gets no RTP from Switchboard, and the silence of a leg that is not `sendrecv`
     /// (hold) does not count towards the media timeout.
     pub fn set_direction(&mut self, now: Instant, leg: Leg, direction: Direction) {
-        self.legs[leg.index()].direction = direction;
-        self.refresh_watch(now, leg);
+        if let Some(state) = self.legs.get_mut(leg.index()) {
+            state.direction = direction;
+            self.refresh_watch(now, leg);
+        }
     }
 
     fn refresh_watch(&mut self, now: Instant, leg: Leg) {
-        let state = &self.legs[leg.index()];
+        let Some(state) = self.legs.get(leg.index()) else {
+            return;
+        };
         let watched = state.present && must_send(state.direction);
         if let Some(timeout) = self.timeout.as_mut() {
             timeout.set_watched(now, leg, watched);
@@ -366,9 +451,17 @@ impl RelayCore {
         if self.timed_out.is_some() {
             return;
         }
-        if let Some(silent_leg) = self.timeout.as_ref().and_then(|t| t.check(now)) {
-            self.timed_out = Some(silent_leg);
-            self.push_event(RelayEvent::MediaTimeout { silent_leg });
+        while let Some(silent_leg) = self.timeout.as_ref().and_then(|t| t.check(now)) {
+            if silent_leg.is_main() {
+                self.timed_out = Some(silent_leg);
+                self.push_event(RelayEvent::MediaTimeout { silent_leg });
+                return;
+            }
+            // An extra leg's silence ends only that leg: report it once, stop watching it.
+            if let Some(timeout) = self.timeout.as_mut() {
+                timeout.set_watched(now, silent_leg, false);
+            }
+            self.push_event(RelayEvent::LegSilent { leg: silent_leg });
         }
     }
 
@@ -389,7 +482,9 @@ impl RelayCore {
 
     /// Counters for a leg.
     pub fn report(&self, leg: Leg) -> LegReport {
-        let state = &self.legs[leg.index()];
+        let Some(state) = self.legs.get(leg.index()) else {
+            return LegReport::default();
+        };
         LegReport {
             rtp: state.stats.snapshot(),
             ..state.report
@@ -860,5 +955,76 @@ mod tests {
         }
         let report = relay.report(Leg::Trunk);
         assert_eq!((report.rtp.expected, report.rtp.lost), (10, 3));
+    }
+
+    #[test]
+    fn an_extra_leg_is_accepted_but_never_relayed_and_its_silence_ends_only_itself() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        let supervisor = addr("192.0.2.9:7000");
+        let extra = Leg::Extra(0);
+        assert_eq!(
+            relay.handle_rtp(t0, extra, supervisor, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Dropped,
+            "nothing is accepted before the leg is added"
+        );
+        relay.add_leg(
+            t0,
+            extra,
+            LegConfig {
+                remote_rtp: Some(supervisor),
+                ..LegConfig::default()
+            },
+        );
+        assert_eq!(
+            relay.handle_rtp(t0, extra, supervisor, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Accepted
+        );
+        assert_eq!(relay.destination(extra), Some(supervisor));
+        assert_eq!(relay.report(extra).terminated, 1);
+        // Trunk and agent keep talking; the extra leg goes quiet past the 30 s limit.
+        let later = t0 + Duration::from_secs(31);
+        for leg in [Leg::Trunk, Leg::Agent] {
+            let source = relay.destination(leg).expect("known");
+            relay.handle_rtp(later, leg, source, &rtp(0, 2, 160, &[0xFF; 160]));
+        }
+        while relay.poll_event().is_some() {}
+        relay.handle_timeout(later);
+        assert_eq!(
+            relay.poll_event(),
+            Some(RelayEvent::LegSilent { leg: extra })
+        );
+        assert_eq!(relay.timed_out(), None, "the call goes on");
+        let report = relay.remove_leg(later, extra);
+        assert_eq!(report.terminated, 1);
+        assert!(!relay.is_present(extra));
+    }
+
+    #[test]
+    fn mixing_takes_every_leg_for_the_mixer_and_relays_nothing() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        relay.set_mixing(true);
+        let trunk = addr("198.51.100.7:40000");
+        assert_eq!(
+            relay.handle_rtp(t0, Leg::Trunk, trunk, &rtp(0, 1, 0, &[0xFF; 160])),
+            Disposition::Accepted
+        );
+        let rtcp = [0x80, 200, 0, 6, 0, 0, 0, 1];
+        assert_eq!(
+            relay.handle_rtcp(t0, Leg::Trunk, addr("198.51.100.7:40001"), &rtcp),
+            Disposition::Accepted,
+            "RTCP is not relayed while mixing"
+        );
+        let report = relay.report(Leg::Trunk);
+        assert_eq!((report.mixed, report.forwarded), (1, 0));
+        relay.set_mixing(false);
+        assert_eq!(
+            relay
+                .handle_rtp(t0, Leg::Trunk, trunk, &rtp(0, 2, 160, &[0xFF; 160]))
+                .destination(),
+            Some(addr("192.168.1.20:16384")),
+            "back to relaying"
+        );
     }
 }

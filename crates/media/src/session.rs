@@ -1,6 +1,6 @@
 //! The media session of one call: a tokio task owning the call's two (or four, with RTCP)
-//! sockets, driven by [`MediaCommand`]s from call control and reporting [`MediaEvent`]s to
-//! one sink shared by every session.
+//! sockets, plus those of any extra legs, driven by [`MediaCommand`]s from call control and
+//! reporting [`MediaEvent`]s to one sink shared by every session.
 //!
 //! The session starts when the trunk leg's SDP is known. Until an agent leg is set it
 //! terminates the trunk's media itself: prompts and music on hold are played to the trunk
@@ -26,10 +26,26 @@
 //! same 20 ms clock; while an event is being sent, audio towards that leg (played or
 //! relayed) is held back: RFC 4733 lets a sender block audio while it reports an event, so
 //! the far end's tone is not mixed with speech or music.
+//!
+//! More than two legs: [`MediaCommand::AddLeg`] binds the sockets of an extra leg
+//! ([`Leg::Extra`]: a supervisor, a conference member) and [`MediaCommand::SetRouting`] picks
+//! who hears whom. [`Routing::Relay`] (the default) is the byte-for-byte trunk⇄agent relay
+//! above, untouched; extra legs are then latched and watched but hear nothing and are heard
+//! by nobody. [`Routing::Mix`] decodes every mixed leg's RTP into a [`Mixer`] and, on the
+//! 20 ms clock, sends each listener its own mix, encoded in its codec, in the same RTP stream
+//! (SSRC, sequence, timestamp) as prompts and key presses to that leg; playback and key
+//! presses to a leg still win over its mix. While mixing nothing is relayed byte for byte
+//! (RTCP is received but not relayed: the streams are Switchboard's own).
+//!
+//! Recording is one file per call whatever the routing and across transfers: left = what the
+//! trunk (caller) says, right = what everyone else says (the agent of the moment, plus any
+//! extra legs while mixing, summed with clipping).
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -42,11 +58,13 @@ use crate::audio_clip::AudioClip;
 use crate::codec::{Codec, SAMPLES_PER_20MS};
 use crate::dtmf::{DtmfDigit, TelephoneEventPacket, TelephoneEventSender};
 use crate::inband_dtmf::InbandDtmfDetector;
-use crate::media_timeout::Leg;
+use crate::media_timeout::{Leg, MAX_EXTRA_LEGS};
+use crate::mixer::{Mixer, PartyId, FRAME_SAMPLES};
 use crate::player::Player;
 use crate::port_pool::PortPair;
 use crate::recorder::{Channel, Recording, RecordingOutcome};
 use crate::relay_core::{LegConfig, LegReport, RelayCore, RelayEvent};
+use crate::routing::Routing;
 
 /// Largest datagram relayed; RTP for G.711 at 20 ms is 172 bytes, this leaves room for anything sane.
 const MAX_DATAGRAM: usize = 2048;
@@ -139,6 +157,44 @@ pub enum MediaCommand {
         /// How long it is held, clamped to 40..=1000 ms.
         duration_ms: u32,
     },
+    /// Adds an extra leg (`Leg::Extra(n)`, n < [`MAX_EXTRA_LEGS`]): binds its RTP (and RTCP,
+    /// if the session relays RTCP) socket on `ports` and from then on accepts its media.
+    /// Answered by [`MediaEvent::LegAdded`], or [`MediaEvent::AddLegFailed`] (port taken, leg
+    /// already there, not an extra leg) after which the caller still owns `ports`.
+    AddLeg {
+        /// Which extra leg.
+        leg: Leg,
+        /// Its local ports, from the pool.
+        ports: PortPair,
+        /// Its parameters from its SDP.
+        config: LegConfig,
+    },
+    /// Removes an extra leg: its sockets are closed and [`MediaEvent::LegRemoved`] hands its
+    /// ports back. Ignored for trunk, agent or a leg not added.
+    RemoveLeg {
+        /// Which extra leg.
+        leg: Leg,
+    },
+    /// Who hears whom from now on (see [`Routing`] and the presets in [`crate::routing`]).
+    SetRouting(Routing),
+}
+
+impl MediaCommand {
+    /// The leg a per-leg command addresses.
+    fn leg(&self) -> Option<Leg> {
+        match self {
+            MediaCommand::Play { leg, .. }
+            | MediaCommand::StopPlayback { leg }
+            | MediaCommand::UpdateLeg { leg, .. }
+            | MediaCommand::Direction { leg, .. }
+            | MediaCommand::SendDtmf { leg, .. } => Some(*leg),
+            MediaCommand::Record(_)
+            | MediaCommand::DropAgent
+            | MediaCommand::AddLeg { .. }
+            | MediaCommand::RemoveLeg { .. }
+            | MediaCommand::SetRouting(_) => None,
+        }
+    }
 }
 
 /// How a key press reached Switchboard.
@@ -186,6 +242,39 @@ pub enum MediaEvent {
         /// The silent leg.
         silent_leg: Leg,
     },
+    /// An extra leg's sockets are bound ([`MediaCommand::AddLeg`]).
+    LegAdded {
+        /// Which leg.
+        leg: Leg,
+        /// Its local RTP address (goes into that leg's SDP).
+        local_rtp: SocketAddr,
+    },
+    /// [`MediaCommand::AddLeg`] failed; the session goes on without that leg and the caller
+    /// keeps `ports` (return them to the pool, or try others).
+    AddLegFailed {
+        /// Which leg.
+        leg: Leg,
+        /// The ports asked for.
+        ports: PortPair,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// An extra leg was removed ([`MediaCommand::RemoveLeg`]); its sockets are closed, so
+    /// `ports` may go back to the pool.
+    LegRemoved {
+        /// Which leg.
+        leg: Leg,
+        /// Its ports.
+        ports: PortPair,
+        /// Its final counters.
+        report: LegReport,
+    },
+    /// An extra leg sent no RTP for the media timeout. Only that leg is concerned (the call
+    /// goes on): call control usually hangs it up and removes it.
+    LegSilent {
+        /// Which leg.
+        leg: Leg,
+    },
     /// The session ended (after `stop()`, the handle being dropped, or a media timeout): the
     /// last event of every session. Its sockets are already closed, so the ports may be reused.
     Ended(SessionReport),
@@ -217,8 +306,13 @@ pub struct SessionReport {
     pub played_packets: u64,
     /// RFC 4733 event packets sent for [`MediaCommand::SendDtmf`].
     pub dtmf_packets: u64,
+    /// RTP packets of mixed audio sent (Mix routing), all listeners together.
+    pub mixed_packets: u64,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
+    /// Extra legs still present at the end, with their ports (closed now: return them to
+    /// the pool) and counters.
+    pub extra_legs: Vec<(Leg, PortPair, LegReport)>,
 }
 
 enum Control {
@@ -277,15 +371,18 @@ impl MediaSession {
             config.relatch_after,
         );
         let (control, control_rx) = mpsc::unbounded_channel();
-        let state = SessionState::new(
+        let mut state = SessionState::new(
             config.id,
             core,
-            [config.trunk, config.agent.unwrap_or_default()],
+            vec![config.trunk, config.agent.unwrap_or_default()],
             events,
         );
+        state.bind_ip = config.bind_ip;
+        state.rtcp = config.rtcp;
         let sockets = Sockets {
             rtp: [trunk_rtp, agent_rtp],
             rtcp,
+            extra: Vec::new(),
         };
         tokio::spawn(run(state, sockets, control_rx));
         Ok(MediaSession {
@@ -327,6 +424,57 @@ impl MediaSession {
 struct Sockets {
     rtp: [UdpSocket; 2],
     rtcp: Option<(UdpSocket, UdpSocket)>,
+    /// Extra legs' sockets, by `n` of `Leg::Extra(n)`; `None` where removed or never added.
+    extra: Vec<Option<ExtraSockets>>,
+}
+
+impl Sockets {
+    /// The socket facing `leg`, which RTP to it is sent from.
+    fn rtp_for(&self, leg: Leg) -> Option<&UdpSocket> {
+        match leg {
+            Leg::Trunk => Some(&self.rtp[0]),
+            Leg::Agent => Some(&self.rtp[1]),
+            Leg::Extra(n) => self
+                .extra
+                .get(usize::from(n))
+                .and_then(Option::as_ref)
+                .map(|extra| &extra.rtp),
+        }
+    }
+}
+
+/// The sockets of one extra leg.
+struct ExtraSockets {
+    ports: PortPair,
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+}
+
+/// Waits until a socket of an extra leg is readable; never completes when there are none.
+fn extra_readable(extra: &[Option<ExtraSockets>]) -> impl Future<Output = (usize, Stream)> + '_ {
+    std::future::poll_fn(move |cx| {
+        for (n, sockets) in extra.iter().enumerate() {
+            let Some(sockets) = sockets else {
+                continue;
+            };
+            if sockets.rtp.poll_recv_ready(cx).is_ready() {
+                return Poll::Ready((n, Stream::Rtp));
+            }
+            if let Some(rtcp) = &sockets.rtcp {
+                if rtcp.poll_recv_ready(cx).is_ready() {
+                    return Poll::Ready((n, Stream::Rtcp));
+                }
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// Binds one non-blocking UDP socket for the session task.
+fn bind_udp(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+    let socket = StdUdpSocket::bind(SocketAddr::new(ip, port))?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -353,6 +501,9 @@ struct LegPlayback {
     dtmf: TelephoneEventSender,
     /// RTP timestamp of the event being sent: the stream's clock at its first packet.
     event_timestamp: u32,
+    /// The leg is getting mixed audio: the stream's clock moves every tick, so it never
+    /// needs moving over a pause.
+    in_mix: bool,
 }
 
 impl LegPlayback {
@@ -374,7 +525,7 @@ impl LegPlayback {
     /// The leg's player, created on first use. If its clock stood still (nothing played or
     /// sent since `last_sent`), it is first moved over the pause so the receiver sees real time.
     fn player(&mut self, now: Instant, codec: Codec, payload_type: u8) -> &mut Player {
-        let clock_stopped = !self.needs_ticks();
+        let clock_stopped = !self.needs_ticks() && !self.in_mix;
         let player = self.player.get_or_insert_with(|| {
             let mut rng = rand::thread_rng();
             Player::new(codec, payload_type, rng.gen(), rng.gen(), rng.gen())
@@ -399,9 +550,17 @@ impl LegPlayback {
 struct SessionState {
     id: SessionId,
     core: RelayCore,
-    legs: [LegConfig; 2],
-    playback: [LegPlayback; 2],
+    /// Per [`Leg::index`]; grows when an extra leg is added.
+    legs: Vec<LegConfig>,
+    playback: Vec<LegPlayback>,
     recording: Option<Recording>,
+    routing: Routing,
+    /// Present while the routing is Mix.
+    mix: Option<MixState>,
+    /// Where extra legs' sockets are bound.
+    bind_ip: IpAddr,
+    /// Whether extra legs get an RTCP socket too (as trunk and agent do).
+    rtcp: bool,
     /// Present while the trunk has a codec but no telephone-event payload type.
     inband: Option<InbandDtmfDetector>,
     events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
@@ -412,22 +571,27 @@ struct SessionState {
     socket_errors: u64,
     played_packets: u64,
     dtmf_packets: u64,
+    mixed_packets: u64,
 }
 
 impl SessionState {
     fn new(
         id: SessionId,
         core: RelayCore,
-        legs: [LegConfig; 2],
+        legs: Vec<LegConfig>,
         events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
     ) -> SessionState {
-        let [trunk, _] = legs;
+        let trunk = legs.first().copied().unwrap_or_default();
         SessionState {
             id,
             core,
+            playback: legs.iter().map(|_| LegPlayback::default()).collect(),
             legs,
-            playback: Default::default(),
             recording: None,
+            routing: Routing::Relay,
+            mix: None,
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            rtcp: false,
             inband: wants_inband(&trunk).then(InbandDtmfDetector::new),
             events,
             receive_buffer: vec![0u8; MAX_DATAGRAM],
@@ -438,6 +602,7 @@ impl SessionState {
             socket_errors: 0,
             played_packets: 0,
             dtmf_packets: 0,
+            mixed_packets: 0,
         }
     }
 
@@ -457,6 +622,7 @@ impl SessionState {
                     source: DtmfSource::Rfc4733,
                 },
                 RelayEvent::MediaTimeout { silent_leg } => MediaEvent::MediaTimeout { silent_leg },
+                RelayEvent::LegSilent { leg } => MediaEvent::LegSilent { leg },
             };
             self.emit(event);
         }
@@ -464,7 +630,7 @@ impl SessionState {
 
     /// True while the 20 ms playback interval must run.
     fn needs_ticks(&self) -> bool {
-        self.playback.iter().any(LegPlayback::needs_ticks)
+        self.mix.is_some() || self.playback.iter().any(LegPlayback::needs_ticks)
     }
 
     /// Starts the 20 ms interval if it is not running.
@@ -477,8 +643,28 @@ impl SessionState {
         }
     }
 
-    fn apply(&mut self, command: MediaCommand, timer: &mut Option<Interval>) {
+    fn apply(
+        &mut self,
+        command: MediaCommand,
+        timer: &mut Option<Interval>,
+        extra: &mut Vec<Option<ExtraSockets>>,
+    ) {
         let now = Instant::now();
+        let unknown = |leg: &Leg| {
+            leg.index() >= self.legs.len() || (!leg.is_main() && !self.core.is_present(*leg))
+        };
+        if let Some(leg) = command.leg().filter(unknown) {
+            // An extra leg never added (or removed): nothing to do, but a Play gets its answer.
+            if let MediaCommand::Play { token, .. } = command {
+                self.emit(MediaEvent::PlaybackFinished { leg, token });
+            }
+            tracing::debug!(
+                session = self.id,
+                ?leg,
+                "command for a leg not in the session"
+            );
+            return;
+        }
         match command {
             MediaCommand::Play {
                 leg,
@@ -499,6 +685,18 @@ impl SessionState {
                 self.core.remove_agent_leg(now);
                 self.legs[Leg::Agent.index()] = LegConfig::default();
                 self.playback[Leg::Agent.index()].stop();
+                self.rebuild_mix();
+            }
+            MediaCommand::AddLeg { leg, ports, config } => {
+                if let Err(reason) = self.add_leg(now, leg, ports, config, extra) {
+                    tracing::info!(session = self.id, ?leg, %reason, "extra leg not added");
+                    self.emit(MediaEvent::AddLegFailed { leg, ports, reason });
+                }
+            }
+            MediaCommand::RemoveLeg { leg } => self.remove_leg(now, leg, extra),
+            MediaCommand::SetRouting(routing) => {
+                self.routing = routing;
+                self.rebuild_mix();
             }
             MediaCommand::SendDtmf {
                 leg,
@@ -506,9 +704,125 @@ impl SessionState {
                 duration_ms,
             } => self.send_dtmf(now, leg, digit, duration_ms, timer),
         }
+        if self.mix.is_some() {
+            self.start_ticks(timer);
+        }
         if !self.needs_ticks() {
             *timer = None;
         }
+    }
+
+    fn add_leg(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        ports: PortPair,
+        config: LegConfig,
+        extra: &mut Vec<Option<ExtraSockets>>,
+    ) -> Result<(), String> {
+        let Leg::Extra(n) = leg else {
+            return Err("trunk and agent are part of every session".to_string());
+        };
+        if !leg.is_valid() {
+            return Err(format!(
+                "a session takes at most {MAX_EXTRA_LEGS} extra legs"
+            ));
+        }
+        let slot = usize::from(n);
+        if extra.get(slot).is_some_and(Option::is_some) {
+            return Err("the leg is already in the session".to_string());
+        }
+        let bind = |port: u16| {
+            bind_udp(self.bind_ip, port).map_err(|e| format!("cannot bind port {port}: {e}"))
+        };
+        let rtp = bind(ports.rtp())?;
+        let rtcp = match self.rtcp {
+            true => Some(bind(ports.rtcp())?),
+            false => None,
+        };
+        let local_rtp = rtp.local_addr().map_err(|e| e.to_string())?;
+        if extra.len() <= slot {
+            extra.resize_with(slot + 1, || None);
+        }
+        extra[slot] = Some(ExtraSockets { ports, rtp, rtcp });
+        let index = leg.index();
+        if self.legs.len() <= index {
+            self.legs.resize(index + 1, LegConfig::default());
+            self.playback.resize_with(index + 1, LegPlayback::default);
+        }
+        self.legs[index] = config;
+        self.playback[index] = LegPlayback::default();
+        self.core.add_leg(now, leg, config);
+        self.emit(MediaEvent::LegAdded { leg, local_rtp });
+        self.rebuild_mix();
+        Ok(())
+    }
+
+    fn remove_leg(&mut self, now: Instant, leg: Leg, extra: &mut [Option<ExtraSockets>]) {
+        let removed = match leg {
+            Leg::Extra(n) => extra.get_mut(usize::from(n)).and_then(Option::take),
+            Leg::Trunk | Leg::Agent => None,
+        };
+        let Some(removed) = removed else {
+            tracing::debug!(session = self.id, ?leg, "RemoveLeg for a leg not added");
+            return;
+        };
+        let ports = removed.ports;
+        // Closed before the event, so the ports may be reused at once.
+        drop(removed);
+        let report = self.core.remove_leg(now, leg);
+        if let Some(config) = self.legs.get_mut(leg.index()) {
+            *config = LegConfig::default();
+        }
+        if let Some(slot) = self.playback.get_mut(leg.index()) {
+            *slot = LegPlayback::default();
+        }
+        self.emit(MediaEvent::LegRemoved { leg, ports, report });
+        self.rebuild_mix();
+    }
+
+    /// Builds the mixer for the current routing and legs (after any change to either):
+    /// one party per mixed leg that is present and has a codec. Queued audio is dropped,
+    /// at most 60 ms, once per change.
+    fn rebuild_mix(&mut self) {
+        for slot in &mut self.playback {
+            slot.in_mix = false;
+        }
+        if self.routing == Routing::Relay {
+            self.mix = None;
+            self.core.set_mixing(false);
+            return;
+        }
+        self.core.set_mixing(true);
+        let mut mixer = Mixer::new();
+        let mut parties = Vec::new();
+        for leg in self.routing.mixed_legs() {
+            let Some((codec, _)) = self.legs.get(leg.index()).and_then(|config| config.codec)
+            else {
+                continue;
+            };
+            if !self.core.is_present(leg) {
+                continue;
+            }
+            if let Ok(id) = mixer.add(codec.law()) {
+                parties.push(MixParty {
+                    leg,
+                    id,
+                    frame: Vec::with_capacity(FRAME_SAMPLES),
+                    ready: false,
+                });
+            }
+        }
+        for party in &parties {
+            let talkers: Vec<PartyId> = self
+                .routing
+                .heard_by(party.leg)
+                .into_iter()
+                .filter_map(|talker| parties.iter().find(|p| p.leg == talker).map(|p| p.id))
+                .collect();
+            mixer.set_hears(party.id, &talkers);
+        }
+        self.mix = Some(MixState { mixer, parties });
     }
 
     fn play(
@@ -603,6 +917,10 @@ impl SessionState {
         if bridging {
             self.playback[Leg::Trunk.index()].stop();
         }
+        if self.routing != Routing::Relay {
+            // The leg may have joined the mix (bridged) or changed codec.
+            self.rebuild_mix();
+        }
     }
 
     /// One 20 ms playback tick: a packet to every leg that is playing or has a key press
@@ -619,11 +937,15 @@ impl SessionState {
             .unwrap_or(0);
         self.last_tick = Some(at);
         let now = Instant::now();
-        for leg in [Leg::Trunk, Leg::Agent] {
-            let slot = &mut self.playback[leg.index()];
+        for index in 0..self.playback.len() {
+            let leg = Leg::from_index(index);
+            let slot = &mut self.playback[index];
             if !slot.needs_ticks() {
                 continue;
             }
+            let Some(socket) = sockets.rtp_for(leg) else {
+                continue; // a removed extra leg: its playback was reset with it
+            };
             let Some(player) = slot.player.as_mut() else {
                 continue; // cannot happen: a player is created before anything is queued
             };
@@ -654,7 +976,7 @@ impl SessionState {
                 if !write_event_packet(&mut self.play_buffer, header, event) {
                     continue;
                 }
-                match sockets.rtp[leg.index()].try_send_to(&self.play_buffer, destination) {
+                match socket.try_send_to(&self.play_buffer, destination) {
                     Ok(_) => self.dtmf_packets += 1,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => self.socket_errors += 1,
@@ -679,8 +1001,96 @@ impl SessionState {
             let Some(destination) = self.core.destination(leg) else {
                 continue; // address not known yet: the audio is lost, the clock runs on
             };
-            match sockets.rtp[leg.index()].try_send_to(&self.play_buffer, destination) {
+            match socket.try_send_to(&self.play_buffer, destination) {
                 Ok(_) => self.played_packets += 1,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => self.socket_errors += 1,
+            }
+        }
+        self.mix_tick(now, skipped, sockets);
+    }
+
+    /// One 20 ms mix: every listener gets its mix in its own stream, unless playback or a
+    /// key press has that stream this tick; the recording gets trunk left, the rest right.
+    fn mix_tick(&mut self, now: Instant, skipped: u128, sockets: &Sockets) {
+        let Some(MixState { mixer, parties }) = self.mix.as_mut() else {
+            return;
+        };
+        for party in parties.iter_mut() {
+            party.ready = false;
+        }
+        mixer.tick(|id, payload| {
+            if let Some(party) = parties.iter_mut().find(|p| p.id == id) {
+                party.frame.clear();
+                party.frame.extend_from_slice(payload);
+                party.ready = true;
+            }
+        });
+        if let Some(recording) = self.recording.as_mut() {
+            let mut caller = [0i16; FRAME_SAMPLES];
+            let mut others = [0i32; FRAME_SAMPLES];
+            for party in parties.iter() {
+                let Some(frame) = mixer.last_frame(party.id) else {
+                    continue;
+                };
+                if party.leg == Leg::Trunk {
+                    caller.copy_from_slice(frame);
+                } else {
+                    for (sum, sample) in others.iter_mut().zip(frame.iter()) {
+                        *sum += i32::from(*sample);
+                    }
+                }
+            }
+            let others =
+                others.map(|sum| sum.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16);
+            recording.push(Channel::Caller, &caller);
+            recording.push(Channel::Agent, &others);
+        }
+        for party in parties.iter() {
+            if !party.ready {
+                continue;
+            }
+            let index = party.leg.index();
+            let (Some(slot), Some((codec, payload_type))) = (
+                self.playback.get_mut(index),
+                self.legs.get(index).and_then(|config| config.codec),
+            ) else {
+                continue;
+            };
+            if slot.needs_ticks() {
+                continue; // playback or a key press has the stream; its clock already moved
+            }
+            let first = !slot.in_mix;
+            let player = slot.player(now, codec, payload_type);
+            if skipped > 0 && !first {
+                let samples = skipped.saturating_mul(SAMPLES_PER_20MS as u128);
+                player.skip_idle(u32::try_from(samples).unwrap_or(u32::MAX));
+            }
+            let (sequence, timestamp) = player.reserve_sequence();
+            player.skip_idle(SAMPLES_PER_20MS as u32);
+            let ssrc = player.ssrc();
+            slot.in_mix = true;
+            slot.last_sent = Some(now);
+            let (Some(destination), Some(socket)) =
+                (self.core.destination(party.leg), sockets.rtp_for(party.leg))
+            else {
+                continue;
+            };
+            let builder = RtpPacketBuilder::new()
+                .payload_type(payload_type)
+                .ssrc(ssrc)
+                .sequence(Seq::from(sequence))
+                .timestamp(timestamp)
+                .marked(first)
+                .payload(&party.frame);
+            self.play_buffer.clear();
+            self.play_buffer.resize(builder.target_length(), 0);
+            let Ok(written) = builder.build_into(&mut self.play_buffer) else {
+                continue; // a payload type over 127 from a bad SDP: nothing sendable
+            };
+            self.play_buffer.truncate(written);
+            match socket.try_send_to(&self.play_buffer, destination) {
+                Ok(_) => self.mixed_packets += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => self.socket_errors += 1,
             }
@@ -688,10 +1098,14 @@ impl SessionState {
     }
 
     /// Reads everything queued on `from` (up to a burst) and forwards it through `to`.
-    fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: &UdpSocket) {
+    /// `to` is the relay partner's socket (none for an extra leg).
+    fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: Option<&UdpSocket>) {
         let now = Instant::now();
+        let mixing = self.mix.is_some();
+        // While mixing, the recording is fed per tick from the mixer's decoded frames.
         let inspect_rtp = stream == Stream::Rtp
-            && (self.recording.is_some() || (leg == Leg::Trunk && self.inband.is_some()));
+            && ((self.recording.is_some() && !mixing)
+                || (leg == Leg::Trunk && self.inband.is_some()));
         let suppress =
             stream == Stream::Rtp && self.playback[leg.other().index()].suppresses_relay();
         for _ in 0..MAX_BURST {
@@ -715,6 +1129,9 @@ impl SessionState {
             if inspect_rtp && disposition.accepted() {
                 self.inspect_audio(leg, len);
             }
+            if mixing && stream == Stream::Rtp && disposition.accepted() {
+                self.mix_push(leg, len);
+            }
             let Some(destination) = disposition.destination() else {
                 continue;
             };
@@ -722,13 +1139,39 @@ impl SessionState {
                 self.core.note_suppressed(leg);
                 continue;
             }
-            let datagram = self.receive_buffer.get(..len).unwrap_or_default();
+            let (Some(to), Some(datagram)) = (to, self.receive_buffer.get(..len)) else {
+                continue;
+            };
             if let Err(e) = to.try_send_to(datagram, destination) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     self.socket_errors += 1;
                 }
                 self.core.note_send_failure(leg);
             }
+        }
+    }
+
+    /// Hands an accepted RTP packet's audio to the mixer (telephone-events and other payload
+    /// types are not audio: they are reported, never mixed).
+    fn mix_push(&mut self, leg: Leg, len: usize) {
+        let (Some(mix), Some((_, payload_type))) = (
+            self.mix.as_mut(),
+            self.legs.get(leg.index()).and_then(|config| config.codec),
+        ) else {
+            return;
+        };
+        let Some(party) = mix.parties.iter().find(|p| p.leg == leg) else {
+            return;
+        };
+        let Some(packet) = self
+            .receive_buffer
+            .get(..len)
+            .and_then(|datagram| RtpReader::new(datagram).ok())
+        else {
+            return;
+        };
+        if packet.payload_type() == payload_type {
+            mix.mixer.push(party.id, packet.payload());
         }
     }
 
@@ -750,11 +1193,15 @@ impl SessionState {
         self.decoded.clear();
         codec.law().decode_into(packet.payload(), &mut self.decoded);
         if let Some(recording) = self.recording.as_mut() {
+            // An extra leg outside a mix is heard by nobody, so it is not recorded either.
             let channel = match leg {
-                Leg::Trunk => Channel::Caller,
-                Leg::Agent => Channel::Agent,
+                Leg::Trunk => Some(Channel::Caller),
+                Leg::Agent => Some(Channel::Agent),
+                Leg::Extra(_) => None,
             };
-            recording.push(channel, &self.decoded);
+            if let Some(channel) = channel {
+                recording.push(channel, &self.decoded);
+            }
         }
         if leg == Leg::Trunk {
             if let Some(detector) = self.inband.as_mut() {
@@ -772,6 +1219,21 @@ impl SessionState {
             }
         }
     }
+}
+
+/// The mixer of a session in Mix routing, and which leg each party is.
+struct MixState {
+    mixer: Mixer,
+    parties: Vec<MixParty>,
+}
+
+struct MixParty {
+    leg: Leg,
+    id: PartyId,
+    /// This tick's encoded mix for the leg (reused buffer).
+    frame: Vec<u8>,
+    /// `frame` holds this tick's mix (the leg hears someone).
+    ready: bool,
 }
 
 /// The RTP header fields of one telephone-event packet.
@@ -835,15 +1297,17 @@ async fn run(
     let sleep = tokio::time::sleep_until(deadline(&state.core));
     tokio::pin!(sleep);
 
+    let mut sockets = sockets;
     let reason = {
-        let [trunk_rtp, agent_rtp] = &sockets.rtp;
-        let rtcp = sockets.rtcp.as_ref();
         loop {
+            let [trunk_rtp, agent_rtp] = &sockets.rtp;
+            let rtcp = sockets.rtcp.as_ref();
+            let has_extra = sockets.extra.iter().any(Option::is_some);
             tokio::select! {
                 biased;
                 control = control.recv() => match control {
                     Some(Control::Command(command)) => {
-                        state.apply(*command, &mut playback);
+                        state.apply(*command, &mut playback, &mut sockets.extra);
                         // A bridge or hold change moves the media-timeout deadline.
                         sleep.as_mut().reset(deadline(&state.core));
                     }
@@ -852,22 +1316,34 @@ async fn run(
                 },
                 ready = trunk_rtp.readable() => {
                     if ready.is_ok() {
-                        state.drain(Leg::Trunk, Stream::Rtp, trunk_rtp, agent_rtp);
+                        state.drain(Leg::Trunk, Stream::Rtp, trunk_rtp, Some(agent_rtp));
                     }
                 }
                 ready = agent_rtp.readable() => {
                     if ready.is_ok() {
-                        state.drain(Leg::Agent, Stream::Rtp, agent_rtp, trunk_rtp);
+                        state.drain(Leg::Agent, Stream::Rtp, agent_rtp, Some(trunk_rtp));
                     }
                 }
                 ready = async { rtcp?.0.readable().await.ok() }, if rtcp.is_some() => {
                     if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
-                        state.drain(Leg::Trunk, Stream::Rtcp, trunk, agent);
+                        state.drain(Leg::Trunk, Stream::Rtcp, trunk, Some(agent));
                     }
                 }
                 ready = async { rtcp?.1.readable().await.ok() }, if rtcp.is_some() => {
                     if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
-                        state.drain(Leg::Agent, Stream::Rtcp, agent, trunk);
+                        state.drain(Leg::Agent, Stream::Rtcp, agent, Some(trunk));
+                    }
+                }
+                (n, stream) = extra_readable(&sockets.extra), if has_extra => {
+                    let leg = Leg::Extra(u8::try_from(n).unwrap_or(u8::MAX));
+                    if let Some(Some(extra)) = sockets.extra.get(n) {
+                        let from = match stream {
+                            Stream::Rtp => Some(&extra.rtp),
+                            Stream::Rtcp => extra.rtcp.as_ref(),
+                        };
+                        if let Some(from) = from {
+                            state.drain(leg, stream, from, None);
+                        }
                     }
                 }
                 at = next_tick(&mut playback), if playback.is_some() => {
@@ -887,6 +1363,15 @@ async fn run(
             }
         }
     };
+    let extra_legs = sockets
+        .extra
+        .iter()
+        .enumerate()
+        .filter_map(|(n, extra)| {
+            let leg = Leg::Extra(u8::try_from(n).ok()?);
+            Some((leg, extra.as_ref()?.ports, state.core.report(leg)))
+        })
+        .collect();
     // Close the sockets before reporting: call control frees the ports on `Ended`.
     drop(sockets);
     let recording = match state.recording.take() {
@@ -901,7 +1386,9 @@ async fn run(
         socket_errors: state.socket_errors,
         played_packets: state.played_packets,
         dtmf_packets: state.dtmf_packets,
+        mixed_packets: state.mixed_packets,
         recording,
+        extra_legs,
     };
     state.emit(MediaEvent::Ended(report));
 }

@@ -351,6 +351,8 @@ impl Switch {
             match leg {
                 media::Leg::Agent => self.agent_hold_changed(id, holding),
                 media::Leg::Trunk => self.caller_hold_changed(id, holding),
+                // No extra leg is negotiated through a dialog yet.
+                media::Leg::Extra(_) => {}
             }
         }
     }

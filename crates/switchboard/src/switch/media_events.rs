@@ -44,6 +44,13 @@ impl Switch {
                     self.end_call(now, call, EndCause::MediaTimeout);
                 }
             }
+            // Extra legs (supervisor, conference) are not added by call control yet.
+            MediaEvent::LegAdded { .. }
+            | MediaEvent::AddLegFailed { .. }
+            | MediaEvent::LegRemoved { .. }
+            | MediaEvent::LegSilent { .. } => {
+                tracing::debug!(call, ?event, "extra-leg media event");
+            }
             MediaEvent::Ended(report) => {
                 tracing::debug!(call, ?report, "media session ended");
                 self.media.session_ended(call);

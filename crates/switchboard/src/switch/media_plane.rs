@@ -628,7 +628,9 @@ impl CallMedia {
     pub fn ports(&self, leg: media::Leg) -> PortPair {
         match leg {
             media::Leg::Trunk => self.trunk_ports,
-            media::Leg::Agent => self.agent_ports,
+            // Call control negotiates no extra leg yet (supervisor and conference legs will
+            // carry their own SDP state); until then only trunk and agent reach here.
+            media::Leg::Agent | media::Leg::Extra(_) => self.agent_ports,
         }
     }
 
@@ -636,7 +638,7 @@ impl CallMedia {
     pub fn sdp_mut(&mut self, leg: media::Leg) -> &mut LocalSdp {
         match leg {
             media::Leg::Trunk => &mut self.trunk_sdp,
-            media::Leg::Agent => &mut self.agent_sdp,
+            media::Leg::Agent | media::Leg::Extra(_) => &mut self.agent_sdp,
         }
     }
 
@@ -644,14 +646,14 @@ impl CallMedia {
     pub fn direction(&self, leg: media::Leg) -> Direction {
         match leg {
             media::Leg::Trunk => self.trunk_direction,
-            media::Leg::Agent => self.agent_direction,
+            media::Leg::Agent | media::Leg::Extra(_) => self.agent_direction,
         }
     }
 
     fn direction_mut(&mut self, leg: media::Leg) -> &mut Direction {
         match leg {
             media::Leg::Trunk => &mut self.trunk_direction,
-            media::Leg::Agent => &mut self.agent_direction,
+            media::Leg::Agent | media::Leg::Extra(_) => &mut self.agent_direction,
         }
     }
 
