@@ -120,3 +120,62 @@ pub fn check_files(source: &TlsCertificate) -> Result<(), (&'static str, String)
             (field, error.to_string())
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_certificate_is_written_for_clients_and_made_anew_on_reload() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let loaded = LoadedCertificate::load(&TlsCertificate::SelfSigned, "SIP", dir.path())
+            .expect("rcgen makes a certificate");
+        let pem = dir.path().join("demo-cert.pem");
+        let before = std::fs::read_to_string(&pem).expect("the PEM is written for clients");
+        assert!(before.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(!before.contains("PRIVATE KEY"), "the key stays in memory");
+        let served = loaded.identity.fingerprint();
+        loaded.reload(dir.path());
+        let after = std::fs::read_to_string(&pem).expect("read");
+        assert_ne!(before, after, "a reload makes a new demo certificate");
+        assert_ne!(served, loaded.identity.fingerprint(), "and serves it");
+    }
+
+    #[test]
+    fn demo_dir_is_beside_the_cdr_directory() {
+        assert_eq!(
+            demo_dir(Path::new("./switchboard-data/cdr")),
+            PathBuf::from("./switchboard-data/tls")
+        );
+    }
+
+    #[test]
+    fn a_reload_that_fails_keeps_the_current_certificate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("rcgen makes a certificate");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).expect("write");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write");
+        let source = TlsCertificate::Files {
+            cert: cert.clone(),
+            key,
+        };
+        let loaded = LoadedCertificate::load(&source, "SIP", dir.path()).expect("usable");
+        let served = loaded.identity.fingerprint();
+        std::fs::write(&cert, "garbage").expect("write");
+        loaded.reload(dir.path());
+        assert_eq!(loaded.identity.fingerprint(), served);
+        assert_eq!(
+            check_files(&source),
+            Err((
+                "tls_cert",
+                format!(
+                    "no PEM certificate (-----BEGIN CERTIFICATE-----) in {}",
+                    cert.display()
+                )
+            ))
+        );
+    }
+}

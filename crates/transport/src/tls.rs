@@ -132,6 +132,11 @@ impl ServerIdentity {
         }
     }
 
+    /// The fingerprint of the certificate new handshakes present.
+    pub fn fingerprint(&self) -> String {
+        TlsIdentity { key: self.get() }.fingerprint()
+    }
+
     fn get(&self) -> Arc<CertifiedKey> {
         match self.current.read() {
             Ok(current) => current.clone(),
