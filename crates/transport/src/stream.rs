@@ -150,7 +150,8 @@ pub(crate) async fn accept_loop(
                         None => {
                             let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                             let id = register(&inner, peer, Transport::Tcp, tx);
-                            run(&inner, stream, peer, local, Transport::Tcp, id, rx).await;
+                            let halves = stream.into_split();
+                            run(&inner, halves, peer, local, Transport::Tcp, id, rx).await;
                         }
                         Some(acceptor) => {
                             let deadline = inner.config.limits.header_timeout;
@@ -158,7 +159,8 @@ pub(crate) async fn accept_loop(
                                 Ok(Ok(stream)) => {
                                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                                     let id = register(&inner, peer, Transport::Tls, tx);
-                                    run(&inner, stream, peer, local, Transport::Tls, id, rx).await;
+                                    let halves = tokio::io::split(stream);
+                                    run(&inner, halves, peer, local, Transport::Tls, id, rx).await;
                                 }
                                 Ok(Err(error)) => {
                                     tracing::info!(%peer, %error, "TLS handshake failed");
@@ -215,18 +217,19 @@ fn unregister(inner: &Inner, peer: SocketAddr, id: u64) {
 }
 
 /// Drives one connection: a writer draining the queue and a reader framing messages.
-async fn run<S>(
+/// (TCP streams are split into owned halves without a lock; a TLS stream's halves share one.)
+async fn run<R, W>(
     inner: &Inner,
-    stream: S,
+    (reader, writer): (R, W),
     peer: SocketAddr,
     local: SocketAddr,
     transport: Transport,
     id: u64,
     rx: mpsc::Receiver<Bytes>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (reader, writer) = tokio::io::split(stream);
     let writer_task = tokio::spawn(write_loop(writer, rx));
     read_loop(
         inner,
@@ -450,7 +453,16 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(to);
-                run(&inner, stream, to, local, Transport::Tcp, id, rx).await;
+                run(
+                    &inner,
+                    stream.into_split(),
+                    to,
+                    local,
+                    Transport::Tcp,
+                    id,
+                    rx,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::debug!(%error, %to, "TCP connect failed");
