@@ -226,3 +226,52 @@ fn check_config_and_run_refuse_a_missing_certificate_with_its_place() -> Harness
     }
     Ok(())
 }
+
+/// The demo (no configuration file) listens for TLS on its fixed port 127.0.0.1:5061 with a
+/// certificate made at start: written for clients, its fingerprint logged, and served.
+#[test]
+fn the_demo_serves_tls_on_5061_with_a_generated_certificate() -> HarnessResult<()> {
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let mut command = Command::new(sip_tests::paths::switchboard_binary()?);
+    // The demo writes ./switchboard-data: keep it in the temp dir.
+    command.arg("run").current_dir(dir.path());
+    let demo = sip_tests::logged_process::LoggedProcess::spawn(
+        "switchboard demo",
+        command,
+        &dir.path().join("demo.log"),
+        false,
+    )?;
+    demo.wait_for("switchboard ready", WAIT)
+        .map_err(|_| demo.failure("the demo did not start (are 5060, 5061 and 8080 free?)"))?;
+    let pem = dir.path().join("switchboard-data/tls/demo-cert.pem");
+    let fingerprint = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&pem)
+        .output()
+        .map_err(|e| HarnessError::io("running openssl x509", e))?;
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(fingerprint.len(), 95, "openssl printed {fingerprint:?}");
+    assert!(
+        demo.log().contains(&format!(
+            "listener=\"SIP\" certificate=./switchboard-data/tls/demo-cert.pem sha256={fingerprint}"
+        )),
+        "{}",
+        demo.log()
+    );
+    let mut client = OpensslClient::connect(
+        &dir.path().join("s_client.log"),
+        "127.0.0.1:5061"
+            .parse()
+            .map_err(|_| HarnessError::Unexpected("addr".into()))?,
+        &pem,
+    )?;
+    client.send_options("demo-tls")?;
+    client.wait_for_answer("demo-tls", WAIT)?;
+    assert!(client.log().contains("SIP/2.0 200 OK"), "{}", client.log());
+    Ok(())
+}
