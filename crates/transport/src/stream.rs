@@ -424,11 +424,9 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
 }
 
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
-    if let Some(connection) = inner
-        .connections
-        .get(&to)
-        .filter(|c| c.transport == Transport::Tcp)
-    {
+    // Any connection to the peer will do, a TLS one too (never the other way round: see
+    // `send_tls`); opening a TCP connection beside it would replace its table entry.
+    if let Some(connection) = inner.connections.get(&to) {
         match connection.writer.try_send(data) {
             Ok(()) => {
                 inner.stats.sent.fetch_add(1, Ordering::Relaxed);
