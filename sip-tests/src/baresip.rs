@@ -38,6 +38,26 @@ impl Baresip {
         Self::start(dir, &account, None)
     }
 
+    /// [`Baresip::agent`] over TLS: registers at `registrar` with `;transport=tls`, trusting
+    /// only the certificate in `ca`.
+    pub fn tls_agent(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        registrar: SocketAddr,
+        ca: &Path,
+    ) -> HarnessResult<Self> {
+        let account = format!(
+            "<sip:{user}@{registrar};transport=tls>;auth_pass={password};regint=300;answermode=auto\n"
+        );
+        Self::start_with(
+            dir,
+            &account,
+            None,
+            &format!("sip_cafile {}\n", ca.display()),
+        )
+    }
+
     /// baresip as `user` with `password` (no registration: a trunk that authenticates each
     /// call), dialling `target` once it is up.
     pub fn caller(
@@ -52,6 +72,16 @@ impl Baresip {
     }
 
     fn start(dir: &Path, account: &str, dial: Option<&str>) -> HarnessResult<Self> {
+        Self::start_with(dir, account, dial, "")
+    }
+
+    /// Starts baresip with `extra_config` lines appended to its config.
+    fn start_with(
+        dir: &Path,
+        account: &str,
+        dial: Option<&str>,
+        extra_config: &str,
+    ) -> HarnessResult<Self> {
         let io = |what: &'static str| move |e| HarnessError::io(what, e);
         fs::create_dir_all(dir).map_err(io("creating the baresip dir"))?;
         // baresip also opens SIP over TLS on the next port up: both must be free.
@@ -67,7 +97,7 @@ impl Baresip {
                  module g711.so\nmodule ausine.so\nmodule aufile.so\nmodule ctrl_tcp.so\n\
                  module_tmp uuid.so\nmodule_tmp account.so\nmodule_app contact.so\n\
                  module_app menu.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-                 rtp_ports {rtp}-{}\n",
+                 rtp_ports {rtp}-{}\n{extra_config}",
                 dir.join("rx.wav").display(),
                 rtp + RTP_PORTS - 1
             ),

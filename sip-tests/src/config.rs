@@ -217,6 +217,20 @@ pub struct SwitchboardConfig {
     pub sip_public_address: Option<String>,
     /// `cdr.csv`: also write daily CSV files.
     pub cdr_csv: bool,
+    /// `sip.tls_cert`/`tls_key`: with them, a TLS listener on its own port
+    /// ([`crate::Switchboard::tls_addr`]).
+    pub sip_tls: Option<TlsFiles>,
+    /// `http.tls_cert`/`tls_key`: the API speaks HTTPS only.
+    pub http_tls: Option<TlsFiles>,
+}
+
+/// A certificate and key in PEM files (see [`crate::tls::TestCertificate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: std::path::PathBuf,
+    /// Private key.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for SwitchboardConfig {
@@ -250,6 +264,8 @@ impl Default for SwitchboardConfig {
             extra_toml: String::new(),
             sip_public_address: None,
             cdr_csv: false,
+            sip_tls: None,
+            http_tls: None,
         }
     }
 }
@@ -259,6 +275,8 @@ impl Default for SwitchboardConfig {
 pub struct Endpoints<'a> {
     /// SIP over UDP and TCP (same port).
     pub sip: SocketAddr,
+    /// SIP over TLS, when [`SwitchboardConfig::sip_tls`] is set.
+    pub tls: Option<SocketAddr>,
     /// HTTP API.
     pub http: SocketAddr,
     /// CDR directory.
@@ -292,6 +310,14 @@ impl SwitchboardConfig {
             ring = self.ring_timeout_s,
             drain = self.drain_timeout_s,
         )?;
+        if let (Some(files), Some(tls)) = (&self.sip_tls, endpoints.tls) {
+            writeln!(
+                toml,
+                "listen_tls = [\"{tls}\"]\ntls_cert = {}\ntls_key = {}",
+                toml_string(&files.cert.display().to_string()),
+                toml_string(&files.key.display().to_string()),
+            )?;
+        }
         if let Some(host) = &self.sip_public_address {
             writeln!(toml, "public_address = {}", toml_string(host))?;
         }
@@ -304,8 +330,13 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
+            "\n[http]\nlisten = \"{}\"\n{}\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
             endpoints.http,
+            self.http_tls.as_ref().map_or(String::new(), |files| format!(
+                "tls_cert = {}\ntls_key = {}\n",
+                toml_string(&files.cert.display().to_string()),
+                toml_string(&files.key.display().to_string()),
+            )),
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
             self.cdr_csv,
@@ -452,6 +483,7 @@ mod tests {
         let cdr = Path::new("/tmp/x \"y\"/cdr");
         let toml = SwitchboardConfig::default().to_toml(&Endpoints {
             sip: "127.0.0.1:5555".parse().expect("literal"),
+            tls: None,
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: cdr,
             rtp_ports: (30000, 30063),
@@ -500,6 +532,7 @@ mod tests {
         };
         let toml = config.to_toml(&Endpoints {
             sip: "127.0.0.1:5555".parse().expect("literal"),
+            tls: None,
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: Path::new("/tmp/cdr"),
             rtp_ports: (30000, 30063),

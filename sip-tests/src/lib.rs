@@ -28,6 +28,7 @@ pub mod sipp;
 pub mod sipsak;
 pub mod switchboard;
 pub mod tcp_peer;
+pub mod tls;
 pub mod trace;
 pub mod twinkle;
 pub mod uac;
@@ -39,7 +40,7 @@ pub use agent::{
 };
 pub use api::Api;
 pub use config::{
-    one_key_ivr, AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig,
+    one_key_ivr, AgentAccount, CallerPriority, NumberSpec, QueueSpec, SwitchboardConfig, TlsFiles,
     TrunkConfig, TWO_LEVEL_IVR,
 };
 pub use error::{HarnessError, HarnessResult};

@@ -13,17 +13,22 @@ const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Sends SIGTERM to `child` via the shell's `kill` (no unsafe code, no extra crate).
 pub fn send_sigterm(child: &Child) -> HarnessResult<()> {
+    send_signal(child, "TERM")
+}
+
+/// Sends the signal named `signal` (`TERM`, `HUP` …) to `child`.
+pub fn send_signal(child: &Child, signal: &str) -> HarnessResult<()> {
     let pid = child.id().to_string();
     let status = Command::new("sh")
-        .args(["-c", "kill -TERM \"$1\"", "sh", &pid])
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", signal, &pid])
         .stdin(Stdio::null())
         .status()
-        .map_err(|e| HarnessError::io(format!("running kill -TERM {pid}"), e))?;
+        .map_err(|e| HarnessError::io(format!("running kill -s {signal} {pid}"), e))?;
     if status.success() {
         Ok(())
     } else {
         Err(HarnessError::Unexpected(format!(
-            "kill -TERM {pid} failed: {status}"
+            "kill -s {signal} {pid} failed: {status}"
         )))
     }
 }

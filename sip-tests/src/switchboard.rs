@@ -37,6 +37,7 @@ pub struct Switchboard {
     child: Child,
     dir: TempDir,
     sip: SocketAddr,
+    tls: Option<SocketAddr>,
     http: SocketAddr,
     cdr_dir: PathBuf,
     rtp_ports: (u16, u16),
@@ -74,6 +75,10 @@ impl Switchboard {
         let mut dir = dir;
         dir.disable_cleanup(keep_temp_dirs());
         let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let tls = match config.sip_tls {
+            Some(_) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
+            None => None,
+        };
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let cdr_dir = dir.path().join("cdr");
         let recordings_dir = dir.path().join("recordings");
@@ -81,6 +86,7 @@ impl Switchboard {
         let config_path = dir.path().join("switchboard.toml");
         let text = config.to_toml(&Endpoints {
             sip,
+            tls,
             http,
             cdr_dir: &cdr_dir,
             rtp_ports: (rtp, rtp + RTP_PORTS - 1),
@@ -94,6 +100,7 @@ impl Switchboard {
             child,
             dir,
             sip,
+            tls,
             http,
             cdr_dir,
             rtp_ports: (rtp, rtp + RTP_PORTS - 1),
@@ -148,6 +155,21 @@ impl Switchboard {
     /// The SIP address (UDP and TCP).
     pub fn sip_addr(&self) -> SocketAddr {
         self.sip
+    }
+
+    /// The SIP over TLS address, when the configuration has a certificate.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
+    /// Sends SIGHUP (certificates are re-read).
+    pub fn hangup(&self) -> HarnessResult<()> {
+        crate::process::send_signal(&self.child, "HUP")
+    }
+
+    /// Waits until the log shows `needle`, within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
+        crate::logged_process::wait_for_text("switchboard", &self.log_path, needle, 1, timeout)
     }
 
     /// The HTTP API address.

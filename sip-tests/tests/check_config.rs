@@ -21,6 +21,7 @@ fn check_config(file: &Path) -> HarnessResult<Output> {
 fn good_config(dir: &Path) -> String {
     SwitchboardConfig::default().to_toml(&Endpoints {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
+        tls: None,
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.join("cdr"),
         rtp_ports: (30000, 30063),
@@ -75,6 +76,7 @@ fn every_harness_feature_renders_a_valid_file() -> HarnessResult<()> {
     };
     let text = config.to_toml(&Endpoints {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
+        tls: None,
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.path().join("cdr"),
         rtp_ports: (30000, 30063),

@@ -83,6 +83,16 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// A peer reached over TLS (on the connection it opened, or one opened to it).
+    pub fn tls(addr: SocketAddr) -> Self {
+        Self {
+            transport: Transport::Tls,
+            addr,
+        }
+    }
+}
+
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.transport, self.addr)

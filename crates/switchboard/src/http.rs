@@ -109,6 +109,7 @@ pub async fn serve(
     node: Arc<Node>,
     commands: mpsc::Sender<AgentCommand>,
     calls: mpsc::Sender<CallCommand>,
+    tls: Option<Arc<transport::ServerIdentity>>,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -145,11 +146,23 @@ pub async fn serve(
         })
         .with_state(state);
     let listener = crate::http_limits::LimitedListener::new(listener, limits);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "HTTP server stopped");
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%error, "HTTP server stopped");
+                }
+            });
         }
-    });
+        Some(identity) => {
+            let listener = crate::https::HttpsListener::new(listener, &identity)?;
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%error, "HTTPS server stopped");
+                }
+            });
+        }
+    }
     Ok(addr)
 }
 

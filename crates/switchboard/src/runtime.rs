@@ -10,6 +10,7 @@ use crate::prompt_library::PromptLibrary;
 use crate::switch::media_plane::MediaOp;
 use crate::switch::SharedState;
 use crate::switch::{LocalAddresses, Switch, SwitchStats};
+use crate::tls_certificates::LoadedCertificate;
 use acd::Acd;
 use anyhow::Context;
 use media::{MediaCommand, MediaEvent, MediaSession, RecorderMetrics, RecorderPool};
@@ -75,6 +76,7 @@ pub async fn run(
             "RLIMIT_NOFILE is smaller than the RTP port range needs: raise LimitNOFILE (systemd) or ulimit -n, or narrow media.rtp_port_min..rtp_port_max"
         );
     }
+    let certificates = Certificates::load(&config)?;
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let metrics = Arc::new(Metrics::new(&config));
     let gate = Arc::new(crate::security::gate::Gate::new(
@@ -85,6 +87,8 @@ pub async fn run(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
+            tls: config.sip.listen_tls.clone(),
+            tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -108,6 +112,7 @@ pub async fn run(
     let local = LocalAddresses {
         udp: transports.udp_addrs().first().copied(),
         tcp: transports.tcp_addrs().first().copied(),
+        tls: transports.tls_addrs().first().copied(),
         public_host: config.sip.public_address.clone(),
     };
     let unix_now = SystemTime::now()
@@ -152,10 +157,19 @@ pub async fn run(
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);
-    let http = crate::http::serve(config.clone(), node.clone(), command_tx, calls_tx).await?;
+    let http = crate::http::serve(
+        config.clone(),
+        node.clone(),
+        command_tx,
+        calls_tx,
+        certificates.http.as_ref().map(|c| c.identity.clone()),
+    )
+    .await?;
+    tokio::spawn(certificates.reload_on_sighup());
     tracing::info!(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
+        tls = ?transports.tls_addrs(),
         http = %http,
         "switchboard ready"
     );
@@ -235,6 +249,48 @@ pub async fn run(
     cdr.stop();
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// The certificates of the SIP TLS and HTTPS listeners, reloaded together on SIGHUP.
+struct Certificates {
+    sip: Option<Arc<LoadedCertificate>>,
+    http: Option<Arc<LoadedCertificate>>,
+    demo_dir: std::path::PathBuf,
+}
+
+impl Certificates {
+    fn load(config: &Config) -> anyhow::Result<Self> {
+        let demo_dir = crate::tls_certificates::demo_dir(&config.cdr.dir);
+        let load = |source: &Option<crate::config::TlsCertificate>, label| {
+            source
+                .as_ref()
+                .map(|source| LoadedCertificate::load(source, label, &demo_dir).map(Arc::new))
+                .transpose()
+        };
+        Ok(Self {
+            sip: load(&config.sip.tls, "SIP").context("SIP TLS certificate")?,
+            http: load(&config.http.tls, "HTTPS").context("HTTPS certificate")?,
+            demo_dir: demo_dir.clone(),
+        })
+    }
+
+    /// Re-reads the certificate files on every SIGHUP (certbot's deploy hook sends one).
+    async fn reload_on_sighup(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot watch SIGHUP: certificates will not be reloaded");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading TLS certificates");
+                for certificate in self.sip.iter().chain(&self.http) {
+                    certificate.reload(&self.demo_dir);
+                }
+            }
+        }
+    }
 }
 
 /// Every prompt language the configuration can ask for, the default `en` first.

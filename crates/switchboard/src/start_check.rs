@@ -22,6 +22,19 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// [`load_file`] for `text` already read; `source_name` names it in errors.
 pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
     let config = config::load_str(source_name, text)?;
+    // `run` loads the TLS certificates before it serves: a missing or broken file stops it.
+    for (section, source) in [("sip", &config.sip.tls), ("http", &config.http.tls)] {
+        if let Some(Err((field, message))) =
+            source.as_ref().map(crate::tls_certificates::check_files)
+        {
+            return Err(config::error_at(
+                source_name,
+                text,
+                &[section, field],
+                message,
+            ));
+        }
+    }
     // `run` loads every prompt set before it serves; an unreadable folder or a WAV file that
     // is not a usable prompt stops it, so it is a configuration error here too.
     if let Err(error) = PromptLibrary::load(
@@ -77,5 +90,93 @@ mod tests {
         assert!(errors
             .to_string()
             .starts_with("t.toml:5:13: agent[0].max_calls: "));
+    }
+
+    /// A certificate and key made with the tooling the tests have (rcgen).
+    fn write_pair(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("rcgen makes a certificate");
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).expect("write cert");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+        (cert, key)
+    }
+
+    fn sip_tls(cert: &std::path::Path, key: &std::path::Path) -> String {
+        format!(
+            "[sip]\nlisten_tls = [\"127.0.0.1:5061\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        )
+    }
+
+    #[test]
+    fn a_usable_certificate_pair_passes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = write_pair(dir.path());
+        let config = load_str("t.toml", &sip_tls(&cert, &key)).expect("the pair is usable");
+        assert_eq!(config.sip.listen_tls.len(), 1);
+        let https = format!(
+            "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+        assert!(load_str("t.toml", &https).is_ok());
+    }
+
+    #[test]
+    fn a_missing_certificate_file_is_a_located_configuration_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, key) = write_pair(dir.path());
+        let missing = dir.path().join("nope.pem");
+        let errors = load_str("t.toml", &sip_tls(&missing, &key)).expect_err("no such file");
+        let line = errors.to_string();
+        assert!(
+            line.starts_with("t.toml:3:12: sip.tls_cert: cannot read certificate file ")
+                && line.contains("nope.pem"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn garbage_certificate_or_key_is_a_located_configuration_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = write_pair(dir.path());
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a PEM file\n").expect("write");
+        let errors = load_str("t.toml", &sip_tls(&garbage, &key)).expect_err("garbage cert");
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "t.toml:3:12: sip.tls_cert: no PEM certificate (-----BEGIN CERTIFICATE-----) in {}",
+                garbage.display()
+            )
+        );
+        let errors = load_str("t.toml", &sip_tls(&cert, &garbage)).expect_err("garbage key");
+        assert!(errors
+            .to_string()
+            .starts_with("t.toml:4:11: sip.tls_key: no PEM private key"));
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_on_the_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, _) = write_pair(dir.path());
+        let other = tempfile::tempdir().expect("temp dir");
+        let (_, other_key) = write_pair(other.path());
+        let https = format!(
+            "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            other_key.display()
+        );
+        let errors = load_str("t.toml", &https).expect_err("key does not match");
+        let line = errors.to_string();
+        assert!(
+            line.starts_with(
+                "t.toml:3:11: http.tls_key: certificate and key cannot be used together"
+            ),
+            "{line}"
+        );
     }
 }

@@ -3,14 +3,17 @@
 //! core wants transmitted.
 //!
 //! Parsing happens here, on the receiving task, so the single core task spends its time on
-//! call state rather than on bytes. TLS and WebSocket plug in as further stream listeners:
+//! call state rather than on bytes. TLS is one more stream listener (a handshake in front of
+//! the same framing); WebSocket can plug in the same way:
 //! a stream transport only has to deliver framed messages as [`Inbound`] and register a
 //! writer in the connection table (see [`stream`]).
 
 mod stream;
+mod tls;
 mod udp;
 
 pub use stream::{AcceptedConnections, Refusal};
+pub use tls::{ServerIdentity, TlsError, TlsIdentity};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -74,6 +77,11 @@ pub struct TransportConfig {
     pub udp: Vec<SocketAddr>,
     /// TCP addresses to listen on.
     pub tcp: Vec<SocketAddr>,
+    /// TLS addresses to listen on; needs `tls_identity`.
+    pub tls: Vec<SocketAddr>,
+    /// The certificate TLS listeners present (replaceable while running: see
+    /// [`ServerIdentity::replace`]).
+    pub tls_identity: Option<Arc<ServerIdentity>>,
     /// Largest message accepted; larger ones are answered 513.
     pub max_message_bytes: usize,
     /// A TCP connection with no traffic for this long is closed (unless pinned by a
@@ -131,6 +139,7 @@ pub struct TransportStats {
 struct Inner {
     udp: Vec<Arc<UdpSocket>>,
     tcp_local: Vec<SocketAddr>,
+    tls_local: Vec<SocketAddr>,
     connections: DashMap<SocketAddr, stream::Connection>,
     inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
@@ -178,9 +187,32 @@ impl Transports {
             .iter()
             .map(|l| l.local_addr())
             .collect::<std::io::Result<Vec<_>>>()?;
+        let tls_acceptor = match (&config.tls_identity, config.tls.is_empty()) {
+            (_, true) => None,
+            (Some(identity), false) => Some(tokio_rustls::TlsAcceptor::from(
+                identity
+                    .server_config()
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            )),
+            (None, false) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "TLS listeners need a certificate",
+                ))
+            }
+        };
+        let mut tls_listeners = Vec::new();
+        for addr in &config.tls {
+            tls_listeners.push(tokio::net::TcpListener::bind(addr).await?);
+        }
+        let tls_local = tls_listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>()?;
         let inner = Arc::new(Inner {
             udp,
             tcp_local,
+            tls_local,
             connections: DashMap::new(),
             inbound,
             config,
@@ -194,17 +226,26 @@ impl Transports {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
         }
         for listener in listeners {
-            tokio::spawn(stream::accept_loop(inner.clone(), listener));
+            tokio::spawn(stream::accept_loop(inner.clone(), listener, None));
+        }
+        for listener in tls_listeners {
+            tokio::spawn(stream::accept_loop(
+                inner.clone(),
+                listener,
+                tls_acceptor.clone(),
+            ));
         }
         Ok(Self { inner })
     }
 
     /// Sends without waiting. UDP goes straight to the socket (or to a task when the socket
-    /// buffer is full); TCP goes to the connection's writer, opening one if needed.
+    /// buffer is full); TCP goes to the connection's writer, opening one if needed; TLS goes
+    /// to the connection the peer opened (outgoing TLS connections are not opened yet).
     pub fn send(&self, transmit: Transmit) {
         match transmit.peer.transport {
             Transport::Udp => udp::send(&self.inner, transmit.peer.addr, transmit.data),
             Transport::Tcp => stream::send(&self.inner, transmit.peer.addr, transmit.data),
+            Transport::Tls => stream::send_tls(&self.inner, transmit.peer.addr, transmit.data),
             other => {
                 tracing::warn!(transport = %other, "no listener for transport; message dropped");
                 self.inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
@@ -238,6 +279,11 @@ impl Transports {
     /// The TCP listening addresses.
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.inner.tcp_local.clone()
+    }
+
+    /// The TLS listening addresses.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.tls_local.clone()
     }
 
     /// Transport counters.

@@ -1,11 +1,13 @@
-//! Stream transports (TCP now; TLS and WebSocket later reuse the framing and the connection
+//! Stream transports (TCP and TLS; WebSocket later reuses the framing and the connection
 //! table): messages are framed by Content-Length (RFC 3261 §18.3), connections are reused in
 //! both directions, and responses go back over the connection the request came in on.
+//! TLS is TCP with a handshake between the accept and the first read: the same caps, gate,
+//! deadlines and connection table apply.
 
 use crate::{Inbound, Inner, Payload};
 use bytes::{Buf, Bytes, BytesMut};
 use dashmap::DashMap;
-use sip::Peer;
+use sip::{Peer, Transport};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 /// Messages queued to one connection's writer before senders see it as congested.
 const WRITE_QUEUE: usize = 1024;
@@ -20,6 +23,8 @@ const WRITE_QUEUE: usize = 1024;
 /// A live connection's writer, as kept in the connection table.
 pub(crate) struct Connection {
     id: u64,
+    /// TCP or TLS: a message for a TLS peer never goes out over a plain connection.
+    transport: Transport,
     writer: mpsc::Sender<Bytes>,
 }
 
@@ -103,12 +108,23 @@ impl AcceptedConnections {
     }
 }
 
-pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+/// Accepts TCP connections, or TLS ones when `tls` is given (the handshake must finish within
+/// the header timeout, so a silent or slow client cannot hold a slot).
+pub(crate) async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+) {
     let epoch = Instant::now();
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if !inner.admits(peer, sip::Transport::Tcp) {
+                if !inner.admits(peer, transport) {
                     drop(stream);
                     continue;
                 }
@@ -120,30 +136,71 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                         .stats
                         .connections_refused
                         .fetch_add(1, Ordering::Relaxed);
-                    inner.accepted.log_refusal(peer, refusal, epoch, "TCP");
+                    inner
+                        .accepted
+                        .log_refusal(peer, refusal, epoch, transport.via_token());
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-                let id = register(&inner, peer, tx);
                 let inner = inner.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    run(inner.clone(), stream, peer, id, rx).await;
+                    let local = stream.local_addr().unwrap_or(peer);
+                    match tls {
+                        None => {
+                            let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                            let id = register(&inner, peer, Transport::Tcp, tx);
+                            let halves = stream.into_split();
+                            run(&inner, halves, peer, local, Transport::Tcp, id, rx).await;
+                        }
+                        Some(acceptor) => {
+                            let deadline = inner.config.limits.header_timeout;
+                            match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+                                    let id = register(&inner, peer, Transport::Tls, tx);
+                                    let halves = tokio::io::split(stream);
+                                    run(&inner, halves, peer, local, Transport::Tls, id, rx).await;
+                                }
+                                Ok(Err(error)) => {
+                                    tracing::info!(%peer, %error, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    inner.stats.read_timeouts.fetch_add(1, Ordering::Relaxed);
+                                    tracing::info!(%peer, "TLS handshake not complete in time");
+                                }
+                            }
+                        }
+                    }
                     inner.accepted.release(peer.ip());
                 });
             }
             Err(error) => {
                 // EMFILE and friends: keep accepting once descriptors free up.
-                tracing::warn!(%error, "TCP accept failed");
+                tracing::warn!(%error, %transport, "stream accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     }
 }
 
-fn register(inner: &Inner, peer: SocketAddr, writer: mpsc::Sender<Bytes>) -> u64 {
+fn register(
+    inner: &Inner,
+    peer: SocketAddr,
+    transport: Transport,
+    writer: mpsc::Sender<Bytes>,
+) -> u64 {
     let id = inner.next_connection_id.fetch_add(1, Ordering::Relaxed);
-    inner.connections.insert(peer, Connection { id, writer });
+    let connection = Connection {
+        id,
+        transport,
+        writer,
+    };
+    // A connection from the same address replaces the old entry; the old one still closes
+    // on its own (end of stream or idle), and removes only its own entry then.
+    if inner.connections.insert(peer, connection).is_some() {
+        inner.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    }
     inner.stats.connections.fetch_add(1, Ordering::Relaxed);
     id
 }
@@ -160,25 +217,39 @@ fn unregister(inner: &Inner, peer: SocketAddr, id: u64) {
 }
 
 /// Drives one connection: a writer draining the queue and a reader framing messages.
-async fn run(
-    inner: Arc<Inner>,
-    stream: TcpStream,
+/// (TCP streams are split into owned halves without a lock; a TLS stream's halves share one.)
+async fn run<R, W>(
+    inner: &Inner,
+    (reader, writer): (R, W),
     peer: SocketAddr,
+    local: SocketAddr,
+    transport: Transport,
     id: u64,
     rx: mpsc::Receiver<Bytes>,
-) {
-    let local = stream.local_addr().unwrap_or(peer);
-    let (reader, writer) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let writer_task = tokio::spawn(write_loop(writer, rx));
-    read_loop(&inner, reader, peer, local).await;
-    unregister(&inner, peer, id);
+    read_loop(
+        inner,
+        reader,
+        Peer {
+            transport,
+            addr: peer,
+        },
+        local,
+    )
+    .await;
+    unregister(inner, peer, id);
     writer_task.abort();
     inner.pinned.remove(&peer);
 }
 
 async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(data) = rx.recv().await {
-        if writer.write_all(&data).await.is_err() {
+        // TLS buffers records: flush so each message leaves now, not when the buffer fills.
+        if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
             return;
         }
     }
@@ -187,9 +258,10 @@ async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<
 async fn read_loop(
     inner: &Inner,
     mut reader: impl AsyncRead + Unpin,
-    peer: SocketAddr,
+    source: Peer,
     local: SocketAddr,
 ) {
+    let peer = source.addr;
     let mut buffer = BytesMut::with_capacity(8192);
     let limits = &inner.config.limits;
     let mut last_activity = Instant::now();
@@ -211,13 +283,13 @@ async fn read_loop(
                         let _ = c.writer.try_send(Bytes::from_static(b"\r\n"));
                     }
                 }
-                Frame::Message(_) if !inner.admits(peer, sip::Transport::Tcp) => {
+                Frame::Message(_) if !inner.admits(peer, source.transport) => {
                     // Banned or over its rate meanwhile: the connection goes.
                     return;
                 }
                 Frame::Message(bytes) => {
                     let inbound = Inbound {
-                        source: Peer::tcp(peer),
+                        source,
                         local,
                         payload: inner.classify(bytes),
                         received: std::time::Instant::now(),
@@ -227,7 +299,7 @@ async fn read_loop(
                 Frame::TooLarge(head, size) => {
                     // The stream cannot be resynchronised past a message we will not read.
                     let inbound = Inbound {
-                        source: Peer::tcp(peer),
+                        source,
                         local,
                         payload: Payload::TooLarge { bytes: head, size },
                         received: std::time::Instant::now(),
@@ -237,7 +309,7 @@ async fn read_loop(
                 }
                 Frame::Broken(bytes, error) => {
                     let inbound = Inbound {
-                        source: Peer::tcp(peer),
+                        source,
                         local,
                         payload: Payload::Malformed { bytes, error },
                         received: std::time::Instant::now(),
@@ -332,7 +404,28 @@ fn next_frame(buffer: &mut BytesMut, max: usize) -> Frame {
     Frame::Message(buffer.split_to(total).freeze())
 }
 
+/// Sends over the TLS connection to `to`, which must exist (the peer connected to us: a phone
+/// registered over TLS). Opening outgoing TLS connections needs the peer's name to verify its
+/// certificate, which a socket address does not carry: not supported yet.
+pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
+    let Some(connection) = inner
+        .connections
+        .get(&to)
+        .filter(|c| c.transport == Transport::Tls)
+    else {
+        tracing::debug!(%to, "no TLS connection to the peer; message dropped");
+        inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match connection.writer.try_send(data) {
+        Ok(()) => inner.stats.sent.fetch_add(1, Ordering::Relaxed),
+        Err(_) => inner.stats.send_errors.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
+    // Any connection to the peer will do, a TLS one too (never the other way round: see
+    // `send_tls`); opening a TCP connection beside it would replace its table entry.
     if let Some(connection) = inner.connections.get(&to) {
         match connection.writer.try_send(data) {
             Ok(()) => {
@@ -350,14 +443,24 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     if tx.try_send(data).is_err() {
         return;
     }
-    let id = register(inner, to, tx);
+    let id = register(inner, to, Transport::Tcp, tx);
     inner.stats.sent.fetch_add(1, Ordering::Relaxed);
     let inner = inner.clone();
     tokio::spawn(async move {
         match TcpStream::connect(to).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                run(inner, stream, to, id, rx).await;
+                let local = stream.local_addr().unwrap_or(to);
+                run(
+                    &inner,
+                    stream.into_split(),
+                    to,
+                    local,
+                    Transport::Tcp,
+                    id,
+                    rx,
+                )
+                .await;
             }
             Err(error) => {
                 tracing::debug!(%error, %to, "TCP connect failed");

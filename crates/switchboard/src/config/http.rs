@@ -8,7 +8,7 @@ use super::names::Declared;
 use super::reader::{Field, TableReader};
 use super::sip::parse_socket_addr;
 
-const KEYS: &[&str] = &["listen", "token"];
+const KEYS: &[&str] = &["listen", "token", "tls_cert", "tls_key"];
 const TOKEN_KEYS: &[&str] = &["token", "role", "agent"];
 
 /// A role as named in the file, before the agent id is attached.
@@ -41,6 +41,7 @@ pub(super) fn read(
         SocketAddr::from(([127, 0, 0, 1], 8080)),
         |d, field| field.parsed(d, parse_socket_addr),
     );
+    let tls = super::tls::read_pair(d, &http);
     let tokens = http.or(d, "token", Vec::new(), |d, field| {
         let mut seen = Declared::new("API token");
         field.list(d, |d, element| {
@@ -52,6 +53,7 @@ pub(super) fn read(
     });
     Some(HttpConfig {
         listen: listen?,
+        tls: tls?,
         tokens: tokens?,
     })
 }

@@ -29,8 +29,10 @@ mod schedule;
 mod security;
 mod sip;
 mod skills;
+mod tls;
 mod trunk;
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use toml_edit::ImDocument;
@@ -43,7 +45,7 @@ pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TrunkConfig,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TlsCertificate, TrunkConfig,
 };
 pub use security::SecurityConfig;
 
@@ -99,13 +101,25 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// The embedded demo configuration: SIP on 127.0.0.1:5060 (UDP and TCP), HTTP on
-/// 127.0.0.1:8080 with token `demo-token`, a trunk for 127.0.0.0/8, DID `100` to the voice
+/// The embedded demo configuration: SIP on 127.0.0.1:5060 (UDP and TCP) and 127.0.0.1:5061
+/// (TLS, with a self-signed certificate made at start), HTTP on 127.0.0.1:8080 with token
+/// `demo-token`, a trunk for 127.0.0.0/8, DID `100` to the voice
 /// menu `main`, DID `101` straight to queue `support`, queues `support` and `sales`, and agents
 /// 1001-1003 with passwords `secret1001`-`secret1003`.
 pub fn demo() -> Config {
-    load_str("demo.toml", DEMO_TOML)
-        .expect("the embedded demo.toml is valid: the demo_configuration_is_valid test proves it")
+    with_demo_tls(
+        load_str("demo.toml", DEMO_TOML).expect(
+            "the embedded demo.toml is valid: the demo_configuration_is_valid test proves it",
+        ),
+    )
+}
+
+/// A file cannot ask for a made-up certificate (a node on the Internet must present a real
+/// one); the demo gets one so SIP over TLS works out of the box.
+fn with_demo_tls(mut config: Config) -> Config {
+    config.sip.listen_tls = vec![SocketAddr::from(([127, 0, 0, 1], 5061))];
+    config.sip.tls = Some(TlsCertificate::SelfSigned);
+    config
 }
 
 fn syntax_error(source_name: &str, text: &str, error: &toml_edit::TomlError) -> ConfigErrors {
@@ -216,6 +230,9 @@ mod tests {
 [sip]
 listen_udp = ["0.0.0.0:5060", "[::]:5060"]  # UDP listeners; may be [] if listen_tcp is not
 listen_tcp = ["0.0.0.0:5060"]               # TCP listeners
+listen_tls = ["0.0.0.0:5061"]               # SIP over TLS listeners; need tls_cert and tls_key
+tls_cert = "/etc/switchboard/tls/fullchain.pem"  # PEM certificate chain, leaf first; re-read on SIGHUP
+tls_key = "/etc/switchboard/tls/privkey.pem"     # PEM private key (PKCS#8, PKCS#1 or SEC1)
 realm = "example.com"                       # digest realm; HA1 values are computed with it
 public_address = "sip.example.com"          # host for Via and Contact; "" = the listen IP (SDP: media.public_address)
 t1_ms = 500                                 # RFC 3261 T1 (1..=60000), must be <= t2_ms
@@ -232,6 +249,8 @@ min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a 
 
 [http]
 listen = "127.0.0.1:8080"                   # API and /metrics (the web UI is not built yet)
+tls_cert = "/etc/switchboard/tls/fullchain.pem"  # optional, with tls_key: HTTPS only on this listener
+tls_key = "/etc/switchboard/tls/privkey.pem"     # re-read on SIGHUP like the SIP certificate
 
 [[http.token]]
 token = "change-me-admin"                   # Authorization: Bearer <token>; unique
@@ -375,7 +394,7 @@ ha1 = "fedcba9876543210fedcba9876543210"
     #[test]
     fn demo_configuration_is_valid() {
         let config = valid(DEMO_TOML);
-        assert_eq!(config, demo());
+        assert_eq!(with_demo_tls(config.clone()), demo());
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("literal address");
         assert_eq!(config.sip.listen_udp, vec![local]);
         assert_eq!(config.sip.listen_tcp, vec![local]);
@@ -515,6 +534,8 @@ ha1 = "fedcba9876543210fedcba9876543210"
     fn full_example_reads_every_field() {
         let config = valid(FULL_EXAMPLE);
         assert_eq!(config.sip.listen_udp.len(), 2);
+        assert_eq!(config.sip.listen_tls[0].port(), 5061);
+        assert!(config.sip.tls.is_some() && config.http.tls.is_some());
         assert_eq!(config.cdr.node.as_deref(), Some("paris-1"));
         assert_eq!(config.media.rtp_port_max, 29_999);
         assert_eq!(
@@ -750,7 +771,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",
@@ -793,7 +814,7 @@ max_calls = 0
             )
         );
         std::fs::write(&path, DEMO_TOML).expect("temp file is writable");
-        assert_eq!(load_file(&path), Ok(demo()));
+        assert_eq!(load_file(&path).map(with_demo_tls), Ok(demo()));
         std::fs::remove_dir_all(&dir).expect("temp dir can be removed");
 
         let missing = dir.join("missing.toml");

@@ -55,6 +55,10 @@ pub struct SipConfig {
     pub listen_udp: Vec<SocketAddr>,
     /// TCP listen addresses.
     pub listen_tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (SIP over TLS, RFC 3261 §26); non-empty only with `tls`.
+    pub listen_tls: Vec<SocketAddr>,
+    /// The certificate the TLS listeners present; set only with `listen_tls`.
+    pub tls: Option<TlsCertificate>,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,
     /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.
@@ -83,6 +87,21 @@ pub struct SipConfig {
     pub min_session_expires: Duration,
 }
 
+/// Where a TLS listener's certificate and key come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCertificate {
+    /// PEM files, read at start and again on SIGHUP.
+    Files {
+        /// Certificate chain, leaf first.
+        cert: PathBuf,
+        /// Private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// A self-signed certificate for localhost/127.0.0.1 made at start (the demo only; no
+    /// configuration file can ask for it).
+    SelfSigned,
+}
+
 /// A digest algorithm Switchboard can challenge with (RFC 8760).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigestAlgorithm {
@@ -97,6 +116,8 @@ pub enum DigestAlgorithm {
 pub struct HttpConfig {
     /// Address of the HTTP API, web UI and `/metrics`.
     pub listen: SocketAddr,
+    /// When set, the listener speaks HTTPS only, with this certificate.
+    pub tls: Option<TlsCertificate>,
     /// Bearer tokens accepted by the API; each token is unique.
     pub tokens: Vec<ApiToken>,
 }

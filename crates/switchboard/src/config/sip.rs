@@ -10,6 +10,9 @@ use super::reader::{Field, TableReader, ONE_DAY_S};
 const KEYS: &[&str] = &[
     "listen_udp",
     "listen_tcp",
+    "listen_tls",
+    "tls_cert",
+    "tls_key",
     "realm",
     "public_address",
     "t1_ms",
@@ -33,6 +36,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
 
     let listen_udp = sip.or(d, "listen_udp", vec![default_listen], socket_addrs);
     let listen_tcp = sip.or(d, "listen_tcp", vec![default_listen], socket_addrs);
+    let listen_tls = sip.or(d, "listen_tls", Vec::new(), socket_addrs);
+    let tls = super::tls::read_pair(d, &sip);
     let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
     let public_address = sip.or(d, "public_address", None, public_address);
     let t1 = sip.or(d, "t1_ms", Duration::from_millis(500), |d, f| {
@@ -79,13 +84,24 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         digest_algorithms,
     );
 
-    if let (Some(udp), Some(tcp)) = (&listen_udp, &listen_tcp) {
-        if udp.is_empty() && tcp.is_empty() {
+    if let (Some(udp), Some(tcp), Some(tls_listen)) = (&listen_udp, &listen_tcp, &listen_tls) {
+        if udp.is_empty() && tcp.is_empty() && tls_listen.is_empty() {
             d.error(
                 &sip.path().key("listen_udp"),
-                "no SIP listener: listen_udp and listen_tcp are both empty",
+                "no SIP listener: listen_udp, listen_tcp and listen_tls are all empty",
             );
         }
+    }
+    match (&listen_tls, &tls) {
+        (Some(listen), Some(None)) if !listen.is_empty() => d.error(
+            &sip.path().key("listen_tls"),
+            "TLS listeners need a certificate: set tls_cert and tls_key (PEM files)",
+        ),
+        (Some(listen), Some(Some(_))) if listen.is_empty() => d.error(
+            &sip.path().key("tls_cert"),
+            "no TLS listener uses this certificate: set listen_tls",
+        ),
+        _ => {}
     }
     if let (Some(t1), Some(t2)) = (t1, t2) {
         if t1 > t2 {
@@ -114,6 +130,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
     Some(SipConfig {
         listen_udp: listen_udp?,
         listen_tcp: listen_tcp?,
+        listen_tls: listen_tls?,
+        tls: tls?,
         realm: realm?,
         public_address: public_address?,
         t1: t1?,
@@ -236,7 +254,7 @@ mod tests {
     fn at_least_one_listener_is_required() {
         assert_eq!(
             error_lines("[sip]\nlisten_udp = []\nlisten_tcp = []\n"),
-            vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp and listen_tcp are both empty"]
+            vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp, listen_tcp and listen_tls are all empty"]
         );
     }
 

@@ -73,6 +73,8 @@ pub struct LocalAddresses {
     pub udp: Option<SocketAddr>,
     /// Bound TCP address.
     pub tcp: Option<SocketAddr>,
+    /// Bound TLS address (Via `SIP/2.0/TLS` and Contact `;transport=tls` name it).
+    pub tls: Option<SocketAddr>,
     /// Host to advertise instead of the bound IP (NAT / wildcard binds).
     pub public_host: Option<String>,
 }
@@ -81,6 +83,7 @@ impl LocalAddresses {
     fn addr(&self, transport: Transport) -> Option<SocketAddr> {
         match transport {
             Transport::Udp => self.udp.or(self.tcp),
+            Transport::Tls => self.tls.or(self.tcp).or(self.udp),
             _ => self.tcp.or(self.udp),
         }
     }
@@ -731,6 +734,7 @@ pub(crate) mod testing {
             LocalAddresses {
                 udp: Some("127.0.0.1:5060".parse().expect("addr")),
                 tcp: None,
+                tls: None,
                 public_host: None,
             },
             SharedState {

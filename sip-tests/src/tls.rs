@@ -1,0 +1,150 @@
+//! TLS test material: certificates made on the spot (rcgen) and `openssl s_client` as an
+//! independent TLS client that sends SIP requests typed into it and shows what comes back.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::TlsFiles;
+use crate::error::{HarnessError, HarnessResult};
+use crate::logged_process::LoggedProcess;
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files.
+#[derive(Debug, Clone)]
+pub struct TestCertificate {
+    /// Where the certificate and key are.
+    pub files: TlsFiles,
+    /// SHA-256 of the certificate, `AB:CD:…` (as Switchboard logs it).
+    pub fingerprint: String,
+}
+
+impl TestCertificate {
+    /// Makes a certificate and writes `<dir>/<name>-cert.pem` and `<dir>/<name>-key.pem`.
+    pub fn generate(dir: &Path, name: &str) -> HarnessResult<Self> {
+        let made = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .map_err(|e| HarnessError::Unexpected(format!("rcgen: {e}")))?;
+        let files = TlsFiles {
+            cert: dir.join(format!("{name}-cert.pem")),
+            key: dir.join(format!("{name}-key.pem")),
+        };
+        let fingerprint = fingerprint(made.cert.der());
+        let certificate = Self { files, fingerprint };
+        certificate.write_pem(&made.cert.pem(), &made.signing_key.serialize_pem())?;
+        Ok(certificate)
+    }
+
+    /// Writes this certificate's PEM text to `files` (another certificate's paths: a renewal).
+    fn write_pem(&self, cert: &str, key: &str) -> HarnessResult<()> {
+        std::fs::write(&self.files.cert, cert)
+            .map_err(|e| HarnessError::io(format!("writing {}", self.files.cert.display()), e))?;
+        std::fs::write(&self.files.key, key)
+            .map_err(|e| HarnessError::io(format!("writing {}", self.files.key.display()), e))
+    }
+
+    /// Copies this certificate over the files of `target` (as a renewal replaces files in place).
+    pub fn install_over(&self, target: &TlsFiles) -> HarnessResult<()> {
+        for (from, to) in [
+            (&self.files.cert, &target.cert),
+            (&self.files.key, &target.key),
+        ] {
+            std::fs::copy(from, to).map_err(|e| {
+                HarnessError::io(format!("copying {} to {}", from.display(), to.display()), e)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of DER bytes as upper-case hex pairs joined by colons.
+pub fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `openssl s_client` connected to a SIP TLS listener, trusting only `ca`; what the server
+/// sends is in its log.
+pub struct OpensslClient {
+    process: LoggedProcess,
+    local_via: String,
+}
+
+impl OpensslClient {
+    /// Connects to `server`, verifying its certificate against `ca` (the handshake fails and
+    /// the client exits if the server presents another certificate).
+    pub fn connect(log: &Path, server: SocketAddr, ca: &Path) -> HarnessResult<Self> {
+        let mut command = Command::new("openssl");
+        command
+            .arg("s_client")
+            .arg("-connect")
+            .arg(server.to_string())
+            .arg("-CAfile")
+            .arg(ca)
+            .args(["-verify_return_error", "-quiet", "-no_ign_eof"]);
+        let process = LoggedProcess::spawn("openssl s_client", command, log, true)?;
+        Ok(Self {
+            process,
+            local_via: "127.0.0.1:5999".to_owned(),
+        })
+    }
+
+    /// Sends an OPTIONS with `call_id` (CRLF line ends, Content-Length 0).
+    pub fn send_options(&mut self, call_id: &str) -> HarnessResult<()> {
+        let lines = [
+            "OPTIONS sip:100@127.0.0.1 SIP/2.0".to_owned(),
+            format!(
+                "Via: SIP/2.0/TLS {};branch=z9hG4bK-{call_id};rport",
+                self.local_via
+            ),
+            "Max-Forwards: 70".to_owned(),
+            format!("From: <sip:probe@127.0.0.1>;tag={call_id}"),
+            "To: <sip:100@127.0.0.1>".to_owned(),
+            format!("Call-ID: {call_id}"),
+            "CSeq: 1 OPTIONS".to_owned(),
+            "Content-Length: 0".to_owned(),
+            String::new(),
+        ];
+        for line in lines {
+            // send_line adds the LF; SIP wants CRLF.
+            self.process.send_line(&format!("{line}\r"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the server's answer to `call_id` arrived with `status` (e.g. `200 OK`).
+    pub fn wait_for_answer(&self, call_id: &str, timeout: Duration) -> HarnessResult<()> {
+        self.process
+            .wait_for(&format!("Call-ID: {call_id}"), timeout)
+            .map_err(|_| self.process.failure(&format!("no answer to {call_id}")))
+    }
+
+    /// Everything the client printed (the server's messages, handshake errors).
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// Waits until the client has exited (e.g. after a refused handshake), within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> HarnessResult<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.process.is_running() {
+            if std::time::Instant::now() > deadline {
+                return Err(self.process.failure("still running"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.process.log_path().to_path_buf()
+    }
+}
