@@ -352,20 +352,8 @@ async fn set_state(
             reply,
         })
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "server is stopping",
-            )
-        })?;
-    outcome.await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "server is stopping",
-        )
-    })??;
+        .map_err(|_| stopping())?;
+    outcome.await.map_err(|_| stopping())??;
     agent_response(&state, &id)
 }
 
@@ -384,14 +372,8 @@ async fn list_calls(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let role = authorize(&state, &headers)?;
-    let (reply, answer) = oneshot::channel();
-    state
-        .calls
-        .send(CallCommand::List { reply })
-        .await
-        .map_err(|_| stopping())?;
-    let calls = answer.await.map_err(|_| stopping())?;
-    let visible: Vec<CallView> = calls
+    let visible: Vec<CallView> = live_calls(&state)
+        .await?
         .into_iter()
         .filter(|call| match &role {
             ApiRole::Agent(own) => call.agent.as_deref() == Some(own.as_str()),
@@ -405,6 +387,17 @@ async fn list_calls(
         })
         .collect();
     Ok(Json(json!({ "calls": visible })))
+}
+
+/// The calls in progress, as call control sees them now.
+async fn live_calls(state: &ApiState) -> Result<Vec<CallView>, ApiError> {
+    let (reply, answer) = oneshot::channel();
+    state
+        .calls
+        .send(CallCommand::List { reply })
+        .await
+        .map_err(|_| stopping())?;
+    answer.await.map_err(|_| stopping())
 }
 
 async fn hold_call(
@@ -476,14 +469,8 @@ async fn act_on_call(
         )
     })?;
     if let ApiRole::Agent(own) = &role {
-        let (reply, answer) = oneshot::channel();
-        state
-            .calls
-            .send(CallCommand::List { reply })
-            .await
-            .map_err(|_| stopping())?;
-        let calls = answer.await.map_err(|_| stopping())?;
-        let theirs = calls
+        let theirs = live_calls(&state)
+            .await?
             .iter()
             .any(|c| c.id == call && c.agent.as_deref() == Some(own.as_str()));
         if !theirs {
