@@ -49,6 +49,10 @@ pub struct Metrics {
     pub security_events: IntCounterVec,
     /// Registrations of an agent from an address it had not used before, by agent.
     pub agent_new_source: IntCounterVec,
+    /// API requests refused for a missing or unknown bearer token, by reason.
+    pub api_auth_failures: IntCounterVec,
+    /// Audit records that could not be written.
+    pub audit_errors: IntCounter,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -237,6 +241,17 @@ impl Metrics {
                 "switchboard_security_events_total",
                 "Security events: auth failures, bans, dropped and refused requests or connections.",
                 &["event"],
+            ),
+            api_auth_failures: counter(
+                &registry,
+                "switchboard_api_auth_failures_total",
+                "API requests refused for a missing or unknown bearer token.",
+                &["reason"],
+            ),
+            audit_errors: plain_counter(
+                &registry,
+                "switchboard_audit_errors_total",
+                "Audit records that could not be written (disk full, unwritable directory).",
             ),
             agent_new_source: counter(
                 &registry,

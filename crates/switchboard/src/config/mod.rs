@@ -405,7 +405,10 @@ ha1 = "fedcba9876543210fedcba9876543210"
                 .expect("literal address")
         );
         assert_eq!(config.http.tokens.len(), 1);
-        assert_eq!(config.http.tokens[0].token, "demo-token");
+        assert!(config.http.tokens[0]
+            .digest
+            .matches(&crate::token_digest::TokenDigest::of("demo-token")));
+        assert_eq!(config.http.tokens[0].name, "token-1");
         assert_eq!(config.http.tokens[0].role, ApiRole::Admin);
 
         let [trunk] = config.trunks.as_slice() else {
