@@ -9,7 +9,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use sip_tests::paths::switchboard_binary;
-use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig};
+use sip_tests::ports::free_port;
+use sip_tests::{
+    dial_feature_code, register_agent, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
+};
 
 const ADMIN_SECRET: &str = "ops-desk-secret";
 /// `printf %s ops-desk-secret | sha256sum`
@@ -132,6 +135,37 @@ fn an_admins_changes_are_audited_once_and_survive_kill_9() -> HarnessResult<()> 
         .cloned()
         .collect::<Vec<_>>();
     assert_eq!(reads.len(), 2, "two successful reads: {reads:?}");
+    Ok(())
+}
+
+#[test]
+fn a_feature_code_is_audited_with_the_agent_and_the_phones_address() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    register_agent(&switchboard, "1001", free_port()?)?;
+    dial_feature_code(&switchboard, "1001", "*222", None, "feature_code.xml")?.ensure_success()?;
+    // Call control queues its record without waiting; the writer keeps order, so once this
+    // later, awaited record (GET /api/calls reads callers' numbers) is on disk, so is it.
+    switchboard
+        .api()
+        .with_token(Some(ADMIN_SECRET))
+        .get("/api/calls")?
+        .expect_status(200, "listing calls")?;
+    let records = audit_lines(switchboard.cdr_dir())?;
+    let states = with_action(&records, "agent-state");
+    assert_eq!(states.len(), 1, "{records:?}");
+    let record = states[0];
+    assert_eq!(record["who"]["agent"], "1001", "{record}");
+    assert_eq!(record["who"]["role"], "agent", "{record}");
+    assert_eq!(record["who"]["token"], Value::Null, "{record}");
+    assert_eq!(record["from"], "127.0.0.1", "{record}");
+    assert_eq!(
+        record["target"], "1001 not-ready (lunch) by *222",
+        "{record}"
+    );
+    assert_eq!(record["result"], "ok", "{record}");
+    let reads = with_action(&records, "calls-read");
+    assert_eq!(reads.len(), 1, "{records:?}");
+    assert_by_ops_desk(reads[0], "0 calls");
     Ok(())
 }
 

@@ -118,8 +118,9 @@ impl Switch {
         let outcome = self.set_agent_state(now, &agent, state);
         self.audit.record(crate::audit::AuditRecord::now(
             crate::audit::Who {
+                token: None,
+                role: Some("agent".to_owned()),
                 agent: Some(agent.clone()),
-                ..Default::default()
             },
             Some(source.addr.ip().to_string()),
             "agent-state",
