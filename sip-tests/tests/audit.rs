@@ -139,6 +139,74 @@ fn an_admins_changes_are_audited_once_and_survive_kill_9() -> HarnessResult<()> 
 }
 
 #[test]
+fn each_audited_api_action_names_its_target_and_result() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let admin = switchboard.api().with_token(Some(ADMIN_SECRET));
+    let supervisor = admin.with_token(Some(SUPERVISOR_SECRET));
+    admin
+        .delete("/api/bans/192.0.2.1")?
+        .expect_status(200, "lifting a ban that is not there")?;
+    assert_eq!(admin.delete("/api/bans/not-an-ip")?.status, 400);
+    assert_eq!(admin.post("/api/calls/77/hold", "")?.status, 404);
+    assert_eq!(admin.post("/api/calls/77/resume", "")?.status, 404);
+    assert_eq!(
+        admin
+            .post("/api/calls/77/transfer", r#"{"to":"1002"}"#)?
+            .status,
+        404
+    );
+    assert_eq!(admin.post("/api/calls/77/transfer", "{}")?.status, 400);
+    supervisor
+        .delete("/api/emergency/100")?
+        .expect_status(200, "switching off an announcement that is off")?;
+    assert_eq!(
+        supervisor
+            .post_state("1002", r#"{"state":"asleep"}"#)?
+            .status,
+        400
+    );
+    // Refused before the token is known: not in the audit log (it is in the security log).
+    assert_eq!(
+        admin
+            .with_token(Some("wrong"))
+            .delete("/api/emergency/100")?
+            .status,
+        401
+    );
+
+    let records = audit_lines(switchboard.cdr_dir())?;
+    let seen: Vec<(String, String, String, String)> = records
+        .iter()
+        .map(|r| {
+            let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+            (
+                text(&r["who"]["token"]),
+                text(&r["action"]),
+                text(&r["target"]),
+                text(&r["result"]),
+            )
+        })
+        .collect();
+    let expected = [
+        ("ops-desk", "ban-lift", "192.0.2.1", "ok"),
+        ("ops-desk", "ban-lift", "not-an-ip", "invalid_address"),
+        ("ops-desk", "call-hold", "77", "unknown_call"),
+        ("ops-desk", "call-resume", "77", "unknown_call"),
+        ("ops-desk", "call-transfer", "77 to 1002", "unknown_call"),
+        ("ops-desk", "call-transfer", "77", "bad_request"),
+        ("floor-lead", "emergency-clear", "100", "ok"),
+        ("floor-lead", "agent-state", "1002", "bad_request"),
+    ]
+    .map(|(a, b, c, d)| (a.to_owned(), b.to_owned(), c.to_owned(), d.to_owned()));
+    assert_eq!(seen, expected);
+    assert!(
+        records.iter().all(|r| r["from"] == "127.0.0.1"),
+        "{records:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_feature_code_is_audited_with_the_agent_and_the_phones_address() -> HarnessResult<()> {
     let switchboard = Switchboard::start(config())?;
     register_agent(&switchboard, "1001", free_port()?)?;
