@@ -175,10 +175,18 @@ impl DailyFile {
             _ => {
                 let path = self.dir.join(file_name(date));
                 let created = !path.exists();
-                let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .read(true)
+                    .open(&path)?;
                 if created {
                     // The new directory entry must be durable too, or a crash loses the file.
                     File::open(&self.dir)?.sync_all()?;
+                } else if ends_torn(&mut file)? {
+                    // A crash cut the last record short: end that line, or the next record
+                    // would be glued to it and unreadable too.
+                    file.write_all(b"\n")?;
                 }
                 &mut self.open.insert((date, file)).1
             }
@@ -189,6 +197,18 @@ impl DailyFile {
         file.write_all(&line)?;
         file.sync_data()
     }
+}
+
+/// Whether `file` is non-empty and does not end with a newline.
+fn ends_torn(file: &mut File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 fn file_name(date: Date) -> String {
@@ -350,6 +370,26 @@ mod tests {
             actions(None, None),
             ["before", "late", "start", "middle", "end"]
         );
+    }
+
+    #[test]
+    fn a_record_after_a_torn_line_starts_a_line_of_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit-2026-12-06.jsonl");
+        std::fs::write(&path, "{\"at\":\"2026-12-06T13").expect("torn tail");
+        let mut writer = DailyFile {
+            dir: dir.path().to_owned(),
+            open: None,
+        };
+        writer
+            .append(&record(datetime!(2026-12-06 14:00 UTC), "after-crash"))
+            .expect("appended");
+        let actions: Vec<String> = read(dir.path(), None, None)
+            .expect("reads")
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(actions, ["after-crash"]);
     }
 
     #[tokio::test]
