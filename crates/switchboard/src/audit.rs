@@ -4,7 +4,8 @@
 //! Append-only and fsynced per record: a record the API waited for is on disk before the API
 //! answers, so it survives `kill -9` and a power cut. The volume is a few records a minute, so
 //! one `fsync` each is cheap; the writes happen on a dedicated thread so neither the API nor
-//! call control ever blocks on the disk.
+//! call control ever blocks on the disk. With `[cdr] postgres_url`, each record on disk is
+//! also handed to [`crate::audit_shipping`].
 
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -77,29 +78,59 @@ pub struct AuditLog {
     dir: PathBuf,
     jobs: Option<mpsc::Sender<Job>>,
     errors: Option<prometheus::IntCounter>,
+    shipper: Option<mpsc::Sender<crate::audit_shipping::ShipJob>>,
+}
+
+/// Where records go besides the files.
+pub struct Shipping {
+    /// The `audit` table of the CDR database.
+    pub table: cdr::audit_table::AuditTable,
+    /// Counts failed inserts.
+    pub failures: prometheus::IntCounter,
 }
 
 impl AuditLog {
-    /// Starts the writer for `dir` (created if missing); failed writes count into `errors`.
-    pub fn start(dir: &Path, errors: prometheus::IntCounter) -> io::Result<Self> {
+    /// Starts the writer for `dir` (created if missing), and the PostgreSQL shipper when
+    /// `shipping` is given; failed writes count into `errors`.
+    pub fn start(
+        dir: &Path,
+        errors: prometheus::IntCounter,
+        shipping: Option<Shipping>,
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let shipper = match shipping {
+            Some(Shipping { table, failures }) => {
+                Some(crate::audit_shipping::start(dir, table, failures)?)
+            }
+            None => None,
+        };
         let (jobs, queue) = mpsc::channel::<Job>();
         let mut writer = DailyFile {
             dir: dir.to_owned(),
             open: None,
         };
         let counter = errors.clone();
+        let ship_to = shipper.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 for job in queue {
                     let outcome = writer.append(&job.record);
-                    if let Err(error) = &outcome {
-                        counter.inc();
-                        tracing::error!(%error, action = %job.record.action, "audit record not written");
+                    match &outcome {
+                        Ok((day, line)) => {
+                            if let Some(shipper) = &ship_to {
+                                let row = crate::audit_shipping::row(*day, *line, &job.record);
+                                // The shipper only stops with the process.
+                                let _ = shipper.send(crate::audit_shipping::ShipJob::Row(row));
+                            }
+                        }
+                        Err(error) => {
+                            counter.inc();
+                            tracing::error!(%error, action = %job.record.action, "audit record not written");
+                        }
                     }
                     if let Some(done) = job.done {
-                        let _ = done.send(outcome);
+                        let _ = done.send(outcome.map(|_| ()));
                     }
                 }
             })?;
@@ -107,6 +138,7 @@ impl AuditLog {
             dir: dir.to_owned(),
             jobs: Some(jobs),
             errors: Some(errors),
+            shipper,
         })
     }
 
@@ -116,7 +148,24 @@ impl AuditLog {
             dir: PathBuf::new(),
             jobs: None,
             errors: None,
+            shipper: None,
         }
+    }
+
+    /// Whether every record written so far is in PostgreSQL (true without shipping). Waits
+    /// for one attempt to send what is pending.
+    pub async fn flush_shipping(&self) -> bool {
+        let Some(shipper) = &self.shipper else {
+            return true;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if shipper
+            .send(crate::audit_shipping::ShipJob::Flush(reply))
+            .is_err()
+        {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 
     /// The directory the daily files are in.
@@ -161,17 +210,18 @@ impl AuditLog {
     }
 }
 
-/// The file of the current UTC day, opened for appending.
+/// The file of the current UTC day, opened for appending, and how many lines it has.
 struct DailyFile {
     dir: PathBuf,
-    open: Option<(Date, File)>,
+    open: Option<(Date, File, i64)>,
 }
 
 impl DailyFile {
-    fn append(&mut self, record: &AuditRecord) -> io::Result<()> {
+    /// Appends `record`; returns its day and line (from 1) in that day's file.
+    fn append(&mut self, record: &AuditRecord) -> io::Result<(Date, i64)> {
         let date = record.at.to_offset(time::UtcOffset::UTC).date();
-        let file = match &mut self.open {
-            Some((open_date, file)) if *open_date == date => file,
+        let (file, lines) = match &mut self.open {
+            Some((open_date, file, lines)) if *open_date == date => (file, lines),
             _ => {
                 let path = self.dir.join(file_name(date));
                 let created = !path.exists();
@@ -188,14 +238,18 @@ impl DailyFile {
                     // would be glued to it and unreadable too.
                     file.write_all(b"\n")?;
                 }
-                &mut self.open.insert((date, file)).1
+                let lines = count_lines(&path)?;
+                let (_, file, lines) = self.open.insert((date, file, lines));
+                (file, lines)
             }
         };
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         // One write call a record: appends from this single thread never interleave.
         file.write_all(&line)?;
-        file.sync_data()
+        file.sync_data()?;
+        *lines += 1;
+        Ok((date, *lines))
     }
 }
 
@@ -209,6 +263,29 @@ fn ends_torn(file: &mut File) -> io::Result<bool> {
     file.seek(SeekFrom::End(-1))?;
     file.read_exact(&mut last)?;
     Ok(last[0] != b'\n')
+}
+
+fn count_lines(path: &Path) -> io::Result<i64> {
+    let mut count = 0;
+    for line in io::BufReader::new(File::open(path)?).split(b'\n') {
+        line?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Every readable record of the file of `day` with its line number (from 1), for shipping.
+pub(crate) fn read_file_rows(dir: &Path, day: Date) -> io::Result<Vec<cdr::audit_table::AuditRow>> {
+    let file = File::open(dir.join(file_name(day)))?;
+    let mut rows = Vec::new();
+    for (index, line) in io::BufReader::new(file).split(b'\n').enumerate() {
+        let line = line?;
+        if let Ok(record) = serde_json::from_slice::<AuditRecord>(&line) {
+            let number = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            rows.push(crate::audit_shipping::row(day, number, &record));
+        }
+    }
+    Ok(rows)
 }
 
 fn file_name(date: Date) -> String {
@@ -305,7 +382,7 @@ mod tests {
     #[tokio::test]
     async fn records_go_to_the_file_of_their_utc_day() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = AuditLog::start(dir.path(), counter()).expect("starts");
+        let log = AuditLog::start(dir.path(), counter(), None).expect("starts");
         log.write(record(datetime!(2026-12-06 23:59:59 UTC), "a"))
             .await
             .expect("written");
@@ -396,7 +473,7 @@ mod tests {
     async fn a_failed_write_is_reported_and_counted() {
         let dir = tempfile::tempdir().expect("temp dir");
         let errors = counter();
-        let log = AuditLog::start(dir.path(), errors.clone()).expect("starts");
+        let log = AuditLog::start(dir.path(), errors.clone(), None).expect("starts");
         // A directory where the day's file should be: the open fails.
         std::fs::create_dir(dir.path().join("audit-2026-12-06.jsonl")).expect("blocker");
         let outcome = log

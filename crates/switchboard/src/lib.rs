@@ -3,6 +3,7 @@
 
 pub mod acd_config;
 pub mod audit;
+pub mod audit_shipping;
 pub mod cdr_writer;
 pub mod config;
 pub mod emergency;

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub api_auth_failures: IntCounterVec,
     /// Audit records that could not be written.
     pub audit_errors: IntCounter,
+    /// Failed attempts to ship audit records to PostgreSQL.
+    pub audit_postgres_failures: IntCounter,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -252,6 +254,11 @@ impl Metrics {
                 &registry,
                 "switchboard_audit_errors_total",
                 "Audit records that could not be written (disk full, unwritable directory).",
+            ),
+            audit_postgres_failures: plain_counter(
+                &registry,
+                "switchboard_audit_postgres_failures_total",
+                "Failed attempts to insert audit records into PostgreSQL (retried; the files have them).",
             ),
             agent_new_source: counter(
                 &registry,

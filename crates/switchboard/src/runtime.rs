@@ -133,8 +133,20 @@ pub async fn run(
     let emergency = Arc::new(EmergencyBoard::open(
         &config.cdr.dir.join("emergency.json"),
     )?);
-    let audit = crate::audit::AuditLog::start(&config.cdr.dir, metrics.audit_errors.clone())
-        .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
+    let shipping = match &config.cdr.postgres_url {
+        Some(url) => Some(crate::audit::Shipping {
+            table: cdr::audit_table::AuditTable::new(
+                &cdr::PostgresConfig::new(url.as_str())
+                    .with_node(crate::cdr_writer::node_name(config.cdr.node.as_deref())),
+            )
+            .context("the audit log's PostgreSQL connection")?,
+            failures: metrics.audit_postgres_failures.clone(),
+        }),
+        None => None,
+    };
+    let audit =
+        crate::audit::AuditLog::start(&config.cdr.dir, metrics.audit_errors.clone(), shipping)
+            .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let mut media = MediaSessions::new(media_tx, metrics.clone())?;
     let mut switch = Switch::new(

@@ -265,7 +265,7 @@ agent = "1001"                              # required for role = "agent", only 
 
 [cdr]
 dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
-postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs there
+postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs and audit records there
 csv = false                                 # also write daily CSV files next to the JSON lines
 node = "paris-1"                            # name in PostgreSQL rows (keyed by node + seq); default the host name
 
