@@ -32,6 +32,8 @@ const DOCUMENTED: &[&str] = &[
     "switchboard_sip_dropped_overload_total",
     "switchboard_sip_connections",
     "switchboard_draining",
+    "switchboard_audit_errors_total",
+    "switchboard_audit_postgres_failures_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_start_time_seconds",

@@ -175,8 +175,31 @@ fn sighup_reloads_the_certificate_and_the_open_connection_keeps_working() -> Har
     std::fs::copy(&first.files.cert, &first_copy).map_err(|e| HarnessError::io("copy", e))?;
     let renewed = TestCertificate::generate(certs.path(), "renewed")?;
     renewed.install_over(&first.files)?;
+    // An audited request first, so today's audit file exists to watch.
+    switchboard
+        .api()
+        .get("/api/calls")?
+        .expect_status(200, "listing calls")?;
     switchboard.hangup()?;
     switchboard.wait_for_log(&format!("sha256={}", renewed.fingerprint), WAIT)?;
+    // The reload is audited as the node's own action.
+    let audit_file = std::fs::read_dir(switchboard.cdr_dir())
+        .map_err(|e| HarnessError::io("listing the CDR directory", e))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("audit-"))
+        })
+        .ok_or_else(|| HarnessError::Unexpected("no audit file".into()))?;
+    sip_tests::logged_process::wait_for_text(
+        "audit log",
+        &audit_file,
+        r#""who":{"token":null,"role":"system","agent":null},"from":null,"action":"certificates-reload","target":"SIP","result":"ok""#,
+        1,
+        WAIT,
+    )?;
 
     // New handshakes present the renewed certificate: a client trusting only it connects …
     let mut new = OpensslClient::connect(

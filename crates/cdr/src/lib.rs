@@ -43,6 +43,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit_table;
 pub mod forwarder;
 pub mod journal;
 pub mod model;

@@ -427,3 +427,45 @@ fn postgres_report_equals_the_file_report() {
         );
     }
 }
+
+fn audit_row(line: i64, action: &str) -> cdr::audit_table::AuditRow {
+    cdr::audit_table::AuditRow {
+        day: time::macros::date!(2026 - 12 - 06),
+        line,
+        at: time::macros::datetime!(2026-12-06 18:30:05.25 UTC),
+        who_token: Some("ops-desk".into()),
+        who_role: Some("admin".into()),
+        who_agent: None,
+        source: Some("127.0.0.1".into()),
+        action: action.into(),
+        target: Some("1001 ready".into()),
+        result: "ok".into(),
+    }
+}
+
+#[test]
+fn audit_rows_are_stored_once_per_node_and_place() {
+    let Some(server) = start_or_skip("audit_rows_are_stored_once_per_node_and_place") else {
+        return;
+    };
+    server.create_database(DB);
+    let config = PostgresConfig::new(server.url(DB));
+    let mut paris = cdr::audit_table::AuditTable::new(&config.clone().with_node("paris-1"))
+        .expect("a valid URL");
+    let batch = [audit_row(1, "agent-state"), audit_row(2, "emergency-set")];
+    assert_eq!(paris.insert(&batch).expect("inserted"), 2);
+    // Sent again (after a failure or a restart): nothing new.
+    assert_eq!(paris.insert(&batch).expect("re-sent"), 0);
+    let mut lyon =
+        cdr::audit_table::AuditTable::new(&config.with_node("lyon-1")).expect("a valid URL");
+    assert_eq!(lyon.insert(&batch[..1]).expect("other node"), 1);
+    assert_eq!(rows(&server, "audit"), 3);
+    assert_eq!(
+        server.psql(
+            DB,
+            "SELECT node, day, line, at = '2026-12-06T18:30:05.25Z', who_token, who_role, coalesce(who_agent, '-'), source, action, target, result \
+             FROM audit WHERE node = 'paris-1' AND line = 2"
+        ),
+        "paris-1|2026-12-06|2|t|ops-desk|admin|-|127.0.0.1|emergency-set|1001 ready|ok"
+    );
+}

@@ -106,7 +106,7 @@ impl CdrWriter {
         if let Some(url) = sinks.postgres_url {
             // Connects lazily: a database that is down at start-up is retried like one that
             // goes down later, and never stops calls.
-            let node = sinks.node.map_or_else(host_name, str::to_owned);
+            let node = node_name(sinks.node);
             outputs.push(Box::new(PostgresSink::new(
                 &PostgresConfig::new(url).with_node(node),
             )?));
@@ -332,6 +332,12 @@ fn forward(
             Err(())
         }
     }
+}
+
+/// The name in this node's PostgreSQL rows (CDRs and audit records): `[cdr] node`, or the
+/// host name.
+pub fn node_name(configured: Option<&str>) -> String {
+    configured.map_or_else(host_name, str::to_owned)
 }
 
 /// The machine's host name (the default node name in CDR rows); `switchboard` if the system

@@ -7,7 +7,12 @@
 //!
 //! Emergency announcements (`/api/emergency`, admin or supervisor) are written straight to the
 //! lock-free [`crate::emergency::EmergencyBoard`] that call control reads for every new call.
+//!
+//! Every request that changes state or reads personal data is written to the audit log
+//! ([`crate::audit`]) with the token's name and the source address before the answer goes out;
+//! a refused token is logged to the security log and counted.
 
+use crate::audit::{AuditRecord, Who};
 use crate::config::{ApiRole, Config};
 use crate::emergency::DEFAULT_EMERGENCY_PROMPT;
 use crate::runtime::Node;
@@ -16,12 +21,14 @@ use crate::switch::live_calls::{mask_number, CallAction, CallActionError, CallVi
 use acd::{AcdError, AgentSnapshot, AgentState, QueueSnapshot};
 use anyhow::Context;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -103,6 +110,32 @@ impl From<AcdError> for ApiError {
     }
 }
 
+/// The address a request came from, for the security and audit logs.
+#[derive(Clone, Copy, Debug)]
+struct ClientAddr(SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::http_limits::LimitedListener>,
+    > for ClientAddr
+{
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, crate::http_limits::LimitedListener>,
+    ) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::https::HttpsListener>,
+    > for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::https::HttpsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
 /// Binds the HTTP listener and serves in the background; returns the bound address.
 pub async fn serve(
     config: Arc<Config>,
@@ -141,10 +174,12 @@ pub async fn serve(
         )
         .route("/api/bans", get(list_bans))
         .route("/api/bans/{addr}", axum::routing::delete(lift_ban))
+        .route("/api/audit", get(read_audit))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
-        .with_state(state);
+        .with_state(state)
+        .into_make_service_with_connect_info::<ClientAddr>();
     let listener = crate::http_limits::LimitedListener::new(listener, limits);
     match tls {
         None => {
@@ -185,33 +220,113 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token and returns its role.
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<ApiRole, ApiError> {
-    let token = headers
+/// Who sent an authorised request.
+struct Caller {
+    /// The token's `name`.
+    token: String,
+    role: ApiRole,
+    from: SocketAddr,
+}
+
+impl Caller {
+    fn who(&self) -> Who {
+        let (role, agent) = match &self.role {
+            ApiRole::Agent(id) => ("agent", Some(id.clone())),
+            ApiRole::Supervisor => ("supervisor", None),
+            ApiRole::Admin => ("admin", None),
+            ApiRole::Analyst => ("analyst", None),
+        };
+        Who {
+            token: Some(self.token.clone()),
+            role: Some(role.to_owned()),
+            agent,
+        }
+    }
+}
+
+/// Checks the bearer token; a missing or unknown one is logged with the source address and
+/// counted before the 401 goes out.
+fn authorize(state: &ApiState, headers: &HeaderMap, from: SocketAddr) -> Result<Caller, ApiError> {
+    let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
+        .map(str::trim);
+    let Some(presented) = presented else {
+        refuse_token(state, from, "missing-token");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing bearer token",
+        ));
+    };
+    let digest = crate::token_digest::TokenDigest::of(presented);
+    // Every configured digest is compared, so the time taken does not tell which one matched.
+    let mut found = None;
+    for token in &state.config.http.tokens {
+        if token.digest.matches(&digest) && found.is_none() {
+            found = Some(token);
+        }
+    }
+    match found {
+        Some(token) => Ok(Caller {
+            token: token.name.clone(),
+            role: token.role.clone(),
+            from,
+        }),
+        None => {
+            refuse_token(state, from, "invalid-token");
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "missing bearer token",
-            )
-        })?;
-    state
-        .config
-        .http
-        .tokens
-        .iter()
-        .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()))
-        .map(|t| t.role.clone())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "invalid token"))
+                "invalid token",
+            ))
+        }
+    }
 }
 
-/// Token comparison that does not leak how many leading bytes matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn refuse_token(state: &ApiState, from: SocketAddr, reason: &'static str) {
+    state
+        .node
+        .metrics
+        .api_auth_failures
+        .with_label_values(&[reason])
+        .inc();
+    state.node.gate.record(
+        Instant::now(),
+        &crate::security::SecurityEvent {
+            kind: crate::security::SecurityEventKind::AuthFailure,
+            source: from,
+            transport: "HTTP",
+            method: None,
+            user: None,
+            reason,
+        },
+    );
+}
+
+/// Writes the audit record of `caller`'s `action` and waits until it is on disk. A failed
+/// write is logged and counted by the writer; the caller still gets the outcome of what was
+/// done (it cannot be undone).
+async fn audit<T>(
+    state: &ApiState,
+    caller: &Caller,
+    action: &str,
+    target: String,
+    outcome: &Result<T, ApiError>,
+) {
+    let result = match outcome {
+        Ok(_) => "ok",
+        Err(error) => error.code,
+    };
+    let record = AuditRecord::now(
+        caller.who(),
+        Some(caller.from.ip().to_string()),
+        action,
+        Some(target),
+        result,
+    );
+    let _ = state.node.audit.write(record).await;
 }
 
 fn agent_json(agent: &AgentSnapshot, now: Instant) -> Value {
@@ -259,9 +374,10 @@ fn may_see(role: &ApiRole, agent: &str) -> bool {
 
 async fn list_agents(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers)?;
+    let role = authorize(&state, &headers, peer)?.role;
     let now = Instant::now();
     let mut agents = state.node.acd.agents();
     agents.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
@@ -275,10 +391,11 @@ async fn list_agents(
 
 async fn get_agent(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers)?;
+    let role = authorize(&state, &headers, peer)?.role;
     if !may_see(&role, &id) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -307,9 +424,10 @@ fn agent_response(state: &ApiState, id: &str) -> Result<Json<Value>, ApiError> {
 
 async fn list_queues(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, peer)?;
     let now = Instant::now();
     let mut queues = state.node.acd.queues();
     queues.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
@@ -320,12 +438,37 @@ async fn list_queues(
 /// `POST /api/agents/{id}/state` with `{"state": "ready" | "not-ready" | "logged-out", "reason": "break"}`.
 async fn set_state(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers)?;
-    match &role {
+    let caller = authorize(&state, &headers, peer)?;
+    let outcome = set_state_as(&state, &caller.role, &id, &body).await;
+    let target = match parse_state_request(&body) {
+        Ok(requested) => format!("{id} {}", describe_state(&requested)),
+        Err(_) => id,
+    };
+    audit(&state, &caller, "agent-state", target, &outcome).await;
+    outcome
+}
+
+/// `ready`, `not-ready (lunch)`, `logged-out`: the requested state in an audit record.
+pub fn describe_state(state: &RequestedState) -> String {
+    match state {
+        RequestedState::Ready => "ready".to_owned(),
+        RequestedState::NotReady(reason) => format!("not-ready ({reason})"),
+        RequestedState::LoggedOut => "logged-out".to_owned(),
+    }
+}
+
+async fn set_state_as(
+    state: &ApiState,
+    role: &ApiRole,
+    id: &str,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    match role {
         ApiRole::Analyst => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -333,7 +476,7 @@ async fn set_state(
                 "analysts cannot change agent state",
             ))
         }
-        ApiRole::Agent(own) if *own != id => {
+        ApiRole::Agent(own) if own != id => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -342,19 +485,19 @@ async fn set_state(
         }
         _ => {}
     }
-    let requested = parse_state_request(&body)?;
+    let requested = parse_state_request(body)?;
     let (reply, outcome) = oneshot::channel();
     state
         .commands
         .send(AgentCommand {
-            agent: id.clone(),
+            agent: id.to_owned(),
             state: requested,
             reply,
         })
         .await
         .map_err(|_| stopping())?;
     outcome.await.map_err(|_| stopping())??;
-    agent_response(&state, &id)
+    agent_response(state, id)
 }
 
 fn stopping() -> ApiError {
@@ -369,24 +512,36 @@ fn stopping() -> ApiError {
 /// analysts see them masked; an agent sees only their own calls.
 async fn list_calls(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers)?;
-    let visible: Vec<CallView> = live_calls(&state)
+    let caller = authorize(&state, &headers, peer)?;
+    let outcome = calls_seen_by(&state, &caller.role).await;
+    let target = match &outcome {
+        Ok(calls) => format!("{} calls", calls.len()),
+        Err(_) => "calls".to_owned(),
+    };
+    audit(&state, &caller, "calls-read", target, &outcome).await;
+    Ok(Json(json!({ "calls": outcome? })))
+}
+
+/// The calls `role` may see, callers' numbers masked for analysts.
+async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>, ApiError> {
+    let visible: Vec<CallView> = live_calls(state)
         .await?
         .into_iter()
-        .filter(|call| match &role {
+        .filter(|call| match role {
             ApiRole::Agent(own) => call.agent.as_deref() == Some(own.as_str()),
             _ => true,
         })
         .map(|mut call| {
-            if role == ApiRole::Analyst {
+            if *role == ApiRole::Analyst {
                 call.caller = mask_number(&call.caller);
             }
             call
         })
         .collect();
-    Ok(Json(json!({ "calls": visible })))
+    Ok(visible)
 }
 
 /// The calls in progress, as call control sees them now.
@@ -402,30 +557,49 @@ async fn live_calls(state: &ApiState) -> Result<Vec<CallView>, ApiError> {
 
 async fn hold_call(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act_on_call(state, headers, id, CallAction::Hold).await
+    let caller = authorize(&state, &headers, peer)?;
+    act_on_call(state, caller, id, CallAction::Hold).await
 }
 
 async fn resume_call(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    act_on_call(state, headers, id, CallAction::Resume).await
+    let caller = authorize(&state, &headers, peer)?;
+    act_on_call(state, caller, id, CallAction::Resume).await
 }
 
 /// `POST /api/calls/{id}/transfer` with `{"to": "1002" | "billing" | "100", "mode": "blind"}`.
 async fn transfer_call(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    let action = match parse_transfer_request(&body) {
+        Ok(to) => CallAction::Transfer { to },
+        Err(error) => {
+            let outcome = Err(error);
+            audit(&state, &caller, "call-transfer", id, &outcome).await;
+            return outcome;
+        }
+    };
+    act_on_call(state, caller, id, action).await
+}
+
+/// The target of a transfer body; only blind transfer is built.
+fn parse_transfer_request(body: &[u8]) -> Result<String, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
     let value: Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
     let to = value
         .get("to")
         .and_then(Value::as_str)
@@ -443,18 +617,34 @@ async fn transfer_call(
         }
         other => return Err(bad(format!("unknown mode {other:?}: blind or attended"))),
     }
-    act_on_call(state, headers, id, CallAction::Transfer { to }).await
+    Ok(to)
 }
 
-/// Checks who may act on which call, sends the action to the core and maps its outcome.
+/// Acts on a call and audits the attempt.
 async fn act_on_call(
     state: ApiState,
-    headers: HeaderMap,
+    caller: Caller,
     id: String,
     action: CallAction,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers)?;
-    if role == ApiRole::Analyst {
+    let (name, target) = match &action {
+        CallAction::Hold => ("call-hold", id.clone()),
+        CallAction::Resume => ("call-resume", id.clone()),
+        CallAction::Transfer { to } => ("call-transfer", format!("{id} to {to}")),
+    };
+    let outcome = act_on_call_as(&state, &caller.role, &id, action).await;
+    audit(&state, &caller, name, target, &outcome).await;
+    outcome
+}
+
+/// Checks who may act on which call, sends the action to the core and maps its outcome.
+async fn act_on_call_as(
+    state: &ApiState,
+    role: &ApiRole,
+    id: &str,
+    action: CallAction,
+) -> Result<Json<Value>, ApiError> {
+    if *role == ApiRole::Analyst {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -468,8 +658,8 @@ async fn act_on_call(
             format!("call id {id:?} is not a number"),
         )
     })?;
-    if let ApiRole::Agent(own) = &role {
-        let theirs = live_calls(&state)
+    if let ApiRole::Agent(own) = role {
+        let theirs = live_calls(state)
             .await?
             .iter()
             .any(|c| c.id == call && c.agent.as_deref() == Some(own.as_str()));
@@ -545,10 +735,14 @@ fn parse_state_request(body: &[u8]) -> Result<RequestedState, ApiError> {
 }
 
 /// Emergency announcements are for admins and supervisors.
-fn authorize_emergency(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let role = authorize(state, headers)?;
-    if may_manage_emergencies(&role) {
-        Ok(())
+fn authorize_emergency(
+    state: &ApiState,
+    headers: &HeaderMap,
+    from: SocketAddr,
+) -> Result<Caller, ApiError> {
+    let caller = authorize(state, headers, from)?;
+    if may_manage_emergencies(&caller.role) {
+        Ok(caller)
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -569,9 +763,10 @@ fn emergency_json(did: &str, prompt: &str) -> Value {
 /// `GET /api/emergency`: every announcement switched on.
 async fn list_emergencies(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_emergency(&state, &headers)?;
+    authorize_emergency(&state, &headers, peer)?;
     let list: Vec<Value> = state
         .node
         .emergency
@@ -586,13 +781,27 @@ async fn list_emergencies(
 /// left out): new calls to the number hear the prompt first.
 async fn set_emergency(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(did): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_emergency(&state, &headers)?;
-    check_configured_number(&state.config, &did)?;
-    let prompt = parse_emergency_request(&body)?;
+    let caller = authorize_emergency(&state, &headers, peer)?;
+    let outcome = set_emergency_as(&state, &did, &body);
+    let target = match &outcome {
+        Ok(Json(value)) => format!(
+            "{did} {}",
+            value.get("prompt").and_then(Value::as_str).unwrap_or("")
+        ),
+        Err(_) => did,
+    };
+    audit(&state, &caller, "emergency-set", target, &outcome).await;
+    outcome
+}
+
+fn set_emergency_as(state: &ApiState, did: &str, body: &[u8]) -> Result<Json<Value>, ApiError> {
+    check_configured_number(&state.config, did)?;
+    let prompt = parse_emergency_request(body)?;
     if !state
         .node
         .prompts
@@ -604,35 +813,48 @@ async fn set_emergency(
             format!("no prompt named {prompt:?} is loaded"),
         ));
     }
-    state.node.emergency.set(&did, &prompt);
-    save_emergencies(&state)?;
+    state.node.emergency.set(did, &prompt);
+    save_emergencies(state)?;
     tracing::warn!(%did, %prompt, "emergency announcement switched on");
-    Ok(Json(emergency_json(&did, &prompt)))
+    Ok(Json(emergency_json(did, &prompt)))
 }
 
 /// `DELETE /api/emergency/{did}`: switches the announcement off (idempotent).
 async fn clear_emergency(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(did): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_emergency(&state, &headers)?;
-    check_configured_number(&state.config, &did)?;
-    let was_on = state.node.emergency.clear(&did);
-    save_emergencies(&state)?;
+    let caller = authorize_emergency(&state, &headers, peer)?;
+    let outcome = clear_emergency_as(&state, &did);
+    audit(&state, &caller, "emergency-clear", did, &outcome).await;
+    outcome
+}
+
+fn clear_emergency_as(state: &ApiState, did: &str) -> Result<Json<Value>, ApiError> {
+    check_configured_number(&state.config, did)?;
+    let was_on = state.node.emergency.clear(did);
+    save_emergencies(state)?;
     if was_on {
         tracing::warn!(%did, "emergency announcement switched off");
     }
     Ok(Json(json!({ "did": did, "cleared": was_on })))
 }
 
-fn authorize_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match authorize(state, headers)? {
-        ApiRole::Admin => Ok(()),
+fn authorize_admin(
+    state: &ApiState,
+    headers: &HeaderMap,
+    from: SocketAddr,
+    what: &str,
+) -> Result<Caller, ApiError> {
+    let caller = authorize(state, headers, from)?;
+    match caller.role {
+        ApiRole::Admin => Ok(caller),
         _ => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "only admins see and lift bans",
+            format!("only admins {what}"),
         )),
     }
 }
@@ -640,9 +862,10 @@ fn authorize_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError
 /// `GET /api/bans`: the addresses banned for failed authentications, longest first.
 async fn list_bans(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &headers, peer, "see and lift bans")?;
     let bans = state.node.bans.lock().bans(Instant::now());
     let list: Vec<Value> = bans
         .iter()
@@ -661,10 +884,17 @@ async fn list_bans(
 /// `DELETE /api/bans/{addr}`: lifts a ban at once (and forgets its repeat level).
 async fn lift_ban(
     State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
     Path(addr): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize_admin(&state, &headers)?;
+    let caller = authorize_admin(&state, &headers, peer, "see and lift bans")?;
+    let outcome = lift_ban_as(&state, &addr);
+    audit(&state, &caller, "ban-lift", addr, &outcome).await;
+    outcome
+}
+
+fn lift_ban_as(state: &ApiState, addr: &str) -> Result<Json<Value>, ApiError> {
     let ip: std::net::IpAddr = addr.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -677,6 +907,77 @@ async fn lift_ban(
         tracing::warn!("security event=unban src={ip} port=0 transport=HTTP reason=\"api\"");
     }
     Ok(Json(json!({ "addr": ip.to_string(), "lifted": lifted })))
+}
+
+/// `GET /api/audit?from=…&to=…` (admin): the audit records with `from <= at < to`, each bound
+/// `YYYY-MM-DD` (UTC midnight) or RFC 3339, either may be left out.
+async fn read_audit(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize_admin(&state, &headers, peer, "read the audit log")?;
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let Query(query) = query.map_err(|e| bad(format!("bad query string: {e}")))?;
+    let (from, to) = parse_audit_range(&query)?;
+    let dir = state.node.audit.dir().to_owned();
+    let outcome =
+        match tokio::task::spawn_blocking(move || crate::audit::read(&dir, from, to)).await {
+            Ok(Ok(records)) => Ok(records),
+            Ok(Err(error)) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "audit_unreadable",
+                format!("the audit log could not be read: {error}"),
+            )),
+            Err(_) => Err(stopping()),
+        };
+    let target = match &outcome {
+        Ok(records) => format!("{} records", records.len()),
+        Err(_) => "records".to_owned(),
+    };
+    audit(&state, &caller, "audit-read", target, &outcome).await;
+    Ok(Json(json!({ "records": outcome? })))
+}
+
+type TimeRange = (Option<time::OffsetDateTime>, Option<time::OffsetDateTime>);
+
+/// `from` and `to` of `GET /api/audit`; any other parameter is a typo.
+fn parse_audit_range(query: &HashMap<String, String>) -> Result<TimeRange, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    if let Some(unknown) = query
+        .keys()
+        .find(|key| !["from", "to"].contains(&key.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown parameter {unknown:?}: expected from and to"
+        )));
+    }
+    let bound = |key: &str| -> Result<Option<time::OffsetDateTime>, ApiError> {
+        query
+            .get(key)
+            .map(|text| {
+                crate::report_cli::parse_time(text).map_err(|error| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_time",
+                        format!("{key}: {error:#}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_time",
+                "from must be before to",
+            ));
+        }
+    }
+    Ok((from, to))
 }
 
 /// Keeps the board across restarts; a failure is reported (the change holds until the next
@@ -813,9 +1114,45 @@ mod tests {
     }
 
     #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"demo-token", b"demo-token"));
-        assert!(!constant_time_eq(b"demo-token", b"demo-tokem"));
-        assert!(!constant_time_eq(b"demo", b"demo-token"));
+    fn audit_ranges_parse_or_explain() {
+        let query = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let (from, to) = parse_audit_range(&query(&[
+            ("from", "2026-12-06"),
+            ("to", "2026-12-06T12:00:00+01:00"),
+        ]))
+        .expect("valid");
+        assert_eq!(from, Some(time::macros::datetime!(2026-12-06 00:00 UTC)));
+        assert_eq!(to, Some(time::macros::datetime!(2026-12-06 11:00 UTC)));
+        assert_eq!(parse_audit_range(&query(&[])).ok(), Some((None, None)));
+        for (pairs, code, needle) in [
+            (&[("from", "yesterday")][..], "bad_time", "from: "),
+            (&[("to", "2026-13-01")][..], "bad_time", "to: "),
+            (
+                &[("from", "2026-12-07"), ("to", "2026-12-06")][..],
+                "bad_time",
+                "before",
+            ),
+            (&[("since", "2026-12-06")][..], "bad_request", "\"since\""),
+        ] {
+            let error = parse_audit_range(&query(pairs)).expect_err("must fail");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert_eq!(error.code, code);
+            assert!(error.message.contains(needle), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn requested_states_read_plainly_in_the_audit_log() {
+        assert_eq!(describe_state(&RequestedState::Ready), "ready");
+        assert_eq!(
+            describe_state(&RequestedState::NotReady("lunch".into())),
+            "not-ready (lunch)"
+        );
+        assert_eq!(describe_state(&RequestedState::LoggedOut), "logged-out");
     }
 }

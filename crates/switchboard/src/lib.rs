@@ -2,6 +2,8 @@
 //! over this library so black-box tests and benches can reach the same pieces.
 
 pub mod acd_config;
+pub mod audit;
+pub mod audit_shipping;
 pub mod cdr_writer;
 pub mod config;
 pub mod emergency;
@@ -19,3 +21,4 @@ pub mod simulate;
 pub mod start_check;
 pub mod switch;
 pub mod tls_certificates;
+pub mod token_digest;

@@ -28,6 +28,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print the SHA-256 (hex) of an API token read from stdin, for `token_sha256` in
+    /// `[[http.token]]`: `printf %s "$TOKEN" | switchboard hash-token`.
+    HashToken,
     /// Validate a configuration file and report every error with file, line and field.
     CheckConfig {
         /// Configuration file (TOML).
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
             ))
         }
         Command::Simulate(args) => simulate(args),
+        Command::HashToken => hash_token(),
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Calls(args) => report(switchboard::live::print_calls(&args.api, &args.token)),
@@ -217,6 +221,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Reads one token from stdin (a trailing newline is not part of it) and prints its digest.
+fn hash_token() -> ExitCode {
+    let mut input = String::new();
+    if let Err(error) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input) {
+        eprintln!("switchboard: reading the token from stdin: {error}");
+        return ExitCode::FAILURE;
+    }
+    let token = input.trim_end_matches(['\n', '\r']);
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        eprintln!("switchboard: expected one token (no spaces) on stdin");
+        return ExitCode::from(2);
+    }
+    println!(
+        "{}",
+        switchboard::token_digest::TokenDigest::of(token).to_hex()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Loads a configuration file, printing every error (file:line:column: field: message) and

@@ -49,6 +49,12 @@ pub struct Metrics {
     pub security_events: IntCounterVec,
     /// Registrations of an agent from an address it had not used before, by agent.
     pub agent_new_source: IntCounterVec,
+    /// API requests refused for a missing or unknown bearer token, by reason.
+    pub api_auth_failures: IntCounterVec,
+    /// Audit records that could not be written.
+    pub audit_errors: IntCounter,
+    /// Failed attempts to ship audit records to PostgreSQL.
+    pub audit_postgres_failures: IntCounter,
     cdr_backlog: IntGauge,
     cdr_unforwarded: IntGauge,
     cdr_written: IntCounter,
@@ -237,6 +243,22 @@ impl Metrics {
                 "switchboard_security_events_total",
                 "Security events: auth failures, bans, dropped and refused requests or connections.",
                 &["event"],
+            ),
+            api_auth_failures: counter(
+                &registry,
+                "switchboard_api_auth_failures_total",
+                "API requests refused for a missing or unknown bearer token.",
+                &["reason"],
+            ),
+            audit_errors: plain_counter(
+                &registry,
+                "switchboard_audit_errors_total",
+                "Audit records that could not be written (disk full, unwritable directory).",
+            ),
+            audit_postgres_failures: plain_counter(
+                &registry,
+                "switchboard_audit_postgres_failures_total",
+                "Failed attempts to insert audit records into PostgreSQL (retried; the files have them).",
             ),
             agent_new_source: counter(
                 &registry,

@@ -44,6 +44,10 @@ pub struct Node {
     pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
+    /// The security log and its counters (refused API tokens are logged there).
+    pub gate: Arc<crate::security::gate::Gate>,
+    /// The audit log next to the CDRs.
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Builds the ACD from configuration.
@@ -129,6 +133,20 @@ pub async fn run(
     let emergency = Arc::new(EmergencyBoard::open(
         &config.cdr.dir.join("emergency.json"),
     )?);
+    let shipping = match &config.cdr.postgres_url {
+        Some(url) => Some(crate::audit::Shipping {
+            table: cdr::audit_table::AuditTable::new(
+                &cdr::PostgresConfig::new(url.as_str())
+                    .with_node(crate::cdr_writer::node_name(config.cdr.node.as_deref())),
+            )
+            .context("the audit log's PostgreSQL connection")?,
+            failures: metrics.audit_postgres_failures.clone(),
+        }),
+        None => None,
+    };
+    let audit =
+        crate::audit::AuditLog::start(&config.cdr.dir, metrics.audit_errors.clone(), shipping)
+            .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let mut media = MediaSessions::new(media_tx, metrics.clone())?;
     let mut switch = Switch::new(
@@ -140,7 +158,8 @@ pub async fn run(
             metrics: metrics.clone(),
             prompts: prompts.clone(),
             emergency: emergency.clone(),
-            gate,
+            gate: gate.clone(),
+            audit: audit.clone(),
         },
         Instant::now(),
         unix_now,
@@ -154,6 +173,8 @@ pub async fn run(
         emergency,
         prompts,
         bans: switch.bans(),
+        gate,
+        audit: audit.clone(),
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);
@@ -165,7 +186,7 @@ pub async fn run(
         certificates.http.as_ref().map(|c| c.identity.clone()),
     )
     .await?;
-    tokio::spawn(certificates.reload_on_sighup());
+    tokio::spawn(certificates.reload_on_sighup(audit));
     tracing::info!(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
@@ -275,7 +296,8 @@ impl Certificates {
     }
 
     /// Re-reads the certificate files on every SIGHUP (certbot's deploy hook sends one).
-    async fn reload_on_sighup(self) {
+    /// Reloads on every SIGHUP; each reload is audited (who = the node itself).
+    async fn reload_on_sighup(self, audit: crate::audit::AuditLog) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -286,7 +308,17 @@ impl Certificates {
             while hangups.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading TLS certificates");
                 for certificate in self.sip.iter().chain(&self.http) {
-                    certificate.reload(&self.demo_dir);
+                    let reloaded = certificate.reload(&self.demo_dir);
+                    audit.record(crate::audit::AuditRecord::now(
+                        crate::audit::Who {
+                            role: Some("system".to_owned()),
+                            ..Default::default()
+                        },
+                        None,
+                        "certificates-reload",
+                        Some(certificate.label().to_owned()),
+                        if reloaded { "ok" } else { "failed" },
+                    ));
                 }
             }
         }

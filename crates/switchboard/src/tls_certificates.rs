@@ -39,13 +39,25 @@ impl LoadedCertificate {
 
     /// Reads the files again (SIGHUP). A certificate that does not load leaves the current
     /// one in place, logged as an error. A self-signed (demo) certificate is made anew.
-    pub fn reload(&self, demo_dir: &Path) {
+    /// Which listener this is for (`SIP` or `HTTP`).
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Returns whether the new certificate is in use.
+    pub fn reload(&self, demo_dir: &Path) -> bool {
         match make_identity(&self.source, self.label, demo_dir) {
-            Ok(identity) => self.identity.replace(identity),
-            Err(error) => tracing::error!(
-                listener = self.label,
-                "certificate reload failed; the previous certificate stays in use: {error:#}"
-            ),
+            Ok(identity) => {
+                self.identity.replace(identity);
+                true
+            }
+            Err(error) => {
+                tracing::error!(
+                    listener = self.label,
+                    "certificate reload failed; the previous certificate stays in use: {error:#}"
+                );
+                false
+            }
         }
     }
 }

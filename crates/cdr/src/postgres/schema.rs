@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "call label",
         include_str!("../../migrations/0003_call_label.sql"),
     ),
+    (4, "audit", include_str!("../../migrations/0004_audit.sql")),
 ];
 
 /// The embedded migrations, in order (for tools that apply the schema themselves).

@@ -7,9 +7,10 @@ use super::model::{ApiRole, ApiToken, HttpConfig};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 use super::sip::parse_socket_addr;
+use crate::token_digest::TokenDigest;
 
 const KEYS: &[&str] = &["listen", "token", "tls_cert", "tls_key"];
-const TOKEN_KEYS: &[&str] = &["token", "role", "agent"];
+const TOKEN_KEYS: &[&str] = &["name", "token", "token_sha256", "role", "agent"];
 
 /// A role as named in the file, before the agent id is attached.
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +45,20 @@ pub(super) fn read(
     let tls = super::tls::read_pair(d, &http);
     let tokens = http.or(d, "token", Vec::new(), |d, field| {
         let mut seen = Declared::new("API token");
+        let mut names = Declared::new("API token name");
+        let mut position = 0;
         field.list(d, |d, element| {
-            let token = api_token(d, element, agents)?;
-            // The token is a secret: the duplicate error names its place, not its value.
-            seen.declare(d, token.token.clone(), "", &element.path().key("token"));
+            position += 1;
+            let (token, secret_key) = api_token(d, element, agents, position)?;
+            // The token is a secret: the duplicate error names its place, not its value. A
+            // plain token and the digest of the same token are duplicates too.
+            seen.declare(d, token.digest, "", &element.path().key(secret_key));
+            names.declare(
+                d,
+                token.name.clone(),
+                &token.name,
+                &element.path().key("name"),
+            );
             Some(token)
         })
     });
@@ -58,13 +69,25 @@ pub(super) fn read(
     })
 }
 
+/// One `[[http.token]]`, the `position`-th (from 1), and the key its secret was read from.
 fn api_token(
     d: &mut Diagnostics<'_>,
     field: &Field<'_>,
     agents: &Declared<String>,
-) -> Option<ApiToken> {
+    position: usize,
+) -> Option<(ApiToken, &'static str)> {
     let table = field.table(d, TOKEN_KEYS)?;
-    let token = table.required(d, "token", |d, field| field.parsed(d, parse_bearer_token));
+    let name = table.or(d, "name", format!("token-{position}"), |d, field| {
+        field.parsed(d, parse_token_name)
+    });
+    let plain = table.optional(d, "token", |d, field| {
+        field
+            .parsed(d, parse_bearer_token)
+            .map(|token| TokenDigest::of(&token))
+    });
+    let hashed = table.optional(d, "token_sha256", |d, field| {
+        field.parsed(d, TokenDigest::from_hex)
+    });
     let role = table.required(d, "role", |d, field| {
         field.parsed(d, |text| {
             ROLES
@@ -85,6 +108,25 @@ fn api_token(
         agents.check_reference(d, &id, field.path()).then_some(id)
     });
 
+    // Every key is read before any error returns, so one pass reports them all.
+    let secret = match (plain?, hashed?) {
+        (Some(digest), None) => Some((digest, "token")),
+        (None, Some(digest)) => Some((digest, "token_sha256")),
+        (Some(_), Some(_)) => {
+            d.error(
+                &table.path().key("token_sha256"),
+                "give either `token` or `token_sha256`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            d.error(
+                &table.path().key("token"),
+                "missing `token` (or `token_sha256`, the SHA-256 of the token in hex: see `switchboard hash-token`)",
+            );
+            None
+        }
+    };
     let role = match (role?, agent?) {
         (RoleName::Agent, Some(id)) => ApiRole::Agent(id),
         (RoleName::Agent, None) => {
@@ -105,10 +147,31 @@ fn api_token(
         (RoleName::Admin, None) => ApiRole::Admin,
         (RoleName::Analyst, None) => ApiRole::Analyst,
     };
-    Some(ApiToken {
-        token: token?,
-        role,
-    })
+    let (digest, secret_key) = secret?;
+    Some((
+        ApiToken {
+            name: name?,
+            digest,
+            role,
+        },
+        secret_key,
+    ))
+}
+
+/// Token names appear in log lines and audit records: keep them short and plain.
+fn parse_token_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "invalid token name {text:?}: use 1 to 64 letters, digits, '-', '.' and '_'"
+        ))
+    }
 }
 
 /// Checks the RFC 6750 `b64token` syntax, so the token can be sent in an Authorization header.
@@ -132,6 +195,7 @@ fn parse_bearer_token(text: &str) -> Result<String, String> {
 mod tests {
     use crate::config::model::ApiRole;
     use crate::config::testing::{error_lines, valid};
+    use crate::token_digest::TokenDigest;
 
     const AGENT: &str = "[[agent]]\nid = \"1001\"\nname = \"A\"\npassword = \"p\"\n";
 
@@ -175,7 +239,7 @@ mod tests {
                 "t.toml:2:10: http.listen: invalid socket address \"127.0.0.1\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: http.token[0].token: invalid token: use letters, digits and - . _ ~ + / (optionally ending in =)",
                 "t.toml:5:8: http.token[0].role: unknown role \"root\"; expected one of: agent, supervisor, admin, analyst",
-                "t.toml:6:1: http.token[1].token: missing required key `token`",
+                "t.toml:6:1: http.token[1].token: missing `token` (or `token_sha256`, the SHA-256 of the token in hex: see `switchboard hash-token`)",
             ]
         );
     }
@@ -186,6 +250,68 @@ mod tests {
         assert_eq!(
             error_lines(text),
             vec!["t.toml:5:9: http.token[1].token: duplicate API token (first defined at http.token[0].token, line 2)"]
+        );
+    }
+
+    #[test]
+    fn names_default_to_their_position_and_name_the_token() {
+        let config = valid(
+            "[[http.token]]\nname = \"ops-desk\"\ntoken = \"a\"\nrole = \"admin\"\n[[http.token]]\ntoken = \"b\"\nrole = \"analyst\"\n",
+        );
+        assert_eq!(config.http.tokens[0].name, "ops-desk");
+        assert_eq!(config.http.tokens[1].name, "token-2");
+    }
+
+    #[test]
+    fn names_are_plain_and_unique() {
+        let text = "[[http.token]]\nname = \"a b\"\ntoken = \"a\"\nrole = \"admin\"\n[[http.token]]\nname = \"x\"\ntoken = \"b\"\nrole = \"admin\"\n[[http.token]]\nname = \"x\"\ntoken = \"c\"\nrole = \"admin\"\n";
+        assert_eq!(
+            error_lines(text),
+            vec![
+                "t.toml:2:8: http.token[0].name: invalid token name \"a b\": use 1 to 64 letters, digits, '-', '.' and '_'",
+                "t.toml:10:8: http.token[2].name: duplicate API token name `x` (first defined at http.token[1].name, line 6)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hashed_token_is_its_sha256_hex() {
+        let hex = TokenDigest::of("s3cret").to_hex().to_uppercase();
+        let config = valid(&format!(
+            "[[http.token]]\ntoken_sha256 = \"{hex}\"\nrole = \"admin\"\n"
+        ));
+        assert!(config.http.tokens[0]
+            .digest
+            .matches(&TokenDigest::of("s3cret")));
+        assert!(!config.http.tokens[0]
+            .digest
+            .matches(&TokenDigest::of("s3cret2")));
+    }
+
+    #[test]
+    fn exactly_one_of_token_and_token_sha256() {
+        let hex = TokenDigest::of("s3cret").to_hex();
+        let text = format!(
+            "[[http.token]]\ntoken = \"s3cret\"\ntoken_sha256 = \"{hex}\"\nrole = \"admin\"\n[[http.token]]\ntoken_sha256 = \"abc\"\nrole = \"admin\"\n"
+        );
+        assert_eq!(
+            error_lines(&text),
+            vec![
+                "t.toml:3:16: http.token[0].token_sha256: give either `token` or `token_sha256`, not both",
+                "t.toml:6:16: http.token[1].token_sha256: invalid SHA-256 digest: expected 64 hexadecimal digits, found 3 characters",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plain_token_and_its_digest_are_duplicates() {
+        let hex = TokenDigest::of("s3cret").to_hex();
+        let text = format!(
+            "[[http.token]]\ntoken = \"s3cret\"\nrole = \"admin\"\n[[http.token]]\ntoken_sha256 = \"{hex}\"\nrole = \"analyst\"\n"
+        );
+        assert_eq!(
+            error_lines(&text),
+            vec!["t.toml:5:16: http.token[1].token_sha256: duplicate API token (first defined at http.token[0].token, line 2)"]
         );
     }
 }

@@ -253,17 +253,19 @@ tls_cert = "/etc/switchboard/tls/fullchain.pem"  # optional, with tls_key: HTTPS
 tls_key = "/etc/switchboard/tls/privkey.pem"     # re-read on SIGHUP like the SIP certificate
 
 [[http.token]]
+name = "ops-desk"                           # optional label in the audit and security logs; default token-<n>
 token = "change-me-admin"                   # Authorization: Bearer <token>; unique
 role = "admin"                              # agent | supervisor | admin | analyst
 
 [[http.token]]
-token = "change-me-alice"
+name = "alice-softphone"
+token_sha256 = "c50c7a2d4b97ac53d95b5b08ea9eca416f81cd60594ff9d74de5511ce21352bb"  # instead of token: SHA-256 hex (switchboard hash-token)
 role = "agent"
 agent = "1001"                              # required for role = "agent", only allowed there
 
 [cdr]
 dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
-postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs there
+postgres_url = "postgres://switchboard:secret@db.example.com/cdr"  # optional: also insert CDRs and audit records there
 csv = false                                 # also write daily CSV files next to the JSON lines
 node = "paris-1"                            # name in PostgreSQL rows (keyed by node + seq); default the host name
 
@@ -405,7 +407,10 @@ ha1 = "fedcba9876543210fedcba9876543210"
                 .expect("literal address")
         );
         assert_eq!(config.http.tokens.len(), 1);
-        assert_eq!(config.http.tokens[0].token, "demo-token");
+        assert!(config.http.tokens[0]
+            .digest
+            .matches(&crate::token_digest::TokenDigest::of("demo-token")));
+        assert_eq!(config.http.tokens[0].name, "token-1");
         assert_eq!(config.http.tokens[0].role, ApiRole::Admin);
 
         let [trunk] = config.trunks.as_slice() else {
@@ -550,6 +555,11 @@ ha1 = "fedcba9876543210fedcba9876543210"
             config.http.tokens[1].role,
             ApiRole::Agent("1001".to_owned())
         );
+        assert_eq!(config.http.tokens[0].name, "ops-desk");
+        assert_eq!(config.http.tokens[1].name, "alice-softphone");
+        assert!(config.http.tokens[1]
+            .digest
+            .matches(&crate::token_digest::TokenDigest::of("change-me-alice")));
         assert_eq!(config.trunks[0].allow.len(), 3);
         assert_eq!(
             config.trunks[0].allow[1].to_string(),

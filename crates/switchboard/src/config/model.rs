@@ -125,8 +125,11 @@ pub struct HttpConfig {
 /// One bearer token for the HTTP API and the role it grants.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken {
-    /// The secret sent as `Authorization: Bearer <token>`.
-    pub token: String,
+    /// The label shown in logs and the audit log (`name`, default `token-<n>` counting from 1).
+    pub name: String,
+    /// SHA-256 of the secret sent as `Authorization: Bearer <token>` (from `token` or
+    /// `token_sha256`); the plain secret is not kept.
+    pub digest: crate::token_digest::TokenDigest,
     /// What the holder may do.
     pub role: ApiRole,
 }
@@ -135,7 +138,8 @@ impl fmt::Debug for ApiToken {
     // The token is a credential: keep it out of logs and panic messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiToken")
-            .field("token", &"<redacted>")
+            .field("name", &self.name)
+            .field("digest", &"<redacted>")
             .field("role", &self.role)
             .finish()
     }

@@ -110,7 +110,24 @@ impl Switch {
                 }
             }
         };
-        if let Err(error) = self.set_agent_state(now, &agent, state) {
+        // `dialled` is one of the codes parse_feature_code accepted, never free text.
+        let target = format!(
+            "{agent} {} by {dialled}",
+            crate::http::describe_state(&state)
+        );
+        let outcome = self.set_agent_state(now, &agent, state);
+        self.audit.record(crate::audit::AuditRecord::now(
+            crate::audit::Who {
+                token: None,
+                role: Some("agent".to_owned()),
+                agent: Some(agent.clone()),
+            },
+            Some(source.addr.ip().to_string()),
+            "agent-state",
+            Some(target),
+            if outcome.is_ok() { "ok" } else { "refused" },
+        ));
+        if let Err(error) = outcome {
             self.reply_error(now, &key, &request, 403, &error.to_string());
             return;
         }

@@ -128,6 +128,8 @@ pub struct SharedState {
     pub emergency: Arc<crate::emergency::EmergencyBoard>,
     /// Bans, per-source rates and the security log, shared with the transports.
     pub gate: Arc<crate::security::gate::Gate>,
+    /// The audit log (feature codes are audited).
+    pub audit: crate::audit::AuditLog,
 }
 
 /// Timers call control sets for itself.
@@ -228,6 +230,8 @@ pub struct Switch {
     parked_cdrs: HashMap<CallNumber, ::cdr::CallRecord>,
     /// Bans, rate limits and the security log, applied before the transaction layer.
     screening: screening::Screening,
+    /// Where feature codes are audited.
+    audit: crate::audit::AuditLog,
     /// The source of the request being handled (auth failures are counted against it).
     request_source: Option<Peer>,
 }
@@ -248,6 +252,7 @@ impl Switch {
             prompts,
             emergency,
             gate,
+            audit,
         } = shared;
         let sip = &config.sip;
         let txn = TransactionLayer::new(TimerConfig {
@@ -286,6 +291,7 @@ impl Switch {
             play_tokens: 1 << 32,
             parked_cdrs: HashMap::new(),
             screening: screening::Screening::new(gate),
+            audit,
             request_source: None,
             config,
             local,
@@ -754,6 +760,7 @@ pub(crate) mod testing {
                     )
                     .expect("valid metric"),
                 )),
+                audit: crate::audit::AuditLog::disabled(),
             },
             now,
             1_800_000_000,
