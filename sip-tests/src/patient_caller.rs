@@ -163,3 +163,108 @@ pub fn call_with_patience(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+
+    use super::*;
+    use crate::sip_message::SipMessage;
+
+    /// A fake Switchboard: answers each request per `respond` until it sees `last_method`.
+    fn fake_switch(
+        respond: impl Fn(&SipMessage) -> Vec<String> + Send + 'static,
+        last_method: &'static str,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("loopback bind works");
+        let addr = socket.local_addr().expect("bound");
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buffer = vec![0u8; 65_535];
+            loop {
+                let (len, from) = socket.recv_from(&mut buffer).expect("the caller sends");
+                let message = SipMessage::parse(&buffer[..len]).expect("the caller sends SIP");
+                let method = message.method().unwrap_or_default().to_owned();
+                for reply in respond(&message) {
+                    socket.send_to(reply.as_bytes(), from).expect("send works");
+                }
+                seen.push(method.clone());
+                if method == last_method {
+                    return seen;
+                }
+            }
+        });
+        (addr, handle)
+    }
+
+    /// A response to `request` with `status`, echoing its transaction headers.
+    fn response(request: &SipMessage, status: &str) -> String {
+        let mut text = format!("SIP/2.0 {status}\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for value in request.headers_named(name) {
+                let value = if name == "To" && !status.starts_with("1") {
+                    format!("{value};tag=switch")
+                } else {
+                    value.to_owned()
+                };
+                text.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        text.push_str("Contact: <sip:switch@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n");
+        text
+    }
+
+    fn call(patience_ms: u64) -> PatientCall {
+        PatientCall {
+            did: "100".into(),
+            from_user: "5550001".into(),
+            patience: Duration::from_millis(patience_ms),
+            talk: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn caller_cancels_when_its_patience_runs_out_despite_repeated_ringing() {
+        let (addr, switch) = fake_switch(
+            |request| match request.method() {
+                Some("INVITE") => vec![
+                    response(request, "100 Trying"),
+                    response(request, "180 Ringing"),
+                    response(request, "180 Ringing"),
+                ],
+                Some("CANCEL") => {
+                    let mut invite_487 = response(request, "487 Request Terminated");
+                    invite_487 = invite_487.replace("CANCEL", "INVITE");
+                    vec![response(request, "200 OK"), invite_487]
+                }
+                _ => Vec::new(),
+            },
+            "ACK",
+        );
+        let peer = UdpPeer::bind(0, addr).expect("loopback bind works");
+        let outcome = call_with_patience(&peer, &call(300), Duration::from_secs(30));
+        assert_eq!(outcome.expect("the call ends"), CallerOutcome::Abandoned);
+        let seen = switch.join().expect("the fake switch ends");
+        assert_eq!(seen, ["INVITE", "CANCEL", "ACK"]);
+    }
+
+    #[test]
+    fn caller_answered_in_time_acks_and_hangs_up() {
+        let (addr, switch) = fake_switch(
+            |request| match request.method() {
+                Some("INVITE") => vec![
+                    response(request, "180 Ringing"),
+                    response(request, "200 OK"),
+                ],
+                Some("BYE") => vec![response(request, "200 OK")],
+                _ => Vec::new(),
+            },
+            "BYE",
+        );
+        let peer = UdpPeer::bind(0, addr).expect("loopback bind works");
+        let outcome = call_with_patience(&peer, &call(60_000), Duration::from_secs(30));
+        assert_eq!(outcome.expect("the call ends"), CallerOutcome::Answered);
+        let seen = switch.join().expect("the fake switch ends");
+        assert_eq!(seen, ["INVITE", "ACK", "BYE"]);
+    }
+}
