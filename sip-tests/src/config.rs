@@ -73,6 +73,8 @@ pub struct QueueSpec {
     pub overflow: Option<String>,
     /// `wrap_up_s`.
     pub wrap_up_s: u32,
+    /// Extra `key = value` lines (e.g. `service_level_s = 5`).
+    pub lines: Vec<String>,
 }
 
 impl QueueSpec {
@@ -84,6 +86,7 @@ impl QueueSpec {
             max_wait_s: None,
             overflow: None,
             wrap_up_s: 0,
+            lines: Vec::new(),
         }
     }
 }
@@ -406,6 +409,9 @@ impl SwitchboardConfig {
             if let Some(overflow) = &queue.overflow {
                 writeln!(toml, "overflow = {}", toml_string(overflow))?;
             }
+            for line in &queue.lines {
+                writeln!(toml, "{line}")?;
+            }
         }
         writeln!(
             toml,
@@ -511,6 +517,7 @@ mod tests {
             overflow: Some("backup".into()),
             other_queues: vec![QueueSpec {
                 max_wait_s: Some(7),
+                lines: vec!["service_level_s = 9".into()],
                 ..QueueSpec::new("backup", "backup")
             }],
             numbers: vec![NumberSpec {
@@ -540,7 +547,7 @@ mod tests {
         });
         for needle in [
             "overflow = \"backup\"\n",
-            "[[queue]]\nname = \"backup\"\nskills = { \"backup\" = 1 }\nwrap_up_s = 0\nmax_wait_s = 7\n",
+            "[[queue]]\nname = \"backup\"\nskills = { \"backup\" = 1 }\nwrap_up_s = 0\nmax_wait_s = 7\nservice_level_s = 9\n",
             "[[number]]\ndid = \"200\"\nqueue = \"support\"\npriority = 0\npriority_header = \"X-Priority\"\n[[number.caller_priority]]\ncallers = [\"2000\"]\npriority = 10\nlabel = \"vip\"\n",
             "skills = { \"support\" = 5 }",
             "skills = { \"backup\" = 3 }",

@@ -20,6 +20,7 @@ pub mod linphone;
 pub mod logged_process;
 pub mod metrics;
 pub mod paths;
+pub mod patient_caller;
 pub mod ports;
 pub mod process;
 pub mod rtp;

@@ -249,7 +249,7 @@ pub struct ConnectedCall<'p> {
 
 impl<'p> ConnectedCall<'p> {
     /// ACKs the 200 in `answered` (the answer to `invite`) and keeps the dialog.
-    fn acknowledge(
+    pub(crate) fn acknowledge(
         peer: &'p UdpPeer,
         invite: &RequestSpec,
         answered: Exchange,
