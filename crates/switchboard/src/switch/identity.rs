@@ -31,15 +31,7 @@ impl CallerIdentity {
     pub fn of(headers: &Headers, trusted: bool) -> CallerIdentity {
         let from = header_value(headers, "From").unwrap_or(ANONYMOUS_FROM);
         let from_number = user_of(from);
-        let asserted: Vec<String> = if trusted {
-            list_values(headers, "P-Asserted-Identity")
-                .into_iter()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let asserted = trusted_values(headers, "P-Asserted-Identity", trusted);
         let number = asserted
             .iter()
             .find_map(|identity| user_of(identity))
@@ -57,15 +49,7 @@ impl CallerIdentity {
                     )
                 })
             });
-        let diversion = if trusted {
-            list_values(headers, "Diversion")
-                .into_iter()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let diversion = trusted_values(headers, "Diversion", trusted);
         CallerIdentity {
             number,
             from_for_agent: if private {
@@ -78,6 +62,18 @@ impl CallerIdentity {
             private,
         }
     }
+}
+
+/// The values of header `name`, only from a trusted source (nothing from anyone else).
+fn trusted_values(headers: &Headers, name: &str, trusted: bool) -> Vec<String> {
+    if !trusted {
+        return Vec::new();
+    }
+    list_values(headers, name)
+        .into_iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// The user part of a name-addr's URI.
