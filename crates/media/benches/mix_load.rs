@@ -15,8 +15,10 @@
 //! supervisor preset. The sessions run on their own runtime (threads `media-*`), the phones
 //! on `loadgen-*`; CPU is read per thread from /proc, so the figure is the media plane's alone.
 
+mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::{bind_loopback, thread_cpu_ticks};
 
 use media::port_pool::PortPool;
 use media::relay_core::LegConfig;
@@ -211,35 +213,9 @@ fn run_step(
         sent += s;
         received += r;
     }
-    for session in &sessions {
-        session.stop();
-    }
-    media_rt.block_on(async {
-        let mut ended = 0;
-        while ended < sessions.len() {
-            match events.recv().await {
-                Some((_, MediaEvent::Ended(_))) => ended += 1,
-                Some(_) => {}
-                None => break,
-            }
-        }
-    });
-    drop(sessions);
-    for pair in pairs {
-        let _ = pool.release(pair);
-    }
-    let cpu = |name: &str| -> f64 {
-        let sum = |ticks: &[(String, u64)]| -> u64 {
-            ticks
-                .iter()
-                .filter(|(comm, _)| comm.starts_with(name))
-                .map(|(_, t)| t)
-                .sum()
-        };
-        // USER_HZ is 100 on every Linux this runs on.
-        (sum(&cpu_end).saturating_sub(sum(&cpu_start))) as f64 / 100.0 / wall
-    };
-    let media_cpu = cpu("media");
+    support::end_sessions(media_rt, sessions, &mut events, pool, pairs);
+    let media_cpu =
+        support::cores_used(&cpu_start, &cpu_end, "media", Duration::from_secs_f64(wall));
     let ticks = wall / PTIME.as_secs_f64();
     // Listeners per session that get audio: 2 in relay (the extra leg hears nobody), else 3.
     let listeners = if mode == "relay" { 2.0 } else { 3.0 };
@@ -304,29 +280,4 @@ async fn phones_of_one_session(
         }
     }
     (sent, received)
-}
-
-fn bind_loopback() -> std::net::UdpSocket {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
-    socket.set_nonblocking(true).expect("nonblocking");
-    socket
-}
-
-/// (thread name, utime + stime in clock ticks) for every thread of this process.
-fn thread_cpu_ticks() -> Vec<(String, u64)> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|entry| {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            let open = stat.find('(')?;
-            let close = stat.rfind(')')?;
-            let comm = stat.get(open + 1..close)?.to_string();
-            let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((comm, utime + stime))
-        })
-        .collect()
 }

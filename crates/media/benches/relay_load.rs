@@ -10,8 +10,10 @@
 //! `loadgen-*`; CPU is read per thread from /proc, so the figure is the relay's alone even
 //! though both share the machine's cores.
 
+mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::{bind_loopback, thread_cpu_ticks};
 
 use media::port_pool::PortPool;
 use media::relay_core::LegConfig;
@@ -165,24 +167,7 @@ fn run_step(
         received += result.received;
         delays.extend(result.delays_us);
     }
-    for relay in &relays {
-        relay.stop();
-    }
-    // Ports are free once every session has reported `Ended` (its sockets are closed by then).
-    relay_rt.block_on(async {
-        let mut ended = 0;
-        while ended < relays.len() {
-            match events.recv().await {
-                Some((_, MediaEvent::Ended(_))) => ended += 1,
-                Some(_) => {}
-                None => break,
-            }
-        }
-    });
-    drop(relays);
-    for pair in pairs {
-        let _ = pool.release(pair);
-    }
+    support::end_sessions(relay_rt, relays, &mut events, pool, pairs);
     delays.sort_unstable();
     let pct = |p: f64| -> u32 {
         if delays.is_empty() {
@@ -191,19 +176,8 @@ fn run_step(
         let index = ((delays.len() as f64 - 1.0) * p).round() as usize;
         delays[index.min(delays.len() - 1)]
     };
-    let ticks_per_sec = ticks_per_second();
     let cpu = |name: &str| -> f64 {
-        let used = cpu_end
-            .iter()
-            .filter(|(comm, _)| comm.starts_with(name))
-            .map(|(_, t)| t)
-            .sum::<u64>()
-            - cpu_start
-                .iter()
-                .filter(|(comm, _)| comm.starts_with(name))
-                .map(|(_, t)| t)
-                .sum::<u64>();
-        used as f64 / ticks_per_sec / wall * 100.0
+        support::cores_used(&cpu_start, &cpu_end, name, Duration::from_secs_f64(wall)) * 100.0
     };
     let loss = if sent == 0 {
         0.0
@@ -298,12 +272,6 @@ fn record(result: &mut CallResult, datagram: Option<&[u8]>, epoch: Instant) {
         .push(delay_us.min(u64::from(u32::MAX)) as u32);
 }
 
-fn bind_loopback() -> std::net::UdpSocket {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
-    socket.set_nonblocking(true).expect("nonblocking");
-    socket
-}
-
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -314,31 +282,6 @@ fn rss_bytes() -> u64 {
         })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
-}
-
-/// (thread name, utime + stime in clock ticks) for every thread of this process.
-fn thread_cpu_ticks() -> Vec<(String, u64)> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    dir.filter_map(Result::ok)
-        .filter_map(|entry| {
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // comm is in parentheses and may hold spaces; fields after it are space-separated.
-            let open = stat.find('(')?;
-            let close = stat.rfind(')')?;
-            let comm = stat.get(open + 1..close)?.to_string();
-            let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some((comm, utime + stime))
-        })
-        .collect()
-}
-
-fn ticks_per_second() -> f64 {
-    // USER_HZ is 100 on every Linux this runs on; sysconf would need libc for one constant.
-    100.0
 }
 
 fn num_cpus() -> usize {
