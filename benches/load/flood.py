@@ -14,7 +14,7 @@ import argparse, csv, multiprocessing, os, signal, socket, subprocess, sys, temp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from sip_load import ROOT, free_port, proc_stat, register_agents, wait_options  # noqa: E402
+from sip_load import ROOT, free_port, node_config, proc_stat, register_agents, wait_options  # noqa: E402
 
 
 def flood(sip_port, rate, seconds, result):
@@ -81,33 +81,9 @@ def flood(sip_port, rate, seconds, result):
 def run(args, rate):
     work = tempfile.mkdtemp(prefix="sb-flood-")
     sip_port, http_port, agent_port, trunk_port = free_port(), free_port(), free_port(), free_port()
-    agents = "\n".join(
-        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ support = 5 }}\n'
-        for i in range(args.agents))
     with open(f"{work}/flood.toml", "w") as f:
-        f.write(f"""
-[sip]
-listen_udp = ["127.0.0.1:{sip_port}"]
-listen_tcp = []
-max_calls = 1000000
-[http]
-listen = "127.0.0.1:{http_port}"
-[cdr]
-dir = "{work}/cdr"
-[[trunk]]
-name = "carrier"
-allow = ["127.0.0.1/32"]
-[[number]]
-did = "100"
-queue = "support"
-[[queue]]
-name = "support"
-skills = {{ support = 1 }}
-wrap_up_s = 0
-[acd]
-not_ready_reasons = ["missed"]
-{agents}
-""")
+        # Only 127.0.0.1 is the trunk: the flood from 127.0.0.2 is an untrusted source.
+        f.write(node_config(work, sip_port, http_port, args.agents, "carrier", "127.0.0.1/32"))
     sb = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/flood.toml"],
                           stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
     procs = []

@@ -127,6 +127,37 @@ def probe_calls(sip_port, stop, samples):
             stop.wait(0.02)
 
 
+def node_config(work, sip_port, http_port, agents, trunk, trunk_allow):
+    """The node's configuration: UDP SIP on sip_port, one trunk admitting trunk_allow, DID 100 to
+    queue support, agents 8000.. with passwords pw8000.. (see register_agents)."""
+    agent_tables = "\n".join(
+        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ support = 5 }}\n'
+        for i in range(agents))
+    return f"""
+[sip]
+listen_udp = ["127.0.0.1:{sip_port}"]
+listen_tcp = []
+max_calls = 1000000
+[http]
+listen = "127.0.0.1:{http_port}"
+[cdr]
+dir = "{work}/cdr"
+[[trunk]]
+name = "{trunk}"
+allow = ["{trunk_allow}"]
+[[number]]
+did = "100"
+queue = "support"
+[[queue]]
+name = "support"
+skills = {{ support = 1 }}
+wrap_up_s = 0
+[acd]
+not_ready_reasons = ["missed"]
+{agent_tables}
+"""
+
+
 def percentile(values, p):
     if not values:
         return float("nan")
@@ -145,34 +176,8 @@ def main():
 
     work = tempfile.mkdtemp(prefix="sb-load-")
     sip_port, http_port, agent_port, trunk_port = free_port(), free_port(), free_port(), free_port()
-    agents = "\n".join(
-        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ support = 5 }}\n'
-        for i in range(args.agents))
-    config = f"""
-[sip]
-listen_udp = ["127.0.0.1:{sip_port}"]
-listen_tcp = []
-max_calls = 1000000
-[http]
-listen = "127.0.0.1:{http_port}"
-[cdr]
-dir = "{work}/cdr"
-[[trunk]]
-name = "load"
-allow = ["127.0.0.0/8"]
-[[number]]
-did = "100"
-queue = "support"
-[[queue]]
-name = "support"
-skills = {{ support = 1 }}
-wrap_up_s = 0
-[acd]
-not_ready_reasons = ["missed"]
-{agents}
-"""
     with open(f"{work}/load.toml", "w") as f:
-        f.write(config)
+        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8"))
 
     sb = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
                           stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
