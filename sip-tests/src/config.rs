@@ -21,6 +21,8 @@ pub struct AgentAccount {
     pub support_level: Option<u8>,
     /// Further skills and levels, e.g. the skill of an overflow queue.
     pub other_skills: Vec<(String, u8)>,
+    /// May listen to, whisper to and barge into other agents' calls (`supervisor = true`).
+    pub supervisor: bool,
 }
 
 impl AgentAccount {
@@ -32,7 +34,14 @@ impl AgentAccount {
             password: format!("secret{id}"),
             support_level: Some(5),
             other_skills: Vec::new(),
+            supervisor: false,
         }
+    }
+
+    /// This account as a supervisor.
+    pub fn as_supervisor(mut self) -> Self {
+        self.supervisor = true;
+        self
     }
 
     /// This account with `skill` at `level` as well.
@@ -424,11 +433,12 @@ impl SwitchboardConfig {
         for agent in &self.agents {
             writeln!(
                 toml,
-                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\n",
+                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\nsupervisor = {}\n",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
-                agent.skills_toml()
+                agent.skills_toml(),
+                agent.supervisor
             )?;
         }
         toml.push_str(&self.extra_toml);

@@ -258,22 +258,64 @@ pub fn dtmf_tone(key: char, packets: usize) -> Option<Vec<Vec<u8>>> {
     const COLUMNS: [f64; 3] = [1209.0, 1336.0, 1477.0];
     let position = "123456789*0#".find(key)?;
     let (low, high) = (ROWS[position / 3], COLUMNS[position % 3]);
+    Some(tone_payloads(&[low, high], 6000.0, packets))
+}
+
+/// 20 ms μ-law payloads of the sum of sines at `frequencies` (Hz), each of `amplitude`,
+/// lasting `packets` × 20 ms with a continuous phase.
+pub fn tone_payloads(frequencies: &[f64], amplitude: f64, packets: usize) -> Vec<Vec<u8>> {
     let mut n = 0usize;
-    Some(
-        (0..packets)
-            .map(|_| {
-                (0..PAYLOAD_LEN)
-                    .map(|_| {
-                        let t = n as f64 / 8000.0;
-                        n += 1;
-                        let sample = 6000.0 * (2.0 * std::f64::consts::PI * low * t).sin()
-                            + 6000.0 * (2.0 * std::f64::consts::PI * high * t).sin();
-                        linear_to_ulaw(sample as i16)
-                    })
-                    .collect()
-            })
-            .collect(),
-    )
+    (0..packets)
+        .map(|_| {
+            (0..PAYLOAD_LEN)
+                .map(|_| {
+                    let t = n as f64 / 8000.0;
+                    n += 1;
+                    let sample: f64 = frequencies
+                        .iter()
+                        .map(|f| amplitude * (2.0 * std::f64::consts::PI * f * t).sin())
+                        .sum();
+                    linear_to_ulaw(sample as i16)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The share (0..=1) of the signal's energy at `frequency` (Hz), by the Goertzel algorithm
+/// over 8 kHz samples: about 0.5 for one of two equal tones, near 0 when the tone is absent.
+pub fn tone_share(samples: &[i16], frequency: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let n = samples.len() as f64;
+    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut energy = 0.0f64;
+    for &sample in samples {
+        let x = f64::from(sample);
+        energy += x * x;
+        let s0 = x + coefficient * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    if energy == 0.0 {
+        return 0.0;
+    }
+    // |X(k)|² of a sine of amplitude A over N samples is (A·N/2)², its energy A²·N/2: the
+    // ratio below is 1 for a pure tone at `frequency`.
+    let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
+    (2.0 * power / n / energy).min(1.0)
+}
+
+/// The decoded μ-law samples of received PCMU packets (payload type 0; others skipped).
+pub fn pcmu_samples(packets: &[Received]) -> Vec<i16> {
+    packets
+        .iter()
+        .filter(|p| p.payload_type() == Some(0))
+        .flat_map(|p| p.bytes.get(HEADER_LEN..).unwrap_or_default().iter())
+        .map(|&b| ulaw_to_linear(b))
+        .collect()
 }
 
 /// G.711 μ-law encoding of one sample (ITU-T G.711, bias 0x84), written independently of
@@ -369,6 +411,21 @@ mod tests {
             );
         }
         assert_eq!(linear_to_ulaw(0), 0xff);
+    }
+
+    #[test]
+    fn goertzel_finds_each_tone_of_a_mix_and_not_an_absent_one() {
+        let samples: Vec<i16> = tone_payloads(&[500.0, 1900.0], 4000.0, 50)
+            .concat()
+            .into_iter()
+            .map(ulaw_to_linear)
+            .collect();
+        for present in [500.0, 1900.0] {
+            let share = tone_share(&samples, present);
+            assert!((0.35..=0.65).contains(&share), "{present} Hz: {share}");
+        }
+        let absent = tone_share(&samples, 1100.0);
+        assert!(absent < 0.02, "1100 Hz: {absent}");
     }
 
     #[test]

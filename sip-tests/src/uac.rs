@@ -189,14 +189,49 @@ pub fn authenticated_call(
     talk: Duration,
     timeout: Duration,
 ) -> HarnessResult<AuthenticatedCall> {
+    let sdp = sdp_offer(peer.local_addr()?, 40_000);
+    let (challenge, outcome) =
+        authenticated_invite(peer, did, credentials, algorithm, &sdp, timeout)?;
+    let call = match outcome {
+        Ok(call) => call,
+        Err(answer) => {
+            return Ok(AuthenticatedCall {
+                challenge,
+                answer,
+                bye: None,
+            })
+        }
+    };
+    // The talk time only keeps the call up; nothing is asserted about it.
+    std::thread::sleep(talk);
+    let answer = call.answer.clone();
+    let bye = call.hang_up(timeout)?;
+    Ok(AuthenticatedCall {
+        challenge,
+        answer,
+        bye: Some(bye),
+    })
+}
+
+/// An INVITE to `did` with `sdp` that answers the 407 for `algorithm` as `credentials` (a phone
+/// calling through Switchboard). Returns the challenge exchange, and the ACKed call when the
+/// authenticated INVITE got 200, or its (ACKed) final exchange otherwise.
+pub fn authenticated_invite<'p>(
+    peer: &'p UdpPeer,
+    did: &str,
+    credentials: &Credentials<'_>,
+    algorithm: DigestAlgorithm,
+    sdp: &str,
+    timeout: Duration,
+) -> HarnessResult<(Exchange, Result<ConnectedCall<'p>, Exchange>)> {
     let local = peer.local_addr()?;
     let uri = format!("sip:{did}@{}", peer.remote());
     let mut invite = RequestSpec::new("INVITE", &uri, credentials.username);
-    invite.body = sdp_offer(local, 40_000);
+    invite.body = sdp.to_owned();
     let challenge = peer.request(&invite.render(local), timeout)?;
     if challenge.final_response.status() != Some(407) {
         return Err(HarnessError::Unexpected(format!(
-            "trunk INVITE without credentials got\n{}",
+            "INVITE without credentials got\n{}",
             challenge.final_response.to_text()
         )));
     }
@@ -218,22 +253,10 @@ pub fn authenticated_call(
     let answered = peer.request(&invite.render(local), timeout)?;
     if answered.final_response.status() != Some(200) {
         send_ack_for_failure(peer, &invite, &answered.final_response)?;
-        return Ok(AuthenticatedCall {
-            challenge,
-            answer: answered,
-            bye: None,
-        });
+        return Ok((challenge, Err(answered)));
     }
     let call = ConnectedCall::acknowledge(peer, &invite, answered)?;
-    // The talk time only keeps the call up; nothing is asserted about it.
-    std::thread::sleep(talk);
-    let answer = call.answer.clone();
-    let bye = call.hang_up(timeout)?;
-    Ok(AuthenticatedCall {
-        challenge,
-        answer,
-        bye: Some(bye),
-    })
+    Ok((challenge, Ok(call)))
 }
 
 /// An answered trunk call placed from Rust, up until the test hangs it up: unlike a SIPp

@@ -149,6 +149,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         survey_score: (answered && rng.below(3) == 0).then(|| 1 + rng.below(10) as u8),
         recording: answered.then(|| format!("/var/lib/switchboard/rec/2025/03/{id}.wav")),
         legs,
+        supervisions: Vec::new(),
         service_level_threshold_s: 20.0,
     })
 }

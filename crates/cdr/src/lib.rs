@@ -56,7 +56,7 @@ pub use forwarder::{ForwardError, ForwardProgress, Forwarder, ForwarderConfig};
 pub use journal::{replay, Journal, JournalConfig, JournalError, Replay, SkippedLines};
 pub use model::{
     AgentState, AgentStateRecord, CallRecord, Disposition, HangupSide, InvalidRecord, Leg, LegRole,
-    Record, Transfer, TransferKind, SHORT_ABANDON_THRESHOLD_S,
+    Record, Supervision, Transfer, TransferKind, SHORT_ABANDON_THRESHOLD_S,
 };
 pub use postgres::{PostgresConfig, PostgresError};
 pub use sink::{FileSink, FileSinkConfig, PostgresSink, PostgresSinkStats, Sink, SinkError};

@@ -203,6 +203,9 @@ pub struct CallRecord {
     /// Every SIP leg of the call (trunk leg first, then agent legs in order).
     #[serde(default)]
     pub legs: Vec<Leg>,
+    /// Supervisors who joined the call (listen, whisper, barge), in the order they joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supervisions: Vec<Supervision>,
     /// Service-level answer threshold (seconds) of `queue` when the call was queued, copied so
     /// reports stay right after the queue's configuration changes; 0 if it never queued.
     #[serde(default)]
@@ -306,6 +309,23 @@ pub enum TransferKind {
     Blind,
     /// The agent consulted the target before completing the transfer.
     Attended,
+}
+
+/// A supervisor's session on a call: who watched whom, in which modes, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Supervision {
+    /// The supervisor's agent id.
+    pub supervisor: String,
+    /// The agent whose conversation was supervised.
+    pub agent: String,
+    /// The modes used, in order (`listen`, `whisper`, `barge`); a mode switch adds one.
+    pub modes: Vec<String>,
+    /// When the supervisor's leg joined the call's audio.
+    #[serde(with = "crate::timestamp::required")]
+    pub started: OffsetDateTime,
+    /// When it left (the supervisor hung up, the agent left the call, or the call ended).
+    #[serde(with = "crate::timestamp::required")]
+    pub ended: OffsetDateTime,
 }
 
 /// One SIP leg of a call (the B2BUA has one trunk leg and one leg per agent it rang).
@@ -459,6 +479,7 @@ pub(crate) mod fixtures {
                     sip_cause: None,
                 },
             ],
+            supervisions: Vec::new(),
             service_level_threshold_s: 20.0,
         }
     }

@@ -116,6 +116,7 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
             ended,
             sip_cause: None,
         }],
+        supervisions: Vec::new(),
         service_level_threshold_s: if queue == "vip" { 10.0 } else { 20.0 },
     })
 }

@@ -386,6 +386,7 @@ password = "secret1001"                     # exactly one of password / ha1
 skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
 max_calls = 1                               # default 1, the only value: a voice agent takes one call at a time
 allow = ["192.0.2.0/24"]                    # default [] = anywhere; registrations from elsewhere get 403
+supervisor = true                           # default false: may listen/whisper/barge with *41/*42/*43<agent>
 
 [[agent]]
 id = "1002"

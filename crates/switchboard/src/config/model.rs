@@ -426,6 +426,9 @@ pub struct AgentConfig {
     pub max_calls: u32,
     /// Networks the agent's phones may register from; empty = anywhere.
     pub allow: Vec<IpNet>,
+    /// May listen to, whisper to and barge into other agents' calls from the phone
+    /// (`*41`/`*42`/`*43` followed by the agent id).
+    pub supervisor: bool,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

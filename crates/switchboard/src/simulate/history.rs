@@ -271,6 +271,7 @@ mod tests {
             survey_score: None,
             recording: None,
             legs: vec![agent_leg],
+            supervisions: Vec::new(),
             service_level_threshold_s: 20.0,
         }
     }

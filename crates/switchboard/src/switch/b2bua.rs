@@ -155,7 +155,12 @@ impl Switch {
             return;
         }
         if let Some(dialled) = admission::dialled_number(&request).filter(|d| d.starts_with('*')) {
-            self.on_feature_code(now, key, request, source, &dialled);
+            match super::supervision::parse_monitor_code(&dialled) {
+                Some((mode, agent)) => {
+                    self.on_monitor_invite(now, key, request, source, mode, agent)
+                }
+                None => self.on_feature_code(now, key, request, source, &dialled),
+            }
             return;
         }
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
@@ -261,6 +266,8 @@ impl Switch {
             pending_target: None,
             recording: None,
             recording_failed: false,
+            monitors: Vec::new(),
+            supervisions: Vec::new(),
             hold: Default::default(),
             api_hold: false,
         };
@@ -1070,6 +1077,9 @@ impl Switch {
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
+        if self.monitor_ack_timeout(now, key) {
+            return;
+        }
         if let Some(id) = self.calls.by_server_txn(key) {
             // Our 200 went unacknowledged: whether an agent answered or Switchboard did.
             if self.calls.get(&id).is_some_and(|c| c.trunk_leg.finalized) {
@@ -1080,6 +1090,9 @@ impl Switch {
     }
 
     pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
+        if self.monitor_cancelled(now, invite_key) {
+            return;
+        }
         if let Some(id) = self.calls.by_server_txn(invite_key) {
             tracing::info!(call = id, "caller cancelled");
             self.end_call(now, id, EndCause::CallerCancel);
@@ -1118,6 +1131,7 @@ impl Switch {
         if let Some(media) = call.media.take() {
             self.media.finish(id, media);
         }
+        self.end_monitors(now, &mut call);
 
         // Trunk leg.
         if !call.trunk_leg.finalized {

@@ -175,6 +175,10 @@ pub struct Call {
     pub recording: Option<std::path::PathBuf>,
     /// The recording could not be written.
     pub recording_failed: bool,
+    /// Supervisors on the call now (listening, whispering or barged in).
+    pub monitors: Vec<super::supervision::Monitor>,
+    /// Supervisor sessions that have ended, for the CDR.
+    pub supervisions: Vec<cdr::Supervision>,
 }
 
 impl AgentLeg {

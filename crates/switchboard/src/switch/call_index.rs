@@ -1,5 +1,6 @@
 //! Every call in progress and every way a message finds its call: the trunk INVITE's server
-//! transaction, the trunk leg's Call-ID, the Call-ID of each agent INVITE Switchboard placed.
+//! transaction, the trunk leg's Call-ID, the Call-ID of each agent INVITE Switchboard placed,
+//! the Call-ID of each supervisor's call into it.
 //! The maps change only through these methods, so a call that is removed takes all its routes
 //! with it and no teardown path can leave one behind.
 
@@ -14,6 +15,7 @@ pub struct CallIndex {
     by_server_txn: HashMap<TransactionKey, CallNumber>,
     by_trunk_call_id: HashMap<String, CallNumber>,
     by_agent_call_id: HashMap<String, CallNumber>,
+    by_monitor_call_id: HashMap<String, CallNumber>,
 }
 
 impl CallIndex {
@@ -34,6 +36,9 @@ impl CallIndex {
         if let Some(leg) = &call.agent_leg {
             self.forget_agent_leg(leg.call_id());
         }
+        for monitor in &call.monitors {
+            self.by_monitor_call_id.remove(&monitor.dialog.call_id);
+        }
         Some(call)
     }
 
@@ -45,6 +50,21 @@ impl CallIndex {
     /// Stops routing an agent leg's messages (the attempt is over or handed away).
     pub fn forget_agent_leg(&mut self, call_id: &str) {
         self.by_agent_call_id.remove(call_id);
+    }
+
+    /// Routes a supervisor's dialog (by its Call-ID) to call `id`.
+    pub fn route_monitor(&mut self, call_id: String, id: CallNumber) {
+        self.by_monitor_call_id.insert(call_id, id);
+    }
+
+    /// Stops routing a supervisor's dialog (the supervisor left).
+    pub fn forget_monitor(&mut self, call_id: &str) {
+        self.by_monitor_call_id.remove(call_id);
+    }
+
+    /// The call a supervisor's dialog with this Call-ID watches.
+    pub fn by_monitor_call_id(&self, call_id: &str) -> Option<CallNumber> {
+        self.by_monitor_call_id.get(call_id).copied()
     }
 
     /// The call whose trunk INVITE is this server transaction.
@@ -100,6 +120,9 @@ impl CallIndex {
     /// Routes held, for tests that check nothing is left behind.
     #[cfg(test)]
     pub fn routes(&self) -> usize {
-        self.by_server_txn.len() + self.by_trunk_call_id.len() + self.by_agent_call_id.len()
+        self.by_server_txn.len()
+            + self.by_trunk_call_id.len()
+            + self.by_agent_call_id.len()
+            + self.by_monitor_call_id.len()
     }
 }

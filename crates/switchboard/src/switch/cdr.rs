@@ -147,6 +147,7 @@ impl Switch {
                 .filter(|_| !call.recording_failed)
                 .map(|p| p.display().to_string()),
             legs,
+            supervisions: call.supervisions.clone(),
             service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
         };
         if !held.is_empty() {

@@ -24,8 +24,10 @@ impl Switch {
                 leg, digit, source, ..
             } => {
                 tracing::info!(call, ?leg, digit = %digit.as_char(), ?source, "key press");
-                if leg == Leg::Trunk {
-                    self.caller_pressed(now, call, digit.as_char());
+                match leg {
+                    Leg::Trunk => self.caller_pressed(now, call, digit.as_char()),
+                    Leg::Extra(_) => self.monitor_key(call, leg, digit.as_char()),
+                    Leg::Agent => {}
                 }
             }
             MediaEvent::PlaybackFinished { leg, token } => {
@@ -44,13 +46,14 @@ impl Switch {
                     self.end_call(now, call, EndCause::MediaTimeout);
                 }
             }
-            // Extra legs (supervisor, conference) are not added by call control yet.
-            MediaEvent::LegAdded { .. }
-            | MediaEvent::AddLegFailed { .. }
-            | MediaEvent::LegRemoved { .. }
-            | MediaEvent::LegSilent { .. } => {
-                tracing::debug!(call, ?event, "extra-leg media event");
+            // Extra legs are supervisors' phones.
+            MediaEvent::LegAdded { leg, .. } => self.monitor_leg_added(now, call, leg),
+            MediaEvent::AddLegFailed { leg, reason, .. } => {
+                tracing::warn!(call, ?leg, %reason, "supervisor leg not added");
+                self.monitor_leg_failed(now, call, leg);
             }
+            MediaEvent::LegRemoved { leg, .. } => self.media.extra_leg_released(call, leg),
+            MediaEvent::LegSilent { leg } => self.monitor_silent(now, call, leg),
             MediaEvent::Ended(report) => {
                 tracing::debug!(call, ?report, "media session ended");
                 self.media.session_ended(call);

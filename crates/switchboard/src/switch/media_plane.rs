@@ -149,6 +149,23 @@ pub struct MediaPlane {
     /// Ports of sessions started and not yet reported ended; released on `Ended`, so a port
     /// is never handed out while the old socket may still be open.
     running: HashMap<CallNumber, (PortPair, PortPair)>,
+    /// Extra legs (supervisors) handed to running sessions, with their ports: a leg and its
+    /// ports stay taken until the session reports the leg removed (or not added), or ends.
+    extra: HashMap<CallNumber, Vec<(media::Leg, PortPair)>>,
+}
+
+/// An extra leg (a supervisor's phone) negotiated with Switchboard: its ports, what the
+/// session needs to know of it, and the SDP answer it gets.
+#[derive(Debug)]
+pub struct ExtraLeg {
+    /// Ports taken from the pool for it.
+    pub ports: PortPair,
+    /// Its remote side.
+    pub config: LegConfig,
+    /// Switchboard's SDP state on this leg.
+    pub sdp: LocalSdp,
+    /// The SDP answer for its 200.
+    pub answer: Vec<u8>,
 }
 
 /// The telephone-event payload type Switchboard offers when it makes the offer.
@@ -167,6 +184,7 @@ impl MediaPlane {
             timeout: config.timeout,
             ops: VecDeque::new(),
             running: HashMap::new(),
+            extra: HashMap::new(),
         })
     }
 
@@ -536,6 +554,83 @@ impl MediaPlane {
             self.release_pair(trunk);
             self.release_pair(agent);
         }
+        for (_, pair) in self.extra.remove(&call).unwrap_or_default() {
+            self.release_pair(pair);
+        }
+    }
+
+    /// Negotiates an extra leg's SDP offer on fresh ports: any codec Switchboard mixes
+    /// (each leg of a mix is decoded and encoded on its own, so it need not be the call's).
+    pub fn answer_extra_offer(&mut self, offer: &[u8]) -> Result<ExtraLeg, AnchorError> {
+        let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
+        sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
+        let ports = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
+        let mut local_sdp = LocalSdp::new(self.sdp_ip);
+        match negotiate_leg(&parsed, None, &mut local_sdp, self.local(ports)) {
+            Ok((config, _, answer)) => Ok(ExtraLeg {
+                ports,
+                config,
+                sdp: local_sdp,
+                answer,
+            }),
+            Err(error) => {
+                self.release_pair(ports);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// A new offer (re-INVITE/UPDATE) on an extra leg: its new remote side and the answer.
+    pub fn answer_extra_reoffer(
+        &self,
+        leg: &mut ExtraLeg,
+        offer: &[u8],
+    ) -> Result<(LegConfig, Vec<u8>), MediaError> {
+        let parsed = SessionDescription::parse(offer)?;
+        let keep = leg.config.codec.map(|(codec, _)| codec);
+        let local = self.local(leg.ports);
+        let (config, _, answer) = negotiate_leg(&parsed, keep, &mut leg.sdp, local)?;
+        leg.config = config;
+        Ok((config, answer))
+    }
+
+    /// Adds an extra leg to the running session of `call`; its ports are tracked until the
+    /// session gives them back.
+    pub fn add_extra_leg(&mut self, call: CallNumber, leg: media::Leg, extra: &ExtraLeg) {
+        self.extra.entry(call).or_default().push((leg, extra.ports));
+        self.command(
+            call,
+            MediaCommand::AddLeg {
+                leg,
+                ports: extra.ports,
+                config: extra.config,
+            },
+        );
+    }
+
+    /// An extra leg the session did not add, or has removed: its ports go back to the pool
+    /// and the leg may be used again.
+    pub fn extra_leg_released(&mut self, call: CallNumber, leg: media::Leg) {
+        let Some(legs) = self.extra.get_mut(&call) else {
+            return;
+        };
+        if let Some(at) = legs.iter().position(|(l, _)| *l == leg) {
+            let (_, ports) = legs.swap_remove(at);
+            self.release_pair(ports);
+        }
+    }
+
+    /// An extra leg of `call`'s session that is not in use (nor still being removed).
+    pub fn free_extra_leg(&self, call: CallNumber) -> Option<media::Leg> {
+        let taken = self.extra.get(&call);
+        (0..media::MAX_EXTRA_LEGS)
+            .map(media::Leg::Extra)
+            .find(|leg| !taken.is_some_and(|legs| legs.iter().any(|(l, _)| l == leg)))
+    }
+
+    /// Ports of an extra leg whose negotiation failed before the session saw it.
+    pub fn release_unused(&mut self, ports: PortPair) {
+        self.release_pair(ports);
     }
 
     /// Answers a re-INVITE/UPDATE offer from one leg locally: checks it keeps the call's
@@ -547,35 +642,10 @@ impl MediaPlane {
         offer: &[u8],
     ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
         let parsed = SessionDescription::parse(offer)?;
-        let mut accepted = sdp::negotiate(&parsed, &Codec::ALL)?;
-        let current = media.codec;
-        if let Some((codec, _)) = current {
-            accepted.codecs.retain(|(c, _)| *c == codec);
-            if accepted.codecs.is_empty() {
-                return Err(MediaError::NotAcceptable(sdp::NoCommonCodec {
-                    reason: "the call's codec cannot change mid-call (no transcoding)",
-                }));
-            }
-        }
-        accepted.codecs.truncate(1);
+        let keep = media.codec.map(|(codec, _)| codec);
         let local = self.local(media.ports(leg));
-        let local_sdp = media.sdp_mut(leg);
-        let answer = local_sdp.stamp(sdp::build_answer(
-            &parsed,
-            &accepted,
-            &local_sdp.origin,
-            local,
-        ));
-        let offered_direction = parsed
-            .media
-            .get(accepted.media_index)
-            .map_or(Direction::SendRecv, |m| m.direction());
-        let config = LegConfig {
-            remote_rtp: accepted.remote_rtp,
-            remote_rtcp: accepted.remote_rtcp,
-            telephone_event: accepted.telephone_event,
-            codec: Some(accepted.preferred()),
-        };
+        let (config, offered_direction, answer) =
+            negotiate_leg(&parsed, keep, media.sdp_mut(leg), local)?;
         if leg == media::Leg::Trunk {
             media.trunk_leg = config;
         }
@@ -621,6 +691,44 @@ impl MediaPlane {
         *media.direction_mut(leg) = direction;
         Ok((config, direction))
     }
+}
+
+/// Answers one leg's offer on its own: one codec (`keep`, when the leg may not change it),
+/// Switchboard's answer stamped with the leg's origin, the leg's remote side and the
+/// direction it offered.
+fn negotiate_leg(
+    parsed: &SessionDescription,
+    keep: Option<Codec>,
+    local_sdp: &mut LocalSdp,
+    local: SocketAddr,
+) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
+    let mut accepted = sdp::negotiate(parsed, &Codec::ALL)?;
+    if let Some(codec) = keep {
+        accepted.codecs.retain(|(c, _)| *c == codec);
+        if accepted.codecs.is_empty() {
+            return Err(MediaError::NotAcceptable(sdp::NoCommonCodec {
+                reason: "the call's codec cannot change mid-call (no transcoding)",
+            }));
+        }
+    }
+    accepted.codecs.truncate(1);
+    let answer = local_sdp.stamp(sdp::build_answer(
+        parsed,
+        &accepted,
+        &local_sdp.origin,
+        local,
+    ));
+    let offered_direction = parsed
+        .media
+        .get(accepted.media_index)
+        .map_or(Direction::SendRecv, |m| m.direction());
+    let config = LegConfig {
+        remote_rtp: accepted.remote_rtp,
+        remote_rtcp: accepted.remote_rtcp,
+        telephone_event: accepted.telephone_event,
+        codec: Some(accepted.preferred()),
+    };
+    Ok((config, offered_direction, answer))
 }
 
 impl CallMedia {

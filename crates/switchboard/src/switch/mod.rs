@@ -29,6 +29,7 @@ pub mod screening;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
+pub mod supervision;
 mod timer;
 mod transfer;
 

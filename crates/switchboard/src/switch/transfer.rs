@@ -242,6 +242,8 @@ impl Switch {
         dialled: String,
     ) {
         let at = self.wall(now);
+        // Supervisors watched the agent who is leaving: their sessions end with it.
+        self.release_monitors(now, id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -1,0 +1,625 @@
+//! Supervisors on live calls. A supervisor (an agent with `supervisor = true`) dials
+//! `*41<agent>` to listen to that agent's call, `*42<agent>` to whisper (coach the agent; the
+//! caller never hears it) or `*43<agent>` to barge in (everyone hears everyone). The
+//! supervisor's phone becomes an extra leg of the call's media session, which mixes per
+//! listener; keys 1, 2 and 3 on the supervisor's phone switch between the modes. The agent's
+//! phone is told nothing: its dialog does not change at all.
+//!
+//! A supervision belongs to the agent's conversation: it ends when the supervisor hangs up,
+//! when the agent leaves the call (a transfer), or with the call.
+
+use super::call::{Call, CallNumber, Phase};
+use super::media_plane::ExtraLeg;
+use super::registration::AuthOutcome;
+use super::{new_tag, ClientPurpose, Switch};
+use media::routing::Routing;
+use media::{Leg, MediaCommand};
+use sip::dialog::Dialog;
+use sip::headers::{call_id_of, header_value, to_tag};
+use sip::message::{push_header, response_to};
+use sip::rsip::{Method, Request};
+use sip::transaction::TransactionKey;
+use sip::Peer;
+use std::time::Instant;
+
+/// What a supervisor hears and who hears the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorMode {
+    /// Hears caller and agent; nobody hears the supervisor.
+    Listen,
+    /// Hears both; only the agent hears the supervisor.
+    Whisper,
+    /// A three-way call: everyone hears everyone.
+    Barge,
+}
+
+impl MonitorMode {
+    /// The mode a key selects (the last digit of its feature code).
+    pub fn from_key(key: char) -> Option<MonitorMode> {
+        match key {
+            '1' => Some(MonitorMode::Listen),
+            '2' => Some(MonitorMode::Whisper),
+            '3' => Some(MonitorMode::Barge),
+            _ => None,
+        }
+    }
+
+    /// Its name in logs, the API and CDRs.
+    pub fn label(self) -> &'static str {
+        match self {
+            MonitorMode::Listen => "listen",
+            MonitorMode::Whisper => "whisper",
+            MonitorMode::Barge => "barge",
+        }
+    }
+}
+
+/// Reads `*41<agent>`, `*42<agent>`, `*43<agent>`: the mode and the agent id.
+pub fn parse_monitor_code(dialled: &str) -> Option<(MonitorMode, &str)> {
+    let rest = dialled.strip_prefix("*4")?;
+    let mut chars = rest.chars();
+    let mode = MonitorMode::from_key(chars.next()?)?;
+    let agent = chars.as_str();
+    (!agent.is_empty()).then_some((mode, agent))
+}
+
+/// One supervisor's leg on a call.
+#[derive(Debug)]
+pub struct Monitor {
+    /// The supervisor's agent id.
+    pub supervisor: String,
+    /// The agent whose conversation is supervised.
+    pub agent: String,
+    /// The media session's name for the supervisor's leg.
+    pub leg: Leg,
+    /// The current mode.
+    pub mode: MonitorMode,
+    /// Every mode used, in order, for the CDR.
+    pub modes: Vec<MonitorMode>,
+    /// The supervisor's INVITE (the 200 is built from it).
+    pub invite: Request,
+    /// Its server transaction.
+    pub server_key: TransactionKey,
+    /// The dialog with the supervisor's phone.
+    pub dialog: Dialog,
+    /// Ports, remote side and SDP state of the supervisor's leg.
+    pub media: ExtraLeg,
+    /// The 200 has been sent: the leg is in the session and in the mix.
+    pub answered: bool,
+    /// When the supervisor dialled in.
+    pub joined: Instant,
+}
+
+/// Who hears whom with these supervisors (leg and mode of each one in the mix). Without a
+/// supervisor the call is the plain two-party relay (nothing decoded).
+pub fn bridge_routing(supervisors: &[(Leg, MonitorMode)]) -> Routing {
+    if supervisors.is_empty() {
+        return Routing::Relay;
+    }
+    let in_mode = |mode: MonitorMode| -> Vec<Leg> {
+        supervisors
+            .iter()
+            .filter(|(_, m)| *m == mode)
+            .map(|(leg, _)| *leg)
+            .collect()
+    };
+    let barging = in_mode(MonitorMode::Barge);
+    let coaching = in_mode(MonitorMode::Whisper);
+    let caller_hears = std::iter::once(Leg::Agent)
+        .chain(barging.iter().copied())
+        .collect();
+    let agent_hears = std::iter::once(Leg::Trunk)
+        .chain(coaching.iter().copied())
+        .chain(barging.iter().copied())
+        .collect();
+    let mut hears = vec![(Leg::Trunk, caller_hears), (Leg::Agent, agent_hears)];
+    for &(leg, _) in supervisors {
+        let others = [Leg::Trunk, Leg::Agent]
+            .into_iter()
+            .chain(barging.iter().copied().filter(|&l| l != leg))
+            .collect();
+        hears.push((leg, others));
+    }
+    Routing::Mix { hears }
+}
+
+impl Switch {
+    /// An INVITE to `*4x<agent>`: a supervisor joining an agent's call.
+    pub(super) fn on_monitor_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        mode: MonitorMode,
+        target: &str,
+    ) {
+        let user = match self.authenticate(now, &key, &request, true) {
+            AuthOutcome::User(user) => user,
+            AuthOutcome::Challenged | AuthOutcome::Refused => return,
+        };
+        let Some(supervisor) = self.agents_by_user.get(&user).map(|a| a.id.to_string()) else {
+            self.reply_error(now, &key, &request, 403, "not an agent");
+            return;
+        };
+        let is_supervisor = self
+            .config
+            .agents
+            .iter()
+            .any(|a| a.id == supervisor && a.supervisor);
+        if !is_supervisor {
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                403,
+                &format!("agent {supervisor} is not a supervisor"),
+            );
+            return;
+        }
+        if !self.config.agents.iter().any(|a| a.id == target) {
+            self.reply_error(now, &key, &request, 404, &format!("unknown agent {target}"));
+            return;
+        }
+        if target == supervisor {
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                403,
+                "a supervisor cannot join their own call",
+            );
+            return;
+        }
+        let Some(id) = self.connected_call_of(target) else {
+            let reason = format!("agent {target} is not on a call");
+            self.reply_error(now, &key, &request, 480, &reason);
+            return;
+        };
+        if request.body.is_empty() {
+            self.reply_error(now, &key, &request, 488, "an SDP offer is required");
+            return;
+        }
+        let Some(leg) = self.media.free_extra_leg(id) else {
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                486,
+                "the call has no room for another supervisor",
+            );
+            return;
+        };
+        let extra = match self.media.answer_extra_offer(&request.body) {
+            Ok(extra) => extra,
+            Err(error) => {
+                self.reply_error(now, &key, &request, error.sip_status(), &error.to_string());
+                return;
+            }
+        };
+        let tag = new_tag();
+        let dialog = match Dialog::new_uas(&request, &tag, source) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                self.media.release_unused(extra.ports);
+                self.reply_error(now, &key, &request, 400, &error.to_string());
+                return;
+            }
+        };
+        tracing::info!(call = id, %supervisor, agent = target, mode = mode.label(), "supervisor joining");
+        self.media.add_extra_leg(id, leg, &extra);
+        self.calls.route_monitor(dialog.call_id.clone(), id);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.monitors.push(Monitor {
+                supervisor,
+                agent: target.to_owned(),
+                leg,
+                mode,
+                modes: vec![mode],
+                invite: request,
+                server_key: key,
+                dialog,
+                media: extra,
+                answered: false,
+                joined: now,
+            });
+        }
+    }
+
+    /// The call `agent` is talking on, if any (calls with anchored, running media only: the
+    /// supervisor's audio is mixed by the call's media session).
+    fn connected_call_of(&self, agent: &str) -> Option<CallNumber> {
+        self.calls
+            .values()
+            .find(|call| {
+                call.phase == Phase::Connected
+                    && call.agent().is_some_and(|a| a.as_str() == agent)
+                    && call.media.as_ref().is_some_and(|m| m.started)
+            })
+            .map(|call| call.id)
+    }
+
+    /// The session bound the supervisor's leg: answer the phone and mix it in.
+    pub(super) fn monitor_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        let contact_transport;
+        let response = {
+            let Some(monitor) = self
+                .calls
+                .get_mut(&id)
+                .and_then(|call| call.monitors.iter_mut().find(|m| m.leg == leg))
+            else {
+                // The supervisor gave up before the leg was bound.
+                self.media.command(id, MediaCommand::RemoveLeg { leg });
+                return;
+            };
+            monitor.answered = true;
+            contact_transport = monitor.dialog.peer.transport;
+            let mut ok = response_to(&monitor.invite, 200, Some(&monitor.dialog.local_tag));
+            push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = monitor.media.answer.clone();
+            (monitor.server_key.clone(), ok)
+        };
+        let (key, mut ok) = response;
+        push_header(&mut ok.headers, "Contact", self.contact(contact_transport));
+        self.add_capabilities(&mut ok.headers);
+        self.send_response(now, &key, ok);
+        self.apply_bridge(id);
+    }
+
+    /// The session could not bind the supervisor's leg.
+    pub(super) fn monitor_leg_failed(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        self.media.extra_leg_released(id, leg);
+        if let Some(monitor) = self.take_monitor(id, |m| m.leg == leg) {
+            self.reply_error(
+                now,
+                &monitor.server_key,
+                &monitor.invite,
+                503,
+                "no media port for the supervisor",
+            );
+        }
+    }
+
+    /// A key on the supervisor's phone: 1 listen, 2 whisper, 3 barge.
+    pub(super) fn monitor_key(&mut self, id: CallNumber, leg: Leg, key: char) {
+        let Some(mode) = MonitorMode::from_key(key) else {
+            return;
+        };
+        let changed = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.monitors.iter_mut().find(|m| m.leg == leg))
+            .filter(|monitor| monitor.mode != mode)
+            .map(|monitor| {
+                monitor.mode = mode;
+                monitor.modes.push(mode);
+                tracing::info!(call = id, supervisor = %monitor.supervisor, mode = mode.label(), "supervisor mode");
+            });
+        if changed.is_some() {
+            self.apply_bridge(id);
+        }
+    }
+
+    /// The supervisor's phone sent no RTP for the media timeout: hang it up.
+    pub(super) fn monitor_silent(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        if let Some(monitor) = self.take_monitor(id, |m| m.leg == leg) {
+            tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor leg silent: hanging up");
+            self.close_monitor(now, id, monitor, true);
+        }
+    }
+
+    /// A request inside a supervisor's dialog; gives the request back when it is not one.
+    pub(super) fn on_monitor_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+    ) -> Option<(TransactionKey, Request)> {
+        let found = call_id_of(&request.headers).and_then(|call_id| {
+            let id = self.calls.by_monitor_call_id(call_id)?;
+            let our_tag = to_tag(&request.headers)?;
+            let index = self
+                .calls
+                .get(&id)?
+                .monitors
+                .iter()
+                .position(|m| m.dialog.local_tag == our_tag)?;
+            Some((id, index))
+        });
+        let Some((id, index)) = found else {
+            return Some((key, request));
+        };
+        let in_order = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.monitors.get_mut(index))
+            .is_some_and(|m| m.dialog.accept_remote_cseq(&request));
+        if !in_order {
+            self.reply_error(now, &key, &request, 500, "CSeq out of order");
+            return None;
+        }
+        match request.method {
+            Method::Bye => {
+                self.send_response(now, &key, response_to(&request, 200, None));
+                let leg = self.calls.get(&id).map(|call| call.monitors[index].leg);
+                if let Some(monitor) = leg.and_then(|leg| self.take_monitor(id, |m| m.leg == leg)) {
+                    tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor hung up");
+                    self.close_monitor(now, id, monitor, false);
+                }
+            }
+            Method::Info => {
+                let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+                match media::dtmf::parse_info(content_type, &request.body) {
+                    Ok(info) => {
+                        self.send_response(now, &key, response_to(&request, 200, None));
+                        let leg = self.calls.get(&id).map(|call| call.monitors[index].leg);
+                        if let Some(leg) = leg {
+                            self.monitor_key(id, leg, info.digit.as_char());
+                        }
+                    }
+                    Err(error) => {
+                        let reason = format!("bad DTMF INFO: {error}");
+                        self.reply_error(now, &key, &request, 400, &reason);
+                    }
+                }
+            }
+            Method::Invite | Method::Update => self.monitor_reoffer(now, id, index, key, request),
+            Method::Options => {
+                let mut ok = response_to(&request, 200, None);
+                self.add_capabilities(&mut ok.headers);
+                self.send_response(now, &key, ok);
+            }
+            _ => {
+                let reason = format!("{} is not supported inside a supervision", request.method);
+                self.reply_error(now, &key, &request, 405, &reason);
+            }
+        }
+        None
+    }
+
+    /// A re-INVITE/UPDATE from the supervisor's phone: answered here, the leg updated. Without
+    /// an offer, Switchboard's last SDP is offered again and the phone keeps its address.
+    fn monitor_reoffer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        index: usize,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let Some(monitor) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.monitors.get_mut(index))
+        else {
+            return;
+        };
+        let leg = monitor.leg;
+        let transport = monitor.dialog.peer.transport;
+        let answer = if request.body.is_empty() {
+            Ok((
+                None,
+                monitor
+                    .media
+                    .sdp
+                    .last()
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default(),
+            ))
+        } else {
+            self.media
+                .answer_extra_reoffer(&mut monitor.media, &request.body)
+                .map(|(config, answer)| (Some(config), answer))
+        };
+        match answer {
+            Ok((config, answer)) => {
+                if let Some(config) = config {
+                    self.media
+                        .command(id, MediaCommand::UpdateLeg { leg, config });
+                }
+                let mut ok = response_to(&request, 200, None);
+                push_header(&mut ok.headers, "Contact", self.contact(transport));
+                if !answer.is_empty() {
+                    push_header(&mut ok.headers, "Content-Type", "application/sdp");
+                    ok.body = answer;
+                }
+                self.send_response(now, &key, ok);
+            }
+            Err(error) => {
+                self.reply_error(now, &key, &request, error.sip_status(), &error.to_string())
+            }
+        }
+    }
+
+    /// Our 200 to a supervisor was never acknowledged: drop the leg.
+    pub(super) fn monitor_ack_timeout(&mut self, now: Instant, key: &TransactionKey) -> bool {
+        let Some(id) = self
+            .calls
+            .values()
+            .find(|call| call.monitors.iter().any(|m| m.server_key == *key))
+            .map(|call| call.id)
+        else {
+            return false;
+        };
+        if let Some(monitor) = self.take_monitor(id, |m| m.server_key == *key) {
+            tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor never acknowledged the answer");
+            self.close_monitor(now, id, monitor, true);
+        }
+        true
+    }
+
+    /// The supervisor cancelled before the leg was answered.
+    pub(super) fn monitor_cancelled(&mut self, now: Instant, key: &TransactionKey) -> bool {
+        let Some(id) = self
+            .calls
+            .values()
+            .find(|call| {
+                call.monitors
+                    .iter()
+                    .any(|m| m.server_key == *key && !m.answered)
+            })
+            .map(|call| call.id)
+        else {
+            return false;
+        };
+        if let Some(monitor) = self.take_monitor(id, |m| m.server_key == *key) {
+            let terminated = response_to(&monitor.invite, 487, Some(&monitor.dialog.local_tag));
+            self.send_response(now, key, terminated);
+            self.close_monitor(now, id, monitor, false);
+        }
+        true
+    }
+
+    /// The agent left the call (a transfer): the supervisors of that conversation leave too.
+    pub(super) fn release_monitors(&mut self, now: Instant, id: CallNumber) {
+        while let Some(monitor) = self.take_monitor(id, |_| true) {
+            self.close_monitor(now, id, monitor, true);
+        }
+    }
+
+    /// The call is over (it is already out of the index): hang up every supervisor and keep
+    /// their sessions for the CDR. The media session's end releases their ports.
+    pub(super) fn end_monitors(&mut self, now: Instant, call: &mut Call) {
+        for mut monitor in std::mem::take(&mut call.monitors) {
+            self.hang_up_monitor(now, &mut monitor);
+            call.supervisions
+                .push(self.supervision_record(&monitor, now));
+        }
+    }
+
+    /// Takes the first supervisor of call `id` matching `which` out of the call and its route.
+    fn take_monitor(
+        &mut self,
+        id: CallNumber,
+        which: impl Fn(&Monitor) -> bool,
+    ) -> Option<Monitor> {
+        let call = self.calls.get_mut(&id)?;
+        let index = call.monitors.iter().position(which)?;
+        let monitor = call.monitors.remove(index);
+        self.calls.forget_monitor(&monitor.dialog.call_id);
+        Some(monitor)
+    }
+
+    /// A supervisor taken out of a call that goes on: remove the leg from the session, hang
+    /// the phone up if Switchboard ends it (`hang_up`), keep the session for the CDR and mix
+    /// the rest again.
+    fn close_monitor(&mut self, now: Instant, id: CallNumber, mut monitor: Monitor, hang_up: bool) {
+        self.media
+            .command(id, MediaCommand::RemoveLeg { leg: monitor.leg });
+        if hang_up {
+            self.hang_up_monitor(now, &mut monitor);
+        }
+        let record = self.supervision_record(&monitor, now);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.supervisions.push(record);
+        }
+        self.apply_bridge(id);
+    }
+
+    /// Ends the supervisor's side of the dialog: BYE once answered, 480 before.
+    fn hang_up_monitor(&mut self, now: Instant, monitor: &mut Monitor) {
+        if monitor.answered {
+            let peer = monitor.dialog.peer;
+            let via = self.via(peer);
+            let bye = monitor.dialog.request(Method::Bye, &via, None, None);
+            self.send_request(now, bye, peer, ClientPurpose::Fire);
+        } else {
+            let mut gone = response_to(&monitor.invite, 480, Some(&monitor.dialog.local_tag));
+            sip::message::add_warning(&mut gone, super::AGENT_NAME, "the supervised call ended");
+            self.send_response(now, &monitor.server_key, gone);
+        }
+    }
+
+    fn supervision_record(&self, monitor: &Monitor, now: Instant) -> cdr::Supervision {
+        cdr::Supervision {
+            supervisor: monitor.supervisor.clone(),
+            agent: monitor.agent.clone(),
+            modes: monitor.modes.iter().map(|m| m.label().to_owned()).collect(),
+            started: self.wall(monitor.joined),
+            ended: self.wall(now),
+        }
+    }
+
+    /// Tells the call's session who hears whom now.
+    fn apply_bridge(&mut self, id: CallNumber) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.media.as_ref().is_some_and(|m| m.started) {
+            let in_mix: Vec<(Leg, MonitorMode)> = call
+                .monitors
+                .iter()
+                .filter(|m| m.answered)
+                .map(|m| (m.leg, m.mode))
+                .collect();
+            let routing = bridge_routing(&in_mix);
+            self.media.command(id, MediaCommand::SetRouting(routing));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_name_a_mode_and_an_agent() {
+        assert_eq!(
+            parse_monitor_code("*411001"),
+            Some((MonitorMode::Listen, "1001"))
+        );
+        assert_eq!(
+            parse_monitor_code("*42alice"),
+            Some((MonitorMode::Whisper, "alice"))
+        );
+        assert_eq!(
+            parse_monitor_code("*431002"),
+            Some((MonitorMode::Barge, "1002"))
+        );
+        assert_eq!(parse_monitor_code("*41"), None, "no agent");
+        assert_eq!(parse_monitor_code("*441001"), None, "no such mode");
+        assert_eq!(parse_monitor_code("*21"), None);
+    }
+
+    fn heard_by(routing: &Routing, leg: Leg) -> Vec<Leg> {
+        let mut heard = routing.heard_by(leg);
+        heard.sort();
+        heard
+    }
+
+    #[test]
+    fn without_supervisors_the_call_is_relayed() {
+        assert_eq!(bridge_routing(&[]), Routing::Relay);
+    }
+
+    #[test]
+    fn each_mode_decides_who_hears_the_supervisor() {
+        let (caller, agent, sup) = (Leg::Trunk, Leg::Agent, Leg::Extra(0));
+        let listen = bridge_routing(&[(sup, MonitorMode::Listen)]);
+        assert_eq!(heard_by(&listen, caller), vec![agent]);
+        assert_eq!(heard_by(&listen, agent), vec![caller]);
+        assert_eq!(heard_by(&listen, sup), vec![caller, agent]);
+
+        let whisper = bridge_routing(&[(sup, MonitorMode::Whisper)]);
+        assert_eq!(heard_by(&whisper, caller), vec![agent], "never the coach");
+        assert_eq!(heard_by(&whisper, agent), vec![caller, sup]);
+        assert_eq!(heard_by(&whisper, sup), vec![caller, agent]);
+
+        let barge = bridge_routing(&[(sup, MonitorMode::Barge)]);
+        assert_eq!(heard_by(&barge, caller), vec![agent, sup]);
+        assert_eq!(heard_by(&barge, agent), vec![caller, sup]);
+        assert_eq!(heard_by(&barge, sup), vec![caller, agent]);
+    }
+
+    #[test]
+    fn two_supervisors_hear_a_barging_one_but_never_a_whispering_one() {
+        let (caller, agent) = (Leg::Trunk, Leg::Agent);
+        let (coach, barger) = (Leg::Extra(0), Leg::Extra(1));
+        let routing =
+            bridge_routing(&[(coach, MonitorMode::Whisper), (barger, MonitorMode::Barge)]);
+        assert_eq!(heard_by(&routing, caller), vec![agent, barger]);
+        assert_eq!(heard_by(&routing, agent), vec![caller, coach, barger]);
+        assert_eq!(heard_by(&routing, coach), vec![caller, agent, barger]);
+        assert_eq!(heard_by(&routing, barger), vec![caller, agent]);
+    }
+}
