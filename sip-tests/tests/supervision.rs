@@ -2,7 +2,8 @@
 //! caller. Each party sends its own tone (caller 500 Hz, agent 1100 Hz, supervisor 1900 Hz)
 //! and each party's received audio is analysed (Goertzel): in listen mode the supervisor
 //! hears caller and agent and nobody hears the supervisor; in whisper mode (key 2 by SIP INFO)
-//! the agent hears the supervisor and the caller never does; in barge mode (key 3) the caller
+//! the agent hears the supervisor and the caller never does (and `GET /api/calls` shows the
+//! supervisor's leg and mode); in barge mode (key 3) the caller
 //! hears the supervisor too; key 1 sent as RFC 4733 goes back to listening. The agent's phone
 //! gets no SIP at all, and the CDR lists the supervision with its modes.
 
@@ -186,6 +187,19 @@ fn a_supervisor_listens_whispers_and_barges_and_the_cdr_keeps_it() -> HarnessRes
             tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, CALLER_HZ) > PRESENT
         })?;
         never_hears_supervisor(caller_rtp, "the caller (whisper)")?;
+        // The live call list shows the supervisor's leg and mode.
+        let listed = switchboard.api().get("/api/calls")?.json()?;
+        let legs = listed["calls"][0]["legs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let supervisor_leg = legs
+            .iter()
+            .find(|leg| leg["role"] == "supervisor")
+            .ok_or_else(|| HarnessError::Unexpected(format!("no supervisor leg: {listed}")))?;
+        assert_eq!(supervisor_leg["party"], "1003", "{listed}");
+        assert_eq!(supervisor_leg["mode"], "whisper", "{listed}");
+        assert_eq!(supervisor_leg["state"], "answered", "{listed}");
 
         // Barge, by SIP INFO.
         let info = supervision.request(

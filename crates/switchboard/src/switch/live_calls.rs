@@ -36,7 +36,8 @@ pub struct CallView {
     pub priority: i32,
     /// Tag from the caller's priority list.
     pub label: Option<String>,
-    /// The call's legs now: the trunk, and the agent's if one is rung or connected.
+    /// The call's legs now: the trunk, the agent's if one is rung or connected, and any
+    /// supervisor's.
     pub legs: Vec<LegView>,
     /// Transfers so far.
     pub transfers: usize,
@@ -45,12 +46,15 @@ pub struct CallView {
 /// One leg of a live call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LegView {
-    /// `trunk` or `agent`.
+    /// `trunk`, `agent` or `supervisor`.
     pub role: &'static str,
-    /// The trunk's name or the agent's id.
+    /// The trunk's name, or the agent's or supervisor's id.
     pub party: String,
     /// `ringing` or `answered`.
     pub state: &'static str,
+    /// A supervisor's mode: `listen`, `whisper` or `barge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
 }
 
 /// What a person may do to a call through the API.
@@ -170,6 +174,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         role: "trunk",
         party: call.trunk.clone(),
         state: "answered",
+        mode: None,
     }];
     if !call.trunk_leg.finalized {
         legs[0].state = "ringing";
@@ -183,8 +188,19 @@ fn view(call: &Call, now: Instant) -> CallView {
             } else {
                 "ringing"
             },
+            mode: None,
         });
     }
+    legs.extend(call.monitors.iter().map(|monitor| LegView {
+        role: "supervisor",
+        party: monitor.supervisor.clone(),
+        state: if monitor.answered {
+            "answered"
+        } else {
+            "ringing"
+        },
+        mode: Some(monitor.mode.label()),
+    }));
     let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
     CallView {
         id: call.id,
