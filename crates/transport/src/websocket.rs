@@ -126,6 +126,8 @@ fn offers_sip(request: &Request) -> bool {
 /// Accepts the upgrade only with the `sip` subprotocol, which the response then selects.
 /// Without it the answer is 400 with a text body saying why (RFC 7118 §4 leaves a server free
 /// to refuse; a client that did not ask for SIP would not understand SIP messages anyway).
+/// The error type is tungstenite's callback contract, so it cannot be boxed.
+#[allow(clippy::result_large_err)]
 fn select_subprotocol(
     request: &Request,
     mut response: Response,
