@@ -1,9 +1,10 @@
 // A JsSIP user agent in Node, as a WebRTC agent phone without media: registers over ws or wss,
 // reports what happens as one JSON object per line on stdout, and declines every incoming call
-// with 486 (answering needs RTCPeerConnection, which Node lacks).
+// with 486 (answering needs RTCPeerConnection, which Node lacks), or with ON_INVITE=ring leaves
+// it ringing.
 //
 //   WS_URL=ws://127.0.0.1:5066 SIP_USER=1001 SIP_PASSWORD=secret SIP_DOMAIN=127.0.0.1 \
-//   [CA_FILE=cert.pem] node jssip_agent.js
+//   [CA_FILE=cert.pem] [ON_INVITE=decline|ring] node jssip_agent.js
 //
 // CA_FILE makes the wss connection trust that certificate (a test's self-signed one), and only
 // for this process's connection: verification stays on.
@@ -73,12 +74,15 @@ ua.on('newRTCSession', (e) => {
   report('invite', {
     call_id: request.call_id,
     via: request.getHeader('Via'),
+    contact: request.getHeader('Contact'),
     ruri: request.ruri.toString(),
     queue: request.getHeader('X-Switchboard-Queue') || null,
     did: request.getHeader('X-Switchboard-DID') || null,
   });
   e.session.on('failed', (f) => report('call_failed', { cause: f.cause, originator: f.originator }));
-  e.session.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
+  if (process.env.ON_INVITE !== 'ring') {
+    e.session.terminate({ status_code: 486, reason_phrase: 'Busy Here' });
+  }
 });
 
 process.stdin.on('data', (chunk) => {

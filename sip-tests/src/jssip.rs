@@ -58,6 +58,8 @@ pub struct JsSipAccount<'a> {
     pub domain: &'a str,
     /// A CA certificate (PEM) to trust for wss.
     pub ca_file: Option<&'a Path>,
+    /// Leave incoming calls ringing instead of declining them with 486.
+    pub ring_only: bool,
 }
 
 impl JsSipAgent {
@@ -76,6 +78,9 @@ impl JsSipAgent {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        if account.ring_only {
+            command.env("ON_INVITE", "ring");
+        }
         if let Some(ca) = account.ca_file {
             command.env("CA_FILE", ca);
         }

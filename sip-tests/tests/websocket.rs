@@ -24,11 +24,31 @@ fn start(sip_tls: Option<&TestCertificate>) -> HarnessResult<Switchboard> {
     })
 }
 
+/// With a ring timeout longer than any wait in these tests, an offer can only move on because
+/// the phone answered or its connection closed.
+fn start_with_long_ring() -> HarnessResult<Switchboard> {
+    Switchboard::start(SwitchboardConfig {
+        websocket: true,
+        ring_timeout_s: 3600,
+        ..SwitchboardConfig::default()
+    })
+}
+
 fn agent(
     switchboard: &Switchboard,
     id: &str,
     url: String,
     ca: Option<&std::path::Path>,
+) -> HarnessResult<JsSipAgent> {
+    agent_with(switchboard, id, url, ca, false)
+}
+
+fn agent_with(
+    switchboard: &Switchboard,
+    id: &str,
+    url: String,
+    ca: Option<&std::path::Path>,
+    ring_only: bool,
 ) -> HarnessResult<JsSipAgent> {
     let password = format!("secret{id}");
     JsSipAgent::start(
@@ -38,6 +58,7 @@ fn agent(
             password: &password,
             domain: "127.0.0.1",
             ca_file: ca,
+            ring_only,
         },
         &switchboard.dir().join(format!("jssip-{id}.log")),
     )
@@ -184,5 +205,32 @@ fn a_phone_whose_websocket_closed_is_not_offered_calls() -> HarnessResult<()> {
         !log.contains("agent=1001 attempt"),
         "the dead phone was offered the call:\n{log}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_ringing_phone_whose_websocket_closes_passes_the_call_on_at_once() -> HarnessResult<()> {
+    let switchboard = start_with_long_ring()?;
+    let api = switchboard.api();
+    let mut alice = agent_with(&switchboard, "1001", ws_url(&switchboard)?, None, true)?;
+    alice.wait_for("registered", WAIT)?;
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+
+    let _trunk = trunk_invite(&switchboard)?;
+    let invite = alice.wait_for("invite", WAIT)?;
+    let log = switchboard.log();
+    assert!(
+        log.contains("offering call to agent call=1 agent=1001"),
+        "{invite}"
+    );
+    // Bob logs in only now, so the call can only reach him after Alice's offer ends.
+    let mut bob = agent(&switchboard, "1002", ws_url(&switchboard)?, None)?;
+    bob.wait_for("registered", WAIT)?;
+    // Alice's tab dies while her phone rings: the offer fails now, not at the ring timeout.
+    alice.kill()?;
+    bob.wait_for("invite", WAIT)?;
+    switchboard.wait_for_log("ringing phone's connection closed", WAIT)?;
+    let gone = api.wait_for_agent_state("1001", "logged-out", WAIT)?;
+    assert_eq!(agent_state(&gone), Some("logged-out"));
     Ok(())
 }

@@ -204,6 +204,7 @@ impl Switch {
     /// more (their Contact hosts are `.invalid`, RFC 7118 §5), so their bindings go and an
     /// agent left with none logs out: the ACD offers no call to a dead phone.
     pub(super) fn flow_closed(&mut self, now: Instant, flow: Peer) {
+        self.ringing_flow_lost(now, flow);
         for aor in self.registrar.remove_flow(flow) {
             tracing::info!(sip_user = %aor, %flow, "registration's connection closed");
             self.agent_offline(now, &aor);
