@@ -345,3 +345,162 @@ async fn connection_caps_apply_to_websocket_listeners() {
         1
     );
 }
+
+/// A fresh self-signed certificate for `localhost`: (certificate PEM, key PEM).
+fn certificate() -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("rcgen makes a certificate");
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+fn identity((cert, key): &(String, String)) -> transport::TlsIdentity {
+    transport::TlsIdentity::from_pem(cert.as_bytes(), key.as_bytes(), "cert", "key")
+        .expect("rcgen's pair is usable")
+}
+
+/// A TLS client trusting only `cert`.
+#[allow(deprecated)] // rustls' ring provider, as the server uses (see transport::tls)
+fn client_trusting(cert: &str) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).expect("PEM"))
+        .expect("a usable root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("default versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+/// Connects over TLS trusting `cert`, then upgrades with the sip subprotocol.
+async fn wss_upgrade(addr: SocketAddr, cert: &str) -> Result<(), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let tls = tokio::time::timeout(WAIT, client_trusting(cert).connect(name, tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_owned())?
+        .map_err(|e| format!("TLS: {e}"))?;
+    let mut request = format!("wss://localhost:{}/", addr.port())
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .map_err(|e| format!("upgrade: {e}"))?;
+    ws.send(Message::Ping(Bytes::from_static(b"x")))
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(WAIT, ws.next()).await {
+        Ok(Some(Ok(Message::Pong(_)))) => Ok(()),
+        other => Err(format!("expected a pong over wss, got {other:?}")),
+    }
+}
+
+#[tokio::test]
+async fn wss_presents_the_tls_certificate_and_a_replaced_one_to_new_connections() {
+    let first = certificate();
+    let server_identity = transport::ServerIdentity::new(identity(&first));
+    let (tx, _rx) = mpsc::channel(64);
+    let config = TransportConfig {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        tls: Vec::new(),
+        ws: Vec::new(),
+        wss: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        tls_identity: Some(server_identity.clone()),
+        max_message_bytes: MAX_MESSAGE,
+        idle_timeout: Duration::from_secs(300),
+        limits: StreamLimits::default(),
+    };
+    let transports = Transports::start(config, tx).await.expect("listeners bind");
+    let addr = transports.wss_addrs()[0];
+    wss_upgrade(addr, &first.0)
+        .await
+        .expect("wss works with the configured certificate");
+
+    // What a SIGHUP reload does: new handshakes present the new certificate.
+    let second = certificate();
+    server_identity.replace(identity(&second));
+    let refused = wss_upgrade(addr, &first.0).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.starts_with("TLS")),
+        "a client trusting only the old certificate is refused: {refused:?}"
+    );
+    wss_upgrade(addr, &second.0)
+        .await
+        .expect("wss works with the replaced certificate");
+}
+
+#[tokio::test]
+async fn wss_without_a_certificate_does_not_start() {
+    let (tx, _rx) = mpsc::channel(64);
+    let config = TransportConfig {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        tls: Vec::new(),
+        ws: Vec::new(),
+        wss: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        tls_identity: None,
+        max_message_bytes: MAX_MESSAGE,
+        idle_timeout: Duration::from_secs(300),
+        limits: StreamLimits::default(),
+    };
+    match Transports::start(config, tx).await {
+        Err(error) => assert!(error.to_string().contains("WSS"), "{error}"),
+        Ok(_) => panic!("a wss listener without a certificate started"),
+    }
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_unless_a_registration_pins_it() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let config = TransportConfig {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        tls: Vec::new(),
+        ws: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+        wss: Vec::new(),
+        tls_identity: None,
+        max_message_bytes: MAX_MESSAGE,
+        idle_timeout: Duration::from_secs(1),
+        limits: StreamLimits::default(),
+    };
+    let transports = Transports::start(config, tx).await.expect("listeners bind");
+    let addr = transports.ws_addrs()[0];
+
+    // Pinned: a registration lives on it for an hour (what the core asks after a REGISTER), so
+    // it outlives the idle timeout.
+    let mut pinned = connect(addr).await;
+    let pinned_addr = pinned.get_ref().local_addr().expect("connected socket");
+    transports.keep_connection(
+        pinned_addr,
+        Some(std::time::Instant::now() + Duration::from_secs(3600)),
+    );
+
+    // Unpinned: closed with a Close frame once idle.
+    let mut idle = connect(addr).await;
+    match next_from_server(&mut idle).await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.reason.as_str(), "idle"),
+        other => panic!("expected an idle close, got {other:?}"),
+    }
+    let closed = next_inbound(&mut rx).await;
+    assert!(matches!(closed.payload, Payload::Closed));
+    assert_ne!(
+        closed.source.addr, pinned_addr,
+        "the idle one closed, not the pinned one"
+    );
+    // The pinned one still carries messages after the other timed out.
+    pinned
+        .send(Message::text(options("still-pinned")))
+        .await
+        .expect("client sends");
+    let next = next_inbound(&mut rx).await;
+    assert_eq!(next.source.addr, pinned_addr);
+    assert!(matches!(next.payload, Payload::Message(_)));
+}
