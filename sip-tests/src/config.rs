@@ -234,6 +234,9 @@ pub struct SwitchboardConfig {
     pub sip_tls: Option<TlsFiles>,
     /// `http.tls_cert`/`tls_key`: the API speaks HTTPS only.
     pub http_tls: Option<TlsFiles>,
+    /// `sip.listen_ws` on its own port ([`crate::Switchboard::ws_addr`]), and `sip.listen_wss`
+    /// too when `sip_tls` is set ([`crate::Switchboard::wss_addr`]).
+    pub websocket: bool,
 }
 
 /// A certificate and key in PEM files (see [`crate::tls::TestCertificate`]).
@@ -278,6 +281,7 @@ impl Default for SwitchboardConfig {
             cdr_csv: false,
             sip_tls: None,
             http_tls: None,
+            websocket: false,
         }
     }
 }
@@ -289,6 +293,10 @@ pub struct Endpoints<'a> {
     pub sip: SocketAddr,
     /// SIP over TLS, when [`SwitchboardConfig::sip_tls`] is set.
     pub tls: Option<SocketAddr>,
+    /// SIP over WebSocket, when [`SwitchboardConfig::websocket`] is set.
+    pub ws: Option<SocketAddr>,
+    /// SIP over secure WebSocket, with `websocket` and `sip_tls`.
+    pub wss: Option<SocketAddr>,
     /// HTTP API.
     pub http: SocketAddr,
     /// CDR directory.
@@ -329,6 +337,12 @@ impl SwitchboardConfig {
                 toml_string(&files.cert.display().to_string()),
                 toml_string(&files.key.display().to_string()),
             )?;
+        }
+        if let Some(ws) = endpoints.ws {
+            writeln!(toml, "listen_ws = [\"{ws}\"]")?;
+        }
+        if let Some(wss) = endpoints.wss {
+            writeln!(toml, "listen_wss = [\"{wss}\"]")?;
         }
         if let Some(host) = &self.sip_public_address {
             writeln!(toml, "public_address = {}", toml_string(host))?;
@@ -500,6 +514,8 @@ mod tests {
         let toml = SwitchboardConfig::default().to_toml(&Endpoints {
             sip: "127.0.0.1:5555".parse().expect("literal"),
             tls: None,
+            ws: None,
+            wss: None,
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: cdr,
             rtp_ports: (30000, 30063),
@@ -550,6 +566,8 @@ mod tests {
         let toml = config.to_toml(&Endpoints {
             sip: "127.0.0.1:5555".parse().expect("literal"),
             tls: None,
+            ws: None,
+            wss: None,
             http: "127.0.0.1:5556".parse().expect("literal"),
             cdr_dir: Path::new("/tmp/cdr"),
             rtp_ports: (30000, 30063),

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dialog;
 pub mod digest;
 pub mod error;
+pub mod jssip;
 pub mod kamailio;
 pub mod linphone;
 pub mod logged_process;

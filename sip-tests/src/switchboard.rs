@@ -38,6 +38,8 @@ pub struct Switchboard {
     dir: TempDir,
     sip: SocketAddr,
     tls: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
     http: SocketAddr,
     cdr_dir: PathBuf,
     rtp_ports: (u16, u16),
@@ -79,6 +81,14 @@ impl Switchboard {
             Some(_) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
             None => None,
         };
+        let ws = match config.websocket {
+            true => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
+            false => None,
+        };
+        let wss = match (config.websocket, &config.sip_tls) {
+            (true, Some(_)) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
+            _ => None,
+        };
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let cdr_dir = dir.path().join("cdr");
         let recordings_dir = dir.path().join("recordings");
@@ -87,6 +97,8 @@ impl Switchboard {
         let text = config.to_toml(&Endpoints {
             sip,
             tls,
+            ws,
+            wss,
             http,
             cdr_dir: &cdr_dir,
             rtp_ports: (rtp, rtp + RTP_PORTS - 1),
@@ -101,6 +113,8 @@ impl Switchboard {
             dir,
             sip,
             tls,
+            ws,
+            wss,
             http,
             cdr_dir,
             rtp_ports: (rtp, rtp + RTP_PORTS - 1),
@@ -160,6 +174,16 @@ impl Switchboard {
     /// The SIP over TLS address, when the configuration has a certificate.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls
+    }
+
+    /// The SIP over WebSocket address, when the configuration asks for one.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    /// The SIP over secure WebSocket address (WebSocket and a TLS certificate configured).
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss
     }
 
     /// Sends SIGHUP (certificates are re-read).

@@ -22,6 +22,8 @@ fn good_config(dir: &Path) -> String {
     SwitchboardConfig::default().to_toml(&Endpoints {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
         tls: None,
+        ws: None,
+        wss: None,
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.join("cdr"),
         rtp_ports: (30000, 30063),
@@ -77,6 +79,8 @@ fn every_harness_feature_renders_a_valid_file() -> HarnessResult<()> {
     let text = config.to_toml(&Endpoints {
         sip: "127.0.0.1:5060".parse().expect("literal address"),
         tls: None,
+        ws: None,
+        wss: None,
         http: "127.0.0.1:8080".parse().expect("literal address"),
         cdr_dir: &dir.path().join("cdr"),
         rtp_ports: (30000, 30063),

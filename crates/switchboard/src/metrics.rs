@@ -68,6 +68,8 @@ pub struct Metrics {
     connections_refused: IntCounter,
     read_timeouts: IntCounter,
     connections: IntGauge,
+    websocket_connections: IntGauge,
+    websocket_handshake_failures: IntCounter,
     draining: IntGauge,
     process_resident: IntGauge,
     process_cpu: Gauge,
@@ -317,7 +319,17 @@ impl Metrics {
             connections: gauge(
                 &registry,
                 "switchboard_sip_connections",
-                "Open TCP connections.",
+                "Open SIP stream connections (TCP, TLS, WS and WSS).",
+            ),
+            websocket_connections: gauge(
+                &registry,
+                "switchboard_sip_websocket_connections",
+                "Open SIP over WebSocket connections (ws and wss), also in switchboard_sip_connections.",
+            ),
+            websocket_handshake_failures: plain_counter(
+                &registry,
+                "switchboard_sip_websocket_handshake_failures_total",
+                "WebSocket connections refused or failed before the upgrade: no sip subprotocol, not a WebSocket request, TLS failure.",
             ),
             draining: gauge(
                 &registry,
@@ -397,6 +409,13 @@ impl Metrics {
             .inc_by(timeouts.saturating_sub(self.read_timeouts.get()));
         self.connections
             .set(transport.connections.load(Ordering::Relaxed) as i64);
+        self.websocket_connections
+            .set(transport.websocket_connections.load(Ordering::Relaxed) as i64);
+        let failures = transport
+            .websocket_handshake_failures
+            .load(Ordering::Relaxed);
+        self.websocket_handshake_failures
+            .inc_by(failures.saturating_sub(self.websocket_handshake_failures.get()));
         if let Some((cpu, rss)) = process_usage() {
             self.process_cpu.set(cpu);
             self.process_resident.set(rss);

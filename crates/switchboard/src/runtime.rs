@@ -92,6 +92,8 @@ pub async fn run(
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
             tls: config.sip.listen_tls.clone(),
+            ws: config.sip.listen_ws.clone(),
+            wss: config.sip.listen_wss.clone(),
             tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
@@ -117,6 +119,8 @@ pub async fn run(
         udp: transports.udp_addrs().first().copied(),
         tcp: transports.tcp_addrs().first().copied(),
         tls: transports.tls_addrs().first().copied(),
+        ws: transports.ws_addrs().first().copied(),
+        wss: transports.wss_addrs().first().copied(),
         public_host: config.sip.public_address.clone(),
     };
     let unix_now = SystemTime::now()
@@ -191,6 +195,8 @@ pub async fn run(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
         tls = ?transports.tls_addrs(),
+        ws = ?transports.ws_addrs(),
+        wss = ?transports.wss_addrs(),
         http = %http,
         "switchboard ready"
     );

@@ -4,13 +4,14 @@
 //!
 //! Parsing happens here, on the receiving task, so the single core task spends its time on
 //! call state rather than on bytes. TLS is one more stream listener (a handshake in front of
-//! the same framing); WebSocket can plug in the same way:
-//! a stream transport only has to deliver framed messages as [`Inbound`] and register a
-//! writer in the connection table (see [`stream`]).
+//! the same framing); WebSocket (RFC 7118, in [`websocket`]) plugs in the same way: a stream
+//! transport delivers framed messages as [`Inbound`] and registers a writer in the connection
+//! table (see [`stream`]).
 
 mod stream;
 mod tls;
 mod udp;
+pub mod websocket;
 
 pub use stream::{AcceptedConnections, Refusal};
 pub use tls::{ServerIdentity, TlsError, TlsIdentity};
@@ -60,6 +61,9 @@ pub enum Payload {
         /// Its size in bytes.
         size: usize,
     },
+    /// The WebSocket connection from `source` ended (RFC 7118 §5): registrations that live on
+    /// it can no longer be reached.
+    Closed,
 }
 
 /// Decides, before anything is parsed or queued for the core, whether a source may be heard
@@ -79,7 +83,11 @@ pub struct TransportConfig {
     pub tcp: Vec<SocketAddr>,
     /// TLS addresses to listen on; needs `tls_identity`.
     pub tls: Vec<SocketAddr>,
-    /// The certificate TLS listeners present (replaceable while running: see
+    /// SIP over WebSocket (RFC 7118) addresses to listen on.
+    pub ws: Vec<SocketAddr>,
+    /// SIP over secure WebSocket addresses; need `tls_identity` (the TLS listeners' certificate).
+    pub wss: Vec<SocketAddr>,
+    /// The certificate TLS and WSS listeners present (replaceable while running: see
     /// [`ServerIdentity::replace`]).
     pub tls_identity: Option<Arc<ServerIdentity>>,
     /// Largest message accepted; larger ones are answered 513.
@@ -133,6 +141,11 @@ pub struct TransportStats {
     pub connections_refused: AtomicU64,
     /// Connections closed because a header or body did not arrive in time.
     pub read_timeouts: AtomicU64,
+    /// Currently open WebSocket (ws and wss) connections, also counted in `connections`.
+    pub websocket_connections: AtomicU64,
+    /// WebSocket connections whose TLS handshake or HTTP upgrade failed or was refused (no
+    /// `sip` subprotocol, not a WebSocket request).
+    pub websocket_handshake_failures: AtomicU64,
 }
 
 /// Shared state behind a [`Transports`] handle.
@@ -140,6 +153,8 @@ struct Inner {
     udp: Vec<Arc<UdpSocket>>,
     tcp_local: Vec<SocketAddr>,
     tls_local: Vec<SocketAddr>,
+    ws_local: Vec<SocketAddr>,
+    wss_local: Vec<SocketAddr>,
     connections: DashMap<SocketAddr, stream::Connection>,
     inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
@@ -187,7 +202,8 @@ impl Transports {
             .iter()
             .map(|l| l.local_addr())
             .collect::<std::io::Result<Vec<_>>>()?;
-        let tls_acceptor = match (&config.tls_identity, config.tls.is_empty()) {
+        let needs_tls = !config.tls.is_empty() || !config.wss.is_empty();
+        let tls_acceptor = match (&config.tls_identity, !needs_tls) {
             (_, true) => None,
             (Some(identity), false) => Some(tokio_rustls::TlsAcceptor::from(
                 identity
@@ -197,7 +213,7 @@ impl Transports {
             (None, false) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    "TLS listeners need a certificate",
+                    "TLS and WSS listeners need a certificate",
                 ))
             }
         };
@@ -209,10 +225,14 @@ impl Transports {
             .iter()
             .map(|l| l.local_addr())
             .collect::<std::io::Result<Vec<_>>>()?;
+        let (ws_listeners, ws_local) = bind_streams(&config.ws).await?;
+        let (wss_listeners, wss_local) = bind_streams(&config.wss).await?;
         let inner = Arc::new(Inner {
             udp,
             tcp_local,
             tls_local,
+            ws_local,
+            wss_local,
             connections: DashMap::new(),
             inbound,
             config,
@@ -235,20 +255,29 @@ impl Transports {
                 tls_acceptor.clone(),
             ));
         }
+        for listener in ws_listeners {
+            tokio::spawn(websocket::accept_loop(inner.clone(), listener, None));
+        }
+        for listener in wss_listeners {
+            tokio::spawn(websocket::accept_loop(
+                inner.clone(),
+                listener,
+                tls_acceptor.clone(),
+            ));
+        }
         Ok(Self { inner })
     }
 
     /// Sends without waiting. UDP goes straight to the socket (or to a task when the socket
     /// buffer is full); TCP goes to the connection's writer, opening one if needed; TLS goes
-    /// to the connection the peer opened (outgoing TLS connections are not opened yet).
+    /// to the connection the peer opened (outgoing TLS connections are not opened yet), and so
+    /// do WS and WSS (a WebSocket client cannot be connected to).
     pub fn send(&self, transmit: Transmit) {
         match transmit.peer.transport {
             Transport::Udp => udp::send(&self.inner, transmit.peer.addr, transmit.data),
             Transport::Tcp => stream::send(&self.inner, transmit.peer.addr, transmit.data),
-            Transport::Tls => stream::send_tls(&self.inner, transmit.peer.addr, transmit.data),
-            other => {
-                tracing::warn!(transport = %other, "no listener for transport; message dropped");
-                self.inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            transport @ (Transport::Tls | Transport::Ws | Transport::Wss) => {
+                stream::send_existing(&self.inner, transmit.peer.addr, transport, transmit.data)
             }
         }
     }
@@ -286,10 +315,35 @@ impl Transports {
         self.inner.tls_local.clone()
     }
 
+    /// The SIP over WebSocket listening addresses.
+    pub fn ws_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.ws_local.clone()
+    }
+
+    /// The SIP over secure WebSocket listening addresses.
+    pub fn wss_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.wss_local.clone()
+    }
+
     /// Transport counters.
     pub fn stats(&self) -> &TransportStats {
         &self.inner.stats
     }
+}
+
+/// Binds stream listeners; returns them with their resolved addresses.
+async fn bind_streams(
+    addrs: &[SocketAddr],
+) -> std::io::Result<(Vec<tokio::net::TcpListener>, Vec<SocketAddr>)> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        listeners.push(tokio::net::TcpListener::bind(addr).await?);
+    }
+    let local = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok((listeners, local))
 }
 
 impl Inner {

@@ -1,5 +1,5 @@
-//! Stream transports (TCP and TLS; WebSocket later reuses the framing and the connection
-//! table): messages are framed by Content-Length (RFC 3261 §18.3), connections are reused in
+//! Stream transports (TCP and TLS; WebSocket, in `websocket`, shares the connection table,
+//! the caps and the admission here): messages are framed by Content-Length (RFC 3261 §18.3), connections are reused in
 //! both directions, and responses go back over the connection the request came in on.
 //! TLS is TCP with a handshake between the accept and the first read: the same caps, gate,
 //! deadlines and connection table apply.
@@ -18,12 +18,13 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 /// Messages queued to one connection's writer before senders see it as congested.
-const WRITE_QUEUE: usize = 1024;
+pub(crate) const WRITE_QUEUE: usize = 1024;
 
 /// A live connection's writer, as kept in the connection table.
 pub(crate) struct Connection {
     id: u64,
-    /// TCP or TLS: a message for a TLS peer never goes out over a plain connection.
+    /// TCP, TLS, WS or WSS: a message for a TLS peer never goes out over a plain connection,
+    /// and raw SIP never goes out over a WebSocket one (nor the other way round).
     transport: Transport,
     writer: mpsc::Sender<Bytes>,
 }
@@ -124,21 +125,8 @@ pub(crate) async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if !inner.admits(peer, transport) {
+                if !admit_connection(&inner, peer, transport, epoch) {
                     drop(stream);
-                    continue;
-                }
-                if let Err(refusal) = inner.accepted.try_acquire(peer.ip(), &inner.config.limits) {
-                    // Closed at once (dropping the stream): existing connections and calls
-                    // are never touched.
-                    drop(stream);
-                    inner
-                        .stats
-                        .connections_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    inner
-                        .accepted
-                        .log_refusal(peer, refusal, epoch, transport.via_token());
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
@@ -184,7 +172,34 @@ pub(crate) async fn accept_loop(
     }
 }
 
-fn register(
+/// Whether an accepted connection from `peer` may stay: the gate lets it in and no cap is
+/// reached (a refusal is counted and logged). On `true` the caller releases the slot when the
+/// connection ends.
+pub(crate) fn admit_connection(
+    inner: &Inner,
+    peer: SocketAddr,
+    transport: Transport,
+    epoch: Instant,
+) -> bool {
+    if !inner.admits(peer, transport) {
+        return false;
+    }
+    if let Err(refusal) = inner.accepted.try_acquire(peer.ip(), &inner.config.limits) {
+        // Closed at once (by the caller dropping the stream): existing connections and calls
+        // are never touched.
+        inner
+            .stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        inner
+            .accepted
+            .log_refusal(peer, refusal, epoch, transport.via_token());
+        return false;
+    }
+    true
+}
+
+pub(crate) fn register(
     inner: &Inner,
     peer: SocketAddr,
     transport: Transport,
@@ -205,7 +220,7 @@ fn register(
     id
 }
 
-fn unregister(inner: &Inner, peer: SocketAddr, id: u64) {
+pub(crate) fn unregister(inner: &Inner, peer: SocketAddr, id: u64) {
     // Only remove our own entry: a newer connection to the same peer may have replaced it.
     if inner
         .connections
@@ -404,16 +419,17 @@ fn next_frame(buffer: &mut BytesMut, max: usize) -> Frame {
     Frame::Message(buffer.split_to(total).freeze())
 }
 
-/// Sends over the TLS connection to `to`, which must exist (the peer connected to us: a phone
-/// registered over TLS). Opening outgoing TLS connections needs the peer's name to verify its
-/// certificate, which a socket address does not carry: not supported yet.
-pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
+/// Sends over the TLS, WS or WSS connection to `to`, which must exist (the peer connected to
+/// us: a phone registered over it). Opening outgoing TLS connections needs the peer's name to
+/// verify its certificate, which a socket address does not carry: not supported yet; a
+/// WebSocket client cannot be connected to at all (RFC 7118 §5).
+pub(crate) fn send_existing(inner: &Arc<Inner>, to: SocketAddr, transport: Transport, data: Bytes) {
     let Some(connection) = inner
         .connections
         .get(&to)
-        .filter(|c| c.transport == Transport::Tls)
+        .filter(|c| c.transport == transport)
     else {
-        tracing::debug!(%to, "no TLS connection to the peer; message dropped");
+        tracing::debug!(%to, %transport, "no connection of this transport to the peer; message dropped");
         inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -424,9 +440,15 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
 }
 
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
-    // Any connection to the peer will do, a TLS one too (never the other way round: see
-    // `send_tls`); opening a TCP connection beside it would replace its table entry.
+    // Any byte-stream connection to the peer will do, a TLS one too (never the other way
+    // round: see `send_existing`); opening a TCP connection beside it would replace its table
+    // entry. A WebSocket connection needs framing: a message for it must say WS or WSS.
     if let Some(connection) = inner.connections.get(&to) {
+        if matches!(connection.transport, Transport::Ws | Transport::Wss) {
+            tracing::debug!(%to, "TCP message for a WebSocket peer; dropped");
+            inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match connection.writer.try_send(data) {
             Ok(()) => {
                 inner.stats.sent.fetch_add(1, Ordering::Relaxed);

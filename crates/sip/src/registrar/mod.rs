@@ -555,6 +555,38 @@ impl Registrar {
         self.expiry.is_empty()
     }
 
+    /// Drops every binding that lives on the connection `flow` (a WebSocket or other stream
+    /// connection that closed: RFC 7118 §5, RFC 5626 §5 — the UA cannot be reached any other
+    /// way). Returns the AORs left with no binding, so the TU can log those agents out.
+    pub fn remove_flow(&mut self, flow: Peer) -> Vec<String> {
+        let affected: Vec<String> = self
+            .aors
+            .iter()
+            .filter(|(_, bindings)| bindings.iter().any(|s| s.binding.source == flow))
+            .map(|(aor, _)| aor.clone())
+            .collect();
+        let mut emptied = Vec::new();
+        for aor in affected {
+            let kept: Vec<StoredBinding> = self
+                .aors
+                .get(&aor)
+                .map(|bindings| {
+                    bindings
+                        .iter()
+                        .filter(|s| s.binding.source != flow)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if kept.is_empty() {
+                emptied.push(aor.clone());
+            }
+            self.replace_aor(&aor, kept);
+        }
+        emptied.sort();
+        emptied
+    }
+
     /// Drops every binding of `aor` (e.g. the user was deleted); returns what was removed.
     pub fn remove_aor(&mut self, aor: &str) -> Vec<Binding> {
         let removed = self

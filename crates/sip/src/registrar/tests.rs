@@ -576,6 +576,63 @@ fn remove_aor_drops_its_bindings_and_index_entries() {
 }
 
 #[test]
+fn a_closed_flow_takes_its_bindings_and_only_those() {
+    let mut registrar = registrar();
+    let t0 = Instant::now();
+    let flow = Peer {
+        transport: crate::Transport::Ws,
+        addr: "127.0.0.1:41000".parse().unwrap(),
+    };
+    let other_flow = Peer {
+        transport: crate::Transport::Ws,
+        addr: "127.0.0.1:41001".parse().unwrap(),
+    };
+    let ws_register = |call_id: &str, contact: &str| {
+        register_request(call_id, 1, &[&format!("Contact: <{contact}>")])
+    };
+    registrar
+        .register(
+            t0,
+            AOR,
+            &ws_register("a", "sip:x1@df7jal23ls0d.invalid;transport=ws"),
+            flow,
+        )
+        .unwrap();
+    registrar
+        .register(
+            t0,
+            AOR,
+            &ws_register("b", "sip:x2@df7jal23ls0e.invalid;transport=ws"),
+            other_flow,
+        )
+        .unwrap();
+    registrar
+        .register(
+            t0,
+            "1002",
+            &ws_register("c", "sip:x3@q.invalid;transport=ws"),
+            flow,
+        )
+        .unwrap();
+    // 1002 lived on the flow alone; 1001 keeps its binding on the other flow.
+    assert_eq!(registrar.remove_flow(flow), vec!["1002".to_owned()]);
+    assert_eq!(
+        contacts(&registrar, t0),
+        vec!["sip:x2@df7jal23ls0e.invalid;transport=ws"]
+    );
+    assert!(registrar.bindings(t0, "1002").is_empty());
+    assert_eq!(
+        registrar.len(),
+        1,
+        "the expiry index forgets the removed bindings"
+    );
+    assert!(
+        registrar.remove_flow(flow).is_empty(),
+        "closing twice changes nothing"
+    );
+}
+
+#[test]
 fn config_is_validated() {
     assert!(RegistrarConfig::default().validate().is_ok());
     let min_above_max = RegistrarConfig {

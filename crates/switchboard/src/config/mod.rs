@@ -231,6 +231,8 @@ mod tests {
 listen_udp = ["0.0.0.0:5060", "[::]:5060"]  # UDP listeners; may be [] if listen_tcp is not
 listen_tcp = ["0.0.0.0:5060"]               # TCP listeners
 listen_tls = ["0.0.0.0:5061"]               # SIP over TLS listeners; need tls_cert and tls_key
+listen_ws = ["127.0.0.1:5066"]              # SIP over WebSocket (RFC 7118) for WebRTC phones; plain: behind a TLS proxy
+listen_wss = ["0.0.0.0:7443"]               # SIP over secure WebSocket; uses tls_cert and tls_key
 tls_cert = "/etc/switchboard/tls/fullchain.pem"  # PEM certificate chain, leaf first; re-read on SIGHUP
 tls_key = "/etc/switchboard/tls/privkey.pem"     # PEM private key (PKCS#8, PKCS#1 or SEC1)
 realm = "example.com"                       # digest realm; HA1 values are computed with it
@@ -782,7 +784,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",

@@ -57,7 +57,12 @@ pub struct SipConfig {
     pub listen_tcp: Vec<SocketAddr>,
     /// TLS listen addresses (SIP over TLS, RFC 3261 §26); non-empty only with `tls`.
     pub listen_tls: Vec<SocketAddr>,
-    /// The certificate the TLS listeners present; set only with `listen_tls`.
+    /// SIP over WebSocket (RFC 7118) listen addresses, for browser and WebRTC SIP clients.
+    pub listen_ws: Vec<SocketAddr>,
+    /// SIP over secure WebSocket listen addresses; non-empty only with `tls`.
+    pub listen_wss: Vec<SocketAddr>,
+    /// The certificate the TLS and WSS listeners present; set only with `listen_tls` or
+    /// `listen_wss`.
     pub tls: Option<TlsCertificate>,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,

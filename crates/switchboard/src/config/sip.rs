@@ -11,6 +11,8 @@ const KEYS: &[&str] = &[
     "listen_udp",
     "listen_tcp",
     "listen_tls",
+    "listen_ws",
+    "listen_wss",
     "tls_cert",
     "tls_key",
     "realm",
@@ -37,6 +39,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
     let listen_udp = sip.or(d, "listen_udp", vec![default_listen], socket_addrs);
     let listen_tcp = sip.or(d, "listen_tcp", vec![default_listen], socket_addrs);
     let listen_tls = sip.or(d, "listen_tls", Vec::new(), socket_addrs);
+    let listen_ws = sip.or(d, "listen_ws", Vec::new(), socket_addrs);
+    let listen_wss = sip.or(d, "listen_wss", Vec::new(), socket_addrs);
     let tls = super::tls::read_pair(d, &sip);
     let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
     let public_address = sip.or(d, "public_address", None, public_address);
@@ -84,24 +88,48 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         digest_algorithms,
     );
 
-    if let (Some(udp), Some(tcp), Some(tls_listen)) = (&listen_udp, &listen_tcp, &listen_tls) {
-        if udp.is_empty() && tcp.is_empty() && tls_listen.is_empty() {
+    if let (Some(udp), Some(tcp), Some(tls_listen), Some(ws), Some(wss)) = (
+        &listen_udp,
+        &listen_tcp,
+        &listen_tls,
+        &listen_ws,
+        &listen_wss,
+    ) {
+        if udp.is_empty()
+            && tcp.is_empty()
+            && tls_listen.is_empty()
+            && ws.is_empty()
+            && wss.is_empty()
+        {
             d.error(
                 &sip.path().key("listen_udp"),
-                "no SIP listener: listen_udp, listen_tcp and listen_tls are all empty",
+                "no SIP listener: listen_udp, listen_tcp, listen_tls, listen_ws and listen_wss are all empty",
             );
         }
     }
-    match (&listen_tls, &tls) {
-        (Some(listen), Some(None)) if !listen.is_empty() => d.error(
-            &sip.path().key("listen_tls"),
-            "TLS listeners need a certificate: set tls_cert and tls_key (PEM files)",
-        ),
-        (Some(listen), Some(Some(_))) if listen.is_empty() => d.error(
-            &sip.path().key("tls_cert"),
-            "no TLS listener uses this certificate: set listen_tls",
-        ),
-        _ => {}
+    if let (Some(listen), Some(None)) = (&listen_tls, &tls) {
+        if !listen.is_empty() {
+            d.error(
+                &sip.path().key("listen_tls"),
+                "TLS listeners need a certificate: set tls_cert and tls_key (PEM files)",
+            );
+        }
+    }
+    if let (Some(listen), Some(None)) = (&listen_wss, &tls) {
+        if !listen.is_empty() {
+            d.error(
+                &sip.path().key("listen_wss"),
+                "WSS listeners need a certificate: set tls_cert and tls_key (PEM files)",
+            );
+        }
+    }
+    if let (Some(tls_listen), Some(wss), Some(Some(_))) = (&listen_tls, &listen_wss, &tls) {
+        if tls_listen.is_empty() && wss.is_empty() {
+            d.error(
+                &sip.path().key("tls_cert"),
+                "no TLS listener uses this certificate: set listen_tls or listen_wss",
+            );
+        }
     }
     if let (Some(t1), Some(t2)) = (t1, t2) {
         if t1 > t2 {
@@ -131,6 +159,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         listen_udp: listen_udp?,
         listen_tcp: listen_tcp?,
         listen_tls: listen_tls?,
+        listen_ws: listen_ws?,
+        listen_wss: listen_wss?,
         tls: tls?,
         realm: realm?,
         public_address: public_address?,
@@ -254,7 +284,36 @@ mod tests {
     fn at_least_one_listener_is_required() {
         assert_eq!(
             error_lines("[sip]\nlisten_udp = []\nlisten_tcp = []\n"),
-            vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp, listen_tcp and listen_tls are all empty"]
+            vec!["t.toml:2:14: sip.listen_udp: no SIP listener: listen_udp, listen_tcp, listen_tls, listen_ws and listen_wss are all empty"]
+        );
+    }
+
+    #[test]
+    fn websocket_listeners_are_read_and_wss_needs_the_certificate() {
+        let config =
+            valid("[sip]\nlisten_udp = []\nlisten_tcp = []\nlisten_ws = [\"127.0.0.1:5066\"]\n");
+        assert!(config.sip.listen_wss.is_empty());
+        assert_eq!(
+            config.sip.listen_ws,
+            vec![std::net::SocketAddr::from(([127, 0, 0, 1], 5066))],
+            "a ws listener alone is enough"
+        );
+        assert!(valid("").sip.listen_ws.is_empty(), "off by default");
+        assert_eq!(
+            error_lines("[sip]\nlisten_wss = [\"127.0.0.1:7443\"]\n"),
+            vec!["t.toml:2:14: sip.listen_wss: WSS listeners need a certificate: set tls_cert and tls_key (PEM files)"]
+        );
+        assert_eq!(
+            error_lines("[sip]\nlisten_ws = [\"localhost:5066\"]\n"),
+            vec!["t.toml:2:14: sip.listen_ws[0]: invalid socket address \"localhost:5066\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\""]
+        );
+        let wss = valid(
+            "[sip]\nlisten_wss = [\"127.0.0.1:7443\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+        );
+        assert_eq!(
+            wss.sip.listen_wss[0].port(),
+            7443,
+            "wss alone uses the certificate"
         );
     }
 

@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(
             error_lines("[sip]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"),
             vec![
-                "t.toml:2:12: sip.tls_cert: no TLS listener uses this certificate: set listen_tls"
+                "t.toml:2:12: sip.tls_cert: no TLS listener uses this certificate: set listen_tls or listen_wss"
             ]
         );
     }

@@ -741,6 +741,33 @@ impl Switch {
         self.apply_acd(now, actions);
     }
 
+    /// The connection an agent's phone was ringing on closed (a WebSocket phone's only way in):
+    /// the offer fails as unreachable now rather than at the ring timeout, so the call goes to
+    /// the next agent at once. Calls already answered are left to their media timeout or BYE.
+    pub(super) fn ringing_flow_lost(&mut self, now: Instant, flow: Peer) {
+        let ringing: Vec<CallNumber> = self
+            .calls
+            .values()
+            .filter(|call| {
+                call.agent_leg
+                    .as_ref()
+                    .is_some_and(|leg| leg.peer == flow && leg.dialog.is_none())
+            })
+            .map(|call| call.id)
+            .collect();
+        for id in ringing {
+            let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
+                continue;
+            };
+            tracing::info!(call = id, agent = %leg.agent, %flow, "ringing phone's connection closed");
+            let agent = leg.agent.clone();
+            self.close_attempt(now, id, &leg, None);
+            self.abandon_agent_leg(now, leg);
+            let actions = self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+            self.apply_acd(now, actions);
+        }
+    }
+
     /// Gives up on an unanswered agent INVITE. The transaction layer sends the CANCEL when
     /// the protocol allows it (after a provisional response, RFC 3261 §9.1); a 2xx that still
     /// arrives is ACKed and hung up.

@@ -76,6 +76,10 @@ pub struct LocalAddresses {
     pub tcp: Option<SocketAddr>,
     /// Bound TLS address (Via `SIP/2.0/TLS` and Contact `;transport=tls` name it).
     pub tls: Option<SocketAddr>,
+    /// Bound SIP over WebSocket address (Via `SIP/2.0/WS`, Contact `;transport=ws`).
+    pub ws: Option<SocketAddr>,
+    /// Bound SIP over secure WebSocket address.
+    pub wss: Option<SocketAddr>,
     /// Host to advertise instead of the bound IP (NAT / wildcard binds).
     pub public_host: Option<String>,
 }
@@ -85,7 +89,9 @@ impl LocalAddresses {
         match transport {
             Transport::Udp => self.udp.or(self.tcp),
             Transport::Tls => self.tls.or(self.tcp).or(self.udp),
-            _ => self.tcp.or(self.udp),
+            Transport::Ws => self.ws.or(self.tcp).or(self.udp),
+            Transport::Wss => self.wss.or(self.tls).or(self.tcp).or(self.udp),
+            Transport::Tcp => self.tcp.or(self.udp),
         }
     }
 
@@ -349,6 +355,7 @@ impl Switch {
                 tracing::info!(peer = %inbound.source, %reason, "oversized SIP message");
                 self.raw_reply(&bytes, 513, &reason, inbound.source);
             }
+            Payload::Closed => self.flow_closed(now, inbound.source),
         }
         self.process_transaction_events(now);
     }
@@ -742,6 +749,8 @@ pub(crate) mod testing {
                 udp: Some("127.0.0.1:5060".parse().expect("addr")),
                 tcp: None,
                 tls: None,
+                ws: None,
+                wss: None,
                 public_host: None,
             },
             SharedState {

@@ -200,6 +200,18 @@ impl Switch {
         }
     }
 
+    /// A WebSocket connection closed: the phones registered over it cannot be reached any
+    /// more (their Contact hosts are `.invalid`, RFC 7118 §5), so their bindings go and an
+    /// agent left with none logs out: the ACD offers no call to a dead phone.
+    pub(super) fn flow_closed(&mut self, now: Instant, flow: Peer) {
+        self.ringing_flow_lost(now, flow);
+        for aor in self.registrar.remove_flow(flow) {
+            tracing::info!(sip_user = %aor, %flow, "registration's connection closed");
+            self.agent_offline(now, &aor);
+        }
+        self.schedule_registrar_timer();
+    }
+
     /// The last binding of this SIP user is gone: the agent logs out.
     pub(super) fn agent_offline(&mut self, now: Instant, sip_user: &str) {
         let Some(agent) = self.agents_by_user.get(sip_user).map(|a| a.id.clone()) else {
