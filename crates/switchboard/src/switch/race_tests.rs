@@ -18,7 +18,8 @@ const CONFIG: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\nring_timeout_s =
     [[queue]]\nname = \"support\"\nskills = { support = 1 }\n\
     [acd]\nmissed_call_reason = \"missed\"\n\
     [[agent]]\nid = \"1001\"\nname = \"Ann\"\npassword = \"pw1001\"\nskills = { support = 1 }\n\
-    [[agent]]\nid = \"1002\"\nname = \"Bob\"\npassword = \"pw1002\"\nskills = { support = 1 }\n";
+    [[agent]]\nid = \"1002\"\nname = \"Bob\"\npassword = \"pw1002\"\nskills = { support = 1 }\n\
+    [[agent]]\nid = \"1003\"\nname = \"Sue\"\npassword = \"pw1003\"\nsupervisor = true\n";
 
 const TRUNK: &str = "127.0.0.1:5999";
 
@@ -59,6 +60,8 @@ struct Rig {
     now: Instant,
     /// Everything sent so far and not yet looked at.
     outbox: Vec<Sent>,
+    /// Media-session operations asked for so far and not yet looked at.
+    media_ops: Vec<super::media_plane::MediaOp>,
 }
 
 impl Rig {
@@ -69,6 +72,7 @@ impl Rig {
             switch: testing::switch(now, Arc::new(config), Default::default()),
             now,
             outbox: Vec::new(),
+            media_ops: Vec::new(),
         }
     }
 
@@ -147,7 +151,9 @@ Expires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
                     text: String::from_utf8_lossy(&t.data).into_owned(),
                 });
             }
-            while self.switch.poll_media().is_some() {}
+            while let Some(op) = self.switch.poll_media() {
+                self.media_ops.push(op);
+            }
             if !any && tokens.is_empty() {
                 return;
             }
@@ -658,4 +664,161 @@ fn a_drain_ends_calls_at_its_deadline_and_unanswered_byes_hold_the_exit_only_bri
         rig.switch.is_drained(),
         "nobody answered: the node may exit anyway"
     );
+}
+
+/// A supervisor's phone (agent 1003) at this address.
+const SUPERVISOR: &str = "127.0.0.1:6003";
+
+/// Supervisor 1003 dials `dialled` with an SDP offer, answering the 407; returns nothing
+/// (what Switchboard answers is in the outbox).
+fn supervisor_dials(rig: &mut Rig, dialled: &str, call_id: &str) {
+    let from: SocketAddr = SUPERVISOR.parse().expect("addr");
+    let offer = sdp(43000);
+    let invite = |auth: &str, cseq: u32| {
+        format!(
+            "INVITE sip:{dialled}@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bKsup{cseq}{call_id};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:{dialled}@127.0.0.1>\r\nFrom: <sip:1003@127.0.0.1>;tag=sup\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} INVITE\r\nContact: <sip:1003@{from}>\r\n{auth}Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        )
+    };
+    rig.deliver(from, &invite("", 1));
+    let challenge = rig.take_one(|m| m.is("SIP/2.0 407"));
+    let proxy = challenge
+        .header("Proxy-Authenticate")
+        .expect("a challenge")
+        .to_string();
+    let answer = sip::digest::respond(
+        &proxy,
+        "INVITE",
+        &format!("sip:{dialled}@127.0.0.1"),
+        "1003",
+        "pw1003",
+        "c0ffee",
+        1,
+    )
+    .expect("a digest answer");
+    rig.deliver(
+        from,
+        &invite(&format!("Proxy-Authorization: {answer}\r\n"), 2),
+    );
+    rig.take_all(|m| m.is("SIP/2.0 100"));
+}
+
+/// The extra leg call control asked the session to add, and its ports.
+fn added_leg(rig: &mut Rig) -> (media::Leg, media::PortPair) {
+    use super::media_plane::MediaOp;
+    let at = rig
+        .media_ops
+        .iter()
+        .position(|op| {
+            matches!(
+                op,
+                MediaOp::Command {
+                    command: media::MediaCommand::AddLeg { .. },
+                    ..
+                }
+            )
+        })
+        .expect("an AddLeg");
+    match rig.media_ops.remove(at) {
+        MediaOp::Command {
+            command: media::MediaCommand::AddLeg { leg, ports, .. },
+            ..
+        } => (leg, ports),
+        _ => unreachable!("matched above"),
+    }
+}
+
+fn removes_leg(rig: &Rig, leg: media::Leg) -> bool {
+    use super::media_plane::MediaOp;
+    rig.media_ops.iter().any(|op| {
+        matches!(op, MediaOp::Command { command: media::MediaCommand::RemoveLeg { leg: l }, .. } if *l == leg)
+    })
+}
+
+#[test]
+fn a_supervisor_cancelling_before_the_leg_is_bound_gets_487_and_the_ports_come_back() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "sup-1");
+    let free_before = rig.switch.media.free_pairs();
+    rig.media_ops.clear();
+    supervisor_dials(&mut rig, "*411001", "sup-call-1");
+    let (leg, ports) = added_leg(&mut rig);
+    assert!(
+        rig.outbox.is_empty(),
+        "no answer before the leg is bound: {:#?}",
+        rig.outbox
+    );
+    assert_eq!(rig.switch.media.free_pairs(), free_before - 1);
+    // The supervisor gives up before the session has bound the leg.
+    let cancel = format!(
+        "CANCEL sip:*411001@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {SUPERVISOR};branch=z9hG4bKsup2sup-call-1;rport\r\nMax-Forwards: 70\r\n\
+To: <sip:*411001@127.0.0.1>\r\nFrom: <sip:1003@127.0.0.1>;tag=sup\r\nCall-ID: sup-call-1\r\n\
+CSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    rig.deliver(SUPERVISOR.parse().expect("addr"), &cancel);
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("CANCEL"));
+    rig.take_one(|m| m.is("SIP/2.0 487"));
+    assert!(removes_leg(&rig, leg), "{:#?}", rig.media_ops);
+    // The session reports the leg bound (it was already under way), then removed.
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    let call = *rig.switch.calls.keys().next().expect("the call goes on");
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded { leg, local_rtp },
+    );
+    rig.collect();
+    assert!(
+        rig.take_all(|m| m.is("SIP/2.0 200")).is_empty(),
+        "a cancelled supervisor is never answered"
+    );
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegRemoved {
+            leg,
+            ports,
+            report: Default::default(),
+        },
+    );
+    assert_eq!(rig.switch.media.free_pairs(), free_before);
+    assert_eq!(rig.switch.active_calls(), 1, "the supervised call goes on");
+}
+
+#[test]
+fn the_call_ending_while_a_supervisor_joins_answers_the_supervisor_and_leaves_no_route() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "sup-2");
+    rig.media_ops.clear();
+    supervisor_dials(&mut rig, "*421001", "sup-call-2");
+    let (leg, ports) = added_leg(&mut rig);
+    let call = *rig.switch.calls.keys().next().expect("the call");
+    // The caller hangs up before the session has bound the supervisor's leg.
+    let ok_tag = rig
+        .switch
+        .calls
+        .get(&call)
+        .map(|c| c.trunk_leg.local_tag.clone())
+        .expect("the call");
+    rig.trunk_sends(&trunk_in_dialog("BYE", "sup-2", &ok_tag, 2));
+    let refused = rig.take_one(|m| m.is("SIP/2.0 480"));
+    assert_eq!(refused.to, SUPERVISOR.parse::<SocketAddr>().expect("addr"));
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
+    // The session's late report of the leg does nothing to a call that is gone.
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded { leg, local_rtp },
+    );
+    rig.collect();
+    assert!(rig
+        .take_all(|m| m.is("SIP/2.0 200") && m.to == SUPERVISOR.parse().expect("addr"))
+        .is_empty());
 }
