@@ -141,7 +141,7 @@ impl Switch {
         source: Peer,
     ) {
         if self.draining {
-            self.reply_error(now, &key, &request, 503, "server is draining for shutdown");
+            self.reply_error(now, &key, &request, 503, super::DRAINING_REASON);
             return;
         }
         if self.queue_delay >= super::OVERLOAD_QUEUE_DELAY {

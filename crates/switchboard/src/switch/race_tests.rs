@@ -659,3 +659,47 @@ fn a_drain_ends_calls_at_its_deadline_and_unanswered_byes_hold_the_exit_only_bri
         "nobody answered: the node may exit anyway"
     );
 }
+
+fn options_from(from: &str, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:127.0.0.1:5060>\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nCall-ID: {branch}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_draining_node_answers_health_probes_with_503_so_a_front_stops_sending_it_calls() {
+    let mut rig = Rig::new();
+    // A front's dispatcher probing from a trunk address, and a monitor from elsewhere.
+    let monitor = "10.9.9.9:5999";
+    rig.trunk_sends(&options_from(TRUNK, "probe-1"));
+    rig.take_one(|m| m.is("SIP/2.0 200"));
+    rig.deliver(
+        monitor.parse().expect("addr"),
+        &options_from(monitor, "probe-2"),
+    );
+    rig.take_one(|m| m.is("SIP/2.0 200"));
+    rig.switch.begin_drain(rig.now, Duration::from_secs(5));
+    rig.trunk_sends(&options_from(TRUNK, "probe-3"));
+    let refused = rig.take_one(|m| m.is("SIP/2.0 503"));
+    assert!(refused.header("Retry-After").is_some(), "{}", refused.text);
+    assert!(
+        refused
+            .header("Warning")
+            .is_some_and(|w| w.contains("draining")),
+        "{}",
+        refused.text
+    );
+    rig.deliver(
+        monitor.parse().expect("addr"),
+        &options_from(monitor, "probe-4"),
+    );
+    let refused = rig.take_one(|m| m.is("SIP/2.0 503"));
+    assert!(refused.header("Retry-After").is_some(), "{}", refused.text);
+    assert!(
+        rig.take_all(|m| m.is("SIP/2.0 200")).is_empty(),
+        "no probe is answered 200 while draining"
+    );
+}
