@@ -33,16 +33,48 @@ pub struct FrontPlan<'a> {
     pub agents: &'a [&'a str],
 }
 
+/// A front for several nodes: dispatcher sets with priorities, and DIDs and agents mapped to
+/// sets (sip-tests/tests/site.rs).
+#[derive(Debug, Clone)]
+pub struct SitePlan<'a> {
+    /// Dispatcher destinations: (set, node address, priority). Within a set the highest
+    /// priority takes the traffic.
+    pub destinations: &'a [(u32, SocketAddr, u32)],
+    /// The trunks' source (address.list group 1; port 0 = any port).
+    pub trunk: SocketAddr,
+    /// Dialled number → set.
+    pub dids: &'a [(&'a str, u32)],
+    /// Agent SIP user → set.
+    pub agents: &'a [(&'a str, u32)],
+}
+
 /// A running Kamailio front; killed on drop.
 pub struct KamailioFront {
     process: LoggedProcess,
     addr: SocketAddr,
+    ctl: std::path::PathBuf,
 }
 
 impl KamailioFront {
     /// Writes the adapted configuration and lists into `dir`, starts Kamailio in the
     /// foreground, and returns once it answers OPTIONS (addressed to itself) with 200.
     pub fn start(dir: &Path, plan: &FrontPlan<'_>, timeout: Duration) -> HarnessResult<Self> {
+        let dids: Vec<(&str, u32)> = plan.dids.iter().map(|did| (*did, 1)).collect();
+        let agents: Vec<(&str, u32)> = plan.agents.iter().map(|agent| (*agent, 1)).collect();
+        Self::start_site(
+            dir,
+            &SitePlan {
+                destinations: &[(1, plan.node, 10)],
+                trunk: plan.trunk,
+                dids: &dids,
+                agents: &agents,
+            },
+            timeout,
+        )
+    }
+
+    /// The same for a site of several nodes in dispatcher sets.
+    pub fn start_site(dir: &Path, plan: &SitePlan<'_>, timeout: Duration) -> HarnessResult<Self> {
         let io = |what: &'static str| move |e| HarnessError::io(what, e);
         fs::create_dir_all(dir.join("db")).map_err(io("creating the kamailio dir"))?;
         fs::create_dir_all(dir.join("run")).map_err(io("creating the kamailio run dir"))?;
@@ -50,24 +82,27 @@ impl KamailioFront {
         let shipped_path = workspace_dir().join("deploy/kamailio/kamailio.cfg");
         let shipped = fs::read_to_string(&shipped_path)
             .map_err(|e| HarnessError::io(format!("reading {}", shipped_path.display()), e))?;
-        let config = adapt(&shipped, addr, &dir.join("run/kamailio_ctl"))?;
+        let ctl = dir.join("run/kamailio_ctl");
+        let config = adapt(&shipped, addr, &ctl)?;
         let config_path = dir.join("kamailio.cfg");
         fs::write(&config_path, config).map_err(io("writing kamailio.cfg"))?;
-        fs::write(
-            dir.join("dispatcher.list"),
-            format!("1 sip:{} 0 10 duid=node\n", plan.node),
-        )
-        .map_err(io("writing dispatcher.list"))?;
+        let dispatcher: String = plan
+            .destinations
+            .iter()
+            .map(|(set, node, priority)| format!("{set} sip:{node} 0 {priority} duid={node}\n"))
+            .collect();
+        fs::write(dir.join("dispatcher.list"), dispatcher)
+            .map_err(io("writing dispatcher.list"))?;
         fs::write(
             dir.join("address.list"),
             format!("1 {} 32 {} trunk\n", plan.trunk.ip(), plan.trunk.port()),
         )
         .map_err(io("writing address.list"))?;
         let header = "key_name(str) key_type(int) value_type(int) key_value(str) expires(int)\n";
-        let table = |keys: &[&str]| {
+        let table = |keys: &[(&str, u32)]| {
             let mut text = header.to_owned();
-            for key in keys {
-                text.push_str(&format!("{key}:0:1:1:0\n"));
+            for (key, set) in keys {
+                text.push_str(&format!("{key}:0:1:{set}:0\n"));
             }
             text
         };
@@ -88,7 +123,7 @@ impl KamailioFront {
             .arg("-P")
             .arg(dir.join("run/kamailio.pid"));
         let process = LoggedProcess::spawn("kamailio", command, &dir.join("kamailio.log"), false)?;
-        let front = KamailioFront { process, addr };
+        let front = KamailioFront { process, addr, ctl };
         front.wait_ready(timeout)?;
         Ok(front)
     }
@@ -117,6 +152,54 @@ impl KamailioFront {
     pub fn log(&self) -> String {
         self.process.log()
     }
+
+    /// The binrpc control socket (`kamcmd -s unix:<path>`).
+    pub fn ctl_socket(&self) -> &Path {
+        &self.ctl
+    }
+
+    /// Runs one RPC command over the control socket with `kamcmd` and returns its output.
+    pub fn rpc(&self, args: &[&str]) -> HarnessResult<String> {
+        let output = Command::new("kamcmd")
+            .arg("-s")
+            .arg(format!("unix:{}", self.ctl.display()))
+            .args(args)
+            .output()
+            .map_err(|e| HarnessError::io("running kamcmd", e))?;
+        if !output.status.success() {
+            return Err(HarnessError::Unexpected(format!(
+                "kamcmd {args:?} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The dispatcher's state flags of `node` (e.g. `AP` active and probed, `IP` inactive and
+    /// probed, `DX` disabled), from `dispatcher.list`.
+    pub fn node_state(&self, node: SocketAddr) -> HarnessResult<String> {
+        let listing = self.rpc(&["dispatcher.list"])?;
+        dispatcher_flags(&listing, node).ok_or_else(|| {
+            HarnessError::Unexpected(format!("{node} is not in dispatcher.list:\n{listing}"))
+        })
+    }
+}
+
+/// The FLAGS of the first destination with URI `sip:<node>` in a `kamcmd dispatcher.list`
+/// listing (every set lists it with the same state).
+pub fn dispatcher_flags(listing: &str, node: SocketAddr) -> Option<String> {
+    let uri = format!("sip:{node}");
+    let mut lines = listing.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("URI: {uri}") {
+            return lines
+                .by_ref()
+                .take(4)
+                .find_map(|l| l.trim().strip_prefix("FLAGS:").map(|f| f.trim().to_owned()));
+        }
+    }
+    None
 }
 
 /// The shipped configuration with only its listen sockets and control socket changed; fails
