@@ -78,7 +78,16 @@ fn wait_cdr_counts(pg: &PgServer, condition: impl Fn(u64, u64) -> bool) -> (u64,
                 &format!("SELECT count(*) FROM cdr_calls WHERE node = '{node}'"),
             )
         };
-        let counts = (count("a"), count("b"));
+        // The first node to connect creates the tables.
+        let created = pg.count(
+            "cdr",
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'cdr_calls'",
+        ) > 0;
+        let counts = if created {
+            (count("a"), count("b"))
+        } else {
+            (0, 0)
+        };
         if condition(counts.0, counts.1) || started.elapsed() > CDR_WAIT {
             return counts;
         }
