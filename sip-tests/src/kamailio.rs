@@ -176,30 +176,40 @@ impl KamailioFront {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// The dispatcher's state flags of `node` (e.g. `AP` active and probed, `IP` inactive and
-    /// probed, `DX` disabled), from `dispatcher.list`.
-    pub fn node_state(&self, node: SocketAddr) -> HarnessResult<String> {
+    /// The dispatcher's state flags of `node` in each set that lists it (e.g. `AP` active and
+    /// probed, `IP` inactive and probed, `DX` disabled), from `dispatcher.list`.
+    pub fn node_state(&self, node: SocketAddr) -> HarnessResult<Vec<(u32, String)>> {
         let listing = self.rpc(&["dispatcher.list"])?;
-        dispatcher_flags(&listing, node).ok_or_else(|| {
-            HarnessError::Unexpected(format!("{node} is not in dispatcher.list:\n{listing}"))
-        })
+        let states = dispatcher_flags(&listing, node);
+        if states.is_empty() {
+            return Err(HarnessError::Unexpected(format!(
+                "{node} is not in dispatcher.list:\n{listing}"
+            )));
+        }
+        Ok(states)
     }
 }
 
-/// The FLAGS of the first destination with URI `sip:<node>` in a `kamcmd dispatcher.list`
-/// listing (every set lists it with the same state).
-pub fn dispatcher_flags(listing: &str, node: SocketAddr) -> Option<String> {
-    let uri = format!("sip:{node}");
-    let mut lines = listing.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == format!("URI: {uri}") {
-            return lines
-                .by_ref()
-                .take(4)
-                .find_map(|l| l.trim().strip_prefix("FLAGS:").map(|f| f.trim().to_owned()));
+/// (set, FLAGS) of every destination with URI `sip:<node>` in a `kamcmd dispatcher.list`
+/// listing: a node listed in two sets has a state in each.
+pub fn dispatcher_flags(listing: &str, node: SocketAddr) -> Vec<(u32, String)> {
+    let uri = format!("URI: sip:{node}");
+    let mut found = Vec::new();
+    let mut set = 0;
+    let mut here = false;
+    for line in listing.lines().map(str::trim) {
+        if let Some(id) = line.strip_prefix("ID:") {
+            set = id.trim().parse().unwrap_or(0);
+        } else if line.starts_with("URI:") {
+            here = line == uri;
+        } else if let Some(flags) = line.strip_prefix("FLAGS:") {
+            if here {
+                found.push((set, flags.trim().to_owned()));
+                here = false;
+            }
         }
     }
-    None
+    found
 }
 
 /// The shipped configuration with only its listen sockets and control socket changed; fails

@@ -114,31 +114,37 @@ impl Site {
             timeout,
         )?;
         let site = Site { a, b, front };
-        site.wait_node_state(sa, 'A', timeout)?;
-        site.wait_node_state(sb, 'A', timeout)?;
+        site.wait_node_state(sa, None, 'A', timeout)?;
+        site.wait_node_state(sb, None, 'A', timeout)?;
         Ok(site)
     }
 
     /// Waits until the front's dispatcher shows `node` with the state letter `state` (`A`
-    /// active, `I` inactive, `D` disabled); returns how long that took.
+    /// active, `I` inactive, `D` disabled) in `set`, or in every set listing it when `set` is
+    /// `None`; returns how long that took.
     pub fn wait_node_state(
         &self,
         node: SocketAddr,
+        set: Option<u32>,
         state: char,
         timeout: Duration,
     ) -> HarnessResult<Duration> {
         let started = std::time::Instant::now();
-        let mut last = String::new();
+        let mut last = Vec::new();
         while started.elapsed() < timeout {
             last = self.front.node_state(node)?;
-            if last.starts_with(state) {
+            let reached = last
+                .iter()
+                .filter(|(listed, _)| set.is_none_or(|set| set == *listed))
+                .all(|(_, flags)| flags.starts_with(state));
+            if reached {
                 return Ok(started.elapsed());
             }
             // kamcmd offers no notification of a state change; this only runs in tests.
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
         Err(crate::error::HarnessError::Unexpected(format!(
-            "the front never showed {node} in state {state} within {} s (last: {last})\n--- kamailio ---\n{}",
+            "the front never showed {node} in state {state} (set {set:?}) within {} s (last: {last:?})\n--- kamailio ---\n{}",
             timeout.as_secs(),
             self.front.log()
         )))
