@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 use pg_server::PgServer;
 use sip_tests::agent_phone::AgentPhone;
 use sip_tests::api::agent_state;
+use sip_tests::dialog::invite;
+use sip_tests::ports::free_port;
+use sip_tests::rtp::pcmu_offer;
 use sip_tests::site::{Site, SiteOptions, IVR_DID_A, IVR_DID_B};
+use sip_tests::uac::RequestSpec;
+use sip_tests::UdpPeer;
 use sip_tests::{HarnessError, HarnessResult, Sipp, SippProcess, SippRun};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -96,6 +101,51 @@ fn wait_cdr_counts(pg: &PgServer, condition: impl Fn(u64, u64) -> bool) -> (u64,
     }
 }
 
+/// A trunk call through the front to `did` rings `phone` (its INVITE comes through the
+/// front), the phone answers and the trunk hangs up; returns the node's INVITE.
+fn call_rings(site: &Site, phone: &AgentPhone, did: &str) -> HarnessResult<sip_tests::SipMessage> {
+    let trunk = UdpPeer::bind(0, site.front.addr())?;
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            let mut spec = RequestSpec::new(
+                "INVITE",
+                &format!("sip:{did}@{}", site.front.addr()),
+                "2000",
+            );
+            spec.body = pcmu_offer(40_000, false);
+            let (answer, dialog) = invite(&trunk, &spec, "", WAIT)?;
+            let mut dialog = dialog.ok_or_else(|| {
+                HarnessError::Unexpected(format!(
+                    "trunk call to {did} not answered:\n{}",
+                    answer.final_response.to_text()
+                ))
+            })?;
+            dialog.send(&trunk, "BYE", &[], "", WAIT)
+        });
+        let offer = phone.next_request("INVITE", WAIT)?;
+        let _call = phone.answer(offer.clone(), &pcmu_offer(free_port()?, false), WAIT)?;
+        let bye = phone.next_request("BYE", WAIT)?;
+        phone.reply(&bye, 200, "OK", &[], "")?;
+        let hung_up = caller
+            .join()
+            .map_err(|_| HarnessError::Unexpected("the trunk thread panicked".into()))??;
+        assert_eq!(
+            hung_up.final_response.status(),
+            Some(200),
+            "the trunk's BYE is answered"
+        );
+        Ok(offer)
+    })
+}
+
+/// Whether a message came from (its top Via names) `node`.
+fn sent_by(message: &sip_tests::SipMessage, node: SocketAddr) -> bool {
+    message
+        .headers_named("Via")
+        .iter()
+        .any(|via| via.contains(&node.to_string()))
+}
+
 fn finished(process: SippProcess, front: &sip_tests::kamailio::KamailioFront) -> SippRun {
     match process.wait() {
         Ok(run) => run,
@@ -139,7 +189,49 @@ fn calls_go_to_the_home_node_of_their_number_and_agents_register_with_theirs() -
             "{agent} registered with its home node only: {seen}"
         );
     }
-    drop((alice, sam));
+    // A call to each agent's number is offered by that agent's node, through the front.
+    let offer = call_rings(&site, &alice, "101")?;
+    assert!(sent_by(&offer, site.a.sip_addr()), "{}", offer.to_text());
+    assert!(sent_by(&offer, site.front.addr()), "{}", offer.to_text());
+    let offer = call_rings(&site, &sam, "201")?;
+    assert!(sent_by(&offer, site.b.sip_addr()), "{}", offer.to_text());
+    Ok(())
+}
+
+#[test]
+fn an_agent_re_registers_with_the_standby_while_the_home_node_is_down_and_rings_there(
+) -> HarnessResult<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("sip-tests-site-")
+        .tempdir()
+        .map_err(|e| HarnessError::io("creating a temp dir", e))?;
+    let mut site = Site::start(dir.path(), &SiteOptions::default(), WAIT)?;
+    let a_addr = site.a.sip_addr();
+    let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
+    site.a.api().wait_for_agent_state("1001", "ready", WAIT)?;
+    drop(alice);
+
+    site.a.kill()?;
+    // No traffic: the probes take a out of both sets.
+    let detected = site.wait_node_state(a_addr, None, 'I', WAIT)?;
+    eprintln!(
+        "the front took the dead node out after {} ms",
+        detected.as_millis()
+    );
+    // The phone's next registration (the same account) goes to the standby of set 1.
+    let alice = AgentPhone::register_through(&site.b, "1001", site.front.addr(), DOMAIN)?;
+    site.b.api().wait_for_agent_state("1001", "ready", WAIT)?;
+    let offer = call_rings(&site, &alice, "101")?;
+    assert!(sent_by(&offer, site.b.sip_addr()), "{}", offer.to_text());
+    drop(alice);
+
+    // a is back: the next registration goes home again.
+    site.a.restart()?;
+    site.wait_node_state(a_addr, None, 'A', WAIT)?;
+    let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
+    site.a.api().wait_for_agent_state("1001", "ready", WAIT)?;
+    let offer = call_rings(&site, &alice, "101")?;
+    assert!(sent_by(&offer, a_addr), "{}", offer.to_text());
     Ok(())
 }
 
