@@ -27,8 +27,13 @@ pub const NODE_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 12);
 pub const IVR_DID_A: &str = "100";
 /// See [`IVR_DID_A`].
 pub const IVR_DID_B: &str = "200";
-/// RTP ports per node: enough for a hundred IVR calls at once.
-const RTP_PORTS: u16 = 1024;
+/// RTP ports per node: 96 calls at once (four ports each), about twice what the tests hold.
+const RTP_PORTS: u16 = 384;
+/// Site tests place their nodes' RTP ranges below the range every other test shares
+/// (10000–32000, random blocks): a port there taken by another test's node between the check
+/// and the bind ends a call with media-failed. Slot n uses 6000 + 768·n (node a) and the
+/// next 384 ports (node b); five slots end below 9840.
+const RTP_SLOTS_BASE: u16 = 6000;
 
 /// What the nodes add to their configuration.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +43,8 @@ pub struct SiteOptions {
     pub cdr_lines: Vec<String>,
     /// `sip.drain_timeout_s` of both nodes (the harness default when 0).
     pub drain_timeout_s: u32,
+    /// Which RTP slot the nodes use: distinct for tests that may run at the same time.
+    pub rtp_slot: u16,
 }
 
 /// The front and its two nodes; everything is stopped when dropped.
@@ -91,17 +98,19 @@ impl Site {
         timeout: Duration,
     ) -> HarnessResult<Self> {
         let config = node_config(options);
-        let placement = |host: Ipv4Addr, name: &str| {
+        let slot_base = RTP_SLOTS_BASE + options.rtp_slot * 2 * RTP_PORTS;
+        let placement = |host: Ipv4Addr, name: &str, rtp_base: u16| {
             let mut cdr_lines = options.cdr_lines.clone();
             cdr_lines.push(format!("node = \"{name}\""));
             Placement {
                 host,
                 cdr_lines,
                 rtp_ports: RTP_PORTS,
+                rtp_base: Some(rtp_base),
             }
         };
-        let a = Switchboard::start_placed(config.clone(), &placement(NODE_A, "a"))?;
-        let b = Switchboard::start_placed(config, &placement(NODE_B, "b"))?;
+        let a = Switchboard::start_placed(config.clone(), &placement(NODE_A, "a", slot_base))?;
+        let b = Switchboard::start_placed(config, &placement(NODE_B, "b", slot_base + RTP_PORTS))?;
         let (sa, sb) = (a.sip_addr(), b.sip_addr());
         let front = KamailioFront::start_site(
             dir,

@@ -11,7 +11,7 @@ use crate::api::{Api, ADMIN_TOKEN};
 use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
-use crate::ports::{free_media_block, free_port};
+use crate::ports::{claim_block, free_media_block, free_port};
 
 /// RTP ports each instance gets: four per call, so sixteen calls at once.
 const RTP_PORTS: u16 = 64;
@@ -41,6 +41,8 @@ pub struct Placement {
     pub cdr_lines: Vec<String>,
     /// How many RTP ports the node gets (four per bridged call).
     pub rtp_ports: u16,
+    /// The first of them; `None` picks a free block in the range every test shares.
+    pub rtp_base: Option<u16>,
 }
 
 impl Default for Placement {
@@ -49,6 +51,7 @@ impl Default for Placement {
             host: Ipv4Addr::LOCALHOST,
             cdr_lines: Vec::new(),
             rtp_ports: RTP_PORTS,
+            rtp_base: None,
         }
     }
 }
@@ -124,7 +127,10 @@ impl Switchboard {
         let cdr_dir = dir.path().join("cdr");
         let recordings_dir = dir.path().join("recordings");
         let rtp_count = placement.rtp_ports;
-        let rtp = free_media_block(rtp_count)?;
+        let rtp = match placement.rtp_base {
+            Some(base) => claim_block(base, rtp_count)?,
+            None => free_media_block(rtp_count)?,
+        };
         let config_path = dir.path().join("switchboard.toml");
         let text = config.to_toml(&Endpoints {
             sip,

@@ -31,6 +31,7 @@ const CDR_WAIT: Duration = Duration::from_secs(90);
 /// A throw-away PostgreSQL with database `cdr`, and the site writing its CDRs there.
 fn site_with_postgres(
     test: &str,
+    rtp_slot: u16,
     drain_timeout_s: u32,
 ) -> Option<(PgServer, Site, tempfile::TempDir)> {
     let pg = pg_server::start_or_skip(test)?;
@@ -44,6 +45,7 @@ fn site_with_postgres(
         &SiteOptions {
             cdr_lines: vec![format!("postgres_url = \"{url}\"")],
             drain_timeout_s,
+            rtp_slot,
         },
         WAIT,
     )
@@ -159,7 +161,7 @@ fn finished(process: SippProcess, front: &sip_tests::kamailio::KamailioFront) ->
 #[test]
 fn calls_go_to_the_home_node_of_their_number_and_agents_register_with_theirs() -> HarnessResult<()>
 {
-    let Some((pg, site, dir)) = site_with_postgres("site_spread", 0) else {
+    let Some((pg, site, dir)) = site_with_postgres("site_spread", 0, 0) else {
         return Ok(());
     };
     let to_a = trunk_load(&site, dir.path(), IVR_DID_A, 10, 10, 100)?;
@@ -205,7 +207,11 @@ fn an_agent_re_registers_with_the_standby_while_the_home_node_is_down_and_rings_
         .prefix("sip-tests-site-")
         .tempdir()
         .map_err(|e| HarnessError::io("creating a temp dir", e))?;
-    let mut site = Site::start(dir.path(), &SiteOptions::default(), WAIT)?;
+    let options = SiteOptions {
+        rtp_slot: 4,
+        ..SiteOptions::default()
+    };
+    let mut site = Site::start(dir.path(), &options, WAIT)?;
     let a_addr = site.a.sip_addr();
     let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
     site.a.api().wait_for_agent_state("1001", "ready", WAIT)?;
@@ -237,7 +243,7 @@ fn an_agent_re_registers_with_the_standby_while_the_home_node_is_down_and_rings_
 
 #[test]
 fn a_node_killed_under_load_is_taken_out_and_no_completed_calls_cdr_is_lost() -> HarnessResult<()> {
-    let Some((pg, mut site, dir)) = site_with_postgres("site_sigkill", 0) else {
+    let Some((pg, mut site, dir)) = site_with_postgres("site_sigkill", 1, 0) else {
         return Ok(());
     };
     let (rate, seconds, hold_ms) = (25, 12, 300);
@@ -289,7 +295,7 @@ fn a_node_killed_under_load_is_taken_out_and_no_completed_calls_cdr_is_lost() ->
 
 #[test]
 fn a_node_stopped_with_sigterm_drains_and_drops_no_call() -> HarnessResult<()> {
-    let Some((pg, mut site, dir)) = site_with_postgres("site_sigterm", 60) else {
+    let Some((pg, mut site, dir)) = site_with_postgres("site_sigterm", 2, 60) else {
         return Ok(());
     };
     let (rate, seconds, hold_ms) = (20, 10, 2000);
@@ -323,13 +329,24 @@ fn a_node_stopped_with_sigterm_drains_and_drops_no_call() -> HarnessResult<()> {
 
 #[test]
 fn the_rolling_upgrade_script_replaces_a_node_with_calls_flowing() -> HarnessResult<()> {
-    let Some((pg, mut site, dir)) = site_with_postgres("site_rolling_upgrade", 60) else {
+    let Some((pg, mut site, dir)) = site_with_postgres("site_rolling_upgrade", 3, 60) else {
         return Ok(());
     };
     let (rate, seconds, hold_ms) = (20, 20, 1000);
     let to_a = trunk_load(&site, dir.path(), IVR_DID_A, rate * seconds, rate, hold_ms)?;
     wait_cdr_counts(&pg, |a, _| a >= 10);
-    let binary = sip_tests::paths::switchboard_binary()?;
+    // The "new release": a small launcher of this worktree's binary (a copy of the debug
+    // binary would be 200 MB on a shared disk). The script installs it and starts what it
+    // installed, so a node answering afterwards runs the installed file.
+    let release = dir.path().join("switchboard-new");
+    std::fs::write(
+        &release,
+        format!(
+            "#!/bin/sh\nexec {} \"$@\"\n",
+            sip_tests::paths::switchboard_binary()?.display()
+        ),
+    )
+    .map_err(|e| HarnessError::io("writing the new release", e))?;
     let installed = dir.path().join("bin/switchboard");
     let pid_file = dir.path().join("upgraded.pid");
     let a_addr = site.a.sip_addr();
@@ -350,7 +367,7 @@ fn the_rolling_upgrade_script_replaces_a_node_with_calls_flowing() -> HarnessRes
         .args(["--stop", &format!("kill -TERM {}", site.a.pid())])
         .args([
             "--install",
-            &binary.display().to_string(),
+            &release.display().to_string(),
             &installed.display().to_string(),
         ])
         .args(["--start", &start])
@@ -393,8 +410,12 @@ fn the_rolling_upgrade_script_replaces_a_node_with_calls_flowing() -> HarnessRes
     let result = to_a.ensure_success();
     let (a, b) = wait_cdr_counts(&pg, |a, b| a + b >= ok);
     stop_upgraded();
-    let _ = std::fs::remove_file(&installed);
     result?;
+    let upgraded_log = std::fs::read_to_string(dir.path().join("upgraded.log")).unwrap_or_default();
+    assert!(
+        upgraded_log.contains("call arrived"),
+        "the upgraded node took calls again:\n{upgraded_log}"
+    );
     assert_eq!((ok, failed), (u64::from(rate * seconds), 0));
     assert_eq!(a + b, ok, "one CDR per call (a {a}, b {b})");
     Ok(())
