@@ -140,6 +140,40 @@ fn call_rings(site: &Site, phone: &AgentPhone, did: &str) -> HarnessResult<sip_t
     })
 }
 
+/// An INVITE to `did` through the front from 127.0.0.3, an address that is not a trunk;
+/// returns the status line of the answer.
+fn invite_from_elsewhere(site: &Site, did: &str) -> HarnessResult<String> {
+    let socket = std::net::UdpSocket::bind("127.0.0.3:0")
+        .map_err(|e| HarnessError::io("binding 127.0.0.3", e))?;
+    socket
+        .set_read_timeout(Some(WAIT))
+        .map_err(|e| HarnessError::io("setting a read timeout", e))?;
+    let local = socket
+        .local_addr()
+        .map_err(|e| HarnessError::io("reading the local address", e))?;
+    let front = site.front.addr();
+    let invite = format!(
+        "INVITE sip:{did}@{front} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKelsewhere;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:intruder@127.0.0.3>;tag=x1\r\nTo: <sip:{did}@{front}>\r\n\
+         Call-ID: elsewhere-1\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{local}>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket
+        .send_to(invite.as_bytes(), front)
+        .map_err(|e| HarnessError::io("sending the INVITE", e))?;
+    let mut buffer = [0u8; 4096];
+    loop {
+        let (length, _) = socket
+            .recv_from(&mut buffer)
+            .map_err(|e| HarnessError::io("waiting for the front's answer", e))?;
+        let text = String::from_utf8_lossy(buffer.get(..length).unwrap_or_default()).into_owned();
+        let status = text.lines().next().unwrap_or_default().to_owned();
+        if !status.starts_with("SIP/2.0 1") {
+            return Ok(status);
+        }
+    }
+}
+
 /// Whether a message came from (its top Via names) `node`.
 fn sent_by(message: &sip_tests::SipMessage, node: SocketAddr) -> bool {
     message
@@ -172,11 +206,14 @@ fn calls_go_to_the_home_node_of_their_number_and_agents_register_with_theirs() -
     let (a, b) = wait_cdr_counts(&pg, |a, b| a >= 10 && b >= 10);
     assert_eq!((a, b), (10, 10), "each number's calls are on its home node");
 
-    // Trunks are admitted at the front: a node refuses a trunk calling it directly.
+    // Trunks are admitted at the front: a node refuses a trunk calling it directly, and the
+    // front refuses a source that is not in its address.list.
     Sipp::client("expect_403.xml", site.a.sip_addr(), dir.path())?
         .service(IVR_DID_A)
         .run()?
         .ensure_success()?;
+    let status = invite_from_elsewhere(&site, IVR_DID_A)?;
+    assert!(status.starts_with("SIP/2.0 403"), "{status}");
 
     // An agent's registration reaches the node of its set, and only that node.
     let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
