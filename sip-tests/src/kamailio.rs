@@ -246,6 +246,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dispatcher_flags_reads_a_nodes_state_in_every_set() {
+        // The shape of `kamcmd dispatcher.list` (Kamailio 5.6), trimmed.
+        let listing = "{\n\tNRSETS: 2\n\tRECORDS: {\n\t\tSET: {\n\t\t\tID: 2\n\t\t\tTARGETS: {\n\
+            \t\t\t\tDEST: {\n\t\t\t\t\tURI: sip:127.0.0.12:5060\n\t\t\t\t\tFLAGS: AP\n\t\t\t\t\tPRIORITY: 10\n\t\t\t\t}\n\
+            \t\t\t\tDEST: {\n\t\t\t\t\tURI: sip:127.0.0.11:5060\n\t\t\t\t\tFLAGS: IP\n\t\t\t\t\tPRIORITY: 5\n\t\t\t\t}\n\
+            \t\t\t}\n\t\t}\n\t\tSET: {\n\t\t\tID: 1\n\t\t\tTARGETS: {\n\
+            \t\t\t\tDEST: {\n\t\t\t\t\tURI: sip:127.0.0.11:5060\n\t\t\t\t\tFLAGS: DX\n\t\t\t\t\tPRIORITY: 10\n\t\t\t\t}\n\
+            \t\t\t}\n\t\t}\n\t}\n}\n";
+        let a: SocketAddr = "127.0.0.11:5060".parse().expect("literal");
+        let b: SocketAddr = "127.0.0.12:5060".parse().expect("literal");
+        assert_eq!(
+            dispatcher_flags(listing, a),
+            vec![(2, "IP".to_owned()), (1, "DX".to_owned())]
+        );
+        assert_eq!(dispatcher_flags(listing, b), vec![(2, "AP".to_owned())]);
+        let other: SocketAddr = "127.0.0.11:5061".parse().expect("literal");
+        assert!(dispatcher_flags(listing, other).is_empty());
+    }
+
+    #[test]
     fn adapting_changes_only_the_sockets() {
         let shipped = "listen=udp:0.0.0.0:5060\nlisten=tcp:0.0.0.0:5060\nmodparam(\"ctl\", \"binrpc\", \"unix:/run/kamailio/kamailio_ctl\")\nroute{}\n";
         let adapted = adapt(
