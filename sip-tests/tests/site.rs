@@ -215,6 +215,37 @@ fn calls_go_to_the_home_node_of_their_number_and_agents_register_with_theirs() -
     let status = invite_from_elsewhere(&site, IVR_DID_A)?;
     assert!(status.starts_with("SIP/2.0 403"), "{status}");
 
+    // deploy/rolling-upgrade refuses what it cannot do before touching the front.
+    let script = sip_tests::paths::workspace_dir().join("deploy/rolling-upgrade");
+    let ctl = format!("unix:{}", site.front.ctl_socket().display());
+    let missing = Command::new(&script)
+        .args(["--ctl", &ctl])
+        .output()
+        .map_err(|e| HarnessError::io("running deploy/rolling-upgrade", e))?;
+    assert_eq!(missing.status.code(), Some(2), "usage error without --node");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("Usage:"));
+    let unknown = Command::new(&script)
+        .args(["--ctl", &ctl, "--node", "sip:127.0.0.99:5060"])
+        .args(["--readyz", "http://127.0.0.1:9/readyz"])
+        .args(["--stop", "false", "--start", "false"])
+        .output()
+        .map_err(|e| HarnessError::io("running deploy/rolling-upgrade", e))?;
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("not in the front's dispatcher list"),
+        "{said}"
+    );
+    for node in [site.a.sip_addr(), site.b.sip_addr()] {
+        assert!(
+            site.front
+                .node_state(node)?
+                .iter()
+                .all(|(_, flags)| flags.starts_with('A')),
+            "nothing was disabled"
+        );
+    }
+
     // An agent's registration reaches the node of its set, and only that node.
     let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
     let sam = AgentPhone::register_through(&site.b, "2001", site.front.addr(), DOMAIN)?;
