@@ -15,7 +15,7 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
 
   benches/load/site_load.py --rate 50 --seconds 10
 """
-import argparse, os, re, signal, socket, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -221,6 +221,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--hold-ms", type=int, default=300)
     ap.add_argument("--latency-calls", type=int, default=200)
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs, CDRs)")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "switchboard"))
     args = ap.parse_args()
 
@@ -293,7 +294,10 @@ def main():
             if p.poll() is None:
                 p.send_signal(signal.SIGKILL)
                 p.wait()
-        print(f"work dir: {work}")
+        if args.keep:
+            print(f"work dir: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
