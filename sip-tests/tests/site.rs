@@ -425,7 +425,17 @@ fn the_rolling_upgrade_script_replaces_a_node_with_calls_flowing() -> HarnessRes
         dir.path().join("upgraded.log").display(),
         pid_file.display(),
     );
-    let output = Command::new(sip_tests::paths::workspace_dir().join("deploy/rolling-upgrade"))
+    // Agent 1001 is homed on a.
+    let alice = AgentPhone::register_through(&site.a, "1001", site.front.addr(), DOMAIN)?;
+    site.a.api().wait_for_agent_state("1001", "ready", WAIT)?;
+    drop(alice);
+    let script_log = dir.path().join("rolling-upgrade.log");
+    let log_file = std::fs::File::create(&script_log)
+        .map_err(|e| HarnessError::io("creating the script's log", e))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| HarnessError::io("duplicating the log handle", e))?;
+    let mut script = Command::new(sip_tests::paths::workspace_dir().join("deploy/rolling-upgrade"))
         .args([
             "--ctl",
             &format!("unix:{}", site.front.ctl_socket().display()),
@@ -440,20 +450,34 @@ fn the_rolling_upgrade_script_replaces_a_node_with_calls_flowing() -> HarnessRes
         ])
         .args(["--start", &start])
         .args(["--timeout", "90"])
-        .output()
+        .args(["--rehome-wait", "10"])
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
         .map_err(|e| HarnessError::io("running deploy/rolling-upgrade", e))?;
+    // During the re-home wait a is out of the front but still up: the phone's next
+    // registration reaches the standby.
+    site.wait_node_state(a_addr, None, 'D', WAIT)?;
+    assert!(
+        site.a.is_running(),
+        "a is not stopped before the re-home wait"
+    );
+    let alice = AgentPhone::register_through(&site.b, "1001", site.front.addr(), DOMAIN)?;
+    site.b.api().wait_for_agent_state("1001", "ready", WAIT)?;
+    drop(alice);
+    let status = sip_tests::process::wait_with_timeout(
+        &mut script,
+        Duration::from_secs(300),
+        "rolling-upgrade",
+    )?;
     let upgraded_pid = std::fs::read_to_string(&pid_file).unwrap_or_default();
     let stop_upgraded = || {
         if let Ok(pid) = upgraded_pid.trim().parse::<u32>() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     };
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
+    let report = std::fs::read_to_string(&script_log).unwrap_or_default();
+    if !status.success() {
         stop_upgraded();
         panic!(
             "rolling-upgrade failed:\n{report}\n--- kamailio ---\n{}",
