@@ -28,6 +28,7 @@ pub mod rtp;
 pub mod sip_message;
 pub mod sipp;
 pub mod sipsak;
+pub mod site;
 pub mod switchboard;
 pub mod tcp_peer;
 pub mod tls;

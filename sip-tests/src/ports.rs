@@ -86,6 +86,25 @@ pub fn free_media_block(count: u16) -> HarnessResult<u16> {
     Err(HarnessError::NoFreePorts { count })
 }
 
+/// Checks that the `count` ports from `base` are free for UDP and TCP and hands them out: for
+/// callers that place their media range themselves (the site tests, in a range no other test
+/// uses, so parallel test processes never compete for it).
+pub fn claim_block(base: u16, count: u16) -> HarnessResult<u16> {
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    let last = base
+        .checked_add(count.saturating_sub(1))
+        .ok_or(HarnessError::NoFreePorts { count })?;
+    let block = base..=last;
+    if block.clone().any(|port| handed_out.contains(&port)) || !block.clone().all(is_free) {
+        return Err(HarnessError::NoFreePorts { count });
+    }
+    handed_out.extend(block);
+    Ok(base)
+}
+
 /// A port the kernel considers free for UDP right now.
 fn kernel_chosen_port() -> Option<u16> {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;

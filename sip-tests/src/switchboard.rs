@@ -11,7 +11,7 @@ use crate::api::{Api, ADMIN_TOKEN};
 use crate::config::{Endpoints, SwitchboardConfig};
 use crate::error::{HarnessError, HarnessResult};
 use crate::paths::switchboard_binary;
-use crate::ports::{free_media_block, free_port};
+use crate::ports::{claim_block, free_media_block, free_port};
 
 /// RTP ports each instance gets: four per call, so sixteen calls at once.
 const RTP_PORTS: u16 = 64;
@@ -30,6 +30,44 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 const START_ATTEMPTS: usize = 3;
 /// How much of the log is printed when the guard is dropped.
 const LOG_TAIL_BYTES: usize = 96 * 1024;
+
+/// Where a node listens and what it adds to its `[cdr]` section; the default is a lone node on
+/// 127.0.0.1 with file CDRs only.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The SIP listening address (UDP and TCP).
+    pub host: Ipv4Addr,
+    /// Lines added to `[cdr]` (e.g. `postgres_url = "…"`, `node = "a"`).
+    pub cdr_lines: Vec<String>,
+    /// How many RTP ports the node gets (four per bridged call).
+    pub rtp_ports: u16,
+    /// The first of them; `None` picks a free block in the range every test shares.
+    pub rtp_base: Option<u16>,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            host: Ipv4Addr::LOCALHOST,
+            cdr_lines: Vec::new(),
+            rtp_ports: RTP_PORTS,
+            rtp_base: None,
+        }
+    }
+}
+
+impl Placement {
+    fn add_cdr_lines(&self, toml: &str) -> String {
+        if self.cdr_lines.is_empty() {
+            return toml.to_owned();
+        }
+        toml.replacen(
+            "\n[cdr]\n",
+            &format!("\n[cdr]\n{}\n", self.cdr_lines.join("\n")),
+            1,
+        )
+    }
+}
 
 /// A Switchboard process; stopped (SIGTERM, then SIGKILL) when dropped, and its log printed then,
 /// which the test runner shows only for failing tests.
@@ -53,9 +91,15 @@ impl Switchboard {
     /// Writes `config` (with fresh ports) into a temp dir, starts the binary with
     /// `--log-level debug`, and returns once it answers OPTIONS over UDP with 200.
     pub fn start(config: SwitchboardConfig) -> HarnessResult<Self> {
+        Self::start_placed(config, &Placement::default())
+    }
+
+    /// The same, listening for SIP on `placement.host` and with its extra `[cdr]` lines: one
+    /// node of a site behind a front (sip-tests/src/site.rs).
+    pub fn start_placed(config: SwitchboardConfig, placement: &Placement) -> HarnessResult<Self> {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(config.clone()) {
+            match Self::start_once(config.clone(), placement) {
                 Ok(switchboard) => return Ok(switchboard),
                 Err(HarnessError::NotReady { reason, log })
                     if log.to_ascii_lowercase().contains("address already in use")
@@ -69,14 +113,14 @@ impl Switchboard {
         Err(last_error.unwrap_or(HarnessError::NoFreePorts { count: 1 }))
     }
 
-    fn start_once(config: SwitchboardConfig) -> HarnessResult<Self> {
+    fn start_once(config: SwitchboardConfig, placement: &Placement) -> HarnessResult<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sip-tests-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating a temp dir", e))?;
         let mut dir = dir;
         dir.disable_cleanup(keep_temp_dirs());
-        let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let sip = SocketAddr::from((placement.host, free_port()?));
         let tls = match config.sip_tls {
             Some(_) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?))),
             None => None,
@@ -92,7 +136,11 @@ impl Switchboard {
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let cdr_dir = dir.path().join("cdr");
         let recordings_dir = dir.path().join("recordings");
-        let rtp = free_media_block(RTP_PORTS)?;
+        let rtp_count = placement.rtp_ports;
+        let rtp = match placement.rtp_base {
+            Some(base) => claim_block(base, rtp_count)?,
+            None => free_media_block(rtp_count)?,
+        };
         let config_path = dir.path().join("switchboard.toml");
         let text = config.to_toml(&Endpoints {
             sip,
@@ -101,9 +149,10 @@ impl Switchboard {
             wss,
             http,
             cdr_dir: &cdr_dir,
-            rtp_ports: (rtp, rtp + RTP_PORTS - 1),
+            rtp_ports: (rtp, rtp + rtp_count - 1),
             recordings_dir: &recordings_dir,
         });
+        let text = placement.add_cdr_lines(&text);
         std::fs::write(&config_path, text)
             .map_err(|e| HarnessError::io(format!("writing {}", config_path.display()), e))?;
         let log_path = dir.path().join("switchboard.log");
@@ -117,7 +166,7 @@ impl Switchboard {
             wss,
             http,
             cdr_dir,
-            rtp_ports: (rtp, rtp + RTP_PORTS - 1),
+            rtp_ports: (rtp, rtp + rtp_count - 1),
             config,
             config_path,
             log_path,

@@ -112,6 +112,9 @@ pub struct Binding {
     pub instance: Option<String>,
     /// `reg-id` (RFC 5626).
     pub reg_id: Option<u32>,
+    /// The Path (RFC 3327) of the REGISTER that last touched the binding: requests for the
+    /// binding carry these values as Route headers, in order (empty: none).
+    pub path: Vec<String>,
 }
 
 impl Binding {
@@ -636,6 +639,7 @@ fn new_binding(
         cseq: register.cseq,
         instance: address.instance.clone(),
         reg_id: address.reg_id,
+        path: register.path.clone(),
     }
 }
 

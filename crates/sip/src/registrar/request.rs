@@ -14,6 +14,9 @@ pub(crate) struct RegisterRequest {
     pub expires: Option<u32>,
     /// Every Contact value across all Contact headers, in order.
     pub contacts: Vec<ContactValue>,
+    /// Every Path value (RFC 3327) across all Path headers, in order: the proxies a request
+    /// to the registered contact must pass, nearest the registrar first.
+    pub path: Vec<String>,
 }
 
 impl RegisterRequest {
@@ -27,6 +30,7 @@ impl RegisterRequest {
         let mut cseq = None;
         let mut expires = None;
         let mut contacts = Vec::new();
+        let mut path = Vec::new();
         for header in request.headers.iter() {
             match header {
                 Header::CallId(value) => call_id = call_id.or(Some(value.value())),
@@ -38,6 +42,9 @@ impl RegisterRequest {
                 Header::Contact(value) => contacts.extend(parse_contact_header(value.value())?),
                 Header::Other(name, value) if name.eq_ignore_ascii_case("m") => {
                     contacts.extend(parse_contact_header(value)?);
+                }
+                Header::Other(name, value) if name.eq_ignore_ascii_case("Path") => {
+                    path.extend(split_path(value)?);
                 }
                 _ => {}
             }
@@ -60,8 +67,26 @@ impl RegisterRequest {
             cseq,
             expires,
             contacts,
+            path,
         })
     }
+}
+
+/// The comma-separated `<uri>` values of one Path header (a comma inside the angle brackets
+/// or a quoted display name does not split); an empty element or one without a bracketed URI
+/// is refused.
+fn split_path(text: &str) -> Result<Vec<String>, RegisterError> {
+    crate::headers::split_unquoted(text, ',')
+        .into_iter()
+        .map(str::trim)
+        .map(|value| {
+            if value.contains('<') && value.contains('>') {
+                Ok(value.to_owned())
+            } else {
+                Err(bad_header("Path", "each value must be a <uri>"))
+            }
+        })
+        .collect()
 }
 
 /// `CSeq: <number> REGISTER`.
@@ -146,6 +171,46 @@ mod tests {
             assert!(
                 matches!(&result, Err(RegisterError::BadHeader { header: h, .. }) if *h == header),
                 "{extra:?}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_path_values_across_headers_in_order() {
+        let request = parse(&format!(
+            "{HEAD}Call-ID: p1\nCSeq: 1 REGISTER\n\
+             Path: <sip:edge1.example;lr>, \"Edge, two\" <sip:edge2.example;lr>\n\
+             Path: <sip:edge3.example;lr;x=a,b>;ob\n\
+             Contact: <sip:1001@10.0.0.5>\nContent-Length: 0\n\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            request.path,
+            vec![
+                "<sip:edge1.example;lr>",
+                "\"Edge, two\" <sip:edge2.example;lr>",
+                "<sip:edge3.example;lr;x=a,b>;ob",
+            ]
+        );
+        let without = parse(&format!(
+            "{HEAD}Call-ID: p2\nCSeq: 1 REGISTER\nContent-Length: 0\n\n"
+        ))
+        .unwrap();
+        assert!(without.path.is_empty());
+    }
+
+    #[test]
+    fn a_path_value_without_a_bracketed_uri_is_a_bad_header() {
+        for path in ["sip:edge.example;lr", "<sip:edge.example;lr>, "] {
+            let result = parse(&format!(
+                "{HEAD}Call-ID: p3\nCSeq: 1 REGISTER\nPath: {path}\nContent-Length: 0\n\n"
+            ));
+            assert!(
+                matches!(
+                    &result,
+                    Err(RegisterError::BadHeader { header: "Path", .. })
+                ),
+                "{path:?}: {result:?}"
             );
         }
     }

@@ -674,3 +674,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_binding_keeps_the_path_of_the_register_that_last_touched_it() {
+    let mut registrar = registrar();
+    let t0 = Instant::now();
+    register(
+        &mut registrar,
+        t0,
+        "path-1",
+        1,
+        &[
+            "Contact: <sip:1001@192.168.1.20:5060>",
+            "Path: <sip:edge.example:5060;lr>",
+            "Path: <sip:outer.example;lr>",
+        ],
+    )
+    .unwrap();
+    let bindings = registrar.bindings(t0, AOR);
+    assert_eq!(
+        bindings[0].path,
+        vec!["<sip:edge.example:5060;lr>", "<sip:outer.example;lr>"]
+    );
+    // A refresh that comes without a Path (the phone now reaches the registrar directly)
+    // clears it.
+    register(
+        &mut registrar,
+        t0,
+        "path-1",
+        2,
+        &["Contact: <sip:1001@192.168.1.20:5060>"],
+    )
+    .unwrap();
+    assert!(registrar.bindings(t0, AOR)[0].path.is_empty());
+}

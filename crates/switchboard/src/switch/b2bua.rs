@@ -141,7 +141,7 @@ impl Switch {
         source: Peer,
     ) {
         if self.draining {
-            self.reply_error(now, &key, &request, 503, "server is draining for shutdown");
+            self.reply_error(now, &key, &request, 503, super::DRAINING_REASON);
             return;
         }
         if self.queue_delay >= super::OVERLOAD_QUEUE_DELAY {
@@ -601,6 +601,11 @@ impl Switch {
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new(
             sip::message::max_forwards(a).saturating_sub(1).to_string(),
         )));
+        // RFC 3327: the proxies the phone registered through stay in the path. The INVITE
+        // still goes to where the REGISTER came from: the first of them.
+        for hop in &binding.path {
+            push_header(&mut headers, "Route", hop.clone());
+        }
         let from = format!("{};tag={}", call.identity.from_for_agent, new_tag());
         headers.push(Header::From(rsip::headers::From::new(from)));
         headers.push(Header::To(rsip::headers::To::new(format!(

@@ -547,6 +547,11 @@ impl Switch {
         match request.method {
             Method::Register => self.on_register(now, key, request, source),
             Method::Invite => self.on_invite(now, key, request, source),
+            // A draining node says so to health probes (a Kamailio dispatcher marks it
+            // inactive and sends new calls elsewhere) while its calls finish.
+            Method::Options if self.draining => {
+                self.reply_error(now, &key, &request, 503, DRAINING_REASON);
+            }
             Method::Options => {
                 let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
                 self.add_capabilities(&mut response.headers);
@@ -720,6 +725,9 @@ impl Switch {
 }
 
 /// Methods Switchboard accepts.
+/// The Warning text of every refusal a drain causes (new calls, health probes).
+const DRAINING_REASON: &str = "server is draining for shutdown";
+
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER";
 
 /// A random tag or Call-ID token: 64 bits of randomness in hex.

@@ -78,6 +78,12 @@ impl Rig {
 
     /// The agent's phone registers (401, then digest): the agent is logged in and Ready.
     fn register(&mut self, agent: &str, password: &str) {
+        self.register_with(agent, password, "");
+    }
+
+    /// Registers with `extra` header lines (each ending in CRLF) in the REGISTER; returns the
+    /// 200.
+    fn register_with(&mut self, agent: &str, password: &str, extra: &str) -> Sent {
         let from = phone(agent);
         let register = |auth: &str, cseq: u32| {
             format!(
@@ -85,7 +91,7 @@ impl Rig {
 Via: SIP/2.0/UDP {from};branch=z9hG4bKreg{agent}{cseq};rport\r\nMax-Forwards: 70\r\n\
 To: <sip:{agent}@127.0.0.1>\r\nFrom: <sip:{agent}@127.0.0.1>;tag=r{agent}\r\n\
 Call-ID: reg-{agent}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{agent}@{from}>\r\n\
-Expires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
+Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
             )
         };
         self.deliver(from, &register("", 1));
@@ -105,7 +111,7 @@ Expires: 3600\r\n{auth}Content-Length: 0\r\n\r\n"
         )
         .expect("a digest answer");
         self.deliver(from, &register(&format!("Authorization: {answer}\r\n"), 2));
-        self.take_one(|m| m.is("SIP/2.0 200"));
+        self.take_one(|m| m.is("SIP/2.0 200"))
     }
 
     fn deliver(&mut self, from: SocketAddr, text: &str) {
@@ -821,4 +827,127 @@ fn the_call_ending_while_a_supervisor_joins_answers_the_supervisor_and_leaves_no
     assert!(rig
         .take_all(|m| m.is("SIP/2.0 200") && m.to == SUPERVISOR.parse().expect("addr"))
         .is_empty());
+}
+
+fn options_from(from: &str, branch: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\n\
+To: <sip:127.0.0.1:5060>\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nCall-ID: {branch}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_draining_node_answers_health_probes_with_503_so_a_front_stops_sending_it_calls() {
+    let mut rig = Rig::new();
+    // A front's dispatcher probing from a trunk address, and a monitor from elsewhere.
+    let monitor = "10.9.9.9:5999";
+    rig.trunk_sends(&options_from(TRUNK, "probe-1"));
+    rig.take_one(|m| m.is("SIP/2.0 200"));
+    rig.deliver(
+        monitor.parse().expect("addr"),
+        &options_from(monitor, "probe-2"),
+    );
+    rig.take_one(|m| m.is("SIP/2.0 200"));
+    rig.switch.begin_drain(rig.now, Duration::from_secs(5));
+    rig.trunk_sends(&options_from(TRUNK, "probe-3"));
+    let refused = rig.take_one(|m| m.is("SIP/2.0 503"));
+    assert!(refused.header("Retry-After").is_some(), "{}", refused.text);
+    assert!(
+        refused
+            .header("Warning")
+            .is_some_and(|w| w.contains("draining")),
+        "{}",
+        refused.text
+    );
+    rig.deliver(
+        monitor.parse().expect("addr"),
+        &options_from(monitor, "probe-4"),
+    );
+    let refused = rig.take_one(|m| m.is("SIP/2.0 503"));
+    assert!(refused.header("Retry-After").is_some(), "{}", refused.text);
+    assert!(
+        rig.take_all(|m| m.is("SIP/2.0 200")).is_empty(),
+        "no probe is answered 200 while draining"
+    );
+}
+
+#[test]
+fn a_phone_registered_through_proxies_with_path_is_rung_through_them() {
+    let mut rig = Rig::new();
+    let path = "Path: <sip:edge.example:5070;lr>\r\nPath: <sip:outer.example;lr>\r\n";
+    let ok = rig.register_with("1001", "pw1001", &format!("{path}Supported: path\r\n"));
+    assert_eq!(
+        ok.text.matches("Path: ").count(),
+        2,
+        "the 200 returns the Path to a UA that supports it:\n{}",
+        ok.text
+    );
+    let invite = rig.trunk_call("path-1");
+    let routes: Vec<&str> = invite
+        .text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Route: "))
+        .collect();
+    assert_eq!(
+        routes,
+        vec!["<sip:edge.example:5070;lr>", "<sip:outer.example;lr>"],
+        "{}",
+        invite.text
+    );
+    assert_eq!(
+        invite.to,
+        phone("1001"),
+        "sent where the REGISTER came from"
+    );
+
+    // Without Supported: path the Path is stored and used, but not returned.
+    let ok = rig.register_with("1002", "pw1002", path);
+    assert!(!ok.text.contains("Path: "), "{}", ok.text);
+}
+
+#[test]
+fn a_register_with_a_malformed_path_gets_400_naming_it() {
+    let mut rig = Rig::new();
+    let from = phone("1001");
+    rig.deliver(
+        from,
+        &format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bKbadpath;rport\r\nMax-Forwards: 70\r\n\
+To: <sip:1001@127.0.0.1>\r\nFrom: <sip:1001@127.0.0.1>;tag=bp\r\n\
+Call-ID: bad-path\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@{from}>\r\n\
+Path: sip:edge.example;lr\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    let challenge = rig.take_one(|m| m.is("SIP/2.0 401"));
+    let answer = sip::digest::respond(
+        challenge.header("WWW-Authenticate").expect("a challenge"),
+        "REGISTER",
+        "sip:127.0.0.1:5060",
+        "1001",
+        "pw1001",
+        "c0ffee",
+        1,
+    )
+    .expect("a digest answer");
+    rig.deliver(
+        from,
+        &format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP {from};branch=z9hG4bKbadpath2;rport\r\nMax-Forwards: 70\r\n\
+To: <sip:1001@127.0.0.1>\r\nFrom: <sip:1001@127.0.0.1>;tag=bp\r\n\
+Call-ID: bad-path\r\nCSeq: 2 REGISTER\r\nContact: <sip:1001@{from}>\r\n\
+Path: sip:edge.example;lr\r\nAuthorization: {answer}\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    let refused = rig.take_one(|m| m.is("SIP/2.0 400"));
+    assert!(
+        refused
+            .header("Warning")
+            .is_some_and(|w| w.contains("Path")),
+        "{}",
+        refused.text
+    );
 }

@@ -74,6 +74,14 @@ impl Switch {
                 for contact in outcome.contact_header_values() {
                     sip::message::push_header(&mut response.headers, "Contact", contact);
                 }
+                // RFC 3327 §5.3: the stored Path is returned to a UA that supports it.
+                if header_value(&request.headers, "Supported")
+                    .is_some_and(|tokens| tokens.split(',').any(|t| t.trim() == "path"))
+                {
+                    for hop in sip::headers::header_values(&request.headers, "Path") {
+                        sip::message::push_header(&mut response.headers, "Path", hop);
+                    }
+                }
                 self.send_response(now, &key, response);
                 if !self.agents_by_user.contains_key(&aor) {
                     tracing::info!(trunk_user = %aor, contacts = outcome.contact_header_values().len(), %source, "trunk registration");

@@ -136,6 +136,7 @@ impl Switch {
                 );
                 (403, None)
             }
+            Method::Options if self.draining => (503, None),
             Method::Options => (200, None),
             Method::Bye | Method::Update | Method::Info | Method::PRack => (481, None),
             _ => (405, None),
@@ -148,6 +149,14 @@ impl Switch {
             for value in self.offered_challenges(challenges) {
                 sip::message::push_header(&mut response.headers, header, value);
             }
+        }
+        if code == 503 {
+            sip::message::push_header(
+                &mut response.headers,
+                "Retry-After",
+                super::RETRY_AFTER_SECS.to_string(),
+            );
+            sip::message::add_warning(&mut response, super::AGENT_NAME, super::DRAINING_REASON);
         }
         if matches!(code, 200 | 405) {
             // The same capabilities as the stateful answers (Allow, Accept, Supported).
