@@ -37,7 +37,7 @@ impl CallIndex {
             self.forget_agent_leg(leg.call_id());
         }
         for monitor in &call.monitors {
-            self.by_monitor_call_id.remove(&monitor.dialog.call_id);
+            self.by_monitor_call_id.remove(&monitor.call_id);
         }
         Some(call)
     }

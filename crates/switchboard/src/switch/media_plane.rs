@@ -164,8 +164,9 @@ pub struct ExtraLeg {
     pub config: LegConfig,
     /// Switchboard's SDP state on this leg.
     pub sdp: LocalSdp,
-    /// The SDP answer for its 200.
-    pub answer: Vec<u8>,
+    /// The SDP Switchboard sends it: the answer in our 200, or our offer when Switchboard
+    /// calls the phone.
+    pub local_body: Vec<u8>,
 }
 
 /// The telephone-event payload type Switchboard offers when it makes the offer.
@@ -284,15 +285,7 @@ impl MediaPlane {
     pub fn anchor_offerless(&mut self) -> Result<(CallMedia, Vec<u8>), AnchorError> {
         let (trunk_ports, agent_ports) = self.allocate()?;
         let local = self.local(trunk_ports);
-        let address_type = if local.is_ipv4() { "IP4" } else { "IP6" };
-        let template = format!(
-            "v=0\r\no=- 0 0 IN {address_type} {ip}\r\ns=Switchboard\r\nc=IN {address_type} {ip}\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-             a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            ip = local.ip(),
-            port = local.port(),
-            te = OFFERED_TELEPHONE_EVENT,
-        );
+        let template = own_offer(local);
         let mut trunk_sdp = LocalSdp::new(self.sdp_ip);
         let planned = SessionDescription::parse(template.as_bytes())
             .map(|parsed| trunk_sdp.stamp(parsed))
@@ -571,13 +564,57 @@ impl MediaPlane {
                 ports,
                 config,
                 sdp: local_sdp,
-                answer,
+                local_body: answer,
             }),
             Err(error) => {
                 self.release_pair(ports);
                 Err(error.into())
             }
         }
+    }
+
+    /// Switchboard's offer for an extra leg it calls (a supervisor's phone rung from the API),
+    /// on fresh ports; the plan checks the phone's answer ([`MediaPlane::extra_answered`]).
+    pub fn offer_extra_leg(&mut self) -> Result<(ExtraLeg, MediaPlan), AnchorError> {
+        let ports = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
+        let local = self.local(ports);
+        let mut local_sdp = LocalSdp::new(self.sdp_ip);
+        let planned = SessionDescription::parse(own_offer(local).as_bytes())
+            .map(|parsed| local_sdp.stamp(parsed))
+            .map_err(MediaError::from)
+            .and_then(|offer| Ok((media::anchor_offer(&offer, local, &Codec::ALL)?.0, offer)));
+        match planned {
+            Ok((plan, offer)) => Ok((
+                ExtraLeg {
+                    ports,
+                    config: LegConfig::default(),
+                    sdp: local_sdp,
+                    local_body: offer,
+                },
+                plan,
+            )),
+            Err(error) => {
+                self.release_pair(ports);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The phone's answer to [`MediaPlane::offer_extra_leg`]: its remote side, kept on the leg.
+    pub fn extra_answered(
+        &self,
+        leg: &mut ExtraLeg,
+        plan: &MediaPlan,
+        answer: &[u8],
+    ) -> Result<LegConfig, MediaError> {
+        let (checked, _) = media::anchor_answer(plan, answer, self.local(leg.ports))?;
+        leg.config = LegConfig {
+            remote_rtp: checked.answerer_rtp,
+            remote_rtcp: checked.answerer_rtcp,
+            telephone_event: checked.answered_telephone_event,
+            codec: checked.codec,
+        };
+        Ok(leg.config)
     }
 
     /// A new offer (re-INVITE/UPDATE) on an extra leg: its new remote side and the answer.
@@ -691,6 +728,19 @@ impl MediaPlane {
         *media.direction_mut(leg) = direction;
         Ok((config, direction))
     }
+}
+
+/// Switchboard's own offer from `local`: PCMU, PCMA and telephone-event, two-way.
+fn own_offer(local: SocketAddr) -> String {
+    let address_type = if local.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=- 0 0 IN {address_type} {ip}\r\ns=Switchboard\r\nc=IN {address_type} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        ip = local.ip(),
+        port = local.port(),
+        te = OFFERED_TELEPHONE_EVENT,
+    )
 }
 
 /// Answers one leg's offer on its own: one codec (`keep`, when the leg may not change it),

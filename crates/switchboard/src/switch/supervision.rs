@@ -76,18 +76,49 @@ pub struct Monitor {
     pub mode: MonitorMode,
     /// Every mode used, in order, for the CDR.
     pub modes: Vec<MonitorMode>,
-    /// The supervisor's INVITE (the 200 is built from it).
-    pub invite: Request,
-    /// Its server transaction.
-    pub server_key: TransactionKey,
-    /// The dialog with the supervisor's phone.
-    pub dialog: Dialog,
+    /// Call-ID of the dialog with the supervisor's phone.
+    pub call_id: String,
+    /// Switchboard's tag in it.
+    pub local_tag: String,
+    /// Who called whom.
+    pub side: MonitorSide,
+    /// The dialog, once formed (at once when the supervisor dialled in, at the 2xx when
+    /// Switchboard called the phone).
+    pub dialog: Option<Dialog>,
     /// Ports, remote side and SDP state of the supervisor's leg.
     pub media: ExtraLeg,
-    /// The 200 has been sent: the leg is in the session and in the mix.
+    /// The leg is in the session and in the mix (a supervisor who dialled in has had the 200).
     pub answered: bool,
-    /// When the supervisor dialled in.
+    /// When the supervisor dialled in or was rung.
     pub joined: Instant,
+}
+
+/// How the supervisor's leg was set up.
+#[derive(Debug)]
+pub enum MonitorSide {
+    /// The supervisor dialled a `*4x` code: Switchboard answers their INVITE.
+    DialledIn {
+        /// The supervisor's INVITE (the 200 is built from it).
+        invite: Request,
+        /// Its server transaction.
+        server_key: TransactionKey,
+    },
+    /// Switchboard rang the supervisor's phone (the API).
+    CalledOut {
+        /// Its client transaction (cancelled if the call ends first).
+        client_key: TransactionKey,
+        /// Switchboard's offer as a plan, to check the phone's answer.
+        plan: Box<media::MediaPlan>,
+    },
+}
+
+impl Monitor {
+    fn server_key(&self) -> Option<&TransactionKey> {
+        match &self.side {
+            MonitorSide::DialledIn { server_key, .. } => Some(server_key),
+            MonitorSide::CalledOut { .. } => None,
+        }
+    }
 }
 
 /// Who hears whom with these supervisors (leg and mode of each one in the mix). Without a
@@ -216,9 +247,13 @@ impl Switch {
                 leg,
                 mode,
                 modes: vec![mode],
-                invite: request,
-                server_key: key,
-                dialog,
+                call_id: dialog.call_id.clone(),
+                local_tag: dialog.local_tag.clone(),
+                side: MonitorSide::DialledIn {
+                    invite: request,
+                    server_key: key,
+                },
+                dialog: Some(dialog),
                 media: extra,
                 answered: false,
                 joined: now,
@@ -239,44 +274,48 @@ impl Switch {
             .map(|call| call.id)
     }
 
-    /// The session bound the supervisor's leg: answer the phone and mix it in.
+    /// The session bound the supervisor's leg: answer a phone that dialled in, and mix it in.
     pub(super) fn monitor_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
-        let contact_transport;
-        let response = {
-            let Some(monitor) = self
-                .calls
-                .get_mut(&id)
-                .and_then(|call| call.monitors.iter_mut().find(|m| m.leg == leg))
-            else {
-                // The supervisor gave up before the leg was bound.
-                self.media.command(id, MediaCommand::RemoveLeg { leg });
-                return;
-            };
-            monitor.answered = true;
-            contact_transport = monitor.dialog.peer.transport;
-            let mut ok = response_to(&monitor.invite, 200, Some(&monitor.dialog.local_tag));
-            push_header(&mut ok.headers, "Content-Type", "application/sdp");
-            ok.body = monitor.media.answer.clone();
-            (monitor.server_key.clone(), ok)
+        let Some(monitor) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.monitors.iter_mut().find(|m| m.leg == leg))
+        else {
+            // The supervisor gave up before the leg was bound.
+            self.media.command(id, MediaCommand::RemoveLeg { leg });
+            return;
         };
-        let (key, mut ok) = response;
-        push_header(&mut ok.headers, "Contact", self.contact(contact_transport));
-        self.add_capabilities(&mut ok.headers);
-        self.send_response(now, &key, ok);
+        monitor.answered = true;
+        let response = match (&monitor.side, &monitor.dialog) {
+            (MonitorSide::DialledIn { invite, server_key }, Some(dialog)) => {
+                let mut ok = response_to(invite, 200, Some(&monitor.local_tag));
+                push_header(&mut ok.headers, "Content-Type", "application/sdp");
+                ok.body = monitor.media.local_body.clone();
+                Some((server_key.clone(), ok, dialog.peer.transport))
+            }
+            _ => None,
+        };
+        if let Some((key, mut ok, transport)) = response {
+            push_header(&mut ok.headers, "Contact", self.contact(transport));
+            self.add_capabilities(&mut ok.headers);
+            self.send_response(now, &key, ok);
+        }
         self.apply_bridge(id);
     }
 
     /// The session could not bind the supervisor's leg.
     pub(super) fn monitor_leg_failed(&mut self, now: Instant, id: CallNumber, leg: Leg) {
         self.media.extra_leg_released(id, leg);
-        if let Some(monitor) = self.take_monitor(id, |m| m.leg == leg) {
-            self.reply_error(
-                now,
-                &monitor.server_key,
-                &monitor.invite,
-                503,
-                "no media port for the supervisor",
-            );
+        let Some(mut monitor) = self.take_monitor(id, |m| m.leg == leg) else {
+            return;
+        };
+        match &monitor.side {
+            MonitorSide::DialledIn { invite, server_key } => {
+                let (invite, server_key) = (invite.clone(), server_key.clone());
+                let reason = "no media port for the supervisor";
+                self.reply_error(now, &server_key, &invite, 503, reason);
+            }
+            MonitorSide::CalledOut { .. } => self.hang_up_monitor(now, &mut monitor),
         }
     }
 
@@ -323,7 +362,7 @@ impl Switch {
                 .get(&id)?
                 .monitors
                 .iter()
-                .position(|m| m.dialog.local_tag == our_tag)?;
+                .position(|m| m.local_tag == our_tag && m.dialog.is_some())?;
             Some((id, index))
         });
         let Some((id, index)) = found else {
@@ -333,7 +372,8 @@ impl Switch {
             .calls
             .get_mut(&id)
             .and_then(|call| call.monitors.get_mut(index))
-            .is_some_and(|m| m.dialog.accept_remote_cseq(&request));
+            .and_then(|m| m.dialog.as_mut())
+            .is_some_and(|dialog| dialog.accept_remote_cseq(&request));
         if !in_order {
             self.reply_error(now, &key, &request, 500, "CSeq out of order");
             return None;
@@ -395,7 +435,9 @@ impl Switch {
             return;
         };
         let leg = monitor.leg;
-        let transport = monitor.dialog.peer.transport;
+        let Some(transport) = monitor.dialog.as_ref().map(|d| d.peer.transport) else {
+            return;
+        };
         let answer = if request.body.is_empty() {
             Ok((
                 None,
@@ -433,38 +475,35 @@ impl Switch {
 
     /// Our 200 to a supervisor was never acknowledged: drop the leg.
     pub(super) fn monitor_ack_timeout(&mut self, now: Instant, key: &TransactionKey) -> bool {
-        let Some(id) = self
-            .calls
-            .values()
-            .find(|call| call.monitors.iter().any(|m| m.server_key == *key))
-            .map(|call| call.id)
-        else {
+        let Some(id) = self.call_with_monitor(|m| m.server_key() == Some(key)) else {
             return false;
         };
-        if let Some(monitor) = self.take_monitor(id, |m| m.server_key == *key) {
+        if let Some(monitor) = self.take_monitor(id, |m| m.server_key() == Some(key)) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor never acknowledged the answer");
             self.close_monitor(now, id, monitor, true);
         }
         true
     }
 
+    /// The call one of whose supervisors matches `which`.
+    fn call_with_monitor(&self, which: impl Fn(&Monitor) -> bool) -> Option<CallNumber> {
+        self.calls
+            .values()
+            .find(|call| call.monitors.iter().any(&which))
+            .map(|call| call.id)
+    }
+
     /// The supervisor cancelled before the leg was answered.
     pub(super) fn monitor_cancelled(&mut self, now: Instant, key: &TransactionKey) -> bool {
-        let Some(id) = self
-            .calls
-            .values()
-            .find(|call| {
-                call.monitors
-                    .iter()
-                    .any(|m| m.server_key == *key && !m.answered)
-            })
-            .map(|call| call.id)
-        else {
+        let pending = |m: &Monitor| m.server_key() == Some(key) && !m.answered;
+        let Some(id) = self.call_with_monitor(pending) else {
             return false;
         };
-        if let Some(monitor) = self.take_monitor(id, |m| m.server_key == *key) {
-            let terminated = response_to(&monitor.invite, 487, Some(&monitor.dialog.local_tag));
-            self.send_response(now, key, terminated);
+        if let Some(monitor) = self.take_monitor(id, pending) {
+            if let MonitorSide::DialledIn { invite, .. } = &monitor.side {
+                let terminated = response_to(invite, 487, Some(&monitor.local_tag));
+                self.send_response(now, key, terminated);
+            }
             self.close_monitor(now, id, monitor, false);
         }
         true
@@ -496,7 +535,7 @@ impl Switch {
         let call = self.calls.get_mut(&id)?;
         let index = call.monitors.iter().position(which)?;
         let monitor = call.monitors.remove(index);
-        self.calls.forget_monitor(&monitor.dialog.call_id);
+        self.calls.forget_monitor(&monitor.call_id);
         Some(monitor)
     }
 
@@ -516,17 +555,31 @@ impl Switch {
         self.apply_bridge(id);
     }
 
-    /// Ends the supervisor's side of the dialog: BYE once answered, 480 before.
-    fn hang_up_monitor(&mut self, now: Instant, monitor: &mut Monitor) {
-        if monitor.answered {
-            let peer = monitor.dialog.peer;
-            let via = self.via(peer);
-            let bye = monitor.dialog.request(Method::Bye, &via, None, None);
-            self.send_request(now, bye, peer, ClientPurpose::Fire);
-        } else {
-            let mut gone = response_to(&monitor.invite, 480, Some(&monitor.dialog.local_tag));
-            sip::message::add_warning(&mut gone, super::AGENT_NAME, "the supervised call ended");
-            self.send_response(now, &monitor.server_key, gone);
+    /// Ends the supervisor's side of the dialog: BYE once it is up; before that, 480 to a
+    /// supervisor who dialled in, CANCEL to a phone Switchboard is ringing.
+    pub(super) fn hang_up_monitor(&mut self, now: Instant, monitor: &mut Monitor) {
+        let established = match monitor.side {
+            MonitorSide::DialledIn { .. } => monitor.answered,
+            MonitorSide::CalledOut { .. } => monitor.dialog.is_some(),
+        };
+        match (&monitor.side, monitor.dialog.as_mut()) {
+            (_, Some(dialog)) if established => {
+                let peer = dialog.peer;
+                let via = self.via(peer);
+                let bye = dialog.request(Method::Bye, &via, None, None);
+                self.send_request(now, bye, peer, ClientPurpose::Fire);
+            }
+            (MonitorSide::DialledIn { invite, server_key }, _) => {
+                let mut gone = response_to(invite, 480, Some(&monitor.local_tag));
+                let reason = "the supervised call ended";
+                sip::message::add_warning(&mut gone, super::AGENT_NAME, reason);
+                let key = server_key.clone();
+                self.send_response(now, &key, gone);
+            }
+            (MonitorSide::CalledOut { client_key, .. }, _) => {
+                // A 2xx that crosses the CANCEL is ACKed and hung up (its purpose stays).
+                self.txn.cancel(now, client_key);
+            }
         }
     }
 
