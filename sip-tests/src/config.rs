@@ -21,6 +21,8 @@ pub struct AgentAccount {
     pub support_level: Option<u8>,
     /// Further skills and levels, e.g. the skill of an overflow queue.
     pub other_skills: Vec<(String, u8)>,
+    /// `web_password_hash` (agent desktop login), none when `None`.
+    pub web_password_hash: Option<String>,
 }
 
 impl AgentAccount {
@@ -32,7 +34,14 @@ impl AgentAccount {
             password: format!("secret{id}"),
             support_level: Some(5),
             other_skills: Vec::new(),
+            web_password_hash: None,
         }
+    }
+
+    /// This account with a web password (the argon2 PHC string of `switchboard hash-password`).
+    pub fn with_web_password_hash(mut self, hash: &str) -> Self {
+        self.web_password_hash = Some(hash.to_owned());
+        self
     }
 
     /// This account with `skill` at `level` as well.
@@ -424,11 +433,18 @@ impl SwitchboardConfig {
         for agent in &self.agents {
             writeln!(
                 toml,
-                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\n",
+                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\n{}",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
-                agent.skills_toml()
+                agent.skills_toml(),
+                agent
+                    .web_password_hash
+                    .as_ref()
+                    .map_or(String::new(), |hash| format!(
+                        "web_password_hash = {}\n",
+                        toml_string(hash)
+                    )),
             )?;
         }
         toml.push_str(&self.extra_toml);

@@ -107,17 +107,15 @@ async fn stream(state: ApiState, role: ApiRole, mut socket: WebSocket) {
                         return;
                     }
                 }
+                // Every event may move the queue figures: send them now rather than at the
+                // next tick, so the wallboard follows a call within the same moment.
+                if !send_figures_if_changed(&state, &mut socket, &mut figures).await {
+                    return;
+                }
             }
             _ = tick.tick() => {
-                let now_figures = state.node.events.queue_figures(&state.node.acd, Instant::now());
-                if now_figures != figures {
-                    figures = now_figures;
-                    let event = CtiEvent::Queues { queues: figures.clone() };
-                    if let Ok(text) = serde_json::to_string(&event) {
-                        if socket.send(Message::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
+                if !send_figures_if_changed(&state, &mut socket, &mut figures).await {
+                    return;
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -126,6 +124,29 @@ async fn stream(state: ApiState, role: ApiRole, mut socket: WebSocket) {
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+/// Sends the queue figures when they differ from `last`; false when the socket is gone.
+async fn send_figures_if_changed(
+    state: &ApiState,
+    socket: &mut WebSocket,
+    last: &mut Vec<super::events::QueueFigures>,
+) -> bool {
+    let now = state
+        .node
+        .events
+        .queue_figures(&state.node.acd, Instant::now());
+    if now == *last {
+        return true;
+    }
+    *last = now;
+    let event = CtiEvent::Queues {
+        queues: last.clone(),
+    };
+    match serde_json::to_string(&event) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => true,
     }
 }
 

@@ -28,8 +28,9 @@ async function setState(state, reason) {
   text("control-error", "");
   try {
     const body = reason ? { state, reason } : { state };
-    const agent = await api("POST", `/api/agents/${encodeURIComponent(me.agent)}/state`, body);
-    showState(agent.state, agent.reason, agent.state_seconds);
+    // The new state arrives as an agent-state event; the answer to this request can come
+    // after later events (Ready is often followed at once by an offer), so it is not shown.
+    await api("POST", `/api/agents/${encodeURIComponent(me.agent)}/state`, body);
   } catch (e) {
     text("control-error", e.message);
   }
@@ -64,7 +65,8 @@ function onOffered(event) {
   document.getElementById("call").className = "call ringing";
   text("call-status", `${event.call} — ringing: answer on your phone`);
   text("pop-caller", event.caller || "unknown");
-  text("pop-label", event.label ? `${event.label} (priority ${event.priority})` : String(event.priority));
+  text("pop-label", event.label ? `${event.label} (priority ${event.priority})` : `normal (${event.priority})`);
+  document.getElementById("pop-label").className = event.label ? "vip" : "";
   text("pop-did", event.did);
   text("pop-queue", event.queue);
   text("pop-ivr", event.ivr_path.length ? event.ivr_path.join(" › ") : "–");
