@@ -176,6 +176,31 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
     assert_eq!(call["agent"], "1001");
     assert!(!read_records(switchboard.cdr_dir())?.is_empty());
 
+    // `switchboard report` joins the wrap-up to the call and counts its code.
+    let today = time::OffsetDateTime::now_utc().date();
+    let report = Command::new(sip_tests::paths::switchboard_binary()?)
+        .arg("report")
+        .arg("--from")
+        .arg(today.to_string())
+        .arg("--to")
+        .arg(today.next_day().map_or(String::new(), |d| d.to_string()))
+        .arg("--dir")
+        .arg(switchboard.cdr_dir())
+        .output()
+        .map_err(|e| HarnessError::io("switchboard report", e))?;
+    let printed = String::from_utf8_lossy(&report.stdout);
+    assert!(report.status.success(), "{printed}");
+    let section = printed
+        .split("Wrap-up dispositions")
+        .nth(1)
+        .ok_or_else(|| HarnessError::Unexpected(format!("no wrap-up section in:\n{printed}")))?;
+    assert!(
+        section
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["escalated", "1"]),
+        "{printed}"
+    );
+
     // Keep the screenshots for docs/img when asked to.
     if let Some(dir) = std::env::var_os("WEB_SCREENSHOTS_TO") {
         for (from, to) in [

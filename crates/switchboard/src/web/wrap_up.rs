@@ -101,6 +101,42 @@ pub fn read_all(dir: &std::path::Path) -> std::io::Result<HashMap<String, WrapUp
     Ok(latest)
 }
 
+/// Wrap-up codes of the calls in the CDR files of `dir` that a report over `[from, to)`
+/// counts (queued or, if never queued, arrived in the range; `queue`/`agent` filters as the
+/// report's), by code, most frequent first; calls without a wrap-up are not listed.
+pub fn dispositions_in_range(
+    dir: &std::path::Path,
+    from: time::OffsetDateTime,
+    to: time::OffsetDateTime,
+    queue: Option<&str>,
+    agent: Option<&str>,
+) -> Result<Vec<(String, u64)>, String> {
+    let wrap_ups = read_all(dir).map_err(|e| format!("{}: {e}", dir.join(FILE).display()))?;
+    if wrap_ups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for path in cdr::report::files_for_range(dir, from, to).map_err(|e| e.to_string())? {
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(cdr::Record::Call(call)) = cdr::Record::from_json(line) else {
+                continue;
+            };
+            let at = call.enqueued.unwrap_or(call.arrived);
+            let counted = at >= from
+                && at < to
+                && queue.is_none_or(|q| call.queue.as_deref() == Some(q))
+                && agent.is_none_or(|a| call.agent.as_deref() == Some(a));
+            if let (true, Some(wrap_up)) = (counted, wrap_ups.get(&call.id)) {
+                *counts.entry(wrap_up.disposition.clone()).or_default() += 1;
+            }
+        }
+    }
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(counts)
+}
+
 /// `POST /api/calls/{id}/wrap-up` with `{"disposition": "resolved", "notes": "..."}`: only the
 /// agent who talked to the caller, after the call ended.
 pub(crate) async fn save(
