@@ -225,6 +225,8 @@ pub struct SwitchboardConfig {
     pub missed_call_reason: Option<String>,
     /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
     pub extra_toml: String,
+    /// Extra `key = value` lines for `[http]` (e.g. `session_idle_s = 5`).
+    pub http_lines: Vec<String>,
     /// `sip.public_address`: the host advertised in Via and Contact.
     pub sip_public_address: Option<String>,
     /// `cdr.csv`: also write daily CSV files.
@@ -274,6 +276,7 @@ impl Default for SwitchboardConfig {
             support_queue_lines: Vec::new(),
             missed_call_reason: Some("missed".into()),
             extra_toml: String::new(),
+            http_lines: Vec::new(),
             sip_public_address: None,
             cdr_csv: false,
             sip_tls: None,
@@ -342,13 +345,17 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n{}\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
+            "\n[http]\nlisten = \"{}\"\n{}{}\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
             endpoints.http,
             self.http_tls.as_ref().map_or(String::new(), |files| format!(
                 "tls_cert = {}\ntls_key = {}\n",
                 toml_string(&files.cert.display().to_string()),
                 toml_string(&files.key.display().to_string()),
             )),
+            self.http_lines
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
             self.cdr_csv,

@@ -91,7 +91,7 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
     match &request.output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(&path)
+                std::fs::File::create(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             report.write(format, &mut file)?;

@@ -92,7 +92,7 @@ pub(super) fn read(
         d,
         "session_idle_s",
         std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_S),
-        |d, field| field.seconds(d, 60..=MAX_SESSION_IDLE_S),
+        |d, field| field.seconds(d, 5..=MAX_SESSION_IDLE_S),
     );
     let mask_caller_for = http.or(d, "mask_caller_for", vec![RoleKind::Analyst], |d, field| {
         field.list(d, |d, element| {
@@ -433,12 +433,12 @@ mod tests {
     #[test]
     fn web_users_are_checked() {
         let text = format!(
-            "{AGENT}[http]\nsession_idle_s = 5\nmask_caller_for = [\"boss\"]\n[[http.user]]\nname = \"1001\"\nrole = \"agent\"\nweb_password_hash = \"plain\"\n"
+            "{AGENT}[http]\nsession_idle_s = 2\nmask_caller_for = [\"boss\"]\n[[http.user]]\nname = \"1001\"\nrole = \"agent\"\nweb_password_hash = \"plain\"\n"
         );
         assert_eq!(
             error_lines(&text),
             vec![
-                "t.toml:6:18: http.session_idle_s: 5 out of range 60..=43200",
+                "t.toml:6:18: http.session_idle_s: 2 out of range 5..=43200",
                 "t.toml:7:20: http.mask_caller_for[0]: unknown role \"boss\"; expected one of: agent, supervisor, admin, analyst",
                 "t.toml:9:8: http.user[0].name: \"1001\" is an agent id: agents log in with their [[agent]] web_password_hash",
                 "t.toml:10:8: http.user[0].role: role \"agent\" is not a web user: give the [[agent]] a web_password_hash",

@@ -252,7 +252,7 @@ min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a 
 listen = "127.0.0.1:8080"                   # API, /metrics, the agent desktop (/agent) and the wallboard (/wallboard)
 tls_cert = "/etc/switchboard/tls/fullchain.pem"  # optional, with tls_key: HTTPS only on this listener
 tls_key = "/etc/switchboard/tls/privkey.pem"     # re-read on SIGHUP like the SIP certificate
-session_idle_s = 1800                       # a web session unused this long is logged out (60..=43200, default 1800)
+session_idle_s = 1800                       # a web session unused this long is logged out (5..=43200, default 1800)
 mask_caller_for = ["analyst", "agent"]      # roles that see callers' numbers as +86138****1234 in the API,
                                             # events and pages (default ["analyst"])
 

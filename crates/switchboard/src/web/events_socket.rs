@@ -9,6 +9,7 @@
 use super::events::CtiEvent;
 use crate::config::ApiRole;
 use crate::http::{authorize, ApiError, ApiState, ClientAddr};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -39,9 +40,17 @@ pub(crate) async fn events(
     State(state): State<ApiState>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Who is asking comes first: an unauthorized client learns nothing else.
     let caller = authorize(&state, &headers, peer)?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            format!("/api/events is a WebSocket: {rejection}"),
+        )
+    })?;
     if caller.token.starts_with("session:") && !same_origin(&headers) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
