@@ -13,12 +13,12 @@ use sip_tests::cdr::{read_records, wait_for_records};
 use sip_tests::rtp::{pcmu_offer, RtpPeer};
 use sip_tests::uac::place_media_call;
 use sip_tests::{
-    start_echo_agent, AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
-    UdpPeer,
+    AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
 };
 
 const AGENT_PASSWORD: &str = "desk-pass-1001";
 const SUPERVISOR_PASSWORD: &str = "wall-pass-sue";
+const ADMIN_PASSWORD: &str = "grid-pass-ann";
 
 /// The Python with Playwright: `$PLAYWRIGHT_PYTHON` (set by sip-tests/run-all), else the venv
 /// run-all makes under target/. Missing is a failure that says how to install it.
@@ -109,20 +109,37 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
     let python = playwright_python()?;
     let agent_hash = hash_password(AGENT_PASSWORD)?;
     let supervisor_hash = hash_password(SUPERVISOR_PASSWORD)?;
+    let admin_hash = hash_password(ADMIN_PASSWORD)?;
     let switchboard = Switchboard::start(SwitchboardConfig {
         agents: vec![AgentAccount::new("1001", "Alice").with_web_password_hash(&agent_hash)],
         extra_toml: format!(
-            "\n[[http.user]]\nname = \"sue\"\nrole = \"supervisor\"\nweb_password_hash = \"{supervisor_hash}\"\n"
+            "\n[[http.user]]\nname = \"sue\"\nrole = \"supervisor\"\nweb_password_hash = \"{supervisor_hash}\"\n\
+             \n[[http.user]]\nname = \"ann\"\nrole = \"admin\"\nweb_password_hash = \"{admin_hash}\"\n"
         ),
         ..SwitchboardConfig::default()
     })?;
-    let _phone = start_echo_agent(&switchboard, "1001", Duration::from_secs(180))?;
+    // The agent's SIP phone answers both calls of the scenario.
+    let port = sip_tests::ports::free_port()?;
+    sip_tests::agent::register_agent(&switchboard, "1001", port)?;
+    let _phone = sip_tests::Sipp::server("agent_answer.xml", port, switchboard.dir())?
+        .service("1001")
+        .calls(2)
+        .timeout(Duration::from_secs(300))
+        .arg("-rtp_echo")
+        .spawn()?;
     let shots = switchboard.dir().join("screenshots");
     std::fs::create_dir_all(&shots).map_err(|e| HarnessError::io("screenshot dir", e))?;
     let mut child = Command::new(python)
         .arg(sip_tests::paths::workspace_dir().join("sip-tests/tools/web_desktop.py"))
         .arg(format!("http://{}", switchboard.http_addr()))
-        .args(["1001", AGENT_PASSWORD, "sue", SUPERVISOR_PASSWORD])
+        .args([
+            "1001",
+            AGENT_PASSWORD,
+            "sue",
+            SUPERVISOR_PASSWORD,
+            "ann",
+            ADMIN_PASSWORD,
+        ])
         .arg(&shots)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -152,14 +169,33 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
         call.hang_up(Duration::from_secs(30))?;
         browser.go()
     })?;
+
+    // The same caller again, once the first call's CDR is in the daily file the history reads.
+    browser.expect_step("call-again")?;
+    wait_for_records(
+        switchboard.cdr_dir(),
+        "the first call's CDR",
+        Duration::from_secs(30),
+        |records| records.iter().any(|r| r["type"] == "call"),
+    )?;
+    std::thread::scope(|scope| -> HarnessResult<()> {
+        let call = scope.spawn(|| place_media_call(&sip, "100", &offer, Duration::from_secs(120)));
+        browser.go()?;
+        browser.expect_step("hang-up-again")?;
+        let (call, _relay) = call
+            .join()
+            .map_err(|_| HarnessError::Unexpected("the caller thread panicked".into()))??;
+        call.hang_up(Duration::from_secs(30))?;
+        browser.go()
+    })?;
     browser.expect_step("done")?;
 
     // The wrap-up is an amendment next to the CDR, naming the CDR's id.
     let records = wait_for_records(
         switchboard.cdr_dir(),
-        "the call's CDR",
+        "both calls' CDRs",
         Duration::from_secs(30),
-        |records| records.iter().any(|r| r["type"] == "call"),
+        |records| records.iter().filter(|r| r["type"] == "call").count() == 2,
     )?;
     let call = records
         .iter()
@@ -204,7 +240,7 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
     // Keep the screenshots for docs/img when asked to.
     if let Some(dir) = std::env::var_os("WEB_SCREENSHOTS_TO") {
         for (from, to) in [
-            ("agent-desktop-connected.png", "agent-desktop.png"),
+            ("agent-desktop-history.png", "agent-desktop.png"),
             ("wallboard.png", "wallboard.png"),
         ] {
             std::fs::copy(shots.join(from), std::path::Path::new(&dir).join(to))

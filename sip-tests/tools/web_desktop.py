@@ -6,7 +6,7 @@ prints `STEP <name>` when the browser side is ready for the next SIP action and 
 (`go`) from stdin before going on. Any failed expectation raises, so the exit code is non-zero
 and the message says what was not seen.
 
-    web_desktop.py BASE_URL AGENT AGENT_PASSWORD SUPERVISOR SUPERVISOR_PASSWORD SCREENSHOT_DIR
+    web_desktop.py BASE_URL AGENT AGENT_PASSWORD SUPERVISOR SUPERVISOR_PASSWORD ADMIN ADMIN_PASSWORD SCREENSHOT_DIR
 """
 import sys
 
@@ -30,7 +30,7 @@ def log_in(page, base, login, password):
 
 
 def main():
-    base, agent, agent_pw, sup, sup_pw, shots = sys.argv[1:7]
+    base, agent, agent_pw, sup, sup_pw, admin, admin_pw, shots = sys.argv[1:9]
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -97,6 +97,28 @@ def main():
         expect(desk.locator("#wrap-result")).to_contain_text("Wrap-up saved: escalated")
         expect(desk.locator("#fig-calls")).to_have_text("1")
         desk.screenshot(path=f"{shots}/agent-desktop.png")
+
+        # The same caller again: the screen pop lists the first call with its wrap-up.
+        expect(desk.locator("#state")).to_have_text("Ready")
+        step("call-again")
+        expect(desk.locator("#call-status")).to_contain_text("connected")
+        expect(desk.locator("#history tbody tr")).to_have_count(1)
+        expect(desk.locator("#history tbody tr td").nth(1)).to_have_text(agent)
+        expect(desk.locator("#history tbody tr td").nth(2)).to_have_text("answered")
+        expect(desk.locator("#history tbody tr td").nth(3)).to_have_text("escalated")
+        desk.screenshot(path=f"{shots}/agent-desktop-history.png", full_page=True)
+        step("hang-up-again")
+        expect(desk.locator("#call-status")).to_contain_text("ended (completed)")
+
+        # An admin changes the agent's state from the wallboard's grid; the desktop follows.
+        expect(board.locator(".admin-only").first).to_be_hidden()  # not for supervisors
+        boss = browser.new_context().new_page()
+        log_in(boss, base, admin, admin_pw)
+        expect(boss).to_have_url(f"{base}/wallboard")
+        row = boss.locator("#agents tr[data-agent='%s']" % agent)
+        row.get_by_role("button", name="Not ready").click()
+        expect(row.locator(".agent-state")).to_contain_text("Not ready")
+        expect(desk.locator("#state")).to_have_text("Not ready")
 
         # Logging out of the web ends the session: the API then says so.
         desk.click("#sign-out")

@@ -87,11 +87,17 @@ async fn stream(state: ApiState, role: ApiRole, mut socket: WebSocket) {
         .map(|a| crate::http::agent_json(a, now))
         .collect();
     let mut figures = state.node.events.queue_figures(&state.node.acd, now);
+    // The calls already in progress, so a page opened mid-call shows them (masked and
+    // filtered like GET /api/calls).
+    let calls = crate::http::calls_seen_by(&state, &role)
+        .await
+        .unwrap_or_default();
     let hello = json!({
         "type": "hello",
         "role": super::role_name(&role),
         "agents": visible,
         "queues": figures,
+        "calls": calls,
     });
     if socket
         .send(Message::Text(hello.to_string().into()))

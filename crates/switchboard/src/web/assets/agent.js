@@ -81,6 +81,13 @@ function onEvent(event) {
     case "hello": {
       const self = event.agents.find((a) => a.id === me.agent);
       if (self) showState(self.state, self.reason, self.state_seconds);
+      // A reload during a call shows the call again.
+      const mine = event.calls.find((c) => c.state === "ringing" || c.state === "connected");
+      if (mine) {
+        onOffered({ call: mine.id, caller: mine.caller, label: mine.label, priority: mine.priority,
+          did: mine.did, queue: mine.queue, ivr_path: [], wait_s: mine.wait_s });
+        if (mine.state === "connected") onEvent({ type: "call-answered", call: mine.id });
+      }
       break;
     }
     case "agent-state":

@@ -91,6 +91,12 @@ function onEvent(event) {
       for (const a of event.agents) agents.set(a.id, { ...a, since: Date.now() - a.state_seconds * 1000 });
       drawAgents();
       drawQueues(event.queues);
+      waiting.clear();
+      for (const call of event.calls.filter((c) => c.state === "queued")) {
+        waiting.set(call.id, { call: call.id, queue: call.queue, caller: call.caller,
+          priority: call.priority, label: call.label, since: Date.now() - call.wait_s * 1000 });
+      }
+      drawWaiting();
       break;
     case "queues":
       drawQueues(event.queues);
