@@ -13,7 +13,8 @@ use sip_tests::cdr::{read_records, wait_for_records};
 use sip_tests::rtp::{pcmu_offer, RtpPeer};
 use sip_tests::uac::place_media_call;
 use sip_tests::{
-    AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
+    AgentAccount, CallerPriority, HarnessError, HarnessResult, NumberSpec, Switchboard,
+    SwitchboardConfig, UdpPeer,
 };
 
 const AGENT_PASSWORD: &str = "desk-pass-1001";
@@ -72,6 +73,16 @@ struct Browser {
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
+impl Drop for Browser {
+    // A failed test must not leave the script and its Chromium running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Browser {
     /// Waits for `STEP <name>` (the script waits as long as its own generous timeouts).
     fn expect_step(&mut self, name: &str) -> HarnessResult<()> {
@@ -89,6 +100,21 @@ impl Browser {
         Err(HarnessError::Unexpected(format!(
             "the browser script ended ({status}) before step {name}: see its error above"
         )))
+    }
+
+    /// Waits for the script to exit, which it must do successfully.
+    fn finish(&mut self) -> HarnessResult<()> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| HarnessError::io("waiting for the browser script", e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::Unexpected(format!(
+                "the browser script ended with {status}"
+            )))
+        }
     }
 
     fn go(&mut self) -> HarnessResult<()> {
@@ -112,6 +138,16 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
     let admin_hash = hash_password(ADMIN_PASSWORD)?;
     let switchboard = Switchboard::start(SwitchboardConfig {
         agents: vec![AgentAccount::new("1001", "Alice").with_web_password_hash(&agent_hash)],
+        // The caller is on the VIP list: the screen pop shows the label.
+        dids: Vec::new(),
+        numbers: vec![NumberSpec {
+            caller_priorities: vec![CallerPriority {
+                callers: vec!["2000".into()],
+                priority: 10,
+                label: Some("VIP".into()),
+            }],
+            ..NumberSpec::new("100", "support")
+        }],
         extra_toml: format!(
             "\n[[http.user]]\nname = \"sue\"\nrole = \"supervisor\"\nweb_password_hash = \"{supervisor_hash}\"\n\
              \n[[http.user]]\nname = \"ann\"\nrole = \"admin\"\nweb_password_hash = \"{admin_hash}\"\n"
@@ -189,6 +225,7 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
         browser.go()
     })?;
     browser.expect_step("done")?;
+    browser.finish()?;
 
     // The wrap-up is an amendment next to the CDR, naming the CDR's id.
     let records = wait_for_records(

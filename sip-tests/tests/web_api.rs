@@ -340,6 +340,16 @@ fn events_are_filtered_per_role_and_masked_as_configured() -> HarnessResult<()> 
         |e| e["type"] == "call-answered",
         &mut seen_alice,
     )?;
+    let id = offered["call"].as_u64().unwrap_or_default();
+    let alice_api = switchboard.api().with_token(Some("alice-token"));
+    let wrap_up =
+        |api: &sip_tests::Api, body: &str| api.post(&format!("/api/calls/{id}/wrap-up"), body);
+    // A wrap-up is for an ended call.
+    let early = wrap_up(&alice_api, r#"{"disposition":"resolved"}"#)?;
+    assert_eq!(
+        (early.status, early.error_code()?.as_str()),
+        (409, "call_not_ended")
+    );
     call.hang_up(long)?;
     let ended = wait_for_event(
         &mut alice,
@@ -349,6 +359,27 @@ fn events_are_filtered_per_role_and_masked_as_configured() -> HarnessResult<()> 
         &mut seen_alice,
     )?;
     assert_eq!(ended["outcome"], "completed");
+    // Only a configured code, only by the call's agent; then it is saved.
+    let unknown = wrap_up(&alice_api, r#"{"disposition":"sold"}"#)?;
+    assert_eq!(
+        (unknown.status, unknown.error_code()?.as_str()),
+        (422, "unknown_disposition")
+    );
+    let bob_api = switchboard.api().with_token(Some("bob-token"));
+    let foreign = wrap_up(&bob_api, r#"{"disposition":"resolved"}"#)?;
+    assert_eq!(
+        (foreign.status, foreign.error_code()?.as_str()),
+        (403, "forbidden")
+    );
+    let admin_wrap = wrap_up(&switchboard.api(), r#"{"disposition":"resolved"}"#)?;
+    assert_eq!(admin_wrap.status, 403, "{}", admin_wrap.body);
+    let saved = wrap_up(
+        &alice_api,
+        r#"{"disposition":"follow-up","notes":"call back at 5"}"#,
+    )?
+    .expect_status(200, "alice's wrap-up")?
+    .json()?;
+    assert_eq!(saved["call_id"], ended["cdr_id"]);
     wait_for_event(
         &mut admin,
         "admin's end",

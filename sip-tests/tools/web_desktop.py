@@ -69,6 +69,7 @@ def main():
         step("call-me")  # the driver places a trunk call; nobody is ready, so it waits
         expect(board.locator("#waiting tbody tr")).to_have_count(1)
         expect(board.locator("#waiting tbody tr td").nth(2)).to_have_text("2000")
+        expect(board.locator("#waiting tbody tr td").nth(3)).to_have_text("VIP (10)")
         expect(board.locator(".queue[data-queue='support'] .num.waiting")).to_have_text("1")
         board.screenshot(path=f"{shots}/wallboard-waiting.png", full_page=True)
 
@@ -77,6 +78,7 @@ def main():
         expect(desk.locator("#pop-caller")).to_have_text("2000")
         expect(desk.locator("#pop-did")).to_have_text("100")
         expect(desk.locator("#pop-queue")).to_have_text("support")
+        expect(desk.locator("#pop-label")).to_have_text("VIP (priority 10)")
         expect(desk.locator("#call-status")).to_contain_text("connected")
         expect(desk.locator("#state")).to_have_text("On call")
         expect(desk.locator("#hold")).to_be_enabled()
