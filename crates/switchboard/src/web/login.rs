@@ -69,7 +69,12 @@ pub(crate) async fn login(
     // argon2 takes tens of milliseconds by design: off the async workers.
     let verified = tokio::task::spawn_blocking(move || match found {
         Some((role, hash)) => password::verify(&hash, &password).then_some(role),
-        None => None,
+        None => {
+            // An unknown name costs the same argon2 work as a known one, so the answer's
+            // timing does not tell which logins exist.
+            password::verify(unknown_login_hash(), &password);
+            None
+        }
     })
     .await
     .map_err(|_| crate::http::stopping())?;
@@ -116,6 +121,12 @@ pub(crate) async fn login(
 }
 
 use super::password;
+
+/// A hash no password is checked against except to spend the time a real check takes.
+fn unknown_login_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| password::hash("no such login").unwrap_or_default())
+}
 
 fn session_json(state: &ApiState, login: &str, role: &ApiRole) -> Value {
     let acd = &state.config.acd;
@@ -175,6 +186,21 @@ mod tests {
         ] {
             let error = parse_login(body).expect_err("refused");
             assert_eq!(error.code, "bad_request");
+        }
+    }
+
+    #[test]
+    fn the_demo_logins_are_the_documented_ones() {
+        let demo = crate::config::demo();
+        for (login, pw, role) in [
+            ("1001", "web1001", ApiRole::Agent("1001".into())),
+            ("1003", "web1003", ApiRole::Agent("1003".into())),
+            ("supervisor", "demo-supervisor", ApiRole::Supervisor),
+            ("admin", "demo-admin", ApiRole::Admin),
+        ] {
+            let (found, hash) = credentials_of(&demo, login).expect("demo login");
+            assert_eq!(found, role);
+            assert!(password::verify(&hash, pw), "{login}");
         }
     }
 
