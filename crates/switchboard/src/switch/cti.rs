@@ -129,3 +129,81 @@ impl Switch {
         self.events.publish(date, cti);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing;
+    use crate::web::events::CtiEvent;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn acd_events_are_published_as_cti_events() {
+        let now = Instant::now();
+        let switch = testing::switch(now, Arc::new(crate::config::demo()), Default::default());
+        let mut events = switch.events.subscribe();
+        switch.publish_cti(
+            now,
+            &acd::AcdEvent::AgentStateChanged {
+                agent: acd::AgentId::from("1001"),
+                from: acd::AgentState::Ready,
+                to: acd::AgentState::NotReady {
+                    reason: Arc::from("lunch"),
+                },
+                reason: Some(Arc::from("lunch")),
+                duration_in_previous: Duration::from_secs(90),
+            },
+        );
+        switch.publish_cti(
+            now,
+            &acd::AcdEvent::Abandoned {
+                call: acd::CallId(7),
+                queue: acd::QueueId::from("support"),
+                wait: Duration::from_secs(3),
+                while_offered: false,
+            },
+        );
+        // Moves inside the ACD that no screen shows are not published.
+        switch.publish_cti(
+            now,
+            &acd::AcdEvent::Requeued {
+                call: acd::CallId(7),
+                agent: acd::AgentId::from("1001"),
+                queue: acd::QueueId::from("support"),
+                why: acd::OfferFailure::NoAnswer,
+            },
+        );
+        let first = events.try_recv().map(|e| (*e).clone());
+        assert_eq!(
+            first,
+            Ok(CtiEvent::AgentState {
+                agent: "1001".into(),
+                state: "not-ready",
+                reason: Some("lunch".into()),
+                previous: "ready",
+                previous_s: 90.0,
+            })
+        );
+        let Ok(second) = events.try_recv() else {
+            panic!("the abandon is published");
+        };
+        let CtiEvent::CallEnded {
+            call,
+            cdr_id,
+            agent,
+            outcome,
+            ..
+        } = &*second
+        else {
+            panic!("a call-ended event: {second:?}");
+        };
+        assert_eq!((*call, agent.as_deref(), *outcome), (7, None, "abandoned"));
+        assert!(
+            cdr_id.starts_with("sb-") && cdr_id.ends_with("-7"),
+            "{cdr_id}"
+        );
+        assert!(events.try_recv().is_err(), "the requeue is not published");
+        assert_eq!(switch.events.queue_tally("support").abandoned, 1);
+        assert_eq!(switch.events.agent_tally("1001").not_ready_s, 0.0);
+    }
+}
