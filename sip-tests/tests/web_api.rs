@@ -408,5 +408,28 @@ fn events_are_filtered_per_role_and_masked_as_configured() -> HarnessResult<()> 
         assert!(kind == "hello" || kind == "queues", "bob saw {event}");
     }
     drop(rtp);
+
+    // Opening the stream is audited like reading the calls; the wrap-up too.
+    let audit = switchboard.api().get("/api/audit")?.json()?;
+    let actions: Vec<(String, String)> = audit["records"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r["action"].as_str().unwrap_or_default().to_owned(),
+                        r["who"]["token"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (action, token) in [("events-read", "token-3"), ("wrap-up", "token-3")] {
+        assert!(
+            actions.iter().any(|(a, t)| a == action && t == token),
+            "{action} by {token} not in {actions:?}"
+        );
+    }
     Ok(())
 }

@@ -58,6 +58,16 @@ pub(crate) async fn events(
             "the session cookie is only accepted from this server's pages",
         ));
     }
+    // The stream carries callers' numbers (personal data), like GET /api/calls: audited.
+    let outcome: Result<(), ApiError> = Ok(());
+    crate::http::audit(
+        &state,
+        &caller,
+        "events-read",
+        "/api/events".to_owned(),
+        &outcome,
+    )
+    .await;
     let role = caller.role;
     Ok(upgrade.on_upgrade(move |socket| stream(state, role, socket)))
 }
