@@ -180,6 +180,24 @@ fn logins_sessions_and_roles_answer_clearly() -> HarnessResult<()> {
 }
 
 #[test]
+fn hash_password_needs_a_password_on_stdin() -> HarnessResult<()> {
+    let output = Command::new(sip_tests::paths::switchboard_binary()?)
+        .arg("hash-password")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HarnessError::io("switchboard hash-password", e))?;
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("expected the password on stdin"),
+        "{message}"
+    );
+    // Each hash has its own salt.
+    assert_ne!(hash_password(PASSWORD)?, hash_password(PASSWORD)?);
+    Ok(())
+}
+
+#[test]
 fn an_idle_session_expires_with_a_clear_answer() -> HarnessResult<()> {
     let hash = hash_password(PASSWORD)?;
     let switchboard = Switchboard::start(config(&hash, "session_idle_s = 5"))?;

@@ -41,6 +41,10 @@ def main():
         anonymous = browser.new_context().new_page()
         anonymous.goto(f"{base}/agent")
         expect(anonymous).to_have_url(f"{base}/login?next=/agent")
+        expect(anonymous.locator("#expired")).to_be_hidden()
+        # Where an expired session lands (tests/web_api.rs checks the redirect): it says so.
+        anonymous.goto(f"{base}/login?expired=1&next=/agent")
+        expect(anonymous.locator("#expired")).to_have_text("Your session expired. Log in again.")
 
         desk = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         # Wrong password: a clear message, still on the login page.
