@@ -451,3 +451,54 @@ fn events_are_filtered_per_role_and_masked_as_configured() -> HarnessResult<()> 
     }
     Ok(())
 }
+
+#[test]
+fn the_offer_event_carries_the_ivr_path() -> HarnessResult<()> {
+    let hash = hash_password(PASSWORD)?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: format!(
+            "{}{}",
+            config(&hash, "").extra_toml,
+            sip_tests::TWO_LEVEL_IVR
+        ),
+        ..config(&hash, "")
+    })?;
+    let mut alice = connect_events(&switchboard, "alice-token")?;
+    let mut seen = Vec::new();
+    let long = Duration::from_secs(60);
+    wait_for_event(
+        &mut alice,
+        "hello",
+        long,
+        |e| e["type"] == "hello",
+        &mut seen,
+    )?;
+    let agent = sip_tests::start_agent(&switchboard, "1001", "agent_hangup.xml", long)?;
+    // Keys 1 (menu sales) then 2 (queue support), sent as SIP INFO.
+    let trunk = switchboard
+        .sipp_client("trunk_ivr_info.xml")?
+        .service("300")
+        .timeout(long)
+        .set("key1", "1")
+        .set("key2", "2")
+        .run()?;
+    trunk.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let offered = wait_for_event(
+        &mut alice,
+        "the offer",
+        long,
+        |e| e["type"] == "call-offered",
+        &mut seen,
+    )?;
+    let path: Vec<&str> = offered["ivr_path"]
+        .as_array()
+        .map(|steps| steps.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        path.iter().any(|s| s.contains("top")) && path.iter().any(|s| s.contains("sales")),
+        "the screen pop names both menus: {offered}"
+    );
+    assert_eq!(offered["did"], "300");
+    Ok(())
+}
