@@ -23,6 +23,8 @@ pub struct AgentAccount {
     pub other_skills: Vec<(String, u8)>,
     /// May listen to, whisper to and barge into other agents' calls (`supervisor = true`).
     pub supervisor: bool,
+    /// `web_password_hash` (agent desktop login), none when `None`.
+    pub web_password_hash: Option<String>,
 }
 
 impl AgentAccount {
@@ -35,12 +37,19 @@ impl AgentAccount {
             support_level: Some(5),
             other_skills: Vec::new(),
             supervisor: false,
+            web_password_hash: None,
         }
     }
 
     /// This account as a supervisor.
     pub fn as_supervisor(mut self) -> Self {
         self.supervisor = true;
+        self
+    }
+
+    /// This account with a web password (the argon2 PHC string of `switchboard hash-password`).
+    pub fn with_web_password_hash(mut self, hash: &str) -> Self {
+        self.web_password_hash = Some(hash.to_owned());
         self
     }
 
@@ -225,6 +234,8 @@ pub struct SwitchboardConfig {
     pub missed_call_reason: Option<String>,
     /// TOML appended verbatim at the end (IVRs, schedules, numbers routed to an IVR).
     pub extra_toml: String,
+    /// Extra `key = value` lines for `[http]` (e.g. `session_idle_s = 5`).
+    pub http_lines: Vec<String>,
     /// `sip.public_address`: the host advertised in Via and Contact.
     pub sip_public_address: Option<String>,
     /// `cdr.csv`: also write daily CSV files.
@@ -277,6 +288,7 @@ impl Default for SwitchboardConfig {
             support_queue_lines: Vec::new(),
             missed_call_reason: Some("missed".into()),
             extra_toml: String::new(),
+            http_lines: Vec::new(),
             sip_public_address: None,
             cdr_csv: false,
             sip_tls: None,
@@ -356,13 +368,17 @@ impl SwitchboardConfig {
         }
         writeln!(
             toml,
-            "\n[http]\nlisten = \"{}\"\n{}\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
+            "\n[http]\nlisten = \"{}\"\n{}{}\n[[http.token]]\ntoken = {}\nrole = \"admin\"\n\n[cdr]\ndir = {}\ncsv = {}\n",
             endpoints.http,
             self.http_tls.as_ref().map_or(String::new(), |files| format!(
                 "tls_cert = {}\ntls_key = {}\n",
                 toml_string(&files.cert.display().to_string()),
                 toml_string(&files.key.display().to_string()),
             )),
+            self.http_lines
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect::<String>(),
             toml_string(ADMIN_TOKEN),
             toml_string(&endpoints.cdr_dir.display().to_string()),
             self.cdr_csv,
@@ -447,12 +463,19 @@ impl SwitchboardConfig {
         for agent in &self.agents {
             writeln!(
                 toml,
-                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\nsupervisor = {}\n",
+                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\nsupervisor = {}\n{}",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
                 agent.skills_toml(),
-                agent.supervisor
+                agent.supervisor,
+                agent
+                    .web_password_hash
+                    .as_ref()
+                    .map_or(String::new(), |hash| format!(
+                        "web_password_hash = {}\n",
+                        toml_string(hash)
+                    )),
             )?;
         }
         toml.push_str(&self.extra_toml);

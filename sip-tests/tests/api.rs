@@ -104,8 +104,9 @@ fn every_error_has_its_status_and_stable_code() -> HarnessResult<()> {
         "unknown path",
     )?;
     assert_error(&api.get("/nowhere")?, 404, "not_found", "unknown root path")?;
-    // No web UI is built yet: the HTTP listener's root is the API's JSON 404 too.
-    assert_error(&api.get("/")?, 404, "not_found", "the root (no web UI yet)")?;
+    // The root leads a browser without a session to the login page (docs/api.md).
+    let root = api.get("/")?.expect_status(200, "the root, redirected")?;
+    assert!(root.body.contains("Switchboard — log in"), "{}", root.body);
 
     // None of the refused requests changed anything.
     let alice = api.agent("1001")?;

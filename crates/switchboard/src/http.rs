@@ -64,23 +64,27 @@ pub enum CallCommand {
 }
 
 #[derive(Clone)]
-struct ApiState {
-    config: Arc<Config>,
-    node: Arc<Node>,
-    commands: mpsc::Sender<AgentCommand>,
-    calls: mpsc::Sender<CallCommand>,
+pub(crate) struct ApiState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) node: Arc<Node>,
+    pub(crate) commands: mpsc::Sender<AgentCommand>,
+    pub(crate) calls: mpsc::Sender<CallCommand>,
+    /// Web logins (the agent desktop and the wallboard); a session cookie authorizes like a token.
+    pub(crate) sessions: Arc<crate::web::session::Sessions>,
+    /// The listener speaks HTTPS (session cookies are then `Secure`).
+    pub(crate) https: bool,
 }
 
 /// An API error: HTTP status, stable machine code, human message.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -112,7 +116,7 @@ impl From<AcdError> for ApiError {
 
 /// The address a request came from, for the security and audit logs.
 #[derive(Clone, Copy, Debug)]
-struct ClientAddr(SocketAddr);
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 
 impl
     axum::extract::connect_info::Connected<
@@ -150,6 +154,8 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let limits = crate::http_limits::HttpLimits::from_config(&config);
     let state = ApiState {
+        sessions: Arc::new(crate::web::session::Sessions::new(config.http.session_idle)),
+        https: tls.is_some(),
         config,
         node,
         commands,
@@ -175,6 +181,7 @@ pub async fn serve(
         .route("/api/bans", get(list_bans))
         .route("/api/bans/{addr}", axum::routing::delete(lift_ban))
         .route("/api/audit", get(read_audit))
+        .merge(crate::web::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -221,11 +228,11 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 /// Who sent an authorised request.
-struct Caller {
-    /// The token's `name`.
-    token: String,
-    role: ApiRole,
-    from: SocketAddr,
+pub(crate) struct Caller {
+    /// The token's `name`, or `session:<login>` for a web session.
+    pub(crate) token: String,
+    pub(crate) role: ApiRole,
+    pub(crate) from: SocketAddr,
 }
 
 impl Caller {
@@ -244,9 +251,17 @@ impl Caller {
     }
 }
 
-/// Checks the bearer token; a missing or unknown one is logged with the source address and
-/// counted before the 401 goes out.
-fn authorize(state: &ApiState, headers: &HeaderMap, from: SocketAddr) -> Result<Caller, ApiError> {
+/// Checks the bearer token, or else the web session cookie; a missing or unknown one is
+/// logged with the source address and counted before the 401 goes out.
+pub(crate) fn authorize(
+    state: &ApiState,
+    headers: &HeaderMap,
+    from: SocketAddr,
+) -> Result<Caller, ApiError> {
+    let has_bearer = headers.contains_key(axum::http::header::AUTHORIZATION);
+    if let (false, Some(session)) = (has_bearer, crate::web::session_of(headers)) {
+        return crate::web::authorize_session(state, session, from);
+    }
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -285,7 +300,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap, from: SocketAddr) -> Result<
     }
 }
 
-fn refuse_token(state: &ApiState, from: SocketAddr, reason: &'static str) {
+pub(crate) fn refuse_token(state: &ApiState, from: SocketAddr, reason: &'static str) {
     state
         .node
         .metrics
@@ -308,7 +323,7 @@ fn refuse_token(state: &ApiState, from: SocketAddr, reason: &'static str) {
 /// Writes the audit record of `caller`'s `action` and waits until it is on disk. A failed
 /// write is logged and counted by the writer; the caller still gets the outcome of what was
 /// done (it cannot be undone).
-async fn audit<T>(
+pub(crate) async fn audit<T>(
     state: &ApiState,
     caller: &Caller,
     action: &str,
@@ -329,7 +344,7 @@ async fn audit<T>(
     let _ = state.node.audit.write(record).await;
 }
 
-fn agent_json(agent: &AgentSnapshot, now: Instant) -> Value {
+pub(crate) fn agent_json(agent: &AgentSnapshot, now: Instant) -> Value {
     let (state, reason) = match &agent.state {
         AgentState::LoggedOut => ("logged-out", None),
         AgentState::Ready => ("ready", None),
@@ -365,7 +380,7 @@ fn queue_json(queue: &QueueSnapshot, now: Instant) -> Value {
 }
 
 /// Agents may only see and change themselves.
-fn may_see(role: &ApiRole, agent: &str) -> bool {
+pub(crate) fn may_see(role: &ApiRole, agent: &str) -> bool {
     match role {
         ApiRole::Agent(own) => own == agent,
         _ => true,
@@ -500,7 +515,7 @@ async fn set_state_as(
     agent_response(state, id)
 }
 
-fn stopping() -> ApiError {
+pub(crate) fn stopping() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "shutting_down",
@@ -508,8 +523,8 @@ fn stopping() -> ApiError {
     )
 }
 
-/// `GET /api/calls`: the calls in progress. Admins and supervisors see callers' numbers;
-/// analysts see them masked; an agent sees only their own calls.
+/// `GET /api/calls`: the calls in progress, callers' numbers masked for the roles in
+/// `[http] mask_caller_for` (analysts by default); an agent sees only their own calls.
 async fn list_calls(
     State(state): State<ApiState>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
@@ -525,8 +540,11 @@ async fn list_calls(
     Ok(Json(json!({ "calls": outcome? })))
 }
 
-/// The calls `role` may see, callers' numbers masked for analysts.
-async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>, ApiError> {
+/// The calls `role` may see, callers' numbers masked as `[http] mask_caller_for` says.
+pub(crate) async fn calls_seen_by(
+    state: &ApiState,
+    role: &ApiRole,
+) -> Result<Vec<CallView>, ApiError> {
     let visible: Vec<CallView> = live_calls(state)
         .await?
         .into_iter()
@@ -535,7 +553,7 @@ async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>
             _ => true,
         })
         .map(|mut call| {
-            if *role == ApiRole::Analyst {
+            if masks_caller(&state.config, role) {
                 call.caller = mask_number(&call.caller);
             }
             call
@@ -544,8 +562,13 @@ async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>
     Ok(visible)
 }
 
+/// Whether `role` sees callers' numbers masked (`[http] mask_caller_for`).
+pub(crate) fn masks_caller(config: &Config, role: &ApiRole) -> bool {
+    config.http.mask_caller_for.contains(&role.kind())
+}
+
 /// The calls in progress, as call control sees them now.
-async fn live_calls(state: &ApiState) -> Result<Vec<CallView>, ApiError> {
+pub(crate) async fn live_calls(state: &ApiState) -> Result<Vec<CallView>, ApiError> {
     let (reply, answer) = oneshot::channel();
     state
         .calls

@@ -22,3 +22,4 @@ pub mod start_check;
 pub mod switch;
 pub mod tls_certificates;
 pub mod token_digest;
+pub mod web;

@@ -31,6 +31,9 @@ enum Command {
     /// Print the SHA-256 (hex) of an API token read from stdin, for `token_sha256` in
     /// `[[http.token]]`: `printf %s "$TOKEN" | switchboard hash-token`.
     HashToken,
+    /// argon2id hash of a web password (stdin) for `web_password_hash` of `[[agent]]` or
+    /// `[[http.user]]`: `printf %s "$PASSWORD" | switchboard hash-password`.
+    HashPassword,
     /// Validate a configuration file and report every error with file, line and field.
     CheckConfig {
         /// Configuration file (TOML).
@@ -201,6 +204,7 @@ fn main() -> ExitCode {
         }
         Command::Simulate(args) => simulate(args),
         Command::HashToken => hash_token(),
+        Command::HashPassword => hash_password(),
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Calls(args) => report(switchboard::live::print_calls(&args.api, &args.token)),
@@ -240,6 +244,29 @@ fn hash_token() -> ExitCode {
         switchboard::token_digest::TokenDigest::of(token).to_hex()
     );
     ExitCode::SUCCESS
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(error) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input) {
+        eprintln!("switchboard: reading the password from stdin: {error}");
+        return ExitCode::FAILURE;
+    }
+    let password = input.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("switchboard: expected the password on stdin");
+        return ExitCode::from(2);
+    }
+    match switchboard::web::password::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("switchboard: hashing failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Loads a configuration file, printing every error (file:line:column: field: message) and

@@ -65,8 +65,8 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let format = parse_format(&request.format)?;
     let mut query = ReportQuery::new(from, to, interval);
-    query.queue = request.queue;
-    query.agent = request.agent;
+    query.queue = request.queue.clone();
+    query.agent = request.agent.clone();
     if request.postgres_url.is_none() && !Path::new(&request.dir).is_dir() {
         bail!("CDR directory {} does not exist", request.dir.display());
     }
@@ -88,20 +88,59 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
     if started.elapsed() >= Duration::from_secs(1) {
         eprintln!("report: done in {:.1} s", started.elapsed().as_secs_f64());
     }
-    match request.output {
+    match &request.output {
         Some(path) => {
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(&path)
+                std::fs::File::create(path)
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             report.write(format, &mut file)?;
+            write_wrap_ups(&request, format, &query, &mut file)?;
             file.flush()?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             report.write(format, &mut out)?;
+            write_wrap_ups(&request, format, &query, &mut out)?;
         }
+    }
+    Ok(())
+}
+
+/// The wrap-up codes the agents filed for the report's calls (`<dir>/wrap-up.jsonl`, joined by
+/// CDR id), after the table; nothing when none were filed, or for CSV/HTML and PostgreSQL
+/// (which carry the calls only).
+fn write_wrap_ups(
+    request: &ReportRequest,
+    format: ReportFormat,
+    query: &ReportQuery,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if format != ReportFormat::Table || request.postgres_url.is_some() {
+        return Ok(());
+    }
+    let counts = crate::web::wrap_up::dispositions_in_range(
+        &request.dir,
+        query.from,
+        query.to,
+        query.queue.as_deref(),
+        query.agent.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("reading wrap-ups: {e}"))?;
+    if counts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nWrap-up dispositions")?;
+    let width = counts
+        .iter()
+        .map(|(code, _)| code.len())
+        .max()
+        .unwrap_or(0)
+        .max("DISPOSITION".len());
+    writeln!(out, "{:<width$}  CALLS", "DISPOSITION")?;
+    for (code, calls) in counts {
+        writeln!(out, "{code:<width$}  {calls}")?;
     }
     Ok(())
 }

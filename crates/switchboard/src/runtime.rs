@@ -48,6 +48,8 @@ pub struct Node {
     pub gate: Arc<crate::security::gate::Gate>,
     /// The audit log next to the CDRs.
     pub audit: crate::audit::AuditLog,
+    /// CTI events and today's tallies (the web pages and `/api/events`).
+    pub events: Arc<crate::web::events::EventHub>,
 }
 
 /// Builds the ACD from configuration.
@@ -153,6 +155,7 @@ pub async fn run(
             .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let mut media = MediaSessions::new(media_tx, metrics.clone())?;
+    let events = Arc::new(crate::web::events::EventHub::new());
     let mut switch = Switch::new(
         config.clone(),
         local,
@@ -164,6 +167,7 @@ pub async fn run(
             emergency: emergency.clone(),
             gate: gate.clone(),
             audit: audit.clone(),
+            events: events.clone(),
         },
         Instant::now(),
         unix_now,
@@ -179,6 +183,7 @@ pub async fn run(
         bans: switch.bans(),
         gate,
         audit: audit.clone(),
+        events,
     });
     let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
     let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);

@@ -7,7 +7,14 @@ use super::model::AcdSettings;
 use super::names::Declared;
 use super::reader::TableReader;
 
-const KEYS: &[&str] = &["not_ready_reasons", "missed_call_reason", "offer_retry_s"];
+const KEYS: &[&str] = &[
+    "not_ready_reasons",
+    "missed_call_reason",
+    "offer_retry_s",
+    "dispositions",
+];
+/// Wrap-up codes when `dispositions` is not set.
+const DEFAULT_DISPOSITIONS: [&str; 4] = ["resolved", "follow-up", "escalated", "wrong-number"];
 /// Longest `offer_retry_s`: an hour (a call that may not go back to a phone for longer has
 /// waited far past any sensible max wait).
 const MAX_OFFER_RETRY_S: i64 = 3600;
@@ -52,7 +59,22 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Ac
         acd::DEFAULT_OFFER_RETRY_AFTER,
         |d, field| field.seconds(d, 1..=MAX_OFFER_RETRY_S),
     );
+    let mut declared_codes = Declared::new("disposition");
+    let default_codes = DEFAULT_DISPOSITIONS.map(str::to_owned).to_vec();
+    let dispositions = acd.or(d, "dispositions", default_codes, |d, field| {
+        let codes = field.list(d, |d, element| {
+            let code = element.identifier(d)?;
+            declared_codes.declare(d, code.clone(), &code, element.path());
+            Some(code)
+        })?;
+        if codes.is_empty() {
+            d.error(field.path(), "list at least one disposition code");
+            return None;
+        }
+        Some(codes)
+    });
     Some(AcdSettings {
+        dispositions: dispositions?,
         not_ready_reasons: reasons?,
         missed_call_reason: missed_call_reason?,
         offer_retry_after: offer_retry_after?,
@@ -64,6 +86,28 @@ mod tests {
     use std::time::Duration;
 
     use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn dispositions_default_and_are_unique() {
+        assert_eq!(
+            valid("").acd.dispositions,
+            vec!["resolved", "follow-up", "escalated", "wrong-number"]
+        );
+        assert_eq!(
+            valid("[acd]\ndispositions = [\"sale\", \"no-sale\"]\n")
+                .acd
+                .dispositions,
+            vec!["sale", "no-sale"]
+        );
+        assert_eq!(
+            error_lines("[acd]\ndispositions = [\"sale\", \"sale\"]\n"),
+            vec!["t.toml:2:25: acd.dispositions[1]: duplicate disposition `sale` (first defined at acd.dispositions[0], line 2)"]
+        );
+        assert_eq!(
+            error_lines("[acd]\ndispositions = []\n"),
+            vec!["t.toml:2:16: acd.dispositions: list at least one disposition code"]
+        );
+    }
 
     #[test]
     fn offer_retry_is_whole_seconds_from_1_to_3600_default_5() {

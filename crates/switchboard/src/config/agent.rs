@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "max_calls",
     "allow",
     "supervisor",
+    "web_password_hash",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -102,7 +103,11 @@ fn agent(
         })
     });
     let supervisor = table.or(d, "supervisor", false, |d, field| field.boolean(d));
+    let web_password_hash = table.optional(d, "web_password_hash", |d, field| {
+        field.parsed(d, crate::web::password::parse_hash)
+    });
     Some(AgentConfig {
+        web_password_hash: web_password_hash?,
         id: id?,
         name: name?,
         sip_user: sip_user?,
@@ -213,5 +218,26 @@ mod tests {
         assert_eq!(config.agents[0].name, "Ann Lee");
         assert_eq!(config.agents[0].max_calls, 1);
         assert!(config.agents[0].skills.is_empty());
+    }
+
+    #[test]
+    fn web_password_hash_is_an_argon2_string() {
+        let hash = crate::web::password::hash("pw").expect("hash");
+        let config = valid(&format!(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nweb_password_hash = \"{hash}\"\n"
+        ));
+        assert_eq!(
+            config.agents[0].web_password_hash.as_deref(),
+            Some(hash.as_str())
+        );
+        let lines = error_lines(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\nweb_password_hash = \"pw\"\n",
+        );
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0]
+                .starts_with("t.toml:5:21: agent[0].web_password_hash: not an argon2 PHC string"),
+            "{lines:?}"
+        );
     }
 }

@@ -3,13 +3,26 @@
 use std::net::SocketAddr;
 
 use super::diagnostics::Diagnostics;
-use super::model::{ApiRole, ApiToken, HttpConfig};
+use super::model::{ApiRole, ApiToken, HttpConfig, RoleKind, WebUser};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 use super::sip::parse_socket_addr;
 use crate::token_digest::TokenDigest;
 
-const KEYS: &[&str] = &["listen", "token", "tls_cert", "tls_key"];
+const KEYS: &[&str] = &[
+    "listen",
+    "token",
+    "tls_cert",
+    "tls_key",
+    "user",
+    "session_idle_s",
+    "mask_caller_for",
+];
+const USER_KEYS: &[&str] = &["name", "role", "web_password_hash"];
+/// A web session idle this long is logged out unless `session_idle_s` says otherwise.
+const DEFAULT_SESSION_IDLE_S: u64 = 1800;
+/// Longest idle session: a 12-hour shift.
+const MAX_SESSION_IDLE_S: i64 = 12 * 3600;
 const TOKEN_KEYS: &[&str] = &["name", "token", "token_sha256", "role", "agent"];
 
 /// A role as named in the file, before the agent id is attached.
@@ -62,7 +75,39 @@ pub(super) fn read(
             Some(token)
         })
     });
+    let users = http.or(d, "user", Vec::new(), |d, field| {
+        let mut names = Declared::new("web user name");
+        field.list(d, |d, element| {
+            let user = web_user(d, element, agents)?;
+            names.declare(
+                d,
+                user.name.clone(),
+                &user.name,
+                &element.path().key("name"),
+            );
+            Some(user)
+        })
+    });
+    let session_idle = http.or(
+        d,
+        "session_idle_s",
+        std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_S),
+        |d, field| field.seconds(d, 5..=MAX_SESSION_IDLE_S),
+    );
+    let mask_caller_for = http.or(d, "mask_caller_for", vec![RoleKind::Analyst], |d, field| {
+        field.list(d, |d, element| {
+            element.parsed(d, |text| match role_name(text)? {
+                RoleName::Agent => Ok(RoleKind::Agent),
+                RoleName::Supervisor => Ok(RoleKind::Supervisor),
+                RoleName::Admin => Ok(RoleKind::Admin),
+                RoleName::Analyst => Ok(RoleKind::Analyst),
+            })
+        })
+    });
     Some(HttpConfig {
+        users: users?,
+        session_idle: session_idle?,
+        mask_caller_for: mask_caller_for?,
         listen: listen?,
         tls: tls?,
         tokens: tokens?,
@@ -88,21 +133,7 @@ fn api_token(
     let hashed = table.optional(d, "token_sha256", |d, field| {
         field.parsed(d, TokenDigest::from_hex)
     });
-    let role = table.required(d, "role", |d, field| {
-        field.parsed(d, |text| {
-            ROLES
-                .iter()
-                .find(|(name, _)| *name == text)
-                .map(|&(_, role)| role)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ROLES.iter().map(|(name, _)| *name).collect();
-                    format!(
-                        "unknown role {text:?}; expected one of: {}",
-                        names.join(", ")
-                    )
-                })
-        })
-    });
+    let role = table.required(d, "role", |d, field| field.parsed(d, role_name));
     let agent = table.optional(d, "agent", |d, field| {
         let id = field.identifier(d)?;
         agents.check_reference(d, &id, field.path()).then_some(id)
@@ -156,6 +187,64 @@ fn api_token(
         },
         secret_key,
     ))
+}
+
+/// A role as written in the file.
+fn role_name(text: &str) -> Result<RoleName, String> {
+    ROLES
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|&(_, role)| role)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ROLES.iter().map(|(name, _)| *name).collect();
+            format!(
+                "unknown role {text:?}; expected one of: {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// One `[[http.user]]`: a supervisor, admin or analyst who logs in to the web pages. Agents
+/// log in with their `[[agent]]` id and `web_password_hash` instead, so a user's name must not
+/// be an agent id (the login form would not know whom it means).
+fn web_user(
+    d: &mut Diagnostics<'_>,
+    field: &Field<'_>,
+    agents: &Declared<String>,
+) -> Option<WebUser> {
+    let table = field.table(d, USER_KEYS)?;
+    let name = table.required(d, "name", |d, field| {
+        let name = field.identifier(d)?;
+        if agents.contains(&name) {
+            d.error(
+                field.path(),
+                format!(
+                    "{name:?} is an agent id: agents log in with their [[agent]] web_password_hash"
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    });
+    let role = table.required(d, "role", |d, field| {
+        field.parsed(d, |text| match role_name(text)? {
+            RoleName::Supervisor => Ok(ApiRole::Supervisor),
+            RoleName::Admin => Ok(ApiRole::Admin),
+            RoleName::Analyst => Ok(ApiRole::Analyst),
+            RoleName::Agent => Err(
+                "role \"agent\" is not a web user: give the [[agent]] a web_password_hash"
+                    .to_owned(),
+            ),
+        })
+    });
+    let hash = table.required(d, "web_password_hash", |d, field| {
+        field.parsed(d, crate::web::password::parse_hash)
+    });
+    Some(WebUser {
+        name: name?,
+        role: role?,
+        web_password_hash: hash?,
+    })
 }
 
 /// Token names appear in log lines and audit records: keep them short and plain.
@@ -312,6 +401,49 @@ mod tests {
         assert_eq!(
             error_lines(&text),
             vec!["t.toml:5:16: http.token[1].token_sha256: duplicate API token (first defined at http.token[0].token, line 2)"]
+        );
+    }
+
+    #[test]
+    fn web_users_sessions_and_masking_are_read() {
+        let hash = crate::web::password::hash("pw").expect("hash");
+        let config = valid(&format!(
+            "[http]\nsession_idle_s = 120\nmask_caller_for = [\"agent\"]\n[[http.user]]\nname = \"sue\"\nrole = \"admin\"\nweb_password_hash = \"{hash}\"\n"
+        ));
+        assert_eq!(
+            config.http.session_idle,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(
+            config.http.mask_caller_for,
+            vec![crate::config::RoleKind::Agent]
+        );
+        assert_eq!(config.http.users[0].role, ApiRole::Admin);
+        let defaults = valid("");
+        assert_eq!(
+            defaults.http.session_idle,
+            std::time::Duration::from_secs(1800)
+        );
+        assert_eq!(
+            defaults.http.mask_caller_for,
+            vec![crate::config::RoleKind::Analyst]
+        );
+    }
+
+    #[test]
+    fn web_users_are_checked() {
+        let text = format!(
+            "{AGENT}[http]\nsession_idle_s = 2\nmask_caller_for = [\"boss\"]\n[[http.user]]\nname = \"1001\"\nrole = \"agent\"\nweb_password_hash = \"plain\"\n"
+        );
+        assert_eq!(
+            error_lines(&text),
+            vec![
+                "t.toml:6:18: http.session_idle_s: 2 out of range 5..=43200",
+                "t.toml:7:20: http.mask_caller_for[0]: unknown role \"boss\"; expected one of: agent, supervisor, admin, analyst",
+                "t.toml:9:8: http.user[0].name: \"1001\" is an agent id: agents log in with their [[agent]] web_password_hash",
+                "t.toml:10:8: http.user[0].role: role \"agent\" is not a web user: give the [[agent]] a web_password_hash",
+                "t.toml:11:21: http.user[0].web_password_hash: not an argon2 PHC string (password hash string missing field): make one with `switchboard hash-password`",
+            ]
         );
     }
 }

@@ -44,8 +44,9 @@ pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
-    MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
+    MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy, RoleKind,
     RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TlsCertificate, TrunkConfig,
+    WebUser,
 };
 pub use security::SecurityConfig;
 
@@ -197,7 +198,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
 
 /// Helpers shared by the tests of every section.
 #[cfg(test)]
-pub(super) mod testing {
+pub(crate) mod testing {
     /// The errors `text` produces, one rendered line each (empty if it is valid).
     pub(crate) fn error_lines(text: &str) -> Vec<String> {
         match super::load_str("t.toml", text) {
@@ -250,9 +251,12 @@ digest_algorithms = ["SHA-256", "MD5"]       # challenges sent, in order; defaul
 min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a shorter Session-Expires gets 422 (90..=86400)
 
 [http]
-listen = "127.0.0.1:8080"                   # API and /metrics (the web UI is not built yet)
+listen = "127.0.0.1:8080"                   # API, /metrics, the agent desktop (/agent) and the wallboard (/wallboard)
 tls_cert = "/etc/switchboard/tls/fullchain.pem"  # optional, with tls_key: HTTPS only on this listener
 tls_key = "/etc/switchboard/tls/privkey.pem"     # re-read on SIGHUP like the SIP certificate
+session_idle_s = 1800                       # a web session unused this long is logged out (5..=43200, default 1800)
+mask_caller_for = ["analyst", "agent"]      # roles that see callers' numbers as +86138****1234 in the API,
+                                            # events and pages (default ["analyst"])
 
 [[http.token]]
 name = "ops-desk"                           # optional label in the audit and security logs; default token-<n>
@@ -264,6 +268,11 @@ name = "alice-softphone"
 token_sha256 = "c50c7a2d4b97ac53d95b5b08ea9eca416f81cd60594ff9d74de5511ce21352bb"  # instead of token: SHA-256 hex (switchboard hash-token)
 role = "agent"
 agent = "1001"                              # required for role = "agent", only allowed there
+
+[[http.user]]                               # a supervisor, admin or analyst who logs in to the web pages
+name = "sue"                                # login name; unique, not an agent id (agents log in with their id)
+role = "supervisor"                         # supervisor | admin | analyst
+web_password_hash = "$argon2id$v=19$m=19456,t=2,p=1$j0GNhg7PZcFwstzI5dxB7w$3TIXKS5y6WEhxfNiefvEYW9yNJ8X6dxgG2s3jvsusBI"  # switchboard hash-password
 
 [cdr]
 dir = "/var/lib/switchboard/cdr"            # JSON-lines CDR files
@@ -373,6 +382,7 @@ missed_call_reason = "missed"               # optional: not-ready reason set whe
                                             # offer (no answer, busy, declined); absent = the agent
                                             # stays Ready for other calls, and gets the missed call
                                             # again only after offer_retry_s
+dispositions = ["resolved", "follow-up", "escalated", "wrong-number"]  # wrap-up codes on the agent desktop (the default)
 offer_retry_s = 7                           # after an offer fails (no answer, busy, declined, unreachable)
                                             # that call goes to that agent again only after this long;
                                             # other agents may take it at once (1..=3600, default 5).
@@ -389,6 +399,7 @@ skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
 max_calls = 1                               # default 1, the only value: a voice agent takes one call at a time
 allow = ["192.0.2.0/24"]                    # default [] = anywhere; registrations from elsewhere get 403
 supervisor = true                           # default false: may listen/whisper/barge with *41/*42/*43<agent>
+web_password_hash = "$argon2id$v=19$m=19456,t=2,p=1$j0GNhg7PZcFwstzI5dxB7w$3TIXKS5y6WEhxfNiefvEYW9yNJ8X6dxgG2s3jvsusBI"  # optional: agent desktop login with the id; switchboard hash-password
 
 [[agent]]
 id = "1002"

@@ -125,6 +125,58 @@ pub struct HttpConfig {
     pub tls: Option<TlsCertificate>,
     /// Bearer tokens accepted by the API; each token is unique.
     pub tokens: Vec<ApiToken>,
+    /// Supervisors, admins and analysts who log in to the web pages (`[[http.user]]`).
+    pub users: Vec<WebUser>,
+    /// A web session unused this long is logged out (`session_idle_s`).
+    pub session_idle: std::time::Duration,
+    /// Roles that see callers' numbers masked in the API, events and pages (`mask_caller_for`).
+    pub mask_caller_for: Vec<RoleKind>,
+}
+
+/// A person who logs in to the web pages with a password but is not an agent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebUser {
+    /// The login name (unique among users and agent ids).
+    pub name: String,
+    /// Supervisor, admin or analyst.
+    pub role: ApiRole,
+    /// argon2 PHC string (`switchboard hash-password`).
+    pub web_password_hash: String,
+}
+
+impl fmt::Debug for WebUser {
+    // The hash is a credential: keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// A role without the agent id: what `mask_caller_for` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleKind {
+    /// Any agent.
+    Agent,
+    /// Supervisors.
+    Supervisor,
+    /// Admins.
+    Admin,
+    /// Analysts.
+    Analyst,
+}
+
+impl ApiRole {
+    /// The role without its agent id.
+    pub fn kind(&self) -> RoleKind {
+        match self {
+            ApiRole::Agent(_) => RoleKind::Agent,
+            ApiRole::Supervisor => RoleKind::Supervisor,
+            ApiRole::Admin => RoleKind::Admin,
+            ApiRole::Analyst => RoleKind::Analyst,
+        }
+    }
 }
 
 /// One bearer token for the HTTP API and the role it grants.
@@ -412,6 +464,8 @@ pub struct AcdSettings {
     /// After an offer fails, the call is not offered to that agent again for this long
     /// (`offer_retry_s`, 1..=3600 s, default 5 s).
     pub offer_retry_after: Duration,
+    /// Wrap-up disposition codes an agent picks from after a call (`dispositions`).
+    pub dispositions: Vec<String>,
 }
 
 /// An agent who can log in and take calls.
@@ -434,6 +488,8 @@ pub struct AgentConfig {
     /// May listen to, whisper to and barge into other agents' calls from the phone
     /// (`*41`/`*42`/`*43` followed by the agent id).
     pub supervisor: bool,
+    /// argon2 PHC string of the agent desktop password; `None` = no web login.
+    pub web_password_hash: Option<String>,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

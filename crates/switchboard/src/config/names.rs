@@ -55,6 +55,11 @@ impl<K: Ord> Declared<K> {
 }
 
 impl Declared<String> {
+    /// Whether `name` was declared.
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.first.contains_key(name)
+    }
+
     /// Reports `name` at `path` if it was never declared, listing the names that were.
     /// Returns whether the name is known.
     pub(super) fn check_reference(

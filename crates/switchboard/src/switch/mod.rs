@@ -12,6 +12,7 @@ mod call_index;
 mod caller_media;
 mod cdr;
 pub mod command;
+mod cti;
 mod emergency_first;
 mod feature_code;
 mod identity;
@@ -137,6 +138,8 @@ pub struct SharedState {
     pub gate: Arc<crate::security::gate::Gate>,
     /// The audit log (feature codes are audited).
     pub audit: crate::audit::AuditLog,
+    /// Where CTI events go (`/api/events`).
+    pub events: Arc<crate::web::events::EventHub>,
 }
 
 /// Timers call control sets for itself.
@@ -239,6 +242,8 @@ pub struct Switch {
     screening: screening::Screening,
     /// Where feature codes are audited.
     audit: crate::audit::AuditLog,
+    /// CTI events out (`/api/events`) and today's tallies.
+    events: Arc<crate::web::events::EventHub>,
     /// The source of the request being handled (auth failures are counted against it).
     request_source: Option<Peer>,
 }
@@ -260,6 +265,7 @@ impl Switch {
             emergency,
             gate,
             audit,
+            events,
         } = shared;
         let sip = &config.sip;
         let txn = TransactionLayer::new(TimerConfig {
@@ -299,6 +305,7 @@ impl Switch {
             parked_cdrs: HashMap::new(),
             screening: screening::Screening::new(gate),
             audit,
+            events,
             request_source: None,
             config,
             local,
@@ -698,14 +705,19 @@ impl Switch {
                 call.0,
                 b2bua::EndCause::QueueFull(format!("{reason:?}")),
             ),
-            acd::Action::Event(acd::AcdEvent::AgentStateChanged {
-                agent,
-                from,
-                to,
-                duration_in_previous,
-                ..
-            }) => self.record_agent_state(now, &agent, &from, &to, duration_in_previous),
-            acd::Action::Event(event) => tracing::debug!(?event, "acd event"),
+            acd::Action::Event(event) => {
+                self.publish_cti(now, &event);
+                match event {
+                    acd::AcdEvent::AgentStateChanged {
+                        agent,
+                        from,
+                        to,
+                        duration_in_previous,
+                        ..
+                    } => self.record_agent_state(now, &agent, &from, &to, duration_in_previous),
+                    event => tracing::debug!(?event, "acd event"),
+                }
+            }
         }
         Vec::new()
     }
@@ -779,6 +791,7 @@ pub(crate) mod testing {
                     .expect("valid metric"),
                 )),
                 audit: crate::audit::AuditLog::disabled(),
+                events: Arc::new(crate::web::events::EventHub::new()),
             },
             now,
             1_800_000_000,
