@@ -142,6 +142,7 @@ impl Acd {
         self.queue_index
             .get(id)
             .copied()
+            .filter(|&index| !self.queues[index].settings.is_retired())
             .ok_or_else(|| AcdError::UnknownQueue(id.clone()))
     }
 
@@ -326,6 +327,7 @@ impl Acd {
             .iter()
             .enumerate()
             .filter(|(index, _)| only.is_none_or(|q| q == *index))
+            .filter(|(_, queue)| !queue.settings.is_retired())
             .map(|(index, queue)| {
                 let in_stages = queue
                     .waiting

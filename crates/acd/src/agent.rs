@@ -198,7 +198,7 @@ impl Acd {
         seq: u64,
     ) -> ReadyKey {
         let idle = self.time.micros(detail.idle_since);
-        let (primary, secondary) = match self.queues[queue].strategy {
+        let (primary, secondary) = match self.queues[queue].settings.strategy() {
             Strategy::LongestIdle => (idle, 0),
             Strategy::MostSkilled => (-i64::from(served.proficiency), idle),
             Strategy::RoundRobin => (

@@ -99,6 +99,8 @@ mod exclusion;
 mod ids;
 mod matcher;
 mod queue;
+mod queue_changes;
+mod queue_settings;
 mod skills;
 mod snapshot;
 mod state;
