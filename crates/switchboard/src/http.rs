@@ -65,7 +65,6 @@ pub enum CallCommand {
 
 #[derive(Clone)]
 struct ApiState {
-    config: Arc<Config>,
     node: Arc<Node>,
     commands: mpsc::Sender<AgentCommand>,
     calls: mpsc::Sender<CallCommand>,
@@ -150,7 +149,6 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let limits = crate::http_limits::HttpLimits::from_config(&config);
     let state = ApiState {
-        config,
         node,
         commands,
         calls,
@@ -175,6 +173,7 @@ pub async fn serve(
         .route("/api/bans", get(list_bans))
         .route("/api/bans/{addr}", axum::routing::delete(lift_ban))
         .route("/api/audit", get(read_audit))
+        .route("/api/reload", post(reload))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -263,7 +262,8 @@ fn authorize(state: &ApiState, headers: &HeaderMap, from: SocketAddr) -> Result<
     let digest = crate::token_digest::TokenDigest::of(presented);
     // Every configured digest is compared, so the time taken does not tell which one matched.
     let mut found = None;
-    for token in &state.config.http.tokens {
+    let config = state.node.config.current();
+    for token in &config.http.tokens {
         if token.digest.matches(&digest) && found.is_none() {
             found = Some(token);
         }
@@ -800,7 +800,7 @@ async fn set_emergency(
 }
 
 fn set_emergency_as(state: &ApiState, did: &str, body: &[u8]) -> Result<Json<Value>, ApiError> {
-    check_configured_number(&state.config, did)?;
+    check_configured_number(&state.node.config.current(), did)?;
     let prompt = parse_emergency_request(body)?;
     if !state
         .node
@@ -833,7 +833,7 @@ async fn clear_emergency(
 }
 
 fn clear_emergency_as(state: &ApiState, did: &str) -> Result<Json<Value>, ApiError> {
-    check_configured_number(&state.config, did)?;
+    check_configured_number(&state.node.config.current(), did)?;
     let was_on = state.node.emergency.clear(did);
     save_emergencies(state)?;
     if was_on {
@@ -856,6 +856,50 @@ fn authorize_admin(
             "forbidden",
             format!("only admins {what}"),
         )),
+    }
+}
+
+/// `POST /api/reload` (admin): re-read the configuration file and apply the changes live.
+/// 200 with the changes applied; 422 `invalid_config` (file:line:column: field: why) or
+/// 409 `restart_required` (the keys) when nothing was applied. Audited by the reloader.
+async fn reload(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    use crate::reload::{ReloadOutcome, ReloadRequest};
+    let caller = authorize_admin(&state, &headers, peer, "reload the configuration")?;
+    let (reply, outcome) = oneshot::channel();
+    let request = ReloadRequest {
+        who: caller.who(),
+        from: Some(peer.ip().to_string()),
+        reply,
+    };
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is shutting down",
+        )
+    };
+    state
+        .node
+        .reload
+        .send(request)
+        .await
+        .map_err(|_| unavailable())?;
+    match outcome.await.map_err(|_| unavailable())? {
+        ReloadOutcome::Applied(changes) => {
+            Ok(Json(json!({ "result": "applied", "changes": changes })))
+        }
+        ReloadOutcome::Refused(refusal) => {
+            let status = match refusal {
+                crate::reload::Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                crate::reload::Refusal::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(ApiError::new(status, refusal.code(), refusal.to_string()))
+        }
     }
 }
 

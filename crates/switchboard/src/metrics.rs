@@ -53,6 +53,8 @@ pub struct Metrics {
     pub api_auth_failures: IntCounterVec,
     /// Audit records that could not be written.
     pub audit_errors: IntCounter,
+    /// Configuration reloads, by result (`applied`, `refused`).
+    pub config_reloads: IntCounterVec,
     /// Failed attempts to ship audit records to PostgreSQL.
     pub audit_postgres_failures: IntCounter,
     cdr_backlog: IntGauge,
@@ -249,6 +251,12 @@ impl Metrics {
                 "switchboard_api_auth_failures_total",
                 "API requests refused for a missing or unknown bearer token.",
                 &["reason"],
+            ),
+            config_reloads: counter(
+                &registry,
+                "switchboard_config_reloads_total",
+                "Configuration reloads (SIGHUP, switchboard reload, POST /api/reload), by result: applied or refused.",
+                &["result"],
             ),
             audit_errors: plain_counter(
                 &registry,

@@ -347,9 +347,10 @@ mod tests {
             changes(&new),
             Ok(vec![change("queue", "spare", Change::Changed)])
         );
-        let removed = BASE
-            .replace("overflow = \"spare\"\n", "")
-            .replace("[[queue]]\nname = \"spare\"\nskills = { support = 1 }\n", "");
+        let removed = BASE.replace("overflow = \"spare\"\n", "").replace(
+            "[[queue]]\nname = \"spare\"\nskills = { support = 1 }\n",
+            "",
+        );
         assert_eq!(
             changes(&removed),
             Ok(vec![

@@ -1,0 +1,258 @@
+//! Live configuration reload: `switchboard reload`, `POST /api/reload` and SIGHUP all come
+//! here. One task re-reads the file the node was started with, checks it with the loader
+//! `check-config` uses, works out the difference to the running configuration, and hands the
+//! changes to call control, which applies them between two events (no lock is held across the
+//! call core). A bad file, or a change that needs a restart, changes nothing. The TLS
+//! certificates are re-read on every reload as well (certbot's deploy hook sends SIGHUP).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{AuditLog, AuditRecord, Who};
+use crate::config::diff::{ConfigChange, NeedsRestart};
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// The configuration the node runs with now, read by the HTTP API (tokens, numbers) on each
+/// request and replaced by a reload.
+pub struct LiveConfig(RwLock<Arc<Config>>);
+
+impl LiveConfig {
+    /// Starts with `config`.
+    pub fn new(config: Arc<Config>) -> Self {
+        Self(RwLock::new(config))
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<Config> {
+        // A writer never panics while holding the lock (it only swaps an Arc), so a poisoned
+        // lock still holds a whole configuration.
+        match self.0.read() {
+            Ok(config) => Arc::clone(&config),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn replace(&self, config: Arc<Config>) {
+        match self.0.write() {
+            Ok(mut current) => *current = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+}
+
+/// A request to reload, from the API or the CLI (SIGHUP is watched by the reloader itself).
+pub struct ReloadRequest {
+    /// Who asked (written to the audit log).
+    pub who: Who,
+    /// The address they asked from.
+    pub from: Option<String>,
+    /// The outcome.
+    pub reply: oneshot::Sender<ReloadOutcome>,
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    /// Every change was applied (possibly none: the file did not change).
+    Applied(Vec<ConfigChange>),
+    /// Nothing was applied.
+    Refused(Refusal),
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The node runs the embedded demo: there is no file to re-read.
+    NoFile,
+    /// The file does not load; every error with file:line:column and field.
+    Invalid(String),
+    /// Keys that changed and can only change on restart.
+    NeedsRestart(Vec<NeedsRestart>),
+    /// Call control has stopped (the node is shutting down).
+    Stopped,
+}
+
+impl Refusal {
+    /// A stable machine code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoFile => "no_config_file",
+            Refusal::Invalid(_) => "invalid_config",
+            Refusal::NeedsRestart(_) => "restart_required",
+            Refusal::Stopped => "shutting_down",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoFile => write!(
+                f,
+                "the node runs the embedded demo (no --config): there is no file to reload"
+            ),
+            Refusal::Invalid(errors) => {
+                write!(f, "the file is invalid, nothing was changed: {errors}")
+            }
+            Refusal::NeedsRestart(keys) => {
+                let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "these changes need a restart, nothing was changed: {}",
+                    keys.join("; ")
+                )
+            }
+            Refusal::Stopped => write!(f, "the node is shutting down"),
+        }
+    }
+}
+
+/// What call control must apply, sent into its loop.
+pub struct CoreReload {
+    /// The new configuration (already checked).
+    pub config: Arc<Config>,
+    /// What differs from the running one.
+    pub changes: Vec<ConfigChange>,
+    /// Answered once applied.
+    pub applied: oneshot::Sender<()>,
+}
+
+/// Re-reads the TLS certificates; implemented by the runtime's certificate holder.
+pub trait CertificateReload: Send + Sync {
+    /// Reloads every certificate, auditing each one.
+    fn reload_certificates(&self, audit: &AuditLog);
+}
+
+/// The task that performs reloads one at a time.
+pub struct Reloader {
+    /// The file the node was started with; `None` for the demo.
+    pub path: Option<PathBuf>,
+    /// The configuration in force.
+    pub live: Arc<LiveConfig>,
+    /// Call control's reload inbox.
+    pub core: mpsc::Sender<CoreReload>,
+    /// The TLS certificates.
+    pub certificates: Box<dyn CertificateReload>,
+    /// Where each reload is recorded.
+    pub audit: AuditLog,
+    /// `switchboard_config_reloads_total`.
+    pub metrics: Arc<Metrics>,
+    /// Its trusted addresses follow the trunks' ACLs.
+    pub gate: Arc<crate::security::gate::Gate>,
+}
+
+impl Reloader {
+    /// Serves reload requests and SIGHUPs until the request channel closes.
+    pub async fn run(self, mut requests: mpsc::Receiver<ReloadRequest>) {
+        #[cfg(unix)]
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(hangups) => Some(hangups),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGHUP: use `switchboard reload`");
+                    None
+                }
+            };
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(hangups) => hangups.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<Option<()>>();
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else { return };
+                    let outcome = self.reload(request.who, request.from).await;
+                    let _ = request.reply.send(outcome);
+                }
+                Some(()) = hangup => {
+                    tracing::info!("SIGHUP: reloading the configuration and TLS certificates");
+                    let who = Who {
+                        role: Some("system".to_owned()),
+                        ..Default::default()
+                    };
+                    self.reload(who, Some("SIGHUP".to_owned())).await;
+                }
+            }
+        }
+    }
+
+    /// One reload: certificates, then the configuration file.
+    async fn reload(&self, who: Who, from: Option<String>) -> ReloadOutcome {
+        self.certificates.reload_certificates(&self.audit);
+        let outcome = self.reload_config().await;
+        let (result, target) = match &outcome {
+            ReloadOutcome::Applied(changes) => {
+                let listed: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                tracing::info!(changes = %listed.join(", "), "configuration reloaded");
+                ("applied", listed.join(", "))
+            }
+            ReloadOutcome::Refused(refusal) => {
+                tracing::warn!(%refusal, "configuration reload refused");
+                ("refused", refusal.to_string())
+            }
+        };
+        self.metrics
+            .config_reloads
+            .with_label_values(&[result])
+            .inc();
+        let path = self
+            .path
+            .as_ref()
+            .map_or_else(|| "(demo)".to_owned(), |p| p.display().to_string());
+        let target = if target.is_empty() {
+            format!("{path}: no change")
+        } else {
+            format!("{path}: {target}")
+        };
+        let record = AuditRecord::now(who, from, "config-reload", Some(target), result);
+        if let Err(error) = self.audit.write(record).await {
+            tracing::warn!(%error, "the reload could not be audited");
+        }
+        outcome
+    }
+
+    async fn reload_config(&self) -> ReloadOutcome {
+        let Some(path) = self.path.clone() else {
+            return ReloadOutcome::Refused(Refusal::NoFile);
+        };
+        // Reading the file and checking certificates is blocking work: off the async workers.
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::start_check::load_file(&path)).await;
+        let config = match loaded {
+            Ok(Ok(config)) => Arc::new(config),
+            Ok(Err(errors)) => return ReloadOutcome::Refused(Refusal::Invalid(errors.to_string())),
+            Err(error) => {
+                return ReloadOutcome::Refused(Refusal::Invalid(format!(
+                    "the loader stopped: {error}"
+                )))
+            }
+        };
+        let current = self.live.current();
+        let changes = match crate::config::diff::diff(&current, &config) {
+            Ok(changes) => changes,
+            Err(keys) => return ReloadOutcome::Refused(Refusal::NeedsRestart(keys)),
+        };
+        if !changes.is_empty() {
+            let (applied, done) = oneshot::channel();
+            let sent = self.core.send(CoreReload {
+                config: Arc::clone(&config),
+                changes: changes.clone(),
+                applied,
+            });
+            if sent.await.is_err() || done.await.is_err() {
+                return ReloadOutcome::Refused(Refusal::Stopped);
+            }
+        }
+        self.gate.set_trusted(&config);
+        self.live.replace(config);
+        ReloadOutcome::Applied(changes)
+    }
+}
