@@ -346,6 +346,10 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         );
+        // Both series exist from the start, so an alert on `refused` has something to watch.
+        for result in ["applied", "refused"] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
         metrics
     }
 

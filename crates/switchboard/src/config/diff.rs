@@ -69,28 +69,28 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
         ("listen_udp", o.listen_udp != n.listen_udp, BOUND_AT_START),
         ("listen_tcp", o.listen_tcp != n.listen_tcp, BOUND_AT_START),
         ("listen_tls", o.listen_tls != n.listen_tls, BOUND_AT_START),
-        ("tls", o.tls != n.tls, BOUND_AT_START),
+        ("tls_cert", o.tls != n.tls, BOUND_AT_START),
         (
             "public_address",
             o.public_address != n.public_address,
             BUILT_AT_START,
         ),
         ("realm", o.realm != n.realm, BUILT_AT_START),
-        ("t1", o.t1 != n.t1, BUILT_AT_START),
-        ("t2", o.t2 != n.t2, BUILT_AT_START),
-        ("t4", o.t4 != n.t4, BUILT_AT_START),
+        ("t1_ms", o.t1 != n.t1, BUILT_AT_START),
+        ("t2_ms", o.t2 != n.t2, BUILT_AT_START),
+        ("t4_ms", o.t4 != n.t4, BUILT_AT_START),
         (
             "max_message_bytes",
             o.max_message_bytes != n.max_message_bytes,
             BOUND_AT_START,
         ),
         (
-            "min_expires",
+            "min_expires_s",
             o.min_expires != n.min_expires,
             BUILT_AT_START,
         ),
         (
-            "max_expires",
+            "max_expires_s",
             o.max_expires != n.max_expires,
             BUILT_AT_START,
         ),
@@ -100,7 +100,7 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
             BUILT_AT_START,
         ),
         (
-            "drain_timeout",
+            "drain_timeout_s",
             o.drain_timeout != n.drain_timeout,
             BUILT_AT_START,
         ),
@@ -114,7 +114,7 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
         needs("http.listen".to_owned(), BOUND_AT_START);
     }
     if old.http.tls != new.http.tls {
-        needs("http.tls".to_owned(), BOUND_AT_START);
+        needs("http.tls_cert".to_owned(), BOUND_AT_START);
     }
     let (o, n) = (&old.cdr, &new.cdr);
     for (key, differs) in [
@@ -133,7 +133,7 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
         ("public_address", o.public_address != n.public_address),
         ("rtp_port_min", o.rtp_port_min != n.rtp_port_min),
         ("rtp_port_max", o.rtp_port_max != n.rtp_port_max),
-        ("timeout", o.timeout != n.timeout),
+        ("timeout_s", o.timeout != n.timeout),
         ("prompts_dir", o.prompts_dir != n.prompts_dir),
         ("recordings_dir", o.recordings_dir != n.recordings_dir),
     ] {
@@ -227,10 +227,10 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
 fn sip_live(config: &Config) -> BTreeMap<&'static str, String> {
     let sip = &config.sip;
     BTreeMap::from([
-        ("ring_timeout", format!("{:?}", sip.ring_timeout)),
+        ("ring_timeout_s", format!("{:?}", sip.ring_timeout)),
         ("max_calls", sip.max_calls.to_string()),
         (
-            "min_session_expires",
+            "min_session_expires_s",
             format!("{:?}", sip.min_session_expires),
         ),
     ])
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(
             changes(&new),
             Ok(vec![
-                change("sip", "ring_timeout", Change::Changed),
+                change("sip", "ring_timeout_s", Change::Changed),
                 change("trunk", "t", Change::Changed),
                 change("number", "102", Change::Added),
                 change("number", "101", Change::Removed),
