@@ -256,3 +256,110 @@ impl Reloader {
         ReloadOutcome::Applied(changes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoCertificates;
+
+    impl CertificateReload for NoCertificates {
+        fn reload_certificates(&self, _: &AuditLog) {}
+    }
+
+    const BASE: &str = "[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.0/8\"]\n";
+
+    type Gate = Arc<crate::security::gate::Gate>;
+
+    /// A reloader over `path` whose core applies every reload at once; returns the requests
+    /// channel's sender, the configuration it serves and its gate.
+    fn reloader(path: Option<PathBuf>) -> (mpsc::Sender<ReloadRequest>, Arc<LiveConfig>, Gate) {
+        let config = Arc::new(crate::config::load_str("t.toml", BASE).expect("valid"));
+        let live = Arc::new(LiveConfig::new(Arc::clone(&config)));
+        let metrics = Arc::new(Metrics::new(&config));
+        let gate = Arc::new(crate::security::gate::Gate::new(
+            &config,
+            metrics.security_events.clone(),
+        ));
+        let (core, mut applied) = mpsc::channel::<CoreReload>(1);
+        tokio::spawn(async move {
+            while let Some(reload) = applied.recv().await {
+                let _ = reload.applied.send(());
+            }
+        });
+        let reloader = Reloader {
+            path,
+            live: Arc::clone(&live),
+            core,
+            certificates: Box::new(NoCertificates),
+            audit: AuditLog::disabled(),
+            metrics,
+            gate: Arc::clone(&gate),
+        };
+        let (requests, inbox) = mpsc::channel(1);
+        tokio::spawn(reloader.run(inbox));
+        (requests, live, gate)
+    }
+
+    async fn ask(requests: &mpsc::Sender<ReloadRequest>) -> ReloadOutcome {
+        let (reply, outcome) = oneshot::channel();
+        let request = ReloadRequest {
+            who: Who::default(),
+            from: None,
+            reply,
+        };
+        requests.send(request).await.expect("the reloader runs");
+        outcome.await.expect("an answer")
+    }
+
+    #[tokio::test]
+    async fn a_node_without_a_file_refuses_to_reload() {
+        let (requests, _, _) = reloader(None);
+        let outcome = ask(&requests).await;
+        assert!(
+            matches!(outcome, ReloadOutcome::Refused(Refusal::NoFile)),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_applied_reload_replaces_the_configuration_the_api_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("switchboard.toml");
+        let trunk = BASE.replace("10.0.0.0/8", "192.0.2.0/24");
+        std::fs::write(&path, &trunk).expect("written");
+        let (requests, live, gate) = reloader(Some(path.clone()));
+        let new_trunk: std::net::IpAddr = "192.0.2.7".parse().expect("address");
+        assert!(!gate.is_trusted(new_trunk));
+        match ask(&requests).await {
+            ReloadOutcome::Applied(changes) => {
+                let listed: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                assert_eq!(listed, ["trunk t changed"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            live.current().trunks[0].allow[0].to_string(),
+            "192.0.2.0/24"
+        );
+        assert!(
+            gate.is_trusted(new_trunk),
+            "the trunk's new ACL is exempt from bans"
+        );
+        // A file that no longer loads changes nothing.
+        std::fs::write(&path, "[[trunk]]\nname = 5\n").expect("written");
+        let outcome = ask(&requests).await;
+        match &outcome {
+            ReloadOutcome::Refused(refusal @ Refusal::Invalid(errors)) => {
+                assert_eq!(refusal.code(), "invalid_config");
+                assert!(errors.contains("switchboard.toml:2:"), "{errors}");
+                assert!(errors.contains("trunk[0].name"), "{errors}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            live.current().trunks[0].allow[0].to_string(),
+            "192.0.2.0/24"
+        );
+    }
+}
