@@ -101,6 +101,7 @@ mod matcher;
 mod queue;
 mod queue_changes;
 mod queue_settings;
+mod queue_table;
 mod skills;
 mod snapshot;
 mod state;

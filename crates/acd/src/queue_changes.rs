@@ -1,5 +1,5 @@
-//! Queues changed by a configuration reload while calls wait: new settings for a queue, or a
-//! queue removed (its waiting calls leave along its overflow chain, or time out).
+//! Queues changed by a configuration reload while calls wait: a queue added, new settings for
+//! a queue, or a queue removed (its waiting calls leave along its overflow chain, or time out).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,12 +7,74 @@ use std::time::Instant;
 use crate::acd::Acd;
 use crate::action::{Action, OverflowReason};
 use crate::call::CallCell;
-use crate::config::QueueConfig;
+use crate::config::{AgentConfig, QueueConfig};
 use crate::error::AcdError;
 use crate::ids::QueueId;
+use crate::queue::QueueRuntime;
+use crate::skills::Eligibility;
 use crate::state::{agent_tag, call_tag, AgentStateKind, Word};
 
 impl Acd {
+    /// Adds a queue while the ACD runs: every agent whose skills qualify serves it at once (a
+    /// Ready one is re-filed and may be offered its calls). Its overflow target must exist.
+    /// Refused when a queue of that id exists or existed (a removed queue's id is taken until
+    /// restart), or after [`QUEUES_ADDED_LIVE`](crate::queue_table::QUEUES_ADDED_LIVE) additions.
+    pub fn add_queue(&self, now: Instant, config: &QueueConfig) -> Result<Vec<Action>, AcdError> {
+        {
+            let mut directory = self
+                .directory
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if directory.index.contains_key(&config.id) {
+                return Err(AcdError::DuplicateQueue(config.id.clone()));
+            }
+            let mut ids = directory.index.clone();
+            ids.insert(config.id.clone(), usize::MAX);
+            crate::config::validate_queue(config, &ids)?;
+            let overflow = match &config.overflow {
+                Some(target) => Some(
+                    directory
+                        .index
+                        .get(target)
+                        .copied()
+                        .filter(|&index| !self.queues[index].settings.is_retired())
+                        .ok_or_else(|| AcdError::UnknownOverflowQueue {
+                            queue: config.id.clone(),
+                            target: target.clone(),
+                        })?,
+                ),
+                None => None,
+            };
+            let eligibility = Eligibility::compile(config, &mut directory.skills);
+            let runtime = QueueRuntime::new(config, eligibility, overflow);
+            let index = self
+                .queues
+                .push(runtime)
+                .map_err(|_| AcdError::InvalidQueue {
+                    queue: config.id.clone(),
+                    reason: format!(
+                        "{} queues were added since the start; adding more needs a restart",
+                        crate::queue_table::QUEUES_ADDED_LIVE
+                    ),
+                })?;
+            directory.file(index, &self.queues[index]);
+            directory.index.insert(config.id.clone(), index);
+        }
+        // Every agent works out its queues again; those who qualify join the new one.
+        let agents: Vec<AgentConfig> = self
+            .agents()
+            .into_iter()
+            .map(|agent| AgentConfig::new(agent.id, agent.name, agent.skills))
+            .collect();
+        let mut actions = Vec::new();
+        for agent in agents {
+            if let Ok(more) = self.upsert_agent(now, agent) {
+                actions.extend(more);
+            }
+        }
+        Ok(actions)
+    }
+
     /// Applies a queue's new strategy, thresholds (max wait, max length, service level),
     /// overflow target, wrap-up, preferred-agent wait and priority aging. Who may serve the
     /// queue (required skills, expansion steps) and the initial handle time are not changed
@@ -156,6 +218,64 @@ mod tests {
             },
         )
         .expect("enqueued")
+    }
+
+    #[test]
+    fn an_added_queue_is_served_by_the_qualified_ready_agents_at_once() {
+        let now = Instant::now();
+        let acd = acd(vec![QueueConfig::new("old")]);
+        let skilled = AgentId::from("skilled");
+        acd.upsert_agent(
+            now,
+            AgentConfig::new("skilled", "S", vec![("billing".into(), 5)]),
+        )
+        .expect("agent");
+        acd.upsert_agent(
+            now,
+            AgentConfig::new("other", "O", vec![("sales".into(), 5)]),
+        )
+        .expect("agent");
+        acd.login(now, &skilled, true).expect("ready");
+        acd.login(now, &"other".into(), true).expect("ready");
+        let mut billing = QueueConfig::new("billing");
+        billing.required = vec![crate::config::SkillRequirement::new("billing", 3)];
+        billing.overflow = Some("old".into());
+        acd.add_queue(now, &billing).expect("added");
+        assert_eq!(acd.queues().len(), 2);
+        let snapshot = acd.queue(&"billing".into()).expect("listed");
+        assert_eq!(snapshot.agents.ready, 1, "{snapshot:?}");
+        let actions = enqueue(&acd, now, 1, "billing");
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::Offer { agent, .. }
+                if agent.as_str() == "skilled")),
+            "{actions:?}"
+        );
+        assert_eq!(
+            acd.add_queue(now, &billing).map(|_| ()),
+            Err(AcdError::DuplicateQueue("billing".into()))
+        );
+        let mut dangling = QueueConfig::new("dangling");
+        dangling.overflow = Some("nowhere".into());
+        assert!(matches!(
+            acd.add_queue(now, &dangling),
+            Err(AcdError::UnknownOverflowQueue { .. })
+        ));
+    }
+
+    #[test]
+    fn queues_added_past_the_room_are_refused() {
+        let now = Instant::now();
+        let acd = acd(Vec::new());
+        for n in 0..crate::queue_table::QUEUES_ADDED_LIVE {
+            acd.add_queue(now, &QueueConfig::new(format!("q{n}").as_str()))
+                .expect("room left");
+        }
+        assert!(matches!(
+            acd.add_queue(now, &QueueConfig::new("one-too-many")),
+            Err(AcdError::InvalidQueue { .. })
+        ));
     }
 
     #[test]
