@@ -50,7 +50,7 @@ impl Acd {
             let index = self
                 .queues
                 .push(runtime)
-                .map_err(|_| AcdError::InvalidQueue {
+                .ok_or_else(|| AcdError::InvalidQueue {
                     queue: config.id.clone(),
                     reason: format!(
                         "{} queues were added since the start; adding more needs a restart",

@@ -36,16 +36,13 @@ impl QueueTable {
         }
     }
 
-    /// Appends a queue and returns its position, or gives it back when the table is full.
+    /// Appends a queue and returns its position; `None` when the table is full.
     /// Only one thread appends at a time (the caller holds the directory's write lock).
-    pub(crate) fn push(&self, queue: QueueRuntime) -> Result<QueueIdx, QueueRuntime> {
+    pub(crate) fn push(&self, queue: QueueRuntime) -> Option<QueueIdx> {
         let index = self.len.load(Ordering::Acquire);
-        let Some(slot) = self.slots.get(index) else {
-            return Err(queue);
-        };
-        slot.set(queue)?;
+        self.slots.get(index)?.set(queue).ok()?;
         self.len.store(index + 1, Ordering::Release);
-        Ok(index)
+        Some(index)
     }
 
     /// The queues in order, retired ones included.
