@@ -167,6 +167,47 @@ fn reload_adds_an_agent_who_registers_and_takes_a_call() -> HarnessResult<()> {
 }
 
 #[test]
+fn reload_adds_a_queue_and_its_number_and_the_skilled_agent_answers_there() -> HarnessResult<()> {
+    let config = SwitchboardConfig {
+        agents: vec![AgentAccount::new("1002", "Bob")
+            .without_support()
+            .with_skill("billing", 4)],
+        ..SwitchboardConfig::default()
+    };
+    let switchboard = Switchboard::start(config)?;
+    let agent = start_agent(&switchboard, "1002", "agent_answer.xml", WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1002", "ready", WAIT)?;
+    // DID 200 is not routed yet.
+    let unrouted = switchboard
+        .sipp_client("expect_404.xml")?
+        .service("200")
+        .run()?;
+    unrouted.ensure_success()?;
+
+    edit_config(&switchboard, |text| {
+        text + "\n[[queue]]\nname = \"billing\"\nskills = { billing = 3 }\noverflow = \"support\"\n\n\
+                [[number]]\ndid = \"200\"\nqueue = \"billing\"\n"
+    })?;
+    let changes = applied(reload(&switchboard)?)?;
+    assert_eq!(changes, ["number 200 added", "queue billing added"]);
+    let billing = switchboard.api().queue("billing")?;
+    assert_eq!(billing["agents"]["ready"], json!(1), "{billing}");
+    let trunk = trunk_call(&switchboard, "200", 200)?.wait()?;
+    trunk.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let record = wait_for_call(
+        switchboard.cdr_dir(),
+        &first_call_id(&trunk.messages())?,
+        WAIT,
+    )?;
+    assert_eq!(str_field(&record, "queue"), Some("billing"), "{record}");
+    assert_eq!(str_field(&record, "agent"), Some("1002"), "{record}");
+    Ok(())
+}
+
+#[test]
 fn reload_gives_a_queue_a_max_wait_and_new_calls_overflow_after_it() -> HarnessResult<()> {
     // 1001 serves `support` only, 1002 `spare` only; `support` overflows to `spare` but has
     // no max wait, so a call waits for 1001 (on a break) for ever, until the reload.

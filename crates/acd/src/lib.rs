@@ -117,5 +117,6 @@ pub use crate::config::{
 };
 pub use crate::error::AcdError;
 pub use crate::ids::{AgentId, CallId, QueueId, Skill};
+pub use crate::queue_table::QUEUES_ADDED_LIVE;
 pub use crate::snapshot::{AgentCounts, AgentSnapshot, CallSnapshot, QueueSnapshot};
 pub use crate::state::{AgentState, AgentStateKind, CallStateKind};

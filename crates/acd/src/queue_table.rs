@@ -11,7 +11,7 @@ use crate::queue::{QueueIdx, QueueRuntime};
 use crate::skills::SkillTable;
 
 /// How many queues a reload may add between two starts.
-pub(crate) const QUEUES_ADDED_LIVE: usize = 64;
+pub const QUEUES_ADDED_LIVE: usize = 64;
 
 /// Fixed slots, filled in order; a slot is read only once its position has been published.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditLog, AuditRecord, Who};
-use crate::config::diff::{ConfigChange, NeedsRestart};
+use crate::config::diff::{Change, ConfigChange, NeedsRestart};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -142,11 +142,58 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Its trusted addresses follow the trunks' ACLs.
     pub gate: Arc<crate::security::gate::Gate>,
+    /// What earlier reloads did that the next ones must respect.
+    pub history: ReloadHistory,
+}
+
+/// Queues added and removed since the start: the ACD keeps a removed queue's place (so its
+/// name cannot come back before a restart) and has room for a bounded number of additions.
+#[derive(Debug, Default)]
+pub struct ReloadHistory {
+    removed_queues: std::collections::HashSet<String>,
+    queues_added: usize,
+}
+
+impl ReloadHistory {
+    /// The keys among `changes` that the ACD cannot take before a restart.
+    fn refusals(&self, changes: &[ConfigChange]) -> Vec<NeedsRestart> {
+        let added: Vec<&ConfigChange> = changes
+            .iter()
+            .filter(|c| c.section == "queue" && c.change == Change::Added)
+            .collect();
+        let mut refusals: Vec<NeedsRestart> = added
+            .iter()
+            .filter(|c| self.removed_queues.contains(&c.name))
+            .map(|c| NeedsRestart {
+                key: format!("queue.{}", c.name),
+                reason: "a queue removed since the start keeps its name until a restart",
+            })
+            .collect();
+        if self.queues_added + added.len() > acd::QUEUES_ADDED_LIVE {
+            refusals.push(NeedsRestart {
+                key: "queue".to_owned(),
+                reason: "the ACD has room for 64 queues added live; adding more needs a restart",
+            });
+        }
+        refusals
+    }
+
+    fn record(&mut self, changes: &[ConfigChange]) {
+        for change in changes.iter().filter(|c| c.section == "queue") {
+            match change.change {
+                Change::Added => self.queues_added += 1,
+                Change::Removed => {
+                    self.removed_queues.insert(change.name.clone());
+                }
+                Change::Changed => {}
+            }
+        }
+    }
 }
 
 impl Reloader {
     /// Serves reload requests and SIGHUPs until the request channel closes.
-    pub async fn run(self, mut requests: mpsc::Receiver<ReloadRequest>) {
+    pub async fn run(mut self, mut requests: mpsc::Receiver<ReloadRequest>) {
         #[cfg(unix)]
         let mut hangups =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -185,7 +232,7 @@ impl Reloader {
     }
 
     /// One reload: certificates, then the configuration file.
-    async fn reload(&self, who: Who, from: Option<String>) -> ReloadOutcome {
+    async fn reload(&mut self, who: Who, from: Option<String>) -> ReloadOutcome {
         self.certificates.reload_certificates(&self.audit);
         let outcome = self.reload_config().await;
         let (result, target) = match &outcome {
@@ -219,7 +266,7 @@ impl Reloader {
         outcome
     }
 
-    async fn reload_config(&self) -> ReloadOutcome {
+    async fn reload_config(&mut self) -> ReloadOutcome {
         let Some(path) = self.path.clone() else {
             return ReloadOutcome::Refused(Refusal::NoFile);
         };
@@ -240,6 +287,10 @@ impl Reloader {
             Ok(changes) => changes,
             Err(keys) => return ReloadOutcome::Refused(Refusal::NeedsRestart(keys)),
         };
+        let refusals = self.history.refusals(&changes);
+        if !refusals.is_empty() {
+            return ReloadOutcome::Refused(Refusal::NeedsRestart(refusals));
+        }
         if !changes.is_empty() {
             let (applied, done) = oneshot::channel();
             let sent = self.core.send(CoreReload {
@@ -251,6 +302,7 @@ impl Reloader {
                 return ReloadOutcome::Refused(Refusal::Stopped);
             }
         }
+        self.history.record(&changes);
         self.gate.set_trusted(&config);
         self.live.replace(config);
         ReloadOutcome::Applied(changes)
@@ -295,6 +347,7 @@ mod tests {
             audit: AuditLog::disabled(),
             metrics,
             gate: Arc::clone(&gate),
+            history: ReloadHistory::default(),
         };
         let (requests, inbox) = mpsc::channel(1);
         tokio::spawn(reloader.run(inbox));
@@ -310,6 +363,33 @@ mod tests {
         };
         requests.send(request).await.expect("the reloader runs");
         outcome.await.expect("an answer")
+    }
+
+    #[test]
+    fn a_removed_queue_cannot_come_back_before_a_restart() {
+        let change = |name: &str, change| ConfigChange {
+            section: "queue",
+            name: name.to_owned(),
+            change,
+        };
+        let mut history = ReloadHistory::default();
+        history.record(&[
+            change("sales", Change::Removed),
+            change("new", Change::Added),
+        ]);
+        let refused = history.refusals(&[change("sales", Change::Added)]);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].key, "queue.sales");
+        assert!(history
+            .refusals(&[change("other", Change::Added)])
+            .is_empty());
+        let many: Vec<ConfigChange> = (0..acd::QUEUES_ADDED_LIVE)
+            .map(|n| change(&format!("q{n}"), Change::Added))
+            .collect();
+        // One was added already: 64 more do not fit.
+        let refused = history.refusals(&many);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].key, "queue");
     }
 
     #[tokio::test]

@@ -213,6 +213,7 @@ pub async fn run_from_file(
         audit: audit.clone(),
         metrics: metrics.clone(),
         gate: node.gate.clone(),
+        history: crate::reload::ReloadHistory::default(),
     };
     tokio::spawn(reloader.run(reload_rx));
     tracing::info!(

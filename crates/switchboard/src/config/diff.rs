@@ -158,18 +158,12 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
     }
     let old_queues = by_name(&old.queues, |q| &q.name);
     for (name, queue) in by_name(&new.queues, |q| &q.name) {
-        match old_queues.get(name) {
-            None => needs(
-                format!("queue.{name}"),
-                "a new queue changes the ACD's agent indexes; adding one needs a restart",
-            ),
-            Some(before) => {
-                for key in fixed_queue_keys(before, queue) {
-                    needs(
-                        format!("queue.{name}.{key}"),
-                        "who may serve a queue shapes the ACD's indexes; changing it needs a restart",
-                    );
-                }
+        if let Some(before) = old_queues.get(name) {
+            for key in fixed_queue_keys(before, queue) {
+                needs(
+                    format!("queue.{name}.{key}"),
+                    "who may serve a queue shapes the ACD's indexes; changing it needs a restart (or add a queue under a new name)",
+                );
             }
         }
     }
@@ -390,15 +384,19 @@ mod tests {
     }
 
     #[test]
-    fn a_new_queue_or_new_queue_skills_need_a_restart() {
-        let new = BASE.replacen("skills = { support = 1 }", "skills = { support = 2 }", 1)
-            + "[[queue]]\nname = \"extra\"\nskills = { support = 1 }\n";
+    fn a_new_queue_is_added_live_but_new_skills_for_a_queue_need_a_restart() {
+        let added = BASE.to_owned() + "[[queue]]\nname = \"extra\"\nskills = { support = 1 }\n";
+        assert_eq!(
+            changes(&added),
+            Ok(vec![change("queue", "extra", Change::Added)])
+        );
+        let new = added.replacen("skills = { support = 1 }", "skills = { support = 2 }", 1);
         let keys: Vec<String> = changes(&new)
             .expect_err("needs a restart")
             .into_iter()
             .map(|n| n.key)
             .collect();
-        assert_eq!(keys, ["queue.extra", "queue.support.skills"]);
+        assert_eq!(keys, ["queue.support.skills"]);
     }
 
     #[test]

@@ -26,7 +26,20 @@ impl Switch {
                 .collect()
         };
         let acd_queues = crate::acd_config::acd_config(&config).queues;
-        // Changed queues first, so none still overflows into a queue removed below.
+        // New queues first (a changed queue may overflow into one), changed queues next, so
+        // that none still overflows into a queue removed below.
+        let mut added = named("queue", Change::Added);
+        // A new queue may overflow into another new one: add the targets first.
+        added.sort_by_key(|name| overflow_depth(&config, name));
+        for name in added {
+            let Some(queue) = acd_queues.iter().find(|q| q.id.as_str() == name) else {
+                continue;
+            };
+            match self.acd.add_queue(now, queue) {
+                Ok(actions) => self.apply_acd(now, actions),
+                Err(error) => tracing::warn!(queue = %name, %error, "queue not added"),
+            }
+        }
         for name in named("queue", Change::Changed) {
             let Some(queue) = acd_queues.iter().find(|q| q.id.as_str() == name) else {
                 continue;
@@ -110,4 +123,20 @@ impl Switch {
         tracing::info!(agent = %agent, "removed agent's last call ended: it leaves the ACD");
         self.acd.remove_agent(now, agent).unwrap_or_default()
     }
+}
+
+/// How many overflow hops follow queue `name` (the loader refuses loops). A target is always
+/// fewer hops from the end than the queues that overflow into it, so adding in this order
+/// adds every target first.
+fn overflow_depth(config: &Config, name: &str) -> usize {
+    let mut depth = 0;
+    let mut next = config.queue(name).and_then(|q| q.overflow.as_deref());
+    while let Some(target) = next {
+        depth += 1;
+        if depth > config.queues.len() {
+            break;
+        }
+        next = config.queue(target).and_then(|q| q.overflow.as_deref());
+    }
+    depth
 }
