@@ -368,6 +368,46 @@ fn a_removed_agent_keeps_its_call_and_is_logged_out_after_it() -> HarnessResult<
 }
 
 #[test]
+fn reload_applies_trunk_acls_api_tokens_and_agent_passwords() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let api = switchboard.api();
+    let newcomer = api.with_token(Some("ops-token-2"));
+    assert_eq!(newcomer.get("/api/queues")?.status, 401);
+    edit_config(&switchboard, |text| {
+        text.replace("allow = [\"127.0.0.0/8\"]", "allow = [\"10.0.0.0/8\"]")
+            .replace("password = \"secret1001\"", "password = \"changed1001\"")
+            .replace(
+                "role = \"admin\"\n",
+                "role = \"admin\"\n\n[[http.token]]\nname = \"ops\"\ntoken = \"ops-token-2\"\nrole = \"analyst\"\n",
+            )
+    })?;
+    assert_eq!(
+        applied(reload(&switchboard)?)?,
+        [
+            "http.token ops added",
+            "trunk t1 changed",
+            "agent 1001 changed"
+        ]
+    );
+    // The new token is accepted; calls from 127.0.0.1 are no longer a trunk's; the old
+    // password no longer registers.
+    newcomer
+        .get("/api/queues")?
+        .expect_status(200, "the token added by the reload")?;
+    switchboard
+        .sipp_client("expect_403.xml")?
+        .service("100")
+        .run()?
+        .ensure_success()?;
+    let old_password = register_agent(&switchboard, "1001", free_port()?);
+    assert!(
+        old_password.is_err(),
+        "the old password still registers: {old_password:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_bad_file_is_refused_with_file_line_and_field_and_changes_nothing() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig {
         agents: vec![AgentAccount::new("1001", "Alice")],
