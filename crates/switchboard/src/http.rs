@@ -804,7 +804,8 @@ fn set_emergency_as(state: &ApiState, did: &str, body: &[u8]) -> Result<Json<Val
     let prompt = parse_emergency_request(body)?;
     if !state
         .node
-        .prompts
+        .config
+        .prompts()
         .contains(crate::prompt_library::DEFAULT_LANGUAGE, &prompt)
     {
         return Err(ApiError::new(

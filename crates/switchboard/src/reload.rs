@@ -14,32 +14,53 @@ use crate::audit::{AuditLog, AuditRecord, Who};
 use crate::config::diff::{Change, ConfigChange, NeedsRestart};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::prompt_library::PromptLibrary;
 
-/// The configuration the node runs with now, read by the HTTP API (tokens, numbers) on each
-/// request and replaced by a reload.
-pub struct LiveConfig(RwLock<Arc<Config>>);
+/// The configuration and prompts the node runs with now, read by the HTTP API (tokens,
+/// numbers, prompt names) on each request and replaced by a reload.
+pub struct LiveConfig {
+    config: RwLock<Arc<Config>>,
+    prompts: RwLock<Arc<PromptLibrary>>,
+}
+
+/// Reads an `Arc` out of a lock. A writer never panics while holding it (it only swaps the
+/// `Arc`), so a poisoned lock still holds a whole value.
+fn read<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    Arc::clone(
+        &lock
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+fn write<T>(lock: &RwLock<Arc<T>>, value: Arc<T>) {
+    *lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+}
 
 impl LiveConfig {
-    /// Starts with `config`.
-    pub fn new(config: Arc<Config>) -> Self {
-        Self(RwLock::new(config))
+    /// Starts with `config` and its `prompts`.
+    pub fn new(config: Arc<Config>, prompts: Arc<PromptLibrary>) -> Self {
+        Self {
+            config: RwLock::new(config),
+            prompts: RwLock::new(prompts),
+        }
     }
 
     /// The configuration in force.
     pub fn current(&self) -> Arc<Config> {
-        // A writer never panics while holding the lock (it only swaps an Arc), so a poisoned
-        // lock still holds a whole configuration.
-        match self.0.read() {
-            Ok(config) => Arc::clone(&config),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        read(&self.config)
     }
 
-    fn replace(&self, config: Arc<Config>) {
-        match self.0.write() {
-            Ok(mut current) => *current = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
+    /// The prompts in use.
+    pub fn prompts(&self) -> Arc<PromptLibrary> {
+        read(&self.prompts)
+    }
+
+    fn replace(&self, config: Arc<Config>, prompts: Arc<PromptLibrary>) {
+        write(&self.config, config);
+        write(&self.prompts, prompts);
     }
 }
 
@@ -116,6 +137,8 @@ pub struct CoreReload {
     pub config: Arc<Config>,
     /// What differs from the running one.
     pub changes: Vec<ConfigChange>,
+    /// The prompt files, read again (changed WAV files and new languages apply).
+    pub prompts: Arc<PromptLibrary>,
     /// Answered once applied.
     pub applied: oneshot::Sender<()>,
 }
@@ -266,6 +289,20 @@ impl Reloader {
         outcome
     }
 
+    /// Reads the prompt files for every language `config` names (off the async workers).
+    async fn load_prompts(&self, config: &Config) -> Result<Arc<PromptLibrary>, String> {
+        let dir = config.media.prompts_dir.clone();
+        let languages = crate::runtime::prompt_languages(config);
+        let loaded = tokio::task::spawn_blocking(move || {
+            PromptLibrary::load(dir.as_deref(), &languages).map_err(|e| format!("{e:#}"))
+        })
+        .await
+        .map_err(|error| format!("the prompt loader stopped: {error}"))?;
+        loaded
+            .map(Arc::new)
+            .map_err(|error| format!("loading the prompts: {error}"))
+    }
+
     async fn reload_config(&mut self) -> ReloadOutcome {
         let Some(path) = self.path.clone() else {
             return ReloadOutcome::Refused(Refusal::NoFile);
@@ -291,20 +328,23 @@ impl Reloader {
         if !refusals.is_empty() {
             return ReloadOutcome::Refused(Refusal::NeedsRestart(refusals));
         }
-        if !changes.is_empty() {
-            let (applied, done) = oneshot::channel();
-            let sent = self.core.send(CoreReload {
-                config: Arc::clone(&config),
-                changes: changes.clone(),
-                applied,
-            });
-            if sent.await.is_err() || done.await.is_err() {
-                return ReloadOutcome::Refused(Refusal::Stopped);
-            }
+        let prompts = match self.load_prompts(&config).await {
+            Ok(prompts) => prompts,
+            Err(error) => return ReloadOutcome::Refused(Refusal::Invalid(error)),
+        };
+        let (applied, done) = oneshot::channel();
+        let sent = self.core.send(CoreReload {
+            config: Arc::clone(&config),
+            changes: changes.clone(),
+            prompts: Arc::clone(&prompts),
+            applied,
+        });
+        if sent.await.is_err() || done.await.is_err() {
+            return ReloadOutcome::Refused(Refusal::Stopped);
         }
         self.history.record(&changes);
         self.gate.set_trusted(&config);
-        self.live.replace(config);
+        self.live.replace(config, prompts);
         ReloadOutcome::Applied(changes)
     }
 }
@@ -327,7 +367,8 @@ mod tests {
     /// channel's sender, the configuration it serves and its gate.
     fn reloader(path: Option<PathBuf>) -> (mpsc::Sender<ReloadRequest>, Arc<LiveConfig>, Gate) {
         let config = Arc::new(crate::config::load_str("t.toml", BASE).expect("valid"));
-        let live = Arc::new(LiveConfig::new(Arc::clone(&config)));
+        let prompts = PromptLibrary::load(None, &["en".to_owned()]).expect("built-in prompts");
+        let live = Arc::new(LiveConfig::new(Arc::clone(&config), Arc::new(prompts)));
         let metrics = Arc::new(Metrics::new(&config));
         let gate = Arc::new(crate::security::gate::Gate::new(
             &config,

@@ -40,8 +40,6 @@ pub struct Node {
     pub emergency: Arc<EmergencyBoard>,
     /// Sources banned for failed authentications (`/api/bans`).
     pub bans: crate::security::gate::SharedBans,
-    /// The prompts, so the API can refuse an announcement that names none.
-    pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
     /// The security log and its counters (refused API tokens are logged there).
@@ -178,7 +176,10 @@ pub async fn run_from_file(
         Instant::now(),
         unix_now,
     );
-    let live_config = Arc::new(crate::reload::LiveConfig::new(config.clone()));
+    let live_config = Arc::new(crate::reload::LiveConfig::new(
+        config.clone(),
+        prompts.clone(),
+    ));
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
     let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
     let node = Arc::new(Node {
@@ -190,7 +191,6 @@ pub async fn run_from_file(
         cdr: cdr.stats.clone(),
         transports: transports.clone(),
         emergency,
-        prompts,
         bans: switch.bans(),
         gate,
         audit: audit.clone(),
@@ -259,7 +259,7 @@ pub async fn run_from_file(
                 let _ = command.reply.send(outcome);
             }
             Some(reload) = core_reload_rx.recv() => {
-                switch.reload(Instant::now(), reload.config, &reload.changes);
+                switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
                 let _ = reload.applied.send(());
             }
             Some(command) = calls_rx.recv() => match command {

@@ -147,15 +147,6 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
     if old.acd != new.acd {
         needs("acd".to_owned(), BUILT_AT_START);
     }
-    let old_languages = crate::runtime::prompt_languages(old);
-    for language in crate::runtime::prompt_languages(new) {
-        if !old_languages.contains(&language) {
-            needs(
-                format!("ivr language {language:?}"),
-                "prompts are loaded at start for the languages named then; a new language needs a restart",
-            );
-        }
-    }
     let old_queues = by_name(&old.queues, |q| &q.name);
     for (name, queue) in by_name(&new.queues, |q| &q.name) {
         if let Some(before) = old_queues.get(name) {

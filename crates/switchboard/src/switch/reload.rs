@@ -16,8 +16,16 @@ use crate::config::Config;
 
 impl Switch {
     /// Applies `changes` (the difference from the running configuration to `config`, which
-    /// the loader has checked and which needs no restart).
-    pub fn reload(&mut self, now: Instant, config: Arc<Config>, changes: &[ConfigChange]) {
+    /// the loader has checked and which needs no restart), and the prompt files read again.
+    pub fn reload(
+        &mut self,
+        now: Instant,
+        config: Arc<Config>,
+        changes: &[ConfigChange],
+        prompts: Arc<crate::prompt_library::PromptLibrary>,
+    ) {
+        // What is playing now keeps its clips (they are shared, not borrowed from here).
+        self.prompts = prompts;
         let named = |section: &'static str, change: Change| -> Vec<String> {
             changes
                 .iter()
