@@ -16,7 +16,7 @@ use sip_tests::ports::free_port;
 use sip_tests::trace::call_ids;
 use sip_tests::{
     start_agent, AgentAccount, HarnessError, HarnessResult, QueueSpec, Sipp, SippProcess,
-    Switchboard, SwitchboardConfig,
+    Switchboard, SwitchboardConfig, TWO_LEVEL_IVR,
 };
 
 /// How long a step may take on the shared, loaded machine.
@@ -404,6 +404,37 @@ fn reload_applies_trunk_acls_api_tokens_and_agent_passwords() -> HarnessResult<(
         old_password.is_err(),
         "the old password still registers: {old_password:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn reload_changes_an_ivr_menu_for_the_next_caller() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: TWO_LEVEL_IVR.to_owned(),
+        ..SwitchboardConfig::default()
+    })?;
+    let agent = start_agent(&switchboard, "1001", "agent_hangup.xml", WAIT)?;
+    // The sales menu's key for the queue moves from 2 to 5.
+    edit_config(&switchboard, |text| {
+        text.replace("\"2\" = \"queue:support\"", "\"5\" = \"queue:support\"")
+    })?;
+    assert_eq!(applied(reload(&switchboard)?)?, ["ivr main changed"]);
+    let trunk = switchboard
+        .sipp_client("trunk_ivr_info.xml")?
+        .service("300")
+        .set("key1", "1")
+        .set("key2", "5")
+        .timeout(WAIT)
+        .run()?;
+    trunk.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let record = wait_for_call(
+        switchboard.cdr_dir(),
+        &first_call_id(&trunk.messages())?,
+        WAIT,
+    )?;
+    assert_eq!(str_field(&record, "queue"), Some("support"), "{record}");
+    assert_eq!(str_field(&record, "agent"), Some("1001"), "{record}");
     Ok(())
 }
 
