@@ -281,6 +281,13 @@ fn removing_a_queue_sends_its_waiting_caller_to_the_overflow_and_keeps_connected
         json!(1),
         "1002 does not serve support"
     );
+    let before = api.metrics()?;
+    assert_eq!(
+        before.get("switchboard_queue_waiting_calls", &[("queue", "support")]),
+        Some(1.0),
+        "{}",
+        before.text
+    );
 
     // Queue `support` goes; DID 100 now rings `spare` directly.
     edit_config(&switchboard, |text| {
@@ -315,6 +322,17 @@ fn removing_a_queue_sends_its_waiting_caller_to_the_overflow_and_keeps_connected
         "{moved}"
     );
     assert!(api.queues()?.iter().all(|q| q["name"] != "support"));
+    let metrics = api.metrics()?;
+    assert!(
+        metrics
+            .get("switchboard_queue_waiting_calls", &[("queue", "support")])
+            .is_none(),
+        "a removed queue's gauge stays behind:\n{}",
+        metrics.text
+    );
+    assert!(metrics
+        .get("switchboard_queue_waiting_calls", &[("queue", "spare")])
+        .is_some());
 
     // Call A was untouched: its BYE succeeds and its record is complete.
     let connected = connected.wait()?;

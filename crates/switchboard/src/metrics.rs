@@ -353,6 +353,22 @@ impl Metrics {
         metrics
     }
 
+    /// Drops a removed queue's state gauges, so they do not stay frozen at their last value.
+    pub fn forget_queue(&self, name: &str) {
+        let _ = self.queue_waiting.remove_label_values(&[name]);
+        let _ = self.queue_longest_wait.remove_label_values(&[name]);
+        for state in [
+            "ready",
+            "reserved",
+            "on-call",
+            "wrap-up",
+            "not-ready",
+            "logged-out",
+        ] {
+            let _ = self.agents.remove_label_values(&[name, state]);
+        }
+    }
+
     /// Renders the text exposition format, refreshing the state gauges first.
     pub fn render(&self, node: &Node) -> String {
         let now = Instant::now();

@@ -343,6 +343,12 @@ impl Reloader {
             return ReloadOutcome::Refused(Refusal::Stopped);
         }
         self.history.record(&changes);
+        for removed in changes
+            .iter()
+            .filter(|c| c.section == "queue" && c.change == Change::Removed)
+        {
+            self.metrics.forget_queue(&removed.name);
+        }
         self.gate.set_trusted(&config);
         self.live.replace(config, prompts);
         ReloadOutcome::Applied(changes)
