@@ -33,6 +33,7 @@ const DOCUMENTED: &[&str] = &[
     "switchboard_sip_connections",
     "switchboard_draining",
     "switchboard_audit_errors_total",
+    "switchboard_config_reloads_total",
     "switchboard_audit_postgres_failures_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",

@@ -1,9 +1,9 @@
 //! The ACD itself: its registries and indexes, construction, the lookups the event modules
 //! share (`agent_events`, `call_events`, `timer_events`), and the read-only getters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_skiplist::SkipMap;
@@ -17,7 +17,8 @@ use crate::error::AcdError;
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::matcher::{FollowUps, ReadyAgent};
 use crate::queue::{QueueIdx, QueueRuntime, WaitEntry, WaitKey};
-use crate::skills::{Eligibility, SkillTable};
+use crate::queue_table::{QueueDirectory, QueueTable};
+use crate::skills::Eligibility;
 use crate::snapshot::{AgentCounts, AgentSnapshot, CallSnapshot, QueueSnapshot};
 use crate::state::{call_tag, CallStateKind, Word, AGENT_REMOVED_TAG};
 use crate::timebase::TimeBase;
@@ -47,13 +48,9 @@ pub struct CallRequest {
 /// of threads may report events at once. See the crate documentation for how it works.
 #[derive(Debug)]
 pub struct Acd {
-    pub(crate) queues: Vec<QueueRuntime>,
-    pub(crate) queue_index: HashMap<QueueId, QueueIdx>,
-    pub(crate) skills: SkillTable,
-    /// For each interned skill, the queues that mention it.
-    pub(crate) queues_by_skill: Vec<Vec<QueueIdx>>,
-    /// Queues without a required skill: every agent serves them.
-    pub(crate) open_queues: Vec<QueueIdx>,
+    pub(crate) queues: QueueTable,
+    /// Finds queues by id and by skill; written only when a reload adds a queue.
+    pub(crate) directory: RwLock<QueueDirectory>,
     pub(crate) reasons: HashSet<Arc<str>>,
     pub(crate) login_reason: Arc<str>,
     pub(crate) missed_reason: Option<Arc<str>>,
@@ -71,38 +68,29 @@ impl Acd {
     /// or looping overflow targets, levels outside 1..=10, unknown missed-call reason...).
     pub fn new(config: AcdConfig) -> Result<Self, AcdError> {
         config.validate()?;
-        let queue_index: HashMap<QueueId, QueueIdx> = config
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(index, queue)| (queue.id.clone(), index))
-            .collect();
-        let mut skills = SkillTable::default();
+        let mut directory = QueueDirectory {
+            index: config
+                .queues
+                .iter()
+                .enumerate()
+                .map(|(index, queue)| (queue.id.clone(), index))
+                .collect(),
+            ..QueueDirectory::default()
+        };
         let queues: Vec<QueueRuntime> = config
             .queues
             .iter()
             .map(|queue| {
-                let eligibility = Eligibility::compile(queue, &mut skills);
+                let eligibility = Eligibility::compile(queue, &mut directory.skills);
                 let overflow = queue
                     .overflow
                     .as_ref()
-                    .and_then(|target| queue_index.get(target).copied());
+                    .and_then(|target| directory.index.get(target).copied());
                 QueueRuntime::new(queue, eligibility, overflow)
             })
             .collect();
-        let mut queues_by_skill: Vec<Vec<QueueIdx>> = vec![Vec::new(); skills.len()];
-        let mut open_queues = Vec::new();
         for (index, queue) in queues.iter().enumerate() {
-            for skill in queue.eligibility.mentioned_skills() {
-                if let Some(list) = queues_by_skill.get_mut(skill as usize) {
-                    if list.last() != Some(&index) {
-                        list.push(index);
-                    }
-                }
-            }
-            if queue.eligibility.is_open() {
-                open_queues.push(index);
-            }
+            directory.file(index, queue);
         }
         let mut reasons: HashSet<Arc<str>> = config
             .not_ready_reasons
@@ -116,11 +104,8 @@ impl Acd {
             .as_deref()
             .and_then(|missed| reasons.get(missed).cloned());
         Ok(Self {
-            queues,
-            queue_index,
-            skills,
-            queues_by_skill,
-            open_queues,
+            queues: QueueTable::new(queues),
+            directory: RwLock::new(directory),
             reasons,
             login_reason,
             missed_reason,
@@ -133,15 +118,25 @@ impl Acd {
         })
     }
 
+    /// The queue directory, for reading.
+    pub(crate) fn directory(&self) -> std::sync::RwLockReadGuard<'_, QueueDirectory> {
+        // Writers only insert into plain maps and vectors; a poisoned lock still holds them.
+        self.directory
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A number never handed out before (agent sequence numbers, call epochs).
     pub(crate) fn next_seq(&self) -> u64 {
         self.sequence.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn queue_idx(&self, id: &QueueId) -> Result<QueueIdx, AcdError> {
-        self.queue_index
+        self.directory()
+            .index
             .get(id)
             .copied()
+            .filter(|&index| !self.queues[index].settings.is_retired())
             .ok_or_else(|| AcdError::UnknownQueue(id.clone()))
     }
 
@@ -326,6 +321,7 @@ impl Acd {
             .iter()
             .enumerate()
             .filter(|(index, _)| only.is_none_or(|q| q == *index))
+            .filter(|(_, queue)| !queue.settings.is_retired())
             .map(|(index, queue)| {
                 let in_stages = queue
                     .waiting

@@ -72,6 +72,8 @@ pub enum OverflowReason {
     QueueFull,
     /// The call waited the queue's max wait.
     MaxWait,
+    /// The queue was removed by a configuration reload while the call waited.
+    QueueRemoved,
 }
 
 /// Why an offered call did not connect, as reported by the call-control layer.

@@ -129,13 +129,15 @@ impl AgentDetail {
 impl Acd {
     /// The queues an agent with these skills can serve, with the stage it qualifies from.
     pub(crate) fn served_queues(&self, skills: &[(Skill, u8)]) -> Arc<[ServedQueue]> {
-        let profile: SkillProfile = self.skills.profile(skills);
-        let mut candidates: Vec<QueueIdx> = self.open_queues.clone();
+        let directory = self.directory();
+        let profile: SkillProfile = directory.skills.profile(skills);
+        let mut candidates: Vec<QueueIdx> = directory.open.clone();
         for &(skill, _) in &profile.0 {
-            if let Some(queues) = self.queues_by_skill.get(skill as usize) {
+            if let Some(queues) = directory.by_skill.get(skill as usize) {
                 candidates.extend_from_slice(queues);
             }
         }
+        drop(directory);
         candidates.sort_unstable();
         candidates.dedup();
         candidates
@@ -198,7 +200,7 @@ impl Acd {
         seq: u64,
     ) -> ReadyKey {
         let idle = self.time.micros(detail.idle_since);
-        let (primary, secondary) = match self.queues[queue].strategy {
+        let (primary, secondary) = match self.queues[queue].settings.strategy() {
             Strategy::LongestIdle => (idle, 0),
             Strategy::MostSkilled => (-i64::from(served.proficiency), idle),
             Strategy::RoundRobin => (

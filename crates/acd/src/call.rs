@@ -236,7 +236,7 @@ impl Acd {
         let runtime = &self.queues[queue];
         let epoch = self.next_seq();
         let stage = runtime.stage_after(Duration::ZERO);
-        let preferred_wait = preferred_wait.unwrap_or(runtime.preferred_agent_wait);
+        let preferred_wait = preferred_wait.unwrap_or(runtime.settings.preferred_agent_wait());
         let preferred = preferred.filter(|_| !preferred_wait.is_zero());
         let key = WaitKey {
             urgency: runtime.urgency(self.time.micros(waiting_since.min(now)), priority),
@@ -276,7 +276,7 @@ impl Acd {
             queue: runtime.id.clone(),
             priority,
         }));
-        if let Some(max_wait) = runtime.max_wait {
+        if let Some(max_wait) = runtime.settings.max_wait() {
             actions.push(Action::SetTimer {
                 timer: Timer::MaxWait { call: id, epoch },
                 at: now + max_wait,
@@ -307,7 +307,7 @@ impl Acd {
     /// there. `Err` carries the last queue tried when every queue on the chain is full.
     pub(crate) fn admit_along_overflow(&self, from: QueueIdx) -> Result<QueueIdx, QueueIdx> {
         let mut current = from;
-        while let Some(target) = self.queues[current].overflow {
+        while let Some(target) = self.queues[current].settings.overflow() {
             if self.queues[target].try_admit() {
                 return Ok(target);
             }
@@ -344,19 +344,18 @@ impl Acd {
         call: &Arc<CallCell>,
         detail: &CallDetail,
         now: Instant,
+        reason: OverflowReason,
         actions: &mut Vec<Action>,
     ) -> Option<ServeCall> {
         let waited = now.saturating_duration_since(call.enqueued_at);
-        if self.queues[call.queue].overflow.is_some() {
+        let reason = if self.queues[call.queue].settings.is_retired() {
+            OverflowReason::QueueRemoved
+        } else {
+            reason
+        };
+        if self.queues[call.queue].settings.overflow().is_some() {
             if let Ok(target) = self.admit_along_overflow(call.queue) {
-                self.report_overflow(
-                    call.id,
-                    call.queue,
-                    target,
-                    waited,
-                    OverflowReason::MaxWait,
-                    actions,
-                );
+                self.report_overflow(call.id, call.queue, target, waited, reason, actions);
                 let stay = NewStay {
                     id: call.id,
                     queue: target,

@@ -101,7 +101,7 @@ impl Acd {
                     agent: agent.id.clone(),
                     queue: queue.id.clone(),
                     wait,
-                    within_service_level: wait <= queue.service_level,
+                    within_service_level: wait <= queue.settings.service_level(),
                 }));
                 Ok(FollowUps::default())
             },
@@ -145,7 +145,13 @@ impl Acd {
                 follow_ups.agent(self.release_agent(agent, agent_detail, now, fallback, actions));
                 let serve = if call_detail.max_wait_reached {
                     cell.word.store(word.next(call_tag::GONE));
-                    self.expire_stay(cell, call_detail, now, actions)
+                    self.expire_stay(
+                        cell,
+                        call_detail,
+                        now,
+                        crate::action::OverflowReason::MaxWait,
+                        actions,
+                    )
                 } else {
                     // Excluded before the call is republished, so no search can see the
                     // requeued call without the exclusion.
@@ -302,7 +308,7 @@ impl Acd {
                 self.forget_call(cell);
                 let queue = &self.queues[cell.queue];
                 let talk = now.saturating_duration_since(call_detail.answered_at.unwrap_or(now));
-                queue.record_handle_time(talk + queue.wrap_up);
+                queue.record_handle_time(talk + queue.settings.wrap_up());
                 actions.push(Action::Event(AcdEvent::CallEnded {
                     call,
                     agent: agent.id.clone(),
@@ -310,7 +316,7 @@ impl Acd {
                     talk,
                 }));
                 let mut follow_ups = FollowUps::default();
-                if queue.wrap_up.is_zero() {
+                if queue.settings.wrap_up().is_zero() {
                     follow_ups.agent(self.release_agent(agent, agent_detail, now, None, actions));
                     return Ok(follow_ups);
                 }
@@ -319,7 +325,7 @@ impl Acd {
                 // Unique across agents, so a timer of a removed and re-added agent is stale.
                 let epoch = self.next_seq();
                 agent_detail.wrap_epoch = epoch;
-                let until = now + queue.wrap_up;
+                let until = now + queue.settings.wrap_up();
                 self.record_agent_state(
                     agent,
                     agent_detail,

@@ -266,7 +266,10 @@ impl AcdConfig {
     }
 }
 
-fn validate_queue(queue: &QueueConfig, ids: &HashMap<QueueId, usize>) -> Result<(), AcdError> {
+pub(crate) fn validate_queue(
+    queue: &QueueConfig,
+    ids: &HashMap<QueueId, usize>,
+) -> Result<(), AcdError> {
     let invalid = |reason: String| AcdError::InvalidQueue {
         queue: queue.id.clone(),
         reason,

@@ -99,6 +99,9 @@ mod exclusion;
 mod ids;
 mod matcher;
 mod queue;
+mod queue_changes;
+mod queue_settings;
+mod queue_table;
 mod skills;
 mod snapshot;
 mod state;
@@ -114,5 +117,6 @@ pub use crate::config::{
 };
 pub use crate::error::AcdError;
 pub use crate::ids::{AgentId, CallId, QueueId, Skill};
+pub use crate::queue_table::QUEUES_ADDED_LIVE;
 pub use crate::snapshot::{AgentCounts, AgentSnapshot, CallSnapshot, QueueSnapshot};
 pub use crate::state::{AgentState, AgentStateKind, CallStateKind};

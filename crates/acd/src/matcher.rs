@@ -116,7 +116,7 @@ impl Acd {
         call_detail.agent = Some(Arc::clone(agent));
         call_detail.attempts += 1;
         agent_detail.call = Some(Arc::clone(call));
-        if queue.strategy == Strategy::RoundRobin {
+        if queue.settings.strategy() == Strategy::RoundRobin {
             agent_detail.set_rr_stamp(call.queue, queue.next_rr_stamp());
         }
         self.record_agent_state(

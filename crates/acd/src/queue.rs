@@ -14,18 +14,15 @@ use crossbeam_skiplist::SkipMap;
 use crate::agent::AgentCell;
 use crate::agent_tally::AgentTally;
 use crate::call::CallCell;
-use crate::config::{QueueConfig, Strategy};
+use crate::config::QueueConfig;
 use crate::ids::QueueId;
+use crate::queue_settings::QueueSettings;
 use crate::skills::Eligibility;
 use crate::state::{agent_tag, call_tag, AgentStateKind, Word};
 use crate::timebase::duration_micros;
 
 /// Position of a queue in the ACD's queue table.
 pub(crate) type QueueIdx = usize;
-
-/// Aging step standing for strict priority: one priority point is worth about 11.6 days of
-/// waiting, far beyond any real wait, so priority always wins.
-const STRICT_PRIORITY_STEP_MICROS: i128 = 1_000_000_000_000;
 
 /// Order of waiting calls: smallest first. `urgency` is a virtual arrival time in
 /// microseconds (arrival moved earlier by `priority x aging step`), which makes the order
@@ -84,15 +81,9 @@ pub(crate) struct Candidate<K, T> {
 pub(crate) struct QueueRuntime {
     pub(crate) id: QueueId,
     pub(crate) eligibility: Eligibility,
-    pub(crate) strategy: Strategy,
-    pub(crate) max_wait: Option<Duration>,
-    pub(crate) max_length: Option<usize>,
-    pub(crate) overflow: Option<QueueIdx>,
+    /// What a reload may change (strategy, thresholds, overflow, wrap-up ...).
+    pub(crate) settings: QueueSettings,
     pub(crate) expansion_after: Vec<Duration>,
-    pub(crate) service_level: Duration,
-    pub(crate) wrap_up: Duration,
-    pub(crate) preferred_agent_wait: Duration,
-    aging_step_micros: i128,
     /// Waiting calls, one map per expansion stage the call has reached.
     pub(crate) waiting: Vec<SkipMap<WaitKey, WaitEntry>>,
     /// Ready agents, one map per first stage at which the agent qualifies.
@@ -118,19 +109,8 @@ impl QueueRuntime {
         Self {
             id: config.id.clone(),
             eligibility,
-            strategy: config.strategy,
-            max_wait: config.max_wait,
-            max_length: config.max_length,
-            overflow,
+            settings: QueueSettings::new(config, overflow),
             expansion_after: config.expansion.iter().map(|step| step.after).collect(),
-            service_level: config.service_level,
-            wrap_up: config.wrap_up,
-            preferred_agent_wait: config.preferred_agent_wait,
-            aging_step_micros: config
-                .priority_aging
-                .map_or(STRICT_PRIORITY_STEP_MICROS, |step| {
-                    i128::from(duration_micros(step))
-                }),
             waiting: (0..stages).map(|_| SkipMap::new()).collect(),
             ready: (0..stages).map(|_| SkipMap::new()).collect(),
             waiting_count: AtomicUsize::new(0),
@@ -157,12 +137,12 @@ impl QueueRuntime {
 
     /// The order key of a call of `priority` that arrived at `enqueued_micros`.
     pub(crate) fn urgency(&self, enqueued_micros: i64, priority: i32) -> i128 {
-        i128::from(enqueued_micros) - i128::from(priority) * self.aging_step_micros
+        i128::from(enqueued_micros) - i128::from(priority) * self.settings.aging_step_micros()
     }
 
     /// Takes a waiting slot unless the queue is at max length.
     pub(crate) fn try_admit(&self) -> bool {
-        let limit = self.max_length.unwrap_or(usize::MAX);
+        let limit = self.settings.max_length();
         self.waiting_count
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < limit).then_some(n + 1)

@@ -34,7 +34,13 @@ impl Acd {
                         {
                             self.unindex_call(cell, detail);
                             self.queues[cell.queue].release_slot();
-                            self.expire_stay(cell, detail, now, actions)
+                            self.expire_stay(
+                                cell,
+                                detail,
+                                now,
+                                crate::action::OverflowReason::MaxWait,
+                                actions,
+                            )
                         }
                         // Ringing (or being claimed right now): leave the queue if the offer fails.
                         call_tag::WAITING | call_tag::OFFERED => {

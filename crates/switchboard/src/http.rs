@@ -65,7 +65,6 @@ pub enum CallCommand {
 
 #[derive(Clone)]
 pub(crate) struct ApiState {
-    pub(crate) config: Arc<Config>,
     pub(crate) node: Arc<Node>,
     pub(crate) commands: mpsc::Sender<AgentCommand>,
     pub(crate) calls: mpsc::Sender<CallCommand>,
@@ -156,7 +155,6 @@ pub async fn serve(
     let state = ApiState {
         sessions: Arc::new(crate::web::session::Sessions::new(config.http.session_idle)),
         https: tls.is_some(),
-        config,
         node,
         commands,
         calls,
@@ -181,6 +179,7 @@ pub async fn serve(
         .route("/api/bans", get(list_bans))
         .route("/api/bans/{addr}", axum::routing::delete(lift_ban))
         .route("/api/audit", get(read_audit))
+        .route("/api/reload", post(reload))
         .merge(crate::web::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -278,7 +277,8 @@ pub(crate) fn authorize(
     let digest = crate::token_digest::TokenDigest::of(presented);
     // Every configured digest is compared, so the time taken does not tell which one matched.
     let mut found = None;
-    for token in &state.config.http.tokens {
+    let config = state.node.config.current();
+    for token in &config.http.tokens {
         if token.digest.matches(&digest) && found.is_none() {
             found = Some(token);
         }
@@ -553,7 +553,7 @@ pub(crate) async fn calls_seen_by(
             _ => true,
         })
         .map(|mut call| {
-            if masks_caller(&state.config, role) {
+            if masks_caller(&state.node.config.current(), role) {
                 call.caller = mask_number(&call.caller);
             }
             call
@@ -823,11 +823,12 @@ async fn set_emergency(
 }
 
 fn set_emergency_as(state: &ApiState, did: &str, body: &[u8]) -> Result<Json<Value>, ApiError> {
-    check_configured_number(&state.config, did)?;
+    check_configured_number(&state.node.config.current(), did)?;
     let prompt = parse_emergency_request(body)?;
     if !state
         .node
-        .prompts
+        .config
+        .prompts()
         .contains(crate::prompt_library::DEFAULT_LANGUAGE, &prompt)
     {
         return Err(ApiError::new(
@@ -856,7 +857,7 @@ async fn clear_emergency(
 }
 
 fn clear_emergency_as(state: &ApiState, did: &str) -> Result<Json<Value>, ApiError> {
-    check_configured_number(&state.config, did)?;
+    check_configured_number(&state.node.config.current(), did)?;
     let was_on = state.node.emergency.clear(did);
     save_emergencies(state)?;
     if was_on {
@@ -879,6 +880,50 @@ fn authorize_admin(
             "forbidden",
             format!("only admins {what}"),
         )),
+    }
+}
+
+/// `POST /api/reload` (admin): re-read the configuration file and apply the changes live.
+/// 200 with the changes applied; 422 `invalid_config` (file:line:column: field: why) or
+/// 409 `restart_required` (the keys) when nothing was applied. Audited by the reloader.
+async fn reload(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    use crate::reload::{ReloadOutcome, ReloadRequest};
+    let caller = authorize_admin(&state, &headers, peer, "reload the configuration")?;
+    let (reply, outcome) = oneshot::channel();
+    let request = ReloadRequest {
+        who: caller.who(),
+        from: Some(peer.ip().to_string()),
+        reply,
+    };
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is shutting down",
+        )
+    };
+    state
+        .node
+        .reload
+        .send(request)
+        .await
+        .map_err(|_| unavailable())?;
+    match outcome.await.map_err(|_| unavailable())? {
+        ReloadOutcome::Applied(changes) => {
+            Ok(Json(json!({ "result": "applied", "changes": changes })))
+        }
+        ReloadOutcome::Refused(refusal) => {
+            let status = match refusal {
+                crate::reload::Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                crate::reload::Refusal::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(ApiError::new(status, refusal.code(), refusal.to_string()))
+        }
     }
 }
 

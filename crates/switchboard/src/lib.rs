@@ -14,6 +14,7 @@ pub mod ivr;
 pub mod live;
 pub mod metrics;
 pub mod prompt_library;
+pub mod reload;
 pub mod report_cli;
 pub mod runtime;
 pub mod security;

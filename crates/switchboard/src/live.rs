@@ -1,5 +1,6 @@
 //! `switchboard agents`, `switchboard queues` and `switchboard calls`: live state read from a
-//! running instance's HTTP API and printed as a table.
+//! running instance's HTTP API and printed as a table; `switchboard reload` asks it to re-read
+//! its configuration.
 
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -19,6 +20,40 @@ fn fetch(api: &str, token: &str, path: &str) -> anyhow::Result<Value> {
         }
         Err(error) => bail!("{error} (is switchboard running?)"),
     }
+}
+
+/// `switchboard reload`: `POST /api/reload`, then prints each change applied, or fails with
+/// the node's reason for changing nothing.
+pub fn reload(api: &str, token: &str) -> anyhow::Result<()> {
+    let url = format!("{}/api/reload", api.trim_end_matches('/'));
+    let body: Value = match ureq::post(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(response) => response.into_json().context("reading the API's JSON")?,
+        Err(ureq::Error::Status(code, response)) => {
+            let body: Value = response.into_json().unwrap_or(Value::Null);
+            let message = body["error"]["message"].as_str().unwrap_or("no detail");
+            bail!("reload refused (HTTP {code}): {message}")
+        }
+        Err(error) => bail!("{error} (is switchboard running?)"),
+    };
+    let changes = body["changes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if changes.is_empty() {
+        println!("reloaded: no change");
+    }
+    for change in changes {
+        println!(
+            "{} {} {}",
+            text(&change["section"]),
+            text(&change["name"]),
+            text(&change["change"])
+        );
+    }
+    Ok(())
 }
 
 fn text(value: &Value) -> String {

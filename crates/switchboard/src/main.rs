@@ -81,6 +81,9 @@ enum Command {
     Queues(ApiArgs),
     /// Print every call in progress in a running instance.
     Calls(ApiArgs),
+    /// Make a running instance re-read its configuration file and apply the changes live
+    /// (the same as SIGHUP); prints what changed, or why nothing was.
+    Reload(ApiArgs),
 }
 
 #[derive(clap::Args)]
@@ -208,6 +211,7 @@ fn main() -> ExitCode {
         Command::Agents(args) => report(switchboard::live::print_agents(&args.api, &args.token)),
         Command::Queues(args) => report(switchboard::live::print_queues(&args.api, &args.token)),
         Command::Calls(args) => report(switchboard::live::print_calls(&args.api, &args.token)),
+        Command::Reload(args) => report(switchboard::live::reload(&args.api, &args.token)),
         Command::Run { config: path } => {
             let config = match &path {
                 Some(path) => match load_for_run(path) {
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
                 },
                 None => config::demo(),
             };
-            match run(config) {
+            match run(config, path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchboard: {error:#}");
@@ -342,12 +346,16 @@ fn report(outcome: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn run(config: config::Config) -> anyhow::Result<()> {
+fn run(config: config::Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(switchboard::runtime::run(config, shutdown_signal()))
+    runtime.block_on(switchboard::runtime::run_from_file(
+        config,
+        path,
+        shutdown_signal(),
+    ))
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

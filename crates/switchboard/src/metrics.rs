@@ -53,6 +53,8 @@ pub struct Metrics {
     pub api_auth_failures: IntCounterVec,
     /// Audit records that could not be written.
     pub audit_errors: IntCounter,
+    /// Configuration reloads, by result (`applied`, `refused`).
+    pub config_reloads: IntCounterVec,
     /// Failed attempts to ship audit records to PostgreSQL.
     pub audit_postgres_failures: IntCounter,
     cdr_backlog: IntGauge,
@@ -252,6 +254,12 @@ impl Metrics {
                 "API requests refused for a missing or unknown bearer token.",
                 &["reason"],
             ),
+            config_reloads: counter(
+                &registry,
+                "switchboard_config_reloads_total",
+                "Configuration reloads (SIGHUP, switchboard reload, POST /api/reload), by result: applied or refused.",
+                &["result"],
+            ),
             audit_errors: plain_counter(
                 &registry,
                 "switchboard_audit_errors_total",
@@ -350,7 +358,27 @@ impl Metrics {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         );
+        // Both series exist from the start, so an alert on `refused` has something to watch.
+        for result in ["applied", "refused"] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
         metrics
+    }
+
+    /// Drops a removed queue's state gauges, so they do not stay frozen at their last value.
+    pub fn forget_queue(&self, name: &str) {
+        let _ = self.queue_waiting.remove_label_values(&[name]);
+        let _ = self.queue_longest_wait.remove_label_values(&[name]);
+        for state in [
+            "ready",
+            "reserved",
+            "on-call",
+            "wrap-up",
+            "not-ready",
+            "logged-out",
+        ] {
+            let _ = self.agents.remove_label_values(&[name, state]);
+        }
     }
 
     /// Renders the text exposition format, refreshing the state gauges first.

@@ -40,8 +40,6 @@ pub struct Node {
     pub emergency: Arc<EmergencyBoard>,
     /// Sources banned for failed authentications (`/api/bans`).
     pub bans: crate::security::gate::SharedBans,
-    /// The prompts, so the API can refuse an announcement that names none.
-    pub prompts: Arc<PromptLibrary>,
     /// The transports (for their counters and bound addresses).
     pub transports: Transports,
     /// The security log and its counters (refused API tokens are logged there).
@@ -50,6 +48,10 @@ pub struct Node {
     pub audit: crate::audit::AuditLog,
     /// CTI events and today's tallies (the web pages and `/api/events`).
     pub events: Arc<crate::web::events::EventHub>,
+    /// The configuration in force (a reload replaces it).
+    pub config: Arc<crate::reload::LiveConfig>,
+    /// Where `POST /api/reload` sends its request.
+    pub reload: mpsc::Sender<crate::reload::ReloadRequest>,
 }
 
 /// Builds the ACD from configuration.
@@ -62,9 +64,19 @@ pub fn build_acd(config: &Config) -> anyhow::Result<Acd> {
     Ok(acd)
 }
 
-/// Runs Switchboard until `shutdown` resolves, then drains and returns.
+/// Runs Switchboard until `shutdown` resolves, then drains and returns. Without a file to
+/// re-read, a reload is refused.
 pub async fn run(
     config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_from_file(config, None, shutdown).await
+}
+
+/// Runs Switchboard with `config`, loaded from `path` (what a reload re-reads).
+pub async fn run_from_file(
+    config: Config,
+    path: Option<std::path::PathBuf>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
@@ -172,14 +184,21 @@ pub async fn run(
         Instant::now(),
         unix_now,
     );
+    let live_config = Arc::new(crate::reload::LiveConfig::new(
+        config.clone(),
+        prompts.clone(),
+    ));
+    let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
+    let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
     let node = Arc::new(Node {
+        config: live_config.clone(),
+        reload: reload_tx,
         acd,
         stats,
         metrics: metrics.clone(),
         cdr: cdr.stats.clone(),
         transports: transports.clone(),
         emergency,
-        prompts,
         bans: switch.bans(),
         gate,
         audit: audit.clone(),
@@ -195,7 +214,17 @@ pub async fn run(
         certificates.http.as_ref().map(|c| c.identity.clone()),
     )
     .await?;
-    tokio::spawn(certificates.reload_on_sighup(audit));
+    let reloader = crate::reload::Reloader {
+        path,
+        live: live_config,
+        core: core_reload_tx,
+        certificates: Box::new(certificates),
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+        gate: node.gate.clone(),
+        history: crate::reload::ReloadHistory::default(),
+    };
+    tokio::spawn(reloader.run(reload_rx));
     tracing::info!(
         udp = ?transports.udp_addrs(),
         tcp = ?transports.tcp_addrs(),
@@ -239,6 +268,10 @@ pub async fn run(
             Some(command) = command_rx.recv() => {
                 let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
                 let _ = command.reply.send(outcome);
+            }
+            Some(reload) = core_reload_rx.recv() => {
+                switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
+                let _ = reload.applied.send(());
             }
             Some(command) = calls_rx.recv() => match command {
                 CallCommand::List { reply } => {
@@ -305,33 +338,24 @@ impl Certificates {
             demo_dir: demo_dir.clone(),
         })
     }
+}
 
-    /// Re-reads the certificate files on every SIGHUP (certbot's deploy hook sends one).
-    /// Reloads on every SIGHUP; each reload is audited (who = the node itself).
-    async fn reload_on_sighup(self, audit: crate::audit::AuditLog) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-                tracing::warn!("cannot watch SIGHUP: certificates will not be reloaded");
-                return;
-            };
-            while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading TLS certificates");
-                for certificate in self.sip.iter().chain(&self.http) {
-                    let reloaded = certificate.reload(&self.demo_dir);
-                    audit.record(crate::audit::AuditRecord::now(
-                        crate::audit::Who {
-                            role: Some("system".to_owned()),
-                            ..Default::default()
-                        },
-                        None,
-                        "certificates-reload",
-                        Some(certificate.label().to_owned()),
-                        if reloaded { "ok" } else { "failed" },
-                    ));
-                }
-            }
+impl crate::reload::CertificateReload for Certificates {
+    /// Re-reads the certificate files (certbot's deploy hook sends SIGHUP); each reload is
+    /// audited (who = the node itself).
+    fn reload_certificates(&self, audit: &crate::audit::AuditLog) {
+        for certificate in self.sip.iter().chain(&self.http) {
+            let reloaded = certificate.reload(&self.demo_dir);
+            audit.record(crate::audit::AuditRecord::now(
+                crate::audit::Who {
+                    role: Some("system".to_owned()),
+                    ..Default::default()
+                },
+                None,
+                "certificates-reload",
+                Some(certificate.label().to_owned()),
+                if reloaded { "ok" } else { "failed" },
+            ));
         }
     }
 }

@@ -15,6 +15,7 @@ mod agent;
 mod cdr;
 mod credentials;
 mod diagnostics;
+pub mod diff;
 mod error;
 mod http;
 mod ivr;

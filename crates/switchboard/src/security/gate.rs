@@ -37,9 +37,19 @@ impl SharedBans {
     }
 }
 
+/// Every trunk's source networks.
+fn trusted_networks(config: &Config) -> Vec<IpNet> {
+    config
+        .trunks
+        .iter()
+        .flat_map(|trunk| trunk.allow.iter().copied())
+        .collect()
+}
+
 /// Bans, the per-source rate and the security log, shared across tasks.
 pub struct Gate {
-    trusted: Vec<IpNet>,
+    /// The trunks' ACLs; a reload replaces them.
+    trusted: std::sync::RwLock<Vec<IpNet>>,
     bans: SharedBans,
     limiter: Mutex<RateLimiter>,
     log: Mutex<SecurityLog>,
@@ -52,11 +62,7 @@ impl Gate {
     pub fn new(config: &Config, events: IntCounterVec) -> Self {
         let security = &config.security;
         Self {
-            trusted: config
-                .trunks
-                .iter()
-                .flat_map(|trunk| trunk.allow.iter().copied())
-                .collect(),
+            trusted: std::sync::RwLock::new(trusted_networks(config)),
             bans: SharedBans::new(AuthFailureConfig {
                 max_failures: security.max_auth_failures,
                 window: security.failure_window,
@@ -81,7 +87,19 @@ impl Gate {
 
     /// Whether `ip` is in some trunk's ACL (never banned, never rate-limited).
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
+        match self.trusted.read() {
+            Ok(trusted) => trusted.iter().any(|net| net.contains(&ip)),
+            Err(poisoned) => poisoned.into_inner().iter().any(|net| net.contains(&ip)),
+        }
+    }
+
+    /// Takes the trunks' ACLs of a reloaded configuration.
+    pub fn set_trusted(&self, config: &Config) {
+        let networks = trusted_networks(config);
+        match self.trusted.write() {
+            Ok(mut trusted) => *trusted = networks,
+            Err(poisoned) => *poisoned.into_inner() = networks,
+        }
     }
 
     /// The ban table.

@@ -25,6 +25,7 @@ pub mod media_plane;
 #[cfg(test)]
 mod race_tests;
 mod registration;
+mod reload;
 mod routing;
 pub mod screening;
 mod session_timer;
@@ -212,6 +213,8 @@ pub struct Switch {
     client_txns: HashMap<TransactionKey, ClientPurpose>,
     agents_by_user: HashMap<String, AgentEntry>,
     agents_by_id: HashMap<AgentId, AgentEntry>,
+    /// Agents a reload removed while they were on a call: they leave the ACD once logged out.
+    retiring_agents: std::collections::HashSet<AgentId>,
     draining: bool,
     /// The drain deadline's BYEs have had their grace: unanswered ones no longer hold the exit.
     drain_grace_over: bool,
@@ -321,6 +324,7 @@ impl Switch {
             client_txns: HashMap::new(),
             agents_by_user,
             agents_by_id,
+            retiring_agents: Default::default(),
             draining: false,
             drain_grace_over: false,
             pending_raw: VecDeque::new(),
@@ -714,7 +718,10 @@ impl Switch {
                         to,
                         duration_in_previous,
                         ..
-                    } => self.record_agent_state(now, &agent, &from, &to, duration_in_previous),
+                    } => {
+                        self.record_agent_state(now, &agent, &from, &to, duration_in_previous);
+                        return self.forget_retired_agent(now, &agent, &to);
+                    }
                     event => tracing::debug!(?event, "acd event"),
                 }
             }

@@ -156,7 +156,7 @@ pub(crate) async fn caller_history(
             ));
         }
     }
-    let dir = state.config.cdr.dir.clone();
+    let dir = state.node.config.current().cdr.dir.clone();
     let caller = found.caller.clone();
     let history = tokio::task::spawn_blocking(move || {
         previous_calls(&dir, &caller, time::OffsetDateTime::now_utc())

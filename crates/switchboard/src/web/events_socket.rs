@@ -86,7 +86,7 @@ pub(crate) fn for_role(event: &CtiEvent, role: &ApiRole, mask: bool) -> Option<S
 }
 
 async fn stream(state: ApiState, role: ApiRole, mut socket: WebSocket) {
-    let mask = crate::http::masks_caller(&state.config, &role);
+    let mask = crate::http::masks_caller(&state.node.config.current(), &role);
     let mut events = state.node.events.subscribe();
     let now = Instant::now();
     let mut agents = state.node.acd.agents();

@@ -65,7 +65,7 @@ pub(crate) async fn login(
             ),
         ));
     }
-    let found = credentials_of(&state.config, &name);
+    let found = credentials_of(&state.node.config.current(), &name);
     // argon2 takes tens of milliseconds by design: off the async workers.
     let verified = tokio::task::spawn_blocking(move || match found {
         Some((role, hash)) => password::verify(&hash, &password).then_some(role),
@@ -129,15 +129,16 @@ fn unknown_login_hash() -> &'static str {
 }
 
 fn session_json(state: &ApiState, login: &str, role: &ApiRole) -> Value {
-    let acd = &state.config.acd;
+    let config = state.node.config.current();
+    let acd = &config.acd;
     json!({
         "login": login,
         "role": super::role_name(role),
         "agent": match role { ApiRole::Agent(id) => Some(id.as_str()), _ => None },
-        "name": state.config.agents.iter().find(|a| a.id == login).map(|a| a.name.as_str()),
+        "name": config.agents.iter().find(|a| a.id == login).map(|a| a.name.as_str()),
         "not_ready_reasons": acd.not_ready_reasons,
         "dispositions": acd.dispositions,
-        "caller_masked": crate::http::masks_caller(&state.config, role),
+        "caller_masked": crate::http::masks_caller(&config, role),
         "session_idle_s": state.sessions.idle().as_secs(),
     })
 }

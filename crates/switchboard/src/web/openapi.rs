@@ -98,6 +98,12 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/audit", "Audit records: ?from=&to=", "admin"),
     (
         "post",
+        "/api/reload",
+        "Re-read the configuration file and apply the difference live (or say why not)",
+        "admin",
+    ),
+    (
+        "post",
         "/api/login",
         "Web login: {\"login\", \"password\"}; sets the session cookie",
         "none",

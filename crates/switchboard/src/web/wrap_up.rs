@@ -176,7 +176,7 @@ async fn save_as(
             format!("call id {id:?} is not a number"),
         )
     })?;
-    let (disposition, notes) = parse_request(body, &state.config.acd.dispositions)?;
+    let (disposition, notes) = parse_request(body, &state.node.config.current().acd.dispositions)?;
     let ended = state.node.events.ended_call(call).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -201,7 +201,7 @@ async fn save_as(
         notes,
         at: time::OffsetDateTime::now_utc(),
     };
-    let dir = state.config.cdr.dir.clone();
+    let dir = state.node.config.current().cdr.dir.clone();
     let written = wrap_up.clone();
     tokio::task::spawn_blocking(move || append(&dir, &written))
         .await
