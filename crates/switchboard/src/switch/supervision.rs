@@ -99,7 +99,7 @@ pub enum MonitorSide {
     /// The supervisor dialled a `*4x` code: Switchboard answers their INVITE.
     DialledIn {
         /// The supervisor's INVITE (the 200 is built from it).
-        invite: Request,
+        invite: Box<Request>,
         /// Its server transaction.
         server_key: TransactionKey,
     },
@@ -108,7 +108,7 @@ pub enum MonitorSide {
         /// Its client transaction (cancelled if the call ends first).
         client_key: TransactionKey,
         /// Switchboard's offer as a plan, to check the phone's answer.
-        plan: Box<media::MediaPlan>,
+        plan: media::MediaPlan,
     },
 }
 
@@ -250,7 +250,7 @@ impl Switch {
                 call_id: dialog.call_id.clone(),
                 local_tag: dialog.local_tag.clone(),
                 side: MonitorSide::DialledIn {
-                    invite: request,
+                    invite: Box::new(request),
                     server_key: key,
                 },
                 dialog: Some(dialog),
