@@ -39,6 +39,8 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// Bans, rate limits, connection limits and the security log (`[security]`).
     pub security: super::SecurityConfig,
+    /// The CRM asked about each arriving caller (`[lookup]`); `None`: no lookups.
+    pub lookup: Option<super::LookupConfig>,
 }
 
 impl Config {
@@ -407,6 +409,12 @@ pub struct AcdSettings {
     /// After an offer fails, the call is not offered to that agent again for this long
     /// (`offer_retry_s`, 1..=3600 s, default 5 s).
     pub offer_retry_after: Duration,
+    /// A caller's last answering agent is remembered this many days (`sticky_max_age_days`,
+    /// 1..=3650, default 30); older memories no longer make the caller wait for that agent.
+    pub sticky_max_age_days: u32,
+    /// At most this many callers are remembered (`sticky_max_entries`, 0..=10000000, default
+    /// 100000); past it the oldest memory is forgotten. 0 turns sticky routing off.
+    pub sticky_max_entries: usize,
 }
 
 /// An agent who can log in and take calls.

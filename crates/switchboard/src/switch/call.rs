@@ -175,6 +175,12 @@ pub struct Call {
     pub recording: Option<std::path::PathBuf>,
     /// The recording could not be written.
     pub recording_failed: bool,
+    /// The customer's name, from the caller lookup.
+    pub customer_name: Option<String>,
+    /// The configured agent the caller lookup named; preferred over sticky routing's choice.
+    pub lookup_agent: Option<AgentId>,
+    /// The agent the call waited for first when it was queued (the CDR's `preferred_agent`).
+    pub preferred_agent: Option<AgentId>,
 }
 
 impl AgentLeg {

@@ -121,6 +121,11 @@ impl Switch {
             agent: call.last_agent.as_ref().map(|a| a.to_string()),
             priority: call.priority,
             label: call.label.clone(),
+            customer_name: call.customer_name.clone(),
+            preferred_agent: call.preferred_agent.as_ref().map(|a| a.to_string()),
+            preferred_agent_taken: answered.is_some()
+                && call.preferred_agent.is_some()
+                && call.preferred_agent == call.last_agent,
             wait_s,
             ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
             // Talk time excludes hold (the CDR model's definition).

@@ -34,8 +34,10 @@ pub struct CallView {
     pub talk_s: f64,
     /// The caller's priority in its queue.
     pub priority: i32,
-    /// Tag from the caller's priority list.
+    /// Tag from the caller's priority list, or the label the caller lookup gave.
     pub label: Option<String>,
+    /// The customer's name, from the caller lookup.
+    pub customer_name: Option<String>,
     /// The call's legs now: the trunk, and the agent's if one is rung or connected.
     pub legs: Vec<LegView>,
     /// Transfers so far.
@@ -203,6 +205,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         talk_s: call.answered.map_or(0.0, since),
         priority: call.priority,
         label: call.label.clone(),
+        customer_name: call.customer_name.clone(),
         legs,
         transfers: call.transfers.len(),
     }

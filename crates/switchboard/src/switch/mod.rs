@@ -9,6 +9,7 @@ mod admission;
 pub mod b2bua;
 pub mod call;
 mod call_index;
+mod caller_lookup;
 mod caller_media;
 mod cdr;
 pub mod command;
@@ -21,6 +22,7 @@ mod interop_tests;
 pub mod live_calls;
 mod media_events;
 pub mod media_plane;
+mod preferred_agent;
 #[cfg(test)]
 mod race_tests;
 mod registration;
@@ -234,6 +236,10 @@ pub struct Switch {
     audit: crate::audit::AuditLog,
     /// The source of the request being handled (auth failures are counted against it).
     request_source: Option<Peer>,
+    /// Which agent last answered each caller (sticky routing).
+    sticky: crate::sticky_routing::StickyIndex,
+    /// Caller lookups for the edge to make.
+    lookups_out: VecDeque<crate::caller_lookup::LookupRequest>,
 }
 
 impl Switch {
@@ -293,6 +299,8 @@ impl Switch {
             screening: screening::Screening::new(gate),
             audit,
             request_source: None,
+            sticky: crate::sticky_routing::StickyIndex::for_settings(&config.acd),
+            lookups_out: VecDeque::new(),
             config,
             local,
             txn,
