@@ -525,7 +525,7 @@ async fn list_calls(
     Ok(Json(json!({ "calls": outcome? })))
 }
 
-/// The calls `role` may see, callers' numbers masked for analysts.
+/// The calls `role` may see, callers' numbers and customers' names masked for analysts.
 async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>, ApiError> {
     let visible: Vec<CallView> = live_calls(state)
         .await?
@@ -537,6 +537,7 @@ async fn calls_seen_by(state: &ApiState, role: &ApiRole) -> Result<Vec<CallView>
         .map(|mut call| {
             if *role == ApiRole::Analyst {
                 call.caller = mask_number(&call.caller);
+                call.customer_name = call.customer_name.map(|_| "****".to_owned());
             }
             call
         })

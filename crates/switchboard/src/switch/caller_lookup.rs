@@ -57,6 +57,12 @@ impl Switch {
         if info.language.is_some() && call.ivr.is_none() {
             call.language = info.language;
         }
+        // Once an agent has been rung, the call's routing is settled: priority and preferred
+        // agent no longer matter (and the CDR keeps the priority the call was served with).
+        let routing_open = call.agent_leg.is_none() && call.first_offered.is_none();
+        if !routing_open {
+            return;
+        }
         let priority_changed = info.priority.is_some_and(|p| p != call.priority);
         if let Some(priority) = info.priority {
             call.priority = priority;
@@ -65,7 +71,7 @@ impl Switch {
         if lookup_agent.is_some() {
             call.lookup_agent = lookup_agent;
         }
-        let waiting = in_acd && call.phase == Phase::Queued && call.agent_leg.is_none();
+        let waiting = in_acd && call.phase == Phase::Queued;
         if waiting && (priority_changed || agent_changed) {
             self.requeue_looked_up(now, id);
         }
