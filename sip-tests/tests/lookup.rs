@@ -102,7 +102,8 @@ fn a_fast_answer_makes_the_waiting_call_a_vip_and_is_reused_from_the_cache() -> 
     let crm = Crm::start(
         HashMap::new(),
         CrmReply::Json(
-            r#"{"priority": 50, "label": "vip", "customer_name": "Li Wei", "tier": "gold"}"#.into(),
+            r#"{"priority": 50, "label": "vip", "customer_name": "Li Wei", "language": "zh", "tier": "gold"}"#
+                .into(),
         ),
     )?;
     let switchboard = Switchboard::start(config(&crm, ""))?;
