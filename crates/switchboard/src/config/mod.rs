@@ -47,7 +47,8 @@ pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TlsCertificate, TrunkConfig,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SurveyConfig, SurveyScale,
+    TlsCertificate, TrunkConfig,
 };
 pub use security::SecurityConfig;
 
@@ -58,9 +59,30 @@ pub fn error_at(source_name: &str, text: &str, keys: &[&str], message: String) -
     let path = keys
         .iter()
         .fold(path::FieldPath::root(), |path, key| path.key(key));
+    located_error(source_name, text, &path, message)
+}
+
+/// [`error_at`] for the field `key` of the `index`th `[[queue]]` (e.g. its `survey_prompt`).
+pub fn queue_error_at(
+    source_name: &str,
+    text: &str,
+    index: usize,
+    key: &str,
+    message: String,
+) -> ConfigErrors {
+    let path = path::FieldPath::root().key("queue").index(index).key(key);
+    located_error(source_name, text, &path, message)
+}
+
+fn located_error(
+    source_name: &str,
+    text: &str,
+    path: &path::FieldPath,
+    message: String,
+) -> ConfigErrors {
     let located = ImDocument::parse(text).ok().and_then(|document| {
         let mut diagnostics = Diagnostics::new(source_name, text, document.as_table());
-        diagnostics.error(&path, message.clone());
+        diagnostics.error(path, message.clone());
         ConfigErrors::new(diagnostics.into_errors())
     });
     located.unwrap_or_else(|| ConfigErrors::whole_file(source_name, message))
@@ -322,6 +344,9 @@ record = "25%"                              # none | all | NN% (default "none")
 answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
 priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)
 initial_handle_time_s = 180                 # handle time for wait estimates until calls are measured (1..=86400)
+survey = "1-10"                             # optional post-call survey when the agent hangs up first:
+                                            # "1-10" (keys 1-9, 0 = 10) or "1-5" (keys 1-5)
+survey_prompt = "survey"                    # prompt asking for the score (default "survey"; must exist)
 
 [[queue.expansion]]                         # optional, in increasing after_s order
 after_s = 30

@@ -266,6 +266,8 @@ impl Switch {
             customer_name: None,
             lookup_agent: None,
             preferred_agent: None,
+            survey: None,
+            survey_score: None,
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(call);
@@ -1198,9 +1200,11 @@ impl Switch {
             }
             self.acd.abandon(now, acd::CallId(id))
         };
-        let talk = call
-            .answered
-            .map(|a| now.saturating_duration_since(a).as_secs_f64());
+        let talk = call.answered.map(|a| {
+            call.talk_ended(now)
+                .saturating_duration_since(a)
+                .as_secs_f64()
+        });
         if let Some(talk) = talk {
             self.metrics
                 .talk_seconds

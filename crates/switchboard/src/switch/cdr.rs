@@ -130,7 +130,8 @@ impl Switch {
             ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
             // Talk time excludes hold (the CDR model's definition).
             talk_s: answered.map_or(0.0, |a| {
-                now.saturating_duration_since(a)
+                call.talk_ended(now)
+                    .saturating_duration_since(a)
                     .saturating_sub(call.hold.total(now))
                     .as_secs_f64()
             }),
@@ -145,7 +146,7 @@ impl Switch {
             hangup_side,
             sip_cause,
             transfers: call.transfers.clone(),
-            survey_score: None,
+            survey_score: call.survey_score,
             recording: call
                 .recording
                 .as_ref()

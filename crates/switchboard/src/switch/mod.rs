@@ -31,6 +31,7 @@ pub mod screening;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
+mod survey;
 mod timer;
 mod transfer;
 
@@ -155,6 +156,8 @@ enum SwitchTimer {
     VoicemailLimit { call: CallNumber },
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
+    /// The caller has had their time to key a survey score.
+    Survey { call: CallNumber },
     /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
     SessionRefresh { call: CallNumber, generation: u64 },
     /// The trunk should have refreshed its session by now (RFC 4028).
@@ -386,6 +389,7 @@ impl Switch {
                 SwitchTimer::Announce { call } => self.announcement_due(now, call),
                 SwitchTimer::VoicemailLimit { call } => self.voicemail_limit(now, call),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
+                SwitchTimer::Survey { call } => self.survey_timeout(now, call),
                 SwitchTimer::SessionRefresh { call, generation } => {
                     self.refresh_session(now, call, generation)
                 }
