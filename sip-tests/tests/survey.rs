@@ -4,10 +4,13 @@
 //! the wait ends the call without one. The call's end stays the agent's hang-up.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use sip_tests::cdr::{str_field, wait_for_call};
+use sip_tests::paths::switchboard_binary;
 use sip_tests::rtp::{event_code, pcmu_offer, RtpPeer, RtpStream};
 use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{
@@ -59,6 +62,28 @@ fn press(rtp: &RtpPeer, relay: SocketAddr, key: char, ssrc: u32) -> HarnessResul
     Ok(())
 }
 
+/// `switchboard report --low-scores <max_score> --format csv` over the CDRs of `dir` from
+/// yesterday to tomorrow (UTC).
+fn low_scores(dir: &Path, max_score: u8) -> HarnessResult<String> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = time::Duration::days(1);
+    let run = Command::new(switchboard_binary()?)
+        .args(["report", "--dir"])
+        .arg(dir)
+        .args(["--from", &(today - day).to_string()])
+        .args(["--to", &(today + day + day).to_string()])
+        .args(["--format", "csv", "--low-scores", &max_score.to_string()])
+        .output()
+        .map_err(|e| HarnessError::io("running switchboard report", e))?;
+    if !run.status.success() {
+        return Err(HarnessError::Unexpected(format!(
+            "switchboard report --low-scores failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&run.stdout).into_owned())
+}
+
 fn assert_agent_ended(record: &Value) {
     assert_eq!(str_field(record, "hangup_side"), Some("agent"), "{record}");
     assert_eq!(
@@ -81,6 +106,13 @@ fn a_score_keyed_by_rfc_4733_lands_in_the_cdr() -> HarnessResult<()> {
     let record = wait_for_call(switchboard.cdr_dir(), call.call_id(), WAIT)?;
     assert_eq!(record.get("survey_score"), Some(&json!(8)), "{record}");
     assert_agent_ended(&record);
+    // The follow-up list has the call at a threshold of 8, not at 7.
+    let id = str_field(&record, "id").unwrap_or_default();
+    let row = format!(",{id},support,1001,2000,,8");
+    let listed = low_scores(switchboard.cdr_dir(), 8)?;
+    assert!(listed.contains(&row), "{row} missing in\n{listed}");
+    let listed = low_scores(switchboard.cdr_dir(), 7)?;
+    assert!(!listed.contains(&id), "{listed}");
     Ok(())
 }
 

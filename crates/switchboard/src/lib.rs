@@ -21,6 +21,7 @@ pub mod security;
 pub mod simulate;
 pub mod start_check;
 pub mod sticky_routing;
+pub mod survey_followup;
 pub mod switch;
 pub mod tls_certificates;
 pub mod token_digest;
