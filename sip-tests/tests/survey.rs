@@ -112,7 +112,7 @@ fn a_score_keyed_by_rfc_4733_lands_in_the_cdr() -> HarnessResult<()> {
     let listed = low_scores(switchboard.cdr_dir(), 8)?;
     assert!(listed.contains(&row), "{row} missing in\n{listed}");
     let listed = low_scores(switchboard.cdr_dir(), 7)?;
-    assert!(!listed.contains(&id), "{listed}");
+    assert!(!listed.contains(id), "{listed}");
     Ok(())
 }
 
