@@ -1,7 +1,8 @@
 //! Which agent a queued call waits for first: the agent the caller lookup named, else the
 //! agent who last answered this caller (sticky routing), and only while that agent is logged
-//! in and the queue waits for preferred agents at all (`preferred_agent_wait_s` > 0). The
-//! ACD then holds the call for that agent up to the queue's preferred wait.
+//! in, is not being rung for or talking to another call from the same number, and the queue
+//! waits for preferred agents at all (`preferred_agent_wait_s` > 0). The ACD then holds the
+//! call for that agent up to the queue's preferred wait.
 
 use super::call::CallNumber;
 use super::Switch;
@@ -33,6 +34,13 @@ impl Switch {
                 self.acd
                     .agent(agent)
                     .is_some_and(|a| a.state != acd::AgentState::LoggedOut)
+            })
+            // The same number calling again while still with that agent (a second line of a
+            // PBX, a test trunk) would only wait for the first call to end.
+            .filter(|agent| {
+                !self.calls.values().any(|other| {
+                    other.id != id && other.caller == call.caller && other.agent() == Some(agent)
+                })
             });
         if let Some(call) = self.calls.get_mut(&id) {
             call.preferred_agent = candidate.clone();
