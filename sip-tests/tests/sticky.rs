@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use sip_tests::cdr::{str_field, wait_for_call};
 use sip_tests::trace::call_ids;
 use sip_tests::{
-    start_agent_for_calls, AgentAccount, HarnessError, HarnessResult, SippProcess, Switchboard,
-    SwitchboardConfig,
+    start_agent_for_calls, AgentAccount, HarnessError, HarnessResult, NumberSpec, QueueSpec,
+    SippProcess, Switchboard, SwitchboardConfig,
 };
 
 /// How long a phone, a trunk call or a record may take: generous, the machine is shared.
@@ -33,9 +33,14 @@ fn config(preferred_wait_s: u32) -> SwitchboardConfig {
 
 /// A call from [`CALLER`] to DID 100, hung up by the caller 200 ms after the answer.
 fn spawn_call(switchboard: &Switchboard) -> HarnessResult<SippProcess> {
+    spawn_call_to(switchboard, "100")
+}
+
+/// A call from [`CALLER`] to `did`, hung up by the caller 200 ms after the answer.
+fn spawn_call_to(switchboard: &Switchboard, did: &str) -> HarnessResult<SippProcess> {
     switchboard
         .sipp_client("trunk_call_as.xml")?
-        .service("100")
+        .service(did)
         .set("caller", CALLER)
         .set("priority", "none")
         .arg("-d")
@@ -170,5 +175,45 @@ fn after_the_preferred_wait_the_call_goes_to_another_agent() -> HarnessResult<()
         "waited the preferred wait first: {record}"
     );
     phone_1001.wait()?.ensure_success()?;
+    Ok(())
+}
+
+#[test]
+fn an_agent_who_cannot_serve_the_queue_is_not_waited_for() -> HarnessResult<()> {
+    // 1003 works in sales only; DID 200 goes to sales, DID 100 to support.
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice"),
+            AgentAccount::new("1003", "Carol")
+                .without_support()
+                .with_skill("sales", 5),
+        ],
+        other_queues: vec![QueueSpec::new("sales", "sales")],
+        numbers: vec![NumberSpec::new("200", "sales")],
+        support_queue_lines: vec!["preferred_agent_wait_s = 60".into()],
+        ..SwitchboardConfig::default()
+    })?;
+    let api = switchboard.api();
+    let phone_1001 = start_agent_for_calls(&switchboard, "1001", "agent_answer.xml", 1, WAIT)?;
+    let phone_1003 = start_agent_for_calls(&switchboard, "1003", "agent_answer.xml", 2, WAIT)?;
+    let record = finished_record(&switchboard, spawn_call_to(&switchboard, "200")?)?;
+    assert_eq!(str_field(&record, "agent"), Some("1003"), "{record}");
+    // The same caller on the support line: 1003 cannot take support calls, so 1001 does at
+    // once, although 1003 is Ready and answered this caller last.
+    api.wait_for_agent_state("1003", "ready", WAIT)?;
+    let record = finished_record(&switchboard, spawn_call_to(&switchboard, "100")?)?;
+    assert_eq!(str_field(&record, "agent"), Some("1001"), "{record}");
+    assert_eq!(
+        record.get("preferred_agent"),
+        Some(&Value::Null),
+        "{record}"
+    );
+    phone_1001.wait()?.ensure_success()?;
+    assert_eq!(
+        phone_1003.messages().matches("INVITE sip:").count(),
+        1,
+        "{}",
+        phone_1003.messages()
+    );
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Which agent a queued call waits for first: the agent the caller lookup named, else the
 //! agent who last answered this caller (sticky routing), and only while that agent is logged
-//! in, is not being rung for or talking to another call from the same number, and the queue
-//! waits for preferred agents at all (`preferred_agent_wait_s` > 0). The ACD then holds the
+//! in, can serve the call's queue (a sales agent is not waited for on a support call), is not
+//! being rung for or talking to another call from the same number, and the queue waits for
+//! preferred agents at all (`preferred_agent_wait_s` > 0). The ACD then holds the
 //! call for that agent up to the queue's preferred wait.
 
 use super::call::CallNumber;
@@ -31,9 +32,10 @@ impl Switch {
             .or_else(|| self.sticky.last_agent(&call.caller, unix_now).cloned())
             .filter(|_| waits)
             .filter(|agent| {
-                self.acd
-                    .agent(agent)
-                    .is_some_and(|a| a.state != acd::AgentState::LoggedOut)
+                let queue = acd::QueueId::from(call.queue.as_str());
+                self.acd.agent(agent).is_some_and(|a| {
+                    a.state != acd::AgentState::LoggedOut && a.queues.contains(&queue)
+                })
             })
             // The same number calling again while still with that agent (a second line of a
             // PBX, a test trunk) would only wait for the first call to end.
