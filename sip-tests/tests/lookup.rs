@@ -149,8 +149,16 @@ fn a_fast_answer_makes_the_waiting_call_a_vip_and_is_reused_from_the_cache() -> 
     assert_eq!(lookups(&switchboard, "ok")?, 1.0);
 
     // The same caller again within cache_s: answered from the cache, the CRM is not asked.
+    // 1001 is Ready, so the call is offered before the cached answer is applied: the label
+    // and name still reach the record, the routing (priority) no longer changes.
     let record = finished_record(&switchboard, spawn_call(&switchboard, "5550001")?)?;
     assert_eq!(str_field(&record, "label"), Some("vip"), "{record}");
+    assert_eq!(
+        str_field(&record, "customer_name"),
+        Some("Li Wei"),
+        "{record}"
+    );
+    assert_eq!(record.get("priority"), Some(&json!(0)), "{record}");
     assert_eq!(crm.requests().len(), 1, "{:?}", crm.requests());
     assert_eq!(lookups(&switchboard, "cached")?, 1.0);
     phone.wait()?.ensure_success()?;
@@ -251,6 +259,35 @@ fn slow_failing_and_invalid_answers_leave_the_call_unchanged_and_are_counted() -
     assert_eq!(lookups(&switchboard, "invalid")?, 2.0);
     assert_eq!(lookups(&switchboard, "ok")?, 0.0);
     assert_eq!(crm.requests().len(), 4, "failures are not cached");
+    phone.wait()?.ensure_success()?;
+    Ok(())
+}
+
+#[test]
+fn an_agent_the_configuration_does_not_know_is_ignored() -> HarnessResult<()> {
+    let crm = Crm::start(
+        HashMap::new(),
+        CrmReply::Json(r#"{"preferred_agent": "9999", "label": "gold"}"#.into()),
+    )?;
+    let switchboard = Switchboard::start(config(&crm, ""))?;
+    let api = switchboard.api();
+    let phone = start_agent_for_calls(&switchboard, "1001", "agent_answer.xml", 1, WAIT)?;
+    api.set_not_ready("1001", "break")?;
+    let call = spawn_call(&switchboard, "5550003")?;
+    wait_for_listed_call(&switchboard, None, "labelled gold", |call| {
+        call["label"] == "gold"
+    })?;
+    switchboard.wait_for_log("caller lookup named an unknown agent", WAIT)?;
+    // Nobody is waited for: 1001 takes the call as soon as it is Ready.
+    api.set_ready("1001")?;
+    let record = finished_record(&switchboard, call)?;
+    assert_eq!(str_field(&record, "agent"), Some("1001"), "{record}");
+    assert_eq!(
+        record.get("preferred_agent"),
+        Some(&Value::Null),
+        "{record}"
+    );
+    assert_eq!(lookups(&switchboard, "ok")?, 1.0);
     phone.wait()?.ensure_success()?;
     Ok(())
 }
