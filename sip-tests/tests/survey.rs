@@ -100,6 +100,12 @@ fn a_score_keyed_by_rfc_4733_lands_in_the_cdr() -> HarnessResult<()> {
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
     let (call, relay) = call_until_the_agent_hangs_up(&sip, &rtp, agent)?;
+    // The agent is free again while the caller is in the survey.
+    let api = switchboard.api();
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["state"], "survey", "{listed}");
+    assert_eq!(listed["calls"][0]["agent"], Value::Null, "{listed}");
     press(&rtp, relay, '8', 0x5e_0001)?;
     // Score taken: "goodbye", then Switchboard hangs up.
     call.wait_for_bye(WAIT)?;

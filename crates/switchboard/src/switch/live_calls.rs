@@ -20,7 +20,7 @@ pub struct CallView {
     pub caller: String,
     /// The queue it is in or came through (empty while in the IVR before any queue).
     pub queue: String,
-    /// `ivr`, `queued`, `ringing` or `connected`.
+    /// `ivr`, `queued`, `ringing`, `connected` or `survey` (post-call survey).
     pub state: &'static str,
     /// The agent rung or connected.
     pub agent: Option<String>,
@@ -163,6 +163,8 @@ impl Switch {
 
 fn view(call: &Call, now: Instant) -> CallView {
     let state = match call.phase {
+        // The agent has hung up and the caller is keying a score (or hearing goodbye).
+        Phase::Ivr if call.survey.is_some() => "survey",
         Phase::Ivr => "ivr",
         Phase::Queued => "queued",
         Phase::Offering => "ringing",
