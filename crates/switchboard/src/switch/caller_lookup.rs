@@ -112,3 +112,93 @@ impl Switch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing;
+    use super::*;
+    use sip::Peer;
+    use std::sync::Arc;
+    use transport::{Inbound, Payload};
+
+    /// DID 100 is answered by an IVR; every caller is looked up.
+    const LOOKED_UP_IVR: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\n\
+        [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
+        [[number]]\ndid = \"100\"\nivr = \"main\"\n\
+        [[ivr]]\nname = \"main\"\n[[ivr.menu]]\nname = \"top\"\nprompt = [\"menu\"]\nkeys = { \"1\" = \"hangup\" }\n\
+        [lookup]\nurl = \"http://127.0.0.1:9/caller\"\n";
+
+    fn invite(now: Instant) -> Inbound {
+        let body = "v=0\r\no=gw 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                    m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let text = format!(
+            "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKlookup;rport\r\n\
+Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=a\r\n\
+Call-ID: lookup-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        Inbound {
+            source: Peer::udp("127.0.0.1:5999".parse().expect("addr")),
+            local: "127.0.0.1:5060".parse().expect("addr"),
+            payload: Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid")),
+            received: now,
+        }
+    }
+
+    fn switch(now: Instant, text: &str) -> Switch {
+        let config = crate::config::load_str("t.toml", text).expect("valid test config");
+        testing::switch(now, Arc::new(config), Default::default())
+    }
+
+    #[test]
+    fn an_arriving_call_is_looked_up_and_an_answer_during_the_ivr_is_kept_for_queueing() {
+        let now = Instant::now();
+        let mut switch = switch(now, LOOKED_UP_IVR);
+        switch.handle_inbound(now, invite(now));
+        let request = switch.poll_lookup().expect("the caller is looked up");
+        assert_eq!(
+            request,
+            LookupRequest {
+                call: request.call,
+                caller: "2000".into(),
+                did: "100".into(),
+            }
+        );
+        assert_eq!(switch.poll_lookup(), None, "one lookup a call");
+        switch.caller_looked_up(
+            now,
+            request.call,
+            CallerInfo {
+                priority: Some(7),
+                label: Some("vip".into()),
+                preferred_agent: Some("nobody".into()),
+                language: Some("zh".into()),
+                customer_name: Some("Li Wei".into()),
+            },
+        );
+        let call = switch.calls.get(&request.call).expect("call in progress");
+        assert_eq!(call.phase, Phase::Ivr);
+        assert_eq!(call.label.as_deref(), Some("vip"));
+        assert_eq!(call.customer_name.as_deref(), Some("Li Wei"));
+        // Kept for when the call is queued; nothing is in the ACD yet.
+        assert_eq!(call.priority, 7);
+        assert!(switch.acd.call(acd::CallId(request.call)).is_none());
+        // The running IVR keeps its language; an unknown agent is not remembered.
+        assert_eq!(call.language, None);
+        assert_eq!(call.lookup_agent, None);
+        // An answer for a call that has ended changes nothing.
+        switch.caller_looked_up(now, request.call + 1, CallerInfo::default());
+    }
+
+    #[test]
+    fn without_a_lookup_section_nobody_is_looked_up() {
+        let now = Instant::now();
+        let text = LOOKED_UP_IVR.replace("[lookup]\nurl = \"http://127.0.0.1:9/caller\"\n", "");
+        let mut switch = switch(now, &text);
+        switch.handle_inbound(now, invite(now));
+        assert_eq!(switch.calls.len(), 1);
+        assert_eq!(switch.poll_lookup(), None);
+    }
+}
