@@ -12,6 +12,7 @@ pub mod api;
 pub mod baresip;
 pub mod cdr;
 pub mod config;
+pub mod crm;
 pub mod dialog;
 pub mod digest;
 pub mod error;

@@ -164,6 +164,9 @@ fn cdr_csv_writes_a_daily_csv_row_per_call() -> HarnessResult<()> {
     };
     let header = text.lines().next().unwrap_or_default();
     assert!(header.starts_with("seq,id,trunk_call_id,"), "{header}");
-    assert!(header.ends_with(",label"), "{header}");
+    assert!(
+        header.ends_with(",label,customer_name,preferred_agent,preferred_agent_taken"),
+        "{header}"
+    );
     Ok(())
 }

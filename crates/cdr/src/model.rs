@@ -164,9 +164,20 @@ pub struct CallRecord {
     /// are kept as they are (-1000000..=1000000).
     #[serde(default)]
     pub priority: i32,
-    /// Tag of the caller's priority list (`[[number.caller_priority]] label`), if any.
+    /// Tag of the caller's priority list (`[[number.caller_priority]] label`), or the label
+    /// the caller lookup (`[lookup]`) gave, if any.
     #[serde(default)]
     pub label: Option<String>,
+    /// The customer's name as the caller lookup (`[lookup]`) gave it.
+    #[serde(default)]
+    pub customer_name: Option<String>,
+    /// The agent the call waited for first: the caller's last agent (sticky routing) or the
+    /// one the caller lookup named; absent when there was none.
+    #[serde(default)]
+    pub preferred_agent: Option<String>,
+    /// `preferred_agent` answered the call.
+    #[serde(default)]
+    pub preferred_agent_taken: bool,
     /// Seconds from `enqueued` until answered or until the call left the queue otherwise
     /// (abandon, overflow, timeout, callback, voicemail); includes ringing. 0 if never queued.
     #[serde(default)]
@@ -443,6 +454,9 @@ pub(crate) mod fixtures {
             agent: Some("alice".into()),
             priority: 1,
             label: None,
+            customer_name: None,
+            preferred_agent: None,
+            preferred_agent_taken: false,
             wait_s: 15.5,
             ring_s: 5.5,
             talk_s: 270.0,

@@ -555,6 +555,7 @@ pub(crate) async fn calls_seen_by(
         .map(|mut call| {
             if masks_caller(&state.node.config.current(), role) {
                 call.caller = mask_number(&call.caller);
+                call.customer_name = call.customer_name.map(|_| "****".to_owned());
             }
             call
         })

@@ -4,6 +4,7 @@
 pub mod acd_config;
 pub mod audit;
 pub mod audit_shipping;
+pub mod caller_lookup;
 pub mod cdr_writer;
 pub mod config;
 pub mod emergency;
@@ -20,6 +21,8 @@ pub mod runtime;
 pub mod security;
 pub mod simulate;
 pub mod start_check;
+pub mod sticky_routing;
+pub mod survey_followup;
 pub mod switch;
 pub mod tls_certificates;
 pub mod token_digest;

@@ -71,6 +71,10 @@ enum Command {
         /// Read CDRs from PostgreSQL (postgres://…) instead of the files.
         #[arg(long)]
         postgres: Option<String>,
+        /// Instead of the report, list the calls whose post-call survey score is this or
+        /// less (table or csv), for follow-up.
+        #[arg(long, value_name = "SCORE")]
+        low_scores: Option<u8>,
     },
     /// Predict service level, ASA, abandons and occupancy for a staffing or routing change by
     /// driving the real ACD with simulated time (see docs/simulate.md).
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
             config: config_path,
             output,
             postgres,
+            low_scores,
         } => {
             let dir = match (dir, config_path) {
                 (Some(dir), _) => dir,
@@ -202,6 +207,7 @@ fn main() -> ExitCode {
                     format,
                     output,
                     postgres_url: postgres,
+                    low_scores,
                 },
             ))
         }

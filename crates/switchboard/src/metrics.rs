@@ -25,6 +25,8 @@ pub struct Metrics {
     pub calls_rejected: IntCounterVec,
     /// Transfers asked for by agents, by kind and result.
     pub transfers: IntCounterVec,
+    /// Caller lookups (`[lookup]`), by result: ok, timeout, error, invalid, cached.
+    pub lookups: IntCounterVec,
     /// Time from arrival to answer, of answered calls.
     pub wait_seconds: HistogramVec,
     /// Time from arrival to leaving, of abandoned calls.
@@ -195,6 +197,12 @@ impl Metrics {
                 "switchboard_calls_rejected_total",
                 "Calls refused or ended before an answer by Switchboard.",
                 &["reason"],
+            ),
+            lookups: counter(
+                &registry,
+                "switchboard_lookup_total",
+                "Caller lookups, by result: ok, timeout, error, invalid (not JSON or too large), cached (answered from the cache).",
+                &["result"],
             ),
             transfers: counter(
                 &registry,

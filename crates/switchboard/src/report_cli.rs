@@ -33,6 +33,8 @@ pub struct ReportRequest {
     pub output: Option<PathBuf>,
     /// Read the CDRs from this PostgreSQL database instead of the files.
     pub postgres_url: Option<String>,
+    /// List the calls whose survey score is this or less instead of the report.
+    pub low_scores: Option<u8>,
 }
 
 /// Parses `YYYY-MM-DD` as UTC midnight, or a full RFC 3339 timestamp.
@@ -69,6 +71,9 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
     query.agent = request.agent.clone();
     if request.postgres_url.is_none() && !Path::new(&request.dir).is_dir() {
         bail!("CDR directory {} does not exist", request.dir.display());
+    }
+    if let Some(max_score) = request.low_scores {
+        return write_low_scores(&request, &query, max_score, format);
     }
     let started = Instant::now();
     let mut last_shown = Instant::now();
@@ -141,6 +146,45 @@ fn write_wrap_ups(
     writeln!(out, "{:<width$}  CALLS", "DISPOSITION")?;
     for (code, calls) in counts {
         writeln!(out, "{code:<width$}  {calls}")?;
+    }
+    Ok(())
+}
+
+/// `--low-scores N`: the calls scored N or less, instead of the report.
+fn write_low_scores(
+    request: &ReportRequest,
+    query: &ReportQuery,
+    max_score: u8,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    if request.postgres_url.is_some() {
+        bail!("--low-scores reads the CDR files: use --dir (or --config) instead of --postgres");
+    }
+    let csv = match format {
+        ReportFormat::Table => false,
+        ReportFormat::Csv => true,
+        ReportFormat::Html => bail!("--low-scores writes a table or csv, not html"),
+    };
+    let scores = crate::survey_followup::low_scores(
+        &request.dir,
+        &crate::survey_followup::LowScoreQuery {
+            from: query.from,
+            to: query.to,
+            max_score,
+            queue: query.queue.as_deref(),
+            agent: query.agent.as_deref(),
+        },
+    )?;
+    match &request.output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            );
+            crate::survey_followup::write(&scores, csv, &mut file)?;
+            file.flush()?;
+        }
+        None => crate::survey_followup::write(&scores, csv, &mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -190,6 +190,12 @@ pub async fn run_from_file(
     ));
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
     let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
+    restore_sticky_routing(&mut switch, &config);
+    let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
+    let mut lookups = config
+        .lookup
+        .clone()
+        .map(|lookup| crate::caller_lookup::client::LookupClient::new(lookup, metrics.clone()));
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,
@@ -281,9 +287,25 @@ pub async fn run_from_file(
                     let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
                 }
             },
+            Some(finished) = lookup_rx.recv() => {
+                let now = Instant::now();
+                let answer = lookups.as_mut().and_then(|client| client.finished(now, finished));
+                if let Some((call, info)) = answer {
+                    switch.caller_looked_up(now, call, info);
+                }
+            }
             () = &mut shutdown, if !shutting_down => {
                 shutting_down = true;
                 switch.begin_drain(Instant::now(), config.sip.drain_timeout);
+            }
+        }
+        while let Some(request) = switch.poll_lookup() {
+            let Some(client) = lookups.as_mut() else {
+                break;
+            };
+            let call = request.call;
+            if let Some(cached) = client.start(Instant::now(), request, &lookup_tx) {
+                switch.caller_looked_up(Instant::now(), call, cached);
             }
         }
         while let Some((record, token)) = switch.poll_cdr() {
@@ -314,6 +336,23 @@ pub async fn run_from_file(
     cdr.stop();
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// Rebuilds sticky routing's memory of who answered whom from the CDR files.
+fn restore_sticky_routing(switch: &mut Switch, config: &Config) {
+    let (index, stats) = crate::sticky_routing::rebuild(
+        &config.cdr.dir,
+        &config.acd,
+        time::OffsetDateTime::now_utc(),
+    );
+    tracing::info!(
+        callers = index.len(),
+        files = stats.files,
+        answered_calls = stats.answered_calls,
+        unreadable_lines = stats.unreadable_lines,
+        "sticky routing rebuilt from the CDRs"
+    );
+    switch.restore_sticky(index);
 }
 
 /// The certificates of the SIP TLS and HTTPS listeners, reloaded together on SIGHUP.

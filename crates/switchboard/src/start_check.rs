@@ -37,16 +37,38 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
     }
     // `run` loads every prompt set before it serves; an unreadable folder or a WAV file that
     // is not a usable prompt stops it, so it is a configuration error here too.
-    if let Err(error) = PromptLibrary::load(
+    let library = match PromptLibrary::load(
         config.media.prompts_dir.as_deref(),
         &crate::runtime::prompt_languages(&config),
     ) {
-        return Err(config::error_at(
-            source_name,
-            text,
-            &["media", "prompts_dir"],
-            format!("{error:#}"),
-        ));
+        Ok(library) => library,
+        Err(error) => {
+            return Err(config::error_at(
+                source_name,
+                text,
+                &["media", "prompts_dir"],
+                format!("{error:#}"),
+            ))
+        }
+    };
+    // A survey nobody can hear would only ever record "no score".
+    for (index, queue) in config.queues.iter().enumerate() {
+        let Some(survey) = &queue.survey else {
+            continue;
+        };
+        if !library.contains(crate::prompt_library::DEFAULT_LANGUAGE, &survey.prompt) {
+            return Err(config::queue_error_at(
+                source_name,
+                text,
+                index,
+                "survey_prompt",
+                format!(
+                    "prompt `{}` is neither in media.prompts_dir/{}/ nor built in: record it there",
+                    survey.prompt,
+                    crate::prompt_library::DEFAULT_LANGUAGE
+                ),
+            ));
+        }
     }
     Ok(config)
 }
@@ -78,6 +100,35 @@ mod tests {
                 && line.contains("moh.wav"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_survey_prompt_that_exists_nowhere_is_a_located_configuration_error() {
+        let queue = "[[queue]]\nname = \"q\"\nskills = { s = 1 }\nsurvey = \"1-5\"\n";
+        let errors = load_str("t.toml", queue).expect_err("no `survey` prompt anywhere");
+        assert_eq!(
+            errors.to_string(),
+            "t.toml:1:1: queue[0].survey_prompt: prompt `survey` is neither in media.prompts_dir/en/ nor built in: record it there"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(dir.path().join("en")).expect("language folder");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../media/prompts/en/goodbye.wav"
+            ),
+            dir.path().join("en").join("survey.wav"),
+        )
+        .expect("copy a real prompt");
+        let text = format!(
+            "[media]\nprompts_dir = \"{}\"\n{queue}",
+            dir.path().display()
+        );
+        let config = load_str("t.toml", &text).expect("the recorded survey prompt is found");
+        assert!(config.queues[0].survey.is_some());
+        // A built-in prompt will do too.
+        let builtin = format!("{queue}survey_prompt = \"goodbye\"\n");
+        assert!(load_str("t.toml", &builtin).is_ok());
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub(crate) const CALL_HEADER: &[&str] = &[
     "service_level_threshold_s",
     // Added after the first release: last, so older columns keep their positions.
     "label",
+    "customer_name",
+    "preferred_agent",
+    "preferred_agent_taken",
 ];
 
 /// Header row of the agent-state CSV file.
@@ -103,7 +106,7 @@ fn optional_number<T: ToString>(value: Option<T>) -> String {
 /// Appends one call row (with its newline) to `out`.
 pub(crate) fn write_call_row(out: &mut Vec<u8>, call: &CallRecord) -> Result<(), SinkError> {
     let seq = call.seq;
-    let cells: [String; 30] = [
+    let cells: [String; 33] = [
         seq.to_string(),
         one_line(&call.id),
         one_line(&call.trunk_call_id),
@@ -134,6 +137,9 @@ pub(crate) fn write_call_row(out: &mut Vec<u8>, call: &CallRecord) -> Result<(),
         json_cell(seq, &call.legs)?,
         call.service_level_threshold_s.to_string(),
         optional_text(&call.label),
+        optional_text(&call.customer_name),
+        optional_text(&call.preferred_agent),
+        call.preferred_agent_taken.to_string(),
     ];
     write_row(out, seq, &cells)
 }
@@ -225,10 +231,33 @@ mod tests {
         assert_eq!(cell("priority"), "-7");
         assert_eq!(cell("label"), "vip");
         assert_eq!(
-            CALL_HEADER.last(),
-            Some(&"label"),
+            &CALL_HEADER[CALL_HEADER.len() - 4..],
+            &[
+                "label",
+                "customer_name",
+                "preferred_agent",
+                "preferred_agent_taken"
+            ],
             "new columns go last so older ones keep their positions"
         );
+    }
+
+    #[test]
+    fn lookup_and_sticky_routing_columns_are_written() {
+        let mut call = answered_call();
+        call.customer_name = Some("Li Wei".into());
+        call.preferred_agent = Some("1003".into());
+        call.preferred_agent_taken = true;
+        let mut out = Vec::new();
+        write_call_row(&mut out, &call).unwrap();
+        let rows = parse(&out, CALL_HEADER);
+        let cell = |name: &str| {
+            let i = CALL_HEADER.iter().position(|c| *c == name).unwrap();
+            rows[0][i].to_string()
+        };
+        assert_eq!(cell("customer_name"), "Li Wei");
+        assert_eq!(cell("preferred_agent"), "1003");
+        assert_eq!(cell("preferred_agent_taken"), "true");
     }
 
     #[test]

@@ -12,9 +12,15 @@ const KEYS: &[&str] = &[
     "missed_call_reason",
     "offer_retry_s",
     "dispositions",
+    "sticky_max_age_days",
+    "sticky_max_entries",
 ];
 /// Wrap-up codes when `dispositions` is not set.
 const DEFAULT_DISPOSITIONS: [&str; 4] = ["resolved", "follow-up", "escalated", "wrong-number"];
+/// Longest memory of a caller's last agent: ten years (longer than any CDR retention).
+const MAX_STICKY_AGE_DAYS: i64 = 3650;
+/// Most callers remembered: ten million entries is about a gigabyte of index.
+const MAX_STICKY_ENTRIES: i64 = 10_000_000;
 /// Longest `offer_retry_s`: an hour (a call that may not go back to a phone for longer has
 /// waited far past any sensible max wait).
 const MAX_OFFER_RETRY_S: i64 = 3600;
@@ -73,11 +79,19 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Ac
         }
         Some(codes)
     });
+    let sticky_max_age_days = acd.or(d, "sticky_max_age_days", 30, |d, field| {
+        field.integer(d, 1..=MAX_STICKY_AGE_DAYS)
+    });
+    let sticky_max_entries = acd.or(d, "sticky_max_entries", 100_000, |d, field| {
+        field.integer(d, 0..=MAX_STICKY_ENTRIES)
+    });
     Some(AcdSettings {
         dispositions: dispositions?,
         not_ready_reasons: reasons?,
         missed_call_reason: missed_call_reason?,
         offer_retry_after: offer_retry_after?,
+        sticky_max_age_days: sticky_max_age_days?,
+        sticky_max_entries: sticky_max_entries?,
     })
 }
 
@@ -142,6 +156,24 @@ mod tests {
         // The default list contains "missed".
         let config = valid("[acd]\nmissed_call_reason = \"missed\"\n");
         assert_eq!(config.acd.missed_call_reason.as_deref(), Some("missed"));
+    }
+
+    #[test]
+    fn sticky_bounds_default_to_30_days_and_100000_callers_and_are_range_checked() {
+        let config = valid("[acd]\n");
+        assert_eq!(config.acd.sticky_max_age_days, 30);
+        assert_eq!(config.acd.sticky_max_entries, 100_000);
+        let config = valid("[acd]\nsticky_max_age_days = 7\nsticky_max_entries = 0\n");
+        assert_eq!(config.acd.sticky_max_age_days, 7);
+        assert_eq!(config.acd.sticky_max_entries, 0);
+        assert_eq!(
+            error_lines("[acd]\nsticky_max_age_days = 0\n"),
+            vec!["t.toml:2:23: acd.sticky_max_age_days: 0 out of range 1..=3650"]
+        );
+        assert_eq!(
+            error_lines("[acd]\nsticky_max_entries = -1\n"),
+            vec!["t.toml:2:22: acd.sticky_max_entries: -1 out of range 0..=10000000"]
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod diff;
 mod error;
 mod http;
 mod ivr;
+mod lookup;
 mod media;
 mod model;
 mod names;
@@ -42,12 +43,13 @@ use diagnostics::Diagnostics;
 use reader::TableReader;
 
 pub use error::{ConfigError, ConfigErrors, Position};
+pub use lookup::{LookupConfig, LookupMethod};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy, RoleKind,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TlsCertificate, TrunkConfig,
-    WebUser,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SurveyConfig, SurveyScale,
+    TlsCertificate, TrunkConfig, WebUser,
 };
 pub use security::SecurityConfig;
 
@@ -58,9 +60,30 @@ pub fn error_at(source_name: &str, text: &str, keys: &[&str], message: String) -
     let path = keys
         .iter()
         .fold(path::FieldPath::root(), |path, key| path.key(key));
+    located_error(source_name, text, &path, message)
+}
+
+/// [`error_at`] for the field `key` of the `index`th `[[queue]]` (e.g. its `survey_prompt`).
+pub fn queue_error_at(
+    source_name: &str,
+    text: &str,
+    index: usize,
+    key: &str,
+    message: String,
+) -> ConfigErrors {
+    let path = path::FieldPath::root().key("queue").index(index).key(key);
+    located_error(source_name, text, &path, message)
+}
+
+fn located_error(
+    source_name: &str,
+    text: &str,
+    path: &path::FieldPath,
+    message: String,
+) -> ConfigErrors {
     let located = ImDocument::parse(text).ok().and_then(|document| {
         let mut diagnostics = Diagnostics::new(source_name, text, document.as_table());
-        diagnostics.error(&path, message.clone());
+        diagnostics.error(path, message.clone());
         ConfigErrors::new(diagnostics.into_errors())
     });
     located.unwrap_or_else(|| ConfigErrors::whole_file(source_name, message))
@@ -71,7 +94,7 @@ pub const DEMO_TOML: &str = include_str!("demo.toml");
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "sip", "http", "cdr", "media", "trunk", "number", "queue", "acd", "agent", "schedule", "ivr",
-    "security",
+    "security", "lookup",
 ];
 
 /// Reads and checks the configuration file at `path`.
@@ -176,6 +199,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         queue::check_callback_keys(d, queues, numbers);
     }
     let security = security::read(d, &root);
+    let lookup = lookup::read(d, &root);
     let config = Config {
         sip: sip?,
         http: http?,
@@ -189,6 +213,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         schedules: schedules?,
         ivrs: ivrs?,
         security: security?,
+        lookup: lookup?,
     };
     // Only on an otherwise valid file: the readers' own, better placed errors come first.
     if !d.has_errors() {
@@ -330,6 +355,9 @@ record = "25%"                              # none | all | NN% (default "none")
 answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
 priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)
 initial_handle_time_s = 180                 # handle time for wait estimates until calls are measured (1..=86400)
+survey = "1-10"                             # optional post-call survey when the agent hangs up first:
+                                            # "1-10" (keys 1-9, 0 = 10) or "1-5" (keys 1-5)
+survey_prompt = "survey"                    # prompt asking for the score (default "survey"; must exist)
 
 [[queue.expansion]]                         # optional, in increasing after_s order
 after_s = 30
@@ -390,6 +418,17 @@ offer_retry_s = 7                           # after an offer fails (no answer, b
                                             # A phone that cannot take the call's codecs (488, or an
                                             # unusable SDP answer) never gets it again while it waits
                                             # in that queue
+sticky_max_age_days = 30                    # sticky routing: a caller's last answering agent is remembered
+                                            # this long (1..=3650, default 30), rebuilt from the CDRs at start
+sticky_max_entries = 100000                 # callers remembered; past it the oldest is forgotten
+                                            # (0..=10000000, default 100000; 0 = sticky routing off)
+
+[lookup]                                    # optional: ask a CRM about each caller as the call arrives
+url = "http://crm.example.com:8080/caller"  # http:// only; GET ?caller=..&did=.. or POST {"caller","did"}
+method = "GET"                              # "GET" (default) or "POST"
+timeout_ms = 300                            # the call goes on unchanged without an answer by then (10..=10000)
+cache_s = 60                                # a caller's answer is reused this long (0..=86400; 0 = no cache)
+cache_entries = 10000                       # answers kept (0..=1000000)
 
 [[agent]]
 id = "1001"                                 # unique
@@ -553,6 +592,11 @@ ha1 = "fedcba9876543210fedcba9876543210"
     #[test]
     fn full_example_reads_every_field() {
         let config = valid(FULL_EXAMPLE);
+        assert_eq!(config.acd.sticky_max_entries, 100_000);
+        assert_eq!(
+            config.lookup.as_ref().map(|l| l.timeout),
+            Some(Duration::from_millis(300))
+        );
         assert_eq!(config.sip.listen_udp.len(), 2);
         assert_eq!(config.sip.listen_tls[0].port(), 5061);
         assert!(config.sip.tls.is_some() && config.http.tls.is_some());

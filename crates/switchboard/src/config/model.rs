@@ -39,6 +39,8 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// Bans, rate limits, connection limits and the security log (`[security]`).
     pub security: super::SecurityConfig,
+    /// The CRM asked about each arriving caller (`[lookup]`); `None`: no lookups.
+    pub lookup: Option<super::LookupConfig>,
 }
 
 impl Config {
@@ -386,6 +388,42 @@ pub struct QueueConfig {
     pub priority_aging: Option<Duration>,
     /// Handle time assumed for estimated waits until the queue has measured real calls.
     pub initial_handle_time: Duration,
+    /// The post-call survey a caller hears when the agent hangs up first; `None` = none.
+    pub survey: Option<SurveyConfig>,
+}
+
+/// A queue's post-call survey (`survey`, `survey_prompt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyConfig {
+    /// The scores a caller may key.
+    pub scale: SurveyScale,
+    /// The prompt asking for the score (default `survey`); must exist at start.
+    pub prompt: String,
+}
+
+/// The scores of a survey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurveyScale {
+    /// `"1-5"`: keys 1 to 5.
+    OneToFive,
+    /// `"1-10"`: keys 1 to 9, and 0 for 10.
+    OneToTen,
+}
+
+impl SurveyScale {
+    /// The score key `key` gives on this scale, if any.
+    pub fn score(self, key: char) -> Option<u8> {
+        let score = match key {
+            '0' => 10,
+            '1'..='9' => u8::try_from(u32::from(key) - u32::from('0')).ok()?,
+            _ => return None,
+        };
+        let top = match self {
+            SurveyScale::OneToFive => 5,
+            SurveyScale::OneToTen => 10,
+        };
+        (score <= top).then_some(score)
+    }
 }
 
 /// Which calls of a queue are recorded.
@@ -466,6 +504,12 @@ pub struct AcdSettings {
     pub offer_retry_after: Duration,
     /// Wrap-up disposition codes an agent picks from after a call (`dispositions`).
     pub dispositions: Vec<String>,
+    /// A caller's last answering agent is remembered this many days (`sticky_max_age_days`,
+    /// 1..=3650, default 30); older memories no longer make the caller wait for that agent.
+    pub sticky_max_age_days: u32,
+    /// At most this many callers are remembered (`sticky_max_entries`, 0..=10000000, default
+    /// 100000); past it the oldest memory is forgotten. 0 turns sticky routing off.
+    pub sticky_max_entries: usize,
 }
 
 /// An agent who can log in and take calls.

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
 use super::ivr::plain_name;
-use super::model::{QueueAnswer, QueueConfig, RecordPolicy, RoutingStrategy, SkillExpansion};
+use super::model::{
+    QueueAnswer, QueueConfig, RecordPolicy, RoutingStrategy, SkillExpansion, SurveyConfig,
+    SurveyScale,
+};
 use super::names::Declared;
 use super::path::FieldPath;
 use super::reader::{Field, TableReader, ONE_DAY_S};
@@ -29,6 +32,8 @@ const KEYS: &[&str] = &[
     "answer",
     "priority_aging_s",
     "initial_handle_time_s",
+    "survey",
+    "survey_prompt",
 ];
 const EXPANSION_KEYS: &[&str] = &["after_s", "min_level", "add_skills"];
 
@@ -220,6 +225,22 @@ fn queue(
             )),
         })
     });
+    let survey_scale = table.optional(d, "survey", |d, field| {
+        field.parsed(d, |text| match text {
+            "1-10" => Ok(SurveyScale::OneToTen),
+            "1-5" => Ok(SurveyScale::OneToFive),
+            _ => Err(format!(
+                "unknown survey scale {text:?}; expected \"1-10\" or \"1-5\""
+            )),
+        })
+    });
+    let survey_prompt = table.or(d, "survey_prompt", "survey".to_owned(), |d, field| {
+        field.parsed(d, |text| plain_name("prompt", text))
+    });
+    let survey = match (survey_scale?, survey_prompt?) {
+        (Some(scale), prompt) => Some(SurveyConfig { scale, prompt }),
+        (None, _) => None,
+    };
 
     Some(QueueConfig {
         name: name?,
@@ -239,6 +260,7 @@ fn queue(
         answer: answer?,
         priority_aging: priority_aging?,
         initial_handle_time: initial_handle_time?,
+        survey,
     })
 }
 
@@ -328,6 +350,51 @@ fn expansion(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<SkillExpansio
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn survey_scale_and_prompt_are_read_and_bad_scales_named() {
+        use crate::config::{SurveyConfig, SurveyScale};
+        let base = "[[queue]]\nname = \"q\"\nskills = { s = 1 }\n";
+        assert_eq!(crate::config::testing::valid(base).queues[0].survey, None);
+        let config = crate::config::testing::valid(&format!("{base}survey = \"1-5\"\n"));
+        assert_eq!(
+            config.queues[0].survey,
+            Some(SurveyConfig {
+                scale: SurveyScale::OneToFive,
+                prompt: "survey".into()
+            })
+        );
+        let config = crate::config::testing::valid(&format!(
+            "{base}survey = \"1-10\"\nsurvey_prompt = \"rate-us\"\n"
+        ));
+        assert_eq!(
+            config.queues[0].survey,
+            Some(SurveyConfig {
+                scale: SurveyScale::OneToTen,
+                prompt: "rate-us".into()
+            })
+        );
+        assert_eq!(
+            crate::config::testing::error_lines(&format!("{base}survey = \"0-9\"\n")),
+            vec!["t.toml:4:10: queue[0].survey: unknown survey scale \"0-9\"; expected \"1-10\" or \"1-5\""]
+        );
+    }
+
+    #[test]
+    fn survey_keys_give_scores_within_the_scale() {
+        use crate::config::SurveyScale;
+        let ten = SurveyScale::OneToTen;
+        let five = SurveyScale::OneToFive;
+        assert_eq!(ten.score('1'), Some(1));
+        assert_eq!(ten.score('9'), Some(9));
+        assert_eq!(ten.score('0'), Some(10), "0 is 10 on a 1-10 survey");
+        assert_eq!(five.score('5'), Some(5));
+        assert_eq!(five.score('6'), None);
+        assert_eq!(five.score('0'), None);
+        for key in ['*', '#', 'A'] {
+            assert_eq!(ten.score(key), None);
+        }
+    }
+
     use std::time::Duration;
 
     use crate::config::model::{QueueAnswer, RecordPolicy, RoutingStrategy};

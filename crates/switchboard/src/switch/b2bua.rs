@@ -270,9 +270,15 @@ impl Switch {
             supervisions: Vec::new(),
             hold: Default::default(),
             api_hold: false,
+            customer_name: None,
+            lookup_agent: None,
+            preferred_agent: None,
+            survey: None,
+            survey_score: None,
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(call);
+        self.ask_about_caller(id);
         if let Some(sdp) = local_answer {
             self.answer_trunk_here(now, id, sdp);
         }
@@ -385,7 +391,7 @@ impl Switch {
             id: acd::CallId(id),
             queue: acd::QueueId::from(queue.as_str()),
             priority,
-            preferred_agent: None,
+            preferred_agent: self.preferred_agent_for(now, id),
             waiting_since: None,
             preferred_wait: None,
         };
@@ -622,6 +628,9 @@ impl Switch {
         push_header(&mut headers, "X-Switchboard-DID", call.did.clone());
         if let Some(label) = &call.label {
             push_header(&mut headers, "X-Switchboard-Label", label.clone());
+        }
+        if let Some(name) = &call.customer_name {
+            push_header(&mut headers, "X-Switchboard-Customer", name.clone());
         }
         for asserted in &call.identity.asserted {
             push_header(&mut headers, "P-Asserted-Identity", asserted.clone());
@@ -996,6 +1005,7 @@ impl Switch {
         let agent = self.calls.get(&id).and_then(|c| c.agent().cloned());
         tracing::info!(call = id, agent = ?agent.as_ref().map(|a| a.to_string()), "call answered");
         self.maybe_record(now, id);
+        self.remember_answering_agent(now, id);
         match self.acd.answered(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(call = id, %error, "answered refused by ACD"),
@@ -1236,9 +1246,11 @@ impl Switch {
             }
             self.acd.abandon(now, acd::CallId(id))
         };
-        let talk = call
-            .answered
-            .map(|a| now.saturating_duration_since(a).as_secs_f64());
+        let talk = call.answered.map(|a| {
+            call.talk_ended(now)
+                .saturating_duration_since(a)
+                .as_secs_f64()
+        });
         if let Some(talk) = talk {
             self.metrics
                 .talk_seconds

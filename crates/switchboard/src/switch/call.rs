@@ -179,6 +179,16 @@ pub struct Call {
     pub monitors: Vec<super::supervision::Monitor>,
     /// Supervisor sessions that have ended, for the CDR.
     pub supervisions: Vec<cdr::Supervision>,
+    /// The customer's name, from the caller lookup.
+    pub customer_name: Option<String>,
+    /// The configured agent the caller lookup named; preferred over sticky routing's choice.
+    pub lookup_agent: Option<AgentId>,
+    /// The agent the call waited for first when it was queued (the CDR's `preferred_agent`).
+    pub preferred_agent: Option<AgentId>,
+    /// The post-call survey, once the agent has hung up on a queue that surveys.
+    pub survey: Option<super::survey::SurveyState>,
+    /// The score the caller keyed in the survey.
+    pub survey_score: Option<u8>,
 }
 
 impl AgentLeg {
@@ -199,6 +209,11 @@ impl Call {
         self.language
             .clone()
             .unwrap_or_else(|| crate::prompt_library::DEFAULT_LANGUAGE.to_owned())
+    }
+
+    /// When talk time ends: when the agent left for the survey, else `now`.
+    pub fn talk_ended(&self, now: Instant) -> Instant {
+        self.survey.map_or(now, |survey| survey.agent_left)
     }
 
     /// When the call started waiting for an agent: on arrival, or when it left the IVR.

@@ -36,6 +36,8 @@ pub enum CallerAudio {
     VoicemailGreeting(u64),
     /// A voicemail message is being recorded.
     VoicemailRecording,
+    /// The post-call survey prompt with this token; the key wait starts after it.
+    Survey(u64),
 }
 
 impl Switch {
@@ -176,6 +178,10 @@ impl Switch {
             self.apply_ivr(now, id, actions);
             return;
         }
+        if call.survey.is_some() {
+            self.survey_key(id, digit);
+            return;
+        }
         match (call.phase, call.audio) {
             (_, CallerAudio::VoicemailRecording) if digit == '#' => {
                 self.end_call(now, id, EndCause::Voicemail);
@@ -208,6 +214,7 @@ impl Switch {
             }
             CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
             CallerAudio::Emergency(t) if t == token => self.emergency_played(now, id),
+            CallerAudio::Survey(t) if t == token => self.survey_prompt_finished(now, id),
             _ => {}
         }
     }

@@ -121,11 +121,17 @@ impl Switch {
             agent: call.last_agent.as_ref().map(|a| a.to_string()),
             priority: call.priority,
             label: call.label.clone(),
+            customer_name: call.customer_name.clone(),
+            preferred_agent: call.preferred_agent.as_ref().map(|a| a.to_string()),
+            preferred_agent_taken: answered.is_some()
+                && call.preferred_agent.is_some()
+                && call.preferred_agent == call.last_agent,
             wait_s,
             ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
             // Talk time excludes hold (the CDR model's definition).
             talk_s: answered.map_or(0.0, |a| {
-                now.saturating_duration_since(a)
+                call.talk_ended(now)
+                    .saturating_duration_since(a)
                     .saturating_sub(call.hold.total(now))
                     .as_secs_f64()
             }),
@@ -140,7 +146,7 @@ impl Switch {
             hangup_side,
             sip_cause,
             transfers: call.transfers.clone(),
-            survey_score: None,
+            survey_score: call.survey_score,
             recording: call
                 .recording
                 .as_ref()

@@ -81,6 +81,9 @@ impl Switch {
         if request.method == Method::Bye {
             // The 200 waits for the call's CDR to be durable: a hang-up the far end saw
             // complete always has its record on disk.
+            if side == Side::Agent && self.start_survey(now, id, &key, &request) {
+                return;
+            }
             let ok = response_to(&request, 200, None);
             let cause = match side {
                 Side::Trunk => EndCause::CallerHangup,

@@ -20,7 +20,7 @@ pub struct CallView {
     pub caller: String,
     /// The queue it is in or came through (empty while in the IVR before any queue).
     pub queue: String,
-    /// `ivr`, `queued`, `ringing` or `connected`.
+    /// `ivr`, `queued`, `ringing`, `connected` or `survey` (post-call survey).
     pub state: &'static str,
     /// The agent rung or connected.
     pub agent: Option<String>,
@@ -34,8 +34,10 @@ pub struct CallView {
     pub talk_s: f64,
     /// The caller's priority in its queue.
     pub priority: i32,
-    /// Tag from the caller's priority list.
+    /// Tag from the caller's priority list, or the label the caller lookup gave.
     pub label: Option<String>,
+    /// The customer's name, from the caller lookup.
+    pub customer_name: Option<String>,
     /// The call's legs now: the trunk, the agent's if one is rung or connected, and any
     /// supervisor's.
     pub legs: Vec<LegView>,
@@ -165,6 +167,8 @@ impl Switch {
 
 fn view(call: &Call, now: Instant) -> CallView {
     let state = match call.phase {
+        // The agent has hung up and the caller is keying a score (or hearing goodbye).
+        Phase::Ivr if call.survey.is_some() => "survey",
         Phase::Ivr => "ivr",
         Phase::Queued => "queued",
         Phase::Offering => "ringing",
@@ -219,6 +223,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         talk_s: call.answered.map_or(0.0, since),
         priority: call.priority,
         label: call.label.clone(),
+        customer_name: call.customer_name.clone(),
         legs,
         transfers: call.transfers.len(),
     }

@@ -9,6 +9,7 @@ mod admission;
 pub mod b2bua;
 pub mod call;
 mod call_index;
+mod caller_lookup;
 mod caller_media;
 mod cdr;
 pub mod command;
@@ -22,6 +23,7 @@ mod interop_tests;
 pub mod live_calls;
 mod media_events;
 pub mod media_plane;
+mod preferred_agent;
 #[cfg(test)]
 mod race_tests;
 mod registration;
@@ -32,6 +34,7 @@ mod session_timer;
 #[cfg(test)]
 mod settings_tests;
 pub mod supervision;
+mod survey;
 mod timer;
 mod transfer;
 
@@ -164,6 +167,8 @@ enum SwitchTimer {
     VoicemailLimit { call: CallNumber },
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
+    /// The caller has had their time to key a survey score.
+    Survey { call: CallNumber },
     /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
     SessionRefresh { call: CallNumber, generation: u64 },
     /// The trunk should have refreshed its session by now (RFC 4028).
@@ -249,6 +254,10 @@ pub struct Switch {
     events: Arc<crate::web::events::EventHub>,
     /// The source of the request being handled (auth failures are counted against it).
     request_source: Option<Peer>,
+    /// Which agent last answered each caller (sticky routing).
+    sticky: crate::sticky_routing::StickyIndex,
+    /// Caller lookups for the edge to make.
+    lookups_out: VecDeque<crate::caller_lookup::LookupRequest>,
 }
 
 impl Switch {
@@ -310,6 +319,8 @@ impl Switch {
             audit,
             events,
             request_source: None,
+            sticky: crate::sticky_routing::StickyIndex::for_settings(&config.acd),
+            lookups_out: VecDeque::new(),
             config,
             local,
             txn,
@@ -397,6 +408,7 @@ impl Switch {
                 SwitchTimer::Announce { call } => self.announcement_due(now, call),
                 SwitchTimer::VoicemailLimit { call } => self.voicemail_limit(now, call),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
+                SwitchTimer::Survey { call } => self.survey_timeout(now, call),
                 SwitchTimer::SessionRefresh { call, generation } => {
                     self.refresh_session(now, call, generation)
                 }
