@@ -120,6 +120,92 @@ impl SrtpLeg {
     }
 }
 
+/// The SRTP state of every leg of one session, by [`crate::Leg::index`], and the count of
+/// packets refused. A leg without a policy passes packets through unchanged.
+#[derive(Debug, Default)]
+pub struct SessionSrtp {
+    legs: Vec<Option<SrtpLeg>>,
+    /// SRTP/SRTCP packets that failed authentication, were replays or were unreadable.
+    pub auth_failures: u64,
+}
+
+impl SessionSrtp {
+    /// Makes leg `index` use `policy` (new keys start new contexts; the same keys keep the
+    /// running rollover counters and replay windows).
+    pub fn set(&mut self, index: usize, policy: Option<SrtpPolicy>) {
+        if self.legs.len() <= index {
+            self.legs.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.legs[index];
+        if slot.as_ref().map(SrtpLeg::policy) == policy.as_ref() {
+            return;
+        }
+        *slot = policy.and_then(|policy| match SrtpLeg::new(policy) {
+            Ok(leg) => Some(leg),
+            Err(error) => {
+                tracing::error!(%error, "SRTP context not created: the leg's media is dropped");
+                None
+            }
+        });
+    }
+
+    /// True when leg `index` is an SRTP leg.
+    pub fn is_protected(&self, index: usize) -> bool {
+        self.legs.get(index).is_some_and(Option::is_some)
+    }
+
+    /// Unprotects the datagram `buffer[..len]` received on leg `index` in place and returns
+    /// the plain length; `None` (and one more auth failure) when it must be dropped.
+    pub fn receive(
+        &mut self,
+        index: usize,
+        rtcp: bool,
+        buffer: &mut [u8],
+        len: usize,
+    ) -> Option<usize> {
+        let Some(Some(leg)) = self.legs.get_mut(index) else {
+            return Some(len);
+        };
+        let protected = buffer.get(..len)?;
+        let plain = if rtcp {
+            leg.unprotect_rtcp(protected)
+        } else {
+            leg.unprotect_rtp(protected)
+        };
+        match plain {
+            Ok(plain) if plain.len() <= buffer.len() => {
+                buffer[..plain.len()].copy_from_slice(&plain);
+                Some(plain.len())
+            }
+            Ok(_) | Err(_) => {
+                self.auth_failures += 1;
+                None
+            }
+        }
+    }
+
+    /// The bytes to put on the wire for `packet` sent to leg `index`: protected on an SRTP
+    /// leg, unchanged otherwise.
+    pub fn send<'a>(
+        &mut self,
+        index: usize,
+        rtcp: bool,
+        packet: &'a [u8],
+    ) -> Result<std::borrow::Cow<'a, [u8]>, SrtpError> {
+        match self.legs.get_mut(index) {
+            Some(Some(leg)) => {
+                let protected = if rtcp {
+                    leg.protect_rtcp(packet)
+                } else {
+                    leg.protect_rtp(packet)
+                };
+                protected.map(std::borrow::Cow::Owned)
+            }
+            _ => Ok(std::borrow::Cow::Borrowed(packet)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +286,36 @@ mod tests {
             let protected = a.protect_rtp(&plain).unwrap();
             assert_eq!(b.unprotect_rtp(&protected).unwrap(), plain, "seq {seq}");
         }
+    }
+
+    #[test]
+    fn session_srtp_protects_only_its_srtp_legs_and_counts_refusals() {
+        let (far, _) = pair(SrtpSuite::AesCm128HmacSha1_80);
+        let policy = SrtpPolicy {
+            suite: SrtpSuite::AesCm128HmacSha1_80,
+            send_key: far.policy().receive_key,
+            receive_key: far.policy().send_key,
+        };
+        let mut far = far;
+        let mut session = SessionSrtp::default();
+        session.set(1, Some(policy));
+        assert!(!session.is_protected(0) && session.is_protected(1));
+        let plain = rtp(5, &[9; 40]);
+        assert_eq!(session.send(0, false, &plain).unwrap().as_ref(), &plain[..]);
+        let sent = session.send(1, false, &plain).unwrap().into_owned();
+        assert_eq!(far.unprotect_rtp(&sent).unwrap(), plain);
+        let mut buffer = vec![0u8; 2048];
+        let incoming = far.protect_rtp(&plain).unwrap();
+        buffer[..incoming.len()].copy_from_slice(&incoming);
+        assert_eq!(
+            session.receive(1, false, &mut buffer, incoming.len()),
+            Some(plain.len())
+        );
+        assert_eq!(&buffer[..plain.len()], &plain[..]);
+        assert_eq!(session.receive(1, false, &mut buffer, plain.len()), None);
+        assert_eq!(session.auth_failures, 1);
+        session.set(1, None);
+        assert_eq!(session.receive(1, false, &mut buffer, 7), Some(7));
     }
 
     #[test]
