@@ -9,6 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use std::fmt;
 
+use crate::sdp::{Attribute, SessionDescription};
+
 /// Length of an AES_CM_128 master key plus its master salt (RFC 3711 §8.2).
 pub const MASTER_KEY_LEN: usize = 30;
 
@@ -171,6 +173,63 @@ pub fn first_usable<'a>(
     Err(last_error)
 }
 
+/// What [`strip`] found in an SDP: whether its first audio section asked for SRTP, and
+/// that section's `a=crypto` values in offer order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stripped {
+    /// The first active audio section was RTP/SAVP or RTP/SAVPF.
+    pub secure: bool,
+    /// Its `a=crypto` values.
+    pub crypto: Vec<String>,
+}
+
+/// Turns every RTP/SAVP(F) audio section of `sdp` into RTP/AVP(F) and removes all
+/// `a=crypto` lines, so the codec negotiation and anchoring see a plain RTP description
+/// (the session does the SRTP). Reports what the first active audio section asked for.
+pub fn strip(sdp: &mut SessionDescription) -> Stripped {
+    let mut found: Option<Stripped> = None;
+    for media in sdp.media.iter_mut().filter(|m| m.media == "audio") {
+        let secure = match media.proto.as_str() {
+            "RTP/SAVP" => {
+                media.proto = "RTP/AVP".to_string();
+                true
+            }
+            "RTP/SAVPF" => {
+                media.proto = "RTP/AVPF".to_string();
+                true
+            }
+            _ => false,
+        };
+        let crypto: Vec<String> = media
+            .attributes
+            .iter()
+            .filter(|a| a.name == "crypto")
+            .filter_map(|a| a.value.clone())
+            .collect();
+        media.attributes.retain(|a| a.name != "crypto");
+        if found.is_none() && media.port != 0 {
+            found = Some(Stripped { secure, crypto });
+        }
+    }
+    found.unwrap_or_default()
+}
+
+/// Makes media section `index` of `sdp` RTP/SAVP with the single `a=crypto` line `crypto`.
+pub fn secure(sdp: &mut SessionDescription, index: usize, crypto: &CryptoAttribute) {
+    let Some(media) = sdp.media.get_mut(index) else {
+        return;
+    };
+    media.proto = match media.proto.as_str() {
+        "RTP/AVPF" | "RTP/SAVPF" => "RTP/SAVPF",
+        _ => "RTP/SAVP",
+    }
+    .to_string();
+    media.attributes.retain(|a| a.name != "crypto");
+    media
+        .attributes
+        .push(Attribute::valued("crypto", crypto.to_value()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +331,49 @@ mod tests {
             )))
         );
         assert_eq!(first_usable(std::iter::empty()), Err(None));
+    }
+
+    const SAVP_OFFER: &[u8] = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv\r\n";
+
+    #[test]
+    fn strip_then_secure_round_trips_an_sdp() {
+        let mut sdp = SessionDescription::parse(SAVP_OFFER).unwrap();
+        let stripped = strip(&mut sdp);
+        assert!(stripped.secure);
+        assert_eq!(stripped.crypto.len(), 2);
+        let plain = String::from_utf8(sdp.to_bytes()).unwrap();
+        assert!(plain.contains("m=audio 4000 RTP/AVP 0 101\r\n"), "{plain}");
+        assert!(!plain.contains("crypto"), "{plain}");
+        let chosen = first_usable(stripped.crypto.iter().map(String::as_str)).unwrap();
+        secure(&mut sdp, 0, &chosen);
+        let text = String::from_utf8(sdp.to_bytes()).unwrap();
+        assert!(text.contains("m=audio 4000 RTP/SAVP 0 101\r\n"), "{text}");
+        assert!(
+            text.contains(&format!("a=crypto:{}\r\n", chosen.to_value())),
+            "{text}"
+        );
+        assert_eq!(text.matches("a=crypto").count(), 1);
+    }
+
+    #[test]
+    fn strip_reports_plain_rtp_as_not_secure() {
+        let plain = String::from_utf8(SAVP_OFFER.to_vec())
+            .unwrap()
+            .replace("RTP/SAVP", "RTP/AVP");
+        let mut sdp = SessionDescription::parse(plain.as_bytes()).unwrap();
+        let stripped = strip(&mut sdp);
+        assert!(!stripped.secure);
+        assert_eq!(
+            stripped.crypto.len(),
+            2,
+            "crypto lines on RTP/AVP are reported, and removed"
+        );
+        assert!(!String::from_utf8(sdp.to_bytes())
+            .unwrap()
+            .contains("crypto"));
     }
 
     #[test]
