@@ -43,6 +43,8 @@ pub struct Metrics {
     pub media_timeouts: IntCounter,
     /// Media sessions running now.
     pub media_sessions: IntGauge,
+    /// SRTP/SRTCP packets dropped: failed authentication (wrong key, tampered), replays.
+    pub srtp_auth_failures: IntCounter,
     /// Recordings that failed (disk full, unwritable directory).
     pub recording_errors: IntCounter,
     /// Security events (auth failures, bans, drops, refused connections), by event.
@@ -232,6 +234,11 @@ impl Metrics {
                 &registry,
                 "switchboard_media_sessions",
                 "Anchored media sessions running now.",
+            ),
+            srtp_auth_failures: plain_counter(
+                &registry,
+                "switchboard_srtp_auth_failures_total",
+                "SRTP/SRTCP packets dropped at the media edge: failed authentication (wrong key, tampered), replayed or unreadable; counted when the call's media ends.",
             ),
             recording_errors: plain_counter(
                 &registry,

@@ -16,6 +16,7 @@ const KEYS: &[&str] = &[
     "skills",
     "max_calls",
     "allow",
+    "srtp",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -100,6 +101,7 @@ fn agent(
             element.parsed(d, super::trunk::parse_ip_net)
         })
     });
+    let srtp = table.or(d, "srtp", Default::default(), super::media::srtp_mode);
     Some(AgentConfig {
         id: id?,
         name: name?,
@@ -108,6 +110,7 @@ fn agent(
         skills: skills?,
         max_calls: max_calls?,
         allow: allow?,
+        srtp: srtp?,
     })
 }
 

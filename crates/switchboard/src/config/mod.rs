@@ -45,7 +45,8 @@ pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, TlsCertificate, TrunkConfig,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SrtpMode, TlsCertificate,
+    TrunkConfig,
 };
 pub use security::SecurityConfig;
 
@@ -277,11 +278,13 @@ rtp_port_max = 29999                        #   ports a call (1024..=65535, max 
 timeout_s = 30                              # hang up after this long without RTP; 0 = never (0..=3600)
 prompts_dir = "/var/lib/switchboard/prompts"  # optional: <dir>/<language>/<name>.wav; default built-in English
 recordings_dir = "/var/lib/switchboard/recordings"  # default ./switchboard-data/recordings
+allow_sdes_without_tls = false              # default false: SRTP keys (a=crypto) only on TLS legs; else 488 (see docs/security.md)
 
 [[trunk]]
 name = "carrier"                            # unique
 allow = ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"]  # source IPs/CIDRs let in without auth
 trust_identity = true                       # default false: pass P-Asserted-Identity/Diversion to agents (see below)
+srtp = "optional"                           # off (default) | optional | required: SRTP with SDES keys (see docs/media.md)
 
 [[trunk]]
 name = "pbx"
@@ -386,6 +389,7 @@ password = "secret1001"                     # exactly one of password / ha1
 skills = { support = 5, billing = 2 }       # default {}; levels 1..=10
 max_calls = 1                               # default 1, the only value: a voice agent takes one call at a time
 allow = ["192.0.2.0/24"]                    # default [] = anywhere; registrations from elsewhere get 403
+srtp = "required"                           # off (default) | optional | required: calls to this phone are SRTP
 
 [[agent]]
 id = "1002"
@@ -750,7 +754,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp"]
         );
     }
 

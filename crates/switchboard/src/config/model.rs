@@ -175,6 +175,23 @@ pub struct MediaConfig {
     pub prompts_dir: Option<PathBuf>,
     /// Where call recordings are written.
     pub recordings_dir: PathBuf,
+    /// Accept and send SDES keys (a=crypto) on legs whose signalling is not TLS. Off by
+    /// default: over UDP/TCP the keys travel in clear text and the SRTP protects nothing.
+    pub allow_sdes_without_tls: bool,
+}
+
+/// Whether a leg's media is SRTP (RFC 3711, keyed by SDES RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpMode {
+    /// Plain RTP only: RTP/SAVP offers get 488, Switchboard offers RTP/AVP.
+    #[default]
+    Off,
+    /// RTP/SAVP or RTP/AVP offers are accepted; Switchboard offers RTP/SAVP only when the
+    /// leg's signalling is TLS (the only way SDES keys stay secret), else RTP/AVP.
+    Optional,
+    /// SRTP only: RTP/AVP offers get 488; Switchboard offers RTP/SAVP, and does not ring a
+    /// phone it could reach only without TLS (unless `allow_sdes_without_tls`).
+    Required,
 }
 
 /// Where call detail records are written.
@@ -204,6 +221,8 @@ pub struct TrunkConfig {
     /// The trunk asserts callers' identities (RFC 3325 trust domain): its
     /// P-Asserted-Identity and Diversion reach the agents; from other trunks they are dropped.
     pub trust_identity: bool,
+    /// SRTP on this trunk's calls.
+    pub srtp: SrtpMode,
 }
 
 /// A digest username with its secret.
@@ -426,6 +445,8 @@ pub struct AgentConfig {
     pub max_calls: u32,
     /// Networks the agent's phones may register from; empty = anywhere.
     pub allow: Vec<IpNet>,
+    /// SRTP on the calls offered to this agent.
+    pub srtp: SrtpMode,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

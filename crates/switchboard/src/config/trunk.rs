@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "password",
     "ha1",
     "trust_identity",
+    "srtp",
 ];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
@@ -49,6 +50,7 @@ fn trunk(
     let username = table.optional(d, "username", |d, field| field.identifier(d));
     let trust_identity = table.or(d, "trust_identity", false, |d, field| field.boolean(d));
     let secret = credentials::secret(d, &table);
+    let srtp = table.or(d, "srtp", Default::default(), super::media::srtp_mode);
 
     let credentials = match (username?, secret?) {
         (Some(username), Some(secret)) => Some(DigestCredentials { username, secret }),
@@ -81,6 +83,7 @@ fn trunk(
         allow,
         credentials,
         trust_identity: trust_identity?,
+        srtp: srtp?,
     })
 }
 

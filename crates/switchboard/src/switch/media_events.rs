@@ -53,6 +53,16 @@ impl Switch {
             }
             MediaEvent::Ended(report) => {
                 tracing::debug!(call, ?report, "media session ended");
+                if report.srtp_auth_failures > 0 {
+                    tracing::warn!(
+                        call,
+                        dropped = report.srtp_auth_failures,
+                        "SRTP packets failed authentication (wrong key, tampering or replay)"
+                    );
+                    self.metrics
+                        .srtp_auth_failures
+                        .inc_by(report.srtp_auth_failures);
+                }
                 self.media.session_ended(call);
                 self.media_ended(call, report.recording.as_ref());
             }

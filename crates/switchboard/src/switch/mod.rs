@@ -26,6 +26,7 @@ mod race_tests;
 mod registration;
 mod routing;
 pub mod screening;
+mod sdes_legs;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
