@@ -21,6 +21,8 @@ pub struct AgentAccount {
     pub support_level: Option<u8>,
     /// Further skills and levels, e.g. the skill of an overflow queue.
     pub other_skills: Vec<(String, u8)>,
+    /// Further `key = value` lines of the `[[agent]]` table (e.g. `srtp = "required"`).
+    pub lines: Vec<String>,
 }
 
 impl AgentAccount {
@@ -32,7 +34,14 @@ impl AgentAccount {
             password: format!("secret{id}"),
             support_level: Some(5),
             other_skills: Vec::new(),
+            lines: Vec::new(),
         }
+    }
+
+    /// This account with the `key = value` line `line` in its `[[agent]]` table.
+    pub fn with_line(mut self, line: &str) -> Self {
+        self.lines.push(line.to_owned());
+        self
     }
 
     /// This account with `skill` at `level` as well.
@@ -225,6 +234,8 @@ pub struct SwitchboardConfig {
     pub sip_tls: Option<TlsFiles>,
     /// `http.tls_cert`/`tls_key`: the API speaks HTTPS only.
     pub http_tls: Option<TlsFiles>,
+    /// Further `key = value` lines of `[media]` (e.g. `allow_sdes_without_tls = true`).
+    pub media_lines: Vec<String>,
 }
 
 /// A certificate and key in PEM files (see [`crate::tls::TestCertificate`]).
@@ -269,6 +280,7 @@ impl Default for SwitchboardConfig {
             cdr_csv: false,
             sip_tls: None,
             http_tls: None,
+            media_lines: Vec::new(),
         }
     }
 }
@@ -352,6 +364,9 @@ impl SwitchboardConfig {
             self.media_timeout_s,
             toml_string(&endpoints.recordings_dir.display().to_string()),
         )?;
+        for line in &self.media_lines {
+            writeln!(toml, "{line}\n")?;
+        }
         for trunk in &self.trunks {
             writeln!(toml, "[[trunk]]\nname = {}", toml_string(&trunk.name))?;
             if !trunk.allow.is_empty() {
@@ -430,6 +445,9 @@ impl SwitchboardConfig {
                 toml_string(&agent.password),
                 agent.skills_toml()
             )?;
+            for line in &agent.lines {
+                writeln!(toml, "{line}\n")?;
+            }
         }
         toml.push_str(&self.extra_toml);
         Ok(())
