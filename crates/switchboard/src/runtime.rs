@@ -93,6 +93,13 @@ pub async fn run(
             tcp: config.sip.listen_tcp.clone(),
             tls: config.sip.listen_tls.clone(),
             tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
+            tls_client_roots: match &config.sip.tls_client_ca {
+                Some(path) => Some(
+                    transport::client_roots_from_pem_file(path)
+                        .with_context(|| format!("loading sip.tls_client_ca {}", path.display()))?,
+                ),
+                None => None,
+            },
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -164,6 +171,7 @@ pub async fn run(
         Instant::now(),
         unix_now,
     );
+    switch.use_client_certificates(transports.client_certificates());
     let node = Arc::new(Node {
         acd,
         stats,

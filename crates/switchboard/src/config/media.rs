@@ -127,7 +127,9 @@ mod tests {
         );
         assert_eq!(
             error_lines("[media]\nallow_sdes_without_tls = \"yes\"\n"),
-            vec!["t.toml:2:26: media.allow_sdes_without_tls: expected true or false, found a string"]
+            vec![
+                "t.toml:2:26: media.allow_sdes_without_tls: expected true or false, found a string"
+            ]
         );
     }
 

@@ -59,6 +59,9 @@ pub struct SipConfig {
     pub listen_tls: Vec<SocketAddr>,
     /// The certificate the TLS listeners present; set only with `listen_tls`.
     pub tls: Option<TlsCertificate>,
+    /// CA certificates (PEM) that trunks' TLS client certificates must chain to; clients
+    /// are asked for a certificate only when set (phones without one still connect).
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,
     /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.
@@ -223,6 +226,9 @@ pub struct TrunkConfig {
     pub trust_identity: bool,
     /// SRTP on this trunk's calls.
     pub srtp: SrtpMode,
+    /// Mutual TLS: the trunk's calls are admitted only over TLS with a client certificate
+    /// (verified against `sip.tls_client_ca`) whose subjectAltName covers this name.
+    pub tls_client_name: Option<String>,
 }
 
 /// A digest username with its secret.

@@ -161,6 +161,9 @@ impl Switch {
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };
+        if !self.trunk_certificate_admits(now, &key, &request, source, &trunk) {
+            return;
+        }
         if let Some((code, reason)) = self.session_timer_refusal(&request) {
             self.reply_error(now, &key, &request, code, &reason);
             return;
@@ -526,7 +529,7 @@ impl Switch {
         }
     }
 
-    fn reject_metric(&self, reason: &str) {
+    pub(super) fn reject_metric(&self, reason: &str) {
         self.metrics
             .calls_rejected
             .with_label_values(&[reason])

@@ -32,6 +32,7 @@ mod session_timer;
 mod settings_tests;
 mod timer;
 mod transfer;
+mod trunk_certificate;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -216,6 +217,8 @@ pub struct Switch {
     queue_delay: Duration,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
+    /// Verified TLS client certificates by connection, for trunks with `tls_client_name`.
+    client_certificates: transport::ClientCertificates,
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
     instant_base: Instant,
     unix_base: u64,
@@ -311,6 +314,7 @@ impl Switch {
             draining: false,
             drain_grace_over: false,
             pending_raw: VecDeque::new(),
+            client_certificates: transport::ClientCertificates::default(),
             queue_delay: Duration::ZERO,
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
@@ -318,6 +322,11 @@ impl Switch {
             instant_base: now,
             unix_base: unix_now,
         }
+    }
+
+    /// The transports' table of verified client certificates (mutual TLS for trunks).
+    pub fn use_client_certificates(&mut self, certificates: transport::ClientCertificates) {
+        self.client_certificates = certificates;
     }
 
     /// A message (or a refusal of one) from the transports.
