@@ -236,6 +236,8 @@ pub struct SwitchboardConfig {
     pub http_tls: Option<TlsFiles>,
     /// Further `key = value` lines of `[media]` (e.g. `allow_sdes_without_tls = true`).
     pub media_lines: Vec<String>,
+    /// Further `key = value` lines of `[sip]` (e.g. `tls_client_ca = "…"`).
+    pub sip_lines: Vec<String>,
 }
 
 /// A certificate and key in PEM files (see [`crate::tls::TestCertificate`]).
@@ -281,6 +283,7 @@ impl Default for SwitchboardConfig {
             sip_tls: None,
             http_tls: None,
             media_lines: Vec::new(),
+            sip_lines: Vec::new(),
         }
     }
 }
@@ -332,6 +335,9 @@ impl SwitchboardConfig {
                 toml_string(&files.cert.display().to_string()),
                 toml_string(&files.key.display().to_string()),
             )?;
+        }
+        for line in &self.sip_lines {
+            writeln!(toml, "{line}")?;
         }
         if let Some(host) = &self.sip_public_address {
             writeln!(toml, "public_address = {}", toml_string(host))?;
