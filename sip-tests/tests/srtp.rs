@@ -175,6 +175,34 @@ fn an_sdes_offer_over_udp_is_refused_with_488_and_a_warning() -> HarnessResult<(
     Ok(())
 }
 
+#[test]
+fn a_trunk_that_requires_srtp_gets_488_for_plain_or_delayed_offers() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        trunks: Vec::new(),
+        extra_toml: srtp_trunk().replace("\"optional\"", "\"required\""),
+        ..SwitchboardConfig::default()
+    })?;
+    let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let plain = pcmu_offer(40_000, false);
+    for (body, reason) in [
+        (
+            plain.as_str(),
+            "SRTP is required: offer RTP/SAVP with an a=crypto (SDES) line",
+        ),
+        ("", "a delayed offer is answered with plain RTP"),
+    ] {
+        let mut invite = RequestSpec::new("INVITE", &format!("sip:100@{}", sip.remote()), "2000");
+        invite.body = body.to_owned();
+        let answered = sip.request(&invite.render(sip.local_addr()?), WAIT)?;
+        let response = &answered.final_response;
+        send_ack_for_failure(&sip, &invite, response)?;
+        assert_eq!(response.status(), Some(488), "{}", response.to_text());
+        let warning = response.header("Warning").unwrap_or_default();
+        assert!(warning.contains(reason), "{warning}");
+    }
+    Ok(())
+}
+
 /// The SRTP context for the key in the answer's `a=crypto` line.
 fn answer_context(answer: &str) -> HarnessResult<Context> {
     let inline = answer

@@ -376,6 +376,15 @@ a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubG
             .contains("crypto"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_what_parses_writes_back(value in "\\PC{0,120}") {
+            if let Ok(attribute) = CryptoAttribute::parse(&value) {
+                proptest::prop_assert_eq!(CryptoAttribute::parse(&attribute.to_value()), Ok(attribute));
+            }
+        }
+    }
+
     #[test]
     fn debug_output_hides_the_key() {
         let attribute = CryptoAttribute::parse(BARESIP_LINE).unwrap();

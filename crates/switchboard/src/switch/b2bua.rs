@@ -420,6 +420,7 @@ impl Switch {
         security: super::sdes_legs::LegSecurity,
     ) -> Result<AnchoredOffer, (u16, String)> {
         if request.body.is_empty() {
+            super::sdes_legs::accept_missing_offer(security).map_err(|reason| (488, reason))?;
             // A delayed offer: Switchboard offers in its 200 when it answers itself; a call
             // that rings agents lets the phones negotiate end to end.
             if !answer_here {

@@ -674,14 +674,7 @@ impl MediaPlane {
         };
         let local = self.local(media.ports(leg));
         let current = media.sdes(leg);
-        let (offered, _) = sdes_legs::accept_reoffer(
-            &offered,
-            current.map(|s| Sdes {
-                remote: s.local,
-                ..s
-            }),
-        )
-        .map_err(refusal)?;
+        let offered = sdes_legs::plain(&offered);
         let (answer, sdes) =
             sdes_legs::accept_answer(answer, current.map(|s| s.local)).map_err(refusal)?;
         let (offer_plan, _) = media::anchor_offer(&offered, local, &Codec::ALL)?;
@@ -1060,6 +1053,43 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             .answer_reoffer(&mut media, media::Leg::Trunk, OFFER)
             .expect_err("plain RTP mid-call");
         assert!(error.to_string().contains("switched off"), "{error}");
+    }
+
+    #[test]
+    fn the_answer_to_switchboards_srtp_reoffer_keeps_the_keys_in_step() {
+        let mut plane = plane(4);
+        let savp =
+            text(OFFER).replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{TRUNK_KEY}\r\n");
+        let (plain, trunk_sdes) =
+            sdes_legs::accept_offer(savp.as_bytes(), srtp_security(sip::Transport::Tls))
+                .expect("ok");
+        let (mut media, _) = plane.anchor_answered(&plain, trunk_sdes).expect("anchored");
+        let ours = trunk_sdes.expect("SRTP").local;
+        // A re-INVITE without SDP gets the last SDP again: it carries Switchboard's key.
+        let reoffered = text(media.trunk_sdp.last().expect("sent"));
+        assert!(
+            reoffered.contains(&format!("a=crypto:{}", ours.to_value())),
+            "{reoffered}"
+        );
+        let new_key = media::MasterKey::random();
+        let line = CryptoAttribute {
+            tag: ours.tag,
+            suite: ours.suite,
+            key: new_key,
+        };
+        let answer = text(OFFER).replace("RTP/AVP", "RTP/SAVP")
+            + &format!("a=crypto:{}\r\n", line.to_value());
+        let (config, _) = plane
+            .reoffer_answered(&mut media, media::Leg::Trunk, answer.as_bytes())
+            .expect("SRTP answer in the ACK");
+        let policy = config.srtp.expect("still SRTP");
+        assert_eq!((policy.send_key, policy.receive_key), (ours.key, new_key));
+        assert!(
+            plane
+                .reoffer_answered(&mut media, media::Leg::Trunk, OFFER)
+                .is_err(),
+            "a plain answer to an SRTP offer"
+        );
     }
 
     #[test]

@@ -123,6 +123,30 @@ pub fn accept_offer(
     Ok((parsed.to_bytes(), Some(Sdes { local, remote })))
 }
 
+/// An INVITE without SDP (a delayed offer): Switchboard's own offer in the 200, or the
+/// phones' end-to-end exchange, is plain RTP, so a leg that requires SRTP is refused.
+pub fn accept_missing_offer(security: LegSecurity) -> Result<(), String> {
+    if security.mode == SrtpMode::Required {
+        return Err(
+            "SRTP is required: send an RTP/SAVP offer in the INVITE (a delayed offer is answered with plain RTP)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Our own SDP as sent (with Switchboard's `a=crypto` line) made plain RTP again, to
+/// anchor the answer to it.
+pub fn plain(sdp: &[u8]) -> Vec<u8> {
+    match SessionDescription::parse(sdp) {
+        Ok(mut parsed) => {
+            sdes::strip(&mut parsed);
+            parsed.to_bytes()
+        }
+        Err(_) => sdp.to_vec(),
+    }
+}
+
 /// Checks a leg's answer to Switchboard's offer, which carried `offered` when it was SRTP.
 /// Returns the answer as plain RTP and the agreed keys.
 pub fn accept_answer(
@@ -283,6 +307,14 @@ mod tests {
         let security = LegSecurity::new(SrtpMode::Optional, Transport::Udp, true);
         assert!(accept_offer(&savp, security).unwrap().1.is_some());
         assert_eq!(security.offers_srtp(), Ok(true));
+    }
+
+    #[test]
+    fn a_delayed_offer_is_refused_only_when_srtp_is_required() {
+        assert!(accept_missing_offer(security(SrtpMode::Off, Transport::Tls)).is_ok());
+        assert!(accept_missing_offer(security(SrtpMode::Optional, Transport::Tls)).is_ok());
+        let error = accept_missing_offer(security(SrtpMode::Required, Transport::Tls));
+        assert!(error.unwrap_err().contains("delayed offer"));
     }
 
     #[test]
