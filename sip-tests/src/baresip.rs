@@ -90,6 +90,27 @@ impl Baresip {
         )
     }
 
+    /// [`Baresip::caller`] over TLS (trusting only `ca`) with mandatory SRTP
+    /// (`mediaenc=srtp-mand`): a trunk that offers RTP/SAVP with SDES keys.
+    pub fn tls_srtp_caller(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        server: SocketAddr,
+        target: &str,
+        ca: &Path,
+    ) -> HarnessResult<Self> {
+        let account = format!(
+            "<sip:{user}@{server};transport=tls>;auth_pass={password};regint=0;mediaenc=srtp-mand\n"
+        );
+        Self::start_with(
+            dir,
+            &account,
+            Some(target),
+            &format!("sip_cafile {}\nmodule srtp.so\n", ca.display()),
+        )
+    }
+
     /// baresip as `user` with `password` (no registration: a trunk that authenticates each
     /// call), dialling `target` once it is up.
     pub fn caller(

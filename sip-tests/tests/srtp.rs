@@ -11,7 +11,8 @@ use sip_tests::rtp::{linear_to_ulaw, pcmu_offer, ulaw_to_linear, RtpPeer, RtpStr
 use sip_tests::tls::TestCertificate;
 use sip_tests::uac::{place_media_call, send_ack_for_failure, RequestSpec};
 use sip_tests::{
-    AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
+    start_echo_agent, AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig,
+    UdpPeer,
 };
 use webrtc_srtp::context::Context;
 use webrtc_srtp::option::srtp_replay_protection;
@@ -135,10 +136,113 @@ fn baresip_srtp_agent_over_tls_echoes_a_plain_rtp_trunks_tone() -> HarnessResult
     let failures = switchboard
         .api()
         .metrics()?
-        .counter("switchboard_srtp_auth_failures_total", &[]);
+        .counter("switchboard_srtp_auth_failures_total", &[("stream", "rtp")]);
     assert_eq!(
         failures, 0.0,
         "every SRTP packet of the phone authenticated"
+    );
+    Ok(())
+}
+
+/// Every `.wav` file under `dir`.
+fn wav_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "wav") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_baresip_trunk_calling_over_tls_with_srtp_is_decrypted_into_the_recording() -> HarnessResult<()>
+{
+    let certs = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let certificate = TestCertificate::generate(certs.path(), "server")?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        sip_tls: Some(certificate.files.clone()),
+        trunks: Vec::new(),
+        extra_toml: "[[trunk]]\nname = \"pbx\"\nusername = \"pbx\"\npassword = \"pbxpass\"\nsrtp = \"optional\"\n\n".into(),
+        support_queue_lines: vec!["record = \"all\"".into()],
+        // The call ends when the caller goes silent (baresip is stopped).
+        media_timeout_s: 2,
+        ..SwitchboardConfig::default()
+    })?;
+    let tls = switchboard
+        .tls_addr()
+        .ok_or_else(|| HarnessError::Unexpected("no TLS listener".into()))?;
+    let agent = start_echo_agent(&switchboard, "1001", WAIT)?;
+    let baresip = Baresip::tls_srtp_caller(
+        &switchboard.dir().join("baresip"),
+        "pbx",
+        "pbxpass",
+        tls,
+        &format!("sip:100@{tls};transport=tls"),
+        &certificate.files.cert,
+    )?;
+    baresip
+        .wait_for_log(
+            "SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)",
+            WAIT,
+        )
+        .map_err(|e| HarnessError::Unexpected(format!("{e}\n{}", switchboard.log())))?;
+    baresip.wait_for_log("Call established", WAIT)?;
+    // Three seconds of baresip's 440 Hz tone, then the caller goes away.
+    baresip.wait_for_log("[0:00:03]", WAIT)?;
+    let phone_log = baresip.log();
+    drop(baresip);
+    agent.wait()?.ensure_success()?;
+    switchboard.wait_for_log("media session ended call=1", WAIT)?;
+    assert!(
+        !phone_log.contains("unprotect"),
+        "libre decrypted every SRTP packet Switchboard sent:\n{phone_log}"
+    );
+    let failures = switchboard
+        .api()
+        .metrics()?
+        .counter("switchboard_srtp_auth_failures_total", &[("stream", "rtp")]);
+    assert_eq!(failures, 0.0, "every SRTP packet of libre authenticated");
+
+    let wavs = wav_files(&switchboard.recordings_dir());
+    let [path] = wavs.as_slice() else {
+        return Err(HarnessError::Unexpected(format!(
+            "one recording expected: {wavs:?}"
+        )));
+    };
+    let mut reader = hound::WavReader::open(path)
+        .map_err(|e| HarnessError::Unexpected(format!("{path:?}: {e}")))?;
+    let rate = reader.spec().sample_rate as usize;
+    let samples: Vec<i16> = reader.samples::<i16>().filter_map(Result::ok).collect();
+    let caller: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    // One second from the loud part: the caller's channel is the decrypted 440 Hz tone.
+    let first = caller
+        .iter()
+        .position(|s| s.unsigned_abs() > 2000)
+        .unwrap_or(0);
+    let window = &caller[first..(first + rate).min(caller.len())];
+    assert!(
+        window.len() == rate,
+        "a second of the caller's audio, got {} samples",
+        window.len()
+    );
+    let crossings = window
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    let hz = crossings as f64 / 2.0;
+    assert!(
+        (400.0..=480.0).contains(&hz),
+        "the recording holds baresip's 440 Hz tone (SRTP decrypted), measured {hz:.0} Hz"
     );
     Ok(())
 }
@@ -304,7 +408,7 @@ fn srtp_packets_with_a_wrong_key_tampered_or_replayed_are_dropped_and_counted() 
     // Counted when the call's media ends.
     let counted = switchboard.api().wait_for_counter(
         "switchboard_srtp_auth_failures_total",
-        &[],
+        &[("stream", "rtp")],
         dropped,
         WAIT,
     )?;

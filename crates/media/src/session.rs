@@ -309,9 +309,11 @@ pub struct SessionReport {
     pub dtmf_packets: u64,
     /// RTP packets of mixed audio sent (Mix routing), all listeners together.
     pub mixed_packets: u64,
-    /// SRTP/SRTCP packets from SRTP legs dropped: wrong auth tag (wrong key, tampered),
+    /// SRTP packets from SRTP legs dropped: wrong auth tag (wrong key, tampered),
     /// replayed or unreadable.
     pub srtp_auth_failures: u64,
+    /// The same for SRTCP packets.
+    pub srtcp_auth_failures: u64,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
     /// Extra legs still present at the end, with their ports (closed now: return them to
@@ -1443,6 +1445,7 @@ async fn run(
         dtmf_packets: state.dtmf_packets,
         mixed_packets: state.mixed_packets,
         srtp_auth_failures: state.srtp.auth_failures,
+        srtcp_auth_failures: state.srtp.rtcp_auth_failures,
         recording,
         extra_legs,
     };

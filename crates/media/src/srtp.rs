@@ -125,8 +125,10 @@ impl SrtpLeg {
 #[derive(Debug, Default)]
 pub struct SessionSrtp {
     legs: Vec<Option<SrtpLeg>>,
-    /// SRTP/SRTCP packets that failed authentication, were replays or were unreadable.
+    /// SRTP packets that failed authentication, were replays or were unreadable.
     pub auth_failures: u64,
+    /// The same for SRTCP packets.
+    pub rtcp_auth_failures: u64,
 }
 
 impl SessionSrtp {
@@ -178,7 +180,17 @@ impl SessionSrtp {
                 Some(plain.len())
             }
             Ok(_) | Err(_) => {
-                self.auth_failures += 1;
+                let count = if rtcp {
+                    &mut self.rtcp_auth_failures
+                } else {
+                    &mut self.auth_failures
+                };
+                *count += 1;
+                // Only the first few: a flood of forged packets must not flood the log.
+                if *count <= 3 {
+                    let error = plain.err().map(|e| e.to_string()).unwrap_or_default();
+                    tracing::debug!(%error, rtcp, len, "SRTP packet dropped");
+                }
                 None
             }
         }

@@ -43,8 +43,9 @@ pub struct Metrics {
     pub media_timeouts: IntCounter,
     /// Media sessions running now.
     pub media_sessions: IntGauge,
-    /// SRTP/SRTCP packets dropped: failed authentication (wrong key, tampered), replays.
-    pub srtp_auth_failures: IntCounter,
+    /// SRTP/SRTCP packets dropped: failed authentication (wrong key, tampered), replays;
+    /// by stream (`rtp`, `rtcp`).
+    pub srtp_auth_failures: IntCounterVec,
     /// Recordings that failed (disk full, unwritable directory).
     pub recording_errors: IntCounter,
     /// Security events (auth failures, bans, drops, refused connections), by event.
@@ -235,10 +236,11 @@ impl Metrics {
                 "switchboard_media_sessions",
                 "Anchored media sessions running now.",
             ),
-            srtp_auth_failures: plain_counter(
+            srtp_auth_failures: counter(
                 &registry,
                 "switchboard_srtp_auth_failures_total",
-                "SRTP/SRTCP packets dropped at the media edge: failed authentication (wrong key, tampered), replayed or unreadable; counted when the call's media ends.",
+                "SRTP (stream=rtp) and SRTCP (stream=rtcp) packets dropped at the media edge: failed authentication (wrong key, tampered), replayed or unreadable; counted when the call's media ends.",
+                &["stream"],
             ),
             recording_errors: plain_counter(
                 &registry,
