@@ -7,12 +7,93 @@
 //! requires: each side of an SDES exchange sends with its own key.
 
 use crate::sdes::{MasterKey, SrtpSuite};
+use std::collections::HashMap;
 use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 /// Packets accepted out of order within this window (RFC 3711 §3.3.2: at least 64).
-const REPLAY_WINDOW: usize = 128;
+const REPLAY_WINDOW: u64 = 128;
+
+/// SSRCs tracked per direction: a peer has one or two; this bounds memory if a peer with
+/// the key sends many.
+const MAX_SSRCS: usize = 64;
+
+/// Length of the SRTCP auth tag (80 bits for both suites) and of the E|index word before it.
+const SRTCP_TAG: usize = 10;
+const SRTCP_INDEX: usize = 4;
+
+/// The RFC 3711 §3.3.2 replay list of one SSRC, consulted only once a packet has
+/// authenticated. (webrtc-srtp's own window is checked before authentication, so a single
+/// forged packet arriving first could set it far away and make the real stream look old:
+/// it is switched off and this one used instead.)
+#[derive(Debug, Default)]
+struct ReplayWindow {
+    /// Highest index accepted, once one was.
+    highest: Option<u64>,
+    /// Bit n set: index `highest - n` was accepted.
+    seen: u128,
+}
+
+impl ReplayWindow {
+    /// The 48-bit packet index of RTP sequence number `seq` (RFC 3711 §3.3.1 estimate):
+    /// the rollover count that puts it closest to the highest index seen.
+    fn rtp_index(&self, seq: u16) -> u64 {
+        let Some(highest) = self.highest else {
+            return u64::from(seq);
+        };
+        let roc = highest >> 16;
+        [roc.wrapping_sub(1), roc, roc + 1]
+            .into_iter()
+            .filter(|roc| *roc < (1 << 32))
+            .map(|roc| (roc << 16) | u64::from(seq))
+            .min_by_key(|index| index.abs_diff(highest))
+            .unwrap_or(u64::from(seq))
+    }
+
+    /// True, and remembered, when `index` is new and not older than the window.
+    fn accept(&mut self, index: u64) -> bool {
+        let Some(highest) = self.highest else {
+            self.highest = Some(index);
+            self.seen = 1;
+            return true;
+        };
+        if index > highest {
+            let shift = index - highest;
+            self.seen = if shift >= REPLAY_WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
+            self.seen |= 1;
+            self.highest = Some(index);
+            return true;
+        }
+        let back = highest - index;
+        if back >= REPLAY_WINDOW || self.seen & (1 << back) != 0 {
+            return false;
+        }
+        self.seen |= 1 << back;
+        true
+    }
+}
+
+/// The replay windows of one direction, by SSRC.
+#[derive(Debug, Default)]
+struct ReplayWindows(HashMap<u32, ReplayWindow>);
+
+impl ReplayWindows {
+    fn window(&mut self, ssrc: u32) -> Option<&mut ReplayWindow> {
+        if !self.0.contains_key(&ssrc) && self.0.len() >= MAX_SSRCS {
+            return None;
+        }
+        Some(self.0.entry(ssrc).or_default())
+    }
+}
+
+fn ssrc_at(packet: &[u8], offset: usize) -> Option<u32> {
+    let bytes = packet.get(offset..offset + 4)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
 
 /// The keys of one SRTP leg, as negotiated in SDP: Switchboard's own key (it encrypts
 /// what it sends) and the peer's (it decrypts what it receives), under one suite.
@@ -43,6 +124,8 @@ pub struct SrtpLeg {
     policy: SrtpPolicy,
     outbound: Context,
     inbound: Context,
+    rtp_replay: ReplayWindows,
+    rtcp_replay: ReplayWindows,
 }
 
 impl std::fmt::Debug for SrtpLeg {
@@ -63,22 +146,17 @@ fn profile(suite: SrtpSuite) -> ProtectionProfile {
 impl SrtpLeg {
     /// Sets up both directions of `policy`.
     pub fn new(policy: SrtpPolicy) -> Result<SrtpLeg, SrtpError> {
-        let context = |key: &MasterKey, replay: bool| {
-            let (rtp, rtcp) = if replay {
-                (
-                    Some(srtp_replay_protection(REPLAY_WINDOW)),
-                    Some(srtcp_replay_protection(REPLAY_WINDOW)),
-                )
-            } else {
-                (None, None)
-            };
-            Context::new(key.key(), key.salt(), profile(policy.suite), rtp, rtcp)
+        // No replay protection inside the contexts: see [`ReplayWindow`].
+        let context = |key: &MasterKey| {
+            Context::new(key.key(), key.salt(), profile(policy.suite), None, None)
                 .map_err(|e| SrtpError::Context(e.to_string()))
         };
         Ok(SrtpLeg {
             policy,
-            outbound: context(&policy.send_key, false)?,
-            inbound: context(&policy.receive_key, true)?,
+            outbound: context(&policy.send_key)?,
+            inbound: context(&policy.receive_key)?,
+            rtp_replay: ReplayWindows::default(),
+            rtcp_replay: ReplayWindows::default(),
         })
     }
 
@@ -97,10 +175,25 @@ impl SrtpLeg {
 
     /// Authenticates and decrypts one SRTP packet from the leg; replays are refused.
     pub fn unprotect_rtp(&mut self, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.inbound
+        let plain = self
+            .inbound
             .decrypt_rtp(protected)
-            .map(|bytes| bytes.to_vec())
-            .map_err(|e| SrtpError::Rejected(e.to_string()))
+            .map_err(|e| SrtpError::Rejected(e.to_string()))?;
+        let (Some(ssrc), Some(seq)) = (ssrc_at(&plain, 8), plain.get(2..4)) else {
+            return Err(SrtpError::Rejected("not an RTP packet".into()));
+        };
+        let seq = u16::from_be_bytes([seq[0], seq[1]]);
+        let window = self
+            .rtp_replay
+            .window(ssrc)
+            .ok_or_else(|| SrtpError::Rejected("too many SSRCs".into()))?;
+        let index = window.rtp_index(seq);
+        if !window.accept(index) {
+            return Err(SrtpError::Rejected(format!(
+                "replayed or too old: ssrc {ssrc} sequence {seq}"
+            )));
+        }
+        Ok(plain.to_vec())
     }
 
     /// Encrypts and tags one plain RTCP packet for the leg.
@@ -111,12 +204,28 @@ impl SrtpLeg {
             .map_err(|e| SrtpError::Rejected(e.to_string()))
     }
 
-    /// Authenticates and decrypts one SRTCP packet from the leg.
+    /// Authenticates and decrypts one SRTCP packet from the leg; replays are refused.
     pub fn unprotect_rtcp(&mut self, protected: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.inbound
+        let plain = self
+            .inbound
             .decrypt_rtcp(protected)
-            .map(|bytes| bytes.to_vec())
-            .map_err(|e| SrtpError::Rejected(e.to_string()))
+            .map_err(|e| SrtpError::Rejected(e.to_string()))?;
+        // Authenticated, so the E|index word before the tag is the sender's.
+        let index_at = protected.len().saturating_sub(SRTCP_TAG + SRTCP_INDEX);
+        let (Some(ssrc), Some(index)) = (ssrc_at(&plain, 4), ssrc_at(protected, index_at)) else {
+            return Err(SrtpError::Rejected("not an RTCP packet".into()));
+        };
+        let index = u64::from(index & 0x7FFF_FFFF);
+        let window = self
+            .rtcp_replay
+            .window(ssrc)
+            .ok_or_else(|| SrtpError::Rejected("too many SSRCs".into()))?;
+        if !window.accept(index) {
+            return Err(SrtpError::Rejected(format!(
+                "replayed or too old: ssrc {ssrc} SRTCP index {index}"
+            )));
+        }
+        Ok(plain.to_vec())
     }
 }
 
@@ -288,6 +397,40 @@ mod tests {
             "reordered within the window"
         );
         assert!(b.unprotect_rtp(&second).is_err(), "replay");
+    }
+
+    #[test]
+    fn a_forged_packet_arriving_first_does_not_make_the_real_stream_look_old() {
+        let (mut a, mut b) = pair(SrtpSuite::AesCm128HmacSha1_80);
+        let (mut stranger, _) = pair(SrtpSuite::AesCm128HmacSha1_80);
+        let forged = stranger.protect_rtp(&rtp(40_000, &[1; 20])).unwrap();
+        assert!(b.unprotect_rtp(&forged).is_err());
+        let real = a.protect_rtp(&rtp(10, &[2; 20])).unwrap();
+        assert!(b.unprotect_rtp(&real).is_ok());
+        // The same for SRTCP: an unauthenticated packet first, then the real one.
+        let rr = vec![0x80, 201, 0, 1, 0x12, 0x34, 0x56, 0x78];
+        let mut garbage = stranger.protect_rtcp(&rr).unwrap();
+        garbage.truncate(16);
+        assert!(b.unprotect_rtcp(&garbage).is_err());
+        let real = a.protect_rtcp(&rr).unwrap();
+        assert_eq!(b.unprotect_rtcp(&real).unwrap(), rr);
+        assert!(b.unprotect_rtcp(&real).is_err(), "an SRTCP replay");
+    }
+
+    #[test]
+    fn the_replay_window_keeps_128_packets() {
+        let mut window = ReplayWindow::default();
+        assert!(window.accept(1000));
+        assert!(window.accept(1000 - 127), "oldest still in the window");
+        assert!(!window.accept(1000 - 128), "older than the window");
+        assert!(!window.accept(1000 - 127), "seen");
+        assert!(window.accept(1200));
+        assert!(!window.accept(1000), "fell out of the window");
+        assert_eq!(window.rtp_index(5), 5);
+        let mut wrapped = ReplayWindow::default();
+        assert!(wrapped.accept(65_535));
+        assert_eq!(wrapped.rtp_index(2), (1 << 16) | 2, "after a rollover");
+        assert_eq!(wrapped.rtp_index(65_530), 65_530, "just before it");
     }
 
     #[test]
