@@ -230,6 +230,20 @@ impl Api {
         Metrics::parse(&response.body)
     }
 
+    /// Waits until counter `name` (with `labels`) reaches `at_least`; returns its value then.
+    pub fn wait_for_counter(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: f64,
+        timeout: Duration,
+    ) -> HarnessResult<f64> {
+        self.wait_for(&format!("{name} >= {at_least}"), timeout, || {
+            let value = self.metrics()?.counter(name, labels);
+            Ok((value >= at_least).then_some(value))
+        })
+    }
+
     /// Waits until agent `id`'s JSON satisfies `done`; `what` names the condition in errors.
     pub fn wait_for_agent(
         &self,

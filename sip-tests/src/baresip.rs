@@ -15,6 +15,12 @@ use crate::error::{HarnessError, HarnessResult};
 use crate::logged_process::LoggedProcess;
 use crate::ports::{free_port, free_port_block};
 
+/// The default microphone: a 440 Hz tone.
+const TONE_AUDIO: &str = "audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n";
+
+/// Loopback: what baresip plays is its microphone (one `aubridge` device for both).
+const ECHO_AUDIO: &str = "audio_source aubridge,echo\naudio_player aubridge,echo\n";
+
 /// RTP ports each baresip gets.
 const RTP_PORTS: u16 = 20;
 
@@ -58,6 +64,53 @@ impl Baresip {
         )
     }
 
+    /// [`Baresip::tls_agent`] with mandatory SRTP (`mediaenc=srtp-mand`, the `srtp` module):
+    /// it answers only RTP/SAVP offers with SDES keys, and sends and expects SRTP. It echoes
+    /// what it hears (its player feeds its microphone through `aubridge`), so audio the
+    /// caller hears back has been decrypted, decoded, re-encoded and re-encrypted by libre.
+    pub fn tls_srtp_echo_agent(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        registrar: SocketAddr,
+        ca: &Path,
+    ) -> HarnessResult<Self> {
+        let account = format!(
+            "<sip:{user}@{registrar};transport=tls>;auth_pass={password};regint=300;answermode=auto;mediaenc=srtp-mand\n"
+        );
+        Self::start_configured(
+            dir,
+            &account,
+            None,
+            &format!(
+                "sip_cafile {}\nmodule srtp.so\nmodule aubridge.so\n",
+                ca.display()
+            ),
+            ECHO_AUDIO,
+        )
+    }
+
+    /// [`Baresip::caller`] over TLS (trusting only `ca`) with mandatory SRTP
+    /// (`mediaenc=srtp-mand`): a trunk that offers RTP/SAVP with SDES keys.
+    pub fn tls_srtp_caller(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        server: SocketAddr,
+        target: &str,
+        ca: &Path,
+    ) -> HarnessResult<Self> {
+        let account = format!(
+            "<sip:{user}@{server};transport=tls>;auth_pass={password};regint=0;mediaenc=srtp-mand\n"
+        );
+        Self::start_with(
+            dir,
+            &account,
+            Some(target),
+            &format!("sip_cafile {}\nmodule srtp.so\n", ca.display()),
+        )
+    }
+
     /// baresip as `user` with `password` (no registration: a trunk that authenticates each
     /// call), dialling `target` once it is up.
     pub fn caller(
@@ -75,12 +128,31 @@ impl Baresip {
         Self::start_with(dir, account, dial, "")
     }
 
-    /// Starts baresip with `extra_config` lines appended to its config.
+    /// Starts baresip with `extra_config` lines appended to its config and the default
+    /// audio: a 440 Hz tone as microphone.
     fn start_with(
         dir: &Path,
         account: &str,
         dial: Option<&str>,
         extra_config: &str,
+    ) -> HarnessResult<Self> {
+        let player = format!("audio_player aufile,{}\n", dir.join("rx.wav").display());
+        Self::start_configured(
+            dir,
+            account,
+            dial,
+            extra_config,
+            &(TONE_AUDIO.to_owned() + &player),
+        )
+    }
+
+    /// Starts baresip with `audio` (source and player lines) and `extra_config` lines.
+    fn start_configured(
+        dir: &Path,
+        account: &str,
+        dial: Option<&str>,
+        extra_config: &str,
+        audio: &str,
     ) -> HarnessResult<Self> {
         let io = |what: &'static str| move |e| HarnessError::io(what, e);
         fs::create_dir_all(dir).map_err(io("creating the baresip dir"))?;
@@ -92,13 +164,11 @@ impl Baresip {
             dir.join("config"),
             format!(
                 "sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
-                 audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\n\
-                 audio_player aufile,{}\nmodule_path /usr/lib/baresip/modules\n\
+                 {audio}module_path /usr/lib/baresip/modules\n\
                  module g711.so\nmodule ausine.so\nmodule aufile.so\nmodule ctrl_tcp.so\n\
                  module_tmp uuid.so\nmodule_tmp account.so\nmodule_app contact.so\n\
                  module_app menu.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
                  rtp_ports {rtp}-{}\n{extra_config}",
-                dir.join("rx.wav").display(),
                 rtp + RTP_PORTS - 1
             ),
         )

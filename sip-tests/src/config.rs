@@ -25,6 +25,8 @@ pub struct AgentAccount {
     pub supervisor: bool,
     /// `web_password_hash` (agent desktop login), none when `None`.
     pub web_password_hash: Option<String>,
+    /// Further `key = value` lines of the `[[agent]]` table (e.g. `srtp = "required"`).
+    pub lines: Vec<String>,
 }
 
 impl AgentAccount {
@@ -38,6 +40,7 @@ impl AgentAccount {
             other_skills: Vec::new(),
             supervisor: false,
             web_password_hash: None,
+            lines: Vec::new(),
         }
     }
 
@@ -50,6 +53,12 @@ impl AgentAccount {
     /// This account with a web password (the argon2 PHC string of `switchboard hash-password`).
     pub fn with_web_password_hash(mut self, hash: &str) -> Self {
         self.web_password_hash = Some(hash.to_owned());
+        self
+    }
+
+    /// This account with the `key = value` line `line` in its `[[agent]]` table.
+    pub fn with_line(mut self, line: &str) -> Self {
+        self.lines.push(line.to_owned());
         self
     }
 
@@ -248,6 +257,10 @@ pub struct SwitchboardConfig {
     /// `sip.listen_ws` on its own port ([`crate::Switchboard::ws_addr`]), and `sip.listen_wss`
     /// too when `sip_tls` is set ([`crate::Switchboard::wss_addr`]).
     pub websocket: bool,
+    /// Further `key = value` lines of `[media]` (e.g. `allow_sdes_without_tls = true`).
+    pub media_lines: Vec<String>,
+    /// Further `key = value` lines of `[sip]` (e.g. `tls_client_ca = "…"`).
+    pub sip_lines: Vec<String>,
 }
 
 /// A certificate and key in PEM files (see [`crate::tls::TestCertificate`]).
@@ -294,6 +307,8 @@ impl Default for SwitchboardConfig {
             sip_tls: None,
             http_tls: None,
             websocket: false,
+            media_lines: Vec::new(),
+            sip_lines: Vec::new(),
         }
     }
 }
@@ -356,6 +371,9 @@ impl SwitchboardConfig {
         if let Some(wss) = endpoints.wss {
             writeln!(toml, "listen_wss = [\"{wss}\"]")?;
         }
+        for line in &self.sip_lines {
+            writeln!(toml, "{line}")?;
+        }
         if let Some(host) = &self.sip_public_address {
             writeln!(toml, "public_address = {}", toml_string(host))?;
         }
@@ -391,6 +409,9 @@ impl SwitchboardConfig {
             self.media_timeout_s,
             toml_string(&endpoints.recordings_dir.display().to_string()),
         )?;
+        for line in &self.media_lines {
+            writeln!(toml, "{line}\n")?;
+        }
         for trunk in &self.trunks {
             writeln!(toml, "[[trunk]]\nname = {}", toml_string(&trunk.name))?;
             if !trunk.allow.is_empty() {
@@ -477,6 +498,9 @@ impl SwitchboardConfig {
                         toml_string(hash)
                     )),
             )?;
+            for line in &agent.lines {
+                writeln!(toml, "{line}\n")?;
+            }
         }
         toml.push_str(&self.extra_toml);
         Ok(())

@@ -61,6 +61,64 @@ impl TestCertificate {
     }
 }
 
+/// A test certificate authority that issues client certificates (mutual TLS).
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA certificate in PEM, written to `<dir>/<name>-ca.pem`.
+    pub cert: PathBuf,
+    dir: PathBuf,
+}
+
+impl TestCa {
+    /// A new CA; its certificate goes to `<dir>/<name>-ca.pem`.
+    pub fn generate(dir: &Path, name: &str) -> HarnessResult<Self> {
+        let rcgen_error = |e: rcgen::Error| HarnessError::Unexpected(format!("rcgen: {e}"));
+        let key = rcgen::KeyPair::generate().map_err(rcgen_error)?;
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(rcgen_error)?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&key).map_err(rcgen_error)?;
+        let cert = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&cert, ca.pem())
+            .map_err(|e| HarnessError::io(format!("writing {}", cert.display()), e))?;
+        Ok(Self {
+            issuer: rcgen::Issuer::new(params, key),
+            cert,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A client certificate for `dns_name` signed by this CA, in `<dir>/<file>-cert.pem` and
+    /// `<dir>/<file>-key.pem`.
+    pub fn client(&self, dns_name: &str, file: &str) -> HarnessResult<TlsFiles> {
+        let rcgen_error = |e: rcgen::Error| HarnessError::Unexpected(format!("rcgen: {e}"));
+        let key = rcgen::KeyPair::generate().map_err(rcgen_error)?;
+        let mut params =
+            rcgen::CertificateParams::new(vec![dns_name.to_owned()]).map_err(rcgen_error)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, dns_name.to_owned());
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_error)?;
+        let files = TlsFiles {
+            cert: self.dir.join(format!("{file}-cert.pem")),
+            key: self.dir.join(format!("{file}-key.pem")),
+        };
+        for (path, pem) in [(&files.cert, cert.pem()), (&files.key, key.serialize_pem())] {
+            std::fs::write(path, pem)
+                .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(files)
+    }
+}
+
 /// SHA-256 of DER bytes as upper-case hex pairs joined by colons.
 pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der)
@@ -81,6 +139,17 @@ impl OpensslClient {
     /// Connects to `server`, verifying its certificate against `ca` (the handshake fails and
     /// the client exits if the server presents another certificate).
     pub fn connect(log: &Path, server: SocketAddr, ca: &Path) -> HarnessResult<Self> {
+        Self::connect_as(log, server, ca, None)
+    }
+
+    /// [`OpensslClient::connect`] presenting the client certificate `client` when the
+    /// server asks for one (mutual TLS), or none.
+    pub fn connect_as(
+        log: &Path,
+        server: SocketAddr,
+        ca: &Path,
+        client: Option<&TlsFiles>,
+    ) -> HarnessResult<Self> {
         let mut command = Command::new("openssl");
         command
             .arg("s_client")
@@ -89,6 +158,13 @@ impl OpensslClient {
             .arg("-CAfile")
             .arg(ca)
             .args(["-verify_return_error", "-quiet", "-no_ign_eof"]);
+        if let Some(client) = client {
+            command
+                .arg("-cert")
+                .arg(&client.cert)
+                .arg("-key")
+                .arg(&client.key);
+        }
         let process = LoggedProcess::spawn("openssl s_client", command, log, true)?;
         Ok(Self {
             process,
@@ -98,17 +174,23 @@ impl OpensslClient {
 
     /// Sends an OPTIONS with `call_id` (CRLF line ends, Content-Length 0).
     pub fn send_options(&mut self, call_id: &str) -> HarnessResult<()> {
+        self.send_request("OPTIONS", "100", call_id)
+    }
+
+    /// Sends `method` (without a body) to `user`@127.0.0.1 with `call_id`.
+    pub fn send_request(&mut self, method: &str, user: &str, call_id: &str) -> HarnessResult<()> {
         let lines = [
-            "OPTIONS sip:100@127.0.0.1 SIP/2.0".to_owned(),
+            format!("{method} sip:{user}@127.0.0.1 SIP/2.0"),
+            format!("Contact: <sip:trunk@{};transport=tls>", self.local_via),
             format!(
                 "Via: SIP/2.0/TLS {};branch=z9hG4bK-{call_id};rport",
                 self.local_via
             ),
             "Max-Forwards: 70".to_owned(),
             format!("From: <sip:probe@127.0.0.1>;tag={call_id}"),
-            "To: <sip:100@127.0.0.1>".to_owned(),
+            format!("To: <sip:{user}@127.0.0.1>"),
             format!("Call-ID: {call_id}"),
-            "CSeq: 1 OPTIONS".to_owned(),
+            format!("CSeq: 1 {method}"),
             "Content-Length: 0".to_owned(),
             String::new(),
         ];
@@ -124,6 +206,13 @@ impl OpensslClient {
         self.process
             .wait_for(&format!("Call-ID: {call_id}"), timeout)
             .map_err(|_| self.process.failure(&format!("no answer to {call_id}")))
+    }
+
+    /// Waits until the client printed `needle` (e.g. a status line), within `timeout`.
+    pub fn wait_for_text(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
+        self.process
+            .wait_for(needle, timeout)
+            .map_err(|_| self.process.failure(&format!("no {needle:?}")))
     }
 
     /// Everything the client printed (the server's messages, handshake errors).

@@ -22,8 +22,10 @@ pub mod recorder;
 pub mod relay_core;
 pub mod routing;
 pub mod rtp_stats;
+pub mod sdes;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 
 pub use anchor::{anchor_answer, anchor_offer, MediaError, MediaPlan};
 pub use audio_clip::{AudioClip, ClipError};
@@ -36,7 +38,9 @@ pub use port_pool::{PortPair, PortPool, PortPoolError};
 pub use recorder::{RecorderError, RecorderMetrics, RecorderPool, Recording, RecordingOutcome};
 pub use relay_core::{Disposition, LegConfig, LegReport, RelayCore, RelayEvent};
 pub use routing::Routing;
+pub use sdes::{CryptoAttribute, CryptoError, MasterKey, SrtpSuite};
 pub use session::{
     DtmfSource, MediaCommand, MediaEvent, MediaSession, SessionConfig, SessionId, SessionReport,
     StopReason,
 };
+pub use srtp::{SrtpError, SrtpLeg, SrtpPolicy};

@@ -35,6 +35,9 @@ pub struct LegConfig {
     /// The negotiated audio codec and its payload type on this leg: needed to decode the
     /// leg's audio (recording, in-band DTMF) and to encode prompts played to it.
     pub codec: Option<(Codec, u8)>,
+    /// The leg's SDES keys when it speaks SRTP: the session unprotects what it reads and
+    /// protects what it sends, so everything inside the session sees plain RTP.
+    pub srtp: Option<crate::srtp::SrtpPolicy>,
 }
 
 /// What became of one datagram handed to [`RelayCore::handle_rtp`] / [`RelayCore::handle_rtcp`].
@@ -556,12 +559,14 @@ mod tests {
                 remote_rtcp: Some(addr("198.51.100.7:40001")),
                 telephone_event: Some(101),
                 codec: None,
+                srtp: None,
             },
             Some(LegConfig {
                 remote_rtp: Some(addr("192.168.1.20:16384")),
                 remote_rtcp: None,
                 telephone_event: Some(101),
                 codec: None,
+                srtp: None,
             }),
             Some(Duration::from_secs(30)),
             Duration::from_secs(2),

@@ -65,6 +65,7 @@ use crate::port_pool::PortPair;
 use crate::recorder::{Channel, Recording, RecordingOutcome};
 use crate::relay_core::{LegConfig, LegReport, RelayCore, RelayEvent};
 use crate::routing::Routing;
+use crate::srtp::SessionSrtp;
 
 /// Largest datagram relayed; RTP for G.711 at 20 ms is 172 bytes, this leaves room for anything sane.
 const MAX_DATAGRAM: usize = 2048;
@@ -308,6 +309,11 @@ pub struct SessionReport {
     pub dtmf_packets: u64,
     /// RTP packets of mixed audio sent (Mix routing), all listeners together.
     pub mixed_packets: u64,
+    /// SRTP packets from SRTP legs dropped: wrong auth tag (wrong key, tampered),
+    /// replayed or unreadable.
+    pub srtp_auth_failures: u64,
+    /// The same for SRTCP packets.
+    pub srtcp_auth_failures: u64,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
     /// Extra legs still present at the end, with their ports (closed now: return them to
@@ -572,6 +578,8 @@ struct SessionState {
     played_packets: u64,
     dtmf_packets: u64,
     mixed_packets: u64,
+    /// SRTP contexts of the legs that use SRTP.
+    srtp: SessionSrtp,
 }
 
 impl SessionState {
@@ -582,6 +590,10 @@ impl SessionState {
         events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
     ) -> SessionState {
         let trunk = legs.first().copied().unwrap_or_default();
+        let mut srtp = SessionSrtp::default();
+        for (index, config) in legs.iter().enumerate() {
+            srtp.set(index, config.srtp);
+        }
         SessionState {
             id,
             core,
@@ -603,6 +615,7 @@ impl SessionState {
             played_packets: 0,
             dtmf_packets: 0,
             mixed_packets: 0,
+            srtp,
         }
     }
 
@@ -751,6 +764,7 @@ impl SessionState {
             self.playback.resize_with(index + 1, LegPlayback::default);
         }
         self.legs[index] = config;
+        self.srtp.set(index, config.srtp);
         self.playback[index] = LegPlayback::default();
         self.core.add_leg(now, leg, config);
         self.emit(MediaEvent::LegAdded { leg, local_rtp });
@@ -774,6 +788,7 @@ impl SessionState {
         if let Some(config) = self.legs.get_mut(leg.index()) {
             *config = LegConfig::default();
         }
+        self.srtp.set(leg.index(), None);
         if let Some(slot) = self.playback.get_mut(leg.index()) {
             *slot = LegPlayback::default();
         }
@@ -886,6 +901,7 @@ impl SessionState {
     fn update_leg(&mut self, now: Instant, leg: Leg, config: LegConfig) {
         let bridging = leg == Leg::Agent && !self.core.is_present(Leg::Agent);
         self.core.update_leg(now, leg, config);
+        self.srtp.set(leg.index(), config.srtp);
         let previous = std::mem::replace(&mut self.legs[leg.index()], config);
         if previous.codec != config.codec {
             let slot = &mut self.playback[leg.index()];
@@ -976,7 +992,7 @@ impl SessionState {
                 if !write_event_packet(&mut self.play_buffer, header, event) {
                     continue;
                 }
-                match socket.try_send_to(&self.play_buffer, destination) {
+                match send_to_leg(&mut self.srtp, leg, socket, &self.play_buffer, destination) {
                     Ok(_) => self.dtmf_packets += 1,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => self.socket_errors += 1,
@@ -1001,7 +1017,7 @@ impl SessionState {
             let Some(destination) = self.core.destination(leg) else {
                 continue; // address not known yet: the audio is lost, the clock runs on
             };
-            match socket.try_send_to(&self.play_buffer, destination) {
+            match send_to_leg(&mut self.srtp, leg, socket, &self.play_buffer, destination) {
                 Ok(_) => self.played_packets += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => self.socket_errors += 1,
@@ -1089,7 +1105,13 @@ impl SessionState {
                 continue; // a payload type over 127 from a bad SDP: nothing sendable
             };
             self.play_buffer.truncate(written);
-            match socket.try_send_to(&self.play_buffer, destination) {
+            match send_to_leg(
+                &mut self.srtp,
+                party.leg,
+                socket,
+                &self.play_buffer,
+                destination,
+            ) {
                 Ok(_) => self.mixed_packets += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => self.socket_errors += 1,
@@ -1119,6 +1141,15 @@ impl SessionState {
                     continue;
                 }
             };
+            // SRTP legs: authenticate and decrypt here, so all that follows sees plain RTP.
+            let Some(len) = self.srtp.receive(
+                leg.index(),
+                stream == Stream::Rtcp,
+                &mut self.receive_buffer,
+                len,
+            ) else {
+                continue;
+            };
             let Some(datagram) = self.receive_buffer.get(..len) else {
                 continue;
             };
@@ -1142,7 +1173,18 @@ impl SessionState {
             let (Some(to), Some(datagram)) = (to, self.receive_buffer.get(..len)) else {
                 continue;
             };
-            if let Err(e) = to.try_send_to(datagram, destination) {
+            let wire = match self
+                .srtp
+                .send(leg.other().index(), stream == Stream::Rtcp, datagram)
+            {
+                Ok(wire) => wire,
+                Err(error) => {
+                    tracing::debug!(%error, ?leg, "SRTP protect failed");
+                    self.socket_errors += 1;
+                    continue;
+                }
+            };
+            if let Err(e) = to.try_send_to(&wire, destination) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     self.socket_errors += 1;
                 }
@@ -1282,6 +1324,21 @@ async fn next_tick(timer: &mut Option<Interval>) -> tokio::time::Instant {
     }
 }
 
+/// Sends one RTP packet Switchboard made (prompt, key press, mix) to `leg`, protected when
+/// the leg speaks SRTP. A protect failure is reported like a socket error.
+fn send_to_leg(
+    srtp: &mut SessionSrtp,
+    leg: Leg,
+    socket: &UdpSocket,
+    packet: &[u8],
+    destination: SocketAddr,
+) -> io::Result<usize> {
+    let wire = srtp
+        .send(leg.index(), false, packet)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    socket.try_send_to(&wire, destination)
+}
+
 async fn run(
     mut state: SessionState,
     sockets: Sockets,
@@ -1387,6 +1444,8 @@ async fn run(
         played_packets: state.played_packets,
         dtmf_packets: state.dtmf_packets,
         mixed_packets: state.mixed_packets,
+        srtp_auth_failures: state.srtp.auth_failures,
+        srtcp_auth_failures: state.srtp.rtcp_auth_failures,
         recording,
         extra_legs,
     };
@@ -1859,6 +1918,89 @@ mod tests {
         let report = ended(&mut events).await;
         assert_eq!(presses, "338", "one event per press, repeats kept");
         assert_eq!(report.trunk.terminated, u64::from(seq));
+    }
+
+    #[tokio::test]
+    async fn an_srtp_agent_leg_is_encrypted_on_the_wire_and_plain_to_the_trunk() {
+        use crate::sdes::{MasterKey, SrtpSuite};
+        use crate::srtp::{SrtpLeg, SrtpPolicy};
+        let caller = phone().await;
+        let agent = phone().await;
+        let (switchboard_key, phone_key) = (MasterKey::random(), MasterKey::random());
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        // The phone's own SRTP end of the SDES exchange.
+        let mut phone_srtp = SrtpLeg::new(SrtpPolicy {
+            suite,
+            send_key: phone_key,
+            receive_key: switchboard_key,
+        })
+        .expect("context");
+        let agent_leg = LegConfig {
+            srtp: Some(SrtpPolicy {
+                suite,
+                send_key: switchboard_key,
+                receive_key: phone_key,
+            }),
+            ..leg(&agent, PCMU, Some(101))
+        };
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), Some(agent_leg), None);
+
+        // Caller to agent: plain in, SRTP out, byte for byte after decryption.
+        let from_caller = rtp(0, 1, 0, &[0x55; 160]);
+        caller
+            .send_to(&from_caller, session.trunk_addr())
+            .await
+            .expect("send");
+        let (wire, _) = recv(&agent).await;
+        assert_eq!(wire.len(), from_caller.len() + 10, "80-bit auth tag");
+        assert_ne!(wire[12..172], from_caller[12..], "payload encrypted");
+        assert_eq!(
+            phone_srtp.unprotect_rtp(&wire).expect("authentic"),
+            from_caller
+        );
+
+        // Agent to caller: SRTP in, plain out.
+        let from_agent = rtp(0, 7, 160, &[0x11; 160]);
+        let protected = phone_srtp.protect_rtp(&from_agent).expect("protect");
+        agent
+            .send_to(&protected, session.agent_addr())
+            .await
+            .expect("send");
+        assert_eq!(recv(&caller).await.0, from_agent);
+
+        // A tampered packet, a replay and a plain packet are dropped and counted.
+        let mut tampered = phone_srtp
+            .protect_rtp(&rtp(0, 8, 320, &[0x22; 160]))
+            .expect("protect");
+        tampered[30] ^= 0x40;
+        agent
+            .send_to(&tampered, session.agent_addr())
+            .await
+            .expect("send");
+        agent
+            .send_to(&protected, session.agent_addr())
+            .await
+            .expect("send");
+        agent
+            .send_to(&rtp(0, 9, 480, &[0x33; 160]), session.agent_addr())
+            .await
+            .expect("send");
+        // A good packet after them still gets through, so the three were read before it.
+        let after = rtp(0, 10, 640, &[0x44; 160]);
+        let protected = phone_srtp.protect_rtp(&after).expect("protect");
+        agent
+            .send_to(&protected, session.agent_addr())
+            .await
+            .expect("send");
+        assert_eq!(
+            recv(&caller).await.0,
+            after,
+            "nothing of the three reached the caller"
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.srtp_auth_failures, 3);
+        assert_eq!(report.agent.forwarded, 2);
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ pub struct HttpsListener {
 impl HttpsListener {
     /// Wraps `inner`; handshakes present `identity` as it is at the time of each handshake.
     pub fn new(inner: LimitedListener, identity: &Arc<ServerIdentity>) -> anyhow::Result<Self> {
-        let mut config = Arc::unwrap_or_clone(identity.server_config()?);
+        let mut config = Arc::unwrap_or_clone(identity.server_config(None)?);
         // axum serves HTTP/1.1 here; offering h2 would make browsers try it.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {

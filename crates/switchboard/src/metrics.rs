@@ -45,6 +45,9 @@ pub struct Metrics {
     pub media_timeouts: IntCounter,
     /// Media sessions running now.
     pub media_sessions: IntGauge,
+    /// SRTP/SRTCP packets dropped: failed authentication (wrong key, tampered), replays;
+    /// by stream (`rtp`, `rtcp`).
+    pub srtp_auth_failures: IntCounterVec,
     /// Recordings that failed (disk full, unwritable directory).
     pub recording_errors: IntCounter,
     /// Security events (auth failures, bans, drops, refused connections), by event.
@@ -244,6 +247,12 @@ impl Metrics {
                 &registry,
                 "switchboard_media_sessions",
                 "Anchored media sessions running now.",
+            ),
+            srtp_auth_failures: counter(
+                &registry,
+                "switchboard_srtp_auth_failures_total",
+                "SRTP (stream=rtp) and SRTCP (stream=rtcp) packets dropped at the media edge: failed authentication (wrong key, tampered), replayed or unreadable; counted when the call's media ends.",
+                &["stream"],
             ),
             recording_errors: plain_counter(
                 &registry,

@@ -109,6 +109,13 @@ pub async fn run_from_file(
             ws: config.sip.listen_ws.clone(),
             wss: config.sip.listen_wss.clone(),
             tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
+            tls_client_roots: match &config.sip.tls_client_ca {
+                Some(path) => Some(
+                    transport::client_roots_from_pem_file(path)
+                        .with_context(|| format!("loading sip.tls_client_ca {}", path.display()))?,
+                ),
+                None => None,
+            },
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -196,6 +203,7 @@ pub async fn run_from_file(
         .lookup
         .clone()
         .map(|lookup| crate::caller_lookup::client::LookupClient::new(lookup, metrics.clone()));
+    switch.use_client_certificates(transports.client_certificates());
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,

@@ -35,6 +35,20 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
             ));
         }
     }
+    // The client CA file for mutual TLS, likewise.
+    if let Some(Err(error)) = config
+        .sip
+        .tls_client_ca
+        .as_deref()
+        .map(transport::client_roots_from_pem_file)
+    {
+        return Err(config::error_at(
+            source_name,
+            text,
+            &["sip", "tls_client_ca"],
+            error.to_string(),
+        ));
+    }
     // `run` loads every prompt set before it serves; an unreadable folder or a WAV file that
     // is not a usable prompt stops it, so it is a configuration error here too.
     let library = match PromptLibrary::load(

@@ -8,13 +8,15 @@
 //! transport delivers framed messages as [`Inbound`] and registers a writer in the connection
 //! table (see [`stream`]).
 
+mod client_certificates;
 mod stream;
 mod tls;
 mod udp;
 pub mod websocket;
 
+pub use client_certificates::{ClientCertificate, ClientCertificates};
 pub use stream::{AcceptedConnections, Refusal};
-pub use tls::{ServerIdentity, TlsError, TlsIdentity};
+pub use tls::{client_roots_from_pem_file, ServerIdentity, TlsError, TlsIdentity};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -90,6 +92,10 @@ pub struct TransportConfig {
     /// The certificate TLS and WSS listeners present (replaceable while running: see
     /// [`ServerIdentity::replace`]).
     pub tls_identity: Option<Arc<ServerIdentity>>,
+    /// CAs a TLS client certificate must chain to (mutual TLS); `None` asks for none.
+    /// Clients without a certificate are still accepted; one with a certificate that does
+    /// not chain fails the handshake.
+    pub tls_client_roots: Option<Arc<rustls::RootCertStore>>,
     /// Largest message accepted; larger ones are answered 513.
     pub max_message_bytes: usize,
     /// A TCP connection with no traffic for this long is closed (unless pinned by a
@@ -166,6 +172,8 @@ struct Inner {
     /// registration binding lives on them.
     pinned: DashMap<SocketAddr, std::time::Instant>,
     gate: Option<Arc<dyn SourceGate>>,
+    /// Verified client certificates of open TLS connections.
+    client_certificates: ClientCertificates,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -207,7 +215,7 @@ impl Transports {
             (_, true) => None,
             (Some(identity), false) => Some(tokio_rustls::TlsAcceptor::from(
                 identity
-                    .server_config()
+                    .server_config(config.tls_client_roots.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
             )),
             (None, false) => {
@@ -241,6 +249,7 @@ impl Transports {
             accepted: stream::AcceptedConnections::default(),
             pinned: DashMap::new(),
             gate,
+            client_certificates: ClientCertificates::default(),
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -308,6 +317,11 @@ impl Transports {
     /// The TCP listening addresses.
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.inner.tcp_local.clone()
+    }
+
+    /// The verified client certificates of open TLS connections (mutual TLS).
+    pub fn client_certificates(&self) -> ClientCertificates {
+        self.inner.client_certificates.clone()
     }
 
     /// The TLS listening addresses.

@@ -147,6 +147,17 @@ pub(crate) async fn accept_loop(
                                 Ok(Ok(stream)) => {
                                     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                                     let id = register(&inner, peer, Transport::Tls, tx);
+                                    // Verified in the handshake against the client CAs.
+                                    let leaf = stream.get_ref().1.peer_certificates();
+                                    if let Some(leaf) = leaf.and_then(<[_]>::first) {
+                                        inner.client_certificates.insert(
+                                            peer,
+                                            id,
+                                            crate::ClientCertificate::new(
+                                                leaf.clone().into_owned(),
+                                            ),
+                                        );
+                                    }
                                     let halves = tokio::io::split(stream);
                                     run(&inner, halves, peer, local, Transport::Tls, id, rx).await;
                                 }
@@ -257,6 +268,7 @@ async fn run<R, W>(
     )
     .await;
     unregister(inner, peer, id);
+    inner.client_certificates.remove(peer, id);
     writer_task.abort();
     inner.pinned.remove(&peer);
 }

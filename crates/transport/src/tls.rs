@@ -6,9 +6,10 @@
 use rustls::crypto::ring as provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
+use rustls::{RootCertStore, ServerConfig};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -110,6 +111,26 @@ impl TlsIdentity {
     }
 }
 
+/// Reads the CA certificates (PEM) that trunks' client certificates must chain to.
+pub fn client_roots_from_pem_file(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let name = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|e| TlsError::CertFile {
+        path: name.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|_| TlsError::NoCertificate(name.clone()))?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Unusable(format!("{name}: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate(name));
+    }
+    Ok(Arc::new(roots))
+}
+
 /// The identity handshakes use, replaceable while the listener runs.
 #[derive(Debug)]
 pub struct ServerIdentity {
@@ -144,13 +165,26 @@ impl ServerIdentity {
         }
     }
 
-    /// A rustls server configuration presenting this identity (no client certificates asked).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
-        let config = ServerConfig::builder_with_provider(Arc::new(crypto_provider()))
+    /// A rustls server configuration presenting this identity. With `client_roots`, clients
+    /// are asked for a certificate chaining to them (optional: phones have none).
+    pub fn server_config(
+        self: &Arc<Self>,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let provider = Arc::new(crypto_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Unusable(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(Resolver(self.clone())));
+            .map_err(|e| TlsError::Unusable(e.to_string()))?;
+        let builder = match client_roots {
+            None => builder.with_no_client_auth(),
+            Some(roots) => builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(roots, provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| TlsError::Unusable(e.to_string()))?,
+            ),
+        };
+        let config = builder.with_cert_resolver(Arc::new(Resolver(self.clone())));
         Ok(Arc::new(config))
     }
 }

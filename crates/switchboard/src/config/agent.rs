@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "allow",
     "supervisor",
     "web_password_hash",
+    "srtp",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -106,6 +107,7 @@ fn agent(
     let web_password_hash = table.optional(d, "web_password_hash", |d, field| {
         field.parsed(d, crate::web::password::parse_hash)
     });
+    let srtp = table.or(d, "srtp", Default::default(), super::media::srtp_mode);
     Some(AgentConfig {
         web_password_hash: web_password_hash?,
         id: id?,
@@ -116,6 +118,7 @@ fn agent(
         max_calls: max_calls?,
         allow: allow?,
         supervisor: supervisor?,
+        srtp: srtp?,
     })
 }
 

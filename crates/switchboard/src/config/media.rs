@@ -16,7 +16,24 @@ const KEYS: &[&str] = &[
     "timeout_s",
     "prompts_dir",
     "recordings_dir",
+    "allow_sdes_without_tls",
 ];
+
+/// Reads an `srtp = "off" | "optional" | "required"` value (`[[agent]]` and `[[trunk]]`).
+pub(super) fn srtp_mode(
+    d: &mut Diagnostics<'_>,
+    field: &super::reader::Field<'_>,
+) -> Option<super::model::SrtpMode> {
+    use super::model::SrtpMode;
+    field.parsed(d, |text| match text {
+        "off" => Ok(SrtpMode::Off),
+        "optional" => Ok(SrtpMode::Optional),
+        "required" => Ok(SrtpMode::Required),
+        _ => Err(format!(
+            "unknown SRTP mode {text:?}; expected \"off\", \"optional\" or \"required\""
+        )),
+    })
+}
 
 /// Reads `[media]`; absent keys take their defaults. `None` means an error was recorded.
 pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<MediaConfig> {
@@ -68,6 +85,9 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Me
         PathBuf::from("./switchboard-data/recordings"),
         |d, f| f.string(d).map(PathBuf::from),
     );
+    let allow_sdes_without_tls = media.or(d, "allow_sdes_without_tls", false, |d, field| {
+        field.boolean(d)
+    });
     Some(MediaConfig {
         address: address?,
         public_address: public_address?,
@@ -76,6 +96,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Me
         timeout: timeout?,
         prompts_dir: prompts_dir?,
         recordings_dir: recordings_dir?,
+        allow_sdes_without_tls: allow_sdes_without_tls?,
     })
 }
 
@@ -83,6 +104,34 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Me
 mod tests {
     use super::super::testing::{error_lines, valid};
     use std::time::Duration;
+
+    #[test]
+    fn srtp_modes_and_the_sdes_without_tls_switch_are_read() {
+        use crate::config::SrtpMode;
+        let config = valid(
+            "[media]\nallow_sdes_without_tls = true\n\
+             [[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\nsrtp = \"required\"\n\
+             [[trunk]]\nname = \"u\"\nallow = [\"10.0.0.2\"]\n\
+             [[agent]]\nid = \"a\"\nname = \"A\"\npassword = \"p\"\nsrtp = \"optional\"\n\
+             [[agent]]\nid = \"b\"\nname = \"B\"\npassword = \"p\"\n",
+        );
+        assert!(config.media.allow_sdes_without_tls);
+        assert_eq!(config.trunks[0].srtp, SrtpMode::Required);
+        assert_eq!(config.trunks[1].srtp, SrtpMode::Off, "default");
+        assert_eq!(config.agents[0].srtp, SrtpMode::Optional);
+        assert_eq!(config.agents[1].srtp, SrtpMode::Off, "default");
+        assert!(!valid("").media.allow_sdes_without_tls, "default");
+        assert_eq!(
+            error_lines("[[agent]]\nid = \"a\"\nname = \"A\"\npassword = \"p\"\nsrtp = \"on\"\n"),
+            vec!["t.toml:5:8: agent[0].srtp: unknown SRTP mode \"on\"; expected \"off\", \"optional\" or \"required\""]
+        );
+        assert_eq!(
+            error_lines("[media]\nallow_sdes_without_tls = \"yes\"\n"),
+            vec![
+                "t.toml:2:26: media.allow_sdes_without_tls: expected true or false, found a string"
+            ]
+        );
+    }
 
     const BASE: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\n";
 

@@ -48,8 +48,8 @@ pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
     DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
     MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy, RoleKind,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SurveyConfig, SurveyScale,
-    TlsCertificate, TrunkConfig, WebUser,
+    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SrtpMode, SurveyConfig,
+    SurveyScale, TlsCertificate, TrunkConfig, WebUser,
 };
 pub use security::SecurityConfig;
 
@@ -200,6 +200,9 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     }
     let security = security::read(d, &root);
     let lookup = lookup::read(d, &root);
+    if let (Some(sip), Some(trunks)) = (&sip, &trunks) {
+        trunk::check_client_names(d, sip, trunks);
+    }
     let config = Config {
         sip: sip?,
         http: http?,
@@ -275,6 +278,7 @@ max_expires_s = 3600                        # registrar: longer is capped (>= mi
 max_calls = 10000                           # concurrent calls before 503 (1..=1000000)
 digest_algorithms = ["SHA-256", "MD5"]       # challenges sent, in order; default ["MD5"] (see below)
 min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a shorter Session-Expires gets 422 (90..=86400)
+tls_client_ca = "/etc/switchboard/tls/trunk-ca.pem"  # optional: CAs for trunks' client certificates (mutual TLS, see tls_client_name)
 
 [http]
 listen = "127.0.0.1:8080"                   # API, /metrics, the agent desktop (/agent) and the wallboard (/wallboard)
@@ -314,11 +318,14 @@ rtp_port_max = 29999                        #   ports a call (1024..=65535, max 
 timeout_s = 30                              # hang up after this long without RTP; 0 = never (0..=3600)
 prompts_dir = "/var/lib/switchboard/prompts"  # optional: <dir>/<language>/<name>.wav; default built-in English
 recordings_dir = "/var/lib/switchboard/recordings"  # default ./switchboard-data/recordings
+allow_sdes_without_tls = false              # default false: SRTP keys (a=crypto) only on TLS legs; else 488 (see docs/security.md)
 
 [[trunk]]
 name = "carrier"                            # unique
 allow = ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"]  # source IPs/CIDRs let in without auth
 trust_identity = true                       # default false: pass P-Asserted-Identity/Diversion to agents (see below)
+srtp = "optional"                           # off (default) | optional | required: SRTP with SDES keys (see docs/media.md)
+tls_client_name = "carrier.example"         # optional: calls only over TLS with a client certificate for this name (needs sip.tls_client_ca)
 
 [[trunk]]
 name = "pbx"
@@ -440,6 +447,7 @@ max_calls = 1                               # default 1, the only value: a voice
 allow = ["192.0.2.0/24"]                    # default [] = anywhere; registrations from elsewhere get 403
 supervisor = true                           # default false: may listen/whisper/barge with *41/*42/*43<agent>
 web_password_hash = "$argon2id$v=19$m=19456,t=2,p=1$j0GNhg7PZcFwstzI5dxB7w$3TIXKS5y6WEhxfNiefvEYW9yNJ8X6dxgG2s3jvsusBI"  # optional: agent desktop login with the id; switchboard hash-password
+srtp = "required"                           # off (default) | optional | required: calls to this phone are SRTP
 
 [[agent]]
 id = "1002"
@@ -809,7 +817,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp, tls_client_name"]
         );
     }
 
@@ -840,7 +848,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s, tls_client_ca",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",

@@ -66,6 +66,9 @@ pub struct SipConfig {
     /// The certificate the TLS and WSS listeners present; set only with `listen_tls` or
     /// `listen_wss`.
     pub tls: Option<TlsCertificate>,
+    /// CA certificates (PEM) that trunks' TLS client certificates must chain to; clients
+    /// are asked for a certificate only when set (phones without one still connect).
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,
     /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.
@@ -234,6 +237,23 @@ pub struct MediaConfig {
     pub prompts_dir: Option<PathBuf>,
     /// Where call recordings are written.
     pub recordings_dir: PathBuf,
+    /// Accept and send SDES keys (a=crypto) on legs whose signalling is not TLS. Off by
+    /// default: over UDP/TCP the keys travel in clear text and the SRTP protects nothing.
+    pub allow_sdes_without_tls: bool,
+}
+
+/// Whether a leg's media is SRTP (RFC 3711, keyed by SDES RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpMode {
+    /// Plain RTP only: RTP/SAVP offers get 488, Switchboard offers RTP/AVP.
+    #[default]
+    Off,
+    /// RTP/SAVP or RTP/AVP offers are accepted; Switchboard offers RTP/SAVP only when the
+    /// leg's signalling is TLS (the only way SDES keys stay secret), else RTP/AVP.
+    Optional,
+    /// SRTP only: RTP/AVP offers get 488; Switchboard offers RTP/SAVP, and does not ring a
+    /// phone it could reach only without TLS (unless `allow_sdes_without_tls`).
+    Required,
 }
 
 /// Where call detail records are written.
@@ -263,6 +283,11 @@ pub struct TrunkConfig {
     /// The trunk asserts callers' identities (RFC 3325 trust domain): its
     /// P-Asserted-Identity and Diversion reach the agents; from other trunks they are dropped.
     pub trust_identity: bool,
+    /// SRTP on this trunk's calls.
+    pub srtp: SrtpMode,
+    /// Mutual TLS: the trunk's calls are admitted only over TLS with a client certificate
+    /// (verified against `sip.tls_client_ca`) whose subjectAltName covers this name.
+    pub tls_client_name: Option<String>,
 }
 
 /// A digest username with its secret.
@@ -534,6 +559,8 @@ pub struct AgentConfig {
     pub supervisor: bool,
     /// argon2 PHC string of the agent desktop password; `None` = no web login.
     pub web_password_hash: Option<String>,
+    /// SRTP on the calls offered to this agent.
+    pub srtp: SrtpMode,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

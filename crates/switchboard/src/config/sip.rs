@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "max_calls",
     "digest_algorithms",
     "min_session_expires_s",
+    "tls_client_ca",
 ];
 
 /// Reads `[sip]` from the document root; absent keys take their defaults.
@@ -42,6 +43,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
     let listen_ws = sip.or(d, "listen_ws", Vec::new(), socket_addrs);
     let listen_wss = sip.or(d, "listen_wss", Vec::new(), socket_addrs);
     let tls = super::tls::read_pair(d, &sip);
+    let tls_client_ca = sip.optional(d, "tls_client_ca", super::tls::file_path);
     let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
     let public_address = sip.or(d, "public_address", None, public_address);
     let t1 = sip.or(d, "t1_ms", Duration::from_millis(500), |d, f| {
@@ -131,6 +133,14 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
             );
         }
     }
+    if let (Some(Some(_)), Some(listen)) = (&tls_client_ca, &listen_tls) {
+        if listen.is_empty() {
+            d.error(
+                &sip.path().key("tls_client_ca"),
+                "client certificates are asked for in TLS handshakes: set listen_tls",
+            );
+        }
+    }
     if let (Some(t1), Some(t2)) = (t1, t2) {
         if t1 > t2 {
             d.error(
@@ -162,6 +172,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         listen_ws: listen_ws?,
         listen_wss: listen_wss?,
         tls: tls?,
+        tls_client_ca: tls_client_ca?,
         realm: realm?,
         public_address: public_address?,
         t1: t1?,

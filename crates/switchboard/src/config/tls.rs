@@ -36,7 +36,7 @@ pub(super) fn read_pair(
     }
 }
 
-fn file_path(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<PathBuf> {
+pub(super) fn file_path(d: &mut Diagnostics<'_>, field: &Field<'_>) -> Option<PathBuf> {
     field.parsed(d, |text| {
         if text.trim().is_empty() {
             Err("must name a PEM file".to_owned())

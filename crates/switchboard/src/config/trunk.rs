@@ -17,6 +17,8 @@ const KEYS: &[&str] = &[
     "password",
     "ha1",
     "trust_identity",
+    "srtp",
+    "tls_client_name",
 ];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
@@ -49,6 +51,18 @@ fn trunk(
     let username = table.optional(d, "username", |d, field| field.identifier(d));
     let trust_identity = table.or(d, "trust_identity", false, |d, field| field.boolean(d));
     let secret = credentials::secret(d, &table);
+    let srtp = table.or(d, "srtp", Default::default(), super::media::srtp_mode);
+    let tls_client_name = table.optional(d, "tls_client_name", |d, field| {
+        field.parsed(d, |text| {
+            if text.is_empty() || text.contains(char::is_whitespace) {
+                Err(format!(
+                    "{text:?} is not a certificate name: expected a DNS name such as \"carrier.example\" or an IP address"
+                ))
+            } else {
+                Ok(text.to_ascii_lowercase())
+            }
+        })
+    });
 
     let credentials = match (username?, secret?) {
         (Some(username), Some(secret)) => Some(DigestCredentials { username, secret }),
@@ -81,7 +95,33 @@ fn trunk(
         allow,
         credentials,
         trust_identity: trust_identity?,
+        srtp: srtp?,
+        tls_client_name: tls_client_name?,
     })
+}
+
+/// A trunk's `tls_client_name` needs `[sip] tls_client_ca` (the CA its certificate must
+/// chain to) and a TLS listener to arrive on.
+pub(super) fn check_client_names(
+    d: &mut Diagnostics<'_>,
+    sip: &super::model::SipConfig,
+    trunks: &[TrunkConfig],
+) {
+    let trunk_paths = super::path::FieldPath::root().key("trunk");
+    for (index, trunk) in trunks.iter().enumerate() {
+        if trunk.tls_client_name.is_none() {
+            continue;
+        }
+        let path = trunk_paths.index(index).key("tls_client_name");
+        if sip.tls_client_ca.is_none() {
+            d.error(
+                &path,
+                "needs [sip] tls_client_ca (the CA certificates the trunk's client certificate must chain to)",
+            );
+        } else if sip.listen_tls.is_empty() {
+            d.error(&path, "needs a TLS listener: set [sip] listen_tls");
+        }
+    }
 }
 
 /// Parses a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or a single address (a /32 or /128).
@@ -99,6 +139,37 @@ pub(super) fn parse_ip_net(text: &str) -> Result<IpNet, String> {
 mod tests {
     use crate::config::model::DigestSecret;
     use crate::config::testing::{error_lines, valid};
+
+    #[test]
+    fn tls_client_name_needs_a_client_ca_and_a_tls_listener() {
+        let tls =
+            "[sip]\nlisten_tls = [\"127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+        let config = valid(&format!(
+            "{tls}tls_client_ca = \"ca.pem\"\n[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\ntls_client_name = \"Carrier.Example\"\n"
+        ));
+        assert_eq!(config.sip.tls_client_ca, Some("ca.pem".into()));
+        assert_eq!(
+            config.trunks[0].tls_client_name.as_deref(),
+            Some("carrier.example")
+        );
+        assert_eq!(valid("").sip.tls_client_ca, None);
+        assert_eq!(
+            error_lines(&format!(
+                "{tls}[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\ntls_client_name = \"carrier.example\"\n"
+            )),
+            vec!["t.toml:8:19: trunk[0].tls_client_name: needs [sip] tls_client_ca (the CA certificates the trunk's client certificate must chain to)"]
+        );
+        assert_eq!(
+            error_lines("[sip]\ntls_client_ca = \"ca.pem\"\n"),
+            vec!["t.toml:2:17: sip.tls_client_ca: client certificates are asked for in TLS handshakes: set listen_tls"]
+        );
+        assert_eq!(
+            error_lines(&format!(
+                "{tls}tls_client_ca = \"ca.pem\"\n[[trunk]]\nname = \"t\"\nallow = [\"10.0.0.1\"]\ntls_client_name = \"a b\"\n"
+            )),
+            vec!["t.toml:9:19: trunk[0].tls_client_name: \"a b\" is not a certificate name: expected a DNS name such as \"carrier.example\" or an IP address"]
+        );
+    }
 
     #[test]
     fn a_trunk_needs_allow_or_credentials() {

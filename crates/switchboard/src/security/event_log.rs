@@ -36,6 +36,8 @@ pub enum SecurityEventKind {
     NewSource,
     /// An agent registered from outside its `allow` list.
     SourceNotAllowed,
+    /// A trunk with `tls_client_name` called without the matching client certificate.
+    CertificateRefused,
 }
 
 impl SecurityEventKind {
@@ -50,6 +52,7 @@ impl SecurityEventKind {
             SecurityEventKind::ConnectionRefused => "connection-refused",
             SecurityEventKind::NewSource => "new-source",
             SecurityEventKind::SourceNotAllowed => "source-not-allowed",
+            SecurityEventKind::CertificateRefused => "certificate-refused",
         }
     }
 }

@@ -166,6 +166,9 @@ impl Switch {
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };
+        if !self.trunk_certificate_admits(now, &key, &request, source, &trunk) {
+            return;
+        }
         if let Some((code, reason)) = self.session_timer_refusal(&request) {
             self.reply_error(now, &key, &request, code, &reason);
             return;
@@ -200,7 +203,9 @@ impl Switch {
                     || self.emergency_answers(&did)
             }
         };
-        let (media, local_answer) = match self.anchor_trunk_offer(&request, answer_here) {
+        let security = self.trunk_security(&trunk, source.transport);
+        let anchored = self.anchor_trunk_offer(&request, answer_here, security);
+        let (media, local_answer) = match anchored {
             Ok(anchored) => anchored,
             Err((code, reason)) => {
                 self.reject_metric(if code == 503 { "no-rtp-ports" } else { "media" });
@@ -425,8 +430,10 @@ impl Switch {
         &mut self,
         request: &Request,
         answer_here: bool,
+        security: super::sdes_legs::LegSecurity,
     ) -> Result<AnchoredOffer, (u16, String)> {
         if request.body.is_empty() {
+            super::sdes_legs::accept_missing_offer(security).map_err(|reason| (488, reason))?;
             // A delayed offer: Switchboard offers in its 200 when it answers itself; a call
             // that rings agents lets the phones negotiate end to end.
             if !answer_here {
@@ -445,16 +452,38 @@ impl Switch {
                 format!("body of type {mime:?} is not supported: only application/sdp"),
             ));
         }
+        // SRTP is checked and stripped first: anchoring negotiates plain RTP.
+        let (offer, sdes) = super::sdes_legs::accept_offer(&request.body, security)
+            .map_err(|reason| (488, reason))?;
         let anchored = if answer_here {
             self.media
-                .anchor_answered(&request.body)
+                .anchor_answered(&offer, sdes)
                 .map(|(media, answer)| (Some(media), Some(answer)))
         } else {
             self.media
-                .anchor_passthrough(&request.body)
+                .anchor_passthrough(&offer, sdes)
                 .map(|media| (Some(media), None))
         };
         anchored.map_err(|error| (error.sip_status(), error.to_string()))
+    }
+
+    /// The SRTP settings of a call from `trunk` signalled over `transport`.
+    fn trunk_security(
+        &self,
+        trunk: &str,
+        transport: sip::Transport,
+    ) -> super::sdes_legs::LegSecurity {
+        let mode = self
+            .config
+            .trunks
+            .iter()
+            .find(|t| t.name == trunk)
+            .map_or(Default::default(), |t| t.srtp);
+        super::sdes_legs::LegSecurity::new(
+            mode,
+            transport,
+            self.config.media.allow_sdes_without_tls,
+        )
     }
 
     /// Decides which trunk an INVITE comes from, answering 407/403 itself when it cannot.
@@ -514,7 +543,7 @@ impl Switch {
         }
     }
 
-    fn reject_metric(&self, reason: &str) {
+    pub(super) fn reject_metric(&self, reason: &str) {
         self.metrics
             .calls_rejected
             .with_label_values(&[reason])
@@ -593,6 +622,17 @@ impl Switch {
             return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let peer = binding.source;
+        let srtp_mode = self
+            .config
+            .agents
+            .iter()
+            .find(|a| a.id == agent.as_str())
+            .map_or(Default::default(), |a| a.srtp);
+        let security = super::sdes_legs::LegSecurity::new(
+            srtp_mode,
+            peer.transport,
+            self.config.media.allow_sdes_without_tls,
+        );
         let via = self.via(peer);
         let contact = self.contact(peer.transport);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -645,12 +685,18 @@ impl Switch {
             headers,
             body: Vec::new(),
         };
-        match &call.media {
+        match &mut call.media {
             // The agent is offered Switchboard's address, never the trunk's.
-            Some(media) => {
-                push_header(&mut invite.headers, "Content-Type", "application/sdp");
-                invite.body = media.agent_offer.clone();
-            }
+            Some(media) => match self.media.agent_offer_for(media, security) {
+                Ok(offer) => {
+                    push_header(&mut invite.headers, "Content-Type", "application/sdp");
+                    invite.body = offer;
+                }
+                Err(reason) => {
+                    tracing::warn!(call = id, agent = %agent, reason, "agent not offered the call");
+                    return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+                }
+            },
             None => copy_body(&a.headers, &a.body, &mut invite.headers, &mut invite.body),
         }
 

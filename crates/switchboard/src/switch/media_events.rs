@@ -56,6 +56,23 @@ impl Switch {
             MediaEvent::LegSilent { leg } => self.monitor_silent(now, call, leg),
             MediaEvent::Ended(report) => {
                 tracing::debug!(call, ?report, "media session ended");
+                for (stream, dropped) in [
+                    ("rtp", report.srtp_auth_failures),
+                    ("rtcp", report.srtcp_auth_failures),
+                ] {
+                    if dropped > 0 {
+                        tracing::warn!(
+                            call,
+                            stream,
+                            dropped,
+                            "SRTP packets failed authentication (wrong key, tampering or replay)"
+                        );
+                        self.metrics
+                            .srtp_auth_failures
+                            .with_label_values(&[stream])
+                            .inc_by(dropped);
+                    }
+                }
                 self.media.session_ended(call);
                 self.media_ended(call, report.recording.as_ref());
             }

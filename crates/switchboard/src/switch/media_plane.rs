@@ -7,6 +7,8 @@
 //! answered here and only changes where the session sends, never the other leg's SDP.
 
 use super::call::CallNumber;
+use super::sdes_legs::{self, LegSecurity, Sdes};
+use media::sdes::CryptoAttribute;
 use media::sdp::{self, Direction, Origin, SessionDescription};
 use media::{Codec, LegConfig, MediaCommand, MediaError, MediaPlan, PortPair, PortPool};
 use std::collections::{HashMap, VecDeque};
@@ -93,6 +95,12 @@ pub struct CallMedia {
     /// Switchboard offered its SDP again in a 200 to this leg's re-INVITE without an offer:
     /// the leg's answer comes in the ACK.
     pub ack_answer_due: Option<media::Leg>,
+    /// The trunk leg's SDES keys when it is SRTP.
+    pub trunk_sdes: Option<Sdes>,
+    /// The agent leg's SDES keys once an SRTP answer is in.
+    pub agent_sdes: Option<Sdes>,
+    /// The key line of the SRTP offer made to the agent being rung, if it was SRTP.
+    pub agent_sdes_offer: Option<CryptoAttribute>,
 }
 
 /// Switchboard's side of one leg's offer/answer exchanges: its `o=` line and the last SDP it
@@ -223,7 +231,12 @@ impl MediaPlane {
     /// Anchors a trunk offer for a call that rings agents before the trunk is answered: the
     /// agent is offered the trunk's codecs (trimmed to PCMU/PCMA/telephone-event) at our
     /// agent-side port, and the trunk will get the agent's choice at our trunk-side port.
-    pub fn anchor_passthrough(&mut self, offer: &[u8]) -> Result<CallMedia, AnchorError> {
+    /// `trunk_sdes`: the keys of an SRTP offer, already stripped from `offer`.
+    pub fn anchor_passthrough(
+        &mut self,
+        offer: &[u8],
+        trunk_sdes: Option<Sdes>,
+    ) -> Result<CallMedia, AnchorError> {
         let (trunk_ports, agent_ports) = self.allocate()?;
         let planned = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL)
             .and_then(|(plan, rewritten)| Ok((plan, SessionDescription::parse(&rewritten)?)));
@@ -237,7 +250,10 @@ impl MediaPlane {
                     trunk_ports,
                     agent_ports,
                     agent_plan: plan.clone(),
-                    trunk_leg: trunk_leg_config(&plan, None),
+                    trunk_leg: LegConfig {
+                        srtp: trunk_sdes.map(|sdes| sdes.policy()),
+                        ..trunk_leg_config(&plan, None)
+                    },
                     trunk_plan: plan,
                     agent_offer,
                     codec: None,
@@ -248,6 +264,9 @@ impl MediaPlane {
                     agent_direction: Direction::SendRecv,
                     awaiting_answer: false,
                     ack_answer_due: None,
+                    trunk_sdes,
+                    agent_sdes: None,
+                    agent_sdes_offer: None,
                 })
             }
             Err(error) => {
@@ -261,13 +280,22 @@ impl MediaPlane {
     /// Anchors a trunk offer for a call Switchboard answers itself (IVR, music on hold):
     /// returns the media and the SDP answer for the trunk's 200. One codec is chosen for
     /// both legs, so audio is relayed without transcoding.
-    pub fn anchor_answered(&mut self, offer: &[u8]) -> Result<(CallMedia, Vec<u8>), AnchorError> {
+    /// `trunk_sdes`: the keys of an SRTP offer, already stripped from `offer`.
+    pub fn anchor_answered(
+        &mut self,
+        offer: &[u8],
+        trunk_sdes: Option<Sdes>,
+    ) -> Result<(CallMedia, Vec<u8>), AnchorError> {
         // Refuse before taking ports: most refusals are a codec mismatch.
         let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
         sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
         let (trunk_ports, agent_ports) = self.allocate()?;
         match self.plan_answered(offer, trunk_ports, agent_ports) {
-            Ok((mut media, answer)) => {
+            Ok((mut media, mut answer)) => {
+                let index = media.trunk_plan.media_index;
+                sdes_legs::secure(&mut answer, index, trunk_sdes.as_ref().map(|s| &s.local));
+                media.trunk_leg.srtp = trunk_sdes.map(|sdes| sdes.policy());
+                media.trunk_sdes = trunk_sdes;
                 let answer = media.trunk_sdp.stamp(answer);
                 Ok((media, answer))
             }
@@ -317,6 +345,9 @@ impl MediaPlane {
             agent_direction: Direction::SendRecv,
             awaiting_answer: true,
             ack_answer_due: None,
+            trunk_sdes: None,
+            agent_sdes: None,
+            agent_sdes_offer: None,
         };
         Ok((media, offer))
     }
@@ -405,6 +436,9 @@ impl MediaPlane {
             agent_direction: Direction::SendRecv,
             awaiting_answer: false,
             ack_answer_due: None,
+            trunk_sdes: None,
+            agent_sdes: None,
+            agent_sdes_offer: None,
         };
         Ok((media, answer))
     }
@@ -417,8 +451,9 @@ impl MediaPlane {
         media: &mut CallMedia,
         answer: &[u8],
     ) -> Result<Vec<u8>, MediaError> {
+        let (answer, agent_sdes) = agent_answer(media, answer)?;
         let (plan, for_trunk) =
-            media::anchor_answer(&media.trunk_plan, answer, self.local(media.trunk_ports))?;
+            media::anchor_answer(&media.trunk_plan, &answer, self.local(media.trunk_ports))?;
         media.codec = plan.codec;
         // The trunk negotiates with Switchboard, not with the phone: it keeps telephone-event
         // even when the agent's phone only does SIP INFO, so an agent's INFO key press can
@@ -428,13 +463,22 @@ impl MediaPlane {
                 if let Some(pt) = plan.offered_telephone_event {
                     keep_telephone_event(&mut parsed, plan.media_index, pt);
                 }
+                let local_line = media.trunk_sdes.as_ref().map(|s| &s.local);
+                sdes_legs::secure(&mut parsed, plan.media_index, local_line);
                 media.trunk_sdp.stamp(parsed)
             }
             Err(_) => for_trunk,
         };
-        media.trunk_leg = trunk_leg_config(&plan, plan.codec);
+        media.trunk_leg = LegConfig {
+            srtp: media.trunk_sdes.map(|sdes| sdes.policy()),
+            ..trunk_leg_config(&plan, plan.codec)
+        };
         media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
-        let agent = agent_leg_config(&plan);
+        media.agent_sdes = agent_sdes;
+        let agent = LegConfig {
+            srtp: agent_sdes.map(|sdes| sdes.policy()),
+            ..agent_leg_config(&plan)
+        };
         self.start(call, media, Some(agent));
         Ok(for_trunk)
     }
@@ -446,10 +490,15 @@ impl MediaPlane {
         media: &mut CallMedia,
         answer: &[u8],
     ) -> Result<(), MediaError> {
+        let (answer, agent_sdes) = agent_answer(media, answer)?;
         let (plan, _) =
-            media::anchor_answer(&media.agent_plan, answer, self.local(media.agent_ports))?;
+            media::anchor_answer(&media.agent_plan, &answer, self.local(media.agent_ports))?;
         media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
-        let agent = agent_leg_config(&plan);
+        media.agent_sdes = agent_sdes;
+        let agent = LegConfig {
+            srtp: agent_sdes.map(|sdes| sdes.policy()),
+            ..agent_leg_config(&plan)
+        };
         if media.started {
             self.command(
                 call,
@@ -489,6 +538,28 @@ impl MediaPlane {
         media.agent_offer = agent_offer;
         media.agent_sdp = agent_sdp;
         media.agent_direction = Direction::SendRecv;
+        media.agent_sdes = None;
+        media.agent_sdes_offer = None;
+    }
+
+    /// The SDP offered to one agent attempt: the call's agent offer, made RTP/SAVP with a
+    /// fresh key when this agent's leg is SRTP (the key is kept to check its answer).
+    /// `Err` when the agent must get SRTP and cannot (see [`LegSecurity::offers_srtp`]).
+    pub fn agent_offer_for(
+        &mut self,
+        media: &mut CallMedia,
+        security: LegSecurity,
+    ) -> Result<Vec<u8>, &'static str> {
+        let line = security.offers_srtp()?.then(sdes_legs::offer_line);
+        media.agent_sdes_offer = line;
+        let Some(line) = line else {
+            return Ok(media.agent_offer.clone());
+        };
+        let Ok(mut offer) = SessionDescription::parse(&media.agent_offer) else {
+            return Ok(media.agent_offer.clone());
+        };
+        sdes_legs::secure(&mut offer, media.agent_plan.media_index, Some(&line));
+        Ok(media.agent_sdp.stamp(offer))
     }
 
     /// Starts the session of a call Switchboard answered, with only the trunk leg.
@@ -559,7 +630,7 @@ impl MediaPlane {
         sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
         let ports = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
         let mut local_sdp = LocalSdp::new(self.sdp_ip);
-        match negotiate_leg(&parsed, None, &mut local_sdp, self.local(ports)) {
+        match negotiate_leg(&parsed, None, &mut local_sdp, self.local(ports), None) {
             Ok((config, _, answer)) => Ok(ExtraLeg {
                 ports,
                 config,
@@ -613,6 +684,7 @@ impl MediaPlane {
             remote_rtcp: checked.answerer_rtcp,
             telephone_event: checked.answered_telephone_event,
             codec: checked.codec,
+            srtp: None,
         };
         Ok(leg.config)
     }
@@ -626,7 +698,7 @@ impl MediaPlane {
         let parsed = SessionDescription::parse(offer)?;
         let keep = leg.config.codec.map(|(codec, _)| codec);
         let local = self.local(leg.ports);
-        let (config, _, answer) = negotiate_leg(&parsed, keep, &mut leg.sdp, local)?;
+        let (config, _, answer) = negotiate_leg(&parsed, keep, &mut leg.sdp, local, None)?;
         leg.config = config;
         Ok((config, answer))
     }
@@ -678,11 +750,15 @@ impl MediaPlane {
         leg: media::Leg,
         offer: &[u8],
     ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
-        let parsed = SessionDescription::parse(offer)?;
+        let (offer, sdes) = sdes_legs::accept_reoffer(offer, media.sdes(leg)).map_err(refusal)?;
+        let parsed = SessionDescription::parse(&offer)?;
         let keep = media.codec.map(|(codec, _)| codec);
         let local = self.local(media.ports(leg));
-        let (config, offered_direction, answer) =
-            negotiate_leg(&parsed, keep, media.sdp_mut(leg), local)?;
+        let local_key = sdes.as_ref().map(|s| &s.local);
+        let (mut config, offered_direction, answer) =
+            negotiate_leg(&parsed, keep, media.sdp_mut(leg), local, local_key)?;
+        config.srtp = sdes.as_ref().map(|sdes| sdes.policy());
+        media.set_sdes(leg, sdes);
         if leg == media::Leg::Trunk {
             media.trunk_leg = config;
         }
@@ -705,8 +781,12 @@ impl MediaPlane {
             }));
         };
         let local = self.local(media.ports(leg));
+        let current = media.sdes(leg);
+        let offered = sdes_legs::plain(&offered);
+        let (answer, sdes) =
+            sdes_legs::accept_answer(answer, current.map(|s| s.local)).map_err(refusal)?;
         let (offer_plan, _) = media::anchor_offer(&offered, local, &Codec::ALL)?;
-        let (plan, _) = media::anchor_answer(&offer_plan, answer, local)?;
+        let (plan, _) = media::anchor_answer(&offer_plan, &answer, local)?;
         if media
             .codec
             .is_some_and(|(codec, _)| plan.codec.map(|(c, _)| c) != Some(codec))
@@ -720,7 +800,9 @@ impl MediaPlane {
             remote_rtcp: plan.answerer_rtcp,
             telephone_event: plan.answered_telephone_event,
             codec: media.codec.or(plan.codec),
+            srtp: sdes.map(|sdes| sdes.policy()),
         };
+        media.set_sdes(leg, sdes);
         if leg == media::Leg::Trunk {
             media.trunk_leg = config;
         }
@@ -751,6 +833,7 @@ fn negotiate_leg(
     keep: Option<Codec>,
     local_sdp: &mut LocalSdp,
     local: SocketAddr,
+    local_key: Option<&media::sdes::CryptoAttribute>,
 ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
     let mut accepted = sdp::negotiate(parsed, &Codec::ALL)?;
     if let Some(codec) = keep {
@@ -762,12 +845,9 @@ fn negotiate_leg(
         }
     }
     accepted.codecs.truncate(1);
-    let answer = local_sdp.stamp(sdp::build_answer(
-        parsed,
-        &accepted,
-        &local_sdp.origin,
-        local,
-    ));
+    let mut answer = sdp::build_answer(parsed, &accepted, &local_sdp.origin, local);
+    sdes_legs::secure(&mut answer, accepted.media_index, local_key);
+    let answer = local_sdp.stamp(answer);
     let offered_direction = parsed
         .media
         .get(accepted.media_index)
@@ -777,11 +857,27 @@ fn negotiate_leg(
         remote_rtcp: accepted.remote_rtcp,
         telephone_event: accepted.telephone_event,
         codec: Some(accepted.preferred()),
+        srtp: None,
     };
     Ok((config, offered_direction, answer))
 }
 
 impl CallMedia {
+    /// The SDES keys `leg` agreed, if it is SRTP.
+    pub fn sdes(&self, leg: media::Leg) -> Option<Sdes> {
+        match leg {
+            media::Leg::Trunk => self.trunk_sdes,
+            media::Leg::Agent | media::Leg::Extra(_) => self.agent_sdes,
+        }
+    }
+
+    fn set_sdes(&mut self, leg: media::Leg, sdes: Option<Sdes>) {
+        match leg {
+            media::Leg::Trunk => self.trunk_sdes = sdes,
+            media::Leg::Agent | media::Leg::Extra(_) => self.agent_sdes = sdes,
+        }
+    }
+
     /// The ports facing `leg`.
     pub fn ports(&self, leg: media::Leg) -> PortPair {
         match leg {
@@ -845,12 +941,23 @@ fn keep_telephone_event(answer: &mut SessionDescription, index: usize, pt: u8) {
         .push(sdp::Attribute::valued("fmtp", format!("{pt} 0-16")));
 }
 
+/// The agent's answer as plain RTP and its SDES keys, checked against what it was offered.
+fn agent_answer(media: &CallMedia, answer: &[u8]) -> Result<(Vec<u8>, Option<Sdes>), MediaError> {
+    sdes_legs::accept_answer(answer, media.agent_sdes_offer).map_err(refusal)
+}
+
+/// An SDES refusal as the 488 the SIP layer sends.
+fn refusal(reason: &'static str) -> MediaError {
+    MediaError::NotAcceptable(sdp::NoCommonCodec { reason })
+}
+
 fn trunk_leg_config(plan: &MediaPlan, codec: Option<(Codec, u8)>) -> LegConfig {
     LegConfig {
         remote_rtp: plan.offerer_rtp,
         remote_rtcp: plan.offerer_rtcp,
         telephone_event: plan.offered_telephone_event,
         codec,
+        srtp: None,
     }
 }
 
@@ -860,6 +967,7 @@ fn agent_leg_config(plan: &MediaPlan) -> LegConfig {
         remote_rtcp: plan.answerer_rtcp,
         telephone_event: plan.answered_telephone_event,
         codec: plan.codec,
+        srtp: None,
     }
 }
 
@@ -881,6 +989,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             timeout: Some(Duration::from_secs(30)),
             prompts_dir: None,
             recordings_dir: "/tmp".into(),
+            allow_sdes_without_tls: false,
         })
         .expect("valid range")
     }
@@ -892,7 +1001,9 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
     #[test]
     fn a_ringing_call_offers_the_agent_the_trunk_codecs_at_our_public_address() {
         let mut plane = plane(4);
-        let media = plane.anchor_passthrough(OFFER).expect("PCMA/PCMU offered");
+        let media = plane
+            .anchor_passthrough(OFFER, None)
+            .expect("PCMA/PCMU offered");
         let offer = text(&media.agent_offer);
         assert!(offer.contains("c=IN IP4 203.0.113.5"), "{offer}");
         assert!(
@@ -916,7 +1027,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
     #[test]
     fn an_answered_call_uses_the_callers_first_codec_on_both_legs() {
         let mut plane = plane(4);
-        let (media, answer) = plane.anchor_answered(OFFER).expect("acceptable");
+        let (media, answer) = plane.anchor_answered(OFFER, None).expect("acceptable");
         let answer = text(&answer);
         assert!(
             answer.contains(&format!(
@@ -937,24 +1048,228 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
         assert_eq!(media.codec, Some((Codec::Pcma, 8)));
     }
 
+    const TRUNK_KEY: &str =
+        "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+    fn srtp_security(transport: sip::Transport) -> LegSecurity {
+        LegSecurity::new(crate::config::SrtpMode::Optional, transport, false)
+    }
+
+    /// The agent's SRTP answer to `offer` with its own key, from 10.0.0.9:16384.
+    fn agent_srtp_answer(offer: &str, key: media::MasterKey) -> (Vec<u8>, CryptoAttribute) {
+        let tag = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=crypto:"))
+            .and_then(|v| CryptoAttribute::parse(v).ok())
+            .expect("the offer has a crypto line")
+            .tag;
+        let line = CryptoAttribute {
+            tag,
+            suite: media::SrtpSuite::AesCm128HmacSha1_80,
+            key,
+        };
+        let answer = format!(
+            "v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n\
+             m=audio 16384 RTP/SAVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:{}\r\n",
+            line.to_value()
+        );
+        (answer.into_bytes(), line)
+    }
+
+    fn started(plane: &mut MediaPlane) -> media::SessionConfig {
+        loop {
+            match plane.poll() {
+                Some(MediaOp::Start(config)) => return config,
+                Some(_) => continue,
+                None => panic!("no session started"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_srtp_trunk_and_an_srtp_agent_each_get_their_own_keys() {
+        let mut plane = plane(4);
+        let savp =
+            text(OFFER).replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{TRUNK_KEY}\r\n");
+        let (plain, trunk_sdes) =
+            sdes_legs::accept_offer(savp.as_bytes(), srtp_security(sip::Transport::Tls))
+                .expect("SRTP over TLS accepted");
+        let mut media = plane
+            .anchor_passthrough(&plain, trunk_sdes)
+            .expect("anchored");
+        // The agent over TLS is offered SRTP with Switchboard's key, never the trunk's.
+        let offer = plane
+            .agent_offer_for(&mut media, srtp_security(sip::Transport::Tls))
+            .expect("offer");
+        let offer = text(&offer);
+        assert!(
+            offer.contains(&format!(
+                "m=audio {} RTP/SAVP 8 0 101",
+                media.agent_ports.rtp()
+            )),
+            "{offer}"
+        );
+        assert_eq!(offer.matches("a=crypto:").count(), 1, "{offer}");
+        assert!(
+            !offer.contains("WVNfX19z"),
+            "the trunk's key stays on the trunk leg: {offer}"
+        );
+        let agent_key = media::MasterKey::random();
+        let (answer, _) = agent_srtp_answer(&offer, agent_key);
+        let for_trunk = plane
+            .agent_answered_passthrough(7, &mut media, &answer)
+            .expect("SRTP answer accepted");
+        let for_trunk = text(&for_trunk);
+        assert!(
+            for_trunk.contains(&format!(
+                "m=audio {} RTP/SAVP 8 101",
+                media.trunk_ports.rtp()
+            )),
+            "{for_trunk}"
+        );
+        let trunk_sdes = trunk_sdes.expect("trunk SRTP");
+        assert!(
+            for_trunk.contains(&format!("a=crypto:{}", trunk_sdes.local.to_value())),
+            "{for_trunk}"
+        );
+        let config = started(&mut plane);
+        assert_eq!(config.trunk.srtp, Some(trunk_sdes.policy()));
+        let agent_policy = config.agent.and_then(|a| a.srtp).expect("agent SRTP");
+        assert_eq!(agent_policy.receive_key, agent_key);
+        assert_eq!(
+            Some(agent_policy.send_key),
+            media.agent_sdes_offer.map(|l| l.key)
+        );
+    }
+
+    #[test]
+    fn a_plain_trunk_and_an_agent_without_tls_stay_plain_rtp() {
+        let mut plane = plane(4);
+        let mut media = plane.anchor_passthrough(OFFER, None).expect("anchored");
+        let offer = plane
+            .agent_offer_for(&mut media, srtp_security(sip::Transport::Udp))
+            .expect("offer");
+        assert!(text(&offer).contains("RTP/AVP") && !text(&offer).contains("crypto"));
+        let answer = b"v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 16384 RTP/AVP 8\r\n";
+        plane
+            .agent_answered_passthrough(7, &mut media, answer)
+            .expect("plain answer");
+        let config = started(&mut plane);
+        assert_eq!(
+            (config.trunk.srtp, config.agent.and_then(|a| a.srtp)),
+            (None, None)
+        );
+        let required = LegSecurity::new(
+            crate::config::SrtpMode::Required,
+            sip::Transport::Udp,
+            false,
+        );
+        let mut media = plane.anchor_passthrough(OFFER, None).expect("anchored");
+        assert!(plane.agent_offer_for(&mut media, required).is_err());
+    }
+
+    #[test]
+    fn an_agent_answering_an_srtp_offer_with_plain_rtp_is_refused() {
+        let mut plane = plane(4);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("anchored");
+        plane
+            .agent_offer_for(&mut media, srtp_security(sip::Transport::Tls))
+            .expect("offer");
+        let plain = b"v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 16384 RTP/AVP 8\r\n";
+        let error = plane
+            .agent_answered_bridge(7, &mut media, plain)
+            .expect_err("not SRTP");
+        assert_eq!(error.sip_status(), 488);
+        assert!(error.to_string().contains("not RTP/SAVP"), "{error}");
+    }
+
+    #[test]
+    fn an_srtp_reinvite_keeps_switchboards_key_and_takes_the_new_peer_key() {
+        let mut plane = plane(4);
+        let savp =
+            text(OFFER).replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{TRUNK_KEY}\r\n");
+        let (plain, trunk_sdes) =
+            sdes_legs::accept_offer(savp.as_bytes(), srtp_security(sip::Transport::Tls))
+                .expect("ok");
+        let (mut media, _) = plane.anchor_answered(&plain, trunk_sdes).expect("anchored");
+        let ours = trunk_sdes.expect("SRTP").local;
+        let new_key = media::MasterKey::random();
+        let line = CryptoAttribute {
+            tag: 1,
+            suite: media::SrtpSuite::AesCm128HmacSha1_80,
+            key: new_key,
+        };
+        let reoffer = text(OFFER).replace("RTP/AVP", "RTP/SAVP")
+            + &format!("a=crypto:{}\r\na=sendonly\r\n", line.to_value());
+        let (config, _, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, reoffer.as_bytes())
+            .expect("hold accepted");
+        let policy = config.srtp.expect("still SRTP");
+        assert_eq!((policy.send_key, policy.receive_key), (ours.key, new_key));
+        assert!(text(&answer).contains(&format!("a=crypto:{}", ours.to_value())));
+        let error = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, OFFER)
+            .expect_err("plain RTP mid-call");
+        assert!(error.to_string().contains("switched off"), "{error}");
+    }
+
+    #[test]
+    fn the_answer_to_switchboards_srtp_reoffer_keeps_the_keys_in_step() {
+        let mut plane = plane(4);
+        let savp =
+            text(OFFER).replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{TRUNK_KEY}\r\n");
+        let (plain, trunk_sdes) =
+            sdes_legs::accept_offer(savp.as_bytes(), srtp_security(sip::Transport::Tls))
+                .expect("ok");
+        let (mut media, _) = plane.anchor_answered(&plain, trunk_sdes).expect("anchored");
+        let ours = trunk_sdes.expect("SRTP").local;
+        // A re-INVITE without SDP gets the last SDP again: it carries Switchboard's key.
+        let reoffered = text(media.trunk_sdp.last().expect("sent"));
+        assert!(
+            reoffered.contains(&format!("a=crypto:{}", ours.to_value())),
+            "{reoffered}"
+        );
+        let new_key = media::MasterKey::random();
+        let line = CryptoAttribute {
+            tag: ours.tag,
+            suite: ours.suite,
+            key: new_key,
+        };
+        let answer = text(OFFER).replace("RTP/AVP", "RTP/SAVP")
+            + &format!("a=crypto:{}\r\n", line.to_value());
+        let (config, _) = plane
+            .reoffer_answered(&mut media, media::Leg::Trunk, answer.as_bytes())
+            .expect("SRTP answer in the ACK");
+        let policy = config.srtp.expect("still SRTP");
+        assert_eq!((policy.send_key, policy.receive_key), (ours.key, new_key));
+        assert!(
+            plane
+                .reoffer_answered(&mut media, media::Leg::Trunk, OFFER)
+                .is_err(),
+            "a plain answer to an SRTP offer"
+        );
+    }
+
     #[test]
     fn refusals_give_their_sip_status_and_keep_no_ports() {
         let mut plane = plane(2);
         let g729 = b"v=0\r\no=gw 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\n";
-        let error = plane.anchor_passthrough(g729).expect_err("no G.711");
+        let error = plane.anchor_passthrough(g729, None).expect_err("no G.711");
         assert_eq!(error.sip_status(), 488);
         assert_eq!(
             plane
-                .anchor_answered(b"garbage")
+                .anchor_answered(b"garbage", None)
                 .map(|_| ())
                 .map_err(|e| e.sip_status()),
             Err(400)
         );
         assert_eq!(plane.free_pairs(), 2, "nothing leaked");
-        let first = plane.anchor_passthrough(OFFER).expect("one call fits");
+        let first = plane
+            .anchor_passthrough(OFFER, None)
+            .expect("one call fits");
         assert_eq!(
             plane
-                .anchor_passthrough(OFFER)
+                .anchor_passthrough(OFFER, None)
                 .map(|_| ())
                 .map_err(|e| e.sip_status()),
             Err(503)
@@ -970,7 +1285,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
     #[test]
     fn ports_of_a_started_session_come_back_only_when_it_has_ended() {
         let mut plane = plane(2);
-        let (mut media, _) = plane.anchor_answered(OFFER).expect("acceptable");
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
         plane.start_answered(7, &mut media);
         assert!(matches!(plane.poll(), Some(MediaOp::Start(config)) if config.id == 7));
         plane.finish(7, media);
@@ -984,7 +1299,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
     #[test]
     fn a_reoffer_keeps_the_codec_bumps_our_version_and_reports_hold() {
         let mut plane = plane(2);
-        let (mut media, _) = plane.anchor_answered(OFFER).expect("acceptable");
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
         let hold =
             b"v=0\r\no=gw 1 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
 m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n";

@@ -30,6 +30,7 @@ mod registration;
 mod reload;
 mod routing;
 pub mod screening;
+mod sdes_legs;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
@@ -37,6 +38,7 @@ pub mod supervision;
 mod survey;
 mod timer;
 mod transfer;
+mod trunk_certificate;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -233,6 +235,8 @@ pub struct Switch {
     queue_delay: Duration,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
+    /// Verified TLS client certificates by connection, for trunks with `tls_client_name`.
+    client_certificates: transport::ClientCertificates,
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
     instant_base: Instant,
     unix_base: u64,
@@ -339,6 +343,7 @@ impl Switch {
             draining: false,
             drain_grace_over: false,
             pending_raw: VecDeque::new(),
+            client_certificates: transport::ClientCertificates::default(),
             queue_delay: Duration::ZERO,
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
@@ -346,6 +351,11 @@ impl Switch {
             instant_base: now,
             unix_base: unix_now,
         }
+    }
+
+    /// The transports' table of verified client certificates (mutual TLS for trunks).
+    pub fn use_client_certificates(&mut self, certificates: transport::ClientCertificates) {
+        self.client_certificates = certificates;
     }
 
     /// A message (or a refusal of one) from the transports.
