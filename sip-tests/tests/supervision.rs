@@ -5,10 +5,14 @@
 //! the agent hears the supervisor and the caller never does (and `GET /api/calls` shows the
 //! supervisor's leg and mode); in barge mode (key 3) the caller
 //! hears the supervisor too; key 1 sent as RFC 4733 goes back to listening. The agent's phone
-//! gets no SIP at all, and the CDR lists the supervision with its modes.
+//! gets no SIP at all, and the CDR lists the supervision with its modes. A supervisor can
+//! also be rung into a call from the API (`POST /api/calls/{id}/supervise`), and refusals of
+//! both ways carry a clear reason.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sip_tests::agent_phone::AgentPhone;
@@ -17,7 +21,7 @@ use sip_tests::digest::{Credentials, DigestAlgorithm};
 use sip_tests::rtp::{
     pcmu_offer, pcmu_samples, sdp_audio_address, tone_payloads, tone_share, RtpPeer, RtpStream,
 };
-use sip_tests::uac::{authenticated_invite, place_media_call};
+use sip_tests::uac::{authenticated_invite, place_media_call, ConnectedCall};
 use sip_tests::{
     AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
 };
@@ -44,33 +48,90 @@ fn config() -> SwitchboardConfig {
     }
 }
 
-/// Stops the talking threads when dropped, so a failed check ends the test instead of
-/// leaving the scope waiting for them.
-struct StopOnDrop<'a>(&'a AtomicBool);
+/// A tone sent every 20 ms from an RTP socket until the talker is dropped (also when a
+/// check fails, so a failed test ends instead of waiting for its threads).
+struct Talker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
 
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+impl Talker {
+    fn start(rtp: Arc<RtpPeer>, to: SocketAddr, hz: f64, ssrc: u32) -> Talker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let payloads = tone_payloads(&[hz], 4000.0, 50);
+            let mut stream = RtpStream::new(ssrc);
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let packet = stream.audio(0, &payloads[sent as usize % payloads.len()]);
+                if rtp.send_to(&packet, to).is_err() {
+                    return;
+                }
+                sent += 1;
+                let due = start + Duration::from_millis(20 * sent);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        });
+        Talker {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
-/// Sends a continuous tone from `rtp` to `to` every 20 ms until `stop`.
-fn talk(rtp: &RtpPeer, to: SocketAddr, hz: f64, ssrc: u32, stop: &AtomicBool) {
-    let payloads = tone_payloads(&[hz], 4000.0, 50);
-    let mut stream = RtpStream::new(ssrc);
-    let start = Instant::now();
-    let mut sent = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let packet = stream.audio(0, &payloads[sent as usize % payloads.len()]);
-        if rtp.send_to(&packet, to).is_err() {
-            return;
-        }
-        sent += 1;
-        let due = start + Duration::from_millis(20 * sent);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
+}
+
+/// A trunk caller and agent 1001 connected through Switchboard, each sending its tone.
+struct Conversation<'p> {
+    call: ConnectedCall<'p>,
+    caller_rtp: Arc<RtpPeer>,
+    agent_rtp: Arc<RtpPeer>,
+    _talkers: [Talker; 2],
+}
+
+/// Calls DID 100 from `caller_sip`; `agent` answers; both start talking, and the caller
+/// hears the agent before this returns.
+fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Conversation<'p>> {
+    let agent_rtp = Arc::new(RtpPeer::bind()?);
+    let caller_rtp = Arc::new(RtpPeer::bind()?);
+    let agent_port = agent_rtp.port()?;
+    let (placed, agent_call) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| agent.answer_next(&pcmu_offer(agent_port, false), WAIT));
+        let placed = caller_rtp
+            .port()
+            .and_then(|port| place_media_call(caller_sip, "100", &pcmu_offer(port, false), WAIT));
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("agent thread panicked".into())));
+        (placed, answered)
+    });
+    let (call, caller_relay) = placed?;
+    let agent_relay = sdp_audio_address(&agent_call?.invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the agent's INVITE".into()))?;
+    let talkers = [
+        Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11),
+        Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7),
+    ];
+    wait_until(&caller_rtp, "the caller hears the agent", |s| {
+        tone_share(s, AGENT_HZ) > PRESENT
+    })?;
+    Ok(Conversation {
+        call,
+        caller_rtp,
+        agent_rtp,
+        _talkers: talkers,
+    })
 }
 
 /// Half a second of what `rtp` receives, decoded.
@@ -110,148 +171,209 @@ fn never_hears_supervisor(rtp: &RtpPeer, who: &str) -> HarnessResult<()> {
     Ok(())
 }
 
+/// The supervisions of the call's CDR, once written.
+fn supervisions(switchboard: &Switchboard, call_id: &str) -> HarnessResult<Vec<serde_json::Value>> {
+    let record = wait_for_call(switchboard.cdr_dir(), call_id, WAIT)?;
+    Ok(record["supervisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
 #[test]
 fn a_supervisor_listens_whispers_and_barges_and_the_cdr_keeps_it() -> HarnessResult<()> {
     let switchboard = Switchboard::start(config())?;
     let agent = AgentPhone::register(&switchboard, "1001")?;
-    let agent_rtp = RtpPeer::bind()?;
-    let caller_rtp = RtpPeer::bind()?;
-    let supervisor_rtp = RtpPeer::bind()?;
     let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
     let supervisor_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let stop = AtomicBool::new(false);
-    let (agent_rtp, caller_rtp, supervisor_rtp) = (&agent_rtp, &caller_rtp, &supervisor_rtp);
+    let supervisor_rtp = Arc::new(RtpPeer::bind()?);
+    let conversation = converse(&agent, &caller_sip)?;
+    let (caller_rtp, agent_rtp) = (&*conversation.caller_rtp, &*conversation.agent_rtp);
 
-    std::thread::scope(|scope| -> HarnessResult<()> {
-        let answering =
-            scope.spawn(|| agent.answer_next(&pcmu_offer(agent_rtp.port()?, false), WAIT));
-        let (call, caller_relay) = place_media_call(
-            &caller_sip,
-            "100",
-            &pcmu_offer(caller_rtp.port()?, false),
-            WAIT,
-        )?;
-        let agent_call = answering
-            .join()
-            .map_err(|_| HarnessError::Unexpected("agent thread panicked".into()))??;
-        let agent_relay = sdp_audio_address(&agent_call.invite.body).ok_or_else(|| {
-            HarnessError::Unexpected("no audio address in the agent's INVITE".into())
-        })?;
-        let stop = &stop;
-        let _stop_talking = StopOnDrop(stop);
-        scope.spawn(move || talk(caller_rtp, caller_relay, CALLER_HZ, 0xca11, stop));
-        scope.spawn(move || talk(agent_rtp, agent_relay, AGENT_HZ, 0xa6e7, stop));
-        wait_until(caller_rtp, "the caller hears the agent", |s| {
-            tone_share(s, AGENT_HZ) > PRESENT
-        })?;
+    // Listen.
+    let credentials = Credentials {
+        username: "1003",
+        password: "secret1003",
+    };
+    let (_, joined) = authenticated_invite(
+        &supervisor_sip,
+        "*411001",
+        &credentials,
+        DigestAlgorithm::Md5,
+        &pcmu_offer(supervisor_rtp.port()?, true),
+        WAIT,
+    )?;
+    let mut supervision = joined.map_err(|refused| {
+        HarnessError::Unexpected(format!(
+            "*411001 refused:\n{}",
+            refused.final_response.to_text()
+        ))
+    })?;
+    let supervisor_relay = sdp_audio_address(&supervision.answer.final_response.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+    let _supervisor_talks = Talker::start(
+        supervisor_rtp.clone(),
+        supervisor_relay,
+        SUPERVISOR_HZ,
+        0x5e9,
+    );
+    wait_until(
+        &supervisor_rtp,
+        "the supervisor hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    never_hears_supervisor(caller_rtp, "the caller (listen)")?;
+    never_hears_supervisor(agent_rtp, "the agent (listen)")?;
 
-        // Listen.
-        let credentials = Credentials {
-            username: "1003",
-            password: "secret1003",
-        };
-        let (_, joined) = authenticated_invite(
-            &supervisor_sip,
-            "*411001",
-            &credentials,
-            DigestAlgorithm::Md5,
-            &pcmu_offer(supervisor_rtp.port()?, true),
-            WAIT,
-        )?;
-        let mut supervision = joined.map_err(|refused| {
-            HarnessError::Unexpected(format!(
-                "*411001 refused:\n{}",
-                refused.final_response.to_text()
-            ))
-        })?;
-        let supervisor_relay = sdp_audio_address(&supervision.answer.final_response.body)
-            .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
-        scope.spawn(move || talk(supervisor_rtp, supervisor_relay, SUPERVISOR_HZ, 0x5e9, stop));
-        wait_until(
-            supervisor_rtp,
-            "the supervisor hears caller and agent",
-            |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
-        )?;
-        never_hears_supervisor(caller_rtp, "the caller (listen)")?;
-        never_hears_supervisor(agent_rtp, "the agent (listen)")?;
+    // Whisper, by SIP INFO.
+    let info = supervision.request(
+        "INFO",
+        "application/dtmf-relay",
+        "Signal=2\r\nDuration=100\r\n",
+        WAIT,
+    )?;
+    assert_eq!(info.final_response.status(), Some(200));
+    wait_until(agent_rtp, "the agent hears the whisper", |s| {
+        tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, CALLER_HZ) > PRESENT
+    })?;
+    never_hears_supervisor(caller_rtp, "the caller (whisper)")?;
+    // The live call list shows the supervisor's leg and mode.
+    let listed = switchboard.api().get("/api/calls")?.json()?;
+    let legs = listed["calls"][0]["legs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let supervisor_leg = legs
+        .iter()
+        .find(|leg| leg["role"] == "supervisor")
+        .ok_or_else(|| HarnessError::Unexpected(format!("no supervisor leg: {listed}")))?;
+    assert_eq!(supervisor_leg["party"], "1003", "{listed}");
+    assert_eq!(supervisor_leg["mode"], "whisper", "{listed}");
+    assert_eq!(supervisor_leg["state"], "answered", "{listed}");
 
-        // Whisper, by SIP INFO.
-        let info = supervision.request(
-            "INFO",
-            "application/dtmf-relay",
-            "Signal=2\r\nDuration=100\r\n",
-            WAIT,
-        )?;
-        assert_eq!(info.final_response.status(), Some(200));
-        wait_until(agent_rtp, "the agent hears the whisper", |s| {
-            tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, CALLER_HZ) > PRESENT
-        })?;
-        never_hears_supervisor(caller_rtp, "the caller (whisper)")?;
-        // The live call list shows the supervisor's leg and mode.
-        let listed = switchboard.api().get("/api/calls")?.json()?;
-        let legs = listed["calls"][0]["legs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let supervisor_leg = legs
-            .iter()
-            .find(|leg| leg["role"] == "supervisor")
-            .ok_or_else(|| HarnessError::Unexpected(format!("no supervisor leg: {listed}")))?;
-        assert_eq!(supervisor_leg["party"], "1003", "{listed}");
-        assert_eq!(supervisor_leg["mode"], "whisper", "{listed}");
-        assert_eq!(supervisor_leg["state"], "answered", "{listed}");
+    // Barge, by SIP INFO.
+    let info = supervision.request(
+        "INFO",
+        "application/dtmf-relay",
+        "Signal=3\r\nDuration=100\r\n",
+        WAIT,
+    )?;
+    assert_eq!(info.final_response.status(), Some(200));
+    wait_until(caller_rtp, "the caller hears the barging supervisor", |s| {
+        tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT
+    })?;
 
-        // Barge, by SIP INFO.
-        let info = supervision.request(
-            "INFO",
-            "application/dtmf-relay",
-            "Signal=3\r\nDuration=100\r\n",
-            WAIT,
-        )?;
-        assert_eq!(info.final_response.status(), Some(200));
-        wait_until(caller_rtp, "the caller hears the barging supervisor", |s| {
-            tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT
-        })?;
+    // Back to listening, by RFC 4733 from the supervisor's phone.
+    let mut keys = RtpStream::new(0x5e9);
+    for packet in keys.key_press(101, 1) {
+        supervisor_rtp.send_to(&packet, supervisor_relay)?;
+    }
+    wait_until(caller_rtp, "the caller stops hearing the supervisor", |s| {
+        tone_share(s, SUPERVISOR_HZ) < ABSENT && tone_share(s, AGENT_HZ) > PRESENT
+    })?;
 
-        // Back to listening, by RFC 4733 from the supervisor's phone.
-        let mut keys = RtpStream::new(0x5e9);
-        for packet in keys.key_press(101, 1) {
-            supervisor_rtp.send_to(&packet, supervisor_relay)?;
-        }
-        wait_until(caller_rtp, "the caller stops hearing the supervisor", |s| {
-            tone_share(s, SUPERVISOR_HZ) < ABSENT && tone_share(s, AGENT_HZ) > PRESENT
-        })?;
+    let bye = supervision.hang_up(WAIT)?;
+    assert_eq!(bye.final_response.status(), Some(200));
+    // The call goes on between caller and agent.
+    wait_until(caller_rtp, "the caller still hears the agent", |s| {
+        tone_share(s, AGENT_HZ) > PRESENT
+    })?;
+    let to_agent = agent.collect_for(Duration::from_millis(200))?;
+    assert!(
+        to_agent.is_empty(),
+        "the agent's phone is told nothing of the supervision: {to_agent:?}"
+    );
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
 
-        let bye = supervision.hang_up(WAIT)?;
-        assert_eq!(bye.final_response.status(), Some(200));
-        // The call goes on between caller and agent.
-        wait_until(caller_rtp, "the caller still hears the agent", |s| {
-            tone_share(s, AGENT_HZ) > PRESENT
-        })?;
-        let to_agent = agent.collect_for(Duration::from_millis(200))?;
-        assert!(
-            to_agent.is_empty(),
-            "the agent's phone is told nothing of the supervision: {to_agent:?}"
-        );
-        stop.store(true, Ordering::Relaxed);
-        let call_id = call.call_id().to_owned();
-        call.hang_up(WAIT)?;
+    let supervisions = supervisions(&switchboard, &call_id)?;
+    assert_eq!(supervisions.len(), 1, "{supervisions:?}");
+    assert_eq!(supervisions[0]["supervisor"], "1003");
+    assert_eq!(supervisions[0]["agent"], "1001");
+    assert_eq!(
+        supervisions[0]["modes"],
+        serde_json::json!(["listen", "whisper", "barge", "listen"])
+    );
+    Ok(())
+}
 
-        let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
-        let supervisions = record["supervisions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(supervisions.len(), 1, "{record}");
-        assert_eq!(supervisions[0]["supervisor"], "1003", "{record}");
-        assert_eq!(supervisions[0]["agent"], "1001", "{record}");
-        assert_eq!(
-            supervisions[0]["modes"],
-            serde_json::json!(["listen", "whisper", "barge", "listen"]),
-            "{record}"
-        );
-        Ok(())
-    })
+#[test]
+fn the_api_rings_a_supervisor_into_a_call_and_refuses_clearly() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: "\n[[http.token]]\ntoken = \"sup-token\"\nrole = \"supervisor\"\n\
+            \n[[http.token]]\ntoken = \"alice-token\"\nrole = \"agent\"\nagent = \"1001\"\n"
+            .into(),
+        ..config()
+    })?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let supervisor_api = switchboard.api().with_token(Some("sup-token"));
+    let listed = supervisor_api.get("/api/calls")?.json()?;
+    let id = listed["calls"][0]["id"].as_u64().unwrap_or_default();
+    let path = format!("/api/calls/{id}/supervise");
+    let refused = |api: &sip_tests::Api, body: &str, status: u16| -> HarnessResult<String> {
+        api.post(&path, body)?
+            .expect_status(status, body)?
+            .error_code()
+    };
+    let agent_api = switchboard.api().with_token(Some("alice-token"));
+    let listen = r#"{"supervisor": "1003", "mode": "listen"}"#;
+    assert_eq!(refused(&agent_api, listen, 403)?, "forbidden");
+    assert_eq!(
+        refused(&supervisor_api, r#"{"supervisor": "1002"}"#, 422)?,
+        "not_a_supervisor"
+    );
+    assert_eq!(
+        refused(
+            &supervisor_api,
+            r#"{"supervisor": "1003", "mode": "spy"}"#,
+            400
+        )?,
+        "bad_request"
+    );
+    assert_eq!(
+        refused(&supervisor_api, listen, 409)?,
+        "supervisor_unreachable",
+        "1003 has not registered a phone yet"
+    );
+
+    let supervisor = AgentPhone::register(&switchboard, "1003")?;
+    supervisor_api
+        .post(&path, listen)?
+        .expect_status(200, "supervise")?;
+    let invite = supervisor.next_request("INVITE", WAIT)?;
+    assert_eq!(
+        invite.header("X-Switchboard-Supervise"),
+        Some("listen 1001")
+    );
+    let supervisor_relay = sdp_audio_address(&invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the offer".into()))?;
+    let supervisor_rtp = Arc::new(RtpPeer::bind()?);
+    supervisor.answer(invite, &pcmu_offer(supervisor_rtp.port()?, false), WAIT)?;
+    let _supervisor_talks = Talker::start(
+        supervisor_rtp.clone(),
+        supervisor_relay,
+        SUPERVISOR_HZ,
+        0x5e9,
+    );
+    wait_until(
+        &supervisor_rtp,
+        "the supervisor rung from the API hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    never_hears_supervisor(&conversation.caller_rtp, "the caller (listen)")?;
+
+    // The caller hangs up: Switchboard hangs the supervisor up too.
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    let bye = supervisor.next_request("BYE", WAIT)?;
+    supervisor.reply(&bye, 200, "OK", &[], "")?;
+    let supervisions = supervisions(&switchboard, &call_id)?;
+    assert_eq!(supervisions.len(), 1, "{supervisions:?}");
+    assert_eq!(supervisions[0]["supervisor"], "1003");
+    assert_eq!(supervisions[0]["modes"], serde_json::json!(["listen"]));
+    Ok(())
 }
 
 #[test]

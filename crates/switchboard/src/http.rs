@@ -171,6 +171,7 @@ pub async fn serve(
         .route("/api/calls/{id}/hold", post(hold_call))
         .route("/api/calls/{id}/resume", post(resume_call))
         .route("/api/calls/{id}/transfer", post(transfer_call))
+        .route("/api/calls/{id}/supervise", post(supervise_call))
         .route("/api/emergency", get(list_emergencies))
         .route(
             "/api/emergency/{did}",
@@ -619,6 +620,66 @@ async fn transfer_call(
     act_on_call(state, caller, id, action).await
 }
 
+/// `POST /api/calls/{id}/supervise` with `{"supervisor": "1003", "mode": "listen"}`: rings the
+/// supervisor's phone into the call (supervisors and admins only).
+async fn supervise_call(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    let parsed = match caller.role {
+        ApiRole::Supervisor | ApiRole::Admin => parse_supervise_request(&body),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only supervisors and admins supervise calls",
+        )),
+    };
+    let action = match parsed {
+        Ok((supervisor, mode)) => CallAction::Supervise { supervisor, mode },
+        Err(error) => {
+            let outcome = Err(error);
+            audit(&state, &caller, "call-supervise", id, &outcome).await;
+            return outcome;
+        }
+    };
+    act_on_call(state, caller, id, action).await
+}
+
+/// The supervisor and mode of a supervise body.
+fn parse_supervise_request(
+    body: &[u8],
+) -> Result<(String, crate::switch::supervision::MonitorMode), ApiError> {
+    use crate::switch::supervision::MonitorMode;
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
+    let supervisor = value
+        .get("supervisor")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("\"supervisor\" must be the supervisor's agent id".into()))?
+        .to_owned();
+    let mode = match value
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("listen")
+    {
+        "listen" => MonitorMode::Listen,
+        "whisper" => MonitorMode::Whisper,
+        "barge" => MonitorMode::Barge,
+        other => {
+            return Err(bad(format!(
+                "unknown mode {other:?}: listen, whisper or barge"
+            )))
+        }
+    };
+    Ok((supervisor, mode))
+}
+
 /// The target of a transfer body; only blind transfer is built.
 fn parse_transfer_request(body: &[u8]) -> Result<String, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
@@ -655,6 +716,10 @@ async fn act_on_call(
         CallAction::Hold => ("call-hold", id.clone()),
         CallAction::Resume => ("call-resume", id.clone()),
         CallAction::Transfer { to } => ("call-transfer", format!("{id} to {to}")),
+        CallAction::Supervise { supervisor, mode } => (
+            "call-supervise",
+            format!("{id} by {supervisor} ({})", mode.label()),
+        ),
     };
     let outcome = act_on_call_as(&state, &caller.role, &id, action).await;
     audit(&state, &caller, name, target, &outcome).await;
@@ -724,6 +789,20 @@ async fn act_on_call_as(
                 "call_not_connected",
                 format!("call {call} is not connected to an agent"),
             ),
+            CallActionError::Supervise(refusal) => {
+                use crate::switch::supervision::SuperviseRefusal;
+                let (status, code) = match refusal {
+                    SuperviseRefusal::NotASupervisor(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_supervisor")
+                    }
+                    SuperviseRefusal::OwnCall => (StatusCode::CONFLICT, "own_call"),
+                    SuperviseRefusal::Unreachable(_) => {
+                        (StatusCode::CONFLICT, "supervisor_unreachable")
+                    }
+                    SuperviseRefusal::NoRoom => (StatusCode::CONFLICT, "no_room"),
+                };
+                ApiError::new(status, code, refusal.to_string())
+            }
             CallActionError::Transfer(refusal) => {
                 let (status, code) = match refusal.code {
                     404 => (StatusCode::NOT_FOUND, "unknown_target"),

@@ -871,6 +871,9 @@ impl Switch {
             Some(ClientPurpose::SessionRefresh { call, generation }) => {
                 self.on_refresh_response(now, call, generation, response)
             }
+            Some(ClientPurpose::MonitorInvite { call, leg }) => {
+                self.on_monitor_invite_response(now, call, leg, response, source)
+            }
             Some(ClientPurpose::Fire) => {}
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
@@ -1095,7 +1098,7 @@ impl Switch {
     }
 
     /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
-    fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
+    pub(super) fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
         let Some(invite_cseq) = cseq_of(&response.headers).map(|(n, _)| n) else {
             return;
         };

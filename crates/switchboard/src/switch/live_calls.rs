@@ -71,6 +71,13 @@ pub enum CallAction {
         /// As the API was given it.
         to: String,
     },
+    /// Ring a supervisor's phone and add it to the call in `mode`.
+    Supervise {
+        /// The supervisor's agent id.
+        supervisor: String,
+        /// Listen, whisper or barge.
+        mode: super::supervision::MonitorMode,
+    },
 }
 
 /// Why an action was not carried out (mapped to a JSON error with a stable code).
@@ -84,6 +91,8 @@ pub enum CallActionError {
     NotConnected,
     /// The transfer target was refused.
     Transfer(Refusal),
+    /// The supervision could not start.
+    Supervise(super::supervision::SuperviseRefusal),
 }
 
 impl Switch {
@@ -129,6 +138,9 @@ impl Switch {
                     .inc();
                 self.transfer(now, id, target, dialled);
             }
+            CallAction::Supervise { supervisor, mode } => self
+                .supervise_from_api(now, id, &supervisor, mode)
+                .map_err(CallActionError::Supervise)?,
         }
         Ok(())
     }

@@ -164,7 +164,7 @@ pub struct MediaPlane {
 
 /// An extra leg (a supervisor's phone) negotiated with Switchboard: its ports, what the
 /// session needs to know of it, and the SDP answer it gets.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExtraLeg {
     /// Ports taken from the pool for it.
     pub ports: PortPair,
@@ -706,7 +706,7 @@ impl MediaPlane {
     /// Adds an extra leg to the running session of `call`; its ports are tracked until the
     /// session gives them back.
     pub fn add_extra_leg(&mut self, call: CallNumber, leg: media::Leg, extra: &ExtraLeg) {
-        self.extra.entry(call).or_default().push((leg, extra.ports));
+        self.reserve_extra_leg(call, leg, extra.ports);
         self.command(
             call,
             MediaCommand::AddLeg {
@@ -715,6 +715,15 @@ impl MediaPlane {
                 config: extra.config,
             },
         );
+    }
+
+    /// Holds `leg` and its ports for `call` before the session has the leg (a phone being rung):
+    /// released like an added leg, or with the session.
+    pub fn reserve_extra_leg(&mut self, call: CallNumber, leg: media::Leg, ports: PortPair) {
+        let legs = self.extra.entry(call).or_default();
+        if !legs.iter().any(|(l, _)| *l == leg) {
+            legs.push((leg, ports));
+        }
     }
 
     /// An extra leg the session did not add, or has removed: its ports go back to the pool

@@ -175,6 +175,8 @@ enum SwitchTimer {
     SessionRefresh { call: CallNumber, generation: u64 },
     /// The trunk should have refreshed its session by now (RFC 4028).
     SessionExpiry { call: CallNumber, generation: u64 },
+    /// A supervisor's phone rung from the API did not answer in time.
+    MonitorRing { call: CallNumber, leg: media::Leg },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -193,6 +195,8 @@ enum ClientPurpose {
     },
     /// Switchboard's refresh of a trunk leg's session (RFC 4028).
     SessionRefresh { call: CallNumber, generation: u64 },
+    /// Switchboard ringing a supervisor's phone for the API.
+    MonitorInvite { call: CallNumber, leg: media::Leg },
     /// A request whose answer needs no action (BYE, CANCEL).
     Fire,
 }
@@ -422,6 +426,7 @@ impl Switch {
                 SwitchTimer::SessionRefresh { call, generation } => {
                     self.refresh_session(now, call, generation)
                 }
+                SwitchTimer::MonitorRing { call, leg } => self.monitor_ring_timeout(now, call, leg),
                 SwitchTimer::SessionExpiry { call, generation } => {
                     self.session_expired(now, call, generation)
                 }

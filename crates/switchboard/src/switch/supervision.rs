@@ -105,6 +105,8 @@ pub enum MonitorSide {
     },
     /// Switchboard rang the supervisor's phone (the API).
     CalledOut {
+        /// The INVITE Switchboard sent (the dialog is formed from it and the 2xx).
+        invite: Box<Request>,
         /// Its client transaction (cancelled if the call ends first).
         client_key: TransactionKey,
         /// Switchboard's offer as a plan, to check the phone's answer.
@@ -119,6 +121,23 @@ impl Monitor {
             MonitorSide::CalledOut { .. } => None,
         }
     }
+}
+
+/// Why Switchboard cannot ring a supervisor into a call from the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuperviseRefusal {
+    /// No configured agent with `supervisor = true` has this id.
+    #[error("{0} is not a supervisor")]
+    NotASupervisor(String),
+    /// The supervisor is the agent on the call.
+    #[error("a supervisor cannot join their own call")]
+    OwnCall,
+    /// The supervisor has no registered phone.
+    #[error("supervisor {0} has no registered phone")]
+    Unreachable(String),
+    /// Every extra leg of the call, or every RTP port, is taken.
+    #[error("no room for another supervisor on this call")]
+    NoRoom,
 }
 
 /// Who hears whom with these supervisors (leg and mode of each one in the mix). Without a
@@ -258,6 +277,213 @@ impl Switch {
                 answered: false,
                 joined: now,
             });
+        }
+    }
+
+    /// `POST /api/calls/{id}/supervise`: rings the supervisor's phone (with Switchboard's own
+    /// offer) and adds it to the call once it answers. The call is connected with its media
+    /// running (the API checked).
+    pub(super) fn supervise_from_api(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        supervisor: &str,
+        mode: MonitorMode,
+    ) -> Result<(), SuperviseRefusal> {
+        let is_supervisor = self
+            .config
+            .agents
+            .iter()
+            .any(|a| a.id == supervisor && a.supervisor);
+        let entry = self
+            .agents_by_id
+            .get(&acd::AgentId::from(supervisor))
+            .filter(|_| is_supervisor)
+            .cloned()
+            .ok_or_else(|| SuperviseRefusal::NotASupervisor(supervisor.to_owned()))?;
+        let agent = self
+            .calls
+            .get(&id)
+            .and_then(|call| call.agent().map(|a| a.to_string()))
+            .unwrap_or_default();
+        if agent == supervisor {
+            return Err(SuperviseRefusal::OwnCall);
+        }
+        let binding = self
+            .registrar
+            .bindings(now, &entry.sip_user)
+            .into_iter()
+            .next()
+            .ok_or_else(|| SuperviseRefusal::Unreachable(supervisor.to_owned()))?;
+        let uri = sip::rsip::Uri::try_from(binding.contact.as_str())
+            .map_err(|_| SuperviseRefusal::Unreachable(supervisor.to_owned()))?;
+        let leg = self
+            .media
+            .free_extra_leg(id)
+            .ok_or(SuperviseRefusal::NoRoom)?;
+        let (extra, plan) = self
+            .media
+            .offer_extra_leg()
+            .map_err(|_| SuperviseRefusal::NoRoom)?;
+        self.media.reserve_extra_leg(id, leg, extra.ports);
+
+        let peer = binding.source;
+        let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
+        let call_id = format!("{}-sup@switchboard", new_tag());
+        let local_tag = new_tag();
+        let mut headers = sip::rsip::Headers::default();
+        push_header(&mut headers, "Via", self.via(peer));
+        push_header(&mut headers, "Max-Forwards", "70");
+        for hop in &binding.path {
+            push_header(&mut headers, "Route", hop.clone());
+        }
+        push_header(
+            &mut headers,
+            "From",
+            format!("\"Supervise {agent}\" <sip:switchboard@{host}>;tag={local_tag}"),
+        );
+        push_header(
+            &mut headers,
+            "To",
+            format!("<sip:{}@{host}>", entry.sip_user),
+        );
+        push_header(&mut headers, "Call-ID", call_id.clone());
+        push_header(&mut headers, "CSeq", "1 INVITE");
+        push_header(&mut headers, "Contact", self.contact(peer.transport));
+        push_header(&mut headers, "Allow", super::ALLOW);
+        push_header(&mut headers, "X-Switchboard-Call", id.to_string());
+        push_header(
+            &mut headers,
+            "X-Switchboard-Supervise",
+            format!("{} {agent}", mode.label()),
+        );
+        push_header(&mut headers, "Content-Type", "application/sdp");
+        let invite = Request {
+            method: Method::Invite,
+            uri,
+            version: sip::rsip::Version::V2,
+            headers,
+            body: extra.local_body.clone(),
+        };
+        tracing::info!(call = id, %supervisor, %agent, mode = mode.label(), %peer, "ringing a supervisor into the call");
+        let client_key = self.send_request(
+            now,
+            invite.clone(),
+            peer,
+            ClientPurpose::MonitorInvite { call: id, leg },
+        );
+        self.calls.route_monitor(call_id.clone(), id);
+        self.timers.schedule(
+            now + self.config.sip.ring_timeout,
+            super::SwitchTimer::MonitorRing { call: id, leg },
+        );
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.monitors.push(Monitor {
+                supervisor: supervisor.to_owned(),
+                agent,
+                leg,
+                mode,
+                modes: vec![mode],
+                call_id,
+                local_tag,
+                side: MonitorSide::CalledOut {
+                    invite: Box::new(invite),
+                    client_key,
+                    plan,
+                },
+                dialog: None,
+                media: extra,
+                answered: false,
+                joined: now,
+            });
+        }
+        Ok(())
+    }
+
+    /// The final response of a supervisor's phone Switchboard rang.
+    pub(super) fn on_monitor_invite_response(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        leg: Leg,
+        response: sip::rsip::Response,
+        source: Peer,
+    ) {
+        let answered = (200..300).contains(&response.status_code.code());
+        let ringing = |m: &Monitor| {
+            m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
+        };
+        let pending = self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.monitors.iter().any(ringing));
+        if !pending {
+            // Cancelled (the call ended, or the ring timed out) while this was in flight.
+            if answered {
+                self.hang_up_orphan(now, &response, source);
+            }
+            return;
+        }
+        if !answered {
+            tracing::info!(
+                call = id,
+                code = response.status_code.code(),
+                "supervisor's phone refused"
+            );
+            self.take_monitor(id, ringing);
+            self.media.extra_leg_released(id, leg);
+            return;
+        }
+        let via = self.via(source);
+        let Some(monitor) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.monitors.iter_mut().find(|m| ringing(m)))
+        else {
+            return;
+        };
+        let MonitorSide::CalledOut { invite, plan, .. } = &monitor.side else {
+            return;
+        };
+        let mut dialog = match Dialog::new_uac(invite, &response, source) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                tracing::warn!(call = id, %error, "supervisor's 2xx unusable");
+                self.hang_up_orphan(now, &response, source);
+                self.take_monitor(id, ringing);
+                self.media.extra_leg_released(id, leg);
+                return;
+            }
+        };
+        let invite_cseq = sip::headers::cseq_of(&invite.headers).map_or(1, |(n, _)| n);
+        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
+        let checked = self
+            .media
+            .extra_answered(&mut monitor.media, plan, &response.body);
+        monitor.dialog = Some(dialog);
+        let added = checked.map(|_| monitor.media.clone());
+        self.send_stateless_request(ack, source);
+        match added {
+            Ok(extra) => self.media.add_extra_leg(id, leg, &extra),
+            Err(error) => {
+                tracing::info!(call = id, %error, "supervisor's SDP answer refused");
+                if let Some(mut monitor) = self.take_monitor(id, |m| m.leg == leg) {
+                    self.hang_up_monitor(now, &mut monitor);
+                }
+                self.media.extra_leg_released(id, leg);
+            }
+        }
+    }
+
+    /// A supervisor's phone rung from the API did not answer within the ring timeout.
+    pub(super) fn monitor_ring_timeout(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        let ringing = |m: &Monitor| {
+            m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
+        };
+        if let Some(mut monitor) = self.take_monitor(id, ringing) {
+            tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor did not answer");
+            self.hang_up_monitor(now, &mut monitor);
+            self.media.extra_leg_released(id, leg);
         }
     }
 

@@ -98,6 +98,12 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/audit", "Audit records: ?from=&to=", "admin"),
     (
         "post",
+        "/api/calls/{id}/supervise",
+        "Ring a supervisor's phone into the call: {\"supervisor\", \"mode\": \"listen\"|\"whisper\"|\"barge\"}",
+        "supervisor, admin",
+    ),
+    (
+        "post",
         "/api/reload",
         "Re-read the configuration file and apply the difference live (or say why not)",
         "admin",
