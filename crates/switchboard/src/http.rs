@@ -609,15 +609,8 @@ async fn transfer_call(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = authorize(&state, &headers, peer)?;
-    let action = match parse_transfer_request(&body) {
-        Ok(to) => CallAction::Transfer { to },
-        Err(error) => {
-            let outcome = Err(error);
-            audit(&state, &caller, "call-transfer", id, &outcome).await;
-            return outcome;
-        }
-    };
-    act_on_call(state, caller, id, action).await
+    let parsed = parse_transfer_request(&body).map(|to| CallAction::Transfer { to });
+    act_on_call_parsed(state, caller, id, "call-transfer", parsed).await
 }
 
 /// `POST /api/calls/{id}/supervise` with `{"supervisor": "1003", "mode": "listen"}`: rings the
@@ -638,15 +631,8 @@ async fn supervise_call(
             "only supervisors and admins supervise calls",
         )),
     };
-    let action = match parsed {
-        Ok((supervisor, mode)) => CallAction::Supervise { supervisor, mode },
-        Err(error) => {
-            let outcome = Err(error);
-            audit(&state, &caller, "call-supervise", id, &outcome).await;
-            return outcome;
-        }
-    };
-    act_on_call(state, caller, id, action).await
+    let parsed = parsed.map(|(supervisor, mode)| CallAction::Supervise { supervisor, mode });
+    act_on_call_parsed(state, caller, id, "call-supervise", parsed).await
 }
 
 /// The supervisor and mode of a supervise body.
@@ -705,6 +691,35 @@ fn parse_transfer_request(body: &[u8]) -> Result<String, ApiError> {
     Ok(to)
 }
 
+/// A call id from a URL path.
+pub(crate) fn parse_call_id(id: &str) -> Result<u64, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("call id {id:?} is not a number"),
+        )
+    })
+}
+
+/// Acts on a call with the action read from a request body, or audits why the body was refused.
+async fn act_on_call_parsed(
+    state: ApiState,
+    caller: Caller,
+    id: String,
+    audit_name: &str,
+    parsed: Result<CallAction, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    match parsed {
+        Ok(action) => act_on_call(state, caller, id, action).await,
+        Err(error) => {
+            let outcome = Err(error);
+            audit(&state, &caller, audit_name, id, &outcome).await;
+            outcome
+        }
+    }
+}
+
 /// Acts on a call and audits the attempt.
 async fn act_on_call(
     state: ApiState,
@@ -740,13 +755,7 @@ async fn act_on_call_as(
             "analysts cannot act on calls",
         ));
     }
-    let call: u64 = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("call id {id:?} is not a number"),
-        )
-    })?;
+    let call = parse_call_id(id)?;
     if let ApiRole::Agent(own) = role {
         let theirs = live_calls(state)
             .await?

@@ -132,13 +132,7 @@ pub(crate) async fn caller_history(
             "analysts read history in reports",
         ));
     }
-    let call: u64 = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("call id {id:?} is not a number"),
-        )
-    })?;
+    let call = crate::http::parse_call_id(&id)?;
     let live = crate::http::live_calls(&state).await?;
     let found = live.into_iter().find(|c| c.id == call).ok_or_else(|| {
         ApiError::new(

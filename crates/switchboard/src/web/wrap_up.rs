@@ -169,13 +169,7 @@ async fn save_as(
             "only the agent who took the call files its wrap-up",
         ));
     };
-    let call: u64 = id.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("call id {id:?} is not a number"),
-        )
-    })?;
+    let call = crate::http::parse_call_id(id)?;
     let (disposition, notes) = parse_request(body, &state.node.config.current().acd.dispositions)?;
     let ended = state.node.events.ended_call(call).ok_or_else(|| {
         ApiError::new(
