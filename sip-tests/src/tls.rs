@@ -98,10 +98,33 @@ impl TestCa {
     /// A client certificate for `dns_name` signed by this CA, in `<dir>/<file>-cert.pem` and
     /// `<dir>/<file>-key.pem`.
     pub fn client(&self, dns_name: &str, file: &str) -> HarnessResult<TlsFiles> {
+        self.issue(dns_name, file, None)
+    }
+
+    /// [`TestCa::client`] for a certificate that expired yesterday (valid for the month before).
+    pub fn expired_client(&self, dns_name: &str, file: &str) -> HarnessResult<TlsFiles> {
+        let now = time::OffsetDateTime::now_utc();
+        let validity = (
+            now - time::Duration::days(30),
+            now - time::Duration::days(1),
+        );
+        self.issue(dns_name, file, Some(validity))
+    }
+
+    fn issue(
+        &self,
+        dns_name: &str,
+        file: &str,
+        validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+    ) -> HarnessResult<TlsFiles> {
         let rcgen_error = |e: rcgen::Error| HarnessError::Unexpected(format!("rcgen: {e}"));
         let key = rcgen::KeyPair::generate().map_err(rcgen_error)?;
         let mut params =
             rcgen::CertificateParams::new(vec![dns_name.to_owned()]).map_err(rcgen_error)?;
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before;
+            params.not_after = not_after;
+        }
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, dns_name.to_owned());

@@ -3,7 +3,8 @@
 //! the certificate naming the trunk is admitted (its INVITE reaches routing: 404 for an
 //! unknown number); another name from the same CA, no certificate, or plain UDP from the
 //! trunk's address get 403 with the reason and a `certificate-refused` security line; a
-//! certificate from another CA does not even complete the handshake.
+//! certificate from another CA, or an expired one from the right CA, does not even complete
+//! the handshake.
 
 use std::time::Duration;
 
@@ -105,25 +106,37 @@ fn another_name_or_no_certificate_gets_403_and_a_security_line() -> HarnessResul
     Ok(())
 }
 
-#[test]
-fn a_certificate_from_another_ca_fails_the_handshake() -> HarnessResult<()> {
-    let setup = start()?;
-    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
-    let stranger = TestCa::generate(dir.path(), "stranger")?.client("carrier.example", "fake")?;
+/// Connects with `client` and requires the handshake to fail: nothing SIP comes back and
+/// Switchboard logs the failure.
+fn handshake_is_refused(setup: &Setup, client: &TlsFiles, name: &str) -> HarnessResult<()> {
     let tls = setup
         .switchboard
         .tls_addr()
         .ok_or_else(|| HarnessError::Unexpected("no TLS listener".into()))?;
-    let log = setup.switchboard.dir().join("openssl-stranger.log");
-    let mut openssl =
-        OpensslClient::connect_as(&log, tls, &setup.server.files.cert, Some(&stranger))?;
+    let log = setup.switchboard.dir().join(format!("openssl-{name}.log"));
+    let mut openssl = OpensslClient::connect_as(&log, tls, &setup.server.files.cert, Some(client))?;
     // TLS 1.3 sends the client certificate after the client considers the handshake done:
     // the refusal shows as the connection closing, and nothing SIP ever comes back.
-    let _ = openssl.send_request("INVITE", "999", "stranger");
+    let _ = openssl.send_request("INVITE", "999", name);
     openssl.wait_exit(WAIT)?;
     setup
         .switchboard
         .wait_for_log("TLS handshake failed", WAIT)?;
     assert!(!openssl.log().contains("SIP/2.0"), "{}", openssl.log());
     Ok(())
+}
+
+#[test]
+fn a_certificate_from_another_ca_fails_the_handshake() -> HarnessResult<()> {
+    let setup = start()?;
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let stranger = TestCa::generate(dir.path(), "stranger")?.client("carrier.example", "fake")?;
+    handshake_is_refused(&setup, &stranger, "stranger")
+}
+
+#[test]
+fn an_expired_certificate_from_the_right_ca_fails_the_handshake() -> HarnessResult<()> {
+    let setup = start()?;
+    let expired = setup.ca.expired_client("carrier.example", "expired")?;
+    handshake_is_refused(&setup, &expired, "expired")
 }
