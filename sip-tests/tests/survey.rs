@@ -5,12 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sip_tests::cdr::{str_field, wait_for_call};
-use sip_tests::paths::switchboard_binary;
+use sip_tests::cdr::{report_around_today, str_field, wait_for_call};
 use sip_tests::rtp::{event_code, pcmu_offer, RtpPeer, RtpStream};
 use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{
@@ -65,23 +63,8 @@ fn press(rtp: &RtpPeer, relay: SocketAddr, key: char, ssrc: u32) -> HarnessResul
 /// `switchboard report --low-scores <max_score> --format csv` over the CDRs of `dir` from
 /// yesterday to tomorrow (UTC).
 fn low_scores(dir: &Path, max_score: u8) -> HarnessResult<String> {
-    let today = time::OffsetDateTime::now_utc().date();
-    let day = time::Duration::days(1);
-    let run = Command::new(switchboard_binary()?)
-        .args(["report", "--dir"])
-        .arg(dir)
-        .args(["--from", &(today - day).to_string()])
-        .args(["--to", &(today + day + day).to_string()])
-        .args(["--format", "csv", "--low-scores", &max_score.to_string()])
-        .output()
-        .map_err(|e| HarnessError::io("running switchboard report", e))?;
-    if !run.status.success() {
-        return Err(HarnessError::Unexpected(format!(
-            "switchboard report --low-scores failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&run.stdout).into_owned())
+    let max_score = max_score.to_string();
+    report_around_today(dir, &["--format", "csv", "--low-scores", &max_score])
 }
 
 fn assert_agent_ended(record: &Value) {

@@ -1,12 +1,13 @@
 //! Blind transfer from an agent's phone: agent 1001 answers a trunk call with audio, sends a
 //! REFER naming the `billing` queue (where only 1002 works), gets 202 and a NOTIFY with
 //! `SIP/2.0 200 OK`, and is hung up; 1002 answers and the caller's audio now reaches 1002
-//! (SIPp echoes it back through Switchboard). The CDR keeps every leg and the transfer.
+//! (SIPp echoes it back through Switchboard). The CDR keeps every leg and the transfer, and
+//! `switchboard report` counts it out for 1001 and in for 1002.
 
 use std::time::{Duration, Instant};
 
 use sip_tests::agent::register_agent;
-use sip_tests::cdr::{str_field, wait_for_call};
+use sip_tests::cdr::{report_around_today, str_field, wait_for_call};
 use sip_tests::config::QueueSpec;
 use sip_tests::ports::free_port;
 use sip_tests::rtp::{pcmu_offer, RtpPeer};
@@ -96,5 +97,27 @@ fn an_agent_blind_transfers_a_caller_to_a_queue_and_the_audio_follows() -> Harne
             )));
         }
     }
+    // The report counts the transfer out for 1001 and in for 1002.
+    let report = report_around_today(switchboard.cdr_dir(), &["--interval", "day"])?;
+    let section = report
+        .split("Transfers by agent")
+        .nth(1)
+        .ok_or_else(|| HarnessError::Unexpected(format!("no transfers section:\n{report}")))?;
+    let counts = |agent: &str| -> Option<Vec<String>> {
+        let line = section
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(agent))?;
+        Some(line.split_whitespace().skip(1).map(str::to_owned).collect())
+    };
+    assert_eq!(
+        counts("1001"),
+        Some(vec!["1".into(), "0".into()]),
+        "{report}"
+    );
+    assert_eq!(
+        counts("1002"),
+        Some(vec!["0".into(), "1".into()]),
+        "{report}"
+    );
     Ok(())
 }

@@ -101,6 +101,7 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
             );
             report.write(format, &mut file)?;
             write_wrap_ups(&request, format, &query, &mut file)?;
+            write_transfers(&request, format, &query, &mut file)?;
             file.flush()?;
         }
         None => {
@@ -108,6 +109,7 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
             let mut out = stdout.lock();
             report.write(format, &mut out)?;
             write_wrap_ups(&request, format, &query, &mut out)?;
+            write_transfers(&request, format, &query, &mut out)?;
         }
     }
     Ok(())
@@ -146,6 +148,50 @@ fn write_wrap_ups(
     writeln!(out, "{:<width$}  CALLS", "DISPOSITION")?;
     for (code, calls) in counts {
         writeln!(out, "{code:<width$}  {calls}")?;
+    }
+    Ok(())
+}
+
+/// Transfers made (out) and taken over (in) per agent for the report's calls, after the table;
+/// nothing when no call was transferred, or for CSV/HTML and PostgreSQL (which carry the calls'
+/// figures only).
+fn write_transfers(
+    request: &ReportRequest,
+    format: ReportFormat,
+    query: &ReportQuery,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if format != ReportFormat::Table || request.postgres_url.is_some() {
+        return Ok(());
+    }
+    let scan = cdr::report::CallScan {
+        from: query.from,
+        to: query.to,
+        queue: query.queue.as_deref(),
+        agent: query.agent.as_deref(),
+    };
+    let mut by_agent = std::collections::BTreeMap::new();
+    scan.each_call(&request.dir, &mut |call| {
+        cdr::report::count_transfers(call, &mut by_agent)
+    })
+    .map_err(|e| anyhow::anyhow!("reading transfers: {e}"))?;
+    if by_agent.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nTransfers by agent")?;
+    let width = by_agent
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max("AGENT".len());
+    writeln!(out, "{:<width$}  OUT  IN", "AGENT")?;
+    for (agent, counts) in by_agent {
+        writeln!(
+            out,
+            "{agent:<width$}  {:>3}  {:>2}",
+            counts.out, counts.received
+        )?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@
 //! [`erlang`].
 
 mod aggregate;
+pub mod call_scan;
 pub mod erlang;
 pub mod figures;
 mod interval;
@@ -41,6 +42,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 
 pub use aggregate::ReportBuilder;
+pub use call_scan::{count_transfers, AgentTransfers, CallScan};
 
 /// The HTML report's SVG charts and page style, for other pages with the same look
 /// (`switchboard simulate` uses them).

@@ -116,22 +116,18 @@ pub fn dispositions_in_range(
         return Ok(Vec::new());
     }
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for path in cdr::report::files_for_range(dir, from, to).map_err(|e| e.to_string())? {
-        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(cdr::Record::Call(call)) = cdr::Record::from_json(line) else {
-                continue;
-            };
-            let at = call.enqueued.unwrap_or(call.arrived);
-            let counted = at >= from
-                && at < to
-                && queue.is_none_or(|q| call.queue.as_deref() == Some(q))
-                && agent.is_none_or(|a| call.agent.as_deref() == Some(a));
-            if let (true, Some(wrap_up)) = (counted, wrap_ups.get(&call.id)) {
-                *counts.entry(wrap_up.disposition.clone()).or_default() += 1;
-            }
+    let scan = cdr::report::CallScan {
+        from,
+        to,
+        queue,
+        agent,
+    };
+    scan.each_call(dir, &mut |call| {
+        if let Some(wrap_up) = wrap_ups.get(&call.id) {
+            *counts.entry(wrap_up.disposition.clone()).or_default() += 1;
         }
-    }
+    })
+    .map_err(|e| e.to_string())?;
     let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(counts)
