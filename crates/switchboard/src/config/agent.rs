@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "max_calls",
     "allow",
     "supervisor",
+    "outbound",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -102,6 +103,9 @@ fn agent(
         })
     });
     let supervisor = table.or(d, "supervisor", false, |d, field| field.boolean(d));
+    let outbound = table.or(d, "outbound", Vec::new(), |d, field| {
+        field.list(d, |d, element| element.parsed(d, parse_dial_pattern))
+    });
     Some(AgentConfig {
         id: id?,
         name: name?,
@@ -111,7 +115,25 @@ fn agent(
         max_calls: max_calls?,
         allow: allow?,
         supervisor: supervisor?,
+        outbound: outbound?,
     })
+}
+
+/// An allow-list entry: digits (and a leading `+`, `*` or `#`), with an optional trailing `*`
+/// meaning "and anything after".
+fn parse_dial_pattern(text: &str) -> Result<String, String> {
+    let fixed = text.strip_suffix('*').unwrap_or(text);
+    let (first, rest) = fixed.split_at(fixed.len().min(1));
+    let plausible = first
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '+' || c == '#')
+        && rest.chars().all(|c| c.is_ascii_digit() || c == '#');
+    if !plausible || (fixed.is_empty() && text.is_empty()) {
+        return Err(format!(
+            "invalid dial pattern {text:?}: expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\""
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -213,5 +235,21 @@ mod tests {
         assert_eq!(config.agents[0].name, "Ann Lee");
         assert_eq!(config.agents[0].max_calls, 1);
         assert!(config.agents[0].skills.is_empty());
+    }
+
+    #[test]
+    fn outbound_allow_lists_are_checked() {
+        let config = valid(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\noutbound = [\"+86*\", \"4000\", \"*\"]\n[[agent]]\nid = \"2\"\nname = \"B\"\npassword = \"p\"\n",
+        );
+        assert_eq!(config.agents[0].outbound, vec!["+86*", "4000", "*"]);
+        assert!(config.agents[1].outbound.is_empty());
+        assert_eq!(
+            error_lines("[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\noutbound = [\"86x*\", \"\"]\n"),
+            vec![
+                "t.toml:5:13: agent[0].outbound[0]: invalid dial pattern \"86x*\": expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\"",
+                "t.toml:5:21: agent[0].outbound[1]: invalid dial pattern \"\": expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\"",
+            ]
+        );
     }
 }

@@ -39,6 +39,10 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// Bans, rate limits, connection limits and the security log (`[security]`).
     pub security: super::SecurityConfig,
+    /// Where agents' dialled numbers go out (`[[route]]`), in the order written.
+    pub routes: Vec<RouteConfig>,
+    /// Toll-fraud guards on calls out (`[outbound]`).
+    pub outbound: OutboundLimits,
 }
 
 impl Config {
@@ -209,6 +213,75 @@ pub struct TrunkConfig {
     /// The trunk asserts callers' identities (RFC 3325 trust domain): its
     /// P-Asserted-Identity and Diversion reach the agents; from other trunks they are dropped.
     pub trust_identity: bool,
+    /// Where calls out through this trunk are sent; `None` = the trunk only brings calls in.
+    pub gateway: Option<TrunkGateway>,
+}
+
+/// The carrier side of a trunk: where Switchboard sends calls out, and how it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkGateway {
+    /// The carrier's SIP address (an IP literal and port).
+    pub address: SocketAddr,
+    /// Digest username and password for the carrier's 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+}
+
+/// What a `[[route]]` matches in a dialled number.
+#[derive(Debug, Clone)]
+pub enum RouteMatch {
+    /// Numbers starting with this text.
+    Prefix(String),
+    /// Numbers the whole of which match this regular expression.
+    Pattern(regex::Regex),
+}
+
+impl PartialEq for RouteMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RouteMatch::Prefix(a), RouteMatch::Prefix(b)) => a == b,
+            (RouteMatch::Pattern(a), RouteMatch::Pattern(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RouteMatch {}
+
+/// One outbound route (`[[route]]`): the numbers it takes and the trunks it tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Which dialled numbers take this route.
+    pub matches: RouteMatch,
+    /// Trunks (each with a `gateway`) in failover order; never empty.
+    pub trunks: Vec<String>,
+    /// Leading characters removed from the dialled number before `prepend`.
+    pub strip: usize,
+    /// Text put in front of the number the carrier is sent.
+    pub prepend: String,
+    /// The calling number the carrier sees (From and P-Asserted-Identity); `None` = the agent's
+    /// SIP user.
+    pub caller_id: Option<String>,
+}
+
+/// Toll-fraud guards on agents' calls out (`[outbound]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Calls out in progress at once, all agents together.
+    pub max_concurrent: usize,
+    /// Calls out in progress at once per agent.
+    pub max_per_agent: usize,
+    /// Calls out an agent may start per UTC day; `None` = no daily limit.
+    pub daily_limit_per_agent: Option<u32>,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        OutboundLimits {
+            max_concurrent: 100,
+            max_per_agent: 1,
+            daily_limit_per_agent: None,
+        }
+    }
 }
 
 /// A digest username with its secret.
@@ -434,6 +507,9 @@ pub struct AgentConfig {
     /// May listen to, whisper to and barge into other agents' calls from the phone
     /// (`*41`/`*42`/`*43` followed by the agent id).
     pub supervisor: bool,
+    /// Numbers the agent may dial out: `"+86*"` (a prefix) or `"4000"` (exactly);
+    /// empty = may not dial out.
+    pub outbound: Vec<String>,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

@@ -1,12 +1,12 @@
 //! The `[[trunk]]` entries: who may send calls in, by source address and/or digest credentials.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::credentials;
 use super::diagnostics::Diagnostics;
-use super::model::{DigestCredentials, TrunkConfig};
+use super::model::{DigestCredentials, TrunkConfig, TrunkGateway};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 
@@ -17,6 +17,10 @@ const KEYS: &[&str] = &[
     "password",
     "ha1",
     "trust_identity",
+    "gateway",
+    "gateway_transport",
+    "outbound_username",
+    "outbound_password",
 ];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
@@ -49,6 +53,7 @@ fn trunk(
     let username = table.optional(d, "username", |d, field| field.identifier(d));
     let trust_identity = table.or(d, "trust_identity", false, |d, field| field.boolean(d));
     let secret = credentials::secret(d, &table);
+    let gateway = gateway(d, &table);
 
     let credentials = match (username?, secret?) {
         (Some(username), Some(secret)) => Some(DigestCredentials { username, secret }),
@@ -69,10 +74,11 @@ fn trunk(
         (None, None) => None,
     };
     let allow = allow?;
-    if allow.is_empty() && credentials.is_none() {
+    let gateway = gateway?;
+    if allow.is_empty() && credentials.is_none() && gateway.is_none() {
         d.error(
             &table.path().key("allow"),
-            "the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+            "the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
         );
         return None;
     }
@@ -81,7 +87,73 @@ fn trunk(
         allow,
         credentials,
         trust_identity: trust_identity?,
+        gateway,
     })
+}
+
+/// The outbound side: `gateway`, `gateway_transport`, `outbound_username`/`outbound_password`.
+/// `Some(None)` when the trunk has no gateway; `None` means an error was recorded.
+fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<TrunkGateway>> {
+    let address = table.optional(d, "gateway", |d, field| {
+        field.parsed(d, |text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!("invalid gateway {text:?}: expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)")
+            })
+        })
+    });
+    let transport = table.optional(d, "gateway_transport", |d, field| {
+        field.parsed(d, |text| match text {
+            "udp" => Ok(()),
+            "tcp" | "tls" => Err(format!(
+                "gateway_transport {text:?} is not supported yet: calls out go over \"udp\""
+            )),
+            other => Err(format!("unknown transport {other:?}: expected \"udp\"")),
+        })
+    });
+    let username = table.optional(d, "outbound_username", |d, field| field.identifier(d));
+    let password = table.optional(d, "outbound_password", |d, field| field.string(d));
+    let (address, _, username, password) = (address?, transport?, username?, password?);
+    let credentials = match (username, password) {
+        (Some(username), Some(password)) => Some((username, password)),
+        (None, None) => None,
+        (Some(_), None) => {
+            d.error(
+                &table.path().key("outbound_password"),
+                "`outbound_username` is set but `outbound_password` is not",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            d.error(
+                &table.path().key("outbound_username"),
+                "`outbound_password` is set but `outbound_username` is not",
+            );
+            return None;
+        }
+    };
+    match address {
+        Some(address) => Some(Some(TrunkGateway {
+            address,
+            credentials,
+        })),
+        None => {
+            let stray = [
+                "gateway_transport",
+                "outbound_username",
+                "outbound_password",
+            ]
+            .into_iter()
+            .find(|key| table.get(key).is_some());
+            if let Some(key) = stray {
+                d.error(
+                    &table.path().key(key),
+                    format!("`{key}` needs `gateway` (where calls out are sent)"),
+                );
+                return None;
+            }
+            Some(None)
+        }
+    }
 }
 
 /// Parses a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or a single address (a /32 or /128).
@@ -105,8 +177,8 @@ mod tests {
         assert_eq!(
             error_lines("[[trunk]]\nname = \"t\"\n\n[[trunk]]\nname = \"u\"\nallow = []\n"),
             vec![
-                "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
-                "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+                "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
+                "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
             ]
         );
     }
@@ -180,6 +252,43 @@ mod tests {
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\nusername = \"u\"\nha1 = \"abc\"\n"),
             vec!["t.toml:4:7: trunk[0].ha1: ha1 must be 32 hex digits (md5 of user:realm:password), got 3 characters"]
+        );
+    }
+
+    #[test]
+    fn a_gateway_makes_an_outbound_trunk() {
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\ngateway_transport = \"udp\"\noutbound_username = \"acct\"\noutbound_password = \"pw\"\n[[trunk]]\nname = \"in\"\nallow = [\"10.0.0.1\"]\n",
+        );
+        let gateway = config.trunks[0].gateway.as_ref().expect("gateway set");
+        assert_eq!(gateway.address.to_string(), "192.0.2.1:5070");
+        assert_eq!(
+            gateway.credentials,
+            Some(("acct".to_owned(), "pw".to_owned()))
+        );
+        assert!(config.trunks[1].gateway.is_none());
+    }
+
+    #[test]
+    fn bad_gateway_settings_are_refused_where_written() {
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"carrier.example:5060\"\ngateway_transport = \"tls\"\noutbound_username = \"u\"\n"),
+            vec![
+                "t.toml:3:11: trunk[0].gateway: invalid gateway \"carrier.example:5060\": expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)",
+                "t.toml:4:21: trunk[0].gateway_transport: gateway_transport \"tls\" is not supported yet: calls out go over \"udp\"",
+            ]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\noutbound_username = \"u\"\n"),
+            vec!["t.toml:1:1: trunk[0].outbound_password: `outbound_username` is set but `outbound_password` is not"]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\nallow = [\"10.0.0.1\"]\noutbound_password = \"p\"\noutbound_username = \"u\"\n"),
+            vec!["t.toml:5:21: trunk[0].outbound_username: `outbound_username` needs `gateway` (where calls out are sent)"]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\ngateway_transport = \"sctp\"\n"),
+            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\""]
         );
     }
 }
