@@ -23,6 +23,8 @@ pub struct AgentAccount {
     pub other_skills: Vec<(String, u8)>,
     /// May listen to, whisper to and barge into other agents' calls (`supervisor = true`).
     pub supervisor: bool,
+    /// Numbers the agent may dial out (`outbound`, e.g. `["+86*"]`); empty leaves the key out.
+    pub outbound: Vec<String>,
 }
 
 impl AgentAccount {
@@ -35,7 +37,14 @@ impl AgentAccount {
             support_level: Some(5),
             other_skills: Vec::new(),
             supervisor: false,
+            outbound: Vec::new(),
         }
+    }
+
+    /// This account allowed to dial out to `patterns` (`"+86*"` a prefix, `"4000"` exactly).
+    pub fn with_outbound(mut self, patterns: &[&str]) -> Self {
+        self.outbound = patterns.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 
     /// This account as a supervisor.
@@ -447,13 +456,18 @@ impl SwitchboardConfig {
         for agent in &self.agents {
             writeln!(
                 toml,
-                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\nsupervisor = {}\n",
+                "[[agent]]\nid = {}\nname = {}\npassword = {}\nskills = {}\nsupervisor = {}",
                 toml_string(&agent.id),
                 toml_string(&agent.name),
                 toml_string(&agent.password),
                 agent.skills_toml(),
                 agent.supervisor
             )?;
+            if !agent.outbound.is_empty() {
+                let patterns: Vec<String> = agent.outbound.iter().map(|p| toml_string(p)).collect();
+                writeln!(toml, "outbound = [{}]", patterns.join(", "))?;
+            }
+            toml.push('\n');
         }
         toml.push_str(&self.extra_toml);
         Ok(())

@@ -47,8 +47,7 @@ fn route(
                     .to_string()
                     .lines()
                     .map(str::trim)
-                    .filter(|line| !line.is_empty() && !line.starts_with('^'))
-                    .last()
+                    .rfind(|line| !line.is_empty() && !line.starts_with('^'))
                     .unwrap_or("invalid")
                     .to_owned();
                 format!("invalid regular expression {text:?}: {detail}")

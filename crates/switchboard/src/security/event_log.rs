@@ -36,6 +36,8 @@ pub enum SecurityEventKind {
     NewSource,
     /// An agent registered from outside its `allow` list.
     SourceNotAllowed,
+    /// An agent's call out was refused by its allow-list or a toll-fraud cap.
+    OutboundRefused,
 }
 
 impl SecurityEventKind {
@@ -50,6 +52,7 @@ impl SecurityEventKind {
             SecurityEventKind::ConnectionRefused => "connection-refused",
             SecurityEventKind::NewSource => "new-source",
             SecurityEventKind::SourceNotAllowed => "source-not-allowed",
+            SecurityEventKind::OutboundRefused => "outbound-refused",
         }
     }
 }

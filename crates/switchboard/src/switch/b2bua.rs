@@ -163,6 +163,12 @@ impl Switch {
             }
             return;
         }
+        if let Some(dialled) = admission::dialled_number(&request) {
+            if self.is_call_out(&request, &dialled) {
+                self.on_outbound_invite(now, key, request, source, &dialled);
+                return;
+            }
+        }
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };
@@ -812,6 +818,9 @@ impl Switch {
                 self.on_refresh_response(now, call, generation, response)
             }
             Some(ClientPurpose::Fire) => {}
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                self.on_carrier_final(now, call, attempt, response, source)
+            }
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
         }
@@ -852,6 +861,10 @@ impl Switch {
                     toward_agent,
                     &response,
                 );
+            }
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                let (call, attempt) = (*call, *attempt);
+                self.on_carrier_provisional(now, call, attempt, &response);
             }
             _ => {}
         }
@@ -1034,7 +1047,7 @@ impl Switch {
     }
 
     /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
-    fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
+    pub(super) fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
         let Some(invite_cseq) = cseq_of(&response.headers).map(|(n, _)| n) else {
             return;
         };
@@ -1099,12 +1112,15 @@ impl Switch {
                 tracing::info!(call, "the trunk did not answer the session refresh");
                 self.end_call(now, call, EndCause::SessionExpired);
             }
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                self.on_carrier_timeout(now, call, attempt)
+            }
             _ => {}
         }
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
-        if self.monitor_ack_timeout(now, key) {
+        if self.monitor_ack_timeout(now, key) || self.outbound_ack_timeout(now, key) {
             return;
         }
         if let Some(id) = self.calls.by_server_txn(key) {
@@ -1117,7 +1133,7 @@ impl Switch {
     }
 
     pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
-        if self.monitor_cancelled(now, invite_key) {
+        if self.monitor_cancelled(now, invite_key) || self.outbound_cancelled(now, invite_key) {
             return;
         }
         if let Some(id) = self.calls.by_server_txn(invite_key) {

@@ -21,6 +21,7 @@ mod interop_tests;
 pub mod live_calls;
 mod media_events;
 pub mod media_plane;
+mod outbound;
 #[cfg(test)]
 mod race_tests;
 mod registration;
@@ -184,6 +185,8 @@ enum ClientPurpose {
     SessionRefresh { call: CallNumber, generation: u64 },
     /// A request whose answer needs no action (BYE, CANCEL).
     Fire,
+    /// An agent's call out sent to a carrier (`attempt` counts its INVITEs).
+    Outbound { call: CallNumber, attempt: u32 },
 }
 
 /// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them.
@@ -241,6 +244,8 @@ pub struct Switch {
     audit: crate::audit::AuditLog,
     /// The source of the request being handled (auth failures are counted against it).
     request_source: Option<Peer>,
+    /// Agents' calls out in progress.
+    outbound: outbound::call::OutboundCalls,
 }
 
 impl Switch {
@@ -300,6 +305,7 @@ impl Switch {
             screening: screening::Screening::new(gate),
             audit,
             request_source: None,
+            outbound: Default::default(),
             config,
             local,
             txn,
@@ -402,6 +408,7 @@ impl Switch {
                     for call in calls {
                         self.end_call(now, call, b2bua::EndCause::Shutdown);
                     }
+                    self.end_calls_out(now);
                 }
             }
             self.process_transaction_events(now);
@@ -426,6 +433,7 @@ impl Switch {
     pub fn is_drained(&self) -> bool {
         self.draining
             && self.calls.is_empty()
+            && self.outbound.is_empty()
             && (self.client_txns.is_empty() || self.drain_grace_over)
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()
