@@ -11,10 +11,11 @@ use serde_json::Value;
 use sip_tests::agent_phone::AgentPhone;
 use sip_tests::api::{agent_reason, agent_state};
 use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::digest;
 use sip_tests::digest::{Credentials, DigestAlgorithm};
 use sip_tests::ports::free_port;
 use sip_tests::rtp::{pcmu_offer, sdp_audio_address, RtpPeer};
-use sip_tests::uac::{authenticated_invite, RequestSpec};
+use sip_tests::uac::{authenticated_invite, send_ack_for_failure, unique_token, RequestSpec};
 use sip_tests::{
     AgentAccount, HarnessError, HarnessResult, Sipp, SippProcess, Switchboard, SwitchboardConfig,
     UdpPeer,
@@ -29,6 +30,10 @@ const BOB: Credentials<'static> = Credentials {
     username: "1002",
     password: "secret1002",
 };
+const CAROL: Credentials<'static> = Credentials {
+    username: "1003",
+    password: "secret1003",
+};
 /// A mobile number in China, as an agent dials it; route `+86` sends it as `0086…`.
 const DIALLED: &str = "+8613800138000";
 const SENT: &str = "008613800138000";
@@ -36,6 +41,11 @@ const SENT: &str = "008613800138000";
 /// Two carriers (`carrier-a` then `carrier-b`) on the given ports, the route for `+86`, and
 /// agent 1001 allowed `+86*` and `4000*` (1002 may not dial out).
 fn config(port_a: u16, port_b: u16, credentials: bool) -> SwitchboardConfig {
+    with_limits(port_a, port_b, credentials, "max_per_agent = 1")
+}
+
+/// [`config`] with `limits` as the `[outbound]` section, and agent 1003 allowed `+86*` too.
+fn with_limits(port_a: u16, port_b: u16, credentials: bool, limits: &str) -> SwitchboardConfig {
     let credentials = if credentials {
         "outbound_username = \"acct-77\"\noutbound_password = \"carrier-secret\"\n"
     } else {
@@ -45,12 +55,13 @@ fn config(port_a: u16, port_b: u16, credentials: bool) -> SwitchboardConfig {
         agents: vec![
             AgentAccount::new("1001", "Alice").with_outbound(&["+86*", "4000*"]),
             AgentAccount::new("1002", "Bob"),
+            AgentAccount::new("1003", "Carol").with_outbound(&["+86*"]),
         ],
         extra_toml: format!(
             "[[trunk]]\nname = \"carrier-a\"\ngateway = \"127.0.0.1:{port_a}\"\n{credentials}\n\
              [[trunk]]\nname = \"carrier-b\"\ngateway = \"127.0.0.1:{port_b}\"\n\n\
              [[route]]\nprefix = \"+86\"\ntrunks = [\"carrier-a\", \"carrier-b\"]\nstrip = 3\nprepend = \"0086\"\ncaller_id = \"+8610555000\"\n\n\
-             [outbound]\nmax_per_agent = 1\n"
+             [outbound]\n{limits}\n"
         ),
         ..SwitchboardConfig::default()
     }
@@ -357,5 +368,213 @@ fn refused_calls_out_never_reach_a_carrier() -> HarnessResult<()> {
         switchboard.log().contains("event=outbound-refused"),
         "the refusal is in the security log"
     );
+    Ok(())
+}
+
+/// An INVITE from `credentials`' phone to `dialled` that answers the 407, then waits for
+/// `status` (e.g. 180) and returns the request as sent with credentials.
+fn invite_until(
+    peer: &UdpPeer,
+    dialled: &str,
+    credentials: &Credentials<'_>,
+    status: u16,
+) -> HarnessResult<RequestSpec> {
+    let local = peer.local_addr()?;
+    let uri = format!("sip:{dialled}@{}", peer.remote());
+    let mut invite = RequestSpec::new("INVITE", &uri, credentials.username);
+    invite.body = pcmu_offer(free_port()?, false);
+    let challenge = peer.request(&invite.render(local), TIMEOUT)?;
+    send_ack_for_failure(peer, &invite, &challenge.final_response)?;
+    let offered = challenge.final_response.headers_named("Proxy-Authenticate");
+    let answer = digest::pick(&offered, DigestAlgorithm::Md5)?.answer(
+        credentials,
+        "INVITE",
+        &uri,
+        &unique_token(),
+        1,
+    )?;
+    invite.cseq += 1;
+    invite.branch = unique_token();
+    invite
+        .extra_headers
+        .push(format!("Proxy-Authorization: {answer}"));
+    peer.send(&invite.render(local))?;
+    wait_for_status(peer, status)?;
+    Ok(invite)
+}
+
+/// The next response with `status` the phone receives.
+fn wait_for_status(peer: &UdpPeer, status: u16) -> HarnessResult<sip_tests::SipMessage> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        if let Some(message) = peer.recv(left)? {
+            if message.status() == Some(status) {
+                return Ok(message);
+            }
+        }
+    }
+    Err(HarnessError::Unexpected(format!(
+        "no {status} within {} s",
+        TIMEOUT.as_secs()
+    )))
+}
+
+#[test]
+fn an_agent_who_gives_up_cancels_the_carrier_leg() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(config(port_a, port_b, false))?;
+    let carrier_a = carrier(&switchboard, "carrier_ring_cancelled.xml", port_a)?;
+    let peer = phone(&switchboard)?;
+    // The phone hears ringing once the carrier rings.
+    let invite = invite_until(&peer, DIALLED, &ALICE, 180)?;
+    let mut cancel = invite.clone();
+    cancel.method = "CANCEL".into();
+    cancel.extra_headers.clear();
+    cancel.body.clear();
+    let cancelled = peer.request(&cancel.render(peer.local_addr()?), TIMEOUT)?;
+    assert_eq!(cancelled.final_response.status(), Some(200));
+    let terminated = wait_for_status(&peer, 487)?;
+    send_ack_for_failure(&peer, &invite, &terminated)?;
+    // The scenario requires the CANCEL on the carrier leg.
+    carrier_a.wait()?.ensure_success()?;
+
+    let record = outbound_record(&switchboard)?;
+    assert_eq!(record["disposition"], "abandoned", "{record}");
+    assert_eq!(record["hangup_side"], "agent");
+    assert_eq!(outbound_count(&switchboard, "cancelled")?, 1.0);
+    Ok(())
+}
+
+#[test]
+fn a_carrier_that_hangs_up_ends_the_agents_call() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(config(port_a, port_b, false))?;
+    let carrier_a = carrier(&switchboard, "agent_hangup.xml", port_a)?;
+    let peer = phone(&switchboard)?;
+    let offer = pcmu_offer(free_port()?, false);
+    let (_, answered) = authenticated_invite(
+        &peer,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "call out not answered:\n{}",
+            failed.final_response.to_text()
+        ))
+    })?;
+    call.wait_for_bye(TIMEOUT)?;
+    carrier_a.wait()?.ensure_success()?;
+    let record = outbound_record(&switchboard)?;
+    assert_eq!(record["disposition"], "answered", "{record}");
+    assert_eq!(
+        record["hangup_side"], "caller",
+        "the carrier's side, as on inbound calls"
+    );
+    Ok(())
+}
+
+#[test]
+fn when_every_trunk_fails_the_agent_hears_why() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(config(port_a, port_b, false))?;
+    let carrier_a = carrier(&switchboard, "carrier_503.xml", port_a)?;
+    let carrier_b = carrier(&switchboard, "carrier_503.xml", port_b)?;
+    let peer = phone(&switchboard)?;
+    let offer = pcmu_offer(free_port()?, false);
+    let (_, failed) = authenticated_invite(
+        &peer,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let failed = failed
+        .err()
+        .ok_or_else(|| HarnessError::Unexpected("the call out was answered".into()))?;
+    assert_eq!(failed.final_response.status(), Some(503));
+    let warning = failed.final_response.header("Warning").unwrap_or_default();
+    assert!(
+        warning.contains("every trunk of the route failed (last: 503)"),
+        "{warning}"
+    );
+    carrier_a.wait()?.ensure_success()?;
+    carrier_b.wait()?.ensure_success()?;
+    let record = outbound_record(&switchboard)?;
+    assert_eq!(record["disposition"], "rejected", "{record}");
+    assert_eq!(record["sip_cause"], 503);
+    assert_eq!(record["outbound"]["attempts"], 2);
+    assert_eq!(outbound_count(&switchboard, "failed")?, 1.0);
+    Ok(())
+}
+
+#[test]
+fn the_global_cap_and_the_daily_limit_refuse_calls_out() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(with_limits(
+        port_a,
+        port_b,
+        false,
+        "max_concurrent = 1\nmax_per_agent = 2\ndaily_limit_per_agent = 1",
+    ))?;
+    let carrier_a = carrier(&switchboard, "agent_answer.xml", port_a)?;
+    let peer = phone(&switchboard)?;
+    let offer = pcmu_offer(free_port()?, false);
+    let (_, answered) = authenticated_invite(
+        &peer,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "call out not answered:\n{}",
+            failed.final_response.to_text()
+        ))
+    })?;
+
+    // One call out in the whole node: Carol is refused while Alice talks.
+    let carol = phone(&switchboard)?;
+    let (_, refused) = authenticated_invite(
+        &carol,
+        DIALLED,
+        &CAROL,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let refused = refused
+        .err()
+        .ok_or_else(|| HarnessError::Unexpected("Carol's call out was answered".into()))?;
+    assert_eq!(refused.final_response.status(), Some(403));
+    let warning = refused.final_response.header("Warning").unwrap_or_default();
+    assert!(warning.contains("calls out at their limit"), "{warning}");
+
+    call.hang_up(TIMEOUT)?;
+    carrier_a.wait()?.ensure_success()?;
+
+    // Alice has had her one call out today.
+    let again = phone(&switchboard)?;
+    let (_, refused) = authenticated_invite(
+        &again,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let refused = refused
+        .err()
+        .ok_or_else(|| HarnessError::Unexpected("a second call out today was answered".into()))?;
+    assert_eq!(refused.final_response.status(), Some(403));
+    let warning = refused.final_response.header("Warning").unwrap_or_default();
+    assert!(warning.contains("daily limit"), "{warning}");
+    assert_eq!(outbound_count(&switchboard, "limit")?, 2.0);
     Ok(())
 }
