@@ -1069,6 +1069,9 @@ impl Switch {
         if !is_invite || !(200..300).contains(&response.status_code.code()) {
             return;
         }
+        if self.reack_call_out(&response) {
+            return;
+        }
         let Some(id) = call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))
         else {
             return;

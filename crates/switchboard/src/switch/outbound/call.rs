@@ -40,6 +40,8 @@ pub struct CarrierLeg {
     pub started: Instant,
     /// Set on the carrier's 2xx.
     pub dialog: Option<Dialog>,
+    /// Our ACK for that 2xx, sent again for each retransmission of it.
+    pub ack: Option<bytes::Bytes>,
     pub answered: Option<Instant>,
     /// The INVITE already carries credentials: a second challenge is a refusal.
     pub authenticated: bool,

@@ -8,6 +8,8 @@
 //! and when none is left the phone gets the last carrier's status (503 if none answered).
 
 pub mod call;
+#[cfg(test)]
+mod race_tests;
 pub mod route;
 
 use super::call::CallNumber;
@@ -325,6 +327,7 @@ impl Switch {
                 peer,
                 started: now,
                 dialog: None,
+                ack: None,
                 answered: None,
                 authenticated: false,
             });
@@ -517,6 +520,7 @@ impl Switch {
         };
         let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
         let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
+        leg.ack = Some(sip::message::encode_request(&ack));
         leg.dialog = Some(dialog);
         leg.answered = Some(now);
         call.answered = Some(now);
@@ -548,6 +552,26 @@ impl Switch {
         ok.body = for_phone;
         tracing::info!(call = id, "call out answered");
         self.send_response(now, &key, ok);
+    }
+
+    /// A retransmitted 2xx of a carrier that answered (our ACK was lost): ACK it again.
+    /// `false` when it is not a call out's.
+    pub(super) fn reack_call_out(&mut self, response: &Response) -> bool {
+        let Some(id) =
+            call_id_of(&response.headers).and_then(|c| self.outbound.by_carrier_call_id(c))
+        else {
+            return false;
+        };
+        let Some(leg) = self.outbound.get(id).and_then(|c| c.carrier.as_ref()) else {
+            return false;
+        };
+        if let Some(ack) = &leg.ack {
+            self.pending_raw.push_back(sip::Transmit {
+                peer: leg.peer,
+                data: ack.clone(),
+            });
+        }
+        true
     }
 
     /// The current carrier leg ended without connecting: keep it for the record.
