@@ -578,3 +578,39 @@ fn the_global_cap_and_the_daily_limit_refuse_calls_out() -> HarnessResult<()> {
     assert_eq!(outbound_count(&switchboard, "limit")?, 2.0);
     Ok(())
 }
+
+#[test]
+fn a_call_out_without_audio_ends_at_the_media_timeout() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        media_timeout_s: 1,
+        ..config(port_a, port_b, false)
+    })?;
+    // Neither the carrier nor the phone sends RTP.
+    let carrier_a = Sipp::server("agent_answer.xml", port_a, switchboard.dir())?
+        .service("carrier")
+        .timeout(TIMEOUT)
+        .spawn()?;
+    let peer = phone(&switchboard)?;
+    let offer = pcmu_offer(free_port()?, false);
+    let (_, answered) = authenticated_invite(
+        &peer,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "call out not answered:\n{}",
+            failed.final_response.to_text()
+        ))
+    })?;
+    // Switchboard hangs up both legs: the phone here, the carrier in its scenario.
+    call.wait_for_bye(TIMEOUT)?;
+    carrier_a.wait()?.ensure_success()?;
+    let record = outbound_record(&switchboard)?;
+    assert_eq!(record["hangup_side"], "system", "{record}");
+    Ok(())
+}

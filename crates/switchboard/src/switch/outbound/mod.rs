@@ -922,6 +922,18 @@ impl Switch {
         }
     }
 
+    /// No RTP within the media timeout on a call out: both legs are hung up.
+    pub(super) fn call_out_media_timeout(&mut self, now: Instant, id: CallNumber) {
+        if self.outbound.get(id).is_some() {
+            tracing::info!(
+                call = id,
+                "no RTP on the call out within the media timeout: hanging up"
+            );
+            self.metrics.media_timeouts.inc();
+            self.finish_call_out(now, id, Ending::Broken, Vec::new());
+        }
+    }
+
     /// Shutdown: every call out ends now.
     pub(super) fn end_calls_out(&mut self, now: Instant) {
         for id in self.outbound.ids() {
