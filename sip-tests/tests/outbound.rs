@@ -614,3 +614,44 @@ fn a_call_out_without_audio_ends_at_the_media_timeout() -> HarnessResult<()> {
     assert_eq!(record["hangup_side"], "system", "{record}");
     Ok(())
 }
+
+#[test]
+fn a_key_press_sent_as_info_reaches_the_carrier_as_rfc4733() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(config(port_a, port_b, false))?;
+    // The carrier echoes what it receives: events it got come back to the phone.
+    let carrier_a = carrier(&switchboard, "carrier_answer_events.xml", port_a)?;
+    let peer = phone(&switchboard)?;
+    let rtp = RtpPeer::bind()?;
+    let offer = pcmu_offer(rtp.port()?, true);
+    let (_, answered) = authenticated_invite(
+        &peer,
+        DIALLED,
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &offer,
+        TIMEOUT,
+    )?;
+    let mut call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "call out not answered:\n{}",
+            failed.final_response.to_text()
+        ))
+    })?;
+    let info = call.request(
+        "INFO",
+        "application/dtmf-relay",
+        "Signal=5\r\nDuration=160\r\n",
+        TIMEOUT,
+    )?;
+    assert_eq!(info.final_response.status(), Some(200));
+    let packets = rtp.receive(1, TIMEOUT)?;
+    let event = packets
+        .first()
+        .ok_or_else(|| HarnessError::Unexpected("no RTP came back".into()))?;
+    assert_eq!(event.payload_type(), Some(101), "a telephone-event packet");
+    assert_eq!(event.bytes.get(12), Some(&5), "the event is key 5");
+    call.hang_up(TIMEOUT)?;
+    carrier_a.wait()?.ensure_success()?;
+    Ok(())
+}

@@ -84,6 +84,8 @@ pub struct OutboundCall {
     pub media: Option<CallMedia>,
     pub arrived: Instant,
     pub answered: Option<Instant>,
+    /// The carrier's answer took telephone-event: the phone's INFO key presses can reach it.
+    pub carrier_events: bool,
     pub restore: Restore,
 }
 

@@ -31,6 +31,23 @@ use std::time::Instant;
 /// callee is busy or declined, or the number does not exist — another carrier would say so too.
 const FINAL_CARRIER_STATUSES: &[u16] = &[404, 484, 485, 486, 600, 603];
 
+/// How long a key press lasts when an INFO does not say.
+const KEY_PRESS_MS: u32 = 100;
+
+/// Whether an SDP answer's audio stream lists telephone-event (RFC 4733).
+fn offers_telephone_event(sdp: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sdp);
+    let mut in_audio = false;
+    text.lines().any(|line| {
+        if let Some(media) = line.strip_prefix("m=") {
+            in_audio = media.starts_with("audio ");
+        }
+        in_audio
+            && line.starts_with("a=rtpmap:")
+            && line.to_ascii_lowercase().contains(" telephone-event/")
+    })
+}
+
 /// How a call out ended, for the metric, the CDR and the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -197,6 +214,7 @@ impl Switch {
             media: Some(media),
             arrived: now,
             answered: None,
+            carrier_events: false,
             restore,
         });
         self.try_next_trunk(now, id, 503);
@@ -524,6 +542,7 @@ impl Switch {
         leg.dialog = Some(dialog);
         leg.answered = Some(now);
         call.answered = Some(now);
+        call.carrier_events = offers_telephone_event(&response.body);
         let for_phone = match call.media.as_mut() {
             Some(media) => self
                 .media
@@ -841,16 +860,45 @@ impl Switch {
             Method::Invite | Method::Update => {
                 self.answer_call_out_reoffer(now, id, phone_side, key, request)
             }
+            Method::Info if phone_side && self.phone_key_to_carrier(id, &request) => {
+                self.send_response(now, &key, response_to(&request, 200, None));
+            }
             Method::Info => self.reply_error(
                 now,
                 &key,
                 &request,
                 415,
-                "INFO is not relayed on calls out: send keys as RFC 4733 in the audio",
+                "only key presses from the agent's phone are taken on calls out, and only when the carrier negotiated telephone-event",
             ),
             _ => self.reply_error(now, &key, &request, 405, "not allowed on a call out"),
         }
         None
+    }
+
+    /// A key press the phone sent as SIP INFO goes to the carrier as RFC 4733 (carriers do
+    /// not take INFO). `false` when it is not a key press or the carrier cannot take events.
+    fn phone_key_to_carrier(&mut self, id: CallNumber, request: &Request) -> bool {
+        let ready = self
+            .outbound
+            .get(id)
+            .is_some_and(|c| c.carrier_events && c.media.as_ref().is_some_and(|m| m.started));
+        if !ready {
+            return false;
+        }
+        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+        let Ok(info) = media::dtmf::parse_info(content_type, &request.body) else {
+            return false;
+        };
+        tracing::info!(call = id, digit = %info.digit.as_char(), "agent key press (SIP INFO) sent to the carrier as RFC 4733");
+        self.media.command(
+            id,
+            media::MediaCommand::SendDtmf {
+                leg: media::Leg::Agent,
+                digit: info.digit,
+                duration_ms: info.duration_ms.unwrap_or(KEY_PRESS_MS),
+            },
+        );
+        true
     }
 
     /// Which call out and which side (`true` = the phone) a request belongs to.
@@ -939,5 +987,16 @@ impl Switch {
         for id in self.outbound.ids() {
             self.finish_call_out(now, id, Ending::Broken, Vec::new());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn telephone_event_is_looked_for_in_the_audio_stream_only() {
+        let audio = b"v=0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+        assert!(super::offers_telephone_event(audio));
+        let plain = b"v=0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+        assert!(!super::offers_telephone_event(plain));
     }
 }
