@@ -655,3 +655,36 @@ fn a_key_press_sent_as_info_reaches_the_carrier_as_rfc4733() -> HarnessResult<()
     carrier_a.wait()?.ensure_success()?;
     Ok(())
 }
+
+#[test]
+fn a_trunk_with_register_registers_with_the_carrier_and_refreshes() -> HarnessResult<()> {
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    // The carrier listens before Switchboard starts: the first REGISTER goes out at start.
+    let registrar_dir = tempfile::tempdir()
+        .map_err(|e| HarnessError::io("making a directory for the SIPp traces", e))?;
+    let registrar = Sipp::server("carrier_register.xml", port_a, registrar_dir.path())?
+        .timeout(TIMEOUT)
+        .spawn()?;
+    let mut config = config(port_a, port_b, true);
+    config.extra_toml = config.extra_toml.replace(
+        "outbound_password = \"carrier-secret\"\n",
+        "outbound_password = \"carrier-secret\"\nregister = true\n",
+    );
+    let _switchboard = Switchboard::start(config)?;
+    // The scenario checks the credentials and waits for the refresh of the 2 s binding.
+    let run = registrar.wait()?;
+    run.ensure_success()?;
+    let registers = run.received("REGISTER");
+    assert_eq!(registers.len(), 3, "challenged, registered, refreshed");
+    let call_ids: Vec<_> = registers.iter().map(|r| r.header("Call-ID")).collect();
+    assert!(
+        call_ids.iter().all(|c| *c == call_ids[0]),
+        "one Call-ID: {call_ids:?}"
+    );
+    let cseqs: Vec<u32> = registers
+        .iter()
+        .filter_map(|r| r.cseq().map(|(n, _)| n))
+        .collect();
+    assert_eq!(cseqs, vec![1, 2, 3]);
+    Ok(())
+}

@@ -302,6 +302,7 @@ gateway = "192.0.2.50:5060"                 # the carrier's IP and port; calls o
 gateway_transport = "udp"                   # default "udp", the only one supported so far
 outbound_username = "acct-77"               # optional: answers the carrier's 401/407 with Digest;
 outbound_password = "carrier-secret"        #   both or neither
+register = true                             # default false: REGISTER with the carrier (needs the credentials), refreshed before expiry
 
 [[number]]
 did = "+15550100"                           # Request-URI user part; unique per trunk restriction
@@ -783,7 +784,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, gateway, gateway_transport, outbound_username, outbound_password"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, gateway, gateway_transport, outbound_username, outbound_password, register"]
         );
     }
 

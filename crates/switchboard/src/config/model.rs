@@ -224,6 +224,8 @@ pub struct TrunkGateway {
     pub address: SocketAddr,
     /// Digest username and password for the carrier's 401/407 challenges.
     pub credentials: Option<(String, String)>,
+    /// REGISTER with the carrier (with `credentials`), refreshed before it expires.
+    pub register: bool,
 }
 
 /// What a `[[route]]` matches in a dialled number.

@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "gateway_transport",
     "outbound_username",
     "outbound_password",
+    "register",
 ];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
@@ -112,7 +113,9 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
     });
     let username = table.optional(d, "outbound_username", |d, field| field.identifier(d));
     let password = table.optional(d, "outbound_password", |d, field| field.string(d));
-    let (address, _, username, password) = (address?, transport?, username?, password?);
+    let register = table.or(d, "register", false, |d, field| field.boolean(d));
+    let (address, _, username, password, register) =
+        (address?, transport?, username?, password?, register?);
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some((username, password)),
         (None, None) => None,
@@ -131,16 +134,25 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
             return None;
         }
     };
+    if register && credentials.is_none() {
+        d.error(
+            &table.path().key("register"),
+            "`register = true` needs `outbound_username` and `outbound_password`",
+        );
+        return None;
+    }
     match address {
         Some(address) => Some(Some(TrunkGateway {
             address,
             credentials,
+            register,
         })),
         None => {
             let stray = [
                 "gateway_transport",
                 "outbound_username",
                 "outbound_password",
+                "register",
             ]
             .into_iter()
             .find(|key| table.get(key).is_some());
@@ -266,7 +278,19 @@ mod tests {
             gateway.credentials,
             Some(("acct".to_owned(), "pw".to_owned()))
         );
+        assert!(!gateway.register, "register defaults to false");
         assert!(config.trunks[1].gateway.is_none());
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\noutbound_username = \"acct\"\noutbound_password = \"pw\"\nregister = true\n",
+        );
+        assert!(config.trunks[0]
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.register));
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\nregister = true\n"),
+            vec!["t.toml:4:12: trunk[0].register: `register = true` needs `outbound_username` and `outbound_password`"]
+        );
     }
 
     #[test]

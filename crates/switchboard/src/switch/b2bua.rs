@@ -821,6 +821,10 @@ impl Switch {
             Some(ClientPurpose::Outbound { call, attempt }) => {
                 self.on_carrier_final(now, call, attempt, response, source)
             }
+            Some(ClientPurpose::CarrierRegister {
+                trunk,
+                authenticated,
+            }) => self.on_carrier_register_response(now, trunk, authenticated, &response),
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
         }
@@ -1117,6 +1121,10 @@ impl Switch {
             }
             Some(ClientPurpose::Outbound { call, attempt }) => {
                 self.on_carrier_timeout(now, call, attempt)
+            }
+            Some(ClientPurpose::CarrierRegister { trunk, .. }) => {
+                tracing::warn!(trunk, "the carrier did not answer the REGISTER");
+                self.retry_carrier_registration(now, trunk)
             }
             _ => {}
         }

@@ -165,6 +165,8 @@ enum SwitchTimer {
     SessionRefresh { call: CallNumber, generation: u64 },
     /// The trunk should have refreshed its session by now (RFC 4028).
     SessionExpiry { call: CallNumber, generation: u64 },
+    /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
+    CarrierRegister { trunk: usize },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -187,6 +189,9 @@ enum ClientPurpose {
     Fire,
     /// An agent's call out sent to a carrier (`attempt` counts its INVITEs).
     Outbound { call: CallNumber, attempt: u32 },
+    /// A REGISTER to the carrier of `[[trunk]]` number `trunk`; `authenticated`: it already
+    /// answers a challenge.
+    CarrierRegister { trunk: usize, authenticated: bool },
 }
 
 /// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them.
@@ -294,7 +299,7 @@ impl Switch {
             agents_by_user.insert(agent.sip_user.clone(), entry.clone());
             agents_by_id.insert(entry.id.clone(), entry);
         }
-        Self {
+        let mut switch = Self {
             media: media_plane::MediaPlane::new(&config.media)
                 .expect("the config loader guarantees the RTP port range holds port pairs"),
             prompts,
@@ -329,7 +334,9 @@ impl Switch {
             held_responses: HashMap::new(),
             instant_base: now,
             unix_base: unix_now,
-        }
+        };
+        switch.schedule_carrier_registrations(now);
+        switch
     }
 
     /// A message (or a refusal of one) from the transports.
@@ -397,6 +404,9 @@ impl Switch {
                 }
                 SwitchTimer::SessionExpiry { call, generation } => {
                     self.session_expired(now, call, generation)
+                }
+                SwitchTimer::CarrierRegister { trunk } => {
+                    self.register_with_carrier(now, trunk, None)
                 }
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {

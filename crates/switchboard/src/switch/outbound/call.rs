@@ -99,6 +99,8 @@ pub struct OutboundCalls {
     by_carrier_call_id: HashMap<String, CallNumber>,
     /// Calls out started per agent on the UTC day numbered `.0` (days since the epoch).
     started_today: HashMap<AgentId, (u64, u32)>,
+    /// Registrations with carriers (`register = true`).
+    pub registrations: super::carrier_registration::CarrierRegistrations,
 }
 
 impl OutboundCalls {

@@ -8,6 +8,7 @@
 //! and when none is left the phone gets the last carrier's status (503 if none answered).
 
 pub mod call;
+mod carrier_registration;
 #[cfg(test)]
 mod race_tests;
 pub mod route;
