@@ -688,3 +688,118 @@ fn a_trunk_with_register_registers_with_the_carrier_and_refreshes() -> HarnessRe
     assert_eq!(cseqs, vec![1, 2, 3]);
     Ok(())
 }
+
+/// Accepts one connection on `listener` and reads one SIP request from it (headers, then
+/// Content-Length bytes of body).
+fn accept_request(
+    listener: &std::net::TcpListener,
+) -> HarnessResult<(std::net::TcpStream, sip_tests::SipMessage)> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| HarnessError::io("making the listener non-blocking", e))?;
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(HarnessError::Unexpected(
+                        "no TCP connection from Switchboard".into(),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(HarnessError::io("accepting", e)),
+        }
+    };
+    stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_read_timeout(Some(TIMEOUT)))
+        .map_err(|e| HarnessError::io("configuring the connection", e))?;
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                let message = sip_tests::SipMessage::parse(&bytes[..end + 4 + length])?;
+                return Ok((stream, message));
+            }
+        }
+        let n = stream
+            .read(&mut buffer)
+            .map_err(|e| HarnessError::io("reading the INVITE", e))?;
+        if n == 0 {
+            return Err(HarnessError::Unexpected("connection closed".into()));
+        }
+        bytes.extend_from_slice(&buffer[..n]);
+    }
+}
+
+#[test]
+fn a_gateway_over_tcp_is_reached_over_tcp() -> HarnessResult<()> {
+    use std::io::Write;
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    // The carrier listens on TCP only: a UDP INVITE would never reach it.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port_a))
+        .map_err(|e| HarnessError::io("binding the carrier's TCP port", e))?;
+    let mut config = config(port_a, port_b, false);
+    config.extra_toml = config.extra_toml.replacen(
+        &format!("gateway = \"127.0.0.1:{port_a}\"\n"),
+        &format!("gateway = \"127.0.0.1:{port_a}\"\ngateway_transport = \"tcp\"\n"),
+        1,
+    );
+    let switchboard = Switchboard::start(config)?;
+    let peer = phone(&switchboard)?;
+    let offer = pcmu_offer(free_port()?, false);
+    let phone_thread = std::thread::spawn(move || {
+        authenticated_invite(
+            &peer,
+            DIALLED,
+            &ALICE,
+            DigestAlgorithm::Md5,
+            &offer,
+            TIMEOUT,
+        )
+        .map(|(_, outcome)| outcome.err().map(|e| e.final_response.status()))
+    });
+    let (mut stream, invite) = accept_request(&listener)?;
+    let text = invite.to_text();
+    assert!(
+        text.starts_with(&format!("INVITE sip:{SENT}@127.0.0.1:{port_a}")),
+        "{text}"
+    );
+    let via = invite.header("Via").unwrap_or_default().to_owned();
+    assert!(via.starts_with("SIP/2.0/TCP "), "{via}");
+    // The carrier says busy, on the same connection: the phone hears it.
+    let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        busy.push_str(&format!(
+            "{name}: {}\r\n",
+            invite.header(name).unwrap_or_default()
+        ));
+    }
+    busy.push_str(&format!(
+        "To: {};tag=busy\r\nContent-Length: 0\r\n\r\n",
+        invite.header("To").unwrap_or_default()
+    ));
+    stream
+        .write_all(busy.as_bytes())
+        .map_err(|e| HarnessError::io("answering 486", e))?;
+    let status = phone_thread
+        .join()
+        .map_err(|_| HarnessError::Unexpected("the phone thread panicked".into()))??;
+    assert_eq!(
+        status,
+        Some(Some(486)),
+        "busy is final and reaches the phone"
+    );
+    drop(switchboard);
+    Ok(())
+}

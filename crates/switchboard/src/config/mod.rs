@@ -44,10 +44,10 @@ use reader::TableReader;
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
-    DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
-    MenuConfig, NumberConfig, NumberTarget, OutboundLimits, QueueAnswer, QueueConfig, RecordPolicy,
-    RouteConfig, RouteMatch, RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion,
-    TlsCertificate, TrunkConfig, TrunkGateway,
+    DigestAlgorithm, DigestCredentials, DigestSecret, GatewayTransport, HttpConfig, IvrConfig,
+    IvrStep, MediaConfig, MenuConfig, NumberConfig, NumberTarget, OutboundLimits, QueueAnswer,
+    QueueConfig, RecordPolicy, RouteConfig, RouteMatch, RoutingStrategy, ScheduleConfig, SipConfig,
+    SkillExpansion, TlsCertificate, TrunkConfig, TrunkGateway,
 };
 pub use security::SecurityConfig;
 
@@ -299,7 +299,7 @@ ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example
 [[trunk]]
 name = "carrier-out"                        # a trunk for calls out (it may also have allow/username)
 gateway = "192.0.2.50:5060"                 # the carrier's IP and port; calls out are sent here
-gateway_transport = "udp"                   # default "udp", the only one supported so far
+gateway_transport = "udp"                   # default "udp"; or "tcp" (Switchboard connects)
 outbound_username = "acct-77"               # optional: answers the carrier's 401/407 with Digest;
 outbound_password = "carrier-secret"        #   both or neither
 register = true                             # default false: REGISTER with the carrier (needs the credentials), refreshed before expiry

@@ -222,10 +222,21 @@ pub struct TrunkConfig {
 pub struct TrunkGateway {
     /// The carrier's SIP address (an IP literal and port).
     pub address: SocketAddr,
+    /// How requests reach it.
+    pub transport: GatewayTransport,
     /// Digest username and password for the carrier's 401/407 challenges.
     pub credentials: Option<(String, String)>,
     /// REGISTER with the carrier (with `credentials`), refreshed before it expires.
     pub register: bool,
+}
+
+/// The transport of a trunk's gateway (`gateway_transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTransport {
+    /// `"udp"`, the default.
+    Udp,
+    /// `"tcp"`: one connection, opened by Switchboard on the first request.
+    Tcp,
 }
 
 /// What a `[[route]]` matches in a dialled number.

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use super::credentials;
 use super::diagnostics::Diagnostics;
-use super::model::{DigestCredentials, TrunkConfig, TrunkGateway};
+use super::model::{DigestCredentials, GatewayTransport, TrunkConfig, TrunkGateway};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 
@@ -102,19 +102,22 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
             })
         })
     });
-    let transport = table.optional(d, "gateway_transport", |d, field| {
+    let transport = table.or(d, "gateway_transport", GatewayTransport::Udp, |d, field| {
         field.parsed(d, |text| match text {
-            "udp" => Ok(()),
-            "tcp" | "tls" => Err(format!(
-                "gateway_transport {text:?} is not supported yet: calls out go over \"udp\""
+            "udp" => Ok(GatewayTransport::Udp),
+            "tcp" => Ok(GatewayTransport::Tcp),
+            "tls" => Err(
+                "gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"".to_owned(),
+            ),
+            other => Err(format!(
+                "unknown transport {other:?}: expected \"udp\" or \"tcp\""
             )),
-            other => Err(format!("unknown transport {other:?}: expected \"udp\"")),
         })
     });
     let username = table.optional(d, "outbound_username", |d, field| field.identifier(d));
     let password = table.optional(d, "outbound_password", |d, field| field.string(d));
     let register = table.or(d, "register", false, |d, field| field.boolean(d));
-    let (address, _, username, password, register) =
+    let (address, transport, username, password, register) =
         (address?, transport?, username?, password?, register?);
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some((username, password)),
@@ -144,6 +147,7 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
     match address {
         Some(address) => Some(Some(TrunkGateway {
             address,
+            transport,
             credentials,
             register,
         })),
@@ -181,7 +185,7 @@ pub(super) fn parse_ip_net(text: &str) -> Result<IpNet, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::model::DigestSecret;
+    use crate::config::model::{DigestSecret, GatewayTransport};
     use crate::config::testing::{error_lines, valid};
 
     #[test]
@@ -279,6 +283,7 @@ mod tests {
             Some(("acct".to_owned(), "pw".to_owned()))
         );
         assert!(!gateway.register, "register defaults to false");
+        assert_eq!(gateway.transport, GatewayTransport::Udp);
         assert!(config.trunks[1].gateway.is_none());
         let config = valid(
             "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\noutbound_username = \"acct\"\noutbound_password = \"pw\"\nregister = true\n",
@@ -287,6 +292,13 @@ mod tests {
             .gateway
             .as_ref()
             .is_some_and(|g| g.register));
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\ngateway_transport = \"tcp\"\n",
+        );
+        assert_eq!(
+            config.trunks[0].gateway.as_ref().map(|g| g.transport),
+            Some(GatewayTransport::Tcp)
+        );
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\nregister = true\n"),
             vec!["t.toml:4:12: trunk[0].register: `register = true` needs `outbound_username` and `outbound_password`"]
@@ -299,7 +311,7 @@ mod tests {
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"carrier.example:5060\"\ngateway_transport = \"tls\"\noutbound_username = \"u\"\n"),
             vec![
                 "t.toml:3:11: trunk[0].gateway: invalid gateway \"carrier.example:5060\": expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)",
-                "t.toml:4:21: trunk[0].gateway_transport: gateway_transport \"tls\" is not supported yet: calls out go over \"udp\"",
+                "t.toml:4:21: trunk[0].gateway_transport: gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"",
             ]
         );
         assert_eq!(
@@ -312,7 +324,7 @@ mod tests {
         );
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\ngateway_transport = \"sctp\"\n"),
-            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\""]
+            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\" or \"tcp\""]
         );
     }
 }

@@ -7,7 +7,6 @@ use sip::headers::header_value;
 use sip::message::push_header;
 use sip::rsip::headers::UntypedHeader;
 use sip::rsip::{self, Header, Method, Request, Response};
-use sip::Peer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -59,7 +58,7 @@ impl Switch {
             return;
         };
         let address = gateway.address;
-        let peer = Peer::udp(address);
+        let peer = super::gateway_peer(address, gateway.transport);
         let binding = self
             .outbound
             .registrations

@@ -32,6 +32,14 @@ use std::time::Instant;
 /// callee is busy or declined, or the number does not exist — another carrier would say so too.
 const FINAL_CARRIER_STATUSES: &[u16] = &[404, 484, 485, 486, 600, 603];
 
+/// Where requests to a trunk's gateway go, and over what.
+fn gateway_peer(address: std::net::SocketAddr, transport: crate::config::GatewayTransport) -> Peer {
+    match transport {
+        crate::config::GatewayTransport::Udp => Peer::udp(address),
+        crate::config::GatewayTransport::Tcp => Peer::tcp(address),
+    }
+}
+
 /// How long a key press lasts when an INFO does not say.
 const KEY_PRESS_MS: u32 = 100;
 
@@ -281,13 +289,13 @@ impl Switch {
             .iter()
             .find(|t| t.name == trunk)
             .and_then(|t| t.gateway.as_ref())
-            .map(|g| g.address);
-        let Some(address) = gateway else {
+            .map(|g| (g.address, g.transport));
+        let Some((address, transport)) = gateway else {
             // The loader lets only trunks with a gateway into a route.
             self.try_next_trunk(now, id, status);
             return;
         };
-        let peer = Peer::udp(address);
+        let peer = gateway_peer(address, transport);
         let via = self.via(peer);
         let contact = self.contact(peer.transport);
         let local_host = self.local.host_port(peer.transport);
