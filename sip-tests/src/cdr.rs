@@ -152,6 +152,28 @@ pub fn required_time(record: &Value, field: &str) -> HarnessResult<OffsetDateTim
     })
 }
 
+/// `switchboard report --dir <dir>` over the calls of yesterday to tomorrow (UTC) with
+/// `args` (e.g. `["--format", "csv", "--low-scores", "7"]`); returns what it printed.
+pub fn report_around_today(dir: &Path, args: &[&str]) -> HarnessResult<String> {
+    let today = OffsetDateTime::now_utc().date();
+    let day = time::Duration::days(1);
+    let run = std::process::Command::new(crate::paths::switchboard_binary()?)
+        .args(["report", "--dir"])
+        .arg(dir)
+        .args(["--from", &(today - day).to_string()])
+        .args(["--to", &(today + day + day).to_string()])
+        .args(args)
+        .output()
+        .map_err(|e| HarnessError::io("running switchboard report", e))?;
+    if !run.status.success() {
+        return Err(HarnessError::Unexpected(format!(
+            "switchboard report {args:?} failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&run.stdout).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,26 +229,4 @@ mod tests {
         .expect_err("nothing there");
         assert!(error.to_string().contains("something"), "{error}");
     }
-}
-
-/// `switchboard report --dir <dir>` over the calls of yesterday to tomorrow (UTC) with
-/// `args` (e.g. `["--format", "csv", "--low-scores", "7"]`); returns what it printed.
-pub fn report_around_today(dir: &Path, args: &[&str]) -> HarnessResult<String> {
-    let today = OffsetDateTime::now_utc().date();
-    let day = time::Duration::days(1);
-    let run = std::process::Command::new(crate::paths::switchboard_binary()?)
-        .args(["report", "--dir"])
-        .arg(dir)
-        .args(["--from", &(today - day).to_string()])
-        .args(["--to", &(today + day + day).to_string()])
-        .args(args)
-        .output()
-        .map_err(|e| HarnessError::io("running switchboard report", e))?;
-    if !run.status.success() {
-        return Err(HarnessError::Unexpected(format!(
-            "switchboard report {args:?} failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&run.stdout).into_owned())
 }

@@ -27,6 +27,8 @@ pub struct AgentAccount {
     pub web_password_hash: Option<String>,
     /// Further `key = value` lines of the `[[agent]]` table (e.g. `srtp = "required"`).
     pub lines: Vec<String>,
+    /// Numbers the agent may dial out (`outbound`, e.g. `["+86*"]`); empty leaves the key out.
+    pub outbound: Vec<String>,
 }
 
 impl AgentAccount {
@@ -41,7 +43,14 @@ impl AgentAccount {
             supervisor: false,
             web_password_hash: None,
             lines: Vec::new(),
+            outbound: Vec::new(),
         }
+    }
+
+    /// This account allowed to dial out to `patterns` (`"+86*"` a prefix, `"4000"` exactly).
+    pub fn with_outbound(mut self, patterns: &[&str]) -> Self {
+        self.outbound = patterns.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 
     /// This account as a supervisor.
@@ -500,6 +509,10 @@ impl SwitchboardConfig {
             )?;
             for line in &agent.lines {
                 writeln!(toml, "{line}\n")?;
+            }
+            if !agent.outbound.is_empty() {
+                let patterns: Vec<String> = agent.outbound.iter().map(|p| toml_string(p)).collect();
+                writeln!(toml, "outbound = [{}]\n", patterns.join(", "))?;
             }
         }
         toml.push_str(&self.extra_toml);

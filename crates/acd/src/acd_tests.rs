@@ -950,3 +950,23 @@ fn a_transfer_waits_for_its_agent_whatever_the_queue_says() {
     assert_eq!(at, f.at(11));
     assert_eq!(offers(&f.acd.handle_timer(at, cap)), offer(1, "other"));
 }
+
+#[test]
+fn an_agent_on_a_call_out_is_not_offered_calls_until_ready_again() {
+    let f = fixture(vec![queue("support", &[("support", 1)])]);
+    f.ready_agent(0, "a", &[("support", 1)]);
+    // The reason is built in: no configuration lists it.
+    f.acd
+        .set_not_ready(f.at(1), &"a".into(), OUTBOUND_REASON)
+        .expect("outbound-call is always a valid reason");
+    assert_eq!(
+        f.state("a"),
+        AgentState::NotReady {
+            reason: OUTBOUND_REASON.into()
+        }
+    );
+    assert!(offers(&f.call(2, 1, "support", 0)).is_empty());
+    // The call out ends: the agent is Ready and takes the waiting call.
+    let actions = f.acd.set_ready(f.at(3), &"a".into()).expect("ready");
+    assert_eq!(offers(&actions), offer(1, "a"));
+}

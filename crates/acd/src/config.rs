@@ -14,6 +14,8 @@ pub const MAX_SKILL_LEVEL: u8 = 10;
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Reason given to an agent who logs in without being ready; always allowed.
 pub const LOGIN_REASON: &str = "login";
+/// Reason an agent is not offered calls while on a call out they dialled; always allowed.
+pub const OUTBOUND_REASON: &str = "outbound-call";
 
 /// How long, by default, a call is not re-offered to an agent whose offer of it failed
 /// (Asterisk's queue `retry` default).

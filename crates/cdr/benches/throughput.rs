@@ -154,6 +154,8 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         legs,
         supervisions: Vec::new(),
         service_level_threshold_s: 20.0,
+        direction: Default::default(),
+        outbound: None,
     })
 }
 

@@ -221,6 +221,41 @@ pub struct CallRecord {
     /// reports stay right after the queue's configuration changes; 0 if it never queued.
     #[serde(default)]
     pub service_level_threshold_s: f64,
+    /// Whether a caller called in or an agent called out (absent in older records: inbound).
+    #[serde(default)]
+    pub direction: Direction,
+    /// For a call out: what the agent dialled and where it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<OutboundCall>,
+}
+
+/// Which way a call went (`kebab-case` in JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// A caller reached Switchboard through a trunk.
+    #[default]
+    Inbound,
+    /// An agent dialled out through a trunk.
+    Outbound,
+}
+
+/// The facts of a call out. Its legs are the agent's phone (`agent`) first, then one `trunk`
+/// leg per carrier attempt in failover order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundCall {
+    /// The number as the agent dialled it.
+    pub dialled: String,
+    /// The number as the carrier was sent it (after the route's strip/prepend).
+    pub sent: String,
+    /// The calling number the carrier saw.
+    pub caller_id: String,
+    /// The trunk that answered, or the last one tried; `None` if none was tried.
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// Carrier attempts made (failover and digest retries count once per trunk).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// How a call ended, from the call centre's point of view (`kebab-case` in JSON).
@@ -495,6 +530,8 @@ pub(crate) mod fixtures {
             ],
             supervisions: Vec::new(),
             service_level_threshold_s: 20.0,
+            direction: Default::default(),
+            outbound: None,
         }
     }
 
@@ -638,6 +675,34 @@ mod tests {
         assert_eq!(call.disposition, Disposition::Rejected);
         assert!(call.legs.is_empty() && call.transfers.is_empty() && call.queue.is_none());
         assert_eq!(call.ended, time::macros::datetime!(2024-12-31 23:00:01 UTC));
+    }
+
+    #[test]
+    fn direction_defaults_to_inbound_and_a_call_out_keeps_its_facts() {
+        let json = serde_json::to_value(Record::Call(answered_call())).unwrap();
+        assert_eq!(json["direction"], "inbound");
+        assert!(json.get("outbound").is_none(), "omitted on inbound calls");
+        let mut older = json.clone();
+        older.as_object_mut().unwrap().remove("direction");
+        let Record::Call(back) = serde_json::from_value(older).unwrap() else {
+            panic!("expected a call record");
+        };
+        assert_eq!(back.direction, Direction::Inbound);
+
+        let mut call = answered_call();
+        call.direction = Direction::Outbound;
+        call.outbound = Some(OutboundCall {
+            dialled: "+8613800138000".into(),
+            sent: "008613800138000".into(),
+            caller_id: "+8610555000".into(),
+            trunk: Some("carrier-b".into()),
+            attempts: 2,
+        });
+        let json = serde_json::to_value(Record::Call(call.clone())).unwrap();
+        assert_eq!(json["direction"], "outbound");
+        assert_eq!(json["outbound"]["trunk"], "carrier-b");
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, Record::Call(call));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Metrics {
     pub calls_offered: IntCounterVec,
     /// Calls connected to an agent.
     pub calls_answered: IntCounterVec,
+    /// Agents' calls out by how they ended (`answered`, `forbidden`, `unroutable`, `limit`,
+    /// `failed`, `cancelled`).
+    pub outbound_calls: IntCounterVec,
     /// Calls the caller left before an agent answered.
     pub calls_abandoned: IntCounterVec,
     /// Calls refused or ended by Switchboard before an answer, by reason.
@@ -188,6 +191,12 @@ impl Metrics {
                 "switchboard_calls_answered_total",
                 "Calls answered by an agent.",
                 &["queue"],
+            ),
+            outbound_calls: counter(
+                &registry,
+                "switchboard_outbound_calls_total",
+                "Calls out dialled by agents, by result.",
+                &["result"],
             ),
             calls_abandoned: counter(
                 &registry,

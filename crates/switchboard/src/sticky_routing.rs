@@ -142,6 +142,9 @@ struct AnsweredLine {
     agent: Option<String>,
     #[serde(default)]
     answered: Option<String>,
+    /// Calls out are the agent's own: their number is not a caller to route back.
+    #[serde(default)]
+    direction: cdr::model::Direction,
 }
 
 /// Rebuilds the index from the daily CDR files in `dir` (`cdr-YYYY-MM-DD.jsonl`) of the last
@@ -195,7 +198,7 @@ pub fn rebuild(dir: &Path, acd: &AcdSettings, now: OffsetDateTime) -> (StickyInd
 
 /// The caller, answering agent and answer time of an answered call record.
 fn answered_call(record: &AnsweredLine) -> Option<(&str, &str, u64)> {
-    if record.kind != "call" {
+    if record.kind != "call" || record.direction == cdr::model::Direction::Outbound {
         return None;
     }
     let answered = record.answered.as_deref()?;
@@ -291,6 +294,9 @@ mod tests {
                 // Not answered: the agent was only offered the call.
                 r#"{"type":"call","caller":"556","agent":"1002","answered":null}"#,
                 "\n",
+                // A call out by agent 1002: its calling number is not a caller to route back.
+                r#"{"type":"call","caller":"1002","agent":"1002","answered":"2026-03-10T09:30:00Z","direction":"outbound"}"#,
+                "\n",
                 r#"{"type":"agent_state","agent":"1001"}"#,
                 "\n",
                 "not json\n",
@@ -323,6 +329,11 @@ mod tests {
         assert_eq!(index.last_agent("557", now_s), Some(&agent("1002")));
         assert_eq!(index.last_agent("556", now_s), None);
         assert_eq!(index.last_agent("558", now_s), None);
+        assert_eq!(
+            index.last_agent("1002", now_s),
+            None,
+            "calls out are not remembered"
+        );
         assert_eq!(
             stats,
             RebuildStats {

@@ -39,7 +39,8 @@ pub struct SourceStats {
     pub lines_read: u64,
     /// Call records counted in the report (in range and matching the filters).
     pub calls_counted: u64,
-    /// Call records outside the range or not matching the queue/agent filter.
+    /// Call records outside the range or not matching the queue/agent filter, and agents'
+    /// calls out (reports are of the ACD's inbound traffic).
     pub calls_filtered_out: u64,
     /// Agent-state lines (not part of call reports).
     pub agent_state_lines: u64,
@@ -127,11 +128,15 @@ struct CallLine<'a> {
     #[serde(default)]
     transfers: NonEmpty,
     #[serde(default)]
+    direction: crate::model::Direction,
+    #[serde(default)]
     survey_score: Option<u8>,
 }
 
 enum Line<'a> {
     Call(CallFacts<'a>),
+    /// An agent's call out: not ACD traffic, so not part of the queue and agent figures.
+    CallOut,
     AgentState,
     Malformed,
 }
@@ -146,6 +151,9 @@ fn classify<'l>(line: &'l CallLine<'_>) -> Line<'l> {
     let Some(disposition) = line.disposition else {
         return Line::Malformed;
     };
+    if line.direction == crate::model::Direction::Outbound {
+        return Line::CallOut;
+    }
     let Some(at) = line.enqueued.as_ref().or(line.arrived.as_ref()) else {
         return Line::Malformed;
     };
@@ -271,6 +279,10 @@ fn count_line(
     };
     let facts = match classify(&line) {
         Line::Call(facts) => facts,
+        Line::CallOut => {
+            stats.calls_filtered_out += 1;
+            return;
+        }
         Line::AgentState => {
             stats.agent_state_lines += 1;
             return;

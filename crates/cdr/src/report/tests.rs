@@ -465,6 +465,36 @@ fn malformed_lines_are_counted_not_fatal() {
 }
 
 #[test]
+fn agents_calls_out_are_not_counted_as_acd_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cdr_dir(dir.path(), &fixture());
+    let before = build(dir.path(), &query());
+    // Alice's answered call out at 09:30, written like any other record.
+    let Record::Call(mut call_out) = cdr(100, &fixture()[0]) else {
+        panic!("the fixture is a call");
+    };
+    call_out.direction = crate::model::Direction::Outbound;
+    call_out.queue = None;
+    let mut line = serde_json::to_vec(&Record::Call(call_out)).unwrap();
+    line.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("cdr-2025-03-03.jsonl"))
+        .unwrap();
+    file.write_all(&line).unwrap();
+    let after = build(dir.path(), &query());
+    assert_eq!(after.overall.offered, before.overall.offered);
+    assert_eq!(
+        row(&after.agents, NINE, "alice").offered,
+        row(&before.agents, NINE, "alice").offered
+    );
+    assert_eq!(
+        after.source.calls_filtered_out,
+        before.source.calls_filtered_out + 1
+    );
+}
+
+#[test]
 fn progress_reports_every_line_read() {
     let dir = tempfile::tempdir().unwrap();
     write_cdr_dir(dir.path(), &fixture());

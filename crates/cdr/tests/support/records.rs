@@ -121,6 +121,8 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
         }],
         supervisions: Vec::new(),
         service_level_threshold_s: if queue == "vip" { 10.0 } else { 20.0 },
+        direction: Default::default(),
+        outbound: None,
     })
 }
 

@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "supervisor",
     "web_password_hash",
     "srtp",
+    "outbound",
 ];
 
 /// Reads every `[[agent]]`. Also returns the declared agent ids, for API tokens.
@@ -108,6 +109,9 @@ fn agent(
         field.parsed(d, crate::web::password::parse_hash)
     });
     let srtp = table.or(d, "srtp", Default::default(), super::media::srtp_mode);
+    let outbound = table.or(d, "outbound", Vec::new(), |d, field| {
+        field.list(d, |d, element| element.parsed(d, parse_dial_pattern))
+    });
     Some(AgentConfig {
         web_password_hash: web_password_hash?,
         id: id?,
@@ -119,7 +123,25 @@ fn agent(
         allow: allow?,
         supervisor: supervisor?,
         srtp: srtp?,
+        outbound: outbound?,
     })
+}
+
+/// An allow-list entry: digits (and a leading `+`, `*` or `#`), with an optional trailing `*`
+/// meaning "and anything after".
+fn parse_dial_pattern(text: &str) -> Result<String, String> {
+    let fixed = text.strip_suffix('*').unwrap_or(text);
+    let (first, rest) = fixed.split_at(fixed.len().min(1));
+    let plausible = first
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '+' || c == '#')
+        && rest.chars().all(|c| c.is_ascii_digit() || c == '#');
+    if !plausible || (fixed.is_empty() && text.is_empty()) {
+        return Err(format!(
+            "invalid dial pattern {text:?}: expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\""
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -241,6 +263,22 @@ mod tests {
             lines[0]
                 .starts_with("t.toml:5:21: agent[0].web_password_hash: not an argon2 PHC string"),
             "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn outbound_allow_lists_are_checked() {
+        let config = valid(
+            "[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\noutbound = [\"+86*\", \"4000\", \"*\"]\n[[agent]]\nid = \"2\"\nname = \"B\"\npassword = \"p\"\n",
+        );
+        assert_eq!(config.agents[0].outbound, vec!["+86*", "4000", "*"]);
+        assert!(config.agents[1].outbound.is_empty());
+        assert_eq!(
+            error_lines("[[agent]]\nid = \"1\"\nname = \"A\"\npassword = \"p\"\noutbound = [\"86x*\", \"\"]\n"),
+            vec![
+                "t.toml:5:13: agent[0].outbound[0]: invalid dial pattern \"86x*\": expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\"",
+                "t.toml:5:21: agent[0].outbound[1]: invalid dial pattern \"\": expected digits with an optional leading + and an optional trailing *, e.g. \"+86*\" or \"4000\"",
+            ]
         );
     }
 }

@@ -24,6 +24,7 @@ mod media;
 mod model;
 mod names;
 mod number;
+mod outbound;
 mod path;
 mod queue;
 mod reader;
@@ -46,10 +47,11 @@ pub use error::{ConfigError, ConfigErrors, Position};
 pub use lookup::{LookupConfig, LookupMethod};
 pub use model::{
     AcdSettings, AgentConfig, ApiRole, ApiToken, CallerPriority, CdrConfig, Config,
-    DigestAlgorithm, DigestCredentials, DigestSecret, HttpConfig, IvrConfig, IvrStep, MediaConfig,
-    MenuConfig, NumberConfig, NumberTarget, QueueAnswer, QueueConfig, RecordPolicy, RoleKind,
-    RoutingStrategy, ScheduleConfig, SipConfig, SkillExpansion, SrtpMode, SurveyConfig,
-    SurveyScale, TlsCertificate, TrunkConfig, WebUser,
+    DigestAlgorithm, DigestCredentials, DigestSecret, GatewayTransport, HttpConfig, IvrConfig,
+    IvrStep, MediaConfig, MenuConfig, NumberConfig, NumberTarget, OutboundLimits, QueueAnswer,
+    QueueConfig, RecordPolicy, RoleKind, RouteConfig, RouteMatch, RoutingStrategy, ScheduleConfig,
+    SipConfig, SkillExpansion, SrtpMode, SurveyConfig, SurveyScale, TlsCertificate, TrunkConfig,
+    TrunkGateway, WebUser,
 };
 pub use security::SecurityConfig;
 
@@ -94,7 +96,7 @@ pub const DEMO_TOML: &str = include_str!("demo.toml");
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "sip", "http", "cdr", "media", "trunk", "number", "queue", "acd", "agent", "schedule", "ivr",
-    "security", "lookup",
+    "security", "lookup", "route", "outbound",
 ];
 
 /// Reads and checks the configuration file at `path`.
@@ -194,6 +196,8 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         ivrs: &ivr_names,
     };
     let numbers = number::read(d, &root, &targets);
+    let routes = outbound::read_routes(d, &root, &trunk_names, trunks.as_deref());
+    let outbound = outbound::read_limits(d, &root);
     let http = http::read(d, &root, &agent_ids);
     if let (Some(queues), Some(numbers)) = (&queues, &numbers) {
         queue::check_callback_keys(d, queues, numbers);
@@ -217,6 +221,8 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
         ivrs: ivrs?,
         security: security?,
         lookup: lookup?,
+        routes: routes?,
+        outbound: outbound?,
     };
     // Only on an otherwise valid file: the readers' own, better placed errors come first.
     if !d.has_errors() {
@@ -331,6 +337,14 @@ tls_client_name = "carrier.example"         # optional: calls only over TLS with
 name = "pbx"
 username = "pbx"                            # digest credentials: username plus exactly one of
 ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example.com:password")
+
+[[trunk]]
+name = "carrier-out"                        # a trunk for calls out (it may also have allow/username)
+gateway = "192.0.2.50:5060"                 # the carrier's IP and port; calls out are sent here
+gateway_transport = "udp"                   # default "udp"; or "tcp" (Switchboard connects)
+outbound_username = "acct-77"               # optional: answers the carrier's 401/407 with Digest;
+outbound_password = "carrier-secret"        #   both or neither
+register = true                             # default false: REGISTER with the carrier (needs the credentials), refreshed before expiry
 
 [[number]]
 did = "+15550100"                           # Request-URI user part; unique per trunk restriction
@@ -448,11 +462,28 @@ allow = ["192.0.2.0/24"]                    # default [] = anywhere; registratio
 supervisor = true                           # default false: may listen/whisper/barge with *41/*42/*43<agent>
 web_password_hash = "$argon2id$v=19$m=19456,t=2,p=1$j0GNhg7PZcFwstzI5dxB7w$3TIXKS5y6WEhxfNiefvEYW9yNJ8X6dxgG2s3jvsusBI"  # optional: agent desktop login with the id; switchboard hash-password
 srtp = "required"                           # off (default) | optional | required: calls to this phone are SRTP
+outbound = ["+86*", "4000"]                 # default [] = may not dial out; "+86*" a prefix, "4000" exactly
 
 [[agent]]
 id = "1002"
 name = "Bob"
 ha1 = "fedcba9876543210fedcba9876543210"
+
+[[route]]                                   # calls out: the first route whose prefix/pattern matches
+prefix = "+86"                              # exactly one of prefix / pattern (a regex the whole number matches)
+trunks = ["carrier-out"]                    # trunks with a gateway, in failover order
+strip = 3                                   # default 0: leading characters removed ("+86" here)
+prepend = "0086"                            # default "": put in front of what is left
+caller_id = "+8610555000"                   # optional: the calling number the carrier sees; default the agent's SIP user
+
+[[route]]
+pattern = "4000[0-9]{3}"
+trunks = ["carrier-out"]
+
+[outbound]
+max_concurrent = 20                         # default 100: calls out at once, all agents (0..=100000)
+max_per_agent = 1                           # default 1: calls out at once per agent (0..=100)
+daily_limit_per_agent = 200                 # optional: calls out an agent may start per UTC day
 "#;
 
     #[test]
@@ -817,7 +848,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp, tls_client_name"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp, tls_client_name, gateway, gateway_transport, outbound_username, outbound_password, register"]
         );
     }
 

@@ -41,6 +41,10 @@ pub struct Config {
     pub security: super::SecurityConfig,
     /// The CRM asked about each arriving caller (`[lookup]`); `None`: no lookups.
     pub lookup: Option<super::LookupConfig>,
+    /// Where agents' dialled numbers go out (`[[route]]`), in the order written.
+    pub routes: Vec<RouteConfig>,
+    /// Toll-fraud guards on calls out (`[outbound]`).
+    pub outbound: OutboundLimits,
 }
 
 impl Config {
@@ -288,6 +292,88 @@ pub struct TrunkConfig {
     /// Mutual TLS: the trunk's calls are admitted only over TLS with a client certificate
     /// (verified against `sip.tls_client_ca`) whose subjectAltName covers this name.
     pub tls_client_name: Option<String>,
+    /// Where calls out through this trunk are sent; `None` = the trunk only brings calls in.
+    pub gateway: Option<TrunkGateway>,
+}
+
+/// The carrier side of a trunk: where Switchboard sends calls out, and how it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkGateway {
+    /// The carrier's SIP address (an IP literal and port).
+    pub address: SocketAddr,
+    /// How requests reach it.
+    pub transport: GatewayTransport,
+    /// Digest username and password for the carrier's 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+    /// REGISTER with the carrier (with `credentials`), refreshed before it expires.
+    pub register: bool,
+}
+
+/// The transport of a trunk's gateway (`gateway_transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayTransport {
+    /// `"udp"`, the default.
+    Udp,
+    /// `"tcp"`: one connection, opened by Switchboard on the first request.
+    Tcp,
+}
+
+/// What a `[[route]]` matches in a dialled number.
+#[derive(Debug, Clone)]
+pub enum RouteMatch {
+    /// Numbers starting with this text.
+    Prefix(String),
+    /// Numbers the whole of which match this regular expression.
+    Pattern(regex::Regex),
+}
+
+impl PartialEq for RouteMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RouteMatch::Prefix(a), RouteMatch::Prefix(b)) => a == b,
+            (RouteMatch::Pattern(a), RouteMatch::Pattern(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RouteMatch {}
+
+/// One outbound route (`[[route]]`): the numbers it takes and the trunks it tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Which dialled numbers take this route.
+    pub matches: RouteMatch,
+    /// Trunks (each with a `gateway`) in failover order; never empty.
+    pub trunks: Vec<String>,
+    /// Leading characters removed from the dialled number before `prepend`.
+    pub strip: usize,
+    /// Text put in front of the number the carrier is sent.
+    pub prepend: String,
+    /// The calling number the carrier sees (From and P-Asserted-Identity); `None` = the agent's
+    /// SIP user.
+    pub caller_id: Option<String>,
+}
+
+/// Toll-fraud guards on agents' calls out (`[outbound]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundLimits {
+    /// Calls out in progress at once, all agents together.
+    pub max_concurrent: usize,
+    /// Calls out in progress at once per agent.
+    pub max_per_agent: usize,
+    /// Calls out an agent may start per UTC day; `None` = no daily limit.
+    pub daily_limit_per_agent: Option<u32>,
+}
+
+impl Default for OutboundLimits {
+    fn default() -> Self {
+        OutboundLimits {
+            max_concurrent: 100,
+            max_per_agent: 1,
+            daily_limit_per_agent: None,
+        }
+    }
 }
 
 /// A digest username with its secret.
@@ -561,6 +647,9 @@ pub struct AgentConfig {
     pub web_password_hash: Option<String>,
     /// SRTP on the calls offered to this agent.
     pub srtp: SrtpMode,
+    /// Numbers the agent may dial out: `"+86*"` (a prefix) or `"4000"` (exactly);
+    /// empty = may not dial out.
+    pub outbound: Vec<String>,
 }
 
 /// A business-hours schedule (`[[schedule]]`).

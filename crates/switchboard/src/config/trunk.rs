@@ -1,12 +1,12 @@
 //! The `[[trunk]]` entries: who may send calls in, by source address and/or digest credentials.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
 use super::credentials;
 use super::diagnostics::Diagnostics;
-use super::model::{DigestCredentials, TrunkConfig};
+use super::model::{DigestCredentials, GatewayTransport, TrunkConfig, TrunkGateway};
 use super::names::Declared;
 use super::reader::{Field, TableReader};
 
@@ -19,6 +19,11 @@ const KEYS: &[&str] = &[
     "trust_identity",
     "srtp",
     "tls_client_name",
+    "gateway",
+    "gateway_transport",
+    "outbound_username",
+    "outbound_password",
+    "register",
 ];
 
 /// Reads every `[[trunk]]`. Also returns the declared trunk names, for `number.trunk`.
@@ -63,6 +68,7 @@ fn trunk(
             }
         })
     });
+    let gateway = gateway(d, &table);
 
     let credentials = match (username?, secret?) {
         (Some(username), Some(secret)) => Some(DigestCredentials { username, secret }),
@@ -83,10 +89,11 @@ fn trunk(
         (None, None) => None,
     };
     let allow = allow?;
-    if allow.is_empty() && credentials.is_none() {
+    let gateway = gateway?;
+    if allow.is_empty() && credentials.is_none() && gateway.is_none() {
         d.error(
             &table.path().key("allow"),
-            "the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+            "the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
         );
         return None;
     }
@@ -97,6 +104,7 @@ fn trunk(
         trust_identity: trust_identity?,
         srtp: srtp?,
         tls_client_name: tls_client_name?,
+        gateway,
     })
 }
 
@@ -124,6 +132,86 @@ pub(super) fn check_client_names(
     }
 }
 
+/// The outbound side: `gateway`, `gateway_transport`, `outbound_username`/`outbound_password`.
+/// `Some(None)` when the trunk has no gateway; `None` means an error was recorded.
+fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<TrunkGateway>> {
+    let address = table.optional(d, "gateway", |d, field| {
+        field.parsed(d, |text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!("invalid gateway {text:?}: expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)")
+            })
+        })
+    });
+    let transport = table.or(d, "gateway_transport", GatewayTransport::Udp, |d, field| {
+        field.parsed(d, |text| match text {
+            "udp" => Ok(GatewayTransport::Udp),
+            "tcp" => Ok(GatewayTransport::Tcp),
+            "tls" => Err(
+                "gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"".to_owned(),
+            ),
+            other => Err(format!(
+                "unknown transport {other:?}: expected \"udp\" or \"tcp\""
+            )),
+        })
+    });
+    let username = table.optional(d, "outbound_username", |d, field| field.identifier(d));
+    let password = table.optional(d, "outbound_password", |d, field| field.string(d));
+    let register = table.or(d, "register", false, |d, field| field.boolean(d));
+    let (address, transport, username, password, register) =
+        (address?, transport?, username?, password?, register?);
+    let credentials = match (username, password) {
+        (Some(username), Some(password)) => Some((username, password)),
+        (None, None) => None,
+        (Some(_), None) => {
+            d.error(
+                &table.path().key("outbound_password"),
+                "`outbound_username` is set but `outbound_password` is not",
+            );
+            return None;
+        }
+        (None, Some(_)) => {
+            d.error(
+                &table.path().key("outbound_username"),
+                "`outbound_password` is set but `outbound_username` is not",
+            );
+            return None;
+        }
+    };
+    if register && credentials.is_none() {
+        d.error(
+            &table.path().key("register"),
+            "`register = true` needs `outbound_username` and `outbound_password`",
+        );
+        return None;
+    }
+    match address {
+        Some(address) => Some(Some(TrunkGateway {
+            address,
+            transport,
+            credentials,
+            register,
+        })),
+        None => {
+            let stray = [
+                "gateway_transport",
+                "outbound_username",
+                "outbound_password",
+                "register",
+            ]
+            .into_iter()
+            .find(|key| table.get(key).is_some());
+            if let Some(key) = stray {
+                d.error(
+                    &table.path().key(key),
+                    format!("`{key}` needs `gateway` (where calls out are sent)"),
+                );
+                return None;
+            }
+            Some(None)
+        }
+    }
+}
+
 /// Parses a CIDR (`192.0.2.0/24`, `2001:db8::/32`) or a single address (a /32 or /128).
 /// Host bits in a CIDR are cleared: `10.1.2.3/8` means `10.0.0.0/8`.
 pub(super) fn parse_ip_net(text: &str) -> Result<IpNet, String> {
@@ -137,7 +225,7 @@ pub(super) fn parse_ip_net(text: &str) -> Result<IpNet, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::model::DigestSecret;
+    use crate::config::model::{DigestSecret, GatewayTransport};
     use crate::config::testing::{error_lines, valid};
 
     #[test]
@@ -176,8 +264,8 @@ mod tests {
         assert_eq!(
             error_lines("[[trunk]]\nname = \"t\"\n\n[[trunk]]\nname = \"u\"\nallow = []\n"),
             vec![
-                "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
-                "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`",
+                "t.toml:1:1: trunk[0].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
+                "t.toml:6:9: trunk[1].allow: the trunk would accept no calls: set `allow` (source IPs/CIDRs) and/or `username` with `password` or `ha1`, or `gateway` for calls out",
             ]
         );
     }
@@ -251,6 +339,63 @@ mod tests {
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\nusername = \"u\"\nha1 = \"abc\"\n"),
             vec!["t.toml:4:7: trunk[0].ha1: ha1 must be 32 hex digits (md5 of user:realm:password), got 3 characters"]
+        );
+    }
+
+    #[test]
+    fn a_gateway_makes_an_outbound_trunk() {
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\ngateway_transport = \"udp\"\noutbound_username = \"acct\"\noutbound_password = \"pw\"\n[[trunk]]\nname = \"in\"\nallow = [\"10.0.0.1\"]\n",
+        );
+        let gateway = config.trunks[0].gateway.as_ref().expect("gateway set");
+        assert_eq!(gateway.address.to_string(), "192.0.2.1:5070");
+        assert_eq!(
+            gateway.credentials,
+            Some(("acct".to_owned(), "pw".to_owned()))
+        );
+        assert!(!gateway.register, "register defaults to false");
+        assert_eq!(gateway.transport, GatewayTransport::Udp);
+        assert!(config.trunks[1].gateway.is_none());
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\noutbound_username = \"acct\"\noutbound_password = \"pw\"\nregister = true\n",
+        );
+        assert!(config.trunks[0]
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.register));
+        let config = valid(
+            "[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5070\"\ngateway_transport = \"tcp\"\n",
+        );
+        assert_eq!(
+            config.trunks[0].gateway.as_ref().map(|g| g.transport),
+            Some(GatewayTransport::Tcp)
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\nregister = true\n"),
+            vec!["t.toml:4:12: trunk[0].register: `register = true` needs `outbound_username` and `outbound_password`"]
+        );
+    }
+
+    #[test]
+    fn bad_gateway_settings_are_refused_where_written() {
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"carrier.example:5060\"\ngateway_transport = \"tls\"\noutbound_username = \"u\"\n"),
+            vec![
+                "t.toml:3:11: trunk[0].gateway: invalid gateway \"carrier.example:5060\": expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)",
+                "t.toml:4:21: trunk[0].gateway_transport: gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"",
+            ]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\noutbound_username = \"u\"\n"),
+            vec!["t.toml:1:1: trunk[0].outbound_password: `outbound_username` is set but `outbound_password` is not"]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\nallow = [\"10.0.0.1\"]\noutbound_password = \"p\"\noutbound_username = \"u\"\n"),
+            vec!["t.toml:5:21: trunk[0].outbound_username: `outbound_username` needs `gateway` (where calls out are sent)"]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\ngateway_transport = \"sctp\"\n"),
+            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\" or \"tcp\""]
         );
     }
 }

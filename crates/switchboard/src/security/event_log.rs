@@ -38,6 +38,8 @@ pub enum SecurityEventKind {
     SourceNotAllowed,
     /// A trunk with `tls_client_name` called without the matching client certificate.
     CertificateRefused,
+    /// An agent's call out was refused by its allow-list or a toll-fraud cap.
+    OutboundRefused,
 }
 
 impl SecurityEventKind {
@@ -53,6 +55,7 @@ impl SecurityEventKind {
             SecurityEventKind::NewSource => "new-source",
             SecurityEventKind::SourceNotAllowed => "source-not-allowed",
             SecurityEventKind::CertificateRefused => "certificate-refused",
+            SecurityEventKind::OutboundRefused => "outbound-refused",
         }
     }
 }

@@ -276,6 +276,8 @@ mod tests {
             legs: vec![agent_leg],
             supervisions: Vec::new(),
             service_level_threshold_s: 20.0,
+            direction: Default::default(),
+            outbound: None,
         }
     }
 

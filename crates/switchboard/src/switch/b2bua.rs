@@ -163,6 +163,12 @@ impl Switch {
             }
             return;
         }
+        if let Some(dialled) = admission::dialled_number(&request) {
+            if self.is_call_out(&request, &dialled) {
+                self.on_outbound_invite(now, key, request, source, &dialled);
+                return;
+            }
+        }
         let Some(trunk) = self.admit_trunk(now, &key, &request, source) else {
             return;
         };
@@ -875,6 +881,13 @@ impl Switch {
                 self.on_monitor_invite_response(now, call, leg, response, source)
             }
             Some(ClientPurpose::Fire) => {}
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                self.on_carrier_final(now, call, attempt, response, source)
+            }
+            Some(ClientPurpose::CarrierRegister {
+                trunk,
+                authenticated,
+            }) => self.on_carrier_register_response(now, trunk, authenticated, &response),
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
         }
@@ -915,6 +928,10 @@ impl Switch {
                     toward_agent,
                     &response,
                 );
+            }
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                let (call, attempt) = (*call, *attempt);
+                self.on_carrier_provisional(now, call, attempt, &response);
             }
             _ => {}
         }
@@ -1120,6 +1137,9 @@ impl Switch {
         if !is_invite || !(200..300).contains(&response.status_code.code()) {
             return;
         }
+        if self.reack_call_out(&response) {
+            return;
+        }
         let Some(id) = call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))
         else {
             return;
@@ -1163,12 +1183,19 @@ impl Switch {
                 tracing::info!(call, "the trunk did not answer the session refresh");
                 self.end_call(now, call, EndCause::SessionExpired);
             }
+            Some(ClientPurpose::Outbound { call, attempt }) => {
+                self.on_carrier_timeout(now, call, attempt)
+            }
+            Some(ClientPurpose::CarrierRegister { trunk, .. }) => {
+                tracing::warn!(trunk, "the carrier did not answer the REGISTER");
+                self.retry_carrier_registration(now, trunk)
+            }
             _ => {}
         }
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
-        if self.monitor_ack_timeout(now, key) {
+        if self.monitor_ack_timeout(now, key) || self.outbound_ack_timeout(now, key) {
             return;
         }
         if let Some(id) = self.calls.by_server_txn(key) {
@@ -1181,7 +1208,7 @@ impl Switch {
     }
 
     pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
-        if self.monitor_cancelled(now, invite_key) {
+        if self.monitor_cancelled(now, invite_key) || self.outbound_cancelled(now, invite_key) {
             return;
         }
         if let Some(id) = self.calls.by_server_txn(invite_key) {

@@ -44,6 +44,8 @@ impl Switch {
                     );
                     self.metrics.media_timeouts.inc();
                     self.end_call(now, call, EndCause::MediaTimeout);
+                } else {
+                    self.call_out_media_timeout(now, call);
                 }
             }
             // Extra legs are supervisors' phones.

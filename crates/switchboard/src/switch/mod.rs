@@ -23,6 +23,7 @@ mod interop_tests;
 pub mod live_calls;
 mod media_events;
 pub mod media_plane;
+mod outbound;
 mod preferred_agent;
 #[cfg(test)]
 mod race_tests;
@@ -177,6 +178,8 @@ enum SwitchTimer {
     SessionExpiry { call: CallNumber, generation: u64 },
     /// A supervisor's phone rung from the API did not answer in time.
     MonitorRing { call: CallNumber, leg: media::Leg },
+    /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
+    CarrierRegister { trunk: usize },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -199,6 +202,11 @@ enum ClientPurpose {
     MonitorInvite { call: CallNumber, leg: media::Leg },
     /// A request whose answer needs no action (BYE, CANCEL).
     Fire,
+    /// An agent's call out sent to a carrier (`attempt` counts its INVITEs).
+    Outbound { call: CallNumber, attempt: u32 },
+    /// A REGISTER to the carrier of `[[trunk]]` number `trunk`; `authenticated`: it already
+    /// answers a challenge.
+    CarrierRegister { trunk: usize, authenticated: bool },
 }
 
 /// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them.
@@ -266,6 +274,8 @@ pub struct Switch {
     sticky: crate::sticky_routing::StickyIndex,
     /// Caller lookups for the edge to make.
     lookups_out: VecDeque<crate::caller_lookup::LookupRequest>,
+    /// Agents' calls out in progress.
+    outbound: outbound::call::OutboundCalls,
 }
 
 impl Switch {
@@ -315,7 +325,7 @@ impl Switch {
             agents_by_user.insert(agent.sip_user.clone(), entry.clone());
             agents_by_id.insert(entry.id.clone(), entry);
         }
-        Self {
+        let mut switch = Self {
             media: media_plane::MediaPlane::new(&config.media)
                 .expect("the config loader guarantees the RTP port range holds port pairs"),
             prompts,
@@ -329,6 +339,7 @@ impl Switch {
             request_source: None,
             sticky: crate::sticky_routing::StickyIndex::for_settings(&config.acd),
             lookups_out: VecDeque::new(),
+            outbound: Default::default(),
             config,
             local,
             txn,
@@ -354,7 +365,9 @@ impl Switch {
             held_responses: HashMap::new(),
             instant_base: now,
             unix_base: unix_now,
-        }
+        };
+        switch.schedule_carrier_registrations(now);
+        switch
     }
 
     /// The transports' table of verified client certificates (mutual TLS for trunks).
@@ -430,6 +443,9 @@ impl Switch {
                 SwitchTimer::SessionExpiry { call, generation } => {
                     self.session_expired(now, call, generation)
                 }
+                SwitchTimer::CarrierRegister { trunk } => {
+                    self.register_with_carrier(now, trunk, None)
+                }
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the
@@ -440,6 +456,7 @@ impl Switch {
                     for call in calls {
                         self.end_call(now, call, b2bua::EndCause::Shutdown);
                     }
+                    self.end_calls_out(now);
                 }
             }
             self.process_transaction_events(now);
@@ -464,6 +481,7 @@ impl Switch {
     pub fn is_drained(&self) -> bool {
         self.draining
             && self.calls.is_empty()
+            && self.outbound.is_empty()
             && (self.client_txns.is_empty() || self.drain_grace_over)
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()

@@ -181,11 +181,16 @@ impl Switch {
     }
 
     /// Whether this INVITE from outside the trunk ACLs could authenticate: some trunk takes
-    /// credentials, or it dials a feature code (which agents authenticate for).
+    /// credentials, or it dials a feature code or a call out (which agents authenticate for).
     fn takes_credentials(&self, request: &Request) -> bool {
-        let feature_code =
-            super::admission::dialled_number(request).is_some_and(|number| number.starts_with('*'));
-        (feature_code && !self.config.agents.is_empty())
+        let dialled = super::admission::dialled_number(request);
+        let feature_code = dialled
+            .as_deref()
+            .is_some_and(|number| number.starts_with('*'));
+        let call_out = dialled
+            .as_deref()
+            .is_some_and(|number| self.is_call_out(request, number));
+        ((feature_code || call_out) && !self.config.agents.is_empty())
             || self.config.trunks.iter().any(|t| t.credentials.is_some())
     }
 
