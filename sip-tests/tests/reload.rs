@@ -562,8 +562,9 @@ fn sighup_reloads_like_the_cli_and_the_reload_is_audited() -> HarnessResult<()> 
 #[test]
 fn a_reload_under_steady_load_fails_no_call() -> HarnessResult<()> {
     const AGENTS: u32 = 10;
-    const RATE: u32 = 20;
-    const CALLS: u32 = 200;
+    // The figure: 100 calls/s across the reload (5 s of them).
+    const RATE: u32 = 100;
+    const CALLS: u32 = 500;
     let agents: Vec<AgentAccount> = (0..AGENTS)
         .map(|i| AgentAccount::new(&format!("{}", 2000 + i), &format!("Agent {i}")))
         .collect();
