@@ -314,7 +314,7 @@ fn a_node_killed_under_load_is_taken_out_and_no_completed_calls_cdr_is_lost() ->
     let Some((pg, mut site, dir)) = site_with_postgres("site_sigkill", 1, 0) else {
         return Ok(());
     };
-    let (rate, seconds, hold_ms) = (25, 12, 300);
+    let (rate, seconds, hold_ms) = (50, 12, 300);
     let to_a = trunk_load(&site, dir.path(), IVR_DID_A, rate * seconds, rate, hold_ms)?;
     let to_b = trunk_load(&site, dir.path(), IVR_DID_B, rate * seconds, rate, hold_ms)?;
     // Kill node a once it has completed calls (and carries more).
