@@ -171,6 +171,16 @@ fn never_hears_supervisor(rtp: &RtpPeer, who: &str) -> HarnessResult<()> {
     Ok(())
 }
 
+/// The supervisor starts talking to `relay` (Switchboard's side of the supervisor's leg) and
+/// hears caller and agent before this returns.
+fn supervisor_joins(rtp: &Arc<RtpPeer>, relay: SocketAddr) -> HarnessResult<Talker> {
+    let talker = Talker::start(rtp.clone(), relay, SUPERVISOR_HZ, 0x5e9);
+    wait_until(rtp, "the supervisor hears caller and agent", |s| {
+        tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT
+    })?;
+    Ok(talker)
+}
+
 /// The supervisions of the call's CDR, once written.
 fn supervisions(switchboard: &Switchboard, call_id: &str) -> HarnessResult<Vec<serde_json::Value>> {
     let record = wait_for_call(switchboard.cdr_dir(), call_id, WAIT)?;
@@ -211,17 +221,7 @@ fn a_supervisor_listens_whispers_and_barges_and_the_cdr_keeps_it() -> HarnessRes
     })?;
     let supervisor_relay = sdp_audio_address(&supervision.answer.final_response.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
-    let _supervisor_talks = Talker::start(
-        supervisor_rtp.clone(),
-        supervisor_relay,
-        SUPERVISOR_HZ,
-        0x5e9,
-    );
-    wait_until(
-        &supervisor_rtp,
-        "the supervisor hears caller and agent",
-        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
-    )?;
+    let _supervisor_talks = supervisor_joins(&supervisor_rtp, supervisor_relay)?;
     never_hears_supervisor(caller_rtp, "the caller (listen)")?;
     never_hears_supervisor(agent_rtp, "the agent (listen)")?;
 
@@ -351,17 +351,7 @@ fn the_api_rings_a_supervisor_into_a_call_and_refuses_clearly() -> HarnessResult
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the offer".into()))?;
     let supervisor_rtp = Arc::new(RtpPeer::bind()?);
     supervisor.answer(invite, &pcmu_offer(supervisor_rtp.port()?, false), WAIT)?;
-    let _supervisor_talks = Talker::start(
-        supervisor_rtp.clone(),
-        supervisor_relay,
-        SUPERVISOR_HZ,
-        0x5e9,
-    );
-    wait_until(
-        &supervisor_rtp,
-        "the supervisor rung from the API hears caller and agent",
-        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
-    )?;
+    let _supervisor_talks = supervisor_joins(&supervisor_rtp, supervisor_relay)?;
     never_hears_supervisor(&conversation.caller_rtp, "the caller (listen)")?;
 
     // The caller hangs up: Switchboard hangs the supervisor up too.

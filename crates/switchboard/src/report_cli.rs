@@ -100,25 +100,23 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             report.write(format, &mut file)?;
-            write_wrap_ups(&request, format, &query, &mut file)?;
-            write_transfers(&request, format, &query, &mut file)?;
+            write_call_sections(&request, format, &query, &mut file)?;
             file.flush()?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             report.write(format, &mut out)?;
-            write_wrap_ups(&request, format, &query, &mut out)?;
-            write_transfers(&request, format, &query, &mut out)?;
+            write_call_sections(&request, format, &query, &mut out)?;
         }
     }
     Ok(())
 }
 
-/// The wrap-up codes the agents filed for the report's calls (`<dir>/wrap-up.jsonl`, joined by
-/// CDR id), after the table; nothing when none were filed, or for CSV/HTML and PostgreSQL
-/// (which carry the calls only).
-fn write_wrap_ups(
+/// The sections after the table that read whole call records from the CDR files (wrap-up
+/// dispositions, transfers by agent); none for CSV/HTML and PostgreSQL, which carry the calls'
+/// figures only.
+fn write_call_sections(
     request: &ReportRequest,
     format: ReportFormat,
     query: &ReportQuery,
@@ -127,6 +125,17 @@ fn write_wrap_ups(
     if format != ReportFormat::Table || request.postgres_url.is_some() {
         return Ok(());
     }
+    write_wrap_ups(request, query, out)?;
+    write_transfers(request, query, out)
+}
+
+/// The wrap-up codes the agents filed for the report's calls (`<dir>/wrap-up.jsonl`, joined by
+/// CDR id); nothing when none were filed.
+fn write_wrap_ups(
+    request: &ReportRequest,
+    query: &ReportQuery,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let counts = crate::web::wrap_up::dispositions_in_range(
         &request.dir,
         query.from,
@@ -152,18 +161,13 @@ fn write_wrap_ups(
     Ok(())
 }
 
-/// Transfers made (out) and taken over (in) per agent for the report's calls, after the table;
-/// nothing when no call was transferred, or for CSV/HTML and PostgreSQL (which carry the calls'
-/// figures only).
+/// Transfers made (out) and taken over (in) per agent for the report's calls; nothing when no
+/// call was transferred.
 fn write_transfers(
     request: &ReportRequest,
-    format: ReportFormat,
     query: &ReportQuery,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    if format != ReportFormat::Table || request.postgres_url.is_some() {
-        return Ok(());
-    }
     let scan = cdr::report::CallScan {
         from: query.from,
         to: query.to,
