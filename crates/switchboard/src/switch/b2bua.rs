@@ -1195,25 +1195,29 @@ impl Switch {
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, key: &TransactionKey) {
-        if self.monitor_ack_timeout(now, key) || self.outbound_ack_timeout(now, key) {
-            return;
-        }
+        // Indexed kinds first (trunk INVITEs, calls out); supervisors' INVITEs need a search.
         if let Some(id) = self.calls.by_server_txn(key) {
             // Our 200 went unacknowledged: whether an agent answered or Switchboard did.
             if self.calls.get(&id).is_some_and(|c| c.trunk_leg.finalized) {
                 tracing::info!(call = id, "caller never acknowledged the answer");
                 self.end_call(now, id, EndCause::AckTimeout);
             }
+            return;
+        }
+        if !self.outbound_ack_timeout(now, key) {
+            self.monitor_ack_timeout(now, key);
         }
     }
 
     pub(super) fn on_cancelled(&mut self, now: Instant, invite_key: &TransactionKey) {
-        if self.monitor_cancelled(now, invite_key) || self.outbound_cancelled(now, invite_key) {
-            return;
-        }
+        // Callers cancel all day: the indexed kinds first, supervisors' INVITEs need a search.
         if let Some(id) = self.calls.by_server_txn(invite_key) {
             tracing::info!(call = id, "caller cancelled");
             self.end_call(now, id, EndCause::CallerCancel);
+            return;
+        }
+        if !self.outbound_cancelled(now, invite_key) {
+            self.monitor_cancelled(now, invite_key);
         }
     }
 
