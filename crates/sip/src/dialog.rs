@@ -167,6 +167,20 @@ impl Dialog {
         })
     }
 
+    /// The dialog a 2xx to our `invite` forms, and the ACK for that 2xx (RFC 3261 §13.2.2.4:
+    /// the INVITE's CSeq number, a new branch in `via`).
+    pub fn confirm_2xx(
+        invite: &Request,
+        response: &Response,
+        peer: Peer,
+        via: &str,
+    ) -> Result<(Self, Request), DialogError> {
+        let mut dialog = Self::new_uac(invite, response, peer)?;
+        let invite_cseq = cseq_of(&invite.headers).map_or(1, |(n, _)| n);
+        let ack = dialog.request(Method::Ack, via, None, Some(invite_cseq));
+        Ok((dialog, ack))
+    }
+
     /// Checks and records the CSeq of a request the peer sent inside the dialog. A lower or
     /// equal number (other than the ACK/CANCEL of the same transaction) is out of order and
     /// must be answered 500 (RFC 3261 §12.2.2).

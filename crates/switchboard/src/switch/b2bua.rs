@@ -985,15 +985,13 @@ impl Switch {
         let Some(leg) = call.agent_leg.as_mut() else {
             return;
         };
-        let mut dialog = match Dialog::new_uac(&leg.invite, &response, source) {
-            Ok(d) => d,
+        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
+            Ok(confirmed) => confirmed,
             Err(error) => {
                 tracing::warn!(call = id, %error, "agent 2xx unusable");
                 return;
             }
         };
-        let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
-        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
         leg.ack = Some(sip::message::encode_request(&ack));
         leg.dialog = Some(dialog);
         leg.accepts_info = super::in_dialog::allows(&response.headers, Method::Info);

@@ -445,8 +445,8 @@ impl Switch {
         let MonitorSide::CalledOut { invite, plan, .. } = &monitor.side else {
             return;
         };
-        let mut dialog = match Dialog::new_uac(invite, &response, source) {
-            Ok(dialog) => dialog,
+        let (dialog, ack) = match Dialog::confirm_2xx(invite, &response, source, &via) {
+            Ok(confirmed) => confirmed,
             Err(error) => {
                 tracing::warn!(call = id, %error, "supervisor's 2xx unusable");
                 self.hang_up_orphan(now, &response, source);
@@ -455,8 +455,6 @@ impl Switch {
                 return;
             }
         };
-        let invite_cseq = sip::headers::cseq_of(&invite.headers).map_or(1, |(n, _)| n);
-        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
         let checked = self
             .media
             .extra_answered(&mut monitor.media, plan, &response.body);

@@ -538,15 +538,13 @@ impl Switch {
         let Some(leg) = call.carrier.as_mut() else {
             return;
         };
-        let mut dialog = match Dialog::new_uac(&leg.invite, &response, source) {
-            Ok(dialog) => dialog,
+        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
+            Ok(confirmed) => confirmed,
             Err(error) => {
                 tracing::warn!(call = id, %error, "carrier 2xx unusable");
                 return;
             }
         };
-        let invite_cseq = cseq_of(&leg.invite.headers).map_or(1, |(n, _)| n);
-        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
         leg.ack = Some(sip::message::encode_request(&ack));
         leg.dialog = Some(dialog);
         leg.answered = Some(now);
