@@ -1,7 +1,9 @@
 //! Live configuration reload (`POST /api/reload`, `switchboard reload`, SIGHUP): the running
 //! node re-reads its file and applies the difference without dropping calls. Agents come and
 //! go, queue settings change, a removed queue's waiting caller lands in its overflow, a bad
-//! file or a listener change is refused and changes nothing, and calls under load never fail.
+//! file or a listener change is refused and changes nothing, and calls under load never fail
+//! (100 calls/s across a reload that removes a queue with callers waiting in it, changes a
+//! strategy and adds an agent who then takes calls).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,13 +12,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sip_tests::agent::register_agent;
 use sip_tests::api::{agent_state, ApiResponse, ADMIN_TOKEN};
-use sip_tests::cdr::{str_field, wait_for_call};
+use sip_tests::cdr::{of_type, read_records, str_field, wait_for_call};
+use sip_tests::digest::{Credentials, DigestAlgorithm};
 use sip_tests::paths::switchboard_binary;
 use sip_tests::ports::free_port;
+use sip_tests::switchboard::Placement;
 use sip_tests::trace::call_ids;
+use sip_tests::uac::register;
 use sip_tests::{
-    start_agent, AgentAccount, HarnessError, HarnessResult, QueueSpec, Sipp, SippProcess,
-    Switchboard, SwitchboardConfig, TWO_LEVEL_IVR,
+    start_agent, AgentAccount, HarnessError, HarnessResult, NumberSpec, QueueSpec, Sipp,
+    SippProcess, Switchboard, SwitchboardConfig, UdpPeer, TWO_LEVEL_IVR,
 };
 
 /// How long a step may take on the shared, loaded machine.
@@ -565,67 +570,138 @@ fn a_reload_under_steady_load_fails_no_call() -> HarnessResult<()> {
     // The issue's figure: 100 calls/s across the reload (5 s of them).
     const RATE: u32 = 100;
     const CALLS: u32 = 500;
-    let agents: Vec<AgentAccount> = (0..AGENTS)
+    // Callers waiting in `spare` (nobody Ready there) when the reload removes it.
+    const SPARE_CALLERS: u32 = 5;
+    let mut agents: Vec<AgentAccount> = (0..AGENTS)
         .map(|i| AgentAccount::new(&format!("{}", 2000 + i), &format!("Agent {i}")))
         .collect();
-    let switchboard = Switchboard::start(SwitchboardConfig {
-        agents,
-        other_queues: vec![QueueSpec::new("spare", "spare")],
-        ..SwitchboardConfig::default()
-    })?;
+    agents.push(
+        AgentAccount::new("2100", "Spare")
+            .without_support()
+            .with_skill("spare", 5),
+    );
+    let spare = QueueSpec {
+        overflow: Some("support".into()),
+        ..QueueSpec::new("spare", "spare")
+    };
+    // Four RTP ports per call in progress: a stall of the loaded machine lets a few dozen calls
+    // pile up at 100 calls/s, more than the default test block holds (16 calls; it was the
+    // cause of 503 "no free RTP ports" in an earlier version of this test).
+    let placement = Placement {
+        rtp_ports: 400,
+        ..Placement::default()
+    };
+    let switchboard = Switchboard::start_placed(
+        SwitchboardConfig {
+            agents,
+            other_queues: vec![spare],
+            numbers: vec![NumberSpec::new("200", "spare")],
+            ..SwitchboardConfig::default()
+        },
+        &placement,
+    )?;
+    let api = switchboard.api();
     let load = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
     let phone_port = free_port()?;
     for i in 0..AGENTS {
         register_agent(&switchboard, &format!("{}", 2000 + i), phone_port)?;
     }
-    let phones = Sipp::server(
-        &load.join("agent_uas.xml").display().to_string(),
-        phone_port,
-        switchboard.dir(),
-    )?
-    .calls(CALLS)
-    .timeout(WAIT * 2)
-    .spawn()?;
-    let mut trunk = switchboard
-        .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
-        .service("100")
+    // `spare`'s only agent is logged in but not ready: its callers wait.
+    register_agent(&switchboard, "2100", free_port()?)?;
+    api.set_not_ready("2100", "break")?;
+    let uas = |port: u16| -> HarnessResult<SippProcess> {
+        Sipp::server(
+            &load.join("agent_uas.xml").display().to_string(),
+            port,
+            switchboard.dir(),
+        )?
         .calls(CALLS)
         .timeout(WAIT * 2)
-        .arg("-r")
-        .arg(&RATE.to_string())
-        .arg("-d")
-        .arg("0")
-        .spawn()?;
+        .spawn()
+    };
+    let trunk = |did: &str, calls: u32, rate: u32| -> HarnessResult<SippProcess> {
+        switchboard
+            .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
+            .service(did)
+            .calls(calls)
+            .timeout(WAIT * 2)
+            .arg("-r")
+            .arg(&rate.to_string())
+            .arg("-d")
+            .arg("0")
+            .spawn()
+    };
+    let phones = uas(phone_port)?;
+    let spare_callers = trunk("200", SPARE_CALLERS, 10)?;
+    api.wait_for_waiting("spare", u64::from(SPARE_CALLERS), WAIT)?;
+    let mut support_callers = trunk("100", CALLS, RATE)?;
     // Under way: some calls have been answered.
-    trunk.wait_for_response(200, 10, WAIT)?;
+    support_callers.wait_for_response(200, 10, WAIT)?;
+    // Queue `spare` goes (its number now rings `support`), `support` changes strategy, and
+    // agent 2999 is added.
     edit_config(&switchboard, |text| {
-        let text = without_queue(&text, "spare").replacen(
-            "wrap_up_s = 0\n",
-            "wrap_up_s = 0\nstrategy = \"fewest-calls\"\n",
-            1,
-        );
-        text + "\n[[agent]]\nid = \"2999\"\nname = \"New\"\npassword = \"p\"\nskills = { support = 1 }\n"
+        let text = without_queue(&text, "spare")
+            .replace("queue = \"spare\"", "queue = \"support\"")
+            .replacen(
+                "wrap_up_s = 0\n",
+                "wrap_up_s = 0\nstrategy = \"fewest-calls\"\n",
+                1,
+            );
+        text + "\n[[agent]]\nid = \"2999\"\nname = \"New\"\npassword = \"secret2999\"\nskills = { support = 1 }\n"
     })?;
     let changes = applied(reload(&switchboard)?)?;
-    assert!(
-        changes.contains(&"queue support changed".to_owned()),
-        "{changes:?}"
-    );
-    assert!(
-        changes.contains(&"agent 2999 added".to_owned()),
-        "{changes:?}"
-    );
-    assert!(
-        changes.contains(&"queue spare removed".to_owned()),
-        "{changes:?}"
-    );
-    let trunk = trunk.wait()?;
-    let (ok, failed) = trunk.call_counts();
-    drop(phones);
+    for expected in [
+        "queue support changed",
+        "agent 2999 added",
+        "queue spare removed",
+    ] {
+        assert!(changes.contains(&expected.to_owned()), "{changes:?}");
+    }
+    // The new agent's phone registers and answers like the others, while the load goes on.
+    let new_phone_port = free_port()?;
+    let registration = register(
+        &UdpPeer::bind(new_phone_port, switchboard.sip_addr())?,
+        &Credentials {
+            username: "2999",
+            password: "secret2999",
+        },
+        DigestAlgorithm::Md5,
+        3600,
+    )?;
+    assert_eq!(registration.result.final_response.status(), Some(200));
+    let new_phone = uas(new_phone_port)?;
+
+    let support_callers = support_callers.wait()?;
+    let spare_callers = spare_callers.wait()?;
+    drop((phones, new_phone));
     assert_eq!(
-        (ok, failed),
+        support_callers.call_counts(),
         (u64::from(CALLS), 0),
         "calls failed across the reload"
+    );
+    assert_eq!(
+        spare_callers.call_counts(),
+        (u64::from(SPARE_CALLERS), 0),
+        "callers of the removed queue were not all answered"
+    );
+    let records = read_records(switchboard.cdr_dir())?;
+    let calls = of_type(&records, "call");
+    let moved: Vec<_> = calls
+        .iter()
+        .filter(|c| str_field(c, "did") == Some("200"))
+        .collect();
+    assert_eq!(moved.len(), SPARE_CALLERS as usize);
+    for call in moved {
+        assert_eq!(str_field(call, "queue"), Some("support"), "{call}");
+        assert_eq!(str_field(call, "disposition"), Some("answered"), "{call}");
+    }
+    let taken_by_new = calls
+        .iter()
+        .filter(|c| str_field(c, "agent") == Some("2999"))
+        .count();
+    assert!(
+        taken_by_new > 0,
+        "the agent added by the reload took no call"
     );
     Ok(())
 }
