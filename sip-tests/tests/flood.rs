@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sip_tests::agent::register_agent;
 use sip_tests::ports::free_port;
+use sip_tests::switchboard::Placement;
 use sip_tests::{
     AgentAccount, HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig, TrunkConfig,
 };
@@ -113,15 +114,24 @@ fn run(rate: u64, seconds: u64) -> HarnessResult<((u64, u64), FloodReport, u64)>
     let agents: Vec<AgentAccount> = (0..AGENTS)
         .map(|i| AgentAccount::new(&format!("{}", 2000 + i), &format!("Agent {i}")))
         .collect();
-    let switchboard = Switchboard::start(SwitchboardConfig {
-        trunks: vec![TrunkConfig {
-            name: "carrier".into(),
-            allow: vec!["127.0.0.1/32".into()],
-            credentials: None,
-        }],
-        agents,
-        ..SwitchboardConfig::default()
-    })?;
+    // Room for the calls a stall of the loaded machine piles up at 100 calls/s (four RTP ports
+    // each; the default test block holds 16 calls).
+    let placement = Placement {
+        rtp_ports: 400,
+        ..Placement::default()
+    };
+    let switchboard = Switchboard::start_placed(
+        SwitchboardConfig {
+            trunks: vec![TrunkConfig {
+                name: "carrier".into(),
+                allow: vec!["127.0.0.1/32".into()],
+                credentials: None,
+            }],
+            agents,
+            ..SwitchboardConfig::default()
+        },
+        &placement,
+    )?;
     let load = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
     let phone_port = free_port()?;
     for i in 0..AGENTS {
