@@ -46,6 +46,8 @@ pub struct Metrics {
     pub cdr_errors: IntCounter,
     /// Calls hung up because a leg sent no RTP for the media timeout.
     pub media_timeouts: IntCounter,
+    /// RTP port pairs found held by another socket when a session bound them.
+    pub rtp_ports_busy: IntCounter,
     /// Media sessions running now.
     pub media_sessions: IntGauge,
     /// SRTP/SRTCP packets dropped: failed authentication (wrong key, tampered), replays;
@@ -251,6 +253,11 @@ impl Metrics {
                 &registry,
                 "switchboard_media_timeouts_total",
                 "Calls hung up because a leg sent no RTP for the media timeout.",
+            ),
+            rtp_ports_busy: plain_counter(
+                &registry,
+                "switchboard_rtp_port_pairs_busy_total",
+                "RTP port pairs of the range found held by another process (each kept out of use for a while).",
             ),
             media_sessions: gauge(
                 &registry,

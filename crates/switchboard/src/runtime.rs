@@ -13,7 +13,7 @@ use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use crate::tls_certificates::LoadedCertificate;
 use acd::Acd;
 use anyhow::Context;
-use media::{MediaCommand, MediaEvent, MediaSession, RecorderMetrics, RecorderPool};
+use media::{MediaCommand, MediaEvent, MediaSession, PortPair, RecorderMetrics, RecorderPool};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -322,8 +322,8 @@ pub async fn run_from_file(
         while let Some(op) = switch.poll_media() {
             match media.apply(op) {
                 Ok(()) => {}
-                Err(MediaFailure::Start { call, error }) => {
-                    switch.media_start_failed(Instant::now(), call, &error)
+                Err(MediaFailure::Start { call, error, busy }) => {
+                    switch.media_start_failed(Instant::now(), call, &error, &busy)
                 }
                 Err(MediaFailure::Recording { call, error }) => {
                     switch.recording_failed(call, &error)
@@ -436,10 +436,29 @@ pub(crate) fn prompt_languages(config: &Config) -> Vec<String> {
 
 /// An operation on a media session that could not be carried out.
 enum MediaFailure {
-    /// The session could not bind its ports.
-    Start { call: u64, error: String },
+    /// The session could not bind its ports; `busy` are the pairs another socket holds.
+    Start {
+        call: u64,
+        error: String,
+        busy: Vec<PortPair>,
+    },
     /// The recording file could not be created.
     Recording { call: u64, error: String },
+}
+
+/// Which of `pairs` another socket holds now: the session that failed to start has dropped the
+/// sockets it did bind, so a port that still refuses a bind belongs to someone else (another
+/// process inside the configured RTP range).
+fn busy_pairs(ip: std::net::IpAddr, pairs: &[PortPair], rtcp: bool) -> Vec<PortPair> {
+    let taken = |port: u16| {
+        std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, port))
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::AddrInUse)
+    };
+    pairs
+        .iter()
+        .copied()
+        .filter(|pair| taken(pair.rtp()) || (rtcp && taken(pair.rtcp())))
+        .collect()
 }
 
 /// The running media sessions, by call: the I/O side of [`crate::switch::media_plane`].
@@ -469,11 +488,14 @@ impl MediaSessions {
         match op {
             MediaOp::Start(config) => {
                 let call = config.id;
+                let pairs = [config.trunk_ports, config.agent_ports];
+                let (bind_ip, rtcp) = (config.bind_ip, config.rtcp);
                 let session =
                     MediaSession::start(config, self.events.clone()).map_err(|error| {
                         MediaFailure::Start {
                             call,
                             error: error.to_string(),
+                            busy: busy_pairs(bind_ip, &pairs, rtcp),
                         }
                     })?;
                 self.sessions.insert(call, session);

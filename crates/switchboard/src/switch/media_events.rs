@@ -4,9 +4,14 @@
 use super::b2bua::EndCause;
 use super::call::CallNumber;
 use super::media_plane::MediaOp;
-use super::Switch;
+use super::{Switch, SwitchTimer};
 use media::{Leg, MediaEvent};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a port pair found held by another process stays out of the pool: long enough that
+/// a burst of calls does not meet it again, short enough that a brief holder (a client's
+/// ephemeral port) costs little capacity.
+pub const BUSY_PORT_QUARANTINE: Duration = Duration::from_secs(300);
 
 impl Switch {
     /// The next media-session operation for the I/O edge.
@@ -83,10 +88,29 @@ impl Switch {
     }
 
     /// The runtime could not start a session (a port of the pool was taken by another
-    /// process): the call cannot carry audio, so it ends.
-    pub fn media_start_failed(&mut self, now: Instant, call: CallNumber, error: &str) {
+    /// process, `busy`): the call cannot carry audio, so it ends, and the busy pairs stay out
+    /// of the pool for [`BUSY_PORT_QUARANTINE`] so the next calls do not meet them again.
+    pub fn media_start_failed(
+        &mut self,
+        now: Instant,
+        call: CallNumber,
+        error: &str,
+        busy: &[media::PortPair],
+    ) {
         tracing::error!(call, error, "media session could not start");
-        self.media.session_ended(call);
+        for pair in self.media.session_failed(call, busy) {
+            tracing::warn!(
+                rtp_port = pair.rtp(),
+                quarantine_s = BUSY_PORT_QUARANTINE.as_secs(),
+                "RTP port pair held by another process: kept out of use (keep the RTP range \
+                 to Switchboard alone, outside net.ipv4.ip_local_port_range)"
+            );
+            self.metrics.rtp_ports_busy.inc();
+            self.timers.schedule(
+                now + BUSY_PORT_QUARANTINE,
+                SwitchTimer::PortQuarantineOver { pair },
+            );
+        }
         self.flush_parked_cdr(call);
         if self.calls.contains_key(&call) {
             self.end_call(now, call, EndCause::MediaFailed);

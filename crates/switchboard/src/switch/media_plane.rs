@@ -623,6 +623,32 @@ impl MediaPlane {
         }
     }
 
+    /// The session of `call` could not bind its sockets: its pairs go back to the pool except
+    /// those in `busy` (held by another socket), which are returned so the caller can keep
+    /// them out of use for a while ([`MediaPlane::release_quarantined`]) — back at once, a
+    /// busy pair would fail every call it is handed to as the pool cycles.
+    pub fn session_failed(&mut self, call: CallNumber, busy: &[PortPair]) -> Vec<PortPair> {
+        let mut quarantined = Vec::new();
+        if let Some((trunk, agent)) = self.running.remove(&call) {
+            for pair in [trunk, agent] {
+                if busy.contains(&pair) {
+                    quarantined.push(pair);
+                } else {
+                    self.release_pair(pair);
+                }
+            }
+        }
+        for (_, pair) in self.extra.remove(&call).unwrap_or_default() {
+            self.release_pair(pair);
+        }
+        quarantined
+    }
+
+    /// Returns a pair kept out of use by [`MediaPlane::session_failed`] to the pool.
+    pub fn release_quarantined(&mut self, pair: PortPair) {
+        self.release_pair(pair);
+    }
+
     /// Negotiates an extra leg's SDP offer on fresh ports: any codec Switchboard mixes
     /// (each leg of a mix is decoded and encoded on its own, so it need not be the call's).
     pub fn answer_extra_offer(&mut self, offer: &[u8]) -> Result<ExtraLeg, AnchorError> {

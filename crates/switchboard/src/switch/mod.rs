@@ -180,6 +180,8 @@ enum SwitchTimer {
     MonitorRing { call: CallNumber, leg: media::Leg },
     /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
     CarrierRegister { trunk: usize },
+    /// A port pair found held by another process may go back to the pool.
+    PortQuarantineOver { pair: media::PortPair },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -446,6 +448,7 @@ impl Switch {
                 SwitchTimer::CarrierRegister { trunk } => {
                     self.register_with_carrier(now, trunk, None)
                 }
+                SwitchTimer::PortQuarantineOver { pair } => self.media.release_quarantined(pair),
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the

@@ -951,3 +951,46 @@ Path: sip:edge.example;lr\r\nAuthorization: {answer}\r\nContent-Length: 0\r\n\r\
         refused.text
     );
 }
+
+#[test]
+fn a_port_pair_held_by_another_process_fails_one_call_and_stays_out_of_the_pool_for_a_while() {
+    use super::media_events::BUSY_PORT_QUARANTINE;
+    use super::media_plane::MediaOp;
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "busy-1");
+    let config = rig
+        .media_ops
+        .iter()
+        .find_map(|op| match op {
+            MediaOp::Start(config) => Some(config.clone()),
+            _ => None,
+        })
+        .expect("the anchored call started a media session");
+    let free_while_connected = rig.switch.media.free_pairs();
+    // The runtime found the trunk-side pair held by someone else when it bound the sockets.
+    rig.switch.media_start_failed(
+        rig.now,
+        config.id,
+        "Address already in use (os error 98)",
+        &[config.trunk_ports],
+    );
+    rig.collect();
+    assert!(
+        rig.outbox.iter().any(|m| m.is("BYE ")),
+        "the call without audio is hung up: {:#?}",
+        rig.outbox
+    );
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_while_connected + 1,
+        "the agent-side pair is back, the busy one is not"
+    );
+    rig.advance(BUSY_PORT_QUARANTINE - Duration::from_secs(1));
+    assert_eq!(rig.switch.media.free_pairs(), free_while_connected + 1);
+    rig.advance(Duration::from_secs(1));
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_while_connected + 2,
+        "the busy pair returns after the quarantine"
+    );
+}

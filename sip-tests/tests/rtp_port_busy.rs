@@ -1,0 +1,73 @@
+//! A port of the RTP range held by another process: the call handed that port cannot carry
+//! audio and fails, but the pair is then kept out of the pool, so the calls after it do not
+//! meet it again as the pool cycles (with three pairs and no quarantine, every other call
+//! would fail).
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sip_tests::agent::register_agent;
+use sip_tests::ports::free_port;
+use sip_tests::switchboard::Placement;
+use sip_tests::{HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig};
+
+const CALLS: u32 = 8;
+const WAIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_port_held_by_another_process_fails_one_call_not_every_other_one() -> HarnessResult<()> {
+    // Three port pairs: the first call gets the first two.
+    let placement = Placement {
+        rtp_ports: 6,
+        ..Placement::default()
+    };
+    let switchboard = Switchboard::start_placed(SwitchboardConfig::default(), &placement)?;
+    let (first, _) = switchboard.rtp_ports();
+    // "Another process" takes the first RTP port after Switchboard started.
+    let squatter = UdpSocket::bind(("127.0.0.1", first))
+        .map_err(|e| HarnessError::io(format!("binding port {first}"), e))?;
+
+    let load = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
+    let phone_port = free_port()?;
+    register_agent(&switchboard, "1001", phone_port)?;
+    let phone = Sipp::server(
+        &load.join("agent_uas.xml").display().to_string(),
+        phone_port,
+        switchboard.dir(),
+    )?
+    .calls(CALLS)
+    .timeout(WAIT)
+    .spawn()?;
+    // One call at a time, each hung up right after the answer.
+    let trunk = switchboard
+        .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
+        .service("100")
+        .calls(CALLS)
+        .timeout(WAIT)
+        .arg("-l")
+        .arg("1")
+        .arg("-d")
+        .arg("0")
+        .run()?;
+    drop(phone);
+    assert_eq!(
+        trunk.call_counts(),
+        (u64::from(CALLS) - 1, 1),
+        "only the call handed the held port may fail"
+    );
+    let metrics = switchboard.api().metrics()?;
+    assert_eq!(
+        metrics.counter("switchboard_rtp_port_pairs_busy_total", &[]),
+        1.0
+    );
+    let log = switchboard.log();
+    assert!(
+        log.lines().any(|line| line
+            .contains("RTP port pair held by another process: kept out of use")
+            && line.contains(&format!("rtp_port={first} "))),
+        "the log names the port"
+    );
+    drop(squatter);
+    Ok(())
+}
