@@ -101,6 +101,13 @@ pub async fn run_from_file(
         &config,
         metrics.security_events.clone(),
     ));
+    let extra_cas = match &config.sip.tls_ca {
+        Some(path) => Some(
+            transport::client_roots_from_pem_file(path)
+                .with_context(|| format!("loading sip.tls_ca {}", path.display()))?,
+        ),
+        None => None,
+    };
     let transports = Transports::start_gated(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
@@ -116,6 +123,10 @@ pub async fn run_from_file(
                 ),
                 None => None,
             },
+            tls_connector: Some(Arc::new(
+                transport::TlsConnector::new(extra_cas.as_deref())
+                    .context("the TLS client configuration")?,
+            )),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -125,6 +136,9 @@ pub async fn run_from_file(
     )
     .await
     .context("binding SIP listeners")?;
+    for (gateway, route) in crate::tls_routes::gateway_routes(&config) {
+        transports.route_tls(gateway, Some(route));
+    }
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
@@ -284,6 +298,9 @@ pub async fn run_from_file(
                 let _ = command.reply.send(outcome);
             }
             Some(reload) = core_reload_rx.recv() => {
+                for (gateway, route) in crate::tls_routes::gateway_routes(&reload.config) {
+                    transports.route_tls(gateway, Some(route));
+                }
                 switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
                 let _ = reload.applied.send(());
             }
@@ -335,6 +352,9 @@ pub async fn run_from_file(
         }
         while let Some((peer, until)) = switch.poll_connection_pin() {
             transports.keep_connection(peer, until);
+        }
+        while let Some((peer, route)) = switch.poll_tls_route() {
+            transports.route_tls(peer, route);
         }
         if shutting_down && switch.is_drained() {
             break;

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 /// build), and its TLS 1.2/1.3 suites with X25519/P-256 are what SIP phones and carriers speak.
 /// rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which no SIP peer uses.
 #[allow(deprecated)]
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
     provider::default_provider()
 }
 
