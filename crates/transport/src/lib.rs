@@ -184,6 +184,8 @@ struct Inner {
     client_certificates: ClientCertificates,
     /// Where outgoing TLS connections for a destination go and what they verify.
     tls_routes: DashMap<SocketAddr, TlsTarget>,
+    /// What the TLS and WSS listeners' handshakes use (replaced when client CAs are reloaded).
+    acceptors: Option<tls::Acceptors>,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -223,11 +225,10 @@ impl Transports {
         let needs_tls = !config.tls.is_empty() || !config.wss.is_empty();
         let tls_acceptor = match (&config.tls_identity, !needs_tls) {
             (_, true) => None,
-            (Some(identity), false) => Some(tokio_rustls::TlsAcceptor::from(
-                identity
-                    .server_config(config.tls_client_roots.clone())
+            (Some(identity), false) => Some(
+                tls::Acceptors::new(identity.clone(), config.tls_client_roots.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-            )),
+            ),
             (None, false) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -261,6 +262,7 @@ impl Transports {
             gate,
             client_certificates: ClientCertificates::default(),
             tls_routes: DashMap::new(),
+            acceptors: tls_acceptor.clone(),
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -335,6 +337,23 @@ impl Transports {
                 self.inner.tls_routes.remove(&peer);
             }
         }
+    }
+
+    /// Re-reads trust: TLS handshakes accepted from now on ask for client certificates
+    /// chaining to `client_roots` (mutual TLS), and TLS connections opened from now on trust
+    /// `extra_cas` beside the Mozilla roots. Connections already up keep what they verified.
+    pub fn replace_trust(
+        &self,
+        client_roots: Option<Arc<rustls::RootCertStore>>,
+        extra_cas: Option<&rustls::RootCertStore>,
+    ) -> Result<(), TlsError> {
+        if let Some(acceptors) = &self.inner.acceptors {
+            acceptors.replace_client_roots(client_roots)?;
+        }
+        if let Some(connector) = &self.inner.config.tls_connector {
+            connector.replace_roots(extra_cas)?;
+        }
+        Ok(())
     }
 
     /// The bound UDP addresses (ports resolved when 0 was asked for).

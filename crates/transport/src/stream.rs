@@ -15,7 +15,6 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 /// Messages queued to one connection's writer before senders see it as congested.
 pub(crate) const WRITE_QUEUE: usize = 1024;
@@ -114,7 +113,7 @@ impl AcceptedConnections {
 pub(crate) async fn accept_loop(
     inner: Arc<Inner>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<crate::tls::Acceptors>,
 ) {
     let epoch = Instant::now();
     let transport = if tls.is_some() {
@@ -131,7 +130,7 @@ pub(crate) async fn accept_loop(
                 }
                 let _ = stream.set_nodelay(true);
                 let inner = inner.clone();
-                let tls = tls.clone();
+                let tls = tls.as_ref().map(crate::tls::Acceptors::get);
                 tokio::spawn(async move {
                     let local = stream.local_addr().unwrap_or(peer);
                     match tls {

@@ -189,6 +189,49 @@ impl ServerIdentity {
     }
 }
 
+/// The acceptor TLS and WSS listeners wrap each accepted connection in, replaceable while
+/// they run: reloading the client CAs (mutual TLS) builds a new server configuration, which
+/// handshakes from then on use; connections already up keep what they verified.
+#[derive(Clone)]
+pub(crate) struct Acceptors {
+    current: Arc<RwLock<tokio_rustls::TlsAcceptor>>,
+    identity: Arc<ServerIdentity>,
+}
+
+impl Acceptors {
+    pub(crate) fn new(
+        identity: Arc<ServerIdentity>,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<Self, TlsError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(client_roots)?);
+        Ok(Self {
+            current: Arc::new(RwLock::new(acceptor)),
+            identity,
+        })
+    }
+
+    /// The acceptor for the next handshake.
+    pub(crate) fn get(&self) -> tokio_rustls::TlsAcceptor {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// New handshakes ask for client certificates chaining to `client_roots` (none: ask for none).
+    pub(crate) fn replace_client_roots(
+        &self,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<(), TlsError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.identity.server_config(client_roots)?);
+        match self.current.write() {
+            Ok(mut current) => *current = acceptor,
+            Err(poisoned) => *poisoned.into_inner() = acceptor,
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Resolver(Arc<ServerIdentity>);
 

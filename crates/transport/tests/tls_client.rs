@@ -287,3 +287,25 @@ async fn an_unverified_route_takes_a_self_signed_phone_at_its_contact_address() 
     send(&verifying, registered_from, "verified");
     wait_for_failures(&verifying, 1).await;
 }
+
+#[tokio::test]
+async fn extra_cas_replaced_while_running_apply_to_new_connections() {
+    let ca = ca();
+    let (chain, key) = server_cert(Some(&ca), &["carrier.example"]);
+    let (addr, mut accepted) = tls_server(chain, key).await;
+    let (transports, _inbound) = start(None).await;
+    transports.route_tls(addr, route(addr, "carrier.example", true));
+    send(&transports, addr, "before");
+    wait_for_failures(&transports, 1).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).expect("CA usable as root");
+    transports
+        .replace_trust(None, Some(&roots))
+        .expect("a usable CA");
+    send(&transports, addr, "after");
+    let mut stream = tokio::time::timeout(WAIT, accepted.recv())
+        .await
+        .expect("connected in time")
+        .expect("server running");
+    read_message(&mut stream, "after").await;
+}
