@@ -9,9 +9,12 @@
 //!   then closed: the next trunk call reaches it over a new TLS connection to its Contact's
 //!   port (its self-signed certificate is accepted, `tls_verify_phones` is off by default);
 //!   with `tls_verify_phones = true` the same certificate is refused and nothing arrives.
+//! - RFC 5630: a `sips:` Request-URI over UDP gets 416 with the reason; a `sips:` call over TLS
+//!   is not offered to an agent registered over UDP, and reaches the agent registered over TLS.
 
 use std::time::Duration;
 
+use sip_tests::agent_phone::AgentPhone;
 use sip_tests::digest::{self, Credentials, DigestAlgorithm};
 use sip_tests::ports::free_port;
 use sip_tests::rtp::pcmu_offer;
@@ -151,17 +154,20 @@ fn a_carrier_certificate_without_the_configured_name_gets_no_invite() -> Harness
     Ok(())
 }
 
-/// Agent 1001 registers over TLS from `openssl s_client` with Contact
-/// `sip:1001@127.0.0.1:<contact_port>;transport=tls`; the connection is closed on return.
+/// The agent of `credentials` registers over TLS from `openssl s_client` with Contact
+/// `sip:<agent>@127.0.0.1:<contact_port>;transport=tls`; the registration connection is
+/// returned (dropping it kills the client and closes the connection).
 fn register_over_tls(
     switchboard: &Switchboard,
     server_cert: &std::path::Path,
     contact_port: u16,
-) -> HarnessResult<()> {
+    credentials: &Credentials<'_>,
+) -> HarnessResult<OpensslClient> {
+    let agent = credentials.username;
     let tls = switchboard
         .tls_addr()
         .ok_or_else(|| HarnessError::Unexpected("no TLS listener".into()))?;
-    let log = switchboard.dir().join("register-client.log");
+    let log = switchboard.dir().join(format!("register-{agent}.log"));
     let mut client = OpensslClient::connect(&log, tls, server_cert)?;
     let call_id = unique_token();
     let uri = format!("sip:{tls}");
@@ -173,11 +179,11 @@ fn register_over_tls(
                 unique_token()
             ),
             "Max-Forwards: 70".to_owned(),
-            format!("From: <sip:1001@{tls}>;tag=reg"),
-            format!("To: <sip:1001@{tls}>"),
+            format!("From: <sip:{agent}@{tls}>;tag=reg"),
+            format!("To: <sip:{agent}@{tls}>"),
             format!("Call-ID: {call_id}"),
             format!("CSeq: {cseq} REGISTER"),
-            format!("Contact: <sip:1001@127.0.0.1:{contact_port};transport=tls>"),
+            format!("Contact: <sip:{agent}@127.0.0.1:{contact_port};transport=tls>"),
             "Expires: 600".to_owned(),
         ];
         if let Some(authorization) = authorization {
@@ -195,7 +201,7 @@ fn register_over_tls(
         .find_map(|line| line.trim_end().strip_prefix("WWW-Authenticate: "))
         .ok_or_else(|| HarnessError::Unexpected(format!("no challenge in\n{printed}")))?;
     let answer = digest::Challenge::parse(challenge)?.answer(
-        &ALICE,
+        credentials,
         "REGISTER",
         &uri,
         &unique_token(),
@@ -205,11 +211,7 @@ fn register_over_tls(
     client
         .wait_for_text("SIP/2.0 200", WAIT)
         .map_err(|e| HarnessError::Unexpected(format!("{e}\n{}", client.log())))?;
-    switchboard
-        .api()
-        .wait_for_agent_state("1001", "ready", WAIT)?;
-    // Dropping the client kills it: Switchboard's connection to the phone is gone.
-    Ok(())
+    Ok(client)
 }
 
 struct Phone {
@@ -235,7 +237,12 @@ fn phone_behind_a_closed_connection(sip_lines: Vec<String>) -> HarnessResult<Pho
         contact_port,
         &phone_cert.files,
     )?;
-    register_over_tls(&switchboard, &listener.files.cert, contact_port)?;
+    let registration = register_over_tls(&switchboard, &listener.files.cert, contact_port, &ALICE)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    // Killing the client closes the registration connection.
+    drop(registration);
     Ok(Phone {
         switchboard,
         server,
@@ -285,6 +292,89 @@ fn with_tls_verify_phones_a_self_signed_phone_is_not_connected_to() -> HarnessRe
         !setup.server.log().contains("INVITE"),
         "{}",
         setup.server.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_sips_uri_over_udp_is_refused_with_416() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let trunk = UdpPeer::bind(free_port()?, switchboard.sip_addr())?;
+    let invite = RequestSpec::new(
+        "INVITE",
+        &format!("sips:100@{}", switchboard.sip_addr()),
+        "2000",
+    );
+    let answered = trunk.request(&invite.render(trunk.local_addr()?), WAIT)?;
+    assert_eq!(answered.final_response.status(), Some(416));
+    let warning = answered
+        .final_response
+        .header("Warning")
+        .unwrap_or_default();
+    assert!(
+        warning.contains("a sips: Request-URI must arrive over TLS (RFC 5630), not UDP"),
+        "{warning}"
+    );
+    send_ack_for_failure(&trunk, &invite, &answered.final_response)?;
+    Ok(())
+}
+
+#[test]
+fn a_sips_call_skips_the_agent_on_udp_and_reaches_the_agent_on_tls() -> HarnessResult<()> {
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let listener = TestCertificate::generate(dir.path(), "listener")?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        sip_tls: Some(listener.files.clone()),
+        ..SwitchboardConfig::default()
+    })?;
+    let _alice = AgentPhone::register(&switchboard, "1001")?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let tls = switchboard
+        .tls_addr()
+        .ok_or_else(|| HarnessError::Unexpected("no TLS listener".into()))?;
+    let mut trunk =
+        OpensslClient::connect(&dir.path().join("trunk.log"), tls, &listener.files.cert)?;
+    let call_id = unique_token();
+    let invite = [
+        "INVITE sips:100@127.0.0.1 SIP/2.0".to_owned(),
+        format!("Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK{call_id}"),
+        "Max-Forwards: 70".to_owned(),
+        format!("From: <sip:2000@127.0.0.1>;tag={call_id}"),
+        "To: <sips:100@127.0.0.1>".to_owned(),
+        format!("Call-ID: {call_id}"),
+        "CSeq: 1 INVITE".to_owned(),
+        "Contact: <sips:2000@127.0.0.1:5999>".to_owned(),
+        "Content-Length: 0".to_owned(),
+        String::new(),
+    ]
+    .join("\r\n")
+        + "\r\n";
+    trunk.send_message(&invite)?;
+    switchboard.wait_for_log(
+        "sips: call not offered to a phone registered without TLS call=1 agent=1001",
+        WAIT,
+    )?;
+
+    // Bob registers over TLS: the waiting call is offered to him over that connection.
+    let bob = register_over_tls(
+        &switchboard,
+        &listener.files.cert,
+        free_port()?,
+        &Credentials {
+            username: "1002",
+            password: "secret1002",
+        },
+    )?;
+    bob.wait_for_text("INVITE sip:1002@127.0.0.1:", WAIT)
+        .map_err(|e| HarnessError::Unexpected(format!("{e}\n{}", switchboard.log())))?;
+    assert!(
+        !switchboard
+            .log()
+            .contains("offering call to agent call=1 agent=1001"),
+        "{}",
+        switchboard.log()
     );
     Ok(())
 }

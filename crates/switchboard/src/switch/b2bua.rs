@@ -628,6 +628,14 @@ impl Switch {
             return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let peer = binding.source;
+        let sips_call = self
+            .calls
+            .get(&id)
+            .is_some_and(|call| super::sips::requires_tls(&call.trunk_leg.invite));
+        if sips_call && !super::sips::is_secure(peer.transport) {
+            tracing::info!(call = id, agent = %agent, %peer, "sips: call not offered to a phone registered without TLS");
+            return self.offer_failed(now, id, &agent, OfferFailure::Incompatible, None);
+        }
         let srtp_mode = self
             .config
             .agents
