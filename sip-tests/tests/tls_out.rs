@@ -11,6 +11,8 @@
 //!   with `tls_verify_phones = true` the same certificate is refused and nothing arrives.
 //! - RFC 5630: a `sips:` Request-URI over UDP gets 416 with the reason; a `sips:` call over TLS
 //!   is not offered to an agent registered over UDP, and reaches the agent registered over TLS.
+//! - SRTP in Switchboard's own offer: a trunk INVITE without SDP rings an agent with
+//!   `srtp = "optional"` registered over TLS with Switchboard's RTP/SAVP offer and `a=crypto`.
 
 use std::time::Duration;
 
@@ -376,5 +378,39 @@ fn a_sips_call_skips_the_agent_on_udp_and_reaches_the_agent_on_tls() -> HarnessR
         "{}",
         switchboard.log()
     );
+    Ok(())
+}
+
+#[test]
+fn an_srtp_agent_on_tls_gets_our_own_srtp_offer_for_a_trunk_invite_without_sdp() -> HarnessResult<()>
+{
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let listener = TestCertificate::generate(dir.path(), "listener")?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        sip_tls: Some(listener.files.clone()),
+        agents: vec![AgentAccount::new("1001", "Alice").with_line("srtp = \"optional\"")],
+        ..SwitchboardConfig::default()
+    })?;
+    let alice = register_over_tls(&switchboard, &listener.files.cert, free_port()?, &ALICE)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let trunk = UdpPeer::bind(free_port()?, switchboard.sip_addr())?;
+    let invite = RequestSpec::new(
+        "INVITE",
+        &format!("sip:100@{}", switchboard.sip_addr()),
+        "2000",
+    );
+    assert!(invite.body.is_empty(), "a delayed offer");
+    trunk.send(&invite.render(trunk.local_addr()?))?;
+    alice
+        .wait_for_text("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", WAIT)
+        .map_err(|e| HarnessError::Unexpected(format!("{e}\n{}", switchboard.log())))?;
+    let received = alice.log();
+    assert!(
+        received.contains("INVITE sip:1001@127.0.0.1:"),
+        "{received}"
+    );
+    assert!(received.contains(" RTP/SAVP 0 8 101"), "{received}");
     Ok(())
 }
