@@ -289,6 +289,11 @@ fn with_tls_verify_phones_a_self_signed_phone_is_not_connected_to() -> HarnessRe
     setup
         .switchboard
         .wait_for_log("outgoing TLS connection failed", WAIT)?;
+    let log = setup.switchboard.log();
+    assert!(
+        log.contains("verify=true reason=\"invalid peer certificate"),
+        "refused for its certificate: {log}"
+    );
     assert!(tls_failures(&setup.switchboard)? >= 1.0);
     assert!(
         !setup.server.log().contains("INVITE"),
