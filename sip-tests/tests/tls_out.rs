@@ -9,6 +9,8 @@
 //!   then closed: the next trunk call reaches it over a new TLS connection to its Contact's
 //!   port (its self-signed certificate is accepted, `tls_verify_phones` is off by default);
 //!   with `tls_verify_phones = true` the same certificate is refused and nothing arrives.
+//! - A TLS carrier whose certificate is refused fails like an unanswered one: the route's next
+//!   trunk (UDP, SIPp) answers the call (T1 is shortened so the INVITE's timeout comes soon).
 //! - RFC 5630: a `sips:` Request-URI over UDP gets 416 with the reason; a `sips:` call over TLS
 //!   is not offered to an agent registered over UDP, and reaches the agent registered over TLS.
 //! - SRTP in Switchboard's own offer: a trunk INVITE without SDP rings an agent with
@@ -21,9 +23,9 @@ use sip_tests::digest::{self, Credentials, DigestAlgorithm};
 use sip_tests::ports::free_port;
 use sip_tests::rtp::pcmu_offer;
 use sip_tests::tls::{OpensslClient, OpensslServer, TestCa, TestCertificate};
-use sip_tests::uac::{send_ack_for_failure, unique_token, RequestSpec};
+use sip_tests::uac::{authenticated_invite, send_ack_for_failure, unique_token, RequestSpec};
 use sip_tests::{
-    AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
+    AgentAccount, HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig, UdpPeer,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -417,5 +419,58 @@ fn an_srtp_agent_on_tls_gets_our_own_srtp_offer_for_a_trunk_invite_without_sdp()
         "{received}"
     );
     assert!(received.contains(" RTP/SAVP 0 8 101"), "{received}");
+    Ok(())
+}
+
+#[test]
+fn a_refused_tls_carrier_fails_over_to_the_routes_next_trunk() -> HarnessResult<()> {
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let listener = TestCertificate::generate(dir.path(), "listener")?;
+    let ca = TestCa::generate(dir.path(), "lab")?;
+    let carrier_files = ca.server(&["carrier.example"], "carrier")?;
+    let (tls_port, udp_port) = (free_port()?, free_port()?);
+    let refused = OpensslServer::start(&dir.path().join("tls.log"), tls_port, &carrier_files)?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        sip_tls: Some(listener.files.clone()),
+        // Timer B = 64 * T1: the INVITE nobody received times out after 6.4 s, not 32 s.
+        sip_lines: vec![
+            format!("tls_ca = {:?}", ca.cert.display().to_string()),
+            "t1_ms = 100".into(),
+        ],
+        agents: vec![AgentAccount::new("1001", "Alice").with_outbound(&["+86*"])],
+        extra_toml: format!(
+            "[[trunk]]\nname = \"tls-carrier\"\ngateway = \"127.0.0.1:{tls_port}\"\ngateway_transport = \"tls\"\ngateway_tls_name = \"other.example\"\n\n\
+             [[trunk]]\nname = \"udp-carrier\"\ngateway = \"127.0.0.1:{udp_port}\"\n\n\
+             [[route]]\nprefix = \"+86\"\ntrunks = [\"tls-carrier\", \"udp-carrier\"]\n\n"
+        ),
+        ..SwitchboardConfig::default()
+    })?;
+    let _backup = Sipp::server("agent_answer.xml", udp_port, switchboard.dir())?
+        .service("carrier")
+        .timeout(WAIT)
+        .spawn()?;
+    let phone = UdpPeer::bind(free_port()?, switchboard.sip_addr())?;
+    let (_, answered) = authenticated_invite(
+        &phone,
+        "+8613800138000",
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &pcmu_offer(free_port()?, false),
+        WAIT,
+    )?;
+    let call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "the backup trunk did not answer:\n{}\n{}",
+            failed.final_response.to_text(),
+            switchboard.log()
+        ))
+    })?;
+    assert_eq!(call.answer.final_response.status(), Some(200));
+    let log = switchboard.log();
+    assert!(
+        log.contains("outgoing TLS connection failed") && log.contains("name=other.example"),
+        "{log}"
+    );
+    assert!(!refused.log().contains("INVITE"), "{}", refused.log());
     Ok(())
 }
