@@ -361,11 +361,15 @@ impl SwitchboardConfig {
     fn write_toml(&self, toml: &mut String, endpoints: &Endpoints<'_>) -> std::fmt::Result {
         writeln!(
             toml,
-            "[sip]\nlisten_udp = [\"{sip}\"]\nlisten_tcp = [\"{sip}\"]\nrealm = \"switchboard\"\nring_timeout_s = {ring}\ndrain_timeout_s = {drain}\nt1_ms = 500",
+            "[sip]\nlisten_udp = [\"{sip}\"]\nlisten_tcp = [\"{sip}\"]\nrealm = \"switchboard\"\nring_timeout_s = {ring}\ndrain_timeout_s = {drain}",
             sip = endpoints.sip,
             ring = self.ring_timeout_s,
             drain = self.drain_timeout_s,
         )?;
+        // RFC 3261's T1 unless a test sets its own in `sip_lines` (a shorter Timer B).
+        if !self.sip_lines.iter().any(|line| line.starts_with("t1_ms")) {
+            writeln!(toml, "t1_ms = 500")?;
+        }
         if let (Some(files), Some(tls)) = (&self.sip_tls, endpoints.tls) {
             writeln!(
                 toml,

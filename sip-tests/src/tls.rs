@@ -101,6 +101,32 @@ impl TestCa {
         self.issue(dns_name, file, None)
     }
 
+    /// A server certificate for `names` (DNS names or IP addresses) signed by this CA, in
+    /// `<dir>/<file>-cert.pem` and `<dir>/<file>-key.pem` (a carrier's or a phone's).
+    pub fn server(&self, names: &[&str], file: &str) -> HarnessResult<TlsFiles> {
+        let rcgen_error = |e: rcgen::Error| HarnessError::Unexpected(format!("rcgen: {e}"));
+        let key = rcgen::KeyPair::generate().map_err(rcgen_error)?;
+        let mut params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .map_err(rcgen_error)?;
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_error)?;
+        self.write(file, &cert.pem(), &key.serialize_pem())
+    }
+
+    fn write(&self, file: &str, cert: &str, key: &str) -> HarnessResult<TlsFiles> {
+        let files = TlsFiles {
+            cert: self.dir.join(format!("{file}-cert.pem")),
+            key: self.dir.join(format!("{file}-key.pem")),
+        };
+        for (path, pem) in [(&files.cert, cert), (&files.key, key)] {
+            std::fs::write(path, pem)
+                .map_err(|e| HarnessError::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(files)
+    }
+
     /// [`TestCa::client`] for a certificate that expired yesterday (valid for the month before).
     pub fn expired_client(&self, dns_name: &str, file: &str) -> HarnessResult<TlsFiles> {
         let now = time::OffsetDateTime::now_utc();
@@ -180,7 +206,12 @@ impl OpensslClient {
             .arg(server.to_string())
             .arg("-CAfile")
             .arg(ca)
-            .args(["-verify_return_error", "-quiet", "-no_ign_eof"]);
+            .args([
+                "-verify_return_error",
+                "-quiet",
+                "-no_ign_eof",
+                "-nocommands",
+            ]);
         if let Some(client) = client {
             command
                 .arg("-cert")
@@ -193,6 +224,14 @@ impl OpensslClient {
             process,
             local_via: "127.0.0.1:5999".to_owned(),
         })
+    }
+
+    /// Sends `message` as it is (its lines end in CRLF; the last line is the empty one).
+    pub fn send_message(&mut self, message: &str) -> HarnessResult<()> {
+        for line in message.trim_end_matches("\r\n").split("\r\n") {
+            self.process.send_line(&format!("{line}\r"))?;
+        }
+        self.process.send_line("\r")
     }
 
     /// Sends an OPTIONS with `call_id` (CRLF line ends, Content-Length 0).
@@ -258,5 +297,45 @@ impl OpensslClient {
     /// The log file.
     pub fn log_path(&self) -> PathBuf {
         self.process.log_path().to_path_buf()
+    }
+}
+
+/// `openssl s_server` as a TLS peer Switchboard connects to (a carrier's gateway, a phone's
+/// TLS listener): it presents `files` and prints everything it receives in its log. It never
+/// answers: tests look at what arrived.
+pub struct OpensslServer {
+    process: LoggedProcess,
+}
+
+impl OpensslServer {
+    /// Listens on 127.0.0.1:`port`; returns once it accepts connections.
+    pub fn start(log: &Path, port: u16, files: &TlsFiles) -> HarnessResult<Self> {
+        let mut command = Command::new("openssl");
+        command
+            .arg("s_server")
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&files.cert)
+            .arg("-key")
+            .arg(&files.key);
+        // Standard input stays open (and silent): at its end s_server would close the connection.
+        let process = LoggedProcess::spawn("openssl s_server", command, log, true)?;
+        process
+            .wait_for("ACCEPT", Duration::from_secs(30))
+            .map_err(|_| process.failure("s_server did not start listening"))?;
+        Ok(Self { process })
+    }
+
+    /// Waits until the server printed `needle` (e.g. a request line), within `timeout`.
+    pub fn wait_for_text(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
+        self.process
+            .wait_for(needle, timeout)
+            .map_err(|_| self.process.failure(&format!("no {needle:?}")))
+    }
+
+    /// Everything the server printed: what it received and its handshake reports.
+    pub fn log(&self) -> String {
+        self.process.log()
     }
 }

@@ -140,3 +140,37 @@ fn an_expired_certificate_from_the_right_ca_fails_the_handshake() -> HarnessResu
     let expired = setup.ca.expired_client("carrier.example", "expired")?;
     handshake_is_refused(&setup, &expired, "expired")
 }
+
+/// `[sip] tls_client_ca` is re-read on SIGHUP like the certificate: after the file is
+/// replaced by another CA, that CA's carrier certificate is admitted and the old CA's is
+/// refused at the handshake; a file that does not load afterwards is logged and the CA in use
+/// stays.
+#[test]
+fn sighup_rereads_the_client_ca_and_a_bad_file_keeps_the_previous_one() -> HarnessResult<()> {
+    let setup = start()?;
+    let dir = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let next = TestCa::generate(dir.path(), "next")?;
+    let next_client = next.client("carrier.example", "next-carrier")?;
+    let old_client = setup.ca.client("carrier.example", "old-carrier")?;
+    handshake_is_refused(&setup, &next_client, "before-reload")?;
+
+    std::fs::copy(&next.cert, &setup.ca.cert)
+        .map_err(|e| HarnessError::io("replacing the CA file", e))?;
+    setup.switchboard.hangup()?;
+    setup
+        .switchboard
+        .wait_for_log("TLS CA files reloaded", WAIT)?;
+    let answer = invite_over_tls(&setup, Some(&next_client), "after-reload", "SIP/2.0 404")?;
+    assert!(answer.contains("unknown number 999"), "{answer}");
+    handshake_is_refused(&setup, &old_client, "old-ca-after-reload")?;
+
+    std::fs::write(&setup.ca.cert, "not a certificate\n")
+        .map_err(|e| HarnessError::io("breaking the CA file", e))?;
+    setup.switchboard.hangup()?;
+    setup
+        .switchboard
+        .wait_for_log("TLS CA reload failed; the previous CAs stay in use", WAIT)?;
+    let answer = invite_over_tls(&setup, Some(&next_client), "after-bad-file", "SIP/2.0 404")?;
+    assert!(answer.contains("unknown number 999"), "{answer}");
+    Ok(())
+}

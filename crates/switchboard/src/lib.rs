@@ -25,5 +25,7 @@ pub mod sticky_routing;
 pub mod survey_followup;
 pub mod switch;
 pub mod tls_certificates;
+pub mod tls_routes;
+pub mod tls_trust;
 pub mod token_digest;
 pub mod web;

@@ -79,6 +79,7 @@ pub struct Metrics {
     dropped: IntCounter,
     connections_refused: IntCounter,
     read_timeouts: IntCounter,
+    tls_connect_failures: IntCounter,
     connections: IntGauge,
     websocket_connections: IntGauge,
     websocket_handshake_failures: IntCounter,
@@ -357,6 +358,11 @@ impl Metrics {
                 "switchboard_sip_read_timeouts_total",
                 "SIP stream connections closed because a message did not arrive in time.",
             ),
+            tls_connect_failures: plain_counter(
+                &registry,
+                "switchboard_sip_tls_connect_failures_total",
+                "Outgoing TLS connections that failed: refused, timed out, or a certificate the verifier refused.",
+            ),
             connections: gauge(
                 &registry,
                 "switchboard_sip_connections",
@@ -468,6 +474,9 @@ impl Metrics {
         let timeouts = transport.read_timeouts.load(Ordering::Relaxed);
         self.read_timeouts
             .inc_by(timeouts.saturating_sub(self.read_timeouts.get()));
+        let tls_failures = transport.tls_connect_failures.load(Ordering::Relaxed);
+        self.tls_connect_failures
+            .inc_by(tls_failures.saturating_sub(self.tls_connect_failures.get()));
         self.connections
             .set(transport.connections.load(Ordering::Relaxed) as i64);
         self.websocket_connections

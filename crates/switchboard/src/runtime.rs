@@ -94,13 +94,14 @@ pub async fn run_from_file(
             "RLIMIT_NOFILE is smaller than the RTP port range needs: raise LimitNOFILE (systemd) or ulimit -n, or narrow media.rtp_port_min..rtp_port_max"
         );
     }
-    let certificates = Certificates::load(&config)?;
+    let mut certificates = Certificates::load(&config)?;
     let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let metrics = Arc::new(Metrics::new(&config));
     let gate = Arc::new(crate::security::gate::Gate::new(
         &config,
         metrics.security_events.clone(),
     ));
+    let (client_cas, extra_cas) = crate::tls_trust::load(&config)?;
     let transports = Transports::start_gated(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
@@ -109,13 +110,11 @@ pub async fn run_from_file(
             ws: config.sip.listen_ws.clone(),
             wss: config.sip.listen_wss.clone(),
             tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
-            tls_client_roots: match &config.sip.tls_client_ca {
-                Some(path) => Some(
-                    transport::client_roots_from_pem_file(path)
-                        .with_context(|| format!("loading sip.tls_client_ca {}", path.display()))?,
-                ),
-                None => None,
-            },
+            tls_client_roots: client_cas,
+            tls_connector: Some(Arc::new(
+                transport::TlsConnector::new(extra_cas.as_deref())
+                    .context("the TLS client configuration")?,
+            )),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -125,6 +124,13 @@ pub async fn run_from_file(
     )
     .await
     .context("binding SIP listeners")?;
+    certificates.trust = Some(crate::tls_trust::TrustFiles::new(
+        &config,
+        transports.clone(),
+    ));
+    for (gateway, route) in crate::tls_routes::gateway_routes(&config) {
+        transports.route_tls(gateway, Some(route));
+    }
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
     let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
@@ -284,6 +290,9 @@ pub async fn run_from_file(
                 let _ = command.reply.send(outcome);
             }
             Some(reload) = core_reload_rx.recv() => {
+                for (gateway, route) in crate::tls_routes::gateway_routes(&reload.config) {
+                    transports.route_tls(gateway, Some(route));
+                }
                 switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
                 let _ = reload.applied.send(());
             }
@@ -336,6 +345,9 @@ pub async fn run_from_file(
         while let Some((peer, until)) = switch.poll_connection_pin() {
             transports.keep_connection(peer, until);
         }
+        while let Some((peer, route)) = switch.poll_tls_route() {
+            transports.route_tls(peer, route);
+        }
         if shutting_down && switch.is_drained() {
             break;
         }
@@ -368,6 +380,8 @@ struct Certificates {
     sip: Option<Arc<LoadedCertificate>>,
     http: Option<Arc<LoadedCertificate>>,
     demo_dir: std::path::PathBuf,
+    /// The CA files of SIP over TLS, once the transports run.
+    trust: Option<crate::tls_trust::TrustFiles>,
 }
 
 impl Certificates {
@@ -383,6 +397,7 @@ impl Certificates {
             sip: load(&config.sip.tls, "SIP").context("SIP TLS certificate")?,
             http: load(&config.http.tls, "HTTPS").context("HTTPS certificate")?,
             demo_dir: demo_dir.clone(),
+            trust: None,
         })
     }
 }
@@ -391,8 +406,14 @@ impl crate::reload::CertificateReload for Certificates {
     /// Re-reads the certificate files (certbot's deploy hook sends SIGHUP); each reload is
     /// audited (who = the node itself).
     fn reload_certificates(&self, audit: &crate::audit::AuditLog) {
-        for certificate in self.sip.iter().chain(&self.http) {
-            let reloaded = certificate.reload(&self.demo_dir);
+        let trust = self.trust.as_ref().filter(|trust| !trust.is_empty());
+        let reloads = self
+            .sip
+            .iter()
+            .chain(&self.http)
+            .map(|certificate| (certificate.label(), certificate.reload(&self.demo_dir)))
+            .chain(trust.map(|trust| ("SIP CA", trust.reload())));
+        for (label, reloaded) in reloads {
             audit.record(crate::audit::AuditRecord::now(
                 crate::audit::Who {
                     role: Some("system".to_owned()),
@@ -400,7 +421,7 @@ impl crate::reload::CertificateReload for Certificates {
                 },
                 None,
                 "certificates-reload",
-                Some(certificate.label().to_owned()),
+                Some(label.to_owned()),
                 if reloaded { "ok" } else { "failed" },
             ));
         }

@@ -35,19 +35,19 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
             ));
         }
     }
-    // The client CA file for mutual TLS, likewise.
-    if let Some(Err(error)) = config
-        .sip
-        .tls_client_ca
-        .as_deref()
-        .map(transport::client_roots_from_pem_file)
-    {
-        return Err(config::error_at(
-            source_name,
-            text,
-            &["sip", "tls_client_ca"],
-            error.to_string(),
-        ));
+    // The client CA file for mutual TLS and the extra CAs for outgoing TLS, likewise.
+    for (field, path) in [
+        ("tls_client_ca", &config.sip.tls_client_ca),
+        ("tls_ca", &config.sip.tls_ca),
+    ] {
+        if let Some(Err(error)) = path.as_deref().map(transport::client_roots_from_pem_file) {
+            return Err(config::error_at(
+                source_name,
+                text,
+                &["sip", field],
+                error.to_string(),
+            ));
+        }
     }
     // `run` loads every prompt set before it serves; an unreadable folder or a WAV file that
     // is not a usable prompt stops it, so it is a configuration error here too.
@@ -241,6 +241,39 @@ mod tests {
             line.starts_with(
                 "t.toml:3:11: http.tls_key: certificate and key cannot be used together"
             ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_extra_ca_file_and_the_phone_verification_switch_are_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, _) = write_pair(dir.path());
+        let config = load_str(
+            "t.toml",
+            &format!(
+                "[sip]\ntls_ca = \"{}\"\ntls_verify_phones = true\n",
+                cert.display()
+            ),
+        )
+        .expect("a PEM certificate is a usable CA file");
+        assert_eq!(config.sip.tls_ca.as_deref(), Some(cert.as_path()));
+        assert!(config.sip.tls_verify_phones);
+        let defaults = load_str("t.toml", "").expect("defaults");
+        assert_eq!(defaults.sip.tls_ca, None);
+        assert!(
+            !defaults.sip.tls_verify_phones,
+            "phones are not verified by default"
+        );
+        let missing = dir.path().join("nope.pem");
+        let errors = load_str(
+            "t.toml",
+            &format!("[sip]\ntls_ca = \"{}\"\n", missing.display()),
+        )
+        .expect_err("no such file");
+        let line = errors.to_string();
+        assert!(
+            line.starts_with("t.toml:2:10: sip.tls_ca: cannot read certificate file "),
             "{line}"
         );
     }

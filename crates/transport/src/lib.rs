@@ -11,12 +11,14 @@
 mod client_certificates;
 mod stream;
 mod tls;
+mod tls_client;
 mod udp;
 pub mod websocket;
 
 pub use client_certificates::{ClientCertificate, ClientCertificates};
 pub use stream::{AcceptedConnections, Refusal};
 pub use tls::{client_roots_from_pem_file, ServerIdentity, TlsError, TlsIdentity};
+pub use tls_client::{TlsConnector, TlsTarget};
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -96,6 +98,9 @@ pub struct TransportConfig {
     /// Clients without a certificate are still accepted; one with a certificate that does
     /// not chain fails the handshake.
     pub tls_client_roots: Option<Arc<rustls::RootCertStore>>,
+    /// Opens outgoing TLS connections (to TLS gateways, to phones whose registration
+    /// connection dropped); `None`: a TLS destination without an open connection is dropped.
+    pub tls_connector: Option<Arc<TlsConnector>>,
     /// Largest message accepted; larger ones are answered 513.
     pub max_message_bytes: usize,
     /// A TCP connection with no traffic for this long is closed (unless pinned by a
@@ -147,6 +152,9 @@ pub struct TransportStats {
     pub connections_refused: AtomicU64,
     /// Connections closed because a header or body did not arrive in time.
     pub read_timeouts: AtomicU64,
+    /// Outgoing TLS connections that failed: refused, timed out, or a certificate the
+    /// verifier refused (each also counted in `send_errors`).
+    pub tls_connect_failures: AtomicU64,
     /// Currently open WebSocket (ws and wss) connections, also counted in `connections`.
     pub websocket_connections: AtomicU64,
     /// WebSocket connections whose TLS handshake or HTTP upgrade failed or was refused (no
@@ -174,6 +182,10 @@ struct Inner {
     gate: Option<Arc<dyn SourceGate>>,
     /// Verified client certificates of open TLS connections.
     client_certificates: ClientCertificates,
+    /// Where outgoing TLS connections for a destination go and what they verify.
+    tls_routes: DashMap<SocketAddr, TlsTarget>,
+    /// What the TLS and WSS listeners' handshakes use (replaced when client CAs are reloaded).
+    acceptors: Option<tls::Acceptors>,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -213,11 +225,10 @@ impl Transports {
         let needs_tls = !config.tls.is_empty() || !config.wss.is_empty();
         let tls_acceptor = match (&config.tls_identity, !needs_tls) {
             (_, true) => None,
-            (Some(identity), false) => Some(tokio_rustls::TlsAcceptor::from(
-                identity
-                    .server_config(config.tls_client_roots.clone())
+            (Some(identity), false) => Some(
+                tls::Acceptors::new(identity.clone(), config.tls_client_roots.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
-            )),
+            ),
             (None, false) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
@@ -250,6 +261,8 @@ impl Transports {
             pinned: DashMap::new(),
             gate,
             client_certificates: ClientCertificates::default(),
+            tls_routes: DashMap::new(),
+            acceptors: tls_acceptor.clone(),
         });
         for socket in &inner.udp {
             tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
@@ -279,13 +292,15 @@ impl Transports {
 
     /// Sends without waiting. UDP goes straight to the socket (or to a task when the socket
     /// buffer is full); TCP goes to the connection's writer, opening one if needed; TLS goes
-    /// to the connection the peer opened (outgoing TLS connections are not opened yet), and so
-    /// do WS and WSS (a WebSocket client cannot be connected to).
+    /// to the open connection, or to one opened as its [`TlsTarget`] says (see
+    /// [`Transports::route_tls`]); WS and WSS go to the connection the peer opened (a
+    /// WebSocket client cannot be connected to).
     pub fn send(&self, transmit: Transmit) {
         match transmit.peer.transport {
             Transport::Udp => udp::send(&self.inner, transmit.peer.addr, transmit.data),
             Transport::Tcp => stream::send(&self.inner, transmit.peer.addr, transmit.data),
-            transport @ (Transport::Tls | Transport::Ws | Transport::Wss) => {
+            Transport::Tls => stream::send_tls(&self.inner, transmit.peer.addr, transmit.data),
+            transport @ (Transport::Ws | Transport::Wss) => {
                 stream::send_existing(&self.inner, transmit.peer.addr, transport, transmit.data)
             }
         }
@@ -303,6 +318,42 @@ impl Transports {
                 self.inner.pinned.remove(&peer);
             }
         }
+    }
+
+    /// Says where a TLS connection for `peer` is opened when none is open, and which name
+    /// its certificate must carry (`None` forgets it). Without a route a TLS destination is
+    /// connected to at its own address and must present a certificate for that IP address.
+    /// Routes whose `until` has passed are forgotten as new ones come in.
+    pub fn route_tls(&self, peer: SocketAddr, target: Option<TlsTarget>) {
+        let now = std::time::Instant::now();
+        self.inner
+            .tls_routes
+            .retain(|_, route| route.until.is_none_or(|until| until > now));
+        match target {
+            Some(target) => {
+                self.inner.tls_routes.insert(peer, target);
+            }
+            None => {
+                self.inner.tls_routes.remove(&peer);
+            }
+        }
+    }
+
+    /// Re-reads trust: TLS handshakes accepted from now on ask for client certificates
+    /// chaining to `client_roots` (mutual TLS), and TLS connections opened from now on trust
+    /// `extra_cas` beside the Mozilla roots. Connections already up keep what they verified.
+    pub fn replace_trust(
+        &self,
+        client_roots: Option<Arc<rustls::RootCertStore>>,
+        extra_cas: Option<&rustls::RootCertStore>,
+    ) -> Result<(), TlsError> {
+        if let Some(acceptors) = &self.inner.acceptors {
+            acceptors.replace_client_roots(client_roots)?;
+        }
+        if let Some(connector) = &self.inner.config.tls_connector {
+            connector.replace_roots(extra_cas)?;
+        }
+        Ok(())
     }
 
     /// The bound UDP addresses (ports resolved when 0 was asked for).

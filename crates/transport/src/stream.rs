@@ -15,7 +15,6 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 /// Messages queued to one connection's writer before senders see it as congested.
 pub(crate) const WRITE_QUEUE: usize = 1024;
@@ -114,7 +113,7 @@ impl AcceptedConnections {
 pub(crate) async fn accept_loop(
     inner: Arc<Inner>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<crate::tls::Acceptors>,
 ) {
     let epoch = Instant::now();
     let transport = if tls.is_some() {
@@ -131,7 +130,7 @@ pub(crate) async fn accept_loop(
                 }
                 let _ = stream.set_nodelay(true);
                 let inner = inner.clone();
-                let tls = tls.clone();
+                let tls = tls.as_ref().map(crate::tls::Acceptors::get);
                 tokio::spawn(async move {
                     let local = stream.local_addr().unwrap_or(peer);
                     match tls {
@@ -431,10 +430,8 @@ fn next_frame(buffer: &mut BytesMut, max: usize) -> Frame {
     Frame::Message(buffer.split_to(total).freeze())
 }
 
-/// Sends over the TLS, WS or WSS connection to `to`, which must exist (the peer connected to
-/// us: a phone registered over it). Opening outgoing TLS connections needs the peer's name to
-/// verify its certificate, which a socket address does not carry: not supported yet; a
-/// WebSocket client cannot be connected to at all (RFC 7118 §5).
+/// Sends over the WS or WSS connection to `to`, which must exist (the peer connected to us: a
+/// phone registered over it); a WebSocket client cannot be connected to (RFC 7118 §5).
 pub(crate) fn send_existing(inner: &Arc<Inner>, to: SocketAddr, transport: Transport, data: Bytes) {
     let Some(connection) = inner
         .connections
@@ -449,6 +446,109 @@ pub(crate) fn send_existing(inner: &Arc<Inner>, to: SocketAddr, transport: Trans
         Ok(()) => inner.stats.sent.fetch_add(1, Ordering::Relaxed),
         Err(_) => inner.stats.send_errors.fetch_add(1, Ordering::Relaxed),
     };
+}
+
+/// Sends over a TLS connection: the one open to `to`, else the one open to its route's
+/// address (a phone that came back over a connection we opened), else a new one opened in
+/// the background as the route says (see [`crate::TlsTarget`]). A new connection is counted
+/// against the connection caps like an accepted one, and must be connected and through its
+/// handshake within the header timeout; a failure is counted and logged, and the messages
+/// queued for it are lost (the transaction times out, as for a failed TCP connect).
+pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
+    let target = inner
+        .tls_routes
+        .get(&to)
+        .map(|route| route.clone())
+        .unwrap_or_else(|| crate::TlsTarget::by_address(to));
+    for addr in [to, target.connect] {
+        if let Some(connection) = inner
+            .connections
+            .get(&addr)
+            .filter(|c| c.transport == Transport::Tls)
+        {
+            match connection.writer.try_send(data) {
+                Ok(()) => inner.stats.sent.fetch_add(1, Ordering::Relaxed),
+                Err(_) => inner.stats.send_errors.fetch_add(1, Ordering::Relaxed),
+            };
+            return;
+        }
+    }
+    let Some(connector) = inner.config.tls_connector.clone() else {
+        tracing::debug!(%to, "no TLS connection to the peer and no TLS client configured; message dropped");
+        inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let connect = target.connect;
+    let name = match crate::tls_client::server_name(&target.server_name) {
+        Ok(name) => name,
+        Err(error) => return log_connect_failure(inner, connect, &target, &error.to_string()),
+    };
+    if let Err(refusal) = inner
+        .accepted
+        .try_acquire(connect.ip(), &inner.config.limits)
+    {
+        inner
+            .stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return log_connect_failure(inner, connect, &target, refusal.token());
+    }
+    let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+    if tx.try_send(data).is_err() {
+        inner.accepted.release(connect.ip());
+        return;
+    }
+    let id = register(inner, connect, Transport::Tls, tx);
+    inner.stats.sent.fetch_add(1, Ordering::Relaxed);
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let handshake = async {
+            let stream = TcpStream::connect(connect).await?;
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(connect);
+            let stream = connector
+                .connector(target.verify)
+                .connect(name, stream)
+                .await?;
+            Ok::<_, std::io::Error>((stream, local))
+        };
+        match tokio::time::timeout(inner.config.limits.header_timeout, handshake).await {
+            Ok(Ok((stream, local))) => {
+                tracing::info!(to = %connect, name = %target.server_name, verify = target.verify, "outgoing TLS connection open");
+                let halves = tokio::io::split(stream);
+                run(&inner, halves, connect, local, Transport::Tls, id, rx).await;
+            }
+            Ok(Err(error)) => {
+                unregister(&inner, connect, id);
+                log_connect_failure(&inner, connect, &target, &error.to_string());
+            }
+            Err(_) => {
+                unregister(&inner, connect, id);
+                log_connect_failure(&inner, connect, &target, "not connected in time");
+            }
+        }
+        inner.accepted.release(connect.ip());
+    });
+}
+
+fn log_connect_failure(
+    inner: &Inner,
+    connect: SocketAddr,
+    target: &crate::TlsTarget,
+    reason: &str,
+) {
+    inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+    inner
+        .stats
+        .tls_connect_failures
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        to = %connect,
+        name = %target.server_name,
+        verify = target.verify,
+        reason,
+        "outgoing TLS connection failed"
+    );
 }
 
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {

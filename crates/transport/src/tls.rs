@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 /// build), and its TLS 1.2/1.3 suites with X25519/P-256 are what SIP phones and carriers speak.
 /// rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which no SIP peer uses.
 #[allow(deprecated)]
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
+pub(crate) fn crypto_provider() -> rustls::crypto::CryptoProvider {
     provider::default_provider()
 }
 
@@ -186,6 +186,49 @@ impl ServerIdentity {
         };
         let config = builder.with_cert_resolver(Arc::new(Resolver(self.clone())));
         Ok(Arc::new(config))
+    }
+}
+
+/// The acceptor TLS and WSS listeners wrap each accepted connection in, replaceable while
+/// they run: reloading the client CAs (mutual TLS) builds a new server configuration, which
+/// handshakes from then on use; connections already up keep what they verified.
+#[derive(Clone)]
+pub(crate) struct Acceptors {
+    current: Arc<RwLock<tokio_rustls::TlsAcceptor>>,
+    identity: Arc<ServerIdentity>,
+}
+
+impl Acceptors {
+    pub(crate) fn new(
+        identity: Arc<ServerIdentity>,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<Self, TlsError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(client_roots)?);
+        Ok(Self {
+            current: Arc::new(RwLock::new(acceptor)),
+            identity,
+        })
+    }
+
+    /// The acceptor for the next handshake.
+    pub(crate) fn get(&self) -> tokio_rustls::TlsAcceptor {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// New handshakes ask for client certificates chaining to `client_roots` (none: ask for none).
+    pub(crate) fn replace_client_roots(
+        &self,
+        client_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<(), TlsError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.identity.server_config(client_roots)?);
+        match self.current.write() {
+            Ok(mut current) => *current = acceptor,
+            Err(poisoned) => *poisoned.into_inner() = acceptor,
+        }
+        Ok(())
     }
 }
 

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -47,7 +46,7 @@ const NO_SIP_SUBPROTOCOL: &str =
 pub(crate) async fn accept_loop(
     inner: Arc<Inner>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<crate::tls::Acceptors>,
 ) {
     let epoch = Instant::now();
     let transport = if tls.is_some() {
@@ -64,7 +63,7 @@ pub(crate) async fn accept_loop(
                 }
                 let _ = stream.set_nodelay(true);
                 let inner = inner.clone();
-                let tls = tls.clone();
+                let tls = tls.as_ref().map(crate::tls::Acceptors::get);
                 tokio::spawn(async move {
                     serve(&inner, stream, peer, tls).await;
                     inner.accepted.release(peer.ip());
@@ -79,7 +78,12 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn serve(inner: &Inner, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
+async fn serve(
+    inner: &Inner,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let local = stream.local_addr().unwrap_or(peer);
     let deadline = Instant::now() + inner.config.limits.header_timeout;
     let clock = Arc::new(MessageClock::default());

@@ -206,6 +206,7 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     let lookup = lookup::read(d, &root);
     if let (Some(sip), Some(trunks)) = (&sip, &trunks) {
         trunk::check_client_names(d, sip, trunks);
+        trunk::check_tls_gateways(d, sip, trunks);
     }
     let config = Config {
         sip: sip?,
@@ -285,6 +286,8 @@ max_calls = 10000                           # concurrent calls before 503 (1..=1
 digest_algorithms = ["SHA-256", "MD5"]       # challenges sent, in order; default ["MD5"] (see below)
 min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a shorter Session-Expires gets 422 (90..=86400)
 tls_client_ca = "/etc/switchboard/tls/trunk-ca.pem"  # optional: CAs for trunks' client certificates (mutual TLS, see tls_client_name)
+tls_ca = "/etc/switchboard/tls/extra-ca.pem"  # optional: CAs trusted beside the Mozilla roots when Switchboard opens TLS (gateways, phones)
+tls_verify_phones = false                   # default false: TLS connections Switchboard opens to phones are encrypted but their certificate not checked
 
 [http]
 listen = "127.0.0.1:8080"                   # API, /metrics, the agent desktop (/agent) and the wallboard (/wallboard)
@@ -341,10 +344,16 @@ ha1 = "0123456789abcdef0123456789ABCDEF"    # password or ha1 = md5("pbx:example
 [[trunk]]
 name = "carrier-out"                        # a trunk for calls out (it may also have allow/username)
 gateway = "192.0.2.50:5060"                 # the carrier's IP and port; calls out are sent here
-gateway_transport = "udp"                   # default "udp"; or "tcp" (Switchboard connects)
+gateway_transport = "udp"                   # default "udp"; or "tcp" / "tls" (Switchboard connects)
 outbound_username = "acct-77"               # optional: answers the carrier's 401/407 with Digest;
 outbound_password = "carrier-secret"        #   both or neither
 register = true                             # default false: REGISTER with the carrier (needs the credentials), refreshed before expiry
+
+[[trunk]]
+name = "carrier-tls"                        # a carrier reachable only over TLS
+gateway = "192.0.2.60:5061"
+gateway_transport = "tls"                   # Switchboard opens the TLS connection and verifies the certificate
+gateway_tls_name = "sip.carrier.example"    # optional (TLS only): the name its certificate must carry, sent as SNI; default: the gateway's IP
 
 [[number]]
 did = "+15550100"                           # Request-URI user part; unique per trunk restriction
@@ -848,7 +857,7 @@ directory = "x"
     fn unknown_key_in_an_inline_table_is_reported_at_the_key() {
         assert_eq!(
             error_lines("trunk = [{ name = \"t\", allow = [\"10.0.0.1\"], nmae = \"x\" }]\n"),
-            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp, tls_client_name, gateway, gateway_transport, outbound_username, outbound_password, register"]
+            vec!["t.toml:1:46: trunk[0].nmae: unknown key `nmae`; expected one of: name, allow, username, password, ha1, trust_identity, srtp, tls_client_name, gateway, gateway_transport, gateway_tls_name, outbound_username, outbound_password, register"]
         );
     }
 
@@ -879,7 +888,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s, tls_client_ca",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s, tls_client_ca, tls_ca, tls_verify_phones",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",

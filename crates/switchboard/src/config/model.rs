@@ -73,6 +73,12 @@ pub struct SipConfig {
     /// CA certificates (PEM) that trunks' TLS client certificates must chain to; clients
     /// are asked for a certificate only when set (phones without one still connect).
     pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Extra CA certificates (PEM) trusted beside the Mozilla roots when Switchboard opens
+    /// TLS connections (to TLS gateways, to phones with `tls_verify_phones`).
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Verify phones' certificates when Switchboard opens a TLS connection to a phone whose
+    /// registration connection dropped (default off: most phones have no CA-issued one).
+    pub tls_verify_phones: bool,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,
     /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.
@@ -303,6 +309,9 @@ pub struct TrunkGateway {
     pub address: SocketAddr,
     /// How requests reach it.
     pub transport: GatewayTransport,
+    /// With TLS: the name the gateway's certificate must carry (sent as SNI); `None`: its IP
+    /// address must be in the certificate.
+    pub tls_name: Option<String>,
     /// Digest username and password for the carrier's 401/407 challenges.
     pub credentials: Option<(String, String)>,
     /// REGISTER with the carrier (with `credentials`), refreshed before it expires.
@@ -316,6 +325,8 @@ pub enum GatewayTransport {
     Udp,
     /// `"tcp"`: one connection, opened by Switchboard on the first request.
     Tcp,
+    /// `"tls"`: like TCP with a TLS handshake that verifies the gateway's certificate.
+    Tls,
 }
 
 /// What a `[[route]]` matches in a dialled number.

@@ -29,6 +29,8 @@ const KEYS: &[&str] = &[
     "digest_algorithms",
     "min_session_expires_s",
     "tls_client_ca",
+    "tls_ca",
+    "tls_verify_phones",
 ];
 
 /// Reads `[sip]` from the document root; absent keys take their defaults.
@@ -44,6 +46,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
     let listen_wss = sip.or(d, "listen_wss", Vec::new(), socket_addrs);
     let tls = super::tls::read_pair(d, &sip);
     let tls_client_ca = sip.optional(d, "tls_client_ca", super::tls::file_path);
+    let tls_ca = sip.optional(d, "tls_ca", super::tls::file_path);
+    let tls_verify_phones = sip.or(d, "tls_verify_phones", false, |d, f| f.boolean(d));
     let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
     let public_address = sip.or(d, "public_address", None, public_address);
     let t1 = sip.or(d, "t1_ms", Duration::from_millis(500), |d, f| {
@@ -173,6 +177,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         listen_wss: listen_wss?,
         tls: tls?,
         tls_client_ca: tls_client_ca?,
+        tls_ca: tls_ca?,
+        tls_verify_phones: tls_verify_phones?,
         realm: realm?,
         public_address: public_address?,
         t1: t1?,

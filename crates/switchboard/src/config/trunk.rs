@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "tls_client_name",
     "gateway",
     "gateway_transport",
+    "gateway_tls_name",
     "outbound_username",
     "outbound_password",
     "register",
@@ -108,6 +109,27 @@ fn trunk(
     })
 }
 
+/// A TLS gateway needs a TLS listener: the Contact Switchboard sends on that leg names it.
+pub(super) fn check_tls_gateways(
+    d: &mut Diagnostics<'_>,
+    sip: &super::model::SipConfig,
+    trunks: &[TrunkConfig],
+) {
+    let trunk_paths = super::path::FieldPath::root().key("trunk");
+    for (index, trunk) in trunks.iter().enumerate() {
+        let tls = trunk
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.transport == GatewayTransport::Tls);
+        if tls && sip.listen_tls.is_empty() {
+            d.error(
+                &trunk_paths.index(index).key("gateway_transport"),
+                "a TLS gateway needs a TLS listener (our Contact on that leg names its port): set [sip] listen_tls",
+            );
+        }
+    }
+}
+
 /// A trunk's `tls_client_name` needs `[sip] tls_client_ca` (the CA its certificate must
 /// chain to) and a TLS listener to arrive on.
 pub(super) fn check_client_names(
@@ -146,19 +168,34 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
         field.parsed(d, |text| match text {
             "udp" => Ok(GatewayTransport::Udp),
             "tcp" => Ok(GatewayTransport::Tcp),
-            "tls" => Err(
-                "gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"".to_owned(),
-            ),
+            "tls" => Ok(GatewayTransport::Tls),
             other => Err(format!(
-                "unknown transport {other:?}: expected \"udp\" or \"tcp\""
+                "unknown transport {other:?}: expected \"udp\", \"tcp\" or \"tls\""
             )),
+        })
+    });
+    let tls_name = table.optional(d, "gateway_tls_name", |d, field| {
+        field.parsed(d, |text| {
+            tokio_rustls::rustls::pki_types::ServerName::try_from(text)
+                .map(|_| text.to_ascii_lowercase())
+                .map_err(|_| {
+                    format!("{text:?} is not a certificate name: expected a DNS name such as \"sip.carrier.example\" or an IP address")
+                })
         })
     });
     let username = table.optional(d, "outbound_username", |d, field| field.identifier(d));
     let password = table.optional(d, "outbound_password", |d, field| field.string(d));
     let register = table.or(d, "register", false, |d, field| field.boolean(d));
-    let (address, transport, username, password, register) =
-        (address?, transport?, username?, password?, register?);
+    let (address, transport, username, password, register, tls_name) = (
+        address?, transport?, username?, password?, register?, tls_name?,
+    );
+    if tls_name.is_some() && transport != GatewayTransport::Tls {
+        d.error(
+            &table.path().key("gateway_tls_name"),
+            "`gateway_tls_name` is the name the gateway's TLS certificate must carry: set gateway_transport = \"tls\"",
+        );
+        return None;
+    }
     let credentials = match (username, password) {
         (Some(username), Some(password)) => Some((username, password)),
         (None, None) => None,
@@ -188,12 +225,14 @@ fn gateway(d: &mut Diagnostics<'_>, table: &TableReader<'_>) -> Option<Option<Tr
         Some(address) => Some(Some(TrunkGateway {
             address,
             transport,
+            tls_name,
             credentials,
             register,
         })),
         None => {
             let stray = [
                 "gateway_transport",
+                "gateway_tls_name",
                 "outbound_username",
                 "outbound_password",
                 "register",
@@ -382,8 +421,19 @@ mod tests {
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"carrier.example:5060\"\ngateway_transport = \"tls\"\noutbound_username = \"u\"\n"),
             vec![
                 "t.toml:3:11: trunk[0].gateway: invalid gateway \"carrier.example:5060\": expected an IP address and port, e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\" (host names are not resolved)",
-                "t.toml:4:21: trunk[0].gateway_transport: gateway_transport \"tls\" is not supported yet: use \"udp\" or \"tcp\"",
             ]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5061\"\ngateway_tls_name = \"sip.carrier.example\"\n"),
+            vec!["t.toml:4:20: trunk[0].gateway_tls_name: `gateway_tls_name` is the name the gateway's TLS certificate must carry: set gateway_transport = \"tls\""]
+        );
+        assert_eq!(
+            error_lines("[sip]\nlisten_tls = [\"127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5061\"\ngateway_transport = \"tls\"\ngateway_tls_name = \"not a name\"\n"),
+            vec!["t.toml:9:20: trunk[0].gateway_tls_name: \"not a name\" is not a certificate name: expected a DNS name such as \"sip.carrier.example\" or an IP address"]
+        );
+        assert_eq!(
+            error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5061\"\ngateway_transport = \"tls\"\n"),
+            vec!["t.toml:4:21: trunk[0].gateway_transport: a TLS gateway needs a TLS listener (our Contact on that leg names its port): set [sip] listen_tls"]
         );
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\noutbound_username = \"u\"\n"),
@@ -395,7 +445,28 @@ mod tests {
         );
         assert_eq!(
             error_lines("[[trunk]]\nname = \"a\"\ngateway = \"192.0.2.1:5060\"\ngateway_transport = \"sctp\"\n"),
-            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\" or \"tcp\""]
+            vec!["t.toml:4:21: trunk[0].gateway_transport: unknown transport \"sctp\": expected \"udp\", \"tcp\" or \"tls\""]
+        );
+    }
+
+    #[test]
+    fn a_tls_gateway_is_verified_by_its_name() {
+        let tls =
+            "[sip]\nlisten_tls = [\"127.0.0.1:5061\"]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+        let config = valid(&format!(
+            "{tls}[[trunk]]\nname = \"out\"\ngateway = \"192.0.2.1:5061\"\ngateway_transport = \"tls\"\ngateway_tls_name = \"SIP.Carrier.Example\"\n[[trunk]]\nname = \"by-ip\"\ngateway = \"192.0.2.2:5061\"\ngateway_transport = \"tls\"\n"
+        ));
+        let gateway = config.trunks[0].gateway.as_ref().expect("gateway set");
+        assert_eq!(gateway.transport, GatewayTransport::Tls);
+        assert_eq!(gateway.tls_name.as_deref(), Some("sip.carrier.example"));
+        let routes = crate::tls_routes::gateway_routes(&config);
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].0.to_string(), "192.0.2.1:5061");
+        assert_eq!(routes[0].1.server_name, "sip.carrier.example");
+        assert!(routes[0].1.verify, "gateways are always verified");
+        assert_eq!(
+            routes[1].1.server_name, "192.0.2.2",
+            "without a name: the IP"
         );
     }
 }

@@ -334,18 +334,29 @@ impl Switch {
         let Some(media) = call.media.as_mut().filter(|m| m.awaiting_answer) else {
             return;
         };
+        let delayed = media.delayed_offer;
         let answered = if body_mime(request).eq_ignore_ascii_case("application/sdp")
             && !request.body.is_empty()
         {
-            self.media
-                .offer_answered(media, &request.body)
-                .map_err(|error| error.to_string())
+            if delayed {
+                self.media
+                    .delayed_offer_answered(id, media, &request.body)
+                    .map_err(|error| error.to_string())
+            } else {
+                self.media
+                    .offer_answered(media, &request.body)
+                    .map_err(|error| error.to_string())
+            }
         } else {
             Err("the ACK carries no SDP answer to Switchboard's offer".to_owned())
         };
         if let Err(reason) = answered {
             tracing::info!(call = id, %reason, "trunk's answer unusable: hanging up");
             self.end_call(now, id, EndCause::BadAnswer);
+            return;
+        }
+        if delayed {
+            // An agent's call: the session started with both legs.
             return;
         }
         self.media.start_answered(id, media);
@@ -628,6 +639,14 @@ impl Switch {
             return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let peer = binding.source;
+        let sips_call = self
+            .calls
+            .get(&id)
+            .is_some_and(|call| super::sips::requires_tls(&call.trunk_leg.invite));
+        if sips_call && !super::sips::is_secure(peer.transport) {
+            tracing::info!(call = id, agent = %agent, %peer, "sips: call not offered to a phone registered without TLS");
+            return self.offer_failed(now, id, &agent, OfferFailure::Incompatible, None);
+        }
         let srtp_mode = self
             .config
             .agents
@@ -691,6 +710,18 @@ impl Switch {
             headers,
             body: Vec::new(),
         };
+        // A trunk INVITE without SDP rings agents end to end, unless this agent's leg is SRTP:
+        // its keys are Switchboard's to offer, so Switchboard offers its own SDP (and the
+        // trunk its own in the 200).
+        if call.media.is_none() && a.body.is_empty() && !matches!(security.offers_srtp(), Ok(false))
+        {
+            match self.media.anchor_delayed_offer() {
+                Ok(media) => call.media = Some(media),
+                Err(error) => {
+                    tracing::warn!(call = id, %error, "no media for a delayed-offer call; the phones negotiate end to end")
+                }
+            }
+        }
         match &mut call.media {
             // The agent is offered Switchboard's address, never the trunk's.
             Some(media) => match self.media.agent_offer_for(media, security) {
@@ -1004,6 +1035,10 @@ impl Switch {
         };
         let trunk_answered = call.trunk_leg.finalized;
         let for_trunk = match call.media.as_mut() {
+            Some(media) if media.delayed_offer => self
+                .media
+                .agent_answered_delayed(media, &response.body)
+                .map(Some),
             Some(media) if trunk_answered => self
                 .media
                 .agent_answered_bridge(id, media, &response.body)

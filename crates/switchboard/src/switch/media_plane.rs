@@ -101,6 +101,12 @@ pub struct CallMedia {
     pub agent_sdes: Option<Sdes>,
     /// The key line of the SRTP offer made to the agent being rung, if it was SRTP.
     pub agent_sdes_offer: Option<CryptoAttribute>,
+    /// The trunk's INVITE had no SDP and the call rings agents: Switchboard offers the agent
+    /// its own SDP, and the trunk its own in the 200 once the agent answered (see
+    /// [`MediaPlane::anchor_delayed_offer`]).
+    pub delayed_offer: bool,
+    /// The agent leg of such a call between the agent's answer and the trunk's (in its ACK).
+    pub pending_agent_leg: Option<LegConfig>,
 }
 
 /// Switchboard's side of one leg's offer/answer exchanges: its `o=` line and the last SDP it
@@ -267,6 +273,8 @@ impl MediaPlane {
                     trunk_sdes,
                     agent_sdes: None,
                     agent_sdes_offer: None,
+                    delayed_offer: false,
+                    pending_agent_leg: None,
                 })
             }
             Err(error) => {
@@ -348,6 +356,8 @@ impl MediaPlane {
             trunk_sdes: None,
             agent_sdes: None,
             agent_sdes_offer: None,
+            delayed_offer: false,
+            pending_agent_leg: None,
         };
         Ok((media, offer))
     }
@@ -439,6 +449,8 @@ impl MediaPlane {
             trunk_sdes: None,
             agent_sdes: None,
             agent_sdes_offer: None,
+            delayed_offer: false,
+            pending_agent_leg: None,
         };
         Ok((media, answer))
     }
@@ -560,6 +572,116 @@ impl MediaPlane {
         };
         sdes_legs::secure(&mut offer, media.agent_plan.media_index, Some(&line));
         Ok(media.agent_sdp.stamp(offer))
+    }
+
+    /// Anchors a ringing call whose trunk INVITE had no SDP, when an agent's leg needs
+    /// Switchboard's own offer (SRTP keys are Switchboard's to offer): the agents are offered
+    /// Switchboard's SDP (PCMU, PCMA, telephone-event) on the agent ports; the trunk gets its
+    /// offer in the 200 once an agent answered ([`MediaPlane::agent_answered_delayed`]).
+    pub fn anchor_delayed_offer(&mut self) -> Result<CallMedia, AnchorError> {
+        let (trunk_ports, agent_ports) = self.allocate()?;
+        let local = self.local(agent_ports);
+        let mut agent_sdp = LocalSdp::new(self.sdp_ip);
+        let planned = SessionDescription::parse(own_offer(local).as_bytes())
+            .map(|parsed| agent_sdp.stamp(parsed))
+            .map_err(MediaError::from)
+            .and_then(|offer| {
+                let (plan, _) = media::anchor_offer(&offer, local, &Codec::ALL)?;
+                Ok((plan, offer))
+            });
+        let (plan, agent_offer) = match planned {
+            Ok(planned) => planned,
+            Err(error) => {
+                self.release_pair(trunk_ports);
+                self.release_pair(agent_ports);
+                return Err(error.into());
+            }
+        };
+        Ok(CallMedia {
+            trunk_ports,
+            agent_ports,
+            trunk_plan: plan.clone(),
+            agent_offer,
+            agent_plan: plan,
+            codec: None,
+            trunk_leg: LegConfig::default(),
+            trunk_sdp: LocalSdp::new(self.sdp_ip),
+            agent_sdp,
+            started: false,
+            trunk_direction: Direction::SendRecv,
+            agent_direction: Direction::SendRecv,
+            awaiting_answer: false,
+            ack_answer_due: None,
+            trunk_sdes: None,
+            agent_sdes: None,
+            agent_sdes_offer: None,
+            delayed_offer: true,
+            pending_agent_leg: None,
+        })
+    }
+
+    /// The agent answered a delayed-offer call: checks its answer and returns Switchboard's
+    /// offer for the trunk's 200, with the agent's codec only (no transcoding). The session
+    /// starts when the trunk's answer comes in its ACK ([`MediaPlane::delayed_offer_answered`]).
+    pub fn agent_answered_delayed(
+        &mut self,
+        media: &mut CallMedia,
+        answer: &[u8],
+    ) -> Result<Vec<u8>, MediaError> {
+        let (answer, agent_sdes) = agent_answer(media, answer)?;
+        let (plan, _) =
+            media::anchor_answer(&media.agent_plan, &answer, self.local(media.agent_ports))?;
+        media.codec = plan.codec;
+        media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
+        media.agent_sdes = agent_sdes;
+        media.pending_agent_leg = Some(LegConfig {
+            srtp: agent_sdes.map(|sdes| sdes.policy()),
+            ..agent_leg_config(&plan)
+        });
+        let local = self.local(media.trunk_ports);
+        let mut offer = SessionDescription::parse(own_offer(local).as_bytes())?;
+        if let Some((codec, _)) = media.codec {
+            // Our own offer's payload types: the agent's answer may number them otherwise.
+            let own = media
+                .trunk_plan
+                .offered_codecs
+                .iter()
+                .find(|(offered, _)| *offered == codec)
+                .map(|(_, pt)| *pt);
+            let mut keep: Vec<u8> = own.into_iter().collect();
+            keep.extend(media.trunk_plan.offered_telephone_event);
+            sdp::restrict_formats(&mut offer, media.trunk_plan.media_index, &keep);
+        }
+        let offer = media.trunk_sdp.stamp(offer);
+        let (trunk_plan, _) = media::anchor_offer(&offer, local, &Codec::ALL)?;
+        media.trunk_plan = trunk_plan;
+        media.awaiting_answer = true;
+        Ok(offer)
+    }
+
+    /// The trunk's answer (in its ACK) to the offer of [`MediaPlane::agent_answered_delayed`]:
+    /// the session starts with both legs.
+    pub fn delayed_offer_answered(
+        &mut self,
+        call: CallNumber,
+        media: &mut CallMedia,
+        answer: &[u8],
+    ) -> Result<(), MediaError> {
+        let (checked, _) =
+            media::anchor_answer(&media.trunk_plan, answer, self.local(media.trunk_ports))?;
+        media.trunk_direction = checked.answer_direction.unwrap_or(Direction::SendRecv);
+        media.trunk_leg = LegConfig {
+            remote_rtp: checked.answerer_rtp,
+            remote_rtcp: checked.answerer_rtcp,
+            telephone_event: checked.answered_telephone_event,
+            codec: media.codec,
+            srtp: None,
+        };
+        media.awaiting_answer = false;
+        media.delayed_offer = false;
+        let agent = media.pending_agent_leg.take();
+        self.start(call, media, agent);
+        Ok(())
     }
 
     /// Starts the session of a call Switchboard answered, with only the trunk leg.
@@ -1175,6 +1297,54 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             Some(agent_policy.send_key),
             media.agent_sdes_offer.map(|l| l.key)
         );
+    }
+
+    #[test]
+    fn a_delayed_offer_call_offers_an_srtp_agent_our_key_and_the_trunk_the_agents_codec() {
+        let mut plane = plane(4);
+        let mut media = plane.anchor_delayed_offer().expect("ports");
+        let offer = plane
+            .agent_offer_for(&mut media, srtp_security(sip::Transport::Tls))
+            .expect("offer");
+        let offer = text(&offer);
+        assert!(
+            offer.contains("RTP/SAVP 0 8 101")
+                && offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{offer}"
+        );
+        assert!(offer.contains("c=IN IP4 203.0.113.5"), "{offer}");
+        let agent_key = media::MasterKey::random();
+        let (answer, _) = agent_srtp_answer(&offer, agent_key);
+        let for_trunk = plane
+            .agent_answered_delayed(&mut media, &answer)
+            .expect("the agent's SRTP answer fits");
+        let for_trunk = text(&for_trunk);
+        // The trunk is offered plain RTP (it offered nothing) with the agent's codec only.
+        assert!(
+            for_trunk.contains("m=audio 20000 RTP/AVP 8 101\r\n"),
+            "{for_trunk}"
+        );
+        assert!(!for_trunk.contains("crypto"), "{for_trunk}");
+        assert!(
+            plane.poll().is_none(),
+            "no session before the trunk's answer"
+        );
+        let trunk_answer = b"v=0\r\no=gw 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        plane
+            .delayed_offer_answered(7, &mut media, trunk_answer)
+            .expect("the trunk's answer fits");
+        let config = started(&mut plane);
+        assert_eq!(
+            config.trunk.remote_rtp,
+            Some("198.51.100.7:40000".parse().expect("addr"))
+        );
+        assert_eq!(config.trunk.srtp, None);
+        let agent = config.agent.expect("the agent leg starts with the trunk's");
+        assert_eq!(
+            agent.remote_rtp,
+            Some("10.0.0.9:16384".parse().expect("addr"))
+        );
+        assert_eq!(agent.srtp.map(|p| p.receive_key), Some(agent_key));
     }
 
     #[test]

@@ -35,6 +35,7 @@ mod sdes_legs;
 mod session_timer;
 #[cfg(test)]
 mod settings_tests;
+mod sips;
 pub mod supervision;
 mod survey;
 mod timer;
@@ -593,7 +594,9 @@ impl Switch {
             }
             return;
         };
-        if let Some((code, reason)) = admission::check_request(&request) {
+        if let Some((code, reason)) =
+            admission::check_request(&request).or_else(|| sips::refusal(&request, source.transport))
+        {
             self.reply_error(now, &key, &request, code, &reason);
             return;
         }

@@ -29,6 +29,8 @@ pub(super) struct Screening {
     agent_sources: HashMap<String, VecDeque<IpAddr>>,
     /// Stream connections to keep open until a binding expires (`None`: release).
     connection_pins: VecDeque<(SocketAddr, Option<Instant>)>,
+    /// Where to reopen a TLS binding's connection when it drops (see `tls_routes`).
+    tls_routes: VecDeque<(SocketAddr, Option<transport::TlsTarget>)>,
 }
 
 /// Addresses remembered per agent for new-source detection.
@@ -48,6 +50,7 @@ impl Screening {
             tarpitted: VecDeque::new(),
             agent_sources: HashMap::new(),
             connection_pins: VecDeque::new(),
+            tls_routes: VecDeque::new(),
         }
     }
 
@@ -365,16 +368,33 @@ impl Switch {
             }
         }
         if source.transport != sip::Transport::Udp {
-            let until = outcome
+            let newest = outcome
                 .bindings
                 .iter()
                 .filter(|current| current.binding.source == source)
-                .map(|current| current.binding.expires_at)
-                .max();
+                .max_by_key(|current| current.binding.expires_at);
+            let until = newest.map(|current| current.binding.expires_at);
             self.screening
                 .connection_pins
                 .push_back((source.addr, until));
+            if source.transport == sip::Transport::Tls {
+                let route = newest.and_then(|current| {
+                    crate::tls_routes::phone_route(
+                        &current.binding.contact,
+                        source.addr,
+                        self.config.sip.tls_verify_phones,
+                        current.binding.expires_at,
+                    )
+                });
+                self.screening.tls_routes.push_back((source.addr, route));
+            }
         }
+    }
+
+    /// The next TLS route to hand the transports: where a phone registered over TLS is
+    /// reached when its connection is gone (`None`: forget the route).
+    pub fn poll_tls_route(&mut self) -> Option<(SocketAddr, Option<transport::TlsTarget>)> {
+        self.screening.tls_routes.pop_front()
     }
 
     /// The next stream connection to pin open (until a binding's expiry) or release.

@@ -37,6 +37,7 @@ fn gateway_peer(address: std::net::SocketAddr, transport: crate::config::Gateway
     match transport {
         crate::config::GatewayTransport::Udp => Peer::udp(address),
         crate::config::GatewayTransport::Tcp => Peer::tcp(address),
+        crate::config::GatewayTransport::Tls => Peer::tls(address),
     }
 }
 
