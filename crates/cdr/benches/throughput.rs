@@ -153,6 +153,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         recording: answered.then(|| format!("/var/lib/switchboard/rec/2025/03/{id}.wav")),
         legs,
         supervisions: Vec::new(),
+        conference: None,
         service_level_threshold_s: 20.0,
         direction: Default::default(),
         outbound: None,

@@ -120,6 +120,7 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
             sip_cause: None,
         }],
         supervisions: Vec::new(),
+        conference: None,
         service_level_threshold_s: if queue == "vip" { 10.0 } else { 20.0 },
         direction: Default::default(),
         outbound: None,

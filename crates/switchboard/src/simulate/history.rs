@@ -275,6 +275,7 @@ mod tests {
             recording: None,
             legs: vec![agent_leg],
             supervisions: Vec::new(),
+            conference: None,
             service_level_threshold_s: 20.0,
             direction: Default::default(),
             outbound: None,

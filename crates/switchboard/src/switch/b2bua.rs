@@ -279,6 +279,9 @@ impl Switch {
             recording_failed: false,
             monitors: Vec::new(),
             supervisions: Vec::new(),
+            consult: None,
+            conference_started: None,
+            conference_ended: None,
             hold: Default::default(),
             api_hold: false,
             customer_name: None,
@@ -1252,6 +1255,7 @@ impl Switch {
             self.media.finish(id, media);
         }
         self.end_monitors(now, &mut call);
+        self.end_consult(now, &mut call);
 
         // Trunk leg.
         if !call.trunk_leg.finalized {

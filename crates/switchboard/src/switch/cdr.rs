@@ -154,6 +154,7 @@ impl Switch {
                 .map(|p| p.display().to_string()),
             legs,
             supervisions: call.supervisions.clone(),
+            conference: self.conference_record(call, now),
             service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
             direction: Default::default(),
             outbound: None,
@@ -223,6 +224,17 @@ impl Switch {
                 .saturating_duration_since(offered);
             call.ended_legs.push(record);
         }
+    }
+
+    /// The call's conference, if caller, agent and colleague were ever joined.
+    fn conference_record(&self, call: &Call, now: Instant) -> Option<cdr::Conference> {
+        let started = call.conference_started?;
+        let ended = call.conference_ended.unwrap_or(now);
+        Some(cdr::Conference {
+            started: self.wall(started),
+            ended: self.wall(ended),
+            seconds: ended.saturating_duration_since(started).as_secs_f64(),
+        })
     }
 
     fn agent_leg_record(

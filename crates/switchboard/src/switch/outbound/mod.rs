@@ -778,6 +778,7 @@ impl Switch {
             recording: None,
             legs,
             supervisions: Vec::new(),
+            conference: None,
             service_level_threshold_s: 0.0,
             direction: Direction::Outbound,
             outbound: Some(cdr::OutboundCall {
