@@ -805,6 +805,15 @@ impl Switch {
                 let ok = response_to(&request, 200, None);
                 if transferred {
                     tracing::info!(call = id, "consulted agent hung up after the transfer");
+                    // Their dialog is over: the call's end must not BYE it again.
+                    if let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.take()) {
+                        self.calls.forget_monitor(&consult.call_id);
+                        let record = self.consult_leg_record(&consult, now);
+                        if let Some(call) = self.calls.get_mut(&id) {
+                            call.ended_legs.push(record);
+                        }
+                        self.consulted_agent_free(now, &consult.target);
+                    }
                     self.finish_call(
                         now,
                         id,

@@ -951,3 +951,175 @@ Path: sip:edge.example;lr\r\nAuthorization: {answer}\r\nContent-Length: 0\r\n\r\
         refused.text
     );
 }
+
+/// Agent 1001's call consults 1002 from the API; returns the consult INVITE 1002's phone got.
+fn consulting(rig: &mut Rig) -> Sent {
+    use super::live_calls::CallAction;
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Consult { to: "1002".into() })
+        .expect("consult accepted");
+    rig.collect();
+    let invite = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    assert_eq!(invite.header("X-Switchboard-Consult"), Some("1001"));
+    assert!(
+        rig.agent_state("1002").contains("consult"),
+        "{}",
+        rig.agent_state("1002")
+    );
+    invite
+}
+
+/// 1002's phone answers the consult and the session binds its leg.
+fn colleague_answers(rig: &mut Rig, consult: &Sent) {
+    rig.phone_replies_with(consult, "200 OK", "col", &sdp(42000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
+    let (leg, ports) = added_leg(rig);
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded { leg, local_rtp },
+    );
+    rig.collect();
+}
+
+/// The Refer-To of a REFER with Replaces naming the consult dialog (the phone's tag `col`).
+fn replaces_consult(consult: &Sent) -> String {
+    let call_id = consult.header("Call-ID").expect("Call-ID");
+    let from_tag = consult
+        .header("From")
+        .and_then(|f| f.split("tag=").nth(1))
+        .expect("our tag");
+    format!(
+        "Refer-To: <sip:1002@127.0.0.1?Replaces={call_id}%3Bto-tag%3Dcol%3Bfrom-tag%3D{from_tag}>\r\n"
+    )
+}
+
+#[test]
+fn a_consulted_phone_answering_after_the_caller_hung_up_is_acked_and_hung_up() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-1");
+    let consult = consulting(&mut rig);
+    let ok = rig
+        .switch
+        .calls
+        .values()
+        .next()
+        .map(|c| c.trunk_leg.local_tag.clone());
+    rig.trunk_sends(&trunk_in_dialog("BYE", "cons-1", &ok.expect("a call"), 2));
+    // (The caller's 200 waits for the CDR, which waits for the media session's report.)
+    rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    assert_eq!(rig.switch.active_calls(), 0);
+    // The colleague's phone had not even rung yet; its 200 crosses the call's end.
+    rig.phone_replies_with(&consult, "200 OK", "col", &sdp(42000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
+    let bye = rig.take_one(|m| m.is("BYE ") && m.to == phone("1002"));
+    assert_eq!(bye.header("Call-ID"), consult.header("Call-ID"));
+    assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
+    assert!(
+        rig.agent_state("1002").contains("Ready"),
+        "{}",
+        rig.agent_state("1002")
+    );
+}
+
+#[test]
+fn a_refer_with_replaces_and_the_colleagues_bye_cross_in_either_order() {
+    for refer_first in [true, false] {
+        let mut rig = Rig::new();
+        let invite = connected_anchored(&mut rig, "cons-2");
+        let consult = consulting(&mut rig);
+        colleague_answers(&mut rig, &consult);
+        let refer = agent_request("REFER", &invite, "ph", 1, &replaces_consult(&consult));
+        let colleague_bye = agent_in_dialog("BYE", &consult, "col", 1);
+        if refer_first {
+            rig.deliver(phone("1001"), &refer);
+            rig.take_one(|m| m.is("SIP/2.0 202"));
+            let notify = rig.take_one(|m| m.is("NOTIFY ") && m.to == phone("1001"));
+            assert_eq!(sipfrag(&notify), "SIP/2.0 200 OK");
+            rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+            assert!(
+                rig.agent_state("1001").contains("WrapUp"),
+                "{}",
+                rig.agent_state("1001")
+            );
+            // The colleague now has the caller: their hang-up ends the call.
+            rig.deliver(phone("1002"), &colleague_bye);
+            // (Its 200 waits for the CDR, which waits for the media session's report.)
+            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
+            assert!(
+                rig.take_all(|m| m.is("BYE ")).is_empty(),
+                "1002 hung up itself"
+            );
+            assert_eq!(rig.switch.active_calls(), 0);
+            assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
+        } else {
+            rig.deliver(phone("1002"), &colleague_bye);
+            rig.take_one(|m| m.is("SIP/2.0 200") && m.to == phone("1002"));
+            // The consult is gone: the REFER names a dialog that no longer exists.
+            rig.deliver(phone("1001"), &refer);
+            let refused = rig.take_one(|m| m.is("SIP/2.0 481"));
+            assert!(refused
+                .header("Warning")
+                .is_some_and(|w| w.contains("Replaces")));
+            assert!(
+                rig.take_all(|m| m.is("BYE ")).is_empty(),
+                "the caller stays with 1001"
+            );
+            assert_eq!(rig.switch.active_calls(), 1);
+        }
+        assert!(
+            rig.agent_state("1002").contains("Ready"),
+            "{}",
+            rig.agent_state("1002")
+        );
+    }
+}
+
+#[test]
+fn complete_while_the_consult_still_rings_is_refused_and_changes_nothing() {
+    use super::consult::ConsultRefusal;
+    use super::live_calls::{CallAction, CallActionError};
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-3");
+    let consult = consulting(&mut rig);
+    rig.phone_replies(&consult, "180 Ringing", "col");
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Complete),
+        Err(CallActionError::Consult(ConsultRefusal::NotAnswered))
+    );
+    rig.collect();
+    assert!(
+        rig.take_all(|m| m.is("BYE ")).is_empty(),
+        "{:#?}",
+        rig.outbox
+    );
+    colleague_answers(&mut rig, &consult);
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Complete)
+        .expect("answered: complete");
+    rig.collect();
+    rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    assert_eq!(rig.switch.active_calls(), 1, "caller and colleague talk");
+}
+
+#[test]
+fn a_consult_ring_timeout_hands_the_caller_back_to_the_agent() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-4");
+    let consult = consulting(&mut rig);
+    rig.phone_replies(&consult, "180 Ringing", "col");
+    rig.advance(Duration::from_secs(20));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1002"));
+    let call = rig.switch.calls.values().next().expect("the call goes on");
+    assert!(call.consult.is_none());
+    assert!(!call.hold.is_holding(), "the caller is no longer on hold");
+    assert!(
+        rig.agent_state("1002").contains("Ready"),
+        "{}",
+        rig.agent_state("1002")
+    );
+}
