@@ -250,13 +250,20 @@ fn refused(api: &Api, path: &str, body: &str, status: u16) -> HarnessResult<Stri
         .error_code()
 }
 
+/// Each leg of the CDR as `role:party`, in order.
 fn leg_roles(record: &serde_json::Value) -> Vec<String> {
     record["legs"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|l| l["role"].as_str().unwrap_or_default().to_owned())
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["role"].as_str().unwrap_or_default(),
+                l["party"].as_str().unwrap_or_default()
+            )
+        })
         .collect()
 }
 
@@ -330,7 +337,7 @@ fn a_consult_from_the_api_completes_into_an_attended_transfer() -> HarnessResult
     let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
     assert_eq!(
         leg_roles(&record),
-        vec!["trunk", "agent", "consult"],
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
         "{record}"
     );
     let transfers = record["transfers"].as_array().cloned().unwrap_or_default();
@@ -414,7 +421,7 @@ fn cancel_resumes_the_caller_and_a_conference_outlives_the_first_agent() -> Harn
     let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
     assert_eq!(
         leg_roles(&record),
-        vec!["trunk", "consult", "agent", "consult"],
+        vec!["trunk:t1", "consult:1002", "agent:1001", "consult:1002"],
         "{record}"
     );
     let conference = &record["conference"];
@@ -524,7 +531,7 @@ fn a_refer_with_replaces_naming_the_consult_completes_it() -> HarnessResult<()> 
     let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
     assert_eq!(
         leg_roles(&record),
-        vec!["trunk", "agent", "consult"],
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
         "{record}"
     );
     assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");

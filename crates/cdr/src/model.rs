@@ -412,6 +412,9 @@ pub struct Leg {
     /// SIP status code that ended the leg, or `null` for a normal BYE.
     #[serde(default)]
     pub sip_cause: Option<u16>,
+    /// Who the leg reached: the trunk's name, or the agent's id (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 /// Which side a leg faces (`kebab-case` in JSON).
@@ -537,6 +540,7 @@ pub(crate) mod fixtures {
                     answered: Some(datetime!(2025-03-03 09:00:00.2 UTC)),
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
+                    party: None,
                 },
                 Leg {
                     role: LegRole::Agent,
@@ -546,6 +550,7 @@ pub(crate) mod fixtures {
                     answered: Some(datetime!(2025-03-03 09:00:35.5 UTC)),
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
+                    party: None,
                 },
             ],
             supervisions: Vec::new(),

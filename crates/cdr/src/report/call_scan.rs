@@ -105,6 +105,7 @@ mod tests {
             answered: answered.then_some(at),
             ended: at,
             sip_cause: None,
+            party: None,
         }
     }
 

@@ -118,6 +118,7 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
             answered: Some(arrived),
             ended,
             sip_cause: None,
+            party: None,
         }],
         supervisions: Vec::new(),
         conference: None,

@@ -240,6 +240,7 @@ mod tests {
             answered: None,
             ended: at,
             sip_cause: None,
+            party: None,
         };
         CallRecord {
             seq: 0,

@@ -86,6 +86,7 @@ impl Switch {
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause,
+            party: Some(call.trunk.clone()),
         }];
         legs.extend(call.ended_legs.iter().cloned());
         // The attempt still on when the call ended: the answered one, or one still ringing.
@@ -255,6 +256,7 @@ impl Switch {
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(ended),
             sip_cause,
+            party: Some(leg.agent.to_string()),
         }
     }
 

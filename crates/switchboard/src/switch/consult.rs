@@ -542,6 +542,7 @@ impl Switch {
             answered: consult.answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause: None,
+            party: Some(consult.target.clone()),
         }
     }
 

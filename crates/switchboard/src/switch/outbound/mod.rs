@@ -618,6 +618,7 @@ impl Switch {
             answered: None,
             ended: wall_now,
             sip_cause,
+            party: None,
         };
         let started = self.wall(started);
         if let Some(call) = self.outbound.get_mut(id) {
@@ -714,6 +715,7 @@ impl Switch {
             answered: call.answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause,
+            party: None,
         }];
         legs.extend(call.failed_legs.iter().cloned());
         if let Some(leg) = &call.carrier {
@@ -725,6 +727,7 @@ impl Switch {
                 answered: leg.answered.map(|a| self.wall(a)),
                 ended: self.wall(now),
                 sip_cause: None,
+                party: None,
             });
         }
         let answered = call.answered;
