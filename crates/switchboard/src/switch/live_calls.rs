@@ -139,12 +139,21 @@ impl Switch {
         if !ready {
             return Err(CallActionError::NotConnected);
         }
-        let starts_consult = matches!(
+        let consult_step = matches!(
             action,
-            CallAction::Consult { .. } | CallAction::AttendedTransfer { .. }
+            CallAction::Complete | CallAction::Cancel | CallAction::Conference
         );
-        if starts_consult && !self.consult_possible(id) {
-            return Err(CallActionError::NotConnected);
+        if !consult_step {
+            // Everything else acts on the conversation with the call's (first) agent: not
+            // while a consult changes who hears whom, nor once that agent has left.
+            if call.consult.is_some() && call.agent_leg.is_some() {
+                return Err(CallActionError::Consult(
+                    super::consult::ConsultRefusal::InProgress,
+                ));
+            }
+            if !self.consult_possible(id) {
+                return Err(CallActionError::NotConnected);
+            }
         }
         match action {
             CallAction::Hold => self.api_hold(now, id, true),

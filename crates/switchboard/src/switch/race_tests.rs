@@ -1123,3 +1123,49 @@ fn a_consult_ring_timeout_hands_the_caller_back_to_the_agent() {
         rig.agent_state("1002")
     );
 }
+
+#[test]
+fn other_actions_wait_for_the_consult_and_need_the_first_agent() {
+    use super::consult::ConsultRefusal;
+    use super::live_calls::{CallAction, CallActionError};
+    let mut rig = Rig::new();
+    let invite = connected_anchored(&mut rig, "cons-5");
+    let consult = consulting(&mut rig);
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let in_progress = Err(CallActionError::Consult(ConsultRefusal::InProgress));
+    for action in [
+        CallAction::Hold,
+        CallAction::Transfer {
+            to: "support".into(),
+        },
+        CallAction::Consult { to: "1002".into() },
+    ] {
+        assert_eq!(rig.switch.act_on_call(rig.now, call, action), in_progress);
+    }
+    // A blind REFER from the phone meanwhile is refused too.
+    let refer = agent_request(
+        "REFER",
+        &invite,
+        "ph",
+        1,
+        "Refer-To: <sip:support@127.0.0.1>\r\n",
+    );
+    rig.deliver(phone("1001"), &refer);
+    let refused = rig.take_one(|m| m.is("SIP/2.0 403"));
+    assert!(refused
+        .header("Warning")
+        .is_some_and(|w| w.contains("consult")));
+    colleague_answers(&mut rig, &consult);
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Complete)
+        .expect("complete");
+    // The first agent has left: hold and transfer have nobody to act for.
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Hold),
+        Err(CallActionError::NotConnected)
+    );
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Cancel),
+        Err(CallActionError::Consult(ConsultRefusal::AlreadyTransferred))
+    );
+}

@@ -500,6 +500,7 @@ impl Switch {
             .values()
             .find(|call| {
                 call.phase == Phase::Connected
+                    && call.consult.is_none()
                     && call.agent().is_some_and(|a| a.as_str() == agent)
                     && call.media.as_ref().is_some_and(|m| m.started)
             })

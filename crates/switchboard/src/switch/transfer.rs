@@ -119,6 +119,11 @@ impl Switch {
         if self.refer_with_replaces(now, id, &key, &request, &refer_to) {
             return;
         }
+        if self.has_consult(id) {
+            let reason = "a consult is in progress: complete or cancel it first";
+            self.reply_error(now, &key, &request, 403, reason);
+            return;
+        }
         let Some(call) = self.calls.get(&id) else {
             return;
         };
