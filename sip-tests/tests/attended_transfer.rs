@@ -11,7 +11,8 @@
 //! - a REFER from the agent's phone with `Replaces` naming the consult dialog (RFC 3891)
 //!   completes the transfer (202, NOTIFY `200 OK`, BYE); one naming an unknown dialog gets 481.
 //!
-//! Refusals carry stable JSON codes.
+//! `POST …/transfer` with `"mode": "attended"` consults and completes as soon as the colleague
+//! answers. Refusals carry stable JSON codes (analysts get 403).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -525,6 +526,44 @@ fn a_refer_with_replaces_naming_the_consult_completes_it() -> HarnessResult<()> 
     assert!(hung_up, "the transferring phone is hung up");
     caller_with_colleague(&conversation, &colleague)?;
 
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+#[test]
+fn an_attended_transfer_from_the_api_completes_when_the_colleague_answers() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: "\n[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n".into(),
+        ..config()
+    })?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let transfer = format!("/api/calls/{id}/transfer");
+    let attended = r#"{"to": "1002", "mode": "attended"}"#;
+    let analyst = switchboard.api().with_token(Some("analyst-token"));
+    assert_eq!(refused(&analyst, &transfer, attended, 403)?, "forbidden");
+    assert_eq!(
+        refused(&analyst, &format!("/api/calls/{id}/consult"), attended, 403)?,
+        "forbidden"
+    );
+    post(&api, &transfer, attended)?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    // No complete needed: the first agent is hung up as soon as the colleague answers.
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
     let call_id = conversation.call.call_id().to_owned();
     conversation.call.hang_up(WAIT)?;
     take_bye(&colleague_phone)?;
