@@ -576,3 +576,138 @@ fn an_attended_transfer_from_the_api_completes_when_the_colleague_answers() -> H
     assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
     Ok(())
 }
+
+/// The tag parameter of a From or To value.
+fn tag_of(value: &str) -> String {
+    value
+        .split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or(t).to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_phone_dials_its_consult_and_completes_it_with_refer_replaces() -> HarnessResult<()> {
+    use sip_tests::digest::{Credentials, DigestAlgorithm};
+    use sip_tests::uac::authenticated_invite;
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+
+    // The agent's phone places the consult call: INVITE 1002 through Switchboard.
+    let consult_rtp = Arc::new(RtpPeer::bind()?);
+    let credentials = Credentials {
+        username: "1001",
+        password: "secret1001",
+    };
+    let (placing, colleague) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| colleague_answers(&colleague_phone));
+        let placing = consult_rtp.port().and_then(|port| {
+            authenticated_invite(
+                &agent.peer,
+                "1002",
+                &credentials,
+                DigestAlgorithm::Md5,
+                &pcmu_offer(port, false),
+                WAIT,
+            )
+        });
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("colleague panicked".into())));
+        (placing, answered)
+    });
+    let consult_call = placing?.1.map_err(|refused| {
+        HarnessError::Unexpected(format!(
+            "the consult was refused:\n{}",
+            refused.final_response.to_text()
+        ))
+    })?;
+    let colleague = colleague?;
+    let ok = &consult_call.answer.final_response;
+    let relay = sdp_audio_address(&ok.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+    let _agent_consults = Talker::start(consult_rtp.clone(), relay, AGENT_HZ, 0xa6e8);
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears the agent's consult call",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    wait_until(
+        &consult_rtp,
+        "the agent's consult call hears the colleague",
+        |s| tone_share(s, COLLEAGUE_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    never_hears(
+        &conversation.caller_rtp,
+        "the caller on hold",
+        &[AGENT_HZ, COLLEAGUE_HZ],
+    )?;
+
+    // Transfer: REFER on the held call, Replaces naming the consult call (the phone's view:
+    // to-tag Switchboard's, from-tag its own).
+    let replaces = format!(
+        "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+        consult_call.call_id(),
+        tag_of(ok.header("To").unwrap_or_default()),
+        tag_of(ok.header("From").unwrap_or_default()),
+    );
+    let refer_to = format!(
+        "Refer-To: <sip:1002@{}?Replaces={replaces}>",
+        switchboard.sip_addr()
+    );
+    let accepted =
+        conversation
+            .agent_call
+            .dialog
+            .send(&agent.peer, "REFER", &[refer_to], "", WAIT)?;
+    assert_eq!(accepted.final_response.status(), Some(202));
+    // A NOTIFY, and a BYE on each of the phone's two calls.
+    let mut pending: std::collections::VecDeque<SipMessage> = accepted.unrelated.into();
+    let (mut notified, mut byes) = (None, Vec::new());
+    let deadline = Instant::now() + WAIT;
+    while (notified.is_none() || byes.len() < 2) && Instant::now() < deadline {
+        let message = match pending.pop_front() {
+            Some(message) => message,
+            None => match agent.peer.recv(Duration::from_secs(1))? {
+                Some(message) => message,
+                None => continue,
+            },
+        };
+        match message.method() {
+            Some("NOTIFY") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                notified = Some(message.body.clone());
+            }
+            Some("BYE") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                byes.push(message.header("Call-ID").unwrap_or_default().to_owned());
+            }
+            _ => {}
+        }
+    }
+    let sipfrag = notified.ok_or_else(|| HarnessError::Unexpected("no NOTIFY".into()))?;
+    assert!(sipfrag.starts_with("SIP/2.0 200"), "{sipfrag}");
+    byes.sort();
+    let mut expected = vec![
+        consult_call.call_id().to_owned(),
+        conversation.agent_call.dialog.call_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(byes, expected, "both of the phone's calls are hung up");
+    caller_with_colleague(&conversation, &colleague)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}

@@ -164,6 +164,10 @@ impl Switch {
             return;
         }
         if let Some(dialled) = admission::dialled_number(&request) {
+            if self.is_consult_dial(&request, &dialled) {
+                self.on_consult_invite(now, key, request, source, &dialled);
+                return;
+            }
             if self.is_call_out(&request, &dialled) {
                 self.on_outbound_invite(now, key, request, source, &dialled);
                 return;

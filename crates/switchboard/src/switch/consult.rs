@@ -77,6 +77,26 @@ pub struct Consult {
     pub answered: Option<Instant>,
     /// The last key the first agent pressed (`*` then `3` joins a conference).
     pub last_key: Option<char>,
+    /// The consult call the first agent's phone placed itself (absent for API consults).
+    pub phone: Option<PhoneSide>,
+}
+
+/// The first agent's own consult call: their phone dialled the colleague while holding the
+/// caller, and Switchboard answered it as one more leg of the call's session.
+#[derive(Debug)]
+pub struct PhoneSide {
+    /// The media session's name for this leg.
+    pub leg: Leg,
+    /// The phone's INVITE (the 200 is built from it).
+    pub invite: Box<Request>,
+    /// Its server transaction.
+    pub server_key: TransactionKey,
+    /// The dialog with the phone (Switchboard is the UAS).
+    pub dialog: Dialog,
+    /// Ports, remote side and SDP of the leg.
+    pub media: ExtraLeg,
+    /// The session bound the leg and the phone got its 200.
+    pub answered: bool,
 }
 
 /// Why a consult action was not carried out (each maps to a stable API code).
@@ -120,6 +140,24 @@ pub fn consult_routing(
     colleague: Leg,
     colleague_in_mix: bool,
 ) -> Routing {
+    consult_routing_via(
+        stage,
+        agent_present,
+        Leg::Agent,
+        colleague,
+        colleague_in_mix,
+    )
+}
+
+/// The same, when the first agent talks on `agent` (their own consult call's leg, when their
+/// phone placed the consult; else the call's agent leg).
+pub fn consult_routing_via(
+    stage: ConsultStage,
+    agent_present: bool,
+    agent: Leg,
+    colleague: Leg,
+    colleague_in_mix: bool,
+) -> Routing {
     let pair = |a: Leg, b: Leg| Routing::Mix {
         hears: vec![(a, vec![b]), (b, vec![a])],
     };
@@ -127,9 +165,9 @@ pub fn consult_routing(
         // Ringing, or the colleague's leg not bound yet: the agent hears nobody (the caller
         // is on hold).
         (ConsultStage::Consulting, false, _) => Routing::Mix { hears: Vec::new() },
-        (ConsultStage::Consulting, true, _) => pair(Leg::Agent, colleague),
+        (ConsultStage::Consulting, true, _) => pair(agent, colleague),
         (ConsultStage::Conference, true, true) => {
-            media::routing::conference(&[Leg::Trunk, Leg::Agent, colleague])
+            media::routing::conference(&[Leg::Trunk, agent, colleague])
         }
         (ConsultStage::Conference | ConsultStage::Transferred, true, _) => {
             pair(Leg::Trunk, colleague)
@@ -320,6 +358,7 @@ impl Switch {
                 started: now,
                 answered: None,
                 last_key: None,
+                phone: None,
             });
             call.hold.set(now, true);
         }
@@ -444,6 +483,15 @@ impl Switch {
                 self.send_request(now, bye, peer, ClientPurpose::Fire);
             }
         }
+        // The first agent's own consult call goes with them.
+        let phone = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.consult.as_mut())
+            .and_then(|c| c.phone.take());
+        if let Some(mut phone) = phone {
+            self.hang_up_phone_side(now, Some(id), &mut phone);
+        }
         match self.acd.hangup(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(call = id, %error, "ACD hangup for an attended transfer"),
@@ -470,6 +518,9 @@ impl Switch {
         if hang_up {
             self.hang_up_consult(now, &mut consult);
         }
+        if let Some(mut phone) = consult.phone.take() {
+            self.hang_up_phone_side(now, Some(id), &mut phone);
+        }
         let record = self.consult_leg_record(&consult, now);
         if let Some(call) = self.calls.get_mut(&id) {
             call.ended_legs.push(record);
@@ -492,11 +543,36 @@ impl Switch {
         };
         self.calls.forget_monitor(&consult.call_id);
         self.hang_up_consult(now, &mut consult);
+        if let Some(mut phone) = consult.phone.take() {
+            self.hang_up_phone_side(now, None, &mut phone);
+        }
         call.ended_legs.push(self.consult_leg_record(&consult, now));
         if consult.stage == ConsultStage::Conference {
             call.conference_ended = Some(now);
         }
         self.consulted_agent_free(now, &consult.target);
+    }
+
+    /// Ends the first agent's own consult call: BYE once answered, else 480 to its INVITE.
+    /// `id` names the call when it goes on (the leg then leaves the session).
+    fn hang_up_phone_side(&mut self, now: Instant, id: Option<CallNumber>, phone: &mut PhoneSide) {
+        self.calls.forget_monitor(&phone.dialog.call_id);
+        if phone.answered {
+            if let Some(id) = id {
+                self.media
+                    .command(id, MediaCommand::RemoveLeg { leg: phone.leg });
+            }
+            let peer = phone.dialog.peer;
+            let via = self.via(peer);
+            let bye = phone.dialog.request(Method::Bye, &via, None, None);
+            self.send_request(now, bye, peer, ClientPurpose::Fire);
+        } else {
+            // (A LegAdded still on its way finds no owner and removes the leg.)
+            let mut gone = response_to(&phone.invite, 480, Some(&phone.dialog.local_tag));
+            sip::message::add_warning(&mut gone, super::AGENT_NAME, "the consult ended");
+            let key = phone.server_key.clone();
+            self.send_response(now, &key, gone);
+        }
     }
 
     /// BYE once the colleague answered, CANCEL while the phone rings.
@@ -555,9 +631,15 @@ impl Switch {
             return;
         };
         if call.media.as_ref().is_some_and(|m| m.started) {
-            let routing = consult_routing(
+            let agent = consult
+                .phone
+                .as_ref()
+                .filter(|p| p.answered)
+                .map_or(Leg::Agent, |p| p.leg);
+            let routing = consult_routing_via(
                 consult.stage,
                 call.agent_leg.is_some(),
+                agent,
                 consult.leg,
                 consult.in_mix,
             );
@@ -570,7 +652,7 @@ impl Switch {
         self.calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
-            .is_some_and(|c| c.leg == leg)
+            .is_some_and(|c| c.leg == leg || c.phone.as_ref().is_some_and(|p| p.leg == leg))
     }
 
     /// A consult is in progress on the call (supervisors' routing gives way to it).
@@ -652,10 +734,23 @@ impl Switch {
     }
 
     /// The session bound the colleague's leg: mix it in (or complete at once).
-    pub(super) fn consult_leg_added(&mut self, now: Instant, id: CallNumber) {
+    pub(super) fn consult_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
         let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) else {
             return;
         };
+        if let Some(phone) = consult.phone.as_mut().filter(|p| p.leg == leg) {
+            // The first agent's own consult call: answer it now that its leg is bound.
+            phone.answered = true;
+            let mut ok = response_to(&phone.invite, 200, Some(&phone.dialog.local_tag));
+            push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = phone.media.local_body.clone();
+            let (key, transport) = (phone.server_key.clone(), phone.dialog.peer.transport);
+            push_header(&mut ok.headers, "Contact", self.contact(transport));
+            self.add_capabilities(&mut ok.headers);
+            self.send_response(now, &key, ok);
+            self.apply_consult_routing(id);
+            return;
+        }
         consult.in_mix = true;
         if consult.complete_on_answer {
             self.first_agent_leaves(now, id, true);
@@ -728,15 +823,21 @@ impl Switch {
             return false;
         };
         // Switchboard sent the consult INVITE: its tag is the From tag, the phone's the To.
+        // RFC 3891 names the tags as the dialog's recipient sees them; phones differ in
+        // which is which, so either order matches (the Call-ID and both tags must).
+        let names = |d: &Dialog| {
+            let remote = d.remote_tag.as_deref().unwrap_or_default();
+            d.call_id == call_id
+                && ((d.local_tag == from_tag && remote == to_tag)
+                    || (d.local_tag == to_tag && remote == from_tag))
+        };
         let names_consult = self
             .calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
-            .and_then(|c| c.dialog.as_ref().map(|d| (c, d)))
-            .is_some_and(|(c, d)| {
-                c.call_id == call_id
-                    && d.local_tag == from_tag
-                    && d.remote_tag.as_deref() == Some(to_tag.as_str())
+            .is_some_and(|c| {
+                c.dialog.as_ref().is_some_and(names)
+                    || c.phone.as_ref().is_some_and(|p| names(&p.dialog))
             });
         if !names_consult {
             let reason = format!("Replaces names no dialog of this call ({call_id})");
@@ -784,7 +885,7 @@ impl Switch {
                 .then_some(id)
         });
         let Some(id) = found else {
-            return Some((key, request));
+            return self.on_phone_side_request(now, key, request);
         };
         let in_order = self
             .calls
@@ -842,6 +943,199 @@ impl Switch {
             }
         }
         None
+    }
+
+    /// A request inside the first agent's own consult call; gives it back when it is not one.
+    fn on_phone_side_request(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+    ) -> Option<(TransactionKey, Request)> {
+        let found = call_id_of(&request.headers).and_then(|call_id| {
+            let id = self.calls.by_monitor_call_id(call_id)?;
+            let our_tag = to_tag(&request.headers)?;
+            let phone = self.calls.get(&id)?.consult.as_ref()?.phone.as_ref()?;
+            (phone.dialog.call_id == call_id && phone.dialog.local_tag == our_tag).then_some(id)
+        });
+        let Some(id) = found else {
+            return Some((key, request));
+        };
+        if request.method == Method::Ack {
+            return None; // the ACK of our 200
+        }
+        let in_order = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.consult.as_mut())
+            .and_then(|c| c.phone.as_mut())
+            .is_some_and(|p| p.dialog.accept_remote_cseq(&request));
+        if !in_order {
+            self.reply_error(now, &key, &request, 500, "CSeq out of order");
+            return None;
+        }
+        match request.method {
+            Method::Bye => {
+                self.send_response(now, &key, response_to(&request, 200, None));
+                let stage = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.consult.as_mut())
+                    .map(|c| {
+                        // Its dialog is over: nothing to hang up on that side.
+                        if let Some(phone) = c.phone.as_mut() {
+                            phone.answered = false;
+                        }
+                        c.stage
+                    });
+                let phone = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.consult.as_mut())
+                    .and_then(|c| c.phone.take());
+                if let Some(phone) = phone {
+                    self.calls.forget_monitor(&phone.dialog.call_id);
+                    self.media
+                        .command(id, MediaCommand::RemoveLeg { leg: phone.leg });
+                }
+                if stage == Some(ConsultStage::Conference) {
+                    tracing::info!(call = id, "first agent left the conference");
+                    self.first_agent_leaves(now, id, true);
+                } else {
+                    tracing::info!(call = id, "first agent hung up the consult");
+                    self.end_consult_leg(now, id, true);
+                }
+            }
+            Method::Options => {
+                let mut ok = response_to(&request, 200, None);
+                self.add_capabilities(&mut ok.headers);
+                self.send_response(now, &key, ok);
+            }
+            _ => {
+                let reason = format!("{} is not supported inside a consult", request.method);
+                self.reply_error(now, &key, &request, 405, &reason);
+            }
+        }
+        None
+    }
+
+    /// An INVITE from an agent's phone naming another agent while the agent has a call: a
+    /// consult (the caller is held; the phone's transfer then sends REFER with Replaces).
+    pub(super) fn is_consult_dial(&self, request: &Request, dialled: &str) -> bool {
+        let Some(agent) = header_value(&request.headers, "From")
+            .map(sip::headers::split_name_addr)
+            .and_then(|(uri, _)| sip::headers::uri_user(uri))
+            .and_then(|user| self.agents_by_user.get(user))
+            .map(|entry| entry.id.to_string())
+        else {
+            return false;
+        };
+        let names_agent = self
+            .config
+            .agents
+            .iter()
+            .any(|a| a.id == dialled || a.sip_user == dialled);
+        names_agent && self.consulting_call_of(&agent).is_some()
+    }
+
+    /// The connected call `agent` talks on with anchored media, if any.
+    fn consulting_call_of(&self, agent: &str) -> Option<CallNumber> {
+        self.calls
+            .values()
+            .find(|call| {
+                call.phase == Phase::Connected
+                    && call.agent().is_some_and(|a| a.as_str() == agent)
+                    && call.agent_leg.as_ref().is_some_and(|l| l.dialog.is_some())
+                    && call.media.as_ref().is_some_and(|m| m.started)
+            })
+            .map(|call| call.id)
+    }
+
+    /// The agent's phone dials a colleague while on a call: Switchboard rings the colleague as
+    /// the call's consult and answers the phone as one more leg of the call's session.
+    pub(super) fn on_consult_invite(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        request: Request,
+        source: Peer,
+        dialled: &str,
+    ) {
+        let user = match self.authenticate(now, &key, &request, true) {
+            super::registration::AuthOutcome::User(user) => user,
+            _ => return,
+        };
+        let Some(agent) = self.agents_by_user.get(&user).map(|a| a.id.to_string()) else {
+            self.reply_error(now, &key, &request, 403, "not an agent");
+            return;
+        };
+        let Some(id) = self.consulting_call_of(&agent) else {
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                480,
+                "the agent has no call to consult on",
+            );
+            return;
+        };
+        if request.body.is_empty() {
+            self.reply_error(now, &key, &request, 488, "an SDP offer is required");
+            return;
+        }
+        let extra = match self.media.answer_extra_offer(&request.body) {
+            Ok(extra) => extra,
+            Err(error) => {
+                self.reply_error(now, &key, &request, error.sip_status(), &error.to_string());
+                return;
+            }
+        };
+        let local_tag = new_tag();
+        let dialog = match Dialog::new_uas(&request, &local_tag, source) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                self.media.release_unused(extra.ports);
+                self.reply_error(now, &key, &request, 400, &error.to_string());
+                return;
+            }
+        };
+        if let Err(refusal) = self.start_consult(now, id, dialled, false) {
+            self.media.release_unused(extra.ports);
+            let code = match refusal {
+                ConsultRefusal::UnknownTarget(_) => 404,
+                ConsultRefusal::OwnCall => 403,
+                ConsultRefusal::NotReady(_) | ConsultRefusal::Unreachable(_) => 480,
+                _ => 486,
+            };
+            self.reply_error(now, &key, &request, code, &refusal.to_string());
+            return;
+        }
+        let Some(leg) = self.media.free_extra_leg(id) else {
+            self.media.release_unused(extra.ports);
+            self.end_consult_leg(now, id, true);
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                486,
+                "no room for the consult on this call",
+            );
+            return;
+        };
+        tracing::info!(call = id, %agent, target = dialled, "consult dialled from the phone");
+        self.send_response(now, &key, response_to(&request, 180, Some(&local_tag)));
+        self.media.add_extra_leg(id, leg, &extra);
+        self.calls.route_monitor(dialog.call_id.clone(), id);
+        if let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) {
+            consult.phone = Some(PhoneSide {
+                leg,
+                invite: Box::new(request),
+                server_key: key,
+                dialog,
+                media: extra,
+                answered: false,
+            });
+        }
     }
 
     /// Whether the call's phase lets a consult start.

@@ -510,7 +510,7 @@ impl Switch {
     /// The session bound the supervisor's leg: answer a phone that dialled in, and mix it in.
     pub(super) fn monitor_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
         if self.is_consult_leg(id, leg) {
-            self.consult_leg_added(now, id);
+            self.consult_leg_added(now, id, leg);
             return;
         }
         let Some(monitor) = self
