@@ -9,7 +9,9 @@
 //! - conference (`*3` keyed by the agent, or the API): everyone hears the other two, and when
 //!   the first agent hangs up, caller and colleague stay connected (CDR: conference time);
 //! - a REFER from the agent's phone with `Replaces` naming the consult dialog (RFC 3891)
-//!   completes the transfer (202, NOTIFY `200 OK`, BYE); one naming an unknown dialog gets 481.
+//!   completes the transfer (202, NOTIFY `200 OK`, BYE); one naming an unknown dialog gets 481;
+//! - the agent's phone dials 1002 itself (the consult call goes through Switchboard) and its
+//!   REFER with `Replaces` naming that call completes the transfer, both its calls hung up.
 //!
 //! `POST …/transfer` with `"mode": "attended"` consults and completes as soon as the colleague
 //! answers. Refusals carry stable JSON codes (analysts get 403).

@@ -12,8 +12,11 @@
 //! - **conference** (or `*3` keyed by the first agent): all three hear each other; when the
 //!   first agent hangs up, caller and colleague stay connected.
 //!
-//! A REFER from the agent's phone whose Refer-To carries `Replaces` naming the consult
-//! dialog (RFC 3891) completes the same way; `Replaces` naming any other dialog gets 481.
+//! From the phone: an agent who dials a colleague while on a call places the consult through
+//! Switchboard — the phone's call is answered as one more leg of the call's session and the
+//! colleague is rung as above. A REFER from the agent's phone whose Refer-To carries
+//! `Replaces` naming the consult (the phone's own consult call, or Switchboard's dialog with
+//! the colleague; RFC 3891) completes the same way; `Replaces` naming any other dialog gets 481.
 //!
 //! The consulted agent is set not-ready (reason `consult`) while consulted, so the ACD offers
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.

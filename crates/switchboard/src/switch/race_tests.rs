@@ -678,14 +678,21 @@ const SUPERVISOR: &str = "127.0.0.1:6003";
 /// Supervisor 1003 dials `dialled` with an SDP offer, answering the 407; returns nothing
 /// (what Switchboard answers is in the outbox).
 fn supervisor_dials(rig: &mut Rig, dialled: &str, call_id: &str) {
-    let from: SocketAddr = SUPERVISOR.parse().expect("addr");
+    phone_dials(rig, ("1003", "pw1003"), SUPERVISOR, dialled, call_id);
+}
+
+/// The phone of `agent` (user, password) at `from` dials `dialled` with an SDP offer,
+/// answering the digest challenge.
+fn phone_dials(rig: &mut Rig, agent: (&str, &str), from: &str, dialled: &str, call_id: &str) {
+    let (user, password) = agent;
+    let from: SocketAddr = from.parse().expect("addr");
     let offer = sdp(43000);
     let invite = |auth: &str, cseq: u32| {
         format!(
             "INVITE sip:{dialled}@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {from};branch=z9hG4bKsup{cseq}{call_id};rport\r\nMax-Forwards: 70\r\n\
-To: <sip:{dialled}@127.0.0.1>\r\nFrom: <sip:1003@127.0.0.1>;tag=sup\r\nCall-ID: {call_id}\r\n\
-CSeq: {cseq} INVITE\r\nContact: <sip:1003@{from}>\r\n{auth}Content-Type: application/sdp\r\n\
+To: <sip:{dialled}@127.0.0.1>\r\nFrom: <sip:{user}@127.0.0.1>;tag=sup\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} INVITE\r\nContact: <sip:{user}@{from}>\r\n{auth}Content-Type: application/sdp\r\n\
 Content-Length: {}\r\n\r\n{offer}",
             offer.len()
         )
@@ -700,8 +707,8 @@ Content-Length: {}\r\n\r\n{offer}",
         &proxy,
         "INVITE",
         &format!("sip:{dialled}@127.0.0.1"),
-        "1003",
-        "pw1003",
+        user,
+        password,
         "c0ffee",
         1,
     )
@@ -1168,4 +1175,60 @@ fn other_actions_wait_for_the_consult_and_need_the_first_agent() {
         rig.switch.act_on_call(rig.now, call, CallAction::Cancel),
         Err(CallActionError::Consult(ConsultRefusal::AlreadyTransferred))
     );
+}
+
+#[test]
+fn a_consult_dialled_from_the_phone_rings_a_ready_colleague_and_refuses_one_who_is_not() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-6");
+    let free_before = rig.switch.media.free_pairs();
+    let busy = rig
+        .switch
+        .acd
+        .set_not_ready(rig.now, &acd::AgentId::from("1002"), acd::OUTBOUND_REASON)
+        .expect("not ready");
+    rig.switch.apply_acd(rig.now, busy);
+    phone_dials(
+        &mut rig,
+        ("1001", "pw1001"),
+        "127.0.0.1:6001",
+        "1002",
+        "pc-1",
+    );
+    let refused = rig.take_one(|m| m.is("SIP/2.0 480"));
+    assert!(
+        refused
+            .header("Warning")
+            .is_some_and(|w| w.contains("not Ready")),
+        "{refused:?}"
+    );
+    assert_eq!(rig.switch.active_calls(), 1, "the caller stays with 1001");
+    assert!(rig.switch.calls.values().all(|c| c.consult.is_none()));
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_before,
+        "the offer's ports came back"
+    );
+
+    let ready = rig
+        .switch
+        .acd
+        .set_ready(rig.now, &acd::AgentId::from("1002"))
+        .expect("ready");
+    rig.switch.apply_acd(rig.now, ready);
+    rig.collect();
+    rig.take_all(|_| true);
+    phone_dials(
+        &mut rig,
+        ("1001", "pw1001"),
+        "127.0.0.1:6001",
+        "1002",
+        "pc-2",
+    );
+    rig.take_one(|m| m.is("SIP/2.0 180") && m.to == phone("1001"));
+    let consult = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    assert_eq!(consult.header("X-Switchboard-Consult"), Some("1001"));
+    let call = rig.switch.calls.values().next().expect("the call");
+    assert!(call.consult.as_ref().is_some_and(|c| c.phone.is_some()));
+    assert!(call.hold.is_holding(), "the caller hears music meanwhile");
 }
