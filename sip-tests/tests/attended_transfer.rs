@@ -1,6 +1,6 @@
 //! Attended transfer and conference. Agent 1001 talks to a caller; the API consults agent
 //! 1002 (`POST /api/calls/{id}/consult`): the caller is put on hold and Switchboard rings
-//! 1002's phone. Each party sends its own tone (caller 500 Hz, agent 1100 Hz, colleague
+//! 1002's phone. Each party sends its own tone (caller 500 Hz, agent 1500 Hz, colleague
 //! 1900 Hz) and what each receives is analysed (Goertzel) after every step:
 //! - consulting: agent and colleague hear each other, the caller hears neither;
 //! - complete: the first agent's phone is hung up, caller and colleague hear each other, and
@@ -33,8 +33,10 @@ use sip_tests::{
 };
 
 const WAIT: Duration = Duration::from_secs(30);
+// The caller on hold hears the built-in music (notes from 523 to 1175 Hz): the agents'
+// tones stay well above it, so "the caller hears neither agent" is not blurred by a note.
 const CALLER_HZ: f64 = 500.0;
-const AGENT_HZ: f64 = 1100.0;
+const AGENT_HZ: f64 = 1500.0;
 const COLLEAGUE_HZ: f64 = 1900.0;
 /// A tone makes up about half of a two-tone mix and nearly all of a lone one; absent, it is
 /// quantisation noise (or the hold music, which has no energy at these frequencies).

@@ -982,15 +982,10 @@ impl Switch {
                 self.send_response(now, &key, response_to(&request, 200, None));
                 let stage = self
                     .calls
-                    .get_mut(&id)
-                    .and_then(|c| c.consult.as_mut())
-                    .map(|c| {
-                        // Its dialog is over: nothing to hang up on that side.
-                        if let Some(phone) = c.phone.as_mut() {
-                            phone.answered = false;
-                        }
-                        c.stage
-                    });
+                    .get(&id)
+                    .and_then(|c| c.consult.as_ref())
+                    .map(|c| c.stage);
+                // Its dialog is over: taken out here so nothing hangs it up again.
                 let phone = self
                     .calls
                     .get_mut(&id)
