@@ -1028,11 +1028,13 @@ impl Switch {
         else {
             return false;
         };
+        // A number Switchboard serves stays a call to that number, as for calls out.
         let names_agent = self
             .config
             .agents
             .iter()
-            .any(|a| a.id == dialled || a.sip_user == dialled);
+            .any(|a| a.id == dialled || a.sip_user == dialled)
+            && !self.config.numbers.iter().any(|n| n.did == dialled);
         names_agent && self.consulting_call_of(&agent).is_some()
     }
 
