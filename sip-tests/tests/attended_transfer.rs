@@ -3,8 +3,9 @@
 //! 1002's phone. Each party sends its own tone (caller 500 Hz, agent 1500 Hz, colleague
 //! 1900 Hz) and what each receives is analysed (Goertzel) after every step:
 //! - consulting: agent and colleague hear each other, the caller hears neither;
-//! - complete: the first agent's phone is hung up, caller and colleague hear each other, and
-//!   the CDR lists trunk, agent and consult legs in order with an attended transfer;
+//! - complete: the first agent's phone is hung up, caller and colleague hear each other, the
+//!   CDR lists trunk, agent and consult legs in order with an attended transfer, and the
+//!   report's CSV and HTML count it out for 1001 and in for 1002;
 //! - cancel: the colleague is hung up and the caller hears the agent again;
 //! - conference (`*3` keyed by the agent, or the API): everyone hears the other two, and when
 //!   the first agent hangs up, caller and colleague stay connected (CDR: conference time);
@@ -23,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sip_tests::agent_phone::{local_tag, AgentCall, AgentPhone};
-use sip_tests::cdr::wait_for_call;
+use sip_tests::cdr::{report_around_today, wait_for_call};
 use sip_tests::rtp::{pcmu_offer, pcmu_samples, sdp_audio_address, tone_payloads, tone_share};
 use sip_tests::rtp::{RtpPeer, RtpStream};
 use sip_tests::uac::{place_media_call, ConnectedCall};
@@ -352,6 +353,33 @@ fn a_consult_from_the_api_completes_into_an_attended_transfer() -> HarnessResult
     assert_eq!(transfers[0]["to"], "1002", "{record}");
     assert_eq!(record["agent"], "1002", "{record}");
     assert!(record.get("conference").is_none(), "{record}");
+
+    // The report's CSV and HTML count the transfer out for 1001 and in for 1002.
+    let csv = report_around_today(switchboard.cdr_dir(), &["--format", "csv"])?;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = |name: &str| header.iter().position(|c| *c == name);
+    let (Some(out), Some(into)) = (column("transfers_out"), column("transfers_in")) else {
+        return Err(HarnessError::Unexpected(format!(
+            "no transfer columns:\n{csv}"
+        )));
+    };
+    let counts = |agent: &str| -> Option<(String, String)> {
+        let row: Vec<&str> = csv
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|r| r.first() == Some(&"agent_transfers") && r.get(3) == Some(&agent))?;
+        Some((row.get(out)?.to_string(), row.get(into)?.to_string()))
+    };
+    assert_eq!(counts("1001"), Some(("1".into(), "0".into())), "{csv}");
+    assert_eq!(counts("1002"), Some(("0".into(), "1".into())), "{csv}");
+    let html = report_around_today(switchboard.cdr_dir(), &["--format", "html"])?;
+    assert!(
+        html.contains("<h2>Transfers by agent</h2>")
+            && html.contains("<tr><td>1001</td><td class=\"n\">1</td><td class=\"n\">0</td></tr>")
+            && html.contains("<tr><td>1002</td><td class=\"n\">0</td><td class=\"n\">1</td></tr>"),
+        "{html}"
+    );
     Ok(())
 }
 
