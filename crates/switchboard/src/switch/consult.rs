@@ -789,9 +789,9 @@ impl Switch {
         }
     }
 
-    /// The first agent hung up. During a conference (or after the colleague answered a
-    /// consult) caller and colleague stay connected: true when handled here (the BYE is
-    /// answered).
+    /// The first agent hung up the customer's call. During a conference caller and colleague
+    /// stay connected: true when handled here (the BYE is answered). During a consult the
+    /// call ends as any call whose agent hangs up (the colleague is hung up with it).
     pub(super) fn first_agent_hung_up(
         &mut self,
         now: Instant,
