@@ -122,9 +122,9 @@ fn calls_are_listed_per_role_held_resumed_and_refused_clearly() -> HarnessResult
         (
             api.clone(),
             format!("/api/calls/{id}/transfer"),
-            "{\"to\": \"support\", \"mode\": \"attended\"}",
-            501,
-            "not_implemented",
+            "{\"to\": \"1002\", \"mode\": \"attended\"}",
+            409,
+            "target_not_ready",
         ),
         (
             api.clone(),

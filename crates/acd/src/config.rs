@@ -16,6 +16,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 pub const LOGIN_REASON: &str = "login";
 /// Reason an agent is not offered calls while on a call out they dialled; always allowed.
 pub const OUTBOUND_REASON: &str = "outbound-call";
+/// Reason an agent is not offered calls while a colleague consults them on a call (attended
+/// transfer or conference); always allowed.
+pub const CONSULT_REASON: &str = "consult";
 
 /// How long, by default, a call is not re-offered to an agent whose offer of it failed
 /// (Asterisk's queue `retry` default).

@@ -112,7 +112,7 @@ pub use crate::acd::{Acd, CallRequest};
 pub use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
 pub use crate::agent::PendingChange;
 pub use crate::config::{
-    AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy,
+    AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy, CONSULT_REASON,
     DEFAULT_OFFER_RETRY_AFTER, LOGIN_REASON, MAX_DURATION, MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
     OUTBOUND_REASON,
 };

@@ -93,6 +93,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         answered: Some(arrived),
         ended,
         sip_cause: None,
+        party: None,
     }];
     if answered {
         legs.push(Leg {
@@ -103,6 +104,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
             answered: Some(answered_at),
             ended,
             sip_cause: None,
+            party: None,
         });
     }
     let transfers = if answered && rng.below(20) == 0 {
@@ -153,6 +155,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         recording: answered.then(|| format!("/var/lib/switchboard/rec/2025/03/{id}.wav")),
         legs,
         supervisions: Vec::new(),
+        conference: None,
         service_level_threshold_s: 20.0,
         direction: Default::default(),
         outbound: None,

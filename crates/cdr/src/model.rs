@@ -217,6 +217,9 @@ pub struct CallRecord {
     /// Supervisors who joined the call (listen, whisper, barge), in the order they joined.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supervisions: Vec<Supervision>,
+    /// The three-way conference of caller, agent and consulted agent, if one was held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference: Option<Conference>,
     /// Service-level answer threshold (seconds) of `queue` when the call was queued, copied so
     /// reports stay right after the queue's configuration changes; 0 if it never queued.
     #[serde(default)]
@@ -357,6 +360,20 @@ pub enum TransferKind {
     Attended,
 }
 
+/// A three-way conference on a call (caller, first agent, consulted agent): from when all
+/// three were joined until the first agent left or the call ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conference {
+    /// When the three were joined.
+    #[serde(with = "crate::timestamp::required")]
+    pub started: OffsetDateTime,
+    /// When it became a two-party call again (or the call ended).
+    #[serde(with = "crate::timestamp::required")]
+    pub ended: OffsetDateTime,
+    /// Conference time in seconds.
+    pub seconds: f64,
+}
+
 /// A supervisor's session on a call: who watched whom, in which modes, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Supervision {
@@ -395,6 +412,9 @@ pub struct Leg {
     /// SIP status code that ended the leg, or `null` for a normal BYE.
     #[serde(default)]
     pub sip_cause: Option<u16>,
+    /// Who the leg reached: the trunk's name, or the agent's id (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 /// Which side a leg faces (`kebab-case` in JSON).
@@ -405,6 +425,9 @@ pub enum LegRole {
     Trunk,
     /// An outbound leg to an agent's phone.
     Agent,
+    /// An outbound leg to the phone of an agent consulted during the call (attended
+    /// transfer or conference); its `peer` is that phone's contact.
+    Consult,
 }
 
 /// One period an agent spent in one state; a separate log from the call records.
@@ -517,6 +540,7 @@ pub(crate) mod fixtures {
                     answered: Some(datetime!(2025-03-03 09:00:00.2 UTC)),
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
+                    party: None,
                 },
                 Leg {
                     role: LegRole::Agent,
@@ -526,9 +550,11 @@ pub(crate) mod fixtures {
                     answered: Some(datetime!(2025-03-03 09:00:35.5 UTC)),
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
+                    party: None,
                 },
             ],
             supervisions: Vec::new(),
+            conference: None,
             service_level_threshold_s: 20.0,
             direction: Default::default(),
             outbound: None,

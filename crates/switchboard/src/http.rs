@@ -172,6 +172,10 @@ pub async fn serve(
         .route("/api/calls/{id}/resume", post(resume_call))
         .route("/api/calls/{id}/transfer", post(transfer_call))
         .route("/api/calls/{id}/supervise", post(supervise_call))
+        .route("/api/calls/{id}/consult", post(consult_call))
+        .route("/api/calls/{id}/complete", post(complete_call))
+        .route("/api/calls/{id}/cancel", post(cancel_call))
+        .route("/api/calls/{id}/conference", post(conference_call))
         .route("/api/emergency", get(list_emergencies))
         .route(
             "/api/emergency/{did}",
@@ -600,6 +604,53 @@ async fn resume_call(
     act_on_call(state, caller, id, CallAction::Resume).await
 }
 
+/// `POST /api/calls/{id}/consult` with `{"to": "1002"}`: the caller hears music while the
+/// agent talks to agent 1002 (attended transfer, conference).
+async fn consult_call(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    let parsed = parse_transfer_target(&body).map(|to| CallAction::Consult { to });
+    act_on_call_parsed(state, caller, id, "call-consult", parsed).await
+}
+
+/// `POST /api/calls/{id}/complete`: the caller talks to the consulted agent; the agent leaves.
+async fn complete_call(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    act_on_call(state, caller, id, CallAction::Complete).await
+}
+
+/// `POST /api/calls/{id}/cancel`: the consult ends; the caller is back with the agent.
+async fn cancel_call(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    act_on_call(state, caller, id, CallAction::Cancel).await
+}
+
+/// `POST /api/calls/{id}/conference`: caller, agent and consulted agent hear each other.
+async fn conference_call(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    act_on_call(state, caller, id, CallAction::Conference).await
+}
+
 /// `POST /api/calls/{id}/transfer` with `{"to": "1002" | "billing" | "100", "mode": "blind"}`.
 async fn transfer_call(
     State(state): State<ApiState>,
@@ -609,7 +660,10 @@ async fn transfer_call(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let caller = authorize(&state, &headers, peer)?;
-    let parsed = parse_transfer_request(&body).map(|to| CallAction::Transfer { to });
+    let parsed = parse_transfer_request(&body).map(|(to, attended)| match attended {
+        true => CallAction::AttendedTransfer { to },
+        false => CallAction::Transfer { to },
+    });
     act_on_call_parsed(state, caller, id, "call-transfer", parsed).await
 }
 
@@ -666,8 +720,30 @@ fn parse_supervise_request(
     Ok((supervisor, mode))
 }
 
-/// The target of a transfer body; only blind transfer is built.
-fn parse_transfer_request(body: &[u8]) -> Result<String, ApiError> {
+/// The target of a consult body (`to`: an agent id, a queue or a number).
+fn parse_transfer_target(body: &[u8]) -> Result<String, ApiError> {
+    Ok(parse_body_target(body)?.0)
+}
+
+/// The target of a transfer body and whether it is attended.
+fn parse_transfer_request(body: &[u8]) -> Result<(String, bool), ApiError> {
+    let (to, value) = parse_body_target(body)?;
+    let attended = match value.get("mode").and_then(Value::as_str).unwrap_or("blind") {
+        "blind" => false,
+        "attended" => true,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("unknown mode {other:?}: blind or attended"),
+            ))
+        }
+    };
+    Ok((to, attended))
+}
+
+/// A JSON body's `to`, and the body.
+fn parse_body_target(body: &[u8]) -> Result<(String, Value), ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not JSON: {e}")))?;
@@ -677,18 +753,7 @@ fn parse_transfer_request(body: &[u8]) -> Result<String, ApiError> {
         .filter(|to| !to.is_empty() && !to.contains(['@', '<', '>', ' ', ';']))
         .ok_or_else(|| bad("\"to\" must be an agent id, a queue or a number".into()))?
         .to_owned();
-    match value.get("mode").and_then(Value::as_str).unwrap_or("blind") {
-        "blind" => {}
-        "attended" => {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                "attended transfer is not built yet",
-            ))
-        }
-        other => return Err(bad(format!("unknown mode {other:?}: blind or attended"))),
-    }
-    Ok(to)
+    Ok((to, value))
 }
 
 /// A call id from a URL path.
@@ -731,6 +796,13 @@ async fn act_on_call(
         CallAction::Hold => ("call-hold", id.clone()),
         CallAction::Resume => ("call-resume", id.clone()),
         CallAction::Transfer { to } => ("call-transfer", format!("{id} to {to}")),
+        CallAction::Consult { to } => ("call-consult", format!("{id} with {to}")),
+        CallAction::AttendedTransfer { to } => {
+            ("call-transfer", format!("{id} to {to} (attended)"))
+        }
+        CallAction::Complete => ("call-complete", id.clone()),
+        CallAction::Cancel => ("call-cancel", id.clone()),
+        CallAction::Conference => ("call-conference", id.clone()),
         CallAction::Supervise { supervisor, mode } => (
             "call-supervise",
             format!("{id} by {supervisor} ({})", mode.label()),
@@ -809,6 +881,23 @@ async fn act_on_call_as(
                         (StatusCode::CONFLICT, "supervisor_unreachable")
                     }
                     SuperviseRefusal::NoRoom => (StatusCode::CONFLICT, "no_room"),
+                };
+                ApiError::new(status, code, refusal.to_string())
+            }
+            CallActionError::Consult(refusal) => {
+                use crate::switch::consult::ConsultRefusal;
+                let (status, code) = match refusal {
+                    ConsultRefusal::UnknownTarget(_) => (StatusCode::NOT_FOUND, "unknown_target"),
+                    ConsultRefusal::OwnCall => (StatusCode::CONFLICT, "own_call"),
+                    ConsultRefusal::NotReady(_) => (StatusCode::CONFLICT, "target_not_ready"),
+                    ConsultRefusal::Unreachable(_) => (StatusCode::CONFLICT, "target_unreachable"),
+                    ConsultRefusal::NoRoom => (StatusCode::CONFLICT, "no_room"),
+                    ConsultRefusal::InProgress => (StatusCode::CONFLICT, "consult_in_progress"),
+                    ConsultRefusal::NoConsult => (StatusCode::CONFLICT, "no_consult"),
+                    ConsultRefusal::NotAnswered => (StatusCode::CONFLICT, "consult_not_answered"),
+                    ConsultRefusal::AlreadyTransferred => {
+                        (StatusCode::CONFLICT, "already_transferred")
+                    }
                 };
                 ApiError::new(status, code, refusal.to_string())
             }

@@ -84,12 +84,15 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
             eprintln!("report: {} records read ({percent}%)", p.records_read);
         }
     };
-    let report = match &request.postgres_url {
+    let mut report = match &request.postgres_url {
         Some(url) => {
             build_report_from_postgres(&PostgresConfig::new(url.as_str()), &query, &mut show)?
         }
         None => build_report_from_dir(&request.dir, &query, &mut show)?,
     };
+    if request.postgres_url.is_none() {
+        report.agent_transfers = transfers_by_agent(&request, &query)?.into_iter().collect();
+    }
     if started.elapsed() >= Duration::from_secs(1) {
         eprintln!("report: done in {:.1} s", started.elapsed().as_secs_f64());
     }
@@ -100,33 +103,34 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
                     .with_context(|| format!("creating {}", path.display()))?,
             );
             report.write(format, &mut file)?;
-            write_call_sections(&request, format, &query, &mut file)?;
+            write_call_sections(&request, format, &query, &report, &mut file)?;
             file.flush()?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             report.write(format, &mut out)?;
-            write_call_sections(&request, format, &query, &mut out)?;
+            write_call_sections(&request, format, &query, &report, &mut out)?;
         }
     }
     Ok(())
 }
 
 /// The sections after the table that read whole call records from the CDR files (wrap-up
-/// dispositions, transfers by agent); none for CSV/HTML and PostgreSQL, which carry the calls'
-/// figures only.
+/// dispositions, transfers by agent); none for PostgreSQL, which carries the calls' figures
+/// only. CSV and HTML carry the transfers in the report itself (`agent_transfers`).
 fn write_call_sections(
     request: &ReportRequest,
     format: ReportFormat,
     query: &ReportQuery,
+    report: &cdr::report::Report,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if format != ReportFormat::Table || request.postgres_url.is_some() {
         return Ok(());
     }
     write_wrap_ups(request, query, out)?;
-    write_transfers(request, query, out)
+    write_transfers(&report.agent_transfers, out)
 }
 
 /// The wrap-up codes the agents filed for the report's calls (`<dir>/wrap-up.jsonl`, joined by
@@ -161,13 +165,12 @@ fn write_wrap_ups(
     Ok(())
 }
 
-/// Transfers made (out) and taken over (in) per agent for the report's calls; nothing when no
-/// call was transferred.
-fn write_transfers(
+/// Transfers made (out) and taken over (in) per agent for the report's calls, from the CDR
+/// files.
+fn transfers_by_agent(
     request: &ReportRequest,
     query: &ReportQuery,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::collections::BTreeMap<String, cdr::report::AgentTransfers>> {
     let scan = cdr::report::CallScan {
         from: query.from,
         to: query.to,
@@ -179,13 +182,21 @@ fn write_transfers(
         cdr::report::count_transfers(call, &mut by_agent)
     })
     .map_err(|e| anyhow::anyhow!("reading transfers: {e}"))?;
+    Ok(by_agent)
+}
+
+/// The transfers section of the text report; nothing when no call was transferred.
+fn write_transfers(
+    by_agent: &[(String, cdr::report::AgentTransfers)],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     if by_agent.is_empty() {
         return Ok(());
     }
     writeln!(out, "\nTransfers by agent")?;
     let width = by_agent
-        .keys()
-        .map(String::len)
+        .iter()
+        .map(|(agent, _)| agent.len())
         .max()
         .unwrap_or(0)
         .max("AGENT".len());

@@ -132,6 +132,7 @@ impl ReportBuilder {
             overall,
             staffing,
             source,
+            agent_transfers: Vec::new(),
         }
     }
 

@@ -78,7 +78,8 @@ pub fn count_transfers(call: &CallRecord, by_agent: &mut BTreeMap<String, AgentT
                     .legs
                     .iter()
                     .rev()
-                    .find(|leg| leg.role == LegRole::Agent)
+                    // An attended transfer ends with the consulted agent's leg.
+                    .find(|leg| matches!(leg.role, LegRole::Agent | LegRole::Consult))
                     .is_some_and(|leg| leg.answered.is_some());
                 call.agent.as_deref().filter(|_| last_leg_answered)
             }
@@ -104,6 +105,7 @@ mod tests {
             answered: answered.then_some(at),
             ended: at,
             sip_cause: None,
+            party: None,
         }
     }
 
@@ -164,5 +166,30 @@ mod tests {
                 received: 0
             }
         );
+    }
+
+    #[test]
+    fn an_attended_transfer_counts_in_for_the_consulted_agent_who_answered() {
+        let mut call = crate::model::fixtures::answered_call();
+        call.transfers = vec![Transfer {
+            kind: TransferKind::Attended,
+            ..transfer("1001", "1002")
+        }];
+        call.agent = Some("1002".into());
+        let consult = |answered| Leg {
+            role: LegRole::Consult,
+            ..leg(answered)
+        };
+        call.legs = vec![leg(true), leg(true), consult(true)];
+        let mut by_agent = BTreeMap::new();
+        count_transfers(&call, &mut by_agent);
+        assert_eq!(by_agent["1001"].out, 1);
+        assert_eq!(by_agent["1002"].received, 1);
+        // A consult the colleague never answered after the first agent's answered leg: no
+        // transfer was taken in.
+        call.legs = vec![leg(true), leg(true), consult(false)];
+        let mut by_agent = BTreeMap::new();
+        count_transfers(&call, &mut by_agent);
+        assert!(!by_agent.contains_key("1002"), "{by_agent:?}");
     }
 }

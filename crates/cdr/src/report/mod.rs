@@ -155,6 +155,10 @@ pub struct Report {
     pub staffing: Vec<StaffingRow>,
     /// What reading the source found.
     pub source: SourceStats,
+    /// Transfers made (out) and taken over (in) per agent over the whole range, by agent id.
+    /// Filled by whoever read the whole call records (the CDR files); empty from PostgreSQL,
+    /// which keeps the calls' figures only.
+    pub agent_transfers: Vec<(String, AgentTransfers)>,
 }
 
 /// Output formats.

@@ -240,6 +240,7 @@ mod tests {
             answered: None,
             ended: at,
             sip_cause: None,
+            party: None,
         };
         CallRecord {
             seq: 0,
@@ -275,6 +276,7 @@ mod tests {
             recording: None,
             legs: vec![agent_leg],
             supervisions: Vec::new(),
+            conference: None,
             service_level_threshold_s: 20.0,
             direction: Default::default(),
             outbound: None,

@@ -164,6 +164,10 @@ impl Switch {
             return;
         }
         if let Some(dialled) = admission::dialled_number(&request) {
+            if self.is_consult_dial(&request, &dialled) {
+                self.on_consult_invite(now, key, request, source, &dialled);
+                return;
+            }
             if self.is_call_out(&request, &dialled) {
                 self.on_outbound_invite(now, key, request, source, &dialled);
                 return;
@@ -279,6 +283,9 @@ impl Switch {
             recording_failed: false,
             monitors: Vec::new(),
             supervisions: Vec::new(),
+            consult: None,
+            conference_started: None,
+            conference_ended: None,
             hold: Default::default(),
             api_hold: false,
             customer_name: None,
@@ -1287,6 +1294,7 @@ impl Switch {
             self.media.finish(id, media);
         }
         self.end_monitors(now, &mut call);
+        self.end_consult(now, &mut call);
 
         // Trunk leg.
         if !call.trunk_leg.finalized {

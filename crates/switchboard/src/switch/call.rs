@@ -179,6 +179,12 @@ pub struct Call {
     pub monitors: Vec<super::supervision::Monitor>,
     /// Supervisor sessions that have ended, for the CDR.
     pub supervisions: Vec<cdr::Supervision>,
+    /// A colleague consulted during the call (attended transfer, conference).
+    pub consult: Option<super::consult::Consult>,
+    /// When caller, agent and colleague were joined in a conference.
+    pub conference_started: Option<Instant>,
+    /// When that conference became a two-party call again.
+    pub conference_ended: Option<Instant>,
     /// The customer's name, from the caller lookup.
     pub customer_name: Option<String>,
     /// The configured agent the caller lookup named; preferred over sticky routing's choice.

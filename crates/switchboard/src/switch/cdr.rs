@@ -86,6 +86,7 @@ impl Switch {
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause,
+            party: Some(call.trunk.clone()),
         }];
         legs.extend(call.ended_legs.iter().cloned());
         // The attempt still on when the call ended: the answered one, or one still ringing.
@@ -154,6 +155,7 @@ impl Switch {
                 .map(|p| p.display().to_string()),
             legs,
             supervisions: call.supervisions.clone(),
+            conference: self.conference_record(call, now),
             service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
             direction: Default::default(),
             outbound: None,
@@ -225,6 +227,17 @@ impl Switch {
         }
     }
 
+    /// The call's conference, if caller, agent and colleague were ever joined.
+    fn conference_record(&self, call: &Call, now: Instant) -> Option<cdr::Conference> {
+        let started = call.conference_started?;
+        let ended = call.conference_ended.unwrap_or(now);
+        Some(cdr::Conference {
+            started: self.wall(started),
+            ended: self.wall(ended),
+            seconds: ended.saturating_duration_since(started).as_secs_f64(),
+        })
+    }
+
     fn agent_leg_record(
         &self,
         leg: &AgentLeg,
@@ -243,6 +256,7 @@ impl Switch {
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(ended),
             sip_cause,
+            party: Some(leg.agent.to_string()),
         }
     }
 

@@ -84,6 +84,9 @@ impl Switch {
         if request.method == Method::Bye {
             // The 200 waits for the call's CDR to be durable: a hang-up the far end saw
             // complete always has its record on disk.
+            if side == Side::Agent && self.first_agent_hung_up(now, id, &key, &request) {
+                return;
+            }
             if side == Side::Agent && self.start_survey(now, id, &key, &request) {
                 return;
             }

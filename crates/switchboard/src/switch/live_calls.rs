@@ -48,13 +48,14 @@ pub struct CallView {
 /// One leg of a live call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LegView {
-    /// `trunk`, `agent` or `supervisor`.
+    /// `trunk`, `agent`, `consult` (a colleague the agent consults) or `supervisor`.
     pub role: &'static str,
     /// The trunk's name, or the agent's or supervisor's id.
     pub party: String,
     /// `ringing` or `answered`.
     pub state: &'static str,
-    /// A supervisor's mode: `listen`, `whisper` or `barge`.
+    /// A supervisor's mode (`listen`, `whisper`, `barge`) or a consult's stage (`consult`,
+    /// `conference`, `transferred`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
 }
@@ -71,6 +72,22 @@ pub enum CallAction {
         /// As the API was given it.
         to: String,
     },
+    /// Put the caller on hold and ring this agent's phone to talk to the call's agent.
+    Consult {
+        /// The consulted agent's id (or SIP user).
+        to: String,
+    },
+    /// Consult `to`, then complete as soon as they answer.
+    AttendedTransfer {
+        /// The consulted agent's id (or SIP user).
+        to: String,
+    },
+    /// Bridge the caller to the consulted agent; the first agent leaves.
+    Complete,
+    /// End the consult; the caller is back with the first agent.
+    Cancel,
+    /// Caller, agent and consulted agent all hear each other.
+    Conference,
     /// Ring a supervisor's phone and add it to the call in `mode`.
     Supervise {
         /// The supervisor's agent id.
@@ -93,6 +110,8 @@ pub enum CallActionError {
     Transfer(Refusal),
     /// The supervision could not start.
     Supervise(super::supervision::SuperviseRefusal),
+    /// The consult action was refused.
+    Consult(super::consult::ConsultRefusal),
 }
 
 impl Switch {
@@ -120,6 +139,22 @@ impl Switch {
         if !ready {
             return Err(CallActionError::NotConnected);
         }
+        let consult_step = matches!(
+            action,
+            CallAction::Complete | CallAction::Cancel | CallAction::Conference
+        );
+        if !consult_step {
+            // Everything else acts on the conversation with the call's (first) agent: not
+            // while a consult changes who hears whom, nor once that agent has left.
+            if call.consult.is_some() && call.agent_leg.is_some() {
+                return Err(CallActionError::Consult(
+                    super::consult::ConsultRefusal::InProgress,
+                ));
+            }
+            if !self.consult_possible(id) {
+                return Err(CallActionError::NotConnected);
+            }
+        }
         match action {
             CallAction::Hold => self.api_hold(now, id, true),
             CallAction::Resume => self.api_hold(now, id, false),
@@ -138,6 +173,19 @@ impl Switch {
                     .inc();
                 self.transfer(now, id, target, dialled);
             }
+            CallAction::Consult { to } => self
+                .start_consult(now, id, &to, false)
+                .map_err(CallActionError::Consult)?,
+            CallAction::AttendedTransfer { to } => self
+                .start_consult(now, id, &to, true)
+                .map_err(CallActionError::Consult)?,
+            CallAction::Complete => self
+                .complete_consult(now, id)
+                .map_err(CallActionError::Consult)?,
+            CallAction::Cancel => self
+                .cancel_consult(now, id)
+                .map_err(CallActionError::Consult)?,
+            CallAction::Conference => self.conference(now, id).map_err(CallActionError::Consult)?,
             CallAction::Supervise { supervisor, mode } => self
                 .supervise_from_api(now, id, &supervisor, mode)
                 .map_err(CallActionError::Supervise)?,
@@ -205,6 +253,22 @@ fn view(call: &Call, now: Instant) -> CallView {
                 "ringing"
             },
             mode: None,
+        });
+    }
+    if let Some(consult) = &call.consult {
+        legs.push(LegView {
+            role: "consult",
+            party: consult.target.clone(),
+            state: if consult.dialog.is_some() {
+                "answered"
+            } else {
+                "ringing"
+            },
+            mode: Some(match consult.stage {
+                super::consult::ConsultStage::Consulting => "consult",
+                super::consult::ConsultStage::Conference => "conference",
+                super::consult::ConsultStage::Transferred => "transferred",
+            }),
         });
     }
     legs.extend(call.monitors.iter().map(|monitor| LegView {

@@ -32,7 +32,7 @@ impl Switch {
                 match leg {
                     Leg::Trunk => self.caller_pressed(now, call, digit.as_char()),
                     Leg::Extra(_) => self.monitor_key(call, leg, digit.as_char()),
-                    Leg::Agent => {}
+                    Leg::Agent => self.consult_key(now, call, digit.as_char()),
                 }
             }
             MediaEvent::PlaybackFinished { leg, token } => {

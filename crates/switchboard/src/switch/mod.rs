@@ -13,6 +13,7 @@ mod caller_lookup;
 mod caller_media;
 mod cdr;
 pub mod command;
+pub mod consult;
 mod cti;
 mod emergency_first;
 mod feature_code;

@@ -678,14 +678,21 @@ const SUPERVISOR: &str = "127.0.0.1:6003";
 /// Supervisor 1003 dials `dialled` with an SDP offer, answering the 407; returns nothing
 /// (what Switchboard answers is in the outbox).
 fn supervisor_dials(rig: &mut Rig, dialled: &str, call_id: &str) {
-    let from: SocketAddr = SUPERVISOR.parse().expect("addr");
+    phone_dials(rig, ("1003", "pw1003"), SUPERVISOR, dialled, call_id);
+}
+
+/// The phone of `agent` (user, password) at `from` dials `dialled` with an SDP offer,
+/// answering the digest challenge.
+fn phone_dials(rig: &mut Rig, agent: (&str, &str), from: &str, dialled: &str, call_id: &str) {
+    let (user, password) = agent;
+    let from: SocketAddr = from.parse().expect("addr");
     let offer = sdp(43000);
     let invite = |auth: &str, cseq: u32| {
         format!(
             "INVITE sip:{dialled}@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {from};branch=z9hG4bKsup{cseq}{call_id};rport\r\nMax-Forwards: 70\r\n\
-To: <sip:{dialled}@127.0.0.1>\r\nFrom: <sip:1003@127.0.0.1>;tag=sup\r\nCall-ID: {call_id}\r\n\
-CSeq: {cseq} INVITE\r\nContact: <sip:1003@{from}>\r\n{auth}Content-Type: application/sdp\r\n\
+To: <sip:{dialled}@127.0.0.1>\r\nFrom: <sip:{user}@127.0.0.1>;tag=sup\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} INVITE\r\nContact: <sip:{user}@{from}>\r\n{auth}Content-Type: application/sdp\r\n\
 Content-Length: {}\r\n\r\n{offer}",
             offer.len()
         )
@@ -700,8 +707,8 @@ Content-Length: {}\r\n\r\n{offer}",
         &proxy,
         "INVITE",
         &format!("sip:{dialled}@127.0.0.1"),
-        "1003",
-        "pw1003",
+        user,
+        password,
         "c0ffee",
         1,
     )
@@ -993,4 +1000,278 @@ fn a_port_pair_held_by_another_process_fails_one_call_and_stays_out_of_the_pool_
         free_while_connected + 2,
         "the busy pair returns after the quarantine"
     );
+}
+
+/// Agent 1001's call consults 1002 from the API; returns the consult INVITE 1002's phone got.
+fn consulting(rig: &mut Rig) -> Sent {
+    use super::live_calls::CallAction;
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Consult { to: "1002".into() })
+        .expect("consult accepted");
+    rig.collect();
+    let invite = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    assert_eq!(invite.header("X-Switchboard-Consult"), Some("1001"));
+    assert!(
+        rig.agent_state("1002").contains("consult"),
+        "{}",
+        rig.agent_state("1002")
+    );
+    invite
+}
+
+/// 1002's phone answers the consult and the session binds its leg.
+fn colleague_answers(rig: &mut Rig, consult: &Sent) {
+    rig.phone_replies_with(consult, "200 OK", "col", &sdp(42000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
+    let (leg, ports) = added_leg(rig);
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded { leg, local_rtp },
+    );
+    rig.collect();
+}
+
+/// The Refer-To of a REFER with Replaces naming the consult dialog (the phone's tag `col`).
+fn replaces_consult(consult: &Sent) -> String {
+    let call_id = consult.header("Call-ID").expect("Call-ID");
+    let from_tag = consult
+        .header("From")
+        .and_then(|f| f.split("tag=").nth(1))
+        .expect("our tag");
+    format!(
+        "Refer-To: <sip:1002@127.0.0.1?Replaces={call_id}%3Bto-tag%3Dcol%3Bfrom-tag%3D{from_tag}>\r\n"
+    )
+}
+
+#[test]
+fn a_consulted_phone_answering_after_the_caller_hung_up_is_acked_and_hung_up() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-1");
+    let consult = consulting(&mut rig);
+    let ok = rig
+        .switch
+        .calls
+        .values()
+        .next()
+        .map(|c| c.trunk_leg.local_tag.clone());
+    rig.trunk_sends(&trunk_in_dialog("BYE", "cons-1", &ok.expect("a call"), 2));
+    // (The caller's 200 waits for the CDR, which waits for the media session's report.)
+    rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    assert_eq!(rig.switch.active_calls(), 0);
+    // The colleague's phone had not even rung yet; its 200 crosses the call's end.
+    rig.phone_replies_with(&consult, "200 OK", "col", &sdp(42000));
+    rig.take_one(|m| m.is("ACK ") && m.to == phone("1002"));
+    let bye = rig.take_one(|m| m.is("BYE ") && m.to == phone("1002"));
+    assert_eq!(bye.header("Call-ID"), consult.header("Call-ID"));
+    assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
+    assert!(
+        rig.agent_state("1002").contains("Ready"),
+        "{}",
+        rig.agent_state("1002")
+    );
+}
+
+#[test]
+fn a_refer_with_replaces_and_the_colleagues_bye_cross_in_either_order() {
+    for refer_first in [true, false] {
+        let mut rig = Rig::new();
+        let invite = connected_anchored(&mut rig, "cons-2");
+        let consult = consulting(&mut rig);
+        colleague_answers(&mut rig, &consult);
+        let refer = agent_request("REFER", &invite, "ph", 1, &replaces_consult(&consult));
+        let colleague_bye = agent_in_dialog("BYE", &consult, "col", 1);
+        if refer_first {
+            rig.deliver(phone("1001"), &refer);
+            rig.take_one(|m| m.is("SIP/2.0 202"));
+            let notify = rig.take_one(|m| m.is("NOTIFY ") && m.to == phone("1001"));
+            assert_eq!(sipfrag(&notify), "SIP/2.0 200 OK");
+            rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+            assert!(
+                rig.agent_state("1001").contains("WrapUp"),
+                "{}",
+                rig.agent_state("1001")
+            );
+            // The colleague now has the caller: their hang-up ends the call.
+            rig.deliver(phone("1002"), &colleague_bye);
+            // (Its 200 waits for the CDR, which waits for the media session's report.)
+            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
+            assert!(
+                rig.take_all(|m| m.is("BYE ")).is_empty(),
+                "1002 hung up itself"
+            );
+            assert_eq!(rig.switch.active_calls(), 0);
+            assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
+        } else {
+            rig.deliver(phone("1002"), &colleague_bye);
+            rig.take_one(|m| m.is("SIP/2.0 200") && m.to == phone("1002"));
+            // The consult is gone: the REFER names a dialog that no longer exists.
+            rig.deliver(phone("1001"), &refer);
+            let refused = rig.take_one(|m| m.is("SIP/2.0 481"));
+            assert!(refused
+                .header("Warning")
+                .is_some_and(|w| w.contains("Replaces")));
+            assert!(
+                rig.take_all(|m| m.is("BYE ")).is_empty(),
+                "the caller stays with 1001"
+            );
+            assert_eq!(rig.switch.active_calls(), 1);
+        }
+        assert!(
+            rig.agent_state("1002").contains("Ready"),
+            "{}",
+            rig.agent_state("1002")
+        );
+    }
+}
+
+#[test]
+fn complete_while_the_consult_still_rings_is_refused_and_changes_nothing() {
+    use super::consult::ConsultRefusal;
+    use super::live_calls::{CallAction, CallActionError};
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-3");
+    let consult = consulting(&mut rig);
+    rig.phone_replies(&consult, "180 Ringing", "col");
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Complete),
+        Err(CallActionError::Consult(ConsultRefusal::NotAnswered))
+    );
+    rig.collect();
+    assert!(
+        rig.take_all(|m| m.is("BYE ")).is_empty(),
+        "{:#?}",
+        rig.outbox
+    );
+    colleague_answers(&mut rig, &consult);
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Complete)
+        .expect("answered: complete");
+    rig.collect();
+    rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+    assert_eq!(rig.switch.active_calls(), 1, "caller and colleague talk");
+}
+
+#[test]
+fn a_consult_ring_timeout_hands_the_caller_back_to_the_agent() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-4");
+    let consult = consulting(&mut rig);
+    rig.phone_replies(&consult, "180 Ringing", "col");
+    rig.advance(Duration::from_secs(20));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1002"));
+    let call = rig.switch.calls.values().next().expect("the call goes on");
+    assert!(call.consult.is_none());
+    assert!(!call.hold.is_holding(), "the caller is no longer on hold");
+    assert!(
+        rig.agent_state("1002").contains("Ready"),
+        "{}",
+        rig.agent_state("1002")
+    );
+}
+
+#[test]
+fn other_actions_wait_for_the_consult_and_need_the_first_agent() {
+    use super::consult::ConsultRefusal;
+    use super::live_calls::{CallAction, CallActionError};
+    let mut rig = Rig::new();
+    let invite = connected_anchored(&mut rig, "cons-5");
+    let consult = consulting(&mut rig);
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let in_progress = Err(CallActionError::Consult(ConsultRefusal::InProgress));
+    for action in [
+        CallAction::Hold,
+        CallAction::Transfer {
+            to: "support".into(),
+        },
+        CallAction::Consult { to: "1002".into() },
+    ] {
+        assert_eq!(rig.switch.act_on_call(rig.now, call, action), in_progress);
+    }
+    // A blind REFER from the phone meanwhile is refused too.
+    let refer = agent_request(
+        "REFER",
+        &invite,
+        "ph",
+        1,
+        "Refer-To: <sip:support@127.0.0.1>\r\n",
+    );
+    rig.deliver(phone("1001"), &refer);
+    let refused = rig.take_one(|m| m.is("SIP/2.0 403"));
+    assert!(refused
+        .header("Warning")
+        .is_some_and(|w| w.contains("consult")));
+    colleague_answers(&mut rig, &consult);
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Complete)
+        .expect("complete");
+    // The first agent has left: hold and transfer have nobody to act for.
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Hold),
+        Err(CallActionError::NotConnected)
+    );
+    assert_eq!(
+        rig.switch.act_on_call(rig.now, call, CallAction::Cancel),
+        Err(CallActionError::Consult(ConsultRefusal::AlreadyTransferred))
+    );
+}
+
+#[test]
+fn a_consult_dialled_from_the_phone_rings_a_ready_colleague_and_refuses_one_who_is_not() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-6");
+    let free_before = rig.switch.media.free_pairs();
+    let busy = rig
+        .switch
+        .acd
+        .set_not_ready(rig.now, &acd::AgentId::from("1002"), acd::OUTBOUND_REASON)
+        .expect("not ready");
+    rig.switch.apply_acd(rig.now, busy);
+    phone_dials(
+        &mut rig,
+        ("1001", "pw1001"),
+        "127.0.0.1:6001",
+        "1002",
+        "pc-1",
+    );
+    let refused = rig.take_one(|m| m.is("SIP/2.0 480"));
+    assert!(
+        refused
+            .header("Warning")
+            .is_some_and(|w| w.contains("not Ready")),
+        "{refused:?}"
+    );
+    assert_eq!(rig.switch.active_calls(), 1, "the caller stays with 1001");
+    assert!(rig.switch.calls.values().all(|c| c.consult.is_none()));
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_before,
+        "the offer's ports came back"
+    );
+
+    let ready = rig
+        .switch
+        .acd
+        .set_ready(rig.now, &acd::AgentId::from("1002"))
+        .expect("ready");
+    rig.switch.apply_acd(rig.now, ready);
+    rig.collect();
+    rig.take_all(|_| true);
+    phone_dials(
+        &mut rig,
+        ("1001", "pw1001"),
+        "127.0.0.1:6001",
+        "1002",
+        "pc-2",
+    );
+    rig.take_one(|m| m.is("SIP/2.0 180") && m.to == phone("1001"));
+    let consult = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    assert_eq!(consult.header("X-Switchboard-Consult"), Some("1001"));
+    let call = rig.switch.calls.values().next().expect("the call");
+    assert!(call.consult.as_ref().is_some_and(|c| c.phone.is_some()));
+    assert!(call.hold.is_holding(), "the caller hears music meanwhile");
 }

@@ -410,6 +410,10 @@ impl Switch {
         source: Peer,
     ) {
         let answered = (200..300).contains(&response.status_code.code());
+        if self.is_consult_leg(id, leg) {
+            self.on_consult_response(now, id, response, source);
+            return;
+        }
         let ringing = |m: &Monitor| {
             m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
         };
@@ -475,6 +479,10 @@ impl Switch {
 
     /// A supervisor's phone rung from the API did not answer within the ring timeout.
     pub(super) fn monitor_ring_timeout(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        if self.is_consult_leg(id, leg) {
+            self.consult_ring_timeout(now, id);
+            return;
+        }
         let ringing = |m: &Monitor| {
             m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
         };
@@ -492,6 +500,7 @@ impl Switch {
             .values()
             .find(|call| {
                 call.phase == Phase::Connected
+                    && call.consult.is_none()
                     && call.agent().is_some_and(|a| a.as_str() == agent)
                     && call.media.as_ref().is_some_and(|m| m.started)
             })
@@ -500,6 +509,10 @@ impl Switch {
 
     /// The session bound the supervisor's leg: answer a phone that dialled in, and mix it in.
     pub(super) fn monitor_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        if self.is_consult_leg(id, leg) {
+            self.consult_leg_added(now, id, leg);
+            return;
+        }
         let Some(monitor) = self
             .calls
             .get_mut(&id)
@@ -529,6 +542,10 @@ impl Switch {
 
     /// The session could not bind the supervisor's leg.
     pub(super) fn monitor_leg_failed(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        if self.is_consult_leg(id, leg) {
+            self.consult_leg_lost(now, id);
+            return;
+        }
         self.media.extra_leg_released(id, leg);
         let Some(mut monitor) = self.take_monitor(id, |m| m.leg == leg) else {
             return;
@@ -565,6 +582,10 @@ impl Switch {
 
     /// The supervisor's phone sent no RTP for the media timeout: hang it up.
     pub(super) fn monitor_silent(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+        if self.is_consult_leg(id, leg) {
+            self.consult_leg_lost(now, id);
+            return;
+        }
         if let Some(monitor) = self.take_monitor(id, |m| m.leg == leg) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor leg silent: hanging up");
             self.close_monitor(now, id, monitor, true);
@@ -578,6 +599,7 @@ impl Switch {
         key: TransactionKey,
         request: Request,
     ) -> Option<(TransactionKey, Request)> {
+        let (key, request) = self.on_consult_request(now, key, request)?;
         let found = call_id_of(&request.headers).and_then(|call_id| {
             let id = self.calls.by_monitor_call_id(call_id)?;
             let our_tag = to_tag(&request.headers)?;
@@ -819,6 +841,9 @@ impl Switch {
 
     /// Tells the call's session who hears whom now.
     fn apply_bridge(&mut self, id: CallNumber) {
+        if self.has_consult(id) {
+            return; // the consult decides who hears whom (consult.rs)
+        }
         let Some(call) = self.calls.get(&id) else {
             return;
         };

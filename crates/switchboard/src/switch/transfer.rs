@@ -55,9 +55,10 @@ pub fn resolve(
 ) -> Result<(TransferTarget, String), Refusal> {
     let (uri, _) = split_name_addr(refer_to);
     if uri.contains("Replaces=") || uri.contains("replaces=") {
+        // A well-formed Replaces is handled before (consult.rs); this one lacks a part.
         return Err(Refusal::new(
-            501,
-            "attended transfer (Replaces) is not supported yet",
+            400,
+            "Replaces must name a Call-ID, a to-tag and a from-tag",
         ));
     }
     let host = uri_host_port(uri)
@@ -115,6 +116,17 @@ impl Switch {
             self.reply_error(now, &key, &request, 403, "the call is not connected");
             return;
         }
+        if self.refer_with_replaces(now, id, &key, &request, &refer_to) {
+            return;
+        }
+        if self.has_consult(id) {
+            let reason = "a consult is in progress: complete or cancel it first";
+            self.reply_error(now, &key, &request, 403, reason);
+            return;
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         if call.media.is_none() {
             // The caller negotiated with the phone directly: a new agent would need a new
             // offer/answer with the caller, which this version does not make.
@@ -197,7 +209,7 @@ impl Switch {
     }
 
     /// Tells the transferring phone how its REFER ended (one final NOTIFY, RFC 3515).
-    fn notify_transfer(&mut self, now: Instant, id: CallNumber, code: u16) {
+    pub(super) fn notify_transfer(&mut self, now: Instant, id: CallNumber, code: u16) {
         let Some(peer) = self
             .calls
             .get_mut(&id)
@@ -413,9 +425,8 @@ mod tests {
         );
         assert_eq!(resolved("<sip:127.0.0.1>").map_err(|r| r.code), Err(404));
         assert_eq!(
-            resolved("<sip:1002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx%3Bfrom-tag%3Dy>")
-                .map_err(|r| r.code),
-            Err(501)
+            resolved("<sip:1002@127.0.0.1?Replaces=abc%3Bto-tag%3Dx>").map_err(|r| r.code),
+            Err(400)
         );
     }
 }

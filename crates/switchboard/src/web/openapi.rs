@@ -60,7 +60,31 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/calls/{id}/transfer",
-        "Blind transfer: {\"to\": agent|queue|number}",
+        "Transfer: {\"to\": agent|queue|number, \"mode\": \"blind\"|\"attended\"} (attended: consult the agent, complete when they answer)",
+        "agent (own call), supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/calls/{id}/consult",
+        "Caller on hold (music), ring an agent to talk to the call's agent: {\"to\": agent}",
+        "agent (own call), supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/calls/{id}/complete",
+        "Attended transfer: the caller talks to the consulted agent, the first agent leaves",
+        "agent (own call), supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/calls/{id}/cancel",
+        "End the consult: the caller is back with the first agent",
+        "agent (own call), supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/calls/{id}/conference",
+        "Caller, agent and consulted agent all hear each other",
         "agent (own call), supervisor, admin",
     ),
     (

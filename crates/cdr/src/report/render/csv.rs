@@ -2,7 +2,9 @@
 //!
 //! One row per interval and group; `section` is `total`, `queue` or `agent`. Rates are
 //! fractions (0–1), durations seconds, undefined values empty. `agents_needed` is filled
-//! on queue rows only.
+//! on queue rows only. Per-agent transfers over the whole range follow as rows of section
+//! `agent_transfers` (interval = the report's range), with only `transfers_out` and
+//! `transfers_in` filled.
 
 use std::io::{self, Write};
 
@@ -15,6 +17,7 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let mut header = vec!["section", "interval_start", "interval_end", "group"];
     header.extend(COLUMNS.iter().map(|c| c.csv_name));
     header.push("agents_needed");
+    header.extend(["transfers_out", "transfers_in"]);
     writer.write_record(&header).map_err(io::Error::other)?;
     let staffing = staffing_lookup(report);
     let sections: [(&str, &[ReportRow]); 3] = [
@@ -40,8 +43,21 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
                 None
             };
             record.push(needed.map(|n| n.to_string()).unwrap_or_default());
+            record.extend([String::new(), String::new()]);
             writer.write_record(&record).map_err(io::Error::other)?;
         }
+    }
+    for (agent, transfers) in &report.agent_transfers {
+        let mut record = vec![
+            "agent_transfers".to_string(),
+            super::iso(report.query.from),
+            super::iso(report.query.to),
+            agent.clone(),
+        ];
+        // No figure columns and no agents_needed: this row counts transfers only.
+        record.extend(std::iter::repeat_n(String::new(), COLUMNS.len() + 1));
+        record.extend([transfers.out.to_string(), transfers.received.to_string()]);
+        writer.write_record(&record).map_err(io::Error::other)?;
     }
     writer.flush()
 }

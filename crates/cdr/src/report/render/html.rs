@@ -67,6 +67,7 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         report,
         false,
     )?;
+    write_agent_transfers(report, out)?;
     writeln!(
         out,
         "<p class=\"meta\">Answer rate, abandon rate and service level are over offered calls \
@@ -242,6 +243,28 @@ fn write_staffing(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             Cell::Seconds(Some(row.threshold_s)).display(),
             escape(&Cell::Rate(row.observed_service_level).display()),
             row.agents_needed.map(|n| n.to_string()).unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "</table>")
+}
+
+/// Transfers out and in per agent over the range, when the report read whole call records.
+fn write_agent_transfers(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    if report.agent_transfers.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "<h2>Transfers by agent</h2>")?;
+    writeln!(
+        out,
+        "<table>\n<tr><th>Agent</th><th>Transfers out</th><th>Transfers in</th></tr>"
+    )?;
+    for (agent, transfers) in &report.agent_transfers {
+        writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(agent),
+            transfers.out,
+            transfers.received
         )?;
     }
     writeln!(out, "</table>")

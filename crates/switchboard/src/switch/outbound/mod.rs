@@ -619,6 +619,7 @@ impl Switch {
             answered: None,
             ended: wall_now,
             sip_cause,
+            party: None,
         };
         let started = self.wall(started);
         if let Some(call) = self.outbound.get_mut(id) {
@@ -715,6 +716,7 @@ impl Switch {
             answered: call.answered.map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause,
+            party: None,
         }];
         legs.extend(call.failed_legs.iter().cloned());
         if let Some(leg) = &call.carrier {
@@ -726,6 +728,7 @@ impl Switch {
                 answered: leg.answered.map(|a| self.wall(a)),
                 ended: self.wall(now),
                 sip_cause: None,
+                party: None,
             });
         }
         let answered = call.answered;
@@ -779,6 +782,7 @@ impl Switch {
             recording: None,
             legs,
             supervisions: Vec::new(),
+            conference: None,
             service_level_threshold_s: 0.0,
             direction: Direction::Outbound,
             outbound: Some(cdr::OutboundCall {

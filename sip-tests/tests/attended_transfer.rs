@@ -1,0 +1,745 @@
+//! Attended transfer and conference. Agent 1001 talks to a caller; the API consults agent
+//! 1002 (`POST /api/calls/{id}/consult`): the caller is put on hold and Switchboard rings
+//! 1002's phone. Each party sends its own tone (caller 500 Hz, agent 1500 Hz, colleague
+//! 1900 Hz) and what each receives is analysed (Goertzel) after every step:
+//! - consulting: agent and colleague hear each other, the caller hears neither;
+//! - complete: the first agent's phone is hung up, caller and colleague hear each other, the
+//!   CDR lists trunk, agent and consult legs in order with an attended transfer, and the
+//!   report's CSV and HTML count it out for 1001 and in for 1002;
+//! - cancel: the colleague is hung up and the caller hears the agent again;
+//! - conference (`*3` keyed by the agent, or the API): everyone hears the other two, and when
+//!   the first agent hangs up, caller and colleague stay connected (CDR: conference time);
+//! - a REFER from the agent's phone with `Replaces` naming the consult dialog (RFC 3891)
+//!   completes the transfer (202, NOTIFY `200 OK`, BYE); one naming an unknown dialog gets 481;
+//! - the agent's phone dials 1002 itself (the consult call goes through Switchboard) and its
+//!   REFER with `Replaces` naming that call completes the transfer, both its calls hung up.
+//!
+//! `POST …/transfer` with `"mode": "attended"` consults and completes as soon as the colleague
+//! answers. Refusals carry stable JSON codes (analysts get 403).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sip_tests::agent_phone::{local_tag, AgentCall, AgentPhone};
+use sip_tests::cdr::{report_around_today, wait_for_call};
+use sip_tests::rtp::{pcmu_offer, pcmu_samples, sdp_audio_address, tone_payloads, tone_share};
+use sip_tests::rtp::{RtpPeer, RtpStream};
+use sip_tests::uac::{place_media_call, ConnectedCall};
+use sip_tests::{
+    AgentAccount, Api, HarnessError, HarnessResult, SipMessage, Switchboard, SwitchboardConfig,
+    UdpPeer,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+// The caller on hold hears the built-in music (notes from 523 to 1175 Hz): the agents'
+// tones stay well above it, so "the caller hears neither agent" is not blurred by a note.
+const CALLER_HZ: f64 = 500.0;
+const AGENT_HZ: f64 = 1500.0;
+const COLLEAGUE_HZ: f64 = 1900.0;
+/// A tone makes up about half of a two-tone mix and nearly all of a lone one; absent, it is
+/// quantisation noise (or the hold music, which has no energy at these frequencies).
+const PRESENT: f64 = 0.15;
+const ABSENT: f64 = 0.05;
+
+fn config() -> SwitchboardConfig {
+    SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice"),
+            AgentAccount::new("1002", "Bob").without_support(),
+        ],
+        ..SwitchboardConfig::default()
+    }
+}
+
+/// A tone sent every 20 ms from an RTP socket until dropped.
+struct Talker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Talker {
+    fn start(rtp: Arc<RtpPeer>, to: SocketAddr, hz: f64, ssrc: u32) -> Talker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let payloads = tone_payloads(&[hz], 4000.0, 50);
+            let mut stream = RtpStream::new(ssrc);
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let packet = stream.audio(0, &payloads[sent as usize % payloads.len()]);
+                if rtp.send_to(&packet, to).is_err() {
+                    return;
+                }
+                sent += 1;
+                let due = start + Duration::from_millis(20 * sent);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        });
+        Talker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A caller and agent 1001 connected, each sending its tone; the agent's phone offers
+/// telephone-events (for `*3`).
+struct Conversation<'p> {
+    call: ConnectedCall<'p>,
+    agent_call: AgentCall,
+    caller_rtp: Arc<RtpPeer>,
+    agent_rtp: Arc<RtpPeer>,
+    agent_relay: SocketAddr,
+    _talkers: [Talker; 2],
+}
+
+fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Conversation<'p>> {
+    let agent_rtp = Arc::new(RtpPeer::bind()?);
+    let caller_rtp = Arc::new(RtpPeer::bind()?);
+    let agent_port = agent_rtp.port()?;
+    let (placed, agent_call) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| agent.answer_next(&pcmu_offer(agent_port, true), WAIT));
+        let placed = caller_rtp
+            .port()
+            .and_then(|port| place_media_call(caller_sip, "100", &pcmu_offer(port, true), WAIT));
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("agent thread panicked".into())));
+        (placed, answered)
+    });
+    let (call, caller_relay) = placed?;
+    let agent_call = agent_call?;
+    let agent_relay = sdp_audio_address(&agent_call.invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the agent's INVITE".into()))?;
+    let talkers = [
+        Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11),
+        Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7),
+    ];
+    wait_until(&caller_rtp, "the caller hears the agent", |s| {
+        tone_share(s, AGENT_HZ) > PRESENT
+    })?;
+    Ok(Conversation {
+        call,
+        agent_call,
+        caller_rtp,
+        agent_rtp,
+        agent_relay,
+        _talkers: talkers,
+    })
+}
+
+/// Half a second of what `rtp` receives, decoded.
+fn heard(rtp: &RtpPeer) -> HarnessResult<Vec<i16>> {
+    Ok(pcmu_samples(&rtp.receive(25, Duration::from_secs(2))?))
+}
+
+/// Listens on `rtp` until `condition` holds for what arrives (or fails after `WAIT`).
+fn wait_until(rtp: &RtpPeer, what: &str, condition: impl Fn(&[i16]) -> bool) -> HarnessResult<()> {
+    let deadline = Instant::now() + WAIT;
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        last = heard(rtp)?;
+        if !last.is_empty() && condition(&last) {
+            return Ok(());
+        }
+    }
+    Err(HarnessError::Unexpected(format!(
+        "{what} within {} s; last window: caller {:.2} agent {:.2} colleague {:.2}",
+        WAIT.as_secs(),
+        tone_share(&last, CALLER_HZ),
+        tone_share(&last, AGENT_HZ),
+        tone_share(&last, COLLEAGUE_HZ),
+    )))
+}
+
+/// Over a few windows `rtp` hears none of `tones` (hearing nothing at all counts).
+fn never_hears(rtp: &RtpPeer, who: &str, tones: &[f64]) -> HarnessResult<()> {
+    for _ in 0..4 {
+        let samples = heard(rtp)?;
+        for &hz in tones {
+            let share = tone_share(&samples, hz);
+            assert!(
+                share < ABSENT,
+                "{who} must not hear {hz} Hz (share {share:.3})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The colleague's phone: takes Switchboard's consult INVITE, answers and starts talking.
+struct Colleague {
+    invite: SipMessage,
+    rtp: Arc<RtpPeer>,
+    _talker: Talker,
+}
+
+fn colleague_answers(phone: &AgentPhone) -> HarnessResult<Colleague> {
+    let invite = phone.next_request("INVITE", WAIT)?;
+    let relay = sdp_audio_address(&invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the consult".into()))?;
+    let rtp = Arc::new(RtpPeer::bind()?);
+    phone.answer(invite.clone(), &pcmu_offer(rtp.port()?, false), WAIT)?;
+    let talker = Talker::start(rtp.clone(), relay, COLLEAGUE_HZ, 0xc011);
+    Ok(Colleague {
+        invite,
+        rtp,
+        _talker: talker,
+    })
+}
+
+/// Agent and colleague hear each other; the caller hears neither.
+fn consulting(conversation: &Conversation, colleague: &Colleague) -> HarnessResult<()> {
+    wait_until(&colleague.rtp, "the colleague hears the agent", |s| {
+        tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT
+    })?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the colleague",
+        |s| tone_share(s, COLLEAGUE_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    never_hears(
+        &conversation.caller_rtp,
+        "the caller on hold",
+        &[AGENT_HZ, COLLEAGUE_HZ],
+    )
+}
+
+/// Caller and colleague hear each other.
+fn caller_with_colleague(conversation: &Conversation, colleague: &Colleague) -> HarnessResult<()> {
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the colleague",
+        |s| tone_share(s, COLLEAGUE_HZ) > PRESENT && tone_share(s, AGENT_HZ) < ABSENT,
+    )?;
+    wait_until(&colleague.rtp, "the colleague hears the caller", |s| {
+        tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) < ABSENT
+    })
+}
+
+/// Answers a BYE that `phone` receives.
+fn take_bye(phone: &AgentPhone) -> HarnessResult<()> {
+    let bye = phone.next_request("BYE", WAIT)?;
+    phone.reply(&bye, 200, "OK", &[], "")
+}
+
+fn call_id_of(api: &Api) -> HarnessResult<u64> {
+    let listed = api.get("/api/calls")?.json()?;
+    listed["calls"][0]["id"]
+        .as_u64()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no call listed: {listed}")))
+}
+
+fn post(api: &Api, path: &str, body: &str) -> HarnessResult<()> {
+    api.post(path, body)?.expect_status(200, path)?;
+    Ok(())
+}
+
+fn refused(api: &Api, path: &str, body: &str, status: u16) -> HarnessResult<String> {
+    api.post(path, body)?
+        .expect_status(status, body)?
+        .error_code()
+}
+
+/// Each leg of the CDR as `role:party`, in order.
+fn leg_roles(record: &serde_json::Value) -> Vec<String> {
+    record["legs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["role"].as_str().unwrap_or_default(),
+                l["party"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_consult_from_the_api_completes_into_an_attended_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "no_consult"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "9999"}"#, 404)?,
+        "unknown_target"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "1001"}"#, 409)?,
+        "own_call"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "1002"}"#, 409)?,
+        "target_not_ready",
+        "1002 has not registered a phone: not Ready"
+    );
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    post(&api, &call_path("consult"), r#"{"to": "1002"}"#)?;
+    // Still ringing: neither complete nor a second consult.
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "consult_not_answered"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "1002"}"#, 409)?,
+        "consult_in_progress"
+    );
+    let colleague = colleague_answers(&colleague_phone)?;
+    assert_eq!(
+        colleague.invite.header("X-Switchboard-Consult"),
+        Some("1001")
+    );
+    consulting(&conversation, &colleague)?;
+    let listed = api.get("/api/calls")?.json()?;
+    let legs = listed["calls"][0]["legs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let consult_leg = legs
+        .iter()
+        .find(|leg| leg["role"] == "consult")
+        .ok_or_else(|| HarnessError::Unexpected(format!("no consult leg: {listed}")))?;
+    assert_eq!(consult_leg["party"], "1002", "{listed}");
+    assert_eq!(consult_leg["state"], "answered", "{listed}");
+
+    post(&api, &call_path("complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+    assert_eq!(
+        refused(&api, &call_path("cancel"), "", 409)?,
+        "already_transferred"
+    );
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    let transfers = record["transfers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(transfers.len(), 1, "{record}");
+    assert_eq!(transfers[0]["kind"], "attended", "{record}");
+    assert_eq!(transfers[0]["from_agent"], "1001", "{record}");
+    assert_eq!(transfers[0]["to"], "1002", "{record}");
+    assert_eq!(record["agent"], "1002", "{record}");
+    assert!(record.get("conference").is_none(), "{record}");
+
+    // The report's CSV and HTML count the transfer out for 1001 and in for 1002.
+    let csv = report_around_today(switchboard.cdr_dir(), &["--format", "csv"])?;
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let column = |name: &str| header.iter().position(|c| *c == name);
+    let (Some(out), Some(into)) = (column("transfers_out"), column("transfers_in")) else {
+        return Err(HarnessError::Unexpected(format!(
+            "no transfer columns:\n{csv}"
+        )));
+    };
+    let counts = |agent: &str| -> Option<(String, String)> {
+        let row: Vec<&str> = csv
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|r| r.first() == Some(&"agent_transfers") && r.get(3) == Some(&agent))?;
+        Some((row.get(out)?.to_string(), row.get(into)?.to_string()))
+    };
+    assert_eq!(counts("1001"), Some(("1".into(), "0".into())), "{csv}");
+    assert_eq!(counts("1002"), Some(("0".into(), "1".into())), "{csv}");
+    let html = report_around_today(switchboard.cdr_dir(), &["--format", "html"])?;
+    assert!(
+        html.contains("<h2>Transfers by agent</h2>")
+            && html.contains("<tr><td>1001</td><td class=\"n\">1</td><td class=\"n\">0</td></tr>")
+            && html.contains("<tr><td>1002</td><td class=\"n\">0</td><td class=\"n\">1</td></tr>"),
+        "{html}"
+    );
+    Ok(())
+}
+
+#[test]
+fn cancel_resumes_the_caller_and_a_conference_outlives_the_first_agent() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    // Consult, then cancel: the colleague is hung up, the caller hears the agent again.
+    post(&api, &call_path("consult"), r#"{"to": "1002"}"#)?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &call_path("cancel"), "")?;
+    take_bye(&colleague_phone)?;
+    drop(colleague);
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the agent again",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the caller again",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+
+    // Consult again; the agent keys *3 (RFC 4733): a conference.
+    post(&api, &call_path("consult"), r#"{"to": "1002"}"#)?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    let mut keys = RtpStream::new(0x6e7);
+    for key in [10u8, 3] {
+        for packet in keys.key_press(101, key) {
+            conversation
+                .agent_rtp
+                .send_to(&packet, conversation.agent_relay)?;
+        }
+    }
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears both agents",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears caller and colleague",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+
+    // The first agent hangs up: caller and colleague stay connected.
+    let bye = conversation
+        .agent_call
+        .dialog
+        .send(&agent.peer, "BYE", &[], "", WAIT)?;
+    assert_eq!(bye.final_response.status(), Some(200));
+    caller_with_colleague(&conversation, &colleague)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "consult:1002", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    let conference = &record["conference"];
+    assert!(
+        conference["seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{record}"
+    );
+    let transfers = record["transfers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        transfers.len(),
+        1,
+        "the first agent left the conference: {record}"
+    );
+    assert_eq!(transfers[0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+#[test]
+fn a_refer_with_replaces_naming_the_consult_completes_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    // The conference from the API first: all three hear each other.
+    post(&api, &format!("/api/calls/{id}/conference"), "")?;
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears both agents",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+
+    let sip_host = switchboard.sip_addr();
+    let refer = |conversation: &mut Conversation, replaces: &str| {
+        let refer_to = format!("Refer-To: <sip:1002@{sip_host}?Replaces={replaces}>");
+        let referred_by = "Referred-By: <sip:1001@127.0.0.1>".to_owned();
+        conversation.agent_call.dialog.send(
+            &agent.peer,
+            "REFER",
+            &[refer_to, referred_by],
+            "",
+            WAIT,
+        )
+    };
+    let unknown = refer(
+        &mut conversation,
+        "nosuchcall%3Bto-tag%3Dabc%3Bfrom-tag%3Ddef",
+    )?;
+    assert_eq!(unknown.final_response.status(), Some(481));
+
+    let consult_call_id = colleague
+        .invite
+        .header("Call-ID")
+        .unwrap_or_default()
+        .to_owned();
+    let from = colleague.invite.header("From").unwrap_or_default();
+    let from_tag = from
+        .split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or(t).to_owned())
+        .unwrap_or_default();
+    let to_tag = local_tag(&colleague.invite);
+    let replaces = format!("{consult_call_id}%3Bto-tag%3D{to_tag}%3Bfrom-tag%3D{from_tag}");
+    let accepted = refer(&mut conversation, &replaces)?;
+    assert_eq!(accepted.final_response.status(), Some(202));
+    // NOTIFY with the sipfrag, then BYE, both answered (either may have arrived already).
+    let mut pending: std::collections::VecDeque<SipMessage> = accepted.unrelated.into();
+    let (mut notified, mut hung_up) = (None, false);
+    let deadline = Instant::now() + WAIT;
+    while (notified.is_none() || !hung_up) && Instant::now() < deadline {
+        let message = match pending.pop_front() {
+            Some(message) => message,
+            None => match agent.peer.recv(Duration::from_secs(1))? {
+                Some(message) => message,
+                None => continue,
+            },
+        };
+        match message.method() {
+            Some("NOTIFY") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                notified = Some(message.body.clone());
+            }
+            Some("BYE") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                hung_up = true;
+            }
+            _ => {}
+        }
+    }
+    let sipfrag = notified.ok_or_else(|| HarnessError::Unexpected("no NOTIFY".into()))?;
+    assert!(sipfrag.starts_with("SIP/2.0 200"), "{sipfrag}");
+    assert!(hung_up, "the transferring phone is hung up");
+    caller_with_colleague(&conversation, &colleague)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+#[test]
+fn an_attended_transfer_from_the_api_completes_when_the_colleague_answers() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: "\n[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n".into(),
+        ..config()
+    })?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let transfer = format!("/api/calls/{id}/transfer");
+    let attended = r#"{"to": "1002", "mode": "attended"}"#;
+    let analyst = switchboard.api().with_token(Some("analyst-token"));
+    assert_eq!(refused(&analyst, &transfer, attended, 403)?, "forbidden");
+    assert_eq!(
+        refused(&analyst, &format!("/api/calls/{id}/consult"), attended, 403)?,
+        "forbidden"
+    );
+    post(&api, &transfer, attended)?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    // No complete needed: the first agent is hung up as soon as the colleague answers.
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+/// The tag parameter of a From or To value.
+fn tag_of(value: &str) -> String {
+    value
+        .split(";tag=")
+        .nth(1)
+        .map(|t| t.split(';').next().unwrap_or(t).to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_phone_dials_its_consult_and_completes_it_with_refer_replaces() -> HarnessResult<()> {
+    use sip_tests::digest::{Credentials, DigestAlgorithm};
+    use sip_tests::uac::authenticated_invite;
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+
+    // The agent's phone places the consult call: INVITE 1002 through Switchboard.
+    let consult_rtp = Arc::new(RtpPeer::bind()?);
+    let credentials = Credentials {
+        username: "1001",
+        password: "secret1001",
+    };
+    let (placing, colleague) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| colleague_answers(&colleague_phone));
+        let placing = consult_rtp.port().and_then(|port| {
+            authenticated_invite(
+                &agent.peer,
+                "1002",
+                &credentials,
+                DigestAlgorithm::Md5,
+                &pcmu_offer(port, false),
+                WAIT,
+            )
+        });
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("colleague panicked".into())));
+        (placing, answered)
+    });
+    let consult_call = placing?.1.map_err(|refused| {
+        HarnessError::Unexpected(format!(
+            "the consult was refused:\n{}",
+            refused.final_response.to_text()
+        ))
+    })?;
+    let colleague = colleague?;
+    let ok = &consult_call.answer.final_response;
+    let relay = sdp_audio_address(&ok.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+    let _agent_consults = Talker::start(consult_rtp.clone(), relay, AGENT_HZ, 0xa6e8);
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears the agent's consult call",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    wait_until(
+        &consult_rtp,
+        "the agent's consult call hears the colleague",
+        |s| tone_share(s, COLLEAGUE_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    never_hears(
+        &conversation.caller_rtp,
+        "the caller on hold",
+        &[AGENT_HZ, COLLEAGUE_HZ],
+    )?;
+
+    // Transfer: REFER on the held call, Replaces naming the consult call (the phone's view:
+    // to-tag Switchboard's, from-tag its own).
+    let replaces = format!(
+        "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+        consult_call.call_id(),
+        tag_of(ok.header("To").unwrap_or_default()),
+        tag_of(ok.header("From").unwrap_or_default()),
+    );
+    let refer_to = format!(
+        "Refer-To: <sip:1002@{}?Replaces={replaces}>",
+        switchboard.sip_addr()
+    );
+    let accepted =
+        conversation
+            .agent_call
+            .dialog
+            .send(&agent.peer, "REFER", &[refer_to], "", WAIT)?;
+    assert_eq!(accepted.final_response.status(), Some(202));
+    // A NOTIFY, and a BYE on each of the phone's two calls.
+    let mut pending: std::collections::VecDeque<SipMessage> = accepted.unrelated.into();
+    let (mut notified, mut byes) = (None, Vec::new());
+    let deadline = Instant::now() + WAIT;
+    while (notified.is_none() || byes.len() < 2) && Instant::now() < deadline {
+        let message = match pending.pop_front() {
+            Some(message) => message,
+            None => match agent.peer.recv(Duration::from_secs(1))? {
+                Some(message) => message,
+                None => continue,
+            },
+        };
+        match message.method() {
+            Some("NOTIFY") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                notified = Some(message.body.clone());
+            }
+            Some("BYE") => {
+                agent.reply(&message, 200, "OK", &[], "")?;
+                byes.push(message.header("Call-ID").unwrap_or_default().to_owned());
+            }
+            _ => {}
+        }
+    }
+    let sipfrag = notified.ok_or_else(|| HarnessError::Unexpected("no NOTIFY".into()))?;
+    assert!(sipfrag.starts_with("SIP/2.0 200"), "{sipfrag}");
+    byes.sort();
+    let mut expected = vec![
+        consult_call.call_id().to_owned(),
+        conversation.agent_call.dialog.call_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(byes, expected, "both of the phone's calls are hung up");
+    caller_with_colleague(&conversation, &colleague)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1002"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
