@@ -414,28 +414,22 @@ impl WebRtcLeg {
     }
 }
 
+/// The browser's side in tests: a full-ICE `rtc` peer connection that answers our offer.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_browser {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
-    use std::time::Duration;
 
-    /// The browser's side in tests: a full-ICE `rtc` peer connection that answers our offer.
-    struct Browser {
-        peer: RTCPeerConnection,
-        addr: SocketAddr,
+    pub(crate) struct Browser {
+        pub(crate) peer: RTCPeerConnection,
+        pub(crate) addr: SocketAddr,
         sender: RTCRtpSenderId,
         ssrc: u32,
-        connected: bool,
-        received: Vec<rtc::rtp::Packet>,
-    }
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+        pub(crate) connected: bool,
+        pub(crate) received: Vec<rtc::rtp::Packet>,
     }
 
     impl Browser {
-        fn answer(now: Instant, offer: &str, addr: SocketAddr) -> (Self, String) {
+        pub(crate) fn answer(now: Instant, offer: &str, addr: SocketAddr) -> (Self, String) {
             let identity = DtlsIdentity::generate().expect("browser certificate");
             let (mut peer, sender, ssrc) = audio_peer(now, &identity, false).expect("browser");
             add_host_candidate(&mut peer, addr).expect("candidate");
@@ -458,7 +452,7 @@ mod tests {
             (browser, sdp)
         }
 
-        fn drain(&mut self) {
+        pub(crate) fn drain(&mut self) {
             while let Some(event) = self.peer.poll_event() {
                 if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
                     RTCPeerConnectionState::Connected,
@@ -474,7 +468,7 @@ mod tests {
             }
         }
 
-        fn send(&mut self, now: Instant, seq: u16, payload: &[u8]) {
+        pub(crate) fn send(&mut self, now: Instant, seq: u16, payload: &[u8]) {
             let packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
@@ -493,6 +487,18 @@ mod tests {
                 .expect("browser sends");
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_browser::Browser;
+    use super::*;
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
 
     /// A wire between the two in memory: every datagram either side sends is delivered to the
     /// other at once; time advances to the earlier of their timers when both are idle.
