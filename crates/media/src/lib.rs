@@ -45,4 +45,6 @@ pub use session::{
     StopReason,
 };
 pub use srtp::{SrtpError, SrtpLeg, SrtpPolicy};
-pub use webrtc_leg::{DtlsIdentity, WebRtcCounters, WebRtcError, WebRtcEvent, WebRtcLeg};
+pub use webrtc_leg::{
+    DtlsIdentity, WebRtcAudio, WebRtcCounters, WebRtcError, WebRtcEvent, WebRtcLeg,
+};

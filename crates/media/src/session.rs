@@ -2241,14 +2241,20 @@ mod tests {
     #[tokio::test]
     async fn a_webrtc_agent_leg_is_bridged_to_a_plain_trunk_both_ways() {
         use crate::webrtc_leg::test_browser::Browser;
-        use crate::webrtc_leg::{DtlsIdentity, WebRtcLeg};
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
 
         let trunk = phone().await;
         let (session, mut events) = start(leg(&trunk, PCMU, None), None, None);
         let agent_addr = session.agent_addr();
         let identity = DtlsIdentity::generate().expect("identity");
-        let webrtc =
-            WebRtcLeg::offer(Instant::now(), &identity, agent_addr, &[agent_addr]).expect("offer");
+        let webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
         let browser_socket = phone().await;
         let browser_addr = browser_socket.local_addr().expect("addr");
         let (mut browser, answer) =

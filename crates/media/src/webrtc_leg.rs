@@ -18,6 +18,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::crypto::SignatureScheme;
+
+use crate::codec::Codec;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{
@@ -154,7 +156,26 @@ impl std::fmt::Debug for WebRtcLeg {
     }
 }
 
-fn g711_and_events() -> Vec<RTCRtpCodecParameters> {
+/// The audio a leg offers: G.711 codecs with their payload types, and RFC 4733 events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebRtcAudio {
+    /// PCMU and/or PCMA with payload types, in preference order.
+    pub codecs: Vec<(Codec, u8)>,
+    /// The telephone-event payload type, if key presses are relayed.
+    pub telephone_event: Option<u8>,
+}
+
+impl Default for WebRtcAudio {
+    /// Both G.711 codecs at their static payload types, and telephone-event.
+    fn default() -> Self {
+        WebRtcAudio {
+            codecs: vec![(Codec::Pcmu, 0), (Codec::Pcma, 8)],
+            telephone_event: Some(WEBRTC_TELEPHONE_EVENT_PT),
+        }
+    }
+}
+
+fn codec_parameters(audio: &WebRtcAudio) -> Vec<RTCRtpCodecParameters> {
     let codec = |mime: &str, payload_type: u8| RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -170,11 +191,18 @@ fn g711_and_events() -> Vec<RTCRtpCodecParameters> {
         },
         payload_type,
     };
-    vec![
-        codec(MIME_TYPE_PCMU, 0),
-        codec(MIME_TYPE_PCMA, 8),
-        codec(MIME_TYPE_TELEPHONE_EVENT, WEBRTC_TELEPHONE_EVENT_PT),
-    ]
+    let mut parameters: Vec<RTCRtpCodecParameters> = audio
+        .codecs
+        .iter()
+        .map(|(kind, payload_type)| match kind {
+            Codec::Pcmu => codec(MIME_TYPE_PCMU, *payload_type),
+            Codec::Pcma => codec(MIME_TYPE_PCMA, *payload_type),
+        })
+        .collect();
+    if let Some(payload_type) = audio.telephone_event {
+        parameters.push(codec(MIME_TYPE_TELEPHONE_EVENT, payload_type));
+    }
+    parameters
 }
 
 /// Builds a peer connection that speaks only G.711 (and RFC 4733 events) on one audio track.
@@ -182,9 +210,16 @@ fn audio_peer(
     now: Instant,
     identity: &DtlsIdentity,
     lite: bool,
+    audio: &WebRtcAudio,
 ) -> Result<(RTCPeerConnection, RTCRtpSenderId, u32), WebRtcError> {
+    let parameters = codec_parameters(audio);
+    let Some(first) = parameters.first().map(|codec| codec.rtp_codec.clone()) else {
+        return Err(WebRtcError::PeerConnection(
+            "no G.711 codec to offer".to_owned(),
+        ));
+    };
     let mut media_engine = MediaEngine::default();
-    for codec in g711_and_events() {
+    for codec in parameters.iter().cloned() {
         media_engine.register_codec(codec, RtpCodecKind::Audio)?;
     }
     let settings = SettingEngineBuilder::new().with_lite(lite).build();
@@ -197,11 +232,6 @@ fn audio_peer(
         .with_media_engine(media_engine)
         .build(now)?;
     let ssrc = rand::random::<u32>();
-    let pcmu = g711_and_events()
-        .into_iter()
-        .next()
-        .map(|codec| codec.rtp_codec)
-        .unwrap_or_default();
     let track = MediaStreamTrack::new(
         "switchboard".to_owned(),
         "switchboard-audio".to_owned(),
@@ -212,14 +242,14 @@ fn audio_peer(
                 ssrc: Some(ssrc),
                 ..Default::default()
             },
-            codec: pcmu,
+            codec: first,
             ..Default::default()
         }],
     );
     let sender = peer.add_track(track)?;
     // A track names one codec; the transceiver offers (and accepts from the trunk) all three.
     if let Some(mut transceiver) = peer.rtp_transceiver(RTCRtpTransceiverId::from(sender)) {
-        transceiver.set_codec_preferences(g711_and_events())?;
+        transceiver.set_codec_preferences(parameters)?;
     }
     Ok((peer, sender, ssrc))
 }
@@ -249,8 +279,9 @@ impl WebRtcLeg {
         identity: &DtlsIdentity,
         local_addr: SocketAddr,
         candidates: &[SocketAddr],
+        audio: &WebRtcAudio,
     ) -> Result<Self, WebRtcError> {
-        let (mut peer, sender, ssrc) = audio_peer(now, identity, true)?;
+        let (mut peer, sender, ssrc) = audio_peer(now, identity, true, audio)?;
         for candidate in candidates {
             add_host_candidate(&mut peer, *candidate)?;
         }
@@ -431,7 +462,8 @@ pub(crate) mod test_browser {
     impl Browser {
         pub(crate) fn answer(now: Instant, offer: &str, addr: SocketAddr) -> (Self, String) {
             let identity = DtlsIdentity::generate().expect("browser certificate");
-            let (mut peer, sender, ssrc) = audio_peer(now, &identity, false).expect("browser");
+            let (mut peer, sender, ssrc) =
+                audio_peer(now, &identity, false, &WebRtcAudio::default()).expect("browser");
             add_host_candidate(&mut peer, addr).expect("candidate");
             peer.set_remote_description(
                 now,
@@ -598,7 +630,14 @@ mod tests {
         let now = Instant::now();
         let identity = DtlsIdentity::generate().expect("identity");
         let ours_addr = addr(40000);
-        let ours = WebRtcLeg::offer(now, &identity, ours_addr, &[ours_addr]).expect("offer");
+        let ours = WebRtcLeg::offer(
+            now,
+            &identity,
+            ours_addr,
+            &[ours_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
         let (browser, answer) = Browser::answer(now, ours.offer_sdp(), addr(50000));
         let mut wire = Wire {
             now,
@@ -627,6 +666,7 @@ mod tests {
                 addr(40000),
                 SocketAddr::new("203.0.113.7".parse().unwrap(), 40000),
             ],
+            &WebRtcAudio::default(),
         )
         .expect("offer");
         let sdp = leg.offer_sdp();
@@ -652,6 +692,40 @@ mod tests {
         );
         assert!(!sdp.contains("opus"), "G.711 only:\n{sdp}");
         assert!(!sdp.contains("m=application"), "no data channel:\n{sdp}");
+    }
+
+    #[test]
+    fn the_offer_keeps_to_the_calls_codec_and_event_type() {
+        let identity = DtlsIdentity::generate().expect("identity");
+        let audio = WebRtcAudio {
+            codecs: vec![(Codec::Pcma, 8)],
+            telephone_event: Some(96),
+        };
+        let leg = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            addr(40000),
+            &[addr(40000)],
+            &audio,
+        )
+        .expect("offer");
+        let sdp = leg.offer_sdp();
+        assert!(sdp.contains("UDP/TLS/RTP/SAVPF 8 96\r\n"), "{sdp}");
+        assert!(sdp.contains("a=rtpmap:96 telephone-event/8000"), "{sdp}");
+        assert!(!sdp.contains("PCMU"), "{sdp}");
+        let none = WebRtcAudio {
+            codecs: vec![],
+            telephone_event: None,
+        };
+        let error = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            addr(40000),
+            &[addr(40000)],
+            &none,
+        )
+        .expect_err("nothing to offer");
+        assert!(error.to_string().contains("no G.711 codec"), "{error}");
     }
 
     #[test]
@@ -711,8 +785,14 @@ mod tests {
     #[test]
     fn rtp_before_the_connection_is_dropped_and_counted() {
         let identity = DtlsIdentity::generate().expect("identity");
-        let mut leg = WebRtcLeg::offer(Instant::now(), &identity, addr(40000), &[addr(40000)])
-            .expect("offer");
+        let mut leg = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            addr(40000),
+            &[addr(40000)],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
         leg.send_rtp(Instant::now(), &plain_rtp(0, 1, 1, &[0; 160]))
             .expect("accepted");
         assert_eq!(leg.counters().rtp_dropped, 1);
@@ -722,8 +802,14 @@ mod tests {
     #[test]
     fn a_bad_answer_is_refused_with_a_reason() {
         let identity = DtlsIdentity::generate().expect("identity");
-        let mut leg = WebRtcLeg::offer(Instant::now(), &identity, addr(40000), &[addr(40000)])
-            .expect("offer");
+        let mut leg = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            addr(40000),
+            &[addr(40000)],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
         let error = leg
             .handle_answer(Instant::now(), "v=0\r\nthis is not sdp\r\n")
             .expect_err("refused");
