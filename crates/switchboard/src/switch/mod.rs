@@ -40,6 +40,7 @@ mod survey;
 mod timer;
 mod transfer;
 mod trunk_certificate;
+mod webrtc_legs;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
