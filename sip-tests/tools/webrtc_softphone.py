@@ -64,6 +64,20 @@ def main():
         expect(desk.locator("#phone-state")).to_have_text("Incoming call: answer here")
         expect(desk.locator("#pop-caller")).to_have_text("2000")
         expect(desk.locator("#phone-answer")).to_be_enabled()
+        # No microphone the first time (refused permission): a clear message, still ringing.
+        desk.evaluate("""() => {
+          const media = navigator.mediaDevices;
+          const real = media.getUserMedia.bind(media);
+          media.getUserMedia = () => {
+            media.getUserMedia = real;
+            return Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+          };
+        }""")
+        desk.click("#phone-answer")
+        expect(desk.locator("#phone-error")).to_have_text(
+            "Microphone access was refused: allow it for this site in the browser, then answer again.")
+        expect(desk.locator("#phone-state")).to_have_text("Incoming call: answer here")
+        desk.screenshot(path=f"{shots}/agent-softphone-no-microphone.png", full_page=True)
         desk.click("#phone-answer")
         expect(desk.locator("#phone-state")).to_have_text("In call")
         expect(desk.locator("#phone-error")).to_have_text("")
