@@ -64,7 +64,6 @@ fn browser(
             RTCRtpCodecParameters {
                 rtp_codec: pcmu(),
                 payload_type: 0,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )
