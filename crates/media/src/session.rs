@@ -2327,6 +2327,95 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_webrtc_agents_key_presses_and_voice_reach_dtmf_detection_and_the_recording() {
+        use crate::webrtc_leg::test_browser::Browser;
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("call.wav");
+        let pool =
+            RecorderPool::new(1, Arc::new(RecorderMetrics::default())).expect("recorder pool");
+        let trunk = phone().await;
+        let (session, mut events) = start(leg(&trunk, PCMU, Some(101)), None, None);
+        let agent_addr = session.agent_addr();
+        let identity = DtlsIdentity::generate().expect("identity");
+        let mut webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
+        let browser_socket = phone().await;
+        let browser_addr = browser_socket.local_addr().expect("addr");
+        let (mut browser, answer) =
+            Browser::answer(Instant::now(), webrtc.offer_sdp(), browser_addr);
+        webrtc
+            .handle_answer(Instant::now(), &answer)
+            .expect("answer");
+        session.command(MediaCommand::AttachWebRtc(Box::new(webrtc)));
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: LegConfig {
+                codec: PCMU,
+                telephone_event: Some(101),
+                ..LegConfig::default()
+            },
+        });
+        session.command(MediaCommand::Record(pool.start(&path).expect("start")));
+        drive_browser(&mut browser, &browser_socket, |_| {}, |b| b.connected).await;
+
+        // The agent speaks (PCMU 0x0F), then presses 7 (RFC 4733: three end packets).
+        for seq in 1..=20u16 {
+            browser.send_packet(Instant::now(), 0, seq, u32::from(seq) * 160, &[0x0F; 160]);
+            browser_round(&mut browser, &browser_socket).await;
+        }
+        for seq in 21..=23u16 {
+            browser.send_packet(
+                Instant::now(),
+                101,
+                seq,
+                21 * 160,
+                &[7, 0x80 | 10, 0x03, 0x20],
+            );
+            browser_round(&mut browser, &browser_socket).await;
+        }
+        let press = wait_for(&mut events, |e| matches!(e, MediaEvent::Dtmf { .. })).await;
+        assert_eq!(
+            press,
+            MediaEvent::Dtmf {
+                leg: Leg::Agent,
+                digit: DtmfDigit::from_char('7').expect("digit"),
+                duration_ms: 100,
+                source: DtmfSource::Rfc4733,
+            }
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert!(
+            matches!(report.recording, Some(RecordingOutcome::Complete { .. })),
+            "{:?}",
+            report.recording
+        );
+        let samples: Vec<i16> = hound::WavReader::open(&path)
+            .expect("valid WAV")
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("readable");
+        let agent_voice = samples
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter(|&&s| s == ulaw_decode(0x0F))
+            .count();
+        assert!(
+            agent_voice >= 10 * 160,
+            "the agent channel holds the browser's decrypted audio ({agent_voice} samples)"
+        );
+    }
+
+    #[tokio::test]
     async fn media_timeout_emits_the_event_then_ended() {
         let caller = phone().await;
         let (_session, mut events) = start(

@@ -500,13 +500,26 @@ pub(crate) mod test_browser {
             }
         }
 
+        /// Sends PCMA audio, sequence `seq`, timestamp `seq × 160`.
         pub(crate) fn send(&mut self, now: Instant, seq: u16, payload: &[u8]) {
+            self.send_packet(now, 8, seq, u32::from(seq) * 160, payload);
+        }
+
+        /// Sends one RTP packet of any negotiated payload type.
+        pub(crate) fn send_packet(
+            &mut self,
+            now: Instant,
+            payload_type: u8,
+            seq: u16,
+            timestamp: u32,
+            payload: &[u8],
+        ) {
             let packet = rtc::rtp::Packet {
                 header: rtc::rtp::header::Header {
                     version: 2,
-                    payload_type: 8,
+                    payload_type,
                     sequence_number: seq,
-                    timestamp: u32::from(seq) * 160,
+                    timestamp,
                     ssrc: self.ssrc,
                     ..Default::default()
                 },
