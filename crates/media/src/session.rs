@@ -708,6 +708,9 @@ impl SessionState {
                 self.core.set_direction(now, leg, direction)
             }
             MediaCommand::DropAgent => {
+                // A browser agent's leg goes with it: the next agent may be a plain phone.
+                // (Its BYE has told the browser; no close_notify without the socket here.)
+                self.webrtc = None;
                 self.core.remove_agent_leg(now);
                 self.legs[Leg::Agent.index()] = LegConfig::default();
                 self.playback[Leg::Agent.index()].stop();
@@ -2413,6 +2416,42 @@ mod tests {
             agent_voice >= 10 * 160,
             "the agent channel holds the browser's decrypted audio ({agent_voice} samples)"
         );
+    }
+
+    #[tokio::test]
+    async fn after_a_webrtc_agent_is_dropped_the_next_agent_can_be_a_plain_phone() {
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
+
+        let trunk = phone().await;
+        let (session, mut events) = start(leg(&trunk, PCMU, None), None, None);
+        let agent_addr = session.agent_addr();
+        let identity = DtlsIdentity::generate().expect("identity");
+        let webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
+        session.command(MediaCommand::AttachWebRtc(Box::new(webrtc)));
+        session.command(MediaCommand::DropAgent);
+        let desk_phone = phone().await;
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: leg(&desk_phone, PCMU, None),
+        });
+        sync(&session, &mut events).await;
+        let packet = rtp(0, 1, 160, &[0x42; 160]);
+        desk_phone.send_to(&packet, agent_addr).await.expect("send");
+        let (got, _) = recv(&trunk).await;
+        assert_eq!(
+            got, packet,
+            "plain RTP relayed byte for byte, not taken by the old leg"
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.webrtc, None, "no WebRTC leg left at the end");
     }
 
     #[tokio::test]
