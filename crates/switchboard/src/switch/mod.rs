@@ -41,6 +41,8 @@ mod timer;
 mod transfer;
 mod trunk_certificate;
 mod webrtc_legs;
+#[cfg(test)]
+mod webrtc_offer_tests;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
