@@ -55,8 +55,12 @@ def main():
         desk.click("#login-button")
         expect(desk).to_have_url(f"{base}/agent")
         expect(desk.locator("#live")).to_have_text("live")
-        # The page registers its own SIP phone over the WebSocket listener.
+        # The browser is not the agent's phone until the agent says so; then the page registers
+        # its own SIP phone over the WebSocket listener (and remembers the choice).
+        expect(desk.locator("#phone-state")).to_have_text("Softphone off: calls go to your SIP phone")
+        desk.click("#phone-toggle")
         expect(desk.locator("#phone-state")).to_have_text("Softphone ready")
+        expect(desk.locator("#phone-toggle")).to_have_text("Stop browser phone")
         desk.click("#ready")
         expect(desk.locator("#state")).to_have_text("Ready")
 
@@ -98,6 +102,11 @@ def main():
         desk.click("#phone-hangup")
         expect(desk.locator("#phone-state")).to_contain_text("Softphone ready")
         expect(desk.locator("#call-status")).to_contain_text("ended")
+        # A reload keeps the browser as the phone; turning it off unregisters it.
+        desk.reload()
+        expect(desk.locator("#phone-state")).to_have_text("Softphone ready")
+        desk.click("#phone-toggle")
+        expect(desk.locator("#phone-state")).to_have_text("Softphone off: calls go to your SIP phone")
         step("done")
         browser.close()
 

@@ -68,7 +68,7 @@ function callGone(session, why) {
   if (softphone.stream) softphone.stream.getTracks().forEach((track) => track.stop());
   softphone.stream = null;
   document.getElementById("phone-audio").srcObject = null;
-  phoneStatus("registered", `Softphone ready (last call ${why})`);
+  if (softphone.ua) phoneStatus("registered", `Softphone ready (last call ${why})`);
   phoneButtons();
 }
 
@@ -92,30 +92,24 @@ function incoming(session) {
   phoneButtons();
 }
 
-function startSoftphone(me) {
-  document.getElementById("phone-answer").onclick = answerCall;
-  document.getElementById("phone-hangup").onclick = endCall;
-  const config = me.softphone;
+// Where the softphone registers, or why it cannot (shown to the agent).
+function softphoneSettings(config) {
   if (!config || config.unavailable) {
-    phoneStatus("off", `No browser softphone: ${config ? config.unavailable : "not available for this login"}. Use your SIP phone.`);
-    return;
+    return { problem: `No browser softphone: ${config ? config.unavailable : "not available for this login"}. Use your SIP phone.` };
   }
   if (typeof RTCPeerConnection === "undefined") {
-    phoneStatus("off", "This browser has no WebRTC: use your SIP phone.");
-    return;
+    return { problem: "This browser has no WebRTC: use your SIP phone." };
   }
   const secure = location.protocol === "https:";
   const port = secure ? config.wss_port : config.ws_port;
   if (!port) {
-    phoneStatus("off", secure
+    return { problem: secure
       ? "No browser softphone: this page is HTTPS and Switchboard has no wss listener."
-      : "No browser softphone: Switchboard has only a wss listener; open the desktop over HTTPS.");
-    return;
+      : "No browser softphone: Switchboard has only a wss listener; open the desktop over HTTPS." };
   }
   const host = location.hostname.includes(":") ? `[${location.hostname}]` : location.hostname;
-  const socket = new JsSIP.WebSocketInterface(`${secure ? "wss" : "ws"}://${host}:${port}`);
   const settings = {
-    sockets: [socket],
+    sockets: [new JsSIP.WebSocketInterface(`${secure ? "wss" : "ws"}://${host}:${port}`)],
     uri: `sip:${config.user}@${location.hostname}`,
     authorization_user: config.user,
     realm: config.realm,
@@ -125,13 +119,53 @@ function startSoftphone(me) {
   };
   if (config.password) settings.password = config.password;
   else settings.ha1 = config.ha1;
+  return { settings };
+}
+
+function softphoneOn(settings) {
   const ua = new JsSIP.UA(settings);
   phoneStatus("connecting", "Softphone connecting…");
   ua.on("registered", () => phoneStatus("registered", "Softphone ready"));
-  ua.on("unregistered", () => phoneStatus("off", "Softphone not registered"));
+  ua.on("unregistered", () => phoneStatus("off", "Softphone off: calls go to your SIP phone"));
   ua.on("registrationFailed", (event) => phoneStatus("off", `Softphone not registered: ${event.cause}`));
-  ua.on("disconnected", () => phoneStatus("connecting", "Softphone reconnecting…"));
+  ua.on("disconnected", () => { if (softphone.ua === ua) phoneStatus("connecting", "Softphone reconnecting…"); });
   ua.on("newRTCSession", (event) => { if (event.originator === "remote") incoming(event.session); });
   ua.start();
   softphone.ua = ua;
+}
+
+function softphoneOff() {
+  const ua = softphone.ua;
+  softphone.ua = null;
+  endCall();
+  if (ua) ua.stop(); // unregisters: the ACD offers calls to the agent's other phones only
+  phoneStatus("off", "Softphone off: calls go to your SIP phone");
+}
+
+// The browser becomes the agent's phone only when the agent turns it on (remembered in this
+// browser): an agent with a desk phone who opens the desktop keeps getting calls there.
+function startSoftphone(me) {
+  document.getElementById("phone-answer").onclick = answerCall;
+  document.getElementById("phone-hangup").onclick = endCall;
+  const toggle = document.getElementById("phone-toggle");
+  const { problem, settings } = softphoneSettings(me.softphone);
+  if (problem) {
+    phoneStatus("off", problem);
+    toggle.hidden = true;
+    return;
+  }
+  const show = () => { toggle.textContent = softphone.ua ? "Stop browser phone" : "Use browser phone"; };
+  toggle.onclick = () => {
+    if (softphone.ua) {
+      localStorage.removeItem("switchboard-softphone");
+      softphoneOff();
+    } else {
+      localStorage.setItem("switchboard-softphone", "on");
+      softphoneOn(settings);
+    }
+    show();
+  };
+  if (localStorage.getItem("switchboard-softphone") === "on") softphoneOn(settings);
+  else phoneStatus("off", "Softphone off: calls go to your SIP phone");
+  show();
 }
