@@ -823,6 +823,14 @@ impl MediaPlane {
         leg: media::Leg,
         offer: &[u8],
     ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
+        if super::webrtc_legs::is_webrtc_offer(offer) {
+            // The browser's leg lives in the media session; a mid-call WebRTC offer (its own
+            // hold) would need the session's peer connection to answer it. Refused, the call
+            // goes on unchanged (RFC 3261 §14.2).
+            return Err(refusal(
+                "re-INVITEs from a WebRTC phone are not supported: hold and resume from the agent desktop",
+            ));
+        }
         let (offer, sdes) = sdes_legs::accept_reoffer(offer, media.sdes(leg)).map_err(refusal)?;
         let parsed = SessionDescription::parse(&offer)?;
         let keep = media.codec.map(|(codec, _)| codec);
@@ -1398,5 +1406,23 @@ m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r
             .answer_reoffer(&mut media, media::Leg::Trunk, pcmu_only)
             .expect_err("codec change");
         assert_eq!(error.sip_status(), 488);
+    }
+
+    #[test]
+    fn a_browsers_mid_call_webrtc_offer_is_refused_with_a_reason() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+        let browser_hold = b"v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 8\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\na=rtcp-mux\r\n";
+        let error = plane
+            .answer_reoffer(&mut media, media::Leg::Agent, browser_hold)
+            .expect_err("not supported");
+        assert_eq!(error.sip_status(), 488);
+        assert!(error.to_string().contains("WebRTC phone"), "{error}");
+        assert_eq!(
+            media.direction(media::Leg::Agent),
+            Direction::SendRecv,
+            "unchanged"
+        );
     }
 }

@@ -122,6 +122,12 @@ impl WebRtcLegs {
     }
 }
 
+/// Whether `offer` is a WebRTC one (DTLS-SRTP: `UDP/TLS/RTP/SAVPF` or `TCP/TLS/RTP/SAVPF`).
+pub fn is_webrtc_offer(offer: &[u8]) -> bool {
+    SessionDescription::parse(offer)
+        .is_ok_and(|sdp| sdp.media.iter().any(|m| m.proto.contains("TLS/RTP/SAVP")))
+}
+
 /// The plain `RTP/AVP` answer a browser's `UDP/TLS/RTP/SAVPF` answer amounts to: its first
 /// audio section's codecs, telephone-event and direction, at `placeholder` port 9.
 fn plain_answer(answer: &[u8], placeholder: IpAddr) -> Result<Vec<u8>, String> {
@@ -273,6 +279,16 @@ a=ssrc:1 cname:x\r\n";
         .expect("answer fits the offer");
         assert_eq!(checked.codec, Some((Codec::Pcma, 8)));
         assert_eq!(checked.answered_telephone_event, Some(101));
+    }
+
+    #[test]
+    fn webrtc_offers_are_told_from_plain_and_sdes_ones() {
+        assert!(is_webrtc_offer(BROWSER_ANSWER.as_bytes()));
+        let plain = BROWSER_ANSWER.replace("UDP/TLS/RTP/SAVPF", "RTP/AVP");
+        assert!(!is_webrtc_offer(plain.as_bytes()));
+        let sdes = BROWSER_ANSWER.replace("UDP/TLS/RTP/SAVPF", "RTP/SAVP");
+        assert!(!is_webrtc_offer(sdes.as_bytes()));
+        assert!(!is_webrtc_offer(b"not sdp"));
     }
 
     #[test]
