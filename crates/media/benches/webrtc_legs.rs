@@ -247,6 +247,14 @@ impl Pair {
     }
 }
 
+/// Resident set size of this process, from /proc (0 where unreadable).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 fn plain_rtp(seq: u16) -> Vec<u8> {
     rtc::rtp::Packet {
         header: rtc::rtp::header::Header {
@@ -269,7 +277,9 @@ fn main() {
     let packets = env_or("WEBRTC_BENCH_PACKETS", 5000);
     let identity = DtlsIdentity::generate().expect("identity");
 
-    // Handshakes: offer, answer, ICE checks, DTLS, SRTP keys, one leg after another.
+    // Handshakes: offer, answer, ICE checks, DTLS, SRTP keys, one leg after another; every
+    // leg stays connected, so the memory they hold together is measured too.
+    let rss_before = resident_bytes();
     let mut pairs = Vec::with_capacity(legs);
     let wall = Instant::now();
     for n in 0..legs {
@@ -278,6 +288,7 @@ fn main() {
         pairs.push(pair);
     }
     let wall = wall.elapsed();
+    let rss_after = resident_bytes();
     let ours: Duration = pairs.iter().map(|p| p.ours_time).sum();
     let theirs: Duration = pairs.iter().map(|p| p.peer_time).sum();
     println!(
@@ -287,6 +298,10 @@ fn main() {
         ours.as_secs_f64() * 1e6 / legs as f64,
         legs as f64 / ours.as_secs_f64(),
         theirs.as_secs_f64() * 1e6 / legs as f64,
+    );
+    println!(
+        "memory: {} KiB resident per connected pair (our leg and the browser stand-in together)",
+        rss_after.saturating_sub(rss_before) / 1024 / legs.max(1) as u64
     );
 
     // SRTP per packet on one connected leg: trunk → browser (encrypt) and browser → trunk
