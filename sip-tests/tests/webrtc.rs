@@ -98,6 +98,13 @@ fn the_desktop_softphone_answers_a_trunk_call_and_rtp_flows_both_ways() -> Harne
             "the page's getStats counts RTP both ways: {stats}"
         );
         assert_eq!(stats["codec"], "audio/PCMU", "{stats}");
+        // Relayed unchanged: what the trunk got is the browser's own stream (its SSRC).
+        let browser_ssrc = stats["ssrc"].as_u64().and_then(|s| u32::try_from(s).ok());
+        assert!(
+            browser_ssrc.is_some() && received.iter().all(|p| p.ssrc() == browser_ssrc),
+            "the trunk's packets carry the page's outbound SSRC {browser_ssrc:?}: {:?}",
+            received.iter().map(|p| p.ssrc()).collect::<Vec<_>>()
+        );
         assert!(u64::from(sent) >= 25, "the trunk sent {sent} packets");
 
         // The agent hangs up in the page: the caller gets Switchboard's BYE.

@@ -25,7 +25,10 @@ RTP_COUNTS = """async () => {
   const stats = await pc.getStats();
   stats.forEach((s) => {
     if (s.type === "inbound-rtp" && s.kind === "audio") counts.received += s.packetsReceived || 0;
-    if (s.type === "outbound-rtp" && s.kind === "audio") counts.sent += s.packetsSent || 0;
+    if (s.type === "outbound-rtp" && s.kind === "audio") {
+      counts.sent += s.packetsSent || 0;
+      counts.ssrc = s.ssrc;
+    }
     if (s.type === "codec" && !counts.codec) counts.codec = s.mimeType;
   });
   return counts;
