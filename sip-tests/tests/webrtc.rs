@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sip_tests::browser_script::{hash_password, BrowserScript};
 use sip_tests::rtp::{pcmu_offer, RtpPeer};
+use sip_tests::tls::TestCertificate;
 use sip_tests::uac::place_media_call;
 use sip_tests::{
     AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
@@ -28,12 +29,43 @@ fn the_desktop_softphone_answers_a_trunk_call_and_rtp_flows_both_ways() -> Harne
         websocket: true,
         ..SwitchboardConfig::default()
     })?;
+    let base = format!("http://{}", switchboard.http_addr());
+    answer_in_the_page(&switchboard, &base)
+}
+
+/// The same over HTTPS: the page's softphone registers over the `wss` listener (the test's
+/// self-signed certificate, accepted by this Chromium only).
+#[test]
+fn over_https_the_desktop_softphone_registers_over_wss() -> HarnessResult<()> {
+    let certs = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let certificate = TestCertificate::generate(certs.path(), "server")?;
+    let agent_hash = hash_password(AGENT_PASSWORD)?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        agents: vec![AgentAccount::new("1001", "Alice").with_web_password_hash(&agent_hash)],
+        websocket: true,
+        sip_tls: Some(certificate.files.clone()),
+        http_tls: Some(certificate.files.clone()),
+        ..SwitchboardConfig::default()
+    })?;
+    let base = format!("https://localhost:{}", switchboard.http_addr().port());
+    answer_in_the_page(&switchboard, &base)?;
+    // The call was offered to the page over its secure WebSocket.
+    switchboard.wait_for_log(
+        "offering call to agent call=1 agent=1001 attempt=1 peer=WSS:",
+        WAIT,
+    )?;
+    Ok(())
+}
+
+/// Logs the agent in at `base`, turns the softphone on, places a trunk call with RTP, answers
+/// it in the page, counts RTP both ways and hangs up in the page.
+fn answer_in_the_page(switchboard: &Switchboard, base: &str) -> HarnessResult<()> {
     let shots = switchboard.dir().join("screenshots");
     std::fs::create_dir_all(&shots).map_err(|e| HarnessError::io("screenshot dir", e))?;
     let mut browser = BrowserScript::start(
         "webrtc_softphone.py",
         &[
-            format!("http://{}", switchboard.http_addr()),
+            base.to_string(),
             "1001".into(),
             AGENT_PASSWORD.into(),
             shots.display().to_string(),

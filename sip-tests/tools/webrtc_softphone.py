@@ -48,7 +48,9 @@ def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+            # The HTTPS variant uses the test's self-signed certificate (page and wss).
+            args=["--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  "--ignore-certificate-errors"],
         )
         desk = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         desk.on("console", lambda m: print(f"console: {m.text}", file=sys.stderr, flush=True))
