@@ -312,7 +312,7 @@ impl WebRtcLeg {
     pub fn handle_answer(&mut self, now: Instant, sdp: &str) -> Result<(), WebRtcError> {
         let answer = RTCSessionDescription::answer(sdp.to_owned())?;
         self.peer.set_remote_description(now, answer)?;
-        self.drain(now);
+        self.collect();
         Ok(())
     }
 
@@ -332,7 +332,7 @@ impl WebRtcLeg {
             // A stray or damaged datagram; the connection itself decides when it has failed.
             tracing::debug!(%from, %error, "webrtc leg: datagram refused");
         }
-        self.drain(now);
+        self.collect();
     }
 
     /// The task's timer reached [`WebRtcLeg::poll_timeout`].
@@ -340,7 +340,7 @@ impl WebRtcLeg {
         if let Err(error) = self.peer.handle_timeout(now) {
             tracing::debug!(%error, "webrtc leg: timeout handling failed");
         }
-        self.drain(now);
+        self.collect();
     }
 
     /// When [`WebRtcLeg::handle_timeout`] wants to run next.
@@ -412,7 +412,8 @@ impl WebRtcLeg {
         }
     }
 
-    fn drain(&mut self, _now: Instant) {
+    /// Takes the peer connection's state changes and decrypted RTP into our queues.
+    fn collect(&mut self) {
         while let Some(event) = self.peer.poll_event() {
             if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
                 match state {
