@@ -10,6 +10,7 @@ pub mod agent;
 pub mod agent_phone;
 pub mod api;
 pub mod baresip;
+pub mod browser_script;
 pub mod cdr;
 pub mod config;
 pub mod crm;

@@ -53,6 +53,9 @@ def main():
         log_in(desk, base, agent, agent_pw)
         expect(desk).to_have_url(f"{base}/agent")
         expect(desk.locator("#live")).to_have_text("live")
+        # This node has no SIP WebSocket listener: the page says why there is no softphone.
+        expect(desk.locator("#phone-state")).to_contain_text("No browser softphone: no SIP WebSocket listener")
+        expect(desk.locator("#phone-toggle")).to_be_hidden()
         # Wrong role: an agent opening the wallboard is told whose page it is.
         wrong = desk.context.new_page()
         response = wrong.goto(f"{base}/wallboard")

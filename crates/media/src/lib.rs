@@ -26,6 +26,7 @@ pub mod sdes;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod webrtc_leg;
 
 pub use anchor::{anchor_answer, anchor_offer, MediaError, MediaPlan};
 pub use audio_clip::{AudioClip, ClipError};
@@ -44,3 +45,6 @@ pub use session::{
     StopReason,
 };
 pub use srtp::{SrtpError, SrtpLeg, SrtpPolicy};
+pub use webrtc_leg::{
+    DtlsIdentity, WebRtcAudio, WebRtcCounters, WebRtcError, WebRtcEvent, WebRtcLeg,
+};

@@ -66,6 +66,7 @@ use crate::recorder::{Channel, Recording, RecordingOutcome};
 use crate::relay_core::{LegConfig, LegReport, RelayCore, RelayEvent};
 use crate::routing::Routing;
 use crate::srtp::SessionSrtp;
+use crate::webrtc_leg::{WebRtcCounters, WebRtcEvent, WebRtcLeg};
 
 /// Largest datagram relayed; RTP for G.711 at 20 ms is 172 bytes, this leaves room for anything sane.
 const MAX_DATAGRAM: usize = 2048;
@@ -178,6 +179,11 @@ pub enum MediaCommand {
     },
     /// Who hears whom from now on (see [`Routing`] and the presets in [`crate::routing`]).
     SetRouting(Routing),
+    /// The agent leg is a browser's WebRTC leg (its answer already applied): from now on the
+    /// agent port's datagrams go through it (ICE, DTLS, SRTP) and everything sent to the
+    /// agent is encrypted by it. The agent leg's `LegConfig` (codec, telephone-event) is set
+    /// with [`MediaCommand::UpdateLeg`] as for any phone. RTCP is not relayed to or from it.
+    AttachWebRtc(Box<WebRtcLeg>),
 }
 
 impl MediaCommand {
@@ -193,7 +199,8 @@ impl MediaCommand {
             | MediaCommand::DropAgent
             | MediaCommand::AddLeg { .. }
             | MediaCommand::RemoveLeg { .. }
-            | MediaCommand::SetRouting(_) => None,
+            | MediaCommand::SetRouting(_)
+            | MediaCommand::AttachWebRtc(_) => None,
         }
     }
 }
@@ -314,6 +321,8 @@ pub struct SessionReport {
     pub srtp_auth_failures: u64,
     /// The same for SRTCP packets.
     pub srtcp_auth_failures: u64,
+    /// The WebRTC agent leg's counters, when the agent was a browser.
+    pub webrtc: Option<WebRtcCounters>,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
     /// Extra legs still present at the end, with their ports (closed now: return them to
@@ -580,6 +589,9 @@ struct SessionState {
     mixed_packets: u64,
     /// SRTP contexts of the legs that use SRTP.
     srtp: SessionSrtp,
+    /// The agent leg when it is a browser's (ICE-lite, DTLS-SRTP); `None` for SIP phones,
+    /// whose relay path never looks further than this check.
+    webrtc: Option<Box<WebRtcLeg>>,
 }
 
 impl SessionState {
@@ -616,6 +628,7 @@ impl SessionState {
             dtmf_packets: 0,
             mixed_packets: 0,
             srtp,
+            webrtc: None,
         }
     }
 
@@ -695,6 +708,9 @@ impl SessionState {
                 self.core.set_direction(now, leg, direction)
             }
             MediaCommand::DropAgent => {
+                // A browser agent's leg goes with it: the next agent may be a plain phone.
+                // (Its BYE has told the browser; no close_notify without the socket here.)
+                self.webrtc = None;
                 self.core.remove_agent_leg(now);
                 self.legs[Leg::Agent.index()] = LegConfig::default();
                 self.playback[Leg::Agent.index()].stop();
@@ -716,6 +732,7 @@ impl SessionState {
                 digit,
                 duration_ms,
             } => self.send_dtmf(now, leg, digit, duration_ms, timer),
+            MediaCommand::AttachWebRtc(leg) => self.webrtc = Some(leg),
         }
         if self.mix.is_some() {
             self.start_ticks(timer);
@@ -992,7 +1009,14 @@ impl SessionState {
                 if !write_event_packet(&mut self.play_buffer, header, event) {
                     continue;
                 }
-                match send_to_leg(&mut self.srtp, leg, socket, &self.play_buffer, destination) {
+                match send_to_leg(
+                    &mut self.srtp,
+                    &mut self.webrtc,
+                    leg,
+                    socket,
+                    &self.play_buffer,
+                    destination,
+                ) {
                     Ok(_) => self.dtmf_packets += 1,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => self.socket_errors += 1,
@@ -1017,7 +1041,14 @@ impl SessionState {
             let Some(destination) = self.core.destination(leg) else {
                 continue; // address not known yet: the audio is lost, the clock runs on
             };
-            match send_to_leg(&mut self.srtp, leg, socket, &self.play_buffer, destination) {
+            match send_to_leg(
+                &mut self.srtp,
+                &mut self.webrtc,
+                leg,
+                socket,
+                &self.play_buffer,
+                destination,
+            ) {
                 Ok(_) => self.played_packets += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => self.socket_errors += 1,
@@ -1107,6 +1138,7 @@ impl SessionState {
             self.play_buffer.truncate(written);
             match send_to_leg(
                 &mut self.srtp,
+                &mut self.webrtc,
                 party.leg,
                 socket,
                 &self.play_buffer,
@@ -1122,14 +1154,12 @@ impl SessionState {
     /// Reads everything queued on `from` (up to a burst) and forwards it through `to`.
     /// `to` is the relay partner's socket (none for an extra leg).
     fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: Option<&UdpSocket>) {
+        if leg == Leg::Agent && self.webrtc.is_some() {
+            self.drain_webrtc(stream, from, to);
+            return;
+        }
         let now = Instant::now();
-        let mixing = self.mix.is_some();
-        // While mixing, the recording is fed per tick from the mixer's decoded frames.
-        let inspect_rtp = stream == Stream::Rtp
-            && ((self.recording.is_some() && !mixing)
-                || (leg == Leg::Trunk && self.inband.is_some()));
-        let suppress =
-            stream == Stream::Rtp && self.playback[leg.other().index()].suppresses_relay();
+        let plan = self.forward_plan(leg, stream);
         for _ in 0..MAX_BURST {
             let (len, source) = match from.try_recv_from(&mut self.receive_buffer) {
                 Ok(received) => received,
@@ -1150,47 +1180,153 @@ impl SessionState {
             ) else {
                 continue;
             };
-            let Some(datagram) = self.receive_buffer.get(..len) else {
-                continue;
-            };
-            let disposition = match stream {
-                Stream::Rtp => self.core.handle_rtp(now, leg, source, datagram),
-                Stream::Rtcp => self.core.handle_rtcp(now, leg, source, datagram),
-            };
-            if inspect_rtp && disposition.accepted() {
-                self.inspect_audio(leg, len);
+            self.forward(now, leg, stream, source, len, to, plan);
+        }
+    }
+
+    /// What [`SessionState::forward`] does with one leg's packets, fixed for a whole burst.
+    fn forward_plan(&self, leg: Leg, stream: Stream) -> ForwardPlan {
+        let mixing = self.mix.is_some();
+        ForwardPlan {
+            mixing,
+            // While mixing, the recording is fed per tick from the mixer's decoded frames.
+            inspect_rtp: stream == Stream::Rtp
+                && ((self.recording.is_some() && !mixing)
+                    || (leg == Leg::Trunk && self.inband.is_some())),
+            suppress: stream == Stream::Rtp
+                && self.playback[leg.other().index()].suppresses_relay(),
+        }
+    }
+
+    /// Hands one plain packet (in `receive_buffer[..len]`) from `leg` to the relay core,
+    /// recording, DTMF and mixer, and relays it through `to` when the core says so.
+    #[allow(clippy::too_many_arguments)] // the relay's hot path: no struct built per packet
+    #[inline]
+    fn forward(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        stream: Stream,
+        source: SocketAddr,
+        len: usize,
+        to: Option<&UdpSocket>,
+        plan: ForwardPlan,
+    ) {
+        let Some(datagram) = self.receive_buffer.get(..len) else {
+            return;
+        };
+        let disposition = match stream {
+            Stream::Rtp => self.core.handle_rtp(now, leg, source, datagram),
+            Stream::Rtcp => self.core.handle_rtcp(now, leg, source, datagram),
+        };
+        if plan.inspect_rtp && disposition.accepted() {
+            self.inspect_audio(leg, len);
+        }
+        if plan.mixing && stream == Stream::Rtp && disposition.accepted() {
+            self.mix_push(leg, len);
+        }
+        let Some(destination) = disposition.destination() else {
+            return;
+        };
+        if plan.suppress {
+            self.core.note_suppressed(leg);
+            return;
+        }
+        let (Some(to), Some(datagram)) = (to, self.receive_buffer.get(..len)) else {
+            return;
+        };
+        if leg.other() == Leg::Agent {
+            if let Some(webrtc) = self.webrtc.as_mut() {
+                // The browser gets Switchboard's own RTCP from its leg, not the trunk's.
+                if stream == Stream::Rtp {
+                    if let Err(error) = webrtc.send_rtp(now, datagram) {
+                        tracing::debug!(%error, "RTP for the WebRTC leg not sent");
+                    }
+                    flush_webrtc(webrtc, to);
+                }
+                return;
             }
-            if mixing && stream == Stream::Rtp && disposition.accepted() {
-                self.mix_push(leg, len);
+        }
+        let wire = match self
+            .srtp
+            .send(leg.other().index(), stream == Stream::Rtcp, datagram)
+        {
+            Ok(wire) => wire,
+            Err(error) => {
+                tracing::debug!(%error, ?leg, "SRTP protect failed");
+                self.socket_errors += 1;
+                return;
             }
-            let Some(destination) = disposition.destination() else {
-                continue;
-            };
-            if suppress {
-                self.core.note_suppressed(leg);
-                continue;
+        };
+        if let Err(e) = to.try_send_to(&wire, destination) {
+            if e.kind() != io::ErrorKind::WouldBlock {
+                self.socket_errors += 1;
             }
-            let (Some(to), Some(datagram)) = (to, self.receive_buffer.get(..len)) else {
-                continue;
-            };
-            let wire = match self
-                .srtp
-                .send(leg.other().index(), stream == Stream::Rtcp, datagram)
-            {
-                Ok(wire) => wire,
-                Err(error) => {
-                    tracing::debug!(%error, ?leg, "SRTP protect failed");
+            self.core.note_send_failure(leg);
+        }
+    }
+
+    /// The agent port of a WebRTC leg: every datagram (STUN, DTLS, SRTP, SRTCP — all on one
+    /// port, rtcp-mux) goes to the leg; the plain RTP it yields continues like a phone's.
+    fn drain_webrtc(&mut self, stream: Stream, from: &UdpSocket, to: Option<&UdpSocket>) {
+        let now = Instant::now();
+        for _ in 0..MAX_BURST {
+            let (len, source) = match from.try_recv_from(&mut self.receive_buffer) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "media receive error on the WebRTC leg");
                     self.socket_errors += 1;
                     continue;
                 }
             };
-            if let Err(e) = to.try_send_to(&wire, destination) {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    self.socket_errors += 1;
-                }
-                self.core.note_send_failure(leg);
+            if stream == Stream::Rtcp {
+                continue; // rtcp-mux: nothing belongs on the RTCP port
+            }
+            let Some(webrtc) = self.webrtc.as_mut() else {
+                return;
+            };
+            let Some(datagram) = self.receive_buffer.get(..len) else {
+                continue;
+            };
+            webrtc.handle_datagram(now, source, datagram);
+            self.service_webrtc(from);
+            let plan = self.forward_plan(Leg::Agent, Stream::Rtp);
+            while let Some(plain) = self.webrtc.as_mut().and_then(|w| w.poll_rtp()) {
+                let Some(slot) = self.receive_buffer.get_mut(..plain.len()) else {
+                    continue; // larger than any datagram the port can receive: not ours
+                };
+                slot.copy_from_slice(&plain);
+                self.forward(now, Leg::Agent, Stream::Rtp, source, plain.len(), to, plan);
             }
         }
+    }
+
+    /// Sends what the WebRTC leg has to send from the agent socket and logs its state changes.
+    fn service_webrtc(&mut self, agent_socket: &UdpSocket) {
+        let Some(webrtc) = self.webrtc.as_mut() else {
+            return;
+        };
+        flush_webrtc(webrtc, agent_socket);
+        while let Some(event) = webrtc.poll_event() {
+            match event {
+                WebRtcEvent::Connected => {
+                    tracing::info!(session = self.id, "WebRTC agent leg connected")
+                }
+                // The media timeout ends the call if the browser stays silent.
+                WebRtcEvent::Failed => {
+                    tracing::info!(session = self.id, "WebRTC agent leg failed or closed")
+                }
+            }
+        }
+    }
+
+    /// The WebRTC leg's timer fired.
+    fn webrtc_timeout(&mut self, agent_socket: &UdpSocket) {
+        if let Some(webrtc) = self.webrtc.as_mut() {
+            webrtc.handle_timeout(Instant::now());
+        }
+        self.service_webrtc(agent_socket);
     }
 
     /// Hands an accepted RTP packet's audio to the mixer (telephone-events and other payload
@@ -1263,6 +1399,23 @@ impl SessionState {
     }
 }
 
+/// How one burst of a leg's packets is handled (see [`SessionState::forward_plan`]).
+#[derive(Clone, Copy)]
+struct ForwardPlan {
+    mixing: bool,
+    inspect_rtp: bool,
+    suppress: bool,
+}
+
+/// Sends every datagram the WebRTC leg has queued (DTLS, SRTP, STUN answers) from `socket`.
+fn flush_webrtc(webrtc: &mut WebRtcLeg, socket: &UdpSocket) {
+    while let Some((to, datagram)) = webrtc.poll_transmit() {
+        if let Err(error) = socket.try_send_to(&datagram, to) {
+            tracing::debug!(%error, %to, "WebRTC datagram not sent");
+        }
+    }
+}
+
 /// The mixer of a session in Mix routing, and which leg each party is.
 struct MixState {
     mixer: Mixer,
@@ -1328,11 +1481,20 @@ async fn next_tick(timer: &mut Option<Interval>) -> tokio::time::Instant {
 /// the leg speaks SRTP. A protect failure is reported like a socket error.
 fn send_to_leg(
     srtp: &mut SessionSrtp,
+    webrtc: &mut Option<Box<WebRtcLeg>>,
     leg: Leg,
     socket: &UdpSocket,
     packet: &[u8],
     destination: SocketAddr,
 ) -> io::Result<usize> {
+    if let (Leg::Agent, Some(webrtc)) = (leg, webrtc.as_mut()) {
+        // The browser's address is the one ICE chose, not `destination`.
+        webrtc
+            .send_rtp(Instant::now(), packet)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        flush_webrtc(webrtc, socket);
+        return Ok(packet.len());
+    }
     let wire = srtp
         .send(leg.index(), false, packet)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -1353,6 +1515,17 @@ async fn run(
     };
     let sleep = tokio::time::sleep_until(deadline(&state.core));
     tokio::pin!(sleep);
+    // The WebRTC leg's own timer (ICE keepalives, DTLS retransmissions); idle for phones.
+    let webrtc_deadline = |state: &mut SessionState| {
+        state
+            .webrtc
+            .as_mut()
+            .and_then(|webrtc| webrtc.poll_timeout())
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(far_future)
+    };
+    let webrtc_sleep = tokio::time::sleep_until(far_future);
+    tokio::pin!(webrtc_sleep);
 
     let mut sockets = sockets;
     let reason = {
@@ -1413,6 +1586,13 @@ async fn run(
                     state.core.handle_timeout(Instant::now());
                     sleep.as_mut().reset(deadline(&state.core));
                 }
+                _ = &mut webrtc_sleep, if state.webrtc.is_some() => {
+                    state.webrtc_timeout(agent_rtp);
+                }
+            }
+            if state.webrtc.is_some() {
+                state.service_webrtc(&sockets.rtp[1]);
+                webrtc_sleep.as_mut().reset(webrtc_deadline(&mut state));
             }
             state.forward_core_events();
             if let Some(leg) = state.core.timed_out() {
@@ -1429,6 +1609,11 @@ async fn run(
             Some((leg, extra.as_ref()?.ports, state.core.report(leg)))
         })
         .collect();
+    // A browser learns at once that the call's media is over (DTLS close_notify).
+    if let Some(webrtc) = state.webrtc.as_mut() {
+        webrtc.close();
+        flush_webrtc(webrtc, &sockets.rtp[1]);
+    }
     // Close the sockets before reporting: call control frees the ports on `Ended`.
     drop(sockets);
     let recording = match state.recording.take() {
@@ -1446,6 +1631,7 @@ async fn run(
         mixed_packets: state.mixed_packets,
         srtp_auth_failures: state.srtp.auth_failures,
         srtcp_auth_failures: state.srtp.rtcp_auth_failures,
+        webrtc: state.webrtc.as_ref().map(|webrtc| webrtc.counters()),
         recording,
         extra_legs,
     };
@@ -2001,6 +2187,271 @@ mod tests {
         let report = ended(&mut events).await;
         assert_eq!(report.srtp_auth_failures, 3);
         assert_eq!(report.agent.forwarded, 2);
+    }
+
+    /// One round of the browser's peer connection over a real socket: send what it has,
+    /// wait (at most 20 ms) for one datagram, run its timers.
+    async fn browser_round(
+        browser: &mut crate::webrtc_leg::test_browser::Browser,
+        socket: &UdpSocket,
+    ) {
+        use rtc::sansio::Protocol;
+        let mut buf = vec![0u8; 2048];
+        while let Some(out) = browser.peer.poll_write() {
+            socket
+                .send_to(&out.message, out.transport.peer_addr)
+                .await
+                .expect("browser send");
+        }
+        let wait = browser
+            .peer
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_millis(20))
+            .min(Duration::from_millis(20));
+        if let Ok(Ok((len, from))) = tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+            let _ = browser.peer.handle_read(rtc::shared::TaggedBytesMut {
+                now: Instant::now(),
+                transport: rtc::shared::TransportContext {
+                    local_addr: browser.addr,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: rtc::shared::TransportProtocol::UDP,
+                },
+                message: bytes::BytesMut::from(&buf[..len]),
+            });
+        }
+        let _ = browser.peer.handle_timeout(Instant::now());
+        browser.drain();
+    }
+
+    /// Drives the browser until `done` holds; each round `each_round` may act (send RTP).
+    /// Bounded by a generous limit, never a fixed wait.
+    async fn drive_browser(
+        browser: &mut crate::webrtc_leg::test_browser::Browser,
+        socket: &UdpSocket,
+        mut each_round: impl FnMut(&mut crate::webrtc_leg::test_browser::Browser),
+        done: impl Fn(&crate::webrtc_leg::test_browser::Browser) -> bool,
+    ) {
+        let limit = Instant::now() + Duration::from_secs(20);
+        while !done(browser) {
+            assert!(Instant::now() < limit, "browser side not done in time");
+            each_round(browser);
+            browser_round(browser, socket).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_webrtc_agent_leg_is_bridged_to_a_plain_trunk_both_ways() {
+        use crate::webrtc_leg::test_browser::Browser;
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
+
+        let trunk = phone().await;
+        let (session, mut events) = start(leg(&trunk, PCMU, None), None, None);
+        let agent_addr = session.agent_addr();
+        let identity = DtlsIdentity::generate().expect("identity");
+        let webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
+        let browser_socket = phone().await;
+        let browser_addr = browser_socket.local_addr().expect("addr");
+        let (mut browser, answer) =
+            Browser::answer(Instant::now(), webrtc.offer_sdp(), browser_addr);
+        let mut webrtc = webrtc;
+        webrtc
+            .handle_answer(Instant::now(), &answer)
+            .expect("answer");
+        session.command(MediaCommand::AttachWebRtc(Box::new(webrtc)));
+        // The browser's address comes from ICE, not from its SDP: latched from its RTP.
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: LegConfig {
+                codec: PCMU,
+                ..LegConfig::default()
+            },
+        });
+        drive_browser(&mut browser, &browser_socket, |_| {}, |b| b.connected).await;
+
+        // Browser → trunk: SRTP in at the agent port, plain RTP out to the trunk phone.
+        let mut seq = 0u16;
+        let mut trunk_got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while trunk_got.is_empty() {
+            seq += 1;
+            browser.send(Instant::now(), seq, &[0x55; 160]);
+            browser_round(&mut browser, &browser_socket).await;
+            while let Ok((len, _)) = trunk.try_recv_from(&mut buf) {
+                trunk_got.push(buf[..len].to_vec());
+            }
+            assert!(seq < 500, "no plain RTP reached the trunk");
+            if trunk_got.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_millis(20), trunk.readable()).await;
+            }
+        }
+        let first = RtpReader::new(&trunk_got[0]).expect("plain RTP at the trunk");
+        assert_eq!(
+            first.payload_type(),
+            8,
+            "the browser's PCMA packet, unchanged"
+        );
+        assert_eq!(first.payload(), &[0x55; 160][..]);
+
+        // Trunk → browser: plain RTP in at the trunk port, decrypted in the browser.
+        let trunk_port = session.trunk_addr();
+        let mut sent = 0u16;
+        drive_browser(
+            &mut browser,
+            &browser_socket,
+            |_| {
+                sent += 1;
+                let packet = rtp(0, sent, u32::from(sent) * 160, &[0x11; 160]);
+                let _ = trunk.try_send_to(&packet, trunk_port);
+            },
+            |b| !b.received.is_empty(),
+        )
+        .await;
+        let got = &browser.received[0];
+        assert_eq!(got.header.payload_type, 0);
+        assert_eq!(&got.payload[..], &[0x11; 160][..]);
+
+        session.stop();
+        let report = ended(&mut events).await;
+        let counters = report.webrtc.expect("the session had a WebRTC leg");
+        assert!(
+            counters.rtp_received >= 1 && counters.rtp_sent >= 1,
+            "{counters:?}"
+        );
+        assert!(report.agent.forwarded >= 1, "{:?}", report.agent);
+    }
+
+    #[tokio::test]
+    async fn a_webrtc_agents_key_presses_and_voice_reach_dtmf_detection_and_the_recording() {
+        use crate::webrtc_leg::test_browser::Browser;
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("call.wav");
+        let pool =
+            RecorderPool::new(1, Arc::new(RecorderMetrics::default())).expect("recorder pool");
+        let trunk = phone().await;
+        let (session, mut events) = start(leg(&trunk, PCMU, Some(101)), None, None);
+        let agent_addr = session.agent_addr();
+        let identity = DtlsIdentity::generate().expect("identity");
+        let mut webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
+        let browser_socket = phone().await;
+        let browser_addr = browser_socket.local_addr().expect("addr");
+        let (mut browser, answer) =
+            Browser::answer(Instant::now(), webrtc.offer_sdp(), browser_addr);
+        webrtc
+            .handle_answer(Instant::now(), &answer)
+            .expect("answer");
+        session.command(MediaCommand::AttachWebRtc(Box::new(webrtc)));
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: LegConfig {
+                codec: PCMU,
+                telephone_event: Some(101),
+                ..LegConfig::default()
+            },
+        });
+        session.command(MediaCommand::Record(pool.start(&path).expect("start")));
+        drive_browser(&mut browser, &browser_socket, |_| {}, |b| b.connected).await;
+
+        // The agent speaks (PCMU 0x0F), then presses 7 (RFC 4733: three end packets).
+        for seq in 1..=20u16 {
+            browser.send_packet(Instant::now(), 0, seq, u32::from(seq) * 160, &[0x0F; 160]);
+            browser_round(&mut browser, &browser_socket).await;
+        }
+        for seq in 21..=23u16 {
+            browser.send_packet(
+                Instant::now(),
+                101,
+                seq,
+                21 * 160,
+                &[7, 0x80 | 10, 0x03, 0x20],
+            );
+            browser_round(&mut browser, &browser_socket).await;
+        }
+        let press = wait_for(&mut events, |e| matches!(e, MediaEvent::Dtmf { .. })).await;
+        assert_eq!(
+            press,
+            MediaEvent::Dtmf {
+                leg: Leg::Agent,
+                digit: DtmfDigit::from_char('7').expect("digit"),
+                duration_ms: 100,
+                source: DtmfSource::Rfc4733,
+            }
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert!(
+            matches!(report.recording, Some(RecordingOutcome::Complete { .. })),
+            "{:?}",
+            report.recording
+        );
+        let samples: Vec<i16> = hound::WavReader::open(&path)
+            .expect("valid WAV")
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("readable");
+        let agent_voice = samples
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter(|&&s| s == ulaw_decode(0x0F))
+            .count();
+        assert!(
+            agent_voice >= 10 * 160,
+            "the agent channel holds the browser's decrypted audio ({agent_voice} samples)"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_webrtc_agent_is_dropped_the_next_agent_can_be_a_plain_phone() {
+        use crate::webrtc_leg::{DtlsIdentity, WebRtcAudio, WebRtcLeg};
+
+        let trunk = phone().await;
+        let (session, mut events) = start(leg(&trunk, PCMU, None), None, None);
+        let agent_addr = session.agent_addr();
+        let identity = DtlsIdentity::generate().expect("identity");
+        let webrtc = WebRtcLeg::offer(
+            Instant::now(),
+            &identity,
+            agent_addr,
+            &[agent_addr],
+            &WebRtcAudio::default(),
+        )
+        .expect("offer");
+        session.command(MediaCommand::AttachWebRtc(Box::new(webrtc)));
+        session.command(MediaCommand::DropAgent);
+        let desk_phone = phone().await;
+        session.command(MediaCommand::UpdateLeg {
+            leg: Leg::Agent,
+            config: leg(&desk_phone, PCMU, None),
+        });
+        sync(&session, &mut events).await;
+        let packet = rtp(0, 1, 160, &[0x42; 160]);
+        desk_phone.send_to(&packet, agent_addr).await.expect("send");
+        let (got, _) = recv(&trunk).await;
+        assert_eq!(
+            got, packet,
+            "plain RTP relayed byte for byte, not taken by the old leg"
+        );
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.webrtc, None, "no WebRTC leg left at the end");
     }
 
     #[tokio::test]

@@ -109,7 +109,12 @@ mod tests {
         assert_eq!(route.server_name, "phone.example");
         assert!(route.verify);
         let route = phone_route("sips:1001@[2001:db8::1]:5081", source, true, until).expect("v6");
-        assert_eq!(route.connect, "[2001:db8::1]:5081".parse().expect("addr"));
+        assert_eq!(
+            route.connect,
+            "[2001:db8::1]:5081"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        );
         assert_eq!(route.server_name, "2001:db8::1");
         assert_eq!(phone_route("tel:+15551234", source, true, until), None);
         assert_eq!(

@@ -731,7 +731,10 @@ impl Switch {
         }
         match &mut call.media {
             // The agent is offered Switchboard's address, never the trunk's.
-            Some(media) => match self.media.agent_offer_for(media, security) {
+            Some(media) => match self
+                .media
+                .agent_offer_to(now, id, media, security, peer.transport)
+            {
                 Ok(offer) => {
                     push_header(&mut invite.headers, "Content-Type", "application/sdp");
                     invite.body = offer;
@@ -1048,11 +1051,11 @@ impl Switch {
                 .map(Some),
             Some(media) if trunk_answered => self
                 .media
-                .agent_answered_bridge(id, media, &response.body)
+                .agent_answered_bridge(now, id, media, &response.body)
                 .map(|()| None),
             Some(media) => self
                 .media
-                .agent_answered_passthrough(id, media, &response.body)
+                .agent_answered_passthrough(now, id, media, &response.body)
                 .map(Some),
             None => Ok(None),
         };

@@ -8,12 +8,13 @@
 
 use super::call::CallNumber;
 use super::sdes_legs::{self, LegSecurity, Sdes};
+use super::webrtc_legs::WebRtcLegs;
 use media::sdes::CryptoAttribute;
 use media::sdp::{self, Direction, Origin, SessionDescription};
 use media::{Codec, LegConfig, MediaCommand, MediaError, MediaPlan, PortPair, PortPool};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the I/O edge must do with media sessions.
 #[derive(Debug)]
@@ -160,6 +161,8 @@ pub struct MediaPlane {
     sdp_ip: IpAddr,
     timeout: Option<Duration>,
     ops: VecDeque<MediaOp>,
+    /// Browser agents' legs between our offer and their answer.
+    webrtc: WebRtcLegs,
     /// Ports of sessions started and not yet reported ended; released on `Ended`, so a port
     /// is never handed out while the old socket may still be open.
     running: HashMap<CallNumber, (PortPair, PortPair)>,
@@ -198,6 +201,7 @@ impl MediaPlane {
             sdp_ip: config.public_address.unwrap_or(config.address),
             timeout: config.timeout,
             ops: VecDeque::new(),
+            webrtc: WebRtcLegs::new(config.address, config.public_address),
             running: HashMap::new(),
             extra: HashMap::new(),
         })
@@ -459,11 +463,12 @@ impl MediaPlane {
     /// trunk's 200 and starts the session with both legs.
     pub fn agent_answered_passthrough(
         &mut self,
+        now: Instant,
         call: CallNumber,
         media: &mut CallMedia,
         answer: &[u8],
     ) -> Result<Vec<u8>, MediaError> {
-        let (answer, agent_sdes) = agent_answer(media, answer)?;
+        let (answer, agent_sdes, webrtc) = self.agent_answer(now, call, media, answer)?;
         let (plan, for_trunk) =
             media::anchor_answer(&media.trunk_plan, &answer, self.local(media.trunk_ports))?;
         media.codec = plan.codec;
@@ -492,17 +497,19 @@ impl MediaPlane {
             ..agent_leg_config(&plan)
         };
         self.start(call, media, Some(agent));
+        self.attach_webrtc(call, webrtc);
         Ok(for_trunk)
     }
 
     /// The agent answered a call Switchboard had answered: checks the answer and bridges.
     pub fn agent_answered_bridge(
         &mut self,
+        now: Instant,
         call: CallNumber,
         media: &mut CallMedia,
         answer: &[u8],
     ) -> Result<(), MediaError> {
-        let (answer, agent_sdes) = agent_answer(media, answer)?;
+        let (answer, agent_sdes, webrtc) = self.agent_answer(now, call, media, answer)?;
         let (plan, _) =
             media::anchor_answer(&media.agent_plan, &answer, self.local(media.agent_ports))?;
         media.agent_direction = plan.answer_direction.unwrap_or(Direction::SendRecv);
@@ -522,7 +529,63 @@ impl MediaPlane {
         } else {
             self.start(call, media, Some(agent));
         }
+        self.attach_webrtc(call, webrtc);
         Ok(())
+    }
+
+    /// The agent's answer as plain RTP, its SDES keys, and its WebRTC leg when the agent is
+    /// a browser (see `webrtc_legs`).
+    fn agent_answer(
+        &mut self,
+        now: Instant,
+        call: CallNumber,
+        media: &CallMedia,
+        answer: &[u8],
+    ) -> Result<AgentAnswer, MediaError> {
+        if !self.webrtc.is_offered(call) {
+            let (answer, sdes) = agent_answer(media, answer)?;
+            return Ok((answer, sdes, None));
+        }
+        // Where the browser really is comes from ICE; the session latches on its first RTP.
+        // Until then the agent leg's address is only a placeholder: Switchboard's own.
+        match self.webrtc.answered(now, call, answer, self.bind_ip) {
+            Ok((leg, plain)) => Ok((plain, None, Some(leg))),
+            Err(reason) => {
+                tracing::info!(call, %reason, "browser agent's answer refused");
+                Err(refusal("unusable WebRTC answer (ICE/DTLS parameters)"))
+            }
+        }
+    }
+
+    /// Hands a browser agent's leg to the call's session (queued after its start or
+    /// `UpdateLeg`, so the session already knows the agent leg when the leg arrives).
+    fn attach_webrtc(&mut self, call: CallNumber, webrtc: Option<Box<media::WebRtcLeg>>) {
+        if let Some(leg) = webrtc {
+            self.command(call, MediaCommand::AttachWebRtc(leg));
+        }
+    }
+
+    /// The SDP offered to one agent attempt over `transport`: a browser (WebSocket flow) gets
+    /// a WebRTC offer, any other phone [`MediaPlane::agent_offer_for`].
+    pub fn agent_offer_to(
+        &mut self,
+        now: Instant,
+        call: CallNumber,
+        media: &mut CallMedia,
+        security: LegSecurity,
+        transport: sip::Transport,
+    ) -> Result<Vec<u8>, &'static str> {
+        if !matches!(transport, sip::Transport::Ws | sip::Transport::Wss) {
+            self.webrtc.forget(call);
+            return self.agent_offer_for(media, security);
+        }
+        media.agent_sdes_offer = None;
+        self.webrtc
+            .offer(now, call, media.agent_ports, &media.agent_plan)
+            .map_err(|reason| {
+                tracing::warn!(call, %reason, "no WebRTC offer for the browser agent");
+                "the WebRTC offer could not be made"
+            })
     }
 
     /// The agent left the call (a transfer): the session drops the agent's phone, and the next
@@ -721,6 +784,7 @@ impl MediaPlane {
 
     /// The call is over: stop its session, or give its ports back at once if it never started.
     pub fn finish(&mut self, call: CallNumber, media: CallMedia) {
+        self.webrtc.forget(call);
         if media.started {
             self.ops.push_back(MediaOp::Stop { call });
         } else {
@@ -907,6 +971,14 @@ impl MediaPlane {
         leg: media::Leg,
         offer: &[u8],
     ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
+        if super::webrtc_legs::is_webrtc_offer(offer) {
+            // The browser's leg lives in the media session; a mid-call WebRTC offer (its own
+            // hold) would need the session's peer connection to answer it. Refused, the call
+            // goes on unchanged (RFC 3261 §14.2).
+            return Err(refusal(
+                "re-INVITEs from a WebRTC phone are not supported: hold and resume from the agent desktop",
+            ));
+        }
         let (offer, sdes) = sdes_legs::accept_reoffer(offer, media.sdes(leg)).map_err(refusal)?;
         let parsed = SessionDescription::parse(&offer)?;
         let keep = media.codec.map(|(codec, _)| codec);
@@ -1098,6 +1170,9 @@ fn keep_telephone_event(answer: &mut SessionDescription, index: usize, pt: u8) {
         .push(sdp::Attribute::valued("fmtp", format!("{pt} 0-16")));
 }
 
+/// An agent's answer as plain RTP, its SDES keys, and its WebRTC leg if it is a browser.
+type AgentAnswer = (Vec<u8>, Option<Sdes>, Option<Box<media::WebRtcLeg>>);
+
 /// The agent's answer as plain RTP and its SDES keys, checked against what it was offered.
 fn agent_answer(media: &CallMedia, answer: &[u8]) -> Result<(Vec<u8>, Option<Sdes>), MediaError> {
     sdes_legs::accept_answer(answer, media.agent_sdes_offer).map_err(refusal)
@@ -1274,7 +1349,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
         let agent_key = media::MasterKey::random();
         let (answer, _) = agent_srtp_answer(&offer, agent_key);
         let for_trunk = plane
-            .agent_answered_passthrough(7, &mut media, &answer)
+            .agent_answered_passthrough(Instant::now(), 7, &mut media, &answer)
             .expect("SRTP answer accepted");
         let for_trunk = text(&for_trunk);
         assert!(
@@ -1357,7 +1432,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
         assert!(text(&offer).contains("RTP/AVP") && !text(&offer).contains("crypto"));
         let answer = b"v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 16384 RTP/AVP 8\r\n";
         plane
-            .agent_answered_passthrough(7, &mut media, answer)
+            .agent_answered_passthrough(Instant::now(), 7, &mut media, answer)
             .expect("plain answer");
         let config = started(&mut plane);
         assert_eq!(
@@ -1382,7 +1457,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             .expect("offer");
         let plain = b"v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\nm=audio 16384 RTP/AVP 8\r\n";
         let error = plane
-            .agent_answered_bridge(7, &mut media, plain)
+            .agent_answered_bridge(Instant::now(), 7, &mut media, plain)
             .expect_err("not SRTP");
         assert_eq!(error.sip_status(), 488);
         assert!(error.to_string().contains("not RTP/SAVP"), "{error}");
@@ -1527,5 +1602,23 @@ m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r
             .answer_reoffer(&mut media, media::Leg::Trunk, pcmu_only)
             .expect_err("codec change");
         assert_eq!(error.sip_status(), 488);
+    }
+
+    #[test]
+    fn a_browsers_mid_call_webrtc_offer_is_refused_with_a_reason() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+        let browser_hold = b"v=0\r\no=- 1 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 8\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\na=rtcp-mux\r\n";
+        let error = plane
+            .answer_reoffer(&mut media, media::Leg::Agent, browser_hold)
+            .expect_err("not supported");
+        assert_eq!(error.sip_status(), 488);
+        assert!(error.to_string().contains("WebRTC phone"), "{error}");
+        assert_eq!(
+            media.direction(media::Leg::Agent),
+            Direction::SendRecv,
+            "unchanged"
+        );
     }
 }

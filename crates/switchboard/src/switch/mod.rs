@@ -42,6 +42,9 @@ mod survey;
 mod timer;
 mod transfer;
 mod trunk_certificate;
+mod webrtc_legs;
+#[cfg(test)]
+mod webrtc_offer_tests;
 
 use crate::config::Config;
 use crate::metrics::Metrics;

@@ -198,7 +198,7 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
             "Content-Type: application/sdp\r\n"
         };
         self.deliver(
-            TRUNK.parse().expect("addr"),
+            TRUNK.parse::<SocketAddr>().expect("addr"),
             &format!(
                 "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
@@ -238,7 +238,7 @@ CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\n{content_type}Content-Length: {
     }
 
     fn trunk_sends(&mut self, text: &str) {
-        self.deliver(TRUNK.parse().expect("addr"), text);
+        self.deliver(TRUNK.parse::<SocketAddr>().expect("addr"), text);
     }
 
     fn agent_state(&self, agent: &str) -> String {
@@ -322,7 +322,7 @@ fn a_2xx_that_races_the_callers_cancel_is_acked_and_hung_up() {
     assert!(
         rig.outbox
             .iter()
-            .all(|m| m.to != TRUNK.parse().expect("addr")),
+            .all(|m| m.to != TRUNK.parse::<std::net::SocketAddr>().expect("addr")),
         "{:#?}",
         rig.outbox
     );
@@ -387,12 +387,14 @@ fn a_200_the_caller_never_acks_ends_both_legs() {
     let invite = rig.trunk_call("race-4");
     rig.phone_replies(&invite, "200 OK", "ph4");
     rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
-    rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    rig.take_one(|m| {
+        m.is("SIP/2.0 200") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+    });
     // 64·T1 without the caller's ACK (the 200 is retransmitted meanwhile): both dialogs are
     // ended with a BYE (RFC 3261 §13.3.1.4 for the caller's).
     rig.advance(Duration::from_secs(33));
     let byes = rig.take_all(|m| m.is("BYE "));
-    for to in [phone("1001"), TRUNK.parse().expect("addr")] {
+    for to in [phone("1001"), TRUNK.parse::<SocketAddr>().expect("addr")] {
         let each: Vec<_> = byes.iter().filter(|b| b.to == to).collect();
         assert!(!each.is_empty(), "a BYE to {to}: {byes:#?}");
         assert!(
@@ -421,7 +423,9 @@ fn bye_from_either_side_of_a_connected_call_ends_the_other() {
         } else {
             rig.deliver(phone("1001"), &agent_in_dialog("BYE", &invite, "ph5", 1));
             rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("BYE"));
-            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
+            rig.take_one(|m| {
+                m.is("BYE ") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+            });
         }
         assert_eq!(rig.switch.active_calls(), 0);
         assert_eq!(rig.switch.calls.routes(), 0, "no route outlives its call");
@@ -465,7 +469,9 @@ fn crossing_reinvites_on_a_relayed_call_each_get_an_answer() {
     rig.trunk_sends(&trunk_in_dialog("INVITE", "race-7", &to_tag(&ok), 2));
     rig.deliver(phone("1001"), &agent_in_dialog("INVITE", &invite, "ph7", 1));
     let to_phone = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1001"));
-    let to_trunk = rig.take_one(|m| m.is("INVITE ") && m.to == TRUNK.parse().expect("addr"));
+    let to_trunk = rig.take_one(|m| {
+        m.is("INVITE ") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+    });
     // Each far end refuses the crossing one with 491 (RFC 3261 §14.2): the refusal goes back.
     rig.phone_replies(&to_phone, "491 Request Pending", "ph7");
     let mut reply = vec!["SIP/2.0 491 Request Pending".to_string()];
@@ -507,7 +513,9 @@ fn connected_anchored(rig: &mut Rig, call_id: &str) -> Sent {
     rig.register("1002", "pw1002");
     rig.phone_replies_with(&invite, "200 OK", "ph", &sdp(41000));
     rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
-    let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    let ok = rig.take_one(|m| {
+        m.is("SIP/2.0 200") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+    });
     rig.trunk_sends(&ack_for(&ok, call_id));
     rig.take_all(|_| true);
     invite
@@ -548,7 +556,7 @@ fn a_blind_transfer_to_an_agent_rings_that_agent_and_releases_the_first() {
     assert!(rig
         .outbox
         .iter()
-        .all(|m| !m.is("BYE ") || m.to != TRUNK.parse().expect("addr")));
+        .all(|m| !m.is("BYE ") || m.to != TRUNK.parse::<std::net::SocketAddr>().expect("addr")));
     assert!(
         rig.agent_state("1001").contains("WrapUp"),
         "{}",
@@ -649,7 +657,9 @@ fn a_drain_ends_calls_at_its_deadline_and_unanswered_byes_hold_the_exit_only_bri
     rig.register("1001", "pw1001");
     let invite = rig.trunk_call("drain-1");
     rig.phone_replies(&invite, "200 OK", "phd");
-    let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == TRUNK.parse().expect("addr"));
+    let ok = rig.take_one(|m| {
+        m.is("SIP/2.0 200") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+    });
     rig.trunk_sends(&ack_for(&ok, "drain-1"));
     rig.take_all(|_| true);
     rig.switch.begin_drain(rig.now, Duration::from_secs(5));
@@ -832,7 +842,8 @@ fn the_call_ending_while_a_supervisor_joins_answers_the_supervisor_and_leaves_no
     );
     rig.collect();
     assert!(rig
-        .take_all(|m| m.is("SIP/2.0 200") && m.to == SUPERVISOR.parse().expect("addr"))
+        .take_all(|m| m.is("SIP/2.0 200")
+            && m.to == SUPERVISOR.parse::<std::net::SocketAddr>().expect("addr"))
         .is_empty());
 }
 
@@ -1098,7 +1109,7 @@ fn a_refer_with_replaces_and_the_colleagues_bye_cross_in_either_order() {
             // The colleague now has the caller: their hang-up ends the call.
             rig.deliver(phone("1002"), &colleague_bye);
             // (Its 200 waits for the CDR, which waits for the media session's report.)
-            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse().expect("addr"));
+            rig.take_one(|m| m.is("BYE ") && m.to == TRUNK.parse::<SocketAddr>().expect("addr"));
             assert!(
                 rig.take_all(|m| m.is("BYE ")).is_empty(),
                 "1002 hung up itself"

@@ -18,6 +18,9 @@ const COMMON_JS: &str = include_str!("assets/common.js");
 const AGENT_JS: &str = include_str!("assets/agent.js");
 const WALLBOARD_JS: &str = include_str!("assets/wallboard.js");
 const LOGIN_JS: &str = include_str!("assets/login.js");
+const SOFTPHONE_JS: &str = include_str!("assets/softphone.js");
+/// JsSIP and its dependencies as one browser file (see assets/vendor/JSSIP-LICENSES.txt).
+const JSSIP_JS: &str = include_str!("assets/vendor/jssip.min.js");
 
 /// Which page a role lands on after login.
 pub fn home_of(role: &ApiRole) -> &'static str {
@@ -134,6 +137,8 @@ pub(crate) async fn asset(Path(file): Path<String>) -> Response {
         "agent.js" => (AGENT_JS, "text/javascript; charset=utf-8"),
         "wallboard.js" => (WALLBOARD_JS, "text/javascript; charset=utf-8"),
         "login.js" => (LOGIN_JS, "text/javascript; charset=utf-8"),
+        "softphone.js" => (SOFTPHONE_JS, "text/javascript; charset=utf-8"),
+        "jssip.min.js" => (JSSIP_JS, "text/javascript; charset=utf-8"),
         _ => {
             return crate::http::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such asset")
                 .into_response()

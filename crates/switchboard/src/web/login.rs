@@ -140,6 +140,7 @@ fn session_json(state: &ApiState, login: &str, role: &ApiRole) -> Value {
         "dispositions": acd.dispositions,
         "caller_masked": crate::http::masks_caller(&config, role),
         "session_idle_s": state.sessions.idle().as_secs(),
+        "softphone": super::softphone::softphone_json(&config, role),
     })
 }
 

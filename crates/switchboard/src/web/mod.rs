@@ -13,6 +13,7 @@ pub mod login;
 pub mod openapi;
 pub mod password;
 pub mod session;
+pub mod softphone;
 pub mod wrap_up;
 
 use crate::config::ApiRole;

@@ -554,7 +554,7 @@ impl Switch {
         let for_phone = match call.media.as_mut() {
             Some(media) => self
                 .media
-                .agent_answered_passthrough(id, media, &response.body),
+                .agent_answered_passthrough(now, id, media, &response.body),
             None => Ok(response.body.clone()),
         };
         self.send_stateless_request(ack, source);

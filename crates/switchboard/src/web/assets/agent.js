@@ -63,7 +63,7 @@ async function showHistory(call) {
 function onOffered(event) {
   currentCall = event.call;
   document.getElementById("call").className = "call ringing";
-  text("call-status", `${event.call} — ringing: answer on your phone`);
+  text("call-status", `${event.call} — ringing`);
   text("pop-caller", event.caller || "unknown");
   text("pop-label", event.label ? `${event.label} (priority ${event.priority})` : `normal (${event.priority})`);
   document.getElementById("pop-label").className = event.label ? "vip" : "";
@@ -159,6 +159,7 @@ async function start() {
       text("wrap-result", `Not saved: ${e.message}`);
     }
   });
+  startSoftphone(me);
   connectEvents(onEvent, (up) => text("live", up ? "live" : "reconnecting…"));
   refreshFigures().catch(() => {});
   // Only the on-screen timer ticks; nothing is fetched.
