@@ -628,14 +628,8 @@ impl Switch {
             return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
         };
         let peer = binding.source;
-        let srtp_mode = self
-            .config
-            .agents
-            .iter()
-            .find(|a| a.id == agent.as_str())
-            .map_or(Default::default(), |a| a.srtp);
         let security = super::sdes_legs::LegSecurity::new(
-            srtp_mode,
+            entry.srtp,
             peer.transport,
             self.config.media.allow_sdes_without_tls,
         );
