@@ -265,10 +265,15 @@ pub async fn run_from_file(
             received = inbound_rx.recv() => {
                 let Some(inbound) = received else { break };
                 let now = Instant::now();
+                // Overload control refuses new calls by the depth of this queue.
+                switch.note_inbound_backlog(inbound_rx.len());
                 switch.handle_inbound(now, inbound);
                 for _ in 0..BATCH {
                     match inbound_rx.try_recv() {
-                        Ok(more) => switch.handle_inbound(now, more),
+                        Ok(more) => {
+                            switch.note_inbound_backlog(inbound_rx.len());
+                            switch.handle_inbound(now, more)
+                        }
                         Err(_) => break,
                     }
                 }

@@ -24,6 +24,7 @@ pub mod live_calls;
 mod media_events;
 pub mod media_plane;
 mod outbound;
+mod overload;
 mod preferred_agent;
 #[cfg(test)]
 mod race_tests;
@@ -258,6 +259,8 @@ pub struct Switch {
     held_responses: HashMap<CallNumber, Vec<(TransactionKey, sip::rsip::Response)>>,
     /// How long the message being handled waited in the inbound queue.
     queue_delay: Duration,
+    /// Messages waiting in the inbound queue behind the current one (see `overload`).
+    inbound_backlog: usize,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
     /// Verified TLS client certificates by connection, for trunks with `tls_client_name`.
@@ -370,6 +373,7 @@ impl Switch {
             pending_raw: VecDeque::new(),
             client_certificates: transport::ClientCertificates::default(),
             queue_delay: Duration::ZERO,
+            inbound_backlog: 0,
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
             held_responses: HashMap::new(),
@@ -393,6 +397,7 @@ impl Switch {
                 let screened = match &message {
                     sip::rsip::SipMessage::Request(request) => {
                         self.screen(now, request, inbound.source)
+                            || self.refuse_when_overloaded(request, inbound.source)
                     }
                     sip::rsip::SipMessage::Response(_) => false,
                 };
