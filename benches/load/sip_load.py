@@ -244,7 +244,22 @@ def start_switchboard(args, work, agent_port):
                             stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
     wait_options(sip_port)
     register_agents(agent_port, sip_port, [(str(8000 + i), f"pw{8000 + i}") for i in range(args.agents)])
-    return proc, sip_port
+    return proc, sip_port, http_port
+
+
+def rejected_by_reason(http_port):
+    """switchboard_calls_rejected_total by reason, from /metrics ({} if unreachable)."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        m = re.match(r'switchboard_calls_rejected_total\{reason="([^"]+)"\} (\S+)', line)
+        if m:
+            found[m.group(1)] = int(float(m.group(2)))
+    return found
 
 
 def start_kamailio(work, agent_port):
@@ -272,11 +287,12 @@ def run_load(args, rate, target, work):
     os.makedirs(work)
     agent_port, trunk_port = free_port(), free_port()
     load_at_start = os.getloadavg()[0]
+    http_port = None
     if target == "kamailio":
         server, sip_port = start_kamailio(work, agent_port)
         wait_options(sip_port)
     else:
-        server, sip_port = start_switchboard(args, work, agent_port)
+        server, sip_port, http_port = start_switchboard(args, work, agent_port)
     procs = []
     try:
         common = ["-nostdin", "-i", "127.0.0.1", "-buff_size", "4194304"]
@@ -329,17 +345,23 @@ def run_load(args, rate, target, work):
         stop_probe.set()
         probe.join(timeout=10)
         stat_files = [f for f in os.listdir(work) if f.endswith(".csv") and "trunk_uac" in f and "rtt" not in f]
-        success = failed = 0
+        success = failed = answered_otherwise = retrans_exhausted = 0
         if stat_files:
             with open(os.path.join(work, stat_files[0])) as f:
                 rows = list(csv.reader(f, delimiter=";"))
             header, last = rows[0], rows[-1]
             success = int(last[header.index("SuccessfulCall(C)")])
             failed = int(last[header.index("FailedCall(C)")])
+            # An unexpected message is a final response other than the 180/200 the scenario
+            # waits for (a 503 refusal, for instance); exhausted retransmissions are timeouts.
+            answered_otherwise = int(last[header.index("FailedUnexpectedMessage(C)")])
+            retrans_exhausted = int(last[header.index("FailedMaxUDPRetrans(C)")])
+        rejected = rejected_by_reason(http_port) if http_port else {}
         return dict(target=target, rate=rate, calls=calls, success=success, failed=failed, exit=uac.returncode,
                     stopped=stopped, elapsed=elapsed, cps=success / max(0.001, elapsed - args.hold_ms / 1000),
                     cpu=cpu1 - cpu0, ring=ring, rss0=rss0, peak_rss=peak_rss, rss1=rss1, mid_rss=mid_rss,
-                    load=load_at_start, work=work)
+                    load=load_at_start, work=work, answered_otherwise=answered_otherwise,
+                    retrans_exhausted=retrans_exhausted, rejected=rejected)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -354,6 +376,10 @@ def print_run(args, r):
     if r["stopped"]:
         print("trunk UAC did not finish in time: stopped (overload)")
     print(f"calls               {r['success']} successful, {r['failed']} failed, exit {r['exit']}")
+    print(f"failures            {r['answered_otherwise']} answered with another final response (e.g. 503), "
+          f"{r['retrans_exhausted']} timed out (retransmissions exhausted), rest unfinished")
+    if r["rejected"]:
+        print(f"refused by reason   {r['rejected']} (switchboard_calls_rejected_total)")
     print(f"achieved CPS        {r['cps']:.0f} (wall {r['elapsed']:.1f} s)")
     ring = r["ring"]
     print(f"INVITE->180 us      p50 {percentile(ring, 50):.0f}  p99 {percentile(ring, 99):.0f}  "
@@ -394,13 +420,14 @@ def main():
             sys.stdout.flush()
     if len(results) > 1:
         print()
-        print("| target | load at start | offered/s | ok | failed | achieved/s | goodput % of offered | CPU % of one core | CPU ms/call | INVITE->180 p50/p99 us |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        print("| target | load at start | offered/s | ok | failed | achieved/s | goodput % of offered | CPU % of one core | CPU ms/call | INVITE->180 p50/p99 us | refused (other final) | timed out |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
         for r in results:
             per_call = 1000 * r["cpu"] / r["success"] if r["success"] else float("nan")
             print(f"| {r['target']} | {r['load']:.2f} | {r['rate']} | {r['success']} | {r['failed']} | {r['cps']:.0f} | "
                   f"{100 * r['success'] / r['calls']:.1f} | {100 * r['cpu'] / r['elapsed']:.0f} | {per_call:.3f} | "
-                  f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} |")
+                  f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} | "
+                  f"{r['answered_otherwise']} | {r['retrans_exhausted']} |")
 
 
 if __name__ == "__main__":
