@@ -131,7 +131,7 @@ def probe_calls(sip_port, stop, samples):
             stop.wait(0.02)
 
 
-def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1):
+def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1, rtp_ports=None):
     """The node's configuration: UDP SIP on sip_port, one trunk admitting trunk_allow, agents
     8000.. with passwords pw8000.. (see register_agents). With one queue: DID 100 to queue
     support, every agent in it. With N queues: DID 100+k to queue q{k}, and agent i has only
@@ -147,7 +147,11 @@ def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1)
     agent_tables = "\n".join(
         f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ {skill_of(i)} = 5 }}\n'
         for i in range(agents))
-    return f"""
+    media = ""
+    if rtp_ports:
+        low, high = rtp_ports.split("-")
+        media = f"[media]\nrtp_port_min = {int(low)}\nrtp_port_max = {int(high)}\n"
+    return f"""{media}
 [sip]
 listen_udp = ["127.0.0.1:{sip_port}"]
 listen_tcp = []
@@ -239,7 +243,7 @@ def process_tree_cpu(pid):
 def start_switchboard(args, work, agent_port):
     sip_port, http_port = free_port(), free_port()
     with open(f"{work}/load.toml", "w") as f:
-        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues))
+        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues, args.rtp_ports))
     proc = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
                             stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
     wait_options(sip_port)
@@ -405,6 +409,9 @@ def main():
     ap.add_argument("--agents", type=int, default=500)
     ap.add_argument("--queues", type=int, default=1,
                     help="spread the agents over this many queues (one skill each), the trunk dialling each queue's DID in turn")
+    ap.add_argument("--rtp-ports", metavar="MIN-MAX",
+                    help="Switchboard's [media] RTP port range (default: the product's 20000-29999, four ports a call); "
+                         "keep it below the kernel's ephemeral range, where SIPp's and this script's sockets are")
     ap.add_argument("--peer", choices=["kamailio"],
                     help="before each Switchboard run, run the same load through this peer (Kamailio: transaction-stateful relay to the agents)")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
