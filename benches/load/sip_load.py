@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""SIP load benchmark: SIPp trunk UAC -> Switchboard (release) -> SIPp agent UAS.
+"""SIP load benchmark: SIPp trunk UAC -> Switchboard (release) -> SIPp agent UAS (and, with
+--peer kamailio, the same load through a transaction-stateful Kamailio relay in the same run).
 
 Registers N agents (all from one SIPp port), then drives calls at a fixed rate and prints
 achieved CPS, failed calls, INVITE->180 and INVITE->200 percentiles (180 needs the agent leg's
@@ -8,6 +9,9 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
 
   benches/load/sip_load.py --rate 2000 --seconds 20            # CPS run
   benches/load/sip_load.py --rate 100 --seconds 30 --hold-ms 10000   # ~1000 concurrent calls: RSS
+  benches/load/sip_load.py --rate 3000 --seconds 10 --peer kamailio  # Kamailio relay, then Switchboard
+  benches/load/sip_load.py --rate 2000 --agents 10000 --queues 200   # cost with many agents and queues
+  benches/load/sip_load.py --rate 1000,2000,4000,8000 --seconds 10   # offered vs goodput
 """
 import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
 
@@ -127,13 +131,27 @@ def probe_calls(sip_port, stop, samples):
             stop.wait(0.02)
 
 
-def node_config(work, sip_port, http_port, agents, trunk, trunk_allow):
-    """The node's configuration: UDP SIP on sip_port, one trunk admitting trunk_allow, DID 100 to
-    queue support, agents 8000.. with passwords pw8000.. (see register_agents)."""
+def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1, rtp_ports=None):
+    """The node's configuration: UDP SIP on sip_port, one trunk admitting trunk_allow, agents
+    8000.. with passwords pw8000.. (see register_agents). With one queue: DID 100 to queue
+    support, every agent in it. With N queues: DID 100+k to queue q{k}, and agent i has only
+    skill q{i mod N}, so each queue has agents/N agents of its own."""
+    if queues <= 1:
+        skill_of = lambda i: "support"
+        queue_tables = '[[number]]\ndid = "100"\nqueue = "support"\n[[queue]]\nname = "support"\nskills = { support = 1 }\nwrap_up_s = 0\n'
+    else:
+        skill_of = lambda i: f"q{i % queues}"
+        queue_tables = "".join(
+            f'[[number]]\ndid = "{100 + k}"\nqueue = "q{k}"\n[[queue]]\nname = "q{k}"\nskills = {{ q{k} = 1 }}\nwrap_up_s = 0\n'
+            for k in range(queues))
     agent_tables = "\n".join(
-        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ support = 5 }}\n'
+        f'[[agent]]\nid = "{8000 + i}"\nname = "Load {i}"\npassword = "pw{8000 + i}"\nskills = {{ {skill_of(i)} = 5 }}\n'
         for i in range(agents))
-    return f"""
+    media = ""
+    if rtp_ports:
+        low, high = rtp_ports.split("-")
+        media = f"[media]\nrtp_port_min = {int(low)}\nrtp_port_max = {int(high)}\n"
+    return f"""{media}
 [sip]
 listen_udp = ["127.0.0.1:{sip_port}"]
 listen_tcp = []
@@ -145,13 +163,7 @@ dir = "{work}/cdr"
 [[trunk]]
 name = "{trunk}"
 allow = ["{trunk_allow}"]
-[[number]]
-did = "100"
-queue = "support"
-[[queue]]
-name = "support"
-skills = {{ support = 1 }}
-wrap_up_s = 0
+{queue_tables}
 [acd]
 not_ready_reasons = ["missed"]
 {agent_tables}
@@ -165,96 +177,264 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rate", type=int, default=1000, help="calls per second offered")
-    ap.add_argument("--seconds", type=int, default=15)
-    ap.add_argument("--hold-ms", type=int, default=0, help="talk time before the trunk hangs up")
-    ap.add_argument("--agents", type=int, default=500)
-    ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
-    args = ap.parse_args()
+KAMAILIO_CFG = """#!KAMAILIO
+# Transaction-stateful relay for the peer row of sip_load.py: every request goes to the SIPp
+# agent port through tm (t_relay), INVITEs are record-routed so ACK and BYE come back through
+# it, as they do through Switchboard. No registrar: the destination is fixed.
+debug=0
+log_stderror=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "pv.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+modparam("tm", "fr_timer", 5000)
 
-    work = tempfile.mkdtemp(prefix="sb-load-")
-    sip_port, http_port, agent_port, trunk_port = free_port(), free_port(), free_port(), free_port()
+request_route {{
+    if (is_method("OPTIONS") && $ci == "ping") {{
+        sl_send_reply("200", "OK");  # the script's readiness probe (wait_options)
+        exit;
+    }}
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    if (has_totag()) {{
+        if (!loose_route()) {{
+            $du = "sip:127.0.0.1:{agent_port}";
+        }}
+        t_relay();
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        record_route();
+    }}
+    $du = "sip:127.0.0.1:{agent_port}";
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+"""
+
+
+def process_tree_cpu(pid):
+    """CPU seconds of pid and its children (Kamailio's workers are child processes)."""
+    total, _ = proc_stat(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                total += proc_stat(int(entry))[0]
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def start_switchboard(args, work, agent_port):
+    sip_port, http_port = free_port(), free_port()
     with open(f"{work}/load.toml", "w") as f:
-        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8"))
+        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues, args.rtp_ports))
+    proc = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
+                            stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
+    wait_options(sip_port)
+    register_agents(agent_port, sip_port, [(str(8000 + i), f"pw{8000 + i}") for i in range(args.agents)])
+    return proc, sip_port, http_port
 
-    sb = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
-                          stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
+
+def rejected_by_reason(http_port):
+    """switchboard_calls_rejected_total by reason, from /metrics ({} if unreachable)."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        m = re.match(r'switchboard_calls_rejected_total\{reason="([^"]+)"\} (\S+)', line)
+        if m:
+            found[m.group(1)] = int(float(m.group(2)))
+    return found
+
+
+def start_kamailio(work, agent_port):
+    sip_port = free_port()
+    with open(f"{work}/kamailio.cfg", "w") as f:
+        f.write(KAMAILIO_CFG.format(port=sip_port, agent_port=agent_port))
+    # Tuned as operators tune it for load: 2 GiB shared memory, the tlsf allocator.
+    proc = subprocess.Popen(["kamailio", "-DD", "-E", "-f", f"{work}/kamailio.cfg", "-m", "2048", "-M", "32",
+                             "-x", "tlsf", "-Y", work, "-P", f"{work}/kamailio.pid", "-w", work],
+                            stdout=open(f"{work}/kamailio.log", "w"), stderr=subprocess.STDOUT)
+    return proc, sip_port
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_load(args, rate, target, work):
+    """One measured run of `rate` calls/s through `target` ("switchboard" or "kamailio")."""
+    os.makedirs(work)
+    agent_port, trunk_port = free_port(), free_port()
+    load_at_start = os.getloadavg()[0]
+    http_port = None
+    if target == "kamailio":
+        server, sip_port = start_kamailio(work, agent_port)
+        wait_options(sip_port)
+    else:
+        server, sip_port, http_port = start_switchboard(args, work, agent_port)
     procs = []
     try:
-        wait_options(sip_port)
         common = ["-nostdin", "-i", "127.0.0.1", "-buff_size", "4194304"]
-        register_agents(agent_port, sip_port, [(str(8000 + i), f"pw{8000 + i}") for i in range(args.agents)])
         uas = subprocess.Popen(["sipp", "-sf", f"{HERE}/agent_uas.xml", "-p", str(agent_port), "-mp", str(free_port()),
-                                "-cp", str(free_port()), "-timeout", str(args.seconds + 60)] + common,
+                                "-cp", str(free_port()), "-timeout", str(args.seconds * 3 + 60)] + common,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         procs.append(uas)
         time.sleep(1)  # the UAS binds at once; this only lets it settle before the clock starts
-        calls = args.rate * args.seconds
-        cpu0, rss0 = proc_stat(sb.pid)
+        # The trunk dials DID 100 (one queue) or 100..100+N-1 in turn (N queues).
+        with open(f"{work}/dids.csv", "w") as f:
+            f.write("SEQUENTIAL\n" + "".join(f"{100 + k}\n" for k in range(max(1, args.queues))))
+        with open(f"{HERE}/trunk_uac.xml") as f:
+            scenario = f.read().replace("[service]", "[field0]")
+        with open(f"{work}/trunk_uac.xml", "w") as f:
+            f.write(scenario)
+        calls = rate * args.seconds
+        cpu0 = process_tree_cpu(server.pid)
+        _, rss0 = proc_stat(server.pid)
         t0 = time.time()
-        uac = subprocess.Popen(["sipp", f"127.0.0.1:{sip_port}", "-sf", f"{HERE}/trunk_uac.xml", "-s", "100",
-                                "-r", str(args.rate), "-m", str(calls), "-d", str(args.hold_ms),
-                                "-l", str(max(1000, args.rate * (args.hold_ms // 1000 + 5))),
+        uac = subprocess.Popen(["sipp", f"127.0.0.1:{sip_port}", "-sf", f"{work}/trunk_uac.xml",
+                                "-inf", f"{work}/dids.csv",
+                                "-r", str(rate), "-m", str(calls), "-d", str(args.hold_ms),
+                                "-l", str(max(1000, rate * (args.hold_ms // 1000 + 5))),
                                 "-p", str(trunk_port), "-mp", str(free_port()), "-cp", str(free_port()),
                                 "-trace_stat", "-fd", "1",
                                 "-timeout", str(args.seconds * 3 + args.hold_ms // 1000 + 60)] + common,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
         procs.append(uac)
-        stop, ring = threading.Event(), []
-        probe = threading.Thread(target=probe_calls, args=(sip_port, stop, ring), daemon=True)
+        stop_probe, ring = threading.Event(), []
+        probe = threading.Thread(target=probe_calls, args=(sip_port, stop_probe, ring), daemon=True)
         probe.start()
-        peak_rss = rss0
-        mid_rss = None
+        peak_rss, mid_rss = rss0, None
         deadline = t0 + args.seconds * 3 + args.hold_ms / 1000 + 60
+        stopped = False
         while uac.poll() is None:
             if time.time() > deadline:
                 # Past saturation SIPp may never finish; the bench must still end and report.
-                print("trunk UAC did not finish in time: stopped (overload)")
+                stopped = True
                 uac.kill()
                 uac.wait()
                 break
             time.sleep(0.5)
-            _, rss = proc_stat(sb.pid)
+            _, rss = proc_stat(server.pid)
             peak_rss = max(peak_rss, rss)
             if mid_rss is None and time.time() - t0 > args.seconds * 0.9:
                 mid_rss = rss
         elapsed = time.time() - t0
-        cpu1, rss1 = proc_stat(sb.pid)
-        stop.set()
+        cpu1 = process_tree_cpu(server.pid)
+        _, rss1 = proc_stat(server.pid)
+        stop_probe.set()
         probe.join(timeout=10)
-
         stat_files = [f for f in os.listdir(work) if f.endswith(".csv") and "trunk_uac" in f and "rtt" not in f]
-        success = failed = 0
+        success = failed = answered_otherwise = retrans_exhausted = 0
         if stat_files:
             with open(os.path.join(work, stat_files[0])) as f:
                 rows = list(csv.reader(f, delimiter=";"))
             header, last = rows[0], rows[-1]
             success = int(last[header.index("SuccessfulCall(C)")])
             failed = int(last[header.index("FailedCall(C)")])
-        print(f"offered rate        {args.rate} calls/s for {args.seconds} s ({calls} calls), hold {args.hold_ms} ms")
-        print(f"calls               {success} successful, {failed} failed, exit {uac.returncode}")
-        print(f"achieved CPS        {success / (elapsed - args.hold_ms / 1000):.0f} (wall {elapsed:.1f} s)")
-        print(f"INVITE->180 us      p50 {percentile(ring, 50):.0f}  p99 {percentile(ring, 99):.0f}  "
-              f"({len(ring)} probe calls during the load; covers the agent leg's INVITE and 180)")
-        print(f"switchboard CPU     {100 * (cpu1 - cpu0) / elapsed:.0f} % of one core (avg over the run)")
-        print(f"switchboard RSS     start {rss0 / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB, end {rss1 / 1024:.1f} MiB")
-        if args.hold_ms:
-            concurrent = args.rate * args.hold_ms / 1000
-            if mid_rss:
-                print(f"RSS per 1000 calls  {(mid_rss - rss0) / 1024 / concurrent * 1000:.1f} MiB "
-                      f"(at ~{concurrent:.0f} concurrent calls)")
-        print(f"work dir            {work}")
+            # An unexpected message is a final response other than the 180/200 the scenario
+            # waits for (a 503 refusal, for instance); exhausted retransmissions are timeouts.
+            answered_otherwise = int(last[header.index("FailedUnexpectedMessage(C)")])
+            retrans_exhausted = int(last[header.index("FailedMaxUDPRetrans(C)")])
+        rejected = rejected_by_reason(http_port) if http_port else {}
+        return dict(target=target, rate=rate, calls=calls, success=success, failed=failed, exit=uac.returncode,
+                    stopped=stopped, elapsed=elapsed, cps=success / max(0.001, elapsed - args.hold_ms / 1000),
+                    cpu=cpu1 - cpu0, ring=ring, rss0=rss0, peak_rss=peak_rss, rss1=rss1, mid_rss=mid_rss,
+                    load=load_at_start, work=work, answered_otherwise=answered_otherwise,
+                    retrans_exhausted=retrans_exhausted, rejected=rejected)
     finally:
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGUSR1) if False else p.kill()
-        sb.send_signal(signal.SIGTERM)
-        try:
-            sb.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            sb.kill()
+                p.kill()
+                p.wait()
+        stop(server)
+
+
+def print_run(args, r):
+    print(f"--- {r['target']}: offered {r['rate']} calls/s for {args.seconds} s ({r['calls']} calls), "
+          f"hold {args.hold_ms} ms, {args.agents} agents in {args.queues} queue(s), load average {r['load']:.2f} at start")
+    if r["stopped"]:
+        print("trunk UAC did not finish in time: stopped (overload)")
+    print(f"calls               {r['success']} successful, {r['failed']} failed, exit {r['exit']}")
+    print(f"failures            {r['answered_otherwise']} answered with another final response (e.g. 503), "
+          f"{r['retrans_exhausted']} timed out (retransmissions exhausted), rest unfinished")
+    if r["rejected"]:
+        print(f"refused by reason   {r['rejected']} (switchboard_calls_rejected_total)")
+    print(f"achieved CPS        {r['cps']:.0f} (wall {r['elapsed']:.1f} s)")
+    ring = r["ring"]
+    print(f"INVITE->180 us      p50 {percentile(ring, 50):.0f}  p99 {percentile(ring, 99):.0f}  "
+          f"({len(ring)} probe calls during the load; covers the agent leg's INVITE and 180)")
+    per_call = 1000 * r["cpu"] / r["success"] if r["success"] else float("nan")
+    print(f"{r['target']:<10} CPU     {100 * r['cpu'] / r['elapsed']:.0f} % of one core (avg over the run), "
+          f"{per_call:.3f} ms per successful call")
+    print(f"{r['target']:<10} RSS     start {r['rss0'] / 1024:.1f} MiB, peak {r['peak_rss'] / 1024:.1f} MiB, "
+          f"end {r['rss1'] / 1024:.1f} MiB")
+    if args.hold_ms and r["mid_rss"]:
+        concurrent = r["rate"] * args.hold_ms / 1000
+        print(f"RSS per 1000 calls  {(r['mid_rss'] - r['rss0']) / 1024 / concurrent * 1000:.1f} MiB "
+              f"(at ~{concurrent:.0f} concurrent calls)")
+    print(f"work dir            {r['work']}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", default="1000",
+                    help="calls per second offered; a comma-separated list runs each rate in turn (an offered-vs-goodput curve)")
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--hold-ms", type=int, default=0, help="talk time before the trunk hangs up")
+    ap.add_argument("--agents", type=int, default=500)
+    ap.add_argument("--queues", type=int, default=1,
+                    help="spread the agents over this many queues (one skill each), the trunk dialling each queue's DID in turn")
+    ap.add_argument("--rtp-ports", metavar="MIN-MAX",
+                    help="Switchboard's [media] RTP port range (default: the product's 20000-29999, four ports a call); "
+                         "keep it below the kernel's ephemeral range, where SIPp's and this script's sockets are")
+    ap.add_argument("--peer", choices=["kamailio"],
+                    help="before each Switchboard run, run the same load through this peer (Kamailio: transaction-stateful relay to the agents)")
+    ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
+    args = ap.parse_args()
+
+    root = tempfile.mkdtemp(prefix="sb-load-")
+    results = []
+    for rate in [int(r) for r in args.rate.split(",")]:
+        for target in ([args.peer] if args.peer else []) + ["switchboard"]:
+            r = run_load(args, rate, target, f"{root}/{target}-{rate}")
+            print_run(args, r)
+            results.append(r)
+            sys.stdout.flush()
+    if len(results) > 1:
+        print()
+        print("| target | load at start | offered/s | ok | failed | achieved/s | goodput % of offered | CPU % of one core | CPU ms/call | INVITE->180 p50/p99 us | refused (other final) | timed out |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        for r in results:
+            per_call = 1000 * r["cpu"] / r["success"] if r["success"] else float("nan")
+            print(f"| {r['target']} | {r['load']:.2f} | {r['rate']} | {r['success']} | {r['failed']} | {r['cps']:.0f} | "
+                  f"{100 * r['success'] / r['calls']:.1f} | {100 * r['cpu'] / r['elapsed']:.0f} | {per_call:.3f} | "
+                  f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} | "
+                  f"{r['answered_otherwise']} | {r['retrans_exhausted']} |")
 
 
 if __name__ == "__main__":

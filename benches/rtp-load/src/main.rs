@@ -4,6 +4,7 @@
 //! legs' RTP), S seconds of 50 packets/s each way per call, then loss, one-way delay, added
 //! jitter, CPU and memory per call. See README.md.
 
+mod bencode;
 mod call_signalling;
 mod clock;
 mod error;
@@ -15,6 +16,7 @@ mod proc_stats;
 mod receiver;
 mod registration;
 mod report;
+mod rtpengine_peer;
 mod sdp;
 mod sender;
 mod sip_text;
@@ -81,6 +83,18 @@ struct Args {
     /// the generator's and kernel's own floor of delay and jitter (adds S seconds per step).
     #[arg(long)]
     baseline: bool,
+    /// After each step, relay the same calls' packets through this peer in the same run and
+    /// print its row next to Switchboard's (rtpengine: Debian's rtpengine-daemon, userspace
+    /// forwarding, set up over its ng control protocol).
+    #[arg(long, value_enum)]
+    peer: Option<Peer>,
+}
+
+/// A relay measured with the same generator in the same run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    /// rtpengine (`--table=-1`: no kernel module), ng protocol offer/answer per call.
+    Rtpengine,
 }
 
 fn main() -> std::process::ExitCode {
@@ -133,6 +147,16 @@ fn run(args: &Args) -> LoadResult<()> {
     println!("{}", report::header());
     for result in &results {
         println!("{}", result.row());
+    }
+    if args.peer.is_some() {
+        println!();
+        println!("same generator, same sockets, same schedule, same run: Switchboard, then rtpengine (userspace)");
+        println!("{}", report::peer_header());
+        for result in &results {
+            for row in result.peer_rows() {
+                println!("{row}");
+            }
+        }
     }
     if args.baseline {
         println!();
@@ -237,7 +261,7 @@ fn run_step(
     let log_path = dir.path().join("switchboard.log");
     let switchboard = SwitchboardProcess::start(binary, &config_path, &log_path, sip)?;
     eprintln!("switchboard pid {} ready on {sip}", switchboard.pid());
-    let measured = measure(args, &switchboard, sip, calls, cores);
+    let measured = measure(args, &switchboard, sip, calls, cores, rtp_ports, dir.path());
     let result = match measured {
         Ok(result) => result,
         Err(error) => {
@@ -266,6 +290,8 @@ fn measure(
     sip: SocketAddr,
     calls: usize,
     cores: usize,
+    rtp_ports: (u16, u16),
+    dir: &Path,
 ) -> LoadResult<StepResult> {
     let pid = switchboard.pid();
     let farm = local_udp_socket("phone farm")?;
@@ -349,6 +375,31 @@ fn measure(
     let hangup = signalling.hang_up(args.cps, SIGNALLING_GRACE);
     eprintln!("hung up: {} BYE, {} answered", hangup.sent, hangup.answered);
     let up = media_calls.len();
+    let (media_calls, peer) = match args.peer {
+        Some(Peer::Rtpengine) => {
+            // Switchboard has hung up: its ports in the range are free again.
+            let mut engine =
+                rtpengine_peer::Rtpengine::start(rtp_ports, &dir.join("rtpengine.log"))?;
+            let relayed = engine.set_up(media_calls)?;
+            let peer_watch = QueueWatch {
+                switchboard_ports: proc_stats::port_set(
+                    relayed
+                        .iter()
+                        .flat_map(|c| [c.switchboard_trunk.port(), c.switchboard_agent.port()]),
+                ),
+                generator_ports: watch.generator_ports.clone(),
+            };
+            eprintln!(
+                "peer rtpengine (pid {}): {} s over {} calls",
+                engine.pid(),
+                args.seconds,
+                relayed.len()
+            );
+            let outcome = media_phase::run(&relayed, args.seconds, engine.pid(), &peer_watch)?;
+            (relayed, Some(outcome))
+        }
+        None => (media_calls, None),
+    };
     let baseline = if args.baseline {
         eprintln!("baseline: {} s socket to socket", args.seconds);
         let mut direct = Vec::with_capacity(up);
@@ -382,6 +433,7 @@ fn measure(
         hangup,
         setup_seconds: (registration_s, setup_s),
         baseline,
+        peer,
     })
 }
 

@@ -197,6 +197,16 @@ impl MediaOutcome {
         self.receiver.received.iter().sum::<u64>() as f64 / self.window_seconds()
     }
 
+    /// A relay's CPU per packet it delivered (both directions), µs: its CPU seconds over the
+    /// window divided by the packets the receiver got from it.
+    pub fn cpu_us_per_relayed_packet(&self, cpu_seconds: f64) -> f64 {
+        let received: u64 = self.receiver.received.iter().sum();
+        if received == 0 {
+            return f64::NAN;
+        }
+        1e6 * cpu_seconds / received as f64
+    }
+
     /// A process's CPU seconds over the window as % of one core.
     pub fn cpu_percent(&self, cpu_seconds: f64) -> f64 {
         100.0 * cpu_seconds / self.window_seconds()

@@ -48,6 +48,9 @@ pub struct StepResult {
     pub setup_seconds: (f64, f64),
     /// The same calls' media sent socket to socket without Switchboard (`--baseline`).
     pub baseline: Option<MediaOutcome>,
+    /// The same calls' packets relayed by the peer (`--peer`); its `switchboard_cpu_s` is
+    /// the peer's CPU.
+    pub peer: Option<MediaOutcome>,
 }
 
 impl StepResult {
@@ -117,6 +120,33 @@ impl StepResult {
             self.rss_per_call_kib(),
             if self.passes() { "yes" } else { "no" },
         )
+    }
+
+    /// Switchboard's and the peer's rows side by side (empty without `--peer`).
+    pub fn peer_rows(&self) -> Vec<String> {
+        let Some(peer) = &self.peer else {
+            return Vec::new();
+        };
+        [("switchboard", &self.media), ("rtpengine", peer)]
+            .iter()
+            .map(|(name, media)| {
+                let [to_agent, to_trunk] = Direction::BOTH.map(|d| media.delay(d));
+                format!(
+                    "{:>11} {:>6} {:>8.0} {:>8.0} {:>7.3} {:>7.3} {:>20} {:>20} {:>6.0} {:>8.2} {:>6.0}",
+                    name,
+                    self.up,
+                    media.pps_sent(),
+                    media.pps_received(),
+                    media.loss_percent(Direction::TrunkToAgent),
+                    media.loss_percent(Direction::AgentToTrunk),
+                    format!("{}/{}/{}", to_agent.p50, to_agent.p99, to_agent.p999),
+                    format!("{}/{}/{}", to_trunk.p50, to_trunk.p99, to_trunk.p999),
+                    media.cpu_percent(media.switchboard_cpu_s),
+                    media.cpu_us_per_relayed_packet(media.switchboard_cpu_s),
+                    media.machine_busy_percent,
+                )
+            })
+            .collect()
     }
 
     /// The generator-floor row: the same sockets and schedule, no Switchboard in the path.
@@ -227,6 +257,37 @@ pub fn header() -> String {
     )
 }
 
+/// The header of the Switchboard-vs-peer table.
+pub fn peer_header() -> String {
+    format!(
+        "{:>11} {:>6} {:>8} {:>8} {:>7} {:>7} {:>20} {:>20} {:>6} {:>8} {:>6}",
+        "relay",
+        "calls",
+        "pps in",
+        "pps out",
+        "loss %",
+        "loss %",
+        "delay us t->a",
+        "delay us a->t",
+        "CPU %",
+        "us CPU",
+        "box %"
+    ) + &format!(
+        "\n{:>11} {:>6} {:>8} {:>8} {:>7} {:>7} {:>20} {:>20} {:>6} {:>8} {:>6}",
+        "",
+        "",
+        "total",
+        "total",
+        "t->a",
+        "a->t",
+        "p50/p99/p99.9",
+        "p50/p99/p99.9",
+        "1core",
+        "/packet",
+        "busy"
+    )
+}
+
 /// The generator-floor table header.
 pub fn baseline_header() -> String {
     format!(
@@ -314,7 +375,25 @@ mod tests {
             hangup: HangupSummary::default(),
             setup_seconds: (0.0, 0.0),
             baseline: None,
+            peer: None,
         }
+    }
+
+    #[test]
+    fn the_peer_table_puts_both_relays_side_by_side_with_cpu_per_packet() {
+        let mut result = step(10_000, 0, 0.2);
+        assert!(result.peer_rows().is_empty());
+        let mut peer = result.media.clone();
+        peer.switchboard_cpu_s = 0.4;
+        result.peer = Some(peer);
+        // 20 000 packets received over the window: 0.2 s -> 10 us each, 0.4 s -> 20 us.
+        assert_eq!(result.media.cpu_us_per_relayed_packet(0.2), 10.0);
+        let rows = result.peer_rows();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].trim_start().starts_with("switchboard"));
+        assert!(rows[0].contains(" 10.00 "), "{}", rows[0]);
+        assert!(rows[1].trim_start().starts_with("rtpengine"));
+        assert!(rows[1].contains(" 20.00 "), "{}", rows[1]);
     }
 
     #[test]

@@ -271,10 +271,15 @@ pub async fn run_from_file(
             received = inbound_rx.recv() => {
                 let Some(inbound) = received else { break };
                 let now = Instant::now();
+                // Overload control refuses new calls by the depth of this queue.
+                switch.note_inbound_backlog(inbound_rx.len());
                 switch.handle_inbound(now, inbound);
                 for _ in 0..BATCH {
                     match inbound_rx.try_recv() {
-                        Ok(more) => switch.handle_inbound(now, more),
+                        Ok(more) => {
+                            switch.note_inbound_backlog(inbound_rx.len());
+                            switch.handle_inbound(now, more)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -282,8 +287,21 @@ pub async fn run_from_file(
             () = &mut sleep => switch.handle_timeout(Instant::now()),
             Some(tokens) = durable_rx.recv() => switch.cdr_durable(Instant::now(), &tokens),
             Some((call, event)) = media_rx.recv() => {
+                let now = Instant::now();
                 media.observe(call, &event);
-                switch.handle_media_event(Instant::now(), call, event);
+                switch.handle_media_event(now, call, event);
+                // Batched like inbound messages: a session's `Ended` gives its call's ports
+                // back, and one event per wake-up against 65 messages let those events fall
+                // behind under load until the port range ran out (issue 12, docs/scaling.md).
+                for _ in 0..BATCH {
+                    match media_rx.try_recv() {
+                        Ok((call, event)) => {
+                            media.observe(call, &event);
+                            switch.handle_media_event(now, call, event);
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
             Some(command) = command_rx.recv() => {
                 let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);

@@ -403,6 +403,15 @@ impl TransactionLayer {
         Ok(())
     }
 
+    /// Whether `request` (as received, before any Via stamping) belongs to a server
+    /// transaction this layer holds: a retransmission, which its transaction answers. Lets the
+    /// TU refuse only new requests statelessly (overload) without cutting a call in progress.
+    pub fn has_server_transaction(&self, request: &Request) -> bool {
+        let method = request.method.to_string();
+        TransactionKey::for_incoming_request(request, &method)
+            .is_some_and(|key| self.transactions.contains_key(&key))
+    }
+
     /// Sends a message outside any transaction: the ACK for a 2xx, or a response to a request
     /// that has no transaction.
     pub fn send_stateless(&mut self, message: SipMessage, destination: Peer) {

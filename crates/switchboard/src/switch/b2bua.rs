@@ -654,14 +654,8 @@ impl Switch {
             tracing::info!(call = id, agent = %agent, %peer, "sips: call not offered to a phone registered without TLS");
             return self.offer_failed(now, id, &agent, OfferFailure::Incompatible, None);
         }
-        let srtp_mode = self
-            .config
-            .agents
-            .iter()
-            .find(|a| a.id == agent.as_str())
-            .map_or(Default::default(), |a| a.srtp);
         let security = super::sdes_legs::LegSecurity::new(
-            srtp_mode,
+            entry.srtp,
             peer.transport,
             self.config.media.allow_sdes_without_tls,
         );

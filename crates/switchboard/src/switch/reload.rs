@@ -90,10 +90,7 @@ impl Switch {
         let mut by_user = HashMap::new();
         let mut by_id = HashMap::new();
         for agent in &config.agents {
-            let entry = AgentEntry {
-                id: AgentId::from(agent.id.as_str()),
-                sip_user: agent.sip_user.clone(),
-            };
+            let entry = AgentEntry::from_config(agent);
             by_user.insert(agent.sip_user.clone(), entry.clone());
             by_id.insert(entry.id.clone(), entry);
         }
