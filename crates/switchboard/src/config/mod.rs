@@ -372,6 +372,8 @@ preferred_agent_wait_s = 15                 # wait for the caller's previous age
 music_on_hold = "moh"                       # prompt looped to waiting callers (default "moh")
 announce_every_s = 30                       # position + estimated wait announcement (0 = never; 0..=3600)
 callback_key = "*"                          # optional: key a waiting caller presses to be called back (answered callers only)
+callback_retry_s = 300                      # wait before dialling a callback customer again after busy/no answer (1..=86400)
+callback_max_attempts = 3                   # dial attempts per callback before it is given up (1..=20)
 record = "25%"                              # none | all | NN% (default "none")
 answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
 priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)

@@ -491,6 +491,10 @@ pub struct QueueConfig {
     pub announce_every: Option<Duration>,
     /// DTMF key that lets a waiting caller leave the queue with a callback request.
     pub callback_key: Option<char>,
+    /// How long after an unanswered or busy callback attempt the customer is dialled again.
+    pub callback_retry: Duration,
+    /// Attempts to reach a customer who asked for a callback before it is given up.
+    pub callback_max_attempts: u32,
     /// Which calls of this queue are recorded.
     pub record: RecordPolicy,
     /// When a call sent straight to this queue by a number is answered.

@@ -9,6 +9,7 @@ mod admission;
 pub mod b2bua;
 pub mod call;
 mod call_index;
+pub mod callback;
 mod caller_lookup;
 mod caller_media;
 mod cdr;
@@ -180,6 +181,10 @@ enum SwitchTimer {
     MonitorRing { call: CallNumber, leg: media::Leg },
     /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
     CarrierRegister { trunk: usize },
+    /// INVITE `seq` of a callback (to the agent or the customer) rang long enough.
+    CallbackRing { call: CallNumber, seq: u32 },
+    /// A callback's next attempt is due.
+    CallbackRetry { call: CallNumber },
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -207,6 +212,8 @@ enum ClientPurpose {
     /// A REGISTER to the carrier of `[[trunk]]` number `trunk`; `authenticated`: it already
     /// answers a challenge.
     CarrierRegister { trunk: usize, authenticated: bool },
+    /// INVITE `seq` of a callback: the agent's preview or the customer's call.
+    CallbackInvite { call: CallNumber, seq: u32 },
 }
 
 /// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them.
@@ -276,6 +283,8 @@ pub struct Switch {
     lookups_out: VecDeque<crate::caller_lookup::LookupRequest>,
     /// Agents' calls out in progress.
     outbound: outbound::call::OutboundCalls,
+    /// Callbacks waiting, being made, and recently finished.
+    callbacks: callback::book::CallbackBook,
 }
 
 impl Switch {
@@ -340,6 +349,7 @@ impl Switch {
             sticky: crate::sticky_routing::StickyIndex::for_settings(&config.acd),
             lookups_out: VecDeque::new(),
             outbound: Default::default(),
+            callbacks: Default::default(),
             config,
             local,
             txn,
@@ -446,6 +456,10 @@ impl Switch {
                 SwitchTimer::CarrierRegister { trunk } => {
                     self.register_with_carrier(now, trunk, None)
                 }
+                SwitchTimer::CallbackRing { call, seq } => {
+                    self.callback_ring_timeout(now, call, seq)
+                }
+                SwitchTimer::CallbackRetry { call } => self.callback_retry_due(now, call),
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the
@@ -457,6 +471,7 @@ impl Switch {
                         self.end_call(now, call, b2bua::EndCause::Shutdown);
                     }
                     self.end_calls_out(now);
+                    self.end_callbacks(now);
                 }
             }
             self.process_transaction_events(now);
@@ -482,6 +497,7 @@ impl Switch {
         self.draining
             && self.calls.is_empty()
             && self.outbound.is_empty()
+            && !self.callbacks.has_live_legs()
             && (self.client_txns.is_empty() || self.drain_grace_over)
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()
@@ -736,6 +752,20 @@ impl Switch {
 
     fn apply_one(&mut self, now: Instant, action: acd::Action) -> Vec<acd::Action> {
         match action {
+            acd::Action::Offer { call, agent, .. } if self.is_callback(call.0) => {
+                return self.preview_callback(now, call.0, agent)
+            }
+            acd::Action::Timeout { call, .. } | acd::Action::Rejected { call, .. }
+                if self.is_callback(call.0) =>
+            {
+                let rejected = matches!(action, acd::Action::Rejected { .. });
+                self.callback_left_queue(now, call.0, rejected)
+            }
+            acd::Action::Overflow { call, to, .. } if self.is_callback(call.0) => {
+                if let Some(callback) = self.callbacks.get_mut(call.0) {
+                    callback.queue = to.to_string();
+                }
+            }
             acd::Action::Offer { call, agent, .. } => return self.offer(now, call.0, agent),
             acd::Action::SetTimer { timer, at } => {
                 self.timers.schedule(at, SwitchTimer::Acd(timer))

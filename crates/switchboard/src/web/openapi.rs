@@ -46,6 +46,12 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "any (agents: their calls)",
     ),
     (
+        "get",
+        "/api/callbacks",
+        "Callbacks pending (waiting, preview, dialling, connected, retry-wait) and recently finished, with attempts[] and outcome",
+        "supervisor, admin",
+    ),
+    (
         "post",
         "/api/calls/{id}/hold",
         "Put a connected call on hold",
