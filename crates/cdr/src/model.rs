@@ -249,6 +249,9 @@ pub struct Callback {
     pub attempts: Vec<CallbackAttempt>,
     /// How the callback ended.
     pub outcome: CallbackOutcome,
+    /// The campaign whose contact this was an attempt on (`None`: a caller's callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
 }
 
 /// One attempt to reach a customer who asked for a callback.
@@ -771,6 +774,7 @@ mod tests {
                 },
             ],
             outcome: CallbackOutcome::NotReached,
+            campaign: None,
         });
         let json = serde_json::to_value(Record::Call(call.clone())).unwrap();
         assert_eq!(json["callback"]["outcome"], "not-reached");

@@ -61,6 +61,13 @@ pub enum CallCommand {
         /// The outcome.
         reply: oneshot::Sender<Result<(), CallActionError>>,
     },
+    /// Create, start, pause or report a campaign; the answer is the campaign's report.
+    Campaign {
+        /// What to do.
+        command: crate::switch::campaign::CampaignCommand,
+        /// The report, or why not.
+        reply: oneshot::Sender<Result<Value, crate::switch::campaign::CampaignError>>,
+    },
     /// Pending and recently finished callbacks.
     Callbacks {
         /// The answer.
@@ -188,6 +195,7 @@ pub async fn serve(
         .route("/api/audit", get(read_audit))
         .route("/api/reload", post(reload))
         .merge(crate::web::router())
+        .merge(crate::campaign_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -5,6 +5,7 @@ pub mod acd_config;
 pub mod audit;
 pub mod audit_shipping;
 pub mod caller_lookup;
+mod campaign_api;
 pub mod cdr_writer;
 pub mod config;
 pub mod emergency;

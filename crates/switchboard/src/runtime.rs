@@ -294,6 +294,9 @@ pub async fn run_from_file(
                 CallCommand::Act { call, action, reply } => {
                     let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
                 }
+                CallCommand::Campaign { command, reply } => {
+                    let _ = reply.send(switch.campaign_command(Instant::now(), command));
+                }
                 CallCommand::Callbacks { reply } => {
                     let _ = reply.send(switch.callbacks(Instant::now()));
                 }

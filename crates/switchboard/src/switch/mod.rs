@@ -12,6 +12,7 @@ mod call_index;
 pub mod callback;
 mod caller_lookup;
 mod caller_media;
+pub mod campaign;
 mod cdr;
 pub mod command;
 mod cti;
@@ -185,6 +186,8 @@ enum SwitchTimer {
     CallbackRing { call: CallNumber, seq: u32 },
     /// A callback's next attempt is due.
     CallbackRetry { call: CallNumber },
+    /// A campaign contact's retry may be due.
+    CampaignRetry,
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -285,6 +288,8 @@ pub struct Switch {
     outbound: outbound::call::OutboundCalls,
     /// Callbacks waiting, being made, and recently finished.
     callbacks: callback::book::CallbackBook,
+    /// Return-visit campaigns.
+    campaigns: campaign::Campaigns,
 }
 
 impl Switch {
@@ -350,6 +355,7 @@ impl Switch {
             lookups_out: VecDeque::new(),
             outbound: Default::default(),
             callbacks: Default::default(),
+            campaigns: Default::default(),
             config,
             local,
             txn,
@@ -460,6 +466,7 @@ impl Switch {
                     self.callback_ring_timeout(now, call, seq)
                 }
                 SwitchTimer::CallbackRetry { call } => self.callback_retry_due(now, call),
+                SwitchTimer::CampaignRetry => self.feed_campaigns(now),
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the
@@ -795,6 +802,10 @@ impl Switch {
                         ..
                     } => {
                         self.record_agent_state(now, &agent, &from, &to, duration_in_previous);
+                        if to == acd::AgentState::Ready {
+                            // A free agent may take the next campaign contact.
+                            self.feed_campaigns(now);
+                        }
                         return self.forget_retired_agent(now, &agent, &to);
                     }
                     event => tracing::debug!(?event, "acd event"),

@@ -115,6 +115,21 @@ pub struct Callback {
     pub dialled_at: Option<Instant>,
     /// The calling number the customer sees when the route sets none: the number they called.
     pub caller_id: String,
+    /// Its priority in the queue (campaign contacts wait below callers).
+    pub priority: i32,
+    /// Set on an attempt of a campaign contact.
+    pub campaign: Option<CampaignContact>,
+}
+
+/// Which campaign contact a callback entry is an attempt on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignContact {
+    pub campaign: u64,
+    pub name: String,
+    /// The contact's index in the campaign's list.
+    pub contact: usize,
+    /// Progressive mode: the agent's phone is asked to answer by itself.
+    pub progressive: bool,
 }
 
 /// Who asked for a callback, where, and when.
@@ -153,6 +168,8 @@ impl Callback {
             next_trunk: 0,
             dialled_at: None,
             caller_id: booking.caller_id,
+            priority: 0,
+            campaign: None,
         }
     }
 
@@ -252,6 +269,17 @@ impl CallbackBook {
                     .any(|leg| leg.call_id() == call_id)
             })
             .map(|c| c.id)
+    }
+
+    /// Entries of campaign `campaign` waiting in the ACD for an agent.
+    pub fn waiting_for_campaign(&self, campaign: u64) -> usize {
+        self.pending
+            .values()
+            .filter(|c| {
+                c.stage == Stage::Waiting
+                    && c.campaign.as_ref().is_some_and(|o| o.campaign == campaign)
+            })
+            .count()
     }
 
     /// Whether any callback has a SIP leg or media in flight (shutdown waits for those).

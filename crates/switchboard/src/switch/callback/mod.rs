@@ -70,7 +70,7 @@ impl Switch {
     }
 
     /// Puts a callback (back) in its queue at the caller's place.
-    fn enqueue_callback(&mut self, now: Instant, id: CallNumber) {
+    pub(super) fn enqueue_callback(&mut self, now: Instant, id: CallNumber) {
         let Some(callback) = self.callbacks.get_mut(id) else {
             return;
         };
@@ -78,7 +78,7 @@ impl Switch {
         let request = acd::CallRequest {
             id: acd::CallId(id),
             queue: acd::QueueId::from(callback.queue.as_str()),
-            priority: 0,
+            priority: callback.priority,
             preferred_agent: None,
             preferred_wait: None,
             waiting_since: Some(callback.place),
@@ -153,12 +153,29 @@ impl Switch {
             push_header(&mut headers, "Route", hop.clone());
         }
         // The phone's display shows whom the agent is about to call back.
+        let display = match &callback.campaign {
+            Some(origin) => format!("campaign {} {}", origin.name, callback.number),
+            None => format!("callback {}", callback.number),
+        };
         let from = format!(
-            "\"callback {}\" <sip:{}@{local_host}>;tag={}",
-            callback.number,
+            "\"{display}\" <sip:{}@{local_host}>;tag={}",
             callback.number,
             new_tag()
         );
+        if callback.campaign.as_ref().is_some_and(|o| o.progressive) {
+            // Progressive: the reserved agent's phone answers by itself, then the customer
+            // is dialled (the two header forms phones understand).
+            push_header(
+                &mut headers,
+                "Call-Info",
+                format!("<sip:{local_host}>;answer-after=0"),
+            );
+            push_header(
+                &mut headers,
+                "Alert-Info",
+                "<http://127.0.0.1/>;info=alert-autoanswer",
+            );
+        }
         headers.push(Header::From(rsip::headers::From::new(from)));
         headers.push(Header::To(rsip::headers::To::new(format!(
             "<sip:{sip_user}@{agent_host}>"
@@ -370,6 +387,11 @@ impl Switch {
             .get(id)
             .map(|c| c.number.clone())
             .unwrap_or_default();
+        if !self.may_dial(id) {
+            tracing::warn!(callback = id, %number, "on the do-not-call list: not dialled");
+            self.attempt_over(now, id, CallbackResult::Failed, None);
+            return;
+        }
         let routed = route::is_dialable(&number)
             .then(|| route::find(&self.config.routes, &number))
             .flatten();
@@ -772,7 +794,7 @@ impl Switch {
 
     /// The callback is over: its record is written (the `held` responses go out once it is
     /// durable) and it moves to the finished list.
-    fn finish_callback(
+    pub(super) fn finish_callback(
         &mut self,
         now: Instant,
         id: CallNumber,
@@ -782,6 +804,10 @@ impl Switch {
         let Some(callback) = self.callbacks.finish(now, id, outcome) else {
             return;
         };
+        if let Some(origin) = &callback.campaign {
+            let result = callback.attempts.last().map(|a| a.result);
+            self.campaign_attempt_ended(now, origin, result);
+        }
         if let Some(media) = callback.media {
             self.media.finish(id, media);
         }
@@ -860,6 +886,7 @@ impl Switch {
                 requested: callback.requested,
                 attempts: callback.attempts.clone(),
                 outcome,
+                campaign: callback.campaign.as_ref().map(|o| o.name.clone()),
             }),
         };
         if !held.is_empty() {
