@@ -8,10 +8,12 @@
 //! `GET /api/callbacks` shows it (to supervisors and admins only).
 
 use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::paths::switchboard_binary;
 use sip_tests::ports::free_port;
 use sip_tests::rtp::{event_code, pcmu_offer, RtpPeer, RtpStream};
 use sip_tests::uac::place_media_call;
@@ -80,6 +82,28 @@ fn callback_record(switchboard: &Switchboard) -> HarnessResult<Value> {
         .find(has_callback)
         .cloned()
         .ok_or_else(|| HarnessError::Unexpected("no callback record".into()))
+}
+
+/// `switchboard report` (table) over the CDRs of yesterday to tomorrow (UTC).
+fn text_report(switchboard: &Switchboard) -> HarnessResult<String> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let output = switchboard.dir().join("report.txt");
+    let run = Command::new(switchboard_binary()?)
+        .args(["report", "--dir"])
+        .arg(switchboard.cdr_dir())
+        .args(["--from", &today.previous_day().unwrap_or(today).to_string()])
+        .args(["--to", &today.next_day().unwrap_or(today).to_string()])
+        .args(["--format", "table", "--output"])
+        .arg(&output)
+        .output()
+        .map_err(|e| HarnessError::io("running switchboard report", e))?;
+    if !run.status.success() {
+        return Err(HarnessError::Unexpected(format!(
+            "switchboard report failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        )));
+    }
+    std::fs::read_to_string(&output).map_err(|e| HarnessError::io("reading the report", e))
 }
 
 fn callbacks(switchboard: &Switchboard) -> HarnessResult<Vec<Value>> {
@@ -166,6 +190,19 @@ fn a_callback_reserves_the_agent_then_dials_the_customer_and_retries_on_busy() -
         &[("result", "callback-connected")],
     );
     assert_eq!(connected, 1.0);
+
+    // The text report's Callbacks section: one request, connected after two attempts.
+    let report = text_report(&switchboard)?;
+    let section = report
+        .split("\nCallbacks\n")
+        .nth(1)
+        .ok_or_else(|| HarnessError::Unexpected(format!("no Callbacks section:\n{report}")))?;
+    let support: Vec<&str> = section
+        .lines()
+        .find(|line| line.starts_with("support"))
+        .map(|line| line.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(support, ["support", "1", "1", "0", "0", "2"], "{report}");
     Ok(())
 }
 
