@@ -4,7 +4,8 @@
 //! each dial; a progressive one asks the phone to answer at once (`answer-after=0`). In both
 //! the agent is reserved before the customer is dialled, a busy contact is retried after
 //! `retry_s` until `max_attempts`, and a number on the do-not-call list is never dialled.
-//! A contact list with bad rows is answered 400 naming the rows, and nothing is imported.
+//! So is a number of the site's `[outbound] dnc_file`. A contact list with bad rows is
+//! answered 400 naming the rows, and nothing is imported.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use serde_json::{json, Value};
 use sip_tests::cdr::{of_type, wait_for_records};
 use sip_tests::ports::free_port;
 use sip_tests::{
-    start_agent_for_calls, HarnessResult, Sipp, SippProcess, Switchboard, SwitchboardConfig,
+    start_agent_for_calls, HarnessError, HarnessResult, Sipp, SippProcess, Switchboard,
+    SwitchboardConfig,
 };
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -24,6 +26,10 @@ struct Carriers {
 }
 
 fn config(carriers: &Carriers) -> SwitchboardConfig {
+    config_with(carriers, "")
+}
+
+fn config_with(carriers: &Carriers, more: &str) -> SwitchboardConfig {
     let trunk = |name: &str, port: u16| {
         format!("[[trunk]]\nname = \"{name}\"\ngateway = \"127.0.0.1:{port}\"\n\n")
     };
@@ -40,6 +46,8 @@ fn config(carriers: &Carriers) -> SwitchboardConfig {
             route("2002", "busy"),
             route("2003", "answering"),
             route("2004", "silent"),
+            route("2005", "answering"),
+            more.to_owned(),
         ]
         .concat(),
         ..SwitchboardConfig::default()
@@ -185,7 +193,15 @@ fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -
         busy: free_port()?,
         silent: free_port()?,
     };
-    let switchboard = Switchboard::start(config(&carriers))?;
+    // 2005 is on the site's do-not-call file (and routable: only the list keeps it undialled).
+    let lists = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let dnc_file = lists.path().join("dnc.txt");
+    std::fs::write(&dnc_file, "# opted out\n2005\n")
+        .map_err(|e| HarnessError::io("writing the do-not-call file", e))?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!("[outbound]\ndnc_file = \"{}\"\n", dnc_file.display()),
+    ))?;
     // 2001 once, 2004 twice (no answer, then no answer on the retry).
     let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 3, WAIT)?;
     switchboard
@@ -199,7 +215,11 @@ fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -
         2,
     )?;
 
-    let id = start_campaign(&switchboard, "progressive", "number\n2001\n2003\n2004\n")?;
+    let id = start_campaign(
+        &switchboard,
+        "progressive",
+        "number\n2001\n2003\n2004\n2005\n",
+    )?;
     answering.wait()?.ensure_success()?;
     silent.wait()?.ensure_success()?;
     agent.wait()?.ensure_success()?;
@@ -214,6 +234,8 @@ fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -
         "{report}"
     );
     assert_eq!(contact(&report, "2003")["attempts"], 0, "{report}");
+    assert_eq!(contact(&report, "2005")["state"], "do-not-call", "{report}");
+    assert_eq!(contact(&report, "2005")["attempts"], 0, "{report}");
     Ok(())
 }
 

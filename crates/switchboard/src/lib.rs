@@ -9,6 +9,7 @@ pub mod caller_lookup;
 mod campaign_api;
 pub mod cdr_writer;
 pub mod config;
+pub mod do_not_call;
 pub mod emergency;
 pub mod http;
 pub mod http_limits;

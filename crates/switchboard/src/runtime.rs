@@ -204,6 +204,9 @@ pub async fn run_from_file(
         .clone()
         .map(|lookup| crate::caller_lookup::client::LookupClient::new(lookup, metrics.clone()));
     switch.use_client_certificates(transports.client_certificates());
+    if let Some(path) = &config.outbound.dnc_file {
+        switch.use_do_not_call(crate::do_not_call::load(path).map_err(anyhow::Error::msg)?);
+    }
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,

@@ -486,6 +486,7 @@ trunks = ["carrier-out"]
 max_concurrent = 20                         # default 100: calls out at once, all agents (0..=100000)
 max_per_agent = 1                           # default 1: calls out at once per agent (0..=100)
 daily_limit_per_agent = 200                 # optional: calls out an agent may start per UTC day
+dnc_file = "/etc/switchboard/dnc.txt"       # optional: do-not-call numbers (one a line, # comments) callbacks and campaigns never dial; read at start
 "#;
 
     #[test]

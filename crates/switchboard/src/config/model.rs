@@ -364,6 +364,8 @@ pub struct OutboundLimits {
     pub max_per_agent: usize,
     /// Calls out an agent may start per UTC day; `None` = no daily limit.
     pub daily_limit_per_agent: Option<u32>,
+    /// Numbers callbacks and campaigns never dial (read at start).
+    pub dnc_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboundLimits {
@@ -372,6 +374,7 @@ impl Default for OutboundLimits {
             max_concurrent: 100,
             max_per_agent: 1,
             daily_limit_per_agent: None,
+            dnc_file: None,
         }
     }
 }

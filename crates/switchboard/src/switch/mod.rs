@@ -835,6 +835,11 @@ const DRAINING_REASON: &str = "server is draining for shutdown";
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER";
 
+/// Whether a number is plausible to dial (digits, optional leading `+`).
+pub fn is_dialable(number: &str) -> bool {
+    outbound::route::is_dialable(number)
+}
+
 /// A random tag or Call-ID token: 64 bits of randomness in hex.
 pub fn new_tag() -> String {
     format!("{:016x}", rand::random::<u64>())

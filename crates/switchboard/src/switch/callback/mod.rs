@@ -48,6 +48,10 @@ impl Switch {
         let Some(queue) = self.config.queue(&origin.queue) else {
             return;
         };
+        if self.on_do_not_call_list(&origin.caller) {
+            tracing::warn!(call, number = %origin.caller, "callback not booked: the number is on the do-not-call list");
+            return;
+        }
         let id = self.next_call;
         self.next_call += 1;
         let booking = Booking {

@@ -77,6 +77,8 @@ pub struct Campaign {
 pub struct Campaigns {
     by_id: BTreeMap<u64, Campaign>,
     next_id: u64,
+    /// `[outbound] dnc_file`: never dialled by any callback or campaign.
+    do_not_call: HashSet<String>,
 }
 
 impl Campaigns {
@@ -86,6 +88,12 @@ impl Campaigns {
 }
 
 impl Switch {
+    /// The numbers of `[outbound] dnc_file`, read by the edge at start.
+    pub fn use_do_not_call(&mut self, numbers: HashSet<String>) {
+        tracing::info!(numbers = numbers.len(), "do-not-call list loaded");
+        self.campaigns.do_not_call = numbers;
+    }
+
     /// Runs a campaign command from the API; the answer is the campaign's report.
     pub fn campaign_command(
         &mut self,
@@ -93,7 +101,8 @@ impl Switch {
         command: CampaignCommand,
     ) -> Result<Value, CampaignError> {
         let id = match command {
-            CampaignCommand::Create(spec) => {
+            CampaignCommand::Create(mut spec) => {
+                spec.dnc.extend(self.campaigns.do_not_call.iter().cloned());
                 if self.config.queue(&spec.queue).is_none() {
                     return Err(CampaignError::UnknownQueue(spec.queue));
                 }
@@ -234,12 +243,20 @@ impl Switch {
         }
     }
 
-    /// Whether the customer of callback `id` may be dialled now: not on its campaign's
-    /// do-not-call list (checked right before every dial).
+    /// Whether `number` is on `[outbound] dnc_file`.
+    pub(super) fn on_do_not_call_list(&self, number: &str) -> bool {
+        self.campaigns.do_not_call.contains(number)
+    }
+
+    /// Whether the customer of callback `id` may be dialled now: not on `[outbound] dnc_file`
+    /// nor on its campaign's do-not-call list (checked right before every dial).
     pub(super) fn may_dial(&self, id: CallNumber) -> bool {
         let Some(callback) = self.callbacks.get(id) else {
             return false;
         };
+        if self.campaigns.do_not_call.contains(&callback.number) {
+            return false;
+        }
         match &callback.campaign {
             Some(origin) => self
                 .campaigns
