@@ -243,3 +243,45 @@ fn a_callback_is_given_up_after_its_last_attempt() -> HarnessResult<()> {
     assert_eq!(listed[0]["outcome"], "not-reached", "{listed:?}");
     Ok(())
 }
+
+#[test]
+fn a_callback_waits_for_its_queue_calling_window_to_open() -> HarnessResult<()> {
+    // Open only the day after tomorrow (UTC): closed for at least a day from now.
+    let day = time::OffsetDateTime::now_utc().date() + time::Duration::days(2);
+    let weekday = day.weekday().to_string()[..3].to_ascii_lowercase();
+    let carrier_port = free_port()?;
+    let mut config = config(carrier_port, 3);
+    config
+        .support_queue_lines
+        .push("callback_schedule = \"later\"".to_owned());
+    config.extra_toml.push_str(&format!(
+        "\n[[schedule]]\nname = \"later\"\ntime_zone = \"UTC\"\nopen = [\"{weekday} 00:00-24:00\"]\n"
+    ));
+    let switchboard = Switchboard::start(config)?;
+    let api = switchboard.api();
+    let _agent =
+        start_agent_for_calls(&switchboard, "1001", "callback_preview_answer.xml", 1, WAIT)?;
+    api.set_not_ready("1001", "break")?;
+    request_callback(&switchboard)?;
+    // Out of its window the callback does not wait in the queue: no agent is reserved for it.
+    let pending = api.wait_for("the callback waiting for its window", WAIT, || {
+        let listed = callbacks(&switchboard)?;
+        Ok(listed
+            .first()
+            .filter(|c| c["state"] == "retry-wait")
+            .cloned())
+    })?;
+    let opens_in = pending["next_attempt_in_s"].as_f64().unwrap_or_default();
+    assert!(opens_in > 86_000.0, "opens in {opens_in} s: {pending}");
+    assert_eq!(
+        pending["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "{pending}"
+    );
+    api.set_ready("1001")?;
+    let queue = api.queue("support")?;
+    assert_eq!(queue["waiting"], 0, "{queue}");
+    let agent = api.wait_for_agent_state("1001", "ready", WAIT)?;
+    assert_eq!(agent["state"], "ready", "{agent}");
+    Ok(())
+}

@@ -202,6 +202,9 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     if let (Some(queues), Some(numbers)) = (&queues, &numbers) {
         queue::check_callback_keys(d, queues, numbers);
     }
+    if let Some(queues) = &queues {
+        queue::check_callback_schedules(d, queues, &schedule_names);
+    }
     let security = security::read(d, &root);
     let lookup = lookup::read(d, &root);
     if let (Some(sip), Some(trunks)) = (&sip, &trunks) {
@@ -374,6 +377,7 @@ announce_every_s = 30                       # position + estimated wait announce
 callback_key = "*"                          # optional: key a waiting caller presses to be called back (answered callers only)
 callback_retry_s = 300                      # wait before dialling a callback customer again after busy/no answer (1..=86400)
 callback_max_attempts = 3                   # dial attempts per callback before it is given up (1..=20)
+callback_schedule = "office"                # optional: a [[schedule]]; callbacks are dialled only while it is open
 record = "25%"                              # none | all | NN% (default "none")
 answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
 priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)

@@ -498,6 +498,8 @@ pub struct QueueConfig {
     pub callback_retry: Duration,
     /// Attempts to reach a customer who asked for a callback before it is given up.
     pub callback_max_attempts: u32,
+    /// The `[[schedule]]` whose opening hours callbacks are dialled in; `None` = any time.
+    pub callback_schedule: Option<String>,
     /// Which calls of this queue are recorded.
     pub record: RecordPolicy,
     /// When a call sent straight to this queue by a number is answered.

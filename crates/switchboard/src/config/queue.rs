@@ -30,6 +30,7 @@ const KEYS: &[&str] = &[
     "callback_key",
     "callback_retry_s",
     "callback_max_attempts",
+    "callback_schedule",
     "record",
     "answer",
     "priority_aging_s",
@@ -102,6 +103,23 @@ fn check_overflow_loops(d: &mut Diagnostics<'_>, overflows: &[OverflowReference]
             }
             chain.push(&current.target);
             current = following;
+        }
+    }
+}
+
+/// Checks that every `callback_schedule` names a `[[schedule]]` (read after the queues).
+pub(super) fn check_callback_schedules(
+    d: &mut Diagnostics<'_>,
+    queues: &[QueueConfig],
+    schedules: &Declared<String>,
+) {
+    for (index, queue) in queues.iter().enumerate() {
+        if let Some(name) = &queue.callback_schedule {
+            let path = FieldPath::root()
+                .key("queue")
+                .index(index)
+                .key("callback_schedule");
+            schedules.check_reference(d, name, &path);
         }
     }
 }
@@ -208,6 +226,7 @@ fn queue(
     let callback_max_attempts = table.or(d, "callback_max_attempts", 3, |d, field| {
         field.integer(d, 1..=20)
     });
+    let callback_schedule = table.optional(d, "callback_schedule", |d, field| field.identifier(d));
     let record = table.or(d, "record", RecordPolicy::None, |d, field| {
         field.parsed(d, parse_record)
     });
@@ -269,6 +288,7 @@ fn queue(
         callback_key: callback_key?,
         callback_retry: callback_retry?,
         callback_max_attempts: callback_max_attempts?,
+        callback_schedule: callback_schedule?,
         record: record?,
         answer: answer?,
         priority_aging: priority_aging?,
@@ -562,6 +582,27 @@ mod tests {
                 "t.toml:4:20: queue[0].callback_retry_s: 0 out of range 1..=86400",
                 "t.toml:5:25: queue[0].callback_max_attempts: 21 out of range 1..=20",
             ]
+        );
+    }
+
+    #[test]
+    fn a_callback_schedule_names_a_schedule() {
+        let office = "[[schedule]]\nname = \"office\"\ntime_zone = \"UTC\"\nopen = [\"mon-fri 09:00-18:00\"]\n";
+        let config = valid(&format!("[[queue]]\nname = \"a\"\nskills = {{ s = 1 }}\ncallback_schedule = \"office\"\n[[queue]]\nname = \"b\"\nskills = {{ s = 1 }}\n{office}"));
+        assert_eq!(
+            config.queues[0].callback_schedule.as_deref(),
+            Some("office")
+        );
+        assert_eq!(config.queues[1].callback_schedule, None);
+        let errors = error_lines(&format!(
+            "[[queue]]\nname = \"a\"\nskills = {{ s = 1 }}\ncallback_schedule = \"night\"\n{office}"
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("t.toml:4:21: queue[0].callback_schedule: ")
+                && errors[0].contains("night")
+                && errors[0].contains("office"),
+            "{errors:?}"
         );
     }
 

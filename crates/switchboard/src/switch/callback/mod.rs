@@ -14,6 +14,9 @@
 //! Pending callbacks live in memory only: a restart loses them (documented).
 
 pub mod book;
+mod window;
+
+pub(super) use window::Window;
 
 use super::call::CallNumber;
 use super::outbound::route;
@@ -73,8 +76,55 @@ impl Switch {
         self.enqueue_callback(now, id);
     }
 
-    /// Puts a callback (back) in its queue at the caller's place.
+    /// The calling window of `queue` now (`None`: the queue has no `callback_schedule`).
+    pub(super) fn calling_window(&self, now: Instant, queue: &str) -> Option<window::Window> {
+        let name = self.config.queue(queue)?.callback_schedule.as_ref()?;
+        let schedule = self.config.schedules.iter().find(|s| &s.name == name)?;
+        let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
+        Some(window::at(&schedule.schedule, unix))
+    }
+
+    /// The instant `unix` (seconds since the epoch) falls on, on the monotonic clock.
+    pub(super) fn instant_of(&self, now: Instant, unix: i64) -> Instant {
+        let ahead = unix.saturating_sub(i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX));
+        now + std::time::Duration::from_secs(u64::try_from(ahead).unwrap_or(0))
+    }
+
+    /// Puts a callback (back) in its queue at the caller's place, when its queue's calling
+    /// window is open; otherwise it waits for the opening.
     pub(super) fn enqueue_callback(&mut self, now: Instant, id: CallNumber) {
+        let queue = match self.callbacks.get(id) {
+            Some(callback) => callback.queue.clone(),
+            None => return,
+        };
+        match self.calling_window(now, &queue) {
+            Some(window::Window::Closed { opens_at: None }) => {
+                tracing::warn!(callback = id, %queue, "the calling window never opens: callback cancelled");
+                self.finish_callback(now, id, CallbackOutcome::Cancelled, Vec::new());
+                return;
+            }
+            Some(window::Window::Closed {
+                opens_at: Some(opens),
+            }) => {
+                let at = self.instant_of(now, opens);
+                if let Some(callback) = self.callbacks.get_mut(id) {
+                    tracing::info!(callback = id, %queue, "calling window closed: the callback waits for it to open");
+                    callback.stage = Stage::RetryAt(at);
+                }
+                self.timers
+                    .schedule(at, SwitchTimer::CallbackRetry { call: id });
+                return;
+            }
+            Some(window::Window::Open {
+                closes_at: Some(closes),
+            }) => {
+                // Withdrawn at the closing if no agent has taken it by then.
+                let at = self.instant_of(now, closes);
+                self.timers
+                    .schedule(at, SwitchTimer::CallbackRetry { call: id });
+            }
+            Some(window::Window::Open { closes_at: None }) | None => {}
+        }
         let Some(callback) = self.callbacks.get_mut(id) else {
             return;
         };
@@ -637,14 +687,30 @@ impl Switch {
         }
     }
 
-    /// A callback's retry time has come: it waits in its queue again.
+    /// A callback's retry time (or its calling window's opening) has come: it waits in its
+    /// queue again. Or its window closed while it waited: it leaves the queue until the next
+    /// opening.
     pub(super) fn callback_retry_due(&mut self, now: Instant, id: CallNumber) {
-        let due = self
-            .callbacks
-            .get(id)
-            .is_some_and(|c| matches!(c.stage, Stage::RetryAt(at) if at <= now));
-        if due {
-            self.enqueue_callback(now, id);
+        let Some(callback) = self.callbacks.get(id) else {
+            return;
+        };
+        match callback.stage {
+            Stage::RetryAt(at) if at <= now => self.enqueue_callback(now, id),
+            Stage::Waiting => {
+                let queue = callback.queue.clone();
+                let closed = matches!(
+                    self.calling_window(now, &queue),
+                    Some(window::Window::Closed { .. })
+                );
+                if closed {
+                    tracing::info!(callback = id, %queue, "calling window closed: callback leaves the queue until it opens");
+                    if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
+                        self.apply_acd(now, actions);
+                    }
+                    self.enqueue_callback(now, id);
+                }
+            }
+            _ => {}
         }
     }
 

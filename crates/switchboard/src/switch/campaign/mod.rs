@@ -176,6 +176,17 @@ impl Switch {
                 continue;
             };
             let queue = campaign.queue.clone();
+            match self.calling_window(now, &queue) {
+                Some(super::callback::Window::Closed { opens_at }) => {
+                    // Nothing is dialled outside the window; look again when it opens.
+                    if let Some(opens) = opens_at {
+                        let at = self.instant_of(now, opens);
+                        self.timers.schedule(at, SwitchTimer::CampaignRetry);
+                    }
+                    continue;
+                }
+                Some(super::callback::Window::Open { .. }) | None => {}
+            }
             let ready = self
                 .acd
                 .queue_agent_counts(&acd::QueueId::from(queue.as_str()))
