@@ -285,3 +285,37 @@ fn a_callback_waits_for_its_queue_calling_window_to_open() -> HarnessResult<()> 
     assert_eq!(agent["state"], "ready", "{agent}");
     Ok(())
 }
+
+#[test]
+fn a_pending_callback_survives_a_restart() -> HarnessResult<()> {
+    let carrier_port = free_port()?;
+    let mut switchboard = Switchboard::start(config(carrier_port, 3))?;
+    let api = switchboard.api();
+    let _agent =
+        start_agent_for_calls(&switchboard, "1001", "callback_preview_answer.xml", 1, WAIT)?;
+    api.set_not_ready("1001", "break")?;
+    request_callback(&switchboard)?;
+    api.wait_for_queue("support", "waiting callback", WAIT, |q| {
+        q.get("waiting").and_then(Value::as_u64) == Some(1)
+    })?;
+    let before = callbacks(&switchboard)?;
+    // The journal next to the CDRs holds it before the process dies without warning.
+    let journal = switchboard.cdr_dir().join("callbacks.json");
+    api.wait_for("the callback journalled", WAIT, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        Ok(text.contains("\"2000\"").then_some(()))
+    })?;
+    switchboard.kill()?;
+    switchboard.restart()?;
+    let after = callbacks(&switchboard)?;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["state"], "waiting", "{after:?}");
+    assert_eq!(after[0]["number"], "2000", "{after:?}");
+    assert_eq!(
+        after[0]["requested_by"], before[0]["requested_by"],
+        "{after:?}"
+    );
+    let queue = api.queue("support")?;
+    assert_eq!(queue["waiting"], 1, "{queue}");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 pub mod acd_config;
 pub mod audit;
 pub mod audit_shipping;
+pub mod callback_journal;
 pub mod callback_report;
 pub mod caller_lookup;
 mod campaign_api;

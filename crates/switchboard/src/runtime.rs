@@ -198,6 +198,11 @@ pub async fn run_from_file(
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
     let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
     restore_sticky_routing(&mut switch, &config);
+    let callback_journal = crate::callback_journal::path(&config.cdr.dir);
+    switch.restore_callbacks(
+        Instant::now(),
+        crate::callback_journal::load(&callback_journal),
+    );
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let mut lookups = config
         .lookup
@@ -327,6 +332,11 @@ pub async fn run_from_file(
         }
         while let Some((record, token)) = switch.poll_cdr() {
             cdr.write(record, token);
+        }
+        if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
+            if let Err(error) = crate::callback_journal::save(&callback_journal, &pending) {
+                tracing::error!(%error, "pending callbacks not journalled");
+            }
         }
         while let Some(op) = switch.poll_media() {
             match media.apply(op) {

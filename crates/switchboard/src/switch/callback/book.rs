@@ -230,16 +230,64 @@ pub struct CallbackView {
     pub outcome: Option<CallbackOutcome>,
 }
 
+/// A caller's pending callback as journalled next to the CDRs, so a restart keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PendingCallback {
+    pub number: String,
+    pub queue: String,
+    pub requested_by: String,
+    /// When the caller asked, in seconds since the epoch.
+    pub requested_unix: i64,
+    /// How long the caller had waited for their place when the journal was written.
+    pub waited_s: u64,
+    pub caller_id: String,
+    pub attempts: Vec<CallbackAttempt>,
+}
+
 /// Every pending callback, and the latest finished ones.
 #[derive(Debug, Default)]
 pub struct CallbackBook {
     pending: BTreeMap<CallNumber, Callback>,
     finished: VecDeque<CallbackView>,
+    /// A callers' callback was booked, tried or finished since the journal was last taken.
+    journal_dirty: bool,
 }
 
 impl CallbackBook {
     pub fn insert(&mut self, callback: Callback) {
+        self.journal_dirty |= callback.campaign.is_none();
         self.pending.insert(callback.id, callback);
+    }
+
+    /// Notes that a callers' callback changed (an attempt ended).
+    pub fn touch(&mut self, id: CallNumber) {
+        self.journal_dirty |= self.pending.get(&id).is_some_and(|c| c.campaign.is_none());
+    }
+
+    /// The callers' pending callbacks (not campaign attempts) when they changed since the
+    /// last call; `waited` turns a callback's place into seconds waited.
+    pub fn take_journal(
+        &mut self,
+        waited: impl Fn(Instant) -> u64,
+    ) -> Option<Vec<PendingCallback>> {
+        if !std::mem::take(&mut self.journal_dirty) {
+            return None;
+        }
+        Some(
+            self.pending
+                .values()
+                .filter(|c| c.campaign.is_none())
+                .map(|c| PendingCallback {
+                    number: c.number.clone(),
+                    queue: c.queue.clone(),
+                    requested_by: c.requested_by.clone(),
+                    requested_unix: c.requested.unix_timestamp(),
+                    waited_s: waited(c.place),
+                    caller_id: c.caller_id.clone(),
+                    attempts: c.attempts.clone(),
+                })
+                .collect(),
+        )
     }
 
     pub fn contains(&self, id: CallNumber) -> bool {
@@ -297,6 +345,7 @@ impl CallbackBook {
         outcome: CallbackOutcome,
     ) -> Option<Callback> {
         let callback = self.pending.remove(&id)?;
+        self.journal_dirty |= callback.campaign.is_none();
         if self.finished.len() == FINISHED_KEPT {
             self.finished.pop_front();
         }

@@ -11,7 +11,8 @@
 //! `callback_max_attempts` attempts. Every attempt and the outcome go into one CDR per
 //! callback (`callback.attempts[]`, `callback.outcome`).
 //!
-//! Pending callbacks live in memory only: a restart loses them (documented).
+//! Callers' pending callbacks are handed to the edge whenever they change and journalled next
+//! to the CDRs (`callback_journal`), so a restart books them again.
 
 pub mod book;
 mod window;
@@ -22,7 +23,7 @@ use super::call::CallNumber;
 use super::outbound::route;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
-use book::{AfterFailure, Booking, Callback, CallbackView, OutgoingLeg, Stage};
+use book::{AfterFailure, Booking, Callback, CallbackView, OutgoingLeg, PendingCallback, Stage};
 use cdr::{
     CallRecord, CallbackAttempt, CallbackOutcome, CallbackResult, Direction, Disposition,
     HangupSide, Leg, LegRole, Record,
@@ -670,7 +671,9 @@ impl Switch {
             return;
         };
         callback.dialled_at = None;
-        match callback.attempt_failed(now, attempt) {
+        let after = callback.attempt_failed(now, attempt);
+        self.callbacks.touch(id);
+        match after {
             AfterFailure::RetryAt(at) => {
                 tracing::info!(
                     callback = id,
@@ -840,7 +843,8 @@ impl Switch {
         true
     }
 
-    /// Shutdown: callbacks in progress end now (recorded as cancelled unless connected).
+    /// Shutdown: a connected callback ends now; one being previewed or dialled drops its
+    /// legs. Callers' callbacks not yet made stay in the journal for the next start.
     pub(super) fn end_callbacks(&mut self, now: Instant) {
         for id in self.callbacks.ids() {
             let connected = self
@@ -848,12 +852,45 @@ impl Switch {
                 .get(id)
                 .is_some_and(|c| matches!(c.stage, Stage::Connected { .. }));
             self.drop_callback_legs(now, id);
-            let outcome = if connected {
-                CallbackOutcome::Connected
-            } else {
-                CallbackOutcome::Cancelled
+            if connected {
+                self.finish_callback(now, id, CallbackOutcome::Connected, Vec::new());
+            }
+        }
+    }
+
+    /// The callers' pending callbacks to journal, when they changed since the last call.
+    pub fn poll_callback_journal(&mut self, now: Instant) -> Option<Vec<PendingCallback>> {
+        self.callbacks
+            .take_journal(|place| now.saturating_duration_since(place).as_secs())
+    }
+
+    /// Books again the callbacks a previous run journalled: each waits in its queue as if its
+    /// caller had been waiting since then. A queue that is gone drops its callbacks (logged).
+    pub fn restore_callbacks(&mut self, now: Instant, pending: Vec<PendingCallback>) {
+        for saved in pending {
+            let Some(queue) = self.config.queue(&saved.queue) else {
+                tracing::warn!(number = %saved.number, queue = %saved.queue, "journalled callback dropped: its queue is gone");
+                continue;
             };
-            self.finish_callback(now, id, outcome, Vec::new());
+            let (max_attempts, retry) = (queue.callback_max_attempts, queue.callback_retry);
+            let id = self.next_call;
+            self.next_call += 1;
+            let booking = Booking {
+                number: saved.number,
+                queue: saved.queue,
+                requested_by: saved.requested_by,
+                requested: time::OffsetDateTime::from_unix_timestamp(saved.requested_unix)
+                    .unwrap_or_else(|_| self.wall(now)),
+                place: now
+                    .checked_sub(std::time::Duration::from_secs(saved.waited_s))
+                    .unwrap_or(now),
+                caller_id: saved.caller_id,
+            };
+            let mut callback = Callback::new(id, booking, max_attempts, retry);
+            callback.attempts = saved.attempts;
+            tracing::info!(callback = id, number = %callback.number, "journalled callback restored");
+            self.callbacks.insert(callback);
+            self.enqueue_callback(now, id);
         }
     }
 
