@@ -297,7 +297,7 @@ impl Api {
     }
 
     /// Re-reads until `check` returns a value; the last value seen goes into the timeout error.
-    fn wait_for<T: std::fmt::Debug>(
+    pub fn wait_for<T: std::fmt::Debug>(
         &self,
         what: &str,
         timeout: Duration,

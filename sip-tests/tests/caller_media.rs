@@ -1,8 +1,9 @@
 //! What a caller can do and hear before an agent answers, driven from a Rust trunk that sends
 //! its own RTP: in-band DTMF (no telephone-event) walks the IVR, the callback key leaves the
-//! queue with a callback request, a closed schedule plays `closed` and hangs up. Bad input on
-//! the way gets a clear answer: a non-SDP body gets 415, a garbled DTMF INFO gets 400, and a
-//! recording that cannot be written leaves the call running.
+//! queue with a callback request (a callback keeps its place), a closed schedule plays
+//! `closed` and hangs up. Bad input on the way gets a clear answer: a non-SDP body gets 415,
+//! a garbled DTMF INFO gets 400, and a recording that cannot be written leaves the call
+//! running.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -114,10 +115,12 @@ fn the_callback_key_leaves_the_queue_with_a_callback_request() -> HarnessResult<
     );
     assert_eq!(str_field(&record, "queue"), Some("support"), "{record}");
     assert_eq!(str_field(&record, "caller"), Some("2000"), "{record}");
+    // The caller's place is kept by the callback, which waits in the queue in their stead
+    // (sip-tests/tests/callbacks.rs follows it to the end).
     let queue = switchboard.api().queue("support")?;
     assert_eq!(
         queue.get("waiting").and_then(Value::as_u64),
-        Some(0),
+        Some(1),
         "{queue}"
     );
     Ok(())

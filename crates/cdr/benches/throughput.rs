@@ -159,6 +159,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         service_level_threshold_s: 20.0,
         direction: Default::default(),
         outbound: None,
+        callback: None,
     })
 }
 

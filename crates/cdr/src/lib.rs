@@ -55,9 +55,9 @@ mod timestamp;
 pub use forwarder::{ForwardError, ForwardProgress, Forwarder, ForwarderConfig};
 pub use journal::{replay, Journal, JournalConfig, JournalError, Replay, SkippedLines};
 pub use model::{
-    AgentState, AgentStateRecord, CallRecord, Conference, Direction, Disposition, HangupSide,
-    InvalidRecord, Leg, LegRole, OutboundCall, Record, Supervision, Transfer, TransferKind,
-    SHORT_ABANDON_THRESHOLD_S,
+    AgentState, AgentStateRecord, CallRecord, Callback, CallbackAttempt, CallbackOutcome,
+    CallbackResult, Conference, Direction, Disposition, HangupSide, InvalidRecord, Leg, LegRole,
+    OutboundCall, Record, Supervision, Transfer, TransferKind, SHORT_ABANDON_THRESHOLD_S,
 };
 pub use postgres::{PostgresConfig, PostgresError};
 pub use sink::{FileSink, FileSinkConfig, PostgresSink, PostgresSinkStats, Sink, SinkError};

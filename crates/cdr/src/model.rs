@@ -230,6 +230,75 @@ pub struct CallRecord {
     /// For a call out: what the agent dialled and where it went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<OutboundCall>,
+    /// For a callback a waiting caller asked for: every attempt to reach them and the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
+}
+
+/// A callback: the customer who pressed the callback key, each attempt to call them back
+/// (an agent reserved and accepting first, then the customer dialled) and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The number called back (the caller's number of the call that asked).
+    pub number: String,
+    /// The queue whose agents call back.
+    pub queue: String,
+    /// The id of the inbound call that asked for the callback.
+    pub requested_by: String,
+    /// When the caller asked.
+    #[serde(with = "crate::timestamp::required")]
+    pub requested: OffsetDateTime,
+    /// Every attempt to reach the customer, in order.
+    pub attempts: Vec<CallbackAttempt>,
+    /// How the callback ended.
+    pub outcome: CallbackOutcome,
+    /// The campaign whose contact this was an attempt on (`None`: a caller's callback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+}
+
+/// One attempt to reach a customer who asked for a callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackAttempt {
+    /// When the customer was dialled.
+    #[serde(with = "crate::timestamp::required")]
+    pub at: OffsetDateTime,
+    /// The agent who accepted the callback and was reserved for it.
+    pub agent: String,
+    /// The trunk that answered, or the last one tried.
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// What the customer's side answered.
+    pub result: CallbackResult,
+    /// The carrier's final status when it refused.
+    #[serde(default)]
+    pub sip_cause: Option<u16>,
+}
+
+/// What one callback attempt came to (`kebab-case` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallbackResult {
+    /// The customer answered and was connected to the agent.
+    Answered,
+    /// The customer's line was busy (486/600).
+    Busy,
+    /// Nobody answered (408, 480, 487, a timeout).
+    NoAnswer,
+    /// The call could not be placed (no route, every trunk failed, a refusal).
+    Failed,
+}
+
+/// How a callback ended (`kebab-case` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallbackOutcome {
+    /// The customer was reached and spoke to an agent.
+    Connected,
+    /// Every allowed attempt failed (`callback_max_attempts`).
+    NotReached,
+    /// Switchboard stopped before the callback was made (shutdown, queue removed, no route).
+    Cancelled,
 }
 
 /// Which way a call went (`kebab-case` in JSON).
@@ -558,6 +627,7 @@ pub(crate) mod fixtures {
             service_level_threshold_s: 20.0,
             direction: Default::default(),
             outbound: None,
+            callback: None,
         }
     }
 
@@ -701,6 +771,43 @@ mod tests {
         assert_eq!(call.disposition, Disposition::Rejected);
         assert!(call.legs.is_empty() && call.transfers.is_empty() && call.queue.is_none());
         assert_eq!(call.ended, time::macros::datetime!(2024-12-31 23:00:01 UTC));
+    }
+
+    #[test]
+    fn a_callback_record_keeps_its_attempts_and_outcome() {
+        let json = serde_json::to_value(Record::Call(answered_call())).unwrap();
+        assert!(json.get("callback").is_none(), "omitted on other calls");
+        let mut call = answered_call();
+        call.callback = Some(Callback {
+            number: "2000".into(),
+            queue: "support".into(),
+            requested_by: "sb-1-4".into(),
+            requested: time::macros::datetime!(2025-03-03 09:00:00 UTC),
+            attempts: vec![
+                CallbackAttempt {
+                    at: time::macros::datetime!(2025-03-03 09:01:00 UTC),
+                    agent: "1001".into(),
+                    trunk: Some("carrier".into()),
+                    result: CallbackResult::Busy,
+                    sip_cause: Some(486),
+                },
+                CallbackAttempt {
+                    at: time::macros::datetime!(2025-03-03 09:06:00 UTC),
+                    agent: "1001".into(),
+                    trunk: Some("carrier".into()),
+                    result: CallbackResult::NoAnswer,
+                    sip_cause: Some(408),
+                },
+            ],
+            outcome: CallbackOutcome::NotReached,
+            campaign: None,
+        });
+        let json = serde_json::to_value(Record::Call(call.clone())).unwrap();
+        assert_eq!(json["callback"]["outcome"], "not-reached");
+        assert_eq!(json["callback"]["attempts"][1]["result"], "no-answer");
+        assert_eq!(json["callback"]["attempts"][0]["sip_cause"], 486);
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, Record::Call(call));
     }
 
     #[test]

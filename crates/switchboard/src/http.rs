@@ -61,6 +61,18 @@ pub enum CallCommand {
         /// The outcome.
         reply: oneshot::Sender<Result<(), CallActionError>>,
     },
+    /// Create, start, pause or report a campaign; the answer is the campaign's report.
+    Campaign {
+        /// What to do.
+        command: crate::switch::campaign::CampaignCommand,
+        /// The report, or why not.
+        reply: oneshot::Sender<Result<Value, crate::switch::campaign::CampaignError>>,
+    },
+    /// Pending and recently finished callbacks.
+    Callbacks {
+        /// The answer.
+        reply: oneshot::Sender<Vec<crate::switch::callback::book::CallbackView>>,
+    },
 }
 
 #[derive(Clone)]
@@ -168,6 +180,7 @@ pub async fn serve(
         .route("/api/agents/{id}/state", post(set_state))
         .route("/api/queues", get(list_queues))
         .route("/api/calls", get(list_calls))
+        .route("/api/callbacks", get(list_callbacks))
         .route("/api/calls/{id}/hold", post(hold_call))
         .route("/api/calls/{id}/resume", post(resume_call))
         .route("/api/calls/{id}/transfer", post(transfer_call))
@@ -186,6 +199,7 @@ pub async fn serve(
         .route("/api/audit", get(read_audit))
         .route("/api/reload", post(reload))
         .merge(crate::web::router())
+        .merge(crate::campaign_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -543,6 +557,35 @@ async fn list_calls(
     };
     audit(&state, &caller, "calls-read", target, &outcome).await;
     Ok(Json(json!({ "calls": outcome? })))
+}
+
+/// `GET /api/callbacks` (supervisor, admin): callbacks waiting, being made and finished.
+async fn list_callbacks(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, peer)?;
+    if !matches!(caller.role, ApiRole::Admin | ApiRole::Supervisor) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins and supervisors list callbacks",
+        ));
+    }
+    let (reply, answer) = oneshot::channel();
+    state
+        .calls
+        .send(CallCommand::Callbacks { reply })
+        .await
+        .map_err(|_| stopping())?;
+    let mut callbacks = answer.await.map_err(|_| stopping())?;
+    if masks_caller(&state.node.config.current(), &caller.role) {
+        for callback in &mut callbacks {
+            callback.number = mask_number(&callback.number);
+        }
+    }
+    Ok(Json(json!({ "callbacks": callbacks })))
 }
 
 /// The calls `role` may see, callers' numbers masked as `[http] mask_caller_for` says.

@@ -4,9 +4,13 @@
 pub mod acd_config;
 pub mod audit;
 pub mod audit_shipping;
+pub mod callback_journal;
+pub mod callback_report;
 pub mod caller_lookup;
+mod campaign_api;
 pub mod cdr_writer;
 pub mod config;
+pub mod do_not_call;
 pub mod emergency;
 pub mod http;
 pub mod http_limits;

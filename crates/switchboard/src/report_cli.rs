@@ -130,7 +130,29 @@ fn write_call_sections(
         return Ok(());
     }
     write_wrap_ups(request, query, out)?;
-    write_transfers(&report.agent_transfers, out)
+    write_transfers(&report.agent_transfers, out)?;
+    write_callbacks(request, query, out)
+}
+
+/// Callbacks asked for and how they ended, per queue; nothing when none was asked for.
+fn write_callbacks(
+    request: &ReportRequest,
+    query: &ReportQuery,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let scan = cdr::report::CallScan {
+        from: query.from,
+        to: query.to,
+        queue: query.queue.as_deref(),
+        agent: query.agent.as_deref(),
+    };
+    let mut by_queue = std::collections::BTreeMap::new();
+    scan.each_call(&request.dir, &mut |call| {
+        crate::callback_report::count(call, &mut by_queue)
+    })
+    .map_err(|e| anyhow::anyhow!("reading callbacks: {e}"))?;
+    crate::callback_report::write(&by_queue, out)?;
+    Ok(())
 }
 
 /// The wrap-up codes the agents filed for the report's calls (`<dir>/wrap-up.jsonl`, joined by

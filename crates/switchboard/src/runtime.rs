@@ -204,12 +204,20 @@ pub async fn run_from_file(
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
     let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
     restore_sticky_routing(&mut switch, &config);
+    let callback_journal = crate::callback_journal::path(&config.cdr.dir);
+    switch.restore_callbacks(
+        Instant::now(),
+        crate::callback_journal::load(&callback_journal),
+    );
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let mut lookups = config
         .lookup
         .clone()
         .map(|lookup| crate::caller_lookup::client::LookupClient::new(lookup, metrics.clone()));
     switch.use_client_certificates(transports.client_certificates());
+    if let Some(path) = &config.outbound.dnc_file {
+        switch.use_do_not_call(crate::do_not_call::load(path).map_err(anyhow::Error::msg)?);
+    }
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,
@@ -321,6 +329,12 @@ pub async fn run_from_file(
                 CallCommand::Act { call, action, reply } => {
                     let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
                 }
+                CallCommand::Campaign { command, reply } => {
+                    let _ = reply.send(switch.campaign_command(Instant::now(), command));
+                }
+                CallCommand::Callbacks { reply } => {
+                    let _ = reply.send(switch.callbacks(Instant::now()));
+                }
             },
             Some(finished) = lookup_rx.recv() => {
                 let now = Instant::now();
@@ -345,6 +359,11 @@ pub async fn run_from_file(
         }
         while let Some((record, token)) = switch.poll_cdr() {
             cdr.write(record, token);
+        }
+        if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
+            if let Err(error) = crate::callback_journal::save(&callback_journal, &pending) {
+                tracing::error!(%error, "pending callbacks not journalled");
+            }
         }
         while let Some(op) = switch.poll_media() {
             match media.apply(op) {

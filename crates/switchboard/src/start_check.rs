@@ -49,6 +49,21 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
             ));
         }
     }
+    // `run` reads the do-not-call list before it serves: a number it cannot read is one it
+    // might dial.
+    if let Some(Err(error)) = config
+        .outbound
+        .dnc_file
+        .as_deref()
+        .map(crate::do_not_call::load)
+    {
+        return Err(config::error_at(
+            source_name,
+            text,
+            &["outbound", "dnc_file"],
+            error,
+        ));
+    }
     // `run` loads every prompt set before it serves; an unreadable folder or a WAV file that
     // is not a usable prompt stops it, so it is a configuration error here too.
     let library = match PromptLibrary::load(
@@ -98,6 +113,33 @@ mod tests {
         assert_eq!(
             errors.to_string(),
             "t.toml:2:15: media.prompts_dir: prompts folder /nonexistent/prompts does not exist or is not a folder"
+        );
+    }
+
+    #[test]
+    fn a_bad_do_not_call_file_is_a_located_configuration_error() {
+        let errors = load_str(
+            "t.toml",
+            "[outbound]\ndnc_file = \"/nonexistent/dnc.txt\"\n",
+        )
+        .expect_err("the file does not exist");
+        assert!(
+            errors
+                .to_string()
+                .starts_with("t.toml:2:12: outbound.dnc_file: cannot read /nonexistent/dnc.txt"),
+            "{errors}"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dnc.txt");
+        std::fs::write(&path, "2001\nnobody\n").expect("write");
+        let text = format!("[outbound]\ndnc_file = \"{}\"\n", path.display());
+        let errors = load_str("t.toml", &text).expect_err("line 2 is not a number");
+        assert_eq!(
+            errors.to_string(),
+            format!(
+                "t.toml:2:12: outbound.dnc_file: {}:2: \"nobody\" is not a number",
+                path.display()
+            )
         );
     }
 

@@ -125,6 +125,7 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
         service_level_threshold_s: if queue == "vip" { 10.0 } else { 20.0 },
         direction: Default::default(),
         outbound: None,
+        callback: None,
     })
 }
 

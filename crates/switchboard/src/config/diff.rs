@@ -113,6 +113,9 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
     if old.http.listen != new.http.listen {
         needs("http.listen".to_owned(), BOUND_AT_START);
     }
+    if old.outbound.dnc_file != new.outbound.dnc_file {
+        needs("outbound.dnc_file".to_owned(), BUILT_AT_START);
+    }
     if old.http.tls != new.http.tls {
         needs("http.tls_cert".to_owned(), BOUND_AT_START);
     }
@@ -416,6 +419,14 @@ mod tests {
             .map(|n| n.key)
             .collect();
         assert_eq!(keys, ["queue.support.skills"]);
+    }
+
+    #[test]
+    fn a_new_do_not_call_file_needs_a_restart() {
+        let new = BASE.to_owned() + "[outbound]\ndnc_file = \"/etc/switchboard/dnc.txt\"\n";
+        let refused = changes(&new).expect_err("needs a restart");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].key, "outbound.dnc_file");
     }
 
     #[test]

@@ -202,6 +202,9 @@ fn read_config(d: &mut Diagnostics<'_>, root: &toml_edit::Table) -> Option<Confi
     if let (Some(queues), Some(numbers)) = (&queues, &numbers) {
         queue::check_callback_keys(d, queues, numbers);
     }
+    if let Some(queues) = &queues {
+        queue::check_callback_schedules(d, queues, &schedule_names);
+    }
     let security = security::read(d, &root);
     let lookup = lookup::read(d, &root);
     if let (Some(sip), Some(trunks)) = (&sip, &trunks) {
@@ -381,6 +384,9 @@ preferred_agent_wait_s = 15                 # wait for the caller's previous age
 music_on_hold = "moh"                       # prompt looped to waiting callers (default "moh")
 announce_every_s = 30                       # position + estimated wait announcement (0 = never; 0..=3600)
 callback_key = "*"                          # optional: key a waiting caller presses to be called back (answered callers only)
+callback_retry_s = 300                      # wait before dialling a callback customer again after busy/no answer (1..=86400)
+callback_max_attempts = 3                   # dial attempts per callback before it is given up (1..=20)
+callback_schedule = "office"                # optional: a [[schedule]]; callbacks are dialled only while it is open
 record = "25%"                              # none | all | NN% (default "none")
 answer = "on-queue"                         # on-agent (default: ring until an agent answers) | on-queue (answer + MOH)
 priority_aging_s = 30                       # waiting that counts as one priority point (0 = strict priority; 0..=86400)
@@ -493,6 +499,7 @@ trunks = ["carrier-out"]
 max_concurrent = 20                         # default 100: calls out at once, all agents (0..=100000)
 max_per_agent = 1                           # default 1: calls out at once per agent (0..=100)
 daily_limit_per_agent = 200                 # optional: calls out an agent may start per UTC day
+dnc_file = "/etc/switchboard/dnc.txt"       # optional: do-not-call numbers (one a line, # comments) callbacks and campaigns never dial; read at start
 "#;
 
     #[test]

@@ -375,6 +375,8 @@ pub struct OutboundLimits {
     pub max_per_agent: usize,
     /// Calls out an agent may start per UTC day; `None` = no daily limit.
     pub daily_limit_per_agent: Option<u32>,
+    /// Numbers callbacks and campaigns never dial (read at start).
+    pub dnc_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OutboundLimits {
@@ -383,6 +385,7 @@ impl Default for OutboundLimits {
             max_concurrent: 100,
             max_per_agent: 1,
             daily_limit_per_agent: None,
+            dnc_file: None,
         }
     }
 }
@@ -502,6 +505,12 @@ pub struct QueueConfig {
     pub announce_every: Option<Duration>,
     /// DTMF key that lets a waiting caller leave the queue with a callback request.
     pub callback_key: Option<char>,
+    /// How long after an unanswered or busy callback attempt the customer is dialled again.
+    pub callback_retry: Duration,
+    /// Attempts to reach a customer who asked for a callback before it is given up.
+    pub callback_max_attempts: u32,
+    /// The `[[schedule]]` whose opening hours callbacks are dialled in; `None` = any time.
+    pub callback_schedule: Option<String>,
     /// Which calls of this queue are recorded.
     pub record: RecordPolicy,
     /// When a call sent straight to this queue by a number is answered.

@@ -15,7 +15,12 @@ const ROUTE_KEYS: &[&str] = &[
     "caller_id",
 ];
 
-const LIMIT_KEYS: &[&str] = &["max_concurrent", "max_per_agent", "daily_limit_per_agent"];
+const LIMIT_KEYS: &[&str] = &[
+    "max_concurrent",
+    "max_per_agent",
+    "daily_limit_per_agent",
+    "dnc_file",
+];
 
 /// Reads every `[[route]]`; each trunk named must exist and have a `gateway`.
 /// `None` means an error was recorded.
@@ -132,10 +137,20 @@ pub(super) fn read_limits(
     let daily = section.or(d, "daily_limit_per_agent", None, |d, field| {
         field.integer(d, 0..=1_000_000).map(Some)
     });
+    let dnc_file = section.optional(d, "dnc_file", |d, field| {
+        field.parsed(d, |text| {
+            if text.trim().is_empty() {
+                Err("must name a file of numbers, one a line".to_owned())
+            } else {
+                Ok(std::path::PathBuf::from(text))
+            }
+        })
+    });
     Some(OutboundLimits {
         max_concurrent: max_concurrent?,
         max_per_agent: max_per_agent?,
         daily_limit_per_agent: daily?,
+        dnc_file: dnc_file?,
     })
 }
 
@@ -201,6 +216,16 @@ mod tests {
         assert_eq!(config.outbound.max_concurrent, 5);
         assert_eq!(config.outbound.max_per_agent, 2);
         assert_eq!(config.outbound.daily_limit_per_agent, Some(50));
+        assert_eq!(config.outbound.dnc_file, None);
+        let config = valid("[outbound]\ndnc_file = \"/etc/switchboard/dnc.txt\"\n");
+        assert_eq!(
+            config.outbound.dnc_file.as_deref(),
+            Some(std::path::Path::new("/etc/switchboard/dnc.txt"))
+        );
+        assert_eq!(
+            error_lines("[outbound]\ndnc_file = \"\"\n"),
+            vec!["t.toml:2:12: outbound.dnc_file: must name a file of numbers, one a line"]
+        );
         assert_eq!(
             error_lines("[outbound]\nmax_per_agent = -1\n"),
             vec!["t.toml:2:17: outbound.max_per_agent: -1 out of range 0..=100"]

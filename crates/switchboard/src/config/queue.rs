@@ -28,6 +28,9 @@ const KEYS: &[&str] = &[
     "music_on_hold",
     "announce_every_s",
     "callback_key",
+    "callback_retry_s",
+    "callback_max_attempts",
+    "callback_schedule",
     "record",
     "answer",
     "priority_aging_s",
@@ -100,6 +103,23 @@ fn check_overflow_loops(d: &mut Diagnostics<'_>, overflows: &[OverflowReference]
             }
             chain.push(&current.target);
             current = following;
+        }
+    }
+}
+
+/// Checks that every `callback_schedule` names a `[[schedule]]` (read after the queues).
+pub(super) fn check_callback_schedules(
+    d: &mut Diagnostics<'_>,
+    queues: &[QueueConfig],
+    schedules: &Declared<String>,
+) {
+    for (index, queue) in queues.iter().enumerate() {
+        if let Some(name) = &queue.callback_schedule {
+            let path = FieldPath::root()
+                .key("queue")
+                .index(index)
+                .key("callback_schedule");
+            schedules.check_reference(d, name, &path);
         }
     }
 }
@@ -197,6 +217,16 @@ fn queue(
     let callback_key = table.optional(d, "callback_key", |d, field| {
         field.parsed(d, parse_dtmf_key)
     });
+    let callback_retry = table.or(
+        d,
+        "callback_retry_s",
+        Duration::from_secs(300),
+        |d, field| field.seconds(d, 1..=ONE_DAY_S),
+    );
+    let callback_max_attempts = table.or(d, "callback_max_attempts", 3, |d, field| {
+        field.integer(d, 1..=20)
+    });
+    let callback_schedule = table.optional(d, "callback_schedule", |d, field| field.identifier(d));
     let record = table.or(d, "record", RecordPolicy::None, |d, field| {
         field.parsed(d, parse_record)
     });
@@ -256,6 +286,9 @@ fn queue(
         music_on_hold: music_on_hold?,
         announce_every: announce_every?,
         callback_key: callback_key?,
+        callback_retry: callback_retry?,
+        callback_max_attempts: callback_max_attempts?,
+        callback_schedule: callback_schedule?,
         record: record?,
         answer: answer?,
         priority_aging: priority_aging?,
@@ -530,6 +563,46 @@ mod tests {
                 "t.toml:4:20: queue[0].priority_aging_s: -1 out of range 0..=86400",
                 "t.toml:5:25: queue[0].initial_handle_time_s: 0 out of range 1..=86400",
             ]
+        );
+    }
+
+    #[test]
+    fn callback_retry_and_attempts_default_parse_and_are_checked() {
+        let config = valid("[[queue]]\nname = \"a\"\nskills = { s = 1 }\n[[queue]]\nname = \"b\"\nskills = { s = 1 }\ncallback_retry_s = 90\ncallback_max_attempts = 5\n");
+        let [a, b] = config.queues.as_slice() else {
+            panic!("two queues");
+        };
+        assert_eq!(a.callback_retry, Duration::from_secs(300));
+        assert_eq!(a.callback_max_attempts, 3);
+        assert_eq!(b.callback_retry, Duration::from_secs(90));
+        assert_eq!(b.callback_max_attempts, 5);
+        assert_eq!(
+            error_lines("[[queue]]\nname = \"a\"\nskills = { s = 1 }\ncallback_retry_s = 0\ncallback_max_attempts = 21\n"),
+            vec![
+                "t.toml:4:20: queue[0].callback_retry_s: 0 out of range 1..=86400",
+                "t.toml:5:25: queue[0].callback_max_attempts: 21 out of range 1..=20",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_callback_schedule_names_a_schedule() {
+        let office = "[[schedule]]\nname = \"office\"\ntime_zone = \"UTC\"\nopen = [\"mon-fri 09:00-18:00\"]\n";
+        let config = valid(&format!("[[queue]]\nname = \"a\"\nskills = {{ s = 1 }}\ncallback_schedule = \"office\"\n[[queue]]\nname = \"b\"\nskills = {{ s = 1 }}\n{office}"));
+        assert_eq!(
+            config.queues[0].callback_schedule.as_deref(),
+            Some("office")
+        );
+        assert_eq!(config.queues[1].callback_schedule, None);
+        let errors = error_lines(&format!(
+            "[[queue]]\nname = \"a\"\nskills = {{ s = 1 }}\ncallback_schedule = \"night\"\n{office}"
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("t.toml:4:21: queue[0].callback_schedule: ")
+                && errors[0].contains("night")
+                && errors[0].contains("office"),
+            "{errors:?}"
         );
     }
 

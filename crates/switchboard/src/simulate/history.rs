@@ -280,6 +280,7 @@ mod tests {
             service_level_threshold_s: 20.0,
             direction: Default::default(),
             outbound: None,
+            callback: None,
         }
     }
 

@@ -923,6 +923,9 @@ impl Switch {
                 trunk,
                 authenticated,
             }) => self.on_carrier_register_response(now, trunk, authenticated, &response),
+            Some(ClientPurpose::CallbackInvite { call, seq }) => {
+                self.on_callback_response(now, call, seq, response, source)
+            }
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
             None => self.on_stray_response(response),
         }
@@ -1226,6 +1229,9 @@ impl Switch {
             Some(ClientPurpose::CarrierRegister { trunk, .. }) => {
                 tracing::warn!(trunk, "the carrier did not answer the REGISTER");
                 self.retry_carrier_registration(now, trunk)
+            }
+            Some(ClientPurpose::CallbackInvite { call, seq }) => {
+                self.on_callback_timeout(now, call, seq)
             }
             _ => {}
         }

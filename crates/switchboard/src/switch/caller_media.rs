@@ -347,6 +347,8 @@ impl Switch {
         if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
             self.apply_acd(now, actions);
         }
+        // The caller's place passes to a callback entry that waits in the queue instead.
+        self.book_callback(now, id);
         self.say_goodbye(id, "callback-registered", EndCause::CallbackRequested);
     }
 

@@ -159,6 +159,7 @@ impl Switch {
             service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
             direction: Default::default(),
             outbound: None,
+            callback: None,
         };
         if !held.is_empty() {
             self.held_responses.insert(call.id, held);

@@ -67,6 +67,9 @@ impl Switch {
         let Some((key, request)) = self.on_outbound_in_dialog(now, key, request) else {
             return;
         };
+        let Some((key, request)) = self.on_callback_in_dialog(now, key, request) else {
+            return;
+        };
         let Some((id, side)) = self.locate(&request) else {
             self.reply_error(now, &key, &request, 481, "no such dialog");
             return;

@@ -49,7 +49,7 @@ impl Switch {
                     );
                     self.metrics.media_timeouts.inc();
                     self.end_call(now, call, EndCause::MediaTimeout);
-                } else {
+                } else if !self.callback_media_timeout(now, call) {
                     self.call_out_media_timeout(now, call);
                 }
             }

@@ -9,8 +9,10 @@ mod admission;
 pub mod b2bua;
 pub mod call;
 mod call_index;
+pub mod callback;
 mod caller_lookup;
 mod caller_media;
+pub mod campaign;
 mod cdr;
 pub mod command;
 pub mod consult;
@@ -188,6 +190,12 @@ enum SwitchTimer {
     CarrierRegister { trunk: usize },
     /// A port pair found held by another process may go back to the pool.
     PortQuarantineOver { pair: media::PortPair },
+    /// INVITE `seq` of a callback (to the agent or the customer) rang long enough.
+    CallbackRing { call: CallNumber, seq: u32 },
+    /// A callback's next attempt is due.
+    CallbackRetry { call: CallNumber },
+    /// A campaign contact's retry may be due.
+    CampaignRetry,
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -215,6 +223,8 @@ enum ClientPurpose {
     /// A REGISTER to the carrier of `[[trunk]]` number `trunk`; `authenticated`: it already
     /// answers a challenge.
     CarrierRegister { trunk: usize, authenticated: bool },
+    /// INVITE `seq` of a callback: the agent's preview or the customer's call.
+    CallbackInvite { call: CallNumber, seq: u32 },
 }
 
 /// Per-agent facts call control needs beyond the ACD: how to reach and authenticate them,
@@ -299,6 +309,10 @@ pub struct Switch {
     lookups_out: VecDeque<crate::caller_lookup::LookupRequest>,
     /// Agents' calls out in progress.
     outbound: outbound::call::OutboundCalls,
+    /// Callbacks waiting, being made, and recently finished.
+    callbacks: callback::book::CallbackBook,
+    /// Return-visit campaigns.
+    campaigns: campaign::Campaigns,
 }
 
 impl Switch {
@@ -360,6 +374,8 @@ impl Switch {
             sticky: crate::sticky_routing::StickyIndex::for_settings(&config.acd),
             lookups_out: VecDeque::new(),
             outbound: Default::default(),
+            callbacks: Default::default(),
+            campaigns: Default::default(),
             config,
             local,
             txn,
@@ -469,6 +485,11 @@ impl Switch {
                     self.register_with_carrier(now, trunk, None)
                 }
                 SwitchTimer::PortQuarantineOver { pair } => self.media.release_quarantined(pair),
+                SwitchTimer::CallbackRing { call, seq } => {
+                    self.callback_ring_timeout(now, call, seq)
+                }
+                SwitchTimer::CallbackRetry { call } => self.callback_retry_due(now, call),
+                SwitchTimer::CampaignRetry => self.feed_campaigns(now),
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the
@@ -480,6 +501,7 @@ impl Switch {
                         self.end_call(now, call, b2bua::EndCause::Shutdown);
                     }
                     self.end_calls_out(now);
+                    self.end_callbacks(now);
                 }
             }
             self.process_transaction_events(now);
@@ -505,6 +527,7 @@ impl Switch {
         self.draining
             && self.calls.is_empty()
             && self.outbound.is_empty()
+            && !self.callbacks.has_live_legs()
             && (self.client_txns.is_empty() || self.drain_grace_over)
             && self.feature_dialogs.is_empty()
             && self.held_responses.is_empty()
@@ -761,6 +784,20 @@ impl Switch {
 
     fn apply_one(&mut self, now: Instant, action: acd::Action) -> Vec<acd::Action> {
         match action {
+            acd::Action::Offer { call, agent, .. } if self.is_callback(call.0) => {
+                return self.preview_callback(now, call.0, agent)
+            }
+            acd::Action::Timeout { call, .. } | acd::Action::Rejected { call, .. }
+                if self.is_callback(call.0) =>
+            {
+                let rejected = matches!(action, acd::Action::Rejected { .. });
+                self.callback_left_queue(now, call.0, rejected)
+            }
+            acd::Action::Overflow { call, to, .. } if self.is_callback(call.0) => {
+                if let Some(callback) = self.callbacks.get_mut(call.0) {
+                    callback.queue = to.to_string();
+                }
+            }
             acd::Action::Offer { call, agent, .. } => return self.offer(now, call.0, agent),
             acd::Action::SetTimer { timer, at } => {
                 self.timers.schedule(at, SwitchTimer::Acd(timer))
@@ -790,6 +827,10 @@ impl Switch {
                         ..
                     } => {
                         self.record_agent_state(now, &agent, &from, &to, duration_in_previous);
+                        if to == acd::AgentState::Ready {
+                            // A free agent may take the next campaign contact.
+                            self.feed_campaigns(now);
+                        }
                         return self.forget_retired_agent(now, &agent, &to);
                     }
                     event => tracing::debug!(?event, "acd event"),
@@ -818,6 +859,11 @@ impl Switch {
 const DRAINING_REASON: &str = "server is draining for shutdown";
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER";
+
+/// Whether a number is plausible to dial (digits, optional leading `+`).
+pub fn is_dialable(number: &str) -> bool {
+    outbound::route::is_dialable(number)
+}
 
 /// A random tag or Call-ID token: 64 bits of randomness in hex.
 pub fn new_tag() -> String {

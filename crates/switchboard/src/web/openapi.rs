@@ -47,6 +47,36 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/api/campaigns",
+        "Create a campaign: {name, queue, mode: preview|progressive, max_attempts, retry_s, caller_id, contacts_csv, dnc: [numbers]}; 201 with its report; bad CSV rows: 400 bad_rows listing {row, reason}, nothing imported",
+        "supervisor, admin",
+    ),
+    (
+        "get",
+        "/api/campaigns/{id}",
+        "A campaign's report: running, tally per contact state, every contact with attempts and last result",
+        "supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/campaigns/{id}/start",
+        "Start (or resume) dialling a campaign",
+        "supervisor, admin",
+    ),
+    (
+        "post",
+        "/api/campaigns/{id}/pause",
+        "Pause a campaign: contacts still waiting for an agent go back to the list",
+        "supervisor, admin",
+    ),
+    (
+        "get",
+        "/api/callbacks",
+        "Callbacks pending (waiting, preview, dialling, connected, retry-wait) and recently finished, with attempts[] and outcome",
+        "supervisor, admin",
+    ),
+    (
+        "post",
         "/api/calls/{id}/hold",
         "Put a connected call on hold",
         "agent (own call), supervisor, admin",
@@ -253,6 +283,7 @@ mod tests {
         let document = build();
         let mut routes = routes_in(include_str!("../http.rs"));
         routes.extend(routes_in(include_str!("mod.rs")));
+        routes.extend(routes_in(include_str!("../campaign_api.rs")));
         assert!(routes.len() >= 30, "found only {routes:?}");
         for (method, path) in &routes {
             assert!(

@@ -33,7 +33,10 @@ use std::time::Instant;
 const FINAL_CARRIER_STATUSES: &[u16] = &[404, 484, 485, 486, 600, 603];
 
 /// Where requests to a trunk's gateway go, and over what.
-fn gateway_peer(address: std::net::SocketAddr, transport: crate::config::GatewayTransport) -> Peer {
+pub(super) fn gateway_peer(
+    address: std::net::SocketAddr,
+    transport: crate::config::GatewayTransport,
+) -> Peer {
     match transport {
         crate::config::GatewayTransport::Udp => Peer::udp(address),
         crate::config::GatewayTransport::Tcp => Peer::tcp(address),
@@ -792,6 +795,7 @@ impl Switch {
                 trunk: call.last_trunk.clone(),
                 attempts: call.attempts,
             }),
+            callback: None,
         };
         if !held.is_empty() {
             self.held_responses.insert(call.id, held);

@@ -1,0 +1,409 @@
+//! A campaign's contact list and the dialler's decisions over it, without I/O: which contacts
+//! to hand to the ACD now (at most one per Ready agent), what an attempt's result does to a
+//! contact (done, or due again after the retry delay), and the do-not-call check made before
+//! every dial. Call control feeds it events (started, agent Ready, attempt ended, retry due).
+
+use cdr::CallbackResult;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Rows over this are refused (the upload is answered 400).
+pub const MAX_CONTACTS: usize = 100_000;
+
+/// How a campaign's agents meet its contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The agent's phone rings with the contact (`campaign <number>`); answering accepts and
+    /// the customer is dialled; declining hands the contact to another agent.
+    Preview,
+    /// The agent's phone is told to answer at once (`Call-Info: answer-after=0`) and the
+    /// customer is dialled as soon as it has: a Ready agent is always reserved before a dial,
+    /// so no customer is ever connected without an agent.
+    Progressive,
+}
+
+/// Where a contact stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContactState {
+    /// Not dialled yet, or due again.
+    Pending,
+    /// Handed to the ACD (waiting for an agent, or being dialled).
+    InProgress,
+    /// Waiting for its retry delay.
+    RetryWait,
+    /// Reached.
+    Answered,
+    /// Every attempt failed; the last result says how.
+    NotReached,
+    /// On the do-not-call list: never dialled.
+    DoNotCall,
+}
+
+/// One row of the uploaded list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contact {
+    pub number: String,
+    pub name: Option<String>,
+    /// The row's other columns, by header name.
+    pub fields: BTreeMap<String, String>,
+    pub state: ContactState,
+    pub attempts: u32,
+    /// The last attempt's result.
+    pub last_result: Option<CallbackResult>,
+    #[serde(skip)]
+    pub due: Option<Instant>,
+}
+
+/// A row that cannot be imported: 1-based data row number and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub row: usize,
+    pub reason: String,
+}
+
+/// Reads a CSV contact list with a header row naming `number` (required), `name` (optional)
+/// and any custom columns. Every bad row is reported; nothing is imported if any is bad.
+pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(error) => {
+            return Err(vec![RowError {
+                row: 0,
+                reason: format!("the header row is not CSV: {error}"),
+            }])
+        }
+    };
+    let Some(number_column) = headers.iter().position(|h| h == "number") else {
+        return Err(vec![RowError {
+            row: 0,
+            reason: "the header row has no \"number\" column".to_owned(),
+        }]);
+    };
+    let name_column = headers.iter().position(|h| h == "name");
+    let mut contacts = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, record) in reader.records().enumerate() {
+        let row = index + 1;
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                errors.push(RowError {
+                    row,
+                    reason: format!("not a CSV row of {} columns: {error}", headers.len()),
+                });
+                continue;
+            }
+        };
+        let number = record.get(number_column).unwrap_or_default();
+        if !super::super::outbound::route::is_dialable(number) {
+            errors.push(RowError {
+                row,
+                reason: format!("{number:?} is not a dialable number"),
+            });
+            continue;
+        }
+        if !seen.insert(number.to_owned()) {
+            errors.push(RowError {
+                row,
+                reason: format!("{number} is listed twice"),
+            });
+            continue;
+        }
+        let fields = headers
+            .iter()
+            .zip(record.iter())
+            .enumerate()
+            .filter(|(column, _)| *column != number_column && Some(*column) != name_column)
+            .map(|(_, (header, value))| (header.to_owned(), value.to_owned()))
+            .collect();
+        contacts.push(Contact {
+            number: number.to_owned(),
+            name: name_column
+                .and_then(|c| record.get(c))
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            fields,
+            state: ContactState::Pending,
+            attempts: 0,
+            last_result: None,
+            due: None,
+        });
+    }
+    if contacts.len() > MAX_CONTACTS {
+        errors.push(RowError {
+            row: MAX_CONTACTS + 1,
+            reason: format!("a campaign takes at most {MAX_CONTACTS} contacts"),
+        });
+    }
+    if contacts.is_empty() && errors.is_empty() {
+        errors.push(RowError {
+            row: 1,
+            reason: "the list has no contacts".to_owned(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(contacts)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What the dialler does with an attempt's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAttempt {
+    Done,
+    RetryAt(Instant),
+}
+
+/// The contact list with the dialler's rules.
+#[derive(Debug)]
+pub struct Dialler {
+    pub contacts: Vec<Contact>,
+    pub max_attempts: u32,
+    pub retry: Duration,
+    pub running: bool,
+    dnc: HashSet<String>,
+}
+
+impl Dialler {
+    /// Contacts on `dnc` are marked at once and never handed out.
+    pub fn new(
+        mut contacts: Vec<Contact>,
+        dnc: HashSet<String>,
+        max_attempts: u32,
+        retry: Duration,
+    ) -> Self {
+        for contact in &mut contacts {
+            if dnc.contains(&contact.number) {
+                contact.state = ContactState::DoNotCall;
+            }
+        }
+        Self {
+            contacts,
+            max_attempts,
+            retry,
+            running: false,
+            dnc,
+        }
+    }
+
+    /// Whether `number` may be dialled now (checked again right before every dial).
+    pub fn may_dial(&self, number: &str) -> bool {
+        !self.dnc.contains(number)
+    }
+
+    /// Contacts handed to the ACD and not finished.
+    pub fn in_progress(&self) -> usize {
+        self.contacts
+            .iter()
+            .filter(|c| c.state == ContactState::InProgress)
+            .count()
+    }
+
+    /// Up to `free` contacts to hand to the ACD now: pending ones first in list order, then
+    /// those whose retry is due. They are marked in progress. Nothing while paused.
+    pub fn take(&mut self, now: Instant, free: usize) -> Vec<usize> {
+        if !self.running {
+            return Vec::new();
+        }
+        let mut taken = Vec::new();
+        for (index, contact) in self.contacts.iter_mut().enumerate() {
+            if taken.len() >= free {
+                break;
+            }
+            let due = match contact.state {
+                ContactState::Pending => true,
+                ContactState::RetryWait => contact.due.is_some_and(|at| at <= now),
+                _ => false,
+            };
+            if due && !self.dnc.contains(&contact.number) {
+                contact.state = ContactState::InProgress;
+                contact.due = None;
+                taken.push(index);
+            }
+        }
+        taken
+    }
+
+    /// An attempt on contact `index` ended with `result`.
+    pub fn attempt_ended(
+        &mut self,
+        now: Instant,
+        index: usize,
+        result: CallbackResult,
+    ) -> AfterAttempt {
+        let Some(contact) = self.contacts.get_mut(index) else {
+            return AfterAttempt::Done;
+        };
+        contact.attempts += 1;
+        contact.last_result = Some(result);
+        if result == CallbackResult::Answered {
+            contact.state = ContactState::Answered;
+            return AfterAttempt::Done;
+        }
+        if contact.attempts >= self.max_attempts {
+            contact.state = ContactState::NotReached;
+            return AfterAttempt::Done;
+        }
+        let at = now + self.retry;
+        contact.state = ContactState::RetryWait;
+        contact.due = Some(at);
+        AfterAttempt::RetryAt(at)
+    }
+
+    /// A contact handed out could not be attempted (the campaign was paused before an agent
+    /// took it, say): it is pending again.
+    pub fn hand_back(&mut self, index: usize) {
+        if let Some(contact) = self.contacts.get_mut(index) {
+            if contact.state == ContactState::InProgress {
+                contact.state = ContactState::Pending;
+            }
+        }
+    }
+
+    /// Counts per state and per last result, for the report.
+    pub fn tally(&self) -> BTreeMap<&'static str, usize> {
+        let mut tally = BTreeMap::new();
+        for contact in &self.contacts {
+            let state = match contact.state {
+                ContactState::Pending => "pending",
+                ContactState::InProgress => "in-progress",
+                ContactState::RetryWait => "retry-wait",
+                ContactState::Answered => "answered",
+                ContactState::NotReached => "not-reached",
+                ContactState::DoNotCall => "do-not-call",
+            };
+            *tally.entry(state).or_insert(0) += 1;
+        }
+        tally
+    }
+
+    /// Whether every contact is settled.
+    pub fn finished(&self) -> bool {
+        self.contacts.iter().all(|c| {
+            matches!(
+                c.state,
+                ContactState::Answered | ContactState::NotReached | ContactState::DoNotCall
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialler(csv: &str, dnc: &[&str], max_attempts: u32) -> Dialler {
+        let contacts = parse_contacts(csv).expect("valid list");
+        Dialler::new(
+            contacts,
+            dnc.iter().map(|n| (*n).to_owned()).collect(),
+            max_attempts,
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn a_list_keeps_names_and_custom_fields() {
+        let contacts =
+            parse_contacts("number,name,order\n+8613800000001,Li Lei,A-17\n4000100,,B-2\n")
+                .expect("valid");
+        assert_eq!(contacts.len(), 2);
+        assert_eq!(contacts[0].name.as_deref(), Some("Li Lei"));
+        assert_eq!(
+            contacts[0].fields.get("order").map(String::as_str),
+            Some("A-17")
+        );
+        assert_eq!(contacts[1].name, None);
+        assert!(!contacts[1].fields.contains_key("number"));
+    }
+
+    #[test]
+    fn every_bad_row_is_named_and_nothing_is_imported() {
+        let errors = parse_contacts("number,name\n+861,ok\nabc,bad\n+861,twice\n4000,x,extra\n")
+            .expect_err("bad rows");
+        let rows: Vec<usize> = errors.iter().map(|e| e.row).collect();
+        assert_eq!(rows, vec![2, 3, 4], "{errors:?}");
+        assert!(errors[0].reason.contains("not a dialable number"));
+        assert!(errors[1].reason.contains("listed twice"));
+        assert!(errors[2].reason.contains("not a CSV row"));
+        let missing = parse_contacts("phone\n123\n").expect_err("no number column");
+        assert_eq!(missing[0].row, 0);
+        assert!(
+            parse_contacts("number\n").is_err(),
+            "an empty list is refused"
+        );
+    }
+
+    #[test]
+    fn contacts_are_handed_out_one_per_free_agent_and_never_when_paused() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n103\n", &[], 2);
+        assert!(d.take(now, 5).is_empty(), "not started");
+        d.running = true;
+        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(d.in_progress(), 2);
+        assert_eq!(d.take(now, 0), Vec::<usize>::new());
+        assert_eq!(d.take(now, 5), vec![2]);
+        assert!(d.take(now, 5).is_empty(), "everything is out");
+    }
+
+    #[test]
+    fn a_do_not_call_number_is_never_handed_out() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n", &["102"], 2);
+        d.running = true;
+        assert_eq!(d.take(now, 5), vec![0]);
+        assert_eq!(d.contacts[1].state, ContactState::DoNotCall);
+        assert!(!d.may_dial("102"));
+        assert!(d.may_dial("101"));
+    }
+
+    #[test]
+    fn busy_and_no_answer_are_retried_after_the_delay_until_the_attempts_run_out() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n", &[], 2);
+        d.running = true;
+        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(
+            d.attempt_ended(now, 0, CallbackResult::Busy),
+            AfterAttempt::RetryAt(now + Duration::from_secs(60))
+        );
+        assert_eq!(
+            d.attempt_ended(now, 1, CallbackResult::Answered),
+            AfterAttempt::Done
+        );
+        assert!(d.take(now, 5).is_empty(), "the retry is not due yet");
+        let later = now + Duration::from_secs(60);
+        assert_eq!(d.take(later, 5), vec![0]);
+        assert_eq!(
+            d.attempt_ended(later, 0, CallbackResult::NoAnswer),
+            AfterAttempt::Done
+        );
+        assert_eq!(d.contacts[0].state, ContactState::NotReached);
+        assert_eq!(d.contacts[0].last_result, Some(CallbackResult::NoAnswer));
+        assert!(d.finished());
+        let tally = d.tally();
+        assert_eq!(tally.get("answered"), Some(&1));
+        assert_eq!(tally.get("not-reached"), Some(&1));
+    }
+
+    #[test]
+    fn a_contact_handed_back_is_pending_again() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n", &[], 1);
+        d.running = true;
+        assert_eq!(d.take(now, 1), vec![0]);
+        d.hand_back(0);
+        assert_eq!(d.contacts[0].state, ContactState::Pending);
+        assert_eq!(d.take(now, 1), vec![0]);
+    }
+}

@@ -1,0 +1,303 @@
+//! Return-visit campaigns: a contact list dialled through a queue's agents, agent first.
+//!
+//! Each attempt on a contact is a callback entry (see [`super::callback`]) that waits in the
+//! campaign's queue (below the inbound callers: priority -1), so the ACD reserves a Ready
+//! agent before anything is dialled and never gives one agent two contacts. Contacts are
+//! handed to the ACD only as agents become free: when the campaign starts, when an agent
+//! becomes Ready, when an attempt ends and when a retry falls due, at most as many waiting
+//! as there are Ready agents in the queue. Nothing polls.
+//!
+//! Each attempt writes its own CDR (`callback.campaign` names the campaign); the contact's
+//! result (answered, busy, no answer, failed, do-not-call) is in `GET /api/campaigns/{id}`.
+
+pub mod list;
+
+use super::call::CallNumber;
+use super::callback::book::{Booking, Callback, Stage};
+use super::{Switch, SwitchTimer};
+use list::{AfterAttempt, Contact, Dialler, Mode};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Campaign entries wait below inbound callers in a shared queue.
+const CAMPAIGN_PRIORITY: i32 = -1;
+
+/// What the API asks of the campaigns.
+#[derive(Debug)]
+pub enum CampaignCommand {
+    Create(CampaignSpec),
+    Start(u64),
+    Pause(u64),
+    Report(u64),
+}
+
+/// A campaign as uploaded (the list already checked).
+#[derive(Debug)]
+pub struct CampaignSpec {
+    pub name: String,
+    pub queue: String,
+    pub mode: Mode,
+    pub max_attempts: u32,
+    pub retry: Duration,
+    pub caller_id: Option<String>,
+    pub contacts: Vec<Contact>,
+    pub dnc: HashSet<String>,
+}
+
+/// Why a campaign command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignError {
+    UnknownQueue(String),
+    UnknownCampaign(u64),
+}
+
+impl std::fmt::Display for CampaignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CampaignError::UnknownQueue(queue) => write!(f, "no queue named {queue:?}"),
+            CampaignError::UnknownCampaign(id) => write!(f, "no campaign {id}"),
+        }
+    }
+}
+
+/// One campaign.
+#[derive(Debug)]
+pub struct Campaign {
+    pub id: u64,
+    pub name: String,
+    pub queue: String,
+    pub mode: Mode,
+    pub caller_id: Option<String>,
+    pub dialler: Dialler,
+}
+
+/// Every campaign of this run (held in memory: a restart loses them; documented).
+#[derive(Debug, Default)]
+pub struct Campaigns {
+    by_id: BTreeMap<u64, Campaign>,
+    next_id: u64,
+    /// `[outbound] dnc_file`: never dialled by any callback or campaign.
+    do_not_call: HashSet<String>,
+}
+
+impl Campaigns {
+    pub fn get(&self, id: u64) -> Option<&Campaign> {
+        self.by_id.get(&id)
+    }
+}
+
+impl Switch {
+    /// The numbers of `[outbound] dnc_file`, read by the edge at start.
+    pub fn use_do_not_call(&mut self, numbers: HashSet<String>) {
+        tracing::info!(numbers = numbers.len(), "do-not-call list loaded");
+        self.campaigns.do_not_call = numbers;
+    }
+
+    /// Runs a campaign command from the API; the answer is the campaign's report.
+    pub fn campaign_command(
+        &mut self,
+        now: Instant,
+        command: CampaignCommand,
+    ) -> Result<Value, CampaignError> {
+        let id = match command {
+            CampaignCommand::Create(mut spec) => {
+                spec.dnc.extend(self.campaigns.do_not_call.iter().cloned());
+                if self.config.queue(&spec.queue).is_none() {
+                    return Err(CampaignError::UnknownQueue(spec.queue));
+                }
+                self.campaigns.next_id += 1;
+                let id = self.campaigns.next_id;
+                tracing::info!(campaign = id, name = %spec.name, contacts = spec.contacts.len(), "campaign created");
+                let dialler = Dialler::new(spec.contacts, spec.dnc, spec.max_attempts, spec.retry);
+                self.campaigns.by_id.insert(
+                    id,
+                    Campaign {
+                        id,
+                        name: spec.name,
+                        queue: spec.queue,
+                        mode: spec.mode,
+                        caller_id: spec.caller_id,
+                        dialler,
+                    },
+                );
+                id
+            }
+            CampaignCommand::Start(id) | CampaignCommand::Pause(id) => {
+                let running = matches!(command, CampaignCommand::Start(_));
+                let campaign = self
+                    .campaigns
+                    .by_id
+                    .get_mut(&id)
+                    .ok_or(CampaignError::UnknownCampaign(id))?;
+                campaign.dialler.running = running;
+                tracing::info!(campaign = id, running, "campaign started or paused");
+                if running {
+                    self.feed_campaigns(now);
+                } else {
+                    self.withdraw_waiting_contacts(now, id);
+                }
+                id
+            }
+            CampaignCommand::Report(id) => id,
+        };
+        self.campaign_report(id)
+            .ok_or(CampaignError::UnknownCampaign(id))
+    }
+
+    fn campaign_report(&self, id: u64) -> Option<Value> {
+        let campaign = self.campaigns.get(id)?;
+        Some(json!({
+            "id": campaign.id,
+            "name": campaign.name,
+            "queue": campaign.queue,
+            "mode": campaign.mode,
+            "running": campaign.dialler.running,
+            "finished": campaign.dialler.finished(),
+            "max_attempts": campaign.dialler.max_attempts,
+            "retry_s": campaign.dialler.retry.as_secs(),
+            "tally": campaign.dialler.tally(),
+            "contacts": campaign.dialler.contacts,
+        }))
+    }
+
+    /// Hands contacts of every running campaign to the ACD while its queue has Ready agents
+    /// without a contact waiting for them. Called on the events that can free an agent.
+    pub(super) fn feed_campaigns(&mut self, now: Instant) {
+        let ids: Vec<u64> = self
+            .campaigns
+            .by_id
+            .values()
+            .filter(|c| c.dialler.running)
+            .map(|c| c.id)
+            .collect();
+        for campaign_id in ids {
+            let Some(campaign) = self.campaigns.by_id.get(&campaign_id) else {
+                continue;
+            };
+            let queue = campaign.queue.clone();
+            match self.calling_window(now, &queue) {
+                Some(super::callback::Window::Closed { opens_at }) => {
+                    // Nothing is dialled outside the window; look again when it opens.
+                    if let Some(opens) = opens_at {
+                        let at = self.instant_of(now, opens);
+                        self.timers.schedule(at, SwitchTimer::CampaignRetry);
+                    }
+                    continue;
+                }
+                Some(super::callback::Window::Open { .. }) | None => {}
+            }
+            let ready = self
+                .acd
+                .queue_agent_counts(&acd::QueueId::from(queue.as_str()))
+                .map_or(0, |counts| counts.ready);
+            let waiting = self.callbacks.waiting_for_campaign(campaign_id);
+            let free = ready.saturating_sub(waiting);
+            let Some(campaign) = self.campaigns.by_id.get_mut(&campaign_id) else {
+                continue;
+            };
+            let taken = campaign.dialler.take(now, free);
+            for index in taken {
+                self.queue_contact(now, campaign_id, index);
+            }
+        }
+    }
+
+    /// One attempt on a contact: a callback entry in the campaign's queue.
+    fn queue_contact(&mut self, now: Instant, campaign_id: u64, index: usize) {
+        let Some(campaign) = self.campaigns.by_id.get(&campaign_id) else {
+            return;
+        };
+        let Some(contact) = campaign.dialler.contacts.get(index) else {
+            return;
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        let booking = Booking {
+            number: contact.number.clone(),
+            queue: campaign.queue.clone(),
+            requested_by: format!("campaign-{campaign_id}"),
+            requested: self.wall(now),
+            place: now,
+            caller_id: campaign.caller_id.clone().unwrap_or_default(),
+        };
+        // The dialler counts attempts and retries; each entry is one attempt.
+        let mut callback = Callback::new(id, booking, 1, Duration::from_secs(1));
+        callback.campaign = Some(super::callback::book::CampaignContact {
+            campaign: campaign_id,
+            name: campaign.name.clone(),
+            contact: index,
+            progressive: campaign.mode == Mode::Progressive,
+        });
+        callback.priority = CAMPAIGN_PRIORITY;
+        tracing::info!(campaign = campaign_id, callback = id, number = %callback.number, "campaign contact queued");
+        self.callbacks.insert(callback);
+        self.enqueue_callback(now, id);
+    }
+
+    /// A paused campaign takes back the contacts still waiting for an agent.
+    fn withdraw_waiting_contacts(&mut self, now: Instant, campaign_id: u64) {
+        for id in self.callbacks.ids() {
+            let waiting = self.callbacks.get(id).is_some_and(|c| {
+                c.stage == Stage::Waiting
+                    && c.campaign
+                        .as_ref()
+                        .is_some_and(|o| o.campaign == campaign_id)
+            });
+            if !waiting {
+                continue;
+            }
+            if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
+                self.apply_acd(now, actions);
+            }
+            self.finish_callback(now, id, cdr::CallbackOutcome::Cancelled, Vec::new());
+        }
+    }
+
+    /// Whether `number` is on `[outbound] dnc_file`.
+    pub(super) fn on_do_not_call_list(&self, number: &str) -> bool {
+        self.campaigns.do_not_call.contains(number)
+    }
+
+    /// Whether the customer of callback `id` may be dialled now: not on `[outbound] dnc_file`
+    /// nor on its campaign's do-not-call list (checked right before every dial).
+    pub(super) fn may_dial(&self, id: CallNumber) -> bool {
+        let Some(callback) = self.callbacks.get(id) else {
+            return false;
+        };
+        if self.campaigns.do_not_call.contains(&callback.number) {
+            return false;
+        }
+        match &callback.campaign {
+            Some(origin) => self
+                .campaigns
+                .get(origin.campaign)
+                .is_some_and(|c| c.dialler.may_dial(&callback.number)),
+            None => true,
+        }
+    }
+
+    /// A campaign attempt is over: the contact's result goes to the dialler, which may want
+    /// it again after the retry delay; the freed agent may take the next contact.
+    pub(super) fn campaign_attempt_ended(
+        &mut self,
+        now: Instant,
+        origin: &super::callback::book::CampaignContact,
+        result: Option<cdr::CallbackResult>,
+    ) {
+        let Some(campaign) = self.campaigns.by_id.get_mut(&origin.campaign) else {
+            return;
+        };
+        match result {
+            Some(result) => {
+                if let AfterAttempt::RetryAt(at) =
+                    campaign.dialler.attempt_ended(now, origin.contact, result)
+                {
+                    self.timers.schedule(at, SwitchTimer::CampaignRetry);
+                }
+            }
+            None => campaign.dialler.hand_back(origin.contact),
+        }
+        self.feed_campaigns(now);
+    }
+}

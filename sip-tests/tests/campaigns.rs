@@ -1,0 +1,276 @@
+//! Return-visit campaigns against SIPp "customers" behind three carriers (one per number):
+//! 2001 answers, 2002 is busy (486) every time, 2004 rings without answering. Agent 1001 is a
+//! SIPp phone. A preview campaign rings the agent with `campaign return-visit <number>` before
+//! each dial; a progressive one asks the phone to answer at once (`answer-after=0`). In both
+//! the agent is reserved before the customer is dialled, a busy contact is retried after
+//! `retry_s` until `max_attempts`, and a number on the do-not-call list is never dialled.
+//! So is a number of the site's `[outbound] dnc_file`. A contact list with bad rows is
+//! answered 400 naming the rows, and nothing is imported.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::ports::free_port;
+use sip_tests::{
+    start_agent_for_calls, HarnessError, HarnessResult, Sipp, SippProcess, Switchboard,
+    SwitchboardConfig,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Carriers {
+    answering: u16,
+    busy: u16,
+    silent: u16,
+}
+
+fn config(carriers: &Carriers) -> SwitchboardConfig {
+    config_with(carriers, "")
+}
+
+fn config_with(carriers: &Carriers, more: &str) -> SwitchboardConfig {
+    let trunk = |name: &str, port: u16| {
+        format!("[[trunk]]\nname = \"{name}\"\ngateway = \"127.0.0.1:{port}\"\n\n")
+    };
+    let route = |prefix: &str, trunk: &str| {
+        format!("[[route]]\nprefix = \"{prefix}\"\ntrunks = [\"{trunk}\"]\n\n")
+    };
+    SwitchboardConfig {
+        ring_timeout_s: 4,
+        extra_toml: [
+            trunk("answering", carriers.answering),
+            trunk("busy", carriers.busy),
+            trunk("silent", carriers.silent),
+            route("2001", "answering"),
+            route("2002", "busy"),
+            route("2003", "answering"),
+            route("2004", "silent"),
+            route("2005", "answering"),
+            more.to_owned(),
+        ]
+        .concat(),
+        ..SwitchboardConfig::default()
+    }
+}
+
+fn carrier(
+    switchboard: &Switchboard,
+    scenario: &str,
+    port: u16,
+    calls: u32,
+) -> HarnessResult<SippProcess> {
+    Sipp::server(scenario, port, switchboard.dir())?
+        .service("carrier")
+        .calls(calls)
+        .timeout(WAIT)
+        .arg("-d")
+        .arg("500")
+        .spawn()
+}
+
+fn contact<'v>(report: &'v Value, number: &str) -> &'v Value {
+    report["contacts"]
+        .as_array()
+        .and_then(|contacts| contacts.iter().find(|c| c["number"] == number))
+        .unwrap_or(&Value::Null)
+}
+
+/// Creates and starts a campaign; returns its id.
+fn start_campaign(switchboard: &Switchboard, mode: &str, csv: &str) -> HarnessResult<u64> {
+    let api = switchboard.api();
+    let body = json!({
+        "name": "return-visit",
+        "queue": "support",
+        "mode": mode,
+        "max_attempts": 2,
+        "retry_s": 1,
+        "caller_id": "4000100",
+        "contacts_csv": csv,
+        "dnc": ["2003"],
+    });
+    let created = api
+        .post("/api/campaigns", &body.to_string())?
+        .expect_status(201, "create campaign")?
+        .json()?;
+    assert_eq!(created["running"], false, "{created}");
+    assert_eq!(
+        contact(&created, "2003")["state"],
+        "do-not-call",
+        "{created}"
+    );
+    let id = created["id"].as_u64().unwrap_or_default();
+    let started = api
+        .post(&format!("/api/campaigns/{id}/start"), "")?
+        .expect_status(200, "start campaign")?
+        .json()?;
+    assert_eq!(started["running"], true, "{started}");
+    Ok(id)
+}
+
+fn finished_report(switchboard: &Switchboard, id: u64) -> HarnessResult<Value> {
+    let api = switchboard.api();
+    api.wait_for("the campaign finishing", WAIT, || {
+        let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+        Ok((report["finished"] == true).then_some(report))
+    })
+}
+
+/// Every campaign attempt's CDR once `count` are written.
+fn campaign_records(switchboard: &Switchboard, count: usize) -> HarnessResult<Vec<Value>> {
+    let is_campaign = |r: &Value| r["callback"]["campaign"] == "return-visit";
+    let records = wait_for_records(switchboard.cdr_dir(), "campaign records", WAIT, |records| {
+        of_type(records, "call")
+            .into_iter()
+            .filter(|r| is_campaign(r))
+            .count()
+            >= count
+    })?;
+    Ok(of_type(&records, "call")
+        .into_iter()
+        .filter(|r| is_campaign(r))
+        .cloned()
+        .collect())
+}
+
+#[test]
+fn a_preview_campaign_reaches_answered_retries_busy_and_never_dials_do_not_call(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    let switchboard = Switchboard::start(config(&carriers))?;
+    // 2001 once, 2002 twice (busy, then busy again on the retry).
+    let agent =
+        start_agent_for_calls(&switchboard, "1001", "campaign_preview_answer.xml", 3, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let busy = carrier(&switchboard, "agent_busy.xml", carriers.busy, 2)?;
+
+    let id = start_campaign(
+        &switchboard,
+        "preview",
+        "number,name,order\n2001,Li Lei,A-1\n2002,Han Meimei,A-2\n2003,Lucy,A-3\n",
+    )?;
+    answering.wait()?.ensure_success()?;
+    busy.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(contact(&report, "2001")["state"], "answered", "{report}");
+    assert_eq!(contact(&report, "2001")["name"], "Li Lei", "{report}");
+    assert_eq!(
+        contact(&report, "2001")["fields"]["order"],
+        "A-1",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2002")["state"], "not-reached", "{report}");
+    assert_eq!(contact(&report, "2002")["attempts"], 2, "{report}");
+    assert_eq!(contact(&report, "2002")["last_result"], "busy", "{report}");
+    assert_eq!(contact(&report, "2003")["state"], "do-not-call", "{report}");
+    assert_eq!(contact(&report, "2003")["attempts"], 0, "{report}");
+    assert_eq!(report["tally"]["answered"], 1, "{report}");
+
+    // One CDR per attempt; none for the do-not-call number.
+    let records = campaign_records(&switchboard, 3)?;
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records.iter().all(|r| r["did"] != "2003"), "{records:?}");
+    let answered: Vec<_> = records.iter().filter(|r| r["did"] == "2001").collect();
+    assert_eq!(answered[0]["callback"]["outcome"], "connected");
+    assert_eq!(answered[0]["agent"], "1001");
+    Ok(())
+}
+
+#[test]
+fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -> HarnessResult<()>
+{
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2005 is on the site's do-not-call file (and routable: only the list keeps it undialled).
+    let lists = tempfile::tempdir().map_err(|e| HarnessError::io("temp dir", e))?;
+    let dnc_file = lists.path().join("dnc.txt");
+    std::fs::write(&dnc_file, "# opted out\n2005\n")
+        .map_err(|e| HarnessError::io("writing the do-not-call file", e))?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!("[outbound]\ndnc_file = \"{}\"\n", dnc_file.display()),
+    ))?;
+    // 2001 once, 2004 twice (no answer, then no answer on the retry).
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 3, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let silent = carrier(
+        &switchboard,
+        "carrier_ring_cancelled.xml",
+        carriers.silent,
+        2,
+    )?;
+
+    let id = start_campaign(
+        &switchboard,
+        "progressive",
+        "number\n2001\n2003\n2004\n2005\n",
+    )?;
+    answering.wait()?.ensure_success()?;
+    silent.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(report["mode"], "progressive", "{report}");
+    assert_eq!(contact(&report, "2001")["state"], "answered", "{report}");
+    assert_eq!(contact(&report, "2004")["state"], "not-reached", "{report}");
+    assert_eq!(
+        contact(&report, "2004")["last_result"],
+        "no-answer",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2003")["attempts"], 0, "{report}");
+    assert_eq!(contact(&report, "2005")["state"], "do-not-call", "{report}");
+    assert_eq!(contact(&report, "2005")["attempts"], 0, "{report}");
+    Ok(())
+}
+
+#[test]
+fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let api = switchboard.api();
+    let body = json!({
+        "name": "bad",
+        "queue": "support",
+        "contacts_csv": "number,name\n2001,ok\nnot-a-number,x\n2001,again\n",
+    });
+    let refused = api.post("/api/campaigns", &body.to_string())?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let error = refused.json()?;
+    assert_eq!(error["error"]["code"], "bad_rows", "{error}");
+    let rows: Vec<u64> = error["error"]["rows"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(|r| r["row"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(rows, vec![2, 3], "{error}");
+    // Nothing was imported: there is no campaign 1.
+    assert_eq!(api.get("/api/campaigns/1")?.status, 404);
+
+    let unknown_queue = json!({"name": "x", "queue": "nope", "contacts_csv": "number\n2001\n"});
+    let refused = api.post("/api/campaigns", &unknown_queue.to_string())?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("no queue named"), "{}", refused.body);
+    let bad_mode = json!({"name": "x", "queue": "support", "mode": "predictive", "contacts_csv": "number\n2001\n"});
+    let refused = api.post("/api/campaigns", &bad_mode.to_string())?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("preview or progressive"),
+        "{}",
+        refused.body
+    );
+    Ok(())
+}
