@@ -167,8 +167,16 @@ fn wait_until(rtp: &RtpPeer, what: &str, condition: impl Fn(&[i16]) -> bool) -> 
     )))
 }
 
-/// Over a few windows `rtp` hears none of `tones` (hearing nothing at all counts).
+/// Over a few windows `rtp` hears none of `tones` (hearing nothing at all counts). The
+/// socket still holds what arrived before the change under test (nobody read it while the
+/// API call or the consult was set up: seconds on a loaded machine), so that backlog is read
+/// away first, up to the first window without the tones; then every window must be clean.
 fn never_hears(rtp: &RtpPeer, who: &str, tones: &[f64]) -> HarnessResult<()> {
+    wait_until(
+        rtp,
+        &format!("{who}: the audio from before the change is read"),
+        |s| tones.iter().all(|&hz| tone_share(s, hz) < ABSENT),
+    )?;
     for _ in 0..4 {
         let samples = heard(rtp)?;
         for &hz in tones {

@@ -353,12 +353,23 @@ fn the_api_rings_a_supervisor_into_a_call_and_refuses_clearly() -> HarnessResult
     supervisor.answer(invite, &pcmu_offer(supervisor_rtp.port()?, false), WAIT)?;
     let _supervisor_talks = supervisor_joins(&supervisor_rtp, supervisor_relay)?;
     never_hears_supervisor(&conversation.caller_rtp, "the caller (listen)")?;
+    // Registered, Carol was Ready; supervising, she is offered no queue call.
+    let admin = switchboard.api();
+    let carol = admin.agent("1003")?;
+    assert_eq!(
+        (carol["state"].as_str(), carol["reason"].as_str()),
+        (Some("not-ready"), Some("supervising")),
+        "{carol}"
+    );
 
-    // The caller hangs up: Switchboard hangs the supervisor up too.
+    // The caller hangs up: Switchboard hangs the supervisor up too, and she is Ready again.
     let call_id = conversation.call.call_id().to_owned();
     conversation.call.hang_up(WAIT)?;
     let bye = supervisor.next_request("BYE", WAIT)?;
     supervisor.reply(&bye, 200, "OK", &[], "")?;
+    admin.wait_for_agent("1003", "Ready after supervising", WAIT, |a| {
+        a["state"] == "ready"
+    })?;
     let supervisions = supervisions(&switchboard, &call_id)?;
     assert_eq!(supervisions.len(), 1, "{supervisions:?}");
     assert_eq!(supervisions[0]["supervisor"], "1003");

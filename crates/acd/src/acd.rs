@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use crate::action::Action;
 use crate::agent::{AgentCell, AgentDetail};
 use crate::call::{call_kind, CallCell, CallDetail, PreferredKey};
-use crate::config::{AcdConfig, CONSULT_REASON, LOGIN_REASON, OUTBOUND_REASON};
+use crate::config::{AcdConfig, CONSULT_REASON, LOGIN_REASON, OUTBOUND_REASON, SUPERVISING_REASON};
 use crate::error::AcdError;
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::matcher::{FollowUps, ReadyAgent};
@@ -101,6 +101,7 @@ impl Acd {
         reasons.insert(Arc::clone(&login_reason));
         reasons.insert(Arc::from(OUTBOUND_REASON));
         reasons.insert(Arc::from(CONSULT_REASON));
+        reasons.insert(Arc::from(SUPERVISING_REASON));
         let missed_reason = config
             .missed_call_reason
             .as_deref()

@@ -19,6 +19,9 @@ pub const OUTBOUND_REASON: &str = "outbound-call";
 /// Reason an agent is not offered calls while a colleague consults them on a call (attended
 /// transfer or conference); always allowed.
 pub const CONSULT_REASON: &str = "consult";
+/// Reason a supervisor is not offered calls while listening to, whispering in or barging into
+/// a call; always allowed.
+pub const SUPERVISING_REASON: &str = "supervising";
 
 /// How long, by default, a call is not re-offered to an agent whose offer of it failed
 /// (Asterisk's queue `retry` default).

@@ -114,7 +114,7 @@ pub use crate::agent::PendingChange;
 pub use crate::config::{
     AcdConfig, AgentConfig, ExpansionStep, QueueConfig, SkillRequirement, Strategy, CONSULT_REASON,
     DEFAULT_OFFER_RETRY_AFTER, LOGIN_REASON, MAX_DURATION, MAX_SKILL_LEVEL, MIN_SKILL_LEVEL,
-    OUTBOUND_REASON,
+    OUTBOUND_REASON, SUPERVISING_REASON,
 };
 pub use crate::error::AcdError;
 pub use crate::ids::{AgentId, CallId, QueueId, Skill};

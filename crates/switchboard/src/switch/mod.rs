@@ -278,6 +278,9 @@ pub struct Switch {
     queue_delay: Duration,
     /// Messages waiting in the inbound queue behind the current one (see `overload`).
     inbound_backlog: usize,
+    /// Supervision sessions in progress by supervisor id: a supervisor is kept out of queue
+    /// calls from the first to the last (see supervision.rs).
+    supervising: HashMap<String, u32>,
     /// Replies built from raw bytes that never became a message (400/513 to garbage).
     pending_raw: VecDeque<Transmit>,
     /// Verified TLS client certificates by connection, for trunks with `tls_client_name`.
@@ -397,6 +400,7 @@ impl Switch {
             client_certificates: transport::ClientCertificates::default(),
             queue_delay: Duration::ZERO,
             inbound_backlog: 0,
+            supervising: HashMap::new(),
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
             held_responses: HashMap::new(),

@@ -1286,3 +1286,79 @@ fn a_consult_dialled_from_the_phone_rings_a_ready_colleague_and_refuses_one_who_
     assert!(call.consult.as_ref().is_some_and(|c| c.phone.is_some()));
     assert!(call.hold.is_holding(), "the caller hears music meanwhile");
 }
+
+#[test]
+fn a_ready_supervisor_is_not_offered_queue_calls_while_supervising_and_is_ready_after() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "sup-3");
+    rig.register("1003", "pw1003");
+    assert!(
+        rig.agent_state("1003").contains("Ready"),
+        "{}",
+        rig.agent_state("1003")
+    );
+    rig.media_ops.clear();
+    supervisor_dials(&mut rig, "*411001", "sup-call-3");
+    let (leg, ports) = added_leg(&mut rig);
+    assert!(
+        rig.agent_state("1003").contains("supervising"),
+        "a supervisor on a supervision is Not ready: {}",
+        rig.agent_state("1003")
+    );
+    let call = *rig.switch.calls.keys().next().expect("the call");
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded { leg, local_rtp },
+    );
+    rig.collect();
+    rig.take_one(|m| {
+        m.is("SIP/2.0 200") && m.to == SUPERVISOR.parse::<SocketAddr>().expect("addr")
+    });
+    // The call ends: the supervision with it, and the supervisor is Ready again.
+    let ok_tag = rig
+        .switch
+        .calls
+        .get(&call)
+        .map(|c| c.trunk_leg.local_tag.clone())
+        .expect("the call");
+    rig.trunk_sends(&trunk_in_dialog("BYE", "sup-3", &ok_tag, 2));
+    assert_eq!(rig.switch.active_calls(), 0);
+    assert!(
+        rig.agent_state("1003").contains("Ready")
+            && !rig.agent_state("1003").contains("supervising"),
+        "{}",
+        rig.agent_state("1003")
+    );
+}
+
+#[test]
+fn a_supervisor_already_not_ready_stays_as_they_were_after_supervising() {
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "sup-4");
+    rig.register("1003", "pw1003");
+    let id = acd::AgentId::from("1003");
+    let actions = rig
+        .switch
+        .acd
+        .set_not_ready(rig.now, &id, "missed")
+        .expect("a configured reason");
+    rig.switch.apply_acd(rig.now, actions);
+    rig.media_ops.clear();
+    supervisor_dials(&mut rig, "*411001", "sup-call-4");
+    let _ = added_leg(&mut rig);
+    let call = *rig.switch.calls.keys().next().expect("the call");
+    let ok_tag = rig
+        .switch
+        .calls
+        .get(&call)
+        .map(|c| c.trunk_leg.local_tag.clone())
+        .expect("the call");
+    rig.trunk_sends(&trunk_in_dialog("BYE", "sup-4", &ok_tag, 2));
+    assert!(
+        rig.agent_state("1003").contains("missed"),
+        "{}",
+        rig.agent_state("1003")
+    );
+}

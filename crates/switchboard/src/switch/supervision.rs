@@ -257,6 +257,7 @@ impl Switch {
             }
         };
         tracing::info!(call = id, %supervisor, agent = target, mode = mode.label(), "supervisor joining");
+        self.supervisor_busy(now, &supervisor);
         self.media.add_extra_leg(id, leg, &extra);
         self.calls.route_monitor(dialog.call_id.clone(), id);
         if let Some(call) = self.calls.get_mut(&id) {
@@ -377,6 +378,7 @@ impl Switch {
             now + self.config.sip.ring_timeout,
             super::SwitchTimer::MonitorRing { call: id, leg },
         );
+        self.supervisor_busy(now, supervisor);
         if let Some(call) = self.calls.get_mut(&id) {
             call.monitors.push(Monitor {
                 supervisor: supervisor.to_owned(),
@@ -434,7 +436,7 @@ impl Switch {
                 code = response.status_code.code(),
                 "supervisor's phone refused"
             );
-            self.take_monitor(id, ringing);
+            self.take_monitor(now, id, ringing);
             self.media.extra_leg_released(id, leg);
             return;
         }
@@ -454,7 +456,7 @@ impl Switch {
             Err(error) => {
                 tracing::warn!(call = id, %error, "supervisor's 2xx unusable");
                 self.hang_up_orphan(now, &response, source);
-                self.take_monitor(id, ringing);
+                self.take_monitor(now, id, ringing);
                 self.media.extra_leg_released(id, leg);
                 return;
             }
@@ -469,7 +471,7 @@ impl Switch {
             Ok(extra) => self.media.add_extra_leg(id, leg, &extra),
             Err(error) => {
                 tracing::info!(call = id, %error, "supervisor's SDP answer refused");
-                if let Some(mut monitor) = self.take_monitor(id, |m| m.leg == leg) {
+                if let Some(mut monitor) = self.take_monitor(now, id, |m| m.leg == leg) {
                     self.hang_up_monitor(now, &mut monitor);
                 }
                 self.media.extra_leg_released(id, leg);
@@ -486,7 +488,7 @@ impl Switch {
         let ringing = |m: &Monitor| {
             m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
         };
-        if let Some(mut monitor) = self.take_monitor(id, ringing) {
+        if let Some(mut monitor) = self.take_monitor(now, id, ringing) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor did not answer");
             self.hang_up_monitor(now, &mut monitor);
             self.media.extra_leg_released(id, leg);
@@ -547,7 +549,7 @@ impl Switch {
             return;
         }
         self.media.extra_leg_released(id, leg);
-        let Some(mut monitor) = self.take_monitor(id, |m| m.leg == leg) else {
+        let Some(mut monitor) = self.take_monitor(now, id, |m| m.leg == leg) else {
             return;
         };
         match &monitor.side {
@@ -586,7 +588,7 @@ impl Switch {
             self.consult_leg_lost(now, id);
             return;
         }
-        if let Some(monitor) = self.take_monitor(id, |m| m.leg == leg) {
+        if let Some(monitor) = self.take_monitor(now, id, |m| m.leg == leg) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor leg silent: hanging up");
             self.close_monitor(now, id, monitor, true);
         }
@@ -628,7 +630,9 @@ impl Switch {
             Method::Bye => {
                 self.send_response(now, &key, response_to(&request, 200, None));
                 let leg = self.calls.get(&id).map(|call| call.monitors[index].leg);
-                if let Some(monitor) = leg.and_then(|leg| self.take_monitor(id, |m| m.leg == leg)) {
+                if let Some(monitor) =
+                    leg.and_then(|leg| self.take_monitor(now, id, |m| m.leg == leg))
+                {
                     tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor hung up");
                     self.close_monitor(now, id, monitor, false);
                 }
@@ -724,7 +728,7 @@ impl Switch {
         let Some(id) = self.call_with_monitor(|m| m.server_key() == Some(key)) else {
             return false;
         };
-        if let Some(monitor) = self.take_monitor(id, |m| m.server_key() == Some(key)) {
+        if let Some(monitor) = self.take_monitor(now, id, |m| m.server_key() == Some(key)) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor never acknowledged the answer");
             self.close_monitor(now, id, monitor, true);
         }
@@ -745,7 +749,7 @@ impl Switch {
         let Some(id) = self.call_with_monitor(pending) else {
             return false;
         };
-        if let Some(monitor) = self.take_monitor(id, pending) {
+        if let Some(monitor) = self.take_monitor(now, id, pending) {
             if let MonitorSide::DialledIn { invite, .. } = &monitor.side {
                 let terminated = response_to(invite, 487, Some(&monitor.local_tag));
                 self.send_response(now, key, terminated);
@@ -757,7 +761,7 @@ impl Switch {
 
     /// The agent left the call (a transfer): the supervisors of that conversation leave too.
     pub(super) fn release_monitors(&mut self, now: Instant, id: CallNumber) {
-        while let Some(monitor) = self.take_monitor(id, |_| true) {
+        while let Some(monitor) = self.take_monitor(now, id, |_| true) {
             self.close_monitor(now, id, monitor, true);
         }
     }
@@ -767,14 +771,17 @@ impl Switch {
     pub(super) fn end_monitors(&mut self, now: Instant, call: &mut Call) {
         for mut monitor in std::mem::take(&mut call.monitors) {
             self.hang_up_monitor(now, &mut monitor);
+            self.supervisor_free(now, &monitor.supervisor);
             call.supervisions
                 .push(self.supervision_record(&monitor, now));
         }
     }
 
-    /// Takes the first supervisor of call `id` matching `which` out of the call and its route.
+    /// Takes the first supervisor of call `id` matching `which` out of the call and its route
+    /// (and, if it was their last supervision, the supervisor back to Ready).
     fn take_monitor(
         &mut self,
+        now: Instant,
         id: CallNumber,
         which: impl Fn(&Monitor) -> bool,
     ) -> Option<Monitor> {
@@ -782,6 +789,7 @@ impl Switch {
         let index = call.monitors.iter().position(which)?;
         let monitor = call.monitors.remove(index);
         self.calls.forget_monitor(&monitor.call_id);
+        self.supervisor_free(now, &monitor.supervisor);
         Some(monitor)
     }
 
@@ -825,6 +833,50 @@ impl Switch {
             (MonitorSide::CalledOut { client_key, .. }, _) => {
                 // A 2xx that crosses the CANCEL is ACKed and hung up (its purpose stays).
                 self.txn.cancel(now, client_key);
+            }
+        }
+    }
+
+    /// A supervision begins: a Ready supervisor is set Not ready (`supervising`) so the ACD
+    /// does not ring their phone with a queue call meanwhile (their phone is on the
+    /// supervision, or about to be). A supervisor in any other state is left as they are.
+    fn supervisor_busy(&mut self, now: Instant, supervisor: &str) {
+        let sessions = self.supervising.entry(supervisor.to_owned()).or_insert(0);
+        *sessions += 1;
+        if *sessions > 1 {
+            return;
+        }
+        let id = acd::AgentId::from(supervisor);
+        if matches!(
+            self.acd.agent(&id).map(|a| a.state),
+            Some(acd::AgentState::Ready)
+        ) {
+            match self.acd.set_not_ready(now, &id, acd::SUPERVISING_REASON) {
+                Ok(actions) => self.apply_acd(now, actions),
+                Err(error) => tracing::debug!(%supervisor, %error, "not-ready while supervising"),
+            }
+        }
+    }
+
+    /// A supervision ends: after the supervisor's last one, Not ready `supervising` becomes
+    /// Ready again (a state someone set meanwhile is kept).
+    fn supervisor_free(&mut self, now: Instant, supervisor: &str) {
+        let Some(sessions) = self.supervising.get_mut(supervisor) else {
+            return;
+        };
+        *sessions = sessions.saturating_sub(1);
+        if *sessions > 0 {
+            return;
+        }
+        self.supervising.remove(supervisor);
+        let id = acd::AgentId::from(supervisor);
+        let supervising = self.acd.agent(&id).is_some_and(|a| {
+            matches!(&a.state, acd::AgentState::NotReady { reason } if &**reason == acd::SUPERVISING_REASON)
+        });
+        if supervising {
+            match self.acd.set_ready(now, &id) {
+                Ok(actions) => self.apply_acd(now, actions),
+                Err(error) => tracing::debug!(%supervisor, %error, "ready after supervising"),
             }
         }
     }
