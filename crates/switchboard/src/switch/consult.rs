@@ -22,6 +22,7 @@
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
 use super::call::{CallNumber, Phase};
+use super::extra_leg_invite::{Caller, RungLeg};
 use super::media_plane::ExtraLeg;
 use super::{new_tag, ClientPurpose, Switch};
 use media::routing::Routing;
@@ -295,53 +296,29 @@ impl Switch {
         // Supervisors watch a two-party conversation; a consult changes who hears whom.
         self.release_monitors(now, id);
 
-        let peer = binding.source;
-        let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
-        let call_id = format!("{}-consult@switchboard", new_tag());
-        let local_tag = new_tag();
-        let mut headers = sip::rsip::Headers::default();
-        push_header(&mut headers, "Via", self.via(peer));
-        push_header(&mut headers, "Max-Forwards", "70");
-        for hop in &binding.path {
-            push_header(&mut headers, "Route", hop.clone());
-        }
-        push_header(
-            &mut headers,
-            "From",
-            format!("\"Consult {from_agent}\" <sip:{from_agent}@{host}>;tag={local_tag}"),
-        );
-        push_header(
-            &mut headers,
-            "To",
-            format!("<sip:{}@{host}>", entry.sip_user),
-        );
-        push_header(&mut headers, "Call-ID", call_id.clone());
-        push_header(&mut headers, "CSeq", "1 INVITE");
-        push_header(&mut headers, "Contact", self.contact(peer.transport));
-        push_header(&mut headers, "Allow", super::ALLOW);
-        push_header(&mut headers, "X-Switchboard-Call", id.to_string());
-        push_header(&mut headers, "X-Switchboard-Consult", from_agent.clone());
-        push_header(&mut headers, "Content-Type", "application/sdp");
-        let invite = Request {
-            method: Method::Invite,
-            uri,
-            version: sip::rsip::Version::V2,
-            headers,
-            body: extra.local_body.clone(),
-        };
-        tracing::info!(call = id, %from_agent, %target, %peer, complete_on_answer, "consulting");
+        tracing::info!(call = id, %from_agent, %target, peer = %binding.source, complete_on_answer, "consulting");
         // Responses and the ring timeout reach the consult through the supervisor's paths
         // (an extra leg rung by Switchboard), which hand them over here.
-        let client_key = self.send_request(
+        let caller = Caller {
+            display: format!("Consult {from_agent}"),
+            user: &from_agent,
+            purpose: ("X-Switchboard-Consult", from_agent.clone()),
+            call_id_kind: "consult",
+        };
+        let RungLeg {
+            invite,
+            call_id,
+            local_tag,
+            client_key,
+        } = self.ring_extra_leg(
             now,
-            invite.clone(),
-            peer,
-            ClientPurpose::MonitorInvite { call: id, leg },
-        );
-        self.calls.route_monitor(call_id.clone(), id);
-        self.timers.schedule(
-            now + self.config.sip.ring_timeout,
-            super::SwitchTimer::MonitorRing { call: id, leg },
+            id,
+            leg,
+            &binding,
+            &entry.sip_user,
+            uri,
+            caller,
+            extra.local_body.clone(),
         );
         if let Some(call) = self.calls.get_mut(&id) {
             call.consult = Some(Consult {

@@ -18,6 +18,7 @@ pub mod command;
 pub mod consult;
 mod cti;
 mod emergency_first;
+mod extra_leg_invite;
 mod feature_code;
 mod identity;
 mod in_dialog;

@@ -9,6 +9,7 @@
 //! when the agent leaves the call (a transfer), or with the call.
 
 use super::call::{Call, CallNumber, Phase};
+use super::extra_leg_invite::{Caller, RungLeg};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
 use super::{new_tag, ClientPurpose, Switch};
@@ -328,55 +329,30 @@ impl Switch {
             .map_err(|_| SuperviseRefusal::NoRoom)?;
         self.media.reserve_extra_leg(id, leg, extra.ports);
 
-        let peer = binding.source;
-        let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
-        let call_id = format!("{}-sup@switchboard", new_tag());
-        let local_tag = new_tag();
-        let mut headers = sip::rsip::Headers::default();
-        push_header(&mut headers, "Via", self.via(peer));
-        push_header(&mut headers, "Max-Forwards", "70");
-        for hop in &binding.path {
-            push_header(&mut headers, "Route", hop.clone());
-        }
-        push_header(
-            &mut headers,
-            "From",
-            format!("\"Supervise {agent}\" <sip:switchboard@{host}>;tag={local_tag}"),
-        );
-        push_header(
-            &mut headers,
-            "To",
-            format!("<sip:{}@{host}>", entry.sip_user),
-        );
-        push_header(&mut headers, "Call-ID", call_id.clone());
-        push_header(&mut headers, "CSeq", "1 INVITE");
-        push_header(&mut headers, "Contact", self.contact(peer.transport));
-        push_header(&mut headers, "Allow", super::ALLOW);
-        push_header(&mut headers, "X-Switchboard-Call", id.to_string());
-        push_header(
-            &mut headers,
-            "X-Switchboard-Supervise",
-            format!("{} {agent}", mode.label()),
-        );
-        push_header(&mut headers, "Content-Type", "application/sdp");
-        let invite = Request {
-            method: Method::Invite,
-            uri,
-            version: sip::rsip::Version::V2,
-            headers,
-            body: extra.local_body.clone(),
+        tracing::info!(call = id, %supervisor, %agent, mode = mode.label(), peer = %binding.source, "ringing a supervisor into the call");
+        let caller = Caller {
+            display: format!("Supervise {agent}"),
+            user: "switchboard",
+            purpose: (
+                "X-Switchboard-Supervise",
+                format!("{} {agent}", mode.label()),
+            ),
+            call_id_kind: "sup",
         };
-        tracing::info!(call = id, %supervisor, %agent, mode = mode.label(), %peer, "ringing a supervisor into the call");
-        let client_key = self.send_request(
+        let RungLeg {
+            invite,
+            call_id,
+            local_tag,
+            client_key,
+        } = self.ring_extra_leg(
             now,
-            invite.clone(),
-            peer,
-            ClientPurpose::MonitorInvite { call: id, leg },
-        );
-        self.calls.route_monitor(call_id.clone(), id);
-        self.timers.schedule(
-            now + self.config.sip.ring_timeout,
-            super::SwitchTimer::MonitorRing { call: id, leg },
+            id,
+            leg,
+            &binding,
+            &entry.sip_user,
+            uri,
+            caller,
+            extra.local_body.clone(),
         );
         self.supervisor_busy(now, supervisor);
         if let Some(call) = self.calls.get_mut(&id) {

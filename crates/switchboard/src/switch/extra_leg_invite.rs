@@ -1,0 +1,103 @@
+//! The INVITE Switchboard sends of its own accord to a registered phone to add it to a call as
+//! an extra leg of the call's media session (a supervisor rung from the API, a colleague
+//! consulted): one shape for both, so routing through the phone's Path, Switchboard's
+//! identity headers, the ring timeout and the route of the responses cannot drift apart.
+
+use super::call::CallNumber;
+use super::{new_tag, ClientPurpose, Switch};
+use media::Leg;
+use sip::message::push_header;
+use sip::registrar::Binding;
+use sip::rsip::{Method, Request, Uri};
+use sip::transaction::TransactionKey;
+use std::time::Instant;
+
+/// Who the phone is told is calling, and why.
+pub(super) struct Caller<'a> {
+    /// The From header's display name and user (`"Consult 1001" <sip:1001@…>`).
+    pub display: String,
+    pub user: &'a str,
+    /// Tells the phone (and a person reading a trace) what the call is for, e.g.
+    /// `("X-Switchboard-Consult", "1001")`.
+    pub purpose: (&'static str, String),
+    /// Distinguishes the Call-ID (`…-consult@switchboard`).
+    pub call_id_kind: &'static str,
+}
+
+/// The INVITE that rings the phone, and its dialog's identifiers so far.
+pub(super) struct RungLeg {
+    pub invite: Request,
+    pub call_id: String,
+    pub local_tag: String,
+    pub client_key: TransactionKey,
+}
+
+impl Switch {
+    /// Rings `binding`'s phone (user `sip_user`, Contact `uri`) with `offer` as `leg` of call
+    /// `id`: its responses are routed to the call's extra-leg paths and it is given up after
+    /// the ring timeout (`SwitchTimer::MonitorRing`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ring_extra_leg(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        leg: Leg,
+        binding: &Binding,
+        sip_user: &str,
+        uri: Uri,
+        caller: Caller<'_>,
+        offer: Vec<u8>,
+    ) -> RungLeg {
+        let peer = binding.source;
+        let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
+        let call_id = format!("{}-{}@switchboard", new_tag(), caller.call_id_kind);
+        let local_tag = new_tag();
+        let mut headers = sip::rsip::Headers::default();
+        push_header(&mut headers, "Via", self.via(peer));
+        push_header(&mut headers, "Max-Forwards", "70");
+        for hop in &binding.path {
+            push_header(&mut headers, "Route", hop.clone());
+        }
+        push_header(
+            &mut headers,
+            "From",
+            format!(
+                "\"{}\" <sip:{}@{host}>;tag={local_tag}",
+                caller.display, caller.user
+            ),
+        );
+        push_header(&mut headers, "To", format!("<sip:{sip_user}@{host}>"));
+        push_header(&mut headers, "Call-ID", call_id.clone());
+        push_header(&mut headers, "CSeq", "1 INVITE");
+        push_header(&mut headers, "Contact", self.contact(peer.transport));
+        push_header(&mut headers, "Allow", super::ALLOW);
+        push_header(&mut headers, "X-Switchboard-Call", id.to_string());
+        let (name, value) = caller.purpose;
+        push_header(&mut headers, name, value);
+        push_header(&mut headers, "Content-Type", "application/sdp");
+        let invite = Request {
+            method: Method::Invite,
+            uri,
+            version: sip::rsip::Version::V2,
+            headers,
+            body: offer,
+        };
+        let client_key = self.send_request(
+            now,
+            invite.clone(),
+            peer,
+            ClientPurpose::MonitorInvite { call: id, leg },
+        );
+        self.calls.route_monitor(call_id.clone(), id);
+        self.timers.schedule(
+            now + self.config.sip.ring_timeout,
+            super::SwitchTimer::MonitorRing { call: id, leg },
+        );
+        RungLeg {
+            invite,
+            call_id,
+            local_tag,
+            client_key,
+        }
+    }
+}
