@@ -3,7 +3,9 @@
 //! wrong password, not logged in and wrong role get clear answers; an agent goes not ready,
 //! a trunk call waits and shows on the wallboard, the agent goes Ready, the screen pop shows
 //! the caller, the agent's SIP phone (SIPp) answers, the page and the wallboard show the call
-//! connected, the caller hangs up, the agent files a wrap-up that lands next to the CDR.
+//! connected, the caller hangs up, the agent files a wrap-up that lands next to the CDR; on the
+//! second call the agent consults from the page (an unknown agent refused in words, then agent
+//! 1002's SIPp phone rung and answered) and cancels the consult, back with the caller.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -137,7 +139,11 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
     let supervisor_hash = hash_password(SUPERVISOR_PASSWORD)?;
     let admin_hash = hash_password(ADMIN_PASSWORD)?;
     let switchboard = Switchboard::start(SwitchboardConfig {
-        agents: vec![AgentAccount::new("1001", "Alice").with_web_password_hash(&agent_hash)],
+        agents: vec![
+            AgentAccount::new("1001", "Alice").with_web_password_hash(&agent_hash),
+            // Consulted from the desktop; without the queue's skill, never offered a call.
+            AgentAccount::new("1002", "Bob").without_support(),
+        ],
         // The caller is on the VIP list: the screen pop shows the label.
         dids: Vec::new(),
         numbers: vec![NumberSpec {
@@ -163,6 +169,16 @@ fn agent_desktop_and_wallboard_follow_a_call_in_chromium() -> HarnessResult<()> 
         .timeout(Duration::from_secs(300))
         .arg("-rtp_echo")
         .spawn()?;
+    // Bob's phone answers the consult the desktop places.
+    let colleague_port = sip_tests::ports::free_port()?;
+    sip_tests::agent::register_agent(&switchboard, "1002", colleague_port)?;
+    let _colleague =
+        sip_tests::Sipp::server("agent_answer.xml", colleague_port, switchboard.dir())?
+            .service("1002")
+            .calls(1)
+            .timeout(Duration::from_secs(300))
+            .arg("-rtp_echo")
+            .spawn()?;
     let shots = switchboard.dir().join("screenshots");
     std::fs::create_dir_all(&shots).map_err(|e| HarnessError::io("screenshot dir", e))?;
     let mut child = Command::new(python)

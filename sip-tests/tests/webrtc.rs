@@ -3,7 +3,9 @@
 //! real binary: the page registers over the SIP WebSocket listener, the agent goes Ready, a
 //! trunk call with RTP arrives and is answered in the page, RTP flows both ways through
 //! Switchboard's WebRTC leg (ICE-lite, DTLS-SRTP) and the plain trunk leg — counted at the
-//! trunk's RTP socket and in the page's getStats — and the agent hangs up in the page.
+//! trunk's RTP socket and in the page's getStats —, the page's JsSIP puts the call on hold
+//! and takes it off again with re-INVITEs (the caller hears music, then the agent), and the
+//! agent hangs up in the page.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -99,10 +101,6 @@ fn answer_in_the_page(switchboard: &Switchboard, base: &str) -> HarnessResult<()
         // Switchboard's trunk-side port.
         let received = rtp.receive(TRUNK_PACKETS, WAIT)?;
         let lines = browser.expect_step("rtp-flows")?;
-        stop_sending.store(true, Ordering::Relaxed);
-        let sent = sender
-            .join()
-            .map_err(|_| HarnessError::Unexpected("the RTP sender panicked".into()))??;
         assert_eq!(
             received.len(),
             TRUNK_PACKETS,
@@ -137,7 +135,28 @@ fn answer_in_the_page(switchboard: &Switchboard, base: &str) -> HarnessResult<()
             "the trunk's packets carry the page's outbound SSRC {browser_ssrc:?}: {:?}",
             received.iter().map(|p| p.ssrc()).collect::<Vec<_>>()
         );
-        assert!(u64::from(sent) >= 25, "the trunk sent {sent} packets");
+
+        // JsSIP's hold: a re-INVITE with the same ICE and DTLS, sendonly. Switchboard answers
+        // it (no 488, which would make JsSIP hang up) and plays music to the caller.
+        browser.go()?;
+        browser.expect_step("held")?;
+        switchboard.wait_for_log("agent hold changed call=1 holding=true", WAIT)?;
+        let held = wait_for_stream(rtp, relay, |ssrc| ssrc != browser_ssrc)?;
+        // And resume: the browser's own stream reaches the caller again, and the page hears
+        // the caller again (it counted more packets after the resume).
+        browser.go()?;
+        browser.expect_step("resumed")?;
+        switchboard.wait_for_log("agent hold changed call=1 holding=false", WAIT)?;
+        wait_for_stream(rtp, relay, |ssrc| ssrc == browser_ssrc)?;
+        assert!(
+            held.is_some(),
+            "music on hold is an RTP stream of its own: {held:?}"
+        );
+        stop_sending.store(true, Ordering::Relaxed);
+        let sent = sender
+            .join()
+            .map_err(|_| HarnessError::Unexpected("the RTP sender panicked".into()))??;
+        assert!(u64::from(sent) >= 50, "the trunk sent {sent} packets");
 
         // The agent hangs up in the page: the caller gets Switchboard's BYE.
         browser.go()?;
@@ -147,4 +166,38 @@ fn answer_in_the_page(switchboard: &Switchboard, base: &str) -> HarnessResult<()
     browser.expect_step("done")?;
     browser.go()?;
     browser.finish()
+}
+
+/// How many packets in a row from Switchboard's trunk port make a stream "the one heard".
+const STREAK: usize = 10;
+
+/// Reads the caller's RTP until `STREAK` packets in a row from `relay` carry an SSRC that
+/// `wanted` accepts (what was queued before the change is read through); that SSRC.
+fn wait_for_stream(
+    rtp: &RtpPeer,
+    relay: std::net::SocketAddr,
+    wanted: impl Fn(Option<u32>) -> bool,
+) -> HarnessResult<Option<u32>> {
+    let deadline = Instant::now() + WAIT;
+    let mut streak = 0;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        for packet in rtp.receive(1, left)? {
+            let ssrc = packet.ssrc();
+            if packet.from == relay && wanted(ssrc) {
+                streak += 1;
+                if streak == STREAK {
+                    return Ok(ssrc);
+                }
+            } else {
+                streak = 0;
+            }
+            if seen.last() != Some(&ssrc) {
+                seen.push(ssrc);
+            }
+        }
+    }
+    Err(HarnessError::Unexpected(format!(
+        "no {STREAK} packets in a row of the expected stream within {WAIT:?}; SSRCs seen: {seen:?}"
+    )))
 }

@@ -9,6 +9,7 @@ and the message says what was not seen.
     web_desktop.py BASE_URL AGENT AGENT_PASSWORD SUPERVISOR SUPERVISOR_PASSWORD ADMIN ADMIN_PASSWORD SCREENSHOT_DIR
 """
 import sys
+import time
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -116,6 +117,45 @@ def main():
         expect(desk.locator("#history tbody tr td").nth(2)).to_have_text("answered")
         expect(desk.locator("#history tbody tr td").nth(3)).to_have_text("escalated")
         desk.screenshot(path=f"{shots}/agent-desktop-history.png", full_page=True)
+
+        # Consult from the desktop: an unknown agent is refused in words; agent 1002 (no
+        # support skill, so never offered the call itself; its phone is a SIPp UAS) is rung.
+        expect(desk.locator("#complete")).to_be_disabled()
+        expect(desk.locator("#cancel-consult")).to_be_disabled()
+        desk.fill("#consult-to", "1099")
+        desk.click("#consult")
+        expect(desk.locator("#call-error")).to_have_text("There is no agent with that id.")
+        desk.fill("#consult-to", agent)
+        desk.click("#consult")
+        expect(desk.locator("#call-error")).to_have_text("You cannot consult yourself.")
+        desk.fill("#consult-to", "1002")
+        desk.click("#consult")
+        expect(desk.locator("#consult-status")).to_have_text("Consulting 1002: the caller hears music on hold.")
+        expect(desk.locator("#call-error")).to_have_text("")
+        expect(desk.locator("#consult")).to_be_disabled()
+        expect(desk.locator("#complete")).to_be_enabled()
+        expect(desk.locator("#conference")).to_be_enabled()
+        expect(desk.locator("#cancel-consult")).to_be_enabled()
+        # Cancel once 1002's phone has answered (the call's consult leg, as the API lists it).
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            leg = desk.evaluate("""async () => {
+              const listed = await api("GET", "/api/calls");
+              const legs = listed.calls.flatMap((c) => c.legs);
+              return legs.find((l) => l.role === "consult") || null;
+            }""")
+            if leg and leg["state"] == "answered":
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the consulted phone did not answer: {leg}")
+            desk.wait_for_timeout(250)
+        desk.screenshot(path=f"{shots}/agent-desktop-consult.png", full_page=True)
+        desk.click("#cancel-consult")
+        expect(desk.locator("#consult-status")).to_have_text("Consult ended: you are back with the caller.")
+        expect(desk.locator("#call-error")).to_have_text("")
+        expect(desk.locator("#consult")).to_be_enabled()
+        expect(desk.locator("#cancel-consult")).to_be_disabled()
+        expect(desk.locator("#call-status")).to_contain_text("connected")
         step("hang-up-again")
         expect(desk.locator("#call-status")).to_contain_text("ended (completed)")
 

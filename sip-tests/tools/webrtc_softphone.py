@@ -104,6 +104,25 @@ def main():
         desk.screenshot(path=f"{shots}/agent-softphone-in-call.png", full_page=True)
 
         step("rtp-flows")  # the driver has counted RTP at the trunk too
+        # JsSIP's own hold and resume (re-INVITEs with the same ICE and DTLS): JsSIP hangs up
+        # when a re-INVITE is refused, so the call still being up after each is the answer.
+        desk.evaluate("() => window.softphone.session.hold()")
+        desk.wait_for_function("() => window.softphone.session.isOnHold().local", timeout=WAIT_MS)
+        step("held")  # the driver hears music on hold at the trunk
+        expect(desk.locator("#phone-state")).to_have_text("In call")
+        desk.evaluate("() => window.softphone.session.unhold()")
+        desk.wait_for_function("() => !window.softphone.session.isOnHold().local", timeout=WAIT_MS)
+        before = desk.evaluate(RTP_COUNTS)["received"]
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:
+            counts = desk.evaluate(RTP_COUNTS)
+            if counts and counts["received"] >= before + PACKETS:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"no RTP in the page after the resume: {before} then {counts}")
+            desk.wait_for_timeout(250)
+        expect(desk.locator("#phone-state")).to_have_text("In call")
+        step("resumed")  # the driver hears the browser again at the trunk
         desk.click("#phone-hangup")
         expect(desk.locator("#phone-state")).to_contain_text("Softphone ready")
         expect(desk.locator("#call-status")).to_contain_text("ended")

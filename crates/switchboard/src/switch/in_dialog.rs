@@ -263,7 +263,9 @@ impl Switch {
             }
         } else {
             let was_holding = call_media.holding(leg);
-            let outcome = self.media.answer_reoffer(call_media, leg, &request.body);
+            let outcome = self
+                .media
+                .answer_leg_reoffer(id, call_media, leg, &request.body);
             let (config, answer) = match outcome {
                 Ok((config, _, answer)) => (config, answer),
                 Err(error) => {

@@ -972,11 +972,11 @@ impl MediaPlane {
         offer: &[u8],
     ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
         if super::webrtc_legs::is_webrtc_offer(offer) {
-            // The browser's leg lives in the media session; a mid-call WebRTC offer (its own
-            // hold) would need the session's peer connection to answer it. Refused, the call
-            // goes on unchanged (RFC 3261 §14.2).
+            // A browser agent's re-offer is answered by `answer_leg_reoffer`; one here is on a
+            // leg that never negotiated WebRTC. Refused, the call goes on unchanged (RFC 3261
+            // §14.2).
             return Err(refusal(
-                "re-INVITEs from a WebRTC phone are not supported: hold and resume from the agent desktop",
+                "a WebRTC offer is answered only on a WebRTC phone's leg",
             ));
         }
         let (offer, sdes) = sdes_legs::accept_reoffer(offer, media.sdes(leg)).map_err(refusal)?;
@@ -991,6 +991,49 @@ impl MediaPlane {
         if leg == media::Leg::Trunk {
             media.trunk_leg = config;
         }
+        *media.direction_mut(leg) = offered_direction;
+        Ok((config, offered_direction, answer))
+    }
+
+    /// [`MediaPlane::answer_reoffer`] for a leg of `call`, where the agent's leg may be a
+    /// browser's: its re-offer (hold, resume) is answered with our WebRTC SDP when it keeps
+    /// the ICE credentials and DTLS fingerprint agreed (see `webrtc_legs`); the leg in the
+    /// media session is untouched, only the direction changes. An ICE restart gets 488.
+    pub fn answer_leg_reoffer(
+        &mut self,
+        call: CallNumber,
+        media: &mut CallMedia,
+        leg: media::Leg,
+        offer: &[u8],
+    ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
+        let browser = leg == media::Leg::Agent && self.webrtc.is_answered(call);
+        if !browser || !super::webrtc_legs::is_webrtc_offer(offer) {
+            return self.answer_reoffer(media, leg, offer);
+        }
+        let plain = self
+            .webrtc
+            .reoffer(call, offer, self.bind_ip)
+            .map_err(refusal)?;
+        let parsed = SessionDescription::parse(&plain)?;
+        let keep = media.codec.map(|(codec, _)| codec);
+        let local = self.local(media.ports(leg));
+        // The plain answer only checks the offer; the browser gets the WebRTC one, so what
+        // Switchboard last said on this leg stays the WebRTC SDP.
+        let mut scratch = media.sdp_mut(leg).clone();
+        let (config, offered_direction, _) =
+            negotiate_leg(&parsed, keep, &mut scratch, local, None)?;
+        let Some(codec) = config.codec else {
+            return Err(refusal("no codec in the WebRTC re-offer"));
+        };
+        let answer = self
+            .webrtc
+            .answer_again(
+                call,
+                codec,
+                config.telephone_event,
+                offered_direction.answer(),
+            )
+            .map_err(refusal)?;
         *media.direction_mut(leg) = offered_direction;
         Ok((config, offered_direction, answer))
     }
@@ -1619,6 +1662,58 @@ m=audio 9 UDP/TLS/RTP/SAVPF 8\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\na=rtcp-mux\r\
             media.direction(media::Leg::Agent),
             Direction::SendRecv,
             "unchanged"
+        );
+    }
+
+    #[test]
+    fn a_browser_agents_hold_is_answered_over_webrtc_and_an_ice_restart_refused() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+        let now = Instant::now();
+        plane
+            .webrtc
+            .offer(now, 9, media.agent_ports, &media.agent_plan)
+            .expect("WebRTC offer");
+        let answer = "v=0\r\no=- 77 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 8 101\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:brws\r\n\
+a=ice-pwd:browserpasswordbrowser00\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:active\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n";
+        plane
+            .webrtc
+            .answered(now, 9, answer.as_bytes(), "127.0.0.1".parse().expect("ip"))
+            .expect("browser answer");
+        let hold = answer
+            .replace("a=setup:active", "a=setup:actpass")
+            .replace("a=sendrecv", "a=sendonly")
+            .replace(" 2 IN IP4", " 3 IN IP4");
+        let (_, direction, ours) = plane
+            .answer_leg_reoffer(9, &mut media, media::Leg::Agent, hold.as_bytes())
+            .expect("hold answered");
+        assert_eq!(direction, Direction::SendOnly);
+        assert_eq!(media.direction(media::Leg::Agent), Direction::SendOnly);
+        assert!(media.holding(media::Leg::Agent));
+        let ours = text(&ours);
+        for wanted in [
+            "UDP/TLS/RTP/SAVPF 8 101",
+            "a=recvonly",
+            "a=setup:passive",
+            "a=ice-lite",
+        ] {
+            assert!(ours.contains(wanted), "{wanted} missing:\n{ours}");
+        }
+
+        let restart = hold.replace("ice-ufrag:brws", "ice-ufrag:anew");
+        let error = plane
+            .answer_leg_reoffer(9, &mut media, media::Leg::Agent, restart.as_bytes())
+            .expect_err("ICE restart");
+        assert_eq!(error.sip_status(), 488);
+        assert!(error.to_string().contains("ICE restart"), "{error}");
+        assert_eq!(
+            media.direction(media::Leg::Agent),
+            Direction::SendOnly,
+            "a refused re-offer changes nothing"
         );
     }
 }

@@ -9,7 +9,7 @@
 //! checks accept or refuse against the call's plain agent offer.
 
 use super::call::CallNumber;
-use media::sdp::{Attribute, Connection, SessionDescription};
+use media::sdp::{Attribute, Connection, Direction, SessionDescription};
 use media::{DtlsIdentity, MediaPlan, PortPair, WebRtcAudio, WebRtcLeg};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +31,40 @@ pub struct WebRtcLegs {
     candidate_ips: Vec<IpAddr>,
     /// Offers made and not yet answered, by call (one agent is rung at a time).
     offered: HashMap<CallNumber, Box<WebRtcLeg>>,
+    /// What each answered browser leg agreed, to answer its re-offers (hold and resume).
+    agreed: HashMap<CallNumber, Agreed>,
+}
+
+/// The parameters a browser leg agreed in its answer. A browser's later offer (JsSIP's hold
+/// and resume) that keeps them changes only the direction; the leg in the media session
+/// keeps its ICE and DTLS state, so the answer is our first offer again with the role taken.
+#[derive(Debug)]
+struct Agreed {
+    /// Our offer, as the browser accepted it.
+    our_offer: String,
+    /// The browser's ICE credentials and DTLS fingerprint.
+    ice_ufrag: String,
+    ice_pwd: String,
+    fingerprint: String,
+    /// The DTLS role Switchboard took (`passive` when the browser chose `active`).
+    our_setup: &'static str,
+    /// The `o=` version of our last SDP to this browser.
+    version: u64,
+}
+
+/// An ICE or DTLS attribute of an SDP: the audio section's, else the session's.
+fn transport_attribute(sdp: &SessionDescription, name: &str) -> Option<String> {
+    sdp.media
+        .iter()
+        .filter(|m| m.media == "audio" && m.port != 0)
+        .find_map(|m| m.attribute_values(name).next())
+        .or_else(|| {
+            sdp.attributes
+                .iter()
+                .find(|a| a.name == name)
+                .and_then(|a| a.value.as_deref())
+        })
+        .map(|value| value.trim().to_string())
 }
 
 impl WebRtcLegs {
@@ -43,6 +77,7 @@ impl WebRtcLegs {
             bind_ip: address,
             candidate_ips,
             offered: HashMap::new(),
+            agreed: HashMap::new(),
         }
     }
 
@@ -83,6 +118,7 @@ impl WebRtcLegs {
         )
         .map_err(|error| error.to_string())?;
         let sdp = leg.offer_sdp().as_bytes().to_vec();
+        self.agreed.remove(&call);
         self.offered.insert(call, Box::new(leg));
         Ok(sdp)
     }
@@ -113,13 +149,137 @@ impl WebRtcLegs {
         leg.handle_answer(now, text)
             .map_err(|error| format!("the WebRTC answer was refused: {error}"))?;
         let plain = plain_answer(answer, placeholder)?;
+        if let Some(agreed) = agreement(leg.offer_sdp(), answer) {
+            self.agreed.insert(call, agreed);
+        }
         Ok((leg, plain))
+    }
+
+    /// Whether `call`'s agent is a browser whose answer was accepted.
+    pub fn is_answered(&self, call: CallNumber) -> bool {
+        self.agreed.contains_key(&call)
+    }
+
+    /// A browser's offer inside the call's dialog (hold, resume): when it keeps the ICE
+    /// credentials and DTLS fingerprint agreed, the plain `RTP/AVP` offer it amounts to, at
+    /// `placeholder` port 9 (as the first answer was). `Err` with the Warning text of a 488
+    /// for an ICE restart, a new certificate, or an offer that is not a WebRTC one.
+    pub fn reoffer(
+        &self,
+        call: CallNumber,
+        offer: &[u8],
+        placeholder: IpAddr,
+    ) -> Result<Vec<u8>, &'static str> {
+        let agreed = self
+            .agreed
+            .get(&call)
+            .ok_or("no WebRTC leg was agreed on this call")?;
+        let parsed =
+            SessionDescription::parse(offer).map_err(|_| "the WebRTC re-offer is not SDP")?;
+        let ufrag = transport_attribute(&parsed, "ice-ufrag");
+        let pwd = transport_attribute(&parsed, "ice-pwd");
+        if ufrag.as_deref() != Some(agreed.ice_ufrag.as_str())
+            || pwd.as_deref() != Some(agreed.ice_pwd.as_str())
+        {
+            return Err("ICE restart (new ice-ufrag/ice-pwd) is not supported mid-call");
+        }
+        let fingerprint = transport_attribute(&parsed, "fingerprint");
+        if !fingerprint.is_some_and(|f| f.eq_ignore_ascii_case(&agreed.fingerprint)) {
+            return Err("a new DTLS fingerprint is not supported mid-call");
+        }
+        plain_sdp(offer, placeholder, "offer").map_err(|_| "the WebRTC re-offer accepts no audio")
+    }
+
+    /// Our answer to a browser's re-offer accepted by [`WebRtcLegs::reoffer`]: our first
+    /// offer with the role Switchboard took, the call's codec (`codec` payload type) and
+    /// `telephone_event`, `direction`, and the next `o=` version.
+    pub fn answer_again(
+        &mut self,
+        call: CallNumber,
+        codec: (media::Codec, u8),
+        telephone_event: Option<u8>,
+        direction: Direction,
+    ) -> Result<Vec<u8>, &'static str> {
+        let agreed = self
+            .agreed
+            .get_mut(&call)
+            .ok_or("no WebRTC leg was agreed on this call")?;
+        let mut sdp = SessionDescription::parse(agreed.our_offer.as_bytes())
+            .map_err(|_| "our WebRTC offer does not parse")?;
+        agreed.version = agreed.version.max(sdp.origin.session_version) + 1;
+        sdp.origin.session_version = agreed.version;
+        let setup = agreed.our_setup;
+        let audio = sdp
+            .media
+            .iter_mut()
+            .find(|m| m.media == "audio")
+            .ok_or("our WebRTC offer has no audio")?;
+        let (kind, payload_type) = codec;
+        audio.formats = std::iter::once(payload_type)
+            .chain(telephone_event)
+            .map(|pt| pt.to_string())
+            .collect();
+        audio.attributes.retain(|a| {
+            !matches!(
+                a.name.as_str(),
+                "rtpmap"
+                    | "fmtp"
+                    | "rtcp-fb"
+                    | "setup"
+                    | "sendrecv"
+                    | "sendonly"
+                    | "recvonly"
+                    | "inactive"
+            )
+        });
+        let name = match kind {
+            media::Codec::Pcmu => "PCMU",
+            media::Codec::Pcma => "PCMA",
+        };
+        audio.attributes.push(Attribute::valued("setup", setup));
+        audio.attributes.push(Attribute::flag(direction.as_str()));
+        audio.attributes.push(Attribute::valued(
+            "rtpmap",
+            format!("{payload_type} {name}/8000"),
+        ));
+        if let Some(pt) = telephone_event {
+            audio.attributes.push(Attribute::valued(
+                "rtpmap",
+                format!("{pt} telephone-event/8000"),
+            ));
+            audio
+                .attributes
+                .push(Attribute::valued("fmtp", format!("{pt} 0-16")));
+        }
+        Ok(sdp.to_bytes())
     }
 
     /// The call ended or its agent attempt failed: an unanswered offer is dropped.
     pub fn forget(&mut self, call: CallNumber) {
         self.offered.remove(&call);
+        self.agreed.remove(&call);
     }
+}
+
+/// What a browser agreed by answering `our_offer` with `answer`; `None` when the answer
+/// lacks ICE credentials or a fingerprint (the leg was refused before this anyway).
+fn agreement(our_offer: &str, answer: &[u8]) -> Option<Agreed> {
+    let parsed = SessionDescription::parse(answer).ok()?;
+    let our_setup = match transport_attribute(&parsed, "setup").as_deref() {
+        Some("passive") => "active",
+        _ => "passive",
+    };
+    let version = SessionDescription::parse(our_offer.as_bytes())
+        .map(|sdp| sdp.origin.session_version)
+        .unwrap_or(1);
+    Some(Agreed {
+        our_offer: our_offer.to_string(),
+        ice_ufrag: transport_attribute(&parsed, "ice-ufrag")?,
+        ice_pwd: transport_attribute(&parsed, "ice-pwd")?,
+        fingerprint: transport_attribute(&parsed, "fingerprint")?,
+        our_setup,
+        version,
+    })
 }
 
 /// Whether `offer` is a WebRTC one (DTLS-SRTP: `UDP/TLS/RTP/SAVPF` or `TCP/TLS/RTP/SAVPF`).
@@ -131,13 +291,18 @@ pub fn is_webrtc_offer(offer: &[u8]) -> bool {
 /// The plain `RTP/AVP` answer a browser's `UDP/TLS/RTP/SAVPF` answer amounts to: its first
 /// audio section's codecs, telephone-event and direction, at `placeholder` port 9.
 fn plain_answer(answer: &[u8], placeholder: IpAddr) -> Result<Vec<u8>, String> {
-    let mut parsed = SessionDescription::parse(answer)
-        .map_err(|error| format!("the WebRTC answer is not SDP: {error}"))?;
+    plain_sdp(answer, placeholder, "answer")
+}
+
+/// The plain `RTP/AVP` description a WebRTC `kind` (offer or answer) amounts to.
+fn plain_sdp(sdp: &[u8], placeholder: IpAddr, kind: &str) -> Result<Vec<u8>, String> {
+    let mut parsed = SessionDescription::parse(sdp)
+        .map_err(|error| format!("the WebRTC {kind} is not SDP: {error}"))?;
     let index = parsed
         .media
         .iter()
         .position(|m| m.media == "audio" && m.port != 0)
-        .ok_or_else(|| "the WebRTC answer accepts no audio".to_string())?;
+        .ok_or_else(|| format!("the WebRTC {kind} accepts no audio"))?;
     let connection = Connection {
         address_type: match placeholder {
             IpAddr::V4(_) => "IP4".to_string(),
@@ -311,5 +476,114 @@ a=ssrc:1 cname:x\r\n";
         assert!(plain_answer(rejected.as_bytes(), placeholder)
             .expect_err("no audio")
             .contains("no audio"));
+    }
+
+    /// JsSIP's hold: the same ICE credentials and fingerprint, `a=setup:actpass`, sendonly.
+    fn browser_reoffer(direction: &str) -> String {
+        BROWSER_ANSWER
+            .replace("a=setup:active", "a=setup:actpass")
+            .replace("a=sendrecv", &format!("a={direction}"))
+            .replace(" 2 IN IP4", " 3 IN IP4")
+            .replace("SAVPF 8 101", "SAVPF 111 8 0 101")
+            + "a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+    }
+
+    #[test]
+    fn a_browsers_hold_with_the_same_ice_and_dtls_is_answered_with_our_webrtc_sdp() {
+        let mut legs = WebRtcLegs::new("127.0.0.1".parse().expect("ip"), None);
+        let placeholder: IpAddr = "192.0.2.9".parse().expect("ip");
+        let plan = plan(vec![(Codec::Pcma, 8)], Some(101));
+        let offer = legs
+            .offer(Instant::now(), 5, agent_ports(), &plan)
+            .expect("offer");
+        let offer = String::from_utf8(offer).expect("text");
+        legs.answered(Instant::now(), 5, BROWSER_ANSWER.as_bytes(), placeholder)
+            .expect("answer accepted");
+        assert!(legs.is_answered(5));
+
+        let plain = legs
+            .reoffer(5, browser_reoffer("sendonly").as_bytes(), placeholder)
+            .expect("same ICE and DTLS");
+        let plain = String::from_utf8(plain).expect("text");
+        assert!(
+            plain.contains("m=audio 9 RTP/AVP 111 8 0 101\r\n"),
+            "{plain}"
+        );
+        assert!(plain.contains("a=sendonly"), "{plain}");
+        assert!(!plain.contains("ice-ufrag"), "{plain}");
+
+        let answer = legs
+            .answer_again(5, (Codec::Pcma, 8), Some(101), Direction::RecvOnly)
+            .expect("answer");
+        let answer = String::from_utf8(answer).expect("text");
+        let line = |sdp: &str, prefix: &str| {
+            sdp.lines()
+                .find(|l| l.starts_with(prefix))
+                .map(str::to_string)
+                .expect(prefix)
+        };
+        // Our ICE credentials and certificate, unchanged; the role we took (the browser was
+        // active); the direction mirrored; only the call's codec and events.
+        for kept in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=mid:"] {
+            assert_eq!(line(&answer, kept), line(&offer, kept), "{answer}");
+        }
+        assert!(answer.contains("a=setup:passive"), "{answer}");
+        assert!(!answer.contains("actpass"), "{answer}");
+        assert!(answer.contains("a=recvonly"), "{answer}");
+        assert!(!answer.contains("a=sendrecv"), "{answer}");
+        assert!(
+            answer.contains("m=audio 9 UDP/TLS/RTP/SAVPF 8 101\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:8 PCMA/8000"), "{answer}");
+        let version = |sdp: &str| {
+            line(sdp, "o=")
+                .split(' ')
+                .nth(2)
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("version")
+        };
+        assert_eq!(version(&answer), version(&offer) + 1);
+        let resumed = legs
+            .answer_again(5, (Codec::Pcma, 8), Some(101), Direction::SendRecv)
+            .expect("answer");
+        let resumed = String::from_utf8(resumed).expect("text");
+        assert!(resumed.contains("a=sendrecv"), "{resumed}");
+        assert_eq!(version(&resumed), version(&offer) + 2);
+    }
+
+    #[test]
+    fn an_ice_restart_or_a_new_certificate_is_refused() {
+        let mut legs = WebRtcLegs::new("127.0.0.1".parse().expect("ip"), None);
+        let placeholder: IpAddr = "192.0.2.9".parse().expect("ip");
+        let plan = plan(vec![(Codec::Pcma, 8)], Some(101));
+        assert!(legs
+            .reoffer(6, browser_reoffer("sendonly").as_bytes(), placeholder)
+            .expect_err("nothing agreed")
+            .contains("no WebRTC leg"));
+        legs.offer(Instant::now(), 6, agent_ports(), &plan)
+            .expect("offer");
+        legs.answered(Instant::now(), 6, BROWSER_ANSWER.as_bytes(), placeholder)
+            .expect("answer accepted");
+        let restart = browser_reoffer("sendrecv").replace("ice-ufrag:abcd", "ice-ufrag:wxyz");
+        assert!(legs
+            .reoffer(6, restart.as_bytes(), placeholder)
+            .expect_err("ICE restart")
+            .contains("ICE restart"));
+        let new_password = browser_reoffer("sendrecv").replace("ice-pwd:abcdef", "ice-pwd:zzzzzz");
+        assert!(legs
+            .reoffer(6, new_password.as_bytes(), placeholder)
+            .expect_err("ICE restart")
+            .contains("ICE restart"));
+        let new_certificate = browser_reoffer("sendrecv").replace("00:11:22", "FF:11:22");
+        assert!(legs
+            .reoffer(6, new_certificate.as_bytes(), placeholder)
+            .expect_err("new certificate")
+            .contains("fingerprint"));
+        legs.forget(6);
+        assert!(
+            !legs.is_answered(6),
+            "the call's end forgets what was agreed"
+        );
     }
 }

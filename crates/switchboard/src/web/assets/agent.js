@@ -5,6 +5,22 @@
 let me = null;
 let stateSince = Date.now();
 let currentCall = null;
+// The agent consulted on the current call (attended transfer), while the consult lasts.
+let consulting = null;
+let connectedCall = false;
+
+// The consult API's refusals, in words (docs/api.md lists the codes).
+const consultRefusals = {
+  unknown_target: "There is no agent with that id.",
+  target_not_ready: "That agent is not Ready: they cannot take a consult now.",
+  target_unreachable: "That agent has no phone registered.",
+  own_call: "You cannot consult yourself.",
+  consult_in_progress: "A consult is already going on for this call.",
+  no_room: "This call cannot take another party.",
+  no_consult: "There is no consult on this call (the colleague may have hung up).",
+  consult_not_answered: "The colleague has not answered yet: wait, or cancel the consult.",
+  already_transferred: "This call has already been transferred.",
+};
 
 const labels = { "ready": "Ready", "not-ready": "Not ready", "logged-out": "Logged out",
   "reserved": "Ringing", "on-call": "On call", "wrap-up": "Wrap-up" };
@@ -37,7 +53,37 @@ async function setState(state, reason) {
 }
 
 function callButtons(connected) {
+  connectedCall = connected;
+  if (!connected) consulting = null;
   for (const id of ["hold", "resume", "transfer"]) document.getElementById(id).disabled = !connected;
+  document.getElementById("consult").disabled = !connected || consulting !== null;
+  for (const id of ["complete", "conference", "cancel-consult"]) {
+    document.getElementById(id).disabled = !connected || consulting === null;
+  }
+}
+
+/** Consult, complete, conference or cancel on the current call; refusals said in words. */
+async function consultAction(action, body, done) {
+  text("call-error", "");
+  try {
+    await api("POST", `/api/calls/${currentCall}/${action}`, body);
+    done();
+  } catch (e) {
+    text("call-error", consultRefusals[e.code] || e.message);
+  }
+  callButtons(connectedCall);
+}
+
+function consult() {
+  const to = document.getElementById("consult-to").value.trim();
+  if (!to) {
+    text("call-error", "Type the id of the agent to consult.");
+    return;
+  }
+  consultAction("consult", { to }, () => {
+    consulting = to;
+    text("consult-status", `Consulting ${to}: the caller hears music on hold.`);
+  });
 }
 
 async function showHistory(call) {
@@ -72,6 +118,7 @@ function onOffered(event) {
   text("pop-ivr", event.ivr_path.length ? event.ivr_path.join(" › ") : "–");
   text("pop-wait", clock(event.wait_s));
   document.getElementById("wrap-up").hidden = true;
+  text("consult-status", "");
   callButtons(false);
   showHistory(event.call);
 }
@@ -146,6 +193,18 @@ async function start() {
   document.getElementById("resume").onclick = () => act("resume");
   document.getElementById("transfer").onclick = () =>
     act("transfer", { to: document.getElementById("transfer-to").value });
+  document.getElementById("consult").onclick = consult;
+  document.getElementById("complete").onclick = () => consultAction("complete", undefined, () => {
+    text("consult-status", `Transferred to ${consulting}.`);
+    consulting = null;
+  });
+  document.getElementById("conference").onclick = () => consultAction("conference", undefined, () => {
+    text("consult-status", `Conference: the caller, you and ${consulting}.`);
+  });
+  document.getElementById("cancel-consult").onclick = () => consultAction("cancel", undefined, () => {
+    text("consult-status", "Consult ended: you are back with the caller.");
+    consulting = null;
+  });
   document.getElementById("wrap-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const call = document.getElementById("wrap-call").textContent;

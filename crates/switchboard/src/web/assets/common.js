@@ -2,7 +2,7 @@
 // Shared by the desktop and the wallboard: API calls with clear errors, the event socket,
 // and time formatting.
 
-/** Calls the API; throws an Error with the API's message. A lost session goes to login. */
+/** Calls the API; throws an Error with the API's message and `code`. A lost session goes to login. */
 async function api(method, path, body) {
   const init = { method, headers: {} };
   if (body !== undefined) {
@@ -17,7 +17,10 @@ async function api(method, path, body) {
     throw new Error("not logged in");
   }
   if (!response.ok) {
-    throw new Error((answer.error && answer.error.message) || `HTTP ${response.status}`);
+    const error = new Error((answer.error && answer.error.message) || `HTTP ${response.status}`);
+    // The stable code, for pages that say what it means in their own words.
+    error.code = answer.error && answer.error.code;
+    throw error;
   }
   return answer;
 }
