@@ -452,8 +452,9 @@ pub(crate) fn send_existing(inner: &Arc<Inner>, to: SocketAddr, transport: Trans
 /// address (a phone that came back over a connection we opened), else a new one opened in
 /// the background as the route says (see [`crate::TlsTarget`]). A new connection is counted
 /// against the connection caps like an accepted one, and must be connected and through its
-/// handshake within the header timeout; a failure is counted and logged, and the messages
-/// queued for it are lost (the transaction times out, as for a failed TCP connect).
+/// handshake within the header timeout; a failure is counted, logged and reported to the core
+/// ([`Payload::ConnectFailed`]): the messages queued for it are lost, and the transactions
+/// that sent them fail at once.
 pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     let target = inner
         .tls_routes
@@ -481,7 +482,7 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     let connect = target.connect;
     let name = match crate::tls_client::server_name(&target.server_name) {
         Ok(name) => name,
-        Err(error) => return log_connect_failure(inner, connect, &target, &error.to_string()),
+        Err(error) => return log_connect_failure(inner, to, connect, &target, &error.to_string()),
     };
     if let Err(refusal) = inner
         .accepted
@@ -491,7 +492,7 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             .stats
             .connections_refused
             .fetch_add(1, Ordering::Relaxed);
-        return log_connect_failure(inner, connect, &target, refusal.token());
+        return log_connect_failure(inner, to, connect, &target, refusal.token());
     }
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     if tx.try_send(data).is_err() {
@@ -520,11 +521,11 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             }
             Ok(Err(error)) => {
                 unregister(&inner, connect, id);
-                log_connect_failure(&inner, connect, &target, &error.to_string());
+                log_connect_failure(&inner, to, connect, &target, &error.to_string());
             }
             Err(_) => {
                 unregister(&inner, connect, id);
-                log_connect_failure(&inner, connect, &target, "not connected in time");
+                log_connect_failure(&inner, to, connect, &target, "not connected in time");
             }
         }
         inner.accepted.release(connect.ip());
@@ -532,7 +533,8 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
 }
 
 fn log_connect_failure(
-    inner: &Inner,
+    inner: &Arc<Inner>,
+    to: SocketAddr,
     connect: SocketAddr,
     target: &crate::TlsTarget,
     reason: &str,
@@ -549,6 +551,26 @@ fn log_connect_failure(
         reason,
         "outgoing TLS connection failed"
     );
+    report_connect_failure(inner, Peer::tls(to), reason);
+}
+
+/// Tells the core that the connection to `destination` (as the core addressed it) could not
+/// be opened, so the transactions waiting on it fail now instead of at Timer B. Sent from a
+/// task of its own: the caller may be the core's own send path, which must not wait on the
+/// core's queue.
+fn report_connect_failure(inner: &Arc<Inner>, destination: Peer, reason: &str) {
+    let failed = Inbound {
+        source: destination,
+        local: SocketAddr::from(([0, 0, 0, 0], 0)),
+        payload: Payload::ConnectFailed {
+            reason: reason.to_owned(),
+        },
+        received: Instant::now(),
+    };
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let _ = inner.inbound.send(failed).await;
+    });
 }
 
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
@@ -597,9 +619,10 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
                 .await;
             }
             Err(error) => {
-                tracing::debug!(%error, %to, "TCP connect failed");
+                tracing::warn!(%error, %to, "outgoing TCP connection failed");
                 inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 unregister(&inner, to, id);
+                report_connect_failure(&inner, Peer::tcp(to), &error.to_string());
             }
         }
     });

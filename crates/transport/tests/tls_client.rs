@@ -309,3 +309,53 @@ async fn extra_cas_replaced_while_running_apply_to_new_connections() {
         .expect("server running");
     read_message(&mut stream, "after").await;
 }
+
+/// The next delivery to the core, which must be a failed-connection report.
+async fn connect_failure(inbound: &mut mpsc::Receiver<Inbound>) -> (Peer, String) {
+    let report = tokio::time::timeout(WAIT, inbound.recv())
+        .await
+        .expect("reported in time")
+        .expect("open");
+    match report.payload {
+        Payload::ConnectFailed { reason } => (report.source, reason),
+        other => panic!("expected ConnectFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_reported_to_the_core_for_the_destination() {
+    let ca = ca();
+    let (chain, key) = server_cert(Some(&ca), &["other.example"]);
+    let (addr, _accepted) = tls_server(chain, key).await;
+    let (transports, mut inbound) = start(Some(&ca)).await;
+    transports.route_tls(addr, route(addr, "carrier.example", true));
+    send(&transports, addr, "refused");
+    let (destination, reason) = connect_failure(&mut inbound).await;
+    assert_eq!(
+        destination,
+        Peer::tls(addr),
+        "named as the core addressed it"
+    );
+    assert!(reason.contains("certificate"), "reason: {reason}");
+}
+
+#[tokio::test]
+async fn a_refused_tcp_connection_is_reported_to_the_core_for_the_destination() {
+    // A port nobody listens on: bound, then released.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let (transports, mut inbound) = start(None).await;
+    transports.send(Transmit {
+        peer: Peer::tcp(closed),
+        data: Bytes::from(options("tcp-refused")),
+    });
+    let (destination, reason) = connect_failure(&mut inbound).await;
+    assert_eq!(destination, Peer::tcp(closed));
+    assert!(
+        reason.to_lowercase().contains("refused"),
+        "reason: {reason}"
+    );
+}
