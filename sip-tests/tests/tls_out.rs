@@ -150,6 +150,16 @@ fn a_carrier_certificate_without_the_configured_name_gets_no_invite() -> Harness
         "the log line says which name and why: {log}"
     );
     assert!(tls_failures(&setup.switchboard)? >= 1.0);
+    // The offer failed as unreachable because of the failed connection (503), not by Timer B.
+    setup.switchboard.wait_for_log(
+        "agent INVITE failed: the phone could not be connected to",
+        WAIT,
+    )?;
+    let log = setup.switchboard.log();
+    assert!(
+        log.contains("transaction ended by a transport error"),
+        "{log}"
+    );
     assert!(
         !setup.server.log().contains("INVITE"),
         "{}",
