@@ -398,6 +398,11 @@ impl Transports {
         self.inner.wss_local.clone()
     }
 
+    /// What opens outgoing TLS connections (to set our client certificate on), if configured.
+    pub fn tls_connector(&self) -> Option<&Arc<TlsConnector>> {
+        self.inner.config.tls_connector.as_ref()
+    }
+
     /// Transport counters.
     pub fn stats(&self) -> &TransportStats {
         &self.inner.stats
