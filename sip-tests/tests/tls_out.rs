@@ -312,6 +312,14 @@ fn with_tls_verify_phones_a_self_signed_phone_is_not_connected_to() -> HarnessRe
         "{}",
         setup.server.log()
     );
+    // The ACD goes on with the call: the next agent to become ready is offered it.
+    let bob = AgentPhone::register(&setup.switchboard, "1002")?;
+    let offered = bob.next_request("INVITE", WAIT)?;
+    assert!(
+        offered.to_text().starts_with("INVITE sip:1002@"),
+        "{}",
+        offered.to_text()
+    );
     Ok(())
 }
 
