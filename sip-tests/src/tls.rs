@@ -310,6 +310,28 @@ pub struct OpensslServer {
 impl OpensslServer {
     /// Listens on 127.0.0.1:`port`; returns once it accepts connections.
     pub fn start(log: &Path, port: u16, files: &TlsFiles) -> HarnessResult<Self> {
+        Self::start_with(log, port, files, &[])
+    }
+
+    /// [`OpensslServer::start`] for a carrier that requires mutual TLS: a client that
+    /// presents no certificate, or one not issued by `client_ca`, fails the handshake
+    /// (`-Verify 1 -verify_return_error -CAfile client_ca`).
+    pub fn start_requiring_client_certificate(
+        log: &Path,
+        port: u16,
+        files: &TlsFiles,
+        client_ca: &Path,
+    ) -> HarnessResult<Self> {
+        let ca = client_ca.display().to_string();
+        Self::start_with(
+            log,
+            port,
+            files,
+            &["-Verify", "1", "-verify_return_error", "-CAfile", &ca],
+        )
+    }
+
+    fn start_with(log: &Path, port: u16, files: &TlsFiles, extra: &[&str]) -> HarnessResult<Self> {
         let mut command = Command::new("openssl");
         command
             .arg("s_server")
@@ -318,7 +340,8 @@ impl OpensslServer {
             .arg("-cert")
             .arg(&files.cert)
             .arg("-key")
-            .arg(&files.key);
+            .arg(&files.key)
+            .args(extra);
         // Standard input stays open (and silent): at its end s_server would close the connection.
         let process = LoggedProcess::spawn("openssl s_server", command, log, true)?;
         process

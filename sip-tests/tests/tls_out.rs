@@ -297,10 +297,28 @@ fn with_tls_verify_phones_a_self_signed_phone_is_not_connected_to() -> HarnessRe
         "refused for its certificate: {log}"
     );
     assert!(tls_failures(&setup.switchboard)? >= 1.0);
+    // The offer failed as unreachable because of the failed connection (503), not by Timer B.
+    setup.switchboard.wait_for_log(
+        "agent INVITE failed: the phone could not be connected to",
+        WAIT,
+    )?;
+    let log = setup.switchboard.log();
+    assert!(
+        log.contains("transaction ended by a transport error"),
+        "{log}"
+    );
     assert!(
         !setup.server.log().contains("INVITE"),
         "{}",
         setup.server.log()
+    );
+    // The ACD goes on with the call: the next agent to become ready is offered it.
+    let bob = AgentPhone::register(&setup.switchboard, "1002")?;
+    let offered = bob.next_request("INVITE", WAIT)?;
+    assert!(
+        offered.to_text().starts_with("INVITE sip:1002@"),
+        "{}",
+        offered.to_text()
     );
     Ok(())
 }
@@ -432,11 +450,9 @@ fn a_refused_tls_carrier_fails_over_to_the_routes_next_trunk() -> HarnessResult<
     let refused = OpensslServer::start(&dir.path().join("tls.log"), tls_port, &carrier_files)?;
     let switchboard = Switchboard::start(SwitchboardConfig {
         sip_tls: Some(listener.files.clone()),
-        // Timer B = 64 * T1: the INVITE nobody received times out after 6.4 s, not 32 s.
-        sip_lines: vec![
-            format!("tls_ca = {:?}", ca.cert.display().to_string()),
-            "t1_ms = 100".into(),
-        ],
+        // Default T1: Timer B would end the first attempt only after 32 s; the failed
+        // handshake ends it at once.
+        sip_lines: vec![format!("tls_ca = {:?}", ca.cert.display().to_string())],
         agents: vec![AgentAccount::new("1001", "Alice").with_outbound(&["+86*"])],
         extra_toml: format!(
             "[[trunk]]\nname = \"tls-carrier\"\ngateway = \"127.0.0.1:{tls_port}\"\ngateway_transport = \"tls\"\ngateway_tls_name = \"other.example\"\n\n\
@@ -471,6 +487,65 @@ fn a_refused_tls_carrier_fails_over_to_the_routes_next_trunk() -> HarnessResult<
         log.contains("outgoing TLS connection failed") && log.contains("name=other.example"),
         "{log}"
     );
+    assert_first_attempt_ended_by_the_transport(&log);
     assert!(!refused.log().contains("INVITE"), "{}", refused.log());
+    Ok(())
+}
+
+/// The first trunk's attempt was ended by the failed connection (a 503, RFC 3261 §17.1.4),
+/// not by Timer B (which would say "did not answer" with status 408).
+fn assert_first_attempt_ended_by_the_transport(log: &str) {
+    assert!(
+        log.contains("transaction ended by a transport error"),
+        "the transport error ended the INVITE's transaction:\n{log}"
+    );
+    assert!(
+        log.contains("carrier could not be connected to for the call out")
+            && log.contains("status=503"),
+        "the first trunk failed with 503:\n{log}"
+    );
+    assert!(
+        !log.contains("carrier did not answer for the call out"),
+        "no attempt timed out:\n{log}"
+    );
+}
+
+#[test]
+fn a_refused_tcp_carrier_fails_over_to_the_routes_next_trunk() -> HarnessResult<()> {
+    // Nobody listens on the TCP carrier's port: the connection is refused.
+    let (tcp_port, udp_port) = (free_port()?, free_port()?);
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        agents: vec![AgentAccount::new("1001", "Alice").with_outbound(&["+86*"])],
+        extra_toml: format!(
+            "[[trunk]]\nname = \"tcp-carrier\"\ngateway = \"127.0.0.1:{tcp_port}\"\ngateway_transport = \"tcp\"\n\n\
+             [[trunk]]\nname = \"udp-carrier\"\ngateway = \"127.0.0.1:{udp_port}\"\n\n\
+             [[route]]\nprefix = \"+86\"\ntrunks = [\"tcp-carrier\", \"udp-carrier\"]\n\n"
+        ),
+        ..SwitchboardConfig::default()
+    })?;
+    let _backup = Sipp::server("agent_answer.xml", udp_port, switchboard.dir())?
+        .service("carrier")
+        .timeout(WAIT)
+        .spawn()?;
+    let phone = UdpPeer::bind(free_port()?, switchboard.sip_addr())?;
+    let (_, answered) = authenticated_invite(
+        &phone,
+        "+8613800138000",
+        &ALICE,
+        DigestAlgorithm::Md5,
+        &pcmu_offer(free_port()?, false),
+        WAIT,
+    )?;
+    let call = answered.map_err(|failed| {
+        HarnessError::Unexpected(format!(
+            "the backup trunk did not answer:\n{}\n{}",
+            failed.final_response.to_text(),
+            switchboard.log()
+        ))
+    })?;
+    assert_eq!(call.answer.final_response.status(), Some(200));
+    let log = switchboard.log();
+    assert!(log.contains("outgoing TCP connection failed"), "{log}");
+    assert_first_attempt_ended_by_the_transport(&log);
     Ok(())
 }

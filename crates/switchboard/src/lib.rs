@@ -29,6 +29,7 @@ pub mod sticky_routing;
 pub mod survey_followup;
 pub mod switch;
 pub mod tls_certificates;
+pub mod tls_client_certificate;
 pub mod tls_routes;
 pub mod tls_trust;
 pub mod token_digest;

@@ -102,6 +102,14 @@ pub async fn run_from_file(
         metrics.security_events.clone(),
     ));
     let (client_cas, extra_cas) = crate::tls_trust::load(&config)?;
+    let tls_connector = Arc::new(
+        transport::TlsConnector::new(extra_cas.as_deref())
+            .context("the TLS client configuration")?,
+    );
+    certificates.own = Some(crate::tls_client_certificate::OwnCertificate::load(
+        config.sip.tls_client_certificate.clone(),
+        tls_connector.clone(),
+    )?);
     let transports = Transports::start_gated(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
@@ -111,10 +119,7 @@ pub async fn run_from_file(
             wss: config.sip.listen_wss.clone(),
             tls_identity: certificates.sip.as_ref().map(|c| c.identity.clone()),
             tls_client_roots: client_cas,
-            tls_connector: Some(Arc::new(
-                transport::TlsConnector::new(extra_cas.as_deref())
-                    .context("the TLS client configuration")?,
-            )),
+            tls_connector: Some(tls_connector),
             max_message_bytes: config.sip.max_message_bytes,
             idle_timeout: config.security.idle_timeout,
             limits: crate::security::connection_limits::stream_limits(&config),
@@ -419,6 +424,8 @@ struct Certificates {
     demo_dir: std::path::PathBuf,
     /// The CA files of SIP over TLS, once the transports run.
     trust: Option<crate::tls_trust::TrustFiles>,
+    /// Our client certificate for TLS connections we open, once loaded.
+    own: Option<crate::tls_client_certificate::OwnCertificate>,
 }
 
 impl Certificates {
@@ -435,6 +442,7 @@ impl Certificates {
             http: load(&config.http.tls, "HTTPS").context("HTTPS certificate")?,
             demo_dir: demo_dir.clone(),
             trust: None,
+            own: None,
         })
     }
 }
@@ -449,7 +457,13 @@ impl crate::reload::CertificateReload for Certificates {
             .iter()
             .chain(&self.http)
             .map(|certificate| (certificate.label(), certificate.reload(&self.demo_dir)))
-            .chain(trust.map(|trust| ("SIP CA", trust.reload())));
+            .chain(trust.map(|trust| ("SIP CA", trust.reload())))
+            .chain(
+                self.own
+                    .as_ref()
+                    .filter(|own| own.is_set())
+                    .map(|own| ("SIP client", own.reload())),
+            );
         for (label, reloaded) in reloads {
             audit.record(crate::audit::AuditRecord::now(
                 crate::audit::Who {

@@ -35,6 +35,25 @@ pub fn load_str(source_name: &str, text: &str) -> Result<Config, ConfigErrors> {
             ));
         }
     }
+    // Our own client certificate, likewise, under its own key names.
+    if let Some(Err((field, message))) = config
+        .sip
+        .tls_client_certificate
+        .as_ref()
+        .map(crate::tls_certificates::check_files)
+    {
+        let field = if field == "tls_cert" {
+            "tls_client_cert"
+        } else {
+            "tls_client_key"
+        };
+        return Err(config::error_at(
+            source_name,
+            text,
+            &["sip", field],
+            message,
+        ));
+    }
     // The client CA file for mutual TLS and the extra CAs for outgoing TLS, likewise.
     for (field, path) in [
         ("tls_client_ca", &config.sip.tls_client_ca),
@@ -317,6 +336,61 @@ mod tests {
         assert!(
             line.starts_with("t.toml:2:10: sip.tls_ca: cannot read certificate file "),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn our_client_certificate_is_read_and_checked_under_its_own_keys() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = write_pair(dir.path());
+        let config = load_str(
+            "t.toml",
+            &format!(
+                "[sip]\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .expect("a usable pair");
+        assert_eq!(
+            config.sip.tls_client_certificate,
+            Some(config::TlsCertificate::Files {
+                cert: cert.clone(),
+                key: key.clone()
+            })
+        );
+        assert_eq!(
+            load_str("t.toml", "")
+                .expect("defaults")
+                .sip
+                .tls_client_certificate,
+            None,
+            "no client certificate by default"
+        );
+        let missing = dir.path().join("nope.pem");
+        let line = load_str(
+            "t.toml",
+            &format!(
+                "[sip]\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"\n",
+                cert.display(),
+                missing.display()
+            ),
+        )
+        .expect_err("no such key file")
+        .to_string();
+        assert!(
+            line.starts_with("t.toml:3:18: sip.tls_client_key: "),
+            "{line}"
+        );
+        let line = load_str(
+            "t.toml",
+            &format!("[sip]\ntls_client_cert = \"{}\"\n", cert.display()),
+        )
+        .expect_err("a certificate without its key")
+        .to_string();
+        assert_eq!(
+            line,
+            "t.toml:2:19: sip.tls_client_cert: tls_client_cert needs tls_client_key (the certificate's private key, PEM)"
         );
     }
 }

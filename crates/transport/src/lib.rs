@@ -68,6 +68,14 @@ pub enum Payload {
     /// The WebSocket connection from `source` ended (RFC 7118 §5): registrations that live on
     /// it can no longer be reached.
     Closed,
+    /// A TCP or TLS connection Switchboard opened to `source` could not be opened (refused,
+    /// unreachable, not in time, a refused certificate, over the connection caps): the
+    /// messages queued for it are lost, so the client transactions waiting on that
+    /// destination should fail now (RFC 3261 §17.1.4) rather than at Timer B.
+    ConnectFailed {
+        /// Why, for the log.
+        reason: String,
+    },
 }
 
 /// Decides, before anything is parsed or queued for the core, whether a source may be heard
@@ -388,6 +396,11 @@ impl Transports {
     /// The SIP over secure WebSocket listening addresses.
     pub fn wss_addrs(&self) -> Vec<SocketAddr> {
         self.inner.wss_local.clone()
+    }
+
+    /// What opens outgoing TLS connections (to set our client certificate on), if configured.
+    pub fn tls_connector(&self) -> Option<&Arc<TlsConnector>> {
+        self.inner.config.tls_connector.as_ref()
     }
 
     /// Transport counters.

@@ -243,6 +243,8 @@ pub(crate) fn unregister(inner: &Inner, peer: SocketAddr, id: u64) {
 
 /// Drives one connection: a writer draining the queue and a reader framing messages.
 /// (TCP streams are split into owned halves without a lock; a TLS stream's halves share one.)
+/// Returns the read error that ended the connection before the peer sent a single byte, if
+/// that is how it ended (see [`refused_after_handshake`]).
 async fn run<R, W>(
     inner: &Inner,
     (reader, writer): (R, W),
@@ -251,12 +253,13 @@ async fn run<R, W>(
     transport: Transport,
     id: u64,
     rx: mpsc::Receiver<Bytes>,
-) where
+) -> Option<std::io::Error>
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let writer_task = tokio::spawn(write_loop(writer, rx));
-    read_loop(
+    let first_read_failed = read_loop(
         inner,
         reader,
         Peer {
@@ -270,6 +273,7 @@ async fn run<R, W>(
     inner.client_certificates.remove(peer, id);
     writer_task.abort();
     inner.pinned.remove(&peer);
+    first_read_failed
 }
 
 async fn write_loop(mut writer: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
@@ -286,7 +290,8 @@ async fn read_loop(
     mut reader: impl AsyncRead + Unpin,
     source: Peer,
     local: SocketAddr,
-) {
+) -> Option<std::io::Error> {
+    let mut heard_from_peer = false;
     let peer = source.addr;
     let mut buffer = BytesMut::with_capacity(8192);
     let limits = &inner.config.limits;
@@ -311,7 +316,7 @@ async fn read_loop(
                 }
                 Frame::Message(_) if !inner.admits(peer, source.transport) => {
                     // Banned or over its rate meanwhile: the connection goes.
-                    return;
+                    return None;
                 }
                 Frame::Message(bytes) => {
                     let inbound = Inbound {
@@ -331,7 +336,7 @@ async fn read_loop(
                         received: std::time::Instant::now(),
                     };
                     inner.deliver(inbound, true).await;
-                    return;
+                    return None;
                 }
                 Frame::Broken(bytes, error) => {
                     let inbound = Inbound {
@@ -341,7 +346,7 @@ async fn read_loop(
                         received: std::time::Instant::now(),
                     };
                     inner.deliver(inbound, true).await;
-                    return;
+                    return None;
                 }
             }
         }
@@ -363,18 +368,22 @@ async fn read_loop(
             }
         };
         match tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buffer)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => last_activity = Instant::now(),
+            Ok(Ok(0)) => return None,
+            Ok(Err(error)) => return (!heard_from_peer).then_some(error),
+            Ok(Ok(_)) => {
+                heard_from_peer = true;
+                last_activity = Instant::now();
+            }
             Err(_) => {
                 if message_started.is_some() {
                     inner.stats.read_timeouts.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(%peer, "stream connection closed: message not complete in time");
-                    return;
+                    return None;
                 }
                 // Idle: closed unless a registration pinned it meanwhile.
                 let pinned = inner.pinned.get(&peer).map(|until| *until);
                 if pinned.is_none_or(|until| until <= Instant::now()) {
-                    return;
+                    return None;
                 }
             }
         }
@@ -452,8 +461,9 @@ pub(crate) fn send_existing(inner: &Arc<Inner>, to: SocketAddr, transport: Trans
 /// address (a phone that came back over a connection we opened), else a new one opened in
 /// the background as the route says (see [`crate::TlsTarget`]). A new connection is counted
 /// against the connection caps like an accepted one, and must be connected and through its
-/// handshake within the header timeout; a failure is counted and logged, and the messages
-/// queued for it are lost (the transaction times out, as for a failed TCP connect).
+/// handshake within the header timeout; a failure is counted, logged and reported to the core
+/// ([`Payload::ConnectFailed`]): the messages queued for it are lost, and the transactions
+/// that sent them fail at once.
 pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     let target = inner
         .tls_routes
@@ -481,7 +491,7 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     let connect = target.connect;
     let name = match crate::tls_client::server_name(&target.server_name) {
         Ok(name) => name,
-        Err(error) => return log_connect_failure(inner, connect, &target, &error.to_string()),
+        Err(error) => return log_connect_failure(inner, to, connect, &target, &error.to_string()),
     };
     if let Err(refusal) = inner
         .accepted
@@ -491,7 +501,7 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             .stats
             .connections_refused
             .fetch_add(1, Ordering::Relaxed);
-        return log_connect_failure(inner, connect, &target, refusal.token());
+        return log_connect_failure(inner, to, connect, &target, refusal.token());
     }
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     if tx.try_send(data).is_err() {
@@ -516,23 +526,41 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             Ok(Ok((stream, local))) => {
                 tracing::info!(to = %connect, name = %target.server_name, verify = target.verify, "outgoing TLS connection open");
                 let halves = tokio::io::split(stream);
-                run(&inner, halves, connect, local, Transport::Tls, id, rx).await;
+                let first_read_failed =
+                    run(&inner, halves, connect, local, Transport::Tls, id, rx).await;
+                if let Some(alert) = first_read_failed.as_ref().and_then(refused_after_handshake) {
+                    let reason = format!("the server refused the handshake: alert {alert:?}");
+                    log_connect_failure(&inner, to, connect, &target, &reason);
+                }
             }
             Ok(Err(error)) => {
                 unregister(&inner, connect, id);
-                log_connect_failure(&inner, connect, &target, &error.to_string());
+                log_connect_failure(&inner, to, connect, &target, &error.to_string());
             }
             Err(_) => {
                 unregister(&inner, connect, id);
-                log_connect_failure(&inner, connect, &target, "not connected in time");
+                log_connect_failure(&inner, to, connect, &target, "not connected in time");
             }
         }
         inner.accepted.release(connect.ip());
     });
 }
 
+/// The TLS alert that ended a connection before the peer sent anything. In TLS 1.3 the
+/// client's side of the handshake is done before the server has checked the client's
+/// certificate, so a server requiring one (mutual TLS) that got none, or one it does not
+/// trust, says so with an alert on the first read: for the sender that is a failed handshake
+/// like any other, and the messages it wrote are lost.
+fn refused_after_handshake(error: &std::io::Error) -> Option<rustls::AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
 fn log_connect_failure(
-    inner: &Inner,
+    inner: &Arc<Inner>,
+    to: SocketAddr,
     connect: SocketAddr,
     target: &crate::TlsTarget,
     reason: &str,
@@ -549,6 +577,26 @@ fn log_connect_failure(
         reason,
         "outgoing TLS connection failed"
     );
+    report_connect_failure(inner, Peer::tls(to), reason);
+}
+
+/// Tells the core that the connection to `destination` (as the core addressed it) could not
+/// be opened, so the transactions waiting on it fail now instead of at Timer B. Sent from a
+/// task of its own: the caller may be the core's own send path, which must not wait on the
+/// core's queue.
+fn report_connect_failure(inner: &Arc<Inner>, destination: Peer, reason: &str) {
+    let failed = Inbound {
+        source: destination,
+        local: SocketAddr::from(([0, 0, 0, 0], 0)),
+        payload: Payload::ConnectFailed {
+            reason: reason.to_owned(),
+        },
+        received: Instant::now(),
+    };
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        let _ = inner.inbound.send(failed).await;
+    });
 }
 
 pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
@@ -597,9 +645,10 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
                 .await;
             }
             Err(error) => {
-                tracing::debug!(%error, %to, "TCP connect failed");
+                tracing::warn!(%error, %to, "outgoing TCP connection failed");
                 inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 unregister(&inner, to, id);
+                report_connect_failure(&inner, Peer::tcp(to), &error.to_string());
             }
         }
     });

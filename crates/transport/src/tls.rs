@@ -99,6 +99,11 @@ impl TlsIdentity {
         })
     }
 
+    /// The chain and signing key, for a handshake.
+    pub(crate) fn certified_key(&self) -> Arc<CertifiedKey> {
+        self.key.clone()
+    }
+
     /// SHA-256 fingerprint of the leaf certificate, as `AB:CD:…` (what `openssl x509
     /// -fingerprint -sha256` prints and what an operator pins in a phone).
     pub fn fingerprint(&self) -> String {

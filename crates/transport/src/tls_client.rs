@@ -9,10 +9,12 @@
 //! extra CAs (`[sip] tls_ca`). A target may ask for no verification: most desk phones have
 //! no certificate a CA signed, so the operator chooses (`[sip] tls_verify_phones`).
 
-use crate::tls::{crypto_provider, TlsError};
+use crate::tls::{crypto_provider, TlsError, TlsIdentity};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -53,11 +55,15 @@ impl TlsTarget {
 pub struct TlsConnector {
     verifying: RwLock<Arc<ClientConfig>>,
     unverified: Arc<ClientConfig>,
+    /// Our client certificate, shared by both configurations and swapped in place.
+    own: Arc<OwnCertificate>,
 }
 
 impl TlsConnector {
     /// Trusts the Mozilla roots plus `extra` (the operator's CAs, e.g. a lab or carrier CA).
+    /// No client certificate is presented until one is set.
     pub fn new(extra: Option<&RootCertStore>) -> Result<Self, TlsError> {
+        let own = Arc::new(OwnCertificate::default());
         let provider = Arc::new(crypto_provider());
         let unverified = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -66,16 +72,27 @@ impl TlsConnector {
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(
                 provider.signature_verification_algorithms,
             )))
-            .with_no_client_auth();
+            .with_client_cert_resolver(own.clone());
         Ok(Self {
-            verifying: RwLock::new(verifying_config(extra)?),
+            verifying: RwLock::new(verifying_config(extra, &own)?),
             unverified: Arc::new(unverified),
+            own,
         })
+    }
+
+    /// Sets (or, with `None`, removes) the client certificate handshakes present when the
+    /// server asks for one: handshakes from now on use it; open connections are untouched.
+    pub fn replace_own_certificate(&self, identity: Option<&TlsIdentity>) {
+        let key = identity.map(TlsIdentity::certified_key);
+        match self.own.current.write() {
+            Ok(mut current) => *current = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
     }
 
     /// Replaces the extra CAs: handshakes from now on use them; open connections are untouched.
     pub fn replace_roots(&self, extra: Option<&RootCertStore>) -> Result<(), TlsError> {
-        let config = verifying_config(extra)?;
+        let config = verifying_config(extra, &self.own)?;
         match self.verifying.write() {
             Ok(mut current) => *current = config,
             Err(poisoned) => *poisoned.into_inner() = config,
@@ -97,7 +114,10 @@ impl TlsConnector {
     }
 }
 
-fn verifying_config(extra: Option<&RootCertStore>) -> Result<Arc<ClientConfig>, TlsError> {
+fn verifying_config(
+    extra: Option<&RootCertStore>,
+    own: &Arc<OwnCertificate>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -108,8 +128,39 @@ fn verifying_config(extra: Option<&RootCertStore>) -> Result<Arc<ClientConfig>, 
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Unusable(e.to_string()))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_cert_resolver(own.clone());
     Ok(Arc::new(config))
+}
+
+/// Switchboard's own client certificate, offered to a server that asks for one (a carrier
+/// requiring mutual TLS); none offered while unset. Whether the server accepts it is the
+/// server's business: a server that requires one and gets none ends the handshake.
+#[derive(Debug, Default)]
+struct OwnCertificate {
+    current: RwLock<Option<Arc<CertifiedKey>>>,
+}
+
+impl OwnCertificate {
+    fn get(&self) -> Option<Arc<CertifiedKey>> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl ResolvesClientCert for OwnCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.get()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.get().is_some()
+    }
 }
 
 /// The name a handshake verifies, from a [`TlsTarget`]'s `server_name`.

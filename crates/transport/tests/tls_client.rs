@@ -69,7 +69,6 @@ fn server_cert(
     (vec![cert.der().clone()], key)
 }
 
-#[allow(deprecated)] // ring lacks post-quantum key exchange, which no SIP peer uses
 /// A TLS server on 127.0.0.1 that sends each accepted connection's stream to the test.
 async fn tls_server(
     chain: Vec<CertificateDer<'static>>,
@@ -78,14 +77,39 @@ async fn tls_server(
     SocketAddr,
     mpsc::Receiver<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
 ) {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server config");
+    serve_tls(chain, key, None).await
+}
+
+#[allow(deprecated)] // ring lacks post-quantum key exchange, which no SIP peer uses
+/// [`tls_server`] that, with `client_ca`, requires a client certificate chaining to it (a
+/// carrier demanding mutual TLS).
+async fn serve_tls(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: Option<&Ca>,
+) -> (
+    SocketAddr,
+    mpsc::Receiver<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions");
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der.clone()).expect("client CA");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(chain, key).expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -308,4 +332,105 @@ async fn extra_cas_replaced_while_running_apply_to_new_connections() {
         .expect("connected in time")
         .expect("server running");
     read_message(&mut stream, "after").await;
+}
+
+/// The next delivery to the core, which must be a failed-connection report.
+async fn connect_failure(inbound: &mut mpsc::Receiver<Inbound>) -> (Peer, String) {
+    let report = tokio::time::timeout(WAIT, inbound.recv())
+        .await
+        .expect("reported in time")
+        .expect("open");
+    match report.payload {
+        Payload::ConnectFailed { reason } => (report.source, reason),
+        other => panic!("expected ConnectFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_reported_to_the_core_for_the_destination() {
+    let ca = ca();
+    let (chain, key) = server_cert(Some(&ca), &["other.example"]);
+    let (addr, _accepted) = tls_server(chain, key).await;
+    let (transports, mut inbound) = start(Some(&ca)).await;
+    transports.route_tls(addr, route(addr, "carrier.example", true));
+    send(&transports, addr, "refused");
+    let (destination, reason) = connect_failure(&mut inbound).await;
+    assert_eq!(
+        destination,
+        Peer::tls(addr),
+        "named as the core addressed it"
+    );
+    assert!(reason.contains("certificate"), "reason: {reason}");
+}
+
+#[tokio::test]
+async fn a_refused_tcp_connection_is_reported_to_the_core_for_the_destination() {
+    // A port nobody listens on: bound, then released.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let (transports, mut inbound) = start(None).await;
+    transports.send(Transmit {
+        peer: Peer::tcp(closed),
+        data: Bytes::from(options("tcp-refused")),
+    });
+    let (destination, reason) = connect_failure(&mut inbound).await;
+    assert_eq!(destination, Peer::tcp(closed));
+    assert!(
+        reason.to_lowercase().contains("refused"),
+        "reason: {reason}"
+    );
+}
+
+/// A client certificate for `name` signed by `ca`, as Switchboard loads one (PEM).
+fn own_certificate(ca: &Ca, name: &str) -> transport::TlsIdentity {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+    let cert = params.signed_by(&key, &ca.issuer).expect("certificate");
+    transport::TlsIdentity::from_pem(
+        cert.pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
+        "client cert",
+        "client key",
+    )
+    .expect("identity")
+}
+
+#[tokio::test]
+async fn our_client_certificate_is_presented_to_a_carrier_that_requires_one() {
+    let ca = ca();
+    let (chain, key) = server_cert(Some(&ca), &["carrier.example"]);
+    let (addr, mut accepted) = serve_tls(chain, key, Some(&ca)).await;
+    let (transports, mut inbound) = start(Some(&ca)).await;
+    transports.route_tls(addr, route(addr, "carrier.example", true));
+
+    // Without a client certificate the carrier ends the handshake: reported as a failure.
+    send(&transports, addr, "no-certificate");
+    let (destination, reason) = connect_failure(&mut inbound).await;
+    assert_eq!(destination, Peer::tls(addr));
+    assert!(reason.contains("refused the handshake"), "reason: {reason}");
+    assert_eq!(
+        transports
+            .stats()
+            .tls_connect_failures
+            .load(Ordering::Relaxed),
+        1,
+        "counted as a failed TLS connection"
+    );
+
+    // With one from the carrier's CA, the connection opens and carries the message.
+    transports
+        .tls_connector()
+        .expect("a TLS client is configured")
+        .replace_own_certificate(Some(&own_certificate(&ca, "switchboard.example")));
+    send(&transports, addr, "with-certificate");
+    let mut stream = tokio::time::timeout(WAIT, accepted.recv())
+        .await
+        .expect("connected in time")
+        .expect("server running");
+    let presented = stream.get_ref().1.peer_certificates().map_or(0, <[_]>::len);
+    assert_eq!(presented, 1, "the server saw our certificate");
+    read_message(&mut stream, "with-certificate").await;
 }

@@ -105,6 +105,19 @@ impl ClientInvite {
         )
     }
 
+    /// The transport could not deliver to the destination. Only a Calling INVITE ends
+    /// (RFC 3261 §17.1.1.2, figure 5): once a response came back the request was delivered,
+    /// and a later failed connection concerns other messages.
+    pub fn on_transport_error(&mut self, cx: &mut Context<'_>) -> Lifecycle {
+        if self.state != ClientInviteState::Calling {
+            return Lifecycle::Alive;
+        }
+        cx.emit(TransactionEvent::TransportError {
+            key: self.key.clone(),
+        });
+        Lifecycle::Terminated
+    }
+
     /// A response matched this transaction.
     pub fn on_response(
         &mut self,

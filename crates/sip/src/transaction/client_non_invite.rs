@@ -70,6 +70,23 @@ impl ClientNonInvite {
         self.state
     }
 
+    /// Where the request went.
+    pub fn destination(&self) -> Peer {
+        self.destination
+    }
+
+    /// The transport could not deliver to the destination: a transaction still waiting for
+    /// its final response ends (RFC 3261 §17.1.2.2, figure 6).
+    pub fn on_transport_error(&mut self, cx: &mut Context<'_>) -> Lifecycle {
+        if self.state == ClientNonInviteState::Completed {
+            return Lifecycle::Alive;
+        }
+        cx.emit(TransactionEvent::TransportError {
+            key: self.key.clone(),
+        });
+        Lifecycle::Terminated
+    }
+
     /// A response matched this transaction.
     pub fn on_response(
         &mut self,

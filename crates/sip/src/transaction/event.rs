@@ -44,6 +44,13 @@ pub enum TransactionEvent {
         /// The client transaction that gave up.
         key: TransactionKey,
     },
+    /// The transport could not carry the client transaction's request (a TCP or TLS connection
+    /// to its destination could not be opened): the transaction ended at once rather than at
+    /// Timer B/F. RFC 3261 §17.1.4: treat as 503 (Service Unavailable).
+    TransportError {
+        /// The client transaction that ended.
+        key: TransactionKey,
+    },
     /// The layer sent the CANCEL the TU asked for with `TransactionLayer::cancel` (at once, or
     /// when the first provisional response allowed it). Its answer arrives as a `Response`
     /// with `key`.

@@ -445,6 +445,35 @@ impl TransactionLayer {
         }
     }
 
+    /// The transport reports that it could not open a connection to `destination` (refused,
+    /// unreachable, a failed TLS handshake): every client transaction still waiting to reach it
+    /// ends now with `TransportError` (RFC 3261 §17.1.4), instead of waiting 64·T1 for Timer
+    /// B or F. Server transactions are untouched: their responses go where the request came
+    /// from, and the peer retransmits.
+    pub fn handle_transport_error(&mut self, now: Instant, destination: Peer) {
+        let affected: Vec<TransactionKey> = self
+            .transactions
+            .iter()
+            .filter(|(_, txn)| match txn {
+                Transaction::InviteClient(t) => t.destination() == destination,
+                Transaction::NonInviteClient(t) => t.destination() == destination,
+                _ => false,
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in affected {
+            let (transactions, mut cx) = split!(self, now);
+            let lifecycle = match transactions.get_mut(&key) {
+                Some(Transaction::InviteClient(t)) => t.on_transport_error(&mut cx),
+                Some(Transaction::NonInviteClient(t)) => t.on_transport_error(&mut cx),
+                _ => Lifecycle::Alive,
+            };
+            if lifecycle == Lifecycle::Terminated {
+                self.remove(&key);
+            }
+        }
+    }
+
     /// Removes a transaction with its timers and its dialog-ACK index entry.
     fn remove(&mut self, key: &TransactionKey) {
         let Some(mut txn) = self.transactions.remove(key) else {

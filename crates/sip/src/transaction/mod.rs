@@ -31,6 +31,8 @@ pub(crate) mod via;
 mod fixtures;
 #[cfg(test)]
 mod scenario_tests;
+#[cfg(test)]
+mod transport_error_tests;
 
 pub use config::TimerConfig;
 pub use error::TransactionError;

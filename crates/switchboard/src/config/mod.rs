@@ -291,6 +291,8 @@ min_session_expires_s = 90                  # RFC 4028 Min-SE: a trunk asking a 
 tls_client_ca = "/etc/switchboard/tls/trunk-ca.pem"  # optional: CAs for trunks' client certificates (mutual TLS, see tls_client_name)
 tls_ca = "/etc/switchboard/tls/extra-ca.pem"  # optional: CAs trusted beside the Mozilla roots when Switchboard opens TLS (gateways, phones)
 tls_verify_phones = false                   # default false: TLS connections Switchboard opens to phones are encrypted but their certificate not checked
+tls_client_cert = "/etc/switchboard/tls/client.pem"  # optional, with tls_client_key: our client certificate on TLS connections Switchboard opens (carriers requiring mutual TLS)
+tls_client_key = "/etc/switchboard/tls/client-key.pem"  # re-read on SIGHUP like tls_cert
 
 [http]
 listen = "127.0.0.1:8080"                   # API, /metrics, the agent desktop (/agent) and the wallboard (/wallboard)
@@ -655,6 +657,7 @@ dnc_file = "/etc/switchboard/dnc.txt"       # optional: do-not-call numbers (one
         assert_eq!(config.sip.listen_udp.len(), 2);
         assert_eq!(config.sip.listen_tls[0].port(), 5061);
         assert!(config.sip.tls.is_some() && config.http.tls.is_some());
+        assert!(config.sip.tls_client_certificate.is_some());
         assert_eq!(config.cdr.node.as_deref(), Some("paris-1"));
         assert_eq!(config.media.rtp_port_max, 29_999);
         assert_eq!(
@@ -895,7 +898,7 @@ max_calls = 0
                 "t.toml:3:15: sip.listen_udp[0]: invalid socket address \"nope\": expected IP:PORT such as \"127.0.0.1:5060\" or \"[::1]:5060\"",
                 "t.toml:4:9: sip.t1_ms: expected an integer, found a string",
                 "t.toml:5:9: sip.t4_ms: 0 out of range 1..=600000",
-                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s, tls_client_ca, tls_ca, tls_verify_phones",
+                "t.toml:6:1: sip.colour: unknown key `colour`; expected one of: listen_udp, listen_tcp, listen_tls, listen_ws, listen_wss, tls_cert, tls_key, realm, public_address, t1_ms, t2_ms, t4_ms, max_message_bytes, ring_timeout_s, drain_timeout_s, min_expires_s, max_expires_s, max_calls, digest_algorithms, min_session_expires_s, tls_client_ca, tls_ca, tls_verify_phones, tls_client_cert, tls_client_key",
                 "t.toml:10:10: trunk[0].allow[0]: invalid IP address or CIDR \"300.0.0.1\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:10:37: trunk[0].allow[2]: invalid IP address or CIDR \"x/y\": expected e.g. \"192.0.2.10\", \"192.0.2.0/24\" or \"2001:db8::/32\"",
                 "t.toml:16:16: agent[0].skills.s: level 0 out of range 1..=10",

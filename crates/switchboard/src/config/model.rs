@@ -79,6 +79,9 @@ pub struct SipConfig {
     /// Verify phones' certificates when Switchboard opens a TLS connection to a phone whose
     /// registration connection dropped (default off: most phones have no CA-issued one).
     pub tls_verify_phones: bool,
+    /// Switchboard's own client certificate (`tls_client_cert`/`tls_client_key`), presented
+    /// on TLS connections it opens when the server asks (carriers requiring mutual TLS).
+    pub tls_client_certificate: Option<TlsCertificate>,
     /// Digest authentication realm; agent and trunk HA1 values are computed with it.
     pub realm: String,
     /// Host to put in Via/Contact/SDP instead of the listen IP (for NAT); `None` = listen IP.

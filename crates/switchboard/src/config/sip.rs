@@ -31,6 +31,8 @@ const KEYS: &[&str] = &[
     "tls_client_ca",
     "tls_ca",
     "tls_verify_phones",
+    "tls_client_cert",
+    "tls_client_key",
 ];
 
 /// Reads `[sip]` from the document root; absent keys take their defaults.
@@ -48,6 +50,8 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
     let tls_client_ca = sip.optional(d, "tls_client_ca", super::tls::file_path);
     let tls_ca = sip.optional(d, "tls_ca", super::tls::file_path);
     let tls_verify_phones = sip.or(d, "tls_verify_phones", false, |d, f| f.boolean(d));
+    let tls_client_certificate =
+        super::tls::read_named_pair(d, &sip, ("tls_client_cert", "tls_client_key"));
     let realm = sip.or(d, "realm", "switchboard".to_owned(), realm);
     let public_address = sip.or(d, "public_address", None, public_address);
     let t1 = sip.or(d, "t1_ms", Duration::from_millis(500), |d, f| {
@@ -179,6 +183,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Si
         tls_client_ca: tls_client_ca?,
         tls_ca: tls_ca?,
         tls_verify_phones: tls_verify_phones?,
+        tls_client_certificate: tls_client_certificate?,
         realm: realm?,
         public_address: public_address?,
         t1: t1?,

@@ -14,22 +14,31 @@ pub(super) fn read_pair(
     d: &mut Diagnostics<'_>,
     table: &TableReader<'_>,
 ) -> Option<Option<TlsCertificate>> {
-    let cert = table.optional(d, "tls_cert", file_path);
-    let key = table.optional(d, "tls_key", file_path);
+    read_named_pair(d, table, ("tls_cert", "tls_key"))
+}
+
+/// [`read_pair`] under other key names (`[sip] tls_client_cert` / `tls_client_key`).
+pub(super) fn read_named_pair(
+    d: &mut Diagnostics<'_>,
+    table: &TableReader<'_>,
+    (cert_key, key_key): (&'static str, &'static str),
+) -> Option<Option<TlsCertificate>> {
+    let cert = table.optional(d, cert_key, file_path);
+    let key = table.optional(d, key_key, file_path);
     match (cert?, key?) {
         (Some(cert), Some(key)) => Some(Some(TlsCertificate::Files { cert, key })),
         (None, None) => Some(None),
         (Some(_), None) => {
             d.error(
-                &table.path().key("tls_cert"),
-                "tls_cert needs tls_key (the certificate's private key, PEM)",
+                &table.path().key(cert_key),
+                format!("{cert_key} needs {key_key} (the certificate's private key, PEM)"),
             );
             None
         }
         (None, Some(_)) => {
             d.error(
-                &table.path().key("tls_key"),
-                "tls_key needs tls_cert (the certificate chain, PEM)",
+                &table.path().key(key_key),
+                format!("{key_key} needs {cert_key} (the certificate chain, PEM)"),
             );
             None
         }

@@ -6,6 +6,7 @@ use super::admission::{self, TrunkDecision};
 use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
+use super::transport_failure::ClientFailure;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
@@ -1188,6 +1189,16 @@ impl Switch {
     }
 
     pub(super) fn on_client_timeout(&mut self, now: Instant, key: TransactionKey) {
+        self.on_client_failure(now, key, ClientFailure::Timeout)
+    }
+
+    /// A client transaction ended without a final response (see [`ClientFailure`]).
+    pub(super) fn on_client_failure(
+        &mut self,
+        now: Instant,
+        key: TransactionKey,
+        failure: ClientFailure,
+    ) {
         match self.client_txns.remove(&key) {
             Some(ClientPurpose::AgentInvite { call, attempt }) => {
                 let current = self
@@ -1197,9 +1208,20 @@ impl Switch {
                     .is_some_and(|l| l.attempt == attempt);
                 let agent = self.calls.get(&call).and_then(|c| c.agent().cloned());
                 if let (true, Some(agent)) = (current, agent) {
-                    tracing::info!(call, attempt, "agent INVITE timed out");
-                    let actions =
-                        self.offer_failed(now, call, &agent, OfferFailure::Unreachable, Some(408));
+                    tracing::info!(
+                        call,
+                        attempt,
+                        ?failure,
+                        "agent INVITE failed: the phone {}",
+                        failure.describe()
+                    );
+                    let actions = self.offer_failed(
+                        now,
+                        call,
+                        &agent,
+                        OfferFailure::Unreachable,
+                        Some(failure.status()),
+                    );
                     self.apply_acd(now, actions);
                 }
             }
@@ -1212,8 +1234,8 @@ impl Switch {
                     now,
                     &server_key,
                     &original,
-                    408,
-                    "the other party did not answer",
+                    failure.status(),
+                    &format!("the other party {}", failure.describe()),
                 );
             }
             Some(ClientPurpose::SessionRefresh { call, .. }) => {
@@ -1224,7 +1246,7 @@ impl Switch {
                 self.end_call(now, call, EndCause::SessionExpired);
             }
             Some(ClientPurpose::Outbound { call, attempt }) => {
-                self.on_carrier_timeout(now, call, attempt)
+                self.on_carrier_failure(now, call, attempt, failure)
             }
             Some(ClientPurpose::CarrierRegister { trunk, .. }) => {
                 tracing::warn!(trunk, "the carrier did not answer the REGISTER");

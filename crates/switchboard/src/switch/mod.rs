@@ -45,6 +45,7 @@ pub mod supervision;
 mod survey;
 mod timer;
 mod transfer;
+mod transport_failure;
 mod trunk_certificate;
 mod webrtc_legs;
 #[cfg(test)]
@@ -448,6 +449,9 @@ impl Switch {
                 self.raw_reply(&bytes, 513, &reason, inbound.source);
             }
             Payload::Closed => self.flow_closed(now, inbound.source),
+            Payload::ConnectFailed { reason } => {
+                self.connection_failed(now, inbound.source, &reason)
+            }
         }
         self.process_transaction_events(now);
     }
@@ -606,6 +610,9 @@ impl Switch {
                     self.on_response(now, key, response, source)
                 }
                 TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
+                TransactionEvent::TransportError { key } => {
+                    self.on_client_transport_error(now, key)
+                }
                 TransactionEvent::CancelSent { .. } => {
                     self.count_request("out", &sip::rsip::Method::Cancel)
                 }

@@ -15,6 +15,7 @@ pub mod route;
 
 use super::call::CallNumber;
 use super::registration::AuthOutcome;
+use super::transport_failure::ClientFailure;
 use super::{new_tag, ClientPurpose, Switch};
 use crate::security::event_log::SecurityEventKind;
 use call::{CarrierLeg, OutboundCall, PhoneLeg, Restore};
@@ -427,17 +428,30 @@ impl Switch {
         }
     }
 
-    /// The carrier's INVITE went unanswered: the next trunk.
-    pub(super) fn on_carrier_timeout(&mut self, now: Instant, id: CallNumber, attempt: u32) {
+    /// The carrier's INVITE went unanswered, or its connection could not be opened: the next
+    /// trunk.
+    pub(in crate::switch) fn on_carrier_failure(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        attempt: u32,
+        failure: ClientFailure,
+    ) {
         let current = self
             .outbound
             .get(id)
             .and_then(|c| c.carrier.as_ref())
             .is_some_and(|c| c.attempt == attempt);
         if current {
-            tracing::info!(call = id, "carrier did not answer the call out");
-            self.close_carrier_leg(now, id, Some(408));
-            self.try_next_trunk(now, id, 408);
+            let status = failure.status();
+            tracing::info!(
+                call = id,
+                status,
+                "carrier {} for the call out; trying the next trunk",
+                failure.describe()
+            );
+            self.close_carrier_leg(now, id, Some(status));
+            self.try_next_trunk(now, id, status);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Calls out without sockets: the carrier's answers in the orders the network allows — a 2xx
-//! retransmitted because our ACK was lost, a 2xx that crosses the agent's CANCEL.
+//! retransmitted because our ACK was lost, a 2xx that crosses the agent's CANCEL — and a
+//! carrier whose connection cannot be opened (the next trunk at once, no time passing).
 
 use super::super::{testing, Switch};
 use sip::Peer;
@@ -33,8 +34,12 @@ fn header<'t>(text: &'t str, name: &str) -> Option<&'t str> {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with(CONFIG)
+    }
+
+    fn with(config: &str) -> Rig {
         let now = Instant::now();
-        let config = crate::config::load_str("t.toml", CONFIG).expect("valid test config");
+        let config = crate::config::load_str("t.toml", config).expect("valid test config");
         Rig {
             switch: testing::switch(now, Arc::new(config), Default::default()),
             now,
@@ -43,10 +48,16 @@ impl Rig {
     }
 
     fn deliver(&mut self, from: &str, text: &str) {
+        let payload = Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid SIP"));
+        self.receive(Peer::udp(from.parse().expect("addr")), payload);
+    }
+
+    /// Hands the switch what the transports delivered, then drains what it sends.
+    fn receive(&mut self, source: Peer, payload: Payload) {
         let inbound = Inbound {
-            source: Peer::udp(from.parse().expect("addr")),
+            source,
             local: "127.0.0.1:5060".parse().expect("addr"),
-            payload: Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid SIP")),
+            payload,
             received: self.now,
         };
         self.switch.handle_inbound(self.now, inbound);
@@ -188,4 +199,48 @@ Call-ID: out-1\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n";
         rig.take(PHONE, "SIP/2.0 200").is_empty(),
         "the phone gave up"
     );
+}
+
+#[test]
+fn a_carrier_that_cannot_be_connected_to_fails_over_at_once() {
+    let mut rig = Rig::with(
+        "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\n\
+        [[trunk]]\nname = \"carrier\"\ngateway = \"127.0.0.1:7000\"\ngateway_transport = \"tcp\"\n\
+        [[trunk]]\nname = \"backup\"\ngateway = \"127.0.0.1:7002\"\n\
+        [[route]]\nprefix = \"+86\"\ntrunks = [\"carrier\", \"backup\"]\n\
+        [[agent]]\nid = \"1001\"\nname = \"Ann\"\npassword = \"pw1001\"\noutbound = [\"+86*\"]\n",
+    );
+    let first = rig.dial_out();
+    assert!(first.contains("SIP/2.0/TCP"), "{first}");
+    // The TCP connect to the carrier is refused; no time passes (no Timer B).
+    rig.receive(
+        Peer::tcp(CARRIER.parse().expect("addr")),
+        Payload::ConnectFailed {
+            reason: "Connection refused (os error 111)".into(),
+        },
+    );
+    let second = rig.take("127.0.0.1:7002", "INVITE ");
+    assert_eq!(
+        second.len(),
+        1,
+        "the backup trunk gets the call now: {:#?}",
+        rig.outbox
+    );
+    assert!(
+        rig.take(PHONE, "SIP/2.0 5").is_empty(),
+        "the phone is not failed while a trunk is left"
+    );
+}
+
+#[test]
+fn a_failed_connection_to_another_destination_changes_nothing() {
+    let mut rig = Rig::new();
+    let _invite = rig.dial_out();
+    rig.receive(
+        Peer::tcp("127.0.0.1:7999".parse().expect("addr")),
+        Payload::ConnectFailed {
+            reason: "Connection refused (os error 111)".into(),
+        },
+    );
+    assert!(rig.outbox.is_empty(), "{:#?}", rig.outbox);
 }
