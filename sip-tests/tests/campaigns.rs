@@ -274,3 +274,79 @@ fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> Ha
     );
     Ok(())
 }
+
+#[test]
+fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposition(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2006 goes to a carrier that answers 404: the number does not exist.
+    let wrong = free_port()?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!(
+            "[[trunk]]\nname = \"wrong\"\ngateway = \"127.0.0.1:{wrong}\"\n\n\
+             [[route]]\nprefix = \"2006\"\ntrunks = [\"wrong\"]\n\n\
+             [[http.token]]\ntoken = \"agent-1001\"\nrole = \"agent\"\nagent = \"1001\"\n\n"
+        ),
+    ))?;
+    // 2001 once, 2006 once (never again: a wrong number is not retried).
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 2, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let refusing = carrier(&switchboard, "carrier_404.xml", wrong, 1)?;
+
+    let id = start_campaign(&switchboard, "progressive", "number\n2001\n2003\n2006\n")?;
+    answering.wait()?.ensure_success()?;
+    refusing.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+
+    let report = finished_report(&switchboard, id)?;
+    let wrong_number = contact(&report, "2006");
+    assert_eq!(wrong_number["state"], "not-reached", "{report}");
+    assert_eq!(wrong_number["last_result"], "wrong-number", "{report}");
+    assert_eq!(
+        wrong_number["attempts"], 1,
+        "max_attempts 2, yet no retry: {report}"
+    );
+
+    // The agent files the wrap-up of the answered call: it is the contact's disposition.
+    let answered = contact(&report, "2001");
+    assert_eq!(answered["state"], "answered", "{report}");
+    assert_eq!(answered.get("disposition"), None, "{report}");
+    let call = answered["call"]
+        .as_u64()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no answered call: {report}")))?;
+    let agent_api = switchboard.api().with_token(Some("agent-1001"));
+    let api = switchboard.api();
+    // The call ends for the agent's wrap-up a moment after the carrier's BYE: wait for it.
+    api.wait_for("the wrap-up being accepted", WAIT, || {
+        let saved = agent_api.post(
+            &format!("/api/calls/{call}/wrap-up"),
+            r#"{"disposition":"follow-up","notes":"wants a visit"}"#,
+        )?;
+        Ok((saved.status == 200).then_some(()))
+    })?;
+    let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+    assert_eq!(
+        contact(&report, "2001")["disposition"],
+        "follow-up",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2006").get("disposition"), None);
+
+    // The CDR of the wrong number's attempt says so too.
+    let records = campaign_records(&switchboard, 2)?;
+    let refused: Vec<_> = records.iter().filter(|r| r["did"] == "2006").collect();
+    assert_eq!(
+        refused[0]["callback"]["attempts"][0]["result"], "wrong-number",
+        "{records:?}"
+    );
+    assert_eq!(refused[0]["callback"]["attempts"][0]["sip_cause"], 404);
+    Ok(())
+}

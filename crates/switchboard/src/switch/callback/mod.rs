@@ -40,6 +40,8 @@ use std::time::Instant;
 /// Carrier statuses that end an attempt at once (another trunk would say the same).
 const BUSY_STATUSES: &[u16] = &[486, 600];
 const NO_ANSWER_STATUSES: &[u16] = &[408, 480, 487];
+/// The carrier says the number does not exist: `wrong-number`, never retried.
+const WRONG_NUMBER_STATUSES: &[u16] = &[404, 484, 604];
 const FINAL_STATUSES: &[u16] = &[404, 484, 485, 603];
 
 impl Switch {
@@ -629,6 +631,8 @@ impl Switch {
             self.attempt_over(now, id, CallbackResult::Busy, Some(code));
         } else if NO_ANSWER_STATUSES.contains(&code) {
             self.attempt_over(now, id, CallbackResult::NoAnswer, Some(code));
+        } else if WRONG_NUMBER_STATUSES.contains(&code) {
+            self.attempt_over(now, id, CallbackResult::WrongNumber, Some(code));
         } else if FINAL_STATUSES.contains(&code) || code >= 600 {
             self.attempt_over(now, id, CallbackResult::Failed, Some(code));
         } else {
@@ -915,7 +919,7 @@ impl Switch {
         };
         if let Some(origin) = &callback.campaign {
             let result = callback.attempts.last().map(|a| a.result);
-            self.campaign_attempt_ended(now, origin, result);
+            self.campaign_attempt_ended(now, id, origin, result);
         }
         if let Some(media) = callback.media {
             self.media.finish(id, media);

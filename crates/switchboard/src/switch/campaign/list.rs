@@ -53,6 +53,12 @@ pub struct Contact {
     pub attempts: u32,
     /// The last attempt's result.
     pub last_result: Option<CallbackResult>,
+    /// The call number of the attempt that reached the customer (the one its agent wraps up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<u64>,
+    /// The disposition of the agent's wrap-up of that call (`[acd] dispositions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
     #[serde(skip)]
     pub due: Option<Instant>,
 }
@@ -134,6 +140,8 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
             state: ContactState::Pending,
             attempts: 0,
             last_result: None,
+            call: None,
+            disposition: None,
             due: None,
         });
     }
@@ -233,11 +241,12 @@ impl Dialler {
         taken
     }
 
-    /// An attempt on contact `index` ended with `result`.
+    /// Attempt `call` on contact `index` ended with `result`.
     pub fn attempt_ended(
         &mut self,
         now: Instant,
         index: usize,
+        call: u64,
         result: CallbackResult,
     ) -> AfterAttempt {
         let Some(contact) = self.contacts.get_mut(index) else {
@@ -247,9 +256,11 @@ impl Dialler {
         contact.last_result = Some(result);
         if result == CallbackResult::Answered {
             contact.state = ContactState::Answered;
+            contact.call = Some(call);
             return AfterAttempt::Done;
         }
-        if contact.attempts >= self.max_attempts {
+        // A number the carrier says does not exist is not tried again.
+        if contact.attempts >= self.max_attempts || result == CallbackResult::WrongNumber {
             contact.state = ContactState::NotReached;
             return AfterAttempt::Done;
         }
@@ -266,6 +277,18 @@ impl Dialler {
             if contact.state == ContactState::InProgress {
                 contact.state = ContactState::Pending;
             }
+        }
+    }
+
+    /// The agent's wrap-up of `call` names `disposition`: it becomes the result of the
+    /// contact that call reached. False when no contact of this campaign was reached by it.
+    pub fn wrapped_up(&mut self, call: u64, disposition: &str) -> bool {
+        match self.contacts.iter_mut().find(|c| c.call == Some(call)) {
+            Some(contact) => {
+                contact.disposition = Some(disposition.to_owned());
+                true
+            }
+            None => false,
         }
     }
 
@@ -374,18 +397,18 @@ mod tests {
         d.running = true;
         assert_eq!(d.take(now, 2), vec![0, 1]);
         assert_eq!(
-            d.attempt_ended(now, 0, CallbackResult::Busy),
+            d.attempt_ended(now, 0, 11, CallbackResult::Busy),
             AfterAttempt::RetryAt(now + Duration::from_secs(60))
         );
         assert_eq!(
-            d.attempt_ended(now, 1, CallbackResult::Answered),
+            d.attempt_ended(now, 1, 12, CallbackResult::Answered),
             AfterAttempt::Done
         );
         assert!(d.take(now, 5).is_empty(), "the retry is not due yet");
         let later = now + Duration::from_secs(60);
         assert_eq!(d.take(later, 5), vec![0]);
         assert_eq!(
-            d.attempt_ended(later, 0, CallbackResult::NoAnswer),
+            d.attempt_ended(later, 0, 13, CallbackResult::NoAnswer),
             AfterAttempt::Done
         );
         assert_eq!(d.contacts[0].state, ContactState::NotReached);
@@ -394,6 +417,31 @@ mod tests {
         let tally = d.tally();
         assert_eq!(tally.get("answered"), Some(&1));
         assert_eq!(tally.get("not-reached"), Some(&1));
+    }
+
+    #[test]
+    fn a_wrong_number_is_not_retried_and_a_wrap_up_lands_on_the_answered_contact() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n", &[], 3);
+        d.running = true;
+        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(
+            d.attempt_ended(now, 0, 21, CallbackResult::WrongNumber),
+            AfterAttempt::Done
+        );
+        assert_eq!(d.contacts[0].state, ContactState::NotReached);
+        assert_eq!(d.contacts[0].last_result, Some(CallbackResult::WrongNumber));
+        assert_eq!(
+            d.attempt_ended(now, 1, 22, CallbackResult::Answered),
+            AfterAttempt::Done
+        );
+        assert!(!d.wrapped_up(21, "resolved"), "call 21 reached nobody");
+        assert!(d.wrapped_up(22, "resolved"));
+        assert_eq!(d.contacts[1].disposition.as_deref(), Some("resolved"));
+        assert_eq!(d.contacts[0].disposition, None);
+        let json = serde_json::to_value(&d.contacts[1]).expect("json");
+        assert_eq!(json["disposition"], "resolved");
+        assert_eq!(json["call"], 22);
     }
 
     #[test]

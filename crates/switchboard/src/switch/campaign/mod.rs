@@ -8,7 +8,8 @@
 //! as there are Ready agents in the queue. Nothing polls.
 //!
 //! Each attempt writes its own CDR (`callback.campaign` names the campaign); the contact's
-//! result (answered, busy, no answer, failed, do-not-call) is in `GET /api/campaigns/{id}`.
+//! result (answered, busy, no answer, failed, wrong number, do-not-call, and the disposition of
+//! the agent's wrap-up of the answered call) is in `GET /api/campaigns/{id}`.
 
 pub mod list;
 
@@ -30,6 +31,12 @@ pub enum CampaignCommand {
     Start(u64),
     Pause(u64),
     Report(u64),
+    /// The agent filed the wrap-up of call `call`: if it reached a campaign's contact, the
+    /// disposition becomes that contact's result. The answer is null otherwise.
+    WrappedUp {
+        call: u64,
+        disposition: String,
+    },
 }
 
 /// A campaign as uploaded (the list already checked).
@@ -140,6 +147,20 @@ impl Switch {
                 id
             }
             CampaignCommand::Report(id) => id,
+            CampaignCommand::WrappedUp { call, disposition } => {
+                let found = self
+                    .campaigns
+                    .by_id
+                    .values_mut()
+                    .find_map(|c| c.dialler.wrapped_up(call, &disposition).then_some(c.id));
+                match found {
+                    Some(id) => {
+                        tracing::info!(campaign = id, call, %disposition, "campaign contact wrapped up");
+                        id
+                    }
+                    None => return Ok(Value::Null),
+                }
+            }
         };
         self.campaign_report(id)
             .ok_or(CampaignError::UnknownCampaign(id))
@@ -282,6 +303,7 @@ impl Switch {
     pub(super) fn campaign_attempt_ended(
         &mut self,
         now: Instant,
+        call: CallNumber,
         origin: &super::callback::book::CampaignContact,
         result: Option<cdr::CallbackResult>,
     ) {
@@ -291,7 +313,9 @@ impl Switch {
         match result {
             Some(result) => {
                 if let AfterAttempt::RetryAt(at) =
-                    campaign.dialler.attempt_ended(now, origin.contact, result)
+                    campaign
+                        .dialler
+                        .attempt_ended(now, origin.contact, call, result)
                 {
                     self.timers.schedule(at, SwitchTimer::CampaignRetry);
                 }
