@@ -350,3 +350,60 @@ fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposit
     assert_eq!(refused[0]["callback"]["attempts"][0]["sip_cause"], 404);
     Ok(())
 }
+
+#[test]
+fn a_campaign_survives_a_crash_and_the_contact_being_dialled_counts_its_attempt(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    let mut switchboard = Switchboard::start(config(&carriers))?;
+    let api = switchboard.api();
+    // 2004 rings without answering: it is being dialled when the node dies.
+    let first_agent =
+        start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 1, WAIT)?;
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    let silent = carrier(
+        &switchboard,
+        "carrier_ring_cancelled.xml",
+        carriers.silent,
+        2,
+    )?;
+    let id = start_campaign(&switchboard, "progressive", "number\n2004\n2003\n2001\n")?;
+    let journal = switchboard.cdr_dir().join("campaigns.json");
+    api.wait_for("the dial journalled", WAIT, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        Ok(text.contains("\"dialling\"").then_some(()))
+    })?;
+    switchboard.kill()?;
+    drop(first_agent);
+    switchboard.restart()?;
+
+    // The report is still there, still running; the interrupted dial counts one attempt.
+    let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+    assert_eq!(report["name"], "return-visit", "{report}");
+    assert_eq!(report["running"], true, "{report}");
+    assert_eq!(contact(&report, "2004")["attempts"], 1, "{report}");
+    assert_eq!(contact(&report, "2003")["state"], "do-not-call", "{report}");
+    assert_eq!(contact(&report, "2001")["attempts"], 0, "{report}");
+
+    // Dialling goes on once an agent is Ready: 2004 gets its second (last) attempt, 2001 is
+    // reached.
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 2, WAIT)?;
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(contact(&report, "2004")["state"], "not-reached", "{report}");
+    assert_eq!(contact(&report, "2004")["attempts"], 2, "{report}");
+    assert_eq!(
+        contact(&report, "2004")["last_result"],
+        "no-answer",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2001")["state"], "answered", "{report}");
+    answering.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    drop(silent);
+    Ok(())
+}

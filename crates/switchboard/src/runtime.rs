@@ -218,6 +218,11 @@ pub async fn run_from_file(
     if let Some(path) = &config.outbound.dnc_file {
         switch.use_do_not_call(crate::do_not_call::load(path).map_err(anyhow::Error::msg)?);
     }
+    let campaign_journal = crate::campaign_journal::path(&config.cdr.dir);
+    switch.restore_campaigns(
+        Instant::now(),
+        crate::campaign_journal::load(&campaign_journal),
+    );
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,
@@ -363,6 +368,11 @@ pub async fn run_from_file(
         if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
             if let Err(error) = crate::callback_journal::save(&callback_journal, &pending) {
                 tracing::error!(%error, "pending callbacks not journalled");
+            }
+        }
+        if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
+            if let Err(error) = crate::campaign_journal::save(&campaign_journal, &campaigns) {
+                tracing::error!(%error, "campaigns not journalled");
             }
         }
         while let Some(op) = switch.poll_media() {

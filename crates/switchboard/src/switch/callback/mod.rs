@@ -435,6 +435,10 @@ impl Switch {
         };
         tracing::info!(callback = id, agent = %agent, "agent accepted the callback");
         callback.stage = Stage::Dialling { agent };
+        if callback.campaign.is_some() {
+            // A contact being dialled counts an attempt if the node dies now.
+            self.campaigns.changed();
+        }
         match self.acd.answered(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(callback = id, %error, "answered refused by ACD"),

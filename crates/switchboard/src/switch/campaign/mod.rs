@@ -16,7 +16,8 @@ pub mod list;
 use super::call::CallNumber;
 use super::callback::book::{Booking, Callback, Stage};
 use super::{Switch, SwitchTimer};
-use list::{AfterAttempt, Contact, Dialler, Mode};
+use list::{AfterAttempt, Contact, Dialler, Mode, Resume};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -79,19 +80,52 @@ pub struct Campaign {
     pub dialler: Dialler,
 }
 
-/// Every campaign of this run (held in memory: a restart loses them; documented).
+/// Every campaign, journalled next to the CDRs whenever one changes (`campaign_journal`).
 #[derive(Debug, Default)]
 pub struct Campaigns {
     by_id: BTreeMap<u64, Campaign>,
     next_id: u64,
     /// `[outbound] dnc_file`: never dialled by any callback or campaign.
     do_not_call: HashSet<String>,
+    /// A campaign was created, started, paused or a contact moved since the last journal.
+    journal_dirty: bool,
 }
 
 impl Campaigns {
     pub fn get(&self, id: u64) -> Option<&Campaign> {
         self.by_id.get(&id)
     }
+
+    /// Something the journal keeps changed.
+    pub fn changed(&mut self) {
+        self.journal_dirty = true;
+    }
+}
+
+/// A campaign as journalled: its settings, whether it runs, and every contact with its
+/// progress, so a restart takes it up where it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedCampaign {
+    pub id: u64,
+    pub name: String,
+    pub queue: String,
+    pub mode: Mode,
+    pub caller_id: Option<String>,
+    pub max_attempts: u32,
+    pub retry_s: u64,
+    pub running: bool,
+    /// The campaign's own list (the site's `dnc_file` is read again at start).
+    pub dnc: Vec<String>,
+    pub contacts: Vec<SavedContact>,
+}
+
+/// One contact of a journalled campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedContact {
+    #[serde(flatten)]
+    pub contact: Contact,
+    #[serde(default)]
+    pub resume: Resume,
 }
 
 impl Switch {
@@ -146,7 +180,11 @@ impl Switch {
                 }
                 id
             }
-            CampaignCommand::Report(id) => id,
+            CampaignCommand::Report(id) => {
+                return self
+                    .campaign_report(id)
+                    .ok_or(CampaignError::UnknownCampaign(id))
+            }
             CampaignCommand::WrappedUp { call, disposition } => {
                 let found = self
                     .campaigns
@@ -162,8 +200,113 @@ impl Switch {
                 }
             }
         };
+        self.campaigns.changed();
         self.campaign_report(id)
             .ok_or(CampaignError::UnknownCampaign(id))
+    }
+
+    /// Every campaign to journal, when one changed since the last call.
+    pub fn poll_campaign_journal(&mut self, now: Instant) -> Option<Vec<SavedCampaign>> {
+        if !std::mem::take(&mut self.campaigns.journal_dirty) {
+            return None;
+        }
+        // Contacts whose customer is being dialled or talked to (their agent accepted).
+        let dialling: HashSet<(u64, usize)> = self
+            .callbacks
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.callbacks.get(id))
+            .filter(|c| matches!(c.stage, Stage::Dialling { .. } | Stage::Connected { .. }))
+            .filter_map(|c| c.campaign.as_ref().map(|o| (o.campaign, o.contact)))
+            .collect();
+        let site = &self.campaigns.do_not_call;
+        let saved = self
+            .campaigns
+            .by_id
+            .values()
+            .map(|c| {
+                let mut dnc: Vec<String> = c
+                    .dialler
+                    .do_not_call()
+                    .filter(|n| !site.contains(*n))
+                    .cloned()
+                    .collect();
+                dnc.sort();
+                SavedCampaign {
+                    id: c.id,
+                    name: c.name.clone(),
+                    queue: c.queue.clone(),
+                    mode: c.mode,
+                    caller_id: c.caller_id.clone(),
+                    max_attempts: c.dialler.max_attempts,
+                    retry_s: c.dialler.retry.as_secs(),
+                    running: c.dialler.running,
+                    dnc,
+                    contacts: c
+                        .dialler
+                        .contacts
+                        .iter()
+                        .enumerate()
+                        .map(|(index, contact)| SavedContact {
+                            contact: contact.clone(),
+                            resume: c.dialler.resume_of(
+                                index,
+                                now,
+                                dialling.contains(&(c.id, index)),
+                            ),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Some(saved)
+    }
+
+    /// Takes up the campaigns a previous run journalled (after `use_do_not_call`): running
+    /// ones dial again as agents become Ready. A campaign whose queue is gone is kept, paused
+    /// (logged), so its report is not lost.
+    pub fn restore_campaigns(&mut self, now: Instant, saved: Vec<SavedCampaign>) {
+        for campaign in saved {
+            let mut dnc: HashSet<String> = campaign.dnc.into_iter().collect();
+            dnc.extend(self.campaigns.do_not_call.iter().cloned());
+            let (contacts, resume): (Vec<Contact>, Vec<Resume>) = campaign
+                .contacts
+                .into_iter()
+                .map(|c| (c.contact, c.resume))
+                .unzip();
+            let mut dialler = Dialler::restore(
+                contacts,
+                &resume,
+                dnc,
+                campaign.max_attempts,
+                Duration::from_secs(campaign.retry_s),
+                now,
+            );
+            let queue_known = self.config.queue(&campaign.queue).is_some();
+            if !queue_known && campaign.running {
+                tracing::warn!(campaign = campaign.id, queue = %campaign.queue, "journalled campaign paused: its queue is gone");
+            }
+            dialler.running = campaign.running && queue_known;
+            if let Some(at) = dialler.next_due() {
+                self.timers.schedule(at, SwitchTimer::CampaignRetry);
+            }
+            tracing::info!(campaign = campaign.id, name = %campaign.name, running = dialler.running, "journalled campaign restored");
+            self.campaigns.next_id = self.campaigns.next_id.max(campaign.id);
+            self.campaigns.by_id.insert(
+                campaign.id,
+                Campaign {
+                    id: campaign.id,
+                    name: campaign.name,
+                    queue: campaign.queue,
+                    mode: campaign.mode,
+                    caller_id: campaign.caller_id,
+                    dialler,
+                },
+            );
+        }
+        // The restore itself (attempts counted) is journalled at once.
+        self.campaigns.changed();
+        self.feed_campaigns(now);
     }
 
     fn campaign_report(&self, id: u64) -> Option<Value> {
@@ -218,6 +361,9 @@ impl Switch {
                 continue;
             };
             let taken = campaign.dialler.take(now, free);
+            if !taken.is_empty() {
+                self.campaigns.changed();
+            }
             for index in taken {
                 self.queue_contact(now, campaign_id, index);
             }
@@ -322,6 +468,7 @@ impl Switch {
             }
             None => campaign.dialler.hand_back(origin.contact),
         }
+        self.campaigns.changed();
         self.feed_campaigns(now);
     }
 }
