@@ -352,14 +352,17 @@ fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposit
 }
 
 #[test]
-fn a_campaign_survives_a_crash_and_the_contact_being_dialled_counts_its_attempt(
+fn a_campaign_is_a_live_call_out_survives_a_crash_and_the_interrupted_dial_counts(
 ) -> HarnessResult<()> {
     let carriers = Carriers {
         answering: free_port()?,
         busy: free_port()?,
         silent: free_port()?,
     };
-    let mut switchboard = Switchboard::start(config(&carriers))?;
+    let mut switchboard = Switchboard::start(config_with(
+        &carriers,
+        "[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n",
+    ))?;
     let api = switchboard.api();
     // 2004 rings without answering: it is being dialled when the node dies.
     let first_agent =
@@ -377,6 +380,30 @@ fn a_campaign_survives_a_crash_and_the_contact_being_dialled_counts_its_attempt(
         let text = std::fs::read_to_string(&journal).unwrap_or_default();
         Ok(text.contains("\"dialling\"").then_some(()))
     })?;
+    // Meanwhile the attempt is a live call out: the agent's leg answered, the customer's ringing.
+    let calls = api.get("/api/calls")?.json()?;
+    let live = &calls["calls"][0];
+    assert_eq!(live["direction"], "outbound", "{calls}");
+    assert_eq!(live["origin"], "campaign", "{calls}");
+    assert_eq!(live["label"], "return-visit", "{calls}");
+    assert_eq!(live["did"], "2004", "{calls}");
+    assert_eq!(live["state"], "dialling", "{calls}");
+    assert_eq!(live["legs"][0]["role"], "agent", "{calls}");
+    assert_eq!(live["legs"][0]["state"], "answered", "{calls}");
+    assert_eq!(live["legs"][1]["role"], "trunk", "{calls}");
+    assert_eq!(live["legs"][1]["party"], "silent", "{calls}");
+    assert_eq!(live["legs"][1]["state"], "ringing", "{calls}");
+    assert_eq!(
+        api.metrics()?.get("switchboard_active_calls", &[]),
+        Some(1.0)
+    );
+    // On a call out the customer is the number dialled: masked for analysts.
+    let masked = switchboard
+        .api()
+        .with_token(Some("analyst-token"))
+        .get("/api/calls")?
+        .json()?;
+    assert_eq!(masked["calls"][0]["did"], "****", "{masked}");
     switchboard.kill()?;
     drop(first_agent);
     switchboard.restart()?;

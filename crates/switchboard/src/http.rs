@@ -603,6 +603,10 @@ pub(crate) async fn calls_seen_by(
         .map(|mut call| {
             if masks_caller(&state.node.config.current(), role) {
                 call.caller = mask_number(&call.caller);
+                if call.direction == "outbound" {
+                    // On a call out the customer is the number dialled.
+                    call.did = mask_number(&call.did);
+                }
                 call.customer_name = call.customer_name.map(|_| "****".to_owned());
             }
             call

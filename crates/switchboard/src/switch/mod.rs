@@ -24,6 +24,7 @@ mod in_dialog;
 #[cfg(test)]
 mod interop_tests;
 pub mod live_calls;
+mod live_calls_out;
 mod media_events;
 pub mod media_plane;
 mod outbound;
@@ -563,9 +564,10 @@ impl Switch {
     }
 
     fn update_gauges(&self) {
-        self.stats
-            .active_calls
-            .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats.active_calls.store(
+            (self.calls.len() + self.calls_out_in_progress()) as u64,
+            Ordering::Relaxed,
+        );
         self.stats
             .transactions
             .store(self.txn.len() as u64, Ordering::Relaxed);
