@@ -434,3 +434,37 @@ fn a_campaign_is_a_live_call_out_survives_a_crash_and_the_interrupted_dial_count
     drop(silent);
     Ok(())
 }
+
+#[test]
+fn a_carriers_digest_challenge_on_a_campaign_call_is_answered_with_the_trunks_credentials(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2007 goes through a trunk that authenticates as acct-77; its carrier challenges (407).
+    let secured = free_port()?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!(
+            "[[trunk]]\nname = \"secured\"\ngateway = \"127.0.0.1:{secured}\"\n\
+             outbound_username = \"acct-77\"\noutbound_password = \"carrier-secret\"\n\n\
+             [[route]]\nprefix = \"2007\"\ntrunks = [\"secured\"]\n\n"
+        ),
+    ))?;
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 1, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let challenging = carrier(&switchboard, "carrier_challenge_hangup.xml", secured, 1)?;
+
+    let id = start_campaign(&switchboard, "progressive", "number\n2003\n2007\n")?;
+    // The carrier's scenario checks the second INVITE's Proxy-Authorization and CSeq.
+    challenging.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(contact(&report, "2007")["state"], "answered", "{report}");
+    assert_eq!(contact(&report, "2007")["attempts"], 1, "{report}");
+    Ok(())
+}

@@ -68,6 +68,8 @@ pub struct OutgoingLeg {
     /// Set on the 2xx.
     pub dialog: Option<Dialog>,
     pub answered: Option<Instant>,
+    /// The carrier's digest challenge was answered on this leg (answered once only).
+    pub authenticated: bool,
 }
 
 impl OutgoingLeg {

@@ -279,6 +279,7 @@ impl Switch {
                 started: now,
                 dialog: None,
                 answered: None,
+                authenticated: false,
             });
         }
         self.timers.schedule(
@@ -348,6 +349,9 @@ impl Switch {
                 self.preview_failed(now, id, why);
             }
             (true, false) => self.customer_answered(now, id, response, source),
+            (false, false)
+                if matches!(code, 401 | 407)
+                    && self.answer_customer_challenge(now, id, &response) => {}
             (false, false) => self.customer_refused(now, id, code),
         }
     }
@@ -560,6 +564,7 @@ impl Switch {
                 started: now,
                 dialog: None,
                 answered: None,
+                authenticated: false,
             });
         }
         self.timers.schedule(
@@ -626,6 +631,45 @@ impl Switch {
             sip_cause: None,
         });
         callback.stage = Stage::Connected { agent };
+    }
+
+    /// The carrier challenged the customer's INVITE: it goes again with the trunk's
+    /// credentials, once per leg (same `seq`, so the ring timer and the answer still match).
+    /// `false` when there are none or they were already refused.
+    fn answer_customer_challenge(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        response: &Response,
+    ) -> bool {
+        let Some(leg) = self.callbacks.get(id).and_then(|c| c.customer_leg.as_ref()) else {
+            return false;
+        };
+        if leg.authenticated {
+            return false;
+        }
+        let (peer, seq) = (leg.peer, leg.seq);
+        let trunk = leg.trunk.clone().unwrap_or_default();
+        let Some(invite) = self.answer_trunk_challenge(&trunk, &leg.invite, peer, response) else {
+            return false;
+        };
+        let client_key = self.send_request(
+            now,
+            invite.clone(),
+            peer,
+            ClientPurpose::CallbackInvite { call: id, seq },
+        );
+        if let Some(leg) = self
+            .callbacks
+            .get_mut(id)
+            .and_then(|c| c.customer_leg.as_mut())
+        {
+            leg.invite = invite;
+            leg.client_key = client_key;
+            leg.authenticated = true;
+        }
+        tracing::info!(callback = id, %trunk, "answered the carrier's digest challenge");
+        true
     }
 
     /// The carrier refused the customer's INVITE: another trunk, or the attempt is over.
