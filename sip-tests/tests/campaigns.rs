@@ -241,7 +241,11 @@ fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -
 
 #[test]
 fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> HarnessResult<()> {
-    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: "[[http.token]]\ntoken = \"agent-1001\"\nrole = \"agent\"\nagent = \"1001\"\n"
+            .into(),
+        ..SwitchboardConfig::default()
+    })?;
     let api = switchboard.api();
     let body = json!({
         "name": "bad",
@@ -259,6 +263,11 @@ fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> Ha
     assert_eq!(rows, vec![2, 3], "{error}");
     // Nothing was imported: there is no campaign 1.
     assert_eq!(api.get("/api/campaigns/1")?.status, 404);
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed, json!({"campaigns": []}));
+    // Agents do not manage campaigns, nor list them.
+    let agent = api.with_token(Some("agent-1001"));
+    assert_eq!(agent.get("/api/campaigns")?.status, 403);
 
     let unknown_queue = json!({"name": "x", "queue": "nope", "contacts_csv": "number\n2001\n"});
     let refused = api.post("/api/campaigns", &unknown_queue.to_string())?;
@@ -408,7 +417,12 @@ fn a_campaign_is_a_live_call_out_survives_a_crash_and_the_interrupted_dial_count
     drop(first_agent);
     switchboard.restart()?;
 
-    // The report is still there, still running; the interrupted dial counts one attempt.
+    // The campaign is still listed; its report is still there, still running; the
+    // interrupted dial counts one attempt.
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed["campaigns"][0]["id"], id, "{listed}");
+    assert_eq!(listed["campaigns"][0]["running"], true, "{listed}");
+    assert_eq!(listed["campaigns"][0]["contacts"], 3, "{listed}");
     let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
     assert_eq!(report["name"], "return-visit", "{report}");
     assert_eq!(report["running"], true, "{report}");

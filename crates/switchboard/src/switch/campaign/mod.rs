@@ -32,6 +32,8 @@ pub enum CampaignCommand {
     Start(u64),
     Pause(u64),
     Report(u64),
+    /// Every campaign in short (id, name, queue, mode, running, finished, tally).
+    List,
     /// The agent filed the wrap-up of call `call`: if it reached a campaign's contact, the
     /// disposition becomes that contact's result. The answer is null otherwise.
     WrappedUp {
@@ -180,6 +182,7 @@ impl Switch {
                 }
                 id
             }
+            CampaignCommand::List => return Ok(self.campaign_list()),
             CampaignCommand::Report(id) => {
                 return self
                     .campaign_report(id)
@@ -307,6 +310,27 @@ impl Switch {
         // The restore itself (attempts counted) is journalled at once.
         self.campaigns.changed();
         self.feed_campaigns(now);
+    }
+
+    fn campaign_list(&self) -> Value {
+        let campaigns: Vec<Value> = self
+            .campaigns
+            .by_id
+            .values()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "queue": c.queue,
+                    "mode": c.mode,
+                    "running": c.dialler.running,
+                    "finished": c.dialler.finished(),
+                    "contacts": c.dialler.contacts.len(),
+                    "tally": c.dialler.tally(),
+                })
+            })
+            .collect();
+        json!({ "campaigns": campaigns })
     }
 
     fn campaign_report(&self, id: u64) -> Option<Value> {
