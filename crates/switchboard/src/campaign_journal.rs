@@ -12,6 +12,26 @@ pub fn path(cdr_dir: &Path) -> PathBuf {
     cdr_dir.join("campaigns.json")
 }
 
+/// A task that writes the latest campaigns handed to the returned sender, off the call-control
+/// task (a list of many thousand contacts is megabytes of JSON). Changes that arrive while a
+/// write is under way are folded into the next one; writes happen in order.
+pub fn spawn_writer(path: PathBuf) -> tokio::sync::watch::Sender<Vec<SavedCampaign>> {
+    let (sender, mut latest) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(async move {
+        while latest.changed().await.is_ok() {
+            let campaigns = latest.borrow_and_update().clone();
+            let path = path.clone();
+            let written = tokio::task::spawn_blocking(move || save(&path, &campaigns)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "campaigns not journalled"),
+                Err(error) => tracing::error!(%error, "campaign journal writer stopped"),
+            }
+        }
+    });
+    sender
+}
+
 /// Writes the campaigns (replacing the previous file).
 pub fn save(path: &Path, campaigns: &[SavedCampaign]) -> std::io::Result<()> {
     let text = serde_json::to_vec(campaigns).map_err(std::io::Error::other)?;
@@ -42,6 +62,40 @@ mod tests {
     use super::*;
     use crate::switch::campaign::list::{parse_contacts, Mode, Resume};
     use crate::switch::campaign::SavedContact;
+
+    fn campaign(id: u64, running: bool) -> SavedCampaign {
+        SavedCampaign {
+            id,
+            name: format!("c{id}"),
+            queue: "support".into(),
+            mode: Mode::Preview,
+            caller_id: None,
+            max_attempts: 1,
+            retry_s: 1,
+            running,
+            dnc: Vec::new(),
+            contacts: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_ends_with_the_latest_campaigns_on_disk() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = path(dir.path());
+        let writer = spawn_writer(file.clone());
+        writer.send_replace(vec![campaign(1, false)]);
+        writer.send_replace(vec![campaign(1, true), campaign(2, false)]);
+        let latest = vec![campaign(1, true), campaign(2, false)];
+        // Wait (generously) for the write to land; earlier ones may have been folded into it.
+        let landed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while load(&file) != latest {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(landed.is_ok(), "the latest campaigns were not written");
+    }
 
     #[test]
     fn saved_campaigns_read_back_and_no_file_or_garbage_is_empty() {

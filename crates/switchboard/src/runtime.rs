@@ -223,6 +223,7 @@ pub async fn run_from_file(
         Instant::now(),
         crate::campaign_journal::load(&campaign_journal),
     );
+    let campaign_writer = crate::campaign_journal::spawn_writer(campaign_journal);
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,
@@ -371,9 +372,7 @@ pub async fn run_from_file(
             }
         }
         if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
-            if let Err(error) = crate::campaign_journal::save(&campaign_journal, &campaigns) {
-                tracing::error!(%error, "campaigns not journalled");
-            }
+            campaign_writer.send_replace(campaigns);
         }
         while let Some(op) = switch.poll_media() {
             match media.apply(op) {
