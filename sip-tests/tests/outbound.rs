@@ -190,6 +190,15 @@ fn an_agent_dials_out_and_talks_with_audio_both_ways() -> HarnessResult<()> {
         Some(1.0),
         "the call out counts as active"
     );
+    // The desktop's call actions are for inbound calls: a hold on the call out is refused.
+    let id = listed["id"].as_u64().unwrap_or_default();
+    let hold = api.post(&format!("/api/calls/{id}/hold"), "")?;
+    assert_eq!(
+        (hold.status, hold.error_code()?.as_str()),
+        (409, "call_out"),
+        "{}",
+        hold.body
+    );
 
     // While on the call out, Alice is not offered inbound calls, and a second call out is
     // over her cap.

@@ -912,6 +912,11 @@ async fn act_on_call_as(
                 "call_ended",
                 format!("call {call} has ended"),
             ),
+            CallActionError::CallOut => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_out",
+                format!("call {call} is a call out: hold, transfer, consult and supervision are for inbound calls"),
+            ),
             CallActionError::NotConnected => ApiError::new(
                 StatusCode::CONFLICT,
                 "call_not_connected",

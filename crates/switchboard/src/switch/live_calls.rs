@@ -111,6 +111,9 @@ pub enum CallActionError {
     UnknownCall,
     /// The call has ended.
     Ended,
+    /// A call out (an agent's own, a callback, a campaign attempt): the desktop's actions are
+    /// for inbound calls.
+    CallOut,
     /// The action needs a call connected to an agent with anchored media.
     NotConnected,
     /// The transfer target was refused.
@@ -137,6 +140,9 @@ impl Switch {
         id: CallNumber,
         action: CallAction,
     ) -> Result<(), CallActionError> {
+        if self.is_call_out_in_progress(id) {
+            return Err(CallActionError::CallOut);
+        }
         let call = self.calls.get(&id).ok_or(if id < self.next_call {
             CallActionError::Ended
         } else {

@@ -35,6 +35,12 @@ impl Switch {
         dial_outs.chain(callbacks).collect()
     }
 
+    /// Whether call `id` is a call out in progress.
+    pub(super) fn is_call_out_in_progress(&self, id: super::call::CallNumber) -> bool {
+        self.outbound.get(id).is_some()
+            || self.callbacks.get(id).is_some_and(|c| has_legs(&c.stage))
+    }
+
     /// How many calls out are in progress (for `switchboard_active_calls`).
     pub(super) fn calls_out_in_progress(&self) -> usize {
         let callbacks = self
