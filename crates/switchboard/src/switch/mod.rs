@@ -197,6 +197,8 @@ enum SwitchTimer {
     CallbackRetry { call: CallNumber },
     /// A campaign contact's retry may be due.
     CampaignRetry,
+    /// Campaign changes held back by the journal's interval may be written now.
+    CampaignJournal,
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -491,6 +493,8 @@ impl Switch {
                 }
                 SwitchTimer::CallbackRetry { call } => self.callback_retry_due(now, call),
                 SwitchTimer::CampaignRetry => self.feed_campaigns(now),
+                // Nothing to do here: the edge takes the journal after every wake-up.
+                SwitchTimer::CampaignJournal => {}
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the

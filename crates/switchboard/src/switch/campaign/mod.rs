@@ -25,6 +25,11 @@ use std::time::{Duration, Instant};
 /// Campaign entries wait below inbound callers in a shared queue.
 const CAMPAIGN_PRIORITY: i32 = -1;
 
+/// At most one journal snapshot in this time: a list of many thousand contacts is costly to
+/// copy, and a busy campaign changes many times a second. A crash loses at most this much
+/// progress.
+const JOURNAL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the API asks of the campaigns.
 #[derive(Debug)]
 pub enum CampaignCommand {
@@ -91,6 +96,10 @@ pub struct Campaigns {
     do_not_call: HashSet<String>,
     /// A campaign was created, started, paused or a contact moved since the last journal.
     journal_dirty: bool,
+    /// When the last snapshot was taken.
+    journalled_at: Option<Instant>,
+    /// A wake-up is set for changes held back by [`JOURNAL_INTERVAL`].
+    journal_wake_set: bool,
 }
 
 impl Campaigns {
@@ -208,11 +217,24 @@ impl Switch {
             .ok_or(CampaignError::UnknownCampaign(id))
     }
 
-    /// Every campaign to journal, when one changed since the last call.
+    /// Every campaign to journal, when one changed since the last snapshot and that was at
+    /// least [`JOURNAL_INTERVAL`] ago (otherwise a timer wakes the edge when it is).
     pub fn poll_campaign_journal(&mut self, now: Instant) -> Option<Vec<SavedCampaign>> {
-        if !std::mem::take(&mut self.campaigns.journal_dirty) {
+        if !self.campaigns.journal_dirty {
             return None;
         }
+        if let Some(next) = self.campaigns.journalled_at.map(|at| at + JOURNAL_INTERVAL) {
+            if now < next {
+                if !self.campaigns.journal_wake_set {
+                    self.campaigns.journal_wake_set = true;
+                    self.timers.schedule(next, SwitchTimer::CampaignJournal);
+                }
+                return None;
+            }
+        }
+        self.campaigns.journal_dirty = false;
+        self.campaigns.journal_wake_set = false;
+        self.campaigns.journalled_at = Some(now);
         // Contacts whose customer is being dialled or talked to (their agent accepted).
         let dialling: HashSet<(u64, usize)> = self
             .callbacks
@@ -494,5 +516,68 @@ impl Switch {
         }
         self.campaigns.changed();
         self.feed_campaigns(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn spec(name: &str) -> CampaignSpec {
+        CampaignSpec {
+            name: name.to_owned(),
+            queue: "support".to_owned(),
+            mode: Mode::Preview,
+            max_attempts: 2,
+            retry: Duration::from_secs(60),
+            caller_id: None,
+            contacts: list::parse_contacts("number\n2001\n").expect("valid list"),
+            dnc: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn the_journal_takes_changes_at_most_once_per_interval_and_wakes_for_the_rest() {
+        let now = Instant::now();
+        let mut switch =
+            super::super::testing::switch(now, Arc::new(crate::config::demo()), Default::default());
+        assert!(switch.poll_campaign_journal(now).is_none(), "nothing yet");
+        switch
+            .campaign_command(now, CampaignCommand::Create(spec("first")))
+            .expect("created");
+        let first = switch
+            .poll_campaign_journal(now)
+            .expect("the first change at once");
+        assert_eq!(first.len(), 1);
+        assert!(switch.poll_campaign_journal(now).is_none(), "unchanged");
+
+        let soon = now + Duration::from_millis(100);
+        switch
+            .campaign_command(soon, CampaignCommand::Create(spec("second")))
+            .expect("created");
+        assert!(
+            switch.poll_campaign_journal(soon).is_none(),
+            "held back within the interval"
+        );
+        let wake = now + JOURNAL_INTERVAL;
+        assert!(
+            switch.poll_timeout().is_some_and(|at| at <= wake),
+            "a wake-up is set for the held-back change"
+        );
+        let both = switch
+            .poll_campaign_journal(wake)
+            .expect("written at the interval");
+        assert_eq!(
+            both.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            vec!["first", "second"]
+        );
+        // Reports do not change anything to journal.
+        switch
+            .campaign_command(wake + JOURNAL_INTERVAL, CampaignCommand::List)
+            .expect("listed");
+        assert!(switch
+            .poll_campaign_journal(wake + JOURNAL_INTERVAL * 2)
+            .is_none());
     }
 }
