@@ -368,10 +368,15 @@ fn a_campaign_is_a_live_call_out_survives_a_crash_and_the_interrupted_dial_count
         busy: free_port()?,
         silent: free_port()?,
     };
-    let mut switchboard = Switchboard::start(config_with(
-        &carriers,
-        "[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n",
-    ))?;
+    // 2004 rings long enough to look at the call and kill the node while it rings, even on a
+    // loaded machine.
+    let mut switchboard = Switchboard::start(SwitchboardConfig {
+        ring_timeout_s: 20,
+        ..config_with(
+            &carriers,
+            "[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n",
+        )
+    })?;
     let api = switchboard.api();
     // 2004 rings without answering: it is being dialled when the node dies.
     let first_agent =
