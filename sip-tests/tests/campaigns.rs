@@ -241,7 +241,11 @@ fn a_progressive_campaign_reserves_the_agent_then_dials_and_counts_no_answer() -
 
 #[test]
 fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> HarnessResult<()> {
-    let switchboard = Switchboard::start(SwitchboardConfig::default())?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        extra_toml: "[[http.token]]\ntoken = \"agent-1001\"\nrole = \"agent\"\nagent = \"1001\"\n"
+            .into(),
+        ..SwitchboardConfig::default()
+    })?;
     let api = switchboard.api();
     let body = json!({
         "name": "bad",
@@ -259,6 +263,11 @@ fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> Ha
     assert_eq!(rows, vec![2, 3], "{error}");
     // Nothing was imported: there is no campaign 1.
     assert_eq!(api.get("/api/campaigns/1")?.status, 404);
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed, json!({"campaigns": []}));
+    // Agents do not manage campaigns, nor list them.
+    let agent = api.with_token(Some("agent-1001"));
+    assert_eq!(agent.get("/api/campaigns")?.status, 403);
 
     let unknown_queue = json!({"name": "x", "queue": "nope", "contacts_csv": "number\n2001\n"});
     let refused = api.post("/api/campaigns", &unknown_queue.to_string())?;
@@ -272,5 +281,209 @@ fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> Ha
         "{}",
         refused.body
     );
+    Ok(())
+}
+
+#[test]
+fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposition(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2006 goes to a carrier that answers 404: the number does not exist.
+    let wrong = free_port()?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!(
+            "[[trunk]]\nname = \"wrong\"\ngateway = \"127.0.0.1:{wrong}\"\n\n\
+             [[route]]\nprefix = \"2006\"\ntrunks = [\"wrong\"]\n\n\
+             [[http.token]]\ntoken = \"agent-1001\"\nrole = \"agent\"\nagent = \"1001\"\n\n"
+        ),
+    ))?;
+    // 2001 once, 2006 once (never again: a wrong number is not retried).
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 2, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let refusing = carrier(&switchboard, "carrier_404.xml", wrong, 1)?;
+
+    let id = start_campaign(&switchboard, "progressive", "number\n2001\n2003\n2006\n")?;
+    answering.wait()?.ensure_success()?;
+    refusing.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+
+    let report = finished_report(&switchboard, id)?;
+    let wrong_number = contact(&report, "2006");
+    assert_eq!(wrong_number["state"], "not-reached", "{report}");
+    assert_eq!(wrong_number["last_result"], "wrong-number", "{report}");
+    assert_eq!(
+        wrong_number["attempts"], 1,
+        "max_attempts 2, yet no retry: {report}"
+    );
+
+    // The agent files the wrap-up of the answered call: it is the contact's disposition.
+    let answered = contact(&report, "2001");
+    assert_eq!(answered["state"], "answered", "{report}");
+    assert_eq!(answered.get("disposition"), None, "{report}");
+    let call = answered["call"]
+        .as_u64()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no answered call: {report}")))?;
+    let agent_api = switchboard.api().with_token(Some("agent-1001"));
+    let api = switchboard.api();
+    // The call ends for the agent's wrap-up a moment after the carrier's BYE: wait for it.
+    api.wait_for("the wrap-up being accepted", WAIT, || {
+        let saved = agent_api.post(
+            &format!("/api/calls/{call}/wrap-up"),
+            r#"{"disposition":"follow-up","notes":"wants a visit"}"#,
+        )?;
+        Ok((saved.status == 200).then_some(()))
+    })?;
+    let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+    assert_eq!(
+        contact(&report, "2001")["disposition"],
+        "follow-up",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2006").get("disposition"), None);
+
+    // The CDR of the wrong number's attempt says so too.
+    let records = campaign_records(&switchboard, 2)?;
+    let refused: Vec<_> = records.iter().filter(|r| r["did"] == "2006").collect();
+    assert_eq!(
+        refused[0]["callback"]["attempts"][0]["result"], "wrong-number",
+        "{records:?}"
+    );
+    assert_eq!(refused[0]["callback"]["attempts"][0]["sip_cause"], 404);
+    Ok(())
+}
+
+#[test]
+fn a_campaign_is_a_live_call_out_survives_a_crash_and_the_interrupted_dial_counts(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2004 rings long enough to look at the call and kill the node while it rings, even on a
+    // loaded machine.
+    let mut switchboard = Switchboard::start(SwitchboardConfig {
+        ring_timeout_s: 20,
+        ..config_with(
+            &carriers,
+            "[[http.token]]\ntoken = \"analyst-token\"\nrole = \"analyst\"\n",
+        )
+    })?;
+    let api = switchboard.api();
+    // 2004 rings without answering: it is being dialled when the node dies.
+    let first_agent =
+        start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 1, WAIT)?;
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    let silent = carrier(
+        &switchboard,
+        "carrier_ring_cancelled.xml",
+        carriers.silent,
+        2,
+    )?;
+    let id = start_campaign(&switchboard, "progressive", "number\n2004\n2003\n2001\n")?;
+    let journal = switchboard.cdr_dir().join("campaigns.json");
+    api.wait_for("the dial journalled", WAIT, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        Ok(text.contains("\"dialling\"").then_some(()))
+    })?;
+    // Meanwhile the attempt is a live call out: the agent's leg answered, the customer's ringing.
+    let calls = api.get("/api/calls")?.json()?;
+    let live = &calls["calls"][0];
+    assert_eq!(live["direction"], "outbound", "{calls}");
+    assert_eq!(live["origin"], "campaign", "{calls}");
+    assert_eq!(live["label"], "return-visit", "{calls}");
+    assert_eq!(live["did"], "2004", "{calls}");
+    assert_eq!(live["state"], "dialling", "{calls}");
+    assert_eq!(live["legs"][0]["role"], "agent", "{calls}");
+    assert_eq!(live["legs"][0]["state"], "answered", "{calls}");
+    assert_eq!(live["legs"][1]["role"], "trunk", "{calls}");
+    assert_eq!(live["legs"][1]["party"], "silent", "{calls}");
+    assert_eq!(live["legs"][1]["state"], "ringing", "{calls}");
+    assert_eq!(
+        api.metrics()?.get("switchboard_active_calls", &[]),
+        Some(1.0)
+    );
+    // On a call out the customer is the number dialled: masked for analysts.
+    let masked = switchboard
+        .api()
+        .with_token(Some("analyst-token"))
+        .get("/api/calls")?
+        .json()?;
+    assert_eq!(masked["calls"][0]["did"], "****", "{masked}");
+    switchboard.kill()?;
+    drop(first_agent);
+    switchboard.restart()?;
+
+    // The campaign is still listed; its report is still there, still running; the
+    // interrupted dial counts one attempt.
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed["campaigns"][0]["id"], id, "{listed}");
+    assert_eq!(listed["campaigns"][0]["running"], true, "{listed}");
+    assert_eq!(listed["campaigns"][0]["contacts"], 3, "{listed}");
+    let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+    assert_eq!(report["name"], "return-visit", "{report}");
+    assert_eq!(report["running"], true, "{report}");
+    assert_eq!(contact(&report, "2004")["attempts"], 1, "{report}");
+    assert_eq!(contact(&report, "2003")["state"], "do-not-call", "{report}");
+    assert_eq!(contact(&report, "2001")["attempts"], 0, "{report}");
+
+    // Dialling goes on once an agent is Ready: 2004 gets its second (last) attempt, 2001 is
+    // reached.
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 2, WAIT)?;
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(contact(&report, "2004")["state"], "not-reached", "{report}");
+    assert_eq!(contact(&report, "2004")["attempts"], 2, "{report}");
+    assert_eq!(
+        contact(&report, "2004")["last_result"],
+        "no-answer",
+        "{report}"
+    );
+    assert_eq!(contact(&report, "2001")["state"], "answered", "{report}");
+    answering.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    drop(silent);
+    Ok(())
+}
+
+#[test]
+fn a_carriers_digest_challenge_on_a_campaign_call_is_answered_with_the_trunks_credentials(
+) -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // 2007 goes through a trunk that authenticates as acct-77; its carrier challenges (407).
+    let secured = free_port()?;
+    let switchboard = Switchboard::start(config_with(
+        &carriers,
+        &format!(
+            "[[trunk]]\nname = \"secured\"\ngateway = \"127.0.0.1:{secured}\"\n\
+             outbound_username = \"acct-77\"\noutbound_password = \"carrier-secret\"\n\n\
+             [[route]]\nprefix = \"2007\"\ntrunks = [\"secured\"]\n\n"
+        ),
+    ))?;
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 1, WAIT)?;
+    switchboard
+        .api()
+        .wait_for_agent_state("1001", "ready", WAIT)?;
+    let challenging = carrier(&switchboard, "carrier_challenge_hangup.xml", secured, 1)?;
+
+    let id = start_campaign(&switchboard, "progressive", "number\n2003\n2007\n")?;
+    // The carrier's scenario checks the second INVITE's Proxy-Authorization and CSeq.
+    challenging.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+    let report = finished_report(&switchboard, id)?;
+    assert_eq!(contact(&report, "2007")["state"], "answered", "{report}");
+    assert_eq!(contact(&report, "2007")["attempts"], 1, "{report}");
     Ok(())
 }

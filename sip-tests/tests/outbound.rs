@@ -156,6 +156,50 @@ fn an_agent_dials_out_and_talks_with_audio_both_ways() -> HarnessResult<()> {
         "audio comes from Switchboard's port"
     );
 
+    // The call out is listed with the live calls, with both legs, and counted as active.
+    let calls = api.get("/api/calls")?.json()?;
+    let listed = calls["calls"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["direction"] == "outbound"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed["origin"], "dial-out", "{calls}");
+    assert_eq!(listed["did"], DIALLED, "{calls}");
+    assert_eq!(listed["agent"], "1001", "{calls}");
+    assert_eq!(listed["state"], "connected", "{calls}");
+    let legs: Vec<(&str, &str)> = listed["legs"]
+        .as_array()
+        .map(|legs| {
+            legs.iter()
+                .map(|l| {
+                    (
+                        l["role"].as_str().unwrap_or_default(),
+                        l["state"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        legs,
+        vec![("agent", "answered"), ("trunk", "answered")],
+        "{calls}"
+    );
+    assert_eq!(
+        api.metrics()?.get("switchboard_active_calls", &[]),
+        Some(1.0),
+        "the call out counts as active"
+    );
+    // The desktop's call actions are for inbound calls: a hold on the call out is refused.
+    let id = listed["id"].as_u64().unwrap_or_default();
+    let hold = api.post(&format!("/api/calls/{id}/hold"), "")?;
+    assert_eq!(
+        (hold.status, hold.error_code()?.as_str()),
+        (409, "call_out"),
+        "{}",
+        hold.body
+    );
+
     // While on the call out, Alice is not offered inbound calls, and a second call out is
     // over her cap.
     let agent = api.agent("1001")?;

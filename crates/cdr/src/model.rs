@@ -287,6 +287,8 @@ pub enum CallbackResult {
     NoAnswer,
     /// The call could not be placed (no route, every trunk failed, a refusal).
     Failed,
+    /// The carrier says the number does not exist (404, 484, 604): never retried.
+    WrongNumber,
 }
 
 /// How a callback ended (`kebab-case` in JSON).

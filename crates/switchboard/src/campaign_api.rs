@@ -1,5 +1,6 @@
 //! The campaigns API (supervisors and admins): `POST /api/campaigns` creates one from a JSON
-//! body carrying the contact list as CSV, `GET /api/campaigns/{id}` reports it, and
+//! body carrying the contact list as CSV, `GET /api/campaigns` lists every campaign (kept
+//! across restarts), `GET /api/campaigns/{id}` reports one, and
 //! `POST /api/campaigns/{id}/start` / `…/pause` run and stop its dialling. A list with bad
 //! rows is answered 400 naming every row and why, and nothing is imported.
 
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/api/campaigns", post(create))
+        .route("/api/campaigns", post(create).get(list))
         .route("/api/campaigns/{id}", get(report))
         .route("/api/campaigns/{id}/start", post(start))
         .route("/api/campaigns/{id}/pause", post(pause))
@@ -171,6 +172,15 @@ async fn create(
         Ok(report) => (StatusCode::CREATED, Json(report)).into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize_manager(&state, &headers, peer)?;
+    Ok(Json(run(&state, CampaignCommand::List).await?))
 }
 
 async fn report(

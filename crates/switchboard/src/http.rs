@@ -603,6 +603,10 @@ pub(crate) async fn calls_seen_by(
         .map(|mut call| {
             if masks_caller(&state.node.config.current(), role) {
                 call.caller = mask_number(&call.caller);
+                if call.direction == "outbound" {
+                    // On a call out the customer is the number dialled.
+                    call.did = mask_number(&call.did);
+                }
                 call.customer_name = call.customer_name.map(|_| "****".to_owned());
             }
             call
@@ -907,6 +911,11 @@ async fn act_on_call_as(
                 StatusCode::CONFLICT,
                 "call_ended",
                 format!("call {call} has ended"),
+            ),
+            CallActionError::CallOut => ApiError::new(
+                StatusCode::CONFLICT,
+                "call_out",
+                format!("call {call} is a call out: hold, transfer, consult and supervision are for inbound calls"),
             ),
             CallActionError::NotConnected => ApiError::new(
                 StatusCode::CONFLICT,

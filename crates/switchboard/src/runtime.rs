@@ -223,6 +223,12 @@ pub async fn run_from_file(
     if let Some(path) = &config.outbound.dnc_file {
         switch.use_do_not_call(crate::do_not_call::load(path).map_err(anyhow::Error::msg)?);
     }
+    let campaign_journal = crate::campaign_journal::path(&config.cdr.dir);
+    switch.restore_campaigns(
+        Instant::now(),
+        crate::campaign_journal::load(&campaign_journal),
+    );
+    let campaign_writer = crate::campaign_journal::spawn_writer(campaign_journal);
     let node = Arc::new(Node {
         config: live_config.clone(),
         reload: reload_tx,
@@ -369,6 +375,9 @@ pub async fn run_from_file(
             if let Err(error) = crate::callback_journal::save(&callback_journal, &pending) {
                 tracing::error!(%error, "pending callbacks not journalled");
             }
+        }
+        if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
+            campaign_writer.send_replace(campaigns);
         }
         while let Some(op) = switch.poll_media() {
             match media.apply(op) {

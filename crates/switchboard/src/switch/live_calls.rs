@@ -14,13 +14,19 @@ use std::time::Instant;
 pub struct CallView {
     /// Switchboard's id for the call (as in `X-Switchboard-Call`).
     pub id: CallNumber,
-    /// The number dialled.
+    /// `inbound` (a caller reached Switchboard) or `outbound` (a call out).
+    pub direction: &'static str,
+    /// On a call out: `dial-out` (an agent's own), `callback` or `campaign`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
+    /// The number dialled (on a call out: the customer's number).
     pub did: String,
     /// The caller's number (masked for roles that must not see it).
     pub caller: String,
     /// The queue it is in or came through (empty while in the IVR before any queue).
     pub queue: String,
-    /// `ivr`, `queued`, `ringing`, `connected` or `survey` (post-call survey).
+    /// `ivr`, `queued`, `ringing` (the agent is rung), `dialling` (a call out's customer is
+    /// rung), `connected` or `survey` (post-call survey).
     pub state: &'static str,
     /// The agent rung or connected.
     pub agent: Option<String>,
@@ -34,7 +40,8 @@ pub struct CallView {
     pub talk_s: f64,
     /// The caller's priority in its queue.
     pub priority: i32,
-    /// Tag from the caller's priority list, or the label the caller lookup gave.
+    /// Tag from the caller's priority list, or the label the caller lookup gave (on a
+    /// campaign call: the campaign's name).
     pub label: Option<String>,
     /// The customer's name, from the caller lookup.
     pub customer_name: Option<String>,
@@ -104,6 +111,9 @@ pub enum CallActionError {
     UnknownCall,
     /// The call has ended.
     Ended,
+    /// A call out (an agent's own, a callback, a campaign attempt): the desktop's actions are
+    /// for inbound calls.
+    CallOut,
     /// The action needs a call connected to an agent with anchored media.
     NotConnected,
     /// The transfer target was refused.
@@ -118,6 +128,7 @@ impl Switch {
     /// The calls in progress, oldest first.
     pub fn live_calls(&self, now: Instant) -> Vec<CallView> {
         let mut calls: Vec<CallView> = self.calls.values().map(|c| view(c, now)).collect();
+        calls.extend(self.live_calls_out(now));
         calls.sort_by_key(|c| c.id);
         calls
     }
@@ -129,6 +140,9 @@ impl Switch {
         id: CallNumber,
         action: CallAction,
     ) -> Result<(), CallActionError> {
+        if self.is_call_out_in_progress(id) {
+            return Err(CallActionError::CallOut);
+        }
         let call = self.calls.get(&id).ok_or(if id < self.next_call {
             CallActionError::Ended
         } else {
@@ -284,6 +298,8 @@ fn view(call: &Call, now: Instant) -> CallView {
     let since = |t: Instant| now.saturating_duration_since(t).as_secs_f64();
     CallView {
         id: call.id,
+        direction: "inbound",
+        origin: None,
         did: call.did.clone(),
         caller: call.caller.clone(),
         queue: call.queue.clone(),

@@ -25,6 +25,7 @@ mod in_dialog;
 #[cfg(test)]
 mod interop_tests;
 pub mod live_calls;
+mod live_calls_out;
 mod media_events;
 pub mod media_plane;
 mod outbound;
@@ -198,6 +199,8 @@ enum SwitchTimer {
     CallbackRetry { call: CallNumber },
     /// A campaign contact's retry may be due.
     CampaignRetry,
+    /// Campaign changes held back by the journal's interval may be written now.
+    CampaignJournal,
 }
 
 /// What a client transaction we started was for, so its responses go to the right place.
@@ -499,6 +502,8 @@ impl Switch {
                 }
                 SwitchTimer::CallbackRetry { call } => self.callback_retry_due(now, call),
                 SwitchTimer::CampaignRetry => self.feed_campaigns(now),
+                // Nothing to do here: the edge takes the journal after every wake-up.
+                SwitchTimer::CampaignJournal => {}
                 SwitchTimer::DrainGraceOver => self.drain_grace_over = true,
                 SwitchTimer::DrainDeadline => {
                     // Peers that do not answer the BYEs below must not hold the exit for the
@@ -572,9 +577,10 @@ impl Switch {
     }
 
     fn update_gauges(&self) {
-        self.stats
-            .active_calls
-            .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.stats.active_calls.store(
+            (self.calls.len() + self.calls_out_in_progress()) as u64,
+            Ordering::Relaxed,
+        );
         self.stats
             .transactions
             .store(self.txn.len() as u64, Ordering::Relaxed);

@@ -53,8 +53,14 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/campaigns",
+        "Every campaign in short: {campaigns: [{id, name, queue, mode, running, finished, contacts, tally}]}",
+        "supervisor, admin",
+    ),
+    (
+        "get",
         "/api/campaigns/{id}",
-        "A campaign's report: running, tally per contact state, every contact with attempts and last result",
+        "A campaign's report: running, tally per contact state, every contact with attempts, last result (wrong-number included) and the agent's wrap-up disposition",
         "supervisor, admin",
     ),
     (

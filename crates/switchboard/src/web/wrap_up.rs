@@ -203,12 +203,31 @@ async fn save_as(
                 format!("the wrap-up could not be written: {error}"),
             )
         })?;
+    tell_campaigns(state, call, &wrap_up.disposition).await;
     Ok(Json(json!({
         "call": call,
         "call_id": wrap_up.call_id,
         "disposition": wrap_up.disposition,
         "notes": wrap_up.notes,
     })))
+}
+
+/// A campaign call's disposition is also its contact's result in the campaign report. The
+/// wrap-up is already durable, so a node that is stopping only loses the report's copy.
+async fn tell_campaigns(state: &ApiState, call: u64, disposition: &str) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let command = crate::switch::campaign::CampaignCommand::WrappedUp {
+        call,
+        disposition: disposition.to_owned(),
+    };
+    if state
+        .calls
+        .send(crate::http::CallCommand::Campaign { command, reply })
+        .await
+        .is_ok()
+    {
+        let _ = answer.await;
+    }
 }
 
 #[cfg(test)]

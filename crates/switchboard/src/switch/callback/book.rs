@@ -68,6 +68,8 @@ pub struct OutgoingLeg {
     /// Set on the 2xx.
     pub dialog: Option<Dialog>,
     pub answered: Option<Instant>,
+    /// The carrier's digest challenge was answered on this leg (answered once only).
+    pub authenticated: bool,
 }
 
 impl OutgoingLeg {
@@ -177,7 +179,12 @@ impl Callback {
     pub fn attempt_failed(&mut self, now: Instant, attempt: CallbackAttempt) -> AfterFailure {
         self.attempts.push(attempt);
         let used = u32::try_from(self.attempts.len()).unwrap_or(u32::MAX);
-        if used >= self.max_attempts {
+        // A number that does not exist will not exist after the retry delay either.
+        let wrong_number = self
+            .attempts
+            .last()
+            .is_some_and(|a| a.result == cdr::CallbackResult::WrongNumber);
+        if used >= self.max_attempts || wrong_number {
             AfterFailure::GiveUp
         } else {
             let at = now + self.retry;
@@ -415,6 +422,16 @@ mod tests {
         let mut cb = callback(now, 1);
         assert_eq!(
             cb.attempt_failed(now, attempt(CallbackResult::Failed)),
+            AfterFailure::GiveUp
+        );
+    }
+
+    #[test]
+    fn a_wrong_number_is_given_up_at_once() {
+        let now = Instant::now();
+        let mut cb = callback(now, 3);
+        assert_eq!(
+            cb.attempt_failed(now, attempt(CallbackResult::WrongNumber)),
             AfterFailure::GiveUp
         );
     }

@@ -40,6 +40,8 @@ use std::time::Instant;
 /// Carrier statuses that end an attempt at once (another trunk would say the same).
 const BUSY_STATUSES: &[u16] = &[486, 600];
 const NO_ANSWER_STATUSES: &[u16] = &[408, 480, 487];
+/// The carrier says the number does not exist: `wrong-number`, never retried.
+const WRONG_NUMBER_STATUSES: &[u16] = &[404, 484, 604];
 const FINAL_STATUSES: &[u16] = &[404, 484, 485, 603];
 
 impl Switch {
@@ -277,6 +279,7 @@ impl Switch {
                 started: now,
                 dialog: None,
                 answered: None,
+                authenticated: false,
             });
         }
         self.timers.schedule(
@@ -346,6 +349,9 @@ impl Switch {
                 self.preview_failed(now, id, why);
             }
             (true, false) => self.customer_answered(now, id, response, source),
+            (false, false)
+                if matches!(code, 401 | 407)
+                    && self.answer_customer_challenge(now, id, &response) => {}
             (false, false) => self.customer_refused(now, id, code),
         }
     }
@@ -433,6 +439,10 @@ impl Switch {
         };
         tracing::info!(callback = id, agent = %agent, "agent accepted the callback");
         callback.stage = Stage::Dialling { agent };
+        if callback.campaign.is_some() {
+            // A contact being dialled counts an attempt if the node dies now.
+            self.campaigns.changed();
+        }
         match self.acd.answered(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(callback = id, %error, "answered refused by ACD"),
@@ -554,6 +564,7 @@ impl Switch {
                 started: now,
                 dialog: None,
                 answered: None,
+                authenticated: false,
             });
         }
         self.timers.schedule(
@@ -622,6 +633,45 @@ impl Switch {
         callback.stage = Stage::Connected { agent };
     }
 
+    /// The carrier challenged the customer's INVITE: it goes again with the trunk's
+    /// credentials, once per leg (same `seq`, so the ring timer and the answer still match).
+    /// `false` when there are none or they were already refused.
+    fn answer_customer_challenge(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        response: &Response,
+    ) -> bool {
+        let Some(leg) = self.callbacks.get(id).and_then(|c| c.customer_leg.as_ref()) else {
+            return false;
+        };
+        if leg.authenticated {
+            return false;
+        }
+        let (peer, seq) = (leg.peer, leg.seq);
+        let trunk = leg.trunk.clone().unwrap_or_default();
+        let Some(invite) = self.answer_trunk_challenge(&trunk, &leg.invite, peer, response) else {
+            return false;
+        };
+        let client_key = self.send_request(
+            now,
+            invite.clone(),
+            peer,
+            ClientPurpose::CallbackInvite { call: id, seq },
+        );
+        if let Some(leg) = self
+            .callbacks
+            .get_mut(id)
+            .and_then(|c| c.customer_leg.as_mut())
+        {
+            leg.invite = invite;
+            leg.client_key = client_key;
+            leg.authenticated = true;
+        }
+        tracing::info!(callback = id, %trunk, "answered the carrier's digest challenge");
+        true
+    }
+
     /// The carrier refused the customer's INVITE: another trunk, or the attempt is over.
     fn customer_refused(&mut self, now: Instant, id: CallNumber, code: u16) {
         tracing::info!(callback = id, code, "carrier refused the callback");
@@ -629,6 +679,8 @@ impl Switch {
             self.attempt_over(now, id, CallbackResult::Busy, Some(code));
         } else if NO_ANSWER_STATUSES.contains(&code) {
             self.attempt_over(now, id, CallbackResult::NoAnswer, Some(code));
+        } else if WRONG_NUMBER_STATUSES.contains(&code) {
+            self.attempt_over(now, id, CallbackResult::WrongNumber, Some(code));
         } else if FINAL_STATUSES.contains(&code) || code >= 600 {
             self.attempt_over(now, id, CallbackResult::Failed, Some(code));
         } else {
@@ -915,7 +967,7 @@ impl Switch {
         };
         if let Some(origin) = &callback.campaign {
             let result = callback.attempts.last().map(|a| a.result);
-            self.campaign_attempt_ended(now, origin, result);
+            self.campaign_attempt_ended(now, id, origin, result);
         }
         if let Some(media) = callback.media {
             self.media.finish(id, media);

@@ -4,7 +4,7 @@
 //! every dial. Call control feeds it events (started, agent Ready, attempt ended, retry due).
 
 use cdr::CallbackResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const MAX_CONTACTS: usize = 100_000;
 
 /// How a campaign's agents meet its contacts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// The agent's phone rings with the contact (`campaign <number>`); answering accepts and
@@ -25,7 +25,7 @@ pub enum Mode {
 }
 
 /// Where a contact stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ContactState {
     /// Not dialled yet, or due again.
@@ -43,7 +43,7 @@ pub enum ContactState {
 }
 
 /// One row of the uploaded list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub number: String,
     pub name: Option<String>,
@@ -52,7 +52,14 @@ pub struct Contact {
     pub state: ContactState,
     pub attempts: u32,
     /// The last attempt's result.
+    #[serde(default)]
     pub last_result: Option<CallbackResult>,
+    /// The call number of the attempt that reached the customer (the one its agent wraps up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<u64>,
+    /// The disposition of the agent's wrap-up of that call (`[acd] dispositions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
     #[serde(skip)]
     pub due: Option<Instant>,
 }
@@ -134,6 +141,8 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
             state: ContactState::Pending,
             attempts: 0,
             last_result: None,
+            call: None,
+            disposition: None,
             due: None,
         });
     }
@@ -153,6 +162,32 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
         Ok(contacts)
     } else {
         Err(errors)
+    }
+}
+
+/// A contact's progress the row itself does not carry, kept in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resume {
+    #[default]
+    Nothing,
+    /// The customer was being dialled (or talking) when the journal was written.
+    Dialling,
+    /// The retry was due this long after the journal was written.
+    RetryIn(#[serde(with = "seconds")] Duration),
+}
+
+/// Whole seconds in the journal.
+mod seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
     }
 }
 
@@ -195,6 +230,68 @@ impl Dialler {
         }
     }
 
+    /// The campaign's own do-not-call numbers (with the site's), for the journal.
+    pub fn do_not_call(&self) -> impl Iterator<Item = &String> {
+        self.dnc.iter()
+    }
+
+    /// A contact list journalled by a previous run, taken up again at `now`: a contact that
+    /// was being dialled when the node stopped counts that attempt and is tried again while
+    /// attempts remain; one only waiting for an agent is pending again; a retry keeps its
+    /// remaining delay (`retry_in` per contact). Call numbers of a previous run mean nothing
+    /// now and are dropped (the disposition stays).
+    pub fn restore(
+        mut contacts: Vec<Contact>,
+        resume: &[Resume],
+        dnc: HashSet<String>,
+        max_attempts: u32,
+        retry: Duration,
+        now: Instant,
+    ) -> Self {
+        for (contact, resume) in contacts.iter_mut().zip(resume) {
+            contact.call = None;
+            match (contact.state, resume) {
+                (ContactState::InProgress, Resume::Dialling) => {
+                    contact.attempts += 1;
+                    contact.state = if contact.attempts >= max_attempts {
+                        ContactState::NotReached
+                    } else {
+                        ContactState::Pending
+                    };
+                }
+                (ContactState::InProgress, _) => contact.state = ContactState::Pending,
+                (ContactState::RetryWait, Resume::RetryIn(after)) => {
+                    contact.due = Some(now + *after);
+                }
+                (ContactState::RetryWait, _) => contact.due = Some(now),
+                _ => {}
+            }
+        }
+        Self::new(contacts, dnc, max_attempts, retry)
+    }
+
+    /// What the journal must know of contact `index` beyond its row: whether it is being
+    /// dialled (`dialling` says so for in-progress contacts) or how long its retry still waits.
+    pub fn resume_of(&self, index: usize, now: Instant, dialling: bool) -> Resume {
+        match self.contacts.get(index) {
+            Some(c) if c.state == ContactState::InProgress && dialling => Resume::Dialling,
+            Some(c) if c.state == ContactState::RetryWait => Resume::RetryIn(
+                c.due
+                    .map_or(Duration::ZERO, |at| at.saturating_duration_since(now)),
+            ),
+            _ => Resume::Nothing,
+        }
+    }
+
+    /// The earliest retry due, to schedule after a restore.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.contacts
+            .iter()
+            .filter(|c| c.state == ContactState::RetryWait)
+            .filter_map(|c| c.due)
+            .min()
+    }
+
     /// Whether `number` may be dialled now (checked again right before every dial).
     pub fn may_dial(&self, number: &str) -> bool {
         !self.dnc.contains(number)
@@ -233,11 +330,12 @@ impl Dialler {
         taken
     }
 
-    /// An attempt on contact `index` ended with `result`.
+    /// Attempt `call` on contact `index` ended with `result`.
     pub fn attempt_ended(
         &mut self,
         now: Instant,
         index: usize,
+        call: u64,
         result: CallbackResult,
     ) -> AfterAttempt {
         let Some(contact) = self.contacts.get_mut(index) else {
@@ -247,9 +345,11 @@ impl Dialler {
         contact.last_result = Some(result);
         if result == CallbackResult::Answered {
             contact.state = ContactState::Answered;
+            contact.call = Some(call);
             return AfterAttempt::Done;
         }
-        if contact.attempts >= self.max_attempts {
+        // A number the carrier says does not exist is not tried again.
+        if contact.attempts >= self.max_attempts || result == CallbackResult::WrongNumber {
             contact.state = ContactState::NotReached;
             return AfterAttempt::Done;
         }
@@ -266,6 +366,18 @@ impl Dialler {
             if contact.state == ContactState::InProgress {
                 contact.state = ContactState::Pending;
             }
+        }
+    }
+
+    /// The agent's wrap-up of `call` names `disposition`: it becomes the result of the
+    /// contact that call reached. False when no contact of this campaign was reached by it.
+    pub fn wrapped_up(&mut self, call: u64, disposition: &str) -> bool {
+        match self.contacts.iter_mut().find(|c| c.call == Some(call)) {
+            Some(contact) => {
+                contact.disposition = Some(disposition.to_owned());
+                true
+            }
+            None => false,
         }
     }
 
@@ -374,18 +486,18 @@ mod tests {
         d.running = true;
         assert_eq!(d.take(now, 2), vec![0, 1]);
         assert_eq!(
-            d.attempt_ended(now, 0, CallbackResult::Busy),
+            d.attempt_ended(now, 0, 11, CallbackResult::Busy),
             AfterAttempt::RetryAt(now + Duration::from_secs(60))
         );
         assert_eq!(
-            d.attempt_ended(now, 1, CallbackResult::Answered),
+            d.attempt_ended(now, 1, 12, CallbackResult::Answered),
             AfterAttempt::Done
         );
         assert!(d.take(now, 5).is_empty(), "the retry is not due yet");
         let later = now + Duration::from_secs(60);
         assert_eq!(d.take(later, 5), vec![0]);
         assert_eq!(
-            d.attempt_ended(later, 0, CallbackResult::NoAnswer),
+            d.attempt_ended(later, 0, 13, CallbackResult::NoAnswer),
             AfterAttempt::Done
         );
         assert_eq!(d.contacts[0].state, ContactState::NotReached);
@@ -394,6 +506,73 @@ mod tests {
         let tally = d.tally();
         assert_eq!(tally.get("answered"), Some(&1));
         assert_eq!(tally.get("not-reached"), Some(&1));
+    }
+
+    #[test]
+    fn a_wrong_number_is_not_retried_and_a_wrap_up_lands_on_the_answered_contact() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n", &[], 3);
+        d.running = true;
+        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(
+            d.attempt_ended(now, 0, 21, CallbackResult::WrongNumber),
+            AfterAttempt::Done
+        );
+        assert_eq!(d.contacts[0].state, ContactState::NotReached);
+        assert_eq!(d.contacts[0].last_result, Some(CallbackResult::WrongNumber));
+        assert_eq!(
+            d.attempt_ended(now, 1, 22, CallbackResult::Answered),
+            AfterAttempt::Done
+        );
+        assert!(!d.wrapped_up(21, "resolved"), "call 21 reached nobody");
+        assert!(d.wrapped_up(22, "resolved"));
+        assert_eq!(d.contacts[1].disposition.as_deref(), Some("resolved"));
+        assert_eq!(d.contacts[0].disposition, None);
+        let json = serde_json::to_value(&d.contacts[1]).expect("json");
+        assert_eq!(json["disposition"], "resolved");
+        assert_eq!(json["call"], 22);
+    }
+
+    #[test]
+    fn a_restored_list_counts_the_attempt_being_dialled_and_keeps_retry_delays() {
+        let now = Instant::now();
+        let mut d = dialler("number\n101\n102\n103\n104\n105\n", &["105"], 2);
+        d.running = true;
+        assert_eq!(d.take(now, 4), vec![0, 1, 2, 3]);
+        d.attempt_ended(now, 2, 30, CallbackResult::Busy);
+        d.attempt_ended(now, 3, 31, CallbackResult::Answered);
+        assert!(d.wrapped_up(31, "resolved"));
+        d.contacts[1].attempts = 1;
+        let later = now + Duration::from_secs(20);
+        let resume: Vec<Resume> = (0..5).map(|i| d.resume_of(i, later, i == 1)).collect();
+        assert_eq!(resume[0], Resume::Nothing, "only waiting for an agent");
+        assert_eq!(resume[1], Resume::Dialling);
+        assert_eq!(resume[2], Resume::RetryIn(Duration::from_secs(40)));
+        let restart = Instant::now() + Duration::from_secs(100);
+        let r = Dialler::restore(
+            d.contacts.clone(),
+            &resume,
+            ["105".to_owned()].into(),
+            2,
+            Duration::from_secs(60),
+            restart,
+        );
+        assert_eq!(r.contacts[0].state, ContactState::Pending);
+        assert_eq!(r.contacts[0].attempts, 0, "never dialled: not counted");
+        assert_eq!(
+            r.contacts[1].state,
+            ContactState::NotReached,
+            "second attempt used"
+        );
+        assert_eq!(r.contacts[1].attempts, 2);
+        assert_eq!(r.contacts[2].state, ContactState::RetryWait);
+        assert_eq!(r.contacts[2].due, Some(restart + Duration::from_secs(40)));
+        assert_eq!(r.next_due(), Some(restart + Duration::from_secs(40)));
+        assert_eq!(r.contacts[3].state, ContactState::Answered);
+        assert_eq!(r.contacts[3].disposition.as_deref(), Some("resolved"));
+        assert_eq!(r.contacts[3].call, None, "a previous run's call number");
+        assert_eq!(r.contacts[4].state, ContactState::DoNotCall);
+        assert!(!r.running, "the journal says whether it runs");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and when none is left the phone gets the last carrier's status (503 if none answered).
 
 pub mod call;
+mod carrier_digest;
 mod carrier_registration;
 #[cfg(test)]
 mod race_tests;
@@ -22,7 +23,7 @@ use call::{CarrierLeg, OutboundCall, PhoneLeg, Restore};
 use cdr::{CallRecord, Direction, Disposition, HangupSide, Leg, LegRole, Record};
 use rsip::headers::UntypedHeader;
 use sip::dialog::Dialog;
-use sip::headers::{call_id_of, cseq_of, header_value, to_tag};
+use sip::headers::{call_id_of, header_value, to_tag};
 use sip::message::{push_header, response_to};
 use sip::rsip::{self, Header, Headers, Method, Request, Response};
 use sip::transaction::TransactionKey;
@@ -472,60 +473,11 @@ impl Switch {
         if leg.authenticated {
             return false;
         }
-        let credentials = self
-            .config
-            .trunks
-            .iter()
-            .find(|t| t.name == leg.trunk)
-            .and_then(|t| t.gateway.as_ref())
-            .and_then(|g| g.credentials.clone());
-        let Some((username, password)) = credentials else {
-            return false;
-        };
-        let proxy = response.status_code.code() == 407;
-        let (challenge_name, answer_name) = if proxy {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        } else {
-            ("WWW-Authenticate", "Authorization")
-        };
-        let Some(challenge) = header_value(&response.headers, challenge_name) else {
-            return false;
-        };
-        let uri = leg.invite.uri.to_string();
-        let answer = match sip::digest::respond(
-            challenge,
-            "INVITE",
-            &uri,
-            &username,
-            &password,
-            &new_tag(),
-            1,
-        ) {
-            Ok(answer) => answer,
-            Err(error) => {
-                tracing::info!(call = id, %error, "carrier challenge cannot be answered");
-                return false;
-            }
-        };
-        let mut invite = leg.invite.clone();
         let peer = leg.peer;
-        let cseq = cseq_of(&invite.headers).map_or(1, |(n, _)| n) + 1;
-        let via = self.via(peer);
-        invite.headers.retain(|h| {
-            !matches!(h, Header::Via(_) | Header::CSeq(_))
-                && !sip::headers::name_and_value(h)
-                    .0
-                    .eq_ignore_ascii_case(answer_name)
-        });
-        invite
-            .headers
-            .push(Header::Via(rsip::headers::Via::new(via)));
-        invite
-            .headers
-            .push(Header::CSeq(rsip::headers::CSeq::new(format!(
-                "{cseq} INVITE"
-            ))));
-        push_header(&mut invite.headers, answer_name, answer);
+        let Some(invite) = self.answer_trunk_challenge(&leg.trunk, &leg.invite, peer, response)
+        else {
+            return false;
+        };
         let Some(call) = self.outbound.get_mut(id) else {
             return false;
         };
@@ -543,7 +495,7 @@ impl Switch {
             leg.attempt = attempt;
             leg.authenticated = true;
         }
-        tracing::info!(call = id, proxy, "answered the carrier's digest challenge");
+        tracing::info!(call = id, "answered the carrier's digest challenge");
         true
     }
 
