@@ -22,7 +22,7 @@
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
 use super::call::{CallNumber, Phase};
-use super::extra_leg_invite::{Caller, RungLeg};
+use super::extra_leg_invite::{Caller, Phone, RungLeg};
 use super::media_plane::ExtraLeg;
 use super::{new_tag, ClientPurpose, Switch};
 use media::routing::Routing;
@@ -312,11 +312,12 @@ impl Switch {
             client_key,
         } = self.ring_extra_leg(
             now,
-            id,
-            leg,
-            &binding,
-            &entry.sip_user,
-            uri,
+            (id, leg),
+            Phone {
+                binding: &binding,
+                sip_user: &entry.sip_user,
+                uri,
+            },
             caller,
             extra.local_body.clone(),
         );

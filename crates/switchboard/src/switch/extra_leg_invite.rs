@@ -24,6 +24,13 @@ pub(super) struct Caller<'a> {
     pub call_id_kind: &'static str,
 }
 
+/// The phone to ring: its registration, its user part and the Contact to send to.
+pub(super) struct Phone<'a> {
+    pub binding: &'a Binding,
+    pub sip_user: &'a str,
+    pub uri: Uri,
+}
+
 /// The INVITE that rings the phone, and its dialog's identifiers so far.
 pub(super) struct RungLeg {
     pub invite: Request,
@@ -33,21 +40,22 @@ pub(super) struct RungLeg {
 }
 
 impl Switch {
-    /// Rings `binding`'s phone (user `sip_user`, Contact `uri`) with `offer` as `leg` of call
-    /// `id`: its responses are routed to the call's extra-leg paths and it is given up after
-    /// the ring timeout (`SwitchTimer::MonitorRing`).
-    #[allow(clippy::too_many_arguments)]
+    /// Rings `phone` with `offer` as `leg` of call `id`: its responses are routed to the
+    /// call's extra-leg paths and it is given up after the ring timeout
+    /// (`SwitchTimer::MonitorRing`).
     pub(super) fn ring_extra_leg(
         &mut self,
         now: Instant,
-        id: CallNumber,
-        leg: Leg,
-        binding: &Binding,
-        sip_user: &str,
-        uri: Uri,
+        (id, leg): (CallNumber, Leg),
+        phone: Phone<'_>,
         caller: Caller<'_>,
         offer: Vec<u8>,
     ) -> RungLeg {
+        let Phone {
+            binding,
+            sip_user,
+            uri,
+        } = phone;
         let peer = binding.source;
         let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
         let call_id = format!("{}-{}@switchboard", new_tag(), caller.call_id_kind);

@@ -9,7 +9,7 @@
 //! when the agent leaves the call (a transfer), or with the call.
 
 use super::call::{Call, CallNumber, Phase};
-use super::extra_leg_invite::{Caller, RungLeg};
+use super::extra_leg_invite::{Caller, Phone, RungLeg};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
 use super::{new_tag, ClientPurpose, Switch};
@@ -346,11 +346,12 @@ impl Switch {
             client_key,
         } = self.ring_extra_leg(
             now,
-            id,
-            leg,
-            &binding,
-            &entry.sip_user,
-            uri,
+            (id, leg),
+            Phone {
+                binding: &binding,
+                sip_user: &entry.sip_user,
+                uri,
+            },
             caller,
             extra.local_body.clone(),
         );
