@@ -1,7 +1,6 @@
 //! Callers' pending callbacks kept across restarts: call control hands over the list whenever
-//! it changes, and this edge writes it to `<[cdr] dir>/callbacks.json` (a whole new file
-//! renamed over the old one, so a crash leaves the old list or the new one); at start the list
-//! is read back and the callbacks booked again.
+//! it changes, and this edge writes it to `<[cdr] dir>/callbacks.json` (see
+//! [`crate::snapshot_file`]); at start the list is read back and the callbacks booked again.
 
 use std::path::{Path, PathBuf};
 
@@ -12,29 +11,14 @@ pub fn path(cdr_dir: &Path) -> PathBuf {
     cdr_dir.join("callbacks.json")
 }
 
-/// Writes the list (replacing the previous one).
-pub fn save(path: &Path, pending: &[PendingCallback]) -> std::io::Result<()> {
-    let text = serde_json::to_vec_pretty(pending).map_err(std::io::Error::other)?;
-    let partial = path.with_extension("json.partial");
-    std::fs::write(&partial, text)?;
-    std::fs::rename(&partial, path)
+/// Reads the list; none when there is no file (see [`crate::snapshot_file::load`]).
+pub fn load(path: &Path) -> Vec<PendingCallback> {
+    crate::snapshot_file::load(path, "pending callbacks")
 }
 
-/// Reads the list; none when there is no file. A file that cannot be read is logged and
-/// treated as empty (the callbacks are then lost, as before the journal existed).
-pub fn load(path: &Path) -> Vec<PendingCallback> {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(error) => {
-            tracing::error!(path = %path.display(), %error, "pending callbacks not read");
-            return Vec::new();
-        }
-    };
-    serde_json::from_slice(&text).unwrap_or_else(|error| {
-        tracing::error!(path = %path.display(), %error, "pending callbacks file is not a callback list");
-        Vec::new()
-    })
+/// The task that writes every new list (see [`crate::snapshot_file::spawn_writer`]).
+pub fn spawn_writer(path: PathBuf) -> tokio::sync::watch::Sender<Vec<PendingCallback>> {
+    crate::snapshot_file::spawn_writer(path, "pending callbacks")
 }
 
 #[cfg(test)]
@@ -55,7 +39,7 @@ mod tests {
             caller_id: "100".into(),
             attempts: Vec::new(),
         }];
-        save(&file, &pending).expect("saved");
+        crate::snapshot_file::save(&file, &pending).expect("saved");
         assert_eq!(load(&file), pending);
         std::fs::write(&file, b"not json").expect("write");
         assert!(load(&file).is_empty());

@@ -25,6 +25,7 @@ pub mod report_cli;
 pub mod runtime;
 pub mod security;
 pub mod simulate;
+pub mod snapshot_file;
 pub mod start_check;
 pub mod sticky_routing;
 pub mod survey_followup;

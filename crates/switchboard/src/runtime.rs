@@ -214,6 +214,7 @@ pub async fn run_from_file(
         Instant::now(),
         crate::callback_journal::load(&callback_journal),
     );
+    let callback_writer = crate::callback_journal::spawn_writer(callback_journal);
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let mut lookups = config
         .lookup
@@ -372,9 +373,7 @@ pub async fn run_from_file(
             cdr.write(record, token);
         }
         if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
-            if let Err(error) = crate::callback_journal::save(&callback_journal, &pending) {
-                tracing::error!(%error, "pending callbacks not journalled");
-            }
+            callback_writer.send_replace(pending);
         }
         if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
             campaign_writer.send_replace(campaigns);
