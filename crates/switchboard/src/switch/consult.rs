@@ -22,7 +22,7 @@
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
 use super::call::{CallNumber, Phase};
-use super::extra_leg_invite::{Caller, Phone, RungLeg};
+use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::{new_tag, ClientPurpose, Switch};
 use media::routing::Routing;
@@ -271,23 +271,18 @@ impl Switch {
             .get(&target_id)
             .cloned()
             .ok_or_else(|| ConsultRefusal::UnknownTarget(target.clone()))?;
-        let binding = self
-            .registrar
-            .bindings(now, &entry.sip_user)
-            .into_iter()
-            .next()
-            .ok_or_else(|| ConsultRefusal::Unreachable(target.clone()))?;
-        let uri = sip::rsip::Uri::try_from(binding.contact.as_str())
-            .map_err(|_| ConsultRefusal::Unreachable(target.clone()))?;
-        let leg = self
-            .media
-            .free_extra_leg(id)
-            .ok_or(ConsultRefusal::NoRoom)?;
-        let (extra, plan) = self
-            .media
-            .offer_extra_leg()
-            .map_err(|_| ConsultRefusal::NoRoom)?;
-        self.media.reserve_extra_leg(id, leg, extra.ports);
+        let Reserved {
+            binding,
+            uri,
+            leg,
+            extra,
+            plan,
+        } = self
+            .reserve_phone_leg(now, id, &entry.sip_user)
+            .map_err(|unavailable| match unavailable {
+                Unavailable::Unreachable => ConsultRefusal::Unreachable(target.clone()),
+                Unavailable::NoRoom => ConsultRefusal::NoRoom,
+            })?;
         // The colleague must not be offered a queued call while being consulted.
         match self.acd.set_not_ready(now, &target_id, acd::CONSULT_REASON) {
             Ok(actions) => self.apply_acd(now, actions),

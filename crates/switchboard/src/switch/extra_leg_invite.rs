@@ -4,8 +4,9 @@
 //! identity headers, the ring timeout and the route of the responses cannot drift apart.
 
 use super::call::CallNumber;
+use super::media_plane::ExtraLeg;
 use super::{new_tag, ClientPurpose, Switch};
-use media::Leg;
+use media::{Leg, MediaPlan};
 use sip::message::push_header;
 use sip::registrar::Binding;
 use sip::rsip::{Method, Request, Uri};
@@ -31,6 +32,23 @@ pub(super) struct Phone<'a> {
     pub uri: Uri,
 }
 
+/// Why a phone cannot be rung into a call.
+pub(super) enum Unavailable {
+    /// No registered phone, or one whose Contact is not a usable URI.
+    Unreachable,
+    /// The call's session has no free extra leg, or the port range is exhausted.
+    NoRoom,
+}
+
+/// A phone found and an extra leg reserved for it in the call's session.
+pub(super) struct Reserved {
+    pub binding: Binding,
+    pub uri: Uri,
+    pub leg: Leg,
+    pub extra: ExtraLeg,
+    pub plan: MediaPlan,
+}
+
 /// The INVITE that rings the phone, and its dialog's identifiers so far.
 pub(super) struct RungLeg {
     pub invite: Request,
@@ -40,6 +58,36 @@ pub(super) struct RungLeg {
 }
 
 impl Switch {
+    /// Finds `sip_user`'s registered phone and reserves an extra leg of call `id`'s session
+    /// (ports and Switchboard's offer) for it; nothing is reserved when it fails.
+    pub(super) fn reserve_phone_leg(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        sip_user: &str,
+    ) -> Result<Reserved, Unavailable> {
+        let binding = self
+            .registrar
+            .bindings(now, sip_user)
+            .into_iter()
+            .next()
+            .ok_or(Unavailable::Unreachable)?;
+        let uri = Uri::try_from(binding.contact.as_str()).map_err(|_| Unavailable::Unreachable)?;
+        let leg = self.media.free_extra_leg(id).ok_or(Unavailable::NoRoom)?;
+        let (extra, plan) = self
+            .media
+            .offer_extra_leg()
+            .map_err(|_| Unavailable::NoRoom)?;
+        self.media.reserve_extra_leg(id, leg, extra.ports);
+        Ok(Reserved {
+            binding,
+            uri,
+            leg,
+            extra,
+            plan,
+        })
+    }
+
     /// Rings `phone` with `offer` as `leg` of call `id`: its responses are routed to the
     /// call's extra-leg paths and it is given up after the ring timeout
     /// (`SwitchTimer::MonitorRing`).

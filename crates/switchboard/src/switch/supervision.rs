@@ -9,7 +9,7 @@
 //! when the agent leaves the call (a transfer), or with the call.
 
 use super::call::{Call, CallNumber, Phase};
-use super::extra_leg_invite::{Caller, Phone, RungLeg};
+use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
 use super::{new_tag, ClientPurpose, Switch};
@@ -311,23 +311,18 @@ impl Switch {
         if agent == supervisor {
             return Err(SuperviseRefusal::OwnCall);
         }
-        let binding = self
-            .registrar
-            .bindings(now, &entry.sip_user)
-            .into_iter()
-            .next()
-            .ok_or_else(|| SuperviseRefusal::Unreachable(supervisor.to_owned()))?;
-        let uri = sip::rsip::Uri::try_from(binding.contact.as_str())
-            .map_err(|_| SuperviseRefusal::Unreachable(supervisor.to_owned()))?;
-        let leg = self
-            .media
-            .free_extra_leg(id)
-            .ok_or(SuperviseRefusal::NoRoom)?;
-        let (extra, plan) = self
-            .media
-            .offer_extra_leg()
-            .map_err(|_| SuperviseRefusal::NoRoom)?;
-        self.media.reserve_extra_leg(id, leg, extra.ports);
+        let Reserved {
+            binding,
+            uri,
+            leg,
+            extra,
+            plan,
+        } = self
+            .reserve_phone_leg(now, id, &entry.sip_user)
+            .map_err(|unavailable| match unavailable {
+                Unavailable::Unreachable => SuperviseRefusal::Unreachable(supervisor.to_owned()),
+                Unavailable::NoRoom => SuperviseRefusal::NoRoom,
+            })?;
 
         tracing::info!(call = id, %supervisor, %agent, mode = mode.label(), peer = %binding.source, "ringing a supervisor into the call");
         let caller = Caller {
