@@ -34,6 +34,7 @@ pub mod site;
 pub mod switchboard;
 pub mod tcp_peer;
 pub mod tls;
+pub mod tone_talker;
 pub mod trace;
 pub mod twinkle;
 pub mod uac;

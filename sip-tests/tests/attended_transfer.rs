@@ -18,15 +18,14 @@
 //! answers. Refusals carry stable JSON codes (analysts get 403).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sip_tests::agent_phone::{local_tag, AgentCall, AgentPhone};
 use sip_tests::cdr::{report_around_today, wait_for_call};
-use sip_tests::rtp::{pcmu_offer, pcmu_samples, sdp_audio_address, tone_payloads, tone_share};
+use sip_tests::rtp::{pcmu_offer, pcmu_samples, sdp_audio_address, tone_share};
 use sip_tests::rtp::{RtpPeer, RtpStream};
+use sip_tests::tone_talker::Talker;
 use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{
     AgentAccount, Api, HarnessError, HarnessResult, SipMessage, Switchboard, SwitchboardConfig,
@@ -51,49 +50,6 @@ fn config() -> SwitchboardConfig {
             AgentAccount::new("1002", "Bob").without_support(),
         ],
         ..SwitchboardConfig::default()
-    }
-}
-
-/// A tone sent every 20 ms from an RTP socket until dropped.
-struct Talker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Talker {
-    fn start(rtp: Arc<RtpPeer>, to: SocketAddr, hz: f64, ssrc: u32) -> Talker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let payloads = tone_payloads(&[hz], 4000.0, 50);
-            let mut stream = RtpStream::new(ssrc);
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while !stopped.load(Ordering::Relaxed) {
-                let packet = stream.audio(0, &payloads[sent as usize % payloads.len()]);
-                if rtp.send_to(&packet, to).is_err() {
-                    return;
-                }
-                sent += 1;
-                let due = start + Duration::from_millis(20 * sent);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-            }
-        });
-        Talker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Talker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

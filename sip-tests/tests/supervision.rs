@@ -10,17 +10,14 @@
 //! both ways carry a clear reason.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sip_tests::agent_phone::AgentPhone;
 use sip_tests::cdr::wait_for_call;
 use sip_tests::digest::{Credentials, DigestAlgorithm};
-use sip_tests::rtp::{
-    pcmu_offer, pcmu_samples, sdp_audio_address, tone_payloads, tone_share, RtpPeer, RtpStream,
-};
+use sip_tests::rtp::{pcmu_offer, pcmu_samples, sdp_audio_address, tone_share, RtpPeer, RtpStream};
+use sip_tests::tone_talker::Talker;
 use sip_tests::uac::{authenticated_invite, place_media_call, ConnectedCall};
 use sip_tests::{
     AgentAccount, HarnessError, HarnessResult, Switchboard, SwitchboardConfig, UdpPeer,
@@ -45,50 +42,6 @@ fn config() -> SwitchboardConfig {
                 .as_supervisor(),
         ],
         ..SwitchboardConfig::default()
-    }
-}
-
-/// A tone sent every 20 ms from an RTP socket until the talker is dropped (also when a
-/// check fails, so a failed test ends instead of waiting for its threads).
-struct Talker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Talker {
-    fn start(rtp: Arc<RtpPeer>, to: SocketAddr, hz: f64, ssrc: u32) -> Talker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let payloads = tone_payloads(&[hz], 4000.0, 50);
-            let mut stream = RtpStream::new(ssrc);
-            let start = Instant::now();
-            let mut sent = 0u64;
-            while !stopped.load(Ordering::Relaxed) {
-                let packet = stream.audio(0, &payloads[sent as usize % payloads.len()]);
-                if rtp.send_to(&packet, to).is_err() {
-                    return;
-                }
-                sent += 1;
-                let due = start + Duration::from_millis(20 * sent);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-            }
-        });
-        Talker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Talker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
