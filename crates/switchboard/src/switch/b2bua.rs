@@ -7,6 +7,7 @@ use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::transport_failure::ClientFailure;
+use super::uac_leg::UacLeg;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
@@ -100,15 +101,21 @@ impl EndCause {
         }
     }
 
+    /// Why Switchboard hangs up, for the far end (RFC 3326), when the reason is ours.
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            EndCause::MediaTimeout => Some("SIP;cause=408;text=\"media-timeout\""),
+            EndCause::SessionExpired => Some("SIP;cause=408;text=\"session-expired\""),
+            EndCause::Shutdown => Some("SIP;cause=503;text=\"shutdown\""),
+            _ => None,
+        }
+    }
+
     /// Tells the far end why Switchboard hangs up (RFC 3326), when the reason is ours.
     fn add_reason(&self, bye: &mut Request) {
-        let reason = match self {
-            EndCause::MediaTimeout => "SIP;cause=408;text=\"media-timeout\"",
-            EndCause::SessionExpired => "SIP;cause=408;text=\"session-expired\"",
-            EndCause::Shutdown => "SIP;cause=503;text=\"shutdown\"",
-            _ => return,
-        };
-        push_header(&mut bye.headers, "Reason", reason);
+        if let Some(reason) = self.reason() {
+            push_header(&mut bye.headers, "Reason", reason);
+        }
     }
 
     /// The name of the cause in logs, metrics and CDRs.
@@ -759,12 +766,7 @@ impl Switch {
             call.agent_leg = Some(AgentLeg {
                 agent,
                 attempt,
-                invite,
-                client_key,
-                peer,
-                dialog: None,
-                ack: None,
-                answered: None,
+                uac: UacLeg::calling(invite, client_key, peer, now),
                 accepts_info: false,
             });
         }
@@ -828,7 +830,7 @@ impl Switch {
             .calls
             .get(&id)
             .and_then(|c| c.agent_leg.as_ref())
-            .is_some_and(|leg| leg.attempt == attempt && leg.dialog.is_none());
+            .is_some_and(|leg| leg.attempt == attempt && !leg.is_answered());
         if !current {
             return;
         }
@@ -838,7 +840,7 @@ impl Switch {
         };
         let agent = leg.agent.clone();
         self.close_attempt(now, id, &leg, None);
-        self.abandon_agent_leg(now, leg);
+        self.end_agent_leg(now, leg, None);
         let actions = self.offer_failed(now, id, &agent, OfferFailure::NoAnswer, None);
         self.apply_acd(now, actions);
     }
@@ -853,7 +855,7 @@ impl Switch {
             .filter(|call| {
                 call.agent_leg
                     .as_ref()
-                    .is_some_and(|leg| leg.peer == flow && leg.dialog.is_none())
+                    .is_some_and(|leg| leg.uac.peer == flow && !leg.is_answered())
             })
             .map(|call| call.id)
             .collect();
@@ -864,20 +866,18 @@ impl Switch {
             tracing::info!(call = id, agent = %leg.agent, %flow, "ringing phone's connection closed");
             let agent = leg.agent.clone();
             self.close_attempt(now, id, &leg, None);
-            self.abandon_agent_leg(now, leg);
+            self.end_agent_leg(now, leg, None);
             let actions = self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
             self.apply_acd(now, actions);
         }
     }
 
-    /// Gives up on an unanswered agent INVITE. The transaction layer sends the CANCEL when
-    /// the protocol allows it (after a provisional response, RFC 3261 §9.1); a 2xx that still
-    /// arrives is ACKed and hung up.
-    pub(super) fn abandon_agent_leg(&mut self, now: Instant, leg: AgentLeg) {
+    /// Ends an agent attempt on the wire, answered or not (see [`UacLeg::end`]), and stops
+    /// routing its messages to the call. `reason`: an RFC 3326 Reason for the BYE.
+    pub(super) fn end_agent_leg(&mut self, now: Instant, leg: AgentLeg, reason: Option<&str>) {
         self.calls.forget_agent_leg(leg.call_id());
-        self.txn.cancel(now, &leg.client_key);
-        self.client_txns
-            .insert(leg.client_key, ClientPurpose::AbandonedInvite);
+        let ending = leg.uac.end(|peer| self.via(peer), reason);
+        self.end_uac_leg(now, ending);
     }
 
     pub(super) fn on_response(
@@ -1024,15 +1024,10 @@ impl Switch {
         let Some(leg) = call.agent_leg.as_mut() else {
             return;
         };
-        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
-            Ok(confirmed) => confirmed,
-            Err(error) => {
-                tracing::warn!(call = id, %error, "agent 2xx unusable");
-                return;
-            }
-        };
-        leg.ack = Some(sip::message::encode_request(&ack));
-        leg.dialog = Some(dialog);
+        if let Err(error) = leg.uac.answer(now, &response, source, &via) {
+            tracing::warn!(call = id, %error, "agent 2xx unusable");
+            return;
+        }
         leg.accepts_info = super::in_dialog::allows(&response.headers, Method::Info);
         self.count_request("out", &Method::Ack);
         self.resend_ack(id);
@@ -1067,9 +1062,6 @@ impl Switch {
         };
         call.phase = Phase::Connected;
         call.answered.get_or_insert(now);
-        if let Some(leg) = call.agent_leg.as_mut() {
-            leg.answered = Some(now);
-        }
         call.audio = CallerAudio::Silence;
         call.next_announcement = None;
         if !trunk_answered {
@@ -1122,18 +1114,12 @@ impl Switch {
     /// The agent answered with SDP that does not fit our offer: hang that leg up and try
     /// another agent, as if the phone had refused with 488.
     fn agent_media_failed(&mut self, now: Instant, id: CallNumber) {
-        let Some(mut leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
+        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
             return;
         };
-        self.calls.forget_agent_leg(leg.call_id());
-        if let Some(dialog) = leg.dialog.as_mut() {
-            let peer = dialog.peer;
-            let via = self.via(peer);
-            let bye = dialog.request(Method::Bye, &via, None, None);
-            self.send_request(now, bye, peer, ClientPurpose::Fire);
-        }
         let agent = leg.agent.clone();
         self.close_attempt(now, id, &leg, Some(488));
+        self.end_agent_leg(now, leg, None);
         if let Some(call) = self.calls.get_mut(&id) {
             call.phase = Phase::Queued;
         }
@@ -1143,15 +1129,13 @@ impl Switch {
 
     /// (Re)sends our ACK for the agent's 2xx.
     fn resend_ack(&mut self, id: CallNumber) {
-        let Some(leg) = self.calls.get(&id).and_then(|c| c.agent_leg.as_ref()) else {
-            return;
-        };
-        if let (Some(ack), Some(dialog)) = (&leg.ack, &leg.dialog) {
-            let transmit = sip::Transmit {
-                peer: dialog.peer,
-                data: ack.clone(),
-            };
-            self.pending_raw.push_back(transmit);
+        let ack = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.agent_leg.as_ref())
+            .and_then(|leg| leg.uac.ack());
+        if let Some(ack) = ack {
+            self.pending_raw.push_back(ack);
         }
     }
 
@@ -1357,18 +1341,10 @@ impl Switch {
         }
         self.record_call(now, &call, &cause, sip_cause, held);
 
-        // Agent leg.
-        if let Some(mut leg) = call.agent_leg.take() {
-            match leg.dialog.as_mut() {
-                Some(dialog) if cause != EndCause::AgentHangup => {
-                    let peer = dialog.peer;
-                    let via = self.via(peer);
-                    let mut bye = dialog.request(Method::Bye, &via, None, None);
-                    cause.add_reason(&mut bye);
-                    self.send_request(now, bye, peer, ClientPurpose::Fire);
-                }
-                Some(_) => {}
-                None => self.abandon_agent_leg(now, leg),
+        // Agent leg: an agent who hung up already ended their dialog.
+        if let Some(leg) = call.agent_leg.take() {
+            if !(cause == EndCause::AgentHangup && leg.is_answered()) {
+                self.end_agent_leg(now, leg, cause.reason());
             }
         }
 

@@ -5,7 +5,6 @@ use acd::AgentId;
 use sip::dialog::Dialog;
 use sip::rsip::Request;
 use sip::transaction::TransactionKey;
-use sip::Peer;
 use std::time::Instant;
 
 /// Switchboard's own id for a call (also the ACD's call id).
@@ -53,18 +52,8 @@ pub struct AgentLeg {
     pub agent: AgentId,
     /// Attempt number within the call (stale timers and responses compare it).
     pub attempt: u32,
-    /// The INVITE we sent.
-    pub invite: Request,
-    /// Its client transaction.
-    pub client_key: TransactionKey,
-    /// Where it was sent.
-    pub peer: Peer,
-    /// The dialog, once the agent answered.
-    pub dialog: Option<Dialog>,
-    /// The ACK we sent for the agent's 2xx, re-sent when the 2xx is retransmitted.
-    pub ack: Option<bytes::Bytes>,
-    /// When this agent answered.
-    pub answered: Option<Instant>,
+    /// The INVITE, its transaction and, once the agent answered, the dialog.
+    pub uac: super::uac_leg::UacLeg,
     /// The phone takes INFO (its 2xx listed it in Allow, or had no Allow).
     pub accepts_info: bool,
 }
@@ -200,7 +189,12 @@ pub struct Call {
 impl AgentLeg {
     /// The Call-ID Switchboard gave this attempt's INVITE.
     pub fn call_id(&self) -> &str {
-        sip::headers::call_id_of(&self.invite.headers).unwrap_or_default()
+        self.uac.call_id()
+    }
+
+    /// The agent answered.
+    pub fn is_answered(&self) -> bool {
+        self.uac.is_answered()
     }
 }
 

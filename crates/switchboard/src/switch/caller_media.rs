@@ -342,7 +342,7 @@ impl Switch {
         // Leave the queue at once so no agent is offered a caller who is about to hang up.
         if let Some(leg) = call.agent_leg.take() {
             self.close_attempt(now, id, &leg, None);
-            self.abandon_agent_leg(now, leg);
+            self.end_agent_leg(now, leg, None);
         }
         if let Ok(actions) = self.acd.abandon(now, acd::CallId(id)) {
             self.apply_acd(now, actions);

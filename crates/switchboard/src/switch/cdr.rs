@@ -92,10 +92,9 @@ impl Switch {
         // The attempt still on when the call ended: the answered one, or one still ringing.
         let current_ring = match (agent_leg, call.last_offered) {
             (Some(leg), Some(offered)) => {
-                legs.push(self.agent_leg_record(leg, offered, leg.answered, now, None));
-                leg.answered
-                    .unwrap_or(now)
-                    .saturating_duration_since(offered)
+                let answered = leg.uac.answered_at();
+                legs.push(self.agent_leg_record(leg, offered, answered, now, None));
+                answered.unwrap_or(now).saturating_duration_since(offered)
             }
             _ => Duration::ZERO,
         };
@@ -218,12 +217,10 @@ impl Switch {
         let Some(offered) = self.calls.get(&id).and_then(|c| c.last_offered) else {
             return;
         };
-        let record = self.agent_leg_record(leg, offered, leg.answered, now, sip_cause);
+        let answered = leg.uac.answered_at();
+        let record = self.agent_leg_record(leg, offered, answered, now, sip_cause);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.failed_ring_time += leg
-                .answered
-                .unwrap_or(now)
-                .saturating_duration_since(offered);
+            call.failed_ring_time += answered.unwrap_or(now).saturating_duration_since(offered);
             call.ended_legs.push(record);
         }
     }
@@ -249,10 +246,8 @@ impl Switch {
     ) -> Leg {
         Leg {
             role: LegRole::Agent,
-            call_id: sip::headers::call_id_of(&leg.invite.headers)
-                .unwrap_or_default()
-                .to_string(),
-            peer: leg.peer.to_string(),
+            call_id: leg.call_id().to_owned(),
+            peer: leg.uac.peer.to_string(),
             started: self.wall(offered),
             answered: answered.map(|a| self.wall(a)),
             ended: self.wall(ended),

@@ -424,7 +424,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(mut leg) = call.agent_leg.take() else {
+        let Some(leg) = call.agent_leg.take() else {
             return;
         };
         let conference = call.consult.as_ref().map(|c| c.stage) == Some(ConsultStage::Conference);
@@ -449,15 +449,12 @@ impl Switch {
             .with_label_values(&["attended", "accepted"])
             .inc();
         self.media.command(id, MediaCommand::DropAgent);
-        self.calls.forget_agent_leg(leg.call_id());
         self.close_attempt(now, id, &leg, None);
         if hang_up {
-            if let Some(dialog) = leg.dialog.as_mut() {
-                let peer = dialog.peer;
-                let via = self.via(peer);
-                let bye = dialog.request(Method::Bye, &via, None, None);
-                self.send_request(now, bye, peer, ClientPurpose::Fire);
-            }
+            self.end_agent_leg(now, leg, None);
+        } else {
+            // The phone ends its own dialog (it sent REFER with Replaces, then BYE).
+            self.calls.forget_agent_leg(leg.call_id());
         }
         // The first agent's own consult call goes with them.
         let phone = self
@@ -834,7 +831,7 @@ impl Switch {
             .calls
             .get(&id)
             .and_then(|c| c.agent_leg.as_ref())
-            .and_then(|l| l.dialog.as_ref())
+            .and_then(|l| l.uac.dialog())
             .map_or(sip::Transport::Udp, |d| d.peer.transport);
         let mut accepted = response_to(request, 202, None);
         push_header(&mut accepted.headers, "Contact", self.contact(transport));
@@ -1018,7 +1015,10 @@ impl Switch {
             .find(|call| {
                 call.phase == Phase::Connected
                     && call.agent().is_some_and(|a| a.as_str() == agent)
-                    && call.agent_leg.as_ref().is_some_and(|l| l.dialog.is_some())
+                    && call
+                        .agent_leg
+                        .as_ref()
+                        .is_some_and(super::call::AgentLeg::is_answered)
                     && call.media.as_ref().is_some_and(|m| m.started)
             })
             .map(|call| call.id)
@@ -1114,7 +1114,10 @@ impl Switch {
     /// Whether the call's phase lets a consult start.
     pub(super) fn consult_possible(&self, id: CallNumber) -> bool {
         self.calls.get(&id).is_some_and(|c| {
-            c.phase == Phase::Connected && c.agent_leg.as_ref().is_some_and(|l| l.dialog.is_some())
+            c.phase == Phase::Connected
+                && c.agent_leg
+                    .as_ref()
+                    .is_some_and(super::call::AgentLeg::is_answered)
         })
     }
 }

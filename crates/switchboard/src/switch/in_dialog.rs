@@ -46,7 +46,7 @@ impl Switch {
         let our_tag = to_tag(&request.headers)?;
         if let Some(id) = self.calls.by_agent_call_id(call_id) {
             let leg = self.calls.get(&id)?.agent_leg.as_ref()?;
-            let dialog = leg.dialog.as_ref()?;
+            let dialog = leg.uac.dialog()?;
             return (dialog.local_tag == our_tag).then_some((id, Side::Agent));
         }
         let id = self.calls.by_trunk_call_id(call_id)?;
@@ -532,6 +532,6 @@ pub(super) fn allows(headers: &sip::rsip::Headers, method: Method) -> bool {
 pub(super) fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
     match side {
         Side::Trunk => Some(&mut call.trunk_leg.dialog),
-        Side::Agent => call.agent_leg.as_mut().and_then(|l| l.dialog.as_mut()),
+        Side::Agent => call.agent_leg.as_mut().and_then(|l| l.uac.dialog_mut()),
     }
 }

@@ -261,7 +261,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         legs.push(LegView {
             role: "agent",
             party: leg.agent.to_string(),
-            state: if leg.dialog.is_some() {
+            state: if leg.is_answered() {
                 "answered"
             } else {
                 "ringing"

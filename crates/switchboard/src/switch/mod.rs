@@ -48,6 +48,7 @@ mod timer;
 mod transfer;
 mod transport_failure;
 mod trunk_certificate;
+mod uac_leg;
 mod webrtc_legs;
 #[cfg(test)]
 mod webrtc_offer_tests;

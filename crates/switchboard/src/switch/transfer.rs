@@ -259,7 +259,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(mut leg) = call.agent_leg.take() else {
+        let Some(leg) = call.agent_leg.take() else {
             return;
         };
         let from_agent = leg.agent.to_string();
@@ -275,14 +275,8 @@ impl Switch {
         if let Some(media) = call.media.as_mut() {
             self.media.prepare_next_agent(id, media);
         }
-        self.calls.forget_agent_leg(leg.call_id());
         self.close_attempt(now, id, &leg, None);
-        if let Some(dialog) = leg.dialog.as_mut() {
-            let peer = dialog.peer;
-            let via = self.via(peer);
-            let bye = dialog.request(Method::Bye, &via, None, None);
-            self.send_request(now, bye, peer, ClientPurpose::Fire);
-        }
+        self.end_agent_leg(now, leg, None);
         // The agent's part of the call is over: wrap-up, as after a hang-up.
         match self.acd.hangup(now, acd::CallId(id)) {
             Ok(actions) => self.apply_acd(now, actions),
