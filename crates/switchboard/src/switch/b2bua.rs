@@ -941,8 +941,11 @@ impl Switch {
                 let Some(c) = self.calls.get_mut(&call) else {
                     return;
                 };
-                if c.agent_leg.as_ref().is_none_or(|l| l.attempt != attempt) {
+                let Some(leg) = c.agent_leg.as_mut().filter(|l| l.attempt == attempt) else {
                     return;
+                };
+                if code > 100 {
+                    leg.uac.alerting();
                 }
                 let anchored = c.media.is_some();
                 if code > 100 && !c.trunk_leg.finalized {
@@ -971,6 +974,10 @@ impl Switch {
             Some(ClientPurpose::Outbound { call, attempt }) => {
                 let (call, attempt) = (*call, *attempt);
                 self.on_carrier_provisional(now, call, attempt, &response);
+            }
+            Some(ClientPurpose::CallbackInvite { call, seq }) if code > 100 => {
+                let (call, seq) = (*call, *seq);
+                self.on_callback_alerting(call, seq);
             }
             _ => {}
         }
@@ -1162,7 +1169,7 @@ impl Switch {
         if !is_invite || !(200..300).contains(&response.status_code.code()) {
             return;
         }
-        if self.reack_call_out(&response) {
+        if self.reack_call_out(&response) || self.reack_callback(&response) {
             return;
         }
         let Some(id) = call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))

@@ -78,7 +78,7 @@ fn dial_out_view(call: &OutboundCall, now: Instant) -> CallView {
         legs.push(LegView {
             role: "trunk",
             party: carrier.trunk.clone(),
-            state: leg_state(carrier.answered.is_some()),
+            state: leg_state(carrier.uac.is_answered()),
             mode: None,
         });
     }
@@ -111,7 +111,7 @@ fn outgoing_leg(role: &'static str, party: String, leg: &OutgoingLeg) -> LegView
     LegView {
         role,
         party,
-        state: leg_state(leg.dialog.is_some()),
+        state: leg_state(leg.uac.is_answered()),
         mode: None,
     }
 }
@@ -135,8 +135,14 @@ fn callback_view(callback: &Callback, now: Instant) -> Option<CallView> {
             leg,
         ));
     }
-    let started = callback.agent_leg.as_ref().map_or(now, |leg| leg.started);
-    let talking = callback.customer_leg.as_ref().and_then(|leg| leg.answered);
+    let started = callback
+        .agent_leg
+        .as_ref()
+        .map_or(now, |leg| leg.uac.started);
+    let talking = callback
+        .customer_leg
+        .as_ref()
+        .and_then(|leg| leg.uac.answered_at());
     Some(CallView {
         id: callback.id,
         direction: "outbound",

@@ -85,6 +85,14 @@ impl UacLeg {
         }
     }
 
+    /// The INVITE went out again as `invite` on `client_key` (a digest challenge answered):
+    /// the leg is calling again, and keeps when it started.
+    pub fn resent(&mut self, invite: Request, client_key: TransactionKey) {
+        self.invite = invite;
+        self.client_key = client_key;
+        self.state = UacState::Calling;
+    }
+
     /// The Call-ID Switchboard gave the INVITE.
     pub fn call_id(&self) -> &str {
         sip::headers::call_id_of(&self.invite.headers).unwrap_or_default()

@@ -4,13 +4,10 @@
 
 use super::super::call::CallNumber;
 use super::super::media_plane::CallMedia;
+use super::super::uac_leg::UacLeg;
 use acd::AgentId;
 use cdr::{CallbackAttempt, CallbackOutcome};
 use serde::Serialize;
-use sip::dialog::Dialog;
-use sip::rsip::Request;
-use sip::transaction::TransactionKey;
-use sip::Peer;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -57,24 +54,19 @@ impl Stage {
 /// One INVITE Switchboard sent for a callback: to the agent's phone or to a carrier.
 #[derive(Debug)]
 pub struct OutgoingLeg {
-    pub invite: Request,
-    pub client_key: TransactionKey,
-    pub peer: Peer,
+    /// The INVITE, its transaction and, once answered, the dialog.
+    pub uac: UacLeg,
     /// Numbers every INVITE of the callback, so a late answer to an older one is recognised.
     pub seq: u32,
     /// The trunk, on a customer leg.
     pub trunk: Option<String>,
-    pub started: Instant,
-    /// Set on the 2xx.
-    pub dialog: Option<Dialog>,
-    pub answered: Option<Instant>,
     /// The carrier's digest challenge was answered on this leg (answered once only).
     pub authenticated: bool,
 }
 
 impl OutgoingLeg {
     pub fn call_id(&self) -> &str {
-        sip::headers::call_id_of(&self.invite.headers).unwrap_or_default()
+        self.uac.call_id()
     }
 }
 

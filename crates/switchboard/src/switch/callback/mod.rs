@@ -21,6 +21,7 @@ pub(super) use window::Window;
 
 use super::call::CallNumber;
 use super::outbound::route;
+use super::uac_leg::UacLeg;
 use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use book::{AfterFailure, Booking, Callback, CallbackView, OutgoingLeg, PendingCallback, Stage};
@@ -29,7 +30,6 @@ use cdr::{
     HangupSide, Leg, LegRole, Record,
 };
 use rsip::headers::UntypedHeader;
-use sip::dialog::Dialog;
 use sip::headers::{call_id_of, to_tag};
 use sip::message::{push_header, response_to};
 use sip::rsip::{self, Header, Headers, Method, Request, Response};
@@ -271,14 +271,9 @@ impl Switch {
         );
         if let Some(callback) = self.callbacks.get_mut(id) {
             callback.agent_leg = Some(OutgoingLeg {
-                invite,
-                client_key,
-                peer,
+                uac: UacLeg::calling(invite, client_key, peer, now),
                 seq,
                 trunk: None,
-                started: now,
-                dialog: None,
-                answered: None,
                 authenticated: false,
             });
         }
@@ -304,6 +299,42 @@ impl Switch {
             .next()?;
         let uri = rsip::Uri::try_from(binding.contact.as_str()).ok()?;
         Some((uri, binding.source, binding.path, entry.sip_user.clone()))
+    }
+
+    /// The phone or carrier rung by INVITE `seq` of callback `id` alerts.
+    pub(super) fn on_callback_alerting(&mut self, id: CallNumber, seq: u32) {
+        if let Some(leg) = self.callback_leg_mut(id, seq) {
+            leg.uac.alerting();
+        }
+    }
+
+    /// A retransmitted 2xx of a callback leg that answered (our ACK was lost): ACK it again.
+    /// `false` when it is not a callback's.
+    pub(super) fn reack_callback(&mut self, response: &Response) -> bool {
+        let Some(id) = call_id_of(&response.headers).and_then(|c| self.callbacks.by_leg_call_id(c))
+        else {
+            return false;
+        };
+        let call_id = call_id_of(&response.headers).unwrap_or_default();
+        let ack = self.callbacks.get(id).and_then(|callback| {
+            [callback.agent_leg.as_ref(), callback.customer_leg.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|leg| leg.call_id() == call_id)
+                .and_then(|leg| leg.uac.ack())
+        });
+        if let Some(ack) = ack {
+            self.pending_raw.push_back(ack);
+        }
+        true
+    }
+
+    fn callback_leg_mut(&mut self, id: CallNumber, seq: u32) -> Option<&mut OutgoingLeg> {
+        let callback = self.callbacks.get_mut(id)?;
+        [callback.agent_leg.as_mut(), callback.customer_leg.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|leg| leg.seq == seq)
     }
 
     /// A provisional response leaves everything as it is; a final one to INVITE `seq` of
@@ -412,15 +443,13 @@ impl Switch {
         let Some(leg) = callback.agent_leg.as_mut() else {
             return;
         };
-        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
-            Ok(confirmed) => confirmed,
+        let ack = match leg.uac.answer(now, &response, source, &via) {
+            Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(callback = id, %error, "agent 2xx unusable");
                 return;
             }
         };
-        leg.dialog = Some(dialog);
-        leg.answered = Some(now);
         let fitted = match callback.media.as_mut() {
             Some(media) => self.media.offer_answered(media, &response.body),
             None => Ok(()),
@@ -556,14 +585,9 @@ impl Switch {
         );
         if let Some(callback) = self.callbacks.get_mut(id) {
             callback.customer_leg = Some(OutgoingLeg {
-                invite,
-                client_key,
-                peer,
+                uac: UacLeg::calling(invite, client_key, peer, now),
                 seq,
                 trunk: Some(trunk),
-                started: now,
-                dialog: None,
-                answered: None,
                 authenticated: false,
             });
         }
@@ -588,15 +612,13 @@ impl Switch {
         let Some(leg) = callback.customer_leg.as_mut() else {
             return;
         };
-        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
-            Ok(confirmed) => confirmed,
+        let ack = match leg.uac.answer(now, &response, source, &via) {
+            Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(callback = id, %error, "customer 2xx unusable");
                 return;
             }
         };
-        leg.dialog = Some(dialog);
-        leg.answered = Some(now);
         let bridged = match callback.media.as_mut() {
             Some(media) => self
                 .media
@@ -648,9 +670,10 @@ impl Switch {
         if leg.authenticated {
             return false;
         }
-        let (peer, seq) = (leg.peer, leg.seq);
+        let (peer, seq) = (leg.uac.peer, leg.seq);
         let trunk = leg.trunk.clone().unwrap_or_default();
-        let Some(invite) = self.answer_trunk_challenge(&trunk, &leg.invite, peer, response) else {
+        let Some(invite) = self.answer_trunk_challenge(&trunk, &leg.uac.invite, peer, response)
+        else {
             return false;
         };
         let client_key = self.send_request(
@@ -664,8 +687,7 @@ impl Switch {
             .get_mut(id)
             .and_then(|c| c.customer_leg.as_mut())
         {
-            leg.invite = invite;
-            leg.client_key = client_key;
+            leg.uac.resent(invite, client_key);
             leg.authenticated = true;
         }
         tracing::info!(callback = id, %trunk, "answered the carrier's digest challenge");
@@ -781,20 +803,9 @@ impl Switch {
             .flatten()
             .collect();
         let media = callback.media.take();
-        for mut leg in legs {
-            match leg.dialog.as_mut() {
-                Some(dialog) => {
-                    let peer = dialog.peer;
-                    let via = self.via(peer);
-                    let bye = dialog.request(Method::Bye, &via, None, None);
-                    self.send_request(now, bye, peer, ClientPurpose::Fire);
-                }
-                None => {
-                    self.txn.cancel(now, &leg.client_key);
-                    self.client_txns
-                        .insert(leg.client_key.clone(), ClientPurpose::AbandonedInvite);
-                }
-            }
+        for leg in legs {
+            let ending = leg.uac.end(|peer| self.via(peer), None);
+            self.end_uac_leg(now, ending);
         }
         if let Some(media) = media {
             self.media.finish(id, media);
@@ -817,7 +828,7 @@ impl Switch {
             [callback.agent_leg.as_mut(), callback.customer_leg.as_mut()]
                 .into_iter()
                 .flatten()
-                .filter_map(|leg| leg.dialog.as_mut())
+                .filter_map(|leg| leg.uac.dialog_mut())
                 .find(|d| Some(d.local_tag.as_str()) == ours.as_deref())
                 .is_some_and(|d| d.accept_remote_cseq(&request))
         });

@@ -7,11 +7,11 @@
 
 use super::super::call::CallNumber;
 use super::super::media_plane::CallMedia;
+use super::super::uac_leg::UacLeg;
 use acd::AgentId;
 use sip::dialog::Dialog;
 use sip::rsip::Request;
 use sip::transaction::TransactionKey;
-use sip::Peer;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -34,22 +34,15 @@ pub struct CarrierLeg {
     pub trunk: String,
     /// Counts every INVITE of the call, so a late answer to an older one is recognised.
     pub attempt: u32,
-    pub invite: Request,
-    pub client_key: TransactionKey,
-    pub peer: Peer,
-    pub started: Instant,
-    /// Set on the carrier's 2xx.
-    pub dialog: Option<Dialog>,
-    /// Our ACK for that 2xx, sent again for each retransmission of it.
-    pub ack: Option<bytes::Bytes>,
-    pub answered: Option<Instant>,
+    /// The INVITE, its transaction and, once the carrier answered, the dialog.
+    pub uac: UacLeg,
     /// The INVITE already carries credentials: a second challenge is a refusal.
     pub authenticated: bool,
 }
 
 impl CarrierLeg {
     pub fn call_id(&self) -> &str {
-        sip::headers::call_id_of(&self.invite.headers).unwrap_or_default()
+        self.uac.call_id()
     }
 }
 

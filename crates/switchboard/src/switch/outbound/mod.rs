@@ -17,6 +17,7 @@ pub mod route;
 use super::call::CallNumber;
 use super::registration::AuthOutcome;
 use super::transport_failure::ClientFailure;
+use super::uac_leg::UacLeg;
 use super::{new_tag, ClientPurpose, Switch};
 use crate::security::event_log::SecurityEventKind;
 use call::{CarrierLeg, OutboundCall, PhoneLeg, Restore};
@@ -355,13 +356,7 @@ impl Switch {
             call.carrier = Some(CarrierLeg {
                 trunk,
                 attempt,
-                invite,
-                client_key,
-                peer,
-                started: now,
-                dialog: None,
-                ack: None,
-                answered: None,
+                uac: UacLeg::calling(invite, client_key, peer, now),
                 authenticated: false,
             });
         }
@@ -380,8 +375,14 @@ impl Switch {
         let Some(call) = self.outbound.get_mut(id) else {
             return;
         };
-        let current = call.carrier.as_ref().is_some_and(|c| c.attempt == attempt);
-        if !current || code == 100 || call.phone.ringing_sent || call.phone.finalized {
+        let Some(leg) = call.carrier.as_mut().filter(|c| c.attempt == attempt) else {
+            return;
+        };
+        if code == 100 {
+            return;
+        }
+        leg.uac.alerting();
+        if call.phone.ringing_sent || call.phone.finalized {
             return;
         }
         call.phone.ringing_sent = true;
@@ -473,8 +474,8 @@ impl Switch {
         if leg.authenticated {
             return false;
         }
-        let peer = leg.peer;
-        let Some(invite) = self.answer_trunk_challenge(&leg.trunk, &leg.invite, peer, response)
+        let peer = leg.uac.peer;
+        let Some(invite) = self.answer_trunk_challenge(&leg.trunk, &leg.uac.invite, peer, response)
         else {
             return false;
         };
@@ -490,8 +491,7 @@ impl Switch {
             ClientPurpose::Outbound { call: id, attempt },
         );
         if let Some(leg) = self.outbound.get_mut(id).and_then(|c| c.carrier.as_mut()) {
-            leg.invite = invite;
-            leg.client_key = client_key;
+            leg.uac.resent(invite, client_key);
             leg.attempt = attempt;
             leg.authenticated = true;
         }
@@ -508,16 +508,13 @@ impl Switch {
         let Some(leg) = call.carrier.as_mut() else {
             return;
         };
-        let (dialog, ack) = match Dialog::confirm_2xx(&leg.invite, &response, source, &via) {
-            Ok(confirmed) => confirmed,
+        let ack = match leg.uac.answer(now, &response, source, &via) {
+            Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(call = id, %error, "carrier 2xx unusable");
                 return;
             }
         };
-        leg.ack = Some(sip::message::encode_request(&ack));
-        leg.dialog = Some(dialog);
-        leg.answered = Some(now);
         call.answered = Some(now);
         call.carrier_events = offers_telephone_event(&response.body);
         let for_phone = match call.media.as_mut() {
@@ -561,11 +558,8 @@ impl Switch {
         let Some(leg) = self.outbound.get(id).and_then(|c| c.carrier.as_ref()) else {
             return false;
         };
-        if let Some(ack) = &leg.ack {
-            self.pending_raw.push_back(sip::Transmit {
-                peer: leg.peer,
-                data: ack.clone(),
-            });
+        if let Some(ack) = leg.uac.ack() {
+            self.pending_raw.push_back(ack);
         }
         true
     }
@@ -579,11 +573,11 @@ impl Switch {
         let Some(leg) = call.carrier.take() else {
             return;
         };
-        let started = leg.started;
+        let started = leg.uac.started;
         let record = Leg {
             role: LegRole::Trunk,
             call_id: leg.call_id().to_owned(),
-            peer: leg.peer.to_string(),
+            peer: leg.uac.peer.to_string(),
             started: wall_now,
             answered: None,
             ended: wall_now,
@@ -622,22 +616,6 @@ impl Switch {
         let Some(mut call) = self.outbound.remove(id) else {
             return;
         };
-        // The carrier leg: hang up an answered one, cancel a ringing one.
-        if let Some(leg) = call.carrier.as_mut() {
-            match leg.dialog.as_mut() {
-                Some(dialog) if ending != Ending::CarrierHangup => {
-                    let via = self.via(dialog.peer);
-                    let bye = dialog.request(Method::Bye, &via, None, None);
-                    self.send_request(now, bye, dialog.peer, ClientPurpose::Fire);
-                }
-                Some(_) => {}
-                None => {
-                    self.txn.cancel(now, &leg.client_key);
-                    self.client_txns
-                        .insert(leg.client_key.clone(), ClientPurpose::AbandonedInvite);
-                }
-            }
-        }
         // The phone: hang up an answered one the carrier left.
         if call.answered.is_some() && ending != Ending::PhoneHangup {
             let dialog = &mut call.phone.dialog;
@@ -651,6 +629,13 @@ impl Switch {
             .inc();
         tracing::info!(call = id, agent = %call.agent, ?ending, "call out ended");
         self.record_call_out(now, &call, ending, held);
+        // The carrier leg: hang up an answered one (unless the carrier did), cancel a ringing one.
+        if let Some(leg) = call.carrier.take() {
+            if !(ending == Ending::CarrierHangup && leg.uac.is_answered()) {
+                let ending = leg.uac.end(|peer| self.via(peer), None);
+                self.end_uac_leg(now, ending);
+            }
+        }
         if let Some(media) = call.media.take() {
             self.media.finish(id, media);
         }
@@ -692,9 +677,9 @@ impl Switch {
             legs.push(Leg {
                 role: LegRole::Trunk,
                 call_id: leg.call_id().to_owned(),
-                peer: leg.peer.to_string(),
-                started: self.wall(leg.started),
-                answered: leg.answered.map(|a| self.wall(a)),
+                peer: leg.uac.peer.to_string(),
+                started: self.wall(leg.uac.started),
+                answered: leg.uac.answered_at().map(|a| self.wall(a)),
                 ended: self.wall(now),
                 sip_cause: None,
                 party: None,
@@ -823,7 +808,7 @@ impl Switch {
             let dialog = if phone_side {
                 Some(&mut call.phone.dialog)
             } else {
-                call.carrier.as_mut().and_then(|leg| leg.dialog.as_mut())
+                call.carrier.as_mut().and_then(|leg| leg.uac.dialog_mut())
             };
             dialog.is_some_and(|d| d.accept_remote_cseq(&request))
         });
@@ -895,7 +880,7 @@ impl Switch {
             return (call.phone.local_tag == our_tag).then_some((id, true));
         }
         let id = self.outbound.by_carrier_call_id(call_id)?;
-        let dialog = self.outbound.get(id)?.carrier.as_ref()?.dialog.as_ref()?;
+        let dialog = self.outbound.get(id)?.carrier.as_ref()?.uac.dialog()?;
         (dialog.local_tag == our_tag).then_some((id, false))
     }
 
