@@ -24,6 +24,7 @@
 use super::call::{CallNumber, Phase};
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
+use super::uac_leg::UacLeg;
 use super::{new_tag, ClientPurpose, Switch};
 use media::routing::Routing;
 use media::{Leg, MediaCommand};
@@ -59,14 +60,11 @@ pub struct Consult {
     pub call_id: String,
     /// Switchboard's tag in it.
     pub local_tag: String,
-    /// The INVITE Switchboard sent.
-    pub invite: Box<Request>,
-    /// Its client transaction (cancelled if the consult ends before an answer).
-    pub client_key: TransactionKey,
+    /// The INVITE Switchboard sent, its transaction (cancelled if the consult ends before an
+    /// answer) and, once the colleague answered, the dialog.
+    pub uac: UacLeg,
     /// Switchboard's offer as a plan, to check the phone's answer.
     pub plan: media::MediaPlan,
-    /// The dialog, once the phone answered.
-    pub dialog: Option<Dialog>,
     /// Ports, remote side and SDP state of the colleague's leg.
     pub media: ExtraLeg,
     /// The session has bound the leg: it can be mixed.
@@ -75,10 +73,6 @@ pub struct Consult {
     pub stage: ConsultStage,
     /// Complete as soon as the colleague answers (`transfer` with `mode: attended`).
     pub complete_on_answer: bool,
-    /// When the colleague's phone was rung.
-    pub started: Instant,
-    /// When it answered.
-    pub answered: Option<Instant>,
     /// The last key the first agent pressed (`*` then `3` joins a conference).
     pub last_key: Option<char>,
     /// The consult call the first agent's phone placed itself (absent for API consults).
@@ -323,16 +317,12 @@ impl Switch {
                 leg,
                 call_id,
                 local_tag,
-                invite: Box::new(invite),
-                client_key,
+                uac: UacLeg::calling(invite, client_key, binding.source, now),
                 plan,
-                dialog: None,
                 media: extra,
                 in_mix: false,
                 stage: ConsultStage::Consulting,
                 complete_on_answer,
-                started: now,
-                answered: None,
                 last_key: None,
                 phone: None,
             });
@@ -378,7 +368,7 @@ impl Switch {
         if consult.stage == ConsultStage::Transferred {
             return Err(ConsultRefusal::AlreadyTransferred);
         }
-        if consult.dialog.is_none() || !consult.in_mix {
+        if !consult.uac.is_answered() || !consult.in_mix {
             return Err(ConsultRefusal::NotAnswered);
         }
         self.first_agent_leaves(now, id, true);
@@ -402,7 +392,7 @@ impl Switch {
             ConsultStage::Conference => return Ok(()),
             ConsultStage::Consulting => {}
         }
-        if consult.dialog.is_none() || !consult.in_mix {
+        if !consult.uac.is_answered() || !consult.in_mix {
             return Err(ConsultRefusal::NotAnswered);
         }
         consult.stage = ConsultStage::Conference;
@@ -488,13 +478,14 @@ impl Switch {
         } else {
             self.media.extra_leg_released(id, consult.leg);
         }
-        if hang_up {
-            self.hang_up_consult(now, &mut consult);
-        }
+        let record = self.consult_leg_record(&consult, now);
         if let Some(mut phone) = consult.phone.take() {
             self.hang_up_phone_side(now, Some(id), &mut phone);
         }
-        let record = self.consult_leg_record(&consult, now);
+        if hang_up {
+            let ending = consult.uac.end(|peer| self.via(peer), None);
+            self.end_uac_leg(now, ending);
+        }
         if let Some(call) = self.calls.get_mut(&id) {
             call.ended_legs.push(record);
             if consult.stage == ConsultStage::Conference {
@@ -515,11 +506,12 @@ impl Switch {
             return;
         };
         self.calls.forget_monitor(&consult.call_id);
-        self.hang_up_consult(now, &mut consult);
+        call.ended_legs.push(self.consult_leg_record(&consult, now));
         if let Some(mut phone) = consult.phone.take() {
             self.hang_up_phone_side(now, None, &mut phone);
         }
-        call.ended_legs.push(self.consult_leg_record(&consult, now));
+        let ending = consult.uac.end(|peer| self.via(peer), None);
+        self.end_uac_leg(now, ending);
         if consult.stage == ConsultStage::Conference {
             call.conference_ended = Some(now);
         }
@@ -548,22 +540,6 @@ impl Switch {
         }
     }
 
-    /// BYE once the colleague answered, CANCEL while the phone rings.
-    fn hang_up_consult(&mut self, now: Instant, consult: &mut Consult) {
-        match consult.dialog.as_mut() {
-            Some(dialog) => {
-                let peer = dialog.peer;
-                let via = self.via(peer);
-                let bye = dialog.request(Method::Bye, &via, None, None);
-                self.send_request(now, bye, peer, ClientPurpose::Fire);
-            }
-            // A 2xx that crosses the CANCEL is ACKed and hung up (the purpose stays).
-            None => {
-                self.txn.cancel(now, &consult.client_key);
-            }
-        }
-    }
-
     /// The consulted agent may be offered calls again.
     fn consulted_agent_free(&mut self, now: Instant, agent: &str) {
         let agent = acd::AgentId::from(agent);
@@ -583,12 +559,12 @@ impl Switch {
         ::cdr::Leg {
             role: ::cdr::LegRole::Consult,
             call_id: consult.call_id.clone(),
-            peer: consult
-                .dialog
-                .as_ref()
-                .map_or_else(|| consult.invite.uri.to_string(), |d| d.peer.to_string()),
-            started: self.wall(consult.started),
-            answered: consult.answered.map(|a| self.wall(a)),
+            peer: consult.uac.dialog().map_or_else(
+                || consult.uac.invite.uri.to_string(),
+                |d| d.peer.to_string(),
+            ),
+            started: self.wall(consult.uac.started),
+            answered: consult.uac.answered_at().map(|a| self.wall(a)),
             ended: self.wall(now),
             sip_cause: None,
             party: Some(consult.target.clone()),
@@ -646,7 +622,7 @@ impl Switch {
             .calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
-            .is_some_and(|c| c.dialog.is_none());
+            .is_some_and(|c| !c.uac.is_answered());
         if !ringing {
             if answered {
                 self.hang_up_orphan(now, &response, source);
@@ -666,9 +642,8 @@ impl Switch {
         let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) else {
             return;
         };
-        let confirmed = Dialog::confirm_2xx(&consult.invite, &response, source, &via);
-        let (dialog, ack) = match confirmed {
-            Ok(confirmed) => confirmed,
+        let ack = match consult.uac.answer(now, &response, source, &via) {
+            Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(call = id, %error, "consulted phone's 2xx unusable");
                 self.hang_up_orphan(now, &response, source);
@@ -679,8 +654,6 @@ impl Switch {
         let checked = self
             .media
             .extra_answered(&mut consult.media, &consult.plan, &response.body);
-        consult.dialog = Some(dialog);
-        consult.answered = Some(now);
         let extra = consult.media.clone();
         let leg = consult.leg;
         self.send_stateless_request(ack, source);
@@ -699,7 +672,7 @@ impl Switch {
             .calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
-            .is_some_and(|c| c.dialog.is_none());
+            .is_some_and(|c| !c.uac.is_answered());
         if ringing {
             tracing::info!(call = id, "consulted agent did not answer");
             self.end_consult_leg(now, id, true);
@@ -809,7 +782,7 @@ impl Switch {
             .get(&id)
             .and_then(|c| c.consult.as_ref())
             .is_some_and(|c| {
-                c.dialog.as_ref().is_some_and(names)
+                c.uac.dialog().is_some_and(names)
                     || c.phone.as_ref().is_some_and(|p| names(&p.dialog))
             });
         if !names_consult {
@@ -854,8 +827,10 @@ impl Switch {
             let id = self.calls.by_monitor_call_id(call_id)?;
             let our_tag = to_tag(&request.headers)?;
             let consult = self.calls.get(&id)?.consult.as_ref()?;
-            (consult.call_id == call_id && consult.local_tag == our_tag && consult.dialog.is_some())
-                .then_some(id)
+            (consult.call_id == call_id
+                && consult.local_tag == our_tag
+                && consult.uac.is_answered())
+            .then_some(id)
         });
         let Some(id) = found else {
             return self.on_phone_side_request(now, key, request);
@@ -864,7 +839,7 @@ impl Switch {
             .calls
             .get_mut(&id)
             .and_then(|c| c.consult.as_mut())
-            .and_then(|c| c.dialog.as_mut())
+            .and_then(|c| c.uac.dialog_mut())
             .is_some_and(|dialog| dialog.accept_remote_cseq(&request));
         if !in_order {
             self.reply_error(now, &key, &request, 500, "CSeq out of order");

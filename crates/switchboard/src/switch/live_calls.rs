@@ -273,7 +273,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         legs.push(LegView {
             role: "consult",
             party: consult.target.clone(),
-            state: if consult.dialog.is_some() {
+            state: if consult.uac.is_answered() {
                 "answered"
             } else {
                 "ringing"
