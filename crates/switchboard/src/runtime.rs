@@ -199,6 +199,7 @@ pub async fn run_from_file(
             audit: audit.clone(),
             events: events.clone(),
         },
+        crate::switch::IdSource::from_entropy(),
         Instant::now(),
         unix_now,
     );

@@ -17,8 +17,11 @@ const TAG_RANDOM_CHARS: usize = 12;
 const DEFAULT_MAX_FORWARDS: &str = "70";
 
 fn random_token(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
+    token_from(&mut rand::thread_rng(), len)
+}
+
+fn token_from(rng: &mut impl Rng, len: usize) -> String {
+    rng.sample_iter(&Alphanumeric)
         .take(len)
         .map(char::from)
         .collect()
@@ -26,7 +29,13 @@ fn random_token(len: usize) -> String {
 
 /// A new RFC 3261 branch: `z9hG4bK` followed by ≈95 bits of randomness in URL-safe characters.
 pub fn new_branch() -> String {
-    format!("z9hG4bK{}", random_token(BRANCH_RANDOM_CHARS))
+    branch_from(&mut rand::thread_rng())
+}
+
+/// A new branch drawn from `rng`: for a transaction user that injects its randomness (seeded
+/// in tests, so runs repeat exactly; from the OS in service — branches must not be guessable).
+pub fn branch_from(rng: &mut impl Rng) -> String {
+    format!("z9hG4bK{}", token_from(rng, BRANCH_RANDOM_CHARS))
 }
 
 /// A new To tag for a response the layer generates.

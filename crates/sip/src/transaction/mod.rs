@@ -37,6 +37,6 @@ mod transport_error_tests;
 pub use config::TimerConfig;
 pub use error::TransactionError;
 pub use event::TransactionEvent;
-pub use generated::new_branch;
+pub use generated::{branch_from, new_branch};
 pub use key::TransactionKey;
 pub use layer::TransactionLayer;

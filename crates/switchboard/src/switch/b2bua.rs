@@ -8,7 +8,7 @@ use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::transport_failure::ClientFailure;
 use super::uac_leg::UacLeg;
-use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
+use super::{ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
 use sip::headers::{call_id_of, cseq_of, header_value};
@@ -202,7 +202,7 @@ impl Switch {
             self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
             return;
         };
-        let local_tag = new_tag();
+        let local_tag = self.ids.tag();
         let dialog = match Dialog::new_uas(&request, &local_tag, source) {
             Ok(d) => d,
             Err(error) => {
@@ -674,7 +674,7 @@ impl Switch {
         };
         let a = &call.trunk_leg.invite;
         let agent_host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
-        let call_id = format!("{}-{}@switchboard", new_tag(), call.attempts + 1);
+        let call_id = format!("{}-{}@switchboard", self.ids.tag(), call.attempts + 1);
 
         let mut headers = Headers::default();
         headers.push(Header::Via(rsip::headers::Via::new(via)));
@@ -686,7 +686,7 @@ impl Switch {
         for hop in &binding.path {
             push_header(&mut headers, "Route", hop.clone());
         }
-        let from = format!("{};tag={}", call.identity.from_for_agent, new_tag());
+        let from = format!("{};tag={}", call.identity.from_for_agent, self.ids.tag());
         headers.push(Header::From(rsip::headers::From::new(from)));
         headers.push(Header::To(rsip::headers::To::new(format!(
             "<sip:{}@{agent_host}>",

@@ -484,9 +484,7 @@ impl Switch {
             crate::config::RecordPolicy::All => true,
             // Uniform over 0..100: a byte modulo 100 would favour 0..=55 and record
             // 25 % of calls ~29 % of the time.
-            crate::config::RecordPolicy::Percent(p) => {
-                rand::Rng::gen_range(&mut rand::thread_rng(), 0..100u8) < p
-            }
+            crate::config::RecordPolicy::Percent(p) => self.ids.below(100) < u64::from(p),
         };
         if !record {
             return;

@@ -25,7 +25,7 @@ use super::call::{CallNumber, Phase};
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::uac_leg::UacLeg;
-use super::{new_tag, ClientPurpose, Switch};
+use super::{ClientPurpose, Switch};
 use media::routing::Routing;
 use media::{Leg, MediaCommand};
 use sip::dialog::Dialog;
@@ -1038,7 +1038,7 @@ impl Switch {
                 return;
             }
         };
-        let local_tag = new_tag();
+        let local_tag = self.ids.tag();
         let dialog = match Dialog::new_uas(&request, &local_tag, source) {
             Ok(dialog) => dialog,
             Err(error) => {

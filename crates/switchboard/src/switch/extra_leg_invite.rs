@@ -5,7 +5,7 @@
 
 use super::call::CallNumber;
 use super::media_plane::ExtraLeg;
-use super::{new_tag, ClientPurpose, Switch};
+use super::{ClientPurpose, Switch};
 use media::{Leg, MediaPlan};
 use sip::message::push_header;
 use sip::registrar::Binding;
@@ -106,8 +106,8 @@ impl Switch {
         } = phone;
         let peer = binding.source;
         let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
-        let call_id = format!("{}-{}@switchboard", new_tag(), caller.call_id_kind);
-        let local_tag = new_tag();
+        let call_id = format!("{}-{}@switchboard", self.ids.tag(), caller.call_id_kind);
+        let local_tag = self.ids.tag();
         let mut headers = sip::rsip::Headers::default();
         push_header(&mut headers, "Via", self.via(peer));
         push_header(&mut headers, "Max-Forwards", "70");

@@ -6,7 +6,7 @@
 
 use super::command::RequestedState;
 use super::registration::AuthOutcome;
-use super::{new_tag, ClientPurpose, Switch};
+use super::{ClientPurpose, Switch};
 use sip::dialog::Dialog;
 use sip::message::{push_header, response_to};
 use sip::rsip::{Method, Request};
@@ -131,7 +131,7 @@ impl Switch {
             self.reply_error(now, &key, &request, 403, &error.to_string());
             return;
         }
-        let tag = new_tag();
+        let tag = self.ids.tag();
         let Ok(dialog) = Dialog::new_uas(&request, &tag, source) else {
             self.reply_error(now, &key, &request, 400, "no Contact to hang up to");
             return;

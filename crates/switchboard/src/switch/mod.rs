@@ -21,6 +21,8 @@ mod emergency_first;
 mod extra_leg_invite;
 mod feature_code;
 mod identity;
+mod ids;
+pub use ids::IdSource;
 mod in_dialog;
 #[cfg(test)]
 mod interop_tests;
@@ -291,6 +293,8 @@ pub struct Switch {
     pending_raw: VecDeque<Transmit>,
     /// Verified TLS client certificates by connection, for trunks with `tls_client_name`.
     client_certificates: transport::ClientCertificates,
+    /// Tags, Call-IDs, branches and every other random choice (seeded in tests).
+    ids: ids::IdSource,
     /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
     instant_base: Instant,
     unix_base: u64,
@@ -330,6 +334,7 @@ impl Switch {
         config: Arc<Config>,
         local: LocalAddresses,
         shared: SharedState,
+        ids: ids::IdSource,
         now: Instant,
         unix_now: u64,
     ) -> Self {
@@ -360,7 +365,7 @@ impl Switch {
         // The config loader already enforces min <= max; the clamp above makes the rest hold.
         let registrar = Registrar::new(registrar_config)
             .expect("registrar bounds are clamped into a valid range above");
-        let nonces = NonceManager::new(rand::random::<[u8; 32]>(), Duration::from_secs(300));
+        let nonces = NonceManager::new(ids.secret(), Duration::from_secs(300));
         let mut agents_by_user = HashMap::new();
         let mut agents_by_id = HashMap::new();
         for agent in &config.agents {
@@ -369,6 +374,7 @@ impl Switch {
             agents_by_id.insert(entry.id.clone(), entry);
         }
         let mut switch = Self {
+            ids,
             media: media_plane::MediaPlane::new(&config.media)
                 .expect("the config loader guarantees the RTP port range holds port pairs"),
             prompts,
@@ -676,7 +682,7 @@ impl Switch {
                 self.reply_error(now, &key, &request, 503, DRAINING_REASON);
             }
             Method::Options => {
-                let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
+                let mut response = sip::message::response_to(&request, 200, Some(&self.ids.tag()));
                 self.add_capabilities(&mut response.headers);
                 self.send_response(now, &key, response);
             }
@@ -684,7 +690,7 @@ impl Switch {
                 self.reply_error(now, &key, &request, 481, "no such dialog");
             }
             _ => {
-                let mut response = sip::message::response_to(&request, 405, Some(&new_tag()));
+                let mut response = sip::message::response_to(&request, 405, Some(&self.ids.tag()));
                 self.add_capabilities(&mut response.headers);
                 self.send_response(now, &key, response);
             }
@@ -706,7 +712,7 @@ impl Switch {
         code: u16,
         reason: &str,
     ) {
-        let mut response = sip::message::response_to(request, code, Some(&new_tag()));
+        let mut response = sip::message::response_to(request, code, Some(&self.ids.tag()));
         sip::message::add_warning(&mut response, AGENT_NAME, reason);
         match code {
             420 => sip::message::push_header(
@@ -776,7 +782,7 @@ impl Switch {
             "SIP/2.0/{} {};branch={};rport",
             peer.transport.via_token(),
             self.local.host_port(peer.transport),
-            sip::transaction::new_branch()
+            self.ids.branch()
         )
     }
 
@@ -885,10 +891,6 @@ pub fn is_dialable(number: &str) -> bool {
 }
 
 /// A random tag or Call-ID token: 64 bits of randomness in hex.
-pub fn new_tag() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
 fn duration_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
@@ -935,6 +937,7 @@ pub(crate) mod testing {
                 audit: crate::audit::AuditLog::disabled(),
                 events: Arc::new(crate::web::events::EventHub::new()),
             },
+            ids::IdSource::seeded(0x5b),
             now,
             1_800_000_000,
         )

@@ -10,7 +10,7 @@
 //! every call until the RTP ports ran out, and goodput fell below half the peak; see
 //! docs/scaling.md).
 
-use super::{new_tag, Switch, AGENT_NAME, OVERLOAD_QUEUE_DELAY, RETRY_AFTER_SECS};
+use super::{Switch, AGENT_NAME, OVERLOAD_QUEUE_DELAY, RETRY_AFTER_SECS};
 use sip::headers::to_tag;
 use sip::rsip::{Method, Request};
 use sip::{Peer, Transmit};
@@ -47,7 +47,7 @@ impl Switch {
         {
             return false;
         }
-        let mut response = sip::message::response_to(request, 503, Some(&new_tag()));
+        let mut response = sip::message::response_to(request, 503, Some(&self.ids.tag()));
         sip::message::push_header(
             &mut response.headers,
             "Retry-After",

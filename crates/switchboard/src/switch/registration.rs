@@ -3,7 +3,7 @@
 //! A PBX trunk may register too, with its trunk's digest credentials (many PBXs register to
 //! their provider): its binding is kept like a phone's, and logs nobody in.
 
-use super::{new_tag, Switch};
+use super::Switch;
 use crate::config::DigestSecret;
 use sip::digest::{Secret, Verdict};
 use sip::headers::{header_value, split_name_addr, uri_user};
@@ -70,7 +70,7 @@ impl Switch {
         match self.registrar.register(now, &aor, &request, source) {
             Ok(outcome) => {
                 self.after_registration(now, &request, source, &aor, &outcome);
-                let mut response = sip::message::response_to(&request, 200, Some(&new_tag()));
+                let mut response = sip::message::response_to(&request, 200, Some(&self.ids.tag()));
                 for contact in outcome.contact_header_values() {
                     sip::message::push_header(&mut response.headers, "Contact", contact);
                 }
@@ -94,7 +94,7 @@ impl Switch {
                 self.schedule_registrar_timer();
             }
             Err(RegisterError::IntervalTooBrief { min_expires }) => {
-                let mut response = sip::message::response_to(&request, 423, Some(&new_tag()));
+                let mut response = sip::message::response_to(&request, 423, Some(&self.ids.tag()));
                 sip::message::push_header(
                     &mut response.headers,
                     "Min-Expires",
@@ -185,7 +185,7 @@ impl Switch {
         };
         let realm = self.config.sip.realm.clone();
         let unix = self.unix_now(now);
-        let mut response = sip::message::response_to(request, code, Some(&new_tag()));
+        let mut response = sip::message::response_to(request, code, Some(&self.ids.tag()));
         // One challenge per configured algorithm, in the configured order (many deployed phones
         // answer only the first challenge, so the order is the operator's choice).
         let challenges = self.nonces.challenge(unix, &realm, stale);

@@ -6,7 +6,7 @@
 //!
 //! Trunk addresses (in some trunk's `allow`) are trusted: never rate-limited, never banned.
 
-use super::{new_tag, Switch};
+use super::Switch;
 use crate::security::gate::{Gate, SharedBans};
 use crate::security::{FailureOutcome, SecurityEvent, SecurityEventKind};
 use sip::headers::{header_value, split_name_addr, to_tag, uri_user};
@@ -144,7 +144,7 @@ impl Switch {
             Method::Bye | Method::Update | Method::Info | Method::PRack => (481, None),
             _ => (405, None),
         };
-        let mut response = sip::message::response_to(request, code, Some(&new_tag()));
+        let mut response = sip::message::response_to(request, code, Some(&self.ids.tag()));
         if let Some((header, realm)) = challenge {
             let realm = realm.clone();
             let unix = self.unix_now(now);
@@ -207,7 +207,7 @@ impl Switch {
         request: &Request,
         reason: &sip::digest::RejectReason,
     ) {
-        let response = sip::message::response_to(request, 403, Some(&new_tag()));
+        let response = sip::message::response_to(request, 403, Some(&self.ids.tag()));
         self.send_response(now, key, response);
         let Some(source) = self.request_source else {
             return;
@@ -317,7 +317,7 @@ impl Switch {
                 agent.allow.is_empty() || agent.allow.iter().any(|n| n.contains(&ip))
             });
         if !allowed {
-            let response = sip::message::response_to(request, 403, Some(&new_tag()));
+            let response = sip::message::response_to(request, 403, Some(&self.ids.tag()));
             self.send_response(now, key, response);
             self.security_event(
                 now,

@@ -315,7 +315,7 @@ impl Switch {
         if code == 491 {
             // Our refresh crossed the trunk's own re-INVITE. The trunk owns the Call-ID, so
             // we retry after 0–2 s (RFC 3261 §14.1).
-            let retry = Duration::from_millis(rand::random::<u64>() % 2001);
+            let retry = Duration::from_millis(self.ids.below(2001));
             self.timers.schedule(
                 now + retry,
                 SwitchTimer::SessionRefresh {

@@ -12,7 +12,7 @@ use super::call::{Call, CallNumber, Phase};
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
-use super::{new_tag, ClientPurpose, Switch};
+use super::{ClientPurpose, Switch};
 use media::routing::Routing;
 use media::{Leg, MediaCommand};
 use sip::dialog::Dialog;
@@ -248,7 +248,7 @@ impl Switch {
                 return;
             }
         };
-        let tag = new_tag();
+        let tag = self.ids.tag();
         let dialog = match Dialog::new_uas(&request, &tag, source) {
             Ok(dialog) => dialog,
             Err(error) => {

@@ -22,7 +22,7 @@ pub(super) use window::Window;
 use super::call::CallNumber;
 use super::outbound::route;
 use super::uac_leg::UacLeg;
-use super::{new_tag, ClientPurpose, Switch, SwitchTimer};
+use super::{ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use book::{AfterFailure, Booking, Callback, CallbackView, OutgoingLeg, PendingCallback, Stage};
 use cdr::{
@@ -202,7 +202,7 @@ impl Switch {
         let agent_host = sip::headers::uri_host_port(uri.to_string().as_str())
             .unwrap_or("invalid")
             .to_owned();
-        let call_id = format!("{}-cb@switchboard", new_tag());
+        let call_id = format!("{}-cb@switchboard", self.ids.tag());
         let mut headers = Headers::default();
         headers.push(Header::Via(rsip::headers::Via::new(via)));
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
@@ -217,7 +217,7 @@ impl Switch {
         let from = format!(
             "\"{display}\" <sip:{}@{local_host}>;tag={}",
             callback.number,
-            new_tag()
+            self.ids.tag()
         );
         if callback.campaign.as_ref().is_some_and(|o| o.progressive) {
             // Progressive: the reserved agent's phone answers by itself, then the customer
@@ -548,12 +548,12 @@ impl Switch {
         let caller = format!("<sip:{caller_id}@{local_host}>");
         headers.push(Header::From(rsip::headers::From::new(format!(
             "{caller};tag={}",
-            new_tag()
+            self.ids.tag()
         ))));
         headers.push(Header::To(rsip::headers::To::new(format!("<{uri_text}>"))));
         headers.push(Header::CallId(rsip::headers::CallId::new(format!(
             "{}-cbout@switchboard",
-            new_tag()
+            self.ids.tag()
         ))));
         headers.push(Header::CSeq(rsip::headers::CSeq::new("1 INVITE")));
         headers.push(Header::Contact(rsip::headers::Contact::new(contact)));

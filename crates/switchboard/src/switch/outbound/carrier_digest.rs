@@ -4,7 +4,7 @@
 //! each answers a challenge once per carrier leg (a second one means the credentials are
 //! refused, and the carrier's status stands).
 
-use super::super::{new_tag, Switch};
+use super::super::Switch;
 use sip::headers::{cseq_of, header_value};
 use sip::message::push_header;
 use sip::rsip::headers::UntypedHeader;
@@ -43,7 +43,7 @@ impl Switch {
             &uri,
             &username,
             &password,
-            &new_tag(),
+            &self.ids.tag(),
             1,
         ) {
             Ok(answer) => answer,

@@ -2,7 +2,7 @@
 //! the trunk's credentials, refreshed at 80 % of the granted expiry, retried a minute after a
 //! failure. Carriers that want a registration before they take calls get one.
 
-use super::super::{new_tag, ClientPurpose, Switch, SwitchTimer};
+use super::super::{ClientPurpose, Switch, SwitchTimer};
 use sip::headers::header_value;
 use sip::message::push_header;
 use sip::rsip::headers::UntypedHeader;
@@ -65,8 +65,8 @@ impl Switch {
             .bindings
             .entry(index)
             .or_insert_with(|| Binding {
-                call_id: format!("{}-reg@switchboard", new_tag()),
-                tag: new_tag(),
+                call_id: format!("{}-reg@switchboard", self.ids.tag()),
+                tag: self.ids.tag(),
                 cseq: 0,
             });
         binding.cseq += 1;
@@ -106,7 +106,7 @@ impl Switch {
                         &uri_text,
                         &username,
                         &password,
-                        &new_tag(),
+                        &self.ids.tag(),
                         1,
                     )
                 });

@@ -18,7 +18,7 @@ use super::call::CallNumber;
 use super::registration::AuthOutcome;
 use super::transport_failure::ClientFailure;
 use super::uac_leg::UacLeg;
-use super::{new_tag, ClientPurpose, Switch};
+use super::{ClientPurpose, Switch};
 use crate::security::event_log::SecurityEventKind;
 use call::{CarrierLeg, OutboundCall, PhoneLeg, Restore};
 use cdr::{CallRecord, Direction, Disposition, HangupSide, Leg, LegRole, Record};
@@ -191,7 +191,7 @@ impl Switch {
                 return;
             }
         };
-        let local_tag = new_tag();
+        let local_tag = self.ids.tag();
         let dialog = match Dialog::new_uas(&request, &local_tag, source) {
             Ok(dialog) => dialog,
             Err(error) => {
@@ -314,14 +314,14 @@ impl Switch {
             self.fail_call_out(now, id, 404, "the normalised number is not a valid SIP URI");
             return;
         };
-        let call_id = format!("{}-out@switchboard", new_tag());
+        let call_id = format!("{}-out@switchboard", self.ids.tag());
         let mut headers = Headers::default();
         headers.push(Header::Via(rsip::headers::Via::new(via)));
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
         let caller = format!("<sip:{}@{local_host}>", call.caller_id);
         headers.push(Header::From(rsip::headers::From::new(format!(
             "{caller};tag={}",
-            new_tag()
+            self.ids.tag()
         ))));
         headers.push(Header::To(rsip::headers::To::new(format!("<{uri_text}>"))));
         headers.push(Header::CallId(rsip::headers::CallId::new(call_id.clone())));
