@@ -888,7 +888,7 @@ impl Switch {
         source: Peer,
     ) {
         let Some(key) = key else {
-            self.on_stray_response(response);
+            self.on_stray_response(now, response, source);
             return;
         };
         if response.status_code.code() < 200 {
@@ -928,7 +928,7 @@ impl Switch {
                 self.on_callback_response(now, call, seq, response, source)
             }
             // A 2xx retransmission after the first 2xx settled the transaction's purpose.
-            None => self.on_stray_response(response),
+            None => self.on_stray_response(now, response, source),
         }
     }
 
@@ -1162,21 +1162,26 @@ impl Switch {
         self.send_request(now, bye, source, ClientPurpose::Fire);
     }
 
-    fn on_stray_response(&mut self, response: Response) {
-        // A retransmitted 2xx for an agent INVITE whose transaction is gone: re-ACK it.
+    /// A 2xx for an INVITE whose transaction already had its answer: our ACK again when it
+    /// is a retransmission, ACK and BYE when another fork answered too.
+    fn on_stray_response(&mut self, now: Instant, response: Response, source: Peer) {
         let is_invite =
             cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
         if !is_invite || !(200..300).contains(&response.status_code.code()) {
             return;
         }
-        if self.reack_call_out(&response) || self.reack_callback(&response) {
-            return;
+        let late = self
+            .late_2xx_of_call_out(&response)
+            .or_else(|| self.late_2xx_of_callback(&response))
+            .or_else(|| {
+                let id =
+                    call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))?;
+                let leg = self.calls.get(&id)?.agent_leg.as_ref()?;
+                Some(leg.uac.late_2xx(&response))
+            });
+        if let Some(late) = late {
+            self.on_late_2xx(now, late, &response, source);
         }
-        let Some(id) = call_id_of(&response.headers).and_then(|c| self.calls.by_agent_call_id(c))
-        else {
-            return;
-        };
-        self.resend_ack(id);
     }
 
     pub(super) fn on_client_timeout(&mut self, now: Instant, key: TransactionKey) {

@@ -6,7 +6,7 @@ use super::call::{AgentLeg, Call, CallNumber, Phase};
 use super::{Switch, SwitchTimer};
 
 /// Longest a call's record waits for its media session's final report.
-const PARKED_CDR_LIMIT: Duration = Duration::from_secs(5);
+pub(super) const PARKED_CDR_LIMIT: Duration = Duration::from_secs(5);
 use cdr::{AgentStateRecord, CallRecord, Disposition, HangupSide, Leg, LegRole, Record};
 use sip::rsip::Response;
 use sip::transaction::TransactionKey;

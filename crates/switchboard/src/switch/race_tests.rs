@@ -66,8 +66,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_config(CONFIG)
+    }
+
+    fn with_config(text: &str) -> Rig {
         let now = Instant::now();
-        let config = crate::config::load_str("t.toml", CONFIG).expect("valid test config");
+        let config = crate::config::load_str("t.toml", text).expect("valid test config");
         Rig {
             switch: testing::switch(now, Arc::new(config), Default::default()),
             now,
@@ -192,6 +196,13 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
 
     /// A trunk call to DID 101 offering `sdp` (empty: none).
     fn trunk_call_with(&mut self, call_id: &str, sdp: &str) -> Sent {
+        self.trunk_invites("101", call_id, sdp);
+        self.take_all(|m| m.is("SIP/2.0 100"));
+        self.take_one(|m| m.is("INVITE "))
+    }
+
+    /// The trunk sends an INVITE for `did` offering `sdp` (empty: none).
+    fn trunk_invites(&mut self, did: &str, call_id: &str, sdp: &str) {
         let content_type = if sdp.is_empty() {
             ""
         } else {
@@ -200,15 +211,13 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
         self.deliver(
             TRUNK.parse::<SocketAddr>().expect("addr"),
             &format!(
-                "INVITE sip:101@127.0.0.1 SIP/2.0\r\n\
+                "INVITE sip:{did}@127.0.0.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
-To: <sip:101@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: {call_id}\r\n\
+To: <sip:{did}@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\nCall-ID: {call_id}\r\n\
 CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\n{content_type}Content-Length: {}\r\n\r\n{sdp}",
                 sdp.len()
             ),
         );
-        self.take_all(|m| m.is("SIP/2.0 100"));
-        self.take_one(|m| m.is("INVITE "))
     }
 
     /// The agent's phone answers Switchboard's `invite` with `code` (its To-tag `tag`).
@@ -1361,4 +1370,224 @@ fn a_supervisor_already_not_ready_stays_as_they_were_after_supervising() {
         "{}",
         rig.agent_state("1003")
     );
+}
+
+/// DID 101 rings the agents (the caller hears ringback), DID 102 answers and queues with
+/// music, DID 103 answers with a menu.
+const STATES_CONFIG: &str = "[sip]\nlisten_udp = [\"127.0.0.1:5060\"]\nring_timeout_s = 20\n\
+    [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
+    [[number]]\ndid = \"101\"\nqueue = \"support\"\n\
+    [[number]]\ndid = \"102\"\nqueue = \"early\"\n\
+    [[number]]\ndid = \"103\"\nivr = \"main\"\n\
+    [[queue]]\nname = \"support\"\nskills = { support = 1 }\n\
+    [[queue]]\nname = \"early\"\nskills = { support = 1 }\nanswer = \"on-queue\"\n\
+    [[ivr]]\nname = \"main\"\n\
+    [[ivr.menu]]\nname = \"top\"\nprompt = [\"menu\"]\nkeys = { \"1\" = \"queue:support\" }\n\
+    [[agent]]\nid = \"1001\"\nname = \"Ann\"\npassword = \"pw1001\"\nskills = { support = 1 }\n";
+
+fn trunk() -> SocketAddr {
+    TRUNK.parse().expect("addr")
+}
+
+/// Where a call can be when its caller hangs up.
+#[derive(Debug, Clone, Copy)]
+enum CallState {
+    /// Switchboard answered it with a menu.
+    Ivr,
+    /// Switchboard answered it and it waits (music) for an agent who is not Ready.
+    QueuedAnswered,
+    /// It waits unanswered (ringback) while the agent's phone rings.
+    Offering,
+    /// The agent answered.
+    Connected,
+}
+
+#[test]
+fn the_caller_hanging_up_in_each_state_ends_every_leg_and_leaves_nothing_behind() {
+    for state in [
+        CallState::Ivr,
+        CallState::QueuedAnswered,
+        CallState::Offering,
+        CallState::Connected,
+    ] {
+        let mut rig = Rig::with_config(STATES_CONFIG);
+        rig.register("1001", "pw1001");
+        let call_id = format!("state-{state:?}");
+        let agent = acd::AgentId::from("1001");
+        if matches!(state, CallState::QueuedAnswered) {
+            let now = rig.now;
+            rig.switch
+                .acd
+                .set_not_ready(now, &agent, "break")
+                .expect("a logged-in agent can go not ready");
+        }
+        let did = match state {
+            CallState::Ivr => "103",
+            CallState::QueuedAnswered => "102",
+            CallState::Offering | CallState::Connected => "101",
+        };
+        rig.trunk_invites(did, &call_id, &sdp(40000));
+        rig.take_all(|m| m.is("SIP/2.0 100") || m.is("SIP/2.0 180"));
+        let hangup = match state {
+            CallState::Ivr | CallState::QueuedAnswered => {
+                let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == trunk());
+                assert!(
+                    ok.text.contains("m=audio"),
+                    "{state:?}: answered with media"
+                );
+                rig.trunk_sends(&ack_for(&ok, &call_id));
+                Some(trunk_in_dialog("BYE", &call_id, &to_tag(&ok), 2))
+            }
+            CallState::Offering => {
+                let invite = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1001"));
+                rig.phone_replies(&invite, "180 Ringing", "ph");
+                rig.take_all(|m| m.is("SIP/2.0 180"));
+                None
+            }
+            CallState::Connected => {
+                let invite = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1001"));
+                rig.phone_replies_with(&invite, "200 OK", "ph", &sdp(41000));
+                rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+                let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == trunk());
+                rig.trunk_sends(&ack_for(&ok, &call_id));
+                Some(trunk_in_dialog("BYE", &call_id, &to_tag(&ok), 2))
+            }
+        };
+        assert_eq!(rig.switch.active_calls(), 1, "{state:?}");
+        rig.take_all(|m| !m.is("SIP/2.0") && m.to == trunk() && m.is("INFO "));
+        rig.outbox.clear();
+        rig.media_ops.clear();
+        match &hangup {
+            Some(bye) => {
+                rig.trunk_sends(bye);
+                // The 200 waits for the CDR, which waits for the media session's last report
+                // (here: for its deadline, as no session runs).
+                rig.advance(super::cdr::PARKED_CDR_LIMIT);
+                rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("CSeq: 2 BYE"));
+            }
+            None => {
+                rig.trunk_sends(&cancel(&call_id));
+                rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("CANCEL"));
+                rig.take_one(|m| m.is("SIP/2.0 487"));
+            }
+        }
+        // The phone's leg ends the way its state needs: CANCEL while ringing, BYE when
+        // answered, nothing when it was never rung.
+        let mut to_phone = rig.take_all(|m| m.to == phone("1001"));
+        // (A request unanswered while time passes is retransmitted: count it once.)
+        to_phone.dedup_by(|a, b| a.text == b.text);
+        let expected: &[&str] = match state {
+            CallState::Ivr | CallState::QueuedAnswered => &[],
+            CallState::Offering => &["CANCEL "],
+            CallState::Connected => &["BYE "],
+        };
+        assert_eq!(to_phone.len(), expected.len(), "{state:?}: {to_phone:#?}");
+        for (sent, start) in to_phone.iter().zip(expected) {
+            assert!(sent.is(start), "{state:?}: {sent:?}");
+        }
+        assert!(
+            rig.outbox.iter().all(|m| m.to != trunk()),
+            "{state:?}: nothing more to the caller: {:#?}",
+            rig.outbox
+        );
+        // The media session is stopped, the call and its routes are gone, and the agent is
+        // left as the ACD has them: wrap-up after a talk, else as before.
+        assert!(
+            hangup.is_none()
+                || rig
+                    .media_ops
+                    .iter()
+                    .any(|op| matches!(op, super::media_plane::MediaOp::Stop { .. })),
+            "{state:?}: {:?}",
+            rig.media_ops
+        );
+        assert_eq!(rig.switch.active_calls(), 0, "{state:?}");
+        assert_eq!(
+            rig.switch.calls.routes(),
+            0,
+            "{state:?}: no route outlives its call"
+        );
+        let after = rig.agent_state("1001");
+        let expected_state = match state {
+            CallState::Connected => "WrapUp",
+            CallState::QueuedAnswered => "NotReady",
+            CallState::Ivr | CallState::Offering => "Ready",
+        };
+        assert!(after.contains(expected_state), "{state:?}: {after}");
+    }
+}
+
+#[test]
+fn a_ring_timeout_crossed_by_the_phones_200_hangs_that_phone_up_and_the_next_agent_takes_the_call()
+{
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    rig.register("1002", "pw1002");
+    let first = rig.trunk_call("rt-1");
+    rig.phone_replies(&first, "180 Ringing", "p1");
+    rig.take_all(|m| m.is("SIP/2.0 180"));
+    rig.advance(Duration::from_secs(20));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == first.to);
+    let second = rig.take_one(|m| m.is("INVITE "));
+    assert_ne!(second.to, first.to, "the next agent is rung");
+    // The first phone answered as the CANCEL left: its 200 crosses it.
+    rig.phone_replies(&first, "200 OK", "p1");
+    rig.take_one(|m| m.is("ACK ") && m.to == first.to);
+    let bye = rig.take_one(|m| m.is("BYE ") && m.to == first.to);
+    assert_eq!(bye.header("Call-ID"), first.header("Call-ID"));
+    assert!(
+        rig.outbox.iter().all(|m| !m.is("SIP/2.0 200")),
+        "the caller is not answered by the phone that was given up: {:#?}",
+        rig.outbox
+    );
+    rig.outbox.clear();
+    rig.phone_replies(&second, "200 OK", "p2");
+    rig.take_one(|m| m.is("ACK ") && m.to == second.to);
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.to == trunk());
+    assert_eq!(rig.switch.active_calls(), 1);
+    let first_agent = if first.to == phone("1001") {
+        "1001"
+    } else {
+        "1002"
+    };
+    assert!(
+        rig.agent_state(first_agent).contains("missed"),
+        "{}",
+        rig.agent_state(first_agent)
+    );
+}
+
+#[test]
+fn a_retransmitted_2xx_is_acked_again_and_another_forks_2xx_is_acked_and_hung_up() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let invite = rig.trunk_call("fork-1");
+    rig.phone_replies(&invite, "200 OK", "p1");
+    let ack = rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+    let ok = rig.take_one(|m| m.is("SIP/2.0 200") && m.to == trunk());
+    rig.trunk_sends(&ack_for(&ok, "fork-1"));
+    rig.outbox.clear();
+    // The phone did not get our ACK and sends its 200 again: the same ACK again, nothing else.
+    rig.phone_replies(&invite, "200 OK", "p1");
+    let again = rig.take_one(|m| m.is("ACK "));
+    assert_eq!(again.text, ack.text);
+    assert!(rig.outbox.is_empty(), "{:#?}", rig.outbox);
+    // A second phone behind a forking proxy answered too (another To tag): that dialog is
+    // ACKed and hung up, the call stays with the first.
+    rig.phone_replies(&invite, "200 OK", "p2");
+    let fork_ack = rig.take_one(|m| m.is("ACK "));
+    assert!(fork_ack
+        .header("To")
+        .is_some_and(|to| to.contains("tag=p2")));
+    let fork_bye = rig.take_one(|m| m.is("BYE "));
+    assert!(fork_bye
+        .header("To")
+        .is_some_and(|to| to.contains("tag=p2")));
+    assert!(rig.outbox.is_empty(), "{:#?}", rig.outbox);
+    assert_eq!(rig.switch.active_calls(), 1);
+    // The call is still connected to the first phone: its BYE ends it.
+    rig.deliver(phone("1001"), &agent_in_dialog("BYE", &invite, "p1", 1));
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("BYE"));
+    rig.take_one(|m| m.is("BYE ") && m.to == trunk());
+    assert_eq!(rig.switch.active_calls(), 0);
 }

@@ -23,8 +23,8 @@ pub enum UacState {
     Ringing,
     /// The far end answered; the dialog is formed and our ACK sent.
     Answered {
-        /// The dialog with the far end.
-        dialog: Dialog,
+        /// The dialog with the far end (boxed: the other states are a word).
+        dialog: Box<Dialog>,
         /// Our ACK for the 2xx, sent again for each retransmission of it.
         ack: bytes::Bytes,
         /// When the 2xx arrived.
@@ -55,10 +55,20 @@ pub enum LegEnding {
     /// Answered: this BYE goes to `peer`.
     Bye {
         /// The BYE, inside the leg's dialog.
-        bye: Request,
+        bye: Box<Request>,
         /// Where it goes.
         peer: Peer,
     },
+}
+
+/// A 2xx that arrived after the leg's transaction had its answer.
+#[derive(Debug)]
+pub enum Late2xx {
+    /// The answer again (our ACK was lost): this ACK goes out again.
+    Retransmission(sip::Transmit),
+    /// A 2xx from another fork (another To tag; RFC 3261 §13.2.2.4), or for a leg that is
+    /// not answered any more: ACK it and hang it up at once.
+    OtherDialog,
 }
 
 /// Why a 2xx did not answer the leg.
@@ -124,7 +134,7 @@ impl UacLeg {
         }
         let (dialog, ack) = Dialog::confirm_2xx(&self.invite, response, source, via)?;
         self.state = UacState::Answered {
-            dialog,
+            dialog: Box::new(dialog),
             ack: sip::message::encode_request(&ack),
             at: now,
         };
@@ -147,7 +157,7 @@ impl UacLeg {
     /// The dialog, once answered.
     pub fn dialog(&self) -> Option<&Dialog> {
         match &self.state {
-            UacState::Answered { dialog, .. } => Some(dialog),
+            UacState::Answered { dialog, .. } => Some(dialog.as_ref()),
             _ => None,
         }
     }
@@ -155,7 +165,7 @@ impl UacLeg {
     /// The dialog, once answered, to send requests in.
     pub fn dialog_mut(&mut self) -> Option<&mut Dialog> {
         match &mut self.state {
-            UacState::Answered { dialog, .. } => Some(dialog),
+            UacState::Answered { dialog, .. } => Some(dialog.as_mut()),
             _ => None,
         }
     }
@@ -171,6 +181,19 @@ impl UacLeg {
         }
     }
 
+    /// What to do with a 2xx that came after the leg's answer (or after it was given up).
+    pub fn late_2xx(&self, response: &Response) -> Late2xx {
+        let tag = sip::headers::to_tag(&response.headers);
+        match (&self.state, self.ack()) {
+            (UacState::Answered { dialog, .. }, Some(ack))
+                if tag.is_some() && tag == dialog.remote_tag.as_deref() =>
+            {
+                Late2xx::Retransmission(ack)
+            }
+            _ => Late2xx::OtherDialog,
+        }
+    }
+
     /// Ends the leg: what must go on the wire. `via` gives our Via for a BYE to a peer;
     /// `reason` is an RFC 3326 Reason header value for the BYE, when the reason is ours.
     pub fn end(self, via: impl FnOnce(Peer) -> String, reason: Option<&str>) -> LegEnding {
@@ -182,13 +205,31 @@ impl UacLeg {
                 if let Some(reason) = reason {
                     sip::message::push_header(&mut bye.headers, "Reason", reason);
                 }
-                LegEnding::Bye { bye, peer }
+                LegEnding::Bye {
+                    bye: Box::new(bye),
+                    peer,
+                }
             }
         }
     }
 }
 
 impl super::Switch {
+    /// Answers a 2xx that came after `leg`'s answer: our ACK again for a retransmission, ACK
+    /// and BYE for another fork's.
+    pub(super) fn on_late_2xx(
+        &mut self,
+        now: Instant,
+        leg: Late2xx,
+        response: &Response,
+        source: Peer,
+    ) {
+        match leg {
+            Late2xx::Retransmission(ack) => self.pending_raw.push_back(ack),
+            Late2xx::OtherDialog => self.hang_up_orphan(now, response, source),
+        }
+    }
+
     /// Carries out a leg's ending: the one place an outgoing leg's CANCEL or BYE is sent.
     pub(super) fn end_uac_leg(&mut self, now: Instant, ending: LegEnding) {
         match ending {
@@ -199,7 +240,7 @@ impl super::Switch {
                     .insert(key, super::ClientPurpose::AbandonedInvite);
             }
             LegEnding::Bye { bye, peer } => {
-                self.send_request(now, bye, peer, super::ClientPurpose::Fire);
+                self.send_request(now, *bye, peer, super::ClientPurpose::Fire);
             }
         }
     }

@@ -21,7 +21,7 @@ pub(super) use window::Window;
 
 use super::call::CallNumber;
 use super::outbound::route;
-use super::uac_leg::UacLeg;
+use super::uac_leg::{Late2xx, UacLeg};
 use super::{ClientPurpose, Switch, SwitchTimer};
 use acd::{AgentId, OfferFailure};
 use book::{AfterFailure, Booking, Callback, CallbackView, OutgoingLeg, PendingCallback, Stage};
@@ -308,25 +308,17 @@ impl Switch {
         }
     }
 
-    /// A retransmitted 2xx of a callback leg that answered (our ACK was lost): ACK it again.
-    /// `false` when it is not a callback's.
-    pub(super) fn reack_callback(&mut self, response: &Response) -> bool {
-        let Some(id) = call_id_of(&response.headers).and_then(|c| self.callbacks.by_leg_call_id(c))
-        else {
-            return false;
-        };
-        let call_id = call_id_of(&response.headers).unwrap_or_default();
-        let ack = self.callbacks.get(id).and_then(|callback| {
-            [callback.agent_leg.as_ref(), callback.customer_leg.as_ref()]
-                .into_iter()
-                .flatten()
-                .find(|leg| leg.call_id() == call_id)
-                .and_then(|leg| leg.uac.ack())
-        });
-        if let Some(ack) = ack {
-            self.pending_raw.push_back(ack);
-        }
-        true
+    /// A 2xx after a callback leg's answer, when it is a callback's.
+    pub(super) fn late_2xx_of_callback(&self, response: &Response) -> Option<Late2xx> {
+        let call_id = call_id_of(&response.headers)?;
+        let callback = self
+            .callbacks
+            .get(self.callbacks.by_leg_call_id(call_id)?)?;
+        [callback.agent_leg.as_ref(), callback.customer_leg.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|leg| leg.call_id() == call_id)
+            .map(|leg| leg.uac.late_2xx(response))
     }
 
     fn callback_leg_mut(&mut self, id: CallNumber, seq: u32) -> Option<&mut OutgoingLeg> {

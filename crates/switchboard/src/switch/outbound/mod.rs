@@ -17,7 +17,7 @@ pub mod route;
 use super::call::CallNumber;
 use super::registration::AuthOutcome;
 use super::transport_failure::ClientFailure;
-use super::uac_leg::UacLeg;
+use super::uac_leg::{Late2xx, UacLeg};
 use super::{ClientPurpose, Switch};
 use crate::security::event_log::SecurityEventKind;
 use call::{CarrierLeg, OutboundCall, PhoneLeg, Restore};
@@ -547,21 +547,11 @@ impl Switch {
         self.send_response(now, &key, ok);
     }
 
-    /// A retransmitted 2xx of a carrier that answered (our ACK was lost): ACK it again.
-    /// `false` when it is not a call out's.
-    pub(super) fn reack_call_out(&mut self, response: &Response) -> bool {
-        let Some(id) =
-            call_id_of(&response.headers).and_then(|c| self.outbound.by_carrier_call_id(c))
-        else {
-            return false;
-        };
-        let Some(leg) = self.outbound.get(id).and_then(|c| c.carrier.as_ref()) else {
-            return false;
-        };
-        if let Some(ack) = leg.uac.ack() {
-            self.pending_raw.push_back(ack);
-        }
-        true
+    /// A 2xx after the carrier leg's answer, when it is a call out's.
+    pub(super) fn late_2xx_of_call_out(&self, response: &Response) -> Option<Late2xx> {
+        let id = call_id_of(&response.headers).and_then(|c| self.outbound.by_carrier_call_id(c))?;
+        let leg = self.outbound.get(id)?.carrier.as_ref()?;
+        Some(leg.uac.late_2xx(response))
     }
 
     /// The current carrier leg ended without connecting: keep it for the record.
