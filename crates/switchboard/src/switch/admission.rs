@@ -1,6 +1,7 @@
 //! What a request must satisfy before call control acts on it (RFC 3261 §8.2), and which
 //! trunk an INVITE belongs to.
 
+use super::refusal::Refusal;
 use crate::config::{Config, TrunkConfig};
 use sip::headers::{header_value, list_values};
 use sip::rsip::{Method, Request};
@@ -9,23 +10,20 @@ use sip::Peer;
 /// Option tags Switchboard implements: RFC 4028 session timers.
 const SUPPORTED_EXTENSIONS: &[&str] = &["timer"];
 
-/// The first general check a request fails, as (status code, reason), or None.
-pub fn check_request(request: &Request) -> Option<(u16, String)> {
+/// The first general check a request fails, or None.
+pub fn check_request(request: &Request) -> Option<Refusal> {
     if sip::message::max_forwards(request) == 0 && request.method != Method::Ack {
-        return Some((483, "Max-Forwards reached 0".into()));
+        return Some(Refusal::TooManyHops);
     }
     let scheme = request.uri.scheme.as_ref().map(|s| s.to_string());
     if !matches!(scheme.as_deref(), Some("sip" | "sips" | "tel") | None) {
-        return Some((416, "unsupported URI scheme".into()));
+        return Some(Refusal::UnsupportedScheme);
     }
     // RFC 3261 §8.2.2.3: ACK and CANCEL are never refused for an unknown Require.
     if !matches!(request.method, Method::Ack | Method::Cancel) {
         let unsupported = unsupported_extensions(request);
         if !unsupported.is_empty() {
-            return Some((
-                420,
-                format!("unsupported extension {}", unsupported.join(", ")),
-            ));
+            return Some(Refusal::UnsupportedExtension(unsupported));
         }
     }
     None

@@ -6,6 +6,7 @@ use super::admission::{self, TrunkDecision};
 use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
+use super::refusal::Refusal;
 use super::transport_failure::ClientFailure;
 use super::uac_leg::UacLeg;
 use super::{ClientPurpose, Switch, SwitchTimer};
@@ -187,26 +188,25 @@ impl Switch {
         if !self.trunk_certificate_admits(now, &key, &request, source, &trunk) {
             return;
         }
-        if let Some((code, reason)) = self.session_timer_refusal(&request) {
-            self.reply_error(now, &key, &request, code, &reason);
+        if let Some(refusal) = self.session_timer_refusal(&request) {
+            self.refuse(now, &key, &request, &refusal);
             return;
         }
         let Some(did) = admission::dialled_number(&request) else {
-            self.reply_error(now, &key, &request, 404, "no number in the Request-URI");
+            self.refuse(now, &key, &request, &Refusal::NoNumber);
             return;
         };
         let Some(number) =
             super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
         else {
-            self.reject_metric("unknown-number");
-            self.reply_error(now, &key, &request, 404, &format!("unknown number {did}"));
+            self.refuse(now, &key, &request, &Refusal::UnknownNumber(did));
             return;
         };
         let local_tag = self.ids.tag();
         let dialog = match Dialog::new_uas(&request, &local_tag, source) {
             Ok(d) => d,
             Err(error) => {
-                self.reply_error(now, &key, &request, 400, &error.to_string());
+                self.refuse(now, &key, &request, &Refusal::Malformed(error.to_string()));
                 return;
             }
         };
@@ -225,9 +225,8 @@ impl Switch {
         let anchored = self.anchor_trunk_offer(&request, answer_here, security);
         let (media, local_answer) = match anchored {
             Ok(anchored) => anchored,
-            Err((code, reason)) => {
-                self.reject_metric(if code == 503 { "no-rtp-ports" } else { "media" });
-                self.reply_error(now, &key, &request, code, &reason);
+            Err(refusal) => {
+                self.refuse(now, &key, &request, &refusal);
                 return;
             }
         };
@@ -456,16 +455,17 @@ impl Switch {
 
     /// Anchors the media of a new trunk call. `answer_here`: Switchboard answers the trunk
     /// itself, and the SDP answer for its 200 comes back too. `Ok((None, None))` when the
-    /// INVITE has no SDP offer (the phones then negotiate end to end); `Err((status, reason))`
-    /// when the INVITE must be refused.
+    /// INVITE has no SDP offer (the phones then negotiate end to end); `Err` when the INVITE
+    /// must be refused.
     fn anchor_trunk_offer(
         &mut self,
         request: &Request,
         answer_here: bool,
         security: super::sdes_legs::LegSecurity,
-    ) -> Result<AnchoredOffer, (u16, String)> {
+    ) -> Result<AnchoredOffer, Refusal> {
         if request.body.is_empty() {
-            super::sdes_legs::accept_missing_offer(security).map_err(|reason| (488, reason))?;
+            super::sdes_legs::accept_missing_offer(security)
+                .map_err(Refusal::UnacceptableSecurity)?;
             // A delayed offer: Switchboard offers in its 200 when it answers itself; a call
             // that rings agents lets the phones negotiate end to end.
             if !answer_here {
@@ -475,18 +475,15 @@ impl Switch {
                 .media
                 .anchor_offerless()
                 .map(|(media, offer)| (Some(media), Some(offer)))
-                .map_err(|error| (error.sip_status(), error.to_string()));
+                .map_err(Refusal::Media);
         }
         let mime = body_mime(request);
         if !mime.eq_ignore_ascii_case("application/sdp") {
-            return Err((
-                415,
-                format!("body of type {mime:?} is not supported: only application/sdp"),
-            ));
+            return Err(Refusal::UnsupportedBody(mime.to_owned()));
         }
         // SRTP is checked and stripped first: anchoring negotiates plain RTP.
         let (offer, sdes) = super::sdes_legs::accept_offer(&request.body, security)
-            .map_err(|reason| (488, reason))?;
+            .map_err(Refusal::UnacceptableSecurity)?;
         let anchored = if answer_here {
             self.media
                 .anchor_answered(&offer, sdes)
@@ -496,7 +493,7 @@ impl Switch {
                 .anchor_passthrough(&offer, sdes)
                 .map(|media| (Some(media), None))
         };
-        anchored.map_err(|error| (error.sip_status(), error.to_string()))
+        anchored.map_err(Refusal::Media)
     }
 
     /// The SRTP settings of a call from `trunk` signalled over `transport`.

@@ -227,8 +227,8 @@ impl Switch {
         request: Request,
     ) {
         if side == Side::Trunk {
-            if let Some((code, reason)) = self.session_timer_refusal(&request) {
-                self.reply_error(now, &key, &request, code, &reason);
+            if let Some(refusal) = self.session_timer_refusal(&request) {
+                self.refuse(now, &key, &request, &refusal);
                 return;
             }
             let crossing = request.method == Method::Invite

@@ -35,6 +35,7 @@ mod overload;
 mod preferred_agent;
 #[cfg(test)]
 mod race_tests;
+mod refusal;
 mod registration;
 mod reload;
 mod routing;
@@ -661,10 +662,10 @@ impl Switch {
             }
             return;
         };
-        if let Some((code, reason)) =
+        if let Some(refusal) =
             admission::check_request(&request).or_else(|| sips::refusal(&request, source.transport))
         {
-            self.reply_error(now, &key, &request, code, &reason);
+            self.refuse(now, &key, &request, &refusal);
             return;
         }
         let in_dialog = sip::headers::to_tag(&request.headers).is_some();

@@ -7,6 +7,7 @@
 
 use super::b2bua::EndCause;
 use super::call::CallNumber;
+use super::refusal::Refusal;
 use super::{ClientPurpose, Switch, SwitchTimer};
 use sip::headers::{cseq_of, header_value, list_values};
 use sip::message::push_header;
@@ -133,15 +134,12 @@ impl SessionTimer {
 impl Switch {
     /// Checks a trunk request's Session-Expires before anything is done with it: the 422 or
     /// 400 it must get, if any.
-    pub(super) fn session_timer_refusal(&self, request: &Request) -> Option<(u16, String)> {
+    pub(super) fn session_timer_refusal(&self, request: &Request) -> Option<Refusal> {
         let min_se = self.min_session_expires();
         match negotiate(&request.headers, min_se) {
-            Ok(Negotiation::TooBrief) => Some((
-                422,
-                format!("Session-Expires is below the minimum of {min_se} s"),
-            )),
+            Ok(Negotiation::TooBrief) => Some(Refusal::SessionTooBrief(min_se)),
             Ok(_) => None,
-            Err(reason) => Some((400, reason)),
+            Err(reason) => Some(Refusal::Malformed(reason)),
         }
     }
 

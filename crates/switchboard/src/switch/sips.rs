@@ -5,6 +5,7 @@
 //! as a phone that cannot take its media is, so the call goes to the next agent who can
 //! take it, or waits in its queue (timeout and overflow apply as to any call) when none can.
 
+use super::refusal::Refusal;
 use sip::rsip::{Request, Scheme};
 use sip::Transport;
 
@@ -19,16 +20,9 @@ pub(super) fn is_secure(transport: Transport) -> bool {
 }
 
 /// The answer to a request whose `sips:` Request-URI arrived over `transport` without TLS.
-pub(super) fn refusal(request: &Request, transport: Transport) -> Option<(u16, String)> {
-    (requires_tls(request) && !is_secure(transport)).then(|| {
-        (
-            416,
-            format!(
-                "a sips: Request-URI must arrive over TLS (RFC 5630), not {}",
-                transport.via_token()
-            ),
-        )
-    })
+pub(super) fn refusal(request: &Request, transport: Transport) -> Option<Refusal> {
+    (requires_tls(request) && !is_secure(transport))
+        .then(|| Refusal::SipsWithoutTls(transport.via_token()))
 }
 
 #[cfg(test)]
@@ -48,12 +42,11 @@ mod tests {
     #[test]
     fn a_sips_uri_needs_tls_and_a_sip_uri_does_not() {
         let sips = request("sips:100@127.0.0.1");
+        let over_udp = refusal(&sips, Transport::Udp).expect("refused over UDP");
+        assert_eq!(over_udp.sip_status(), 416);
         assert_eq!(
-            refusal(&sips, Transport::Udp),
-            Some((
-                416,
-                "a sips: Request-URI must arrive over TLS (RFC 5630), not UDP".to_owned()
-            ))
+            over_udp.to_string(),
+            "a sips: Request-URI must arrive over TLS (RFC 5630), not UDP"
         );
         assert!(refusal(&sips, Transport::Tcp).is_some());
         assert_eq!(refusal(&sips, Transport::Tls), None);
