@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::cdr::{of_type, report_around_today, wait_for_records};
 use sip_tests::ports::free_port;
 use sip_tests::{
     start_agent_for_calls, HarnessError, HarnessResult, Sipp, SippProcess, Switchboard,
@@ -378,6 +378,66 @@ fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposit
         "{records:?}"
     );
     assert_eq!(refused[0]["callback"]["attempts"][0]["sip_cause"], 404);
+
+    // The report's Campaigns section: the attempts from the CDRs, the contacts and the
+    // disposition from the campaign list (journalled at most once a second: wait for it).
+    let journal = switchboard.cdr_dir().join("campaigns.json");
+    api.wait_for("the disposition journalled", WAIT, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        Ok(text.contains("follow-up").then_some(()))
+    })?;
+    let table = report_around_today(switchboard.cdr_dir(), &[])?;
+    let line = table
+        .lines()
+        .skip_while(|l| *l != "Campaigns")
+        .find(|l| l.starts_with("return-visit"))
+        .unwrap_or_default();
+    // attempts, answered, no answer, busy, wrong number, failed; contacts, finished,
+    // remaining, do-not-call; dispositions.
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        vec![
+            "return-visit",
+            "2",
+            "1",
+            "0",
+            "0",
+            "1",
+            "0",
+            "3",
+            "2",
+            "0",
+            "1",
+            "follow-up",
+            "1"
+        ],
+        "{table}"
+    );
+    let csv = report_around_today(switchboard.cdr_dir(), &["--format", "csv"])?;
+    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r.first() == Some(&"campaign"))
+        .unwrap_or_default();
+    let cell = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .and_then(|i| row.get(i).copied())
+    };
+    assert_eq!(cell("group"), Some("return-visit"), "{csv}");
+    assert_eq!(cell("campaign_attempts"), Some("2"), "{csv}");
+    assert_eq!(cell("campaign_wrong_number"), Some("1"), "{csv}");
+    assert_eq!(cell("campaign_do_not_call"), Some("1"), "{csv}");
+    assert_eq!(cell("campaign_dispositions"), Some("follow-up=1"), "{csv}");
+    let html = report_around_today(switchboard.cdr_dir(), &["--format", "html"])?;
+    assert!(
+        html.contains("<h2>Campaigns</h2>")
+            && html
+                .contains("<tr><td>return-visit</td><td class=\"n\">2</td><td class=\"n\">1</td>"),
+        "{html}"
+    );
     Ok(())
 }
 
