@@ -268,6 +268,20 @@ fn a_callback_is_given_up_after_its_last_attempt() -> HarnessResult<()> {
     assert_eq!(live["agent"], "1001", "{live}");
     assert_eq!(live["legs"][1]["party"], "carrier", "{live}");
     assert_eq!(live["legs"][1]["state"], "ringing", "{live}");
+    // The screen pop's history is the customer's (2000, who asked for the callback), not that
+    // of the number Switchboard sends as caller ID.
+    let id = live["id"].as_u64().unwrap_or_default();
+    let history = api.wait_for("the customer's previous call in the history", WAIT, || {
+        let history = api.get(&format!("/api/calls/{id}/history"))?.json()?;
+        let found = history["previous"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty());
+        Ok(found.then_some(history))
+    })?;
+    assert_eq!(
+        history["previous"][0]["disposition"], "callback-requested",
+        "{history}"
+    );
     carrier.send(&response_text(
         &invite,
         486,
