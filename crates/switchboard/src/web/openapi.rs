@@ -48,7 +48,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/campaigns",
-        "Create a campaign: {name, queue, mode: preview|progressive, max_attempts, retry_s, caller_id, contacts_csv, dnc: [numbers]}; 201 with its report; bad CSV rows: 400 bad_rows listing {row, reason}, nothing imported",
+        "Create a campaign: {name, queue, mode: preview|progressive, max_attempts, retry_s, caller_id, timezone (IANA zone of rows without one), contacts_csv (number, name, timezone, custom columns), dnc: [numbers]}; 201 with its report; bad CSV rows (an unknown time zone included): 400 bad_rows listing {row, reason}, nothing imported",
         "supervisor, admin",
     ),
     (
@@ -60,7 +60,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/campaigns/{id}",
-        "A campaign's report: running, tally per contact state, every contact with attempts, last result (wrong-number included) and the agent's wrap-up disposition",
+        "A campaign's report: running, tally per contact state, every contact with its time zone, attempts, last result (wrong-number included), the agent's wrap-up disposition, and what a due contact waits for (window: closed on the customer's clock, with window_opens; or agent)",
         "supervisor, admin",
     ),
     (
