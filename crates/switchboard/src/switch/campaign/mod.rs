@@ -403,7 +403,7 @@ impl Switch {
     /// customer's clock; `window_opens` says when it opens, null when not within a week) or
     /// `"agent"`.
     fn contact_views(&self, now: Instant, campaign: &Campaign) -> Vec<Value> {
-        let schedule = self.callback_schedule_of(&campaign.queue);
+        let schedule = calling_window_of(&self.config, &campaign.queue);
         let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
         let mut windows = ZoneWindows::default();
         campaign
@@ -440,12 +440,6 @@ impl Switch {
             .collect()
     }
 
-    /// The `[[schedule]]` a queue's `callback_schedule` names.
-    fn callback_schedule_of(&self, queue: &str) -> Option<&crate::config::ScheduleConfig> {
-        let name = self.config.queue(queue)?.callback_schedule.as_ref()?;
-        self.config.schedules.iter().find(|s| &s.name == name)
-    }
-
     /// Hands contacts of every running campaign to the ACD while its queue has Ready agents
     /// without a contact waiting for them. Called on the events that can free an agent.
     pub(super) fn feed_campaigns(&mut self, now: Instant) {
@@ -478,10 +472,7 @@ impl Switch {
             };
             // Nothing is dialled outside a contact's window on the customer's clock; the
             // dialler looks again when the earliest one opens.
-            let schedule = config
-                .queue(&queue)
-                .and_then(|q| q.callback_schedule.as_ref())
-                .and_then(|name| config.schedules.iter().find(|s| &s.name == name));
+            let schedule = calling_window_of(&config, &queue);
             let windows = &mut self.campaigns.windows;
             let default_zone = campaign.timezone.clone();
             let taken = campaign.dialler.take(now, free, |contact| {
@@ -621,6 +612,15 @@ impl Switch {
         self.campaigns.changed();
         self.feed_campaigns(now);
     }
+}
+
+/// The `[[schedule]]` the `callback_schedule` of `queue` names: its calling window.
+fn calling_window_of<'c>(
+    config: &'c crate::config::Config,
+    queue: &str,
+) -> Option<&'c crate::config::ScheduleConfig> {
+    let name = config.queue(queue)?.callback_schedule.as_ref()?;
+    config.schedules.iter().find(|s| &s.name == name)
 }
 
 /// The monotonic instant of Unix second `unix_then`, knowing `now` is Unix second `unix_now`.
