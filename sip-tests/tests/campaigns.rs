@@ -642,6 +642,8 @@ fn each_contact_is_dialled_only_inside_the_window_on_its_own_clock() -> HarnessR
     assert_eq!(waiting["waiting"], "window", "{report}");
     assert!(waiting["window_opens"].is_string(), "{report}");
     assert_eq!(report["waiting_for_window"], 1, "{report}");
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed["campaigns"][0]["waiting_for_window"], 1, "{listed}");
     assert_eq!(report["finished"], false, "{report}");
     let records = campaign_records(&switchboard, 1)?;
     assert!(records.iter().all(|r| r["did"] == "2001"), "{records:?}");

@@ -54,7 +54,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "get",
         "/api/campaigns",
-        "Every campaign in short: {campaigns: [{id, name, queue, mode, running, finished, contacts, tally}]}",
+        "Every campaign in short: {campaigns: [{id, name, queue, mode, running, finished, contacts, tally, waiting_for_window}]}",
         "supervisor, admin",
     ),
     (

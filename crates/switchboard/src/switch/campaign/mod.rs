@@ -212,7 +212,7 @@ impl Switch {
                 }
                 id
             }
-            CampaignCommand::List => return Ok(self.campaign_list()),
+            CampaignCommand::List => return Ok(self.campaign_list(now)),
             CampaignCommand::Report(id) => {
                 return self
                     .campaign_report(now, id)
@@ -357,12 +357,17 @@ impl Switch {
         self.feed_campaigns(now);
     }
 
-    fn campaign_list(&self) -> Value {
+    fn campaign_list(&self, now: Instant) -> Value {
         let campaigns: Vec<Value> = self
             .campaigns
             .by_id
             .values()
             .map(|c| {
+                let waiting_for_window = self
+                    .contact_waits(now, c)
+                    .iter()
+                    .filter(|w| matches!(w.waiting, Some(Waiting::Window { .. })))
+                    .count();
                 json!({
                     "id": c.id,
                     "name": c.name,
@@ -372,6 +377,7 @@ impl Switch {
                     "finished": c.dialler.finished(),
                     "contacts": c.dialler.contacts.len(),
                     "tally": c.dialler.tally(),
+                    "waiting_for_window": waiting_for_window,
                 })
             })
             .collect();
@@ -380,8 +386,39 @@ impl Switch {
 
     fn campaign_report(&self, now: Instant, id: u64) -> Option<Value> {
         let campaign = self.campaigns.get(id)?;
-        let contacts = self.contact_views(now, campaign);
-        let waiting_for_window = contacts.iter().filter(|c| c["waiting"] == "window").count();
+        let waits = self.contact_waits(now, campaign);
+        let waiting_for_window = waits
+            .iter()
+            .filter(|w| matches!(w.waiting, Some(Waiting::Window { .. })))
+            .count();
+        // Each contact: its row and progress, the zone its window is read in, and what a due
+        // one waits for.
+        let contacts: Vec<Value> = campaign
+            .dialler
+            .contacts
+            .iter()
+            .zip(waits)
+            .map(|(contact, wait)| {
+                let mut view = serde_json::to_value(contact).unwrap_or(Value::Null);
+                if let Value::Object(fields) = &mut view {
+                    fields.insert("timezone".to_owned(), json!(wait.zone));
+                    match wait.waiting {
+                        Some(Waiting::Window { opens_at }) => {
+                            fields.insert("waiting".to_owned(), json!("window"));
+                            fields.insert(
+                                "window_opens".to_owned(),
+                                json!(opens_at.and_then(rfc3339)),
+                            );
+                        }
+                        Some(Waiting::Agent) => {
+                            fields.insert("waiting".to_owned(), json!("agent"));
+                        }
+                        None => {}
+                    }
+                }
+                view
+            })
+            .collect();
         Some(json!({
             "id": campaign.id,
             "name": campaign.name,
@@ -398,13 +435,12 @@ impl Switch {
         }))
     }
 
-    /// Each contact as the report shows it: its row and progress, the zone its calling window
-    /// is read in, and for one that is due what it waits for: `"window"` (closed on the
-    /// customer's clock; `window_opens` says when it opens, null when not within a week) or
-    /// `"agent"`.
-    fn contact_views(&self, now: Instant, campaign: &Campaign) -> Vec<Value> {
+    /// For each contact of `campaign`, in list order: the zone its calling window is read in,
+    /// and, for one due for dialling, what it waits for now.
+    fn contact_waits(&self, now: Instant, campaign: &Campaign) -> Vec<ContactWait> {
         let schedule = calling_window_of(&self.config, &campaign.queue);
         let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
+        let own_zone = schedule.and_then(|s| s.schedule.time_zone.iana_name().map(str::to_owned));
         let mut windows = ZoneWindows::default();
         campaign
             .dialler
@@ -412,30 +448,18 @@ impl Switch {
             .iter()
             .enumerate()
             .map(|(index, contact)| {
-                let mut view = serde_json::to_value(contact).unwrap_or(Value::Null);
                 let zone = campaign.zone_of(contact);
-                let effective = zone.map(str::to_owned).or_else(|| {
-                    schedule.and_then(|s| s.schedule.time_zone.iana_name().map(str::to_owned))
-                });
                 let window = schedule.map(|s| windows.at(&s.name, &s.schedule, zone, unix));
-                if let Value::Object(fields) = &mut view {
-                    fields.insert("timezone".to_owned(), json!(effective));
-                    let due = campaign.dialler.is_due(index, now);
-                    match window {
-                        Some(super::callback::window::Window::Closed { opens_at }) if due => {
-                            fields.insert("waiting".to_owned(), json!("window"));
-                            fields.insert(
-                                "window_opens".to_owned(),
-                                json!(opens_at.and_then(rfc3339)),
-                            );
-                        }
-                        _ if due => {
-                            fields.insert("waiting".to_owned(), json!("agent"));
-                        }
-                        _ => {}
+                let waiting = campaign.dialler.is_due(index, now).then_some(match window {
+                    Some(super::callback::window::Window::Closed { opens_at }) => {
+                        Waiting::Window { opens_at }
                     }
+                    _ => Waiting::Agent,
+                });
+                ContactWait {
+                    zone: zone.map(str::to_owned).or_else(|| own_zone.clone()),
+                    waiting,
                 }
-                view
             })
             .collect()
     }
@@ -614,6 +638,25 @@ impl Switch {
     }
 }
 
+/// What a contact due for dialling waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Its calling window is closed on the customer's clock; it opens at this Unix second
+    /// (`None`: not within the scan horizon).
+    Window { opens_at: Option<i64> },
+    /// A Ready agent of the queue.
+    Agent,
+}
+
+/// A contact's zone and wait, for the reports.
+#[derive(Debug, Clone)]
+struct ContactWait {
+    /// The IANA zone its calling window is read in (`None`: none is named anywhere).
+    zone: Option<String>,
+    /// `None`: not due (in progress, waiting for a retry, or settled).
+    waiting: Option<Waiting>,
+}
+
 /// The `[[schedule]]` the `callback_schedule` of `queue` names: its calling window.
 fn calling_window_of<'c>(
     config: &'c crate::config::Config,
@@ -700,6 +743,10 @@ mod tests {
         assert_eq!(contacts[2]["waiting"], "window");
         assert_eq!(report["waiting_for_window"], 2);
         assert_eq!(report["timezone"], "America/New_York");
+        let listed = switch
+            .campaign_command(now, CampaignCommand::List)
+            .expect("listed");
+        assert_eq!(listed["campaigns"][0]["waiting_for_window"], 2, "{listed}");
 
         // A second before the opening nothing changes; at the opening the dialler hands out
         // New York contacts to the agent still Ready.
