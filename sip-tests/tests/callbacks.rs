@@ -5,7 +5,9 @@
 //! through the `[[route]]` to a SIPp carrier: busy (486) the first time, so the agent is
 //! released and the callback tried again after `callback_retry_s`; answered the second time
 //! and bridged. The callback's CDR lists both attempts and the outcome, and
-//! `GET /api/callbacks` shows it (to supervisors and admins only).
+//! `GET /api/callbacks` shows it (to supervisors and admins only). While a callback's customer
+//! rings (the test itself plays the carrier there) it is a live call out of `origin: "callback"`
+//! in `GET /api/calls`.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::dialog::response_text;
 use sip_tests::paths::switchboard_binary;
 use sip_tests::ports::free_port;
 use sip_tests::rtp::{event_code, pcmu_offer, RtpPeer, RtpStream};
@@ -104,6 +107,22 @@ fn text_report(switchboard: &Switchboard) -> HarnessResult<String> {
         )));
     }
     std::fs::read_to_string(&output).map_err(|e| HarnessError::io("reading the report", e))
+}
+
+/// The next request `method` that reaches `peer` (retransmissions and others skipped).
+fn next_request(peer: &UdpPeer, method: &str) -> HarnessResult<sip_tests::SipMessage> {
+    let deadline = std::time::Instant::now() + WAIT;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        if let Some(message) = peer.recv(left)? {
+            if message.method() == Some(method) {
+                return Ok(message);
+            }
+        }
+    }
+    Err(HarnessError::Unexpected(format!(
+        "no {method} within {} s",
+        WAIT.as_secs()
+    )))
 }
 
 fn callbacks(switchboard: &Switchboard) -> HarnessResult<Vec<Value>> {
@@ -218,17 +237,69 @@ fn a_callback_is_given_up_after_its_last_attempt() -> HarnessResult<()> {
     api.wait_for_queue("support", "waiting callback", WAIT, |q| {
         q.get("waiting").and_then(Value::as_u64) == Some(1)
     })?;
-    let busy = Sipp::server("agent_busy.xml", carrier_port, switchboard.dir())?
-        .service("carrier")
-        .calls(1)
-        .timeout(WAIT)
-        .spawn()?;
+    // The carrier is the test itself: it keeps the customer's line ringing while the call is
+    // looked at, then answers busy.
+    let carrier = UdpPeer::bind(carrier_port, switchboard.sip_addr())?;
     api.set_ready("1001")?;
-    busy.wait()?.ensure_success()?;
+    let invite = next_request(&carrier, "INVITE")?;
+    let tag = "carrier-1";
+    let contact = carrier.local_addr()?;
+    carrier.send(&response_text(
+        &invite,
+        180,
+        "Ringing",
+        tag,
+        contact,
+        &[],
+        "",
+    ))?;
+    // Meanwhile the callback is a live call out, and says it is a callback.
+    let live = api.wait_for("the callback dialling in GET /api/calls", WAIT, || {
+        let calls = api.get("/api/calls")?.json()?;
+        let dialling = calls["calls"]
+            .as_array()
+            .and_then(|calls| calls.iter().find(|c| c["state"] == "dialling"))
+            .cloned();
+        Ok(dialling)
+    })?;
+    assert_eq!(live["origin"], "callback", "{live}");
+    assert_eq!(live["direction"], "outbound", "{live}");
+    assert_eq!(live["did"], "2000", "{live}");
+    assert_eq!(live["agent"], "1001", "{live}");
+    assert_eq!(live["legs"][1]["party"], "carrier", "{live}");
+    assert_eq!(live["legs"][1]["state"], "ringing", "{live}");
+    // The screen pop's history is the customer's (2000, who asked for the callback), not that
+    // of the number Switchboard sends as caller ID.
+    let id = live["id"].as_u64().unwrap_or_default();
+    let history = api.wait_for("the customer's previous call in the history", WAIT, || {
+        let history = api.get(&format!("/api/calls/{id}/history"))?.json()?;
+        let found = history["previous"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty());
+        Ok(found.then_some(history))
+    })?;
+    assert_eq!(
+        history["previous"][0]["disposition"], "callback-requested",
+        "{history}"
+    );
+    carrier.send(&response_text(
+        &invite,
+        486,
+        "Busy Here",
+        tag,
+        contact,
+        &[],
+        "",
+    ))?;
+    next_request(&carrier, "ACK")?;
     agent.wait()?.ensure_success()?;
 
     let record = callback_record(&switchboard)?;
     assert_eq!(record["callback"]["outcome"], "not-reached", "{record}");
+    assert_eq!(
+        record["callback"]["attempts"][0]["result"], "busy",
+        "{record}"
+    );
     assert_eq!(
         record["callback"]["attempts"].as_array().map(Vec::len),
         Some(1),

@@ -5,12 +5,13 @@
 //! the agent is reserved before the customer is dialled, a busy contact is retried after
 //! `retry_s` until `max_attempts`, and a number on the do-not-call list is never dialled.
 //! So is a number of the site's `[outbound] dnc_file`. A contact list with bad rows is
-//! answered 400 naming the rows, and nothing is imported.
+//! answered 400 naming the rows, and nothing is imported. The queue's calling window is read
+//! on each customer's clock: only the customer whose local time is inside it is dialled.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sip_tests::cdr::{of_type, wait_for_records};
+use sip_tests::cdr::{of_type, report_around_today, wait_for_records};
 use sip_tests::ports::free_port;
 use sip_tests::{
     start_agent_for_calls, HarnessError, HarnessResult, Sipp, SippProcess, Switchboard,
@@ -273,6 +274,26 @@ fn a_list_with_bad_rows_is_refused_with_the_rows_and_nothing_is_imported() -> Ha
     let refused = api.post("/api/campaigns", &unknown_queue.to_string())?;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("no queue named"), "{}", refused.body);
+    // A time zone the tz database does not know: the row is named, nothing is imported.
+    let bad_zone = json!({"name": "x", "queue": "support", "contacts_csv": "number,timezone\n2001,Asia/Shanghai\n2002,Mars/Olympus\n"});
+    let refused = api.post("/api/campaigns", &bad_zone.to_string())?.json()?;
+    assert_eq!(refused["error"]["code"], "bad_rows", "{refused}");
+    assert_eq!(refused["error"]["rows"][0]["row"], 2, "{refused}");
+    assert!(
+        refused["error"]["rows"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unknown time zone \"Mars/Olympus\"")),
+        "{refused}"
+    );
+    let bad_default = json!({"name": "x", "queue": "support", "timezone": "Nowhere", "contacts_csv": "number\n2001\n"});
+    let refused = api.post("/api/campaigns", &bad_default.to_string())?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("\\\"timezone\\\": unknown time zone"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(api.get("/api/campaigns")?.json()?, json!({"campaigns": []}));
     let bad_mode = json!({"name": "x", "queue": "support", "mode": "predictive", "contacts_csv": "number\n2001\n"});
     let refused = api.post("/api/campaigns", &bad_mode.to_string())?;
     assert_eq!(refused.status, 400, "{}", refused.body);
@@ -357,6 +378,66 @@ fn a_wrong_number_is_not_retried_and_the_agents_wrap_up_is_the_contacts_disposit
         "{records:?}"
     );
     assert_eq!(refused[0]["callback"]["attempts"][0]["sip_cause"], 404);
+
+    // The report's Campaigns section: the attempts from the CDRs, the contacts and the
+    // disposition from the campaign list (journalled at most once a second: wait for it).
+    let journal = switchboard.cdr_dir().join("campaigns.json");
+    api.wait_for("the disposition journalled", WAIT, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        Ok(text.contains("follow-up").then_some(()))
+    })?;
+    let table = report_around_today(switchboard.cdr_dir(), &[])?;
+    let line = table
+        .lines()
+        .skip_while(|l| *l != "Campaigns")
+        .find(|l| l.starts_with("return-visit"))
+        .unwrap_or_default();
+    // attempts, answered, no answer, busy, wrong number, failed; contacts, finished,
+    // remaining, do-not-call; dispositions.
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        vec![
+            "return-visit",
+            "2",
+            "1",
+            "0",
+            "0",
+            "1",
+            "0",
+            "3",
+            "2",
+            "0",
+            "1",
+            "follow-up",
+            "1"
+        ],
+        "{table}"
+    );
+    let csv = report_around_today(switchboard.cdr_dir(), &["--format", "csv"])?;
+    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+    let row: Vec<&str> = csv
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r.first() == Some(&"campaign"))
+        .unwrap_or_default();
+    let cell = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .and_then(|i| row.get(i).copied())
+    };
+    assert_eq!(cell("group"), Some("return-visit"), "{csv}");
+    assert_eq!(cell("campaign_attempts"), Some("2"), "{csv}");
+    assert_eq!(cell("campaign_wrong_number"), Some("1"), "{csv}");
+    assert_eq!(cell("campaign_do_not_call"), Some("1"), "{csv}");
+    assert_eq!(cell("campaign_dispositions"), Some("follow-up=1"), "{csv}");
+    let html = report_around_today(switchboard.cdr_dir(), &["--format", "html"])?;
+    assert!(
+        html.contains("<h2>Campaigns</h2>")
+            && html
+                .contains("<tr><td>return-visit</td><td class=\"n\">2</td><td class=\"n\">1</td>"),
+        "{html}"
+    );
     Ok(())
 }
 
@@ -485,5 +566,86 @@ fn a_carriers_digest_challenge_on_a_campaign_call_is_answered_with_the_trunks_cr
     let report = finished_report(&switchboard, id)?;
     assert_eq!(contact(&report, "2007")["state"], "answered", "{report}");
     assert_eq!(contact(&report, "2007")["attempts"], 1, "{report}");
+    Ok(())
+}
+
+/// The IANA fixed-offset zone `hours` east of UTC (`Etc/GMT-8` is UTC+8: the sign is POSIX's).
+fn fixed_zone(hours: i32) -> String {
+    match hours {
+        0 => "Etc/GMT".to_owned(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    }
+}
+
+/// The offset (-12..=12 hours) that puts local time at `local_hour` when UTC is at `utc_hour`.
+fn offset_for(local_hour: i32, utc_hour: i32) -> i32 {
+    (local_hour - utc_hour + 36).rem_euclid(24) - 12
+}
+
+#[test]
+fn each_contact_is_dialled_only_inside_the_window_on_its_own_clock() -> HarnessResult<()> {
+    let carriers = Carriers {
+        answering: free_port()?,
+        busy: free_port()?,
+        silent: free_port()?,
+    };
+    // The queue calls out 09:00-18:00 every day. One customer's clock reads about noon now,
+    // the other's about midnight: hours from either edge, however long the test takes.
+    let utc_hour = i32::from(time::OffsetDateTime::now_utc().hour());
+    let noon = fixed_zone(offset_for(12, utc_hour));
+    let midnight = fixed_zone(offset_for(0, utc_hour));
+    let mut config = config(&carriers);
+    config
+        .support_queue_lines
+        .push("callback_schedule = \"daytime\"".to_owned());
+    config.extra_toml.push_str(
+        "\n[[schedule]]\nname = \"daytime\"\ntime_zone = \"UTC\"\nopen = [\"mon-sun 09:00-18:00\"]\n",
+    );
+    let switchboard = Switchboard::start(config)?;
+    let api = switchboard.api();
+    let agent = start_agent_for_calls(&switchboard, "1001", "campaign_autoanswer.xml", 1, WAIT)?;
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    // Only the customer at noon may be rung: the carrier takes one call.
+    let answering = carrier(&switchboard, "agent_hangup.xml", carriers.answering, 1)?;
+
+    // 2001 names its zone; 2004 (behind a carrier nobody runs) takes the campaign's.
+    let body = json!({
+        "name": "return-visit",
+        "queue": "support",
+        "mode": "progressive",
+        "timezone": midnight,
+        "contacts_csv": format!("number,timezone\n2001,{noon}\n2004,\n"),
+    });
+    let created = api
+        .post("/api/campaigns", &body.to_string())?
+        .expect_status(201, "create campaign")?
+        .json()?;
+    let id = created["id"].as_u64().unwrap_or_default();
+    api.post(&format!("/api/campaigns/{id}/start"), "")?
+        .expect_status(200, "start campaign")?;
+    answering.wait()?.ensure_success()?;
+    agent.wait()?.ensure_success()?;
+
+    let report = api.wait_for("2001 answered", WAIT, || {
+        let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+        Ok((contact(&report, "2001")["state"] == "answered").then_some(report))
+    })?;
+    assert_eq!(contact(&report, "2001")["timezone"], noon, "{report}");
+    // The agent is free again, and 2004 still waits for its window: never dialled.
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    let report = api.get(&format!("/api/campaigns/{id}"))?.json()?;
+    let waiting = contact(&report, "2004");
+    assert_eq!(waiting["timezone"], midnight, "{report}");
+    assert_eq!(waiting["state"], "pending", "{report}");
+    assert_eq!(waiting["attempts"], 0, "{report}");
+    assert_eq!(waiting["waiting"], "window", "{report}");
+    assert!(waiting["window_opens"].is_string(), "{report}");
+    assert_eq!(report["waiting_for_window"], 1, "{report}");
+    let listed = api.get("/api/campaigns")?.json()?;
+    assert_eq!(listed["campaigns"][0]["waiting_for_window"], 1, "{listed}");
+    assert_eq!(report["finished"], false, "{report}");
+    let records = campaign_records(&switchboard, 1)?;
+    assert!(records.iter().all(|r| r["did"] == "2001"), "{records:?}");
     Ok(())
 }

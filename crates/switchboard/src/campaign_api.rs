@@ -108,6 +108,16 @@ fn parse_spec(body: &[u8]) -> Result<CampaignSpec, Refusal> {
     };
     let max_attempts = u32::try_from(number("max_attempts", 3, 1..=20)?).unwrap_or(3);
     let retry = Duration::from_secs(number("retry_s", 300, 1..=86_400)?);
+    // Rows without a `timezone` of their own are read in this zone.
+    let timezone = match value.get("timezone") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(
+            crate::ivr::schedule::time_zone(name)
+                .map(|_| name.clone())
+                .map_err(|e| bad(format!("\"timezone\": {e}")))?,
+        ),
+        Some(_) => return Err(bad("\"timezone\" must be an IANA time zone name").into()),
+    };
     let csv = text("contacts_csv")
         .ok_or_else(|| bad("\"contacts_csv\" must be the contact list as CSV"))?;
     let contacts = parse_contacts(&csv).map_err(Refusal::BadRows)?;
@@ -127,6 +137,7 @@ fn parse_spec(body: &[u8]) -> Result<CampaignSpec, Refusal> {
         max_attempts,
         retry,
         caller_id: text("caller_id"),
+        timezone,
         contacts,
         dnc,
     })

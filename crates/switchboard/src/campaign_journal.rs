@@ -34,14 +34,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = path(dir.path());
         assert!(load(&file).is_empty(), "no file yet");
-        let contacts =
-            parse_contacts("number,name,order\n2001,Li Lei,A-1\n2002,,A-2\n").expect("valid list");
+        let contacts = parse_contacts(
+            "number,name,order,timezone\n2001,Li Lei,A-1,Asia/Shanghai\n2002,,A-2,\n",
+        )
+        .expect("valid list");
         let saved = vec![SavedCampaign {
             id: 3,
             name: "return-visit".into(),
             queue: "support".into(),
             mode: Mode::Progressive,
             caller_id: Some("4000100".into()),
+            timezone: Some("America/New_York".into()),
             max_attempts: 2,
             retry_s: 60,
             running: true,

@@ -9,6 +9,7 @@ pub mod callback_report;
 pub mod caller_lookup;
 mod campaign_api;
 pub mod campaign_journal;
+pub mod campaign_report;
 pub mod cdr_writer;
 pub mod config;
 pub mod do_not_call;

@@ -91,7 +91,9 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
         None => build_report_from_dir(&request.dir, &query, &mut show)?,
     };
     if request.postgres_url.is_none() {
-        report.agent_transfers = transfers_by_agent(&request, &query)?.into_iter().collect();
+        let figures = whole_call_figures(&request, &query)?;
+        report.agent_transfers = figures.transfers.into_iter().collect();
+        report.campaigns = figures.campaigns;
     }
     if started.elapsed() >= Duration::from_secs(1) {
         eprintln!("report: done in {:.1} s", started.elapsed().as_secs_f64());
@@ -117,8 +119,9 @@ pub fn run(request: ReportRequest) -> anyhow::Result<()> {
 }
 
 /// The sections after the table that read whole call records from the CDR files (wrap-up
-/// dispositions, transfers by agent); none for PostgreSQL, which carries the calls' figures
-/// only. CSV and HTML carry the transfers in the report itself (`agent_transfers`).
+/// dispositions, transfers by agent, callbacks, campaigns); none for PostgreSQL, which carries
+/// the calls' figures only. CSV and HTML carry the transfers and the campaigns in the report
+/// itself (`agent_transfers`, `campaigns`).
 fn write_call_sections(
     request: &ReportRequest,
     format: ReportFormat,
@@ -131,7 +134,9 @@ fn write_call_sections(
     }
     write_wrap_ups(request, query, out)?;
     write_transfers(&report.agent_transfers, out)?;
-    write_callbacks(request, query, out)
+    write_callbacks(request, query, out)?;
+    crate::campaign_report::write(&report.campaigns, out)?;
+    Ok(())
 }
 
 /// Callbacks asked for and how they ended, per queue; nothing when none was asked for.
@@ -187,12 +192,13 @@ fn write_wrap_ups(
     Ok(())
 }
 
-/// Transfers made (out) and taken over (in) per agent for the report's calls, from the CDR
-/// files.
-fn transfers_by_agent(
+/// Transfers made (out) and taken over (in) per agent for the report's calls, and the
+/// campaigns (attempts from the CDR files, contacts from the campaign list next to them), in
+/// one pass over the CDR files.
+fn whole_call_figures(
     request: &ReportRequest,
     query: &ReportQuery,
-) -> anyhow::Result<std::collections::BTreeMap<String, cdr::report::AgentTransfers>> {
+) -> anyhow::Result<WholeCallFigures> {
     let scan = cdr::report::CallScan {
         from: query.from,
         to: query.to,
@@ -200,11 +206,29 @@ fn transfers_by_agent(
         agent: query.agent.as_deref(),
     };
     let mut by_agent = std::collections::BTreeMap::new();
+    let mut by_campaign = std::collections::BTreeMap::new();
     scan.each_call(&request.dir, &mut |call| {
-        cdr::report::count_transfers(call, &mut by_agent)
+        cdr::report::count_transfers(call, &mut by_agent);
+        cdr::report::count_campaign_attempts(call, &mut by_campaign);
     })
-    .map_err(|e| anyhow::anyhow!("reading transfers: {e}"))?;
-    Ok(by_agent)
+    .map_err(|e| anyhow::anyhow!("reading transfers and campaigns: {e}"))?;
+    // With an agent filter, only the campaigns that agent dialled.
+    let campaigns = crate::campaign_report::gather(
+        by_campaign,
+        &crate::campaign_report::load(&request.dir),
+        query.queue.as_deref(),
+        query.agent.is_some(),
+    );
+    Ok(WholeCallFigures {
+        transfers: by_agent,
+        campaigns,
+    })
+}
+
+/// What the report takes from whole call records besides the figures.
+struct WholeCallFigures {
+    transfers: std::collections::BTreeMap<String, cdr::report::AgentTransfers>,
+    campaigns: Vec<(String, cdr::report::CampaignFigures)>,
 }
 
 /// The transfers section of the text report; nothing when no call was transferred.

@@ -133,6 +133,7 @@ impl ReportBuilder {
             staffing,
             source,
             agent_transfers: Vec::new(),
+            campaigns: Vec::new(),
         }
     }
 

@@ -24,6 +24,7 @@
 
 mod aggregate;
 pub mod call_scan;
+pub mod campaign_figures;
 pub mod erlang;
 pub mod figures;
 mod interval;
@@ -43,6 +44,7 @@ use time::OffsetDateTime;
 
 pub use aggregate::ReportBuilder;
 pub use call_scan::{count_transfers, AgentTransfers, CallScan};
+pub use campaign_figures::{count_campaign_attempts, CampaignContacts, CampaignFigures};
 
 /// The HTML report's SVG charts and page style, for other pages with the same look
 /// (`switchboard simulate` uses them).
@@ -159,6 +161,9 @@ pub struct Report {
     /// Filled by whoever read the whole call records (the CDR files); empty from PostgreSQL,
     /// which keeps the calls' figures only.
     pub agent_transfers: Vec<(String, AgentTransfers)>,
+    /// Per campaign by name: its attempts over the range by result, and where its contacts
+    /// stand. Filled, like `agent_transfers`, by whoever read the whole call records.
+    pub campaigns: Vec<(String, CampaignFigures)>,
 }
 
 /// Output formats.

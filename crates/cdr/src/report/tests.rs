@@ -669,3 +669,116 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn campaigns_render_as_csv_rows_and_an_html_table() {
+    let dir = tempfile::tempdir().unwrap();
+    write_cdr_dir(dir.path(), &fixture());
+    let mut report = build(dir.path(), &query());
+    report.campaigns = vec![
+        (
+            "spring <visit>".to_owned(),
+            CampaignFigures {
+                attempts: 5,
+                answered: 2,
+                no_answer: 1,
+                busy: 1,
+                wrong_number: 1,
+                failed: 0,
+                contacts: Some(CampaignContacts {
+                    total: 4,
+                    finished: 3,
+                    remaining: 0,
+                    do_not_call: 1,
+                    dispositions: [("follow-up".to_owned(), 2)].into(),
+                }),
+            },
+        ),
+        (
+            "archived".to_owned(),
+            CampaignFigures {
+                attempts: 1,
+                failed: 1,
+                ..CampaignFigures::default()
+            },
+        ),
+    ];
+    let mut out = Vec::new();
+    report.write(ReportFormat::Csv, &mut out).unwrap();
+    let mut reader = csv::Reader::from_reader(out.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let spring = rows
+        .iter()
+        .find(|r| &r[0] == "campaign" && &r[col("group")] == "spring <visit>")
+        .unwrap();
+    let cells = |row: &csv::StringRecord, names: &[&str]| -> Vec<String> {
+        names.iter().map(|n| row[col(n)].to_owned()).collect()
+    };
+    assert_eq!(
+        cells(
+            spring,
+            &[
+                "campaign_attempts",
+                "campaign_answered",
+                "campaign_no_answer",
+                "campaign_busy",
+                "campaign_wrong_number",
+                "campaign_failed",
+                "campaign_contacts",
+                "campaign_contacts_finished",
+                "campaign_contacts_remaining",
+                "campaign_do_not_call",
+                "campaign_dispositions",
+            ]
+        ),
+        [
+            "5",
+            "2",
+            "1",
+            "1",
+            "1",
+            "0",
+            "4",
+            "3",
+            "0",
+            "1",
+            "follow-up=2"
+        ]
+    );
+    assert_eq!(
+        &spring[col("offered")],
+        "",
+        "no call figures on a campaign row"
+    );
+    let archived = rows
+        .iter()
+        .find(|r| &r[col("group")] == "archived")
+        .unwrap();
+    assert_eq!(&archived[col("campaign_failed")], "1");
+    assert_eq!(&archived[col("campaign_contacts")], "", "list not known");
+    // Other rows leave the campaign columns empty.
+    let total = rows.iter().find(|r| &r[0] == "total").unwrap();
+    assert_eq!(&total[col("campaign_attempts")], "");
+
+    let mut out = Vec::new();
+    report.write(ReportFormat::Html, &mut out).unwrap();
+    let html = String::from_utf8(out).unwrap();
+    assert!(html.contains("<h2>Campaigns</h2>"), "{html}");
+    assert!(
+        html.contains(
+            "<tr><td>spring &lt;visit&gt;</td><td class=\"n\">5</td><td class=\"n\">2</td>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("<td>follow-up 2</td></tr>"), "{html}");
+    assert!(
+        html.contains("<td colspan=\"5\">list not found</td>"),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<table").count(),
+        html.matches("</table>").count()
+    );
+}

@@ -52,6 +52,18 @@ pub struct CallView {
     pub transfers: usize,
 }
 
+impl CallView {
+    /// The customer's number: the caller on a call in, the number dialled on a call out (its
+    /// `caller` is the number Switchboard sends as caller ID, the same for every customer).
+    pub fn customer_number(&self) -> &str {
+        if self.direction == "outbound" {
+            &self.did
+        } else {
+            &self.caller
+        }
+    }
+}
+
 /// One leg of a live call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LegView {

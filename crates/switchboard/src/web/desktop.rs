@@ -75,10 +75,12 @@ pub struct PastCall {
     pub notes: Option<String>,
 }
 
-/// The last [`HISTORY_CALLS`] calls from `caller` in the CDR files of `dir`, newest first.
+/// The last [`HISTORY_CALLS`] calls with the customer `number` in the CDR files of `dir`,
+/// newest first: the calls they made (their number is the caller) and the calls out to them
+/// (callbacks, campaign attempts, agents' own calls: their number is the one dialled).
 pub fn previous_calls(
     dir: &std::path::Path,
-    caller: &str,
+    number: &str,
     now: time::OffsetDateTime,
 ) -> Result<Vec<PastCall>, String> {
     let from = now - time::Duration::days(HISTORY_DAYS);
@@ -91,7 +93,11 @@ pub fn previous_calls(
             let Ok(cdr::Record::Call(call)) = cdr::Record::from_json(line) else {
                 continue;
             };
-            if call.caller == caller {
+            let customer = match call.direction {
+                cdr::Direction::Inbound => &call.caller,
+                cdr::Direction::Outbound => &call.did,
+            };
+            if customer == number {
                 found.push(call);
             }
         }
@@ -116,8 +122,9 @@ pub fn previous_calls(
         .collect())
 }
 
-/// `GET /api/calls/{id}/history`: the previous calls of the live call's caller (the number
-/// itself is not in the URL, so it stays out of access logs and masked roles never send it).
+/// `GET /api/calls/{id}/history`: the previous calls of the live call's customer (the caller,
+/// or on a call out the number dialled). The number itself is not in the URL, so it stays out
+/// of access logs and masked roles never send it.
 pub(crate) async fn caller_history(
     State(state): State<ApiState>,
     ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
@@ -151,9 +158,9 @@ pub(crate) async fn caller_history(
         }
     }
     let dir = state.node.config.current().cdr.dir.clone();
-    let caller = found.caller.clone();
+    let customer = found.customer_number().to_owned();
     let history = tokio::task::spawn_blocking(move || {
-        previous_calls(&dir, &caller, time::OffsetDateTime::now_utc())
+        previous_calls(&dir, &customer, time::OffsetDateTime::now_utc())
     })
     .await
     .map_err(|_| crate::http::stopping())?
@@ -165,4 +172,51 @@ pub(crate) async fn caller_history(
         )
     })?;
     Ok(Json(json!({ "call": call, "previous": history })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call record ending at `ended` with `caller` and `did`, in or out.
+    fn record(id: &str, ended: &str, caller: &str, did: &str, outbound: bool) -> String {
+        json!({
+            "type": "call", "id": id, "trunk_call_id": id, "arrived": ended, "ended": ended,
+            "caller": caller, "did": did, "queue": "support",
+            "wait_s": 0.0, "ring_s": 0.0, "talk_s": 0.0, "hold_s": 0.0, "wrap_up_s": 0.0,
+            "disposition": "answered", "hangup_side": "caller", "priority": 0,
+            "direction": if outbound { "outbound" } else { "inbound" },
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_customers_history_has_their_calls_in_and_the_calls_out_to_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let lines = [
+            record("in-1", "2026-03-10T09:00:00Z", "2000", "100", false),
+            record("out-1", "2026-03-10T10:00:00Z", "4000100", "2000", true),
+            record("in-other", "2026-03-10T11:00:00Z", "3000", "100", false),
+            record("out-other", "2026-03-10T12:00:00Z", "4000100", "3000", true),
+        ];
+        std::fs::write(
+            dir.path().join("cdr-2026-03-10.jsonl"),
+            lines.join("\n") + "\n",
+        )
+        .expect("written");
+        let now = time::macros::datetime!(2026-03-11 00:00 UTC);
+        let history = previous_calls(dir.path(), "2000", now).expect("read");
+        let dates: Vec<&str> = history.iter().map(|c| c.date.as_str()).collect();
+        assert_eq!(
+            dates,
+            vec!["2026-03-10T10:00:00Z", "2026-03-10T09:00:00Z"],
+            "the call out to 2000, then the call from 2000, newest first"
+        );
+        assert!(
+            previous_calls(dir.path(), "4000100", now)
+                .expect("read")
+                .is_empty(),
+            "the caller ID sent on calls out is nobody's history"
+        );
+    }
 }

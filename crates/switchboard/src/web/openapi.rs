@@ -48,19 +48,19 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/campaigns",
-        "Create a campaign: {name, queue, mode: preview|progressive, max_attempts, retry_s, caller_id, contacts_csv, dnc: [numbers]}; 201 with its report; bad CSV rows: 400 bad_rows listing {row, reason}, nothing imported",
+        "Create a campaign: {name, queue, mode: preview|progressive, max_attempts, retry_s, caller_id, timezone (IANA zone of rows without one), contacts_csv (number, name, timezone, custom columns), dnc: [numbers]}; 201 with its report; bad CSV rows (an unknown time zone included): 400 bad_rows listing {row, reason}, nothing imported",
         "supervisor, admin",
     ),
     (
         "get",
         "/api/campaigns",
-        "Every campaign in short: {campaigns: [{id, name, queue, mode, running, finished, contacts, tally}]}",
+        "Every campaign in short: {campaigns: [{id, name, queue, mode, running, finished, contacts, tally, waiting_for_window}]}",
         "supervisor, admin",
     ),
     (
         "get",
         "/api/campaigns/{id}",
-        "A campaign's report: running, tally per contact state, every contact with attempts, last result (wrong-number included) and the agent's wrap-up disposition",
+        "A campaign's report: running, tally per contact state, every contact with its time zone, attempts, last result (wrong-number included), the agent's wrap-up disposition, and what a due contact waits for (window: closed on the customer's clock, with window_opens; or agent)",
         "supervisor, admin",
     ),
     (

@@ -68,6 +68,7 @@ pub(crate) fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         false,
     )?;
     write_agent_transfers(report, out)?;
+    write_campaigns(report, out)?;
     writeln!(
         out,
         "<p class=\"meta\">Answer rate, abandon rate and service level are over offered calls \
@@ -268,6 +269,52 @@ fn write_agent_transfers(report: &Report, out: &mut dyn Write) -> io::Result<()>
         )?;
     }
     writeln!(out, "</table>")
+}
+
+/// Per campaign: attempts over the range by result, and where the contacts stand now.
+fn write_campaigns(report: &Report, out: &mut dyn Write) -> io::Result<()> {
+    if report.campaigns.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "<h2>Campaigns</h2>")?;
+    writeln!(
+        out,
+        "<table>\n<tr><th>Campaign</th><th>Attempts</th><th>Answered</th><th>No answer</th>\
+         <th>Busy</th><th>Wrong number</th><th>Failed</th><th>Contacts</th><th>Finished</th>\
+         <th>Remaining</th><th>Do not call</th><th>Dispositions</th></tr>"
+    )?;
+    for (campaign, f) in &report.campaigns {
+        write!(out, "<tr><td>{}</td>", escape(campaign))?;
+        for n in [
+            f.attempts,
+            f.answered,
+            f.no_answer,
+            f.busy,
+            f.wrong_number,
+            f.failed,
+        ] {
+            write!(out, "<td class=\"n\">{n}</td>")?;
+        }
+        match &f.contacts {
+            Some(c) => {
+                for n in [c.total, c.finished, c.remaining, c.do_not_call] {
+                    write!(out, "<td class=\"n\">{n}</td>")?;
+                }
+                let dispositions: Vec<String> = c
+                    .dispositions
+                    .iter()
+                    .map(|(code, n)| format!("{} {n}", escape(code)))
+                    .collect();
+                writeln!(out, "<td>{}</td></tr>", dispositions.join(", "))?;
+            }
+            None => writeln!(out, "<td colspan=\"5\">list not found</td></tr>")?,
+        }
+    }
+    writeln!(
+        out,
+        "</table>\n<p class=\"meta\">Attempts are those of the report's range; contacts and \
+         dispositions are the campaign lists as they stand now.</p>"
+    )
 }
 
 fn write_rows(

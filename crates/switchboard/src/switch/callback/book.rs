@@ -124,6 +124,8 @@ pub struct CampaignContact {
     pub contact: usize,
     /// Progressive mode: the agent's phone is asked to answer by itself.
     pub progressive: bool,
+    /// The customer's zone: the calling window is read on its clocks (`None`: the window's own).
+    pub time_zone: Option<jiff::tz::TimeZone>,
 }
 
 /// Who asked for a callback, where, and when.

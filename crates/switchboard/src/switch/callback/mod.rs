@@ -15,9 +15,7 @@
 //! to the CDRs (`callback_journal`), so a restart books them again.
 
 pub mod book;
-mod window;
-
-pub(super) use window::Window;
+pub(super) mod window;
 
 use super::call::CallNumber;
 use super::outbound::route;
@@ -79,12 +77,26 @@ impl Switch {
         self.enqueue_callback(now, id);
     }
 
-    /// The calling window of `queue` now (`None`: the queue has no `callback_schedule`).
-    pub(super) fn calling_window(&self, now: Instant, queue: &str) -> Option<window::Window> {
-        let name = self.config.queue(queue)?.callback_schedule.as_ref()?;
+    /// The calling window of callback `id` now: its queue's `callback_schedule`, read on the
+    /// customer's clock when a campaign contact names a zone (`None`: the queue has no
+    /// `callback_schedule`).
+    fn calling_window(&self, now: Instant, id: CallNumber) -> Option<window::Window> {
+        let callback = self.callbacks.get(id)?;
+        let name = self
+            .config
+            .queue(&callback.queue)?
+            .callback_schedule
+            .as_ref()?;
         let schedule = self.config.schedules.iter().find(|s| &s.name == name)?;
+        let zone = callback
+            .campaign
+            .as_ref()
+            .and_then(|o| o.time_zone.as_ref());
         let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
-        Some(window::at(&schedule.schedule, unix))
+        Some(window::at(
+            &super::campaign::local_window::in_zone(&schedule.schedule, zone),
+            unix,
+        ))
     }
 
     /// The instant `unix` (seconds since the epoch) falls on, on the monotonic clock.
@@ -100,7 +112,7 @@ impl Switch {
             Some(callback) => callback.queue.clone(),
             None => return,
         };
-        match self.calling_window(now, &queue) {
+        match self.calling_window(now, id) {
             Some(window::Window::Closed { opens_at: None }) => {
                 tracing::warn!(callback = id, %queue, "the calling window never opens: callback cancelled");
                 self.finish_callback(now, id, CallbackOutcome::Cancelled, Vec::new());
@@ -770,7 +782,7 @@ impl Switch {
             Stage::Waiting => {
                 let queue = callback.queue.clone();
                 let closed = matches!(
-                    self.calling_window(now, &queue),
+                    self.calling_window(now, id),
                     Some(window::Window::Closed { .. })
                 );
                 if closed {

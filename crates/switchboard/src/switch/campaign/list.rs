@@ -47,6 +47,10 @@ pub enum ContactState {
 pub struct Contact {
     pub number: String,
     pub name: Option<String>,
+    /// The customer's IANA time zone (the row's `timezone` column): the calling window is read
+    /// on its clocks. `None`: the campaign's `timezone`, else the window's own zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     /// The row's other columns, by header name.
     pub fields: BTreeMap<String, String>,
     pub state: ContactState,
@@ -71,8 +75,8 @@ pub struct RowError {
     pub reason: String,
 }
 
-/// Reads a CSV contact list with a header row naming `number` (required), `name` (optional)
-/// and any custom columns. Every bad row is reported; nothing is imported if any is bad.
+/// Reads a CSV contact list with a header row naming `number` (required), `name` and
+/// `timezone` (optional; an IANA name such as `America/New_York`) and any custom columns. Every bad row is reported; nothing is imported if any is bad.
 pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -94,6 +98,7 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
         }]);
     };
     let name_column = headers.iter().position(|h| h == "name");
+    let zone_column = headers.iter().position(|h| h == "timezone");
     let mut contacts = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
@@ -117,6 +122,13 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
             });
             continue;
         }
+        let timezone = zone_column
+            .and_then(|c| record.get(c))
+            .filter(|z| !z.is_empty());
+        if let Some(Err(reason)) = timezone.map(crate::ivr::schedule::time_zone) {
+            errors.push(RowError { row, reason });
+            continue;
+        }
         if !seen.insert(number.to_owned()) {
             errors.push(RowError {
                 row,
@@ -128,7 +140,11 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
             .iter()
             .zip(record.iter())
             .enumerate()
-            .filter(|(column, _)| *column != number_column && Some(*column) != name_column)
+            .filter(|(column, _)| {
+                *column != number_column
+                    && Some(*column) != name_column
+                    && Some(*column) != zone_column
+            })
             .map(|(_, (header, value))| (header.to_owned(), value.to_owned()))
             .collect();
         contacts.push(Contact {
@@ -137,6 +153,7 @@ pub fn parse_contacts(text: &str) -> Result<Vec<Contact>, Vec<RowError>> {
                 .and_then(|c| record.get(c))
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
+            timezone: timezone.map(str::to_owned),
             fields,
             state: ContactState::Pending,
             attempts: 0,
@@ -189,6 +206,26 @@ mod seconds {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
     }
+}
+
+/// Whether a due contact's calling window (on the customer's clock) lets it be dialled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachable {
+    Now,
+    /// Closed until this instant.
+    OpensAt(Instant),
+    /// Closed for as far as the window is looked at.
+    Never,
+}
+
+/// What [`Dialler::take`] handed out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Taken {
+    /// Contact indices, now in progress.
+    pub contacts: Vec<usize>,
+    /// The earliest opening of a due contact's window that was closed: the dialler looks again
+    /// then.
+    pub next_opening: Option<Instant>,
 }
 
 /// What the dialler does with an attempt's end.
@@ -305,15 +342,21 @@ impl Dialler {
             .count()
     }
 
-    /// Up to `free` contacts to hand to the ACD now: pending ones first in list order, then
-    /// those whose retry is due. They are marked in progress. Nothing while paused.
-    pub fn take(&mut self, now: Instant, free: usize) -> Vec<usize> {
+    /// Up to `free` contacts to hand to the ACD now, in list order: pending ones and those
+    /// whose retry is due, when `reachable` says their calling window is open. They are marked
+    /// in progress. Nothing while paused.
+    pub fn take(
+        &mut self,
+        now: Instant,
+        free: usize,
+        mut reachable: impl FnMut(&Contact) -> Reachable,
+    ) -> Taken {
+        let mut taken = Taken::default();
         if !self.running {
-            return Vec::new();
+            return taken;
         }
-        let mut taken = Vec::new();
         for (index, contact) in self.contacts.iter_mut().enumerate() {
-            if taken.len() >= free {
+            if taken.contacts.len() >= free {
                 break;
             }
             let due = match contact.state {
@@ -321,13 +364,31 @@ impl Dialler {
                 ContactState::RetryWait => contact.due.is_some_and(|at| at <= now),
                 _ => false,
             };
-            if due && !self.dnc.contains(&contact.number) {
-                contact.state = ContactState::InProgress;
-                contact.due = None;
-                taken.push(index);
+            if !due || self.dnc.contains(&contact.number) {
+                continue;
+            }
+            match reachable(contact) {
+                Reachable::Now => {
+                    contact.state = ContactState::InProgress;
+                    contact.due = None;
+                    taken.contacts.push(index);
+                }
+                Reachable::OpensAt(at) => {
+                    taken.next_opening = Some(taken.next_opening.map_or(at, |t| t.min(at)));
+                }
+                Reachable::Never => {}
             }
         }
         taken
+    }
+
+    /// Whether contact `index` would be handed out now were its window open and an agent free.
+    pub fn is_due(&self, index: usize, now: Instant) -> bool {
+        self.contacts.get(index).is_some_and(|c| match c.state {
+            ContactState::Pending => !self.dnc.contains(&c.number),
+            ContactState::RetryWait => c.due.is_some_and(|at| at <= now),
+            _ => false,
+        })
     }
 
     /// Attempt `call` on contact `index` ended with `result`.
@@ -423,6 +484,11 @@ mod tests {
         )
     }
 
+    /// Takes contacts as if every window were open.
+    fn take_open(d: &mut Dialler, now: Instant, free: usize) -> Vec<usize> {
+        d.take(now, free, |_| Reachable::Now).contacts
+    }
+
     #[test]
     fn a_list_keeps_names_and_custom_fields() {
         let contacts =
@@ -436,6 +502,58 @@ mod tests {
         );
         assert_eq!(contacts[1].name, None);
         assert!(!contacts[1].fields.contains_key("number"));
+    }
+
+    #[test]
+    fn a_timezone_column_is_each_customers_zone_and_a_bad_zone_names_its_row() {
+        let contacts = parse_contacts(
+            "number,timezone,order\n101,America/New_York,A\n102,,B\n103,Asia/Shanghai,C\n",
+        )
+        .expect("valid");
+        assert_eq!(contacts[0].timezone.as_deref(), Some("America/New_York"));
+        assert_eq!(
+            contacts[1].timezone, None,
+            "an empty cell: the campaign's zone"
+        );
+        assert_eq!(contacts[2].timezone.as_deref(), Some("Asia/Shanghai"));
+        assert!(
+            !contacts[0].fields.contains_key("timezone"),
+            "not a custom field"
+        );
+        let errors = parse_contacts("number,timezone\n101,UTC\n102,Mars/Olympus\n103,New York\n")
+            .expect_err("bad zones");
+        let rows: Vec<usize> = errors.iter().map(|e| e.row).collect();
+        assert_eq!(rows, vec![2, 3], "{errors:?}");
+        assert!(
+            errors[0]
+                .reason
+                .contains("unknown time zone \"Mars/Olympus\""),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn contacts_outside_their_window_wait_and_the_earliest_opening_is_reported() {
+        let now = Instant::now();
+        let mut d = dialler(
+            "number,timezone\n101,America/New_York\n102,Asia/Shanghai\n103,Europe/Paris\n",
+            &[],
+            2,
+        );
+        d.running = true;
+        let soon = now + Duration::from_secs(600);
+        let later = now + Duration::from_secs(3600);
+        let taken = d.take(now, 5, |c| match c.timezone.as_deref() {
+            Some("Asia/Shanghai") => Reachable::Now,
+            Some("America/New_York") => Reachable::OpensAt(later),
+            _ => Reachable::OpensAt(soon),
+        });
+        assert_eq!(taken.contacts, vec![1], "only the one inside its window");
+        assert_eq!(taken.next_opening, Some(soon), "the earliest opening");
+        assert_eq!(d.contacts[0].state, ContactState::Pending);
+        assert!(d.is_due(0, now) && !d.is_due(1, now));
+        let none = d.take(now, 5, |_| Reachable::Never);
+        assert_eq!(none, Taken::default(), "never open: nothing, no wake-up");
     }
 
     #[test]
@@ -459,13 +577,13 @@ mod tests {
     fn contacts_are_handed_out_one_per_free_agent_and_never_when_paused() {
         let now = Instant::now();
         let mut d = dialler("number\n101\n102\n103\n", &[], 2);
-        assert!(d.take(now, 5).is_empty(), "not started");
+        assert!(take_open(&mut d, now, 5).is_empty(), "not started");
         d.running = true;
-        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(take_open(&mut d, now, 2), vec![0, 1]);
         assert_eq!(d.in_progress(), 2);
-        assert_eq!(d.take(now, 0), Vec::<usize>::new());
-        assert_eq!(d.take(now, 5), vec![2]);
-        assert!(d.take(now, 5).is_empty(), "everything is out");
+        assert_eq!(take_open(&mut d, now, 0), Vec::<usize>::new());
+        assert_eq!(take_open(&mut d, now, 5), vec![2]);
+        assert!(take_open(&mut d, now, 5).is_empty(), "everything is out");
     }
 
     #[test]
@@ -473,7 +591,7 @@ mod tests {
         let now = Instant::now();
         let mut d = dialler("number\n101\n102\n", &["102"], 2);
         d.running = true;
-        assert_eq!(d.take(now, 5), vec![0]);
+        assert_eq!(take_open(&mut d, now, 5), vec![0]);
         assert_eq!(d.contacts[1].state, ContactState::DoNotCall);
         assert!(!d.may_dial("102"));
         assert!(d.may_dial("101"));
@@ -484,7 +602,7 @@ mod tests {
         let now = Instant::now();
         let mut d = dialler("number\n101\n102\n", &[], 2);
         d.running = true;
-        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(take_open(&mut d, now, 2), vec![0, 1]);
         assert_eq!(
             d.attempt_ended(now, 0, 11, CallbackResult::Busy),
             AfterAttempt::RetryAt(now + Duration::from_secs(60))
@@ -493,9 +611,12 @@ mod tests {
             d.attempt_ended(now, 1, 12, CallbackResult::Answered),
             AfterAttempt::Done
         );
-        assert!(d.take(now, 5).is_empty(), "the retry is not due yet");
+        assert!(
+            take_open(&mut d, now, 5).is_empty(),
+            "the retry is not due yet"
+        );
         let later = now + Duration::from_secs(60);
-        assert_eq!(d.take(later, 5), vec![0]);
+        assert_eq!(take_open(&mut d, later, 5), vec![0]);
         assert_eq!(
             d.attempt_ended(later, 0, 13, CallbackResult::NoAnswer),
             AfterAttempt::Done
@@ -513,7 +634,7 @@ mod tests {
         let now = Instant::now();
         let mut d = dialler("number\n101\n102\n", &[], 3);
         d.running = true;
-        assert_eq!(d.take(now, 2), vec![0, 1]);
+        assert_eq!(take_open(&mut d, now, 2), vec![0, 1]);
         assert_eq!(
             d.attempt_ended(now, 0, 21, CallbackResult::WrongNumber),
             AfterAttempt::Done
@@ -538,7 +659,7 @@ mod tests {
         let now = Instant::now();
         let mut d = dialler("number\n101\n102\n103\n104\n105\n", &["105"], 2);
         d.running = true;
-        assert_eq!(d.take(now, 4), vec![0, 1, 2, 3]);
+        assert_eq!(take_open(&mut d, now, 4), vec![0, 1, 2, 3]);
         d.attempt_ended(now, 2, 30, CallbackResult::Busy);
         d.attempt_ended(now, 3, 31, CallbackResult::Answered);
         assert!(d.wrapped_up(31, "resolved"));
@@ -580,9 +701,9 @@ mod tests {
         let now = Instant::now();
         let mut d = dialler("number\n101\n", &[], 1);
         d.running = true;
-        assert_eq!(d.take(now, 1), vec![0]);
+        assert_eq!(take_open(&mut d, now, 1), vec![0]);
         d.hand_back(0);
         assert_eq!(d.contacts[0].state, ContactState::Pending);
-        assert_eq!(d.take(now, 1), vec![0]);
+        assert_eq!(take_open(&mut d, now, 1), vec![0]);
     }
 }

@@ -12,14 +12,17 @@
 //! the agent's wrap-up of the answered call) is in `GET /api/campaigns/{id}`.
 
 pub mod list;
+pub mod local_window;
 
 use super::call::CallNumber;
 use super::callback::book::{Booking, Callback, Stage};
 use super::{Switch, SwitchTimer};
-use list::{AfterAttempt, Contact, Dialler, Mode, Resume};
+use list::{AfterAttempt, Contact, Dialler, Mode, Reachable, Resume};
+use local_window::ZoneWindows;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Campaign entries wait below inbound callers in a shared queue.
@@ -56,6 +59,8 @@ pub struct CampaignSpec {
     pub max_attempts: u32,
     pub retry: Duration,
     pub caller_id: Option<String>,
+    /// The IANA zone of contacts whose row names none (already checked).
+    pub timezone: Option<String>,
     pub contacts: Vec<Contact>,
     pub dnc: HashSet<String>,
 }
@@ -84,7 +89,16 @@ pub struct Campaign {
     pub queue: String,
     pub mode: Mode,
     pub caller_id: Option<String>,
+    /// The IANA zone of contacts whose row names none (`None`: the calling window's own).
+    pub timezone: Option<String>,
     pub dialler: Dialler,
+}
+
+impl Campaign {
+    /// The zone contact `contact`'s calling window is read in (`None`: the window's own).
+    fn zone_of<'a>(&'a self, contact: &'a Contact) -> Option<&'a str> {
+        contact.timezone.as_deref().or(self.timezone.as_deref())
+    }
 }
 
 /// Every campaign, journalled next to the CDRs whenever one changes (`campaign_journal`).
@@ -100,6 +114,10 @@ pub struct Campaigns {
     journalled_at: Option<Instant>,
     /// A wake-up is set for changes held back by [`JOURNAL_INTERVAL`].
     journal_wake_set: bool,
+    /// The calling window in each customer's zone, kept while it holds.
+    windows: ZoneWindows,
+    /// The earliest wake-up set for a contact's window to open (one timer, not one per feed).
+    window_wake: Option<Instant>,
 }
 
 impl Campaigns {
@@ -122,6 +140,8 @@ pub struct SavedCampaign {
     pub queue: String,
     pub mode: Mode,
     pub caller_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     pub max_attempts: u32,
     pub retry_s: u64,
     pub running: bool,
@@ -170,6 +190,7 @@ impl Switch {
                         queue: spec.queue,
                         mode: spec.mode,
                         caller_id: spec.caller_id,
+                        timezone: spec.timezone,
                         dialler,
                     },
                 );
@@ -191,10 +212,10 @@ impl Switch {
                 }
                 id
             }
-            CampaignCommand::List => return Ok(self.campaign_list()),
+            CampaignCommand::List => return Ok(self.campaign_list(now)),
             CampaignCommand::Report(id) => {
                 return self
-                    .campaign_report(id)
+                    .campaign_report(now, id)
                     .ok_or(CampaignError::UnknownCampaign(id))
             }
             CampaignCommand::WrappedUp { call, disposition } => {
@@ -213,7 +234,7 @@ impl Switch {
             }
         };
         self.campaigns.changed();
-        self.campaign_report(id)
+        self.campaign_report(now, id)
             .ok_or(CampaignError::UnknownCampaign(id))
     }
 
@@ -263,6 +284,7 @@ impl Switch {
                     queue: c.queue.clone(),
                     mode: c.mode,
                     caller_id: c.caller_id.clone(),
+                    timezone: c.timezone.clone(),
                     max_attempts: c.dialler.max_attempts,
                     retry_s: c.dialler.retry.as_secs(),
                     running: c.dialler.running,
@@ -325,6 +347,7 @@ impl Switch {
                     queue: campaign.queue,
                     mode: campaign.mode,
                     caller_id: campaign.caller_id,
+                    timezone: campaign.timezone,
                     dialler,
                 },
             );
@@ -334,12 +357,17 @@ impl Switch {
         self.feed_campaigns(now);
     }
 
-    fn campaign_list(&self) -> Value {
+    fn campaign_list(&self, now: Instant) -> Value {
         let campaigns: Vec<Value> = self
             .campaigns
             .by_id
             .values()
             .map(|c| {
+                let waiting_for_window = self
+                    .contact_waits(now, c)
+                    .iter()
+                    .filter(|w| matches!(w.waiting, Some(Waiting::Window { .. })))
+                    .count();
                 json!({
                     "id": c.id,
                     "name": c.name,
@@ -349,14 +377,48 @@ impl Switch {
                     "finished": c.dialler.finished(),
                     "contacts": c.dialler.contacts.len(),
                     "tally": c.dialler.tally(),
+                    "waiting_for_window": waiting_for_window,
                 })
             })
             .collect();
         json!({ "campaigns": campaigns })
     }
 
-    fn campaign_report(&self, id: u64) -> Option<Value> {
+    fn campaign_report(&self, now: Instant, id: u64) -> Option<Value> {
         let campaign = self.campaigns.get(id)?;
+        let waits = self.contact_waits(now, campaign);
+        let waiting_for_window = waits
+            .iter()
+            .filter(|w| matches!(w.waiting, Some(Waiting::Window { .. })))
+            .count();
+        // Each contact: its row and progress, the zone its window is read in, and what a due
+        // one waits for.
+        let contacts: Vec<Value> = campaign
+            .dialler
+            .contacts
+            .iter()
+            .zip(waits)
+            .map(|(contact, wait)| {
+                let mut view = serde_json::to_value(contact).unwrap_or(Value::Null);
+                if let Value::Object(fields) = &mut view {
+                    fields.insert("timezone".to_owned(), json!(wait.zone));
+                    match wait.waiting {
+                        Some(Waiting::Window { opens_at }) => {
+                            fields.insert("waiting".to_owned(), json!("window"));
+                            fields.insert(
+                                "window_opens".to_owned(),
+                                json!(opens_at.and_then(rfc3339)),
+                            );
+                        }
+                        Some(Waiting::Agent) => {
+                            fields.insert("waiting".to_owned(), json!("agent"));
+                        }
+                        None => {}
+                    }
+                }
+                view
+            })
+            .collect();
         Some(json!({
             "id": campaign.id,
             "name": campaign.name,
@@ -366,14 +428,51 @@ impl Switch {
             "finished": campaign.dialler.finished(),
             "max_attempts": campaign.dialler.max_attempts,
             "retry_s": campaign.dialler.retry.as_secs(),
+            "timezone": campaign.timezone,
             "tally": campaign.dialler.tally(),
-            "contacts": campaign.dialler.contacts,
+            "waiting_for_window": waiting_for_window,
+            "contacts": contacts,
         }))
+    }
+
+    /// For each contact of `campaign`, in list order: the zone its calling window is read in,
+    /// and, for one due for dialling, what it waits for now.
+    fn contact_waits(&self, now: Instant, campaign: &Campaign) -> Vec<ContactWait> {
+        let schedule = calling_window_of(&self.config, &campaign.queue);
+        let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
+        let own_zone = schedule.and_then(|s| s.schedule.time_zone.iana_name().map(str::to_owned));
+        let mut windows = ZoneWindows::default();
+        campaign
+            .dialler
+            .contacts
+            .iter()
+            .enumerate()
+            .map(|(index, contact)| {
+                let zone = campaign.zone_of(contact);
+                let window = schedule.map(|s| windows.at(&s.name, &s.schedule, zone, unix));
+                let waiting = campaign.dialler.is_due(index, now).then_some(match window {
+                    Some(super::callback::window::Window::Closed { opens_at }) => {
+                        Waiting::Window { opens_at }
+                    }
+                    _ => Waiting::Agent,
+                });
+                ContactWait {
+                    zone: zone.map(str::to_owned).or_else(|| own_zone.clone()),
+                    waiting,
+                }
+            })
+            .collect()
     }
 
     /// Hands contacts of every running campaign to the ACD while its queue has Ready agents
     /// without a contact waiting for them. Called on the events that can free an agent.
     pub(super) fn feed_campaigns(&mut self, now: Instant) {
+        if self.campaigns.window_wake.is_some_and(|at| at <= now) {
+            self.campaigns.window_wake = None;
+        }
+        let config = Arc::clone(&self.config);
+        let unix = i64::try_from(self.unix_now(now)).unwrap_or(i64::MAX);
+        let mut next_opening: Option<Instant> = None;
         let ids: Vec<u64> = self
             .campaigns
             .by_id
@@ -386,17 +485,6 @@ impl Switch {
                 continue;
             };
             let queue = campaign.queue.clone();
-            match self.calling_window(now, &queue) {
-                Some(super::callback::Window::Closed { opens_at }) => {
-                    // Nothing is dialled outside the window; look again when it opens.
-                    if let Some(opens) = opens_at {
-                        let at = self.instant_of(now, opens);
-                        self.timers.schedule(at, SwitchTimer::CampaignRetry);
-                    }
-                    continue;
-                }
-                Some(super::callback::Window::Open { .. }) | None => {}
-            }
             let ready = self
                 .acd
                 .queue_agent_counts(&acd::QueueId::from(queue.as_str()))
@@ -406,12 +494,42 @@ impl Switch {
             let Some(campaign) = self.campaigns.by_id.get_mut(&campaign_id) else {
                 continue;
             };
-            let taken = campaign.dialler.take(now, free);
-            if !taken.is_empty() {
+            // Nothing is dialled outside a contact's window on the customer's clock; the
+            // dialler looks again when the earliest one opens.
+            let schedule = calling_window_of(&config, &queue);
+            let windows = &mut self.campaigns.windows;
+            let default_zone = campaign.timezone.clone();
+            let taken = campaign.dialler.take(now, free, |contact| {
+                let Some(schedule) = schedule else {
+                    return Reachable::Now;
+                };
+                let zone = contact.timezone.as_deref().or(default_zone.as_deref());
+                match windows.at(&schedule.name, &schedule.schedule, zone, unix) {
+                    super::callback::window::Window::Open { .. } => Reachable::Now,
+                    super::callback::window::Window::Closed {
+                        opens_at: Some(opens),
+                    } => Reachable::OpensAt(instant_at(now, unix, opens)),
+                    super::callback::window::Window::Closed { opens_at: None } => Reachable::Never,
+                }
+            });
+            if let Some(at) = taken.next_opening {
+                next_opening = Some(next_opening.map_or(at, |n| n.min(at)));
+            }
+            if !taken.contacts.is_empty() {
                 self.campaigns.changed();
             }
-            for index in taken {
+            for index in taken.contacts {
                 self.queue_contact(now, campaign_id, index);
+            }
+        }
+        if let Some(at) = next_opening {
+            if self.campaigns.window_wake.is_none_or(|wake| at < wake) {
+                tracing::info!(
+                    in_s = at.saturating_duration_since(now).as_secs(),
+                    "campaign contacts wait for their calling window to open"
+                );
+                self.campaigns.window_wake = Some(at);
+                self.timers.schedule(at, SwitchTimer::CampaignRetry);
             }
         }
     }
@@ -441,6 +559,7 @@ impl Switch {
             name: campaign.name.clone(),
             contact: index,
             progressive: campaign.mode == Mode::Progressive,
+            time_zone: campaign.zone_of(contact).and_then(local_window::zone),
         });
         callback.priority = CAMPAIGN_PRIORITY;
         tracing::info!(campaign = campaign_id, callback = id, number = %callback.number, "campaign contact queued");
@@ -519,6 +638,46 @@ impl Switch {
     }
 }
 
+/// What a contact due for dialling waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Its calling window is closed on the customer's clock; it opens at this Unix second
+    /// (`None`: not within the scan horizon).
+    Window { opens_at: Option<i64> },
+    /// A Ready agent of the queue.
+    Agent,
+}
+
+/// A contact's zone and wait, for the reports.
+#[derive(Debug, Clone)]
+struct ContactWait {
+    /// The IANA zone its calling window is read in (`None`: none is named anywhere).
+    zone: Option<String>,
+    /// `None`: not due (in progress, waiting for a retry, or settled).
+    waiting: Option<Waiting>,
+}
+
+/// The `[[schedule]]` the `callback_schedule` of `queue` names: its calling window.
+fn calling_window_of<'c>(
+    config: &'c crate::config::Config,
+    queue: &str,
+) -> Option<&'c crate::config::ScheduleConfig> {
+    let name = config.queue(queue)?.callback_schedule.as_ref()?;
+    config.schedules.iter().find(|s| &s.name == name)
+}
+
+/// The monotonic instant of Unix second `unix_then`, knowing `now` is Unix second `unix_now`.
+fn instant_at(now: Instant, unix_now: i64, unix_then: i64) -> Instant {
+    now + Duration::from_secs(u64::try_from(unix_then.saturating_sub(unix_now)).unwrap_or(0))
+}
+
+/// A Unix second as RFC 3339 UTC text.
+fn rfc3339(unix: i64) -> Option<String> {
+    jiff::Timestamp::from_second(unix)
+        .ok()
+        .map(|t| t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,9 +691,81 @@ mod tests {
             max_attempts: 2,
             retry: Duration::from_secs(60),
             caller_id: None,
+            timezone: None,
             contacts: list::parse_contacts("number\n2001\n").expect("valid list"),
             dnc: HashSet::new(),
         }
+    }
+
+    /// Queue `support` calls out 09:00-18:00 every day, on the schedule's UTC clock; agents
+    /// 1001 and 1002 are Ready.
+    const WINDOWED: &str = "[[queue]]\nname = \"support\"\nskills = { s = 1 }\n\
+        callback_schedule = \"day\"\n\
+        [[schedule]]\nname = \"day\"\ntime_zone = \"UTC\"\nopen = [\"mon-sun 09:00-18:00\"]\n\
+        [[agent]]\nid = \"1001\"\nname = \"A\"\npassword = \"p\"\nskills = { s = 1 }\n\
+        [[agent]]\nid = \"1002\"\nname = \"B\"\npassword = \"p\"\nskills = { s = 1 }\n";
+
+    #[test]
+    fn each_contact_is_dialled_only_inside_its_own_window_and_the_dialler_wakes_at_the_opening() {
+        // The test switch's clock starts at Unix 1_800_000_000: Friday 2027-01-15 08:00 UTC,
+        // 16:00 in Shanghai (open), 03:00 in New York (opens at 09:00 EST = 14:00 UTC).
+        let now = Instant::now();
+        let config = crate::config::load_str("t.toml", WINDOWED).expect("valid test config");
+        let mut switch = super::super::testing::switch(now, Arc::new(config), Default::default());
+        for agent in ["1001", "1002"] {
+            switch
+                .acd
+                .login(now, &acd::AgentId::from(agent), true)
+                .expect("agent logs in Ready");
+        }
+        let mut spec = spec("zones");
+        spec.contacts = list::parse_contacts(
+            "number,timezone\n2001,America/New_York\n2002,Asia/Shanghai\n2003,\n",
+        )
+        .expect("valid list");
+        // Rows without a zone of their own are in the campaign's: New York too.
+        spec.timezone = Some("America/New_York".to_owned());
+        let created = switch
+            .campaign_command(now, CampaignCommand::Create(spec))
+            .expect("created");
+        let id = created["id"].as_u64().expect("an id");
+        let report = switch
+            .campaign_command(now, CampaignCommand::Start(id))
+            .expect("started");
+        let contacts = &report["contacts"];
+        assert_eq!(contacts[0]["timezone"], "America/New_York");
+        assert_eq!(contacts[0]["state"], "pending");
+        assert_eq!(contacts[0]["waiting"], "window");
+        assert_eq!(contacts[0]["window_opens"], "2027-01-15T14:00:00Z");
+        assert_eq!(contacts[1]["timezone"], "Asia/Shanghai");
+        assert_eq!(contacts[1]["state"], "in-progress", "16:00 in Shanghai");
+        assert_eq!(contacts[2]["timezone"], "America/New_York", "{report}");
+        assert_eq!(contacts[2]["waiting"], "window");
+        assert_eq!(report["waiting_for_window"], 2);
+        assert_eq!(report["timezone"], "America/New_York");
+        let listed = switch
+            .campaign_command(now, CampaignCommand::List)
+            .expect("listed");
+        assert_eq!(listed["campaigns"][0]["waiting_for_window"], 2, "{listed}");
+
+        // A second before the opening nothing changes; at the opening the dialler hands out
+        // New York contacts to the agent still Ready.
+        let opening = now + Duration::from_secs(6 * 3600);
+        switch.handle_timeout(opening - Duration::from_secs(1));
+        let before = switch
+            .campaign_command(opening, CampaignCommand::Report(id))
+            .expect("report");
+        assert_eq!(before["contacts"][0]["state"], "pending");
+        assert!(
+            switch.poll_timeout().is_some_and(|at| at <= opening),
+            "a wake-up is set for the opening"
+        );
+        switch.handle_timeout(opening);
+        let after = switch
+            .campaign_command(opening, CampaignCommand::Report(id))
+            .expect("report");
+        assert_eq!(after["contacts"][0]["state"], "in-progress", "{after}");
+        assert!(after["contacts"][0].get("waiting").is_none(), "{after}");
     }
 
     #[test]
