@@ -3,7 +3,7 @@
 //! the other, and a hang-up on one side ends both.
 
 use super::admission::{self, TrunkDecision};
-use super::call::{AgentLeg, Call, CallNumber, Phase, TrunkLeg};
+use super::call::{AgentLeg, Call, CallNumber, CallState, TrunkLeg};
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::refusal::Refusal;
@@ -268,7 +268,7 @@ impl Switch {
             },
             agent_leg: None,
             attempts: 0,
-            phase: Phase::Queued,
+            state: CallState::Queued,
             arrived: now,
             first_offered: None,
             last_offered: None,
@@ -278,13 +278,11 @@ impl Switch {
             transfers: Vec::new(),
             failed_ring_time: std::time::Duration::ZERO,
             media,
-            ivr: None,
             ivr_path: String::new(),
             ivr_ended: None,
             language: number.language.clone(),
             audio: CallerAudio::Silence,
             next_announcement: None,
-            farewell: None,
             pending_target: None,
             recording: None,
             recording_failed: false,
@@ -298,7 +296,7 @@ impl Switch {
             customer_name: None,
             lookup_agent: None,
             preferred_agent: None,
-            survey: None,
+            agent_left_for_survey: None,
             survey_score: None,
         };
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
@@ -421,7 +419,7 @@ impl Switch {
             return;
         }
         if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Queued;
+            call.state = CallState::Queued;
         }
         let request = acd::CallRequest {
             id: acd::CallId(id),
@@ -443,7 +441,7 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.phase == Phase::Connected {
+        if call.state.is_connected() {
             return;
         }
         if call.trunk_leg.finalized {
@@ -748,7 +746,7 @@ impl Switch {
 
         call.attempts += 1;
         let attempt = call.attempts;
-        call.phase = Phase::Offering;
+        call.state = CallState::Offering;
         call.first_offered.get_or_insert(now);
         call.last_offered = Some(now);
         call.last_agent = Some(agent.clone());
@@ -796,7 +794,7 @@ impl Switch {
             self.close_attempt(now, id, &leg, sip_cause);
         }
         if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Queued;
+            call.state = CallState::Queued;
         }
         let mut actions = Vec::new();
         let change = match why {
@@ -1064,7 +1062,7 @@ impl Switch {
                 return;
             }
         };
-        call.phase = Phase::Connected;
+        call.state = CallState::Connected;
         call.answered.get_or_insert(now);
         call.audio = CallerAudio::Silence;
         call.next_announcement = None;
@@ -1125,7 +1123,7 @@ impl Switch {
         self.close_attempt(now, id, &leg, Some(488));
         self.end_agent_leg(now, leg, None);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Queued;
+            call.state = CallState::Queued;
         }
         let actions = self.offer_failed(now, id, &agent, OfferFailure::Incompatible, Some(488));
         self.apply_acd(now, actions);
@@ -1345,7 +1343,7 @@ impl Switch {
 
         // Switchboard turned the caller away before an agent answered (whether it had
         // answered the trunk itself or not).
-        if call.phase != Phase::Connected && cause.is_refusal() {
+        if !call.state.is_connected() && cause.is_refusal() {
             self.reject_metric(cause.label());
         }
         self.record_call(now, &call, &cause, sip_cause, held);
@@ -1358,10 +1356,10 @@ impl Switch {
         }
 
         // ACD.
-        let result = if call.phase == Phase::Connected {
+        let result = if call.state.is_connected() {
             self.acd.hangup(now, acd::CallId(id))
         } else {
-            let was_queued = matches!(call.phase, Phase::Queued | Phase::Offering);
+            let was_queued = call.state.is_queued();
             if was_queued && matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
                 self.metrics
                     .calls_abandoned

@@ -10,17 +10,77 @@ use std::time::Instant;
 /// Switchboard's own id for a call (also the ACD's call id).
 pub type CallNumber = u64;
 
-/// Where a call is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Answered by Switchboard and in the IVR (or hearing a last prompt, or leaving voicemail).
-    Ivr,
+/// Where a call is in its life, with what only that stage has: the IVR session while the
+/// caller is in the menus, the cause a last prompt ends the call with, the survey's scale.
+/// (Before this enum those were three `Option` fields beside a `Phase` that had to agree with
+/// them.)
+#[derive(Debug)]
+pub enum CallState {
+    /// Answered by Switchboard, in the IVR's menus.
+    Ivr(Box<crate::ivr::IvrSession>),
     /// Waiting in a queue for an agent.
     Queued,
-    /// An agent's phone is being rung.
+    /// An agent's phone is being rung (`Call::agent_leg` is that attempt).
     Offering,
     /// Both legs are answered and media flows between them.
     Connected,
+    /// Hearing the voicemail greeting, or leaving a message.
+    Voicemail,
+    /// The agent hung up; the caller is asked for a score on this scale.
+    Survey(crate::config::SurveyScale),
+    /// Hearing a last prompt ("goodbye", "closed", the callback confirmation); the call ends
+    /// with this cause once it has played, even if the caller hangs up during it.
+    Farewell(super::b2bua::EndCause),
+}
+
+impl CallState {
+    /// Talking with an agent.
+    pub fn is_connected(&self) -> bool {
+        matches!(self, CallState::Connected)
+    }
+
+    /// In the queue: waiting, or an agent being rung.
+    pub fn is_queued(&self) -> bool {
+        matches!(self, CallState::Queued | CallState::Offering)
+    }
+
+    /// The IVR session, while the caller is in the menus.
+    pub fn ivr(&self) -> Option<&crate::ivr::IvrSession> {
+        match self {
+            CallState::Ivr(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// The IVR session, to feed it an event.
+    pub fn ivr_mut(&mut self) -> Option<&mut crate::ivr::IvrSession> {
+        match self {
+            CallState::Ivr(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// How the call ends whatever ends it now (the caller hanging up included): the cause its
+    /// last prompt was played for, or the agent's hang-up during the survey.
+    pub fn settled_cause(&self) -> Option<super::b2bua::EndCause> {
+        match self {
+            CallState::Farewell(cause) => Some(cause.clone()),
+            CallState::Survey(_) => Some(super::b2bua::EndCause::AgentHangup),
+            _ => None,
+        }
+    }
+
+    /// Switchboard speaks to the caller itself (menus, voicemail, survey, a last prompt):
+    /// no agent is on the call and it is not waiting in a queue.
+    pub fn is_self_service(&self) -> bool {
+        matches!(
+            self,
+            CallState::Ivr(_)
+                | CallState::Voicemail
+                | CallState::Survey(_)
+                | CallState::Farewell(_)
+        )
+    }
 }
 
 /// The inbound (trunk) leg, where Switchboard is the UAS.
@@ -117,8 +177,8 @@ pub struct Call {
     pub agent_leg: Option<AgentLeg>,
     /// Attempts made so far.
     pub attempts: u32,
-    /// Lifecycle phase.
-    pub phase: Phase,
+    /// Where the call is in its life.
+    pub state: CallState,
     /// When the INVITE arrived.
     pub arrived: Instant,
     /// When the call was first offered to an agent.
@@ -139,8 +199,6 @@ pub struct Call {
     /// The call's anchored media; `None` when the trunk sent no SDP offer (media then flows
     /// end to end, as the phones negotiate it).
     pub media: Option<super::media_plane::CallMedia>,
-    /// The IVR session while the caller is in the menus.
-    pub ivr: Option<crate::ivr::IvrSession>,
     /// Keys and menus of the IVR visit, for the CDR.
     pub ivr_path: String,
     /// When the caller left the IVR.
@@ -153,9 +211,6 @@ pub struct Call {
     pub next_announcement: Option<Instant>,
     /// Where the call goes once the trunk's ACK has answered Switchboard's offer.
     pub pending_target: Option<crate::config::NumberTarget>,
-    /// The call is ending with a last prompt ("goodbye", "closed", the callback
-    /// confirmation); this is why, once the prompt has played.
-    pub farewell: Option<super::b2bua::EndCause>,
     /// Time on hold since the agent answered.
     pub hold: HoldClock,
     /// Held from the API (music to the caller, nothing to the agent).
@@ -180,8 +235,9 @@ pub struct Call {
     pub lookup_agent: Option<AgentId>,
     /// The agent the call waited for first when it was queued (the CDR's `preferred_agent`).
     pub preferred_agent: Option<AgentId>,
-    /// The post-call survey, once the agent has hung up on a queue that surveys.
-    pub survey: Option<super::survey::SurveyState>,
+    /// When the agent hung up first and the caller was asked for a survey score (talk time
+    /// ends there).
+    pub agent_left_for_survey: Option<Instant>,
     /// The score the caller keyed in the survey.
     pub survey_score: Option<u8>,
 }
@@ -213,7 +269,7 @@ impl Call {
 
     /// When talk time ends: when the agent left for the survey, else `now`.
     pub fn talk_ended(&self, now: Instant) -> Instant {
-        self.survey.map_or(now, |survey| survey.agent_left)
+        self.agent_left_for_survey.unwrap_or(now)
     }
 
     /// When the call started waiting for an agent: on arrival, or when it left the IVR.

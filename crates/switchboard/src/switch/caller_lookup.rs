@@ -4,7 +4,7 @@
 //! is kept for queueing; while it waits in a queue without having been offered, it is queued
 //! again with the new priority and preferred agent, keeping its place in time.
 
-use super::call::{CallNumber, Phase};
+use super::call::{CallNumber, CallState};
 use super::Switch;
 use crate::caller_lookup::{CallerInfo, LookupRequest};
 use acd::AgentId;
@@ -54,7 +54,7 @@ impl Switch {
             call.customer_name = info.customer_name;
         }
         // A running IVR keeps the language it speaks; the answer sets it for what follows.
-        if info.language.is_some() && call.ivr.is_none() {
+        if info.language.is_some() && call.state.ivr().is_none() {
             call.language = info.language;
         }
         // Once an agent has been rung, the call's routing is settled: priority and preferred
@@ -71,7 +71,7 @@ impl Switch {
         if lookup_agent.is_some() {
             call.lookup_agent = lookup_agent;
         }
-        let waiting = in_acd && call.phase == Phase::Queued;
+        let waiting = in_acd && matches!(call.state, CallState::Queued);
         if waiting && (priority_changed || agent_changed) {
             self.requeue_looked_up(now, id);
         }
@@ -179,7 +179,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
             },
         );
         let call = switch.calls.get(&request.call).expect("call in progress");
-        assert_eq!(call.phase, Phase::Ivr);
+        assert!(call.state.ivr().is_some(), "{:?}", call.state);
         assert_eq!(call.label.as_deref(), Some("vip"));
         assert_eq!(call.customer_name.as_deref(), Some("Li Wei"));
         // Kept for when the call is queued; nothing is in the ACD yet.

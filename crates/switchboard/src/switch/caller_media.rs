@@ -7,7 +7,7 @@
 //! the next announcement). Nothing here re-checks anything on a period.
 
 use super::b2bua::EndCause;
-use super::call::{CallNumber, Phase};
+use super::call::{CallNumber, CallState};
 use super::{Switch, SwitchTimer};
 use crate::ivr::{IvrAction, IvrSession};
 use media::{Leg, MediaCommand};
@@ -89,8 +89,7 @@ impl Switch {
         let (session, actions) =
             IvrSession::start(&ivr, language.as_deref(), open, emergency.as_deref(), now);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Ivr;
-            call.ivr = Some(session);
+            call.state = CallState::Ivr(Box::new(session));
         }
         self.apply_ivr(now, id, actions);
     }
@@ -114,7 +113,7 @@ impl Switch {
                     self.leave_ivr(now, id);
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.queue = queue;
-                        call.phase = Phase::Queued;
+                        call.state = CallState::Queued;
                     }
                     self.enqueue_call(now, id);
                     return;
@@ -139,7 +138,7 @@ impl Switch {
 
     fn leave_ivr(&mut self, now: Instant, id: CallNumber) {
         if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(ivr) = call.ivr.take() {
+            if let Some(ivr) = call.state.ivr() {
                 call.ivr_path = ivr.path();
                 call.language = Some(ivr.language().to_owned());
             }
@@ -152,7 +151,7 @@ impl Switch {
         let deadline = self
             .calls
             .get(&id)
-            .and_then(|c| c.ivr.as_ref())
+            .and_then(|c| c.state.ivr())
             .and_then(IvrSession::deadline);
         if let Some(at) = deadline {
             self.timers.schedule(at, SwitchTimer::Ivr { call: id });
@@ -161,7 +160,7 @@ impl Switch {
 
     /// The IVR's digit timer fired (it may be stale: the session keeps the real deadline).
     pub(super) fn ivr_timer(&mut self, now: Instant, id: CallNumber) {
-        let actions = match self.calls.get_mut(&id).and_then(|c| c.ivr.as_mut()) {
+        let actions = match self.calls.get_mut(&id).and_then(|c| c.state.ivr_mut()) {
             Some(ivr) if ivr.deadline().is_some_and(|at| at <= now) => ivr.on_timeout(now),
             _ => return,
         };
@@ -173,20 +172,20 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(ivr) = call.ivr.as_mut() {
+        if let Some(ivr) = call.state.ivr_mut() {
             let actions = ivr.on_digit(now, digit);
             self.apply_ivr(now, id, actions);
             return;
         }
-        if call.survey.is_some() {
+        if matches!(call.state, CallState::Survey(_)) {
             self.survey_key(id, digit);
             return;
         }
-        match (call.phase, call.audio) {
+        match (&call.state, call.audio) {
             (_, CallerAudio::VoicemailRecording) if digit == '#' => {
                 self.end_call(now, id, EndCause::Voicemail);
             }
-            (Phase::Queued | Phase::Offering, _) => {
+            (CallState::Queued | CallState::Offering, _) => {
                 let callback_key = self.config.queue(&call.queue).and_then(|q| q.callback_key);
                 if callback_key == Some(digit) && call.trunk_leg.finalized {
                     self.request_callback(now, id);
@@ -201,7 +200,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if let Some(ivr) = call.ivr.as_mut() {
+        if let Some(ivr) = call.state.ivr_mut() {
             let actions = ivr.on_playback_finished(now, token);
             self.apply_ivr(now, id, actions);
             return;
@@ -209,7 +208,7 @@ impl Switch {
         match call.audio {
             CallerAudio::Announcement(t) if t == token => self.play_hold_music(id),
             CallerAudio::Farewell(t) if t == token => {
-                let cause = call.farewell.take().unwrap_or(EndCause::IvrHangup);
+                let cause = call.state.settled_cause().unwrap_or(EndCause::IvrHangup);
                 self.finish_call(now, id, cause, Vec::new());
             }
             CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
@@ -282,7 +281,8 @@ impl Switch {
             return;
         };
         let due = call.next_announcement.is_some_and(|at| at <= now);
-        let waiting = matches!(call.phase, Phase::Queued) && call.audio == CallerAudio::HoldMusic;
+        let waiting =
+            matches!(call.state, CallState::Queued) && call.audio == CallerAudio::HoldMusic;
         if !due {
             return;
         }
@@ -357,7 +357,7 @@ impl Switch {
     pub(super) fn can_play_to_caller(&self, id: CallNumber) -> bool {
         self.calls.get(&id).is_some_and(|call| {
             call.trunk_leg.finalized
-                && call.phase != Phase::Connected
+                && !call.state.is_connected()
                 && call.media.as_ref().is_some_and(|m| m.started)
                 && !matches!(call.audio, CallerAudio::Farewell(_))
         })
@@ -369,9 +369,8 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.phase = Phase::Ivr;
         call.next_announcement = None;
-        call.farewell = Some(cause);
+        call.state = CallState::Farewell(cause);
         call.audio = CallerAudio::Farewell(token);
         let language = call.prompt_language();
         let clips: Vec<_> = self.prompts.get(&language, prompt).into_iter().collect();
@@ -382,7 +381,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.phase = Phase::Ivr;
+        call.state = CallState::Voicemail;
         let language = call.prompt_language();
         let clips: Vec<_> = self
             .prompts
@@ -439,10 +438,7 @@ impl Switch {
     /// nothing at all (a=inactive), and a phone that hears nothing drops the call on its own
     /// no-audio timer.
     pub(super) fn caller_hold_changed(&mut self, id: CallNumber, holding: bool) {
-        let connected = self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.phase == Phase::Connected);
+        let connected = self.calls.get(&id).is_some_and(|c| c.state.is_connected());
         if !connected {
             return;
         }

@@ -2,7 +2,7 @@
 //! until the record is durable (see `cdr_writer`).
 
 use super::b2bua::EndCause;
-use super::call::{AgentLeg, Call, CallNumber, Phase};
+use super::call::{AgentLeg, Call, CallNumber, CallState};
 use super::{Switch, SwitchTimer};
 
 /// Longest a call's record waits for its media session's final report.
@@ -35,9 +35,11 @@ impl Switch {
         held: Vec<(TransactionKey, Response)>,
     ) {
         let queue = self.config.queue(&call.queue);
-        // A caller who hangs up during the last prompt still ended the way that prompt said.
-        let cause = match (&call.farewell, cause) {
-            (Some(farewell), EndCause::CallerHangup | EndCause::CallerCancel) => farewell,
+        // A caller who hangs up during the last prompt (or the survey) still ended the way
+        // that prompt (or the agent's hang-up) said.
+        let settled = call.state.settled_cause();
+        let cause = match (&settled, cause) {
+            (Some(settled), EndCause::CallerHangup | EndCause::CallerCancel) => settled,
             _ => cause,
         };
         let answered = call.answered;
@@ -52,18 +54,20 @@ impl Switch {
             0.0
         };
         // A caller who hangs up inside the IVR leaves it there: its path ends with the call.
-        let (ivr_path, language, ivr_ended) = match &call.ivr {
+        let (ivr_path, language, ivr_ended) = match call.state.ivr() {
             Some(ivr) => (ivr.path(), Some(ivr.language().to_owned()), Some(now)),
             None => (call.ivr_path.clone(), call.language.clone(), call.ivr_ended),
         };
-        let disposition = match (call.phase, cause) {
-            (Phase::Connected, _) => Disposition::Answered,
+        let disposition = match (&call.state, cause) {
+            (CallState::Connected, _) => Disposition::Answered,
             // Answered, then transferred, and the caller left before the next agent answered.
             _ if answered.is_some() => Disposition::Answered,
             (_, EndCause::CallbackRequested) => Disposition::CallbackRequested,
             (_, EndCause::Voicemail) => Disposition::Voicemail,
             (_, EndCause::IvrHangup) => Disposition::IvrCompleted,
-            (Phase::Ivr, EndCause::CallerCancel | EndCause::CallerHangup) if !reached_queue => {
+            (state, EndCause::CallerCancel | EndCause::CallerHangup)
+                if state.is_self_service() && !reached_queue =>
+            {
                 Disposition::IvrCompleted
             }
             (_, EndCause::CallerCancel | EndCause::CallerHangup) => {

@@ -21,7 +21,7 @@
 //! The consulted agent is set not-ready (reason `consult`) while consulted, so the ACD offers
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
-use super::call::{CallNumber, Phase};
+use super::call::CallNumber;
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::uac_leg::UacLeg;
@@ -988,7 +988,7 @@ impl Switch {
         self.calls
             .values()
             .find(|call| {
-                call.phase == Phase::Connected
+                call.state.is_connected()
                     && call.agent().is_some_and(|a| a.as_str() == agent)
                     && call
                         .agent_leg
@@ -1089,7 +1089,7 @@ impl Switch {
     /// Whether the call's phase lets a consult start.
     pub(super) fn consult_possible(&self, id: CallNumber) -> bool {
         self.calls.get(&id).is_some_and(|c| {
-            c.phase == Phase::Connected
+            c.state.is_connected()
                 && c.agent_leg
                     .as_ref()
                     .is_some_and(super::call::AgentLeg::is_answered)

@@ -49,7 +49,7 @@ impl Switch {
             } => {
                 let found = self.calls.get(&call.0);
                 let ivr_path = found
-                    .map(|c| match &c.ivr {
+                    .map(|c| match c.state.ivr() {
                         Some(ivr) => ivr.path(),
                         None => c.ivr_path.clone(),
                     })

@@ -2,7 +2,7 @@
 //! (BYE, re-INVITE/UPDATE on anchored calls, key presses) and what is relayed to the other leg.
 
 use super::b2bua::EndCause;
-use super::call::{Call, CallNumber, Phase};
+use super::call::{Call, CallNumber};
 use super::{ClientPurpose, Switch};
 use sip::dialog::{copy_body, Dialog};
 use sip::headers::{call_id_of, cseq_of, header_value, to_tag};
@@ -104,7 +104,7 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let connected = call.phase == Phase::Connected;
+        let connected = call.state.is_connected();
         let anchored = call.media.is_some();
         match request.method {
             Method::Info if side == Side::Trunk && !connected => {
@@ -356,7 +356,7 @@ impl Switch {
         let holding = media.holding(leg);
         let anyone_holding = media.holding(media::Leg::Trunk) || media.holding(media::Leg::Agent);
         if let Some(call) = self.calls.get_mut(&id) {
-            if call.phase == Phase::Connected {
+            if call.state.is_connected() {
                 call.hold.set(now, anyone_holding || call.api_hold);
             }
         }

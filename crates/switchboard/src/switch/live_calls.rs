@@ -2,7 +2,7 @@
 //! on a call from a desktop (hold, resume, blind transfer). Both reach call control as
 //! commands, answered from the call table the core task owns: a list is built only when asked.
 
-use super::call::{Call, CallNumber, Phase};
+use super::call::{Call, CallNumber, CallState};
 use super::transfer::{resolve, Refusal};
 use super::Switch;
 use media::{Leg, MediaCommand};
@@ -160,8 +160,7 @@ impl Switch {
         } else {
             CallActionError::UnknownCall
         })?;
-        let ready =
-            call.phase == Phase::Connected && call.media.as_ref().is_some_and(|m| m.started);
+        let ready = call.state.is_connected() && call.media.as_ref().is_some_and(|m| m.started);
         if !ready {
             return Err(CallActionError::NotConnected);
         }
@@ -252,13 +251,14 @@ impl Switch {
 }
 
 fn view(call: &Call, now: Instant) -> CallView {
-    let state = match call.phase {
+    let state = match &call.state {
         // The agent has hung up and the caller is keying a score (or hearing goodbye).
-        Phase::Ivr if call.survey.is_some() => "survey",
-        Phase::Ivr => "ivr",
-        Phase::Queued => "queued",
-        Phase::Offering => "ringing",
-        Phase::Connected => "connected",
+        CallState::Survey(_) => "survey",
+        CallState::Farewell(_) if call.agent_left_for_survey.is_some() => "survey",
+        CallState::Ivr(_) | CallState::Voicemail | CallState::Farewell(_) => "ivr",
+        CallState::Queued => "queued",
+        CallState::Offering => "ringing",
+        CallState::Connected => "connected",
     };
     let mut legs = vec![LegView {
         role: "trunk",

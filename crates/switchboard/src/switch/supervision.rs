@@ -8,7 +8,7 @@
 //! A supervision belongs to the agent's conversation: it ends when the supervisor hangs up,
 //! when the agent leaves the call (a transfer), or with the call.
 
-use super::call::{Call, CallNumber, Phase};
+use super::call::{Call, CallNumber};
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
@@ -473,7 +473,7 @@ impl Switch {
         self.calls
             .values()
             .find(|call| {
-                call.phase == Phase::Connected
+                call.state.is_connected()
                     && call.consult.is_none()
                     && call.agent().is_some_and(|a| a.as_str() == agent)
                     && call.media.as_ref().is_some_and(|m| m.started)

@@ -7,10 +7,9 @@
 //! hang-up (CDR `hangup_side` = agent) and its talk time ends when the agent left.
 
 use super::b2bua::EndCause;
-use super::call::{CallNumber, Phase};
+use super::call::{CallNumber, CallState};
 use super::caller_media::CallerAudio;
 use super::{Switch, SwitchTimer};
-use crate::config::SurveyScale;
 use media::MediaCommand;
 use sip::message::response_to;
 use sip::rsip::Request;
@@ -19,15 +18,6 @@ use std::time::{Duration, Instant};
 
 /// How long a caller has to key a score once the prompt has finished.
 pub const SURVEY_KEY_WAIT: Duration = Duration::from_secs(10);
-
-/// A survey in progress on a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SurveyState {
-    /// The scores the caller may key.
-    pub scale: SurveyScale,
-    /// When the agent hung up (the end of talk time).
-    pub agent_left: Instant,
-}
 
 impl Switch {
     /// The agent sent BYE on call `id`. When its queue surveys and Switchboard can speak to
@@ -50,7 +40,7 @@ impl Switch {
         else {
             return false;
         };
-        let playable = call.phase == Phase::Connected
+        let playable = call.state.is_connected()
             && call.trunk_leg.finalized
             && call.media.as_ref().is_some_and(|m| m.started);
         if !playable {
@@ -72,15 +62,10 @@ impl Switch {
         let leg = call.agent_leg.take();
         call.hold.set(now, false);
         call.api_hold = false;
-        call.phase = Phase::Ivr;
+        call.state = CallState::Survey(survey.scale);
         call.next_announcement = None;
-        // Whatever ends the call now, it was the agent who hung up first.
-        call.farewell = Some(EndCause::AgentHangup);
         call.audio = CallerAudio::Survey(token);
-        call.survey = Some(SurveyState {
-            scale: survey.scale,
-            agent_left: now,
-        });
+        call.agent_left_for_survey = Some(now);
         if let Some(leg) = leg {
             self.calls.forget_agent_leg(leg.call_id());
             self.close_attempt(now, id, &leg, None);
@@ -110,13 +95,10 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(survey) = call.survey else {
+        let CallState::Survey(scale) = call.state else {
             return;
         };
-        if call.survey_score.is_some() {
-            return;
-        }
-        let Some(score) = survey.scale.score(digit) else {
+        let Some(score) = scale.score(digit) else {
             tracing::info!(call = id, digit = %digit, "key outside the survey's scale ignored");
             return;
         };
@@ -130,7 +112,7 @@ impl Switch {
         let unanswered = self
             .calls
             .get(&id)
-            .is_some_and(|c| c.survey.is_some() && c.survey_score.is_none());
+            .is_some_and(|c| matches!(c.state, CallState::Survey(_)));
         if unanswered {
             tracing::info!(call = id, "no survey score keyed");
             self.finish_call(now, id, EndCause::AgentHangup, Vec::new());

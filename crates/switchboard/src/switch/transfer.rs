@@ -6,7 +6,7 @@
 //! over, or the refusal (404, 480 …) while the caller stays with the agent.
 
 use super::b2bua::EndCause;
-use super::call::{CallNumber, Phase};
+use super::call::{CallNumber, CallState};
 use super::in_dialog::Side;
 use super::{ClientPurpose, Switch};
 use crate::config::{Config, NumberTarget};
@@ -112,7 +112,7 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.phase != Phase::Connected {
+        if !call.state.is_connected() {
             self.reply_error(now, &key, &request, 403, "the call is not connected");
             return;
         }
@@ -269,7 +269,7 @@ impl Switch {
             to: dialled,
             kind: ::cdr::TransferKind::Blind,
         });
-        call.phase = Phase::Queued;
+        call.state = CallState::Queued;
         call.hold.set(now, false);
         call.api_hold = false;
         if let Some(media) = call.media.as_mut() {
@@ -295,9 +295,6 @@ impl Switch {
                 self.requeue(now, id, queue, None)
             }
             TransferTarget::Number(NumberTarget::Ivr(ivr)) => {
-                if let Some(call) = self.calls.get_mut(&id) {
-                    call.phase = Phase::Ivr;
-                }
                 self.start_ivr(now, id, &ivr);
             }
         }
@@ -340,7 +337,7 @@ impl Switch {
         if self
             .calls
             .get(&id)
-            .is_some_and(|c| c.phase != Phase::Connected && c.agent_leg.is_none())
+            .is_some_and(|c| !c.state.is_connected() && c.agent_leg.is_none())
         {
             self.start_waiting_audio(now, id);
         }
