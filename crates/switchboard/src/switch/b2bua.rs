@@ -4,12 +4,13 @@
 
 use super::admission::{self, TrunkDecision};
 use super::call::{AgentLeg, Call, CallNumber, CallState, TrunkLeg};
+use super::call_timers::CallTimer;
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::refusal::Refusal;
 use super::transport_failure::ClientFailure;
 use super::uac_leg::UacLeg;
-use super::{ClientPurpose, Switch, SwitchTimer};
+use super::{ClientPurpose, Switch};
 use acd::{AgentId, OfferFailure};
 use sip::dialog::{copy_body, Dialog};
 use sip::headers::{call_id_of, cseq_of, header_value};
@@ -282,7 +283,7 @@ impl Switch {
             ivr_ended: None,
             language: number.language.clone(),
             audio: CallerAudio::Silence,
-            next_announcement: None,
+            timers: Default::default(),
             pending_target: None,
             recording: None,
             recording_failed: false,
@@ -766,10 +767,7 @@ impl Switch {
             });
         }
         self.calls.route_agent_leg(call_id, id);
-        self.timers.schedule(
-            now + self.config.sip.ring_timeout,
-            SwitchTimer::RingTimeout { call: id, attempt },
-        );
+        self.set_call_timer(id, CallTimer::Ring, now + self.config.sip.ring_timeout);
         Vec::new()
     }
 
@@ -795,6 +793,7 @@ impl Switch {
         }
         if let Some(call) = self.calls.get_mut(&id) {
             call.state = CallState::Queued;
+            call.timers.cancel(CallTimer::Ring);
         }
         let mut actions = Vec::new();
         let change = match why {
@@ -820,16 +819,19 @@ impl Switch {
         actions
     }
 
-    pub(super) fn ring_timeout(&mut self, now: Instant, id: CallNumber, attempt: u32) {
-        let current = self
+    /// The call's ring timer fired: the agent being rung did not answer in time. (The timer
+    /// belongs to the call and is moved by each attempt and cancelled by an answer, so there
+    /// is no stale attempt to tell apart.)
+    pub(super) fn ring_timeout(&mut self, now: Instant, id: CallNumber) {
+        let ringing = self
             .calls
             .get(&id)
             .and_then(|c| c.agent_leg.as_ref())
-            .is_some_and(|leg| leg.attempt == attempt && !leg.is_answered());
-        if !current {
+            .is_some_and(|leg| !leg.is_answered());
+        if !ringing {
             return;
         }
-        tracing::info!(call = id, attempt, "agent did not answer in time");
+        tracing::info!(call = id, "agent did not answer in time");
         let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
             return;
         };
@@ -1065,7 +1067,8 @@ impl Switch {
         call.state = CallState::Connected;
         call.answered.get_or_insert(now);
         call.audio = CallerAudio::Silence;
-        call.next_announcement = None;
+        call.timers.cancel(CallTimer::Announce);
+        call.timers.cancel(CallTimer::Ring);
         if !trunk_answered {
             call.trunk_leg.finalized = true;
             let trunk_peer = call.trunk_leg.dialog.peer;

@@ -207,8 +207,8 @@ pub struct Call {
     pub language: Option<String>,
     /// What the caller hears now.
     pub audio: super::caller_media::CallerAudio,
-    /// When the next position announcement is due.
-    pub next_announcement: Option<Instant>,
+    /// The call's own timers (ring, IVR, announcement, voicemail, survey).
+    pub timers: super::call_timers::CallTimers,
     /// Where the call goes once the trunk's ACK has answered Switchboard's offer.
     pub pending_target: Option<crate::config::NumberTarget>,
     /// Time on hold since the agent answered.

@@ -8,7 +8,8 @@
 
 use super::b2bua::EndCause;
 use super::call::{CallNumber, CallState};
-use super::{Switch, SwitchTimer};
+use super::call_timers::CallTimer;
+use super::Switch;
 use crate::ivr::{IvrAction, IvrSession};
 use media::{Leg, MediaCommand};
 use std::sync::Arc;
@@ -154,7 +155,7 @@ impl Switch {
             .and_then(|c| c.state.ivr())
             .and_then(IvrSession::deadline);
         if let Some(at) = deadline {
-            self.timers.schedule(at, SwitchTimer::Ivr { call: id });
+            self.set_call_timer(id, CallTimer::Ivr, at);
         }
     }
 
@@ -269,9 +270,7 @@ impl Switch {
             .queue(&call.queue)
             .and_then(|q| q.announce_every);
         if let Some(every) = every {
-            let at = now + every;
-            call.next_announcement = Some(at);
-            self.timers.schedule(at, SwitchTimer::Announce { call: id });
+            self.set_call_timer(id, CallTimer::Announce, now + every);
         }
     }
 
@@ -280,12 +279,8 @@ impl Switch {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let due = call.next_announcement.is_some_and(|at| at <= now);
         let waiting =
             matches!(call.state, CallState::Queued) && call.audio == CallerAudio::HoldMusic;
-        if !due {
-            return;
-        }
         if waiting {
             self.announce_position(id, false);
         }
@@ -369,7 +364,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.next_announcement = None;
+        call.timers.cancel(CallTimer::Announce);
         call.state = CallState::Farewell(cause);
         call.audio = CallerAudio::Farewell(token);
         let language = call.prompt_language();
@@ -402,10 +397,7 @@ impl Switch {
             call.recording = Some(path.clone());
         }
         self.media.record(id, path);
-        self.timers.schedule(
-            now + VOICEMAIL_LIMIT,
-            SwitchTimer::VoicemailLimit { call: id },
-        );
+        self.set_call_timer(id, CallTimer::VoicemailLimit, now + VOICEMAIL_LIMIT);
     }
 
     /// The longest voicemail message was reached.

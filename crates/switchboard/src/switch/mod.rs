@@ -9,6 +9,7 @@ mod admission;
 pub mod b2bua;
 pub mod call;
 mod call_index;
+mod call_timers;
 pub mod callback;
 mod caller_lookup;
 mod caller_media;
@@ -167,8 +168,8 @@ pub struct SharedState {
 /// Timers call control sets for itself.
 #[derive(Debug, Clone)]
 enum SwitchTimer {
-    /// The agent of `attempt` did not answer in time.
-    RingTimeout { call: CallNumber, attempt: u32 },
+    /// One of a call's own timers may be due (see `call_timers`).
+    Call { call: CallNumber },
     /// A deadline the ACD asked to be woken for.
     Acd(acd::Timer),
     /// The registrar's next binding expiry.
@@ -177,16 +178,8 @@ enum SwitchTimer {
     DrainDeadline,
     /// The BYEs sent at the drain deadline had their chance to be answered.
     DrainGraceOver,
-    /// A call's IVR may have reached its digit timeout.
-    Ivr { call: CallNumber },
-    /// A waiting caller's position announcement may be due.
-    Announce { call: CallNumber },
-    /// A voicemail message reached its maximum length.
-    VoicemailLimit { call: CallNumber },
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
-    /// The caller has had their time to key a survey score.
-    Survey { call: CallNumber },
     /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
     SessionRefresh { call: CallNumber, generation: u64 },
     /// The trunk should have refreshed its session by now (RFC 4028).
@@ -483,17 +476,13 @@ impl Switch {
         self.process_transaction_events(now);
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
-                SwitchTimer::RingTimeout { call, attempt } => self.ring_timeout(now, call, attempt),
+                SwitchTimer::Call { call } => self.fire_call_timers(now, call),
                 SwitchTimer::Acd(timer) => {
                     let actions = self.acd.handle_timer(now, timer);
                     self.apply_acd(now, actions);
                 }
                 SwitchTimer::Registrations => self.expire_registrations(now),
-                SwitchTimer::Ivr { call } => self.ivr_timer(now, call),
-                SwitchTimer::Announce { call } => self.announcement_due(now, call),
-                SwitchTimer::VoicemailLimit { call } => self.voicemail_limit(now, call),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
-                SwitchTimer::Survey { call } => self.survey_timeout(now, call),
                 SwitchTimer::SessionRefresh { call, generation } => {
                     self.refresh_session(now, call, generation)
                 }

@@ -1591,3 +1591,31 @@ fn a_retransmitted_2xx_is_acked_again_and_another_forks_2xx_is_acked_and_hung_up
     rig.take_one(|m| m.is("BYE ") && m.to == trunk());
     assert_eq!(rig.switch.active_calls(), 0);
 }
+
+#[test]
+fn a_second_attempt_keeps_its_whole_ring_time_whatever_the_first_attempts_deadline() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    rig.register("1002", "pw1002");
+    let first = rig.trunk_call("ring-2");
+    rig.advance(Duration::from_secs(10));
+    rig.outbox.clear(); // the INVITE's retransmissions
+                        // The first phone is busy ten seconds in: the call goes to the other agent at once.
+    rig.phone_replies(&first, "486 Busy Here", "b1");
+    let second = rig.take_one(|m| m.is("INVITE "));
+    assert_ne!(second.to, first.to);
+    rig.phone_replies(&second, "180 Ringing", "r2");
+    rig.outbox.clear();
+    // The first attempt's ring deadline (20 s after it started) passes: the second attempt,
+    // rung at 10 s, is not touched.
+    rig.advance(Duration::from_secs(15));
+    assert!(
+        rig.outbox.iter().all(|m| !m.is("CANCEL ")),
+        "{:#?}",
+        rig.outbox
+    );
+    assert_eq!(rig.switch.active_calls(), 1);
+    // Its own deadline (30 s) ends it.
+    rig.advance(Duration::from_secs(5));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == second.to);
+}

@@ -8,8 +8,9 @@
 
 use super::b2bua::EndCause;
 use super::call::{CallNumber, CallState};
+use super::call_timers::CallTimer;
 use super::caller_media::CallerAudio;
-use super::{Switch, SwitchTimer};
+use super::Switch;
 use media::MediaCommand;
 use sip::message::response_to;
 use sip::rsip::Request;
@@ -63,7 +64,7 @@ impl Switch {
         call.hold.set(now, false);
         call.api_hold = false;
         call.state = CallState::Survey(survey.scale);
-        call.next_announcement = None;
+        call.timers.cancel(CallTimer::Announce);
         call.audio = CallerAudio::Survey(token);
         call.agent_left_for_survey = Some(now);
         if let Some(leg) = leg {
@@ -85,8 +86,7 @@ impl Switch {
         if let Some(call) = self.calls.get_mut(&id) {
             call.audio = CallerAudio::Silence;
         }
-        self.timers
-            .schedule(now + SURVEY_KEY_WAIT, SwitchTimer::Survey { call: id });
+        self.set_call_timer(id, CallTimer::Survey, now + SURVEY_KEY_WAIT);
     }
 
     /// A key pressed during the survey (the prompt may still be playing). A key outside the
