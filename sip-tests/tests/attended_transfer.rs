@@ -293,6 +293,7 @@ fn a_consult_from_the_api_completes_into_an_attended_transfer() -> HarnessResult
     assert_eq!(consult_leg["party"], "1002", "{listed}");
     assert_eq!(consult_leg["state"], "answered", "{listed}");
 
+    let answered_before = api.agent("1002")?["calls_answered"].as_u64();
     post(&api, &call_path("complete"), "")?;
     take_bye(&agent)?;
     caller_with_colleague(&conversation, &colleague)?;
@@ -300,10 +301,24 @@ fn a_consult_from_the_api_completes_into_an_attended_transfer() -> HarnessResult
         refused(&api, &call_path("cancel"), "", 409)?,
         "already_transferred"
     );
+    // The colleague has the call now, in the ACD as well: on the call (not Not ready for the
+    // consult), one more call answered, shown as the call's agent; the first agent is free
+    // (this queue has no wrap-up time).
+    let bob = api.wait_for_agent_state("1002", "on-call", WAIT)?;
+    assert_eq!(
+        bob["calls_answered"].as_u64(),
+        answered_before.map(|n| n + 1),
+        "{bob}"
+    );
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["agent"], "1002", "{listed}");
 
     let call_id = conversation.call.call_id().to_owned();
     conversation.call.hang_up(WAIT)?;
     take_bye(&colleague_phone)?;
+    // The call's end frees the colleague as it would its own agent.
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
     let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
     assert_eq!(
         leg_roles(&record),

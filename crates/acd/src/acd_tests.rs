@@ -970,3 +970,69 @@ fn an_agent_on_a_call_out_is_not_offered_calls_until_ready_again() {
     let actions = f.acd.set_ready(f.at(3), &"a".into()).expect("ready");
     assert_eq!(offers(&actions), offer(1, "a"));
 }
+
+#[test]
+fn a_connected_call_handed_to_a_consulted_colleague_wraps_up_each_agent_in_turn() {
+    let mut q = queue("sales", &[("sales", 1)]);
+    q.wrap_up = 10 * SEC;
+    let f = fixture(vec![q]);
+    f.ready_agent(0, "ann", &[("sales", 5)]);
+    f.ready_agent(0, "bob", &[("sales", 1)]);
+    assert_eq!(offers(&f.call(1, 1, "sales", 0)), offer(1, "ann"));
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    let bob = AgentId::from("bob");
+    // Bob is consulted (Not ready for it), talks with the caller, and the transfer completes.
+    f.acd
+        .set_not_ready(f.at(30), &bob, crate::config::CONSULT_REASON)
+        .expect("consult");
+    let answered_before = f.acd.agent(&bob).expect("bob").calls_answered;
+    let handed = f
+        .acd
+        .hand_over(f.at(60), CallId(1), &bob)
+        .expect("hand over");
+    assert!(handed.iter().any(|a| matches!(a,
+        Action::Event(AcdEvent::HandedOver { from, to, .. }) if from.as_str() == "ann" && to.as_str() == "bob")));
+    assert_eq!(f.state("ann"), AgentState::WrapUp { until: f.at(70) });
+    assert_eq!(f.state("bob"), AgentState::OnCall { call: CallId(1) });
+    assert_eq!(
+        f.acd.agent(&bob).expect("bob").calls_answered,
+        answered_before + 1
+    );
+    // The call's hang-up is now Bob's: he goes to wrap-up.
+    let hung = f.acd.hangup(f.at(90), CallId(1)).expect("hangup");
+    assert!(hung.iter().any(|a| matches!(a,
+        Action::Event(AcdEvent::CallEnded { agent, .. }) if agent.as_str() == "bob")));
+    assert_eq!(f.state("bob"), AgentState::WrapUp { until: f.at(100) });
+    assert!(f.acd.call(CallId(1)).is_none());
+}
+
+#[test]
+fn a_hand_over_to_an_agent_who_is_not_free_for_it_changes_nothing() {
+    let f = fixture(vec![queue("sales", &[("sales", 1)])]);
+    f.ready_agent(0, "ann", &[("sales", 5)]);
+    f.ready_agent(0, "bob", &[("sales", 1)]);
+    f.call(1, 1, "sales", 0);
+    let (ann, bob) = (AgentId::from("ann"), AgentId::from("bob"));
+    // Not connected yet.
+    assert!(matches!(
+        f.acd.hand_over(f.at(2), CallId(1), &bob),
+        Err(AcdError::IllegalTransition { .. } | AcdError::IllegalCallState { .. })
+    ));
+    f.acd.answered(f.at(2), CallId(1)).expect("answer");
+    // Bob is Ready (a match could claim him meanwhile), Ann has the call herself, nobody
+    // named "zed" exists.
+    assert!(matches!(
+        f.acd.hand_over(f.at(3), CallId(1), &bob),
+        Err(AcdError::IllegalTransition { .. })
+    ));
+    f.acd
+        .set_not_ready(f.at(3), &ann, "break")
+        .expect("pending not ready");
+    assert!(f.acd.hand_over(f.at(4), CallId(1), &ann).is_err());
+    assert!(matches!(
+        f.acd.hand_over(f.at(4), CallId(1), &AgentId::from("zed")),
+        Err(AcdError::UnknownAgent(_))
+    ));
+    assert_eq!(f.state("ann"), AgentState::OnCall { call: CallId(1) });
+    assert_eq!(f.state("bob"), AgentState::Ready);
+}

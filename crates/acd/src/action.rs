@@ -248,6 +248,18 @@ pub enum AcdEvent {
         /// Talk time.
         talk: Duration,
     },
+    /// A connected call passed from one agent to another (an attended transfer completed):
+    /// `from` goes to wrap-up, `to` talks with the caller from now on.
+    HandedOver {
+        /// The call.
+        call: CallId,
+        /// The agent who had it.
+        from: AgentId,
+        /// The agent who has it now.
+        to: AgentId,
+        /// The call's queue.
+        queue: QueueId,
+    },
     /// An agent changed state.
     AgentStateChanged {
         /// The agent.

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use crate::acd::{Acd, CallRequest};
 use crate::action::{AcdEvent, Action, OfferFailure, OverflowReason, RejectReason, Timer};
-use crate::agent::AgentCell;
-use crate::call::{require_tag, CallCell, CallDetail, NewStay, ServeCall};
+use crate::agent::{AgentCell, AgentDetail};
+use crate::call::{call_kind, require_tag, CallCell, CallDetail, NewStay, ServeCall};
 use crate::error::AcdError;
 use crate::exclusion::Lift;
-use crate::ids::CallId;
+use crate::ids::{AgentId, CallId};
 use crate::matcher::FollowUps;
+use crate::queue::QueueRuntime;
 use crate::state::{call_tag, AgentState, AgentStateKind, CallStateKind, Word};
 
 impl Acd {
@@ -315,33 +316,122 @@ impl Acd {
                     queue: queue.id.clone(),
                     talk,
                 }));
-                let mut follow_ups = FollowUps::default();
-                if queue.settings.wrap_up().is_zero() {
-                    follow_ups.agent(self.release_agent(agent, agent_detail, now, None, actions));
-                    return Ok(follow_ups);
-                }
-                agent_detail.call = None;
-                self.store_agent_word(agent, AgentStateKind::WrapUp);
-                // Unique across agents, so a timer of a removed and re-added agent is stale.
-                let epoch = self.next_seq();
-                agent_detail.wrap_epoch = epoch;
-                let until = now + queue.settings.wrap_up();
-                self.record_agent_state(
-                    agent,
-                    agent_detail,
-                    now,
-                    AgentState::WrapUp { until },
-                    actions,
-                );
-                actions.push(Action::SetTimer {
-                    timer: Timer::WrapUpEnd {
-                        agent: agent.id.clone(),
-                        epoch,
-                    },
-                    at: until,
-                });
-                Ok(follow_ups)
+                Ok(self.start_wrap_up(agent, agent_detail, now, queue, actions))
             },
         )
+    }
+
+    /// The connected call passes to agent `to`: the colleague an agent consulted, who talked
+    /// with the caller and completed an attended transfer. The agent who had the call goes to
+    /// wrap-up as after a hang-up; `to` is OnCall with it from now on (its answered count up
+    /// by one) and goes to wrap-up when the call is hung up. `to` must be NotReady (a consulted
+    /// colleague is, for the consult): a Ready agent could be claimed by a match meanwhile,
+    /// and any other state is busy elsewhere or gone. Handle time is the whole call's, counted
+    /// at the final hang-up.
+    pub fn hand_over(
+        &self,
+        now: Instant,
+        call: CallId,
+        to: &AgentId,
+    ) -> Result<Vec<Action>, AcdError> {
+        let target = self.agent_cell(to)?;
+        let target_free = |detail: &AgentDetail| -> Result<(), AcdError> {
+            match detail.state {
+                AgentState::NotReady { .. } => Ok(()),
+                ref other => Err(AcdError::IllegalTransition {
+                    agent: to.clone(),
+                    from: other.kind(),
+                    to: AgentStateKind::OnCall,
+                }),
+            }
+        };
+        target_free(&target.lock())?;
+        // The agent who had the call leaves it; the call stays connected, without an agent
+        // for the moment between the two locks (only call control changes calls).
+        let mut actions = self.with_call_and_agent(
+            now,
+            call,
+            "connected",
+            |agent, agent_detail, cell, call_detail, word, actions| {
+                require_tag(call, word, call_tag::CONNECTED, "connected")?;
+                if Arc::ptr_eq(agent, &target) {
+                    return Err(AcdError::AgentBusy(to.clone()));
+                }
+                call_detail.agent = None;
+                let queue = &self.queues[cell.queue];
+                actions.push(Action::Event(AcdEvent::HandedOver {
+                    call,
+                    from: agent.id.clone(),
+                    to: to.clone(),
+                    queue: queue.id.clone(),
+                }));
+                Ok(self.start_wrap_up(agent, agent_detail, now, queue, actions))
+            },
+        )?;
+        // The colleague takes it (agent lock before call lock, as everywhere).
+        let cell = self.call_cell(call)?;
+        let mut target_detail = target.lock();
+        let mut call_detail = cell.lock();
+        target_free(&target_detail)?;
+        let word = cell.word.load();
+        require_tag(call, word, call_tag::CONNECTED, "connected")?;
+        if call_detail.agent.is_some() {
+            return Err(AcdError::IllegalCallState {
+                call,
+                state: call_kind(word),
+                expected: "connected without an agent",
+            });
+        }
+        call_detail.agent = Some(Arc::clone(&target));
+        target_detail.call = Some(Arc::clone(&cell));
+        target_detail.pending = None;
+        target_detail.calls_answered += 1;
+        self.store_agent_word(&target, AgentStateKind::OnCall);
+        self.record_agent_state(
+            &target,
+            &mut target_detail,
+            now,
+            AgentState::OnCall { call },
+            &mut actions,
+        );
+        Ok(actions)
+    }
+
+    /// Sends `agent`, whose call just ended or passed on, to wrap-up (with its WrapUpEnd
+    /// timer), or straight on when the queue has no wrap-up time.
+    fn start_wrap_up(
+        &self,
+        agent: &Arc<AgentCell>,
+        agent_detail: &mut AgentDetail,
+        now: Instant,
+        queue: &QueueRuntime,
+        actions: &mut Vec<Action>,
+    ) -> FollowUps {
+        let mut follow_ups = FollowUps::default();
+        if queue.settings.wrap_up().is_zero() {
+            follow_ups.agent(self.release_agent(agent, agent_detail, now, None, actions));
+            return follow_ups;
+        }
+        agent_detail.call = None;
+        self.store_agent_word(agent, AgentStateKind::WrapUp);
+        // Unique across agents, so a timer of a removed and re-added agent is stale.
+        let epoch = self.next_seq();
+        agent_detail.wrap_epoch = epoch;
+        let until = now + queue.settings.wrap_up();
+        self.record_agent_state(
+            agent,
+            agent_detail,
+            now,
+            AgentState::WrapUp { until },
+            actions,
+        );
+        actions.push(Action::SetTimer {
+            timer: Timer::WrapUpEnd {
+                agent: agent.id.clone(),
+                epoch,
+            },
+            at: until,
+        });
+        follow_ups
     }
 }

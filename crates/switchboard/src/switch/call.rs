@@ -260,6 +260,17 @@ impl Call {
         self.agent_leg.as_ref().map(|leg| &leg.agent)
     }
 
+    /// The agent talking with the caller: the current agent, or the colleague an attended
+    /// transfer passed the call to.
+    pub fn talking_agent(&self) -> Option<String> {
+        self.agent().map(ToString::to_string).or_else(|| {
+            self.consult
+                .as_ref()
+                .filter(|c| c.stage == super::consult::ConsultStage::Transferred)
+                .map(|c| c.target.clone())
+        })
+    }
+
     /// The language the caller's prompts are played in.
     pub fn prompt_language(&self) -> String {
         self.language

@@ -455,9 +455,28 @@ impl Switch {
         if let Some(mut phone) = phone {
             self.hang_up_phone_side(now, Some(id), &mut phone);
         }
-        match self.acd.hangup(now, acd::CallId(id)) {
-            Ok(actions) => self.apply_acd(now, actions),
-            Err(error) => tracing::debug!(call = id, %error, "ACD hangup for an attended transfer"),
+        // In the ACD the call passes to the colleague: the first agent goes to wrap-up, the
+        // colleague (Not ready for the consult) is on the call, and goes to wrap-up at its end.
+        let colleague = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.consult.as_ref())
+            .map(|c| acd::AgentId::from(c.target.as_str()));
+        let handed =
+            colleague.map(|colleague| self.acd.hand_over(now, acd::CallId(id), &colleague));
+        match handed {
+            Some(Ok(actions)) => self.apply_acd(now, actions),
+            other => {
+                // (The colleague left Not ready meanwhile, e.g. logged out from the API: the
+                // call leaves the ACD with the first agent, as a hang-up.)
+                tracing::info!(call = id, refused = ?other.and_then(Result::err), "call not handed over in the ACD");
+                match self.acd.hangup(now, acd::CallId(id)) {
+                    Ok(actions) => self.apply_acd(now, actions),
+                    Err(error) => {
+                        tracing::debug!(call = id, %error, "ACD hangup for an attended transfer")
+                    }
+                }
+            }
         }
         self.agent_hold_changed(id, false);
         self.apply_consult_routing(id);

@@ -124,6 +124,22 @@ impl Switch {
                 outcome: "rejected",
                 talk_s: 0.0,
             },
+            // The first agent's part of the call is over (their desktop closes it and offers
+            // the wrap-up form); the colleague's desktop follows from their state change.
+            E::HandedOver {
+                call, from, queue, ..
+            } => CtiEvent::CallEnded {
+                call: call.0,
+                cdr_id: cdr_id(call.0),
+                agent: Some(from.to_string()),
+                queue: queue.to_string(),
+                outcome: "transferred",
+                talk_s: self
+                    .calls
+                    .get(&call.0)
+                    .and_then(|c| c.answered)
+                    .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64()),
+            },
             E::Requeued { .. } | E::Overflowed { .. } => return,
         };
         self.events.publish(date, cti);

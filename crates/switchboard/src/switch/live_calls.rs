@@ -316,7 +316,7 @@ fn view(call: &Call, now: Instant) -> CallView {
         caller: call.caller.clone(),
         queue: call.queue.clone(),
         state,
-        agent: call.agent().map(|a| a.to_string()),
+        agent: call.talking_agent(),
         on_hold: call.hold.is_holding(),
         age_s: since(call.arrived),
         wait_s: call

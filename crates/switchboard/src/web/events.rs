@@ -94,7 +94,8 @@ pub enum CtiEvent {
         agent: Option<String>,
         /// The queue.
         queue: String,
-        /// `completed` (talked to an agent), `abandoned`, `timed-out` or `rejected`.
+        /// `completed` (talked to an agent), `transferred` (this agent's part ended: an attended
+        /// transfer passed the call to a colleague), `abandoned`, `timed-out` or `rejected`.
         outcome: &'static str,
         /// Seconds talked.
         talk_s: f64,
