@@ -738,6 +738,15 @@ impl Switch {
         }
     }
 
+    /// Whether `leg` of call `id` is the consult call the first agent's phone placed itself.
+    pub(super) fn is_phone_consult_leg(&self, id: CallNumber, leg: Leg) -> bool {
+        self.calls
+            .get(&id)
+            .and_then(|c| c.consult.as_ref())
+            .and_then(|c| c.phone.as_ref())
+            .is_some_and(|phone| phone.leg == leg)
+    }
+
     /// A key the first agent pressed: `*` then `3` joins the conference.
     pub(super) fn consult_key(&mut self, now: Instant, id: CallNumber, key: char) {
         let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) else {
@@ -972,6 +981,20 @@ impl Switch {
                 let mut ok = response_to(&request, 200, None);
                 self.add_capabilities(&mut ok.headers);
                 self.send_response(now, &key, ok);
+            }
+            // A key press sent as SIP INFO on the consult call (`*3` joins the conference).
+            Method::Info => {
+                let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
+                match media::dtmf::parse_info(content_type, &request.body) {
+                    Ok(info) => {
+                        self.send_response(now, &key, response_to(&request, 200, None));
+                        self.consult_key(now, id, info.digit.as_char());
+                    }
+                    Err(error) => {
+                        let reason = format!("bad DTMF INFO: {error}");
+                        self.reply_error(now, &key, &request, 400, &reason);
+                    }
+                }
             }
             _ => {
                 let reason = format!("{} is not supported inside a consult", request.method);

@@ -31,6 +31,11 @@ impl Switch {
                 tracing::info!(call, ?leg, digit = %digit.as_char(), ?source, "key press");
                 match leg {
                     Leg::Trunk => self.caller_pressed(now, call, digit.as_char()),
+                    // The first agent's own consult call (their phone dialled the colleague):
+                    // its keys are the first agent's, `*3` included.
+                    Leg::Extra(_) if self.is_phone_consult_leg(call, leg) => {
+                        self.consult_key(now, call, digit.as_char())
+                    }
                     Leg::Extra(_) => self.monitor_key(call, leg, digit.as_char()),
                     Leg::Agent => self.consult_key(now, call, digit.as_char()),
                 }

@@ -1622,3 +1622,85 @@ fn a_second_attempt_keeps_its_whole_ring_time_whatever_the_first_attempts_deadli
     rig.advance(Duration::from_secs(5));
     rig.take_one(|m| m.is("CANCEL ") && m.to == second.to);
 }
+
+/// Agent 1001's phone dials its own consult to 1002 while talking to the caller; both extra
+/// legs are bound and both phones answered. Returns the phone's 200 (its dialog's tag) and the
+/// phone-side leg.
+fn phone_consult_connected(rig: &mut Rig, call_id: &str) -> (Sent, media::Leg) {
+    connected_anchored(rig, "cons-key");
+    phone_dials(rig, ("1001", "pw1001"), "127.0.0.1:6001", "1002", call_id);
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let (phone_leg, ports) = added_leg(rig);
+    let local_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), ports.rtp());
+    rig.switch.handle_media_event(
+        rig.now,
+        call,
+        media::MediaEvent::LegAdded {
+            leg: phone_leg,
+            local_rtp,
+        },
+    );
+    rig.collect();
+    let consult = rig.take_one(|m| m.is("INVITE ") && m.to == phone("1002"));
+    colleague_answers(rig, &consult);
+    let ok =
+        rig.take_one(|m| m.is("SIP/2.0 200") && m.to == phone("1001") && m.text.contains(call_id));
+    rig.take_all(|_| true);
+    (ok, phone_leg)
+}
+
+fn conferenced(rig: &Rig) -> bool {
+    rig.switch.calls.values().next().is_some_and(|c| {
+        c.consult
+            .as_ref()
+            .is_some_and(|c| c.stage == super::consult::ConsultStage::Conference)
+    })
+}
+
+#[test]
+fn star_3_on_the_consult_the_phone_dialled_itself_joins_the_conference_by_rtp_or_info() {
+    // RFC 4733 (or in-band) keys on the phone's consult leg.
+    let mut rig = Rig::new();
+    let (_, phone_leg) = phone_consult_connected(&mut rig, "pk-1");
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    for key in ['*', '3'] {
+        assert!(!conferenced(&rig));
+        rig.switch.handle_media_event(
+            rig.now,
+            call,
+            media::MediaEvent::Dtmf {
+                leg: phone_leg,
+                digit: media::dtmf::DtmfDigit::from_char(key).expect("a key"),
+                duration_ms: 100,
+                source: media::DtmfSource::Rfc4733,
+            },
+        );
+        rig.collect();
+    }
+    assert!(conferenced(&rig), "*3 by RTP events joins the conference");
+
+    // SIP INFO in the phone's consult dialog.
+    let mut rig = Rig::new();
+    let (ok, _) = phone_consult_connected(&mut rig, "pk-2");
+    let info = |key: char, cseq: u32| {
+        let body = format!("Signal={key}\r\nDuration=100\r\n");
+        format!(
+            "INFO sip:switchboard@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:6001;branch=z9hG4bKinfo{cseq};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:1001@127.0.0.1>;tag=sup\r\nTo: <sip:1002@127.0.0.1>;tag={tag}\r\nCall-ID: pk-2\r\n\
+CSeq: {cseq} INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len(),
+            tag = to_tag(&ok),
+        )
+    };
+    rig.deliver(phone("1001"), &info('*', 3));
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("INFO"));
+    assert!(!conferenced(&rig));
+    rig.deliver(phone("1001"), &info('3', 4));
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("INFO"));
+    assert!(conferenced(&rig), "*3 by SIP INFO joins the conference");
+    // An INFO that is no key press is refused and changes nothing.
+    let bad = info('3', 5).replace("Signal=3", "Nonsense");
+    rig.deliver(phone("1001"), &bad);
+    rig.take_one(|m| m.is("SIP/2.0 400"));
+}
