@@ -12,6 +12,7 @@ use super::call::{Call, CallNumber};
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
+use super::uac_leg::UacLeg;
 use super::{ClientPurpose, Switch};
 use media::routing::Routing;
 use media::{Leg, MediaCommand};
@@ -83,9 +84,6 @@ pub struct Monitor {
     pub local_tag: String,
     /// Who called whom.
     pub side: MonitorSide,
-    /// The dialog, once formed (at once when the supervisor dialled in, at the 2xx when
-    /// Switchboard called the phone).
-    pub dialog: Option<Dialog>,
     /// Ports, remote side and SDP state of the supervisor's leg.
     pub media: ExtraLeg,
     /// The leg is in the session and in the mix (a supervisor who dialled in has had the 200).
@@ -103,13 +101,14 @@ pub enum MonitorSide {
         invite: Box<Request>,
         /// Its server transaction.
         server_key: TransactionKey,
+        /// The dialog, formed when the INVITE arrived.
+        dialog: Box<Dialog>,
     },
     /// Switchboard rang the supervisor's phone (the API).
     CalledOut {
-        /// The INVITE Switchboard sent (the dialog is formed from it and the 2xx).
-        invite: Box<Request>,
-        /// Its client transaction (cancelled if the call ends first).
-        client_key: TransactionKey,
+        /// The INVITE, its transaction (cancelled if the call ends first) and, once the
+        /// phone answered, the dialog.
+        uac: Box<UacLeg>,
         /// Switchboard's offer as a plan, to check the phone's answer.
         plan: media::MediaPlan,
     },
@@ -121,6 +120,26 @@ impl Monitor {
             MonitorSide::DialledIn { server_key, .. } => Some(server_key),
             MonitorSide::CalledOut { .. } => None,
         }
+    }
+
+    /// The dialog with the supervisor's phone, once there is one.
+    pub fn dialog(&self) -> Option<&Dialog> {
+        match &self.side {
+            MonitorSide::DialledIn { dialog, .. } => Some(dialog),
+            MonitorSide::CalledOut { uac, .. } => uac.dialog(),
+        }
+    }
+
+    fn dialog_mut(&mut self) -> Option<&mut Dialog> {
+        match &mut self.side {
+            MonitorSide::DialledIn { dialog, .. } => Some(dialog),
+            MonitorSide::CalledOut { uac, .. } => uac.dialog_mut(),
+        }
+    }
+
+    /// Switchboard is ringing this supervisor's phone and it has not answered.
+    fn ringing(&self) -> bool {
+        matches!(&self.side, MonitorSide::CalledOut { uac, .. } if !uac.is_answered())
     }
 }
 
@@ -273,8 +292,8 @@ impl Switch {
                 side: MonitorSide::DialledIn {
                     invite: Box::new(request),
                     server_key: key,
+                    dialog: Box::new(dialog),
                 },
-                dialog: Some(dialog),
                 media: extra,
                 answered: false,
                 joined: now,
@@ -361,11 +380,9 @@ impl Switch {
                 call_id,
                 local_tag,
                 side: MonitorSide::CalledOut {
-                    invite: Box::new(invite),
-                    client_key,
+                    uac: Box::new(UacLeg::calling(invite, client_key, binding.source, now)),
                     plan,
                 },
-                dialog: None,
                 media: extra,
                 answered: false,
                 joined: now,
@@ -388,9 +405,7 @@ impl Switch {
             self.on_consult_response(now, id, response, source);
             return;
         }
-        let ringing = |m: &Monitor| {
-            m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
-        };
+        let ringing = |m: &Monitor| m.leg == leg && m.ringing();
         let pending = self
             .calls
             .get(&id)
@@ -420,11 +435,11 @@ impl Switch {
         else {
             return;
         };
-        let MonitorSide::CalledOut { invite, plan, .. } = &monitor.side else {
+        let MonitorSide::CalledOut { uac, plan } = &mut monitor.side else {
             return;
         };
-        let (dialog, ack) = match Dialog::confirm_2xx(invite, &response, source, &via) {
-            Ok(confirmed) => confirmed,
+        let ack = match uac.answer(now, &response, source, &via) {
+            Ok(ack) => ack,
             Err(error) => {
                 tracing::warn!(call = id, %error, "supervisor's 2xx unusable");
                 self.hang_up_orphan(now, &response, source);
@@ -436,15 +451,14 @@ impl Switch {
         let checked = self
             .media
             .extra_answered(&mut monitor.media, plan, &response.body);
-        monitor.dialog = Some(dialog);
         let added = checked.map(|_| monitor.media.clone());
         self.send_stateless_request(ack, source);
         match added {
             Ok(extra) => self.media.add_extra_leg(id, leg, &extra),
             Err(error) => {
                 tracing::info!(call = id, %error, "supervisor's SDP answer refused");
-                if let Some(mut monitor) = self.take_monitor(now, id, |m| m.leg == leg) {
-                    self.hang_up_monitor(now, &mut monitor);
+                if let Some(monitor) = self.take_monitor(now, id, |m| m.leg == leg) {
+                    self.hang_up_monitor(now, monitor);
                 }
                 self.media.extra_leg_released(id, leg);
             }
@@ -457,12 +471,10 @@ impl Switch {
             self.consult_ring_timeout(now, id);
             return;
         }
-        let ringing = |m: &Monitor| {
-            m.leg == leg && m.dialog.is_none() && matches!(m.side, MonitorSide::CalledOut { .. })
-        };
-        if let Some(mut monitor) = self.take_monitor(now, id, ringing) {
+        let ringing = |m: &Monitor| m.leg == leg && m.ringing();
+        if let Some(monitor) = self.take_monitor(now, id, ringing) {
             tracing::info!(call = id, supervisor = %monitor.supervisor, "supervisor did not answer");
-            self.hang_up_monitor(now, &mut monitor);
+            self.hang_up_monitor(now, monitor);
             self.media.extra_leg_released(id, leg);
         }
     }
@@ -497,8 +509,12 @@ impl Switch {
             return;
         };
         monitor.answered = true;
-        let response = match (&monitor.side, &monitor.dialog) {
-            (MonitorSide::DialledIn { invite, server_key }, Some(dialog)) => {
+        let response = match &monitor.side {
+            MonitorSide::DialledIn {
+                invite,
+                server_key,
+                dialog,
+            } => {
                 let mut ok = response_to(invite, 200, Some(&monitor.local_tag));
                 push_header(&mut ok.headers, "Content-Type", "application/sdp");
                 ok.body = monitor.media.local_body.clone();
@@ -521,16 +537,18 @@ impl Switch {
             return;
         }
         self.media.extra_leg_released(id, leg);
-        let Some(mut monitor) = self.take_monitor(now, id, |m| m.leg == leg) else {
+        let Some(monitor) = self.take_monitor(now, id, |m| m.leg == leg) else {
             return;
         };
         match &monitor.side {
-            MonitorSide::DialledIn { invite, server_key } => {
+            MonitorSide::DialledIn {
+                invite, server_key, ..
+            } => {
                 let (invite, server_key) = (invite.clone(), server_key.clone());
                 let reason = "no media port for the supervisor";
                 self.reply_error(now, &server_key, &invite, 503, reason);
             }
-            MonitorSide::CalledOut { .. } => self.hang_up_monitor(now, &mut monitor),
+            MonitorSide::CalledOut { .. } => self.hang_up_monitor(now, monitor),
         }
     }
 
@@ -582,7 +600,7 @@ impl Switch {
                 .get(&id)?
                 .monitors
                 .iter()
-                .position(|m| m.local_tag == our_tag && m.dialog.is_some())?;
+                .position(|m| m.local_tag == our_tag && m.dialog().is_some())?;
             Some((id, index))
         });
         let Some((id, index)) = found else {
@@ -592,7 +610,7 @@ impl Switch {
             .calls
             .get_mut(&id)
             .and_then(|call| call.monitors.get_mut(index))
-            .and_then(|m| m.dialog.as_mut())
+            .and_then(|m| m.dialog_mut())
             .is_some_and(|dialog| dialog.accept_remote_cseq(&request));
         if !in_order {
             self.reply_error(now, &key, &request, 500, "CSeq out of order");
@@ -657,7 +675,7 @@ impl Switch {
             return;
         };
         let leg = monitor.leg;
-        let Some(transport) = monitor.dialog.as_ref().map(|d| d.peer.transport) else {
+        let Some(transport) = monitor.dialog().map(|d| d.peer.transport) else {
             return;
         };
         let answer = if request.body.is_empty() {
@@ -741,11 +759,11 @@ impl Switch {
     /// The call is over (it is already out of the index): hang up every supervisor and keep
     /// their sessions for the CDR. The media session's end releases their ports.
     pub(super) fn end_monitors(&mut self, now: Instant, call: &mut Call) {
-        for mut monitor in std::mem::take(&mut call.monitors) {
-            self.hang_up_monitor(now, &mut monitor);
+        for monitor in std::mem::take(&mut call.monitors) {
             self.supervisor_free(now, &monitor.supervisor);
             call.supervisions
                 .push(self.supervision_record(&monitor, now));
+            self.hang_up_monitor(now, monitor);
         }
     }
 
@@ -768,13 +786,13 @@ impl Switch {
     /// A supervisor taken out of a call that goes on: remove the leg from the session, hang
     /// the phone up if Switchboard ends it (`hang_up`), keep the session for the CDR and mix
     /// the rest again.
-    fn close_monitor(&mut self, now: Instant, id: CallNumber, mut monitor: Monitor, hang_up: bool) {
+    fn close_monitor(&mut self, now: Instant, id: CallNumber, monitor: Monitor, hang_up: bool) {
         self.media
             .command(id, MediaCommand::RemoveLeg { leg: monitor.leg });
-        if hang_up {
-            self.hang_up_monitor(now, &mut monitor);
-        }
         let record = self.supervision_record(&monitor, now);
+        if hang_up {
+            self.hang_up_monitor(now, monitor);
+        }
         if let Some(call) = self.calls.get_mut(&id) {
             call.supervisions.push(record);
         }
@@ -783,28 +801,25 @@ impl Switch {
 
     /// Ends the supervisor's side of the dialog: BYE once it is up; before that, 480 to a
     /// supervisor who dialled in, CANCEL to a phone Switchboard is ringing.
-    pub(super) fn hang_up_monitor(&mut self, now: Instant, monitor: &mut Monitor) {
-        let established = match monitor.side {
-            MonitorSide::DialledIn { .. } => monitor.answered,
-            MonitorSide::CalledOut { .. } => monitor.dialog.is_some(),
-        };
-        match (&monitor.side, monitor.dialog.as_mut()) {
-            (_, Some(dialog)) if established => {
+    pub(super) fn hang_up_monitor(&mut self, now: Instant, monitor: Monitor) {
+        match monitor.side {
+            MonitorSide::DialledIn { mut dialog, .. } if monitor.answered => {
                 let peer = dialog.peer;
                 let via = self.via(peer);
                 let bye = dialog.request(Method::Bye, &via, None, None);
                 self.send_request(now, bye, peer, ClientPurpose::Fire);
             }
-            (MonitorSide::DialledIn { invite, server_key }, _) => {
-                let mut gone = response_to(invite, 480, Some(&monitor.local_tag));
+            MonitorSide::DialledIn {
+                invite, server_key, ..
+            } => {
+                let mut gone = response_to(&invite, 480, Some(&monitor.local_tag));
                 let reason = "the supervised call ended";
                 sip::message::add_warning(&mut gone, super::AGENT_NAME, reason);
-                let key = server_key.clone();
-                self.send_response(now, &key, gone);
+                self.send_response(now, &server_key, gone);
             }
-            (MonitorSide::CalledOut { client_key, .. }, _) => {
-                // A 2xx that crosses the CANCEL is ACKed and hung up (its purpose stays).
-                self.txn.cancel(now, client_key);
+            MonitorSide::CalledOut { uac, .. } => {
+                let ending = uac.end(|peer| self.via(peer), None);
+                self.end_uac_leg(now, ending);
             }
         }
     }
