@@ -9,10 +9,11 @@
 //! received, relayed and sent on that one thread, with no hand-over between threads.
 //!
 //! A call is pinned to a worker by its trunk-side port pair ([`worker_of`]); call control
-//! takes the agent-side pair (and extra legs' pairs) from the same worker's share of the
-//! port range when one is free, so all of a call's sockets are kept by one worker.
-//! Sockets of finished sessions stay bound ([`BoundSockets`]); a socket kept by another
-//! worker is moved over (re-registered, not re-bound).
+//! takes the agent-side pair from the same worker's share of the port range when one is
+//! free, so a call's sockets are kept by one worker. Sockets of finished sessions stay bound
+//! ([`BoundSockets`]); one kept by another worker (an extra leg's, whose pair is taken
+//! without regard to the worker, or a pair reused on the other side of a later call) is
+//! moved over: re-registered, not re-bound.
 
 use std::io;
 use std::thread::JoinHandle;
