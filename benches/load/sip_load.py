@@ -12,6 +12,7 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
   benches/load/sip_load.py --rate 3000 --seconds 10 --peer kamailio  # Kamailio relay, then Switchboard
   benches/load/sip_load.py --rate 2000 --agents 10000 --queues 200   # cost with many agents and queues
   benches/load/sip_load.py --rate 1000,2000,4000,8000 --seconds 10   # offered vs goodput
+  benches/load/sip_load.py --rate 2000 --baseline-binary /tmp/old/switchboard  # old build, then this one
 """
 import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
 
@@ -240,11 +241,11 @@ def process_tree_cpu(pid):
     return total
 
 
-def start_switchboard(args, work, agent_port):
+def start_switchboard(args, work, agent_port, binary):
     sip_port, http_port = free_port(), free_port()
     with open(f"{work}/load.toml", "w") as f:
         f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues, args.rtp_ports))
-    proc = subprocess.Popen([args.binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
+    proc = subprocess.Popen([binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
                             stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
     wait_options(sip_port)
     register_agents(agent_port, sip_port, [(str(8000 + i), f"pw{8000 + i}") for i in range(args.agents)])
@@ -287,7 +288,8 @@ def stop(proc):
 
 
 def run_load(args, rate, target, work):
-    """One measured run of `rate` calls/s through `target` ("switchboard" or "kamailio")."""
+    """One measured run of `rate` calls/s through `target` ("switchboard", "baseline": the
+    --baseline-binary, or "kamailio")."""
     os.makedirs(work)
     agent_port, trunk_port = free_port(), free_port()
     load_at_start = os.getloadavg()[0]
@@ -296,7 +298,8 @@ def run_load(args, rate, target, work):
         server, sip_port = start_kamailio(work, agent_port)
         wait_options(sip_port)
     else:
-        server, sip_port, http_port = start_switchboard(args, work, agent_port)
+        binary = args.baseline_binary if target == "baseline" else args.binary
+        server, sip_port, http_port = start_switchboard(args, work, agent_port, binary)
     procs = []
     try:
         common = ["-nostdin", "-i", "127.0.0.1", "-buff_size", "4194304"]
@@ -415,12 +418,16 @@ def main():
     ap.add_argument("--peer", choices=["kamailio"],
                     help="before each Switchboard run, run the same load through this peer (Kamailio: transaction-stateful relay to the agents)")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
+    ap.add_argument("--baseline-binary", metavar="PATH",
+                    help="another switchboard binary (e.g. the build before a change), run on the same load right before "
+                         "--binary at each rate and shown as target \"baseline\", so old and new are measured in one invocation")
     args = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="sb-load-")
     results = []
     for rate in [int(r) for r in args.rate.split(",")]:
-        for target in ([args.peer] if args.peer else []) + ["switchboard"]:
+        baseline = ["baseline"] if args.baseline_binary else []
+        for target in ([args.peer] if args.peer else []) + baseline + ["switchboard"]:
             r = run_load(args, rate, target, f"{root}/{target}-{rate}")
             print_run(args, r)
             results.append(r)

@@ -2,18 +2,21 @@
 //! latching, statistics and media timeout, the port pool, G.711, DTMF (RFC 4733, SIP INFO,
 //! in-band), the prompt/music-on-hold player, the call recorder and the default prompts.
 //!
-//! Everything except [`session`] (the per-call tokio task) and the recorder's writer threads
+//! Everything except [`session`] (the per-call tokio task), [`media_workers`] (the threads
+//! sessions run on), [`bound_sockets`] and the recorder's writer threads
 //! is sans-IO: time is a parameter and nothing touches a socket, so call control and tests
 //! drive it directly.
 
 pub mod anchor;
 pub mod audio_clip;
+pub mod bound_sockets;
 pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod inband_dtmf;
 pub mod latch;
 pub mod media_timeout;
+pub mod media_workers;
 pub mod mixer;
 pub mod player;
 pub mod port_pool;
@@ -30,9 +33,11 @@ pub mod webrtc_leg;
 
 pub use anchor::{anchor_answer, anchor_offer, MediaError, MediaPlan};
 pub use audio_clip::{AudioClip, ClipError};
+pub use bound_sockets::{BoundSocketCounters, BoundSockets, SocketHome};
 pub use codec::Codec;
 pub use dtmf::DtmfDigit;
 pub use media_timeout::{Leg, MAX_EXTRA_LEGS};
+pub use media_workers::{worker_count, worker_of, MediaWorkers};
 pub use mixer::{Mixer, MixerFull, PartyId};
 pub use player::Player;
 pub use port_pool::{PortPair, PortPool, PortPoolError};

@@ -98,6 +98,28 @@ impl PortPool {
         Ok(pair)
     }
 
+    /// Takes the least recently released pair that `wanted` accepts among the next
+    /// `within` free ones, else the least recently released pair (so the pool never refuses
+    /// because of the preference). Call control keeps a call's pairs on one media worker
+    /// this way ([`crate::worker_of`]).
+    pub fn allocate_preferring(
+        &mut self,
+        wanted: impl Fn(PortPair) -> bool,
+        within: usize,
+    ) -> Result<PortPair, PortPoolError> {
+        let preferred = self.free.iter().take(within).position(|pair| wanted(*pair));
+        let pair = match preferred.and_then(|index| self.free.remove(index)) {
+            Some(pair) => pair,
+            None => self.free.pop_front().ok_or(PortPoolError::Exhausted {
+                capacity: self.capacity(),
+            })?,
+        };
+        if let Some(slot) = self.slot(pair.rtp) {
+            self.in_use[slot] = true;
+        }
+        Ok(pair)
+    }
+
     /// Returns a pair to the pool. Releasing twice or releasing a foreign pair is an error
     /// (and changes nothing), so a bookkeeping bug cannot hand one port to two calls.
     pub fn release(&mut self, pair: PortPair) -> Result<(), PortPoolError> {
@@ -161,6 +183,37 @@ mod tests {
             pool.allocate().expect("free"),
             first,
             "fresh pairs come before the one just released"
+        );
+    }
+
+    #[test]
+    fn a_preferred_pair_is_taken_when_one_is_near_the_front() {
+        let mut pool = PortPool::new(20000, 20011).expect("six pairs");
+        let even_class = |pair: PortPair| (pair.rtp() / 2).is_multiple_of(2);
+        let first = pool.allocate().expect("free"); // 20000
+        let preferred = pool.allocate_preferring(even_class, 4).expect("free");
+        assert_eq!(
+            preferred.rtp(),
+            20004,
+            "20002 skipped, it stays at the front"
+        );
+        assert_eq!(pool.allocate().map(PortPair::rtp), Ok(20002));
+        // None within reach: the front pair, never a refusal.
+        let none = |_: PortPair| false;
+        assert_eq!(
+            pool.allocate_preferring(none, 4).map(PortPair::rtp),
+            Ok(20006)
+        );
+        assert_eq!(pool.available(), 2);
+        pool.release(first).expect("allocated");
+        pool.release(preferred)
+            .expect("allocated, not lost by the preference");
+        assert_eq!(pool.available(), 4);
+        let mut empty = PortPool::new(20000, 20001).expect("one pair");
+        empty.allocate().expect("free");
+        assert_eq!(
+            empty.allocate_preferring(even_class, 4),
+            Err(PortPoolError::Exhausted { capacity: 1 })
         );
     }
 

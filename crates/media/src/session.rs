@@ -1,6 +1,8 @@
-//! The media session of one call: a tokio task owning the call's two (or four, with RTCP)
-//! sockets, plus those of any extra legs, driven by [`MediaCommand`]s from call control and
-//! reporting [`MediaEvent`]s to one sink shared by every session.
+//! The media session of one call: a tokio task (on a [`crate::MediaWorkers`] thread in
+//! Switchboard) owning the call's two (or four, with RTCP) sockets, plus those of any extra
+//! legs, driven by [`MediaCommand`]s from call control and reporting [`MediaEvent`]s to one
+//! sink shared by every session. The sockets come from, and go back to, the session's
+//! [`SocketHome`]: on a worker they stay bound between calls.
 //!
 //! The session starts when the trunk leg's SDP is known. Until an agent leg is set it
 //! terminates the trunk's media itself: prompts and music on hold are played to the trunk
@@ -43,7 +45,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -55,6 +57,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::audio_clip::AudioClip;
+use crate::bound_sockets::SocketHome;
 use crate::codec::{Codec, SAMPLES_PER_20MS};
 use crate::dtmf::{DtmfDigit, TelephoneEventPacket, TelephoneEventSender};
 use crate::inband_dtmf::InbandDtmfDetector;
@@ -171,8 +174,9 @@ pub enum MediaCommand {
         /// Its parameters from its SDP.
         config: LegConfig,
     },
-    /// Removes an extra leg: its sockets are closed and [`MediaEvent::LegRemoved`] hands its
-    /// ports back. Ignored for trunk, agent or a leg not added.
+    /// Removes an extra leg: its sockets are given back (or closed) and
+    /// [`MediaEvent::LegRemoved`] hands its ports back. Ignored for trunk, agent or a leg not
+    /// added.
     RemoveLeg {
         /// Which extra leg.
         leg: Leg,
@@ -267,8 +271,8 @@ pub enum MediaEvent {
         /// Why, for the log.
         reason: String,
     },
-    /// An extra leg was removed ([`MediaCommand::RemoveLeg`]); its sockets are closed, so
-    /// `ports` may go back to the pool.
+    /// An extra leg was removed ([`MediaCommand::RemoveLeg`]); its sockets are given back
+    /// (or closed), so `ports` may go back to the pool.
     LegRemoved {
         /// Which leg.
         leg: Leg,
@@ -284,7 +288,8 @@ pub enum MediaEvent {
         leg: Leg,
     },
     /// The session ended (after `stop()`, the handle being dropped, or a media timeout): the
-    /// last event of every session. Its sockets are already closed, so the ports may be reused.
+    /// last event of every session. Its sockets are already given back (or closed), so the
+    /// ports may be reused.
     Ended(SessionReport),
 }
 
@@ -325,7 +330,7 @@ pub struct SessionReport {
     pub webrtc: Option<WebRtcCounters>,
     /// The recording's outcome, if one was started.
     pub recording: Option<RecordingOutcome>,
-    /// Extra legs still present at the end, with their ports (closed now: return them to
+    /// Extra legs still present at the end, with their ports (given back now: return them to
     /// the pool) and counters.
     pub extra_legs: Vec<(Leg, PortPair, LegReport)>,
 }
@@ -349,7 +354,8 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Binds the 2 or 4 sockets and spawns the session task on the current tokio runtime.
+    /// Binds the 2 or 4 sockets and spawns the session task on the current tokio runtime
+    /// (Switchboard itself starts sessions on [`crate::MediaWorkers`] instead).
     /// Fails if a port is taken (the caller releases the pairs and tries others).
     ///
     /// All events of all sessions go to ONE shared sink, so call control selects on a single
@@ -361,21 +367,27 @@ impl MediaSession {
         config: SessionConfig,
         events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
     ) -> io::Result<MediaSession> {
-        let bind = |port: u16| -> io::Result<UdpSocket> {
-            let socket = StdUdpSocket::bind(SocketAddr::new(config.bind_ip, port))?;
-            socket.set_nonblocking(true)?;
-            UdpSocket::from_std(socket)
-        };
-        let trunk_rtp = bind(config.trunk_ports.rtp())?;
-        let agent_rtp = bind(config.agent_ports.rtp())?;
-        let rtcp = if config.rtcp {
-            Some((
-                bind(config.trunk_ports.rtcp())?,
-                bind(config.agent_ports.rtcp())?,
-            ))
-        } else {
-            None
-        };
+        let (session, task) = MediaSession::prepare(config, events, SocketHome::Fresh)?;
+        tokio::spawn(task);
+        Ok(session)
+    }
+
+    /// Takes the session's sockets from `home` (registering new ones with the current
+    /// runtime) and returns the handle and the task to spawn on that runtime. When a port
+    /// cannot be bound, whatever `home` keeps on the session's ports is closed too, so the
+    /// caller's probe of which port another process holds sees only that process.
+    pub(crate) fn prepare(
+        config: SessionConfig,
+        events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+        home: SocketHome,
+    ) -> io::Result<(MediaSession, impl Future<Output = ()> + Send + 'static)> {
+        let sockets = MediaSession::take_sockets(&config, &home).inspect_err(|_| {
+            let pairs = [config.trunk_ports, config.agent_ports];
+            for port in pairs.iter().flat_map(|pair| [pair.rtp(), pair.rtcp()]) {
+                home.close(config.bind_ip, port);
+            }
+        })?;
+        let [trunk_rtp, agent_rtp] = &sockets.rtp;
         let trunk_addr = trunk_rtp.local_addr()?;
         let agent_addr = agent_rtp.local_addr()?;
         let core = RelayCore::new(
@@ -394,17 +406,33 @@ impl MediaSession {
         );
         state.bind_ip = config.bind_ip;
         state.rtcp = config.rtcp;
-        let sockets = Sockets {
-            rtp: [trunk_rtp, agent_rtp],
-            rtcp,
-            extra: Vec::new(),
-        };
-        tokio::spawn(run(state, sockets, control_rx));
-        Ok(MediaSession {
+        state.home = home;
+        let session = MediaSession {
             id: config.id,
             control,
             trunk_addr,
             agent_addr,
+        };
+        Ok((session, run(state, sockets, control_rx)))
+    }
+
+    /// The 2 or 4 sockets of trunk and agent side.
+    fn take_sockets(config: &SessionConfig, home: &SocketHome) -> io::Result<Sockets> {
+        let take = |port: u16| home.take(config.bind_ip, port);
+        let trunk_rtp = take(config.trunk_ports.rtp())?;
+        let agent_rtp = take(config.agent_ports.rtp())?;
+        let rtcp = if config.rtcp {
+            Some((
+                take(config.trunk_ports.rtcp())?,
+                take(config.agent_ports.rtcp())?,
+            ))
+        } else {
+            None
+        };
+        Ok(Sockets {
+            rtp: [trunk_rtp, agent_rtp],
+            rtcp,
+            extra: Vec::new(),
         })
     }
 
@@ -444,6 +472,21 @@ struct Sockets {
 }
 
 impl Sockets {
+    /// Every socket, to be given back to the session's [`SocketHome`].
+    fn into_all(self) -> impl Iterator<Item = UdpSocket> {
+        let [trunk_rtp, agent_rtp] = self.rtp;
+        let rtcp = self
+            .rtcp
+            .into_iter()
+            .flat_map(|(trunk, agent)| [trunk, agent]);
+        let extra = self
+            .extra
+            .into_iter()
+            .flatten()
+            .flat_map(ExtraSockets::into_all);
+        [trunk_rtp, agent_rtp].into_iter().chain(rtcp).chain(extra)
+    }
+
     /// The socket facing `leg`, which RTP to it is sent from.
     fn rtp_for(&self, leg: Leg) -> Option<&UdpSocket> {
         match leg {
@@ -465,6 +508,12 @@ struct ExtraSockets {
     rtcp: Option<UdpSocket>,
 }
 
+impl ExtraSockets {
+    fn into_all(self) -> impl Iterator<Item = UdpSocket> {
+        std::iter::once(self.rtp).chain(self.rtcp)
+    }
+}
+
 /// Waits until a socket of an extra leg is readable; never completes when there are none.
 fn extra_readable(extra: &[Option<ExtraSockets>]) -> impl Future<Output = (usize, Stream)> + '_ {
     std::future::poll_fn(move |cx| {
@@ -483,13 +532,6 @@ fn extra_readable(extra: &[Option<ExtraSockets>]) -> impl Future<Output = (usize
         }
         Poll::Pending
     })
-}
-
-/// Binds one non-blocking UDP socket for the session task.
-fn bind_udp(ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
-    let socket = StdUdpSocket::bind(SocketAddr::new(ip, port))?;
-    socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -576,6 +618,8 @@ struct SessionState {
     bind_ip: IpAddr,
     /// Whether extra legs get an RTCP socket too (as trunk and agent do).
     rtcp: bool,
+    /// Where the session's sockets come from and go back to when done with.
+    home: SocketHome,
     /// Present while the trunk has a codec but no telephone-event payload type.
     inband: Option<InbandDtmfDetector>,
     events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
@@ -616,6 +660,7 @@ impl SessionState {
             mix: None,
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             rtcp: false,
+            home: SocketHome::Fresh,
             inband: wants_inband(&trunk).then(InbandDtmfDetector::new),
             events,
             receive_buffer: vec![0u8; MAX_DATAGRAM],
@@ -763,7 +808,9 @@ impl SessionState {
             return Err("the leg is already in the session".to_string());
         }
         let bind = |port: u16| {
-            bind_udp(self.bind_ip, port).map_err(|e| format!("cannot bind port {port}: {e}"))
+            self.home
+                .take(self.bind_ip, port)
+                .map_err(|e| format!("cannot bind port {port}: {e}"))
         };
         let rtp = bind(ports.rtp())?;
         let rtcp = match self.rtcp {
@@ -799,8 +846,10 @@ impl SessionState {
             return;
         };
         let ports = removed.ports;
-        // Closed before the event, so the ports may be reused at once.
-        drop(removed);
+        // Given back (or closed) before the event, so the ports may be reused at once.
+        for socket in removed.into_all() {
+            self.home.give_back(socket);
+        }
         let report = self.core.remove_leg(now, leg);
         if let Some(config) = self.legs.get_mut(leg.index()) {
             *config = LegConfig::default();
@@ -1614,8 +1663,11 @@ async fn run(
         webrtc.close();
         flush_webrtc(webrtc, &sockets.rtp[1]);
     }
-    // Close the sockets before reporting: call control frees the ports on `Ended`.
-    drop(sockets);
+    // Give the sockets back (or close them) before reporting: call control frees the ports
+    // on `Ended` and may hand them to the next call at once.
+    for socket in sockets.into_all() {
+        state.home.give_back(socket);
+    }
     let recording = match state.recording.take() {
         Some(recording) => Some(recording.finish().await),
         None => None,

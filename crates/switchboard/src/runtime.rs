@@ -13,7 +13,9 @@ use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use crate::tls_certificates::LoadedCertificate;
 use acd::Acd;
 use anyhow::Context;
-use media::{MediaCommand, MediaEvent, MediaSession, PortPair, RecorderMetrics, RecorderPool};
+use media::{
+    MediaCommand, MediaEvent, MediaSession, MediaWorkers, PortPair, RecorderMetrics, RecorderPool,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -184,7 +186,11 @@ pub async fn run_from_file(
         crate::audit::AuditLog::start(&config.cdr.dir, metrics.audit_errors.clone(), shipping)
             .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let mut media = MediaSessions::new(media_tx, metrics.clone())?;
+    let mut media = MediaSessions::new(
+        media_tx,
+        metrics.clone(),
+        media::worker_count(config.media.workers.map(usize::from)),
+    )?;
     let events = Arc::new(crate::web::events::EventHub::new());
     let mut switch = Switch::new(
         config.clone(),
@@ -543,8 +549,10 @@ fn busy_pairs(ip: std::net::IpAddr, pairs: &[PortPair], rtcp: bool) -> Vec<PortP
 }
 
 /// The running media sessions, by call: the I/O side of [`crate::switch::media_plane`].
+/// Sessions run on their own worker threads, never on this runtime (issue 12).
 struct MediaSessions {
     sessions: HashMap<u64, MediaSession>,
+    workers: MediaWorkers,
     events: mpsc::UnboundedSender<(u64, MediaEvent)>,
     metrics: Arc<Metrics>,
     recorder: RecorderPool,
@@ -554,9 +562,11 @@ impl MediaSessions {
     fn new(
         events: mpsc::UnboundedSender<(u64, MediaEvent)>,
         metrics: Arc<Metrics>,
+        workers: usize,
     ) -> anyhow::Result<Self> {
         Ok(MediaSessions {
             sessions: HashMap::new(),
+            workers: MediaWorkers::start(workers).context("starting the media worker threads")?,
             events,
             metrics,
             recorder: RecorderPool::new(1, Arc::new(RecorderMetrics::default()))
@@ -571,13 +581,13 @@ impl MediaSessions {
                 let call = config.id;
                 let pairs = [config.trunk_ports, config.agent_ports];
                 let (bind_ip, rtcp) = (config.bind_ip, config.rtcp);
-                let session =
-                    MediaSession::start(config, self.events.clone()).map_err(|error| {
-                        MediaFailure::Start {
-                            call,
-                            error: error.to_string(),
-                            busy: busy_pairs(bind_ip, &pairs, rtcp),
-                        }
+                let session = self
+                    .workers
+                    .start_session(config, self.events.clone())
+                    .map_err(|error| MediaFailure::Start {
+                        call,
+                        error: error.to_string(),
+                        busy: busy_pairs(bind_ip, &pairs, rtcp),
                     })?;
                 self.sessions.insert(call, session);
                 self.metrics.media_sessions.set(self.sessions.len() as i64);
@@ -607,7 +617,7 @@ impl MediaSessions {
         Ok(())
     }
 
-    /// Forgets a session once it reports its end (its sockets are closed by then).
+    /// Forgets a session once it reports its end (its sockets are given back by then).
     fn observe(&mut self, call: u64, event: &MediaEvent) {
         if matches!(event, MediaEvent::Ended(_)) {
             self.sessions.remove(&call);

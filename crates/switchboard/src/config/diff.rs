@@ -142,6 +142,8 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<ConfigChange>, Vec<NeedsRe
         ("timeout_s", o.timeout != n.timeout),
         ("prompts_dir", o.prompts_dir != n.prompts_dir),
         ("recordings_dir", o.recordings_dir != n.recordings_dir),
+        // The media worker threads are started once and hold the calls' sockets.
+        ("workers", o.workers != n.workers),
     ] {
         if differs {
             needs(format!("media.{key}"), BUILT_AT_START);
@@ -427,6 +429,14 @@ mod tests {
         let refused = changes(&new).expect_err("needs a restart");
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert_eq!(refused[0].key, "outbound.dnc_file");
+    }
+
+    #[test]
+    fn the_media_worker_count_needs_a_restart() {
+        let new = BASE.to_owned() + "[media]\nworkers = 3\n";
+        let refused = changes(&new).expect_err("needs a restart");
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].key, "media.workers");
     }
 
     #[test]

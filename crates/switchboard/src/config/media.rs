@@ -17,6 +17,7 @@ const KEYS: &[&str] = &[
     "prompts_dir",
     "recordings_dir",
     "allow_sdes_without_tls",
+    "workers",
 ];
 
 /// Reads an `srtp = "off" | "optional" | "required"` value (`[[agent]]` and `[[trunk]]`).
@@ -88,6 +89,10 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Me
     let allow_sdes_without_tls = media.or(d, "allow_sdes_without_tls", false, |d, field| {
         field.boolean(d)
     });
+    let workers = media.or(d, "workers", None, |d, f| {
+        f.integer(d, 1..=media::media_workers::MAX_WORKERS as i64)
+            .map(Some)
+    });
     Some(MediaConfig {
         address: address?,
         public_address: public_address?,
@@ -97,6 +102,7 @@ pub(super) fn read(d: &mut Diagnostics<'_>, root: &TableReader<'_>) -> Option<Me
         prompts_dir: prompts_dir?,
         recordings_dir: recordings_dir?,
         allow_sdes_without_tls: allow_sdes_without_tls?,
+        workers: workers?,
     })
 }
 
@@ -142,6 +148,17 @@ mod tests {
         assert_eq!(config.media.rtp_port_max, 29_999);
         assert_eq!(config.media.timeout, Some(Duration::from_secs(30)));
         assert_eq!(config.media.address.to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn workers_are_read_and_bounded() {
+        assert_eq!(valid(BASE).media.workers, None, "default: one per core");
+        let config = valid(&format!("{BASE}[media]\nworkers = 3\n"));
+        assert_eq!(config.media.workers, Some(3));
+        assert_eq!(
+            error_lines(&format!("{BASE}[media]\nworkers = 0\n")),
+            vec!["t.toml:4:11: media.workers: 0 out of range 1..=64"]
+        );
     }
 
     #[test]

@@ -333,6 +333,7 @@ timeout_s = 30                              # hang up after this long without RT
 prompts_dir = "/var/lib/switchboard/prompts"  # optional: <dir>/<language>/<name>.wav; default built-in English
 recordings_dir = "/var/lib/switchboard/recordings"  # default ./switchboard-data/recordings
 allow_sdes_without_tls = false              # default false: SRTP keys (a=crypto) only on TLS legs; else 488 (see docs/security.md)
+workers = 2                                 # threads relaying RTP (1..=64); default one per core (see docs/scaling.md)
 
 [[trunk]]
 name = "carrier"                            # unique

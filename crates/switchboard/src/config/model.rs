@@ -253,6 +253,9 @@ pub struct MediaConfig {
     /// Accept and send SDES keys (a=crypto) on legs whose signalling is not TLS. Off by
     /// default: over UDP/TCP the keys travel in clear text and the SRTP protects nothing.
     pub allow_sdes_without_tls: bool,
+    /// Media worker threads (each relays the RTP of the calls pinned to it); `None` = one
+    /// per core.
+    pub workers: Option<u16>,
 }
 
 /// Whether a leg's media is SRTP (RFC 3711, keyed by SDES RFC 4568).

@@ -157,6 +157,8 @@ impl LocalSdp {
 #[derive(Debug)]
 pub struct MediaPlane {
     pool: PortPool,
+    /// Media worker threads: a call's pairs are taken from its worker's share of the range.
+    workers: usize,
     bind_ip: IpAddr,
     sdp_ip: IpAddr,
     timeout: Option<Duration>,
@@ -189,6 +191,9 @@ pub struct ExtraLeg {
 /// The telephone-event payload type Switchboard offers when it makes the offer.
 const OFFERED_TELEPHONE_EVENT: u8 = 101;
 
+/// How many of the least recently released pairs are searched for one on the call's worker.
+const SAME_WORKER_REACH: usize = 16;
+
 /// How long a latched peer must be silent before another source may take its place.
 const RELATCH_AFTER: Duration = Duration::from_secs(2);
 
@@ -197,6 +202,7 @@ impl MediaPlane {
     pub fn new(config: &crate::config::MediaConfig) -> Result<MediaPlane, media::PortPoolError> {
         Ok(MediaPlane {
             pool: PortPool::new(config.rtp_port_min, config.rtp_port_max)?,
+            workers: media::worker_count(config.workers.map(usize::from)),
             bind_ip: config.address,
             sdp_ip: config.public_address.unwrap_or(config.address),
             timeout: config.timeout,
@@ -223,7 +229,14 @@ impl MediaPlane {
 
     fn allocate(&mut self) -> Result<(PortPair, PortPair), AnchorError> {
         let trunk = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
-        match self.pool.allocate() {
+        // The agent side on the trunk side's worker (the session runs there), so no socket
+        // has to move between workers' pollers; any pair rather than none.
+        let worker = media::worker_of(trunk, self.workers);
+        let same_worker = |pair| media::worker_of(pair, self.workers) == worker;
+        match self
+            .pool
+            .allocate_preferring(same_worker, SAME_WORKER_REACH)
+        {
             Ok(agent) => Ok((trunk, agent)),
             Err(_) => {
                 self.release_pair(trunk);
@@ -1265,6 +1278,7 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             prompts_dir: None,
             recordings_dir: "/tmp".into(),
             allow_sdes_without_tls: false,
+            workers: Some(2),
         })
         .expect("valid range")
     }
@@ -1603,6 +1617,22 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
             2,
             "an unstarted call's ports come back at once"
         );
+    }
+
+    #[test]
+    fn a_calls_two_pairs_belong_to_one_media_worker() {
+        let mut plane = plane(8);
+        for call in 0..4 {
+            let (media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+            assert_eq!(
+                media::worker_of(media.trunk_ports, 2),
+                media::worker_of(media.agent_ports, 2),
+                "call {call}: {:?} and {:?}",
+                media.trunk_ports,
+                media.agent_ports
+            );
+            plane.finish(call, media);
+        }
     }
 
     #[test]

@@ -1,0 +1,255 @@
+//! Sockets of finished sessions, kept bound for the next call on the same port.
+//!
+//! Binding, closing and registering a socket with the runtime's poller (`bind`, `close`,
+//! two `epoll_ctl`) for each of a call's four ports was a large part of what a call cost
+//! the media plane (issue 12, docs/scaling.md). A session therefore hands its sockets back
+//! here when it ends, still bound and still registered, and the next session on that port
+//! takes the socket instead of binding a new one: in steady state a call costs no socket
+//! system call at all apart from draining what arrived while the socket waited.
+//!
+//! A reused socket must not carry the previous call into the next one: datagrams that
+//! arrived while it waited here (the old peer still sending after its BYE) are read and
+//! dropped when the socket is taken, before the new session sees its first packet, so they
+//! can neither latch (symmetric RTP) nor be relayed. Latching itself is per session, so it
+//! starts afresh for every call.
+//!
+//! Sockets are kept per local address (IP and port), each with the worker whose runtime
+//! registered it ([`crate::MediaWorkers`]): only that runtime's poller reports it readable,
+//! so a socket taken by another worker is re-registered there (two `epoll_ctl`, still no
+//! bind or close).
+
+use std::collections::HashMap;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::UdpSocket;
+
+/// Most stale datagrams dropped from one socket when it is taken; a socket's receive buffer
+/// holds far fewer RTP packets than this, so the limit only bounds a flood arriving meanwhile.
+const MAX_STALE: usize = 4096;
+
+/// Counters of the store, for tests and the bench's report.
+#[derive(Debug, Default)]
+pub struct BoundSocketCounters {
+    /// Sockets bound afresh because none was kept for the address.
+    pub bound: AtomicU64,
+    /// Sockets taken from the store by the worker that kept them (no system call apart
+    /// from the drain).
+    pub reused: AtomicU64,
+    /// Sockets taken from the store by another worker: re-registered with its poller.
+    pub moved: AtomicU64,
+    /// Stale datagrams dropped from reused sockets.
+    pub stale_dropped: AtomicU64,
+}
+
+/// The store shared by the media workers. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct BoundSockets {
+    /// Each socket with the worker whose runtime it is registered with.
+    kept: Arc<Mutex<HashMap<SocketAddr, (usize, UdpSocket)>>>,
+    counters: Arc<BoundSocketCounters>,
+}
+
+impl BoundSockets {
+    /// An empty store.
+    pub fn new() -> BoundSockets {
+        BoundSockets::default()
+    }
+
+    /// The socket for `ip:port` for `worker`: the kept one, drained of stale datagrams, or a
+    /// new one bound now. Call this inside `worker`'s runtime: a new socket, or one kept by
+    /// another worker, is registered with the current runtime.
+    pub fn take_or_bind(&self, worker: usize, ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+        let address = SocketAddr::new(ip, port);
+        let kept = self.lock().remove(&address);
+        let socket = match kept {
+            Some((owner, socket)) if owner == worker => {
+                self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                socket
+            }
+            Some((_, socket)) => {
+                let socket = UdpSocket::from_std(socket.into_std()?)?;
+                self.counters.moved.fetch_add(1, Ordering::Relaxed);
+                socket
+            }
+            None => {
+                let socket = bind(address)?;
+                self.counters.bound.fetch_add(1, Ordering::Relaxed);
+                return Ok(socket);
+            }
+        };
+        let stale = drain_stale(&socket);
+        self.counters
+            .stale_dropped
+            .fetch_add(stale, Ordering::Relaxed);
+        Ok(socket)
+    }
+
+    /// Keeps `socket` (registered with `worker`'s runtime) bound for the next session on its
+    /// port. A socket whose address cannot be read is simply closed.
+    pub fn give_back(&self, worker: usize, socket: UdpSocket) {
+        if let Ok(address) = socket.local_addr() {
+            self.lock().insert(address, (worker, socket));
+        }
+    }
+
+    /// Closes the kept socket of `ip:port`, if any: after a session failed to start, its
+    /// ports are probed to tell a port another process holds from one of ours.
+    pub fn close(&self, ip: IpAddr, port: u16) {
+        let closed = self.lock().remove(&SocketAddr::new(ip, port));
+        drop(closed);
+    }
+
+    /// Closes every kept socket (at shutdown, while the workers' runtimes still run).
+    pub fn close_all(&self) {
+        let closed = std::mem::take(&mut *self.lock());
+        drop(closed);
+    }
+
+    /// Sockets kept now.
+    pub fn kept(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// The store's counters.
+    pub fn counters(&self) -> &BoundSocketCounters {
+        &self.counters
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (usize, UdpSocket)>> {
+        // A panic while holding the map cannot leave it half-changed (one insert or remove).
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where one session's sockets come from and go back to.
+#[derive(Debug, Clone, Default)]
+pub enum SocketHome {
+    /// Bound when the session starts and closed when it ends (sessions started with
+    /// [`crate::MediaSession::start`] on the caller's runtime).
+    #[default]
+    Fresh,
+    /// Taken from and given back to a store, on a media worker.
+    Kept {
+        /// The store.
+        store: BoundSockets,
+        /// The worker the session runs on.
+        worker: usize,
+    },
+}
+
+impl SocketHome {
+    /// Sockets kept in `store`, for a session on `worker`.
+    pub fn kept(store: BoundSockets, worker: usize) -> SocketHome {
+        SocketHome::Kept { store, worker }
+    }
+
+    /// The socket for `ip:port` (call inside the session's runtime).
+    pub fn take(&self, ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
+        match self {
+            SocketHome::Fresh => bind(SocketAddr::new(ip, port)),
+            SocketHome::Kept { store, worker } => store.take_or_bind(*worker, ip, port),
+        }
+    }
+
+    /// The session is done with `socket`: keep it for the next one, or close it.
+    pub fn give_back(&self, socket: UdpSocket) {
+        if let SocketHome::Kept { store, worker } = self {
+            store.give_back(*worker, socket);
+        }
+    }
+
+    /// A session could not start: close whatever is kept on its ports.
+    pub fn close(&self, ip: IpAddr, port: u16) {
+        if let SocketHome::Kept { store, .. } = self {
+            store.close(ip, port);
+        }
+    }
+}
+
+/// Binds one non-blocking UDP socket, registered with the current runtime.
+fn bind(address: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = StdUdpSocket::bind(address)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// Reads and drops every datagram queued on `socket`; returns how many.
+///
+/// Read with the system call directly, not through tokio: tokio answers "would block"
+/// without asking the kernel until its poller has seen the socket become readable, and a
+/// datagram that arrived a moment ago may not have been seen yet.
+fn drain_stale(socket: &UdpSocket) -> u64 {
+    let socket = socket2::SockRef::from(socket);
+    // The content is not needed: a datagram larger than the buffer is still consumed whole.
+    let mut buffer = [MaybeUninit::<u8>::uninit(); 1];
+    let mut dropped = 0;
+    for _ in 0..MAX_STALE {
+        match socket.recv_from(&mut buffer) {
+            Ok(_) => dropped += 1,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            // ICMP errors of earlier sends and the like: consumed, go on.
+            Err(_) => continue,
+        }
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn a_socket_given_back_is_the_one_taken_next_and_arrives_empty() {
+        let store = BoundSockets::new();
+        let first = store.take_or_bind(0, LOOPBACK, 0).expect("bind");
+        let address = first.local_addr().expect("bound");
+        store.give_back(0, first);
+        assert_eq!(store.kept(), 1);
+
+        // The previous call's peer goes on sending while the socket waits in the store.
+        let old_peer = StdUdpSocket::bind((LOOPBACK, 0)).expect("peer");
+        for n in 0..3u8 {
+            old_peer.send_to(&[n; 172], address).expect("send");
+        }
+        let again = store
+            .take_or_bind(0, LOOPBACK, address.port())
+            .expect("kept socket");
+        assert_eq!(again.local_addr().expect("bound"), address);
+        assert_eq!(store.kept(), 0);
+        assert_eq!(store.counters().reused.load(Ordering::Relaxed), 1);
+        assert_eq!(store.counters().bound.load(Ordering::Relaxed), 1);
+        assert_eq!(store.counters().stale_dropped.load(Ordering::Relaxed), 3);
+
+        // The next datagram read is the new peer's, not one of the stale ones.
+        let new_peer = StdUdpSocket::bind((LOOPBACK, 0)).expect("peer");
+        new_peer.send_to(b"new", address).expect("send");
+        let mut buffer = [0u8; 16];
+        let (len, from) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            again.recv_from(&mut buffer),
+        )
+        .await
+        .expect("the new peer's datagram arrives")
+        .expect("receive");
+        assert_eq!(&buffer[..len], b"new");
+        assert_eq!(from, new_peer.local_addr().expect("bound"));
+    }
+
+    #[tokio::test]
+    async fn a_port_held_elsewhere_is_an_addr_in_use_error() {
+        let holder = StdUdpSocket::bind((LOOPBACK, 0)).expect("holder");
+        let port = holder.local_addr().expect("bound").port();
+        let store = BoundSockets::new();
+        let error = store
+            .take_or_bind(0, LOOPBACK, port)
+            .expect_err("the port is taken");
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(store.counters().bound.load(Ordering::Relaxed), 0);
+    }
+}

@@ -1,0 +1,417 @@
+//! The media worker threads: every media session runs on one of a few dedicated threads,
+//! never on the runtime that runs call control.
+//!
+//! Why (issue 12, docs/scaling.md): with sessions as tasks on call control's runtime, the
+//! relay's packets and the call-control task competed for the same tokio workers, and
+//! tokio's work stealing moved both between threads with a futex wake-up each time. Here
+//! each worker is a thread with its own single-threaded runtime and its own poller: a call's
+//! sockets are registered with its worker's poller only, so every packet of the call is
+//! received, relayed and sent on that one thread, with no hand-over between threads.
+//!
+//! A call is pinned to a worker by its trunk-side port pair ([`worker_of`]); call control
+//! takes the agent-side pair from the same worker's share of the port range when one is
+//! free, so a call's sockets are kept by one worker. Sockets of finished sessions stay bound
+//! ([`BoundSockets`]); one kept by another worker (an extra leg's, whose pair is taken
+//! without regard to the worker, or a pair reused on the other side of a later call) is
+//! moved over: re-registered, not re-bound.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::bound_sockets::{BoundSockets, SocketHome};
+use crate::port_pool::PortPair;
+use crate::session::{MediaEvent, MediaSession, SessionConfig, SessionId};
+
+/// Most worker threads a configuration may ask for.
+pub const MAX_WORKERS: usize = 64;
+
+/// The worker count to use: the configured one, else one per core.
+pub fn worker_count(configured: Option<usize>) -> usize {
+    configured
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .clamp(1, MAX_WORKERS)
+}
+
+/// The worker that runs the sessions whose trunk side is `pair` (and keeps its sockets).
+pub fn worker_of(pair: PortPair, workers: usize) -> usize {
+    usize::from(pair.rtp() / 2) % workers.max(1)
+}
+
+/// One worker thread: its runtime's handle and what ends it.
+struct Worker {
+    handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The running media worker threads. Dropping this ends them (their sessions end without
+/// a report: it happens at shutdown, after call control has stopped).
+pub struct MediaWorkers {
+    workers: Vec<Worker>,
+    sockets: BoundSockets,
+}
+
+impl std::fmt::Debug for MediaWorkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaWorkers")
+            .field("workers", &self.workers.len())
+            .field("kept_sockets", &self.sockets.kept())
+            .finish()
+    }
+}
+
+/// The name of every worker thread (what `top -H` and /proc/<pid>/task/*/comm show).
+pub const WORKER_THREAD_NAME: &str = "media-worker";
+
+impl MediaWorkers {
+    /// Starts `count` worker threads (at least one, at most [`MAX_WORKERS`]).
+    pub fn start(count: usize) -> io::Result<MediaWorkers> {
+        let count = count.clamp(1, MAX_WORKERS);
+        let mut workers = Vec::with_capacity(count);
+        for n in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(WORKER_THREAD_NAME.to_owned())
+                .spawn(move || {
+                    // Runs the sessions spawned onto this runtime until told to stop (or
+                    // until the `MediaWorkers` is dropped, which drops the sender).
+                    let _ = runtime.block_on(stopped);
+                    tracing::debug!(worker = n, "media worker stopped");
+                })?;
+            workers.push(Worker {
+                handle,
+                stop: Some(stop),
+                thread: Some(thread),
+            });
+        }
+        Ok(MediaWorkers {
+            workers,
+            sockets: BoundSockets::new(),
+        })
+    }
+
+    /// Worker threads running.
+    pub fn count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The sockets kept between calls (shared by the workers).
+    pub fn sockets(&self) -> &BoundSockets {
+        &self.sockets
+    }
+
+    /// Starts a session on the worker of its trunk-side pair, with its sockets taken from
+    /// those kept (or bound now). Fails like [`MediaSession::start`] when a port is taken.
+    pub fn start_session(
+        &self,
+        config: SessionConfig,
+        events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+    ) -> io::Result<MediaSession> {
+        let n = worker_of(config.trunk_ports, self.workers.len());
+        let worker = self
+            .workers
+            .get(n)
+            .ok_or_else(|| io::Error::other("no media worker"))?;
+        let home = SocketHome::kept(self.sockets.clone(), n);
+        // Sockets are registered with the runtime current while they are made.
+        let _entered = worker.handle.enter();
+        let (session, task) = MediaSession::prepare(config, events, home)?;
+        worker.handle.spawn(task);
+        Ok(session)
+    }
+}
+
+impl Drop for MediaWorkers {
+    fn drop(&mut self) {
+        // Closed while their runtimes still run, so each is deregistered from its poller.
+        self.sockets.close_all();
+        for worker in &mut self.workers {
+            if let Some(stop) = worker.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for worker in &mut self.workers {
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::media_timeout::Leg;
+    use crate::port_pool::PortPool;
+    use crate::relay_core::LegConfig;
+    use crate::session::SessionReport;
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use tokio::net::UdpSocket;
+
+    type Events = mpsc::UnboundedReceiver<(SessionId, MediaEvent)>;
+
+    const WAIT: Duration = Duration::from_secs(10);
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    async fn phone() -> UdpSocket {
+        UdpSocket::bind((LOOPBACK, 0))
+            .await
+            .expect("bind test phone")
+    }
+
+    fn leg(peer: &UdpSocket) -> LegConfig {
+        LegConfig {
+            remote_rtp: peer.local_addr().ok(),
+            codec: Some((Codec::Pcmu, 0)),
+            ..LegConfig::default()
+        }
+    }
+
+    fn config(ports: (PortPair, PortPair), trunk: LegConfig, agent: LegConfig) -> SessionConfig {
+        SessionConfig {
+            id: 7,
+            bind_ip: LOOPBACK,
+            trunk_ports: ports.0,
+            agent_ports: ports.1,
+            trunk,
+            agent: Some(agent),
+            media_timeout: None,
+            relatch_after: Duration::from_secs(2),
+            rtcp: true,
+        }
+    }
+
+    /// Two pairs for one session, from a range no other test of this crate uses; a pair
+    /// another process holds is skipped (the caller retries with the next ones).
+    fn candidate_ports(pool: &mut PortPool) -> (PortPair, PortPair) {
+        let trunk = pool.allocate().expect("test port range exhausted");
+        let agent = pool.allocate().expect("test port range exhausted");
+        (trunk, agent)
+    }
+
+    fn start_first(
+        workers: &MediaWorkers,
+        pool: &mut PortPool,
+        trunk: LegConfig,
+        agent: LegConfig,
+    ) -> (MediaSession, Events, (PortPair, PortPair)) {
+        let (sink, events) = mpsc::unbounded_channel();
+        for _ in 0..50 {
+            let ports = candidate_ports(pool);
+            if let Ok(session) = workers.start_session(config(ports, trunk, agent), sink.clone()) {
+                return (session, events, ports);
+            }
+        }
+        panic!("no free port pairs for the test session");
+    }
+
+    async fn next_event(events: &mut Events) -> MediaEvent {
+        let (_, event) = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event in time")
+            .expect("sink open");
+        event
+    }
+
+    async fn ended(events: &mut Events) -> SessionReport {
+        loop {
+            if let MediaEvent::Ended(report) = next_event(events).await {
+                return report;
+            }
+        }
+    }
+
+    async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buffer = vec![0u8; 2048];
+        let (len, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut buffer))
+            .await
+            .expect("packet in time")
+            .expect("receive");
+        buffer.truncate(len);
+        (buffer, from)
+    }
+
+    fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
+        rtp_rs::RtpPacketBuilder::new()
+            .payload_type(0)
+            .ssrc(0xBEEF)
+            .sequence(rtp_rs::Seq::from(seq))
+            .timestamp(u32::from(seq) * 160)
+            .payload(payload)
+            .build()
+            .expect("valid packet")
+    }
+
+    #[test]
+    fn the_worker_count_is_the_configured_one_or_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(worker_count(None), cores.min(MAX_WORKERS));
+        assert_eq!(worker_count(Some(3)), 3);
+        assert_eq!(worker_count(Some(0)), 1);
+        assert_eq!(worker_count(Some(1000)), MAX_WORKERS);
+        let workers = MediaWorkers::start(3).expect("threads start");
+        assert_eq!(workers.count(), 3);
+    }
+
+    #[test]
+    fn a_call_is_pinned_by_its_trunk_pair() {
+        let pool = PortPool::new(20000, 20011).expect("six pairs");
+        let mut pool = pool;
+        let workers: Vec<usize> = (0..6)
+            .map(|_| worker_of(pool.allocate().expect("free"), 2))
+            .collect();
+        assert_eq!(
+            workers,
+            vec![0, 1, 0, 1, 0, 1],
+            "neighbouring pairs alternate"
+        );
+        assert_eq!(
+            worker_of(pool_pair(20004), 1),
+            0,
+            "one worker runs everything"
+        );
+    }
+
+    fn pool_pair(rtp: u16) -> PortPair {
+        let mut pool = PortPool::new(rtp, rtp + 1).expect("one pair");
+        pool.allocate().expect("free")
+    }
+
+    /// A session is started from a thread without any runtime of its own: it runs on a
+    /// worker. When it ends its sockets stay bound, and the next session on the same ports
+    /// takes them without binding; a datagram the previous call's peer sent in between is
+    /// dropped, so it neither latches the new call's trunk leg nor reaches its agent.
+    #[test]
+    fn sockets_are_reused_by_the_next_call_and_its_stale_packets_dropped() {
+        let workers = MediaWorkers::start(1).expect("threads start");
+        let mut pool = PortPool::new(45000, 45999).expect("range");
+        // The test's own runtime only drives its phones and reads events.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        runtime.block_on(async {
+            let old_caller = phone().await;
+            let agent = phone().await;
+            let (first, mut events, ports) =
+                start_first(&workers, &mut pool, leg(&old_caller), leg(&agent));
+            let trunk_addr = first.trunk_addr();
+            old_caller
+                .send_to(&rtp(1, b"first call"), trunk_addr)
+                .await
+                .expect("send");
+            let (relayed, _) = recv(&agent).await;
+            assert!(relayed.ends_with(b"first call"));
+            first.stop();
+            let report = ended(&mut events).await;
+            assert_eq!(report.trunk.forwarded, 1);
+            let counters = workers.sockets().counters();
+            assert_eq!(counters.bound.load(Ordering::Relaxed), 4);
+            assert_eq!(workers.sockets().kept(), 4, "kept bound after the call");
+
+            // The old caller has not heard the BYE yet and keeps sending.
+            for seq in 2..5 {
+                old_caller
+                    .send_to(&rtp(seq, b"stale"), trunk_addr)
+                    .await
+                    .expect("send");
+            }
+            let new_caller = phone().await;
+            let (sink, mut events) = mpsc::unbounded_channel();
+            let second = workers
+                .start_session(config(ports, leg(&new_caller), leg(&agent)), sink)
+                .expect("the kept sockets are taken");
+            assert_eq!(second.trunk_addr(), trunk_addr);
+            assert_eq!(counters.reused.load(Ordering::Relaxed), 4);
+            assert_eq!(
+                counters.bound.load(Ordering::Relaxed),
+                4,
+                "nothing bound again"
+            );
+            assert_eq!(counters.stale_dropped.load(Ordering::Relaxed), 3);
+            assert_eq!(workers.sockets().kept(), 0);
+
+            new_caller
+                .send_to(&rtp(1, b"second call"), trunk_addr)
+                .await
+                .expect("send");
+            let (relayed, from) = recv(&agent).await;
+            assert!(
+                relayed.ends_with(b"second call"),
+                "the first packet the agent gets is the new caller's"
+            );
+            assert_eq!(from, second.agent_addr());
+            match next_event(&mut events).await {
+                MediaEvent::Latched { leg, source } => {
+                    assert_eq!(leg, Leg::Trunk);
+                    assert_eq!(source, new_caller.local_addr().expect("bound"));
+                }
+                other => panic!("expected the trunk to latch, got {other:?}"),
+            }
+            second.stop();
+            let report = ended(&mut events).await;
+            assert_eq!(report.trunk.forwarded, 1, "only the new caller's packet");
+            assert_eq!(
+                report.trunk.dropped_foreign, 0,
+                "the stale ones never arrived"
+            );
+            assert_eq!(report.trunk.latched, new_caller.local_addr().ok());
+        });
+    }
+
+    /// A socket kept by one worker and needed by a session on another is moved there
+    /// (re-registered, not re-bound) and relays from its new worker.
+    #[test]
+    fn a_socket_kept_by_another_worker_moves_to_the_new_sessions_worker() {
+        let workers = MediaWorkers::start(2).expect("threads start");
+        let mut pool = PortPool::new(44000, 44999).expect("range");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        runtime.block_on(async {
+            let caller = phone().await;
+            let agent = phone().await;
+            let (first, mut events, (trunk, agent_ports)) =
+                start_first(&workers, &mut pool, leg(&caller), leg(&agent));
+            first.stop();
+            ended(&mut events).await;
+            // Swapped: the old agent pair is now the trunk side, so the call runs on the
+            // other worker of the two (neighbouring pairs alternate) or the same one.
+            let (sink, mut events) = mpsc::unbounded_channel();
+            let second = workers
+                .start_session(
+                    config((agent_ports, trunk), leg(&caller), leg(&agent)),
+                    sink,
+                )
+                .expect("kept sockets");
+            let counters = workers.sockets().counters();
+            let moved = counters.moved.load(Ordering::Relaxed);
+            let reused = counters.reused.load(Ordering::Relaxed);
+            assert_eq!(moved + reused, 4, "every socket came from the store");
+            assert_eq!(
+                moved > 0,
+                worker_of(trunk, 2) != worker_of(agent_ports, 2),
+                "moved exactly when the pairs belong to different workers"
+            );
+            caller
+                .send_to(&rtp(1, b"moved"), second.trunk_addr())
+                .await
+                .expect("send");
+            let (relayed, _) = recv(&agent).await;
+            assert!(relayed.ends_with(b"moved"));
+            second.stop();
+            ended(&mut events).await;
+        });
+    }
+}
