@@ -1220,16 +1220,59 @@ impl SessionState {
                     continue;
                 }
             };
-            // SRTP legs: authenticate and decrypt here, so all that follows sees plain RTP.
-            let Some(len) = self.srtp.receive(
-                leg.index(),
-                stream == Stream::Rtcp,
-                &mut self.receive_buffer,
-                len,
-            ) else {
-                continue;
+            self.accept(now, (leg, stream), source, len, to, plan);
+        }
+    }
+
+    /// One datagram read into the receive buffer: SRTP legs authenticate and decrypt it here,
+    /// so all that follows sees plain RTP; then it is relayed, mixed or recorded.
+    fn accept(
+        &mut self,
+        now: Instant,
+        (leg, stream): (Leg, Stream),
+        source: SocketAddr,
+        len: usize,
+        to: Option<&UdpSocket>,
+        plan: ForwardPlan,
+    ) {
+        let Some(len) = self.srtp.receive(
+            leg.index(),
+            stream == Stream::Rtcp,
+            &mut self.receive_buffer,
+            len,
+        ) else {
+            return;
+        };
+        self.forward(now, leg, stream, source, len, to, plan);
+    }
+
+    /// Reads what is already queued on `from` as the session stops. tokio only reads a socket
+    /// its reactor has seen become readable, and a packet that arrived just before the
+    /// hang-up may not have been seen yet (the worker was busy): without this, the last packets
+    /// of a call would be neither relayed nor recorded nor counted (an SRTP forgery sent just
+    /// before a BYE, say). One system call to learn the sender and one to read, per datagram.
+    fn drain_before_stop(
+        &mut self,
+        leg: Leg,
+        stream: Stream,
+        from: &UdpSocket,
+        to: Option<&UdpSocket>,
+    ) {
+        if leg == Leg::Agent && self.webrtc.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let plan = self.forward_plan(leg, stream);
+        let socket = socket2::SockRef::from(from);
+        for _ in 0..MAX_BURST {
+            let Some(source) = socket.peek_sender().ok().and_then(|a| a.as_socket()) else {
+                return;
             };
-            self.forward(now, leg, stream, source, len, to, plan);
+            let len = match std::io::Read::read(&mut &*socket, &mut self.receive_buffer) {
+                Ok(len) => len,
+                Err(_) => return,
+            };
+            self.accept(now, (leg, stream), source, len, to, plan);
         }
     }
 
@@ -1591,7 +1634,11 @@ async fn run(
                         sleep.as_mut().reset(deadline(&state.core));
                     }
                     // Stopped, or the handle was dropped: either way the call is over.
-                    Some(Control::Stop) | None => break StopReason::Stopped,
+                    Some(Control::Stop) | None => {
+                        state.drain_before_stop(Leg::Trunk, Stream::Rtp, trunk_rtp, Some(agent_rtp));
+                        state.drain_before_stop(Leg::Agent, Stream::Rtp, agent_rtp, Some(trunk_rtp));
+                        break StopReason::Stopped;
+                    }
                 },
                 ready = trunk_rtp.readable() => {
                     if ready.is_ok() {
@@ -2527,6 +2574,25 @@ mod tests {
         );
         let report = ended(&mut events).await;
         assert_eq!(report.reason, StopReason::MediaTimeout(Leg::Trunk));
+    }
+
+    #[tokio::test]
+    async fn packets_queued_when_the_session_stops_are_still_counted() {
+        let caller = phone().await;
+        let (session, mut events) = start(leg(&caller, PCMU, Some(101)), None, None);
+        sync(&session, &mut events).await;
+        // Sent and stopped without yielding: the session task has not run since, so its
+        // reactor has not seen the socket become readable when the Stop arrives.
+        for seq in 0..5u16 {
+            let packet = rtp(0, seq, u32::from(seq) * 160, &[0xff; 160]);
+            caller
+                .try_send_to(&packet, session.trunk_addr())
+                .expect("loopback send");
+        }
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.reason, StopReason::Stopped);
+        assert_eq!(report.trunk.rtp.packets, 5, "{report:?}");
     }
 
     #[tokio::test]
