@@ -299,6 +299,40 @@ impl Switchboard {
         Sipp::client(scenario_file, self.sip, self.dir())
     }
 
+    /// `calls` trunk calls to DID 100, one at a time, each answered by agent `agent`'s phone
+    /// (a SIPp UAS running the load bench's `agent_uas.xml`, which answers with SDP) and hung
+    /// up right after the answer; returns the trunk side's run.
+    pub fn calls_one_at_a_time(
+        &self,
+        agent: &str,
+        calls: u32,
+        timeout: std::time::Duration,
+    ) -> HarnessResult<crate::sipp::SippRun> {
+        let load = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
+        let phone_port = crate::ports::free_port()?;
+        crate::agent::register_agent(self, agent, phone_port)?;
+        let phone = Sipp::server(
+            &load.join("agent_uas.xml").display().to_string(),
+            phone_port,
+            self.dir(),
+        )?
+        .calls(calls)
+        .timeout(timeout)
+        .spawn()?;
+        let trunk = self
+            .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
+            .service("100")
+            .calls(calls)
+            .timeout(timeout)
+            .arg("-l")
+            .arg("1")
+            .arg("-d")
+            .arg("0")
+            .run();
+        drop(phone);
+        trunk
+    }
+
     /// The instance's RTP port range (first, last).
     pub fn rtp_ports(&self) -> (u16, u16) {
         self.rtp_ports

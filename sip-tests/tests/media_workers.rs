@@ -3,13 +3,10 @@
 //! bound by Switchboard so the next call on them costs no bind, close or poller change.
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use sip_tests::agent::register_agent;
-use sip_tests::ports::free_port;
 use sip_tests::switchboard::Placement;
-use sip_tests::{HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig};
+use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig};
 
 const WAIT: Duration = Duration::from_secs(120);
 const CALLS: u32 = 3;
@@ -60,28 +57,7 @@ fn calls_in_a_row_reuse_the_ports_sockets_which_stay_bound() -> HarnessResult<()
     };
     let switchboard = Switchboard::start_placed(SwitchboardConfig::default(), &placement)?;
     let (first, last) = switchboard.rtp_ports();
-    let load = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
-    let phone_port = free_port()?;
-    register_agent(&switchboard, "1001", phone_port)?;
-    let phone = Sipp::server(
-        &load.join("agent_uas.xml").display().to_string(),
-        phone_port,
-        switchboard.dir(),
-    )?
-    .calls(CALLS)
-    .timeout(WAIT)
-    .spawn()?;
-    let trunk = switchboard
-        .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
-        .service("100")
-        .calls(CALLS)
-        .timeout(WAIT)
-        .arg("-l")
-        .arg("1")
-        .arg("-d")
-        .arg("0")
-        .run()?;
-    drop(phone);
+    let trunk = switchboard.calls_one_at_a_time("1001", CALLS, WAIT)?;
     assert_eq!(
         trunk.call_counts(),
         (u64::from(CALLS), 0),

@@ -4,13 +4,10 @@
 //! would fail).
 
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use sip_tests::agent::register_agent;
-use sip_tests::ports::free_port;
 use sip_tests::switchboard::Placement;
-use sip_tests::{HarnessError, HarnessResult, Sipp, Switchboard, SwitchboardConfig};
+use sip_tests::{HarnessError, HarnessResult, Switchboard, SwitchboardConfig};
 
 const CALLS: u32 = 8;
 const WAIT: Duration = Duration::from_secs(120);
@@ -28,29 +25,8 @@ fn a_port_held_by_another_process_fails_one_call_not_every_other_one() -> Harnes
     let squatter = UdpSocket::bind(("127.0.0.1", first))
         .map_err(|e| HarnessError::io(format!("binding port {first}"), e))?;
 
-    let load = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/load");
-    let phone_port = free_port()?;
-    register_agent(&switchboard, "1001", phone_port)?;
-    let phone = Sipp::server(
-        &load.join("agent_uas.xml").display().to_string(),
-        phone_port,
-        switchboard.dir(),
-    )?
-    .calls(CALLS)
-    .timeout(WAIT)
-    .spawn()?;
     // One call at a time, each hung up right after the answer.
-    let trunk = switchboard
-        .sipp_client(&load.join("trunk_uac.xml").display().to_string())?
-        .service("100")
-        .calls(CALLS)
-        .timeout(WAIT)
-        .arg("-l")
-        .arg("1")
-        .arg("-d")
-        .arg("0")
-        .run()?;
-    drop(phone);
+    let trunk = switchboard.calls_one_at_a_time("1001", CALLS, WAIT)?;
     assert_eq!(
         trunk.call_counts(),
         (u64::from(CALLS) - 1, 1),
