@@ -80,7 +80,9 @@ pub fn count_transfers(call: &CallRecord, by_agent: &mut BTreeMap<String, AgentT
                     .rev()
                     // An attended transfer ends with the consulted agent's leg.
                     .find(|leg| matches!(leg.role, LegRole::Agent | LegRole::Consult))
-                    .is_some_and(|leg| leg.answered.is_some());
+                    // (A phone that answered with media Switchboard had to refuse has an
+                    // answer time and a `sip_cause`: it never had the call.)
+                    .is_some_and(|leg| leg.answered.is_some() && leg.sip_cause.is_none());
                 call.agent.as_deref().filter(|_| last_leg_answered)
             }
         };
@@ -159,6 +161,16 @@ mod tests {
         let mut by_agent = BTreeMap::new();
         count_transfers(&call, &mut by_agent);
         assert_eq!(by_agent.len(), 1, "{by_agent:?}");
+        // A phone that answered with media Switchboard refused (its leg ended with 488) did
+        // not take the call either.
+        let refused = Leg {
+            sip_cause: Some(488),
+            ..leg(true)
+        };
+        call.legs = vec![leg(true), refused];
+        let mut refused_counts = BTreeMap::new();
+        count_transfers(&call, &mut refused_counts);
+        assert_eq!(refused_counts, by_agent);
         assert_eq!(
             by_agent["1001"],
             AgentTransfers {
