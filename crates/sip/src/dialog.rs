@@ -133,6 +133,21 @@ impl Dialog {
         })
     }
 
+    /// What ends the dialog of a 2xx the UAC no longer wants (RFC 3261 §15, §13.2.2.4): the
+    /// ACK for it (sent statelessly) and a BYE (its own transaction). `via` gives a Via with a
+    /// fresh branch for each.
+    pub fn end_orphan_2xx(
+        response: &Response,
+        peer: Peer,
+        mut via: impl FnMut() -> String,
+    ) -> Result<(Request, Request), DialogError> {
+        let (invite_cseq, _) = cseq_of(&response.headers).ok_or(DialogError::Malformed("CSeq"))?;
+        let mut dialog = Self::from_orphan_2xx(response, peer)?;
+        let ack = dialog.request(Method::Ack, &via(), None, Some(invite_cseq));
+        let bye = dialog.request(Method::Bye, &via(), None, None);
+        Ok((ack, bye))
+    }
+
     /// The dialog a UAC (us) forms when `response` (1xx with tag, or 2xx) answers our
     /// `request`; `peer` is where the response came from.
     pub fn new_uac(
@@ -378,6 +393,42 @@ Content-Length: 0\r\n\r\n";
         let bye = dialog.request(Method::Bye, "SIP/2.0/UDP h;branch=z9hG4bKc", None, None);
         assert_eq!(cseq_of(&bye.headers), Some((314160, "BYE")));
         assert_eq!(bye.uri.to_string(), "sip:1001@10.0.0.9:5070");
+    }
+
+    #[test]
+    fn an_orphan_2xx_is_acked_with_its_invites_cseq_and_hung_up_in_its_own_dialog() {
+        // A 2xx to our INVITE (we are the From side) that arrived after we gave it up.
+        let request = invite();
+        let mut response = response_to(&request, 200, Some("late"));
+        response
+            .headers
+            .push(Header::Contact(rsip::headers::Contact::new(
+                "<sip:1001@10.0.0.9:5070>",
+            )));
+        let mut branches = ["z9hG4bKack", "z9hG4bKbye"].into_iter();
+        let (ack, bye) = Dialog::end_orphan_2xx(&response, peer(), || {
+            format!(
+                "SIP/2.0/UDP h;branch={}",
+                branches.next().unwrap_or("z9hG4bKx")
+            )
+        })
+        .expect("ACK and BYE");
+        assert_eq!(cseq_of(&ack.headers), Some((314159, "ACK")));
+        assert_eq!(cseq_of(&bye.headers), Some((314160, "BYE")));
+        for request in [&ack, &bye] {
+            assert_eq!(request.uri.to_string(), "sip:1001@10.0.0.9:5070");
+            let text = String::from_utf8(encode_request(request).to_vec()).expect("utf8");
+            assert!(
+                text.contains(";tag=late\r\n") && text.contains("tag=1928301774"),
+                "{text}"
+            );
+        }
+        let branch = |r: &Request| header_value(&r.headers, "Via").map(str::to_owned);
+        assert_ne!(branch(&ack), branch(&bye), "each has its own branch");
+        // Without a Contact there is nobody to send them to.
+        let mut no_contact = response.clone();
+        remove_header(&mut no_contact.headers, "Contact");
+        assert!(Dialog::end_orphan_2xx(&no_contact, peer(), || "v".into()).is_err());
     }
 
     #[test]

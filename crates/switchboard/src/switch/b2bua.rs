@@ -1146,17 +1146,10 @@ impl Switch {
 
     /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
     pub(super) fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
-        let Some(invite_cseq) = cseq_of(&response.headers).map(|(n, _)| n) else {
+        let Ok((ack, bye)) = Dialog::end_orphan_2xx(response, source, || self.via(source)) else {
             return;
         };
-        let Ok(mut dialog) = Dialog::from_orphan_2xx(response, source) else {
-            return;
-        };
-        let via = self.via(source);
-        let ack = dialog.request(Method::Ack, &via, None, Some(invite_cseq));
         self.send_stateless_request(ack, source);
-        let via = self.via(source);
-        let bye = dialog.request(Method::Bye, &via, None, None);
         self.send_request(now, bye, source, ClientPurpose::Fire);
     }
 
