@@ -431,6 +431,7 @@ impl Switch {
                     sip::rsip::SipMessage::Request(request) => {
                         self.screen(now, request, inbound.source)
                             || self.refuse_when_overloaded(request, inbound.source)
+                            || self.refuse_without_rtp_ports(request, inbound.source)
                     }
                     sip::rsip::SipMessage::Response(_) => false,
                 };

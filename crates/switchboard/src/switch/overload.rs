@@ -40,21 +40,65 @@ impl Switch {
     /// methods and retransmissions of INVITEs already being handled pass: they belong to calls
     /// that were admitted.
     pub(super) fn refuse_when_overloaded(&mut self, request: &Request, source: Peer) -> bool {
-        if request.method != Method::Invite
-            || to_tag(&request.headers).is_some()
-            || !self.overloaded()
-            || self.txn.has_server_transaction(request)
+        if !self.overloaded() || !self.is_new_invite(request) {
+            return false;
+        }
+        self.refuse_statelessly(request, source, "overloaded: try again later", "overload");
+        true
+    }
+
+    /// Answers a new trunk call with a stateless 503 + Retry-After when the RTP port pool
+    /// cannot anchor its media (a call with an SDP offer takes a pair facing the trunk and one
+    /// facing the agent): refused before its transaction, call and SDP work exist, instead of
+    /// after them. Only INVITEs from a trunk's addresses to one of its numbers are refused
+    /// here; agents' feature codes (which take no ports) and calls out pass.
+    pub(super) fn refuse_without_rtp_ports(&mut self, request: &Request, source: Peer) -> bool {
+        const PAIRS_PER_CALL: usize = 2;
+        if request.body.is_empty()
+            || self.media.free_pairs() >= PAIRS_PER_CALL
+            || !self.is_new_invite(request)
         {
             return false;
         }
+        let super::admission::TrunkDecision::ByAddress(trunk) =
+            super::admission::trunk_for(&self.config, source)
+        else {
+            return false;
+        };
+        let serves_number = super::admission::dialled_number(request).is_some_and(|did| {
+            super::routing::match_number(&self.config.numbers, &did, &trunk).is_some()
+        });
+        if !serves_number {
+            return false;
+        }
+        self.refuse_statelessly(
+            request,
+            source,
+            "no free RTP ports in the configured range",
+            "no-rtp-ports",
+        );
+        true
+    }
+
+    /// An INVITE outside any dialog that no server transaction handles yet (not the
+    /// retransmission of one being handled).
+    fn is_new_invite(&self, request: &Request) -> bool {
+        request.method == Method::Invite
+            && to_tag(&request.headers).is_none()
+            && !self.txn.has_server_transaction(request)
+    }
+
+    /// 503 + Retry-After with `reason` in a Warning, without any state; counted as a rejected
+    /// call with `label`.
+    fn refuse_statelessly(&mut self, request: &Request, source: Peer, reason: &str, label: &str) {
         let mut response = sip::message::response_to(request, 503, Some(&self.ids.tag()));
         sip::message::push_header(
             &mut response.headers,
             "Retry-After",
             RETRY_AFTER_SECS.to_string(),
         );
-        sip::message::add_warning(&mut response, AGENT_NAME, "overloaded: try again later");
-        self.reject_metric("overload");
+        sip::message::add_warning(&mut response, AGENT_NAME, reason);
+        self.reject_metric(label);
         self.metrics
             .sip_responses
             .with_label_values(&["out", "503"])
@@ -62,7 +106,6 @@ impl Switch {
         // Like every stateless answer here: to the address the request came from.
         let data = sip::message::encode_response(&response);
         self.pending_raw.push_back(Transmit { peer: source, data });
-        true
     }
 }
 
@@ -138,6 +181,73 @@ Content-Length: 0\r\n\r\n"
             .with_label_values(&["overload"])
             .get();
         assert_eq!(refused, 2);
+    }
+
+    /// A config whose RTP range holds `pairs` port pairs, and whose queue answers calls itself
+    /// (so a call anchors its media at once, even with nobody logged in).
+    fn switch_with_pairs(now: Instant, pairs: u16) -> Switch {
+        let text = format!(
+            "{CONFIG}answer = \"on-queue\"\n[media]\nrtp_port_min = 30000\nrtp_port_max = {}\n",
+            30000 + 2 * pairs - 1
+        );
+        let config = crate::config::load_str("t.toml", &text).expect("valid test config");
+        super::super::testing::switch(now, Arc::new(config), Default::default())
+    }
+
+    fn with_offer(mut inbound: Inbound) -> Inbound {
+        let sdp = "v=0\r\no=c 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        if let Payload::Message(sip::rsip::SipMessage::Request(request)) = &mut inbound.payload {
+            sip::message::push_header(&mut request.headers, "Content-Type", "application/sdp");
+            request.body = sdp.as_bytes().to_vec();
+        }
+        inbound
+    }
+
+    #[test]
+    fn a_trunk_call_the_rtp_pool_cannot_anchor_is_refused_before_any_state() {
+        let now = Instant::now();
+        // Two pairs: the first call takes both (trunk side and agent side).
+        let mut switch = switch_with_pairs(now, 2);
+        switch.handle_inbound(now, with_offer(invite(now, 10)));
+        let admitted = sent(&mut switch);
+        assert!(
+            admitted.iter().any(|m| m.starts_with("SIP/2.0 100")),
+            "{admitted:?}"
+        );
+        assert_eq!(switch.media.free_pairs(), 0);
+        let (calls, transactions) = (switch.active_calls(), switch.txn.len());
+        // The next cannot be anchored: a stateless 503, no transaction, counted.
+        switch.handle_inbound(now, with_offer(invite(now, 11)));
+        let refused = sent(&mut switch);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].starts_with("SIP/2.0 503"), "{refused:?}");
+        assert!(refused[0].contains("Retry-After: 5\r\n"), "{}", refused[0]);
+        assert!(refused[0].contains("no free RTP ports"), "{}", refused[0]);
+        assert_eq!(switch.active_calls(), calls);
+        assert_eq!(
+            switch.txn.len(),
+            transactions,
+            "no transaction for the refused call"
+        );
+        let counted = switch
+            .metrics
+            .calls_rejected
+            .with_label_values(&["no-rtp-ports"])
+            .get();
+        assert_eq!(counted, 1);
+        // An agent's feature code from the same address dials no number of the trunk: it
+        // passes (and gets its digest challenge).
+        let mut feature = invite(now, 12);
+        if let Payload::Message(sip::rsip::SipMessage::Request(request)) = &mut feature.payload {
+            request.uri = sip::rsip::Uri::try_from("sip:*21@127.0.0.1").expect("uri");
+        }
+        switch.handle_inbound(now, with_offer(feature));
+        let passed = sent(&mut switch);
+        assert!(
+            passed.iter().all(|m| !m.starts_with("SIP/2.0 503")),
+            "{passed:?}"
+        );
     }
 
     #[test]
