@@ -13,6 +13,7 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
   benches/load/sip_load.py --rate 2000 --agents 10000 --queues 200   # cost with many agents and queues
   benches/load/sip_load.py --rate 1000,2000,4000,8000 --seconds 10   # offered vs goodput
   benches/load/sip_load.py --rate 2000 --baseline-binary /tmp/old/switchboard  # old build, then this one
+  benches/load/sip_load.py --rate 2000 --seconds 500 --rss-every 10  # soak: 1,000,000 calls, RSS table
 """
 import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
 
@@ -334,6 +335,8 @@ def run_load(args, rate, target, work):
         peak_rss, mid_rss = rss0, None
         deadline = t0 + args.seconds * 3 + args.hold_ms / 1000 + 60
         stopped = False
+        # (seconds since start, RSS KiB, CPU seconds) every --rss-every seconds, for soak runs.
+        samples, next_sample = [(0.0, rss0, 0.0)], t0 + (args.rss_every or 0)
         while uac.poll() is None:
             if time.time() > deadline:
                 # Past saturation SIPp may never finish; the bench must still end and report.
@@ -346,9 +349,20 @@ def run_load(args, rate, target, work):
             peak_rss = max(peak_rss, rss)
             if mid_rss is None and time.time() - t0 > args.seconds * 0.9:
                 mid_rss = rss
+            if args.rss_every and time.time() >= next_sample:
+                samples.append((time.time() - t0, rss, process_tree_cpu(server.pid) - cpu0))
+                next_sample += args.rss_every
         elapsed = time.time() - t0
         cpu1 = process_tree_cpu(server.pid)
         _, rss1 = proc_stat(server.pid)
+        if args.rss_every:
+            # The calls' transactions linger 32 s (64·T1) after the load: sample until they
+            # are gone, to see what the finished calls left behind.
+            linger_end = time.time() + 40
+            while time.time() < linger_end:
+                time.sleep(min(args.rss_every, max(0.0, linger_end - time.time())))
+                _, rss = proc_stat(server.pid)
+                samples.append((time.time() - t0, rss, process_tree_cpu(server.pid) - cpu0))
         stop_probe.set()
         probe.join(timeout=10)
         stat_files = [f for f in os.listdir(work) if f.endswith(".csv") and "trunk_uac" in f and "rtt" not in f]
@@ -367,6 +381,7 @@ def run_load(args, rate, target, work):
         return dict(target=target, rate=rate, calls=calls, success=success, failed=failed, exit=uac.returncode,
                     stopped=stopped, elapsed=elapsed, cps=success / max(0.001, elapsed - args.hold_ms / 1000),
                     cpu=cpu1 - cpu0, ring=ring, rss0=rss0, peak_rss=peak_rss, rss1=rss1, mid_rss=mid_rss,
+                    samples=samples,
                     load=load_at_start, work=work, answered_otherwise=answered_otherwise,
                     retrans_exhausted=retrans_exhausted, rejected=rejected)
     finally:
@@ -400,6 +415,19 @@ def print_run(args, r):
         concurrent = r["rate"] * args.hold_ms / 1000
         print(f"RSS per 1000 calls  {(r['mid_rss'] - r['rss0']) / 1024 / concurrent * 1000:.1f} MiB "
               f"(at ~{concurrent:.0f} concurrent calls)")
+    if len(r.get("samples", [])) > 1:
+        print("| s since start | RSS MiB | calls offered so far | CPU s |")
+        print("|---:|---:|---:|---:|")
+        for at, rss, cpu in r["samples"]:
+            offered = min(r["calls"], int(at * r["rate"]))
+            print(f"| {at:.0f} | {rss / 1024:.1f} | {offered} | {cpu:.1f} |")
+        # While calls run at a steady rate, the finished calls whose transactions still linger
+        # (64·T1 = 32 s of them) are what RSS holds above the idle process.
+        lingering = min(r["calls"], 32 * r["rate"])
+        plateau = max(rss for at, rss, _ in r["samples"] if at <= r["elapsed"])
+        print(f"RSS above start at the plateau: {(plateau - r['rss0']) / 1024:.1f} MiB for ~{lingering} calls "
+              f"lingering = {(plateau - r['rss0']) / max(1, lingering):.2f} KiB per finished call; "
+              f"after the linger: {(r['samples'][-1][1] - r['rss0']) / 1024:.1f} MiB above start")
     print(f"work dir            {r['work']}")
 
 
@@ -418,6 +446,9 @@ def main():
     ap.add_argument("--peer", choices=["kamailio"],
                     help="before each Switchboard run, run the same load through this peer (Kamailio: transaction-stateful relay to the agents)")
     ap.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "switchboard"))
+    ap.add_argument("--rss-every", type=float, metavar="SECONDS",
+                    help="soak runs: sample Switchboard's RSS (and CPU) this often during the load and for 40 s after "
+                         "it (the transactions' linger), and print the samples as a table")
     ap.add_argument("--baseline-binary", metavar="PATH",
                     help="another switchboard binary (e.g. the build before a change), run on the same load right before "
                          "--binary at each rate and shown as target \"baseline\", so old and new are measured in one invocation")
