@@ -1,5 +1,6 @@
 //! A leg Switchboard places as the UAC (an agent attempt, a carrier INVITE, a callback's
-//! agent preview or customer call), as one typed state machine:
+//! agent preview or customer call, the consulted colleague, a supervisor rung from the API),
+//! as one typed state machine:
 //! `Calling → Ringing → Answered { dialog, ack } → ended`.
 //!
 //! Before this type each kind of leg carried its own `dialog: Option<Dialog>`,
