@@ -1033,8 +1033,11 @@ impl Switch {
             return;
         }
         leg.accepts_info = super::in_dialog::allows(&response.headers, Method::Info);
+        // The ACK the leg keeps (it goes again for each retransmission of the 2xx).
+        if let Some(ack) = leg.uac.ack() {
+            self.pending_raw.push_back(ack);
+        }
         self.count_request("out", &Method::Ack);
-        self.resend_ack(id);
 
         // Anchored media: the agent's answer must fit what we offered.
         let Some(call) = self.calls.get_mut(&id) else {
@@ -1130,18 +1133,6 @@ impl Switch {
         }
         let actions = self.offer_failed(now, id, &agent, OfferFailure::Incompatible, Some(488));
         self.apply_acd(now, actions);
-    }
-
-    /// (Re)sends our ACK for the agent's 2xx.
-    fn resend_ack(&mut self, id: CallNumber) {
-        let ack = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.agent_leg.as_ref())
-            .and_then(|leg| leg.uac.ack());
-        if let Some(ack) = ack {
-            self.pending_raw.push_back(ack);
-        }
     }
 
     /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
