@@ -56,6 +56,18 @@ impl TransactionKey {
         Some(Self::client(via.branch()?, &request.method.to_string()))
     }
 
+    /// The key the client transaction for `request` gets when it is sent (its top-Via branch
+    /// and method), for a caller that must name the transaction before sending — or, in a
+    /// test, without sending at all.
+    pub fn of_sent_request(request: &Request) -> Option<Self> {
+        Self::for_outgoing_request(request)
+    }
+
+    /// The key of the server transaction a received request (not an ACK or CANCEL) opens.
+    pub fn of_received_request(request: &Request) -> Option<Self> {
+        Self::for_incoming_request(request, &request.method.to_string())
+    }
+
     /// The client transaction a response belongs to: top-Via branch plus CSeq method.
     pub(crate) fn for_response(response: &Response) -> Option<Self> {
         let via = parse_top_via(top_via_value(&response.headers)?)?;

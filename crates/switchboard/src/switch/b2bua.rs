@@ -3,8 +3,8 @@
 //! the other, and a hang-up on one side ends both.
 
 use super::admission::{self, TrunkDecision};
-use super::call::{AgentLeg, Call, CallNumber, CallState, TrunkLeg};
-use super::call_timers::CallTimer;
+use super::call::timers::CallTimer;
+use super::call::{AgentLeg, Arrival, Call, CallInput, CallNumber, CallState, TrunkLeg};
 use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::refusal::Refusal;
@@ -248,58 +248,27 @@ impl Switch {
         let priority = class.priority;
         let id = self.next_call;
         self.next_call += 1;
-        let call = Call {
+        let arrival = Arrival {
             id,
             trunk,
             did: did.clone(),
-            caller: caller.clone(),
             identity,
             queue: number.queue().unwrap_or_default().to_owned(),
             priority,
             label: class.label,
-            trunk_leg: TrunkLeg {
-                invite: request,
-                server_key: key.clone(),
-                local_tag,
-                dialog,
-                finalized: false,
-                ringing_sent: false,
-                session_timer: None,
-                reinvite_pending: false,
-            },
-            agent_leg: None,
-            attempts: 0,
-            state: CallState::Queued,
-            arrived: now,
-            first_offered: None,
-            last_offered: None,
-            answered: None,
-            last_agent: None,
-            ended_legs: Vec::new(),
-            transfers: Vec::new(),
-            failed_ring_time: std::time::Duration::ZERO,
-            media,
-            ivr_path: String::new(),
-            ivr_ended: None,
             language: number.language.clone(),
-            audio: CallerAudio::Silence,
-            timers: Default::default(),
-            pending_target: None,
-            recording: None,
-            recording_failed: false,
-            monitors: Vec::new(),
-            supervisions: Vec::new(),
-            consult: None,
-            conference_started: None,
-            conference_ended: None,
-            hold: Default::default(),
-            api_hold: false,
-            customer_name: None,
-            lookup_agent: None,
-            preferred_agent: None,
-            agent_left_for_survey: None,
-            survey_score: None,
         };
+        let trunk_leg = TrunkLeg {
+            invite: request,
+            server_key: key.clone(),
+            local_tag,
+            dialog,
+            finalized: false,
+            ringing_sent: false,
+            session_timer: None,
+            reinvite_pending: false,
+        };
+        let call = Call::new(arrival, trunk_leg, media, now, self.clock);
         tracing::info!(call = id, %did, %caller, target = ?number.target, priority, "call arrived");
         self.calls.insert(call);
         self.ask_about_caller(id);
@@ -586,7 +555,7 @@ impl Switch {
     }
 
     /// Sends 180 (or a relayed 180/183 with its body) to the trunk.
-    fn ring_trunk(&mut self, now: Instant, id: CallNumber, relayed: Option<&Response>) {
+    pub(super) fn ring_trunk(&mut self, now: Instant, id: CallNumber, relayed: Option<&Response>) {
         let Some(transport) = self
             .calls
             .get(&id)
@@ -635,7 +604,7 @@ impl Switch {
         agent: AgentId,
     ) -> Vec<acd::Action> {
         let Some(entry) = self.agents_by_id.get(&agent).cloned() else {
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+            return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
         };
         let Some(binding) = self
             .registrar
@@ -644,10 +613,10 @@ impl Switch {
             .next()
         else {
             tracing::info!(call = id, agent = %agent, "offered agent has no registered phone");
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+            return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
         };
         let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
-            return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+            return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
         };
         let peer = binding.source;
         let sips_call = self
@@ -656,7 +625,7 @@ impl Switch {
             .is_some_and(|call| super::sips::requires_tls(&call.trunk_leg.invite));
         if sips_call && !super::sips::is_secure(peer.transport) {
             tracing::info!(call = id, agent = %agent, %peer, "sips: call not offered to a phone registered without TLS");
-            return self.offer_failed(now, id, &agent, OfferFailure::Incompatible, None);
+            return self.offer_not_placed(now, id, &agent, OfferFailure::Incompatible);
         }
         let security = super::sdes_legs::LegSecurity::new(
             entry.srtp,
@@ -739,7 +708,7 @@ impl Switch {
                 }
                 Err(reason) => {
                     tracing::warn!(call = id, agent = %agent, reason, "agent not offered the call");
-                    return self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
+                    return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
                 }
             },
             None => copy_body(&a.headers, &a.body, &mut invite.headers, &mut invite.body),
@@ -771,75 +740,19 @@ impl Switch {
         Vec::new()
     }
 
-    /// Tells the ACD an offer did not connect, after dropping the attempt's leg.
-    ///
-    /// The ACD puts an agent whose phone was busy, refused or unreachable back to Ready, and
-    /// does not offer them this call again before `[acd] offer_retry_s` (a phone that cannot
-    /// take the call's codecs: not during this stay). A phone that cannot be reached logs its
-    /// agent out; one that refused sets the agent not-ready with the missed-call reason (when
-    /// configured). Both are requested before the failure is reported, so the ACD applies them
-    /// as the agent is released and the call goes to someone else.
-    fn offer_failed(
+    /// The offer to `agent` could not even be placed (no phone registered, none fit for the
+    /// call): the call stays queued and the ACD frees the agent.
+    fn offer_not_placed(
         &mut self,
         now: Instant,
         id: CallNumber,
         agent: &AgentId,
         why: OfferFailure,
-        sip_cause: Option<u16>,
     ) -> Vec<acd::Action> {
-        if let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) {
-            self.calls.forget_agent_leg(leg.call_id());
-            self.close_attempt(now, id, &leg, sip_cause);
-        }
         if let Some(call) = self.calls.get_mut(&id) {
             call.state = CallState::Queued;
-            call.timers.cancel(CallTimer::Ring);
         }
-        let mut actions = Vec::new();
-        let change = match why {
-            OfferFailure::Unreachable => self.acd.logout(now, agent),
-            OfferFailure::Busy | OfferFailure::Rejected => {
-                match &self.config.acd.missed_call_reason {
-                    Some(reason) => self.acd.set_not_ready(now, agent, reason),
-                    None => Ok(Vec::new()),
-                }
-            }
-            // The ACD itself applies the missed-call reason after a ring timeout; a phone
-            // that cannot take the call's codecs is not a missed call.
-            OfferFailure::NoAnswer | OfferFailure::Incompatible => Ok(Vec::new()),
-        };
-        match change {
-            Ok(more) => actions.extend(more),
-            Err(error) => tracing::debug!(call = id, %error, "agent change after failed offer"),
-        }
-        match self.acd.offer_failed(now, acd::CallId(id), why) {
-            Ok(more) => actions.extend(more),
-            Err(error) => tracing::debug!(call = id, %error, "offer_failed refused by ACD"),
-        }
-        actions
-    }
-
-    /// The call's ring timer fired: the agent being rung did not answer in time. (The timer
-    /// belongs to the call and is moved by each attempt and cancelled by an answer, so there
-    /// is no stale attempt to tell apart.)
-    pub(super) fn ring_timeout(&mut self, now: Instant, id: CallNumber) {
-        let ringing = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.agent_leg.as_ref())
-            .is_some_and(|leg| !leg.is_answered());
-        if !ringing {
-            return;
-        }
-        tracing::info!(call = id, "agent did not answer in time");
-        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
-            return;
-        };
-        let agent = leg.agent.clone();
-        self.close_attempt(now, id, &leg, None);
-        self.end_agent_leg(now, leg, None);
-        let actions = self.offer_failed(now, id, &agent, OfferFailure::NoAnswer, None);
-        self.apply_acd(now, actions);
+        self.release_offer(now, id, agent, why)
     }
 
     /// The connection an agent's phone was ringing on closed (a WebSocket phone's only way in):
@@ -857,15 +770,7 @@ impl Switch {
             .map(|call| call.id)
             .collect();
         for id in ringing {
-            let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
-                continue;
-            };
-            tracing::info!(call = id, agent = %leg.agent, %flow, "ringing phone's connection closed");
-            let agent = leg.agent.clone();
-            self.close_attempt(now, id, &leg, None);
-            self.end_agent_leg(now, leg, None);
-            let actions = self.offer_failed(now, id, &agent, OfferFailure::Unreachable, None);
-            self.apply_acd(now, actions);
+            self.call_input(now, id, CallInput::FlowLost { flow });
         }
     }
 
@@ -933,23 +838,9 @@ impl Switch {
     fn on_provisional(&mut self, now: Instant, key: &TransactionKey, response: Response) {
         let code = response.status_code.code();
         match self.client_txns.get_mut(key) {
-            Some(ClientPurpose::AgentInvite { call, attempt }) => {
+            Some(ClientPurpose::AgentInvite { call, attempt }) if code > 100 => {
                 let (call, attempt) = (*call, *attempt);
-                let Some(c) = self.calls.get_mut(&call) else {
-                    return;
-                };
-                let Some(leg) = c.agent_leg.as_mut().filter(|l| l.attempt == attempt) else {
-                    return;
-                };
-                if code > 100 {
-                    leg.uac.alerting();
-                }
-                let anchored = c.media.is_some();
-                if code > 100 && !c.trunk_leg.finalized {
-                    // An anchored call's early media would carry the agent's address: the
-                    // trunk hears its own ringback from a plain 180 instead.
-                    self.ring_trunk(now, call, (!anchored).then_some(&response));
-                }
+                self.call_input(now, call, CallInput::AgentAlerting { attempt, response });
             }
             Some(ClientPurpose::Relay {
                 call,
@@ -1005,19 +896,7 @@ impl Switch {
             self.agent_answered(now, id, response, source);
             return;
         }
-        let why = match code {
-            486 | 600 => OfferFailure::Busy,
-            408 => OfferFailure::NoAnswer,
-            // The phone cannot take this call's media: another call may suit it.
-            488 | 606 => OfferFailure::Incompatible,
-            _ => OfferFailure::Rejected,
-        };
-        tracing::info!(call = id, attempt, code, "agent leg failed");
-        let Some(agent) = self.calls.get(&id).and_then(|c| c.agent().cloned()) else {
-            return;
-        };
-        let actions = self.offer_failed(now, id, &agent, why, Some(code));
-        self.apply_acd(now, actions);
+        self.call_input(now, id, CallInput::AgentRefused { attempt, code });
     }
 
     fn agent_answered(&mut self, now: Instant, id: CallNumber, response: Response, source: Peer) {
@@ -1063,7 +942,7 @@ impl Switch {
             Ok(sdp) => sdp,
             Err(error) => {
                 tracing::info!(call = id, %error, "agent's SDP answer refused");
-                self.agent_media_failed(now, id);
+                self.call_input(now, id, CallInput::AgentMediaRefused);
                 return;
             }
         };
@@ -1119,22 +998,6 @@ impl Switch {
         }
     }
 
-    /// The agent answered with SDP that does not fit our offer: hang that leg up and try
-    /// another agent, as if the phone had refused with 488.
-    fn agent_media_failed(&mut self, now: Instant, id: CallNumber) {
-        let Some(leg) = self.calls.get_mut(&id).and_then(|c| c.agent_leg.take()) else {
-            return;
-        };
-        let agent = leg.agent.clone();
-        self.close_attempt(now, id, &leg, Some(488));
-        self.end_agent_leg(now, leg, None);
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.state = CallState::Queued;
-        }
-        let actions = self.offer_failed(now, id, &agent, OfferFailure::Incompatible, Some(488));
-        self.apply_acd(now, actions);
-    }
-
     /// A 2xx for an INVITE we no longer want: ACK it and hang up at once.
     pub(super) fn hang_up_orphan(&mut self, now: Instant, response: &Response, source: Peer) {
         let Ok((ack, bye)) = Dialog::end_orphan_2xx(response, source, || self.via(source)) else {
@@ -1179,29 +1042,15 @@ impl Switch {
     ) {
         match self.client_txns.remove(&key) {
             Some(ClientPurpose::AgentInvite { call, attempt }) => {
-                let current = self
-                    .calls
-                    .get(&call)
-                    .and_then(|c| c.agent_leg.as_ref())
-                    .is_some_and(|l| l.attempt == attempt);
-                let agent = self.calls.get(&call).and_then(|c| c.agent().cloned());
-                if let (true, Some(agent)) = (current, agent) {
-                    tracing::info!(
-                        call,
-                        attempt,
-                        ?failure,
-                        "agent INVITE failed: the phone {}",
-                        failure.describe()
-                    );
-                    let actions = self.offer_failed(
-                        now,
-                        call,
-                        &agent,
-                        OfferFailure::Unreachable,
-                        Some(failure.status()),
-                    );
-                    self.apply_acd(now, actions);
-                }
+                tracing::info!(
+                    call,
+                    attempt,
+                    ?failure,
+                    "agent INVITE failed: the phone {}",
+                    failure.describe()
+                );
+                let status = failure.status();
+                self.call_input(now, call, CallInput::AgentUnreachable { attempt, status });
             }
             Some(ClientPurpose::Relay {
                 original,

@@ -7,8 +7,8 @@
 //! the next announcement). Nothing here re-checks anything on a period.
 
 use super::b2bua::EndCause;
+use super::call::timers::CallTimer;
 use super::call::{CallNumber, CallState};
-use super::call_timers::CallTimer;
 use super::Switch;
 use crate::ivr::{IvrAction, IvrSession};
 use media::{Leg, MediaCommand};

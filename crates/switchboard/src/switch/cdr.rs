@@ -16,12 +16,7 @@ use time::OffsetDateTime;
 impl Switch {
     /// Wall-clock time of a monotonic instant (CDRs carry UTC timestamps).
     pub(super) fn wall(&self, at: Instant) -> OffsetDateTime {
-        let unix = if at >= self.instant_base {
-            Duration::from_secs(self.unix_base) + (at - self.instant_base)
-        } else {
-            Duration::from_secs(self.unix_base).saturating_sub(self.instant_base - at)
-        };
-        OffsetDateTime::UNIX_EPOCH + unix
+        self.clock.at(at)
     }
 
     /// Queues the call's record for the journal. The responses in `held` go out only once it
@@ -97,7 +92,7 @@ impl Switch {
         let current_ring = match (agent_leg, call.last_offered) {
             (Some(leg), Some(offered)) => {
                 let answered = leg.uac.answered_at();
-                legs.push(self.agent_leg_record(leg, offered, answered, now, None));
+                legs.push(call.attempt_record(leg, offered, now, None));
                 answered.unwrap_or(now).saturating_duration_since(offered)
             }
             _ => Duration::ZERO,
@@ -210,7 +205,8 @@ impl Switch {
         }
     }
 
-    /// An agent attempt ended without connecting: keep it for the call's record.
+    /// An agent attempt ended without connecting (or was passed on): keep it for the call's
+    /// record.
     pub(super) fn close_attempt(
         &mut self,
         now: Instant,
@@ -218,14 +214,8 @@ impl Switch {
         leg: &AgentLeg,
         sip_cause: Option<u16>,
     ) {
-        let Some(offered) = self.calls.get(&id).and_then(|c| c.last_offered) else {
-            return;
-        };
-        let answered = leg.uac.answered_at();
-        let record = self.agent_leg_record(leg, offered, answered, now, sip_cause);
         if let Some(call) = self.calls.get_mut(&id) {
-            call.failed_ring_time += answered.unwrap_or(now).saturating_duration_since(offered);
-            call.ended_legs.push(record);
+            call.close_attempt(now, leg, sip_cause);
         }
     }
 
@@ -238,26 +228,6 @@ impl Switch {
             ended: self.wall(ended),
             seconds: ended.saturating_duration_since(started).as_secs_f64(),
         })
-    }
-
-    fn agent_leg_record(
-        &self,
-        leg: &AgentLeg,
-        offered: Instant,
-        answered: Option<Instant>,
-        ended: Instant,
-        sip_cause: Option<u16>,
-    ) -> Leg {
-        Leg {
-            role: LegRole::Agent,
-            call_id: leg.call_id().to_owned(),
-            peer: leg.uac.peer.to_string(),
-            started: self.wall(offered),
-            answered: answered.map(|a| self.wall(a)),
-            ended: self.wall(ended),
-            sip_cause,
-            party: Some(leg.agent.to_string()),
-        }
     }
 
     /// An agent's state changed: the state left becomes a record of its own.

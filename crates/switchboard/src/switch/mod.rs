@@ -8,8 +8,8 @@
 mod admission;
 pub mod b2bua;
 pub mod call;
+mod call_driver;
 mod call_index;
-mod call_timers;
 pub mod callback;
 mod caller_lookup;
 mod caller_media;
@@ -53,6 +53,7 @@ mod transfer;
 mod transport_failure;
 mod trunk_certificate;
 mod uac_leg;
+mod wall_clock;
 mod webrtc_legs;
 #[cfg(test)]
 mod webrtc_offer_tests;
@@ -168,7 +169,7 @@ pub struct SharedState {
 /// Timers call control sets for itself.
 #[derive(Debug, Clone)]
 enum SwitchTimer {
-    /// One of a call's own timers may be due (see `call_timers`).
+    /// One of a call's own timers may be due (see `call::timers`).
     Call { call: CallNumber },
     /// A deadline the ACD asked to be woken for.
     Acd(acd::Timer),
@@ -289,8 +290,10 @@ pub struct Switch {
     client_certificates: transport::ClientCertificates,
     /// Tags, Call-IDs, branches and every other random choice (seeded in tests).
     ids: ids::IdSource,
-    /// Monotonic instant matching `unix_base` seconds since the epoch (nonces carry wall time).
-    instant_base: Instant,
+    /// Monotonic to wall-clock time (nonces and records carry wall time).
+    clock: wall_clock::WallClock,
+    /// The wall-clock second the switch started: it names this run in record ids
+    /// (`sb-<unix_base>-<call>`).
     unix_base: u64,
     /// Ports and media-session operations.
     media: media_plane::MediaPlane,
@@ -410,7 +413,7 @@ impl Switch {
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
             held_responses: HashMap::new(),
-            instant_base: now,
+            clock: wall_clock::WallClock::anchored(now, unix_now),
             unix_base: unix_now,
         };
         switch.schedule_carrier_registrations(now);
@@ -571,7 +574,7 @@ impl Switch {
     }
 
     fn unix_now(&self, now: Instant) -> u64 {
-        self.unix_base + now.saturating_duration_since(self.instant_base).as_secs()
+        u64::try_from(self.clock.at(now).unix_timestamp()).unwrap_or_default()
     }
 
     fn update_gauges(&self) {

@@ -7,8 +7,8 @@
 //! hang-up (CDR `hangup_side` = agent) and its talk time ends when the agent left.
 
 use super::b2bua::EndCause;
+use super::call::timers::CallTimer;
 use super::call::{CallNumber, CallState};
-use super::call_timers::CallTimer;
 use super::caller_media::CallerAudio;
 use super::Switch;
 use media::MediaCommand;

@@ -1,6 +1,12 @@
 //! A call as the B2BUA holds it: the trunk leg it answered as a UAS, and the agent leg it
 //! places as a UAC, one attempt at a time.
 
+mod attempt;
+mod handle;
+pub mod timers;
+
+pub use handle::{CallInput, CallOutput};
+
 use acd::AgentId;
 use sip::dialog::Dialog;
 use sip::rsip::Request;
@@ -208,7 +214,7 @@ pub struct Call {
     /// What the caller hears now.
     pub audio: super::caller_media::CallerAudio,
     /// The call's own timers (ring, IVR, announcement, voicemail, survey).
-    pub timers: super::call_timers::CallTimers,
+    pub timers: timers::CallTimers,
     /// Where the call goes once the trunk's ACK has answered Switchboard's offer.
     pub pending_target: Option<crate::config::NumberTarget>,
     /// Time on hold since the agent answered.
@@ -240,6 +246,8 @@ pub struct Call {
     pub agent_left_for_survey: Option<Instant>,
     /// The score the caller keyed in the survey.
     pub survey_score: Option<u8>,
+    /// Turns the call's instants into the wall-clock times of its record.
+    pub clock: super::wall_clock::WallClock,
 }
 
 impl AgentLeg {
@@ -254,7 +262,92 @@ impl AgentLeg {
     }
 }
 
+/// What routing decided about a new call before it exists: who it is for and where it waits.
+#[derive(Debug)]
+pub struct Arrival {
+    /// Switchboard's id for the call.
+    pub id: CallNumber,
+    /// The trunk it came from.
+    pub trunk: String,
+    /// The dialled number.
+    pub did: String,
+    /// Who is calling.
+    pub identity: super::identity::CallerIdentity,
+    /// The queue the number routes to.
+    pub queue: String,
+    /// Its priority in the queue.
+    pub priority: i32,
+    /// Tag from the caller's priority list.
+    pub label: Option<String>,
+    /// The number's prompt language.
+    pub language: Option<String>,
+}
+
 impl Call {
+    /// A call that has just arrived on `trunk_leg` at `now`, waiting to be routed.
+    pub fn new(
+        arrival: Arrival,
+        trunk_leg: TrunkLeg,
+        media: Option<super::media_plane::CallMedia>,
+        now: Instant,
+        clock: super::wall_clock::WallClock,
+    ) -> Self {
+        let Arrival {
+            id,
+            trunk,
+            did,
+            identity,
+            queue,
+            priority,
+            label,
+            language,
+        } = arrival;
+        Self {
+            id,
+            trunk,
+            did,
+            caller: identity.number.clone(),
+            identity,
+            queue,
+            priority,
+            label,
+            trunk_leg,
+            agent_leg: None,
+            attempts: 0,
+            state: CallState::Queued,
+            arrived: now,
+            first_offered: None,
+            last_offered: None,
+            answered: None,
+            last_agent: None,
+            ended_legs: Vec::new(),
+            transfers: Vec::new(),
+            failed_ring_time: std::time::Duration::ZERO,
+            media,
+            ivr_path: String::new(),
+            ivr_ended: None,
+            language,
+            audio: super::caller_media::CallerAudio::Silence,
+            timers: Default::default(),
+            pending_target: None,
+            recording: None,
+            recording_failed: false,
+            monitors: Vec::new(),
+            supervisions: Vec::new(),
+            consult: None,
+            conference_started: None,
+            conference_ended: None,
+            hold: Default::default(),
+            api_hold: false,
+            customer_name: None,
+            lookup_agent: None,
+            preferred_agent: None,
+            agent_left_for_survey: None,
+            survey_score: None,
+            clock,
+        }
+    }
+
     /// The agent currently connected or being rung.
     pub fn agent(&self) -> Option<&AgentId> {
         self.agent_leg.as_ref().map(|leg| &leg.agent)

@@ -2,8 +2,8 @@
 //! again moves its deadline, cancelling clears it, and the call's state is the only judge of
 //! what is due — so a handler never has to ask whether a timer still belongs to the attempt
 //! (or IVR visit, or survey) it was set for. The switch's one timer queue only holds wake-ups
-//! for the call (`SwitchTimer::Call`); a wake-up whose deadline moved or was cancelled finds
-//! nothing due and does nothing.
+//! for the call (`SwitchTimer::Call`, see call_driver.rs); a wake-up whose deadline moved or
+//! was cancelled finds nothing due and does nothing.
 
 use std::time::Instant;
 
@@ -66,39 +66,6 @@ impl CallTimers {
             .min_by_key(|t| self.due[t.slot()])?;
         self.cancel(timer);
         Some(timer)
-    }
-}
-
-impl super::Switch {
-    /// Sets `timer` of call `id` for `at` and makes sure the switch wakes then.
-    pub(super) fn set_call_timer(
-        &mut self,
-        id: super::call::CallNumber,
-        timer: CallTimer,
-        at: Instant,
-    ) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.timers.set(timer, at);
-            self.timers
-                .schedule(at, super::SwitchTimer::Call { call: id });
-        }
-    }
-
-    /// Runs call `id`'s timers that are due at `now` (none, if the wake-up is stale).
-    pub(super) fn fire_call_timers(&mut self, now: Instant, id: super::call::CallNumber) {
-        while let Some(timer) = self
-            .calls
-            .get_mut(&id)
-            .and_then(|call| call.timers.take_due(now))
-        {
-            match timer {
-                CallTimer::Ring => self.ring_timeout(now, id),
-                CallTimer::Ivr => self.ivr_timer(now, id),
-                CallTimer::Announce => self.announcement_due(now, id),
-                CallTimer::VoicemailLimit => self.voicemail_limit(now, id),
-                CallTimer::Survey => self.survey_timeout(now, id),
-            }
-        }
     }
 }
 

@@ -1,0 +1,343 @@
+//! What a call is told and what it asks for in return. The switch finds the call an event
+//! belongs to and hands the event over with [`Call::handle`]; the call changes its own state
+//! and returns what must happen outside it (messages on the wire, the ACD, media) for the
+//! switch to carry out in `call_driver.rs` — the split quinn makes between its `Endpoint` and
+//! each `Connection`. A call can therefore be driven and checked on its own, with no sockets
+//! and no switch.
+//!
+//! So far the agent attempts go through here; the rest of a call's events are still handled
+//! by `Switch` methods that reach the call through the call index.
+
+use super::{AgentLeg, Call};
+use acd::{AgentId, OfferFailure};
+use sip::rsip::Response;
+use sip::Peer;
+use std::time::Instant;
+
+/// An event for one call.
+#[derive(Debug)]
+pub enum CallInput {
+    /// The phone rung by attempt `attempt` sent a provisional response above 100.
+    AgentAlerting { attempt: u32, response: Response },
+    /// The phone of attempt `attempt` refused with final response `code` (not 2xx).
+    AgentRefused { attempt: u32, code: u16 },
+    /// The INVITE of attempt `attempt` got no final response; `status` stands for why (408
+    /// nobody answered, 503 the transport could not carry it).
+    AgentUnreachable { attempt: u32, status: u16 },
+    /// The agent's phone answered with SDP that does not fit the offer.
+    AgentMediaRefused,
+    /// The call's ring timer fired.
+    RingTimeout,
+    /// A connection closed (the phone being rung may have been on it).
+    FlowLost { flow: Peer },
+}
+
+/// What the call asks the switch to do.
+#[derive(Debug)]
+pub enum CallOutput {
+    /// Send 180 to the trunk; `relayed`: the phone's provisional to pass on instead, with its
+    /// early media (only when the call's media is not anchored).
+    RingTrunk { relayed: Option<Response> },
+    /// The attempt is no longer the call's: stop routing its messages to the call and, when
+    /// `hang_up`, end it on the wire (CANCEL while it rings, BYE once answered).
+    AgentLegGone { leg: Box<AgentLeg>, hang_up: bool },
+    /// The offer to `agent` did not connect: the ACD frees the agent (as `why` says) and
+    /// offers the call again.
+    OfferFailed { agent: AgentId, why: OfferFailure },
+}
+
+impl Call {
+    /// Handles `input` at `now`; returns what the switch must do for it, in order.
+    pub fn handle(&mut self, now: Instant, input: CallInput) -> Vec<CallOutput> {
+        match input {
+            CallInput::AgentAlerting { attempt, response } => {
+                self.agent_alerting(attempt, response)
+            }
+            CallInput::AgentRefused { attempt, code } => self.agent_refused(now, attempt, code),
+            CallInput::AgentUnreachable { attempt, status } => {
+                self.agent_unreachable(now, attempt, status)
+            }
+            CallInput::AgentMediaRefused => self.agent_media_refused(now),
+            CallInput::RingTimeout => self.ring_timed_out(now),
+            CallInput::FlowLost { flow } => self.flow_lost(now, flow),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::timers::CallTimer;
+    use super::super::{AgentLeg, Arrival, CallState, TrunkLeg};
+    use super::*;
+    use crate::switch::identity::CallerIdentity;
+    use crate::switch::uac_leg::UacLeg;
+    use crate::switch::wall_clock::WallClock;
+    use sip::dialog::Dialog;
+    use sip::rsip::{Request, SipMessage};
+    use sip::transaction::TransactionKey;
+    use std::time::Duration;
+
+    const RING_TIME: Duration = Duration::from_secs(20);
+
+    fn trunk_peer() -> Peer {
+        Peer::udp("127.0.0.1:5999".parse().expect("addr"))
+    }
+
+    fn phone_peer() -> Peer {
+        Peer::udp("127.0.0.1:6001".parse().expect("addr"))
+    }
+
+    fn request(text: &str) -> Request {
+        match sip::parse::parse(text.as_bytes()).expect("valid SIP") {
+            SipMessage::Request(request) => request,
+            SipMessage::Response(_) => panic!("not a request"),
+        }
+    }
+
+    /// A call from the trunk to DID 100, not answered by anyone yet, media not anchored.
+    fn arrived(now: Instant) -> Call {
+        let invite = request(
+            "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKtrunk;rport\r\n\
+Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\n\
+Call-ID: call-core-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
+Content-Length: 0\r\n\r\n",
+        );
+        let trunk_leg = TrunkLeg {
+            server_key: TransactionKey::of_received_request(&invite).expect("a key"),
+            dialog: Dialog::new_uas(&invite, "ours", trunk_peer()).expect("a dialog"),
+            local_tag: "ours".to_owned(),
+            invite: invite.clone(),
+            finalized: false,
+            ringing_sent: false,
+            session_timer: None,
+            reinvite_pending: false,
+        };
+        let arrival = Arrival {
+            id: 7,
+            trunk: "carrier".to_owned(),
+            did: "100".to_owned(),
+            identity: CallerIdentity::of(&invite.headers, false),
+            queue: "support".to_owned(),
+            priority: 0,
+            label: None,
+            language: None,
+        };
+        Call::new(
+            arrival,
+            trunk_leg,
+            None,
+            now,
+            WallClock::anchored(now, 1_800_000_000),
+        )
+    }
+
+    /// Rings agent 1001's phone for attempt `attempt`, as the switch does on an ACD offer.
+    fn ring(call: &mut Call, at: Instant, attempt: u32) {
+        let invite = request(&format!(
+            "INVITE sip:1001@127.0.0.1:6001 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKagent{attempt};rport\r\n\
+Max-Forwards: 69\r\nTo: <sip:1001@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=sw{attempt}\r\n\
+Call-ID: attempt-{attempt}@switchboard\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let key = TransactionKey::of_sent_request(&invite).expect("a key");
+        call.agent_leg = Some(AgentLeg {
+            agent: acd::AgentId::from("1001"),
+            attempt,
+            uac: UacLeg::calling(invite, key, phone_peer(), at),
+            accepts_info: false,
+        });
+        call.attempts = attempt;
+        call.state = CallState::Offering;
+        call.last_offered = Some(at);
+        call.timers.set(CallTimer::Ring, at + RING_TIME);
+    }
+
+    fn provisional(call: &Call, code: u16) -> Response {
+        let leg = call.agent_leg.as_ref().expect("an attempt");
+        sip::message::response_to(&leg.uac.invite, code, Some("phone"))
+    }
+
+    /// The attempt left the call, and the ACD was told why.
+    fn assert_attempt_over(outputs: &[CallOutput], hang_up: bool, why: OfferFailure) {
+        assert_eq!(outputs.len(), 2, "{outputs:?}");
+        assert!(
+            matches!(&outputs[0], CallOutput::AgentLegGone { leg, hang_up: h }
+                if *h == hang_up && leg.agent.to_string() == "1001"),
+            "{outputs:?}"
+        );
+        assert!(
+            matches!(&outputs[1], CallOutput::OfferFailed { agent, why: w }
+                if *w == why && agent.to_string() == "1001"),
+            "{outputs:?}"
+        );
+    }
+
+    #[test]
+    fn a_ringing_phone_rings_the_trunk_with_its_own_provisional_when_media_is_not_anchored() {
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let response = provisional(&call, 180);
+        let outputs = call.handle(
+            t0,
+            CallInput::AgentAlerting {
+                attempt: 1,
+                response,
+            },
+        );
+        assert!(
+            matches!(&outputs[..], [CallOutput::RingTrunk { relayed: Some(r) }]
+                if r.status_code.code() == 180),
+            "{outputs:?}"
+        );
+        let leg = call.agent_leg.as_ref().expect("still ringing");
+        assert!(matches!(
+            leg.uac.state(),
+            crate::switch::uac_leg::UacState::Ringing
+        ));
+
+        // Once the trunk has its final answer, a phone's ringing is not passed on.
+        call.trunk_leg.finalized = true;
+        let response = provisional(&call, 183);
+        let outputs = call.handle(
+            t0,
+            CallInput::AgentAlerting {
+                attempt: 1,
+                response,
+            },
+        );
+        assert!(outputs.is_empty(), "{outputs:?}");
+    }
+
+    #[test]
+    fn a_refusal_ends_the_attempt_records_its_leg_and_tells_the_acd_why() {
+        let s = Duration::from_secs;
+        for (code, why) in [
+            (486, OfferFailure::Busy),
+            (600, OfferFailure::Busy),
+            (408, OfferFailure::NoAnswer),
+            (488, OfferFailure::Incompatible),
+            (606, OfferFailure::Incompatible),
+            (603, OfferFailure::Rejected),
+            (480, OfferFailure::Rejected),
+        ] {
+            let t0 = Instant::now();
+            let mut call = arrived(t0);
+            ring(&mut call, t0 + s(1), 1);
+            let outputs = call.handle(t0 + s(5), CallInput::AgentRefused { attempt: 1, code });
+            // The phone's final response ended its transaction: nothing is sent to it.
+            assert_attempt_over(&outputs, false, why);
+            assert!(matches!(call.state, CallState::Queued), "{code}");
+            assert!(call.agent_leg.is_none());
+            assert_eq!(call.timers.deadline(CallTimer::Ring), None);
+            assert_eq!(call.failed_ring_time, s(4));
+            let [leg] = &call.ended_legs[..] else {
+                panic!("one leg recorded for {code}: {:?}", call.ended_legs)
+            };
+            assert_eq!(leg.sip_cause, Some(code));
+            assert_eq!(leg.party.as_deref(), Some("1001"));
+            assert_eq!(leg.started.unix_timestamp(), 1_800_000_001);
+            assert_eq!(leg.ended.unix_timestamp(), 1_800_000_005);
+            assert_eq!(leg.answered, None);
+        }
+    }
+
+    #[test]
+    fn events_for_an_attempt_already_given_up_change_nothing() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        ring(&mut call, t0 + s(20), 2);
+        let stale_ringing = provisional(&call, 180);
+        for input in [
+            CallInput::AgentAlerting {
+                attempt: 1,
+                response: stale_ringing,
+            },
+            CallInput::AgentRefused {
+                attempt: 1,
+                code: 486,
+            },
+            CallInput::AgentUnreachable {
+                attempt: 1,
+                status: 408,
+            },
+        ] {
+            let outputs = call.handle(t0 + s(25), input);
+            assert!(outputs.is_empty(), "{outputs:?}");
+        }
+        assert_eq!(call.agent_leg.as_ref().map(|l| l.attempt), Some(2));
+        assert!(call.ended_legs.is_empty());
+        assert_eq!(
+            call.timers.deadline(CallTimer::Ring),
+            Some(t0 + s(20) + RING_TIME)
+        );
+    }
+
+    #[test]
+    fn the_ring_timer_cancels_a_ringing_phone_but_not_an_answered_one() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let outputs = call.handle(t0 + RING_TIME, CallInput::RingTimeout);
+        assert_attempt_over(&outputs, true, OfferFailure::NoAnswer);
+        assert_eq!(call.ended_legs.len(), 1);
+        assert_eq!(call.ended_legs[0].sip_cause, None);
+
+        // The next attempt is answered just as its ring timer comes due.
+        ring(&mut call, t0 + s(30), 2);
+        let leg = call.agent_leg.as_mut().expect("ringing");
+        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
+        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
+        leg.uac
+            .answer(
+                t0 + s(35),
+                &ok,
+                phone_peer(),
+                "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack",
+            )
+            .expect("a usable 2xx");
+        let outputs = call.handle(t0 + s(30) + RING_TIME, CallInput::RingTimeout);
+        assert!(outputs.is_empty(), "{outputs:?}");
+        assert!(call.agent_leg.is_some());
+    }
+
+    #[test]
+    fn a_closed_connection_fails_the_offer_only_when_the_phone_rung_was_on_it() {
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let elsewhere = Peer::udp("127.0.0.1:6002".parse().expect("addr"));
+        let outputs = call.handle(t0, CallInput::FlowLost { flow: elsewhere });
+        assert!(outputs.is_empty(), "{outputs:?}");
+        let outputs = call.handle(t0, CallInput::FlowLost { flow: phone_peer() });
+        assert_attempt_over(&outputs, true, OfferFailure::Unreachable);
+    }
+
+    #[test]
+    fn an_unreachable_phone_logs_its_cause_and_a_refused_answer_is_hung_up() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let outputs = call.handle(
+            t0 + s(32),
+            CallInput::AgentUnreachable {
+                attempt: 1,
+                status: 408,
+            },
+        );
+        assert_attempt_over(&outputs, false, OfferFailure::Unreachable);
+        assert_eq!(call.ended_legs[0].sip_cause, Some(408));
+
+        ring(&mut call, t0 + s(40), 2);
+        let outputs = call.handle(t0 + s(41), CallInput::AgentMediaRefused);
+        assert_attempt_over(&outputs, true, OfferFailure::Incompatible);
+        assert_eq!(call.ended_legs[1].sip_cause, Some(488));
+        assert!(matches!(call.state, CallState::Queued));
+    }
+}

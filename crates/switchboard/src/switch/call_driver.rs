@@ -1,0 +1,111 @@
+//! The switch's side of `Call::handle`: feeding a call the events that belong to it and
+//! carrying out what it returns (messages on the wire, the ACD, wake-ups for its timers).
+
+use super::call::timers::CallTimer;
+use super::call::{CallInput, CallNumber, CallOutput};
+use super::Switch;
+use acd::{AgentId, OfferFailure};
+use std::time::Instant;
+
+impl Switch {
+    /// Hands `input` to call `id` (if it still exists) and carries out its outputs, the ACD
+    /// actions they lead to included.
+    pub(super) fn call_input(&mut self, now: Instant, id: CallNumber, input: CallInput) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let outputs = call.handle(now, input);
+        let actions = self.apply_call_outputs(now, id, outputs);
+        self.apply_acd(now, actions);
+    }
+
+    /// Carries out what call `id` asked for; returns the ACD's answers to run next.
+    fn apply_call_outputs(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        outputs: Vec<CallOutput>,
+    ) -> Vec<acd::Action> {
+        let mut actions = Vec::new();
+        for output in outputs {
+            match output {
+                CallOutput::RingTrunk { relayed } => self.ring_trunk(now, id, relayed.as_ref()),
+                CallOutput::AgentLegGone { leg, hang_up } => {
+                    if hang_up {
+                        self.end_agent_leg(now, *leg, None);
+                    } else {
+                        self.calls.forget_agent_leg(leg.call_id());
+                    }
+                }
+                CallOutput::OfferFailed { agent, why } => {
+                    actions.extend(self.release_offer(now, id, &agent, why))
+                }
+            }
+        }
+        actions
+    }
+
+    /// Tells the ACD that the offer of call `id` to `agent` did not connect.
+    ///
+    /// The ACD puts an agent whose phone was busy, refused or unreachable back to Ready, and
+    /// does not offer them this call again before `[acd] offer_retry_s` (a phone that cannot
+    /// take the call's codecs: not during this stay). A phone that cannot be reached logs its
+    /// agent out; one that refused sets the agent not-ready with the missed-call reason (when
+    /// configured). Both are requested before the failure is reported, so the ACD applies them
+    /// as the agent is released and the call goes to someone else.
+    pub(super) fn release_offer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        agent: &AgentId,
+        why: OfferFailure,
+    ) -> Vec<acd::Action> {
+        let mut actions = Vec::new();
+        let change = match why {
+            OfferFailure::Unreachable => self.acd.logout(now, agent),
+            OfferFailure::Busy | OfferFailure::Rejected => {
+                match &self.config.acd.missed_call_reason {
+                    Some(reason) => self.acd.set_not_ready(now, agent, reason),
+                    None => Ok(Vec::new()),
+                }
+            }
+            // The ACD itself applies the missed-call reason after a ring timeout; a phone
+            // that cannot take the call's codecs is not a missed call.
+            OfferFailure::NoAnswer | OfferFailure::Incompatible => Ok(Vec::new()),
+        };
+        match change {
+            Ok(more) => actions.extend(more),
+            Err(error) => tracing::debug!(call = id, %error, "agent change after failed offer"),
+        }
+        match self.acd.offer_failed(now, acd::CallId(id), why) {
+            Ok(more) => actions.extend(more),
+            Err(error) => tracing::debug!(call = id, %error, "offer_failed refused by ACD"),
+        }
+        actions
+    }
+    /// Sets `timer` of call `id` for `at` and makes sure the switch wakes then.
+    pub(super) fn set_call_timer(&mut self, id: CallNumber, timer: CallTimer, at: Instant) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.timers.set(timer, at);
+            self.timers
+                .schedule(at, super::SwitchTimer::Call { call: id });
+        }
+    }
+
+    /// Runs call `id`'s timers that are due at `now` (none, if the wake-up is stale).
+    pub(super) fn fire_call_timers(&mut self, now: Instant, id: CallNumber) {
+        while let Some(timer) = self
+            .calls
+            .get_mut(&id)
+            .and_then(|call| call.timers.take_due(now))
+        {
+            match timer {
+                CallTimer::Ring => self.call_input(now, id, CallInput::RingTimeout),
+                CallTimer::Ivr => self.ivr_timer(now, id),
+                CallTimer::Announce => self.announcement_due(now, id),
+                CallTimer::VoicemailLimit => self.voicemail_limit(now, id),
+                CallTimer::Survey => self.survey_timeout(now, id),
+            }
+        }
+    }
+}
