@@ -266,6 +266,7 @@ impl Switch {
             finalized: false,
             ringing_sent: false,
             session_timer: None,
+            refresh_in_flight: None,
             reinvite_pending: false,
         };
         let call = Call::new(arrival, trunk_leg, media, now, self.clock);
@@ -812,8 +813,8 @@ impl Switch {
                 server_key,
                 toward_agent,
             }) => self.on_relay_response(now, call, &original, &server_key, toward_agent, response),
-            Some(ClientPurpose::SessionRefresh { call, generation }) => {
-                self.on_refresh_response(now, call, generation, response)
+            Some(ClientPurpose::SessionRefresh { call }) => {
+                self.on_refresh_response(now, call, &key, response)
             }
             Some(ClientPurpose::MonitorInvite { call, leg }) => {
                 self.on_monitor_invite_response(now, call, leg, response, source)

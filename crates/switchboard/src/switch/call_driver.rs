@@ -105,6 +105,8 @@ impl Switch {
                 CallTimer::Announce => self.announcement_due(now, id),
                 CallTimer::VoicemailLimit => self.voicemail_limit(now, id),
                 CallTimer::Survey => self.survey_timeout(now, id),
+                CallTimer::SessionRefresh => self.refresh_session(now, id),
+                CallTimer::SessionExpiry => self.session_expired(now, id),
             }
         }
     }

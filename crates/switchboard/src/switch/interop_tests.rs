@@ -297,3 +297,41 @@ fn a_refresh_that_crosses_the_trunks_reinvite_gets_491_and_is_retried() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn a_renegotiation_overtaking_our_refresh_is_not_undone_by_its_late_answer() {
+    let mut call =
+        Call::answered("Session-Expires: 90\r\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\r\n");
+    let out = call.advance(Duration::from_secs(45));
+    let ours = only(&out, "UPDATE").to_string();
+    // Before our refresh is answered, the trunk renegotiates: from now on it refreshes,
+    // every 1800 s.
+    let out = call.request(
+        "UPDATE",
+        "Session-Expires: 1800;refresher=uac\r\nSupported: timer\r\n",
+        "",
+    );
+    assert_eq!(
+        header(only(&out, "SIP/2.0 200"), "Session-Expires"),
+        Some("1800;refresher=uac")
+    );
+    // The late answer to our refresh would make Switchboard the refresher every 90 s again.
+    let mut answer = vec!["SIP/2.0 200 OK".to_string()];
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        answer.push(format!("{name}: {}", header(&ours, name).expect("header")));
+    }
+    answer.push("Session-Expires: 90;refresher=uac".to_string());
+    deliver(
+        &mut call.switch,
+        call.now,
+        &(answer.join("\r\n") + "\r\nContent-Length: 0\r\n\r\n"),
+    );
+    take(&mut call.switch);
+    // Neither that answer nor the refresh schedule of the first negotiation sends anything:
+    // the trunk's 1800 s hold until it should have refreshed.
+    let out = call.advance(Duration::from_secs(1767));
+    assert!(out.is_empty(), "{out:#?}");
+    let out = call.advance(Duration::from_secs(1));
+    let bye = only(&out, "BYE");
+    assert!(bye.contains("session-expired"), "{bye}");
+}

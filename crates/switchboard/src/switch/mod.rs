@@ -181,10 +181,6 @@ enum SwitchTimer {
     DrainGraceOver,
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
-    /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
-    SessionRefresh { call: CallNumber, generation: u64 },
-    /// The trunk should have refreshed its session by now (RFC 4028).
-    SessionExpiry { call: CallNumber, generation: u64 },
     /// A supervisor's phone rung from the API did not answer in time.
     MonitorRing { call: CallNumber, leg: media::Leg },
     /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
@@ -216,7 +212,7 @@ enum ClientPurpose {
         toward_agent: bool,
     },
     /// Switchboard's refresh of a trunk leg's session (RFC 4028).
-    SessionRefresh { call: CallNumber, generation: u64 },
+    SessionRefresh { call: CallNumber },
     /// Switchboard ringing a supervisor's phone for the API.
     MonitorInvite { call: CallNumber, leg: media::Leg },
     /// A request whose answer needs no action (BYE, CANCEL).
@@ -487,13 +483,7 @@ impl Switch {
                 }
                 SwitchTimer::Registrations => self.expire_registrations(now),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
-                SwitchTimer::SessionRefresh { call, generation } => {
-                    self.refresh_session(now, call, generation)
-                }
                 SwitchTimer::MonitorRing { call, leg } => self.monitor_ring_timeout(now, call, leg),
-                SwitchTimer::SessionExpiry { call, generation } => {
-                    self.session_expired(now, call, generation)
-                }
                 SwitchTimer::CarrierRegister { trunk } => {
                     self.register_with_carrier(now, trunk, None)
                 }

@@ -6,12 +6,14 @@
 //! Agent legs do not use session timers: Switchboard never asks phones for them.
 
 use super::b2bua::EndCause;
+use super::call::timers::CallTimer;
 use super::call::CallNumber;
 use super::refusal::Refusal;
-use super::{ClientPurpose, Switch, SwitchTimer};
+use super::{ClientPurpose, Switch};
 use sip::headers::{cseq_of, header_value, list_values};
 use sip::message::push_header;
 use sip::rsip::{Headers, Method, Request, Response};
+use sip::transaction::TransactionKey;
 use std::time::{Duration, Instant};
 
 /// Which end of a transaction refreshes the session (RFC 4028 `refresher` parameter).
@@ -114,8 +116,6 @@ pub struct SessionTimer {
     pub interval: Duration,
     /// Switchboard refreshes (else the trunk does, and Switchboard watches for expiry).
     pub we_refresh: bool,
-    /// Bumped on every (re)negotiation, so timers set for an earlier one do nothing.
-    pub generation: u64,
 }
 
 impl SessionTimer {
@@ -161,10 +161,11 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let generation = call
-            .trunk_leg
-            .session_timer
-            .map_or(1, |timer| timer.generation + 1);
+        // A new negotiation: whatever the previous one set is void, an answer to
+        // Switchboard's refresh still in flight included.
+        call.trunk_leg.refresh_in_flight = None;
+        call.timers.cancel(CallTimer::SessionRefresh);
+        call.timers.cancel(CallTimer::SessionExpiry);
         let Negotiation::On {
             interval,
             refresher,
@@ -186,43 +187,44 @@ impl Switch {
             interval: Duration::from_secs(u64::from(interval)),
             // The trunk sent the request: the UAS of its transaction is Switchboard.
             we_refresh: refresher == Refresher::Uas,
-            generation,
         };
         call.trunk_leg.session_timer = Some(timer);
         self.schedule_session_timer(now, id, timer);
     }
 
+    /// Sets the call's refresh or expiry timer for `timer` (the other kind is cleared: the
+    /// refresher may have changed sides).
     fn schedule_session_timer(&mut self, now: Instant, id: CallNumber, timer: SessionTimer) {
-        let generation = timer.generation;
-        if timer.we_refresh {
-            self.timers.schedule(
-                now + timer.refresh_after(),
-                SwitchTimer::SessionRefresh {
-                    call: id,
-                    generation,
-                },
-            );
+        let (set, clear, after) = if timer.we_refresh {
+            (
+                CallTimer::SessionRefresh,
+                CallTimer::SessionExpiry,
+                timer.refresh_after(),
+            )
         } else {
-            self.timers.schedule(
-                now + timer.expire_after(),
-                SwitchTimer::SessionExpiry {
-                    call: id,
-                    generation,
-                },
-            );
+            (
+                CallTimer::SessionExpiry,
+                CallTimer::SessionRefresh,
+                timer.expire_after(),
+            )
+        };
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.timers.cancel(clear);
         }
+        self.set_call_timer(id, set, now + after);
     }
 
-    fn current_session_timer(&self, id: CallNumber, generation: u64) -> Option<SessionTimer> {
+    fn current_session_timer(&self, id: CallNumber) -> Option<SessionTimer> {
         self.calls
             .get(&id)
             .and_then(|call| call.trunk_leg.session_timer)
-            .filter(|timer| timer.generation == generation)
     }
 
-    /// The trunk should have refreshed the session by now and did not: it is gone.
-    pub(super) fn session_expired(&mut self, now: Instant, id: CallNumber, generation: u64) {
-        if self.current_session_timer(id, generation).is_some() {
+    /// The trunk should have refreshed the session by now and did not: it is gone. (The
+    /// expiry timer belongs to the call and each negotiation resets it, so a due one is
+    /// always the current negotiation's.)
+    pub(super) fn session_expired(&mut self, now: Instant, id: CallNumber) {
+        if self.current_session_timer(id).is_some() {
             tracing::info!(call = id, "session timer expired without a refresh");
             self.end_call(now, id, EndCause::SessionExpired);
         }
@@ -230,8 +232,8 @@ impl Switch {
 
     /// Switchboard's turn to refresh the trunk leg's session: an UPDATE without a body when
     /// the trunk allows UPDATE, else a re-INVITE offering the SDP already agreed.
-    pub(super) fn refresh_session(&mut self, now: Instant, id: CallNumber, generation: u64) {
-        let Some(timer) = self.current_session_timer(id, generation) else {
+    pub(super) fn refresh_session(&mut self, now: Instant, id: CallNumber) {
+        let Some(timer) = self.current_session_timer(id) else {
             return;
         };
         let Some(call) = self.calls.get(&id) else {
@@ -281,15 +283,15 @@ impl Switch {
             call.trunk_leg.reinvite_pending = true;
         }
         tracing::debug!(call = id, %method, "refreshing the session");
-        self.send_request(
+        let key = self.send_request(
             now,
             refresh,
             peer,
-            ClientPurpose::SessionRefresh {
-                call: id,
-                generation,
-            },
+            ClientPurpose::SessionRefresh { call: id },
         );
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.trunk_leg.refresh_in_flight = Some(key);
+        }
         // Until the answer says otherwise, the next refresh is due after the same interval.
         self.schedule_session_timer(now, id, timer);
     }
@@ -299,9 +301,16 @@ impl Switch {
         &mut self,
         now: Instant,
         id: CallNumber,
-        generation: u64,
+        key: &TransactionKey,
         response: Response,
     ) {
+        // The answer settles the timer only if no renegotiation overtook the refresh.
+        let current = self.calls.get_mut(&id).is_some_and(|call| {
+            call.trunk_leg
+                .refresh_in_flight
+                .take_if(|k| k == key)
+                .is_some()
+        });
         let code = response.status_code.code();
         let is_invite =
             cseq_of(&response.headers).is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
@@ -314,13 +323,9 @@ impl Switch {
             // Our refresh crossed the trunk's own re-INVITE. The trunk owns the Call-ID, so
             // we retry after 0–2 s (RFC 3261 §14.1).
             let retry = Duration::from_millis(self.ids.below(2001));
-            self.timers.schedule(
-                now + retry,
-                SwitchTimer::SessionRefresh {
-                    call: id,
-                    generation,
-                },
-            );
+            if current {
+                self.set_call_timer(id, CallTimer::SessionRefresh, now + retry);
+            }
             return;
         }
         if matches!(code, 408 | 481) {
@@ -336,7 +341,7 @@ impl Switch {
             self.ack_trunk_refresh(id, &response);
             self.apply_refresh_answer(now, id, &response);
         }
-        let Some(current) = self.current_session_timer(id, generation) else {
+        let Some(timer_now) = self.current_session_timer(id).filter(|_| current) else {
             return;
         };
         // The answer may shorten the interval or hand the refreshing over.
@@ -349,9 +354,8 @@ impl Switch {
             interval: Duration::from_secs(u64::from(interval.max(self.min_session_expires()))),
             // In our refresh's transaction Switchboard is the UAC.
             we_refresh: refresher != Some(Refresher::Uas),
-            generation: current.generation + 1,
         };
-        if timer == current {
+        if timer == timer_now {
             return;
         }
         if let Some(call) = self.calls.get_mut(&id) {
@@ -475,7 +479,6 @@ mod tests {
         let timer = |secs| SessionTimer {
             interval: Duration::from_secs(secs),
             we_refresh: true,
-            generation: 1,
         };
         assert_eq!(timer(90).refresh_after(), Duration::from_secs(45));
         assert_eq!(timer(90).expire_after(), Duration::from_secs(60));

@@ -111,6 +111,7 @@ Content-Length: 0\r\n\r\n",
             finalized: false,
             ringing_sent: false,
             session_timer: None,
+            refresh_in_flight: None,
             reinvite_pending: false,
         };
         let arrival = Arrival {

@@ -106,6 +106,9 @@ pub struct TrunkLeg {
     pub ringing_sent: bool,
     /// The RFC 4028 session timer the trunk asked for, once answered.
     pub session_timer: Option<super::session_timer::SessionTimer>,
+    /// Switchboard's session refresh awaiting its answer; a renegotiation by the trunk
+    /// meanwhile clears it, so the late answer does not overrule the new timer.
+    pub refresh_in_flight: Option<TransactionKey>,
     /// Switchboard's own re-INVITE (a session refresh) awaits its answer: a re-INVITE from
     /// the trunk meanwhile gets 491 (RFC 3261 §14.2).
     pub reinvite_pending: bool,

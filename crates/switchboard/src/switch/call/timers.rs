@@ -20,15 +20,21 @@ pub enum CallTimer {
     VoicemailLimit,
     /// The caller has had their time to key a survey score.
     Survey,
+    /// Switchboard's turn to refresh the trunk leg's session (RFC 4028).
+    SessionRefresh,
+    /// The trunk should have refreshed its session by now (RFC 4028).
+    SessionExpiry,
 }
 
 impl CallTimer {
-    const ALL: [CallTimer; 5] = [
+    const ALL: [CallTimer; 7] = [
         CallTimer::Ring,
         CallTimer::Ivr,
         CallTimer::Announce,
         CallTimer::VoicemailLimit,
         CallTimer::Survey,
+        CallTimer::SessionRefresh,
+        CallTimer::SessionExpiry,
     ];
 
     fn slot(self) -> usize {
