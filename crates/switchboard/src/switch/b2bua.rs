@@ -61,7 +61,7 @@ pub enum EndCause {
 
 impl EndCause {
     /// The final response the trunk gets when its INVITE was never answered.
-    fn trunk_status(&self) -> (u16, &'static str) {
+    pub(super) fn trunk_status(&self) -> (u16, &'static str) {
         match self {
             EndCause::CallerCancel | EndCause::CallerHangup => (487, "call cancelled by caller"),
             EndCause::QueueTimeout => (480, "no agent answered within the queue's maximum wait"),
@@ -80,7 +80,7 @@ impl EndCause {
 
     /// Switchboard, not a person, ended the call (counted in `calls_rejected` when no agent
     /// had answered).
-    fn is_refusal(&self) -> bool {
+    pub(super) fn is_refusal(&self) -> bool {
         matches!(
             self,
             EndCause::QueueTimeout
@@ -104,7 +104,7 @@ impl EndCause {
     }
 
     /// Why Switchboard hangs up, for the far end (RFC 3326), when the reason is ours.
-    fn reason(&self) -> Option<&'static str> {
+    pub(super) fn reason(&self) -> Option<&'static str> {
         match self {
             EndCause::MediaTimeout => Some("SIP;cause=408;text=\"media-timeout\""),
             EndCause::SessionExpired => Some("SIP;cause=408;text=\"session-expired\""),
@@ -114,7 +114,7 @@ impl EndCause {
     }
 
     /// Tells the far end why Switchboard hangs up (RFC 3326), when the reason is ours.
-    fn add_reason(&self, bye: &mut Request) {
+    pub(super) fn add_reason(&self, bye: &mut Request) {
         if let Some(reason) = self.reason() {
             push_header(&mut bye.headers, "Reason", reason);
         }
@@ -1134,7 +1134,7 @@ impl Switch {
         now: Instant,
         id: CallNumber,
         cause: EndCause,
-        mut held: Vec<(TransactionKey, Response)>,
+        held: Vec<(TransactionKey, Response)>,
     ) {
         let Some(mut call) = self.calls.remove(&id) else {
             for (key, response) in held {
@@ -1142,76 +1142,37 @@ impl Switch {
             }
             return;
         };
-        let mut sip_cause = None;
-        if let Some(media) = call.media.take() {
-            self.media.finish(id, media);
-        }
+        // Supervisors and a consulted colleague leave first: their legs go into the record.
         self.end_monitors(now, &mut call);
         self.end_consult(now, &mut call);
+        let config = self.config.clone();
+        let queue = config.queue(&call.queue);
+        let outputs = call.end(now, &cause, queue, held, |peer| self.via(peer));
+        self.count_ended_call(now, &call, &cause);
+        let actions = self.apply_call_outputs(now, id, outputs);
+        self.apply_acd(now, actions);
+    }
 
-        // Trunk leg.
-        if !call.trunk_leg.finalized {
-            let (code, reason) = cause.trunk_status();
-            let key = call.trunk_leg.server_key.clone();
-            let mut response = response_to(
-                &call.trunk_leg.invite,
-                code,
-                Some(&call.trunk_leg.local_tag),
-            );
-            if code != 487 {
-                sip::message::add_warning(&mut response, super::AGENT_NAME, reason);
-            }
-            if code == 503 {
-                push_header(
-                    &mut response.headers,
-                    "Retry-After",
-                    super::RETRY_AFTER_SECS.to_string(),
-                );
-            }
-            sip_cause = Some(code);
-            held.push((key, response));
-        } else if cause != EndCause::CallerHangup {
-            let peer = call.trunk_leg.dialog.peer;
-            let via = self.via(peer);
-            let mut bye = call.trunk_leg.dialog.request(Method::Bye, &via, None, None);
-            cause.add_reason(&mut bye);
-            self.send_request(now, bye, peer, ClientPurpose::Fire);
-        }
-
+    /// The metrics and the log line of a call that has just ended.
+    fn count_ended_call(&self, now: Instant, call: &Call, cause: &EndCause) {
+        let queue = call.queue.as_str();
         // Switchboard turned the caller away before an agent answered (whether it had
         // answered the trunk itself or not).
         if !call.state.is_connected() && cause.is_refusal() {
             self.reject_metric(cause.label());
         }
-        self.record_call(now, &call, &cause, sip_cause, held);
-
-        // Agent leg: an agent who hung up already ended their dialog.
-        if let Some(leg) = call.agent_leg.take() {
-            if !(cause == EndCause::AgentHangup && leg.is_answered()) {
-                self.end_agent_leg(now, leg, cause.reason());
-            }
+        let caller_left = matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup);
+        if call.state.is_queued() && caller_left {
+            let waited = now.saturating_duration_since(call.enqueued_at());
+            self.metrics
+                .calls_abandoned
+                .with_label_values(&[queue])
+                .inc();
+            self.metrics
+                .abandon_wait_seconds
+                .with_label_values(&[queue])
+                .observe(waited.as_secs_f64());
         }
-
-        // ACD.
-        let result = if call.state.is_connected() {
-            self.acd.hangup(now, acd::CallId(id))
-        } else {
-            let was_queued = call.state.is_queued();
-            if was_queued && matches!(cause, EndCause::CallerCancel | EndCause::CallerHangup) {
-                self.metrics
-                    .calls_abandoned
-                    .with_label_values(&[call.queue.as_str()])
-                    .inc();
-                self.metrics
-                    .abandon_wait_seconds
-                    .with_label_values(&[call.queue.as_str()])
-                    .observe(
-                        now.saturating_duration_since(call.enqueued_at())
-                            .as_secs_f64(),
-                    );
-            }
-            self.acd.abandon(now, acd::CallId(id))
-        };
         let talk = call.answered.map(|a| {
             call.talk_ended(now)
                 .saturating_duration_since(a)
@@ -1220,22 +1181,21 @@ impl Switch {
         if let Some(talk) = talk {
             self.metrics
                 .talk_seconds
-                .with_label_values(&[call.queue.as_str()])
+                .with_label_values(&[queue])
                 .observe(talk);
         }
         tracing::info!(
-            call = id,
+            call = call.id,
             cause = cause.label(),
-            queue = %call.queue,
-            waited_s = call.answered.unwrap_or(now).saturating_duration_since(call.enqueued_at()).as_secs_f64(),
+            queue,
+            waited_s = call
+                .answered
+                .unwrap_or(now)
+                .saturating_duration_since(call.enqueued_at())
+                .as_secs_f64(),
             talk_s = talk,
             "call ended"
         );
-        match result {
-            Ok(actions) => self.apply_acd(now, actions),
-            // The ACD already settled queue timeouts and rejections itself.
-            Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
-        }
     }
 }
 

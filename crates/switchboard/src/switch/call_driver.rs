@@ -20,7 +20,7 @@ impl Switch {
     }
 
     /// Carries out what call `id` asked for; returns the ACD's answers to run next.
-    fn apply_call_outputs(
+    pub(super) fn apply_call_outputs(
         &mut self,
         now: Instant,
         id: CallNumber,
@@ -30,15 +30,38 @@ impl Switch {
         for output in outputs {
             match output {
                 CallOutput::RingTrunk { relayed } => self.ring_trunk(now, id, relayed.as_ref()),
-                CallOutput::AgentLegGone { leg, hang_up } => {
+                CallOutput::AgentLegGone {
+                    leg,
+                    hang_up,
+                    reason,
+                } => {
                     if hang_up {
-                        self.end_agent_leg(now, *leg, None);
+                        self.end_agent_leg(now, *leg, reason);
                     } else {
                         self.calls.forget_agent_leg(leg.call_id());
                     }
                 }
                 CallOutput::OfferFailed { agent, why } => {
                     actions.extend(self.release_offer(now, id, &agent, why))
+                }
+                CallOutput::Request { request, peer } => {
+                    self.send_request(now, request, peer, super::ClientPurpose::Fire);
+                }
+                CallOutput::MediaFinished(media) => self.media.finish(id, *media),
+                CallOutput::Record { record, held } => {
+                    self.file_call_record(now, id, *record, held)
+                }
+                CallOutput::SettleWithAcd { talking } => {
+                    let settled = if talking {
+                        self.acd.hangup(now, acd::CallId(id))
+                    } else {
+                        self.acd.abandon(now, acd::CallId(id))
+                    };
+                    match settled {
+                        Ok(more) => actions.extend(more),
+                        // The ACD already settled queue timeouts and rejections itself.
+                        Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
+                    }
                 }
             }
         }

@@ -1,13 +1,12 @@
 //! Building call detail records from a finished call, and holding the call's last response
 //! until the record is durable (see `cdr_writer`).
 
-use super::b2bua::EndCause;
-use super::call::{AgentLeg, Call, CallNumber, CallState};
+use super::call::{AgentLeg, CallNumber};
 use super::{Switch, SwitchTimer};
 
 /// Longest a call's record waits for its media session's final report.
 pub(super) const PARKED_CDR_LIMIT: Duration = Duration::from_secs(5);
-use cdr::{AgentStateRecord, CallRecord, Disposition, HangupSide, Leg, LegRole, Record};
+use cdr::{AgentStateRecord, CallRecord, Record};
 use sip::rsip::Response;
 use sip::transaction::TransactionKey;
 use std::time::{Duration, Instant};
@@ -19,159 +18,26 @@ impl Switch {
         self.clock.at(at)
     }
 
-    /// Queues the call's record for the journal. The responses in `held` go out only once it
-    /// is durable.
-    pub(super) fn record_call(
+    /// Queues the record of call `id` for the journal. The responses in `held` go out only
+    /// once it is durable.
+    pub(super) fn file_call_record(
         &mut self,
         now: Instant,
-        call: &Call,
-        cause: &EndCause,
-        sip_cause: Option<u16>,
+        id: CallNumber,
+        record: CallRecord,
         held: Vec<(TransactionKey, Response)>,
     ) {
-        let queue = self.config.queue(&call.queue);
-        // A caller who hangs up during the last prompt (or the survey) still ended the way
-        // that prompt (or the agent's hang-up) said.
-        let settled = call.state.settled_cause();
-        let cause = match (&settled, cause) {
-            (Some(settled), EndCause::CallerHangup | EndCause::CallerCancel) => settled,
-            _ => cause,
-        };
-        let answered = call.answered;
-        let wait_until = answered.unwrap_or(now);
-        let reached_queue = !call.queue.is_empty();
-        // Queue wait only: time spent in the IVR is not waiting for an agent.
-        let wait_s = if reached_queue {
-            wait_until
-                .saturating_duration_since(call.enqueued_at())
-                .as_secs_f64()
-        } else {
-            0.0
-        };
-        // A caller who hangs up inside the IVR leaves it there: its path ends with the call.
-        let (ivr_path, language, ivr_ended) = match call.state.ivr() {
-            Some(ivr) => (ivr.path(), Some(ivr.language().to_owned()), Some(now)),
-            None => (call.ivr_path.clone(), call.language.clone(), call.ivr_ended),
-        };
-        let disposition = match (&call.state, cause) {
-            (CallState::Connected, _) => Disposition::Answered,
-            // Answered, then transferred, and the caller left before the next agent answered.
-            _ if answered.is_some() => Disposition::Answered,
-            (_, EndCause::CallbackRequested) => Disposition::CallbackRequested,
-            (_, EndCause::Voicemail) => Disposition::Voicemail,
-            (_, EndCause::IvrHangup) => Disposition::IvrCompleted,
-            (state, EndCause::CallerCancel | EndCause::CallerHangup)
-                if state.is_self_service() && !reached_queue =>
-            {
-                Disposition::IvrCompleted
-            }
-            (_, EndCause::CallerCancel | EndCause::CallerHangup) => {
-                Disposition::Abandoned.classify(wait_s)
-            }
-            (_, EndCause::QueueTimeout) => Disposition::TimedOut,
-            _ => Disposition::Rejected,
-        };
-        let hangup_side = match cause {
-            EndCause::CallerCancel | EndCause::CallerHangup => HangupSide::Caller,
-            EndCause::AgentHangup => HangupSide::Agent,
-            _ => HangupSide::System,
-        };
-        let agent_leg = call.agent_leg.as_ref();
-        let mut legs = vec![Leg {
-            role: LegRole::Trunk,
-            call_id: call.trunk_leg.dialog.call_id.clone(),
-            peer: call.trunk_leg.dialog.peer.to_string(),
-            started: self.wall(call.arrived),
-            answered: answered.map(|a| self.wall(a)),
-            ended: self.wall(now),
-            sip_cause,
-            party: Some(call.trunk.clone()),
-        }];
-        legs.extend(call.ended_legs.iter().cloned());
-        // The attempt still on when the call ended: the answered one, or one still ringing.
-        let current_ring = match (agent_leg, call.last_offered) {
-            (Some(leg), Some(offered)) => {
-                let answered = leg.uac.answered_at();
-                legs.push(call.attempt_record(leg, offered, now, None));
-                answered.unwrap_or(now).saturating_duration_since(offered)
-            }
-            _ => Duration::ZERO,
-        };
-        let record = CallRecord {
-            seq: 0,
-            id: format!("sb-{}-{}", self.unix_base, call.id),
-            trunk_call_id: call.trunk_leg.dialog.call_id.clone(),
-            arrived: self.wall(call.arrived),
-            ivr_ended: ivr_ended.map(|t| self.wall(t)),
-            enqueued: reached_queue.then(|| self.wall(call.enqueued_at())),
-            offered: call.first_offered.map(|t| self.wall(t)),
-            answered: answered.map(|a| self.wall(a)),
-            ended: self.wall(now),
-            caller: call.caller.clone(),
-            did: call.did.clone(),
-            ivr_path: ivr_path
-                .split('>')
-                .filter(|step| !step.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            language,
-            queue: reached_queue.then(|| call.queue.clone()),
-            // The agent who answered, or the last one the call was offered to.
-            agent: call.last_agent.as_ref().map(|a| a.to_string()),
-            priority: call.priority,
-            label: call.label.clone(),
-            customer_name: call.customer_name.clone(),
-            preferred_agent: call.preferred_agent.as_ref().map(|a| a.to_string()),
-            preferred_agent_taken: answered.is_some()
-                && call.preferred_agent.is_some()
-                && call.preferred_agent == call.last_agent,
-            wait_s,
-            ring_s: (call.failed_ring_time + current_ring).as_secs_f64(),
-            // Talk time excludes hold (the CDR model's definition).
-            talk_s: answered.map_or(0.0, |a| {
-                call.talk_ended(now)
-                    .saturating_duration_since(a)
-                    .saturating_sub(call.hold.total(now))
-                    .as_secs_f64()
-            }),
-            hold_s: call.hold.total(now).as_secs_f64(),
-            // Wrap-up follows the call; the queue's configured time is what the agent gets,
-            // and the agent-state records carry the time actually spent.
-            wrap_up_s: match answered {
-                Some(_) => queue.map_or(0.0, |q| q.wrap_up.as_secs_f64()),
-                None => 0.0,
-            },
-            disposition,
-            hangup_side,
-            sip_cause,
-            transfers: call.transfers.clone(),
-            survey_score: call.survey_score,
-            recording: call
-                .recording
-                .as_ref()
-                .filter(|_| !call.recording_failed)
-                .map(|p| p.display().to_string()),
-            legs,
-            supervisions: call.supervisions.clone(),
-            conference: self.conference_record(call, now),
-            service_level_threshold_s: queue.map_or(20.0, |q| q.service_level.as_secs_f64()),
-            direction: Default::default(),
-            outbound: None,
-            callback: None,
-        };
         if !held.is_empty() {
-            self.held_responses.insert(call.id, held);
+            self.held_responses.insert(id, held);
         }
-        if self.media.is_running(call.id) {
+        if self.media.is_running(id) {
             // The recording's fate is only known when the media session has ended: the record
             // waits for that (moments after the hang-up), or for the deadline as a backstop.
-            self.parked_cdrs.insert(call.id, record);
-            self.timers.schedule(
-                now + PARKED_CDR_LIMIT,
-                SwitchTimer::FlushCdr { call: call.id },
-            );
+            self.parked_cdrs.insert(id, record);
+            self.timers
+                .schedule(now + PARKED_CDR_LIMIT, SwitchTimer::FlushCdr { call: id });
         } else {
-            self.cdr_out.push_back((Record::Call(record), call.id));
+            self.cdr_out.push_back((Record::Call(record), id));
         }
     }
 
@@ -217,17 +83,6 @@ impl Switch {
         if let Some(call) = self.calls.get_mut(&id) {
             call.close_attempt(now, leg, sip_cause);
         }
-    }
-
-    /// The call's conference, if caller, agent and colleague were ever joined.
-    fn conference_record(&self, call: &Call, now: Instant) -> Option<cdr::Conference> {
-        let started = call.conference_started?;
-        let ended = call.conference_ended.unwrap_or(now);
-        Some(cdr::Conference {
-            started: self.wall(started),
-            ended: self.wall(ended),
-            seconds: ended.saturating_duration_since(started).as_secs_f64(),
-        })
     }
 
     /// An agent's state changed: the state left becomes a record of its own.

@@ -20,6 +20,12 @@ impl WallClock {
         }
     }
 
+    /// The wall-clock second of the anchor (the switch's start: it names the run in record
+    /// ids).
+    pub fn anchor_secs(&self) -> u64 {
+        self.unix_base
+    }
+
     /// The wall-clock time of `at`.
     pub fn at(&self, at: Instant) -> OffsetDateTime {
         let unix = if at >= self.instant_base {

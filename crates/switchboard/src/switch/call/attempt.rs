@@ -129,6 +129,7 @@ impl Call {
             CallOutput::AgentLegGone {
                 leg: Box::new(leg),
                 hang_up,
+                reason: None,
             },
             CallOutput::OfferFailed { agent, why },
         ]

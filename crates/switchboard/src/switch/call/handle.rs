@@ -5,12 +5,14 @@
 //! each `Connection`. A call can therefore be driven and checked on its own, with no sockets
 //! and no switch.
 //!
-//! So far the agent attempts go through here; the rest of a call's events are still handled
-//! by `Switch` methods that reach the call through the call index.
+//! So far the agent attempts go through here, and the end of every call (`Call::end`, which
+//! returns the same outputs); the rest of a call's events are still handled by `Switch`
+//! methods that reach the call through the call index.
 
 use super::{AgentLeg, Call};
 use acd::{AgentId, OfferFailure};
-use sip::rsip::Response;
+use sip::rsip::{Request, Response};
+use sip::transaction::TransactionKey;
 use sip::Peer;
 use std::time::Instant;
 
@@ -39,11 +41,27 @@ pub enum CallOutput {
     /// early media (only when the call's media is not anchored).
     RingTrunk { relayed: Option<Response> },
     /// The attempt is no longer the call's: stop routing its messages to the call and, when
-    /// `hang_up`, end it on the wire (CANCEL while it rings, BYE once answered).
-    AgentLegGone { leg: Box<AgentLeg>, hang_up: bool },
+    /// `hang_up`, end it on the wire (CANCEL while it rings, BYE once answered, with `reason`
+    /// as its RFC 3326 Reason).
+    AgentLegGone {
+        leg: Box<AgentLeg>,
+        hang_up: bool,
+        reason: Option<&'static str>,
+    },
     /// The offer to `agent` did not connect: the ACD frees the agent (as `why` says) and
     /// offers the call again.
     OfferFailed { agent: AgentId, why: OfferFailure },
+    /// Send `request` (one whose answer needs no action, such as a BYE) to `peer`.
+    Request { request: Request, peer: Peer },
+    /// The call's media session is no longer needed: stop it and free its ports.
+    MediaFinished(Box<crate::switch::media_plane::CallMedia>),
+    /// The call's record, to be made durable; the responses in `held` go out only then.
+    Record {
+        record: Box<cdr::CallRecord>,
+        held: Vec<(TransactionKey, Response)>,
+    },
+    /// The call left the ACD: hung up after an agent answered (`talking`), else abandoned.
+    SettleWithAcd { talking: bool },
 }
 
 impl Call {
@@ -164,7 +182,7 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
     fn assert_attempt_over(outputs: &[CallOutput], hang_up: bool, why: OfferFailure) {
         assert_eq!(outputs.len(), 2, "{outputs:?}");
         assert!(
-            matches!(&outputs[0], CallOutput::AgentLegGone { leg, hang_up: h }
+            matches!(&outputs[0], CallOutput::AgentLegGone { leg, hang_up: h, reason: None }
                 if *h == hang_up && leg.agent.to_string() == "1001"),
             "{outputs:?}"
         );
@@ -340,5 +358,138 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
         assert_attempt_over(&outputs, true, OfferFailure::Incompatible);
         assert_eq!(call.ended_legs[1].sip_cause, Some(488));
         assert!(matches!(call.state, CallState::Queued));
+    }
+
+    /// Connects the ringing attempt: the phone's 200 is taken and the trunk answered.
+    fn connect(call: &mut Call, at: Instant) {
+        let leg = call.agent_leg.as_mut().expect("ringing");
+        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
+        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
+        leg.uac
+            .answer(
+                at,
+                &ok,
+                phone_peer(),
+                "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack",
+            )
+            .expect("a usable 2xx");
+        call.state = CallState::Connected;
+        call.answered = Some(at);
+        call.trunk_leg.finalized = true;
+    }
+
+    fn end(call: &mut Call, at: Instant, cause: EndCause) -> Vec<CallOutput> {
+        call.end(at, &cause, None, Vec::new(), |_| {
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKend".to_owned()
+        })
+    }
+
+    fn header<'m>(message: &'m sip::rsip::Headers, name: &str) -> Option<&'m str> {
+        sip::headers::header_value(message, name)
+    }
+
+    use crate::switch::b2bua::EndCause;
+
+    #[test]
+    fn a_caller_who_cancels_while_an_agent_rings_gets_487_after_the_record_and_the_phone_a_cancel()
+    {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0 + s(3), 1);
+        let outputs = end(&mut call, t0 + s(8), EndCause::CallerCancel);
+        let [CallOutput::Record { record, held }, CallOutput::AgentLegGone {
+            hang_up: true,
+            reason: None,
+            ..
+        }, CallOutput::SettleWithAcd { talking: false }] = &outputs[..]
+        else {
+            panic!("{outputs:?}")
+        };
+        // The trunk's 487 waits for the record to be durable.
+        let [(key, response)] = &held[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(*key, call.trunk_leg.server_key);
+        assert_eq!(response.status_code.code(), 487);
+        assert_eq!(header(&response.headers, "Warning"), None);
+        assert_eq!(
+            record.disposition,
+            cdr::Disposition::Abandoned.classify(8.0)
+        );
+        assert_eq!(record.hangup_side, cdr::HangupSide::Caller);
+        assert_eq!(record.sip_cause, Some(487));
+        let roles: Vec<_> = record
+            .legs
+            .iter()
+            .map(|l| (l.role, l.party.clone()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (cdr::LegRole::Trunk, Some("carrier".to_owned())),
+                (cdr::LegRole::Agent, Some("1001".to_owned()))
+            ]
+        );
+        assert_eq!(record.ring_s, 5.0);
+        assert_eq!(record.id, format!("sb-1800000000-{}", call.id));
+    }
+
+    #[test]
+    fn an_agent_who_hangs_up_is_not_sent_a_bye_and_the_caller_is() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        connect(&mut call, t0 + s(4));
+        let outputs = end(&mut call, t0 + s(64), EndCause::AgentHangup);
+        let [CallOutput::Request { request, peer }, CallOutput::Record { record, held }, CallOutput::AgentLegGone { hang_up: false, .. }, CallOutput::SettleWithAcd { talking: true }] =
+            &outputs[..]
+        else {
+            panic!("{outputs:?}")
+        };
+        assert_eq!(request.method, sip::rsip::Method::Bye);
+        assert_eq!(*peer, trunk_peer());
+        assert_eq!(header(&request.headers, "Reason"), None);
+        assert!(held.is_empty(), "{held:?}");
+        assert_eq!(record.disposition, cdr::Disposition::Answered);
+        assert_eq!(record.hangup_side, cdr::HangupSide::Agent);
+        assert_eq!(record.talk_s, 60.0);
+        assert_eq!(record.wait_s, 4.0);
+    }
+
+    #[test]
+    fn a_shutdown_tells_both_sides_why_and_an_unanswered_caller_when_to_come_back() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        connect(&mut call, t0 + s(2));
+        let outputs = end(&mut call, t0 + s(10), EndCause::Shutdown);
+        let [CallOutput::Request { request, .. }, CallOutput::Record { .. }, CallOutput::AgentLegGone {
+            hang_up: true,
+            reason: Some(reason),
+            ..
+        }, CallOutput::SettleWithAcd { talking: true }] = &outputs[..]
+        else {
+            panic!("{outputs:?}")
+        };
+        assert_eq!(header(&request.headers, "Reason"), Some(*reason));
+        assert!(reason.contains("shutdown"), "{reason}");
+
+        let mut waiting = arrived(t0);
+        let outputs = end(&mut waiting, t0 + s(10), EndCause::Shutdown);
+        let [CallOutput::Record { record, held }, CallOutput::SettleWithAcd { talking: false }] =
+            &outputs[..]
+        else {
+            panic!("{outputs:?}")
+        };
+        let [(_, response)] = &held[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(response.status_code.code(), 503);
+        assert!(header(&response.headers, "Retry-After").is_some());
+        assert!(header(&response.headers, "Warning").is_some_and(|w| w.contains("shutting down")));
+        assert_eq!(record.disposition, cdr::Disposition::Rejected);
     }
 }

@@ -2,7 +2,9 @@
 //! places as a UAC, one attempt at a time.
 
 mod attempt;
+mod end;
 mod handle;
+mod record;
 pub mod timers;
 
 pub use handle::{CallInput, CallOutput};
