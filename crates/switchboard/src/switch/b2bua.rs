@@ -197,9 +197,7 @@ impl Switch {
             self.refuse(now, &key, &request, &Refusal::NoNumber);
             return;
         };
-        let Some(number) =
-            super::routing::match_number(&self.config.numbers, &did, &trunk).cloned()
-        else {
+        let Some(number) = self.index.number(&self.config, &did, &trunk).cloned() else {
             self.refuse(now, &key, &request, &Refusal::UnknownNumber(did));
             return;
         };
@@ -1146,7 +1144,7 @@ impl Switch {
         self.end_monitors(now, &mut call);
         self.end_consult(now, &mut call);
         let config = self.config.clone();
-        let queue = config.queue(&call.queue);
+        let queue = self.index.queue(&config, &call.queue);
         let outputs = call.end(now, &cause, queue, held, |peer| self.via(peer));
         self.count_ended_call(now, &call, &cause);
         let actions = self.apply_call_outputs(now, id, outputs);

@@ -187,7 +187,10 @@ impl Switch {
                 self.end_call(now, id, EndCause::Voicemail);
             }
             (CallState::Queued | CallState::Offering, _) => {
-                let callback_key = self.config.queue(&call.queue).and_then(|q| q.callback_key);
+                let callback_key = self
+                    .index
+                    .queue(&self.config, &call.queue)
+                    .and_then(|q| q.callback_key);
                 if callback_key == Some(digit) && call.trunk_leg.finalized {
                     self.request_callback(now, id);
                 }
@@ -227,7 +230,7 @@ impl Switch {
         let announces = self
             .calls
             .get(&id)
-            .and_then(|call| self.config.queue(&call.queue))
+            .and_then(|call| self.index.queue(&self.config, &call.queue))
             .is_some_and(|q| q.announce_every.is_some());
         if !(announces && self.announce_position(id, true)) {
             self.play_hold_music(id);

@@ -16,6 +16,7 @@ mod caller_media;
 pub mod campaign;
 mod cdr;
 pub mod command;
+mod config_index;
 pub mod consult;
 mod cti;
 mod emergency_first;
@@ -258,6 +259,8 @@ pub struct Switch {
     metrics: Arc<Metrics>,
     timers: TimerQueue<SwitchTimer>,
     calls: call_index::CallIndex,
+    /// Numbers and queues of `config` by key, for the per-call path.
+    index: config_index::ConfigIndex,
     next_call: CallNumber,
     client_txns: HashMap<TransactionKey, ClientPurpose>,
     agents_by_user: HashMap<String, AgentEntry>,
@@ -366,6 +369,7 @@ impl Switch {
             agents_by_user.insert(agent.sip_user.clone(), entry.clone());
             agents_by_id.insert(entry.id.clone(), entry);
         }
+        let index = config_index::ConfigIndex::of(&config);
         let mut switch = Self {
             ids,
             media: media_plane::MediaPlane::new(&config.media)
@@ -394,6 +398,7 @@ impl Switch {
             metrics,
             timers: TimerQueue::default(),
             calls: call_index::CallIndex::default(),
+            index,
             next_call: 1,
             client_txns: HashMap::new(),
             agents_by_user,

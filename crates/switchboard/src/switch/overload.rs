@@ -65,9 +65,8 @@ impl Switch {
         else {
             return false;
         };
-        let serves_number = super::admission::dialled_number(request).is_some_and(|did| {
-            super::routing::match_number(&self.config.numbers, &did, &trunk).is_some()
-        });
+        let serves_number = super::admission::dialled_number(request)
+            .is_some_and(|did| self.index.number(&self.config, &did, &trunk).is_some());
         if !serves_number {
             return false;
         }

@@ -71,6 +71,7 @@ impl Switch {
             }
         }
         self.rebuild_agent_tables(&config);
+        self.index = super::config_index::ConfigIndex::of(&config);
         self.config = config;
         for name in named("agent", Change::Removed) {
             self.retire_agent(now, AgentId::from(name.as_str()));

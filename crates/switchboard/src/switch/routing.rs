@@ -24,8 +24,17 @@ pub(super) fn match_number<'c>(
     did: &str,
     trunk: &str,
 ) -> Option<&'c NumberConfig> {
+    pick_number(numbers.iter().filter(|n| n.did == did), trunk)
+}
+
+/// Among `candidates` (the entries of one DID, in file order), the one for a call from
+/// `trunk`: the one restricted to `trunk` if there is one, else the first unrestricted one.
+pub(super) fn pick_number<'c>(
+    candidates: impl Iterator<Item = &'c NumberConfig>,
+    trunk: &str,
+) -> Option<&'c NumberConfig> {
     let mut unrestricted = None;
-    for number in numbers.iter().filter(|n| n.did == did) {
+    for number in candidates {
         match number.trunk.as_deref() {
             Some(only) if only == trunk => return Some(number),
             Some(_) => {}
