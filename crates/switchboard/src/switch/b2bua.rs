@@ -5,7 +5,6 @@
 use super::admission::{self, TrunkDecision};
 use super::call::timers::CallTimer;
 use super::call::{AgentLeg, Arrival, Call, CallInput, CallNumber, CallState, TrunkLeg};
-use super::caller_media::CallerAudio;
 use super::identity::CallerIdentity;
 use super::refusal::Refusal;
 use super::transport_failure::ClientFailure;
@@ -892,32 +891,27 @@ impl Switch {
             return;
         }
         if (200..300).contains(&code) {
-            self.agent_answered(now, id, response, source);
+            let via = self.via(source);
+            let response = Box::new(response);
+            let answered = CallInput::AgentAnswered {
+                response,
+                source,
+                via,
+            };
+            self.call_input(now, id, answered);
             return;
         }
         self.call_input(now, id, CallInput::AgentRefused { attempt, code });
     }
 
-    fn agent_answered(&mut self, now: Instant, id: CallNumber, response: Response, source: Peer) {
-        let via = self.via(source);
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        let Some(leg) = call.agent_leg.as_mut() else {
-            return;
-        };
-        if let Err(error) = leg.uac.answer(now, &response, source, &via) {
-            tracing::warn!(call = id, %error, "agent 2xx unusable");
-            return;
-        }
-        leg.accepts_info = super::in_dialog::allows(&response.headers, Method::Info);
-        // The ACK the leg keeps (it goes again for each retransmission of the 2xx).
-        if let Some(ack) = leg.uac.ack() {
-            self.pending_raw.push_back(ack);
-        }
-        self.count_request("out", &Method::Ack);
-
-        // Anchored media: the agent's answer must fit what we offered.
+    /// The answering phone's SDP against the offer, by the media plane: the call is told
+    /// whether it fits (and what the trunk is answered with).
+    pub(super) fn check_agent_answer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        response: Box<Response>,
+    ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -937,63 +931,62 @@ impl Switch {
                 .map(Some),
             None => Ok(None),
         };
-        let for_trunk = match for_trunk {
-            Ok(sdp) => sdp,
+        let input = match for_trunk {
+            Ok(for_trunk) => CallInput::AgentAnswerAgreed {
+                response,
+                for_trunk,
+            },
             Err(error) => {
                 tracing::info!(call = id, %error, "agent's SDP answer refused");
-                self.call_input(now, id, CallInput::AgentMediaRefused);
-                return;
+                CallInput::AgentMediaRefused
             }
         };
-        call.state = CallState::Connected;
-        call.answered.get_or_insert(now);
-        call.audio = CallerAudio::Silence;
-        call.timers.cancel(CallTimer::Announce);
-        call.timers.cancel(CallTimer::Ring);
-        if !trunk_answered {
-            call.trunk_leg.finalized = true;
-            let trunk_peer = call.trunk_leg.dialog.peer;
-            let mut answer =
-                response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
-            match for_trunk {
-                Some(sdp) => {
-                    push_header(&mut answer.headers, "Content-Type", "application/sdp");
-                    answer.body = sdp;
-                }
-                None => copy_body(
-                    &response.headers,
-                    &response.body,
-                    &mut answer.headers,
-                    &mut answer.body,
-                ),
-            }
-            let server_key = call.trunk_leg.server_key.clone();
-            let invite = call.trunk_leg.invite.clone();
-            push_header(&mut answer.headers, "Contact", self.contact_for(trunk_peer));
-            push_header(&mut answer.headers, "Allow", super::ALLOW);
-            self.session_timer_answer(now, id, &invite, &mut answer);
-            self.send_response(now, &server_key, answer);
-        }
+        self.call_input(now, id, input);
+    }
+
+    /// Sends the trunk the 200 the call built, with our Contact, Allow and session timer.
+    pub(super) fn answer_trunk(&mut self, now: Instant, id: CallNumber, mut answer: Response) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let server_key = call.trunk_leg.server_key.clone();
+        let invite = call.trunk_leg.invite.clone();
+        push_header(
+            &mut answer.headers,
+            "Contact",
+            self.contact_for(call.trunk_leg.dialog.peer),
+        );
+        push_header(&mut answer.headers, "Allow", super::ALLOW);
+        self.session_timer_answer(now, id, &invite, &mut answer);
+        self.send_response(now, &server_key, answer);
+    }
+
+    /// Caller and agent are talking: count it, record it if the queue says so, remember the
+    /// agent for sticky routing; returns what the ACD makes of the answer.
+    pub(super) fn call_connected(&mut self, now: Instant, id: CallNumber) -> Vec<acd::Action> {
         if let Some(call) = self.calls.get(&id) {
+            let queue = call.queue.as_str();
             self.metrics
                 .calls_answered
-                .with_label_values(&[call.queue.as_str()])
+                .with_label_values(&[queue])
                 .inc();
             self.metrics
                 .wait_seconds
-                .with_label_values(&[call.queue.as_str()])
+                .with_label_values(&[queue])
                 .observe(
                     now.saturating_duration_since(call.enqueued_at())
                         .as_secs_f64(),
                 );
+            tracing::info!(call = id, agent = ?call.agent().map(|a| a.to_string()), "call answered");
         }
-        let agent = self.calls.get(&id).and_then(|c| c.agent().cloned());
-        tracing::info!(call = id, agent = ?agent.as_ref().map(|a| a.to_string()), "call answered");
         self.maybe_record(now, id);
         self.remember_answering_agent(now, id);
         match self.acd.answered(now, acd::CallId(id)) {
-            Ok(actions) => self.apply_acd(now, actions),
-            Err(error) => tracing::debug!(call = id, %error, "answered refused by ACD"),
+            Ok(actions) => actions,
+            Err(error) => {
+                tracing::debug!(call = id, %error, "answered refused by ACD");
+                Vec::new()
+            }
         }
     }
 

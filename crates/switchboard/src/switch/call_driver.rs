@@ -44,6 +44,15 @@ impl Switch {
                 CallOutput::OfferFailed { agent, why } => {
                     actions.extend(self.release_offer(now, id, &agent, why))
                 }
+                CallOutput::Ack(ack) => {
+                    self.pending_raw.push_back(ack);
+                    self.count_request("out", &sip::rsip::Method::Ack);
+                }
+                CallOutput::CheckAgentAnswer(response) => {
+                    self.check_agent_answer(now, id, response)
+                }
+                CallOutput::AnswerTrunk(answer) => self.answer_trunk(now, id, *answer),
+                CallOutput::Connected => actions.extend(self.call_connected(now, id)),
                 CallOutput::Request { request, peer } => {
                     self.send_request(now, request, peer, super::ClientPurpose::Fire);
                 }

@@ -6,7 +6,9 @@
 use super::timers::CallTimer;
 use super::{AgentLeg, Call, CallOutput, CallState};
 use acd::OfferFailure;
-use sip::rsip::Response;
+use sip::dialog::copy_body;
+use sip::message::{push_header, response_to};
+use sip::rsip::{Method, Response};
 use sip::Peer;
 use std::time::Instant;
 
@@ -68,6 +70,66 @@ impl Call {
             return Vec::new();
         }
         self.attempt_over(now, OfferFailure::Unreachable, Some(status), false)
+    }
+
+    /// The phone of the current attempt answered: the dialog forms and the ACK goes (the leg
+    /// keeps it for retransmissions of the 2xx); its SDP is checked next. A 2xx the leg
+    /// cannot use changes nothing.
+    pub(super) fn agent_answered(
+        &mut self,
+        now: Instant,
+        response: &Response,
+        source: Peer,
+        via: &str,
+    ) -> Vec<CallOutput> {
+        let Some(leg) = self.agent_leg.as_mut() else {
+            return Vec::new();
+        };
+        if let Err(error) = leg.uac.answer(now, response, source, via) {
+            tracing::warn!(call = self.id, %error, "agent 2xx unusable");
+            return Vec::new();
+        }
+        leg.accepts_info = crate::switch::in_dialog::allows(&response.headers, Method::Info);
+        let mut outputs: Vec<CallOutput> = leg.uac.ack().map(CallOutput::Ack).into_iter().collect();
+        outputs.push(CallOutput::CheckAgentAnswer(Box::new(response.clone())));
+        outputs
+    }
+
+    /// The answering phone's SDP fits: caller and agent are connected. The trunk gets its 200
+    /// now if Switchboard had not answered it already (with `for_trunk`, or the phone's own
+    /// SDP when the media is not anchored).
+    pub(super) fn agent_answer_agreed(
+        &mut self,
+        now: Instant,
+        response: &Response,
+        for_trunk: Option<Vec<u8>>,
+    ) -> Vec<CallOutput> {
+        self.state = CallState::Connected;
+        self.answered.get_or_insert(now);
+        self.audio = crate::switch::caller_media::CallerAudio::Silence;
+        self.timers.cancel(CallTimer::Announce);
+        self.timers.cancel(CallTimer::Ring);
+        let mut outputs = Vec::new();
+        if !self.trunk_leg.finalized {
+            self.trunk_leg.finalized = true;
+            let mut answer =
+                response_to(&self.trunk_leg.invite, 200, Some(&self.trunk_leg.local_tag));
+            match for_trunk {
+                Some(sdp) => {
+                    push_header(&mut answer.headers, "Content-Type", "application/sdp");
+                    answer.body = sdp;
+                }
+                None => copy_body(
+                    &response.headers,
+                    &response.body,
+                    &mut answer.headers,
+                    &mut answer.body,
+                ),
+            }
+            outputs.push(CallOutput::AnswerTrunk(Box::new(answer)));
+        }
+        outputs.push(CallOutput::Connected);
+        outputs
     }
 
     /// The phone answered with SDP that does not fit the offer: hang that leg up and let

@@ -26,6 +26,19 @@ pub enum CallInput {
     /// The INVITE of attempt `attempt` got no final response; `status` stands for why (408
     /// nobody answered, 503 the transport could not carry it).
     AgentUnreachable { attempt: u32, status: u16 },
+    /// The phone of the current attempt answered with `response` (a 2xx) from `source`;
+    /// `via`: the Via header for the ACK.
+    AgentAnswered {
+        response: Box<Response>,
+        source: Peer,
+        via: String,
+    },
+    /// The media plane accepted the answering phone's SDP; `for_trunk`: the SDP the trunk is
+    /// answered with, when Switchboard anchors the media (else the phone's own is passed on).
+    AgentAnswerAgreed {
+        response: Box<Response>,
+        for_trunk: Option<Vec<u8>>,
+    },
     /// The agent's phone answered with SDP that does not fit the offer.
     AgentMediaRefused,
     /// The call's ring timer fired.
@@ -51,6 +64,16 @@ pub enum CallOutput {
     /// The offer to `agent` did not connect: the ACD frees the agent (as `why` says) and
     /// offers the call again.
     OfferFailed { agent: AgentId, why: OfferFailure },
+    /// Send the ACK for the answering phone's 2xx (outside any transaction).
+    Ack(sip::Transmit),
+    /// Check the answering phone's SDP against the offer (the media plane's part), then
+    /// report `AgentAnswerAgreed` or `AgentMediaRefused`.
+    CheckAgentAnswer(Box<Response>),
+    /// Answer the trunk's INVITE with this 200 (the switch adds its Contact, Allow and
+    /// session timer).
+    AnswerTrunk(Box<Response>),
+    /// Caller and agent are talking: count the answer, start recording, tell the ACD.
+    Connected,
     /// Send `request` (one whose answer needs no action, such as a BYE) to `peer`.
     Request { request: Request, peer: Peer },
     /// The call's media session is no longer needed: stop it and free its ports.
@@ -75,6 +98,15 @@ impl Call {
             CallInput::AgentUnreachable { attempt, status } => {
                 self.agent_unreachable(now, attempt, status)
             }
+            CallInput::AgentAnswered {
+                response,
+                source,
+                via,
+            } => self.agent_answered(now, &response, source, &via),
+            CallInput::AgentAnswerAgreed {
+                response,
+                for_trunk,
+            } => self.agent_answer_agreed(now, &response, for_trunk),
             CallInput::AgentMediaRefused => self.agent_media_refused(now),
             CallInput::RingTimeout => self.ring_timed_out(now),
             CallInput::FlowLost { flow } => self.flow_lost(now, flow),
@@ -491,5 +523,100 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
         assert!(header(&response.headers, "Retry-After").is_some());
         assert!(header(&response.headers, "Warning").is_some_and(|w| w.contains("shutting down")));
         assert_eq!(record.disposition, cdr::Disposition::Rejected);
+    }
+
+    fn phone_ok(call: &Call, allow: &str, sdp: &str) -> Response {
+        let leg = call.agent_leg.as_ref().expect("ringing");
+        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
+        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
+        sip::message::push_header(&mut ok.headers, "Allow", allow);
+        if !sdp.is_empty() {
+            sip::message::push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = sdp.as_bytes().to_vec();
+        }
+        ok
+    }
+
+    fn answered(response: &Response) -> CallInput {
+        CallInput::AgentAnswered {
+            response: Box::new(response.clone()),
+            source: phone_peer(),
+            via: "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack".to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_acked_checked_and_only_then_connects_the_caller() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let ok = phone_ok(&call, "INVITE, ACK, BYE, INFO", "v=0\r\n");
+        let outputs = call.handle(t0 + s(3), answered(&ok));
+        let [CallOutput::Ack(ack), CallOutput::CheckAgentAnswer(checked)] = &outputs[..] else {
+            panic!("{outputs:?}")
+        };
+        assert!(String::from_utf8_lossy(&ack.data).starts_with("ACK sip:1001@127.0.0.1:6001"));
+        assert_eq!(ack.peer, phone_peer());
+        assert_eq!(checked.body, ok.body);
+        let leg = call.agent_leg.as_ref().expect("the attempt");
+        assert!(leg.is_answered() && leg.accepts_info);
+        // Not connected until the media plane has agreed to the SDP.
+        assert!(matches!(call.state, CallState::Offering));
+
+        let outputs = call.handle(
+            t0 + s(3),
+            CallInput::AgentAnswerAgreed {
+                response: Box::new(ok),
+                for_trunk: Some(b"anchored".to_vec()),
+            },
+        );
+        let [CallOutput::AnswerTrunk(answer), CallOutput::Connected] = &outputs[..] else {
+            panic!("{outputs:?}")
+        };
+        assert_eq!(answer.status_code.code(), 200);
+        assert_eq!(answer.body, b"anchored");
+        assert_eq!(
+            header(&answer.headers, "Content-Type"),
+            Some("application/sdp")
+        );
+        assert!(call.state.is_connected() && call.trunk_leg.finalized);
+        assert_eq!(call.answered, Some(t0 + s(3)));
+        assert_eq!(call.timers.deadline(CallTimer::Ring), None);
+    }
+
+    #[test]
+    fn a_caller_already_answered_by_switchboard_gets_no_second_200() {
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        call.trunk_leg.finalized = true;
+        ring(&mut call, t0, 1);
+        let ok = phone_ok(&call, "INVITE, ACK, BYE", "");
+        let outputs = call.handle(t0, answered(&ok));
+        assert_eq!(outputs.len(), 2, "{outputs:?}");
+        assert!(!call.agent_leg.as_ref().is_some_and(|l| l.accepts_info));
+        let outputs = call.handle(
+            t0,
+            CallInput::AgentAnswerAgreed {
+                response: Box::new(ok),
+                for_trunk: None,
+            },
+        );
+        assert!(
+            matches!(&outputs[..], [CallOutput::Connected]),
+            "{outputs:?}"
+        );
+    }
+
+    #[test]
+    fn a_second_2xx_for_an_answered_attempt_changes_nothing() {
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        let ok = phone_ok(&call, "INVITE, ACK, BYE", "");
+        assert_eq!(call.handle(t0, answered(&ok)).len(), 2);
+        let outputs = call.handle(t0, answered(&ok));
+        assert!(outputs.is_empty(), "{outputs:?}");
+        assert!(call.agent_leg.as_ref().is_some_and(|l| l.is_answered()));
     }
 }
