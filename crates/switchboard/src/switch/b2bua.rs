@@ -18,6 +18,7 @@ use sip::rsip::headers::untyped::UntypedHeader;
 use sip::rsip::{self, Header, Headers, Method, Request, Response};
 use sip::transaction::TransactionKey;
 use sip::Peer;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A new call's media, and the SDP for the trunk's 200 when Switchboard answers it itself.
@@ -196,7 +197,9 @@ impl Switch {
             self.refuse(now, &key, &request, &Refusal::NoNumber);
             return;
         };
-        let Some(number) = self.index.number(&self.config, &did, &trunk).cloned() else {
+        // The configuration is shared (`Arc`): its number entry is borrowed, not copied.
+        let config = Arc::clone(&self.config);
+        let Some(number) = self.index.number(&config, &did, &trunk) else {
             self.refuse(now, &key, &request, &Refusal::UnknownNumber(did));
             return;
         };
@@ -241,7 +244,7 @@ impl Switch {
             .priority_header
             .as_deref()
             .and_then(|name| header_value(&request.headers, name));
-        let class = super::routing::classify(&number, &caller, header);
+        let class = super::routing::classify(number, &caller, header);
         let priority = class.priority;
         let id = self.next_call;
         self.next_call += 1;
