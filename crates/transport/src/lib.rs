@@ -29,7 +29,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// What the transports deliver to the core.
@@ -172,7 +171,7 @@ pub struct TransportStats {
 
 /// Shared state behind a [`Transports`] handle.
 struct Inner {
-    udp: Vec<Arc<UdpSocket>>,
+    udp: Vec<udp::UdpEndpoint>,
     tcp_local: Vec<SocketAddr>,
     tls_local: Vec<SocketAddr>,
     ws_local: Vec<SocketAddr>,
@@ -220,7 +219,7 @@ impl Transports {
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for addr in &config.udp {
-            udp.push(Arc::new(udp::bind(*addr)?));
+            udp.push(udp::bind(*addr)?);
         }
         let mut listeners = Vec::new();
         for addr in &config.tcp {
@@ -272,8 +271,12 @@ impl Transports {
             tls_routes: DashMap::new(),
             acceptors: tls_acceptor.clone(),
         });
-        for socket in &inner.udp {
-            tokio::spawn(udp::receive_loop(inner.clone(), socket.clone()));
+        for endpoint in &inner.udp {
+            tokio::spawn(udp::receive_loop(
+                inner.clone(),
+                endpoint.socket.clone(),
+                endpoint.local,
+            ));
         }
         for listener in listeners {
             tokio::spawn(stream::accept_loop(inner.clone(), listener, None));
@@ -369,7 +372,7 @@ impl Transports {
         self.inner
             .udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .map(|endpoint| endpoint.local)
             .collect()
     }
 

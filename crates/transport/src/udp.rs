@@ -16,7 +16,15 @@ const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// The largest UDP payload; anything bigger cannot arrive in one datagram anyway.
 const MAX_DATAGRAM: usize = 65_535;
 
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// A bound UDP socket and its local address, read once at bind time: sends pick the socket
+/// of the destination's address family for every message, and asking the kernel each time
+/// (getsockname) cost a system call per SIP message sent.
+pub(crate) struct UdpEndpoint {
+    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) local: SocketAddr,
+}
+
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<UdpEndpoint> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -26,17 +34,15 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    let socket = UdpSocket::from_std(socket.into())?;
+    let local = socket.local_addr()?;
+    Ok(UdpEndpoint {
+        socket: Arc::new(socket),
+        local,
+    })
 }
 
-pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>) {
-    let local = match socket.local_addr() {
-        Ok(a) => a,
-        Err(error) => {
-            tracing::error!(%error, "UDP socket has no local address; receiver stopped");
-            return;
-        }
-    };
+pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>, local: SocketAddr) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
         let (len, from) = match socket.recv_from(&mut buffer).await {
@@ -66,9 +72,9 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     let Some(socket) = inner
         .udp
         .iter()
-        .find(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == to.is_ipv4()))
+        .find(|endpoint| endpoint.local.is_ipv4() == to.is_ipv4())
         .or_else(|| inner.udp.first())
-        .cloned()
+        .map(|endpoint| &endpoint.socket)
     else {
         inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
         return;
@@ -78,7 +84,7 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
             inner.stats.sent.fetch_add(1, Ordering::Relaxed);
         }
         Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-            let inner = inner.clone();
+            let (inner, socket) = (inner.clone(), Arc::clone(socket));
             tokio::spawn(async move {
                 match socket.send_to(&data, to).await {
                     Ok(_) => inner.stats.sent.fetch_add(1, Ordering::Relaxed),
