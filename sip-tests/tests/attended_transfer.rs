@@ -28,8 +28,8 @@ use sip_tests::rtp::{RtpPeer, RtpStream};
 use sip_tests::tone_talker::Talker;
 use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{
-    AgentAccount, Api, HarnessError, HarnessResult, SipMessage, Switchboard, SwitchboardConfig,
-    UdpPeer,
+    AgentAccount, Api, HarnessError, HarnessResult, QueueSpec, SipMessage, Switchboard,
+    SwitchboardConfig, UdpPeer,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -720,5 +720,259 @@ fn a_phone_dials_its_consult_and_completes_it_with_refer_replaces() -> HarnessRe
         "{record}"
     );
     assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+/// Agent 1001 serves `support`; queue `billing` (most skilled first) is served by 1002 (level
+/// 3) and 1003 (level 9), neither of whom serves `support`.
+fn billing_config() -> SwitchboardConfig {
+    let mut billing = QueueSpec::new("billing", "billing");
+    billing.lines.push("strategy = \"most-skilled\"".into());
+    SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice"),
+            AgentAccount::new("1002", "Bob")
+                .without_support()
+                .with_skill("billing", 3),
+            AgentAccount::new("1003", "Carol")
+                .without_support()
+                .with_skill("billing", 9),
+        ],
+        other_queues: vec![billing],
+        ..SwitchboardConfig::default()
+    }
+}
+
+/// The CDR leg with `role`, or an error naming the record.
+fn leg_with_role(record: &serde_json::Value, role: &str) -> HarnessResult<serde_json::Value> {
+    record["legs"]
+        .as_array()
+        .and_then(|legs| legs.iter().find(|leg| leg["role"] == role).cloned())
+        .ok_or_else(|| HarnessError::Unexpected(format!("no {role} leg: {record}")))
+}
+
+#[test]
+fn a_consult_to_a_queue_rings_the_agent_the_acd_would_choose() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(billing_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    // Nobody of billing is Ready (no phone registered): refused, the call goes on untouched.
+    assert_eq!(
+        refused(
+            &api,
+            &call_path("consult"),
+            r#"{"to": "queue:billing"}"#,
+            409
+        )?,
+        "no_ready_agent"
+    );
+    assert_eq!(
+        refused(
+            &api,
+            &call_path("consult"),
+            r#"{"to": "queue:nowhere"}"#,
+            404
+        )?,
+        "unknown_target"
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller still hears the agent after the refusal",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent still hears the caller after the refusal",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "no_consult",
+        "a refused consult leaves no consult behind"
+    );
+
+    // 1002 registers first (longest idle), 1003 second: the queue's strategy (most skilled)
+    // picks 1003, as the ACD would for the queue's next call.
+    let bob_phone = AgentPhone::register(&switchboard, "1002")?;
+    let carol_phone = AgentPhone::register(&switchboard, "1003")?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+    api.wait_for_agent_state("1003", "ready", WAIT)?;
+    post(&api, &call_path("consult"), r#"{"to": "queue:billing"}"#)?;
+    let colleague = colleague_answers(&carol_phone)?;
+    assert_eq!(
+        colleague.invite.header("X-Switchboard-Consult"),
+        Some("1001")
+    );
+    consulting(&conversation, &colleague)?;
+    // The consulted agent is taken out of the ACD (Not ready, reason consult); the other
+    // billing agent is untouched.
+    let carol = api.agent("1003")?;
+    assert_eq!(carol["state"], "not-ready", "{carol}");
+    assert_eq!(carol["reason"], "consult", "{carol}");
+    assert_eq!(api.agent("1002")?["state"], "ready");
+
+    post(&api, &call_path("complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+    api.wait_for_agent_state("1003", "on-call", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&carol_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1003"],
+        "{record}"
+    );
+    let consult_leg = leg_with_role(&record, "consult")?;
+    assert_eq!(consult_leg["queue"], "billing", "{record}");
+    assert!(
+        leg_with_role(&record, "agent")?.get("queue").is_none(),
+        "only the consult leg names a queue: {record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "1003", "{record}");
+    assert_eq!(record["agent"], "1003", "{record}");
+    drop(bob_phone);
+    Ok(())
+}
+
+#[test]
+fn a_phone_dialling_a_queue_consults_it_then_conferences_and_cancels() -> HarnessResult<()> {
+    use sip_tests::digest::{Credentials, DigestAlgorithm};
+    use sip_tests::uac::authenticated_invite;
+    let switchboard = Switchboard::start(billing_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+    let credentials = Credentials {
+        username: "1001",
+        password: "secret1001",
+    };
+    let consult_rtp = Arc::new(RtpPeer::bind()?);
+    let offer = pcmu_offer(consult_rtp.port()?, false);
+
+    // Nobody of billing Ready: the phone's consult call is refused with 480.
+    let (_, refusal) = authenticated_invite(
+        &agent.peer,
+        "billing",
+        &credentials,
+        DigestAlgorithm::Md5,
+        &offer,
+        WAIT,
+    )?;
+    let refusal = match refusal {
+        Ok(_) => {
+            return Err(HarnessError::Unexpected(
+                "a consult to a queue nobody serves was answered".into(),
+            ))
+        }
+        Err(exchange) => exchange.final_response,
+    };
+    assert_eq!(refusal.status(), Some(480), "{}", refusal.to_text());
+    assert!(
+        refusal
+            .header("Warning")
+            .is_some_and(|w| w.contains("billing")),
+        "{}",
+        refusal.to_text()
+    );
+
+    let bob_phone = AgentPhone::register(&switchboard, "1002")?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+    let (placing, colleague) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| colleague_answers(&bob_phone));
+        let placing = authenticated_invite(
+            &agent.peer,
+            "billing",
+            &credentials,
+            DigestAlgorithm::Md5,
+            &offer,
+            WAIT,
+        );
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("colleague panicked".into())));
+        (placing, answered)
+    });
+    let consult_call = placing?.1.map_err(|refused| {
+        HarnessError::Unexpected(format!(
+            "the consult was refused:\n{}",
+            refused.final_response.to_text()
+        ))
+    })?;
+    let colleague = colleague?;
+    let relay = sdp_audio_address(&consult_call.answer.final_response.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+    let _agent_consults = Talker::start(consult_rtp.clone(), relay, AGENT_HZ, 0xa6e8);
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears the agent's consult call",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+
+    // Conference from the API: the caller hears both agents, the colleague both others.
+    post(&api, &call_path("conference"), "")?;
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears both agents",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+
+    // Cancel: the colleague and the phone's consult call are hung up, the caller is back
+    // with the agent alone.
+    post(&api, &call_path("cancel"), "")?;
+    take_bye(&bob_phone)?;
+    let bye = agent.next_request("BYE", WAIT)?;
+    assert_eq!(bye.header("Call-ID"), Some(consult_call.call_id()));
+    agent.reply(&bye, 200, "OK", &[], "")?;
+    drop(colleague);
+    never_hears(
+        &conversation.caller_rtp,
+        "the caller after the cancel",
+        &[COLLEAGUE_HZ],
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the caller again",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&agent)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "consult:1002", "agent:1001"],
+        "{record}"
+    );
+    assert_eq!(leg_with_role(&record, "consult")?["queue"], "billing");
+    assert!(
+        record["conference"]["seconds"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{record}"
+    );
+    assert_eq!(
+        record["transfers"].as_array().map_or(0, Vec::len),
+        0,
+        "{record}"
+    );
     Ok(())
 }

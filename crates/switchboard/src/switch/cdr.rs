@@ -91,6 +91,7 @@ impl Switch {
             ended: self.wall(now),
             sip_cause,
             party: Some(call.trunk.clone()),
+            queue: None,
         }];
         legs.extend(call.ended_legs.iter().cloned());
         // The attempt still on when the call ended: the answered one, or one still ringing.
@@ -257,6 +258,7 @@ impl Switch {
             ended: self.wall(ended),
             sip_cause,
             party: Some(leg.agent.to_string()),
+            queue: None,
         }
     }
 

@@ -52,6 +52,8 @@ pub enum ConsultStage {
 pub struct Consult {
     /// The consulted agent's id.
     pub target: String,
+    /// The queue consulted (`queue:NAME`), whose best Ready agent `target` is.
+    pub queue: Option<String>,
     /// The agent who consulted.
     pub from_agent: String,
     /// The media session's name for the colleague's leg.
@@ -100,9 +102,12 @@ pub struct PhoneSide {
 /// Why a consult action was not carried out (each maps to a stable API code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsultRefusal {
-    /// `to` names no configured agent.
-    #[error("no agent {0}")]
+    /// `to` names no configured agent (or, as `queue:NAME`, no configured queue).
+    #[error("no agent or queue {0}")]
     UnknownTarget(String),
+    /// `queue:NAME` names a queue with no Ready agent to consult.
+    #[error("no agent of queue {0} is Ready")]
+    NoReadyAgent(String),
     /// The target is the agent on the call.
     #[error("an agent cannot consult themselves")]
     OwnCall,
@@ -127,6 +132,36 @@ pub enum ConsultRefusal {
     /// The first agent has already left (a completed transfer).
     #[error("the transfer is already complete")]
     AlreadyTransferred,
+}
+
+impl ConsultRefusal {
+    /// The API's answer to this refusal: HTTP status and stable JSON code.
+    pub fn api_status(&self) -> (u16, &'static str) {
+        match self {
+            ConsultRefusal::UnknownTarget(_) => (404, "unknown_target"),
+            ConsultRefusal::OwnCall => (409, "own_call"),
+            ConsultRefusal::NotReady(_) => (409, "target_not_ready"),
+            ConsultRefusal::NoReadyAgent(_) => (409, "no_ready_agent"),
+            ConsultRefusal::Unreachable(_) => (409, "target_unreachable"),
+            ConsultRefusal::NoRoom => (409, "no_room"),
+            ConsultRefusal::InProgress => (409, "consult_in_progress"),
+            ConsultRefusal::NoConsult => (409, "no_consult"),
+            ConsultRefusal::NotAnswered => (409, "consult_not_answered"),
+            ConsultRefusal::AlreadyTransferred => (409, "already_transferred"),
+        }
+    }
+
+    /// The answer to a consult dialled from the phone that Switchboard refuses.
+    fn sip_status(&self) -> u16 {
+        match self {
+            ConsultRefusal::UnknownTarget(_) => 404,
+            ConsultRefusal::OwnCall => 403,
+            ConsultRefusal::NotReady(_)
+            | ConsultRefusal::NoReadyAgent(_)
+            | ConsultRefusal::Unreachable(_) => 480,
+            _ => 486,
+        }
+    }
 }
 
 /// Who hears whom on a call with a consult. `agent_present`: the first agent is still on
@@ -242,13 +277,7 @@ impl Switch {
             return Err(ConsultRefusal::InProgress);
         }
         let from_agent = call.agent().map(|a| a.to_string()).unwrap_or_default();
-        let target = self
-            .config
-            .agents
-            .iter()
-            .find(|a| a.id == to || a.sip_user == to)
-            .map(|a| a.id.clone())
-            .ok_or_else(|| ConsultRefusal::UnknownTarget(to.to_owned()))?;
+        let (target, queue) = self.consult_target(to)?;
         if target == from_agent {
             return Err(ConsultRefusal::OwnCall);
         }
@@ -285,7 +314,7 @@ impl Switch {
         // Supervisors watch a two-party conversation; a consult changes who hears whom.
         self.release_monitors(now, id);
 
-        tracing::info!(call = id, %from_agent, %target, peer = %binding.source, complete_on_answer, "consulting");
+        tracing::info!(call = id, %from_agent, %target, ?queue, peer = %binding.source, complete_on_answer, "consulting");
         // Responses and the ring timeout reach the consult through the supervisor's paths
         // (an extra leg rung by Switchboard), which hand them over here.
         let caller = Caller {
@@ -313,6 +342,7 @@ impl Switch {
         if let Some(call) = self.calls.get_mut(&id) {
             call.consult = Some(Consult {
                 target,
+                queue,
                 from_agent,
                 leg,
                 call_id,
@@ -331,6 +361,30 @@ impl Switch {
         self.agent_hold_changed(id, true);
         self.apply_consult_routing(id);
         Ok(())
+    }
+
+    /// The agent a consult to `to` rings, and the queue it was chosen from: `queue:NAME`
+    /// takes the agent the ACD would offer that queue's next call to (its strategy, its
+    /// skills), anything else names an agent by id or SIP user.
+    fn consult_target(&self, to: &str) -> Result<(String, Option<String>), ConsultRefusal> {
+        let Some(queue) = to.strip_prefix("queue:") else {
+            let agent = self
+                .config
+                .agents
+                .iter()
+                .find(|a| a.id == to || a.sip_user == to)
+                .map(|a| a.id.clone())
+                .ok_or_else(|| ConsultRefusal::UnknownTarget(to.to_owned()))?;
+            return Ok((agent, None));
+        };
+        if self.config.queue(queue).is_none() {
+            return Err(ConsultRefusal::UnknownTarget(to.to_owned()));
+        }
+        let agent = self
+            .acd
+            .best_ready_agent(&acd::QueueId::from(queue))
+            .ok_or_else(|| ConsultRefusal::NoReadyAgent(queue.to_owned()))?;
+        Ok((agent.to_string(), Some(queue.to_owned())))
     }
 
     /// `POST /api/calls/{id}/cancel`: the colleague's leg ends and the caller is back with
@@ -587,6 +641,7 @@ impl Switch {
             ended: self.wall(now),
             sip_cause: None,
             party: Some(consult.target.clone()),
+            queue: consult.queue.clone(),
         }
     }
 
@@ -1022,7 +1077,20 @@ impl Switch {
             .iter()
             .any(|a| a.id == dialled || a.sip_user == dialled)
             && !self.config.numbers.iter().any(|n| n.did == dialled);
-        names_agent && self.consulting_call_of(&agent).is_some()
+        (names_agent || self.names_consultable_queue(dialled))
+            && self.consulting_call_of(&agent).is_some()
+    }
+
+    /// `dialled` is a queue's name (and neither an agent nor a number Switchboard serves,
+    /// which keep their meaning): an agent on a call dialling it consults that queue.
+    fn names_consultable_queue(&self, dialled: &str) -> bool {
+        self.config.queue(dialled).is_some()
+            && !self
+                .config
+                .agents
+                .iter()
+                .any(|a| a.id == dialled || a.sip_user == dialled)
+            && !self.config.numbers.iter().any(|n| n.did == dialled)
     }
 
     /// The connected call `agent` talks on with anchored media, if any.
@@ -1089,15 +1157,21 @@ impl Switch {
                 return;
             }
         };
-        if let Err(refusal) = self.start_consult(now, id, dialled, false) {
+        // A queue's name dialled is a consult to the queue (its best Ready agent).
+        let target = if self.names_consultable_queue(dialled) {
+            format!("queue:{dialled}")
+        } else {
+            dialled.to_owned()
+        };
+        if let Err(refusal) = self.start_consult(now, id, &target, false) {
             self.media.release_unused(extra.ports);
-            let code = match refusal {
-                ConsultRefusal::UnknownTarget(_) => 404,
-                ConsultRefusal::OwnCall => 403,
-                ConsultRefusal::NotReady(_) | ConsultRefusal::Unreachable(_) => 480,
-                _ => 486,
-            };
-            self.reply_error(now, &key, &request, code, &refusal.to_string());
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                refusal.sip_status(),
+                &refusal.to_string(),
+            );
             return;
         }
         let Some(leg) = self.media.free_extra_leg(id) else {
