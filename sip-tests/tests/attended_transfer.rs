@@ -976,3 +976,154 @@ fn a_phone_dialling_a_queue_consults_it_then_conferences_and_cancels() -> Harnes
     );
     Ok(())
 }
+
+/// The caller's offer again with a new session version and `direction` (`a=sendonly` holds).
+fn caller_reoffer(port: u16, direction: &str) -> String {
+    pcmu_offer(port, true).replace("o=trunk 1 1 ", &format!("o=trunk 1 {} ", port % 1000 + 2))
+        + &format!("a={direction}\r\n")
+}
+
+/// Root mean square of `samples`: the hold music is loud, silence and comfort noise are not.
+fn loudness(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / samples.len() as f64).sqrt()
+}
+
+/// After the call went to `agent_rtp`'s phone (talking at `agent_hz`), the caller's side
+/// (the trunk) holds with a re-INVITE (`a=sendonly`) and resumes (`a=sendrecv`): Switchboard
+/// answers both itself (its own SDP, `a=recvonly` then `a=sendrecv`), the agent hears the hold
+/// music instead of the caller meanwhile, and afterwards audio flows both ways again.
+fn caller_holds_and_resumes(
+    conversation: &mut Conversation,
+    agent_rtp: &RtpPeer,
+    agent_hz: f64,
+) -> HarnessResult<()> {
+    let port = conversation.caller_rtp.port()?;
+    let relay_before = sdp_audio_address(&conversation.call.answer.final_response.body);
+    let hold = conversation
+        .call
+        .reinvite(&caller_reoffer(port, "sendonly"), WAIT)?;
+    let held = &hold.final_response;
+    assert_eq!(held.status(), Some(200), "{}", held.to_text());
+    assert!(held.body.contains("a=recvonly"), "{}", held.to_text());
+    assert!(
+        held.body.contains("o=") && !held.body.contains("o=trunk"),
+        "Switchboard answers with its own SDP:\n{}",
+        held.to_text()
+    );
+    assert_eq!(
+        sdp_audio_address(&held.body),
+        relay_before,
+        "the trunk's media stays anchored on the same relay port"
+    );
+    wait_until(
+        agent_rtp,
+        "the agent hears the hold music instead of the caller",
+        |s| loudness(s) > 300.0 && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    // Switchboard answered a=recvonly: it sends the held caller nothing. (Audio from before
+    // the hold may still be in the socket: read until it stops, which must happen.)
+    conversation
+        .caller_rtp
+        .receive_until_quiet(Duration::from_secs(1), WAIT)?;
+    let sent_to_held = conversation.caller_rtp.receive(1, Duration::from_secs(2))?;
+    assert!(
+        sent_to_held.is_empty(),
+        "Switchboard sends RTP to a caller that holds with a=sendonly"
+    );
+
+    let resume = conversation
+        .call
+        .reinvite(&caller_reoffer(port, "sendrecv"), WAIT)?;
+    let resumed = &resume.final_response;
+    assert_eq!(resumed.status(), Some(200), "{}", resumed.to_text());
+    assert!(
+        !resumed.body.contains("a=recvonly") && !resumed.body.contains("a=inactive"),
+        "{}",
+        resumed.to_text()
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the agent after resuming",
+        |s| tone_share(s, agent_hz) > PRESENT,
+    )?;
+    wait_until(
+        agent_rtp,
+        "the agent hears the caller after resuming",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    // Packets keep coming both ways (50 in a row each, 1 s of audio).
+    for (who, rtp) in [
+        ("the caller", &*conversation.caller_rtp),
+        ("the agent", agent_rtp),
+    ] {
+        let packets = rtp.receive(50, WAIT)?;
+        assert_eq!(packets.len(), 50, "{who} receives RTP after the resume");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_caller_holds_and_resumes_after_a_blind_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/transfer"),
+        r#"{"to": "1002", "mode": "blind"}"#,
+    )?;
+    take_bye(&agent)?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    caller_holds_and_resumes(&mut conversation, &colleague.rtp, COLLEAGUE_HZ)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "blind", "{record}");
+    assert!(
+        record["hold_s"].as_f64().is_some_and(|s| s > 0.0),
+        "the caller's hold after the transfer is hold time: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_caller_holds_and_resumes_after_an_attended_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    caller_holds_and_resumes(&mut conversation, &colleague.rtp, COLLEAGUE_HZ)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}

@@ -670,6 +670,17 @@ impl Switch {
         }
     }
 
+    /// The leg the call's agent talks on: the consulted colleague's once the first agent has
+    /// left (a completed attended transfer), else the agent leg. What is meant for "the
+    /// agent" (the caller's hold music) goes there.
+    pub(super) fn agent_talk_leg(&self, id: CallNumber) -> Leg {
+        self.calls
+            .get(&id)
+            .and_then(|c| c.consult.as_ref())
+            .filter(|c| c.stage == ConsultStage::Transferred && c.in_mix)
+            .map_or(Leg::Agent, |c| c.leg)
+    }
+
     /// The call has a consult on `leg` (the supervisor's paths ask before handling it).
     pub(super) fn is_consult_leg(&self, id: CallNumber, leg: Leg) -> bool {
         self.calls
