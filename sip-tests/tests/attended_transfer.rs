@@ -1127,3 +1127,197 @@ fn the_caller_holds_and_resumes_after_an_attended_transfer() -> HarnessResult<()
     assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
     Ok(())
 }
+
+/// [`config`] with every call of `support` recorded.
+fn recorded_config() -> SwitchboardConfig {
+    SwitchboardConfig {
+        support_queue_lines: vec!["record = \"all\"".to_owned()],
+        ..config()
+    }
+}
+
+/// Every `.wav` file under `dir`, however deep.
+fn wav_files(dir: &std::path::Path) -> HarnessResult<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| HarnessError::io(format!("listing {}", dir.display()), e))?
+            .path();
+        if path.is_dir() {
+            found.extend(wav_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "wav") {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// The call's recording, named by its CDR, as (left, right) channels; there must be exactly
+/// one recording file in the recordings folder.
+fn the_one_recording(
+    switchboard: &Switchboard,
+    record: &serde_json::Value,
+) -> HarnessResult<(Vec<i16>, Vec<i16>)> {
+    let path = record["recording"]
+        .as_str()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no recording in the CDR: {record}")))?;
+    let files = wav_files(&switchboard.recordings_dir())?;
+    assert_eq!(
+        files,
+        vec![std::path::PathBuf::from(path)],
+        "one recording file for the whole call"
+    );
+    let mut wav = hound::WavReader::open(path)
+        .map_err(|e| HarnessError::Unexpected(format!("reading {path}: {e}")))?;
+    let spec = wav.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let samples: Vec<i16> = wav
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| HarnessError::Unexpected(format!("reading {path}: {e}")))?;
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    Ok((left, right))
+}
+
+/// Quarter-second windows of a channel (8 kHz).
+fn windows(channel: &[i16]) -> impl Iterator<Item = &[i16]> {
+    channel.chunks_exact(2000)
+}
+
+/// The recording lasts as long as the call was answered (the CDR's talk and hold time), give
+/// or take a second at the edges.
+fn covers_the_call(record: &serde_json::Value, left: &[i16]) {
+    let answered_s = record["talk_s"].as_f64().unwrap_or_default()
+        + record["hold_s"].as_f64().unwrap_or_default();
+    let recorded_s = left.len() as f64 / 8000.0;
+    assert!(
+        recorded_s + 1.0 >= answered_s && answered_s > 0.0,
+        "{recorded_s:.1} s recorded of a call answered for {answered_s:.1} s: {record}"
+    );
+}
+
+#[test]
+fn an_attended_transfer_leaves_one_recording_with_both_agents_on_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(recorded_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    wait_until(&conversation.agent_rtp, "the agent hears the caller", |s| {
+        tone_share(s, CALLER_HZ) > PRESENT
+    })?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+    // A few more seconds of caller and colleague, so the end of the file is theirs.
+    for _ in 0..4 {
+        heard(&colleague.rtp)?;
+    }
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    let (left, right) = the_one_recording(&switchboard, &record)?;
+    covers_the_call(&record, &left);
+    // Left is the caller, right everyone else: the first agent, then the colleague.
+    let first_agent_at = windows(&right).position(|w| tone_share(w, AGENT_HZ) > PRESENT);
+    let colleague_at = windows(&right).position(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT);
+    assert!(
+        first_agent_at.is_some() && colleague_at.is_some() && first_agent_at < colleague_at,
+        "the first agent ({first_agent_at:?}) then the colleague ({colleague_at:?}) on the right"
+    );
+    let last_second = &right[right.len().saturating_sub(8000)..];
+    assert!(
+        windows(last_second).any(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "the colleague is still recorded at the end of the call"
+    );
+    assert!(
+        windows(&left).any(|w| tone_share(w, CALLER_HZ) > PRESENT),
+        "the caller on the left"
+    );
+    assert!(
+        windows(&left).all(|w| tone_share(w, COLLEAGUE_HZ) < ABSENT),
+        "the colleague never on the caller's channel"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_conference_leaves_one_recording_with_everyone_on_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(recorded_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/conference"), "")?;
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    // The first agent leaves; caller and colleague go on.
+    let bye = conversation
+        .agent_call
+        .dialog
+        .send(&agent.peer, "BYE", &[], "", WAIT)?;
+    assert_eq!(bye.final_response.status(), Some(200));
+    caller_with_colleague(&conversation, &colleague)?;
+    for _ in 0..4 {
+        heard(&colleague.rtp)?;
+    }
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert!(
+        record["conference"]["seconds"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{record}"
+    );
+    let (left, right) = the_one_recording(&switchboard, &record)?;
+    covers_the_call(&record, &left);
+    assert!(
+        windows(&right)
+            .any(|w| tone_share(w, AGENT_HZ) > PRESENT && tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "during the conference both agents are on the right channel together"
+    );
+    let last_second = &right[right.len().saturating_sub(8000)..];
+    assert!(
+        windows(last_second).any(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "the colleague is still recorded after the first agent left"
+    );
+    assert!(
+        windows(&left).any(|w| tone_share(w, CALLER_HZ) > PRESENT),
+        "the caller on the left"
+    );
+    Ok(())
+}
