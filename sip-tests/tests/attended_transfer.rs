@@ -1321,3 +1321,81 @@ fn a_conference_leaves_one_recording_with_everyone_on_it() -> HarnessResult<()> 
     );
     Ok(())
 }
+
+#[test]
+fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> HarnessResult<()> {
+    let carrier_port = sip_tests::ports::free_port()?;
+    let switchboard = Switchboard::start(SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice").with_outbound(&["+49*", "+44*"]),
+            AgentAccount::new("1002", "Bob").without_support(),
+        ],
+        extra_toml: format!(
+            "[[trunk]]\nname = \"carrier\"\ngateway = \"127.0.0.1:{carrier_port}\"\n\n\
+             [[route]]\nprefix = \"+49\"\ntrunks = [\"carrier\"]\nstrip = 1\nprepend = \"00\"\n\
+             caller_id = \"+4930123\"\n\n\
+             [[route]]\nprefix = \"+33\"\ntrunks = [\"carrier\"]\n"
+        ),
+        ..SwitchboardConfig::default()
+    })?;
+    let carrier = AgentPhone::unregistered(&switchboard, carrier_port, "carrier")?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "+33155"}"#, 403)?,
+        "number_not_allowed",
+        "routed, but not on 1001's outbound list"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "+44207"}"#, 404)?,
+        "unknown_target",
+        "allowed, but no route takes +44"
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller still hears the agent after the refusals",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+
+    post(&api, &call_path("consult"), r#"{"to": "+4930555"}"#)?;
+    let outside = colleague_answers(&carrier)?;
+    let first_line = outside.invite.to_text();
+    assert!(
+        first_line.starts_with("INVITE sip:004930555@"),
+        "the carrier is sent the number as the route sends it:\n{first_line}"
+    );
+    assert_eq!(
+        outside.invite.from_user(),
+        Some("+4930123"),
+        "the route's caller id"
+    );
+    consulting(&conversation, &outside)?;
+    post(&api, &call_path("complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &outside)?;
+    // The first agent is free again (no wrap-up in this queue); the call stays on with the
+    // outside party.
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&carrier)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:+4930555"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "+4930555", "{record}");
+    assert_eq!(
+        record["agent"], "1001",
+        "the call's agent stays the last agent of ours: {record}"
+    );
+    Ok(())
+}

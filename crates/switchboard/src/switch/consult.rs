@@ -21,6 +21,8 @@
 //! The consulted agent is set not-ready (reason `consult`) while consulted, so the ACD offers
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
+mod outside;
+
 use super::call::CallNumber;
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
@@ -54,6 +56,9 @@ pub struct Consult {
     pub target: String,
     /// The queue consulted (`queue:NAME`), whose best Ready agent `target` is.
     pub queue: Option<String>,
+    /// `target` is an outside number reached through a carrier, not an agent: the ACD has
+    /// nobody to set not-ready, and nobody to hand the call to on a transfer.
+    pub outside: bool,
     /// The agent who consulted.
     pub from_agent: String,
     /// The media session's name for the colleague's leg.
@@ -99,6 +104,38 @@ pub struct PhoneSide {
     pub answered: bool,
 }
 
+/// Who a consult rings, before anything is reserved.
+enum ConsultTarget {
+    /// An agent's registered phone (chosen by the ACD when `queue` is set).
+    Agent {
+        agent: String,
+        queue: Option<String>,
+    },
+    /// A number outside, through a carrier.
+    Outside(outside::OutsideNumber),
+}
+
+/// A consult's target with a leg of the call's session reserved for it: everything needed
+/// to ring it.
+struct ConsultLeg {
+    /// The agent id, or the outside number as dialled.
+    target: String,
+    queue: Option<String>,
+    outside: bool,
+    /// Where the INVITE goes, the host in From and To, and the route set.
+    peer: Peer,
+    host: String,
+    path: Vec<String>,
+    /// The user part of To, and the Request-URI.
+    user: String,
+    uri: sip::rsip::Uri,
+    /// The user part of From (the consulting agent, or the route's caller id).
+    calling_user: String,
+    leg: Leg,
+    extra: ExtraLeg,
+    plan: media::MediaPlan,
+}
+
 /// Why a consult action was not carried out (each maps to a stable API code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsultRefusal {
@@ -108,6 +145,12 @@ pub enum ConsultRefusal {
     /// `queue:NAME` names a queue with no Ready agent to consult.
     #[error("no agent of queue {0} is Ready")]
     NoReadyAgent(String),
+    /// An outside number the consulting agent may not dial (their `outbound` list).
+    #[error("the agent may not dial {0}")]
+    NotAllowed(String),
+    /// Not an agent, and a number no `[[route]]` takes.
+    #[error("no agent, queue or routed number {0}")]
+    NoRoute(String),
     /// The target is the agent on the call.
     #[error("an agent cannot consult themselves")]
     OwnCall,
@@ -142,6 +185,9 @@ impl ConsultRefusal {
             ConsultRefusal::OwnCall => (409, "own_call"),
             ConsultRefusal::NotReady(_) => (409, "target_not_ready"),
             ConsultRefusal::NoReadyAgent(_) => (409, "no_ready_agent"),
+            ConsultRefusal::NotAllowed(_) => (403, "number_not_allowed"),
+            // To the agent it is one more name Switchboard does not know.
+            ConsultRefusal::NoRoute(_) => (404, "unknown_target"),
             ConsultRefusal::Unreachable(_) => (409, "target_unreachable"),
             ConsultRefusal::NoRoom => (409, "no_room"),
             ConsultRefusal::InProgress => (409, "consult_in_progress"),
@@ -154,8 +200,8 @@ impl ConsultRefusal {
     /// The answer to a consult dialled from the phone that Switchboard refuses.
     fn sip_status(&self) -> u16 {
         match self {
-            ConsultRefusal::UnknownTarget(_) => 404,
-            ConsultRefusal::OwnCall => 403,
+            ConsultRefusal::UnknownTarget(_) | ConsultRefusal::NoRoute(_) => 404,
+            ConsultRefusal::OwnCall | ConsultRefusal::NotAllowed(_) => 403,
             ConsultRefusal::NotReady(_)
             | ConsultRefusal::NoReadyAgent(_)
             | ConsultRefusal::Unreachable(_) => 480,
@@ -277,7 +323,122 @@ impl Switch {
             return Err(ConsultRefusal::InProgress);
         }
         let from_agent = call.agent().map(|a| a.to_string()).unwrap_or_default();
-        let (target, queue) = self.consult_target(to)?;
+        let ConsultLeg {
+            target,
+            queue,
+            outside,
+            peer,
+            host,
+            path,
+            user,
+            uri,
+            calling_user,
+            leg,
+            extra,
+            plan,
+        } = match self.consult_target(&from_agent, to)? {
+            ConsultTarget::Agent { agent, queue } => {
+                self.reserve_agent_consult(now, id, &from_agent, agent, queue)?
+            }
+            ConsultTarget::Outside(number) => self.reserve_outside_consult(id, number)?,
+        };
+        // Supervisors watch a two-party conversation; a consult changes who hears whom.
+        self.release_monitors(now, id);
+
+        tracing::info!(call = id, %from_agent, %target, ?queue, outside, %peer, complete_on_answer, "consulting");
+        // Responses and the ring timeout reach the consult through the supervisor's paths
+        // (an extra leg rung by Switchboard), which hand them over here.
+        let caller = Caller {
+            display: format!("Consult {from_agent}"),
+            user: &calling_user,
+            purpose: ("X-Switchboard-Consult", from_agent.clone()),
+            call_id_kind: "consult",
+        };
+        let RungLeg {
+            invite,
+            call_id,
+            local_tag,
+            client_key,
+        } = self.ring_extra_leg(
+            now,
+            (id, leg),
+            Phone {
+                peer,
+                host: &host,
+                path: &path,
+                sip_user: &user,
+                uri,
+            },
+            caller,
+            extra.local_body.clone(),
+        );
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.consult = Some(Consult {
+                target,
+                queue,
+                outside,
+                from_agent,
+                leg,
+                call_id,
+                local_tag,
+                uac: UacLeg::calling(invite, client_key, peer, now),
+                plan,
+                media: extra,
+                in_mix: false,
+                stage: ConsultStage::Consulting,
+                complete_on_answer,
+                last_key: None,
+                phone: None,
+            });
+            call.hold.set(now, true);
+        }
+        self.agent_hold_changed(id, true);
+        self.apply_consult_routing(id);
+        Ok(())
+    }
+
+    /// Who a consult to `to` rings: `queue:NAME` takes the agent the ACD would offer that
+    /// queue's next call to (its strategy, its skills); an agent's id or SIP user names that
+    /// agent; a dialable number is an outside number (allow-list and route checked).
+    fn consult_target(&self, from_agent: &str, to: &str) -> Result<ConsultTarget, ConsultRefusal> {
+        if let Some(queue) = to.strip_prefix("queue:") {
+            if self.config.queue(queue).is_none() {
+                return Err(ConsultRefusal::UnknownTarget(to.to_owned()));
+            }
+            let agent = self
+                .acd
+                .best_ready_agent(&acd::QueueId::from(queue))
+                .ok_or_else(|| ConsultRefusal::NoReadyAgent(queue.to_owned()))?;
+            return Ok(ConsultTarget::Agent {
+                agent: agent.to_string(),
+                queue: Some(queue.to_owned()),
+            });
+        }
+        let agent = self
+            .config
+            .agents
+            .iter()
+            .find(|a| a.id == to || a.sip_user == to)
+            .map(|a| a.id.clone());
+        match agent {
+            Some(agent) => Ok(ConsultTarget::Agent { agent, queue: None }),
+            None if super::outbound::route::is_dialable(to) => {
+                outside::resolve(&self.config, from_agent, to).map(ConsultTarget::Outside)
+            }
+            None => Err(ConsultRefusal::UnknownTarget(to.to_owned())),
+        }
+    }
+
+    /// Checks the consulted agent (Ready, not the consulting agent), reserves a leg of the
+    /// call's session for their registered phone and takes them out of the ACD meanwhile.
+    fn reserve_agent_consult(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        from_agent: &str,
+        target: String,
+        queue: Option<String>,
+    ) -> Result<ConsultLeg, ConsultRefusal> {
         if target == from_agent {
             return Err(ConsultRefusal::OwnCall);
         }
@@ -311,80 +472,56 @@ impl Switch {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(agent = %target, %error, "not-ready for a consult"),
         }
-        // Supervisors watch a two-party conversation; a consult changes who hears whom.
-        self.release_monitors(now, id);
-
-        tracing::info!(call = id, %from_agent, %target, ?queue, peer = %binding.source, complete_on_answer, "consulting");
-        // Responses and the ring timeout reach the consult through the supervisor's paths
-        // (an extra leg rung by Switchboard), which hand them over here.
-        let caller = Caller {
-            display: format!("Consult {from_agent}"),
-            user: &from_agent,
-            purpose: ("X-Switchboard-Consult", from_agent.clone()),
-            call_id_kind: "consult",
-        };
-        let RungLeg {
-            invite,
-            call_id,
-            local_tag,
-            client_key,
-        } = self.ring_extra_leg(
-            now,
-            (id, leg),
-            Phone {
-                binding: &binding,
-                sip_user: &entry.sip_user,
-                uri,
-            },
-            caller,
-            extra.local_body.clone(),
-        );
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.consult = Some(Consult {
-                target,
-                queue,
-                from_agent,
-                leg,
-                call_id,
-                local_tag,
-                uac: UacLeg::calling(invite, client_key, binding.source, now),
-                plan,
-                media: extra,
-                in_mix: false,
-                stage: ConsultStage::Consulting,
-                complete_on_answer,
-                last_key: None,
-                phone: None,
-            });
-            call.hold.set(now, true);
-        }
-        self.agent_hold_changed(id, true);
-        self.apply_consult_routing(id);
-        Ok(())
+        let phone = Phone::registered(&binding, &entry.sip_user, uri);
+        Ok(ConsultLeg {
+            peer: phone.peer,
+            host: phone.host.to_owned(),
+            path: phone.path.to_vec(),
+            user: entry.sip_user.clone(),
+            uri: phone.uri,
+            calling_user: from_agent.to_owned(),
+            target,
+            queue,
+            outside: false,
+            leg,
+            extra,
+            plan,
+        })
     }
 
-    /// The agent a consult to `to` rings, and the queue it was chosen from: `queue:NAME`
-    /// takes the agent the ACD would offer that queue's next call to (its strategy, its
-    /// skills), anything else names an agent by id or SIP user.
-    fn consult_target(&self, to: &str) -> Result<(String, Option<String>), ConsultRefusal> {
-        let Some(queue) = to.strip_prefix("queue:") else {
-            let agent = self
-                .config
-                .agents
-                .iter()
-                .find(|a| a.id == to || a.sip_user == to)
-                .map(|a| a.id.clone())
-                .ok_or_else(|| ConsultRefusal::UnknownTarget(to.to_owned()))?;
-            return Ok((agent, None));
-        };
-        if self.config.queue(queue).is_none() {
-            return Err(ConsultRefusal::UnknownTarget(to.to_owned()));
-        }
-        let agent = self
-            .acd
-            .best_ready_agent(&acd::QueueId::from(queue))
-            .ok_or_else(|| ConsultRefusal::NoReadyAgent(queue.to_owned()))?;
-        Ok((agent.to_string(), Some(queue.to_owned())))
+    /// Reserves a leg of the call's session for a consult to an outside number, rung at the
+    /// gateway of its route's first trunk.
+    fn reserve_outside_consult(
+        &mut self,
+        id: CallNumber,
+        number: outside::OutsideNumber,
+    ) -> Result<ConsultLeg, ConsultRefusal> {
+        let host = number.gateway.addr.to_string();
+        let uri = sip::rsip::Uri::try_from(format!("sip:{}@{host}", number.sent).as_str())
+            .map_err(|_| ConsultRefusal::NoRoute(number.dialled.clone()))?;
+        let leg = self
+            .media
+            .free_extra_leg(id)
+            .ok_or(ConsultRefusal::NoRoom)?;
+        let (extra, plan) = self
+            .media
+            .offer_extra_leg()
+            .map_err(|_| ConsultRefusal::NoRoom)?;
+        self.media.reserve_extra_leg(id, leg, extra.ports);
+        Ok(ConsultLeg {
+            target: number.dialled,
+            queue: None,
+            outside: true,
+            peer: number.gateway,
+            host,
+            path: Vec::new(),
+            user: number.sent,
+            uri,
+            calling_user: number.caller_id,
+            leg,
+            extra,
+            plan,
+        })
     }
 
     /// `POST /api/calls/{id}/cancel`: the colleague's leg ends and the caller is back with
@@ -480,7 +617,9 @@ impl Switch {
                 to: consult.target.clone(),
                 kind: ::cdr::TransferKind::Attended,
             });
-            call.last_agent = Some(acd::AgentId::from(consult.target.as_str()));
+            if !consult.outside {
+                call.last_agent = Some(acd::AgentId::from(consult.target.as_str()));
+            }
         }
         if conference {
             call.conference_ended = Some(now);
@@ -511,10 +650,12 @@ impl Switch {
         }
         // In the ACD the call passes to the colleague: the first agent goes to wrap-up, the
         // colleague (Not ready for the consult) is on the call, and goes to wrap-up at its end.
+        // (An outside number is nobody in the ACD: the call leaves it with the first agent.)
         let colleague = self
             .calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
+            .filter(|c| !c.outside)
             .map(|c| acd::AgentId::from(c.target.as_str()));
         let handed =
             colleague.map(|colleague| self.acd.hand_over(now, acd::CallId(id), &colleague));

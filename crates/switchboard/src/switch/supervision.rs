@@ -361,11 +361,7 @@ impl Switch {
         } = self.ring_extra_leg(
             now,
             (id, leg),
-            Phone {
-                binding: &binding,
-                sip_user: &entry.sip_user,
-                uri,
-            },
+            Phone::registered(&binding, &entry.sip_user, uri),
             caller,
             extra.local_body.clone(),
         );
