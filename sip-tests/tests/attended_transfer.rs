@@ -150,6 +150,8 @@ fn never_hears(rtp: &RtpPeer, who: &str, tones: &[f64]) -> HarnessResult<()> {
 struct Colleague {
     invite: SipMessage,
     rtp: Arc<RtpPeer>,
+    /// The answered dialog, for the colleague's own requests.
+    call: AgentCall,
     _talker: Talker,
 }
 
@@ -158,11 +160,12 @@ fn colleague_answers(phone: &AgentPhone) -> HarnessResult<Colleague> {
     let relay = sdp_audio_address(&invite.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the consult".into()))?;
     let rtp = Arc::new(RtpPeer::bind()?);
-    phone.answer(invite.clone(), &pcmu_offer(rtp.port()?, false), WAIT)?;
+    let call = phone.answer(invite.clone(), &pcmu_offer(rtp.port()?, false), WAIT)?;
     let talker = Talker::start(rtp.clone(), relay, COLLEAGUE_HZ, 0xc011);
     Ok(Colleague {
         invite,
         rtp,
+        call,
         _talker: talker,
     })
 }
@@ -977,10 +980,17 @@ fn a_phone_dialling_a_queue_consults_it_then_conferences_and_cancels() -> Harnes
     Ok(())
 }
 
-/// The caller's offer again with a new session version and `direction` (`a=sendonly` holds).
-fn caller_reoffer(port: u16, direction: &str) -> String {
-    pcmu_offer(port, true).replace("o=trunk 1 1 ", &format!("o=trunk 1 {} ", port % 1000 + 2))
+/// An offer made again (as [`pcmu_offer`] with `telephone_event`) with a new session version
+/// and `direction` (`a=sendonly` holds).
+fn reoffer(port: u16, telephone_event: bool, direction: &str) -> String {
+    pcmu_offer(port, telephone_event)
+        .replace("o=trunk 1 1 ", &format!("o=trunk 1 {} ", port % 1000 + 2))
         + &format!("a={direction}\r\n")
+}
+
+/// The caller's offer again (it offered telephone-events) with `direction`.
+fn caller_reoffer(port: u16, direction: &str) -> String {
+    reoffer(port, true, direction)
 }
 
 /// Root mean square of `samples`: the hold music is loud, silence and comfort noise are not.
@@ -1396,6 +1406,76 @@ fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> Harn
     assert_eq!(
         record["agent"], "1001",
         "the call's agent stays the last agent of ours: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_consulted_agent_holds_and_resumes_the_caller_after_the_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let mut colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    // The colleague's phone holds the call it now has: Switchboard answers a=recvonly and the
+    // caller hears the hold music instead of the colleague.
+    let port = colleague.rtp.port()?;
+    let hold = colleague.call.dialog.send(
+        &colleague_phone.peer,
+        "INVITE",
+        &[],
+        &reoffer(port, false, "sendonly"),
+        WAIT,
+    )?;
+    let held = &hold.final_response;
+    assert_eq!(held.status(), Some(200), "{}", held.to_text());
+    assert!(held.body.contains("a=recvonly"), "{}", held.to_text());
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the hold music instead of the colleague",
+        |s| loudness(s) > 300.0 && tone_share(s, COLLEAGUE_HZ) < ABSENT,
+    )?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["on_hold"], true, "{listed}");
+
+    let resume = colleague.call.dialog.send(
+        &colleague_phone.peer,
+        "INVITE",
+        &[],
+        &reoffer(port, false, "sendrecv"),
+        WAIT,
+    )?;
+    let resumed = &resume.final_response;
+    assert_eq!(resumed.status(), Some(200), "{}", resumed.to_text());
+    assert!(
+        !resumed.body.contains("a=recvonly"),
+        "{}",
+        resumed.to_text()
+    );
+    caller_with_colleague(&conversation, &colleague)?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["on_hold"], false, "{listed}");
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert!(
+        record["hold_s"].as_f64().is_some_and(|s| s > 0.0),
+        "the colleague's hold is hold time: {record}"
     );
     Ok(())
 }

@@ -84,6 +84,8 @@ pub struct Consult {
     pub last_key: Option<char>,
     /// The consult call the first agent's phone placed itself (absent for API consults).
     pub phone: Option<PhoneSide>,
+    /// The colleague's phone holds the call (its last offer was `sendonly` or `inactive`).
+    pub holding: bool,
 }
 
 /// The first agent's own consult call: their phone dialled the colleague while holding the
@@ -389,6 +391,7 @@ impl Switch {
                 complete_on_answer,
                 last_key: None,
                 phone: None,
+                holding: false,
             });
             call.hold.set(now, true);
         }
@@ -1111,6 +1114,7 @@ impl Switch {
                     self.end_consult_leg(now, id, false);
                 }
             }
+            Method::Invite | Method::Update => self.consult_reoffer(now, id, key, request),
             Method::Options => {
                 let mut ok = response_to(&request, 200, None);
                 self.add_capabilities(&mut ok.headers);
@@ -1126,6 +1130,73 @@ impl Switch {
             }
         }
         None
+    }
+
+    /// A re-INVITE or UPDATE from the colleague's phone: answered by Switchboard (the media
+    /// stays anchored). Once the colleague has the call (a completed transfer), their hold
+    /// is the agent's hold: the caller hears the music until they resume.
+    fn consult_reoffer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) else {
+            return;
+        };
+        let leg = consult.leg;
+        let transport = consult
+            .uac
+            .dialog()
+            .map_or(sip::Transport::Udp, |d| d.peer.transport);
+        let (offered, answer) = if request.body.is_empty() {
+            // An offer asked of us: the last one, as for any leg (its answer comes in the ACK).
+            let last = consult.media.sdp.last().map(<[u8]>::to_vec);
+            (None, last.unwrap_or_default())
+        } else {
+            match self
+                .media
+                .answer_extra_reoffer(&mut consult.media, &request.body)
+            {
+                Ok((config, direction, answer)) => (Some((config, direction)), answer),
+                Err(error) => {
+                    self.reply_error(now, &key, &request, error.sip_status(), &error.to_string());
+                    return;
+                }
+            }
+        };
+        let mut ok = response_to(&request, 200, None);
+        push_header(&mut ok.headers, "Contact", self.contact(transport));
+        if !answer.is_empty() {
+            push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = answer;
+        }
+        self.send_response(now, &key, ok);
+        let Some((config, direction)) = offered else {
+            return;
+        };
+        self.media
+            .command(id, MediaCommand::UpdateLeg { leg, config });
+        self.media
+            .command(id, MediaCommand::Direction { leg, direction });
+        let holding = matches!(
+            direction,
+            media::sdp::Direction::SendOnly | media::sdp::Direction::Inactive
+        );
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(consult) = call.consult.as_mut() else {
+            return;
+        };
+        let changed = consult.holding != holding;
+        consult.holding = holding;
+        if changed && consult.stage == ConsultStage::Transferred {
+            tracing::info!(call = id, holding, "consulted agent hold changed");
+            call.hold.set(now, holding || call.api_hold);
+            self.agent_hold_changed(id, holding);
+        }
     }
 
     /// A request inside the first agent's own consult call; gives it back when it is not one.

@@ -687,7 +687,7 @@ impl Switch {
         } else {
             self.media
                 .answer_extra_reoffer(&mut monitor.media, &request.body)
-                .map(|(config, answer)| (Some(config), answer))
+                .map(|(config, _, answer)| (Some(config), answer))
         };
         match answer {
             Ok((config, answer)) => {
