@@ -16,6 +16,15 @@
 //!
 //! `POST …/transfer` with `"mode": "attended"` consults and completes as soon as the colleague
 //! answers. Refusals carry stable JSON codes (analysts get 403).
+//!
+//! Consult targets beyond an agent: `queue:NAME` (or the phone dialling the queue's name) rings
+//! the agent the ACD would choose for that queue (`no_ready_agent` / 480 when nobody is Ready,
+//! the CDR's consult leg names the queue); an outside number goes through its `[[route]]` to a
+//! fake carrier (`number_not_allowed` off the allow-list, `unknown_target` without a route).
+//! After a blind or an attended transfer the caller's side holds and resumes with re-INVITEs
+//! (Switchboard answers; the agent now on the call hears the music; audio flows both ways
+//! after), and so may the consulted agent's phone. With recording on, an attended transfer and
+//! a conference each leave one WAV for the whole call with the colleague's tone on the right.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
