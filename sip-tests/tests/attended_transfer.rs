@@ -1341,10 +1341,10 @@ fn a_conference_leaves_one_recording_with_everyone_on_it() -> HarnessResult<()> 
     Ok(())
 }
 
-#[test]
-fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> HarnessResult<()> {
-    let carrier_port = sip_tests::ports::free_port()?;
-    let switchboard = Switchboard::start(SwitchboardConfig {
+/// 1001 may dial `+49…` and `+44…`; a carrier on `carrier_port` takes `+49` (sent as
+/// `0049…`, caller id `+4930123`) and `+33`; no route takes `+44`.
+fn carrier_config(carrier_port: u16) -> SwitchboardConfig {
+    SwitchboardConfig {
         agents: vec![
             AgentAccount::new("1001", "Alice").with_outbound(&["+49*", "+44*"]),
             AgentAccount::new("1002", "Bob").without_support(),
@@ -1356,7 +1356,13 @@ fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> Harn
              [[route]]\nprefix = \"+33\"\ntrunks = [\"carrier\"]\n"
         ),
         ..SwitchboardConfig::default()
-    })?;
+    }
+}
+
+#[test]
+fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> HarnessResult<()> {
+    let carrier_port = sip_tests::ports::free_port()?;
+    let switchboard = Switchboard::start(carrier_config(carrier_port))?;
     let carrier = AgentPhone::unregistered(&switchboard, carrier_port, "carrier")?;
     let agent = AgentPhone::register(&switchboard, "1001")?;
     let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
@@ -1485,6 +1491,54 @@ fn the_consulted_agent_holds_and_resumes_the_caller_after_the_transfer() -> Harn
     assert!(
         record["hold_s"].as_f64().is_some_and(|s| s > 0.0),
         "the colleague's hold is hold time: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_outside_number_that_is_busy_gives_the_caller_back_to_the_agent() -> HarnessResult<()> {
+    let carrier_port = sip_tests::ports::free_port()?;
+    let switchboard = Switchboard::start(carrier_config(carrier_port))?;
+    let carrier = AgentPhone::unregistered(&switchboard, carrier_port, "carrier")?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    post(&api, &call_path("consult"), r#"{"to": "+4930555"}"#)?;
+    let invite = carrier.next_request("INVITE", WAIT)?;
+    carrier.reply(&invite, 486, "Busy Here", &[], "")?;
+    // Switchboard ACKs the 486 (its INVITE transaction), and the consult is over: the caller
+    // hears the agent again and there is nothing left to complete.
+    carrier.next_request("ACK", WAIT)?;
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the agent after the busy number",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the caller after the busy number",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "no_consult"
+    );
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&agent)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    let consult_leg = leg_with_role(&record, "consult")?;
+    assert_eq!(consult_leg["party"], "+4930555", "{record}");
+    assert!(consult_leg["answered"].is_null(), "{record}");
+    assert_eq!(consult_leg["sip_cause"], 486, "{record}");
+    assert!(
+        record["transfers"].as_array().is_none_or(Vec::is_empty),
+        "{record}"
     );
     Ok(())
 }

@@ -86,6 +86,9 @@ pub struct Consult {
     pub phone: Option<PhoneSide>,
     /// The colleague's phone holds the call (its last offer was `sendonly` or `inactive`).
     pub holding: bool,
+    /// The final status the consulted phone (or carrier) refused the INVITE with, for the
+    /// CDR leg's `sip_cause`.
+    pub refused_with: Option<u16>,
 }
 
 /// The first agent's own consult call: their phone dialled the colleague while holding the
@@ -392,6 +395,7 @@ impl Switch {
                 last_key: None,
                 phone: None,
                 holding: false,
+                refused_with: None,
             });
             call.hold.set(now, true);
         }
@@ -783,7 +787,7 @@ impl Switch {
             started: self.wall(consult.uac.started),
             answered: consult.uac.answered_at().map(|a| self.wall(a)),
             ended: self.wall(now),
-            sip_cause: None,
+            sip_cause: consult.refused_with,
             party: Some(consult.target.clone()),
             queue: consult.queue.clone(),
         }
@@ -859,11 +863,11 @@ impl Switch {
             return;
         }
         if !answered {
-            tracing::info!(
-                call = id,
-                code = response.status_code.code(),
-                "consulted phone refused"
-            );
+            let code = response.status_code.code();
+            tracing::info!(call = id, code, "consulted phone refused");
+            if let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) {
+                consult.refused_with = Some(code);
+            }
             self.end_consult_leg(now, id, false);
             return;
         }
@@ -1473,6 +1477,36 @@ mod tests {
         assert_eq!(heard_by(&left, colleague), vec![Leg::Trunk]);
         let transferred = consult_routing(ConsultStage::Transferred, false, colleague, true);
         assert_eq!(transferred, left);
+    }
+
+    #[test]
+    fn refusals_of_queue_and_number_consults_have_stable_answers() {
+        let cases = [
+            (
+                ConsultRefusal::NoReadyAgent("billing".into()),
+                (409, "no_ready_agent"),
+                480,
+            ),
+            (
+                ConsultRefusal::NotAllowed("+33".into()),
+                (403, "number_not_allowed"),
+                403,
+            ),
+            (
+                ConsultRefusal::NoRoute("+44".into()),
+                (404, "unknown_target"),
+                404,
+            ),
+            (
+                ConsultRefusal::UnknownTarget("queue:x".into()),
+                (404, "unknown_target"),
+                404,
+            ),
+        ];
+        for (refusal, api, sip) in cases {
+            assert_eq!(refusal.api_status(), api, "{refusal}");
+            assert_eq!(refusal.sip_status(), sip, "{refusal}");
+        }
     }
 
     #[test]
