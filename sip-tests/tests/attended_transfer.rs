@@ -70,7 +70,9 @@ struct Conversation<'p> {
     caller_rtp: Arc<RtpPeer>,
     agent_rtp: Arc<RtpPeer>,
     agent_relay: SocketAddr,
-    _talkers: [Talker; 2],
+    _caller_talks: Talker,
+    /// The agent's phone talking; taken (and so stopped) when the test hangs that phone up.
+    agent_talks: Option<Talker>,
 }
 
 fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Conversation<'p>> {
@@ -91,10 +93,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
     let agent_call = agent_call?;
     let agent_relay = sdp_audio_address(&agent_call.invite.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the agent's INVITE".into()))?;
-    let talkers = [
-        Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11),
-        Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7),
-    ];
+    let caller_talks = Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11);
+    let agent_talks = Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7);
     wait_until(&caller_rtp, "the caller hears the agent", |s| {
         tone_share(s, AGENT_HZ) > PRESENT
     })?;
@@ -104,7 +104,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
         caller_rtp,
         agent_rtp,
         agent_relay,
-        _talkers: talkers,
+        _caller_talks: caller_talks,
+        agent_talks: Some(agent_talks),
     })
 }
 
@@ -1100,6 +1101,9 @@ fn the_caller_holds_and_resumes_after_a_blind_transfer() -> HarnessResult<()> {
         r#"{"to": "1002", "mode": "blind"}"#,
     )?;
     take_bye(&agent)?;
+    // A phone that was hung up stops sending (the new agent's leg reuses the same relay port,
+    // whose source latches to the first packets after the new agent answers).
+    drop(conversation.agent_talks.take());
     let colleague = colleague_answers(&colleague_phone)?;
     caller_with_colleague(&conversation, &colleague)?;
 
@@ -1228,7 +1232,7 @@ fn an_attended_transfer_leaves_one_recording_with_both_agents_on_it() -> Harness
     let agent = AgentPhone::register(&switchboard, "1001")?;
     let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
     let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let conversation = converse(&agent, &caller_sip)?;
+    let mut conversation = converse(&agent, &caller_sip)?;
     let api = switchboard.api();
     let id = call_id_of(&api)?;
     wait_until(&conversation.agent_rtp, "the agent hears the caller", |s| {
@@ -1243,6 +1247,7 @@ fn an_attended_transfer_leaves_one_recording_with_both_agents_on_it() -> Harness
     consulting(&conversation, &colleague)?;
     post(&api, &format!("/api/calls/{id}/complete"), "")?;
     take_bye(&agent)?;
+    drop(conversation.agent_talks.take());
     caller_with_colleague(&conversation, &colleague)?;
     // A few more seconds of caller and colleague, so the end of the file is theirs.
     for _ in 0..4 {
