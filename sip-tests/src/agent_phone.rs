@@ -45,6 +45,16 @@ impl AgentPhone {
         })
     }
 
+    /// A SIP endpoint on `port` (named in the configuration before the start, e.g. by
+    /// [`free_port`]) that answers like a phone but never registers: a carrier's gateway, say.
+    /// `name` only labels its errors.
+    pub fn unregistered(switchboard: &Switchboard, port: u16, name: &str) -> HarnessResult<Self> {
+        Ok(AgentPhone {
+            peer: UdpPeer::bind(port, switchboard.sip_addr())?,
+            agent_id: name.to_owned(),
+        })
+    }
+
     /// Registers agent `agent_id` from a fresh port through `proxy` (e.g. a front in front of
     /// Switchboard) for the SIP domain `domain`, as a phone with an outbound proxy does
     /// (Request-URI `sip:<domain>`, To `sip:<agent>@<domain>`), answering the Digest challenge

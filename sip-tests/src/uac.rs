@@ -340,6 +340,24 @@ impl<'p> ConnectedCall<'p> {
             .request(&request.render(self.peer.local_addr()?), timeout)
     }
 
+    /// Sends a re-INVITE offering `sdp` (e.g. a hold) and waits for its final response; a 2xx
+    /// is ACKed (RFC 3261 §13.2.2.4: same CSeq number, new transaction).
+    pub fn reinvite(&mut self, sdp: &str, timeout: Duration) -> HarnessResult<Exchange> {
+        let exchange = self.request("INVITE", "application/sdp", sdp, timeout)?;
+        if exchange
+            .final_response
+            .status()
+            .is_some_and(|status| (200..300).contains(&status))
+        {
+            let mut ack = self.dialog.clone();
+            ack.method = "ACK".into();
+            ack.branch = unique_token();
+            ack.body.clear();
+            self.peer.send(&ack.render(self.peer.local_addr()?))?;
+        }
+        Ok(exchange)
+    }
+
     /// Waits until Switchboard hangs the call up: answers its BYE with 200 and returns the BYE.
     pub fn wait_for_bye(&self, timeout: Duration) -> HarnessResult<SipMessage> {
         let deadline = Instant::now() + timeout;

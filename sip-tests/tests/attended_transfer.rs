@@ -16,6 +16,15 @@
 //!
 //! `POST …/transfer` with `"mode": "attended"` consults and completes as soon as the colleague
 //! answers. Refusals carry stable JSON codes (analysts get 403).
+//!
+//! Consult targets beyond an agent: `queue:NAME` (or the phone dialling the queue's name) rings
+//! the agent the ACD would choose for that queue (`no_ready_agent` / 480 when nobody is Ready,
+//! the CDR's consult leg names the queue); an outside number goes through its `[[route]]` to a
+//! fake carrier (`number_not_allowed` off the allow-list, `unknown_target` without a route).
+//! After a blind or an attended transfer the caller's side holds and resumes with re-INVITEs
+//! (Switchboard answers; the agent now on the call hears the music; audio flows both ways
+//! after), and so may the consulted agent's phone. With recording on, an attended transfer and
+//! a conference each leave one WAV for the whole call with the colleague's tone on the right.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +37,8 @@ use sip_tests::rtp::{RtpPeer, RtpStream};
 use sip_tests::tone_talker::Talker;
 use sip_tests::uac::{place_media_call, ConnectedCall};
 use sip_tests::{
-    AgentAccount, Api, HarnessError, HarnessResult, SipMessage, Switchboard, SwitchboardConfig,
-    UdpPeer,
+    AgentAccount, Api, HarnessError, HarnessResult, QueueSpec, SipMessage, Switchboard,
+    SwitchboardConfig, UdpPeer,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -61,7 +70,9 @@ struct Conversation<'p> {
     caller_rtp: Arc<RtpPeer>,
     agent_rtp: Arc<RtpPeer>,
     agent_relay: SocketAddr,
-    _talkers: [Talker; 2],
+    _caller_talks: Talker,
+    /// The agent's phone talking; taken (and so stopped) when the test hangs that phone up.
+    agent_talks: Option<Talker>,
 }
 
 fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Conversation<'p>> {
@@ -82,10 +93,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
     let agent_call = agent_call?;
     let agent_relay = sdp_audio_address(&agent_call.invite.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the agent's INVITE".into()))?;
-    let talkers = [
-        Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11),
-        Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7),
-    ];
+    let caller_talks = Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11);
+    let agent_talks = Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7);
     wait_until(&caller_rtp, "the caller hears the agent", |s| {
         tone_share(s, AGENT_HZ) > PRESENT
     })?;
@@ -95,7 +104,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
         caller_rtp,
         agent_rtp,
         agent_relay,
-        _talkers: talkers,
+        _caller_talks: caller_talks,
+        agent_talks: Some(agent_talks),
     })
 }
 
@@ -150,6 +160,8 @@ fn never_hears(rtp: &RtpPeer, who: &str, tones: &[f64]) -> HarnessResult<()> {
 struct Colleague {
     invite: SipMessage,
     rtp: Arc<RtpPeer>,
+    /// The answered dialog, for the colleague's own requests.
+    call: AgentCall,
     _talker: Talker,
 }
 
@@ -158,11 +170,12 @@ fn colleague_answers(phone: &AgentPhone) -> HarnessResult<Colleague> {
     let relay = sdp_audio_address(&invite.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the consult".into()))?;
     let rtp = Arc::new(RtpPeer::bind()?);
-    phone.answer(invite.clone(), &pcmu_offer(rtp.port()?, false), WAIT)?;
+    let call = phone.answer(invite.clone(), &pcmu_offer(rtp.port()?, false), WAIT)?;
     let talker = Talker::start(rtp.clone(), relay, COLLEAGUE_HZ, 0xc011);
     Ok(Colleague {
         invite,
         rtp,
+        call,
         _talker: talker,
     })
 }
@@ -720,5 +733,817 @@ fn a_phone_dials_its_consult_and_completes_it_with_refer_replaces() -> HarnessRe
         "{record}"
     );
     assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+/// Agent 1001 serves `support`; queue `billing` (most skilled first) is served by 1002 (level
+/// 3) and 1003 (level 9), neither of whom serves `support`.
+fn billing_config() -> SwitchboardConfig {
+    let mut billing = QueueSpec::new("billing", "billing");
+    billing.lines.push("strategy = \"most-skilled\"".into());
+    SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice"),
+            AgentAccount::new("1002", "Bob")
+                .without_support()
+                .with_skill("billing", 3),
+            AgentAccount::new("1003", "Carol")
+                .without_support()
+                .with_skill("billing", 9),
+        ],
+        other_queues: vec![billing],
+        ..SwitchboardConfig::default()
+    }
+}
+
+/// The CDR leg with `role`, or an error naming the record.
+fn leg_with_role(record: &serde_json::Value, role: &str) -> HarnessResult<serde_json::Value> {
+    record["legs"]
+        .as_array()
+        .and_then(|legs| legs.iter().find(|leg| leg["role"] == role).cloned())
+        .ok_or_else(|| HarnessError::Unexpected(format!("no {role} leg: {record}")))
+}
+
+#[test]
+fn a_consult_to_a_queue_rings_the_agent_the_acd_would_choose() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(billing_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    // Nobody of billing is Ready (no phone registered): refused, the call goes on untouched.
+    assert_eq!(
+        refused(
+            &api,
+            &call_path("consult"),
+            r#"{"to": "queue:billing"}"#,
+            409
+        )?,
+        "no_ready_agent"
+    );
+    assert_eq!(
+        refused(
+            &api,
+            &call_path("consult"),
+            r#"{"to": "queue:nowhere"}"#,
+            404
+        )?,
+        "unknown_target"
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller still hears the agent after the refusal",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent still hears the caller after the refusal",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "no_consult",
+        "a refused consult leaves no consult behind"
+    );
+
+    // 1002 registers first (longest idle), 1003 second: the queue's strategy (most skilled)
+    // picks 1003, as the ACD would for the queue's next call.
+    let bob_phone = AgentPhone::register(&switchboard, "1002")?;
+    let carol_phone = AgentPhone::register(&switchboard, "1003")?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+    api.wait_for_agent_state("1003", "ready", WAIT)?;
+    post(&api, &call_path("consult"), r#"{"to": "queue:billing"}"#)?;
+    let colleague = colleague_answers(&carol_phone)?;
+    assert_eq!(
+        colleague.invite.header("X-Switchboard-Consult"),
+        Some("1001")
+    );
+    consulting(&conversation, &colleague)?;
+    // The consulted agent is taken out of the ACD (Not ready, reason consult); the other
+    // billing agent is untouched.
+    let carol = api.agent("1003")?;
+    assert_eq!(carol["state"], "not-ready", "{carol}");
+    assert_eq!(carol["reason"], "consult", "{carol}");
+    assert_eq!(api.agent("1002")?["state"], "ready");
+
+    post(&api, &call_path("complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+    api.wait_for_agent_state("1003", "on-call", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&carol_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:1003"],
+        "{record}"
+    );
+    let consult_leg = leg_with_role(&record, "consult")?;
+    assert_eq!(consult_leg["queue"], "billing", "{record}");
+    assert!(
+        leg_with_role(&record, "agent")?.get("queue").is_none(),
+        "only the consult leg names a queue: {record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "1003", "{record}");
+    assert_eq!(record["agent"], "1003", "{record}");
+    drop(bob_phone);
+    Ok(())
+}
+
+#[test]
+fn a_phone_dialling_a_queue_consults_it_then_conferences_and_cancels() -> HarnessResult<()> {
+    use sip_tests::digest::{Credentials, DigestAlgorithm};
+    use sip_tests::uac::authenticated_invite;
+    let switchboard = Switchboard::start(billing_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+    let credentials = Credentials {
+        username: "1001",
+        password: "secret1001",
+    };
+    let consult_rtp = Arc::new(RtpPeer::bind()?);
+    let offer = pcmu_offer(consult_rtp.port()?, false);
+
+    // Nobody of billing Ready: the phone's consult call is refused with 480.
+    let (_, refusal) = authenticated_invite(
+        &agent.peer,
+        "billing",
+        &credentials,
+        DigestAlgorithm::Md5,
+        &offer,
+        WAIT,
+    )?;
+    let refusal = match refusal {
+        Ok(_) => {
+            return Err(HarnessError::Unexpected(
+                "a consult to a queue nobody serves was answered".into(),
+            ))
+        }
+        Err(exchange) => exchange.final_response,
+    };
+    assert_eq!(refusal.status(), Some(480), "{}", refusal.to_text());
+    assert!(
+        refusal
+            .header("Warning")
+            .is_some_and(|w| w.contains("billing")),
+        "{}",
+        refusal.to_text()
+    );
+
+    let bob_phone = AgentPhone::register(&switchboard, "1002")?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+    let (placing, colleague) = std::thread::scope(|scope| {
+        let answering = scope.spawn(|| colleague_answers(&bob_phone));
+        let placing = authenticated_invite(
+            &agent.peer,
+            "billing",
+            &credentials,
+            DigestAlgorithm::Md5,
+            &offer,
+            WAIT,
+        );
+        let answered = answering
+            .join()
+            .unwrap_or_else(|_| Err(HarnessError::Unexpected("colleague panicked".into())));
+        (placing, answered)
+    });
+    let consult_call = placing?.1.map_err(|refused| {
+        HarnessError::Unexpected(format!(
+            "the consult was refused:\n{}",
+            refused.final_response.to_text()
+        ))
+    })?;
+    let colleague = colleague?;
+    let relay = sdp_audio_address(&consult_call.answer.final_response.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+    let _agent_consults = Talker::start(consult_rtp.clone(), relay, AGENT_HZ, 0xa6e8);
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears the agent's consult call",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+
+    // Conference from the API: the caller hears both agents, the colleague both others.
+    post(&api, &call_path("conference"), "")?;
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears both agents",
+        |s| tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+
+    // Cancel: the colleague and the phone's consult call are hung up, the caller is back
+    // with the agent alone.
+    post(&api, &call_path("cancel"), "")?;
+    take_bye(&bob_phone)?;
+    let bye = agent.next_request("BYE", WAIT)?;
+    assert_eq!(bye.header("Call-ID"), Some(consult_call.call_id()));
+    agent.reply(&bye, 200, "OK", &[], "")?;
+    drop(colleague);
+    never_hears(
+        &conversation.caller_rtp,
+        "the caller after the cancel",
+        &[COLLEAGUE_HZ],
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the caller again",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    api.wait_for_agent_state("1002", "ready", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&agent)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "consult:1002", "agent:1001"],
+        "{record}"
+    );
+    assert_eq!(leg_with_role(&record, "consult")?["queue"], "billing");
+    assert!(
+        record["conference"]["seconds"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{record}"
+    );
+    assert_eq!(
+        record["transfers"].as_array().map_or(0, Vec::len),
+        0,
+        "{record}"
+    );
+    Ok(())
+}
+
+/// An offer made again (as [`pcmu_offer`] with `telephone_event`) with a new session version
+/// and `direction` (`a=sendonly` holds).
+fn reoffer(port: u16, telephone_event: bool, direction: &str) -> String {
+    pcmu_offer(port, telephone_event)
+        .replace("o=trunk 1 1 ", &format!("o=trunk 1 {} ", port % 1000 + 2))
+        + &format!("a={direction}\r\n")
+}
+
+/// The caller's offer again (it offered telephone-events) with `direction`.
+fn caller_reoffer(port: u16, direction: &str) -> String {
+    reoffer(port, true, direction)
+}
+
+/// Root mean square of `samples`: the hold music is loud, silence and comfort noise are not.
+fn loudness(samples: &[i16]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / samples.len() as f64).sqrt()
+}
+
+/// After the call went to `agent_rtp`'s phone (talking at `agent_hz`), the caller's side
+/// (the trunk) holds with a re-INVITE (`a=sendonly`) and resumes (`a=sendrecv`): Switchboard
+/// answers both itself (its own SDP, `a=recvonly` then `a=sendrecv`), the agent hears the hold
+/// music instead of the caller meanwhile, and afterwards audio flows both ways again.
+fn caller_holds_and_resumes(
+    conversation: &mut Conversation,
+    agent_rtp: &RtpPeer,
+    agent_hz: f64,
+) -> HarnessResult<()> {
+    let port = conversation.caller_rtp.port()?;
+    let relay_before = sdp_audio_address(&conversation.call.answer.final_response.body);
+    let hold = conversation
+        .call
+        .reinvite(&caller_reoffer(port, "sendonly"), WAIT)?;
+    let held = &hold.final_response;
+    assert_eq!(held.status(), Some(200), "{}", held.to_text());
+    assert!(held.body.contains("a=recvonly"), "{}", held.to_text());
+    assert!(
+        held.body.contains("o=") && !held.body.contains("o=trunk"),
+        "Switchboard answers with its own SDP:\n{}",
+        held.to_text()
+    );
+    assert_eq!(
+        sdp_audio_address(&held.body),
+        relay_before,
+        "the trunk's media stays anchored on the same relay port"
+    );
+    wait_until(
+        agent_rtp,
+        "the agent hears the hold music instead of the caller",
+        |s| loudness(s) > 300.0 && tone_share(s, CALLER_HZ) < ABSENT,
+    )?;
+    // Switchboard answered a=recvonly: it sends the held caller nothing. (Audio from before
+    // the hold may still be in the socket: read until it stops, which must happen.)
+    conversation
+        .caller_rtp
+        .receive_until_quiet(Duration::from_secs(1), WAIT)?;
+    let sent_to_held = conversation.caller_rtp.receive(1, Duration::from_secs(2))?;
+    assert!(
+        sent_to_held.is_empty(),
+        "Switchboard sends RTP to a caller that holds with a=sendonly"
+    );
+
+    let resume = conversation
+        .call
+        .reinvite(&caller_reoffer(port, "sendrecv"), WAIT)?;
+    let resumed = &resume.final_response;
+    assert_eq!(resumed.status(), Some(200), "{}", resumed.to_text());
+    assert!(
+        !resumed.body.contains("a=recvonly") && !resumed.body.contains("a=inactive"),
+        "{}",
+        resumed.to_text()
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the agent after resuming",
+        |s| tone_share(s, agent_hz) > PRESENT,
+    )?;
+    wait_until(
+        agent_rtp,
+        "the agent hears the caller after resuming",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    // Packets keep coming both ways (50 in a row each, 1 s of audio).
+    for (who, rtp) in [
+        ("the caller", &*conversation.caller_rtp),
+        ("the agent", agent_rtp),
+    ] {
+        let packets = rtp.receive(50, WAIT)?;
+        assert_eq!(packets.len(), 50, "{who} receives RTP after the resume");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_caller_holds_and_resumes_after_a_blind_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/transfer"),
+        r#"{"to": "1002", "mode": "blind"}"#,
+    )?;
+    take_bye(&agent)?;
+    // A phone that was hung up stops sending (the new agent's leg reuses the same relay port,
+    // whose source latches to the first packets after the new agent answers).
+    drop(conversation.agent_talks.take());
+    let colleague = colleague_answers(&colleague_phone)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    caller_holds_and_resumes(&mut conversation, &colleague.rtp, COLLEAGUE_HZ)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "blind", "{record}");
+    assert!(
+        record["hold_s"].as_f64().is_some_and(|s| s > 0.0),
+        "the caller's hold after the transfer is hold time: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_caller_holds_and_resumes_after_an_attended_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    caller_holds_and_resumes(&mut conversation, &colleague.rtp, COLLEAGUE_HZ)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    Ok(())
+}
+
+/// [`config`] with every call of `support` recorded.
+fn recorded_config() -> SwitchboardConfig {
+    SwitchboardConfig {
+        support_queue_lines: vec!["record = \"all\"".to_owned()],
+        ..config()
+    }
+}
+
+/// Every `.wav` file under `dir`, however deep.
+fn wav_files(dir: &std::path::Path) -> HarnessResult<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| HarnessError::io(format!("listing {}", dir.display()), e))?
+            .path();
+        if path.is_dir() {
+            found.extend(wav_files(&path)?);
+        } else if path.extension().is_some_and(|e| e == "wav") {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+/// The call's recording, named by its CDR, as (left, right) channels; there must be exactly
+/// one recording file in the recordings folder.
+fn the_one_recording(
+    switchboard: &Switchboard,
+    record: &serde_json::Value,
+) -> HarnessResult<(Vec<i16>, Vec<i16>)> {
+    let path = record["recording"]
+        .as_str()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no recording in the CDR: {record}")))?;
+    let files = wav_files(&switchboard.recordings_dir())?;
+    assert_eq!(
+        files,
+        vec![std::path::PathBuf::from(path)],
+        "one recording file for the whole call"
+    );
+    let mut wav = hound::WavReader::open(path)
+        .map_err(|e| HarnessError::Unexpected(format!("reading {path}: {e}")))?;
+    let spec = wav.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let samples: Vec<i16> = wav
+        .samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| HarnessError::Unexpected(format!("reading {path}: {e}")))?;
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    Ok((left, right))
+}
+
+/// Quarter-second windows of a channel (8 kHz).
+fn windows(channel: &[i16]) -> impl Iterator<Item = &[i16]> {
+    channel.chunks_exact(2000)
+}
+
+/// The recording lasts as long as the call was answered (the CDR's talk and hold time), give
+/// or take a second at the edges.
+fn covers_the_call(record: &serde_json::Value, left: &[i16]) {
+    let answered_s = record["talk_s"].as_f64().unwrap_or_default()
+        + record["hold_s"].as_f64().unwrap_or_default();
+    let recorded_s = left.len() as f64 / 8000.0;
+    assert!(
+        recorded_s + 1.0 >= answered_s && answered_s > 0.0,
+        "{recorded_s:.1} s recorded of a call answered for {answered_s:.1} s: {record}"
+    );
+}
+
+#[test]
+fn an_attended_transfer_leaves_one_recording_with_both_agents_on_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(recorded_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    wait_until(&conversation.agent_rtp, "the agent hears the caller", |s| {
+        tone_share(s, CALLER_HZ) > PRESENT
+    })?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    drop(conversation.agent_talks.take());
+    caller_with_colleague(&conversation, &colleague)?;
+    // A few more seconds of caller and colleague, so the end of the file is theirs.
+    for _ in 0..4 {
+        heard(&colleague.rtp)?;
+    }
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    let (left, right) = the_one_recording(&switchboard, &record)?;
+    covers_the_call(&record, &left);
+    // Left is the caller, right everyone else: the first agent, then the colleague.
+    let first_agent_at = windows(&right).position(|w| tone_share(w, AGENT_HZ) > PRESENT);
+    let colleague_at = windows(&right).position(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT);
+    assert!(
+        first_agent_at.is_some() && colleague_at.is_some() && first_agent_at < colleague_at,
+        "the first agent ({first_agent_at:?}) then the colleague ({colleague_at:?}) on the right"
+    );
+    let last_second = &right[right.len().saturating_sub(8000)..];
+    assert!(
+        windows(last_second).any(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "the colleague is still recorded at the end of the call"
+    );
+    assert!(
+        windows(&left).any(|w| tone_share(w, CALLER_HZ) > PRESENT),
+        "the caller on the left"
+    );
+    assert!(
+        windows(&left).all(|w| tone_share(w, COLLEAGUE_HZ) < ABSENT),
+        "the colleague never on the caller's channel"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_conference_leaves_one_recording_with_everyone_on_it() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(recorded_config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/conference"), "")?;
+    wait_until(
+        &colleague.rtp,
+        "the colleague hears caller and agent",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    // The first agent leaves; caller and colleague go on.
+    let bye = conversation
+        .agent_call
+        .dialog
+        .send(&agent.peer, "BYE", &[], "", WAIT)?;
+    assert_eq!(bye.final_response.status(), Some(200));
+    caller_with_colleague(&conversation, &colleague)?;
+    for _ in 0..4 {
+        heard(&colleague.rtp)?;
+    }
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert!(
+        record["conference"]["seconds"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0),
+        "{record}"
+    );
+    let (left, right) = the_one_recording(&switchboard, &record)?;
+    covers_the_call(&record, &left);
+    assert!(
+        windows(&right)
+            .any(|w| tone_share(w, AGENT_HZ) > PRESENT && tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "during the conference both agents are on the right channel together"
+    );
+    let last_second = &right[right.len().saturating_sub(8000)..];
+    assert!(
+        windows(last_second).any(|w| tone_share(w, COLLEAGUE_HZ) > PRESENT),
+        "the colleague is still recorded after the first agent left"
+    );
+    assert!(
+        windows(&left).any(|w| tone_share(w, CALLER_HZ) > PRESENT),
+        "the caller on the left"
+    );
+    Ok(())
+}
+
+/// 1001 may dial `+49…` and `+44…`; a carrier on `carrier_port` takes `+49` (sent as
+/// `0049…`, caller id `+4930123`) and `+33`; no route takes `+44`.
+fn carrier_config(carrier_port: u16) -> SwitchboardConfig {
+    SwitchboardConfig {
+        agents: vec![
+            AgentAccount::new("1001", "Alice").with_outbound(&["+49*", "+44*"]),
+            AgentAccount::new("1002", "Bob").without_support(),
+        ],
+        extra_toml: format!(
+            "[[trunk]]\nname = \"carrier\"\ngateway = \"127.0.0.1:{carrier_port}\"\n\n\
+             [[route]]\nprefix = \"+49\"\ntrunks = [\"carrier\"]\nstrip = 1\nprepend = \"00\"\n\
+             caller_id = \"+4930123\"\n\n\
+             [[route]]\nprefix = \"+33\"\ntrunks = [\"carrier\"]\n"
+        ),
+        ..SwitchboardConfig::default()
+    }
+}
+
+#[test]
+fn a_consult_to_an_outside_number_goes_through_the_route_and_completes() -> HarnessResult<()> {
+    let carrier_port = sip_tests::ports::free_port()?;
+    let switchboard = Switchboard::start(carrier_config(carrier_port))?;
+    let carrier = AgentPhone::unregistered(&switchboard, carrier_port, "carrier")?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "+33155"}"#, 403)?,
+        "number_not_allowed",
+        "routed, but not on 1001's outbound list"
+    );
+    assert_eq!(
+        refused(&api, &call_path("consult"), r#"{"to": "+44207"}"#, 404)?,
+        "unknown_target",
+        "allowed, but no route takes +44"
+    );
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller still hears the agent after the refusals",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+
+    post(&api, &call_path("consult"), r#"{"to": "+4930555"}"#)?;
+    let outside = colleague_answers(&carrier)?;
+    let first_line = outside.invite.to_text();
+    assert!(
+        first_line.starts_with("INVITE sip:004930555@"),
+        "the carrier is sent the number as the route sends it:\n{first_line}"
+    );
+    assert_eq!(
+        outside.invite.from_user(),
+        Some("+4930123"),
+        "the route's caller id"
+    );
+    consulting(&conversation, &outside)?;
+    post(&api, &call_path("complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &outside)?;
+    // The first agent is free again (no wrap-up in this queue); the call stays on with the
+    // outside party.
+    api.wait_for_agent_state("1001", "ready", WAIT)?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&carrier)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(
+        leg_roles(&record),
+        vec!["trunk:t1", "agent:1001", "consult:+4930555"],
+        "{record}"
+    );
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    assert_eq!(record["transfers"][0]["to"], "+4930555", "{record}");
+    assert_eq!(
+        record["agent"], "1001",
+        "the call's agent stays the last agent of ours: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_consulted_agent_holds_and_resumes_the_caller_after_the_transfer() -> HarnessResult<()> {
+    let switchboard = Switchboard::start(config())?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    post(
+        &api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let mut colleague = colleague_answers(&colleague_phone)?;
+    consulting(&conversation, &colleague)?;
+    post(&api, &format!("/api/calls/{id}/complete"), "")?;
+    take_bye(&agent)?;
+    caller_with_colleague(&conversation, &colleague)?;
+
+    // The colleague's phone holds the call it now has: Switchboard answers a=recvonly and the
+    // caller hears the hold music instead of the colleague.
+    let port = colleague.rtp.port()?;
+    let hold = colleague.call.dialog.send(
+        &colleague_phone.peer,
+        "INVITE",
+        &[],
+        &reoffer(port, false, "sendonly"),
+        WAIT,
+    )?;
+    let held = &hold.final_response;
+    assert_eq!(held.status(), Some(200), "{}", held.to_text());
+    assert!(held.body.contains("a=recvonly"), "{}", held.to_text());
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the hold music instead of the colleague",
+        |s| loudness(s) > 300.0 && tone_share(s, COLLEAGUE_HZ) < ABSENT,
+    )?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["on_hold"], true, "{listed}");
+
+    let resume = colleague.call.dialog.send(
+        &colleague_phone.peer,
+        "INVITE",
+        &[],
+        &reoffer(port, false, "sendrecv"),
+        WAIT,
+    )?;
+    let resumed = &resume.final_response;
+    assert_eq!(resumed.status(), Some(200), "{}", resumed.to_text());
+    assert!(
+        !resumed.body.contains("a=recvonly"),
+        "{}",
+        resumed.to_text()
+    );
+    caller_with_colleague(&conversation, &colleague)?;
+    let listed = api.get("/api/calls")?.json()?;
+    assert_eq!(listed["calls"][0]["on_hold"], false, "{listed}");
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&colleague_phone)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert!(
+        record["hold_s"].as_f64().is_some_and(|s| s > 0.0),
+        "the colleague's hold is hold time: {record}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_outside_number_that_is_busy_gives_the_caller_back_to_the_agent() -> HarnessResult<()> {
+    let carrier_port = sip_tests::ports::free_port()?;
+    let switchboard = Switchboard::start(carrier_config(carrier_port))?;
+    let carrier = AgentPhone::unregistered(&switchboard, carrier_port, "carrier")?;
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let conversation = converse(&agent, &caller_sip)?;
+    let api = switchboard.api();
+    let id = call_id_of(&api)?;
+    let call_path = |action: &str| format!("/api/calls/{id}/{action}");
+
+    post(&api, &call_path("consult"), r#"{"to": "+4930555"}"#)?;
+    let invite = carrier.next_request("INVITE", WAIT)?;
+    carrier.reply(&invite, 486, "Busy Here", &[], "")?;
+    // Switchboard ACKs the 486 (its INVITE transaction), and the consult is over: the caller
+    // hears the agent again and there is nothing left to complete.
+    carrier.next_request("ACK", WAIT)?;
+    wait_until(
+        &conversation.caller_rtp,
+        "the caller hears the agent after the busy number",
+        |s| tone_share(s, AGENT_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &conversation.agent_rtp,
+        "the agent hears the caller after the busy number",
+        |s| tone_share(s, CALLER_HZ) > PRESENT,
+    )?;
+    assert_eq!(
+        refused(&api, &call_path("complete"), "", 409)?,
+        "no_consult"
+    );
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    take_bye(&agent)?;
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    let consult_leg = leg_with_role(&record, "consult")?;
+    assert_eq!(consult_leg["party"], "+4930555", "{record}");
+    assert!(consult_leg["answered"].is_null(), "{record}");
+    assert_eq!(consult_leg["sip_cause"], 486, "{record}");
+    assert!(
+        record["transfers"].as_array().is_none_or(Vec::is_empty),
+        "{record}"
+    );
     Ok(())
 }

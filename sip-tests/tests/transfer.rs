@@ -1,8 +1,10 @@
 //! Blind transfer from an agent's phone: agent 1001 answers a trunk call with audio, sends a
 //! REFER naming the `billing` queue (where only 1002 works), gets 202 and a NOTIFY with
 //! `SIP/2.0 200 OK`, and is hung up; 1002 answers and the caller's audio now reaches 1002
-//! (SIPp echoes it back through Switchboard). The CDR keeps every leg and the transfer, and
-//! `switchboard report` counts it out for 1001 and in for 1002.
+//! (SIPp echoes it back through Switchboard). The caller's side then holds and resumes with
+//! re-INVITEs, answered by Switchboard, and its audio reaches 1002 and comes back again. The
+//! CDR keeps every leg and the transfer, and `switchboard report` counts it out for 1001 and
+//! in for 1002.
 
 use std::time::{Duration, Instant};
 
@@ -44,7 +46,7 @@ fn an_agent_blind_transfers_a_caller_to_a_queue_and_the_audio_follows() -> Harne
 
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let (call, relay) = place_media_call(
+    let (mut call, relay) = place_media_call(
         &sip,
         "100",
         &pcmu_offer(rtp.port()?, false),
@@ -63,6 +65,31 @@ fn an_agent_blind_transfers_a_caller_to_a_queue_and_the_audio_follows() -> Harne
         "the caller's audio reaches the agent the call was transferred to"
     );
     first.wait()?.ensure_success()?;
+
+    // The caller's side holds (a=sendonly) and resumes: Switchboard answers each re-INVITE
+    // itself, and afterwards the caller's audio goes to 1002 and comes back again.
+    let port = rtp.port()?;
+    for (version, direction, held) in [(2, "sendonly", true), (3, "sendrecv", false)] {
+        let offer = pcmu_offer(port, false)
+            .replace("o=trunk 1 1 ", &format!("o=trunk 1 {version} "))
+            + &format!("a={direction}\r\n");
+        let reinvite = call.reinvite(&offer, Duration::from_secs(30))?;
+        let ok = &reinvite.final_response;
+        assert_eq!(ok.status(), Some(200), "{}", ok.to_text());
+        assert_eq!(ok.body.contains("a=recvonly"), held, "{}", ok.to_text());
+    }
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut echoed_after_resume = 0;
+    while echoed_after_resume < 50 && Instant::now() < deadline {
+        let sent = rtp.send_stream(relay, 10, 0, 0x7a5f_0002)?;
+        let got = rtp.receive(50, Duration::from_millis(400))?;
+        echoed_after_resume += got.iter().filter(|p| sent.contains(&p.bytes)).count();
+    }
+    assert!(
+        echoed_after_resume >= 50,
+        "after the hold and resume the caller's packets come back from 1002 \
+         ({echoed_after_resume} echoed)"
+    );
     let call_id = call
         .answer
         .final_response

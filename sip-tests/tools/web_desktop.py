@@ -124,7 +124,7 @@ def main():
         expect(desk.locator("#cancel-consult")).to_be_disabled()
         desk.fill("#consult-to", "1099")
         desk.click("#consult")
-        expect(desk.locator("#call-error")).to_have_text("There is no agent with that id.")
+        expect(desk.locator("#call-error")).to_have_text("There is no agent, queue or reachable number by that name.")
         desk.fill("#consult-to", agent)
         desk.click("#consult")
         expect(desk.locator("#call-error")).to_have_text("You cannot consult yourself.")

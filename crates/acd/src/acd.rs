@@ -314,6 +314,19 @@ impl Acd {
         Some(self.queues[index].agents.counts_upto(0))
     }
 
+    /// The Ready agent the queue would offer a call to right now: the head of its ready index
+    /// at the base stage (agents who qualify before any expansion step), by the queue's
+    /// strategy, exactly as an arriving call's search picks it. Read-only: the agent is not
+    /// claimed, so the caller (a consult to the queue) must claim it through a state change
+    /// of its own and treat a refusal as "taken meanwhile". `None` for an unknown queue or
+    /// when no agent is Ready for it.
+    pub fn best_ready_agent(&self, queue: &QueueId) -> Option<AgentId> {
+        let index = self.queue_idx(queue).ok()?;
+        self.queues[index]
+            .best_ready_upto(0, &[])
+            .map(|candidate| candidate.item.id.clone())
+    }
+
     /// Every queue's current view, in configuration order.
     pub fn queues(&self) -> Vec<QueueSnapshot> {
         self.queue_snapshots(None)

@@ -1036,3 +1036,38 @@ fn a_hand_over_to_an_agent_who_is_not_free_for_it_changes_nothing() {
     assert_eq!(f.state("ann"), AgentState::OnCall { call: CallId(1) });
     assert_eq!(f.state("bob"), AgentState::Ready);
 }
+
+#[test]
+fn best_ready_agent_follows_the_strategy_and_claims_nobody() {
+    let mut skilled = queue("skilled", &[("x", 1)]);
+    skilled.strategy = Strategy::MostSkilled;
+    let f = fixture(vec![
+        queue("idle", &[("x", 1)]),
+        skilled,
+        queue("y", &[("y", 1)]),
+    ]);
+    assert_eq!(f.acd.best_ready_agent(&"idle".into()), None, "nobody Ready");
+    f.ready_agent(5, "late", &[("x", 9)]);
+    f.ready_agent(1, "early", &[("x", 2)]);
+    f.ready_agent(2, "other", &[("y", 5)]);
+    assert_eq!(f.acd.best_ready_agent(&"idle".into()), Some("early".into()));
+    assert_eq!(
+        f.acd.best_ready_agent(&"skilled".into()),
+        Some("late".into())
+    );
+    assert_eq!(f.acd.best_ready_agent(&"y".into()), Some("other".into()));
+    assert_eq!(
+        f.acd.best_ready_agent(&"nope".into()),
+        None,
+        "unknown queue"
+    );
+    // Asking claims nobody: the agent is still Ready and a call still reaches it.
+    assert_eq!(f.state("early"), AgentState::Ready);
+    assert_eq!(offers(&f.call(10, 1, "idle", 0)), offer(1, "early"));
+    // Reserved now: the next best is named.
+    assert_eq!(f.acd.best_ready_agent(&"idle".into()), Some("late".into()));
+    f.acd
+        .set_not_ready(f.at(11), &"late".into(), "break")
+        .expect("not ready");
+    assert_eq!(f.acd.best_ready_agent(&"idle".into()), None);
+}

@@ -94,6 +94,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
         ended,
         sip_cause: None,
         party: None,
+        queue: None,
     }];
     if answered {
         legs.push(Leg {
@@ -105,6 +106,7 @@ fn generate_call(rng: &mut Rng, n: u64, arrived: OffsetDateTime) -> Record {
             ended,
             sip_cause: None,
             party: None,
+            queue: None,
         });
     }
     let transfers = if answered && rng.below(20) == 0 {

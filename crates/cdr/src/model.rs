@@ -486,6 +486,10 @@ pub struct Leg {
     /// Who the leg reached: the trunk's name, or the agent's id (absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub party: Option<String>,
+    /// The queue a consult leg was sent to (`queue:NAME` consults): `party` is the agent of
+    /// that queue who was rung. Absent for every other leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// Which side a leg faces (`kebab-case` in JSON).
@@ -612,6 +616,7 @@ pub(crate) mod fixtures {
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
                     party: None,
+                    queue: None,
                 },
                 Leg {
                     role: LegRole::Agent,
@@ -622,6 +627,7 @@ pub(crate) mod fixtures {
                     ended: datetime!(2025-03-03 09:05:35.5 UTC),
                     sip_cause: None,
                     party: None,
+                    queue: None,
                 },
             ],
             supervisions: Vec::new(),

@@ -937,20 +937,8 @@ async fn act_on_call_as(
                 ApiError::new(status, code, refusal.to_string())
             }
             CallActionError::Consult(refusal) => {
-                use crate::switch::consult::ConsultRefusal;
-                let (status, code) = match refusal {
-                    ConsultRefusal::UnknownTarget(_) => (StatusCode::NOT_FOUND, "unknown_target"),
-                    ConsultRefusal::OwnCall => (StatusCode::CONFLICT, "own_call"),
-                    ConsultRefusal::NotReady(_) => (StatusCode::CONFLICT, "target_not_ready"),
-                    ConsultRefusal::Unreachable(_) => (StatusCode::CONFLICT, "target_unreachable"),
-                    ConsultRefusal::NoRoom => (StatusCode::CONFLICT, "no_room"),
-                    ConsultRefusal::InProgress => (StatusCode::CONFLICT, "consult_in_progress"),
-                    ConsultRefusal::NoConsult => (StatusCode::CONFLICT, "no_consult"),
-                    ConsultRefusal::NotAnswered => (StatusCode::CONFLICT, "consult_not_answered"),
-                    ConsultRefusal::AlreadyTransferred => {
-                        (StatusCode::CONFLICT, "already_transferred")
-                    }
-                };
+                let (status, code) = refusal.api_status();
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
                 ApiError::new(status, code, refusal.to_string())
             }
             CallActionError::Transfer(refusal) => {

@@ -108,6 +108,7 @@ mod tests {
             ended: at,
             sip_cause: None,
             party: None,
+            queue: None,
         }
     }
 

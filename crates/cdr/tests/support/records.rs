@@ -119,6 +119,7 @@ pub fn call(rng: &mut Rng, n: u64) -> Record {
             ended,
             sip_cause: None,
             party: None,
+            queue: None,
         }],
         supervisions: Vec::new(),
         conference: None,

@@ -241,6 +241,7 @@ mod tests {
             ended: at,
             sip_cause: None,
             party: None,
+            queue: None,
         };
         CallRecord {
             seq: 0,

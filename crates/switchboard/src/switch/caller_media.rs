@@ -438,9 +438,9 @@ impl Switch {
             return;
         }
         tracing::info!(call = id, holding, "caller hold changed");
+        let leg = self.agent_talk_leg(id);
         if !holding {
-            self.media
-                .command(id, MediaCommand::StopPlayback { leg: Leg::Agent });
+            self.media.command(id, MediaCommand::StopPlayback { leg });
             return;
         }
         let Some(clips) = self.hold_music(id) else {
@@ -450,7 +450,7 @@ impl Switch {
         self.media.command(
             id,
             MediaCommand::Play {
-                leg: Leg::Agent,
+                leg,
                 clips,
                 looping: true,
                 token,

@@ -21,6 +21,8 @@
 //! The consulted agent is set not-ready (reason `consult`) while consulted, so the ACD offers
 //! them nothing meanwhile, and is made ready again when the consult or the call ends.
 
+mod outside;
+
 use super::call::CallNumber;
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
@@ -52,6 +54,11 @@ pub enum ConsultStage {
 pub struct Consult {
     /// The consulted agent's id.
     pub target: String,
+    /// The queue consulted (`queue:NAME`), whose best Ready agent `target` is.
+    pub queue: Option<String>,
+    /// `target` is an outside number reached through a carrier, not an agent: the ACD has
+    /// nobody to set not-ready, and nobody to hand the call to on a transfer.
+    pub outside: bool,
     /// The agent who consulted.
     pub from_agent: String,
     /// The media session's name for the colleague's leg.
@@ -77,6 +84,11 @@ pub struct Consult {
     pub last_key: Option<char>,
     /// The consult call the first agent's phone placed itself (absent for API consults).
     pub phone: Option<PhoneSide>,
+    /// The colleague's phone holds the call (its last offer was `sendonly` or `inactive`).
+    pub holding: bool,
+    /// The final status the consulted phone (or carrier) refused the INVITE with, for the
+    /// CDR leg's `sip_cause`.
+    pub refused_with: Option<u16>,
 }
 
 /// The first agent's own consult call: their phone dialled the colleague while holding the
@@ -97,12 +109,53 @@ pub struct PhoneSide {
     pub answered: bool,
 }
 
+/// Who a consult rings, before anything is reserved.
+enum ConsultTarget {
+    /// An agent's registered phone (chosen by the ACD when `queue` is set).
+    Agent {
+        agent: String,
+        queue: Option<String>,
+    },
+    /// A number outside, through a carrier.
+    Outside(outside::OutsideNumber),
+}
+
+/// A consult's target with a leg of the call's session reserved for it: everything needed
+/// to ring it.
+struct ConsultLeg {
+    /// The agent id, or the outside number as dialled.
+    target: String,
+    queue: Option<String>,
+    outside: bool,
+    /// Where the INVITE goes, the host in From and To, and the route set.
+    peer: Peer,
+    host: String,
+    path: Vec<String>,
+    /// The user part of To, and the Request-URI.
+    user: String,
+    uri: sip::rsip::Uri,
+    /// The user part of From (the consulting agent, or the route's caller id).
+    calling_user: String,
+    leg: Leg,
+    extra: ExtraLeg,
+    plan: media::MediaPlan,
+}
+
 /// Why a consult action was not carried out (each maps to a stable API code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsultRefusal {
-    /// `to` names no configured agent.
-    #[error("no agent {0}")]
+    /// `to` names no configured agent (or, as `queue:NAME`, no configured queue).
+    #[error("no agent or queue {0}")]
     UnknownTarget(String),
+    /// `queue:NAME` names a queue with no Ready agent to consult.
+    #[error("no agent of queue {0} is Ready")]
+    NoReadyAgent(String),
+    /// An outside number the consulting agent may not dial (their `outbound` list).
+    #[error("the agent may not dial {0}")]
+    NotAllowed(String),
+    /// Not an agent, and a number no `[[route]]` takes.
+    #[error("no agent, queue or routed number {0}")]
+    NoRoute(String),
     /// The target is the agent on the call.
     #[error("an agent cannot consult themselves")]
     OwnCall,
@@ -127,6 +180,39 @@ pub enum ConsultRefusal {
     /// The first agent has already left (a completed transfer).
     #[error("the transfer is already complete")]
     AlreadyTransferred,
+}
+
+impl ConsultRefusal {
+    /// The API's answer to this refusal: HTTP status and stable JSON code.
+    pub fn api_status(&self) -> (u16, &'static str) {
+        match self {
+            ConsultRefusal::UnknownTarget(_) => (404, "unknown_target"),
+            ConsultRefusal::OwnCall => (409, "own_call"),
+            ConsultRefusal::NotReady(_) => (409, "target_not_ready"),
+            ConsultRefusal::NoReadyAgent(_) => (409, "no_ready_agent"),
+            ConsultRefusal::NotAllowed(_) => (403, "number_not_allowed"),
+            // To the agent it is one more name Switchboard does not know.
+            ConsultRefusal::NoRoute(_) => (404, "unknown_target"),
+            ConsultRefusal::Unreachable(_) => (409, "target_unreachable"),
+            ConsultRefusal::NoRoom => (409, "no_room"),
+            ConsultRefusal::InProgress => (409, "consult_in_progress"),
+            ConsultRefusal::NoConsult => (409, "no_consult"),
+            ConsultRefusal::NotAnswered => (409, "consult_not_answered"),
+            ConsultRefusal::AlreadyTransferred => (409, "already_transferred"),
+        }
+    }
+
+    /// The answer to a consult dialled from the phone that Switchboard refuses.
+    fn sip_status(&self) -> u16 {
+        match self {
+            ConsultRefusal::UnknownTarget(_) | ConsultRefusal::NoRoute(_) => 404,
+            ConsultRefusal::OwnCall | ConsultRefusal::NotAllowed(_) => 403,
+            ConsultRefusal::NotReady(_)
+            | ConsultRefusal::NoReadyAgent(_)
+            | ConsultRefusal::Unreachable(_) => 480,
+            _ => 486,
+        }
+    }
 }
 
 /// Who hears whom on a call with a consult. `agent_present`: the first agent is still on
@@ -242,13 +328,124 @@ impl Switch {
             return Err(ConsultRefusal::InProgress);
         }
         let from_agent = call.agent().map(|a| a.to_string()).unwrap_or_default();
-        let target = self
+        let ConsultLeg {
+            target,
+            queue,
+            outside,
+            peer,
+            host,
+            path,
+            user,
+            uri,
+            calling_user,
+            leg,
+            extra,
+            plan,
+        } = match self.consult_target(&from_agent, to)? {
+            ConsultTarget::Agent { agent, queue } => {
+                self.reserve_agent_consult(now, id, &from_agent, agent, queue)?
+            }
+            ConsultTarget::Outside(number) => self.reserve_outside_consult(id, number)?,
+        };
+        // Supervisors watch a two-party conversation; a consult changes who hears whom.
+        self.release_monitors(now, id);
+
+        tracing::info!(call = id, %from_agent, %target, ?queue, outside, %peer, complete_on_answer, "consulting");
+        // Responses and the ring timeout reach the consult through the supervisor's paths
+        // (an extra leg rung by Switchboard), which hand them over here.
+        let caller = Caller {
+            display: format!("Consult {from_agent}"),
+            user: &calling_user,
+            purpose: ("X-Switchboard-Consult", from_agent.clone()),
+            call_id_kind: "consult",
+        };
+        let RungLeg {
+            invite,
+            call_id,
+            local_tag,
+            client_key,
+        } = self.ring_extra_leg(
+            now,
+            (id, leg),
+            Phone {
+                peer,
+                host: &host,
+                path: &path,
+                sip_user: &user,
+                uri,
+            },
+            caller,
+            extra.local_body.clone(),
+        );
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.consult = Some(Consult {
+                target,
+                queue,
+                outside,
+                from_agent,
+                leg,
+                call_id,
+                local_tag,
+                uac: UacLeg::calling(invite, client_key, peer, now),
+                plan,
+                media: extra,
+                in_mix: false,
+                stage: ConsultStage::Consulting,
+                complete_on_answer,
+                last_key: None,
+                phone: None,
+                holding: false,
+                refused_with: None,
+            });
+            call.hold.set(now, true);
+        }
+        self.agent_hold_changed(id, true);
+        self.apply_consult_routing(id);
+        Ok(())
+    }
+
+    /// Who a consult to `to` rings: `queue:NAME` takes the agent the ACD would offer that
+    /// queue's next call to (its strategy, its skills); an agent's id or SIP user names that
+    /// agent; a dialable number is an outside number (allow-list and route checked).
+    fn consult_target(&self, from_agent: &str, to: &str) -> Result<ConsultTarget, ConsultRefusal> {
+        if let Some(queue) = to.strip_prefix("queue:") {
+            if self.config.queue(queue).is_none() {
+                return Err(ConsultRefusal::UnknownTarget(to.to_owned()));
+            }
+            let agent = self
+                .acd
+                .best_ready_agent(&acd::QueueId::from(queue))
+                .ok_or_else(|| ConsultRefusal::NoReadyAgent(queue.to_owned()))?;
+            return Ok(ConsultTarget::Agent {
+                agent: agent.to_string(),
+                queue: Some(queue.to_owned()),
+            });
+        }
+        let agent = self
             .config
             .agents
             .iter()
             .find(|a| a.id == to || a.sip_user == to)
-            .map(|a| a.id.clone())
-            .ok_or_else(|| ConsultRefusal::UnknownTarget(to.to_owned()))?;
+            .map(|a| a.id.clone());
+        match agent {
+            Some(agent) => Ok(ConsultTarget::Agent { agent, queue: None }),
+            None if super::outbound::route::is_dialable(to) => {
+                outside::resolve(&self.config, from_agent, to).map(ConsultTarget::Outside)
+            }
+            None => Err(ConsultRefusal::UnknownTarget(to.to_owned())),
+        }
+    }
+
+    /// Checks the consulted agent (Ready, not the consulting agent), reserves a leg of the
+    /// call's session for their registered phone and takes them out of the ACD meanwhile.
+    fn reserve_agent_consult(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        from_agent: &str,
+        target: String,
+        queue: Option<String>,
+    ) -> Result<ConsultLeg, ConsultRefusal> {
         if target == from_agent {
             return Err(ConsultRefusal::OwnCall);
         }
@@ -282,55 +479,56 @@ impl Switch {
             Ok(actions) => self.apply_acd(now, actions),
             Err(error) => tracing::debug!(agent = %target, %error, "not-ready for a consult"),
         }
-        // Supervisors watch a two-party conversation; a consult changes who hears whom.
-        self.release_monitors(now, id);
+        let phone = Phone::registered(&binding, &entry.sip_user, uri);
+        Ok(ConsultLeg {
+            peer: phone.peer,
+            host: phone.host.to_owned(),
+            path: phone.path.to_vec(),
+            user: entry.sip_user.clone(),
+            uri: phone.uri,
+            calling_user: from_agent.to_owned(),
+            target,
+            queue,
+            outside: false,
+            leg,
+            extra,
+            plan,
+        })
+    }
 
-        tracing::info!(call = id, %from_agent, %target, peer = %binding.source, complete_on_answer, "consulting");
-        // Responses and the ring timeout reach the consult through the supervisor's paths
-        // (an extra leg rung by Switchboard), which hand them over here.
-        let caller = Caller {
-            display: format!("Consult {from_agent}"),
-            user: &from_agent,
-            purpose: ("X-Switchboard-Consult", from_agent.clone()),
-            call_id_kind: "consult",
-        };
-        let RungLeg {
-            invite,
-            call_id,
-            local_tag,
-            client_key,
-        } = self.ring_extra_leg(
-            now,
-            (id, leg),
-            Phone {
-                binding: &binding,
-                sip_user: &entry.sip_user,
-                uri,
-            },
-            caller,
-            extra.local_body.clone(),
-        );
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.consult = Some(Consult {
-                target,
-                from_agent,
-                leg,
-                call_id,
-                local_tag,
-                uac: UacLeg::calling(invite, client_key, binding.source, now),
-                plan,
-                media: extra,
-                in_mix: false,
-                stage: ConsultStage::Consulting,
-                complete_on_answer,
-                last_key: None,
-                phone: None,
-            });
-            call.hold.set(now, true);
-        }
-        self.agent_hold_changed(id, true);
-        self.apply_consult_routing(id);
-        Ok(())
+    /// Reserves a leg of the call's session for a consult to an outside number, rung at the
+    /// gateway of its route's first trunk.
+    fn reserve_outside_consult(
+        &mut self,
+        id: CallNumber,
+        number: outside::OutsideNumber,
+    ) -> Result<ConsultLeg, ConsultRefusal> {
+        let host = number.gateway.addr.to_string();
+        let uri = sip::rsip::Uri::try_from(format!("sip:{}@{host}", number.sent).as_str())
+            .map_err(|_| ConsultRefusal::NoRoute(number.dialled.clone()))?;
+        let leg = self
+            .media
+            .free_extra_leg(id)
+            .ok_or(ConsultRefusal::NoRoom)?;
+        let (extra, plan) = self
+            .media
+            .offer_extra_leg()
+            .map_err(|_| ConsultRefusal::NoRoom)?;
+        self.media.reserve_extra_leg(id, leg, extra.ports);
+        Ok(ConsultLeg {
+            target: number.dialled,
+            queue: None,
+            outside: true,
+            peer: number.gateway,
+            host,
+            path: Vec::new(),
+            user: number.sent,
+            uri,
+            calling_user: number.caller_id,
+            leg,
+            extra,
+            plan,
+        })
     }
 
     /// `POST /api/calls/{id}/cancel`: the colleague's leg ends and the caller is back with
@@ -426,7 +624,9 @@ impl Switch {
                 to: consult.target.clone(),
                 kind: ::cdr::TransferKind::Attended,
             });
-            call.last_agent = Some(acd::AgentId::from(consult.target.as_str()));
+            if !consult.outside {
+                call.last_agent = Some(acd::AgentId::from(consult.target.as_str()));
+            }
         }
         if conference {
             call.conference_ended = Some(now);
@@ -457,10 +657,12 @@ impl Switch {
         }
         // In the ACD the call passes to the colleague: the first agent goes to wrap-up, the
         // colleague (Not ready for the consult) is on the call, and goes to wrap-up at its end.
+        // (An outside number is nobody in the ACD: the call leaves it with the first agent.)
         let colleague = self
             .calls
             .get(&id)
             .and_then(|c| c.consult.as_ref())
+            .filter(|c| !c.outside)
             .map(|c| acd::AgentId::from(c.target.as_str()));
         let handed =
             colleague.map(|colleague| self.acd.hand_over(now, acd::CallId(id), &colleague));
@@ -585,8 +787,9 @@ impl Switch {
             started: self.wall(consult.uac.started),
             answered: consult.uac.answered_at().map(|a| self.wall(a)),
             ended: self.wall(now),
-            sip_cause: None,
+            sip_cause: consult.refused_with,
             party: Some(consult.target.clone()),
+            queue: consult.queue.clone(),
         }
     }
 
@@ -613,6 +816,17 @@ impl Switch {
             );
             self.media.command(id, MediaCommand::SetRouting(routing));
         }
+    }
+
+    /// The leg the call's agent talks on: the consulted colleague's once the first agent has
+    /// left (a completed attended transfer), else the agent leg. What is meant for "the
+    /// agent" (the caller's hold music) goes there.
+    pub(super) fn agent_talk_leg(&self, id: CallNumber) -> Leg {
+        self.calls
+            .get(&id)
+            .and_then(|c| c.consult.as_ref())
+            .filter(|c| c.stage == ConsultStage::Transferred && c.in_mix)
+            .map_or(Leg::Agent, |c| c.leg)
     }
 
     /// The call has a consult on `leg` (the supervisor's paths ask before handling it).
@@ -649,11 +863,11 @@ impl Switch {
             return;
         }
         if !answered {
-            tracing::info!(
-                call = id,
-                code = response.status_code.code(),
-                "consulted phone refused"
-            );
+            let code = response.status_code.code();
+            tracing::info!(call = id, code, "consulted phone refused");
+            if let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) {
+                consult.refused_with = Some(code);
+            }
             self.end_consult_leg(now, id, false);
             return;
         }
@@ -904,6 +1118,7 @@ impl Switch {
                     self.end_consult_leg(now, id, false);
                 }
             }
+            Method::Invite | Method::Update => self.consult_reoffer(now, id, key, request),
             Method::Options => {
                 let mut ok = response_to(&request, 200, None);
                 self.add_capabilities(&mut ok.headers);
@@ -919,6 +1134,73 @@ impl Switch {
             }
         }
         None
+    }
+
+    /// A re-INVITE or UPDATE from the colleague's phone: answered by Switchboard (the media
+    /// stays anchored). Once the colleague has the call (a completed transfer), their hold
+    /// is the agent's hold: the caller hears the music until they resume.
+    fn consult_reoffer(
+        &mut self,
+        now: Instant,
+        id: CallNumber,
+        key: TransactionKey,
+        request: Request,
+    ) {
+        let Some(consult) = self.calls.get_mut(&id).and_then(|c| c.consult.as_mut()) else {
+            return;
+        };
+        let leg = consult.leg;
+        let transport = consult
+            .uac
+            .dialog()
+            .map_or(sip::Transport::Udp, |d| d.peer.transport);
+        let (offered, answer) = if request.body.is_empty() {
+            // An offer asked of us: the last one, as for any leg (its answer comes in the ACK).
+            let last = consult.media.sdp.last().map(<[u8]>::to_vec);
+            (None, last.unwrap_or_default())
+        } else {
+            match self
+                .media
+                .answer_extra_reoffer(&mut consult.media, &request.body)
+            {
+                Ok((config, direction, answer)) => (Some((config, direction)), answer),
+                Err(error) => {
+                    self.reply_error(now, &key, &request, error.sip_status(), &error.to_string());
+                    return;
+                }
+            }
+        };
+        let mut ok = response_to(&request, 200, None);
+        push_header(&mut ok.headers, "Contact", self.contact(transport));
+        if !answer.is_empty() {
+            push_header(&mut ok.headers, "Content-Type", "application/sdp");
+            ok.body = answer;
+        }
+        self.send_response(now, &key, ok);
+        let Some((config, direction)) = offered else {
+            return;
+        };
+        self.media
+            .command(id, MediaCommand::UpdateLeg { leg, config });
+        self.media
+            .command(id, MediaCommand::Direction { leg, direction });
+        let holding = matches!(
+            direction,
+            media::sdp::Direction::SendOnly | media::sdp::Direction::Inactive
+        );
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(consult) = call.consult.as_mut() else {
+            return;
+        };
+        let changed = consult.holding != holding;
+        consult.holding = holding;
+        if changed && consult.stage == ConsultStage::Transferred {
+            tracing::info!(call = id, holding, "consulted agent hold changed");
+            call.hold.set(now, holding || call.api_hold);
+            self.agent_hold_changed(id, holding);
+        }
     }
 
     /// A request inside the first agent's own consult call; gives it back when it is not one.
@@ -1022,7 +1304,20 @@ impl Switch {
             .iter()
             .any(|a| a.id == dialled || a.sip_user == dialled)
             && !self.config.numbers.iter().any(|n| n.did == dialled);
-        names_agent && self.consulting_call_of(&agent).is_some()
+        (names_agent || self.names_consultable_queue(dialled))
+            && self.consulting_call_of(&agent).is_some()
+    }
+
+    /// `dialled` is a queue's name (and neither an agent nor a number Switchboard serves,
+    /// which keep their meaning): an agent on a call dialling it consults that queue.
+    fn names_consultable_queue(&self, dialled: &str) -> bool {
+        self.config.queue(dialled).is_some()
+            && !self
+                .config
+                .agents
+                .iter()
+                .any(|a| a.id == dialled || a.sip_user == dialled)
+            && !self.config.numbers.iter().any(|n| n.did == dialled)
     }
 
     /// The connected call `agent` talks on with anchored media, if any.
@@ -1089,15 +1384,21 @@ impl Switch {
                 return;
             }
         };
-        if let Err(refusal) = self.start_consult(now, id, dialled, false) {
+        // A queue's name dialled is a consult to the queue (its best Ready agent).
+        let target = if self.names_consultable_queue(dialled) {
+            format!("queue:{dialled}")
+        } else {
+            dialled.to_owned()
+        };
+        if let Err(refusal) = self.start_consult(now, id, &target, false) {
             self.media.release_unused(extra.ports);
-            let code = match refusal {
-                ConsultRefusal::UnknownTarget(_) => 404,
-                ConsultRefusal::OwnCall => 403,
-                ConsultRefusal::NotReady(_) | ConsultRefusal::Unreachable(_) => 480,
-                _ => 486,
-            };
-            self.reply_error(now, &key, &request, code, &refusal.to_string());
+            self.reply_error(
+                now,
+                &key,
+                &request,
+                refusal.sip_status(),
+                &refusal.to_string(),
+            );
             return;
         }
         let Some(leg) = self.media.free_extra_leg(id) else {
@@ -1176,6 +1477,36 @@ mod tests {
         assert_eq!(heard_by(&left, colleague), vec![Leg::Trunk]);
         let transferred = consult_routing(ConsultStage::Transferred, false, colleague, true);
         assert_eq!(transferred, left);
+    }
+
+    #[test]
+    fn refusals_of_queue_and_number_consults_have_stable_answers() {
+        let cases = [
+            (
+                ConsultRefusal::NoReadyAgent("billing".into()),
+                (409, "no_ready_agent"),
+                480,
+            ),
+            (
+                ConsultRefusal::NotAllowed("+33".into()),
+                (403, "number_not_allowed"),
+                403,
+            ),
+            (
+                ConsultRefusal::NoRoute("+44".into()),
+                (404, "unknown_target"),
+                404,
+            ),
+            (
+                ConsultRefusal::UnknownTarget("queue:x".into()),
+                (404, "unknown_target"),
+                404,
+            ),
+        ];
+        for (refusal, api, sip) in cases {
+            assert_eq!(refusal.api_status(), api, "{refusal}");
+            assert_eq!(refusal.sip_status(), sip, "{refusal}");
+        }
     }
 
     #[test]

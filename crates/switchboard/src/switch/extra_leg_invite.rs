@@ -25,11 +25,29 @@ pub(super) struct Caller<'a> {
     pub call_id_kind: &'static str,
 }
 
-/// The phone to ring: its registration, its user part and the Contact to send to.
+/// The phone to ring: where requests go, its user part and the Contact to send to.
 pub(super) struct Phone<'a> {
-    pub binding: &'a Binding,
+    /// Where the INVITE goes: the registration's source, or a carrier's gateway.
+    pub peer: sip::Peer,
+    /// The host named in From and To: the registered Contact's, or the gateway's.
+    pub host: &'a str,
+    /// Route headers: a registration's Path (RFC 3327), none for a gateway.
+    pub path: &'a [String],
     pub sip_user: &'a str,
     pub uri: Uri,
+}
+
+impl<'a> Phone<'a> {
+    /// A registered phone: requests go where its REGISTER came from, through its Path.
+    pub(super) fn registered(binding: &'a Binding, sip_user: &'a str, uri: Uri) -> Phone<'a> {
+        Phone {
+            peer: binding.source,
+            host: sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid"),
+            path: &binding.path,
+            sip_user,
+            uri,
+        }
+    }
 }
 
 /// Why a phone cannot be rung into a call.
@@ -100,18 +118,18 @@ impl Switch {
         offer: Vec<u8>,
     ) -> RungLeg {
         let Phone {
-            binding,
+            peer,
+            host,
+            path,
             sip_user,
             uri,
         } = phone;
-        let peer = binding.source;
-        let host = sip::headers::uri_host_port(&binding.contact).unwrap_or("invalid");
         let call_id = format!("{}-{}@switchboard", self.ids.tag(), caller.call_id_kind);
         let local_tag = self.ids.tag();
         let mut headers = sip::rsip::Headers::default();
         push_header(&mut headers, "Via", self.via(peer));
         push_header(&mut headers, "Max-Forwards", "70");
-        for hop in &binding.path {
+        for hop in path {
             push_header(&mut headers, "Route", hop.clone());
         }
         push_header(

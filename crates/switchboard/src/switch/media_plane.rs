@@ -914,18 +914,19 @@ impl MediaPlane {
         Ok(leg.config)
     }
 
-    /// A new offer (re-INVITE/UPDATE) on an extra leg: its new remote side and the answer.
+    /// A new offer (re-INVITE/UPDATE) on an extra leg: its new remote side, the direction
+    /// offered (a hold is `sendonly` or `inactive`) and the answer.
     pub fn answer_extra_reoffer(
         &self,
         leg: &mut ExtraLeg,
         offer: &[u8],
-    ) -> Result<(LegConfig, Vec<u8>), MediaError> {
+    ) -> Result<(LegConfig, Direction, Vec<u8>), MediaError> {
         let parsed = SessionDescription::parse(offer)?;
         let keep = leg.config.codec.map(|(codec, _)| codec);
         let local = self.local(leg.ports);
-        let (config, _, answer) = negotiate_leg(&parsed, keep, &mut leg.sdp, local, None)?;
+        let (config, direction, answer) = negotiate_leg(&parsed, keep, &mut leg.sdp, local, None)?;
         leg.config = config;
-        Ok((config, answer))
+        Ok((config, direction, answer))
     }
 
     /// Adds an extra leg to the running session of `call`; its ports are tracked until the

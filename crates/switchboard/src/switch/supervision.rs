@@ -361,11 +361,7 @@ impl Switch {
         } = self.ring_extra_leg(
             now,
             (id, leg),
-            Phone {
-                binding: &binding,
-                sip_user: &entry.sip_user,
-                uri,
-            },
+            Phone::registered(&binding, &entry.sip_user, uri),
             caller,
             extra.local_body.clone(),
         );
@@ -691,7 +687,7 @@ impl Switch {
         } else {
             self.media
                 .answer_extra_reoffer(&mut monitor.media, &request.body)
-                .map(|(config, answer)| (Some(config), answer))
+                .map(|(config, _, answer)| (Some(config), answer))
         };
         match answer {
             Ok((config, answer)) => {

@@ -102,7 +102,7 @@ const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     (
         "post",
         "/api/calls/{id}/consult",
-        "Caller on hold (music), ring an agent to talk to the call's agent: {\"to\": agent}",
+        "Caller on hold (music), ring an agent to talk to the call's agent: {\"to\": agent | \"queue:NAME\" | number} (a queue's best Ready agent; a number through its outbound route)",
         "agent (own call), supervisor, admin",
     ),
     (

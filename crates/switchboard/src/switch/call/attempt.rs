@@ -230,6 +230,7 @@ impl Call {
             ended: self.clock.at(ended),
             sip_cause,
             party: Some(leg.agent.to_string()),
+            queue: None,
         }
     }
 }

@@ -73,6 +73,7 @@ impl Call {
             ended: self.clock.at(now),
             sip_cause,
             party: Some(self.trunk.clone()),
+            queue: None,
         }];
         legs.extend(self.ended_legs.iter().cloned());
         // The attempt still on when the call ended: the answered one, or one still ringing.

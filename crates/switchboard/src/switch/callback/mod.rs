@@ -1009,6 +1009,7 @@ impl Switch {
                 call_id: String::new(),
                 peer: attempt.trunk.clone().unwrap_or_default(),
                 party: attempt.trunk.clone(),
+                queue: None,
                 started: attempt.at,
                 answered: (attempt.result == CallbackResult::Answered).then_some(attempt.at),
                 ended: self.wall(now),

@@ -573,6 +573,7 @@ impl Switch {
             ended: wall_now,
             sip_cause,
             party: None,
+            queue: None,
         };
         let started = self.wall(started);
         if let Some(call) = self.outbound.get_mut(id) {
@@ -661,6 +662,7 @@ impl Switch {
             ended: self.wall(now),
             sip_cause,
             party: None,
+            queue: None,
         }];
         legs.extend(call.failed_legs.iter().cloned());
         if let Some(leg) = &call.carrier {
@@ -673,6 +675,7 @@ impl Switch {
                 ended: self.wall(now),
                 sip_cause: None,
                 party: None,
+                queue: None,
             });
         }
         let answered = call.answered;

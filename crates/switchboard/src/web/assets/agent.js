@@ -11,7 +11,9 @@ let connectedCall = false;
 
 // The consult API's refusals, in words (docs/api.md lists the codes).
 const consultRefusals = {
-  unknown_target: "There is no agent with that id.",
+  unknown_target: "There is no agent, queue or reachable number by that name.",
+  no_ready_agent: "Nobody in that queue is Ready: try again shortly.",
+  number_not_allowed: "You may not dial that number.",
   target_not_ready: "That agent is not Ready: they cannot take a consult now.",
   target_unreachable: "That agent has no phone registered.",
   own_call: "You cannot consult yourself.",
