@@ -396,8 +396,9 @@ pub async fn run_from_file(
                 }
             }
         }
-        // In one go: UDP messages leave in batches, one system call for many (issue 12).
-        transports.send_all(std::iter::from_fn(|| switch.poll_transmit()));
+        while let Some(transmit) = switch.poll_transmit() {
+            transports.send(transmit);
+        }
         while let Some((peer, until)) = switch.poll_connection_pin() {
             transports.keep_connection(peer, until);
         }

@@ -301,21 +301,6 @@ impl Transports {
         Ok(Self { inner })
     }
 
-    /// Sends many messages: UDP ones batched into as few system calls as possible (see
-    /// `udp::send_many`), the others one by one as [`Transports::send`] does, each in order.
-    pub fn send_all(&self, transmits: impl IntoIterator<Item = Transmit>) {
-        let mut datagrams = Vec::new();
-        for transmit in transmits {
-            match transmit.peer.transport {
-                Transport::Udp => datagrams.push((transmit.peer.addr, transmit.data)),
-                _ => self.send(transmit),
-            }
-        }
-        if !datagrams.is_empty() {
-            udp::send_many(&self.inner, datagrams);
-        }
-    }
-
     /// Sends without waiting. UDP goes straight to the socket (or to a task when the socket
     /// buffer is full); TCP goes to the connection's writer, opening one if needed; TLS goes
     /// to the open connection, or to one opened as its [`TlsTarget`] says (see

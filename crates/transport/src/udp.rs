@@ -68,88 +68,14 @@ pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>, loca
     }
 }
 
-/// The socket that sends to `to`: the first bound in `to`'s address family, else the first.
-fn socket_for(inner: &Inner, to: SocketAddr) -> Option<&Arc<UdpSocket>> {
-    inner
+pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
+    let Some(socket) = inner
         .udp
         .iter()
         .find(|endpoint| endpoint.local.is_ipv4() == to.is_ipv4())
         .or_else(|| inner.udp.first())
         .map(|endpoint| &endpoint.socket)
-}
-
-/// Datagrams to send: each destination and its bytes.
-type Datagrams = Vec<(SocketAddr, Bytes)>;
-
-/// The most datagrams handed to the kernel in one `sendmmsg`.
-const SEND_BATCH: usize = 64;
-
-/// Sends many datagrams with as few system calls as the kernel takes them in: one
-/// `sendmmsg(2)` per socket for up to 64 messages. Call control answers a burst of
-/// requests with a burst of messages to many peers; one `sendto` each cost a system call
-/// entry and exit per message (13 % of the call-control thread under load). Whatever the
-/// kernel does not take at once (a full buffer) goes the one-by-one way, which waits for
-/// room.
-pub(crate) fn send_many(inner: &Arc<Inner>, datagrams: Datagrams) {
-    let mut by_socket: Vec<(Arc<UdpSocket>, Datagrams)> = Vec::new();
-    for (to, data) in datagrams {
-        let Some(socket) = socket_for(inner, to) else {
-            inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        match by_socket.iter_mut().find(|(s, _)| Arc::ptr_eq(s, socket)) {
-            Some((_, batch)) => batch.push((to, data)),
-            None => by_socket.push((socket.clone(), vec![(to, data)])),
-        }
-    }
-    for (socket, batch) in by_socket {
-        let mut rest = batch.as_slice();
-        while !rest.is_empty() {
-            let (chunk, after) = rest.split_at(rest.len().min(SEND_BATCH));
-            let sent = send_chunk(&socket, chunk);
-            inner.stats.sent.fetch_add(sent as u64, Ordering::Relaxed);
-            if sent < chunk.len() {
-                for (to, data) in &rest[sent..] {
-                    send(inner, *to, data.clone());
-                }
-                break;
-            }
-            rest = after;
-        }
-    }
-}
-
-/// One `sendmmsg` of `chunk` on `socket`; returns how many datagrams the kernel took (0 when
-/// it took none, e.g. a full send buffer).
-fn send_chunk(socket: &UdpSocket, chunk: &[(SocketAddr, Bytes)]) -> usize {
-    use nix::sys::socket::{sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
-    use std::io::IoSlice;
-    use std::os::fd::AsRawFd;
-    let slices: Vec<[IoSlice<'_>; 1]> =
-        chunk.iter().map(|(_, data)| [IoSlice::new(data)]).collect();
-    let addresses: Vec<Option<SockaddrStorage>> = chunk
-        .iter()
-        .map(|(to, _)| Some(SockaddrStorage::from(*to)))
-        .collect();
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-    match sendmmsg(
-        socket.as_raw_fd(),
-        &mut headers,
-        &slices,
-        &addresses,
-        [],
-        MsgFlags::MSG_DONTWAIT,
-    ) {
-        Ok(results) => results.count(),
-        Err(error) => {
-            tracing::debug!(%error, "sendmmsg took no datagram");
-            0
-        }
-    }
-}
-
-pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
-    let Some(socket) = socket_for(inner, to) else {
+    else {
         inner.stats.send_errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
