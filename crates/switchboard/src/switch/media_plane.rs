@@ -1735,6 +1735,37 @@ m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r
     }
 
     #[test]
+    fn a_reoffer_decides_rtcp_mux_afresh_for_that_leg() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+        assert!(!media.trunk_leg.rtcp_mux);
+        let muxed = [
+            b"v=0\r\no=gw 1 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+                .as_slice(),
+            b"a=rtcp-mux\r\n",
+        ]
+        .concat();
+        let (config, _, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, &muxed)
+            .expect("same codec");
+        assert!(config.rtcp_mux && media.trunk_leg.rtcp_mux);
+        assert!(
+            text(&answer).contains("a=rtcp-mux\r\n"),
+            "{}",
+            text(&answer)
+        );
+        let plain =
+            b"v=0\r\no=gw 1 3 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40002 RTP/AVP 8\r\n";
+        let (config, _, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, plain)
+            .expect("same codec");
+        assert!(!config.rtcp_mux);
+        assert!(!text(&answer).contains("rtcp-mux"), "{}", text(&answer));
+    }
+
+    #[test]
     fn a_browsers_mid_call_webrtc_offer_is_refused_with_a_reason() {
         let mut plane = plane(2);
         let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
