@@ -14,6 +14,8 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
   benches/load/sip_load.py --rate 1000,2000,4000,8000 --seconds 10   # offered vs goodput
   benches/load/sip_load.py --rate 2000 --baseline-binary /tmp/old/switchboard  # old build, then this one
   benches/load/sip_load.py --rate 2000 --seconds 500 --rss-every 10  # soak: 1,000,000 calls, RSS table
+  benches/load/sip_load.py --rate 50 --seconds 50 --hold-ms 100000 --agents 2700 --rtp-ports 20000-31999 --live-rss
+                                                        # 2500 calls held up: KiB per live anchored call
 """
 import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
 
@@ -133,7 +135,7 @@ def probe_calls(sip_port, stop, samples):
             stop.wait(0.02)
 
 
-def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1, rtp_ports=None):
+def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1, rtp_ports=None, media_timeout_s=None):
     """The node's configuration: UDP SIP on sip_port, one trunk admitting trunk_allow, agents
     8000.. with passwords pw8000.. (see register_agents). With one queue: DID 100 to queue
     support, every agent in it. With N queues: DID 100+k to queue q{k}, and agent i has only
@@ -152,7 +154,11 @@ def node_config(work, sip_port, http_port, agents, trunk, trunk_allow, queues=1,
     media = ""
     if rtp_ports:
         low, high = rtp_ports.split("-")
-        media = f"[media]\nrtp_port_min = {int(low)}\nrtp_port_max = {int(high)}\n"
+        media = f"rtp_port_min = {int(low)}\nrtp_port_max = {int(high)}\n"
+    if media_timeout_s is not None:
+        media += f"timeout_s = {media_timeout_s}\n"
+    if media:
+        media = "[media]\n" + media
     return f"""{media}
 [sip]
 listen_udp = ["127.0.0.1:{sip_port}"]
@@ -245,7 +251,10 @@ def process_tree_cpu(pid):
 def start_switchboard(args, work, agent_port, binary):
     sip_port, http_port = free_port(), free_port()
     with open(f"{work}/load.toml", "w") as f:
-        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues, args.rtp_ports))
+        # SIPp sends no RTP: held calls would end at the media timeout (30 s) unless it is off.
+        media_timeout_s = 0 if args.live_rss else None
+        f.write(node_config(work, sip_port, http_port, args.agents, "load", "127.0.0.0/8", args.queues, args.rtp_ports,
+                            media_timeout_s))
     proc = subprocess.Popen([binary, "--log-level", "warn", "run", "--config", f"{work}/load.toml"],
                             stdout=open(f"{work}/switchboard.log", "w"), stderr=subprocess.STDOUT)
     wait_options(sip_port)
@@ -331,12 +340,18 @@ def run_load(args, rate, target, work):
         procs.append(uac)
         stop_probe, ring = threading.Event(), []
         probe = threading.Thread(target=probe_calls, args=(sip_port, stop_probe, ring), daemon=True)
-        probe.start()
+        # --live-rss: no probe calls, whose finished transactions (~50 calls/s, lingering
+        # 32 s) would be counted as the live calls' memory.
+        if not args.live_rss:
+            probe.start()
         peak_rss, mid_rss = rss0, None
         deadline = t0 + args.seconds * 3 + args.hold_ms / 1000 + 60
         stopped = False
         # (seconds since start, RSS KiB, CPU seconds) every --rss-every seconds, for soak runs.
         samples, next_sample = [(0.0, rss0, 0.0)], t0 + (args.rss_every or 0)
+        # --live-rss: every call is up and the INVITE transactions of the last one (answered
+        # by ~seconds + 1) have stopped lingering (64·T1 = 32 s), while none has hung up yet.
+        live_rss, live_at = None, t0 + args.seconds + 36
         while uac.poll() is None:
             if time.time() > deadline:
                 # Past saturation SIPp may never finish; the bench must still end and report.
@@ -349,6 +364,8 @@ def run_load(args, rate, target, work):
             peak_rss = max(peak_rss, rss)
             if mid_rss is None and time.time() - t0 > args.seconds * 0.9:
                 mid_rss = rss
+            if args.live_rss and live_rss is None and time.time() >= live_at:
+                live_rss = rss
             if args.rss_every and time.time() >= next_sample:
                 samples.append((time.time() - t0, rss, process_tree_cpu(server.pid) - cpu0))
                 next_sample += args.rss_every
@@ -364,7 +381,8 @@ def run_load(args, rate, target, work):
                 _, rss = proc_stat(server.pid)
                 samples.append((time.time() - t0, rss, process_tree_cpu(server.pid) - cpu0))
         stop_probe.set()
-        probe.join(timeout=10)
+        if probe.is_alive():
+            probe.join(timeout=10)
         stat_files = [f for f in os.listdir(work) if f.endswith(".csv") and "trunk_uac" in f and "rtt" not in f]
         success = failed = answered_otherwise = retrans_exhausted = 0
         if stat_files:
@@ -381,6 +399,7 @@ def run_load(args, rate, target, work):
         return dict(target=target, rate=rate, calls=calls, success=success, failed=failed, exit=uac.returncode,
                     stopped=stopped, elapsed=elapsed, cps=success / max(0.001, elapsed - args.hold_ms / 1000),
                     cpu=cpu1 - cpu0, ring=ring, rss0=rss0, peak_rss=peak_rss, rss1=rss1, mid_rss=mid_rss,
+                    live_rss=live_rss,
                     samples=samples,
                     load=load_at_start, work=work, answered_otherwise=answered_otherwise,
                     retrans_exhausted=retrans_exhausted, rejected=rejected)
@@ -415,6 +434,10 @@ def print_run(args, r):
         concurrent = r["rate"] * args.hold_ms / 1000
         print(f"RSS per 1000 calls  {(r['mid_rss'] - r['rss0']) / 1024 / concurrent * 1000:.1f} MiB "
               f"(at ~{concurrent:.0f} concurrent calls)")
+    if r.get("live_rss") is not None:
+        print(f"RSS per live call   {(r['live_rss'] - r['rss0']) / r['calls']:.1f} KiB: {r['calls']} calls up (media anchored), "
+              f"{(r['live_rss'] - r['rss0']) / 1024:.1f} MiB above start, sampled {args.seconds + 36} s in, "
+              f"after their INVITE transactions' linger and before any hangs up")
     if len(r.get("samples", [])) > 1:
         print("| s since start | RSS MiB | calls offered so far | CPU s |")
         print("|---:|---:|---:|---:|")
@@ -452,7 +475,14 @@ def main():
     ap.add_argument("--baseline-binary", metavar="PATH",
                     help="another switchboard binary (e.g. the build before a change), run on the same load right before "
                          "--binary at each rate and shown as target \"baseline\", so old and new are measured in one invocation")
+    ap.add_argument("--live-rss", action="store_true",
+                    help="sample RSS once every call is up and its INVITE transactions have stopped lingering "
+                         "(--seconds + 36 s), and print KiB per live anchored call; needs --hold-ms above "
+                         "(--seconds + 40) * 1000 and at least as many --agents as calls; turns the media "
+                         "timeout off, since SIPp sends no RTP")
     args = ap.parse_args()
+    if args.live_rss and args.hold_ms < (args.seconds + 40) * 1000:
+        ap.error(f"--live-rss needs --hold-ms of at least {(args.seconds + 40) * 1000} for --seconds {args.seconds}")
 
     root = tempfile.mkdtemp(prefix="sb-load-")
     results = []

@@ -44,6 +44,9 @@ pub struct MediaPlan {
     pub offerer_rtp: Option<SocketAddr>,
     /// Where the offerer wants RTCP.
     pub offerer_rtcp: Option<SocketAddr>,
+    /// The offer carries `a=rtcp-mux` (RFC 5761): the offerer's leg multiplexes RTCP on its
+    /// RTP port, and the answer it gets says so.
+    pub offerer_rtcp_mux: bool,
     /// The codec the answerer chose, once the answer is in.
     pub codec: Option<(Codec, u8)>,
     /// telephone-event payload type in the answer, once in.
@@ -52,6 +55,8 @@ pub struct MediaPlan {
     pub answerer_rtp: Option<SocketAddr>,
     /// Where the answerer wants RTCP, once the answer is in.
     pub answerer_rtcp: Option<SocketAddr>,
+    /// The answer accepted the offered `a=rtcp-mux`: the answerer's leg multiplexes too.
+    pub answerer_rtcp_mux: bool,
     /// Direction the answerer chose, once the answer is in.
     pub answer_direction: Option<Direction>,
 }
@@ -78,10 +83,12 @@ pub fn anchor_offer(
         offer_direction: parsed.media[accepted.media_index].direction(),
         offerer_rtp: accepted.remote_rtp,
         offerer_rtcp: accepted.remote_rtcp,
+        offerer_rtcp_mux: accepted.rtcp_mux,
         codec: None,
         answered_telephone_event: None,
         answerer_rtp: None,
         answerer_rtcp: None,
+        answerer_rtcp_mux: false,
         answer_direction: None,
     };
     Ok((plan, rewritten.to_bytes()))
@@ -125,13 +132,20 @@ pub fn anchor_answer(
     let codec = codec.ok_or(NoCommonCodec {
         reason: "the answer picked no codec from the offer",
     })?;
-    let rewritten = sdp::rewrite(&parsed, local.ip(), plan.media_index, local.port());
+    let answerer_rtcp_mux = plan.offerer_rtcp_mux && media.rtcp_mux();
+    let mut rewritten = sdp::rewrite(&parsed, local.ip(), plan.media_index, local.port());
+    // Each leg's RTCP ends at Switchboard: the offerer's leg multiplexes exactly when it
+    // offered to, whatever the answerer chose for its own leg.
+    if let Some(section) = rewritten.media.get_mut(plan.media_index) {
+        section.set_rtcp_mux(plan.offerer_rtcp_mux);
+    }
     let plan = MediaPlan {
         codec: Some(codec),
         answered_telephone_event: telephone_event
             .filter(|_| plan.offered_telephone_event.is_some()),
         answerer_rtp: parsed.rtp_address(plan.media_index),
         answerer_rtcp: parsed.rtcp_address(plan.media_index),
+        answerer_rtcp_mux,
         answer_direction: Some(media.direction()),
         ..plan.clone()
     };
@@ -202,6 +216,52 @@ m=audio 16384 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-ev
             text.contains("c=IN IP4 203.0.113.1\r\n") && text.contains("m=audio 20000 "),
             "{text}"
         );
+    }
+
+    const MUX_ANSWER: &[u8] =
+        b"v=0\r\no=phone 9 9 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\n\
+m=audio 16384 RTP/AVP 0\r\na=rtcp-mux\r\n";
+    const PLAIN_ANSWER: &[u8] =
+        b"v=0\r\no=phone 9 9 IN IP4 192.168.1.20\r\ns=-\r\nc=IN IP4 192.168.1.20\r\nt=0 0\r\n\
+m=audio 16384 RTP/AVP 0\r\n";
+
+    fn mux_offer() -> Vec<u8> {
+        let mut offer = TRUNK_OFFER.to_vec();
+        offer.extend_from_slice(b"a=rtcp-mux\r\n");
+        offer
+    }
+
+    #[test]
+    fn an_offered_rtcp_mux_is_answered_to_the_offerer_whatever_the_answerer_chose() {
+        let (plan, offer) = anchor_offer(&mux_offer(), agent_side(), &Codec::ALL).expect("ok");
+        assert!(plan.offerer_rtcp_mux);
+        let offer = String::from_utf8(offer).expect("utf8");
+        assert!(offer.contains("a=rtcp-mux\r\n"), "offered on: {offer}");
+
+        // The answerer declines: its leg keeps RTCP apart, the offerer's answer still muxes.
+        let (declined, bytes) = anchor_answer(&plan, PLAIN_ANSWER, trunk_side()).expect("ok");
+        assert!(!declined.answerer_rtcp_mux);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert_eq!(text.matches("a=rtcp-mux\r\n").count(), 1, "{text}");
+
+        // The answerer accepts: both legs multiplex.
+        let (accepted, bytes) = anchor_answer(&plan, MUX_ANSWER, trunk_side()).expect("ok");
+        assert!(accepted.answerer_rtcp_mux);
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert_eq!(text.matches("a=rtcp-mux\r\n").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn rtcp_mux_in_an_answer_to_an_offer_without_it_is_ignored() {
+        let (plan, _) = anchor_offer(TRUNK_OFFER, agent_side(), &Codec::ALL).expect("ok");
+        assert!(!plan.offerer_rtcp_mux);
+        let (checked, bytes) = anchor_answer(&plan, MUX_ANSWER, trunk_side()).expect("ok");
+        assert!(
+            !checked.answerer_rtcp_mux,
+            "RFC 5761 §5.1.1: not offered, not agreed"
+        );
+        let text = String::from_utf8(bytes).expect("utf8");
+        assert!(!text.contains("rtcp-mux"), "{text}");
     }
 
     #[test]

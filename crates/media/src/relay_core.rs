@@ -38,6 +38,20 @@ pub struct LegConfig {
     /// The leg's SDES keys when it speaks SRTP: the session unprotects what it reads and
     /// protects what it sends, so everything inside the session sees plain RTP.
     pub srtp: Option<crate::srtp::SrtpPolicy>,
+    /// The leg's SDP agreed on `a=rtcp-mux` (RFC 5761): its RTCP comes and goes on the RTP
+    /// port, to and from its RTP address.
+    pub rtcp_mux: bool,
+}
+
+impl LegConfig {
+    /// Where this leg's RTCP goes according to its SDP: the RTP address when multiplexed.
+    fn signalled_rtcp(&self) -> Option<SocketAddr> {
+        if self.rtcp_mux {
+            self.remote_rtp
+        } else {
+            self.remote_rtcp
+        }
+    }
 }
 
 /// What became of one datagram handed to [`RelayCore::handle_rtp`] / [`RelayCore::handle_rtcp`].
@@ -140,7 +154,16 @@ struct LegState {
     /// receive, Switchboard sends it no RTP (RTCP goes on, RFC 3264 §5.1); when it is not
     /// `sendrecv` (hold), its silence is legitimate.
     direction: Direction,
+    /// RTCP shares the RTP port (RFC 5761).
+    rtcp_mux: bool,
     report: LegReport,
+}
+
+/// Whether a datagram read from a multiplexing leg's RTP port is RTCP (RFC 5761 §4): version
+/// 2 and a second byte in 192-223, where RTCP packet types lie and RTP payload types
+/// (marker bit included) must not.
+pub fn is_multiplexed_rtcp(datagram: &[u8]) -> bool {
+    matches!(datagram, [first, second, ..] if first >> 6 == 2 && (192..=223).contains(second))
 }
 
 /// Whether a leg that declared `direction` wants RTP.
@@ -160,7 +183,8 @@ impl LegState {
             present,
             direction: Direction::SendRecv,
             rtp_latch: RemoteLatch::new(config.remote_rtp, relatch_after),
-            rtcp_latch: RemoteLatch::new(config.remote_rtcp, relatch_after),
+            rtcp_latch: RemoteLatch::new(config.signalled_rtcp(), relatch_after),
+            rtcp_mux: config.rtcp_mux,
             stats: RtpStats::new(CLOCK_RATE),
             dtmf: TelephoneEventReceiver::new(),
             telephone_event: config.telephone_event,
@@ -269,6 +293,14 @@ impl RelayCore {
             .flatten()
     }
 
+    /// Whether `leg` multiplexes RTCP on its RTP port (RFC 5761): the I/O layer then hands
+    /// RTCP read from that port to [`RelayCore::handle_rtcp`] and sends the leg's RTCP from it.
+    pub fn rtcp_mux(&self, leg: Leg) -> bool {
+        self.legs
+            .get(leg.index())
+            .is_some_and(|state| state.rtcp_mux)
+    }
+
     /// An RTP datagram arrived from `leg` at `source`: decides whether and where it goes on.
     pub fn handle_rtp(
         &mut self,
@@ -289,8 +321,9 @@ impl RelayCore {
             state.report.dropped_invalid += 1;
             return Disposition::Dropped;
         };
-        // RTCP multiplexed on the RTP port (RFC 5761) is not negotiated here: refuse it rather
-        // than let it pollute sequence statistics.
+        // RTCP on the RTP port of a leg that did not agree on rtcp-mux (RFC 5761; a leg that
+        // did has it split off before this): refuse it rather than let it pollute sequence
+        // statistics.
         if (72..=76).contains(&packet.payload_type()) {
             state.report.dropped_invalid += 1;
             return Disposition::Dropped;
@@ -406,7 +439,8 @@ impl RelayCore {
             return; // an extra leg must be added first (it needs its sockets)
         };
         state.rtp_latch.set_signalled(config.remote_rtp);
-        state.rtcp_latch.set_signalled(config.remote_rtcp);
+        state.rtcp_latch.set_signalled(config.signalled_rtcp());
+        state.rtcp_mux = config.rtcp_mux;
         state.telephone_event = config.telephone_event;
         state.present = true;
         self.refresh_watch(now, leg);
@@ -560,6 +594,7 @@ mod tests {
                 telephone_event: Some(101),
                 codec: None,
                 srtp: None,
+                rtcp_mux: false,
             },
             Some(LegConfig {
                 remote_rtp: Some(addr("192.168.1.20:16384")),
@@ -567,6 +602,7 @@ mod tests {
                 telephone_event: Some(101),
                 codec: None,
                 srtp: None,
+                rtcp_mux: false,
             }),
             Some(Duration::from_secs(30)),
             Duration::from_secs(2),
@@ -726,6 +762,54 @@ mod tests {
         );
         assert_eq!(relay.report(Leg::Agent).rtcp_forwarded, 1);
         assert_eq!(relay.report(Leg::Agent).dropped_invalid, 1);
+    }
+
+    #[test]
+    fn rtcp_toward_an_rtcp_mux_leg_goes_to_its_rtp_address() {
+        let t0 = Instant::now();
+        let mut relay = core(t0);
+        let trunk_rtp = addr("198.51.100.7:40000");
+        relay.update_leg(
+            t0,
+            Leg::Trunk,
+            LegConfig {
+                remote_rtp: Some(trunk_rtp),
+                remote_rtcp: Some(addr("198.51.100.7:40001")),
+                rtcp_mux: true,
+                ..LegConfig::default()
+            },
+        );
+        assert!(relay.rtcp_mux(Leg::Trunk));
+        assert!(!relay.rtcp_mux(Leg::Agent));
+        let report = [0x80, 201, 0, 1, 0, 0, 0, 9];
+        assert_eq!(
+            relay
+                .handle_rtcp(t0, Leg::Agent, addr("192.168.1.20:16385"), &report)
+                .destination(),
+            Some(trunk_rtp),
+            "the a=rtcp port is ignored once multiplexed"
+        );
+        // And the trunk's own RTCP is taken from its RTP address.
+        assert_eq!(
+            relay
+                .handle_rtcp(t0, Leg::Trunk, trunk_rtp, &report)
+                .destination(),
+            Some(addr("192.168.1.20:16385"))
+        );
+    }
+
+    #[test]
+    fn multiplexed_rtcp_is_told_from_rtp_by_its_second_byte() {
+        for packet_type in [192u8, 200, 201, 205, 206, 223] {
+            assert!(is_multiplexed_rtcp(&[0x80, packet_type, 0, 1]));
+        }
+        // PCMU, PCMA, telephone-event, with and without the marker bit; RTP version 1; runts.
+        for second in [0u8, 8, 101, 0x80, 0x88, 0x80 | 101, 224, 191] {
+            assert!(!is_multiplexed_rtcp(&[0x80, second, 0, 1]));
+        }
+        assert!(!is_multiplexed_rtcp(&[0x40, 200, 0, 1]));
+        assert!(!is_multiplexed_rtcp(&[0x80]));
+        assert!(!is_multiplexed_rtcp(&[]));
     }
 
     #[test]

@@ -246,6 +246,21 @@ impl MediaDescription {
         Some(RtcpAttribute { port, connection })
     }
 
+    /// Whether the section carries `a=rtcp-mux` (RFC 5761 §5.1.1): RTCP on the RTP port.
+    pub fn rtcp_mux(&self) -> bool {
+        self.attributes
+            .iter()
+            .any(|a| a.name == RTCP_MUX && a.value.is_none())
+    }
+
+    /// Adds or removes `a=rtcp-mux`, so the section says `mux` and nothing else.
+    pub fn set_rtcp_mux(&mut self, mux: bool) {
+        self.attributes.retain(|a| a.name != RTCP_MUX);
+        if mux {
+            self.attributes.push(Attribute::flag(RTCP_MUX));
+        }
+    }
+
     /// The `a=ptime:` value in milliseconds, if present.
     pub fn ptime(&self) -> Option<u32> {
         self.attribute_values("ptime")
@@ -585,6 +600,9 @@ pub struct Answer {
     pub remote_rtcp: Option<SocketAddr>,
     /// Offered packetisation time, if any.
     pub ptime: Option<u32>,
+    /// The offer carries `a=rtcp-mux`: the answer accepts it (RFC 5761 §5.1.1) and the leg's
+    /// RTCP shares its RTP port.
+    pub rtcp_mux: bool,
 }
 
 impl Answer {
@@ -607,6 +625,7 @@ pub struct NoCommonCodec {
 }
 
 const TELEPHONE_EVENT: &str = "telephone-event";
+const RTCP_MUX: &str = "rtcp-mux";
 
 /// Chooses what to accept from `offer` (RFC 3264 §6): the first active RTP/AVP audio stream
 /// carrying at least one of `supported`, in the offerer's order, plus telephone-event/8000.
@@ -659,6 +678,7 @@ pub fn negotiate(offer: &SessionDescription, supported: &[Codec]) -> Result<Answ
             remote_rtp: offer.rtp_address(index),
             remote_rtcp: offer.rtcp_address(index),
             ptime: media.ptime(),
+            rtcp_mux: media.rtcp_mux(),
         });
     }
     Err(NoCommonCodec {
@@ -716,6 +736,9 @@ pub fn build_answer(
                 answer.ptime.unwrap_or(20).to_string(),
             ));
             attributes.push(Attribute::flag(answer.direction.as_str()));
+            if answer.rtcp_mux {
+                attributes.push(Attribute::flag(RTCP_MUX));
+            }
             MediaDescription {
                 media: offered.media.clone(),
                 port: local.port(),
@@ -1005,6 +1028,37 @@ a=rtpmap:96 H264/90000\r\n";
             offer.media.len(),
             "answer keeps every m= line"
         );
+    }
+
+    #[test]
+    fn rtcp_mux_is_answered_only_when_offered() {
+        let origin = Origin {
+            username: "switchboard".into(),
+            session_id: "42".into(),
+            session_version: 1,
+            address: "203.0.113.1".into(),
+            address_type: "IP4".into(),
+        };
+        let local = "203.0.113.1:20000".parse().expect("addr");
+        let plain = offer();
+        let answer = negotiate(&plain, &[Codec::Pcmu]).expect("negotiates");
+        assert!(!answer.rtcp_mux);
+        let text = build_answer(&plain, &answer, &origin, local).to_string();
+        assert!(!text.contains("rtcp-mux"), "{text}");
+
+        let mut muxed = offer();
+        muxed.media[0].attributes.push(Attribute::flag("rtcp-mux"));
+        assert!(muxed.media[0].rtcp_mux());
+        let answer = negotiate(&muxed, &[Codec::Pcmu]).expect("negotiates");
+        assert!(answer.rtcp_mux);
+        let text = build_answer(&muxed, &answer, &origin, local).to_string();
+        let audio = text.split("m=video").next().expect("audio section first");
+        assert!(audio.contains("a=rtcp-mux\r\n"), "{text}");
+        assert!(!text
+            .split("m=video")
+            .nth(1)
+            .expect("video")
+            .contains("rtcp-mux"));
     }
 
     #[test]

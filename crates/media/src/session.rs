@@ -501,6 +501,21 @@ impl Sockets {
     }
 }
 
+/// The sockets a leg's packets are relayed through: the other leg's RTP and RTCP sockets.
+#[derive(Clone, Copy)]
+struct Partner<'a> {
+    rtp: Option<&'a UdpSocket>,
+    rtcp: Option<&'a UdpSocket>,
+}
+
+impl Partner<'_> {
+    /// An extra leg's: its packets are relayed to nobody.
+    const NONE: Partner<'static> = Partner {
+        rtp: None,
+        rtcp: None,
+    };
+}
+
 /// The sockets of one extra leg.
 struct ExtraSockets {
     ports: PortPair,
@@ -1200,9 +1215,9 @@ impl SessionState {
         }
     }
 
-    /// Reads everything queued on `from` (up to a burst) and forwards it through `to`.
-    /// `to` is the relay partner's socket (none for an extra leg).
-    fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: Option<&UdpSocket>) {
+    /// Reads everything queued on `from` (up to a burst) and forwards it through `to`, the
+    /// relay partner's sockets (none for an extra leg).
+    fn drain(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: Partner<'_>) {
         if leg == Leg::Agent && self.webrtc.is_some() {
             self.drain_webrtc(stream, from, to);
             return;
@@ -1232,9 +1247,22 @@ impl SessionState {
         (leg, stream): (Leg, Stream),
         source: SocketAddr,
         len: usize,
-        to: Option<&UdpSocket>,
+        to: Partner<'_>,
         plan: ForwardPlan,
     ) {
+        // RFC 5761 §4: on a multiplexing leg's RTP port, packet types 192-223 are RTCP.
+        let stream = match stream {
+            Stream::Rtp
+                if self.core.rtcp_mux(leg)
+                    && self
+                        .receive_buffer
+                        .get(..len)
+                        .is_some_and(crate::relay_core::is_multiplexed_rtcp) =>
+            {
+                Stream::Rtcp
+            }
+            _ => stream,
+        };
         let Some(len) = self.srtp.receive(
             leg.index(),
             stream == Stream::Rtcp,
@@ -1251,13 +1279,7 @@ impl SessionState {
     /// hang-up may not have been seen yet (the worker was busy): without this, the last packets
     /// of a call would be neither relayed nor recorded nor counted (an SRTP forgery sent just
     /// before a BYE, say). One system call to learn the sender and one to read, per datagram.
-    fn drain_before_stop(
-        &mut self,
-        leg: Leg,
-        stream: Stream,
-        from: &UdpSocket,
-        to: Option<&UdpSocket>,
-    ) {
+    fn drain_before_stop(&mut self, leg: Leg, stream: Stream, from: &UdpSocket, to: Partner<'_>) {
         if leg == Leg::Agent && self.webrtc.is_some() {
             return;
         }
@@ -1301,11 +1323,21 @@ impl SessionState {
         stream: Stream,
         source: SocketAddr,
         len: usize,
-        to: Option<&UdpSocket>,
+        to: Partner<'_>,
         plan: ForwardPlan,
     ) {
         let Some(datagram) = self.receive_buffer.get(..len) else {
             return;
+        };
+        // A burst's plan was made for its socket; RTCP split off a multiplexed RTP port is
+        // neither audio nor subject to playback.
+        let plan = match stream {
+            Stream::Rtp => plan,
+            Stream::Rtcp => ForwardPlan {
+                inspect_rtp: false,
+                suppress: false,
+                ..plan
+            },
         };
         let disposition = match stream {
             Stream::Rtp => self.core.handle_rtp(now, leg, source, datagram),
@@ -1324,6 +1356,11 @@ impl SessionState {
             self.core.note_suppressed(leg);
             return;
         }
+        // RTCP toward a multiplexing leg goes from its RTP port, as RTP does.
+        let to = match stream {
+            Stream::Rtcp if !self.core.rtcp_mux(leg.other()) => to.rtcp,
+            _ => to.rtp,
+        };
         let (Some(to), Some(datagram)) = (to, self.receive_buffer.get(..len)) else {
             return;
         };
@@ -1360,7 +1397,7 @@ impl SessionState {
 
     /// The agent port of a WebRTC leg: every datagram (STUN, DTLS, SRTP, SRTCP — all on one
     /// port, rtcp-mux) goes to the leg; the plain RTP it yields continues like a phone's.
-    fn drain_webrtc(&mut self, stream: Stream, from: &UdpSocket, to: Option<&UdpSocket>) {
+    fn drain_webrtc(&mut self, stream: Stream, from: &UdpSocket, to: Partner<'_>) {
         let now = Instant::now();
         for _ in 0..MAX_BURST {
             let (len, source) = match from.try_recv_from(&mut self.receive_buffer) {
@@ -1624,6 +1661,15 @@ async fn run(
         loop {
             let [trunk_rtp, agent_rtp] = &sockets.rtp;
             let rtcp = sockets.rtcp.as_ref();
+            // What each main leg's packets are relayed through: the other leg's sockets.
+            let to_agent = Partner {
+                rtp: Some(agent_rtp),
+                rtcp: rtcp.map(|(_, agent)| agent),
+            };
+            let to_trunk = Partner {
+                rtp: Some(trunk_rtp),
+                rtcp: rtcp.map(|(trunk, _)| trunk),
+            };
             let has_extra = sockets.extra.iter().any(Option::is_some);
             tokio::select! {
                 biased;
@@ -1635,29 +1681,29 @@ async fn run(
                     }
                     // Stopped, or the handle was dropped: either way the call is over.
                     Some(Control::Stop) | None => {
-                        state.drain_before_stop(Leg::Trunk, Stream::Rtp, trunk_rtp, Some(agent_rtp));
-                        state.drain_before_stop(Leg::Agent, Stream::Rtp, agent_rtp, Some(trunk_rtp));
+                        state.drain_before_stop(Leg::Trunk, Stream::Rtp, trunk_rtp, to_agent);
+                        state.drain_before_stop(Leg::Agent, Stream::Rtp, agent_rtp, to_trunk);
                         break StopReason::Stopped;
                     }
                 },
                 ready = trunk_rtp.readable() => {
                     if ready.is_ok() {
-                        state.drain(Leg::Trunk, Stream::Rtp, trunk_rtp, Some(agent_rtp));
+                        state.drain(Leg::Trunk, Stream::Rtp, trunk_rtp, to_agent);
                     }
                 }
                 ready = agent_rtp.readable() => {
                     if ready.is_ok() {
-                        state.drain(Leg::Agent, Stream::Rtp, agent_rtp, Some(trunk_rtp));
+                        state.drain(Leg::Agent, Stream::Rtp, agent_rtp, to_trunk);
                     }
                 }
                 ready = async { rtcp?.0.readable().await.ok() }, if rtcp.is_some() => {
-                    if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
-                        state.drain(Leg::Trunk, Stream::Rtcp, trunk, Some(agent));
+                    if let (Some(()), Some((trunk, _))) = (ready, rtcp) {
+                        state.drain(Leg::Trunk, Stream::Rtcp, trunk, to_agent);
                     }
                 }
                 ready = async { rtcp?.1.readable().await.ok() }, if rtcp.is_some() => {
-                    if let (Some(()), Some((trunk, agent))) = (ready, rtcp) {
-                        state.drain(Leg::Agent, Stream::Rtcp, agent, Some(trunk));
+                    if let (Some(()), Some((_, agent))) = (ready, rtcp) {
+                        state.drain(Leg::Agent, Stream::Rtcp, agent, to_trunk);
                     }
                 }
                 (n, stream) = extra_readable(&sockets.extra), if has_extra => {
@@ -1668,7 +1714,7 @@ async fn run(
                             Stream::Rtcp => extra.rtcp.as_ref(),
                         };
                         if let Some(from) = from {
-                            state.drain(leg, stream, from, None);
+                            state.drain(leg, stream, from, Partner::NONE);
                         }
                     }
                 }
@@ -2019,6 +2065,68 @@ mod tests {
     async fn play_without_codec_finishes_at_once() {
         let caller = phone().await;
         finishes_at_once(leg(&caller, None, None), vec![clip(vec![1; 800])], 9).await;
+    }
+
+    #[tokio::test]
+    async fn an_rtcp_mux_leg_has_its_rtcp_on_the_rtp_port_and_the_other_leg_keeps_its_own() {
+        // The trunk agreed on rtcp-mux (one socket for both), the agent did not (RTCP on +1).
+        let caller = phone().await;
+        let agent = phone().await;
+        let agent_rtcp = phone().await;
+        let trunk = LegConfig {
+            rtcp_mux: true,
+            ..leg(&caller, PCMU, None)
+        };
+        let agent_leg = LegConfig {
+            remote_rtcp: Some(agent_rtcp.local_addr().expect("addr")),
+            ..leg(&agent, PCMU, None)
+        };
+        let (session, mut events) = start(trunk, Some(agent_leg), None);
+        let agent_rtcp_port =
+            SocketAddr::new(session.agent_addr().ip(), session.agent_addr().port() + 1);
+        let sender_report = |ssrc: u8| {
+            let mut packet = vec![0x80, 200, 0, 6];
+            packet.extend([0, 0, 0, ssrc]);
+            packet.extend([0u8; 20]);
+            packet
+        };
+
+        // The caller's RTP and RTCP both go to the one trunk port; RTP reaches the agent's
+        // RTP socket, RTCP its RTCP socket from Switchboard's RTCP port.
+        let voice = rtp(0, 1, 0, &[0x55; 160]);
+        caller
+            .send_to(&voice, session.trunk_addr())
+            .await
+            .expect("send");
+        assert_eq!(recv(&agent).await, (voice, session.agent_addr()));
+        let from_caller = sender_report(1);
+        caller
+            .send_to(&from_caller, session.trunk_addr())
+            .await
+            .expect("send");
+        assert_eq!(recv(&agent_rtcp).await, (from_caller, agent_rtcp_port));
+
+        // The agent's RTCP, sent to Switchboard's RTCP port, reaches the caller on its one
+        // port, from the trunk RTP port.
+        let from_agent = sender_report(2);
+        agent_rtcp
+            .send_to(&from_agent, agent_rtcp_port)
+            .await
+            .expect("send");
+        assert_eq!(recv(&caller).await, (from_agent, session.trunk_addr()));
+
+        // RTCP on the agent's RTP port is still refused: that leg did not agree on mux.
+        agent
+            .send_to(&sender_report(3), session.agent_addr())
+            .await
+            .expect("send");
+        sync(&session, &mut events).await;
+        session.stop();
+        let report = ended(&mut events).await;
+        assert_eq!(report.trunk.rtcp_forwarded, 1);
+        assert_eq!(report.agent.rtcp_forwarded, 1);
+        assert_eq!(report.trunk.forwarded, 1, "RTP counted as RTP, RTCP apart");
+        assert_eq!(report.agent.dropped_invalid, 1);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 
 use super::context::{Context, Lifecycle};
 use super::event::TransactionEvent;
+use super::finished::{compact, Finished};
 use super::generated::{encode_request, AckTemplate};
 use super::key::TransactionKey;
 use super::provisional::ProvisionalLog;
@@ -234,6 +235,22 @@ impl ClientInvite {
                 &self.key,
                 Timer::CancelGuard,
             );
+        }
+    }
+
+    /// What lingers once a final response arrived: for a non-2xx, the ACK to repeat.
+    pub fn finished(&mut self) -> Option<Finished> {
+        match self.state {
+            ClientInviteState::Accepted => Some(Finished::AcceptedInviteClient),
+            ClientInviteState::Completed => {
+                self.ack
+                    .as_ref()
+                    .map(|ack| Finished::CompletedInviteClient {
+                        ack: compact(ack),
+                        destination: self.destination,
+                    })
+            }
+            ClientInviteState::Calling | ClientInviteState::Proceeding => None,
         }
     }
 

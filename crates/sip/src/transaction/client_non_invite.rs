@@ -8,6 +8,7 @@
 
 use super::context::{Context, Lifecycle};
 use super::event::TransactionEvent;
+use super::finished::Finished;
 use super::generated::encode_request;
 use super::key::TransactionKey;
 use super::provisional::ProvisionalLog;
@@ -126,6 +127,12 @@ impl ClientNonInvite {
             response,
             source,
         });
+    }
+
+    /// What lingers in Completed: nothing but the key and its Timer K.
+    pub fn finished(&self) -> Option<Finished> {
+        (self.state == ClientNonInviteState::Completed)
+            .then_some(Finished::CompletedNonInviteClient)
     }
 
     /// A timer of this transaction fired.

@@ -4,6 +4,7 @@
 use super::fields;
 use super::via::{parse_top_via, top_via_value};
 use rsip::{Request, Response};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,26 +16,66 @@ const MAGIC_COOKIE: &str = "z9hG4bK";
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey(Arc<KeyInner>);
 
+/// Every live and lingering transaction holds one of these (and a finished call leaves four
+/// lingering for up to 32 s), so it is kept small: exact-size strings, methods without an
+/// allocation, and the rare RFC 2543 form boxed.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum KeyInner {
     /// §17.1.3: our own branch plus the CSeq method (a CANCEL shares the INVITE's branch).
-    Client { branch: String, method: String },
+    Client {
+        branch: Box<str>,
+        method: MethodName,
+    },
     /// §17.2.3: branch, sent-by and method; ACK is looked up with method INVITE.
     Server {
-        branch: String,
-        sent_by: String,
-        method: String,
+        branch: Box<str>,
+        sent_by: Box<str>,
+        method: MethodName,
     },
-    /// §17.2.3 for RFC 2543 requests. The To tag is left out on purpose: the INVITE has none
-    /// and its ACK carries ours, yet they must match.
-    LegacyServer {
-        method: String,
-        call_id: String,
-        cseq: u32,
-        from_tag: Option<String>,
-        top_via: String,
-        request_uri: String,
-    },
+    /// §17.2.3 for RFC 2543 requests.
+    LegacyServer(Box<LegacyFields>),
+}
+
+/// The RFC 2543 matching fields. The To tag is left out on purpose: the INVITE has none and
+/// its ACK carries ours, yet they must match.
+#[derive(Debug, PartialEq, Eq, Hash, Clone)]
+struct LegacyFields {
+    method: MethodName,
+    call_id: String,
+    cseq: u32,
+    from_tag: Option<String>,
+    top_via: String,
+    request_uri: String,
+}
+
+/// A method name in upper case; the RFC 3261 methods and their common extensions are static.
+type MethodName = Cow<'static, str>;
+
+const KNOWN_METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+
+fn method_name(method: &str) -> MethodName {
+    match KNOWN_METHODS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(method))
+    {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_ascii_uppercase()),
+    }
 }
 
 impl TransactionKey {
@@ -45,8 +86,8 @@ impl TransactionKey {
     /// A client key from a branch and method.
     pub(crate) fn client(branch: &str, method: &str) -> Self {
         Self::new(KeyInner::Client {
-            branch: branch.to_owned(),
-            method: method.to_ascii_uppercase(),
+            branch: branch.into(),
+            method: method_name(method),
         })
     }
 
@@ -84,9 +125,9 @@ impl TransactionKey {
         if let Some(via) = &via {
             if let Some(branch) = via.branch().filter(|b| b.starts_with(MAGIC_COOKIE)) {
                 return Some(Self::new(KeyInner::Server {
-                    branch: branch.to_owned(),
-                    sent_by: via.sent_by(),
-                    method: method.to_ascii_uppercase(),
+                    branch: branch.into(),
+                    sent_by: via.sent_by().into_boxed_str(),
+                    method: method_name(method),
                 }));
             }
         }
@@ -102,19 +143,19 @@ impl TransactionKey {
             None => via_value.trim().to_owned(),
         };
         let (cseq, _) = fields::cseq(&request.headers)?;
-        Some(Self::new(KeyInner::LegacyServer {
-            method: method.to_ascii_uppercase(),
+        Some(Self::new(KeyInner::LegacyServer(Box::new(LegacyFields {
+            method: method_name(method),
             call_id: fields::call_id(&request.headers)?.to_owned(),
             cseq,
             from_tag: fields::from_tag(&request.headers).map(str::to_owned),
             top_via,
             request_uri: request.uri.to_string(),
-        }))
+        }))))
     }
 
     /// The same transaction identity with another method: a CANCEL's key to its INVITE's.
     pub(crate) fn with_method(&self, method: &str) -> Self {
-        let method = method.to_ascii_uppercase();
+        let method = method_name(method);
         Self::new(match &*self.0 {
             KeyInner::Client { branch, .. } => KeyInner::Client {
                 branch: branch.clone(),
@@ -127,21 +168,10 @@ impl TransactionKey {
                 sent_by: sent_by.clone(),
                 method,
             },
-            KeyInner::LegacyServer {
-                call_id,
-                cseq,
-                from_tag,
-                top_via,
-                request_uri,
-                ..
-            } => KeyInner::LegacyServer {
+            KeyInner::LegacyServer(fields) => KeyInner::LegacyServer(Box::new(LegacyFields {
                 method,
-                call_id: call_id.clone(),
-                cseq: *cseq,
-                from_tag: from_tag.clone(),
-                top_via: top_via.clone(),
-                request_uri: request_uri.clone(),
-            },
+                ..(**fields).clone()
+            })),
         })
     }
 }
@@ -161,13 +191,16 @@ impl fmt::Display for TransactionKey {
                 sent_by,
                 method,
             } => write!(f, "server/{method}/{branch}/{sent_by}"),
-            KeyInner::LegacyServer {
-                method,
-                call_id,
-                cseq,
-                top_via,
-                ..
-            } => write!(f, "server-rfc2543/{method}/{call_id}/{cseq}/{top_via}"),
+            KeyInner::LegacyServer(legacy) => {
+                let LegacyFields {
+                    method,
+                    call_id,
+                    cseq,
+                    top_via,
+                    ..
+                } = &**legacy;
+                write!(f, "server-rfc2543/{method}/{call_id}/{cseq}/{top_via}")
+            }
         }
     }
 }

@@ -8,33 +8,70 @@ use super::context::{Context, Lifecycle};
 use super::error::TransactionError;
 use super::event::TransactionEvent;
 use super::fields;
+use super::finished::Lingering;
 use super::generated::{encode_request, encode_response, new_branch, new_tag, response_for};
 use super::key::TransactionKey;
 use super::server_invite::{AckDisposition, ServerInvite, ServerInviteState};
 use super::server_non_invite::ServerNonInvite;
-use super::timers::{Timer, TimerQueue, TimerSlots};
+use super::timers::{Timer, TimerId, TimerQueue, TimerSlots};
 use super::via;
 use crate::{Peer, Transmit};
 use rsip::{Method, Request, Response, SipMessage};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-/// One live transaction of any kind.
+/// One transaction of any kind, at work or lingering. Boxed, so the map's slots stay small
+/// and a lingering transaction costs only its (much smaller) `Lingering`.
 #[derive(Debug)]
 enum Transaction {
-    InviteClient(ClientInvite),
-    NonInviteClient(ClientNonInvite),
-    InviteServer(ServerInvite),
-    NonInviteServer(ServerNonInvite),
+    InviteClient(Box<ClientInvite>),
+    NonInviteClient(Box<ClientNonInvite>),
+    InviteServer(Box<ServerInvite>),
+    NonInviteServer(Box<ServerNonInvite>),
+    Finished(Box<Lingering>),
 }
 
 impl Transaction {
-    fn timers_mut(&mut self) -> &mut TimerSlots {
+    /// The timer slots of a transaction at work; `None` for a lingering one.
+    fn timers_mut(&mut self) -> Option<&mut TimerSlots> {
         match self {
-            Transaction::InviteClient(t) => &mut t.timers,
-            Transaction::NonInviteClient(t) => &mut t.timers,
-            Transaction::InviteServer(t) => &mut t.timers,
-            Transaction::NonInviteServer(t) => &mut t.timers,
+            Transaction::InviteClient(t) => Some(&mut t.timers),
+            Transaction::NonInviteClient(t) => Some(&mut t.timers),
+            Transaction::InviteServer(t) => Some(&mut t.timers),
+            Transaction::NonInviteServer(t) => Some(&mut t.timers),
+            Transaction::Finished(_) => None,
+        }
+    }
+
+    /// Clears whichever slot held a timer that has just fired.
+    fn forget_timer(&mut self, id: TimerId) {
+        match self {
+            Transaction::Finished(done) => {
+                if done.deadline == Some(id) {
+                    done.deadline = None;
+                }
+            }
+            _ => {
+                if let Some(slots) = self.timers_mut() {
+                    slots.forget(id);
+                }
+            }
+        }
+    }
+
+    /// Cancels every running timer, for a transaction that is going away.
+    fn cancel_timers(&mut self, queue: &mut TimerQueue) {
+        match self {
+            Transaction::Finished(done) => {
+                if let Some(id) = done.deadline.take() {
+                    queue.cancel(id);
+                }
+            }
+            _ => {
+                if let Some(slots) = self.timers_mut() {
+                    slots.cancel_all(queue);
+                }
+            }
         }
     }
 
@@ -44,6 +81,8 @@ impl Transaction {
             Transaction::NonInviteClient(t) => t.on_timer(timer, cx),
             Transaction::InviteServer(t) => t.on_timer(timer, cx),
             Transaction::NonInviteServer(t) => t.on_timer(timer, cx),
+            // Its only timer is the end of the linger.
+            Transaction::Finished(_) => Lifecycle::Terminated,
         }
     }
 }
@@ -135,6 +174,7 @@ impl TransactionLayer {
             match existing {
                 Transaction::InviteServer(t) => t.on_retransmission(&mut cx),
                 Transaction::NonInviteServer(t) => t.on_retransmission(&mut cx),
+                Transaction::Finished(done) => done.on_retransmission(&mut cx),
                 // Server keys never equal client keys.
                 Transaction::InviteClient(_) | Transaction::NonInviteClient(_) => {}
             }
@@ -146,12 +186,12 @@ impl TransactionLayer {
             Method::Cancel => self.handle_cancel(now, request, source, key, destination),
             Method::Invite => {
                 let txn = ServerInvite::start(key.clone(), &request, source, destination, &mut cx);
-                transactions.insert(key.clone(), Transaction::InviteServer(txn));
+                transactions.insert(key.clone(), Transaction::InviteServer(Box::new(txn)));
                 self.deliver_request(key, request, source);
             }
             _ => {
                 let txn = ServerNonInvite::start(key.clone(), source, destination, &mut cx);
-                transactions.insert(key.clone(), Transaction::NonInviteServer(txn));
+                transactions.insert(key.clone(), Transaction::NonInviteServer(Box::new(txn)));
                 self.deliver_request(key, request, source);
             }
         }
@@ -185,6 +225,14 @@ impl TransactionLayer {
                 invite.to_tag().map_or_else(new_tag, str::to_owned),
                 invite.is_proceeding(),
             ),
+            Some(Transaction::Finished(done)) if done.server_invite_to_tag().is_some() => (
+                200,
+                "OK",
+                done.server_invite_to_tag()
+                    .flatten()
+                    .map_or_else(new_tag, str::to_owned),
+                false,
+            ),
             _ => (481, "Call/Transaction Does Not Exist", new_tag(), false),
         };
         let response = response_for(&cancel.headers, code, reason, Some(&to_tag));
@@ -192,7 +240,8 @@ impl TransactionLayer {
         let lifecycle = txn.send(code, encode_response(&response), destination, &mut cx);
         match lifecycle {
             Ok(Lifecycle::Alive) => {
-                transactions.insert(key, Transaction::NonInviteServer(txn));
+                transactions.insert(key.clone(), Transaction::NonInviteServer(Box::new(txn)));
+                self.settle(&key);
             }
             // Reliable transport: done already. (A fresh transaction cannot refuse a final.)
             Ok(Lifecycle::Terminated) | Err(_) => txn.timers.cancel_all(cx.timers),
@@ -212,10 +261,17 @@ impl TransactionLayer {
         let (transactions, mut cx) = split!(self, now);
         let by_key = TransactionKey::for_incoming_request(&ack, "INVITE");
         if let Some(key) = by_key {
-            if let Some(Transaction::InviteServer(invite)) = transactions.get_mut(&key) {
-                let (disposition, lifecycle) = invite.on_ack(&mut cx);
-                if lifecycle == Lifecycle::Terminated {
-                    self.remove(&key);
+            let outcome = match transactions.get_mut(&key) {
+                Some(Transaction::InviteServer(invite)) => Some(invite.on_ack(&mut cx)),
+                Some(Transaction::Finished(done)) => done
+                    .on_ack()
+                    .map(|disposition| (disposition, Lifecycle::Alive)),
+                _ => None,
+            };
+            if let Some((disposition, lifecycle)) = outcome {
+                match lifecycle {
+                    Lifecycle::Terminated => self.remove(&key),
+                    Lifecycle::Alive => self.settle(&key),
                 }
                 if disposition == AckDisposition::Deliver {
                     self.deliver_ack(ack, source);
@@ -229,13 +285,20 @@ impl TransactionLayer {
         {
             let to_tag = fields::to_tag(&ack.headers);
             let candidates = self.accepted_invites.get(call_id).into_iter().flatten();
+            let mut acked = None;
             for (_, key) in candidates.filter(|(n, _)| *n == cseq) {
-                if let Some(Transaction::InviteServer(invite)) = transactions.get_mut(key) {
-                    if invite.awaits_ack_with(to_tag) {
+                match transactions.get_mut(key) {
+                    Some(Transaction::InviteServer(invite)) if invite.awaits_ack_with(to_tag) => {
                         invite.on_ack(&mut cx);
+                        acked = Some(key.clone());
                         break;
                     }
+                    Some(Transaction::Finished(done)) if done.awaits_ack_with(to_tag) => break,
+                    _ => {}
                 }
+            }
+            if let Some(key) = acked {
+                self.settle(&key);
             }
         }
         self.deliver_ack(ack, source);
@@ -260,6 +323,12 @@ impl TransactionLayer {
                 lifecycle
             }
             Some(Transaction::NonInviteClient(t)) => t.on_response(response, source, &mut cx),
+            Some(Transaction::Finished(done)) if done.is_client() => {
+                if let Some(key) = &key {
+                    done.on_response(key, response, source, &mut cx);
+                }
+                return;
+            }
             _ => {
                 self.events.push_back(TransactionEvent::Response {
                     key: None,
@@ -269,8 +338,11 @@ impl TransactionLayer {
                 return;
             }
         };
-        if let (Lifecycle::Terminated, Some(key)) = (lifecycle, key) {
-            self.remove(&key);
+        if let Some(key) = key {
+            match lifecycle {
+                Lifecycle::Terminated => self.remove(&key),
+                Lifecycle::Alive => self.settle(&key),
+            }
         }
         if let Some((cancel, destination)) = due_cancel {
             self.send_cancel(now, cancel, destination);
@@ -325,19 +397,19 @@ impl TransactionLayer {
         self.remove(&key);
         let (transactions, mut cx) = split!(self, now);
         let txn = if request.method == Method::Invite {
-            Transaction::InviteClient(ClientInvite::start(
+            Transaction::InviteClient(Box::new(ClientInvite::start(
                 key.clone(),
                 &request,
                 destination,
                 &mut cx,
-            ))
+            )))
         } else {
-            Transaction::NonInviteClient(ClientNonInvite::start(
+            Transaction::NonInviteClient(Box::new(ClientNonInvite::start(
                 key.clone(),
                 &request,
                 destination,
                 &mut cx,
-            ))
+            )))
         };
         transactions.insert(key.clone(), txn);
         if request.method == Method::Cancel {
@@ -375,6 +447,13 @@ impl TransactionLayer {
             Some(Transaction::InviteClient(_) | Transaction::NonInviteClient(_)) => {
                 return Err(TransactionError::NotServerTransaction(key.clone()))
             }
+            Some(Transaction::Finished(done)) => {
+                let bytes = encode_response(&response);
+                (
+                    done.send(key, code, &bytes, destination_for, &mut cx)?,
+                    None,
+                )
+            }
             Some(Transaction::InviteServer(t)) => {
                 let destination = destination_for(t.source(), t.response_destination());
                 let was_accepted = t.state() == ServerInviteState::Accepted;
@@ -392,13 +471,15 @@ impl TransactionLayer {
             }
         };
         if let Some((call_id, cseq)) = newly_accepted {
+            // Almost always one INVITE per Call-ID: no room for more until needed.
             self.accepted_invites
                 .entry(call_id)
-                .or_default()
+                .or_insert_with(|| Vec::with_capacity(1))
                 .push((cseq, key.clone()));
         }
-        if lifecycle == Lifecycle::Terminated {
-            self.remove(key);
+        match lifecycle {
+            Lifecycle::Terminated => self.remove(key),
+            Lifecycle::Alive => self.settle(key),
         }
         Ok(())
     }
@@ -438,7 +519,7 @@ impl TransactionLayer {
             let Some(txn) = transactions.get_mut(&key) else {
                 continue;
             };
-            txn.timers_mut().forget(id);
+            txn.forget_timer(id);
             if txn.on_timer(timer, &mut cx) == Lifecycle::Terminated {
                 self.remove(&key);
             }
@@ -474,19 +555,45 @@ impl TransactionLayer {
         }
     }
 
+    /// A transaction whose work is done becomes its `Lingering` remainder: from here on it
+    /// holds only what absorbing retransmissions needs, and the one timer that ends it.
+    fn settle(&mut self, key: &TransactionKey) {
+        let Some(txn) = self.transactions.get_mut(key) else {
+            return;
+        };
+        let (what, slots) = match txn {
+            Transaction::InviteClient(t) => (t.finished(), &mut t.timers),
+            Transaction::NonInviteClient(t) => (t.finished(), &mut t.timers),
+            Transaction::InviteServer(t) => (t.finished(), &mut t.timers),
+            Transaction::NonInviteServer(t) => (t.finished(), &mut t.timers),
+            Transaction::Finished(_) => return,
+        };
+        let Some(what) = what else {
+            return;
+        };
+        // The deadline is the linger timer; nothing else runs in these states, and if
+        // anything did, it would have nothing left to act on.
+        let deadline = slots.deadline.take();
+        slots.cancel_all(&mut self.timers);
+        *txn = Transaction::Finished(Box::new(Lingering { what, deadline }));
+    }
+
     /// Removes a transaction with its timers and its dialog-ACK index entry.
     fn remove(&mut self, key: &TransactionKey) {
         let Some(mut txn) = self.transactions.remove(key) else {
             return;
         };
-        txn.timers_mut().cancel_all(&mut self.timers);
-        if let Transaction::InviteServer(invite) = &txn {
-            if let Some((call_id, _)) = invite.dialog_ack_id() {
-                if let Some(entries) = self.accepted_invites.get_mut(call_id) {
-                    entries.retain(|(_, k)| k != key);
-                    if entries.is_empty() {
-                        self.accepted_invites.remove(call_id);
-                    }
+        txn.cancel_timers(&mut self.timers);
+        let dialog = match &txn {
+            Transaction::InviteServer(invite) => invite.dialog_ack_id(),
+            Transaction::Finished(done) => done.dialog_ack_id(),
+            _ => None,
+        };
+        if let Some((call_id, _)) = dialog {
+            if let Some(entries) = self.accepted_invites.get_mut(call_id) {
+                entries.retain(|(_, k)| k != key);
+                if entries.is_empty() {
+                    self.accepted_invites.remove(call_id);
                 }
             }
         }
@@ -519,13 +626,29 @@ impl TransactionLayer {
 }
 
 #[cfg(test)]
+use super::{
+    client_invite::ClientInviteState, client_non_invite::ClientNonInviteState, finished::Finished,
+    server_non_invite::ServerNonInviteState,
+};
+
+#[cfg(test)]
 impl TransactionLayer {
-    pub(crate) fn client_invite_state(
-        &self,
-        key: &TransactionKey,
-    ) -> Option<super::client_invite::ClientInviteState> {
+    /// What a lingering transaction holds; `None` if it is at work or gone.
+    pub(crate) fn lingering(&self, key: &TransactionKey) -> Option<&Lingering> {
+        match self.transactions.get(key)? {
+            Transaction::Finished(done) => Some(done),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn client_invite_state(&self, key: &TransactionKey) -> Option<ClientInviteState> {
         match self.transactions.get(key)? {
             Transaction::InviteClient(t) => Some(t.state()),
+            Transaction::Finished(done) => match done.what {
+                Finished::AcceptedInviteClient => Some(ClientInviteState::Accepted),
+                Finished::CompletedInviteClient { .. } => Some(ClientInviteState::Completed),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -533,9 +656,13 @@ impl TransactionLayer {
     pub(crate) fn client_non_invite_state(
         &self,
         key: &TransactionKey,
-    ) -> Option<super::client_non_invite::ClientNonInviteState> {
+    ) -> Option<ClientNonInviteState> {
         match self.transactions.get(key)? {
             Transaction::NonInviteClient(t) => Some(t.state()),
+            Transaction::Finished(done) => match done.what {
+                Finished::CompletedNonInviteClient => Some(ClientNonInviteState::Completed),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -543,6 +670,11 @@ impl TransactionLayer {
     pub(crate) fn server_invite_state(&self, key: &TransactionKey) -> Option<ServerInviteState> {
         match self.transactions.get(key)? {
             Transaction::InviteServer(t) => Some(t.state()),
+            Transaction::Finished(done) => match done.what {
+                Finished::AcceptedInviteServer { .. } => Some(ServerInviteState::Accepted),
+                Finished::ConfirmedInviteServer { .. } => Some(ServerInviteState::Confirmed),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -550,9 +682,13 @@ impl TransactionLayer {
     pub(crate) fn server_non_invite_state(
         &self,
         key: &TransactionKey,
-    ) -> Option<super::server_non_invite::ServerNonInviteState> {
+    ) -> Option<ServerNonInviteState> {
         match self.transactions.get(key)? {
             Transaction::NonInviteServer(t) => Some(t.state()),
+            Transaction::Finished(done) => match done.what {
+                Finished::CompletedNonInviteServer { .. } => Some(ServerNonInviteState::Completed),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -18,6 +18,7 @@ mod context;
 mod error;
 mod event;
 mod fields;
+mod finished;
 mod generated;
 mod key;
 mod layer;
@@ -29,6 +30,8 @@ pub(crate) mod via;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod linger_tests;
 #[cfg(test)]
 mod scenario_tests;
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::context::{Context, Lifecycle};
 use super::error::TransactionError;
 use super::event::TransactionEvent;
 use super::fields;
+use super::finished::Finished;
 use super::generated::{encode_response, trying_for};
 use super::key::TransactionKey;
 use super::timers::{Timer, TimerSlots};
@@ -286,6 +287,27 @@ impl ServerInvite {
             }
             (Confirmed, Timer::I) => Lifecycle::Terminated,
             _ => Lifecycle::Alive,
+        }
+    }
+
+    /// What lingers once the work is done: in Confirmed, or in Accepted after the ACK.
+    pub fn finished(&mut self) -> Option<Finished> {
+        match self.state {
+            ServerInviteState::Confirmed => Some(Finished::ConfirmedInviteServer {
+                to_tag: self.to_tag.take().map(String::into_boxed_str),
+            }),
+            ServerInviteState::Accepted if self.ack_received => {
+                Some(Finished::AcceptedInviteServer {
+                    peers: Box::new((self.source, self.response_destination)),
+                    to_tag: self.to_tag.take().map(String::into_boxed_str),
+                    dialog: self
+                        .call_id
+                        .take()
+                        .zip(self.cseq)
+                        .map(|(call_id, cseq)| (call_id.into_boxed_str(), cseq)),
+                })
+            }
+            _ => None,
         }
     }
 

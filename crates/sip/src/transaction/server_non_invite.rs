@@ -10,6 +10,7 @@
 
 use super::context::{Context, Lifecycle};
 use super::error::TransactionError;
+use super::finished::{compact, Finished};
 use super::key::TransactionKey;
 use super::timers::{Timer, TimerSlots};
 use crate::Peer;
@@ -109,6 +110,19 @@ impl ServerNonInvite {
         let linger = cx.config.transaction_timeout();
         cx.arm(&mut self.timers.deadline, linger, &self.key, Timer::J);
         Ok(Lifecycle::Alive)
+    }
+
+    /// What lingers in Completed: the final response and where it went.
+    pub fn finished(&mut self) -> Option<Finished> {
+        match (self.state, &self.last_response) {
+            (ServerNonInviteState::Completed, Some((reply, peer))) => {
+                Some(Finished::CompletedNonInviteServer {
+                    reply: compact(reply),
+                    peer: *peer,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// A timer of this transaction fired.

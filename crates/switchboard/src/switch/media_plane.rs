@@ -403,6 +403,8 @@ impl MediaPlane {
                 // The trunk's address is the one in its answer (latching may correct it).
                 remote_rtp: checked.answerer_rtp,
                 remote_rtcp: checked.answerer_rtcp,
+                // Our offer had no rtcp-mux, so the trunk's answer cannot agree on it.
+                rtcp_mux: false,
                 ..planned.trunk_leg
             },
             trunk_sdp: media.trunk_sdp.clone(),
@@ -752,6 +754,7 @@ impl MediaPlane {
             telephone_event: checked.answered_telephone_event,
             codec: media.codec,
             srtp: None,
+            rtcp_mux: checked.answerer_rtcp_mux,
         };
         media.awaiting_answer = false;
         media.delayed_offer = false;
@@ -910,6 +913,7 @@ impl MediaPlane {
             telephone_event: checked.answered_telephone_event,
             codec: checked.codec,
             srtp: None,
+            rtcp_mux: checked.answerer_rtcp_mux,
         };
         Ok(leg.config)
     }
@@ -1087,6 +1091,7 @@ impl MediaPlane {
             telephone_event: plan.answered_telephone_event,
             codec: media.codec.or(plan.codec),
             srtp: sdes.map(|sdes| sdes.policy()),
+            rtcp_mux: plan.answerer_rtcp_mux,
         };
         media.set_sdes(leg, sdes);
         if leg == media::Leg::Trunk {
@@ -1144,6 +1149,8 @@ fn negotiate_leg(
         telephone_event: accepted.telephone_event,
         codec: Some(accepted.preferred()),
         srtp: None,
+        // The answer built above accepts rtcp-mux exactly when it was offered.
+        rtcp_mux: accepted.rtcp_mux,
     };
     Ok((config, offered_direction, answer))
 }
@@ -1247,6 +1254,7 @@ fn trunk_leg_config(plan: &MediaPlan, codec: Option<(Codec, u8)>) -> LegConfig {
         telephone_event: plan.offered_telephone_event,
         codec,
         srtp: None,
+        rtcp_mux: plan.offerer_rtcp_mux,
     }
 }
 
@@ -1257,6 +1265,7 @@ fn agent_leg_config(plan: &MediaPlan) -> LegConfig {
         telephone_event: plan.answered_telephone_event,
         codec: plan.codec,
         srtp: None,
+        rtcp_mux: plan.answerer_rtcp_mux,
     }
 }
 
@@ -1336,6 +1345,54 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
         );
         assert!(offer.contains("a=sendrecv"), "{offer}");
         assert_eq!(media.codec, Some((Codec::Pcma, 8)));
+    }
+
+    /// `OFFER` from a trunk that offers rtcp-mux (RFC 5761).
+    fn mux_offer() -> Vec<u8> {
+        [OFFER, b"a=rtcp-mux\r\n"].concat()
+    }
+
+    #[test]
+    fn a_trunk_offering_rtcp_mux_gets_it_and_an_agent_declining_it_keeps_rtcp_apart() {
+        let mut plane = plane(4);
+        let mut media = plane
+            .anchor_passthrough(&mux_offer(), None)
+            .expect("acceptable");
+        assert!(media.trunk_leg.rtcp_mux);
+        let agent_answer =
+            b"v=0\r\no=p 9 9 IN IP4 10.0.0.9\r\ns=-\r\nc=IN IP4 10.0.0.9\r\nt=0 0\r\n\
+m=audio 16384 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let for_trunk = plane
+            .agent_answered_passthrough(Instant::now(), 7, &mut media, agent_answer)
+            .expect("valid answer");
+        let for_trunk = text(&for_trunk);
+        assert!(for_trunk.contains("a=rtcp-mux\r\n"), "{for_trunk}");
+        let session = started(&mut plane);
+        assert!(
+            session.trunk.rtcp_mux,
+            "the trunk's RTCP shares its RTP port"
+        );
+        let agent = session.agent.expect("agent leg");
+        assert!(!agent.rtcp_mux, "the agent did not agree");
+        assert_eq!(
+            agent.remote_rtcp,
+            Some("10.0.0.9:16385".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn an_answered_call_answers_rtcp_mux_only_when_offered() {
+        let mut plane = plane(4);
+        let (media, answer) = plane.anchor_answered(&mux_offer(), None).expect("ok");
+        assert!(
+            text(&answer).contains("a=rtcp-mux\r\n"),
+            "{}",
+            text(&answer)
+        );
+        assert!(media.trunk_leg.rtcp_mux);
+        let (media, answer) = plane.anchor_answered(OFFER, None).expect("ok");
+        assert!(!text(&answer).contains("rtcp-mux"), "{}", text(&answer));
+        assert!(!media.trunk_leg.rtcp_mux);
     }
 
     const TRUNK_KEY: &str =
@@ -1676,6 +1733,37 @@ m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r
             .answer_reoffer(&mut media, media::Leg::Trunk, pcmu_only)
             .expect_err("codec change");
         assert_eq!(error.sip_status(), 488);
+    }
+
+    #[test]
+    fn a_reoffer_decides_rtcp_mux_afresh_for_that_leg() {
+        let mut plane = plane(2);
+        let (mut media, _) = plane.anchor_answered(OFFER, None).expect("acceptable");
+        assert!(!media.trunk_leg.rtcp_mux);
+        let muxed = [
+            b"v=0\r\no=gw 1 2 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40002 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+                .as_slice(),
+            b"a=rtcp-mux\r\n",
+        ]
+        .concat();
+        let (config, _, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, &muxed)
+            .expect("same codec");
+        assert!(config.rtcp_mux && media.trunk_leg.rtcp_mux);
+        assert!(
+            text(&answer).contains("a=rtcp-mux\r\n"),
+            "{}",
+            text(&answer)
+        );
+        let plain =
+            b"v=0\r\no=gw 1 3 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n\
+m=audio 40002 RTP/AVP 8\r\n";
+        let (config, _, answer) = plane
+            .answer_reoffer(&mut media, media::Leg::Trunk, plain)
+            .expect("same codec");
+        assert!(!config.rtcp_mux);
+        assert!(!text(&answer).contains("rtcp-mux"), "{}", text(&answer));
     }
 
     #[test]
