@@ -451,6 +451,14 @@ fn a_supervisor_coaches_the_colleague_an_attended_transfer_passed_the_call_to() 
             "{code} during the consult"
         );
     }
+    let refused = api
+        .post(
+            &format!("/api/calls/{id}/supervise"),
+            r#"{"supervisor": "1003", "mode": "listen"}"#,
+        )?
+        .expect_status(409, "supervise during the consult")?
+        .error_code()?;
+    assert_eq!(refused, "consult_in_progress");
 
     // Complete: 1001's phone is hung up (and stops talking); caller and 1002 talk.
     api.post(&format!("/api/calls/{id}/complete"), "")?
