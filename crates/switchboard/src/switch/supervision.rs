@@ -172,9 +172,13 @@ pub enum SuperviseRefusal {
 /// whose leg is bound in the session).
 #[derive(Debug, Clone, Copy)]
 pub struct ConsultView<'a> {
+    /// Where the consult stands.
     pub stage: ConsultStage,
+    /// The consulted agent's id.
     pub target: &'a str,
+    /// The media session's name for the consulted party's leg.
     pub leg: Leg,
+    /// The consulted party is an agent and their leg is bound in the session.
     pub agent_in_mix: bool,
 }
 
