@@ -10,7 +10,8 @@
 //! both ways carry a clear reason.
 //!
 //! After an attended transfer the colleague (1002) who took the call is supervised the same
-//! way: `*421002` coaches the colleague (the caller never hears the supervisor), the API
+//! way: `*421002` coaches the colleague (the caller never hears the supervisor; key 3 then
+//! barges in and the caller hears the supervisor too), the API
 //! rings a supervisor into that call, and the CDR names the colleague as the agent of both
 //! supervisions; during the consult itself nobody can join.
 
@@ -478,7 +479,7 @@ fn a_supervisor_coaches_the_colleague_an_attended_transfer_passed_the_call_to() 
         Some(&480),
         "1001 left the call"
     );
-    let (whisper, relay) = dial_supervision(&supervisor_sip, "*421002", &supervisor_rtp)?
+    let (mut whisper, relay) = dial_supervision(&supervisor_sip, "*421002", &supervisor_rtp)?
         .map_err(|code| HarnessError::Unexpected(format!("*421002 refused with {code}")))?;
     let supervisor_talks = Talker::start(supervisor_rtp.clone(), relay, SUPERVISOR_HZ, 0x5e9);
     wait_until(
@@ -505,9 +506,27 @@ fn a_supervisor_coaches_the_colleague_an_attended_transfer_passed_the_call_to() 
             .any(|leg| leg["role"] == "supervisor" && leg["mode"] == "whisper"),
         "{listed}"
     );
+    // Key 3 (SIP INFO): barge, the caller hears the supervisor too.
+    let info = whisper.request(
+        "INFO",
+        "application/dtmf-relay",
+        "Signal=3\r\nDuration=100\r\n",
+        WAIT,
+    )?;
+    assert_eq!(info.final_response.status(), Some(200));
+    wait_until(
+        &caller_rtp,
+        "the caller hears the barging supervisor",
+        |s| tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
     let bye = whisper.hang_up(WAIT)?;
     assert_eq!(bye.final_response.status(), Some(200));
     drop(supervisor_talks);
+    wait_until(
+        &caller_rtp,
+        "the caller no longer hears the supervisor",
+        |s| tone_share(s, SUPERVISOR_HZ) < ABSENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
 
     // From the API: Switchboard rings the supervisor's registered phone into the call.
     let supervisor = AgentPhone::register(&switchboard, "1003")?;
@@ -562,7 +581,11 @@ fn a_supervisor_coaches_the_colleague_an_attended_transfer_passed_the_call_to() 
     assert_eq!(
         seen,
         vec![
-            ("1003".into(), "1002".into(), serde_json::json!(["whisper"])),
+            (
+                "1003".into(),
+                "1002".into(),
+                serde_json::json!(["whisper", "barge"])
+            ),
             ("1003".into(), "1002".into(), serde_json::json!(["listen"])),
         ],
         "{record}"
