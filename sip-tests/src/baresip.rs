@@ -3,13 +3,15 @@
 //!
 //! Two roles: an agent phone that registers with Digest and auto-answers
 //! ([`Baresip::agent`]), and a caller that dials at start-up with an account that answers
-//! the trunk's 407 challenge ([`Baresip::caller`]).
+//! the trunk's 407 challenge ([`Baresip::caller`]). A running baresip takes the menu's long
+//! commands (`transfer`, `hangup` …) over its `ctrl_tcp` socket ([`Baresip::command`]).
 
 use std::fs;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{HarnessError, HarnessResult};
 use crate::logged_process::LoggedProcess;
@@ -28,6 +30,8 @@ const RTP_PORTS: u16 = 20;
 /// registrar).
 pub struct Baresip {
     process: LoggedProcess,
+    /// Where its `ctrl_tcp` module listens for commands.
+    ctrl: SocketAddr,
 }
 
 impl Baresip {
@@ -42,6 +46,20 @@ impl Baresip {
         let account =
             format!("<sip:{user}@{registrar}>;auth_pass={password};regint=300;answermode=auto\n");
         Self::start(dir, &account, None)
+    }
+
+    /// [`Baresip::agent`] that echoes what it hears (its player feeds its microphone through
+    /// `aubridge`): whoever talks to it hears their own audio back, after a round trip through
+    /// libre's decoder and encoder.
+    pub fn echo_agent(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        registrar: SocketAddr,
+    ) -> HarnessResult<Self> {
+        let account =
+            format!("<sip:{user}@{registrar}>;auth_pass={password};regint=300;answermode=auto\n");
+        Self::start_configured(dir, &account, None, "module aubridge.so\n", ECHO_AUDIO)
     }
 
     /// [`Baresip::agent`] over TLS: registers at `registrar` with `;transport=tls`, trusting
@@ -181,7 +199,10 @@ impl Baresip {
             command.arg("-e").arg(format!("/dial {target}"));
         }
         let process = LoggedProcess::spawn("baresip", command, &dir.join("baresip.log"), false)?;
-        Ok(Baresip { process })
+        Ok(Baresip {
+            process,
+            ctrl: SocketAddr::from((Ipv4Addr::LOCALHOST, ctrl_port)),
+        })
     }
 
     /// Everything baresip logged so far.
@@ -193,4 +214,149 @@ impl Baresip {
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> HarnessResult<()> {
         self.process.wait_for(needle, timeout)
     }
+
+    /// A connection to baresip's `ctrl_tcp` socket, for menu commands and events. Waits up
+    /// to `timeout` for the control port to open (baresip may still be starting).
+    pub fn control(&self, timeout: Duration) -> HarnessResult<BaresipControl> {
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            match TcpStream::connect_timeout(&self.ctrl, timeout) {
+                Ok(stream) => break stream,
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(HarnessError::io("connecting to baresip's ctrl_tcp", error))
+                }
+                // Not listening yet: poll until the port opens.
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        Ok(BaresipControl {
+            stream,
+            events: Vec::new(),
+            next_token: 0,
+        })
+    }
+}
+
+/// baresip's `ctrl_tcp` protocol: netstrings (`<length>:<json>,`) both ways. A command is
+/// `{"command", "params", "token"}`; baresip answers `{"response": true, "ok", "data",
+/// "token"}` and, on the same connection, reports every UA event as `{"event": true,
+/// "type", "param", …}` (e.g. `CALL_CLOSED` with `Call transfered` once a REFER it sent
+/// was reported done by a 2xx sipfrag).
+pub struct BaresipControl {
+    stream: TcpStream,
+    /// Events read while waiting for something else, oldest first.
+    events: Vec<serde_json::Value>,
+    next_token: u32,
+}
+
+impl BaresipControl {
+    /// Runs a menu command (`transfer sip:1002@…`, `hangup` …) and returns its output; a
+    /// command baresip reports as failed is an error.
+    pub fn command(
+        &mut self,
+        command: &str,
+        params: &str,
+        timeout: Duration,
+    ) -> HarnessResult<String> {
+        self.next_token += 1;
+        let token = format!("t{}", self.next_token);
+        let request =
+            serde_json::json!({"command": command, "params": params, "token": token}).to_string();
+        self.stream
+            .write_all(format!("{}:{request},", request.len()).as_bytes())
+            .map_err(|e| HarnessError::io("sending a baresip command", e))?;
+        let answer = self.next_matching(timeout, |message| {
+            message["response"] == true && message["token"] == token.as_str()
+        })?;
+        let data = answer["data"].as_str().unwrap_or_default().to_owned();
+        if answer["ok"] == true {
+            Ok(data)
+        } else {
+            Err(HarnessError::Unexpected(format!(
+                "baresip refused {command} {params}: {data}"
+            )))
+        }
+    }
+
+    /// Waits for an event whose `type` is `kind` (e.g. `CALL_CLOSED`), within `timeout`;
+    /// events read earlier count.
+    pub fn wait_for_event(
+        &mut self,
+        kind: &str,
+        timeout: Duration,
+    ) -> HarnessResult<serde_json::Value> {
+        if let Some(index) = self.events.iter().position(|e| e["type"] == kind) {
+            return Ok(self.events.remove(index));
+        }
+        self.next_matching(timeout, |message| {
+            message["event"] == true && message["type"] == kind
+        })
+        .map_err(|e| {
+            HarnessError::Unexpected(format!(
+                "no baresip event {kind}: {e}; events seen: {:?}",
+                self.events
+            ))
+        })
+    }
+
+    /// Reads messages until one satisfies `wanted` (other events are kept).
+    fn next_matching(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> HarnessResult<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HarnessError::Unexpected(format!(
+                    "baresip's ctrl_tcp sent nothing awaited within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| HarnessError::io("setting the ctrl_tcp timeout", e))?;
+            let message = read_netstring(&mut self.stream)?;
+            let value: serde_json::Value = serde_json::from_slice(&message).map_err(|e| {
+                HarnessError::Unexpected(format!(
+                    "bad JSON from baresip's ctrl_tcp ({e}): {}",
+                    String::from_utf8_lossy(&message)
+                ))
+            })?;
+            if wanted(&value) {
+                return Ok(value);
+            }
+            if value["event"] == true {
+                self.events.push(value);
+            }
+        }
+    }
+}
+
+/// Reads one netstring (`<length>:<bytes>,`) from `stream`.
+fn read_netstring(stream: &mut TcpStream) -> HarnessResult<Vec<u8>> {
+    let io = |what: &'static str| move |e| HarnessError::io(what, e);
+    let mut length = 0usize;
+    loop {
+        let mut byte = [0u8];
+        stream
+            .read_exact(&mut byte)
+            .map_err(io("reading baresip's ctrl_tcp answer"))?;
+        match byte[0] {
+            b':' => break,
+            digit @ b'0'..=b'9' => length = length * 10 + usize::from(digit - b'0'),
+            other => {
+                return Err(HarnessError::Unexpected(format!(
+                    "not a netstring from baresip's ctrl_tcp: byte {other:#x}"
+                )))
+            }
+        }
+    }
+    let mut message = vec![0u8; length + 1];
+    stream
+        .read_exact(&mut message)
+        .map_err(io("reading baresip's ctrl_tcp answer"))?;
+    message.pop(); // the trailing ','
+    Ok(message)
 }

@@ -8,6 +8,12 @@
 //! gets no SIP at all, and the CDR lists the supervision with its modes. A supervisor can
 //! also be rung into a call from the API (`POST /api/calls/{id}/supervise`), and refusals of
 //! both ways carry a clear reason.
+//!
+//! After an attended transfer the colleague (1002) who took the call is supervised the same
+//! way: `*421002` coaches the colleague (the caller never hears the supervisor; key 3 then
+//! barges in and the caller hears the supervisor too), the API
+//! rings a supervisor into that call, and the CDR names the colleague as the agent of both
+//! supervisions; during the consult itself nobody can join.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +33,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const CALLER_HZ: f64 = 500.0;
 const AGENT_HZ: f64 = 1100.0;
 const SUPERVISOR_HZ: f64 = 1900.0;
+/// The colleague an attended transfer passes the call to.
+const COLLEAGUE_HZ: f64 = 1500.0;
 /// A tone makes up about half of a two-tone mix and nearly all of a lone one; absent, it is
 /// quantisation noise.
 const PRESENT: f64 = 0.15;
@@ -50,7 +58,9 @@ struct Conversation<'p> {
     call: ConnectedCall<'p>,
     caller_rtp: Arc<RtpPeer>,
     agent_rtp: Arc<RtpPeer>,
-    _talkers: [Talker; 2],
+    _caller_talks: Talker,
+    /// The agent's phone talking; taken (and so stopped) when that phone is hung up.
+    agent_talks: Option<Talker>,
 }
 
 /// Calls DID 100 from `caller_sip`; `agent` answers; both start talking, and the caller
@@ -72,10 +82,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
     let (call, caller_relay) = placed?;
     let agent_relay = sdp_audio_address(&agent_call?.invite.body)
         .ok_or_else(|| HarnessError::Unexpected("no audio address in the agent's INVITE".into()))?;
-    let talkers = [
-        Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11),
-        Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7),
-    ];
+    let caller_talks = Talker::start(caller_rtp.clone(), caller_relay, CALLER_HZ, 0xca11);
+    let agent_talks = Talker::start(agent_rtp.clone(), agent_relay, AGENT_HZ, 0xa6e7);
     wait_until(&caller_rtp, "the caller hears the agent", |s| {
         tone_share(s, AGENT_HZ) > PRESENT
     })?;
@@ -83,7 +91,8 @@ fn converse<'p>(agent: &AgentPhone, caller_sip: &'p UdpPeer) -> HarnessResult<Co
         call,
         caller_rtp,
         agent_rtp,
-        _talkers: talkers,
+        _caller_talks: caller_talks,
+        agent_talks: Some(agent_talks),
     })
 }
 
@@ -103,11 +112,12 @@ fn wait_until(rtp: &RtpPeer, what: &str, condition: impl Fn(&[i16]) -> bool) -> 
         }
     }
     Err(HarnessError::Unexpected(format!(
-        "{what} within {} s; last window: caller {:.2} agent {:.2} supervisor {:.2}",
+        "{what} within {} s; last window: caller {:.2} agent {:.2} supervisor {:.2} colleague {:.2}",
         WAIT.as_secs(),
         tone_share(&last, CALLER_HZ),
         tone_share(&last, AGENT_HZ),
         tone_share(&last, SUPERVISOR_HZ),
+        tone_share(&last, COLLEAGUE_HZ),
     )))
 }
 
@@ -371,5 +381,214 @@ fn supervisor_codes_are_refused_with_a_reason() -> HarnessResult<()> {
     let (code, warning) = refused("1003", "*421001")?;
     assert_eq!(code, 480, "agent 1001 is on no call: {warning}");
     assert!(warning.contains("not on a call"), "{warning}");
+    Ok(())
+}
+
+/// Supervisor 1003 dials `code` with an offer for `rtp`: the established dialog and
+/// Switchboard's side of the supervisor's leg.
+fn dial_supervision<'p>(
+    peer: &'p UdpPeer,
+    code: &str,
+    rtp: &RtpPeer,
+) -> HarnessResult<Result<(ConnectedCall<'p>, SocketAddr), u16>> {
+    let credentials = Credentials {
+        username: "1003",
+        password: "secret1003",
+    };
+    let (_, outcome) = authenticated_invite(
+        peer,
+        code,
+        &credentials,
+        DigestAlgorithm::Md5,
+        &pcmu_offer(rtp.port()?, false),
+        WAIT,
+    )?;
+    match outcome {
+        Ok(call) => {
+            let relay = sdp_audio_address(&call.answer.final_response.body)
+                .ok_or_else(|| HarnessError::Unexpected("no audio address in the 200".into()))?;
+            Ok(Ok((call, relay)))
+        }
+        Err(refused) => Ok(Err(refused.final_response.status().unwrap_or_default())),
+    }
+}
+
+#[test]
+fn a_supervisor_coaches_the_colleague_an_attended_transfer_passed_the_call_to() -> HarnessResult<()>
+{
+    let switchboard = Switchboard::start(config())?;
+    let api = switchboard.api();
+    let agent = AgentPhone::register(&switchboard, "1001")?;
+    let colleague_phone = AgentPhone::register(&switchboard, "1002")?;
+    let caller_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let mut conversation = converse(&agent, &caller_sip)?;
+    let caller_rtp = conversation.caller_rtp.clone();
+    let listed = api.get("/api/calls")?.json()?;
+    let id = listed["calls"][0]["id"]
+        .as_u64()
+        .ok_or_else(|| HarnessError::Unexpected(format!("no call listed: {listed}")))?;
+
+    // 1001 consults 1002 from the API; 1002's phone answers and talks.
+    api.post(&format!("/api/calls/{id}/consult"), r#"{"to": "1002"}"#)?
+        .expect_status(200, "consult")?;
+    let invite = colleague_phone.next_request("INVITE", WAIT)?;
+    let colleague_relay = sdp_audio_address(&invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the consult".into()))?;
+    let colleague_rtp = Arc::new(RtpPeer::bind()?);
+    colleague_phone.answer(invite, &pcmu_offer(colleague_rtp.port()?, false), WAIT)?;
+    let _colleague_talks =
+        Talker::start(colleague_rtp.clone(), colleague_relay, COLLEAGUE_HZ, 0xc011);
+    wait_until(&colleague_rtp, "the colleague hears the agent", |s| {
+        tone_share(s, AGENT_HZ) > PRESENT
+    })?;
+    // While the consult is under way nobody can join: the consult decides who hears whom.
+    let supervisor_sip = UdpPeer::bind(0, switchboard.sip_addr())?;
+    let supervisor_rtp = Arc::new(RtpPeer::bind()?);
+    for code in ["*421001", "*421002"] {
+        let refused = dial_supervision(&supervisor_sip, code, &supervisor_rtp)?;
+        assert_eq!(
+            refused.as_ref().err(),
+            Some(&480),
+            "{code} during the consult"
+        );
+    }
+    let refused = api
+        .post(
+            &format!("/api/calls/{id}/supervise"),
+            r#"{"supervisor": "1003", "mode": "listen"}"#,
+        )?
+        .expect_status(409, "supervise during the consult")?
+        .error_code()?;
+    assert_eq!(refused, "consult_in_progress");
+
+    // Complete: 1001's phone is hung up (and stops talking); caller and 1002 talk.
+    api.post(&format!("/api/calls/{id}/complete"), "")?
+        .expect_status(200, "complete")?;
+    let bye = agent.next_request("BYE", WAIT)?;
+    agent.reply(&bye, 200, "OK", &[], "")?;
+    conversation.agent_talks = None;
+    wait_until(&caller_rtp, "the caller hears the colleague", |s| {
+        tone_share(s, COLLEAGUE_HZ) > PRESENT
+    })?;
+
+    // The first agent's conversation is gone; the colleague's can be coached.
+    assert_eq!(
+        dial_supervision(&supervisor_sip, "*421001", &supervisor_rtp)?
+            .as_ref()
+            .err(),
+        Some(&480),
+        "1001 left the call"
+    );
+    let (mut whisper, relay) = dial_supervision(&supervisor_sip, "*421002", &supervisor_rtp)?
+        .map_err(|code| HarnessError::Unexpected(format!("*421002 refused with {code}")))?;
+    let supervisor_talks = Talker::start(supervisor_rtp.clone(), relay, SUPERVISOR_HZ, 0x5e9);
+    wait_until(
+        &supervisor_rtp,
+        "the supervisor hears caller and colleague",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    wait_until(
+        &colleague_rtp,
+        "the colleague hears the caller and the whisper",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, SUPERVISOR_HZ) > PRESENT,
+    )?;
+    never_hears_supervisor(&caller_rtp, "the caller (whisper to the colleague)")?;
+    wait_until(&caller_rtp, "the caller still hears the colleague", |s| {
+        tone_share(s, COLLEAGUE_HZ) > PRESENT
+    })?;
+    let listed = api.get("/api/calls")?.json()?;
+    let legs = listed["calls"][0]["legs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        legs.iter()
+            .any(|leg| leg["role"] == "supervisor" && leg["mode"] == "whisper"),
+        "{listed}"
+    );
+    // Key 3 (SIP INFO): barge, the caller hears the supervisor too.
+    let info = whisper.request(
+        "INFO",
+        "application/dtmf-relay",
+        "Signal=3\r\nDuration=100\r\n",
+        WAIT,
+    )?;
+    assert_eq!(info.final_response.status(), Some(200));
+    wait_until(
+        &caller_rtp,
+        "the caller hears the barging supervisor",
+        |s| tone_share(s, SUPERVISOR_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    let bye = whisper.hang_up(WAIT)?;
+    assert_eq!(bye.final_response.status(), Some(200));
+    drop(supervisor_talks);
+    wait_until(
+        &caller_rtp,
+        "the caller no longer hears the supervisor",
+        |s| tone_share(s, SUPERVISOR_HZ) < ABSENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+
+    // From the API: Switchboard rings the supervisor's registered phone into the call.
+    let supervisor = AgentPhone::register(&switchboard, "1003")?;
+    api.post(
+        &format!("/api/calls/{id}/supervise"),
+        r#"{"supervisor": "1003", "mode": "listen"}"#,
+    )?
+    .expect_status(200, "supervise")?;
+    let invite = supervisor.next_request("INVITE", WAIT)?;
+    assert_eq!(
+        invite.header("X-Switchboard-Supervise"),
+        Some("listen 1002")
+    );
+    let relay = sdp_audio_address(&invite.body)
+        .ok_or_else(|| HarnessError::Unexpected("no audio address in the offer".into()))?;
+    let rung_rtp = Arc::new(RtpPeer::bind()?);
+    supervisor.answer(invite, &pcmu_offer(rung_rtp.port()?, false), WAIT)?;
+    let _rung_talks = Talker::start(rung_rtp.clone(), relay, SUPERVISOR_HZ, 0x5ea);
+    wait_until(
+        &rung_rtp,
+        "the rung supervisor hears caller and colleague",
+        |s| tone_share(s, CALLER_HZ) > PRESENT && tone_share(s, COLLEAGUE_HZ) > PRESENT,
+    )?;
+    // The colleague's socket still holds the whisper from before (nobody read it while the
+    // API rang the supervisor): read it away, up to the first window without the tone.
+    wait_until(&colleague_rtp, "the whisper from before is read", |s| {
+        tone_share(s, SUPERVISOR_HZ) < ABSENT
+    })?;
+    never_hears_supervisor(&colleague_rtp, "the colleague (listen)")?;
+    never_hears_supervisor(&caller_rtp, "the caller (listen)")?;
+
+    let call_id = conversation.call.call_id().to_owned();
+    conversation.call.hang_up(WAIT)?;
+    for phone in [&supervisor, &colleague_phone] {
+        let bye = phone.next_request("BYE", WAIT)?;
+        phone.reply(&bye, 200, "OK", &[], "")?;
+    }
+    let record = wait_for_call(switchboard.cdr_dir(), &call_id, WAIT)?;
+    assert_eq!(record["agent"], "1002", "{record}");
+    assert_eq!(record["transfers"][0]["kind"], "attended", "{record}");
+    let supervisions = supervisions(&switchboard, &call_id)?;
+    let seen: Vec<(String, String, serde_json::Value)> = supervisions
+        .iter()
+        .map(|s| {
+            (
+                s["supervisor"].as_str().unwrap_or_default().to_owned(),
+                s["agent"].as_str().unwrap_or_default().to_owned(),
+                s["modes"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "1003".into(),
+                "1002".into(),
+                serde_json::json!(["whisper", "barge"])
+            ),
+            ("1003".into(), "1002".into(), serde_json::json!(["listen"])),
+        ],
+        "{record}"
+    );
     Ok(())
 }

@@ -795,6 +795,17 @@ impl Switch {
 
     /// Tells the call's session who hears whom with its consult.
     fn apply_consult_routing(&mut self, id: CallNumber) {
+        let transferred = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.consult.as_ref())
+            .is_some_and(|c| c.stage == ConsultStage::Transferred);
+        if transferred && self.supervisable(id) {
+            // The colleague now has the call as its agent: supervisors may join it, and
+            // supervision.rs routes caller, colleague and supervisors alike.
+            self.apply_bridge(id);
+            return;
+        }
         let Some(call) = self.calls.get(&id) else {
             return;
         };

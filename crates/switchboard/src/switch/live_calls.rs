@@ -176,7 +176,11 @@ impl Switch {
                     super::consult::ConsultRefusal::InProgress,
                 ));
             }
-            if !self.consult_possible(id) {
+            // (A supervisor may also join the colleague an attended transfer passed the
+            // call to: supervision.rs decides.)
+            let supervise = matches!(action, CallAction::Supervise { .. });
+            let possible = self.consult_possible(id) || (supervise && self.supervisable(id));
+            if !possible {
                 return Err(CallActionError::NotConnected);
             }
         }

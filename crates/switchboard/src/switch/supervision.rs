@@ -7,8 +7,15 @@
 //!
 //! A supervision belongs to the agent's conversation: it ends when the supervisor hangs up,
 //! when the agent leaves the call (a transfer), or with the call.
+//!
+//! After an attended transfer the colleague who took the call is the agent of that
+//! conversation: `*4x<colleague>` and the API's supervise join it, and in the mix the
+//! colleague's leg plays the agent's role (whisper: the colleague hears the supervisor, the
+//! caller does not). While a consult is under way (before complete) nobody can join: who
+//! hears whom is the consult's (consult.rs).
 
 use super::call::{Call, CallNumber};
+use super::consult::ConsultStage;
 use super::extra_leg_invite::{Caller, Phone, Reserved, RungLeg, Unavailable};
 use super::media_plane::ExtraLeg;
 use super::registration::AuthOutcome;
@@ -160,11 +167,72 @@ pub enum SuperviseRefusal {
     NoRoom,
 }
 
-/// Who hears whom with these supervisors (leg and mode of each one in the mix). Without a
-/// supervisor the call is the plain two-party relay (nothing decoded).
+/// A consult seen from the supervisor's side: its stage, the consulted party, their leg, and
+/// whether that leg can carry a supervised conversation (an agent, not an outside number,
+/// whose leg is bound in the session).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsultView<'a> {
+    /// Where the consult stands.
+    pub stage: ConsultStage,
+    /// The consulted agent's id.
+    pub target: &'a str,
+    /// The media session's name for the consulted party's leg.
+    pub leg: Leg,
+    /// The consulted party is an agent and their leg is bound in the session.
+    pub agent_in_mix: bool,
+}
+
+/// Who a supervisor of this call would coach, and on which leg they talk: the call's agent
+/// (`agent`, on [`Leg::Agent`]) when there is no consult; once an attended transfer is
+/// complete, the colleague who took the call (on the consult's leg). Nobody while a consult
+/// or conference is under way, nor after a transfer to an outside number.
+pub fn supervised_talker<'a>(
+    agent: Option<&'a str>,
+    consult: Option<ConsultView<'a>>,
+) -> Option<(&'a str, Leg)> {
+    match consult {
+        None => agent.map(|agent| (agent, Leg::Agent)),
+        Some(consult)
+            if agent.is_none()
+                && consult.stage == ConsultStage::Transferred
+                && consult.agent_in_mix =>
+        {
+            Some((consult.target, consult.leg))
+        }
+        Some(_) => None,
+    }
+}
+
+/// [`supervised_talker`] of a call.
+fn call_talker(call: &Call) -> Option<(&str, Leg)> {
+    let consult = call.consult.as_ref().map(|c| ConsultView {
+        stage: c.stage,
+        target: &c.target,
+        leg: c.leg,
+        agent_in_mix: c.in_mix && !c.outside,
+    });
+    supervised_talker(call.agent().map(|a| a.as_str()), consult)
+}
+
+/// Who hears whom with these supervisors (leg and mode of each one in the mix) on a call
+/// whose agent talks on [`Leg::Agent`]. Without a supervisor the call is the plain two-party
+/// relay (nothing decoded).
 pub fn bridge_routing(supervisors: &[(Leg, MonitorMode)]) -> Routing {
+    bridge_routing_via(Leg::Agent, supervisors)
+}
+
+/// The same when the agent's role is played by the party on `agent` (the colleague an
+/// attended transfer passed the call to, on the consult's leg). Without a supervisor, caller
+/// and that party hear each other.
+pub fn bridge_routing_via(agent: Leg, supervisors: &[(Leg, MonitorMode)]) -> Routing {
     if supervisors.is_empty() {
-        return Routing::Relay;
+        return if agent == Leg::Agent {
+            Routing::Relay
+        } else {
+            Routing::Mix {
+                hears: vec![(Leg::Trunk, vec![agent]), (agent, vec![Leg::Trunk])],
+            }
+        };
     }
     let in_mode = |mode: MonitorMode| -> Vec<Leg> {
         supervisors
@@ -175,16 +243,16 @@ pub fn bridge_routing(supervisors: &[(Leg, MonitorMode)]) -> Routing {
     };
     let barging = in_mode(MonitorMode::Barge);
     let coaching = in_mode(MonitorMode::Whisper);
-    let caller_hears = std::iter::once(Leg::Agent)
+    let caller_hears = std::iter::once(agent)
         .chain(barging.iter().copied())
         .collect();
     let agent_hears = std::iter::once(Leg::Trunk)
         .chain(coaching.iter().copied())
         .chain(barging.iter().copied())
         .collect();
-    let mut hears = vec![(Leg::Trunk, caller_hears), (Leg::Agent, agent_hears)];
+    let mut hears = vec![(Leg::Trunk, caller_hears), (agent, agent_hears)];
     for &(leg, _) in supervisors {
-        let others = [Leg::Trunk, Leg::Agent]
+        let others = [Leg::Trunk, agent]
             .into_iter()
             .chain(barging.iter().copied().filter(|&l| l != leg))
             .collect();
@@ -325,7 +393,7 @@ impl Switch {
         let agent = self
             .calls
             .get(&id)
-            .and_then(|call| call.agent().map(|a| a.to_string()))
+            .and_then(|call| call_talker(call).map(|(agent, _)| agent.to_owned()))
             .unwrap_or_default();
         if agent == supervisor {
             return Err(SuperviseRefusal::OwnCall);
@@ -476,17 +544,25 @@ impl Switch {
     }
 
     /// The call `agent` is talking on, if any (calls with anchored, running media only: the
-    /// supervisor's audio is mixed by the call's media session).
+    /// supervisor's audio is mixed by the call's media session). The colleague an attended
+    /// transfer passed a call to is talking on it.
     fn connected_call_of(&self, agent: &str) -> Option<CallNumber> {
         self.calls
             .values()
             .find(|call| {
                 call.state.is_connected()
-                    && call.consult.is_none()
-                    && call.agent().is_some_and(|a| a.as_str() == agent)
+                    && call_talker(call).is_some_and(|(talker, _)| talker == agent)
                     && call.media.as_ref().is_some_and(|m| m.started)
             })
             .map(|call| call.id)
+    }
+
+    /// Whether a supervisor can join call `id` now: someone talks with the caller (the
+    /// agent, or the colleague an attended transfer passed the call to).
+    pub(super) fn supervisable(&self, id: CallNumber) -> bool {
+        self.calls
+            .get(&id)
+            .is_some_and(|call| call_talker(call).is_some())
     }
 
     /// The session bound the supervisor's leg: answer a phone that dialled in, and mix it in.
@@ -874,12 +950,14 @@ impl Switch {
         }
     }
 
-    /// Tells the call's session who hears whom now.
-    fn apply_bridge(&mut self, id: CallNumber) {
-        if self.has_consult(id) {
-            return; // the consult decides who hears whom (consult.rs)
-        }
+    /// Tells the call's session who hears whom now. While a consult is under way the
+    /// consult decides (consult.rs); after a completed attended transfer the colleague's leg
+    /// is the agent's.
+    pub(super) fn apply_bridge(&mut self, id: CallNumber) {
         let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some((_, agent)) = call_talker(call) else {
             return;
         };
         if call.media.as_ref().is_some_and(|m| m.started) {
@@ -889,7 +967,7 @@ impl Switch {
                 .filter(|m| m.answered)
                 .map(|m| (m.leg, m.mode))
                 .collect();
-            let routing = bridge_routing(&in_mix);
+            let routing = bridge_routing_via(agent, &in_mix);
             self.media.command(id, MediaCommand::SetRouting(routing));
         }
     }
@@ -946,6 +1024,78 @@ mod tests {
         assert_eq!(heard_by(&barge, caller), vec![agent, sup]);
         assert_eq!(heard_by(&barge, agent), vec![caller, sup]);
         assert_eq!(heard_by(&barge, sup), vec![caller, agent]);
+    }
+
+    #[test]
+    fn after_an_attended_transfer_the_colleague_plays_the_agents_part() {
+        let (caller, colleague, sup) = (Leg::Trunk, Leg::Extra(0), Leg::Extra(1));
+        assert_eq!(
+            heard_by(&bridge_routing_via(colleague, &[]), caller),
+            vec![colleague],
+            "without supervisors caller and colleague talk"
+        );
+        assert_eq!(
+            heard_by(&bridge_routing_via(colleague, &[]), colleague),
+            vec![caller]
+        );
+
+        let listen = bridge_routing_via(colleague, &[(sup, MonitorMode::Listen)]);
+        assert_eq!(heard_by(&listen, caller), vec![colleague]);
+        assert_eq!(heard_by(&listen, colleague), vec![caller]);
+        assert_eq!(heard_by(&listen, sup), vec![caller, colleague]);
+
+        let whisper = bridge_routing_via(colleague, &[(sup, MonitorMode::Whisper)]);
+        assert_eq!(
+            heard_by(&whisper, caller),
+            vec![colleague],
+            "never the coach"
+        );
+        assert_eq!(heard_by(&whisper, colleague), vec![caller, sup]);
+        assert_eq!(heard_by(&whisper, sup), vec![caller, colleague]);
+
+        let barge = bridge_routing_via(colleague, &[(sup, MonitorMode::Barge)]);
+        assert_eq!(heard_by(&barge, caller), vec![colleague, sup]);
+        assert_eq!(heard_by(&barge, colleague), vec![caller, sup]);
+        assert_eq!(heard_by(&barge, sup), vec![caller, colleague]);
+        // The first agent's leg (gone) is in nobody's mix.
+        for leg in [caller, colleague, sup] {
+            assert!(!heard_by(&barge, leg).contains(&Leg::Agent));
+        }
+    }
+
+    fn consult(stage: ConsultStage, agent_in_mix: bool) -> Option<ConsultView<'static>> {
+        Some(ConsultView {
+            stage,
+            target: "1002",
+            leg: Leg::Extra(0),
+            agent_in_mix,
+        })
+    }
+
+    #[test]
+    fn the_supervised_talker_is_the_agent_or_the_colleague_who_took_the_call() {
+        assert_eq!(
+            supervised_talker(Some("1001"), None),
+            Some(("1001", Leg::Agent))
+        );
+        assert_eq!(supervised_talker(None, None), None, "no agent yet");
+        assert_eq!(
+            supervised_talker(None, consult(ConsultStage::Transferred, true)),
+            Some(("1002", Leg::Extra(0))),
+            "after complete the colleague is the agent"
+        );
+        for stage in [ConsultStage::Consulting, ConsultStage::Conference] {
+            assert_eq!(
+                supervised_talker(Some("1001"), consult(stage, true)),
+                None,
+                "{stage:?}: the consult decides who hears whom"
+            );
+        }
+        assert_eq!(
+            supervised_talker(None, consult(ConsultStage::Transferred, false)),
+            None,
+            "an outside number (or an unbound leg) is nobody to coach"
+        );
     }
 
     #[test]
