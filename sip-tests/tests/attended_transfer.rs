@@ -181,6 +181,24 @@ fn colleague_answers(phone: &AgentPhone) -> HarnessResult<Colleague> {
 }
 
 /// Agent and colleague hear each other; the caller hears neither.
+/// The agent consults colleague 1002 over the API; returns once the two hear each other and
+/// the caller neither.
+fn consult_colleague(
+    api: &Api,
+    id: u64,
+    colleague_phone: &AgentPhone,
+    conversation: &Conversation,
+) -> HarnessResult<Colleague> {
+    post(
+        api,
+        &format!("/api/calls/{id}/consult"),
+        r#"{"to": "1002"}"#,
+    )?;
+    let colleague = colleague_answers(colleague_phone)?;
+    consulting(conversation, &colleague)?;
+    Ok(colleague)
+}
+
 fn consulting(conversation: &Conversation, colleague: &Colleague) -> HarnessResult<()> {
     wait_until(&colleague.rtp, "the colleague hears the agent", |s| {
         tone_share(s, AGENT_HZ) > PRESENT && tone_share(s, CALLER_HZ) < ABSENT
@@ -473,13 +491,7 @@ fn a_refer_with_replaces_naming_the_consult_completes_it() -> HarnessResult<()> 
     let mut conversation = converse(&agent, &caller_sip)?;
     let api = switchboard.api();
     let id = call_id_of(&api)?;
-    post(
-        &api,
-        &format!("/api/calls/{id}/consult"),
-        r#"{"to": "1002"}"#,
-    )?;
-    let colleague = colleague_answers(&colleague_phone)?;
-    consulting(&conversation, &colleague)?;
+    let colleague = consult_colleague(&api, id, &colleague_phone, &conversation)?;
     // The conference from the API first: all three hear each other.
     post(&api, &format!("/api/calls/{id}/conference"), "")?;
     wait_until(
@@ -1130,13 +1142,7 @@ fn the_caller_holds_and_resumes_after_an_attended_transfer() -> HarnessResult<()
     let mut conversation = converse(&agent, &caller_sip)?;
     let api = switchboard.api();
     let id = call_id_of(&api)?;
-    post(
-        &api,
-        &format!("/api/calls/{id}/consult"),
-        r#"{"to": "1002"}"#,
-    )?;
-    let colleague = colleague_answers(&colleague_phone)?;
-    consulting(&conversation, &colleague)?;
+    let colleague = consult_colleague(&api, id, &colleague_phone, &conversation)?;
     post(&api, &format!("/api/calls/{id}/complete"), "")?;
     take_bye(&agent)?;
     caller_with_colleague(&conversation, &colleague)?;
@@ -1238,13 +1244,7 @@ fn an_attended_transfer_leaves_one_recording_with_both_agents_on_it() -> Harness
     wait_until(&conversation.agent_rtp, "the agent hears the caller", |s| {
         tone_share(s, CALLER_HZ) > PRESENT
     })?;
-    post(
-        &api,
-        &format!("/api/calls/{id}/consult"),
-        r#"{"to": "1002"}"#,
-    )?;
-    let colleague = colleague_answers(&colleague_phone)?;
-    consulting(&conversation, &colleague)?;
+    let colleague = consult_colleague(&api, id, &colleague_phone, &conversation)?;
     post(&api, &format!("/api/calls/{id}/complete"), "")?;
     take_bye(&agent)?;
     drop(conversation.agent_talks.take());
@@ -1293,13 +1293,7 @@ fn a_conference_leaves_one_recording_with_everyone_on_it() -> HarnessResult<()> 
     let mut conversation = converse(&agent, &caller_sip)?;
     let api = switchboard.api();
     let id = call_id_of(&api)?;
-    post(
-        &api,
-        &format!("/api/calls/{id}/consult"),
-        r#"{"to": "1002"}"#,
-    )?;
-    let colleague = colleague_answers(&colleague_phone)?;
-    consulting(&conversation, &colleague)?;
+    let colleague = consult_colleague(&api, id, &colleague_phone, &conversation)?;
     post(&api, &format!("/api/calls/{id}/conference"), "")?;
     wait_until(
         &colleague.rtp,
