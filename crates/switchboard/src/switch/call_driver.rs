@@ -139,6 +139,9 @@ impl Switch {
                 CallTimer::Survey => self.survey_timeout(now, id),
                 CallTimer::SessionRefresh => self.refresh_session(now, id),
                 CallTimer::SessionExpiry => self.session_expired(now, id),
+                CallTimer::ExtraLegRing(n) => {
+                    self.monitor_ring_timeout(now, id, media::Leg::Extra(n))
+                }
             }
         }
     }

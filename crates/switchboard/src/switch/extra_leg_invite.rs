@@ -108,7 +108,7 @@ impl Switch {
 
     /// Rings `phone` with `offer` as `leg` of call `id`: its responses are routed to the
     /// call's extra-leg paths and it is given up after the ring timeout
-    /// (`SwitchTimer::MonitorRing`).
+    /// (the call's `CallTimer::ExtraLegRing`).
     pub(super) fn ring_extra_leg(
         &mut self,
         now: Instant,
@@ -163,10 +163,9 @@ impl Switch {
             ClientPurpose::MonitorInvite { call: id, leg },
         );
         self.calls.route_monitor(call_id.clone(), id);
-        self.timers.schedule(
-            now + self.config.sip.ring_timeout,
-            super::SwitchTimer::MonitorRing { call: id, leg },
-        );
+        if let Some(ring) = super::call::timers::CallTimer::extra_leg_ring(leg) {
+            self.set_call_timer(id, ring, now + self.config.sip.ring_timeout);
+        }
         RungLeg {
             invite,
             call_id,

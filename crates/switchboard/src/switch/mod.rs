@@ -182,8 +182,6 @@ enum SwitchTimer {
     DrainGraceOver,
     /// A parked CDR has waited long enough for its media session's report.
     FlushCdr { call: CallNumber },
-    /// A supervisor's phone rung from the API did not answer in time.
-    MonitorRing { call: CallNumber, leg: media::Leg },
     /// Time to REGISTER (again) with the carrier of `[[trunk]]` number `trunk`.
     CarrierRegister { trunk: usize },
     /// A port pair found held by another process may go back to the pool.
@@ -488,7 +486,6 @@ impl Switch {
                 }
                 SwitchTimer::Registrations => self.expire_registrations(now),
                 SwitchTimer::FlushCdr { call } => self.flush_parked_cdr(call),
-                SwitchTimer::MonitorRing { call, leg } => self.monitor_ring_timeout(now, call, leg),
                 SwitchTimer::CarrierRegister { trunk } => {
                     self.register_with_carrier(now, trunk, None)
                 }

@@ -1704,3 +1704,38 @@ CSeq: {cseq} INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\
     rig.deliver(phone("1001"), &bad);
     rig.take_one(|m| m.is("SIP/2.0 400"));
 }
+
+#[test]
+fn a_second_consult_keeps_its_whole_ring_time_when_the_first_was_cancelled_while_ringing() {
+    use super::live_calls::CallAction;
+    let mut rig = Rig::new();
+    connected_anchored(&mut rig, "cons-ring");
+    let call = *rig.switch.calls.keys().next().expect("a call");
+    let first = consulting(&mut rig);
+    rig.phone_replies(&first, "180 Ringing", "col1");
+    // The agent gives up on the first consult five seconds in ...
+    rig.advance(Duration::from_secs(5));
+    rig.switch
+        .act_on_call(rig.now, call, CallAction::Cancel)
+        .expect("cancel accepted");
+    rig.collect();
+    let cancel = rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1002"));
+    rig.phone_replies(&cancel, "200 OK", "col1");
+    rig.phone_replies(&first, "487 Request Terminated", "col1");
+    rig.collect();
+    // ... and consults again a second later, on the leg the first one left free.
+    rig.advance(Duration::from_secs(1));
+    let second = consulting(&mut rig);
+    rig.phone_replies(&second, "180 Ringing", "col2");
+    // When the first consult's ring time would have run out, the second rings on.
+    rig.advance(Duration::from_secs(15));
+    assert!(
+        rig.take_all(|m| m.is("CANCEL ")).is_empty(),
+        "the second consult was given up on the first one's deadline"
+    );
+    let consult = rig.switch.calls.get(&call).and_then(|c| c.consult.as_ref());
+    assert!(consult.is_some(), "the second consult still rings");
+    // Its own ring time runs out 20 s after it started.
+    rig.advance(Duration::from_secs(5));
+    rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1002"));
+}
