@@ -430,7 +430,9 @@ def print_run(args, r):
           f"{per_call:.3f} ms per successful call")
     print(f"{r['target']:<10} RSS     start {r['rss0'] / 1024:.1f} MiB, peak {r['peak_rss'] / 1024:.1f} MiB, "
           f"end {r['rss1'] / 1024:.1f} MiB")
-    if args.hold_ms and r["mid_rss"]:
+    # (With --live-rss the line below is the right figure: this one assumes every call lasts
+    # its hold time, which calls longer than the media timeout do not, SIPp sending no RTP.)
+    if args.hold_ms and r["mid_rss"] and not args.live_rss:
         concurrent = r["rate"] * args.hold_ms / 1000
         print(f"RSS per 1000 calls  {(r['mid_rss'] - r['rss0']) / 1024 / concurrent * 1000:.1f} MiB "
               f"(at ~{concurrent:.0f} concurrent calls)")
@@ -483,6 +485,10 @@ def main():
     args = ap.parse_args()
     if args.live_rss and args.hold_ms < (args.seconds + 40) * 1000:
         ap.error(f"--live-rss needs --hold-ms of at least {(args.seconds + 40) * 1000} for --seconds {args.seconds}")
+    if args.live_rss:
+        most_calls = max(int(r) for r in args.rate.split(",")) * args.seconds
+        if args.agents < most_calls:
+            ap.error(f"--live-rss holds every call up: --agents must be at least {most_calls} (rate x seconds)")
 
     root = tempfile.mkdtemp(prefix="sb-load-")
     results = []
