@@ -494,7 +494,7 @@ impl Switch {
             .media
             .recordings_dir
             .join(date.to_string())
-            .join(format!("{kind}-sb-{}-{id}.wav", self.unix_base))
+            .join(format!("{kind}-{}.wav", self.clock.record_id(id)))
     }
 
     /// The recording of `call` could not be written: the call goes on, the CDR says so.

@@ -10,7 +10,7 @@ impl Switch {
     pub(super) fn publish_cti(&self, now: Instant, event: &acd::AcdEvent) {
         use acd::AcdEvent as E;
         let date = self.wall(now).date();
-        let cdr_id = |call: u64| format!("sb-{}-{}", self.unix_base, call);
+        let cdr_id = |call: u64| self.clock.record_id(call);
         let cti = match event {
             E::AgentStateChanged {
                 agent,

@@ -98,6 +98,20 @@ Call-ID: interop-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:2000@{TRUNK}>\r\n{h
         deliver(&mut self.switch, self.now, &text);
     }
 
+    /// The trunk answers `ours`, a request Switchboard sent it, with `status` (and the header
+    /// lines in `headers`); what Switchboard sends in return is discarded.
+    fn answer_ours(&mut self, ours: &str, status: &str, headers: &str) {
+        let mut answer = format!("SIP/2.0 {status}\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            let value = header(ours, name).expect("header");
+            answer.push_str(&format!("{name}: {value}\r\n"));
+        }
+        answer.push_str(headers);
+        answer.push_str("Content-Length: 0\r\n\r\n");
+        deliver(&mut self.switch, self.now, &answer);
+        take(&mut self.switch);
+    }
+
     fn advance(&mut self, by: Duration) -> Vec<String> {
         self.now += by;
         self.switch.handle_timeout(self.now);
@@ -280,16 +294,7 @@ fn a_refresh_that_crosses_the_trunks_reinvite_gets_491_and_is_retried() {
     let out = call.request("INVITE", "", &sdp("sendrecv"));
     assert!(header(only(&out, "SIP/2.0 491"), "Warning").is_some());
     // The trunk refuses ours the same way: we try again within 2 s.
-    let mut refusal = vec!["SIP/2.0 491 Request Pending".to_string()];
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        refusal.push(format!("{name}: {}", header(&ours, name).expect("header")));
-    }
-    deliver(
-        &mut call.switch,
-        call.now,
-        &(refusal.join("\r\n") + "\r\nContent-Length: 0\r\n\r\n"),
-    );
-    take(&mut call.switch);
+    call.answer_ours(&ours, "491 Request Pending", "");
     let out = call.advance(Duration::from_millis(2001));
     assert_eq!(
         out.iter().filter(|m| m.starts_with("INVITE")).count(),
@@ -316,17 +321,7 @@ fn a_renegotiation_overtaking_our_refresh_is_not_undone_by_its_late_answer() {
         Some("1800;refresher=uac")
     );
     // The late answer to our refresh would make Switchboard the refresher every 90 s again.
-    let mut answer = vec!["SIP/2.0 200 OK".to_string()];
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        answer.push(format!("{name}: {}", header(&ours, name).expect("header")));
-    }
-    answer.push("Session-Expires: 90;refresher=uac".to_string());
-    deliver(
-        &mut call.switch,
-        call.now,
-        &(answer.join("\r\n") + "\r\nContent-Length: 0\r\n\r\n"),
-    );
-    take(&mut call.switch);
+    call.answer_ours(&ours, "200 OK", "Session-Expires: 90;refresher=uac\r\n");
     // Neither that answer nor the refresh schedule of the first negotiation sends anything:
     // the trunk's 1800 s hold until it should have refreshed.
     let out = call.advance(Duration::from_secs(1767));

@@ -287,11 +287,9 @@ pub struct Switch {
     client_certificates: transport::ClientCertificates,
     /// Tags, Call-IDs, branches and every other random choice (seeded in tests).
     ids: ids::IdSource,
-    /// Monotonic to wall-clock time (nonces and records carry wall time).
+    /// Monotonic to wall-clock time (nonces and records carry wall time); its anchor names
+    /// this run in record ids.
     clock: wall_clock::WallClock,
-    /// The wall-clock second the switch started: it names this run in record ids
-    /// (`sb-<unix_base>-<call>`).
-    unix_base: u64,
     /// Ports and media-session operations.
     media: media_plane::MediaPlane,
     /// Prompts and music, per language.
@@ -413,7 +411,6 @@ impl Switch {
             cdr_out: VecDeque::new(),
             held_responses: HashMap::new(),
             clock: wall_clock::WallClock::anchored(now, unix_now),
-            unix_base: unix_now,
         };
         switch.schedule_carrier_registrations(now);
         switch

@@ -20,10 +20,10 @@ impl WallClock {
         }
     }
 
-    /// The wall-clock second of the anchor (the switch's start: it names the run in record
-    /// ids).
-    pub fn anchor_secs(&self) -> u64 {
-        self.unix_base
+    /// The id of call `call`'s records, `sb-<start>-<call>`: the wall-clock second of the
+    /// anchor (the switch's start) names the run, so ids stay unique across restarts.
+    pub fn record_id(&self, call: u64) -> String {
+        format!("sb-{}-{call}", self.unix_base)
     }
 
     /// The wall-clock time of `at`.

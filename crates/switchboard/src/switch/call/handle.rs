@@ -128,6 +128,8 @@ mod tests {
     use std::time::Duration;
 
     const RING_TIME: Duration = Duration::from_secs(20);
+    /// Our Via on the ACK of a phone's 2xx.
+    const ACK_VIA: &str = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack";
 
     fn trunk_peer() -> Peer {
         Peer::udp("127.0.0.1:5999".parse().expect("addr"))
@@ -341,17 +343,7 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
 
         // The next attempt is answered just as its ring timer comes due.
         ring(&mut call, t0 + s(30), 2);
-        let leg = call.agent_leg.as_mut().expect("ringing");
-        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
-        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
-        leg.uac
-            .answer(
-                t0 + s(35),
-                &ok,
-                phone_peer(),
-                "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack",
-            )
-            .expect("a usable 2xx");
+        phone_answers(&mut call, t0 + s(35));
         let outputs = call.handle(t0 + s(30) + RING_TIME, CallInput::RingTimeout);
         assert!(outputs.is_empty(), "{outputs:?}");
         assert!(call.agent_leg.is_some());
@@ -394,17 +386,7 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
 
     /// Connects the ringing attempt: the phone's 200 is taken and the trunk answered.
     fn connect(call: &mut Call, at: Instant) {
-        let leg = call.agent_leg.as_mut().expect("ringing");
-        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
-        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
-        leg.uac
-            .answer(
-                at,
-                &ok,
-                phone_peer(),
-                "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack",
-            )
-            .expect("a usable 2xx");
+        phone_answers(call, at);
         call.state = CallState::Connected;
         call.answered = Some(at);
         call.trunk_leg.finalized = true;
@@ -537,11 +519,20 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
         ok
     }
 
+    /// The ringing attempt's leg takes the phone's 200 at `at` (the call itself is not told).
+    fn phone_answers(call: &mut Call, at: Instant) {
+        let ok = phone_ok(call, "INVITE, ACK, BYE", "");
+        let leg = call.agent_leg.as_mut().expect("ringing");
+        leg.uac
+            .answer(at, &ok, phone_peer(), ACK_VIA)
+            .expect("a usable 2xx");
+    }
+
     fn answered(response: &Response) -> CallInput {
         CallInput::AgentAnswered {
             response: Box::new(response.clone()),
             source: phone_peer(),
-            via: "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack".to_owned(),
+            via: ACK_VIA.to_owned(),
         }
     }
 

@@ -87,7 +87,7 @@ impl Call {
         };
         CallRecord {
             seq: 0,
-            id: format!("sb-{}-{}", self.clock.anchor_secs(), self.id),
+            id: self.clock.record_id(self.id),
             trunk_call_id: self.trunk_leg.dialog.call_id.clone(),
             arrived: self.clock.at(self.arrived),
             ivr_ended: ivr_ended.map(|t| self.clock.at(t)),

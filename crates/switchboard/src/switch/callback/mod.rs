@@ -61,7 +61,7 @@ impl Switch {
         let booking = Booking {
             number: origin.caller.clone(),
             queue: origin.queue.clone(),
-            requested_by: format!("sb-{}-{}", self.unix_base, call),
+            requested_by: self.clock.record_id(call),
             requested: self.wall(now),
             place: origin.enqueued_at(),
             caller_id: origin.did.clone(),
@@ -1018,7 +1018,7 @@ impl Switch {
             .collect();
         let record = CallRecord {
             seq: 0,
-            id: format!("sb-{}-{}", self.unix_base, id),
+            id: self.clock.record_id(id),
             trunk_call_id: String::new(),
             arrived: callback.requested,
             ivr_ended: None,

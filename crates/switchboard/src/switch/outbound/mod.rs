@@ -684,7 +684,7 @@ impl Switch {
             preferred_agent: None,
             preferred_agent_taken: false,
             seq: 0,
-            id: format!("sb-{}-{}", self.unix_base, call.id),
+            id: self.clock.record_id(call.id),
             trunk_call_id: call
                 .carrier
                 .as_ref()
