@@ -95,7 +95,7 @@ impl EndCause {
     }
 
     /// The prompt an answered caller hears before Switchboard ends the call for this cause.
-    fn farewell_prompt(&self) -> Option<&'static str> {
+    pub(super) fn farewell_prompt(&self) -> Option<&'static str> {
         match self {
             EndCause::NoAgents => Some("closed"),
             EndCause::QueueTimeout | EndCause::QueueFull(_) => Some("goodbye"),
@@ -1112,13 +1112,7 @@ impl Switch {
     /// itself who is turned away (nobody logged in, the wait too long, the queue full) first
     /// hears why, instead of being cut off.
     pub(super) fn end_call(&mut self, now: Instant, id: CallNumber, cause: EndCause) {
-        if let Some(prompt) = cause.farewell_prompt() {
-            if self.can_play_to_caller(id) {
-                self.say_goodbye(id, prompt, cause);
-                return;
-            }
-        }
-        self.finish_call(now, id, cause, Vec::new());
+        self.call_input(now, id, CallInput::End { cause });
     }
 
     /// Ends a call; `held` responses (and the trunk's final response, when one is owed) are

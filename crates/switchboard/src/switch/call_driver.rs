@@ -72,6 +72,16 @@ impl Switch {
                         Err(error) => tracing::debug!(call = id, %error, "ACD end-of-call"),
                     }
                 }
+                CallOutput::Respond { key, response } => self.send_response(now, &key, response),
+                CallOutput::End { cause, held } => self.finish_call(now, id, cause, held),
+                CallOutput::SayGoodbye { prompt, cause } => self.say_goodbye(id, prompt, cause),
+                CallOutput::FirstAgentLeaves => self.first_agent_leaves(now, id, false),
+                CallOutput::DropAgentMedia => {
+                    self.media.command(id, media::MediaCommand::DropAgent)
+                }
+                CallOutput::PlayToCaller { clips, token } => {
+                    self.play_to_caller(id, clips, false, token)
+                }
             }
         }
         actions

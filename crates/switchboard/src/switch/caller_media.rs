@@ -350,17 +350,6 @@ impl Switch {
         self.say_goodbye(id, "callback-registered", EndCause::CallbackRequested);
     }
 
-    /// Whether Switchboard can still speak to the caller: it answered the call itself, no
-    /// agent is talking, and no last prompt is already playing.
-    pub(super) fn can_play_to_caller(&self, id: CallNumber) -> bool {
-        self.calls.get(&id).is_some_and(|call| {
-            call.trunk_leg.finalized
-                && !call.state.is_connected()
-                && call.media.as_ref().is_some_and(|m| m.started)
-                && !matches!(call.audio, CallerAudio::Farewell(_))
-        })
-    }
-
     /// Plays `prompt` to the caller, then ends the call with `cause`.
     pub(super) fn say_goodbye(&mut self, id: CallNumber, prompt: &str, cause: EndCause) {
         let token = self.next_play_token();

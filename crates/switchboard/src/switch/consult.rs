@@ -607,7 +607,7 @@ impl Switch {
     /// The first agent leaves a call whose colleague has answered (complete, a REFER with
     /// Replaces, or a hang-up during a conference): their leg is closed (BYE when
     /// `hang_up`), the agent goes to wrap-up, and caller and colleague talk.
-    fn first_agent_leaves(&mut self, now: Instant, id: CallNumber, hang_up: bool) {
+    pub(super) fn first_agent_leaves(&mut self, now: Instant, id: CallNumber, hang_up: bool) {
         let at = self.wall(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -983,29 +983,6 @@ impl Switch {
                 tracing::info!(call = id, %refusal, "*3 ignored");
             }
         }
-    }
-
-    /// The first agent hung up the customer's call. During a conference caller and colleague
-    /// stay connected: true when handled here (the BYE is answered). During a consult the
-    /// call ends as any call whose agent hangs up (the colleague is hung up with it).
-    pub(super) fn first_agent_hung_up(
-        &mut self,
-        now: Instant,
-        id: CallNumber,
-        key: &TransactionKey,
-        request: &Request,
-    ) -> bool {
-        let stays = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.consult.as_ref())
-            .is_some_and(|c| c.stage == ConsultStage::Conference);
-        if !stays {
-            return false;
-        }
-        self.send_response(now, key, response_to(request, 200, None));
-        self.first_agent_leaves(now, id, false);
-        true
     }
 
     /// A REFER whose Refer-To carries Replaces: completes the consult it names, else 481.

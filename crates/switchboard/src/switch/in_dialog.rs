@@ -1,10 +1,9 @@
 //! Requests inside a call's dialogs: which leg they belong to, what Switchboard answers itself
 //! (BYE, re-INVITE/UPDATE on anchored calls, key presses) and what is relayed to the other leg.
 
-use super::b2bua::EndCause;
-use super::call::{Call, CallNumber};
+use super::call::{CallInput, CallNumber, Side};
 use super::{ClientPurpose, Switch};
-use sip::dialog::{copy_body, Dialog};
+use sip::dialog::copy_body;
 use sip::headers::{call_id_of, cseq_of, header_value, to_tag};
 use sip::message::{push_header, response_to};
 use sip::rsip::{Method, Request, Response};
@@ -14,30 +13,6 @@ use std::time::Instant;
 
 /// How long a key press lasts when an INFO does not say.
 const DEFAULT_KEY_PRESS_MS: u32 = 100;
-
-/// Which leg of a call a message belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Side {
-    Trunk,
-    Agent,
-}
-
-impl Side {
-    /// The media session's name for this leg.
-    pub(super) fn media_leg(self) -> media::Leg {
-        match self {
-            Side::Trunk => media::Leg::Trunk,
-            Side::Agent => media::Leg::Agent,
-        }
-    }
-
-    fn other(self) -> Side {
-        match self {
-            Side::Trunk => Side::Agent,
-            Side::Agent => Side::Trunk,
-        }
-    }
-}
 
 impl Switch {
     /// Which call and leg a request inside a dialog belongs to, checking our tag.
@@ -77,7 +52,7 @@ impl Switch {
         let in_order = self
             .calls
             .get_mut(&id)
-            .and_then(|call| leg_dialog(call, side))
+            .and_then(|call| call.leg_dialog(side))
             .is_some_and(|d| d.accept_remote_cseq(&request));
         if !in_order {
             self.reply_error(now, &key, &request, 500, "CSeq out of order");
@@ -85,20 +60,17 @@ impl Switch {
         }
         let _ = source;
         if request.method == Method::Bye {
-            // The 200 waits for the call's CDR to be durable: a hang-up the far end saw
-            // complete always has its record on disk.
-            if side == Side::Agent && self.first_agent_hung_up(now, id, &key, &request) {
-                return;
-            }
-            if side == Side::Agent && self.start_survey(now, id, &key, &request) {
-                return;
-            }
-            let ok = response_to(&request, 200, None);
-            let cause = match side {
-                Side::Trunk => EndCause::CallerHangup,
-                Side::Agent => EndCause::AgentHangup,
+            let survey = match side {
+                Side::Agent => self.survey_plan(id),
+                Side::Trunk => None,
             };
-            self.finish_call(now, id, cause, vec![(key, ok)]);
+            let bye = CallInput::Bye {
+                side,
+                key,
+                request: Box::new(request),
+                survey,
+            };
+            self.call_input(now, id, bye);
             return;
         }
         let Some(call) = self.calls.get(&id) else {
@@ -244,7 +216,7 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let Some(dialog) = leg_dialog(call, side) else {
+        let Some(dialog) = call.leg_dialog(side) else {
             return;
         };
         dialog.refresh_target(&request.headers);
@@ -387,7 +359,7 @@ impl Switch {
         let other_peer = self
             .calls
             .get_mut(&id)
-            .and_then(|call| leg_dialog(call, other_side))
+            .and_then(|call| call.leg_dialog(other_side))
             .map(|d| d.peer);
         let (via, contact) = match other_peer {
             Some(peer) => (self.via(peer), self.contact(peer.transport)),
@@ -397,11 +369,11 @@ impl Switch {
             return;
         };
         if matches!(request.method, Method::Invite | Method::Update) {
-            if let Some(d) = leg_dialog(call, from) {
+            if let Some(d) = call.leg_dialog(from) {
                 d.refresh_target(&request.headers);
             }
         }
-        let other = leg_dialog(call, other_side);
+        let other = call.leg_dialog(other_side);
         let Some(other) = other else {
             // The other side is not connected yet (caller still queued).
             match request.method {
@@ -462,14 +434,14 @@ impl Switch {
             let peer = self
                 .calls
                 .get_mut(&id)
-                .and_then(|c| leg_dialog(c, side))
+                .and_then(|c| c.leg_dialog(side))
                 .map(|d| d.peer);
             if let Some(peer) = peer {
                 let via = self.via(peer);
                 let ack = self
                     .calls
                     .get_mut(&id)
-                    .and_then(|c| leg_dialog(c, side))
+                    .and_then(|c| c.leg_dialog(side))
                     .map(|dialog| {
                         dialog.refresh_target(&response.headers);
                         let cseq = cseq_of(&response.headers).map_or(dialog.local_cseq, |(n, _)| n);
@@ -510,7 +482,7 @@ impl Switch {
             let transport = self
                 .calls
                 .get_mut(&id)
-                .and_then(|c| leg_dialog(c, from))
+                .and_then(|c| c.leg_dialog(from))
                 .map_or(sip::Transport::Udp, |d| d.peer.transport);
             push_header(&mut back.headers, "Contact", self.contact(transport));
         }
@@ -525,13 +497,5 @@ pub(super) fn allows(headers: &sip::rsip::Headers, method: Method) -> bool {
     listed.is_empty() || {
         let name = method.to_string();
         listed.iter().any(|m| m.trim().eq_ignore_ascii_case(&name))
-    }
-}
-
-/// The dialog of one side of a call (the agent side has one only once answered).
-pub(super) fn leg_dialog(call: &mut Call, side: Side) -> Option<&mut Dialog> {
-    match side {
-        Side::Trunk => Some(&mut call.trunk_leg.dialog),
-        Side::Agent => call.agent_leg.as_mut().and_then(|l| l.uac.dialog_mut()),
     }
 }

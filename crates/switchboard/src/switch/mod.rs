@@ -814,10 +814,8 @@ impl Switch {
                 self.end_call(now, call.0, b2bua::EndCause::QueueTimeout)
             }
             acd::Action::Overflow { call, to, .. } => {
-                if let Some(c) = self.calls.get_mut(&call.0) {
-                    tracing::info!(call = call.0, queue = %to, "call overflowed");
-                    c.queue = to.to_string();
-                }
+                let to = to.to_string();
+                self.call_input(now, call.0, call::CallInput::Overflowed { to });
             }
             acd::Action::Rejected { call, reason, .. } => self.end_call(
                 now,
@@ -862,10 +860,10 @@ impl Switch {
     }
 }
 
-/// Methods Switchboard accepts.
 /// The Warning text of every refusal a drain causes (new calls, health probes).
 const DRAINING_REASON: &str = "server is draining for shutdown";
 
+/// Methods Switchboard accepts.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER, REFER";
 
 /// Whether a number is plausible to dial (digits, optional leading `+`).
@@ -873,7 +871,7 @@ pub fn is_dialable(number: &str) -> bool {
     outbound::route::is_dialable(number)
 }
 
-/// A random tag or Call-ID token: 64 bits of randomness in hex.
+/// A duration in whole seconds, for CDR and API fields.
 fn duration_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }

@@ -8,77 +8,35 @@
 
 use super::b2bua::EndCause;
 use super::call::timers::CallTimer;
-use super::call::{CallNumber, CallState};
+use super::call::{CallNumber, CallState, SurveyPlan};
 use super::caller_media::CallerAudio;
 use super::Switch;
-use media::MediaCommand;
-use sip::message::response_to;
-use sip::rsip::Request;
-use sip::transaction::TransactionKey;
 use std::time::{Duration, Instant};
 
 /// How long a caller has to key a score once the prompt has finished.
 pub const SURVEY_KEY_WAIT: Duration = Duration::from_secs(10);
 
 impl Switch {
-    /// The agent sent BYE on call `id`. When its queue surveys and Switchboard can speak to
-    /// the caller, the BYE is answered, the agent released and the survey started: `true`.
-    /// Otherwise nothing is done (`false`) and the call ends as usual.
-    pub(super) fn start_survey(
-        &mut self,
-        now: Instant,
-        id: CallNumber,
-        key: &TransactionKey,
-        bye: &Request,
-    ) -> bool {
-        let Some(call) = self.calls.get(&id) else {
-            return false;
-        };
-        let Some(survey) = self
-            .config
-            .queue(&call.queue)
-            .and_then(|q| q.survey.clone())
-        else {
-            return false;
-        };
-        let playable = call.state.is_connected()
-            && call.trunk_leg.finalized
-            && call.media.as_ref().is_some_and(|m| m.started);
-        if !playable {
-            return false;
-        }
+    /// The post-call survey of call `id`'s queue, ready to play, when the queue surveys and
+    /// its prompt exists (the call decides whether it can be played when the agent leaves).
+    pub(super) fn survey_plan(&mut self, id: CallNumber) -> Option<SurveyPlan> {
+        let call = self.calls.get(&id)?;
+        let config = self.config.clone();
+        let survey = self.index.queue(&config, &call.queue)?.survey.as_ref()?;
         let clips: Vec<_> = self
             .prompts
             .get(&call.prompt_language(), &survey.prompt)
             .into_iter()
             .collect();
         if clips.is_empty() {
-            return false;
+            return None;
         }
-        self.send_response(now, key, response_to(bye, 200, None));
-        let token = self.next_play_token();
-        let Some(call) = self.calls.get_mut(&id) else {
-            return true;
-        };
-        let leg = call.agent_leg.take();
-        call.hold.set(now, false);
-        call.api_hold = false;
-        call.state = CallState::Survey(survey.scale);
-        call.timers.cancel(CallTimer::Announce);
-        call.audio = CallerAudio::Survey(token);
-        call.agent_left_for_survey = Some(now);
-        if let Some(leg) = leg {
-            self.calls.forget_agent_leg(leg.call_id());
-            self.close_attempt(now, id, &leg, None);
-        }
-        self.media.command(id, MediaCommand::DropAgent);
-        match self.acd.hangup(now, acd::CallId(id)) {
-            Ok(actions) => self.apply_acd(now, actions),
-            Err(error) => tracing::debug!(call = id, %error, "ACD hangup before the survey"),
-        }
-        tracing::info!(call = id, prompt = %survey.prompt, "agent hung up: post-call survey");
-        self.play_to_caller(id, clips, false, token);
-        true
+        let scale = survey.scale;
+        Some(SurveyPlan {
+            scale,
+            clips,
+            token: self.next_play_token(),
+        })
     }
 
     /// The survey prompt finished: the caller now has [`SURVEY_KEY_WAIT`] to key a score.

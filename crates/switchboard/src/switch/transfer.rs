@@ -6,8 +6,8 @@
 //! over, or the refusal (404, 480 …) while the caller stays with the agent.
 
 use super::b2bua::EndCause;
+use super::call::Side;
 use super::call::{CallNumber, CallState};
-use super::in_dialog::Side;
 use super::{ClientPurpose, Switch};
 use crate::config::{Config, NumberTarget};
 use sip::headers::{header_value, split_name_addr, uri_host_port, uri_user};
@@ -150,7 +150,7 @@ impl Switch {
         let transport = self
             .calls
             .get_mut(&id)
-            .and_then(|c| super::in_dialog::leg_dialog(c, side))
+            .and_then(|c| c.leg_dialog(side))
             .map_or(sip::Transport::Udp, |d| d.peer.transport);
         let mut accepted = response_to(&request, 202, None);
         push_header(&mut accepted.headers, "Contact", self.contact(transport));
@@ -213,7 +213,7 @@ impl Switch {
         let Some(peer) = self
             .calls
             .get_mut(&id)
-            .and_then(|c| super::in_dialog::leg_dialog(c, Side::Agent))
+            .and_then(|c| c.leg_dialog(Side::Agent))
             .map(|d| d.peer)
         else {
             return;
@@ -223,7 +223,7 @@ impl Switch {
         let Some(dialog) = self
             .calls
             .get_mut(&id)
-            .and_then(|c| super::in_dialog::leg_dialog(c, Side::Agent))
+            .and_then(|c| c.leg_dialog(Side::Agent))
         else {
             return;
         };

@@ -5,11 +5,14 @@
 //! each `Connection`. A call can therefore be driven and checked on its own, with no sockets
 //! and no switch.
 //!
-//! So far the agent attempts go through here, and the end of every call (`Call::end`, which
-//! returns the same outputs); the rest of a call's events are still handled by `Switch`
-//! methods that reach the call through the call index.
+//! Through here so far: the agent attempts, a BYE from either party, the switch ending a call
+//! (`Call::end` returns the same outputs) and the ACD moving it to another queue; the rest of
+//! a call's events (the IVR, re-INVITEs, transfers, consults, supervision) are still handled
+//! by `Switch` methods that reach the call through the call index.
 
-use super::{AgentLeg, Call};
+use super::hangup::SurveyPlan;
+use super::{AgentLeg, Call, Side};
+use crate::switch::b2bua::EndCause;
 use acd::{AgentId, OfferFailure};
 use sip::rsip::{Request, Response};
 use sip::transaction::TransactionKey;
@@ -45,6 +48,18 @@ pub enum CallInput {
     RingTimeout,
     /// A connection closed (the phone being rung may have been on it).
     FlowLost { flow: Peer },
+    /// `side` sent BYE in its dialog (transaction `key`; tags and CSeq already checked).
+    /// `survey`: the queue's post-call survey, for when the agent hangs up first.
+    Bye {
+        side: Side,
+        key: TransactionKey,
+        request: Box<Request>,
+        survey: Option<SurveyPlan>,
+    },
+    /// The switch ends the call (queue timeout or refusal, drain, silent media …).
+    End { cause: EndCause },
+    /// The ACD moved the waiting call to queue `to` (its overflow rule).
+    Overflowed { to: String },
 }
 
 /// What the call asks the switch to do.
@@ -85,6 +100,31 @@ pub enum CallOutput {
     },
     /// The call left the ACD: hung up after an agent answered (`talking`), else abandoned.
     SettleWithAcd { talking: bool },
+    /// Answer a request of the call's at once.
+    Respond {
+        key: TransactionKey,
+        response: Response,
+    },
+    /// End the call with `cause` (its supervisors and consulted colleague first, then
+    /// [`Call::end`]); the responses in `held` go out once its record is durable.
+    End {
+        cause: EndCause,
+        held: Vec<(TransactionKey, Response)>,
+    },
+    /// Play `prompt` to the caller, then end the call with `cause`.
+    SayGoodbye {
+        prompt: &'static str,
+        cause: EndCause,
+    },
+    /// The first agent left a conference: caller and consulted colleague go on together.
+    FirstAgentLeaves,
+    /// The agent's media leg is over: the session stops relaying to it.
+    DropAgentMedia,
+    /// Play `clips` to the caller once; their end is reported with `token`.
+    PlayToCaller {
+        clips: Vec<std::sync::Arc<media::AudioClip>>,
+        token: u64,
+    },
 }
 
 impl Call {
@@ -110,107 +150,29 @@ impl Call {
             CallInput::AgentMediaRefused => self.agent_media_refused(now),
             CallInput::RingTimeout => self.ring_timed_out(now),
             CallInput::FlowLost { flow } => self.flow_lost(now, flow),
+            CallInput::Bye {
+                side,
+                key,
+                request,
+                survey,
+            } => self.bye(now, side, key, &request, survey),
+            CallInput::End { cause } => self.end_requested(cause),
+            CallInput::Overflowed { to } => {
+                tracing::info!(call = self.id, queue = %to, "call overflowed");
+                self.queue = to;
+                Vec::new()
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::super::timers::CallTimer;
-    use super::super::{AgentLeg, Arrival, CallState, TrunkLeg};
+    use super::super::CallState;
     use super::*;
-    use crate::switch::identity::CallerIdentity;
-    use crate::switch::uac_leg::UacLeg;
-    use crate::switch::wall_clock::WallClock;
-    use sip::dialog::Dialog;
-    use sip::rsip::{Request, SipMessage};
-    use sip::transaction::TransactionKey;
     use std::time::Duration;
-
-    const RING_TIME: Duration = Duration::from_secs(20);
-    /// Our Via on the ACK of a phone's 2xx.
-    const ACK_VIA: &str = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKack";
-
-    fn trunk_peer() -> Peer {
-        Peer::udp("127.0.0.1:5999".parse().expect("addr"))
-    }
-
-    fn phone_peer() -> Peer {
-        Peer::udp("127.0.0.1:6001".parse().expect("addr"))
-    }
-
-    fn request(text: &str) -> Request {
-        match sip::parse::parse(text.as_bytes()).expect("valid SIP") {
-            SipMessage::Request(request) => request,
-            SipMessage::Response(_) => panic!("not a request"),
-        }
-    }
-
-    /// A call from the trunk to DID 100, not answered by anyone yet, media not anchored.
-    fn arrived(now: Instant) -> Call {
-        let invite = request(
-            "INVITE sip:100@127.0.0.1 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKtrunk;rport\r\n\
-Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\n\
-Call-ID: call-core-1\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@127.0.0.1:5999>\r\n\
-Content-Length: 0\r\n\r\n",
-        );
-        let trunk_leg = TrunkLeg {
-            server_key: TransactionKey::of_received_request(&invite).expect("a key"),
-            dialog: Dialog::new_uas(&invite, "ours", trunk_peer()).expect("a dialog"),
-            local_tag: "ours".to_owned(),
-            invite: invite.clone(),
-            finalized: false,
-            ringing_sent: false,
-            session_timer: None,
-            refresh_in_flight: None,
-            reinvite_pending: false,
-        };
-        let arrival = Arrival {
-            id: 7,
-            trunk: "carrier".to_owned(),
-            did: "100".to_owned(),
-            identity: CallerIdentity::of(&invite.headers, false),
-            queue: "support".to_owned(),
-            priority: 0,
-            label: None,
-            language: None,
-        };
-        Call::new(
-            arrival,
-            trunk_leg,
-            None,
-            now,
-            WallClock::anchored(now, 1_800_000_000),
-        )
-    }
-
-    /// Rings agent 1001's phone for attempt `attempt`, as the switch does on an ACD offer.
-    fn ring(call: &mut Call, at: Instant, attempt: u32) {
-        let invite = request(&format!(
-            "INVITE sip:1001@127.0.0.1:6001 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKagent{attempt};rport\r\n\
-Max-Forwards: 69\r\nTo: <sip:1001@127.0.0.1>\r\nFrom: <sip:2000@127.0.0.1>;tag=sw{attempt}\r\n\
-Call-ID: attempt-{attempt}@switchboard\r\nCSeq: 1 INVITE\r\n\
-Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
-        ));
-        let key = TransactionKey::of_sent_request(&invite).expect("a key");
-        call.agent_leg = Some(AgentLeg {
-            agent: acd::AgentId::from("1001"),
-            attempt,
-            uac: UacLeg::calling(invite, key, phone_peer(), at),
-            accepts_info: false,
-        });
-        call.attempts = attempt;
-        call.state = CallState::Offering;
-        call.last_offered = Some(at);
-        call.timers.set(CallTimer::Ring, at + RING_TIME);
-    }
-
-    fn provisional(call: &Call, code: u16) -> Response {
-        let leg = call.agent_leg.as_ref().expect("an attempt");
-        sip::message::response_to(&leg.uac.invite, code, Some("phone"))
-    }
 
     /// The attempt left the call, and the ACD was told why.
     fn assert_attempt_over(outputs: &[CallOutput], hang_up: bool, why: OfferFailure) {
@@ -384,14 +346,6 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
         assert!(matches!(call.state, CallState::Queued));
     }
 
-    /// Connects the ringing attempt: the phone's 200 is taken and the trunk answered.
-    fn connect(call: &mut Call, at: Instant) {
-        phone_answers(call, at);
-        call.state = CallState::Connected;
-        call.answered = Some(at);
-        call.trunk_leg.finalized = true;
-    }
-
     fn end(call: &mut Call, at: Instant, cause: EndCause) -> Vec<CallOutput> {
         call.end(at, &cause, None, Vec::new(), |_| {
             "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKend".to_owned()
@@ -505,27 +459,6 @@ Contact: <sip:switchboard@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
         assert!(header(&response.headers, "Retry-After").is_some());
         assert!(header(&response.headers, "Warning").is_some_and(|w| w.contains("shutting down")));
         assert_eq!(record.disposition, cdr::Disposition::Rejected);
-    }
-
-    fn phone_ok(call: &Call, allow: &str, sdp: &str) -> Response {
-        let leg = call.agent_leg.as_ref().expect("ringing");
-        let mut ok = sip::message::response_to(&leg.uac.invite, 200, Some("phone"));
-        sip::message::push_header(&mut ok.headers, "Contact", "<sip:1001@127.0.0.1:6001>");
-        sip::message::push_header(&mut ok.headers, "Allow", allow);
-        if !sdp.is_empty() {
-            sip::message::push_header(&mut ok.headers, "Content-Type", "application/sdp");
-            ok.body = sdp.as_bytes().to_vec();
-        }
-        ok
-    }
-
-    /// The ringing attempt's leg takes the phone's 200 at `at` (the call itself is not told).
-    fn phone_answers(call: &mut Call, at: Instant) {
-        let ok = phone_ok(call, "INVITE, ACK, BYE", "");
-        let leg = call.agent_leg.as_mut().expect("ringing");
-        leg.uac
-            .answer(at, &ok, phone_peer(), ACK_VIA)
-            .expect("a usable 2xx");
     }
 
     fn answered(response: &Response) -> CallInput {

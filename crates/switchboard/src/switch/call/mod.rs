@@ -3,11 +3,15 @@
 
 mod attempt;
 mod end;
+#[cfg(test)]
+mod fixtures;
 mod handle;
+mod hangup;
 mod record;
 pub mod timers;
 
 pub use handle::{CallInput, CallOutput};
+pub use hangup::SurveyPlan;
 
 use acd::AgentId;
 use sip::dialog::Dialog;
@@ -88,6 +92,31 @@ impl CallState {
                 | CallState::Survey(_)
                 | CallState::Farewell(_)
         )
+    }
+}
+
+/// Which leg of a call a message belongs to: the caller's (trunk) or the agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Trunk,
+    Agent,
+}
+
+impl Side {
+    /// The media session's name for this leg.
+    pub fn media_leg(self) -> media::Leg {
+        match self {
+            Side::Trunk => media::Leg::Trunk,
+            Side::Agent => media::Leg::Agent,
+        }
+    }
+
+    /// The leg facing the other party.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Trunk => Side::Agent,
+            Side::Agent => Side::Trunk,
+        }
     }
 }
 
@@ -350,6 +379,14 @@ impl Call {
             agent_left_for_survey: None,
             survey_score: None,
             clock,
+        }
+    }
+
+    /// The dialog of one side (the agent's exists only once the agent answered).
+    pub fn leg_dialog(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::Trunk => Some(&mut self.trunk_leg.dialog),
+            Side::Agent => self.agent_leg.as_mut().and_then(|l| l.uac.dialog_mut()),
         }
     }
 
