@@ -82,6 +82,33 @@ impl Switch {
                 CallOutput::PlayToCaller { clips, token } => {
                     self.play_to_caller(id, clips, false, token)
                 }
+                CallOutput::Refuse { key, request, why } => {
+                    let status = why.sip_status();
+                    self.reply_error(now, &key, &request, status, &why.to_string());
+                }
+                CallOutput::Relay { from, key, request } => {
+                    self.relay(now, id, from, key, *request)
+                }
+                CallOutput::Reoffer { side, key, request } => {
+                    self.answer_reoffer(now, id, side, key, *request)
+                }
+                CallOutput::Refer { side, key, request } => {
+                    self.on_refer(now, id, side, key, *request)
+                }
+                CallOutput::KeepAlive { key, request } => {
+                    let mut ok = sip::message::response_to(&request, 200, None);
+                    self.add_capabilities(&mut ok.headers);
+                    self.send_response(now, &key, ok);
+                }
+                CallOutput::CallerPressed(digit) => self.caller_pressed(now, id, digit),
+                CallOutput::KeyToTrunk { digit, duration_ms } => {
+                    let command = media::MediaCommand::SendDtmf {
+                        leg: media::Leg::Trunk,
+                        digit,
+                        duration_ms,
+                    };
+                    self.media.command(id, command);
+                }
             }
         }
         actions

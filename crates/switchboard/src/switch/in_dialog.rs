@@ -1,18 +1,15 @@
-//! Requests inside a call's dialogs: which leg they belong to, what Switchboard answers itself
-//! (BYE, re-INVITE/UPDATE on anchored calls, key presses) and what is relayed to the other leg.
+//! Requests inside a call's dialogs, the switch's part: which call and leg they belong to (the
+//! call then decides what they mean, `call/dialog_requests.rs`), renegotiating a leg's
+//! anchored media, and relaying to the other leg and back.
 
 use super::call::{CallInput, CallNumber, Side};
 use super::{ClientPurpose, Switch};
 use sip::dialog::copy_body;
-use sip::headers::{call_id_of, cseq_of, header_value, to_tag};
+use sip::headers::{call_id_of, cseq_of, to_tag};
 use sip::message::{push_header, response_to};
 use sip::rsip::{Method, Request, Response};
 use sip::transaction::TransactionKey;
-use sip::Peer;
 use std::time::Instant;
-
-/// How long a key press lasts when an INFO does not say.
-const DEFAULT_KEY_PRESS_MS: u32 = 100;
 
 impl Switch {
     /// Which call and leg a request inside a dialog belongs to, checking our tag.
@@ -29,12 +26,13 @@ impl Switch {
         (call.trunk_leg.local_tag == our_tag).then_some((id, Side::Trunk))
     }
 
+    /// A request inside a dialog: the dialog of a supervisor, a call out or a callback takes
+    /// it first; else the call whose dialog it is on (either side) handles it.
     pub(super) fn on_in_dialog_request(
         &mut self,
         now: Instant,
         key: TransactionKey,
         request: Request,
-        source: Peer,
     ) {
         let Some((key, request)) = self.on_monitor_request(now, key, request) else {
             return;
@@ -49,140 +47,17 @@ impl Switch {
             self.reply_error(now, &key, &request, 481, "no such dialog");
             return;
         };
-        let in_order = self
-            .calls
-            .get_mut(&id)
-            .and_then(|call| call.leg_dialog(side))
-            .is_some_and(|d| d.accept_remote_cseq(&request));
-        if !in_order {
-            self.reply_error(now, &key, &request, 500, "CSeq out of order");
-            return;
-        }
-        let _ = source;
-        if request.method == Method::Bye {
-            let survey = match side {
-                Side::Agent => self.survey_plan(id),
-                Side::Trunk => None,
-            };
-            let bye = CallInput::Bye {
-                side,
-                key,
-                request: Box::new(request),
-                survey,
-            };
-            self.call_input(now, id, bye);
-            return;
-        }
-        let Some(call) = self.calls.get(&id) else {
-            return;
+        let survey = match (side, &request.method) {
+            (Side::Agent, Method::Bye) => self.survey_plan(id),
+            _ => None,
         };
-        let connected = call.state.is_connected();
-        let anchored = call.media.is_some();
-        match request.method {
-            Method::Info if side == Side::Trunk && !connected => {
-                self.on_caller_info(now, id, key, request)
-            }
-            Method::Info => {
-                if side == Side::Agent && self.agent_key_to_trunk(id, &request).is_some() {
-                    self.send_response(now, &key, response_to(&request, 200, None));
-                } else if self.accepts_info(id, side.other()) {
-                    self.relay(now, id, side, key, request);
-                } else {
-                    self.reply_error(
-                        now,
-                        &key,
-                        &request,
-                        415,
-                        "the other party of this call does not accept INFO",
-                    );
-                }
-            }
-            Method::Invite | Method::Update if anchored => {
-                self.answer_reoffer(now, id, side, key, request)
-            }
-            Method::Invite | Method::Update => self.relay(now, id, side, key, request),
-            Method::Refer => self.on_refer(now, id, side, key, request),
-            // A keep-alive: Switchboard is the peer of each leg, so it answers itself.
-            Method::Options => {
-                let mut ok = response_to(&request, 200, None);
-                self.add_capabilities(&mut ok.headers);
-                self.send_response(now, &key, ok);
-            }
-            // MESSAGE, SUBSCRIBE, NOTIFY, PRACK …: the other leg never negotiated them (and a
-            // REFER is never relayed: a carrier would place a call of its own).
-            _ => {
-                let reason = format!("{} is not supported inside a call", request.method);
-                self.reply_error(now, &key, &request, 405, &reason);
-            }
-        }
-    }
-
-    /// Whether `side` of a call takes INFO requests: it listed INFO in its Allow, or sent no
-    /// Allow at all (older equipment that relays key presses as INFO).
-    fn accepts_info(&self, id: CallNumber, side: Side) -> bool {
-        let Some(call) = self.calls.get(&id) else {
-            return false;
+        let input = CallInput::Request {
+            side,
+            key,
+            request: Box::new(request),
+            survey,
         };
-        match side {
-            Side::Trunk => allows(&call.trunk_leg.invite.headers, Method::Info),
-            Side::Agent => call.agent_leg.as_ref().is_some_and(|leg| leg.accepts_info),
-        }
-    }
-
-    /// An INFO from a caller who is not talking to an agent yet: a key press for the IVR or
-    /// the queue (application/dtmf-relay or application/dtmf), anything else acknowledged.
-    fn on_caller_info(
-        &mut self,
-        now: Instant,
-        id: CallNumber,
-        key: TransactionKey,
-        request: Request,
-    ) {
-        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
-        let pressed = if request.body.is_empty() {
-            None
-        } else {
-            match media::dtmf::parse_info(content_type, &request.body) {
-                Ok(info) => Some(info.digit.as_char()),
-                Err(error) => {
-                    self.reply_error(now, &key, &request, 400, &format!("bad DTMF INFO: {error}"));
-                    return;
-                }
-            }
-        };
-        let ok = response_to(&request, 200, None);
-        self.send_response(now, &key, ok);
-        if let Some(digit) = pressed {
-            tracing::info!(call = id, %digit, "key press (SIP INFO)");
-            self.caller_pressed(now, id, digit);
-        }
-    }
-
-    /// An agent's key press sent as SIP INFO, toward a trunk that negotiated RFC 4733: the
-    /// caller's network (a bank's IVR, an extension prompt) understands telephone-events, not
-    /// INFO, so the key is sent as RTP events on the trunk leg. `None`: not a DTMF INFO, or a
-    /// trunk without telephone-event; the INFO is then relayed as it is.
-    fn agent_key_to_trunk(&mut self, id: CallNumber, request: &Request) -> Option<()> {
-        let trunk_has_events = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.media.as_ref())
-            .is_some_and(|m| m.started && m.trunk_leg.telephone_event.is_some());
-        if !trunk_has_events || request.body.is_empty() {
-            return None;
-        }
-        let content_type = header_value(&request.headers, "Content-Type").unwrap_or("");
-        let info = media::dtmf::parse_info(content_type, &request.body).ok()?;
-        tracing::info!(call = id, digit = %info.digit.as_char(), "agent key press (SIP INFO) sent to the trunk as RFC 4733");
-        self.media.command(
-            id,
-            media::MediaCommand::SendDtmf {
-                leg: media::Leg::Trunk,
-                digit: info.digit,
-                duration_ms: info.duration_ms.unwrap_or(DEFAULT_KEY_PRESS_MS),
-            },
-        );
-        Some(())
+        self.call_input(now, id, input);
     }
 
     /// A re-INVITE or UPDATE on an anchored call: each leg negotiates with Switchboard, so
@@ -190,7 +65,7 @@ impl Switch {
     /// One without an offer is a session refresh: an UPDATE gets a bare 200, a re-INVITE the
     /// SDP already agreed on that leg as the offer (its answer comes in the ACK, RFC 3261
     /// §14.2). A leg putting the call on hold gets music played to the other one.
-    fn answer_reoffer(
+    pub(super) fn answer_reoffer(
         &mut self,
         now: Instant,
         id: CallNumber,
@@ -201,15 +76,6 @@ impl Switch {
         if side == Side::Trunk {
             if let Some(refusal) = self.session_timer_refusal(&request) {
                 self.refuse(now, &key, &request, &refusal);
-                return;
-            }
-            let crossing = request.method == Method::Invite
-                && self
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.trunk_leg.reinvite_pending);
-            if crossing {
-                self.reply_error(now, &key, &request, 491, "a re-INVITE of ours is pending");
                 return;
             }
         }
@@ -347,7 +213,7 @@ impl Switch {
     }
 
     /// Relays a mid-dialog request (re-INVITE, UPDATE, INFO, OPTIONS …) to the other leg.
-    fn relay(
+    pub(super) fn relay(
         &mut self,
         now: Instant,
         id: CallNumber,

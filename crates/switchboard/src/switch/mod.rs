@@ -652,7 +652,7 @@ impl Switch {
         }
         let in_dialog = sip::headers::to_tag(&request.headers).is_some();
         if in_dialog {
-            self.on_in_dialog_request(now, key, request, source);
+            self.on_in_dialog_request(now, key, request);
             return;
         }
         use sip::rsip::Method;

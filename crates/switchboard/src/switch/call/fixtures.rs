@@ -127,3 +127,36 @@ pub(super) fn phone_answers(call: &mut Call, at: Instant) {
         .answer(at, &ok, phone_peer(), ACK_VIA)
         .expect("a usable 2xx");
 }
+
+/// Gives the call media anchored by Switchboard (ports from a pool no socket is bound for),
+/// as a call from a trunk that offered PCMU has.
+pub(super) fn anchor(call: &mut Call) {
+    let mut plane = crate::switch::media_plane::MediaPlane::new(&crate::config::MediaConfig {
+        address: "127.0.0.1".parse().expect("ip"),
+        public_address: None,
+        rtp_port_min: 40000,
+        rtp_port_max: 40007,
+        timeout: None,
+        prompts_dir: None,
+        recordings_dir: "/tmp".into(),
+        allow_sdes_without_tls: false,
+        workers: Some(1),
+    })
+    .expect("a valid port range");
+    let offer = b"v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let (media, _answer) = plane.anchor_answered(offer, None).expect("PCMU offered");
+    call.media = Some(media);
+}
+
+/// A request inside one of the call's dialogs, as the far end sends it (the call trusts the
+/// switch to have matched its Call-ID and tags).
+pub(super) fn in_dialog(method: &str, cseq: u32, headers: &str, body: &str) -> Request {
+    request(&format!(
+        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKindialog{cseq}{method}\r\n\
+Max-Forwards: 70\r\nTo: <sip:100@127.0.0.1>;tag=ours\r\nFrom: <sip:2000@127.0.0.1>;tag=caller\r\n\
+Call-ID: call-core-1\r\nCSeq: {cseq} {method}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}

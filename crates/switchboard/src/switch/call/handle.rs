@@ -5,11 +5,14 @@
 //! each `Connection`. A call can therefore be driven and checked on its own, with no sockets
 //! and no switch.
 //!
-//! Through here so far: the agent attempts, a BYE from either party, the switch ending a call
+//! Through here so far: the agent attempts, every request inside the call's dialogs (what
+//! the call answers itself, and what it hands back: relaying, renegotiating anchored media, a
+//! transfer), the switch ending a call
 //! (`Call::end` returns the same outputs) and the ACD moving it to another queue; the rest of
 //! a call's events (the IVR, re-INVITEs, transfers, consults, supervision) are still handled
 //! by `Switch` methods that reach the call through the call index.
 
+use super::dialog_requests::DialogRefusal;
 use super::hangup::SurveyPlan;
 use super::{AgentLeg, Call, Side};
 use crate::switch::b2bua::EndCause;
@@ -48,9 +51,9 @@ pub enum CallInput {
     RingTimeout,
     /// A connection closed (the phone being rung may have been on it).
     FlowLost { flow: Peer },
-    /// `side` sent BYE in its dialog (transaction `key`; tags and CSeq already checked).
-    /// `survey`: the queue's post-call survey, for when the agent hangs up first.
-    Bye {
+    /// `side` sent `request` in its dialog (transaction `key`; the switch matched its tags).
+    /// `survey`: the queue's post-call survey, for a BYE from the agent.
+    Request {
         side: Side,
         key: TransactionKey,
         request: Box<Request>,
@@ -125,6 +128,43 @@ pub enum CallOutput {
         clips: Vec<std::sync::Arc<media::AudioClip>>,
         token: u64,
     },
+    /// Turn `request` away, with the status and Warning of `why`.
+    Refuse {
+        key: TransactionKey,
+        request: Box<Request>,
+        why: DialogRefusal,
+    },
+    /// Relay `request` from `from` to the other leg, and its answer back.
+    Relay {
+        from: Side,
+        key: TransactionKey,
+        request: Box<Request>,
+    },
+    /// Answer `side`'s new offer (or refresh) on the anchored media: only the media session
+    /// learns of it, the other leg does not.
+    Reoffer {
+        side: Side,
+        key: TransactionKey,
+        request: Box<Request>,
+    },
+    /// `side` asks for a transfer.
+    Refer {
+        side: Side,
+        key: TransactionKey,
+        request: Box<Request>,
+    },
+    /// Answer a keep-alive OPTIONS with 200 and Switchboard's capabilities.
+    KeepAlive {
+        key: TransactionKey,
+        request: Box<Request>,
+    },
+    /// The caller pressed a key (for the IVR, the queue or the survey).
+    CallerPressed(char),
+    /// Send the agent's key press to the trunk as RFC 4733 events.
+    KeyToTrunk {
+        digit: media::dtmf::DtmfDigit,
+        duration_ms: u32,
+    },
 }
 
 impl Call {
@@ -150,12 +190,12 @@ impl Call {
             CallInput::AgentMediaRefused => self.agent_media_refused(now),
             CallInput::RingTimeout => self.ring_timed_out(now),
             CallInput::FlowLost { flow } => self.flow_lost(now, flow),
-            CallInput::Bye {
+            CallInput::Request {
                 side,
                 key,
                 request,
                 survey,
-            } => self.bye(now, side, key, &request, survey),
+            } => self.dialog_request(now, side, key, *request, survey),
             CallInput::End { cause } => self.end_requested(cause),
             CallInput::Overflowed { to } => {
                 tracing::info!(call = self.id, queue = %to, "call overflowed");

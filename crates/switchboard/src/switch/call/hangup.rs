@@ -141,24 +141,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// A BYE inside the call's dialog on `side` (the call trusts the switch to have checked
-    /// its tags and CSeq).
-    fn bye_from(call: &mut Call, side: Side) -> (TransactionKey, Request) {
-        let dialog = call.leg_dialog(side).expect("the side has a dialog");
-        let via = "SIP/2.0/UDP 127.0.0.1:7000;branch=z9hG4bKbye";
-        let bye = dialog.request(sip::rsip::Method::Bye, via, None, None);
-        let key = TransactionKey::of_received_request(&bye).expect("a key");
-        (key, bye)
-    }
-
+    /// `side` sends BYE (with CSeq 10) at `at`.
     fn hang_up(
         call: &mut Call,
         at: Instant,
         side: Side,
         survey: Option<SurveyPlan>,
     ) -> (TransactionKey, Vec<CallOutput>) {
-        let (key, bye) = bye_from(call, side);
-        let input = CallInput::Bye {
+        let bye = in_dialog("BYE", 10, "", "");
+        let key = TransactionKey::of_received_request(&bye).expect("a key");
+        let input = CallInput::Request {
             side,
             key: key.clone(),
             request: Box::new(bye),
@@ -224,9 +216,55 @@ mod tests {
         assert_ends(&outputs, &key, EndCause::AgentHangup);
 
         // A survey, but Switchboard does not run the call's media: nothing to play it on.
+        let mut call = arrived(t0);
+        ring(&mut call, t0, 1);
+        connect(&mut call, t0 + s(2));
         let (key, outputs) = hang_up(&mut call, t0 + s(30), Side::Agent, survey());
         assert_ends(&outputs, &key, EndCause::AgentHangup);
         assert!(call.agent_leg.is_some() && call.state.is_connected());
+    }
+
+    #[test]
+    fn an_agent_who_hangs_up_first_leaves_the_caller_to_the_survey_on_anchored_media() {
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let mut call = arrived(t0);
+        anchor(&mut call);
+        ring(&mut call, t0, 1);
+        connect(&mut call, t0 + s(2));
+        call.media.as_mut().expect("anchored").started = true;
+        call.hold.set(t0 + s(10), true);
+        let (key, outputs) = hang_up(&mut call, t0 + s(40), Side::Agent, survey());
+        let [CallOutput::Respond { key: k, response }, CallOutput::AgentLegGone {
+            hang_up: false,
+            reason: None,
+            ..
+        }, CallOutput::DropAgentMedia, CallOutput::SettleWithAcd { talking: true }, CallOutput::PlayToCaller { token: 41, .. }] =
+            &outputs[..]
+        else {
+            panic!("{outputs:?}")
+        };
+        // The agent's BYE is answered at once: the call goes on.
+        assert_eq!((k, response.status_code.code()), (&key, 200));
+        assert!(matches!(
+            call.state,
+            CallState::Survey(SurveyScale::OneToFive)
+        ));
+        assert!(matches!(call.audio, CallerAudio::Survey(41)));
+        assert!(call.agent_leg.is_none());
+        // Talk and hold time end as the agent leaves; the agent's leg is in the record.
+        assert_eq!(call.talk_ended(t0 + s(90)), t0 + s(40));
+        assert!(!call.hold.is_holding());
+        assert_eq!(call.hold.total(t0 + s(90)), s(30));
+        let [leg] = &call.ended_legs[..] else {
+            panic!("{:?}", call.ended_legs)
+        };
+        assert_eq!(leg.party.as_deref(), Some("1001"));
+        assert!(leg.answered.is_some());
+
+        // The caller hanging up during the survey ends the call.
+        let (key, outputs) = hang_up(&mut call, t0 + s(50), Side::Trunk, None);
+        assert_ends(&outputs, &key, EndCause::CallerHangup);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! places as a UAC, one attempt at a time.
 
 mod attempt;
+mod dialog_requests;
 mod end;
 #[cfg(test)]
 mod fixtures;
@@ -10,6 +11,7 @@ mod hangup;
 mod record;
 pub mod timers;
 
+pub use dialog_requests::DialogRefusal;
 pub use handle::{CallInput, CallOutput};
 pub use hangup::SurveyPlan;
 
