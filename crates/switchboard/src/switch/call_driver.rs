@@ -109,6 +109,24 @@ impl Switch {
                     };
                     self.media.command(id, command);
                 }
+                CallOutput::PlayPrompts { prompts, token } => {
+                    let clips = self.prompts.resolve(&prompts);
+                    self.play_to_caller(id, clips, false, token);
+                }
+                CallOutput::StopCallerPlayback => {
+                    let command = media::MediaCommand::StopPlayback {
+                        leg: media::Leg::Trunk,
+                    };
+                    self.media.command(id, command);
+                }
+                CallOutput::Wake(at) => self
+                    .timers
+                    .schedule(at, super::SwitchTimer::Call { call: id }),
+                CallOutput::Enqueue => self.enqueue_call(now, id),
+                CallOutput::StartVoicemail => self.start_voicemail(id),
+                CallOutput::RequestCallback => self.request_callback(now, id),
+                CallOutput::PlayHoldMusic => self.play_hold_music(id),
+                CallOutput::RecordVoicemail => self.record_voicemail(now, id),
             }
         }
         actions
@@ -170,10 +188,10 @@ impl Switch {
         {
             match timer {
                 CallTimer::Ring => self.call_input(now, id, CallInput::RingTimeout),
-                CallTimer::Ivr => self.ivr_timer(now, id),
+                CallTimer::Ivr => self.call_input(now, id, CallInput::IvrTimeout),
                 CallTimer::Announce => self.announcement_due(now, id),
-                CallTimer::VoicemailLimit => self.voicemail_limit(now, id),
-                CallTimer::Survey => self.survey_timeout(now, id),
+                CallTimer::VoicemailLimit => self.call_input(now, id, CallInput::VoicemailLimit),
+                CallTimer::Survey => self.call_input(now, id, CallInput::SurveyTimeout),
                 CallTimer::SessionRefresh => self.refresh_session(now, id),
                 CallTimer::SessionExpiry => self.session_expired(now, id),
                 CallTimer::ExtraLegRing(n) => {

@@ -2,15 +2,16 @@
 //! hold, the periodic position and estimated-wait announcement, the callback key, voicemail,
 //! and music while an agent holds the call.
 //!
-//! The media session plays and listens; this module decides what, driven by the session's
-//! events (key presses, end of a prompt) and two timers per call (the IVR's digit timeout and
-//! the next announcement). Nothing here re-checks anything on a period.
+//! The media session plays and listens; the call decides what a key press, the end of a
+//! prompt or its IVR timer leads to (`call/self_service.rs`), and this module carries it out
+//! with the prompt library and the ACD's position: what to play, the next announcement.
+//! Nothing here re-checks anything on a period.
 
 use super::b2bua::EndCause;
 use super::call::timers::CallTimer;
-use super::call::{CallNumber, CallState};
+use super::call::{CallInput, CallNumber, CallState};
 use super::Switch;
-use crate::ivr::{IvrAction, IvrSession};
+use crate::ivr::IvrSession;
 use media::{Leg, MediaCommand};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,140 +87,31 @@ impl Switch {
             return;
         };
         let emergency = self.emergency.get(&call.did);
-        let language = call.language.clone();
-        let (session, actions) =
-            IvrSession::start(&ivr, language.as_deref(), open, emergency.as_deref(), now);
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.state = CallState::Ivr(Box::new(session));
-        }
-        self.apply_ivr(now, id, actions);
+        let (session, actions) = IvrSession::start(
+            &ivr,
+            call.language.as_deref(),
+            open,
+            emergency.as_deref(),
+            now,
+        );
+        let session = Box::new(session);
+        self.call_input(now, id, CallInput::IvrStarted { session, actions });
     }
 
-    /// Carries out what the IVR asked for.
-    fn apply_ivr(&mut self, now: Instant, id: CallNumber, actions: Vec<IvrAction>) {
-        for action in actions {
-            match action {
-                IvrAction::Play { prompts, token } => {
-                    let clips = self.prompts.resolve(&prompts);
-                    if let Some(call) = self.calls.get_mut(&id) {
-                        call.audio = CallerAudio::Ivr;
-                    }
-                    self.play_to_caller(id, clips, false, token);
-                }
-                IvrAction::StopPlayback => {
-                    self.media
-                        .command(id, MediaCommand::StopPlayback { leg: Leg::Trunk });
-                }
-                IvrAction::Queue { queue } => {
-                    self.leave_ivr(now, id);
-                    if let Some(call) = self.calls.get_mut(&id) {
-                        call.queue = queue;
-                        call.state = CallState::Queued;
-                    }
-                    self.enqueue_call(now, id);
-                    return;
-                }
-                IvrAction::Voicemail { queue } => {
-                    self.leave_ivr(now, id);
-                    if let Some(call) = self.calls.get_mut(&id) {
-                        call.queue = queue;
-                    }
-                    self.start_voicemail(now, id);
-                    return;
-                }
-                IvrAction::Hangup => {
-                    self.leave_ivr(now, id);
-                    self.end_call(now, id, EndCause::IvrHangup);
-                    return;
-                }
-            }
-        }
-        self.schedule_ivr_timer(id);
-    }
-
-    fn leave_ivr(&mut self, now: Instant, id: CallNumber) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            if let Some(ivr) = call.state.ivr() {
-                call.ivr_path = ivr.path();
-                call.language = Some(ivr.language().to_owned());
-            }
-            call.ivr_ended = Some(now);
-            call.audio = CallerAudio::Silence;
-        }
-    }
-
-    fn schedule_ivr_timer(&mut self, id: CallNumber) {
-        let deadline = self
-            .calls
-            .get(&id)
-            .and_then(|c| c.state.ivr())
-            .and_then(IvrSession::deadline);
-        if let Some(at) = deadline {
-            self.set_call_timer(id, CallTimer::Ivr, at);
-        }
-    }
-
-    /// The IVR's digit timer fired (it may be stale: the session keeps the real deadline).
-    pub(super) fn ivr_timer(&mut self, now: Instant, id: CallNumber) {
-        let actions = match self.calls.get_mut(&id).and_then(|c| c.state.ivr_mut()) {
-            Some(ivr) if ivr.deadline().is_some_and(|at| at <= now) => ivr.on_timeout(now),
-            _ => return,
-        };
-        self.apply_ivr(now, id, actions);
-    }
-
-    /// A key the caller pressed (RFC 4733, in-band or SIP INFO).
+    /// A key the caller pressed (RFC 4733, in-band or SIP INFO), for the call to decide.
     pub(super) fn caller_pressed(&mut self, now: Instant, id: CallNumber, digit: char) {
-        let Some(call) = self.calls.get_mut(&id) else {
+        let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if let Some(ivr) = call.state.ivr_mut() {
-            let actions = ivr.on_digit(now, digit);
-            self.apply_ivr(now, id, actions);
-            return;
-        }
-        if matches!(call.state, CallState::Survey(_)) {
-            self.survey_key(id, digit);
-            return;
-        }
-        match (&call.state, call.audio) {
-            (_, CallerAudio::VoicemailRecording) if digit == '#' => {
-                self.end_call(now, id, EndCause::Voicemail);
-            }
-            (CallState::Queued | CallState::Offering, _) => {
-                let callback_key = self
-                    .index
-                    .queue(&self.config, &call.queue)
-                    .and_then(|q| q.callback_key);
-                if callback_key == Some(digit) && call.trunk_leg.finalized {
-                    self.request_callback(now, id);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// A prompt sequence to the caller has finished.
-    pub(super) fn caller_playback_finished(&mut self, now: Instant, id: CallNumber, token: u64) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
+        let callback_key = self
+            .index
+            .queue(&self.config, &call.queue)
+            .and_then(|q| q.callback_key);
+        let input = CallInput::CallerPressed {
+            digit,
+            callback_key,
         };
-        if let Some(ivr) = call.state.ivr_mut() {
-            let actions = ivr.on_playback_finished(now, token);
-            self.apply_ivr(now, id, actions);
-            return;
-        }
-        match call.audio {
-            CallerAudio::Announcement(t) if t == token => self.play_hold_music(id),
-            CallerAudio::Farewell(t) if t == token => {
-                let cause = call.state.settled_cause().unwrap_or(EndCause::IvrHangup);
-                self.finish_call(now, id, cause, Vec::new());
-            }
-            CallerAudio::VoicemailGreeting(t) if t == token => self.record_voicemail(now, id),
-            CallerAudio::Emergency(t) if t == token => self.emergency_played(now, id),
-            CallerAudio::Survey(t) if t == token => self.survey_prompt_finished(now, id),
-            _ => {}
-        }
+        self.call_input(now, id, input);
     }
 
     /// Music on hold for a waiting caller, and the first announcement timer.
@@ -238,7 +130,7 @@ impl Switch {
         self.schedule_announcement(now, id);
     }
 
-    fn play_hold_music(&mut self, id: CallNumber) {
+    pub(super) fn play_hold_music(&mut self, id: CallNumber) {
         let Some(clips) = self.hold_music(id) else {
             return;
         };
@@ -332,7 +224,7 @@ impl Switch {
 
     /// The caller pressed the callback key: their request is recorded (in the CDR) and they
     /// hear a confirmation before the call ends.
-    fn request_callback(&mut self, now: Instant, id: CallNumber) {
+    pub(super) fn request_callback(&mut self, now: Instant, id: CallNumber) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -364,7 +256,7 @@ impl Switch {
         self.play_to_caller(id, clips, false, token);
     }
 
-    fn start_voicemail(&mut self, _now: Instant, id: CallNumber) {
+    pub(super) fn start_voicemail(&mut self, id: CallNumber) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -382,7 +274,7 @@ impl Switch {
         self.play_to_caller(id, clips, false, token);
     }
 
-    fn record_voicemail(&mut self, now: Instant, id: CallNumber) {
+    pub(super) fn record_voicemail(&mut self, now: Instant, id: CallNumber) {
         let path = self.recording_path(now, id, "voicemail");
         if let Some(call) = self.calls.get_mut(&id) {
             call.audio = CallerAudio::VoicemailRecording;
@@ -390,17 +282,6 @@ impl Switch {
         }
         self.media.record(id, path);
         self.set_call_timer(id, CallTimer::VoicemailLimit, now + VOICEMAIL_LIMIT);
-    }
-
-    /// The longest voicemail message was reached.
-    pub(super) fn voicemail_limit(&mut self, now: Instant, id: CallNumber) {
-        if self
-            .calls
-            .get(&id)
-            .is_some_and(|c| c.audio == CallerAudio::VoicemailRecording)
-        {
-            self.end_call(now, id, EndCause::Voicemail);
-        }
     }
 
     /// The agent put the caller on hold (`true`) or took them off it: music meanwhile.

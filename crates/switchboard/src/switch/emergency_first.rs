@@ -4,9 +4,8 @@
 //! A number without an IVR gets the same promise: while an announcement is switched on for
 //! it, every new call is answered on arrival (200, anchored media, as `answer = "on-queue"`
 //! does), hears the announcement to its end, and only then joins the queue, with music on
-//! hold while it waits. Callers who hang up during the announcement never reach the ACD.
-
-use std::time::Instant;
+//! hold while it waits (the call decides that when the announcement ends,
+//! `call/self_service.rs`). Callers who hang up during the announcement never reach the ACD.
 
 use super::call::CallNumber;
 use super::caller_media::CallerAudio;
@@ -38,14 +37,6 @@ impl Switch {
         tracing::info!(call = id, %prompt, "emergency announcement before the queue");
         self.play_to_caller(id, vec![clip], false, token);
         true
-    }
-
-    /// The announcement has played: the caller joins the number's queue.
-    pub(super) fn emergency_played(&mut self, now: Instant, id: CallNumber) {
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.audio = CallerAudio::Silence;
-        }
-        self.enqueue_call(now, id);
     }
 }
 

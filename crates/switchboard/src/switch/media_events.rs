@@ -2,7 +2,7 @@
 //! end of a prompt, silence past the media timeout, or the session's end.
 
 use super::b2bua::EndCause;
-use super::call::CallNumber;
+use super::call::{CallInput, CallNumber};
 use super::media_plane::MediaOp;
 use super::{Switch, SwitchTimer};
 use media::{Leg, MediaEvent};
@@ -42,7 +42,8 @@ impl Switch {
             }
             MediaEvent::PlaybackFinished { leg, token } => {
                 if leg == Leg::Trunk {
-                    self.caller_playback_finished(now, call, token);
+                    let input = CallInput::CallerPlaybackFinished { token };
+                    self.call_input(now, call, input);
                 }
             }
             MediaEvent::MediaTimeout { silent_leg } => {

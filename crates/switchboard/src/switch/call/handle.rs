@@ -5,16 +5,18 @@
 //! each `Connection`. A call can therefore be driven and checked on its own, with no sockets
 //! and no switch.
 //!
-//! Through here so far: the agent attempts, every request inside the call's dialogs (what
-//! the call answers itself, and what it hands back: relaying, renegotiating anchored media, a
-//! transfer), the switch ending a call
-//! (`Call::end` returns the same outputs) and the ACD moving it to another queue; the rest of
-//! a call's events (the IVR, re-INVITEs, transfers, consults, supervision) are still handled
-//! by `Switch` methods that reach the call through the call index.
+//! Through here: the agent attempts, every request inside the call's dialogs (what the call
+//! answers itself, and what it hands back: relaying, renegotiating anchored media, a
+//! transfer), the switch ending a call (`Call::end` returns the same outputs), the ACD moving
+//! it to another queue, and the caller's keys, prompts and timers while Switchboard speaks to
+//! them (IVR, waiting, voicemail, survey). Transfers, consults and supervision, which act on
+//! more than one call and on the ACD, are orchestrated by `Switch` methods that reach the call
+//! through the call index.
 
 use super::dialog_requests::DialogRefusal;
 use super::hangup::SurveyPlan;
 use super::{AgentLeg, Call, Side};
+use crate::ivr::{IvrAction, IvrSession, PromptRef};
 use crate::switch::b2bua::EndCause;
 use acd::{AgentId, OfferFailure};
 use sip::rsip::{Request, Response};
@@ -63,6 +65,26 @@ pub enum CallInput {
     End { cause: EndCause },
     /// The ACD moved the waiting call to queue `to` (its overflow rule).
     Overflowed { to: String },
+    /// The caller enters the IVR `session` (built by the switch from the IVR's
+    /// configuration), which asked for `actions` on starting.
+    IvrStarted {
+        session: Box<IvrSession>,
+        actions: Vec<IvrAction>,
+    },
+    /// The caller pressed `digit`; `callback_key`: the call's queue's key that asks for a
+    /// callback, if it has one.
+    CallerPressed {
+        digit: char,
+        callback_key: Option<char>,
+    },
+    /// The prompts played to the caller with `token` have finished.
+    CallerPlaybackFinished { token: u64 },
+    /// The IVR's digit timer fired.
+    IvrTimeout,
+    /// The voicemail recording reached its longest length.
+    VoicemailLimit,
+    /// The caller keyed no survey score in time.
+    SurveyTimeout,
 }
 
 /// What the call asks the switch to do.
@@ -158,13 +180,31 @@ pub enum CallOutput {
         key: TransactionKey,
         request: Box<Request>,
     },
-    /// The caller pressed a key (for the IVR, the queue or the survey).
+    /// The caller pressed a key in an INFO: the switch hands it back as
+    /// `CallInput::CallerPressed` with the call's queue's callback key.
     CallerPressed(char),
     /// Send the agent's key press to the trunk as RFC 4733 events.
     KeyToTrunk {
         digit: media::dtmf::DtmfDigit,
         duration_ms: u32,
     },
+    /// Play these IVR prompts to the caller (replacing what plays); their end is reported
+    /// with `token`.
+    PlayPrompts { prompts: Vec<PromptRef>, token: u64 },
+    /// Stop what the caller hears (a key barged into a prompt).
+    StopCallerPlayback,
+    /// One of the call's timers was set for this instant: wake the call then.
+    Wake(Instant),
+    /// Put the call in its queue (`Call::queue`).
+    Enqueue,
+    /// Play the voicemail greeting of the call's queue, then record.
+    StartVoicemail,
+    /// The caller asked for a callback: leave the queue, book it, confirm and hang up.
+    RequestCallback,
+    /// The waiting caller's announcement ended: music on hold again.
+    PlayHoldMusic,
+    /// The voicemail greeting ended: record the caller's message.
+    RecordVoicemail,
 }
 
 impl Call {
@@ -202,6 +242,17 @@ impl Call {
                 self.queue = to;
                 Vec::new()
             }
+            CallInput::IvrStarted { session, actions } => self.enter_ivr(now, session, actions),
+            CallInput::CallerPressed {
+                digit,
+                callback_key,
+            } => self.caller_pressed(now, digit, callback_key),
+            CallInput::CallerPlaybackFinished { token } => {
+                self.caller_playback_finished(now, token)
+            }
+            CallInput::IvrTimeout => self.ivr_timed_out(now),
+            CallInput::VoicemailLimit => self.voicemail_limit_reached(),
+            CallInput::SurveyTimeout => self.survey_timed_out(),
         }
     }
 }

@@ -9,11 +9,13 @@ mod fixtures;
 mod handle;
 mod hangup;
 mod record;
+mod self_service;
 pub mod timers;
 
 pub use dialog_requests::DialogRefusal;
 pub use handle::{CallInput, CallOutput};
 pub use hangup::SurveyPlan;
+pub use self_service::SURVEY_KEY_WAIT;
 
 use acd::AgentId;
 use sip::dialog::Dialog;
