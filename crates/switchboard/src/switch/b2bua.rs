@@ -216,8 +216,8 @@ impl Switch {
         let answer_here = match &number.target {
             crate::config::NumberTarget::Ivr(_) => true,
             crate::config::NumberTarget::Queue(queue) => {
-                self.config
-                    .queue(queue)
+                self.index
+                    .queue(&self.config, queue)
                     .is_some_and(|q| q.answer == crate::config::QueueAnswer::OnQueue)
                     || self.emergency_answers(&did)
             }

@@ -69,17 +69,15 @@ impl Switch {
 
     /// Starts the IVR `name` on a call whose trunk leg was just answered.
     pub(super) fn start_ivr(&mut self, now: Instant, id: CallNumber, name: &str) {
-        let Some(ivr) = self.config.ivrs.iter().find(|i| i.name == name).cloned() else {
+        let Some(ivr) = self.index.ivr(&self.config, name).cloned() else {
             tracing::error!(call = id, ivr = name, "IVR not configured");
             self.end_call(now, id, EndCause::IvrHangup);
             return;
         };
         let open = match &ivr.schedule {
             Some(schedule) => self
-                .config
-                .schedules
-                .iter()
-                .find(|s| &s.name == schedule)
+                .index
+                .schedule(&self.config, schedule)
                 .is_none_or(|s| s.schedule.is_open(self.unix_now(now) as i64)),
             None => true,
         };
@@ -145,8 +143,8 @@ impl Switch {
     fn hold_music(&self, id: CallNumber) -> Option<Vec<Arc<media::AudioClip>>> {
         let call = self.calls.get(&id)?;
         let name = self
-            .config
-            .queue(&call.queue)
+            .index
+            .queue(&self.config, &call.queue)
             .map_or("moh", |q| q.music_on_hold.as_str());
         Some(
             self.prompts
@@ -161,8 +159,8 @@ impl Switch {
             return;
         };
         let every = self
-            .config
-            .queue(&call.queue)
+            .index
+            .queue(&self.config, &call.queue)
             .and_then(|q| q.announce_every);
         if let Some(every) = every {
             self.set_call_timer(id, CallTimer::Announce, now + every);
@@ -208,8 +206,8 @@ impl Switch {
             Some(u32::try_from(minutes).unwrap_or(u32::MAX)),
         ));
         let offers_callback = self
-            .config
-            .queue(&call.queue)
+            .index
+            .queue(&self.config, &call.queue)
             .is_some_and(|q| q.callback_key.is_some());
         if offers_callback {
             clips.extend(self.prompts.get(&language, "callback-offer"));
@@ -337,8 +335,8 @@ impl Switch {
             return;
         }
         let policy = self
-            .config
-            .queue(&call.queue)
+            .index
+            .queue(&self.config, &call.queue)
             .map_or(crate::config::RecordPolicy::None, |q| q.record);
         let record = match policy {
             crate::config::RecordPolicy::None => false,

@@ -1,11 +1,12 @@
 //! Constant-time lookups into the configuration for the per-call path: the `[[number]]`
-//! entries of a dialled number and a queue by name. A centre with thousands of DIDs and
+//! entries of a dialled number, and a queue, an IVR or a schedule by name. A centre with thousands of DIDs and
 //! hundreds of queues must not pay a scan of them on every INVITE and every hang-up (issue
 //! 12: per-call cost independent of the size of the centre). Built with the configuration
 //! and rebuilt whenever a reload replaces it.
 
-use crate::config::{Config, NumberConfig, QueueConfig};
+use crate::config::{Config, IvrConfig, NumberConfig, QueueConfig, ScheduleConfig};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Positions in the configuration's lists, by the key the per-call path looks up.
 #[derive(Debug, Default)]
@@ -14,6 +15,10 @@ pub(super) struct ConfigIndex {
     numbers_by_did: HashMap<String, Vec<usize>>,
     /// `[[queue]]` by name.
     queues_by_name: HashMap<String, usize>,
+    /// `[[ivr]]` by name.
+    ivrs_by_name: HashMap<String, usize>,
+    /// `[[schedule]]` by name.
+    schedules_by_name: HashMap<String, usize>,
 }
 
 impl ConfigIndex {
@@ -26,15 +31,11 @@ impl ConfigIndex {
                 .or_default()
                 .push(position);
         }
-        let queues_by_name = config
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(position, queue)| (queue.name.clone(), position))
-            .collect();
         Self {
             numbers_by_did,
-            queues_by_name,
+            queues_by_name: positions(config.queues.iter().map(|q| &q.name)),
+            ivrs_by_name: positions(config.ivrs.iter().map(|i| &i.name)),
+            schedules_by_name: positions(config.schedules.iter().map(|s| &s.name)),
         }
     }
 
@@ -59,6 +60,31 @@ impl ConfigIndex {
         let position = *self.queues_by_name.get(name)?;
         config.queues.get(position)
     }
+
+    /// The IVR named `name`.
+    pub(super) fn ivr<'c>(&self, config: &'c Config, name: &str) -> Option<&'c Arc<IvrConfig>> {
+        let position = *self.ivrs_by_name.get(name)?;
+        config.ivrs.get(position)
+    }
+
+    /// The schedule named `name`.
+    pub(super) fn schedule<'c>(
+        &self,
+        config: &'c Config,
+        name: &str,
+    ) -> Option<&'c ScheduleConfig> {
+        let position = *self.schedules_by_name.get(name)?;
+        config.schedules.get(position)
+    }
+}
+
+/// Each name's position in its list: the first entry of a name, as a scan would find it.
+fn positions<'n>(names: impl Iterator<Item = &'n String>) -> HashMap<String, usize> {
+    let mut by_name = HashMap::new();
+    for (position, name) in names.enumerate() {
+        by_name.entry(name.clone()).or_insert(position);
+    }
+    by_name
 }
 
 #[cfg(test)]
@@ -72,7 +98,10 @@ mod tests {
         [[number]]\ndid = \"200\"\nqueue = \"billing\"\n\
         [[number]]\ndid = \"100\"\ntrunk = \"a\"\nqueue = \"billing\"\n\
         [[queue]]\nname = \"general\"\nskills = { support = 1 }\n\
-        [[queue]]\nname = \"billing\"\nskills = { billing = 1 }\nwrap_up_s = 9\n";
+        [[queue]]\nname = \"billing\"\nskills = { billing = 1 }\nwrap_up_s = 9\n\
+        [[schedule]]\nname = \"office\"\ntime_zone = \"UTC\"\nopen = [\"mon-fri 09:00-17:00\"]\n\
+        [[ivr]]\nname = \"main\"\ngreeting = [\"welcome\"]\nschedule = \"office\"\n\
+        [[ivr.menu]]\nname = \"top\"\nprompt = [\"menu\"]\nkeys = { \"1\" = \"queue:billing\" }\n";
 
     #[test]
     fn lookups_give_what_a_scan_of_the_configuration_gives() {
@@ -97,5 +126,9 @@ mod tests {
             index.queue(&config, "billing").map(|q| q.wrap_up.as_secs()),
             Some(9)
         );
+        assert_eq!(index.ivr(&config, "main"), config.ivrs.first());
+        assert_eq!(index.ivr(&config, "other"), None);
+        assert_eq!(index.schedule(&config, "office"), config.schedules.first());
+        assert_eq!(index.schedule(&config, "other"), None);
     }
 }

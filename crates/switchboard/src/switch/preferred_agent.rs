@@ -23,8 +23,8 @@ impl Switch {
         let unix_now = self.unix_now(now);
         let call = self.calls.get(&id)?;
         let waits = self
-            .config
-            .queue(&call.queue)
+            .index
+            .queue(&self.config, &call.queue)
             .is_some_and(|queue| !queue.preferred_agent_wait.is_zero());
         let candidate = call
             .lookup_agent
