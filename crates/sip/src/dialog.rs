@@ -6,7 +6,7 @@
 //! works for phones behind NAT and for proxies in a route set alike.
 
 use crate::headers::{call_id_of, cseq_of, header_value, list_values, split_name_addr, tag_of};
-use crate::message::remove_header;
+use crate::message::{method_name, remove_header};
 use crate::peer::Peer;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response};
@@ -258,7 +258,8 @@ impl Dialog {
             self.call_id.clone(),
         )));
         headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
-            "{cseq} {method}"
+            "{cseq} {}",
+            method_name(&method)
         ))));
         if let Some(contact) = contact {
             headers.push(Header::Contact(rsip::headers::Contact::new(contact)));

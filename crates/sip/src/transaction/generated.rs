@@ -3,6 +3,7 @@
 
 use super::fields::{self, Field};
 use super::via::top_via_parm_text;
+use crate::message::method_name;
 use bytes::Bytes;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -150,7 +151,7 @@ impl AckTemplate {
         headers.extend(self.call_id.clone());
         headers.extend(
             self.cseq
-                .map(|n| Header::CSeq(CSeq::new(format!("{n} {method}")))),
+                .map(|n| Header::CSeq(CSeq::new(format!("{n} {}", method_name(&method))))),
         );
         headers.push(Header::ContentLength(ContentLength::new("0")));
         Request {
