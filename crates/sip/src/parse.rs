@@ -7,6 +7,7 @@
 //! above can rely on them being present and well formed.
 
 use crate::headers::{cseq_of, header_value};
+use crate::message::method_name;
 use crate::peer::Transport;
 use crate::transaction::via::top_via;
 use rsip::message::HasHeaders;
@@ -69,9 +70,11 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         .ok_or_else(|| ParseError::new("no empty line after the headers"))?;
     let head = &bytes[..header_end];
     let mut body = &bytes[header_end + 4..];
-    let head = normalize_head(head)?;
-
-    let mut message = parse_with_rsip(&head)?;
+    let mut message = match normalize_head(head)? {
+        // The usual case: rsip reads the message's own bytes, head and blank line.
+        None => parse_with_rsip(&bytes[..header_end + 4])?,
+        Some(normalized) => parse_with_rsip(&normalized)?,
+    };
     if let Some(length) = content_length(&message)? {
         if length > body.len() {
             return Err(ParseError::new(format!(
@@ -125,9 +128,11 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Unfolds continuation lines and expands compact header names, returning the head with a
-/// trailing `\r\n\r\n` so rsip sees a complete message without body.
-fn normalize_head(head: &[u8]) -> Result<Vec<u8>, ParseError> {
+/// Checks the header section and, when it has folded lines, compact names or spacing rsip
+/// does not take, rewrites it with a trailing `\r\n\r\n` so rsip sees a complete message
+/// without body. `None` when the head is already in the form the rewrite produces (almost
+/// every message): it is then parsed where it lies, without a copy.
+fn normalize_head(head: &[u8]) -> Result<Option<Vec<u8>>, ParseError> {
     let text = std::str::from_utf8(head)
         .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
     let mut lines = text.split("\r\n");
@@ -147,6 +152,9 @@ fn normalize_head(head: &[u8]) -> Result<Vec<u8>, ParseError> {
                 status: 505,
             });
         }
+    }
+    if lines.clone().all(is_canonical_line) {
+        return Ok(None);
     }
     let mut out = String::with_capacity(head.len() + 64);
     out.push_str(start_line);
@@ -176,7 +184,22 @@ fn normalize_head(head: &[u8]) -> Result<Vec<u8>, ParseError> {
         out.push_str(value);
     }
     out.push_str("\r\n\r\n");
-    Ok(out.into_bytes())
+    Ok(Some(out.into_bytes()))
+}
+
+/// Whether the rewrite in [`normalize_head`] would leave this header line exactly as it is:
+/// not a continuation, a full-length token name, then `": "` and a value that does not start
+/// with white space.
+fn is_canonical_line(line: &str) -> bool {
+    let Some(colon) = line.find(':') else {
+        return false;
+    };
+    let name = &line[..colon];
+    let after = &line.as_bytes()[colon + 1..];
+    name.len() > 1
+        && name.bytes().all(is_token_byte)
+        && after.first() == Some(&b' ')
+        && after.get(1).is_none_or(|b| !matches!(b, b' ' | b'\t'))
 }
 
 fn expand_compact(name: &str) -> Cow<'_, str> {
@@ -201,7 +224,16 @@ fn clip(s: &str) -> String {
 fn parse_with_rsip(head: &[u8]) -> Result<SipMessage, ParseError> {
     // rsip is a nom parser over untrusted bytes; a panic inside it must not take the process
     // down, so it is contained here and turned into a 400.
-    match catch_unwind(AssertUnwindSafe(|| SipMessage::try_from(head))) {
+    // The start line says which it is. rsip's own dispatch tries a response first and, for
+    // every request, builds an error that copies the whole message into a String.
+    let parse = || {
+        if head.starts_with(b"SIP/") {
+            rsip::Response::try_from(head).map(SipMessage::Response)
+        } else {
+            rsip::Request::try_from(head).map(SipMessage::Request)
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(parse)) {
         Ok(Ok(message)) => Ok(message),
         Ok(Err(error)) => Err(ParseError::new(describe_rsip_error(&error))),
         Err(_) => Err(ParseError::new("unparseable message")),
@@ -241,7 +273,7 @@ fn validate(message: &SipMessage) -> Result<(), ParseError> {
     let (_, cseq_method) =
         cseq_of(headers).ok_or_else(|| ParseError::new("malformed CSeq header"))?;
     if let SipMessage::Request(request) = message {
-        if !cseq_method.eq_ignore_ascii_case(&request.method.to_string()) {
+        if !cseq_method.eq_ignore_ascii_case(method_name(&request.method)) {
             return Err(ParseError::new(
                 "CSeq method does not match the request method",
             ));
@@ -252,11 +284,17 @@ fn validate(message: &SipMessage) -> Result<(), ParseError> {
                 .parse::<u8>()
                 .map_err(|_| ParseError::new("malformed Max-Forwards header"))?;
         }
-        if request.uri.host_with_port.to_string().is_empty() {
+        if host_is_empty(&request.uri.host_with_port) {
             return Err(ParseError::new("Request-URI without host"));
         }
     }
     Ok(())
+}
+
+/// Whether a host (and port) would be written as nothing at all: a domain that is empty
+/// and no port. An IP address is never empty.
+fn host_is_empty(host: &rsip::HostWithPort) -> bool {
+    host.port.is_none() && matches!(&host.host, rsip::Host::Domain(domain) if domain.value().is_empty())
 }
 
 #[cfg(test)]
@@ -316,6 +354,20 @@ l: 0\r\n\r\n";
             Some("<sip:2000@10.0.0.1> ;tag=xyz")
         );
         assert_eq!(header_value(message.headers(), "Call-ID"), Some("cid-1"));
+    }
+
+    #[test]
+    fn odd_spacing_around_colons_parses_as_the_canonical_form_does() {
+        let canonical = parse(INVITE.as_bytes()).expect("valid");
+        for (from, to) in [
+            ("Max-Forwards: 70", "Max-Forwards:70"),
+            ("Max-Forwards: 70", "Max-Forwards :  70"),
+            ("Call-ID: a84b", "Call-ID:\ta84b"),
+        ] {
+            let text = INVITE.replace(from, to);
+            let odd = parse(text.as_bytes()).expect("valid");
+            assert_eq!(odd, canonical, "{to}");
+        }
     }
 
     #[test]
