@@ -87,17 +87,27 @@ fn encode_parts(
     headers: &Headers,
     body: &[u8],
 ) -> Bytes {
+    encode_lines(start_line, || wire_headers(headers), body)
+}
+
+/// [`encode_parts`] for header lines given as (name, value) pairs, which must not include
+/// Content-Length. `lines` is called twice: once to size the buffer, once to fill it.
+fn encode_lines<'a, I: Iterator<Item = (&'a str, &'a str)>>(
+    start_line: impl Fn(&mut dyn fmt::Write) -> fmt::Result,
+    lines: impl Fn() -> I,
+    body: &[u8],
+) -> Bytes {
     let mut measure = Measure(0);
     let _ = start_line(&mut measure);
     let size = measure.0
-        + wire_headers(headers)
+        + lines()
             .map(|(name, value)| name.len() + value.len() + 4)
             .sum::<usize>()
         + content_length_line_len(body.len())
         + body.len();
     let mut out = String::with_capacity(size);
     let _ = start_line(&mut out);
-    for (name, value) in wire_headers(headers) {
+    for (name, value) in lines() {
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);
@@ -308,6 +318,18 @@ pub fn encode_request(request: &Request) -> Bytes {
         out.write_str(" SIP/2.0\r\n")
     };
     encode_parts(start_line, &request.headers, &request.body)
+}
+
+/// The wire form of a bodiless response with the header lines `lines`, written straight from
+/// them: for the responses the transaction layer makes itself from a request's headers (100
+/// Trying), with no rsip `Response` and no copy of each header on the way.
+pub(crate) fn encode_bodiless_response<'a, I: Iterator<Item = (&'a str, &'a str)>>(
+    status: &StatusCode,
+    lines: impl Fn() -> I,
+) -> Bytes {
+    let start_line = |out: &mut dyn fmt::Write| write_status_line(out, status);
+    let lines = || lines().filter(|(name, _)| !name.eq_ignore_ascii_case("Content-Length"));
+    encode_lines(start_line, lines, &[])
 }
 
 /// Serializes a response (see [`encode`]).
