@@ -204,30 +204,39 @@ fn known_reason(code: u16) -> Option<&'static str> {
 /// Provisional and 2xx responses also copy Record-Route (§12.1.1): a dialog-forming response
 /// must carry it, or a record-routing proxy in front is bypassed by the ACK and BYE.
 pub fn response_to(request: &Request, code: u16, to_tag: Option<&str>) -> Response {
-    let mut headers = Headers::default();
-    for header in request.headers.iter() {
+    let copied = |header: &Header| match header {
+        Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) | Header::To(_) => {
+            true
+        }
+        Header::RecordRoute(_) => (101..300).contains(&code),
+        _ => false,
+    };
+    // Sized once for the copied headers and the few a caller adds (Contact, Content-Type,
+    // Allow, Warning …), so neither the copy nor the caller grows the vector again.
+    let mut headers = Vec::with_capacity(request.headers.iter().filter(|h| copied(h)).count() + 4);
+    for header in request.headers.iter().filter(|h| copied(h)) {
         match header {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(header.clone())
-            }
-            Header::RecordRoute(_) if (101..300).contains(&code) => headers.push(header.clone()),
             Header::To(to) => {
                 let value = to.value();
                 let needs_tag = code > 100 && tag_of(value).is_none();
                 match to_tag.filter(|_| needs_tag) {
-                    Some(tag) => headers.push(Header::To(rsip::headers::To::new(format!(
-                        "{value};tag={tag}"
-                    )))),
+                    Some(tag) => {
+                        let mut tagged = String::with_capacity(value.len() + 5 + tag.len());
+                        tagged.push_str(value);
+                        tagged.push_str(";tag=");
+                        tagged.push_str(tag);
+                        headers.push(Header::To(rsip::headers::To::new(tagged)));
+                    }
                     None => headers.push(header.clone()),
                 }
             }
-            _ => {}
+            _ => headers.push(header.clone()),
         }
     }
     Response {
         status_code: StatusCode::from(code),
         version: rsip::Version::V2,
-        headers,
+        headers: headers.into(),
         body: Vec::new(),
     }
 }
@@ -391,7 +400,10 @@ Content-Length: 0\r\n\r\n";
         response.body = vec![b'x'; 1234];
         let bytes = encode_response(&response);
         let text = String::from_utf8(bytes.to_vec()).expect("utf8");
-        assert!(text.contains("\r\nContent-Length: 1234\r\n\r\nxxx"), "{text}");
+        assert!(
+            text.contains("\r\nContent-Length: 1234\r\n\r\nxxx"),
+            "{text}"
+        );
         assert_eq!(text.len(), text.find("xxx").expect("body") + 1234);
         for n in [0, 9, 10, 99, 100, 65_535] {
             assert_eq!(
