@@ -46,7 +46,11 @@ fn build_and_encode(c: &mut Criterion) {
     group.bench_function("200 (SDP) to the trunk: response_to + encode", |b| {
         b.iter(|| {
             let mut ok = response_to(black_box(&invite), 200, Some("sb1"));
-            push_header(&mut ok.headers, "Contact", "<sip:switchboard@127.0.0.1:5060>");
+            push_header(
+                &mut ok.headers,
+                "Contact",
+                "<sip:switchboard@127.0.0.1:5060>",
+            );
             push_header(&mut ok.headers, "Content-Type", "application/sdp");
             ok.body = invite.body.clone();
             encode_response(&ok)

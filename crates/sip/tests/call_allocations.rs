@@ -77,7 +77,10 @@ fn one_call_costs_a_bounded_number_of_allocations() {
         });
         layer.handle_timeout(now + Duration::from_secs(60));
         assert!(layer.is_empty(), "every transaction of call {n} ended");
-        assert!(layer.poll_event().is_none(), "call {n} ended without a timeout");
+        assert!(
+            layer.poll_event().is_none(),
+            "call {n} ended without a timeout"
+        );
         if measured {
             let (count, bytes) = counters();
             total.0 += count - first.0;
@@ -94,7 +97,10 @@ fn one_call_costs_a_bounded_number_of_allocations() {
         );
     }
     let (count, bytes) = (total.0 / CALLS, total.1 / CALLS);
-    eprintln!("  {:<32} {count:>6} {bytes:>8}", "whole call (with linger end)");
+    eprintln!(
+        "  {:<32} {count:>6} {bytes:>8}",
+        "whole call (with linger end)"
+    );
     assert!(
         count <= MAX_ALLOCATIONS_PER_CALL,
         "{count} allocations a call (bound {MAX_ALLOCATIONS_PER_CALL})"

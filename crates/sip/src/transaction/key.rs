@@ -2,8 +2,8 @@
 //! (RFC 3261 §17.1.3 for clients, §17.2.3 for servers).
 
 use super::fields;
-use crate::message::method_name as wire_method;
 use super::via::{parse_top_via, top_via_value};
+use crate::message::method_name as wire_method;
 use rsip::{Request, Response};
 use std::borrow::Cow;
 use std::fmt;

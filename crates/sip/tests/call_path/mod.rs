@@ -191,7 +191,9 @@ fn agent_invite(wire: &Wire, trunk_invite: &Request) -> Request {
     headers.push(Header::To(To::new("<sip:agent7@127.0.0.1>")));
     headers.push(Header::CallId(CallId::new(wire.call_id.as_str())));
     headers.push(Header::CSeq(CSeq::new("1 INVITE")));
-    headers.push(Header::Contact(Contact::new("<sip:switchboard@127.0.0.1:5060>")));
+    headers.push(Header::Contact(Contact::new(
+        "<sip:switchboard@127.0.0.1:5060>",
+    )));
     push_header(
         &mut headers,
         "Allow",
@@ -270,7 +272,11 @@ pub fn one_call(
     step(6);
 
     let mut ok = response_to(&invite, 200, Some(&trunk_dialog.local_tag));
-    push_header(&mut ok.headers, "Contact", "<sip:switchboard@127.0.0.1:5060>");
+    push_header(
+        &mut ok.headers,
+        "Contact",
+        "<sip:switchboard@127.0.0.1:5060>",
+    );
     push_header(&mut ok.headers, "Content-Type", "application/sdp");
     ok.body = answer.body.clone();
     layer.send_response(now, &invite_key, ok).expect("200");
