@@ -44,8 +44,10 @@ static ALLOCATOR: Counting = Counting;
 const CALLS: usize = 500;
 
 /// Allocations per call above which the test fails. The figure is printed on every run: 511
-/// allocations (42 756 bytes) a call before the work on issue 12.
-const MAX_ALLOCATIONS_PER_CALL: usize = 700;
+/// allocations (42 756 bytes) a call before the work on issue 12, 291 (21 127 bytes) after.
+const MAX_ALLOCATIONS_PER_CALL: usize = 400;
+/// Bytes allocated per call above which the test fails (see above).
+const MAX_BYTES_PER_CALL: usize = 32 * 1024;
 
 fn counters() -> (usize, usize) {
     (COUNT.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed))
@@ -104,5 +106,9 @@ fn one_call_costs_a_bounded_number_of_allocations() {
     assert!(
         count <= MAX_ALLOCATIONS_PER_CALL,
         "{count} allocations a call (bound {MAX_ALLOCATIONS_PER_CALL})"
+    );
+    assert!(
+        bytes <= MAX_BYTES_PER_CALL,
+        "{bytes} bytes allocated a call (bound {MAX_BYTES_PER_CALL})"
     );
 }
