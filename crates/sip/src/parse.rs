@@ -271,8 +271,9 @@ fn parse_head(head: &str) -> Result<SipMessage, ParseError> {
     } else {
         Some(crlf_lines(header_lines))
     };
-    // Sized once: collecting from the line iterator would grow the vector three times.
-    let count = lines.clone().into_iter().flatten().count();
+    // Sized once (collecting from the line iterator would grow the vector three times): one
+    // slot per line end, a bare LF inside a value only leaving a slot spare.
+    let count = header_lines.bytes().filter(|b| *b == b'\n').count() + 1;
     let mut headers: Vec<rsip::Header> = Vec::with_capacity(count);
     headers.extend(lines.into_iter().flatten().map(|line| {
         let (name, value) = line.split_once(':').unwrap_or((line, ""));

@@ -148,6 +148,14 @@ impl<'a> Iterator for OutsideQuotes<'a> {
 
 /// The index of the first `separator` outside double-quoted strings.
 fn find_outside_quotes(text: &str, separator: u8) -> Option<usize> {
+    // Quotes are rare in a Via: when none comes before the first separator, that separator
+    // is the answer, found by a plain scan for either byte instead of the state machine below.
+    let first = text.bytes().position(|b| b == separator || b == b'"');
+    match first {
+        None => return None,
+        Some(i) if text.as_bytes()[i] == separator => return Some(i),
+        Some(_) => {}
+    }
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, &b) in text.as_bytes().iter().enumerate() {
