@@ -5,8 +5,11 @@
 //! sends to is the one the dialog-creating message came from (symmetric signalling), which
 //! works for phones behind NAT and for proxies in a route set alike.
 
-use crate::headers::{call_id_of, cseq_of, header_value, list_values, split_name_addr, tag_of};
-use crate::message::remove_header;
+use crate::headers::{
+    call_id_of, cseq_of, header_value, header_values, list_values, split_name_addr, split_unquoted,
+    tag_of,
+};
+use crate::message::{method_name, remove_header};
 use crate::peer::Peer;
 use rsip::headers::untyped::UntypedHeader;
 use rsip::{Header, Headers, Method, Request, Response};
@@ -44,24 +47,25 @@ pub struct Dialog {
     pub peer: Peer,
 }
 
+/// The name-addr without its tag, written in one buffer (a dialog is formed on every call).
 fn strip_tag(value: &str) -> String {
     let (uri, params) = split_name_addr(value);
-    let kept: Vec<&str> = params
+    let kept = params
         .split(';')
         .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("tag="))
-        .collect();
-    let mut out = if value.contains('<') {
+        .filter(|p| !p.is_empty() && !p.get(..4).is_some_and(|t| t.eq_ignore_ascii_case("tag=")));
+    let mut out = String::with_capacity(value.len() + 3);
+    if value.contains('<') {
         // Keep the display name.
         let display = value[..value.find('<').unwrap_or(0)].trim();
-        if display.is_empty() {
-            format!("<{uri}>")
-        } else {
-            format!("{display} <{uri}>")
+        if !display.is_empty() {
+            out.push_str(display);
+            out.push(' ');
         }
-    } else {
-        format!("<{uri}>")
-    };
+    }
+    out.push('<');
+    out.push_str(uri);
+    out.push('>');
     for p in kept {
         out.push(';');
         out.push_str(p);
@@ -70,7 +74,13 @@ fn strip_tag(value: &str) -> String {
 }
 
 fn contact_uri(headers: &Headers) -> Option<String> {
-    let first = list_values(headers, "Contact").into_iter().next()?;
+    // The first element of the first Contact, found without listing them all.
+    let first = header_values(headers, "Contact").find_map(|value| {
+        split_unquoted(value, ',')
+            .into_iter()
+            .map(str::trim)
+            .find(|element| !element.is_empty())
+    })?;
     let (uri, _) = split_name_addr(first);
     (!uri.is_empty()).then(|| uri.to_string())
 }
@@ -239,26 +249,26 @@ impl Dialog {
                 self.local_cseq
             }
         };
-        let mut headers = Headers::default();
+        // Sized once: Via, Max-Forwards, the routes, From, To, Call-ID, CSeq, Contact, and
+        // room for what the caller adds (a body's Content-Type, Reason, Allow …).
+        let mut headers: Vec<Header> = Vec::with_capacity(self.route_set.len() + 10);
         headers.push(Header::Via(rsip::headers::Via::new(via)));
         headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
         for route in &self.route_set {
             headers.push(Header::Route(rsip::headers::Route::new(route.clone())));
         }
-        headers.push(Header::From(rsip::headers::From::new(format!(
-            "{};tag={}",
-            self.local_party, self.local_tag
+        headers.push(Header::From(rsip::headers::From::new(with_tag(
+            &self.local_party,
+            Some(&self.local_tag),
         ))));
-        let to = match &self.remote_tag {
-            Some(tag) => format!("{};tag={tag}", self.remote_party),
-            None => self.remote_party.clone(),
-        };
+        let to = with_tag(&self.remote_party, self.remote_tag.as_deref());
         headers.push(Header::To(rsip::headers::To::new(to)));
         headers.push(Header::CallId(rsip::headers::CallId::new(
             self.call_id.clone(),
         )));
         headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
-            "{cseq} {method}"
+            "{cseq} {}",
+            method_name(&method)
         ))));
         if let Some(contact) = contact {
             headers.push(Header::Contact(rsip::headers::Contact::new(contact)));
@@ -269,10 +279,22 @@ impl Dialog {
             method,
             uri,
             version: rsip::Version::V2,
-            headers,
+            headers: headers.into(),
             body: Vec::new(),
         }
     }
+}
+
+/// `party;tag=tag` in a buffer of its exact size.
+fn with_tag(party: &str, tag: Option<&str>) -> String {
+    let Some(tag) = tag else {
+        return party.to_owned();
+    };
+    let mut out = String::with_capacity(party.len() + 5 + tag.len());
+    out.push_str(party);
+    out.push_str(";tag=");
+    out.push_str(tag);
+    out
 }
 
 /// When a peer's Contact URI is not one rsip can parse, its transport address still is.

@@ -3,8 +3,8 @@
 use crate::headers::{find_raw_header_lines, header_value, name_and_value, tag_of};
 use bytes::Bytes;
 use rsip::headers::untyped::UntypedHeader;
-use rsip::{Header, Headers, Request, Response, SipMessage, StatusCode};
-use std::fmt::Write as _;
+use rsip::{Header, Headers, Method, Request, Response, Scheme, SipMessage, StatusCode, Uri};
+use std::fmt::{self, Write as _};
 
 /// Serializes a message to its wire form. Content-Length is always written from the body's
 /// real length (whatever the header said), and the body is copied as bytes, so binary bodies
@@ -16,14 +16,98 @@ pub fn encode(message: &SipMessage) -> Bytes {
     }
 }
 
-fn encode_parts(start_line: String, headers: &Headers, body: &[u8]) -> Bytes {
-    let mut out = start_line;
-    out.reserve(512 + body.len());
-    for header in headers.iter() {
-        let (name, value) = name_and_value(header);
-        if name.eq_ignore_ascii_case("Content-Length") {
-            continue;
+/// A method's name on the wire. rsip's `Display` upper-cases its enum name into a fresh
+/// `String` on every use, and method names are compared and written on every message.
+pub fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Info => "INFO",
+        Method::Invite => "INVITE",
+        Method::Message => "MESSAGE",
+        Method::Notify => "NOTIFY",
+        Method::Options => "OPTIONS",
+        Method::PRack => "PRACK",
+        Method::Publish => "PUBLISH",
+        Method::Refer => "REFER",
+        Method::Register => "REGISTER",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Update => "UPDATE",
+    }
+}
+
+/// Writes a URI exactly as rsip's `Display` does, without the temporary strings and vector
+/// that implementation builds for the scheme, the user part and the parameters.
+pub fn write_uri(out: &mut dyn fmt::Write, uri: &Uri) -> fmt::Result {
+    match &uri.scheme {
+        Some(Scheme::Sip) => out.write_str("sip:")?,
+        Some(Scheme::Sips) => out.write_str("sips:")?,
+        Some(Scheme::Other(scheme)) => write!(out, "{scheme}://")?,
+        None => {}
+    }
+    if let Some(auth) = &uri.auth {
+        out.write_str(&auth.user)?;
+        if let Some(password) = &auth.password {
+            write!(out, ":{password}")?;
         }
+        out.write_char('@')?;
+    }
+    write!(out, "{}", uri.host_with_port)?;
+    for param in &uri.params {
+        write!(out, "{param}")?;
+    }
+    Ok(())
+}
+
+/// Counts what would be written, so a buffer can be allocated at its final size.
+struct Measure(usize);
+
+impl fmt::Write for Measure {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// The header lines of a message as they are written: every header but Content-Length,
+/// which the encoder writes itself from the body.
+fn wire_headers(headers: &Headers) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .iter()
+        .map(name_and_value)
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("Content-Length"))
+}
+
+/// The wire form of a message whose start line (with its CRLF) `start_line` writes. The size
+/// of the whole message is worked out before anything is copied, so the buffer is allocated
+/// once at exactly that size and `Bytes` takes it over as it is.
+fn encode_parts(
+    start_line: impl Fn(&mut dyn fmt::Write) -> fmt::Result,
+    headers: &Headers,
+    body: &[u8],
+) -> Bytes {
+    encode_lines(start_line, || wire_headers(headers), body)
+}
+
+/// [`encode_parts`] for header lines given as (name, value) pairs, which must not include
+/// Content-Length. `lines` is called twice: once to size the buffer, once to fill it.
+fn encode_lines<'a, I: Iterator<Item = (&'a str, &'a str)>>(
+    start_line: impl Fn(&mut dyn fmt::Write) -> fmt::Result,
+    lines: impl Fn() -> I,
+    body: &[u8],
+) -> Bytes {
+    let mut measure = Measure(0);
+    let _ = start_line(&mut measure);
+    let size = measure.0
+        + lines()
+            .map(|(name, value)| name.len() + value.len() + 4)
+            .sum::<usize>()
+        + content_length_line_len(body.len())
+        + body.len();
+    let mut out = String::with_capacity(size);
+    let _ = start_line(&mut out);
+    for (name, value) in lines() {
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);
@@ -35,13 +119,21 @@ fn encode_parts(start_line: String, headers: &Headers, body: &[u8]) -> Bytes {
     Bytes::from(bytes)
 }
 
-fn status_line(code: &StatusCode) -> String {
+/// The length of `Content-Length: <n>\r\n\r\n`.
+fn content_length_line_len(n: usize) -> usize {
+    let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    "Content-Length: \r\n\r\n".len() + digits
+}
+
+/// Writes `SIP/2.0 <code> <reason>\r\n`.
+fn write_status_line(out: &mut dyn fmt::Write, code: &StatusCode) -> fmt::Result {
     let number = code.code();
-    match code {
+    let reason = match code {
         // A reason phrase that came from the peer (an unknown code) is relayed as it was.
-        StatusCode::Other(_, reason) if reason != "Other" => format!("{number} {reason}"),
-        _ => format!("{number} {}", reason_phrase(number)),
-    }
+        StatusCode::Other(_, reason) if reason != "Other" => reason.as_str(),
+        _ => reason_phrase(number),
+    };
+    write!(out, "SIP/2.0 {number} {reason}\r\n")
 }
 
 /// The RFC 3261 §21 (and later RFCs') reason phrase for a status code. rsip renders its enum
@@ -112,30 +204,39 @@ fn known_reason(code: u16) -> Option<&'static str> {
 /// Provisional and 2xx responses also copy Record-Route (§12.1.1): a dialog-forming response
 /// must carry it, or a record-routing proxy in front is bypassed by the ACK and BYE.
 pub fn response_to(request: &Request, code: u16, to_tag: Option<&str>) -> Response {
-    let mut headers = Headers::default();
-    for header in request.headers.iter() {
+    let copied = |header: &Header| match header {
+        Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) | Header::To(_) => {
+            true
+        }
+        Header::RecordRoute(_) => (101..300).contains(&code),
+        _ => false,
+    };
+    // Sized once for the copied headers and the few a caller adds (Contact, Content-Type,
+    // Allow, Warning …), so neither the copy nor the caller grows the vector again.
+    let mut headers = Vec::with_capacity(request.headers.iter().filter(|h| copied(h)).count() + 4);
+    for header in request.headers.iter().filter(|h| copied(h)) {
         match header {
-            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
-                headers.push(header.clone())
-            }
-            Header::RecordRoute(_) if (101..300).contains(&code) => headers.push(header.clone()),
             Header::To(to) => {
                 let value = to.value();
                 let needs_tag = code > 100 && tag_of(value).is_none();
                 match to_tag.filter(|_| needs_tag) {
-                    Some(tag) => headers.push(Header::To(rsip::headers::To::new(format!(
-                        "{value};tag={tag}"
-                    )))),
+                    Some(tag) => {
+                        let mut tagged = String::with_capacity(value.len() + 5 + tag.len());
+                        tagged.push_str(value);
+                        tagged.push_str(";tag=");
+                        tagged.push_str(tag);
+                        headers.push(Header::To(rsip::headers::To::new(tagged)));
+                    }
                     None => headers.push(header.clone()),
                 }
             }
-            _ => {}
+            _ => headers.push(header.clone()),
         }
     }
     Response {
         status_code: StatusCode::from(code),
         version: rsip::Version::V2,
-        headers,
+        headers: headers.into(),
         body: Vec::new(),
     }
 }
@@ -184,7 +285,8 @@ pub fn raw_error_response(bytes: &[u8], code: u16, reason: &str, agent: &str) ->
     if !has("Via") {
         return None;
     }
-    let mut out = format!("SIP/2.0 {}\r\n", status_line(&StatusCode::from(code)));
+    let mut out = String::new();
+    let _ = write_status_line(&mut out, &StatusCode::from(code));
     for (name, value) in &lines {
         // A final response carries a To tag (RFC 3261 §8.2.6.2), even to a broken request.
         if *name == "To" && crate::headers::tag_of(value).is_none() {
@@ -218,20 +320,31 @@ pub fn max_forwards(request: &Request) -> u32 {
 
 /// Serializes a request (see [`encode`]).
 pub fn encode_request(request: &Request) -> Bytes {
-    encode_parts(
-        format!("{} {} SIP/2.0\r\n", request.method, request.uri),
-        &request.headers,
-        &request.body,
-    )
+    let start_line = |out: &mut dyn fmt::Write| {
+        out.write_str(method_name(&request.method))?;
+        out.write_char(' ')?;
+        write_uri(out, &request.uri)?;
+        out.write_str(" SIP/2.0\r\n")
+    };
+    encode_parts(start_line, &request.headers, &request.body)
+}
+
+/// The wire form of a bodiless response with the header lines `lines`, written straight from
+/// them: for the responses the transaction layer makes itself from a request's headers (100
+/// Trying), with no rsip `Response` and no copy of each header on the way.
+pub(crate) fn encode_bodiless_response<'a, I: Iterator<Item = (&'a str, &'a str)>>(
+    status: &StatusCode,
+    lines: impl Fn() -> I,
+) -> Bytes {
+    let start_line = |out: &mut dyn fmt::Write| write_status_line(out, status);
+    let lines = || lines().filter(|(name, _)| !name.eq_ignore_ascii_case("Content-Length"));
+    encode_lines(start_line, lines, &[])
 }
 
 /// Serializes a response (see [`encode`]).
 pub fn encode_response(response: &Response) -> Bytes {
-    encode_parts(
-        format!("SIP/2.0 {}\r\n", status_line(&response.status_code)),
-        &response.headers,
-        &response.body,
-    )
+    let start_line = |out: &mut dyn fmt::Write| write_status_line(out, &response.status_code);
+    encode_parts(start_line, &response.headers, &response.body)
 }
 
 #[cfg(test)]
@@ -253,6 +366,50 @@ Content-Length: 0\r\n\r\n";
         match parse(OPTIONS.as_bytes()).expect("valid") {
             SipMessage::Request(r) => r,
             SipMessage::Response(_) => panic!("request expected"),
+        }
+    }
+
+    #[test]
+    fn method_names_and_uris_are_written_as_rsip_writes_them() {
+        for method in Method::all() {
+            assert_eq!(method_name(&method), method.to_string());
+        }
+        let mut checked = 0;
+        for text in [
+            "sip:100@127.0.0.1",
+            "sips:alice:secret@example.com:5061;transport=tcp;lr;x=y",
+            "sip:[2001:db8::1]:5070;maddr=10.0.0.1;ttl=5;user=phone",
+            "sip:host;method=INVITE;received=1.2.3.4;branch=z9hG4bKx;tag=t;expires=60;q=0.5",
+            "tel:+15551234",
+        ] {
+            // Only what rsip itself can read matters: a URI it refuses never reaches encode.
+            let Ok(uri) = rsip::Uri::try_from(text) else {
+                continue;
+            };
+            checked += 1;
+            let mut written = String::new();
+            write_uri(&mut written, &uri).expect("writes");
+            assert_eq!(written, uri.to_string(), "{text}");
+        }
+        assert!(checked >= 3, "only {checked} test URIs parsed");
+    }
+
+    #[test]
+    fn encoding_is_exact_size_and_counts_the_body() {
+        let mut response = response_to(&request(), 200, Some("x"));
+        response.body = vec![b'x'; 1234];
+        let bytes = encode_response(&response);
+        let text = String::from_utf8(bytes.to_vec()).expect("utf8");
+        assert!(
+            text.contains("\r\nContent-Length: 1234\r\n\r\nxxx"),
+            "{text}"
+        );
+        assert_eq!(text.len(), text.find("xxx").expect("body") + 1234);
+        for n in [0, 9, 10, 99, 100, 65_535] {
+            assert_eq!(
+                content_length_line_len(n),
+                format!("Content-Length: {n}\r\n\r\n").len()
+            );
         }
     }
 

@@ -446,6 +446,24 @@ impl Inner {
         }
     }
 
+    /// [`Inner::classify`] for a datagram still in the receive buffer: a message that parses
+    /// needs none of its bytes afterwards, so only the ones kept (too large, malformed: the
+    /// core answers those from their raw text) are copied out.
+    fn classify_datagram(&self, datagram: &[u8]) -> Payload {
+        if datagram.len() > self.config.max_message_bytes {
+            let size = datagram.len();
+            let bytes = Bytes::copy_from_slice(datagram);
+            return Payload::TooLarge { bytes, size };
+        }
+        match sip::parse::parse(datagram) {
+            Ok(message) => Payload::Message(message),
+            Err(error) => Payload::Malformed {
+                bytes: Bytes::copy_from_slice(datagram),
+                error,
+            },
+        }
+    }
+
     fn classify(&self, bytes: Bytes) -> Payload {
         if bytes.len() > self.config.max_message_bytes {
             let size = bytes.len();

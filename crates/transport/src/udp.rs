@@ -57,7 +57,7 @@ pub(crate) async fn receive_loop(inner: Arc<Inner>, socket: Arc<UdpSocket>, loca
         if sip::parse::is_keepalive(datagram) || !inner.admits(from, sip::Transport::Udp) {
             continue;
         }
-        let payload = inner.classify(Bytes::copy_from_slice(datagram));
+        let payload = inner.classify_datagram(datagram);
         let inbound = Inbound {
             source: Peer::udp(from),
             local,

@@ -10,7 +10,7 @@
 
 use super::context::{Context, Lifecycle};
 use super::event::TransactionEvent;
-use super::finished::{compact, Finished};
+use super::finished::Finished;
 use super::generated::{encode_request, AckTemplate};
 use super::key::TransactionKey;
 use super::provisional::ProvisionalLog;
@@ -246,7 +246,8 @@ impl ClientInvite {
                 self.ack
                     .as_ref()
                     .map(|ack| Finished::CompletedInviteClient {
-                        ack: compact(ack),
+                        // Shared, not copied: encoded messages are exact-size.
+                        ack: ack.clone(),
                         destination: self.destination,
                     })
             }

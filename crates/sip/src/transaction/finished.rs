@@ -48,12 +48,6 @@ pub(crate) struct Lingering {
     pub deadline: Option<TimerId>,
 }
 
-/// An exact-size copy: the encoder's buffer has spare capacity, which would otherwise stay
-/// allocated for the whole linger.
-pub(crate) fn compact(bytes: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(bytes)
-}
-
 impl Lingering {
     /// The request was retransmitted.
     pub fn on_retransmission(&self, cx: &mut Context<'_>) {

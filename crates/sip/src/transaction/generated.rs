@@ -3,6 +3,8 @@
 
 use super::fields::{self, Field};
 use super::via::top_via_parm_text;
+use crate::headers::name_and_value;
+use crate::message::{encode_bodiless_response, method_name};
 use bytes::Bytes;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -81,8 +83,38 @@ pub(crate) fn response_for(
     }
 }
 
-/// The 100 Trying for an INVITE: no To tag (§8.2.6.2 exempts 100 from the tag rule, and the
-/// TU has not chosen one yet), and the request's Timestamp copied, as §8.2.6.1 requires.
+/// The 100 Trying for an INVITE, encoded: no To tag (§8.2.6.2 exempts 100 from the tag rule,
+/// and the TU has not chosen one yet), and the request's Timestamp copied, as §8.2.6.1
+/// requires. The same bytes as encoding [`trying_for`], written in one allocation: every
+/// INVITE gets one ready, and most never send it (the TU answers first).
+pub(crate) fn encode_trying(request_headers: &Headers) -> Bytes {
+    let first = |field: Field| {
+        request_headers
+            .iter()
+            .find(move |h| field.value_of(h).is_some())
+            .map(name_and_value)
+    };
+    let lines = || {
+        let vias = request_headers
+            .iter()
+            .filter(|h| Field::Via.value_of(h).is_some())
+            .map(name_and_value);
+        // As `response_for` does: From, Call-ID and CSeq keep the name they came with (a
+        // compact one too), To is written anew under its full name.
+        let to = fields::first_field(request_headers, Field::To).map(|value| ("To", value));
+        vias.chain(first(Field::From))
+            .chain(to)
+            .chain(first(Field::CallId))
+            .chain(first(Field::CSeq))
+            .chain(first(Field::Timestamp))
+    };
+    // Code 100 is rsip's `Trying`, written `100 Trying` as `trying_for`'s `Other(100, "Trying")`
+    // is, without allocating the reason.
+    encode_bodiless_response(&StatusCode::from(100), lines)
+}
+
+/// The 100 Trying as a `Response` (see [`encode_trying`]).
+#[cfg(test)]
 pub(crate) fn trying_for(request_headers: &Headers) -> Response {
     let mut trying = response_for(request_headers, 100, "Trying", None);
     if let Some(timestamp) = fields::first_header(request_headers, Field::Timestamp) {
@@ -150,7 +182,7 @@ impl AckTemplate {
         headers.extend(self.call_id.clone());
         headers.extend(
             self.cseq
-                .map(|n| Header::CSeq(CSeq::new(format!("{n} {method}")))),
+                .map(|n| Header::CSeq(CSeq::new(format!("{n} {}", method_name(&method))))),
         );
         headers.push(Header::ContentLength(ContentLength::new("0")));
         Request {
@@ -257,6 +289,28 @@ mod tests {
             Some("54")
         );
         assert_eq!(fields::to_tag(&trying.headers), None);
+    }
+
+    #[test]
+    fn encoded_trying_is_the_encoded_trying_response() {
+        for text in [
+            "INVITE sip:bob@biloxi.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bKnashds8;received=192.0.2.1\r\n\
+             v: SIP/2.0/UDP proxy.example;branch=z9hG4bKp\r\n\
+             t: Bob <sip:bob@biloxi.com>\r\n\
+             f: Alice <sip:alice@atlanta.com>;tag=1928301774\r\n\
+             i: a84b4c76e66710\r\n\
+             CSeq: 314159 INVITE\r\n\
+             Timestamp: 54 0.5\r\n\
+             Content-Length: 0\r\n\r\n",
+            "INVITE sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n",
+        ] {
+            let invite = Request::try_from(text).expect("test request parses");
+            assert_eq!(
+                encode_trying(&invite.headers),
+                encode_response(&trying_for(&invite.headers))
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::fields;
 use super::via::{parse_top_via, top_via_value};
+use crate::message::method_name as wire_method;
 use rsip::{Request, Response};
 use std::borrow::Cow;
 use std::fmt;
@@ -94,7 +95,7 @@ impl TransactionKey {
     /// The key of a request we send: its top-Via branch and its method.
     pub(crate) fn for_outgoing_request(request: &Request) -> Option<Self> {
         let via = parse_top_via(top_via_value(&request.headers)?)?;
-        Some(Self::client(via.branch()?, &request.method.to_string()))
+        Some(Self::client(via.branch()?, wire_method(&request.method)))
     }
 
     /// The key the client transaction for `request` gets when it is sent (its top-Via branch
@@ -106,7 +107,7 @@ impl TransactionKey {
 
     /// The key of the server transaction a received request (not an ACK or CANCEL) opens.
     pub fn of_received_request(request: &Request) -> Option<Self> {
-        Self::for_incoming_request(request, &request.method.to_string())
+        Self::for_incoming_request(request, wire_method(&request.method))
     }
 
     /// The client transaction a response belongs to: top-Via branch plus CSeq method.
@@ -126,7 +127,7 @@ impl TransactionKey {
             if let Some(branch) = via.branch().filter(|b| b.starts_with(MAGIC_COOKIE)) {
                 return Some(Self::new(KeyInner::Server {
                     branch: branch.into(),
-                    sent_by: via.sent_by().into_boxed_str(),
+                    sent_by: via.sent_by(),
                     method: method_name(method),
                 }));
             }

@@ -15,6 +15,7 @@ use super::server_invite::{AckDisposition, ServerInvite, ServerInviteState};
 use super::server_non_invite::ServerNonInvite;
 use super::timers::{Timer, TimerId, TimerQueue, TimerSlots};
 use super::via;
+use crate::message::method_name;
 use crate::{Peer, Transmit};
 use rsip::{Method, Request, Response, SipMessage};
 use std::collections::{HashMap, VecDeque};
@@ -159,8 +160,8 @@ impl TransactionLayer {
             self.handle_ack(now, request, source);
             return;
         }
-        let method = request.method.to_string();
-        let Some(key) = TransactionKey::for_incoming_request(&request, &method) else {
+        let method = method_name(&request.method);
+        let Some(key) = TransactionKey::for_incoming_request(&request, method) else {
             self.events.push_back(TransactionEvent::Request {
                 key: None,
                 request,
@@ -386,9 +387,9 @@ impl TransactionLayer {
         request: Request,
         destination: Peer,
     ) -> TransactionKey {
-        let method = request.method.to_string();
+        let method = method_name(&request.method);
         let key = TransactionKey::for_outgoing_request(&request)
-            .unwrap_or_else(|| TransactionKey::client(&new_branch(), &method));
+            .unwrap_or_else(|| TransactionKey::client(&new_branch(), method));
         if request.method == Method::Ack {
             self.send_stateless(request.into(), destination);
             return key;
@@ -488,8 +489,8 @@ impl TransactionLayer {
     /// transaction this layer holds: a retransmission, which its transaction answers. Lets the
     /// TU refuse only new requests statelessly (overload) without cutting a call in progress.
     pub fn has_server_transaction(&self, request: &Request) -> bool {
-        let method = request.method.to_string();
-        TransactionKey::for_incoming_request(request, &method)
+        let method = method_name(&request.method);
+        TransactionKey::for_incoming_request(request, method)
             .is_some_and(|key| self.transactions.contains_key(&key))
     }
 

@@ -16,7 +16,7 @@ use super::error::TransactionError;
 use super::event::TransactionEvent;
 use super::fields;
 use super::finished::Finished;
-use super::generated::{encode_response, trying_for};
+use super::generated::encode_trying;
 use super::key::TransactionKey;
 use super::timers::{Timer, TimerSlots};
 use crate::Peer;
@@ -79,7 +79,7 @@ impl ServerInvite {
         response_destination: Peer,
         cx: &mut Context<'_>,
     ) -> Self {
-        let trying = encode_response(&trying_for(&request.headers));
+        let trying = encode_trying(&request.headers);
         let mut txn = Self {
             key,
             state: ServerInviteState::Proceeding,

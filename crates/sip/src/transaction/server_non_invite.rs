@@ -10,7 +10,7 @@
 
 use super::context::{Context, Lifecycle};
 use super::error::TransactionError;
-use super::finished::{compact, Finished};
+use super::finished::Finished;
 use super::key::TransactionKey;
 use super::timers::{Timer, TimerSlots};
 use crate::Peer;
@@ -117,7 +117,8 @@ impl ServerNonInvite {
         match (self.state, &self.last_response) {
             (ServerNonInviteState::Completed, Some((reply, peer))) => {
                 Some(Finished::CompletedNonInviteServer {
-                    reply: compact(reply),
+                    // Shared, not copied: encoded messages are exact-size.
+                    reply: reply.clone(),
                     peer: *peer,
                 })
             }

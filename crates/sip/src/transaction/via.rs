@@ -9,6 +9,7 @@ use super::fields::{first_field, Field};
 use crate::{Peer, Transport};
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Headers, Request};
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
@@ -31,8 +32,10 @@ pub(crate) struct TopVia<'a> {
     pub host: &'a str,
     /// sent-by port, if written.
     pub port: Option<u16>,
-    /// Parameters in the order written.
-    pub params: Vec<ViaParam<'a>>,
+    /// The parameters as written (`;branch=…;rport`), read by [`TopVia::params`] on demand:
+    /// the top Via is parsed several times per message, and a vector of them would be an
+    /// allocation each time.
+    params: &'a str,
     /// `SIP/2.0/UDP host:port`, kept verbatim so stamping changes nothing but parameters.
     head: &'a str,
     /// Byte range of this via-parm inside the header value.
@@ -42,10 +45,21 @@ pub(crate) struct TopVia<'a> {
 impl<'a> TopVia<'a> {
     /// `Some(None)` for a parameter without value (`;rport`), `None` when absent.
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
-        self.params
-            .iter()
+        self.params()
             .find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)
+    }
+
+    /// Parameters in the order written.
+    pub fn params(&self) -> impl Iterator<Item = ViaParam<'a>> {
+        OutsideQuotes::new(self.params, b';').filter_map(|text| {
+            let text = text.trim();
+            let (name, value) = match text.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (text, None),
+            };
+            (!name.is_empty()).then_some(ViaParam { name, value })
+        })
     }
 
     /// The branch parameter, if it has a non-empty value.
@@ -55,12 +69,17 @@ impl<'a> TopVia<'a> {
 
     /// sent-by normalised for comparison: host names compare case-insensitively (RFC 3261 §19.1.4
     /// applies the same rule to hosts everywhere), ports as numbers.
-    pub fn sent_by(&self) -> String {
-        let host = self.host.to_ascii_lowercase();
-        match self.port {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
+    /// Built at its exact size: transaction keys keep it for the transaction's whole life.
+    pub fn sent_by(&self) -> Box<str> {
+        let mut port_digits = [0u8; 5];
+        let port = self.port.map(|port| decimal(port, &mut port_digits));
+        let mut out = String::with_capacity(self.host.len() + port.map_or(0, |p| p.len() + 1));
+        out.extend(self.host.chars().map(|c| c.to_ascii_lowercase()));
+        if let Some(port) = port {
+            out.push(':');
+            out.push_str(port);
         }
+        out.into_boxed_str()
     }
 
     /// The sent-by host as an IP address, if it is one.
@@ -79,14 +98,67 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
     bare.parse().ok()
 }
 
-/// Splits `text` on `separator` outside double-quoted strings, returning byte ranges.
-fn split_outside_quotes(text: &str, separator: u8) -> Vec<Range<usize>> {
-    let bytes = text.as_bytes();
-    let mut parts = Vec::new();
-    let mut start = 0;
+/// A port in decimal, written into `buffer` (no allocation).
+fn decimal(mut port: u16, buffer: &mut [u8; 5]) -> &str {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (port % 10) as u8;
+        port /= 10;
+        if port == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[start..]).unwrap_or_default()
+}
+
+/// The pieces of `text` between `separator`s that are outside double-quoted strings, as
+/// borrowed slices, lazily: the Via is scanned on every message, so no vector is built.
+struct OutsideQuotes<'a> {
+    rest: Option<&'a str>,
+    separator: u8,
+}
+
+impl<'a> OutsideQuotes<'a> {
+    fn new(text: &'a str, separator: u8) -> Self {
+        Self {
+            rest: Some(text),
+            separator,
+        }
+    }
+}
+
+impl<'a> Iterator for OutsideQuotes<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.rest?;
+        match find_outside_quotes(text, self.separator) {
+            Some(i) => {
+                self.rest = text.get(i + 1..);
+                text.get(..i)
+            }
+            None => {
+                self.rest = None;
+                Some(text)
+            }
+        }
+    }
+}
+
+/// The index of the first `separator` outside double-quoted strings.
+fn find_outside_quotes(text: &str, separator: u8) -> Option<usize> {
+    // Quotes are rare in a Via: when none comes before the first separator, that separator
+    // is the answer, found by a plain scan for either byte instead of the state machine below.
+    let first = text.bytes().position(|b| b == separator || b == b'"');
+    match first {
+        None => return None,
+        Some(i) if text.as_bytes()[i] == separator => return Some(i),
+        Some(_) => {}
+    }
     let mut in_quotes = false;
     let mut escaped = false;
-    for (i, &b) in bytes.iter().enumerate() {
+    for (i, &b) in text.as_bytes().iter().enumerate() {
         if in_quotes {
             if escaped {
                 escaped = false;
@@ -98,24 +170,23 @@ fn split_outside_quotes(text: &str, separator: u8) -> Vec<Range<usize>> {
         } else if b == b'"' {
             in_quotes = true;
         } else if b == separator {
-            parts.push(start..i);
-            start = i + 1;
+            return Some(i);
         }
     }
-    parts.push(start..bytes.len());
-    parts
+    None
 }
 
 /// Parses the first via-parm of a Via header value.
 pub(crate) fn parse_top_via(value: &str) -> Option<TopVia<'_>> {
-    let first = split_outside_quotes(value, b',').into_iter().next()?;
+    let first = 0..find_outside_quotes(value, b',').unwrap_or(value.len());
     let raw = value.get(first.clone())?;
     let leading = raw.len() - raw.trim_start().len();
     let parm = raw.trim();
     let span = (first.start + leading)..(first.start + leading + parm.len());
 
-    let mut pieces = split_outside_quotes(parm, b';').into_iter();
-    let head = parm.get(pieces.next()?)?.trim();
+    let head_end = find_outside_quotes(parm, b';').unwrap_or(parm.len());
+    let head = parm.get(..head_end)?.trim();
+    let params = parm.get(head_end..)?;
 
     // sent-protocol = name SLASH version SLASH transport, with optional whitespace (SWS)
     let (name, rest) = head.split_once('/')?;
@@ -128,18 +199,6 @@ pub(crate) fn parse_top_via(value: &str) -> Option<TopVia<'_>> {
         return None;
     }
     let (host, port) = split_host_port(sent_by)?;
-
-    let params = pieces
-        .filter_map(|range| parm.get(range))
-        .filter_map(|text| {
-            let text = text.trim();
-            let (name, value) = match text.split_once('=') {
-                Some((n, v)) => (n.trim(), Some(v.trim())),
-                None => (text, None),
-            };
-            (!name.is_empty()).then_some(ViaParam { name, value })
-        })
-        .collect();
 
     Some(TopVia {
         transport,
@@ -236,33 +295,29 @@ pub(crate) fn stamp_received(request: &mut Request, source: Peer) {
         return;
     }
 
-    let mut rebuilt = String::with_capacity(value.len() + 32);
-    rebuilt.push_str(via.head);
+    // The new value is written in one buffer (the via-parm rebuilt in place between what
+    // precedes and follows it), with the address and port formatted straight into it.
+    let mut new_value = String::with_capacity(value.len() + 64);
+    new_value.push_str(&value[..via.span.start]);
+    new_value.push_str(via.head);
     let mut wrote_received = false;
-    for param in &via.params {
-        rebuilt.push(';');
-        rebuilt.push_str(param.name);
+    for param in via.params() {
+        new_value.push(';');
+        new_value.push_str(param.name);
         if param.name.eq_ignore_ascii_case("received") {
-            rebuilt.push('=');
-            rebuilt.push_str(&source_ip.to_string());
+            let _ = write!(new_value, "={source_ip}");
             wrote_received = true;
         } else if param.name.eq_ignore_ascii_case("rport") && param.value.is_none() {
-            rebuilt.push('=');
-            rebuilt.push_str(&source.addr.port().to_string());
+            let _ = write!(new_value, "={}", source.addr.port());
         } else if let Some(v) = param.value {
-            rebuilt.push('=');
-            rebuilt.push_str(v);
+            new_value.push('=');
+            new_value.push_str(v);
         }
     }
     if !wrote_received {
         // RFC 3261 grammar: received carries a bare IPv6address, no brackets.
-        rebuilt.push_str(";received=");
-        rebuilt.push_str(&source_ip.to_string());
+        let _ = write!(new_value, ";received={source_ip}");
     }
-
-    let mut new_value = String::with_capacity(value.len() + 32);
-    new_value.push_str(&value[..via.span.start]);
-    new_value.push_str(&rebuilt);
     new_value.push_str(&value[via.span.end..]);
     replace_top_via(&mut request.headers, new_value);
 }
