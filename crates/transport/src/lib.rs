@@ -450,28 +450,29 @@ impl Inner {
     /// needs none of its bytes afterwards, so only the ones kept (too large, malformed: the
     /// core answers those from their raw text) are copied out.
     fn classify_datagram(&self, datagram: &[u8]) -> Payload {
-        if datagram.len() > self.config.max_message_bytes {
-            let size = datagram.len();
-            let bytes = Bytes::copy_from_slice(datagram);
-            return Payload::TooLarge { bytes, size };
-        }
-        match sip::parse::parse(datagram) {
-            Ok(message) => Payload::Message(message),
-            Err(error) => Payload::Malformed {
-                bytes: Bytes::copy_from_slice(datagram),
-                error,
-            },
-        }
+        self.classify_keeping(datagram, || Bytes::copy_from_slice(datagram))
     }
 
+    /// A received message, parsed, or kept as bytes when too large or malformed.
     fn classify(&self, bytes: Bytes) -> Payload {
-        if bytes.len() > self.config.max_message_bytes {
-            let size = bytes.len();
-            return Payload::TooLarge { bytes, size };
+        self.classify_keeping(&bytes, || bytes.clone())
+    }
+
+    /// Classifies `message`; `keep` gives its bytes only when they are kept.
+    fn classify_keeping(&self, message: &[u8], keep: impl FnOnce() -> Bytes) -> Payload {
+        if message.len() > self.config.max_message_bytes {
+            let size = message.len();
+            return Payload::TooLarge {
+                bytes: keep(),
+                size,
+            };
         }
-        match sip::parse::parse(&bytes) {
+        match sip::parse::parse(message) {
             Ok(message) => Payload::Message(message),
-            Err(error) => Payload::Malformed { bytes, error },
+            Err(error) => Payload::Malformed {
+                bytes: keep(),
+                error,
+            },
         }
     }
 }
