@@ -59,11 +59,16 @@ impl Switch {
                     self.call_out_media_timeout(now, call);
                 }
             }
-            // Extra legs are supervisors' phones.
-            MediaEvent::LegAdded { leg, .. } => self.monitor_leg_added(now, call, leg),
+            // Extra legs are supervisors' phones and a consulted colleague's.
+            MediaEvent::LegAdded { leg, .. } => self.extra_leg_added(now, call, leg),
             MediaEvent::AddLegFailed { leg, reason, .. } => {
-                tracing::warn!(call, ?leg, %reason, "supervisor leg not added");
-                self.monitor_leg_failed(now, call, leg);
+                let party = if self.is_consult_leg(call, leg) {
+                    "consulted colleague"
+                } else {
+                    "supervisor"
+                };
+                tracing::warn!(call, ?leg, %reason, party, "extra leg not added");
+                self.extra_leg_failed(now, call, leg);
             }
             MediaEvent::LegRemoved { leg, .. } => self.media.extra_leg_released(call, leg),
             MediaEvent::LegSilent { leg } => self.monitor_silent(now, call, leg),

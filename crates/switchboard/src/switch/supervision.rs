@@ -565,8 +565,9 @@ impl Switch {
             .is_some_and(|call| call_talker(call).is_some())
     }
 
-    /// The session bound the supervisor's leg: answer a phone that dialled in, and mix it in.
-    pub(super) fn monitor_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+    /// The session bound an extra leg: a consulted colleague's goes to the consult; a
+    /// supervisor's phone that dialled in is answered, and the supervisor mixed in.
+    pub(super) fn extra_leg_added(&mut self, now: Instant, id: CallNumber, leg: Leg) {
         if self.is_consult_leg(id, leg) {
             self.consult_leg_added(now, id, leg);
             return;
@@ -602,8 +603,8 @@ impl Switch {
         self.apply_bridge(id);
     }
 
-    /// The session could not bind the supervisor's leg.
-    pub(super) fn monitor_leg_failed(&mut self, now: Instant, id: CallNumber, leg: Leg) {
+    /// The session could not bind an extra leg (a consulted colleague's, or a supervisor's).
+    pub(super) fn extra_leg_failed(&mut self, now: Instant, id: CallNumber, leg: Leg) {
         if self.is_consult_leg(id, leg) {
             self.consult_leg_lost(now, id);
             return;
