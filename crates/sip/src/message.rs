@@ -121,8 +121,12 @@ fn encode_lines<'a, I: Iterator<Item = (&'a str, &'a str)>>(
 
 /// The length of `Content-Length: <n>\r\n\r\n`.
 fn content_length_line_len(n: usize) -> usize {
-    let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
-    "Content-Length: \r\n\r\n".len() + digits
+    "Content-Length: \r\n\r\n".len() + decimal_len(n)
+}
+
+/// How many digits `n` has in decimal, to size a buffer before writing it.
+pub(crate) fn decimal_len(n: usize) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// Writes `SIP/2.0 <code> <reason>\r\n`.

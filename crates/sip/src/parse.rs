@@ -70,9 +70,11 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         find_header_end(bytes).ok_or_else(|| ParseError::new("no empty line after the headers"))?;
     let head = &bytes[..header_end];
     let mut body = &bytes[header_end + 4..];
+    let head = std::str::from_utf8(head)
+        .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
     let mut message = match normalize_head(head)? {
         // The usual case: the head is read where it lies.
-        None => parse_head(std::str::from_utf8(head).unwrap_or_default())?,
+        None => parse_head(head)?,
         Some(normalized) => parse_head(&normalized)?,
     };
     if let Some(length) = content_length(&message)? {
@@ -166,10 +168,8 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Checks the header section and, when it has folded lines, compact names or odd spacing,
 /// rewrites it with every header line as `Name: value`. `None` when the head is already in
 /// that form (almost every message): it is then parsed where it lies, without a copy.
-fn normalize_head(head: &[u8]) -> Result<Option<String>, ParseError> {
-    let text = std::str::from_utf8(head)
-        .map_err(|_| ParseError::new("header section is not valid UTF-8"))?;
-    let mut lines = crlf_lines(text);
+fn normalize_head(head: &str) -> Result<Option<String>, ParseError> {
+    let mut lines = crlf_lines(head);
     let start_line = lines.next().unwrap_or_default();
     if start_line.trim().is_empty() {
         return Err(ParseError::new("empty start line"));
@@ -602,7 +602,8 @@ l: 0\r\n\r\n";
         fn mutated_heads_parse_as_rsip_parses_them(byte in any::<u8>(), at in 0usize..330) {
             let mut head = INVITE.as_bytes()[..INVITE.find("\r\n\r\n").expect("head")].to_vec();
             if at < head.len() { head[at] = byte; }
-            if let (Ok(None), Ok(text)) = (normalize_head(&head), std::str::from_utf8(&head)) {
+            let text = std::str::from_utf8(&head).ok();
+            if let Some((Ok(None), text)) = text.map(|text| (normalize_head(text), text)) {
                 let theirs = SipMessage::try_from(format!("{text}\r\n\r\n").as_bytes());
                 let ours = parse_head(text);
                 match theirs {

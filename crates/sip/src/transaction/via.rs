@@ -71,13 +71,13 @@ impl<'a> TopVia<'a> {
     /// applies the same rule to hosts everywhere), ports as numbers.
     /// Built at its exact size: transaction keys keep it for the transaction's whole life.
     pub fn sent_by(&self) -> Box<str> {
-        let mut port_digits = [0u8; 5];
-        let port = self.port.map(|port| decimal(port, &mut port_digits));
-        let mut out = String::with_capacity(self.host.len() + port.map_or(0, |p| p.len() + 1));
+        let port_len = self
+            .port
+            .map_or(0, |port| 1 + crate::message::decimal_len(usize::from(port)));
+        let mut out = String::with_capacity(self.host.len() + port_len);
         out.extend(self.host.chars().map(|c| c.to_ascii_lowercase()));
-        if let Some(port) = port {
-            out.push(':');
-            out.push_str(port);
+        if let Some(port) = self.port {
+            let _ = write!(out, ":{port}");
         }
         out.into_boxed_str()
     }
@@ -96,20 +96,6 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
     bare.parse().ok()
-}
-
-/// A port in decimal, written into `buffer` (no allocation).
-fn decimal(mut port: u16, buffer: &mut [u8; 5]) -> &str {
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (port % 10) as u8;
-        port /= 10;
-        if port == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buffer[start..]).unwrap_or_default()
 }
 
 /// The pieces of `text` between `separator`s that are outside double-quoted strings, as
