@@ -420,6 +420,25 @@ Content-Type: application/sdp\r\n\
 Content-Length: 4\r\n\r\nv=0\n";
 
     #[test]
+    fn a_head_that_is_not_utf8_is_framed_and_refused_by_name() {
+        // A Latin-1 display name: the blank line comes after the bad byte, so the head's end
+        // is found past the UTF-8 prefix, and the head is then refused as not being text.
+        let mut bytes = INVITE
+            .replace("From: ", "From: \"Jos\u{e9}\" ")
+            .into_bytes();
+        let at = bytes
+            .iter()
+            .position(|b| *b == 0xc3)
+            .expect("the é is written in UTF-8");
+        bytes.splice(at..at + 2, [0xe9]);
+        let end = find_header_end(&bytes).expect("the blank line is found");
+        assert_eq!(&bytes[end..end + 4], b"\r\n\r\n");
+        let error = parse(&bytes).expect_err("not text");
+        assert_eq!(error.reason, "header section is not valid UTF-8");
+        assert_eq!(error.status, 400);
+    }
+
+    #[test]
     fn parses_a_plain_invite() {
         let message = parse(INVITE.as_bytes()).expect("valid");
         let SipMessage::Request(request) = message else {
