@@ -223,16 +223,11 @@ keys = { "1" = "queue:sales", "3" = "voicemail:sales", "0" = "hangup" }
     fn at_the_menu(now: Instant) -> Call {
         let (mut call, greeting) = in_the_ivr(now);
         let outputs = call.handle(now, CallInput::CallerPlaybackFinished { token: greeting });
-        assert!(
-            matches!(&outputs[..], [CallOutput::PlayPrompts { prompts, .. }]
-                if prompts[0].name == "menu"),
-            "{outputs:?}"
-        );
-        let menu = match &outputs[..] {
-            [CallOutput::PlayPrompts { token, .. }] => *token,
-            _ => unreachable!(),
+        let [CallOutput::PlayPrompts { prompts, token }] = &outputs[..] else {
+            panic!("the menu plays after the greeting: {outputs:?}");
         };
-        let outputs = call.handle(now, CallInput::CallerPlaybackFinished { token: menu });
+        assert_eq!(prompts[0].name, "menu");
+        let outputs = call.handle(now, CallInput::CallerPlaybackFinished { token: *token });
         let at = now + Duration::from_secs(5);
         assert!(
             matches!(&outputs[..], [CallOutput::Wake(w)] if *w == at),
