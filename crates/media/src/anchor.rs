@@ -69,18 +69,27 @@ pub fn anchor_offer(
     local: SocketAddr,
     supported: &[Codec],
 ) -> Result<(MediaPlan, Vec<u8>), MediaError> {
-    let parsed = SessionDescription::parse(offer)?;
-    let accepted = sdp::negotiate(&parsed, supported)?;
+    let (plan, rewritten) =
+        anchor_parsed_offer(SessionDescription::parse(offer)?, local, supported)?;
+    Ok((plan, rewritten.to_bytes()))
+}
+
+/// [`anchor_offer`] for an offer already parsed (a B2BUA leg that also stamps its own origin
+/// on the result): the rewritten description is returned as it is, neither encoded nor
+/// copied, so a call's offer is parsed once and encoded once.
+pub fn anchor_parsed_offer(
+    offer: SessionDescription,
+    local: SocketAddr,
+    supported: &[Codec],
+) -> Result<(MediaPlan, SessionDescription), MediaError> {
+    let accepted = sdp::negotiate(&offer, supported)?;
     let mut keep: Vec<u8> = accepted.codecs.iter().map(|(_, pt)| *pt).collect();
     keep.extend(accepted.telephone_event);
-    let mut trimmed = parsed.clone();
-    sdp::restrict_formats(&mut trimmed, accepted.media_index, &keep);
-    let rewritten = sdp::rewrite(&trimmed, local.ip(), accepted.media_index, local.port());
     let plan = MediaPlan {
         media_index: accepted.media_index,
         offered_codecs: accepted.codecs,
         offered_telephone_event: accepted.telephone_event,
-        offer_direction: parsed.media[accepted.media_index].direction(),
+        offer_direction: offer.media[accepted.media_index].direction(),
         offerer_rtp: accepted.remote_rtp,
         offerer_rtcp: accepted.remote_rtcp,
         offerer_rtcp_mux: accepted.rtcp_mux,
@@ -91,7 +100,10 @@ pub fn anchor_offer(
         answerer_rtcp_mux: false,
         answer_direction: None,
     };
-    Ok((plan, rewritten.to_bytes()))
+    let mut rewritten = offer;
+    sdp::restrict_formats(&mut rewritten, plan.media_index, &keep);
+    sdp::readdress(&mut rewritten, local.ip(), plan.media_index, local.port());
+    Ok((plan, rewritten))
 }
 
 /// Checks the answer to an offer anchored with [`anchor_offer`] and rewrites it for the
@@ -102,8 +114,18 @@ pub fn anchor_answer(
     answer: &[u8],
     local: SocketAddr,
 ) -> Result<(MediaPlan, Vec<u8>), MediaError> {
-    let parsed = SessionDescription::parse(answer)?;
-    let media = parsed.media.get(plan.media_index).ok_or(NoCommonCodec {
+    let (plan, rewritten) = anchor_parsed_answer(plan, SessionDescription::parse(answer)?, local)?;
+    Ok((plan, rewritten.to_bytes()))
+}
+
+/// [`anchor_answer`] for an answer already parsed; the rewritten description is returned
+/// unencoded (see [`anchor_parsed_offer`]).
+pub fn anchor_parsed_answer(
+    plan: &MediaPlan,
+    answer: SessionDescription,
+    local: SocketAddr,
+) -> Result<(MediaPlan, SessionDescription), MediaError> {
+    let media = answer.media.get(plan.media_index).ok_or(NoCommonCodec {
         reason: "the answer has fewer media sections than the offer",
     })?;
     if media.port == 0 {
@@ -132,24 +154,24 @@ pub fn anchor_answer(
     let codec = codec.ok_or(NoCommonCodec {
         reason: "the answer picked no codec from the offer",
     })?;
-    let answerer_rtcp_mux = plan.offerer_rtcp_mux && media.rtcp_mux();
-    let mut rewritten = sdp::rewrite(&parsed, local.ip(), plan.media_index, local.port());
+    let plan = MediaPlan {
+        codec: Some(codec),
+        answered_telephone_event: telephone_event
+            .filter(|_| plan.offered_telephone_event.is_some()),
+        answerer_rtp: answer.rtp_address(plan.media_index),
+        answerer_rtcp: answer.rtcp_address(plan.media_index),
+        answerer_rtcp_mux: plan.offerer_rtcp_mux && media.rtcp_mux(),
+        answer_direction: Some(media.direction()),
+        ..plan.clone()
+    };
+    let mut rewritten = answer;
+    sdp::readdress(&mut rewritten, local.ip(), plan.media_index, local.port());
     // Each leg's RTCP ends at Switchboard: the offerer's leg multiplexes exactly when it
     // offered to, whatever the answerer chose for its own leg.
     if let Some(section) = rewritten.media.get_mut(plan.media_index) {
         section.set_rtcp_mux(plan.offerer_rtcp_mux);
     }
-    let plan = MediaPlan {
-        codec: Some(codec),
-        answered_telephone_event: telephone_event
-            .filter(|_| plan.offered_telephone_event.is_some()),
-        answerer_rtp: parsed.rtp_address(plan.media_index),
-        answerer_rtcp: parsed.rtcp_address(plan.media_index),
-        answerer_rtcp_mux,
-        answer_direction: Some(media.direction()),
-        ..plan.clone()
-    };
-    Ok((plan, rewritten.to_bytes()))
+    Ok((plan, rewritten))
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub mod session;
 pub mod srtp;
 pub mod webrtc_leg;
 
-pub use anchor::{anchor_answer, anchor_offer, MediaError, MediaPlan};
+pub use anchor::{
+    anchor_answer, anchor_offer, anchor_parsed_answer, anchor_parsed_offer, MediaError, MediaPlan,
+};
 pub use audio_clip::{AudioClip, ClipError};
 pub use bound_sockets::{BoundSocketCounters, BoundSockets, SocketHome};
 pub use codec::Codec;

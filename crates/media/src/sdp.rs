@@ -773,6 +773,12 @@ pub fn rewrite(
     port: u16,
 ) -> SessionDescription {
     let mut out = sdp.clone();
+    readdress(&mut out, addr, media_index, port);
+    out
+}
+
+/// [`rewrite`] in place, for a description the caller owns (no copy of it is made).
+pub fn readdress(out: &mut SessionDescription, addr: IpAddr, media_index: usize, port: u16) {
     out.origin.address = addr.to_string();
     out.origin.address_type = address_type_of(addr).to_string();
     let rewrite_connection = |c: &mut Connection| {
@@ -800,7 +806,6 @@ pub fn rewrite(
     if out.connection.is_none() && out.media.iter().any(|m| m.connection.is_none()) {
         out.connection = Some(Connection::for_ip(addr));
     }
-    out
 }
 
 fn is_ice_attribute(name: &str) -> bool {

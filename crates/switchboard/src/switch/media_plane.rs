@@ -261,8 +261,11 @@ impl MediaPlane {
         trunk_sdes: Option<Sdes>,
     ) -> Result<CallMedia, AnchorError> {
         let (trunk_ports, agent_ports) = self.allocate()?;
-        let planned = media::anchor_offer(offer, self.local(agent_ports), &Codec::ALL)
-            .and_then(|(plan, rewritten)| Ok((plan, SessionDescription::parse(&rewritten)?)));
+        let planned = SessionDescription::parse(offer)
+            .map_err(MediaError::from)
+            .and_then(|offer| {
+                media::anchor_parsed_offer(offer, self.local(agent_ports), &Codec::ALL)
+            });
         match planned {
             Ok((plan, rewritten)) => {
                 let trunk_direction = plan.offer_direction;
@@ -484,23 +487,21 @@ impl MediaPlane {
         answer: &[u8],
     ) -> Result<Vec<u8>, MediaError> {
         let (answer, agent_sdes, webrtc) = self.agent_answer(now, call, media, answer)?;
-        let (plan, for_trunk) =
-            media::anchor_answer(&media.trunk_plan, &answer, self.local(media.trunk_ports))?;
+        let (plan, mut for_trunk) = media::anchor_parsed_answer(
+            &media.trunk_plan,
+            SessionDescription::parse(&answer)?,
+            self.local(media.trunk_ports),
+        )?;
         media.codec = plan.codec;
         // The trunk negotiates with Switchboard, not with the phone: it keeps telephone-event
         // even when the agent's phone only does SIP INFO, so an agent's INFO key press can
         // still reach the caller's network as RFC 4733 (Switchboard generates those).
-        let for_trunk = match SessionDescription::parse(&for_trunk) {
-            Ok(mut parsed) => {
-                if let Some(pt) = plan.offered_telephone_event {
-                    keep_telephone_event(&mut parsed, plan.media_index, pt);
-                }
-                let local_line = media.trunk_sdes.as_ref().map(|s| &s.local);
-                sdes_legs::secure(&mut parsed, plan.media_index, local_line);
-                media.trunk_sdp.stamp(parsed)
-            }
-            Err(_) => for_trunk,
-        };
+        if let Some(pt) = plan.offered_telephone_event {
+            keep_telephone_event(&mut for_trunk, plan.media_index, pt);
+        }
+        let local_line = media.trunk_sdes.as_ref().map(|s| &s.local);
+        sdes_legs::secure(&mut for_trunk, plan.media_index, local_line);
+        let for_trunk = media.trunk_sdp.stamp(for_trunk);
         media.trunk_leg = LegConfig {
             srtp: media.trunk_sdes.map(|sdes| sdes.policy()),
             ..trunk_leg_config(&plan, plan.codec)
