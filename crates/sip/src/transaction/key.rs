@@ -6,16 +6,50 @@ use super::via::{parse_top_via, top_via_value};
 use crate::message::method_name as wire_method;
 use rsip::{Request, Response};
 use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// The RFC 3261 branch prefix; a branch without it comes from an RFC 2543 element whose
 /// branches are not unique, so matching falls back to the dialog fields.
 const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Identifies one transaction. Opaque; cheap to clone (shared), so events and timers can carry it.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TransactionKey(Arc<KeyInner>);
+#[derive(Clone)]
+pub struct TransactionKey(Arc<HashedKey>);
+
+/// A key and its hash, computed once when the key is made. A key is inserted, looked up and
+/// removed in several maps over its life (the layer's transactions, their timers, what call
+/// control sent each request for), and SipHash over its strings at every one of those was
+/// 2–3 % of call control's time (issue 12). The hash is still SipHash keyed with this
+/// process's secret, so peers choosing branches cannot aim at one bucket; the maps then hash
+/// only these eight bytes.
+struct HashedKey {
+    hash: u64,
+    inner: KeyInner,
+}
+
+/// The secret-keyed hasher of every key of this process.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
+impl PartialEq for TransactionKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.inner == other.0.inner)
+    }
+}
+
+impl Eq for TransactionKey {}
+
+impl Hash for TransactionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
 
 /// Every live and lingering transaction holds one of these (and a finished call leaves four
 /// lingering for up to 32 s), so it is kept small: exact-size strings, methods without an
@@ -81,7 +115,8 @@ fn method_name(method: &str) -> MethodName {
 
 impl TransactionKey {
     fn new(inner: KeyInner) -> Self {
-        Self(Arc::new(inner))
+        let hash = key_hasher().hash_one(&inner);
+        Self(Arc::new(HashedKey { hash, inner }))
     }
 
     /// A client key from a branch and method.
@@ -157,7 +192,7 @@ impl TransactionKey {
     /// The same transaction identity with another method: a CANCEL's key to its INVITE's.
     pub(crate) fn with_method(&self, method: &str) -> Self {
         let method = method_name(method);
-        Self::new(match &*self.0 {
+        Self::new(match &self.0.inner {
             KeyInner::Client { branch, .. } => KeyInner::Client {
                 branch: branch.clone(),
                 method,
@@ -185,7 +220,7 @@ impl fmt::Debug for TransactionKey {
 
 impl fmt::Display for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
+        match &self.0.inner {
             KeyInner::Client { branch, method } => write!(f, "client/{method}/{branch}"),
             KeyInner::Server {
                 branch,
@@ -221,6 +256,21 @@ mod tests {
         Call-ID: a84b4c76e66710\r\n\
         CSeq: 314159 INVITE\r\n\
         Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn keys_made_apart_from_the_same_fields_find_each_other_in_a_map() {
+        let first = TransactionKey::of_received_request(&request(INVITE)).expect("key");
+        let second = TransactionKey::of_received_request(&request(INVITE)).expect("key");
+        assert!(!Arc::ptr_eq(&first.0, &second.0));
+        let mut map = std::collections::HashMap::new();
+        map.insert(first.clone(), "invite");
+        assert_eq!(map.get(&second), Some(&"invite"));
+        let options = request(&INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 OPTIONS"));
+        let other = TransactionKey::for_incoming_request(&options, "OPTIONS").expect("key");
+        assert_ne!(other, first);
+        assert_eq!(map.get(&other), None);
+        assert_eq!(map.get(&first.with_method("INVITE")), Some(&"invite"));
+    }
 
     #[test]
     fn ack_and_cancel_map_to_the_invite_server_key() {
