@@ -724,7 +724,7 @@ impl Switch {
     fn send_response(&mut self, now: Instant, key: &TransactionKey, response: sip::rsip::Response) {
         self.metrics
             .sip_responses
-            .with_label_values(&["out", response.status_code.code().to_string().as_str()])
+            .with_label_values(&["out", &*StatusLabel::of(response.status_code.code())])
             .inc();
         if let Err(error) = self.txn.send_response(now, key, response) {
             tracing::debug!(%error, "response not sent: transaction gone");
@@ -755,7 +755,7 @@ impl Switch {
     fn count_request(&self, direction: &str, method: &sip::rsip::Method) {
         self.metrics
             .sip_requests
-            .with_label_values(&[direction, method.to_string().as_str()])
+            .with_label_values(&[direction, sip::message::method_name(method)])
             .inc();
     }
 
@@ -876,6 +876,26 @@ fn duration_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
+/// A status code as the `code` label of `switchboard_sip_responses_total`, written without a
+/// heap allocation per response sent. The codes Switchboard sends are three digits (RFC 3261
+/// §7.2).
+struct StatusLabel([u8; 3]);
+
+impl StatusLabel {
+    fn of(code: u16) -> Self {
+        let digit = |value: u16| b'0' + (value % 10) as u8;
+        Self([digit(code / 100), digit(code / 10), digit(code)])
+    }
+}
+
+impl std::ops::Deref for StatusLabel {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("other")
+    }
+}
+
 /// Building a `Switch` for unit tests.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -935,6 +955,13 @@ mod tests {
         [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
         [[number]]\ndid = \"101\"\nqueue = \"support\"\n\
         [[queue]]\nname = \"support\"\nskills = { support = 1 }\n";
+
+    #[test]
+    fn a_status_label_is_the_codes_three_digits() {
+        assert_eq!(&*StatusLabel::of(200), "200");
+        assert_eq!(&*StatusLabel::of(487), "487");
+        assert_eq!(&*StatusLabel::of(100), "100");
+    }
 
     fn switch(now: Instant) -> Switch {
         let config = crate::config::load_str("t.toml", RINGING).expect("valid test config");

@@ -167,7 +167,7 @@ impl Switch {
         }
         self.metrics
             .sip_responses
-            .with_label_values(&["out", code.to_string().as_str()])
+            .with_label_values(&["out", &*super::StatusLabel::of(code)])
             .inc();
         let data = sip::message::encode_response(&response);
         let transmit = Transmit { peer: source, data };
