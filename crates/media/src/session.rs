@@ -388,8 +388,14 @@ impl MediaSession {
             }
         })?;
         let [trunk_rtp, agent_rtp] = &sockets.rtp;
-        let trunk_addr = trunk_rtp.local_addr()?;
-        let agent_addr = agent_rtp.local_addr()?;
+        // Each socket is bound to `bind_ip` and its port: the kernel is asked (a system call
+        // a socket, on every call) only for an ephemeral port.
+        let bound_addr = |socket: &UdpSocket, port: u16| match port {
+            0 => socket.local_addr(),
+            port => Ok(SocketAddr::new(config.bind_ip, port)),
+        };
+        let trunk_addr = bound_addr(trunk_rtp, config.trunk_ports.rtp())?;
+        let agent_addr = bound_addr(agent_rtp, config.agent_ports.rtp())?;
         let core = RelayCore::new(
             Instant::now(),
             config.trunk,
