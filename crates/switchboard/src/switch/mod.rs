@@ -134,6 +134,59 @@ impl LocalAddresses {
     }
 }
 
+/// [`LocalAddresses::host_port`] and our Contact header value for each transport, written
+/// once when call control starts: they depend only on the bound addresses, and formatting them
+/// again for every request and 2xx was an allocation or two per message (issue 12).
+#[derive(Debug)]
+struct LocalNames {
+    host_ports: [String; 5],
+    contacts: [String; 5],
+}
+
+impl LocalNames {
+    const TRANSPORTS: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
+    fn new(local: &LocalAddresses) -> Self {
+        let host_ports = Self::TRANSPORTS.map(|transport| local.host_port(transport));
+        let contacts = Self::TRANSPORTS.map(|transport| match transport {
+            Transport::Udp => format!("<sip:{AGENT_NAME}@{}>", local.host_port(transport)),
+            other => format!(
+                "<sip:{AGENT_NAME}@{};transport={}>",
+                local.host_port(other),
+                other.via_token().to_ascii_lowercase()
+            ),
+        });
+        Self {
+            host_ports,
+            contacts,
+        }
+    }
+
+    fn index(transport: Transport) -> usize {
+        match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+            Transport::Ws => 3,
+            Transport::Wss => 4,
+        }
+    }
+
+    fn host_port(&self, transport: Transport) -> &str {
+        &self.host_ports[Self::index(transport)]
+    }
+
+    fn contact(&self, transport: Transport) -> &str {
+        &self.contacts[Self::index(transport)]
+    }
+}
+
 /// Gauges of call-control state, read by the metrics exporter and the readiness probe.
 #[derive(Debug, Default)]
 pub struct SwitchStats {
@@ -249,6 +302,7 @@ impl AgentEntry {
 pub struct Switch {
     config: Arc<Config>,
     local: LocalAddresses,
+    local_names: LocalNames,
     txn: TransactionLayer,
     registrar: Registrar,
     nonces: NonceManager,
@@ -385,6 +439,7 @@ impl Switch {
             callbacks: Default::default(),
             campaigns: Default::default(),
             config,
+            local_names: LocalNames::new(&local),
             local,
             txn,
             registrar,
@@ -764,21 +819,14 @@ impl Switch {
         format!(
             "SIP/2.0/{} {};branch={};rport",
             peer.transport.via_token(),
-            self.local.host_port(peer.transport),
+            self.local_names.host_port(peer.transport),
             self.ids.branch()
         )
     }
 
     /// Our Contact for a dialog with `peer`.
     fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Udp => format!("<sip:{AGENT_NAME}@{}>", self.local.host_port(transport)),
-            other => format!(
-                "<sip:{AGENT_NAME}@{};transport={}>",
-                self.local.host_port(other),
-                other.via_token().to_ascii_lowercase()
-            ),
-        }
+        self.local_names.contact(transport).to_owned()
     }
 
     /// Runs the ACD's actions, and any actions those produce, to completion.
