@@ -39,6 +39,9 @@ const SYNC_BATCH: usize = 256;
 /// Longest pause between retries of a failing sink.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
+/// Longest pause between attempts to sync a journal whose disk keeps failing.
+const MAX_SYNC_RETRY_DELAY: Duration = Duration::from_secs(1);
+
 /// What the journal thread is asked to do.
 enum Job {
     /// Journal a record; report `token` once it is durable.
@@ -187,12 +190,14 @@ fn run_journal(
     // Tokens of records appended but not yet synced, with their sequence numbers.
     let mut waiting: Vec<(u64, u64)> = Vec::new();
     let mut stopping = false;
+    let mut retry = SyncRetry::default();
     loop {
         // A batch that is open syncs at its deadline whatever arrives before it: sleep till
         // then and take every record queued meanwhile in one pass. Woken for each record
         // instead, this thread cost call control a futex wake-up per call, 8 % of its time
-        // (issue 12, docs/scaling.md); a stop waits at most this one batch delay.
-        let deadline = journal.flush_deadline();
+        // (issue 12, docs/scaling.md). A stop waits until then: one batch delay, or the pause
+        // before the next attempt on a failing disk.
+        let deadline = retry.wake_at(journal.flush_deadline());
         // Journals one job; true when the writer is to stop.
         let mut take = |job: Result<Job, TryRecvError>| match job {
             Ok(Job::Write { record, token }) => {
@@ -225,13 +230,25 @@ fn run_journal(
                 job => stopping = take(job),
             }
         }
-        if stopping || journal.flush_due(Instant::now()) || waiting.len() >= SYNC_BATCH {
-            if let Err(error) = journal.sync() {
+        let now = Instant::now();
+        let sync_due = journal.flush_due(now) || waiting.len() >= SYNC_BATCH;
+        if stopping || (sync_due && retry.allows(now)) {
+            let attempt = journal.sync();
+            retry.record(Instant::now(), attempt.is_ok());
+            if let Err(error) = attempt {
                 // The records stay buffered and the next sync retries them, but the calls
                 // waiting on them are settled now: signalling is never held by the disk.
                 tracing::error!(%error, records = waiting.len(), "CDR journal sync failed; will retry");
                 count_error(&stats, &errors);
-                let _ = durable.send(waiting.iter().map(|(_, token)| *token).collect());
+                // Each call once: tokens settled by an earlier failure are not sent again.
+                let unsettled: Vec<u64> = waiting
+                    .iter()
+                    .map(|(_, token)| *token)
+                    .filter(|t| *t != NO_TOKEN)
+                    .collect();
+                if !unsettled.is_empty() {
+                    let _ = durable.send(unsettled);
+                }
                 for (_, token) in &mut waiting {
                     *token = NO_TOKEN;
                 }
@@ -266,6 +283,46 @@ fn run_journal(
                 tracing::error!(%error, "CDR journal close failed");
             }
             return;
+        }
+    }
+}
+
+/// When the journal thread may sync again after a failed sync. A failed batch stays due, and
+/// retried at once it made this thread spin on a failing disk, taking a core from call
+/// control and writing the error log as fast as it could: the next attempt waits one batch
+/// delay, then twice as long after each failure up to a second.
+#[derive(Debug, Default)]
+struct SyncRetry {
+    delay: Option<Duration>,
+    not_before: Option<Instant>,
+}
+
+impl SyncRetry {
+    /// Notes how the sync attempted at `now` went.
+    fn record(&mut self, now: Instant, succeeded: bool) {
+        if succeeded {
+            *self = Self::default();
+            return;
+        }
+        let delay = self
+            .delay
+            .map_or(SYNC_DELAY, |delay| (delay * 2).min(MAX_SYNC_RETRY_DELAY));
+        self.delay = Some(delay);
+        self.not_before = Some(now + delay);
+    }
+
+    /// Whether a sync may be attempted at `now`.
+    fn allows(&self, now: Instant) -> bool {
+        self.not_before.is_none_or(|at| now >= at)
+    }
+
+    /// When the thread wakes to sync: the open batch's deadline, not before the next attempt
+    /// is allowed.
+    fn wake_at(&self, batch_deadline: Option<Instant>) -> Option<Instant> {
+        match (batch_deadline, self.not_before) {
+            (Some(deadline), Some(retry)) => Some(deadline.max(retry)),
+            (deadline, None) => deadline,
+            (None, retry) => retry,
         }
     }
 }
@@ -428,6 +485,34 @@ mod tests {
         assert_eq!(writer.stats.written.load(Ordering::Relaxed), 50);
         assert_eq!(writer.stats.backlog.load(Ordering::Relaxed), 0);
         writer.stop();
+    }
+
+    #[test]
+    fn a_failing_sync_is_retried_after_a_growing_pause_and_at_once_after_a_success() {
+        let start = Instant::now();
+        let mut retry = SyncRetry::default();
+        let batch_due = Some(start);
+        assert!(retry.allows(start));
+        assert_eq!(retry.wake_at(batch_due), batch_due);
+        retry.record(start, false);
+        assert!(!retry.allows(start));
+        assert!(retry.allows(start + SYNC_DELAY));
+        assert_eq!(retry.wake_at(batch_due), Some(start + SYNC_DELAY));
+        let mut pauses = Vec::new();
+        let mut now = start;
+        for _ in 0..10 {
+            retry.record(now, false);
+            let next = retry.wake_at(batch_due).expect("a retry is planned");
+            pauses.push(next - now);
+            now = next;
+        }
+        assert_eq!(pauses[0], SYNC_DELAY * 2);
+        assert_eq!(pauses[1], SYNC_DELAY * 4);
+        assert!(pauses.windows(2).all(|pair| pair[0] <= pair[1]));
+        assert_eq!(pauses.last(), Some(&MAX_SYNC_RETRY_DELAY));
+        retry.record(now, true);
+        assert!(retry.allows(now));
+        assert_eq!(retry.wake_at(batch_due), batch_due);
     }
 
     /// A record written just before the stop is synced and reported before the threads end.
