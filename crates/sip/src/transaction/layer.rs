@@ -374,6 +374,13 @@ impl TransactionLayer {
         true
     }
 
+    /// The client key of a request we send: its top-Via branch and method, or a branch
+    /// nobody will answer to when it has none.
+    fn client_key(request: &Request) -> TransactionKey {
+        TransactionKey::for_outgoing_request(request)
+            .unwrap_or_else(|| TransactionKey::client(&new_branch(), method_name(&request.method)))
+    }
+
     /// Starts a client transaction for `request` (not an ACK), which already carries its top
     /// Via with a fresh branch (see [`new_branch`]), and sends it to `destination`.
     ///
@@ -387,27 +394,41 @@ impl TransactionLayer {
         request: Request,
         destination: Peer,
     ) -> TransactionKey {
-        let method = method_name(&request.method);
-        let key = TransactionKey::for_outgoing_request(&request)
-            .unwrap_or_else(|| TransactionKey::client(&new_branch(), method));
         if request.method == Method::Ack {
+            let key = Self::client_key(&request);
             self.send_stateless(request.into(), destination);
             return key;
         }
+        self.send_kept_request(now, &request, destination)
+    }
+
+    /// [`TransactionLayer::send_request`] for a request the caller keeps (a UAC leg builds its
+    /// CANCEL and ACKs from its INVITE): the transaction holds only its encoded bytes, so the
+    /// request is not copied to be sent.
+    pub fn send_kept_request(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        destination: Peer,
+    ) -> TransactionKey {
+        if request.method == Method::Ack {
+            return self.send_request(now, request.clone(), destination);
+        }
+        let key = Self::client_key(request);
         // A reused key means a TU bug; the newer request wins and the old timers go with it.
         self.remove(&key);
         let (transactions, mut cx) = split!(self, now);
         let txn = if request.method == Method::Invite {
             Transaction::InviteClient(Box::new(ClientInvite::start(
                 key.clone(),
-                &request,
+                request,
                 destination,
                 &mut cx,
             )))
         } else {
             Transaction::NonInviteClient(Box::new(ClientNonInvite::start(
                 key.clone(),
-                &request,
+                request,
                 destination,
                 &mut cx,
             )))

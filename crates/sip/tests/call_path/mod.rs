@@ -241,7 +241,8 @@ pub fn one_call(
     step(1);
 
     let agent_invite = agent_invite(wire, &invite);
-    layer.send_request(now, agent_invite.clone(), agent);
+    // Call control keeps the INVITE (its leg builds the CANCEL and ACK from it).
+    layer.send_kept_request(now, &agent_invite, agent);
     sent += flush(layer);
     step(2);
 

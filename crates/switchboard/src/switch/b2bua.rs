@@ -367,10 +367,13 @@ impl Switch {
         let mut answer = response_to(&call.trunk_leg.invite, 200, Some(&call.trunk_leg.local_tag));
         push_header(&mut answer.headers, "Content-Type", "application/sdp");
         answer.body = sdp;
-        let invite = call.trunk_leg.invite.clone();
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let negotiated = self.session_timer_requested(&call.trunk_leg.invite);
         push_header(&mut answer.headers, "Contact", self.contact_for(peer));
         push_header(&mut answer.headers, "Allow", super::ALLOW);
-        self.session_timer_answer(now, id, &invite, &mut answer);
+        self.session_timer_answer(now, id, negotiated, &mut answer);
         self.send_response(now, &key, answer);
     }
 
@@ -722,9 +725,9 @@ impl Switch {
         call.last_offered = Some(now);
         call.last_agent = Some(agent.clone());
         tracing::info!(call = id, agent = %agent, attempt, peer = %peer, "offering call to agent");
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::AgentInvite { call: id, attempt },
         );
@@ -953,14 +956,14 @@ impl Switch {
             return;
         };
         let server_key = call.trunk_leg.server_key.clone();
-        let invite = call.trunk_leg.invite.clone();
+        let negotiated = self.session_timer_requested(&call.trunk_leg.invite);
         push_header(
             &mut answer.headers,
             "Contact",
             self.contact_for(call.trunk_leg.dialog.peer),
         );
         push_header(&mut answer.headers, "Allow", super::ALLOW);
-        self.session_timer_answer(now, id, &invite, &mut answer);
+        self.session_timer_answer(now, id, negotiated, &mut answer);
         self.send_response(now, &server_key, answer);
     }
 

@@ -156,9 +156,9 @@ impl Switch {
             headers,
             body: offer,
         };
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::MonitorInvite { call: id, leg },
         );

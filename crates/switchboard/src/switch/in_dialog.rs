@@ -122,7 +122,8 @@ impl Switch {
             ok.body = body;
         }
         if side == Side::Trunk {
-            self.session_timer_answer(now, id, &request, &mut ok);
+            let negotiated = self.session_timer_requested(&request);
+            self.session_timer_answer(now, id, negotiated, &mut ok);
         }
         self.send_response(now, &key, ok);
     }

@@ -800,6 +800,21 @@ impl Switch {
         key
     }
 
+    /// [`Switch::send_request`] for a request the caller keeps (a leg's INVITE, from which its
+    /// CANCEL and ACKs are built): sent without being copied.
+    fn send_kept_request(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        peer: Peer,
+        purpose: ClientPurpose,
+    ) -> TransactionKey {
+        self.count_request("out", &request.method);
+        let key = self.txn.send_kept_request(now, request, peer);
+        self.client_txns.insert(key.clone(), purpose);
+        key
+    }
+
     /// Sends a request outside any transaction (an ACK for a 2xx).
     fn send_stateless_request(&mut self, request: Request, peer: Peer) {
         self.count_request("out", &request.method);

@@ -143,6 +143,13 @@ impl Switch {
         }
     }
 
+    /// What the trunk's `request` (its INVITE, or a re-INVITE or UPDATE in the call) asks
+    /// of the session timer, for [`Switch::session_timer_answer`]; a request that asked
+    /// for an interval below our Min-SE was refused with 422 before this.
+    pub(super) fn session_timer_requested(&self, request: &Request) -> Negotiation {
+        negotiate(&request.headers, self.min_session_expires()).unwrap_or(Negotiation::Off)
+    }
+
     fn min_session_expires(&self) -> u32 {
         u32::try_from(self.config.sip.min_session_expires.as_secs()).unwrap_or(u32::MAX)
     }
@@ -153,11 +160,9 @@ impl Switch {
         &mut self,
         now: Instant,
         id: CallNumber,
-        request: &Request,
+        negotiated: Negotiation,
         response: &mut Response,
     ) {
-        let min_se = self.min_session_expires();
-        let negotiated = negotiate(&request.headers, min_se).unwrap_or(Negotiation::Off);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

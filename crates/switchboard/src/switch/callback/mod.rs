@@ -275,9 +275,9 @@ impl Switch {
         };
         callback.media = Some(media);
         tracing::info!(callback = id, agent = %agent, %peer, "callback previewed to agent");
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::CallbackInvite { call: id, seq },
         );
@@ -581,9 +581,9 @@ impl Switch {
         callback.invites += 1;
         let seq = callback.invites;
         tracing::info!(callback = id, %trunk, %address, "callback: dialling the customer");
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::CallbackInvite { call: id, seq },
         );
@@ -680,9 +680,9 @@ impl Switch {
         else {
             return false;
         };
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::CallbackInvite { call: id, seq },
         );

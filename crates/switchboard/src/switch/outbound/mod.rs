@@ -345,9 +345,9 @@ impl Switch {
         let attempt = call.attempts;
         call.last_trunk = Some(trunk.clone());
         tracing::info!(call = id, %trunk, %address, attempt, "call out sent to carrier");
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::Outbound { call: id, attempt },
         );
@@ -484,9 +484,9 @@ impl Switch {
         };
         call.attempts += 1;
         let attempt = call.attempts;
-        let client_key = self.send_request(
+        let client_key = self.send_kept_request(
             now,
-            invite.clone(),
+            &invite,
             peer,
             ClientPurpose::Outbound { call: id, attempt },
         );
