@@ -78,20 +78,20 @@ impl Call {
     pub(super) fn agent_answered(
         &mut self,
         now: Instant,
-        response: &Response,
+        response: Box<Response>,
         source: Peer,
         via: &str,
     ) -> Vec<CallOutput> {
         let Some(leg) = self.agent_leg.as_mut() else {
             return Vec::new();
         };
-        if let Err(error) = leg.uac.answer(now, response, source, via) {
+        if let Err(error) = leg.uac.answer(now, &response, source, via) {
             tracing::warn!(call = self.id, %error, "agent 2xx unusable");
             return Vec::new();
         }
         leg.accepts_info = crate::switch::in_dialog::allows(&response.headers, Method::Info);
         let mut outputs: Vec<CallOutput> = leg.uac.ack().map(CallOutput::Ack).into_iter().collect();
-        outputs.push(CallOutput::CheckAgentAnswer(Box::new(response.clone())));
+        outputs.push(CallOutput::CheckAgentAnswer(response));
         outputs
     }
 

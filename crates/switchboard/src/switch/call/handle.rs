@@ -222,7 +222,7 @@ impl Call {
                 response,
                 source,
                 via,
-            } => self.agent_answered(now, &response, source, &via),
+            } => self.agent_answered(now, response, source, &via),
             CallInput::AgentAnswerAgreed {
                 response,
                 for_trunk,
