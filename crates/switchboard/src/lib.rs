@@ -2,6 +2,8 @@
 //! over this library so black-box tests and benches can reach the same pieces.
 
 pub mod acd_config;
+#[cfg(test)]
+mod allocation_count;
 pub mod audit;
 pub mod audit_shipping;
 pub mod callback_journal;

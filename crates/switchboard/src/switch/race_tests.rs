@@ -5,6 +5,7 @@
 
 use super::testing;
 use super::Switch;
+use crate::allocation_count::{allocations, counted};
 use sip::Peer;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,7 +126,8 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
             payload: Payload::Message(sip::parse::parse(text.as_bytes()).expect("valid SIP")),
             received: self.now,
         };
-        self.switch.handle_inbound(self.now, inbound);
+        let (switch, now) = (&mut self.switch, self.now);
+        counted(|| switch.handle_inbound(now, inbound));
         self.collect();
     }
 
@@ -134,11 +136,13 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
         let end = self.now + by;
         while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= end) {
             self.now = self.now.max(at);
-            self.switch.handle_timeout(self.now);
+            let (switch, now) = (&mut self.switch, self.now);
+            counted(|| switch.handle_timeout(now));
             self.collect();
         }
         self.now = end;
-        self.switch.handle_timeout(self.now);
+        let (switch, now) = (&mut self.switch, self.now);
+        counted(|| switch.handle_timeout(now));
         self.collect();
     }
 
@@ -147,11 +151,12 @@ Expires: 3600\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
     fn collect(&mut self) {
         loop {
             let mut tokens = Vec::new();
-            while let Some((_, token)) = self.switch.poll_cdr() {
+            while let Some((_, token)) = counted(|| self.switch.poll_cdr()) {
                 tokens.push(token);
             }
             if !tokens.is_empty() {
-                self.switch.cdr_durable(self.now, &tokens);
+                let (switch, now) = (&mut self.switch, self.now);
+                counted(|| switch.cdr_durable(now, &tokens));
             }
             let mut any = false;
             while let Some(t) = self.switch.poll_transmit() {
@@ -244,6 +249,39 @@ CSeq: 1 INVITE\r\nContact: <sip:2000@{TRUNK}>\r\n{content_type}Content-Length: {
         lines.push(format!("Content-Length: {}", sdp.len()));
         let text = lines.join("\r\n") + "\r\n\r\n" + sdp;
         self.deliver(invite.to, &text);
+    }
+
+    /// Every media session asked to stop reports its end, as a media worker would.
+    fn end_stopped_sessions(&mut self) {
+        let stopped: Vec<_> = self
+            .media_ops
+            .iter()
+            .filter_map(|op| match op {
+                super::media_plane::MediaOp::Stop { call } => Some(*call),
+                _ => None,
+            })
+            .collect();
+        for call in stopped {
+            let report = media::SessionReport {
+                reason: media::StopReason::Stopped,
+                trunk: Default::default(),
+                agent: Default::default(),
+                events_dropped: 0,
+                socket_errors: 0,
+                played_packets: 0,
+                dtmf_packets: 0,
+                mixed_packets: 0,
+                srtp_auth_failures: 0,
+                srtcp_auth_failures: 0,
+                webrtc: None,
+                recording: None,
+                extra_legs: Vec::new(),
+            };
+            let (switch, now) = (&mut self.switch, self.now);
+            counted(|| switch.handle_media_event(now, call, media::MediaEvent::Ended(report)));
+            self.collect();
+        }
+        self.media_ops.clear();
     }
 
     fn trunk_sends(&mut self, text: &str) {
@@ -511,6 +549,62 @@ fn agent_request(method: &str, invite: &Sent, phone_tag: &str, cseq: u32, extra:
         &format!("{extra}Content-Length: 0"),
         1,
     )
+}
+
+/// What call control allocates for one anchored call in steady state, counted (not timed):
+/// the trunk's INVITE parsed and routed, the agent's INVITE, its 200 and ACK, the trunk's 200
+/// and ACK, the caller's BYE and both 200s, the CDR, and the timers until the agent is Ready
+/// again and the transactions have stopped lingering. Parsing is not counted (the transport
+/// does it on another thread in service); encoding is. A regression guard for issue 12's CPU
+/// per call, and the number to compare when changing the per-call path.
+#[test]
+fn a_whole_anchored_call_allocates_a_bounded_number_of_times() {
+    let mut rig = Rig::new();
+    rig.register("1001", "pw1001");
+    let mut per_call = Vec::new();
+    for n in 0..8 {
+        let call_id = format!("alloc-{n}");
+        let before = allocations();
+        let invite = rig.trunk_call_with(&call_id, &sdp(40000));
+        rig.phone_replies_with(&invite, "200 OK", "ph", &sdp(41000));
+        rig.take_one(|m| m.is("ACK ") && m.to == phone("1001"));
+        let ok = rig.take_one(|m| {
+            m.is("SIP/2.0 200") && m.to == TRUNK.parse::<std::net::SocketAddr>().expect("addr")
+        });
+        rig.trunk_sends(&ack_for(&ok, &call_id));
+        rig.trunk_sends(&trunk_in_dialog("BYE", &call_id, &to_tag(&ok), 2));
+        let bye = rig.take_one(|m| m.is("BYE ") && m.to == phone("1001"));
+        let mut lines = vec!["SIP/2.0 200 OK".to_owned()];
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            if let Some(value) = bye.header(name) {
+                lines.push(format!("{name}: {value}"));
+            }
+        }
+        lines.push("Content-Length: 0".to_owned());
+        rig.deliver(phone("1001"), &(lines.join("\r\n") + "\r\n\r\n"));
+        rig.end_stopped_sessions();
+        rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("BYE"));
+        rig.advance(Duration::from_secs(40));
+        rig.take_all(|_| true);
+        rig.media_ops.clear();
+        assert_eq!(rig.switch.active_calls(), 0);
+        assert!(
+            rig.agent_state("1001").contains("Ready"),
+            "{}",
+            rig.agent_state("1001")
+        );
+        per_call.push(allocations() - before);
+    }
+    // The first calls warm maps and pools up; from the fourth on each call costs the same.
+    let steady = &per_call[3..];
+    let most = steady.iter().copied().max().unwrap_or_default();
+    eprintln!("allocations per anchored call (calls 1-8): {per_call:?}");
+    assert!(
+        steady.iter().all(|n| n.abs_diff(most) <= most / 20),
+        "not steady: {per_call:?}"
+    );
+    // 649 before the allocation work of issue 12's tenth session, 394 after it.
+    assert!(most <= 500, "{most} allocations for one anchored call");
 }
 
 /// An anchored call answered by agent 1001 (and 1002 registered too); returns the INVITE
