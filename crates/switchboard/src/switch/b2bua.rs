@@ -619,7 +619,7 @@ impl Switch {
             tracing::info!(call = id, agent = %agent, "offered agent has no registered phone");
             return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
         };
-        let Ok(uri) = rsip::Uri::try_from(binding.contact.as_str()) else {
+        let Some(uri) = binding.contact_uri.clone() else {
             return self.offer_not_placed(now, id, &agent, OfferFailure::Unreachable);
         };
         let peer = binding.source;

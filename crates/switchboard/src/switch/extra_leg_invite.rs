@@ -90,7 +90,10 @@ impl Switch {
             .into_iter()
             .next()
             .ok_or(Unavailable::Unreachable)?;
-        let uri = Uri::try_from(binding.contact.as_str()).map_err(|_| Unavailable::Unreachable)?;
+        let uri = binding
+            .contact_uri
+            .clone()
+            .ok_or(Unavailable::Unreachable)?;
         let leg = self.media.free_extra_leg(id).ok_or(Unavailable::NoRoom)?;
         let (extra, plan) = self
             .media

@@ -309,7 +309,7 @@ impl Switch {
             .bindings(now, &entry.sip_user)
             .into_iter()
             .next()?;
-        let uri = rsip::Uri::try_from(binding.contact.as_str()).ok()?;
+        let uri = binding.contact_uri.clone()?;
         Some((uri, binding.source, binding.path, entry.sip_user.clone()))
     }
 
