@@ -358,7 +358,7 @@ impl EventHub {
 fn tally(today: &mut Today, event: &CtiEvent) {
     match event {
         CtiEvent::CallQueued { queue, .. } => {
-            today.queues.entry(queue.clone()).or_default().queued += 1;
+            update_tally(&mut today.queues, queue, |tally| tally.queued += 1);
         }
         CtiEvent::CallAnswered {
             queue,
@@ -366,12 +366,13 @@ fn tally(today: &mut Today, event: &CtiEvent) {
             within_service_level,
             ..
         } => {
-            let tally = today.queues.entry(queue.clone()).or_default();
-            tally.answered += 1;
-            if *within_service_level {
-                tally.answered_in_service_level += 1;
-            }
-            today.agents.entry(agent.clone()).or_default().calls += 1;
+            update_tally(&mut today.queues, queue, |tally| {
+                tally.answered += 1;
+                if *within_service_level {
+                    tally.answered_in_service_level += 1;
+                }
+            });
+            update_tally(&mut today.agents, agent, |tally| tally.calls += 1);
         }
         CtiEvent::CallEnded {
             queue,
@@ -381,10 +382,10 @@ fn tally(today: &mut Today, event: &CtiEvent) {
             ..
         } => {
             if *outcome == "abandoned" {
-                today.queues.entry(queue.clone()).or_default().abandoned += 1;
+                update_tally(&mut today.queues, queue, |tally| tally.abandoned += 1);
             }
             if let Some(agent) = agent {
-                today.agents.entry(agent.clone()).or_default().talk_s += talk_s;
+                update_tally(&mut today.agents, agent, |tally| tally.talk_s += talk_s);
             }
         }
         CtiEvent::AgentState {
@@ -392,15 +393,30 @@ fn tally(today: &mut Today, event: &CtiEvent) {
             previous,
             previous_s,
             ..
-        } => {
-            let tally = today.agents.entry(agent.clone()).or_default();
-            match *previous {
-                "not-ready" => tally.not_ready_s += previous_s,
-                "wrap-up" => tally.wrap_up_s += previous_s,
-                _ => {}
-            }
-        }
+        } => update_tally(&mut today.agents, agent, |tally| match *previous {
+            "not-ready" => tally.not_ready_s += previous_s,
+            "wrap-up" => tally.wrap_up_s += previous_s,
+            _ => {}
+        }),
         _ => {}
+    }
+}
+
+/// Updates the tally kept under `name`, made on its first use that day. Looked up by
+/// reference, so a queue's or agent's name is copied once a day rather than for every event
+/// (several a call).
+fn update_tally<T: Default>(
+    tallies: &mut HashMap<String, T>,
+    name: &str,
+    update: impl FnOnce(&mut T),
+) {
+    match tallies.get_mut(name) {
+        Some(tally) => update(tally),
+        None => {
+            let mut tally = T::default();
+            update(&mut tally);
+            tallies.insert(name.to_owned(), tally);
+        }
     }
 }
 
