@@ -794,10 +794,7 @@ impl Switch {
         peer: Peer,
         purpose: ClientPurpose,
     ) -> TransactionKey {
-        self.count_request("out", &request.method);
-        let key = self.txn.send_request(now, request, peer);
-        self.client_txns.insert(key.clone(), purpose);
-        key
+        self.send_kept_request(now, &request, peer, purpose)
     }
 
     /// [`Switch::send_request`] for a request the caller keeps (a leg's INVITE, from which its
