@@ -97,9 +97,9 @@ pub struct Binding {
     /// The Contact URI as the UA wrote it (without angle brackets).
     pub contact: String,
     /// `contact` parsed, once when the binding is stored: every call offered to the phone
-    /// needs it as a request URI, and parsing it again cost rsip's parser some eighteen
-    /// allocations per call (issue 12). `None` when rsip cannot read it: the phone is then
-    /// unreachable for calls, as before.
+    /// needs it as a request URI, and a copy of the parsed URI is cheaper than parsing it again
+    /// per call (issue 12). `None` when rsip cannot read it: the phone is then unreachable for
+    /// calls, as before.
     pub contact_uri: Option<rsip::Uri>,
     /// Where the REGISTER came from; requests for this binding are sent here.
     pub source: Peer,
