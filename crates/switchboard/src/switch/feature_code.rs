@@ -140,7 +140,7 @@ impl Switch {
         push_header(&mut ok.headers, "Contact", self.contact(source.transport));
         if !request.body.is_empty() {
             push_header(&mut ok.headers, "Content-Type", "application/sdp");
-            ok.body = declining_answer(&request.body, &self.local.host_port(source.transport));
+            ok.body = declining_answer(&request.body, self.local_names.host_port(source.transport));
         }
         self.send_response(now, &key, ok);
         self.feature_dialogs

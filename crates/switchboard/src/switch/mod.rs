@@ -154,13 +154,15 @@ impl LocalNames {
 
     fn new(local: &LocalAddresses) -> Self {
         let host_ports = Self::TRANSPORTS.map(|transport| local.host_port(transport));
-        let contacts = Self::TRANSPORTS.map(|transport| match transport {
-            Transport::Udp => format!("<sip:{AGENT_NAME}@{}>", local.host_port(transport)),
-            other => format!(
-                "<sip:{AGENT_NAME}@{};transport={}>",
-                local.host_port(other),
-                other.via_token().to_ascii_lowercase()
-            ),
+        let contacts = Self::TRANSPORTS.map(|transport| {
+            let host_port = &host_ports[Self::index(transport)];
+            match transport {
+                Transport::Udp => format!("<sip:{AGENT_NAME}@{host_port}>"),
+                other => format!(
+                    "<sip:{AGENT_NAME}@{host_port};transport={}>",
+                    other.via_token().to_ascii_lowercase()
+                ),
+            }
         });
         Self {
             host_ports,

@@ -206,7 +206,7 @@ impl Switch {
         };
         let via = self.via(peer);
         let contact = self.contact(peer.transport);
-        let local_host = self.local.host_port(peer.transport);
+        let local_host = self.local_names.host_port(peer.transport).to_owned();
         let Some(callback) = self.callbacks.get_mut(id) else {
             self.media.finish(id, media);
             return Vec::new();
@@ -536,7 +536,7 @@ impl Switch {
         let peer = super::outbound::gateway_peer(address, transport);
         let via = self.via(peer);
         let contact = self.contact(peer.transport);
-        let local_host = self.local.host_port(peer.transport);
+        let local_host = self.local_names.host_port(peer.transport).to_owned();
         let Some(callback) = self.callbacks.get_mut(id) else {
             return;
         };

@@ -305,7 +305,7 @@ impl Switch {
         let peer = gateway_peer(address, transport);
         let via = self.via(peer);
         let contact = self.contact(peer.transport);
-        let local_host = self.local.host_port(peer.transport);
+        let local_host = self.local_names.host_port(peer.transport).to_owned();
         let Some(call) = self.outbound.get_mut(id) else {
             return;
         };
