@@ -20,6 +20,7 @@ use crate::queue::{QueueIdx, QueueRuntime, WaitEntry, WaitKey};
 use crate::queue_table::{QueueDirectory, QueueTable};
 use crate::skills::Eligibility;
 use crate::snapshot::{AgentCounts, AgentSnapshot, CallSnapshot, QueueSnapshot};
+use crate::state::AgentState;
 use crate::state::{call_tag, CallStateKind, Word, AGENT_REMOVED_TAG};
 use crate::timebase::TimeBase;
 
@@ -282,6 +283,19 @@ impl Acd {
             calls_answered: detail.calls_answered,
             pending: detail.pending.clone(),
         })
+    }
+
+    /// An agent's state, if the agent serves `queue` (at some expansion stage): what the
+    /// per-call path asks (may this call wait for that agent?) without building a snapshot.
+    pub fn agent_state_in_queue(&self, id: &AgentId, queue: &QueueId) -> Option<AgentState> {
+        let index = self.queue_idx(queue).ok()?;
+        let agent = self.agent_cell(id).ok()?;
+        let detail = agent.lock();
+        detail
+            .served
+            .iter()
+            .any(|served| served.queue == index)
+            .then(|| detail.state.clone())
     }
 
     /// Every agent's current view (in no particular order).

@@ -1071,3 +1071,33 @@ fn best_ready_agent_follows_the_strategy_and_claims_nobody() {
         .expect("not ready");
     assert_eq!(f.acd.best_ready_agent(&"idle".into()), None);
 }
+
+#[test]
+fn an_agents_state_in_a_queue_is_read_only_where_the_agent_serves_it() {
+    let f = fixture(vec![
+        queue("sales", &[("sales", 1)]),
+        queue("support", &[("support", 1)]),
+    ]);
+    f.ready_agent(0, "alice", &[("sales", 5)]);
+    let offered = f.call(1, 7, "sales", 0);
+    assert_eq!(offers(&offered), vec![(7, "alice".to_string())]);
+    assert_eq!(
+        f.acd.agent_state_in_queue(&"alice".into(), &"sales".into()),
+        Some(AgentState::Reserved { call: CallId(7) })
+    );
+    // Not a queue she serves, an agent or a queue that does not exist: nothing to wait for.
+    assert_eq!(
+        f.acd
+            .agent_state_in_queue(&"alice".into(), &"support".into()),
+        None
+    );
+    assert_eq!(
+        f.acd.agent_state_in_queue(&"bob".into(), &"sales".into()),
+        None
+    );
+    assert_eq!(
+        f.acd
+            .agent_state_in_queue(&"alice".into(), &"nowhere".into()),
+        None
+    );
+}

@@ -32,17 +32,26 @@ impl Switch {
             .or_else(|| self.sticky.last_agent(&call.caller, unix_now).cloned())
             .filter(|_| waits)
             .filter(|agent| {
+                // One read of the agent's state in the ACD: logged in and serving the queue,
+                // and (the same number calling again while still with that agent — a second
+                // line of a PBX, a test trunk — would only wait for the first call to end) not
+                // rung for or talking to another call from this caller. The ACD's state names
+                // that call, so no call is scanned.
                 let queue = acd::QueueId::from(call.queue.as_str());
-                self.acd.agent(agent).is_some_and(|a| {
-                    a.state != acd::AgentState::LoggedOut && a.queues.contains(&queue)
-                })
-            })
-            // The same number calling again while still with that agent (a second line of a
-            // PBX, a test trunk) would only wait for the first call to end.
-            .filter(|agent| {
-                !self.calls.values().any(|other| {
-                    other.id != id && other.caller == call.caller && other.agent() == Some(agent)
-                })
+                match self.acd.agent_state_in_queue(agent, &queue) {
+                    None | Some(acd::AgentState::LoggedOut) => false,
+                    Some(
+                        acd::AgentState::Reserved { call: other }
+                        | acd::AgentState::OnCall { call: other },
+                    ) => {
+                        other.0 == id
+                            || self
+                                .calls
+                                .get(&other.0)
+                                .is_none_or(|other| other.caller != call.caller)
+                    }
+                    Some(_) => true,
+                }
             });
         if let Some(call) = self.calls.get_mut(&id) {
             call.preferred_agent = candidate.clone();

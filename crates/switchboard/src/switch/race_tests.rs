@@ -1849,3 +1849,38 @@ fn a_second_consult_keeps_its_whole_ring_time_when_the_first_was_cancelled_while
     rig.advance(Duration::from_secs(5));
     rig.take_one(|m| m.is("CANCEL ") && m.to == phone("1002"));
 }
+
+/// The number an agent is talking to calls again (a PBX's second line): the new call does not
+/// wait for that agent — it would only wait for the first call to end — but goes to another
+/// ready agent at once. (Decided from the agent's state in the ACD, not a scan of the calls.)
+#[test]
+fn a_second_call_from_the_number_an_agent_is_talking_to_goes_to_another_agent_at_once() {
+    let mut rig =
+        Rig::with_config(&CONFIG.replace("[acd]\n", "preferred_agent_wait_s = 30\n[acd]\n"));
+    rig.register("1001", "pw1001");
+    rig.register("1002", "pw1002");
+    let first = rig.trunk_call("line-1");
+    rig.phone_replies(&first, "200 OK", "ph1");
+    rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("INVITE"));
+    let busy = if first.to == phone("1001") {
+        "1001"
+    } else {
+        "1002"
+    };
+    assert!(
+        rig.agent_state(busy).contains("OnCall"),
+        "{}",
+        rig.agent_state(busy)
+    );
+    // The same caller (From 2000) again: the agent who answered is its sticky agent, but busy
+    // with this very caller.
+    let second = rig.trunk_call("line-2");
+    assert_ne!(second.to, first.to, "offered to the other agent");
+    // Rung at once, not held for the preferred wait.
+    let idle = if busy == "1001" { "1002" } else { "1001" };
+    assert!(
+        rig.agent_state(idle).contains("Reserved"),
+        "{}",
+        rig.agent_state(idle)
+    );
+}
