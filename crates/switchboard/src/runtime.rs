@@ -305,7 +305,10 @@ pub async fn run_from_file(
                     match inbound_rx.try_recv() {
                         Ok(more) => {
                             switch.note_inbound_backlog(inbound_rx.len());
-                            switch.handle_inbound(now, more)
+                            // Each message's own time: how long it waited is what tells a
+                            // standing queue from a burst (switch/standing_queue.rs), and the
+                            // batch's start would understate it by the batch's work.
+                            switch.handle_inbound(Instant::now(), more)
                         }
                         Err(_) => break,
                     }

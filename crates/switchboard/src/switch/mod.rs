@@ -47,6 +47,7 @@ mod session_timer;
 #[cfg(test)]
 mod settings_tests;
 mod sips;
+mod standing_queue;
 pub mod supervision;
 mod survey;
 mod timer;
@@ -334,6 +335,8 @@ pub struct Switch {
     queue_delay: Duration,
     /// Messages waiting in the inbound queue behind the current one (see `overload`).
     inbound_backlog: usize,
+    /// Whether that queue stands or only bursts, from the waits of the messages taken from it.
+    standing_queue: standing_queue::StandingQueue,
     /// Supervision sessions in progress by supervisor id: a supervisor is kept out of queue
     /// calls from the first to the last (see supervision.rs).
     supervising: HashMap<String, u32>,
@@ -463,6 +466,7 @@ impl Switch {
             client_certificates: transport::ClientCertificates::default(),
             queue_delay: Duration::ZERO,
             inbound_backlog: 0,
+            standing_queue: Default::default(),
             supervising: HashMap::new(),
             feature_dialogs: HashMap::new(),
             cdr_out: VecDeque::new(),
@@ -481,6 +485,7 @@ impl Switch {
     /// A message (or a refusal of one) from the transports.
     pub fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
         self.queue_delay = now.saturating_duration_since(inbound.received);
+        self.standing_queue.observe(now, self.queue_delay);
         match inbound.payload {
             Payload::Message(message) => {
                 let screened = match &message {
