@@ -20,8 +20,7 @@ use crate::queue::{QueueIdx, QueueRuntime, WaitEntry, WaitKey};
 use crate::queue_table::{QueueDirectory, QueueTable};
 use crate::skills::Eligibility;
 use crate::snapshot::{AgentCounts, AgentSnapshot, CallSnapshot, QueueSnapshot};
-use crate::state::AgentState;
-use crate::state::{call_tag, CallStateKind, Word, AGENT_REMOVED_TAG};
+use crate::state::{call_tag, AgentState, CallStateKind, Word, AGENT_REMOVED_TAG};
 use crate::timebase::TimeBase;
 
 /// A call asking to be queued.
