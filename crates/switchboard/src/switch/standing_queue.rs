@@ -6,10 +6,10 @@
 //! node is taking in more than it serves, and the wait only grows.
 //!
 //! Why it matters (issue 12, docs/scaling.md "Past capacity"): with 500 agents a call's
-//! messages cross this queue three or four times (the agent's INVITE and answer, the trunk's
-//! ACK and BYE, the agent's BYE answer), so a standing wait of 80 ms held each agent some
+//! messages cross this queue three or four times (the phone's answer, the trunk's ACK and BYE,
+//! the phone's answer to our BYE), so a standing wait of 80 ms held each agent some
 //! 300 ms a call. Past capacity the agents, not the CPU, then set the rate: admitted calls piled
-//! up waiting for agents, held their RTP ports, and goodput fell to 60–75 % of the peak. Once the
+//! up waiting for agents, held their RTP ports, and goodput fell to 67–80 % of the peak. Once the
 //! queue is known to stand, overload control refuses new calls at a much shallower depth.
 //!
 //! Pure: the time is passed in.
