@@ -33,7 +33,8 @@ pub(super) struct StandingQueue {
     /// Whether the queue stands: entered after `INTERVAL` of waits at or above the target,
     /// left after `INTERVAL` of waits below it. Leaving on the first short wait (CoDel's rule
     /// for packets) let each lull re-admit calls at the full offered rate for a whole interval
-    /// before refusing again, which held the queue far deeper past capacity (measured).
+    /// before refusing again: past capacity the calls admitted waited far longer (probe
+    /// INVITE→180 p99 82–137 ms against 39–49 ms; docs/scaling.md).
     standing: bool,
 }
 
