@@ -17,7 +17,7 @@ Speed is measured here, never asserted: this is a benchmark, not a test.
   benches/load/sip_load.py --rate 50 --seconds 50 --hold-ms 100000 --agents 2700 --rtp-ports 20000-31999 --live-rss
                                                         # 2500 calls held up: KiB per live anchored call
 """
-import argparse, csv, threading, hashlib, os, re, signal, socket, subprocess, sys, tempfile, time
+import argparse, csv, threading, hashlib, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -453,7 +453,8 @@ def print_run(args, r):
         print(f"RSS above start at the plateau: {(plateau - r['rss0']) / 1024:.1f} MiB for ~{lingering} calls "
               f"lingering = {(plateau - r['rss0']) / max(1, lingering):.2f} KiB per finished call; "
               f"after the linger: {(r['samples'][-1][1] - r['rss0']) / 1024:.1f} MiB above start")
-    print(f"work dir            {r['work']}")
+    if args.keep_work:
+        print(f"work dir            {r['work']}")
 
 
 def main():
@@ -482,6 +483,10 @@ def main():
                          "(--seconds + 36 s), and print KiB per live anchored call; needs --hold-ms above "
                          "(--seconds + 40) * 1000 and at least as many --agents as calls; turns the media "
                          "timeout off, since SIPp sends no RTP")
+    ap.add_argument("--keep-work", action="store_true",
+                    help="keep each run's work directory (configuration, Switchboard's log, CDRs, SIPp's "
+                         "statistics) under /tmp; without it they are removed at the end, since a step of "
+                         "100,000 calls leaves about 1 GB")
     args = ap.parse_args()
     if args.live_rss and args.hold_ms < (args.seconds + 40) * 1000:
         ap.error(f"--live-rss needs --hold-ms of at least {(args.seconds + 40) * 1000} for --seconds {args.seconds}")
@@ -491,30 +496,34 @@ def main():
             ap.error(f"--live-rss holds every call up: --agents must be at least {most_calls} (rate x seconds)")
 
     root = tempfile.mkdtemp(prefix="sb-load-")
-    results = []
-    for rate in [int(r) for r in args.rate.split(",")]:
-        baseline = ["baseline"] if args.baseline_binary else []
-        for target in ([args.peer] if args.peer else []) + baseline + ["switchboard"]:
-            r = run_load(args, rate, target, f"{root}/{target}-{rate}")
-            print_run(args, r)
-            results.append(r)
-            sys.stdout.flush()
-    if len(results) > 1:
-        print()
-        # RFC 6357's offered-vs-goodput curve: past capacity, goodput is read against the best
-        # step of the same target's curve (the issue asks for >= 95 % of that peak at 2x).
-        peak = {}
-        for r in results:
-            peak[r["target"]] = max(peak.get(r["target"], 0), r["cps"])
-        print("| target | load at start | offered/s | ok | failed | achieved/s | goodput % of offered | goodput % of the curve's peak | CPU % of one core | CPU ms/call | INVITE->180 p50/p99 us | refused (other final) | timed out |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
-        for r in results:
-            per_call = 1000 * r["cpu"] / r["success"] if r["success"] else float("nan")
-            of_peak = 100 * r["cps"] / peak[r["target"]] if peak[r["target"]] else float("nan")
-            print(f"| {r['target']} | {r['load']:.2f} | {r['rate']} | {r['success']} | {r['failed']} | {r['cps']:.0f} | "
-                  f"{100 * r['success'] / r['calls']:.1f} | {of_peak:.1f} | {100 * r['cpu'] / r['elapsed']:.0f} | {per_call:.3f} | "
-                  f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} | "
-                  f"{r['answered_otherwise']} | {r['retrans_exhausted']} |")
+    try:
+        results = []
+        for rate in [int(r) for r in args.rate.split(",")]:
+            baseline = ["baseline"] if args.baseline_binary else []
+            for target in ([args.peer] if args.peer else []) + baseline + ["switchboard"]:
+                r = run_load(args, rate, target, f"{root}/{target}-{rate}")
+                print_run(args, r)
+                results.append(r)
+                sys.stdout.flush()
+        if len(results) > 1:
+            print()
+            # RFC 6357's offered-vs-goodput curve: past capacity, goodput is read against the best
+            # step of the same target's curve (the issue asks for >= 95 % of that peak at 2x).
+            peak = {}
+            for r in results:
+                peak[r["target"]] = max(peak.get(r["target"], 0), r["cps"])
+            print("| target | load at start | offered/s | ok | failed | achieved/s | goodput % of offered | goodput % of the curve's peak | CPU % of one core | CPU ms/call | INVITE->180 p50/p99 us | refused (other final) | timed out |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+            for r in results:
+                per_call = 1000 * r["cpu"] / r["success"] if r["success"] else float("nan")
+                of_peak = 100 * r["cps"] / peak[r["target"]] if peak[r["target"]] else float("nan")
+                print(f"| {r['target']} | {r['load']:.2f} | {r['rate']} | {r['success']} | {r['failed']} | {r['cps']:.0f} | "
+                      f"{100 * r['success'] / r['calls']:.1f} | {of_peak:.1f} | {100 * r['cpu'] / r['elapsed']:.0f} | {per_call:.3f} | "
+                      f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} | "
+                      f"{r['answered_otherwise']} | {r['retrans_exhausted']} |")
+    finally:
+        if not args.keep_work:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
