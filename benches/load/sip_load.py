@@ -453,7 +453,7 @@ def print_run(args, r):
         print(f"RSS above start at the plateau: {(plateau - r['rss0']) / 1024:.1f} MiB for ~{lingering} calls "
               f"lingering = {(plateau - r['rss0']) / max(1, lingering):.2f} KiB per finished call; "
               f"after the linger: {(r['samples'][-1][1] - r['rss0']) / 1024:.1f} MiB above start")
-    if args.keep_work:
+    if args.keep:
         print(f"work dir            {r['work']}")
 
 
@@ -483,7 +483,7 @@ def main():
                          "(--seconds + 36 s), and print KiB per live anchored call; needs --hold-ms above "
                          "(--seconds + 40) * 1000 and at least as many --agents as calls; turns the media "
                          "timeout off, since SIPp sends no RTP")
-    ap.add_argument("--keep-work", action="store_true",
+    ap.add_argument("--keep", action="store_true",
                     help="keep each run's work directory (configuration, Switchboard's log, CDRs, SIPp's "
                          "statistics) under /tmp; without it they are removed at the end, since a step of "
                          "100,000 calls leaves about 1 GB")
@@ -522,7 +522,7 @@ def main():
                       f"{percentile(r['ring'], 50):.0f}/{percentile(r['ring'], 99):.0f} | "
                       f"{r['answered_otherwise']} | {r['retrans_exhausted']} |")
     finally:
-        if not args.keep_work:
+        if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 
 
