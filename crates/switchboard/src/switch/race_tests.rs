@@ -33,6 +33,15 @@ fn phone(agent: &str) -> SocketAddr {
     .expect("addr")
 }
 
+/// The agent (1001 or 1002) whose phone a message went to: the inverse of [`phone`].
+fn agent_at(to: SocketAddr) -> &'static str {
+    if to == phone("1001") {
+        "1001"
+    } else {
+        "1002"
+    }
+}
+
 /// A message Switchboard sent, with where it went.
 #[derive(Debug, Clone)]
 struct Sent {
@@ -414,13 +423,7 @@ fn a_ring_timeout_cancels_the_phone_and_offers_the_next_agent() {
     rig.take_one(|m| m.is("CANCEL ") && m.to == first.to);
     let second = rig.take_one(|m| m.is("INVITE "));
     assert_ne!(second.to, first.to, "the next agent is rung");
-    assert!(rig
-        .agent_state(if first.to == phone("1001") {
-            "1001"
-        } else {
-            "1002"
-        })
-        .contains("missed"));
+    assert!(rig.agent_state(agent_at(first.to)).contains("missed"));
     // The first phone's 487 for the CANCELled INVITE changes nothing.
     rig.phone_replies(&first, "487 Request Terminated", "ph3");
     rig.take_all(|m| m.is("ACK "));
@@ -1658,11 +1661,7 @@ fn a_ring_timeout_crossed_by_the_phones_200_hangs_that_phone_up_and_the_next_age
     rig.take_one(|m| m.is("ACK ") && m.to == second.to);
     rig.take_one(|m| m.is("SIP/2.0 200") && m.to == trunk());
     assert_eq!(rig.switch.active_calls(), 1);
-    let first_agent = if first.to == phone("1001") {
-        "1001"
-    } else {
-        "1002"
-    };
+    let first_agent = agent_at(first.to);
     assert!(
         rig.agent_state(first_agent).contains("missed"),
         "{}",
@@ -1862,11 +1861,7 @@ fn a_second_call_from_the_number_an_agent_is_talking_to_goes_to_another_agent_at
     let first = rig.trunk_call("line-1");
     rig.phone_replies(&first, "200 OK", "ph1");
     rig.take_one(|m| m.is("SIP/2.0 200") && m.text.contains("INVITE"));
-    let busy = if first.to == phone("1001") {
-        "1001"
-    } else {
-        "1002"
-    };
+    let busy = agent_at(first.to);
     assert!(
         rig.agent_state(busy).contains("OnCall"),
         "{}",
@@ -1877,7 +1872,7 @@ fn a_second_call_from_the_number_an_agent_is_talking_to_goes_to_another_agent_at
     let second = rig.trunk_call("line-2");
     assert_ne!(second.to, first.to, "offered to the other agent");
     // Rung at once, not held for the preferred wait.
-    let idle = if busy == "1001" { "1002" } else { "1001" };
+    let idle = agent_at(second.to);
     assert!(
         rig.agent_state(idle).contains("Reserved"),
         "{}",
