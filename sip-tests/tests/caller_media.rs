@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use sip_tests::cdr::{str_field, wait_for_call};
 use sip_tests::rtp::{dtmf_tone, event_code, pcmu_offer, RtpPeer, RtpStream};
-use sip_tests::uac::{place_media_call, place_offerless_call, ConnectedCall, RequestSpec};
+use sip_tests::uac::{
+    place_media_call, place_offerless_call, send_ack_for_failure, ConnectedCall, RequestSpec,
+};
 use sip_tests::{
     one_key_ivr, start_agent, start_agent_on_break, start_echo_agent, HarnessError, HarnessResult,
     Switchboard, SwitchboardConfig, UdpPeer, TWO_LEVEL_IVR,
@@ -354,34 +356,52 @@ fn an_answered_caller_with_nobody_logged_in_hears_closed_before_the_hang_up() ->
     Ok(())
 }
 
+/// Another program holds every port of the RTP range: each pair is found taken when call
+/// control binds it for the call, before any SDP names it, so the call is refused cleanly
+/// (503 + Retry-After, the trunk may try another node) instead of being answered without
+/// audio, and the pairs are kept out of use.
 #[test]
-fn rtp_ports_taken_by_another_process_end_the_call_cleanly() -> HarnessResult<()> {
+fn rtp_ports_taken_by_another_process_refuse_the_call_with_503() -> HarnessResult<()> {
     let switchboard = Switchboard::start(SwitchboardConfig {
         extra_toml: TWO_LEVEL_IVR.to_owned(),
         ..SwitchboardConfig::default()
     })?;
-    // Another program holds every port of Switchboard's RTP range.
     let (first, last) = switchboard.rtp_ports();
     let squatters: Vec<std::net::UdpSocket> = (first..=last)
         .filter_map(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).ok())
         .collect();
-    assert!(!squatters.is_empty());
+    assert_eq!(
+        squatters.len(),
+        usize::from(last - first + 1),
+        "the test holds the whole range"
+    );
     let rtp = RtpPeer::bind()?;
     let sip = UdpPeer::bind(0, switchboard.sip_addr())?;
-    let (call, _relay) = call(&sip, &rtp, "300", true)?;
-    let bye = call.wait_for_bye(WAIT)?;
-    assert!(bye.method() == Some("BYE"));
-    let record = wait_for_call(switchboard.cdr_dir(), call.call_id(), WAIT)?;
+    let uri = format!("sip:300@{}", sip.remote());
+    let mut invite = RequestSpec::new("INVITE", &uri, "2000");
+    invite.body = pcmu_offer(rtp.port()?, true);
+    let refused = sip.request(&invite.render(sip.local_addr()?), WAIT)?;
+    let response = &refused.final_response;
+    send_ack_for_failure(&sip, &invite, response)?;
+    assert_eq!(response.status(), Some(503), "{}", response.to_text());
+    assert!(
+        response.header("Retry-After").is_some(),
+        "{}",
+        response.to_text()
+    );
+    let metrics = switchboard.api().metrics()?;
     assert_eq!(
-        str_field(&record, "disposition"),
-        Some("rejected"),
-        "{record}"
+        metrics.counter(
+            "switchboard_calls_rejected_total",
+            &[("reason", "no-rtp-ports")]
+        ),
+        1.0
     );
-    let failed = switchboard.api().metrics()?.counter(
-        "switchboard_calls_rejected_total",
-        &[("reason", "media-failed")],
+    assert_eq!(
+        metrics.counter("switchboard_rtp_port_pairs_busy_total", &[]),
+        f64::from(squatters.len() as u32 / 2),
+        "every pair was tried once and is kept out of use"
     );
-    assert_eq!(failed, 1.0);
     // The process is fine: it still answers OPTIONS.
     let options = sip_tests::uac::options(&sip, WAIT)?;
     assert_eq!(options.final_response.status(), Some(200));

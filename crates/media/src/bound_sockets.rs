@@ -17,6 +17,12 @@
 //! registered it ([`crate::MediaWorkers`]): only that runtime's poller reports it readable,
 //! so a socket taken by another worker is re-registered there (two `epoll_ctl`, still no
 //! bind or close).
+//!
+//! Call control also holds a pair here ([`PortHold`]) before it names the pair in an SDP:
+//! the sockets are bound then, not when the session starts, so a port another process holds
+//! is found while another pair can still be chosen, and once bound no other process can
+//! take it between the SDP and the session. Such a socket is kept unregistered until a
+//! session takes it on its worker.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,6 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::UdpSocket;
+
+use crate::port_pool::PortPair;
 
 /// Most stale datagrams dropped from one socket when it is taken; a socket's receive buffer
 /// holds far fewer RTP packets than this, so the limit only bounds a flood arriving meanwhile.
@@ -43,13 +51,26 @@ pub struct BoundSocketCounters {
     pub moved: AtomicU64,
     /// Stale datagrams dropped from reused sockets.
     pub stale_dropped: AtomicU64,
+    /// Sockets bound by [`BoundSockets::hold`] ahead of their session (also counted in
+    /// `bound`), then registered with a worker's poller when a session takes them.
+    pub held: AtomicU64,
+}
+
+/// A socket waiting in the store.
+#[derive(Debug)]
+enum Kept {
+    /// Bound by [`BoundSockets::hold`] for a call whose session has not started yet:
+    /// registered with no poller.
+    Held(StdUdpSocket),
+    /// Given back by a session on `worker`, still registered with that worker's poller.
+    Registered { worker: usize, socket: UdpSocket },
 }
 
 /// The store shared by the media workers. Cloning shares it.
 #[derive(Debug, Clone, Default)]
 pub struct BoundSockets {
-    /// Each socket with the worker whose runtime it is registered with.
-    kept: Arc<Mutex<HashMap<SocketAddr, (usize, UdpSocket)>>>,
+    /// Each socket, registered with a worker's runtime or held for a session to come.
+    kept: Arc<Mutex<HashMap<SocketAddr, Kept>>>,
     counters: Arc<BoundSocketCounters>,
 }
 
@@ -66,15 +87,21 @@ impl BoundSockets {
         let address = SocketAddr::new(ip, port);
         let kept = self.lock().remove(&address);
         let socket = match kept {
-            Some((owner, socket)) if owner == worker => {
+            Some(Kept::Registered {
+                worker: owner,
+                socket,
+            }) if owner == worker => {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
                 socket
             }
-            Some((_, socket)) => {
+            Some(Kept::Registered { socket, .. }) => {
                 let socket = UdpSocket::from_std(socket.into_std()?)?;
                 self.counters.moved.fetch_add(1, Ordering::Relaxed);
                 socket
             }
+            // Drained like the others: a held socket may have waited through a call that
+            // never started (its peer had our SDP and may still send).
+            Some(Kept::Held(socket)) => UdpSocket::from_std(socket)?,
             None => {
                 let socket = bind(address)?;
                 self.counters.bound.fetch_add(1, Ordering::Relaxed);
@@ -92,8 +119,46 @@ impl BoundSockets {
     /// port. A socket whose address cannot be read is simply closed.
     pub fn give_back(&self, worker: usize, socket: UdpSocket) {
         if let Ok(address) = socket.local_addr() {
-            self.lock().insert(address, (worker, socket));
+            self.lock()
+                .insert(address, Kept::Registered { worker, socket });
         }
+    }
+
+    /// Binds `pair`'s two ports on `ip` now, unless sockets are kept for them already, and
+    /// keeps them for the session that will take them. On an error (`AddrInUse`: another
+    /// process holds a port) nothing is kept for the pair that was not kept before.
+    pub fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()> {
+        let addresses = [pair.rtp(), pair.rtcp()].map(|port| SocketAddr::new(ip, port));
+        // Once the pool has cycled, every pair is kept already: one lock, no system call.
+        let kept_already = {
+            let kept = self.lock();
+            addresses.map(|address| kept.contains_key(&address))
+        };
+        if kept_already == [true, true] {
+            return Ok(());
+        }
+        // Bound outside the lock, so the workers taking and giving back sockets never wait
+        // for a system call of call control's. Nobody else binds these addresses meanwhile:
+        // call control holds a pair only while the pool has it out to one call.
+        let mut fresh: [Option<StdUdpSocket>; 2] = [None, None];
+        for ((address, kept), socket) in addresses.iter().zip(kept_already).zip(&mut fresh) {
+            if !kept {
+                let bound = StdUdpSocket::bind(address)?;
+                bound.set_nonblocking(true)?;
+                *socket = Some(bound);
+            }
+        }
+        let mut held = 0;
+        let mut kept = self.lock();
+        for (address, socket) in addresses.into_iter().zip(fresh) {
+            if let Some(socket) = socket {
+                kept.insert(address, Kept::Held(socket));
+                held += 1;
+            }
+        }
+        self.counters.bound.fetch_add(held, Ordering::Relaxed);
+        self.counters.held.fetch_add(held, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Closes the kept socket of `ip:port`, if any: after a session failed to start, its
@@ -119,9 +184,23 @@ impl BoundSockets {
         &self.counters
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (usize, UdpSocket)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Kept>> {
         // A panic while holding the map cannot leave it half-changed (one insert or remove).
         self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What call control asks of the I/O edge before it names a port pair in an SDP: that both
+/// ports are Switchboard's from now on ([`BoundSockets::hold`]). An error means the pair
+/// cannot be used now (`AddrInUse`: another process holds a port of it).
+pub trait PortHold: std::fmt::Debug + Send {
+    /// Makes `pair` on `ip` Switchboard's, or says why it cannot be.
+    fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()>;
+}
+
+impl PortHold for BoundSockets {
+    fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()> {
+        BoundSockets::hold(self, ip, pair)
     }
 }
 
@@ -239,6 +318,75 @@ mod tests {
         .expect("receive");
         assert_eq!(&buffer[..len], b"new");
         assert_eq!(from, new_peer.local_addr().expect("bound"));
+    }
+
+    /// Pairs of a range no other test of this crate uses.
+    fn pairs(first: u16) -> impl Iterator<Item = PortPair> {
+        let mut pool = crate::PortPool::new(first, first + 999).expect("range");
+        std::iter::from_fn(move || pool.allocate().ok())
+    }
+
+    #[tokio::test]
+    async fn a_held_pair_is_ours_until_its_session_takes_it_without_binding_again() {
+        let store = BoundSockets::new();
+        let pair = pairs(46000)
+            .find(|pair| store.hold(LOOPBACK, *pair).is_ok())
+            .expect("a free pair");
+        assert_eq!(store.kept(), 2, "both ports bound");
+        let squatter = StdUdpSocket::bind((LOOPBACK, pair.rtcp()));
+        assert_eq!(
+            squatter.map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::AddrInUse),
+            "no other process can take a held port"
+        );
+        store
+            .hold(LOOPBACK, pair)
+            .expect("held already: nothing to do");
+        let counters = store.counters();
+        assert_eq!(counters.bound.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.held.load(Ordering::Relaxed), 2);
+
+        let rtp = store
+            .take_or_bind(0, LOOPBACK, pair.rtp())
+            .expect("the held socket");
+        assert_eq!(rtp.local_addr().map(|a| a.port()).ok(), Some(pair.rtp()));
+        assert_eq!(counters.bound.load(Ordering::Relaxed), 2, "not bound again");
+        assert_eq!(store.kept(), 1);
+        // Registered with this runtime: a datagram sent now is received through tokio.
+        let peer = StdUdpSocket::bind((LOOPBACK, 0)).expect("peer");
+        peer.send_to(b"rtp", (LOOPBACK, pair.rtp())).expect("send");
+        let mut buffer = [0u8; 8];
+        let (len, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            rtp.recv_from(&mut buffer),
+        )
+        .await
+        .expect("the datagram arrives")
+        .expect("receive");
+        assert_eq!(&buffer[..len], b"rtp");
+    }
+
+    #[test]
+    fn a_pair_with_one_port_held_elsewhere_is_not_held_at_all() {
+        // Another process holds the RTCP port of a pair whose RTP port is free.
+        let (pair, _squatter) = pairs(47000)
+            .find_map(|pair| {
+                let squatter = StdUdpSocket::bind((LOOPBACK, pair.rtcp())).ok()?;
+                let rtp_free = StdUdpSocket::bind((LOOPBACK, pair.rtp())).is_ok();
+                rtp_free.then_some((pair, squatter))
+            })
+            .expect("a pair to squat on");
+        let store = BoundSockets::new();
+        let error = store
+            .hold(LOOPBACK, pair)
+            .expect_err("the RTCP port is taken");
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(store.kept(), 0);
+        assert!(
+            StdUdpSocket::bind((LOOPBACK, pair.rtp())).is_ok(),
+            "the RTP port bound on the way was closed again"
+        );
+        assert_eq!(store.counters().held.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ pub use anchor::{
     anchor_answer, anchor_offer, anchor_parsed_answer, anchor_parsed_offer, MediaError, MediaPlan,
 };
 pub use audio_clip::{AudioClip, ClipError};
-pub use bound_sockets::{BoundSocketCounters, BoundSockets, SocketHome};
+pub use bound_sockets::{BoundSocketCounters, BoundSockets, PortHold, SocketHome};
 pub use codec::Codec;
 pub use dtmf::DtmfDigit;
 pub use media_timeout::{Leg, MAX_EXTRA_LEGS};

@@ -209,6 +209,9 @@ pub async fn run_from_file(
         Instant::now(),
         unix_now,
     );
+    // Ports are bound when call control takes them for a call, so a port another process
+    // holds is passed over before any SDP names it (and cannot be taken after).
+    switch.hold_ports_with(Box::new(media.workers.sockets().clone()));
     let live_config = Arc::new(crate::reload::LiveConfig::new(
         config.clone(),
         prompts.clone(),

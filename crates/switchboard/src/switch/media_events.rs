@@ -98,6 +98,13 @@ impl Switch {
         self.process_transaction_events(now);
     }
 
+    /// From now on a port pair is made Switchboard's through `hold` (the I/O edge binds its
+    /// sockets) before call control names it in an SDP; a pair another process holds is
+    /// passed over and quarantined instead of failing the call it would have gone to.
+    pub fn hold_ports_with(&mut self, hold: Box<dyn media::PortHold>) {
+        self.media.hold_ports_with(hold);
+    }
+
     /// The runtime could not start a session (a port of the pool was taken by another
     /// process, `busy`): the call cannot carry audio, so it ends, and the busy pairs stay out
     /// of the pool for [`BUSY_PORT_QUARANTINE`] so the next calls do not meet them again.
@@ -109,7 +116,19 @@ impl Switch {
         busy: &[media::PortPair],
     ) {
         tracing::error!(call, error, "media session could not start");
-        for pair in self.media.session_failed(call, busy) {
+        let busy = self.media.session_failed(call, busy);
+        self.quarantine(now, busy);
+        self.flush_parked_cdr(call);
+        if self.calls.contains_key(&call) {
+            self.end_call(now, call, EndCause::MediaFailed);
+        }
+        self.process_transaction_events(now);
+    }
+
+    /// Keeps pairs another process holds out of the pool for [`BUSY_PORT_QUARANTINE`]:
+    /// back at once, a busy pair would be met again as the pool cycles.
+    fn quarantine(&mut self, now: Instant, pairs: Vec<media::PortPair>) {
+        for pair in pairs {
             tracing::warn!(
                 rtp_port = pair.rtp(),
                 quarantine_s = BUSY_PORT_QUARANTINE.as_secs(),
@@ -122,10 +141,13 @@ impl Switch {
                 SwitchTimer::PortQuarantineOver { pair },
             );
         }
-        self.flush_parked_cdr(call);
-        if self.calls.contains_key(&call) {
-            self.end_call(now, call, EndCause::MediaFailed);
+    }
+
+    /// Quarantines the pairs the media plane passed over while it took pairs for calls.
+    pub(super) fn quarantine_busy_pairs(&mut self, now: Instant) {
+        let busy = self.media.take_busy();
+        if !busy.is_empty() {
+            self.quarantine(now, busy);
         }
-        self.process_transaction_events(now);
     }
 }

@@ -11,7 +11,7 @@ use super::sdes_legs::{self, LegSecurity, Sdes};
 use super::webrtc_legs::WebRtcLegs;
 use media::sdes::CryptoAttribute;
 use media::sdp::{self, Direction, Origin, SessionDescription};
-use media::{Codec, LegConfig, MediaCommand, MediaError, MediaPlan, PortPair, PortPool};
+use media::{Codec, LegConfig, MediaCommand, MediaError, MediaPlan, PortHold, PortPair, PortPool};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -157,6 +157,11 @@ impl LocalSdp {
 #[derive(Debug)]
 pub struct MediaPlane {
     pool: PortPool,
+    /// Makes a pair ours before its ports are named in an SDP (the I/O edge binds them).
+    hold: Box<dyn PortHold>,
+    /// Pairs found held by another process, kept out of the pool until call control
+    /// schedules their return ([`MediaPlane::take_busy`]).
+    busy: Vec<PortPair>,
     /// Media worker threads: a call's pairs are taken from its worker's share of the range.
     workers: usize,
     bind_ip: IpAddr,
@@ -197,11 +202,30 @@ const SAME_WORKER_REACH: usize = 16;
 /// How long a latched peer must be silent before another source may take its place.
 const RELATCH_AFTER: Duration = Duration::from_secs(2);
 
+/// Most pairs found held by another process that one allocation passes over before it
+/// gives up (503 no-rtp-ports): bounds the system calls one INVITE can cost when a whole
+/// range is taken; the pairs passed over are out of the pool by then, so the next INVITE
+/// goes on from where this one stopped.
+const MOST_BUSY_SKIPPED: usize = 64;
+
+/// Ports bound only when their session starts: a plane that is never given the I/O edge's
+/// [`PortHold`] (call control's unit tests, which start no sessions).
+#[derive(Debug)]
+struct BoundWhenStarted;
+
+impl PortHold for BoundWhenStarted {
+    fn hold(&self, _ip: IpAddr, _pair: PortPair) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl MediaPlane {
     /// A plane over the configured port range. Fails when the range holds no port pair.
     pub fn new(config: &crate::config::MediaConfig) -> Result<MediaPlane, media::PortPoolError> {
         Ok(MediaPlane {
             pool: PortPool::new(config.rtp_port_min, config.rtp_port_max)?,
+            hold: Box::new(BoundWhenStarted),
+            busy: Vec::new(),
             workers: media::worker_count(config.workers.map(usize::from)),
             bind_ip: config.address,
             sdp_ip: config.public_address.unwrap_or(config.address),
@@ -227,22 +251,55 @@ impl MediaPlane {
         SocketAddr::new(self.sdp_ip, pair.rtp())
     }
 
+    /// Pairs are held through `hold` from now on before they are handed to a call.
+    pub fn hold_ports_with(&mut self, hold: Box<dyn PortHold>) {
+        self.hold = hold;
+    }
+
+    /// Pairs found held by another process since the last call; they stay out of the pool
+    /// until given to [`MediaPlane::release_quarantined`].
+    pub fn take_busy(&mut self) -> Vec<PortPair> {
+        std::mem::take(&mut self.busy)
+    }
+
     fn allocate(&mut self) -> Result<(PortPair, PortPair), AnchorError> {
-        let trunk = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
+        let trunk = self.take_pair(|_| true)?;
         // The agent side on the trunk side's worker (the session runs there), so no socket
         // has to move between workers' pollers; any pair rather than none.
         let worker = media::worker_of(trunk, self.workers);
-        let same_worker = |pair| media::worker_of(pair, self.workers) == worker;
-        match self
-            .pool
-            .allocate_preferring(same_worker, SAME_WORKER_REACH)
-        {
+        let workers = self.workers;
+        match self.take_pair(|pair| media::worker_of(pair, workers) == worker) {
             Ok(agent) => Ok((trunk, agent)),
-            Err(_) => {
+            Err(error) => {
                 self.release_pair(trunk);
-                Err(AnchorError::NoPorts)
+                Err(error)
             }
         }
+    }
+
+    /// A free pair `wanted` prefers (among the next few, else any), held for the call: one
+    /// another process holds is passed over and kept out of the pool, so a port taken by
+    /// someone else costs a bind, never a call.
+    fn take_pair(&mut self, wanted: impl Fn(PortPair) -> bool) -> Result<PortPair, AnchorError> {
+        for _ in 0..=MOST_BUSY_SKIPPED {
+            let pair = self
+                .pool
+                .allocate_preferring(&wanted, SAME_WORKER_REACH)
+                .map_err(|_| AnchorError::NoPorts)?;
+            match self.hold.hold(self.bind_ip, pair) {
+                Ok(()) => return Ok(pair),
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                    self.busy.push(pair);
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: another pair would fail alike.
+                    tracing::error!(%error, rtp_port = pair.rtp(), "cannot bind an RTP port pair");
+                    self.release_pair(pair);
+                    return Err(AnchorError::NoPorts);
+                }
+            }
+        }
+        Err(AnchorError::NoPorts)
     }
 
     fn release_pair(&mut self, pair: PortPair) {
@@ -857,7 +914,7 @@ impl MediaPlane {
     pub fn answer_extra_offer(&mut self, offer: &[u8]) -> Result<ExtraLeg, AnchorError> {
         let parsed = SessionDescription::parse(offer).map_err(MediaError::from)?;
         sdp::negotiate(&parsed, &Codec::ALL).map_err(MediaError::from)?;
-        let ports = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
+        let ports = self.take_pair(|_| true)?;
         let mut local_sdp = LocalSdp::new(self.sdp_ip);
         match negotiate_leg(&parsed, None, &mut local_sdp, self.local(ports), None) {
             Ok((config, _, answer)) => Ok(ExtraLeg {
@@ -876,7 +933,7 @@ impl MediaPlane {
     /// Switchboard's offer for an extra leg it calls (a supervisor's phone rung from the API),
     /// on fresh ports; the plan checks the phone's answer ([`MediaPlane::extra_answered`]).
     pub fn offer_extra_leg(&mut self) -> Result<(ExtraLeg, MediaPlan), AnchorError> {
-        let ports = self.pool.allocate().map_err(|_| AnchorError::NoPorts)?;
+        let ports = self.take_pair(|_| true)?;
         let local = self.local(ports);
         let mut local_sdp = LocalSdp::new(self.sdp_ip);
         let planned = SessionDescription::parse(own_offer(local).as_bytes())
@@ -1270,8 +1327,28 @@ fn agent_leg_config(plan: &MediaPlan) -> LegConfig {
     }
 }
 
+/// An I/O edge for call control's unit tests.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::*;
+
+    /// The I/O edge as call control sees it: these RTP ports are held by another process.
+    #[derive(Debug)]
+    pub(in crate::switch) struct HeldElsewhere(pub(in crate::switch) Vec<u16>);
+
+    impl PortHold for HeldElsewhere {
+        fn hold(&self, _ip: IpAddr, pair: PortPair) -> std::io::Result<()> {
+            match self.0.contains(&pair.rtp()) {
+                true => Err(std::io::ErrorKind::AddrInUse.into()),
+                false => Ok(()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::HeldElsewhere;
     use super::*;
     use crate::config::MediaConfig;
 
@@ -1296,6 +1373,49 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
 
     fn text(bytes: &[u8]) -> String {
         String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn a_pair_another_process_holds_is_passed_over_and_kept_out_until_released() {
+        let mut plane = plane_with_busy(4, vec![20000]);
+        let media = plane
+            .anchor_passthrough(OFFER, None)
+            .expect("other pairs are free");
+        assert_ne!(media.trunk_ports.rtp(), 20000);
+        assert_ne!(media.agent_ports.rtp(), 20000);
+        let busy = plane.take_busy();
+        assert_eq!(busy.iter().map(|p| p.rtp()).collect::<Vec<_>>(), [20000]);
+        assert!(plane.take_busy().is_empty(), "reported once");
+        assert_eq!(plane.free_pairs(), 1, "two in use, one kept out");
+        plane.finish(1, media);
+        assert_eq!(plane.free_pairs(), 3);
+        plane.release_quarantined(busy[0]);
+        assert_eq!(plane.free_pairs(), 4);
+    }
+
+    #[test]
+    fn when_every_free_pair_is_held_elsewhere_the_call_gets_no_ports() {
+        let mut plane = plane_with_busy(3, vec![20000, 20002, 20004]);
+        assert_eq!(
+            plane.anchor_passthrough(OFFER, None).map(|_| ()),
+            Err(AnchorError::NoPorts)
+        );
+        assert_eq!(plane.take_busy().len(), 3);
+        assert_eq!(plane.free_pairs(), 0, "all kept out, none lost");
+        // One free pair is not enough for a bridged call: it goes back to the pool.
+        let mut plane = plane_with_busy(3, vec![20000, 20002]);
+        assert_eq!(
+            plane.anchor_passthrough(OFFER, None).map(|_| ()),
+            Err(AnchorError::NoPorts)
+        );
+        assert_eq!(plane.take_busy().len(), 2);
+        assert_eq!(plane.free_pairs(), 1, "the held pair went back");
+    }
+
+    fn plane_with_busy(pairs: u16, busy: Vec<u16>) -> MediaPlane {
+        let mut plane = plane(pairs);
+        plane.hold_ports_with(Box::new(HeldElsewhere(busy)));
+        plane
     }
 
     #[test]

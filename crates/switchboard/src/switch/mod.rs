@@ -680,6 +680,7 @@ impl Switch {
                 }
             }
         }
+        self.quarantine_busy_pairs(now);
         self.update_gauges();
     }
 

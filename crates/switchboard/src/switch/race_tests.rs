@@ -1135,6 +1135,46 @@ fn a_port_pair_held_by_another_process_fails_one_call_and_stays_out_of_the_pool_
     );
 }
 
+#[test]
+fn a_port_pair_another_process_holds_is_passed_over_before_any_sdp_names_it() {
+    use super::media_events::BUSY_PORT_QUARANTINE;
+    use super::media_plane::testing::HeldElsewhere;
+    use super::media_plane::MediaOp;
+    let mut rig = Rig::new();
+    // The first pair of the range (20000) is held by another process.
+    rig.switch
+        .hold_ports_with(Box::new(HeldElsewhere(vec![20000])));
+    let free_before = rig.switch.media.free_pairs();
+    let agent_invite = connected_anchored(&mut rig, "busy-2");
+    assert!(
+        !agent_invite.text.contains("m=audio 20000 "),
+        "{}",
+        agent_invite.text
+    );
+    let config = rig
+        .media_ops
+        .iter()
+        .find_map(|op| match op {
+            MediaOp::Start(config) => Some(config.clone()),
+            _ => None,
+        })
+        .expect("the call is connected and its session started");
+    assert_ne!(config.trunk_ports.rtp(), 20000);
+    assert_ne!(config.agent_ports.rtp(), 20000);
+    assert_eq!(rig.switch.metrics.rtp_ports_busy.get(), 1);
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_before - 3,
+        "two pairs in use, the busy one kept out"
+    );
+    rig.advance(BUSY_PORT_QUARANTINE);
+    assert_eq!(
+        rig.switch.media.free_pairs(),
+        free_before - 2,
+        "the busy pair returns after the quarantine"
+    );
+}
+
 /// Agent 1001's call consults 1002 from the API; returns the consult INVITE 1002's phone got.
 fn consulting(rig: &mut Rig) -> Sent {
     use super::live_calls::CallAction;
