@@ -9,9 +9,10 @@
 //!
 //! A reused socket must not carry the previous call into the next one: datagrams that
 //! arrived while it waited here (the old peer still sending after its BYE) are read and
-//! dropped when the socket is taken, before the new session sees its first packet, so they
-//! can neither latch (symmetric RTP) nor be relayed. Latching itself is per session, so it
-//! starts afresh for every call.
+//! dropped when call control holds the pair for the next call, before the SDP naming the
+//! port is sent, so they can neither latch (symmetric RTP) nor be relayed, while the new
+//! peer's first packets, which may arrive before its session takes the socket, are kept.
+//! Latching itself is per session, so it starts afresh for every call.
 //!
 //! Sockets are kept per local address (IP and port), each with the worker whose runtime
 //! registered it ([`crate::MediaWorkers`]): only that runtime's poller reports it readable,
@@ -80,48 +81,42 @@ impl BoundSockets {
         BoundSockets::default()
     }
 
-    /// The socket for `ip:port` for `worker`: the kept one, drained of stale datagrams, or a
-    /// new one bound now. Call this inside `worker`'s runtime: a new socket, or one kept by
-    /// another worker, is registered with the current runtime.
+    /// The socket for `ip:port` for `worker`: the kept one, or a new one bound now. Call this
+    /// inside `worker`'s runtime: a new socket, or one not registered there yet, is
+    /// registered with the current runtime. Stale datagrams are not dropped here but when
+    /// the pair is held for its call ([`BoundSockets::hold`]): by the time a session takes
+    /// its sockets its peer may already be sending.
     pub fn take_or_bind(&self, worker: usize, ip: IpAddr, port: u16) -> io::Result<UdpSocket> {
         let address = SocketAddr::new(ip, port);
         let kept = self.lock().remove(&address);
-        let socket = match kept {
+        match kept {
             Some(Kept::Registered {
                 worker: owner,
                 socket,
             }) if owner == worker => {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
-                socket
+                Ok(socket)
             }
             Some(Kept::Registered { socket, .. }) => {
                 let socket = UdpSocket::from_std(socket.into_std()?)?;
                 self.counters.moved.fetch_add(1, Ordering::Relaxed);
-                socket
+                Ok(socket)
             }
-            // Drained like the others: a held socket may have waited through a call that
-            // never started (its peer had our SDP and may still send).
-            Some(Kept::Held(socket)) => UdpSocket::from_std(socket)?,
+            Some(Kept::Held(socket)) => UdpSocket::from_std(socket),
             None => {
                 let socket = bind(address)?;
                 self.counters.bound.fetch_add(1, Ordering::Relaxed);
-                return Ok(socket);
+                Ok(socket)
             }
-        };
-        let stale = drain_stale(&socket);
-        self.counters
-            .stale_dropped
-            .fetch_add(stale, Ordering::Relaxed);
-        Ok(socket)
+        }
     }
 
-    /// Keeps `socket` (registered with `worker`'s runtime) bound for the next session on its
-    /// port. A socket whose address cannot be read is simply closed.
-    pub fn give_back(&self, worker: usize, socket: UdpSocket) {
-        if let Ok(address) = socket.local_addr() {
-            self.lock()
-                .insert(address, Kept::Registered { worker, socket });
-        }
+    /// Keeps `socket`, bound to `address` and registered with `worker`'s runtime, for the
+    /// next session on its port. The caller names the address it took the socket for
+    /// (asking the kernel was a system call per socket and call).
+    pub fn give_back(&self, worker: usize, address: SocketAddr, socket: UdpSocket) {
+        self.lock()
+            .insert(address, Kept::Registered { worker, socket });
     }
 
     /// Binds `pair`'s two ports on `ip` now, unless sockets are kept for them already, and
@@ -130,10 +125,28 @@ impl BoundSockets {
     pub fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()> {
         let addresses = [pair.rtp(), pair.rtcp()].map(|port| SocketAddr::new(ip, port));
         // Once the pool has cycled, every pair is kept already: one lock, no system call.
+        // A kept socket may have datagrams of an earlier call queued (that call's peer still
+        // sending after its BYE, or a peer that had our SDP for a call that never started):
+        // dropped now, before the SDP naming the port goes out, so they can neither latch
+        // (symmetric RTP) nor be relayed in the new call, and the new peer's are not lost.
+        let mut stale = 0;
         let kept_already = {
             let kept = self.lock();
-            addresses.map(|address| kept.contains_key(&address))
+            addresses.map(|address| match kept.get(&address) {
+                Some(Kept::Registered { socket, .. }) => {
+                    stale += drain_stale(socket2::SockRef::from(socket));
+                    true
+                }
+                Some(Kept::Held(socket)) => {
+                    stale += drain_stale(socket2::SockRef::from(socket));
+                    true
+                }
+                None => false,
+            })
         };
+        self.counters
+            .stale_dropped
+            .fetch_add(stale, Ordering::Relaxed);
         if kept_already == [true, true] {
             return Ok(());
         }
@@ -234,10 +247,18 @@ impl SocketHome {
         }
     }
 
-    /// The session is done with `socket`: keep it for the next one, or close it.
-    pub fn give_back(&self, socket: UdpSocket) {
-        if let SocketHome::Kept { store, worker } = self {
-            store.give_back(*worker, socket);
+    /// The session is done with `socket`, taken for `ip:port`: keep it for the next one, or
+    /// close it. Port 0 (an ephemeral port, in tests) is read from the socket.
+    pub fn give_back(&self, ip: IpAddr, port: u16, socket: UdpSocket) {
+        let SocketHome::Kept { store, worker } = self else {
+            return;
+        };
+        let address = match port {
+            0 => socket.local_addr(),
+            port => Ok(SocketAddr::new(ip, port)),
+        };
+        if let Ok(address) = address {
+            store.give_back(*worker, address, socket);
         }
     }
 
@@ -261,8 +282,7 @@ fn bind(address: SocketAddr) -> io::Result<UdpSocket> {
 /// Read with the system call directly, not through tokio: tokio answers "would block"
 /// without asking the kernel until its poller has seen the socket become readable, and a
 /// datagram that arrived a moment ago may not have been seen yet.
-fn drain_stale(socket: &UdpSocket) -> u64 {
-    let socket = socket2::SockRef::from(socket);
+fn drain_stale(socket: socket2::SockRef<'_>) -> u64 {
     // The content is not needed: a datagram larger than the buffer is still consumed whole.
     let mut buffer = [MaybeUninit::<u8>::uninit(); 1];
     let mut dropped = 0;
@@ -283,31 +303,40 @@ mod tests {
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
+    /// A socket given back is the one the next call takes. Datagrams of the previous call
+    /// that waited in it are dropped when the pair is held for the next call; the new peer's
+    /// first datagram, sent after that but before its session takes the socket, is kept.
     #[tokio::test]
-    async fn a_socket_given_back_is_the_one_taken_next_and_arrives_empty() {
+    async fn a_socket_given_back_is_held_again_without_the_old_calls_datagrams() {
         let store = BoundSockets::new();
-        let first = store.take_or_bind(0, LOOPBACK, 0).expect("bind");
-        let address = first.local_addr().expect("bound");
-        store.give_back(0, first);
-        assert_eq!(store.kept(), 1);
+        let pair = pairs(40000)
+            .find(|pair| store.hold(LOOPBACK, *pair).is_ok())
+            .expect("a free pair");
+        let address = SocketAddr::new(LOOPBACK, pair.rtp());
+        let first = store
+            .take_or_bind(0, LOOPBACK, pair.rtp())
+            .expect("held socket");
+        store.give_back(0, address, first);
+        assert_eq!(store.kept(), 2);
 
         // The previous call's peer goes on sending while the socket waits in the store.
         let old_peer = StdUdpSocket::bind((LOOPBACK, 0)).expect("peer");
         for n in 0..3u8 {
             old_peer.send_to(&[n; 172], address).expect("send");
         }
-        let again = store
-            .take_or_bind(0, LOOPBACK, address.port())
-            .expect("kept socket");
-        assert_eq!(again.local_addr().expect("bound"), address);
-        assert_eq!(store.kept(), 0);
-        assert_eq!(store.counters().reused.load(Ordering::Relaxed), 1);
-        assert_eq!(store.counters().bound.load(Ordering::Relaxed), 1);
+        store.hold(LOOPBACK, pair).expect("kept: held again");
         assert_eq!(store.counters().stale_dropped.load(Ordering::Relaxed), 3);
-
-        // The next datagram read is the new peer's, not one of the stale ones.
+        // The new call's peer has our SDP and sends before its session has started.
         let new_peer = StdUdpSocket::bind((LOOPBACK, 0)).expect("peer");
         new_peer.send_to(b"new", address).expect("send");
+        let again = store
+            .take_or_bind(0, LOOPBACK, pair.rtp())
+            .expect("kept socket");
+        assert_eq!(again.local_addr().expect("bound"), address);
+        assert_eq!(store.kept(), 1, "the RTCP socket waits for its session");
+        assert_eq!(store.counters().reused.load(Ordering::Relaxed), 1);
+        assert_eq!(store.counters().bound.load(Ordering::Relaxed), 2);
+
         let mut buffer = [0u8; 16];
         let (len, from) = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -369,7 +398,7 @@ mod tests {
     #[test]
     fn a_pair_with_one_port_held_elsewhere_is_not_held_at_all() {
         // Another process holds the RTCP port of a pair whose RTP port is free.
-        let (pair, _squatter) = pairs(47000)
+        let (pair, _squatter) = pairs(41000)
             .find_map(|pair| {
                 let squatter = StdUdpSocket::bind((LOOPBACK, pair.rtcp())).ok()?;
                 let rtp_free = StdUdpSocket::bind((LOOPBACK, pair.rtp())).is_ok();

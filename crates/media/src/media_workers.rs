@@ -16,6 +16,8 @@
 //! moved over: re-registered, not re-bound.
 
 use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -23,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bound_sockets::{BoundSockets, SocketHome};
 use crate::port_pool::PortPair;
-use crate::session::{MediaEvent, MediaSession, SessionConfig, SessionId};
+use crate::session::{ControlReceiver, MediaEvent, MediaSession, SessionConfig, SessionId};
 
 /// Most worker threads a configuration may ask for.
 pub const MAX_WORKERS: usize = 64;
@@ -40,9 +42,11 @@ pub fn worker_of(pair: PortPair, workers: usize) -> usize {
     usize::from(pair.rtp() / 2) % workers.max(1)
 }
 
-/// One worker thread: its runtime's handle and what ends it.
+/// One worker thread: its runtime's handle, the sessions waiting to be handed to it, and
+/// what ends it.
 struct Worker {
     handle: Handle,
+    pending: Mutex<Vec<PendingStart>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -87,6 +91,7 @@ impl MediaWorkers {
                 })?;
             workers.push(Worker {
                 handle,
+                pending: Mutex::new(Vec::new()),
                 stop: Some(stop),
                 thread: Some(thread),
             });
@@ -107,25 +112,105 @@ impl MediaWorkers {
         &self.sockets
     }
 
-    /// Starts a session on the worker of its trunk-side pair, with its sockets taken from
-    /// those kept (or bound now). Fails like [`MediaSession::start`] when a port is taken.
+    /// A session for the worker of its trunk-side pair: the handle now, the session itself
+    /// once [`MediaWorkers::flush_starts`] hands it to that worker, whose thread takes its
+    /// sockets from those kept (or binds them) and runs it, so call control makes no system
+    /// call for it. A session that cannot take its sockets reports
+    /// [`MediaEvent::StartFailed`] (naming the pairs another process holds) as its only
+    /// event. The configured ports must not be 0 (the handle's addresses are known before
+    /// the sockets are) and should be held first ([`BoundSockets::hold`]).
     pub fn start_session(
         &self,
         config: SessionConfig,
         events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
-    ) -> io::Result<MediaSession> {
+    ) -> MediaSession {
         let n = worker_of(config.trunk_ports, self.workers.len());
-        let worker = self
-            .workers
-            .get(n)
-            .ok_or_else(|| io::Error::other("no media worker"))?;
-        let home = SocketHome::kept(self.sockets.clone(), n);
-        // Sockets are registered with the runtime current while they are made.
-        let _entered = worker.handle.enter();
-        let (session, task) = MediaSession::prepare(config, events, home)?;
-        worker.handle.spawn(task);
-        Ok(session)
+        let (session, control) = MediaSession::ahead_of_sockets(&config);
+        if let Some(worker) = self.workers.get(n) {
+            worker
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(PendingStart {
+                    config,
+                    control,
+                    events,
+                });
+        }
+        session
     }
+
+    /// Hands the sessions started since the last call to their workers: one hand-over (and
+    /// at most one wake-up) per worker, however many sessions (call control calls this once
+    /// per round of events; a wake-up per session was a system call each).
+    pub fn flush_starts(&self) {
+        for (n, worker) in self.workers.iter().enumerate() {
+            let starts = std::mem::take(
+                &mut *worker
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if starts.is_empty() {
+                continue;
+            }
+            let home = SocketHome::kept(self.sockets.clone(), n);
+            worker.handle.spawn(async move {
+                for start in starts {
+                    start.run_here(home.clone());
+                }
+            });
+        }
+    }
+}
+
+/// A session handed out by [`MediaWorkers::start_session`] and not yet on its worker.
+struct PendingStart {
+    config: SessionConfig,
+    control: ControlReceiver,
+    events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+}
+
+impl PendingStart {
+    /// Takes the session's sockets and spawns it on the current runtime (its worker's:
+    /// sockets are registered with the runtime current while they are taken), or reports
+    /// why it could not start.
+    fn run_here(self, home: SocketHome) {
+        let PendingStart {
+            config,
+            control,
+            events,
+        } = self;
+        let (id, ip, rtcp) = (config.id, config.bind_ip, config.rtcp);
+        let pairs = [config.trunk_ports, config.agent_ports];
+        match MediaSession::bind(config, events.clone(), home, control) {
+            Ok((_, _, task)) => {
+                tokio::spawn(task);
+            }
+            Err(error) => {
+                let failed = MediaEvent::StartFailed {
+                    error: error.to_string(),
+                    busy: busy_pairs(ip, &pairs, rtcp),
+                };
+                let _ = events.send((id, failed));
+            }
+        }
+    }
+}
+
+/// Which of `pairs` another socket holds now: the session that failed to start has dropped
+/// the sockets it took and closed those kept on its ports, so a port that still refuses a
+/// bind belongs to someone else (another process inside the configured RTP range).
+fn busy_pairs(ip: IpAddr, pairs: &[PortPair], rtcp: bool) -> Vec<PortPair> {
+    let taken = |port: u16| {
+        std::net::UdpSocket::bind(SocketAddr::new(ip, port))
+            .is_err_and(|error| error.kind() == io::ErrorKind::AddrInUse)
+    };
+    pairs
+        .iter()
+        .copied()
+        .filter(|pair| taken(pair.rtp()) || (rtcp && taken(pair.rtcp())))
+        .collect()
 }
 
 impl Drop for MediaWorkers {
@@ -153,7 +238,6 @@ mod tests {
     use crate::port_pool::PortPool;
     use crate::relay_core::LegConfig;
     use crate::session::SessionReport;
-    use std::net::{IpAddr, SocketAddr};
     use std::sync::atomic::Ordering;
     use std::time::Duration;
     use tokio::net::UdpSocket;
@@ -191,12 +275,36 @@ mod tests {
         }
     }
 
-    /// Two pairs for one session, from a range no other test of this crate uses; a pair
-    /// another process holds is skipped (the caller retries with the next ones).
-    fn candidate_ports(pool: &mut PortPool) -> (PortPair, PortPair) {
-        let trunk = pool.allocate().expect("test port range exhausted");
-        let agent = pool.allocate().expect("test port range exhausted");
+    /// Two pairs from a range no other test of this crate uses, held in the workers' store
+    /// as call control holds them; a pair another process holds is skipped.
+    fn held_ports(workers: &MediaWorkers, pool: &mut PortPool) -> (PortPair, PortPair) {
+        let mut held = std::iter::from_fn(|| {
+            let pair = pool.allocate().ok()?;
+            Some(
+                workers
+                    .sockets()
+                    .hold(LOOPBACK, pair)
+                    .is_ok()
+                    .then_some(pair),
+            )
+        })
+        .flatten();
+        let trunk = held.next().expect("test port range exhausted");
+        let agent = held.next().expect("test port range exhausted");
         (trunk, agent)
+    }
+
+    /// Starts a session on `ports` and hands it to its worker.
+    fn start(
+        workers: &MediaWorkers,
+        ports: (PortPair, PortPair),
+        trunk: LegConfig,
+        agent: LegConfig,
+    ) -> (MediaSession, Events) {
+        let (sink, events) = mpsc::unbounded_channel();
+        let session = workers.start_session(config(ports, trunk, agent), sink);
+        workers.flush_starts();
+        (session, events)
     }
 
     fn start_first(
@@ -205,14 +313,9 @@ mod tests {
         trunk: LegConfig,
         agent: LegConfig,
     ) -> (MediaSession, Events, (PortPair, PortPair)) {
-        let (sink, events) = mpsc::unbounded_channel();
-        for _ in 0..50 {
-            let ports = candidate_ports(pool);
-            if let Ok(session) = workers.start_session(config(ports, trunk, agent), sink.clone()) {
-                return (session, events, ports);
-            }
-        }
-        panic!("no free port pairs for the test session");
+        let ports = held_ports(workers, pool);
+        let (session, events) = start(workers, ports, trunk, agent);
+        (session, events, ports)
     }
 
     async fn next_event(events: &mut Events) -> MediaEvent {
@@ -326,21 +429,16 @@ mod tests {
                     .await
                     .expect("send");
             }
-            let new_caller = phone().await;
-            let (sink, mut events) = mpsc::unbounded_channel();
-            let second = workers
-                .start_session(config(ports, leg(&new_caller), leg(&agent)), sink)
-                .expect("the kept sockets are taken");
-            assert_eq!(second.trunk_addr(), trunk_addr);
-            assert_eq!(counters.reused.load(Ordering::Relaxed), 4);
-            assert_eq!(
-                counters.bound.load(Ordering::Relaxed),
-                4,
-                "nothing bound again"
-            );
+            // Call control holds the pairs for the next call (dropping what waited in them),
+            // then starts its session.
+            for pair in [ports.0, ports.1] {
+                workers.sockets().hold(LOOPBACK, pair).expect("kept");
+            }
             assert_eq!(counters.stale_dropped.load(Ordering::Relaxed), 3);
-            assert_eq!(workers.sockets().kept(), 0);
-
+            let new_caller = phone().await;
+            let (second, mut events) = start(&workers, ports, leg(&new_caller), leg(&agent));
+            assert_eq!(second.trunk_addr(), trunk_addr);
+            // The new caller may send before the worker has taken the sockets: not lost.
             new_caller
                 .send_to(&rtp(1, b"second call"), trunk_addr)
                 .await
@@ -351,6 +449,13 @@ mod tests {
                 "the first packet the agent gets is the new caller's"
             );
             assert_eq!(from, second.agent_addr());
+            assert_eq!(counters.reused.load(Ordering::Relaxed), 4);
+            assert_eq!(
+                counters.bound.load(Ordering::Relaxed),
+                4,
+                "nothing bound again"
+            );
+            assert_eq!(workers.sockets().kept(), 0);
             match next_event(&mut events).await {
                 MediaEvent::Latched { leg, source } => {
                     assert_eq!(leg, Leg::Trunk);
@@ -388,13 +493,17 @@ mod tests {
             ended(&mut events).await;
             // Swapped: the old agent pair is now the trunk side, so the call runs on the
             // other worker of the two (neighbouring pairs alternate) or the same one.
-            let (sink, mut events) = mpsc::unbounded_channel();
-            let second = workers
-                .start_session(
-                    config((agent_ports, trunk), leg(&caller), leg(&agent)),
-                    sink,
-                )
-                .expect("kept sockets");
+            let swapped = (agent_ports, trunk);
+            for pair in [swapped.0, swapped.1] {
+                workers.sockets().hold(LOOPBACK, pair).expect("kept");
+            }
+            let (second, mut events) = start(&workers, swapped, leg(&caller), leg(&agent));
+            caller
+                .send_to(&rtp(1, b"moved"), second.trunk_addr())
+                .await
+                .expect("send");
+            let (relayed, _) = recv(&agent).await;
+            assert!(relayed.ends_with(b"moved"));
             let counters = workers.sockets().counters();
             let moved = counters.moved.load(Ordering::Relaxed);
             let reused = counters.reused.load(Ordering::Relaxed);
@@ -404,14 +513,49 @@ mod tests {
                 worker_of(trunk, 2) != worker_of(agent_ports, 2),
                 "moved exactly when the pairs belong to different workers"
             );
-            caller
-                .send_to(&rtp(1, b"moved"), second.trunk_addr())
-                .await
-                .expect("send");
-            let (relayed, _) = recv(&agent).await;
-            assert!(relayed.ends_with(b"moved"));
             second.stop();
             ended(&mut events).await;
         });
+    }
+
+    /// A port another process holds (the pair was not held first): the session reports
+    /// `StartFailed` naming that pair as its only event, and nothing of it stays kept.
+    #[test]
+    fn a_session_that_cannot_bind_reports_the_pair_another_process_holds() {
+        let workers = MediaWorkers::start(1).expect("threads start");
+        let mut pool = PortPool::new(43000, 43999).expect("range");
+        let (trunk, _agent) = held_ports(&workers, &mut pool);
+        // Another process holds the RTCP port of a pair nobody held.
+        let (busy, _squatter) = std::iter::from_fn(|| pool.allocate().ok())
+            .find_map(|pair| {
+                let squatter = std::net::UdpSocket::bind((LOOPBACK, pair.rtcp())).ok()?;
+                Some((pair, squatter))
+            })
+            .expect("a pair to squat on");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        runtime.block_on(async {
+            let caller = phone().await;
+            let (_session, mut events) =
+                start(&workers, (trunk, busy), leg(&caller), LegConfig::default());
+            match next_event(&mut events).await {
+                MediaEvent::StartFailed { error, busy: pairs } => {
+                    assert!(error.contains("in use"), "{error}");
+                    assert_eq!(pairs, vec![busy]);
+                }
+                other => panic!("expected StartFailed, got {other:?}"),
+            }
+            assert_eq!(
+                workers.sockets().kept(),
+                2,
+                "the session's kept sockets are closed, the other held pair stays"
+            );
+        });
+        assert!(
+            std::net::UdpSocket::bind((LOOPBACK, trunk.rtp())).is_ok(),
+            "the failed session's trunk port was closed"
+        );
     }
 }

@@ -287,6 +287,16 @@ pub enum MediaEvent {
         /// Which leg.
         leg: Leg,
     },
+    /// The session could not start on its media worker ([`crate::MediaWorkers`]): a socket
+    /// could not be taken or bound. The only event of such a session (no `Ended` follows);
+    /// whatever the workers' store kept on its ports is closed.
+    StartFailed {
+        /// What went wrong.
+        error: String,
+        /// The session's port pairs that another process holds (a bind of them still fails
+        /// after the store's sockets were closed).
+        busy: Vec<PortPair>,
+    },
     /// The session ended (after `stop()`, the handle being dropped, or a media timeout): the
     /// last event of every session. Its sockets are already given back (or closed), so the
     /// ports may be reused.
@@ -335,6 +345,10 @@ pub struct SessionReport {
     pub extra_legs: Vec<(Leg, PortPair, LegReport)>,
 }
 
+/// What a session's task reads its commands from, handed to [`MediaSession::bind`] by the
+/// one who made the handle.
+pub(crate) struct ControlReceiver(mpsc::UnboundedReceiver<Control>);
+
 enum Control {
     /// Boxed: the channel allocates its slots up front, 32 at a time, and a `MediaCommand` is
     /// ~160 bytes; a box per command (a few per call) keeps an idle session's memory small.
@@ -373,14 +387,55 @@ impl MediaSession {
     }
 
     /// Takes the session's sockets from `home` (registering new ones with the current
-    /// runtime) and returns the handle and the task to spawn on that runtime. When a port
-    /// cannot be bound, whatever `home` keeps on the session's ports is closed too, so the
-    /// caller's probe of which port another process holds sees only that process.
-    pub(crate) fn prepare(
+    /// runtime) and returns the handle and the task to spawn on that runtime.
+    fn prepare(
         config: SessionConfig,
         events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
         home: SocketHome,
     ) -> io::Result<(MediaSession, impl Future<Output = ()> + Send + 'static)> {
+        let id = config.id;
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (trunk_addr, agent_addr, task) =
+            MediaSession::bind(config, events, home, ControlReceiver(control_rx))?;
+        let session = MediaSession {
+            id,
+            control,
+            trunk_addr,
+            agent_addr,
+        };
+        Ok((session, task))
+    }
+
+    /// The handle of a session whose sockets are yet to be taken, by [`MediaSession::bind`]
+    /// with the receiver returned here, on the thread the session will run on: call control
+    /// makes no system call for a session. Its addresses are those of its configured ports
+    /// (which must not be 0).
+    pub(crate) fn ahead_of_sockets(config: &SessionConfig) -> (MediaSession, ControlReceiver) {
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let session = MediaSession {
+            id: config.id,
+            control,
+            trunk_addr: SocketAddr::new(config.bind_ip, config.trunk_ports.rtp()),
+            agent_addr: SocketAddr::new(config.bind_ip, config.agent_ports.rtp()),
+        };
+        (session, ControlReceiver(control_rx))
+    }
+
+    /// Takes the session's sockets from `home` (registering new ones with the current
+    /// runtime) and builds the session's task, driven by `control`; returns its trunk and
+    /// agent addresses with it. When a port cannot be bound, whatever `home` keeps on the
+    /// session's ports is closed too, so the caller's probe of which port another process
+    /// holds sees only that process.
+    pub(crate) fn bind(
+        config: SessionConfig,
+        events: mpsc::UnboundedSender<(SessionId, MediaEvent)>,
+        home: SocketHome,
+        ControlReceiver(control_rx): ControlReceiver,
+    ) -> io::Result<(
+        SocketAddr,
+        SocketAddr,
+        impl Future<Output = ()> + Send + 'static,
+    )> {
         let sockets = MediaSession::take_sockets(&config, &home).inspect_err(|_| {
             let pairs = [config.trunk_ports, config.agent_ports];
             for port in pairs.iter().flat_map(|pair| [pair.rtp(), pair.rtcp()]) {
@@ -403,7 +458,6 @@ impl MediaSession {
             config.media_timeout,
             config.relatch_after,
         );
-        let (control, control_rx) = mpsc::unbounded_channel();
         let mut state = SessionState::new(
             config.id,
             core,
@@ -413,13 +467,7 @@ impl MediaSession {
         state.bind_ip = config.bind_ip;
         state.rtcp = config.rtcp;
         state.home = home;
-        let session = MediaSession {
-            id: config.id,
-            control,
-            trunk_addr,
-            agent_addr,
-        };
-        Ok((session, run(state, sockets, control_rx)))
+        Ok((trunk_addr, agent_addr, run(state, sockets, control_rx)))
     }
 
     /// The 2 or 4 sockets of trunk and agent side.
@@ -436,6 +484,7 @@ impl MediaSession {
             None
         };
         Ok(Sockets {
+            ports: [config.trunk_ports, config.agent_ports],
             rtp: [trunk_rtp, agent_rtp],
             rtcp,
             extra: Vec::new(),
@@ -471,6 +520,9 @@ impl MediaSession {
 }
 
 struct Sockets {
+    /// The trunk and agent side's pairs: the sockets are given back under these ports, so
+    /// no system call asks the kernel for their addresses.
+    ports: [PortPair; 2],
     rtp: [UdpSocket; 2],
     rtcp: Option<(UdpSocket, UdpSocket)>,
     /// Extra legs' sockets, by `n` of `Leg::Extra(n)`; `None` where removed or never added.
@@ -478,19 +530,25 @@ struct Sockets {
 }
 
 impl Sockets {
-    /// Every socket, to be given back to the session's [`SocketHome`].
-    fn into_all(self) -> impl Iterator<Item = UdpSocket> {
+    /// Every socket with its port, to be given back to the session's [`SocketHome`].
+    fn into_all(self) -> impl Iterator<Item = (u16, UdpSocket)> {
+        let [trunk, agent] = self.ports;
         let [trunk_rtp, agent_rtp] = self.rtp;
         let rtcp = self
             .rtcp
             .into_iter()
-            .flat_map(|(trunk, agent)| [trunk, agent]);
+            .flat_map(move |(trunk_rtcp, agent_rtcp)| {
+                [(trunk.rtcp(), trunk_rtcp), (agent.rtcp(), agent_rtcp)]
+            });
         let extra = self
             .extra
             .into_iter()
             .flatten()
             .flat_map(ExtraSockets::into_all);
-        [trunk_rtp, agent_rtp].into_iter().chain(rtcp).chain(extra)
+        [(trunk.rtp(), trunk_rtp), (agent.rtp(), agent_rtp)]
+            .into_iter()
+            .chain(rtcp)
+            .chain(extra)
     }
 
     /// The socket facing `leg`, which RTP to it is sent from.
@@ -530,8 +588,9 @@ struct ExtraSockets {
 }
 
 impl ExtraSockets {
-    fn into_all(self) -> impl Iterator<Item = UdpSocket> {
-        std::iter::once(self.rtp).chain(self.rtcp)
+    fn into_all(self) -> impl Iterator<Item = (u16, UdpSocket)> {
+        let rtcp = self.rtcp.map(|socket| (self.ports.rtcp(), socket));
+        std::iter::once((self.ports.rtp(), self.rtp)).chain(rtcp)
     }
 }
 
@@ -868,8 +927,8 @@ impl SessionState {
         };
         let ports = removed.ports;
         // Given back (or closed) before the event, so the ports may be reused at once.
-        for socket in removed.into_all() {
-            self.home.give_back(socket);
+        for (port, socket) in removed.into_all() {
+            self.home.give_back(self.bind_ip, port, socket);
         }
         let report = self.core.remove_leg(now, leg);
         if let Some(config) = self.legs.get_mut(leg.index()) {
@@ -1764,8 +1823,8 @@ async fn run(
     }
     // Give the sockets back (or close them) before reporting: call control frees the ports
     // on `Ended` and may hand them to the next call at once.
-    for socket in sockets.into_all() {
-        state.home.give_back(socket);
+    for (port, socket) in sockets.into_all() {
+        state.home.give_back(state.bind_ip, port, socket);
     }
     let recording = match state.recording.take() {
         Some(recording) => Some(recording.finish().await),

@@ -13,9 +13,7 @@ use crate::switch::{LocalAddresses, Switch, SwitchStats};
 use crate::tls_certificates::LoadedCertificate;
 use acd::Acd;
 use anyhow::Context;
-use media::{
-    MediaCommand, MediaEvent, MediaSession, MediaWorkers, PortPair, RecorderMetrics, RecorderPool,
-};
+use media::{MediaCommand, MediaEvent, MediaSession, MediaWorkers, RecorderMetrics, RecorderPool};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -392,16 +390,11 @@ pub async fn run_from_file(
             campaign_writer.send_replace(campaigns);
         }
         while let Some(op) = switch.poll_media() {
-            match media.apply(op) {
-                Ok(()) => {}
-                Err(MediaFailure::Start { call, error, busy }) => {
-                    switch.media_start_failed(Instant::now(), call, &error, &busy)
-                }
-                Err(MediaFailure::Recording { call, error }) => {
-                    switch.recording_failed(call, &error)
-                }
+            if let Err(RecordingFailed { call, error }) = media.apply(op) {
+                switch.recording_failed(call, &error)
             }
         }
+        media.workers.flush_starts();
         while let Some(transmit) = switch.poll_transmit() {
             transports.send(transmit);
         }
@@ -527,31 +520,10 @@ pub(crate) fn prompt_languages(config: &Config) -> Vec<String> {
     languages
 }
 
-/// An operation on a media session that could not be carried out.
-enum MediaFailure {
-    /// The session could not bind its ports; `busy` are the pairs another socket holds.
-    Start {
-        call: u64,
-        error: String,
-        busy: Vec<PortPair>,
-    },
-    /// The recording file could not be created.
-    Recording { call: u64, error: String },
-}
-
-/// Which of `pairs` another socket holds now: the session that failed to start has dropped the
-/// sockets it did bind, so a port that still refuses a bind belongs to someone else (another
-/// process inside the configured RTP range).
-fn busy_pairs(ip: std::net::IpAddr, pairs: &[PortPair], rtcp: bool) -> Vec<PortPair> {
-    let taken = |port: u16| {
-        std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, port))
-            .is_err_and(|error| error.kind() == std::io::ErrorKind::AddrInUse)
-    };
-    pairs
-        .iter()
-        .copied()
-        .filter(|pair| taken(pair.rtp()) || (rtcp && taken(pair.rtcp())))
-        .collect()
+/// A recording that could not be started: its file could not be created.
+struct RecordingFailed {
+    call: u64,
+    error: String,
 }
 
 /// The running media sessions, by call: the I/O side of [`crate::switch::media_plane`].
@@ -581,20 +553,13 @@ impl MediaSessions {
     }
 
     /// Carries out one operation.
-    fn apply(&mut self, op: MediaOp) -> Result<(), MediaFailure> {
+    fn apply(&mut self, op: MediaOp) -> Result<(), RecordingFailed> {
         match op {
             MediaOp::Start(config) => {
                 let call = config.id;
-                let pairs = [config.trunk_ports, config.agent_ports];
-                let (bind_ip, rtcp) = (config.bind_ip, config.rtcp);
-                let session = self
-                    .workers
-                    .start_session(config, self.events.clone())
-                    .map_err(|error| MediaFailure::Start {
-                        call,
-                        error: error.to_string(),
-                        busy: busy_pairs(bind_ip, &pairs, rtcp),
-                    })?;
+                // Handed to its worker by `flush_starts` after this round of operations; a
+                // session that cannot bind its ports reports `StartFailed`.
+                let session = self.workers.start_session(config, self.events.clone());
                 self.sessions.insert(call, session);
                 self.metrics.media_sessions.set(self.sessions.len() as i64);
             }
@@ -611,7 +576,7 @@ impl MediaSessions {
                 // this task; a failure there comes back in the session's final report.
                 match self.recorder.start(&path).map_err(|e| e.to_string()) {
                     Ok(recording) => session.command(MediaCommand::Record(recording)),
-                    Err(error) => return Err(MediaFailure::Recording { call, error }),
+                    Err(error) => return Err(RecordingFailed { call, error }),
                 }
             }
             MediaOp::Stop { call } => {
@@ -623,9 +588,10 @@ impl MediaSessions {
         Ok(())
     }
 
-    /// Forgets a session once it reports its end (its sockets are given back by then).
+    /// Forgets a session once it reports its end (its sockets are given back by then) or
+    /// that it could not start.
     fn observe(&mut self, call: u64, event: &MediaEvent) {
-        if matches!(event, MediaEvent::Ended(_)) {
+        if matches!(event, MediaEvent::Ended(_) | MediaEvent::StartFailed { .. }) {
             self.sessions.remove(&call);
             self.metrics.media_sessions.set(self.sessions.len() as i64);
         }

@@ -72,6 +72,9 @@ impl Switch {
             }
             MediaEvent::LegRemoved { leg, .. } => self.media.extra_leg_released(call, leg),
             MediaEvent::LegSilent { leg } => self.monitor_silent(now, call, leg),
+            MediaEvent::StartFailed { error, busy } => {
+                self.media_start_failed(now, call, &error, &busy)
+            }
             MediaEvent::Ended(report) => {
                 tracing::debug!(call, ?report, "media session ended");
                 for (stream, dropped) in [
@@ -105,10 +108,11 @@ impl Switch {
         self.media.hold_ports_with(hold);
     }
 
-    /// The runtime could not start a session (a port of the pool was taken by another
-    /// process, `busy`): the call cannot carry audio, so it ends, and the busy pairs stay out
-    /// of the pool for [`BUSY_PORT_QUARANTINE`] so the next calls do not meet them again.
-    pub fn media_start_failed(
+    /// The call's session could not start (its sockets could not be taken; `busy`: pairs
+    /// another process holds): the call cannot carry audio, so it ends, and the busy pairs
+    /// stay out of the pool for [`BUSY_PORT_QUARANTINE`] so the next calls do not meet them
+    /// again.
+    fn media_start_failed(
         &mut self,
         now: Instant,
         call: CallNumber,

@@ -1093,7 +1093,7 @@ Path: sip:edge.example;lr\r\nAuthorization: {answer}\r\nContent-Length: 0\r\n\r\
 }
 
 #[test]
-fn a_port_pair_held_by_another_process_fails_one_call_and_stays_out_of_the_pool_for_a_while() {
+fn a_session_that_cannot_start_ends_its_call_and_its_busy_pair_stays_out_of_the_pool() {
     use super::media_events::BUSY_PORT_QUARANTINE;
     use super::media_plane::MediaOp;
     let mut rig = Rig::new();
@@ -1107,12 +1107,15 @@ fn a_port_pair_held_by_another_process_fails_one_call_and_stays_out_of_the_pool_
         })
         .expect("the anchored call started a media session");
     let free_while_connected = rig.switch.media.free_pairs();
-    // The runtime found the trunk-side pair held by someone else when it bound the sockets.
-    rig.switch.media_start_failed(
+    // The session's worker found the trunk-side pair held by someone else when it took the
+    // sockets.
+    rig.switch.handle_media_event(
         rig.now,
         config.id,
-        "Address already in use (os error 98)",
-        &[config.trunk_ports],
+        media::MediaEvent::StartFailed {
+            error: "Address already in use (os error 98)".to_owned(),
+            busy: vec![config.trunk_ports],
+        },
     );
     rig.collect();
     assert!(

@@ -90,7 +90,10 @@ impl Call {
             return Vec::new();
         }
         leg.accepts_info = crate::switch::in_dialog::allows(&response.headers, Method::Info);
-        let mut outputs: Vec<CallOutput> = leg.uac.ack().map(CallOutput::Ack).into_iter().collect();
+        // Sized for both at once: collected from the Option, the Vec held one and grew
+        // (reallocated) for the second on every answered call.
+        let mut outputs = Vec::with_capacity(2);
+        outputs.extend(leg.uac.ack().map(CallOutput::Ack));
         outputs.push(CallOutput::CheckAgentAnswer(response));
         outputs
     }
