@@ -36,7 +36,7 @@ use tokio::net::UdpSocket;
 
 use crate::port_pool::PortPair;
 
-/// Most stale datagrams dropped from one socket when it is taken; a socket's receive buffer
+/// Most stale datagrams dropped from one socket when its pair is held; a socket's receive buffer
 /// holds far fewer RTP packets than this, so the limit only bounds a flood arriving meanwhile.
 const MAX_STALE: usize = 4096;
 
@@ -124,8 +124,8 @@ impl BoundSockets {
     /// process holds a port) nothing is kept for the pair that was not kept before.
     pub fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()> {
         let addresses = [pair.rtp(), pair.rtcp()].map(|port| SocketAddr::new(ip, port));
-        // Once the pool has cycled, every pair is kept already: one lock, no system call.
-        // A kept socket may have datagrams of an earlier call queued (that call's peer still
+        // Once the pool has cycled, every pair is kept already: one lock, and a read of each
+        // socket that answers "would block" when nothing waited in it. A kept socket may have datagrams of an earlier call queued (that call's peer still
         // sending after its BYE, or a peer that had our SDP for a call that never started):
         // dropped now, before the SDP naming the port goes out, so they can neither latch
         // (symmetric RTP) nor be relayed in the new call, and the new peer's are not lost.

@@ -8,6 +8,11 @@
 //! sockets are registered with its worker's poller only, so every packet of the call is
 //! received, relayed and sent on that one thread, with no hand-over between threads.
 //!
+//! The worker also starts its sessions: call control gets a session's handle at once and the
+//! runtime hands each worker the sessions of a round of events together
+//! ([`MediaWorkers::flush_starts`]); the worker takes their sockets, registers them with its
+//! poller and spawns them, so call control makes no system call for a session.
+//!
 //! A call is pinned to a worker by its trunk-side port pair ([`worker_of`]); call control
 //! takes the agent-side pair from the same worker's share of the port range when one is
 //! free, so a call's sockets are kept by one worker. Sockets of finished sessions stay bound
@@ -126,8 +131,8 @@ impl MediaWorkers {
     ) -> MediaSession {
         let n = worker_of(config.trunk_ports, self.workers.len());
         let (session, control) = MediaSession::ahead_of_sockets(&config);
-        if let Some(worker) = self.workers.get(n) {
-            worker
+        match self.workers.get(n) {
+            Some(worker) => worker
                 .pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -135,7 +140,16 @@ impl MediaWorkers {
                     config,
                     control,
                     events,
-                });
+                }),
+            // `start` runs at least one worker and `worker_of` stays below their count; were
+            // it otherwise, the call must still hear that its session will not run.
+            None => {
+                let failed = MediaEvent::StartFailed {
+                    error: "no media worker".to_owned(),
+                    busy: Vec::new(),
+                };
+                let _ = events.send((config.id, failed));
+            }
         }
         session
     }

@@ -1412,6 +1412,28 @@ m=audio 40000 RTP/AVP 8 0 18 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:101 teleph
         assert_eq!(plane.free_pairs(), 1, "the held pair went back");
     }
 
+    /// An edge that cannot bind anything (out of file descriptors).
+    #[derive(Debug)]
+    struct OutOfDescriptors;
+
+    impl PortHold for OutOfDescriptors {
+        fn hold(&self, _ip: IpAddr, _pair: PortPair) -> std::io::Result<()> {
+            Err(std::io::Error::from_raw_os_error(24)) // EMFILE
+        }
+    }
+
+    #[test]
+    fn a_pair_that_cannot_be_bound_for_another_reason_refuses_the_call_and_stays_in_the_pool() {
+        let mut plane = plane(4);
+        plane.hold_ports_with(Box::new(OutOfDescriptors));
+        assert_eq!(
+            plane.anchor_passthrough(OFFER, None).map(|_| ()),
+            Err(AnchorError::NoPorts)
+        );
+        assert!(plane.take_busy().is_empty(), "not another process's port");
+        assert_eq!(plane.free_pairs(), 4, "nothing kept out or lost");
+    }
+
     fn plane_with_busy(pairs: u16, busy: Vec<u16>) -> MediaPlane {
         let mut plane = plane(pairs);
         plane.hold_ports_with(Box::new(HeldElsewhere(busy)));
