@@ -6,6 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard::config;
 
+/// mimalloc, not glibc's allocator: every SIP message is parsed (allocated) on a transport
+/// thread and dropped on call control's, and every media session's state crosses threads the
+/// same way; glibc serves such hand-overs from locked per-thread arenas, mimalloc from
+/// lock-free per-thread free lists. 10–22 % less CPU per call measured (docs/scaling.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",
