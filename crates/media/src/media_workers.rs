@@ -332,6 +332,15 @@ mod tests {
         (session, events, ports)
     }
 
+    /// The test's own runtime: it only drives the test's phones and reads events; the
+    /// sessions run on the workers.
+    fn test_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("test runtime")
+    }
+
     async fn next_event(events: &mut Events) -> MediaEvent {
         let (_, event) = tokio::time::timeout(WAIT, events.recv())
             .await
@@ -412,11 +421,7 @@ mod tests {
     fn sockets_are_reused_by_the_next_call_and_its_stale_packets_dropped() {
         let workers = MediaWorkers::start(1).expect("threads start");
         let mut pool = PortPool::new(45000, 45999).expect("range");
-        // The test's own runtime only drives its phones and reads events.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("test runtime");
+        let runtime = test_runtime();
         runtime.block_on(async {
             let old_caller = phone().await;
             let agent = phone().await;
@@ -494,10 +499,7 @@ mod tests {
     fn a_socket_kept_by_another_worker_moves_to_the_new_sessions_worker() {
         let workers = MediaWorkers::start(2).expect("threads start");
         let mut pool = PortPool::new(44000, 44999).expect("range");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("test runtime");
+        let runtime = test_runtime();
         runtime.block_on(async {
             let caller = phone().await;
             let agent = phone().await;
@@ -546,10 +548,7 @@ mod tests {
                 Some((pair, squatter))
             })
             .expect("a pair to squat on");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("test runtime");
+        let runtime = test_runtime();
         runtime.block_on(async {
             let caller = phone().await;
             let (_session, mut events) =

@@ -1092,20 +1092,20 @@ Path: sip:edge.example;lr\r\nAuthorization: {answer}\r\nContent-Length: 0\r\n\r\
     );
 }
 
+/// The configuration of the first media session the rig's switch started, if any.
+fn started_session(rig: &Rig) -> Option<media::SessionConfig> {
+    rig.media_ops.iter().find_map(|op| match op {
+        super::media_plane::MediaOp::Start(config) => Some(config.clone()),
+        _ => None,
+    })
+}
+
 #[test]
 fn a_session_that_cannot_start_ends_its_call_and_its_busy_pair_stays_out_of_the_pool() {
     use super::media_events::BUSY_PORT_QUARANTINE;
-    use super::media_plane::MediaOp;
     let mut rig = Rig::new();
     connected_anchored(&mut rig, "busy-1");
-    let config = rig
-        .media_ops
-        .iter()
-        .find_map(|op| match op {
-            MediaOp::Start(config) => Some(config.clone()),
-            _ => None,
-        })
-        .expect("the anchored call started a media session");
+    let config = started_session(&rig).expect("the anchored call started a media session");
     let free_while_connected = rig.switch.media.free_pairs();
     // The session's worker found the trunk-side pair held by someone else when it took the
     // sockets.
@@ -1142,7 +1142,6 @@ fn a_session_that_cannot_start_ends_its_call_and_its_busy_pair_stays_out_of_the_
 fn a_port_pair_another_process_holds_is_passed_over_before_any_sdp_names_it() {
     use super::media_events::BUSY_PORT_QUARANTINE;
     use super::media_plane::testing::HeldElsewhere;
-    use super::media_plane::MediaOp;
     let mut rig = Rig::new();
     // The first pair of the range (20000) is held by another process.
     rig.switch
@@ -1154,14 +1153,7 @@ fn a_port_pair_another_process_holds_is_passed_over_before_any_sdp_names_it() {
         "{}",
         agent_invite.text
     );
-    let config = rig
-        .media_ops
-        .iter()
-        .find_map(|op| match op {
-            MediaOp::Start(config) => Some(config.clone()),
-            _ => None,
-        })
-        .expect("the call is connected and its session started");
+    let config = started_session(&rig).expect("the call is connected and its session started");
     assert_ne!(config.trunk_ports.rtp(), 20000);
     assert_ne!(config.agent_ports.rtp(), 20000);
     assert_eq!(rig.switch.metrics.rtp_ports_busy.get(), 1);
