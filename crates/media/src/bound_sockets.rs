@@ -67,6 +67,16 @@ enum Kept {
     Registered { worker: usize, socket: UdpSocket },
 }
 
+impl Kept {
+    /// The socket itself, for system calls made directly (whether registered or not).
+    fn sock_ref(&self) -> socket2::SockRef<'_> {
+        match self {
+            Kept::Held(socket) => socket2::SockRef::from(socket),
+            Kept::Registered { socket, .. } => socket2::SockRef::from(socket),
+        }
+    }
+}
+
 /// The store shared by the media workers. Cloning shares it.
 #[derive(Debug, Clone, Default)]
 pub struct BoundSockets {
@@ -133,12 +143,8 @@ impl BoundSockets {
         let kept_already = {
             let kept = self.lock();
             addresses.map(|address| match kept.get(&address) {
-                Some(Kept::Registered { socket, .. }) => {
-                    stale += drain_stale(socket2::SockRef::from(socket));
-                    true
-                }
-                Some(Kept::Held(socket)) => {
-                    stale += drain_stale(socket2::SockRef::from(socket));
+                Some(socket) => {
+                    stale += drain_stale(socket.sock_ref());
                     true
                 }
                 None => false,

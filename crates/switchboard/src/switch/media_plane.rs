@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// What the I/O edge must do with media sessions.
 #[derive(Debug)]
 pub enum MediaOp {
-    /// Bind the call's ports and start its session.
+    /// Start the call's session on the sockets held for its ports.
     Start(media::SessionConfig),
     /// Pass a command to a running session.
     Command {
