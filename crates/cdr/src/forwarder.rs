@@ -1,12 +1,20 @@
 //! Moves journaled records to the sinks, then advances the checkpoint and deletes segments.
 //!
-//! The forwarder reads the journal files themselves (not an in-memory copy), so records sent
-//! live and records recovered after a crash take the same path. Typical use from the
-//! binary's journal thread:
+//! Records come from two places. The journal's writer hands over the records a sync has just
+//! made durable ([`Forwarder::hand_over`]), and while they continue exactly where forwarding
+//! stands they are forwarded from memory. Everything else is read back from the segment
+//! files: what a crash left behind (startup replay), and whatever the in-memory copy does not
+//! cover — the oldest records once more than `max_handed_records` wait (a sink down for a
+//! while), or a sequence number the writer skipped. Either way the sinks get the same records:
+//! the journal line is the JSON of the very record handed over, and it reads back equal.
+//! Reading every record back had been a tenth of the CPU a call costs (issue 12).
+//!
+//! Typical use from the binary's forwarder thread:
 //!
 //! ```text
 //! at start:      forwarder.forward(u64::MAX)   // replay what a crash left behind
-//! after a sync:  if forwarder.forward_due(journal.durable_seq(), now) {
+//! after a sync:  forwarder.hand_over(records_just_made_durable);
+//!                if forwarder.forward_due(journal.durable_seq(), now) {
 //!                    forwarder.forward(journal.durable_seq())
 //!                }
 //! at shutdown:   forwarder.forward(journal.durable_seq()); forwarder.save_checkpoint()
@@ -20,6 +28,7 @@
 //! blocks the journal (which keeps accepting records, bounded by its segment files on disk).
 //! The checkpoint is the highest sequence *every* sink has stored.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -62,6 +71,10 @@ pub struct ForwarderConfig {
     pub max_lag_records: u64,
     /// `forward_due` says yes once a durable record has waited this long (default 1 s).
     pub max_lag: Duration,
+    /// Most handed-over records kept in memory (default 16 384); past it the oldest are
+    /// dropped and read back from the journal files when their turn comes, so a sink that
+    /// is down for long costs disk reads later, not unbounded memory now.
+    pub max_handed_records: usize,
 }
 
 impl Default for ForwarderConfig {
@@ -71,6 +84,7 @@ impl Default for ForwarderConfig {
             checkpoint_every_records: 16_384,
             max_lag_records: 4096,
             max_lag: Duration::from_secs(1),
+            max_handed_records: 16_384,
         }
     }
 }
@@ -98,7 +112,13 @@ pub struct Forwarder {
     config: ForwarderConfig,
     sinks: Vec<SinkSlot>,
     cursor: JournalCursor,
-    /// Read from the journal but not yet stored by every sink.
+    /// Durable records handed over by the journal's writer, in sequence order.
+    handed: VecDeque<Record>,
+    /// Highest sequence moved into `batch`, from memory or from the files.
+    read_seq: u64,
+    /// Records read back from the journal files.
+    read_back: u64,
+    /// Read but not yet stored by every sink.
     batch: Vec<(u64, Record)>,
     /// Highest sequence every sink has stored.
     forwarded_seq: u64,
@@ -131,11 +151,25 @@ impl Forwarder {
                     stored_seq: checkpoint,
                 })
                 .collect(),
+            handed: VecDeque::new(),
+            read_seq: checkpoint,
+            read_back: 0,
             batch: Vec::new(),
             forwarded_seq: checkpoint,
             saved_checkpoint: checkpoint,
             lag_started: None,
         })
+    }
+
+    /// Takes records the journal has made durable, in sequence order, so that they need not
+    /// be read back from its files. Records already read from the files are ignored.
+    pub fn hand_over(&mut self, records: impl IntoIterator<Item = Record>) {
+        self.handed.extend(records);
+        let excess = self
+            .handed
+            .len()
+            .saturating_sub(self.config.max_handed_records);
+        self.handed.drain(..excess);
     }
 
     /// Whether enough durable records wait, or have waited long enough, to forward now.
@@ -200,6 +234,7 @@ impl Forwarder {
         // keeps "behind" from staying true forever (which kept a stopping node from exiting).
         if up_to != u64::MAX && up_to > self.forwarded_seq {
             self.forwarded_seq = up_to;
+            self.read_seq = self.read_seq.max(up_to);
             progress.forwarded_seq = up_to;
         }
         self.lag_started = None;
@@ -230,14 +265,51 @@ impl Forwarder {
         self.cursor.skipped()
     }
 
+    /// Records read back from the journal files rather than taken from memory.
+    pub fn read_back_records(&self) -> u64 {
+        self.read_back
+    }
+
     fn fill_batch(&mut self, up_to: u64) -> Result<(), ForwardError> {
         while self.batch.len() < self.config.max_batch_records.max(1) {
+            if let Some(record) = self.next_handed(up_to) {
+                self.read_seq = record.seq();
+                self.batch.push((self.read_seq, record));
+                continue;
+            }
+            if self.read_seq >= up_to {
+                break;
+            }
+            // The next record is not in memory: read it from the files, from where memory
+            // left off (a full pass over its segment, so only when memory falls short).
+            if self.cursor.after_seq() != self.read_seq {
+                self.cursor.restart_after(self.read_seq);
+            }
             match self.cursor.next_record(up_to, PartialTail::Wait)? {
-                Some(record) => self.batch.push((record.seq(), record)),
+                Some(record) => {
+                    self.read_seq = record.seq();
+                    self.read_back += 1;
+                    self.batch.push((self.read_seq, record));
+                }
                 None => break,
             }
         }
         Ok(())
+    }
+
+    /// The handed-over record that comes right after `read_seq`, if memory has it; drops the
+    /// ones already read from the files.
+    fn next_handed(&mut self, up_to: u64) -> Option<Record> {
+        while let Some(seq) = self.handed.front().map(Record::seq) {
+            if seq <= self.read_seq {
+                self.handed.pop_front();
+            } else if seq == self.read_seq.saturating_add(1) && seq <= up_to {
+                return self.handed.pop_front();
+            } else {
+                return None;
+            }
+        }
+        None
     }
 
     fn maybe_save_checkpoint(&mut self) -> Result<usize, ForwardError> {

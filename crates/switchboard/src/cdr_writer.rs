@@ -6,8 +6,10 @@
 //! batches records (one fdatasync per batch, at most `SYNC_DELAY` late), so this costs
 //! milliseconds, not a disk write per call.
 //!
-//! The forwarder thread copies durable records from the journal files into the sinks (daily
-//! files, PostgreSQL) and advances the checkpoint. It is separate so that a slow or dead sink
+//! The forwarder thread copies durable records into the sinks (daily files, PostgreSQL) and
+//! advances the checkpoint. The journal thread hands it each synced batch's records in memory;
+//! it reads the journal files back only for what memory does not hold (the replay at start,
+//! a sink down for long, see `cdr::forwarder`). It is separate so that a slow or dead sink
 //! — a database restarting — never delays the journal and therefore never delays a call. A
 //! failing disk does not block calls either: the journal thread still reports the records as
 //! settled, counts the error and keeps them in its bounded backlog to retry.
@@ -61,6 +63,9 @@ pub struct CdrStats {
     pub unforwarded: AtomicU64,
     /// Journal or sink errors.
     pub errors: AtomicU64,
+    /// Records the forwarder read back from the journal files instead of taking them from
+    /// the journal thread's hand-over (the replay at start, a sink down for long).
+    pub read_back: AtomicU64,
 }
 
 /// Where the CDRs go, from configuration.
@@ -125,20 +130,20 @@ impl CdrWriter {
         let stats = Arc::new(CdrStats::default());
         let durable_seq = Arc::new(AtomicU64::new(journal.durable_seq()));
         let (jobs, job_rx) = std::sync::mpsc::channel();
-        let (wake, wake_rx) = std::sync::mpsc::channel();
+        let (handed, handed_rx) = std::sync::mpsc::channel();
         let journal_thread = {
             let (stats, durable_seq, errors) = (stats.clone(), durable_seq.clone(), errors.clone());
             std::thread::Builder::new()
                 .name("cdr-journal".into())
                 .spawn(move || {
-                    run_journal(journal, job_rx, durable, wake, durable_seq, stats, errors)
+                    run_journal(journal, job_rx, durable, handed, durable_seq, stats, errors)
                 })?
         };
         let forwarder_thread = {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("cdr-forwarder".into())
-                .spawn(move || run_forwarder(forwarder, wake_rx, durable_seq, stats, errors))?
+                .spawn(move || run_forwarder(forwarder, handed_rx, durable_seq, stats, errors))?
         };
         Ok(Self {
             jobs,
@@ -166,7 +171,7 @@ impl CdrWriter {
         if let Some(thread) = self.journal_thread.take() {
             let _ = thread.join();
         }
-        // The journal thread dropped its wake-up sender: the forwarder drains and exits.
+        // The journal thread dropped its sender of durable records: the forwarder drains and exits.
         if let Some(thread) = self.forwarder_thread.take() {
             let _ = thread.join();
         }
@@ -182,13 +187,15 @@ fn run_journal(
     mut journal: Journal,
     jobs: Receiver<Job>,
     durable: UnboundedSender<Vec<u64>>,
-    wake_forwarder: Sender<()>,
+    forwarder: Sender<Vec<Record>>,
     durable_seq: Arc<AtomicU64>,
     stats: Arc<CdrStats>,
     errors: IntCounter,
 ) {
     // Tokens of records appended but not yet synced, with their sequence numbers.
     let mut waiting: Vec<(u64, u64)> = Vec::new();
+    // The same records, stamped, for the forwarder once they are durable.
+    let mut unsynced: Vec<Record> = Vec::new();
     let mut stopping = false;
     let mut retry = SyncRetry::default();
     loop {
@@ -200,9 +207,12 @@ fn run_journal(
         let deadline = retry.wake_at(journal.flush_deadline());
         // Journals one job; true when the writer is to stop.
         let mut take = |job: Result<Job, TryRecvError>| match job {
-            Ok(Job::Write { record, token }) => {
-                match journal.append(&record) {
-                    Ok(seq) => waiting.push((seq, token)),
+            Ok(Job::Write { mut record, token }) => {
+                match journal.append_stamping(&mut record) {
+                    Ok(seq) => {
+                        waiting.push((seq, token));
+                        unsynced.push(*record);
+                    }
                     Err(error) => {
                         // The record cannot even be buffered (backlog full or invalid): settle
                         // the call anyway so signalling is never held hostage by the disk.
@@ -254,6 +264,12 @@ fn run_journal(
                 }
             }
             let synced = journal.durable_seq();
+            // Handed over before `durable_seq` says they are durable, so a forwarder that has
+            // read `durable_seq` finds every record up to it in its channel.
+            let durable_records = unsynced.partition_point(|record| record.seq() <= synced);
+            if durable_records > 0 {
+                let _ = forwarder.send(unsynced.drain(..durable_records).collect());
+            }
             durable_seq.store(synced, Ordering::Release);
             let (done, still): (Vec<_>, Vec<_>) =
                 waiting.iter().partition(|(seq, _)| *seq <= synced);
@@ -271,7 +287,6 @@ fn run_journal(
                     .filter(|t| *t != NO_TOKEN)
                     .collect();
                 let _ = durable.send(tokens);
-                let _ = wake_forwarder.send(());
             }
         }
         if stopping {
@@ -329,7 +344,7 @@ impl SyncRetry {
 
 fn run_forwarder(
     mut forwarder: Forwarder,
-    wake: Receiver<()>,
+    durable_records: Receiver<Vec<Record>>,
     durable_seq: Arc<AtomicU64>,
     stats: Arc<CdrStats>,
     errors: IntCounter,
@@ -345,6 +360,9 @@ fn run_forwarder(
             durable.saturating_sub(forwarder.forwarded_seq()),
             Ordering::Relaxed,
         );
+        stats
+            .read_back
+            .store(forwarder.read_back_records(), Ordering::Relaxed);
         if stopping && (!behind || failing) {
             break;
         }
@@ -355,14 +373,29 @@ fn run_forwarder(
             (false, false) => None,
         };
         let woke = match timeout {
-            _ if stopping => Ok(()),
-            Some(t) => wake.recv_timeout(t),
-            None => wake.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            _ if stopping => Err(RecvTimeoutError::Timeout),
+            Some(t) => durable_records.recv_timeout(t),
+            None => durable_records
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
         };
-        if woke == Err(RecvTimeoutError::Disconnected) {
-            stopping = true;
+        match woke {
+            Ok(records) => forwarder.hand_over(records),
+            Err(RecvTimeoutError::Disconnected) => stopping = true,
+            Err(RecvTimeoutError::Timeout) => {}
         }
         let durable = durable_seq.load(Ordering::Acquire);
+        // Every record up to `durable` was sent before it was stored (see `run_journal`).
+        loop {
+            match durable_records.try_recv() {
+                Ok(records) => forwarder.hand_over(records),
+                Err(TryRecvError::Disconnected) => {
+                    stopping = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
         if stopping || failing || forwarder.forward_due(durable, Instant::now()) {
             match forward(&mut forwarder, durable, &stats, &errors) {
                 Ok(()) => {
@@ -513,6 +546,43 @@ mod tests {
         retry.record(now, true);
         assert!(retry.allows(now));
         assert_eq!(retry.wake_at(batch_due), batch_due);
+    }
+
+    /// Live records reach the daily file from the journal thread's hand-over, not by reading
+    /// the journal back; a restart replays from the files what was not forwarded.
+    #[test]
+    fn live_records_are_forwarded_from_memory_and_replayed_from_the_files_after_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (live, mut durable) = writer(dir.path());
+        for token in 1..=20 {
+            live.write(record(&format!("a{token}")), token);
+        }
+        let mut settled = 0;
+        while settled < 20 {
+            settled += durable.blocking_recv().expect("the writer reports").len();
+        }
+        let stats = live.stats.clone();
+        live.stop();
+        assert_eq!(stats.read_back.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.unforwarded.load(Ordering::Relaxed), 0);
+        let day_file = dir.path().join("cdr-2027-01-15.jsonl");
+        let lines = |path: &Path| {
+            std::fs::read_to_string(path)
+                .expect("daily file")
+                .lines()
+                .count()
+        };
+        assert_eq!(lines(&day_file), 20);
+
+        // A crash after journaling and before forwarding: the checkpoint and the daily file
+        // are set back, and the next start reads the records from the journal.
+        std::fs::remove_file(dir.path().join("journal").join("checkpoint")).expect("checkpoint");
+        std::fs::remove_file(&day_file).expect("daily file");
+        let (restarted, _durable) = writer(dir.path());
+        let stats = restarted.stats.clone();
+        restarted.stop();
+        assert_eq!(stats.read_back.load(Ordering::Relaxed), 20);
+        assert_eq!(lines(&day_file), 20);
     }
 
     /// A record written just before the stop is synced and reported before the threads end.

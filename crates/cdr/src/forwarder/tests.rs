@@ -323,3 +323,192 @@ fn a_number_the_journal_skipped_after_a_crash_is_not_waited_for() {
     assert_eq!(sink.stored(), vec![2]);
     assert_eq!(forwarder.forwarded_seq(), 2);
 }
+
+/// What the journal's writer does: journals records, syncs, and keeps the records it can hand
+/// over (stamped with their sequence numbers).
+fn journal_durable(journal: &mut Journal, records: Vec<Record>) -> Vec<Record> {
+    let records = records
+        .into_iter()
+        .map(|mut record| {
+            journal.append_stamping(&mut record).unwrap();
+            record
+        })
+        .collect();
+    journal.sync().unwrap();
+    records
+}
+
+fn calls(ids: &[&str]) -> Vec<Record> {
+    ids.iter().map(|id| call(id)).collect()
+}
+
+#[test]
+fn records_handed_over_are_forwarded_without_reading_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    forwarder.forward(u64::MAX).unwrap();
+    let durable = journal_durable(&mut journal, calls(&["a", "b", "c"]));
+    forwarder.hand_over(durable);
+    forwarder.forward(journal.durable_seq()).unwrap();
+    let durable = journal_durable(&mut journal, calls(&["d"]));
+    forwarder.hand_over(durable);
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), vec![1, 2, 3, 4]);
+    assert_eq!(forwarder.read_back_records(), 0);
+    assert_eq!(read_checkpoint(dir.path()).unwrap(), 4);
+}
+
+/// The daily files hold the same bytes whether the forwarder took the records from memory or
+/// read them back from the journal (a replay after a crash writes what live forwarding would).
+#[test]
+fn the_daily_files_are_the_same_from_memory_as_from_the_journal() {
+    let mut state = Record::AgentState(crate::model::fixtures::not_ready_period());
+    if let Record::AgentState(period) = &mut state {
+        period.ended = period.ended.replace_nanosecond(123_456_789).unwrap();
+    }
+    let mut transferred = answered_call();
+    transferred.id = "with \"quotes\", commas and 中文".into();
+    transferred.talk_s = 0.1 + 0.2;
+    let records = vec![call("a"), state, Record::Call(transferred)];
+    let mut texts = Vec::new();
+    for from_memory in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_dir = dir.path().join("journal");
+        let mut journal = Journal::open(&journal_dir, JournalConfig::default()).unwrap();
+        let file_sink = FileSink::open(dir.path(), FileSinkConfig { csv: true }).unwrap();
+        let mut forwarder = Forwarder::open(
+            &journal_dir,
+            vec![Box::new(file_sink)],
+            ForwarderConfig::default(),
+        )
+        .unwrap();
+        let durable = journal_durable(&mut journal, records.clone());
+        if from_memory {
+            forwarder.hand_over(durable);
+        }
+        forwarder.forward(journal.durable_seq()).unwrap();
+        let read_back = if from_memory { 0 } else { 3 };
+        assert_eq!(forwarder.read_back_records(), read_back);
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&path).unwrap())
+            })
+            .collect();
+        files.sort();
+        assert!(files.len() >= 2, "a JSON and a CSV file: {files:?}");
+        texts.push(files);
+    }
+    assert_eq!(texts[0], texts[1]);
+}
+
+/// What memory lacks — here the first three records, as after a hand-over that dropped its
+/// oldest — is read from the files, then forwarding goes on from memory.
+#[test]
+fn what_memory_lacks_is_read_from_the_files_then_memory_takes_over_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    let mut durable = journal_durable(&mut journal, calls(&["a", "b", "c", "d", "e", "f"]));
+    forwarder.hand_over(durable.split_off(3));
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), (1..=6).collect::<Vec<u64>>());
+    assert_eq!(forwarder.read_back_records(), 3);
+    let durable = journal_durable(&mut journal, calls(&["g", "h"]));
+    forwarder.hand_over(durable);
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), (1..=8).collect::<Vec<u64>>());
+    assert_eq!(forwarder.read_back_records(), 3);
+}
+
+/// While a sink is down, memory holds at most `max_handed_records`; the records it dropped are
+/// read from the files once the sink is back, and every record reaches the sink once.
+#[test]
+fn a_sink_down_for_long_costs_file_reads_later_not_memory_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        ForwarderConfig {
+            max_handed_records: 2,
+            ..small_checkpoints()
+        },
+    )
+    .unwrap();
+    sink.fail(true);
+    let durable = journal_durable(&mut journal, calls(&["a", "b"]));
+    forwarder.hand_over(durable);
+    assert!(forwarder.forward(journal.durable_seq()).is_err());
+    for ids in [["c", "d"], ["e", "f"]] {
+        let durable = journal_durable(&mut journal, calls(&ids));
+        forwarder.hand_over(durable);
+        assert!(forwarder.forward(journal.durable_seq()).is_err());
+        assert!(forwarder.handed.len() <= 2);
+    }
+    sink.fail(false);
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), (1..=6).collect::<Vec<u64>>());
+    assert_eq!(
+        forwarder.read_back_records(),
+        2,
+        "c and d, dropped from memory"
+    );
+    assert!(forwarder.handed.is_empty());
+}
+
+/// Records replayed from the files at start-up and then handed over by the writer (it was
+/// already journaling while the replay ran) reach the sink once.
+#[test]
+fn records_replayed_at_start_are_not_forwarded_again_when_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    let mut durable = journal_durable(&mut journal, calls(&["a", "b", "c"]));
+    forwarder.forward(u64::MAX).unwrap();
+    durable.extend(journal_durable(&mut journal, calls(&["d"])));
+    forwarder.hand_over(durable);
+    forwarder.forward(journal.durable_seq()).unwrap();
+    assert_eq!(sink.stored(), vec![1, 2, 3, 4]);
+    assert_eq!(forwarder.read_back_records(), 3);
+}
+
+/// A record the journal refused keeps its old sequence number: the writer never hands over a
+/// record stamped with a number that is not on disk.
+#[test]
+fn a_refused_record_is_not_stamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let mut bad = answered_call();
+    bad.seq = 77;
+    bad.talk_s = f64::NAN;
+    let mut bad = Record::Call(bad);
+    assert!(journal.append_stamping(&mut bad).is_err());
+    assert_eq!(bad.seq(), 77);
+    let mut good = call("a");
+    assert_eq!(journal.append_stamping(&mut good).unwrap(), 1);
+    assert_eq!(good.seq(), 1);
+}

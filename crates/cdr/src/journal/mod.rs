@@ -172,6 +172,14 @@ impl Journal {
     ///
     /// The record is not durable until a [`sync`](Self::sync) covering it succeeds.
     pub fn append(&mut self, record: &Record) -> Result<u64, JournalError> {
+        self.append_stamping(&mut record.clone())
+    }
+
+    /// Buffers a record and stamps it with the sequence number it was given (also returned),
+    /// so that a caller that keeps the record holds exactly what the journal line says.
+    ///
+    /// On error the record keeps the sequence number it had.
+    pub fn append_stamping(&mut self, record: &mut Record) -> Result<u64, JournalError> {
         if self.batch_records >= self.config.max_pending_records {
             return Err(JournalError::BacklogFull {
                 pending: self.batch_records,
@@ -179,11 +187,12 @@ impl Journal {
         }
         record.validate()?;
         let seq = self.next_seq;
-        let mut stamped = record.clone();
-        stamped.set_seq(seq);
+        let unstamped = record.seq();
+        record.set_seq(seq);
         let before = self.batch.len();
-        if let Err(e) = serde_json::to_writer(&mut self.batch, &stamped) {
+        if let Err(e) = serde_json::to_writer(&mut self.batch, &*record) {
             self.batch.truncate(before);
+            record.set_seq(unstamped);
             return Err(JournalError::Serialize(e));
         }
         self.batch.push(b'\n');

@@ -87,6 +87,21 @@ impl JournalCursor {
         self.skipped
     }
 
+    /// The highest sequence yielded (or the one the cursor started after).
+    pub(crate) fn after_seq(&self) -> u64 {
+        self.after_seq
+    }
+
+    /// Moves the cursor to just after `seq`, which the caller has from elsewhere (the
+    /// forwarder's in-memory copy): the next read starts over in the segment that may hold
+    /// `seq + 1`, and the records up to `seq` read again there are not counted as duplicates.
+    pub(crate) fn restart_after(&mut self, seq: u64) {
+        self.start_after = seq;
+        self.after_seq = seq;
+        self.current = None;
+        self.peeked = None;
+    }
+
     /// The next record with `seq <= up_to`, or `None` if there is none (yet).
     pub(crate) fn next_record(
         &mut self,
