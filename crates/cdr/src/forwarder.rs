@@ -274,6 +274,9 @@ impl Forwarder {
         while self.batch.len() < self.config.max_batch_records.max(1) {
             if let Some(record) = self.next_handed(up_to) {
                 self.read_seq = record.seq();
+                // The cursor lets go of the segment it had open (from the replay at start):
+                // held open, a segment deleted once forwarded would keep its disk space.
+                self.cursor.restart_after(self.read_seq);
                 self.batch.push((self.read_seq, record));
                 continue;
             }
@@ -281,7 +284,8 @@ impl Forwarder {
                 break;
             }
             // The next record is not in memory: read it from the files, from where memory
-            // left off (a full pass over its segment, so only when memory falls short).
+            // left off (after memory, a pass over its segment from the start, so only when
+            // memory falls short).
             if self.cursor.after_seq() != self.read_seq {
                 self.cursor.restart_after(self.read_seq);
             }

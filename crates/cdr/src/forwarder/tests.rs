@@ -512,3 +512,49 @@ fn a_refused_record_is_not_stamped() {
     assert_eq!(journal.append_stamping(&mut good).unwrap(), 1);
     assert_eq!(good.seq(), 1);
 }
+
+/// The segment the replay at start left open is let go once memory takes over, so deleting it
+/// after forwarding frees its disk space (a file held open keeps it).
+#[test]
+fn a_segment_forwarded_from_memory_is_not_held_open_after_its_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let mut journal = Journal::open(
+        dir.path(),
+        JournalConfig {
+            max_segment_bytes: 3000,
+            ..JournalConfig::default()
+        },
+    )
+    .unwrap();
+    let mut forwarder = Forwarder::open(
+        dir.path(),
+        vec![Box::new(sink.clone())],
+        small_checkpoints(),
+    )
+    .unwrap();
+    // The replay at start reads the first segment and keeps it open.
+    journal.append(&call("before")).unwrap();
+    journal.sync().unwrap();
+    forwarder.forward(u64::MAX).unwrap();
+    for i in 0..8 {
+        let durable = journal_durable(&mut journal, calls(&[&format!("c{i}")]));
+        forwarder.hand_over(durable);
+        forwarder.forward(journal.durable_seq()).unwrap();
+    }
+    assert_eq!(sink.stored(), (1..=9).collect::<Vec<u64>>());
+    assert_eq!(
+        list_segments(dir.path()).unwrap().len(),
+        1,
+        "older ones deleted"
+    );
+    let held_deleted: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| {
+            target.starts_with(&*dir.path().to_string_lossy()) && target.ends_with("(deleted)")
+        })
+        .collect();
+    assert!(held_deleted.is_empty(), "{held_deleted:?}");
+}
