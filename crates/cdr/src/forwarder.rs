@@ -7,12 +7,12 @@
 //! cover — the oldest records once more than `max_handed_records` wait (a sink down for a
 //! while), or a sequence number the writer skipped. Either way the sinks get the same records:
 //! the journal line is the JSON of the very record handed over, and it reads back equal.
-//! Reading every record back had been a tenth of the CPU a call costs (issue 12).
+//! Reading every record back had cost 5 % of the CPU of a call (issue 12, docs/scaling.md).
 //!
 //! Typical use from the binary's forwarder thread:
 //!
 //! ```text
-//! at start:      forwarder.forward(u64::MAX)   // replay what a crash left behind
+//! at start:      forwarder.forward(journal.durable_seq())   // replay what a crash left behind
 //! after a sync:  forwarder.hand_over(records_just_made_durable);
 //!                if forwarder.forward_due(journal.durable_seq(), now) {
 //!                    forwarder.forward(journal.durable_seq())
@@ -114,6 +114,8 @@ pub struct Forwarder {
     cursor: JournalCursor,
     /// Durable records handed over by the journal's writer, in sequence order.
     handed: VecDeque<Record>,
+    /// Highest sequence ever handed over: durable, since only durable records are.
+    handed_seq: u64,
     /// Highest sequence moved into `batch`, from memory or from the files.
     read_seq: u64,
     /// Records read back from the journal files.
@@ -152,6 +154,7 @@ impl Forwarder {
                 })
                 .collect(),
             handed: VecDeque::new(),
+            handed_seq: checkpoint,
             read_seq: checkpoint,
             read_back: 0,
             batch: Vec::new(),
@@ -165,6 +168,9 @@ impl Forwarder {
     /// be read back from its files. Records already read from the files are ignored.
     pub fn hand_over(&mut self, records: impl IntoIterator<Item = Record>) {
         self.handed.extend(records);
+        if let Some(last) = self.handed.back() {
+            self.handed_seq = self.handed_seq.max(last.seq());
+        }
         let excess = self
             .handed
             .len()
@@ -263,6 +269,12 @@ impl Forwarder {
     /// Journal lines skipped so far (torn, malformed, duplicate).
     pub fn skipped(&self) -> SkippedLines {
         self.cursor.skipped()
+    }
+
+    /// The highest sequence handed over so far: a caller that learns what is durable from
+    /// elsewhere too takes the larger of the two, since a hand-over may arrive first.
+    pub fn handed_seq(&self) -> u64 {
+        self.handed_seq
     }
 
     /// Records read back from the journal files rather than taken from memory.

@@ -17,7 +17,7 @@
 use cdr::journal::{Journal, JournalConfig};
 use cdr::postgres::PostgresConfig;
 use cdr::sink::{FileSink, FileSinkConfig, PostgresSink, Sink};
-use cdr::{Forwarder, ForwarderConfig, Record};
+use cdr::{ForwardProgress, Forwarder, ForwarderConfig, Record};
 use prometheus::IntCounter;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +128,8 @@ impl CdrWriter {
             },
         )?;
         let stats = Arc::new(CdrStats::default());
-        let durable_seq = Arc::new(AtomicU64::new(journal.durable_seq()));
+        let journal_on_disk = journal.durable_seq();
+        let durable_seq = Arc::new(AtomicU64::new(journal_on_disk));
         let (jobs, job_rx) = std::sync::mpsc::channel();
         let (handed, handed_rx) = std::sync::mpsc::channel();
         let journal_thread = {
@@ -141,9 +142,12 @@ impl CdrWriter {
         };
         let forwarder_thread = {
             let stats = stats.clone();
+            let on_disk = journal_on_disk;
             std::thread::Builder::new()
                 .name("cdr-forwarder".into())
-                .spawn(move || run_forwarder(forwarder, handed_rx, durable_seq, stats, errors))?
+                .spawn(move || {
+                    run_forwarder(forwarder, on_disk, handed_rx, durable_seq, stats, errors)
+                })?
         };
         Ok(Self {
             jobs,
@@ -265,7 +269,9 @@ fn run_journal(
             }
             let synced = journal.durable_seq();
             // Handed over before `durable_seq` says they are durable, so a forwarder that has
-            // read `durable_seq` finds every record up to it in its channel.
+            // read `durable_seq` finds every record up to it in its channel. (A forwarder woken
+            // by the hand-over may read `durable_seq` before it moves: it takes the records'
+            // own sequence numbers as durable too, see `run_forwarder`.)
             let durable_records = unsynced.partition_point(|record| record.seq() <= synced);
             if durable_records > 0 {
                 let _ = forwarder.send(unsynced.drain(..durable_records).collect());
@@ -344,17 +350,34 @@ impl SyncRetry {
 
 fn run_forwarder(
     mut forwarder: Forwarder,
+    on_disk_at_start: u64,
     durable_records: Receiver<Vec<Record>>,
     durable_seq: Arc<AtomicU64>,
     stats: Arc<CdrStats>,
     errors: IntCounter,
 ) {
-    // Start-up: replay what a crash left in the journal.
+    // Start-up: replay what a crash left in the journal, up to what was on disk when it was
+    // opened; every record journaled since comes through the channel.
     let mut retry_delay = Duration::from_millis(100);
-    let mut failing = forward(&mut forwarder, u64::MAX, &stats, &errors).is_err();
+    let replay = forward(&mut forwarder, on_disk_at_start, &stats, &errors);
+    if let Ok(progress) = replay {
+        if progress.forwarded_records > 0 {
+            tracing::info!(
+                records = progress.forwarded_records,
+                "CDRs recovered from the journal"
+            );
+        }
+    }
+    let mut failing = replay.is_err();
     let mut stopping = false;
+    // What is durable: the journal's mark, or the records handed over, whichever is further.
+    let durable_now = |forwarder: &Forwarder| {
+        durable_seq
+            .load(Ordering::Acquire)
+            .max(forwarder.handed_seq())
+    };
     loop {
-        let durable = durable_seq.load(Ordering::Acquire);
+        let durable = durable_now(&forwarder);
         let behind = durable > forwarder.forwarded_seq();
         stats.unforwarded.store(
             durable.saturating_sub(forwarder.forwarded_seq()),
@@ -384,8 +407,8 @@ fn run_forwarder(
             Err(RecvTimeoutError::Disconnected) => stopping = true,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let durable = durable_seq.load(Ordering::Acquire);
-        // Every record up to `durable` was sent before it was stored (see `run_journal`).
+        let mark = durable_seq.load(Ordering::Acquire);
+        // Every record up to `mark` was sent before it was stored (see `run_journal`).
         loop {
             match durable_records.try_recv() {
                 Ok(records) => forwarder.hand_over(records),
@@ -396,9 +419,10 @@ fn run_forwarder(
                 Err(TryRecvError::Empty) => break,
             }
         }
+        let durable = mark.max(forwarder.handed_seq());
         if stopping || failing || forwarder.forward_due(durable, Instant::now()) {
             match forward(&mut forwarder, durable, &stats, &errors) {
-                Ok(()) => {
+                Ok(_) => {
                     failing = false;
                     retry_delay = Duration::from_millis(100);
                 }
@@ -423,17 +447,9 @@ fn forward(
     up_to: u64,
     stats: &CdrStats,
     errors: &IntCounter,
-) -> Result<(), ()> {
+) -> Result<ForwardProgress, ()> {
     match forwarder.forward(up_to) {
-        Ok(progress) => {
-            if up_to == u64::MAX && progress.forwarded_records > 0 {
-                tracing::info!(
-                    records = progress.forwarded_records,
-                    "CDRs recovered from the journal"
-                );
-            }
-            Ok(())
-        }
+        Ok(progress) => Ok(progress),
         Err(error) => {
             tracing::warn!(%error, "CDR sink write failed; will retry");
             count_error(stats, errors);
@@ -583,6 +599,54 @@ mod tests {
         restarted.stop();
         assert_eq!(stats.read_back.load(Ordering::Relaxed), 20);
         assert_eq!(lines(&day_file), 20);
+    }
+
+    /// The journal thread hands records over before it moves the durable mark, so a forwarder
+    /// woken by the hand-over may read the mark before it moves, then sleep with nothing more
+    /// to come. The records themselves say they are durable: here the mark never moves, as if
+    /// the journal thread stayed preempted between the two, and the record still reaches the
+    /// daily file while the forwarder runs (not only at its stop).
+    #[test]
+    fn records_handed_over_before_the_durable_mark_moves_are_forwarded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let journal_dir = dir.path().join("journal");
+        let mut journal = Journal::open(&journal_dir, JournalConfig::default()).expect("journal");
+        let file_sink =
+            FileSink::open(dir.path(), FileSinkConfig { csv: false }).expect("file sink");
+        let forwarder = Forwarder::open(
+            &journal_dir,
+            vec![Box::new(file_sink)],
+            ForwarderConfig {
+                max_lag: FORWARD_LAG,
+                ..ForwarderConfig::default()
+            },
+        )
+        .expect("forwarder");
+        let mark = Arc::new(AtomicU64::new(journal.durable_seq()));
+        let (handed, handed_rx) = std::sync::mpsc::channel();
+        let stats = Arc::new(CdrStats::default());
+        let errors = IntCounter::new("test_cdr_errors", "test").expect("metric");
+        let thread = {
+            let (mark, stats) = (mark.clone(), stats.clone());
+            std::thread::spawn(move || run_forwarder(forwarder, 0, handed_rx, mark, stats, errors))
+        };
+        let mut early = record("early");
+        journal.append_stamping(&mut early).expect("journaled");
+        journal.sync().expect("synced");
+        handed.send(vec![early]).expect("forwarder listens");
+        let day_file = dir.path().join("cdr-2027-01-15.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&day_file).is_ok_and(|text| text.contains("early")) {
+            assert!(
+                Instant::now() < deadline,
+                "the handed-over record never reached the daily file"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(mark.load(Ordering::Relaxed), 0, "the mark never moved");
+        drop(handed);
+        thread.join().expect("forwarder thread");
+        assert_eq!(stats.read_back.load(Ordering::Relaxed), 0);
     }
 
     /// A record written just before the stop is synced and reported before the threads end.

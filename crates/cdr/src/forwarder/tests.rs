@@ -373,10 +373,10 @@ fn the_daily_files_are_the_same_from_memory_as_from_the_journal() {
     if let Record::AgentState(period) = &mut state {
         period.ended = period.ended.replace_nanosecond(123_456_789).unwrap();
     }
-    let mut transferred = answered_call();
-    transferred.id = "with \"quotes\", commas and 中文".into();
-    transferred.talk_s = 0.1 + 0.2;
-    let records = vec![call("a"), state, Record::Call(transferred)];
+    let mut quoted = answered_call();
+    quoted.id = "with \"quotes\", commas and 中文".into();
+    quoted.talk_s = 0.1 + 0.2;
+    let records = vec![call("a"), state, Record::Call(quoted)];
     let mut texts = Vec::new();
     for from_memory in [true, false] {
         let dir = tempfile::tempdir().unwrap();
