@@ -47,6 +47,27 @@ fn call(id: &str) -> Record {
     Record::Call(call)
 }
 
+/// A journal and a forwarder into one memory sink, in a directory of their own.
+struct Rig {
+    dir: tempfile::TempDir,
+    sink: MemorySink,
+    journal: Journal,
+    forwarder: Forwarder,
+}
+
+fn rig(config: ForwarderConfig) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = MemorySink::default();
+    let journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
+    let forwarder = Forwarder::open(dir.path(), vec![Box::new(sink.clone())], config).unwrap();
+    Rig {
+        dir,
+        sink,
+        journal,
+        forwarder,
+    }
+}
+
 fn small_checkpoints() -> ForwarderConfig {
     ForwarderConfig {
         max_batch_records: 2,
@@ -57,15 +78,12 @@ fn small_checkpoints() -> ForwarderConfig {
 
 #[test]
 fn forwards_only_durable_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        small_checkpoints(),
-    )
-    .unwrap();
+    let Rig {
+        dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(small_checkpoints());
     for id in ["a", "b", "c"] {
         journal.append(&call(id)).unwrap();
     }
@@ -214,15 +232,12 @@ fn fully_forwarded_segments_are_deleted_but_never_the_newest() {
 
 #[test]
 fn live_partial_line_is_left_until_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        small_checkpoints(),
-    )
-    .unwrap();
+    let Rig {
+        dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(small_checkpoints());
     journal.append(&call("a")).unwrap();
     journal.sync().unwrap();
     let segment = list_segments(dir.path()).unwrap().remove(0).path;
@@ -344,15 +359,12 @@ fn calls(ids: &[&str]) -> Vec<Record> {
 
 #[test]
 fn records_handed_over_are_forwarded_without_reading_the_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        small_checkpoints(),
-    )
-    .unwrap();
+    let Rig {
+        dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(small_checkpoints());
     forwarder.forward(u64::MAX).unwrap();
     let durable = journal_durable(&mut journal, calls(&["a", "b", "c"]));
     forwarder.hand_over(durable);
@@ -416,15 +428,12 @@ fn the_daily_files_are_the_same_from_memory_as_from_the_journal() {
 /// oldest — is read from the files, then forwarding goes on from memory.
 #[test]
 fn what_memory_lacks_is_read_from_the_files_then_memory_takes_over_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        small_checkpoints(),
-    )
-    .unwrap();
+    let Rig {
+        dir: _dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(small_checkpoints());
     let mut durable = journal_durable(&mut journal, calls(&["a", "b", "c", "d", "e", "f"]));
     forwarder.hand_over(durable.split_off(3));
     forwarder.forward(journal.durable_seq()).unwrap();
@@ -441,18 +450,15 @@ fn what_memory_lacks_is_read_from_the_files_then_memory_takes_over_again() {
 /// read from the files once the sink is back, and every record reaches the sink once.
 #[test]
 fn a_sink_down_for_long_costs_file_reads_later_not_memory_now() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        ForwarderConfig {
-            max_handed_records: 2,
-            ..small_checkpoints()
-        },
-    )
-    .unwrap();
+    let Rig {
+        dir: _dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(ForwarderConfig {
+        max_handed_records: 2,
+        ..small_checkpoints()
+    });
     sink.fail(true);
     let durable = journal_durable(&mut journal, calls(&["a", "b"]));
     forwarder.hand_over(durable);
@@ -478,15 +484,12 @@ fn a_sink_down_for_long_costs_file_reads_later_not_memory_now() {
 /// already journaling while the replay ran) reach the sink once.
 #[test]
 fn records_replayed_at_start_are_not_forwarded_again_when_handed_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let sink = MemorySink::default();
-    let mut journal = Journal::open(dir.path(), JournalConfig::default()).unwrap();
-    let mut forwarder = Forwarder::open(
-        dir.path(),
-        vec![Box::new(sink.clone())],
-        small_checkpoints(),
-    )
-    .unwrap();
+    let Rig {
+        dir: _dir,
+        sink,
+        mut journal,
+        mut forwarder,
+    } = rig(small_checkpoints());
     let mut durable = journal_durable(&mut journal, calls(&["a", "b", "c"]));
     forwarder.forward(u64::MAX).unwrap();
     durable.extend(journal_durable(&mut journal, calls(&["d"])));
