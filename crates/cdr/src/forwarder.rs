@@ -14,8 +14,10 @@
 //! ```text
 //! at start:      forwarder.forward(journal.durable_seq())   // replay what a crash left behind
 //! after a sync:  forwarder.hand_over(records_just_made_durable);
-//!                if forwarder.forward_due(journal.durable_seq(), now) {
-//!                    forwarder.forward(journal.durable_seq())
+//!                // the hand-over may arrive before the journal's mark is seen to move
+//!                let durable = journal.durable_seq().max(forwarder.handed_seq());
+//!                if forwarder.forward_due(durable, now) {
+//!                    forwarder.forward(durable)
 //!                }
 //! at shutdown:   forwarder.forward(journal.durable_seq()); forwarder.save_checkpoint()
 //! ```
