@@ -135,10 +135,11 @@ impl BoundSockets {
     pub fn hold(&self, ip: IpAddr, pair: PortPair) -> io::Result<()> {
         let addresses = [pair.rtp(), pair.rtcp()].map(|port| SocketAddr::new(ip, port));
         // Once the pool has cycled, every pair is kept already: one lock, and a read of each
-        // socket that answers "would block" when nothing waited in it. A kept socket may have datagrams of an earlier call queued (that call's peer still
-        // sending after its BYE, or a peer that had our SDP for a call that never started):
-        // dropped now, before the SDP naming the port goes out, so they can neither latch
-        // (symmetric RTP) nor be relayed in the new call, and the new peer's are not lost.
+        // socket that answers "would block" when nothing waited in it. A kept socket may have
+        // datagrams of an earlier call queued (that call's peer still sending after its BYE,
+        // or a peer that had our SDP for a call that never started): dropped now, before the
+        // SDP naming the port goes out, so they can neither latch (symmetric RTP) nor be
+        // relayed in the new call, and the new peer's are not lost.
         let mut stale = 0;
         let kept_already = {
             let kept = self.lock();
@@ -162,9 +163,7 @@ impl BoundSockets {
         let mut fresh: [Option<StdUdpSocket>; 2] = [None, None];
         for ((address, kept), socket) in addresses.iter().zip(kept_already).zip(&mut fresh) {
             if !kept {
-                let bound = StdUdpSocket::bind(address)?;
-                bound.set_nonblocking(true)?;
-                *socket = Some(bound);
+                *socket = Some(bind_nonblocking(*address)?);
             }
         }
         let mut held = 0;
@@ -278,9 +277,14 @@ impl SocketHome {
 
 /// Binds one non-blocking UDP socket, registered with the current runtime.
 fn bind(address: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_nonblocking(address)?)
+}
+
+/// Binds `address` for use by a tokio runtime later (which needs it non-blocking).
+fn bind_nonblocking(address: SocketAddr) -> io::Result<StdUdpSocket> {
     let socket = StdUdpSocket::bind(address)?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    Ok(socket)
 }
 
 /// Reads and drops every datagram queued on `socket`; returns how many.
