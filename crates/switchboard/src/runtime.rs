@@ -95,7 +95,8 @@ pub async fn run_from_file(
         );
     }
     let mut certificates = Certificates::load(&config)?;
-    let (inbound_tx, mut inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let core_thread = CoreThread::spawn()?;
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let metrics = Arc::new(Metrics::new(&config));
     let gate = Arc::new(crate::security::gate::Gate::new(
         &config,
@@ -110,7 +111,7 @@ pub async fn run_from_file(
         config.sip.tls_client_certificate.clone(),
         tls_connector.clone(),
     )?);
-    let transports = Transports::start_gated(
+    let transports = Transports::start_placed(
         TransportConfig {
             udp: config.sip.listen_udp.clone(),
             tcp: config.sip.listen_tcp.clone(),
@@ -126,6 +127,7 @@ pub async fn run_from_file(
         },
         inbound_tx,
         Some(gate.clone()),
+        core_thread.runtime.clone(),
     )
     .await
     .context("binding SIP listeners")?;
@@ -138,7 +140,7 @@ pub async fn run_from_file(
     }
     let acd = Arc::new(build_acd(&config)?);
     let stats = Arc::new(SwitchStats::default());
-    let (durable_tx, mut durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
+    let (durable_tx, durable_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let sinks = CdrSinks {
         dir: &config.cdr.dir,
         csv: config.cdr.csv,
@@ -183,8 +185,8 @@ pub async fn run_from_file(
     let audit =
         crate::audit::AuditLog::start(&config.cdr.dir, metrics.audit_errors.clone(), shipping)
             .with_context(|| format!("starting the audit log in {}", config.cdr.dir.display()))?;
-    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let mut media = MediaSessions::new(
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let media = MediaSessions::new(
         media_tx,
         metrics.clone(),
         media::worker_count(config.media.workers.map(usize::from)),
@@ -215,7 +217,7 @@ pub async fn run_from_file(
         prompts.clone(),
     ));
     let (reload_tx, reload_rx) = mpsc::channel::<crate::reload::ReloadRequest>(8);
-    let (core_reload_tx, mut core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
+    let (core_reload_tx, core_reload_rx) = mpsc::channel::<crate::reload::CoreReload>(1);
     restore_sticky_routing(&mut switch, &config);
     let callback_journal = crate::callback_journal::path(&config.cdr.dir);
     switch.restore_callbacks(
@@ -223,8 +225,8 @@ pub async fn run_from_file(
         crate::callback_journal::load(&callback_journal),
     );
     let callback_writer = crate::callback_journal::spawn_writer(callback_journal);
-    let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
-    let mut lookups = config
+    let (lookup_tx, lookup_rx) = mpsc::unbounded_channel();
+    let lookups = config
         .lookup
         .clone()
         .map(|lookup| crate::caller_lookup::client::LookupClient::new(lookup, metrics.clone()));
@@ -252,8 +254,8 @@ pub async fn run_from_file(
         audit: audit.clone(),
         events,
     });
-    let (command_tx, mut command_rx) = mpsc::channel::<AgentCommand>(256);
-    let (calls_tx, mut calls_rx) = mpsc::channel::<CallCommand>(64);
+    let (command_tx, command_rx) = mpsc::channel::<AgentCommand>(256);
+    let (calls_tx, calls_rx) = mpsc::channel::<CallCommand>(64);
     let http = crate::http::serve(
         config.clone(),
         node.clone(),
@@ -283,135 +285,288 @@ pub async fn run_from_file(
         "switchboard ready"
     );
 
-    tokio::pin!(shutdown);
-    let mut shutting_down = false;
-    let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
-    tokio::pin!(sleep);
-    loop {
-        if let Some(at) = switch.poll_timeout() {
-            sleep.as_mut().reset(tokio::time::Instant::from_std(at));
-        } else {
-            sleep
-                .as_mut()
-                .reset(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
-        }
-        tokio::select! {
-            received = inbound_rx.recv() => {
-                let Some(inbound) = received else { break };
-                let now = Instant::now();
-                // Overload control refuses new calls by the depth of this queue.
-                switch.note_inbound_backlog(inbound_rx.len());
-                switch.handle_inbound(now, inbound);
-                for _ in 0..BATCH {
-                    match inbound_rx.try_recv() {
-                        Ok(more) => {
-                            switch.note_inbound_backlog(inbound_rx.len());
-                            // Each message's own time: how long it waited is what tells a
-                            // standing queue from a burst (switch/standing_queue.rs), and the
-                            // batch's start would understate it by the batch's work.
-                            switch.handle_inbound(Instant::now(), more)
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            () = &mut sleep => switch.handle_timeout(Instant::now()),
-            Some(tokens) = durable_rx.recv() => switch.cdr_durable(Instant::now(), &tokens),
-            Some((call, event)) = media_rx.recv() => {
-                let now = Instant::now();
-                media.observe(call, &event);
-                switch.handle_media_event(now, call, event);
-                // Batched like inbound messages: a session's `Ended` gives its call's ports
-                // back, and one event per wake-up against 65 messages let those events fall
-                // behind under load until the port range ran out (issue 12, docs/scaling.md).
-                for _ in 0..BATCH {
-                    match media_rx.try_recv() {
-                        Ok((call, event)) => {
-                            media.observe(call, &event);
-                            switch.handle_media_event(now, call, event);
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            Some(command) = command_rx.recv() => {
-                let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
-                let _ = command.reply.send(outcome);
-            }
-            Some(reload) = core_reload_rx.recv() => {
-                for (gateway, route) in crate::tls_routes::gateway_routes(&reload.config) {
-                    transports.route_tls(gateway, Some(route));
-                }
-                switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
-                let _ = reload.applied.send(());
-            }
-            Some(command) = calls_rx.recv() => match command {
-                CallCommand::List { reply } => {
-                    let _ = reply.send(switch.live_calls(Instant::now()));
-                }
-                CallCommand::Act { call, action, reply } => {
-                    let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
-                }
-                CallCommand::Campaign { command, reply } => {
-                    let _ = reply.send(switch.campaign_command(Instant::now(), command));
-                }
-                CallCommand::Callbacks { reply } => {
-                    let _ = reply.send(switch.callbacks(Instant::now()));
-                }
+    core_thread
+        .run(
+            CallControl {
+                switch,
+                media,
+                cdr,
+                transports,
+                inbound: inbound_rx,
+                durable: durable_rx,
+                media_events: media_rx,
+                agent_commands: command_rx,
+                call_commands: calls_rx,
+                reloads: core_reload_rx,
+                lookups,
+                lookup_tx,
+                lookup_rx,
+                callback_writer,
+                campaign_writer,
+                drain_timeout: config.sip.drain_timeout,
             },
-            Some(finished) = lookup_rx.recv() => {
-                let now = Instant::now();
-                let answer = lookups.as_mut().and_then(|client| client.finished(now, finished));
-                if let Some((call, info)) = answer {
-                    switch.caller_looked_up(now, call, info);
+            shutdown,
+        )
+        .await
+}
+
+/// Call control's own thread, with a single-threaded runtime that also reads the SIP UDP
+/// sockets: a datagram is received, parsed and handled on this thread without crossing to
+/// another (the hand-over between threads cost about a sixth of a call's CPU; docs/scaling.md
+/// "call control and the UDP transport on one thread"). The HTTP API, the WebSocket events and
+/// the stream transports stay on the process's multi-threaded runtime, so a scan of the API
+/// or a TLS handshake never stalls call control.
+struct CoreThread {
+    /// The thread's runtime (the UDP sockets are registered with it).
+    runtime: tokio::runtime::Handle,
+    /// Hands call control to the thread, which runs it until drained.
+    start: tokio::sync::oneshot::Sender<(CallControl, tokio::sync::oneshot::Receiver<()>)>,
+    /// Resolves when the thread is done (an error if it panicked).
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl CoreThread {
+    /// Starts the thread; it waits for [`CoreThread::run`] and ends at once if the node fails
+    /// to start before that (its runtime is then dropped there, outside any async context).
+    fn spawn() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting call control's runtime")?;
+        let handle = runtime.handle().clone();
+        let (start, started) =
+            tokio::sync::oneshot::channel::<(CallControl, tokio::sync::oneshot::Receiver<()>)>();
+        let (finished, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("call-control".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Ok((core, stop)) = started.await {
+                        core.run(stop).await;
+                    }
+                });
+                // Dropped before the node is told, so the UDP sockets' receive tasks are gone.
+                drop(runtime);
+                let _ = finished.send(());
+            })
+            .context("starting call control's thread")?;
+        Ok(Self {
+            runtime: handle,
+            start,
+            done,
+        })
+    }
+
+    /// Runs `core` on the thread until it has drained after `shutdown` resolved.
+    async fn run(
+        self,
+        core: CallControl,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        if self.start.send((core, stopped)).is_err() {
+            anyhow::bail!("call control's thread ended before it started");
+        }
+        let mut done = self.done;
+        tokio::select! {
+            finished = &mut done => return finished.context("call control stopped unexpectedly"),
+            () = shutdown => {
+                let _ = stop.send(());
+            }
+        }
+        done.await.context("call control stopped unexpectedly")
+    }
+}
+
+/// Call control and what it drives: the state machine, its input channels, and the edges it
+/// writes to (sockets, media sessions, CDRs, journals).
+struct CallControl {
+    switch: Switch,
+    media: MediaSessions,
+    cdr: CdrWriter,
+    transports: Transports,
+    inbound: mpsc::Receiver<transport::Inbound>,
+    durable: mpsc::UnboundedReceiver<Vec<u64>>,
+    media_events: mpsc::UnboundedReceiver<(u64, MediaEvent)>,
+    agent_commands: mpsc::Receiver<AgentCommand>,
+    call_commands: mpsc::Receiver<CallCommand>,
+    reloads: mpsc::Receiver<crate::reload::CoreReload>,
+    lookups: Option<crate::caller_lookup::client::LookupClient>,
+    lookup_tx: mpsc::UnboundedSender<crate::caller_lookup::client::Finished>,
+    lookup_rx: mpsc::UnboundedReceiver<crate::caller_lookup::client::Finished>,
+    callback_writer:
+        tokio::sync::watch::Sender<Vec<crate::switch::callback::book::PendingCallback>>,
+    campaign_writer: tokio::sync::watch::Sender<Vec<crate::switch::campaign::SavedCampaign>>,
+    drain_timeout: std::time::Duration,
+}
+
+impl CallControl {
+    /// Handles events until the inbound queue closes or, once `stop` resolves, the calls in
+    /// progress have drained.
+    async fn run(self, stop: tokio::sync::oneshot::Receiver<()>) {
+        let CallControl {
+            mut switch,
+            mut media,
+            cdr,
+            transports,
+            mut inbound,
+            mut durable,
+            mut media_events,
+            mut agent_commands,
+            mut call_commands,
+            mut reloads,
+            mut lookups,
+            lookup_tx,
+            mut lookup_rx,
+            callback_writer,
+            campaign_writer,
+            drain_timeout,
+        } = self;
+        tokio::pin!(stop);
+        let mut shutting_down = false;
+        // Whether a batch left messages in the queue: the UDP receive task (on this thread)
+        // then gets its turn before the next batch (below).
+        let mut behind = false;
+        let sleep = tokio::time::sleep(std::time::Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        loop {
+            if let Some(at) = switch.poll_timeout() {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            } else {
+                sleep
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+            }
+            tokio::select! {
+                received = inbound.recv() => {
+                    let Some(message) = received else { break };
+                    let now = Instant::now();
+                    // Overload control refuses new calls by the depth of this queue.
+                    switch.note_inbound_backlog(inbound.len());
+                    switch.handle_inbound(now, message);
+                    behind = true;
+                    for _ in 0..BATCH {
+                        match inbound.try_recv() {
+                            Ok(more) => {
+                                switch.note_inbound_backlog(inbound.len());
+                                // Each message's own time: how long it waited is what tells a
+                                // standing queue from a burst (switch/standing_queue.rs), and the
+                                // batch's start would understate it by the batch's work.
+                                switch.handle_inbound(Instant::now(), more)
+                            }
+                            Err(_) => {
+                                behind = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                () = &mut sleep => switch.handle_timeout(Instant::now()),
+                Some(tokens) = durable.recv() => switch.cdr_durable(Instant::now(), &tokens),
+                Some((call, event)) = media_events.recv() => {
+                    let now = Instant::now();
+                    media.observe(call, &event);
+                    switch.handle_media_event(now, call, event);
+                    // Batched like inbound messages: a session's `Ended` gives its call's ports
+                    // back, and one event per wake-up against 65 messages let those events fall
+                    // behind under load until the port range ran out (issue 12, docs/scaling.md).
+                    for _ in 0..BATCH {
+                        match media_events.try_recv() {
+                            Ok((call, event)) => {
+                                media.observe(call, &event);
+                                switch.handle_media_event(now, call, event);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(command) = agent_commands.recv() => {
+                    let outcome = switch.set_agent_state(Instant::now(), &command.agent, command.state);
+                    let _ = command.reply.send(outcome);
+                }
+                Some(reload) = reloads.recv() => {
+                    for (gateway, route) in crate::tls_routes::gateway_routes(&reload.config) {
+                        transports.route_tls(gateway, Some(route));
+                    }
+                    switch.reload(Instant::now(), reload.config, &reload.changes, reload.prompts);
+                    let _ = reload.applied.send(());
+                }
+                Some(command) = call_commands.recv() => match command {
+                    CallCommand::List { reply } => {
+                        let _ = reply.send(switch.live_calls(Instant::now()));
+                    }
+                    CallCommand::Act { call, action, reply } => {
+                        let _ = reply.send(switch.act_on_call(Instant::now(), call, action));
+                    }
+                    CallCommand::Campaign { command, reply } => {
+                        let _ = reply.send(switch.campaign_command(Instant::now(), command));
+                    }
+                    CallCommand::Callbacks { reply } => {
+                        let _ = reply.send(switch.callbacks(Instant::now()));
+                    }
+                },
+                Some(finished) = lookup_rx.recv() => {
+                    let now = Instant::now();
+                    let answer = lookups.as_mut().and_then(|client| client.finished(now, finished));
+                    if let Some((call, info)) = answer {
+                        switch.caller_looked_up(now, call, info);
+                    }
+                }
+                _ = &mut stop, if !shutting_down => {
+                    shutting_down = true;
+                    switch.begin_drain(Instant::now(), drain_timeout);
                 }
             }
-            () = &mut shutdown, if !shutting_down => {
-                shutting_down = true;
-                switch.begin_drain(Instant::now(), config.sip.drain_timeout);
+            while let Some(request) = switch.poll_lookup() {
+                let Some(client) = lookups.as_mut() else {
+                    break;
+                };
+                let call = request.call;
+                if let Some(cached) = client.start(Instant::now(), request, &lookup_tx) {
+                    switch.caller_looked_up(Instant::now(), call, cached);
+                }
             }
-        }
-        while let Some(request) = switch.poll_lookup() {
-            let Some(client) = lookups.as_mut() else {
+            while let Some((record, token)) = switch.poll_cdr() {
+                cdr.write(record, token);
+            }
+            if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
+                callback_writer.send_replace(pending);
+            }
+            if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
+                campaign_writer.send_replace(campaigns);
+            }
+            while let Some(op) = switch.poll_media() {
+                if let Err(RecordingFailed { call, error }) = media.apply(op) {
+                    switch.recording_failed(call, &error)
+                }
+            }
+            media.workers.flush_starts();
+            while let Some(transmit) = switch.poll_transmit() {
+                transports.send(transmit);
+            }
+            while let Some((peer, until)) = switch.poll_connection_pin() {
+                transports.keep_connection(peer, until);
+            }
+            while let Some((peer, route)) = switch.poll_tls_route() {
+                transports.route_tls(peer, route);
+            }
+            if shutting_down && switch.is_drained() {
                 break;
-            };
-            let call = request.call;
-            if let Some(cached) = client.start(Instant::now(), request, &lookup_tx) {
-                switch.caller_looked_up(Instant::now(), call, cached);
+            }
+            if std::mem::take(&mut behind) {
+                // Lets the runtime poll the sockets, so the UDP receive task moves what waits in
+                // the kernel's buffer into the queue. Without this, tokio's cooperative budget
+                // held this task for some 128 batches (8 000 messages, 200 ms at capacity)
+                // while datagrams piled up unseen: overload control reads the queue's depth
+                // and each message's wait since it was read, and past capacity INVITE→180 p99
+                // rose to 126 ms against 32 ms with the transports on other threads.
+                tokio::task::yield_now().await;
             }
         }
-        while let Some((record, token)) = switch.poll_cdr() {
-            cdr.write(record, token);
-        }
-        if let Some(pending) = switch.poll_callback_journal(Instant::now()) {
-            callback_writer.send_replace(pending);
-        }
-        if let Some(campaigns) = switch.poll_campaign_journal(Instant::now()) {
-            campaign_writer.send_replace(campaigns);
-        }
-        while let Some(op) = switch.poll_media() {
-            if let Err(RecordingFailed { call, error }) = media.apply(op) {
-                switch.recording_failed(call, &error)
-            }
-        }
-        media.workers.flush_starts();
-        while let Some(transmit) = switch.poll_transmit() {
-            transports.send(transmit);
-        }
-        while let Some((peer, until)) = switch.poll_connection_pin() {
-            transports.keep_connection(peer, until);
-        }
-        while let Some((peer, route)) = switch.poll_tls_route() {
-            transports.route_tls(peer, route);
-        }
-        if shutting_down && switch.is_drained() {
-            break;
-        }
+        media.stop_all();
+        cdr.stop();
+        tracing::info!("drained; exiting");
     }
-    media.stop_all();
-    cdr.stop();
-    tracing::info!("drained; exiting");
-    Ok(())
 }
 
 /// Rebuilds sticky routing's memory of who answered whom from the CDR files.

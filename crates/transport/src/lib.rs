@@ -193,6 +193,10 @@ struct Inner {
     tls_routes: DashMap<SocketAddr, TlsTarget>,
     /// What the TLS and WSS listeners' handshakes use (replaced when client CAs are reloaded).
     acceptors: Option<tls::Acceptors>,
+    /// The runtime the stream transports run on. Connections a send opens are spawned here,
+    /// not on the sender's runtime: call control sends from a thread of its own (see
+    /// [`Transports::start_placed`]), and a connection's I/O must not run there.
+    streams: tokio::runtime::Handle,
 }
 
 /// A cheap-to-clone handle on the running transports.
@@ -217,9 +221,23 @@ impl Transports {
         inbound: mpsc::Sender<Inbound>,
         gate: Option<Arc<dyn SourceGate>>,
     ) -> std::io::Result<Self> {
+        Self::start_placed(config, inbound, gate, tokio::runtime::Handle::current()).await
+    }
+
+    /// Like [`Transports::start_gated`], with the UDP sockets registered with, and read on,
+    /// the runtime `udp` — the runtime whose task takes the messages from `inbound`. A UDP
+    /// message is then received, parsed and handled on one thread, with no hand-over between
+    /// threads (a sixth of a call's CPU, docs/scaling.md); the stream transports stay on the
+    /// runtime this is called on.
+    pub async fn start_placed(
+        config: TransportConfig,
+        inbound: mpsc::Sender<Inbound>,
+        gate: Option<Arc<dyn SourceGate>>,
+        udp_runtime: tokio::runtime::Handle,
+    ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for addr in &config.udp {
-            udp.push(udp::bind(*addr)?);
+            udp.push(udp::bind(*addr, &udp_runtime)?);
         }
         let mut listeners = Vec::new();
         for addr in &config.tcp {
@@ -270,9 +288,10 @@ impl Transports {
             client_certificates: ClientCertificates::default(),
             tls_routes: DashMap::new(),
             acceptors: tls_acceptor.clone(),
+            streams: tokio::runtime::Handle::current(),
         });
         for endpoint in &inner.udp {
-            tokio::spawn(udp::receive_loop(
+            udp_runtime.spawn(udp::receive_loop(
                 inner.clone(),
                 endpoint.socket.clone(),
                 endpoint.local,
@@ -435,13 +454,18 @@ impl Inner {
             .is_none_or(|gate| gate.admit(source, transport))
     }
 
-    /// Hands a received message to the core. Over UDP a full queue drops the datagram (the
-    /// sender retransmits); over a stream the reader waits, which pushes back on the peer.
-    async fn deliver(&self, inbound: Inbound, wait: bool) {
+    /// Hands a message read from a stream to the core. The reader waits while the queue is
+    /// full, which pushes back on the peer (a datagram is dropped instead: `deliver_datagram`).
+    async fn deliver(&self, inbound: Inbound) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        if wait {
-            let _ = self.inbound.send(inbound).await;
-        } else if self.inbound.try_send(inbound).is_err() {
+        let _ = self.inbound.send(inbound).await;
+    }
+
+    /// Hands a received datagram to the core, or drops it (counted) when the queue is full:
+    /// the sender retransmits.
+    fn deliver_datagram(&self, inbound: Inbound) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        if self.inbound.try_send(inbound).is_err() {
             self.stats.dropped_overload.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -325,7 +325,7 @@ async fn read_loop(
                         payload: inner.classify(bytes),
                         received: std::time::Instant::now(),
                     };
-                    inner.deliver(inbound, true).await;
+                    inner.deliver(inbound).await;
                 }
                 Frame::TooLarge(head, size) => {
                     // The stream cannot be resynchronised past a message we will not read.
@@ -335,7 +335,7 @@ async fn read_loop(
                         payload: Payload::TooLarge { bytes: head, size },
                         received: std::time::Instant::now(),
                     };
-                    inner.deliver(inbound, true).await;
+                    inner.deliver(inbound).await;
                     return None;
                 }
                 Frame::Broken(bytes, error) => {
@@ -345,7 +345,7 @@ async fn read_loop(
                         payload: Payload::Malformed { bytes, error },
                         received: std::time::Instant::now(),
                     };
-                    inner.deliver(inbound, true).await;
+                    inner.deliver(inbound).await;
                     return None;
                 }
             }
@@ -510,8 +510,9 @@ pub(crate) fn send_tls(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     }
     let id = register(inner, connect, Transport::Tls, tx);
     inner.stats.sent.fetch_add(1, Ordering::Relaxed);
+    let streams = inner.streams.clone();
     let inner = inner.clone();
-    tokio::spawn(async move {
+    streams.spawn(async move {
         let handshake = async {
             let stream = TcpStream::connect(connect).await?;
             let _ = stream.set_nodelay(true);
@@ -593,8 +594,9 @@ fn report_connect_failure(inner: &Arc<Inner>, destination: Peer, reason: &str) {
         },
         received: Instant::now(),
     };
+    let streams = inner.streams.clone();
     let inner = inner.clone();
-    tokio::spawn(async move {
+    streams.spawn(async move {
         let _ = inner.inbound.send(failed).await;
     });
 }
@@ -627,8 +629,9 @@ pub(crate) fn send(inner: &Arc<Inner>, to: SocketAddr, data: Bytes) {
     }
     let id = register(inner, to, Transport::Tcp, tx);
     inner.stats.sent.fetch_add(1, Ordering::Relaxed);
+    let streams = inner.streams.clone();
     let inner = inner.clone();
-    tokio::spawn(async move {
+    streams.spawn(async move {
         match TcpStream::connect(to).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);

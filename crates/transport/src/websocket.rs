@@ -304,7 +304,7 @@ async fn run<S>(
                         payload: inner.classify(data),
                         received: Instant::now(),
                     };
-                    inner.deliver(inbound, true).await;
+                    inner.deliver(inbound).await;
                 }
                 Ok(Some(Err(error))) => {
                     let (code, reason) = match &error {
