@@ -1,5 +1,6 @@
-//! The I/O edge: binds the transports, runs the call-control state machine on one task, and
-//! turns its outputs into socket writes and a single timer.
+//! The I/O edge: binds the transports, runs the call-control state machine on one task (on a
+//! thread of its own that also reads the SIP UDP sockets), and turns its outputs into socket
+//! writes and a single timer.
 
 use crate::cdr_writer::{CdrSinks, CdrStats, CdrWriter};
 use crate::config::Config;
