@@ -1300,6 +1300,7 @@ impl SessionState {
                     continue;
                 }
             };
+            crate::media_workers::note_media_received();
             self.accept(now, (leg, stream), source, len, to, plan);
         }
     }
