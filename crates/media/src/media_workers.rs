@@ -40,7 +40,7 @@ use crate::port_pool::PortPair;
 use crate::session::{ControlReceiver, MediaEvent, MediaSession, SessionConfig, SessionId};
 
 /// How long a worker that runs out of work waits before it sleeps in its poller; what it
-/// adds to a relayed packet's delay at most. 0.5 ms took 13–28 % off the CPU per relayed
+/// adds to a relayed packet's delay at most. 0.5 ms took 3–33 % off the CPU per relayed
 /// packet at 250–1 000 calls and added 0.4 ms to the median one-way delay (1 ms saved little
 /// more for twice the delay; docs/scaling.md). The mouth-to-ear budget is 150 ms (ITU-T
 /// G.114); a phone's jitter buffer holds 20–60 ms.

@@ -225,7 +225,7 @@ impl Transports {
     }
 
     /// Like [`Transports::start_gated`], with the UDP sockets registered with, and read on,
-    /// the runtime `udp` — the runtime whose task takes the messages from `inbound`. A UDP
+    /// `udp_runtime` — the runtime whose task takes the messages from `inbound`. A UDP
     /// message is then received, parsed and handled on one thread, with no hand-over between
     /// threads (a sixth of a call's CPU, docs/scaling.md); the stream transports stay on the
     /// runtime this is called on.
