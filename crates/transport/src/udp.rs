@@ -182,11 +182,51 @@ mod tests {
         }
     }
 
-    /// Transports with no listener, for their `Inner`, and the core's end of the queue.
-    async fn transports() -> (Transports, mpsc::Receiver<Inbound>) {
-        let (tx, rx) = mpsc::channel(1024);
-        let transports = Transports::start(no_listeners(), tx).await.expect("starts");
-        (transports, rx)
+    /// Transports with no listener, for their `Inner`; the core's end of the queue; a
+    /// receive buffer.
+    struct Rig {
+        transports: Transports,
+        queue: mpsc::Receiver<Inbound>,
+        buffer: Vec<u8>,
+    }
+
+    impl Rig {
+        async fn new() -> Self {
+            let (tx, queue) = mpsc::channel(1024);
+            Rig {
+                transports: Transports::start(no_listeners(), tx).await.expect("starts"),
+                queue,
+                buffer: vec![0u8; MAX_DATAGRAM],
+            }
+        }
+
+        /// One wake-up's drain of at most `max` datagrams from `receive`.
+        fn drain(
+            &mut self,
+            max: usize,
+            receive: impl FnMut(&mut [u8]) -> std::io::Result<(usize, SocketAddr)>,
+        ) -> bool {
+            let local = SocketAddr::from(([127, 0, 0, 1], 5060));
+            drain(
+                &self.transports.inner,
+                local,
+                max,
+                &mut self.buffer,
+                receive,
+            )
+        }
+
+        /// The Call-IDs of the messages queued for the core, taken from the queue.
+        fn queued(&mut self) -> Vec<String> {
+            std::iter::from_fn(|| self.queue.try_recv().ok())
+                .map(|inbound| match inbound.payload {
+                    Payload::Message(message) => sip::headers::call_id_of(message.headers())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    other => panic!("not a message: {other:?}"),
+                })
+                .collect()
+        }
     }
 
     /// A socket with `waiting` in its buffer, then empty.
@@ -203,33 +243,13 @@ mod tests {
         }
     }
 
-    fn call_ids(rx: &mut mpsc::Receiver<Inbound>) -> Vec<String> {
-        std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|inbound| match inbound.payload {
-                Payload::Message(message) => sip::headers::call_id_of(message.headers())
-                    .unwrap_or_default()
-                    .to_owned(),
-                other => panic!("not a message: {other:?}"),
-            })
-            .collect()
-    }
-
     #[tokio::test]
     async fn a_backlog_in_the_socket_is_queued_for_the_core_in_one_wake_up() {
-        let (transports, mut rx) = transports().await;
-        let local = SocketAddr::from(([127, 0, 0, 1], 5060));
-        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let mut rig = Rig::new().await;
         // Far more than tokio's cooperative budget of 128 reads, which stopped the old loop
         // and left the rest in the kernel's buffer where overload control cannot see it.
-        let mut receive = socket((0..500).map(|n| Ok(options(n))).collect());
-        assert!(drain(
-            &transports.inner,
-            local,
-            4_096,
-            &mut buffer,
-            &mut receive
-        ));
-        let queued = call_ids(&mut rx);
+        assert!(rig.drain(4_096, socket((0..500).map(|n| Ok(options(n))).collect())));
+        let queued = rig.queued();
         assert_eq!(queued.len(), 500);
         assert_eq!(queued[0], "drain-0");
         assert_eq!(queued[499], "drain-499", "in the order they arrived");
@@ -237,51 +257,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_drain_stops_at_its_cap_and_says_the_socket_is_not_empty() {
-        let (transports, mut rx) = transports().await;
-        let local = SocketAddr::from(([127, 0, 0, 1], 5060));
-        let mut buffer = vec![0u8; MAX_DATAGRAM];
+        let mut rig = Rig::new().await;
         let mut receive = socket((0..50).map(|n| Ok(options(n))).collect());
-        assert!(!drain(
-            &transports.inner,
-            local,
-            32,
-            &mut buffer,
-            &mut receive
-        ));
-        assert_eq!(call_ids(&mut rx).len(), 32);
-        assert!(drain(
-            &transports.inner,
-            local,
-            32,
-            &mut buffer,
-            &mut receive
-        ));
-        let rest = call_ids(&mut rx);
+        assert!(!rig.drain(32, &mut receive));
+        assert_eq!(rig.queued().len(), 32);
+        assert!(rig.drain(32, &mut receive));
+        let rest = rig.queued();
         assert_eq!(rest.len(), 18);
         assert_eq!(rest[0], "drain-32");
     }
 
     #[tokio::test]
     async fn a_receive_error_or_a_keepalive_does_not_end_the_drain() {
-        let (transports, mut rx) = transports().await;
-        let local = SocketAddr::from(([127, 0, 0, 1], 5060));
-        let mut buffer = vec![0u8; MAX_DATAGRAM];
-        let mut receive = socket(VecDeque::from([
+        let mut rig = Rig::new().await;
+        let waiting = VecDeque::from([
             Ok(options(1)),
             // An ICMP port-unreachable for an earlier send surfaces on the next receive.
             Err(Error::from(ErrorKind::ConnectionRefused)),
             Ok(b"\r\n\r\n".to_vec()),
             Ok(options(2)),
-        ]));
-        assert!(drain(
-            &transports.inner,
-            local,
-            4_096,
-            &mut buffer,
-            &mut receive
-        ));
-        assert_eq!(call_ids(&mut rx), ["drain-1", "drain-2"]);
-        assert_eq!(transports.stats().received.load(Ordering::Relaxed), 2);
+        ]);
+        assert!(rig.drain(4_096, socket(waiting)));
+        assert_eq!(rig.queued(), ["drain-1", "drain-2"]);
+        assert_eq!(rig.transports.stats().received.load(Ordering::Relaxed), 2);
     }
 
     #[tokio::test]
