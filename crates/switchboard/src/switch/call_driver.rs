@@ -46,7 +46,10 @@ impl Switch {
                 }
                 CallOutput::Ack(ack) => {
                     self.pending_raw.push_back(ack);
-                    self.count_request("out", &sip::rsip::Method::Ack);
+                    self.count_request(
+                        super::message_counters::Direction::Out,
+                        &sip::rsip::Method::Ack,
+                    );
                 }
                 CallOutput::CheckAgentAnswer(response) => {
                     self.check_agent_answer(now, id, response)

@@ -32,6 +32,7 @@ pub mod live_calls;
 mod live_calls_out;
 mod media_events;
 pub mod media_plane;
+mod message_counters;
 mod outbound;
 mod overload;
 mod preferred_agent;
@@ -64,6 +65,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use acd::{Acd, AgentId};
 use call::CallNumber;
+use message_counters::Direction;
 use sip::digest::NonceManager;
 use sip::registrar::Registrar;
 use sip::rsip::Request;
@@ -312,6 +314,8 @@ pub struct Switch {
     acd: Arc<Acd>,
     stats: Arc<SwitchStats>,
     metrics: Arc<Metrics>,
+    /// The SIP message counters of `metrics`, each resolved once.
+    messages: message_counters::MessageCounters,
     timers: TimerQueue<SwitchTimer>,
     calls: call_index::CallIndex,
     /// Numbers and queues of `config` by key, for the per-call path.
@@ -451,6 +455,10 @@ impl Switch {
             nonces,
             acd,
             stats,
+            messages: message_counters::MessageCounters::new(
+                metrics.sip_requests.clone(),
+                metrics.sip_responses.clone(),
+            ),
             metrics,
             timers: TimerQueue::default(),
             calls: call_index::CallIndex::default(),
@@ -650,7 +658,7 @@ impl Switch {
                     source,
                 } => self.on_request(now, key, request, source),
                 TransactionEvent::Cancelled { invite, cancel } => {
-                    self.count_request("in", &cancel.method);
+                    self.count_request(Direction::In, &cancel.method);
                     self.on_cancelled(now, &invite)
                 }
                 TransactionEvent::Response {
@@ -658,13 +666,8 @@ impl Switch {
                     response,
                     source,
                 } => {
-                    self.metrics
-                        .sip_responses
-                        .with_label_values(&[
-                            "in",
-                            response.status_code.code().to_string().as_str(),
-                        ])
-                        .inc();
+                    self.messages
+                        .response(Direction::In, response.status_code.code());
                     self.on_response(now, key, response, source)
                 }
                 TransactionEvent::Timeout { key } => self.on_client_timeout(now, key),
@@ -672,7 +675,7 @@ impl Switch {
                     self.on_client_transport_error(now, key)
                 }
                 TransactionEvent::CancelSent { .. } => {
-                    self.count_request("out", &sip::rsip::Method::Cancel)
+                    self.count_request(Direction::Out, &sip::rsip::Method::Cancel)
                 }
                 TransactionEvent::AckTimeout { key } => {
                     self.forget_feature_dialog(&key);
@@ -691,7 +694,7 @@ impl Switch {
         request: Request,
         source: Peer,
     ) {
-        self.count_request("in", &request.method);
+        self.count_request(Direction::In, &request.method);
         self.request_source = Some(source);
         let Some(key) = key else {
             // ACKs for a 2xx confirm the dialog (the transaction layer already stopped
@@ -785,10 +788,8 @@ impl Switch {
     }
 
     fn send_response(&mut self, now: Instant, key: &TransactionKey, response: sip::rsip::Response) {
-        self.metrics
-            .sip_responses
-            .with_label_values(&["out", &*StatusLabel::of(response.status_code.code())])
-            .inc();
+        self.messages
+            .response(Direction::Out, response.status_code.code());
         if let Err(error) = self.txn.send_response(now, key, response) {
             tracing::debug!(%error, "response not sent: transaction gone");
         }
@@ -814,7 +815,7 @@ impl Switch {
         peer: Peer,
         purpose: ClientPurpose,
     ) -> TransactionKey {
-        self.count_request("out", &request.method);
+        self.count_request(Direction::Out, &request.method);
         let key = self.txn.send_kept_request(now, request, peer);
         self.client_txns.insert(key.clone(), purpose);
         key
@@ -822,16 +823,13 @@ impl Switch {
 
     /// Sends a request outside any transaction (an ACK for a 2xx).
     fn send_stateless_request(&mut self, request: Request, peer: Peer) {
-        self.count_request("out", &request.method);
+        self.count_request(Direction::Out, &request.method);
         self.txn
             .send_stateless(sip::rsip::SipMessage::Request(request), peer);
     }
 
-    fn count_request(&self, direction: &str, method: &sip::rsip::Method) {
-        self.metrics
-            .sip_requests
-            .with_label_values(&[direction, sip::message::method_name(method)])
-            .inc();
+    fn count_request(&mut self, direction: Direction, method: &sip::rsip::Method) {
+        self.messages.request(direction, method);
     }
 
     /// Our Via header value for a request to `peer`, with a fresh branch.
@@ -944,26 +942,6 @@ fn duration_secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
-/// A status code as the `code` label of `switchboard_sip_responses_total`, written without a
-/// heap allocation per response sent. The codes Switchboard sends are three digits (RFC 3261
-/// §7.2).
-struct StatusLabel([u8; 3]);
-
-impl StatusLabel {
-    fn of(code: u16) -> Self {
-        let digit = |value: u16| b'0' + (value % 10) as u8;
-        Self([digit(code / 100), digit(code / 10), digit(code)])
-    }
-}
-
-impl std::ops::Deref for StatusLabel {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("other")
-    }
-}
-
 /// Building a `Switch` for unit tests.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -1023,13 +1001,6 @@ mod tests {
         [[trunk]]\nname = \"t\"\nallow = [\"127.0.0.0/8\"]\n\
         [[number]]\ndid = \"101\"\nqueue = \"support\"\n\
         [[queue]]\nname = \"support\"\nskills = { support = 1 }\n";
-
-    #[test]
-    fn a_status_label_is_the_codes_three_digits() {
-        assert_eq!(&*StatusLabel::of(200), "200");
-        assert_eq!(&*StatusLabel::of(487), "487");
-        assert_eq!(&*StatusLabel::of(100), "100");
-    }
 
     fn switch(now: Instant) -> Switch {
         let config = crate::config::load_str("t.toml", RINGING).expect("valid test config");

@@ -113,10 +113,8 @@ impl Switch {
         );
         sip::message::add_warning(&mut response, AGENT_NAME, reason);
         self.reject_metric(label);
-        self.metrics
-            .sip_responses
-            .with_label_values(&["out", "503"])
-            .inc();
+        self.messages
+            .response(super::message_counters::Direction::Out, 503);
         // Like every stateless answer here: to the address the request came from.
         let data = sip::message::encode_response(&response);
         self.pending_raw.push_back(Transmit { peer: source, data });

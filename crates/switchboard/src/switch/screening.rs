@@ -165,10 +165,8 @@ impl Switch {
             // The same capabilities as the stateful answers (Allow, Accept, Supported).
             self.add_capabilities(&mut response.headers);
         }
-        self.metrics
-            .sip_responses
-            .with_label_values(&["out", &*super::StatusLabel::of(code)])
-            .inc();
+        self.messages
+            .response(super::message_counters::Direction::Out, code);
         let data = sip::message::encode_response(&response);
         let transmit = Transmit { peer: source, data };
         let delay = claimed_user(request)
