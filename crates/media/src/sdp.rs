@@ -950,24 +950,29 @@ a=rtpmap:96 H264/90000\r\n";
     /// missing `t=` is supplied, and every media-level part comes out as it was read.
     #[test]
     fn encodes_every_line_in_rfc_4566_order() {
-        let text = "v=0\r\n\
+        // Comes out as it went in.
+        let media = "m=audio 4000/2 RTP/AVP 0 101\r\n\
+i=voice\r\n\
+c=IN IP4 192.0.2.9\r\n\
+b=TIAS:64000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=sendrecv\r\n";
+        let text = format!(
+            "v=0\r\n\
 o=- 7 3 IN IP4 192.0.2.1\r\n\
 s=call\r\n\
 b=AS:64\r\n\
 i=about\r\n\
 c=IN IP4 192.0.2.1\r\n\
 a=group:BUNDLE 0\r\n\
-m=audio 4000/2 RTP/AVP 0 101\r\n\
-i=voice\r\n\
-c=IN IP4 192.0.2.9\r\n\
-b=TIAS:64000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=sendrecv\r\n";
+{media}"
+        );
         let sdp = SessionDescription::parse(text.as_bytes()).expect("parses");
         let encoded = String::from_utf8(sdp.to_bytes()).expect("text");
         assert_eq!(
             encoded,
-            "v=0\r\n\
+            format!(
+                "v=0\r\n\
 o=- 7 3 IN IP4 192.0.2.1\r\n\
 s=call\r\n\
 i=about\r\n\
@@ -975,12 +980,8 @@ c=IN IP4 192.0.2.1\r\n\
 b=AS:64\r\n\
 t=0 0\r\n\
 a=group:BUNDLE 0\r\n\
-m=audio 4000/2 RTP/AVP 0 101\r\n\
-i=voice\r\n\
-c=IN IP4 192.0.2.9\r\n\
-b=TIAS:64000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=sendrecv\r\n"
+{media}"
+            )
         );
         assert_eq!(sdp.to_string(), encoded, "Display writes the same text");
     }
