@@ -4,8 +4,10 @@
 //!
 //! Why: every message call control receives or sends is counted, and
 //! `IntCounterVec::with_label_values` hashes its labels (SipHash) and takes the vector's lock
-//! each time; a status code was also formatted into a `String` for it. A call sees only a
-//! handful of methods and codes, so a short list searched by value finds the counter sooner.
+//! each time; a status code was also formatted into a `String` for it. Methods are a handful,
+//! kept in a short list; codes are kept by their value. A code outside 100–699 (RFC 3261
+//! §7.2), which a peer's response may carry, is counted as `other`, so a peer cannot grow
+//! the label set (or this cache) without bound.
 
 use prometheus::{IntCounter, IntCounterVec};
 use sip::rsip::Method;
@@ -39,8 +41,14 @@ pub(super) struct MessageCounters {
     requests: IntCounterVec,
     responses: IntCounterVec,
     by_method: [Vec<(&'static str, IntCounter)>; 2],
-    by_code: [Vec<(u16, IntCounter)>; 2],
+    /// Indexed by `code - 100` for codes 100–699; slot [`OTHER_CODE`] for every other code.
+    by_code: [Vec<Option<IntCounter>>; 2],
 }
+
+/// The codes counted under their own label (RFC 3261 §7.2); the rest are `other`.
+const CODES: std::ops::RangeInclusive<u16> = 100..=699;
+/// The slot of the `other` code.
+const OTHER_CODE: usize = 600;
 
 impl MessageCounters {
     /// Counters over the two vectors (the registry's, shared with /metrics).
@@ -49,7 +57,7 @@ impl MessageCounters {
             requests,
             responses,
             by_method: Default::default(),
-            by_code: Default::default(),
+            by_code: std::array::from_fn(|_| vec![None; OTHER_CODE + 1]),
         }
     }
 
@@ -69,18 +77,21 @@ impl MessageCounters {
 
     /// Counts a response with status `code`.
     pub(super) fn response(&mut self, direction: Direction, code: u16) {
-        let known = &mut self.by_code[direction.index()];
-        match known.iter().find(|(known, _)| *known == code) {
-            Some((_, counter)) => counter.inc(),
-            None => {
-                let label = code.to_string();
-                let counter = self
-                    .responses
-                    .with_label_values(&[direction.label(), &label]);
-                counter.inc();
-                known.push((code, counter));
-            }
-        }
+        let slot = if CODES.contains(&code) {
+            usize::from(code - CODES.start())
+        } else {
+            OTHER_CODE
+        };
+        let responses = &self.responses;
+        self.by_code[direction.index()][slot]
+            .get_or_insert_with(|| {
+                let label = match slot {
+                    OTHER_CODE => "other".to_owned(),
+                    _ => code.to_string(),
+                };
+                responses.with_label_values(&[direction.label(), &label])
+            })
+            .inc();
     }
 }
 
@@ -109,6 +120,8 @@ mod tests {
         counters.response(Direction::Out, 180);
         counters.response(Direction::In, 180);
         counters.response(Direction::Out, 503);
+        counters.response(Direction::In, 99);
+        counters.response(Direction::In, 1234);
         let request =
             |direction: &str, method: &str| requests.with_label_values(&[direction, method]).get();
         let response =
@@ -121,5 +134,10 @@ mod tests {
         assert_eq!(response("in", "180"), 1);
         assert_eq!(response("out", "503"), 1);
         assert_eq!(response("in", "503"), 0);
+        assert_eq!(
+            response("in", "other"),
+            2,
+            "codes outside 100-699 share one label"
+        );
     }
 }
