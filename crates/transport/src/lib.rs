@@ -117,6 +117,27 @@ pub struct TransportConfig {
     pub limits: StreamLimits,
 }
 
+impl TransportConfig {
+    /// Nothing to listen on, no TLS, the default stream limits: a base to name listeners (or a
+    /// TLS connector) on with struct update syntax, as the transports' own tests do. A node
+    /// builds the whole struct from its configuration instead.
+    pub fn without_listeners(max_message_bytes: usize, idle_timeout: Duration) -> TransportConfig {
+        TransportConfig {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            ws: Vec::new(),
+            wss: Vec::new(),
+            tls_identity: None,
+            tls_client_roots: None,
+            tls_connector: None,
+            max_message_bytes,
+            idle_timeout,
+            limits: StreamLimits::default(),
+        }
+    }
+}
+
 /// Caps and read deadlines for accepted stream connections, so idle or slow connections
 /// cannot exhaust file descriptors (the rest of the process needs them for RTP and CDRs).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -167,19 +167,7 @@ mod tests {
 
     /// No listener at all.
     fn no_listeners() -> TransportConfig {
-        TransportConfig {
-            udp: Vec::new(),
-            tcp: Vec::new(),
-            tls: Vec::new(),
-            ws: Vec::new(),
-            wss: Vec::new(),
-            tls_identity: None,
-            tls_client_roots: None,
-            tls_connector: None,
-            max_message_bytes: 65_535,
-            idle_timeout: Duration::from_secs(300),
-            limits: crate::StreamLimits::default(),
-        }
+        TransportConfig::without_listeners(65_535, Duration::from_secs(300))
     }
 
     /// Transports with no listener, for their `Inner`; the core's end of the queue; a

@@ -16,9 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use transport::{
-    Inbound, Payload, StreamLimits, TlsConnector, TlsTarget, TransportConfig, Transports,
-};
+use transport::{Inbound, Payload, TlsConnector, TlsTarget, TransportConfig, Transports};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -137,19 +135,10 @@ async fn start(extra: Option<&Ca>) -> (Transports, mpsc::Receiver<Inbound>) {
     });
     let (tx, rx) = mpsc::channel(64);
     let config = TransportConfig {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        tls: Vec::new(),
-        ws: Vec::new(),
-        wss: Vec::new(),
-        tls_identity: None,
-        tls_client_roots: None,
         tls_connector: Some(Arc::new(
             TlsConnector::new(roots.as_ref()).expect("client config"),
         )),
-        max_message_bytes: 65535,
-        idle_timeout: Duration::from_secs(300),
-        limits: StreamLimits::default(),
+        ..TransportConfig::without_listeners(65535, Duration::from_secs(300))
     };
     let transports = Transports::start(config, tx).await.expect("start");
     (transports, rx)

@@ -30,17 +30,9 @@ fn options(branch: &str) -> String {
 async fn start(limits: StreamLimits) -> (Transports, mpsc::Receiver<Inbound>, SocketAddr) {
     let (tx, rx) = mpsc::channel(64);
     let config = TransportConfig {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        tls: Vec::new(),
         ws: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        wss: Vec::new(),
-        tls_identity: None,
-        tls_client_roots: None,
-        tls_connector: None,
-        max_message_bytes: MAX_MESSAGE,
-        idle_timeout: Duration::from_secs(300),
         limits,
+        ..TransportConfig::without_listeners(MAX_MESSAGE, Duration::from_secs(300))
     };
     let transports = Transports::start(config, tx).await.expect("listeners bind");
     let addr = transports.ws_addrs()[0];
@@ -410,17 +402,9 @@ async fn wss_presents_the_tls_certificate_and_a_replaced_one_to_new_connections(
     let server_identity = transport::ServerIdentity::new(identity(&first));
     let (tx, _rx) = mpsc::channel(64);
     let config = TransportConfig {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        tls: Vec::new(),
-        ws: Vec::new(),
         wss: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         tls_identity: Some(server_identity.clone()),
-        tls_client_roots: None,
-        tls_connector: None,
-        max_message_bytes: MAX_MESSAGE,
-        idle_timeout: Duration::from_secs(300),
-        limits: StreamLimits::default(),
+        ..TransportConfig::without_listeners(MAX_MESSAGE, Duration::from_secs(300))
     };
     let transports = Transports::start(config, tx).await.expect("listeners bind");
     let addr = transports.wss_addrs()[0];
@@ -445,17 +429,8 @@ async fn wss_presents_the_tls_certificate_and_a_replaced_one_to_new_connections(
 async fn wss_without_a_certificate_does_not_start() {
     let (tx, _rx) = mpsc::channel(64);
     let config = TransportConfig {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        tls: Vec::new(),
-        ws: Vec::new(),
         wss: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        tls_identity: None,
-        tls_client_roots: None,
-        tls_connector: None,
-        max_message_bytes: MAX_MESSAGE,
-        idle_timeout: Duration::from_secs(300),
-        limits: StreamLimits::default(),
+        ..TransportConfig::without_listeners(MAX_MESSAGE, Duration::from_secs(300))
     };
     match Transports::start(config, tx).await {
         Err(error) => assert!(error.to_string().contains("WSS"), "{error}"),
@@ -467,17 +442,8 @@ async fn wss_without_a_certificate_does_not_start() {
 async fn an_idle_connection_is_closed_unless_a_registration_pins_it() {
     let (tx, mut rx) = mpsc::channel(64);
     let config = TransportConfig {
-        udp: Vec::new(),
-        tcp: Vec::new(),
-        tls: Vec::new(),
         ws: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
-        wss: Vec::new(),
-        tls_identity: None,
-        tls_client_roots: None,
-        tls_connector: None,
-        max_message_bytes: MAX_MESSAGE,
-        idle_timeout: Duration::from_secs(1),
-        limits: StreamLimits::default(),
+        ..TransportConfig::without_listeners(MAX_MESSAGE, Duration::from_secs(1))
     };
     let transports = Transports::start(config, tx).await.expect("listeners bind");
     let addr = transports.ws_addrs()[0];
